@@ -1,0 +1,235 @@
+"""The core: turns one incoming event into an outcome. Knows nothing of any platform."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from typing import Any
+
+from bot.conversations.engine import FormEngine, is_word
+from bot.conversations.fields import Invalid
+from bot.conversations.worklog import WORKLOG, check_not_future, parse_text, resolve_area
+from bot.conversations.worklog import time_value as worklog_time_value
+from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
+from bot.handlers import logs as logs_handler
+from bot.handlers.intents import simple_intent, worklog_intent
+from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
+from bot.handlers.start import StartHandler
+from bot.models import User
+from bot.services import Ctx, Services
+from bot.storage.conversations import Draft
+from bot.textutil import normalize_input
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.engine = FormEngine({WORKLOG.name: WORKLOG})
+        self.start_handler = StartHandler(services)
+        # One lock per chat identity: a user's updates run in arrival order, users in parallel.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    def _lock(self, channel: str, external_id: str) -> asyncio.Lock:
+        key = (channel, external_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def handle(self, ev: Incoming) -> Outcome:
+        async with self._lock(ev.channel, ev.external_id):
+            try:
+                return await self._handle(ev)
+            except Exception:
+                log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
+                user = await self.services.people.by_identity(ev.channel, ev.external_id)
+                locale = (user.locale if user else None) or self.services.settings.locale
+                from bot.i18n import t
+
+                return Outcome().add(t(locale, "error.internal"))
+
+    async def user_for(self, ev: Incoming) -> User | None:
+        return await self.services.people.by_identity(ev.channel, ev.external_id)
+
+    # --- routing ---------------------------------------------------------------------
+    async def _handle(self, ev: Incoming) -> Outcome:
+        text = ev.text if ev.text is not None else None
+        command, arg = _command(text) if text else (None, "")
+        if command == "start":
+            return await self.start_handler.handle(ev, arg)
+        user = await self.user_for(ev)
+        if user is None:
+            return await self.start_handler.stranger(ev)
+        ctx = Ctx(self.services, user, self.services.clock.now())
+        draft = await self.services.conversations.get(user.id)
+        prefix: list[Reply] = []
+        if draft is not None and self.engine.is_expired(ctx, draft):
+            prefix.append(Reply(ctx.t("form.expired", form=await self.engine.describe(ctx, draft),
+                                      minutes=self.services.settings.form_timeout_minutes)))
+            await self.services.conversations.delete(user.id)
+            draft = None
+        out = await self._route(ctx, ev, draft, command, arg)
+        out.replies[:0] = prefix
+        return out
+
+    async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
+                     arg: str) -> Outcome:
+        if ev.callback is not None:
+            return await self._button(ctx, draft, ev.callback)
+        if command is not None:
+            return await self._command(ctx, draft, command, arg)
+        if ev.photo is not None:
+            if draft is not None:
+                return await self.engine.on_photo(ctx, draft, f"{ev.channel}:{ev.photo}")
+            return Outcome().add(ctx.t("media.no_form_photo"), menu_buttons(ctx.locale))
+        if ev.location is not None:
+            if draft is not None:
+                return await self.engine.on_location(ctx, draft, ev.location)
+            return Outcome().add(ctx.t("media.no_form_location"), menu_buttons(ctx.locale))
+        if ev.text is None:
+            if draft is not None:
+                return await self.engine.reprompt(ctx, draft, ctx.t("media.unsupported"))
+            return Outcome().add(ctx.t("media.unsupported"), menu_buttons(ctx.locale))
+        text = ev.text
+        limit = self.services.settings.max_text_length
+        if len(text) > limit:
+            note = ctx.t("form.too_long", length=len(text), limit=limit)
+            if draft is not None:
+                return await self.engine.reprompt(ctx, draft, "⚠️ " + note)
+            return Outcome().add(note)
+        if not text.strip():
+            if draft is not None:
+                return await self.engine.reprompt(ctx, draft, "⚠️ " + ctx.t("form.empty_text"))
+            return Outcome().add(ctx.t("form.empty_text"), menu_buttons(ctx.locale))
+        if draft is not None:
+            return await self.engine.on_text(ctx, draft, text)
+        return await self._free_text(ctx, text)
+
+    async def _free_text(self, ctx: Ctx, text: str) -> Outcome:
+        simple = simple_intent(text)
+        if simple == "logs":
+            return await logs_handler.list_logs(ctx)
+        if simple == "help":
+            return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
+        if simple == "greet":
+            return await greeting(ctx)
+        team_areas = [a.name for a in await self.services.people.team_areas(ctx.user.team_id)]
+        intent = worklog_intent(text, ctx.local_now, team_areas)
+        if intent is not None:
+            values: dict[str, Any] = {}
+            notices: dict[str, str] = {}
+            if intent.items:
+                values["items"] = intent.items
+            if intent.area_text:
+                area, note = await resolve_area(ctx, intent.area_text)
+                if area:
+                    values["area"] = area
+                elif note:
+                    notices["area"] = "⚠️ " + note
+            if intent.time is not None:
+                try:
+                    check_not_future(ctx, intent.time)
+                    values["time"] = worklog_time_value(intent.time)
+                except Invalid as exc:
+                    notices["time"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
+            if intent.content:
+                with contextlib.suppress(Invalid):  # if refused, asked again at its step
+                    values["content"] = await parse_text(intent.content, ctx)
+            return await self.engine.start(ctx, WORKLOG.name, values, notices)
+        if is_word(text, "cancel"):
+            return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
+        return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),
+                             menu_buttons(ctx.locale))
+
+    async def _start_form(self, ctx: Ctx, draft: Draft | None, form: str) -> Outcome:
+        if draft is not None:
+            tok = draft.token
+            return Outcome().add(
+                ctx.t("form.conflict", form=await self.engine.describe(ctx, draft)),
+                [[Button(ctx.t("btn.resume"), callback(tok, "resume")),
+                  Button(ctx.t("btn.discard_new"), callback(tok, "discard_new", form))]])
+        return await self.engine.start(ctx, form)
+
+    async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
+        if command == "cancel":
+            if draft is None:
+                return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
+            return await self.engine.cancel(ctx, draft)
+        if command == "help":
+            body = await help_text(ctx)
+            if draft is not None:  # help never costs the form: answer, then ask again
+                out = await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))
+                out.replies.insert(0, Reply(body))
+                return out
+            return Outcome().add(body, menu_buttons(ctx.locale))
+        if command == "log":
+            return await self._start_form(ctx, draft, WORKLOG.name)
+        if command == "lang":
+            out = await set_language(ctx, arg)
+            if draft is not None and out.commands_changed:
+                fresh = await self.user_for_id(ctx.user.id)
+                out.replies += (await self.engine.reprompt(Ctx(self.services, fresh, ctx.now),
+                                                           draft)).replies
+            return out
+        if command == "logs":
+            out = await logs_handler.list_logs(ctx)
+        else:
+            out = Outcome().add(ctx.t("menu.unknown_command", command=command,
+                                      commands=" ".join("/" + c for c in COMMANDS)))
+        if draft is not None:
+            out.replies += (await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
+        return out
+
+    async def user_for_id(self, user_id: int) -> User:
+        user = await self.services.people.user(user_id)
+        assert user is not None
+        return user
+
+    async def _button(self, ctx: Ctx, draft: Draft | None, data: str) -> Outcome:
+        parsed = parse_callback(data)
+        if parsed is None:
+            return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+        token, action, arg = parsed
+        if token == GLOBAL_TOKEN:
+            return await self._global_button(ctx, draft, action, arg)
+        if draft is None or token != draft.token:
+            out = Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+            if draft is not None:
+                out.replies += (await self.engine.reprompt(ctx, draft)).replies
+            else:
+                out.replies[0].buttons = menu_buttons(ctx.locale)
+            return out
+        if action == "discard_new":
+            await self.services.conversations.delete(ctx.user.id)
+            out = await self.engine.start(ctx, arg if arg in self.engine.forms else WORKLOG.name)
+            out.replies.insert(0, Reply(ctx.t("form.discarded")))
+            return out
+        return await self.engine.on_action(ctx, draft, action, arg)
+
+    async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,
+                             arg: str) -> Outcome:
+        if action == "cmd" and arg in COMMANDS:
+            return await self._command(ctx, draft, arg, "")
+        if action == "logs" and arg.isdigit():
+            return await logs_handler.list_logs(ctx, int(arg))
+        if action == "log" and arg.isdigit():
+            return await logs_handler.show_log(ctx, int(arg))
+        return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+
+
+def _command(text: str) -> tuple[str | None, str]:
+    """'/start@taiqu_bot CODE' -> ('start', 'CODE'); plain text -> (None, '')."""
+    clean = text.strip()
+    if not clean.startswith("/") or len(clean) < 2:
+        return None, ""
+    head, _, rest = clean[1:].partition(" ")
+    name = head.split("@", 1)[0].lower()
+    if not name or not name.replace("_", "").isalnum():
+        return None, ""
+    return name, rest.strip()

@@ -1,0 +1,200 @@
+"""Telegram: PTB updates in, core outcomes out. The only module that imports telegram."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
+
+from bot.assistant import Assistant
+from bot.config import SUPPORTED_LOCALES, Settings
+from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply
+from bot.handlers.menu import command_descriptions
+from bot.textutil import split_message
+
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+_LANG_CODE = {"zh_CN": "zh", "en": "en"}
+
+
+class PerUserInOrder(BaseUpdateProcessor):
+    """Different users concurrently, one user's updates strictly in arrival order (replies too)."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        import asyncio
+
+        self._asyncio = asyncio
+        self._locks: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        user = update.effective_user if isinstance(update, Update) else None
+        if user is None:
+            await coroutine
+            return
+        lock = self._locks.get(user.id)
+        if lock is None:
+            lock = self._asyncio.Lock()
+            self._locks[user.id] = lock
+        async with lock:
+            await coroutine
+
+    async def initialize(self) -> None:  # nothing to set up
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons])
+
+
+def to_incoming(update: Update) -> list[Incoming]:
+    """One update becomes zero or more core events (a captioned photo is a photo then text)."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or chat.type != ChatType.PRIVATE:
+        return []  # customer data never goes to group chats
+    base: dict[str, Any] = {"channel": CHANNEL, "external_id": str(user.id),
+                            "display_name": user.full_name, "language": user.language_code}
+    if update.callback_query is not None:
+        return [Incoming(**base, callback=update.callback_query.data or "")]
+    msg = update.message
+    if msg is None:
+        return []  # edits of old messages, channel posts ...
+    if msg.text is not None:
+        return [Incoming(**base, text=msg.text)]
+    if msg.photo:
+        events = [Incoming(**base, photo=msg.photo[-1].file_id)]
+        if msg.caption:
+            events.append(Incoming(**base, text=msg.caption))
+        return events
+    if msg.location is not None:
+        return [Incoming(**base, location=(msg.location.latitude, msg.location.longitude))]
+    kind = next((k for k in ("document", "voice", "sticker", "video", "audio", "contact")
+                 if getattr(msg, k, None) is not None), "other")
+    return [Incoming(**base, other=kind)]
+
+
+class TelegramChannel:
+    def __init__(self, assistant: Assistant, settings: Settings, *,
+                 rate_limiter: bool = True) -> None:
+        if not settings.telegram_token:
+            raise ValueError("TAIQU_TELEGRAM_TOKEN is not set")
+        self.assistant = assistant
+        self.settings = settings
+        builder = (ApplicationBuilder().token(settings.telegram_token)
+                   .base_url(settings.telegram_base_url)
+                   .base_file_url(settings.telegram_base_file_url)
+                   .concurrent_updates(PerUserInOrder())
+                   .post_init(self._register_commands))
+        if rate_limiter:
+            builder = builder.rate_limiter(AIORateLimiter(max_retries=5))
+        self.app: Application = builder.build()  # type: ignore[type-arg]
+        self.app.add_handler(TypeHandler(Update, self._on_update))
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.app.initialize()
+        if self.app.post_init:
+            await self.app.post_init(self.app)
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            poll_interval=0.0, timeout=10,
+            allowed_updates=["message", "callback_query"])
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def _register_commands(self, app: Application) -> None:  # type: ignore[type-arg]
+        """The command menu next to the input box, in each language and a default."""
+        for locale in SUPPORTED_LOCALES:
+            await app.bot.set_my_commands(self._commands(locale), language_code=_LANG_CODE[locale])
+        await app.bot.set_my_commands(self._commands(self.settings.locale))
+
+    @staticmethod
+    def _commands(locale: str) -> list[BotCommand]:
+        return [BotCommand(c, d) for c, d in command_descriptions(locale)]
+
+    # --- updates ---------------------------------------------------------------------
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        for ev in to_incoming(update):
+            out = await self.assistant.handle(ev)
+            await self._deliver(update, out)
+            if out.commands_changed:
+                await self._chat_commands(update, ev)
+
+    async def _chat_commands(self, update: Update, ev: Incoming) -> None:
+        user = await self.assistant.user_for(ev)
+        if user is None or update.effective_chat is None:
+            return
+        locale = user.locale or self.settings.locale
+        await self.app.bot.set_my_commands(
+            self._commands(locale), scope=BotCommandScopeChat(update.effective_chat.id))
+
+    async def _deliver(self, update: Update, out: Outcome) -> None:
+        chat_id = update.effective_chat.id if update.effective_chat else None
+        query = update.callback_query
+        if query is not None:
+            try:
+                await query.answer(out.toast)
+            except TelegramError as exc:  # a late answer is harmless: the query just timed out
+                log.debug("answerCallbackQuery failed: %s", exc)
+            if query.message is not None:
+                try:
+                    if out.edit is not None:
+                        await query.edit_message_text(out.edit.text[:4096],
+                                                      reply_markup=_markup(out.edit.buttons))
+                    elif not (query.data or "").startswith(GLOBAL_TOKEN):
+                        # A form's buttons are used up once pressed: fewer stale presses later.
+                        await query.edit_message_reply_markup(reply_markup=None)
+                except BadRequest as exc:
+                    if "not modified" not in str(exc).lower():
+                        log.warning("editing a pressed message failed: %s", exc)
+        if chat_id is None:
+            return
+        for reply in out.replies:
+            await self._send(chat_id, reply)
+
+    async def _send(self, chat_id: int, reply: Reply) -> None:
+        bot = self.app.bot
+        chunks = split_message(reply.text)
+        try:
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                await bot.send_message(chat_id, chunk,
+                                       reply_markup=_markup(reply.buttons) if last else None)
+            for ref in reply.photos:
+                channel, _, file_id = ref.partition(":")
+                if channel == CHANNEL:
+                    await bot.send_photo(chat_id, file_id)
+        except Forbidden:
+            log.warning("chat %s blocked the bot; reply dropped", chat_id)

@@ -1,0 +1,178 @@
+"""The local terminal chat: the same conversations as Telegram, on the embedded database."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from typing import TextIO
+
+from bot.assistant import Assistant
+from bot.events import Button, Incoming, Outcome, Reply
+from bot.i18n import t
+from bot.models import Role, User
+from bot.services import Services
+
+CHANNEL = "terminal"
+DEMO_TEAM = "城东供电所"
+DEMO_AREAS = ("3号台区", "5号台区", "7号台区")
+# name, role, areas
+DEMO_USERS: tuple[tuple[str, Role, tuple[str, ...]], ...] = (
+    ("张三", Role.MANAGER, ("3号台区", "5号台区")),
+    ("李四", Role.MANAGER, ("7号台区",)),
+    ("王班长", Role.LEAD, ()),
+)
+_DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+")  # leading emoji / ticks on a button label
+
+
+async def create_demo(services: Services) -> list[User]:
+    now = services.clock.now()
+    people = services.people
+    async with services.db.tx() as tx:
+        team_id = await people.ensure_team(tx, DEMO_TEAM, now)
+        area_ids = {a: await people.ensure_area(tx, team_id, a, now) for a in DEMO_AREAS}
+        for name, role, areas in DEMO_USERS:
+            await people.create_user(tx, name, role, team_id, [area_ids[a] for a in areas], now)
+    return await people.users()
+
+
+def _label_key(label: str) -> str:
+    return _DECOR.sub("", label).strip().lower()
+
+
+class TerminalChat:
+    def __init__(self, assistant: Assistant, user: User, out: TextIO) -> None:
+        self.assistant = assistant
+        self.user = user
+        self.out = out
+        self.buttons: list[Button] = []  # the latest buttons on screen, numbered from 1
+        self._photo_seq = 0
+
+    def _print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def show(self, out: Outcome) -> None:
+        if out.toast:
+            self._print(f"  ({out.toast})")
+        replies: list[Reply] = ([out.edit] if out.edit else []) + out.replies
+        for reply in replies:
+            self._print("🤖 " + reply.text.replace("\n", "\n   "))
+            if reply.photos:
+                self._print("   " + " ".join(f"[📷 {p}]" for p in reply.photos))
+            if reply.buttons:
+                self.buttons = [b for row in reply.buttons for b in row]
+                n = 0
+                for row in reply.buttons:
+                    cells = []
+                    for b in row:
+                        n += 1
+                        cells.append(f"[{n}] {b.label}")
+                    self._print("   " + "   ".join(cells))
+        self._print()
+
+    def to_event(self, line: str) -> Incoming | None:
+        """A typed line: a button by number or text, a simulated photo/location, or text."""
+        base = {"channel": CHANNEL, "external_id": str(self.user.id),
+                "display_name": self.user.name}
+        stripped = line.strip()
+        if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
+            return Incoming(**base, callback=self.buttons[int(stripped) - 1].data)
+        key = _label_key(stripped)
+        for b in self.buttons:
+            if key and _label_key(b.label) == key:
+                return Incoming(**base, callback=b.data)
+        if stripped.startswith("/photo"):
+            self._photo_seq += 1
+            note = stripped[len("/photo"):].strip() or f"photo{self._photo_seq}"
+            return Incoming(**base, photo=note)
+        if stripped.startswith("/location"):
+            m = re.match(r"/location\s+(-?\d+(?:\.\d+)?)\s*[,， ]\s*(-?\d+(?:\.\d+)?)$", stripped)
+            if not m:
+                self._print(t(self.user.locale or "zh_CN", "terminal.bad_location"))
+                return None
+            return Incoming(**base, location=(float(m.group(1)), float(m.group(2))))
+        return Incoming(**base, text=line.rstrip("\n"))
+
+    async def send(self, line: str) -> None:
+        ev = self.to_event(line)
+        if ev is not None:
+            self.show(await self.assistant.handle(ev))
+
+
+async def _ask(prompt: str, inp: TextIO, out: TextIO) -> str | None:
+    out.write(prompt + "\n> ")
+    out.flush()
+    line = await asyncio.get_running_loop().run_in_executor(None, inp.readline)
+    return None if line == "" else line.strip()
+
+
+async def choose_user(services: Services, name: str | None, demo: bool | None,
+                      inp: TextIO, out: TextIO) -> User | None:
+    locale = services.settings.locale
+    people = services.people
+    if await people.team_count() == 0:
+        answer = "y" if demo else None if demo is None else "n"
+        if answer is None:
+            answer = await _ask(t(locale, "terminal.empty_db"), inp, out)
+        if answer is not None and answer.lower() in ("", "y", "yes", "是", "好"):
+            users = await create_demo(services)
+            out.write(t(locale, "terminal.demo_created",
+                        users="、".join(f"{u.name}（{u.role.value}）" for u in users)) + "\n")
+        else:
+            out.write(t(locale, "terminal.no_demo") + "\n")
+            return None
+    users = await people.users()
+    if not users:
+        out.write(t(locale, "terminal.no_demo") + "\n")
+        return None
+    if name is None:
+        if len(users) == 1:
+            return users[0]
+        listing = "\n".join(f"[{i}] {u.name}（{u.team_name}，{u.role.value}）"
+                            for i, u in enumerate(users, 1))
+        answer = await _ask(t(locale, "terminal.pick_user") + "\n" + listing, inp, out)
+        if answer is None:
+            return None
+        name = answer
+        if answer.isdigit() and 1 <= int(answer) <= len(users):
+            return users[int(answer) - 1]
+    for u in users:
+        if u.name == name:
+            return u
+    out.write(t(locale, "terminal.unknown_user", name=name,
+                users="、".join(u.name for u in users)) + "\n")
+    return None
+
+
+async def run_terminal(services: Services, user_name: str | None = None,
+                       demo: bool | None = None, inp: TextIO | None = None,
+                       out: TextIO | None = None) -> int:
+    inp = inp or sys.stdin
+    out = out or sys.stdout
+    user = await choose_user(services, user_name, demo, inp, out)
+    if user is None:
+        return 1
+    now = services.clock.now()
+    async with services.db.tx() as tx:
+        # The terminal is a local tool for whoever holds the database: sign in by name.
+        await services.people.link_identity(tx, CHANNEL, str(user.id), user.id, now)
+    assistant = Assistant(services)
+    chat = TerminalChat(assistant, user, out)
+    locale = user.locale or services.settings.locale
+    out.write(t(locale, "terminal.banner", db=services.settings.db_path, name=user.name) + "\n\n")
+    draft = await services.conversations.get(user.id)
+    # Resume an unfinished form from an earlier session, else greet.
+    await chat.send("/start" if draft is None else "/help")
+    loop = asyncio.get_running_loop()
+    while True:
+        out.write("> ")
+        out.flush()
+        line = await loop.run_in_executor(None, inp.readline)
+        if line == "" or line.strip() in ("/quit", "/exit", "/q"):
+            current = await services.people.user(user.id)
+            draft = await services.conversations.get(user.id)
+            key = "terminal.bye_draft" if draft else "terminal.bye"
+            out.write("\n" + t((current.locale if current else None) or locale, key) + "\n")
+            return 0
+        await chat.send(line)

@@ -1,0 +1,76 @@
+"""Settings from TAIQU_* environment variables and an optional .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+LOCALES_DIR = ROOT / "locales"
+SUPPORTED_LOCALES = ("zh_CN", "en")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TAIQU_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    telegram_token: str | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    db_path: Path = DATA_DIR / "taiqu.db"
+    timezone: str = "Asia/Shanghai"
+    locale: str = "zh_CN"
+    form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    invite_ttl_days: int = Field(default=7, ge=1, le=365)
+    max_text_length: int = Field(default=2000, ge=10, le=4000)
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _token_shape(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if ":" not in v or " " in v:
+            raise ValueError("expected a Bot API token like 123456:ABC-DEF (from @BotFather)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from exc
+        return v
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, v: str) -> str:
+        if v not in SUPPORTED_LOCALES:
+            raise ValueError(
+                f"unsupported locale {v!r} (choose one of {', '.join(SUPPORTED_LOCALES)})")
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class SettingsError(Exception):
+    """A bad setting, already phrased as one line that names it."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "TAIQU_" + str(err["loc"][0]).upper() if err["loc"] else "TAIQU_?"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {name}: {msg}") from None

@@ -1,0 +1,434 @@
+"""The engine that walks any declared form: prompts, parsing, back / skip / cancel / edit /
+help / retries / prefill / expiry, with the state written to the database on every step."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.matching import Choice, match_choice
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.i18n import catalog
+from bot.services import Ctx
+from bot.storage.conversations import Draft
+from bot.textutil import normalize_input
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "__summary__"
+EDIT_MENU = "__edit__"
+RETRY_HINT_AFTER = 2  # after this many invalid answers in a row, show the examples again
+
+
+@dataclass(frozen=True)
+class Saved:
+    text: str
+    buttons: list[list[Button]]
+
+
+SaveFn = Callable[[Ctx, dict[str, Any], str], Awaitable[Saved]]
+QuickFn = Callable[[Ctx], Any]
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    name: str
+    title: str  # locale key
+    fields: tuple[Field, ...]
+    save: SaveFn
+    quick: dict[str, QuickFn]  # quick-answer action -> value (e.g. "now")
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+@cache
+def _words(kind: str) -> frozenset[str]:
+    """Typed control words (上一步, skip ...) in every language, from locales/words.*."""
+    words: set[str] = set()
+    for loc in ("zh_CN", "en"):
+        words |= {w.strip().lower() for w in catalog(loc).get(f"words.{kind}", "").split("|")}
+    return frozenset(w for w in words if w)
+
+
+def is_word(text: str, kind: str) -> bool:
+    return normalize_input(text).lower() in _words(kind)
+
+
+def _state(draft: Draft) -> dict[str, Any]:
+    return draft.state
+
+
+class FormEngine:
+    def __init__(self, forms: dict[str, FormSpec]) -> None:
+        self.forms = forms
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self, ctx: Ctx, form: str, values: dict[str, Any] | None = None,
+                    notices: dict[str, str] | None = None) -> Outcome:
+        spec = self.forms[form]
+        draft = Draft(ctx.user.id, form, secrets.token_hex(4),
+                      {"values": dict(values or {}), "history": [], "skipped": [],
+                       "editing": False, "errors": 0, "notices": dict(notices or {}),
+                       "step": ""}, ctx.now, ctx.now)
+        self._advance(spec, draft)
+        await self._store(ctx, draft)
+        prefix = None
+        if values:  # say what was understood, so a wrong reading is caught at once
+            shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name])}"
+                     for f in spec.fields if values.get(f.name) not in (None, [], "")]
+            prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
+        return Outcome([await self.render(ctx, draft, prefix)])
+
+    async def _store(self, ctx: Ctx, draft: Draft) -> None:
+        draft.updated_at = ctx.now
+        await ctx.services.conversations.put(draft)
+
+    def is_expired(self, ctx: Ctx, draft: Draft) -> bool:
+        return ctx.now - draft.updated_at > ctx.services.form_timeout
+
+    async def describe(self, ctx: Ctx, draft: Draft) -> str:
+        """One line naming the form and what it holds so far, for expiry and conflict notes."""
+        spec = self.forms[draft.form]
+        parts = []
+        for f in spec.fields[:3]:
+            value = _state(draft)["values"].get(f.name)
+            if value not in (None, [], ""):
+                parts.append(await self._show(ctx, f, value))
+        detail = "，".join(parts) if ctx.locale == "zh_CN" else ", ".join(parts)
+        return ctx.t(spec.title) + (f"（{detail}）" if detail else "")
+
+    # --- rendering -------------------------------------------------------------------
+    async def render(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Reply:
+        spec = self.forms[draft.form]
+        st = _state(draft)
+        tok = draft.token
+        lines = [prefix] if prefix else []
+        step = st["step"]
+        if step == SUMMARY:
+            lines.append(await self.summary(ctx, draft))
+            buttons = [[Button(ctx.t("btn.save"), callback(tok, "save")),
+                        Button(ctx.t("btn.edit"), callback(tok, "edit"))],
+                       [Button(ctx.t("btn.back"), callback(tok, "back")),
+                        Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]]
+            return Reply("\n".join(lines), buttons)
+        if step == EDIT_MENU:
+            lines.append(ctx.t("form.edit_which"))
+            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))] for f in spec.fields]
+            pairs = [rows[i][0:1] + (rows[i + 1] if i + 1 < len(rows) else [])
+                     for i in range(0, len(rows), 2)]
+            pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
+            return Reply("\n".join(lines), pairs)
+        f = spec.field(step)
+        notice = st["notices"].pop(f.name, None)
+        if notice:
+            lines.append(notice)
+        lines.append(ctx.t(f.prompt))
+        value = st["values"].get(f.name)
+        if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
+            lines.append(ctx.t("form.current_value", value=await self._show(ctx, f, value)))
+        if f.hint and (st["errors"] == 0 or st["errors"] >= RETRY_HINT_AFTER):
+            lines.append(ctx.t(f.hint))
+        rows: list[list[Button]] = []
+        if f.kind in (Kind.CHOICE, Kind.MULTI) and f.choices:
+            choices = await f.choices(ctx)
+            picked = set(value or []) if f.kind is Kind.MULTI else set()
+            row: list[Button] = []
+            for c in choices:
+                if f.kind is Kind.MULTI:
+                    mark = "☑ " if c.value in picked else "☐ "
+                    row.append(Button(mark + c.label, callback(tok, "tog", c.value)))
+                else:
+                    row.append(Button(c.label, callback(tok, "pick", c.value)))
+                if len(row) == 3:
+                    rows.append(row)
+                    row = []
+            if row:
+                rows.append(row)
+            if f.kind is Kind.MULTI:
+                rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
+        for action in f.quick:
+            rows.append([Button(ctx.t(f"btn.{action}"), callback(tok, "quick", action))])
+        if f.kind is Kind.PHOTOS and value:
+            lines.append(ctx.t("form.photos_so_far", count=len(value)))
+            rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
+        nav: list[Button] = []
+        if st["history"] or st["editing"]:
+            nav.append(Button(ctx.t("btn.back"), callback(tok, "back")))
+        if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
+            nav.append(Button(ctx.t("btn.keep"), callback(tok, "keep")))
+        elif not f.required and not value:
+            nav.append(Button(ctx.t("btn.skip"), callback(tok, "skip")))
+        nav.append(Button(ctx.t("btn.cancel"), callback(tok, "cancel")))
+        rows.append(nav)
+        return Reply("\n".join(lines), rows)
+
+    async def _show(self, ctx: Ctx, f: Field, value: Any) -> str:
+        if value in (None, [], ""):
+            return ctx.t("form.empty")
+        if f.show:
+            return await f.show(value, ctx)
+        return str(value)
+
+    async def summary(self, ctx: Ctx, draft: Draft) -> str:
+        spec = self.forms[draft.form]
+        values = _state(draft)["values"]
+        lines = [ctx.t("form.summary_title", title=ctx.t(spec.title))]
+        for f in spec.fields:
+            lines.append(f"{ctx.t(f.label)}：{await self._show(ctx, f, values.get(f.name))}"
+                         if ctx.locale == "zh_CN" else
+                         f"{ctx.t(f.label)}: {await self._show(ctx, f, values.get(f.name))}")
+        return "\n".join(lines)
+
+    async def reprompt(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Outcome:
+        reply = await self.render(ctx, draft, prefix)
+        await self._store(ctx, draft)  # notices shown are consumed
+        return Outcome([reply])
+
+    # --- moving between steps ----------------------------------------------------------
+    def _advance(self, spec: FormSpec, draft: Draft) -> None:
+        """Go to the first field still missing, or to the summary."""
+        st = _state(draft)
+        st["errors"] = 0
+        if st["editing"]:
+            st["editing"] = False
+            st["step"] = SUMMARY
+            return
+        for f in spec.fields:
+            if st["values"].get(f.name) in (None, [], "") and f.name not in st["skipped"]:
+                st["step"] = f.name
+                return
+        st["step"] = SUMMARY
+
+    def _answered(self, spec: FormSpec, draft: Draft, name: str, value: Any) -> None:
+        st = _state(draft)
+        st["values"][name] = value
+        if name in st["skipped"] and value not in (None, [], ""):
+            st["skipped"].remove(name)
+        if not st["editing"] and name not in st["history"]:
+            st["history"].append(name)
+        self._advance(spec, draft)
+
+    def _back(self, draft: Draft) -> bool:
+        st = _state(draft)
+        if st["editing"]:
+            st["editing"] = False
+            st["step"] = SUMMARY
+            return True
+        if st["step"] in (SUMMARY, EDIT_MENU):
+            if not st["history"]:
+                return False
+            st["step"] = st["history"][-1]
+            return True
+        if st["step"] in st["history"]:
+            idx = st["history"].index(st["step"])
+            if idx == 0:
+                return False
+            st["step"] = st["history"][idx - 1]
+            return True
+        if not st["history"]:
+            return False
+        st["step"] = st["history"][-1]
+        return True
+
+    # --- input -----------------------------------------------------------------------
+    async def on_text(self, ctx: Ctx, draft: Draft, text: str) -> Outcome:
+        spec = self.forms[draft.form]
+        st = _state(draft)
+        step = st["step"]
+        clean = normalize_input(text)
+        if is_word(clean, "cancel"):
+            return await self.cancel(ctx, draft)
+        if is_word(clean, "back"):
+            return await self.on_action(ctx, draft, "back", "")
+        if step == SUMMARY:
+            if is_word(clean, "save"):
+                return await self.on_action(ctx, draft, "save", "")
+            if is_word(clean, "edit"):
+                return await self.on_action(ctx, draft, "edit", "")
+            return await self.reprompt(ctx, draft, ctx.t("form.summary_use_buttons"))
+        if step == EDIT_MENU:
+            for f in spec.fields:
+                if match_choice(clean, [Choice(f.name, ctx.t(f.label))]).exact:
+                    return await self.on_action(ctx, draft, "editf", f.name)
+            return await self.reprompt(ctx, draft, ctx.t("form.edit_use_buttons"))
+        f = spec.field(step)
+        value = st["values"].get(f.name)
+        if is_word(clean, "skip"):
+            if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
+                return await self.on_action(ctx, draft, "keep", "")
+            return await self.on_action(ctx, draft, "skip", "")
+        if f.kind in (Kind.MULTI, Kind.PHOTOS) and is_word(clean, "done"):
+            return await self.on_action(ctx, draft, "done", "")
+        for action in f.quick:
+            if is_word(clean, action):
+                return await self.on_action(ctx, draft, "quick", action)
+        if f.kind is Kind.PHOTOS:
+            return await self._invalid(ctx, draft, Invalid("form.expect_photo"))
+        if f.kind is Kind.LOCATION:
+            return await self._invalid(ctx, draft, Invalid("form.expect_location"))
+        try:
+            if f.kind is Kind.CHOICE:
+                parsed: Any = await self._parse_choice(ctx, f, clean)
+            elif f.parse is not None:
+                parsed = await f.parse(clean, ctx)
+            else:
+                parsed = clean
+        except Invalid as exc:
+            return await self._invalid(ctx, draft, exc)
+        self._answered(spec, draft, f.name, parsed)
+        await self._store(ctx, draft)
+        return Outcome([await self.render(ctx, draft)])
+
+    async def _parse_choice(self, ctx: Ctx, f: Field, text: str) -> str:
+        assert f.choices is not None
+        choices = await f.choices(ctx)
+        found = match_choice(text, choices)
+        if found.exact:
+            return found.exact.value
+        if found.suggestions:
+            raise Invalid("form.did_you_mean", text=text,
+                          options="、".join(c.label for c in found.suggestions))
+        raise Invalid(f"{f.prompt}.unknown", text=text,
+                      options="、".join(c.label for c in choices))
+
+    async def _invalid(self, ctx: Ctx, draft: Draft, exc: Invalid) -> Outcome:
+        st = _state(draft)
+        st["errors"] += 1
+        return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
+
+    async def on_photo(self, ctx: Ctx, draft: Draft, ref: str) -> Outcome:
+        """A photo is kept whatever step it arrives at: nothing the user sends is lost."""
+        st = _state(draft)
+        photos = [*st["values"].get("photos", []), ref]
+        st["values"]["photos"] = photos
+        if "photos" in st["skipped"]:
+            st["skipped"].remove("photos")
+        if st["step"] == "photos":
+            await self._store(ctx, draft)
+            tok = draft.token
+            return Outcome([Reply(ctx.t("form.photo_received", count=len(photos)),
+                                  [[Button(ctx.t("btn.done"), callback(tok, "done")),
+                                    Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]])])
+        return await self.reprompt(ctx, draft, ctx.t("form.photo_kept", count=len(photos)))
+
+    async def on_location(self, ctx: Ctx, draft: Draft, point: tuple[float, float]) -> Outcome:
+        spec = self.forms[draft.form]
+        st = _state(draft)
+        if st["step"] == "location":
+            self._answered(spec, draft, "location", list(point))
+            await self._store(ctx, draft)
+            return Outcome([await self.render(ctx, draft)])
+        st["values"]["location"] = list(point)
+        return await self.reprompt(ctx, draft, ctx.t("form.location_kept"))
+
+    async def on_action(self, ctx: Ctx, draft: Draft, action: str, arg: str) -> Outcome:
+        """A button press (or its typed equivalent) that belongs to this draft."""
+        spec = self.forms[draft.form]
+        st = _state(draft)
+        step = st["step"]
+        field_ = spec.field(step) if step not in (SUMMARY, EDIT_MENU) else None
+        if action == "cancel":
+            return await self.confirm_cancel(ctx, draft)
+        if action == "cancel_yes":
+            return await self.cancel(ctx, draft)
+        if action in ("cancel_no", "summary", "resume"):
+            if action == "summary":
+                st["step"] = SUMMARY
+                st["editing"] = False
+            return await self.reprompt(ctx, draft)
+        if action == "back":
+            if not self._back(draft):
+                return await self.reprompt(ctx, draft, ctx.t("form.first_step"))
+            st["errors"] = 0
+            return await self.reprompt(ctx, draft)
+        if action == "save" and step == SUMMARY:
+            return await self._save(ctx, draft)
+        if action == "edit" and step == SUMMARY:
+            st["step"] = EDIT_MENU
+            return await self.reprompt(ctx, draft)
+        if action == "editf" and step in (SUMMARY, EDIT_MENU):
+            try:
+                spec.field(arg)
+            except KeyError:
+                return await self.reprompt(ctx, draft)
+            st["step"] = arg
+            st["editing"] = True
+            st["errors"] = 0
+            return await self.reprompt(ctx, draft)
+        if field_ is None:
+            return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
+        if action == "keep" and st["values"].get(field_.name) not in (None, [], ""):
+            self._answered(spec, draft, field_.name, st["values"][field_.name])
+        elif action == "skip" and not field_.required:
+            st["values"][field_.name] = [] if field_.kind in (Kind.MULTI, Kind.PHOTOS) else None
+            if field_.name not in st["skipped"]:
+                st["skipped"].append(field_.name)
+            if not st["editing"] and field_.name not in st["history"]:
+                st["history"].append(field_.name)
+            self._advance(spec, draft)
+        elif action == "skip":
+            return await self.reprompt(ctx, draft, ctx.t("form.required"))
+        elif action == "pick" and field_.kind is Kind.CHOICE and field_.choices:
+            if arg not in {c.value for c in await field_.choices(ctx)}:
+                return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
+            self._answered(spec, draft, field_.name, arg)
+        elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
+            if arg in {c.value for c in await field_.choices(ctx)}:
+                picked = list(st["values"].get(field_.name) or [])
+                picked.remove(arg) if arg in picked else picked.append(arg)
+                st["values"][field_.name] = picked
+            await self._store(ctx, draft)
+            return Outcome(edit=await self.render(ctx, draft), toast=ctx.t("form.toggled"))
+        elif action == "done" and field_.kind is Kind.MULTI:
+            if not st["values"].get(field_.name):
+                return await self.reprompt(ctx, draft, ctx.t("form.pick_at_least_one"))
+            self._answered(spec, draft, field_.name, st["values"][field_.name])
+        elif action == "done" and field_.kind is Kind.PHOTOS:
+            if st["values"].get("photos"):
+                self._answered(spec, draft, "photos", st["values"]["photos"])
+            else:
+                return await self.on_action(ctx, draft, "skip", "")
+        elif action == "quick" and arg in field_.quick and arg in spec.quick:
+            self._answered(spec, draft, field_.name, spec.quick[arg](ctx))
+        else:
+            return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
+        await self._store(ctx, draft)
+        return Outcome([await self.render(ctx, draft)])
+
+    async def confirm_cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
+        """A tapped cancel asks first: one slip of a wet thumb must not throw a form away."""
+        tok = draft.token
+        await self._store(ctx, draft)
+        return Outcome([Reply(ctx.t("form.cancel_confirm", form=await self.describe(ctx, draft)),
+                              [[Button(ctx.t("btn.cancel_yes"), callback(tok, "cancel_yes")),
+                                Button(ctx.t("btn.cancel_no"), callback(tok, "cancel_no"))]])])
+
+    async def cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
+        await ctx.services.conversations.delete(ctx.user.id)
+        return Outcome([Reply(ctx.t("form.cancelled", form=ctx.t(self.forms[draft.form].title)),
+                              [[Button(ctx.t("btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log")),
+                                Button(ctx.t("btn.menu_logs"),
+                                       callback(GLOBAL_TOKEN, "cmd", "logs"))]])])
+
+    async def _save(self, ctx: Ctx, draft: Draft) -> Outcome:
+        spec = self.forms[draft.form]
+        try:
+            saved = await spec.save(ctx, _state(draft)["values"], draft.token)
+        except Invalid as exc:
+            return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
+        except Exception:
+            # Keep the draft: the user can press save again; nothing confirmed is lost.
+            log.exception("saving form %s for user %s failed", draft.form, ctx.user.id)
+            return await self.reprompt(ctx, draft, "⚠️ " + ctx.t("form.save_failed"))
+        await ctx.services.conversations.delete(ctx.user.id)
+        return Outcome([Reply(saved.text, saved.buttons)], toast=ctx.t("form.saved_toast"))
+

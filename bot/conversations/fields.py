@@ -1,0 +1,48 @@
+"""Field declarations: what a form asks, how an answer is read, how a value is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.conversations.matching import Choice
+from bot.services import Ctx
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    CHOICE = "choice"  # one of several, buttons
+    MULTI = "multi"  # ticks, like the paper form's □
+    TIME = "time"
+    PHOTOS = "photos"
+    LOCATION = "location"
+
+
+class Invalid(Exception):
+    """A re-prompt: `key` names the locale string explaining what was wrong."""
+
+    def __init__(self, key: str, **kwargs: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.kwargs = kwargs
+
+
+ChoicesFn = Callable[[Ctx], Awaitable[list[Choice]]]
+ParseFn = Callable[[str, Ctx], Awaitable[Any]]
+ShowFn = Callable[[Any, Ctx], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str  # locale key used in the summary and the edit menu
+    prompt: str  # locale key of the question
+    kind: Kind
+    required: bool = True
+    choices: ChoicesFn | None = None
+    parse: ParseFn | None = None  # text answer -> stored value (JSON-able); raises Invalid
+    show: ShowFn | None = None  # stored value -> text for the summary
+    hint: str | None = None  # locale key with examples, shown under the prompt
+    quick: tuple[str, ...] = field(default=())  # quick-answer actions offered as buttons

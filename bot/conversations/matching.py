@@ -1,0 +1,56 @@
+"""Match typed text against a list of choices without ever guessing silently."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from bot.textutil import normalize_input
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+@dataclass
+class MatchResult:
+    exact: Choice | None = None
+    suggestions: list[Choice] = field(default_factory=list)
+
+
+def _key(text: str) -> str:
+    return normalize_input(text).replace(" ", "").lower()
+
+
+def _digits(text: str) -> str:
+    return "".join(re.findall(r"\d+", text))
+
+
+def match_choice(text: str, choices: list[Choice], limit: int = 3) -> MatchResult:
+    """An exact label or value match, else 'did you mean' suggestions (`3号` -> `3号台区`)."""
+    key = _key(text)
+    if not key:
+        return MatchResult()
+    for c in choices:
+        if key in (_key(c.label), _key(c.value)):
+            return MatchResult(exact=c)
+    suggestions: list[Choice] = []
+    # Containment either way: '3号' in '3号台区', '城东3号台区' holding '3号台区'.
+    for c in choices:
+        label = _key(c.label)
+        if key in label or label in key:
+            suggestions.append(c)
+    digits = _digits(key)
+    if digits:
+        # '3' or '三号' typed for '3号台区': same number, nothing else contradicting it.
+        suggestions += [c for c in choices if _digits(c.label) == digits and c not in suggestions]
+        suggestions = [c for c in suggestions if not _digits(c.label) or _digits(c.label) == digits
+                       or digits in _digits(c.label)]
+    labels = {_key(c.label): c for c in choices}
+    for close in difflib.get_close_matches(key, list(labels), n=limit, cutoff=0.6):
+        if labels[close] not in suggestions:
+            suggestions.append(labels[close])
+    return MatchResult(suggestions=suggestions[:limit])

@@ -1,0 +1,156 @@
+"""The 工作日志 form: the paper log's fields, asked one at a time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bot.conversations.engine import FormSpec, Saved
+from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.matching import Choice, match_choice
+from bot.events import GLOBAL_TOKEN, Button, callback
+from bot.rules import work_item_keys, work_items_in
+from bot.services import Ctx
+from bot.storage.db import from_iso, iso
+from bot.storage.worklogs import NewWorkLog
+from bot.timeparse import ParsedTime, format_time, parse_time
+
+# A phone clock a few minutes fast must not make "now" look like the future.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+# --- work items -----------------------------------------------------------------------
+async def item_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(k, ctx.t(f"item.{k}")) for k in work_item_keys()]
+
+
+async def parse_items(text: str, ctx: Ctx) -> list[str]:
+    found = work_items_in(text)
+    if not found:
+        raise Invalid("form.worklog.items.unknown", text=text,
+                      options="、".join(ctx.t(f"item.{k}") for k in work_item_keys()))
+    return found
+
+
+async def show_items(value: list[str], ctx: Ctx) -> str:
+    return "、".join(ctx.t(f"item.{k}") for k in value)
+
+
+# --- area -----------------------------------------------------------------------------
+async def area_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(str(a.id), a.name) for a in await ctx.services.people.areas_for(ctx.user)]
+
+
+async def show_area(value: str, ctx: Ctx) -> str:
+    for c in await area_choices(ctx):
+        if c.value == value:
+            return c.label
+    return ctx.t("form.worklog.area_gone_short")
+
+
+async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
+    """(area id, None) for a clear match, else (None, a notice saying why and what is close)."""
+    choices = await area_choices(ctx)
+    found = match_choice(text, choices)
+    if found.exact:
+        return found.exact.value, None
+    if found.suggestions:
+        return None, ctx.t("form.did_you_mean", text=text,
+                           options="、".join(c.label for c in found.suggestions))
+    return None, ctx.t("form.worklog.area.unknown", text=text,
+                       options="、".join(c.label for c in choices))
+
+
+# --- time -----------------------------------------------------------------------------
+def time_value(p: ParsedTime) -> dict[str, Any]:
+    return {"at": iso(p.value), "has_time": p.has_time}
+
+
+def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
+    local_now = ctx.local_now
+    if p.has_time:
+        future = p.value > local_now + FUTURE_TOLERANCE
+    else:
+        future = p.value.date() > local_now.date()
+    if future:
+        raise Invalid("form.worklog.time.future", when=format_time(p, ctx.locale),
+                      now=format_time(local_now, ctx.locale))
+
+
+async def parse_when(text: str, ctx: Ctx) -> dict[str, Any]:
+    p = parse_time(text, ctx.local_now)
+    if p is None:
+        raise Invalid("form.worklog.time.unparsed", text=text)
+    check_not_future(ctx, p)
+    return time_value(p)
+
+
+def now_value(ctx: Ctx) -> dict[str, Any]:
+    return {"at": iso(ctx.now.replace(second=0, microsecond=0)), "has_time": True}
+
+
+async def show_when(value: dict[str, Any], ctx: Ctx) -> str:
+    return format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
+                       has_time=value["has_time"])
+
+
+# --- free text, photos, location ------------------------------------------------------
+async def parse_text(text: str, ctx: Ctx) -> str:
+    limit = ctx.services.settings.max_text_length
+    if not text.strip():
+        raise Invalid("form.empty_text")
+    if len(text) > limit:
+        raise Invalid("form.too_long", length=len(text), limit=limit)
+    return text
+
+
+async def show_photos(value: list[str], ctx: Ctx) -> str:
+    return ctx.t("form.photos_count", count=len(value))
+
+
+async def show_location(value: list[float], ctx: Ctx) -> str:
+    return f"{value[0]:.5f}, {value[1]:.5f}"
+
+
+# --- saving ---------------------------------------------------------------------------
+async def save(ctx: Ctx, values: dict[str, Any], token: str) -> Saved:
+    areas = {str(a.id) for a in await ctx.services.people.areas_for(ctx.user)}
+    if values.get("area") not in areas:
+        raise Invalid("form.worklog.area_gone")
+    when = values["time"]
+    loc = values.get("location") or [None, None]
+    entry = NewWorkLog(
+        area_id=int(values["area"]), items=tuple(values["items"]),
+        occurred_at=from_iso(when["at"]), has_time=bool(when["has_time"]),
+        content=values["content"], problems=values.get("problems") or None,
+        latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()))
+    wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
+    return Saved(
+        ctx.t("form.worklog.saved", id=wid, area=await show_area(values["area"], ctx),
+              items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
+        [[Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", wid)),
+          Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
+         [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]])
+
+
+WORKLOG = FormSpec(
+    name="worklog",
+    title="form.worklog.title",
+    fields=(
+        Field("items", "field.items", "form.worklog.items", Kind.MULTI, choices=item_choices,
+              parse=parse_items, show=show_items),
+        Field("area", "field.area", "form.worklog.area", Kind.CHOICE, choices=area_choices,
+              show=show_area),
+        Field("time", "field.time", "form.worklog.time", Kind.TIME, parse=parse_when,
+              show=show_when, hint="form.worklog.time.hint", quick=("now",)),
+        Field("content", "field.content", "form.worklog.content", Kind.TEXT, parse=parse_text),
+        Field("problems", "field.problems", "form.worklog.problems", Kind.TEXT, required=False,
+              parse=parse_text),
+        Field("photos", "field.photos", "form.worklog.photos", Kind.PHOTOS, required=False,
+              show=show_photos),
+        Field("location", "field.location", "form.worklog.location", Kind.LOCATION,
+              required=False, show=show_location),
+    ),
+    save=save,
+    quick={"now": now_value},
+)

@@ -1,0 +1,60 @@
+"""What channels hand the core and what the core hands back: no platform types here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CALLBACK_SEP = "|"
+GLOBAL_TOKEN = "-"  # buttons that belong to no form (menus, lists)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str  # at most 64 bytes: Telegram's callback_data limit
+
+
+@dataclass
+class Reply:
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    photos: list[str] = field(default_factory=list)  # "channel:file_ref", sent after the text
+
+
+@dataclass(frozen=True)
+class Incoming:
+    channel: str
+    external_id: str
+    display_name: str = ""
+    text: str | None = None
+    callback: str | None = None
+    photo: str | None = None  # the platform's file reference
+    location: tuple[float, float] | None = None
+    language: str | None = None  # the platform's language hint for new users
+    other: str | None = None  # any other content (sticker, voice ...): its kind
+
+
+@dataclass
+class Outcome:
+    replies: list[Reply] = field(default_factory=list)
+    toast: str | None = None  # short answer to a button press
+    edit: Reply | None = None  # replaces the message whose button was pressed
+    commands_changed: bool = False  # the user's language changed: re-register menus
+
+    def add(self, text: str, buttons: list[list[Button]] | None = None) -> Outcome:
+        self.replies.append(Reply(text, buttons or []))
+        return self
+
+
+def callback(token: str, action: str, arg: str | int = "") -> str:
+    data = f"{token}{CALLBACK_SEP}{action}{CALLBACK_SEP}{arg}"
+    if len(data.encode()) > 64:
+        raise ValueError(f"callback data too long: {data!r}")
+    return data
+
+
+def parse_callback(data: str) -> tuple[str, str, str] | None:
+    parts = data.split(CALLBACK_SEP, 2)
+    if len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]

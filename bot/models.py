@@ -1,0 +1,55 @@
+"""Plain records the core passes around (storage returns these, never raw rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    LEAD = "lead"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Area:
+    id: int
+    team_id: int
+    name: str
+    kind: str = "rural"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: Role
+    team_id: int
+    team_name: str
+    locale: str | None
+
+    @property
+    def sees_whole_team(self) -> bool:
+        return self.role in (Role.LEAD, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class WorkLog:
+    id: int
+    team_id: int
+    area_id: int
+    area_name: str
+    user_id: int
+    user_name: str
+    items: tuple[str, ...]
+    occurred_at: datetime
+    has_time: bool
+    content: str
+    problems: str | None
+    latitude: float | None
+    longitude: float | None
+    created_at: datetime
+    updated_at: datetime | None
+    photos: tuple[str, ...] = field(default=())

@@ -1,0 +1,58 @@
+"""Rule tables and vocabularies kept as data in data/."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+
+from bot.config import DATA_DIR
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    key: str
+    synonyms: tuple[str, ...]
+
+
+@cache
+def work_items() -> tuple[WorkItem, ...]:
+    with (DATA_DIR / "work_items.json").open(encoding="utf-8") as fh:
+        raw = json.load(fh)["items"]
+    return tuple(WorkItem(r["key"], tuple(r["synonyms"])) for r in raw)
+
+
+def work_item_keys() -> tuple[str, ...]:
+    return tuple(i.key for i in work_items())
+
+
+@cache
+def _synonym_index() -> list[tuple[str, str]]:
+    """(word, key), longest word first so 客户服务 wins over 服务."""
+    pairs = [(s.lower(), i.key) for i in work_items() for s in i.synonyms]
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def leading_work_items(text: str) -> tuple[list[str], str]:
+    """Work-item words at the start of `text`.
+
+    '巡视 走访 3号台区' -> (['patrol', 'visit'], '3号台区')
+    """
+    found: list[str] = []
+    rest = text.lstrip()
+    while True:
+        for word, key in _synonym_index():
+            if rest.lower().startswith(word):
+                if key not in found:
+                    found.append(key)
+                rest = rest[len(word):].lstrip(" 、,，和+/")
+                break
+        else:
+            return found, rest
+
+
+def work_items_in(text: str) -> list[str]:
+    """Every work item named anywhere in `text`, in the paper form's order."""
+    low = text.lower()
+    hits = {key for word, key in _synonym_index() if word in low}
+    return [k for k in work_item_keys() if k in hits]

@@ -1,0 +1,64 @@
+"""Everything a handler needs, built once per process and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.i18n import t
+from bot.models import User
+from bot.storage.conversations import Conversations
+from bot.storage.db import Database
+from bot.storage.people import People
+from bot.storage.worklogs import WorkLogs
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    people: People
+    worklogs: WorkLogs
+    conversations: Conversations
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
+        db = await Database(settings.db_path).connect()
+        return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
+                   Conversations(db))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    @property
+    def form_timeout(self) -> timedelta:
+        return timedelta(minutes=self.settings.form_timeout_minutes)
+
+
+@dataclass
+class Ctx:
+    """One update being handled: who, in which language, at what time."""
+
+    services: Services
+    user: User
+    now: datetime  # UTC
+
+    @property
+    def locale(self) -> str:
+        return self.user.locale or self.services.settings.locale
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.services.settings.tz
+
+    @property
+    def local_now(self) -> datetime:
+        return self.now.astimezone(self.tz)
+
+    def t(self, key: str, **kwargs: Any) -> str:
+        return t(self.locale, key, **kwargs)

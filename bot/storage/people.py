@@ -1,0 +1,171 @@
+"""Teams, areas, users, chat identities and invite codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.models import Area, Role, User
+from bot.storage.db import Database, Row, Tx, from_iso, iso
+
+# Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out over the phone.
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 12  # ~59 bits: not guessable at any rate a chat allows
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+_USER_SQL = """
+SELECT u.id, u.name, u.role, u.team_id, t.name AS team_name, u.locale
+FROM users u JOIN teams t ON t.id = u.team_id
+"""
+
+
+def _user(row: Row) -> User:
+    return User(row["id"], row["name"], Role(row["role"]), row["team_id"], row["team_name"],
+                row["locale"])
+
+
+class InviteError(Exception):
+    """Why a code was refused: 'unknown', 'used' or 'expired'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Invite:
+    code: str
+    team_id: int
+    role: Role
+    expires_at: datetime
+
+
+class People:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- teams and areas -------------------------------------------------------------
+    async def ensure_team(self, tx: Tx, name: str, now: datetime) -> int:
+        row = await tx.fetchone("SELECT id FROM teams WHERE name = ?", (name,))
+        if row:
+            return int(row["id"])
+        return int(await tx.execute("INSERT INTO teams(name, created_at) VALUES (?, ?)",
+                                    (name, iso(now))) or 0)
+
+    async def ensure_area(self, tx: Tx, team_id: int, name: str, now: datetime) -> int:
+        row = await tx.fetchone("SELECT id FROM areas WHERE team_id = ? AND name = ?",
+                                (team_id, name))
+        if row:
+            return int(row["id"])
+        return int(await tx.execute(
+            "INSERT INTO areas(team_id, name, created_at) VALUES (?, ?, ?)",
+            (team_id, name, iso(now))) or 0)
+
+    async def team_count(self) -> int:
+        row = await self.db.fetchone("SELECT count(*) FROM teams")
+        return int(row[0]) if row else 0
+
+    async def areas_for(self, user: User) -> list[Area]:
+        """The areas a user works in: a manager's own, the whole team for a lead or admin."""
+        if user.sees_whole_team:
+            rows = await self.db.fetchall(
+                "SELECT id, team_id, name, kind FROM areas WHERE team_id = ? ORDER BY id",
+                (user.team_id,))
+        else:
+            rows = await self.db.fetchall(
+                "SELECT a.id, a.team_id, a.name, a.kind FROM areas a "
+                "JOIN user_areas ua ON ua.area_id = a.id WHERE ua.user_id = ? ORDER BY a.id",
+                (user.id,))
+        return [Area(r["id"], r["team_id"], r["name"], r["kind"]) for r in rows]
+
+    async def team_areas(self, team_id: int) -> list[Area]:
+        rows = await self.db.fetchall(
+            "SELECT id, team_id, name, kind FROM areas WHERE team_id = ? ORDER BY id", (team_id,))
+        return [Area(r["id"], r["team_id"], r["name"], r["kind"]) for r in rows]
+
+    # --- users ----------------------------------------------------------------------
+    async def user(self, user_id: int) -> User | None:
+        row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 1", (user_id,))
+        return _user(row) if row else None
+
+    async def by_identity(self, channel: str, external_id: str) -> User | None:
+        row = await self.db.fetchone(
+            _USER_SQL + " JOIN identities i ON i.user_id = u.id "
+            "WHERE i.channel = ? AND i.external_id = ? AND u.active = 1",
+            (channel, external_id))
+        return _user(row) if row else None
+
+    async def users(self) -> list[User]:
+        rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")
+        return [_user(r) for r in rows]
+
+    async def identities_of(self, user_id: int) -> list[tuple[str, str]]:
+        rows = await self.db.fetchall(
+            "SELECT channel, external_id FROM identities WHERE user_id = ?", (user_id,))
+        return [(r["channel"], r["external_id"]) for r in rows]
+
+    async def create_user(self, tx: Tx, name: str, role: Role, team_id: int,
+                          area_ids: list[int], now: datetime, locale: str | None = None) -> int:
+        uid = int(await tx.execute(
+            "INSERT INTO users(name, role, team_id, locale, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, role.value, team_id, locale, iso(now))) or 0)
+        await tx.executemany("INSERT OR IGNORE INTO user_areas(user_id, area_id) VALUES (?, ?)",
+                             [(uid, a) for a in area_ids])
+        return uid
+
+    async def link_identity(self, tx: Tx, channel: str, external_id: str, user_id: int,
+                            now: datetime) -> None:
+        await tx.execute(
+            "INSERT INTO identities(channel, external_id, user_id, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(channel, external_id) DO UPDATE SET user_id = excluded.user_id",
+            (channel, external_id, user_id, iso(now)))
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        await self.db.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))
+
+    # --- invites --------------------------------------------------------------------
+    async def create_invite(self, *, role: Role, team: str, areas: list[str], name: str | None,
+                            now: datetime, ttl: timedelta) -> Invite:
+        """Creates the team and areas if new; returns the one-time code (only its hash is kept)."""
+        code = new_code()
+        async with self.db.tx() as tx:
+            team_id = await self.ensure_team(tx, team, now)
+            area_ids = [await self.ensure_area(tx, team_id, a, now) for a in areas]
+            await tx.execute(
+                "INSERT INTO invites(code_hash, role, team_id, area_ids, name, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_hash(code), role.value, team_id, json.dumps(area_ids), name, iso(now),
+                 iso(now + ttl)))
+        return Invite(code, team_id, role, now + ttl)
+
+    async def redeem_invite(self, code: str, *, channel: str, external_id: str,
+                            fallback_name: str, now: datetime) -> User:
+        """Turn a valid code into a user bound to this chat identity, in one transaction."""
+        async with self.db.tx() as tx:
+            row = await tx.fetchone("SELECT * FROM invites WHERE code_hash = ?", (_hash(code),))
+            if row is None:
+                raise InviteError("unknown")
+            if row["used_at"] is not None:
+                raise InviteError("used")
+            if from_iso(row["expires_at"]) <= now:
+                raise InviteError("expired")
+            uid = await self.create_user(
+                tx, row["name"] or fallback_name, Role(row["role"]), row["team_id"],
+                json.loads(row["area_ids"]), now)
+            await self.link_identity(tx, channel, external_id, uid, now)
+            await tx.execute("UPDATE invites SET used_at = ?, used_by = ? WHERE id = ?",
+                             (iso(now), uid, row["id"]))
+        user = await self.user(uid)
+        assert user is not None
+        return user

@@ -1,0 +1,104 @@
+"""工作日志 entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.models import User, WorkLog
+from bot.storage.db import Database, Row, from_iso, iso
+
+
+@dataclass(frozen=True)
+class NewWorkLog:
+    area_id: int
+    items: tuple[str, ...]
+    occurred_at: datetime
+    has_time: bool
+    content: str
+    problems: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    photos: tuple[str, ...] = ()
+
+
+_SELECT = """
+SELECT w.*, a.name AS area_name, u.name AS user_name,
+       (SELECT group_concat(item, ',') FROM worklog_items WHERE worklog_id = w.id) AS items
+FROM worklogs w JOIN areas a ON a.id = w.area_id JOIN users u ON u.id = w.user_id
+"""
+
+
+def _worklog(row: Row, photos: tuple[str, ...] = ()) -> WorkLog:
+    return WorkLog(
+        id=row["id"], team_id=row["team_id"], area_id=row["area_id"], area_name=row["area_name"],
+        user_id=row["user_id"], user_name=row["user_name"],
+        items=tuple(sorted((row["items"] or "").split(","))) if row["items"] else (),
+        occurred_at=from_iso(row["occurred_at"]), has_time=row["time_precision"] == "minute",
+        content=row["content"], problems=row["problems"], latitude=row["latitude"],
+        longitude=row["longitude"], created_at=from_iso(row["created_at"]),
+        updated_at=from_iso(row["updated_at"]) if row["updated_at"] else None, photos=photos)
+
+
+class WorkLogs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, user: User, entry: NewWorkLog, now: datetime,
+                  form_token: str | None = None) -> int:
+        """Save one entry; a second save with the same form token returns the first entry's id."""
+        async with self.db.tx() as tx:
+            if form_token:
+                row = await tx.fetchone("SELECT id FROM worklogs WHERE form_token = ?",
+                                        (form_token,))
+                if row:
+                    return int(row["id"])
+            wid = int(await tx.execute(
+                "INSERT INTO worklogs(team_id, area_id, user_id, occurred_at, time_precision, "
+                "content, problems, latitude, longitude, created_at, form_token) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
+                 "minute" if entry.has_time else "day", entry.content, entry.problems,
+                 entry.latitude, entry.longitude, iso(now), form_token)) or 0)
+            await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
+                                 [(wid, item) for item in entry.items])
+            await tx.executemany(
+                "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position) "
+                "VALUES (?, ?, ?, ?)",
+                [(wid, ref.split(":", 1)[0], ref.split(":", 1)[-1], i)
+                 for i, ref in enumerate(entry.photos)])
+        return wid
+
+    async def visible_to(self, user: User, limit: int = 10, offset: int = 0) -> list[WorkLog]:
+        """Newest first: a manager's own entries, the whole team's for a lead or admin."""
+        if user.sees_whole_team:
+            where, param = "w.team_id = ?", user.team_id
+        else:
+            where, param = "w.user_id = ?", user.id
+        rows = await self.db.fetchall(
+            _SELECT + f" WHERE {where} ORDER BY w.occurred_at DESC, w.id DESC LIMIT ? OFFSET ?",
+            (param, limit, offset))
+        return [_worklog(r) for r in rows]
+
+    async def count_visible(self, user: User) -> int:
+        if user.sees_whole_team:
+            row = await self.db.fetchone("SELECT count(*) FROM worklogs WHERE team_id = ?",
+                                         (user.team_id,))
+        else:
+            row = await self.db.fetchone("SELECT count(*) FROM worklogs WHERE user_id = ?",
+                                         (user.id,))
+        return int(row[0]) if row else 0
+
+    async def get_for(self, user: User, worklog_id: int) -> WorkLog | None:
+        """One entry, or None when it does not exist or the user may not see it."""
+        row = await self.db.fetchone(_SELECT + " WHERE w.id = ?", (worklog_id,))
+        if row is None:
+            return None
+        if row["team_id"] != user.team_id or (
+            not user.sees_whole_team and row["user_id"] != user.id
+        ):
+            return None
+        photos = await self.db.fetchall(
+            "SELECT channel, file_ref FROM worklog_photos WHERE worklog_id = ? ORDER BY position",
+            (worklog_id,))
+        return _worklog(row, tuple(f"{p['channel']}:{p['file_ref']}" for p in photos))

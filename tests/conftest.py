@@ -1,0 +1,136 @@
+"""Shared fixtures: a real SQLite file, a fake clock, the core, the Telegram channel on a
+loopback fake Bot API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.config import Settings, load_settings
+from bot.events import Incoming, Outcome
+from bot.models import Role, User
+from bot.services import Services
+from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# A Friday morning; 昨天 is Thursday 2026-11-26.
+T0 = datetime(2026, 11, 27, 10, 30, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer .env or TAIQU_* variable leaks into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("TAIQU_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(db_path=tmp_path / "taiqu.db")
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    s = await Services.open(settings, clock)
+    yield s
+    await s.close()
+
+
+async def make_user(services: Services, name: str, role: Role = Role.MANAGER,
+                    team: str = "城东供电所", areas: tuple[str, ...] = ("3号台区", "5号台区"),
+                    channel: str = "test", external_id: str | None = None) -> User:
+    """A registered user, through the same invite path a real one takes."""
+    invite = await services.people.create_invite(
+        role=role, team=team, areas=list(areas), name=name, now=services.clock.now(),
+        ttl=timedelta(days=7))
+    return await services.people.redeem_invite(
+        invite.code, channel=channel, external_id=external_id or name, fallback_name=name,
+        now=services.clock.now())
+
+
+@dataclass
+class Chat:
+    """Talk to the core as one user, the way a channel does."""
+
+    assistant: Assistant
+    channel: str
+    external_id: str
+    last: Outcome | None = None
+
+    async def say(self, text: str) -> Outcome:
+        self.last = await self.assistant.handle(Incoming(self.channel, self.external_id,
+                                                         text=text))
+        return self.last
+
+    async def press(self, label: str) -> Outcome:
+        """Press the button whose label contains `label` in the latest outcome."""
+        assert self.last is not None, "nothing on screen yet"
+        shown = ([self.last.edit] if self.last.edit else []) + self.last.replies
+        for reply in reversed(shown):
+            for row in reply.buttons:
+                for b in row:
+                    if label in b.label:
+                        return await self.tap(b.data)
+        labels = [b.label for r in shown for row in r.buttons for b in row]
+        raise AssertionError(f"no button {label!r}; buttons: {labels}")
+
+    async def tap(self, data: str) -> Outcome:
+        self.last = await self.assistant.handle(Incoming(self.channel, self.external_id,
+                                                         callback=data))
+        return self.last
+
+    async def photo(self, ref: str) -> Outcome:
+        self.last = await self.assistant.handle(Incoming(self.channel, self.external_id,
+                                                         photo=ref))
+        return self.last
+
+    async def location(self, lat: float, lon: float) -> Outcome:
+        self.last = await self.assistant.handle(Incoming(self.channel, self.external_id,
+                                                         location=(lat, lon)))
+        return self.last
+
+    @property
+    def text(self) -> str:
+        assert self.last is not None
+        parts = ([self.last.edit.text] if self.last.edit else [])
+        return "\n".join(parts + [r.text for r in self.last.replies])
+
+
+@pytest.fixture
+async def assistant(services: Services) -> Assistant:
+    return Assistant(services)
+
+
+@pytest.fixture
+async def zhang(services: Services, assistant: Assistant) -> Chat:
+    await make_user(services, "张三")
+    return Chat(assistant, "test", "张三")
+
+
+# --- Telegram on the loopback fake Bot API ------------------------------------------------
+@pytest.fixture
+async def fake_api() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI() as fake:
+        yield fake
+
+
+def telegram_settings(base: Settings, fake: FakeBotAPI) -> Settings:
+    return base.model_copy(update={"telegram_token": DEFAULT_TOKEN,
+                                   "telegram_base_url": fake.base_url,
+                                   "telegram_base_file_url": fake.base_file_url})
