@@ -10,7 +10,13 @@ from typing import Any
 
 from bot.conversations.engine import FormEngine, is_word
 from bot.conversations.fields import Invalid
-from bot.conversations.worklog import WORKLOG, check_not_future, parse_text, resolve_area
+from bot.conversations.worklog import (
+    WORKLOG,
+    check_not_future,
+    parse_text,
+    resolve_area,
+    values_of,
+)
 from bot.conversations.worklog import time_value as worklog_time_value
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
 from bot.handlers import logs as logs_handler
@@ -148,13 +154,21 @@ class Assistant:
                              menu_buttons(ctx.locale))
 
     async def _start_form(self, ctx: Ctx, draft: Draft | None, form: str) -> Outcome:
+        """`form` is a form name, or `e<id>` to edit saved work-log entry <id>."""
         if draft is not None:
             tok = draft.token
             return Outcome().add(
                 ctx.t("form.conflict", form=await self.engine.describe(ctx, draft)),
                 [[Button(ctx.t("btn.resume"), callback(tok, "resume")),
                   Button(ctx.t("btn.discard_new"), callback(tok, "discard_new", form))]])
-        return await self.engine.start(ctx, form)
+        if form.startswith("e") and form[1:].isdigit():
+            entry = await self.services.worklogs.get_for(ctx.user, int(form[1:]))
+            if entry is None:
+                return Outcome().add(ctx.t("logs.not_found"))
+            return await self.engine.start(
+                ctx, WORKLOG.name, values_of(entry), meta={"edit_id": entry.id},
+                heading=ctx.t("form.worklog.editing", id=entry.id))
+        return await self.engine.start(ctx, form if form in self.engine.forms else WORKLOG.name)
 
     async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
         if command == "cancel":
@@ -207,7 +221,7 @@ class Assistant:
             return out
         if action == "discard_new":
             await self.services.conversations.delete(ctx.user.id)
-            out = await self.engine.start(ctx, arg if arg in self.engine.forms else WORKLOG.name)
+            out = await self._start_form(ctx, None, arg)
             out.replies.insert(0, Reply(ctx.t("form.discarded")))
             return out
         return await self.engine.on_action(ctx, draft, action, arg)
@@ -220,6 +234,8 @@ class Assistant:
             return await logs_handler.list_logs(ctx, int(arg))
         if action == "log" and arg.isdigit():
             return await logs_handler.show_log(ctx, int(arg))
+        if action == "logedit" and arg.isdigit():
+            return await self._start_form(ctx, draft, f"e{arg}")
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
 
 

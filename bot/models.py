@@ -52,4 +52,5 @@ class WorkLog:
     longitude: float | None
     created_at: datetime
     updated_at: datetime | None
+    updated_by: str | None = None
     photos: tuple[str, ...] = field(default=())

@@ -31,7 +31,8 @@ class Saved:
     buttons: list[list[Button]]
 
 
-SaveFn = Callable[[Ctx, dict[str, Any], str], Awaitable[Saved]]
+# (ctx, values, form token, meta) -> Saved; meta carries e.g. the id of an entry being edited.
+SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
 QuickFn = Callable[[Ctx], Any]
 
 
@@ -73,16 +74,22 @@ class FormEngine:
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, ctx: Ctx, form: str, values: dict[str, Any] | None = None,
-                    notices: dict[str, str] | None = None) -> Outcome:
+                    notices: dict[str, str] | None = None, meta: dict[str, Any] | None = None,
+                    heading: str | None = None) -> Outcome:
+        """Open a form. With `heading` (editing a saved record) it opens at the summary."""
         spec = self.forms[form]
         draft = Draft(ctx.user.id, form, secrets.token_hex(4),
                       {"values": dict(values or {}), "history": [], "skipped": [],
                        "editing": False, "errors": 0, "notices": dict(notices or {}),
-                       "step": ""}, ctx.now, ctx.now)
+                       "step": "", "meta": dict(meta or {})}, ctx.now, ctx.now)
+        if heading is not None:
+            st = _state(draft)
+            st["history"] = [f.name for f in spec.fields]
+            st["skipped"] = [f.name for f in spec.fields if not st["values"].get(f.name)]
         self._advance(spec, draft)
         await self._store(ctx, draft)
-        prefix = None
-        if values:  # say what was understood, so a wrong reading is caught at once
+        prefix = heading
+        if values and heading is None:  # say what was understood: a misreading shows at once
             shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name])}"
                      for f in spec.fields if values.get(f.name) not in (None, [], "")]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
@@ -422,7 +429,8 @@ class FormEngine:
     async def _save(self, ctx: Ctx, draft: Draft) -> Outcome:
         spec = self.forms[draft.form]
         try:
-            saved = await spec.save(ctx, _state(draft)["values"], draft.token)
+            saved = await spec.save(ctx, _state(draft)["values"], draft.token,
+                                    _state(draft).get("meta", {}))
         except Invalid as exc:
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
         except Exception:

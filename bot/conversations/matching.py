@@ -45,12 +45,12 @@ def match_choice(text: str, choices: list[Choice], limit: int = 3) -> MatchResul
             suggestions.append(c)
     digits = _digits(key)
     if digits:
-        # '3' or '三号' typed for '3号台区': same number, nothing else contradicting it.
+        # A number decides: '3' or '3号' suggests 3号台区, and 9号台区 never suggests 5号台区.
         suggestions += [c for c in choices if _digits(c.label) == digits and c not in suggestions]
-        suggestions = [c for c in suggestions if not _digits(c.label) or _digits(c.label) == digits
-                       or digits in _digits(c.label)]
-    labels = {_key(c.label): c for c in choices}
-    for close in difflib.get_close_matches(key, list(labels), n=limit, cutoff=0.6):
-        if labels[close] not in suggestions:
-            suggestions.append(labels[close])
+        suggestions = [c for c in suggestions if _digits(c.label) in ("", digits)]
+    else:
+        labels = {_key(c.label): c for c in choices}
+        for close in difflib.get_close_matches(key, list(labels), n=limit, cutoff=0.6):
+            if labels[close] not in suggestions:
+                suggestions.append(labels[close])
     return MatchResult(suggestions=suggestions[:limit])

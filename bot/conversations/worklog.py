@@ -9,6 +9,7 @@ from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, callback
+from bot.models import WorkLog
 from bot.rules import work_item_keys, work_items_in
 from bot.services import Ctx
 from bot.storage.db import from_iso, iso
@@ -113,7 +114,16 @@ async def show_location(value: list[float], ctx: Ctx) -> str:
 
 
 # --- saving ---------------------------------------------------------------------------
-async def save(ctx: Ctx, values: dict[str, Any], token: str) -> Saved:
+def values_of(w: WorkLog) -> dict[str, Any]:
+    """A saved entry as form values, to edit it with the same form."""
+    return {"items": list(w.items), "area": str(w.area_id),
+            "time": {"at": iso(w.occurred_at), "has_time": w.has_time},
+            "content": w.content, "problems": w.problems, "photos": list(w.photos),
+            "location": ([w.latitude, w.longitude]
+                         if w.latitude is not None and w.longitude is not None else None)}
+
+
+async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
     areas = {str(a.id) for a in await ctx.services.people.areas_for(ctx.user)}
     if values.get("area") not in areas:
         raise Invalid("form.worklog.area_gone")
@@ -124,9 +134,16 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str) -> Saved:
         occurred_at=from_iso(when["at"]), has_time=bool(when["has_time"]),
         content=values["content"], problems=values.get("problems") or None,
         latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()))
-    wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
+    if meta.get("edit_id"):
+        wid = int(meta["edit_id"])
+        if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):
+            raise Invalid("logs.not_found")
+        key = "form.worklog.updated"
+    else:
+        wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
+        key = "form.worklog.saved"
     return Saved(
-        ctx.t("form.worklog.saved", id=wid, area=await show_area(values["area"], ctx),
+        ctx.t(key, id=wid, area=await show_area(values["area"], ctx),
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
         [[Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", wid)),
           Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],

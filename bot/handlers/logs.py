@@ -64,8 +64,10 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
                  format_time(w.created_at.astimezone(ctx.tz), ctx.locale))
     if w.updated_at:
         lines.append(ctx.t("field.updated_at") + sep +
-                     format_time(w.updated_at.astimezone(ctx.tz), ctx.locale))
-    out = Outcome().add("\n".join(lines), [[Button(ctx.t("btn.menu_logs"),
-                                                   callback(GLOBAL_TOKEN, "cmd", "logs"))]])
+                     format_time(w.updated_at.astimezone(ctx.tz), ctx.locale) +
+                     (f" · {w.updated_by}" if w.updated_by else ""))
+    out = Outcome().add("\n".join(lines), [[
+        Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "logedit", w.id)),
+        Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]])
     out.replies[0].photos = list(w.photos)
     return out

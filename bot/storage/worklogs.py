@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import User, WorkLog
-from bot.storage.db import Database, Row, from_iso, iso
+from bot.storage.db import Database, Row, Tx, from_iso, iso
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class NewWorkLog:
 
 _SELECT = """
 SELECT w.*, a.name AS area_name, u.name AS user_name,
+       (SELECT name FROM users WHERE id = w.updated_by) AS editor_name,
        (SELECT group_concat(item, ',') FROM worklog_items WHERE worklog_id = w.id) AS items
 FROM worklogs w JOIN areas a ON a.id = w.area_id JOIN users u ON u.id = w.user_id
 """
@@ -37,7 +38,8 @@ def _worklog(row: Row, photos: tuple[str, ...] = ()) -> WorkLog:
         occurred_at=from_iso(row["occurred_at"]), has_time=row["time_precision"] == "minute",
         content=row["content"], problems=row["problems"], latitude=row["latitude"],
         longitude=row["longitude"], created_at=from_iso(row["created_at"]),
-        updated_at=from_iso(row["updated_at"]) if row["updated_at"] else None, photos=photos)
+        updated_at=from_iso(row["updated_at"]) if row["updated_at"] else None,
+        updated_by=row["editor_name"], photos=photos)
 
 
 class WorkLogs:
@@ -62,12 +64,36 @@ class WorkLogs:
                  entry.latitude, entry.longitude, iso(now), form_token)) or 0)
             await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
                                  [(wid, item) for item in entry.items])
-            await tx.executemany(
-                "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position) "
-                "VALUES (?, ?, ?, ?)",
-                [(wid, ref.split(":", 1)[0], ref.split(":", 1)[-1], i)
-                 for i, ref in enumerate(entry.photos)])
+            await self._add_photos(tx, wid, entry.photos)
         return wid
+
+    async def update(self, user: User, worklog_id: int, entry: NewWorkLog,
+                     now: datetime) -> bool:
+        """Replace an entry's contents (who and when created stay); False if not allowed."""
+        if await self.get_for(user, worklog_id) is None:
+            return False
+        async with self.db.tx() as tx:
+            await tx.execute(
+                "UPDATE worklogs SET area_id = ?, occurred_at = ?, time_precision = ?, "
+                "content = ?, problems = ?, latitude = ?, longitude = ?, updated_at = ?, "
+                "updated_by = ? WHERE id = ?",
+                (entry.area_id, iso(entry.occurred_at), "minute" if entry.has_time else "day",
+                 entry.content, entry.problems, entry.latitude, entry.longitude, iso(now),
+                 user.id, worklog_id))
+            await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (worklog_id,))
+            await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
+                                 [(worklog_id, item) for item in entry.items])
+            await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (worklog_id,))
+            await self._add_photos(tx, worklog_id, entry.photos)
+        return True
+
+    @staticmethod
+    async def _add_photos(tx: Tx, worklog_id: int, photos: tuple[str, ...]) -> None:
+        await tx.executemany(
+            "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position) "
+            "VALUES (?, ?, ?, ?)",
+            [(worklog_id, ref.split(":", 1)[0], ref.split(":", 1)[-1], i)
+             for i, ref in enumerate(photos)])
 
     async def visible_to(self, user: User, limit: int = 10, offset: int = 0) -> list[WorkLog]:
         """Newest first: a manager's own entries, the whole team's for a lead or admin."""

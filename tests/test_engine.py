@@ -1,0 +1,308 @@
+"""The form engine through the core, as any channel drives it."""
+
+from __future__ import annotations
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.events import parse_callback
+from bot.models import Role
+from bot.services import Services
+from tests.conftest import Chat, make_user
+
+
+async def _rows(services: Services, sql: str, *params: object) -> list[dict[str, object]]:
+    return [dict(r) for r in await services.db.fetchall(sql, params)]
+
+
+async def test_prefill_asks_only_for_what_is_missing(zhang: Chat) -> None:
+    await zhang.say("记录巡视 3号台区")
+    assert "已填好：工作项目 巡视 · 台区 3号台区" in zhang.text
+    assert "什么时候做的" in zhang.text
+    await zhang.press("现在")
+    assert "做了什么" in zhang.text
+
+
+async def test_whole_form_saves_once_with_everything(zhang: Chat, services: Services) -> None:
+    await zhang.say("巡视 3号台区 昨天下午3点 2号杆拉线松动")
+    assert "发现了什么问题" in zhang.text  # items, area, time and content were all read
+    await zhang.say("拉线需紧固")
+    await zhang.photo("test:p1")
+    await zhang.photo("test:p2")
+    await zhang.press("完成")
+    await zhang.location(31.82, 117.23)
+    assert "时间：2026-11-26 周四 15:00" in zhang.text
+    assert "照片：2 张" in zhang.text
+    save = zhang.last
+    await zhang.press("保存")
+    assert "已保存工作日志 #1" in zhang.text
+    rows = await _rows(services, "SELECT * FROM worklogs")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["content"] == "2号杆拉线松动" and row["problems"] == "拉线需紧固"
+    assert row["occurred_at"] == "2026-11-26T07:00:00+00:00"  # stored in UTC
+    assert row["latitude"] == 31.82
+    assert len(await _rows(services, "SELECT * FROM worklog_photos")) == 2
+    # The same confirm delivered twice (a re-sent update) saves nothing more.
+    zhang.last = save
+    await zhang.press("保存")
+    assert "失效" in zhang.text
+    assert len(await _rows(services, "SELECT * FROM worklogs")) == 1
+
+
+async def test_back_skip_and_edit_at_summary(zhang: Chat, services: Services) -> None:
+    await zhang.say("/log")
+    assert "哪些工作" in zhang.text
+    out = await zhang.press("巡视")
+    assert out.edit is not None and "☑ 巡视" in str(out.edit.buttons)
+    zhang.last = out
+    await zhang.press("完成")
+    await zhang.press("5号台区")
+    await zhang.press("上一步")
+    assert "在哪个台区" in zhang.text and "当前：5号台区" in zhang.text
+    await zhang.press("保持不变")
+    await zhang.say("今天上午9点半")
+    await zhang.say("检查表箱")
+    await zhang.say("跳过")
+    await zhang.say("跳过")
+    await zhang.say("跳过")
+    assert "请确认工作日志" in zhang.text and "5号台区" in zhang.text
+    await zhang.press("修改")
+    await zhang.press("台区")
+    await zhang.press("3号台区")
+    assert "请确认工作日志" in zhang.text and "台区：3号台区" in zhang.text
+    await zhang.press("保存")
+    row = (await _rows(services, "SELECT a.name FROM worklogs w JOIN areas a ON a.id=w.area_id"))
+    assert row == [{"name": "3号台区"}]
+
+
+async def test_first_step_back_and_required_skip(zhang: Chat) -> None:
+    await zhang.say("/log")
+    await zhang.say("上一步")
+    assert "已经是第一步了" in zhang.text
+    await zhang.say("巡视")
+    await zhang.say("跳过")
+    assert "必填" in zhang.text and "在哪个台区" in zhang.text
+
+
+async def test_bad_answers_reprompt_and_keep_values(zhang: Chat, services: Services) -> None:
+    await zhang.say("记录走访 5号台区")
+    await zhang.say("明早8点")
+    assert "还没到" in zhang.text and "什么时候" in zhang.text
+    await zhang.say("啊啊啊")
+    assert "没看懂时间「啊啊啊」" in zhang.text
+    await zhang.say("   ")
+    assert "没有收到内容" in zhang.text
+    await zhang.say("x" * 5000)
+    assert "5000 字" in zhang.text and "2000" in zhang.text
+    await zhang.say("刚才")
+    await zhang.say("'; DROP TABLE worklogs; -- <b>x</b> *_[ 😀")
+    await zhang.say("无")
+    await zhang.say("跳过")
+    await zhang.say("跳过")
+    assert "工作内容：'; DROP TABLE worklogs; -- <b>x</b> *_[ 😀" in zhang.text
+    assert "台区：5号台区" in zhang.text
+    await zhang.say("保存")
+    rows = await _rows(services, "SELECT content FROM worklogs")
+    assert rows == [{"content": "'; DROP TABLE worklogs; -- <b>x</b> *_[ 😀"}]
+
+
+async def test_unknown_and_misspelt_areas_are_never_guessed(zhang: Chat,
+                                                          services: Services) -> None:
+    await make_user(services, "赵六", team="城西供电所", areas=("9号台区",))
+    await zhang.say("巡视 9号台区")  # another team's area: not yours, and nothing leaks
+    assert "「9号台区」不是你负责的台区" in zhang.text and "3号台区、5号台区" in zhang.text
+    assert "在哪个台区" in zhang.text
+    await zhang.say("3号")
+    assert "你是不是要找：3号台区" in zhang.text and "在哪个台区" in zhang.text
+    await zhang.say("3号台区")
+    assert "什么时候" in zhang.text
+
+
+async def test_photo_and_location_out_of_step_are_kept(zhang: Chat) -> None:
+    await zhang.say("记录巡视 3号台区")
+    await zhang.photo("test:early")
+    assert "照片已收到（共 1 张）" in zhang.text and "什么时候" in zhang.text
+    await zhang.location(1.0, 2.0)
+    assert "位置已收到" in zhang.text
+    await zhang.press("现在")
+    await zhang.say("巡视")
+    await zhang.say("跳过")  # photos and location were given already: straight to the summary
+    assert "照片：1 张" in zhang.text and "位置：1.00000, 2.00000" in zhang.text
+
+
+async def test_cancel_button_confirms_and_slash_cancel_is_immediate(zhang: Chat,
+                                                                    services: Services) -> None:
+    await zhang.say("记录巡视 3号台区")
+    await zhang.press("取消")
+    assert "确定放弃" in zhang.text
+    await zhang.press("继续填写")
+    assert "什么时候" in zhang.text
+    await zhang.say("/cancel")
+    assert "已取消工作日志" in zhang.text
+    assert await services.conversations.get(1) is None
+    await zhang.say("/cancel")
+    assert "没有正在填写" in zhang.text
+
+
+async def test_help_mid_form_reasks(zhang: Chat) -> None:
+    await zhang.say("记录巡视 3号台区")
+    await zhang.say("/help")
+    assert "使用帮助" in zhang.text and "什么时候做的" in zhang.text
+    await zhang.say("/nosuch")
+    assert "没有 /nosuch 这个命令" in zhang.text and "什么时候做的" in zhang.text
+
+
+async def test_new_intent_during_form_never_overwrites(zhang: Chat, services: Services) -> None:
+    await zhang.say("记录巡视 3号台区")
+    await zhang.press("现在")
+    await zhang.say("/log")
+    assert "没填完的工作日志" in zhang.text
+    await zhang.press("继续填写")
+    assert "做了什么" in zhang.text
+    await zhang.say("/log")
+    await zhang.press("放弃并新建")
+    assert "已放弃" in zhang.text and "哪些工作" in zhang.text
+
+
+async def test_form_expires_politely(zhang: Chat, services: Services, clock: FakeClock) -> None:
+    await zhang.say("记录巡视 3号台区")
+    old = zhang.last
+    clock.advance(minutes=31)
+    await zhang.say("刚才")
+    assert "超过 30 分钟没有操作" in zhang.text and "巡视" in zhang.text
+    assert await services.worklogs.count_visible(
+        await services.people.by_identity("test", "张三")) == 0  # type: ignore[arg-type]
+    zhang.last = old
+    await zhang.press("现在")  # a button from the expired form
+    assert "失效" in zhang.text
+
+
+async def test_state_survives_a_restart(services: Services, clock: FakeClock) -> None:
+    await make_user(services, "张三")
+    first = Chat(Assistant(services), "test", "张三")
+    await first.say("记录巡视 3号台区")
+    await first.press("现在")
+    before_restart = first.last
+    # A new core on the same database, as after a process restart.
+    second = Chat(Assistant(services), "test", "张三")
+    await second.say("更换3号表箱门锁")
+    assert "发现了什么问题" in second.text
+    second.last = before_restart
+    await second.press("上一步")  # an old button of the still-open form works
+    assert "做了什么" in second.text and "更换3号表箱门锁" in second.text
+
+
+async def test_lead_picks_any_team_area_and_sees_team_logs(services: Services,
+                                                           assistant: Assistant) -> None:
+    await make_user(services, "张三", areas=("3号台区",))
+    await make_user(services, "李四", areas=("7号台区",))
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    await make_user(services, "赵六", team="城西供电所", areas=("9号台区",))
+    li = Chat(assistant, "test", "李四")
+    await li.say("巡视 7号台区 刚才 清理通道")
+    for _ in range(3):
+        await li.say("跳过")
+    await li.say("保存")
+    zhao = Chat(assistant, "test", "赵六")
+    await zhao.say("巡视 9号台区 刚才 别的班组")
+    for _ in range(3):
+        await zhao.say("跳过")
+    await zhao.say("保存")
+    lead = Chat(assistant, "test", "王班长")
+    await lead.say("/logs")
+    assert "班组日志（共 1 条" in lead.text and "李四" in lead.text and "9号台区" not in lead.text
+    await lead.say("记录巡视 7号台区")
+    assert "什么时候" in lead.text  # a lead logs in any area of the team
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("我的日志")
+    assert "还没有工作日志" in zhang.text
+    buttons = [b.data for b in lead.last.replies[0].buttons[0]] if lead.last else []
+    assert buttons
+    # 张三 forging 李四's entry id, and 王班长 forging the other team's, both find nothing.
+    await zhang.tap("-|log|1")
+    assert "没有找到这条日志" in zhang.text
+    await lead.tap("-|log|2")
+    assert "没有找到这条日志" in lead.text
+    await lead.tap("-|log|1")
+    assert "工作日志 #1" in lead.text and "清理通道" in lead.text
+
+
+async def test_strangers_see_nothing(assistant: Assistant, zhang: Chat) -> None:
+    stranger = Chat(assistant, "test", "nobody")
+    await stranger.say("我的日志")
+    assert "邀请码" in stranger.text and "#" not in stranger.text
+    await stranger.tap("-|log|1")
+    assert "邀请码" in stranger.text
+    await stranger.say("/start WRONGCODE1234")
+    assert "邀请码不正确" in stranger.text
+
+
+async def test_invite_codes_single_use_and_expire(services: Services, assistant: Assistant,
+                                                  clock: FakeClock) -> None:
+    from datetime import timedelta
+
+    inv = await services.people.create_invite(role=Role.MANAGER, team="T", areas=["1号台区"],
+                                              name=None, now=clock.now(), ttl=timedelta(days=7))
+    a = Chat(assistant, "test", "a")
+    await a.say(f"/start {inv.code.lower()}")  # codes are read case-insensitively
+    assert "欢迎" in a.text and "1号台区" in a.text
+    b = Chat(assistant, "test", "b")
+    await b.say(f"/start {inv.code}")
+    assert "已经用过" in b.text
+    late = await services.people.create_invite(role=Role.LEAD, team="T", areas=[], name="L",
+                                               now=clock.now(), ttl=timedelta(days=7))
+    clock.advance(days=8)
+    await b.say(f"/start {late.code}")
+    assert "已过期" in b.text
+    for _ in range(5):
+        await b.say("/start AAAAAAAAAAAA")
+    await b.say(f"/start {inv.code}")
+    assert "次数太多" in b.text
+
+
+async def test_language_switch(zhang: Chat) -> None:
+    out = await zhang.say("/lang en")
+    assert out.commands_changed and "English" in zhang.text
+    await zhang.say("记录巡视 3号台区")
+    assert "When was it" in zhang.text
+    await zhang.say("/lang xx")
+    assert "Usage: /lang" in zhang.text
+
+
+async def test_callback_data_fits_telegram(zhang: Chat) -> None:
+    await zhang.say("/log")
+    assert zhang.last is not None
+    for reply in zhang.last.replies:
+        for row in reply.buttons:
+            for b in row:
+                assert len(b.data.encode()) <= 64 and parse_callback(b.data)
+
+
+async def test_edit_a_saved_entry_keeps_who_and_when(zhang: Chat, services: Services,
+                                                     clock: FakeClock) -> None:
+    await zhang.say("巡视 3号台区 刚才 检查台区")
+    for _ in range(3):
+        await zhang.say("跳过")
+    await zhang.say("保存")
+    clock.advance(hours=2)
+    await zhang.press("查看")
+    assert "检查台区" in zhang.text and "修改于" not in zhang.text
+    await zhang.press("修改")
+    assert "修改工作日志 #1" in zhang.text and "请确认工作日志" in zhang.text
+    await zhang.press("修改")
+    await zhang.press("工作内容")
+    assert "当前：检查台区" in zhang.text
+    await zhang.say("检查台区并清理通道")
+    await zhang.press("保存")
+    assert "已更新工作日志 #1" in zhang.text
+    rows = await _rows(services, "SELECT content, created_at, updated_at, updated_by "
+                                 "FROM worklogs")
+    assert rows == [{"content": "检查台区并清理通道", "created_at": "2026-11-27T02:30:00+00:00",
+                     "updated_at": "2026-11-27T04:30:00+00:00", "updated_by": 1}]
+    await zhang.tap("-|log|1")
+    assert "修改于：2026-11-27 周五 12:30 · 张三" in zhang.text
+    # Someone else's entry cannot be opened for editing by a forged button.
+    await make_user(services, "李四", areas=("7号台区",))
+    li = Chat(zhang.assistant, "test", "李四")
+    await li.tap("-|logedit|1")
+    assert "没有找到这条日志" in li.text
