@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import re
 import weakref
 from typing import Any
 
+from bot.conversations.customer import CUSTOMER, DEACTIVATE
+from bot.conversations.customer import open_edit as open_customer_edit
+from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
-from bot.conversations.fields import Invalid
-from bot.conversations.worklog import (
-    WORKLOG,
-    check_not_future,
-    parse_text,
-    resolve_area,
-    values_of,
-)
-from bot.conversations.worklog import time_value as worklog_time_value
+from bot.conversations.worklog import WORKLOG
+from bot.conversations.worklog import prefill as worklog_prefill
+from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
+from bot.handlers import customers as customers_handler
 from bot.handlers import logs as logs_handler
 from bot.handlers.intents import simple_intent, worklog_intent
 from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
@@ -29,12 +27,13 @@ from bot.storage.conversations import Draft
 from bot.textutil import normalize_input
 
 log = logging.getLogger(__name__)
+FORM_COMMANDS = {"log": WORKLOG.name, "customer": CUSTOMER.name}
 
 
 class Assistant:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.engine = FormEngine({WORKLOG.name: WORKLOG})
+        self.engine = FormEngine({f.name: f for f in (WORKLOG, CUSTOMER, DEACTIVATE)})
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -125,50 +124,63 @@ class Assistant:
             return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
         if simple == "greet":
             return await greeting(ctx)
+        query = customers_handler.search_text(text)
+        if query is not None:
+            return await customers_handler.search(ctx, query)
         team_areas = [a.name for a in await self.services.people.team_areas(ctx.user.team_id)]
+        rest = customers_handler.register_text(text)
+        if rest is not None:
+            values, notices = await customer_prefill(ctx, rest, team_areas)
+            return await self.engine.start(ctx, CUSTOMER.name, values, notices)
         intent = worklog_intent(text, ctx.local_now, team_areas)
         if intent is not None:
-            values: dict[str, Any] = {}
-            notices: dict[str, str] = {}
-            if intent.items:
-                values["items"] = intent.items
-            if intent.area_text:
-                area, note = await resolve_area(ctx, intent.area_text)
-                if area:
-                    values["area"] = area
-                elif note:
-                    notices["area"] = "⚠️ " + note
-            if intent.time is not None:
-                try:
-                    check_not_future(ctx, intent.time)
-                    values["time"] = worklog_time_value(intent.time)
-                except Invalid as exc:
-                    notices["time"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
-            if intent.content:
-                with contextlib.suppress(Invalid):  # if refused, asked again at its step
-                    values["content"] = await parse_text(intent.content, ctx)
+            values, notices = await worklog_prefill(ctx, intent)
             return await self.engine.start(ctx, WORKLOG.name, values, notices)
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),
                              menu_buttons(ctx.locale))
 
-    async def _start_form(self, ctx: Ctx, draft: Draft | None, form: str) -> Outcome:
-        """`form` is a form name, or `e<id>` to edit saved work-log entry <id>."""
+    async def _start_form(self, ctx: Ctx, draft: Draft | None, target: str) -> Outcome:
+        """Open a form unless another is open. `target`: a form name, or an opener with a
+        record id: e<id> edit a log entry, ce<id> edit / cv<id> visit / co<id> deactivate a
+        special customer."""
         if draft is not None:
             tok = draft.token
             return Outcome().add(
                 ctx.t("form.conflict", form=await self.engine.describe(ctx, draft)),
                 [[Button(ctx.t("btn.resume"), callback(tok, "resume")),
-                  Button(ctx.t("btn.discard_new"), callback(tok, "discard_new", form))]])
-        if form.startswith("e") and form[1:].isdigit():
-            entry = await self.services.worklogs.get_for(ctx.user, int(form[1:]))
+                  Button(ctx.t("btn.discard_new"), callback(tok, "discard_new", target))]])
+        if target in self.engine.forms:
+            return await self.engine.start(ctx, target)
+        m = re.fullmatch(r"(e|ce|cv|co)(\d+)", target)
+        if m is None:
+            return await self.engine.start(ctx, WORKLOG.name)
+        kind, record_id = m.group(1), int(m.group(2))
+        if kind == "e":
+            entry = await self.services.worklogs.get_for(ctx.user, record_id)
             if entry is None:
                 return Outcome().add(ctx.t("logs.not_found"))
             return await self.engine.start(
-                ctx, WORKLOG.name, values_of(entry), meta={"edit_id": entry.id},
+                ctx, WORKLOG.name, worklog_values_of(entry), meta={"edit_id": entry.id},
                 heading=ctx.t("form.worklog.editing", id=entry.id))
-        return await self.engine.start(ctx, form if form in self.engine.forms else WORKLOG.name)
+        customer = await self.services.customers.get(ctx.user, record_id)
+        if customer is None or (kind != "ce" and not customer.active):
+            return Outcome().add(ctx.t("customer.not_found"))
+        if kind == "ce":
+            return await open_customer_edit(self.engine, ctx, customer)
+        if kind == "co":
+            return await self.engine.start(
+                ctx, DEACTIVATE.name, meta={"customer_id": customer.id},
+                heading=ctx.t("customer.deactivating", name=customer.name,
+                              account=customer.account_no))
+        values: dict[str, Any] = {"items": ["visit"]}
+        if str(customer.area_id) in {str(a.id) for a in
+                                     await self.services.people.areas_for(ctx.user)}:
+            values["area"] = str(customer.area_id)
+        return await self.engine.start(
+            ctx, WORKLOG.name, values, meta={"customer_id": customer.id},
+            heading=ctx.t("customer.visiting", name=customer.name, account=customer.account_no))
 
     async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
         if command == "cancel":
@@ -182,8 +194,8 @@ class Assistant:
                 out.replies.insert(0, Reply(body))
                 return out
             return Outcome().add(body, menu_buttons(ctx.locale))
-        if command == "log":
-            return await self._start_form(ctx, draft, WORKLOG.name)
+        if command in ("log", "customer"):
+            return await self._start_form(ctx, draft, FORM_COMMANDS[command])
         if command == "lang":
             out = await set_language(ctx, arg)
             if draft is not None and out.commands_changed:
@@ -193,6 +205,8 @@ class Assistant:
             return out
         if command == "logs":
             out = await logs_handler.list_logs(ctx)
+        elif command == "customers":
+            out = await customers_handler.search(ctx, arg)
         else:
             out = Outcome().add(ctx.t("menu.unknown_command", command=command,
                                       commands=" ".join("/" + c for c in COMMANDS)))
@@ -236,6 +250,23 @@ class Assistant:
             return await logs_handler.show_log(ctx, int(arg))
         if action == "logedit" and arg.isdigit():
             return await self._start_form(ctx, draft, f"e{arg}")
+        if not arg.isdigit():
+            return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+        record = int(arg)
+        if action == "cust":
+            return await customers_handler.card(ctx, record)
+        if action == "custp":
+            return await customers_handler.page(ctx, record)
+        if action in ("reveal", "revealE"):
+            return await customers_handler.reveal(
+                ctx, record, "emergency" if action == "revealE" else "phone")
+        if action == "custlog":
+            return await customers_handler.history(ctx, record)
+        if action == "custon":
+            return await customers_handler.reactivate(ctx, record)
+        openers = {"custedit": "ce", "custvisit": "cv", "custoff": "co"}
+        if action in openers:
+            return await self._start_form(ctx, draft, f"{openers[action]}{record}")
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
 
 

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
+    account_no_min_digits: int = Field(default=10, ge=1, le=32)
+    account_no_max_digits: int = Field(default=16, ge=1, le=32)
 
     @field_validator("telegram_token")
     @classmethod

@@ -56,3 +56,42 @@ def work_items_in(text: str) -> list[str]:
     low = text.lower()
     hits = {key for word, key in _synonym_index() if word in low}
     return [k for k in work_item_keys() if k in hits]
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    sensitive: bool
+    synonyms: tuple[str, ...]
+
+
+@cache
+def _customer_rules() -> dict[str, list[dict[str, object]]]:
+    with (DATA_DIR / "customer_categories.json").open(encoding="utf-8") as fh:
+        data: dict[str, list[dict[str, object]]] = json.load(fh)
+    return data
+
+
+@cache
+def categories() -> tuple[Category, ...]:
+    return tuple(Category(str(c["key"]), bool(c["sensitive"]),
+                          tuple(c["synonyms"]))  # type: ignore[arg-type]
+                 for c in _customer_rules()["categories"])
+
+
+def sensitive_categories() -> frozenset[str]:
+    return frozenset(c.key for c in categories() if c.sensitive)
+
+
+def categories_in(text: str) -> list[str]:
+    """Category keys named in `text` (医疗 -> medical), in the rule table's order."""
+    low = text.lower()
+    return [c.key for c in categories()
+            if any(s.lower() in low for s in c.synonyms) or c.key == low]
+
+
+@cache
+def measures() -> tuple[WorkItem, ...]:
+    """Service measures (停电优先告知, 代缴) as key + synonyms."""
+    return tuple(WorkItem(str(m["key"]), tuple(m["synonyms"]))  # type: ignore[arg-type]
+                 for m in _customer_rules()["measures"])

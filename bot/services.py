@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.i18n import t
 from bot.models import User
 from bot.storage.conversations import Conversations
+from bot.storage.customers import Customers
 from bot.storage.db import Database
 from bot.storage.people import People
 from bot.storage.worklogs import WorkLogs
@@ -25,12 +26,13 @@ class Services:
     people: People
     worklogs: WorkLogs
     conversations: Conversations
+    customers: Customers
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
         db = await Database(settings.db_path).connect()
         return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
-                   Conversations(db))
+                   Conversations(db), Customers(db))
 
     async def close(self) -> None:
         await self.db.close()
@@ -47,6 +49,8 @@ class Ctx:
     services: Services
     user: User
     now: datetime  # UTC
+    meta: dict[str, Any] = field(default_factory=dict)  # the open form's meta (edit ids ...)
+    form_token: str | None = None  # the open form's token, for buttons a parser offers
 
     @property
     def locale(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -34,6 +34,7 @@ class Saved:
 # (ctx, values, form token, meta) -> Saved; meta carries e.g. the id of an entry being edited.
 SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
 QuickFn = Callable[[Ctx], Any]
+ActionFn = Callable[["FormEngine", Ctx, Draft, str], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class FormSpec:
     fields: tuple[Field, ...]
     save: SaveFn
     quick: dict[str, QuickFn]  # quick-answer action -> value (e.g. "now")
+    # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
+    actions: dict[str, ActionFn] = field(default_factory=dict)
 
-    def field(self, name: str) -> Field:
+    def get_field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
                 return f
@@ -117,6 +120,7 @@ class FormEngine:
     async def render(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Reply:
         spec = self.forms[draft.form]
         st = _state(draft)
+        ctx.meta = st.get("meta", {})
         tok = draft.token
         lines = [prefix] if prefix else []
         step = st["step"]
@@ -134,7 +138,7 @@ class FormEngine:
                      for i in range(0, len(rows), 2)]
             pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
             return Reply("\n".join(lines), pairs)
-        f = spec.field(step)
+        f = spec.get_field(step)
         notice = st["notices"].pop(f.name, None)
         if notice:
             lines.append(notice)
@@ -267,13 +271,18 @@ class FormEngine:
                 if match_choice(clean, [Choice(f.name, ctx.t(f.label))]).exact:
                     return await self.on_action(ctx, draft, "editf", f.name)
             return await self.reprompt(ctx, draft, ctx.t("form.edit_use_buttons"))
-        f = spec.field(step)
+        f = spec.get_field(step)
         value = st["values"].get(f.name)
-        if is_word(clean, "skip"):
+        ctx.meta = st.get("meta", {})
+        ctx.form_token = draft.token
+        # '完成' / '没有了' on an optional free-text step means "nothing to add", not the answer.
+        if is_word(clean, "skip") or (f.kind is Kind.TEXT and not f.required
+                                      and is_word(clean, "done")):
             if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
                 return await self.on_action(ctx, draft, "keep", "")
             return await self.on_action(ctx, draft, "skip", "")
-        if f.kind in (Kind.MULTI, Kind.PHOTOS) and is_word(clean, "done"):
+        if f.kind in (Kind.MULTI, Kind.PHOTOS) and (is_word(clean, "done")
+                                                   or is_word(clean, "save")):
             return await self.on_action(ctx, draft, "done", "")
         for action in f.quick:
             if is_word(clean, action):
@@ -310,7 +319,9 @@ class FormEngine:
     async def _invalid(self, ctx: Ctx, draft: Draft, exc: Invalid) -> Outcome:
         st = _state(draft)
         st["errors"] += 1
-        return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
+        out = await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
+        out.replies[-1].buttons[:0] = exc.buttons
+        return out
 
     async def on_photo(self, ctx: Ctx, draft: Draft, ref: str) -> Outcome:
         """A photo is kept whatever step it arrives at: nothing the user sends is lost."""
@@ -342,7 +353,9 @@ class FormEngine:
         spec = self.forms[draft.form]
         st = _state(draft)
         step = st["step"]
-        field_ = spec.field(step) if step not in (SUMMARY, EDIT_MENU) else None
+        field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
+        if action in spec.actions:
+            return await spec.actions[action](self, ctx, draft, arg)
         if action == "cancel":
             return await self.confirm_cancel(ctx, draft)
         if action == "cancel_yes":
@@ -364,7 +377,7 @@ class FormEngine:
             return await self.reprompt(ctx, draft)
         if action == "editf" and step in (SUMMARY, EDIT_MENU):
             try:
-                spec.field(arg)
+                spec.get_field(arg)
             except KeyError:
                 return await self.reprompt(ctx, draft)
             st["step"] = arg
@@ -397,6 +410,8 @@ class FormEngine:
             return Outcome(edit=await self.render(ctx, draft), toast=ctx.t("form.toggled"))
         elif action == "done" and field_.kind is Kind.MULTI:
             if not st["values"].get(field_.name):
+                if not field_.required:
+                    return await self.on_action(ctx, draft, "skip", "")
                 return await self.reprompt(ctx, draft, ctx.t("form.pick_at_least_one"))
             self._answered(spec, draft, field_.name, st["values"][field_.name])
         elif action == "done" and field_.kind is Kind.PHOTOS:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.conversations.matching import Choice
+from bot.events import Button
 from bot.services import Ctx
 
 
@@ -23,10 +24,12 @@ class Kind(StrEnum):
 class Invalid(Exception):
     """A re-prompt: `key` names the locale string explaining what was wrong."""
 
-    def __init__(self, key: str, **kwargs: Any) -> None:
+    def __init__(self, key: str, buttons: list[list[Button]] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(key)
         self.key = key
         self.kwargs = kwargs
+        self.buttons = buttons or []  # offered above the usual ones (e.g. open the duplicate)
 
 
 ChoicesFn = Callable[[Ctx], Awaitable[list[Choice]]]

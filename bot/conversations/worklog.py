@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, callback
+from bot.handlers.intents import WorkLogIntent
 from bot.models import WorkLog
 from bot.rules import work_item_keys, work_items_in
 from bot.services import Ctx
@@ -113,6 +115,31 @@ async def show_location(value: list[float], ctx: Ctx) -> str:
     return f"{value[0]:.5f}, {value[1]:.5f}"
 
 
+# --- prefill from a sentence ----------------------------------------------------------
+async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict[str, str]]:
+    """Form values from what the sentence said, and notices for what could not be used."""
+    values: dict[str, Any] = {}
+    notices: dict[str, str] = {}
+    if intent.items:
+        values["items"] = intent.items
+    if intent.area_text:
+        area, note = await resolve_area(ctx, intent.area_text)
+        if area:
+            values["area"] = area
+        elif note:
+            notices["area"] = "⚠️ " + note
+    if intent.time is not None:
+        try:
+            check_not_future(ctx, intent.time)
+            values["time"] = time_value(intent.time)
+        except Invalid as exc:
+            notices["time"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
+    if intent.content:
+        with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
+            values["content"] = await parse_text(intent.content, ctx)
+    return values, notices
+
+
 # --- saving ---------------------------------------------------------------------------
 def values_of(w: WorkLog) -> dict[str, Any]:
     """A saved entry as form values, to edit it with the same form."""
@@ -133,7 +160,8 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         area_id=int(values["area"]), items=tuple(values["items"]),
         occurred_at=from_iso(when["at"]), has_time=bool(when["has_time"]),
         content=values["content"], problems=values.get("problems") or None,
-        latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()))
+        latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()),
+        customer_id=meta.get("customer_id"))
     if meta.get("edit_id"):
         wid = int(meta["edit_id"])
         if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):

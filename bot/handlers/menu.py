@@ -7,7 +7,7 @@ from bot.i18n import normalize_locale, t
 from bot.models import Role, User
 from bot.services import Ctx
 
-COMMANDS = ("log", "logs", "cancel", "help", "lang")
+COMMANDS = ("log", "logs", "customer", "customers", "cancel", "help", "lang")
 
 
 def menu_buttons(locale: str) -> list[list[Button]]:

@@ -20,6 +20,7 @@ class NewWorkLog:
     latitude: float | None = None
     longitude: float | None = None
     photos: tuple[str, ...] = ()
+    customer_id: int | None = None  # a visit to a special customer
 
 
 _SELECT = """
@@ -57,11 +58,19 @@ class WorkLogs:
                     return int(row["id"])
             wid = int(await tx.execute(
                 "INSERT INTO worklogs(team_id, area_id, user_id, occurred_at, time_precision, "
-                "content, problems, latitude, longitude, created_at, form_token) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "content, problems, latitude, longitude, created_at, form_token, customer_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
                  "minute" if entry.has_time else "day", entry.content, entry.problems,
-                 entry.latitude, entry.longitude, iso(now), form_token)) or 0)
+                 entry.latitude, entry.longitude, iso(now), form_token,
+                 entry.customer_id)) or 0)
+            if entry.customer_id is not None:
+                # 最近走访日期 moves with the visit, in the same transaction (never backwards).
+                await tx.execute(
+                    "UPDATE customers SET last_visit_at = ? WHERE id = ? AND team_id = ? AND "
+                    "(last_visit_at IS NULL OR last_visit_at < ?)",
+                    (iso(entry.occurred_at), entry.customer_id, user.team_id,
+                     iso(entry.occurred_at)))
             await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
                                  [(wid, item) for item in entry.items])
             await self._add_photos(tx, wid, entry.photos)

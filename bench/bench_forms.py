@@ -1,0 +1,693 @@
+"""Simulated managers filling whole 工作日志 forms through the real Telegram channel, against the
+loopback fake Bot API, versus a bare python-telegram-bot echo bot on the same fake API.
+
+    .venv/bin/python -m bench.bench_forms [--users 1,50,200] [--quick] [--json out.json]
+
+Each bot runs in its own subprocess (the product exactly as `taiqu-bot run`, or with
+``TelegramChannel(..., rate_limiter=False)``, or ``tests.fakebotapi.build_echo_app``); this
+process runs the fake Bot API and the simulated users. A step's latency is measured inside the
+fake: from the user's update being queued to the bot's reply for that step arriving. Prints
+markdown tables (see BENCHMARKS.md); nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+TICK = os.sysconf("SC_CLK_TCK")
+TEAM = "城东供电所"
+AREAS = ["3号台区", "5号台区"]
+FIRST_CHAT = 100_000  # simulated user i talks in private chat FIRST_CHAT + i
+WARM_CHAT = FIRST_CHAT - 1  # one warm-up form before the measured window
+STEP_NAMES = ("1 intent", "2 time", "3 content", "4 problems", "5 photos", "6 location",
+              "7 save")
+
+
+def form_steps(marker: str) -> list[tuple[str, str]]:
+    """(what the manager types, what the bot's reply to it must contain), as in the product."""
+    return [
+        ("记录巡视 3号台区", "什么时候做的"),
+        ("现在", "做了什么"),
+        (f"{marker} 2号杆拉线松动，已紧固", "发现了什么问题"),
+        ("跳过", "有现场照片吗"),
+        ("跳过", "需要打卡位置吗"),
+        ("跳过", marker),  # the summary shows the content back
+        ("保存", "已保存工作日志"),
+    ]
+
+
+# --- the fake, instrumented -------------------------------------------------------------------
+class Wire:
+    """Hooks the fake's per-token state: every bot message is stamped when it arrives, and the
+    one simulated user waiting in that chat is woken (O(1); FakeBot.wait_for wakes every waiter,
+    which at 200 users would make the harness the bottleneck)."""
+
+    def __init__(self, fake: FakeBotAPI) -> None:
+        self.bot = fake.bot()
+        self.ready = asyncio.Event()
+        self.first_poll = 0.0
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        store = self.bot._store
+        get_updates = self.bot.m_getUpdates
+
+        def stamped(chat: Any, rec: dict[str, Any]) -> dict[str, Any]:
+            rec["t"] = time.perf_counter()
+            fut = self._waiting.pop(chat.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(rec)
+            return store(chat, rec)
+
+        async def polled(params: dict[str, Any]) -> Any:
+            if not self.ready.is_set():
+                self.first_poll = time.perf_counter()
+                self.ready.set()
+            return await get_updates(params)
+
+        self.bot._store = stamped  # type: ignore[method-assign]
+        self.bot.m_getUpdates = polled  # type: ignore[method-assign]
+
+    def send(self, chat_id: int, text: str) -> tuple[float, asyncio.Future[dict[str, Any]]]:
+        """Queue a user's text; returns (queued at, future of the bot's next message there)."""
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[chat_id] = fut
+        t0 = time.perf_counter()
+        self.bot.user_sends(chat_id, text, first_name=f"经理{chat_id - FIRST_CHAT}")
+        return t0, fut
+
+    async def say(self, chat_id: int, text: str, timeout: float) -> tuple[float, dict[str, Any]]:
+        t0, fut = self.send(chat_id, text)
+        try:
+            rec = await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiting.pop(chat_id, None)
+        return rec["t"] - t0, rec
+
+    def messages(self, chat_id: int) -> int:
+        return len(self.bot.chat(chat_id).sent)
+
+
+# --- bot subprocesses ---------------------------------------------------------------------------
+def bot_env(fake: FakeBotAPI, db_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAIQU_")}
+    env.update(TAIQU_TELEGRAM_TOKEN=DEFAULT_TOKEN, TAIQU_TELEGRAM_BASE_URL=fake.base_url,
+               TAIQU_TELEGRAM_BASE_FILE_URL=fake.base_file_url, TAIQU_DB_PATH=str(db_path),
+               PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost")
+    return env
+
+
+def taiqu_bot_cmd() -> list[str]:
+    script = Path(PY).parent / "taiqu-bot"
+    return [str(script), "run"] if script.exists() else [PY, "-m", "bot", "run"]
+
+
+BOTS: dict[str, tuple[str, list[str]]] = {
+    # key: (label, argv)
+    "taiqu": ("taiqu, as deployed (AIORateLimiter)", [PY, "-m", "bot", "run"]),
+    "taiqu-nolimit": ("taiqu, rate_limiter=False",
+                      [PY, "-m", "bench.serve", "taiqu", "--no-rate-limiter"]),
+    "echo": ("bare PTB echo (build_echo_app)", [PY, "-m", "bench.serve", "echo"]),
+    "echo-limit": ("bare PTB echo + AIORateLimiter",
+                   [PY, "-m", "bench.serve", "echo", "--rate-limiter"]),
+}
+
+
+class BotProcess:
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.argv, self.env, self.workdir = argv, env, workdir
+        self.proc: asyncio.subprocess.Process | None = None
+        self.spawned_at = 0.0
+
+    async def start(self, wire: Wire | None, timeout: float = 30.0) -> None:
+        """Spawn; with a wire, return once the bot polls (its start-up is over)."""
+        log = (self.workdir / "bot.log").open("ab")
+        self.spawned_at = time.perf_counter()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT)
+        log.close()
+        if wire is None:
+            return
+        ready = asyncio.ensure_future(wire.ready.wait())
+        died = asyncio.ensure_future(self.proc.wait())
+        await asyncio.wait({ready, died}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in (ready, died):
+            task.cancel()
+        if not wire.ready.is_set():
+            raise RuntimeError(f"{self.argv} did not start polling:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            text = (self.workdir / "bot.log").read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
+        return ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def memory_kb(self) -> dict[str, int]:
+        out = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+        return out
+
+    async def stop(self) -> int | None:
+        if self.proc is None or self.proc.returncode is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 20)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            return None
+
+
+async def seed_db(path: Path, users: int) -> None:
+    """Registered managers for chats FIRST_CHAT.. (+ the warm-up chat), through invites."""
+    from bot.config import load_settings
+    from bot.models import Role
+    from bot.services import Services
+
+    services = await Services.open(load_settings(db_path=path))
+    try:
+        now = datetime.now(UTC)
+        for chat_id in [WARM_CHAT, *range(FIRST_CHAT, FIRST_CHAT + users)]:
+            name = f"经理{chat_id - FIRST_CHAT}"
+            invite = await services.people.create_invite(
+                role=Role.MANAGER, team=TEAM, areas=AREAS, name=name, now=now,
+                ttl=timedelta(days=1))
+            await services.people.redeem_invite(invite.code, channel="telegram",
+                                                external_id=str(chat_id), fallback_name=name,
+                                                now=now)
+    finally:
+        await services.close()
+
+
+# --- one load run -------------------------------------------------------------------------------
+@dataclass
+class Run:
+    bot: str
+    users: int
+    forms_per_user: int
+    tag: str
+    samples: list[list[float]] = field(default_factory=lambda: [[] for _ in STEP_NAMES])
+    wall: float = 0.0
+    forms_done: int = 0
+    bad_replies: int = 0
+    timeouts: int = 0
+    extra_messages: int = 0
+    bot_cpu: float = 0.0
+    harness_cpu: float = 0.0
+    rss_kb: dict[str, int] = field(default_factory=dict)
+    db_rows: int | None = None
+    lost: int | None = None
+    duplicated: int | None = None
+    unconfirmed: int | None = None
+    log_lines: int = 0
+
+    @property
+    def steps(self) -> int:
+        return sum(len(s) for s in self.samples)
+
+    @property
+    def all_samples(self) -> list[float]:
+        return [x for s in self.samples for x in s]
+
+
+async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | None,
+                   step_timeout: float) -> Run:
+    run = Run(bot, users, forms, tag)
+    is_form = bot.startswith("taiqu")
+    workdir = Path(tempfile.mkdtemp(prefix=f"taiqu-bench-{bot}-"))
+    db = workdir / "taiqu.db"
+    if template is not None:
+        shutil.copy(template, db)
+    done_markers: set[str] = set()
+    try:
+        async with FakeBotAPI() as fake:
+            wire = Wire(fake)
+            proc = BotProcess(BOTS[bot][1], bot_env(fake, db), workdir)
+            await proc.start(wire)
+            try:
+                for text, expect in form_steps(f"BENCH-{tag}-warmup"):
+                    _, rec = await wire.say(WARM_CHAT, text, 60)
+                    if is_form and expect not in rec["text"]:
+                        raise RuntimeError(f"warm-up: {text!r} got {rec['text']!r}")
+
+                async def user(i: int) -> None:
+                    chat_id = FIRST_CHAT + i
+                    for k in range(forms):
+                        marker = f"BENCH-{tag}-u{i:03d}-f{k:02d}"
+                        rec: dict[str, Any] = {}
+                        for j, (text, expect) in enumerate(form_steps(marker)):
+                            try:
+                                latency, rec = await wire.say(chat_id, text, step_timeout)
+                            except TimeoutError:
+                                run.timeouts += 1
+                                return
+                            run.samples[j].append(latency)
+                            ok = expect in rec["text"] if is_form else rec["text"] == text
+                            run.bad_replies += not ok
+                        if not is_form or "已保存工作日志" in rec["text"]:
+                            run.forms_done += 1
+                            done_markers.add(marker)
+
+                cpu0, harness0 = proc.cpu_seconds(), time.process_time()
+                t0 = time.perf_counter()
+                await asyncio.gather(*(user(i) for i in range(users)))
+                run.wall = time.perf_counter() - t0
+                run.bot_cpu = proc.cpu_seconds() - cpu0
+                run.harness_cpu = time.process_time() - harness0
+                run.rss_kb = proc.memory_kb()
+                await asyncio.sleep(0.2)  # anything sent after the last expected reply
+                expected = {FIRST_CHAT + i: forms * len(STEP_NAMES) for i in range(users)}
+                run.extra_messages = sum(max(0, wire.messages(c) - n)
+                                         for c, n in expected.items())
+            finally:
+                code = await proc.stop()
+                if code not in (0, None, -signal.SIGTERM):
+                    print(f"  ! {bot} exited with {code}:\n{proc.log_tail()}", file=sys.stderr)
+                with contextlib.suppress(OSError):
+                    run.log_lines = len((workdir / "bot.log").read_bytes().splitlines())
+        if is_form:
+            con = sqlite3.connect(db)
+            try:
+                run.db_rows = con.execute("SELECT count(*) FROM worklogs").fetchone()[0]
+                saved = [r[0].split(" ", 1)[0] for r in con.execute(
+                    "SELECT content FROM worklogs WHERE content LIKE ?", (f"BENCH-{tag}-u%",))]
+            finally:
+                con.close()
+            run.duplicated = len(saved) - len(set(saved))
+            run.lost = len(done_markers - set(saved))
+            run.unconfirmed = len(set(saved) - done_markers)  # saved, but the user never saw it
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return run
+
+
+# --- start-up, imports, memory ------------------------------------------------------------------
+async def startup_once(argv: list[str], template: Path | None) -> dict[str, float]:
+    """Spawn with one update already waiting: seconds to the first poll and to the first reply."""
+    workdir = Path(tempfile.mkdtemp(prefix="taiqu-bench-start-"))
+    db = workdir / "taiqu.db"
+    if template is not None:
+        shutil.copy(template, db)
+    try:
+        async with FakeBotAPI() as fake:
+            wire = Wire(fake)
+            _, fut = wire.send(FIRST_CHAT, "记录巡视 3号台区")
+            proc = BotProcess(argv, bot_env(fake, db), workdir)
+            await proc.start(wire)
+            try:
+                rec = await asyncio.wait_for(fut, 30)
+            finally:
+                await proc.stop()
+            return {"ready": wire.first_poll - proc.spawned_at,
+                    "first_reply": rec["t"] - proc.spawned_at}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def python_noop_seconds(n: int) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run([PY, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+_IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def import_profile(module: str, n: int) -> dict[str, Any]:
+    """Median wall time of `python -c "import M"` (minus `python -c pass`), the cumulative
+    -X importtime of M, and the heaviest modules under it."""
+    walls, cumulative = [], []
+    last: list[tuple[int, int, str]] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], check=True,
+                             capture_output=True, text=True, cwd=ROOT)
+        walls.append(time.perf_counter() - t0)
+        last = [(int(m[2]), len(m[3]) // 2, m[4]) for m in _IMPORTTIME.finditer(out.stderr)]
+        cumulative.append(sum(us for us, level, _ in last if level == 0) / 1e6)
+    # Third-party packages and our own modules, by the time their first import took.
+    roots: dict[str, int] = {}
+    for us, _, name in last:
+        root = name if name.startswith("bot.") else name.split(".")[0]
+        if root in sys.stdlib_module_names or root.startswith("_"):
+            continue
+        if name == root or name.startswith("bot."):
+            roots[root] = max(roots.get(root, 0), us)
+    heavy = sorted(roots.items(), key=lambda kv: -kv[1])[:8]
+    return {"module": module, "wall": statistics.median(walls),
+            "importtime": statistics.median(cumulative),
+            "heaviest": [(name, us / 1e6) for name, us in heavy]}
+
+
+def lazily_loaded() -> dict[str, bool]:
+    """Which heavy libraries a plain `import bot.cli, bot.channels.telegram` pulls in."""
+    libs = ["dateparser", "chinese_calendar", "apscheduler", "telegram", "pydantic", "aiosqlite"]
+    code = ("import sys, bot.cli, bot.channels.telegram, bot.assistant; "
+            f"print(' '.join(m for m in {libs!r} if m in sys.modules))")
+    out = subprocess.run([PY, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    loaded = set(out.stdout.split())
+    return {lib: lib in loaded for lib in libs}
+
+
+async def idle_memory(argv: list[str], template: Path | None, settle: float) -> dict[str, int]:
+    workdir = Path(tempfile.mkdtemp(prefix="taiqu-bench-rss-"))
+    db = workdir / "taiqu.db"
+    if template is not None:
+        shutil.copy(template, db)
+    try:
+        async with FakeBotAPI() as fake:
+            wire = Wire(fake)
+            proc = BotProcess(argv, bot_env(fake, db), workdir)
+            await proc.start(wire)
+            try:
+                await asyncio.sleep(settle)
+                return proc.memory_kb()
+            finally:
+                await proc.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- reporting ------------------------------------------------------------------------------------
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.1f}" if x < 10 else f"{x * 1000:.0f}"
+
+
+@dataclass
+class Pooled:
+    bot: str
+    users: int
+    runs: list[Run]
+
+    @property
+    def samples(self) -> list[float]:
+        return [x for r in self.runs for x in r.all_samples]
+
+    def p(self, q: float) -> float:
+        return pct(self.samples, q)
+
+    @property
+    def forms_per_s(self) -> float:
+        return sum(r.forms_done for r in self.runs) / sum(r.wall for r in self.runs)
+
+    @property
+    def steps_per_s(self) -> float:
+        return sum(r.steps for r in self.runs) / sum(r.wall for r in self.runs)
+
+    @property
+    def cpu_per_step_ms(self) -> float:
+        return 1000 * sum(r.bot_cpu for r in self.runs) / max(1, sum(r.steps for r in self.runs))
+
+    @property
+    def harness_load(self) -> float:
+        return sum(r.harness_cpu for r in self.runs) / sum(r.wall for r in self.runs)
+
+    def total(self, name: str) -> int | None:
+        values = [getattr(r, name) for r in self.runs]
+        return None if any(v is None for v in values) else sum(values)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_table(pools: list[Pooled]) -> str:
+    rows = []
+    for p in pools:
+        form = p.bot.startswith("taiqu")
+        checks = (f"{p.total('db_rows')} / {p.total('lost')} / {p.total('duplicated')}"
+                  if form else "n/a")
+        bad = "/".join(str(sum(getattr(r, k) for r in p.runs))
+                       for k in ("bad_replies", "timeouts", "extra_messages"))
+        logs = sum(r.log_lines for r in p.runs)
+        rows.append([p.bot, str(p.users), str(len(p.runs)), str(len(p.samples)),
+                     ms(p.p(0.5)), ms(p.p(0.99)), ms(max(p.samples, default=0.0)),
+                     f"{p.steps_per_s:.0f}", f"{p.forms_per_s:.1f}" if form else "-",
+                     f"{p.cpu_per_step_ms:.2f}", f"{p.harness_load:.0%}",
+                     str(sum(r.forms_done for r in p.runs)) if form else "-", checks, bad, str(logs),
+                     f"{max(r.rss_kb.get('VmRSS', 0) for r in p.runs) / 1024:.0f}"])
+    return table(["bot", "users", "runs", "steps", "p50 ms", "p99 ms", "max ms", "steps/s",
+                  "forms/s", "bot CPU ms/step", "harness CPU", "forms done",
+                  "DB rows (incl. 1 warm-up/run) / lost / dup", "bad/timeout/extra replies",
+                  "bot log lines", "RSS after MB"], rows)
+
+
+def ratio_table(pools: dict[tuple[str, int], Pooled], users: list[int]) -> str:
+    rows = []
+    for n in users:
+        ours, echo = pools.get(("taiqu-nolimit", n)), pools.get(("echo", n))
+        if ours is None or echo is None:
+            continue
+        r50, r99 = ours.p(0.5) / echo.p(0.5), ours.p(0.99) / echo.p(0.99)
+        rows.append([str(n), f"{ms(ours.p(0.5))} / {ms(echo.p(0.5))}",
+                     f"{r50:.2f}x " + ("ok" if r50 <= 1.5 else "**missed**"),
+                     f"{ms(ours.p(0.99))} / {ms(echo.p(0.99))}",
+                     f"{r99:.2f}x " + ("ok" if r99 <= 3 else "**missed**"),
+                     f"{ours.steps_per_s / echo.steps_per_s:.2f}x",
+                     f"{ours.cpu_per_step_ms / echo.cpu_per_step_ms:.2f}x"])
+    return table(["users", "p50 ours / echo ms", "p50 ratio (goal <= 1.5x)",
+                  "p99 ours / echo ms", "p99 ratio (goal <= 3x)", "steps/s ratio",
+                  "bot CPU/step ratio"], rows)
+
+
+def step_table(pool: Pooled) -> str:
+    rows = []
+    for j, name in enumerate(STEP_NAMES):
+        xs = [x for r in pool.runs for x in r.samples[j]]
+        rows.append([name, ms(pct(xs, 0.5)), ms(pct(xs, 0.99))])
+    return table(["step", "p50 ms", "p99 ms"], rows)
+
+
+def machine() -> dict[str, str]:
+    import aiosqlite
+    import telegram
+
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": model,
+            "cores": str(os.cpu_count()), "python": platform.python_version(),
+            "python-telegram-bot": telegram.__version__,
+            "aiosqlite": getattr(aiosqlite, "__version__", "?"),
+            "sqlite": sqlite3.sqlite_version, "kernel": platform.release()}
+
+
+# --- main -----------------------------------------------------------------------------------------
+def plan(users: list[int], quick: bool) -> list[tuple[str, int, int]]:
+    """(bot, users, forms per user) in run order. Unlimited pairs run twice, in swapped order."""
+    def forms(n: int, limited: bool) -> int:
+        if limited:
+            return (2 if quick else 5) if n == 1 else 1
+        if quick:
+            return 5 if n == 1 else 2 if n <= 50 else 1
+        return 20 if n == 1 else 4 if n <= 50 else 2
+
+    steps: list[tuple[str, int, int]] = []
+    for n in users:
+        f = forms(n, False)
+        steps += [("echo", n, f), ("taiqu-nolimit", n, f)]
+        if not quick:
+            steps += [("taiqu-nolimit", n, f), ("echo", n, f)]
+    for n in users:
+        if quick and n > 50:
+            continue  # 200 users x 7 steps at 30 msg/s is ~50 s per bot
+        steps += [("echo-limit", n, forms(n, True)), ("taiqu", n, forms(n, True))]
+    return steps
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    users = sorted({int(u) for u in args.users.split(",")})
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "users": users, "quick": args.quick}
+    base = Path(tempfile.mkdtemp(prefix="taiqu-bench-seed-"))
+    templates: dict[int, Path] = {}
+    try:
+        for n in [1, *users]:
+            if n not in templates:
+                templates[n] = base / f"seed-{n}.db"
+                await seed_db(templates[n], n)
+
+        log = print if args.verbose else (lambda *a, **k: None)
+        reps = 3 if args.quick else 5
+        noop = python_noop_seconds(reps)
+        starts: dict[str, list[dict[str, float]]] = {"taiqu": [], "taiqu-empty": [], "echo": []}
+        for _ in range(reps):  # alternate the bots
+            starts["taiqu"].append(await startup_once([PY, "-m", "bot", "run"], templates[1]))
+            starts["echo"].append(await startup_once(BOTS["echo"][1], None))
+            starts["taiqu-empty"].append(await startup_once([PY, "-m", "bot", "run"], None))
+        results["startup"] = {k: {m: statistics.median(s[m] for s in v)
+                                  for m in ("ready", "first_reply")} | {
+                                      "min_first_reply": min(s["first_reply"] for s in v)}
+                              for k, v in starts.items()}
+        results["startup"]["python_noop"] = noop
+        results["imports"] = [import_profile(m, reps) for m in
+                              ("bot.cli", "bot.channels.telegram", "telegram.ext")]
+        results["lazy"] = lazily_loaded()
+        results["idle_rss_kb"] = {
+            "taiqu-bot run": await idle_memory(taiqu_bot_cmd(), templates[1], args.settle),
+            "echo": await idle_memory(BOTS["echo"][1], None, args.settle)}
+        log(json.dumps({k: results[k] for k in ("startup", "lazy", "idle_rss_kb")}, indent=1))
+
+        runs: list[Run] = []
+        for i, (bot, n, forms) in enumerate(plan(users, args.quick)):
+            tag = f"r{i:02d}"
+            t0 = time.perf_counter()
+            run = await load_run(bot, n, forms, tag, templates[n] if bot.startswith("taiqu")
+                                 else None, args.step_timeout)
+            runs.append(run)
+            print(f"  {bot:14} users={n:<4} forms/user={forms:<3} steps={run.steps:<5} "
+                  f"p50={ms(pct(run.all_samples, 0.5))}ms p99={ms(pct(run.all_samples, 0.99))}ms "
+                  f"wall={run.wall:.1f}s (run {time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+        pools: dict[tuple[str, int], Pooled] = {}
+        for run in runs:
+            pools.setdefault((run.bot, run.users), Pooled(run.bot, run.users, [])).runs.append(run)
+        results["pools"] = pools
+        results["elapsed"] = time.perf_counter() - started
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    out: list[str] = []
+    m = results["machine"]
+    out.append("### Machine\n")
+    out.append(table(["date", "CPU", "cores", "Python", "PTB", "aiosqlite", "SQLite", "kernel"],
+                     [[m["date"], m["cpu"], m["cores"], m["python"], m["python-telegram-bot"],
+                       m["aiosqlite"], m["sqlite"], m["kernel"]]]))
+    pools: dict[tuple[str, int], Pooled] = results["pools"]
+    users = results["users"]
+    order = ["echo", "taiqu-nolimit", "echo-limit", "taiqu"]
+    unlimited = [pools[(b, n)] for b in order[:2] for n in users if (b, n) in pools]
+    limited = [pools[(b, n)] for b in order[2:] for n in users if (b, n) in pools]
+    out.append("\n### Per-step latency and throughput, no rate limiter\n")
+    out.append(load_table(sorted(unlimited, key=lambda p: (p.users, p.bot))))
+    out.append("\n### Goals: ours (rate_limiter=False) vs the bare echo bot\n")
+    out.append(ratio_table(pools, users))
+    out.append("\n### As deployed: AIORateLimiter (30 msg/s overall), echo with the same limiter\n")
+    out.append(load_table(sorted(limited, key=lambda p: (p.users, p.bot))))
+    for n in (users[0], users[-1]):
+        if ("taiqu-nolimit", n) in pools:
+            out.append(f"\n### Per step, taiqu rate_limiter=False, {n} user(s)\n")
+            out.append(step_table(pools[("taiqu-nolimit", n)]))
+    s = results["startup"]
+    out.append("\n### Start-up (median of fresh subprocesses; one update already queued)\n")
+    out.append(table(
+        ["process", "spawn -> first getUpdates", "spawn -> first reply", "min first reply"],
+        [["`python -m bot run` (taiqu)", ms(s["taiqu"]["ready"]) + " ms",
+          ms(s["taiqu"]["first_reply"]) + " ms", ms(s["taiqu"]["min_first_reply"]) + " ms"],
+         ["`python -m bot run`, new empty database (migrations; stranger reply)",
+          ms(s["taiqu-empty"]["ready"]) + " ms", ms(s["taiqu-empty"]["first_reply"]) + " ms",
+          ms(s["taiqu-empty"]["min_first_reply"]) + " ms"],
+         ["bare PTB echo (its module also imports aiohttp)", ms(s["echo"]["ready"]) + " ms", ms(s["echo"]["first_reply"]) + " ms",
+          ms(s["echo"]["min_first_reply"]) + " ms"],
+         ["`python -c pass`", "-", ms(s["python_noop"]) + " ms", "-"]]))
+    out.append("\n### Imports (median; `-X importtime` cumulative, and wall of `python -c`)\n")
+    rows = []
+    for imp in results["imports"]:
+        heavy = ", ".join(f"{n} {t * 1000:.0f}" for n, t in imp["heaviest"][:6])
+        rows.append([f"`import {imp['module']}`", ms(imp["importtime"]), ms(imp["wall"]), heavy])
+    out.append(table(["import", "importtime ms", "wall ms (incl. interpreter)",
+                      "heaviest first imports (ms, nested)"], rows))
+    lazy = results["lazy"]
+    out.append("\nLoaded by `import bot.cli, bot.channels.telegram, bot.assistant`: "
+               + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in lazy.items()))
+    out.append("\n### Idle memory (VmRSS after start-up, idle)\n")
+    out.append(table(["process", "VmRSS MB", "VmHWM MB"],
+                     [[k, f"{v['VmRSS'] / 1024:.1f}", f"{v['VmHWM'] / 1024:.1f}"]
+                      for k, v in results["idle_rss_kb"].items()]))
+    out.append(f"\nTotal benchmark time {results['elapsed']:.0f} s.")
+    return "\n".join(out) + "\n"
+
+
+def to_json(results: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in results.items() if k != "pools"}
+    data["runs"] = [
+        {"bot": p.bot, "users": p.users, "runs": len(p.runs), "steps": len(p.samples),
+         "p50_s": p.p(0.5), "p99_s": p.p(0.99), "forms_per_s": p.forms_per_s,
+         "steps_per_s": p.steps_per_s, "bot_cpu_ms_per_step": p.cpu_per_step_ms,
+         "forms_done": sum(r.forms_done for r in p.runs), "db_rows": p.total("db_rows"),
+         "lost": p.total("lost"), "duplicated": p.total("duplicated"),
+         "unconfirmed": p.total("unconfirmed"),
+         "bad_replies": sum(r.bad_replies for r in p.runs),
+         "timeouts": sum(r.timeouts for r in p.runs),
+         "extra_messages": sum(r.extra_messages for r in p.runs),
+         "bot_log_lines": sum(r.log_lines for r in p.runs)}
+        for p in results["pools"].values()]
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_forms", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", default="1,50,200",
+                   help="concurrent users per run (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="fewer forms and repeats (~1 minute)")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--settle", type=float, default=3.0, help="idle seconds before reading RSS")
+    p.add_argument("--step-timeout", type=float, default=120.0)
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    results = asyncio.run(main_async(args))
+    print(render(results))
+    if args.json:
+        args.json.write_text(json.dumps(to_json(results), ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,240 @@
+"""The 特殊客户 forms: register / edit a special customer, and deactivate one with a reason."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bot import validators
+from bot.conversations.engine import FormEngine, FormSpec, Saved
+from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.matching import Choice
+from bot.conversations.worklog import area_choices, parse_text, resolve_area, show_area
+from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.privacy import mask_phone
+from bot.rules import categories, categories_in, measures
+from bot.services import Ctx
+from bot.storage.conversations import Draft
+from bot.storage.customers import Customer, CustomerData
+
+
+# --- 户号 -----------------------------------------------------------------------------
+async def parse_account(text: str, ctx: Ctx) -> str:
+    s = ctx.services.settings
+    value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
+    if value is None:
+        raise Invalid("customer.account.invalid", text=text, min=s.account_no_min_digits,
+                      max=s.account_no_max_digits)
+    existing = await ctx.services.customers.by_account(ctx.user.team_id, value)
+    if existing is not None and existing.id != ctx.meta.get("edit_id"):
+        raise Invalid("customer.account.duplicate", account=value, name=existing.name,
+                      area=existing.area_name,
+                      buttons=[[Button(ctx.t("btn.open_existing"),
+                                       callback(ctx.form_token or GLOBAL_TOKEN, "dup_open",
+                                                existing.id))]])
+    return value
+
+
+# --- phones ---------------------------------------------------------------------------
+async def parse_phone(text: str, ctx: Ctx) -> str:
+    value = validators.phone(text)
+    if value is None:
+        raise Invalid("customer.phone.invalid", text=text)
+    return value
+
+
+async def show_phone(value: str, ctx: Ctx) -> str:
+    # Editing a stored record: its numbers stay masked; only 显示电话 reveals (and audits) them.
+    return mask_phone(value) if ctx.meta.get("edit_id") else value
+
+
+# --- categories and measures ----------------------------------------------------------
+async def category_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(c.key, ctx.t(f"category.{c.key}")) for c in categories()]
+
+
+async def parse_categories(text: str, ctx: Ctx) -> list[str]:
+    found = categories_in(text)
+    if not found:
+        raise Invalid("customer.categories.unknown", text=text, options="、".join(
+            ctx.t(f"category.{c.key}") for c in categories()))
+    return found
+
+
+async def show_categories(value: list[str], ctx: Ctx) -> str:
+    return "、".join(ctx.t(f"category.{k}") for k in value)
+
+
+async def measure_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(m.key, ctx.t(f"measure.{m.key}")) for m in measures()]
+
+
+async def parse_measures(text: str, ctx: Ctx) -> list[str]:
+    low = text.lower()
+    found = [m.key for m in measures() if any(s in low for s in m.synonyms)]
+    if not found:
+        raise Invalid("customer.measures.unknown", text=text, options="、".join(
+            ctx.t(f"measure.{m.key}") for m in measures()))
+    return found
+
+
+async def show_measures(value: list[str], ctx: Ctx) -> str:
+    return "、".join(ctx.t(f"measure.{k}") for k in value)
+
+
+async def parse_days(text: str, ctx: Ctx) -> int:
+    days = validators.visit_days(text)
+    if days is None:
+        raise Invalid("customer.visit_days.invalid", text=text)
+    return days
+
+
+async def show_days(value: int, ctx: Ctx) -> str:
+    return ctx.t("customer.every_days", days=value)
+
+
+# --- prefill from a sentence: 登记特殊客户 3号台区 李四 -----------------------------------
+async def prefill(ctx: Ctx, rest: str,
+                  area_names: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    notices: dict[str, str] = {}
+    words = rest.split()
+    for word in list(words):
+        if word in area_names or word.endswith("台区"):
+            area, note = await resolve_area(ctx, word)
+            if area:
+                values["area"] = area
+            elif note:
+                notices["area"] = "⚠️ " + note
+            words.remove(word)
+            break
+    for word in list(words):
+        digits = validators.digits_only(word)
+        if digits.isdigit() and len(digits) >= 6:
+            with contextlib.suppress(Invalid):  # a bad or duplicate 户号 is asked at its step
+                values["account_no"] = await parse_account(word, ctx)
+            words.remove(word)
+            break
+    name = " ".join(words).strip()
+    if name and len(name) <= 30:
+        values["name"] = name
+    return values, notices
+
+
+# --- values <-> records ---------------------------------------------------------------
+def values_of(c: Customer) -> dict[str, Any]:
+    return {"account_no": c.account_no, "name": c.name, "area": str(c.area_id),
+            "address": c.address, "phone": c.phone, "categories": list(c.categories),
+            "situation": c.situation, "emergency_name": c.emergency_name,
+            "emergency_phone": c.emergency_phone, "visit_every_days": c.visit_every_days,
+            "measures": [k for k, on in (("notify_first", c.notify_first),
+                                         ("proxy_pay", c.proxy_pay)) if on]}
+
+
+def data_of(values: dict[str, Any]) -> CustomerData:
+    picked = set(values.get("measures") or [])
+    return CustomerData(
+        account_no=values["account_no"], name=values["name"], area_id=int(values["area"]),
+        address=values["address"], phone=values["phone"],
+        categories=tuple(values["categories"]), situation=values.get("situation") or None,
+        emergency_name=values.get("emergency_name") or None,
+        emergency_phone=values.get("emergency_phone") or None,
+        visit_every_days=values.get("visit_every_days"),
+        notify_first="notify_first" in picked, proxy_pay="proxy_pay" in picked)
+
+
+def card_buttons(ctx: Ctx, customer_id: int) -> list[list[Button]]:
+    return [[Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", customer_id)),
+             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]]
+
+
+async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
+    areas = {str(a.id) for a in await ctx.services.people.areas_for(ctx.user)}
+    if values.get("area") not in areas:
+        raise Invalid("form.worklog.area_gone")
+    data = data_of(values)
+    customers = ctx.services.customers
+    if meta.get("edit_id"):
+        cid = int(meta["edit_id"])
+        if not await customers.update(ctx.user, cid, data, ctx.now):
+            raise Invalid("customer.not_found")
+        return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
+                     card_buttons(ctx, cid))
+    # Re-check at save: another manager may have registered the same 户号 meanwhile.
+    existing = await customers.by_account(ctx.user.team_id, data.account_no)
+    if existing is not None:
+        raise Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
+                      area=existing.area_name,
+                      buttons=[[Button(ctx.t("btn.open_existing"),
+                                       callback(token, "dup_open", existing.id))]])
+    cid = await customers.create(ctx.user, data, ctx.now)
+    return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
+                 card_buttons(ctx, cid))
+
+
+async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
+    return await engine.start(ctx, CUSTOMER.name, values_of(customer),
+                              meta={"edit_id": customer.id},
+                              heading=ctx.t("customer.editing", name=customer.name,
+                                            account=customer.account_no))
+
+
+async def open_duplicate(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
+    """The 户号 is registered already: drop the new draft and open the existing record."""
+    customer = await ctx.services.customers.get(ctx.user, int(arg)) if arg.isdigit() else None
+    if customer is None:
+        return await engine.reprompt(ctx, draft, ctx.t("customer.not_found"))
+    await ctx.services.conversations.delete(ctx.user.id)
+    return await open_edit(engine, ctx, customer)
+
+
+CUSTOMER = FormSpec(
+    name="customer",
+    title="form.customer.title",
+    fields=(
+        Field("account_no", "field.account_no", "form.customer.account_no", Kind.TEXT,
+              parse=parse_account),
+        Field("name", "field.customer_name", "form.customer.name", Kind.TEXT, parse=parse_text),
+        Field("area", "field.area", "form.customer.area", Kind.CHOICE, choices=area_choices,
+              show=show_area),
+        Field("address", "field.address", "form.customer.address", Kind.TEXT, parse=parse_text),
+        Field("phone", "field.phone", "form.customer.phone", Kind.TEXT, parse=parse_phone,
+              show=show_phone),
+        Field("categories", "field.categories", "form.customer.categories", Kind.MULTI,
+              choices=category_choices, parse=parse_categories, show=show_categories),
+        Field("situation", "field.situation", "form.customer.situation", Kind.TEXT,
+              parse=parse_text),
+        Field("emergency_name", "field.emergency_name", "form.customer.emergency_name",
+              Kind.TEXT, required=False, parse=parse_text),
+        Field("emergency_phone", "field.emergency_phone", "form.customer.emergency_phone",
+              Kind.TEXT, required=False, parse=parse_phone, show=show_phone),
+        Field("visit_every_days", "field.visit_every_days", "form.customer.visit_every_days",
+              Kind.TEXT, required=False, parse=parse_days, show=show_days),
+        Field("measures", "field.measures", "form.customer.measures", Kind.MULTI,
+              required=False, choices=measure_choices, parse=parse_measures,
+              show=show_measures),
+    ),
+    save=save,
+    quick={},
+    actions={"dup_open": open_duplicate},
+)
+
+
+# --- deactivation ---------------------------------------------------------------------
+async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
+                            meta: dict[str, Any]) -> Saved:
+    cid = int(meta["customer_id"])
+    if not await ctx.services.customers.set_active(ctx.user, cid, False, ctx.now,
+                                                    values["reason"]):
+        raise Invalid("customer.not_found")
+    return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid))
+
+
+DEACTIVATE = FormSpec(
+    name="customer_off",
+    title="form.customer_off.title",
+    fields=(Field("reason", "field.reason", "form.customer_off.reason", Kind.TEXT,
+                  parse=parse_text),),
+    save=save_deactivation,
+    quick={},
+)

@@ -1,0 +1,229 @@
+"""特殊客户档案: records, categories, search and the audit trail that goes with every change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from bot.models import Role, User
+from bot.storage import audit
+from bot.storage.db import Database, Row, Tx, from_iso, iso
+
+ENTITY = "customer"
+
+
+@dataclass(frozen=True)
+class CustomerData:
+    """What a form or an import row provides."""
+
+    account_no: str
+    name: str
+    area_id: int
+    address: str
+    phone: str
+    categories: tuple[str, ...]
+    situation: str | None = None
+    emergency_name: str | None = None
+    emergency_phone: str | None = None
+    visit_every_days: int | None = None
+    notify_first: bool = False
+    proxy_pay: bool = False
+
+
+@dataclass(frozen=True)
+class Customer(CustomerData):
+    id: int = 0
+    team_id: int = 0
+    area_name: str = ""
+    last_visit_at: datetime | None = None
+    active: bool = True
+    deactivated_reason: str | None = None
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+    def data(self) -> CustomerData:
+        return CustomerData(**{f.name: getattr(self, f.name) for f in fields(CustomerData)})
+
+
+@dataclass(frozen=True)
+class Query:
+    """kind: all | account | area | category | due | text."""
+
+    kind: str
+    value: str = ""
+
+
+_SELECT = """
+SELECT c.*, a.name AS area_name, u.name AS creator,
+       (SELECT group_concat(category, ',') FROM customer_categories WHERE customer_id = c.id)
+         AS cats
+FROM customers c JOIN areas a ON a.id = c.area_id LEFT JOIN users u ON u.id = c.created_by
+"""
+
+
+def _customer(r: Row) -> Customer:
+    return Customer(
+        account_no=r["account_no"], name=r["name"], area_id=r["area_id"], address=r["address"],
+        phone=r["phone"], categories=tuple(sorted(r["cats"].split(","))) if r["cats"] else (),
+        situation=r["situation"], emergency_name=r["emergency_name"],
+        emergency_phone=r["emergency_phone"], visit_every_days=r["visit_every_days"],
+        notify_first=bool(r["notify_first"]), proxy_pay=bool(r["proxy_pay"]), id=r["id"],
+        team_id=r["team_id"], area_name=r["area_name"],
+        last_visit_at=from_iso(r["last_visit_at"]) if r["last_visit_at"] else None,
+        active=bool(r["active"]), deactivated_reason=r["deactivated_reason"],
+        created_at=from_iso(r["created_at"]), created_by=r["creator"])
+
+
+def _scope(user: User) -> tuple[str, list[Any]]:
+    """Admins see every team; everyone else only their own team."""
+    if user.role is Role.ADMIN:
+        return "1 = 1", []
+    return "c.team_id = ?", [user.team_id]
+
+
+_COLUMNS = ("account_no", "name", "area_id", "address", "phone", "situation", "emergency_name",
+            "emergency_phone", "visit_every_days", "notify_first", "proxy_pay")
+
+
+def _values(d: CustomerData) -> list[Any]:
+    return [getattr(d, c) if not isinstance(getattr(d, c), bool) else int(getattr(d, c))
+            for c in _COLUMNS]
+
+
+def diff(old: CustomerData, new: CustomerData) -> dict[str, list[Any]]:
+    """{field: [old, new]} for the fields that changed (the audit trail's detail)."""
+    a, b = asdict(old), asdict(new)
+    return {k: [list(a[k]) if isinstance(a[k], tuple) else a[k],
+                list(b[k]) if isinstance(b[k], tuple) else b[k]]
+            for k in a if a[k] != b[k]}
+
+
+class Customers:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, user: User, customer_id: int) -> Customer | None:
+        """A record the user may see, or None (another team's record does not exist for them)."""
+        where, params = _scope(user)
+        row = await self.db.fetchone(_SELECT + f" WHERE c.id = ? AND {where}",
+                                     (customer_id, *params))
+        return _customer(row) if row else None
+
+    async def by_account(self, team_id: int, account_no: str) -> Customer | None:
+        row = await self.db.fetchone(_SELECT + " WHERE c.team_id = ? AND c.account_no = ?",
+                                     (team_id, account_no))
+        return _customer(row) if row else None
+
+    @staticmethod
+    async def _set_categories(tx: Tx, customer_id: int, cats: tuple[str, ...]) -> None:
+        await tx.execute("DELETE FROM customer_categories WHERE customer_id = ?", (customer_id,))
+        await tx.executemany(
+            "INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
+            [(customer_id, c) for c in dict.fromkeys(cats)])
+
+    async def create(self, user: User, data: CustomerData, now: datetime) -> int:
+        async with self.db.tx() as tx:
+            cid = int(await tx.execute(
+                f"INSERT INTO customers(team_id, {', '.join(_COLUMNS)}, created_by, created_at) "
+                f"VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?)",
+                (user.team_id, *_values(data), user.id, iso(now))) or 0)
+            await self._set_categories(tx, cid, data.categories)
+            await audit.record(tx, team_id=user.team_id, user_id=user.id, actor=user.name,
+                               entity=ENTITY, entity_id=cid, action="create", at=now,
+                               detail={"account_no": data.account_no})
+        return cid
+
+    async def update(self, user: User, customer_id: int, data: CustomerData,
+                     now: datetime) -> bool:
+        old = await self.get(user, customer_id)
+        if old is None:
+            return False
+        changes = diff(old.data(), data)
+        if not changes:
+            return True
+        async with self.db.tx() as tx:
+            await tx.execute(
+                f"UPDATE customers SET {', '.join(c + ' = ?' for c in _COLUMNS)}, "
+                "updated_at = ?, updated_by = ? WHERE id = ?",
+                (*_values(data), iso(now), user.id, customer_id))
+            await self._set_categories(tx, customer_id, data.categories)
+            await audit.record(tx, team_id=old.team_id, user_id=user.id, actor=user.name,
+                               entity=ENTITY, entity_id=customer_id, action="edit", at=now,
+                               detail=changes)
+        return True
+
+    async def set_active(self, user: User, customer_id: int, active: bool, now: datetime,
+                         reason: str | None = None) -> bool:
+        """Deactivate (with a reason) or reactivate; records are never deleted."""
+        old = await self.get(user, customer_id)
+        if old is None:
+            return False
+        async with self.db.tx() as tx:
+            await tx.execute(
+                "UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
+                "WHERE id = ?",
+                (int(active), None if active else iso(now), None if active else reason,
+                 customer_id))
+            await audit.record(tx, team_id=old.team_id, user_id=user.id, actor=user.name,
+                               entity=ENTITY, entity_id=customer_id,
+                               action="reactivate" if active else "deactivate", at=now,
+                               detail={} if active else {"reason": reason})
+        return True
+
+    async def reveal_phone(self, user: User, customer_id: int, which: str,
+                           now: datetime) -> str | None:
+        """The full number, once, written to the audit log."""
+        c = await self.get(user, customer_id)
+        if c is None:
+            return None
+        phone = c.emergency_phone if which == "emergency" else c.phone
+        async with self.db.tx() as tx:
+            await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
+                               entity=ENTITY, entity_id=customer_id, action="reveal", at=now,
+                               detail={"field": "emergency_phone" if which == "emergency"
+                                       else "phone"})
+        return phone
+
+    async def search(self, user: User, q: Query, now: datetime, limit: int = 8,
+                     offset: int = 0) -> tuple[int, list[Customer]]:
+        """Active records in the user's scope matching `q`, with the total count."""
+        where, params = _scope(user)
+        clauses = [where, "c.active = 1"]
+        order = "c.area_id, c.name, c.id"
+        if q.kind == "account":
+            clauses.append("c.account_no LIKE ?")
+            params.append(q.value + "%")
+        elif q.kind == "area":
+            clauses.append("a.name = ?")
+            params.append(q.value)
+        elif q.kind == "category":
+            clauses.append("c.id IN (SELECT customer_id FROM customer_categories "
+                           "WHERE category = ?)")
+            params.append(q.value)
+        elif q.kind == "due":
+            clauses.append("c.visit_every_days IS NOT NULL AND (c.last_visit_at IS NULL OR "
+                           "julianday(?) - julianday(c.last_visit_at) >= c.visit_every_days)")
+            params.append(iso(now))
+            order = "c.last_visit_at IS NOT NULL, c.last_visit_at, c.id"
+        elif q.kind == "text":
+            clauses.append("(c.name LIKE ? OR c.address LIKE ?)")
+            like = "%" + q.value.replace("%", "").replace("_", "") + "%"
+            params += [like, like]
+        sql_where = " AND ".join(clauses)
+        total_row = await self.db.fetchone(
+            f"SELECT count(*) FROM customers c JOIN areas a ON a.id = c.area_id "
+            f"WHERE {sql_where}", params)
+        rows = await self.db.fetchall(
+            _SELECT + f" WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+            (*params, limit, offset))
+        return (int(total_row[0]) if total_row else 0), [_customer(r) for r in rows]
+
+    async def save_search(self, user: User, query: str, now: datetime) -> None:
+        await self.db.execute(
+            "INSERT INTO searches(user_id, query, at) VALUES (?, ?, ?) ON CONFLICT(user_id) "
+            "DO UPDATE SET query = excluded.query, at = excluded.at", (user.id, query, iso(now)))
+
+    async def last_search(self, user: User) -> str | None:
+        row = await self.db.fetchone("SELECT query FROM searches WHERE user_id = ?", (user.id,))
+        return str(row["query"]) if row else None
