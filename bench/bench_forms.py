@@ -474,7 +474,8 @@ def load_table(pools: list[Pooled]) -> str:
                      ms(p.p(0.5)), ms(p.p(0.99)), ms(max(p.samples, default=0.0)),
                      f"{p.steps_per_s:.0f}", f"{p.forms_per_s:.1f}" if form else "-",
                      f"{p.cpu_per_step_ms:.2f}", f"{p.harness_load:.0%}",
-                     str(sum(r.forms_done for r in p.runs)) if form else "-", checks, bad, str(logs),
+                     str(sum(r.forms_done for r in p.runs)) if form else "-", checks, bad,
+                     str(logs),
                      f"{max(r.rss_kb.get('VmRSS', 0) for r in p.runs) / 1024:.0f}"])
     return table(["bot", "users", "runs", "steps", "p50 ms", "p99 ms", "max ms", "steps/s",
                   "forms/s", "bot CPU ms/step", "harness CPU", "forms done",
@@ -625,16 +626,14 @@ def render(results: dict[str, Any]) -> str:
             out.append(step_table(pools[("taiqu-nolimit", n)]))
     s = results["startup"]
     out.append("\n### Start-up (median of fresh subprocesses; one update already queued)\n")
-    out.append(table(
-        ["process", "spawn -> first getUpdates", "spawn -> first reply", "min first reply"],
-        [["`python -m bot run` (taiqu)", ms(s["taiqu"]["ready"]) + " ms",
-          ms(s["taiqu"]["first_reply"]) + " ms", ms(s["taiqu"]["min_first_reply"]) + " ms"],
-         ["`python -m bot run`, new empty database (migrations; stranger reply)",
-          ms(s["taiqu-empty"]["ready"]) + " ms", ms(s["taiqu-empty"]["first_reply"]) + " ms",
-          ms(s["taiqu-empty"]["min_first_reply"]) + " ms"],
-         ["bare PTB echo (its module also imports aiohttp)", ms(s["echo"]["ready"]) + " ms", ms(s["echo"]["first_reply"]) + " ms",
-          ms(s["echo"]["min_first_reply"]) + " ms"],
-         ["`python -c pass`", "-", ms(s["python_noop"]) + " ms", "-"]]))
+    names = {"taiqu": "`python -m bot run` (taiqu, seeded database)",
+             "taiqu-empty": "`python -m bot run`, new empty database (migrations)",
+             "echo": "bare PTB echo (`bench.serve echo`; its module also imports aiohttp)"}
+    rows = [[label, ms(s[k]["ready"]), ms(s[k]["first_reply"]), ms(s[k]["min_first_reply"])]
+            for k, label in names.items()]
+    rows.append(["`python -c pass`", "-", ms(s["python_noop"]), "-"])
+    out.append(table(["process", "spawn -> first getUpdates ms", "spawn -> first reply ms",
+                      "min first reply ms"], rows))
     out.append("\n### Imports (median; `-X importtime` cumulative, and wall of `python -c`)\n")
     rows = []
     for imp in results["imports"]:

@@ -163,7 +163,7 @@ class Assistant:
                 return Outcome().add(ctx.t("logs.not_found"))
             return await self.engine.start(
                 ctx, WORKLOG.name, worklog_values_of(entry), meta={"edit_id": entry.id},
-                heading=ctx.t("form.worklog.editing", id=entry.id))
+                heading=ctx.t("form.worklog.editing", id=entry.id), at_summary=True)
         customer = await self.services.customers.get(ctx.user, record_id)
         if customer is None or (kind != "ce" and not customer.active):
             return Outcome().add(ctx.t("customer.not_found"))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 TELEGRAM_LIMIT = 4096
 
 
+# Full-width digits and Latin letters, and the ideographic space, to their ASCII forms.
+# Chinese punctuation (，。：) is left alone: it is part of what people write.
+_FOLD = {**{0xFF10 + i: ord("0") + i for i in range(10)},
+         **{0xFF21 + i: ord("A") + i for i in range(26)},
+         **{0xFF41 + i: ord("a") + i for i in range(26)},
+         0x3000: ord(" ")}
+
+
 def normalize_input(text: str) -> str:
-    """Full-width digits, letters and punctuation to half-width; trim; collapse blanks."""
-    folded = unicodedata.normalize("NFKC", text)
-    return " ".join(folded.split())
+    """For matching, not storing: full-width digits and letters folded; blanks collapsed."""
+    return " ".join(text.translate(_FOLD).split())
 
 
 def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:

@@ -176,7 +176,7 @@ async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome
     return await engine.start(ctx, CUSTOMER.name, values_of(customer),
                               meta={"edit_id": customer.id},
                               heading=ctx.t("customer.editing", name=customer.name,
-                                            account=customer.account_no))
+                                            account=customer.account_no), at_summary=True)
 
 
 async def open_duplicate(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:

@@ -78,14 +78,14 @@ class FormEngine:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, ctx: Ctx, form: str, values: dict[str, Any] | None = None,
                     notices: dict[str, str] | None = None, meta: dict[str, Any] | None = None,
-                    heading: str | None = None) -> Outcome:
-        """Open a form. With `heading` (editing a saved record) it opens at the summary."""
+                    heading: str | None = None, at_summary: bool = False) -> Outcome:
+        """Open a form; `at_summary` (editing a saved record) opens it at the summary."""
         spec = self.forms[form]
         draft = Draft(ctx.user.id, form, secrets.token_hex(4),
                       {"values": dict(values or {}), "history": [], "skipped": [],
                        "editing": False, "errors": 0, "notices": dict(notices or {}),
                        "step": "", "meta": dict(meta or {})}, ctx.now, ctx.now)
-        if heading is not None:
+        if at_summary:
             st = _state(draft)
             st["history"] = [f.name for f in spec.fields]
             st["skipped"] = [f.name for f in spec.fields if not st["values"].get(f.name)]
@@ -295,9 +295,9 @@ class FormEngine:
             if f.kind is Kind.CHOICE:
                 parsed: Any = await self._parse_choice(ctx, f, clean)
             elif f.parse is not None:
-                parsed = await f.parse(clean, ctx)
+                parsed = await f.parse(text.strip(), ctx)  # stored as written, not folded
             else:
-                parsed = clean
+                parsed = text.strip()
         except Invalid as exc:
             return await self._invalid(ctx, draft, exc)
         self._answered(spec, draft, f.name, parsed)
