@@ -193,6 +193,13 @@ class BotProcess:
             return None
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
 async def seed_db(path: Path, users: int) -> None:
     """Registered managers for chats FIRST_CHAT.. (+ the warm-up chat), through invites."""
     from bot.config import load_settings
@@ -235,6 +242,7 @@ class Run:
     duplicated: int | None = None
     unconfirmed: int | None = None
     log_lines: int = 0
+    other_load: float = 0.0  # cores busy with neither the bot nor this harness (noise)
 
     @property
     def steps(self) -> int:
@@ -283,12 +291,14 @@ async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | 
                             run.forms_done += 1
                             done_markers.add(marker)
 
-                cpu0, harness0 = proc.cpu_seconds(), time.process_time()
+                cpu0, harness0, busy0 = proc.cpu_seconds(), time.process_time(), busy_seconds()
                 t0 = time.perf_counter()
                 await asyncio.gather(*(user(i) for i in range(users)))
                 run.wall = time.perf_counter() - t0
                 run.bot_cpu = proc.cpu_seconds() - cpu0
                 run.harness_cpu = time.process_time() - harness0
+                other = busy_seconds() - busy0 - run.bot_cpu - run.harness_cpu
+                run.other_load = max(0.0, other) / run.wall
                 run.rss_kb = proc.memory_kb()
                 await asyncio.sleep(0.2)  # anything sent after the last expected reply
                 expected = {FIRST_CHAT + i: forms * len(STEP_NAMES) for i in range(users)}
@@ -337,6 +347,29 @@ async def startup_once(argv: list[str], template: Path | None) -> dict[str, floa
                     "first_reply": rec["t"] - proc.spawned_at}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def startup_phases(template: Path, n: int) -> dict[str, float]:
+    """Median seconds of each start-up phase (bench.startup_phases in fresh interpreters)."""
+    samples: list[dict[str, float]] = []
+    for _ in range(n):
+        workdir = Path(tempfile.mkdtemp(prefix="taiqu-bench-phases-"))
+        shutil.copy(template, workdir / "taiqu.db")
+        try:
+            async with FakeBotAPI() as fake:
+                spawned = time.time()
+                proc = await asyncio.create_subprocess_exec(
+                    PY, "-m", "bench.startup_phases", env=bot_env(fake, workdir / "taiqu.db"),
+                    cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE)
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench.startup_phases failed:\n{err.decode(errors='replace')}")
+            data = json.loads(out.decode().strip().splitlines()[-1])
+            samples.append({"interpreter start-up": data["t0_wall"] - spawned, **data["phases"]})
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
 
 
 def python_noop_seconds(n: int) -> float:
@@ -447,6 +480,10 @@ class Pooled:
         return 1000 * sum(r.bot_cpu for r in self.runs) / max(1, sum(r.steps for r in self.runs))
 
     @property
+    def other_load(self) -> float:
+        return sum(r.other_load * r.wall for r in self.runs) / sum(r.wall for r in self.runs)
+
+    @property
     def harness_load(self) -> float:
         return sum(r.harness_cpu for r in self.runs) / sum(r.wall for r in self.runs)
 
@@ -465,21 +502,22 @@ def load_table(pools: list[Pooled]) -> str:
     rows = []
     for p in pools:
         form = p.bot.startswith("taiqu")
-        checks = (f"{p.total('db_rows')} / {p.total('lost')} / {p.total('duplicated')}"
-                  if form else "n/a")
+        checks = (f"{p.total('db_rows')} / {p.total('lost')} / {p.total('duplicated')} / "
+                  f"{p.total('unconfirmed')}" if form else "n/a")
         bad = "/".join(str(sum(getattr(r, k) for r in p.runs))
                        for k in ("bad_replies", "timeouts", "extra_messages"))
         logs = sum(r.log_lines for r in p.runs)
         rows.append([p.bot, str(p.users), str(len(p.runs)), str(len(p.samples)),
                      ms(p.p(0.5)), ms(p.p(0.99)), ms(max(p.samples, default=0.0)),
                      f"{p.steps_per_s:.0f}", f"{p.forms_per_s:.1f}" if form else "-",
-                     f"{p.cpu_per_step_ms:.2f}", f"{p.harness_load:.0%}",
+                     f"{p.cpu_per_step_ms:.2f}", f"{p.harness_load:.2f}", f"{p.other_load:.2f}",
                      str(sum(r.forms_done for r in p.runs)) if form else "-", checks, bad,
                      str(logs),
                      f"{max(r.rss_kb.get('VmRSS', 0) for r in p.runs) / 1024:.0f}"])
     return table(["bot", "users", "runs", "steps", "p50 ms", "p99 ms", "max ms", "steps/s",
-                  "forms/s", "bot CPU ms/step", "harness CPU", "forms done",
-                  "DB rows (incl. 1 warm-up/run) / lost / dup", "bad/timeout/extra replies",
+                  "forms/s", "bot CPU ms/step", "harness cores", "other load cores",
+                  "forms done", "DB rows (incl. 1 warm-up/run) / lost / dup / unconfirmed",
+                  "bad/timeout/extra replies",
                   "bot log lines", "RSS after MB"], rows)
 
 
@@ -490,15 +528,18 @@ def ratio_table(pools: dict[tuple[str, int], Pooled], users: list[int]) -> str:
         if ours is None or echo is None:
             continue
         r50, r99 = ours.p(0.5) / echo.p(0.5), ours.p(0.99) / echo.p(0.99)
+        pairs = list(zip(ours.runs, echo.runs, strict=False))  # the same round, back to back
+        per_round = ", ".join(f"{pct(a.all_samples, 0.5) / pct(b.all_samples, 0.5):.2f}"
+                              for a, b in pairs)
         rows.append([str(n), f"{ms(ours.p(0.5))} / {ms(echo.p(0.5))}",
-                     f"{r50:.2f}x " + ("ok" if r50 <= 1.5 else "**missed**"),
+                     f"{r50:.2f}x " + ("ok" if r50 <= 1.5 else "**missed**"), per_round,
                      f"{ms(ours.p(0.99))} / {ms(echo.p(0.99))}",
                      f"{r99:.2f}x " + ("ok" if r99 <= 3 else "**missed**"),
                      f"{ours.steps_per_s / echo.steps_per_s:.2f}x",
                      f"{ours.cpu_per_step_ms / echo.cpu_per_step_ms:.2f}x"])
     return table(["users", "p50 ours / echo ms", "p50 ratio (goal <= 1.5x)",
-                  "p99 ours / echo ms", "p99 ratio (goal <= 3x)", "steps/s ratio",
-                  "bot CPU/step ratio"], rows)
+                  "p50 ratio per round", "p99 ours / echo ms", "p99 ratio (goal <= 3x)",
+                  "steps/s ratio", "bot CPU/step ratio"], rows)
 
 
 def step_table(pool: Pooled) -> str:
@@ -528,12 +569,12 @@ def machine() -> dict[str, str]:
 
 # --- main -----------------------------------------------------------------------------------------
 def plan(users: list[int], quick: bool) -> list[tuple[str, int, int]]:
-    """(bot, users, forms per user) in run order. Unlimited pairs run twice, in swapped order."""
+    """(bot, users, forms per user) in run order; unlimited pairs run 3 times, order swapped."""
     def forms(n: int, limited: bool) -> int:
         if limited:
             return (2 if quick else 5) if n == 1 else 1
         if quick:
-            return 5 if n == 1 else 2 if n <= 50 else 1
+            return 10 if n == 1 else 2 if n <= 50 else 1
         return 20 if n == 1 else 4 if n <= 50 else 2
 
     steps: list[tuple[str, int, int]] = []
@@ -541,7 +582,8 @@ def plan(users: list[int], quick: bool) -> list[tuple[str, int, int]]:
         f = forms(n, False)
         steps += [("echo", n, f), ("taiqu-nolimit", n, f)]
         if not quick:
-            steps += [("taiqu-nolimit", n, f), ("echo", n, f)]
+            steps += [("taiqu-nolimit", n, f), ("echo", n, f), ("echo", n, f),
+                      ("taiqu-nolimit", n, f)]
     for n in users:
         if quick and n > 50:
             continue  # 200 users x 7 steps at 30 msg/s is ~50 s per bot
@@ -568,18 +610,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(reps):  # alternate the bots
             starts["taiqu"].append(await startup_once([PY, "-m", "bot", "run"], templates[1]))
             starts["echo"].append(await startup_once(BOTS["echo"][1], None))
-            starts["taiqu-empty"].append(await startup_once([PY, "-m", "bot", "run"], None))
+            if not args.quick:
+                starts["taiqu-empty"].append(await startup_once([PY, "-m", "bot", "run"], None))
         results["startup"] = {k: {m: statistics.median(s[m] for s in v)
                                   for m in ("ready", "first_reply")} | {
                                       "min_first_reply": min(s["first_reply"] for s in v)}
-                              for k, v in starts.items()}
+                              for k, v in starts.items() if v}
         results["startup"]["python_noop"] = noop
+        results["phases"] = await startup_phases(templates[1], reps)
         results["imports"] = [import_profile(m, reps) for m in
                               ("bot.cli", "bot.channels.telegram", "telegram.ext")]
         results["lazy"] = lazily_loaded()
         results["idle_rss_kb"] = {
             "taiqu-bot run": await idle_memory(taiqu_bot_cmd(), templates[1], args.settle),
             "echo": await idle_memory(BOTS["echo"][1], None, args.settle)}
+        results["settle"] = args.settle
         log(json.dumps({k: results[k] for k in ("startup", "lazy", "idle_rss_kb")}, indent=1))
 
         runs: list[Run] = []
@@ -591,7 +636,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             runs.append(run)
             print(f"  {bot:14} users={n:<4} forms/user={forms:<3} steps={run.steps:<5} "
                   f"p50={ms(pct(run.all_samples, 0.5))}ms p99={ms(pct(run.all_samples, 0.99))}ms "
-                  f"wall={run.wall:.1f}s (run {time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+                  f"wall={run.wall:.1f}s other-load={run.other_load:.2f} "
+                  f"(run {time.perf_counter() - t0:.1f}s)", file=sys.stderr)
         pools: dict[tuple[str, int], Pooled] = {}
         for run in runs:
             pools.setdefault((run.bot, run.users), Pooled(run.bot, run.users, [])).runs.append(run)
@@ -630,10 +676,14 @@ def render(results: dict[str, Any]) -> str:
              "taiqu-empty": "`python -m bot run`, new empty database (migrations)",
              "echo": "bare PTB echo (`bench.serve echo`; its module also imports aiohttp)"}
     rows = [[label, ms(s[k]["ready"]), ms(s[k]["first_reply"]), ms(s[k]["min_first_reply"])]
-            for k, label in names.items()]
+            for k, label in names.items() if k in s]
     rows.append(["`python -c pass`", "-", ms(s["python_noop"]), "-"])
     out.append(table(["process", "spawn -> first getUpdates ms", "spawn -> first reply ms",
                       "min first reply ms"], rows))
+    out.append("\nPhases of `taiqu-bot run` start-up (median, `bench/startup_phases.py`):\n")
+    phases = results["phases"]
+    out.append(table(["phase", "ms"], [[k, ms(v)] for k, v in phases.items()]
+                     + [["total", ms(sum(phases.values()))]]))
     out.append("\n### Imports (median; `-X importtime` cumulative, and wall of `python -c`)\n")
     rows = []
     for imp in results["imports"]:
@@ -644,7 +694,7 @@ def render(results: dict[str, Any]) -> str:
     lazy = results["lazy"]
     out.append("\nLoaded by `import bot.cli, bot.channels.telegram, bot.assistant`: "
                + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in lazy.items()))
-    out.append("\n### Idle memory (VmRSS after start-up, idle)\n")
+    out.append(f"\n### Idle memory (VmRSS {results['settle']:g} s after start-up, idle)\n")
     out.append(table(["process", "VmRSS MB", "VmHWM MB"],
                      [[k, f"{v['VmRSS'] / 1024:.1f}", f"{v['VmHWM'] / 1024:.1f}"]
                       for k, v in results["idle_rss_kb"].items()]))
@@ -664,7 +714,10 @@ def to_json(results: dict[str, Any]) -> dict[str, Any]:
          "bad_replies": sum(r.bad_replies for r in p.runs),
          "timeouts": sum(r.timeouts for r in p.runs),
          "extra_messages": sum(r.extra_messages for r in p.runs),
-         "bot_log_lines": sum(r.log_lines for r in p.runs)}
+         "bot_log_lines": sum(r.log_lines for r in p.runs), "other_load_cores": p.other_load,
+         "per_run": [{"p50_s": pct(r.all_samples, 0.5), "p99_s": pct(r.all_samples, 0.99),
+                      "wall_s": r.wall, "bot_cpu_s": r.bot_cpu, "other_load": r.other_load}
+                     for r in p.runs]}
         for p in results["pools"].values()]
     return data
 
@@ -676,10 +729,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="concurrent users per run (default %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer forms and repeats (~1 minute)")
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument("--settle", type=float, default=3.0, help="idle seconds before reading RSS")
+    p.add_argument("--settle", type=float, default=None,
+                   help="idle seconds before reading RSS (default 3, --quick 1.5)")
     p.add_argument("--step-timeout", type=float, default=120.0)
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
+    if args.settle is None:
+        args.settle = 1.5 if args.quick else 3.0
     results = asyncio.run(main_async(args))
     print(render(results))
     if args.json:

@@ -8,6 +8,7 @@ import re
 import weakref
 from typing import Any
 
+import bot.records  # noqa: F401  (registers the record modules)
 from bot.conversations.customer import CUSTOMER, DEACTIVATE
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
@@ -22,8 +23,10 @@ from bot.handlers.intents import simple_intent, worklog_intent
 from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
 from bot.handlers.start import StartHandler
 from bot.models import User
+from bot.registry import REGISTRY
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
+from bot.storage.people import UserPrefs
 from bot.textutil import normalize_input
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,8 @@ FORM_COMMANDS = {"log": WORKLOG.name, "customer": CUSTOMER.name}
 class Assistant:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.engine = FormEngine({f.name: f for f in (WORKLOG, CUSTOMER, DEACTIVATE)})
+        forms = {f.name: f for f in (WORKLOG, CUSTOMER, DEACTIVATE)}
+        self.engine = FormEngine({**forms, **REGISTRY.forms})
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -72,6 +76,7 @@ class Assistant:
         if user is None:
             return await self.start_handler.stranger(ev)
         ctx = Ctx(self.services, user, self.services.clock.now())
+        await self._reachable_again(user)
         draft = await self.services.conversations.get(user.id)
         prefix: list[Reply] = []
         if draft is not None and self.engine.is_expired(ctx, draft):
@@ -91,7 +96,8 @@ class Assistant:
             return await self._command(ctx, draft, command, arg)
         if ev.photo is not None:
             if draft is not None:
-                return await self.engine.on_photo(ctx, draft, f"{ev.channel}:{ev.photo}")
+                return await self.engine.on_photo(ctx, draft, f"{ev.channel}:{ev.photo}",
+                                                  caption=ev.text)
             return Outcome().add(ctx.t("media.no_form_photo"), menu_buttons(ctx.locale))
         if ev.location is not None:
             if draft is not None:
@@ -124,6 +130,10 @@ class Assistant:
             return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
         if simple == "greet":
             return await greeting(ctx)
+        for intent_fn in REGISTRY.intents:
+            found = await intent_fn(self, ctx, text)
+            if found is not None:
+                return found
         query = customers_handler.search_text(text)
         if query is not None:
             return await customers_handler.search(ctx, query)
@@ -141,6 +151,17 @@ class Assistant:
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),
                              menu_buttons(ctx.locale))
 
+    async def open_form(self, ctx: Ctx, draft: Draft | None, target: str) -> Outcome:
+        """For record modules: open `target` (a form name, or an opener prefix + record id),
+        asking first if another form is open."""
+        return await self._start_form(ctx, draft, target)
+
+    async def with_form_reminder(self, ctx: Ctx, draft: Draft | None, out: Outcome) -> Outcome:
+        """Append the open form's question after a side answer, so the form is not lost."""
+        if draft is not None:
+            out.replies += (await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
+        return out
+
     async def _start_form(self, ctx: Ctx, draft: Draft | None, target: str) -> Outcome:
         """Open a form unless another is open. `target`: a form name, or an opener with a
         record id: e<id> edit a log entry, ce<id> edit / cv<id> visit / co<id> deactivate a
@@ -153,10 +174,14 @@ class Assistant:
                   Button(ctx.t("btn.discard_new"), callback(tok, "discard_new", target))]])
         if target in self.engine.forms:
             return await self.engine.start(ctx, target)
-        m = re.fullmatch(r"(e|ce|cv|co)(\d+)", target)
+        m = re.fullmatch(r"([a-z]+)(\d+)", target)
         if m is None:
             return await self.engine.start(ctx, WORKLOG.name)
         kind, record_id = m.group(1), int(m.group(2))
+        if kind in REGISTRY.openers:
+            return await REGISTRY.openers[kind](self, ctx, record_id)
+        if kind not in ("e", "ce", "cv", "co"):
+            return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
         if kind == "e":
             entry = await self.services.worklogs.get_for(ctx.user, record_id)
             if entry is None:
@@ -203,6 +228,8 @@ class Assistant:
                 out.replies += (await self.engine.reprompt(Ctx(self.services, fresh, ctx.now),
                                                            draft)).replies
             return out
+        if command in REGISTRY.commands:
+            return await REGISTRY.commands[command](self, ctx, draft, arg)
         if command == "logs":
             out = await logs_handler.list_logs(ctx)
         elif command == "customers":
@@ -210,9 +237,13 @@ class Assistant:
         else:
             out = Outcome().add(ctx.t("menu.unknown_command", command=command,
                                       commands=" ".join("/" + c for c in COMMANDS)))
-        if draft is not None:
-            out.replies += (await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
-        return out
+        return await self.with_form_reminder(ctx, draft, out)
+
+    async def _reachable_again(self, user: User) -> None:
+        """A user who writes to us can receive pushes again (they unblocked the bot)."""
+        prefs = UserPrefs(self.services.db)
+        if (await prefs.get(user.id)).unreachable_at is not None:
+            await prefs.set_unreachable(user.id, None)
 
     async def user_for_id(self, user_id: int) -> User:
         user = await self.services.people.user(user_id)
@@ -242,8 +273,10 @@ class Assistant:
 
     async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,
                              arg: str) -> Outcome:
-        if action == "cmd" and arg in COMMANDS:
+        if action == "cmd" and (arg in COMMANDS or arg in REGISTRY.commands):
             return await self._command(ctx, draft, arg, "")
+        if action in REGISTRY.buttons:
+            return await REGISTRY.buttons[action](self, ctx, draft, arg)
         if action == "logs" and arg.isdigit():
             return await logs_handler.list_logs(ctx, int(arg))
         if action == "log" and arg.isdigit():

@@ -29,6 +29,32 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--areas", default="", help='comma-separated, e.g. "3号台区,5号台区"')
     inv.add_argument("--name", default=None)
     inv.add_argument("--ttl-days", type=int, default=None, help="default TAIQU_INVITE_TTL_DAYS")
+    cust = sub.add_parser("customers", help="import / export the special-customer register")
+    cust_sub = cust.add_subparsers(dest="action", required=True)
+    imp = cust_sub.add_parser("import", help="import a CSV (UTF-8, GBK or UTF-16) or XLSX file")
+    imp.add_argument("file", metavar="FILE", help="CSV or XLSX, header in row 1")
+    imp.add_argument("--team", required=True)
+    imp.add_argument("--create-areas", action="store_true",
+                     help="create 台区 the team does not have yet instead of rejecting the row")
+    imp.add_argument("--dry-run", action="store_true",
+                     help="check the file and report, write nothing")
+    exp = cust_sub.add_parser("export", help="export the team's active customers as XLSX")
+    exp.add_argument("file", metavar="FILE.xlsx")
+    exp.add_argument("--team", required=True)
+    exp.add_argument("--full", action="store_true",
+                     help="unmasked phones, names and 具体情况 (admin use only)")
+    calp = sub.add_parser("calendar",
+                          help="working-day calendar: holidays and 调休 make-up working days")
+    cal_sub = calp.add_subparsers(dest="action", required=True)
+    for action, help_ in (("add-holiday", "mark DATE as a holiday (a non-working day)"),
+                          ("add-workday", "mark DATE as a working day (调休 make-up day)")):
+        add = cal_sub.add_parser(action, help=help_)
+        add.add_argument("date", metavar="DATE", help="YYYY-MM-DD")
+        add.add_argument("--note", default=None, help='e.g. "国庆节" or "国庆调休上班"')
+    rm = cal_sub.add_parser("remove", help="remove the admin's setting for DATE")
+    rm.add_argument("date", metavar="DATE", help="YYYY-MM-DD")
+    ls = cal_sub.add_parser("list", help="list a year's holidays and make-up working days")
+    ls.add_argument("year", metavar="YEAR", help="e.g. 2027")
     return p
 
 
@@ -50,6 +76,45 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
           f"send in Telegram: /start {invite.code}")
     print(invite.code)
     return 0
+
+
+async def _customers(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: all rows imported; 1: some rows had errors (the rest imported); 2: file error."""
+    from bot.customers_io import CustomersIOError, export_customers, import_customers
+    from bot.services import Services
+
+    services = await Services.open(settings)
+    try:
+        if args.action == "export":
+            exported = await export_customers(services, args.team, args.file, full=args.full)
+            privacy = ("完整信息，未脱敏 / full, unmasked" if exported.full else
+                       "电话已脱敏，敏感类别客户的姓名和具体情况已隐去 / phones masked, "
+                       "sensitive customers' names and details hidden")
+            print(f"导出完成 / exported: {exported.rows} 户 → {exported.file}（{privacy}）")
+            return 0
+        result = await import_customers(services, args.file, args.team,
+                                        create_areas=args.create_areas, dry_run=args.dry_run)
+    except CustomersIOError as exc:
+        print(f"taiqu-bot customers {args.action}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await services.close()
+    for err in result.errors:
+        print(err)
+    if result.error_rows > len(result.errors):
+        print(f"……另有 {result.error_rows - len(result.errors)} 行错误未列出 / "
+              f"{result.error_rows - len(result.errors)} more rows with errors not listed")
+    if result.created_areas:
+        print("新建台区 / created areas: " + "、".join(result.created_areas))
+    if result.inactive:
+        print(f"其中 {result.inactive} 户已停用，更新后仍保持停用 / {result.inactive} updated "
+              "records are deactivated and stay deactivated")
+    head = ("试运行，未写入 / dry run, nothing written" if result.dry_run
+            else "导入完成 / imported")
+    print(f"{head}: 新增 {result.inserted}，更新 {result.updated}，错误 {result.error_rows} 行 "
+          f"(inserted {result.inserted}, updated {result.updated}, "
+          f"rows with errors {result.error_rows}; team {result.team})")
+    return 1 if result.error_rows else 0
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
@@ -90,6 +155,90 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+async def _calendar(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: done; 1: `remove` found no setting for the day; 2: bad DATE or YEAR."""
+    import re
+    from datetime import date
+
+    from bot.services import Services
+    from bot.workcal import (
+        WEEKDAY_ZH,
+        WorkCalendar,
+        add_override,
+        builtin_knows,
+        list_year,
+        remove_override,
+    )
+
+    def bad(message: str) -> int:
+        print(f"taiqu-bot calendar {args.action}: {message}", file=sys.stderr)
+        return 2
+
+    kinds = {True: "上班 workday", False: "休息 holiday"}
+    sources = {"override": "管理员设置 override", "chinese_calendar": "内置 chinese-calendar",
+               "weekday_fallback": "周一至周五推算 weekday fallback"}
+    if args.action == "list":
+        if not re.fullmatch(r"\d{4}", args.year) or not 1900 <= int(args.year) <= 2100:
+            return bad(f"invalid year {args.year!r} (expected YYYY, e.g. 2027)")
+        year = int(args.year)
+    else:
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date):
+                raise ValueError(args.date)
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            return bad(f"invalid date {args.date!r} (expected YYYY-MM-DD, e.g. 2027-10-01)")
+    services = await Services.open(settings)
+    try:
+        db = services.db
+        if args.action == "list":
+            days = await list_year(db, year)
+            admin = sum(1 for d in days if d.source == "override")
+            if days.provisional:
+                print(f"{year}年：暂定——内置日历没有该年数据，按周一至周五推算，请录入该年的节假日和"
+                      f"调休上班日 / {year}: provisional — not in the built-in calendar, Monday to "
+                      "Friday assumed; add the year's holidays and make-up working days")
+            elif builtin_knows(year):
+                print(f"{year}年：已知，内置国务院节假日安排，管理员设置 {admin} 天 / "
+                      f"{year}: known, built-in State Council schedule, "
+                      f"{admin} admin override(s)")
+            else:
+                print(f"{year}年：已知，按管理员录入的 {admin} 天，其余按周一至周五 / {year}: "
+                      f"known from {admin} admin override(s), Monday to Friday otherwise")
+            for info in days:
+                note = f"  {info.note}" if info.note else ""
+                print(f"{info.day.isoformat()} {WEEKDAY_ZH[info.day.weekday()]}  "
+                      f"{kinds[info.workday]}  {sources[info.source]}{note}")
+            if not days:
+                print("（没有节假日或调休 / no holidays or make-up days）")
+            return 0
+        label = f"{day.isoformat()} {WEEKDAY_ZH[day.weekday()]}"
+        if args.action == "remove":
+            if not await remove_override(db, day):
+                print(f"{label}：没有管理员设置 / no admin setting for this day")
+                return 1
+            now = (await WorkCalendar.load(db)).info(day)
+            print(f"已删除 / removed: {label}，现为 / now {kinds[now.workday]} "
+                  f"({sources[now.source]})")
+            return 0
+        kind = "holiday" if args.action == "add-holiday" else "workday"
+        was = (await WorkCalendar.load(db)).info(day)
+        await add_override(db, day, kind, args.note, services.clock.now())
+        print(f"已设置 / set: {label} {kinds[kind == 'workday']}"
+              + (f"  {args.note.strip()}" if args.note and args.note.strip() else ""))
+        if was.source != "override" and was.workday == (kind == "workday"):
+            print(f"（提示 / note: 该日本来就是 {kinds[was.workday]}，"
+                  f"依据 / per {sources[was.source]}）")
+        if not builtin_knows(day.year):
+            # One entry makes the whole year count as known: say so before it misleads.
+            print(f"注意：内置日历没有 {day.year} 年数据，录入后该年不再标为暂定，"
+                  f"请把该年全部节假日和调休上班日都录入 / note: {day.year} now counts as "
+                  "known; enter all of its holidays and make-up working days")
+        return 0
+    finally:
+        await services.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -105,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_invite(settings, args))
     if args.command == "chat":
         return asyncio.run(_chat(settings, args))
+    if args.command == "customers":
+        return asyncio.run(_customers(settings, args))
+    if args.command == "calendar":
+        return asyncio.run(_calendar(settings, args))
     return asyncio.run(_run(settings))
 
 

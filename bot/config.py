@@ -29,7 +29,12 @@ class Settings(BaseSettings):
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     account_no_min_digits: int = Field(default=10, ge=1, le=32)
+    scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
+    digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_hours: str = Field(default="21:00-07:30",
+                             pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)
+    ruleset: str = "sgcc-2011"  # data/rulesets/<name>.json: which 十项承诺 version applies
 
     @field_validator("telegram_token")
     @classmethod
@@ -57,6 +62,15 @@ class Settings(BaseSettings):
         if v not in SUPPORTED_LOCALES:
             raise ValueError(
                 f"unsupported locale {v!r} (choose one of {', '.join(SUPPORTED_LOCALES)})")
+        return v
+
+    @field_validator("ruleset")
+    @classmethod
+    def _known_ruleset(cls, v: str) -> str:
+        available = sorted(p.stem for p in (DATA_DIR / "rulesets").glob("*.json"))
+        if v not in available:  # a listing, not a path join, so "../x" cannot match
+            raise ValueError(f"no rule set {v!r} in data/rulesets/ "
+                             f"(available: {', '.join(available) or 'none'})")
         return v
 
     @property

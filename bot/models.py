@@ -54,3 +54,4 @@ class WorkLog:
     updated_at: datetime | None
     updated_by: str | None = None
     photos: tuple[str, ...] = field(default=())
+    photo_notes: dict[str, str] = field(default_factory=dict)

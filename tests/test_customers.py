@@ -170,7 +170,8 @@ async def test_visit_updates_last_visit_and_due_list(zhang: Chat, services: Serv
     await zhang.say("查客户 待走访")
     assert "没有需要走访" in zhang.text
     await zhang.tap("-|cust|1")
-    assert "最近走访：2026-11-26 周四" in zhang.text and "下次走访：2026-12-26 周六 前" in zhang.text
+    assert "最近走访：2026-11-26 周四" in zhang.text
+    assert "下次走访：2026-12-26 周六 前" in zhang.text
     clock.advance(days=31)
     await zhang.say("查客户 待走访")
     assert "李四" in zhang.text and "上次 2026-11-26 周四" in zhang.text

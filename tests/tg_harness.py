@@ -16,9 +16,12 @@ from bot.config import LOCALES_DIR, Settings
 from bot.models import Role
 from bot.services import Services
 from tests.conftest import telegram_settings
-from tests.fakebotapi import IDLE_SECONDS, FakeBotAPI
+from tests.fakebotapi import FakeBotAPI
 
 Msg = dict[str, Any]
+# How long the bot must stay quiet in a chat before its answer counts as complete. Every reply
+# of one outcome goes out back to back (milliseconds apart on loopback), so this is ample.
+IDLE = 0.08
 
 
 @cache
@@ -75,17 +78,18 @@ class TgUser:
 
     # --- acting -------------------------------------------------------------------------
     async def _respond(self, trigger: Callable[[], int], *, include_edits: bool = False,
-                       timeout: float = 10.0, idle: float = IDLE_SECONDS) -> list[Msg]:
+                       timeout: float = 10.0, idle: float = IDLE) -> list[Msg]:
         return await self.fake.bot()._respond(self.chat_id, trigger, include_edits=include_edits,
                                               timeout=timeout, idle=idle)
 
     async def say(self, text: str, **kw: Any) -> list[Msg]:
         """Send text; the bot's new messages once it has gone quiet."""
+        kw.setdefault("idle", IDLE)
         return await self.fake.reply_to(self.chat_id, text, **kw)
 
     async def press(self, label: str, message: int | Msg | None = None) -> list[Msg]:
         """Press a button (latest message having it unless `message`); new + edited messages."""
-        return await self.fake.press_and_wait(self.chat_id, label, message=message)
+        return await self.fake.press_and_wait(self.chat_id, label, message=message, idle=IDLE)
 
     async def tap(self, message_id: int, data: str) -> list[Msg]:
         """Send any callback data (even forged) as if pressed on bot message `message_id`."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import (
@@ -15,7 +16,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -73,7 +74,7 @@ def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
 
 
 def to_incoming(update: Update) -> list[Incoming]:
-    """One update becomes zero or more core events (a captioned photo is a photo then text)."""
+    """One update becomes zero or one core event (a photo carries its caption as text)."""
     user = update.effective_user
     chat = update.effective_chat
     if user is None or chat is None or chat.type != ChatType.PRIVATE:
@@ -88,15 +89,29 @@ def to_incoming(update: Update) -> list[Incoming]:
     if msg.text is not None:
         return [Incoming(**base, text=msg.text)]
     if msg.photo:
-        events = [Incoming(**base, photo=msg.photo[-1].file_id)]
-        if msg.caption:
-            events.append(Incoming(**base, text=msg.caption))
-        return events
+        return [Incoming(**base, photo=msg.photo[-1].file_id, text=msg.caption)]
     if msg.location is not None:
         return [Incoming(**base, location=(msg.location.latitude, msg.location.longitude))]
     kind = next((k for k in ("document", "voice", "sticker", "video", "audio", "contact")
                  if getattr(msg, k, None) is not None), "other")
     return [Incoming(**base, other=kind)]
+
+
+NETWORK_RETRIES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries on a 5xx / timeout
+
+
+async def _with_retries(send: Callable[[], Awaitable[Any]]) -> Any:
+    """A transient network fault (502, timeout) must not swallow a reply: try again with
+    back-off. Flood limits (429) are the rate limiter's job; Forbidden is final."""
+    for delay in NETWORK_RETRIES:
+        try:
+            return await send()
+        except (NetworkError, TimedOut) as exc:
+            if isinstance(exc, BadRequest):
+                raise
+            log.warning("Bot API fault (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+    return await send()
 
 
 class TelegramChannel:
@@ -190,11 +205,13 @@ class TelegramChannel:
         try:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
-                await bot.send_message(chat_id, chunk,
-                                       reply_markup=_markup(reply.buttons) if last else None)
+                await _with_retries(lambda c=chunk, lst=last: bot.send_message(
+                    chat_id, c, reply_markup=_markup(reply.buttons) if lst else None))
             for ref in reply.photos:
                 channel, _, file_id = ref.partition(":")
                 if channel == CHANNEL:
-                    await bot.send_photo(chat_id, file_id)
+                    await _with_retries(lambda f=file_id: bot.send_photo(chat_id, f))
         except Forbidden:
             log.warning("chat %s blocked the bot; reply dropped", chat_id)
+        except TelegramError:
+            log.exception("reply to chat %s could not be delivered", chat_id)

@@ -90,13 +90,14 @@ class FormEngine:
             st["history"] = [f.name for f in spec.fields]
             st["skipped"] = [f.name for f in spec.fields if not st["values"].get(f.name)]
         self._advance(spec, draft)
-        await self._store(ctx, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
             shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name])}"
                      for f in spec.fields if values.get(f.name) not in (None, [], "")]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
-        return Outcome([await self.render(ctx, draft, prefix)])
+        reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
+        await self._store(ctx, draft)  # ... so they are stored as shown, never repeated
+        return Outcome([reply])
 
     async def _store(self, ctx: Ctx, draft: Draft) -> None:
         draft.updated_at = ctx.now
@@ -301,8 +302,7 @@ class FormEngine:
         except Invalid as exc:
             return await self._invalid(ctx, draft, exc)
         self._answered(spec, draft, f.name, parsed)
-        await self._store(ctx, draft)
-        return Outcome([await self.render(ctx, draft)])
+        return await self.reprompt(ctx, draft)
 
     async def _parse_choice(self, ctx: Ctx, f: Field, text: str) -> str:
         assert f.choices is not None
@@ -323,13 +323,25 @@ class FormEngine:
         out.replies[-1].buttons[:0] = exc.buttons
         return out
 
-    async def on_photo(self, ctx: Ctx, draft: Draft, ref: str) -> Outcome:
-        """A photo is kept whatever step it arrives at: nothing the user sends is lost."""
+    async def on_photo(self, ctx: Ctx, draft: Draft, ref: str,
+                       caption: str | None = None) -> Outcome:
+        """A photo is kept whatever step it arrives at: nothing the user sends is lost. Its
+        caption answers a free-text step, or else is kept as the photo's note."""
+        spec = self.forms[draft.form]
         st = _state(draft)
         photos = [*st["values"].get("photos", []), ref]
         st["values"]["photos"] = photos
         if "photos" in st["skipped"]:
             st["skipped"].remove("photos")
+        step = st["step"]
+        if caption and caption.strip():
+            field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
+            if field_ is not None and field_.kind is Kind.TEXT:
+                out = await self.on_text(ctx, draft, caption)
+                out.replies[0].text = (ctx.t("form.photo_kept", count=len(photos)) + "\n"
+                                       + out.replies[0].text)
+                return out
+            st["values"].setdefault("photo_notes", {})[ref] = caption.strip()
         if st["step"] == "photos":
             await self._store(ctx, draft)
             tok = draft.token
@@ -343,8 +355,7 @@ class FormEngine:
         st = _state(draft)
         if st["step"] == "location":
             self._answered(spec, draft, "location", list(point))
-            await self._store(ctx, draft)
-            return Outcome([await self.render(ctx, draft)])
+            return await self.reprompt(ctx, draft)
         st["values"]["location"] = list(point)
         return await self.reprompt(ctx, draft, ctx.t("form.location_kept"))
 
@@ -423,8 +434,7 @@ class FormEngine:
             self._answered(spec, draft, field_.name, spec.quick[arg](ctx))
         else:
             return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
-        await self._store(ctx, draft)
-        return Outcome([await self.render(ctx, draft)])
+        return await self.reprompt(ctx, draft)
 
     async def confirm_cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         """A tapped cancel asks first: one slip of a wet thumb must not throw a form away."""

@@ -35,7 +35,8 @@ def match_choice(text: str, choices: list[Choice], limit: int = 3) -> MatchResul
     if not key:
         return MatchResult()
     for c in choices:
-        if key in (_key(c.label), _key(c.value)):
+        # Labels only: values are button data (database ids), never what people type.
+        if key == _key(c.label):
             return MatchResult(exact=c)
     suggestions: list[Choice] = []
     # Containment either way: '3号' in '3号台区', '城东3号台区' holding '3号台区'.

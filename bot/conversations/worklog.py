@@ -146,6 +146,7 @@ def values_of(w: WorkLog) -> dict[str, Any]:
     return {"items": list(w.items), "area": str(w.area_id),
             "time": {"at": iso(w.occurred_at), "has_time": w.has_time},
             "content": w.content, "problems": w.problems, "photos": list(w.photos),
+            "photo_notes": dict(w.photo_notes),
             "location": ([w.latitude, w.longitude]
                          if w.latitude is not None and w.longitude is not None else None)}
 
@@ -161,7 +162,7 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         occurred_at=from_iso(when["at"]), has_time=bool(when["has_time"]),
         content=values["content"], problems=values.get("problems") or None,
         latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()),
-        customer_id=meta.get("customer_id"))
+        customer_id=meta.get("customer_id"), photo_notes=values.get("photo_notes"))
     if meta.get("edit_id"):
         wid = int(meta["edit_id"])
         if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):

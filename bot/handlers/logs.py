@@ -57,7 +57,8 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
              ctx.t("field.time") + sep + when,
              ctx.t("field.content") + sep + w.content,
              ctx.t("field.problems") + sep + (w.problems or ctx.t("form.empty")),
-             ctx.t("field.photos") + sep + ctx.t("form.photos_count", count=len(w.photos))]
+             ctx.t("field.photos") + sep + ctx.t("form.photos_count", count=len(w.photos))
+             + "".join(f"\n  · {note}" for note in w.photo_notes.values())]
     if w.latitude is not None and w.longitude is not None:
         lines.append(ctx.t("field.location") + sep + f"{w.latitude:.5f}, {w.longitude:.5f}")
     lines.append(ctx.t("field.created_at") + sep +

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.i18n import normalize_locale, t
+from bot.i18n import catalog, normalize_locale, t
 from bot.models import Role, User
 from bot.services import Ctx
 
@@ -44,4 +44,7 @@ async def set_language(ctx: Ctx, arg: str) -> Outcome:
 
 def command_descriptions(locale: str) -> list[tuple[str, str]]:
     """The menu a platform shows next to the input box, in the user's language."""
-    return [(c, t(locale, f"cmd.{c}")) for c in COMMANDS]
+    from bot.registry import REGISTRY
+
+    names = list(COMMANDS) + [c for c in REGISTRY.commands if c not in COMMANDS]
+    return [(c, t(locale, f"cmd.{c}")) for c in names if f"cmd.{c}" in catalog(locale)]

@@ -65,6 +65,7 @@ class Database:
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
         # One connection serves every coroutine; the lock keeps their transactions apart.
+        # (busy_timeout: another process, e.g. a bulk import, may hold the write lock a while.)
         self._lock = asyncio.Lock()
 
     async def connect(self, migrate_to: int | None = None) -> Database:
@@ -75,7 +76,7 @@ class Database:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA busy_timeout=30000")
         self._conn = conn
         await self.migrate(migrate_to)
         return self

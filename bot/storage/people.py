@@ -169,3 +169,39 @@ class People:
         user = await self.user(uid)
         assert user is not None
         return user
+
+
+@dataclass(frozen=True)
+class Prefs:
+    quiet_start: str | None
+    quiet_end: str | None
+    quiet_off: bool
+    unreachable_at: datetime | None
+
+
+class UserPrefs:
+    """Quiet hours and reachability, per user."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, user_id: int) -> Prefs:
+        row = await self.db.fetchone("SELECT * FROM user_settings WHERE user_id = ?", (user_id,))
+        if row is None:
+            return Prefs(None, None, False, None)
+        return Prefs(row["quiet_start"], row["quiet_end"], bool(row["quiet_off"]),
+                     from_iso(row["unreachable_at"]) if row["unreachable_at"] else None)
+
+    async def set_quiet(self, user_id: int, start: str | None, end: str | None,
+                        off: bool = False) -> None:
+        await self.db.execute(
+            "INSERT INTO user_settings(user_id, quiet_start, quiet_end, quiet_off) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET quiet_start = "
+            "excluded.quiet_start, quiet_end = excluded.quiet_end, quiet_off = excluded.quiet_off",
+            (user_id, start, end, int(off)))
+
+    async def set_unreachable(self, user_id: int, when: datetime | None) -> None:
+        await self.db.execute(
+            "INSERT INTO user_settings(user_id, unreachable_at) VALUES (?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET unreachable_at = excluded.unreachable_at",
+            (user_id, iso(when) if when else None))

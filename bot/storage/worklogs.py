@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.models import User, WorkLog
@@ -21,6 +21,7 @@ class NewWorkLog:
     longitude: float | None = None
     photos: tuple[str, ...] = ()
     customer_id: int | None = None  # a visit to a special customer
+    photo_notes: dict[str, str] | None = None  # photo ref -> its caption
 
 
 _SELECT = """
@@ -73,7 +74,7 @@ class WorkLogs:
                      iso(entry.occurred_at)))
             await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
                                  [(wid, item) for item in entry.items])
-            await self._add_photos(tx, wid, entry.photos)
+            await self._add_photos(tx, wid, entry.photos, entry.photo_notes)
         return wid
 
     async def update(self, user: User, worklog_id: int, entry: NewWorkLog,
@@ -93,16 +94,17 @@ class WorkLogs:
             await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
                                  [(worklog_id, item) for item in entry.items])
             await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (worklog_id,))
-            await self._add_photos(tx, worklog_id, entry.photos)
+            await self._add_photos(tx, worklog_id, entry.photos, entry.photo_notes)
         return True
 
     @staticmethod
-    async def _add_photos(tx: Tx, worklog_id: int, photos: tuple[str, ...]) -> None:
+    async def _add_photos(tx: Tx, worklog_id: int, photos: tuple[str, ...],
+                          notes: dict[str, str] | None) -> None:
         await tx.executemany(
-            "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position) "
-            "VALUES (?, ?, ?, ?)",
-            [(worklog_id, ref.split(":", 1)[0], ref.split(":", 1)[-1], i)
-             for i, ref in enumerate(photos)])
+            "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position, caption) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(worklog_id, ref.split(":", 1)[0], ref.split(":", 1)[-1], i,
+              (notes or {}).get(ref)) for i, ref in enumerate(photos)])
 
     async def visible_to(self, user: User, limit: int = 10, offset: int = 0) -> list[WorkLog]:
         """Newest first: a manager's own entries, the whole team's for a lead or admin."""
@@ -134,6 +136,8 @@ class WorkLogs:
         ):
             return None
         photos = await self.db.fetchall(
-            "SELECT channel, file_ref FROM worklog_photos WHERE worklog_id = ? ORDER BY position",
-            (worklog_id,))
-        return _worklog(row, tuple(f"{p['channel']}:{p['file_ref']}" for p in photos))
+            "SELECT channel, file_ref, caption FROM worklog_photos WHERE worklog_id = ? "
+            "ORDER BY position", (worklog_id,))
+        w = _worklog(row, tuple(f"{p['channel']}:{p['file_ref']}" for p in photos))
+        notes = {f"{p['channel']}:{p['file_ref']}": p["caption"] for p in photos if p["caption"]}
+        return replace(w, photo_notes=notes)

@@ -1,0 +1,689 @@
+"""特殊客户档案 import (CSV / XLSX from the marketing system) and export (XLSX).
+
+Both stream: rows are read one at a time and written in batches inside a single
+transaction, so a 100k-row file costs little more memory than the set of 户号 seen.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import os
+import re
+import unicodedata
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from bot import validators
+from bot.i18n import t
+from bot.privacy import mask_name, mask_phone
+from bot.rules import categories, categories_in, sensitive_categories
+from bot.services import Services
+from bot.storage import audit
+from bot.storage.customers import ENTITY, CustomerData
+from bot.storage.db import Database, Tx, from_iso, iso
+from bot.textutil import normalize_input
+
+BATCH_SIZE = 1000
+MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
+HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
+LABEL_LOCALE = "zh_CN"  # the spreadsheet's own language, whatever the operator's locale
+
+
+# --- columns ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str  # exactly as written in an export and the example files
+    required: bool
+    aliases: tuple[str, ...] = ()
+    width: int = 12
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("account_no", "户号", True, ("用户编号", "客户编号"), 16),
+    Column("name", "户名", True, ("用户名称", "客户名称"), 10),
+    Column("area", "台区", True, ("台区名称",), 12),
+    Column("address", "地址", True, ("用电地址",), 30),
+    Column("phone", "联系电话", True, ("手机号码",), 15),
+    Column("categories", "类别", True, (), 22),
+    Column("situation", "具体情况", False, (), 36),
+    Column("emergency_name", "紧急联系人", False, (), 10),
+    Column("emergency_phone", "紧急联系人电话", False, (), 15),
+    Column("visit_every_days", "走访周期(天)", False, ("走访周期",), 12),
+    Column("notify_first", "停电优先告知", False, (), 12),
+    Column("proxy_pay", "代缴", False, (), 8),
+)
+EXPORT_EXTRA: tuple[Column, ...] = (
+    Column("last_visit_at", "最近走访", False, (), 17),
+    Column("created_at", "登记日期", False, (), 12),
+)
+
+_YES = {"是", "√", "✓", "✔", "1", "y", "yes", "true", "有", "需要", "对"}
+_NO = {"", "否", "×", "✗", "x", "0", "n", "no", "false", "无", "不", "不需要"}
+_CATEGORY_SPLIT = re.compile(r"[、,，;；/／\s]+")
+
+
+class CustomersIOError(Exception):
+    """A file-level problem (unreadable file, missing column, unknown team): nothing imported."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # as Excel shows it: the header is row 1
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"第 {self.row} 行: " + "；".join(self.problems)
+
+
+@dataclass
+class ImportResult:
+    file: str
+    team: str
+    dry_run: bool
+    inserted: int = 0
+    updated: int = 0
+    error_rows: int = 0
+    errors: list[RowError] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
+    created_areas: list[str] = field(default_factory=list)
+    # Updated records that stay deactivated: a deactivation is a deliberate act with a
+    # reason, so an import does not undo it.
+    inactive: int = 0
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    file: str
+    team: str
+    rows: int
+    full: bool
+
+
+def _header_key(text: str) -> str:
+    """'  走访周期（天） ' and '*户号' match their column: NFKC folds full-width brackets."""
+    s = unicodedata.normalize("NFKC", text)
+    s = s.translate(str.maketrans("[]【】", "()()"))
+    return re.sub(r"\s+", "", s).strip("*:")
+
+
+_HEADER_INDEX: dict[str, Column] = {
+    _header_key(name): col for col in COLUMNS for name in (col.header, *col.aliases)}
+
+
+def _letter(index: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index + 1)
+
+
+def _map_header(cells: Sequence[Any]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i, cell in enumerate(cells):
+        col = _HEADER_INDEX.get(_header_key(_text(cell)))
+        if col is None:
+            continue  # extra columns are ignored
+        if col.key in found:
+            raise CustomersIOError(
+                f"表头「{col.header}」出现了两次（第 {_letter(found[col.key])} 列和第 "
+                f"{_letter(i)} 列） / column {col.header!r} appears twice")
+        found[col.key] = i
+    return found
+
+
+# --- reading rows -----------------------------------------------------------------------
+def _text(value: Any) -> str:
+    """A cell as text: Excel hands numbers over as int/float (户号 13800001234.0)."""
+    if isinstance(value, str):  # the common case first: this runs for every cell
+        text = value.strip()
+        # ="0012345678" is how some systems keep Excel from eating leading zeros.
+        if text.startswith('="') and text.endswith('"'):
+            text = text[2:-1].strip()
+        return text
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _csv_encoding(path: Path) -> str:
+    """utf-8(-sig) if the whole file decodes, else GBK/GB18030 (Chinese Excel's 'CSV').
+
+    Checked incrementally in chunks so a large file is never held in memory at once.
+    """
+    with path.open("rb") as fh:
+        if fh.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "utf-16"  # Excel's "Unicode text" (tab-separated); gb18030 would garble it
+    for encoding in ("utf-8-sig", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 16):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise CustomersIOError(f"{path.name}: 无法识别文件编码（应为 UTF-8 或 GBK） / "
+                           "unknown text encoding (expected UTF-8 or GBK)")
+
+
+Rows = Generator[Sequence[Any], None, None]
+
+
+def _csv_rows(path: Path) -> Rows:
+    return _csv_reader(path, _csv_encoding(path))  # an encoding problem is raised right away
+
+
+def _csv_reader(path: Path, encoding: str) -> Rows:
+    with path.open(encoding=encoding, newline="") as fh:
+        first = fh.readline()
+        # Excel's "Unicode text" and some exports use tabs or semicolons instead of commas.
+        delimiter = max((",", "\t", ";"), key=first.count)
+        fh.seek(0)
+        # One csv record is one spreadsheet row, even with line breaks inside quotes.
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise CustomersIOError(f"{path.name}: 第 {reader.line_num} 行附近 CSV 格式有误 / "
+                                   f"malformed CSV near line {reader.line_num}: {exc}") from exc
+
+
+def _xlsx_rows(path: Path) -> Rows:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile/xml errors: whatever it is, the file is unusable
+        raise CustomersIOError(f"{path.name}: 无法打开 XLSX 文件 / cannot open XLSX ({exc})") \
+            from exc
+    try:
+        sheets = wb.worksheets
+        # The sheet that has a 户号 header near the top; else the active one (for the error).
+        chosen = wb.active if wb.active in sheets else sheets[0]
+        for ws in sheets:
+            ws.reset_dimensions()  # some exporters write a wrong <dimension>, cutting rows off
+            head = ws.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True)
+            if any("account_no" in _map_header_lenient(r) for r in head):
+                chosen = ws
+                break
+        chosen.reset_dimensions()  # type: ignore[union-attr]
+        yield from chosen.iter_rows(values_only=True)  # type: ignore[union-attr]
+    finally:
+        wb.close()
+
+
+def _map_header_lenient(cells: Sequence[Any]) -> dict[str, int]:
+    try:
+        return _map_header(cells)
+    except CustomersIOError:
+        return {"account_no": 0}  # a duplicated header still marks the header row
+
+
+def _open_rows(path: Path) -> Rows:
+    if not path.is_file():
+        raise CustomersIOError(f"{path}: 文件不存在 / file not found")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    suffix = path.suffix.lower()
+    if magic == b"\xd0\xcf\x11\xe0" or suffix == ".xls":
+        raise CustomersIOError(f"{path.name}: 不支持旧的 .xls 格式，请在 Excel 里另存为 .xlsx 或 "
+                               "CSV / old .xls is not supported: save as .xlsx or CSV")
+    if magic.startswith(b"PK") or suffix in (".xlsx", ".xlsm"):
+        return _xlsx_rows(path)
+    return _csv_rows(path)
+
+
+def _blank(cells: Sequence[Any]) -> bool:
+    # Hot path (every row): only text can be blank; numbers and dates never are.
+    return not any(c is not None and (not isinstance(c, str) or c.strip()) for c in cells)
+
+
+# --- validating one row ------------------------------------------------------------------
+@lru_cache(maxsize=4096)  # 台区 names and category words repeat on almost every row
+def _area_key(name: str) -> str:
+    return normalize_input(name).replace(" ", "").lower()
+
+
+def _category_label(key: str) -> str:
+    return t(LABEL_LOCALE, f"category.{key}")
+
+
+def _category_index() -> dict[str, str]:
+    """Whole labels, their '/'-separated parts and the keys -> category key."""
+    index: dict[str, str] = {}
+    for c in categories():
+        label = _category_label(c.key)
+        for word in (c.key, label, *re.split(r"[/／]", label)):
+            index[_area_key(word)] = c.key
+    return index
+
+
+@lru_cache(maxsize=256)
+def _flag(text: str) -> bool | None:
+    s = normalize_input(text).lower()
+    if s in _YES:
+        return True
+    if s in _NO:
+        return False
+    return None
+
+
+@dataclass
+class _Context:
+    settings_min: int
+    settings_max: int
+    max_text: int
+    team: str
+    areas: dict[str, int]  # area key -> id
+    area_names: list[str]
+    create_areas: bool
+    # Computed once per import: they are needed on every row.
+    category_index: dict[str, str] = field(default_factory=lambda: _category_index())
+    category_order: list[str] = field(default_factory=lambda: [c.key for c in categories()])
+    category_options: str = field(default_factory=lambda: "、".join(
+        _category_label(c.key) for c in categories()))
+
+
+def _categories(text: str, ctx: _Context, problems: list[str]) -> tuple[str, ...]:
+    found: list[str] = []
+    unknown: list[str] = []
+    for token in _CATEGORY_SPLIT.split(normalize_input(text)):
+        if not token:
+            continue
+        key = ctx.category_index.get(_area_key(token))
+        keys = [key] if key else categories_in(token)
+        if not keys:
+            unknown.append(token)
+        found += [k for k in keys if k not in found]
+    if unknown:
+        problems.append(f"类别「{'、'.join(unknown)}」不认识（可选：{ctx.category_options}）")
+    elif not found:
+        problems.append(f"类别为空（可选：{ctx.category_options}）")
+    return tuple(sorted(found, key=ctx.category_order.index))  # the rule table's order
+
+
+def _short(value: str, label: str, ctx: _Context, problems: list[str],
+           required: bool) -> str | None:
+    text = " ".join(value.split())  # collapses ideographic spaces and line breaks too
+    if not text:
+        if required:
+            problems.append(f"{label}为空")
+        return None
+    if len(text) > ctx.max_text:
+        problems.append(f"{label}太长（{len(text)} 字，最多 {ctx.max_text} 字）")
+    return text
+
+
+@dataclass(frozen=True)
+class _Checked:
+    account: str | None  # the 户号 if it is well-formed, even when other fields are not
+    data: CustomerData | None  # None when the row has problems
+    new_area: str | None = None  # an area to create (--create-areas); data.area_id is -1
+
+
+def _validate(cells: Sequence[Any], cols: dict[str, int], ctx: _Context,
+              problems: list[str]) -> _Checked:
+
+    def cell(key: str) -> str:
+        i = cols.get(key)
+        return _text(cells[i]) if i is not None and i < len(cells) else ""
+
+    raw_account = cell("account_no")
+    account = validators.account_no(raw_account, ctx.settings_min, ctx.settings_max)
+    if not raw_account:
+        problems.append("户号为空")
+    elif account is None:
+        problems.append(f"户号「{raw_account}」不对：应为 {ctx.settings_min}–{ctx.settings_max} "
+                        "位数字")
+    name = _short(cell("name"), "户名", ctx, problems, required=True)
+
+    raw_area = " ".join(cell("area").split())
+    area_id: int | None = None
+    new_area: str | None = None
+    if not raw_area:
+        problems.append("台区为空")
+    else:
+        key = _area_key(raw_area)
+        area_id = ctx.areas.get(key)
+        if area_id is None and ctx.create_areas:
+            area_id, new_area = -1, normalize_input(raw_area)
+        elif area_id is None:
+            problems.append(_unknown_area(raw_area, ctx))
+
+    address = _short(cell("address"), "地址", ctx, problems, required=True)
+
+    raw_phone = cell("phone")
+    phone = validators.phone(raw_phone) if raw_phone else None
+    if not raw_phone:
+        problems.append("联系电话为空")
+    elif phone is None:
+        problems.append(f"联系电话「{raw_phone}」格式不对（手机号如 13800001234，"
+                        "座机带区号如 0551-12345678）")
+
+    cats = _categories(cell("categories"), ctx, problems)
+    situation = cell("situation").strip() or None
+    if situation and len(situation) > ctx.max_text:
+        problems.append(f"具体情况太长（{len(situation)} 字，最多 {ctx.max_text} 字）")
+    emergency_name = _short(cell("emergency_name"), "紧急联系人", ctx, problems, required=False)
+    raw_ephone = cell("emergency_phone")
+    emergency_phone = validators.phone(raw_ephone) if raw_ephone else None
+    if raw_ephone and emergency_phone is None:
+        problems.append(f"紧急联系人电话「{raw_ephone}」格式不对")
+
+    raw_days = cell("visit_every_days")
+    days = validators.visit_days(raw_days) if raw_days else None
+    if raw_days and days is None:
+        problems.append(f"走访周期「{raw_days}」看不懂（填天数 1–366，如 30、每周、每月）")
+
+    flags: dict[str, bool] = {}
+    for key, label in (("notify_first", "停电优先告知"), ("proxy_pay", "代缴")):
+        raw = cell(key)
+        value = _flag(raw)
+        if value is None:
+            problems.append(f"{label}「{raw}」看不懂（填 是 或 否）")
+        flags[key] = bool(value)
+
+    if problems or account is None or name is None or area_id is None or address is None \
+            or phone is None:
+        return _Checked(account, None)
+    return _Checked(account, CustomerData(
+        account_no=account, name=name, area_id=area_id, address=address, phone=phone,
+        categories=cats, situation=situation, emergency_name=emergency_name,
+        emergency_phone=emergency_phone, visit_every_days=days, **flags), new_area)
+
+
+def _unknown_area(raw: str, ctx: _Context) -> str:
+    from bot.conversations.matching import Choice, match_choice
+
+    choices = [Choice(n, n) for n in ctx.area_names]
+    close = match_choice(raw, choices).suggestions
+    if close:
+        hint = "是不是：" + "、".join(c.label for c in close)
+    elif ctx.area_names:
+        more = "…" if len(ctx.area_names) > 8 else ""
+        hint = "已有台区：" + "、".join(ctx.area_names[:8]) + more
+    else:
+        hint = "这个班组还没有台区"
+    return f"台区「{raw}」在班组「{ctx.team}」里不存在（{hint}；要新建请加 --create-areas）"
+
+
+# --- writing ----------------------------------------------------------------------------
+_DATA_COLUMNS = ("name", "area_id", "address", "phone", "situation", "emergency_name",
+                 "emergency_phone", "visit_every_days", "notify_first", "proxy_pay")
+_UPSERT = (
+    f"INSERT INTO customers(team_id, account_no, {', '.join(_DATA_COLUMNS)}, created_at) "
+    f"VALUES (?, ?, {', '.join('?' for _ in _DATA_COLUMNS)}, ?) "
+    "ON CONFLICT(team_id, account_no) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _DATA_COLUMNS)
+    # Re-import refreshes the data; created_*, last visit and active state are kept.
+    + ", updated_at = excluded.created_at, updated_by = NULL"
+)
+
+
+async def _team_id(conn: Tx | Database, team: str) -> int:
+    row = await conn.fetchone("SELECT id FROM teams WHERE name = ?", (team,))
+    if row is not None:
+        return int(row["id"])
+    names = [r["name"] for r in await conn.fetchall("SELECT name FROM teams ORDER BY id")]
+    existing = "、".join(names) if names else "（没有 / none）"
+    raise CustomersIOError(f"班组「{team}」不存在 / team not found; 已有班组 / existing teams: "
+                           f"{existing}")
+
+
+async def _ids(tx: Tx, team_id: int, accounts: list[str]) -> tuple[dict[str, int], int]:
+    """户号 -> id of the records that exist, and how many of them are deactivated."""
+    marks = ", ".join("?" for _ in accounts)
+    rows = await tx.fetchall(
+        f"SELECT account_no, id, active FROM customers WHERE team_id = ? "
+        f"AND account_no IN ({marks})", (team_id, *accounts))
+    return {r["account_no"]: int(r["id"]) for r in rows}, sum(not r["active"] for r in rows)
+
+
+async def _flush(tx: Tx, team_id: int, batch: list[CustomerData], now: str,
+                 result: ImportResult) -> None:
+    """Upsert one batch, replace its categories, count inserted / updated into `result`."""
+    if not batch:
+        return
+    accounts = [d.account_no for d in batch]
+    existing, inactive = await _ids(tx, team_id, accounts)
+    await tx.executemany(_UPSERT, [
+        (team_id, d.account_no, d.name, d.area_id, d.address, d.phone, d.situation,
+         d.emergency_name, d.emergency_phone, d.visit_every_days, int(d.notify_first),
+         int(d.proxy_pay), now) for d in batch])
+    if existing:
+        marks = ", ".join("?" for _ in existing)
+        await tx.execute(f"DELETE FROM customer_categories WHERE customer_id IN ({marks})",
+                         list(existing.values()))
+    new = [a for a in accounts if a not in existing]
+    ids = existing | ((await _ids(tx, team_id, new))[0] if new else {})
+    await tx.executemany("INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
+                         [(ids[d.account_no], c) for d in batch for c in d.categories])
+    result.inserted += len(batch) - len(existing)
+    result.updated += len(existing)
+    result.inactive += inactive
+    batch.clear()
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction so a dry run rolls back everything it did."""
+
+
+async def import_customers(services: Services, path: Path | str, team: str, *,
+                           create_areas: bool = False, dry_run: bool = False,
+                           actor: str = "cli") -> ImportResult:
+    """Validate every row, upsert the valid ones by 户号 in one transaction, audit once.
+
+    Raises CustomersIOError for a file-level problem (then nothing is written).
+    """
+    path = Path(path)
+    team = team.strip()
+    result = ImportResult(file=str(path), team=team, dry_run=dry_run)
+    rows = _open_rows(path)
+    settings = services.settings
+    now = services.clock.now()
+    try:
+        async with services.db.tx() as tx:
+            team_id = await _team_id(tx, team)
+            area_rows = await tx.fetchall(
+                "SELECT id, name FROM areas WHERE team_id = ? ORDER BY id", (team_id,))
+            ctx = _Context(
+                settings_min=settings.account_no_min_digits,
+                settings_max=settings.account_no_max_digits,
+                max_text=settings.max_text_length, team=team,
+                areas={_area_key(r["name"]): int(r["id"]) for r in area_rows},
+                area_names=[r["name"] for r in area_rows], create_areas=create_areas)
+            await _import_rows(tx, rows, ctx, team_id, now, result, services)
+            await audit.record(tx, team_id=team_id, user_id=None, actor=actor, entity=ENTITY,
+                               entity_id=None, action="import", at=now,
+                               detail={"file": str(path), "inserted": result.inserted,
+                                       "updated": result.updated, "errors": result.error_rows})
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    finally:
+        rows.close()
+    return result
+
+
+async def _import_rows(tx: Tx, rows: Iterator[Sequence[Any]], ctx: _Context, team_id: int,
+                       now: datetime, result: ImportResult, services: Services) -> None:
+    cols: dict[str, int] | None = None
+    first: Sequence[Any] | None = None  # the first non-blank row, to name missing columns
+    seen: dict[str, int] = {}  # 户号 -> row number: the only per-row state kept
+    batch: list[CustomerData] = []
+    stamp = iso(now)
+    for number, cells in enumerate(rows, start=1):
+        if _blank(cells):
+            continue
+        if cols is None:
+            first = cells if first is None else first
+            found = _map_header(cells)
+            if "account_no" not in found:
+                if number >= HEADER_SEARCH_ROWS:
+                    break
+                continue  # a title row above the header
+            missing = [c.header for c in COLUMNS if c.required and c.key not in found]
+            if missing:
+                raise CustomersIOError(_missing(missing))
+            cols = found
+            continue
+        problems: list[str] = []
+        checked = _validate(cells, cols, ctx, problems)
+        data = checked.data
+        if checked.account is not None:
+            if checked.account in seen:
+                problems.insert(0, f"户号 {checked.account} 与第 {seen[checked.account]} 行重复")
+                data = None
+            else:
+                seen[checked.account] = number
+        if data is None:
+            result.error_rows += 1
+            if len(result.errors) < MAX_REPORTED_ERRORS:
+                result.errors.append(RowError(number, tuple(problems)))
+            continue
+        if checked.new_area is not None:
+            data = await _with_new_area(tx, data, checked.new_area, ctx, team_id, now, result,
+                                        services)
+        batch.append(data)
+        if len(batch) >= BATCH_SIZE:
+            await _flush(tx, team_id, batch, stamp, result)
+    if cols is None:
+        if first is None:
+            raise CustomersIOError("文件是空的 / the file is empty")
+        present = _map_header(first)
+        raise CustomersIOError(_missing([c.header for c in COLUMNS
+                                         if c.required and c.key not in present]))
+    await _flush(tx, team_id, batch, stamp, result)
+
+
+async def _with_new_area(tx: Tx, data: CustomerData, name: str, ctx: _Context, team_id: int,
+                         now: datetime, result: ImportResult,
+                         services: Services) -> CustomerData:
+    key = _area_key(name)
+    area_id = ctx.areas.get(key)
+    if area_id is None:
+        area_id = await services.people.ensure_area(tx, team_id, name, now)
+        ctx.areas[key] = area_id
+        ctx.area_names.append(name)
+        result.created_areas.append(name)
+    return replace(data, area_id=area_id)
+
+
+def _missing(headers: list[str]) -> str:
+    return ("缺少必需的列 / missing required columns: " + "、".join(headers)
+            + "（表头应为 / expected header: " + ",".join(c.header for c in COLUMNS) + "）")
+
+
+# --- export -----------------------------------------------------------------------------
+_EXPORT_SQL = """
+SELECT c.*, a.name AS area_name,
+       (SELECT group_concat(category, ',') FROM customer_categories WHERE customer_id = c.id)
+         AS cats
+FROM customers c JOIN areas a ON a.id = c.area_id
+WHERE c.team_id = ? AND c.active = 1 AND c.account_no > ?
+ORDER BY c.account_no LIMIT ?
+"""
+
+
+async def export_customers(services: Services, team: str, path: Path | str, *,
+                           full: bool = False, actor: str = "cli") -> ExportResult:
+    """The team's active customers as XLSX; masked unless `full` (see module privacy rules).
+
+    Pages through the table by 户号 (the UNIQUE index) so neither the rows nor a long read
+    lock are held; written to a temporary file first so a failed export leaves no half file.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise CustomersIOError(f"{path.name}: 导出文件须以 .xlsx 结尾 / file must end in .xlsx")
+    if not path.parent.is_dir():  # fail before the work, not in the middle of openpyxl's save
+        raise CustomersIOError(f"{path.parent}: 目录不存在 / directory not found")
+    team = team.strip()
+    team_id = await _team_id(services.db, team)
+    tz = services.settings.tz
+    sensitive = sensitive_categories()
+    order = [c.key for c in categories()]
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("特殊客户")
+    ws.freeze_panes = "A2"  # write-only sheets take views only before the first row
+    all_columns = (*COLUMNS, *EXPORT_EXTRA)
+    for i, col in enumerate(all_columns):
+        ws.column_dimensions[_letter(i)].width = col.width
+    ws.auto_filter.ref = f"A1:{_letter(len(all_columns) - 1)}1"
+    header = []
+    for col in all_columns:
+        cell = WriteOnlyCell(ws, value=col.header)
+        cell.font = _bold()
+        header.append(cell)
+    ws.append(header)
+
+    count = 0
+    after = ""
+    while True:
+        page = await services.db.fetchall(_EXPORT_SQL, (team_id, after, BATCH_SIZE))
+        if not page:
+            break
+        for r in page:
+            cats = sorted(r["cats"].split(",") if r["cats"] else [], key=order.index)
+            hide = not full and bool(sensitive.intersection(cats))
+            last_visit = (from_iso(r["last_visit_at"]).astimezone(tz).replace(tzinfo=None)
+                          if r["last_visit_at"] else None)
+            created = from_iso(r["created_at"]).astimezone(tz).date()
+            visit_cell = WriteOnlyCell(ws, value=last_visit)
+            visit_cell.number_format = "yyyy-mm-dd hh:mm"
+            created_cell = WriteOnlyCell(ws, value=created)
+            created_cell.number_format = "yyyy-mm-dd"
+            ws.append([
+                r["account_no"],
+                mask_name(r["name"]) if hide else r["name"],
+                r["area_name"],
+                r["address"],
+                r["phone"] if full else mask_phone(r["phone"]),
+                "、".join(_category_label(k) for k in cats),
+                None if hide else r["situation"],
+                r["emergency_name"],
+                (r["emergency_phone"] if full else mask_phone(r["emergency_phone"])) or None,
+                r["visit_every_days"],
+                "是" if r["notify_first"] else "否",
+                "是" if r["proxy_pay"] else "否",
+                visit_cell,
+                created_cell,
+            ])
+            count += 1
+        after = page[-1]["account_no"]
+
+    tmp = path.with_name(path.name + ".part")
+    try:
+        wb.save(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CustomersIOError(f"{path}: 无法写入 / cannot write ({exc.strerror or exc})") \
+            from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    async with services.db.tx() as tx:
+        await audit.record(tx, team_id=team_id, user_id=None, actor=actor, entity=ENTITY,
+                           entity_id=None, action="export", at=services.clock.now(),
+                           detail={"file": str(path), "rows": count, "full": full})
+    return ExportResult(file=str(path), team=team, rows=count, full=full)
+
+
+def _bold() -> Any:
+    from openpyxl.styles import Font
+
+    return Font(bold=True)

@@ -1,0 +1,3 @@
+"""Record modules register their forms, commands, buttons and reminders on import."""
+
+from bot.handlers import todo  # noqa: F401

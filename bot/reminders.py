@@ -1,0 +1,247 @@
+"""The reminder service: find due rows, word them from the record as it is now, deliver each
+once, hold non-urgent ones in quiet hours for the morning digest, retry faults, escalate.
+
+Delivery guarantee: a row is marked 'sending' before the push and 'sent' after it. A crash
+between the platform accepting a message and the database recording it leaves the row
+'sending'; the next scan sends it again. That single in-flight message is the only possible
+duplicate; nothing is ever lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from bot.events import GLOBAL_TOKEN, Button, Reply, callback
+from bot.models import Role, User
+from bot.notify import Dispatcher, RetryLater, Unreachable
+from bot.registry import REGISTRY, Registry, TodoItem
+from bot.services import Ctx, Services
+from bot.storage.db import iso
+from bot.storage.people import UserPrefs
+from bot.storage.reminders import Reminder, Reminders
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 3600.0
+
+
+def _hhmm(text: str) -> time:
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
+def in_quiet(local: datetime, start: time, end: time) -> bool:
+    t = local.time()
+    if start <= end:
+        return start <= t < end
+    return t >= start or t < end  # overnight, e.g. 21:00-07:30
+
+
+def next_at(local: datetime, at: time) -> datetime:
+    """The next local moment at clock time `at` (today if still ahead, else tomorrow)."""
+    candidate = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    return candidate if candidate > local else candidate + timedelta(days=1)
+
+
+@dataclass
+class ScanResult:
+    sent: int = 0
+    held: int = 0
+    retried: int = 0
+    failed: int = 0
+    dropped: int = 0
+    digests: int = 0
+
+
+class ReminderService:
+    def __init__(self, services: Services, dispatcher: Dispatcher,
+                 registry: Registry = REGISTRY, concurrency: int = 32) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.rows = Reminders(services.db)
+        self.prefs = UserPrefs(services.db)
+        self._sem = asyncio.Semaphore(concurrency)
+        self._scan_lock = asyncio.Lock()
+
+    # --- quiet hours ---------------------------------------------------------------------
+    async def quiet_window(self, user: User) -> tuple[time, time] | None:
+        prefs = await self.prefs.get(user.id)
+        if prefs.quiet_off:
+            return None
+        if prefs.quiet_start and prefs.quiet_end:
+            return _hhmm(prefs.quiet_start), _hhmm(prefs.quiet_end)
+        start, end = self.services.settings.quiet_hours.split("-")
+        return _hhmm(start), _hhmm(end)
+
+    async def digest_moment(self, user: User, local: datetime) -> datetime:
+        """When this user's next morning digest goes out (never inside their quiet hours)."""
+        at = next_at(local, _hhmm(self.services.settings.digest_time))
+        window = await self.quiet_window(user)
+        if window and in_quiet(at, *window):
+            at = next_at(at, window[1])
+        return at
+
+    # --- the scan ------------------------------------------------------------------------
+    async def scan_once(self) -> ScanResult:
+        async with self._scan_lock:  # one scan at a time, however the scheduler fires
+            result = ScanResult()
+            now = self.services.clock.now()
+            result.digests = await self.run_digests(now)
+            due = await self.rows.due(now)
+            by_user: dict[int, list[Reminder]] = defaultdict(list)
+            for r in due:
+                by_user[r.user_id].append(r)
+            # One user's reminders in order; different users concurrently (bounded).
+            await asyncio.gather(*(self._deliver_all(rs, now, result)
+                                   for rs in by_user.values()))
+            return result
+
+    async def _deliver_all(self, rows: list[Reminder], now: datetime,
+                           result: ScanResult) -> None:
+        async with self._sem:
+            for r in rows:
+                try:
+                    await self.deliver(r, now, result)
+                except Exception:  # one bad row must not stop the others
+                    log.exception("reminder %s failed", r.id)
+                    await self.rows.retry_at(r.id, now + timedelta(minutes=5), "internal error")
+                    result.retried += 1
+
+    async def deliver(self, r: Reminder, now: datetime, result: ScanResult) -> None:
+        user = await self.services.people.user(r.user_id)
+        kind = self.registry.reminders.get(r.subject)
+        if user is None or kind is None:
+            await self.rows.settle(r.id, "cancelled", now, "no recipient or kind")
+            result.dropped += 1
+            return
+        ctx = Ctx(self.services, user, now)
+        if not r.urgent:
+            window = await self.quiet_window(user)
+            if window and in_quiet(ctx.local_now, *window):
+                # Held: the morning digest gathers it with the day's other items.
+                digest = await self.digest_moment(user, ctx.local_now)
+                await self.rows.retry_at(r.id, digest, "held: quiet hours")
+                result.held += 1
+                return
+        reply = await kind.render(ctx, r)
+        if reply is None:  # settled meanwhile (closed, paid, arrived ...)
+            await self.rows.settle(r.id, "cancelled", now, "settled")
+            result.dropped += 1
+            return
+        reply.buttons.append(self.snooze_row(ctx, r))
+        if not await self.rows.claim(r.id):
+            return
+        try:
+            await self.dispatcher.push(user.id, reply)
+        except RetryLater as exc:
+            await self.rows.retry_at(r.id, now + timedelta(seconds=exc.seconds), str(exc))
+            result.retried += 1
+            return
+        except Unreachable as exc:
+            await self.rows.settle(r.id, "failed", now, str(exc))
+            await self._unreachable(ctx, r, reply, now)
+            result.failed += 1
+            return
+        except Exception as exc:  # network and server faults: back off and try again
+            delay = min(MAX_BACKOFF_S, 30.0 * (2 ** max(0, r.attempts)))
+            await self.rows.retry_at(r.id, now + timedelta(seconds=delay), repr(exc)[:200])
+            result.retried += 1
+            return
+        await self.rows.settle(r.id, "sent", now)
+        result.sent += 1
+        if kind.after_sent is not None:
+            await kind.after_sent(self.services, r, now)
+
+    def snooze_row(self, ctx: Ctx, r: Reminder) -> list[Button]:
+        return [Button(ctx.t("btn.snooze_hour"), callback(GLOBAL_TOKEN, "snz", f"{r.id}h")),
+                Button(ctx.t("btn.snooze_morning"), callback(GLOBAL_TOKEN, "snz", f"{r.id}m"))]
+
+    async def _unreachable(self, ctx: Ctx, r: Reminder, reply: Reply, now: datetime) -> None:
+        """The user blocked the bot: remember it and give the message to the team's leads."""
+        await self.prefs.set_unreachable(ctx.user.id, now)
+        for lead in await self.leads_of(ctx.user.team_id):
+            if lead.id == ctx.user.id:
+                continue
+            lctx = Ctx(self.services, lead, now)
+            text = lctx.t("reminder.unreachable", name=ctx.user.name) + "\n\n" + reply.text
+            try:
+                await self.dispatcher.push(lead.id, Reply(text, reply.buttons[:-1]))
+            except Exception:
+                log.warning("could not tell lead %s that %s is unreachable", lead.id,
+                            ctx.user.id, exc_info=True)
+
+    async def leads_of(self, team_id: int) -> list[User]:
+        return [u for u in await self.services.people.users()
+                if u.team_id == team_id and u.role is Role.LEAD]
+
+    # --- the morning digest --------------------------------------------------------------
+    async def run_digests(self, now: datetime) -> int:
+        """Each user once a day at the digest time: today's due and overdue items in one
+        message, instead of a burst of single reminders."""
+        sent = 0
+        tz = self.services.settings.tz
+        local = now.astimezone(tz)
+        period = local.date().isoformat()
+        done = {r[0] for r in await self.services.db.fetchall(
+            "SELECT user_id FROM job_runs WHERE job = 'digest' AND period = ?", (period,))}
+        users = [u for u in await self.services.people.users() if u.id not in done]
+        digest_at = _hhmm(self.services.settings.digest_time)
+        if local.time() < digest_at:
+            return 0
+        pending = [u for u in users if await self._digest_due(u, local)]
+
+        async def one(user: User) -> None:
+            nonlocal sent
+            async with self._sem:
+                if await self.send_digest(user, now, period):
+                    sent += 1
+
+        await asyncio.gather(*(one(u) for u in pending))
+        return sent
+
+    async def _digest_due(self, user: User, local: datetime) -> bool:
+        window = await self.quiet_window(user)
+        return not (window and in_quiet(local, *window))
+
+    async def todo_items(self, ctx: Ctx) -> list[TodoItem]:
+        items: list[TodoItem] = []
+        for kind in self.registry.reminders.values():
+            if kind.todo is not None:
+                items += await kind.todo(ctx)
+        return sorted(items, key=lambda i: i.due)
+
+    async def send_digest(self, user: User, now: datetime, period: str) -> bool:
+        ctx = Ctx(self.services, user, now)
+        end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
+        items = [i for i in await self.todo_items(ctx) if i.due <= end_of_day]
+        held = await self.rows.pending_for(user.id, now)
+        ok = True
+        if items or held:
+            lines = [ctx.t("digest.title", name=user.name, count=len(items))]
+            for i in items[:15]:
+                mark = "⚠️ " if i.overdue else "• "
+                lines.append(mark + i.text)
+            if len(items) > 15:
+                lines.append(ctx.t("digest.more", count=len(items) - 15))
+            if not items:
+                lines.append(ctx.t("digest.nothing_due"))
+            rows = [[i.button] for i in items[:6]]
+            rows.append([Button(ctx.t("btn.todo"), callback(GLOBAL_TOKEN, "cmd", "todo"))])
+            try:
+                await self.dispatcher.push(user.id, Reply("\n".join(lines), rows))
+            except Unreachable:
+                await self.prefs.set_unreachable(user.id, now)
+            except Exception:  # flood limit or network: the next scan tries again
+                log.warning("digest for user %s not delivered yet", user.id, exc_info=True)
+                ok = False
+            if ok:
+                for r in held:
+                    await self.rows.settle(r.id, "digested", now)
+        if ok:
+            await self.services.db.execute(
+                "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
+                "VALUES ('digest', ?, ?, ?)", (period, user.id, iso(now)))
+        return ok and bool(items or held)

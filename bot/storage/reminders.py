@@ -1,0 +1,105 @@
+"""Reminder rows: the database is the source of truth for what is sent, to whom, and when."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.storage.db import Database, Row, Tx, from_iso, iso
+
+
+@dataclass(frozen=True)
+class Reminder:
+    id: int
+    team_id: int
+    user_id: int
+    subject: str
+    subject_id: int
+    kind: str
+    due_at: datetime
+    urgent: bool
+    state: str
+    attempts: int
+    detail: dict[str, Any]
+
+
+def _reminder(r: Row) -> Reminder:
+    return Reminder(r["id"], r["team_id"], r["user_id"], r["subject"], r["subject_id"],
+                    r["kind"], from_iso(r["due_at"]), bool(r["urgent"]), r["state"],
+                    r["attempts"], json.loads(r["detail"]))
+
+
+class Reminders:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    async def plan(tx: Tx, *, team_id: int, user_id: int, subject: str, subject_id: int,
+                   kind: str, due_at: datetime, now: datetime, urgent: bool = False,
+                   key: str | None = None, detail: dict[str, Any] | None = None) -> bool:
+        """Add a reminder unless one with the same key exists (planning twice plans once)."""
+        dedupe = key or f"{subject}:{subject_id}:{kind}:{user_id}"
+        before = tx.conn.total_changes
+        await tx.execute(
+            "INSERT OR IGNORE INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
+            "urgent, dedupe_key, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (team_id, user_id, subject, subject_id, kind, iso(due_at), int(urgent), dedupe,
+             json.dumps(detail or {}, ensure_ascii=False), iso(now)))
+        return tx.conn.total_changes > before
+
+    @staticmethod
+    async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:
+        """Drop the pending reminders of a record (all, or those whose kind starts so)."""
+        await tx.execute(
+            "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
+            "AND state = 'pending' AND kind LIKE ?", (subject, subject_id, kind_prefix + "%"))
+
+    async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
+        """Pending rows whose time has come, plus rows left 'sending' by a crash."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reminders WHERE state IN ('pending', 'sending') AND due_at <= ? "
+            "ORDER BY urgent DESC, due_at, id LIMIT ?", (iso(now), limit))
+        return [_reminder(r) for r in rows]
+
+    async def get(self, reminder_id: int) -> Reminder | None:
+        row = await self.db.fetchone("SELECT * FROM reminders WHERE id = ?", (reminder_id,))
+        return _reminder(row) if row else None
+
+    async def claim(self, reminder_id: int) -> bool:
+        """Mark one row in flight; False if another scan got it or it was settled meanwhile."""
+        async with self.db.tx() as tx:
+            await tx.execute(
+                "UPDATE reminders SET state = 'sending', attempts = attempts + 1 "
+                "WHERE id = ? AND state IN ('pending', 'sending')", (reminder_id,))
+            row = await tx.fetchone("SELECT changes()")
+        return bool(row and row[0])
+
+    async def settle(self, reminder_id: int, state: str, now: datetime,
+                     error: str | None = None) -> None:
+        await self.db.execute(
+            "UPDATE reminders SET state = ?, sent_at = ?, last_error = ? WHERE id = ?",
+            (state, iso(now) if state in ("sent", "digested") else None, error, reminder_id))
+
+    async def retry_at(self, reminder_id: int, when: datetime, error: str) -> None:
+        await self.db.execute(
+            "UPDATE reminders SET state = 'pending', due_at = ?, last_error = ? WHERE id = ?",
+            (iso(when), error, reminder_id))
+
+    async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
+        """Send this reminder again at `until` (only its recipient may snooze it)."""
+        async with self.db.tx() as tx:
+            await tx.execute(
+                "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
+                "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending')",
+                (iso(until), reminder_id, user_id))
+            row = await tx.fetchone("SELECT changes()")
+        return await self.get(reminder_id) if row and row[0] else None
+
+    async def pending_for(self, user_id: int, until: datetime,
+                          urgent: bool = False) -> list[Reminder]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM reminders WHERE user_id = ? AND state = 'pending' AND due_at <= ? "
+            "AND urgent = ? ORDER BY due_at, id", (user_id, iso(until), int(urgent)))
+        return [_reminder(r) for r in rows]
