@@ -137,19 +137,27 @@ async def _run(settings: Settings) -> int:
         return 2
     from bot.assistant import Assistant
     from bot.channels.telegram import TelegramChannel
+    from bot.notify import Dispatcher
+    from bot.reminders import ReminderService
+    from bot.scheduler import ReminderScheduler
     from bot.services import Services
 
     services = await Services.open(settings)
     channel = TelegramChannel(Assistant(services), settings)
+    reminders = ReminderScheduler(
+        ReminderService(services, Dispatcher(services, [channel.notifier])),
+        settings.scan_interval_seconds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await channel.start()
+        reminders.start()
         logging.getLogger("bot").info("serving Telegram; Ctrl+C to stop")
         await stop.wait()
     finally:
+        reminders.stop()
         await channel.stop()
         await services.close()
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from bot.config import LOCALES_DIR, SUPPORTED_LOCALES
@@ -11,10 +12,21 @@ from bot.config import LOCALES_DIR, SUPPORTED_LOCALES
 FALLBACK = "zh_CN"
 
 
+def catalog_files(locale: str) -> list[Path]:
+    """locales/<locale>.json (the core) and locales/<locale>/*.json (one per record module)."""
+    return [LOCALES_DIR / f"{locale}.json", *sorted((LOCALES_DIR / locale).glob("*.json"))]
+
+
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    with (LOCALES_DIR / f"{locale}.json").open(encoding="utf-8") as fh:
-        data: dict[str, str] = json.load(fh)
+    data: dict[str, str] = {}
+    for path in catalog_files(locale):
+        with path.open(encoding="utf-8") as fh:
+            part: dict[str, str] = json.load(fh)
+        clash = data.keys() & part.keys()
+        if clash:
+            raise ValueError(f"{path}: keys already defined elsewhere: {sorted(clash)}")
+        data.update(part)
     return data
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from bot.config import ROOT, SettingsError, load_settings
 from bot.conversations.matching import Choice, match_choice
 from bot.handlers.intents import simple_intent, worklog_intent
-from bot.i18n import t
+from bot.i18n import catalog, catalog_files, t
 from bot.textutil import normalize_input, split_message
 from tests.conftest import T0
 
@@ -46,22 +45,24 @@ def test_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, var:
 
 
 def test_locales_have_the_same_keys_and_placeholders() -> None:
-    zh = json.loads((ROOT / "locales" / "zh_CN.json").read_text(encoding="utf-8"))
-    en = json.loads((ROOT / "locales" / "en.json").read_text(encoding="utf-8"))
+    zh, en = catalog("zh_CN"), catalog("en")  # also fails on a key defined in two files
     assert set(zh) == set(en)
+    assert [p.name for p in catalog_files("zh_CN")[1:]] == [
+        p.name for p in catalog_files("en")[1:]]
     field = re.compile(r"\{(\w+)")
     for key in zh:
         assert set(field.findall(zh[key])) == set(field.findall(en[key])), key
 
 
 def test_every_locale_key_used_in_code_exists() -> None:
-    zh = json.loads((ROOT / "locales" / "zh_CN.json").read_text(encoding="utf-8"))
+    zh = catalog("zh_CN")
     used: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
         used |= set(re.findall(r"""\bt\(\s*(?:[\w.]+,\s*)?["']([a-z_]+\.[\w.]+)["']""",
                                path.read_text(encoding="utf-8")))
         used |= set(re.findall(r"""["']((?:form|field|btn|menu|help|start|logs|media|button|"""
-                               r"""terminal|lang|error)\.[\w.]+)["']""",
+                               r"""terminal|lang|error|todo|digest|reminder|settings|customer|"""
+                               r"""customers|audit|cmd|complaint|deadline|time)\.[\w.]+)["']""",
                                path.read_text(encoding="utf-8")))
     missing = sorted(k for k in used if k not in zh)
     assert not missing

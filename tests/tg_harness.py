@@ -26,8 +26,10 @@ IDLE = 0.08
 
 @cache
 def _catalog(locale: str) -> dict[str, str]:
-    with (LOCALES_DIR / f"{locale}.json").open(encoding="utf-8") as fh:
-        data: dict[str, str] = json.load(fh)
+    data: dict[str, str] = {}
+    for path in [LOCALES_DIR / f"{locale}.json", *sorted((LOCALES_DIR / locale).glob("*.json"))]:
+        with path.open(encoding="utf-8") as fh:
+            data.update(json.load(fh))
     return data
 
 

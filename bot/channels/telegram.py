@@ -16,7 +16,14 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,6 +37,7 @@ from bot.assistant import Assistant
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
+from bot.notify import RetryLater, Unreachable
 from bot.textutil import split_message
 
 log = logging.getLogger(__name__)
@@ -114,6 +122,38 @@ async def _with_retries(send: Callable[[], Awaitable[Any]]) -> Any:
     return await send()
 
 
+class TelegramNotifier:
+    """Pushes (reminders, digests) to a user's private chat, mapping Bot API errors to the
+    core's delivery outcomes."""
+
+    channel = CHANNEL
+
+    def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
+        self.app = app
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        chunks = split_message(reply.text)
+        try:
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                await self.app.bot.send_message(
+                    int(external_id), chunk, reply_markup=_markup(reply.buttons) if last else None)
+        except RetryAfter as exc:
+            raise RetryLater(_seconds(exc.retry_after), "flood limit") from exc
+        except Forbidden as exc:
+            raise Unreachable(str(exc)) from exc
+        except BadRequest as exc:
+            if "chat not found" in str(exc).lower():
+                raise Unreachable(str(exc)) from exc
+            raise
+        except (NetworkError, TimedOut) as exc:
+            raise RetryLater(10.0, f"network: {exc}") from exc
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
 class TelegramChannel:
     def __init__(self, assistant: Assistant, settings: Settings, *,
                  rate_limiter: bool = True) -> None:
@@ -130,6 +170,7 @@ class TelegramChannel:
             builder = builder.rate_limiter(AIORateLimiter(max_retries=5))
         self.app: Application = builder.build()  # type: ignore[type-arg]
         self.app.add_handler(TypeHandler(Update, self._on_update))
+        self.notifier = TelegramNotifier(self.app)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:

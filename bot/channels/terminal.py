@@ -11,6 +11,9 @@ from bot.assistant import Assistant
 from bot.events import Button, Incoming, Outcome, Reply
 from bot.i18n import t
 from bot.models import Role, User
+from bot.notify import Dispatcher, RetryLater
+from bot.reminders import ReminderService
+from bot.scheduler import ReminderScheduler
 from bot.services import Services
 
 CHANNEL = "terminal"
@@ -38,6 +41,24 @@ async def create_demo(services: Services) -> list[User]:
 
 def _label_key(label: str) -> str:
     return _DECOR.sub("", label).strip().lower()
+
+
+class TerminalNotifier:
+    """Reminders for the signed-in user appear in the terminal; anyone else's wait until
+    they sign in (the row stays pending and is tried again)."""
+
+    channel = CHANNEL
+
+    def __init__(self, chat: TerminalChat) -> None:
+        self.chat = chat
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        if external_id != str(self.chat.user.id):
+            raise RetryLater(300, "not signed in to the terminal")
+        self.chat.out.write("\n🔔 ")
+        self.chat.show(Outcome(replies=[reply]))
+        self.chat.out.write("> ")
+        self.chat.out.flush()
 
 
 class TerminalChat:
@@ -159,6 +180,18 @@ async def run_terminal(services: Services, user_name: str | None = None,
         await services.people.link_identity(tx, CHANNEL, str(user.id), user.id, now)
     assistant = Assistant(services)
     chat = TerminalChat(assistant, user, out)
+    scheduler = ReminderScheduler(
+        ReminderService(services, Dispatcher(services, [TerminalNotifier(chat)])),
+        services.settings.scan_interval_seconds)
+    scheduler.start()
+    try:
+        return await _loop(services, chat, user, inp, out)
+    finally:
+        scheduler.stop()
+
+
+async def _loop(services: Services, chat: TerminalChat, user: User, inp: TextIO,
+                out: TextIO) -> int:
     locale = user.locale or services.settings.locale
     out.write(t(locale, "terminal.banner", db=services.settings.db_path, name=user.name) + "\n\n")
     draft = await services.conversations.get(user.id)

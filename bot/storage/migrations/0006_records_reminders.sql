@@ -23,6 +23,7 @@ CREATE TABLE complaints (
     replied_at      TEXT,
     reply_result    TEXT,
     status          TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'contacted', 'closed')),
+    form_token      TEXT UNIQUE,     -- a confirm processed twice saves once
     created_at      TEXT NOT NULL,
     updated_at      TEXT
 );
@@ -51,6 +52,7 @@ CREATE TABLE arrears (
     paid_at           TEXT,
     restore_due       TEXT,
     restored_at       TEXT,
+    form_token        TEXT UNIQUE,
     created_at        TEXT NOT NULL,
     updated_at        TEXT
 );
@@ -70,6 +72,7 @@ CREATE TABLE outages (
     notice_posted_at  TEXT,
     restored_at       TEXT,
     status            TEXT NOT NULL DEFAULT 'planned' CHECK (status IN ('planned', 'done', 'cancelled')),
+    form_token        TEXT UNIQUE,
     created_at        TEXT NOT NULL,
     updated_at        TEXT,
     CHECK (ends_at > starts_at)
@@ -107,6 +110,7 @@ CREATE TABLE repairs (
     arrived_lon   REAL,
     restored_at   TEXT,
     status        TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'arrived', 'restored')),
+    form_token    TEXT UNIQUE,
     created_at    TEXT NOT NULL,
     updated_at    TEXT
 );

@@ -1,0 +1,82 @@
+"""What every record with deadlines shares: the rule set, the calendar, time wording,
+the team's leads, and time fields that may or may not lie in the future."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.conversations.fields import Invalid
+from bot.deadlines import RuleSet, load_ruleset
+from bot.models import Role, User
+from bot.services import Ctx, Services
+from bot.storage.db import from_iso, iso
+from bot.timeparse import ParsedTime, format_time, parse_time
+from bot.workcal import WorkCalendar
+
+
+def ruleset(services: Services) -> RuleSet:
+    return load_ruleset(getattr(services.settings, "ruleset", "sgcc-2011"))
+
+
+async def calendar(services: Services) -> WorkCalendar:
+    return await WorkCalendar.load(services.db)
+
+
+async def leads(services: Services, team_id: int) -> list[User]:
+    return [u for u in await services.people.users()
+            if u.team_id == team_id and u.role is Role.LEAD]
+
+
+def when(ctx: Ctx, dt: datetime | str | None, has_time: bool = True) -> str:
+    if dt is None:
+        return ctx.t("form.empty")
+    moment = from_iso(dt) if isinstance(dt, str) else dt
+    return format_time(moment.astimezone(ctx.tz), ctx.locale, has_time=has_time)
+
+
+def span(ctx: Ctx, delta: timedelta) -> str:
+    """'3 小时 20 分' / '2 天 4 小时': how long, roughly, for a phone screen."""
+    minutes = int(abs(delta).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return ctx.t("time.days_hours", days=days, hours=hours)
+    if hours:
+        return ctx.t("time.hours_minutes", hours=hours, minutes=mins)
+    return ctx.t("time.minutes", minutes=max(mins, 1))
+
+
+def remaining(ctx: Ctx, due: datetime | str) -> str:
+    """'还剩 3 小时' or '已超期 2 天 1 小时'."""
+    moment = from_iso(due) if isinstance(due, str) else due
+    left = moment - ctx.now
+    if left.total_seconds() >= 0:
+        return ctx.t("time.left", span=span(ctx, left))
+    return ctx.t("time.overdue", span=span(ctx, left))
+
+
+def time_value(p: ParsedTime | datetime) -> dict[str, Any]:
+    if isinstance(p, datetime):
+        return {"at": iso(p), "has_time": True}
+    return {"at": iso(p.value), "has_time": p.has_time}
+
+
+def value_time(value: dict[str, Any]) -> datetime:
+    return from_iso(value["at"])
+
+
+async def parse_future_ok(text: str, ctx: Ctx) -> dict[str, Any]:
+    """A time that may lie ahead (an outage start); date-only means the start of that day."""
+    p = parse_time(text, ctx.local_now)
+    if p is None:
+        raise Invalid("form.worklog.time.unparsed", text=text)
+    return time_value(p)
+
+
+async def show_time(value: dict[str, Any], ctx: Ctx) -> str:
+    return when(ctx, value["at"], has_time=value.get("has_time", True))
+
+
+def now_value(ctx: Ctx) -> dict[str, Any]:
+    return time_value(ctx.now.replace(second=0, microsecond=0))
