@@ -76,23 +76,20 @@ class ReminderService:
         start, end = self.services.settings.quiet_hours.split("-")
         return _hhmm(start), _hhmm(end)
 
-    async def digest_moment(self, user: User, local: datetime) -> datetime:
-        """When this user's next morning digest goes out (never inside their quiet hours)."""
-        at = next_at(local, _hhmm(self.services.settings.digest_time))
-        window = await self.quiet_window(user)
-        if window and in_quiet(at, *window):
-            at = next_at(at, window[1])
-        return at
-
     # --- the scan ------------------------------------------------------------------------
     async def scan_once(self) -> ScanResult:
         async with self._scan_lock:  # one scan at a time, however the scheduler fires
             result = ScanResult()
             now = self.services.clock.now()
-            result.digests = await self.run_digests(now)
+            digested = await self.run_digests(now)
+            result.digests = len(digested)
             due = await self.rows.due(now)
             by_user: dict[int, list[Reminder]] = defaultdict(list)
             for r in due:
+                if r.user_id in digested and not r.urgent and r.state == "pending":
+                    # The digest this user just got covers today's items: no burst after it.
+                    await self.rows.settle(r.id, "digested", now)
+                    continue
                 by_user[r.user_id].append(r)
             # One user's reminders in order; different users concurrently (bounded).
             await asyncio.gather(*(self._deliver_all(rs, now, result)
@@ -122,8 +119,7 @@ class ReminderService:
             window = await self.quiet_window(user)
             if window and in_quiet(ctx.local_now, *window):
                 # Held: the morning digest gathers it with the day's other items.
-                digest = await self.digest_moment(user, ctx.local_now)
-                await self.rows.retry_at(r.id, digest, "held: quiet hours")
+                await self.rows.hold(r.id)
                 result.held += 1
                 return
         reply = await kind.render(ctx, r)
@@ -178,10 +174,10 @@ class ReminderService:
                 if u.team_id == team_id and u.role is Role.LEAD]
 
     # --- the morning digest --------------------------------------------------------------
-    async def run_digests(self, now: datetime) -> int:
+    async def run_digests(self, now: datetime) -> set[int]:
         """Each user once a day at the digest time: today's due and overdue items in one
-        message, instead of a burst of single reminders."""
-        sent = 0
+        message, instead of a burst of single reminders. Returns who got one."""
+        sent: set[int] = set()
         tz = self.services.settings.tz
         local = now.astimezone(tz)
         period = local.date().isoformat()
@@ -190,14 +186,13 @@ class ReminderService:
         users = [u for u in await self.services.people.users() if u.id not in done]
         digest_at = _hhmm(self.services.settings.digest_time)
         if local.time() < digest_at:
-            return 0
+            return sent
         pending = [u for u in users if await self._digest_due(u, local)]
 
         async def one(user: User) -> None:
-            nonlocal sent
             async with self._sem:
                 if await self.send_digest(user, now, period):
-                    sent += 1
+                    sent.add(user.id)
 
         await asyncio.gather(*(one(u) for u in pending))
         return sent
@@ -217,7 +212,7 @@ class ReminderService:
         ctx = Ctx(self.services, user, now)
         end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
         items = [i for i in await self.todo_items(ctx) if i.due <= end_of_day]
-        held = await self.rows.pending_for(user.id, now)
+        held = await self.rows.held_for(user.id)
         ok = True
         if items or held:
             lines = [ctx.t("digest.title", name=user.name, count=len(items))]

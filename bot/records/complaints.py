@@ -33,9 +33,10 @@ from bot.records.common import (
 from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
-from bot.storage.db import Row, from_iso, iso
+from bot.storage.db import Row, Tx, from_iso, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
+from bot.workcal import WorkCalendar
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -105,6 +106,7 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
     customer = None
     if values.get("account_no"):
         customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
+    team_leads = [u.id for u in await leads(services, ctx.user.team_id) if u.id != ctx.user.id]
     async with services.db.tx() as tx:
         existing = await tx.fetchone("SELECT id FROM complaints WHERE form_token = ?",
                                      (token,))
@@ -123,7 +125,7 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
                  iso(contact.due) if contact else None, iso(reply.due) if reply else None,
                  int(provisional), token, iso(ctx.now))) or 0)
             await plan_reminders(ctx, tx, cid, accepted, contact.due if contact else None,
-                                 reply.due if reply else None)
+                                 reply.due if reply else None, cal, team_leads)
     lines = [ctx.t("complaint.saved", id=cid, kind=ctx.t(f"complaint.kind.{kind}"))]
     if contact:
         lines.append(ctx.t("complaint.contact_by", when=when(ctx, contact.due),
@@ -142,12 +144,11 @@ def card_buttons(ctx: Ctx, cid: int) -> list[list[Button]]:
     return [[Button(ctx.t("btn.open_item"), callback(GLOBAL_TOKEN, "cpl", cid))]]
 
 
-async def plan_reminders(ctx: Ctx, tx: Any, cid: int, accepted: datetime,
-                         contact_due: datetime | None, reply_due: datetime | None) -> None:
+async def plan_reminders(ctx: Ctx, tx: Tx, cid: int, accepted: datetime,
+                         contact_due: datetime | None, reply_due: datetime | None,
+                         cal: WorkCalendar, lead_ids: list[int]) -> None:
     """Half-way, N working hours before, at due (to the manager), and escalation to leads."""
-    services = ctx.services
-    rules = ruleset(services)
-    cal = await calendar(services)
+    rules = ruleset(ctx.services)
     lead_time = rules.reminders.complaint_before_due_working_hours
     now = ctx.now
     for step, due in (("contact", contact_due), ("reply", reply_due)):
@@ -164,11 +165,10 @@ async def plan_reminders(ctx: Ctx, tx: Any, cid: int, accepted: datetime,
             await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id,
                                  subject=SUBJECT, subject_id=cid, kind=f"{step}.{label}",
                                  due_at=max(at, now), now=now)
-        for lead in await leads(services, ctx.user.team_id):
-            if lead.id != ctx.user.id:
-                await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=lead.id,
-                                     subject=SUBJECT, subject_id=cid, kind=f"{step}.escalate",
-                                     due_at=max(due, now), now=now)
+        for lead_id in lead_ids:
+            await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=lead_id,
+                                 subject=SUBJECT, subject_id=cid, kind=f"{step}.escalate",
+                                 due_at=max(due, now), now=now)
 
 
 COMPLAINT = REGISTRY.form(FormSpec(

@@ -67,6 +67,7 @@ class Database:
         # One connection serves every coroutine; the lock keeps their transactions apart.
         # (busy_timeout: another process, e.g. a bulk import, may hold the write lock a while.)
         self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None  # the task inside a transaction
 
     async def connect(self, migrate_to: int | None = None) -> Database:
         if str(self.path) != ":memory:":
@@ -122,27 +123,41 @@ class Database:
             current = number
         return current
 
+    def _not_reentrant(self) -> None:
+        # The lock is not re-entrant: a query on the Database from inside a transaction would
+        # wait for itself forever. Fail loudly instead; inside a transaction use the Tx.
+        if self._owner is not None and self._owner is asyncio.current_task():
+            raise RuntimeError("Database used inside its own transaction: use the Tx")
+
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
+        self._not_reentrant()
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            self._owner = asyncio.current_task()
             try:
-                yield Tx(self.conn)
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            else:
-                await self.conn.execute("COMMIT")
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(self.conn)
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                else:
+                    await self.conn.execute("COMMIT")
+            finally:
+                self._owner = None
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self._not_reentrant()
         async with self._lock:
             return await Tx(self.conn).fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._not_reentrant()
         async with self._lock:
             return await Tx(self.conn).fetchall(sql, params)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own (autocommit) transaction."""
+        self._not_reentrant()
         async with self._lock:
             return await Tx(self.conn).execute(sql, params)

@@ -92,14 +92,17 @@ class Reminders:
         async with self.db.tx() as tx:
             await tx.execute(
                 "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
-                "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending')",
+                "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held')",
                 (iso(until), reminder_id, user_id))
             row = await tx.fetchone("SELECT changes()")
         return await self.get(reminder_id) if row and row[0] else None
 
-    async def pending_for(self, user_id: int, until: datetime,
-                          urgent: bool = False) -> list[Reminder]:
+    async def hold(self, reminder_id: int) -> None:
+        """Quiet hours: keep it for the recipient's next morning digest."""
+        await self.db.execute("UPDATE reminders SET state = 'held' WHERE id = ?", (reminder_id,))
+
+    async def held_for(self, user_id: int) -> list[Reminder]:
         rows = await self.db.fetchall(
-            "SELECT * FROM reminders WHERE user_id = ? AND state = 'pending' AND due_at <= ? "
-            "AND urgent = ? ORDER BY due_at, id", (user_id, iso(until), int(urgent)))
+            "SELECT * FROM reminders WHERE user_id = ? AND state = 'held' ORDER BY due_at, id",
+            (user_id,))
         return [_reminder(r) for r in rows]

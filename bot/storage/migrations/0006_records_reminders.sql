@@ -128,7 +128,8 @@ CREATE TABLE reminders (
     due_at           TEXT NOT NULL,
     urgent           INTEGER NOT NULL DEFAULT 0,
     state            TEXT NOT NULL DEFAULT 'pending'
-                     CHECK (state IN ('pending', 'sending', 'sent', 'cancelled', 'digested', 'failed')),
+                     CHECK (state IN ('pending', 'sending', 'held', 'sent', 'cancelled',
+                                      'digested', 'failed')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT,
     sent_at          TEXT,
@@ -138,7 +139,7 @@ CREATE TABLE reminders (
 );
 CREATE INDEX reminders_pending ON reminders(due_at) WHERE state IN ('pending', 'sending');
 CREATE INDEX reminders_subject ON reminders(subject, subject_id, state);
-CREATE INDEX reminders_user ON reminders(user_id, state);
+CREATE INDEX reminders_user ON reminders(user_id, state);  -- 'held': quiet hours, for the digest
 
 -- Per-user preferences and reachability.
 CREATE TABLE user_settings (

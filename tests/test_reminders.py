@@ -1,0 +1,258 @@
+"""Reminders end to end in the core: complaint deadlines, quiet hours, the digest, escalation,
+retries, unreachable users, snooze, restart safety — with the clock moved, never slept."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pytest
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.events import Reply
+from bot.models import Role
+from bot.notify import Dispatcher, RetryLater, Unreachable
+from bot.reminders import ReminderService
+from bot.scheduler import ReminderScheduler
+from bot.services import Services
+from tests.conftest import SHANGHAI, Chat, make_user
+
+
+@dataclass
+class FakeNotifier:
+    channel: str = "test"
+    sent: list[tuple[str, Reply]] = field(default_factory=list)
+    fail: dict[str, list[Exception]] = field(default_factory=dict)  # per user, in order
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        queue = self.fail.get(external_id)
+        if queue:
+            raise queue.pop(0)
+        self.sent.append((external_id, reply))
+
+    def texts(self, who: str) -> list[str]:
+        return [r.text for w, r in self.sent if w == who]
+
+
+def at(clock: FakeClock, *args: int) -> None:
+    clock.set(datetime(*args, tzinfo=SHANGHAI))  # type: ignore[misc]
+
+
+@pytest.fixture
+def notifier() -> FakeNotifier:
+    return FakeNotifier()
+
+
+@pytest.fixture
+def service(services: Services, notifier: FakeNotifier) -> ReminderService:
+    return ReminderService(services, Dispatcher(services, [notifier]))
+
+
+@pytest.fixture
+async def team(services: Services, assistant: Assistant) -> tuple[Chat, Chat]:
+    await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    return Chat(assistant, "test", "张三"), Chat(assistant, "test", "王班长")
+
+
+async def register_complaint(chat: Chat) -> None:
+    """Accepted Fri 2026-11-27 10:30: contact due Mon 11-30 10:30, reply due Tue 12-08 10:30."""
+    await chat.say("登记投诉")
+    await chat.say("2026112700123")
+    await chat.press("投诉")
+    await chat.say("跳过")
+    await chat.say("张先生")
+    await chat.say("13800001234")
+    await chat.press("现在")
+    await chat.say("近一周频繁停电")
+    await chat.press("保存")
+
+
+async def test_complaint_deadlines_are_echoed(team: tuple[Chat, Chat]) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    assert "已登记投诉工单 #1" in zhang.text
+    assert "首次联系客户：2026-11-30 周一 10:30 前（1个工作日）" in zhang.text
+    assert "答复处理意见：2026-12-08 周二 10:30 前（7个工作日）" in zhang.text
+
+
+async def test_reminders_halfway_soon_due_escalate_and_daily(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    assert (await service.scan_once()).sent == 0
+    at(clock, 2026, 11, 27, 15, 1)  # half-way to first contact (working time)
+    await service.scan_once()
+    [half] = notifier.texts("张三")
+    assert "首次联系客户" in half and "2026-11-30 周一 10:30" in half
+    at(clock, 2026, 11, 30, 8, 31)  # Monday: the digest, and 2 working hours before
+    result = await service.scan_once()
+    assert result.digests == 2  # the manager and the lead each get one summary
+    # The 08:30 "due soon" reminder is folded into the one morning message, not a burst.
+    assert len(notifier.texts("张三")) == 2
+    assert notifier.texts("张三")[-1] == (
+        "☀️ 早上好，张三！今天要处理的事（1 项）：\n"
+        "• 投诉工单 #1（张先生）：首次联系客户 2026-11-30 周一 10:30 前（还剩 1 小时 59 分）")
+    assert "投诉工单 #1" in notifier.texts("王班长")[-1]
+    at(clock, 2026, 11, 30, 10, 31)  # contact overdue: manager told, lead escalated
+    await service.scan_once()
+    assert "期限 2026-11-30 周一 10:30 已过" in notifier.texts("张三")[-1]
+    assert notifier.texts("王班长")[-1].startswith("⚠️ 超期提醒：张三 的投诉工单 #1")
+    n = len(notifier.sent)
+    await service.scan_once()
+    assert len(notifier.sent) == n  # each sent once
+    at(clock, 2026, 12, 1, 9, 1)  # still overdue the next working day: again, once
+    await service.scan_once()
+    assert len(notifier.sent) == n + 2
+    # Contact recorded: the contact reminders stop, the reply ones remain.
+    await zhang.tap("-|cplc|1")
+    await zhang.press("现在")
+    await zhang.press("电话")
+    await zhang.press("保存")
+    assert "已记录首次联系" in zhang.text and "（已超期）" in zhang.text
+    n = len(notifier.sent)
+    at(clock, 2026, 12, 2, 9, 1)
+    await service.scan_once()
+    assert not any("首次联系" in r.text for _, r in notifier.sent[n:])
+    rows = await services.db.fetchall(
+        "SELECT kind, state FROM reminders WHERE kind LIKE 'contact.%' AND state = 'pending'")
+    assert rows == []
+    # Replied: everything about it stops.
+    await zhang.tap("-|cplr|1")
+    await zhang.press("现在")
+    await zhang.say("已排查线路并更换老化接头")
+    await zhang.press("保存")
+    assert "已答复并办结" in zhang.text and "（按时）" in zhang.text
+    at(clock, 2026, 12, 9, 10, 0)
+    n = len(notifier.sent)
+    await service.scan_once()
+    assert len(notifier.sent) == n or all("投诉工单 #1" not in t for _, r in notifier.sent[n:]
+                                          for t in [r.text])
+
+
+async def test_quiet_hours_hold_until_the_digest(team: tuple[Chat, Chat],
+                                                 service: ReminderService,
+                                                 notifier: FakeNotifier, clock: FakeClock,
+                                                 services: Services) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)  # half-way reminder due Fri 15:00
+    at(clock, 2026, 11, 27, 22, 0)  # first scan in quiet hours (the bot was down): held
+    result = await service.scan_once()
+    assert notifier.sent == [] and result.held >= 1
+    at(clock, 2026, 11, 28, 8, 0)  # Saturday 08:00: one digest instead of a burst
+    await service.scan_once()
+    assert len(notifier.texts("张三")) == 1
+    assert notifier.texts("张三")[0].startswith("☀️ 早上好，张三")
+    held = await services.db.fetchall("SELECT state FROM reminders WHERE state = 'digested'")
+    assert held
+
+
+async def test_own_quiet_hours_setting(team: tuple[Chat, Chat]) -> None:
+    zhang, _ = team
+    await zhang.say("/settings")
+    assert "免打扰时段：21:00–07:30（默认）" in zhang.text
+    await zhang.press("修改免打扰")
+    await zhang.say("22点-6点")
+    await zhang.press("保存")
+    assert "22:00–06:00" in zhang.text
+    await zhang.say("/settings")
+    assert "免打扰时段：22:00–06:00" in zhang.text
+    await zhang.press("关闭免打扰")
+    assert "免打扰时段：已关闭" in zhang.text
+
+
+async def test_flood_limit_and_network_fault_retry_exactly_once(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    notifier.fail["张三"] = [RetryLater(30, "429"), ConnectionError("502")]
+    at(clock, 2026, 11, 27, 15, 1)
+    assert (await service.scan_once()).retried == 1
+    clock.advance(seconds=31)
+    assert (await service.scan_once()).retried == 1  # the network fault: backed off
+    clock.advance(minutes=2)
+    await service.scan_once()
+    assert len(notifier.texts("张三")) == 1
+    clock.advance(minutes=10)
+    await service.scan_once()
+    assert len(notifier.texts("张三")) == 1
+
+
+async def test_blocked_user_is_marked_and_the_lead_gets_the_message(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    notifier.fail["张三"] = [Unreachable("Forbidden: bot was blocked by the user")]
+    at(clock, 2026, 11, 27, 15, 1)
+    assert (await service.scan_once()).failed == 1
+    forwarded = notifier.texts("王班长")[-1]
+    assert "张三 收不到机器人的提醒" in forwarded and "首次联系客户" in forwarded
+    row = await services.db.fetchone("SELECT unreachable_at FROM user_settings")
+    assert row is not None and row[0] is not None
+    await zhang.say("/todo")  # writing again means reachable again
+    row = await services.db.fetchone("SELECT unreachable_at FROM user_settings")
+    assert row is not None and row[0] is None
+
+
+async def test_snooze_and_todo(team: tuple[Chat, Chat], service: ReminderService,
+                               notifier: FakeNotifier, clock: FakeClock) -> None:
+    zhang, lead = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)
+    await service.scan_once()
+    [(_, reply)] = notifier.sent
+    snooze = next(b for row in reply.buttons for b in row if "1 小时后" in b.label)
+    await zhang.tap(snooze.data)
+    assert "2026-11-27 周五 16:01 再提醒你" in zhang.text
+    clock.advance(minutes=59)
+    await service.scan_once()
+    assert len(notifier.sent) == 1
+    clock.advance(minutes=2)
+    await service.scan_once()
+    assert len(notifier.sent) == 2
+    await lead.tap(snooze.data)  # not the lead's reminder
+    assert "不是发给你的" in lead.text
+    await zhang.say("待办")
+    assert "我的待办（1 项" in zhang.text and "首次联系客户 2026-11-30 周一 10:30 前" in zhang.text
+    await lead.say("/todo")
+    assert "班组待办（1 项" in lead.text
+
+
+async def test_restart_between_reminders_loses_and_repeats_nothing(
+        team: tuple[Chat, Chat], services: Services, notifier: FakeNotifier,
+        clock: FakeClock) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)
+    await ReminderService(services, Dispatcher(services, [notifier])).scan_once()
+    # A crash right after the platform accepted a message but before it was recorded:
+    await services.db.execute("UPDATE reminders SET state = 'sending' WHERE state = 'sent'")
+    fresh = ReminderService(services, Dispatcher(services, [notifier]))
+    await fresh.scan_once()
+    assert len(notifier.sent) == 2  # the documented single in-flight duplicate
+    await fresh.scan_once()
+    assert len(notifier.sent) == 2
+
+
+async def test_the_scheduler_really_runs_the_scan(team: tuple[Chat, Chat],
+                                                  service: ReminderService,
+                                                  notifier: FakeNotifier,
+                                                  clock: FakeClock) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)
+    scheduler = ReminderScheduler(service, interval_seconds=0.05)
+    scheduler.start()
+    try:
+        for _ in range(100):
+            if notifier.sent:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        scheduler.stop()
+    assert len(notifier.texts("张三")) == 1 and scheduler.runs >= 1
