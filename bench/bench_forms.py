@@ -655,6 +655,10 @@ def render(results: dict[str, Any]) -> str:
     out.append(table(["date", "CPU", "cores", "Python", "PTB", "aiosqlite", "SQLite", "kernel"],
                      [[m["date"], m["cpu"], m["cores"], m["python"], m["python-telegram-bot"],
                        m["aiosqlite"], m["sqlite"], m["kernel"]]]))
+    out.append("\nBots: " + "; ".join(f"`{k}` = {label}" for k, (label, _) in BOTS.items())
+               + ". Latency = user's update queued in the fake -> the bot's reply arriving "
+               "there; one simulated user = one chat, next step sent as soon as the reply "
+               "arrives (no think time).")
     pools: dict[tuple[str, int], Pooled] = results["pools"]
     users = results["users"]
     order = ["echo", "taiqu-nolimit", "echo-limit", "taiqu"]
