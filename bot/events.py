@@ -14,11 +14,21 @@ class Button:
     data: str  # at most 64 bytes: Telegram's callback_data limit
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file the core produced (a report's XLSX, a chart's PNG), sent after the text."""
+
+    filename: str
+    data: bytes
+    kind: str = "document"  # "document" or "photo"
+
+
 @dataclass
 class Reply:
     text: str
     buttons: list[list[Button]] = field(default_factory=list)
     photos: list[str] = field(default_factory=list)  # "channel:file_ref", sent after the text
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

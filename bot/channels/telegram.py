@@ -13,6 +13,7 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Update,
 )
 from telegram.constants import ChatType
@@ -35,7 +36,7 @@ from telegram.ext import (
 
 from bot.assistant import Assistant
 from bot.config import SUPPORTED_LOCALES, Settings
-from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply
+from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import RetryLater, Unreachable
 from bot.textutil import split_message
@@ -138,6 +139,8 @@ class TelegramNotifier:
                 last = i == len(chunks) - 1
                 await self.app.bot.send_message(
                     int(external_id), chunk, reply_markup=_markup(reply.buttons) if last else None)
+            for att in reply.attachments:
+                await _send_file(self.app.bot, int(external_id), att)
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc.retry_after), "flood limit") from exc
         except Forbidden as exc:
@@ -148,6 +151,14 @@ class TelegramNotifier:
             raise
         except (NetworkError, TimedOut) as exc:
             raise RetryLater(10.0, f"network: {exc}") from exc
+
+
+async def _send_file(bot: Any, chat_id: int, att: Attachment) -> None:
+    file = InputFile(att.data, filename=att.filename)
+    if att.kind == "photo":
+        await bot.send_photo(chat_id, file)
+    else:
+        await bot.send_document(chat_id, file)
 
 
 def _seconds(value: Any) -> float:
@@ -252,6 +263,8 @@ class TelegramChannel:
                 channel, _, file_id = ref.partition(":")
                 if channel == CHANNEL:
                     await _with_retries(lambda f=file_id: bot.send_photo(chat_id, f))
+            for att in reply.attachments:
+                await _with_retries(lambda a=att: _send_file(bot, chat_id, a))
         except Forbidden:
             log.warning("chat %s blocked the bot; reply dropped", chat_id)
         except TelegramError:

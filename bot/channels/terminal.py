@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.assistant import Assistant
-from bot.events import Button, Incoming, Outcome, Reply
+from bot.events import Attachment, Button, Incoming, Outcome, Reply
 from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, RetryLater
@@ -81,6 +82,8 @@ class TerminalChat:
             self._print("🤖 " + reply.text.replace("\n", "\n   "))
             if reply.photos:
                 self._print("   " + " ".join(f"[📷 {p}]" for p in reply.photos))
+            for att in reply.attachments:
+                self._print("   📎 " + str(self.save_attachment(att)))
             if reply.buttons:
                 self.buttons = [b for row in reply.buttons for b in row]
                 n = 0
@@ -91,6 +94,14 @@ class TerminalChat:
                         cells.append(f"[{n}] {b.label}")
                     self._print("   " + "   ".join(cells))
         self._print()
+
+    def save_attachment(self, att: Attachment) -> Path:
+        """Files (reports, charts) land next to the database, under exports/."""
+        folder = self.assistant.services.settings.db_path.parent / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / att.filename
+        path.write_bytes(att.data)
+        return path
 
     def to_event(self, line: str) -> Incoming | None:
         """A typed line: a button by number or text, a simulated photo/location, or text."""
