@@ -24,6 +24,10 @@ HandlerFn = Callable[["Assistant", "Ctx", "Draft | None", str], Awaitable[Outcom
 IntentFn = Callable[["Assistant", "Ctx", str], Awaitable[Outcome | None]]
 # (assistant, ctx, record id) -> outcome that opens a form about that record
 OpenerFn = Callable[["Assistant", "Ctx", int], Awaitable[Outcome]]
+# Jobs run on every reminder scan (e.g. the Monday report): (services, push, now) -> sent.
+# `push(user_id, reply)` delivers like a reminder; a job keeps itself once-only (job_runs).
+PushFn = Callable[[int, Reply], Awaitable[None]]
+PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Registry:
     intents: list[IntentFn] = field(default_factory=list)
     openers: dict[str, OpenerFn] = field(default_factory=dict)
     reminders: dict[str, ReminderKind] = field(default_factory=dict)
+    periodic: list[PeriodicFn] = field(default_factory=list)
 
     def form(self, spec: FormSpec) -> FormSpec:
         self.forms[spec.name] = spec
@@ -86,6 +91,10 @@ class Registry:
 
     def reminder_kind(self, subject: str, kind: ReminderKind) -> None:
         self.reminders[subject] = kind
+
+    def every_scan(self, fn: PeriodicFn) -> PeriodicFn:
+        self.periodic.append(fn)
+        return fn
 
 
 REGISTRY = Registry()

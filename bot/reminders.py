@@ -53,6 +53,7 @@ class ScanResult:
     failed: int = 0
     dropped: int = 0
     digests: int = 0
+    jobs: int = 0
 
 
 class ReminderService:
@@ -83,6 +84,11 @@ class ReminderService:
             now = self.services.clock.now()
             digested = await self.run_digests(now)
             result.digests = len(digested)
+            for job in self.registry.periodic:
+                try:
+                    result.jobs += await job(self.services, self.dispatcher.push, now)
+                except Exception:  # a failing job must not stop the reminders
+                    log.exception("periodic job %s failed", getattr(job, "__name__", job))
             due = await self.rows.due(now)
             by_user: dict[int, list[Reminder]] = defaultdict(list)
             for r in due:
