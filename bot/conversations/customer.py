@@ -19,12 +19,19 @@ from bot.storage.customers import Customer, CustomerData
 
 
 # --- 户号 -----------------------------------------------------------------------------
-async def parse_account(text: str, ctx: Ctx) -> str:
+async def parse_account_no(text: str, ctx: Ctx) -> str:
+    """A well-formed 户号 (digit count from the settings), registered or not."""
     s = ctx.services.settings
     value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
     if value is None:
         raise Invalid("customer.account.invalid", text=text, min=s.account_no_min_digits,
                       max=s.account_no_max_digits)
+    return value
+
+
+async def parse_account(text: str, ctx: Ctx) -> str:
+    """A 户号 for a new register entry: one already in the team offers its record instead."""
+    value = await parse_account_no(text, ctx)
     existing = await ctx.services.customers.by_account(ctx.user.team_id, value)
     if existing is not None and existing.id != ctx.meta.get("edit_id"):
         raise Invalid("customer.account.duplicate", account=value, name=existing.name,

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
@@ -80,12 +81,7 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
         lines.append(line)
     rows = [[Button(f"{c.name} {c.account_no}"[:40], callback(GLOBAL_TOKEN, "cust", c.id))]
             for c in found]
-    nav = []
-    if offset > 0:
-        nav.append(Button(ctx.t("btn.prev_page"),
-                          callback(GLOBAL_TOKEN, "custp", max(0, offset - PAGE))))
-    if offset + PAGE < total:
-        nav.append(Button(ctx.t("btn.next_page"), callback(GLOBAL_TOKEN, "custp", offset + PAGE)))
+    nav = pager(ctx.t, "custp", offset, PAGE, total)
     if nav:
         rows.append(nav)
     return Outcome().add("\n".join(lines), rows)

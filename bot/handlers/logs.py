@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.handlers.menu import pager
 from bot.models import WorkLog
 from bot.services import Ctx
 from bot.timeparse import format_time
@@ -33,12 +34,7 @@ async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
     lines.append(ctx.t("logs.open_hint"))
     rows = [[Button(f"#{w.id} {w.area_name} {_items(ctx, w)}"[:40],
                     callback(GLOBAL_TOKEN, "log", w.id))] for w in entries]
-    nav = []
-    if offset > 0:
-        nav.append(Button(ctx.t("btn.prev_page"),
-                          callback(GLOBAL_TOKEN, "logs", max(0, offset - PAGE))))
-    if offset + PAGE < total:
-        nav.append(Button(ctx.t("btn.next_page"), callback(GLOBAL_TOKEN, "logs", offset + PAGE)))
+    nav = pager(ctx.t, "logs", offset, PAGE, total)
     if nav:
         rows.append(nav)
     return Outcome().add("\n".join(lines), rows)

@@ -7,7 +7,7 @@ import re
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import validators
+from bot.conversations.customer import parse_account_no, parse_phone
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
 from bot.conversations.matching import Choice
@@ -66,22 +66,6 @@ async def kind_choices(ctx: Ctx) -> list[Choice]:
 
 async def show_kind(value: str, ctx: Ctx) -> str:
     return ctx.t(f"complaint.kind.{value}")
-
-
-async def parse_optional_account(text: str, ctx: Ctx) -> str:
-    s = ctx.services.settings
-    value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
-    if value is None:
-        raise Invalid("customer.account.invalid", text=text, min=s.account_no_min_digits,
-                      max=s.account_no_max_digits)
-    return value
-
-
-async def parse_phone(text: str, ctx: Ctx) -> str:
-    value = validators.phone(text)
-    if value is None:
-        raise Invalid("customer.phone.invalid", text=text)
-    return value
 
 
 async def parse_order_no(text: str, ctx: Ctx) -> str:
@@ -180,7 +164,7 @@ COMPLAINT = REGISTRY.form(FormSpec(
         Field("kind", "field.complaint_kind", "form.complaint.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
         Field("account_no", "field.account_no", "form.complaint.account_no", Kind.TEXT,
-              required=False, parse=parse_optional_account),
+              required=False, parse=parse_account_no),
         Field("customer_name", "field.customer_name", "form.complaint.customer_name",
               Kind.TEXT, required=False, parse=parse_text),
         Field("customer_phone", "field.phone", "form.complaint.customer_phone", Kind.TEXT,
