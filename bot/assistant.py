@@ -201,7 +201,7 @@ class Assistant:
                               account=customer.account_no))
         values: dict[str, Any] = {"items": ["visit"]}
         if str(customer.area_id) in {str(a.id) for a in
-                                     await self.services.people.areas_for(ctx.user)}:
+                                     await ctx.areas()}:
             values["area"] = str(customer.area_id)
         return await self.engine.start(
             ctx, WORKLOG.name, values, meta={"customer_id": customer.id},
@@ -241,9 +241,8 @@ class Assistant:
 
     async def _reachable_again(self, user: User) -> None:
         """A user who writes to us can receive pushes again (they unblocked the bot)."""
-        prefs = UserPrefs(self.services.db)
-        if (await prefs.get(user.id)).unreachable_at is not None:
-            await prefs.set_unreachable(user.id, None)
+        if user.unreachable:
+            await UserPrefs(self.services.db).set_unreachable(user.id, None)
 
     async def user_for_id(self, user_id: int) -> User:
         user = await self.services.people.user(user_id)

@@ -29,6 +29,7 @@ class User:
     team_id: int
     team_name: str
     locale: str | None
+    unreachable: bool = False  # a push failed (bot blocked) since the user last wrote
 
     @property
     def sees_whole_team(self) -> bool:

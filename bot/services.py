@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.i18n import t
-from bot.models import User
+from bot.models import Area, User
 from bot.storage.conversations import Conversations
 from bot.storage.customers import Customers
 from bot.storage.db import Database
@@ -51,6 +51,13 @@ class Ctx:
     now: datetime  # UTC
     meta: dict[str, Any] = field(default_factory=dict)  # the open form's meta (edit ids ...)
     form_token: str | None = None  # the open form's token, for buttons a parser offers
+    _areas: list[Area] | None = field(default=None, repr=False)
+
+    async def areas(self) -> list[Area]:
+        """The user's areas, read once per update (prompts, summaries and saves all ask)."""
+        if self._areas is None:
+            self._areas = await self.services.people.areas_for(self.user)
+        return self._areas
 
     @property
     def locale(self) -> str:

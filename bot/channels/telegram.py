@@ -203,9 +203,11 @@ class TelegramChannel:
 
     async def _register_commands(self, app: Application) -> None:  # type: ignore[type-arg]
         """The command menu next to the input box, in each language and a default."""
-        for locale in SUPPORTED_LOCALES:
-            await app.bot.set_my_commands(self._commands(locale), language_code=_LANG_CODE[locale])
-        await app.bot.set_my_commands(self._commands(self.settings.locale))
+        # Concurrently: on a slow link five sequential calls would delay the first reply.
+        await asyncio.gather(
+            *(app.bot.set_my_commands(self._commands(loc), language_code=_LANG_CODE[loc])
+              for loc in SUPPORTED_LOCALES),
+            app.bot.set_my_commands(self._commands(self.settings.locale)))
 
     @staticmethod
     def _commands(locale: str) -> list[BotCommand]:

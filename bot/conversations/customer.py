@@ -156,7 +156,7 @@ def card_buttons(ctx: Ctx, customer_id: int) -> list[list[Button]]:
 
 
 async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    areas = {str(a.id) for a in await ctx.services.people.areas_for(ctx.user)}
+    areas = {str(a.id) for a in await ctx.areas()}
     if values.get("area") not in areas:
         raise Invalid("form.worklog.area_gone")
     data = data_of(values)

@@ -41,7 +41,7 @@ async def show_items(value: list[str], ctx: Ctx) -> str:
 
 # --- area -----------------------------------------------------------------------------
 async def area_choices(ctx: Ctx) -> list[Choice]:
-    return [Choice(str(a.id), a.name) for a in await ctx.services.people.areas_for(ctx.user)]
+    return [Choice(str(a.id), a.name) for a in await ctx.areas()]
 
 
 async def show_area(value: str, ctx: Ctx) -> str:
@@ -152,7 +152,7 @@ def values_of(w: WorkLog) -> dict[str, Any]:
 
 
 async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    areas = {str(a.id) for a in await ctx.services.people.areas_for(ctx.user)}
+    areas = {str(a.id) for a in await ctx.areas()}
     if values.get("area") not in areas:
         raise Invalid("form.worklog.area_gone")
     when = values["time"]

@@ -25,14 +25,15 @@ def new_code() -> str:
 
 
 _USER_SQL = """
-SELECT u.id, u.name, u.role, u.team_id, t.name AS team_name, u.locale
-FROM users u JOIN teams t ON t.id = u.team_id
+SELECT u.id, u.name, u.role, u.team_id, t.name AS team_name, u.locale,
+       s.unreachable_at IS NOT NULL AS unreachable
+FROM users u JOIN teams t ON t.id = u.team_id LEFT JOIN user_settings s ON s.user_id = u.id
 """
 
 
 def _user(row: Row) -> User:
     return User(row["id"], row["name"], Role(row["role"]), row["team_id"], row["team_name"],
-                row["locale"])
+                row["locale"], bool(row["unreachable"]))
 
 
 class InviteError(Exception):
