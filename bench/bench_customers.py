@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import math
 import os
 import platform
 import random
@@ -161,7 +162,7 @@ def team_sizes(rng: random.Random, rows: int, teams: int) -> list[int]:
 def pct(xs: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
 def ms(x: float) -> str:
@@ -219,10 +220,8 @@ async def build_search_db(path: Path, rows: int, teams: int) -> dict[str, Any]:
     big = max(range(teams), key=lambda i: sizes[i])
     t0 = time.perf_counter()
     created = iso(NOW - timedelta(days=200))
-    team_areas: list[list[str]] = []
     try:
-        for i in range(teams):
-            team_areas.append(area_names(rng))
+        team_areas = [area_names(rng) for _ in range(teams)]
         # The measured manager and an admin come through the real invite path.
         invite = await services.people.create_invite(
             role=Role.MANAGER, team=f"供电所{big + 1:02d}", areas=team_areas[big], name="经理甲",

@@ -27,7 +27,16 @@ def _taiqu(rate_limiter: bool) -> int:
             telegram.TelegramChannel.__init__, rate_limiter=False)
     from bot.cli import main
 
-    return main(["run"])
+    profile_to = os.environ.get("BENCH_PROFILE")  # a path: write cProfile stats of the run
+    if not profile_to:
+        return main(["run"])
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(main, ["run"])
+    finally:
+        profiler.dump_stats(profile_to)
 
 
 async def _echo(rate_limiter: bool) -> int:

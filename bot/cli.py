@@ -55,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("date", metavar="DATE", help="YYYY-MM-DD")
     ls = cal_sub.add_parser("list", help="list a year's holidays and make-up working days")
     ls.add_argument("year", metavar="YEAR", help="e.g. 2027")
+    areas = sub.add_parser("areas", help="a team's 台区 and their kind (repair arrival limits)")
+    areas_sub = areas.add_subparsers(dest="action", required=True)
+    als = areas_sub.add_parser("list", help="list the team's areas with their kind")
+    als.add_argument("--team", required=True)
+    kind = areas_sub.add_parser("set-kind", help="set an area's kind: city 45 min, rural 90 min, "
+                                "remote 120 min to arrive at a repair (default rural)")
+    kind.add_argument("--team", required=True)
+    kind.add_argument("area", metavar="AREA", help='e.g. "3号台区"')
+    kind.add_argument("kind", choices=("city", "rural", "remote"))
     return p
 
 
@@ -247,6 +256,42 @@ async def _calendar(settings: Settings, args: argparse.Namespace) -> int:
         await services.close()
 
 
+async def _areas(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: done; 2: unknown team or area."""
+    from bot.services import Services
+
+    labels = {"city": "城区 city", "rural": "农村 rural", "remote": "特殊边远 remote"}
+    services = await Services.open(settings)
+    try:
+        team = await services.db.fetchone("SELECT id, name FROM teams WHERE name = ?",
+                                          (args.team.strip(),))
+        if team is None:
+            print(f"taiqu-bot areas {args.action}: 没有这个班组 / unknown team {args.team!r}",
+                  file=sys.stderr)
+            return 2
+        rows = await services.db.fetchall(
+            "SELECT name, kind FROM areas WHERE team_id = ? ORDER BY id", (team["id"],))
+        if args.action == "list":
+            for r in rows:
+                print(f"{r['name']}  {labels.get(r['kind'], r['kind'])}")
+            if not rows:
+                print("（该班组还没有台区 / the team has no areas yet）")
+            return 0
+        name = args.area.strip()
+        if name not in {r["name"] for r in rows}:
+            known = "、".join(r["name"] for r in rows) or "-"
+            print(f"taiqu-bot areas set-kind: {team['name']} 没有台区 {name!r} / unknown area "
+                  f"(areas: {known})", file=sys.stderr)
+            return 2
+        await services.db.execute("UPDATE areas SET kind = ? WHERE team_id = ? AND name = ?",
+                                  (args.kind, team["id"], name))
+        print(f"已设置 / set: {team['name']} {name} → {labels[args.kind]}"
+              "（新登记的报修按此计算到达时限 / applies to repairs registered from now on）")
+        return 0
+    finally:
+        await services.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -266,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_customers(settings, args))
     if args.command == "calendar":
         return asyncio.run(_calendar(settings, args))
+    if args.command == "areas":
+        return asyncio.run(_areas(settings, args))
     return asyncio.run(_run(settings))
 
 

@@ -106,6 +106,9 @@ def to_incoming(update: Update) -> list[Incoming]:
     return [Incoming(**base, other=kind)]
 
 
+# Updates of different users handled at once. More buys nothing on one core (the work is
+# CPU-bound) and each extra in-flight request costs httpcore pool bookkeeping.
+CONCURRENT_UPDATES = 32
 NETWORK_RETRIES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries on a 5xx / timeout
 
 
@@ -175,7 +178,8 @@ class TelegramChannel:
         builder = (ApplicationBuilder().token(settings.telegram_token)
                    .base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_file_url)
-                   .concurrent_updates(PerUserInOrder())
+                   .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
+                   .connection_pool_size(CONCURRENT_UPDATES + 8)
                    .post_init(self._register_commands))
         if rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter(max_retries=5))

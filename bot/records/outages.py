@@ -21,7 +21,6 @@ from bot.records.common import (
     remaining,
     ruleset,
     show_time,
-    time_value,
     value_time,
     when,
 )
@@ -162,7 +161,8 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
     kind = values["kind"]
     rules = ruleset(services)
     rule = _rule(ctx, kind)
-    notice = due_before(start, rule, await calendar(services), rules.working_hours) if rule else None
+    cal = await calendar(services)
+    notice = due_before(start, rule, cal, rules.working_hours) if rule else None
     late = notice is not None and ctx.now > notice.due
     marks = ",".join("?" for _ in area_ids)
     customers = await services.db.fetchall(
@@ -241,7 +241,7 @@ async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datet
     day_before = _day_before(ctx, start)
     # Registered later than that, the saved message itself carries the list.
     if has_customers and day_before > now:
-        await plan(me, "customers.daybefore", day_before, urgent=True)
+        await plan(me, "untold.daybefore", day_before, urgent=True)
     await plan(me, "restore.ask", max(end, now))
 
 
@@ -276,7 +276,9 @@ def _status(ctx: Ctx, row: Row) -> str:
         return ctx.t(f"outage.status.{row['status']}")
     if ctx.now < from_iso(row["starts_at"]):
         return ctx.t("outage.status.upcoming")
-    return ctx.t("outage.status.ongoing")
+    if ctx.now < from_iso(row["ends_at"]):
+        return ctx.t("outage.status.ongoing")
+    return ctx.t("outage.status.overrun")
 
 
 def _customer_line(ctx: Ctx, c: Row) -> str:
@@ -302,8 +304,8 @@ async def card(ctx: Ctx, oid: int) -> Outcome:
              ctx.t("field.outage_reason") + sep + row["reason"],
              ctx.t("field.owner") + sep + row["owner"]]
     if row["notice_due"]:
-        lines.append(ctx.t("field.outage_notice_due") + sep + when(ctx, row["notice_due"])
-                     + ("" if row["notice_posted_at"] else " · " + remaining(ctx, row["notice_due"])))
+        left = "" if row["notice_posted_at"] else " · " + remaining(ctx, row["notice_due"])
+        lines.append(ctx.t("field.outage_notice_due") + sep + when(ctx, row["notice_due"]) + left)
     else:
         lines.append(ctx.t("field.outage_notice_due") + sep + ctx.t("outage.no_deadline"))
     if row["registered_late"]:
@@ -311,7 +313,8 @@ async def card(ctx: Ctx, oid: int) -> Outcome:
     told = sum(1 for c in items if c["told_at"])
     lines.append(ctx.t("outage.checklist", told=told, total=len(items)))
     if row["notice_posted_at"]:
-        lines.append("☑ " + ctx.t("outage.notice_posted_at", when=when(ctx, row["notice_posted_at"])))
+        posted = when(ctx, row["notice_posted_at"])
+        lines.append("☑ " + ctx.t("outage.notice_posted_at", when=posted))
     else:
         lines.append("☐ " + ctx.t("outage.notice_item"))
     lines += [_customer_line(ctx, c) for c in items]
@@ -325,7 +328,8 @@ def _card_rows(ctx: Ctx, row: Row, items: list[Row]) -> list[list[Button]]:
     rows: list[list[Button]] = []
     open_ = row["status"] == "planned"
     if open_ and not row["notice_posted_at"]:
-        rows.append([Button(ctx.t("btn.outage_notice_posted"), callback(GLOBAL_TOKEN, "outn", oid))])
+        rows.append([Button(ctx.t("btn.outage_notice_posted"),
+                            callback(GLOBAL_TOKEN, "outn", oid))])
     rows += _tell_rows(ctx, oid, items)
     if open_ and ctx.now >= from_iso(row["starts_at"]):
         rows.append([Button(ctx.t("btn.outage_restored"), callback(GLOBAL_TOKEN, "outr", oid))])
@@ -385,7 +389,7 @@ async def mark_told(ctx: Ctx, oid: int, cid: int, how: str) -> Outcome:
         left = await tx.fetchone("SELECT count(*) FROM outage_notices "
                                  "WHERE outage_id = ? AND told_at IS NULL", (oid,))
         if left is not None and left[0] == 0:  # everyone told: the urgent list has no reason
-            await Reminders.cancel(tx, SUBJECT, oid, "customers.")
+            await Reminders.cancel(tx, SUBJECT, oid, "untold.")
     return await _refreshed(ctx, oid, ctx.t("outage.told_toast"))
 
 
@@ -429,6 +433,8 @@ async def render(ctx: Ctx, r: Reminder) -> Reply | None:
         elif r.kind == "notice.due":
             text = ctx.t("reminder.overdue", item=title, what=what, due=when(ctx, due),
                          late=remaining(ctx, due))
+        elif from_iso(due) <= ctx.now:
+            return None  # a "due soon" sent late (bot down): the due one says it all
         else:
             text = ctx.t("reminder.soon", item=title, what=what, due=when(ctx, due),
                          left=remaining(ctx, due))
@@ -437,13 +443,13 @@ async def render(ctx: Ctx, r: Reminder) -> Reply | None:
         return Reply(ctx.t("outage.late_lead", owner=row["owner"], item=title,
                            start=when(ctx, row["starts_at"]),
                            due=when(ctx, due) if due else ctx.t("form.empty")), [[open_btn]])
-    if r.kind == "customers.daybefore":
+    if r.kind == "untold.daybefore":
         untold = [c for c in await checklist(ctx, oid) if not c["told_at"]]
         if not untold:
             return None
         lines = [ctx.t("outage.daybefore", item=title, start=when(ctx, row["starts_at"]),
                        count=len(untold))]
-        lines += ["☐ " + _customer_line(ctx, c)[2:] for c in untold]
+        lines += [_customer_line(ctx, c) for c in untold]
         return Reply("\n".join(lines), [*_tell_rows(ctx, oid, untold), [open_btn]])
     if r.kind == "restore.ask":
         return Reply(ctx.t("outage.restore_ask", item=title, end=when(ctx, row["ends_at"])),
@@ -507,18 +513,19 @@ async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
         values["kind"] = "planned"
     elif "临时" in lead or rest.startswith("临时"):
         values["kind"] = "temporary"
-    choices = await area_choices(ctx)
-    picked = [c.value for c in choices if c.label and c.label in rest]
-    for token in _AREA_TOKEN.findall(rest):
-        if not any(token.endswith(c.label) for c in choices if c.value in picked):
-            notices["areas"] = "⚠️ " + ctx.t("form.worklog.area.unknown", text=token, options="、".join(
-                c.label for c in choices))
+    choices = sorted(await area_choices(ctx), key=lambda c: len(c.label), reverse=True)
+    picked: list[str] = []
+    for c in choices:  # the user's own area names, longest first ("城东3号台区" before "3号台区")
+        if c.label and c.label in rest:
+            picked.append(c.value)
+            rest = rest.replace(c.label, " ")
+    others = _AREA_TOKEN.findall(rest)
+    if others:  # another team's area, or a typo: say so at the area step
+        notices["areas"] = "⚠️ " + ctx.t("form.worklog.area.unknown", text="、".join(others),
+                                         options="、".join(c.label for c in choices[::-1]))
     if picked:
-        values["areas"] = picked
-    if values:
-        return await app.engine.start(ctx, OUTAGE.name, values, notices)
-    return await app.open_form(ctx, None, OUTAGE.name) if not notices else \
-        await app.engine.start(ctx, OUTAGE.name, values, notices)
+        values["areas"] = sorted(picked, key=int)
+    return await app.engine.start(ctx, OUTAGE.name, values or None, notices)
 
 
 def _ids(arg: str, parts: int) -> list[int] | None:
@@ -535,13 +542,15 @@ async def open_card(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> 
 
 @REGISTRY.button("outn")
 async def notice_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await post_notice(ctx, int(arg)) if arg.isdigit() else Outcome(toast=ctx.t("button.stale"))
+    if not arg.isdigit():
+        return Outcome(toast=ctx.t("button.stale"))
+    return await post_notice(ctx, int(arg))
 
 
 @REGISTRY.button("outc")
 async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
-    return await ask_how(ctx, *ids) if ids else Outcome(toast=ctx.t("button.stale"))
+    return await ask_how(ctx, ids[0], ids[1]) if ids else Outcome(toast=ctx.t("button.stale"))
 
 
 @REGISTRY.button("outh")
@@ -555,7 +564,7 @@ async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
 
 @REGISTRY.button("outr")
 async def restored_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await mark_restored(ctx, int(arg)) if arg.isdigit() else Outcome(toast=ctx.t("button.stale"))
+    if not arg.isdigit():
+        return Outcome(toast=ctx.t("button.stale"))
+    return await mark_restored(ctx, int(arg))
 
-
-__all__ = ["OUTAGE", "card", "time_value"]

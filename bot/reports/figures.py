@@ -1,0 +1,529 @@
+"""Every number of a report, computed in one place from the database for a scope (a team, or
+one person in it) and a period. The chat message, the XLSX and the chart all read a Figures
+object, so they cannot disagree.
+
+Counting rules (the XLSX 汇总 sheet states them too):
+- log entries, work items, special-customer visits: entries whose time lies in the period;
+  an entry ticking two items counts once for each item and once in `entries`.
+- a deadline (complaint first contact and reply, outage notice, supply restored within 24 h
+  after arrears are paid, repair crew arrival) counts in the period in which it falls due;
+  an outage's notice counts with the outage, in the period the outage starts. It is on time
+  when done by the due moment, late when done after it or still not done once it has passed,
+  and not yet judged otherwise (left out of every percentage).
+- complaints new: accepted in the period; closed: replied in the period; overdue: deadlines
+  of the period that were missed.
+- arrears new / collected / notices delivered: registered / paid / notice served in the
+  period; outstanding: registered before the period's end and not paid by then (or by now,
+  for a period still running).
+- outages: not cancelled, starting in the period; special customers told: ticked on the
+  checklist before the outage began.
+- reminders that went overdue: distinct items whose due/overdue reminder was sent to the
+  person in the period.
+- 台区 not patrolled: no entry ticking 巡视 in that 台区 in the period, by anyone.
+- overdue now: open items past a deadline at the moment the report is made, whatever the
+  period."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.reports.ranges import Period
+from bot.rules import work_item_keys
+from bot.storage.db import Database, Row, from_iso, iso
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures: the whole team, or one person of it. Built only from the asking
+    user's own team (handlers) or an admin's explicit --team (CLI), never from chat text."""
+
+    team_id: int
+    team_name: str
+    user_id: int | None = None
+    user_name: str | None = None
+
+    @property
+    def team_wide(self) -> bool:
+        return self.user_id is None
+
+
+@dataclass
+class Tally:
+    on_time: int = 0
+    late: int = 0
+
+    @property
+    def judged(self) -> int:
+        return self.on_time + self.late
+
+    @property
+    def pct(self) -> float | None:
+        """Share on time, 0..1; None when nothing was judged (shown as '—', never 0 %)."""
+        return self.on_time / self.judged if self.judged else None
+
+    def judge(self, due: datetime | None, done: datetime | None, now: datetime) -> bool | None:
+        """Count one deadline; returns True on time, False late, None not judged yet."""
+        if due is None:
+            return None
+        if done is not None and done <= due:
+            self.on_time += 1
+            return True
+        if done is not None or due <= now:
+            self.late += 1
+            return False
+        return None
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(self.on_time + other.on_time, self.late + other.late)
+
+
+@dataclass
+class PersonFigures:
+    user_id: int
+    name: str
+    role: str
+    items: dict[str, int] = field(default_factory=lambda: dict.fromkeys(work_item_keys(), 0))
+    entries: int = 0
+    special_visits: int = 0
+    complaints_new: int = 0
+    complaints_closed: int = 0
+    complaint_deadlines: Tally = field(default_factory=Tally)
+    arrears_new: int = 0
+    arrears_new_cents: int = 0
+    arrears_collected: int = 0
+    arrears_collected_cents: int = 0
+    arrears_outstanding: int = 0
+    arrears_outstanding_cents: int = 0
+    notices_served: int = 0
+    restore: Tally = field(default_factory=Tally)
+    outages: int = 0
+    outage_notice: Tally = field(default_factory=Tally)
+    special_to_tell: int = 0
+    special_told: int = 0
+    repair_arrival: Tally = field(default_factory=Tally)
+    reminders_overdue: int = 0
+    areas: list[str] = field(default_factory=list)  # the 台区 this person looks after
+    unpatrolled: list[str] = field(default_factory=list)
+
+    @property
+    def complaints_overdue(self) -> int:
+        return self.complaint_deadlines.late
+
+    @property
+    def on_time(self) -> Tally:
+        """Every deadline of the person's records in the period, together."""
+        return (self.complaint_deadlines + self.outage_notice + self.restore
+                + self.repair_arrival)
+
+    @property
+    def has_records(self) -> bool:
+        return bool(self.entries or self.complaints_new or self.complaints_closed
+                    or self.on_time.judged or self.arrears_new or self.arrears_collected
+                    or self.arrears_outstanding or self.notices_served or self.outages
+                    or self.reminders_overdue)
+
+    def add(self, other: PersonFigures) -> None:
+        for k, v in other.items.items():
+            self.items[k] += v
+        for name in ("entries", "special_visits", "complaints_new", "complaints_closed",
+                     "arrears_new", "arrears_new_cents", "arrears_collected",
+                     "arrears_collected_cents", "arrears_outstanding",
+                     "arrears_outstanding_cents", "notices_served", "outages",
+                     "special_to_tell", "special_told", "reminders_overdue"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("complaint_deadlines", "restore", "outage_notice", "repair_arrival"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    kind: str  # complaint, arrears, outage, repair
+    record_id: int
+    user_id: int
+    owner: str
+    step: str  # contact, reply, restore, notice, arrival, repair_restore
+    due: datetime
+
+
+@dataclass(frozen=True)
+class UnpatrolledArea:
+    name: str
+    owners: tuple[str, ...]
+
+
+# --- detail rows (the XLSX sheets); times are aware UTC datetimes ------------------------
+@dataclass(slots=True)
+class LogRow:
+    id: int
+    at: datetime
+    has_time: bool
+    user_id: int
+    owner: str
+    area: str
+    items: tuple[str, ...]
+    content: str
+    problems: str | None
+    customer_account: str | None
+    customer_name: str | None
+    photos: int
+
+
+@dataclass
+class Detail:
+    logs: list[LogRow] = field(default_factory=list)
+    complaints: list[dict[str, Any]] = field(default_factory=list)
+    arrears: list[dict[str, Any]] = field(default_factory=list)
+    outages: list[dict[str, Any]] = field(default_factory=list)
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    categories: dict[int, list[str]] = field(default_factory=dict)  # customer id -> categories
+
+    @property
+    def visits(self) -> list[LogRow]:
+        return [w for w in self.logs if w.customer_account is not None]
+
+
+@dataclass
+class Figures:
+    scope: Scope
+    period: Period
+    now: datetime
+    people: list[PersonFigures]
+    total: PersonFigures
+    unpatrolled: list[UnpatrolledArea]
+    overdue: list[OverdueItem]
+    detail: Detail | None = None
+
+    @property
+    def silent(self) -> list[PersonFigures]:
+        """Managers with no log entry in the period."""
+        return [p for p in self.people if p.role == "manager" and p.entries == 0]
+
+    def person(self, user_id: int) -> PersonFigures:
+        return next(p for p in self.people if p.user_id == user_id)
+
+
+def _t(value: str | None) -> datetime | None:
+    return from_iso(value) if value else None
+
+
+class _Q:
+    """SQL fragments for the scope and period, with their parameters in order."""
+
+    def __init__(self, scope: Scope, period: Period, now: datetime) -> None:
+        self.scope = scope
+        self.start = iso(period.start)
+        self.end = iso(period.end)
+        self.now = iso(now)
+        # A period still running is judged up to now: outstanding arrears as of now.
+        self.cut = min(self.end, self.now)
+
+    def who(self, alias: str = "") -> tuple[str, list[Any]]:
+        a = f"{alias}." if alias else ""
+        if self.scope.user_id is None:
+            return f"{a}team_id = ?", [self.scope.team_id]
+        return f"{a}team_id = ? AND {a}user_id = ?", [self.scope.team_id, self.scope.user_id]
+
+    def within(self, column: str) -> tuple[str, list[Any]]:
+        return f"({column} >= ? AND {column} < ?)", [self.start, self.end]
+
+    def inside(self, moment: datetime | None) -> bool:
+        return moment is not None and self.start <= iso(moment) < self.end
+
+
+async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
+                  detail: bool = False) -> Figures:
+    q = _Q(scope, period, now)
+    people = await _people(db, q)
+    by_id = {p.user_id: p for p in people}
+    overdue: list[OverdueItem] = []
+    det = Detail() if detail else None
+
+    def person(user_id: int, name: str | None = None) -> PersonFigures:
+        """Someone with records in the period who is not in the list yet (moved, inactive)."""
+        if user_id not in by_id:
+            by_id[user_id] = PersonFigures(user_id, name or f"#{user_id}", "other")
+            people.append(by_id[user_id])
+        return by_id[user_id]
+
+    names = {r["id"]: r["name"] for r in await db.fetchall(
+        "SELECT id, name FROM users WHERE team_id = ?", (scope.team_id,))}
+    await _worklogs(db, q, person, names)
+    unpatrolled = await _patrols(db, q, by_id)
+    await _complaints(db, q, person, names, overdue, det)
+    await _arrears(db, q, person, names, overdue, det)
+    await _outages(db, q, person, names, overdue, det)
+    await _repairs(db, q, person, names, overdue, det)
+    await _reminders(db, q, person, names)
+    if det is not None:
+        await _detail_logs(db, q, det)
+    shown = [p for p in people if p.role in ("manager", "other") or p.has_records
+             or not scope.team_wide]
+    shown.sort(key=lambda p: (-p.entries, p.user_id))
+    total = PersonFigures(0, scope.user_name or scope.team_name, "total")
+    for p in shown:
+        total.add(p)
+    overdue.sort(key=lambda o: (o.due, o.kind, o.record_id))
+    return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
+
+
+async def _people(db: Database, q: _Q) -> list[PersonFigures]:
+    """Active members in scope (a team's leads only if they have records), with their 台区."""
+    scope = q.scope
+    where = "u.team_id = ? AND u.active = 1"
+    params: list[Any] = [scope.team_id]
+    if scope.user_id is not None:
+        where, params = "u.team_id = ? AND u.id = ?", [scope.team_id, scope.user_id]
+    rows = await db.fetchall(
+        f"SELECT u.id, u.name, u.role FROM users u WHERE {where} ORDER BY u.id", params)
+    people = [PersonFigures(r["id"], r["name"], r["role"]) for r in rows]
+    by_id = {p.user_id: p for p in people}
+    for r in await db.fetchall(
+            "SELECT ua.user_id, a.name FROM user_areas ua JOIN areas a ON a.id = ua.area_id "
+            "WHERE a.team_id = ? ORDER BY a.id", (scope.team_id,)):
+        if r["user_id"] in by_id:
+            by_id[r["user_id"]].areas.append(r["name"])
+    return people
+
+
+async def _worklogs(db: Database, q: _Q, person: Any, names: dict[int, str]) -> None:
+    who, wp = q.who("w")
+    span, sp = q.within("w.occurred_at")
+    for r in await db.fetchall(
+            f"SELECT w.user_id, i.item, count(*) AS n FROM worklogs w "
+            f"JOIN worklog_items i ON i.worklog_id = w.id WHERE {who} AND {span} "
+            f"GROUP BY w.user_id, i.item", wp + sp):
+        p = person(r["user_id"], names.get(r["user_id"]))
+        p.items[r["item"]] = p.items.get(r["item"], 0) + r["n"]
+    for r in await db.fetchall(
+            f"SELECT w.user_id, count(*) AS n, count(w.customer_id) AS visits FROM worklogs w "
+            f"WHERE {who} AND {span} GROUP BY w.user_id", wp + sp):
+        p = person(r["user_id"], names.get(r["user_id"]))
+        p.entries = r["n"]
+        p.special_visits = r["visits"]
+
+
+async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
+    span, sp = q.within("w.occurred_at")
+    patrolled = {r[0] for r in await db.fetchall(
+        f"SELECT DISTINCT w.area_id FROM worklogs w JOIN worklog_items i "
+        f"ON i.worklog_id = w.id AND i.item = 'patrol' WHERE w.team_id = ? AND {span}",
+        [q.scope.team_id, *sp])}
+    owners: dict[int, list[str]] = defaultdict(list)
+    owner_ids: dict[int, list[int]] = defaultdict(list)
+    for r in await db.fetchall(
+            "SELECT ua.area_id, u.id, u.name FROM user_areas ua JOIN users u ON u.id = ua.user_id "
+            "WHERE u.team_id = ? AND u.active = 1 AND u.role = 'manager' ORDER BY u.id",
+            (q.scope.team_id,)):
+        owners[r["area_id"]].append(r["name"])
+        owner_ids[r["area_id"]].append(r["id"])
+    out: list[UnpatrolledArea] = []
+    for a in await db.fetchall("SELECT id, name FROM areas WHERE team_id = ? ORDER BY id",
+                               (q.scope.team_id,)):
+        if a["id"] in patrolled:
+            continue
+        mine = q.scope.user_id is None or q.scope.user_id in owner_ids[a["id"]]
+        if mine:
+            out.append(UnpatrolledArea(a["name"], tuple(owners[a["id"]])))
+        for uid in owner_ids[a["id"]]:
+            if uid in by_id:
+                by_id[uid].unpatrolled.append(a["name"])
+    return out
+
+
+async def _complaints(db: Database, q: _Q, person: Any, names: dict[int, str],
+                      overdue: list[OverdueItem], det: Detail | None) -> None:
+    who, wp = q.who()
+    parts, params = [], list(wp)
+    for col in ("accepted_at", "replied_at", "contact_due", "reply_due"):
+        s, p = q.within(col)
+        parts.append(s)
+        params += p
+    parts.append("(status != 'closed' AND ((contacted_at IS NULL AND contact_due < ?) OR "
+                 "(replied_at IS NULL AND reply_due < ?)))")
+    params += [q.now, q.now]
+    rows = await db.fetchall(
+        f"SELECT * FROM complaints WHERE {who} AND ({' OR '.join(parts)}) ORDER BY accepted_at, id",
+        params)
+    now = from_iso(q.now)
+    for r in rows:
+        p = person(r["user_id"], names.get(r["user_id"]))
+        accepted, contacted, replied = _t(r["accepted_at"]), _t(r["contacted_at"]), _t(r["replied_at"])
+        contact_due, reply_due = _t(r["contact_due"]), _t(r["reply_due"])
+        row = dict(r)
+        row["owner"] = p.name
+        if q.inside(accepted):
+            p.complaints_new += 1
+        if r["status"] == "closed" and q.inside(replied):
+            p.complaints_closed += 1
+        for step, due, done in (("contact", contact_due, contacted), ("reply", reply_due, replied)):
+            row[f"{step}_ok"] = Tally().judge(due, done, now)
+            if q.inside(due):
+                p.complaint_deadlines.judge(due, done, now)
+        if r["status"] != "closed":
+            if contacted is None and contact_due is not None and contact_due < now:
+                overdue.append(OverdueItem("complaint", r["id"], r["user_id"], p.name, "contact",
+                                           contact_due))
+            elif replied is None and reply_due is not None and reply_due < now:
+                overdue.append(OverdueItem("complaint", r["id"], r["user_id"], p.name, "reply",
+                                           reply_due))
+        if det is not None:
+            det.complaints.append(row)
+
+
+async def _arrears(db: Database, q: _Q, person: Any, names: dict[int, str],
+                   overdue: list[OverdueItem], det: Detail | None) -> None:
+    who, wp = q.who()
+    parts, params = [], list(wp)
+    for col in ("created_at", "paid_at", "notice_served_at", "restore_due"):
+        s, p = q.within(col)
+        parts.append(s)
+        params += p
+    unpaid = ("(created_at < ? AND ((paid_at IS NULL AND status NOT IN ('paid', 'restored')) "
+              "OR paid_at >= ?))")
+    parts.append(unpaid)
+    params += [q.cut, q.cut]
+    parts.append("(paid_at IS NOT NULL AND restored_at IS NULL AND status != 'restored' "
+                 "AND restore_due < ?)")
+    params.append(q.now)
+    rows = await db.fetchall(
+        f"SELECT * FROM arrears WHERE {who} AND ({' OR '.join(parts)}) ORDER BY created_at, id",
+        params)
+    now = from_iso(q.now)
+    for r in rows:
+        p = person(r["user_id"], names.get(r["user_id"]))
+        created, paid = _t(r["created_at"]), _t(r["paid_at"])
+        due, restored = _t(r["restore_due"]), _t(r["restored_at"])
+        row = dict(r)
+        row["owner"] = p.name
+        if q.inside(created):
+            p.arrears_new += 1
+            p.arrears_new_cents += r["amount_cents"]
+        if q.inside(paid):
+            p.arrears_collected += 1
+            p.arrears_collected_cents += r["amount_cents"]
+        if q.inside(_t(r["notice_served_at"])):
+            p.notices_served += 1
+        is_unpaid = (r["created_at"] < q.cut and (
+            (r["paid_at"] is None and r["status"] not in ("paid", "restored"))
+            or (r["paid_at"] is not None and r["paid_at"] >= q.cut)))
+        row["outstanding"] = is_unpaid
+        if is_unpaid:
+            p.arrears_outstanding += 1
+            p.arrears_outstanding_cents += r["amount_cents"]
+        row["restore_ok"] = Tally().judge(due, restored, now)
+        if q.inside(due):
+            p.restore.judge(due, restored, now)
+        if (paid is not None and restored is None and r["status"] != "restored"
+                and due is not None and due < now):
+            overdue.append(OverdueItem("arrears", r["id"], r["user_id"], p.name, "restore", due))
+        if det is not None:
+            det.arrears.append(row)
+
+
+async def _outages(db: Database, q: _Q, person: Any, names: dict[int, str],
+                   overdue: list[OverdueItem], det: Detail | None) -> None:
+    who, wp = q.who("o")
+    span, sp = q.within("o.starts_at")
+    rows = await db.fetchall(
+        "SELECT o.*, "
+        "(SELECT count(*) FROM outage_notices n WHERE n.outage_id = o.id) AS to_tell, "
+        "(SELECT count(*) FROM outage_notices n WHERE n.outage_id = o.id "
+        " AND n.told_at IS NOT NULL AND n.told_at <= o.starts_at) AS told, "
+        "(SELECT group_concat(a.name, '、') FROM outage_areas oa JOIN areas a "
+        " ON a.id = oa.area_id WHERE oa.outage_id = o.id) AS area_names "
+        f"FROM outages o WHERE {who} AND o.status != 'cancelled' AND ({span} OR "
+        "(o.status = 'planned' AND o.notice_posted_at IS NULL AND o.notice_due < ? "
+        "AND o.starts_at > ?)) ORDER BY o.starts_at, o.id",
+        wp + sp + [q.now, q.now])
+    now = from_iso(q.now)
+    for r in rows:
+        p = person(r["user_id"], names.get(r["user_id"]))
+        due, posted = _t(r["notice_due"]), _t(r["notice_posted_at"])
+        row = dict(r)
+        row["owner"] = p.name
+        row["counted"] = q.inside(_t(r["starts_at"]))
+        row["notice_ok"] = Tally().judge(due, posted, now)
+        if row["counted"]:
+            p.outages += 1
+            p.outage_notice.judge(due, posted, now)
+            p.special_to_tell += r["to_tell"]
+            p.special_told += r["told"]
+        if (r["status"] == "planned" and posted is None and due is not None and due < now
+                and r["starts_at"] > q.now):
+            overdue.append(OverdueItem("outage", r["id"], r["user_id"], p.name, "notice", due))
+        if det is not None and row["counted"]:
+            det.outages.append(row)
+
+
+async def _repairs(db: Database, q: _Q, person: Any, names: dict[int, str],
+                   overdue: list[OverdueItem], det: Detail | None) -> None:
+    who, wp = q.who()
+    span, sp = q.within("arrival_due")
+    rows = await db.fetchall(
+        f"SELECT * FROM repairs WHERE {who} AND ({span} OR "
+        "(arrived_at IS NULL AND status = 'open' AND arrival_due < ?) OR "
+        "(restored_at IS NULL AND status != 'restored' AND restore_due < ?)) "
+        "ORDER BY received_at, id", wp + sp + [q.now, q.now])
+    now = from_iso(q.now)
+    for r in rows:
+        p = person(r["user_id"], names.get(r["user_id"]))
+        due, arrived = _t(r["arrival_due"]), _t(r["arrived_at"])
+        if q.inside(due):
+            p.repair_arrival.judge(due, arrived, now)
+        restore_due = _t(r["restore_due"])
+        if arrived is None and r["status"] == "open" and due is not None and due < now:
+            overdue.append(OverdueItem("repair", r["id"], r["user_id"], p.name, "arrival", due))
+        elif (r["restored_at"] is None and r["status"] != "restored"
+              and restore_due is not None and restore_due < now):
+            overdue.append(OverdueItem("repair", r["id"], r["user_id"], p.name,
+                                       "repair_restore", restore_due))
+        if det is not None:
+            det.repairs.append(dict(r))
+
+
+async def _reminders(db: Database, q: _Q, person: Any, names: dict[int, str]) -> None:
+    who, wp = q.who()
+    span, sp = q.within("sent_at")
+    rows = await db.fetchall(
+        f"SELECT DISTINCT user_id, subject, subject_id, kind FROM reminders WHERE {who} "
+        f"AND state = 'sent' AND {span} AND (kind LIKE '%.due' OR kind LIKE '%overdue')",
+        wp + sp)
+    seen: set[tuple[int, str, int, str]] = set()
+    for r in rows:
+        stem = r["kind"].removesuffix(".due").removesuffix("overdue").rstrip("._")
+        key = (r["user_id"], r["subject"], r["subject_id"], stem)
+        if key not in seen:
+            seen.add(key)
+            person(r["user_id"], names.get(r["user_id"])).reminders_overdue += 1
+
+
+async def _detail_logs(db: Database, q: _Q, det: Detail) -> None:
+    who, wp = q.who("w")
+    span, sp = q.within("w.occurred_at")
+    rows: list[Row] = await db.fetchall(
+        "SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
+        "a.name AS area, w.content, w.problems, c.account_no, c.name AS customer_name, "
+        "w.customer_id, "
+        "(SELECT group_concat(item, ',') FROM worklog_items i WHERE i.worklog_id = w.id) AS items, "
+        "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos "
+        "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
+        "LEFT JOIN customers c ON c.id = w.customer_id "
+        f"WHERE {who} AND {span} ORDER BY w.occurred_at, w.id", wp + sp)
+    customer_ids: set[int] = set()
+    for r in rows:
+        det.logs.append(LogRow(
+            r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute", r["user_id"],
+            r["owner"], r["area"], tuple((r["items"] or "").split(",")) if r["items"] else (),
+            r["content"], r["problems"], r["account_no"], r["customer_name"], r["photos"]))
+        if r["customer_id"] is not None:
+            customer_ids.add(r["customer_id"])
+    ids = sorted(customer_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for c in await db.fetchall(
+                f"SELECT customer_id, category FROM customer_categories WHERE customer_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY category", chunk):
+            det.categories.setdefault(c["customer_id"], []).append(c["category"])
