@@ -1,7 +1,8 @@
 """特殊客户 search latency and import throughput at scale (issue #3).
 
     .venv/bin/python -m bench.bench_customers [--rows 100000] [--teams 50] [--quick]
-                                              [--queries 250] [--explain] [--json out.json]
+                                              [--queries 250] [--admin-queries 60]
+                                              [--explain] [--json out.json]
 
 Search: `--rows` generated customers across `--teams` teams are bulk-inserted (outside the
 measurement) into a fresh SQLite file made by the real migrations. One manager of the largest
@@ -14,10 +15,11 @@ areas, save_search, search, formatting) are timed the same way.
 Import: a `--rows` CSV and XLSX (and 1/5 of that, to show memory stays flat) with the Chinese
 header are imported by `import_customers` into one team of a fresh database, then imported
 again (every row an update). Each import runs in a fresh subprocess; peak memory is that
-process's `resource.getrusage(RUSAGE_SELF).ru_maxrss` (peak RSS, so native memory such as
-calamine's counts too), and "growth" is that peak minus VmRSS just before the import (modules
-and database already open). XLSX is read with python-calamine when installed, and with the
-openpyxl fallback (calamine hidden) for comparison.
+process's VmHWM from /proc/self/status (peak RSS, so native memory such as calamine's counts
+too; not `getrusage().ru_maxrss`, which on Linux inherits the parent's peak across exec), and
+"growth" is that peak minus VmRSS just before the import (modules and database already
+open). XLSX is read with python-calamine when installed, and with the openpyxl fallback
+(calamine hidden) for comparison. "read only" runs just the file reader over every row.
 
 Prints markdown tables (see BENCHMARKS.md); nothing is asserted except that every query and
 import did what it should (kinds, counts), so a broken run cannot look fast.
@@ -206,7 +208,8 @@ def clean_env() -> None:
 
 
 # --- search ----------------------------------------------------------------------------------
-async def build_search_db(path: Path, rows: int, teams: int) -> dict[str, Any]:
+async def build_search_db(path: Path, rows: int, teams: int,
+                          layout: str = "interleaved") -> dict[str, Any]:
     """Fresh database through the real migrations; teams, areas, customers bulk-inserted."""
     from bot.clock import FakeClock
     from bot.config import load_settings
@@ -234,28 +237,33 @@ async def build_search_db(path: Path, rows: int, teams: int) -> dict[str, Any]:
             now=NOW, ttl=timedelta(days=7))
         await services.people.redeem_invite(invite.code, channel="bench", external_id="admin",
                                             fallback_name="admin", now=NOW)
+        everyone: list[tuple[int, dict[str, int], Gen]] = []
         async with services.db.tx() as tx:
             for i in range(teams):
                 team_id = await services.people.ensure_team(tx, f"供电所{i + 1:02d}", NOW)
                 area_ids = {a: await services.people.ensure_area(tx, team_id, a, NOW)
                             for a in team_areas[i]}
-                batch = list(customers(rng, i + 1, sizes[i], team_areas[i], NOW))
-                first = int((await tx.fetchone(
-                    "SELECT coalesce(max(id), 0) + 1 FROM customers"))[0])  # type: ignore[index]
-                await tx.executemany(
-                    "INSERT INTO customers(id, team_id, area_id, account_no, name, address, "
-                    "phone, situation, emergency_name, emergency_phone, visit_every_days, "
-                    "notify_first, proxy_pay, last_visit_at, active, created_by, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(first + j, team_id, area_ids[g.area], g.account_no, g.name, g.address,
-                      g.phone, g.situation, g.emergency_name, g.emergency_phone,
-                      g.visit_every_days, int(g.notify_first), int(g.proxy_pay),
-                      g.last_visit_at, int(g.active),
-                      manager.id if team_id == manager.team_id and j % 3 == 0 else None,
-                      created) for j, g in enumerate(batch)])
-                await tx.executemany(
-                    "INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
-                    [(first + j, c) for j, g in enumerate(batch) for c in g.categories])
+                everyone += [(team_id, area_ids, g)
+                             for g in customers(rng, i + 1, sizes[i], team_areas[i], NOW)]
+        if layout == "interleaved":
+            # Records registered over months by 50 teams: a team's rows are spread over the
+            # whole table, not packed together (the worst case for SQLite's page cache).
+            rng.shuffle(everyone)
+        async with services.db.tx() as tx:
+            await tx.executemany(
+                "INSERT INTO customers(id, team_id, area_id, account_no, name, address, "
+                "phone, situation, emergency_name, emergency_phone, visit_every_days, "
+                "notify_first, proxy_pay, last_visit_at, active, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(j + 1, team_id, area_ids[g.area], g.account_no, g.name, g.address,
+                  g.phone, g.situation, g.emergency_name, g.emergency_phone,
+                  g.visit_every_days, int(g.notify_first), int(g.proxy_pay),
+                  g.last_visit_at, int(g.active),
+                  manager.id if team_id == manager.team_id and j % 3 == 0 else None,
+                  created) for j, (team_id, area_ids, g) in enumerate(everyone)])
+            await tx.executemany(
+                "INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
+                [(j + 1, c) for j, (_, _, g) in enumerate(everyone) for c in g.categories])
         row = await services.db.fetchone(
             "SELECT count(*), (SELECT count(*) FROM customer_categories) FROM customers")
         assert row is not None and row[0] == rows, row
@@ -501,7 +509,10 @@ async def import_worker(spec: dict[str, Any]) -> dict[str, Any]:
             out = {"inserted": r.inserted, "updated": r.updated, "errors": r.error_rows}
         out["seconds"] = time.perf_counter() - t0
         out["base_kb"] = base
-        out["peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Not getrusage().ru_maxrss: Linux carries the parent's peak RSS across the
+        # (v)fork + exec into it, so a big parent would show up as this process's peak.
+        out["peak_kb"] = vm("VmHWM")
+        out["ru_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return out
     finally:
         await services.close()
@@ -597,8 +608,8 @@ def render(res: dict[str, Any]) -> str:
         out.append(f"\n### Search: `Customers.search(user, q, now, limit=8, offset=0)`\n\n"
                    f"{res['rows']:,} customers in {res['teams']} teams "
                    f"({min(db['sizes']):,}-{max(db['sizes']):,} per team, "
-                   f"{db['categories']:,} category rows, database {db['db_mb']:.0f} MB, bulk "
-                   f"setup {db['setup_s']:.1f} s). A manager of the largest team "
+                   f"{db['categories']:,} category rows, database {db['db_mb']:.0f} MB, "
+                   f"layout {res['layout']}, bulk setup {db['setup_s']:.1f} s). A manager of the largest team "
                    f"({db['team_rows']:,} customers) searches; {res['per_kind']} queries per "
                    "kind, shuffled.\n")
         out.append(kind_table(s))
@@ -620,13 +631,18 @@ def render(res: dict[str, Any]) -> str:
         rows = []
         for r in res["imports"]:
             reader = {"csv": "csv", "auto": "calamine", "openpyxl": "openpyxl"}[r["reader"]]
-            rows.append([f"{r['rows']:,}", r["format"].upper(), reader, r["run"],
+            rows.append([f"{r['rows']:,}", f"{r['format'].upper()} {r['file_mb']:.1f} MB", reader,
+                         r["run"],
                          f"{r['seconds']:.2f}", f"{r['rows'] / r['seconds']:,.0f}",
                          f"{r['peak_kb'] / 1024:.0f}",
                          f"{(r['peak_kb'] - r['base_kb']) / 1024:.0f}"])
         out.append(table(["rows", "file", "reader", "run", "seconds", "rows/s", "peak RSS MB",
                           "growth MB"], rows))
-    out.append(f"\nTotal benchmark time {res['elapsed']:.0f} s.")
+        out.append("\nrows/s of a read-only run counts the rows read. Peak RSS = VmHWM of the "
+                   "fresh process; growth = peak - VmRSS before the call.")
+    out.append(f"\nTotal benchmark time {res['elapsed']:.0f} s; 1-minute load average "
+               f"{res['load'][0]:.2f} at the start, {res['load'][1]:.2f} at the end "
+               f"({m['cores']} cores; anything else running shows up here).")
     return "\n".join(out) + "\n"
 
 
@@ -634,12 +650,13 @@ def main_run(args: argparse.Namespace) -> dict[str, Any]:
     clean_env()
     started = time.perf_counter()
     res: dict[str, Any] = {"machine": machine(), "rows": args.rows, "teams": args.teams,
-                           "per_kind": args.queries}
+                           "per_kind": args.queries, "layout": args.layout, "load": [os.getloadavg()[0]]}
     base = Path(tempfile.mkdtemp(prefix="taiqu-bench-customers-"))
     try:
         if not args.skip_search:
             db = base / "search.db"
-            res["search_db"] = asyncio.run(build_search_db(db, args.rows, args.teams))
+            res["search_db"] = asyncio.run(build_search_db(db, args.rows, args.teams,
+                                                           args.layout))
             print(f"  search database: {args.rows} rows in {res['search_db']['setup_s']:.1f} s",
                   file=sys.stderr)
             res["search"] = asyncio.run(measure_search(db, args.queries, args.admin_queries,
@@ -652,6 +669,7 @@ def main_run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     res["elapsed"] = time.perf_counter() - started
+    res["load"] = [res["load"][0], os.getloadavg()[0]]
     return res
 
 
@@ -667,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
                         "--quick 20; 0 = skip)")
     p.add_argument("--quick", action="store_true",
                    help="fewer queries; one import size; no openpyxl comparison")
+    p.add_argument("--layout", choices=("interleaved", "grouped"), default="interleaved",
+                   help="table order: teams' rows mixed as registered over time (default), "
+                        "or each team's rows together as after one bulk import per team")
     p.add_argument("--explain", action="store_true", help="print EXPLAIN QUERY PLAN per kind")
     p.add_argument("--skip-search", action="store_true")
     p.add_argument("--skip-import", action="store_true")

@@ -441,3 +441,199 @@ async def part_find(workdir: Path, total: int, users: int, repeats: int) -> dict
     progress("part 1: draining the due rows with a no-op notifier")
     drained = await drain(db_path)
     return {"insert_s": t_small + t_big, "finds": finds, "drain": drained}
+
+
+# --- part 2: the morning fan-out --------------------------------------------------------------
+class Counting(logging.Handler):
+    """Counts log records by (logger, message template); prints nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[(record.name, str(record.msg)[:60])] += 1
+
+
+@dataclass
+class FanoutResult:
+    mode: str
+    users: int
+    interval_s: float
+    start_local: str
+    wall_s: float = 0.0  # first scan start -> last message accepted by the fake
+    first_msg_s: float = 0.0
+    delivered: int = 0
+    attempts: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    lost: int = 0
+    duplicated: int = 0
+    strangers: int = 0
+    settled: int = 0
+    scans: list[dict[str, Any]] = field(default_factory=list)
+    limiter_retries: int = 0
+    escaped: dict[str, int] = field(default_factory=dict)
+    pauses: int = 0
+    paused_s: float = 0.0
+    window_rates: list[float] = field(default_factory=list)
+    rss_peak_kb: int = 0
+    rss_start_kb: int = 0
+    timed_out: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def wire_rate(self) -> float:
+        return self.attempts / self.wall_s if self.wall_s else 0.0
+
+
+def seed_open_items(db_path: Path, users: int, mode: str, day_start: datetime) -> None:
+    """One open item per user, as one 'bench' reminder row (what the to-do list shows).
+    digests: due at 16:00 today (so at 08:00 the digest lists it, nothing is due yet).
+    reminders: due at the start (10:00), non-urgent; today's digest already went out."""
+    con = sqlite3.connect(db_path)
+    due = day_start.replace(hour=16) if mode == "digests" else day_start
+    with con:
+        con.executemany(
+            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, urgent, "
+            "dedupe_key, detail, created_at) VALUES (?, ?, ?, ?, 'contact.half', ?, 0, ?, '{}', ?)",
+            [(team_of(u, users), u, SUBJECT, u, iso(due), f"{SUBJECT}:{u}:contact.half:{u}",
+              iso(day_start - timedelta(days=1))) for u in range(1, users + 1)])
+        if mode == "reminders":
+            con.executemany(
+                "INSERT INTO job_runs(job, period, user_id, done_at) VALUES ('digest', ?, ?, ?)",
+                [(day_start.date().isoformat(), u, iso(day_start.replace(hour=8)))
+                 for u in range(1, users + 1)])
+    con.close()
+
+
+async def part_fanout(workdir: Path, users: int, mode: str, seed: int,
+                      timeout_s: float) -> FanoutResult:
+    start = FANOUT_START if mode == "digests" else FANOUT_START.replace(hour=10)
+    db_path = workdir / f"fanout-{mode}.db"
+    await migrate(db_path)
+    seed_people(db_path, users, "telegram", start - timedelta(days=30))
+    seed_open_items(db_path, users, mode, start)
+    counting = Counting()
+    root = logging.getLogger()
+    root.addHandler(counting)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        async with FakeBotAPI() as fake:
+            settings = settings_for(db_path, telegram_token=DEFAULT_TOKEN,
+                                    telegram_base_url=fake.base_url,
+                                    telegram_base_file_url=fake.base_file_url)
+            res = FanoutResult(mode, users, settings.scan_interval_seconds,
+                               f"{start:%Y-%m-%d %H:%M} {start.tzname()}")
+            services = await Services.open(settings, ShiftedClock(start))
+            channel = TelegramChannel(Assistant(services), settings)  # as deployed
+            await channel.start()
+            try:
+                await run_fanout(fake, services, channel, res, seed, timeout_s)
+            finally:
+                await channel.stop()
+                await services.close()
+    finally:
+        root.removeHandler(counting)
+        root.setLevel(old_level)
+    res.limiter_retries = sum(n for (name, msg), n in counting.counts.items()
+                              if name.endswith("AIORateLimiter") and "Retrying" in msg)
+    res.escaped = {f"{name}: {msg}": n for (name, msg), n in counting.counts.items()
+                   if name.startswith("bot.")}
+    return res
+
+
+async def run_fanout(fake: FakeBotAPI, services: Services, channel: TelegramChannel,
+                     res: FanoutResult, seed: int, timeout_s: float) -> None:
+    bot = fake.bot()
+    attempts: list[tuple[float, str | None]] = []  # (time, fault kind or None)
+    delivered: list[tuple[float, int]] = []
+    pick_fault = fake._pick_fault
+    store = bot._store
+
+    def picked(method: str) -> tuple[str, int] | None:
+        fault = pick_fault(method)
+        if method == "sendMessage":
+            attempts.append((time.perf_counter(), fault[0] if fault else None))
+        return fault
+
+    def stored(chat: Any, rec: dict[str, Any]) -> dict[str, Any]:
+        if rec.get("method") == "sendMessage":
+            delivered.append((time.perf_counter(), chat.id))
+        return store(chat, rec)
+
+    fake._pick_fault = picked  # type: ignore[method-assign]
+    bot._store = stored  # type: ignore[method-assign]
+    fake.fail_ratio("sendMessage", FAULT_RATIO, kinds=("429", "502"), seed=seed, retry_after=1)
+
+    service = ReminderService(services, Dispatcher(services, [channel.notifier]),
+                              registry=bench_registry())
+    scan = service.scan_once
+    t_origin = 0.0
+
+    async def timed_scan() -> ScanResult:
+        t0 = time.perf_counter()
+        r = await scan()
+        res.scans.append({"start_s": t0 - t_origin, "wall_s": time.perf_counter() - t0,
+                          "digests": r.digests, "sent": r.sent, "retried": r.retried,
+                          "failed": r.failed, "held": r.held, "dropped": r.dropped})
+        return r
+
+    service.scan_once = timed_scan  # type: ignore[method-assign]
+    expected = {tg_id(u) for u in range(1, res.users + 1)}
+    gc.collect()
+    res.rss_start_kb = proc_status()["VmRSS"]
+    reset_hwm()
+    scheduler = ReminderScheduler(service, res.interval_s)  # as deployed: APScheduler
+    t_origin = time.perf_counter()
+    scheduler.start()
+    try:
+        deadline = t_origin + timeout_s
+        while True:
+            await asyncio.sleep(0.25)
+            got = {cid for _, cid in delivered}
+            if expected <= got and await settled_count(services, res.mode) >= res.users:
+                break
+            if time.perf_counter() > deadline:
+                res.timed_out = True
+                break
+    finally:
+        scheduler.stop()
+        async with service._scan_lock:  # let a running scan finish before reading
+            pass
+    await asyncio.sleep(1.5)  # anything still in flight lands (and would count as duplicate)
+    res.rss_peak_kb = proc_status()["VmHWM"]
+    fake.clear_faults()
+    res.settled = await settled_count(services, res.mode)
+    res.delivered = len(delivered)
+    per_chat = Counter(cid for _, cid in delivered)
+    res.lost = sum(1 for c in expected if per_chat[c] == 0)
+    res.duplicated = sum(n - 1 for c, n in per_chat.items() if c in expected and n > 1)
+    res.strangers = sum(n for c, n in per_chat.items() if c not in expected)
+    t_last = max(t for t, _ in delivered) if delivered else t_origin
+    res.wall_s = t_last - t_origin
+    res.first_msg_s = (min(t for t, _ in delivered) - t_origin) if delivered else 0.0
+    window = [(t, k) for t, k in attempts if t <= t_last]
+    res.attempts = len(window)
+    res.faults = dict(Counter(k for _, k in window if k))
+    times = [t for t, _ in window]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b - a > 0.5]
+    res.pauses, res.paused_s = len(gaps), sum(gaps)
+    ok_times = [t - t_origin for t, _ in delivered]
+    span = int(res.wall_s // 10)
+    res.window_rates = [sum(1 for t in ok_times if 10 * w <= t < 10 * w + 10) / 10
+                        for w in range(span)]
+
+
+async def settled_count(services: Services, mode: str) -> int:
+    if mode == "digests":
+        row = await services.db.fetchone(
+            "SELECT count(*) FROM job_runs WHERE job = 'digest' AND period = ?",
+            (FANOUT_START.date().isoformat(),))
+    else:
+        row = await services.db.fetchone(
+            "SELECT count(*) FROM reminders WHERE subject = ? AND state = 'sent'", (SUBJECT,))
+    return int(row[0]) if row else 0

@@ -134,14 +134,14 @@ class Assistant:
             found = await intent_fn(self, ctx, text)
             if found is not None:
                 return found
-        query = customers_handler.search_text(text)
-        if query is not None:
-            return await customers_handler.search(ctx, query)
         team_areas = [a.name for a in await self.services.people.team_areas(ctx.user.team_id)]
-        rest = customers_handler.register_text(text)
+        rest = customers_handler.register_text(text)  # before search: 特殊客户登记 is not a search
         if rest is not None:
             values, notices = await customer_prefill(ctx, rest, team_areas)
             return await self.engine.start(ctx, CUSTOMER.name, values, notices)
+        query = customers_handler.search_text(text)
+        if query is not None:
+            return await customers_handler.search(ctx, query)
         intent = worklog_intent(text, ctx.local_now, team_areas)
         if intent is not None:
             values, notices = await worklog_prefill(ctx, intent)

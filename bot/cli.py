@@ -1,4 +1,4 @@
-"""taiqu-bot: run the channels, chat locally, issue invite codes."""
+"""taiqu-bot: run the channels, chat locally, issue invite codes, export files."""
 
 from __future__ import annotations
 
@@ -64,7 +64,47 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument("--team", required=True)
     kind.add_argument("area", metavar="AREA", help='e.g. "3号台区"')
     kind.add_argument("kind", choices=("city", "rural", "remote"))
+    export = sub.add_parser("export", help="export records as files")
+    export_sub = export.add_subparsers(dest="what", required=True)
+    logs = export_sub.add_parser(
+        "logs", help="the team's work logs as a printable XLSX laid out like the paper form")
+    logs.add_argument("--team", required=True)
+    logs.add_argument("--from", dest="first", required=True, metavar="DATE", help="YYYY-MM-DD")
+    logs.add_argument("--to", dest="last", required=True, metavar="DATE",
+                      help="YYYY-MM-DD, included")
+    logs.add_argument("file", metavar="FILE.xlsx")
     return p
+
+
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: written; 2: bad dates, unknown team, or a range that is too long."""
+    import re
+    from datetime import date
+
+    from bot.reports.paper import ExportError, export_team_logs
+    from bot.services import Services
+
+    days = []
+    for flag, text in (("--from", args.first), ("--to", args.last)):
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError(text)
+            days.append(date.fromisoformat(text))
+        except ValueError:
+            print(f"taiqu-bot export logs: invalid {flag} date {text!r} (expected YYYY-MM-DD)",
+                  file=sys.stderr)
+            return 2
+    services = await Services.open(settings)
+    try:
+        done = await export_team_logs(services, args.team.strip(), days[0], days[1], args.file)
+    except ExportError as exc:
+        print(f"taiqu-bot export logs: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await services.close()
+    print(f"导出完成 / exported: {done.entries} 条工作日志 / log entries, {done.team}, "
+          f"{done.period.first.isoformat()} — {done.period.last.isoformat()} → {args.file}")
+    return 0
 
 
 async def _invite(settings: Settings, args: argparse.Namespace) -> int:
@@ -311,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_customers(settings, args))
     if args.command == "calendar":
         return asyncio.run(_calendar(settings, args))
+    if args.command == "export":
+        return asyncio.run(_export(settings, args))
     if args.command == "areas":
         return asyncio.run(_areas(settings, args))
     return asyncio.run(_run(settings))

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     account_no_min_digits: int = Field(default=10, ge=1, le=32)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # Monday's weekly report (local time); the previous Monday-Sunday week.
+    weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)

@@ -2,6 +2,7 @@
 
 Both stream: rows are read one at a time and written in batches inside a single
 transaction, so a 100k-row file costs little more memory than the set of 户号 seen.
+The exception is an XLSX read by python-calamine: it parses the sheet whole (_xlsx_rows).
 """
 
 from __future__ import annotations
@@ -205,9 +206,11 @@ def _xlsx_rows(path: Path) -> Rows:
     """The rows of the sheet with the 户号 header: python-calamine if installed, else openpyxl.
 
     Both yield rows numbered as Excel shows them (row 1 first). calamine's Rust reader is
-    ~8x faster than openpyxl's, but it parses the whole sheet into native memory when the
-    sheet is opened (~90 MB for 100k rows x 12 columns, see BENCHMARKS.md); rows are still
-    turned into Python lists one at a time. openpyxl streams the sheet's XML.
+    ~12x faster than openpyxl's (100k rows: 1 s against 13 s), but it parses the whole sheet
+    into native memory when the sheet is opened (~1.1 KB per row of 12 columns: +109 MB peak
+    RSS at 100k rows, see BENCHMARKS.md); rows still become Python lists one at a time.
+    openpyxl streams the sheet's XML (only the shared-string table is held). Differences:
+    an error cell (#N/A) reads as empty with calamine, as the text "#N/A" with openpyxl.
     """
     try:
         import python_calamine

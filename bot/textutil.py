@@ -10,6 +10,7 @@ TELEGRAM_LIMIT = 4096
 _FOLD = {**{0xFF10 + i: ord("0") + i for i in range(10)},
          **{0xFF21 + i: ord("A") + i for i in range(26)},
          **{0xFF41 + i: ord("a") + i for i in range(26)},
+         0xFF0D: ord("-"), 0xFF0B: ord("+"),  # typed inside numbers on a Chinese keyboard
          0x3000: ord(" ")}
 
 

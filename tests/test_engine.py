@@ -306,3 +306,20 @@ async def test_edit_a_saved_entry_keeps_who_and_when(zhang: Chat, services: Serv
     li = Chat(zhang.assistant, "test", "李四")
     await li.tap("-|logedit|1")
     assert "没有找到这条日志" in li.text
+
+
+async def test_an_optional_value_can_be_cleared_when_editing(zhang: Chat,
+                                                             services: Services) -> None:
+    await zhang.say("巡视 3号台区 刚才 检查台区")
+    await zhang.say("表箱门锁损坏")
+    await zhang.say("跳过")
+    await zhang.say("跳过")
+    assert "发现问题：表箱门锁损坏" in zhang.text
+    await zhang.press("修改")
+    await zhang.press("发现问题")
+    assert "当前：表箱门锁损坏" in zhang.text
+    await zhang.press("清空")
+    assert "发现问题：（无）" in zhang.text
+    await zhang.press("保存")
+    row = await services.db.fetchone("SELECT problems FROM worklogs")
+    assert row is not None and row[0] is None

@@ -113,8 +113,8 @@ async def test_planned_outage_from_registration_to_closure(
     assert "受影响的特殊客户 2 户，需逐户告知：李奶奶、王大爷" in saved
     assert "登记晚了" not in saved
     assert await pending(services) == [
-        ("untold.daybefore", 1, "张三"), ("notice.due", 0, "张三"),
-        ("notice.escalate", 0, "王班长"), ("restore.ask", 0, "张三")]
+        ("notice.due", 0, "张三"), ("notice.escalate", 0, "王班长"), ("restore.ask", 0, "张三"),
+        ("untold.daybefore", 1, "张三")]
 
     # The card: the checklist holds only the active customers of the affected area.
     await zhang.press("停电告知清单")
@@ -129,7 +129,7 @@ async def test_planned_outage_from_registration_to_closure(
     await zhang.press("已张贴公告")
     assert zhang.last is not None and zhang.last.edit is not None
     assert "☑ 已张贴停电公告（2026-11-27 周五 10:30）" in zhang.text
-    assert [p[0] for p in await pending(services)] == ["untold.daybefore", "restore.ask"]
+    assert [p[0] for p in await pending(services)] == ["restore.ask", "untold.daybefore"]
 
     # One customer told by phone.
     await zhang.press("☐ 李奶奶")
@@ -204,7 +204,7 @@ async def test_temporary_outage_notice_rule_differs_by_rule_set(
     zhang, _ = team
     await register(zhang, "12月2日8点", "12点", kind="临时检修")
     assert "告知期限：无——当前规则版本（sgcc-2011）未规定临时检修停电的告知时限" in zhang.text
-    assert [p[0] for p in await pending(services)] == ["untold.daybefore", "restore.ask"]
+    assert [p[0] for p in await pending(services)] == ["restore.ask", "untold.daybefore"]
     await zhang.tap("-|out|1")
     assert "告知期限：无（当前规则版本未规定）" in zhang.text
     services.settings = services.settings.model_copy(update={"ruleset": "sgcc-newer"})
@@ -290,3 +290,10 @@ async def test_english(team: tuple[Chat, Chat]) -> None:
     await zhang.press("李奶奶")
     await zhang.press("Visit")
     assert "— in person" in zhang.text
+
+
+async def test_free_text_prefills_areas_and_kind(team: tuple[Chat, Chat]) -> None:
+    zhang, _ = team
+    await zhang.say("登记临时停电 3号台区 5号台区")
+    assert "📝 新停电登记，已填好：停电台区 3号台区、5号台区 · 类型 临时检修" in zhang.text
+    assert "什么时候开始停电" in zhang.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from bot import validators
@@ -51,8 +50,9 @@ async def parse_phone(text: str, ctx: Ctx) -> str:
 
 
 async def show_phone(value: str, ctx: Ctx) -> str:
-    # Editing a stored record: its numbers stay masked; only 显示电话 reveals (and audits) them.
-    return mask_phone(value) if ctx.meta.get("edit_id") else value
+    # A stored record's numbers stay masked while editing (only 显示电话 reveals them, with an
+    # audit row); a number the user has just typed is shown so they can check it.
+    return mask_phone(value) if value in ctx.meta.get("stored_phones", []) else value
 
 
 # --- categories and measures ----------------------------------------------------------
@@ -118,8 +118,10 @@ async def prefill(ctx: Ctx, rest: str,
     for word in list(words):
         digits = validators.digits_only(word)
         if digits.isdigit() and len(digits) >= 6:
-            with contextlib.suppress(Invalid):  # a bad or duplicate 户号 is asked at its step
+            try:
                 values["account_no"] = await parse_account(word, ctx)
+            except Invalid as exc:  # asked again at its step, saying why
+                notices["account_no"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
             words.remove(word)
             break
     name = " ".join(words).strip()
@@ -157,7 +159,8 @@ def card_buttons(ctx: Ctx, customer_id: int) -> list[list[Button]]:
 
 async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
     areas = {str(a.id) for a in await ctx.areas()}
-    if values.get("area") not in areas:
+    # A manager may update a teammate's customer (the team's register) without moving it.
+    if values.get("area") not in areas and values.get("area") != meta.get("area"):
         raise Invalid("form.worklog.area_gone")
     data = data_of(values)
     customers = ctx.services.customers
@@ -181,7 +184,8 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
 
 async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
     return await engine.start(ctx, CUSTOMER.name, values_of(customer),
-                              meta={"edit_id": customer.id},
+                              meta={"edit_id": customer.id, "area": str(customer.area_id),
+                                    "stored_phones": [customer.phone, customer.emergency_phone]},
                               heading=ctx.t("customer.editing", name=customer.name,
                                             account=customer.account_no), at_summary=True)
 

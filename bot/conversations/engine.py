@@ -177,6 +177,8 @@ class FormEngine:
             nav.append(Button(ctx.t("btn.back"), callback(tok, "back")))
         if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
             nav.append(Button(ctx.t("btn.keep"), callback(tok, "keep")))
+            if not f.required:  # an optional value can be taken out again
+                nav.append(Button(ctx.t("btn.clear"), callback(tok, "skip")))
         elif not f.required and not value:
             nav.append(Button(ctx.t("btn.skip"), callback(tok, "skip")))
         nav.append(Button(ctx.t("btn.cancel"), callback(tok, "cancel")))
@@ -276,6 +278,8 @@ class FormEngine:
         value = st["values"].get(f.name)
         ctx.meta = st.get("meta", {})
         ctx.form_token = draft.token
+        if is_word(clean, "clear") and not f.required:
+            return await self.on_action(ctx, draft, "skip", "")
         # '完成' / '没有了' on an optional free-text step means "nothing to add", not the answer.
         if is_word(clean, "skip") or (f.kind is Kind.TEXT and not f.required
                                       and is_word(clean, "done")):

@@ -48,6 +48,9 @@ async def show_area(value: str, ctx: Ctx) -> str:
     for c in await area_choices(ctx):
         if c.value == value:
             return c.label
+    for a in await ctx.services.people.team_areas(ctx.user.team_id):  # a teammate's area
+        if str(a.id) == value:
+            return a.name
     return ctx.t("form.worklog.area_gone_short")
 
 

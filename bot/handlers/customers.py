@@ -64,8 +64,12 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
     q = parse_query(text, areas)
     await ctx.services.customers.save_search(ctx.user, text, ctx.now)
     total, found = await ctx.services.customers.search(ctx.user, q, ctx.now, PAGE, offset)
+    if total and not found:  # a stale ▶️ after the list shrank: show its last page
+        offset = (total - 1) // PAGE * PAGE
+        total, found = await ctx.services.customers.search(ctx.user, q, ctx.now, PAGE, offset)
     if total == 0:
-        key = "customers.none_due" if q.kind == "due" else "customers.none"
+        key = ("customers.none_due" if q.kind == "due" else
+               "customers.none" if text.strip() else "customers.empty")
         return Outcome().add(ctx.t(key, text=text), [[
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
     title = ctx.t("customers.title_due" if q.kind == "due" else "customers.title",
@@ -158,6 +162,10 @@ async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
     phone = await ctx.services.customers.reveal_phone(ctx.user, customer_id, which, ctx.now)
     if phone is None:
         return Outcome().add(ctx.t("customer.not_found"))
+    if not phone:
+        out = await card(ctx, customer_id)
+        out.toast = ctx.t("customer.no_number")
+        return out
     out = await card(ctx, customer_id, {which: phone})
     out.toast = ctx.t("customer.revealed_toast")
     return out
@@ -176,13 +184,15 @@ async def history(ctx: Ctx, customer_id: int) -> Outcome:
     if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
     entries = await audit.history(ctx.services.db, ENTITY, customer_id)
+    area_names = {a.id: a.name for a in await ctx.services.people.team_areas(c.team_id)}
     lines = [ctx.t("customer.audit_title", name=c.name, account=c.account_no)]
     for e in entries:
         when = format_time(e.at.astimezone(ctx.tz), ctx.locale)
         detail = ""
         if e.action == "edit":
             detail = "；".join(
-                f"{ctx.t('field.' + _FIELD_LABEL.get(k, k))}: {_show(old, k)} → {_show(new, k)}"
+                f"{ctx.t(_FIELD_LABEL.get(k, 'field.' + k))}: "
+                f"{_show(ctx, old, k, area_names)} → {_show(ctx, new, k, area_names)}"
                 for k, (old, new) in e.detail.items())
         elif e.action == "deactivate":
             detail = e.detail.get("reason", "")
@@ -196,12 +206,20 @@ async def history(ctx: Ctx, customer_id: int) -> Outcome:
                                                     callback(GLOBAL_TOKEN, "cust", c.id))]])
 
 
-_FIELD_LABEL = {"name": "customer_name", "area_id": "area"}
+_FIELD_LABEL = {"name": "field.customer_name", "area_id": "field.area",
+                "notify_first": "measure.notify_first", "proxy_pay": "measure.proxy_pay"}
 
 
-def _show(value: object, key: str) -> str:
+def _show(ctx: Ctx, value: object, key: str, area_names: dict[int, str]) -> str:
+    """An audited value as people read it: names and labels, never ids or keys."""
     if key in ("phone", "emergency_phone") and isinstance(value, str):
         return mask_phone(value)  # even the audit view never shows a number unmasked
+    if key == "area_id" and isinstance(value, int):
+        return area_names.get(value, "—")
+    if key == "categories" and isinstance(value, list):
+        return "、".join(ctx.t(f"category.{v}") for v in value) or "—"
+    if isinstance(value, bool):
+        return ctx.t("common.yes" if value else "common.no")
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return "、".join(str(v) for v in value)
     return "—" if value in (None, "") else str(value)

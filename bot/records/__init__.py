@@ -7,3 +7,4 @@ from bot.records import (
     outages,  # noqa: F401
     repairs,  # noqa: F401
 )
+from bot.reports import handlers  # noqa: F401

@@ -257,11 +257,10 @@ ARREARS = REGISTRY.form(FormSpec(
 ))
 
 
-def _amountish(tok: str, ctx: Ctx) -> bool:
-    """A token meant as money: digits, ￥/元, or Chinese numerals (refused with a reason)."""
-    if parse_time(tok, ctx.local_now) is not None:
-        return False
-    return bool(re.search(r"[￥¥元块万]", tok) or re.fullmatch(r"[-－]?[\d,，.]+", tok)
+def _amountish(tok: str) -> bool:
+    """A token meant as money: a plain number ('88.8' is money here, not a date), ￥/元, or
+    Chinese numerals (then refused with a reason)."""
+    return bool(re.search(r"[￥¥元块]", tok) or re.fullmatch(r"[-－]?[\d,，]+(\.\d*)?万?", tok)
                 or re.fullmatch(_CN_DIGITS.pattern + "+", tok))
 
 
@@ -277,7 +276,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
             if "account_no" not in values and digits.isdigit() and len(digits) >= 6:
                 field = "account_no"
                 values[field] = await parse_account(tok, ctx)
-            elif "amount" not in values and _amountish(tok, ctx):
+            elif "amount" not in values and _amountish(tok):
                 field = "amount"
                 values[field] = parse_amount_text(tok)
             elif "since" not in values and parse_time(tok, ctx.local_now) is not None:
@@ -966,9 +965,9 @@ async def ask_lead(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> O
 
 
 async def decide(ctx: Ctx, arg: str, decision: str) -> Outcome:
-    row = await _row(ctx.services, int(arg)) if arg.isdigit() else None
-    if row is None or row["team_id"] != ctx.user.team_id:
-        return Outcome().add(ctx.t("arrears.not_found"))  # another team's: it does not exist
+    row = await get(ctx, int(arg)) if arg.isdigit() else None
+    if row is None:  # another team's (or colleague's) record does not exist for this user
+        return Outcome().add(ctx.t("arrears.not_found"))
     if not ctx.user.sees_whole_team:
         return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
             ctx.t("arrears.decision.not_lead"), card_buttons(ctx, row["id"]))

@@ -386,10 +386,13 @@ async def mark_told(ctx: Ctx, oid: int, cid: int, how: str) -> Outcome:
             "UPDATE outage_notices SET told_at = ?, how = ?, told_by = ? "
             "WHERE outage_id = ? AND customer_id = ? AND told_at IS NULL",
             (iso(ctx.now), how, ctx.user.id, oid, cid))
+        changed = await tx.fetchone("SELECT changes()")
         left = await tx.fetchone("SELECT count(*) FROM outage_notices "
                                  "WHERE outage_id = ? AND told_at IS NULL", (oid,))
         if left is not None and left[0] == 0:  # everyone told: the urgent list has no reason
             await Reminders.cancel(tx, SUBJECT, oid, "untold.")
+    if not (changed and changed[0]):  # told already (a second tap), or not on this list
+        return await _refreshed(ctx, oid, ctx.t("outage.already_told"))
     return await _refreshed(ctx, oid, ctx.t("outage.told_toast"))
 
 
@@ -509,10 +512,10 @@ async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     values: dict[str, Any] = {}
     notices: dict[str, str] = {}
     lead, rest = m.group(1), m.group(2)
-    if "计划" in lead or rest.startswith("计划"):
-        values["kind"] = "planned"
-    elif "临时" in lead or rest.startswith("临时"):
+    if "临时" in lead + rest:
         values["kind"] = "temporary"
+    elif "计划" in lead + rest:
+        values["kind"] = "planned"
     choices = sorted(await area_choices(ctx), key=lambda c: len(c.label), reverse=True)
     picked: list[str] = []
     for c in choices:  # the user's own area names, longest first ("城东3号台区" before "3号台区")

@@ -26,6 +26,7 @@ Counting rules (the XLSX 汇总 sheet states them too):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -166,6 +167,7 @@ class LogRow:
     items: tuple[str, ...]
     content: str
     problems: str | None
+    customer_id: int | None
     customer_account: str | None
     customer_name: str | None
     photos: int
@@ -177,12 +179,11 @@ class Detail:
     complaints: list[dict[str, Any]] = field(default_factory=list)
     arrears: list[dict[str, Any]] = field(default_factory=list)
     outages: list[dict[str, Any]] = field(default_factory=list)
-    repairs: list[dict[str, Any]] = field(default_factory=list)
     categories: dict[int, list[str]] = field(default_factory=dict)  # customer id -> categories
 
     @property
     def visits(self) -> list[LogRow]:
-        return [w for w in self.logs if w.customer_account is not None]
+        return [w for w in self.logs if w.customer_id is not None]
 
 
 @dataclass
@@ -205,6 +206,10 @@ class Figures:
         return next(p for p in self.people if p.user_id == user_id)
 
 
+# Finds (or adds: moved, inactive) the person a record belongs to: (user id, name) -> figures.
+PersonFn = Callable[[int, str | None], PersonFigures]
+
+
 def _t(value: str | None) -> datetime | None:
     return from_iso(value) if value else None
 
@@ -214,6 +219,7 @@ class _Q:
 
     def __init__(self, scope: Scope, period: Period, now: datetime) -> None:
         self.scope = scope
+        self.period = period
         self.start = iso(period.start)
         self.end = iso(period.end)
         self.now = iso(now)
@@ -255,7 +261,7 @@ async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
     await _complaints(db, q, person, names, overdue, det)
     await _arrears(db, q, person, names, overdue, det)
     await _outages(db, q, person, names, overdue, det)
-    await _repairs(db, q, person, names, overdue, det)
+    await _repairs(db, q, person, names, overdue)
     await _reminders(db, q, person, names)
     if det is not None:
         await _detail_logs(db, q, det)
@@ -288,7 +294,7 @@ async def _people(db: Database, q: _Q) -> list[PersonFigures]:
     return people
 
 
-async def _worklogs(db: Database, q: _Q, person: Any, names: dict[int, str]) -> None:
+async def _worklogs(db: Database, q: _Q, person: PersonFn, names: dict[int, str]) -> None:
     who, wp = q.who("w")
     span, sp = q.within("w.occurred_at")
     for r in await db.fetchall(
@@ -333,7 +339,7 @@ async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list
     return out
 
 
-async def _complaints(db: Database, q: _Q, person: Any, names: dict[int, str],
+async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
                       overdue: list[OverdueItem], det: Detail | None) -> None:
     who, wp = q.who()
     parts, params = [], list(wp)
@@ -350,7 +356,8 @@ async def _complaints(db: Database, q: _Q, person: Any, names: dict[int, str],
     now = from_iso(q.now)
     for r in rows:
         p = person(r["user_id"], names.get(r["user_id"]))
-        accepted, contacted, replied = _t(r["accepted_at"]), _t(r["contacted_at"]), _t(r["replied_at"])
+        accepted, contacted = _t(r["accepted_at"]), _t(r["contacted_at"])
+        replied = _t(r["replied_at"])
         contact_due, reply_due = _t(r["contact_due"]), _t(r["reply_due"])
         row = dict(r)
         row["owner"] = p.name
@@ -373,7 +380,7 @@ async def _complaints(db: Database, q: _Q, person: Any, names: dict[int, str],
             det.complaints.append(row)
 
 
-async def _arrears(db: Database, q: _Q, person: Any, names: dict[int, str],
+async def _arrears(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
                    overdue: list[OverdueItem], det: Detail | None) -> None:
     who, wp = q.who()
     parts, params = [], list(wp)
@@ -423,7 +430,7 @@ async def _arrears(db: Database, q: _Q, person: Any, names: dict[int, str],
             det.arrears.append(row)
 
 
-async def _outages(db: Database, q: _Q, person: Any, names: dict[int, str],
+async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
                    overdue: list[OverdueItem], det: Detail | None) -> None:
     who, wp = q.who("o")
     span, sp = q.within("o.starts_at")
@@ -458,8 +465,8 @@ async def _outages(db: Database, q: _Q, person: Any, names: dict[int, str],
             det.outages.append(row)
 
 
-async def _repairs(db: Database, q: _Q, person: Any, names: dict[int, str],
-                   overdue: list[OverdueItem], det: Detail | None) -> None:
+async def _repairs(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
+                   overdue: list[OverdueItem]) -> None:
     who, wp = q.who()
     span, sp = q.within("arrival_due")
     rows = await db.fetchall(
@@ -480,11 +487,9 @@ async def _repairs(db: Database, q: _Q, person: Any, names: dict[int, str],
               and restore_due is not None and restore_due < now):
             overdue.append(OverdueItem("repair", r["id"], r["user_id"], p.name,
                                        "repair_restore", restore_due))
-        if det is not None:
-            det.repairs.append(dict(r))
 
 
-async def _reminders(db: Database, q: _Q, person: Any, names: dict[int, str]) -> None:
+async def _reminders(db: Database, q: _Q, person: PersonFn, names: dict[int, str]) -> None:
     who, wp = q.who()
     span, sp = q.within("sent_at")
     rows = await db.fetchall(
@@ -500,27 +505,43 @@ async def _reminders(db: Database, q: _Q, person: Any, names: dict[int, str]) ->
             person(r["user_id"], names.get(r["user_id"])).reminders_overdue += 1
 
 
-async def _detail_logs(db: Database, q: _Q, det: Detail) -> None:
+def _ordered(items: str | None) -> tuple[str, ...]:
+    """The ticked items in the paper form's order."""
+    got = set((items or "").split(","))
+    return tuple(k for k in work_item_keys() if k in got)
+
+
+async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
+    """The log entries of the scope in the period, oldest first (the XLSX and the paper form)."""
+    q = _Q(scope, period, period.end)
     who, wp = q.who("w")
     span, sp = q.within("w.occurred_at")
     rows: list[Row] = await db.fetchall(
         "SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
-        "a.name AS area, w.content, w.problems, c.account_no, c.name AS customer_name, "
-        "w.customer_id, "
+        "a.name AS area, w.content, w.problems, w.customer_id, c.account_no, "
+        "c.name AS customer_name, "
         "(SELECT group_concat(item, ',') FROM worklog_items i WHERE i.worklog_id = w.id) AS items, "
         "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos "
         "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
         "LEFT JOIN customers c ON c.id = w.customer_id "
         f"WHERE {who} AND {span} ORDER BY w.occurred_at, w.id", wp + sp)
-    customer_ids: set[int] = set()
-    for r in rows:
-        det.logs.append(LogRow(
-            r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute", r["user_id"],
-            r["owner"], r["area"], tuple((r["items"] or "").split(",")) if r["items"] else (),
-            r["content"], r["problems"], r["account_no"], r["customer_name"], r["photos"]))
-        if r["customer_id"] is not None:
-            customer_ids.add(r["customer_id"])
-    ids = sorted(customer_ids)
+    return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
+                   r["user_id"], r["owner"], r["area"], _ordered(r["items"]), r["content"],
+                   r["problems"], r["customer_id"], r["account_no"], r["customer_name"],
+                   r["photos"]) for r in rows]
+
+
+async def count_logs(db: Database, scope: Scope, period: Period) -> int:
+    q = _Q(scope, period, period.end)
+    who, wp = q.who()
+    span, sp = q.within("occurred_at")
+    row = await db.fetchone(f"SELECT count(*) FROM worklogs WHERE {who} AND {span}", wp + sp)
+    return int(row[0]) if row else 0
+
+
+async def _detail_logs(db: Database, q: _Q, det: Detail) -> None:
+    det.logs = await load_logs(db, q.scope, q.period)
+    ids = sorted({w.customer_id for w in det.logs if w.customer_id is not None})
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         for c in await db.fetchall(

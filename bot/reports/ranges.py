@@ -29,13 +29,17 @@ _KEYWORDS: dict[str, str] = {
     "今天": "today", "today": "today", "昨天": "yesterday", "yesterday": "yesterday",
     "今年": "this_year", "本年": "this_year", "this year": "this_year",
 }
-_MONTH = re.compile(r"^(?:(?P<y>\d{4})\s*年\s*)?(?P<m>\d{1,2}|十[一二]?|[一二三四五六七八九])\s*月份?$")
+_MONTH = re.compile(
+    r"^(?:(?P<y>\d{4})\s*年\s*)?(?P<m>\d{1,2}|十[一二]?|[一二三四五六七八九])\s*月份?$")
 _YEAR_MONTH = re.compile(r"^(?P<y>\d{4})\s*[-/.]\s*(?P<m>\d{1,2})$")
 _DATE = (r"(?:(?P<{p}y>\d{{4}})\s*[-/.年]\s*(?P<{p}m>\d{{1,2}})\s*[-/.月]\s*(?P<{p}d>\d{{1,2}})"
          r"\s*[日号]?|(?P<{p}m2>\d{{1,2}})\s*月\s*(?P<{p}d2>\d{{1,2}})\s*[日号]?)")
 _ONE_DATE = re.compile("^" + _DATE.format(p="a") + "$")
 _TWO_DATES = re.compile("^" + _DATE.format(p="a") + r"\s*(?:至|到|~|～|—|–|-|\s|to)\s*"
                         + _DATE.format(p="b") + "$")
+
+
+_PUNCT = str.maketrans({"－": "-", "／": "/", "．": ".", "～": "~"})
 
 
 class RangeError(Exception):
@@ -98,7 +102,7 @@ def parse_range(text: str, local_now: datetime) -> Period:
     An empty text is last week, the weekly report's default."""
     tz = _zone(local_now)
     today = local_now.date()
-    s = normalize_input(text).lower().strip(" ，,。.")
+    s = normalize_input(text).translate(_PUNCT).lower().strip(" ，,。.")
     if not s:
         return last_week(local_now)
     word = _KEYWORDS.get(s) or _KEYWORDS.get(s.replace(" ", ""))

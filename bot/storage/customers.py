@@ -178,6 +178,8 @@ class Customers:
         if c is None:
             return None
         phone = c.emergency_phone if which == "emergency" else c.phone
+        if not phone:
+            return ""  # nothing to reveal, so nothing to audit
         async with self.db.tx() as tx:
             await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
                                entity=ENTITY, entity_id=customer_id, action="reveal", at=now,

@@ -1,0 +1,1 @@
+"""Reports: /report (message, XLSX, chart), /export (printable work log), the Monday push."""

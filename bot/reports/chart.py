@@ -1,0 +1,169 @@
+"""The report as a PNG: work items per person (stacked bars) and each person's on-time %.
+
+matplotlib is imported inside the functions (Agg, no display): the bot starts fast and a
+machine that never makes a chart never loads it. Chinese text needs a CJK font: Noto Sans SC
+comes from the `pylopdf-fonts-zh-cn` wheel (SIL OFL 1.1, a pyproject dependency), so a fresh
+install renders names without empty boxes; a system CJK font is the fallback.
+
+The numbers drawn are also stored in the PNG's Description text chunk (JSON), so a test can
+compare the picture's data with the database."""
+
+from __future__ import annotations
+
+import importlib.resources
+import io
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bot.i18n import t
+from bot.reports.figures import Figures
+from bot.rules import work_item_keys
+
+log = logging.getLogger(__name__)
+
+WIDTH_PX = 1200
+DPI = 100
+BASE_PX = 240  # title, legend, axis labels
+ROW_PX = 26  # one bar per person
+MAX_ROWS = 60  # beyond this the chart shows the people with most entries; the XLSX has all
+FONT_PACKAGES = (("pylopdf_fonts_zh_cn", "NotoSansSC-Regular.otf"),)
+SYSTEM_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
+                "WenQuanYi Zen Hei", "SimHei", "Microsoft YaHei", "PingFang SC")
+# Nine clearly different colours, one per work item, in the paper form's order.
+COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+          "#9c755f", "#bab0ac")
+
+_lock = threading.Lock()  # pyplot is not used, but rcParams and the font list are global
+_family: str | None = None
+_font_checked = False
+
+
+@dataclass(frozen=True)
+class ChartRow:
+    user_id: int
+    name: str
+    items: dict[str, int]
+    on_time: int
+    judged: int
+
+    @property
+    def pct(self) -> float | None:
+        return self.on_time / self.judged if self.judged else None
+
+
+def rows_of(fig: Figures) -> list[ChartRow]:
+    """The bars, in the report's order (most entries first), at most MAX_ROWS."""
+    return [ChartRow(p.user_id, p.name, {k: p.items.get(k, 0) for k in work_item_keys()},
+                     p.on_time.on_time, p.on_time.judged) for p in fig.people[:MAX_ROWS]]
+
+
+def size_px(rows: int) -> tuple[int, int]:
+    return WIDTH_PX, BASE_PX + ROW_PX * max(rows, 1)
+
+
+def font_path() -> str | None:
+    """The shipped CJK font file, if its package is installed."""
+    for package, name in FONT_PACKAGES:
+        try:
+            path = importlib.resources.files(package) / name
+        except ModuleNotFoundError:
+            continue
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def cjk_family() -> str | None:
+    """Register the CJK font with matplotlib once; its family name, or None (boxes)."""
+    global _family, _font_checked
+    if _font_checked:
+        return _family
+    from matplotlib import font_manager
+
+    path = font_path()
+    if path is not None:
+        font_manager.fontManager.addfont(path)
+        _family = font_manager.FontProperties(fname=path).get_name()
+    else:
+        for family in SYSTEM_FONTS:
+            try:
+                font_manager.findfont(font_manager.FontProperties(family=family),
+                                      fallback_to_default=False)
+            except ValueError:
+                continue
+            _family = family
+            break
+        else:
+            log.warning("no CJK font found: Chinese text in charts will show as boxes "
+                        "(pip install pylopdf-fonts-zh-cn)")
+    _font_checked = True
+    return _family
+
+
+def render(fig: Figures, locale: str) -> bytes:
+    rows = rows_of(fig)
+    with _lock:
+        return _draw(fig, rows, locale)
+
+
+def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    family = cjk_family()
+    rc: dict[str, Any] = {"font.size": 10, "axes.unicode_minus": False}
+    if family:
+        rc["font.family"] = [family, "DejaVu Sans"]
+    keys = work_item_keys()
+    width, height = size_px(len(rows))
+
+    def w(key: str, **kw: Any) -> str:
+        return t(locale, key, **kw)
+
+    with matplotlib.rc_context(rc):
+        figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        left, right = figure.subplots(1, 2, sharey=True, width_ratios=[3, 1])
+        ys = list(range(len(rows)))
+        names = [r.name for r in rows]
+        starts = [0] * len(rows)
+        for key, color in zip(keys, COLORS, strict=True):
+            values = [r.items[key] for r in rows]
+            left.barh(ys, values, left=starts, color=color, label=w(f"item.{key}"), height=0.7)
+            starts = [s + v for s, v in zip(starts, values, strict=True)]
+        left.set_yticks(ys, names)
+        left.invert_yaxis()
+        left.set_xlabel(w("report.chart.items"))
+        left.grid(axis="x", alpha=0.3)
+        pcts = [round(r.pct * 100) if r.pct is not None else 0 for r in rows]
+        colors = ["#59a14f" if p >= 90 else "#edc948" if p >= 60 else "#e15759" for p in pcts]
+        right.barh(ys, pcts, color=colors, height=0.7)
+        for y, r, p in zip(ys, rows, pcts, strict=True):
+            label = f"{p}%" if r.pct is not None else w("report.chart.no_deadline")
+            right.text(min(p, 100) + 2, y, label, va="center", fontsize=9)
+        right.set_xlim(0, 125)
+        right.set_xticks([0, 50, 100], ["0", "50%", "100%"])
+        right.set_xlabel(w("report.chart.on_time"))
+        right.grid(axis="x", alpha=0.3)
+        if not rows:
+            left.text(0.5, 0.5, w("report.chart.empty"), transform=left.transAxes,
+                      ha="center", va="center")
+        p = fig.period
+        title = w("report.chart.title", team=fig.scope.team_name,
+                  first=p.first.isoformat(), last=p.last.isoformat())
+        if len(fig.people) > len(rows):
+            title += "\n" + w("report.chart.more", shown=len(rows), total=len(fig.people))
+        figure.suptitle(title, fontsize=13)
+        figure.legend(loc="outside lower center", ncols=len(keys), fontsize=9, frameon=False)
+        data = {"period": [p.first.isoformat(), p.last.isoformat()], "people": len(fig.people),
+                "rows": [asdict(r) for r in rows]}
+        out = io.BytesIO()
+        figure.savefig(out, format="png", dpi=DPI,
+                       metadata={"Description": json.dumps(data, ensure_ascii=True)})
+    return out.getvalue()

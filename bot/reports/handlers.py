@@ -1,0 +1,237 @@
+"""/report, /export and the Monday push.
+
+Who sees what: a lead (or admin) gets the whole team, or one named person of it; a manager
+gets their own figures only. The scope is always built from the asking user's own team, so
+no text can reach another team."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from bot.events import Attachment, Outcome, Reply
+from bot.i18n import t
+from bot.models import Role, User
+from bot.notify import Dispatcher, Unreachable
+from bot.registry import REGISTRY, PushFn
+from bot.reminders import ReminderService, in_quiet
+from bot.reports import chart, paper, xlsx
+from bot.reports.figures import Figures, Scope, compute, count_logs, load_logs
+from bot.reports.ranges import Period, RangeError, parse_range, week_of
+from bot.reports.text import render
+from bot.services import Ctx, Services
+from bot.storage.conversations import Draft
+from bot.storage.db import from_iso, iso
+from bot.textutil import TELEGRAM_LIMIT, normalize_input
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+
+log = logging.getLogger(__name__)
+JOB = "weekly_report"
+MAX_PAPER_ENTRIES = 3000  # a bigger printable file is the CLI's job
+_REPORT_WORDS = re.compile(
+    r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
+_EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
+_LOG_KINDS = ("日志", "工作日志", "logs", "log")
+_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
+
+
+@dataclass(frozen=True)
+class Request:
+    scope: Scope
+    period: Period
+
+
+async def resolve(services: Services, user: User, text: str,
+                  local_now: datetime) -> Request | str:
+    """The scope and period `text` asks for, or the answer explaining why not (a locale
+    string already filled in)."""
+    locale = user.locale or services.settings.locale
+    members = await services.db.fetchall(
+        "SELECT id, name FROM users WHERE team_id = ? AND active = 1", (user.team_id,))
+    rest = normalize_input(text)
+    named: tuple[int, str] | None = None
+    for m in sorted(members, key=lambda r: -len(r["name"])):
+        if m["name"] and m["name"] in rest:
+            named = (m["id"], m["name"])
+            rest = rest.replace(m["name"], " ", 1).strip()
+            break
+    try:
+        period = parse_range(rest, local_now)
+    except RangeError as exc:
+        if named is None and _looks_like_name(rest):
+            close = difflib.get_close_matches(rest, [m["name"] for m in members], n=3,
+                                              cutoff=0.5)
+            hint = t(locale, "report.did_you_mean", names="、".join(close)) if close else ""
+            return t(locale, "report.unknown_name", name=rest, hint=hint)
+        return t(locale, exc.key, **exc.args_) + "\n" + t(locale, "report.usage")
+    if not user.sees_whole_team:
+        if named is not None and named[0] != user.id:
+            return t(locale, "report.only_own")
+        return Request(Scope(user.team_id, user.team_name, user.id, user.name), period)
+    if named is not None:
+        return Request(Scope(user.team_id, user.team_name, named[0], named[1]), period)
+    return Request(Scope(user.team_id, user.team_name), period)
+
+
+def _looks_like_name(text: str) -> bool:
+    """A misspelt name rather than a misspelt range: a few letters, no digits or date words."""
+    return bool(re.fullmatch(r"[\u4e00-\u9fff·]{2,5}|[A-Za-z][A-Za-z .'-]{1,30}", text)) and \
+        not re.search(r"[年月周日号天]|星期|礼拜|week|month|year|today", text, re.I)
+
+
+def file_stem(kind: str, fig_scope: Scope, period: Period, locale: str) -> str:
+    who = fig_scope.user_name or fig_scope.team_name
+    name = t(locale, f"report.file.{kind}", who=who, first=period.first.isoformat(),
+             last=period.last.isoformat())
+    return _UNSAFE.sub("_", name)
+
+
+async def report_reply(services: Services, scope: Scope, period: Period, now: datetime,
+                       locale: str, *, files: bool = True, intro: str | None = None) -> Reply:
+    """The report as one reply: the message, then the XLSX and (for a team) the chart."""
+    fig = await compute(services.db, scope, period, now, detail=files)
+    limit = TELEGRAM_LIMIT - (len(intro) + 1 if intro else 0)
+    with_files = files and _worth_files(fig)
+    text = render(fig, locale, files=with_files, limit=limit)
+    reply = Reply(f"{intro}\n{text}" if intro else text)
+    if with_files:
+        # openpyxl and matplotlib are CPU work: off the event loop, other users keep going.
+        data = await asyncio.to_thread(xlsx.build, fig, locale)
+        stem = file_stem("report", scope, period, locale)
+        reply.attachments.append(Attachment(f"{stem}.xlsx", data))
+        if scope.team_wide:
+            png = await asyncio.to_thread(chart.render, fig, locale)
+            reply.attachments.append(Attachment(f"{stem}.png", png, "photo"))
+    return reply
+
+
+def _worth_files(fig: Figures) -> bool:
+    return fig.total.has_records or bool(fig.overdue) or bool(fig.total.special_to_tell)
+
+
+async def report(ctx: Ctx, arg: str) -> Outcome:
+    req = await resolve(ctx.services, ctx.user, arg, ctx.local_now)
+    if isinstance(req, str):
+        return Outcome().add(req)
+    reply = await report_reply(ctx.services, req.scope, req.period, ctx.now, ctx.locale)
+    return Outcome(replies=[reply])
+
+
+async def export(ctx: Ctx, arg: str) -> Outcome:
+    kind, _, rest = normalize_input(arg).partition(" ")
+    if kind.lower() not in _LOG_KINDS:
+        return Outcome().add(ctx.t("report.export.usage"))
+    req = await resolve(ctx.services, ctx.user, rest, ctx.local_now)
+    if isinstance(req, str):
+        return Outcome().add(req + "\n" + ctx.t("report.export.usage"))
+    n = await count_logs(ctx.services.db, req.scope, req.period)
+    label = f"{req.period.first.isoformat()} — {req.period.last.isoformat()}"
+    if n == 0:
+        return Outcome().add(ctx.t("report.export.none", period=label))
+    if n > MAX_PAPER_ENTRIES:
+        return Outcome().add(ctx.t("report.export.too_many", n=n, max=MAX_PAPER_ENTRIES))
+    logs = await load_logs(ctx.services.db, req.scope, req.period)
+    data = await asyncio.to_thread(paper.build, logs, req.scope.team_name, req.period,
+                                   ctx.locale, req.scope.user_name)
+    who = req.scope.user_name or req.scope.team_name
+    reply = Reply(ctx.t("report.export.done", period=label, n=n, who=who))
+    stem = file_stem("paper", req.scope, req.period, ctx.locale)
+    reply.attachments.append(Attachment(f"{stem}.xlsx", data))
+    return Outcome(replies=[reply])
+
+
+@REGISTRY.command("report")
+async def report_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.with_form_reminder(ctx, draft, await report(ctx, arg))
+
+
+@REGISTRY.command("export")
+async def export_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.with_form_reminder(ctx, draft, await export(ctx, arg))
+
+
+@REGISTRY.intent
+async def report_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+    s = normalize_input(text)
+    m = _REPORT_WORDS.match(s)
+    if m:
+        return await report(ctx, m.group(1))
+    m = _EXPORT_WORDS.match(s)
+    if m:
+        return await export(ctx, "日志 " + m.group(2))
+    return None
+
+
+# --- the Monday push ------------------------------------------------------------------
+def _hhmm(text: str) -> time:
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
+@REGISTRY.every_scan
+async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> int:
+    """From Monday at TAIQU_WEEKLY_REPORT_TIME: each lead gets the team's report for the week
+    just ended, each manager their own. Once per person and week (job_runs), so a second scan
+    or a restart sends nothing again; a scan that finds someone in quiet hours, or a
+    delivery that hits a flood limit or network fault, leaves them for a later scan. A bot
+    that was down on Monday sends the report when it is back, that same week. People who
+    joined during the reported week start with the next one."""
+    tz = services.settings.tz
+    local = now.astimezone(tz)
+    monday = local.date() - timedelta(days=local.weekday())
+    if local < datetime.combine(monday, _hhmm(services.settings.weekly_report_time), tzinfo=tz):
+        return 0
+    period = week_of(monday - timedelta(days=7), tz)
+    key = period.first.isoformat()
+    done = {r[0] for r in await services.db.fetchall(
+        "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (JOB, key))}
+    rows = await services.db.fetchall(
+        "SELECT id, created_at FROM users WHERE active = 1 AND role IN ('manager', 'lead') "
+        "ORDER BY id")
+    todo = [r["id"] for r in rows
+            if r["id"] not in done and from_iso(r["created_at"]) <= period.start]
+    if not todo:
+        return 0
+    quiet = ReminderService(services, Dispatcher(services, []))
+    team_replies: dict[tuple[int, str], Reply] = {}
+    sent = 0
+    for user_id in todo:
+        user = await services.people.user(user_id)
+        if user is None:
+            continue
+        window = await quiet.quiet_window(user)
+        if window and in_quiet(local, *window):
+            continue  # a later scan, once the quiet hours are over
+        locale = user.locale or services.settings.locale
+        intro = t(locale, "report.push_intro")
+        if user.role is Role.LEAD:
+            k = (user.team_id, locale)
+            if k not in team_replies:
+                team_replies[k] = await report_reply(
+                    services, Scope(user.team_id, user.team_name), period, now, locale,
+                    intro=intro)
+            reply = team_replies[k]
+        else:
+            reply = await report_reply(
+                services, Scope(user.team_id, user.team_name, user.id, user.name), period, now,
+                locale, intro=intro)
+        try:
+            await push(user.id, reply)
+        except Unreachable:
+            log.warning("weekly report: user %s cannot be reached", user.id)
+        except Exception:  # flood limit, network: the next scan tries again
+            log.warning("weekly report for user %s not delivered yet", user.id, exc_info=True)
+            continue
+        else:
+            sent += 1
+        await services.db.execute(
+            "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?)",
+            (JOB, key, user.id, iso(now)))
+    return sent
