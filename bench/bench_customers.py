@@ -208,8 +208,8 @@ def clean_env() -> None:
 
 
 # --- search ----------------------------------------------------------------------------------
-async def build_search_db(path: Path, rows: int, teams: int,
-                          layout: str = "interleaved") -> dict[str, Any]:
+async def build_search_db(path: Path, rows: int, teams: int, layout: str = "interleaved",
+                          search_index: bool = True) -> dict[str, Any]:
     """Fresh database through the real migrations; teams, areas, customers bulk-inserted."""
     from bot.clock import FakeClock
     from bot.config import load_settings
@@ -264,6 +264,8 @@ async def build_search_db(path: Path, rows: int, teams: int,
             await tx.executemany(
                 "INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
                 [(j + 1, c) for j, (_, _, g) in enumerate(everyone) for c in g.categories])
+        if not search_index:  # A/B: the search as it was before migration 0008
+            await services.db.execute("DROP INDEX customers_team_search")
         row = await services.db.fetchone(
             "SELECT count(*), (SELECT count(*) FROM customer_categories) FROM customers")
         assert row is not None and row[0] == rows, row
@@ -605,11 +607,13 @@ def render(res: dict[str, Any]) -> str:
                        m["openpyxl"], m["python-calamine"], m["kernel"]]]))
     if "search" in res:
         s, db = res["search"], res["search_db"]
+        without = "" if res["search_index"] else ", WITHOUT the 0008 index"
         out.append(f"\n### Search: `Customers.search(user, q, now, limit=8, offset=0)`\n\n"
                    f"{res['rows']:,} customers in {res['teams']} teams "
                    f"({min(db['sizes']):,}-{max(db['sizes']):,} per team, "
                    f"{db['categories']:,} category rows, database {db['db_mb']:.0f} MB, "
-                   f"layout {res['layout']}, bulk setup {db['setup_s']:.1f} s). A manager of the largest team "
+                   f"layout {res['layout']}{without}, "
+                   f"bulk setup {db['setup_s']:.1f} s). A manager of the largest team "
                    f"({db['team_rows']:,} customers) searches; {res['per_kind']} queries per "
                    "kind, shuffled.\n")
         out.append(kind_table(s))
@@ -650,13 +654,14 @@ def main_run(args: argparse.Namespace) -> dict[str, Any]:
     clean_env()
     started = time.perf_counter()
     res: dict[str, Any] = {"machine": machine(), "rows": args.rows, "teams": args.teams,
-                           "per_kind": args.queries, "layout": args.layout, "load": [os.getloadavg()[0]]}
+                           "per_kind": args.queries, "layout": args.layout,
+                           "search_index": not args.no_search_index, "load": [os.getloadavg()[0]]}
     base = Path(tempfile.mkdtemp(prefix="taiqu-bench-customers-"))
     try:
         if not args.skip_search:
             db = base / "search.db"
-            res["search_db"] = asyncio.run(build_search_db(db, args.rows, args.teams,
-                                                           args.layout))
+            res["search_db"] = asyncio.run(build_search_db(
+                db, args.rows, args.teams, args.layout, not args.no_search_index))
             print(f"  search database: {args.rows} rows in {res['search_db']['setup_s']:.1f} s",
                   file=sys.stderr)
             res["search"] = asyncio.run(measure_search(db, args.queries, args.admin_queries,
@@ -688,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", choices=("interleaved", "grouped"), default="interleaved",
                    help="table order: teams' rows mixed as registered over time (default), "
                         "or each team's rows together as after one bulk import per team")
+    p.add_argument("--no-search-index", action="store_true",
+                   help="drop customers_team_search (migration 0008) first, for an A/B")
     p.add_argument("--explain", action="store_true", help="print EXPLAIN QUERY PLAN per kind")
     p.add_argument("--skip-search", action="store_true")
     p.add_argument("--skip-import", action="store_true")
