@@ -25,6 +25,8 @@ from bot.storage.reminders import Reminder, Reminders
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 3600.0
+BATCH = 1000  # due rows read (and held in memory) at a time
+MAX_SCAN = timedelta(minutes=10)  # no further batch once a scan has run this long
 
 
 def _hhmm(text: str) -> time:
@@ -43,6 +45,17 @@ def next_at(local: datetime, at: time) -> datetime:
     """The next local moment at clock time `at` (today if still ahead, else tomorrow)."""
     candidate = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
     return candidate if candidate > local else candidate + timedelta(days=1)
+
+
+async def quiet_window(services: Services, user_id: int) -> tuple[time, time] | None:
+    """The user's quiet hours (their own, else the default), or None when turned off."""
+    prefs = await UserPrefs(services.db).get(user_id)
+    if prefs.quiet_off:
+        return None
+    if prefs.quiet_start and prefs.quiet_end:
+        return _hhmm(prefs.quiet_start), _hhmm(prefs.quiet_end)
+    start, end = services.settings.quiet_hours.split("-")
+    return _hhmm(start), _hhmm(end)
 
 
 @dataclass
@@ -69,13 +82,7 @@ class ReminderService:
 
     # --- quiet hours ---------------------------------------------------------------------
     async def quiet_window(self, user: User) -> tuple[time, time] | None:
-        prefs = await self.prefs.get(user.id)
-        if prefs.quiet_off:
-            return None
-        if prefs.quiet_start and prefs.quiet_end:
-            return _hhmm(prefs.quiet_start), _hhmm(prefs.quiet_end)
-        start, end = self.services.settings.quiet_hours.split("-")
-        return _hhmm(start), _hhmm(end)
+        return await quiet_window(self.services, user.id)
 
     # --- the scan ------------------------------------------------------------------------
     async def scan_once(self) -> ScanResult:
@@ -89,18 +96,31 @@ class ReminderService:
                     result.jobs += await job(self.services, self.dispatcher.push, now)
                 except Exception:  # a failing job must not stop the reminders
                     log.exception("periodic job %s failed", getattr(job, "__name__", job))
-            due = await self.rows.due(now)
-            by_user: dict[int, list[Reminder]] = defaultdict(list)
-            for r in due:
-                if r.user_id in digested and not r.urgent and r.state == "pending":
-                    # The digest this user just got covers today's items: no burst after it.
-                    await self.rows.settle(r.id, "digested", now)
-                    continue
-                by_user[r.user_id].append(r)
-            # One user's reminders in order; different users concurrently (bounded).
-            await asyncio.gather(*(self._deliver_all(rs, now, result)
-                                   for rs in by_user.values()))
-            return result
+            # At most BATCH rows in memory at a time, but a backlog larger than one batch is
+            # worked off in this scan at the flood limit, not one batch per scan interval
+            # (1,000 a minute, ~17/s). `now` is re-read per batch so that rows falling due
+            # meanwhile (urgent first) and quiet hours are judged at send time; `seen` ends
+            # the scan if only rows already handled here are still due (e.g. a 0 s retry),
+            # MAX_SCAN if sending is slow (an outage), so the next digests are not held up.
+            started = now
+            seen: set[int] = set()
+            while True:
+                due = await self.rows.due(now, BATCH)
+                fresh = [r for r in due if r.id not in seen]
+                seen.update(r.id for r in fresh)
+                by_user: dict[int, list[Reminder]] = defaultdict(list)
+                for r in fresh:
+                    if r.user_id in digested and not r.urgent and r.state == "pending":
+                        # The digest this user just got covers today's items: no burst after.
+                        await self.rows.settle(r.id, "digested", now)
+                        continue
+                    by_user[r.user_id].append(r)
+                # One user's reminders in order; different users concurrently (bounded).
+                await asyncio.gather(*(self._deliver_all(rs, now, result)
+                                       for rs in by_user.values()))
+                now = self.services.clock.now()
+                if len(due) < BATCH or not fresh or now - started >= MAX_SCAN:
+                    return result
 
     async def _deliver_all(self, rows: list[Reminder], now: datetime,
                            result: ScanResult) -> None:
@@ -219,30 +239,54 @@ class ReminderService:
         end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
         items = [i for i in await self.todo_items(ctx) if i.due <= end_of_day]
         held = await self.rows.held_for(user.id)
+        # Held reminders about items not listed above (due later, e.g. snoozed into the night)
+        # are shown with their own words, so nothing held is dropped unseen.
+        listed = {i.button.data for i in items}
+        extra: list[Reply] = []
+        for r in held:
+            kind = self.registry.reminders.get(r.subject)
+            reply = await kind.render(ctx, r) if kind else None
+            if reply is None:
+                continue
+            datas = {b.data for row in reply.buttons for b in row}
+            if not datas & listed:  # its record is not among the listed items yet
+                listed |= datas or {f"held:{r.id}"}
+                extra.append(reply)
         ok = True
-        if items or held:
-            lines = [ctx.t("digest.title", name=user.name, count=len(items))]
+        if items or extra:
+            lines = [ctx.t("digest.title", name=user.name, count=len(items) + len(extra))]
             for i in items[:15]:
                 mark = "⚠️ " if i.overdue else "• "
                 lines.append(mark + i.text)
             if len(items) > 15:
                 lines.append(ctx.t("digest.more", count=len(items) - 15))
-            if not items:
-                lines.append(ctx.t("digest.nothing_due"))
-            rows = [[i.button] for i in items[:6]]
+            lines += ["• " + e.text.splitlines()[0] for e in extra]
+            rows = [[i.button] for i in items[:6]] + [e.buttons[0][:1] for e in extra[:4]
+                                                      if e.buttons and e.buttons[0]]
             rows.append([Button(ctx.t("btn.todo"), callback(GLOBAL_TOKEN, "cmd", "todo"))])
+            digest = Reply("\n".join(lines), rows)
             try:
-                await self.dispatcher.push(user.id, Reply("\n".join(lines), rows))
+                await self.dispatcher.push(user.id, digest)
             except Unreachable:
-                await self.prefs.set_unreachable(user.id, now)
+                # Blocked: the digest goes to the leads instead (and still stands in for the
+                # morning's single reminders, which would only be forwarded one by one).
+                await self._unreachable(ctx, Reminder(0, user.team_id, user.id, "digest", 0,
+                                                      "digest", now, False, "failed", 0, {}),
+                                        Reply(digest.text, [*digest.buttons, []]), now)
             except Exception:  # flood limit or network: the next scan tries again
                 log.warning("digest for user %s not delivered yet", user.id, exc_info=True)
                 ok = False
-            if ok:
-                for r in held:
-                    await self.rows.settle(r.id, "digested", now)
         if ok:
+            for r in held:
+                await self.rows.settle(r.id, "digested", now)
+                await self._after(r, now)
             await self.services.db.execute(
                 "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
                 "VALUES ('digest', ?, ?, ?)", (period, user.id, iso(now)))
-        return ok and bool(items or held)
+        return ok and bool(items or extra)
+
+    async def _after(self, r: Reminder, now: datetime) -> None:
+        """A reminder folded into a digest still plans its next occurrence (follow-ups)."""
+        kind = self.registry.reminders.get(r.subject)
+        if kind is not None and kind.after_sent is not None:
+            await kind.after_sent(self.services, r, now)

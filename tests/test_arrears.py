@@ -455,7 +455,7 @@ async def test_followup_folded_into_the_digest_still_repeats(
     assert (await service.scan_once()).held == 1
     at(clock, 2026, 11, 30, 12, 1)
     await service.scan_once()
-    assert "今天没有到期的事项" in notifier.texts("张三")[-1]  # the held one, folded in
+    assert "💬 催费跟进：欠费 #1（郑十）" in notifier.texts("张三")[-1]  # the held one, folded in
     rows = await services.db.fetchall(
         "SELECT state, due_at FROM reminders WHERE kind = 'followup' ORDER BY due_at")
     assert [tuple(r) for r in rows] == [("digested", "2026-11-30T01:00:00+00:00"),

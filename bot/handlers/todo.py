@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.registry import REGISTRY, TodoItem
+from bot.reminders import in_quiet, next_at, quiet_window
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.people import UserPrefs
@@ -65,14 +66,17 @@ async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Out
         return Outcome(toast=ctx.t("button.stale"))
     if m.group(2) == "h":
         until = ctx.now + timedelta(hours=1)
-    else:  # tomorrow 08:00 local
-        local = ctx.local_now + timedelta(days=1)
-        until = local.replace(hour=8, minute=0, second=0, microsecond=0)
+    else:  # the coming 08:00 (after midnight "明天早上" is this morning)
+        until = next_at(ctx.local_now, time(8, 0))
     r = await Reminders(ctx.services.db).snooze(ctx.user.id, int(m.group(1)), until)
     if r is None:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("reminder.snooze_gone"))
     when = format_time(until.astimezone(ctx.tz), ctx.locale)
-    return Outcome(toast=ctx.t("reminder.snoozed_toast")).add(ctx.t("reminder.snoozed", when=when))
+    text = ctx.t("reminder.snoozed", when=when)
+    window = await quiet_window(ctx.services, ctx.user.id)
+    if not r.urgent and window and in_quiet(until.astimezone(ctx.tz), *window):
+        text += "\n" + ctx.t("reminder.snoozed_quiet")  # it will wait for the morning digest
+    return Outcome(toast=ctx.t("reminder.snoozed_toast")).add(text)
 
 
 # --- settings: quiet hours ------------------------------------------------------------
