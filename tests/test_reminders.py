@@ -256,3 +256,35 @@ async def test_the_scheduler_really_runs_the_scan(team: tuple[Chat, Chat],
     finally:
         scheduler.stop()
     assert len(notifier.texts("张三")) == 1 and scheduler.runs >= 1
+
+
+async def test_a_backlog_larger_than_one_batch_drains_in_one_scan_once_each(
+        services: Services, notifier: FakeNotifier, clock: FakeClock) -> None:
+    """After an outage of the bot: 1,050 due rows (more than one batch of 1,000), urgent
+    ones first, every one delivered exactly once in a single scan."""
+    from bot.registry import Registry, ReminderKind
+    from bot.storage.reminders import Reminder, Reminders
+
+    async def render(ctx: object, r: Reminder) -> Reply:
+        return Reply(f"r{r.subject_id}")
+
+    registry = Registry()
+    registry.reminder_kind("synthetic", ReminderKind(render=render))
+    users = [await make_user(services, f"经理{i}") for i in range(3)]
+    now = clock.now()
+    async with services.db.tx() as tx:
+        for n in range(1050):
+            u = users[n % 3]
+            await Reminders.plan(tx, team_id=u.team_id, user_id=u.id, subject="synthetic",
+                                 subject_id=n, kind="k", due_at=now, now=now,
+                                 urgent=n >= 1040)
+    service = ReminderService(services, Dispatcher(services, [notifier]), registry=registry)
+    result = await service.scan_once()
+    assert result.sent == 1050
+    texts = [r.text for _, r in notifier.sent]
+    assert sorted(texts) == sorted(f"r{n}" for n in range(1050))  # once each
+    for u in users:  # each user's urgent ones came before their others
+        mine = [int(r.text[1:]) for who, r in notifier.sent if who == u.name]
+        urgent = [i for i, n in enumerate(mine) if n >= 1040]
+        assert urgent == list(range(len(urgent))) and urgent
+    assert (await service.scan_once()).sent == 0
