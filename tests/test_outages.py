@@ -297,3 +297,27 @@ async def test_free_text_prefills_areas_and_kind(team: tuple[Chat, Chat]) -> Non
     await zhang.say("登记临时停电 3号台区 5号台区")
     assert "📝 新停电登记，已填好：停电台区 3号台区、5号台区 · 类型 临时检修" in zhang.text
     assert "什么时候开始停电" in zhang.text
+
+
+async def test_an_outage_not_started_can_be_called_off(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    zhang, _ = team
+    await register(zhang, "12月10日8点", "12月10日17点")
+    assert await pending(services)
+    await zhang.tap("-|out|1")
+    await zhang.press("取消这次停电")
+    assert "确定取消计划检修停电 #1" in zhang.text
+    await zhang.press("确定取消停电")
+    assert zhang.last is not None and zhang.last.toast == "🚫 停电 #1 已取消，相关提醒已停止。"
+    assert "⚪ 已取消" in zhang.text
+    assert await pending(services) == []
+    row = await services.db.fetchone("SELECT status FROM outages")
+    assert row is not None and row[0] == "cancelled"
+    at(clock, 2026, 12, 9, 9, 0)
+    await service.scan_once()
+    assert not any("停电 #1" in r.text for _, r in notifier.sent)
+    # One already under way cannot be called off.
+    await register(zhang, "刚才", "今天23点")
+    await zhang.tap("-|outxy|2")
+    assert zhang.last is not None and zhang.last.toast == "这次停电已经开始或已结束，不能取消。"

@@ -333,6 +333,8 @@ def _card_rows(ctx: Ctx, row: Row, items: list[Row]) -> list[list[Button]]:
     rows += _tell_rows(ctx, oid, items)
     if open_ and ctx.now >= from_iso(row["starts_at"]):
         rows.append([Button(ctx.t("btn.outage_restored"), callback(GLOBAL_TOKEN, "outr", oid))])
+    elif open_:  # not started yet: it can still be called off (weather, a moved date)
+        rows.append([Button(ctx.t("btn.outage_cancel"), callback(GLOBAL_TOKEN, "outx", oid))])
     return rows
 
 
@@ -412,6 +414,25 @@ async def mark_restored(ctx: Ctx, oid: int) -> Outcome:
     out = await card(ctx, oid)
     out.replies.insert(0, Reply(ctx.t("outage.closed", id=oid, when=when(ctx, ctx.now))))
     return Outcome(replies=out.replies, toast=ctx.t("outage.restored_toast"))
+
+
+async def cancel_outage(ctx: Ctx, oid: int, confirmed: bool) -> Outcome:
+    """Call off an outage that has not started: asks first, then stops its reminders."""
+    row = await get(ctx, oid)
+    if row is None:
+        return Outcome().add(ctx.t("outage.not_found"))
+    if row["status"] != "planned" or ctx.now >= from_iso(row["starts_at"]):
+        return await _refreshed(ctx, oid, ctx.t("outage.cannot_cancel"))
+    if not confirmed:
+        names = await area_names(ctx, oid)
+        return Outcome().add(ctx.t("outage.cancel_confirm", item=_title(ctx, row, names)), [[
+            Button(ctx.t("btn.outage_cancel_yes"), callback(GLOBAL_TOKEN, "outxy", oid)),
+            Button(ctx.t("btn.outage_checklist"), callback(GLOBAL_TOKEN, "out", oid))]])
+    async with ctx.services.db.tx() as tx:
+        await tx.execute("UPDATE outages SET status = 'cancelled', updated_at = ? "
+                         "WHERE id = ? AND status = 'planned'", (iso(ctx.now), oid))
+        await Reminders.cancel(tx, SUBJECT, oid)
+    return await _refreshed(ctx, oid, ctx.t("outage.cancelled", id=oid))
 
 
 # --- reminders ------------------------------------------------------------------------
@@ -563,6 +584,21 @@ async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
     if not (oid.isdigit() and cid.isdigit() and how in HOW):
         return Outcome(toast=ctx.t("button.stale"))
     return await mark_told(ctx, int(oid), int(cid), how)
+
+
+@REGISTRY.button("outx")
+async def cancel_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    if not arg.isdigit():
+        return Outcome(toast=ctx.t("button.stale"))
+    return await cancel_outage(ctx, int(arg), confirmed=False)
+
+
+@REGISTRY.button("outxy")
+async def cancel_yes_button(app: Assistant, ctx: Ctx, draft: Draft | None,
+                            arg: str) -> Outcome:
+    if not arg.isdigit():
+        return Outcome(toast=ctx.t("button.stale"))
+    return await cancel_outage(ctx, int(arg), confirmed=True)
 
 
 @REGISTRY.button("outr")
