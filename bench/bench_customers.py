@@ -15,11 +15,11 @@ areas, save_search, search, formatting) are timed the same way.
 Import: a `--rows` CSV and XLSX (and 1/5 of that, to show memory stays flat) with the Chinese
 header are imported by `import_customers` into one team of a fresh database, then imported
 again (every row an update). Each import runs in a fresh subprocess; peak memory is that
-process's VmHWM from /proc/self/status (peak RSS, so native memory such as calamine's counts
-too; not `getrusage().ru_maxrss`, which on Linux inherits the parent's peak across exec), and
+process's VmHWM from /proc/self/status (peak RSS, native memory included; not
+`getrusage().ru_maxrss`, which on Linux inherits the parent's peak across exec), and
 "growth" is that peak minus VmRSS just before the import (modules and database already
-open). XLSX is read with python-calamine when installed, and with the openpyxl fallback
-(calamine hidden) for comparison. "read only" runs just the file reader over every row.
+open). XLSX is read by the product's streaming reader (bot/xlsx_rows.py). "read only" runs
+just the file reader over every row.
 
 Prints markdown tables (see BENCHMARKS.md); nothing is asserted except that every query and
 import did what it should (kinds, counts), so a broken run cannot look fast.
@@ -186,20 +186,13 @@ def machine() -> dict[str, str]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    try:
-        from importlib.metadata import version
-
-        calamine = version("python-calamine")
-    except Exception:
-        calamine = "not installed"
     import openpyxl
 
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": model,
             "cores": str(os.cpu_count()), "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version,
             "aiosqlite": getattr(aiosqlite, "__version__", "?"),
-            "openpyxl": openpyxl.__version__, "python-calamine": calamine,
-            "kernel": platform.release()}
+            "openpyxl": openpyxl.__version__, "kernel": platform.release()}
 
 
 def clean_env() -> None:
@@ -486,12 +479,7 @@ def vm(field: str) -> int:
 
 async def import_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One import (or read-only pass) in this fresh process; prints its numbers as JSON."""
-    if spec["reader"] == "openpyxl":
-        sys.modules["python_calamine"] = None  # type: ignore[assignment]  # -> ImportError
     import openpyxl  # noqa: F401  (loaded before the baseline: module code is not row data)
-
-    with contextlib.suppress(ImportError):
-        import python_calamine  # noqa: F401
 
     from bot import customers_io
     from bot.clock import FakeClock
@@ -528,14 +516,6 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed: {spec}\n{proc.stderr}")
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
-def calamine_available() -> bool:
-    try:
-        import python_calamine  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def measure_imports(base: Path, sizes: list[int], readers: list[str]) -> list[dict[str, Any]]:
@@ -602,9 +582,9 @@ def render(res: dict[str, Any]) -> str:
     m = res["machine"]
     out.append("### Machine\n")
     out.append(table(["date", "CPU", "cores", "Python", "SQLite", "aiosqlite", "openpyxl",
-                      "python-calamine", "kernel"],
+                      "kernel"],
                      [[m["date"], m["cpu"], m["cores"], m["python"], m["sqlite"], m["aiosqlite"],
-                       m["openpyxl"], m["python-calamine"], m["kernel"]]]))
+                       m["openpyxl"], m["kernel"]]]))
     if "search" in res:
         s, db = res["search"], res["search_db"]
         without = "" if res["search_index"] else ", WITHOUT the 0008 index"
@@ -634,7 +614,7 @@ def render(res: dict[str, Any]) -> str:
                    "subprocess per run\n")
         rows = []
         for r in res["imports"]:
-            reader = {"csv": "csv", "auto": "calamine", "openpyxl": "openpyxl"}[r["reader"]]
+            reader = {"csv": "csv", "auto": "stream"}[r["reader"]]
             rows.append([f"{r['rows']:,}", f"{r['format'].upper()} {r['file_mb']:.1f} MB", reader,
                          r["run"],
                          f"{r['seconds']:.2f}", f"{r['rows'] / r['seconds']:,.0f}",
@@ -668,8 +648,7 @@ def main_run(args: argparse.Namespace) -> dict[str, Any]:
                                                        args.explain))
         if not args.skip_import:
             sizes = [args.rows] if args.quick else sorted({max(1, args.rows // 5), args.rows})
-            readers = ["auto"] + ([] if args.quick or not calamine_available()
-                                  else ["openpyxl"])
+            readers = ["auto"]
             res["imports"] = measure_imports(base, sizes, readers)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_report [--quick] [--runs 3] [--json out.json]
 
 One SQLite file (made by the real migrations, filled with sqlite3 outside the measurement)
-holds a year (2025-12-01 .. 2026-11-30) of generated work for two teams: 城东供电所 with 50
+holds a year (2025-12-08 .. 2026-12-06) of generated work for two teams: 城东供电所 with 50
 managers (~100,000 log entries) and 城南供电所 with 500 managers (~1,000,000), plus their
 complaints, arrears, outages with special-customer checklists, repairs and reminders.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -46,14 +47,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SEED = 20261207
 TZ = ZoneInfo("Asia/Shanghai")
-FIRST_DAY = date(2025, 12, 1)
-LAST_DAY = date(2026, 11, 30)
+FIRST_DAY = date(2025, 12, 8)
+LAST_DAY = date(2026, 12, 6)  # a year (52 weeks) ending with the reported week
 NOW = datetime(2026, 12, 7, 8, 31, tzinfo=TZ)  # Monday: last week is 11-30 .. 12-06
 TEAMS = (("城东供电所", 50), ("城南供电所", 500))
 ITEMS = ("visit", "publicity", "errand", "patrol", "repair", "collect", "lineloss",
          "emergency", "service")
 ITEM_WEIGHTS = (14, 5, 5, 25, 10, 15, 8, 3, 15)
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐"
+            "许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程")
 GIVEN = ("秀英", "建国", "海燕", "志强", "伟", "红梅", "俊杰", "文斌", "晓东", "立新", "国庆",
          "玉兰", "浩然", "子涵", "明", "磊", "勇", "娟", "涛", "超", "长林", "世平", "欧阳")
 CONTENT = ("巡视 {a}，2号杆拉线松动，已紧固", "走访独居老人，检查室内线路和漏保",
@@ -226,10 +228,8 @@ def vm(field: str) -> int:
 
 def reset_peak() -> None:
     """Linux: writing 5 to clear_refs resets VmHWM, so each run's peak is its own."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 async def child(db_path: str, scenario: str, team: str, runs: int) -> dict[str, Any]:
@@ -246,7 +246,7 @@ async def child(db_path: str, scenario: str, team: str, runs: int) -> dict[str, 
     tid = row[0]
     scope = Scope(tid, team)
     period = parse_range("上周", NOW)
-    if scope and scenario == "manager":
+    if scenario == "manager":
         m = await services.db.fetchone("SELECT id, name FROM users WHERE team_id = ? AND "
                                        "role = 'manager' ORDER BY id LIMIT 1", (tid,))
         assert m is not None

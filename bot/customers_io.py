@@ -1,8 +1,8 @@
 """特殊客户档案 import (CSV / XLSX from the marketing system) and export (XLSX).
 
 Both stream: rows are read one at a time and written in batches inside a single
-transaction, so a 100k-row file costs little more memory than the set of 户号 seen.
-The exception is an XLSX read by python-calamine: it parses the sheet whole (_xlsx_rows).
+transaction, so a 100k-row file costs little more memory than the set of 户号 seen (and,
+for an XLSX, its shared-string table: see _xlsx_rows).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import csv
 import os
 import re
 import unicodedata
-import zipfile
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from bot.storage import audit
 from bot.storage.customers import ENTITY, CustomerData
 from bot.storage.db import Database, Tx, from_iso, iso
 from bot.textutil import normalize_input
+from bot.xlsx_rows import XlsxError, XlsxReader
 
 BATCH_SIZE = 1000
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
@@ -203,106 +202,46 @@ def _csv_reader(path: Path, encoding: str) -> Rows:
 
 
 def _xlsx_rows(path: Path) -> Rows:
-    """The rows of the sheet with the 户号 header: python-calamine if installed, else openpyxl.
+    """The rows of the sheet with a 户号 header near the top (else the sheet Excel opens on),
+    numbered as Excel shows them: rows absent from the file (blank) come back empty.
 
-    Both yield rows numbered as Excel shows them (row 1 first). calamine's Rust reader is
-    ~12x faster than openpyxl's (100k rows: 1 s against 13 s), but it parses the whole sheet
-    into native memory when the sheet is opened (~1.1 KB per row of 12 columns: +109 MB peak
-    RSS at 100k rows, see BENCHMARKS.md); rows still become Python lists one at a time.
-    openpyxl streams the sheet's XML (only the shared-string table is held). Differences:
-    an error cell (#N/A) reads as empty with calamine, as the text "#N/A" with openpyxl.
+    bot/xlsx_rows.py streams the sheet's XML a row at a time, so memory does not grow with
+    the rows; only the shared-string table is held, packed (it grows with the distinct
+    strings, not the rows). 100k rows read in ~2.2 s, against ~11.5 s for openpyxl's
+    read-only reader (BENCHMARKS.md, issue #3). An error cell (#N/A) reads as empty, as it
+    did with python-calamine before (openpyxl gave the text "#N/A").
     """
     try:
-        import python_calamine
-    except ImportError:
-        return _openpyxl_rows(path)
-    return _calamine_rows(path, python_calamine)
-
-
-def _openpyxl_rows(path: Path) -> Rows:
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # zipfile/xml errors: whatever it is, the file is unusable
-        raise CustomersIOError(f"{path.name}: 无法打开 XLSX 文件 / cannot open XLSX ({exc})") \
-            from exc
-    try:
-        sheets = wb.worksheets
-        # The sheet that has a 户号 header near the top; else the active one (for the error).
-        chosen = wb.active if wb.active in sheets else sheets[0]
-        for ws in sheets:
-            ws.reset_dimensions()  # some exporters write a wrong <dimension>, cutting rows off
-            head = ws.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True)
-            if any("account_no" in _map_header_lenient(r) for r in head):
-                chosen = ws
-                break
-        chosen.reset_dimensions()  # type: ignore[union-attr]
-        yield from chosen.iter_rows(values_only=True)  # type: ignore[union-attr]
-    finally:
-        wb.close()
-
-
-def _calamine(path: Path, call: Any, *args: Any) -> Any:
-    """A calamine call; its errors (and a Rust panic on a malformed file, which pyo3 raises
-    as a BaseException) become the same file-level error as openpyxl's."""
-    try:
-        return call(*args)
-    except BaseException as exc:
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise  # KeyboardInterrupt, GeneratorExit ...
+        with XlsxReader(path) as book:
+            chosen = book.active if book.sheet_names else None
+            for index in range(len(book.sheet_names)):
+                if _has_header(book, index):
+                    chosen = index
+                    break
+            if chosen is None:
+                return  # no worksheet at all: "the file is empty"
+            expected = 1
+            for number, cells in book.rows(chosen, errors="none"):
+                for _ in range(expected, number):
+                    yield ()  # a blank row, so the row numbers stay Excel's
+                expected = number + 1
+                yield cells
+    except (XlsxError, OSError) as exc:
         raise CustomersIOError(f"{path.name}: 无法打开 XLSX 文件 / cannot open XLSX ({exc})") \
             from exc
 
 
-def _calamine_rows(path: Path, pc: Any) -> Rows:
-    # Needs python-calamine >= 0.2.3: iter_rows() yields the empty rows above the data too.
-    wb = _calamine(path, pc.CalamineWorkbook.from_path, str(path))
+def _has_header(book: XlsxReader, index: int) -> bool:
+    rows = book.rows(index, errors="none")
     try:
-        names = [m.name for m in wb.sheets_metadata if m.typ == pc.SheetTypeEnum.WorkSheet]
-        active = _active_sheet(path, wb.sheet_names)
-        fallback_name = active if active in names else names[0] if names else None
-        chosen = fallback = None
-        for name in names:  # as openpyxl: the sheet with a 户号 header, else the active one
-            sheet = _calamine(path, wb.get_sheet_by_name, name)  # parses the whole sheet
-            if name == fallback_name:
-                fallback = sheet
-            head = islice(_calamine_iter(sheet), HEADER_SEARCH_ROWS)
-            if any("account_no" in _map_header_lenient(r) for r in head):
-                chosen = sheet
+        for number, cells in rows:
+            if number > HEADER_SEARCH_ROWS:
                 break
-        if chosen is None:
-            chosen = fallback
-        fallback = None
-        if chosen is not None:
-            yield from _calamine_iter(chosen)
+            if "account_no" in _map_header_lenient(cells):
+                return True
     finally:
-        close = getattr(wb, "close", None)  # python-calamine >= 0.5
-        if close is not None:
-            close()
-
-
-def _calamine_iter(sheet: Any) -> Iterator[list[Any]]:
-    start = sheet.start
-    if start is None:  # an empty sheet (older iter_rows() panic on it)
-        return iter(())
-    rows = sheet.iter_rows()  # empty cells are "", error cells (#N/A) too
-    if start[1]:  # the data starts right of column A: keep column letters as Excel's
-        pad = [""] * start[1]
-        return (pad + r for r in rows)
-    return iter(rows)
-
-
-def _active_sheet(path: Path, names: list[str]) -> str | None:
-    """The sheet Excel opens on (workbookView activeTab), as openpyxl's wb.active."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            xml = z.read("xl/workbook.xml").decode("utf-8", "replace")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return None
-    m = re.search(r"<(?:\w+:)?workbookView\b[^>]*\bactiveTab=\"(\d+)\"", xml)
-    index = int(m.group(1)) if m else 0
-    return names[index] if index < len(names) else None
+        rows.close()
+    return False
 
 
 def _map_header_lenient(cells: Sequence[Any]) -> dict[str, int]:

@@ -441,7 +441,8 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     card = only(await zhang.press(L("btn.outage_checklist"), message=saved))
     assert L("outage.checklist", told=0, total=2) in body(card)
     assert "☐ " + LI in body(card) and "赵阿姨" not in body(card)
-    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", "☐ 王大爷"]
+    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", "☐ 王大爷",
+                            L("btn.outage_cancel")]
     r = await zhang.press("☐ 李奶奶", message=card)
     assert body(r[0]) == L("outage.ask_how", name="李奶奶")
     r = await zhang.press(L("outage.how_btn.phone"))

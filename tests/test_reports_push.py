@@ -14,6 +14,7 @@ from bot.events import Reply
 from bot.models import Role
 from bot.notify import Dispatcher, RetryLater, Unreachable
 from bot.reminders import ReminderService
+from bot.reports import handlers
 from bot.reports.figures import Scope
 from bot.reports.handlers import report_reply
 from bot.services import Services
@@ -173,3 +174,18 @@ async def test_admins_get_no_push(services: Services, service: ReminderService,
     at(clock, 2026, 12, 7, 8, 31)
     await service.scan_once()
     assert reports(notifier) == {}
+
+
+async def test_a_big_monday_is_spread_over_scans(
+        seeded: World, service: ReminderService, notifier: FakeNotifier, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers, "MAX_PUSHES_PER_SCAN", 4)
+    at(clock, 2026, 12, 7, 8, 31)
+    await service.scan_once()
+    assert len(reports(notifier)) == 4
+    clock.advance(minutes=1)
+    await service.scan_once()
+    clock.advance(minutes=1)
+    await service.scan_once()
+    assert {k: len(v) for k, v in reports(notifier).items()} == {
+        "张三": 1, "李四": 1, "王五": 1, "王班长": 1, "赵六": 1, "钱班长": 1}

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 JOB = "weekly_report"
 MAX_PAPER_ENTRIES = 3000  # a bigger printable file is the CLI's job
+# Reports made per scan: the scan also carries the reminders, so a 500-person Monday is
+# spread over a few scans (a minute apart) instead of holding them up for one long one.
+MAX_PUSHES_PER_SCAN = 100
 _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
@@ -201,14 +204,17 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
         return 0
     quiet = ReminderService(services, Dispatcher(services, []))
     team_replies: dict[tuple[int, str], Reply] = {}
-    sent = 0
+    sent = made = 0
     for user_id in todo:
+        if made >= MAX_PUSHES_PER_SCAN:
+            break
         user = await services.people.user(user_id)
         if user is None:
             continue
         window = await quiet.quiet_window(user)
         if window and in_quiet(local, *window):
             continue  # a later scan, once the quiet hours are over
+        made += 1
         locale = user.locale or services.settings.locale
         intro = t(locale, "report.push_intro")
         if user.role is Role.LEAD:
