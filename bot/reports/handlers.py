@@ -20,7 +20,6 @@ from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.registry import REGISTRY, PushFn
 from bot.reminders import ReminderService, in_quiet
-from bot.reports import chart, paper, xlsx
 from bot.reports.figures import Figures, Scope, compute, count_logs, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, week_of
 from bot.reports.text import render
@@ -106,10 +105,14 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     reply = Reply(f"{intro}\n{text}" if intro else text)
     if with_files:
         # openpyxl and matplotlib are CPU work: off the event loop, other users keep going.
+        from bot.reports import xlsx  # openpyxl on first use, not at start-up
+
         data = await asyncio.to_thread(xlsx.build, fig, locale)
         stem = file_stem("report", scope, period, locale)
         reply.attachments.append(Attachment(f"{stem}.xlsx", data))
         if scope.team_wide:
+            from bot.reports import chart
+
             png = await asyncio.to_thread(chart.render, fig, locale)
             reply.attachments.append(Attachment(f"{stem}.png", png, "photo"))
     return reply
@@ -141,6 +144,8 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
     if n > MAX_PAPER_ENTRIES:
         return Outcome().add(ctx.t("report.export.too_many", n=n, max=MAX_PAPER_ENTRIES))
     logs = await load_logs(ctx.services.db, req.scope, req.period)
+    from bot.reports import paper  # openpyxl on first use, not at start-up
+
     data = await asyncio.to_thread(paper.build, logs, req.scope.team_name, req.period,
                                    ctx.locale, req.scope.user_name)
     who = req.scope.user_name or req.scope.team_name
