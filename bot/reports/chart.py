@@ -115,6 +115,7 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
     matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     family = cjk_family()
     rc: dict[str, Any] = {"font.size": 10, "axes.unicode_minus": False}
@@ -138,7 +139,9 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
             left.barh(ys, values, left=starts, color=color, label=w(f"item.{key}"), height=0.7)
             starts = [s + v for s, v in zip(starts, values, strict=True)]
         left.set_yticks(ys, names)
-        left.invert_yaxis()
+        left.set_ylim(len(rows) - 0.5, -0.5)  # first row on top, no padding rows
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks
+        left.set_xlim(0, max([*starts, 1]) * 1.05)
         left.set_xlabel(w("report.chart.items"))
         left.grid(axis="x", alpha=0.3)
         pcts = [round(r.pct * 100) if r.pct is not None else 0 for r in rows]

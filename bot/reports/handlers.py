@@ -70,7 +70,8 @@ async def resolve(services: Services, user: User, text: str,
         if named is None and _looks_like_name(rest):
             close = difflib.get_close_matches(rest, [m["name"] for m in members], n=3,
                                               cutoff=0.5)
-            hint = t(locale, "report.did_you_mean", names="、".join(close)) if close else ""
+            names = t(locale, "report.list_sep").join(close)
+            hint = t(locale, "report.did_you_mean", names=names) if close else ""
             return t(locale, "report.unknown_name", name=rest, hint=hint)
         return t(locale, exc.key, **exc.args_) + "\n" + t(locale, "report.usage")
     if not user.sees_whole_team:

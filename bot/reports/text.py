@@ -58,7 +58,7 @@ def span(w: _Words, delta: timedelta) -> str:
     return w("time.minutes", minutes=max(mins, 1))
 
 
-def capped(names: list[str], cap: int, more: Callable[[int], str], sep: str = "、") -> str:
+def capped(names: list[str], cap: int, more: Callable[[int], str], sep: str) -> str:
     """Names joined until `cap` characters, then 'and N more'."""
     out: list[str] = []
     used = 0
@@ -143,10 +143,11 @@ def _unpatrolled(w: _Words, fig: Figures) -> list[str]:
     if not fig.unpatrolled:
         return [w("report.patrolled_all")]
     names = [w("report.area_owner", area=a.name,
-               owners="、".join(a.owners) if a.owners else w("report.no_owner"))
+               owners=w("report.list_sep").join(a.owners) if a.owners else w("report.no_owner"))
              if fig.scope.team_wide else a.name for a in fig.unpatrolled]
     more = (lambda n: w("report.and_more", n=n))  # noqa: E731
-    return [w("report.unpatrolled", n=len(names), areas=capped(names, MAX_LIST_CHARS, more))]
+    return [w("report.unpatrolled", n=len(names),
+              areas=capped(names, MAX_LIST_CHARS, more, w("report.list_sep")))]
 
 
 def render(fig: Figures, locale: str, *, files: bool = True,
@@ -159,7 +160,7 @@ def render(fig: Figures, locale: str, *, files: bool = True,
         if silent:
             more = (lambda n: w("report.and_more", n=n))  # noqa: E731
             tail.append(w("report.silent", n=len(silent),
-                          names=capped(silent, MAX_LIST_CHARS, more)))
+                          names=capped(silent, MAX_LIST_CHARS, more, w("report.list_sep"))))
         else:
             tail.append(w("report.silent_none"))
     tail += _overdue(w, fig)

@@ -78,9 +78,8 @@ class Sheet:
             c.fill = _HEAD_FILL
             head.append(c)
         ws.append(head)
-        styled = {i: f for i, f in self.formats.items()}
         for row in self.rows:
-            ws.append(self._cells(ws, row, styled))
+            ws.append(self._cells(ws, row, self.formats))
         if self.footer:
             ws.append([])
             for row in self.footer:
@@ -149,7 +148,7 @@ def _pct(tally: Tally) -> float | None:
     return tally.pct
 
 
-def _summary_row(p: PersonFigures) -> list[Any]:
+def _summary_row(p: PersonFigures, sep: str) -> list[Any]:
     items = [p.items.get(k, 0) for k in work_item_keys()]
     return [p.name, p.entries, *items, p.special_visits, p.complaints_new, p.complaints_closed,
             p.complaints_overdue, p.complaint_deadlines.on_time, p.complaint_deadlines.judged,
@@ -159,7 +158,7 @@ def _summary_row(p: PersonFigures) -> list[Any]:
             p.restore.judged, p.outages, p.outage_notice.on_time, p.outage_notice.judged,
             _pct(p.outage_notice), p.special_to_tell, p.special_told, p.repair_arrival.on_time,
             p.repair_arrival.judged, p.reminders_overdue, p.on_time.on_time, p.on_time.judged,
-            _pct(p.on_time), "、".join(p.unpatrolled) or None]
+            _pct(p.on_time), sep.join(p.unpatrolled) or None]
 
 
 def summary_sheet(b: _Book) -> Sheet:
@@ -174,8 +173,9 @@ def summary_sheet(b: _Book) -> Sheet:
             sheet.formats[i] = MONEY
         elif key.endswith("pct"):
             sheet.formats[i] = PERCENT
-    sheet.rows = [_summary_row(p) for p in fig.people]
-    total = _summary_row(fig.total)
+    sep = b.w("report.list_sep")
+    sheet.rows = [_summary_row(p, sep) for p in fig.people]
+    total = _summary_row(fig.total, sep)
     total[0] = b.w("report.total")
     total[-1] = None
     sheet.rows.append(total)
@@ -206,7 +206,7 @@ def _notes(b: _Book) -> list[list[Any]]:
     rows.append([])
     rows.append([b.w("report.note.unpatrolled", n=len(fig.unpatrolled))])
     for a in fig.unpatrolled:
-        rows.append([a.name, "、".join(a.owners) or b.w("report.no_owner")])
+        rows.append([a.name, b.w("report.list_sep").join(a.owners) or b.w("report.no_owner")])
     return rows
 
 
@@ -289,7 +289,8 @@ def visit_sheet(b: _Book) -> Sheet:
                               "content"))
     sheet = Sheet(b.w("report.sheet.visits"), header)
     for w in det.visits:
-        cats = "、".join(b.w(f"category.{c}") for c in det.categories.get(w.customer_id or 0, []))
+        cats = b.w("report.list_sep").join(
+            b.w(f"category.{c}") for c in det.categories.get(w.customer_id or 0, []))
         sheet.rows.append([b.local(w.at), w.owner, w.area, w.customer_account,
                            mask_name(w.customer_name), cats or None, w.content])
     return sheet
