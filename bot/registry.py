@@ -83,6 +83,16 @@ class Registry:
         self.intents.append(fn)
         return fn
 
+    def opener_button(self, action: str, prefix: str) -> None:
+        """A global button `-|action|ID` that opens opener `prefix` for record ID (asking
+        first if another form is open)."""
+        async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+            if not arg.isdigit():
+                return Outcome(toast=ctx.t("button.stale"))
+            return await app.open_form(ctx, draft, f"{prefix}{int(arg)}")
+
+        self.buttons[action] = handler
+
     def opener(self, prefix: str) -> Callable[[OpenerFn], OpenerFn]:
         def deco(fn: OpenerFn) -> OpenerFn:
             self.openers[prefix] = fn

@@ -40,7 +40,7 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, HandlerFn, ReminderKind, TodoItem
+from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import Row, Tx, from_iso, iso
@@ -930,18 +930,10 @@ async def open_restored(app: Assistant, ctx: Ctx, aid: int) -> Outcome:
     return await _open_action(app, ctx, aid, RESTORED, "arrears.restored_heading", ("paid",))
 
 
-def _opener_button(prefix: str) -> HandlerFn:
-    async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-        if not arg.isdigit():
-            return Outcome(toast=ctx.t("button.stale"))
-        return await app.open_form(ctx, draft, f"{prefix}{int(arg)}")
-    return handler
-
-
-REGISTRY.button("arrn")(_opener_button("arn"))
-REGISTRY.button("arrc")(_opener_button("arc"))
-REGISTRY.button("arrp")(_opener_button("arp"))
-REGISTRY.button("arrs")(_opener_button("ars"))
+REGISTRY.opener_button("arrn", "arn")
+REGISTRY.opener_button("arrc", "arc")
+REGISTRY.opener_button("arrp", "arp")
+REGISTRY.opener_button("arrs", "ars")
 
 
 @REGISTRY.button("arrq")

@@ -399,11 +399,5 @@ async def open_reply(app: Assistant, ctx: Ctx, cid: int) -> Outcome:
                               ("open", "contacted"))
 
 
-@REGISTRY.button("cplc")
-async def contact_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, f"cc{int(arg)}") if arg.isdigit() else Outcome()
-
-
-@REGISTRY.button("cplr")
-async def reply_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, f"cr{int(arg)}") if arg.isdigit() else Outcome()
+REGISTRY.opener_button("cplc", "cc")
+REGISTRY.opener_button("cplr", "cr")

@@ -434,11 +434,5 @@ async def open_restore(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
                               ("open", "arrived"))
 
 
-@REGISTRY.button("repa")
-async def arrival_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, f"rpa{int(arg)}") if arg.isdigit() else Outcome()
-
-
-@REGISTRY.button("repr")
-async def restore_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, f"rpr{int(arg)}") if arg.isdigit() else Outcome()
+REGISTRY.opener_button("repa", "rpa")
+REGISTRY.opener_button("repr", "rpr")
