@@ -4,7 +4,7 @@ loopback fake Bot API."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ import pytest
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
-from bot.events import Incoming, Outcome
+from bot.events import Incoming, Outcome, Reply
 from bot.models import Role, User
 from bot.services import Services
 from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI
@@ -110,6 +110,33 @@ class Chat:
         assert self.last is not None
         parts = ([self.last.edit.text] if self.last.edit else [])
         return "\n".join(parts + [r.text for r in self.last.replies])
+
+
+def at(clock: FakeClock, *args: int) -> None:
+    """Move the fake clock to a local (Asia/Shanghai) time: at(clock, 2026, 11, 30, 8, 31)."""
+    clock.set(datetime(*args, tzinfo=SHANGHAI))  # type: ignore[misc]
+
+
+@dataclass
+class FakeNotifier:
+    """A channel's push end for reminder tests: records what each user got; `fail` makes
+    a user's next pushes raise (RetryLater, Unreachable ...) in order."""
+
+    channel: str = "test"
+    sent: list[tuple[str, Reply]] = field(default_factory=list)
+    fail: dict[str, list[Exception]] = field(default_factory=dict)
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        queue = self.fail.get(external_id)
+        if queue:
+            raise queue.pop(0)
+        self.sent.append((external_id, reply))
+
+    def texts(self, who: str) -> list[str]:
+        return [r.text for w, r in self.sent if w == who]
+
+    def last(self, who: str) -> Reply:
+        return [r for w, r in self.sent if w == who][-1]
 
 
 @pytest.fixture

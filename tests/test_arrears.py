@@ -4,8 +4,7 @@ customers, the urgent restore deadline, restart safety and team isolation — cl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 import pytest
 
@@ -20,26 +19,7 @@ from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from bot.storage.people import UserPrefs
-from tests.conftest import SHANGHAI, Chat, make_user
-
-
-@dataclass
-class FakeNotifier:
-    channel: str = "test"
-    sent: list[tuple[str, Reply]] = field(default_factory=list)
-
-    async def push(self, external_id: str, reply: Reply) -> None:
-        self.sent.append((external_id, reply))
-
-    def texts(self, who: str) -> list[str]:
-        return [r.text for w, r in self.sent if w == who]
-
-    def last(self, who: str) -> Reply:
-        return [r for w, r in self.sent if w == who][-1]
-
-
-def at(clock: FakeClock, *args: int) -> None:
-    clock.set(datetime(*args, tzinfo=SHANGHAI))  # type: ignore[misc]
+from tests.conftest import Chat, FakeNotifier, at, make_user
 
 
 def labels(chat: Chat) -> list[str]:

@@ -3,36 +3,16 @@ checklist of special customers, reminders with the clock moved, closure, and ref
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-
 import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
-from bot.events import Reply
 from bot.models import Role, User
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData
-from tests.conftest import SHANGHAI, Chat, make_user
-
-
-@dataclass
-class FakeNotifier:
-    channel: str = "test"
-    sent: list[tuple[str, Reply]] = field(default_factory=list)
-
-    async def push(self, external_id: str, reply: Reply) -> None:
-        self.sent.append((external_id, reply))
-
-    def texts(self, who: str) -> list[str]:
-        return [r.text for w, r in self.sent if w == who]
-
-
-def at(clock: FakeClock, *args: int) -> None:
-    clock.set(datetime(*args, tzinfo=SHANGHAI))  # type: ignore[misc]
+from tests.conftest import Chat, FakeNotifier, at, make_user
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ retries, unreachable users, snooze, restart safety — with the clock moved, nev
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime
 
 import pytest
 
@@ -17,27 +15,7 @@ from bot.notify import Dispatcher, RetryLater, Unreachable
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from tests.conftest import SHANGHAI, Chat, make_user
-
-
-@dataclass
-class FakeNotifier:
-    channel: str = "test"
-    sent: list[tuple[str, Reply]] = field(default_factory=list)
-    fail: dict[str, list[Exception]] = field(default_factory=dict)  # per user, in order
-
-    async def push(self, external_id: str, reply: Reply) -> None:
-        queue = self.fail.get(external_id)
-        if queue:
-            raise queue.pop(0)
-        self.sent.append((external_id, reply))
-
-    def texts(self, who: str) -> list[str]:
-        return [r.text for w, r in self.sent if w == who]
-
-
-def at(clock: FakeClock, *args: int) -> None:
-    clock.set(datetime(*args, tzinfo=SHANGHAI))  # type: ignore[misc]
+from tests.conftest import Chat, FakeNotifier, at, make_user
 
 
 @pytest.fixture

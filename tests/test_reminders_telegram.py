@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 import pytest
 
@@ -18,7 +17,7 @@ from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
-from tests.conftest import SHANGHAI, Chat
+from tests.conftest import Chat, at
 from tests.fakebotapi import FakeBotAPI
 from tests.tg_harness import TgUser, body, labels, register, start_channel
 
@@ -47,10 +46,6 @@ async def quick_complaint(services: Services, chat_id: int, who: str) -> None:
     await chat.say(f"{who} 反映电压低")
     await chat.press("保存")
     assert "已登记投诉工单" in chat.text, chat.text
-
-
-def at(clock: FakeClock, *args: int) -> None:
-    clock.set(datetime(*args, tzinfo=SHANGHAI))  # type: ignore[misc]
 
 
 async def test_reminder_arrives_with_buttons_that_act(
