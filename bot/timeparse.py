@@ -479,6 +479,24 @@ def find_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime 
     return None
 
 
+def leading_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime | None:
+    """The time phrase the text starts with ('今天巡视了…', '昨天下午3点走访…', '刚才…').
+
+    A period word alone ('上午去3号台区巡视了') means that part of today: a date, since it
+    names no hour. Elsewhere in free text such a word is left alone ('晚上照明不足').
+    """
+    s = text.translate(_FULLWIDTH)
+    i = len(s) - len(s.lstrip())
+    if i == len(s):
+        return None
+    hit = _match_at(s, i, now, _Opts(free_text=True, prefer=prefer))
+    if hit is not None:
+        return None if hit.value is None else ParsedTime(hit.value, hit.has_time, text[i:hit.end])
+    if m := _PERIOD_ONLY_RE.match(s, i):
+        return ParsedTime(_at(now.date(), None, now.tzinfo), False, text[i:m.end()])
+    return None
+
+
 _WEEKDAY_NAMES = {
     "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
