@@ -98,7 +98,8 @@ _SHORT_RE = re.compile(r"(?<![0-9A-Za-z#/.\-])(?P<m>[0-9]{1,2})[-/](?P<d>[0-9]{1
 
 # "11.28" (month.day, as written on forms and in chats). Only valid before a clock time or at
 # the end of a whole-field answer: in free text "3.25" is far more often a reading or an amount.
-_DOT_RE = re.compile(r"(?<![0-9A-Za-z#/.\-])(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})(?![0-9.])")
+_DOT_RE = re.compile(
+    r"(?<![0-9A-Za-z#/.\-])(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})(?![0-9.])(?:日|号)?")
 
 # "2026年11月25日", "去年11月25号", "11月25日", "下月初", "月底", "本月5号". A bare 月 must not
 # follow a number (the year/month part of an invalid "2月30日" must not leave "月30日" behind).

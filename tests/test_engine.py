@@ -341,3 +341,22 @@ async def test_bare_hour_in_a_log_is_the_latest_past_one(zhang: Chat, clock: Fak
     await zhang.press("保存")
     row = (await _rows(services, "SELECT occurred_at FROM worklogs"))[0]
     assert row["occurred_at"] == "2026-11-27T08:00:00+00:00"
+
+
+async def test_spoken_log_sentences_open_the_log_prefilled(zhang: Chat,
+                                                           services: Services) -> None:
+    await zhang.say("今天巡视了3号台区")
+    assert "已填好：工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五" in zhang.text, zhang.text
+    await zhang.say("/cancel")
+    await zhang.say("上午去3号台区巡视了")
+    assert "已填好：工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五" in zhang.text, zhang.text
+    await zhang.say("/cancel")
+    await zhang.say("走访了5号台区王大爷家")
+    assert "工作内容 王大爷家" in zhang.text, zhang.text
+    await zhang.press("现在")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    row = (await _rows(services, "SELECT content FROM worklogs"))[0]
+    assert row["content"] == "王大爷家"

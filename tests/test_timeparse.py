@@ -111,6 +111,8 @@ CASES: list[tuple[str, datetime, bool]] = [
     ("11.28下午3点", dt(2026, 11, 28, 15), True),
     ("11.28 下午3点半", dt(2026, 11, 28, 15, 30), True),
     ("１１.２８", dt(2026, 11, 28), False),
+    ("11.28号", dt(2026, 11, 28), False),
+    ("11.28日 8:30", dt(2026, 11, 28, 8, 30), True),
     # full-width digits, colon and spaces
     ("１１月２５日", dt(2026, 11, 25), False),
     ("下午３：３０", dt(2026, 11, 27, 15, 30), True),
@@ -232,6 +234,7 @@ def test_find_time(text: str, phrase: str, expected: datetime, has_time: bool) -
         "线损率 3.25 偏高",  # a bare number pair in free text is a reading, not a date
         "电费11.28元",
         "拉线长3.5米",
+        "巡视 3.5号杆",
         "yesterday 3pm",  # English only via parse_time
         "",
     ],
