@@ -99,6 +99,11 @@ def test_translation_falls_back_and_formats() -> None:
     ("巡视过程中 3号台区 发现鸟窝", ["patrol"], "3号台区", None, "过程中 发现鸟窝"),
     ("巡视 3号台区 11.26下午3点 2号杆", ["patrol"], "3号台区", "2026-11-26 15:00", "2号杆"),
     ("巡视 3号台区 9点", ["patrol"], "3号台区", "2026-11-27 09:00", None),  # 21:00 is ahead
+    ("今天对3号台区进行了巡视", ["patrol"], "3号台区", "2026-11-27 00:00", None),
+    ("今天巡视了一下3号台区", ["patrol"], "3号台区", "2026-11-27 00:00", None),
+    ("昨天走访5号台区的王大爷", ["visit"], "5号台区", "2026-11-26 00:00", "王大爷"),
+    ("今天上午9点巡视了3号台区，发现2号杆拉线松动", ["patrol"], "3号台区", "2026-11-27 09:00",
+     "发现2号杆拉线松动"),
 ])
 def test_worklog_intent(text: str, items: list[str], area: str | None, when: str | None,
                         content: str | None) -> None:
@@ -110,7 +115,7 @@ def test_worklog_intent(text: str, items: list[str], area: str | None, when: str
 
 
 @pytest.mark.parametrize("text", ["你好呀", "3号台区", "今天天气不错", "报告", "在吗",
-                                  "今天3号台区停电了", "今天的巡视计划"])
+                                  "今天3号台区停电了", "今天的巡视计划", "对了 你好"])
 def test_not_a_worklog_intent(text: str) -> None:
     assert worklog_intent(text, T0, ["3号台区"]) is None
 

@@ -16,11 +16,14 @@ _AREA_TOKEN = re.compile(r"\S*?台区")
 _LEADING_AREA = re.compile(r"^[^\s，,。、]*?台区")
 _BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")
 # Said before the work itself: 今天「去」3号台区巡视了, 「我」昨天「又」走访了 5号台区.
-_FILLER = re.compile(r"^(?:我们|我|又|也|再|已经|已|刚|去了|去|到|在)+\s*")
+_FILLER = re.compile(r"^(?:我们|我|又|也|再|已经|已|刚|去了|去|到|在|对)+\s*")
+# Between an area named first and the work: 3号台区「进行了」巡视.
+_CONNECTOR = re.compile(r"^(?:进行了|进行|开展了|开展|做了|做)\s*")
 # Aspect particles right after a work-item word are grammar, not content (走访了5号台区…),
 # but not the first character of 了解 / 过程 / 完成 and the like, which are.
 _PARTICLE = re.compile(
-    r"^(?:完毕|完了|过了|了(?![解结])|过(?![程去来户])|完(?![成善整备全工]))[\s,，。;；、]*")
+    r"^(?:完毕|完了|过了|了(?![解结])|过(?![程去来户])|完(?![成善整备全工]))?"
+    r"(?:一下|一遍|一趟|一圈)?[\s,，。;；、]*")
 
 _SIMPLE = {
     "logs": re.compile(r"^(我的日志|日志列表|查日志|查看日志|my logs)$", re.I),
@@ -80,7 +83,7 @@ def _area_then_items(s: str, area_names: list[str]) -> tuple[str, list[str], str
         if m is None:
             return None
         area = m.group(0)
-    items, rest = _work_items(s[len(area):].lstrip())
+    items, rest = _work_items(_CONNECTOR.sub("", s[len(area):].lstrip(), count=1))
     return (area, items, rest) if items else None
 
 
@@ -114,6 +117,7 @@ def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIn
         intent.time = when
         s = s.replace(when.phrase, " ", 1)
     # '巡视3号台区了，发现…': the particle came after the area; what follows is the content.
-    rest = _PARTICLE.sub("", " ".join(s.split()), count=1).lstrip("，,、;；。 ")
+    rest = _PARTICLE.sub("", " ".join(s.split()), count=1)
+    rest = rest.removeprefix("的").lstrip("，,、;；。 ")  # '走访5号台区的王大爷'
     intent.content = rest or None
     return intent
