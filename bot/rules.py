@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -88,6 +89,39 @@ def categories_in(text: str) -> list[str]:
     low = text.lower()
     return [c.key for c in categories()
             if any(s.lower() in low for s in c.synonyms) or c.key == low]
+
+
+def category_query(text: str, labels: Mapping[str, str] | None = None) -> list[str]:
+    """Category keys when `text` is only category words, separators and search fillers:
+    '低保户' -> [low_income], '独居老人、残疾人' -> [elderly, disabled]. [] when anything else
+    is left, so '王老人' stays a name search. `labels`: shown labels -> key, also accepted.
+
+    Scanned by hand, longest word first: the words are a small data table and a match must
+    consume the whole text, which a substring test (categories_in) cannot say.
+    """
+    words = [(w.lower(), c.key) for c in categories() for w in (c.key, *c.synonyms)]
+    words += [(w.lower(), k) for w, k in (labels or {}).items() if w]
+    words.sort(key=lambda p: -len(p[0]))
+    fillers = sorted((str(f).lower() for f in _customer_rules().get("search_fillers", [])),
+                     key=len, reverse=True)
+    s, i, found = text.lower(), 0, []
+    while i < len(s):
+        if s[i] in _QUERY_SEPARATORS:
+            i += 1
+            continue
+        hit = next(((w, k) for w, k in words if s.startswith(w, i)), None)
+        if hit is not None:
+            found += [hit[1]] if hit[1] not in found else []
+            i += len(hit[0])
+            continue
+        filler = next((f for f in fillers if s.startswith(f, i)), None)
+        if filler is None:
+            return []
+        i += len(filler)
+    return found
+
+
+_QUERY_SEPARATORS = frozenset(" 、,，/／;；+和及或与")
 
 
 @cache

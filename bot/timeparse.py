@@ -12,6 +12,11 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Literal
+
+# Which way a field looks: a log time lies behind ("past"), a deadline or outage start ahead
+# ("future"). Decides a bare "3点" that could be 03:00 or 15:00; None keeps the hour as typed.
+Prefer = Literal["past", "future"] | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,11 @@ _ISO_RE = re.compile(
 # "11-25", "11/25": the look-behind keeps "10-2-5" / "#1-2" / "1.5-3" from becoming dates.
 _SHORT_RE = re.compile(r"(?<![0-9A-Za-z#/.\-])(?P<m>[0-9]{1,2})[-/](?P<d>[0-9]{1,2})(?![0-9])")
 
+# "11.28" (month.day, as written on forms and in chats). Only valid before a clock time or at
+# the end of a whole-field answer: in free text "3.25" is far more often a reading or an amount.
+_DOT_RE = re.compile(
+    r"(?<![0-9A-Za-z#/.\-])(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})(?![0-9.])(?:日|号)?")
+
 # "2026年11月25日", "去年11月25号", "11月25日", "下月初", "月底", "本月5号". A bare 月 must not
 # follow a number (the year/month part of an invalid "2月30日" must not leave "月30日" behind).
 _CN_DATE_RE = re.compile(
@@ -138,6 +148,12 @@ class _Hit:
     end: int
     value: datetime | None  # None: recognised shape but an invalid date/time
     has_time: bool
+
+
+@dataclass(frozen=True)
+class _Opts:
+    free_text: bool
+    prefer: Prefer
 
 
 # --- building blocks ----------------------------------------------------------
@@ -209,6 +225,33 @@ def _apply_period(h: int, period: str | None) -> int:
     return h  # 早上 / 上午 / 早 / 清晨 / 早晨: already morning hours
 
 
+def _ambiguous(m: re.Match[str], implied: str | None) -> bool:
+    """'3点' with no 上午/下午 (nor 今晚/明早): 03:00 or 15:00. '15点', '3:30', '12点' are not."""
+    if m["h2"] is None or m["period"] is not None or implied is not None:
+        return False
+    h = _num(m["h2"])
+    return h is not None and 1 <= h <= 11
+
+
+def _place(day: date | None, clock: tuple[int, int, int], now: datetime, prefer: Prefer,
+           ambiguous: bool) -> datetime:
+    """The moment for a clock time on `day` (None: no date given, so today or a day either
+    side). An ambiguous hour goes to the latest 12-hour reading not after `now` for a past
+    field, the earliest not before `now` for a future one; if none fits, as typed."""
+    tz = now.tzinfo
+    typed = _at(day or now.date(), clock, tz)
+    if not ambiguous or prefer is None:
+        return typed
+    h, mi, sec = clock
+    days = [day] if day else [now.date() + timedelta(days=k) for k in (-1, 0, 1)]
+    candidates = sorted(_at(d, (hh, mi, sec), tz) for d in days for hh in (h, h + 12))
+    if prefer == "past":
+        behind = [c for c in candidates if c <= now]
+        return behind[-1] if behind else typed
+    ahead = [c for c in candidates if c >= now]
+    return ahead[0] if ahead else typed
+
+
 def _at(d: date, clock: tuple[int, int, int] | None, tz: tzinfo | None) -> datetime:
     if clock is None:
         return datetime(d.year, d.month, d.day, tzinfo=tz)
@@ -226,7 +269,8 @@ def _shift(now: datetime, delta: timedelta) -> datetime:
 # --- date parts ---------------------------------------------------------------
 
 
-def _match_date(s: str, i: int, now: datetime) -> tuple[int, date | None, str | None] | None:
+def _match_date(s: str, i: int, now: datetime,
+                free_text: bool) -> tuple[int, date | None, str | None] | None:
     """A date at s[i:]: (end, date or None if invalid, period implied by 今晚/明早...)."""
     today = now.date()
 
@@ -238,6 +282,11 @@ def _match_date(s: str, i: int, now: datetime) -> tuple[int, date | None, str | 
 
     if (m := _SHORT_RE.match(s, i)) and _short_date_ends_ok(s, m.end()):
         return m.end(), _make_date(today.year, int(m["m"]), int(m["d"])), None
+
+    if (m := _DOT_RE.match(s, i)) and _dot_date_ok(s, m.end(), free_text):
+        day = _make_date(today.year, int(m["m"]), int(m["d"]))
+        if day is not None:  # "13.45" is not a malformed date, just not a date
+            return m.end(), day, None
 
     if m := _DAYWORD_RE.match(s, i):
         word = m["w"] or m["c"]
@@ -258,6 +307,15 @@ def _short_date_ends_ok(s: str, end: int) -> bool:
     if end == len(s) or _PERIOD_ONLY_RE.match(s, end) or s[end] in "早晚":
         return True
     return not s[end].isalnum() and s[end] not in "#-/."
+
+
+def _dot_date_ok(s: str, end: int, free_text: bool) -> bool:
+    """'11.28' is a date before a clock time or period ('11.28 15:00', '11.28下午3点'), or as a
+    whole answer; never before a unit ('3.5米', '11.28元')."""
+    rest = s[end:].lstrip()
+    if _TIME_RE.match(rest) or _PERIOD_ONLY_RE.match(rest):
+        return True
+    return not free_text and not rest
 
 
 def _cn_date(m: re.Match[str], today: date) -> date | None:
@@ -303,25 +361,25 @@ def _starts_ok(s: str, i: int) -> bool:
     return not (prev.isascii() and (prev.isalnum() or prev in ".:-/#"))
 
 
-def _match_at(s: str, i: int, now: datetime, *, free_text: bool) -> _Hit | None:
+def _match_at(s: str, i: int, now: datetime, opts: _Opts) -> _Hit | None:
     """The time phrase starting exactly at s[i]. In free text a few readings that are usually
     not clock times ("有一点松动", "两点建议") are rejected."""
     try:
-        return _match_at_unchecked(s, i, now, free_text)
+        return _match_at_unchecked(s, i, now, opts)
     except (ValueError, OverflowError):  # e.g. "9999年12月31日" + 24点: past datetime.max
         return None
 
 
-def _match_at_unchecked(s: str, i: int, now: datetime, free_text: bool) -> _Hit | None:
+def _match_at_unchecked(s: str, i: int, now: datetime, opts: _Opts) -> _Hit | None:
     tz = now.tzinfo
 
     if m := _INSTANT_RE.match(s, i):
         return _Hit(m.end(), now, True)
 
     if m := _REL_RE.match(s, i):
-        return _relative(s, m, now)
+        return _relative(s, m, now, opts.prefer)
 
-    if d := _match_date(s, i, now):
+    if d := _match_date(s, i, now, opts.free_text):
         end, day, implied = d
         j = end
         while j < len(s) and (s[j].isspace() or (s[j] == "T" and s[i].isdigit())):
@@ -330,16 +388,19 @@ def _match_at_unchecked(s: str, i: int, now: datetime, free_text: bool) -> _Hit 
             clock = _clock(tm, implied)
             if day is None or clock is None:
                 return _Hit(tm.end(), None, True)
-            return _Hit(tm.end(), _at(day, clock, tz), True)
+            return _Hit(tm.end(), _place(day, clock, now, opts.prefer, _ambiguous(tm, implied)),
+                        True)
         if pm := _PERIOD_ONLY_RE.match(s, end):
             end = pm.end()  # "昨天下午": keep the period in the phrase; no hour, so date only
         if day is None:
             return _Hit(end, None, False)
         return _Hit(end, _at(day, None, tz), False)
 
-    if (tm := _TIME_RE.match(s, i)) and _plausible_bare_time(s, tm, free_text):
+    if (tm := _TIME_RE.match(s, i)) and _plausible_bare_time(s, tm, opts.free_text):
         clock = _clock(tm, None)
-        return _Hit(tm.end(), None if clock is None else _at(now.date(), clock, tz), True)
+        if clock is None:
+            return _Hit(tm.end(), None, True)
+        return _Hit(tm.end(), _place(None, clock, now, opts.prefer, _ambiguous(tm, None)), True)
     return None
 
 
@@ -352,7 +413,7 @@ def _plausible_bare_time(s: str, tm: re.Match[str], free_text: bool) -> bool:
     return tm["period"] is not None or not s.startswith(_COUNTED_NOUNS, tm.end())
 
 
-def _relative(s: str, m: re.Match[str], now: datetime) -> _Hit | None:
+def _relative(s: str, m: re.Match[str], now: datetime, prefer: Prefer) -> _Hit | None:
     unit, n_text = m["unit"], m["n"]
     sign = -1 if m["dir"] in ("前", "以前", "之前") else 1
     if unit == "月" and not m["ge"]:
@@ -375,20 +436,23 @@ def _relative(s: str, m: re.Match[str], now: datetime) -> _Hit | None:
     # "3天后下午3点": a clock time may follow a day offset.
     if tm := _TIME_RE.match(s, m.end()):
         clock = _clock(tm, None)
-        return _Hit(tm.end(), None if clock is None else _at(day, clock, now.tzinfo), True)
+        if clock is None:
+            return _Hit(tm.end(), None, True)
+        return _Hit(tm.end(), _place(day, clock, now, prefer, _ambiguous(tm, None)), True)
     return _Hit(m.end(), _at(day, None, now.tzinfo), False)
 
 
 # --- public API ---------------------------------------------------------------
 
 
-def parse_time(text: str, now: datetime) -> ParsedTime | None:
-    """Whole text (stripped) must be a time phrase; None if not recognised."""
+def parse_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime | None:
+    """Whole text (stripped) must be a time phrase; None if not recognised. `prefer` says
+    which way the field looks, for a bare hour such as '3点' (see _place)."""
     phrase = text.strip()
     if not phrase:
         return None
     s = phrase.translate(_FULLWIDTH)
-    hit = _match_at(s, 0, now, free_text=False)
+    hit = _match_at(s, 0, now, _Opts(free_text=False, prefer=prefer))
     if hit is not None:
         if hit.end == len(s):
             return None if hit.value is None else ParsedTime(hit.value, hit.has_time, phrase)
@@ -397,21 +461,40 @@ def parse_time(text: str, now: datetime) -> ParsedTime | None:
     return _dateparser_fallback(s, phrase, now)
 
 
-def find_time(text: str, now: datetime) -> ParsedTime | None:
+def find_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime | None:
     """Find the first time phrase inside free text such as '巡视 3号台区 昨天下午3点 2号杆拉线松动'.
 
     `phrase` is the substring as it appears in `text`, so the caller can cut it out. A number
     followed by 号 is a date only after N月 ('11月25号'), never in '3号台区' or '2号杆'.
     """
     s = text.translate(_FULLWIDTH)
+    opts = _Opts(free_text=True, prefer=prefer)
     i = 0
     while i < len(s):
-        if _starts_ok(s, i) and (hit := _match_at(s, i, now, free_text=True)) is not None:
+        if _starts_ok(s, i) and (hit := _match_at(s, i, now, opts)) is not None:
             if hit.value is not None:
                 return ParsedTime(hit.value, hit.has_time, text[i : hit.end])
             i = hit.end  # skip all of an invalid phrase ("2月30日下午3点"), not just its head
             continue
         i += 1
+    return None
+
+
+def leading_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime | None:
+    """The time phrase the text starts with ('今天巡视了…', '昨天下午3点走访…', '刚才…').
+
+    A period word alone ('上午去3号台区巡视了') means that part of today: a date, since it
+    names no hour. Elsewhere in free text such a word is left alone ('晚上照明不足').
+    """
+    s = text.translate(_FULLWIDTH)
+    i = len(s) - len(s.lstrip())
+    if i == len(s):
+        return None
+    hit = _match_at(s, i, now, _Opts(free_text=True, prefer=prefer))
+    if hit is not None:
+        return None if hit.value is None else ParsedTime(hit.value, hit.has_time, text[i:hit.end])
+    if m := _PERIOD_ONLY_RE.match(s, i):
+        return ParsedTime(_at(now.date(), None, now.tzinfo), False, text[i:m.end()])
     return None
 
 
@@ -447,7 +530,8 @@ _EN_WORD_RE = re.compile(
     r"|[0-9](?:am|pm|a\.m\.|p\.m\.)",
     re.IGNORECASE,
 )
-_DIGIT_DATE_RE = re.compile(r"[0-9]+(?:[./\- ][0-9]+)+")  # "25.11.2026"; never a bare "3"
+# "25.11.2026"; never a bare "3", nor "13.45": two numbers are month.day (_DOT_RE) or nothing.
+_DIGIT_DATE_RE = re.compile(r"[0-9]+(?:[./\- ][0-9]+){2,}")
 _EN_CLOCK_RE = re.compile(
     r"[0-9]\s*(?:am|pm|a\.m\.|p\.m\.)|[0-9]:[0-9]"
     r"|\b(?:now|noon|midnight|hours?|minutes?|mins?|seconds?|secs?|o'clock)\b",

@@ -83,6 +83,27 @@ def test_translation_falls_back_and_formats() -> None:
     ("巡视 走访 城东2号台区", ["patrol", "visit"], "城东2号台区", None, None),
     ("记录日志", [], None, None, None),
     ("巡视 3号", ["patrol"], "3号", None, None),
+    # a leading time phrase, filler words and 了/过/完 do not hide the work item
+    ("今天巡视了3号台区", ["patrol"], "3号台区", "2026-11-27 00:00", None),
+    ("昨天走访了5号台区", ["visit"], "5号台区", "2026-11-26 00:00", None),
+    ("上午去3号台区巡视了", ["patrol"], "3号台区", "2026-11-27 00:00", None),
+    ("刚才巡视3号台区", ["patrol"], "3号台区", "2026-11-27 10:30", None),
+    ("昨天下午3点巡视了3号台区", ["patrol"], "3号台区", "2026-11-26 15:00", None),
+    ("我前天又去5号台区走访了王大爷", ["visit"], "5号台区", "2026-11-25 00:00", "王大爷"),
+    ("走访了5号台区王大爷家", ["visit"], "5号台区", None, "王大爷家"),
+    ("巡视完3号台区，2号杆拉线松动", ["patrol"], "3号台区", None, "2号杆拉线松动"),
+    ("巡视过 3号台区", ["patrol"], "3号台区", None, None),
+    ("巡视了、走访了 5号台区", ["patrol", "visit"], "5号台区", None, None),
+    ("巡视3号台区了", ["patrol"], "3号台区", None, None),
+    ("走访了解 5号台区 用电情况", ["visit"], "5号台区", None, "了解 用电情况"),  # 了解 is a word
+    ("巡视过程中 3号台区 发现鸟窝", ["patrol"], "3号台区", None, "过程中 发现鸟窝"),
+    ("巡视 3号台区 11.26下午3点 2号杆", ["patrol"], "3号台区", "2026-11-26 15:00", "2号杆"),
+    ("巡视 3号台区 9点", ["patrol"], "3号台区", "2026-11-27 09:00", None),  # 21:00 is ahead
+    ("今天对3号台区进行了巡视", ["patrol"], "3号台区", "2026-11-27 00:00", None),
+    ("今天巡视了一下3号台区", ["patrol"], "3号台区", "2026-11-27 00:00", None),
+    ("昨天走访5号台区的王大爷", ["visit"], "5号台区", "2026-11-26 00:00", "王大爷"),
+    ("今天上午9点巡视了3号台区，发现2号杆拉线松动", ["patrol"], "3号台区", "2026-11-27 09:00",
+     "发现2号杆拉线松动"),
 ])
 def test_worklog_intent(text: str, items: list[str], area: str | None, when: str | None,
                         content: str | None) -> None:
@@ -93,7 +114,8 @@ def test_worklog_intent(text: str, items: list[str], area: str | None, when: str
     assert got == when
 
 
-@pytest.mark.parametrize("text", ["你好呀", "3号台区", "今天天气不错", "报告"])
+@pytest.mark.parametrize("text", ["你好呀", "3号台区", "今天天气不错", "报告", "在吗",
+                                  "今天3号台区停电了", "今天的巡视计划", "对了 你好"])
 def test_not_a_worklog_intent(text: str) -> None:
     assert worklog_intent(text, T0, ["3号台区"]) is None
 

@@ -12,6 +12,7 @@ from bot.clock import FakeClock
 from bot.models import Role
 from bot.privacy import mask_address, mask_name, mask_phone
 from bot.services import Services
+from bot.storage.customers import CustomerData
 from bot.validators import account_no, phone, visit_days
 from tests.conftest import Chat, make_user
 
@@ -148,6 +149,44 @@ async def test_search_card_reveal_and_paging(zhang: Chat, services: Services) ->
     assert ("reveal", '{"field": "phone"}') in await _audit(services)
     await zhang.tap("-|cust|1")
     assert "13800001234" not in zhang.text  # the reveal was once; the card stays masked
+
+
+async def _add(services: Services, account: str, name: str, cats: tuple[str, ...]) -> None:
+    user = await services.people.by_identity("test", "张三")
+    assert user is not None
+    area = next(a for a in await services.people.areas_for(user) if a.name == "3号台区")
+    await services.customers.create(user, CustomerData(
+        account_no=account, name=name, area_id=area.id, address="东风村3组",
+        phone="13800001234", categories=cats), services.clock.now())
+
+
+@pytest.mark.parametrize(("query", "found"), [
+    ("独居老人", {"王大爷"}), ("空巢老人", {"王大爷"}), ("孤寡老人", {"王大爷"}),
+    ("老人", {"王大爷"}), ("低保户", {"李婶"}), ("五保户", {"李婶"}), ("困难户", {"李婶"}),
+    ("低保", {"李婶"}), ("低保家庭", {"李婶"}), ("残疾", {"孙叔"}), ("残疾人", {"孙叔"}),
+    ("医疗", {"赵奶奶"}), ("制氧机", {"赵奶奶"}), ("生命支持", {"赵奶奶"}),
+    ("留守儿童", {"小周"}), ("重要客户", {"东风医院"}), ("重要用户", {"东风医院"}),
+    ("敏感", {"钱先生"}), ("投诉敏感", {"钱先生"}), ("欠费风险", {"吴老板"}),
+    ("独居老人、低保户", {"王大爷", "李婶"}),  # several: anyone in either
+    ("王老人", set()),  # not only category words: a name search, which finds nobody
+])
+async def test_search_by_the_words_people_use_for_a_category(
+        zhang: Chat, services: Services, query: str, found: set[str]) -> None:
+    everyone = {"王大爷": ("elderly",), "李婶": ("low_income",), "孙叔": ("disabled",),
+                "赵奶奶": ("medical",), "小周": ("left_behind",), "东风医院": ("important",),
+                "钱先生": ("service_sensitive",), "吴老板": ("arrears_risk",)}
+    for i, (name, cats) in enumerate(everyone.items()):
+        await _add(services, f"55000300{i:02d}", name, cats)
+    await zhang.say(f"查客户 {query}")
+    assert {n for n in everyone if n in zhang.text} == found, zhang.text
+
+
+async def test_category_picker_takes_the_same_words(zhang: Chat, services: Services) -> None:
+    await _register(zhang, cats="呼吸机、特困户、孤寡老人")
+    await zhang.say("查客户 李四")
+    await zhang.press("李四")
+    assert "类别：独居/空巢/孤寡老人、低保/五保/困难家庭、医疗设备/生命支持用电" in zhang.text, \
+        zhang.text
 
 
 async def test_visit_updates_last_visit_and_due_list(zhang: Chat, services: Services,

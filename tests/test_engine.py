@@ -7,7 +7,7 @@ from bot.clock import FakeClock
 from bot.events import parse_callback
 from bot.models import Role
 from bot.services import Services
-from tests.conftest import Chat, make_user
+from tests.conftest import Chat, at, make_user
 
 
 async def _rows(services: Services, sql: str, *params: object) -> list[dict[str, object]]:
@@ -323,3 +323,40 @@ async def test_an_optional_value_can_be_cleared_when_editing(zhang: Chat,
     await zhang.press("保存")
     row = await services.db.fetchone("SELECT problems FROM worklogs")
     assert row is not None and row[0] is None
+
+
+async def test_bare_hour_in_a_log_is_the_latest_past_one(zhang: Chat, clock: FakeClock,
+                                                         services: Services) -> None:
+    at(clock, 2026, 11, 27, 16, 20)
+    await zhang.say("巡视 3号台区 3点 2号杆拉线松动")  # at 16:20 3点 is 15:00, not 03:00
+    assert "时间 2026-11-27 周五 15:00" in zhang.text, zhang.text
+    await zhang.say("/cancel")
+    await zhang.say("巡视 3号台区")
+    await zhang.say("4点")  # typed at the time step: 16:00 (04:00 is further back)
+    await zhang.say("2号杆拉线松动")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    assert "时间：2026-11-27 周五 16:00" in zhang.text, zhang.text
+    await zhang.press("保存")
+    row = (await _rows(services, "SELECT occurred_at FROM worklogs"))[0]
+    assert row["occurred_at"] == "2026-11-27T08:00:00+00:00"
+
+
+async def test_spoken_log_sentences_open_the_log_prefilled(zhang: Chat,
+                                                           services: Services) -> None:
+    await zhang.say("今天巡视了3号台区")
+    assert "已填好：工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五" in zhang.text, zhang.text
+    await zhang.say("/cancel")
+    await zhang.say("上午去3号台区巡视了")
+    assert "已填好：工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五" in zhang.text, zhang.text
+    await zhang.say("/cancel")
+    await zhang.say("走访了5号台区王大爷家")
+    assert "工作内容 王大爷家" in zhang.text, zhang.text
+    await zhang.press("现在")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    row = (await _rows(services, "SELECT content FROM worklogs"))[0]
+    assert row["content"] == "王大爷家"

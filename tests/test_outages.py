@@ -301,3 +301,18 @@ async def test_an_outage_not_started_can_be_called_off(
     await register(zhang, "刚才", "今天23点")
     await zhang.tap("-|outxy|2")
     assert zhang.last is not None and zhang.last.toast == "这次停电已经开始或已结束，不能取消。"
+
+
+async def test_bare_hour_for_an_outage_start_is_the_next_one(team: tuple[Chat, Chat],
+                                                             clock: FakeClock) -> None:
+    zhang, _ = team
+    at(clock, 2026, 11, 27, 16, 20)
+    await zhang.say("登记停电")
+    await zhang.press("3号台区")
+    await zhang.press("完成")
+    await zhang.press("临时检修")
+    await zhang.say("5点")  # ahead of 16:20: 17:00 today, not 05:00 this morning
+    await zhang.say("9点")  # after the start: 21:00
+    await zhang.say("10kV东风线故障")
+    assert "开始：2026-11-27 周五 17:00" in zhang.text, zhang.text
+    assert "结束：2026-11-27 周五 21:00" in zhang.text, zhang.text

@@ -114,6 +114,17 @@ def test_bad_location_command_is_explained(tmp_path: Path) -> None:
     assert L("terminal.bye_draft") in p.stdout
 
 
+def test_spoken_sentence_with_time_and_particle_is_a_prefilled_log(tmp_path: Path) -> None:
+    db = tmp_path / "taiqu.db"
+    p = chat(db, ["昨天走访了5号台区王大爷家", "跳过", "跳过", "跳过", "保存", "/quit"],
+             "--demo", "--user", "张三")
+    assert p.returncode == 0, p.stderr
+    assert "工作内容 王大爷家" in p.stdout  # prefilled: asked straight for problems
+    [row] = rows(db)
+    assert row["items"] == ["visit"] and row["area_name"] == "5号台区"
+    assert row["content"] == "王大爷家" and row["time_precision"] == "day"  # 昨天: a date
+
+
 def test_empty_database_without_demo_exits_non_zero(tmp_path: Path) -> None:
     db = tmp_path / "taiqu.db"
     p = chat(db, ["n"])

@@ -103,6 +103,16 @@ CASES: list[tuple[str, datetime, bool]] = [
     ("去年11月25日", dt(2025, 11, 25), False),
     ("11-25", dt(2026, 11, 25), False),
     ("11/25", dt(2026, 11, 25), False),
+    # month.day, as written on forms
+    ("11.28", dt(2026, 11, 28), False),
+    ("11.5", dt(2026, 11, 5), False),
+    ("1.05", dt(2026, 1, 5), False),
+    ("11.28 15:00", dt(2026, 11, 28, 15), True),
+    ("11.28下午3点", dt(2026, 11, 28, 15), True),
+    ("11.28 下午3点半", dt(2026, 11, 28, 15, 30), True),
+    ("１１.２８", dt(2026, 11, 28), False),
+    ("11.28号", dt(2026, 11, 28), False),
+    ("11.28日 8:30", dt(2026, 11, 28, 8, 30), True),
     # full-width digits, colon and spaces
     ("１１月２５日", dt(2026, 11, 25), False),
     ("下午３：３０", dt(2026, 11, 27, 15, 30), True),
@@ -171,6 +181,10 @@ def test_result_keeps_the_tz_of_now() -> None:
         "2026-13-01",
         "2026-02-29",  # 2026 is not a leap year
         "13/45",
+        "13.45",  # not a month.day, and no reason to guess a clock time
+        "11.32",
+        "3.5米",
+        "11.28元",
         "本周",
         "周八",
         "3",
@@ -198,6 +212,8 @@ def test_parse_time_rejects(text: str) -> None:
         ("1-2杆 11/25 检查", "11/25", dt(2026, 11, 25), False),  # 1-2 is a range of poles
         ("2月30日 巡视 昨天", "昨天", dt(2026, 11, 26), False),  # invalid date skipped whole
         ("刚才 巡视完", "刚才", NOW, True),
+        ("巡视 3号台区 11.28下午3点 拉线松动", "11.28下午3点", dt(2026, 11, 28, 15), True),
+        ("11.28 15:00 巡视", "11.28 15:00", dt(2026, 11, 28, 15), True),
     ],
 )
 def test_find_time(text: str, phrase: str, expected: datetime, has_time: bool) -> None:
@@ -215,12 +231,52 @@ def test_find_time(text: str, phrase: str, expected: datetime, has_time: bool) -
         "每周一次巡视",
         "2月30日下午3点 巡视",
         "0.5小时前",  # never read as "5小时前"
+        "线损率 3.25 偏高",  # a bare number pair in free text is a reading, not a date
+        "电费11.28元",
+        "拉线长3.5米",
+        "巡视 3.5号杆",
         "yesterday 3pm",  # English only via parse_time
         "",
     ],
 )
 def test_find_time_none(text: str) -> None:
     assert find_time(text, NOW) is None
+
+
+AFTERNOON = datetime(2026, 11, 27, 16, 20, tzinfo=TZ)
+
+
+# (input, prefer, expected) at 16:20: an hour without 上午/下午 takes the latest 12-hour
+# reading not in the future for a past field, the earliest not in the past for a future one.
+@pytest.mark.parametrize(("text", "prefer", "expected"), [
+    ("3点", "past", dt(2026, 11, 27, 15)),
+    ("9点", "past", dt(2026, 11, 27, 9)),
+    ("5点", "past", dt(2026, 11, 27, 5)),
+    ("三点半", "past", dt(2026, 11, 27, 15, 30)),
+    ("4点", "past", dt(2026, 11, 27, 16)),
+    ("昨天3点", "past", dt(2026, 11, 26, 15)),  # a date keeps the day, the hour is resolved
+    ("今天5点", "past", dt(2026, 11, 27, 5)),
+    ("5点", "future", dt(2026, 11, 27, 17)),
+    ("9点", "future", dt(2026, 11, 27, 21)),
+    ("3点", "future", dt(2026, 11, 28, 3)),
+    ("明天8点", "future", dt(2026, 11, 28, 8)),
+    ("下午3点", "past", dt(2026, 11, 27, 15)),  # a marker is never overridden
+    ("早上9点", "future", dt(2026, 11, 27, 9)),
+    ("凌晨3点", "past", dt(2026, 11, 27, 3)),
+    ("12点", "past", dt(2026, 11, 27, 12)),  # not ambiguous in the field
+    ("15:00", "future", dt(2026, 11, 27, 15)),  # 24-hour digits are taken as written
+    ("3点", None, dt(2026, 11, 27, 3)),  # no direction: as typed
+])
+def test_bare_hour_follows_the_field_direction(text: str, prefer: str | None,
+                                               expected: datetime) -> None:
+    got = parse_time(text, AFTERNOON, prefer=prefer)  # type: ignore[arg-type]
+    assert got is not None and got.value == expected
+
+
+def test_bare_hour_before_dawn_is_yesterday_afternoon_for_a_past_field() -> None:
+    got = find_time("巡视 3号台区 3点 发现", datetime(2026, 11, 27, 1, 10, tzinfo=TZ),
+                    prefer="past")
+    assert got is not None and got.value == dt(2026, 11, 26, 15)
 
 
 YESTERDAY_3PM = ParsedTime(dt(2026, 11, 26, 15), True, "昨天下午3点")

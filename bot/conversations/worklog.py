@@ -84,7 +84,7 @@ def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
 
 
 async def parse_when(text: str, ctx: Ctx) -> dict[str, Any]:
-    p = parse_time(text, ctx.local_now)
+    p = parse_time(text, ctx.local_now, prefer="past")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     check_not_future(ctx, p)

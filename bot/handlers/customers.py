@@ -10,7 +10,7 @@ from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
-from bot.rules import categories
+from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
 from bot.storage.customers import ENTITY, Customer, Query
@@ -47,11 +47,11 @@ def parse_query(text: str, area_names: list[str]) -> Query:
         return Query("account", digits)
     if s in area_names:
         return Query("area", s)
-    low = s.lower()
-    for c in categories():
-        labels = {catalog(loc).get(f"category.{c.key}", "").lower() for loc in ("zh_CN", "en")}
-        if low == c.key or low in labels or low in (x.lower() for x in c.synonyms):
-            return Query("category", c.key)
+    labels = {catalog(loc).get(f"category.{c.key}", ""): c.key
+              for c in categories() for loc in ("zh_CN", "en")}
+    keys = category_query(s, labels)
+    if keys:
+        return Query("category", ",".join(keys))  # several: customers in any of them
     return Query("text", s)
 
 

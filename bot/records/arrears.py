@@ -131,7 +131,7 @@ async def parse_name(text: str, ctx: Ctx) -> str:
 
 async def parse_since(text: str, ctx: Ctx) -> dict[str, Any]:
     """欠费起始日期: a day, not in the future; a time of day, if given, is dropped."""
-    p = parse_time(text, ctx.local_now)
+    p = parse_time(text, ctx.local_now, prefer="past")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     if p.value.date() > ctx.local_now.date():
@@ -145,7 +145,7 @@ async def parse_since(text: str, ctx: Ctx) -> dict[str, Any]:
 async def parse_moment(text: str, ctx: Ctx) -> dict[str, Any]:
     """When something was done: a time of day is required (deadlines are counted from it,
     and a bare date would quietly move a cut-off or restore deadline by hours)."""
-    p = parse_time(text, ctx.local_now)
+    p = parse_time(text, ctx.local_now, prefer="past")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     if not p.has_time:

@@ -68,7 +68,7 @@ def value_time(value: dict[str, Any]) -> datetime:
 
 async def parse_future_ok(text: str, ctx: Ctx) -> dict[str, Any]:
     """A time that may lie ahead (an outage start); date-only means the start of that day."""
-    p = parse_time(text, ctx.local_now)
+    p = parse_time(text, ctx.local_now, prefer="future")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     return time_value(p)

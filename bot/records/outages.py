@@ -123,13 +123,13 @@ async def _draft_start(ctx: Ctx) -> datetime | None:
 
 
 async def parse_end(text: str, ctx: Ctx) -> dict[str, Any]:
-    p = parse_time(text, ctx.local_now)
+    p = parse_time(text, ctx.local_now, prefer="future")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     end = p.value if p.has_time else p.value.replace(hour=23, minute=59)  # date: that whole day
     start = await _draft_start(ctx)
     if start is not None and end <= start and p.has_time and not _HAS_DATE.search(text):
-        on_start_day = parse_time(text, start.astimezone(ctx.tz))
+        on_start_day = parse_time(text, start.astimezone(ctx.tz), prefer="future")
         if on_start_day is not None and on_start_day.value > start:
             end = on_start_day.value
     if start is not None and end <= start:

@@ -375,7 +375,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
             values["area"] = area
         elif note:
             notices["area"] = "⚠️ " + note
-    found = find_time(s, ctx.local_now)
+    found = find_time(s, ctx.local_now, prefer="past")
     if found is not None:
         try:
             check_not_future(ctx, found)

@@ -48,7 +48,8 @@ class Customer(CustomerData):
 
 @dataclass(frozen=True)
 class Query:
-    """kind: all | account | area | category | due | text."""
+    """kind: all | account | area | category | due | text. For category, value is one key
+    or several joined by ',' (customers in any of them)."""
 
     kind: str
     value: str = ""
@@ -204,13 +205,15 @@ class Customers:
             # would first build the id list of that category in *every* team (45k ids for
             # 独居 at 100k customers, twice per search: p99 24 ms). Across all teams (admin)
             # that list is the cheaper driver. See bench/bench_customers.py, BENCHMARKS.md.
+            keys = q.value.split(",")
+            marks = ", ".join("?" for _ in keys)
             if user.role is Role.ADMIN:
                 clauses.append("c.id IN (SELECT customer_id FROM customer_categories "
-                               "WHERE category = ?)")
+                               f"WHERE category IN ({marks}))")
             else:
                 clauses.append("EXISTS (SELECT 1 FROM customer_categories cc "
-                               "WHERE cc.customer_id = c.id AND cc.category = ?)")
-            params.append(q.value)
+                               f"WHERE cc.customer_id = c.id AND cc.category IN ({marks}))")
+            params += keys
         elif q.kind == "due":
             clauses.append("c.visit_every_days IS NOT NULL AND (c.last_visit_at IS NULL OR "
                            "julianday(?) - julianday(c.last_visit_at) >= c.visit_every_days)")
