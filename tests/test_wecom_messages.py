@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
 
-from bot.channels.wecom.crypto import SignedEnvelope
+import pytest
+from aiohttp import web
+
+from bot.channels.wecom.crypto import SignedEnvelope, WeComCrypto, WeComCryptoError
 from bot.channels.wecom.messages import (
     ClickEvent,
     EnterAgentEvent,
     ImageMessage,
     LocationMessage,
     MediaMessage,
+    Message,
     MessageParseError,
     TemplateCardEvent,
     TextMessage,
@@ -19,6 +23,7 @@ from bot.channels.wecom.messages import (
     parse_message,
     reply_envelope_xml,
 )
+from tests.fakewecom import FakeWeCom
 
 HEAD = ("<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>"
         "<FromUserName><![CDATA[zhangsan]]></FromUserName>"
@@ -176,3 +181,74 @@ def test_reply_envelope_refuses_what_would_break_its_xml() -> None:
         reply_envelope_xml(SignedEnvelope("QUJD", "ab", "1", "x]]><Evil/>"))
     with pytest.raises(ValueError):
         reply_envelope_xml(SignedEnvelope("QUJD", "ab", "1<", "n"))
+
+
+# --- a callback from the fake WeCom (independent crypto) through the bot's code ---------------
+class Receiver:
+    """A minimal callback endpoint made of the bot's crypto and parser, standing in for the
+    channel's server (which comes later): 403 on any crypto error, records what it read."""
+
+    def __init__(self, fake: FakeWeCom) -> None:
+        self.crypto = WeComCrypto(fake.token, fake.aes_key, fake.corp_id)
+        self.got: list[Message] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            if request.method == "GET":
+                return web.Response(text=self.crypto.verify_url(
+                    q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"]))
+            env = parse_envelope(await request.read(), max_bytes=65536)
+            xml = self.crypto.decrypt_msg(q["msg_signature"], q["timestamp"], q["nonce"],
+                                          env.encrypt)
+        except (WeComCryptoError, MessageParseError, KeyError):
+            return web.Response(status=403)
+        self.got.append(parse_message(xml))
+        return web.Response(text="")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[FakeWeCom, Receiver, str]]:
+    fake = FakeWeCom()
+    rec = Receiver(fake)
+    app = web.Application()
+    app.router.add_route("*", "/wecom/callback", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/wecom/callback"
+    yield fake, rec, url
+    await runner.cleanup()
+
+
+async def test_fake_callbacks_decrypt_and_parse_with_the_bots_code(
+        receiver: tuple[FakeWeCom, Receiver, str]) -> None:
+    fake, rec, url = receiver
+    status, text, echo = await fake.verify_url(url)
+    assert (status, text) == (200, echo)
+    xmls = [fake.text_xml("zhangsan", "记录巡视 3号台区 <b>&</b>", msg_id="1001"),
+            fake.image_xml("zhangsan", "media-9", msg_id="1002"),
+            fake.location_xml("zhangsan", 31.23, 121.47, "城东"),
+            fake.event_xml("zhangsan", "enter_agent"),
+            fake.event_xml("zhangsan", "click", "menu_todo")]
+    for xml in xmls:
+        assert (await fake.post_callback(url, xml))[0] == 200
+    first = rec.got[0]
+    assert isinstance(first, TextMessage)
+    assert (first.content, first.msg_id) == ("记录巡视 3号台区 <b>&</b>", "1001")
+    assert [type(m).__name__ for m in rec.got[1:]] == [
+        "ImageMessage", "LocationMessage", "EnterAgentEvent", "ClickEvent"]
+    loc = rec.got[2]
+    assert isinstance(loc, LocationMessage)
+    assert (loc.latitude, loc.longitude, loc.label) == (31.23, 121.47, "城东")
+
+
+async def test_tampered_fake_callbacks_get_403(receiver: tuple[FakeWeCom, Receiver, str]) -> None:
+    fake, rec, url = receiver
+    xml = fake.text_xml("zhangsan", "hi")
+    assert (await fake.post_callback(url, xml, query={"msg_signature": "0" * 40}))[0] == 403
+    assert (await fake.post_callback(url, xml, query={"timestamp": "1"}))[0] == 403
+    assert (await fake.post_callback(url, xml, body=BILLION_LAUGHS.encode()))[0] == 403
+    other_corp = FakeWeCom(corp_id="ww0000000000000000")  # same token and key, other corp
+    assert (await other_corp.post_callback(url, xml))[0] == 403
+    assert rec.got == []
