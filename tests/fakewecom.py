@@ -77,7 +77,8 @@ _NO_TOKEN_PATHS = frozenset({"/cgi-bin/gettoken", "/cgi-bin/webhook/send"})
 
 
 class Call:
-    """One recorded API request and the errcode it got (502 faults record -502)."""
+    """One recorded API request and the errcode it got (faults "502" and "html" record
+    -502 and -200)."""
 
     __slots__ = ("body", "errcode", "params", "path")
 
@@ -209,10 +210,12 @@ class FakeWeCom:
     # ---------------------------------------------------------------- faults
     def fail_next(self, path: str | None, kind: str | int, count: int = 1) -> None:
         """Fail the next `count` calls of `path` (e.g. "/cgi-bin/message/send"; None: any
-        call but gettoken) with an errcode from _FAULTS or "502" (HTTP 502, plain body)."""
+        call but gettoken) with an errcode from _FAULTS, "502" (HTTP 502, plain body) or
+        "html" (200 with a web page, as a misconfigured proxy answers)."""
         kind = str(kind)
-        if kind != "502" and kind not in _FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; use 502 or one of {sorted(_FAULTS)}")
+        if kind not in ("502", "html") and kind not in _FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; use 502, html or one of "
+                             f"{sorted(_FAULTS)}")
         self._faults.append(_Fault(path, kind, count))
 
     def slow(self, path: str | None, seconds: float) -> None:
@@ -284,6 +287,9 @@ class FakeWeCom:
         if fault == "502":
             self.calls.append(Call(path, params, None, -502))
             return web.Response(status=502, text="502 Bad Gateway", content_type="text/plain")
+        if fault == "html":
+            self.calls.append(Call(path, params, None, -200))
+            return web.Response(text="<html>portal</html>", content_type="text/html")
         try:
             if fault is not None:
                 raise WeComError(*_FAULTS[fault])

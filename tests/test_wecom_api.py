@@ -279,6 +279,16 @@ async def test_http_502_and_slow_answers_are_retry_later(
             await impatient.send_text("u1", "a")
 
 
+@pytest.mark.parametrize("path", [SEND, TOKEN])
+async def test_an_answer_that_is_not_wecom_json_is_retry_later(
+        fake: FakeWeCom, client: WeComClient, path: str) -> None:
+    fake.fail_next(path, "html")
+    with pytest.raises(WeComRetryLater, match="not JSON"):
+        await client.send_text("u1", "a")
+    await client.send_text("u1", "a")
+    assert fake.texts("u1") == ["a"]
+
+
 async def test_81013_is_unreachable(fake: FakeWeCom, client: WeComClient) -> None:
     fake.unreachable.add("left_the_company")
     with pytest.raises(WeComUnreachable) as err:

@@ -210,8 +210,8 @@ class WeComClient:
         data = self._checked(await self._send(
             "GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id,
                                                 "corpsecret": self._secret}))
-        token, expires_in = data.get("access_token"), float(data.get("expires_in", 7200))
-        if not isinstance(token, str) or not token:
+        token, expires_in = data.get("access_token"), data.get("expires_in", 7200)
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
             raise WeComAPIError(-2, "gettoken answered without an access_token")
         # Never cache for less than half the lifetime, however large the margin is set.
         self._token = token
@@ -243,9 +243,9 @@ class WeComClient:
         except ValueError:
             raise WeComRetryLater(-1, "answer is not JSON", http_status=resp.status_code) \
                 from None
-        if not isinstance(data, dict):
-            raise WeComRetryLater(-1, "answer is not a JSON object")
-        errcode = int(data.get("errcode", 0))
+        errcode = data.get("errcode", 0) if isinstance(data, dict) else None
+        if not isinstance(errcode, int):
+            raise WeComRetryLater(-1, "answer is not a WeCom JSON object")
         if errcode:
             err = classify(errcode, str(data.get("errmsg", "")))
             if isinstance(err, WeComIPNotTrusted):
