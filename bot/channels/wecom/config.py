@@ -1,0 +1,57 @@
+"""WeCom settings (TAIQU_WECOM_*), checked at start so a wrong value stops it with one line."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.channels.wecom.crypto import parse_aes_key
+from bot.config import SettingsError
+
+DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
+
+
+class WeComSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAIQU_WECOM_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    corp_id: str = Field(min_length=1)  # 企业ID, also the crypto receive id
+    agent_id: int = Field(gt=0)  # the self-built app's AgentId
+    secret: str = Field(min_length=1, repr=False)
+    token: str = Field(min_length=1, repr=False)  # callback Token
+    aes_key: str = Field(repr=False)  # callback EncodingAESKey, 43 characters
+    listen: str = Field(default="127.0.0.1:8088", pattern=r"^[^\s:]+:\d{1,5}$")
+    path: str = Field(default="/wecom/callback", pattern=r"^/\S*$")
+    api_base: str = Field(default=DEFAULT_API_BASE, pattern=r"^https?://\S+$")
+    api_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # Refetch the access_token this long before WeCom's expires_in runs out, so a send
+    # never starts with a token that dies in flight.
+    token_refresh_margin_seconds: int = Field(default=300, ge=0, le=3600)
+    # The callback envelope is unauthenticated until its signature checks: cap what we read.
+    callback_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+
+    @field_validator("aes_key")
+    @classmethod
+    def _aes_key(cls, v: str) -> str:
+        parse_aes_key(v)  # raises ValueError with the reason
+        return v.strip()
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", v.strip()):
+            raise ValueError("the callback Token is 1-32 letters or digits (from the admin "
+                             "console's 接收消息 settings)")
+        return v.strip()
+
+
+def load_wecom_settings(**overrides: object) -> WeComSettings:
+    try:
+        return WeComSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "TAIQU_WECOM_" + str(err["loc"][0]).upper() if err["loc"] else "TAIQU_WECOM_?"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {name}: {msg}") from None
