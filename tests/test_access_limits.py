@@ -1,0 +1,141 @@
+"""Misuse and bad input (issue #8): phone numbers masked in the audit trail (and by the
+migration), and a per-person reveal limit that tells the lead once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.config import Settings, load_settings
+from bot.models import Role, User
+from bot.notify import Dispatcher
+from bot.reminders import ReminderService
+from bot.services import Services
+from bot.storage.customers import CustomerData
+from bot.storage.db import Database
+from tests.conftest import Chat, FakeNotifier, make_user
+from tests.tg_harness import L
+
+REVEAL_LIMIT = 3
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Small limits, so that crossing them takes a few steps, not hundreds."""
+    return load_settings(db_path=tmp_path / "taiqu.db", reveal_limit=REVEAL_LIMIT)
+
+
+LISI = CustomerData(account_no="5500012345", name="李四", area_id=1, address="城东村3组12号",
+                    phone="13800001234", categories=("medical",), emergency_name="李小四",
+                    emergency_phone="0551-12345678")
+
+
+async def _customer(services: Services, user: User, data: CustomerData = LISI) -> int:
+    return await services.customers.create(user, data, services.clock.now())
+
+
+async def _audit(services: Services) -> list[tuple[str, dict]]:
+    rows = await services.db.fetchall("SELECT action, detail FROM audit_log ORDER BY id")
+    return [(r["action"], json.loads(r["detail"])) for r in rows]
+
+
+async def _lead(services: Services, assistant: Assistant) -> Chat:
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    return Chat(assistant, "test", "王班长")
+
+
+# --- 13. the audit trail keeps numbers masked -------------------------------------------------
+async def test_an_edit_audits_phone_numbers_masked(zhang: Chat, services: Services,
+                                                   assistant: Assistant) -> None:
+    user = await services.people.by_identity("test", "张三")
+    assert user is not None
+    cid = await _customer(services, user)
+    await zhang.tap(f"-|custedit|{cid}")
+    await zhang.press("修改")
+    await zhang.press("联系电话")
+    await zhang.say("13900005678")
+    await zhang.press("修改")
+    await zhang.press("紧急联系人电话")
+    await zhang.say("010-7654321")
+    await zhang.press("保存")
+    assert "已更新特殊客户档案" in zhang.text
+    edits = [d for a, d in await _audit(services) if a == "edit"]
+    assert edits == [{"phone": ["138****1234", "139****5678"],
+                      "emergency_phone": ["0551-****5678", "010-****4321"]}]
+    raw = " ".join(str(r[0]) for r in await services.db.fetchall("SELECT detail FROM audit_log"))
+    assert "13800001234" not in raw and "13900005678" not in raw and "12345678" not in raw
+    lead = await _lead(services, assistant)  # the history reads the masked values as they are
+    await lead.tap(f"-|custlog|{cid}")
+    assert "联系电话: 138****1234 → 139****5678" in lead.text
+
+
+async def test_migration_masks_the_numbers_audited_before(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = await Database(path).connect(migrate_to=9)
+    await db.execute("INSERT INTO teams(id, name, created_at) VALUES (1, '城东供电所', 'x')")
+    details = [
+        {"phone": ["13800001234", "13900005678"], "situation": ["旧", "新"]},
+        {"emergency_phone": [None, "0551-12345678"]},
+        {"emergency_phone": ["12345", ""], "phone": ["138****1234", "0551-87654321"]},
+        {"field": "phone"},
+        {"account_no": "5500012345"},
+    ]
+    for d in details:
+        await db.execute(
+            "INSERT INTO audit_log(team_id, actor, entity, entity_id, action, detail, at) "
+            "VALUES (1, '张三', 'customer', 1, 'edit', ?, '2026-11-27T02:30:00+00:00')",
+            (json.dumps(d, ensure_ascii=False),))
+    await db.close()
+    db = await Database(path).connect()
+    rows = await db.fetchall("SELECT detail FROM audit_log ORDER BY id")
+    await db.close()
+    assert [json.loads(r[0]) for r in rows] == [
+        {"phone": ["138****1234", "139****5678"], "situation": ["旧", "新"]},
+        {"emergency_phone": [None, "0551-****5678"]},
+        {"emergency_phone": ["***45", ""], "phone": ["138****1234", "0551-****4321"]},
+        {"field": "phone"},
+        {"account_no": "5500012345"},
+    ]
+
+
+# --- 13. revealing is limited per person; the lead is told once per window --------------------
+async def test_reveals_beyond_the_limit_are_refused_and_the_lead_told_once(
+        zhang: Chat, services: Services, assistant: Assistant, clock: FakeClock) -> None:
+    user = await services.people.by_identity("test", "张三")
+    assert user is not None
+    lead = await _lead(services, assistant)
+    ids = [await _customer(services, user, CustomerData(**{
+        **LISI.__dict__, "account_no": f"550001234{i}"})) for i in range(5)]
+    for cid in ids[:REVEAL_LIMIT]:
+        await zhang.tap(f"-|reveal|{cid}")
+        assert "13800001234" in zhang.text
+    refused = L("customer.reveal_limited", limit=REVEAL_LIMIT, minutes=60)
+    for _ in range(30):  # a burst of presses, like 300 reveals in 9 s
+        await zhang.tap(f"-|reveal|{ids[-1]}")
+        assert zhang.last is not None and zhang.last.toast == L("customer.reveal_limited_toast")
+        assert refused in zhang.text and "13800001234" not in zhang.text
+    await zhang.tap(f"-|revealE|{ids[-1]}")  # the emergency number counts the same
+    assert refused in zhang.text and "12345678" not in zhang.text
+    actions = [a for a, _ in await _audit(services)]
+    assert actions.count("reveal") == REVEAL_LIMIT and actions.count("reveal_limited") == 1
+    # The lead is told once for the window, through the reminder queue.
+    notifier = FakeNotifier()
+    await ReminderService(services, Dispatcher(services, [notifier])).scan_once()
+    assert notifier.texts("王班长") == [L("customer.reveal_limit_lead", name="张三",
+                                           count=REVEAL_LIMIT, minutes=60)]
+    assert notifier.texts("张三") == []
+    # The limit is the database's: a restart does not reset it.
+    again = Chat(Assistant(services), "test", "张三")
+    await again.tap(f"-|reveal|{ids[0]}")
+    assert refused in again.text
+    # The lead's own reveals are counted for the lead, not refused by the manager's count.
+    await lead.tap(f"-|reveal|{ids[0]}")
+    assert "13800001234" in lead.text
+    # An hour later the window has moved on.
+    clock.advance(minutes=61)
+    await zhang.tap(f"-|reveal|{ids[0]}")
+    assert "13800001234" in zhang.text
