@@ -1,9 +1,11 @@
 """Misuse and bad input (issue #8): phone numbers masked in the audit trail (and by the
-migration), and a per-person reveal limit that tells the lead once."""
+migration), a per-person reveal limit that tells the lead once, invite guessing throttled in
+the database per chat and overall."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -21,12 +23,14 @@ from tests.conftest import Chat, FakeNotifier, make_user
 from tests.tg_harness import L
 
 REVEAL_LIMIT = 3
+GLOBAL_FAILURES = 10
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Small limits, so that crossing them takes a few steps, not hundreds."""
-    return load_settings(db_path=tmp_path / "taiqu.db", reveal_limit=REVEAL_LIMIT)
+    return load_settings(db_path=tmp_path / "taiqu.db", reveal_limit=REVEAL_LIMIT,
+                         invite_global_failures_per_minute=GLOBAL_FAILURES)
 
 
 LISI = CustomerData(account_no="5500012345", name="李四", area_id=1, address="城东村3组12号",
@@ -139,3 +143,59 @@ async def test_reveals_beyond_the_limit_are_refused_and_the_lead_told_once(
     clock.advance(minutes=61)
     await zhang.tap(f"-|reveal|{ids[0]}")
     assert "13800001234" in zhang.text
+
+
+# --- 14. invite codes: per chat and overall, in the database ----------------------------------
+async def _invite(services: Services, name: str = "张三") -> str:
+    from datetime import timedelta
+
+    invite = await services.people.create_invite(
+        role=Role.MANAGER, team="城东供电所", areas=["3号台区"], name=name,
+        now=services.clock.now(), ttl=timedelta(days=7))
+    return invite.code
+
+
+async def test_wrong_codes_per_chat_are_remembered_across_a_restart(
+        services: Services, assistant: Assistant, clock: FakeClock) -> None:
+    code = await _invite(services)
+    guesser = Chat(assistant, "test", "guesser")
+    for i in range(5):
+        await guesser.say(f"/start WRONG{i}")
+        assert guesser.text == L("start.code_unknown")
+        clock.advance(seconds=30)
+    restarted = Chat(Assistant(services), "test", "guesser")
+    await restarted.say(f"/start {code}")
+    assert restarted.text == L("start.too_many", minutes=8)  # the first guess ages out first
+    assert await services.people.by_identity("test", "guesser") is None
+    clock.advance(minutes=8)
+    await restarted.say(f"/start {code}")
+    assert await services.people.by_identity("test", "guesser") is not None
+
+
+async def test_too_many_wrong_codes_overall_pause_every_attempt(
+        services: Services, assistant: Assistant, clock: FakeClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    code = await _invite(services)
+    caplog.set_level(logging.WARNING, logger="bot.handlers.start")
+    # Many accounts, one or two guesses each: no single chat reaches its own limit.
+    for i in range(GLOBAL_FAILURES):
+        chat = Chat(assistant, "test", f"bot{i}")
+        await chat.say(f"/start WRONG{i}")
+        assert chat.text == L("start.code_unknown")
+    paused = L("start.paused", minutes=10)
+    for i in range(GLOBAL_FAILURES, GLOBAL_FAILURES + 5):
+        chat = Chat(assistant, "test", f"bot{i}")
+        await chat.say(f"/start WRONG{i}")
+        assert chat.text == paused
+    newcomer = Chat(Assistant(services), "test", "newcomer")  # after a restart, too
+    await newcomer.say(f"/start {code}")
+    assert newcomer.text == paused
+    assert await services.people.by_identity("test", "newcomer") is None
+    warnings = [r for r in caplog.records if "wrong invite codes" in r.getMessage()]
+    assert len(warnings) == 1  # once per pause, not per refused attempt
+    clock.advance(minutes=4)
+    await newcomer.say(f"/start {code}")
+    assert newcomer.text == L("start.paused", minutes=6)
+    clock.advance(minutes=6)
+    await newcomer.say(f"/start {code}")
+    assert await services.people.by_identity("test", "newcomer") is not None

@@ -1,5 +1,5 @@
 -- Hardening against misuse (issue #8): masked phones in the audit trail, a per-person reveal
--- limit.
+-- limit, and invite-code guessing throttled in the database instead of in memory.
 
 -- 1. The audit trail keeps phone numbers masked (138****1234, 0551-****5678), like
 --    bot.privacy.mask_phone: a changed or withdrawn number must not live on in full here.
@@ -47,3 +47,20 @@ DROP TABLE audit_phones;
 
 -- 2. Counting one person's recent reveals (the reveal limit) without scanning the trail.
 CREATE INDEX audit_user_action ON audit_log(user_id, action, at) WHERE user_id IS NOT NULL;
+
+-- 3. Wrong invite codes, per chat identity and overall; kept across restarts.
+CREATE TABLE invite_failures (
+    id          INTEGER PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX invite_failures_identity ON invite_failures(channel, external_id, at);
+CREATE INDEX invite_failures_at ON invite_failures(at);
+
+-- Set when too many wrong codes arrive overall: until then every code attempt is refused.
+CREATE TABLE invite_lockout (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    until       TEXT NOT NULL,
+    failures    INTEGER NOT NULL
+);
