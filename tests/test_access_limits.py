@@ -1,16 +1,19 @@
 """Misuse and bad input (issue #8): phone numbers masked in the audit trail (and by the
 migration), a per-person reveal limit that tells the lead once, invite guessing throttled in
-the database per chat and overall."""
+the database per chat and overall, locations off the Earth refused, a deactivated user's
+reminders forwarded to the lead, a deactivated customer read-only."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
 
 from bot.assistant import Assistant
+from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.models import Role, User
@@ -20,7 +23,8 @@ from bot.services import Services
 from bot.storage.customers import CustomerData
 from bot.storage.db import Database
 from tests.conftest import Chat, FakeNotifier, make_user
-from tests.tg_harness import L
+from tests.fakebotapi import FakeBotAPI
+from tests.tg_harness import L, body, register, start_channel
 
 REVEAL_LIMIT = 3
 GLOBAL_FAILURES = 10
@@ -199,3 +203,36 @@ async def test_too_many_wrong_codes_overall_pause_every_attempt(
     clock.advance(minutes=6)
     await newcomer.say(f"/start {code}")
     assert await services.people.by_identity("test", "newcomer") is not None
+
+
+# --- 15. locations must be on the Earth -----------------------------------------------------
+@pytest.mark.parametrize(("lat", "lon"), [
+    (91.0, 117.2), (-90.5, 0.0), (31.8, 180.01), (31.8, -181.0), (math.nan, 117.2),
+    (31.8, math.inf), (-math.inf, 0.0)])
+async def test_locations_off_the_earth_are_refused(zhang: Chat, services: Services,
+                                                   lat: float, lon: float) -> None:
+    await zhang.say("记录巡视 3号台区 昨天下午3点")  # at a text step: a location is kept ...
+    await zhang.location(lat, lon)
+    assert zhang.text.startswith(L("form.location_invalid"))
+    await zhang.say("更换表箱")
+    await zhang.say("跳过")
+    await zhang.say("跳过")
+    await zhang.location(lat, lon)  # ... and at the location step itself
+    assert zhang.text.startswith(L("form.location_invalid"))
+    draft = await services.conversations.get(1)
+    assert draft is not None and "location" not in draft.state["values"]
+    await zhang.location(90.0, -180.0)  # the edges are on the Earth
+    assert "位置：90.00000, -180.00000" in zhang.text
+
+
+async def test_a_bad_location_is_refused_in_english_over_telegram(
+        services: Services, settings: Settings, fake_api: FakeBotAPI) -> None:
+    channel: TelegramChannel = await start_channel(services, settings, fake_api)
+    try:
+        user = await register(fake_api, services, 42, "Zhang")
+        await user.say("/lang en")
+        await user.say("记录巡视 3号台区 昨天下午3点")
+        r = await user.location(math.nan, 117.2)  # JSON NaN: Python's json reads it
+        assert body(r[0]).startswith(L("form.location_invalid", "en"))
+    finally:
+        await channel.stop()
