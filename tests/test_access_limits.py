@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,9 @@ from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from bot.storage.db import Database
-from tests.conftest import Chat, FakeNotifier, make_user
+from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
+from tests.test_reminders import register_complaint
 from tests.tg_harness import L, body, register, start_channel
 
 REVEAL_LIMIT = 3
@@ -236,3 +238,49 @@ async def test_a_bad_location_is_refused_in_english_over_telegram(
         assert body(r[0]).startswith(L("form.location_invalid", "en"))
     finally:
         await channel.stop()
+
+
+# --- 15. a deactivated user's reminders go to the lead --------------------------------------
+@pytest.fixture
+async def deactivated_zhang(services: Services, assistant: Assistant) -> Chat:
+    """张三 registered a complaint (first contact due Mon 10:30), then left the team."""
+    await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang = Chat(assistant, "test", "张三")
+    await register_complaint(zhang)
+    await services.db.execute("UPDATE users SET active = 0 WHERE name = '张三'")
+    return zhang
+
+
+@pytest.fixture
+async def reminders(services: Services) -> AsyncIterator[tuple[ReminderService, FakeNotifier]]:
+    notifier = FakeNotifier()
+    yield ReminderService(services, Dispatcher(services, [notifier])), notifier
+
+
+async def test_a_deactivated_users_reminder_is_forwarded_to_the_lead(
+        deactivated_zhang: Chat, reminders: tuple[ReminderService, FakeNotifier],
+        clock: FakeClock, services: Services) -> None:
+    service, notifier = reminders
+    at(clock, 2026, 11, 27, 15, 1)  # half-way to first contact
+    result = await service.scan_once()
+    assert (result.sent, result.dropped) == (1, 0)
+    [forwarded] = notifier.texts("王班长")
+    assert forwarded.startswith(L("reminder.deactivated", name="张三") + "\n\n")
+    assert "首次联系客户" in forwarded
+    assert notifier.texts("张三") == []
+    row = await services.db.fetchone("SELECT state FROM reminders WHERE kind LIKE '%half%'")
+    assert row is not None and row[0] == "sent"
+
+
+async def test_a_deactivated_users_reminder_waits_for_the_morning(
+        deactivated_zhang: Chat, reminders: tuple[ReminderService, FakeNotifier],
+        clock: FakeClock) -> None:
+    service, notifier = reminders
+    at(clock, 2026, 11, 27, 22, 0)  # due since 15:00, but it is night and not urgent
+    await service.scan_once()
+    assert notifier.texts("王班长") == []
+    at(clock, 2026, 11, 28, 7, 31)
+    await service.scan_once()
+    assert any(t.startswith(L("reminder.deactivated", name="张三"))
+               for t in notifier.texts("王班长"))
