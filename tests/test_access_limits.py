@@ -23,7 +23,7 @@ from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from bot.storage.db import Database
-from tests.conftest import Chat, FakeNotifier, at, make_user
+from tests.conftest import T0, Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.test_reminders import register_complaint
 from tests.tg_harness import L, body, register, start_channel
@@ -284,3 +284,34 @@ async def test_a_deactivated_users_reminder_waits_for_the_morning(
     await service.scan_once()
     assert any(t.startswith(L("reminder.deactivated", name="张三"))
                for t in notifier.texts("王班长"))
+
+
+# --- 15. a deactivated special customer is read-only ----------------------------------------
+async def test_a_customer_deactivated_while_being_edited_is_not_changed(
+        zhang: Chat, services: Services, assistant: Assistant) -> None:
+    user = await services.people.by_identity("test", "张三")
+    assert user is not None
+    cid = await _customer(services, user)
+    await zhang.tap(f"-|custedit|{cid}")
+    await zhang.press("修改")
+    await zhang.press("联系电话")
+    await zhang.say("13900005678")
+    await services.customers.set_active(user, cid, False, T0, "已搬迁")  # meanwhile
+    await zhang.press("保存")
+    assert L("customer.readonly") in zhang.text
+    c = await services.customers.get(user, cid)
+    assert c is not None and c.phone == "13800001234"
+    assert [a for a, _ in await _audit(services)] == ["create", "deactivate"]
+    # Nor can the storage be asked directly, for an edit or a reveal.
+    assert not await services.customers.update(user, cid, LISI, T0)
+    assert await services.customers.reveal_phone(
+        user, cid, "phone", T0, limit=REVEAL_LIMIT, window=services.form_timeout) is None
+    # Registering the 户号 again offers the record, read-only, not its edit form.
+    await zhang.say("/cancel")
+    await zhang.say("确定放弃")
+    await zhang.say("/customer")
+    await zhang.say("5500012345")
+    await zhang.press("打开已有档案")
+    assert L("customer.readonly") in zhang.text and "修改特殊客户档案" not in zhang.text
+    assert await services.conversations.get(user.id) is None
+    assert [a for a, _ in await _audit(services)] == ["create", "deactivate"]

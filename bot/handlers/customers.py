@@ -139,10 +139,11 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
             c.created_at.astimezone(ctx.tz), ctx.locale, has_time=False)))
     rows: list[list[Button]] = []
     reveal_row = []
-    if c.phone and "phone" not in revealed:
+    # A deactivated record is read-only until reactivated: no reveal, no edit.
+    if c.active and c.phone and "phone" not in revealed:
         reveal_row.append(Button(ctx.t("btn.reveal_phone"),
                                  callback(GLOBAL_TOKEN, "reveal", c.id)))
-    if c.emergency_phone and "emergency" not in revealed:
+    if c.active and c.emergency_phone and "emergency" not in revealed:
         reveal_row.append(Button(ctx.t("btn.reveal_emergency"),
                                  callback(GLOBAL_TOKEN, "revealE", c.id)))
     if reveal_row:
@@ -165,6 +166,11 @@ async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
     c = await ctx.services.customers.get(ctx.user, customer_id)
     if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
+    if not c.active:  # a forged or old button: the record is read-only until reactivated
+        out = await card(ctx, customer_id)
+        out.toast = ctx.t("button.stale")
+        out.replies.insert(0, Reply(ctx.t("customer.readonly")))
+        return out
     s = ctx.services.settings
     try:
         phone = await ctx.services.customers.reveal_phone(

@@ -151,7 +151,7 @@ class Customers:
     async def update(self, user: User, customer_id: int, data: CustomerData,
                      now: datetime) -> bool:
         old = await self.get(user, customer_id)
-        if old is None:
+        if old is None or not old.active:  # a deactivated record is read-only
             return False
         changes = diff(old.data(), data)
         if not changes:
@@ -187,10 +187,10 @@ class Customers:
 
     async def reveal_phone(self, user: User, customer_id: int, which: str, now: datetime, *,
                            limit: int, window: timedelta) -> str | None:
-        """The full number, once, written to the audit log; None if not visible.
-        Raises RevealLimited beyond `limit` reveals per `window`."""
+        """The full number, once, written to the audit log; None if not visible (or the record
+        is deactivated: read-only). Raises RevealLimited beyond `limit` reveals per `window`."""
         c = await self.get(user, customer_id)
-        if c is None:
+        if c is None or not c.active:
             return None
         phone = c.emergency_phone if which == "emergency" else c.phone
         if not phone:
