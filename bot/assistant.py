@@ -192,6 +192,10 @@ class Assistant:
         customer = await self.services.customers.get(ctx.user, record_id)
         if customer is None or (kind != "ce" and not customer.active):
             return Outcome().add(ctx.t("customer.not_found"))
+        if not customer.active:  # a forged or old 修改 button: read-only until reactivated
+            return Outcome(toast=ctx.t("button.stale")).add(
+                ctx.t("customer.readonly"), [[Button(ctx.t("btn.customer_card"),
+                                                     callback(GLOBAL_TOKEN, "cust", customer.id))]])
         if kind == "ce":
             return await open_customer_edit(self.engine, ctx, customer)
         if kind == "co":

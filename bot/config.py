@@ -27,8 +27,17 @@ class Settings(BaseSettings):
     locale: str = "zh_CN"
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
+    # Invite-code guessing: wrong codes one chat may send per window, and wrong codes per
+    # minute from everyone together before all code attempts pause for a while.
+    invite_max_failures: int = Field(default=5, ge=1, le=1000)
+    invite_failure_window_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    invite_global_failures_per_minute: int = Field(default=30, ge=1, le=100_000)
+    invite_lockout_minutes: int = Field(default=10, ge=1, le=24 * 60)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     account_no_min_digits: int = Field(default=10, ge=1, le=32)
+    # Full phone numbers one person may reveal per window; beyond it, refused and lead told.
+    reveal_limit: int = Field(default=20, ge=1, le=100_000)
+    reveal_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # Monday's weekly report (local time); the previous Monday-Sunday week.

@@ -9,6 +9,8 @@ def mask_phone(phone: str | None) -> str:
     """138****1234 for a mobile; 0551-****5678 for a landline; short numbers all but 2 digits."""
     if not phone:
         return ""
+    if "*" in phone:  # masked already (the audit trail stores masked numbers)
+        return phone
     if re.fullmatch(r"1\d{10}", phone):
         return f"{phone[:3]}****{phone[-4:]}"
     m = re.fullmatch(r"(0\d{2,3})-(\d{7,8})(-\d+)?", phone)

@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import Role, User
 from bot.notify import Dispatcher, RetryLater, Unreachable
-from bot.registry import REGISTRY, Registry, TodoItem
+from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage.db import iso
 from bot.storage.people import UserPrefs
@@ -136,6 +136,11 @@ class ReminderService:
     async def deliver(self, r: Reminder, now: datetime, result: ScanResult) -> None:
         user = await self.services.people.user(r.user_id)
         kind = self.registry.reminders.get(r.subject)
+        if user is None and kind is not None:
+            former = await self.services.people.deactivated_user(r.user_id)
+            if former is not None:
+                await self._forward_deactivated(former, r, kind, now, result)
+                return
         if user is None or kind is None:
             await self.rows.settle(r.id, "cancelled", now, "no recipient or kind")
             result.dropped += 1
@@ -175,6 +180,46 @@ class ReminderService:
         await self.rows.settle(r.id, "sent", now)
         result.sent += 1
         if kind.after_sent is not None:
+            await kind.after_sent(self.services, r, now)
+
+    async def _forward_deactivated(self, former: User, r: Reminder, kind: ReminderKind,
+                                   now: datetime, result: ScanResult) -> None:
+        """A deactivated user's reminder goes to the team's leads (their work is not
+        dropped), worded for the former owner. In the default quiet hours a non-urgent one
+        waits for their end: a deactivated user gets no morning digest that would carry it."""
+        ctx = Ctx(self.services, former, now)
+        leads = [u for u in await self.leads_of(former.team_id) if u.id != former.id]
+        if not leads:
+            log.warning("reminder %s: user %s is deactivated and team %s has no lead", r.id,
+                        former.id, former.team_id)
+            await self.rows.settle(r.id, "cancelled", now, "deactivated, no lead")
+            result.dropped += 1
+            return
+        if not r.urgent:
+            start, end = self.services.settings.quiet_hours.split("-")
+            if in_quiet(ctx.local_now, _hhmm(start), _hhmm(end)):
+                await self.rows.retry_at(r.id, next_at(ctx.local_now, _hhmm(end)),
+                                         "deactivated: after quiet hours")
+                result.held += 1
+                return
+        reply = await kind.render(ctx, r)
+        if reply is None:
+            await self.rows.settle(r.id, "cancelled", now, "settled")
+            result.dropped += 1
+            return
+        if not await self.rows.claim(r.id):
+            return
+        for lead in leads:
+            lctx = Ctx(self.services, lead, now)
+            text = lctx.t("reminder.deactivated", name=former.name) + "\n\n" + reply.text
+            try:
+                await self.dispatcher.push(lead.id, Reply(text, reply.buttons))
+            except Exception:
+                log.warning("could not forward reminder %s of deactivated user %s to lead %s",
+                            r.id, former.id, lead.id, exc_info=True)
+        await self.rows.settle(r.id, "sent", now, "forwarded: user deactivated")
+        result.sent += 1
+        if kind.after_sent is not None:  # the next occurrence is planned, and forwarded too
             await kind.after_sent(self.services, r, now)
 
     def snooze_row(self, ctx: Ctx, r: Reminder) -> list[Button]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from bot.textutil import normalize_input
@@ -13,6 +14,12 @@ _LANDLINE = re.compile(r"(0\d{2,3})-?(\d{7,8})")
 def digits_only(text: str) -> str:
     """Full-width digits folded; spaces and dashes people put in long numbers dropped."""
     return re.sub(r"[\s\-－_]", "", normalize_input(text))
+
+
+def coordinates(lat: float, lon: float) -> bool:
+    """A point on Earth: finite, latitude within ±90 and longitude within ±180 degrees."""
+    return (math.isfinite(lat) and math.isfinite(lon)
+            and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0)
 
 
 def account_no(text: str, min_digits: int, max_digits: int) -> str | None:

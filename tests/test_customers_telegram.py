@@ -534,8 +534,15 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
 
     r = await zhang.press(L("btn.customer_card"))  # on the "deactivated" answer
     assert body(one(r)) == lisi_card(inactive="已搬迁")
-    assert labels(r[0]) == [L("btn.reveal_phone"), L("btn.reveal_emergency"),
-                            L("btn.reactivate")]
+    # Read-only until reactivated: no reveal, no edit offered ...
+    assert labels(r[0]) == [L("btn.reactivate")]
+    # ... and old or forged presses are refused with the stale-button toast, audit unchanged.
+    for action in ("reveal", "revealE", "custedit"):
+        r = await zhang.tap(zhang.last["message_id"], f"-|{action}|{cid}")
+        assert zhang.answers()[-1]["text"] == L("button.stale"), action
+        assert body(r[0]) == L("customer.readonly"), action
+        assert "13800001234" not in texts(r) and "12345678" not in texts(r), action
+    assert await open_drafts(services) == 0
     # A deactivated customer takes no visit and no second deactivation, even by old buttons.
     for action in ("custvisit", "custoff"):
         r = await zhang.tap(zhang.last["message_id"], f"-|{action}|{cid}")

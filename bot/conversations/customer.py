@@ -166,6 +166,9 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
     customers = ctx.services.customers
     if meta.get("edit_id"):
         cid = int(meta["edit_id"])
+        current = await customers.get(ctx.user, cid)
+        if current is not None and not current.active:  # deactivated while the form was open
+            raise Invalid("customer.readonly")
         if not await customers.update(ctx.user, cid, data, ctx.now):
             raise Invalid("customer.not_found")
         return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
@@ -196,6 +199,8 @@ async def open_duplicate(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -
     if customer is None:
         return await engine.reprompt(ctx, draft, ctx.t("customer.not_found"))
     await ctx.services.conversations.delete(ctx.user.id)
+    if not customer.active:  # read-only until reactivated: its card offers 恢复
+        return Outcome().add(ctx.t("customer.readonly"), card_buttons(ctx, customer.id))
     return await open_edit(engine, ctx, customer)
 
 

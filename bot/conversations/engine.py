@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from bot import validators
 from bot.conversations.fields import Field, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
@@ -357,6 +358,10 @@ class FormEngine:
     async def on_location(self, ctx: Ctx, draft: Draft, point: tuple[float, float]) -> Outcome:
         spec = self.forms[draft.form]
         st = _state(draft)
+        # Every form takes locations here: one that is not on Earth (a forged update, NaN)
+        # would otherwise be saved and shown as a check-in.
+        if not validators.coordinates(*point):
+            return await self.reprompt(ctx, draft, ctx.t("form.location_invalid"))
         if st["step"] == "location":
             self._answered(spec, draft, "location", list(point))
             return await self.reprompt(ctx, draft)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
+from bot.registry import REGISTRY, ReminderKind
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
-from bot.storage.customers import ENTITY, Customer, Query
+from bot.storage.customers import ENTITY, REVEAL_LIMIT_SUBJECT, Customer, Query, RevealLimited
+from bot.storage.reminders import Reminder
 from bot.textutil import normalize_input
 from bot.timeparse import format_time
 from bot.validators import digits_only
@@ -137,10 +139,11 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
             c.created_at.astimezone(ctx.tz), ctx.locale, has_time=False)))
     rows: list[list[Button]] = []
     reveal_row = []
-    if c.phone and "phone" not in revealed:
+    # A deactivated record is read-only until reactivated: no reveal, no edit.
+    if c.active and c.phone and "phone" not in revealed:
         reveal_row.append(Button(ctx.t("btn.reveal_phone"),
                                  callback(GLOBAL_TOKEN, "reveal", c.id)))
-    if c.emergency_phone and "emergency" not in revealed:
+    if c.active and c.emergency_phone and "emergency" not in revealed:
         reveal_row.append(Button(ctx.t("btn.reveal_emergency"),
                                  callback(GLOBAL_TOKEN, "revealE", c.id)))
     if reveal_row:
@@ -158,8 +161,27 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
 
 
 async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
-    """Show the full number to this user once (the card itself stays masked); audited."""
-    phone = await ctx.services.customers.reveal_phone(ctx.user, customer_id, which, ctx.now)
+    """Show the full number to this user once (the card itself stays masked); audited, and
+    limited per person (settings reveal_limit / reveal_window_minutes)."""
+    c = await ctx.services.customers.get(ctx.user, customer_id)
+    if c is None:
+        return Outcome().add(ctx.t("customer.not_found"))
+    if not c.active:  # a forged or old button: the record is read-only until reactivated
+        out = await card(ctx, customer_id)
+        out.toast = ctx.t("button.stale")
+        out.replies.insert(0, Reply(ctx.t("customer.readonly")))
+        return out
+    s = ctx.services.settings
+    try:
+        phone = await ctx.services.customers.reveal_phone(
+            ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
+            window=timedelta(minutes=s.reveal_window_minutes))
+    except RevealLimited as exc:
+        out = await card(ctx, customer_id)
+        out.toast = ctx.t("customer.reveal_limited_toast")
+        out.replies.insert(0, Reply(ctx.t("customer.reveal_limited", limit=exc.limit,
+                                          minutes=s.reveal_window_minutes)))
+        return out
     if phone is None:
         return Outcome().add(ctx.t("customer.not_found"))
     if not phone:
@@ -169,6 +191,15 @@ async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
     out = await card(ctx, customer_id, {which: phone})
     out.toast = ctx.t("customer.revealed_toast")
     return out
+
+
+async def _render_reveal_limit(ctx: Ctx, r: Reminder) -> Reply:
+    """To a lead: a teammate hit the reveal limit (once per window; see reveal_phone)."""
+    return Reply(ctx.t("customer.reveal_limit_lead", name=r.detail.get("name", ""),
+                       count=r.detail.get("count", 0), minutes=r.detail.get("minutes", 0)))
+
+
+REGISTRY.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_limit))
 
 
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import logging
 
 from bot.events import Incoming, Outcome
 from bot.handlers.menu import greeting
 from bot.i18n import t
 from bot.services import Ctx, Services
 from bot.storage.people import InviteError
+from bot.storage.throttle import InviteThrottle
 
-MAX_FAILURES = 5
-FAILURE_WINDOW_S = 600.0
+log = logging.getLogger(__name__)
 
 
 class StartHandler:
     def __init__(self, services: Services) -> None:
         self.services = services
-        # Wrong codes per chat identity, to make guessing slow as well as improbable.
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        # Wrong codes per chat identity and overall, in the database: guessing stays slow
+        # across restarts and across many accounts (settings invite_*).
+        self.throttle = InviteThrottle(services.db, services.settings)
 
     def _locale(self, ev: Incoming) -> str:
         from bot.i18n import normalize_locale
 
         return normalize_locale(ev.language) or self.services.settings.locale
-
-    def _throttled(self, key: tuple[str, str]) -> bool:
-        q = self._failures[key]
-        now = time.monotonic()
-        while q and now - q[0] > FAILURE_WINDOW_S:
-            q.popleft()
-        return len(q) >= MAX_FAILURES
 
     async def stranger(self, ev: Incoming) -> Outcome:
         return Outcome().add(t(self._locale(ev), "start.need_code"))
@@ -49,15 +42,20 @@ class StartHandler:
         locale = self._locale(ev)
         if not code:
             return Outcome().add(t(locale, "start.need_code"))
-        key = (ev.channel, ev.external_id)
-        if self._throttled(key):
-            return Outcome().add(t(locale, "start.too_many", minutes=FAILURE_WINDOW_S // 60))
+        refusal = await self.throttle.refusal(ev.channel, ev.external_id, now)
+        if refusal is not None:
+            key = "start.paused" if refusal.reason == "paused" else "start.too_many"
+            return Outcome().add(t(locale, key, minutes=refusal.minutes))
         try:
             user = await services.people.redeem_invite(
                 code, channel=ev.channel, external_id=ev.external_id,
                 fallback_name=ev.display_name or t(locale, "start.default_name"), now=now)
         except InviteError as exc:
-            self._failures[key].append(time.monotonic())
+            paused_after = await self.throttle.failed(ev.channel, ev.external_id, now)
+            if paused_after is not None:  # once per pause, not per refused attempt
+                log.warning("%d wrong invite codes in the last minute: all code attempts are "
+                            "refused for %d minutes", paused_after,
+                            services.settings.invite_lockout_minutes)
             return Outcome().add(t(locale, f"start.code_{exc.reason}"))
         if ev.language and user.locale is None and locale != services.settings.locale:
             await services.people.set_locale(user.id, locale)

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.privacy import mask_phone
 from bot.storage.db import Database, Tx, from_iso, iso
+
+# Numbers are kept masked in the trail: a changed or withdrawn number must not live on in full
+# here (migration 0014 masked the rows written before).
+_PHONE_KEYS = ("phone", "emergency_phone")
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,18 @@ class AuditEntry:
     at: datetime
 
 
+def redact(detail: dict[str, Any]) -> dict[str, Any]:
+    """The detail with every phone number masked: a single value or an [old, new] pair."""
+    out = dict(detail)
+    for key in _PHONE_KEYS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = mask_phone(value)
+        elif isinstance(value, list):
+            out[key] = [mask_phone(v) if isinstance(v, str) else v for v in value]
+    return out
+
+
 async def record(tx: Tx, *, team_id: int, user_id: int | None, actor: str, entity: str,
                  entity_id: int | None, action: str, at: datetime,
                  detail: dict[str, Any] | None = None) -> None:
@@ -25,7 +42,7 @@ async def record(tx: Tx, *, team_id: int, user_id: int | None, actor: str, entit
         "INSERT INTO audit_log(team_id, user_id, actor, entity, entity_id, action, detail, at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (team_id, user_id, actor, entity, entity_id, action,
-         json.dumps(detail or {}, ensure_ascii=False), iso(at)))
+         json.dumps(redact(detail or {}), ensure_ascii=False), iso(at)))
 
 
 async def history(db: Database, entity: str, entity_id: int, limit: int = 20) -> list[AuditEntry]:

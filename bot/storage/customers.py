@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.models import Role, User
 from bot.storage import audit
 from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.reminders import Reminders
 
+log = logging.getLogger(__name__)
 ENTITY = "customer"
+REVEAL_LIMIT_SUBJECT = "reveal_limit"  # the reminder that tells the leads
+
+
+class RevealLimited(Exception):
+    """The person has revealed `limit` numbers within the window already: refused.
+    `leads_told` is True for the first refusal of a window (the leads were told then)."""
+
+    def __init__(self, limit: int, leads_told: bool) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.leads_told = leads_told
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,7 @@ class Customers:
     async def update(self, user: User, customer_id: int, data: CustomerData,
                      now: datetime) -> bool:
         old = await self.get(user, customer_id)
-        if old is None:
+        if old is None or not old.active:  # a deactivated record is read-only
             return False
         changes = diff(old.data(), data)
         if not changes:
@@ -172,21 +186,61 @@ class Customers:
                                detail={} if active else {"reason": reason})
         return True
 
-    async def reveal_phone(self, user: User, customer_id: int, which: str,
-                           now: datetime) -> str | None:
-        """The full number, once, written to the audit log."""
+    async def reveal_phone(self, user: User, customer_id: int, which: str, now: datetime, *,
+                           limit: int, window: timedelta) -> str | None:
+        """The full number, once, written to the audit log; None if not visible (or the record
+        is deactivated: read-only). Raises RevealLimited beyond `limit` reveals per `window`."""
         c = await self.get(user, customer_id)
-        if c is None:
+        if c is None or not c.active:
             return None
         phone = c.emergency_phone if which == "emergency" else c.phone
         if not phone:
             return ""  # nothing to reveal, so nothing to audit
-        async with self.db.tx() as tx:
-            await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
-                               entity=ENTITY, entity_id=customer_id, action="reveal", at=now,
-                               detail={"field": "emergency_phone" if which == "emergency"
-                                       else "phone"})
+        since = iso(now - window)
+        async with self.db.tx() as tx:  # count and record in one transaction: no overshoot
+            row = await tx.fetchone(
+                "SELECT count(*) FROM audit_log WHERE user_id = ? AND action = 'reveal' "
+                "AND at > ?", (user.id, since))
+            count = int(row[0]) if row else 0
+            if count >= limit:
+                told = await self._reveal_limited(tx, user, c, count, now, since, window)
+            else:
+                told = None
+                await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
+                                   entity=ENTITY, entity_id=customer_id, action="reveal",
+                                   at=now, detail={"field": "emergency_phone"
+                                                   if which == "emergency" else "phone"})
+        if told is not None:
+            raise RevealLimited(limit, told)
         return phone
+
+    @staticmethod
+    async def _reveal_limited(tx: Tx, user: User, c: Customer, count: int, now: datetime,
+                              since: str, window: timedelta) -> bool:
+        """Over the limit: the first refusal of a window is audited and tells the team's
+        leads (through the reminder queue, so it survives a restart); later ones do not."""
+        row = await tx.fetchone(
+            "SELECT 1 FROM audit_log WHERE user_id = ? AND action = 'reveal_limited' AND at > ?",
+            (user.id, since))
+        if row is not None:
+            return False
+        await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
+                           entity="user", entity_id=user.id, action="reveal_limited", at=now,
+                           detail={"count": count, "customer_id": c.id})
+        leads = await tx.fetchall(
+            "SELECT id FROM users WHERE team_id = ? AND role = 'lead' AND active = 1 "
+            "AND id != ?", (user.team_id, user.id))
+        if not leads:
+            log.warning("user %s reached the reveal limit; team %s has no lead to tell",
+                        user.id, user.team_id)
+        for lead in leads:
+            await Reminders.plan(
+                tx, team_id=user.team_id, user_id=int(lead["id"]), subject=REVEAL_LIMIT_SUBJECT,
+                subject_id=user.id, kind="lead", due_at=now, now=now, urgent=True,
+                key=f"{REVEAL_LIMIT_SUBJECT}:{user.id}:{lead['id']}:{iso(now)}",
+                detail={"name": user.name, "count": count,
+                        "minutes": int(window.total_seconds() // 60)})
+        return True
 
     async def search(self, user: User, q: Query, now: datetime, limit: int = 8,
                      offset: int = 0) -> tuple[int, list[Customer]]:

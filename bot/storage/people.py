@@ -100,6 +100,11 @@ class People:
         row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 1", (user_id,))
         return _user(row) if row else None
 
+    async def deactivated_user(self, user_id: int) -> User | None:
+        """A user whose account was deactivated (their reminders go to the leads)."""
+        row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 0", (user_id,))
+        return _user(row) if row else None
+
     async def by_identity(self, channel: str, external_id: str) -> User | None:
         row = await self.db.fetchone(
             _USER_SQL + " JOIN identities i ON i.user_id = u.id "
