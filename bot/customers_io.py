@@ -27,7 +27,7 @@ from bot.services import Services
 from bot.storage import audit
 from bot.storage.customers import ENTITY, CustomerData
 from bot.storage.db import Database, Tx, from_iso, iso
-from bot.textutil import normalize_input
+from bot.textutil import clean_text, normalize_input
 from bot.xlsx_rows import XlsxError, XlsxReader
 
 BATCH_SIZE = 1000
@@ -141,7 +141,7 @@ def _map_header(cells: Sequence[Any]) -> dict[str, int]:
 def _text(value: Any) -> str:
     """A cell as text: Excel hands numbers over as int/float (户号 13800001234.0)."""
     if isinstance(value, str):  # the common case first: this runs for every cell
-        text = value.strip()
+        text = clean_text(value).strip()  # line breaks stay: 具体情况 may have several lines
         # ="0012345678" is how some systems keep Excel from eating leading zeros.
         if text.startswith('="') and text.endswith('"'):
             text = text[2:-1].strip()

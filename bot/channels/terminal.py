@@ -16,6 +16,7 @@ from bot.notify import Dispatcher, RetryLater
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
+from bot.textutil import safe_filename
 
 CHANNEL = "terminal"
 DEMO_TEAM = "城东供电所"
@@ -99,7 +100,7 @@ class TerminalChat:
         """Files (reports, charts) land next to the database, under exports/."""
         folder = self.assistant.services.settings.db_path.parent / "exports"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / att.filename
+        path = folder / safe_filename(att.filename)
         path.write_bytes(att.data)
         return path
 

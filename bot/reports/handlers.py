@@ -26,7 +26,7 @@ from bot.reports.text import render
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
-from bot.textutil import TELEGRAM_LIMIT, normalize_input
+from bot.textutil import TELEGRAM_LIMIT, normalize_input, safe_filename
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -41,7 +41,6 @@ _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
 _LOG_KINDS = ("日志", "工作日志", "logs", "log")
-_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def file_stem(kind: str, fig_scope: Scope, period: Period, locale: str) -> str:
     who = fig_scope.user_name or fig_scope.team_name
     name = t(locale, f"report.file.{kind}", who=who, first=period.first.isoformat(),
              last=period.last.isoformat())
-    return _UNSAFE.sub("_", name)
+    return safe_filename(name, fallback=kind)
 
 
 async def report_reply(services: Services, scope: Scope, period: Period, now: datetime,
