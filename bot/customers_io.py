@@ -626,7 +626,8 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
     lock are held; written to a temporary file first so a failed export leaves no half file.
     """
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+
+    from bot import xlsx_safe  # openpyxl on first use, not at start-up
 
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
@@ -648,7 +649,7 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
     ws.auto_filter.ref = f"A1:{_letter(len(all_columns) - 1)}1"
     header = []
     for col in all_columns:
-        cell = WriteOnlyCell(ws, value=col.header)
+        cell = xlsx_safe.cell(ws, col.header)
         cell.font = _bold()
         header.append(cell)
     ws.append(header)
@@ -665,11 +666,11 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
             last_visit = (from_iso(r["last_visit_at"]).astimezone(tz).replace(tzinfo=None)
                           if r["last_visit_at"] else None)
             created = from_iso(r["created_at"]).astimezone(tz).date()
-            visit_cell = WriteOnlyCell(ws, value=last_visit)
+            visit_cell = xlsx_safe.cell(ws, last_visit)
             visit_cell.number_format = "yyyy-mm-dd hh:mm"
-            created_cell = WriteOnlyCell(ws, value=created)
+            created_cell = xlsx_safe.cell(ws, created)
             created_cell.number_format = "yyyy-mm-dd"
-            ws.append([
+            ws.append(xlsx_safe.row(ws, [
                 r["account_no"],
                 mask_name(r["name"]) if hide else r["name"],
                 r["area_name"],
@@ -684,7 +685,7 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
                 "是" if r["proxy_pay"] else "否",
                 visit_cell,
                 created_cell,
-            ])
+            ]))
             count += 1
         after = page[-1]["account_no"]
 

@@ -18,6 +18,7 @@ from openpyxl.worksheet.cell_range import CellRange
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
+from bot import xlsx_safe
 from bot.i18n import t
 from bot.privacy import mask_name
 from bot.reports.figures import LogRow, Scope, load_logs
@@ -83,7 +84,7 @@ class _Form:
     def put(self, col: int, value: Any, *, to: int | None = None,
             style: str = "text") -> None:
         r = self.row
-        cell = self.ws.cell(r, col, value)
+        cell = xlsx_safe.put(self.ws, r, col, value)
         cell.style = f"tq_{style}"
         last = to or col
         for c in range(col + 1, last + 1):

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from bot import xlsx_safe
 from bot.i18n import t
 from bot.privacy import mask_name
 from bot.reports.figures import Figures, LogRow, PersonFigures, Tally
@@ -73,7 +73,7 @@ class Sheet:
         ws.print_title_rows = "1:1"
         head = []
         for h in self.header:
-            c = WriteOnlyCell(ws, value=h)
+            c = xlsx_safe.cell(ws, h)
             c.font = _HEAD_FONT
             c.fill = _HEAD_FILL
             head.append(c)
@@ -95,13 +95,13 @@ class Sheet:
             if (fmt is None and i not in self.wrap) or v is None:
                 out.append(v)
                 continue
-            c = WriteOnlyCell(ws, value=v)
+            c = xlsx_safe.cell(ws, v)
             if fmt is not None:
                 c.number_format = fmt
             if i in self.wrap:
                 c.alignment = _WRAP
             out.append(c)
-        return out
+        return xlsx_safe.row(ws, out)
 
     def _widths(self, ws: WriteOnlyWorksheet) -> None:
         for i, h in enumerate(self.header):
