@@ -19,7 +19,7 @@ from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.registry import REGISTRY, PushFn
-from bot.reminders import ReminderService, in_quiet
+from bot.reminders import ReminderService, in_quiet, job_failed
 from bot.reports.figures import Figures, Scope, compute, count_logs, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, week_of
 from bot.reports.text import render
@@ -183,6 +183,22 @@ def _hhmm(text: str) -> time:
     return time(int(h), int(m))
 
 
+async def _weekly_reply(services: Services, user: User, period: Period, now: datetime,
+                        team_replies: dict[tuple[int, str], Reply]) -> Reply:
+    """A lead's team report (made once per team and language in a scan) or a manager's own."""
+    locale = user.locale or services.settings.locale
+    intro = t(locale, "report.push_intro")
+    if user.role is not Role.LEAD:
+        return await report_reply(
+            services, Scope(user.team_id, user.team_name, user.id, user.name), period, now,
+            locale, intro=intro)
+    k = (user.team_id, locale)
+    if k not in team_replies:
+        team_replies[k] = await report_reply(
+            services, Scope(user.team_id, user.team_name), period, now, locale, intro=intro)
+    return team_replies[k]
+
+
 @REGISTRY.every_scan
 async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> int:
     """From Monday at TAIQU_WEEKLY_REPORT_TIME: each lead gets the team's report for the week
@@ -220,19 +236,11 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
         if window and in_quiet(local, *window):
             continue  # a later scan, once the quiet hours are over
         made += 1
-        locale = user.locale or services.settings.locale
-        intro = t(locale, "report.push_intro")
-        if user.role is Role.LEAD:
-            k = (user.team_id, locale)
-            if k not in team_replies:
-                team_replies[k] = await report_reply(
-                    services, Scope(user.team_id, user.team_name), period, now, locale,
-                    intro=intro)
-            reply = team_replies[k]
-        else:
-            reply = await report_reply(
-                services, Scope(user.team_id, user.team_name, user.id, user.name), period, now,
-                locale, intro=intro)
+        try:
+            reply = await _weekly_reply(services, user, period, now, team_replies)
+        except Exception as exc:  # one team's or person's failure must not stop the others
+            await job_failed(services, JOB, key, user, now, exc)
+            continue
         try:
             await push(user.id, reply)
         except Unreachable:
