@@ -22,6 +22,7 @@ from typing import Any
 from bot import validators
 from bot.i18n import t
 from bot.privacy import mask_name, mask_phone
+from bot.private_files import open_private
 from bot.rules import categories, categories_in, sensitive_categories
 from bot.services import Services
 from bot.storage import audit
@@ -691,7 +692,8 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
 
     tmp = path.with_name(path.name + ".part")
     try:
-        wb.save(tmp)
+        with open_private(tmp) as fh:  # 0600 from the start: it holds personal data
+            wb.save(fh)
         os.replace(tmp, path)
     except OSError as exc:
         raise CustomersIOError(f"{path}: 无法写入 / cannot write ({exc.strerror or exc})") \

@@ -21,6 +21,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from bot import xlsx_safe
 from bot.i18n import t
 from bot.privacy import mask_name
+from bot.private_files import write_private
 from bot.reports.figures import LogRow, Scope, load_logs
 from bot.reports.ranges import MAX_DAYS, Period
 from bot.reports.xlsx import display_width
@@ -205,5 +206,5 @@ async def export_team_logs(services: Any, team: str, first: date, last: date,
     scope = Scope(row["id"], row["name"])
     logs = await load_logs(services.db, scope, period)
     data = build(logs, row["name"], period, services.settings.locale)
-    Path(path).write_bytes(data)
+    write_private(path, data)
     return PaperLog(row["name"], period, len(logs), data)
