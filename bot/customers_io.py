@@ -21,7 +21,7 @@ from typing import Any
 
 from bot import validators
 from bot.i18n import t
-from bot.privacy import mask_name, mask_phone
+from bot.privacy import mask
 from bot.private_files import open_private
 from bot.rules import categories, categories_in, sensitive_categories
 from bot.services import Services
@@ -34,6 +34,7 @@ from bot.xlsx_rows import XlsxError, XlsxReader
 BATCH_SIZE = 1000
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
+MASK_FILE = "customers"  # the export's entry in bot.privacy.MASKS
 LABEL_LOCALE = "zh_CN"  # the spreadsheet's own language, whatever the operator's locale
 
 
@@ -663,7 +664,6 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
             break
         for r in page:
             cats = sorted(r["cats"].split(",") if r["cats"] else [], key=order.index)
-            hide = not full and bool(sensitive.intersection(cats))
             last_visit = (from_iso(r["last_visit_at"]).astimezone(tz).replace(tzinfo=None)
                           if r["last_visit_at"] else None)
             created = from_iso(r["created_at"]).astimezone(tz).date()
@@ -671,21 +671,14 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
             visit_cell.number_format = "yyyy-mm-dd hh:mm"
             created_cell = xlsx_safe.cell(ws, created)
             created_cell.number_format = "yyyy-mm-dd"
+            show = _shown(r, cats, full, bool(sensitive.intersection(cats)))
             ws.append(xlsx_safe.row(ws, [
-                r["account_no"],
-                mask_name(r["name"]) if hide else r["name"],
-                r["area_name"],
-                r["address"],
-                r["phone"] if full else mask_phone(r["phone"]),
-                "、".join(_category_label(k) for k in cats),
-                None if hide else r["situation"],
-                r["emergency_name"],
-                (r["emergency_phone"] if full else mask_phone(r["emergency_phone"])) or None,
-                r["visit_every_days"],
-                "是" if r["notify_first"] else "否",
-                "是" if r["proxy_pay"] else "否",
-                visit_cell,
-                created_cell,
+                show("account_no"), show("name"), r["area_name"], show("address"),
+                show("phone"),
+                "、".join(_category_label(k) for k in show("categories")),
+                show("situation"), show("emergency_name"), show("emergency_phone"),
+                r["visit_every_days"], "是" if r["notify_first"] else "否",
+                "是" if r["proxy_pay"] else "否", visit_cell, created_cell,
             ]))
             count += 1
         after = page[-1]["account_no"]
@@ -705,6 +698,17 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
                            entity_id=None, action="export", at=services.clock.now(),
                            detail={"file": str(path), "rows": count, "full": full})
     return ExportResult(file=str(path), team=team, rows=count, full=full)
+
+
+def _shown(r: Any, cats: list[str], full: bool, sensitive: bool) -> Any:
+    """column key -> the value the file shows: as stored with --full, else per MASKS."""
+    def show(key: str) -> Any:
+        value = cats if key == "categories" else r[key]
+        if full or value is None:
+            return value
+        return mask(MASK_FILE, key, value, sensitive=sensitive)
+
+    return show
 
 
 def _bold() -> Any:

@@ -20,7 +20,7 @@ from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.registry import REGISTRY, PushFn
 from bot.reminders import ReminderService, in_quiet, job_failed
-from bot.reports.figures import Figures, Scope, compute, count_logs, load_logs
+from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, week_of
 from bot.reports.text import render
 from bot.services import Ctx, Services
@@ -144,10 +144,11 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
     if n > MAX_PAPER_ENTRIES:
         return Outcome().add(ctx.t("report.export.too_many", n=n, max=MAX_PAPER_ENTRIES))
     logs = await load_logs(ctx.services.db, req.scope, req.period)
+    cats = await customer_categories(ctx.services.db, (w.customer_id for w in logs))
     from bot.reports import paper  # openpyxl on first use, not at start-up
 
     data = await asyncio.to_thread(paper.build, logs, req.scope.team_name, req.period,
-                                   ctx.locale, req.scope.user_name)
+                                   ctx.locale, req.scope.user_name, cats)
     who = req.scope.user_name or req.scope.team_name
     reply = Reply(ctx.t("report.export.done", period=label, n=n, who=who))
     stem = file_stem("paper", req.scope, req.period, ctx.locale)
