@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import weakref
@@ -27,10 +28,21 @@ from bot.registry import REGISTRY
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.people import UserPrefs
-from bot.textutil import normalize_input
+from bot.textutil import clean_text, normalize_input
 
 log = logging.getLogger(__name__)
 FORM_COMMANDS = {"log": WORKLOG.name, "customer": CUSTOMER.name}
+
+
+def cleaned(ev: Incoming) -> Incoming:
+    """Typed text and profile names without control or bidi characters, whatever the
+    channel: everything stored, shown in a report or put in a file name comes from here.
+    Line breaks stay in typed text (log content); a display name is one line."""
+    text = clean_text(ev.text) if ev.text else ev.text
+    name = " ".join(clean_text(ev.display_name, multiline=False).split())
+    if text == ev.text and name == ev.display_name:
+        return ev
+    return dataclasses.replace(ev, text=text, display_name=name)
 
 
 class Assistant:
@@ -52,6 +64,7 @@ class Assistant:
         return lock
 
     async def handle(self, ev: Incoming) -> Outcome:
+        ev = cleaned(ev)
         async with self._lock(ev.channel, ev.external_id):
             try:
                 return await self._handle(ev)

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.models import Role
+from bot.textutil import clean_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,15 +108,22 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _line(text: str) -> str:
+    """A name typed on the command line, cleaned as chat input is (bot.textutil)."""
+    return " ".join(clean_text(text, multiline=False).split())
+
+
 async def _invite(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services import Services
 
     services = await Services.open(settings)
     try:
-        areas = [a.strip() for a in args.areas.replace("，", ",").split(",") if a.strip()]
+        areas = [a.strip() for a in _line(args.areas).replace("，", ",").split(",")
+                 if a.strip()]
         ttl = timedelta(days=args.ttl_days or settings.invite_ttl_days)
+        name = _line(args.name) or None if args.name else None
         invite = await services.people.create_invite(
-            role=Role(args.role), team=args.team.strip(), areas=areas, name=args.name,
+            role=Role(args.role), team=_line(args.team), areas=areas, name=name,
             now=services.clock.now(), ttl=ttl)
     finally:
         await services.close()

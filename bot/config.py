@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # A periodic job (Monday report, morning digest) that fails for one person is logged,
+    # recorded in the audit log and tried again on later scans, this many times a period.
+    job_attempts: int = Field(default=3, ge=1, le=100)
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)

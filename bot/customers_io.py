@@ -21,18 +21,20 @@ from typing import Any
 
 from bot import validators
 from bot.i18n import t
-from bot.privacy import mask_name, mask_phone
+from bot.privacy import mask
+from bot.private_files import open_private
 from bot.rules import categories, categories_in, sensitive_categories
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.customers import ENTITY, CustomerData
 from bot.storage.db import Database, Tx, from_iso, iso
-from bot.textutil import normalize_input
+from bot.textutil import clean_text, normalize_input
 from bot.xlsx_rows import XlsxError, XlsxReader
 
 BATCH_SIZE = 1000
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
+MASK_FILE = "customers"  # the export's entry in bot.privacy.MASKS
 LABEL_LOCALE = "zh_CN"  # the spreadsheet's own language, whatever the operator's locale
 
 
@@ -141,7 +143,7 @@ def _map_header(cells: Sequence[Any]) -> dict[str, int]:
 def _text(value: Any) -> str:
     """A cell as text: Excel hands numbers over as int/float (户号 13800001234.0)."""
     if isinstance(value, str):  # the common case first: this runs for every cell
-        text = value.strip()
+        text = clean_text(value).strip()  # line breaks stay: 具体情况 may have several lines
         # ="0012345678" is how some systems keep Excel from eating leading zeros.
         if text.startswith('="') and text.endswith('"'):
             text = text[2:-1].strip()
@@ -626,7 +628,8 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
     lock are held; written to a temporary file first so a failed export leaves no half file.
     """
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+
+    from bot import xlsx_safe  # openpyxl on first use, not at start-up
 
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
@@ -648,7 +651,7 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
     ws.auto_filter.ref = f"A1:{_letter(len(all_columns) - 1)}1"
     header = []
     for col in all_columns:
-        cell = WriteOnlyCell(ws, value=col.header)
+        cell = xlsx_safe.cell(ws, col.header)
         cell.font = _bold()
         header.append(cell)
     ws.append(header)
@@ -661,36 +664,29 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
             break
         for r in page:
             cats = sorted(r["cats"].split(",") if r["cats"] else [], key=order.index)
-            hide = not full and bool(sensitive.intersection(cats))
             last_visit = (from_iso(r["last_visit_at"]).astimezone(tz).replace(tzinfo=None)
                           if r["last_visit_at"] else None)
             created = from_iso(r["created_at"]).astimezone(tz).date()
-            visit_cell = WriteOnlyCell(ws, value=last_visit)
+            visit_cell = xlsx_safe.cell(ws, last_visit)
             visit_cell.number_format = "yyyy-mm-dd hh:mm"
-            created_cell = WriteOnlyCell(ws, value=created)
+            created_cell = xlsx_safe.cell(ws, created)
             created_cell.number_format = "yyyy-mm-dd"
-            ws.append([
-                r["account_no"],
-                mask_name(r["name"]) if hide else r["name"],
-                r["area_name"],
-                r["address"],
-                r["phone"] if full else mask_phone(r["phone"]),
-                "、".join(_category_label(k) for k in cats),
-                None if hide else r["situation"],
-                r["emergency_name"],
-                (r["emergency_phone"] if full else mask_phone(r["emergency_phone"])) or None,
-                r["visit_every_days"],
-                "是" if r["notify_first"] else "否",
-                "是" if r["proxy_pay"] else "否",
-                visit_cell,
-                created_cell,
-            ])
+            show = _shown(r, cats, full, bool(sensitive.intersection(cats)))
+            ws.append(xlsx_safe.row(ws, [
+                show("account_no"), show("name"), r["area_name"], show("address"),
+                show("phone"),
+                "、".join(_category_label(k) for k in show("categories")),
+                show("situation"), show("emergency_name"), show("emergency_phone"),
+                r["visit_every_days"], "是" if r["notify_first"] else "否",
+                "是" if r["proxy_pay"] else "否", visit_cell, created_cell,
+            ]))
             count += 1
         after = page[-1]["account_no"]
 
     tmp = path.with_name(path.name + ".part")
     try:
-        wb.save(tmp)
+        with open_private(tmp) as fh:  # 0600 from the start: it holds personal data
+            wb.save(fh)
         os.replace(tmp, path)
     except OSError as exc:
         raise CustomersIOError(f"{path}: 无法写入 / cannot write ({exc.strerror or exc})") \
@@ -702,6 +698,17 @@ async def export_customers(services: Services, team: str, path: Path | str, *,
                            entity_id=None, action="export", at=services.clock.now(),
                            detail={"file": str(path), "rows": count, "full": full})
     return ExportResult(file=str(path), team=team, rows=count, full=full)
+
+
+def _shown(r: Any, cats: list[str], full: bool, sensitive: bool) -> Any:
+    """column key -> the value the file shows: as stored with --full, else per MASKS."""
+    def show(key: str) -> Any:
+        value = cats if key == "categories" else r[key]
+        if full or value is None:
+            return value
+        return mask(MASK_FILE, key, value, sensitive=sensitive)
+
+    return show
 
 
 def _bold() -> Any:

@@ -19,6 +19,7 @@ from bot.models import Role, User
 from bot.notify import Dispatcher, RetryLater, Unreachable
 from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
+from bot.storage import audit
 from bot.storage.db import iso
 from bot.storage.people import UserPrefs
 from bot.storage.reminders import Reminder, Reminders
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 3600.0
 BATCH = 1000  # due rows read (and held in memory) at a time
 MAX_SCAN = timedelta(minutes=10)  # no further batch once a scan has run this long
+JOB_ENTITY = "job"  # audit_log entity of a periodic job's failures
+DIGEST_JOB = "digest"
 
 
 def _hhmm(text: str) -> time:
@@ -56,6 +59,28 @@ async def quiet_window(services: Services, user_id: int) -> tuple[time, time] | 
         return _hhmm(prefs.quiet_start), _hhmm(prefs.quiet_end)
     start, end = services.settings.quiet_hours.split("-")
     return _hhmm(start), _hhmm(end)
+
+
+async def job_failed(services: Services, job: str, period: str, user: User, now: datetime,
+                     exc: BaseException) -> None:
+    """One person's share of a periodic job failed: log it, record it in the audit log (for
+    the admin: which job, whom, why) and, after TAIQU_JOB_ATTEMPTS failures in a period,
+    mark it done, so a failure that repeats (bad data) is not retried every scan."""
+    log.error("%s for user %s (%s) failed", job, user.id, period, exc_info=exc)
+    detail = {"job": job, "period": period, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    async with services.db.tx() as tx:
+        await audit.record(tx, team_id=user.team_id, user_id=user.id, actor="system",
+                           entity=JOB_ENTITY, entity_id=user.id, action="failed", at=now,
+                           detail=detail)
+        row = await tx.fetchone(
+            "SELECT count(*) FROM audit_log WHERE entity = ? AND entity_id = ? "
+            "AND action = 'failed' AND json_extract(detail, '$.job') = ? "
+            "AND json_extract(detail, '$.period') = ?", (JOB_ENTITY, user.id, job, period))
+        if row is not None and row[0] >= services.settings.job_attempts:
+            log.error("%s for user %s (%s): giving up after %s attempts", job, user.id, period,
+                      row[0])
+            await tx.execute("INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
+                             "VALUES (?, ?, ?, ?)", (job, period, user.id, iso(now)))
 
 
 @dataclass
@@ -253,7 +278,7 @@ class ReminderService:
         local = now.astimezone(tz)
         period = local.date().isoformat()
         done = {r[0] for r in await self.services.db.fetchall(
-            "SELECT user_id FROM job_runs WHERE job = 'digest' AND period = ?", (period,))}
+            "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (DIGEST_JOB, period))}
         users = [u for u in await self.services.people.users() if u.id not in done]
         digest_at = _hhmm(self.services.settings.digest_time)
         if local.time() < digest_at:
@@ -262,8 +287,11 @@ class ReminderService:
 
         async def one(user: User) -> None:
             async with self._sem:
-                if await self.send_digest(user, now, period):
-                    sent.add(user.id)
+                try:
+                    if await self.send_digest(user, now, period):
+                        sent.add(user.id)
+                except Exception as exc:  # one person's bad record must not stop the rest
+                    await job_failed(self.services, DIGEST_JOB, period, user, now, exc)
 
         await asyncio.gather(*(one(u) for u in pending))
         return sent
@@ -327,7 +355,7 @@ class ReminderService:
                 await self._after(r, now)
             await self.services.db.execute(
                 "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
-                "VALUES ('digest', ?, ?, ?)", (period, user.id, iso(now)))
+                "VALUES (?, ?, ?, ?)", (DIGEST_JOB, period, user.id, iso(now)))
         return ok and bool(items or extra)
 
     async def _after(self, r: Reminder, now: datetime) -> None:

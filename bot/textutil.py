@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
+import re
+
 TELEGRAM_LIMIT = 4096
+
+# Characters no typed text needs and that break or disguise what is written from it:
+# C0 controls (NUL, BEL U+0007, ESC U+001B ... make openpyxl refuse the whole workbook),
+# DEL, C1 controls, and the bidi embeddings/overrides/isolates that make "exe.xlsx" read as
+# "xlsx.exe" (U+202A-U+202E, U+2066-U+2069). Tab and line feed are written on purpose in
+# multi-line text and are kept there; everywhere else they become a space.
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNWANTED = re.compile(f"[{_CONTROLS}]")
+_LINE_BREAKS = re.compile(r"[\t\n]")
+_CRLF = re.compile(r"\r\n?")
+# File names: also path separators and what Windows forbids (the file may be saved there),
+# blanks folded to "_"; leading dots so a name is never hidden or "..".
+_FILE_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
+MAX_FILE_STEM = 120  # characters; Telegram and most file systems take 255 bytes
+
+
+def clean_text(text: str, *, multiline: bool = True) -> str:
+    """Text as typed, minus control and bidi-override characters (see _CONTROLS).
+
+    `multiline` keeps line breaks (CR LF and CR become LF) and tabs, for free-text content;
+    otherwise (names, file names, one-line answers) they become spaces.
+    """
+    if text.isprintable():  # the common case, checked in C: nothing to remove
+        return text
+    text = _CRLF.sub("\n", text) if "\r" in text else text
+    text = _UNWANTED.sub("", text)
+    return text if multiline else _LINE_BREAKS.sub(" ", text)
+
+
+def safe_filename(text: str, fallback: str = "file") -> str:
+    """A file name stem from user-supplied text (a person's or team's name): no control or
+    bidi characters, no path separators or characters Windows forbids, no leading dots."""
+    stem = _FILE_UNSAFE.sub("_", clean_text(text, multiline=False)).lstrip("._").rstrip("_")
+    return stem[:MAX_FILE_STEM] or fallback
 
 
 # Full-width digits and Latin letters, and the ideographic space, to their ASCII forms.

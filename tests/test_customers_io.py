@@ -299,6 +299,8 @@ async def test_export_masked_by_default_and_full_on_request(services: Services,
     elderly = by_account["3201000101"]  # not a sensitive category: name and details kept
     assert (elderly["户名"], elderly["联系电话"], elderly["紧急联系人电话"]) == (
         "王秀英", "138****1201", "139****1201")
+    # Everyone's address down to the village, emergency contacts' names masked (MASKS).
+    assert (elderly["地址"], elderly["紧急联系人"]) == ("东门村***", "王**")
     assert elderly["具体情况"] and elderly["类别"] == "独居/空巢/孤寡老人"
     assert isinstance(elderly["最近走访"], datetime)
     assert elderly["最近走访"] == T0.replace(tzinfo=None)  # local time (Asia/Shanghai)
@@ -306,9 +308,11 @@ async def test_export_masked_by_default_and_full_on_request(services: Services,
     assert elderly["登记日期"].date() == T0.date()
     assert (elderly["走访周期(天)"], elderly["停电优先告知"], elderly["代缴"]) == (30, "是", "否")
 
-    medical = by_account["3201000102"]  # sensitive: name masked, 具体情况 blank
+    medical = by_account["3201****02"]  # sensitive: 户号, name, category masked, 具体情况 blank
     assert (medical["户名"], medical["具体情况"]) == ("李**", None)
-    assert medical["类别"] == "残疾人、医疗设备/生命支持用电"
+    assert medical["类别"] == "特殊客户（敏感类别不显示）"
+    assert (medical["地址"], medical["紧急联系人"]) == ("东门村***", "李*")
+    assert by_account["3201****09"]["类别"] == "独居/空巢/孤寡老人、特殊客户（敏感类别不显示）"
     assert medical["最近走访"] is None
     assert by_account["3201000215"]["联系电话"] == "0551-****1215"
 

@@ -13,9 +13,11 @@ from bot.events import Attachment, Button, Incoming, Outcome, Reply
 from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, RetryLater
+from bot.private_files import private_dir, write_private
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
+from bot.textutil import safe_filename
 
 CHANNEL = "terminal"
 DEMO_TEAM = "城东供电所"
@@ -97,10 +99,9 @@ class TerminalChat:
 
     def save_attachment(self, att: Attachment) -> Path:
         """Files (reports, charts) land next to the database, under exports/."""
-        folder = self.assistant.services.settings.db_path.parent / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / att.filename
-        path.write_bytes(att.data)
+        folder = private_dir(self.assistant.services.settings.db_path.parent / "exports")
+        path = folder / safe_filename(att.filename)
+        write_private(path, att.data)  # personal data: 0600, like the database
         return path
 
     def to_event(self, line: str) -> Incoming | None:

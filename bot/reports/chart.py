@@ -21,6 +21,7 @@ from typing import Any
 from bot.i18n import t
 from bot.reports.figures import Figures
 from bot.rules import work_item_keys
+from bot.textutil import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,9 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     family = cjk_family()
-    rc: dict[str, Any] = {"font.size": 10, "axes.unicode_minus": False}
+    # Names are text, never TeX: a name like "$\\foo$" would otherwise be parsed as mathtext
+    # and fail the whole chart (and with it the team's report).
+    rc: dict[str, Any] = {"font.size": 10, "axes.unicode_minus": False, "text.parse_math": False}
     if family:
         rc["font.family"] = [family, "DejaVu Sans"]
     keys = work_item_keys()
@@ -132,7 +135,7 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
         FigureCanvasAgg(figure)
         left, right = figure.subplots(1, 2, sharey=True, width_ratios=[3, 1])
         ys = list(range(len(rows)))
-        names = [r.name for r in rows]
+        names = [clean_text(r.name, multiline=False) for r in rows]  # stored before cleaning
         starts = [0] * len(rows)
         for key, color in zip(keys, COLORS, strict=True):
             values = [r.items[key] for r in rows]
@@ -158,7 +161,7 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
             left.text(0.5, 0.5, w("report.chart.empty"), transform=left.transAxes,
                       ha="center", va="center")
         p = fig.period
-        title = w("report.chart.title", team=fig.scope.team_name,
+        title = w("report.chart.title", team=clean_text(fig.scope.team_name, multiline=False),
                   first=p.first.isoformat(), last=p.last.isoformat())
         if len(fig.people) > len(rows):
             title += "\n" + w("report.chart.more", shown=len(rows), total=len(fig.people))

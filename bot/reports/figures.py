@@ -26,7 +26,7 @@ Counting rules (the XLSX 汇总 sheet states them too):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -539,12 +539,25 @@ async def count_logs(db: Database, scope: Scope, period: Period) -> int:
     return int(row[0]) if row else 0
 
 
-async def _detail_logs(db: Database, q: _Q, det: Detail) -> None:
-    det.logs = await load_logs(db, q.scope, q.period)
-    ids = sorted({w.customer_id for w in det.logs if w.customer_id is not None})
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+async def customer_categories(db: Database, ids: Iterable[int | None]
+                              ) -> dict[int, list[str]]:
+    """customer id -> category keys, for the customers a file names (to mask the
+    sensitive ones further, bot.privacy.MASKS)."""
+    found: dict[int, list[str]] = {}
+    wanted = sorted({i for i in ids if i is not None})
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
         for c in await db.fetchall(
                 f"SELECT customer_id, category FROM customer_categories WHERE customer_id IN "
                 f"({','.join('?' * len(chunk))}) ORDER BY category", chunk):
-            det.categories.setdefault(c["customer_id"], []).append(c["category"])
+            found.setdefault(c["customer_id"], []).append(c["category"])
+    return found
+
+
+async def _detail_logs(db: Database, q: _Q, det: Detail) -> None:
+    det.logs = await load_logs(db, q.scope, q.period)
+    # Categories of every customer a sheet names: the visits show them, and a sensitive
+    # one is masked further (bot.privacy.MASKS).
+    det.categories = await customer_categories(
+        db, [*(w.customer_id for w in det.logs),
+             *(r["customer_id"] for r in (*det.arrears, *det.complaints))])

@@ -19,14 +19,14 @@ from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.registry import REGISTRY, PushFn
-from bot.reminders import ReminderService, in_quiet
-from bot.reports.figures import Figures, Scope, compute, count_logs, load_logs
+from bot.reminders import ReminderService, in_quiet, job_failed
+from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, week_of
 from bot.reports.text import render
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
-from bot.textutil import TELEGRAM_LIMIT, normalize_input
+from bot.textutil import TELEGRAM_LIMIT, normalize_input, safe_filename
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -41,7 +41,6 @@ _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
 _LOG_KINDS = ("日志", "工作日志", "logs", "log")
-_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def file_stem(kind: str, fig_scope: Scope, period: Period, locale: str) -> str:
     who = fig_scope.user_name or fig_scope.team_name
     name = t(locale, f"report.file.{kind}", who=who, first=period.first.isoformat(),
              last=period.last.isoformat())
-    return _UNSAFE.sub("_", name)
+    return safe_filename(name, fallback=kind)
 
 
 async def report_reply(services: Services, scope: Scope, period: Period, now: datetime,
@@ -145,10 +144,11 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
     if n > MAX_PAPER_ENTRIES:
         return Outcome().add(ctx.t("report.export.too_many", n=n, max=MAX_PAPER_ENTRIES))
     logs = await load_logs(ctx.services.db, req.scope, req.period)
+    cats = await customer_categories(ctx.services.db, (w.customer_id for w in logs))
     from bot.reports import paper  # openpyxl on first use, not at start-up
 
     data = await asyncio.to_thread(paper.build, logs, req.scope.team_name, req.period,
-                                   ctx.locale, req.scope.user_name)
+                                   ctx.locale, req.scope.user_name, cats)
     who = req.scope.user_name or req.scope.team_name
     reply = Reply(ctx.t("report.export.done", period=label, n=n, who=who))
     stem = file_stem("paper", req.scope, req.period, ctx.locale)
@@ -182,6 +182,22 @@ async def report_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
 def _hhmm(text: str) -> time:
     h, m = text.split(":")
     return time(int(h), int(m))
+
+
+async def _weekly_reply(services: Services, user: User, period: Period, now: datetime,
+                        team_replies: dict[tuple[int, str], Reply]) -> Reply:
+    """A lead's team report (made once per team and language in a scan) or a manager's own."""
+    locale = user.locale or services.settings.locale
+    intro = t(locale, "report.push_intro")
+    if user.role is not Role.LEAD:
+        return await report_reply(
+            services, Scope(user.team_id, user.team_name, user.id, user.name), period, now,
+            locale, intro=intro)
+    k = (user.team_id, locale)
+    if k not in team_replies:
+        team_replies[k] = await report_reply(
+            services, Scope(user.team_id, user.team_name), period, now, locale, intro=intro)
+    return team_replies[k]
 
 
 @REGISTRY.every_scan
@@ -221,19 +237,11 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
         if window and in_quiet(local, *window):
             continue  # a later scan, once the quiet hours are over
         made += 1
-        locale = user.locale or services.settings.locale
-        intro = t(locale, "report.push_intro")
-        if user.role is Role.LEAD:
-            k = (user.team_id, locale)
-            if k not in team_replies:
-                team_replies[k] = await report_reply(
-                    services, Scope(user.team_id, user.team_name), period, now, locale,
-                    intro=intro)
-            reply = team_replies[k]
-        else:
-            reply = await report_reply(
-                services, Scope(user.team_id, user.team_name, user.id, user.name), period, now,
-                locale, intro=intro)
+        try:
+            reply = await _weekly_reply(services, user, period, now, team_replies)
+        except Exception as exc:  # one team's or person's failure must not stop the others
+            await job_failed(services, JOB, key, user, now, exc)
+            continue
         try:
             await push(user.id, reply)
         except Unreachable:

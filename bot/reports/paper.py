@@ -18,12 +18,14 @@ from openpyxl.worksheet.cell_range import CellRange
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
+from bot import xlsx_safe
 from bot.i18n import t
-from bot.privacy import mask_name
-from bot.reports.figures import LogRow, Scope, load_logs
+from bot.privacy import mask
+from bot.private_files import write_private
+from bot.reports.figures import LogRow, Scope, customer_categories, load_logs
 from bot.reports.ranges import MAX_DAYS, Period
 from bot.reports.xlsx import display_width
-from bot.rules import work_item_keys
+from bot.rules import sensitive_categories, work_item_keys
 
 TICK, BOX = "☑", "□"
 COLS = 10  # A: labels, B..J: one per work item
@@ -70,8 +72,11 @@ def _lines(text: str | None) -> int:
 
 
 class _Form:
-    def __init__(self, ws: Worksheet, locale: str, tz: Any) -> None:
+    def __init__(self, ws: Worksheet, locale: str, tz: Any,
+                 categories: dict[int, list[str]]) -> None:
         self.ws = ws
+        self.categories = categories  # customer id -> category keys
+        self.sensitive = sensitive_categories()
         self.locale = locale
         self.tz = tz
         self.row = 1
@@ -83,7 +88,7 @@ class _Form:
     def put(self, col: int, value: Any, *, to: int | None = None,
             style: str = "text") -> None:
         r = self.row
-        cell = self.ws.cell(r, col, value)
+        cell = xlsx_safe.put(self.ws, r, col, value)
         cell.style = f"tq_{style}"
         last = to or col
         for c in range(col + 1, last + 1):
@@ -94,6 +99,11 @@ class _Form:
             # writer needs only the range.
             self.ws.merged_cells.ranges.add(
                 CellRange(min_col=col, min_row=r, max_col=last, max_row=r))
+
+    def masked(self, column: str, value: str | None, w: LogRow) -> str | None:
+        """As bot.privacy.MASKS has the paper log show it."""
+        cats = self.categories.get(w.customer_id or 0, ())
+        return mask("paper", column, value, sensitive=bool(self.sensitive & set(cats)))
 
     def next_row(self, height: float) -> None:
         self.ws.row_dimensions[self.row].height = height
@@ -129,7 +139,8 @@ class _Form:
         self.put(1, self.w("report.paper.problems"), style="label")
         self.put(2, w.problems or "", to=COLS)
         self.next_row(LINE_PT * problem_lines)
-        customer = (f"{w.customer_account} {mask_name(w.customer_name)}"
+        customer = (f"{self.masked('account', w.customer_account, w)} "
+                    f"{self.masked('customer', w.customer_name, w) or ''}".strip()
                     if w.customer_account else "")
         self.put(1, self.w("report.paper.customer"), style="label")
         self.put(2, customer, to=6)
@@ -145,14 +156,16 @@ class _Form:
 
 
 def build(logs: list[LogRow], team: str, period: Period, locale: str,
-          who: str | None = None) -> bytes:
+          who: str | None = None, categories: dict[int, list[str]] | None = None) -> bytes:
+    """`categories`: customer id -> category keys of the customers named (see
+    figures.customer_categories); a sensitive customer is masked further."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = t(locale, "report.paper.sheet")
     for style in _styles():
         wb.add_named_style(style)
-    form = _Form(ws, locale, period.tz)
+    form = _Form(ws, locale, period.tz, categories or {})
     ws.column_dimensions["A"].width = LABEL_WIDTH
     for c in "BCDEFGHIJ":
         ws.column_dimensions[c].width = ITEM_WIDTH
@@ -203,6 +216,7 @@ async def export_team_logs(services: Any, team: str, first: date, last: date,
         raise ExportError(f"{period.days} days: at most {MAX_DAYS} in one file")
     scope = Scope(row["id"], row["name"])
     logs = await load_logs(services.db, scope, period)
-    data = build(logs, row["name"], period, services.settings.locale)
-    Path(path).write_bytes(data)
+    cats = await customer_categories(services.db, (w.customer_id for w in logs))
+    data = build(logs, row["name"], period, services.settings.locale, categories=cats)
+    write_private(path, data)
     return PaperLog(row["name"], period, len(logs), data)

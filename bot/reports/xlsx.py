@@ -4,7 +4,9 @@ Cells hold real values: times are Excel dates (local time of the team's zone), c
 yuan amounts are numbers, percentages are fractions formatted as %. Every sheet has its
 header row frozen, a filter on it and column widths fitted to the content. The workbook is
 written in openpyxl's streaming mode, so a year of a big team's entries costs little memory.
-Customer names are masked (张*): the file is meant to be passed around."""
+Customer data is masked as bot.privacy.MASKS says (names 张*; a sensitive customer's 户号
+and categories too): the file is meant to be passed around. Every cell goes through
+bot.xlsx_safe."""
 
 from __future__ import annotations
 
@@ -16,15 +18,15 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from bot import xlsx_safe
 from bot.i18n import t
-from bot.privacy import mask_name
+from bot.privacy import mask
 from bot.reports.figures import Figures, LogRow, PersonFigures, Tally
-from bot.rules import work_item_keys
+from bot.rules import sensitive_categories, work_item_keys
 from bot.storage.db import from_iso
 
 DATETIME = "yyyy-mm-dd hh:mm"
@@ -73,7 +75,7 @@ class Sheet:
         ws.print_title_rows = "1:1"
         head = []
         for h in self.header:
-            c = WriteOnlyCell(ws, value=h)
+            c = xlsx_safe.cell(ws, h)
             c.font = _HEAD_FONT
             c.fill = _HEAD_FILL
             head.append(c)
@@ -95,13 +97,13 @@ class Sheet:
             if (fmt is None and i not in self.wrap) or v is None:
                 out.append(v)
                 continue
-            c = WriteOnlyCell(ws, value=v)
+            c = xlsx_safe.cell(ws, v)
             if fmt is not None:
                 c.number_format = fmt
             if i in self.wrap:
                 c.alignment = _WRAP
             out.append(c)
-        return out
+        return xlsx_safe.row(ws, out)
 
     def _widths(self, ws: WriteOnlyWorksheet) -> None:
         for i, h in enumerate(self.header):
@@ -117,6 +119,7 @@ class _Book:
         self.fig = fig
         self.locale = locale
         self.tz = fig.period.tz
+        self.sensitive = sensitive_categories()
 
     def w(self, key: str, **kw: Any) -> str:
         return t(self.locale, key, **kw)
@@ -128,6 +131,11 @@ class _Book:
         if isinstance(moment, str):
             moment = from_iso(moment)
         return moment.astimezone(self.tz).replace(tzinfo=None)
+
+    def masked(self, file: str, column: str, value: Any, customer_id: int | None) -> Any:
+        """`value` as bot.privacy.MASKS has it shown in this workbook."""
+        cats = self.fig.detail.categories.get(customer_id or 0, []) if self.fig.detail else []
+        return mask(file, column, value, sensitive=bool(self.sensitive & set(cats)))
 
     def yes_no(self, ok: bool | None) -> str | None:
         return None if ok is None else self.w("report.yes" if ok else "report.no")
@@ -219,8 +227,9 @@ def log_sheet(b: _Book, logs: list[LogRow]) -> Sheet:
     rows = []
     for w in logs:
         ticks = [1 if k in w.items else None for k in keys]
+        account = b.masked("report.logs", "account", w.customer_account, w.customer_id)
         rows.append([w.id, b.local(w.at), w.owner, w.area, *ticks, w.content, w.problems,
-                     w.customer_account, w.photos])
+                     account, w.photos])
     sheet.rows = rows
     return sheet
 
@@ -234,7 +243,8 @@ def complaint_sheet(b: _Book) -> Sheet:
     for r in b.fig.detail.complaints:
         sheet.rows.append([
             r["id"], r["order_no"], b.w(f"complaint.kind.{r['kind']}"), r["owner"],
-            mask_name(r["customer_name"]) or None, b.local(r["accepted_at"]),
+            b.masked("report.complaints", "customer", r["customer_name"], r["customer_id"]),
+            b.local(r["accepted_at"]),
             b.local(r["contact_due"]), b.local(r["contacted_at"]), b.yes_no(r["contact_ok"]),
             b.local(r["reply_due"]), b.local(r["replied_at"]), b.yes_no(r["reply_ok"]),
             b.w(f"report.cstatus.{r['status']}"), r["content"]])
@@ -250,7 +260,9 @@ def arrears_sheet(b: _Book) -> Sheet:
     for r in b.fig.detail.arrears:
         since = b.local(r["since"]) if "T" in (r["since"] or "") else _day(r["since"])
         sheet.rows.append([
-            r["id"], r["account_no"], mask_name(r["customer_name"]), r["owner"],
+            r["id"], b.masked("report.arrears", "account", r["account_no"], r["customer_id"]),
+            b.masked("report.arrears", "customer", r["customer_name"], r["customer_id"]),
+            r["owner"],
             r["amount_cents"] / 100, since, b.local(r["created_at"]),
             b.local(r["notice_served_at"]), b.local(r["cut_off_at"]), b.local(r["paid_at"]),
             b.local(r["restore_due"]), b.local(r["restored_at"]), b.yes_no(r["restore_ok"]),
@@ -289,10 +301,13 @@ def visit_sheet(b: _Book) -> Sheet:
                               "content"))
     sheet = Sheet(b.w("report.sheet.visits"), header)
     for w in det.visits:
-        cats = b.w("report.list_sep").join(
-            b.w(f"category.{c}") for c in det.categories.get(w.customer_id or 0, []))
-        sheet.rows.append([b.local(w.at), w.owner, w.area, w.customer_account,
-                           mask_name(w.customer_name), cats or None, w.content])
+        def show(column: str, value: Any, w: LogRow = w) -> Any:
+            return b.masked("report.visits", column, value, w.customer_id)
+
+        keys = show("categories", det.categories.get(w.customer_id or 0, []))
+        cats = b.w("report.list_sep").join(b.w(f"category.{c}") for c in keys)
+        sheet.rows.append([b.local(w.at), w.owner, w.area, show("account", w.customer_account),
+                           show("customer", w.customer_name), cats or None, w.content])
     return sheet
 
 

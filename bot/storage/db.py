@@ -12,10 +12,13 @@ from typing import Any
 
 import aiosqlite
 
+from bot.private_files import create_private, private_dir, tighten
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
+SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database file
 
 
 def iso(dt: datetime) -> str:
@@ -72,7 +75,7 @@ class Database:
 
     async def connect(self, migrate_to: int | None = None) -> Database:
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._private_files()
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA journal_mode=WAL")
@@ -82,6 +85,15 @@ class Database:
         self._conn = conn
         await self.migrate(migrate_to)
         return self
+
+    def _private_files(self) -> None:
+        """Personal data: the directory 0700, the database 0600 before SQLite first opens it
+        (SQLite gives its -wal and -shm files the database file's mode); files left 0644 by
+        an older version are tightened on start."""
+        private_dir(self.path.parent)
+        create_private(self.path)
+        for suffix in SIDE_FILES:
+            tighten(f"{self.path}{suffix}")
 
     async def close(self) -> None:
         if self._conn is not None:
