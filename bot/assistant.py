@@ -13,6 +13,7 @@ from bot.conversations.customer import CUSTOMER, DEACTIVATE
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
+from bot.conversations.parking import Parking
 from bot.conversations.worklog import WORKLOG
 from bot.conversations.worklog import prefill as worklog_prefill
 from bot.conversations.worklog import values_of as worklog_values_of
@@ -38,6 +39,7 @@ class Assistant:
         self.services = services
         forms = {f.name: f for f in (WORKLOG, CUSTOMER, DEACTIVATE)}
         self.engine = FormEngine({**forms, **REGISTRY.forms})
+        self.parking = Parking(self.engine, self._dispatch)
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -79,14 +81,21 @@ class Assistant:
         await self._reachable_again(user)
         draft = await self.services.conversations.get(user.id)
         prefix: list[Reply] = []
-        if draft is not None and self.engine.is_expired(ctx, draft):
-            prefix.append(Reply(ctx.t("form.expired", form=await self.engine.describe(ctx, draft),
-                                      minutes=self.services.settings.form_timeout_minutes)))
+        if draft is not None and self.engine.is_gone(ctx, draft):
+            prefix.append(Reply(ctx.t("form.park.gone", form=await self.engine.describe(ctx, draft),
+                                      hours=self.services.settings.form_park_hours)))
             await self.services.conversations.delete(user.id)
             draft = None
+        elif draft is not None and self.engine.is_expired(ctx, draft):
+            return await self.parking.handle(ctx, ev, draft)
         out = await self._route(ctx, ev, draft, command, arg)
         out.replies[:0] = prefix
         return out
+
+    async def _dispatch(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
+        """Route a message held while its form was parked, once the user has chosen."""
+        command, arg = _command(ev.text) if ev.text else (None, "")
+        return await self._route(ctx, ev, draft, command, arg)
 
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
                      arg: str) -> Outcome:

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     db_path: Path = DATA_DIR / "taiqu.db"
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
-    form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked
+    # A parked form is offered back (继续填写 / 放弃) this long before it is really dropped.
+    form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     account_no_min_digits: int = Field(default=10, ge=1, le=32)

@@ -41,6 +41,10 @@ class Services:
     def form_timeout(self) -> timedelta:
         return timedelta(minutes=self.settings.form_timeout_minutes)
 
+    @property
+    def form_park_window(self) -> timedelta:
+        return timedelta(hours=self.settings.form_park_hours)
+
 
 @dataclass
 class Ctx:
