@@ -27,6 +27,7 @@ from bot.models import User
 from bot.registry import REGISTRY
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
+from bot.storage.db import is_busy
 from bot.storage.people import UserPrefs
 from bot.textutil import normalize_input
 
@@ -57,13 +58,15 @@ class Assistant:
         async with self._lock(ev.channel, ev.external_id):
             try:
                 return await self._handle(ev)
-            except Exception:
+            except Exception as exc:
                 log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
                 user = await self.services.people.by_identity(ev.channel, ev.external_id)
                 locale = (user.locale if user else None) or self.services.settings.locale
                 from bot.i18n import t
 
-                return Outcome().add(t(locale, "error.internal"))
+                # Say what happened to this message: it was not applied (no false comfort).
+                return Outcome().add(t(locale, "error.db_busy" if is_busy(exc)
+                                       else "error.internal"))
 
     async def user_for(self, ev: Incoming) -> User | None:
         return await self.services.people.by_identity(ev.channel, ev.external_id)

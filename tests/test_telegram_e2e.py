@@ -953,6 +953,38 @@ async def test_each_users_burst_of_messages_is_answered_in_order(
     assert sorted(r["content"] for r in rows) == sorted(f"连发{i}" for i in range(20))
 
 
+async def test_a_locked_database_stalls_no_one_over_telegram(
+        zhang: TgUser, channel: TelegramChannel, fake_api: FakeBotAPI, services: Services,
+        settings: Settings) -> None:
+    """A CLI import (here: a second connection) holds the write lock; 张三's answer waits for
+    it briefly and is kept, 李四's /help is answered at once."""
+    import sqlite3
+    import time
+
+    li = await register(fake_api, services, 43, "李四")
+    await at_content_step(zhang)
+    other = sqlite3.connect(settings.db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        n = len(zhang.sent)
+        fake_api.user_sends(zhang.chat_id, "更换表箱")
+        await asyncio.sleep(0.1)  # 张三's step is waiting for the lock now
+        start = time.monotonic()
+        r = await li.say("/help")
+        assert time.monotonic() - start < 1.0 and body(r[0]).startswith("📖")
+        await _until(zhang, L("form.worklog.problems"), n)  # the answer was taken
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    for _ in range(100):  # ... and is in the file once the lock is free
+        if services.conversations.held == 0:
+            break
+        await asyncio.sleep(0.05)
+    with sqlite3.connect(settings.db_path) as conn:
+        state = conn.execute("SELECT state FROM conversations WHERE user_id = 1").fetchone()[0]
+    assert '"content": "更换表箱"' in state
+
+
 # --- more of what a real chat does ----------------------------------------------------------
 async def test_captioned_photo_at_the_content_step_answers_it(
         zhang: TgUser, fake_api: FakeBotAPI, services: Services) -> None:
