@@ -13,7 +13,7 @@ from bot.conversations.customer import CUSTOMER, DEACTIVATE
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
-from bot.conversations.parking import Parking
+from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
 from bot.conversations.worklog import WORKLOG
 from bot.conversations.worklog import prefill as worklog_prefill
 from bot.conversations.worklog import values_of as worklog_values_of
@@ -90,7 +90,7 @@ class Assistant:
             await self.services.conversations.delete(user.id)
             draft = None
         elif draft is not None and self.engine.is_expired(ctx, draft):
-            return await self.parking.handle(ctx, ev, draft)
+            return await self.parking.handle(ctx, ev, draft, command)
         out = await self._route(ctx, ev, draft, command, arg)
         out.replies[:0] = prefix
         return out
@@ -275,6 +275,8 @@ class Assistant:
             else:
                 out.replies[0].buttons = menu_buttons(ctx.locale)
             return out
+        if action in ACTIVE_EQUIVALENT:  # an old park question's button, form open again
+            action = ACTIVE_EQUIVALENT[action]
         if action == "discard_new":
             await self.services.conversations.delete(ctx.user.id)
             out = await self._start_form(ctx, None, arg)

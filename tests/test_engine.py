@@ -209,6 +209,25 @@ async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
     assert draft is not None and draft.state["values"]["photos"] == ["test:test:p1"]
 
 
+async def test_old_park_question_after_continuing_is_safe(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    for _ in range(3):
+        await zhang.say("跳过")
+    clock.advance(hours=1)
+    await zhang.say("你好")
+    question = zhang.last
+    await zhang.press("继续填写")
+    assert "请确认工作日志" in zhang.text
+    zhang.last = question
+    await zhang.press("放弃")  # the old question's 放弃 on the open form: asks first
+    assert "确定放弃这条工作日志（" in zhang.text
+    assert await services.conversations.get(1) is not None
+    zhang.last = question
+    await zhang.press("保存")  # ... and its 保存 saves
+    assert "已保存工作日志" in zhang.text
+
+
 async def test_parked_form_gone_after_the_window(zhang: Chat, services: Services,
                                                  clock: FakeClock) -> None:
     services.settings.form_park_hours = 2

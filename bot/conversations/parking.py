@@ -18,6 +18,11 @@ from bot.timeparse import format_time
 
 PARK = "parked"  # state key while the user has been asked: {"held": the message held}
 GO, SAVE, DROP = "park_go", "park_save", "park_drop"
+# The form's own buttons that already are this choice (an old conflict or cancel question).
+SAME_CHOICE = {GO: GO, SAVE: SAVE, DROP: DROP, "resume": GO, "cancel_no": GO,
+               "cancel_yes": "cancel"}
+# The park question's buttons pressed once the form is open again: the engine's equivalents.
+ACTIVE_EQUIVALENT = {GO: "resume", SAVE: "save", DROP: "cancel"}
 HELD_FIELDS = ("text", "callback", "photo", "location", "other")
 QUOTE_WIDTH = 30
 
@@ -30,9 +35,9 @@ class Parking:
         self.engine = engine
         self.route = route
 
-    async def handle(self, ctx: Ctx, ev: Incoming, draft: Draft) -> Outcome:
+    async def handle(self, ctx: Ctx, ev: Incoming, draft: Draft, command: str | None) -> Outcome:
         """Anything that arrives for a parked draft: a choice, or a message to hold and ask."""
-        choice = self._choice(ctx, ev, draft)
+        choice = self._choice(ev, draft, command)
         if choice == "cancel":  # /cancel or a typed 放弃 is as explicit as on an open form
             return await self.engine.cancel(ctx, draft)
         if choice is not None:
@@ -54,16 +59,16 @@ class Parking:
             out.toast = ctx.t("form.park.toast")
         return out
 
-    def _choice(self, ctx: Ctx, ev: Incoming, draft: Draft) -> str | None:
+    def _choice(self, ev: Incoming, draft: Draft, command: str | None) -> str | None:
         if ev.callback is not None:
             parsed = parse_callback(ev.callback)
-            if parsed is not None and parsed[0] == draft.token and parsed[1] in (GO, SAVE, DROP):
-                return parsed[1]
+            if parsed is not None and parsed[0] == draft.token:
+                return SAME_CHOICE.get(parsed[1])
             return None
         text = (ev.text or "").strip()
         if not text or ev.photo is not None:
             return None
-        if text.split("@")[0].split(" ")[0].lower() == "/cancel" or is_word(text, "cancel"):
+        if command == "cancel" or is_word(text, "cancel"):
             return "cancel"
         if is_word(text, "resume"):
             return GO
