@@ -110,16 +110,6 @@ class Database:
             self._quick = await self._second(self.quick_wait)
         return self
 
-    async def _second(self, wait: float, *pragmas: str) -> aiosqlite.Connection:
-        """Another connection to the file, with the write connection's durability."""
-        sync = (await self.conn.execute_fetchall("PRAGMA synchronous"))[0][0]  # type: ignore[index]
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        for pragma in (f"PRAGMA synchronous={sync}", "PRAGMA foreign_keys=ON",
-                       f"PRAGMA busy_timeout={round(wait * 1000)}", *pragmas):
-            await conn.execute(pragma)
-        return conn
-
     async def close(self) -> None:
         for conn in (self._reader, self._quick, self._conn):
             if conn is not None:
@@ -224,3 +214,13 @@ class Database:
             raise
         finally:
             self._quick_lock.release()
+
+    async def _second(self, wait: float, *pragmas: str) -> aiosqlite.Connection:
+        """Another connection to the file, with the write connection's durability."""
+        sync = (await self.conn.execute_fetchall("PRAGMA synchronous"))[0][0]  # type: ignore[index]
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in (f"PRAGMA synchronous={sync}", "PRAGMA foreign_keys=ON",
+                       f"PRAGMA busy_timeout={round(wait * 1000)}", *pragmas):
+            await conn.execute(pragma)
+        return conn
