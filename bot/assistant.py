@@ -14,6 +14,7 @@ from bot.conversations.customer import CUSTOMER, DEACTIVATE
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
+from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
 from bot.conversations.worklog import WORKLOG
 from bot.conversations.worklog import prefill as worklog_prefill
 from bot.conversations.worklog import values_of as worklog_values_of
@@ -27,6 +28,7 @@ from bot.models import User
 from bot.registry import REGISTRY
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
+from bot.storage.db import is_busy
 from bot.storage.people import UserPrefs
 from bot.textutil import clean_text, normalize_input
 
@@ -50,6 +52,7 @@ class Assistant:
         self.services = services
         forms = {f.name: f for f in (WORKLOG, CUSTOMER, DEACTIVATE)}
         self.engine = FormEngine({**forms, **REGISTRY.forms})
+        self.parking = Parking(self.engine, self._dispatch)
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -68,13 +71,15 @@ class Assistant:
         async with self._lock(ev.channel, ev.external_id):
             try:
                 return await self._handle(ev)
-            except Exception:
+            except Exception as exc:
                 log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
                 user = await self.services.people.by_identity(ev.channel, ev.external_id)
                 locale = (user.locale if user else None) or self.services.settings.locale
                 from bot.i18n import t
 
-                return Outcome().add(t(locale, "error.internal"))
+                # Say what happened to this message: it was not applied (no false comfort).
+                return Outcome().add(t(locale, "error.db_busy" if is_busy(exc)
+                                       else "error.internal"))
 
     async def user_for(self, ev: Incoming) -> User | None:
         return await self.services.people.by_identity(ev.channel, ev.external_id)
@@ -92,14 +97,21 @@ class Assistant:
         await self._reachable_again(user)
         draft = await self.services.conversations.get(user.id)
         prefix: list[Reply] = []
-        if draft is not None and self.engine.is_expired(ctx, draft):
-            prefix.append(Reply(ctx.t("form.expired", form=await self.engine.describe(ctx, draft),
-                                      minutes=self.services.settings.form_timeout_minutes)))
+        if draft is not None and self.engine.is_gone(ctx, draft):
+            prefix.append(Reply(ctx.t("form.park.gone", form=await self.engine.describe(ctx, draft),
+                                      hours=self.services.settings.form_park_hours)))
             await self.services.conversations.delete(user.id)
             draft = None
+        elif draft is not None and self.engine.is_expired(ctx, draft):
+            return await self.parking.handle(ctx, ev, draft, command)
         out = await self._route(ctx, ev, draft, command, arg)
         out.replies[:0] = prefix
         return out
+
+    async def _dispatch(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
+        """Route a message held while its form was parked, once the user has chosen."""
+        command, arg = _command(ev.text) if ev.text else (None, "")
+        return await self._route(ctx, ev, draft, command, arg)
 
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
                      arg: str) -> Outcome:
@@ -280,6 +292,8 @@ class Assistant:
             else:
                 out.replies[0].buttons = menu_buttons(ctx.locale)
             return out
+        if action in ACTIVE_EQUIVALENT:  # an old park question's button, form open again
+            action = ACTIVE_EQUIVALENT[action]
         if action == "discard_new":
             await self.services.conversations.delete(ctx.user.id)
             out = await self._start_form(ctx, None, arg)

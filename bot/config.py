@@ -23,9 +23,16 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     db_path: Path = DATA_DIR / "taiqu.db"
+    # How long a write waits while another process (e.g. a CLI import) holds the write lock
+    # before it fails; a form step waits only db_write_wait_seconds, then its answer is kept
+    # in memory and written once the lock is free.
+    db_busy_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    db_write_wait_seconds: float = Field(default=2, gt=0, le=60)
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
-    form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked
+    # A parked form is offered back (继续填写 / 放弃) this long before it is really dropped.
+    form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
     # Invite-code guessing: wrong codes one chat may send per window, and wrong codes per
     # minute from everyone together before all code attempts pause for a while.

@@ -30,16 +30,22 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        db = await Database(settings.db_path).connect()
+        db = await Database(settings.db_path, busy_timeout=settings.db_busy_timeout_seconds,
+                            quick_wait=settings.db_write_wait_seconds).connect()
         return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
                    Conversations(db), Customers(db))
 
     async def close(self) -> None:
+        await self.conversations.close()  # forms held while the database was busy
         await self.db.close()
 
     @property
     def form_timeout(self) -> timedelta:
         return timedelta(minutes=self.settings.form_timeout_minutes)
+
+    @property
+    def form_park_window(self) -> timedelta:
+        return timedelta(hours=self.settings.form_park_hours)
 
 
 @dataclass

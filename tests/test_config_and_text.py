@@ -19,6 +19,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert s.telegram_token is None and s.timezone == "Asia/Shanghai" and s.locale == "zh_CN"
     assert s.form_timeout_minutes == 30 and s.db_path == ROOT / "data" / "taiqu.db"
+    assert s.form_park_hours == 24
+    assert s.db_busy_timeout_seconds == 30 and s.db_write_wait_seconds == 2
     assert s.telegram_base_url == "https://api.telegram.org/bot"
 
 
@@ -33,7 +35,8 @@ def test_env_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("var", "value"), [
     ("TAIQU_TIMEZONE", "Mars/Base"), ("TAIQU_FORM_TIMEOUT_MINUTES", "abc"),
-    ("TAIQU_FORM_TIMEOUT_MINUTES", "0"), ("TAIQU_LOCALE", "fr"),
+    ("TAIQU_FORM_TIMEOUT_MINUTES", "0"), ("TAIQU_FORM_PARK_HOURS", "0"), ("TAIQU_LOCALE", "fr"),
+    ("TAIQU_DB_WRITE_WAIT_SECONDS", "0"),
     ("TAIQU_TELEGRAM_TOKEN", "not a token"),
 ])
 def test_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, var: str,

@@ -164,17 +164,80 @@ async def test_new_intent_during_form_never_overwrites(zhang: Chat, services: Se
     assert "已放弃" in zhang.text and "哪些工作" in zhang.text
 
 
-async def test_form_expires_politely(zhang: Chat, services: Services, clock: FakeClock) -> None:
+async def test_idle_form_is_parked_and_the_late_answer_kept(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
     await zhang.say("记录巡视 3号台区")
     old = zhang.last
     clock.advance(minutes=31)
     await zhang.say("刚才")
-    assert "超过 30 分钟没有操作" in zhang.text and "巡视" in zhang.text
-    assert await services.worklogs.count_visible(
-        await services.people.by_identity("test", "张三")) == 0  # type: ignore[arg-type]
+    assert "已暂停" in zhang.text and "已填：工作项目 巡视 · 台区 3号台区" in zhang.text
+    assert "「刚才」会作为「时间」的回答" in zhang.text
+    await zhang.say("/logs")  # a request while asked: held instead, and said so
+    assert "「/logs」会在你选择后处理" in zhang.text
     zhang.last = old
-    await zhang.press("现在")  # a button from the expired form
-    assert "失效" in zhang.text
+    await zhang.press("现在")  # a button of the parked form: held, the question again
+    assert "继续后会接着处理你刚点的按钮" in zhang.text and zhang.last.toast
+    await zhang.say("继续")
+    assert "做了什么" in zhang.text  # the held 现在 answered 时间
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state["values"]["time"] and "parked" not in draft.state
+    clock.advance(minutes=20)  # taken up again: the idle clock restarted
+    await zhang.say("更换表箱")
+    assert "发现了什么问题" in zhang.text
+
+
+async def test_parked_form_discard_handles_the_held_request(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
+    await zhang.say("记录巡视 3号台区")
+    clock.advance(hours=5)
+    await zhang.say("/log")
+    assert "「/log」会在你选择后处理" in zhang.text
+    await zhang.press("放弃")
+    assert "已取消工作日志" in zhang.text and "哪些工作" in zhang.text  # /log opened afresh
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state["values"] == {}
+
+
+async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
+                                                clock: FakeClock) -> None:
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    clock.advance(minutes=45)
+    await zhang.photo("test:p1")
+    assert "照片会附到这条工作日志里" in zhang.text
+    await zhang.press("继续填写")
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state["values"]["photos"] == ["test:test:p1"]
+
+
+async def test_old_park_question_after_continuing_is_safe(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    for _ in range(3):
+        await zhang.say("跳过")
+    clock.advance(hours=1)
+    await zhang.say("你好")
+    question = zhang.last
+    await zhang.press("继续填写")
+    assert "请确认工作日志" in zhang.text
+    zhang.last = question
+    await zhang.press("放弃")  # the old question's 放弃 on the open form: asks first
+    assert "确定放弃这条工作日志（" in zhang.text
+    assert await services.conversations.get(1) is not None
+    zhang.last = question
+    await zhang.press("保存")  # ... and its 保存 saves
+    assert "已保存工作日志" in zhang.text
+
+
+async def test_parked_form_gone_after_the_window(zhang: Chat, services: Services,
+                                                 clock: FakeClock) -> None:
+    services.settings.form_park_hours = 2
+    await zhang.say("记录巡视 3号台区")
+    old = zhang.last
+    clock.advance(minutes=30 + 2 * 60 + 1)
+    zhang.last = old
+    await zhang.press("现在")
+    assert "暂停超过 2 小时，已放弃（没有保存）" in zhang.text and "失效" in zhang.text
+    assert await services.conversations.get(1) is None
 
 
 async def test_state_survives_a_restart(services: Services, clock: FakeClock) -> None:

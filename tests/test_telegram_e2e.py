@@ -515,8 +515,8 @@ async def test_update_delivered_before_a_restart_is_not_processed_twice(
         await channel2.stop()
 
 
-# --- 6. expiry ------------------------------------------------------------------------------
-async def test_form_untouched_for_31_minutes_expires_politely(
+# --- 6. expiry: an idle form is parked, not lost ------------------------------------------
+async def test_answer_typed_after_31_minutes_is_kept_and_applied_on_continue(
         zhang: TgUser, services: Services, clock: FakeClock) -> None:
     await zhang.say("记录巡视 3号台区")
     clock.advance(minutes=29)
@@ -524,27 +524,55 @@ async def test_form_untouched_for_31_minutes_expires_politely(
     assert body(r[0]) == L("form.worklog.content")
     clock.advance(minutes=31)
     r = await zhang.say("更换表箱")
-    assert body(r[0]) == L("form.expired", form="工作日志（巡视，3号台区，2026-11-27 周五 10:59）",
-                           minutes=30)
-    # Nothing saved, no form left, and "更换表箱" was not taken as an answer to anything.
-    assert await worklog_rows(services) == []
-    assert await open_drafts(services) == 0
-    assert L("menu.not_understood", text="更换表箱") in texts(r)
+    assert body(r[-1]) == "\n".join([
+        L("form.park.notice", form="工作日志", minutes=30, until="2026-11-28 周六 11:29"),
+        L("form.park.filled", values="工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五 10:59"),
+        L("form.park.next", field="工作内容"),
+        L("form.park.held_answer", text="更换表箱", field="工作内容"),
+        L("form.park.question")])
+    assert labels(r[-1]) == ["继续填写", "放弃"]
+    assert await open_drafts(services) == 1  # parked, not deleted
+    r = await zhang.press("继续填写")
+    assert body(r[0]) == L("form.worklog.problems")  # "更换表箱" answered 工作内容
+    for _ in range(3):
+        await zhang.press("跳过")
+    await zhang.press("保存")
+    assert [row["content"] for row in await worklog_rows(services)] == ["更换表箱"]
 
 
-async def test_old_button_after_expiry_says_so_and_saves_nothing(
+async def test_save_pressed_on_a_parked_complete_form_saves_after_choosing(
         zhang: TgUser, services: Services, clock: FakeClock) -> None:
     await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
     await zhang.press("跳过")
     await zhang.press("跳过")
-    await zhang.press("跳过")
+    r = await zhang.press("跳过")
+    summary = r[0]
     clock.advance(minutes=31)
-    r = await zhang.press("保存")
-    assert L("form.expired", form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）",
-             minutes=30) in texts(r)
-    assert zhang.answers()[-1]["text"] == L("button.stale")
+    r = await zhang.press("保存", message=summary)
+    assert zhang.answers()[-1]["text"] == L("form.park.toast")
+    assert L("form.park.complete") in body(r[0]) and L("form.park.held_save") in body(r[0])
+    assert labels(r[0]) == ["✅ 保存", "继续填写", "放弃"]
     assert await worklog_rows(services) == []
+    await zhang.press("保存", message=r[0])
+    rows = await worklog_rows(services)
+    assert [row["content"] for row in rows] == ["更换表箱"]
     assert await open_drafts(services) == 0
+
+
+async def test_parked_form_is_dropped_after_the_park_window_and_said_once(
+        zhang: TgUser, services: Services, clock: FakeClock) -> None:
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    clock.advance(minutes=30 + 23 * 60)  # parked for 23 hours: still offered back
+    r = await zhang.say("/help")
+    assert L("form.park.held_request", text="/help") in body(r[-1])
+    clock.advance(hours=2)  # 25 hours after parking: gone
+    r = await zhang.say("/help")
+    assert body(r[0]) == L("form.park.gone",
+                           form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）", hours=24)
+    assert await open_drafts(services) == 0 and await worklog_rows(services) == []
+    r = await zhang.say("/help")
+    assert L("form.park.gone", form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）",
+             hours=24) not in texts(r)
 
 
 # --- 7. bad input -----------------------------------------------------------------------
@@ -923,6 +951,38 @@ async def test_each_users_burst_of_messages_is_answered_in_order(
         assert got[4].startswith("✅ 已保存工作日志 #")
     rows = await worklog_rows(services)
     assert sorted(r["content"] for r in rows) == sorted(f"连发{i}" for i in range(20))
+
+
+async def test_a_locked_database_stalls_no_one_over_telegram(
+        zhang: TgUser, channel: TelegramChannel, fake_api: FakeBotAPI, services: Services,
+        settings: Settings) -> None:
+    """A CLI import (here: a second connection) holds the write lock; 张三's answer waits for
+    it briefly and is kept, 李四's /help is answered at once."""
+    import sqlite3
+    import time
+
+    li = await register(fake_api, services, 43, "李四")
+    await at_content_step(zhang)
+    other = sqlite3.connect(settings.db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        n = len(zhang.sent)
+        fake_api.user_sends(zhang.chat_id, "更换表箱")
+        await asyncio.sleep(0.1)  # 张三's step is waiting for the lock now
+        start = time.monotonic()
+        r = await li.say("/help")
+        assert time.monotonic() - start < 1.0 and body(r[0]).startswith("📖")
+        await _until(zhang, L("form.worklog.problems"), n)  # the answer was taken
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    for _ in range(100):  # ... and is in the file once the lock is free
+        if services.conversations.held == 0:
+            break
+        await asyncio.sleep(0.05)
+    with sqlite3.connect(settings.db_path) as conn:
+        state = conn.execute("SELECT state FROM conversations WHERE user_id = 1").fetchone()[0]
+    assert '"content": "更换表箱"' in state
 
 
 # --- more of what a real chat does ----------------------------------------------------------

@@ -104,8 +104,40 @@ class FormEngine:
         draft.updated_at = ctx.now
         await ctx.services.conversations.put(draft)
 
+    async def touch(self, ctx: Ctx, draft: Draft) -> None:
+        """Store the draft as used now (a parked form taken up again)."""
+        await self._store(ctx, draft)
+
     def is_expired(self, ctx: Ctx, draft: Draft) -> bool:
+        """Idle past the form timeout: the form is parked, not lost."""
         return ctx.now - draft.updated_at > ctx.services.form_timeout
+
+    def is_gone(self, ctx: Ctx, draft: Draft) -> bool:
+        """Parked past the park window as well: the form is dropped for good."""
+        services = ctx.services
+        return ctx.now - draft.updated_at > services.form_timeout + services.form_park_window
+
+    def step_label(self, ctx: Ctx, draft: Draft) -> str | None:
+        """The label of the field being asked, or None at the summary / edit menu."""
+        step = _state(draft)["step"]
+        if step in (SUMMARY, EDIT_MENU):
+            return None
+        return ctx.t(self.forms[draft.form].get_field(step).label)
+
+    def at_summary(self, draft: Draft) -> bool:
+        return bool(_state(draft)["step"] == SUMMARY)
+
+    async def filled(self, ctx: Ctx, draft: Draft, width: int = 20) -> str:
+        """Every answer so far on one line ('台区 3号台区 · 时间 …'), long ones shortened."""
+        spec = self.forms[draft.form]
+        values = _state(draft)["values"]
+        parts = []
+        for f in spec.fields:
+            if values.get(f.name) not in (None, [], ""):
+                shown = await self._show(ctx, f, values[f.name])
+                shown = shown if len(shown) <= width else shown[:width - 1] + "…"
+                parts.append(f"{ctx.t(f.label)} {shown}")
+        return " · ".join(parts) or ctx.t("form.empty")
 
     async def describe(self, ctx: Ctx, draft: Draft) -> str:
         """One line naming the form and what it holds so far, for expiry and conflict notes."""

@@ -1,13 +1,30 @@
-"""The open form of each user, read and written on every step."""
+"""The open form of each user, read and written on every step.
+
+A step must not stall, nor lose the answer, while another process (e.g. a CLI import) holds
+the database's write lock: a draft that cannot be written within the short quick wait is held
+in memory, served from there, and written by a background task once the lock is free."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.storage.db import Database, from_iso, iso
+from bot.storage.db import Database, DatabaseBusy, from_iso, iso
+
+log = logging.getLogger(__name__)
+
+PUT = ("INSERT INTO conversations(user_id, form, token, state, started_at, updated_at) "
+       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET form = excluded.form, "
+       "token = excluded.token, state = excluded.state, updated_at = excluded.updated_at, "
+       "started_at = excluded.started_at")
+DELETE = "DELETE FROM conversations WHERE user_id = ?"
+RETRY_PAUSE = 0.2  # seconds between write attempts when a wait fails at once
+
+Held = tuple[Any, ...] | None  # the row to write (PUT's parameters), or None: delete it
 
 
 @dataclass
@@ -25,22 +42,82 @@ class Draft:
 class Conversations:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._held: dict[int, Held] = {}  # written in arrival order once the lock is free
+        self._flusher: asyncio.Task[None] | None = None
 
     async def get(self, user_id: int) -> Draft | None:
+        if user_id in self._held:  # newer than the file
+            held = self._held[user_id]
+            return None if held is None else _draft(*held)
         row = await self.db.fetchone("SELECT * FROM conversations WHERE user_id = ?", (user_id,))
         if row is None:
             return None
-        return Draft(row["user_id"], row["form"], row["token"], json.loads(row["state"]),
-                     from_iso(row["started_at"]), from_iso(row["updated_at"]))
+        return _draft(row["user_id"], row["form"], row["token"], row["state"],
+                      row["started_at"], row["updated_at"])
 
     async def put(self, draft: Draft) -> None:
-        await self.db.execute(
-            "INSERT INTO conversations(user_id, form, token, state, started_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET form = excluded.form, "
-            "token = excluded.token, state = excluded.state, updated_at = excluded.updated_at, "
-            "started_at = excluded.started_at",
-            (draft.user_id, draft.form, draft.token, json.dumps(draft.state, ensure_ascii=False),
-             iso(draft.started_at), iso(draft.updated_at)))
+        # A snapshot, so later changes to the Draft object do not leak into what is held.
+        await self._write(draft.user_id, (
+            draft.user_id, draft.form, draft.token, json.dumps(draft.state, ensure_ascii=False),
+            iso(draft.started_at), iso(draft.updated_at)))
 
     async def delete(self, user_id: int) -> None:
-        await self.db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
+        await self._write(user_id, None)
+
+    @property
+    def held(self) -> int:
+        """How many users' forms are waiting in memory for the write lock."""
+        return len(self._held)
+
+    async def _write(self, user_id: int, row: Held) -> None:
+        if not self._held:  # while anything is held the lock is known taken: do not wait
+            try:
+                await self._store(user_id, row)
+                return
+            except DatabaseBusy:
+                log.warning("database busy: holding forms in memory until the lock is free")
+        self._held[user_id] = row
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="conversations-flush")
+
+    async def _store(self, user_id: int, row: Held) -> None:
+        if row is None:
+            await self.db.execute_quick(DELETE, (user_id,))
+        else:
+            await self.db.execute_quick(PUT, row)
+
+    async def _flush(self) -> None:
+        """Write what is held until nothing is; each attempt waits the quick wait."""
+        while self._held:
+            if not await self.flush_once():
+                await asyncio.sleep(RETRY_PAUSE)
+        log.info("database free again: held forms written")
+
+    async def flush_once(self) -> bool:
+        """One attempt at every held form; False if the lock was still taken."""
+        for user_id, row in list(self._held.items()):
+            try:
+                await self._store(user_id, row)
+            except DatabaseBusy:
+                return False
+            except Exception:  # e.g. the user was deleted meanwhile: do not retry forever
+                log.exception("held form of user %s could not be written; dropped", user_id)
+            if self._held.get(user_id, ...) is row:  # not replaced while we wrote it
+                del self._held[user_id]
+        return True
+
+    async def close(self) -> None:
+        """At shutdown: a last attempt, then say plainly what could not be written."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        if self._held and not await self.flush_once():
+            log.error("database still busy at shutdown: %d open forms were not written",
+                      len(self._held))
+
+
+def _draft(user_id: int, form: str, token: str, state: str, started_at: str,
+           updated_at: str) -> Draft:
+    return Draft(user_id, form, token, json.loads(state), from_iso(started_at),
+                 from_iso(updated_at))

@@ -1,9 +1,11 @@
-"""SQLite through aiosqlite: one connection, WAL, foreign keys, numbered migrations."""
+"""SQLite through aiosqlite: one write connection, WAL, foreign keys, numbered migrations;
+reads on a second connection so they never queue behind a write waiting for the lock."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -30,6 +32,18 @@ def iso(dt: datetime) -> str:
 
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+class DatabaseBusy(Exception):
+    """Another connection (e.g. a CLI import) held the write lock longer than we could wait."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: the write lock was not had within the busy timeout."""
+    if isinstance(exc, DatabaseBusy):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and getattr(
+        exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def migrations() -> list[tuple[int, Path]]:
@@ -65,9 +79,19 @@ class Tx:
 
 
 class Database:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout: float = 30.0,
+                 quick_wait: float = 2.0) -> None:
+        """`busy_timeout`: how long a write waits for another process's write lock;
+        `quick_wait`: the same for execute_quick (a user's form step), which must not stall."""
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.quick_wait = quick_wait
         self._conn: aiosqlite.Connection | None = None
+        # WAL lets these read while another connection writes, so a read never waits for
+        # the write lock (None for ":memory:", which a second connection cannot share).
+        self._reader: aiosqlite.Connection | None = None
+        self._quick: aiosqlite.Connection | None = None  # execute_quick, short busy timeout
+        self._quick_lock = asyncio.Lock()  # one quick write in flight: the others give up
         # One connection serves every coroutine; the lock keeps their transactions apart.
         # (busy_timeout: another process, e.g. a bulk import, may hold the write lock a while.)
         self._lock = asyncio.Lock()
@@ -81,9 +105,12 @@ class Database:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=30000")
+        await conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
         self._conn = conn
         await self.migrate(migrate_to)
+        if str(self.path) != ":memory:":
+            self._reader = await self._second(self.busy_timeout, "PRAGMA query_only=ON")
+            self._quick = await self._second(self.quick_wait)
         return self
 
     def _private_files(self) -> None:
@@ -96,9 +123,10 @@ class Database:
             tighten(f"{self.path}{suffix}")
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for conn in (self._reader, self._quick, self._conn):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._reader = self._quick = None
 
     async def __aenter__(self) -> Database:
         return await self.connect()
@@ -161,11 +189,15 @@ class Database:
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self._not_reentrant()
+        if self._reader is not None:  # one call on the reader is atomic: no lock needed
+            return await Tx(self._reader).fetchone(sql, params)
         async with self._lock:
             return await Tx(self.conn).fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._not_reentrant()
+        if self._reader is not None:
+            return await Tx(self._reader).fetchall(sql, params)
         async with self._lock:
             return await Tx(self.conn).fetchall(sql, params)
 
@@ -174,3 +206,33 @@ class Database:
         self._not_reentrant()
         async with self._lock:
             return await Tx(self.conn).execute(sql, params)
+
+    async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """A single statement in its own transaction that waits at most `quick_wait` seconds
+        (for another quick write, then for the write lock) and raises DatabaseBusy after."""
+        self._not_reentrant()
+        if self._quick is None:
+            return await self.execute(sql, params)
+        try:
+            async with asyncio.timeout(self.quick_wait):
+                await self._quick_lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy("another write is still waiting for the lock") from None
+        try:
+            return await Tx(self._quick).execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise DatabaseBusy(str(exc)) from exc
+            raise
+        finally:
+            self._quick_lock.release()
+
+    async def _second(self, wait: float, *pragmas: str) -> aiosqlite.Connection:
+        """Another connection to the file, with the write connection's durability."""
+        sync = (await self.conn.execute_fetchall("PRAGMA synchronous"))[0][0]  # type: ignore[index]
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in (f"PRAGMA synchronous={sync}", "PRAGMA foreign_keys=ON",
+                       f"PRAGMA busy_timeout={round(wait * 1000)}", *pragmas):
+            await conn.execute(pragma)
+        return conn

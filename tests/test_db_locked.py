@@ -1,0 +1,103 @@
+"""Another process (e.g. `customers import` from the CLI) holds the SQLite write lock: other
+users still get answers at once, and an answer typed meanwhile is kept, or the reply says
+honestly that it was not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.config import Settings, load_settings
+from bot.services import Services
+from tests.conftest import Chat, make_user
+
+pytestmark = pytest.mark.timeout(60)
+PROMPT = 1.0  # seconds: what "answers at once" means here, with room for a loaded machine
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Short waits keep the test fast; the defaults are a few seconds.
+    return load_settings(db_path=tmp_path / "taiqu.db", db_write_wait_seconds=0.3,
+                         db_busy_timeout_seconds=0.5)
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    s = await Services.open(settings, clock)
+    yield s
+    await s.close()
+
+
+@contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """A second connection, as another process would have, holding the write lock."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def stored_values(path: Path) -> dict[str, object]:
+    """The open form as it is in the file, read by yet another connection."""
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT state FROM conversations WHERE user_id = 1").fetchone()
+    return json.loads(row[0])["values"] if row else {}
+
+
+async def timed(coro: object) -> float:
+    start = time.monotonic()
+    await asyncio.wait_for(coro, 10)  # type: ignore[arg-type]
+    return time.monotonic() - start
+
+
+async def test_locked_database_stalls_no_one_and_the_answer_is_kept(
+        services: Services, settings: Settings) -> None:
+    assistant = Assistant(services)
+    await make_user(services, "张三")
+    await make_user(services, "李四")
+    zhang, li = Chat(assistant, "test", "张三"), Chat(assistant, "test", "李四")
+    await zhang.say("记录巡视 3号台区 昨天下午3点")
+    assert "做了什么" in zhang.text
+    with write_lock_held(settings.db_path):
+        answer = asyncio.create_task(zhang.say("更换3号表箱门锁"))
+        await asyncio.sleep(0.05)  # 张三's write is now waiting for the lock
+        assert await timed(li.say("/help")) < PROMPT
+        assert "使用帮助" in li.text
+        assert await timed(li.say("我的日志")) < PROMPT  # read-only steps too
+        await asyncio.wait_for(answer, 10)
+        assert "发现了什么问题" in zhang.text  # the answer was taken ...
+        assert await timed(zhang.say("拉线需紧固")) < PROMPT  # ... and the next step is quick
+        assert "照片" in zhang.text
+        assert stored_values(settings.db_path).get("content") is None  # not in the file yet
+    # ... and both reach the file once the lock is free.
+    for _ in range(100):
+        values = stored_values(settings.db_path)
+        if values.get("problems"):
+            break
+        await asyncio.sleep(0.05)
+    assert values["content"] == "更换3号表箱门锁" and values["problems"] == "拉线需紧固"
+
+
+async def test_a_write_that_cannot_wait_says_it_was_not_saved(
+        services: Services, settings: Settings) -> None:
+    assistant = Assistant(services)
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    with write_lock_held(settings.db_path):
+        await asyncio.wait_for(zhang.say("/lang en"), 10)
+    assert "没有保存" in zhang.text and "没有丢失" not in zhang.text
+    user = await services.people.by_identity("test", "张三")
+    assert user is not None and user.locale != "en"  # really not saved, as it said
