@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -23,6 +24,8 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     db_path: Path = DATA_DIR / "taiqu.db"
+    # FULL: a confirmed save survives a power cut; NORMAL is faster but may lose the last ones.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)

@@ -30,7 +30,7 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        db = await Database(settings.db_path).connect()
+        db = await Database(settings.db_path, settings.sqlite_synchronous).connect()
         return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
                    Conversations(db), Customers(db))
 

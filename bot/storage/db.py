@@ -16,6 +16,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 
 
 def iso(dt: datetime) -> str:
@@ -62,8 +63,13 @@ class Tx:
 
 
 class Database:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, synchronous: str = "FULL") -> None:
         self.path = Path(path)
+        # FULL: "✅ 已保存" is only said after a commit that survives a power cut. WAL with
+        # NORMAL may lose the last commits (the WAL is not synced per commit).
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        self.synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
         # One connection serves every coroutine; the lock keeps their transactions apart.
         # (busy_timeout: another process, e.g. a bulk import, may hold the write lock a while.)
@@ -76,7 +82,7 @@ class Database:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=30000")
         self._conn = conn
