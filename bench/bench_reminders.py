@@ -680,7 +680,7 @@ async def run_fanout(fake: FakeBotAPI, services: Services, channel: TelegramChan
     gc.collect()
     res.rss_start_kb = proc_status()["VmRSS"]
     reset_hwm()
-    scheduler = ReminderScheduler(service, res.interval_s)  # as deployed: APScheduler
+    scheduler = ReminderScheduler(service, res.interval_s)  # as deployed: the asyncio scan loop
     t_origin = time.perf_counter()
     scheduler.start()
     try:
@@ -694,7 +694,7 @@ async def run_fanout(fake: FakeBotAPI, services: Services, channel: TelegramChan
                 res.timed_out = True
                 break
     finally:
-        scheduler.stop()
+        await scheduler.stop()
         async with service._scan_lock:  # let a running scan finish before reading
             pass
     await asyncio.sleep(1.5)  # anything still in flight lands (and would count as duplicate)

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     account_no_min_digits: int = Field(default=10, ge=1, le=32)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
+    # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
+    clock_jump_warn_seconds: float = Field(default=60, gt=0)
+    # SIGTERM/SIGINT: how long the pushes in flight may take to finish before exit.
+    shutdown_drain_seconds: float = Field(default=10, ge=0, le=300)
+    # A push whose answer was lost (it may have arrived) is retried after this, not at once.
+    unknown_outcome_retry_seconds: float = Field(default=120, ge=0, le=86400)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
