@@ -206,7 +206,11 @@ async def _run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    return await serve(settings, stop)
+    try:
+        return await serve(settings, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = None) -> int:
