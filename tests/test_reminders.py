@@ -244,6 +244,31 @@ async def test_a_lost_answer_is_retried_later_not_at_once(
     assert notifier.texts("张三")[0].startswith("🔁 补发")
 
 
+async def test_an_error_after_the_push_does_not_send_it_again(
+        team: tuple[Chat, Chat], services: Services, notifier: FakeNotifier,
+        clock: FakeClock) -> None:
+    """Planning the follow-up fails after the message went out: the row stays 'sent' (it
+    used to go back to 'pending' and be sent again 5 minutes later)."""
+    from dataclasses import replace
+
+    from bot.registry import REGISTRY
+
+    async def broken_follow_up(*args: object) -> None:
+        raise RuntimeError("planning the next reminder failed")
+
+    kind = replace(REGISTRY.reminders["complaint"], after_sent=broken_follow_up)
+    registry = replace(REGISTRY, reminders={**REGISTRY.reminders, "complaint": kind})
+    service = ReminderService(services, Dispatcher(services, [notifier]), registry=registry)
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)
+    await service.scan_once()
+    assert len(notifier.sent) == 1
+    clock.advance(minutes=10)
+    await service.scan_once()
+    assert len(notifier.sent) == 1
+
+
 async def test_the_scheduler_really_runs_the_scan(team: tuple[Chat, Chat],
                                                   service: ReminderService,
                                                   notifier: FakeNotifier,

@@ -108,11 +108,13 @@ class Reminders:
             (state, iso(now) if state in ("sent", "digested") else None, error, reminder_id))
 
     async def retry_at(self, reminder_id: int, when: datetime, error: str) -> None:
-        """Back to 'pending' at `when`; a possibly-sent mark survives a later plain error."""
+        """Back to 'pending' at `when`; a possibly-sent mark survives a later plain error.
+        A row already settled ('sent' ...) stays so: an error after the push must not
+        send it again."""
         await self.db.execute(
             "UPDATE reminders SET state = 'pending', due_at = ?, last_error = CASE "
             "WHEN last_error LIKE ? || '%' AND ? NOT LIKE ? || '%' THEN ? || '; ' || ? "
-            "ELSE ? END WHERE id = ?",
+            "ELSE ? END WHERE id = ? AND state IN ('pending', 'sending')",
             (iso(when), MAYBE_SENT, error, MAYBE_SENT, MAYBE_SENT, error, error, reminder_id))
 
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
