@@ -239,6 +239,8 @@ class ReminderService:
 
         async def one(user: User) -> None:
             async with self._sem:
+                if self.closing:  # shutting down: the next start sends the rest
+                    return
                 if await self.send_digest(user, now, period):
                     sent.add(user.id)
 

@@ -269,6 +269,23 @@ async def test_an_error_after_the_push_does_not_send_it_again(
     assert len(notifier.sent) == 1
 
 
+async def test_a_stopping_service_starts_no_new_push(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    """Once a stop has begun (SIGTERM) nothing new is pushed, neither a reminder nor a
+    morning digest (the drain only waits for what is in flight); the next start sends them."""
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 8, 31)  # Monday: digests due, and reminders
+    service.closing = True
+    result = await service.scan_once()
+    assert notifier.sent == [] and result.digests == 0
+    row = await services.db.fetchone("SELECT count(*) FROM reminders WHERE state = 'pending'")
+    assert row is not None and row[0] >= 1
+    service.closing = False
+    assert (await service.scan_once()).digests == 2
+
+
 async def test_the_scheduler_really_runs_the_scan(team: tuple[Chat, Chat],
                                                   service: ReminderService,
                                                   notifier: FakeNotifier,
