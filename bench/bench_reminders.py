@@ -19,7 +19,7 @@ render returns a Reply, so the machinery is measured, not a record module.
 
 Part 2 (fan-out). 5,000 users, each with one open item today, get their 08:00 digest through
 `TelegramChannel` exactly as deployed (its `TelegramNotifier`, `AIORateLimiter(max_retries=5)`,
-long polling running), driven by the deployed `ReminderScheduler` (APScheduler, 60 s interval).
+long polling running), driven by the deployed `ReminderScheduler` (asyncio loop, 60 s interval).
 The fake Bot API fails 10% of sendMessage calls with 429 (retry_after=1) or 502. The clock is
 the real clock shifted so that the run starts at 08:00:00 local: time runs at real speed, so
 the scan interval, the rows' back-off and the rate limiter's sleeps share one time base and the
