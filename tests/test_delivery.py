@@ -28,6 +28,7 @@ from bot.services import Services
 from tests.conftest import at, telegram_settings
 from tests.fakebotapi import FakeBotAPI
 from tests.test_reminders_telegram import quick_complaint
+from tests.test_terminal_chat import chat
 from tests.tg_harness import L, body, register, start_channel
 
 
@@ -95,6 +96,19 @@ def test_a_live_holder_is_never_displaced(settings: Settings) -> None:
             DatabaseLease(settings.db_path).acquire()
     with DatabaseLease(settings.db_path) as again:  # released: the next start gets it
         assert again.held
+
+
+def test_a_chat_beside_a_running_bot_leaves_the_reminders_to_it(tmp_path: Path) -> None:
+    """`taiqu-bot chat` on the database `run` is serving still works, but does not scan
+    reminders (it would send them a second time, and from the terminal)."""
+    db = tmp_path / "taiqu.db"
+    with DatabaseLease(db):  # what a running `taiqu-bot run` holds
+        p = chat(db, ["/quit"], "--demo", "--user", "张三")
+    assert p.returncode == 0, p.stderr
+    assert "taiqu-bot run is serving this database; it sends the reminders" in p.stderr
+    assert L("menu.hello", name="张三") in p.stdout
+    p = chat(db, ["/quit"], "--user", "张三")  # alone again: no note
+    assert p.returncode == 0 and "taiqu-bot run" not in p.stderr, p.stderr
 
 
 # --- SIGTERM drains the pushes in flight ----------------------------------------------------
