@@ -430,6 +430,7 @@ async def drain(db_path: Path) -> DrainResult:
             return got
 
         service.rows.due = timed_due  # type: ignore[method-assign]
+        await service.recover()  # as the lease holder's start-up does: crash leftovers
         out.due_before = await count_due(services)
         for _ in range(100):
             gc.collect()
