@@ -19,7 +19,7 @@ render returns a Reply, so the machinery is measured, not a record module.
 
 Part 2 (fan-out). 5,000 users, each with one open item today, get their 08:00 digest through
 `TelegramChannel` exactly as deployed (its `TelegramNotifier`, `AIORateLimiter(max_retries=5)`,
-long polling running), driven by the deployed `ReminderScheduler` (APScheduler, 60 s interval).
+long polling running), driven by the deployed `ReminderScheduler` (asyncio loop, 60 s interval).
 The fake Bot API fails 10% of sendMessage calls with 429 (retry_after=1) or 502. The clock is
 the real clock shifted so that the run starts at 08:00:00 local: time runs at real speed, so
 the scan interval, the rows' back-off and the rate limiter's sleeps share one time base and the
@@ -430,6 +430,7 @@ async def drain(db_path: Path) -> DrainResult:
             return got
 
         service.rows.due = timed_due  # type: ignore[method-assign]
+        await service.recover()  # as the lease holder's start-up does: crash leftovers
         out.due_before = await count_due(services)
         for _ in range(100):
             gc.collect()
@@ -680,7 +681,7 @@ async def run_fanout(fake: FakeBotAPI, services: Services, channel: TelegramChan
     gc.collect()
     res.rss_start_kb = proc_status()["VmRSS"]
     reset_hwm()
-    scheduler = ReminderScheduler(service, res.interval_s)  # as deployed: APScheduler
+    scheduler = ReminderScheduler(service, res.interval_s)  # as deployed: the asyncio scan loop
     t_origin = time.perf_counter()
     scheduler.start()
     try:
@@ -694,7 +695,7 @@ async def run_fanout(fake: FakeBotAPI, services: Services, channel: TelegramChan
                 res.timed_out = True
                 break
     finally:
-        scheduler.stop()
+        await scheduler.stop()
         async with service._scan_lock:  # let a running scan finish before reading
             pass
     await asyncio.sleep(1.5)  # anything still in flight lands (and would count as duplicate)

@@ -9,6 +9,7 @@ import signal
 import sys
 from datetime import timedelta
 
+from bot.clock import Clock
 from bot.config import Settings, SettingsError, load_settings
 from bot.models import Role
 from bot.textutil import clean_text
@@ -176,13 +177,30 @@ async def _customers(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     from bot.channels.terminal import run_terminal
+    from bot.lease import DatabaseLease, LeaseHeld
     from bot.services import Services
 
+    # Beside a running `run`, the chat works but leaves the reminders to it (sending them from
+    # here too would repeat them, and mark Telegram users unreachable from the terminal).
+    lease = DatabaseLease(settings.db_path)
+    try:
+        lease.acquire()
+    except LeaseHeld:
+        print("提示：taiqu-bot run 正在运行，提醒由它发送，本终端不弹出提醒 / note: taiqu-bot run "
+              "is serving this database; it sends the reminders, this terminal shows none",
+              file=sys.stderr)
     services = await Services.open(settings)
     try:
-        return await run_terminal(services, args.user, args.demo)
+        return await run_terminal(services, args.user, args.demo, reminders=lease.held)
     finally:
         await services.close()
+        lease.release()
+
+
+def _lease_held(command: str, exc: Exception) -> None:
+    print(f"taiqu-bot {command}: 另一个 taiqu-bot 正在使用这个数据库，不能同时运行两个 / "
+          f"another taiqu-bot is already serving this database ({exc}); stop it first",
+          file=sys.stderr)
 
 
 async def _run(settings: Settings) -> int:
@@ -192,31 +210,54 @@ async def _run(settings: Settings) -> int:
               "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN，或先用 `taiqu-bot chat` 在终端试用。",
               file=sys.stderr)
         return 2
-    from bot.assistant import Assistant
-    from bot.channels.telegram import TelegramChannel
-    from bot.notify import Dispatcher
-    from bot.reminders import ReminderService
-    from bot.scheduler import ReminderScheduler
-    from bot.services import Services
-
-    services = await Services.open(settings)
-    channel = TelegramChannel(Assistant(services), settings)
-    reminders = ReminderScheduler(
-        ReminderService(services, Dispatcher(services, [channel.notifier])),
-        settings.scan_interval_seconds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await channel.start()
-        reminders.start()
-        logging.getLogger("bot").info("serving Telegram; Ctrl+C to stop")
-        await stop.wait()
+        return await serve(settings, stop)
     finally:
-        reminders.stop()
-        await channel.stop()
-        await services.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = None) -> int:
+    """`run` until `stop` is set: Telegram and the reminder scan, holding the database's lease
+    (a second instance would poll the same bot and send every reminder twice)."""
+    from bot.assistant import Assistant
+    from bot.channels.telegram import TelegramChannel
+    from bot.lease import DatabaseLease, LeaseHeld
+    from bot.notify import Dispatcher
+    from bot.reminders import ReminderService
+    from bot.scheduler import ReminderScheduler
+    from bot.services import Services
+
+    lease = DatabaseLease(settings.db_path)
+    try:
+        lease.acquire()
+    except LeaseHeld as exc:
+        _lease_held("run", exc)
+        return 3
+    try:
+        services = await Services.open(settings, clock)
+        channel = TelegramChannel(Assistant(services), settings)
+        reminders = ReminderScheduler(
+            ReminderService(services, Dispatcher(services, [channel.notifier])),
+            settings.scan_interval_seconds)
+        try:
+            await channel.start()
+            reminders.start()
+            logging.getLogger("bot").info("serving Telegram; Ctrl+C to stop")
+            await stop.wait()
+            logging.getLogger("bot").info("stopping: finishing the reminders in flight")
+        finally:
+            # Pushes in flight finish and are recorded while the channel and database are
+            # still open; only then are they closed.
+            await reminders.stop()
+            await channel.stop()
+            await services.close()
+    finally:
+        lease.release()
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     # in memory and written once the lock is free.
     db_busy_timeout_seconds: float = Field(default=30, gt=0, le=600)
     db_write_wait_seconds: float = Field(default=2, gt=0, le=60)
+    # FULL: a confirmed save survives a power cut; NORMAL is faster but may lose the last ones.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked
@@ -46,6 +49,12 @@ class Settings(BaseSettings):
     reveal_limit: int = Field(default=20, ge=1, le=100_000)
     reveal_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
+    # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
+    clock_jump_warn_seconds: float = Field(default=60, gt=0)
+    # SIGTERM/SIGINT: how long the pushes in flight may take to finish before exit.
+    shutdown_drain_seconds: float = Field(default=10, ge=0, le=300)
+    # A push whose answer was lost (it may have arrived) is retried after this, not at once.
+    unknown_outcome_retry_seconds: float = Field(default=120, ge=0, le=86400)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")

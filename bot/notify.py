@@ -20,6 +20,12 @@ class RetryLater(DeliveryError):
         self.seconds = seconds
 
 
+class OutcomeUnknown(DeliveryError):
+    """The request went out but its answer was lost (timeout, connection reset): the platform
+    may have shown the message. Repeating it at once would double it whenever it did; the
+    caller decides when (and whether) to try again."""
+
+
 class Unreachable(DeliveryError):
     """The user blocked the bot, deleted the chat, or has no channel we can push to."""
 
@@ -28,7 +34,7 @@ class Notifier(Protocol):
     channel: str
 
     async def push(self, external_id: str, reply: Reply) -> None:
-        """Send one message; raise RetryLater or Unreachable on failure."""
+        """Send one message; raise RetryLater, OutcomeUnknown or Unreachable on failure."""
         ...
 
 

@@ -1,10 +1,13 @@
 """The reminder service: find due rows, word them from the record as it is now, deliver each
 once, hold non-urgent ones in quiet hours for the morning digest, retry faults, escalate.
 
-Delivery guarantee: a row is marked 'sending' before the push and 'sent' after it. A crash
-between the platform accepting a message and the database recording it leaves the row
-'sending'; the next scan sends it again. That single in-flight message is the only possible
-duplicate; nothing is ever lost."""
+Delivery guarantee: at least once. A row is marked 'sending' before the push and 'sent' after
+it; nothing is ever lost. A message can arrive twice in two cases only, and the repeat then
+says it may be one: (1) the platform accepted it but its answer was lost (timeout, reset):
+the row is retried after TAIQU_UNKNOWN_OUTCOME_RETRY_SECONDS, not at once; (2) the process
+died between the push and recording it: the row stays 'sending' until the next start-up of
+the lease holder (bot/lease.py) re-sends it. A graceful stop (SIGTERM) finishes the pushes in
+flight first, so it repeats nothing."""
 
 from __future__ import annotations
 
@@ -16,13 +19,13 @@ from datetime import datetime, time, timedelta
 
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import Role, User
-from bot.notify import Dispatcher, RetryLater, Unreachable
+from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
 from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
 from bot.storage.people import UserPrefs
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import MAYBE_SENT, Reminder, Reminders
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 3600.0
@@ -92,6 +95,7 @@ class ScanResult:
     dropped: int = 0
     digests: int = 0
     jobs: int = 0
+    unknown: int = 0  # pushes whose answer was lost: retried later, marked as possible repeats
 
 
 class ReminderService:
@@ -104,6 +108,15 @@ class ReminderService:
         self.prefs = UserPrefs(services.db)
         self._sem = asyncio.Semaphore(concurrency)
         self._scan_lock = asyncio.Lock()
+        self.closing = False  # shutting down: claim no more rows, finish the ones in flight
+
+    async def recover(self) -> int:
+        """Start-up of the lease holder: re-queue rows a stopped process left 'sending'."""
+        count = await self.rows.recover()
+        if count:
+            log.warning("%d reminder(s) were interrupted while sending; sending them again, "
+                        "marked as possible repeats", count)
+        return count
 
     # --- quiet hours ---------------------------------------------------------------------
     async def quiet_window(self, user: User) -> tuple[time, time] | None:
@@ -144,7 +157,8 @@ class ReminderService:
                 await asyncio.gather(*(self._deliver_all(rs, now, result)
                                        for rs in by_user.values()))
                 now = self.services.clock.now()
-                if len(due) < BATCH or not fresh or now - started >= MAX_SCAN:
+                if (len(due) < BATCH or not fresh or now - started >= MAX_SCAN
+                        or self.closing):
                     return result
 
     async def _deliver_all(self, rows: list[Reminder], now: datetime,
@@ -184,13 +198,21 @@ class ReminderService:
             result.dropped += 1
             return
         reply.buttons.append(self.snooze_row(ctx, r))
-        if not await self.rows.claim(r.id):
+        if r.maybe_sent:
+            reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
+        if self.closing or not await self.rows.claim(r.id):
             return
         try:
             await self.dispatcher.push(user.id, reply)
         except RetryLater as exc:
             await self.rows.retry_at(r.id, now + timedelta(seconds=exc.seconds), str(exc))
             result.retried += 1
+            return
+        except OutcomeUnknown as exc:
+            delay = self.services.settings.unknown_outcome_retry_seconds
+            await self.rows.retry_at(r.id, now + timedelta(seconds=delay),
+                                     f"{MAYBE_SENT}: {exc}"[:200])
+            result.unknown += 1
             return
         except Unreachable as exc:
             await self.rows.settle(r.id, "failed", now, str(exc))
@@ -287,6 +309,8 @@ class ReminderService:
 
         async def one(user: User) -> None:
             async with self._sem:
+                if self.closing:  # shutting down: the next start sends the rest
+                    return
                 try:
                     if await self.send_digest(user, now, period):
                         sent.add(user.id)

@@ -30,7 +30,8 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        db = await Database(settings.db_path, busy_timeout=settings.db_busy_timeout_seconds,
+        db = await Database(settings.db_path, settings.sqlite_synchronous,
+                            busy_timeout=settings.db_busy_timeout_seconds,
                             quick_wait=settings.db_write_wait_seconds).connect()
         return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
                    Conversations(db), Customers(db))

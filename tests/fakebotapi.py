@@ -98,7 +98,10 @@ _RAW_KEYS = frozenset(
 _NOT_FAILED_BY_WILDCARD = frozenset(
     {"getUpdates", "getMe", "deleteWebhook", "setWebhook", "getWebhookInfo", "close", "logOut"}
 )
-_FAULT_KINDS = frozenset({"400", "403", "429", "500", "502"})
+_FAULT_KINDS = frozenset({"400", "403", "429", "500", "502", "lost", "timeout"})
+# Faults after which the request WAS carried out (the message is in the chat): only the answer
+# goes missing, as when a connection drops or the client times out after Telegram accepted it.
+_ACCEPTED_FAULTS = frozenset({"lost", "timeout"})
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,64})?")
 
 
@@ -988,6 +991,11 @@ class FakeBotAPI:
         self._runner: web.AppRunner | None = None
         self._next_faults: list[list[Any]] = []  # [method|None, kind, remaining, retry_after]
         self._ratio_faults: dict[str | None, tuple[float, tuple[str, ...], random.Random, int]] = {}
+        # Seconds each call of a method takes before it is carried out (a slow link).
+        self.latency: dict[str, float] = {}
+        # How long a "timeout" fault holds the answer back (longer than the client waits).
+        self.hang_seconds = 30.0
+        self.answers_lost = 0  # requests carried out whose answer never reached the client
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -1040,7 +1048,9 @@ class FakeBotAPI:
     ) -> None:
         """Fail the next ``count`` calls of ``method`` (None: any non-bootstrap method).
 
-        kind: "429" (retry_after), "502" (plain body), "403" (blocked), "400", "500".
+        kind: "429" (retry_after), "502" (plain body), "403" (blocked), "400", "500";
+        "lost" (carried out, then the connection is dropped without an answer) and "timeout"
+        (carried out, the answer held back ``hang_seconds``): the message IS in the chat.
         Note: PTB only raises RetryAfter when retry_after > 0.
         """
         kind = self._check_kind(kind)
@@ -1154,7 +1164,12 @@ class FakeBotAPI:
             self.calls.append(Call(method_name, params, False))
             return FakeAPIError(404, "Not Found: method not found").response()
 
+        delay = self.latency.get(method)
+        if delay:
+            await asyncio.sleep(delay)
         fault = self._pick_fault(method)
+        if fault is not None and fault[0] in _ACCEPTED_FAULTS:
+            return await self._accepted_then_lost(request, token, method, params, fault[0])
         if fault is not None:
             self.calls.append(Call(method, params, False))
             return self._fault_response(*fault)
@@ -1172,6 +1187,18 @@ class FakeBotAPI:
             return exc.response()
         self.calls.append(Call(method, params, True))
         return _json_response({"ok": True, "result": result})
+
+    async def _accepted_then_lost(self, request: web.Request, token: str, method: str,
+                                  params: dict[str, Any], kind: str) -> web.StreamResponse:
+        result = await getattr(self.bot(token), f"m_{method}")(params)
+        self.calls.append(Call(method, params, True))
+        self.answers_lost += 1
+        if kind == "timeout":
+            await asyncio.sleep(self.hang_seconds)
+            return _json_response({"ok": True, "result": result})
+        if request.transport is not None:
+            request.transport.abort()  # connection reset: the client gets no answer at all
+        return web.Response(status=204)
 
     def _serve_file(self, rest: str) -> web.Response:
         token, _, file_path = rest.partition("/")

@@ -11,7 +11,7 @@ from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Reply
 from bot.models import Role
-from bot.notify import Dispatcher, RetryLater, Unreachable
+from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
@@ -201,20 +201,89 @@ async def test_snooze_and_todo(team: tuple[Chat, Chat], service: ReminderService
     assert "班组待办（1 项" in lead.text
 
 
-async def test_restart_between_reminders_loses_and_repeats_nothing(
+async def test_a_row_in_flight_is_sent_again_only_after_a_restart(
         team: tuple[Chat, Chat], services: Services, notifier: FakeNotifier,
         clock: FakeClock) -> None:
     zhang, _ = team
     await register_complaint(zhang)
     at(clock, 2026, 11, 27, 15, 1)
-    await ReminderService(services, Dispatcher(services, [notifier])).scan_once()
+    service = ReminderService(services, Dispatcher(services, [notifier]))
+    await service.scan_once()
     # A crash right after the platform accepted a message but before it was recorded:
     await services.db.execute("UPDATE reminders SET state = 'sending' WHERE state = 'sent'")
+    # ... or a live process still pushing it: a scan never claims a 'sending' row again.
+    clock.advance(minutes=5)
+    await service.scan_once()
+    assert len(notifier.sent) == 1
+    # The next start-up of the lease holder re-sends it once, saying it may be a repeat.
     fresh = ReminderService(services, Dispatcher(services, [notifier]))
+    assert await fresh.recover() == 1
     await fresh.scan_once()
-    assert len(notifier.sent) == 2  # the documented single in-flight duplicate
+    assert len(notifier.sent) == 2  # the documented crash duplicate
+    assert notifier.texts("张三")[-1].startswith("🔁 补发：上次发送没有得到确认")
     await fresh.scan_once()
     assert len(notifier.sent) == 2
+
+
+async def test_a_lost_answer_is_retried_later_not_at_once(
+        team: tuple[Chat, Chat], services: Services, service: ReminderService,
+        notifier: FakeNotifier, clock: FakeClock) -> None:
+    """The platform may have shown a message whose answer was lost: no repeat in the same
+    breath; one later re-send (at least once) that says it may be a repeat."""
+    zhang, _ = team
+    await register_complaint(zhang)
+    notifier.fail["张三"] = [OutcomeUnknown("answer lost: timed out")]
+    at(clock, 2026, 11, 27, 15, 1)
+    assert (await service.scan_once()).unknown == 1
+    assert notifier.sent == []
+    clock.advance(seconds=services.settings.unknown_outcome_retry_seconds - 1)
+    await service.scan_once()
+    assert notifier.sent == []
+    clock.advance(seconds=1)
+    assert (await service.scan_once()).sent == 1
+    assert notifier.texts("张三")[0].startswith("🔁 补发")
+
+
+async def test_an_error_after_the_push_does_not_send_it_again(
+        team: tuple[Chat, Chat], services: Services, notifier: FakeNotifier,
+        clock: FakeClock) -> None:
+    """Planning the follow-up fails after the message went out: the row stays 'sent' (it
+    used to go back to 'pending' and be sent again 5 minutes later)."""
+    from dataclasses import replace
+
+    from bot.registry import REGISTRY
+
+    async def broken_follow_up(*args: object) -> None:
+        raise RuntimeError("planning the next reminder failed")
+
+    kind = replace(REGISTRY.reminders["complaint"], after_sent=broken_follow_up)
+    registry = replace(REGISTRY, reminders={**REGISTRY.reminders, "complaint": kind})
+    service = ReminderService(services, Dispatcher(services, [notifier]), registry=registry)
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)
+    await service.scan_once()
+    assert len(notifier.sent) == 1
+    clock.advance(minutes=10)
+    await service.scan_once()
+    assert len(notifier.sent) == 1
+
+
+async def test_a_stopping_service_starts_no_new_push(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    """Once a stop has begun (SIGTERM) nothing new is pushed, neither a reminder nor a
+    morning digest (the drain only waits for what is in flight); the next start sends them."""
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 8, 31)  # Monday: digests due, and reminders
+    service.closing = True
+    result = await service.scan_once()
+    assert notifier.sent == [] and result.digests == 0
+    row = await services.db.fetchone("SELECT count(*) FROM reminders WHERE state = 'pending'")
+    assert row is not None and row[0] >= 1
+    service.closing = False
+    assert (await service.scan_once()).digests == 2
 
 
 async def test_the_scheduler_really_runs_the_scan(team: tuple[Chat, Chat],
@@ -232,8 +301,55 @@ async def test_the_scheduler_really_runs_the_scan(team: tuple[Chat, Chat],
                 break
             await asyncio.sleep(0.05)
     finally:
-        scheduler.stop()
+        await scheduler.stop()
     assert len(notifier.texts("张三")) == 1 and scheduler.runs >= 1
+
+
+async def test_a_wall_clock_step_back_does_not_stop_the_scan(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The clock steps back 10 minutes right after a scan: the next scans still come every
+    interval (they sleep on the monotonic clock) and the jump is logged. Under APScheduler's
+    wall-clock trigger the next scan came 10 minutes later."""
+    from datetime import datetime, timedelta
+
+    step = timedelta(0)
+
+    class SteppedDatetime(datetime):  # what APScheduler (if still used) would read
+        @classmethod
+        def now(cls, tz: object = None) -> SteppedDatetime:  # type: ignore[override]
+            return super().now(tz) + step  # type: ignore[arg-type, return-value]
+
+    try:  # no longer a dependency; patched where present to show the old behaviour
+        import apscheduler.schedulers.base as aps_base
+
+        monkeypatch.setattr(aps_base, "datetime", SteppedDatetime)
+    except ImportError:
+        pass
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)
+    scheduler = ReminderScheduler(service, interval_seconds=0.05)
+    scheduler.start()
+    try:
+        for _ in range(100):
+            if scheduler.runs:
+                break
+            await asyncio.sleep(0.01)
+        assert scheduler.runs >= 1
+        step = timedelta(seconds=-600)
+        clock.advance(seconds=-600)
+        runs = scheduler.runs
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while scheduler.runs < runs + 2 and loop.time() - started < 3:
+            await asyncio.sleep(0.01)
+        assert scheduler.runs >= runs + 2, "the scan stopped after the clock stepped back"
+    finally:
+        await scheduler.stop()
+    assert scheduler.clock_jumps == 1
+    assert "wall clock jumped by -600 s" in caplog.text
 
 
 async def test_a_backlog_larger_than_one_batch_drains_in_one_scan_once_each(

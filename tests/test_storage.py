@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
+from bot.config import Settings
 from bot.models import Role
+from bot.services import Services
 from bot.storage.db import Database, migrations
 from bot.storage.people import CODE_LENGTH, InviteError, People
 from tests.conftest import T0
@@ -30,6 +32,21 @@ async def test_pragmas_and_latest_version(tmp_path: Path) -> None:
         assert await db.schema_version() == migrations()[-1][0]
         with pytest.raises(sqlite3.IntegrityError):
             await db.execute("INSERT INTO areas(team_id, name, created_at) VALUES (999, 'x', 'y')")
+
+
+async def test_a_confirmed_save_is_synced_to_disk(settings: Settings) -> None:
+    """WAL + synchronous=NORMAL may roll back the last commits on a power cut, after the user
+    already saw "✅ 已保存": the product's connection runs FULL (2), NORMAL only if configured."""
+    services = await Services.open(settings)
+    try:
+        assert (await services.db.fetchone("PRAGMA synchronous"))[0] == 2  # type: ignore[index]
+    finally:
+        await services.close()
+    fast = await Services.open(settings.model_copy(update={"sqlite_synchronous": "NORMAL"}))
+    try:
+        assert (await fast.db.fetchone("PRAGMA synchronous"))[0] == 1  # type: ignore[index]
+    finally:
+        await fast.close()
 
 
 @pytest.mark.parametrize("start", [n for n, _ in migrations()][:-1])

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -38,7 +39,7 @@ from bot.assistant import Assistant
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
-from bot.notify import RetryLater, Unreachable
+from bot.notify import OutcomeUnknown, RetryLater, Unreachable
 from bot.textutil import split_message
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,30 @@ CONCURRENT_UPDATES = 32
 NETWORK_RETRIES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries on a 5xx / timeout
 
 
-async def _with_retries(send: Callable[[], Awaitable[Any]]) -> Any:
+# Transport faults before the request left: Telegram cannot have seen it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def maybe_delivered(exc: TelegramError) -> bool:
+    """True when the request may have reached Telegram but the answer was lost (read timeout,
+    connection reset after writing). An HTTP error answer (502 ...) means it was not done."""
+    cause = exc.__cause__
+    return isinstance(cause, httpx.TransportError) and not isinstance(cause, _NOT_SENT)
+
+
+async def _with_retries(send: Callable[[], Awaitable[Any]], *,
+                        repeat_unknown: bool = True) -> Any:
     """A transient network fault (502, timeout) must not swallow a reply: try again with
-    back-off. Flood limits (429) are the rate limiter's job; Forbidden is final."""
+    back-off. Flood limits (429) are the rate limiter's job; Forbidden is final. With
+    repeat_unknown=False a lost answer raises OutcomeUnknown instead of sending again."""
     for delay in NETWORK_RETRIES:
         try:
             return await send()
         except (NetworkError, TimedOut) as exc:
             if isinstance(exc, BadRequest):
                 raise
+            if not repeat_unknown and maybe_delivered(exc):
+                raise OutcomeUnknown(f"answer lost: {exc}") from exc
             log.warning("Bot API fault (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
     return await send()
@@ -139,15 +155,17 @@ class TelegramNotifier:
         bot, chat_id = self.app.bot, int(external_id)
         chunks = split_message(reply.text)
         try:
-            # A 502 or a timeout is retried here within seconds (as replies are), not left to
-            # the next scan a minute later: with 10% bad gateways a 5,000-digest morning took
-            # 3 extra scans, 300 s instead of 185 s. Flood limits stay the rate limiter's job.
+            # A 502 or a refused connection is retried here within seconds (as replies are),
+            # not left to the next scan a minute later: with 10% bad gateways a 5,000-digest
+            # morning took 3 extra scans, 300 s instead of 185 s. A lost answer is not: the
+            # message may be on the phone already (OutcomeUnknown, the caller re-sends later).
             for i, chunk in enumerate(chunks):
                 markup = _markup(reply.buttons) if i == len(chunks) - 1 else None
                 await _with_retries(lambda c=chunk, m=markup: bot.send_message(
-                    chat_id, c, reply_markup=m))
+                    chat_id, c, reply_markup=m), repeat_unknown=False)
             for att in reply.attachments:
-                await _with_retries(lambda a=att: _send_file(bot, chat_id, a))
+                await _with_retries(lambda a=att: _send_file(bot, chat_id, a),
+                                    repeat_unknown=False)
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc.retry_after), "flood limit") from exc
         except Forbidden as exc:
@@ -157,6 +175,8 @@ class TelegramNotifier:
                 raise Unreachable(str(exc)) from exc
             raise
         except (NetworkError, TimedOut) as exc:
+            if maybe_delivered(exc):
+                raise OutcomeUnknown(f"answer lost: {exc}") from exc
             raise RetryLater(10.0, f"network: {exc}") from exc
 
 

@@ -180,7 +180,7 @@ async def choose_user(services: Services, name: str | None, demo: bool | None,
 
 async def run_terminal(services: Services, user_name: str | None = None,
                        demo: bool | None = None, inp: TextIO | None = None,
-                       out: TextIO | None = None) -> int:
+                       out: TextIO | None = None, reminders: bool = True) -> int:
     inp = inp or sys.stdin
     out = out or sys.stdout
     user = await choose_user(services, user_name, demo, inp, out)
@@ -195,11 +195,12 @@ async def run_terminal(services: Services, user_name: str | None = None,
     scheduler = ReminderScheduler(
         ReminderService(services, Dispatcher(services, [TerminalNotifier(chat)])),
         services.settings.scan_interval_seconds)
-    scheduler.start()
+    if reminders:
+        scheduler.start()
     try:
         return await _loop(services, chat, user, inp, out)
     finally:
-        scheduler.stop()
+        await scheduler.stop()
 
 
 async def _loop(services: Services, chat: TerminalChat, user: User, inp: TextIO,

@@ -21,6 +21,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
 SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database file
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 
 
 def iso(dt: datetime) -> str:
@@ -79,11 +80,16 @@ class Tx:
 
 
 class Database:
-    def __init__(self, path: Path | str, busy_timeout: float = 30.0,
-                 quick_wait: float = 2.0) -> None:
+    def __init__(self, path: Path | str, synchronous: str = "FULL", *,
+                 busy_timeout: float = 30.0, quick_wait: float = 2.0) -> None:
         """`busy_timeout`: how long a write waits for another process's write lock;
         `quick_wait`: the same for execute_quick (a user's form step), which must not stall."""
         self.path = Path(path)
+        # FULL: "✅ 已保存" is only said after a commit that survives a power cut. WAL with
+        # NORMAL may lose the last commits (the WAL is not synced per commit).
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.quick_wait = quick_wait
         self._conn: aiosqlite.Connection | None = None
@@ -103,7 +109,7 @@ class Database:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
         self._conn = conn

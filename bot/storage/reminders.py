@@ -9,6 +9,10 @@ from typing import Any
 
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 
+# last_error of a row whose last push may have reached the user (an answer lost, or a process
+# that died mid-push): its next push says it may be a repeat. Kept through later retries.
+MAYBE_SENT = "outcome unknown"
+
 
 @dataclass(frozen=True)
 class Reminder:
@@ -23,12 +27,14 @@ class Reminder:
     state: str
     attempts: int
     detail: dict[str, Any]
+    maybe_sent: bool = False  # an earlier push of it may have arrived
 
 
 def _reminder(r: Row) -> Reminder:
     return Reminder(r["id"], r["team_id"], r["user_id"], r["subject"], r["subject_id"],
                     r["kind"], from_iso(r["due_at"]), bool(r["urgent"]), r["state"],
-                    r["attempts"], json.loads(r["detail"]))
+                    r["attempts"], json.loads(r["detail"]),
+                    (r["last_error"] or "").startswith(MAYBE_SENT))
 
 
 class Reminders:
@@ -57,13 +63,15 @@ class Reminders:
             "AND state = 'pending' AND kind LIKE ?", (subject, subject_id, kind_prefix + "%"))
 
     async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
-        """Pending rows whose time has come (urgent ones first), plus rows left 'sending' by a
-        crash. Two index ranges (urgent, then the rest) rather than one sort of all due rows."""
+        """Pending rows whose time has come (urgent ones first). Never 'sending' ones: a live
+        process may be pushing them (see recover). Two index ranges (urgent, then the rest)
+        rather than one sort of all due rows; the IN term repeats the partial index's WHERE
+        so SQLite still uses reminders_due."""
         rows: list[Row] = []
         for urgent in (1, 0):
             rows += await self.db.fetchall(
-                "SELECT * FROM reminders WHERE state IN ('pending', 'sending') AND urgent = ? "
-                "AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+                "SELECT * FROM reminders WHERE state IN ('pending', 'sending') "
+                "AND state = 'pending' AND urgent = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
                 (urgent, iso(now), limit - len(rows)))
             if len(rows) >= limit:
                 break
@@ -74,13 +82,24 @@ class Reminders:
         return _reminder(row) if row else None
 
     async def claim(self, reminder_id: int) -> bool:
-        """Mark one row in flight; False if another scan got it or it was settled meanwhile."""
+        """Mark one row in flight; False if another scan got it or it was settled meanwhile.
+        A 'sending' row is never claimed again: only recover() (at start-up) frees it."""
         async with self.db.tx() as tx:
             await tx.execute(
                 "UPDATE reminders SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = ? AND state IN ('pending', 'sending')", (reminder_id,))
+                "WHERE id = ? AND state = 'pending'", (reminder_id,))
             row = await tx.fetchone("SELECT changes()")
         return bool(row and row[0])
+
+    async def recover(self) -> int:
+        """At start-up of the database's lease holder only: rows left 'sending' by a process
+        that stopped mid-push go back to 'pending', marked as possibly sent already."""
+        async with self.db.tx() as tx:
+            await tx.execute(
+                "UPDATE reminders SET state = 'pending', last_error = ? WHERE state = 'sending'",
+                (f"{MAYBE_SENT}: interrupted while sending",))
+            row = await tx.fetchone("SELECT changes()")
+        return int(row[0]) if row else 0
 
     async def settle(self, reminder_id: int, state: str, now: datetime,
                      error: str | None = None) -> None:
@@ -89,9 +108,14 @@ class Reminders:
             (state, iso(now) if state in ("sent", "digested") else None, error, reminder_id))
 
     async def retry_at(self, reminder_id: int, when: datetime, error: str) -> None:
+        """Back to 'pending' at `when`; a possibly-sent mark survives a later plain error.
+        A row already settled ('sent' ...) stays so: an error after the push must not
+        send it again."""
         await self.db.execute(
-            "UPDATE reminders SET state = 'pending', due_at = ?, last_error = ? WHERE id = ?",
-            (iso(when), error, reminder_id))
+            "UPDATE reminders SET state = 'pending', due_at = ?, last_error = CASE "
+            "WHEN last_error LIKE ? || '%' AND ? NOT LIKE ? || '%' THEN ? || '; ' || ? "
+            "ELSE ? END WHERE id = ? AND state IN ('pending', 'sending')",
+            (iso(when), MAYBE_SENT, error, MAYBE_SENT, MAYBE_SENT, error, error, reminder_id))
 
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
         """Send this reminder again at `until` (only its recipient may snooze it)."""
