@@ -412,7 +412,7 @@ def import_profile(module: str, n: int) -> dict[str, Any]:
 
 def lazily_loaded() -> dict[str, bool]:
     """Which heavy libraries a plain `import bot.cli, bot.channels.telegram` pulls in."""
-    libs = ["dateparser", "chinese_calendar", "apscheduler", "telegram", "pydantic", "aiosqlite"]
+    libs = ["dateparser", "chinese_calendar", "telegram", "pydantic", "aiosqlite"]
     code = ("import sys, bot.cli, bot.channels.telegram, bot.assistant; "
             f"print(' '.join(m for m in {libs!r} if m in sys.modules))")
     out = subprocess.run([PY, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
