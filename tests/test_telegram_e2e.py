@@ -967,13 +967,13 @@ async def test_save_pressed_twice_saves_once(zhang: TgUser, fake_api: FakeBotAPI
     data = next(d for d in callback_data(summary_msg) if d.endswith("|save|"))
     fake_api.user_presses(42, summary_msg["message_id"], data)
     fake_api.user_presses(42, summary_msg["message_id"], data)
-    await _until(zhang, L("button.stale_long"), n)
+    await _until(zhang, L("form.already_saved_long", form="工作日志", id=1), n)
     [row] = await worklog_rows(services)
     assert [body(m) for m in zhang.sent[n:]] == [
         L("form.worklog.saved", id=row["id"], when=YESTERDAY_3PM, area="3号台区", items="巡视"),
-        L("button.stale_long")]
+        L("form.already_saved_long", form="工作日志", id=row["id"])]
     assert [a["text"] for a in zhang.answers()[-2:]] == [L("form.saved_toast"),
-                                                         L("button.stale")]
+                                                         L("form.already_saved", id=row["id"])]
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -993,3 +993,63 @@ async def test_transient_bad_gateway_does_not_lose_the_reply(
     fake_api.fail_next("sendMessage", "502")
     fake_api.press(42, "保存")
     await _until(zhang, "✅ 已保存工作日志 #", n, timeout=3)
+
+
+async def _calls(fake: FakeBotAPI, method: str, count: int, timeout: float = 5.0) -> None:
+    """Wait until `method` was called `count` times (failed calls touch no chat to wait on)."""
+    async with asyncio.timeout(timeout):
+        while len(fake.calls_to(method)) < count:
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real back-off (0.5 s .. 4 s) with the same number of tries, in milliseconds."""
+    monkeypatch.setattr("bot.channels.telegram.NETWORK_RETRIES", (0.01, 0.01, 0.01, 0.01))
+
+
+async def test_failed_button_removal_never_costs_the_saved_confirmation(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services, quick_retries: None) -> None:
+    """issue #8 item 4: every try of the cosmetic edit fails, the confirmation still arrives;
+    pressing 保存 again says what was saved, not that the button is stale."""
+    await to_summary_with_prefill(zhang)
+    summary_msg, n = zhang.last, len(zhang.sent)
+    fake_api.fail_next("editMessageReplyMarkup", "502", count=5)  # the first try + 4 retries
+    fake_api.press(42, "保存")
+    confirmation = await _until(zhang, "✅ 已保存工作日志 #", n, timeout=5)
+    [row] = await worklog_rows(services)
+    assert body(confirmation) == L("form.worklog.saved", id=row["id"], when=YESTERDAY_3PM,
+                                   area="3号台区", items="巡视")
+    await _calls(fake_api, "editMessageReplyMarkup", 5)  # it did try, after the reply
+
+    r = await zhang.press("保存", message=summary_msg)  # the buttons are still there
+    assert [body(m) for m in r if m["message_id"] != summary_msg["message_id"]] == [
+        L("form.already_saved_long", form="工作日志", id=row["id"])]
+    assert zhang.answers()[-1]["text"] == L("form.already_saved", id=row["id"]) == "已保存（#1）"
+    assert len(await worklog_rows(services)) == 1
+
+
+async def test_button_removal_is_retried_after_a_bad_gateway(
+        zhang: TgUser, fake_api: FakeBotAPI, quick_retries: None) -> None:
+    await to_summary_with_prefill(zhang)
+    summary_msg, n = zhang.last, len(zhang.sent)
+    fake_api.fail_next("editMessageReplyMarkup", "502")
+    fake_api.press(42, "保存")
+    await _until(zhang, "✅ 已保存工作日志 #", n, timeout=5)
+    await fake_api.wait_for(42, predicate=lambda _: not has_keyboard(
+        fake_api.bot().chat(42).bot_messages[summary_msg["message_id"]]), timeout=5)
+
+
+async def test_saved_form_is_remembered_for_a_day_only(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services, clock: FakeClock) -> None:
+    await to_summary_with_prefill(zhang)
+    summary_msg = zhang.last
+    data = next(d for d in callback_data(summary_msg) if d.endswith("|save|"))
+    await zhang.press("保存")
+    clock.advance(hours=23)
+    r = await zhang.tap(summary_msg["message_id"], data)
+    assert L("form.already_saved_long", form="工作日志", id=1) in texts(r)
+    clock.advance(hours=2)
+    r = await zhang.tap(summary_msg["message_id"], data)
+    assert L("button.stale_long") in texts(r)
+    assert zhang.answers()[-1]["text"] == L("button.stale")

@@ -126,6 +126,15 @@ async def _with_retries(send: Callable[[], Awaitable[Any]]) -> Any:
     return await send()
 
 
+async def _best_effort(what: str, edit: Callable[[], Awaitable[Any]]) -> None:
+    """An edit that may fail without harm: retried like a send, then given up quietly."""
+    try:
+        await _with_retries(edit)
+    except TelegramError as exc:
+        if "not modified" not in str(exc).lower():
+            log.warning("%s failed: %s", what, exc)
+
+
 class TelegramNotifier:
     """Pushes (reminders, digests) to a user's private chat, mapping Bot API errors to the
     core's delivery outcomes."""
@@ -240,26 +249,25 @@ class TelegramChannel:
     async def _deliver(self, update: Update, out: Outcome) -> None:
         chat_id = update.effective_chat.id if update.effective_chat else None
         query = update.callback_query
+        pressed = query.message if query is not None else None
         if query is not None:
             try:
                 await query.answer(out.toast)
             except TelegramError as exc:  # a late answer is harmless: the query just timed out
                 log.debug("answerCallbackQuery failed: %s", exc)
-            if query.message is not None:
-                try:
-                    if out.edit is not None:
-                        await query.edit_message_text(out.edit.text[:4096],
-                                                      reply_markup=_markup(out.edit.buttons))
-                    elif not (query.data or "").startswith(GLOBAL_TOKEN):
-                        # A form's buttons are used up once pressed: fewer stale presses later.
-                        await query.edit_message_reply_markup(reply_markup=None)
-                except BadRequest as exc:
-                    if "not modified" not in str(exc).lower():
-                        log.warning("editing a pressed message failed: %s", exc)
-        if chat_id is None:
-            return
-        for reply in out.replies:
-            await self._send(chat_id, reply)
+        if query is not None and pressed is not None and out.edit is not None:
+            edit = out.edit  # the answer itself (e.g. a ticked box): retried like a send
+            await _best_effort("editing the pressed message", lambda: query.edit_message_text(
+                edit.text[:4096], reply_markup=_markup(edit.buttons)))
+        if chat_id is not None:
+            for reply in out.replies:
+                await self._send(chat_id, reply)
+        if (query is not None and pressed is not None and out.edit is None
+                and not (query.data or "").startswith(GLOBAL_TOKEN)):
+            # A form's buttons are used up once pressed: fewer stale presses later. Cosmetic,
+            # so it comes after the real reply: a failed edit must never cost the reply.
+            await _best_effort("removing pressed buttons",
+                               lambda: query.edit_message_reply_markup(reply_markup=None))
 
     async def _send(self, chat_id: int, reply: Reply) -> None:
         bot = self.app.bot
