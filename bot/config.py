@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # How long a saved form's buttons still answer "saved as #id" instead of "stale".
     saved_form_memory_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # An update that cannot be parsed is stored redacted (no text) for diagnosis, cut to this.
+    dead_update_max_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     account_no_min_digits: int = Field(default=10, ge=1, le=32)

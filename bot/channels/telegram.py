@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -33,12 +35,14 @@ from telegram.ext import (
     ContextTypes,
     TypeHandler,
 )
+from telegram.request import HTTPXRequest
 
 from bot.assistant import Assistant
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import RetryLater, Unreachable
+from bot.storage.dead_updates import DeadUpdates
 from bot.textutil import split_message
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,92 @@ class PerUserInOrder(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         return None
+
+
+# --- updates PTB cannot parse -------------------------------------------------------------
+JSONDict = dict[str, Any]
+DeadLetter = Callable[[int, JSONDict, Exception], Awaitable[None]]
+PARSE_TRIES = 2  # a bad update is read once more on the next poll before it is skipped
+# Keys whose string values say what kind of thing arrived, never what anyone wrote.
+_STRUCTURAL_KEYS = frozenset({"type", "mime_type"})
+
+
+def redacted(value: Any, key: str = "") -> Any:
+    """An update's shape, to diagnose why it could not be read: keys, ids, dates and types
+    stay; every text becomes its length (no message text is stored or logged)."""
+    if isinstance(value, dict):
+        return {k: redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if isinstance(value, str):
+        return value[:32] if key in _STRUCTURAL_KEYS else f"<str:{len(value)}>"
+    if isinstance(value, float):
+        return "<float>"  # coordinates are personal too
+    return value  # ints (update/user/chat/message ids, dates), bools, None
+
+
+class ScreenedUpdates(HTTPXRequest):
+    """The getUpdates connection: each update is test-parsed on its own before PTB sees it.
+
+    Why a request subclass: Bot.get_updates parses the whole batch at once (Update.de_list); one
+    update it cannot parse (e.g. a poll without Bot API 9.6 fields from an older self-hosted
+    server) makes it log the raw batch, message texts included, at CRITICAL and raise, and the
+    Updater neither confirms nor skips it: the next poll gets it again, ~445 times a second, and
+    nobody is served, across restarts. ApplicationBuilder.get_updates_request is PTB's public
+    hook that sees the raw JSON before that parse. A bad update is tried once more on the next
+    poll, then recorded (redacted) and replaced by an empty update, which PTB confirms (the
+    offset moves past it) and our handler ignores. Parsing twice costs microseconds an update.
+    """
+
+    def __init__(self, dead_letter: DeadLetter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._dead_letter = dead_letter
+        self._failures: dict[int, int] = {}  # update id -> failed parses so far
+
+    async def post(self, url: str, *args: Any, **kwargs: Any) -> JSONDict | list[JSONDict] | bool:
+        result = await super().post(url, *args, **kwargs)
+        if not isinstance(result, list):  # only getUpdates uses this connection
+            return result
+        return await self._screen(result)
+
+    async def _screen(self, batch: list[JSONDict]) -> list[JSONDict]:
+        passed: list[JSONDict] = []
+        for raw in batch:
+            update_id = int(raw["update_id"])
+            try:
+                Update.de_json(copy.deepcopy(raw), None)
+            except Exception as exc:  # any parse failure: PTB raises TypeError, KeyError ...
+                tries = self._failures.get(update_id, 0) + 1
+                self._failures[update_id] = tries
+                if tries < PARSE_TRIES:
+                    log.warning("update %s could not be read (%s); trying once more",
+                                update_id, type(exc).__name__)
+                    return passed  # confirm only those before it: it comes back next poll
+                del self._failures[update_id]
+                log.error("update %s could not be read (%s); skipped, kept in dead_updates",
+                          update_id, type(exc).__name__)
+                await self._record(update_id, raw, exc)
+                passed.append({"update_id": update_id})
+                continue
+            self._failures.pop(update_id, None)
+            passed.append(raw)
+        return passed
+
+    async def _record(self, update_id: int, raw: JSONDict, exc: Exception) -> None:
+        try:
+            await self._dead_letter(update_id, raw, exc)
+        except Exception as db_exc:  # skipping must not depend on the database being well
+            log.error("update %s could not be kept in dead_updates (%s)", update_id,
+                      type(db_exc).__name__)
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        """As PTB's, but a malformed answer is not logged whole: it holds message texts."""
+        try:
+            return json.loads(payload.decode("utf-8", "replace"))
+        except ValueError as exc:
+            log.error("getUpdates answer is not JSON (%d bytes)", len(payload))
+            raise TelegramError("Invalid server response") from exc
 
 
 def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
@@ -188,9 +278,15 @@ class TelegramChannel:
             raise ValueError("TAIQU_TELEGRAM_TOKEN is not set")
         self.assistant = assistant
         self.settings = settings
+        self.dead_updates = DeadUpdates(assistant.services.db)
+        # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
+        ptb_log = logging.getLogger("telegram")
+        ptb_log.setLevel(max(ptb_log.level, logging.INFO))
         builder = (ApplicationBuilder().token(settings.telegram_token)
                    .base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_file_url)
+                   .get_updates_request(ScreenedUpdates(self._dead_letter,
+                                                        connection_pool_size=1))
                    .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
                    .connection_pool_size(CONCURRENT_UPDATES + 8)
                    .post_init(self._register_commands))
@@ -231,6 +327,15 @@ class TelegramChannel:
         return [BotCommand(c, d) for c, d in command_descriptions(locale)]
 
     # --- updates ---------------------------------------------------------------------
+    async def _dead_letter(self, update_id: int, raw: JSONDict, exc: Exception) -> None:
+        shape = json.dumps(redacted(raw), ensure_ascii=False)
+        limit = self.settings.dead_update_max_bytes
+        if len(shape.encode()) > limit:
+            shape = shape.encode()[:limit].decode("utf-8", "ignore") + " …(cut)"
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        await self.dead_updates.record(CHANNEL, update_id,
+                                       self.assistant.services.clock.now(), error, shape)
+
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         for ev in to_incoming(update):
             out = await self.assistant.handle(ev)
