@@ -69,7 +69,7 @@ class Assistant:
 
     # --- routing ---------------------------------------------------------------------
     async def _handle(self, ev: Incoming) -> Outcome:
-        text = ev.text if ev.text is not None else None
+        text = ev.text if ev.text is not None and not ev.edited else None
         command, arg = _command(text) if text else (None, "")
         if command == "start":
             return await self.start_handler.handle(ev, arg)
@@ -91,6 +91,10 @@ class Assistant:
 
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
                      arg: str) -> Outcome:
+        if ev.edited:  # an edit is not an answer: say so and how to change one instead
+            if draft is not None:
+                return await self.engine.reprompt(ctx, draft, ctx.t("media.edit_in_form"))
+            return Outcome().add(ctx.t("media.edit_no_form"), menu_buttons(ctx.locale))
         if ev.callback is not None:
             return await self._button(ctx, draft, ev.callback)
         if command is not None:

@@ -1105,3 +1105,39 @@ async def test_an_update_ptb_cannot_parse_is_skipped_and_kept_without_its_text(
     finally:
         await channel2.stop()
     assert len(await DeadUpdates(services.db).all("telegram")) == 1
+
+
+async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services) -> None:
+    """issue #8 item 15: an edit was silently ignored; now the user hears why and what to do."""
+    await at_content_step(zhang)
+    await zhang.say("更换表箱")
+    answered = zhang.my_last_message_id
+    r = await zhang.edit(answered, "更换电表箱")
+    assert [body(m) for m in r] == ["\n".join([L("media.edit_in_form"),
+                                               L("form.worklog.problems")])]
+    assert "⬅️ 上一步" in labels(r[0])
+    assert (await values_of(services))["content"] == "更换表箱"  # the edit changed nothing
+
+    # An edit into a command is not run as one: the form stays open.
+    r = await zhang.edit(answered, "/cancel")
+    assert body(r[0]).startswith(L("media.edit_in_form"))
+    assert await open_drafts(services) == 1
+
+    # An edit of a message older than a form can stay open is ignored: no noise.
+    fake_api.bot().user_edits(42, answered, "更换表箱（旧）", later=31 * 60)
+    r = await zhang.say("/help")
+    assert len(r) == 2 and body(r[0]).startswith(L("help.body"))
+
+    # No form open: say the edit is not processed, with the menu.
+    await zhang.say("/cancel")
+    r = await zhang.edit(answered, "更换电表箱")
+    assert [body(m) for m in r] == [L("media.edit_no_form")] and has_keyboard(r[0])
+    assert await worklog_rows(services) == []
+
+
+async def test_edit_notice_is_in_the_users_language(zhang: TgUser) -> None:
+    await zhang.say("/lang en")
+    await zhang.say("hello")
+    r = await zhang.edit(zhang.my_last_message_id, "hello again")
+    assert [body(m) for m in r] == [L("media.edit_no_form", "en")]

@@ -8,6 +8,7 @@ import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from telegram import (
@@ -172,8 +173,10 @@ def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons])
 
 
-def to_incoming(update: Update) -> list[Incoming]:
-    """One update becomes zero or one core event (a photo carries its caption as text)."""
+def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[Incoming]:
+    """One update becomes zero or one core event (a photo carries its caption as text). An
+    edit of a message sent at most `edit_window` before becomes an `edited` event; edits of
+    older messages are about something long finished: answering them would be noise."""
     user = update.effective_user
     chat = update.effective_chat
     if user is None or chat is None or chat.type != ChatType.PRIVATE:
@@ -182,9 +185,14 @@ def to_incoming(update: Update) -> list[Incoming]:
                             "display_name": user.full_name, "language": user.language_code}
     if update.callback_query is not None:
         return [Incoming(**base, callback=update.callback_query.data or "")]
+    edit = update.edited_message
+    if edit is not None:
+        fresh = (edit_window is not None and edit.edit_date is not None
+                 and edit.edit_date - edit.date <= edit_window)
+        return [Incoming(**base, edited=True)] if fresh else []
     msg = update.message
     if msg is None:
-        return []  # edits of old messages, channel posts ...
+        return []  # channel posts ...
     if msg.text is not None:
         return [Incoming(**base, text=msg.text)]
     if msg.photo:
@@ -305,7 +313,7 @@ class TelegramChannel:
         assert self.app.updater is not None
         await self.app.updater.start_polling(
             poll_interval=0.0, timeout=10,
-            allowed_updates=["message", "callback_query"])
+            allowed_updates=["message", "edited_message", "callback_query"])
 
     async def stop(self) -> None:
         if self.app.updater is not None and self.app.updater.running:
@@ -337,7 +345,9 @@ class TelegramChannel:
                                        self.assistant.services.clock.now(), error, shape)
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        for ev in to_incoming(update):
+        # An edit answered only while a form could still be open on it (form timeout).
+        window = timedelta(minutes=self.settings.form_timeout_minutes)
+        for ev in to_incoming(update, window):
             out = await self.assistant.handle(ev)
             await self._deliver(update, out)
             if out.commands_changed:
