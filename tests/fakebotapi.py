@@ -834,6 +834,8 @@ class FakeBot:
     async def m_sendPhoto(self, p: dict[str, Any]) -> Any:
         caption = self._check_caption(p)
         f = self._media_file(p, "photo", "photos")
+        if isinstance(p.get("photo"), str) and f.file_path.startswith("documents/"):
+            raise _bad_request("type of file mismatch")  # a document's file_id, as Telegram
         chat, rec = self._new_record("sendPhoto", p)
         rec["caption"] = caption
         rec["photo"] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -1141,3 +1141,40 @@ async def test_edit_notice_is_in_the_users_language(zhang: TgUser) -> None:
     await zhang.say("hello")
     r = await zhang.edit(zhang.my_last_message_id, "hello again")
     assert [body(m) for m in r] == [L("media.edit_no_form", "en")]
+
+
+async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services) -> None:
+    """issue #8 item 15: an image sent as a document (uncompressed JPEG/PNG, iPhone HEIC) was
+    refused at the photo step and lost; it is a photo everywhere a photo is accepted."""
+    def image_file(name: str, mime: str, caption: str | None = None) -> Callable[[], int]:
+        content = b"\xff\xd8\xff" + name.encode()
+        return lambda: fake_api.bot().user_sends_document(
+            42, content, name, mime, file_id=f"doc-{name}", caption=caption)
+
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    await zhang.press("跳过")
+    for n, (name, mime) in enumerate([("IMG_1.JPG", "image/jpeg"),
+                                      ("IMG_2.HEIC", "image/heic")], start=1):
+        r = await zhang._respond(image_file(name, mime))
+        assert [body(m) for m in r] == [L("form.photo_received", count=n)]
+    r = await zhang._respond(lambda: fake_api.user_sends_document(42, b"%PDF", "a.pdf",
+                                                                  "application/pdf"))
+    assert L("media.unsupported") in body(r[0])  # other files are still not photos
+    await zhang.press("完成")
+    r = await zhang._respond(image_file("pole.png", "image/png"))  # at another step: kept
+    assert body(r[0]) == "\n".join([L("form.photo_kept", count=3), L("form.worklog.location")])
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    [row] = await worklog_rows(services)
+    assert row["photos"] == ["telegram:doc-IMG_1.JPG", "telegram:doc-IMG_2.HEIC",
+                             "telegram:doc-pole.png"]
+
+    # Viewing the entry sends them back; a file's id is a document's, so as documents.
+    r = await zhang.press("查看")
+    sent_files = [m["document"]["file_id"] for m in r if "document" in m]
+    assert sent_files == ["doc-IMG_1.JPG", "doc-IMG_2.HEIC", "doc-pole.png"]
+
+    # Outside a form an image file gets the same answer as a photo.
+    r = await zhang._respond(image_file("late.jpg", "image/jpeg"))
+    assert body(r[0]) == L("media.no_form_photo")

@@ -197,6 +197,9 @@ def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[In
         return [Incoming(**base, text=msg.text)]
     if msg.photo:
         return [Incoming(**base, photo=msg.photo[-1].file_id, text=msg.caption)]
+    if msg.document is not None and (msg.document.mime_type or "").startswith("image/"):
+        # A photo sent "as a file" (uncompressed, or HEIC from an iPhone) is still a photo.
+        return [Incoming(**base, photo=msg.document.file_id, text=msg.caption)]
     if msg.location is not None:
         return [Incoming(**base, location=(msg.location.latitude, msg.location.longitude))]
     kind = next((k for k in ("document", "voice", "sticker", "video", "audio", "contact")
@@ -273,6 +276,17 @@ async def _send_file(bot: Any, chat_id: int, att: Attachment) -> None:
         await bot.send_photo(chat_id, file)
     else:
         await bot.send_document(chat_id, file)
+
+
+async def _send_photo_ref(bot: Any, chat_id: int, file_id: str) -> None:
+    """A stored photo by its file id. A photo that came as a file (an image document) has a
+    document's file id, which sendPhoto refuses: it goes back the way it came."""
+    try:
+        await bot.send_photo(chat_id, file_id)
+    except BadRequest as exc:
+        if "chat not found" in str(exc).lower():
+            raise
+        await bot.send_document(chat_id, file_id)
 
 
 def _seconds(value: Any) -> float:
@@ -395,7 +409,7 @@ class TelegramChannel:
             for ref in reply.photos:
                 channel, _, file_id = ref.partition(":")
                 if channel == CHANNEL:
-                    await _with_retries(lambda f=file_id: bot.send_photo(chat_id, f))
+                    await _with_retries(lambda f=file_id: _send_photo_ref(bot, chat_id, f))
             for att in reply.attachments:
                 await _with_retries(lambda a=att: _send_file(bot, chat_id, a))
         except Forbidden:
