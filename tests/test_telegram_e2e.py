@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram import ScreenedUpdates, TelegramChannel, redacted
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Incoming
@@ -1105,6 +1105,44 @@ async def test_an_update_ptb_cannot_parse_is_skipped_and_kept_without_its_text(
     finally:
         await channel2.stop()
     assert len(await DeadUpdates(services.db).all("telegram")) == 1
+
+
+def _update(update_id: int, **content: object) -> dict:
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1, "chat": {"id": 42, "type": "private"}, **content}}
+
+
+async def test_a_bad_update_is_read_once_more_before_it_is_skipped() -> None:
+    kept: list[tuple[int, str]] = []
+
+    async def dead_letter(update_id: int, raw: dict, exc: Exception) -> None:
+        kept.append((update_id, type(exc).__name__))
+        if update_id == 9:
+            raise OSError("disk full")
+
+    request = ScreenedUpdates(dead_letter)
+    screen = request._screen
+    good, bad, after = _update(1, text="a"), _update(2, poll=OLD_SERVER_POLL), _update(3, text="b")
+    assert await screen([good, bad, after]) == [good]  # confirm only up to it; it comes back
+    assert kept == []
+    assert await screen([bad, after]) == [{"update_id": 2}, after]  # skipped, offset moves on
+    assert kept == [(2, "TypeError")]
+    # Read on its retry: delivered, not kept.
+    fixed_options = [{"text": "是", "voter_count": 0, "persistent_id": "o1"}]
+    fixed = _update(4, poll={**OLD_SERVER_POLL, "options": fixed_options,
+                             "allows_revoting": False, "members_only": False})
+    assert await screen([_update(4, poll=OLD_SERVER_POLL)]) == []
+    assert await screen([fixed]) == [fixed]
+    # The dead-letter table failing does not wedge the bot either.
+    assert await screen([_update(9, poll=OLD_SERVER_POLL)]) == []
+    assert await screen([_update(9, poll=OLD_SERVER_POLL)]) == [{"update_id": 9}]
+    assert kept == [(2, "TypeError"), (9, "TypeError")]
+    await request.shutdown()
+
+    shape = redacted({"message": {"text": "机密", "location": {"latitude": 31.8},
+                                  "document": {"mime_type": "image/heic", "file_size": 9}}})
+    assert shape == {"message": {"text": "<str:2>", "location": {"latitude": "<float>"},
+                                 "document": {"mime_type": "image/heic", "file_size": 9}}}
 
 
 async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(

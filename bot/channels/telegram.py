@@ -119,6 +119,7 @@ class ScreenedUpdates(HTTPXRequest):
         super().__init__(**kwargs)
         self._dead_letter = dead_letter
         self._failures: dict[int, int] = {}  # update id -> failed parses so far
+        self.bot: Any = None  # parse as PTB will (its defaults), once the bot exists
 
     async def post(self, url: str, *args: Any, **kwargs: Any) -> JSONDict | list[JSONDict] | bool:
         result = await super().post(url, *args, **kwargs)
@@ -131,7 +132,7 @@ class ScreenedUpdates(HTTPXRequest):
         for raw in batch:
             update_id = int(raw["update_id"])
             try:
-                Update.de_json(copy.deepcopy(raw), None)
+                Update.de_json(copy.deepcopy(raw), self.bot)
             except Exception as exc:  # any parse failure: PTB raises TypeError, KeyError ...
                 tries = self._failures.get(update_id, 0) + 1
                 self._failures[update_id] = tries
@@ -304,17 +305,18 @@ class TelegramChannel:
         # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
         ptb_log = logging.getLogger("telegram")
         ptb_log.setLevel(max(ptb_log.level, logging.INFO))
+        screened = ScreenedUpdates(self._dead_letter, connection_pool_size=1)
         builder = (ApplicationBuilder().token(settings.telegram_token)
                    .base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_file_url)
-                   .get_updates_request(ScreenedUpdates(self._dead_letter,
-                                                        connection_pool_size=1))
+                   .get_updates_request(screened)
                    .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
                    .connection_pool_size(CONCURRENT_UPDATES + 8)
                    .post_init(self._register_commands))
         if rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter(max_retries=5))
         self.app: Application = builder.build()  # type: ignore[type-arg]
+        screened.bot = self.app.bot
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self.notifier = TelegramNotifier(self.app)
 
@@ -372,8 +374,9 @@ class TelegramChannel:
         if user is None or update.effective_chat is None:
             return
         locale = user.locale or self.settings.locale
-        await self.app.bot.set_my_commands(
-            self._commands(locale), scope=BotCommandScopeChat(update.effective_chat.id))
+        chat = BotCommandScopeChat(update.effective_chat.id)
+        await _best_effort("setting the chat's command menu", lambda: self.app.bot.set_my_commands(
+            self._commands(locale), scope=chat))
 
     async def _deliver(self, update: Update, out: Outcome) -> None:
         chat_id = update.effective_chat.id if update.effective_chat else None
