@@ -1216,3 +1216,15 @@ async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
     # Outside a form an image file gets the same answer as a photo.
     r = await zhang._respond(image_file("late.jpg", "image/jpeg"))
     assert body(r[0]) == L("media.no_form_photo")
+
+
+async def test_chat_menu_is_set_despite_a_bad_gateway(
+        zhang: TgUser, fake_api: FakeBotAPI, quick_retries: None) -> None:
+    fake_api.fail_next("setMyCommands", "502")
+    r = await zhang.say("/lang en")
+    assert body(r[0]) == L("lang.set", "en")
+    english = [{"command": c, "description": d} for c, d in command_descriptions("en")]
+    async with asyncio.timeout(3):  # set after the reply, so wait for it
+        while fake_api.my_commands({"type": "chat", "chat_id": 42}) != english:
+            await asyncio.sleep(0.01)
+    assert len(fake_api.calls_to("setMyCommands", ok=False)) == 1
