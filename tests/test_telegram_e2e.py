@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
+from telegram.error import TelegramError
 
 from bot.channels.telegram import ScreenedUpdates, TelegramChannel, redacted
 from bot.clock import FakeClock
@@ -1143,6 +1144,14 @@ async def test_a_bad_update_is_read_once_more_before_it_is_skipped() -> None:
                                   "document": {"mime_type": "image/heic", "file_size": 9}}})
     assert shape == {"message": {"text": "<str:2>", "location": {"latitude": "<float>"},
                                  "document": {"mime_type": "image/heic", "file_size": 9}}}
+
+
+def test_a_malformed_getupdates_answer_is_not_logged_whole(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cut_short = json.dumps({"ok": True, "result": [_update(1, text="机密：欠费名单")]})[:-5]
+    with pytest.raises(TelegramError):
+        ScreenedUpdates.parse_json_payload(cut_short.encode())
+    assert "getUpdates answer is not JSON" in caplog.text and "欠费" not in caplog.text
 
 
 async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(

@@ -229,7 +229,8 @@ async def _with_retries(send: Callable[[], Awaitable[Any]]) -> Any:
 
 
 async def _best_effort(what: str, edit: Callable[[], Awaitable[Any]]) -> None:
-    """An edit that may fail without harm: retried like a send, then given up quietly."""
+    """A call that may fail without costing the reply: retried like a send, then given up
+    with a warning."""
     try:
         await _with_retries(edit)
     except TelegramError as exc:
