@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import re
 import weakref
+from datetime import timedelta
 from typing import Any
 
 import bot.records  # noqa: F401  (registers the record modules)
@@ -86,7 +87,7 @@ class Assistant:
 
     # --- routing ---------------------------------------------------------------------
     async def _handle(self, ev: Incoming) -> Outcome:
-        text = ev.text if ev.text is not None else None
+        text = ev.text if ev.text is not None and not ev.edited else None
         command, arg = _command(text) if text else (None, "")
         if command == "start":
             return await self.start_handler.handle(ev, arg)
@@ -115,6 +116,10 @@ class Assistant:
 
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
                      arg: str) -> Outcome:
+        if ev.edited:  # an edit is not an answer: say so and how to change one instead
+            if draft is not None:
+                return await self.engine.reprompt(ctx, draft, ctx.t("media.edit_in_form"))
+            return Outcome().add(ctx.t("media.edit_no_form"), menu_buttons(ctx.locale))
         if ev.callback is not None:
             return await self._button(ctx, draft, ev.callback)
         if command is not None:
@@ -286,7 +291,8 @@ class Assistant:
         if token == GLOBAL_TOKEN:
             return await self._global_button(ctx, draft, action, arg)
         if draft is None or token != draft.token:
-            out = Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+            out = await self._already_saved(ctx, token) if action == "save" else None
+            out = out or Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
             if draft is not None:
                 out.replies += (await self.engine.reprompt(ctx, draft)).replies
             else:
@@ -300,6 +306,20 @@ class Assistant:
             out.replies.insert(0, Reply(ctx.t("form.discarded")))
             return out
         return await self.engine.on_action(ctx, draft, action, arg)
+
+    async def _already_saved(self, ctx: Ctx, token: str) -> Outcome | None:
+        """保存 pressed again on a form saved earlier (its confirmation may have been lost on
+        the network): say what it saved, not that the button is stale."""
+        memory = timedelta(hours=self.services.settings.saved_form_memory_hours)
+        done = await self.services.conversations.finished(ctx.user.id, token, ctx.now - memory)
+        if done is None or done.form not in self.engine.forms:
+            return None
+        form = ctx.t(self.engine.forms[done.form].title)
+        if done.record_id is None:
+            return Outcome(toast=ctx.t("form.saved_toast")).add(
+                ctx.t("form.already_saved_noid", form=form))
+        return Outcome(toast=ctx.t("form.already_saved", id=done.record_id)).add(
+            ctx.t("form.already_saved_long", form=form, id=done.record_id))
 
     async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,
                              arg: str) -> Outcome:

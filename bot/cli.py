@@ -387,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.command == "run" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters (users' texts) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked
     # A parked form is offered back (继续填写 / 放弃) this long before it is really dropped.
     form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # How long a saved form's buttons still answer "saved as #id" instead of "stale".
+    saved_form_memory_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # An update that cannot be parsed is stored redacted (no text) for diagnosis, cut to this.
+    dead_update_max_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
     # Invite-code guessing: wrong codes one chat may send per window, and wrong codes per
     # minute from everyone together before all code attempts pause for a while.

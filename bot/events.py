@@ -42,6 +42,7 @@ class Incoming:
     location: tuple[float, float] | None = None
     language: str | None = None  # the platform's language hint for new users
     other: str | None = None  # any other content (sticker, voice ...): its kind
+    edited: bool = False  # the user edited a message already sent: its content is not used
 
 
 @dataclass

@@ -497,6 +497,23 @@ class FakeBot:
             body["caption"] = caption
         return self._queue_user_message(chat_id, body, first_name, username, None)
 
+    def user_edits(self, chat_id: int, message_id: int, text: str, *, later: int = 60) -> int:
+        """Queue an ``edited_message``: the user changed the text of a message they sent
+        (``later`` seconds after sending it); returns its update_id."""
+        chat = self.chat(chat_id)
+        original = chat.user_messages.get(int(message_id))
+        if original is None:
+            raise AssertionError(f"chat {chat_id} has no user message #{message_id}")
+        edited = {k: v for k, v in original.items() if k != "entities"}
+        edited.update(text=text, edit_date=int(original["date"]) + later)
+        match = _COMMAND_RE.match(text)
+        if match:
+            edited["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}
+            ]
+        chat.user_messages[edited["message_id"]] = edited
+        return self._queue({"edited_message": edited})
+
     def user_sends_location(
         self,
         chat_id: int,
@@ -820,6 +837,8 @@ class FakeBot:
     async def m_sendPhoto(self, p: dict[str, Any]) -> Any:
         caption = self._check_caption(p)
         f = self._media_file(p, "photo", "photos")
+        if isinstance(p.get("photo"), str) and f.file_path.startswith("documents/"):
+            raise _bad_request("type of file mismatch")  # a document's file_id, as Telegram
         chat, rec = self._new_record("sendPhoto", p)
         rec["caption"] = caption
         rec["photo"] = {

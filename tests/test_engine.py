@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import parse_callback
+from bot.i18n import t
 from bot.models import Role
 from bot.services import Services
 from tests.conftest import Chat, at, make_user
@@ -45,7 +46,7 @@ async def test_whole_form_saves_once_with_everything(zhang: Chat, services: Serv
     # The same confirm delivered twice (a re-sent update) saves nothing more.
     zhang.last = save
     await zhang.press("保存")
-    assert "失效" in zhang.text
+    assert zhang.text == t("zh_CN", "form.already_saved_long", form="工作日志", id=row["id"])
     assert len(await _rows(services, "SELECT * FROM worklogs")) == 1
 
 

@@ -7,18 +7,22 @@ checks the exact texts and buttons the user sees and what ended up in the databa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
+from telegram.error import TelegramError
 
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram import ScreenedUpdates, TelegramChannel, redacted
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Incoming
 from bot.handlers.menu import COMMANDS, command_descriptions
 from bot.models import Role
 from bot.services import Services
+from bot.storage.dead_updates import DeadUpdates
 from bot.storage.worklogs import NewWorkLog
 from tests.conftest import SHANGHAI, make_user
 from tests.fakebotapi import FakeBotAPI
@@ -1027,13 +1031,13 @@ async def test_save_pressed_twice_saves_once(zhang: TgUser, fake_api: FakeBotAPI
     data = next(d for d in callback_data(summary_msg) if d.endswith("|save|"))
     fake_api.user_presses(42, summary_msg["message_id"], data)
     fake_api.user_presses(42, summary_msg["message_id"], data)
-    await _until(zhang, L("button.stale_long"), n)
+    await _until(zhang, L("form.already_saved_long", form="工作日志", id=1), n)
     [row] = await worklog_rows(services)
     assert [body(m) for m in zhang.sent[n:]] == [
         L("form.worklog.saved", id=row["id"], when=YESTERDAY_3PM, area="3号台区", items="巡视"),
-        L("button.stale_long")]
+        L("form.already_saved_long", form="工作日志", id=row["id"])]
     assert [a["text"] for a in zhang.answers()[-2:]] == [L("form.saved_toast"),
-                                                         L("button.stale")]
+                                                         L("form.already_saved", id=row["id"])]
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -1053,3 +1057,243 @@ async def test_transient_bad_gateway_does_not_lose_the_reply(
     fake_api.fail_next("sendMessage", "502")
     fake_api.press(42, "保存")
     await _until(zhang, "✅ 已保存工作日志 #", n, timeout=3)
+
+
+async def _calls(fake: FakeBotAPI, method: str, count: int, timeout: float = 5.0) -> None:
+    """Wait until `method` was called `count` times (failed calls touch no chat to wait on)."""
+    async with asyncio.timeout(timeout):
+        while len(fake.calls_to(method)) < count:
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real back-off (0.5 s .. 4 s) with the same number of tries, in milliseconds."""
+    monkeypatch.setattr("bot.channels.telegram.NETWORK_RETRIES", (0.01, 0.01, 0.01, 0.01))
+
+
+async def test_failed_button_removal_never_costs_the_saved_confirmation(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services, quick_retries: None) -> None:
+    """issue #8 item 4: every try of the cosmetic edit fails, the confirmation still arrives;
+    pressing 保存 again says what was saved, not that the button is stale."""
+    await to_summary_with_prefill(zhang)
+    summary_msg, n = zhang.last, len(zhang.sent)
+    fake_api.fail_next("editMessageReplyMarkup", "502", count=5)  # the first try + 4 retries
+    fake_api.press(42, "保存")
+    confirmation = await _until(zhang, "✅ 已保存工作日志 #", n, timeout=5)
+    [row] = await worklog_rows(services)
+    assert body(confirmation) == L("form.worklog.saved", id=row["id"], when=YESTERDAY_3PM,
+                                   area="3号台区", items="巡视")
+    await _calls(fake_api, "editMessageReplyMarkup", 5)  # it did try, after the reply
+
+    r = await zhang.press("保存", message=summary_msg)  # the buttons are still there
+    assert [body(m) for m in r if m["message_id"] != summary_msg["message_id"]] == [
+        L("form.already_saved_long", form="工作日志", id=row["id"])]
+    assert zhang.answers()[-1]["text"] == L("form.already_saved", id=row["id"]) == "已保存（#1）"
+    assert len(await worklog_rows(services)) == 1
+
+
+async def test_button_removal_is_retried_after_a_bad_gateway(
+        zhang: TgUser, fake_api: FakeBotAPI, quick_retries: None) -> None:
+    await to_summary_with_prefill(zhang)
+    summary_msg, n = zhang.last, len(zhang.sent)
+    fake_api.fail_next("editMessageReplyMarkup", "502")
+    fake_api.press(42, "保存")
+    await _until(zhang, "✅ 已保存工作日志 #", n, timeout=5)
+    await fake_api.wait_for(42, predicate=lambda _: not has_keyboard(
+        fake_api.bot().chat(42).bot_messages[summary_msg["message_id"]]), timeout=5)
+
+
+async def test_saved_form_is_remembered_for_a_day_only(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services, clock: FakeClock) -> None:
+    await to_summary_with_prefill(zhang)
+    summary_msg = zhang.last
+    data = next(d for d in callback_data(summary_msg) if d.endswith("|save|"))
+    await zhang.press("保存")
+    clock.advance(hours=23)
+    r = await zhang.tap(summary_msg["message_id"], data)
+    assert L("form.already_saved_long", form="工作日志", id=1) in texts(r)
+    clock.advance(hours=2)
+    r = await zhang.tap(summary_msg["message_id"], data)
+    assert L("button.stale_long") in texts(r)
+    assert zhang.answers()[-1]["text"] == L("button.stale")
+
+
+# A poll as an older self-hosted Bot API server sends it: options without the Bot API 9.6
+# `persistent_id`, which PTB 22.8 requires (Update.de_json raises TypeError).
+OLD_SERVER_POLL = {"id": "p1", "question": "机密：欠费名单", "total_voter_count": 0,
+                   "options": [{"text": "王五家", "voter_count": 0}],
+                   "is_closed": False, "is_anonymous": True, "type": "regular",
+                   "allows_multiple_answers": False}
+
+
+async def test_an_update_ptb_cannot_parse_is_skipped_and_kept_without_its_text(
+        settings: Settings, services: Services, fake_api: FakeBotAPI,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """issue #8 item 3: the bad update no longer wedges the bot (for anyone, across restarts),
+    is recorded redacted after one retry, and its text reaches no log."""
+    caplog.set_level(logging.DEBUG)
+    channel = await start_channel(services, settings, fake_api)
+    zhang = await register(fake_api, services, 42, "张三")
+    polls = len(fake_api.calls_to("getUpdates"))
+    bad = fake_api.bot()._queue_user_message(42, {"poll": OLD_SERVER_POLL}, None, None, None)
+    try:
+        r = await zhang.say("/help", timeout=5)  # queued behind the poll
+        assert body(r[0]).startswith(L("help.body"))
+        li = await register(fake_api, services, 43, "李四")
+        assert L("menu.welcome", name="李四") in texts(li.greeting)
+        # One retry, then skipped: a handful of polls, not hundreds a second.
+        assert len(fake_api.calls_to("getUpdates")) - polls < 10
+    finally:
+        await channel.stop()
+    [row] = await DeadUpdates(services.db).all("telegram")
+    assert row["update_id"] == bad
+    assert row["error"].startswith("TypeError: `persistent_id` is a required argument")
+    shape = json.loads(row["shape"])
+    assert shape["message"]["poll"]["question"] == "<str:7>"
+    assert shape["message"]["poll"]["options"] == [{"text": "<str:3>", "voter_count": 0}]
+    assert shape["message"]["chat"]["id"] == 42 and shape["message"]["chat"]["type"] == "private"
+    assert "欠费" not in row["shape"] and "王五" not in row["shape"]
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert f"update {bad} could not be read (TypeError)" in logged
+    assert "欠费" not in logged and "王五" not in logged and "欠费" not in caplog.text
+
+    # Restarted, the bot does not meet it again: it answers at once, nothing is added.
+    channel2 = await start_channel(services, settings, fake_api)
+    try:
+        r = await zhang.say("/help", timeout=5)
+        assert body(r[0]).startswith(L("help.body"))
+    finally:
+        await channel2.stop()
+    assert len(await DeadUpdates(services.db).all("telegram")) == 1
+
+
+def _update(update_id: int, **content: object) -> dict:
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1, "chat": {"id": 42, "type": "private"}, **content}}
+
+
+async def test_a_bad_update_is_read_once_more_before_it_is_skipped() -> None:
+    kept: list[tuple[int, str]] = []
+
+    async def dead_letter(update_id: int, raw: dict, exc: Exception) -> None:
+        kept.append((update_id, type(exc).__name__))
+        if update_id == 9:
+            raise OSError("disk full")
+
+    request = ScreenedUpdates(dead_letter)
+    screen = request._screen
+    good, bad, after = _update(1, text="a"), _update(2, poll=OLD_SERVER_POLL), _update(3, text="b")
+    assert await screen([good, bad, after]) == [good]  # confirm only up to it; it comes back
+    assert kept == []
+    assert await screen([bad, after]) == [{"update_id": 2}, after]  # skipped, offset moves on
+    assert kept == [(2, "TypeError")]
+    # Read on its retry: delivered, not kept.
+    fixed_options = [{"text": "是", "voter_count": 0, "persistent_id": "o1"}]
+    fixed = _update(4, poll={**OLD_SERVER_POLL, "options": fixed_options,
+                             "allows_revoting": False, "members_only": False})
+    assert await screen([_update(4, poll=OLD_SERVER_POLL)]) == []
+    assert await screen([fixed]) == [fixed]
+    # The dead-letter table failing does not wedge the bot either.
+    assert await screen([_update(9, poll=OLD_SERVER_POLL)]) == []
+    assert await screen([_update(9, poll=OLD_SERVER_POLL)]) == [{"update_id": 9}]
+    assert kept == [(2, "TypeError"), (9, "TypeError")]
+    await request.shutdown()
+
+    shape = redacted({"message": {"text": "机密", "location": {"latitude": 31.8},
+                                  "document": {"mime_type": "image/heic", "file_size": 9}}})
+    assert shape == {"message": {"text": "<str:2>", "location": {"latitude": "<float>"},
+                                 "document": {"mime_type": "image/heic", "file_size": 9}}}
+
+
+def test_a_malformed_getupdates_answer_is_not_logged_whole(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cut_short = json.dumps({"ok": True, "result": [_update(1, text="机密：欠费名单")]})[:-5]
+    with pytest.raises(TelegramError):
+        ScreenedUpdates.parse_json_payload(cut_short.encode())
+    assert "getUpdates answer is not JSON" in caplog.text and "欠费" not in caplog.text
+
+
+async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services) -> None:
+    """issue #8 item 15: an edit was silently ignored; now the user hears why and what to do."""
+    await at_content_step(zhang)
+    await zhang.say("更换表箱")
+    answered = zhang.my_last_message_id
+    r = await zhang.edit(answered, "更换电表箱")
+    assert [body(m) for m in r] == ["\n".join([L("media.edit_in_form"),
+                                               L("form.worklog.problems")])]
+    assert "⬅️ 上一步" in labels(r[0])
+    assert (await values_of(services))["content"] == "更换表箱"  # the edit changed nothing
+
+    # An edit into a command is not run as one: the form stays open.
+    r = await zhang.edit(answered, "/cancel")
+    assert body(r[0]).startswith(L("media.edit_in_form"))
+    assert await open_drafts(services) == 1
+
+    # An edit of a message older than a form can stay open is ignored: no noise.
+    fake_api.bot().user_edits(42, answered, "更换表箱（旧）", later=31 * 60)
+    r = await zhang.say("/help")
+    assert len(r) == 2 and body(r[0]).startswith(L("help.body"))
+
+    # No form open: say the edit is not processed, with the menu.
+    await zhang.say("/cancel")
+    r = await zhang.edit(answered, "更换电表箱")
+    assert [body(m) for m in r] == [L("media.edit_no_form")] and has_keyboard(r[0])
+    assert await worklog_rows(services) == []
+
+
+async def test_edit_notice_is_in_the_users_language(zhang: TgUser) -> None:
+    await zhang.say("/lang en")
+    await zhang.say("hello")
+    r = await zhang.edit(zhang.my_last_message_id, "hello again")
+    assert [body(m) for m in r] == [L("media.edit_no_form", "en")]
+
+
+async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
+        zhang: TgUser, fake_api: FakeBotAPI, services: Services) -> None:
+    """issue #8 item 15: an image sent as a document (uncompressed JPEG/PNG, iPhone HEIC) was
+    refused at the photo step and lost; it is a photo everywhere a photo is accepted."""
+    def image_file(name: str, mime: str, caption: str | None = None) -> Callable[[], int]:
+        content = b"\xff\xd8\xff" + name.encode()
+        return lambda: fake_api.bot().user_sends_document(
+            42, content, name, mime, file_id=f"doc-{name}", caption=caption)
+
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    await zhang.press("跳过")
+    for n, (name, mime) in enumerate([("IMG_1.JPG", "image/jpeg"),
+                                      ("IMG_2.HEIC", "image/heic")], start=1):
+        r = await zhang._respond(image_file(name, mime))
+        assert [body(m) for m in r] == [L("form.photo_received", count=n)]
+    r = await zhang._respond(lambda: fake_api.user_sends_document(42, b"%PDF", "a.pdf",
+                                                                  "application/pdf"))
+    assert L("media.unsupported") in body(r[0])  # other files are still not photos
+    await zhang.press("完成")
+    r = await zhang._respond(image_file("pole.png", "image/png"))  # at another step: kept
+    assert body(r[0]) == "\n".join([L("form.photo_kept", count=3), L("form.worklog.location")])
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    [row] = await worklog_rows(services)
+    assert row["photos"] == ["telegram:doc-IMG_1.JPG", "telegram:doc-IMG_2.HEIC",
+                             "telegram:doc-pole.png"]
+
+    # Viewing the entry sends them back; a file's id is a document's, so as documents.
+    r = await zhang.press("查看")
+    sent_files = [m["document"]["file_id"] for m in r if "document" in m]
+    assert sent_files == ["doc-IMG_1.JPG", "doc-IMG_2.HEIC", "doc-pole.png"]
+
+    # Outside a form an image file gets the same answer as a photo.
+    r = await zhang._respond(image_file("late.jpg", "image/jpeg"))
+    assert body(r[0]) == L("media.no_form_photo")
+
+
+async def test_chat_menu_is_set_despite_a_bad_gateway(
+        zhang: TgUser, fake_api: FakeBotAPI, quick_retries: None) -> None:
+    fake_api.fail_next("setMyCommands", "502")
+    r = await zhang.say("/lang en")
+    assert body(r[0]) == L("lang.set", "en")
+    english = [{"command": c, "description": d} for c, d in command_descriptions("en")]
+    async with asyncio.timeout(3):  # set after the reply, so wait for it
+        while fake_api.my_commands({"type": "chat", "chat_id": 42}) != english:
+            await asyncio.sleep(0.01)
+    assert len(fake_api.calls_to("setMyCommands", ok=False)) == 1

@@ -104,6 +104,16 @@ class TgUser:
     async def location(self, lat: float, lon: float) -> list[Msg]:
         return await self._respond(lambda: self.fake.user_sends_location(self.chat_id, lat, lon))
 
+    async def edit(self, message_id: int, text: str, *, later: int = 60) -> list[Msg]:
+        """Edit a message this user sent (`later` seconds after sending it)."""
+        return await self._respond(
+            lambda: self.fake.bot().user_edits(self.chat_id, message_id, text, later=later),
+            timeout=3)
+
+    @property
+    def my_last_message_id(self) -> int:
+        return max(self.fake.bot().chat(self.chat_id).user_messages)
+
     async def document(self) -> list[Msg]:
         return await self._respond(lambda: self.fake.user_sends_document(
             self.chat_id, b"%PDF-1.4", "report.pdf", "application/pdf"))

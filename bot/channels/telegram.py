@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -34,12 +36,14 @@ from telegram.ext import (
     ContextTypes,
     TypeHandler,
 )
+from telegram.request import HTTPXRequest
 
 from bot.assistant import Assistant
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import OutcomeUnknown, RetryLater, Unreachable
+from bot.storage.dead_updates import DeadUpdates
 from bot.textutil import split_message
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,93 @@ class PerUserInOrder(BaseUpdateProcessor):
         return None
 
 
+# --- updates PTB cannot parse -------------------------------------------------------------
+JSONDict = dict[str, Any]
+DeadLetter = Callable[[int, JSONDict, Exception], Awaitable[None]]
+PARSE_TRIES = 2  # a bad update is read once more on the next poll before it is skipped
+# Keys whose string values say what kind of thing arrived, never what anyone wrote.
+_STRUCTURAL_KEYS = frozenset({"type", "mime_type"})
+
+
+def redacted(value: Any, key: str = "") -> Any:
+    """An update's shape, to diagnose why it could not be read: keys, ids, dates and types
+    stay; every text becomes its length (no message text is stored or logged)."""
+    if isinstance(value, dict):
+        return {k: redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if isinstance(value, str):
+        return value[:32] if key in _STRUCTURAL_KEYS else f"<str:{len(value)}>"
+    if isinstance(value, float):
+        return "<float>"  # coordinates are personal too
+    return value  # ints (update/user/chat/message ids, dates), bools, None
+
+
+class ScreenedUpdates(HTTPXRequest):
+    """The getUpdates connection: each update is test-parsed on its own before PTB sees it.
+
+    Why a request subclass: Bot.get_updates parses the whole batch at once (Update.de_list); one
+    update it cannot parse (e.g. a poll without Bot API 9.6 fields from an older self-hosted
+    server) makes it log the raw batch, message texts included, at CRITICAL and raise, and the
+    Updater neither confirms nor skips it: the next poll gets it again, ~445 times a second, and
+    nobody is served, across restarts. ApplicationBuilder.get_updates_request is PTB's public
+    hook that sees the raw JSON before that parse. A bad update is tried once more on the next
+    poll, then recorded (redacted) and replaced by an empty update, which PTB confirms (the
+    offset moves past it) and our handler ignores. The test parse costs ~0.2 ms an update.
+    """
+
+    def __init__(self, dead_letter: DeadLetter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._dead_letter = dead_letter
+        self._failures: dict[int, int] = {}  # update id -> failed parses so far
+        self.bot: Any = None  # parse as PTB will (its defaults), once the bot exists
+
+    async def post(self, url: str, *args: Any, **kwargs: Any) -> JSONDict | list[JSONDict] | bool:
+        result = await super().post(url, *args, **kwargs)
+        if not isinstance(result, list):  # only getUpdates uses this connection
+            return result
+        return await self._screen(result)
+
+    async def _screen(self, batch: list[JSONDict]) -> list[JSONDict]:
+        passed: list[JSONDict] = []
+        for raw in batch:
+            update_id = int(raw["update_id"])
+            try:
+                Update.de_json(raw, self.bot)  # PTB never alters its input (_parse_data)
+            except Exception as exc:  # any parse failure: PTB raises TypeError, KeyError ...
+                tries = self._failures.get(update_id, 0) + 1
+                self._failures[update_id] = tries
+                if tries < PARSE_TRIES:
+                    log.warning("update %s could not be read (%s); trying once more",
+                                update_id, type(exc).__name__)
+                    return passed  # confirm only those before it: it comes back next poll
+                del self._failures[update_id]
+                log.error("update %s could not be read (%s); skipped, kept in dead_updates",
+                          update_id, type(exc).__name__)
+                await self._record(update_id, raw, exc)
+                passed.append({"update_id": update_id})
+                continue
+            self._failures.pop(update_id, None)
+            passed.append(raw)
+        return passed
+
+    async def _record(self, update_id: int, raw: JSONDict, exc: Exception) -> None:
+        try:
+            await self._dead_letter(update_id, raw, exc)
+        except Exception as db_exc:  # skipping must not depend on the database being well
+            log.error("update %s could not be kept in dead_updates (%s)", update_id,
+                      type(db_exc).__name__)
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        """As PTB's, but a malformed answer is not logged whole: it holds message texts."""
+        try:
+            return json.loads(payload.decode("utf-8", "replace"))
+        except ValueError as exc:
+            log.error("getUpdates answer is not JSON (%d bytes)", len(payload))
+            raise TelegramError("Invalid server response") from exc
+
+
 def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
@@ -83,8 +174,10 @@ def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons])
 
 
-def to_incoming(update: Update) -> list[Incoming]:
-    """One update becomes zero or one core event (a photo carries its caption as text)."""
+def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[Incoming]:
+    """One update becomes zero or one core event (a photo carries its caption as text). An
+    edit of a message sent at most `edit_window` before becomes an `edited` event; edits of
+    older messages are about something long finished: answering them would be noise."""
     user = update.effective_user
     chat = update.effective_chat
     if user is None or chat is None or chat.type != ChatType.PRIVATE:
@@ -93,13 +186,21 @@ def to_incoming(update: Update) -> list[Incoming]:
                             "display_name": user.full_name, "language": user.language_code}
     if update.callback_query is not None:
         return [Incoming(**base, callback=update.callback_query.data or "")]
+    edit = update.edited_message
+    if edit is not None:
+        fresh = (edit_window is not None and edit.edit_date is not None
+                 and edit.edit_date - edit.date <= edit_window)
+        return [Incoming(**base, edited=True)] if fresh else []
     msg = update.message
     if msg is None:
-        return []  # edits of old messages, channel posts ...
+        return []  # channel posts ...
     if msg.text is not None:
         return [Incoming(**base, text=msg.text)]
     if msg.photo:
         return [Incoming(**base, photo=msg.photo[-1].file_id, text=msg.caption)]
+    if msg.document is not None and (msg.document.mime_type or "").startswith("image/"):
+        # A photo sent "as a file" (uncompressed, or HEIC from an iPhone) is still a photo.
+        return [Incoming(**base, photo=msg.document.file_id, text=msg.caption)]
     if msg.location is not None:
         return [Incoming(**base, location=(msg.location.latitude, msg.location.longitude))]
     kind = next((k for k in ("document", "voice", "sticker", "video", "audio", "contact")
@@ -140,6 +241,16 @@ async def _with_retries(send: Callable[[], Awaitable[Any]], *,
             log.warning("Bot API fault (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
     return await send()
+
+
+async def _best_effort(what: str, edit: Callable[[], Awaitable[Any]]) -> None:
+    """A call that may fail without costing the reply: retried like a send, then given up
+    with a warning."""
+    try:
+        await _with_retries(edit)
+    except TelegramError as exc:
+        if "not modified" not in str(exc).lower():
+            log.warning("%s failed: %s", what, exc)
 
 
 class TelegramNotifier:
@@ -188,6 +299,17 @@ async def _send_file(bot: Any, chat_id: int, att: Attachment) -> None:
         await bot.send_document(chat_id, file)
 
 
+async def _send_photo_ref(bot: Any, chat_id: int, file_id: str) -> None:
+    """A stored photo by its file id. A photo that came as a file (an image document) has a
+    document's file id, which sendPhoto refuses: it goes back the way it came."""
+    try:
+        await bot.send_photo(chat_id, file_id)
+    except BadRequest as exc:
+        if "chat not found" in str(exc).lower():
+            raise
+        await bot.send_document(chat_id, file_id)
+
+
 def _seconds(value: Any) -> float:
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
@@ -199,15 +321,22 @@ class TelegramChannel:
             raise ValueError("TAIQU_TELEGRAM_TOKEN is not set")
         self.assistant = assistant
         self.settings = settings
+        self.dead_updates = DeadUpdates(assistant.services.db)
+        # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
+        ptb_log = logging.getLogger("telegram")
+        ptb_log.setLevel(max(ptb_log.level, logging.INFO))
+        screened = ScreenedUpdates(self._dead_letter, connection_pool_size=1)
         builder = (ApplicationBuilder().token(settings.telegram_token)
                    .base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_file_url)
+                   .get_updates_request(screened)
                    .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
                    .connection_pool_size(CONCURRENT_UPDATES + 8)
                    .post_init(self._register_commands))
         if rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter(max_retries=5))
         self.app: Application = builder.build()  # type: ignore[type-arg]
+        screened.bot = self.app.bot
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self.notifier = TelegramNotifier(self.app)
 
@@ -220,7 +349,7 @@ class TelegramChannel:
         assert self.app.updater is not None
         await self.app.updater.start_polling(
             poll_interval=0.0, timeout=10,
-            allowed_updates=["message", "callback_query"])
+            allowed_updates=["message", "edited_message", "callback_query"])
 
     async def stop(self) -> None:
         if self.app.updater is not None and self.app.updater.running:
@@ -242,8 +371,19 @@ class TelegramChannel:
         return [BotCommand(c, d) for c, d in command_descriptions(locale)]
 
     # --- updates ---------------------------------------------------------------------
+    async def _dead_letter(self, update_id: int, raw: JSONDict, exc: Exception) -> None:
+        shape = json.dumps(redacted(raw), ensure_ascii=False)
+        limit = self.settings.dead_update_max_bytes
+        if len(shape.encode()) > limit:
+            shape = shape.encode()[:limit].decode("utf-8", "ignore") + " …(cut)"
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        await self.dead_updates.record(CHANNEL, update_id,
+                                       self.assistant.services.clock.now(), error, shape)
+
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        for ev in to_incoming(update):
+        # An edit answered only while a form could still be open on it (form timeout).
+        window = timedelta(minutes=self.settings.form_timeout_minutes)
+        for ev in to_incoming(update, window):
             out = await self.assistant.handle(ev)
             await self._deliver(update, out)
             if out.commands_changed:
@@ -254,32 +394,32 @@ class TelegramChannel:
         if user is None or update.effective_chat is None:
             return
         locale = user.locale or self.settings.locale
-        await self.app.bot.set_my_commands(
-            self._commands(locale), scope=BotCommandScopeChat(update.effective_chat.id))
+        chat = BotCommandScopeChat(update.effective_chat.id)
+        await _best_effort("setting the chat's command menu", lambda: self.app.bot.set_my_commands(
+            self._commands(locale), scope=chat))
 
     async def _deliver(self, update: Update, out: Outcome) -> None:
         chat_id = update.effective_chat.id if update.effective_chat else None
         query = update.callback_query
+        pressed = query.message if query is not None else None
         if query is not None:
             try:
                 await query.answer(out.toast)
             except TelegramError as exc:  # a late answer is harmless: the query just timed out
                 log.debug("answerCallbackQuery failed: %s", exc)
-            if query.message is not None:
-                try:
-                    if out.edit is not None:
-                        await query.edit_message_text(out.edit.text[:4096],
-                                                      reply_markup=_markup(out.edit.buttons))
-                    elif not (query.data or "").startswith(GLOBAL_TOKEN):
-                        # A form's buttons are used up once pressed: fewer stale presses later.
-                        await query.edit_message_reply_markup(reply_markup=None)
-                except BadRequest as exc:
-                    if "not modified" not in str(exc).lower():
-                        log.warning("editing a pressed message failed: %s", exc)
-        if chat_id is None:
-            return
-        for reply in out.replies:
-            await self._send(chat_id, reply)
+        if query is not None and pressed is not None and out.edit is not None:
+            edit = out.edit  # the answer itself (e.g. a ticked box): retried like a send
+            await _best_effort("editing the pressed message", lambda: query.edit_message_text(
+                edit.text[:4096], reply_markup=_markup(edit.buttons)))
+        if chat_id is not None:
+            for reply in out.replies:
+                await self._send(chat_id, reply)
+        if (query is not None and pressed is not None and out.edit is None
+                and not (query.data or "").startswith(GLOBAL_TOKEN)):
+            # A form's buttons are used up once pressed: fewer stale presses later. Cosmetic,
+            # so it comes after the real reply: a failed edit must never cost the reply.
+            await _best_effort("removing pressed buttons",
+                               lambda: query.edit_message_reply_markup(reply_markup=None))
 
     async def _send(self, chat_id: int, reply: Reply) -> None:
         bot = self.app.bot
@@ -292,7 +432,7 @@ class TelegramChannel:
             for ref in reply.photos:
                 channel, _, file_id = ref.partition(":")
                 if channel == CHANNEL:
-                    await _with_retries(lambda f=file_id: bot.send_photo(chat_id, f))
+                    await _with_retries(lambda f=file_id: _send_photo_ref(bot, chat_id, f))
             for att in reply.attachments:
                 await _with_retries(lambda a=att: _send_file(bot, chat_id, a))
         except Forbidden:

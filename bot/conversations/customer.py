@@ -172,7 +172,7 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         if not await customers.update(ctx.user, cid, data, ctx.now):
             raise Invalid("customer.not_found")
         return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
-                     card_buttons(ctx, cid))
+                     card_buttons(ctx, cid), record_id=cid)
     # Re-check at save: another manager may have registered the same 户号 meanwhile.
     existing = await customers.by_account(ctx.user.team_id, data.account_no)
     if existing is not None:
@@ -182,7 +182,7 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
                                        callback(token, "dup_open", existing.id))]])
     cid = await customers.create(ctx.user, data, ctx.now)
     return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
-                 card_buttons(ctx, cid))
+                 card_buttons(ctx, cid), record_id=cid)
 
 
 async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
@@ -243,7 +243,7 @@ async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
     if not await ctx.services.customers.set_active(ctx.user, cid, False, ctx.now,
                                                     values["reason"]):
         raise Invalid("customer.not_found")
-    return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid))
+    return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid), record_id=cid)
 
 
 DEACTIVATE = FormSpec(

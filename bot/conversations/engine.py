@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -30,6 +31,7 @@ RETRY_HINT_AFTER = 2  # after this many invalid answers in a row, show the examp
 class Saved:
     text: str
     buttons: list[list[Button]]
+    record_id: int | None = None  # what was saved: a second 保存 press answers with its number
 
 
 # (ctx, values, form token, meta) -> Saved; meta carries e.g. the id of an entry being edited.
@@ -503,6 +505,8 @@ class FormEngine:
             # Keep the draft: the user can press save again; nothing confirmed is lost.
             log.exception("saving form %s for user %s failed", draft.form, ctx.user.id)
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t("form.save_failed"))
-        await ctx.services.conversations.delete(ctx.user.id)
+        memory = timedelta(hours=ctx.services.settings.saved_form_memory_hours)
+        await ctx.services.conversations.finish(draft, saved.record_id, ctx.now,
+                                                ctx.now - memory)
         return Outcome([Reply(saved.text, saved.buttons)], toast=ctx.t("form.saved_toast"))
 

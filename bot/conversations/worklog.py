@@ -179,7 +179,8 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
         [[Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", wid)),
           Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
-         [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]])
+         [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]],
+        record_id=wid)
 
 
 WORKLOG = FormSpec(

@@ -234,7 +234,7 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.not_in_register", account=account))
     if others:
         lines.append(ctx.t("arrears.other_open", ids="、".join(f"#{r['id']}" for r in others)))
-    return Saved("\n".join(lines), card_buttons(ctx, aid))
+    return Saved("\n".join(lines), card_buttons(ctx, aid), record_id=aid)
 
 
 ARREARS = REGISTRY.form(FormSpec(
@@ -444,7 +444,7 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
     lines += _law_lines(ctx, rules, row["since"], cutoff_at)
     if earliest and earliest.provisional:
         lines.append(ctx.t("deadline.provisional"))
-    return Saved("\n".join(lines), card_buttons(ctx, aid))
+    return Saved("\n".join(lines), card_buttons(ctx, aid), record_id=aid)
 
 
 async def cutoff_refusal(ctx: Ctx, row: Row) -> str | None:
@@ -489,7 +489,7 @@ async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
     text = ctx.t("arrears.cutoff_saved", id=aid, when=when(ctx, at))
     if rule is not None:
         text += "\n" + ctx.t("arrears.restore_rule", period=rule.label(ctx.locale))
-    return Saved(text, card_buttons(ctx, aid))
+    return Saved(text, card_buttons(ctx, aid), record_id=aid)
 
 
 async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
@@ -532,7 +532,7 @@ async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.paid_prepaid_closed"))
     else:
         lines.append(ctx.t("arrears.paid_closed"))
-    return Saved("\n".join(lines), card_buttons(ctx, aid))
+    return Saved("\n".join(lines), card_buttons(ctx, aid), record_id=aid)
 
 
 async def plan_restore(tx: Tx, row: Row, due: datetime, now: datetime,
@@ -570,7 +570,7 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
     on_time = at <= from_iso(row["restore_due"])
     return Saved(ctx.t("arrears.restored_saved", id=aid, when=when(ctx, at)) + " "
                  + ctx.t("deadline.on_time" if on_time else "deadline.late"),
-                 card_buttons(ctx, aid))
+                 card_buttons(ctx, aid), record_id=aid)
 
 
 def _moment_form(name: str, field: str, label: str, save: SaveFn) -> FormSpec:

@@ -121,7 +121,7 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("deadline.provisional"))
     if values.get("account_no") and customer is None:
         lines.append(ctx.t("complaint.not_in_register", account=values["account_no"]))
-    return Saved("\n".join(lines), card_buttons(ctx, cid))
+    return Saved("\n".join(lines), card_buttons(ctx, cid), record_id=cid)
 
 
 def card_buttons(ctx: Ctx, cid: int) -> list[list[Button]]:
@@ -206,7 +206,8 @@ async def save_contact(ctx: Ctx, values: dict[str, Any], token: str,
         await Reminders.cancel(tx, SUBJECT, cid, "contact.")
     on_time = row["contact_due"] is None or at <= from_iso(row["contact_due"])
     return Saved(ctx.t("complaint.contacted", id=cid) + " " +
-                 ctx.t("deadline.on_time" if on_time else "deadline.late"), card_buttons(ctx, cid))
+                 ctx.t("deadline.on_time" if on_time else "deadline.late"), card_buttons(ctx, cid),
+                 record_id=cid)
 
 
 async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
@@ -226,7 +227,8 @@ async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
         await Reminders.cancel(tx, SUBJECT, cid)
     on_time = row["reply_due"] is None or at <= from_iso(row["reply_due"])
     return Saved(ctx.t("complaint.closed", id=cid) + " " +
-                 ctx.t("deadline.on_time" if on_time else "deadline.late"), card_buttons(ctx, cid))
+                 ctx.t("deadline.on_time" if on_time else "deadline.late"), card_buttons(ctx, cid),
+                 record_id=cid)
 
 
 CONTACT = REGISTRY.form(FormSpec(

@@ -212,7 +212,7 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
                            + ("…" if len(customers) > 10 else "")))
     else:
         lines.append(ctx.t("outage.no_customers"))
-    return Saved("\n".join(lines), card_buttons(ctx, oid))
+    return Saved("\n".join(lines), card_buttons(ctx, oid), record_id=oid)
 
 
 def card_buttons(ctx: Ctx, oid: int) -> list[list[Button]]:

@@ -119,7 +119,7 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
              ctx.t("repair.arrive_by", when=when(ctx, arrival.due), rule=rule.label(ctx.locale),
                    left=remaining(ctx, arrival.due))
              + (ctx.t("repair.average") if rule.average else "")]
-    return Saved("\n".join(lines), card_buttons(ctx, rid, "open"))
+    return Saved("\n".join(lines), card_buttons(ctx, rid, "open"), record_id=rid)
 
 
 def card_buttons(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
@@ -210,7 +210,7 @@ async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
                      + (ctx.t("repair.average") if rule.average else ""))
     else:
         lines.append(ctx.t("repair.no_restore_rule", ruleset=row["ruleset"]))
-    return Saved("\n".join(lines), card_buttons(ctx, rid, "arrived"))
+    return Saved("\n".join(lines), card_buttons(ctx, rid, "arrived"), record_id=rid)
 
 
 async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
@@ -233,7 +233,7 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
     return Saved(ctx.t("repair.closed", id=rid, when=when(ctx, at)) + " " + took
                  + (" " + ctx.t("deadline.on_time" if on_time else "deadline.late")
                     if row["restore_due"] else ""),
-                 card_buttons(ctx, rid, "restored"))
+                 card_buttons(ctx, rid, "restored"), record_id=rid)
 
 
 ARRIVE = REGISTRY.form(FormSpec(

@@ -39,6 +39,14 @@ class Draft:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A saved form: which form, and the id of the record it saved (None: not a record)."""
+
+    form: str
+    record_id: int | None
+
+
 class Conversations:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -115,6 +123,28 @@ class Conversations:
         if self._held and not await self.flush_once():
             log.error("database still busy at shutdown: %d open forms were not written",
                       len(self._held))
+
+    async def finish(self, draft: Draft, record_id: int | None, now: datetime,
+                     forget_before: datetime) -> None:
+        """Close a saved form, remembering its token -> what it saved (a second press of
+        保存 can then say so); entries finished before `forget_before` are pruned."""
+        # A draft still held in memory (database was busy) must not be written back later.
+        self._held.pop(draft.user_id, None)
+        async with self.db.tx() as tx:
+            await tx.execute("DELETE FROM conversations WHERE user_id = ?", (draft.user_id,))
+            await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
+                             (iso(forget_before),))
+            await tx.execute(
+                "INSERT OR REPLACE INTO finished_forms(token, user_id, form, record_id, "
+                "finished_at) VALUES (?, ?, ?, ?, ?)",
+                (draft.token, draft.user_id, draft.form, record_id, iso(now)))
+
+    async def finished(self, user_id: int, token: str, since: datetime) -> Finished | None:
+        """The user's form with this token, if it was saved at or after `since`."""
+        row = await self.db.fetchone(
+            "SELECT form, record_id FROM finished_forms WHERE token = ? AND user_id = ? "
+            "AND finished_at >= ?", (token, user_id, iso(since)))
+        return None if row is None else Finished(row["form"], row["record_id"])
 
 
 def _draft(user_id: int, form: str, token: str, state: str, started_at: str,
