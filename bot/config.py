@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -112,15 +112,24 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
 
+M = TypeVar("M", bound=BaseSettings)
+
+
 class SettingsError(Exception):
     """A bad setting, already phrased as one line that names it."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_model(cls: type[M], prefix: str, **overrides: object) -> M:
+    """Settings from the environment and .env; a bad value becomes one SettingsError line
+    naming the variable (`prefix` + field name)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = "TAIQU_" + str(err["loc"][0]).upper() if err["loc"] else "TAIQU_?"
+        name = prefix + (str(err["loc"][0]).upper() if err["loc"] else "?")
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"invalid setting {name}: {msg}") from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return load_model(Settings, "TAIQU_", **overrides)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.assistant import Assistant
+from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.events import Incoming, Outcome, Reply
@@ -155,6 +156,17 @@ async def zhang(services: Services, assistant: Assistant) -> Chat:
 async def fake_api() -> AsyncIterator[FakeBotAPI]:
     async with FakeBotAPI() as fake:
         yield fake
+
+
+@pytest.fixture
+async def channel(services: Services, settings: Settings,
+                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
+    """The real Telegram channel (PTB Application) serving the fake Bot API."""
+    from tests.tg_harness import start_channel  # tg_harness imports this module
+
+    ch = await start_channel(services, settings, fake_api)
+    yield ch
+    await ch.stop()
 
 
 def telegram_settings(base: Settings, fake: FakeBotAPI) -> Settings:

@@ -9,7 +9,6 @@ the buttons, and what ended up in the database (customers, categories, audit_log
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -90,14 +89,6 @@ def one(msgs: list[Msg]) -> Msg:
 
 
 # --- fixtures -----------------------------------------------------------------------------
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
-
-
 @pytest.fixture
 async def zhang(channel: TelegramChannel, services: Services, fake_api: FakeBotAPI) -> TgUser:
     return await register(fake_api, services, 42, "张三")

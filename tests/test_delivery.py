@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -156,14 +155,6 @@ async def register_quietly(services: Services, settings: Settings, fake_api: Fak
 
 
 # --- an answer lost after Telegram accepted the message -------------------------------------
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
-
-
 async def test_a_lost_answer_is_not_repeated_at_once_and_the_repeat_says_so(
         services: Services, settings: Settings, channel: TelegramChannel,
         fake_api: FakeBotAPI, clock: FakeClock) -> None:

@@ -12,7 +12,6 @@ user, 429/502 faults while many reminders fall due, and a restart between remind
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,14 +50,6 @@ WEEKLY = L("report.push_intro")
 
 
 # --- fixtures and helpers -------------------------------------------------------------
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
-
-
 @dataclass
 class Team:
     zhang: TgUser

@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.assistant import Assistant
 from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
-from bot.config import Settings
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from tests.conftest import Chat, at
 from tests.fakebotapi import FakeBotAPI
-from tests.tg_harness import TgUser, body, labels, register, start_channel
-
-
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
+from tests.tg_harness import TgUser, body, labels, register
 
 
 def service_for(services: Services, channel: TelegramChannel) -> ReminderService:

@@ -5,7 +5,6 @@ a manager gets their own; /export sends the printable log; the Monday push arriv
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +14,6 @@ from PIL import Image
 
 from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
-from bot.config import Settings
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
@@ -31,17 +29,9 @@ from tests.test_reports import (
     rows_by_name,
     seed,
 )
-from tests.tg_harness import TgUser, body, register, start_channel
+from tests.tg_harness import TgUser, body, register
 
 LEAD, ZHANG = 7, 42
-
-
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -45,14 +45,6 @@ pytestmark = pytest.mark.timeout(60)
 NOW_SHOWN = "2026-11-27 周五 10:30"  # T0 as the bot echoes it
 YESTERDAY_3PM = "2026-11-26 周四 15:00"
 CMD_LIST = " ".join("/" + c for c in COMMANDS)
-
-
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
 
 
 @pytest.fixture

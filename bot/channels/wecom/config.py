@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.channels.wecom.crypto import parse_aes_key
-from bot.config import SettingsError
+from bot.config import load_model
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 
@@ -48,10 +48,4 @@ class WeComSettings(BaseSettings):
 
 
 def load_wecom_settings(**overrides: object) -> WeComSettings:
-    try:
-        return WeComSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = "TAIQU_WECOM_" + str(err["loc"][0]).upper() if err["loc"] else "TAIQU_WECOM_?"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise SettingsError(f"invalid setting {name}: {msg}") from None
+    return load_model(WeComSettings, "TAIQU_WECOM_", **overrides)
