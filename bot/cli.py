@@ -17,7 +17,7 @@ from bot.textutil import clean_text
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taiqu-bot", description="台区助手 Taiqu Assistant")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="serve every configured channel (Telegram long polling)")
+    sub.add_parser("run", help="serve every configured channel (Telegram, WeCom) in one process")
     chat = sub.add_parser("chat", help="local terminal chat on the embedded database")
     chat.add_argument("--user", help="sign in as this user (by name)")
     demo = chat.add_mutually_exclusive_group()
@@ -185,37 +185,37 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         await services.close()
 
 
-async def _run(settings: Settings) -> int:
-    if not settings.telegram_token:
+async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Serve every configured channel until SIGINT/SIGTERM (or `stop`, for tests)."""
+    from bot.serve import Runner, configured
+
+    try:
+        factories = configured(settings)
+    except SettingsError as exc:
+        print(f"taiqu-bot: {exc}", file=sys.stderr)
+        return 2
+    if not factories:
         print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (in the environment or .env) "
               "to serve Telegram, or try the local chat with `taiqu-bot chat`.\n"
               "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN，或先用 `taiqu-bot chat` 在终端试用。",
               file=sys.stderr)
         return 2
-    from bot.assistant import Assistant
-    from bot.channels.telegram import TelegramChannel
-    from bot.notify import Dispatcher
-    from bot.reminders import ReminderService
-    from bot.scheduler import ReminderScheduler
     from bot.services import Services
 
     services = await Services.open(settings)
-    channel = TelegramChannel(Assistant(services), settings)
-    reminders = ReminderScheduler(
-        ReminderService(services, Dispatcher(services, [channel.notifier])),
-        settings.scan_interval_seconds)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await channel.start()
-        reminders.start()
-        logging.getLogger("bot").info("serving Telegram; Ctrl+C to stop")
-        await stop.wait()
+        runner = Runner(services, factories)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await runner.start()
+            await stop.wait()
+        finally:
+            await runner.stop()
     finally:
-        reminders.stop()
-        await channel.stop()
         await services.close()
     return 0
 
