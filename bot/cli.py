@@ -195,9 +195,11 @@ async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
         print(f"taiqu-bot: {exc}", file=sys.stderr)
         return 2
     if not factories:
-        print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (in the environment or .env) "
-              "to serve Telegram, or try the local chat with `taiqu-bot chat`.\n"
-              "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN，或先用 `taiqu-bot chat` 在终端试用。",
+        print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (Telegram) or the "
+              "TAIQU_WECOM_* settings (WeCom) in the environment or .env, or try the local "
+              "chat with `taiqu-bot chat`.\n"
+              "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN（Telegram）或 "
+              "TAIQU_WECOM_*（企业微信），或先用 `taiqu-bot chat` 在终端试用。",
               file=sys.stderr)
         return 2
     from bot.services import Services
