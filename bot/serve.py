@@ -34,16 +34,16 @@ def _no_check(settings: Settings) -> None:
 class ChannelFactory:
     name: str
     configured: Callable[[Settings], bool]
-    build: Callable[[Assistant, Services], Channel]
+    build: Callable[[Assistant, Settings], Channel]
     # Run before anything opens: raises SettingsError (one line naming the setting) when the
     # channel's own settings are wrong, so a bad value stops the start with no side effect.
     check: Callable[[Settings], None] = _no_check
 
 
-def _telegram(assistant: Assistant, services: Services) -> Channel:
+def _telegram(assistant: Assistant, settings: Settings) -> Channel:
     from bot.channels.telegram import TelegramChannel
 
-    return TelegramChannel(assistant, services.settings)
+    return TelegramChannel(assistant, settings)
 
 
 WECOM_MODULE = "bot.channels.wecom.channel"
@@ -55,19 +55,12 @@ def _wecom_check(settings: Settings) -> None:
     if importlib.util.find_spec(WECOM_MODULE) is None:
         raise SettingsError("TAIQU_WECOM_CORP_ID is set, but this version has no WeCom channel "
                             "yet / 已设置 TAIQU_WECOM_CORP_ID，但此版本还没有企业微信渠道")
-    from bot.channels.wecom.config import load_wecom_settings
-
-    load_wecom_settings()  # every other TAIQU_WECOM_* setting must then be right
+    importlib.import_module("bot.channels.wecom.config").load_wecom_settings()
 
 
-def _wecom(assistant: Assistant, services: Services) -> Channel:
-    # As feat/wecom-channel builds it: the channel, and its team-robot job registered.
-    importlib.import_module("bot.channels.wecom.robot")
-    from bot.channels.wecom.config import load_wecom_settings
-
-    channel: Channel = importlib.import_module(WECOM_MODULE).WeComChannel(
-        assistant, services, load_wecom_settings())
-    return channel
+def _wecom(assistant: Assistant, settings: Settings) -> Channel:
+    module = importlib.import_module(WECOM_MODULE)
+    return module.WeComChannel(assistant, settings)
 
 
 CHANNEL_FACTORIES: list[ChannelFactory] = [
@@ -90,7 +83,8 @@ class Runner:
     def __init__(self, services: Services, factories: list[ChannelFactory]) -> None:
         self.services = services
         self.assistant = Assistant(services)
-        self.channels: list[Channel] = [f.build(self.assistant, services) for f in factories]
+        self.channels: list[Channel] = [f.build(self.assistant, services.settings)
+                                        for f in factories]
         for channel in self.channels:  # a channel may have registered itself: same caps
             self.assistant.register_channel(channel.name, channel.caps)
         self.dispatcher = Dispatcher.for_channels(services, self.channels)

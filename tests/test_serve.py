@@ -47,7 +47,7 @@ class FakeWeCom:
 def wecom_stub(monkeypatch: pytest.MonkeyPatch) -> list[FakeWeCom]:
     built: list[FakeWeCom] = []
 
-    def build(assistant: Assistant, services: Services) -> FakeWeCom:
+    def build(assistant: Assistant, settings: Settings) -> FakeWeCom:
         built.append(FakeWeCom(assistant))
         return built[-1]
 
