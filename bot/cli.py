@@ -8,17 +8,21 @@ import logging
 import signal
 import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Settings, SettingsError, load_settings
 from bot.models import Role
 from bot.textutil import clean_text
 
+if TYPE_CHECKING:
+    from bot.serve import ChannelFactory
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taiqu-bot", description="台区助手 Taiqu Assistant")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="serve every configured channel (Telegram long polling)")
+    sub.add_parser("run", help="serve every configured channel (Telegram, WeCom) in one process")
     chat = sub.add_parser("chat", help="local terminal chat on the embedded database")
     chat.add_argument("--user", help="sign in as this user (by name)")
     demo = chat.add_mutually_exclusive_group()
@@ -203,33 +207,43 @@ def _lease_held(command: str, exc: Exception) -> None:
           file=sys.stderr)
 
 
-async def _run(settings: Settings) -> int:
-    if not settings.telegram_token:
-        print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (in the environment or .env) "
-              "to serve Telegram, or try the local chat with `taiqu-bot chat`.\n"
-              "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN，或先用 `taiqu-bot chat` 在终端试用。",
+async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Serve every configured channel until SIGINT/SIGTERM (or `stop`, for tests)."""
+    from bot.serve import configured
+
+    try:
+        factories = configured(settings)
+    except SettingsError as exc:
+        print(f"taiqu-bot: {exc}", file=sys.stderr)
+        return 2
+    if not factories:
+        print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (Telegram) or the "
+              "TAIQU_WECOM_* settings (WeCom) in the environment or .env, or try the local "
+              "chat with `taiqu-bot chat`.\n"
+              "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN（Telegram）或 "
+              "TAIQU_WECOM_*（企业微信），或先用 `taiqu-bot chat` 在终端试用。",
               file=sys.stderr)
         return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        return await serve(settings, stop)
-    finally:
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await serve(settings, factories, stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    return await serve(settings, factories, stop)
 
 
-async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = None) -> int:
-    """`run` until `stop` is set: Telegram and the reminder scan, holding the database's lease
-    (a second instance would poll the same bot and send every reminder twice)."""
-    from bot.assistant import Assistant
-    from bot.channels.telegram import TelegramChannel
+async def serve(settings: Settings, factories: list[ChannelFactory], stop: asyncio.Event,
+                clock: Clock | None = None) -> int:
+    """`run` until `stop` is set: the configured channels and the reminder scan, holding the
+    database's lease (a second instance would poll the same bot and send every reminder
+    twice)."""
     from bot.lease import DatabaseLease, LeaseHeld
-    from bot.notify import Dispatcher
-    from bot.reminders import ReminderService
-    from bot.scheduler import ReminderScheduler
+    from bot.serve import Runner
     from bot.services import Services
 
     lease = DatabaseLease(settings.db_path)
@@ -240,21 +254,17 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         return 3
     try:
         services = await Services.open(settings, clock)
-        channel = TelegramChannel(Assistant(services), settings)
-        reminders = ReminderScheduler(
-            ReminderService(services, Dispatcher(services, [channel.notifier])),
-            settings.scan_interval_seconds)
         try:
-            await channel.start()
-            reminders.start()
-            logging.getLogger("bot").info("serving Telegram; Ctrl+C to stop")
-            await stop.wait()
-            logging.getLogger("bot").info("stopping: finishing the reminders in flight")
+            runner = Runner(services, factories)
+            try:
+                await runner.start()
+                await stop.wait()
+                logging.getLogger("bot").info("stopping: finishing the reminders in flight")
+            finally:
+                # Pushes in flight finish and are recorded while the channels and database
+                # are still open; only then are they closed.
+                await runner.stop()
         finally:
-            # Pushes in flight finish and are recorded while the channel and database are
-            # still open; only then are they closed.
-            await reminders.stop()
-            await channel.stop()
             await services.close()
     finally:
         lease.release()

@@ -39,15 +39,21 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot.assistant import Assistant
+from bot.channel import ChannelCaps
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import OutcomeUnknown, RetryLater, Unreachable
+from bot.shaping import split_text
 from bot.storage.dead_updates import DeadUpdates
-from bot.textutil import split_message
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
+# What the Bot API takes: 4096 characters of text, 64 bytes of callback_data; an inline
+# keyboard of up to 100 buttons; edits, answerCallbackQuery toasts and menus per language.
+TELEGRAM_CAPS = ChannelCaps(max_text=4096, text_unit="char", max_buttons=100,
+                            max_button_data=64, can_edit=True, toasts=True,
+                            menus_per_language=True)
 _LANG_CODE = {"zh_CN": "zh", "en": "en"}
 
 
@@ -264,7 +270,7 @@ class TelegramNotifier:
 
     async def push(self, external_id: str, reply: Reply) -> None:
         bot, chat_id = self.app.bot, int(external_id)
-        chunks = split_message(reply.text)
+        chunks = _chunks(reply.text)
         try:
             # A 502 or a refused connection is retried here within seconds (as replies are),
             # not left to the next scan a minute later: with 10% bad gateways a 5,000-digest
@@ -291,6 +297,12 @@ class TelegramNotifier:
             raise RetryLater(10.0, f"network: {exc}") from exc
 
 
+def _chunks(text: str) -> list[str]:
+    """The core already shaped the text for TELEGRAM_CAPS; this only guards a push or reply
+    that did not come through it."""
+    return split_text(text, TELEGRAM_CAPS.max_text, TELEGRAM_CAPS.text_unit)
+
+
 async def _send_file(bot: Any, chat_id: int, att: Attachment) -> None:
     file = InputFile(att.data, filename=att.filename)
     if att.kind == "photo":
@@ -315,11 +327,15 @@ def _seconds(value: Any) -> float:
 
 
 class TelegramChannel:
+    name = CHANNEL
+    caps = TELEGRAM_CAPS
+
     def __init__(self, assistant: Assistant, settings: Settings, *,
                  rate_limiter: bool = True) -> None:
         if not settings.telegram_token:
             raise ValueError("TAIQU_TELEGRAM_TOKEN is not set")
         self.assistant = assistant
+        assistant.register_channel(self.name, self.caps)
         self.settings = settings
         self.dead_updates = DeadUpdates(assistant.services.db)
         # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
@@ -410,7 +426,7 @@ class TelegramChannel:
         if query is not None and pressed is not None and out.edit is not None:
             edit = out.edit  # the answer itself (e.g. a ticked box): retried like a send
             await _best_effort("editing the pressed message", lambda: query.edit_message_text(
-                edit.text[:4096], reply_markup=_markup(edit.buttons)))
+                edit.text, reply_markup=_markup(edit.buttons)))
         if chat_id is not None:
             for reply in out.replies:
                 await self._send(chat_id, reply)
@@ -423,7 +439,7 @@ class TelegramChannel:
 
     async def _send(self, chat_id: int, reply: Reply) -> None:
         bot = self.app.bot
-        chunks = split_message(reply.text)
+        chunks = _chunks(reply.text)
         try:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
