@@ -33,7 +33,7 @@ from bot.registry import REGISTRY
 from bot.services import Ctx, Services
 from bot.shaping import needs_numbering, resolve_choice, shape
 from bot.storage.conversations import Draft
-from bot.storage.db import DatabaseBusy, is_busy
+from bot.storage.db import is_busy
 from bot.storage.people import UserPrefs
 from bot.textutil import clean_text, normalize_input
 
@@ -123,10 +123,7 @@ class Assistant:
         key, now = (ev.channel, ev.external_id), self.services.clock.now()
         last = self._last_seen.get(user_id)
         if last is None or last[0] != key or now - last[1] >= SEEN_EVERY:
-            try:
-                await self.services.people.seen(ev.channel, ev.external_id, now)
-            except DatabaseBusy:  # only decides where pushes go: not worth a stalled reply
-                return
+            self.services.people.seen(ev.channel, ev.external_id, now)
             self._last_seen[user_id] = (key, now)
 
     async def _typed_choice(self, ev: Incoming) -> Incoming:

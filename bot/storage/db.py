@@ -4,6 +4,7 @@ reads on a second connection so they never queue behind a write waiting for the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -20,6 +21,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
+log = logging.getLogger(__name__)
 SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database file
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 
@@ -98,6 +100,7 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
         self._quick: aiosqlite.Connection | None = None  # execute_quick, short busy timeout
         self._quick_lock = asyncio.Lock()  # one quick write in flight: the others give up
+        self._behind: set[asyncio.Task[None]] = set()  # write_behind in flight
         # One connection serves every coroutine; the lock keeps their transactions apart.
         # (busy_timeout: another process, e.g. a bulk import, may hold the write lock a while.)
         self._lock = asyncio.Lock()
@@ -129,6 +132,8 @@ class Database:
             tighten(f"{self.path}{suffix}")
 
     async def close(self) -> None:
+        if self._behind:  # bookkeeping still on its way: give it its chance first
+            await asyncio.gather(*self._behind, return_exceptions=True)
         for conn in (self._reader, self._quick, self._conn):
             if conn is not None:
                 await conn.close()
@@ -232,6 +237,20 @@ class Database:
             raise
         finally:
             self._quick_lock.release()
+
+    def write_behind(self, sql: str, params: Sequence[Any], what: str) -> None:
+        """Bookkeeping a reply need not wait for (where pushes go, numbered choices kept for a
+        restart): written in the background on the quick path, in call order (the quick lock
+        is fair); skipped with a log line if the database stays locked."""
+        task = asyncio.get_running_loop().create_task(self._write_behind(sql, params, what))
+        self._behind.add(task)
+        task.add_done_callback(self._behind.discard)
+
+    async def _write_behind(self, sql: str, params: Sequence[Any], what: str) -> None:
+        try:
+            await self.execute_quick(sql, params)
+        except Exception as exc:
+            log.warning("%s not written (%s)", what, type(exc).__name__)
 
     async def _second(self, wait: float, *pragmas: str) -> aiosqlite.Connection:
         """Another connection to the file, with the write connection's durability."""

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime
 
 from bot.shaping import Choice
-from bot.storage.db import Database, DatabaseBusy, iso
+from bot.storage.db import Database, iso
 
-log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (channel, external_id)
 
 
@@ -37,23 +35,18 @@ class PendingChoices:
         key = (channel, external_id)
         if not choices and not await self.get(channel, external_id):
             return  # nothing pending before or now: no write on the common path
-        # Known at once; the row (for a restart) waits at most the quick wait, so a database
-        # locked by another process does not stall the reply (the numbers still work here).
+        # Known at once; the row (for a restart) is written behind the reply, so a database
+        # locked by another process does not stall it (the numbers still work here).
         self._known[key] = list(choices)
-        try:
-            await self._store(key, choices, now)
-        except DatabaseBusy:
-            log.warning("database busy: numbered choices kept in memory only")
-
-    async def _store(self, key: Key, choices: list[Choice], now: datetime) -> None:
-        channel, external_id = key
         if choices:
-            await self.db.execute_quick(
+            self.db.write_behind(
                 "INSERT INTO pending_choices(channel, external_id, choices, created_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(channel, external_id) DO UPDATE SET "
                 "choices = excluded.choices, created_at = excluded.created_at",
                 (channel, external_id,
-                 json.dumps([[c.label, c.data] for c in choices], ensure_ascii=False), iso(now)))
+                 json.dumps([[c.label, c.data] for c in choices], ensure_ascii=False), iso(now)),
+                "numbered choices")
         else:
-            await self.db.execute_quick(
-                "DELETE FROM pending_choices WHERE channel = ? AND external_id = ?", key)
+            self.db.write_behind(
+                "DELETE FROM pending_choices WHERE channel = ? AND external_id = ?", key,
+                "numbered choices")

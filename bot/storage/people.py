@@ -131,12 +131,12 @@ class People:
             (channel, external_id))
         return int(row[0]) if row else None
 
-    async def seen(self, channel: str, external_id: str, now: datetime) -> None:
-        """Bookkeeping on a user's path: never waits long for another process's write lock
-        (raises DatabaseBusy instead; the caller may skip it)."""
-        await self.db.execute_quick(
+    def seen(self, channel: str, external_id: str, now: datetime) -> None:
+        """The identity was just used (pushes go to the one used last): written behind the
+        reply, so a database locked by another process never delays it."""
+        self.db.write_behind(
             "UPDATE identities SET last_seen_at = ? WHERE channel = ? AND external_id = ?",
-            (iso(now), channel, external_id))
+            (iso(now), channel, external_id), "last_seen_at")
 
     async def create_user(self, tx: Tx, name: str, role: Role, team_id: int,
                           area_ids: list[int], now: datetime, locale: str | None = None) -> int:
