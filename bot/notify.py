@@ -61,6 +61,7 @@ class Dispatcher:
 
     async def push(self, user_id: int, reply: Reply) -> None:
         unreachable: list[str] = []
+        await self.services.db.settle()  # the identity used last may still be on its way
         for channel, external_id in await self.services.people.identities_of(user_id):
             notifier = self.notifiers.get(channel)
             if notifier is None:

@@ -132,8 +132,7 @@ class Database:
             tighten(f"{self.path}{suffix}")
 
     async def close(self) -> None:
-        if self._behind:  # bookkeeping still on its way: give it its chance first
-            await asyncio.gather(*self._behind, return_exceptions=True)
+        await self.settle()  # bookkeeping still on its way: give it its chance first
         for conn in (self._reader, self._quick, self._conn):
             if conn is not None:
                 await conn.close()
@@ -245,6 +244,12 @@ class Database:
         task = asyncio.get_running_loop().create_task(self._write_behind(sql, params, what))
         self._behind.add(task)
         task.add_done_callback(self._behind.discard)
+
+    async def settle(self) -> None:
+        """Wait for the write_behind bookkeeping issued so far (e.g. before reading where
+        a push should go)."""
+        if self._behind:
+            await asyncio.gather(*self._behind, return_exceptions=True)
 
     async def _write_behind(self, sql: str, params: Sequence[Any], what: str) -> None:
         try:
