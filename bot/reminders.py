@@ -128,6 +128,7 @@ class ReminderService:
             result = ScanResult()
             now = self.services.clock.now()
             digested = await self.run_digests(now)
+            await self.rows.release_held_of_deactivated()
             result.digests = len(digested)
             for job in self.registry.periodic:
                 try:

@@ -286,6 +286,26 @@ async def test_a_deactivated_users_reminder_waits_for_the_morning(
                for t in notifier.texts("王班长"))
 
 
+async def test_a_reminder_held_for_the_digest_of_a_user_deactivated_since_is_forwarded(
+        services: Services, assistant: Assistant, reminders: tuple[ReminderService, FakeNotifier],
+        clock: FakeClock) -> None:
+    """Held in quiet hours for 张三's morning digest; 张三 left before the morning: a
+    deactivated user gets no digest, so the reminder goes to the lead, not nowhere."""
+    service, notifier = reminders
+    await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    await register_complaint(Chat(assistant, "test", "张三"))
+    at(clock, 2026, 11, 27, 22, 0)  # half-way reminder due since 15:00: held for the digest
+    assert (await service.scan_once()).held == 1
+    await services.db.execute("UPDATE users SET active = 0 WHERE name = '张三'")
+    at(clock, 2026, 11, 28, 8, 31)
+    await service.scan_once()
+    assert any(t.startswith(L("reminder.deactivated", name="张三")) and "首次联系客户" in t
+               for t in notifier.texts("王班长"))
+    row = await services.db.fetchone("SELECT state FROM reminders WHERE kind = 'contact.half'")
+    assert row is not None and row[0] == "sent"
+
+
 async def test_a_forwarded_reminder_the_lead_did_not_get_is_tried_again(
         deactivated_zhang: Chat, reminders: tuple[ReminderService, FakeNotifier],
         clock: FakeClock, services: Services) -> None:
