@@ -101,3 +101,43 @@ async def test_a_write_that_cannot_wait_says_it_was_not_saved(
     assert "没有保存" in zhang.text and "没有丢失" not in zhang.text
     user = await services.people.by_identity("test", "张三")
     assert user is not None and user.locale != "en"  # really not saved, as it said
+
+
+async def test_a_form_saved_as_the_lock_frees_does_not_come_back(
+        services: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last answer was held in memory; 保存 was pressed as the import ended. The
+    background write of the held form and the save then raced: when the save won, the held
+    form was written back after it, and the saved form came back as open."""
+    assistant = Assistant(services)
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    await zhang.say("跳过")
+    await zhang.say("跳过")
+    db = services.db
+    quick = db.execute_quick
+    gate, at_gate = asyncio.Event(), asyncio.Event()
+
+    async def held_write(sql: str, params: tuple = ()) -> object:
+        if asyncio.current_task() is services.conversations._flusher:  # the background write
+            at_gate.set()
+            await gate.wait()  # ... has read the held form, and is slower than the save
+        return await quick(sql, params)
+
+    monkeypatch.setattr(db, "execute_quick", held_write)
+    with write_lock_held(settings.db_path):
+        await asyncio.wait_for(zhang.say("跳过"), 10)  # the last answer: held in memory
+        assert "请确认工作日志" in zhang.text and services.conversations.held == 1
+    await asyncio.wait_for(at_gate.wait(), 10)
+    flusher = services.conversations._flusher
+    assert flusher is not None
+    save = asyncio.create_task(zhang.say("保存"))
+    await asyncio.sleep(0.3)
+    gate.set()
+    await asyncio.wait_for(save, 10)
+    assert "已保存工作日志 #1" in zhang.text
+    await asyncio.wait_for(flusher, 10)  # the background write is over
+    assert await services.conversations.get(1) is None
+    assert await db.fetchone("SELECT user_id FROM conversations") is None
+    await zhang.say("/logs")
+    assert "你正在填写" not in zhang.text
