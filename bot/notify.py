@@ -12,6 +12,9 @@ class DeliveryError(Exception):
     pass
 
 
+OTHER_CHANNEL_RETRY_S = 300.0
+
+
 class RetryLater(DeliveryError):
     """Flood limit or a network fault: try again after `seconds`."""
 
@@ -39,14 +42,22 @@ class Notifier(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, services: Services, notifiers: list[Notifier]) -> None:
+    def __init__(self, services: Services, notifiers: list[Notifier], *,
+                 others_later: bool = False) -> None:
+        """`others_later`: a user reachable only on channels this process does not serve
+        (a Telegram user, seen from the terminal chat) is RetryLater, not Unreachable: the
+        process that serves the channel will deliver it."""
         self.services = services
         self.notifiers = {n.channel: n for n in notifiers}
+        self.others_later = others_later
 
     async def push(self, user_id: int, reply: Reply) -> None:
-        for channel, external_id in await self.services.people.identities_of(user_id):
+        identities = await self.services.people.identities_of(user_id)
+        for channel, external_id in identities:
             notifier = self.notifiers.get(channel)
             if notifier is not None:
                 await notifier.push(external_id, reply)
                 return
+        if identities and self.others_later:
+            raise RetryLater(OTHER_CHANNEL_RETRY_S, "channel not served by this process")
         raise Unreachable(f"user {user_id} has no channel that can receive pushes")
