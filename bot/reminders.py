@@ -132,7 +132,7 @@ class ReminderService:
             result.digests = len(digested)
             for job in self.registry.periodic:
                 try:
-                    result.jobs += await job(self.services, self.dispatcher.push, now)
+                    result.jobs += await job(self.services, self._job_push, now)
                 except Exception:  # a failing job must not stop the reminders
                     log.exception("periodic job %s failed", getattr(job, "__name__", job))
             # At most BATCH rows in memory at a time, but a backlog larger than one batch is
@@ -161,6 +161,13 @@ class ReminderService:
                 if (len(due) < BATCH or not fresh or now - started >= MAX_SCAN
                         or self.closing):
                     return result
+
+    async def _job_push(self, user_id: int, reply: Reply) -> None:
+        """A periodic job's push (the Monday report): none starts once a stop has begun, so
+        the drain only waits for those in flight; the job leaves the rest for the next start."""
+        if self.closing:
+            raise RetryLater(0, "stopping: sent by the next start")
+        await self.dispatcher.push(user_id, reply)
 
     async def _deliver_all(self, rows: list[Reminder], now: datetime,
                            result: ScanResult) -> None:
