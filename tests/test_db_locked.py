@@ -162,3 +162,38 @@ async def test_writes_do_not_queue_behind_each_other_for_the_busy_timeout(
     assert "English" in chats[0].text or "language" in chats[0].text.lower()
     # ... and the write connection waits the whole busy timeout again
     assert list((await services.db.conn.execute_fetchall("PRAGMA busy_timeout"))[0]) == [500]
+
+
+async def test_a_save_that_committed_is_confirmed_though_the_lock_is_taken_right_after(
+        services: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry was saved; an import took the write lock before the form could be closed.
+    The reply said "这条消息没有保存，请稍后再发一次" (so the manager typed the log again: a
+    second entry) and the saved form stayed open."""
+    assistant = Assistant(services)
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    for _ in range(3):
+        await zhang.say("跳过")
+    add = services.worklogs.add
+    other = sqlite3.connect(settings.db_path, isolation_level=None, check_same_thread=False)
+
+    async def add_then_import_starts(*args: object, **kwargs: object) -> int:
+        wid = await add(*args, **kwargs)  # type: ignore[arg-type]
+        other.execute("BEGIN IMMEDIATE")  # the import begins: the lock is taken
+        return wid
+
+    monkeypatch.setattr(services.worklogs, "add", add_then_import_starts)
+    try:
+        await asyncio.wait_for(zhang.say("保存"), 10)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "已保存工作日志 #1" in zhang.text and "没有保存" not in zhang.text
+    for _ in range(100):  # the closed form reaches the file once the lock is free
+        if not services.conversations.held:
+            break
+        await asyncio.sleep(0.05)
+    assert await services.conversations.get(1) is None
+    await zhang.say("/logs")
+    assert "你正在填写" not in zhang.text
