@@ -355,7 +355,9 @@ class Assistant:
         if token == GLOBAL_TOKEN:
             return await self._global_button(ctx, draft, action, arg)
         if draft is None or token != draft.token:
-            out = await self._already_saved(ctx, token) if action == "save" else None
+            # 保存 of the summary, or of the park question (parking.SAVE), pressed again
+            saves = action == "save" or ACTIVE_EQUIVALENT.get(action) == "save"
+            out = await self._already_saved(ctx, token) if saves else None
             out = out or Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
             if draft is not None:
                 out.replies += (await self.engine.reprompt(ctx, draft)).replies

@@ -11,6 +11,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from bot.private_files import private_dir
+
 
 class LeaseHeld(Exception):
     """Another live process serves this database."""
@@ -36,7 +38,7 @@ class DatabaseLease:
         """Take the lease or raise LeaseHeld at once (never waits)."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # the database's directory: 0700 from the start
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

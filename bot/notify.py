@@ -18,6 +18,9 @@ class DeliveryError(Exception):
     pass
 
 
+OTHER_CHANNEL_RETRY_S = 300.0
+
+
 class RetryLater(DeliveryError):
     """Flood limit or a network fault: try again after `seconds`."""
 
@@ -49,10 +52,15 @@ class Dispatcher:
     identities when that one is unreachable; each push shaped for its channel's caps."""
 
     def __init__(self, services: Services, notifiers: list[Notifier],
-                 caps: Mapping[str, ChannelCaps] | None = None) -> None:
+                 caps: Mapping[str, ChannelCaps] | None = None, *,
+                 others_later: bool = False) -> None:
+        """`others_later`: a user reachable only on channels this process does not serve
+        (a Telegram user, seen from the terminal chat) is RetryLater, not Unreachable: the
+        process that serves the channel will deliver it."""
         self.services = services
         self.notifiers = {n.channel: n for n in notifiers}
         self.caps = dict(caps or {})
+        self.others_later = others_later
 
     @classmethod
     def for_channels(cls, services: Services, channels: Iterable[Channel]) -> Dispatcher:
@@ -62,7 +70,8 @@ class Dispatcher:
     async def push(self, user_id: int, reply: Reply) -> None:
         unreachable: list[str] = []
         await self.services.db.settle()  # the identity used last may still be on its way
-        for channel, external_id in await self.services.people.identities_of(user_id):
+        identities = await self.services.people.identities_of(user_id)
+        for channel, external_id in identities:
             notifier = self.notifiers.get(channel)
             if notifier is None:
                 continue
@@ -71,6 +80,8 @@ class Dispatcher:
                 return
             except Unreachable as exc:  # blocked there: maybe the person's other channel
                 unreachable.append(f"{channel}: {exc}")
+        if identities and not unreachable and self.others_later:
+            raise RetryLater(OTHER_CHANNEL_RETRY_S, "channel not served by this process")
         raise Unreachable(f"user {user_id}: " + ("; ".join(unreachable) or
                                                  "no channel that can receive pushes"))
 

@@ -128,10 +128,11 @@ class ReminderService:
             result = ScanResult()
             now = self.services.clock.now()
             digested = await self.run_digests(now)
+            await self.rows.release_held_of_deactivated()
             result.digests = len(digested)
             for job in self.registry.periodic:
                 try:
-                    result.jobs += await job(self.services, self.dispatcher.push, now)
+                    result.jobs += await job(self.services, self._job_push, now)
                 except Exception:  # a failing job must not stop the reminders
                     log.exception("periodic job %s failed", getattr(job, "__name__", job))
             # At most BATCH rows in memory at a time, but a backlog larger than one batch is
@@ -160,6 +161,13 @@ class ReminderService:
                 if (len(due) < BATCH or not fresh or now - started >= MAX_SCAN
                         or self.closing):
                     return result
+
+    async def _job_push(self, user_id: int, reply: Reply) -> None:
+        """A periodic job's push (the Monday report): none starts once a stop has begun, so
+        the drain only waits for those in flight; the job leaves the rest for the next start."""
+        if self.closing:
+            raise RetryLater(0, "stopping: sent by the next start")
+        await self.dispatcher.push(user_id, reply)
 
     async def _deliver_all(self, rows: list[Reminder], now: datetime,
                            result: ScanResult) -> None:
@@ -254,16 +262,42 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        if not await self.rows.claim(r.id):
+        if self.closing or not await self.rows.claim(r.id):
             return
+        delivered, unknown, retry = 0, False, None  # retry: seconds, for a fault to retry
         for lead in leads:
             lctx = Ctx(self.services, lead, now)
             text = lctx.t("reminder.deactivated", name=former.name) + "\n\n" + reply.text
+            if r.maybe_sent:
+                text = lctx.t("reminder.maybe_repeat") + "\n" + text
             try:
                 await self.dispatcher.push(lead.id, Reply(text, reply.buttons))
-            except Exception:
+                delivered += 1
+            except Exception as exc:
                 log.warning("could not forward reminder %s of deactivated user %s to lead %s",
                             r.id, former.id, lead.id, exc_info=True)
+                if isinstance(exc, OutcomeUnknown):
+                    unknown = True
+                elif isinstance(exc, RetryLater):
+                    retry = max(retry or 0.0, exc.seconds)
+                elif not isinstance(exc, Unreachable):
+                    retry = max(retry or 0.0, min(MAX_BACKOFF_S, 30.0 * (2 ** max(0, r.attempts))))
+        # No lead has it for sure: try again as for any reminder (it must not be lost).
+        if not delivered and unknown:
+            delay = self.services.settings.unknown_outcome_retry_seconds
+            await self.rows.retry_at(r.id, now + timedelta(seconds=delay),
+                                     f"{MAYBE_SENT}: forwarding to the lead"[:200])
+            result.unknown += 1
+            return
+        if not delivered and retry is not None:
+            await self.rows.retry_at(r.id, now + timedelta(seconds=retry),
+                                     "forwarding to the lead failed")
+            result.retried += 1
+            return
+        if not delivered:  # every lead blocked the bot: nobody left to tell
+            await self.rows.settle(r.id, "failed", now, "deactivated, leads unreachable")
+            result.failed += 1
+            return
         await self.rows.settle(r.id, "sent", now, "forwarded: user deactivated")
         result.sent += 1
         if kind.after_sent is not None:  # the next occurrence is planned, and forwarded too

@@ -9,7 +9,9 @@ import re
 # DEL, C1 controls, and the bidi embeddings/overrides/isolates that make "exe.xlsx" read as
 # "xlsx.exe" (U+202A-U+202E, U+2066-U+2069). Tab and line feed are written on purpose in
 # multi-line text and are kept there; everywhere else they become a space.
-_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+# Also what XML 1.0 cannot hold although it is no control (U+FFFE, U+FFFF, lone surrogates):
+# written into an XLSX, it makes Excel, WPS and openpyxl refuse the whole file.
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff"
 _UNWANTED = re.compile(f"[{_CONTROLS}]")
 _LINE_BREAKS = re.compile(r"[\t\n]")
 _CRLF = re.compile(r"\r\n?")

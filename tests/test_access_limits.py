@@ -18,7 +18,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.models import Role, User
-from bot.notify import Dispatcher
+from bot.notify import Dispatcher, OutcomeUnknown, RetryLater
 from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData
@@ -284,6 +284,60 @@ async def test_a_deactivated_users_reminder_waits_for_the_morning(
     await service.scan_once()
     assert any(t.startswith(L("reminder.deactivated", name="张三"))
                for t in notifier.texts("王班长"))
+
+
+async def test_a_reminder_held_for_the_digest_of_a_user_deactivated_since_is_forwarded(
+        services: Services, assistant: Assistant, reminders: tuple[ReminderService, FakeNotifier],
+        clock: FakeClock) -> None:
+    """Held in quiet hours for 张三's morning digest; 张三 left before the morning: a
+    deactivated user gets no digest, so the reminder goes to the lead, not nowhere."""
+    service, notifier = reminders
+    await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    await register_complaint(Chat(assistant, "test", "张三"))
+    at(clock, 2026, 11, 27, 22, 0)  # half-way reminder due since 15:00: held for the digest
+    assert (await service.scan_once()).held == 1
+    await services.db.execute("UPDATE users SET active = 0 WHERE name = '张三'")
+    at(clock, 2026, 11, 28, 8, 31)
+    await service.scan_once()
+    assert any(t.startswith(L("reminder.deactivated", name="张三")) and "首次联系客户" in t
+               for t in notifier.texts("王班长"))
+    row = await services.db.fetchone("SELECT state FROM reminders WHERE kind = 'contact.half'")
+    assert row is not None and row[0] == "sent"
+
+
+async def test_a_forwarded_reminder_the_lead_did_not_get_is_tried_again(
+        deactivated_zhang: Chat, reminders: tuple[ReminderService, FakeNotifier],
+        clock: FakeClock, services: Services) -> None:
+    """A flood limit or a network fault on the push to the lead is retried, as for any
+    reminder: it was marked sent and never arrived."""
+    service, notifier = reminders
+    notifier.fail["王班长"] = [RetryLater(30, "429 Too Many Requests"),
+                             RuntimeError("connection reset")]
+    at(clock, 2026, 11, 27, 15, 1)
+    result = await service.scan_once()
+    assert (result.sent, result.retried) == (0, 1) and notifier.texts("王班长") == []
+    at(clock, 2026, 11, 27, 15, 2)  # after the 30 s the flood limit asked for
+    result = await service.scan_once()
+    assert (result.sent, result.retried) == (0, 1) and notifier.texts("王班长") == []
+    at(clock, 2026, 11, 27, 15, 3)  # the network fault's back-off (30 s) has passed
+    assert (await service.scan_once()).sent == 1
+    [forwarded] = notifier.texts("王班长")
+    assert forwarded.startswith(L("reminder.deactivated", name="张三"))
+    assert "首次联系客户" in forwarded
+
+
+async def test_a_forwarded_reminder_whose_answer_was_lost_is_resent_marked(
+        deactivated_zhang: Chat, reminders: tuple[ReminderService, FakeNotifier],
+        clock: FakeClock, services: Services) -> None:
+    service, notifier = reminders
+    notifier.fail["王班长"] = [OutcomeUnknown("timed out")]
+    at(clock, 2026, 11, 27, 15, 1)
+    assert (await service.scan_once()).unknown == 1
+    at(clock, 2026, 11, 27, 15, 4)  # TAIQU_UNKNOWN_OUTCOME_RETRY_SECONDS (120 s) later
+    await service.scan_once()
+    [forwarded] = notifier.texts("王班长")
+    assert forwarded.startswith(L("reminder.maybe_repeat"))
 
 
 # --- 15. a deactivated special customer is read-only ----------------------------------------

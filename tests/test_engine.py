@@ -229,6 +229,25 @@ async def test_old_park_question_after_continuing_is_safe(
     assert "已保存工作日志" in zhang.text
 
 
+async def test_save_pressed_again_on_the_park_question_says_it_was_saved(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
+    """The park question's 保存 saved the form; its confirmation may be lost on the network
+    like any other, so a second press says what was saved, as the summary's 保存 does."""
+    await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    for _ in range(3):
+        await zhang.say("跳过")
+    clock.advance(minutes=40)
+    await zhang.say("你好")
+    question = zhang.last
+    await zhang.press("保存")
+    assert "已保存工作日志 #1" in zhang.text
+    zhang.last = question
+    await zhang.press("保存")
+    assert "这条工作日志已保存（#1）" in zhang.text and "失效" not in zhang.text
+    assert zhang.last is not None and zhang.last.toast == "已保存（#1）"
+    assert len(await _rows(services, "SELECT id FROM worklogs")) == 1
+
+
 async def test_parked_form_gone_after_the_window(zhang: Chat, services: Services,
                                                  clock: FakeClock) -> None:
     services.settings.form_park_hours = 2

@@ -8,6 +8,8 @@ import asyncio
 import io
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +53,22 @@ async def test_new_database_directory_and_side_files(tmp_path: Path, clock: Fake
         assert mode(db.parent) == 0o700
     finally:
         await services.close()
+
+
+def test_a_fresh_start_makes_the_directory_private_without_a_false_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`run` and `chat` take the lease before opening the database: the lease created the
+    new directory with the umask's 0755, and the database then "tightened" it with a
+    warning that an older version had left it readable, on every fresh install."""
+    db = tmp_path / "fresh" / "data" / "taiqu.db"
+    env = {"TAIQU_DB_PATH": str(db)}
+    p = subprocess.run([sys.executable, "-m", "bot", "chat", "--demo", "--user", "张三"],
+                       input="/quit\n", capture_output=True, text=True, timeout=60,
+                       env={**{k: v for k, v in os.environ.items()
+                               if not k.startswith("TAIQU_")}, **env, "PYTHONUTF8": "1"})
+    assert p.returncode == 0, p.stderr
+    assert "readable by other accounts" not in p.stderr
+    assert mode(db.parent) == 0o700 and mode(Path(f"{db}.lock")) == 0o600
 
 
 async def test_an_existing_open_database_is_tightened_on_start(tmp_path: Path,

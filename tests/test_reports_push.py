@@ -189,3 +189,34 @@ async def test_a_big_monday_is_spread_over_scans(
     await service.scan_once()
     assert {k: len(v) for k, v in reports(notifier).items()} == {
         "张三": 1, "李四": 1, "王五": 1, "王班长": 1, "赵六": 1, "钱班长": 1}
+
+
+async def test_a_stop_during_the_monday_push_starts_no_new_report(
+        seeded: World, services: Services, clock: FakeClock) -> None:
+    """SIGTERM stops taking new sends and drains the ones in flight (TAIQU_SHUTDOWN_DRAIN_
+    SECONDS). The Monday job went on pushing report after report to everyone during the
+    drain, so the drain's cut-off could fall in the middle of one (sent, not recorded: sent
+    again by the next start)."""
+    service: ReminderService
+
+    class StopDuringFirst(ReportNotifier):
+        async def push(self, external_id: str, reply: Reply) -> None:
+            await super().push(external_id, reply)
+            if reply.text.startswith(INTRO):
+                service.closing = True  # the stop arrives while this push is in flight
+
+    notifier = StopDuringFirst()
+    service = ReminderService(services, Dispatcher(services, [notifier]))
+    at(clock, 2026, 12, 7, 7, 45)  # before the 08:00 digests: only the reports go
+    services.settings.weekly_report_time = "06:00"
+    await service.scan_once()
+    assert sum(map(len, reports(notifier).values())) == 1  # the one in flight, recorded
+    rows = await services.db.fetchall("SELECT user_id FROM job_runs WHERE job = 'weekly_report'")
+    assert len(rows) == 1
+    # The next start sends the others, once each.
+    notifier2 = ReportNotifier()
+    notifier2.sent = notifier.sent
+    await ReminderService(services, Dispatcher(services, [notifier2])).scan_once()
+    got = reports(notifier2)
+    assert sorted(got) == ["张三", "李四", "王五", "王班长", "赵六", "钱班长"]
+    assert all(len(v) == 1 for v in got.values())

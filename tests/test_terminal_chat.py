@@ -218,3 +218,32 @@ def test_invalid_setting_exits_2_with_one_line_naming_it(tmp_path: Path, name: s
         assert len(lines) == 1, p.stderr
         assert name in lines[0]
         assert not (tmp_path / "taiqu.db").exists()
+
+
+async def test_a_terminal_chat_alone_leaves_telegram_users_reminders_for_the_bot(
+        services: Services) -> None:
+    """`taiqu-bot chat` on the database while `run` is stopped holds the lease and scans the
+    reminders, but can only show the signed-in user's: a Telegram user's were settled as
+    failed (lost), the user marked unreachable and the day's digest marked done."""
+    import io
+
+    from bot.assistant import Assistant
+    from bot.channels.terminal import TerminalChat, terminal_reminders
+    from bot.models import Role
+    from tests.conftest import Chat, make_user
+    from tests.test_reminders import register_complaint
+
+    await make_user(services, "张三", channel="telegram", external_id="42")
+    lead = await make_user(services, "王班长", role=Role.LEAD, areas=(), channel="terminal",
+                           external_id="2")
+    assistant = Assistant(services)
+    await register_complaint(Chat(assistant, "telegram", "42"))
+    services.clock.advance(hours=4, minutes=31)  # Fri 15:01: the half-way reminder is due
+    out = io.StringIO()
+    service = terminal_reminders(services, TerminalChat(assistant, lead, out))
+    result = await service.scan_once()
+    assert (result.failed, result.sent) == (0, 0), result
+    row = await services.db.fetchone("SELECT state FROM reminders WHERE kind = 'contact.half'")
+    assert row is not None and row[0] == "pending"  # still there for `run`
+    zhang = await services.people.by_identity("telegram", "42")
+    assert zhang is not None and not zhang.unreachable

@@ -91,3 +91,32 @@ async def test_a_name_that_looks_like_tex_does_not_break_the_chart(
     assert [a.kind for a in out.replies[0].attachments] == ["document", "photo"]
 
 
+
+
+NONCHARS = "\ufffe\uffff"  # not controls, but XML 1.0 cannot hold them either
+
+
+async def test_characters_xml_cannot_hold_do_not_break_the_teams_files(
+        seeded: World, services: Services, assistant: Assistant, tmp_path: Path) -> None:
+    """U+FFFE / U+FFFF typed into one log (or stored by another tool) were written into
+    the XLSX as they were: openpyxl wrote them, and every reader (Excel, WPS, openpyxl)
+    then refused the whole team's weekly report and printable log."""
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say(f"巡视 1号台区 昨天下午3点 更换表箱{NONCHARS}")
+    for _ in range(3):
+        await zhang.say("跳过")
+    await zhang.say("保存")
+    row = await services.db.fetchone("SELECT content FROM worklogs ORDER BY id DESC")
+    assert row is not None and row["content"] == "更换表箱"  # cleaned at input
+    await add_log(services, seeded, "张三", L(2026, 12, 3, 10, 0), ("patrol",), "1号台区",
+                  f"巡视{NONCHARS}线路")  # stored before input was cleaned
+    await services.db.execute("UPDATE customers SET name = ? WHERE account_no = '5500010001'",
+                              (f"刘{NONCHARS}德福",))
+    lead = Chat(assistant, "test", "王班长")
+    for command in ("/report 上周", "/export 日志 上周"):
+        out = await lead.say(command)
+        [xlsx] = [a for a in out.replies[0].attachments if a.filename.endswith(".xlsx")]
+        assert "巡视线路" in all_text(xlsx.data)  # the file opens, the text is there
+    target = tmp_path / "c.xlsx"
+    await export_customers(services, TEAM_A, target, full=True)
+    assert "刘德福" in all_text(target.read_bytes())

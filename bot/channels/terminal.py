@@ -181,6 +181,13 @@ async def choose_user(services: Services, name: str | None, demo: bool | None,
     return None
 
 
+def terminal_reminders(services: Services, chat: TerminalChat) -> ReminderService:
+    """Reminders from the terminal: the signed-in user's are shown here; a Telegram user's
+    wait for `taiqu-bot run` (never failed, nor the user marked unreachable, from here)."""
+    return ReminderService(services, Dispatcher(services, [TerminalNotifier(chat)],
+                                                others_later=True))
+
+
 async def run_terminal(services: Services, user_name: str | None = None,
                        demo: bool | None = None, inp: TextIO | None = None,
                        out: TextIO | None = None, reminders: bool = True) -> int:
@@ -195,9 +202,8 @@ async def run_terminal(services: Services, user_name: str | None = None,
         await services.people.link_identity(tx, CHANNEL, str(user.id), user.id, now)
     assistant = Assistant(services)
     chat = TerminalChat(assistant, user, out)
-    scheduler = ReminderScheduler(
-        ReminderService(services, Dispatcher(services, [TerminalNotifier(chat)])),
-        services.settings.scan_interval_seconds)
+    scheduler = ReminderScheduler(terminal_reminders(services, chat),
+                                  services.settings.scan_interval_seconds)
     if reminders:
         scheduler.start()
     try:

@@ -506,7 +506,15 @@ class FormEngine:
             log.exception("saving form %s for user %s failed", draft.form, ctx.user.id)
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t("form.save_failed"))
         memory = timedelta(hours=ctx.services.settings.saved_form_memory_hours)
-        await ctx.services.conversations.finish(draft, saved.record_id, ctx.now,
-                                                ctx.now - memory)
+        try:
+            await ctx.services.conversations.finish(draft, saved.record_id, ctx.now,
+                                                    ctx.now - memory)
+        except Exception:
+            # Saved already (e.g. an import took the lock just after): say so, or the user
+            # types it all again. The form is closed like a step is written (held in memory
+            # while the lock is taken); only the memory for a second 保存 press is lost.
+            log.warning("form %s of user %s saved, but closing it failed", draft.form,
+                        ctx.user.id, exc_info=True)
+            await ctx.services.conversations.delete(ctx.user.id)
         return Outcome([Reply(saved.text, saved.buttons)], toast=ctx.t("form.saved_toast"))
 

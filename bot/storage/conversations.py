@@ -52,6 +52,10 @@ class Conversations:
         self.db = db
         self._held: dict[int, Held] = {}  # written in arrival order once the lock is free
         self._flusher: asyncio.Task[None] | None = None
+        # A held form being written in the background vs finish() of the same form: without
+        # it, a save that won the race for the freed lock was followed by the held form's
+        # write, and the saved form came back as open.
+        self._flush_lock = asyncio.Lock()
 
     async def get(self, user_id: int) -> Draft | None:
         if user_id in self._held:  # newer than the file
@@ -104,14 +108,17 @@ class Conversations:
     async def flush_once(self) -> bool:
         """One attempt at every held form; False if the lock was still taken."""
         for user_id, row in list(self._held.items()):
-            try:
-                await self._store(user_id, row)
-            except DatabaseBusy:
-                return False
-            except Exception:  # e.g. the user was deleted meanwhile: do not retry forever
-                log.exception("held form of user %s could not be written; dropped", user_id)
-            if self._held.get(user_id, ...) is row:  # not replaced while we wrote it
-                del self._held[user_id]
+            async with self._flush_lock:
+                if self._held.get(user_id, ...) is not row:
+                    continue  # finished meanwhile (nothing to write) or replaced (next round)
+                try:
+                    await self._store(user_id, row)
+                except DatabaseBusy:
+                    return False
+                except Exception:  # e.g. the user was deleted meanwhile: do not retry forever
+                    log.exception("held form of user %s could not be written; dropped", user_id)
+                if self._held.get(user_id, ...) is row:  # not replaced while we wrote it
+                    del self._held[user_id]
         return True
 
     async def close(self) -> None:
@@ -128,16 +135,18 @@ class Conversations:
                      forget_before: datetime) -> None:
         """Close a saved form, remembering its token -> what it saved (a second press of
         保存 can then say so); entries finished before `forget_before` are pruned."""
-        # A draft still held in memory (database was busy) must not be written back later.
-        self._held.pop(draft.user_id, None)
-        async with self.db.tx() as tx:
-            await tx.execute("DELETE FROM conversations WHERE user_id = ?", (draft.user_id,))
-            await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
-                             (iso(forget_before),))
-            await tx.execute(
-                "INSERT OR REPLACE INTO finished_forms(token, user_id, form, record_id, "
-                "finished_at) VALUES (?, ?, ?, ?, ?)",
-                (draft.token, draft.user_id, draft.form, record_id, iso(now)))
+        # A draft still held in memory (database was busy) must not be written back later,
+        # nor one the background write has already taken up land after this delete.
+        async with self._flush_lock:
+            self._held.pop(draft.user_id, None)
+            async with self.db.tx() as tx:
+                await tx.execute("DELETE FROM conversations WHERE user_id = ?", (draft.user_id,))
+                await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
+                                 (iso(forget_before),))
+                await tx.execute(
+                    "INSERT OR REPLACE INTO finished_forms(token, user_id, form, record_id, "
+                    "finished_at) VALUES (?, ?, ?, ?, ?)",
+                    (draft.token, draft.user_id, draft.form, record_id, iso(now)))
 
     async def finished(self, user_id: int, token: str, since: datetime) -> Finished | None:
         """The user's form with this token, if it was saved at or after `since`."""

@@ -24,6 +24,7 @@ Row = aiosqlite.Row
 log = logging.getLogger(__name__)
 SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database file
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+QUEUED = 0.25  # seconds waited for the write connection after which its busy wait is cut
 
 
 def iso(dt: datetime) -> str:
@@ -181,9 +182,35 @@ class Database:
             raise RuntimeError("Database used inside its own transaction: use the Tx")
 
     @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """The write connection for one transaction, waited for at most `busy_timeout` in all:
+        a write queued behind others that each waited for another process's lock must not
+        wait that long again itself (N queued writes would take N busy timeouts)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            async with asyncio.timeout(self.busy_timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy("the writes before this one still wait for the lock") from None
+        try:
+            waited = loop.time() - start
+            if waited < QUEUED:  # the usual case: no extra statement
+                yield
+                return
+            left = max(self.busy_timeout - waited, 0.001)
+            await self.conn.execute(f"PRAGMA busy_timeout={round(left * 1000)}")
+            try:
+                yield
+            finally:
+                await self.conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
+        finally:
+            self._lock.release()
+
+    @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         self._not_reentrant()
-        async with self._lock:
+        async with self._write_turn():
             self._owner = asyncio.current_task()
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
@@ -214,7 +241,7 @@ class Database:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own (autocommit) transaction."""
         self._not_reentrant()
-        async with self._lock:
+        async with self._write_turn():
             return await Tx(self.conn).execute(sql, params)
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:

@@ -131,6 +131,17 @@ class Reminders:
         """Quiet hours: keep it for the recipient's next morning digest."""
         await self.db.execute("UPDATE reminders SET state = 'held' WHERE id = ?", (reminder_id,))
 
+    async def release_held_of_deactivated(self) -> int:
+        """Rows held for the morning digest of a user deactivated since: that user gets no
+        digest any more, so they go back to 'pending' and are forwarded to the lead."""
+        held = "state = 'held' AND user_id IN (SELECT id FROM users WHERE active = 0)"
+        if await self.db.fetchone(f"SELECT 1 FROM reminders WHERE {held} LIMIT 1") is None:
+            return 0  # the usual case, read on the reader: no write per scan
+        async with self.db.tx() as tx:
+            await tx.execute(f"UPDATE reminders SET state = 'pending' WHERE {held}")
+            row = await tx.fetchone("SELECT changes()")
+        return int(row[0]) if row else 0
+
     async def held_for(self, user_id: int) -> list[Reminder]:
         rows = await self.db.fetchall(
             "SELECT * FROM reminders WHERE user_id = ? AND state = 'held' ORDER BY due_at, id",
