@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +23,9 @@ from bot.conversations.worklog import (
     show_location,
 )
 from bot.deadlines import AreaKind, Rule, due_after
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import Button, Outcome, Reply
 from bot.records.common import (
     calendar,
-    leads,
     now_value,
     remaining,
     ruleset,
@@ -35,10 +35,21 @@ from bot.records.common import (
     value_time,
     when,
 )
+from bot.records.runtime import (
+    RecordType,
+    Rung,
+    Store,
+    Transition,
+    field_line,
+    ladder_text,
+    on_time,
+    other_leads,
+    plan_ladder,
+)
 from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.services import Ctx
 from bot.storage.conversations import Draft
-from bot.storage.db import Row, Tx, from_iso, iso
+from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import find_time
@@ -54,26 +65,36 @@ _AREA_TOKEN = re.compile(r"\S*?台区")
 _BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")
 
 
-# --- storage --------------------------------------------------------------------------
-_SELECT = ("SELECT r.*, u.name AS owner, a.name AS area_name, a.kind AS area_kind "
-           "FROM repairs r JOIN users u ON u.id = r.user_id JOIN areas a ON a.id = r.area_id ")
+@dataclass(frozen=True)
+class Repair:
+    id: int
+    team_id: int
+    user_id: int
+    owner: str
+    status: str
+    area_name: str
+    area_kind: str | None
+    ruleset: str
+    description: str
+    received_at: datetime
+    arrival_due: datetime
+    arrived_at: datetime | None
+    arrived_lat: float | None
+    arrived_lon: float | None
+    restore_due: datetime | None
+    restored_at: datetime | None
+
+    @property
+    def kind(self) -> AreaKind:
+        for k in AREA_KINDS:
+            if self.area_kind == k:
+                return k
+        return "rural"  # the schema's default: an area nobody classified counts as rural
 
 
-async def get(ctx: Ctx, rid: int) -> Row | None:
-    """The repair if the user may see it: their own, or the team's for a lead."""
-    row = await ctx.services.db.fetchone(_SELECT + "WHERE r.id = ?", (rid,))
-    if row is None or row["team_id"] != ctx.user.team_id:
-        return None
-    if not ctx.user.sees_whole_team and row["user_id"] != ctx.user.id:
-        return None
-    return row
-
-
-def _kind(value: str | None) -> AreaKind:
-    for k in AREA_KINDS:
-        if value == k:
-            return k
-    return "rural"  # the schema's default: an area nobody classified counts as rural
+STORE = Store(Repair, "repairs", "SELECT r.*, u.name AS owner, a.name AS area_name, "
+              "a.kind AS area_kind FROM repairs r JOIN users u ON u.id = r.user_id "
+              "JOIN areas a ON a.id = r.area_id", "r")
 
 
 def arrival_rule(ctx: Ctx, kind: AreaKind) -> Rule:
@@ -98,55 +119,35 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
                  if str(a.id) == values.get("area")), None)
     if area is None:
         raise Invalid("form.worklog.area_gone")
-    kind = _kind(area.kind)
+    kind = next((k for k in AREA_KINDS if k == area.kind), "rural")
     received = value_time(values["received_at"])
     rule = arrival_rule(ctx, kind)
     rules = ruleset(services)
-    arrival = due_after(received, rule, await calendar(services), rules.working_hours)
-    team_leads = [u.id for u in await leads(services, ctx.user.team_id) if u.id != ctx.user.id]
+    due = due_after(received, rule, await calendar(services), rules.working_hours).due
+    team_leads = await other_leads(services, ctx.user.team_id, ctx.user.id)
+    before = timedelta(minutes=rules.reminders.repair_before_due_minutes)
     async with services.db.tx() as tx:
-        existing = await tx.fetchone("SELECT id FROM repairs WHERE form_token = ?", (token,))
-        if existing:  # the same confirm processed twice (crash before the draft was closed)
-            rid = int(existing["id"])
-        else:
-            rid = int(await tx.execute(
-                "INSERT INTO repairs(team_id, user_id, area_id, received_at, description, "
-                "ruleset, arrival_due, form_token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ctx.user.team_id, ctx.user.id, area.id, iso(received), values["description"],
-                 rules.name, iso(arrival.due), token, iso(ctx.now))) or 0)
-            await plan_arrival(ctx, tx, rid, arrival.due, team_leads)
+        rid, new = await STORE.insert_once(tx, token, {
+            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
+            "received_at": iso(received), "description": values["description"],
+            "ruleset": rules.name, "arrival_due": iso(due), "created_at": iso(ctx.now)})
+        if new:  # all urgent: a crew on the road at night must not wait for the digest
+            await plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "arrival", [
+                Rung("soon", due - before, urgent=True),
+                Rung("due", due, urgent=True, skip_if_past=False),
+                Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
+                team_leads, ctx.now)
     lines = [ctx.t("repair.saved", id=rid, area=area.name, kind=ctx.t(f"repair.area_kind.{kind}")),
-             ctx.t("repair.arrive_by", when=when(ctx, arrival.due), rule=rule.label(ctx.locale),
-                   left=remaining(ctx, arrival.due))
+             ctx.t("repair.arrive_by", when=when(ctx, due), rule=rule.label(ctx.locale),
+                   left=remaining(ctx, due))
              + (ctx.t("repair.average") if rule.average else "")]
-    return Saved("\n".join(lines), card_buttons(ctx, rid, "open"), record_id=rid)
+    return Saved("\n".join(lines), action_rows(ctx, rid, "open"), record_id=rid)
 
 
-def card_buttons(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
-    row = [Button(ctx.t("btn.open_item"), callback(GLOBAL_TOKEN, "rep", rid))]
-    if status == "open":
-        row.append(Button(ctx.t("btn.repair_arrived"), callback(GLOBAL_TOKEN, "repa", rid)))
-    if status != "restored":
-        row.append(Button(ctx.t("btn.repair_restored"), callback(GLOBAL_TOKEN, "repr", rid)))
-    return [row]
-
-
-async def plan_arrival(ctx: Ctx, tx: Tx, rid: int, due: datetime, lead_ids: list[int]) -> None:
-    """Due soon and due to the manager, escalation to the leads: all urgent (a crew on the
-    road at night must not wait for the morning digest)."""
-    now = ctx.now
-    before = timedelta(minutes=ruleset(ctx.services).reminders.repair_before_due_minutes)
-    if due - before > now:
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id, subject=SUBJECT,
-                             subject_id=rid, kind="arrival.soon", due_at=due - before, now=now,
-                             urgent=True)
-    await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id, subject=SUBJECT,
-                         subject_id=rid, kind="arrival.due", due_at=max(due, now), now=now,
-                         urgent=True)
-    for lead_id in lead_ids:
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=lead_id, subject=SUBJECT,
-                             subject_id=rid, kind="arrival.escalate", due_at=max(due, now),
-                             now=now, urgent=True)
+def action_rows(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
+    """The open button and the transitions allowed in `status` (saved messages, reminders)."""
+    return [[REPAIRS.open_button(ctx, rid),
+             *(t.button(ctx, rid) for t in REPAIRS.transitions if status in t.allowed)]]
 
 
 REPAIR = REGISTRY.form(FormSpec(
@@ -168,72 +169,54 @@ REPAIR = REGISTRY.form(FormSpec(
 # --- arrival and restoration ----------------------------------------------------------
 async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Saved:
-    rid = int(meta["repair_id"])
-    row = await get(ctx, rid)
-    if row is None:
-        raise Invalid("repair.not_found")
+    rec = await REPAIRS.record(ctx, meta)
     at = value_time(values["arrived_at"])
-    if at < from_iso(row["received_at"]):
-        raise Invalid("repair.before_received", received=when(ctx, row["received_at"]))
+    if at < rec.received_at:
+        raise Invalid("repair.before_received", received=when(ctx, rec.received_at))
     loc = values.get("location") or [None, None]
-    kind = _kind(row["area_kind"])
-    rule = restore_rule(ctx, kind)
+    rule = restore_rule(ctx, rec.kind)
     restore_due = None
     if rule is not None:
         rules = ruleset(ctx.services)
         restore_due = due_after(at, rule, await calendar(ctx.services), rules.working_hours).due
-    team_leads = [u.id for u in await leads(ctx.services, ctx.user.team_id)
-                  if u.id not in (ctx.user.id, row["user_id"])]
+    team_leads = await other_leads(ctx.services, ctx.user.team_id, ctx.user.id, rec.user_id)
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE repairs SET arrived_at = ?, arrived_lat = ?, arrived_lon = ?, restore_due = ?, "
-            "status = 'arrived', updated_at = ? WHERE id = ? AND status = 'open'",
-            (iso(at), loc[0], loc[1], iso(restore_due) if restore_due else None, iso(ctx.now),
-             rid))
-        changed = await tx.fetchone("SELECT changes()")
-        await Reminders.cancel(tx, SUBJECT, rid, "arrival.")
-        if changed and changed[0] and restore_due is not None:
-            now = ctx.now
-            await Reminders.plan(tx, team_id=row["team_id"], user_id=row["user_id"],
-                                 subject=SUBJECT, subject_id=rid, kind="restore.due",
-                                 due_at=max(restore_due, now), now=now, urgent=True)
-            for lead_id in team_leads:  # an average target: the lead may read it in the morning
-                await Reminders.plan(tx, team_id=row["team_id"], user_id=lead_id,
-                                     subject=SUBJECT, subject_id=rid, kind="restore.escalate",
-                                     due_at=max(restore_due, now), now=now)
-    on_time = at <= from_iso(row["arrival_due"])
-    lines = [ctx.t("repair.arrived", id=rid, when=when(ctx, at)) + " "
-             + ctx.t("deadline.on_time" if on_time else "deadline.late")]
+        arrived = await STORE.update(tx, rec.id, {
+            "arrived_at": iso(at), "arrived_lat": loc[0], "arrived_lon": loc[1],
+            "restore_due": iso(restore_due) if restore_due else None, "status": "arrived",
+            "updated_at": iso(ctx.now)}, "status = 'open'")
+        await Reminders.cancel(tx, SUBJECT, rec.id, "arrival.")
+        if arrived and restore_due is not None:  # an average target: leads read it later
+            await plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
+                Rung("due", restore_due, urgent=True, skip_if_past=False),
+                Rung("escalate", restore_due, to_leads=True, skip_if_past=False)],
+                team_leads, ctx.now)
+    lines = [ctx.t("repair.arrived", id=rec.id, when=when(ctx, at)) + " "
+             + on_time(ctx, at, rec.arrival_due)]
     if restore_due is not None and rule is not None:
         lines.append(ctx.t("repair.restore_by", when=when(ctx, restore_due),
                            rule=rule.label(ctx.locale))
                      + (ctx.t("repair.average") if rule.average else ""))
     else:
-        lines.append(ctx.t("repair.no_restore_rule", ruleset=row["ruleset"]))
-    return Saved("\n".join(lines), card_buttons(ctx, rid, "arrived"), record_id=rid)
+        lines.append(ctx.t("repair.no_restore_rule", ruleset=rec.ruleset))
+    return Saved("\n".join(lines), action_rows(ctx, rec.id, "arrived"), record_id=rec.id)
 
 
 async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
                         meta: dict[str, Any]) -> Saved:
-    rid = int(meta["repair_id"])
-    row = await get(ctx, rid)
-    if row is None:
-        raise Invalid("repair.not_found")
+    rec = await REPAIRS.record(ctx, meta)
     at = value_time(values["restored_at"])
-    floor = from_iso(row["arrived_at"] or row["received_at"])
+    floor = rec.arrived_at or rec.received_at
     if at < floor:
         raise Invalid("repair.before_received", received=when(ctx, floor))
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE repairs SET restored_at = ?, status = 'restored', updated_at = ? "
-            "WHERE id = ?", (iso(at), iso(ctx.now), rid))
-        await Reminders.cancel(tx, SUBJECT, rid)
-    took = ctx.t("repair.took", span=span(ctx, at - from_iso(row["received_at"])))
-    on_time = row["restore_due"] is None or at <= from_iso(row["restore_due"])
-    return Saved(ctx.t("repair.closed", id=rid, when=when(ctx, at)) + " " + took
-                 + (" " + ctx.t("deadline.on_time" if on_time else "deadline.late")
-                    if row["restore_due"] else ""),
-                 card_buttons(ctx, rid, "restored"), record_id=rid)
+        await STORE.update(tx, rec.id, {"restored_at": iso(at), "status": "restored",
+                                        "updated_at": iso(ctx.now)})
+        await Reminders.cancel(tx, SUBJECT, rec.id)
+    took = ctx.t("repair.took", span=span(ctx, at - rec.received_at))
+    return Saved(ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
+                 + (" " + on_time(ctx, at, rec.restore_due) if rec.restore_due else ""),
+                 action_rows(ctx, rec.id, "restored"), record_id=rec.id)
 
 
 ARRIVE = REGISTRY.form(FormSpec(
@@ -257,95 +240,80 @@ RESTORE = REGISTRY.form(FormSpec(
 
 
 # --- card -----------------------------------------------------------------------------
-def _title(ctx: Ctx, row: Row) -> str:
-    return ctx.t("repair.title", id=row["id"], area=row["area_name"])
+def title(ctx: Ctx, rec: Repair) -> str:
+    return ctx.t("repair.title", id=rec.id, area=rec.area_name)
 
 
-def _done(ctx: Ctx, due: str | None, done: str | None) -> str:
+def _done(ctx: Ctx, due: datetime | None, done: datetime | None) -> str:
     if done is None:
         return remaining(ctx, due) if due else ""
-    on_time = due is None or from_iso(done) <= from_iso(due)
-    return ctx.t("repair.done_at", when=when(ctx, done)) + (
-        ctx.t("deadline.on_time" if on_time else "deadline.late") if due else "")
+    return ctx.t("repair.done_at", when=when(ctx, done)) + (on_time(ctx, done, due) if due else "")
 
 
-async def card(ctx: Ctx, rid: int) -> Outcome:
-    row = await get(ctx, rid)
-    if row is None:
-        return Outcome().add(ctx.t("repair.not_found"))
-    sep = "：" if ctx.locale == "zh_CN" else ": "
-    kind = _kind(row["area_kind"])
-    lines = [_title(ctx, row) + f" · {ctx.t(f'repair.area_kind.{kind}')}",
-             ctx.t(f"repair.status.{row['status']}"),
-             ctx.t("field.repair_received_at") + sep + when(ctx, row["received_at"]),
-             ctx.t("field.repair_description") + sep + row["description"],
-             ctx.t("field.owner") + sep + row["owner"],
-             ctx.t("field.repair_arrival_due") + sep + when(ctx, row["arrival_due"]) + " · "
-             + _done(ctx, row["arrival_due"], row["arrived_at"])]
-    if row["arrived_lat"] is not None and row["arrived_lon"] is not None:
-        lines.append(ctx.t("field.location") + sep
-                     + await show_location([row["arrived_lat"], row["arrived_lon"]], ctx))
-    if row["restore_due"]:
-        lines.append(ctx.t("field.repair_restore_due") + sep + when(ctx, row["restore_due"])
-                     + " · " + _done(ctx, row["restore_due"], row["restored_at"]))
-    elif row["restored_at"]:
-        lines.append(ctx.t("field.repair_restored_at") + sep + when(ctx, row["restored_at"]))
-    buttons = card_buttons(ctx, rid, row["status"])
-    buttons[0] = buttons[0][1:]  # the card itself needs no "open" button
-    return Outcome().add("\n".join(lines), [b for b in buttons if b])
+async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outcome:
+    lines = [title(ctx, rec) + f" · {ctx.t(f'repair.area_kind.{rec.kind}')}",
+             ctx.t(f"repair.status.{rec.status}"),
+             field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
+             field_line(ctx, "field.repair_description", rec.description),
+             field_line(ctx, "field.owner", rec.owner),
+             field_line(ctx, "field.repair_arrival_due", when(ctx, rec.arrival_due)) + " · "
+             + _done(ctx, rec.arrival_due, rec.arrived_at)]
+    if rec.arrived_lat is not None and rec.arrived_lon is not None:
+        lines.append(field_line(ctx, "field.location",
+                                await show_location([rec.arrived_lat, rec.arrived_lon], ctx)))
+    if rec.restore_due:
+        lines.append(field_line(ctx, "field.repair_restore_due", when(ctx, rec.restore_due))
+                     + " · " + _done(ctx, rec.restore_due, rec.restored_at))
+    elif rec.restored_at:
+        lines.append(field_line(ctx, "field.repair_restored_at", when(ctx, rec.restored_at)))
+    buttons = await REPAIRS.allowed(ctx, rec)
+    return Outcome().add("\n".join(lines), [buttons] if buttons else [])
+
+
+REPAIRS = RecordType(
+    subject=SUBJECT, store=STORE, open_action="rep", not_found="repair.not_found",
+    meta_key="repair_id", title=title, render_card=render_card,
+    transitions=(
+        Transition("repa", "rpa", "btn.repair_arrived", "repair.arrive_heading", ARRIVE,
+                   ("open",)),
+        Transition("repr", "rpr", "btn.repair_restored", "repair.restore_heading", RESTORE,
+                   ("open", "arrived")),
+    )).register()
 
 
 # --- reminders ------------------------------------------------------------------------
 async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    row = await ctx.services.db.fetchone(_SELECT + "WHERE r.id = ?", (r.subject_id,))
-    if row is None or row["status"] == "restored":
+    rec = await STORE.load(ctx.services.db, r.subject_id)
+    if rec is None or rec.status == "restored":
         return None
     step, label = r.kind.split(".", 1)
-    if step == "arrival" and row["arrived_at"]:
+    if step == "arrival" and rec.arrived_at:
         return None
-    due = row[f"{step}_due"]
+    due = rec.arrival_due if step == "arrival" else rec.restore_due
     if due is None:
         return None
-    what = ctx.t(f"repair.step.{step}")
-    title = _title(ctx, row)
-    if label == "escalate":
-        text = ctx.t("reminder.escalate", owner=row["owner"], item=title, what=what,
-                     due=when(ctx, due), late=remaining(ctx, due))
-    elif label == "due":
-        text = ctx.t("reminder.overdue", item=title, what=what, due=when(ctx, due),
-                     late=remaining(ctx, due))
-    elif from_iso(due) <= ctx.now:
-        return None  # a "due soon" sent late (bot down): the due one says it all
-    else:
-        text = ctx.t("reminder.soon", item=title, what=what, due=when(ctx, due),
-                     left=remaining(ctx, due))
-    return Reply(text, card_buttons(ctx, row["id"], row["status"]))
+    text = ladder_text(ctx, label, title(ctx, rec), ctx.t(f"repair.step.{step}"), due, rec.owner)
+    return Reply(text, action_rows(ctx, rec.id, rec.status)) if text else None
 
 
 async def todo(ctx: Ctx) -> list[TodoItem]:
-    scope = "r.team_id = ?" if ctx.user.sees_whole_team else "r.user_id = ?"
-    rows = await ctx.services.db.fetchall(
-        _SELECT + f"WHERE {scope} AND r.status != 'restored'",
-        (ctx.user.team_id if ctx.user.sees_whole_team else ctx.user.id,))
     items = []
-    for row in rows:
-        if row["status"] == "open":
-            due = from_iso(row["arrival_due"])
-            text = ctx.t("todo.repair_arrival", item=_title(ctx, row), due=when(ctx, due),
+    for rec in await STORE.open_for(ctx, "r.status != 'restored'"):
+        item = title(ctx, rec)
+        if rec.status == "open":
+            due = rec.arrival_due
+            text = ctx.t("todo.repair_arrival", item=item, due=when(ctx, due),
                          left=remaining(ctx, due))
-        elif row["restore_due"]:
-            due = from_iso(row["restore_due"])
-            text = ctx.t("todo.repair_restore", item=_title(ctx, row), due=when(ctx, due),
+        elif rec.restore_due:
+            due = rec.restore_due
+            text = ctx.t("todo.repair_restore", item=item, due=when(ctx, due),
                          left=remaining(ctx, due))
-        else:  # no restore target in this rule set: still open until restored
-            due = from_iso(row["arrived_at"])
-            text = ctx.t("todo.repair_restore_open", item=_title(ctx, row),
-                         arrived=when(ctx, due))
-        items.append(TodoItem(
-            due=due.astimezone(ctx.tz), text=text, urgent=True,
-            button=Button(ctx.t("repair.todo_button", id=row["id"], area=row["area_name"]),
-                          callback(GLOBAL_TOKEN, "rep", row["id"])),
-            overdue=due <= ctx.now and (row["status"] == "open" or bool(row["restore_due"]))))
+        else:  # no restore target in this rule set: still open until restored, never late
+            due = rec.arrived_at or rec.received_at
+            text = ctx.t("todo.repair_restore_open", item=item, arrived=when(ctx, due))
+        items.append(REPAIRS.todo(
+            ctx, rec, due, text, ctx.t("repair.todo_button", id=rec.id, area=rec.area_name),
+            urgent=True, overdue=None if rec.status == "open" or rec.restore_due else False))
     return items
 
 
@@ -405,34 +373,3 @@ async def repair_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
         return None
     values, notices = await prefill(ctx, m.group(2))
     return await app.engine.start(ctx, REPAIR.name, values or None, notices)
-
-
-@REGISTRY.button("rep")
-async def open_card(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await card(ctx, int(arg)) if arg.isdigit() else Outcome(toast=ctx.t("button.stale"))
-
-
-async def _open_action(app: Assistant, ctx: Ctx, rid: int, form: FormSpec, heading_key: str,
-                       allowed: tuple[str, ...]) -> Outcome:
-    row = await get(ctx, rid)
-    if row is None:
-        return Outcome().add(ctx.t("repair.not_found"))
-    if row["status"] not in allowed:
-        return await card(ctx, rid)
-    return await app.engine.start(ctx, form.name, meta={"repair_id": rid},
-                                  heading=ctx.t(heading_key, item=_title(ctx, row)))
-
-
-@REGISTRY.opener("rpa")
-async def open_arrival(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
-    return await _open_action(app, ctx, rid, ARRIVE, "repair.arrive_heading", ("open",))
-
-
-@REGISTRY.opener("rpr")
-async def open_restore(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
-    return await _open_action(app, ctx, rid, RESTORE, "repair.restore_heading",
-                              ("open", "arrived"))
-
-
-REGISTRY.opener_button("repa", "rpa")
-REGISTRY.opener_button("repr", "rpr")
