@@ -258,10 +258,10 @@ COMPLAINTS = RecordType(
     subject=SUBJECT, store=STORE, open_action="cpl", not_found="complaint.not_found",
     meta_key="complaint_id", title=title, render_card=render_card,
     transitions=(
-        Transition("cplc", "cc", "btn.contacted", "complaint.contact_heading", CONTACT,
-                   ("open",)),
-        Transition("cplr", "cr", "btn.replied", "complaint.reply_heading", REPLY,
-                   ("open", "contacted")),
+        Transition("cplc", "btn.contacted", ("open",), CONTACT, "cc",
+                   "complaint.contact_heading"),
+        Transition("cplr", "btn.replied", ("open", "contacted"), REPLY, "cr",
+                   "complaint.reply_heading"),
     )).register()
 STEP_ACTION = {"contact": COMPLAINTS.transitions[0], "reply": COMPLAINTS.transitions[1]}
 

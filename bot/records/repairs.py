@@ -274,10 +274,10 @@ REPAIRS = RecordType(
     subject=SUBJECT, store=STORE, open_action="rep", not_found="repair.not_found",
     meta_key="repair_id", title=title, render_card=render_card,
     transitions=(
-        Transition("repa", "rpa", "btn.repair_arrived", "repair.arrive_heading", ARRIVE,
-                   ("open",)),
-        Transition("repr", "rpr", "btn.repair_restored", "repair.restore_heading", RESTORE,
-                   ("open", "arrived")),
+        Transition("repa", "btn.repair_arrived", ("open",), ARRIVE, "rpa",
+                   "repair.arrive_heading"),
+        Transition("repr", "btn.repair_restored", ("open", "arrived"), RESTORE, "rpr",
+                   "repair.restore_heading"),
     )).register()
 
 

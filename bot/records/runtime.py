@@ -166,27 +166,30 @@ async def other_leads(services: Services, team_id: int, *exclude: int) -> list[i
 
 
 # --- transitions and the card -------------------------------------------------------------
-Allowed = Callable[[Any], bool]
+Allowed = Callable[[Ctx, Any], bool]
+Act = Callable[[Ctx, Any], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
 class Transition:
-    """A status change offered as a button and asked as a small form: `action` is the
-    global button (-|action|ID), `opener` the prefix the assistant opens, `allowed` the
-    states it leaves (or a predicate on the record), `refuse` a domain rule that may refuse
-    with a reason shown on the card."""
+    """A status change offered as a button (-|action|ID): either a small form (`form`,
+    opened under the opener prefix `opener` with the heading `heading`) or a one-tap `run`.
+    `allowed`: the states it leaves, or a predicate on the record now; `refuse`: a domain
+    rule that may refuse with a reason shown on the card."""
 
     action: str
-    opener: str
     label: str
-    heading: str
-    form: FormSpec | None
     allowed: tuple[str, ...] | Allowed
+    form: FormSpec | None = None
+    opener: str = ""
+    heading: str = ""
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
+    run: Act | None = None
 
-    def allows(self, rec: Record) -> bool:
-        return rec.status in self.allowed if isinstance(self.allowed, tuple) else \
-            self.allowed(rec)
+    def allows(self, ctx: Ctx, rec: Record) -> bool:
+        if isinstance(self.allowed, tuple):
+            return rec.status in self.allowed
+        return self.allowed(ctx, rec)
 
     def button(self, ctx: Ctx, rid: int) -> Button:
         return Button(ctx.t(self.label), callback(GLOBAL_TOKEN, self.action, rid))
@@ -204,8 +207,8 @@ class RecordType(Generic[R]):
     open_action: str  # the global button that shows the card
     not_found: str
     meta_key: str  # the action forms' meta carries the record id under this name
-    title: Callable[[Ctx, R], str]
     render_card: CardFn
+    title: Callable[[Ctx, R], str] = lambda ctx, rec: f"#{rec.id}"  # action form headings
     transitions: tuple[Transition, ...] = ()
     open_label: str = "btn.open_item"
     types: ClassVar[dict[str, RecordType[Any]]] = {}
@@ -217,7 +220,19 @@ class RecordType(Generic[R]):
             if t.form is not None:
                 REGISTRY.openers[t.opener] = self._opener(t)
                 REGISTRY.opener_button(t.action, t.opener)
+            elif t.run is not None:
+                self.on_tap(t.action, t.run)
         return self
+
+    def on_tap(self, action: str, run: Act) -> None:
+        """A one-tap button -|action|ID acting on a record the user may see (the action
+        re-checks the state: a stale card may offer what is no longer allowed)."""
+        async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+            if not arg.isdigit():
+                return stale(ctx)
+            rec = await self.store.visible(ctx, int(arg))
+            return await run(ctx, rec) if rec else Outcome().add(ctx.t(self.not_found))
+        REGISTRY.buttons[action] = handler
 
     def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
         return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
@@ -231,7 +246,7 @@ class RecordType(Generic[R]):
         refused by a domain rule."""
         out = []
         for t in self.transitions:
-            if t.allows(rec) and (t.refuse is None or await t.refuse(ctx, rec) is None):
+            if t.allows(ctx, rec) and (t.refuse is None or await t.refuse(ctx, rec) is None):
                 out.append(t.button(ctx, rec.id))
         return out
 
@@ -260,7 +275,7 @@ class RecordType(Generic[R]):
             reason = await t.refuse(ctx, rec) if t.refuse else None
             if reason is not None:  # also a forged or stale button: say why on the card
                 return await self.card(ctx, rid, reason)
-            if not t.allows(rec) or t.form is None:
+            if not t.allows(ctx, rec) or t.form is None:
                 return await self.card(ctx, rid)
             return await app.engine.start(ctx, t.form.name, meta={self.meta_key: rid},
                                           heading=ctx.t(t.heading, item=self.title(ctx, rec)))
