@@ -242,7 +242,7 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.not_in_register", account=account))
     if others:
         lines.append(ctx.t("arrears.other_open", ids="、".join(f"#{r['id']}" for r in others)))
-    return Saved("\n".join(lines), ARREARS_RECORDS.saved_buttons(ctx, aid), record_id=aid)
+    return ARREARS_RECORDS.saved(ctx, aid, "\n".join(lines))
 
 
 ARREARS = REGISTRY.form(FormSpec(
@@ -466,7 +466,7 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
     lines += _law_lines(ctx, rules, rec.since, cutoff_at)
     if earliest and earliest.provisional:
         lines.append(ctx.t("deadline.provisional"))
-    return Saved("\n".join(lines), ARREARS_RECORDS.saved_buttons(ctx, rec.id), record_id=rec.id)
+    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
 
 
 async def cutoff_refusal(ctx: Ctx, rec: Arrears) -> str | None:
@@ -513,7 +513,7 @@ async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
     text = ctx.t("arrears.cutoff_saved", id=rec.id, when=when(ctx, at))
     if rule is not None:
         text += "\n" + ctx.t("arrears.restore_rule", period=rule.label(ctx.locale))
-    return Saved(text, ARREARS_RECORDS.saved_buttons(ctx, rec.id), record_id=rec.id)
+    return ARREARS_RECORDS.saved(ctx, rec.id, text)
 
 
 async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
@@ -558,7 +558,7 @@ async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.paid_prepaid_closed"))
     else:
         lines.append(ctx.t("arrears.paid_closed"))
-    return Saved("\n".join(lines), ARREARS_RECORDS.saved_buttons(ctx, rec.id), record_id=rec.id)
+    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
 
 
 async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
@@ -574,9 +574,9 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
                                                "updated_at": iso(ctx.now)}, "status = 'paid'"):
             raise Invalid("arrears.changed")
         await Reminders.cancel(tx, SUBJECT, rec.id)
-    return Saved(ctx.t("arrears.restored_saved", id=rec.id, when=when(ctx, at)) + " "
-                 + on_time(ctx, at, rec.restore_due),
-                 ARREARS_RECORDS.saved_buttons(ctx, rec.id), record_id=rec.id)
+    return ARREARS_RECORDS.saved(ctx, rec.id, ctx.t("arrears.restored_saved", id=rec.id,
+                                                    when=when(ctx, at))
+                                 + " " + on_time(ctx, at, rec.restore_due))
 
 
 def _moment_form(name: str, field: str, label: str, save: SaveFn) -> FormSpec:
@@ -831,7 +831,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         label = ctx.t("arrears.todo.button", id=rec.id, name=rec.customer_name)
         if rec.status == "paid" and rec.restore_due is not None:
             due = rec.restore_due
-            items.append(ARREARS_RECORDS.todo(
+            items.append(ARREARS_RECORDS.todo_item(
                 ctx, rec, due, ctx.t("arrears.todo.restore", item=item, due=when(ctx, due),
                                      left=remaining(ctx, due)), label, urgent=True))
             continue
@@ -845,7 +845,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("arrears.todo.followup", item=item, due=when(ctx, due),
                          step=_next_step(ctx, rec, bool(rec.medical)))
         # A cut-off that may be done, or a follow-up, is an opportunity, never overdue.
-        items.append(ARREARS_RECORDS.todo(ctx, rec, due, text, label, overdue=False))
+        items.append(ARREARS_RECORDS.todo_item(ctx, rec, due, text, label, overdue=False))
     return items
 
 

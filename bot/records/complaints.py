@@ -6,37 +6,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.conversations.customer import parse_account_no, parse_phone
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
 from bot.conversations.matching import Choice
-from bot.conversations.worklog import parse_text, parse_when
+from bot.conversations.worklog import parse_text
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway, next_working_start
 from bot.deadlines import working_hours_before as before
-from bot.events import Outcome, Reply
-from bot.records.common import calendar, now_value, remaining, ruleset, show_time, value_time, when
-from bot.records.runtime import (
-    RecordType,
-    Rung,
-    Store,
-    Transition,
-    field_line,
-    ladder_text,
-    on_time,
-    other_leads,
-    plan_ladder,
-)
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.events import Outcome
+from bot.records import runtime as rt
+from bot.records.common import calendar, now_value, remaining, ruleset, value_time, when
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx, Services
-from bot.storage.conversations import Draft
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
-
-if TYPE_CHECKING:
-    from bot.assistant import Assistant
 
 SUBJECT = "complaint"
 _INTENT = re.compile(r"^(登记投诉|投诉登记|登记工单|95598工单|新工单|登记95598)\s*(.*)$")
@@ -67,7 +53,7 @@ class Complaint:
         return self.contact_due if step == "contact" else self.reply_due
 
 
-STORE = Store(Complaint, "complaints", "SELECT c.*, u.name AS owner FROM complaints c "
+STORE = rt.Store(Complaint, "complaints", "SELECT c.*, u.name AS owner FROM complaints c "
               "JOIN users u ON u.id = c.user_id", "c")
 
 
@@ -102,7 +88,7 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
     customer = None
     if values.get("account_no"):
         customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
-    team_leads = await other_leads(services, ctx.user.team_id, ctx.user.id)
+    team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
     async with services.db.tx() as tx:
         cid, new = await STORE.insert_once(tx, token, {
             "team_id": ctx.user.team_id, "user_id": ctx.user.id,
@@ -119,11 +105,11 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
         for step, deadline in (("contact", contact), ("reply", reply)):
             if new and deadline is not None:  # half-way, N working hours before, at due
                 due = deadline.due
-                await plan_ladder(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step, [
-                    Rung("half", halfway(accepted, due, cal, hours)),
-                    Rung("soon", before(due, lead_time, cal, hours)),
-                    Rung("due", due, skip_if_past=False),
-                    Rung("escalate", due, to_leads=True, skip_if_past=False)],
+                await rt.plan_ladder(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step, [
+                    rt.Rung("half", halfway(accepted, due, cal, hours)),
+                    rt.Rung("soon", before(due, lead_time, cal, hours)),
+                    rt.Rung("due", due, skip_if_past=False),
+                    rt.Rung("escalate", due, to_leads=True, skip_if_past=False)],
                     team_leads, ctx.now)
     lines = [ctx.t("complaint.saved", id=cid, kind=ctx.t(f"complaint.kind.{kind}"))]
     if contact:
@@ -136,7 +122,7 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("deadline.provisional"))
     if values.get("account_no") and customer is None:
         lines.append(ctx.t("complaint.not_in_register", account=values["account_no"]))
-    return Saved("\n".join(lines), COMPLAINTS.saved_buttons(ctx, cid), record_id=cid)
+    return COMPLAINTS.saved(ctx, cid, "\n".join(lines))
 
 
 COMPLAINT = REGISTRY.form(FormSpec(
@@ -153,9 +139,8 @@ COMPLAINT = REGISTRY.form(FormSpec(
               Kind.TEXT, required=False, parse=parse_text),
         Field("customer_phone", "field.phone", "form.complaint.customer_phone", Kind.TEXT,
               required=False, parse=parse_phone),
-        Field("accepted_at", "field.accepted_at", "form.complaint.accepted_at", Kind.TIME,
-              parse=parse_when, show=show_time, hint="form.worklog.time.hint",
-              quick=("now",)),
+        rt.time_field("accepted_at", "field.accepted_at", "form.complaint.accepted_at",
+                      hint="form.worklog.time.hint"),
         Field("content", "field.complaint_content", "form.complaint.content", Kind.TEXT,
               parse=parse_text),
     ),
@@ -186,8 +171,8 @@ async def save_contact(ctx: Ctx, values: dict[str, Any], token: str,
         # Contact recorded after the reply (closed) leaves the status alone.
         await STORE.update(tx, rec.id, {"status": "contacted"}, "status = 'open'")
         await Reminders.cancel(tx, SUBJECT, rec.id, "contact.")
-    return Saved(ctx.t("complaint.contacted", id=rec.id) + " " + on_time(ctx, at, rec.contact_due),
-                 COMPLAINTS.saved_buttons(ctx, rec.id), record_id=rec.id)
+    return COMPLAINTS.saved(ctx, rec.id, ctx.t("complaint.contacted", id=rec.id) + " "
+                            + rt.on_time(ctx, at, rec.contact_due))
 
 
 async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
@@ -201,29 +186,20 @@ async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
             "replied_at": iso(at), "reply_result": values["result"], "status": "closed",
             "contacted_at": iso(rec.contacted_at or at), "updated_at": iso(ctx.now)})
         await Reminders.cancel(tx, SUBJECT, rec.id)
-    return Saved(ctx.t("complaint.closed", id=rec.id) + " " + on_time(ctx, at, rec.reply_due),
-                 COMPLAINTS.saved_buttons(ctx, rec.id), record_id=rec.id)
+    return COMPLAINTS.saved(ctx, rec.id, ctx.t("complaint.closed", id=rec.id) + " "
+                            + rt.on_time(ctx, at, rec.reply_due))
 
 
-CONTACT = REGISTRY.form(FormSpec(
-    name="complaint_contact", title="form.complaint_contact.title",
-    fields=(
-        Field("contacted_at", "field.contacted_at", "form.complaint_contact.at", Kind.TIME,
-              parse=parse_when, show=show_time, quick=("now",)),
-        Field("method", "field.contact_method", "form.complaint_contact.method", Kind.CHOICE,
-              choices=method_choices, show=show_method),
-    ),
-    save=save_contact, quick={"now": now_value}))
-
-REPLY = REGISTRY.form(FormSpec(
-    name="complaint_reply", title="form.complaint_reply.title",
-    fields=(
-        Field("replied_at", "field.replied_at", "form.complaint_reply.at", Kind.TIME,
-              parse=parse_when, show=show_time, quick=("now",)),
-        Field("result", "field.reply_result", "form.complaint_reply.result", Kind.TEXT,
-              parse=parse_text),
-    ),
-    save=save_reply, quick={"now": now_value}))
+CONTACT = rt.action_form(
+    "complaint_contact", save_contact,
+    rt.time_field("contacted_at", "field.contacted_at", "form.complaint_contact.at"),
+    Field("method", "field.contact_method", "form.complaint_contact.method", Kind.CHOICE,
+          choices=method_choices, show=show_method))
+REPLY = rt.action_form(
+    "complaint_reply", save_reply,
+    rt.time_field("replied_at", "field.replied_at", "form.complaint_reply.at"),
+    Field("result", "field.reply_result", "form.complaint_reply.result", Kind.TEXT,
+          parse=parse_text))
 
 
 # --- card -----------------------------------------------------------------------------
@@ -236,50 +212,25 @@ def title(ctx: Ctx, rec: Complaint) -> str:
 async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> Outcome:
     lines = [title(ctx, rec), ctx.t(f"complaint.status.{rec.status}")]
     if rec.order_no:
-        lines.append(field_line(ctx, "field.order_no", rec.order_no))
-    lines += [field_line(ctx, "field.owner", rec.owner),
-              field_line(ctx, "field.accepted_at", when(ctx, rec.accepted_at)),
-              field_line(ctx, "field.complaint_content", rec.content)]
+        lines.append(rt.field_line(ctx, "field.order_no", rec.order_no))
+    lines += [rt.field_line(ctx, "field.owner", rec.owner),
+              rt.field_line(ctx, "field.accepted_at", when(ctx, rec.accepted_at)),
+              rt.field_line(ctx, "field.complaint_content", rec.content)]
     for step, done in (("contact", rec.contacted_at), ("reply", rec.replied_at)):
         due = rec.due(step)
         if due:
-            lines.append(field_line(ctx, f"field.{step}_due", when(ctx, due)) + " · " + (
+            lines.append(rt.field_line(ctx, f"field.{step}_due", when(ctx, due)) + " · " + (
                 ctx.t("complaint.done_at", when=when(ctx, done)) if done
                 else remaining(ctx, due)))
     if rec.reply_result:
-        lines.append(field_line(ctx, "field.reply_result", rec.reply_result))
+        lines.append(rt.field_line(ctx, "field.reply_result", rec.reply_result))
     if rec.provisional:
         lines.append(ctx.t("deadline.provisional"))
     buttons = await COMPLAINTS.allowed(ctx, rec)
     return Outcome().add("\n".join(lines), [buttons] if buttons else [])
 
 
-COMPLAINTS = RecordType(
-    subject=SUBJECT, store=STORE, open_action="cpl", not_found="complaint.not_found",
-    meta_key="complaint_id", title=title, render_card=render_card,
-    transitions=(
-        Transition("cplc", "btn.contacted", ("open",), CONTACT, "cc",
-                   "complaint.contact_heading"),
-        Transition("cplr", "btn.replied", ("open", "contacted"), REPLY, "cr",
-                   "complaint.reply_heading"),
-    )).register()
-STEP_ACTION = {"contact": COMPLAINTS.transitions[0], "reply": COMPLAINTS.transitions[1]}
-
-
 # --- reminders ------------------------------------------------------------------------
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    rec = await STORE.load(ctx.services.db, r.subject_id)
-    step, label = r.kind.split(".", 1)
-    if rec is None or rec.status == "closed" or (step == "contact" and rec.contacted_at):
-        return None
-    due = rec.due(step)
-    assert due is not None  # planned only for a step with a deadline
-    text = ladder_text(ctx, label, title(ctx, rec), ctx.t(f"complaint.step.{step}"), due,
-                       rec.owner, drop_late_soon=False)
-    return Reply(text or "", [[COMPLAINTS.open_button(ctx, rec.id),
-                               STEP_ACTION[step].button(ctx, rec.id)]])
-
-
 async def after_sent(services: Services, r: Reminder, now: datetime) -> None:
     """While overdue, remind again once a working day (09:00) until done."""
     step, label = r.kind.split(".", 1)
@@ -305,7 +256,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         due = rec.due(step)
         if due is None:
             continue
-        items.append(COMPLAINTS.todo(
+        items.append(COMPLAINTS.todo_item(
             ctx, rec, due, ctx.t("todo.complaint", item=title(ctx, rec),
                                  what=ctx.t(f"complaint.step.{step}"), due=when(ctx, due),
                                  left=remaining(ctx, due)),
@@ -313,17 +264,21 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
     return items
 
 
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, after_sent=after_sent, todo=todo))
-
-
-# --- wiring ---------------------------------------------------------------------------
-@REGISTRY.command("complaint")
-async def complaint_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, COMPLAINT.name)
-
-
-@REGISTRY.intent
-async def complaint_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
-    if _INTENT.match(normalize_input(text)) is None:
-        return None
-    return await app.open_form(ctx, None, COMPLAINT.name)
+COMPLAINTS = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="cpl", not_found="complaint.not_found",
+    meta_key="complaint_id", title=title, render_card=render_card,
+    transitions=(
+        rt.Transition("cplc", "btn.contacted", ("open",), CONTACT, "cc",
+                      "complaint.contact_heading"),
+        rt.Transition("cplr", "btn.replied", ("open", "contacted"), REPLY, "cr",
+                      "complaint.reply_heading"),
+    ),
+    form=COMPLAINT, command="complaint", intent=_INTENT,
+    ladders=(
+        rt.Ladder("contact", "complaint.step.contact", lambda c: c.contact_due,
+                  lambda c: c.status == "closed" or c.contacted_at is not None, ("cplc",),
+                  drop_late_soon=False),
+        rt.Ladder("reply", "complaint.step.reply", lambda c: c.reply_due,
+                  lambda c: c.status == "closed", ("cplr",), drop_late_soon=False),
+    ),
+    todo_items=todo, after_sent=after_sent).register()

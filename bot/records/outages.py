@@ -243,7 +243,7 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
                            + ("…" if len(customers) > 10 else "")))
     else:
         lines.append(ctx.t("outage.no_customers"))
-    return Saved("\n".join(lines), OUTAGES.saved_buttons(ctx, oid), record_id=oid)
+    return OUTAGES.saved(ctx, oid, "\n".join(lines))
 
 
 async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datetime,
@@ -514,7 +514,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         else:
             due = end
             text = ctx.t("todo.outage_restore", item=item, end=when(ctx, end))
-        items.append(OUTAGES.todo(ctx, rec, due, text,
+        items.append(OUTAGES.todo_item(ctx, rec, due, text,
                                   ctx.t("outage.todo_button", id=rec.id), urgent=urgent))
     return items
 

@@ -311,7 +311,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         else:  # no restore target in this rule set: still open until restored, never late
             due = rec.arrived_at or rec.received_at
             text = ctx.t("todo.repair_restore_open", item=item, arrived=when(ctx, due))
-        items.append(REPAIRS.todo(
+        items.append(REPAIRS.todo_item(
             ctx, rec, due, text, ctx.t("repair.todo_button", id=rec.id, area=rec.area_name),
             urgent=True, overdue=None if rec.status == "open" or rec.restore_due else False))
     return items

@@ -11,21 +11,24 @@ stay explicit code in the record's own module."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from bot.conversations.engine import FormSpec
-from bot.conversations.fields import Invalid
+from bot.conversations.engine import FormSpec, Saved, SaveFn
+from bot.conversations.fields import Field, Invalid, Kind, ParseFn
+from bot.conversations.worklog import parse_when
 from bot.deadlines import is_overdue
-from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.records.common import leads, remaining, when
-from bot.registry import REGISTRY, TodoItem
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.records.common import leads, now_value, remaining, show_time, when
+from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
-from bot.storage.reminders import Reminders
+from bot.storage.reminders import Reminder, Reminders
+from bot.textutil import normalize_input
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -35,6 +38,7 @@ class Record(Protocol):
     id: int
     team_id: int
     user_id: int
+    owner: str  # the owner's name (reminders to the leads name them)
     status: str
 
 
@@ -160,6 +164,20 @@ def ladder_text(ctx: Ctx, label: str, item: str, what: str, due: datetime, owner
                  left=remaining(ctx, due))
 
 
+@dataclass(frozen=True)
+class Ladder:
+    """A deadline step of a record type: reminders `step.label` (planned with plan_ladder)
+    are worded from the record as it is now and dropped once `done`; the reminder offers
+    the open button and the transitions `actions`."""
+
+    step: str
+    what: str  # locale key naming the step ("首次联系客户")
+    due: Callable[[Any], datetime | None]
+    done: Callable[[Any], bool]
+    actions: tuple[str, ...]
+    drop_late_soon: bool = True
+
+
 async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
     """The team's leads to escalate to, never the person who is acting or owns the record."""
     return [u.id for u in await leads(services, team_id) if u.id not in exclude]
@@ -196,6 +214,8 @@ class Transition:
 
 
 CardFn = Callable[[Ctx, Any, str | None], Awaitable[Outcome]]
+PrefillFn = Callable[[Ctx, str], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
+OtherFn = Callable[[Ctx, Reminder, Any], Awaitable[Reply | None]]
 
 
 @dataclass
@@ -211,11 +231,29 @@ class RecordType(Generic[R]):
     title: Callable[[Ctx, R], str] = lambda ctx, rec: f"#{rec.id}"  # action form headings
     transitions: tuple[Transition, ...] = ()
     open_label: str = "btn.open_item"
+    # Registering: /command and a sentence (group 2 = the rest) open `form`, prefilled.
+    form: FormSpec | None = None
+    command: str = ""
+    intent: re.Pattern[str] | None = None
+    prefill: PrefillFn | None = None
+    # Reminders: the deadline ladders, other kinds, and what /todo and the digest list.
+    ladders: tuple[Ladder, ...] = ()
+    other_reminders: OtherFn | None = None
+    todo_items: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
+    after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
+    describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
     types: ClassVar[dict[str, RecordType[Any]]] = {}
 
     def register(self) -> RecordType[R]:
         RecordType.types[self.subject] = self
         REGISTRY.buttons[self.open_action] = self._open_card
+        if self.command:
+            REGISTRY.commands[self.command] = self._command
+        if self.intent is not None:
+            REGISTRY.intents.append(self._intent)
+        REGISTRY.reminder_kind(self.subject, ReminderKind(
+            render=self.render, after_sent=self.after_sent, todo=self.todo_items,
+            describe=self.describe))
         for t in self.transitions:
             if t.form is not None:
                 REGISTRY.openers[t.opener] = self._opener(t)
@@ -234,12 +272,49 @@ class RecordType(Generic[R]):
             return await run(ctx, rec) if rec else Outcome().add(ctx.t(self.not_found))
         REGISTRY.buttons[action] = handler
 
+    def action(self, action: str) -> Transition:
+        return next(t for t in self.transitions if t.action == action)
+
+    async def _command(self, app: Assistant, ctx: Ctx, draft: Draft | None,
+                       arg: str) -> Outcome:
+        assert self.form is not None
+        if draft is None and self.prefill is not None and arg.strip():
+            values, notices = await self.prefill(ctx, arg)
+            return await app.engine.start(ctx, self.form.name, values or None, notices)
+        return await app.open_form(ctx, draft, self.form.name)
+
+    async def _intent(self, app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+        m = self.intent.match(normalize_input(text)) if self.intent else None
+        return None if m is None else await self._command(app, ctx, None, m.group(2))
+
+    async def render(self, ctx: Ctx, r: Reminder) -> Reply | None:
+        """A due reminder worded from the record as it is now; None once settled."""
+        rec = await self.store.load(ctx.services.db, r.subject_id)
+        if rec is None:
+            return None
+        step, _, label = r.kind.partition(".")
+        ladder = next((lad for lad in self.ladders if lad.step == step), None)
+        if ladder is None:
+            return await self.other_reminders(ctx, r, rec) if self.other_reminders else None
+        due = ladder.due(rec)
+        if due is None or ladder.done(rec):
+            return None
+        text = ladder_text(ctx, label, self.title(ctx, rec), ctx.t(ladder.what), due, rec.owner,
+                           ladder.drop_late_soon)
+        return Reply(text, [[self.open_button(ctx, rec.id),
+                             *(self.action(a).button(ctx, rec.id) for a in ladder.actions)]]) \
+            if text else None
+
     def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
         return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
                                                                 rid))
 
     def saved_buttons(self, ctx: Ctx, rid: int) -> list[list[Button]]:
         return [[self.open_button(ctx, rid)]]
+
+    def saved(self, ctx: Ctx, rid: int, text: str) -> Saved:
+        """What a saved form answers: the text, and the button that opens the record."""
+        return Saved(text, self.saved_buttons(ctx, rid), record_id=rid)
 
     async def allowed(self, ctx: Ctx, rec: R) -> list[Button]:
         """The transitions the card offers: only those allowed in the current state and not
@@ -281,7 +356,7 @@ class RecordType(Generic[R]):
                                           heading=ctx.t(t.heading, item=self.title(ctx, rec)))
         return open_
 
-    def todo(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
+    def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
              overdue: bool | None = None, urgent: bool = False) -> TodoItem:
         """A to-do line; overdue by the one definition unless the type says otherwise."""
         return TodoItem(due=due.astimezone(ctx.tz), text=text, urgent=urgent,
@@ -303,3 +378,16 @@ def sep(ctx: Ctx) -> str:
 
 def field_line(ctx: Ctx, key: str, value: str) -> str:
     return ctx.t(key) + sep(ctx) + value
+
+
+def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_when,
+               hint: str | None = None) -> Field:
+    """A moment asked in a form, with the 现在 quick answer."""
+    return Field(name, label, prompt, Kind.TIME, parse=parse, show=show_time, hint=hint,
+                 quick=("now",))
+
+
+def action_form(name: str, save: SaveFn, *fields: Field) -> FormSpec:
+    """The small form a transition asks (title `form.<name>.title`), 现在 as a quick answer."""
+    return REGISTRY.form(FormSpec(name=name, title=f"form.{name}.title", fields=fields,
+                                  save=save, quick={"now": now_value}))
