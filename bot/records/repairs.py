@@ -9,7 +9,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
@@ -17,45 +17,28 @@ from bot.conversations.worklog import (
     area_choices,
     check_not_future,
     parse_text,
-    parse_when,
     resolve_area,
     show_area,
     show_location,
 )
 from bot.deadlines import AreaKind, Rule, due_after
-from bot.events import Button, Outcome, Reply
+from bot.events import Button, Outcome
+from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
     now_value,
     remaining,
     ruleset,
-    show_time,
     span,
     time_value,
     value_time,
     when,
 )
-from bot.records.runtime import (
-    RecordType,
-    Rung,
-    Store,
-    Transition,
-    field_line,
-    ladder_text,
-    on_time,
-    other_leads,
-    plan_ladder,
-)
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
-from bot.storage.conversations import Draft
 from bot.storage.db import iso
-from bot.storage.reminders import Reminder, Reminders
-from bot.textutil import normalize_input
+from bot.storage.reminders import Reminders
 from bot.timeparse import find_time
-
-if TYPE_CHECKING:
-    from bot.assistant import Assistant
 
 SUBJECT = "repair"
 AREA_KINDS: tuple[AreaKind, ...] = ("city", "rural", "remote")
@@ -92,7 +75,7 @@ class Repair:
         return "rural"  # the schema's default: an area nobody classified counts as rural
 
 
-STORE = Store(Repair, "repairs", "SELECT r.*, u.name AS owner, a.name AS area_name, "
+STORE = rt.Store(Repair, "repairs", "SELECT r.*, u.name AS owner, a.name AS area_name, "
               "a.kind AS area_kind FROM repairs r JOIN users u ON u.id = r.user_id "
               "JOIN areas a ON a.id = r.area_id", "r")
 
@@ -124,7 +107,7 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
     rule = arrival_rule(ctx, kind)
     rules = ruleset(services)
     due = due_after(received, rule, await calendar(services), rules.working_hours).due
-    team_leads = await other_leads(services, ctx.user.team_id, ctx.user.id)
+    team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
     before = timedelta(minutes=rules.reminders.repair_before_due_minutes)
     async with services.db.tx() as tx:
         rid, new = await STORE.insert_once(tx, token, {
@@ -132,10 +115,10 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
             "received_at": iso(received), "description": values["description"],
             "ruleset": rules.name, "arrival_due": iso(due), "created_at": iso(ctx.now)})
         if new:  # all urgent: a crew on the road at night must not wait for the digest
-            await plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "arrival", [
-                Rung("soon", due - before, urgent=True),
-                Rung("due", due, urgent=True, skip_if_past=False),
-                Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
+            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "arrival", [
+                rt.Rung("soon", due - before, urgent=True),
+                rt.Rung("due", due, urgent=True, skip_if_past=False),
+                rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
                 team_leads, ctx.now)
     lines = [ctx.t("repair.saved", id=rid, area=area.name, kind=ctx.t(f"repair.area_kind.{kind}")),
              ctx.t("repair.arrive_by", when=when(ctx, due), rule=rule.label(ctx.locale),
@@ -145,7 +128,7 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
 
 
 def action_rows(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
-    """The open button and the transitions allowed in `status` (saved messages, reminders)."""
+    """The open button and the transitions allowed in `status` (after a save)."""
     return [[REPAIRS.open_button(ctx, rid),
              *(t.button(ctx, rid) for t in REPAIRS.transitions if status in t.allowed)]]
 
@@ -156,8 +139,8 @@ REPAIR = REGISTRY.form(FormSpec(
     fields=(
         Field("area", "field.area", "form.repair.area", Kind.CHOICE, choices=area_choices,
               show=show_area),
-        Field("received_at", "field.repair_received_at", "form.repair.received_at", Kind.TIME,
-              parse=parse_when, show=show_time, hint="form.worklog.time.hint", quick=("now",)),
+        rt.time_field("received_at", "field.repair_received_at", "form.repair.received_at",
+                      hint="form.worklog.time.hint"),
         Field("description", "field.repair_description", "form.repair.description", Kind.TEXT,
               parse=parse_text),
     ),
@@ -179,7 +162,7 @@ async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
     if rule is not None:
         rules = ruleset(ctx.services)
         restore_due = due_after(at, rule, await calendar(ctx.services), rules.working_hours).due
-    team_leads = await other_leads(ctx.services, ctx.user.team_id, ctx.user.id, rec.user_id)
+    team_leads = await rt.other_leads(ctx.services, ctx.user.team_id, ctx.user.id, rec.user_id)
     async with ctx.services.db.tx() as tx:
         arrived = await STORE.update(tx, rec.id, {
             "arrived_at": iso(at), "arrived_lat": loc[0], "arrived_lon": loc[1],
@@ -187,12 +170,12 @@ async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
             "updated_at": iso(ctx.now)}, "status = 'open'")
         await Reminders.cancel(tx, SUBJECT, rec.id, "arrival.")
         if arrived and restore_due is not None:  # an average target: leads read it later
-            await plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
-                Rung("due", restore_due, urgent=True, skip_if_past=False),
-                Rung("escalate", restore_due, to_leads=True, skip_if_past=False)],
+            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
+                rt.Rung("due", restore_due, urgent=True, skip_if_past=False),
+                rt.Rung("escalate", restore_due, to_leads=True, skip_if_past=False)],
                 team_leads, ctx.now)
     lines = [ctx.t("repair.arrived", id=rec.id, when=when(ctx, at)) + " "
-             + on_time(ctx, at, rec.arrival_due)]
+             + rt.on_time(ctx, at, rec.arrival_due)]
     if restore_due is not None and rule is not None:
         lines.append(ctx.t("repair.restore_by", when=when(ctx, restore_due),
                            rule=rule.label(ctx.locale))
@@ -215,28 +198,19 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
         await Reminders.cancel(tx, SUBJECT, rec.id)
     took = ctx.t("repair.took", span=span(ctx, at - rec.received_at))
     return Saved(ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
-                 + (" " + on_time(ctx, at, rec.restore_due) if rec.restore_due else ""),
+                 + (" " + rt.on_time(ctx, at, rec.restore_due) if rec.restore_due else ""),
                  action_rows(ctx, rec.id, "restored"), record_id=rec.id)
 
 
-ARRIVE = REGISTRY.form(FormSpec(
-    name="repair_arrive", title="form.repair_arrive.title",
-    fields=(
-        Field("arrived_at", "field.repair_arrived_at", "form.repair_arrive.at", Kind.TIME,
-              parse=parse_when, show=show_time, quick=("now",)),
-        # Named "location": the engine files a shared location under that name.
-        Field("location", "field.location", "form.repair_arrive.location", Kind.LOCATION,
-              required=False, show=show_location),
-    ),
-    save=save_arrival, quick={"now": now_value}))
-
-RESTORE = REGISTRY.form(FormSpec(
-    name="repair_restore", title="form.repair_restore.title",
-    fields=(
-        Field("restored_at", "field.repair_restored_at", "form.repair_restore.at", Kind.TIME,
-              parse=parse_when, show=show_time, quick=("now",)),
-    ),
-    save=save_restored, quick={"now": now_value}))
+ARRIVE = rt.action_form(
+    "repair_arrive", save_arrival,
+    rt.time_field("arrived_at", "field.repair_arrived_at", "form.repair_arrive.at"),
+    # Named "location": the engine files a shared location under that name.
+    Field("location", "field.location", "form.repair_arrive.location", Kind.LOCATION,
+          required=False, show=show_location))
+RESTORE = rt.action_form(
+    "repair_restore", save_restored,
+    rt.time_field("restored_at", "field.repair_restored_at", "form.repair_restore.at"))
 
 
 # --- card -----------------------------------------------------------------------------
@@ -247,55 +221,31 @@ def title(ctx: Ctx, rec: Repair) -> str:
 def _done(ctx: Ctx, due: datetime | None, done: datetime | None) -> str:
     if done is None:
         return remaining(ctx, due) if due else ""
-    return ctx.t("repair.done_at", when=when(ctx, done)) + (on_time(ctx, done, due) if due else "")
+    return ctx.t("repair.done_at", when=when(ctx, done)) + (
+        rt.on_time(ctx, done, due) if due else "")
 
 
 async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outcome:
     lines = [title(ctx, rec) + f" · {ctx.t(f'repair.area_kind.{rec.kind}')}",
              ctx.t(f"repair.status.{rec.status}"),
-             field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
-             field_line(ctx, "field.repair_description", rec.description),
-             field_line(ctx, "field.owner", rec.owner),
-             field_line(ctx, "field.repair_arrival_due", when(ctx, rec.arrival_due)) + " · "
+             rt.field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
+             rt.field_line(ctx, "field.repair_description", rec.description),
+             rt.field_line(ctx, "field.owner", rec.owner),
+             rt.field_line(ctx, "field.repair_arrival_due", when(ctx, rec.arrival_due)) + " · "
              + _done(ctx, rec.arrival_due, rec.arrived_at)]
     if rec.arrived_lat is not None and rec.arrived_lon is not None:
-        lines.append(field_line(ctx, "field.location",
+        lines.append(rt.field_line(ctx, "field.location",
                                 await show_location([rec.arrived_lat, rec.arrived_lon], ctx)))
     if rec.restore_due:
-        lines.append(field_line(ctx, "field.repair_restore_due", when(ctx, rec.restore_due))
+        lines.append(rt.field_line(ctx, "field.repair_restore_due", when(ctx, rec.restore_due))
                      + " · " + _done(ctx, rec.restore_due, rec.restored_at))
     elif rec.restored_at:
-        lines.append(field_line(ctx, "field.repair_restored_at", when(ctx, rec.restored_at)))
+        lines.append(rt.field_line(ctx, "field.repair_restored_at", when(ctx, rec.restored_at)))
     buttons = await REPAIRS.allowed(ctx, rec)
     return Outcome().add("\n".join(lines), [buttons] if buttons else [])
 
 
-REPAIRS = RecordType(
-    subject=SUBJECT, store=STORE, open_action="rep", not_found="repair.not_found",
-    meta_key="repair_id", title=title, render_card=render_card,
-    transitions=(
-        Transition("repa", "btn.repair_arrived", ("open",), ARRIVE, "rpa",
-                   "repair.arrive_heading"),
-        Transition("repr", "btn.repair_restored", ("open", "arrived"), RESTORE, "rpr",
-                   "repair.restore_heading"),
-    )).register()
-
-
-# --- reminders ------------------------------------------------------------------------
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    rec = await STORE.load(ctx.services.db, r.subject_id)
-    if rec is None or rec.status == "restored":
-        return None
-    step, label = r.kind.split(".", 1)
-    if step == "arrival" and rec.arrived_at:
-        return None
-    due = rec.arrival_due if step == "arrival" else rec.restore_due
-    if due is None:
-        return None
-    text = ladder_text(ctx, label, title(ctx, rec), ctx.t(f"repair.step.{step}"), due, rec.owner)
-    return Reply(text, action_rows(ctx, rec.id, rec.status)) if text else None
-
-
+# --- reminders and to-do ------------------------------------------------------------
 async def todo(ctx: Ctx) -> list[TodoItem]:
     items = []
     for rec in await STORE.open_for(ctx, "r.status != 'restored'"):
@@ -315,9 +265,6 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             ctx, rec, due, text, ctx.t("repair.todo_button", id=rec.id, area=rec.area_name),
             urgent=True, overdue=None if rec.status == "open" or rec.restore_due else False))
     return items
-
-
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, todo=todo))
 
 
 # --- wiring ---------------------------------------------------------------------------
@@ -358,18 +305,21 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
     return values, notices
 
 
-@REGISTRY.command("repair")
-async def repair_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    if arg and draft is None:
-        values, notices = await prefill(ctx, arg)
-        return await app.engine.start(ctx, REPAIR.name, values or None, notices)
-    return await app.open_form(ctx, draft, REPAIR.name)
-
-
-@REGISTRY.intent
-async def repair_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
-    m = _INTENT.match(normalize_input(text))
-    if m is None:
-        return None
-    values, notices = await prefill(ctx, m.group(2))
-    return await app.engine.start(ctx, REPAIR.name, values or None, notices)
+REPAIRS = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="rep", not_found="repair.not_found",
+    meta_key="repair_id", title=title, render_card=render_card,
+    transitions=(
+        rt.Transition("repa", "btn.repair_arrived", ("open",), ARRIVE, "rpa",
+                      "repair.arrive_heading"),
+        rt.Transition("repr", "btn.repair_restored", ("open", "arrived"), RESTORE, "rpr",
+                      "repair.restore_heading"),
+    ),
+    form=REPAIR, command="repair", intent=_INTENT, prefill=prefill,
+    ladders=(
+        rt.Ladder("arrival", "repair.step.arrival", lambda r: r.arrival_due,
+                  lambda r: r.status == "restored" or r.arrived_at is not None,
+                  ("repa", "repr")),
+        rt.Ladder("restore", "repair.step.restore", lambda r: r.restore_due,
+                  lambda r: r.status == "restored", ("repr",)),
+    ),
+    todo_items=todo).register()
