@@ -15,6 +15,7 @@ from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
     leads,
@@ -25,19 +26,7 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.records.runtime import (
-    RecordType,
-    Rung,
-    Store,
-    Transition,
-    changed,
-    field_line,
-    from_row,
-    ladder_text,
-    plan_ladder,
-    stale,
-)
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.db import Tx, iso
@@ -76,6 +65,7 @@ class Outage:
     notice_posted_at: datetime | None
     registered_late: int
     restored_at: datetime | None
+    areas: str  # the area names, in area order, joined with 、
 
     def open_at(self, now: datetime) -> bool:
         return self.status == "planned" and now < self.starts_at
@@ -93,15 +83,10 @@ class Notice:
     how: str | None
 
 
-STORE = Store(Outage, "outages", "SELECT o.*, u.name AS owner FROM outages o "
-              "JOIN users u ON u.id = o.user_id", "o")
-
-
-async def area_names(ctx: Ctx, oid: int) -> list[str]:
-    rows = await ctx.services.db.fetchall(
-        "SELECT a.name FROM outage_areas oa JOIN areas a ON a.id = oa.area_id "
-        "WHERE oa.outage_id = ? ORDER BY a.id", (oid,))
-    return [r["name"] for r in rows]
+STORE = rt.Store(Outage, "outages", "SELECT o.*, u.name AS owner, "
+                 "(SELECT group_concat(name, '、') FROM (SELECT a.name FROM outage_areas oa "
+                 " JOIN areas a ON a.id = oa.area_id WHERE oa.outage_id = o.id ORDER BY a.id)) "
+                 "AS areas FROM outages o JOIN users u ON u.id = o.user_id", "o")
 
 
 async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
@@ -111,7 +96,7 @@ async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
         " WHERE cc.customer_id = c.id) AS cats "
         "FROM outage_notices n JOIN customers c ON c.id = n.customer_id "
         "JOIN areas a ON a.id = c.area_id WHERE n.outage_id = ? ORDER BY a.id, c.id", (oid,))
-    return [from_row(Notice, r) for r in rows]
+    return [rt.from_row(Notice, r) for r in rows]
 
 
 # --- the registration form ------------------------------------------------------------
@@ -252,18 +237,18 @@ async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datet
     now = ctx.now
     team, me = ctx.user.team_id, ctx.user.id
     if notice_due is not None and not late:
-        await plan_ladder(tx, SUBJECT, oid, team, me, "notice", [
-            Rung("soon", notice_due - timedelta(days=1)),
-            Rung("due", notice_due, skip_if_past=False),
-            Rung("escalate", notice_due, to_leads=True, skip_if_past=False)], lead_ids, now)
+        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "notice", [
+            rt.Rung("soon", notice_due - timedelta(days=1)),
+            rt.Rung("due", notice_due, skip_if_past=False),
+            rt.Rung("escalate", notice_due, to_leads=True, skip_if_past=False)], lead_ids, now)
     if late:  # the manager is told in the saved message; the leads at once, whatever the hour
-        await plan_ladder(tx, SUBJECT, oid, team, me, "late", [
-            Rung("lead", now, to_leads=True, urgent=True, skip_if_past=False)], lead_ids, now)
+        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "late", [
+            rt.Rung("lead", now, to_leads=True, urgent=True, skip_if_past=False)], lead_ids, now)
     if has_customers:  # registered after the day before, the saved message carries the list
-        await plan_ladder(tx, SUBJECT, oid, team, me, "untold",
-                          [Rung("daybefore", _day_before(ctx, start), urgent=True)], lead_ids, now)
-    await plan_ladder(tx, SUBJECT, oid, team, me, "restore",
-                      [Rung("ask", end, skip_if_past=False)], lead_ids, now)
+        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "untold", [
+            rt.Rung("daybefore", _day_before(ctx, start), urgent=True)], lead_ids, now)
+    await rt.plan_ladder(tx, SUBJECT, oid, team, me, "restore", [
+        rt.Rung("ask", end, skip_if_past=False)], lead_ids, now)
 
 
 OUTAGE = REGISTRY.form(FormSpec(
@@ -287,13 +272,9 @@ OUTAGE = REGISTRY.form(FormSpec(
 
 
 # --- card -----------------------------------------------------------------------------
-def title(ctx: Ctx, rec: Outage, names: list[str]) -> str:
+def title(ctx: Ctx, rec: Outage) -> str:
     return ctx.t("outage.title", id=rec.id, kind=ctx.t(f"outage.kind.{rec.kind}"),
-                 areas="、".join(names))
-
-
-async def full_title(ctx: Ctx, rec: Outage) -> str:
-    return title(ctx, rec, await area_names(ctx, rec.id))
+                 areas=rec.areas or "")
 
 
 def _status(ctx: Ctx, rec: Outage) -> str:
@@ -319,15 +300,14 @@ def _customer_line(ctx: Ctx, c: Notice) -> str:
 
 async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None) -> Outcome:
     items = await checklist(ctx, rec.id)
-    lines = [await full_title(ctx, rec), _status(ctx, rec),
+    lines = [title(ctx, rec), _status(ctx, rec),
              ctx.t("outage.span", start=when(ctx, rec.starts_at), end=when(ctx, rec.ends_at)),
-             field_line(ctx, "field.outage_reason", rec.reason),
-             field_line(ctx, "field.owner", rec.owner)]
-    if rec.notice_due:
-        left = "" if rec.notice_posted_at else " · " + remaining(ctx, rec.notice_due)
-        lines.append(field_line(ctx, "field.outage_notice_due", when(ctx, rec.notice_due)) + left)
-    else:
-        lines.append(field_line(ctx, "field.outage_notice_due", ctx.t("outage.no_deadline")))
+             rt.field_line(ctx, "field.outage_reason", rec.reason),
+             rt.field_line(ctx, "field.owner", rec.owner)]
+    due = rec.notice_due
+    left = "" if rec.notice_posted_at or due is None else " · " + remaining(ctx, due)
+    lines.append(rt.field_line(ctx, "field.outage_notice_due", when(ctx, due) + left if due
+                               else ctx.t("outage.no_deadline")))
     if rec.registered_late:
         lines.append(ctx.t("outage.registered_late"))
     told = sum(1 for c in items if c.told_at)
@@ -397,7 +377,7 @@ async def mark_told(ctx: Ctx, oid: int, cid: int, how: str) -> Outcome:
             "UPDATE outage_notices SET told_at = ?, how = ?, told_by = ? "
             "WHERE outage_id = ? AND customer_id = ? AND told_at IS NULL",
             (iso(ctx.now), how, ctx.user.id, oid, cid))
-        told = await changed(tx)
+        told = await rt.changed(tx)
         left = await tx.fetchone("SELECT count(*) FROM outage_notices "
                                  "WHERE outage_id = ? AND told_at IS NULL", (oid,))
         if left is not None and left[0] == 0:  # everyone told: the urgent list has no reason
@@ -427,7 +407,7 @@ async def cancel_outage(ctx: Ctx, rec: Outage, confirmed: bool) -> Outcome:
     if not rec.open_at(ctx.now):
         return await _refreshed(ctx, rec.id, ctx.t("outage.cannot_cancel"))
     if not confirmed:
-        return Outcome().add(ctx.t("outage.cancel_confirm", item=await full_title(ctx, rec)), [[
+        return Outcome().add(ctx.t("outage.cancel_confirm", item=title(ctx, rec)), [[
             Button(ctx.t("btn.outage_cancel_yes"), callback(GLOBAL_TOKEN, "outxy", rec.id)),
             OUTAGES.open_button(ctx, rec.id)]])
     async with ctx.services.db.tx() as tx:
@@ -445,35 +425,14 @@ async def confirm_cancel(ctx: Ctx, rec: Outage) -> Outcome:
     return await cancel_outage(ctx, rec, confirmed=True)
 
 
-OUTAGES = RecordType(
-    subject=SUBJECT, store=STORE, open_action="out", not_found="outage.not_found",
-    meta_key="outage_id", render_card=render_card, open_label="btn.outage_checklist",
-    transitions=(
-        Transition("outn", "btn.outage_notice_posted", run=post_notice,
-                   allowed=lambda ctx, o: o.status == "planned" and not o.notice_posted_at),
-        Transition("outr", "btn.outage_restored", run=mark_restored,
-                   allowed=lambda ctx, o: o.status == "planned" and ctx.now >= o.starts_at),
-        Transition("outx", "btn.outage_cancel", run=ask_cancel,
-                   allowed=lambda ctx, o: o.open_at(ctx.now)),
-    )).register()
-OUTAGES.on_tap("outxy", confirm_cancel)
-
-
 # --- reminders ------------------------------------------------------------------------
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    rec = await STORE.load(ctx.services.db, r.subject_id)
-    if rec is None or rec.status != "planned":
+async def other_reminders(ctx: Ctx, r: Reminder, rec: Outage) -> Reply | None:
+    """The lead told of a late registration, the day-before list, the restore question."""
+    if rec.status != "planned":
         return None
-    item = await full_title(ctx, rec)
+    item = title(ctx, rec)
     open_btn = OUTAGES.open_button(ctx, rec.id)
-    step, label = r.kind.split(".", 1)
     due = rec.notice_due
-    if step == "notice":
-        if rec.notice_posted_at or due is None:
-            return None
-        text = ladder_text(ctx, label, item, ctx.t("outage.step.notice"), due, rec.owner)
-        return Reply(text, [[open_btn, OUTAGES.transitions[0].button(ctx, rec.id)]]) \
-            if text else None
     if r.kind == "late.lead":
         return Reply(ctx.t("outage.late_lead", owner=rec.owner, item=item,
                            start=when(ctx, rec.starts_at),
@@ -488,14 +447,14 @@ async def render(ctx: Ctx, r: Reminder) -> Reply | None:
         return Reply("\n".join(lines), [*_tell_rows(ctx, rec.id, untold), [open_btn]])
     if r.kind == "restore.ask":
         return Reply(ctx.t("outage.restore_ask", item=item, end=when(ctx, rec.ends_at)),
-                     [[OUTAGES.transitions[1].button(ctx, rec.id), open_btn]])
+                     [[OUTAGES.action("outr").button(ctx, rec.id), open_btn]])
     return None
 
 
 async def todo(ctx: Ctx) -> list[TodoItem]:
     items = []
     for rec in await STORE.open_for(ctx, "o.status = 'planned'", order="ORDER BY o.starts_at"):
-        item = await full_title(ctx, rec)
+        item = title(ctx, rec)
         start, end = rec.starts_at, rec.ends_at
         untold = sum(1 for c in await checklist(ctx, rec.id) if not c.told_at)
         urgent = False
@@ -519,15 +478,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
     return items
 
 
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, todo=todo))
-
-
 # --- wiring ---------------------------------------------------------------------------
-@REGISTRY.command("outage")
-async def outage_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, OUTAGE.name)
-
-
 @REGISTRY.intent
 async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _INTENT.match(normalize_input(text))
@@ -565,7 +516,7 @@ def _ids(arg: str, parts: int) -> list[int] | None:
 @REGISTRY.button("outc")
 async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
-    return await ask_how(ctx, ids[0], ids[1]) if ids else stale(ctx)
+    return await ask_how(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
 @REGISTRY.button("outh")
@@ -573,5 +524,24 @@ async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
     oid, _, rest = arg.partition(":")
     cid, _, how = rest.partition(":")
     if not (oid.isdigit() and cid.isdigit() and how in HOW):
-        return stale(ctx)
+        return rt.stale(ctx)
     return await mark_told(ctx, int(oid), int(cid), how)
+
+
+OUTAGES = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="out", not_found="outage.not_found",
+    meta_key="outage_id", title=title, render_card=render_card, open_label="btn.outage_checklist",
+    transitions=(
+        rt.Transition("outn", "btn.outage_notice_posted", run=post_notice,
+                   allowed=lambda ctx, o: o.status == "planned" and not o.notice_posted_at),
+        rt.Transition("outr", "btn.outage_restored", run=mark_restored,
+                   allowed=lambda ctx, o: o.status == "planned" and ctx.now >= o.starts_at),
+        rt.Transition("outx", "btn.outage_cancel", run=ask_cancel,
+                   allowed=lambda ctx, o: o.open_at(ctx.now)),
+    ),
+    form=OUTAGE, command="outage",
+    ladders=(rt.Ladder("notice", "outage.step.notice", lambda o: o.notice_due,
+                       lambda o: o.status != "planned" or o.notice_posted_at is not None,
+                       ("outn",)),),
+    other_reminders=other_reminders, todo_items=todo).register()
+OUTAGES.on_tap("outxy", confirm_cancel)

@@ -227,8 +227,8 @@ class RecordType(Generic[R]):
     open_action: str  # the global button that shows the card
     not_found: str
     meta_key: str  # the action forms' meta carries the record id under this name
+    title: Callable[[Ctx, R], str]  # "投诉工单 #3（张先生）": headings, reminders
     render_card: CardFn
-    title: Callable[[Ctx, R], str] = lambda ctx, rec: f"#{rec.id}"  # action form headings
     transitions: tuple[Transition, ...] = ()
     open_label: str = "btn.open_item"
     # Registering: /command and a sentence (group 2 = the rest) open `form`, prefilled.
