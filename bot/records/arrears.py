@@ -21,7 +21,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot import validators
 from bot.conversations.engine import FormSpec, Saved, SaveFn
@@ -31,10 +31,10 @@ from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.models import Role, User
+from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
     leads,
-    now_value,
     remaining,
     ruleset,
     show_time,
@@ -42,28 +42,13 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.records.runtime import (
-    RecordType,
-    Rung,
-    Store,
-    Transition,
-    field_line,
-    ladder_text,
-    on_time,
-    other_leads,
-    plan_ladder,
-)
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx, Services
-from bot.storage.conversations import Draft
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
 from bot.workcal import WorkCalendar
-
-if TYPE_CHECKING:
-    from bot.assistant import Assistant
 
 SUBJECT = "arrears"
 MEDICAL = "medical"  # the register's category key for 医疗设备/生命支持用电
@@ -333,9 +318,9 @@ class Arrears:
         return bool(self.medical) and self.lead_decision is None
 
 
-STORE = Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS decider FROM arrears a "
-              "JOIN users u ON u.id = a.user_id LEFT JOIN users d ON d.id = a.lead_decided_by",
-              "a")
+STORE = rt.Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS decider "
+                 "FROM arrears a JOIN users u ON u.id = a.user_id "
+                 "LEFT JOIN users d ON d.id = a.lead_decided_by", "a")
 
 
 async def is_medical(services: Services, rec: Arrears) -> bool:
@@ -531,7 +516,7 @@ async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
     restore: Deadline | None = None
     if was_cut and rule is not None:
         restore = due_after(at, rule, await calendar(services), rules.working_hours)
-    team_leads = await other_leads(services, rec.team_id, rec.user_id)
+    team_leads = await rt.other_leads(services, rec.team_id, rec.user_id)
     async with services.db.tx() as tx:
         if not await STORE.update(tx, rec.id, {
                 "status": "paid", "paid_at": iso(at),
@@ -541,10 +526,10 @@ async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
         await Reminders.cancel(tx, SUBJECT, rec.id)  # follow-ups, cut-off, decision: all moot
         if restore is not None:  # urgent (quiet hours do not hold them); leads told at due
             due = restore.due
-            await plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
-                Rung("soon", due - RESTORE_SOON, urgent=True),
-                Rung("due", due, urgent=True, skip_if_past=False),
-                Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
+            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
+                rt.Rung("soon", due - RESTORE_SOON, urgent=True),
+                rt.Rung("due", due, urgent=True, skip_if_past=False),
+                rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
                 team_leads, ctx.now)
     lines = [ctx.t("arrears.paid_saved", id=rec.id, when=when(ctx, at),
                    amount=money(rec.amount_cents))]
@@ -576,15 +561,12 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
         await Reminders.cancel(tx, SUBJECT, rec.id)
     return ARREARS_RECORDS.saved(ctx, rec.id, ctx.t("arrears.restored_saved", id=rec.id,
                                                     when=when(ctx, at))
-                                 + " " + on_time(ctx, at, rec.restore_due))
+                                 + " " + rt.on_time(ctx, at, rec.restore_due))
 
 
 def _moment_form(name: str, field: str, label: str, save: SaveFn) -> FormSpec:
-    return REGISTRY.form(FormSpec(
-        name=name, title=f"form.{name}.title",
-        fields=(Field(field, label, f"form.{name}.at", Kind.TIME, parse=parse_moment,
-                      show=show_time, hint="form.worklog.time.hint", quick=("now",)),),
-        save=save, quick={"now": now_value}))
+    return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse_moment,
+                                                    "form.worklog.time.hint"))
 
 
 NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", save_notice)
@@ -620,43 +602,43 @@ async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Out
     rec = await refreshed_medical(services, rec)
     lines = [heading] if heading else []
     lines += [title(ctx, rec), ctx.t(_status_key(rec)),
-              field_line(ctx, "field.account_no", ctx.t(
+              rt.field_line(ctx, "field.account_no", ctx.t(
                   "arrears.account_in_register" if rec.in_register
                   else "arrears.account_unregistered", account=rec.account_no)),
-              field_line(ctx, "field.owner", rec.owner),
-              field_line(ctx, "field.arrears_amount", money(rec.amount_cents)),
-              field_line(ctx, "field.arrears_since", _since_text(ctx, rec))
+              rt.field_line(ctx, "field.owner", rec.owner),
+              rt.field_line(ctx, "field.arrears_amount", money(rec.amount_cents)),
+              rt.field_line(ctx, "field.arrears_since", _since_text(ctx, rec))
               + " · " + ctx.t("arrears.days_owed", days=_days_owed(ctx, rec)),
-              field_line(ctx, "field.arrears_prepaid",
+              rt.field_line(ctx, "field.arrears_prepaid",
                          ctx.t("arrears.yes" if rec.prepaid else "arrears.no"))]
     if rec.prepaid:
         lines.append(ctx.t("arrears.prepaid_note"))
     if rec.medical:
         lines.append(ctx.t("arrears.medical_note"))
         decision = rec.lead_decision
-        lines.append(field_line(ctx, "field.arrears_decision", ctx.t(
+        lines.append(rt.field_line(ctx, "field.arrears_decision", ctx.t(
             f"arrears.decision.{decision}", lead=rec.decider or "") if decision
             else ctx.t("arrears.decision.pending")))
     if rec.notice_served_at:
-        lines.append(field_line(ctx, "field.arrears_notice_at", when(ctx, rec.notice_served_at)))
+        lines.append(rt.field_line(ctx, "field.arrears_notice_at", when(ctx, rec.notice_served_at)))
     if rec.status == "notice_served" and rec.cutoff_earliest is not None:
-        line = field_line(ctx, "field.arrears_cutoff_earliest", when(ctx, rec.cutoff_earliest))
+        line = rt.field_line(ctx, "field.arrears_cutoff_earliest", when(ctx, rec.cutoff_earliest))
         if rec.cutoff_earliest > ctx.now:
             line += " · " + remaining(ctx, rec.cutoff_earliest)
         lines.append(line)
         lines += _law_lines(ctx, rules, rec.since, rec.cutoff_earliest)
     if rec.cut_off_at:
-        lines.append(field_line(ctx, "field.arrears_cut_off_at", when(ctx, rec.cut_off_at)))
+        lines.append(rt.field_line(ctx, "field.arrears_cut_off_at", when(ctx, rec.cut_off_at)))
     if rec.paid_at:
-        lines.append(field_line(ctx, "field.arrears_paid_at", when(ctx, rec.paid_at)))
+        lines.append(rt.field_line(ctx, "field.arrears_paid_at", when(ctx, rec.paid_at)))
     if rec.restore_due:
         done = rec.restored_at
-        lines.append(field_line(ctx, "field.arrears_restore_due", when(ctx, rec.restore_due))
+        lines.append(rt.field_line(ctx, "field.arrears_restore_due", when(ctx, rec.restore_due))
                      + " · " + (ctx.t("arrears.done_at", when=when(ctx, done)) if done
                                 else remaining(ctx, rec.restore_due)))
     if rec.status in UNPAID:
         cal = await calendar(services)
-        lines.append(field_line(ctx, "field.arrears_next_followup",
+        lines.append(rt.field_line(ctx, "field.arrears_next_followup",
                                 when(ctx, next_followup(rules, cal, rec.created_at, ctx.now))))
     first = await ARREARS_RECORDS.allowed(ctx, rec)
     rows = [first] if first else []
@@ -696,26 +678,6 @@ async def ask_lead(ctx: Ctx, rec: Arrears) -> Outcome:
         ARREARS_RECORDS.saved_buttons(ctx, rec.id))
 
 
-ARREARS_RECORDS = RecordType(
-    subject=SUBJECT, store=STORE, open_action="arr", not_found="arrears.not_found",
-    meta_key="arrears_id", title=title, render_card=render_card,
-    transitions=(
-        Transition("arrn", "btn.arrears_notice", ("collecting",), NOTICE, "arn",
-                   "arrears.notice_heading", refuse=_refuse_notice),
-        # Never a cut-off button for a medical household: the manager asks the lead instead.
-        Transition("arrq", "btn.arrears_ask_lead", run=ask_lead, allowed=lambda ctx, a: (
-            a.status == "notice_served" and a.medical_undecided()
-            and not ctx.user.sees_whole_team)),
-        Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
-                   "arrears.cutoff_heading", refuse=_refuse_cutoff),
-        Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
-        Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
-            a.status == "paid" and a.restore_due is not None), RESTORED, "ars",
-            "arrears.restored_heading"),
-    )).register()
-ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
-
-
 # --- reminders ------------------------------------------------------------------------
 def _next_step(ctx: Ctx, rec: Arrears, medical: bool) -> str:
     if rec.prepaid:
@@ -731,19 +693,11 @@ def _next_step(ctx: Ctx, rec: Arrears, medical: bool) -> str:
     return ctx.t("arrears.step.cutoff_from", when=when(ctx, rec.cutoff_earliest))
 
 
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    rec = await STORE.load(ctx.services.db, r.subject_id)
-    if rec is None:
-        return None
+async def other_reminders(ctx: Ctx, r: Reminder, rec: Arrears) -> Reply | None:
+    """Follow-ups, cut-off now possible, the lead's decision asked and told."""
     open_btn = ARREARS_RECORDS.open_button(ctx, rec.id)
     paid_btn = ACTION["arrp"].button(ctx, rec.id)
     item = title(ctx, rec)
-    if r.kind.startswith("restore."):
-        if rec.status != "paid" or rec.restore_due is None:
-            return None  # restored (or reopened): nothing to remind
-        text = ladder_text(ctx, r.kind.split(".", 1)[1], item, ctx.t("arrears.step.restore"),
-                           rec.restore_due, rec.owner, drop_late_soon=False)
-        return Reply(text or "", [[open_btn, ACTION["arrs"].button(ctx, rec.id)]])
     if rec.status not in UNPAID:
         return None  # paid or restored: follow-ups, cut-off and decisions are moot
     medical = await is_medical(ctx.services, rec)
@@ -854,31 +808,7 @@ async def describe(ctx: Ctx, r: Reminder) -> str:
     return title(ctx, rec) if rec else ctx.t("arrears.not_found")
 
 
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, after_sent=after_sent, todo=todo,
-                                             describe=describe))
-
-
 # --- wiring ---------------------------------------------------------------------------
-async def start_form(app: Assistant, ctx: Ctx, draft: Draft | None, rest: str) -> Outcome:
-    if draft is not None or not rest.strip():
-        return await app.open_form(ctx, draft, ARREARS.name)
-    values, notices = await prefill(ctx, rest)
-    return await app.engine.start(ctx, ARREARS.name, values, notices)
-
-
-@REGISTRY.command("arrears")
-async def arrears_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await start_form(app, ctx, draft, arg)
-
-
-@REGISTRY.intent
-async def arrears_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
-    m = _INTENT.match(normalize_input(text))
-    if m is None:
-        return None
-    return await start_form(app, ctx, None, m.group(2))
-
-
 async def decide(ctx: Ctx, rec: Arrears, decision: str) -> Outcome:
     if not ctx.user.sees_whole_team:
         return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
@@ -917,5 +847,28 @@ async def refuse(ctx: Ctx, rec: Arrears) -> Outcome:
     return await decide(ctx, rec, "refused")
 
 
+ARREARS_RECORDS = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="arr", not_found="arrears.not_found",
+    meta_key="arrears_id", title=title, render_card=render_card,
+    transitions=(
+        rt.Transition("arrn", "btn.arrears_notice", ("collecting",), NOTICE, "arn",
+                   "arrears.notice_heading", refuse=_refuse_notice),
+        # Never a cut-off button for a medical household: the manager asks the lead instead.
+        rt.Transition("arrq", "btn.arrears_ask_lead", run=ask_lead, allowed=lambda ctx, a: (
+            a.status == "notice_served" and a.medical_undecided()
+            and not ctx.user.sees_whole_team)),
+        rt.Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
+                   "arrears.cutoff_heading", refuse=_refuse_cutoff),
+        rt.Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
+        rt.Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
+            a.status == "paid" and a.restore_due is not None), RESTORED, "ars",
+            "arrears.restored_heading"),
+    ),
+    form=ARREARS, command="arrears", intent=_INTENT, prefill=prefill,
+    ladders=(rt.Ladder("restore", "arrears.step.restore", lambda a: a.restore_due,
+                       lambda a: a.status != "paid", ("arrs",), drop_late_soon=False),),
+    other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
+    describe=describe).register()
+ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
 ARREARS_RECORDS.on_tap("arry", approve)
 ARREARS_RECORDS.on_tap("arrx", refuse)
