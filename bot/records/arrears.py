@@ -21,6 +21,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from bot import validators
@@ -632,10 +633,8 @@ async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Out
     if rec.paid_at:
         lines.append(rt.field_line(ctx, "field.arrears_paid_at", when(ctx, rec.paid_at)))
     if rec.restore_due:
-        done = rec.restored_at
-        lines.append(rt.field_line(ctx, "field.arrears_restore_due", when(ctx, rec.restore_due))
-                     + " · " + (ctx.t("arrears.done_at", when=when(ctx, done)) if done
-                                else remaining(ctx, rec.restore_due)))
+        lines.append(rt.deadline_line(ctx, "field.arrears_restore_due", rec.restore_due,
+                                      rec.restored_at, "arrears.done_at"))
     if rec.status in UNPAID:
         cal = await calendar(services)
         lines.append(rt.field_line(ctx, "field.arrears_next_followup",
@@ -839,14 +838,6 @@ async def decide(ctx: Ctx, rec: Arrears, decision: str) -> Outcome:
     return out
 
 
-async def approve(ctx: Ctx, rec: Arrears) -> Outcome:
-    return await decide(ctx, rec, "approved")
-
-
-async def refuse(ctx: Ctx, rec: Arrears) -> Outcome:
-    return await decide(ctx, rec, "refused")
-
-
 ARREARS_RECORDS = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="arr", not_found="arrears.not_found",
     meta_key="arrears_id", title=title, render_card=render_card,
@@ -870,5 +861,5 @@ ARREARS_RECORDS = rt.RecordType(
     other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
     describe=describe).register()
 ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
-ARREARS_RECORDS.on_tap("arry", approve)
-ARREARS_RECORDS.on_tap("arrx", refuse)
+ARREARS_RECORDS.on_tap("arry", partial(decide, decision="approved"))
+ARREARS_RECORDS.on_tap("arrx", partial(decide, decision="refused"))

@@ -219,9 +219,8 @@ async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> O
     for step, done in (("contact", rec.contacted_at), ("reply", rec.replied_at)):
         due = rec.due(step)
         if due:
-            lines.append(rt.field_line(ctx, f"field.{step}_due", when(ctx, due)) + " · " + (
-                ctx.t("complaint.done_at", when=when(ctx, done)) if done
-                else remaining(ctx, due)))
+            lines.append(rt.deadline_line(ctx, f"field.{step}_due", due, done,
+                                          "complaint.done_at"))
     if rec.reply_result:
         lines.append(rt.field_line(ctx, "field.reply_result", rec.reply_result))
     if rec.provisional:

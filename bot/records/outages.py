@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
@@ -417,14 +418,6 @@ async def cancel_outage(ctx: Ctx, rec: Outage, confirmed: bool) -> Outcome:
     return await _refreshed(ctx, rec.id, ctx.t("outage.cancelled", id=rec.id))
 
 
-async def ask_cancel(ctx: Ctx, rec: Outage) -> Outcome:
-    return await cancel_outage(ctx, rec, confirmed=False)
-
-
-async def confirm_cancel(ctx: Ctx, rec: Outage) -> Outcome:
-    return await cancel_outage(ctx, rec, confirmed=True)
-
-
 # --- reminders ------------------------------------------------------------------------
 async def other_reminders(ctx: Ctx, r: Reminder, rec: Outage) -> Reply | None:
     """The lead told of a late registration, the day-before list, the restore question."""
@@ -536,7 +529,7 @@ OUTAGES = rt.RecordType(
                    allowed=lambda ctx, o: o.status == "planned" and not o.notice_posted_at),
         rt.Transition("outr", "btn.outage_restored", run=mark_restored,
                    allowed=lambda ctx, o: o.status == "planned" and ctx.now >= o.starts_at),
-        rt.Transition("outx", "btn.outage_cancel", run=ask_cancel,
+        rt.Transition("outx", "btn.outage_cancel", run=partial(cancel_outage, confirmed=False),
                    allowed=lambda ctx, o: o.open_at(ctx.now)),
     ),
     form=OUTAGE, command="outage",
@@ -544,4 +537,4 @@ OUTAGES = rt.RecordType(
                        lambda o: o.status != "planned" or o.notice_posted_at is not None,
                        ("outn",)),),
     other_reminders=other_reminders, todo_items=todo).register()
-OUTAGES.on_tap("outxy", confirm_cancel)
+OUTAGES.on_tap("outxy", partial(cancel_outage, confirmed=True))

@@ -218,27 +218,20 @@ def title(ctx: Ctx, rec: Repair) -> str:
     return ctx.t("repair.title", id=rec.id, area=rec.area_name)
 
 
-def _done(ctx: Ctx, due: datetime | None, done: datetime | None) -> str:
-    if done is None:
-        return remaining(ctx, due) if due else ""
-    return ctx.t("repair.done_at", when=when(ctx, done)) + (
-        rt.on_time(ctx, done, due) if due else "")
-
-
 async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outcome:
     lines = [title(ctx, rec) + f" · {ctx.t(f'repair.area_kind.{rec.kind}')}",
              ctx.t(f"repair.status.{rec.status}"),
              rt.field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
              rt.field_line(ctx, "field.repair_description", rec.description),
              rt.field_line(ctx, "field.owner", rec.owner),
-             rt.field_line(ctx, "field.repair_arrival_due", when(ctx, rec.arrival_due)) + " · "
-             + _done(ctx, rec.arrival_due, rec.arrived_at)]
+             rt.deadline_line(ctx, "field.repair_arrival_due", rec.arrival_due, rec.arrived_at,
+                              "repair.done_at", judge=True)]
     if rec.arrived_lat is not None and rec.arrived_lon is not None:
         lines.append(rt.field_line(ctx, "field.location",
                                 await show_location([rec.arrived_lat, rec.arrived_lon], ctx)))
     if rec.restore_due:
-        lines.append(rt.field_line(ctx, "field.repair_restore_due", when(ctx, rec.restore_due))
-                     + " · " + _done(ctx, rec.restore_due, rec.restored_at))
+        lines.append(rt.deadline_line(ctx, "field.repair_restore_due", rec.restore_due,
+                                      rec.restored_at, "repair.done_at", judge=True))
     elif rec.restored_at:
         lines.append(rt.field_line(ctx, "field.repair_restored_at", when(ctx, rec.restored_at)))
     buttons = await REPAIRS.allowed(ctx, rec)

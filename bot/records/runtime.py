@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from bot.conversations.engine import FormSpec, Saved, SaveFn
 from bot.conversations.fields import Field, Invalid, Kind, ParseFn
@@ -242,10 +242,8 @@ class RecordType(Generic[R]):
     todo_items: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
     after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
     describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
-    types: ClassVar[dict[str, RecordType[Any]]] = {}
 
     def register(self) -> RecordType[R]:
-        RecordType.types[self.subject] = self
         REGISTRY.buttons[self.open_action] = self._open_card
         if self.command:
             REGISTRY.commands[self.command] = self._command
@@ -378,6 +376,16 @@ def sep(ctx: Ctx) -> str:
 
 def field_line(ctx: Ctx, key: str, value: str) -> str:
     return ctx.t(key) + sep(ctx) + value
+
+
+def deadline_line(ctx: Ctx, key: str, due: datetime, done: datetime | None,
+                  done_key: str, judge: bool = False) -> str:
+    """'答复期限：… · 已于 … 完成' (judged on time or late if `judge`), or the time left."""
+    if done is None:
+        state = remaining(ctx, due)
+    else:
+        state = ctx.t(done_key, when=when(ctx, done)) + (on_time(ctx, done, due) if judge else "")
+    return field_line(ctx, key, when(ctx, due)) + " · " + state
 
 
 def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_when,
