@@ -46,7 +46,8 @@ R = TypeVar("R", bound=Record)
 
 
 def from_row(cls: type[R], row: Row) -> R:
-    """A typed record from a row: the dataclass's fields by name; `datetime` fields parsed."""
+    """A typed record from a row: the dataclass's fields by name; `datetime` fields parsed
+    (annotations are strings here, hence the name test)."""
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         value = row[f.name]
@@ -355,7 +356,7 @@ class RecordType(Generic[R]):
         return open_
 
     def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
-             overdue: bool | None = None, urgent: bool = False) -> TodoItem:
+                  overdue: bool | None = None, urgent: bool = False) -> TodoItem:
         """A to-do line; overdue by the one definition unless the type says otherwise."""
         return TodoItem(due=due.astimezone(ctx.tz), text=text, urgent=urgent,
                         button=self.open_button(ctx, rec.id, label),
