@@ -297,6 +297,17 @@ def load_ruleset(name: str, directory: Path = RULESETS_DIR) -> RuleSet:
 
 
 # --- deadline arithmetic ----------------------------------------------------------------
+# "Overdue" is defined once: a deadline is missed from its due minute on. The reminder scan
+# sends the "due" reminder at `due_at <= now`, so /todo, the digest and the reports must
+# call a deadline overdue at that same minute (use this predicate, or OVERDUE_SQL in SQL).
+OVERDUE_SQL = "<="
+
+
+def is_overdue(due: datetime, now: datetime) -> bool:
+    """True from the due minute on (the same moment the "due" reminder goes out)."""
+    return due <= now
+
+
 @dataclass(frozen=True)
 class Deadline:
     due: datetime  # aware, in the input's zone

@@ -4,6 +4,7 @@ retries, unreachable users, snooze, restart safety — with the clock moved, nev
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import pytest
 
@@ -13,9 +14,11 @@ from bot.events import Reply
 from bot.models import Role
 from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
 from bot.reminders import ReminderService
+from bot.reports.figures import Scope, compute
+from bot.reports.ranges import week_of
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from tests.conftest import Chat, FakeNotifier, at, make_user
+from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
 
 
 @pytest.fixture
@@ -109,6 +112,27 @@ async def test_reminders_halfway_soon_due_escalate_and_daily(
     await service.scan_once()
     assert len(notifier.sent) == n or all("投诉工单 #1" not in t for _, r in notifier.sent[n:]
                                           for t in [r.text])
+
+
+async def test_overdue_at_the_exact_due_minute_is_overdue_everywhere(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    """First contact is due Mon 11-30 10:30. At 10:30 sharp the "due" reminder goes out, so
+    /todo (and the digest, built from the same items) and the weekly report call it overdue."""
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 8, 31)
+    await service.scan_once()  # the morning digest: the 10:30 reminder is sent on its own
+    at(clock, 2026, 11, 30, 10, 30)
+    await service.scan_once()
+    assert "期限 2026-11-30 周一 10:30 已过" in notifier.texts("张三")[-1]
+    await zhang.say("待办")
+    assert "⚠️ 投诉工单 #1（张先生）：首次联系客户" in zhang.text
+    team_id = (await services.people.users())[0].team_id
+    fig = await compute(services.db, Scope(team_id, "test"), week_of(date(2026, 11, 30), SHANGHAI),
+                        clock.now())
+    assert [(o.kind, o.record_id, o.step) for o in fig.overdue] == [("complaint", 1, "contact")]
+    assert fig.total.complaint_deadlines.late == 1
 
 
 async def test_quiet_hours_hold_until_the_digest(team: tuple[Chat, Chat],

@@ -17,9 +17,12 @@ summary says so); a 户号 outside the register then needs a name, asked for at 
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 from bot import validators
 from bot.conversations.engine import FormSpec, Saved, SaveFn
@@ -29,10 +32,10 @@ from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.models import Role, User
+from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
     leads,
-    now_value,
     remaining,
     ruleset,
     show_time,
@@ -40,17 +43,13 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx, Services
-from bot.storage.conversations import Draft
-from bot.storage.db import Row, Tx, from_iso, iso
+from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
 from bot.workcal import WorkCalendar
-
-if TYPE_CHECKING:
-    from bot.assistant import Assistant
 
 SUBJECT = "arrears"
 MEDICAL = "medical"  # the register's category key for 医疗设备/生命支持用电
@@ -195,30 +194,25 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
         "('collecting', 'notice_served', 'cut_off') AND form_token IS NOT ?",
         (ctx.user.team_id, account, token))
     async with services.db.tx() as tx:
-        existing = await tx.fetchone("SELECT id FROM arrears WHERE form_token = ?", (token,))
-        if existing:  # the same confirm processed twice (crash before the draft was closed)
-            aid = int(existing["id"])
-        else:
-            aid = int(await tx.execute(
-                "INSERT INTO arrears(team_id, user_id, account_no, customer_id, customer_name, "
-                "amount_cents, since, prepaid, in_register, medical, ruleset, form_token, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ctx.user.team_id, ctx.user.id, account, customer.id if customer else None,
-                 name, int(values["amount"]), since_date(values["since"], ctx), int(prepaid),
-                 int(customer is not None), int(medical), rules.name, token,
-                 iso(ctx.now))) or 0)
+        aid, new = await STORE.insert_once(tx, token, {
+            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "account_no": account,
+            "customer_id": customer.id if customer else None, "customer_name": name,
+            "amount_cents": int(values["amount"]), "since": since_date(values["since"], ctx),
+            "prepaid": int(prepaid), "in_register": int(customer is not None),
+            "medical": int(medical), "ruleset": rules.name, "created_at": iso(ctx.now)})
+        if new:
             await plan_followup(tx, rules, cal, aid, ctx.user.team_id, ctx.user.id, ctx.now,
                                 ctx.now)
             # A prepaid meter may be cut by the system at any time: ask the lead at once.
             for lead in ask:
                 await plan_decision(tx, aid, ctx.user.team_id, lead.id, ctx.now)
-    row = await _row(services, aid)
-    assert row is not None
+    rec = await STORE.load(services.db, aid)
+    assert rec is not None
     lines = [ctx.t("arrears.saved", id=aid, name=name, account=account,
                    amount=money(int(values["amount"])),
                    since=when(ctx, values["since"]["at"], has_time=False),
-                   days=_days_owed(ctx, row))]
-    nxt = next_followup(rules, cal, row, ctx.now)
+                   days=_days_owed(ctx, rec))]
+    nxt = next_followup(rules, cal, rec.created_at, ctx.now)
     lines.append(ctx.t("arrears.followup_line", every=_followup_rule(rules).label(ctx.locale),
                        when=when(ctx, nxt)))
     if prepaid:
@@ -234,7 +228,7 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.not_in_register", account=account))
     if others:
         lines.append(ctx.t("arrears.other_open", ids="、".join(f"#{r['id']}" for r in others)))
-    return Saved("\n".join(lines), card_buttons(ctx, aid), record_id=aid)
+    return ARREARS_RECORDS.saved(ctx, aid, "\n".join(lines))
 
 
 ARREARS = REGISTRY.form(FormSpec(
@@ -297,46 +291,67 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 # --- storage --------------------------------------------------------------------------
-_SELECT = ("SELECT a.*, u.name AS owner, d.name AS decider FROM arrears a "
-           "JOIN users u ON u.id = a.user_id LEFT JOIN users d ON d.id = a.lead_decided_by ")
+@dataclass(frozen=True)
+class Arrears:
+    id: int
+    team_id: int
+    user_id: int
+    owner: str
+    decider: str | None
+    status: str  # collecting, notice_served, cut_off, paid, restored
+    account_no: str
+    customer_name: str
+    amount_cents: int
+    since: str  # the local day the arrears began, YYYY-MM-DD
+    prepaid: int
+    in_register: int
+    medical: int
+    lead_decision: str | None
+    notice_served_at: datetime | None
+    cutoff_earliest: datetime | None
+    cut_off_at: datetime | None
+    paid_at: datetime | None
+    restore_due: datetime | None
+    restored_at: datetime | None
+    created_at: datetime
+
+    def medical_undecided(self) -> bool:
+        return bool(self.medical) and self.lead_decision is None
 
 
-async def _row(services: Services, aid: int) -> Row | None:
-    return await services.db.fetchone(_SELECT + "WHERE a.id = ?", (aid,))
+STORE = rt.Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS decider "
+                 "FROM arrears a JOIN users u ON u.id = a.user_id "
+                 "LEFT JOIN users d ON d.id = a.lead_decided_by", "a")
 
 
-async def get(ctx: Ctx, aid: int) -> Row | None:
-    """The arrears if the user may see it: their own, or the team's for a lead or admin."""
-    row = await _row(ctx.services, aid)
-    if row is None or row["team_id"] != ctx.user.team_id:
-        return None
-    if not ctx.user.sees_whole_team and row["user_id"] != ctx.user.id:
-        return None
-    return row
-
-
-async def is_medical(services: Services, row: Row) -> bool:
+async def is_medical(services: Services, rec: Arrears) -> bool:
     """Medical as saved, or since added to the register: the safer of the two wins."""
-    if row["medical"]:
+    if rec.medical:
         return True
-    customer = await services.customers.by_account(row["team_id"], row["account_no"])
+    customer = await services.customers.by_account(rec.team_id, rec.account_no)
     if customer is None or MEDICAL not in customer.categories:
         return False
-    await services.db.execute("UPDATE arrears SET medical = 1 WHERE id = ?", (row["id"],))
+    await services.db.execute("UPDATE arrears SET medical = 1 WHERE id = ?", (rec.id,))
     return True
 
 
-def _days_owed(ctx: Ctx, row: Row) -> int:
-    return max(0, (ctx.local_now.date() - date.fromisoformat(row["since"])).days)
+async def refreshed_medical(services: Services, rec: Arrears) -> Arrears:
+    """The record with `medical` as the register says now (see is_medical)."""
+    medical = await is_medical(services, rec)
+    return rec if rec.medical or not medical else dataclasses.replace(rec, medical=1)
 
 
-def _since_text(ctx: Ctx, row: Row) -> str:
-    day = datetime.combine(date.fromisoformat(row["since"]), time(), tzinfo=ctx.tz)
+def _days_owed(ctx: Ctx, rec: Arrears) -> int:
+    return max(0, (ctx.local_now.date() - date.fromisoformat(rec.since)).days)
+
+
+def _since_text(ctx: Ctx, rec: Arrears) -> str:
+    day = datetime.combine(date.fromisoformat(rec.since), time(), tzinfo=ctx.tz)
     return format_time(day, ctx.locale, has_time=False)
 
 
-def _title(ctx: Ctx, row: Row) -> str:
-    return ctx.t("arrears.title", id=row["id"], name=row["customer_name"])
+def title(ctx: Ctx, rec: Arrears) -> str:
+    return ctx.t("arrears.title", id=rec.id, name=rec.customer_name)
 
 
 # --- deadlines and planning -----------------------------------------------------------
@@ -344,13 +359,13 @@ def _followup_rule(rules: RuleSet) -> Rule:
     return rules.arrears.followup_every or DEFAULT_FOLLOWUP
 
 
-def next_followup(rules: RuleSet, cal: WorkCalendar, row: Row | dict[str, Any],
+def next_followup(rules: RuleSet, cal: WorkCalendar, created: datetime,
                   after: datetime) -> datetime:
     """The first follow-up after `after` on the record's own cadence (every N from its
     registration), day-based ones at 09:00 local, so a missed one does not shift the rest."""
     rule = _followup_rule(rules)
     hours = rules.working_hours
-    anchor = from_iso(row["created_at"]).astimezone(hours.zone)
+    anchor = created.astimezone(hours.zone)
     for _ in range(10_000):
         anchor = due_after(anchor, rule, cal, hours).due.astimezone(hours.zone)
         if rule.unit in ("calendar_days", "working_days"):
@@ -363,7 +378,7 @@ def next_followup(rules: RuleSet, cal: WorkCalendar, row: Row | dict[str, Any],
 
 async def plan_followup(tx: Tx, rules: RuleSet, cal: WorkCalendar, aid: int, team_id: int,
                         user_id: int, created: datetime, now: datetime) -> None:
-    at = next_followup(rules, cal, {"created_at": iso(created)}, now)
+    at = next_followup(rules, cal, created, now)
     await Reminders.plan(tx, team_id=team_id, user_id=user_id, subject=SUBJECT, subject_id=aid,
                          kind="followup", due_at=at, now=now,
                          key=f"{SUBJECT}:{aid}:followup:{user_id}:{at.date().isoformat()}")
@@ -378,6 +393,11 @@ async def plan_decision(tx: Tx, aid: int, team_id: int, lead_id: int, now: datet
                          kind="decision", due_at=now, now=now, key=key)
 
 
+async def plan_cutoff(tx: Tx, rec: Arrears, at: datetime, now: datetime) -> None:
+    await Reminders.plan(tx, team_id=rec.team_id, user_id=rec.user_id, subject=SUBJECT,
+                         subject_id=rec.id, kind="cutoff", due_at=max(at, now), now=now)
+
+
 def earliest_cutoff(rules: RuleSet, cal: WorkCalendar, served: datetime) -> Deadline | None:
     """Delivery + the notice period. The rule is stored as 'N before the cut-off'; counting
     it forward from the delivery gives the same instant."""
@@ -388,50 +408,38 @@ def earliest_cutoff(rules: RuleSet, cal: WorkCalendar, served: datetime) -> Dead
     return due_after(served, forward, cal, rules.working_hours)
 
 
-async def _changed(tx: Tx) -> bool:
-    row = await tx.fetchone("SELECT changes()")
-    return bool(row and row[0])
-
-
 # --- action forms ---------------------------------------------------------------------
-async def _action_row(ctx: Ctx, meta: dict[str, Any]) -> Row:
-    row = await get(ctx, int(meta["arrears_id"]))
-    if row is None:
-        raise Invalid("arrears.not_found")
-    return row
+def _before_since(ctx: Ctx, at: datetime, rec: Arrears) -> bool:
+    return at.astimezone(ctx.tz).date().isoformat() < rec.since
 
 
 async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
                       meta: dict[str, Any]) -> Saved:
     services = ctx.services
-    row = await _action_row(ctx, meta)
-    if row["status"] != "collecting" or row["prepaid"]:
+    rec = await ARREARS_RECORDS.record(ctx, meta)
+    if rec.status != "collecting" or rec.prepaid:
         raise Invalid("arrears.changed")
     at = value_time(values["served_at"])
-    if at.astimezone(ctx.tz).date().isoformat() < row["since"]:
+    if _before_since(ctx, at, rec):
         raise Invalid("arrears.before_since")
     rules = ruleset(services)
     cal = await calendar(services)
     earliest = earliest_cutoff(rules, cal, at)
     cutoff_at = earliest.due if earliest else at
-    medical = await is_medical(services, row)
-    ask = (await deciders(services, row["team_id"])
-           if medical and row["lead_decision"] is None else [])
-    aid = int(row["id"])
+    medical = await is_medical(services, rec)
+    ask = (await deciders(services, rec.team_id)
+           if medical and rec.lead_decision is None else [])
     async with services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE arrears SET status = 'notice_served', notice_served_at = ?, "
-            "cutoff_earliest = ?, updated_at = ? WHERE id = ? AND status = 'collecting'",
-            (iso(at), iso(cutoff_at), iso(ctx.now), aid))
-        if not await _changed(tx):
+        if not await STORE.update(tx, rec.id, {
+                "status": "notice_served", "notice_served_at": iso(at),
+                "cutoff_earliest": iso(cutoff_at), "updated_at": iso(ctx.now)},
+                "status = 'collecting'"):
             raise Invalid("arrears.changed")
-        if not medical or row["lead_decision"] == "approved":
-            await Reminders.plan(tx, team_id=row["team_id"], user_id=row["user_id"],
-                                 subject=SUBJECT, subject_id=aid, kind="cutoff",
-                                 due_at=max(cutoff_at, ctx.now), now=ctx.now)
+        if not medical or rec.lead_decision == "approved":
+            await plan_cutoff(tx, rec, cutoff_at, ctx.now)
         for lead in ask:
-            await plan_decision(tx, aid, row["team_id"], lead.id, ctx.now)
-    lines = [ctx.t("arrears.notice_saved", id=aid, when=when(ctx, at))]
+            await plan_decision(tx, rec.id, rec.team_id, lead.id, ctx.now)
+    lines = [ctx.t("arrears.notice_saved", id=rec.id, when=when(ctx, at))]
     if earliest:
         lines.append(ctx.t("arrears.cutoff_from", when=when(ctx, earliest.due),
                            period=earliest.rule.label(ctx.locale)))
@@ -439,146 +447,127 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.medical_note"))
         if ask:
             lines.append(ctx.t("arrears.decision_asked", leads="、".join(u.name for u in ask)))
-        elif row["lead_decision"] is None:
+        elif rec.lead_decision is None:
             lines.append(ctx.t("arrears.no_lead"))
-    lines += _law_lines(ctx, rules, row["since"], cutoff_at)
+    lines += _law_lines(ctx, rules, rec.since, cutoff_at)
     if earliest and earliest.provisional:
         lines.append(ctx.t("deadline.provisional"))
-    return Saved("\n".join(lines), card_buttons(ctx, aid), record_id=aid)
+    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
 
 
-async def cutoff_refusal(ctx: Ctx, row: Row) -> str | None:
+async def cutoff_refusal(ctx: Ctx, rec: Arrears) -> str | None:
     """Why 已停电 may not be recorded now, or None when it may."""
-    if row["prepaid"]:
+    if rec.prepaid:
         return ctx.t("arrears.cutoff_prepaid")
-    if row["status"] != "notice_served":
-        return ctx.t("arrears.cutoff_needs_notice") if row["status"] == "collecting" else (
+    if rec.status != "notice_served":
+        return ctx.t("arrears.cutoff_needs_notice") if rec.status == "collecting" else (
             ctx.t("arrears.changed"))
-    if await is_medical(ctx.services, row):
-        if row["lead_decision"] == "refused":
-            return ctx.t("arrears.cutoff_refused_by_lead", lead=row["decider"] or "")
-        if row["lead_decision"] != "approved":
+    if await is_medical(ctx.services, rec):
+        if rec.lead_decision == "refused":
+            return ctx.t("arrears.cutoff_refused_by_lead", lead=rec.decider or "")
+        if rec.lead_decision != "approved":
             return ctx.t("arrears.cutoff_needs_lead")
-    earliest = from_iso(row["cutoff_earliest"])
-    if earliest > ctx.now:
+    earliest = rec.cutoff_earliest
+    if earliest is not None and earliest > ctx.now:
         return ctx.t("arrears.cutoff_too_early", when=when(ctx, earliest),
                      left=remaining(ctx, earliest))
     return None
 
 
+async def _refuse_cutoff(ctx: Ctx, rec: Arrears) -> str | None:
+    reason = await cutoff_refusal(ctx, rec)
+    return None if reason is None else "⛔ " + reason
+
+
 async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
                       meta: dict[str, Any]) -> Saved:
-    row = await _action_row(ctx, meta)
-    refusal = await cutoff_refusal(ctx, row)
+    rec = await ARREARS_RECORDS.record(ctx, meta)
+    refusal = await cutoff_refusal(ctx, rec)
     if refusal is not None:
         raise Invalid("arrears.refused", reason=refusal)
     at = value_time(values["cut_off_at"])
-    if at < from_iso(row["cutoff_earliest"]):
-        raise Invalid("arrears.cutoff_before_earliest",
-                      when=when(ctx, row["cutoff_earliest"]))
-    aid = int(row["id"])
+    if rec.cutoff_earliest is not None and at < rec.cutoff_earliest:
+        raise Invalid("arrears.cutoff_before_earliest", when=when(ctx, rec.cutoff_earliest))
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE arrears SET status = 'cut_off', cut_off_at = ?, updated_at = ? "
-            "WHERE id = ? AND status = 'notice_served'", (iso(at), iso(ctx.now), aid))
-        if not await _changed(tx):
+        if not await STORE.update(tx, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
+                                               "updated_at": iso(ctx.now)},
+                                  "status = 'notice_served'"):
             raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, aid, "cutoff")
-        await Reminders.cancel(tx, SUBJECT, aid, "decision")
+        await Reminders.cancel(tx, SUBJECT, rec.id, "cutoff")
+        await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
     rule = ruleset(ctx.services).arrears.restore_after_payment
-    text = ctx.t("arrears.cutoff_saved", id=aid, when=when(ctx, at))
+    text = ctx.t("arrears.cutoff_saved", id=rec.id, when=when(ctx, at))
     if rule is not None:
         text += "\n" + ctx.t("arrears.restore_rule", period=rule.label(ctx.locale))
-    return Saved(text, card_buttons(ctx, aid), record_id=aid)
+    return ARREARS_RECORDS.saved(ctx, rec.id, text)
 
 
 async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
                     meta: dict[str, Any]) -> Saved:
     services = ctx.services
-    row = await _action_row(ctx, meta)
-    if row["status"] not in UNPAID:
+    rec = await ARREARS_RECORDS.record(ctx, meta)
+    if rec.status not in UNPAID:
         raise Invalid("arrears.changed")
     at = value_time(values["paid_at"])
-    if at.astimezone(ctx.tz).date().isoformat() < row["since"]:
+    if _before_since(ctx, at, rec):
         raise Invalid("arrears.before_since")
     rules = ruleset(services)
-    cal = await calendar(services)
     rule = rules.arrears.restore_after_payment
-    was_cut = row["status"] == "cut_off"
+    was_cut = rec.status == "cut_off"
     restore: Deadline | None = None
     if was_cut and rule is not None:
-        restore = due_after(at, rule, cal, rules.working_hours)
-    team_leads = [u.id for u in await leads(services, row["team_id"]) if u.id != row["user_id"]]
-    aid = int(row["id"])
+        restore = due_after(at, rule, await calendar(services), rules.working_hours)
+    team_leads = await rt.other_leads(services, rec.team_id, rec.user_id)
     async with services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE arrears SET status = 'paid', paid_at = ?, restore_due = ?, updated_at = ? "
-            "WHERE id = ? AND status = ?",
-            (iso(at), iso(restore.due) if restore else None, iso(ctx.now), aid, row["status"]))
-        if not await _changed(tx):
+        if not await STORE.update(tx, rec.id, {
+                "status": "paid", "paid_at": iso(at),
+                "restore_due": iso(restore.due) if restore else None,
+                "updated_at": iso(ctx.now)}, "status = ?", (rec.status,)):
             raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, aid)  # follow-ups, cut-off, decision: all moot
-        if restore is not None:
-            await plan_restore(tx, row, restore.due, ctx.now, team_leads)
-    lines = [ctx.t("arrears.paid_saved", id=aid, when=when(ctx, at),
-                   amount=money(row["amount_cents"]))]
+        await Reminders.cancel(tx, SUBJECT, rec.id)  # follow-ups, cut-off, decision: all moot
+        if restore is not None:  # urgent (quiet hours do not hold them); leads told at due
+            due = restore.due
+            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
+                rt.Rung("soon", due - RESTORE_SOON, urgent=True),
+                rt.Rung("due", due, urgent=True, skip_if_past=False),
+                rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
+                team_leads, ctx.now)
+    lines = [ctx.t("arrears.paid_saved", id=rec.id, when=when(ctx, at),
+                   amount=money(rec.amount_cents))]
     if restore is not None:
         lines.append(ctx.t("arrears.restore_by", when=when(ctx, restore.due),
                            period=restore.rule.label(ctx.locale),
                            left=remaining(ctx, restore.due)))
     elif was_cut:
         lines.append(ctx.t("arrears.restore_asap"))
-    elif row["prepaid"]:
+    elif rec.prepaid:
         lines.append(ctx.t("arrears.paid_prepaid_closed"))
     else:
         lines.append(ctx.t("arrears.paid_closed"))
-    return Saved("\n".join(lines), card_buttons(ctx, aid), record_id=aid)
-
-
-async def plan_restore(tx: Tx, row: Row, due: datetime, now: datetime,
-                       lead_ids: list[int]) -> None:
-    """Urgent (quiet hours do not hold them): 2 h before, at due; leads told at due."""
-    common: dict[str, Any] = {"team_id": row["team_id"], "subject": SUBJECT,
-                              "subject_id": row["id"],
-                              "now": now, "urgent": True}
-    if due - RESTORE_SOON > now:
-        await Reminders.plan(tx, user_id=row["user_id"], kind="restore.soon",
-                             due_at=due - RESTORE_SOON, **common)
-    await Reminders.plan(tx, user_id=row["user_id"], kind="restore.due", due_at=max(due, now),
-                         **common)
-    for lead_id in lead_ids:
-        await Reminders.plan(tx, user_id=lead_id, kind="restore.escalate",
-                             due_at=max(due, now), **common)
+    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
 
 
 async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
                         meta: dict[str, Any]) -> Saved:
-    row = await _action_row(ctx, meta)
-    if row["status"] != "paid" or row["restore_due"] is None:
+    rec = await ARREARS_RECORDS.record(ctx, meta)
+    if rec.status != "paid" or rec.restore_due is None or rec.paid_at is None:
         raise Invalid("arrears.changed")
     at = value_time(values["restored_at"])
-    if at < from_iso(row["paid_at"]):
-        raise Invalid("arrears.before_paid", when=when(ctx, row["paid_at"]))
-    aid = int(row["id"])
+    if at < rec.paid_at:
+        raise Invalid("arrears.before_paid", when=when(ctx, rec.paid_at))
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE arrears SET status = 'restored', restored_at = ?, updated_at = ? "
-            "WHERE id = ? AND status = 'paid'", (iso(at), iso(ctx.now), aid))
-        if not await _changed(tx):
+        if not await STORE.update(tx, rec.id, {"status": "restored", "restored_at": iso(at),
+                                               "updated_at": iso(ctx.now)}, "status = 'paid'"):
             raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, aid)
-    on_time = at <= from_iso(row["restore_due"])
-    return Saved(ctx.t("arrears.restored_saved", id=aid, when=when(ctx, at)) + " "
-                 + ctx.t("deadline.on_time" if on_time else "deadline.late"),
-                 card_buttons(ctx, aid), record_id=aid)
+        await Reminders.cancel(tx, SUBJECT, rec.id)
+    return ARREARS_RECORDS.saved(ctx, rec.id, ctx.t("arrears.restored_saved", id=rec.id,
+                                                    when=when(ctx, at))
+                                 + " " + rt.on_time(ctx, at, rec.restore_due))
 
 
 def _moment_form(name: str, field: str, label: str, save: SaveFn) -> FormSpec:
-    return REGISTRY.form(FormSpec(
-        name=name, title=f"form.{name}.title",
-        fields=(Field(field, label, f"form.{name}.at", Kind.TIME, parse=parse_moment,
-                      show=show_time, hint="form.worklog.time.hint", quick=("now",)),),
-        save=save, quick={"now": now_value}))
+    return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse_moment,
+                                                    "form.worklog.time.hint"))
 
 
 NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", save_notice)
@@ -589,14 +578,10 @@ RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restor
 
 
 # --- card -----------------------------------------------------------------------------
-def card_buttons(ctx: Ctx, aid: int) -> list[list[Button]]:
-    return [[Button(ctx.t("btn.open_item"), callback(GLOBAL_TOKEN, "arr", aid))]]
-
-
-def _status_key(row: Row) -> str:
-    if row["status"] == "paid" and row["restore_due"] is None:
+def _status_key(rec: Arrears) -> str:
+    if rec.status == "paid" and rec.restore_due is None:
         return "arrears.status.paid_closed"
-    return f"arrears.status.{row['status']}"
+    return f"arrears.status.{rec.status}"
 
 
 def _law_lines(ctx: Ctx, rules: RuleSet, since: str, cutoff: datetime) -> list[str]:
@@ -612,81 +597,58 @@ def _law_lines(ctx: Ctx, rules: RuleSet, since: str, cutoff: datetime) -> list[s
     return lines
 
 
-async def card(ctx: Ctx, aid: int, heading: str | None = None) -> Outcome:
-    row = await get(ctx, aid)
-    if row is None:
-        return Outcome().add(ctx.t("arrears.not_found"))
+async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Outcome:
     services = ctx.services
     rules = ruleset(services)
-    medical = await is_medical(services, row)
-    sep = "：" if ctx.locale == "zh_CN" else ": "
-    status = row["status"]
+    rec = await refreshed_medical(services, rec)
     lines = [heading] if heading else []
-    lines += [_title(ctx, row), ctx.t(_status_key(row))]
-    lines.append(ctx.t("field.account_no") + sep + (
-        ctx.t("arrears.account_in_register", account=row["account_no"]) if row["in_register"]
-        else ctx.t("arrears.account_unregistered", account=row["account_no"])))
-    lines.append(ctx.t("field.owner") + sep + row["owner"])
-    lines.append(ctx.t("field.arrears_amount") + sep + money(row["amount_cents"]))
-    lines.append(ctx.t("field.arrears_since") + sep + _since_text(ctx, row)
-                 + " · " + ctx.t("arrears.days_owed", days=_days_owed(ctx, row)))
-    lines.append(ctx.t("field.arrears_prepaid") + sep
-                 + ctx.t("arrears.yes" if row["prepaid"] else "arrears.no"))
-    if row["prepaid"]:
+    lines += [title(ctx, rec), ctx.t(_status_key(rec)),
+              rt.field_line(ctx, "field.account_no", ctx.t(
+                  "arrears.account_in_register" if rec.in_register
+                  else "arrears.account_unregistered", account=rec.account_no)),
+              rt.field_line(ctx, "field.owner", rec.owner),
+              rt.field_line(ctx, "field.arrears_amount", money(rec.amount_cents)),
+              rt.field_line(ctx, "field.arrears_since", _since_text(ctx, rec))
+              + " · " + ctx.t("arrears.days_owed", days=_days_owed(ctx, rec)),
+              rt.field_line(ctx, "field.arrears_prepaid",
+                         ctx.t("arrears.yes" if rec.prepaid else "arrears.no"))]
+    if rec.prepaid:
         lines.append(ctx.t("arrears.prepaid_note"))
-    if medical:
+    if rec.medical:
         lines.append(ctx.t("arrears.medical_note"))
-        decision = row["lead_decision"]
-        lines.append(ctx.t("field.arrears_decision") + sep + (
-            ctx.t(f"arrears.decision.{decision}", lead=row["decider"] or "") if decision
+        decision = rec.lead_decision
+        lines.append(rt.field_line(ctx, "field.arrears_decision", ctx.t(
+            f"arrears.decision.{decision}", lead=rec.decider or "") if decision
             else ctx.t("arrears.decision.pending")))
-    if row["notice_served_at"]:
-        lines.append(ctx.t("field.arrears_notice_at") + sep + when(ctx, row["notice_served_at"]))
-    if status == "notice_served":
-        line = ctx.t("field.arrears_cutoff_earliest") + sep + when(ctx, row["cutoff_earliest"])
-        if from_iso(row["cutoff_earliest"]) > ctx.now:
-            line += " · " + remaining(ctx, row["cutoff_earliest"])
+    if rec.notice_served_at:
+        lines.append(rt.field_line(ctx, "field.arrears_notice_at", when(ctx, rec.notice_served_at)))
+    if rec.status == "notice_served" and rec.cutoff_earliest is not None:
+        line = rt.field_line(ctx, "field.arrears_cutoff_earliest", when(ctx, rec.cutoff_earliest))
+        if rec.cutoff_earliest > ctx.now:
+            line += " · " + remaining(ctx, rec.cutoff_earliest)
         lines.append(line)
-        lines += _law_lines(ctx, rules, row["since"], from_iso(row["cutoff_earliest"]))
-    if row["cut_off_at"]:
-        lines.append(ctx.t("field.arrears_cut_off_at") + sep + when(ctx, row["cut_off_at"]))
-    if row["paid_at"]:
-        lines.append(ctx.t("field.arrears_paid_at") + sep + when(ctx, row["paid_at"]))
-    if row["restore_due"]:
-        done = row["restored_at"]
-        lines.append(ctx.t("field.arrears_restore_due") + sep + when(ctx, row["restore_due"])
-                     + " · " + (ctx.t("arrears.done_at", when=when(ctx, done)) if done
-                                else remaining(ctx, row["restore_due"])))
-    if status in UNPAID:
+        lines += _law_lines(ctx, rules, rec.since, rec.cutoff_earliest)
+    if rec.cut_off_at:
+        lines.append(rt.field_line(ctx, "field.arrears_cut_off_at", when(ctx, rec.cut_off_at)))
+    if rec.paid_at:
+        lines.append(rt.field_line(ctx, "field.arrears_paid_at", when(ctx, rec.paid_at)))
+    if rec.restore_due:
+        lines.append(rt.deadline_line(ctx, "field.arrears_restore_due", rec.restore_due,
+                                      rec.restored_at, "arrears.done_at"))
+    if rec.status in UNPAID:
         cal = await calendar(services)
-        lines.append(ctx.t("field.arrears_next_followup") + sep
-                     + when(ctx, next_followup(rules, cal, row, ctx.now)))
-    return Outcome().add("\n".join(lines), await _card_actions(ctx, row, medical))
-
-
-async def _card_actions(ctx: Ctx, row: Row, medical: bool) -> list[list[Button]]:
-    aid = row["id"]
-    status = row["status"]
-    first: list[Button] = []
-    if status == "collecting" and not row["prepaid"]:
-        first.append(Button(ctx.t("btn.arrears_notice"), callback(GLOBAL_TOKEN, "arrn", aid)))
-    if status == "notice_served":
-        if medical and row["lead_decision"] is None:
-            if not ctx.user.sees_whole_team:
-                # Never a cut-off button for a medical household: the lead is asked instead.
-                first.append(Button(ctx.t("btn.arrears_ask_lead"),
-                                    callback(GLOBAL_TOKEN, "arrq", aid)))
-        elif await cutoff_refusal(ctx, row) is None:
-            first.append(Button(ctx.t("btn.arrears_cutoff"), callback(GLOBAL_TOKEN, "arrc", aid)))
-    if status in UNPAID:
-        first.append(Button(ctx.t("btn.arrears_paid"), callback(GLOBAL_TOKEN, "arrp", aid)))
-    if status == "paid" and row["restore_due"]:
-        first.append(Button(ctx.t("btn.arrears_restored"), callback(GLOBAL_TOKEN, "arrs", aid)))
+        lines.append(rt.field_line(ctx, "field.arrears_next_followup",
+                                when(ctx, next_followup(rules, cal, rec.created_at, ctx.now))))
+    first = await ARREARS_RECORDS.allowed(ctx, rec)
     rows = [first] if first else []
-    if (medical and row["lead_decision"] is None and ctx.user.sees_whole_team
-            and status in ("collecting", "notice_served")):
-        rows.append(decision_buttons(ctx, aid))
-    return rows
+    if _lead_decides(ctx, rec):
+        rows.append(decision_buttons(ctx, rec.id))
+    return Outcome().add("\n".join(lines), rows)
+
+
+def _lead_decides(ctx: Ctx, rec: Arrears) -> bool:
+    return (rec.medical_undecided() and ctx.user.sees_whole_team
+            and rec.status in ("collecting", "notice_served"))
 
 
 def decision_buttons(ctx: Ctx, aid: int) -> list[Button]:
@@ -694,84 +656,82 @@ def decision_buttons(ctx: Ctx, aid: int) -> list[Button]:
             Button(ctx.t("btn.arrears_refuse"), callback(GLOBAL_TOKEN, "arrx", aid))]
 
 
+async def _refuse_notice(ctx: Ctx, rec: Arrears) -> str | None:
+    """Prepaid meters are cut and restored by the metering system: no notice is served."""
+    return ctx.t("arrears.notice_prepaid") if rec.prepaid else None
+
+
+async def ask_lead(ctx: Ctx, rec: Arrears) -> Outcome:
+    """The manager's 需班长决定: (re-)ask the leads, at most once a day each."""
+    if (rec.lead_decision is not None or rec.status not in ("collecting", "notice_served")
+            or not await is_medical(ctx.services, rec)):
+        return await ARREARS_RECORDS.card(ctx, rec.id)
+    ask = await deciders(ctx.services, rec.team_id)
+    if not ask:
+        return Outcome().add(ctx.t("arrears.no_lead"))
+    async with ctx.services.db.tx() as tx:
+        for lead in ask:
+            await plan_decision(tx, rec.id, rec.team_id, lead.id, ctx.now, again=True)
+    return Outcome(toast=ctx.t("arrears.asked_toast")).add(
+        ctx.t("arrears.decision_asked", leads="、".join(u.name for u in ask)),
+        ARREARS_RECORDS.saved_buttons(ctx, rec.id))
+
+
 # --- reminders ------------------------------------------------------------------------
-def _next_step(ctx: Ctx, row: Row, medical: bool) -> str:
-    status = row["status"]
-    if row["prepaid"]:
+def _next_step(ctx: Ctx, rec: Arrears, medical: bool) -> str:
+    if rec.prepaid:
         return ctx.t("arrears.step.prepaid")
-    if status == "collecting":
+    if rec.status == "collecting":
         return ctx.t("arrears.step.notice")
-    if status == "cut_off":
+    if rec.status == "cut_off":
         return ctx.t("arrears.step.cut_off")
-    if medical and row["lead_decision"] is None:
+    if medical and rec.lead_decision is None:
         return ctx.t("arrears.step.await_lead")
-    if medical and row["lead_decision"] == "refused":
+    if medical and rec.lead_decision == "refused":
         return ctx.t("arrears.step.lead_refused")
-    return ctx.t("arrears.step.cutoff_from", when=when(ctx, row["cutoff_earliest"]))
+    return ctx.t("arrears.step.cutoff_from", when=when(ctx, rec.cutoff_earliest))
 
 
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    row = await _row(ctx.services, r.subject_id)
-    if row is None:
-        return None
-    status = row["status"]
-    aid = row["id"]
-    open_btn = Button(ctx.t("btn.open_item"), callback(GLOBAL_TOKEN, "arr", aid))
-    paid_btn = Button(ctx.t("btn.arrears_paid"), callback(GLOBAL_TOKEN, "arrp", aid))
-    title = _title(ctx, row)
-    if r.kind.startswith("restore."):
-        if status != "paid" or row["restore_due"] is None:
-            return None  # restored (or reopened): nothing to remind
-        due = row["restore_due"]
-        what = ctx.t("arrears.step.restore")
-        if r.kind == "restore.escalate":
-            text = ctx.t("reminder.escalate", owner=row["owner"], item=title, what=what,
-                         due=when(ctx, due), late=remaining(ctx, due))
-        elif r.kind == "restore.due":
-            text = ctx.t("reminder.overdue", item=title, what=what, due=when(ctx, due),
-                         late=remaining(ctx, due))
-        else:
-            text = ctx.t("reminder.soon", item=title, what=what, due=when(ctx, due),
-                         left=remaining(ctx, due))
-        return Reply(text, [[open_btn, Button(ctx.t("btn.arrears_restored"),
-                                              callback(GLOBAL_TOKEN, "arrs", aid))]])
-    if status not in UNPAID:
+async def other_reminders(ctx: Ctx, r: Reminder, rec: Arrears) -> Reply | None:
+    """Follow-ups, cut-off now possible, the lead's decision asked and told."""
+    open_btn = ARREARS_RECORDS.open_button(ctx, rec.id)
+    paid_btn = ACTION["arrp"].button(ctx, rec.id)
+    item = title(ctx, rec)
+    if rec.status not in UNPAID:
         return None  # paid or restored: follow-ups, cut-off and decisions are moot
-    medical = await is_medical(ctx.services, row)
+    medical = await is_medical(ctx.services, rec)
     if r.kind == "followup":
-        text = ctx.t("arrears.reminder.followup", item=title, account=row["account_no"],
-                     amount=money(row["amount_cents"]), days=_days_owed(ctx, row),
-                     step=_next_step(ctx, row, medical))
+        text = ctx.t("arrears.reminder.followup", item=item, account=rec.account_no,
+                     amount=money(rec.amount_cents), days=_days_owed(ctx, rec),
+                     step=_next_step(ctx, rec, medical))
         first = [open_btn, paid_btn]
-        if status == "collecting" and not row["prepaid"]:
-            first.append(Button(ctx.t("btn.arrears_notice"),
-                                callback(GLOBAL_TOKEN, "arrn", aid)))
+        if rec.status == "collecting" and not rec.prepaid:
+            first.append(ACTION["arrn"].button(ctx, rec.id))
         return Reply(text, [first])
     if r.kind == "cutoff":
-        if await cutoff_refusal(ctx, row) is not None:
+        if await cutoff_refusal(ctx, rec) is not None:
             return None  # prepaid, medical without approval, or already cut: stay silent
-        text = ctx.t("arrears.reminder.cutoff", item=title, when=when(ctx, row["cutoff_earliest"]))
-        return Reply(text, [[open_btn, Button(ctx.t("btn.arrears_cutoff"),
-                                              callback(GLOBAL_TOKEN, "arrc", aid)), paid_btn]])
+        text = ctx.t("arrears.reminder.cutoff", item=item, when=when(ctx, rec.cutoff_earliest))
+        return Reply(text, [[open_btn, ACTION["arrc"].button(ctx, rec.id), paid_btn]])
     if r.kind == "decision":
-        if row["lead_decision"] is not None or not medical:
+        if rec.lead_decision is not None or not medical:
             return None
-        text = ctx.t("arrears.reminder.decision", owner=row["owner"], item=title,
-                     account=row["account_no"], amount=money(row["amount_cents"]),
-                     days=_days_owed(ctx, row))
-        if row["notice_served_at"]:
+        text = ctx.t("arrears.reminder.decision", owner=rec.owner, item=item,
+                     account=rec.account_no, amount=money(rec.amount_cents),
+                     days=_days_owed(ctx, rec))
+        if rec.notice_served_at:
             text += "\n" + ctx.t("arrears.reminder.decision_notice",
-                                 served=when(ctx, row["notice_served_at"]),
-                                 earliest=when(ctx, row["cutoff_earliest"]))
-        if row["prepaid"]:
+                                 served=when(ctx, rec.notice_served_at),
+                                 earliest=when(ctx, rec.cutoff_earliest))
+        if rec.prepaid:
             text += "\n" + ctx.t("arrears.reminder.decision_prepaid")
-        return Reply(text, [decision_buttons(ctx, aid), [open_btn]])
+        return Reply(text, [decision_buttons(ctx, rec.id), [open_btn]])
     if r.kind == "decided":
-        decision = row["lead_decision"]
+        decision = rec.lead_decision
         if decision is None:
             return None
-        text = ctx.t("arrears.reminder.decided", item=title,
-                     decision=ctx.t(f"arrears.decision.{decision}", lead=row["decider"] or ""))
+        text = ctx.t("arrears.reminder.decided", item=item,
+                     decision=ctx.t(f"arrears.decision.{decision}", lead=rec.decider or ""))
         return Reply(text, [[open_btn]])
     return None
 
@@ -780,224 +740,126 @@ async def after_sent(services: Services, r: Reminder, now: datetime) -> None:
     """Follow-ups repeat while unpaid: plan the next on the record's cadence."""
     if r.kind != "followup":
         return
-    row = await _row(services, r.subject_id)
-    if row is None or row["status"] not in UNPAID:
+    rec = await STORE.load(services.db, r.subject_id)
+    if rec is None or rec.status not in UNPAID:
         return
     rules = ruleset(services)
     cal = await calendar(services)
     async with services.db.tx() as tx:
-        await plan_followup(tx, rules, cal, r.subject_id, r.team_id, r.user_id,
-                            from_iso(row["created_at"]), now)
+        await plan_followup(tx, rules, cal, r.subject_id, r.team_id, r.user_id, rec.created_at,
+                            now)
 
 
-async def _heal_followups(services: Services, rows: list[Row], now: datetime) -> None:
+async def _heal_followups(services: Services, recs: list[Arrears], now: datetime) -> None:
     """A follow-up folded into the morning digest (quiet hours, or a scan late after a
     restart) is never 'sent', so after_sent does not chain the next one: plan it here, for
     every unpaid record without a future follow-up (the dedupe key makes this idempotent)."""
-    unpaid = [r for r in rows if r["status"] in UNPAID]
+    unpaid = [r for r in recs if r.status in UNPAID]
     if not unpaid:
         return
     marks = ",".join("?" for _ in unpaid)
     covered = {int(r[0]) for r in await services.db.fetchall(
         f"SELECT subject_id FROM reminders WHERE subject = ? AND kind = 'followup' "
         f"AND state IN ('pending', 'sending') AND due_at > ? AND subject_id IN ({marks})",
-        (SUBJECT, iso(now), *[r["id"] for r in unpaid]))}
-    missing = [r for r in unpaid if r["id"] not in covered]
+        (SUBJECT, iso(now), *[r.id for r in unpaid]))}
+    missing = [r for r in unpaid if r.id not in covered]
     if not missing:
         return
     rules = ruleset(services)
     cal = await calendar(services)
     async with services.db.tx() as tx:
         for r in missing:
-            await plan_followup(tx, rules, cal, r["id"], r["team_id"], r["user_id"],
-                                from_iso(r["created_at"]), now)
+            await plan_followup(tx, rules, cal, r.id, r.team_id, r.user_id, r.created_at, now)
 
 
 async def todo(ctx: Ctx) -> list[TodoItem]:
-    scope = "a.team_id = ?" if ctx.user.sees_whole_team else "a.user_id = ?"
-    rows = await ctx.services.db.fetchall(
-        _SELECT + f"WHERE {scope} AND (a.status IN ('collecting', 'notice_served', 'cut_off') "
-        "OR (a.status = 'paid' AND a.restore_due IS NOT NULL))",
-        (ctx.user.team_id if ctx.user.sees_whole_team else ctx.user.id,))
-    await _heal_followups(ctx.services, rows, ctx.now)
+    recs = await STORE.open_for(ctx, "a.status IN ('collecting', 'notice_served', 'cut_off') "
+                                "OR (a.status = 'paid' AND a.restore_due IS NOT NULL)")
+    await _heal_followups(ctx.services, recs, ctx.now)
     rules = ruleset(ctx.services)
     cal = await calendar(ctx.services)
     items = []
-    for row in rows:
-        medical = bool(row["medical"])
-        urgent = False
-        overdue = False
-        if row["status"] == "paid":
-            due = from_iso(row["restore_due"])
-            text = ctx.t("arrears.todo.restore", item=_title(ctx, row), due=when(ctx, due),
-                         left=remaining(ctx, due))
-            urgent, overdue = True, due <= ctx.now
-        elif row["status"] == "notice_served" and not (
-                medical and row["lead_decision"] == "refused"):
-            due = from_iso(row["cutoff_earliest"])
-            key = ("arrears.todo.decision" if medical and row["lead_decision"] is None
-                   else "arrears.todo.cutoff")
-            text = ctx.t(key, item=_title(ctx, row), due=when(ctx, due))
+    for rec in recs:
+        item = title(ctx, rec)
+        label = ctx.t("arrears.todo.button", id=rec.id, name=rec.customer_name)
+        if rec.status == "paid" and rec.restore_due is not None:
+            due = rec.restore_due
+            items.append(ARREARS_RECORDS.todo_item(
+                ctx, rec, due, ctx.t("arrears.todo.restore", item=item, due=when(ctx, due),
+                                     left=remaining(ctx, due)), label, urgent=True))
+            continue
+        if (rec.status == "notice_served" and rec.cutoff_earliest is not None
+                and not (rec.medical and rec.lead_decision == "refused")):
+            due = rec.cutoff_earliest
+            key = "arrears.todo.decision" if rec.medical_undecided() else "arrears.todo.cutoff"
+            text = ctx.t(key, item=item, due=when(ctx, due))
         else:
-            due = next_followup(rules, cal, row, ctx.now)
-            text = ctx.t("arrears.todo.followup", item=_title(ctx, row), due=when(ctx, due),
-                         step=_next_step(ctx, row, medical))
-        items.append(TodoItem(
-            due=due.astimezone(ctx.tz), text=text,
-            button=Button(ctx.t("arrears.todo.button", id=row["id"],
-                                name=row["customer_name"]),
-                          callback(GLOBAL_TOKEN, "arr", row["id"])),
-            overdue=overdue, urgent=urgent))
+            due = next_followup(rules, cal, rec.created_at, ctx.now)
+            text = ctx.t("arrears.todo.followup", item=item, due=when(ctx, due),
+                         step=_next_step(ctx, rec, bool(rec.medical)))
+        # A cut-off that may be done, or a follow-up, is an opportunity, never overdue.
+        items.append(ARREARS_RECORDS.todo_item(ctx, rec, due, text, label, overdue=False))
     return items
 
 
 async def describe(ctx: Ctx, r: Reminder) -> str:
-    row = await _row(ctx.services, r.subject_id)
-    return _title(ctx, row) if row else ctx.t("arrears.not_found")
-
-
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, after_sent=after_sent, todo=todo,
-                                             describe=describe))
+    rec = await STORE.load(ctx.services.db, r.subject_id)
+    return title(ctx, rec) if rec else ctx.t("arrears.not_found")
 
 
 # --- wiring ---------------------------------------------------------------------------
-async def start_form(app: Assistant, ctx: Ctx, draft: Draft | None, rest: str) -> Outcome:
-    if draft is not None or not rest.strip():
-        return await app.open_form(ctx, draft, ARREARS.name)
-    values, notices = await prefill(ctx, rest)
-    return await app.engine.start(ctx, ARREARS.name, values, notices)
-
-
-@REGISTRY.command("arrears")
-async def arrears_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await start_form(app, ctx, draft, arg)
-
-
-@REGISTRY.intent
-async def arrears_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
-    m = _INTENT.match(normalize_input(text))
-    if m is None:
-        return None
-    return await start_form(app, ctx, None, m.group(2))
-
-
-@REGISTRY.button("arr")
-async def open_card(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await card(ctx, int(arg)) if arg.isdigit() else Outcome(toast=ctx.t("button.stale"))
-
-
-async def _open_action(app: Assistant, ctx: Ctx, aid: int, form: FormSpec, heading_key: str,
-                       allowed: tuple[str, ...]) -> Outcome:
-    row = await get(ctx, aid)
-    if row is None:
-        return Outcome().add(ctx.t("arrears.not_found"))
-    if row["status"] not in allowed:
-        return await card(ctx, aid)
-    return await app.engine.start(ctx, form.name, meta={"arrears_id": aid},
-                                  heading=ctx.t(heading_key, item=_title(ctx, row)))
-
-
-@REGISTRY.opener("arn")
-async def open_notice(app: Assistant, ctx: Ctx, aid: int) -> Outcome:
-    row = await get(ctx, aid)
-    if row is not None and row["prepaid"]:
-        return await card(ctx, aid, ctx.t("arrears.notice_prepaid"))
-    return await _open_action(app, ctx, aid, NOTICE, "arrears.notice_heading", ("collecting",))
-
-
-@REGISTRY.opener("arc")
-async def open_cutoff(app: Assistant, ctx: Ctx, aid: int) -> Outcome:
-    row = await get(ctx, aid)
-    if row is None:
-        return Outcome().add(ctx.t("arrears.not_found"))
-    refusal = await cutoff_refusal(ctx, row)
-    if refusal is not None:  # also a forged or stale button: say why, with the earliest time
-        return await card(ctx, aid, "⛔ " + refusal)
-    return await _open_action(app, ctx, aid, CUTOFF, "arrears.cutoff_heading",
-                              ("notice_served",))
-
-
-@REGISTRY.opener("arp")
-async def open_paid(app: Assistant, ctx: Ctx, aid: int) -> Outcome:
-    return await _open_action(app, ctx, aid, PAID, "arrears.paid_heading", UNPAID)
-
-
-@REGISTRY.opener("ars")
-async def open_restored(app: Assistant, ctx: Ctx, aid: int) -> Outcome:
-    row = await get(ctx, aid)
-    if row is not None and row["restore_due"] is None:
-        return await card(ctx, aid)
-    return await _open_action(app, ctx, aid, RESTORED, "arrears.restored_heading", ("paid",))
-
-
-REGISTRY.opener_button("arrn", "arn")
-REGISTRY.opener_button("arrc", "arc")
-REGISTRY.opener_button("arrp", "arp")
-REGISTRY.opener_button("arrs", "ars")
-
-
-@REGISTRY.button("arrq")
-async def ask_lead(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    """The manager's 需班长决定: (re-)ask the leads, at most once a day each."""
-    row = await get(ctx, int(arg)) if arg.isdigit() else None
-    if row is None:
-        return Outcome().add(ctx.t("arrears.not_found"))
-    if (row["lead_decision"] is not None or row["status"] not in ("collecting", "notice_served")
-            or not await is_medical(ctx.services, row)):
-        return await card(ctx, row["id"])
-    ask = await deciders(ctx.services, row["team_id"])
-    if not ask:
-        return Outcome().add(ctx.t("arrears.no_lead"))
-    async with ctx.services.db.tx() as tx:
-        for lead in ask:
-            await plan_decision(tx, row["id"], row["team_id"], lead.id, ctx.now, again=True)
-    return Outcome(toast=ctx.t("arrears.asked_toast")).add(
-        ctx.t("arrears.decision_asked", leads="、".join(u.name for u in ask)),
-        card_buttons(ctx, row["id"]))
-
-
-async def decide(ctx: Ctx, arg: str, decision: str) -> Outcome:
-    row = await get(ctx, int(arg)) if arg.isdigit() else None
-    if row is None:  # another team's (or colleague's) record does not exist for this user
-        return Outcome().add(ctx.t("arrears.not_found"))
+async def decide(ctx: Ctx, rec: Arrears, decision: str) -> Outcome:
     if not ctx.user.sees_whole_team:
         return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
-            ctx.t("arrears.decision.not_lead"), card_buttons(ctx, row["id"]))
-    aid = int(row["id"])
-    if row["lead_decision"] is not None:
-        return await card(ctx, aid, ctx.t("arrears.decision.already", decision=ctx.t(
-            f"arrears.decision.{row['lead_decision']}", lead=row["decider"] or "")))
-    if row["status"] not in ("collecting", "notice_served"):
-        return await card(ctx, aid, ctx.t("arrears.decision.moot"))
-    if not await is_medical(ctx.services, row):
-        return await card(ctx, aid, ctx.t("arrears.decision.not_needed"))
+            ctx.t("arrears.decision.not_lead"), ARREARS_RECORDS.saved_buttons(ctx, rec.id))
+    card = ARREARS_RECORDS.card
+    if rec.lead_decision is not None:
+        return await card(ctx, rec.id, ctx.t("arrears.decision.already", decision=ctx.t(
+            f"arrears.decision.{rec.lead_decision}", lead=rec.decider or "")))
+    if rec.status not in ("collecting", "notice_served"):
+        return await card(ctx, rec.id, ctx.t("arrears.decision.moot"))
+    if not await is_medical(ctx.services, rec):
+        return await card(ctx, rec.id, ctx.t("arrears.decision.not_needed"))
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE arrears SET lead_decision = ?, lead_decided_by = ?, updated_at = ? "
-            "WHERE id = ? AND lead_decision IS NULL", (decision, ctx.user.id, iso(ctx.now), aid))
         # Two leads pressing at once: the first decision stands, the second changes nothing.
-        if await _changed(tx):
-            await Reminders.cancel(tx, SUBJECT, aid, "decision")
-            if row["user_id"] != ctx.user.id:
-                await Reminders.plan(tx, team_id=row["team_id"], user_id=row["user_id"],
-                                     subject=SUBJECT, subject_id=aid, kind="decided",
+        if await STORE.update(tx, rec.id, {"lead_decision": decision,
+                                           "lead_decided_by": ctx.user.id,
+                                           "updated_at": iso(ctx.now)}, "lead_decision IS NULL"):
+            await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
+            if rec.user_id != ctx.user.id:
+                await Reminders.plan(tx, team_id=rec.team_id, user_id=rec.user_id,
+                                     subject=SUBJECT, subject_id=rec.id, kind="decided",
                                      due_at=ctx.now, now=ctx.now)
-            if (decision == "approved" and row["status"] == "notice_served"
-                    and not row["prepaid"]):
-                await Reminders.plan(tx, team_id=row["team_id"], user_id=row["user_id"],
-                                     subject=SUBJECT, subject_id=aid, kind="cutoff",
-                                     due_at=max(from_iso(row["cutoff_earliest"]), ctx.now),
-                                     now=ctx.now)
-    out = await card(ctx, aid, ctx.t(f"arrears.decision.saved_{decision}"))
+            if (decision == "approved" and rec.status == "notice_served" and not rec.prepaid
+                    and rec.cutoff_earliest is not None):
+                await plan_cutoff(tx, rec, rec.cutoff_earliest, ctx.now)
+    out = await card(ctx, rec.id, ctx.t(f"arrears.decision.saved_{decision}"))
     out.toast = ctx.t("form.saved_toast")
     return out
 
 
-@REGISTRY.button("arry")
-async def approve_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await decide(ctx, arg, "approved")
-
-
-@REGISTRY.button("arrx")
-async def refuse_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await decide(ctx, arg, "refused")
+ARREARS_RECORDS = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="arr", not_found="arrears.not_found",
+    meta_key="arrears_id", title=title, render_card=render_card,
+    transitions=(
+        rt.Transition("arrn", "btn.arrears_notice", ("collecting",), NOTICE, "arn",
+                   "arrears.notice_heading", refuse=_refuse_notice),
+        # Never a cut-off button for a medical household: the manager asks the lead instead.
+        rt.Transition("arrq", "btn.arrears_ask_lead", run=ask_lead, allowed=lambda ctx, a: (
+            a.status == "notice_served" and a.medical_undecided()
+            and not ctx.user.sees_whole_team)),
+        rt.Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
+                   "arrears.cutoff_heading", refuse=_refuse_cutoff),
+        rt.Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
+        rt.Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
+            a.status == "paid" and a.restore_due is not None), RESTORED, "ars",
+            "arrears.restored_heading"),
+    ),
+    form=ARREARS, command="arrears", intent=_INTENT, prefill=prefill,
+    ladders=(rt.Ladder("restore", "arrears.step.restore", lambda a: a.restore_due,
+                       lambda a: a.status != "paid", ("arrs",), drop_late_soon=False),),
+    other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
+    describe=describe).register()
+ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
+ARREARS_RECORDS.on_tap("arry", partial(decide, decision="approved"))
+ARREARS_RECORDS.on_tap("arrx", partial(decide, decision="refused"))

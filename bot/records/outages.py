@@ -5,7 +5,9 @@ areas, each ticked as told and how), reminders before and after, and the restore
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
@@ -14,6 +16,7 @@ from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
     leads,
@@ -24,10 +27,10 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
 from bot.storage.conversations import Draft
-from bot.storage.db import Row, Tx, from_iso, iso
+from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import parse_time
@@ -48,34 +51,53 @@ DAY_BEFORE_HOUR = 9  # the urgent "tell these customers" list: 09:00 the day bef
 CARD_CUSTOMER_BUTTONS = 20  # a phone screen, and Telegram's keyboard, stay usable
 
 
-# --- storage --------------------------------------------------------------------------
-async def get(ctx: Ctx, oid: int) -> Row | None:
-    """The outage if the user may see it: their own, or the team's for a lead."""
-    row = await ctx.services.db.fetchone(
-        "SELECT o.*, u.name AS owner FROM outages o JOIN users u ON u.id = o.user_id "
-        "WHERE o.id = ?", (oid,))
-    if row is None or row["team_id"] != ctx.user.team_id:
-        return None
-    if not ctx.user.sees_whole_team and row["user_id"] != ctx.user.id:
-        return None
-    return row
+@dataclass(frozen=True)
+class Outage:
+    id: int
+    team_id: int
+    user_id: int
+    owner: str
+    status: str  # planned, done, cancelled
+    kind: str
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    notice_due: datetime | None
+    notice_posted_at: datetime | None
+    registered_late: int
+    restored_at: datetime | None
+    areas: str  # the area names, in area order, joined with 、
+
+    def open_at(self, now: datetime) -> bool:
+        return self.status == "planned" and now < self.starts_at
 
 
-async def area_names(ctx: Ctx, oid: int) -> list[str]:
+@dataclass(frozen=True)
+class Notice:
+    """A special customer on the checklist (snapshotted at registration): told, and how."""
+
+    customer_id: int
+    name: str
+    area_name: str
+    cats: str | None
+    told_at: datetime | None
+    how: str | None
+
+
+STORE = rt.Store(Outage, "outages", "SELECT o.*, u.name AS owner, "
+                 "(SELECT group_concat(name, '、') FROM (SELECT a.name FROM outage_areas oa "
+                 " JOIN areas a ON a.id = oa.area_id WHERE oa.outage_id = o.id ORDER BY a.id)) "
+                 "AS areas FROM outages o JOIN users u ON u.id = o.user_id", "o")
+
+
+async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
     rows = await ctx.services.db.fetchall(
-        "SELECT a.name FROM outage_areas oa JOIN areas a ON a.id = oa.area_id "
-        "WHERE oa.outage_id = ? ORDER BY a.id", (oid,))
-    return [r["name"] for r in rows]
-
-
-async def checklist(ctx: Ctx, oid: int) -> list[Row]:
-    """The special customers snapshotted at registration, with whether and how each was told."""
-    return await ctx.services.db.fetchall(
         "SELECT n.customer_id, n.told_at, n.how, c.name, a.name AS area_name, "
         "(SELECT group_concat(category, ',') FROM customer_categories cc "
         " WHERE cc.customer_id = c.id) AS cats "
         "FROM outage_notices n JOIN customers c ON c.id = n.customer_id "
         "JOIN areas a ON a.id = c.area_id WHERE n.outage_id = ? ORDER BY a.id, c.id", (oid,))
+    return [rt.from_row(Notice, r) for r in rows]
 
 
 # --- the registration form ------------------------------------------------------------
@@ -170,17 +192,12 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
         f"AND c.area_id IN ({marks}) ORDER BY c.area_id, c.id", (ctx.user.team_id, *area_ids))
     team_leads = [u.id for u in await leads(services, ctx.user.team_id) if u.id != ctx.user.id]
     async with services.db.tx() as tx:
-        existing = await tx.fetchone("SELECT id FROM outages WHERE form_token = ?", (token,))
-        if existing:  # the same confirm processed twice (crash before the draft was closed)
-            oid = int(existing["id"])
-        else:
-            oid = int(await tx.execute(
-                "INSERT INTO outages(team_id, user_id, kind, starts_at, ends_at, reason, ruleset, "
-                "notice_due, registered_late, form_token, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ctx.user.team_id, ctx.user.id, kind, iso(start), iso(end), values["reason"],
-                 rules.name, iso(notice.due) if notice else None, int(late), token,
-                 iso(ctx.now))) or 0)
+        oid, new = await STORE.insert_once(tx, token, {
+            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
+            "starts_at": iso(start), "ends_at": iso(end), "reason": values["reason"],
+            "ruleset": rules.name, "notice_due": iso(notice.due) if notice else None,
+            "registered_late": int(late), "created_at": iso(ctx.now)})
+        if new:
             await tx.executemany("INSERT INTO outage_areas(outage_id, area_id) VALUES (?, ?)",
                                  [(oid, a) for a in area_ids])
             await tx.executemany(
@@ -212,11 +229,7 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
                            + ("…" if len(customers) > 10 else "")))
     else:
         lines.append(ctx.t("outage.no_customers"))
-    return Saved("\n".join(lines), card_buttons(ctx, oid), record_id=oid)
-
-
-def card_buttons(ctx: Ctx, oid: int) -> list[list[Button]]:
-    return [[Button(ctx.t("btn.outage_checklist"), callback(GLOBAL_TOKEN, "out", oid))]]
+    return OUTAGES.saved(ctx, oid, "\n".join(lines))
 
 
 async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datetime,
@@ -224,25 +237,19 @@ async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datet
                          lead_ids: list[int]) -> None:
     now = ctx.now
     team, me = ctx.user.team_id, ctx.user.id
-
-    async def plan(user_id: int, kind: str, due: datetime, urgent: bool = False) -> None:
-        await Reminders.plan(tx, team_id=team, user_id=user_id, subject=SUBJECT, subject_id=oid,
-                             kind=kind, due_at=due, now=now, urgent=urgent)
-
     if notice_due is not None and not late:
-        if notice_due - timedelta(days=1) > now:
-            await plan(me, "notice.soon", notice_due - timedelta(days=1))
-        await plan(me, "notice.due", notice_due)
-        for lead_id in lead_ids:
-            await plan(lead_id, "notice.escalate", notice_due)
+        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "notice", [
+            rt.Rung("soon", notice_due - timedelta(days=1)),
+            rt.Rung("due", notice_due, skip_if_past=False),
+            rt.Rung("escalate", notice_due, to_leads=True, skip_if_past=False)], lead_ids, now)
     if late:  # the manager is told in the saved message; the leads at once, whatever the hour
-        for lead_id in lead_ids:
-            await plan(lead_id, "late.lead", now, urgent=True)
-    day_before = _day_before(ctx, start)
-    # Registered later than that, the saved message itself carries the list.
-    if has_customers and day_before > now:
-        await plan(me, "untold.daybefore", day_before, urgent=True)
-    await plan(me, "restore.ask", max(end, now))
+        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "late", [
+            rt.Rung("lead", now, to_leads=True, urgent=True, skip_if_past=False)], lead_ids, now)
+    if has_customers:  # registered after the day before, the saved message carries the list
+        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "untold", [
+            rt.Rung("daybefore", _day_before(ctx, start), urgent=True)], lead_ids, now)
+    await rt.plan_ladder(tx, SUBJECT, oid, team, me, "restore", [
+        rt.Rung("ask", end, skip_if_past=False)], lead_ids, now)
 
 
 OUTAGE = REGISTRY.form(FormSpec(
@@ -266,265 +273,205 @@ OUTAGE = REGISTRY.form(FormSpec(
 
 
 # --- card -----------------------------------------------------------------------------
-def _title(ctx: Ctx, row: Row, names: list[str]) -> str:
-    return ctx.t("outage.title", id=row["id"], kind=ctx.t(f"outage.kind.{row['kind']}"),
-                 areas="、".join(names))
+def title(ctx: Ctx, rec: Outage) -> str:
+    return ctx.t("outage.title", id=rec.id, kind=ctx.t(f"outage.kind.{rec.kind}"),
+                 areas=rec.areas or "")
 
 
-def _status(ctx: Ctx, row: Row) -> str:
-    if row["status"] != "planned":
-        return ctx.t(f"outage.status.{row['status']}")
-    if ctx.now < from_iso(row["starts_at"]):
+def _status(ctx: Ctx, rec: Outage) -> str:
+    if rec.status != "planned":
+        return ctx.t(f"outage.status.{rec.status}")
+    if ctx.now < rec.starts_at:
         return ctx.t("outage.status.upcoming")
-    if ctx.now < from_iso(row["ends_at"]):
+    if ctx.now < rec.ends_at:
         return ctx.t("outage.status.ongoing")
     return ctx.t("outage.status.overrun")
 
 
-def _customer_line(ctx: Ctx, c: Row) -> str:
-    cats = "、".join(ctx.t(f"category.{k}") for k in sorted((c["cats"] or "").split(",")) if k)
-    who = f"{c['name']}（{c['area_name']}" + (f" · {cats}" if cats else "") + "）"
+def _customer_line(ctx: Ctx, c: Notice) -> str:
+    cats = "、".join(ctx.t(f"category.{k}") for k in sorted((c.cats or "").split(",")) if k)
+    who = f"{c.name}（{c.area_name}" + (f" · {cats}" if cats else "") + "）"
     if ctx.locale != "zh_CN":
-        who = f"{c['name']} ({c['area_name']}" + (f" · {cats}" if cats else "") + ")"
-    if c["told_at"]:
-        return "☑ " + ctx.t("outage.told_line", who=who, how=ctx.t(f"outage.how.{c['how']}"),
-                            when=when(ctx, c["told_at"]))
+        who = f"{c.name} ({c.area_name}" + (f" · {cats}" if cats else "") + ")"
+    if c.told_at:
+        return "☑ " + ctx.t("outage.told_line", who=who, how=ctx.t(f"outage.how.{c.how}"),
+                            when=when(ctx, c.told_at))
     return "☐ " + who
 
 
-async def card(ctx: Ctx, oid: int) -> Outcome:
-    row = await get(ctx, oid)
-    if row is None:
-        return Outcome().add(ctx.t("outage.not_found"))
-    names = await area_names(ctx, oid)
-    items = await checklist(ctx, oid)
-    sep = "：" if ctx.locale == "zh_CN" else ": "
-    lines = [_title(ctx, row, names), _status(ctx, row),
-             ctx.t("outage.span", start=when(ctx, row["starts_at"]), end=when(ctx, row["ends_at"])),
-             ctx.t("field.outage_reason") + sep + row["reason"],
-             ctx.t("field.owner") + sep + row["owner"]]
-    if row["notice_due"]:
-        left = "" if row["notice_posted_at"] else " · " + remaining(ctx, row["notice_due"])
-        lines.append(ctx.t("field.outage_notice_due") + sep + when(ctx, row["notice_due"]) + left)
-    else:
-        lines.append(ctx.t("field.outage_notice_due") + sep + ctx.t("outage.no_deadline"))
-    if row["registered_late"]:
+async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None) -> Outcome:
+    items = await checklist(ctx, rec.id)
+    lines = [title(ctx, rec), _status(ctx, rec),
+             ctx.t("outage.span", start=when(ctx, rec.starts_at), end=when(ctx, rec.ends_at)),
+             rt.field_line(ctx, "field.outage_reason", rec.reason),
+             rt.field_line(ctx, "field.owner", rec.owner)]
+    due = rec.notice_due
+    left = "" if rec.notice_posted_at or due is None else " · " + remaining(ctx, due)
+    lines.append(rt.field_line(ctx, "field.outage_notice_due", when(ctx, due) + left if due
+                               else ctx.t("outage.no_deadline")))
+    if rec.registered_late:
         lines.append(ctx.t("outage.registered_late"))
-    told = sum(1 for c in items if c["told_at"])
+    told = sum(1 for c in items if c.told_at)
     lines.append(ctx.t("outage.checklist", told=told, total=len(items)))
-    if row["notice_posted_at"]:
-        posted = when(ctx, row["notice_posted_at"])
-        lines.append("☑ " + ctx.t("outage.notice_posted_at", when=posted))
+    if rec.notice_posted_at:
+        lines.append("☑ " + ctx.t("outage.notice_posted_at", when=when(ctx, rec.notice_posted_at)))
     else:
         lines.append("☐ " + ctx.t("outage.notice_item"))
     lines += [_customer_line(ctx, c) for c in items]
-    if row["restored_at"]:
-        lines.append(ctx.t("outage.restored_at", when=when(ctx, row["restored_at"])))
-    return Outcome().add("\n".join(lines), _card_rows(ctx, row, items))
+    if rec.restored_at:
+        lines.append(ctx.t("outage.restored_at", when=when(ctx, rec.restored_at)))
+    return Outcome().add("\n".join(lines), _card_rows(ctx, rec, items))
 
 
-def _card_rows(ctx: Ctx, row: Row, items: list[Row]) -> list[list[Button]]:
-    oid = row["id"]
-    rows: list[list[Button]] = []
-    open_ = row["status"] == "planned"
-    if open_ and not row["notice_posted_at"]:
-        rows.append([Button(ctx.t("btn.outage_notice_posted"),
-                            callback(GLOBAL_TOKEN, "outn", oid))])
-    rows += _tell_rows(ctx, oid, items)
-    if open_ and ctx.now >= from_iso(row["starts_at"]):
-        rows.append([Button(ctx.t("btn.outage_restored"), callback(GLOBAL_TOKEN, "outr", oid))])
-    elif open_:  # not started yet: it can still be called off (weather, a moved date)
-        rows.append([Button(ctx.t("btn.outage_cancel"), callback(GLOBAL_TOKEN, "outx", oid))])
+def _card_rows(ctx: Ctx, rec: Outage, items: list[Notice]) -> list[list[Button]]:
+    """Notice posted, a button per customer not yet told, then restored or (not started
+    yet: weather, a moved date) called off: only what the state allows."""
+    notice, restored, cancel = (t for t in OUTAGES.transitions)
+    rows = [[notice.button(ctx, rec.id)]] if notice.allows(ctx, rec) else []
+    rows += _tell_rows(ctx, rec.id, items)
+    rows += [[t.button(ctx, rec.id)] for t in (restored, cancel) if t.allows(ctx, rec)]
     return rows
 
 
-def _tell_rows(ctx: Ctx, oid: int, items: list[Row]) -> list[list[Button]]:
+def _tell_rows(ctx: Ctx, oid: int, items: list[Notice]) -> list[list[Button]]:
     """A button per customer not yet told, two to a row."""
-    untold = [c for c in items if not c["told_at"]][:CARD_CUSTOMER_BUTTONS]
-    buttons = [Button("☐ " + c["name"], callback(GLOBAL_TOKEN, "outc", f"{oid}:{c['customer_id']}"))
+    untold = [c for c in items if not c.told_at][:CARD_CUSTOMER_BUTTONS]
+    buttons = [Button("☐ " + c.name, callback(GLOBAL_TOKEN, "outc", f"{oid}:{c.customer_id}"))
                for c in untold]
     return [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
 
 
 # --- ticking the checklist ------------------------------------------------------------
 async def _refreshed(ctx: Ctx, oid: int, toast: str) -> Outcome:
-    out = await card(ctx, oid)
+    out = await OUTAGES.card(ctx, oid)
     return Outcome(edit=out.replies[0], toast=toast)
 
 
-async def post_notice(ctx: Ctx, oid: int) -> Outcome:
-    row = await get(ctx, oid)
-    if row is None:
-        return Outcome().add(ctx.t("outage.not_found"))
+async def post_notice(ctx: Ctx, rec: Outage) -> Outcome:
     async with ctx.services.db.tx() as tx:
-        await tx.execute("UPDATE outages SET notice_posted_at = ?, updated_at = ? "
-                         "WHERE id = ? AND notice_posted_at IS NULL",
-                         (iso(ctx.now), iso(ctx.now), oid))
-        await Reminders.cancel(tx, SUBJECT, oid, "notice.")
-    return await _refreshed(ctx, oid, ctx.t("outage.notice_posted_toast"))
+        await STORE.update(tx, rec.id, {"notice_posted_at": iso(ctx.now),
+                                        "updated_at": iso(ctx.now)}, "notice_posted_at IS NULL")
+        await Reminders.cancel(tx, SUBJECT, rec.id, "notice.")
+    return await _refreshed(ctx, rec.id, ctx.t("outage.notice_posted_toast"))
 
 
 async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
-    row = await get(ctx, oid)
-    if row is None:
+    if await STORE.visible(ctx, oid) is None:
         return Outcome().add(ctx.t("outage.not_found"))
-    item = next((c for c in await checklist(ctx, oid) if c["customer_id"] == cid), None)
+    item = next((c for c in await checklist(ctx, oid) if c.customer_id == cid), None)
     if item is None:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
-    if item["told_at"]:
+    if item.told_at:
         return await _refreshed(ctx, oid, ctx.t("outage.already_told"))
     how = [Button(ctx.t(f"outage.how_btn.{h}"), callback(GLOBAL_TOKEN, "outh", f"{oid}:{cid}:{h}"))
            for h in HOW]
-    return Outcome().add(ctx.t("outage.ask_how", name=item["name"]), [
+    return Outcome().add(ctx.t("outage.ask_how", name=item.name), [
         how, [Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", cid)),
-              Button(ctx.t("btn.outage_checklist"), callback(GLOBAL_TOKEN, "out", oid))]])
+              OUTAGES.open_button(ctx, oid)]])
 
 
 async def mark_told(ctx: Ctx, oid: int, cid: int, how: str) -> Outcome:
-    if await get(ctx, oid) is None:
+    if await STORE.visible(ctx, oid) is None:
         return Outcome().add(ctx.t("outage.not_found"))
     async with ctx.services.db.tx() as tx:
         await tx.execute(
             "UPDATE outage_notices SET told_at = ?, how = ?, told_by = ? "
             "WHERE outage_id = ? AND customer_id = ? AND told_at IS NULL",
             (iso(ctx.now), how, ctx.user.id, oid, cid))
-        changed = await tx.fetchone("SELECT changes()")
+        told = await rt.changed(tx)
         left = await tx.fetchone("SELECT count(*) FROM outage_notices "
                                  "WHERE outage_id = ? AND told_at IS NULL", (oid,))
         if left is not None and left[0] == 0:  # everyone told: the urgent list has no reason
             await Reminders.cancel(tx, SUBJECT, oid, "untold.")
-    if not (changed and changed[0]):  # told already (a second tap), or not on this list
+    if not told:  # told already (a second tap), or not on this list
         return await _refreshed(ctx, oid, ctx.t("outage.already_told"))
     return await _refreshed(ctx, oid, ctx.t("outage.told_toast"))
 
 
-async def mark_restored(ctx: Ctx, oid: int) -> Outcome:
-    row = await get(ctx, oid)
-    if row is None:
-        return Outcome().add(ctx.t("outage.not_found"))
-    if row["status"] != "planned":
-        return await _refreshed(ctx, oid, ctx.t("outage.already_closed"))
-    if ctx.now < from_iso(row["starts_at"]):
+async def mark_restored(ctx: Ctx, rec: Outage) -> Outcome:
+    if rec.status != "planned":
+        return await _refreshed(ctx, rec.id, ctx.t("outage.already_closed"))
+    if ctx.now < rec.starts_at:
         return Outcome(toast=ctx.t("outage.not_started_toast")).add(
-            ctx.t("outage.not_started", start=when(ctx, row["starts_at"])))
+            ctx.t("outage.not_started", start=when(ctx, rec.starts_at)))
     async with ctx.services.db.tx() as tx:
-        await tx.execute("UPDATE outages SET restored_at = ?, status = 'done', updated_at = ? "
-                         "WHERE id = ? AND status = 'planned'", (iso(ctx.now), iso(ctx.now), oid))
-        await Reminders.cancel(tx, SUBJECT, oid)
-    out = await card(ctx, oid)
-    out.replies.insert(0, Reply(ctx.t("outage.closed", id=oid, when=when(ctx, ctx.now))))
+        await STORE.update(tx, rec.id, {"restored_at": iso(ctx.now), "status": "done",
+                                        "updated_at": iso(ctx.now)}, "status = 'planned'")
+        await Reminders.cancel(tx, SUBJECT, rec.id)
+    out = await OUTAGES.card(ctx, rec.id)
+    out.replies.insert(0, Reply(ctx.t("outage.closed", id=rec.id, when=when(ctx, ctx.now))))
     return Outcome(replies=out.replies, toast=ctx.t("outage.restored_toast"))
 
 
-async def cancel_outage(ctx: Ctx, oid: int, confirmed: bool) -> Outcome:
+async def cancel_outage(ctx: Ctx, rec: Outage, confirmed: bool) -> Outcome:
     """Call off an outage that has not started: asks first, then stops its reminders."""
-    row = await get(ctx, oid)
-    if row is None:
-        return Outcome().add(ctx.t("outage.not_found"))
-    if row["status"] != "planned" or ctx.now >= from_iso(row["starts_at"]):
-        return await _refreshed(ctx, oid, ctx.t("outage.cannot_cancel"))
+    if not rec.open_at(ctx.now):
+        return await _refreshed(ctx, rec.id, ctx.t("outage.cannot_cancel"))
     if not confirmed:
-        names = await area_names(ctx, oid)
-        return Outcome().add(ctx.t("outage.cancel_confirm", item=_title(ctx, row, names)), [[
-            Button(ctx.t("btn.outage_cancel_yes"), callback(GLOBAL_TOKEN, "outxy", oid)),
-            Button(ctx.t("btn.outage_checklist"), callback(GLOBAL_TOKEN, "out", oid))]])
+        return Outcome().add(ctx.t("outage.cancel_confirm", item=title(ctx, rec)), [[
+            Button(ctx.t("btn.outage_cancel_yes"), callback(GLOBAL_TOKEN, "outxy", rec.id)),
+            OUTAGES.open_button(ctx, rec.id)]])
     async with ctx.services.db.tx() as tx:
-        await tx.execute("UPDATE outages SET status = 'cancelled', updated_at = ? "
-                         "WHERE id = ? AND status = 'planned'", (iso(ctx.now), oid))
-        await Reminders.cancel(tx, SUBJECT, oid)
-    return await _refreshed(ctx, oid, ctx.t("outage.cancelled", id=oid))
+        await STORE.update(tx, rec.id, {"status": "cancelled", "updated_at": iso(ctx.now)},
+                           "status = 'planned'")
+        await Reminders.cancel(tx, SUBJECT, rec.id)
+    return await _refreshed(ctx, rec.id, ctx.t("outage.cancelled", id=rec.id))
 
 
 # --- reminders ------------------------------------------------------------------------
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    row = await ctx.services.db.fetchone(
-        "SELECT o.*, u.name AS owner FROM outages o JOIN users u ON u.id = o.user_id "
-        "WHERE o.id = ?", (r.subject_id,))
-    if row is None or row["status"] != "planned":
+async def other_reminders(ctx: Ctx, r: Reminder, rec: Outage) -> Reply | None:
+    """The lead told of a late registration, the day-before list, the restore question."""
+    if rec.status != "planned":
         return None
-    oid = row["id"]
-    title = _title(ctx, row, await area_names(ctx, oid))
-    open_btn = Button(ctx.t("btn.outage_checklist"), callback(GLOBAL_TOKEN, "out", oid))
-    notice_btn = Button(ctx.t("btn.outage_notice_posted"), callback(GLOBAL_TOKEN, "outn", oid))
-    what = ctx.t("outage.step.notice")
-    due = row["notice_due"]
-    if r.kind.startswith("notice."):
-        if row["notice_posted_at"] or due is None:
-            return None
-        if r.kind == "notice.escalate":
-            text = ctx.t("reminder.escalate", owner=row["owner"], item=title, what=what,
-                         due=when(ctx, due), late=remaining(ctx, due))
-        elif r.kind == "notice.due":
-            text = ctx.t("reminder.overdue", item=title, what=what, due=when(ctx, due),
-                         late=remaining(ctx, due))
-        elif from_iso(due) <= ctx.now:
-            return None  # a "due soon" sent late (bot down): the due one says it all
-        else:
-            text = ctx.t("reminder.soon", item=title, what=what, due=when(ctx, due),
-                         left=remaining(ctx, due))
-        return Reply(text, [[open_btn, notice_btn]])
+    item = title(ctx, rec)
+    open_btn = OUTAGES.open_button(ctx, rec.id)
+    due = rec.notice_due
     if r.kind == "late.lead":
-        return Reply(ctx.t("outage.late_lead", owner=row["owner"], item=title,
-                           start=when(ctx, row["starts_at"]),
+        return Reply(ctx.t("outage.late_lead", owner=rec.owner, item=item,
+                           start=when(ctx, rec.starts_at),
                            due=when(ctx, due) if due else ctx.t("form.empty")), [[open_btn]])
     if r.kind == "untold.daybefore":
-        untold = [c for c in await checklist(ctx, oid) if not c["told_at"]]
+        untold = [c for c in await checklist(ctx, rec.id) if not c.told_at]
         if not untold:
             return None
-        lines = [ctx.t("outage.daybefore", item=title, start=when(ctx, row["starts_at"]),
+        lines = [ctx.t("outage.daybefore", item=item, start=when(ctx, rec.starts_at),
                        count=len(untold))]
         lines += [_customer_line(ctx, c) for c in untold]
-        return Reply("\n".join(lines), [*_tell_rows(ctx, oid, untold), [open_btn]])
+        return Reply("\n".join(lines), [*_tell_rows(ctx, rec.id, untold), [open_btn]])
     if r.kind == "restore.ask":
-        return Reply(ctx.t("outage.restore_ask", item=title, end=when(ctx, row["ends_at"])),
-                     [[Button(ctx.t("btn.outage_restored"), callback(GLOBAL_TOKEN, "outr", oid)),
-                       open_btn]])
+        return Reply(ctx.t("outage.restore_ask", item=item, end=when(ctx, rec.ends_at)),
+                     [[OUTAGES.action("outr").button(ctx, rec.id), open_btn]])
     return None
 
 
 async def todo(ctx: Ctx) -> list[TodoItem]:
-    scope = "team_id = ?" if ctx.user.sees_whole_team else "user_id = ?"
-    rows = await ctx.services.db.fetchall(
-        f"SELECT * FROM outages WHERE {scope} AND status = 'planned' ORDER BY starts_at",
-        (ctx.user.team_id if ctx.user.sees_whole_team else ctx.user.id,))
     items = []
-    for row in rows:
-        oid = row["id"]
-        title = _title(ctx, row, await area_names(ctx, oid))
-        start, end = from_iso(row["starts_at"]), from_iso(row["ends_at"])
-        untold = sum(1 for c in await checklist(ctx, oid) if not c["told_at"])
+    for rec in await STORE.open_for(ctx, "o.status = 'planned'", order="ORDER BY o.starts_at"):
+        item = title(ctx, rec)
+        start, end = rec.starts_at, rec.ends_at
+        untold = sum(1 for c in await checklist(ctx, rec.id) if not c.told_at)
         urgent = False
-        if ctx.now < start and not row["notice_posted_at"]:
-            due = from_iso(row["notice_due"]) if row["notice_due"] else start
-            text = ctx.t("todo.outage_notice", item=title, due=when(ctx, due),
+        if ctx.now < start and not rec.notice_posted_at:
+            due = rec.notice_due or start
+            text = ctx.t("todo.outage_notice", item=item, due=when(ctx, due),
                          left=remaining(ctx, due))
         elif ctx.now < start and untold:
             due, urgent = start, True
-            text = ctx.t("todo.outage_customers", item=title, count=untold,
+            text = ctx.t("todo.outage_customers", item=item, count=untold,
                          start=when(ctx, start), left=remaining(ctx, start))
         elif ctx.now < start:
             due = start
-            text = ctx.t("todo.outage_upcoming", item=title, start=when(ctx, start),
+            text = ctx.t("todo.outage_upcoming", item=item, start=when(ctx, start),
                          left=remaining(ctx, start))
         else:
             due = end
-            text = ctx.t("todo.outage_restore", item=title, end=when(ctx, end))
-        items.append(TodoItem(
-            due=due.astimezone(ctx.tz), text=text, urgent=urgent,
-            button=Button(ctx.t("outage.todo_button", id=oid), callback(GLOBAL_TOKEN, "out", oid)),
-            overdue=due <= ctx.now))
+            text = ctx.t("todo.outage_restore", item=item, end=when(ctx, end))
+        items.append(OUTAGES.todo_item(ctx, rec, due, text,
+                                  ctx.t("outage.todo_button", id=rec.id), urgent=urgent))
     return items
 
 
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, todo=todo))
-
-
 # --- wiring ---------------------------------------------------------------------------
-@REGISTRY.command("outage")
-async def outage_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.open_form(ctx, draft, OUTAGE.name)
-
-
 @REGISTRY.intent
 async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _INTENT.match(normalize_input(text))
@@ -559,22 +506,10 @@ def _ids(arg: str, parts: int) -> list[int] | None:
     return [int(b) for b in bits]
 
 
-@REGISTRY.button("out")
-async def open_card(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await card(ctx, int(arg)) if arg.isdigit() else Outcome(toast=ctx.t("button.stale"))
-
-
-@REGISTRY.button("outn")
-async def notice_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    if not arg.isdigit():
-        return Outcome(toast=ctx.t("button.stale"))
-    return await post_notice(ctx, int(arg))
-
-
 @REGISTRY.button("outc")
 async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
-    return await ask_how(ctx, ids[0], ids[1]) if ids else Outcome(toast=ctx.t("button.stale"))
+    return await ask_how(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
 @REGISTRY.button("outh")
@@ -582,28 +517,24 @@ async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
     oid, _, rest = arg.partition(":")
     cid, _, how = rest.partition(":")
     if not (oid.isdigit() and cid.isdigit() and how in HOW):
-        return Outcome(toast=ctx.t("button.stale"))
+        return rt.stale(ctx)
     return await mark_told(ctx, int(oid), int(cid), how)
 
 
-@REGISTRY.button("outx")
-async def cancel_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    if not arg.isdigit():
-        return Outcome(toast=ctx.t("button.stale"))
-    return await cancel_outage(ctx, int(arg), confirmed=False)
-
-
-@REGISTRY.button("outxy")
-async def cancel_yes_button(app: Assistant, ctx: Ctx, draft: Draft | None,
-                            arg: str) -> Outcome:
-    if not arg.isdigit():
-        return Outcome(toast=ctx.t("button.stale"))
-    return await cancel_outage(ctx, int(arg), confirmed=True)
-
-
-@REGISTRY.button("outr")
-async def restored_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    if not arg.isdigit():
-        return Outcome(toast=ctx.t("button.stale"))
-    return await mark_restored(ctx, int(arg))
-
+OUTAGES = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="out", not_found="outage.not_found",
+    meta_key="outage_id", title=title, render_card=render_card, open_label="btn.outage_checklist",
+    transitions=(
+        rt.Transition("outn", "btn.outage_notice_posted", run=post_notice,
+                   allowed=lambda ctx, o: o.status == "planned" and not o.notice_posted_at),
+        rt.Transition("outr", "btn.outage_restored", run=mark_restored,
+                   allowed=lambda ctx, o: o.status == "planned" and ctx.now >= o.starts_at),
+        rt.Transition("outx", "btn.outage_cancel", run=partial(cancel_outage, confirmed=False),
+                   allowed=lambda ctx, o: o.open_at(ctx.now)),
+    ),
+    form=OUTAGE, command="outage",
+    ladders=(rt.Ladder("notice", "outage.step.notice", lambda o: o.notice_due,
+                       lambda o: o.status != "planned" or o.notice_posted_at is not None,
+                       ("outn",)),),
+    other_reminders=other_reminders, todo_items=todo).register()
+OUTAGES.on_tap("outxy", partial(cancel_outage, confirmed=True))

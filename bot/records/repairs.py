@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import Field, Invalid, Kind
@@ -16,35 +17,28 @@ from bot.conversations.worklog import (
     area_choices,
     check_not_future,
     parse_text,
-    parse_when,
     resolve_area,
     show_area,
     show_location,
 )
 from bot.deadlines import AreaKind, Rule, due_after
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import Button, Outcome
+from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
-    leads,
     now_value,
     remaining,
     ruleset,
-    show_time,
     span,
     time_value,
     value_time,
     when,
 )
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
-from bot.storage.conversations import Draft
-from bot.storage.db import Row, Tx, from_iso, iso
-from bot.storage.reminders import Reminder, Reminders
-from bot.textutil import normalize_input
+from bot.storage.db import iso
+from bot.storage.reminders import Reminders
 from bot.timeparse import find_time
-
-if TYPE_CHECKING:
-    from bot.assistant import Assistant
 
 SUBJECT = "repair"
 AREA_KINDS: tuple[AreaKind, ...] = ("city", "rural", "remote")
@@ -54,26 +48,36 @@ _AREA_TOKEN = re.compile(r"\S*?台区")
 _BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")
 
 
-# --- storage --------------------------------------------------------------------------
-_SELECT = ("SELECT r.*, u.name AS owner, a.name AS area_name, a.kind AS area_kind "
-           "FROM repairs r JOIN users u ON u.id = r.user_id JOIN areas a ON a.id = r.area_id ")
+@dataclass(frozen=True)
+class Repair:
+    id: int
+    team_id: int
+    user_id: int
+    owner: str
+    status: str
+    area_name: str
+    area_kind: str | None
+    ruleset: str
+    description: str
+    received_at: datetime
+    arrival_due: datetime
+    arrived_at: datetime | None
+    arrived_lat: float | None
+    arrived_lon: float | None
+    restore_due: datetime | None
+    restored_at: datetime | None
+
+    @property
+    def kind(self) -> AreaKind:
+        for k in AREA_KINDS:
+            if self.area_kind == k:
+                return k
+        return "rural"  # the schema's default: an area nobody classified counts as rural
 
 
-async def get(ctx: Ctx, rid: int) -> Row | None:
-    """The repair if the user may see it: their own, or the team's for a lead."""
-    row = await ctx.services.db.fetchone(_SELECT + "WHERE r.id = ?", (rid,))
-    if row is None or row["team_id"] != ctx.user.team_id:
-        return None
-    if not ctx.user.sees_whole_team and row["user_id"] != ctx.user.id:
-        return None
-    return row
-
-
-def _kind(value: str | None) -> AreaKind:
-    for k in AREA_KINDS:
-        if value == k:
-            return k
-    return "rural"  # the schema's default: an area nobody classified counts as rural
+STORE = rt.Store(Repair, "repairs", "SELECT r.*, u.name AS owner, a.name AS area_name, "
+              "a.kind AS area_kind FROM repairs r JOIN users u ON u.id = r.user_id "
+              "JOIN areas a ON a.id = r.area_id", "r")
 
 
 def arrival_rule(ctx: Ctx, kind: AreaKind) -> Rule:
@@ -98,55 +102,35 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
                  if str(a.id) == values.get("area")), None)
     if area is None:
         raise Invalid("form.worklog.area_gone")
-    kind = _kind(area.kind)
+    kind = next((k for k in AREA_KINDS if k == area.kind), "rural")
     received = value_time(values["received_at"])
     rule = arrival_rule(ctx, kind)
     rules = ruleset(services)
-    arrival = due_after(received, rule, await calendar(services), rules.working_hours)
-    team_leads = [u.id for u in await leads(services, ctx.user.team_id) if u.id != ctx.user.id]
+    due = due_after(received, rule, await calendar(services), rules.working_hours).due
+    team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
+    before = timedelta(minutes=rules.reminders.repair_before_due_minutes)
     async with services.db.tx() as tx:
-        existing = await tx.fetchone("SELECT id FROM repairs WHERE form_token = ?", (token,))
-        if existing:  # the same confirm processed twice (crash before the draft was closed)
-            rid = int(existing["id"])
-        else:
-            rid = int(await tx.execute(
-                "INSERT INTO repairs(team_id, user_id, area_id, received_at, description, "
-                "ruleset, arrival_due, form_token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ctx.user.team_id, ctx.user.id, area.id, iso(received), values["description"],
-                 rules.name, iso(arrival.due), token, iso(ctx.now))) or 0)
-            await plan_arrival(ctx, tx, rid, arrival.due, team_leads)
+        rid, new = await STORE.insert_once(tx, token, {
+            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
+            "received_at": iso(received), "description": values["description"],
+            "ruleset": rules.name, "arrival_due": iso(due), "created_at": iso(ctx.now)})
+        if new:  # all urgent: a crew on the road at night must not wait for the digest
+            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "arrival", [
+                rt.Rung("soon", due - before, urgent=True),
+                rt.Rung("due", due, urgent=True, skip_if_past=False),
+                rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
+                team_leads, ctx.now)
     lines = [ctx.t("repair.saved", id=rid, area=area.name, kind=ctx.t(f"repair.area_kind.{kind}")),
-             ctx.t("repair.arrive_by", when=when(ctx, arrival.due), rule=rule.label(ctx.locale),
-                   left=remaining(ctx, arrival.due))
+             ctx.t("repair.arrive_by", when=when(ctx, due), rule=rule.label(ctx.locale),
+                   left=remaining(ctx, due))
              + (ctx.t("repair.average") if rule.average else "")]
-    return Saved("\n".join(lines), card_buttons(ctx, rid, "open"), record_id=rid)
+    return Saved("\n".join(lines), action_rows(ctx, rid, "open"), record_id=rid)
 
 
-def card_buttons(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
-    row = [Button(ctx.t("btn.open_item"), callback(GLOBAL_TOKEN, "rep", rid))]
-    if status == "open":
-        row.append(Button(ctx.t("btn.repair_arrived"), callback(GLOBAL_TOKEN, "repa", rid)))
-    if status != "restored":
-        row.append(Button(ctx.t("btn.repair_restored"), callback(GLOBAL_TOKEN, "repr", rid)))
-    return [row]
-
-
-async def plan_arrival(ctx: Ctx, tx: Tx, rid: int, due: datetime, lead_ids: list[int]) -> None:
-    """Due soon and due to the manager, escalation to the leads: all urgent (a crew on the
-    road at night must not wait for the morning digest)."""
-    now = ctx.now
-    before = timedelta(minutes=ruleset(ctx.services).reminders.repair_before_due_minutes)
-    if due - before > now:
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id, subject=SUBJECT,
-                             subject_id=rid, kind="arrival.soon", due_at=due - before, now=now,
-                             urgent=True)
-    await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id, subject=SUBJECT,
-                         subject_id=rid, kind="arrival.due", due_at=max(due, now), now=now,
-                         urgent=True)
-    for lead_id in lead_ids:
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=lead_id, subject=SUBJECT,
-                             subject_id=rid, kind="arrival.escalate", due_at=max(due, now),
-                             now=now, urgent=True)
+def action_rows(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
+    """The open button and the transitions allowed in `status` (after a save)."""
+    return [[REPAIRS.open_button(ctx, rid),
+             *(t.button(ctx, rid) for t in REPAIRS.transitions if status in t.allowed)]]
 
 
 REPAIR = REGISTRY.form(FormSpec(
@@ -155,8 +139,8 @@ REPAIR = REGISTRY.form(FormSpec(
     fields=(
         Field("area", "field.area", "form.repair.area", Kind.CHOICE, choices=area_choices,
               show=show_area),
-        Field("received_at", "field.repair_received_at", "form.repair.received_at", Kind.TIME,
-              parse=parse_when, show=show_time, hint="form.worklog.time.hint", quick=("now",)),
+        rt.time_field("received_at", "field.repair_received_at", "form.repair.received_at",
+                      hint="form.worklog.time.hint"),
         Field("description", "field.repair_description", "form.repair.description", Kind.TEXT,
               parse=parse_text),
     ),
@@ -168,188 +152,112 @@ REPAIR = REGISTRY.form(FormSpec(
 # --- arrival and restoration ----------------------------------------------------------
 async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Saved:
-    rid = int(meta["repair_id"])
-    row = await get(ctx, rid)
-    if row is None:
-        raise Invalid("repair.not_found")
+    rec = await REPAIRS.record(ctx, meta)
     at = value_time(values["arrived_at"])
-    if at < from_iso(row["received_at"]):
-        raise Invalid("repair.before_received", received=when(ctx, row["received_at"]))
+    if at < rec.received_at:
+        raise Invalid("repair.before_received", received=when(ctx, rec.received_at))
     loc = values.get("location") or [None, None]
-    kind = _kind(row["area_kind"])
-    rule = restore_rule(ctx, kind)
+    rule = restore_rule(ctx, rec.kind)
     restore_due = None
     if rule is not None:
         rules = ruleset(ctx.services)
         restore_due = due_after(at, rule, await calendar(ctx.services), rules.working_hours).due
-    team_leads = [u.id for u in await leads(ctx.services, ctx.user.team_id)
-                  if u.id not in (ctx.user.id, row["user_id"])]
+    team_leads = await rt.other_leads(ctx.services, ctx.user.team_id, ctx.user.id, rec.user_id)
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE repairs SET arrived_at = ?, arrived_lat = ?, arrived_lon = ?, restore_due = ?, "
-            "status = 'arrived', updated_at = ? WHERE id = ? AND status = 'open'",
-            (iso(at), loc[0], loc[1], iso(restore_due) if restore_due else None, iso(ctx.now),
-             rid))
-        changed = await tx.fetchone("SELECT changes()")
-        await Reminders.cancel(tx, SUBJECT, rid, "arrival.")
-        if changed and changed[0] and restore_due is not None:
-            now = ctx.now
-            await Reminders.plan(tx, team_id=row["team_id"], user_id=row["user_id"],
-                                 subject=SUBJECT, subject_id=rid, kind="restore.due",
-                                 due_at=max(restore_due, now), now=now, urgent=True)
-            for lead_id in team_leads:  # an average target: the lead may read it in the morning
-                await Reminders.plan(tx, team_id=row["team_id"], user_id=lead_id,
-                                     subject=SUBJECT, subject_id=rid, kind="restore.escalate",
-                                     due_at=max(restore_due, now), now=now)
-    on_time = at <= from_iso(row["arrival_due"])
-    lines = [ctx.t("repair.arrived", id=rid, when=when(ctx, at)) + " "
-             + ctx.t("deadline.on_time" if on_time else "deadline.late")]
+        arrived = await STORE.update(tx, rec.id, {
+            "arrived_at": iso(at), "arrived_lat": loc[0], "arrived_lon": loc[1],
+            "restore_due": iso(restore_due) if restore_due else None, "status": "arrived",
+            "updated_at": iso(ctx.now)}, "status = 'open'")
+        await Reminders.cancel(tx, SUBJECT, rec.id, "arrival.")
+        if arrived and restore_due is not None:  # an average target: leads read it later
+            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
+                rt.Rung("due", restore_due, urgent=True, skip_if_past=False),
+                rt.Rung("escalate", restore_due, to_leads=True, skip_if_past=False)],
+                team_leads, ctx.now)
+    lines = [ctx.t("repair.arrived", id=rec.id, when=when(ctx, at)) + " "
+             + rt.on_time(ctx, at, rec.arrival_due)]
     if restore_due is not None and rule is not None:
         lines.append(ctx.t("repair.restore_by", when=when(ctx, restore_due),
                            rule=rule.label(ctx.locale))
                      + (ctx.t("repair.average") if rule.average else ""))
     else:
-        lines.append(ctx.t("repair.no_restore_rule", ruleset=row["ruleset"]))
-    return Saved("\n".join(lines), card_buttons(ctx, rid, "arrived"), record_id=rid)
+        lines.append(ctx.t("repair.no_restore_rule", ruleset=rec.ruleset))
+    return Saved("\n".join(lines), action_rows(ctx, rec.id, "arrived"), record_id=rec.id)
 
 
 async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
                         meta: dict[str, Any]) -> Saved:
-    rid = int(meta["repair_id"])
-    row = await get(ctx, rid)
-    if row is None:
-        raise Invalid("repair.not_found")
+    rec = await REPAIRS.record(ctx, meta)
     at = value_time(values["restored_at"])
-    floor = from_iso(row["arrived_at"] or row["received_at"])
+    floor = rec.arrived_at or rec.received_at
     if at < floor:
         raise Invalid("repair.before_received", received=when(ctx, floor))
     async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE repairs SET restored_at = ?, status = 'restored', updated_at = ? "
-            "WHERE id = ?", (iso(at), iso(ctx.now), rid))
-        await Reminders.cancel(tx, SUBJECT, rid)
-    took = ctx.t("repair.took", span=span(ctx, at - from_iso(row["received_at"])))
-    on_time = row["restore_due"] is None or at <= from_iso(row["restore_due"])
-    return Saved(ctx.t("repair.closed", id=rid, when=when(ctx, at)) + " " + took
-                 + (" " + ctx.t("deadline.on_time" if on_time else "deadline.late")
-                    if row["restore_due"] else ""),
-                 card_buttons(ctx, rid, "restored"), record_id=rid)
+        await STORE.update(tx, rec.id, {"restored_at": iso(at), "status": "restored",
+                                        "updated_at": iso(ctx.now)})
+        await Reminders.cancel(tx, SUBJECT, rec.id)
+    took = ctx.t("repair.took", span=span(ctx, at - rec.received_at))
+    return Saved(ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
+                 + (" " + rt.on_time(ctx, at, rec.restore_due) if rec.restore_due else ""),
+                 action_rows(ctx, rec.id, "restored"), record_id=rec.id)
 
 
-ARRIVE = REGISTRY.form(FormSpec(
-    name="repair_arrive", title="form.repair_arrive.title",
-    fields=(
-        Field("arrived_at", "field.repair_arrived_at", "form.repair_arrive.at", Kind.TIME,
-              parse=parse_when, show=show_time, quick=("now",)),
-        # Named "location": the engine files a shared location under that name.
-        Field("location", "field.location", "form.repair_arrive.location", Kind.LOCATION,
-              required=False, show=show_location),
-    ),
-    save=save_arrival, quick={"now": now_value}))
-
-RESTORE = REGISTRY.form(FormSpec(
-    name="repair_restore", title="form.repair_restore.title",
-    fields=(
-        Field("restored_at", "field.repair_restored_at", "form.repair_restore.at", Kind.TIME,
-              parse=parse_when, show=show_time, quick=("now",)),
-    ),
-    save=save_restored, quick={"now": now_value}))
+ARRIVE = rt.action_form(
+    "repair_arrive", save_arrival,
+    rt.time_field("arrived_at", "field.repair_arrived_at", "form.repair_arrive.at"),
+    # Named "location": the engine files a shared location under that name.
+    Field("location", "field.location", "form.repair_arrive.location", Kind.LOCATION,
+          required=False, show=show_location))
+RESTORE = rt.action_form(
+    "repair_restore", save_restored,
+    rt.time_field("restored_at", "field.repair_restored_at", "form.repair_restore.at"))
 
 
 # --- card -----------------------------------------------------------------------------
-def _title(ctx: Ctx, row: Row) -> str:
-    return ctx.t("repair.title", id=row["id"], area=row["area_name"])
+def title(ctx: Ctx, rec: Repair) -> str:
+    return ctx.t("repair.title", id=rec.id, area=rec.area_name)
 
 
-def _done(ctx: Ctx, due: str | None, done: str | None) -> str:
-    if done is None:
-        return remaining(ctx, due) if due else ""
-    on_time = due is None or from_iso(done) <= from_iso(due)
-    return ctx.t("repair.done_at", when=when(ctx, done)) + (
-        ctx.t("deadline.on_time" if on_time else "deadline.late") if due else "")
+async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outcome:
+    lines = [title(ctx, rec) + f" · {ctx.t(f'repair.area_kind.{rec.kind}')}",
+             ctx.t(f"repair.status.{rec.status}"),
+             rt.field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
+             rt.field_line(ctx, "field.repair_description", rec.description),
+             rt.field_line(ctx, "field.owner", rec.owner),
+             rt.deadline_line(ctx, "field.repair_arrival_due", rec.arrival_due, rec.arrived_at,
+                              "repair.done_at", judge=True)]
+    if rec.arrived_lat is not None and rec.arrived_lon is not None:
+        lines.append(rt.field_line(ctx, "field.location",
+                                await show_location([rec.arrived_lat, rec.arrived_lon], ctx)))
+    if rec.restore_due:
+        lines.append(rt.deadline_line(ctx, "field.repair_restore_due", rec.restore_due,
+                                      rec.restored_at, "repair.done_at", judge=True))
+    elif rec.restored_at:
+        lines.append(rt.field_line(ctx, "field.repair_restored_at", when(ctx, rec.restored_at)))
+    buttons = await REPAIRS.allowed(ctx, rec)
+    return Outcome().add("\n".join(lines), [buttons] if buttons else [])
 
 
-async def card(ctx: Ctx, rid: int) -> Outcome:
-    row = await get(ctx, rid)
-    if row is None:
-        return Outcome().add(ctx.t("repair.not_found"))
-    sep = "：" if ctx.locale == "zh_CN" else ": "
-    kind = _kind(row["area_kind"])
-    lines = [_title(ctx, row) + f" · {ctx.t(f'repair.area_kind.{kind}')}",
-             ctx.t(f"repair.status.{row['status']}"),
-             ctx.t("field.repair_received_at") + sep + when(ctx, row["received_at"]),
-             ctx.t("field.repair_description") + sep + row["description"],
-             ctx.t("field.owner") + sep + row["owner"],
-             ctx.t("field.repair_arrival_due") + sep + when(ctx, row["arrival_due"]) + " · "
-             + _done(ctx, row["arrival_due"], row["arrived_at"])]
-    if row["arrived_lat"] is not None and row["arrived_lon"] is not None:
-        lines.append(ctx.t("field.location") + sep
-                     + await show_location([row["arrived_lat"], row["arrived_lon"]], ctx))
-    if row["restore_due"]:
-        lines.append(ctx.t("field.repair_restore_due") + sep + when(ctx, row["restore_due"])
-                     + " · " + _done(ctx, row["restore_due"], row["restored_at"]))
-    elif row["restored_at"]:
-        lines.append(ctx.t("field.repair_restored_at") + sep + when(ctx, row["restored_at"]))
-    buttons = card_buttons(ctx, rid, row["status"])
-    buttons[0] = buttons[0][1:]  # the card itself needs no "open" button
-    return Outcome().add("\n".join(lines), [b for b in buttons if b])
-
-
-# --- reminders ------------------------------------------------------------------------
-async def render(ctx: Ctx, r: Reminder) -> Reply | None:
-    row = await ctx.services.db.fetchone(_SELECT + "WHERE r.id = ?", (r.subject_id,))
-    if row is None or row["status"] == "restored":
-        return None
-    step, label = r.kind.split(".", 1)
-    if step == "arrival" and row["arrived_at"]:
-        return None
-    due = row[f"{step}_due"]
-    if due is None:
-        return None
-    what = ctx.t(f"repair.step.{step}")
-    title = _title(ctx, row)
-    if label == "escalate":
-        text = ctx.t("reminder.escalate", owner=row["owner"], item=title, what=what,
-                     due=when(ctx, due), late=remaining(ctx, due))
-    elif label == "due":
-        text = ctx.t("reminder.overdue", item=title, what=what, due=when(ctx, due),
-                     late=remaining(ctx, due))
-    elif from_iso(due) <= ctx.now:
-        return None  # a "due soon" sent late (bot down): the due one says it all
-    else:
-        text = ctx.t("reminder.soon", item=title, what=what, due=when(ctx, due),
-                     left=remaining(ctx, due))
-    return Reply(text, card_buttons(ctx, row["id"], row["status"]))
-
-
+# --- reminders and to-do ------------------------------------------------------------
 async def todo(ctx: Ctx) -> list[TodoItem]:
-    scope = "r.team_id = ?" if ctx.user.sees_whole_team else "r.user_id = ?"
-    rows = await ctx.services.db.fetchall(
-        _SELECT + f"WHERE {scope} AND r.status != 'restored'",
-        (ctx.user.team_id if ctx.user.sees_whole_team else ctx.user.id,))
     items = []
-    for row in rows:
-        if row["status"] == "open":
-            due = from_iso(row["arrival_due"])
-            text = ctx.t("todo.repair_arrival", item=_title(ctx, row), due=when(ctx, due),
+    for rec in await STORE.open_for(ctx, "r.status != 'restored'"):
+        item = title(ctx, rec)
+        if rec.status == "open":
+            due = rec.arrival_due
+            text = ctx.t("todo.repair_arrival", item=item, due=when(ctx, due),
                          left=remaining(ctx, due))
-        elif row["restore_due"]:
-            due = from_iso(row["restore_due"])
-            text = ctx.t("todo.repair_restore", item=_title(ctx, row), due=when(ctx, due),
+        elif rec.restore_due:
+            due = rec.restore_due
+            text = ctx.t("todo.repair_restore", item=item, due=when(ctx, due),
                          left=remaining(ctx, due))
-        else:  # no restore target in this rule set: still open until restored
-            due = from_iso(row["arrived_at"])
-            text = ctx.t("todo.repair_restore_open", item=_title(ctx, row),
-                         arrived=when(ctx, due))
-        items.append(TodoItem(
-            due=due.astimezone(ctx.tz), text=text, urgent=True,
-            button=Button(ctx.t("repair.todo_button", id=row["id"], area=row["area_name"]),
-                          callback(GLOBAL_TOKEN, "rep", row["id"])),
-            overdue=due <= ctx.now and (row["status"] == "open" or bool(row["restore_due"]))))
+        else:  # no restore target in this rule set: still open until restored, never late
+            due = rec.arrived_at or rec.received_at
+            text = ctx.t("todo.repair_restore_open", item=item, arrived=when(ctx, due))
+        items.append(REPAIRS.todo_item(
+            ctx, rec, due, text, ctx.t("repair.todo_button", id=rec.id, area=rec.area_name),
+            urgent=True, overdue=None if rec.status == "open" or rec.restore_due else False))
     return items
-
-
-REGISTRY.reminder_kind(SUBJECT, ReminderKind(render=render, todo=todo))
 
 
 # --- wiring ---------------------------------------------------------------------------
@@ -390,49 +298,21 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
     return values, notices
 
 
-@REGISTRY.command("repair")
-async def repair_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    if arg and draft is None:
-        values, notices = await prefill(ctx, arg)
-        return await app.engine.start(ctx, REPAIR.name, values or None, notices)
-    return await app.open_form(ctx, draft, REPAIR.name)
-
-
-@REGISTRY.intent
-async def repair_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
-    m = _INTENT.match(normalize_input(text))
-    if m is None:
-        return None
-    values, notices = await prefill(ctx, m.group(2))
-    return await app.engine.start(ctx, REPAIR.name, values or None, notices)
-
-
-@REGISTRY.button("rep")
-async def open_card(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await card(ctx, int(arg)) if arg.isdigit() else Outcome(toast=ctx.t("button.stale"))
-
-
-async def _open_action(app: Assistant, ctx: Ctx, rid: int, form: FormSpec, heading_key: str,
-                       allowed: tuple[str, ...]) -> Outcome:
-    row = await get(ctx, rid)
-    if row is None:
-        return Outcome().add(ctx.t("repair.not_found"))
-    if row["status"] not in allowed:
-        return await card(ctx, rid)
-    return await app.engine.start(ctx, form.name, meta={"repair_id": rid},
-                                  heading=ctx.t(heading_key, item=_title(ctx, row)))
-
-
-@REGISTRY.opener("rpa")
-async def open_arrival(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
-    return await _open_action(app, ctx, rid, ARRIVE, "repair.arrive_heading", ("open",))
-
-
-@REGISTRY.opener("rpr")
-async def open_restore(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
-    return await _open_action(app, ctx, rid, RESTORE, "repair.restore_heading",
-                              ("open", "arrived"))
-
-
-REGISTRY.opener_button("repa", "rpa")
-REGISTRY.opener_button("repr", "rpr")
+REPAIRS = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="rep", not_found="repair.not_found",
+    meta_key="repair_id", title=title, render_card=render_card,
+    transitions=(
+        rt.Transition("repa", "btn.repair_arrived", ("open",), ARRIVE, "rpa",
+                      "repair.arrive_heading"),
+        rt.Transition("repr", "btn.repair_restored", ("open", "arrived"), RESTORE, "rpr",
+                      "repair.restore_heading"),
+    ),
+    form=REPAIR, command="repair", intent=_INTENT, prefill=prefill,
+    ladders=(
+        rt.Ladder("arrival", "repair.step.arrival", lambda r: r.arrival_due,
+                  lambda r: r.status == "restored" or r.arrived_at is not None,
+                  ("repa", "repr")),
+        rt.Ladder("restore", "repair.step.restore", lambda r: r.restore_due,
+                  lambda r: r.status == "restored", ("repr",)),
+    ),
+    todo_items=todo).register()

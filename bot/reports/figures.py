@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.deadlines import OVERDUE_SQL, is_overdue
 from bot.reports.ranges import Period
 from bot.rules import work_item_keys
 from bot.storage.db import Database, Row, from_iso, iso
@@ -72,7 +73,7 @@ class Tally:
         if done is not None and done <= due:
             self.on_time += 1
             return True
-        if done is not None or due <= now:
+        if done is not None or is_overdue(due, now):
             self.late += 1
             return False
         return None
@@ -347,8 +348,9 @@ async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, st
         s, p = q.within(col)
         parts.append(s)
         params += p
-    parts.append("(status != 'closed' AND ((contacted_at IS NULL AND contact_due < ?) OR "
-                 "(replied_at IS NULL AND reply_due < ?)))")
+    late = f"{OVERDUE_SQL} ?"
+    parts.append(f"(status != 'closed' AND ((contacted_at IS NULL AND contact_due {late}) OR "
+                 f"(replied_at IS NULL AND reply_due {late})))")
     params += [q.now, q.now]
     rows = await db.fetchall(
         f"SELECT * FROM complaints WHERE {who} AND ({' OR '.join(parts)}) ORDER BY accepted_at, id",
@@ -370,10 +372,10 @@ async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, st
             if q.inside(due):
                 p.complaint_deadlines.judge(due, done, now)
         if r["status"] != "closed":
-            if contacted is None and contact_due is not None and contact_due < now:
+            if contacted is None and contact_due is not None and is_overdue(contact_due, now):
                 overdue.append(OverdueItem("complaint", r["id"], r["user_id"], p.name, "contact",
                                            contact_due))
-            elif replied is None and reply_due is not None and reply_due < now:
+            elif replied is None and reply_due is not None and is_overdue(reply_due, now):
                 overdue.append(OverdueItem("complaint", r["id"], r["user_id"], p.name, "reply",
                                            reply_due))
         if det is not None:
@@ -393,7 +395,7 @@ async def _arrears(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
     parts.append(unpaid)
     params += [q.cut, q.cut]
     parts.append("(paid_at IS NOT NULL AND restored_at IS NULL AND status != 'restored' "
-                 "AND restore_due < ?)")
+                 f"AND restore_due {OVERDUE_SQL} ?)")
     params.append(q.now)
     rows = await db.fetchall(
         f"SELECT * FROM arrears WHERE {who} AND ({' OR '.join(parts)}) ORDER BY created_at, id",
@@ -424,7 +426,7 @@ async def _arrears(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
         if q.inside(due):
             p.restore.judge(due, restored, now)
         if (paid is not None and restored is None and r["status"] != "restored"
-                and due is not None and due < now):
+                and due is not None and is_overdue(due, now)):
             overdue.append(OverdueItem("arrears", r["id"], r["user_id"], p.name, "restore", due))
         if det is not None:
             det.arrears.append(row)
@@ -442,7 +444,7 @@ async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
         "(SELECT group_concat(a.name, '、') FROM outage_areas oa JOIN areas a "
         " ON a.id = oa.area_id WHERE oa.outage_id = o.id) AS area_names "
         f"FROM outages o WHERE {who} AND o.status != 'cancelled' AND ({span} OR "
-        "(o.status = 'planned' AND o.notice_posted_at IS NULL AND o.notice_due < ? "
+        f"(o.status = 'planned' AND o.notice_posted_at IS NULL AND o.notice_due {OVERDUE_SQL} ? "
         "AND o.starts_at > ?)) ORDER BY o.starts_at, o.id",
         wp + sp + [q.now, q.now])
     now = from_iso(q.now)
@@ -458,7 +460,7 @@ async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
             p.outage_notice.judge(due, posted, now)
             p.special_to_tell += r["to_tell"]
             p.special_told += r["told"]
-        if (r["status"] == "planned" and posted is None and due is not None and due < now
+        if (r["status"] == "planned" and posted is None and due is not None and is_overdue(due, now)
                 and r["starts_at"] > q.now):
             overdue.append(OverdueItem("outage", r["id"], r["user_id"], p.name, "notice", due))
         if det is not None and row["counted"]:
@@ -471,8 +473,8 @@ async def _repairs(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
     span, sp = q.within("arrival_due")
     rows = await db.fetchall(
         f"SELECT * FROM repairs WHERE {who} AND ({span} OR "
-        "(arrived_at IS NULL AND status = 'open' AND arrival_due < ?) OR "
-        "(restored_at IS NULL AND status != 'restored' AND restore_due < ?)) "
+        f"(arrived_at IS NULL AND status = 'open' AND arrival_due {OVERDUE_SQL} ?) OR "
+        f"(restored_at IS NULL AND status != 'restored' AND restore_due {OVERDUE_SQL} ?)) "
         "ORDER BY received_at, id", wp + sp + [q.now, q.now])
     now = from_iso(q.now)
     for r in rows:
@@ -481,10 +483,10 @@ async def _repairs(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
         if q.inside(due):
             p.repair_arrival.judge(due, arrived, now)
         restore_due = _t(r["restore_due"])
-        if arrived is None and r["status"] == "open" and due is not None and due < now:
+        if arrived is None and r["status"] == "open" and due is not None and is_overdue(due, now):
             overdue.append(OverdueItem("repair", r["id"], r["user_id"], p.name, "arrival", due))
         elif (r["restored_at"] is None and r["status"] != "restored"
-              and restore_due is not None and restore_due < now):
+              and restore_due is not None and is_overdue(restore_due, now)):
             overdue.append(OverdueItem("repair", r["id"], r["user_id"], p.name,
                                        "repair_restore", restore_due))
 

@@ -1,0 +1,402 @@
+"""One runtime for records with a status and deadlines (complaints, arrears, outages, repairs).
+
+A record type declares its store (SQL returning a typed record), its card, its status
+transitions (from which states, the small form each asks, the button that offers it) and its
+deadline ladders (soon / due / escalate, urgent or not). The runtime derives the rest: the
+visibility check, the idempotent insert, status-guarded updates with reminder cancellation,
+the card and opener buttons with the stale-button toast, the reminder wording and to-do items.
+Real domain rules (medical households, prepaid meters, the 30-day law, outage checklists)
+stay explicit code in the record's own module."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from bot.conversations.engine import FormSpec, Saved, SaveFn
+from bot.conversations.fields import Field, Invalid, Kind, ParseFn
+from bot.conversations.worklog import parse_when
+from bot.deadlines import is_overdue
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.records.common import leads, now_value, remaining, show_time, when
+from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.services import Ctx, Services
+from bot.storage.conversations import Draft
+from bot.storage.db import Database, Row, Tx, from_iso
+from bot.storage.reminders import Reminder, Reminders
+from bot.textutil import normalize_input
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+
+
+class Record(Protocol):
+    id: int
+    team_id: int
+    user_id: int
+    owner: str  # the owner's name (reminders to the leads name them)
+    status: str
+
+
+R = TypeVar("R", bound=Record)
+
+
+def from_row(cls: type[R], row: Row) -> R:
+    """A typed record from a row: the dataclass's fields by name; `datetime` fields parsed
+    (annotations are strings here, hence the name test)."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = row[f.name]
+        if value is not None and "datetime" in str(f.type):
+            value = from_iso(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+# --- the store ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Store(Generic[R]):
+    """The SQL of one record type. `select` ends where a WHERE clause may follow; its table
+    alias is `alias` (columns team_id, user_id, status, form_token)."""
+
+    cls: type[R]
+    table: str
+    select: str
+    alias: str
+
+    async def load(self, db: Database, rid: int) -> R | None:
+        row = await db.fetchone(f"{self.select} WHERE {self.alias}.id = ?", (rid,))
+        return from_row(self.cls, row) if row else None
+
+    async def visible(self, ctx: Ctx, rid: int) -> R | None:
+        """The record if the user may see it: their own, or the team's for a lead or admin."""
+        rec = await self.load(ctx.services.db, rid)
+        if rec is None or rec.team_id != ctx.user.team_id:
+            return None
+        if not ctx.user.sees_whole_team and rec.user_id != ctx.user.id:
+            return None
+        return rec
+
+    async def open_for(self, ctx: Ctx, where: str, params: tuple[Any, ...] = (),
+                       order: str = "") -> list[R]:
+        """The records in the user's scope (the team for a lead) matching `where`."""
+        a = self.alias
+        scope = f"{a}.team_id = ?" if ctx.user.sees_whole_team else f"{a}.user_id = ?"
+        rows = await ctx.services.db.fetchall(
+            f"{self.select} WHERE {scope} AND ({where}) {order}",
+            (ctx.user.team_id if ctx.user.sees_whole_team else ctx.user.id, *params))
+        return [from_row(self.cls, r) for r in rows]
+
+    async def insert_once(self, tx: Tx, token: str, columns: dict[str, Any]) -> tuple[int, bool]:
+        """Insert unless this form token was saved already (a confirm processed twice after a
+        crash before the draft closed): (id, inserted)."""
+        existing = await tx.fetchone(f"SELECT id FROM {self.table} WHERE form_token = ?",
+                                     (token,))
+        if existing:
+            return int(existing["id"]), False
+        columns = {**columns, "form_token": token}
+        marks = ", ".join("?" for _ in columns)
+        rid = await tx.execute(f"INSERT INTO {self.table}({', '.join(columns)}) VALUES ({marks})",
+                               tuple(columns.values()))
+        return int(rid or 0), True
+
+    async def update(self, tx: Tx, rid: int, sets: dict[str, Any], guard: str = "",
+                     params: tuple[Any, ...] = ()) -> bool:
+        """UPDATE ... WHERE id = ? AND guard; True when a row changed (the guard held, e.g.
+        the status was still the one the user saw: two taps, or two people, change it once)."""
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        await tx.execute(f"UPDATE {self.table} SET {assignments} WHERE id = ?"
+                         + (f" AND {guard}" if guard else ""),
+                         (*sets.values(), rid, *params))
+        return await changed(tx)
+
+
+async def changed(tx: Tx) -> bool:
+    row = await tx.fetchone("SELECT changes()")
+    return bool(row and row[0])
+
+
+# --- deadline ladders ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rung:
+    """One reminder of a ladder: `label` (soon, due, half, escalate ...) at `at`, to the
+    owner or to the team's leads, urgent (through quiet hours) or not."""
+
+    label: str
+    at: datetime
+    to_leads: bool = False
+    urgent: bool = False
+    skip_if_past: bool = True  # a "soon" already past at planning is dropped; "due" is kept
+
+
+async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: int, step: str,
+                      rungs: list[Rung], lead_ids: list[int], now: datetime) -> None:
+    """Plan `step.label` reminders; a rung already due is planned for now."""
+    for rung in rungs:
+        if rung.skip_if_past and rung.at <= now:
+            continue
+        for user_id in (lead_ids if rung.to_leads else [owner_id]):
+            await Reminders.plan(tx, team_id=team_id, user_id=user_id, subject=subject,
+                                 subject_id=rid, kind=f"{step}.{rung.label}",
+                                 due_at=max(rung.at, now), now=now, urgent=rung.urgent)
+
+
+ESCALATE = ("escalate", "overdue_lead")
+OVERDUE = ("due", "overdue")
+
+
+def ladder_text(ctx: Ctx, label: str, item: str, what: str, due: datetime, owner: str,
+                drop_late_soon: bool = True) -> str | None:
+    """The wording of a ladder reminder; None for a 'soon' that arrives after its deadline
+    (the bot was down) when `drop_late_soon`: the 'due' one says it all."""
+    if label in ESCALATE:
+        return ctx.t("reminder.escalate", owner=owner, item=item, what=what,
+                     due=when(ctx, due), late=remaining(ctx, due))
+    if label in OVERDUE:
+        return ctx.t("reminder.overdue", item=item, what=what, due=when(ctx, due),
+                     late=remaining(ctx, due))
+    if drop_late_soon and is_overdue(due, ctx.now):
+        return None
+    return ctx.t("reminder.soon", item=item, what=what, due=when(ctx, due),
+                 left=remaining(ctx, due))
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A deadline step of a record type: reminders `step.label` (planned with plan_ladder)
+    are worded from the record as it is now and dropped once `done`; the reminder offers
+    the open button and the transitions `actions`."""
+
+    step: str
+    what: str  # locale key naming the step ("首次联系客户")
+    due: Callable[[Any], datetime | None]
+    done: Callable[[Any], bool]
+    actions: tuple[str, ...]
+    drop_late_soon: bool = True
+
+
+async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
+    """The team's leads to escalate to, never the person who is acting or owns the record."""
+    return [u.id for u in await leads(services, team_id) if u.id not in exclude]
+
+
+# --- transitions and the card -------------------------------------------------------------
+Allowed = Callable[[Ctx, Any], bool]
+Act = Callable[[Ctx, Any], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status change offered as a button (-|action|ID): either a small form (`form`,
+    opened under the opener prefix `opener` with the heading `heading`) or a one-tap `run`.
+    `allowed`: the states it leaves, or a predicate on the record now; `refuse`: a domain
+    rule that may refuse with a reason shown on the card."""
+
+    action: str
+    label: str
+    allowed: tuple[str, ...] | Allowed
+    form: FormSpec | None = None
+    opener: str = ""
+    heading: str = ""
+    refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
+    run: Act | None = None
+
+    def allows(self, ctx: Ctx, rec: Record) -> bool:
+        if isinstance(self.allowed, tuple):
+            return rec.status in self.allowed
+        return self.allowed(ctx, rec)
+
+    def button(self, ctx: Ctx, rid: int) -> Button:
+        return Button(ctx.t(self.label), callback(GLOBAL_TOKEN, self.action, rid))
+
+
+CardFn = Callable[[Ctx, Any, str | None], Awaitable[Outcome]]
+PrefillFn = Callable[[Ctx, str], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
+OtherFn = Callable[[Ctx, Reminder, Any], Awaitable[Reply | None]]
+
+
+@dataclass
+class RecordType(Generic[R]):
+    """One declared record type; `register()` wires its buttons and openers."""
+
+    subject: str
+    store: Store[R]
+    open_action: str  # the global button that shows the card
+    not_found: str
+    meta_key: str  # the action forms' meta carries the record id under this name
+    title: Callable[[Ctx, R], str]  # "投诉工单 #3（张先生）": headings, reminders
+    render_card: CardFn
+    transitions: tuple[Transition, ...] = ()
+    open_label: str = "btn.open_item"
+    # Registering: /command and a sentence (group 2 = the rest) open `form`, prefilled.
+    form: FormSpec | None = None
+    command: str = ""
+    intent: re.Pattern[str] | None = None
+    prefill: PrefillFn | None = None
+    # Reminders: the deadline ladders, other kinds, and what /todo and the digest list.
+    ladders: tuple[Ladder, ...] = ()
+    other_reminders: OtherFn | None = None
+    todo_items: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
+    after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
+    describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
+
+    def register(self) -> RecordType[R]:
+        REGISTRY.buttons[self.open_action] = self._open_card
+        if self.command:
+            REGISTRY.commands[self.command] = self._command
+        if self.intent is not None:
+            REGISTRY.intents.append(self._intent)
+        REGISTRY.reminder_kind(self.subject, ReminderKind(
+            render=self.render, after_sent=self.after_sent, todo=self.todo_items,
+            describe=self.describe))
+        for t in self.transitions:
+            if t.form is not None:
+                REGISTRY.openers[t.opener] = self._opener(t)
+                REGISTRY.opener_button(t.action, t.opener)
+            elif t.run is not None:
+                self.on_tap(t.action, t.run)
+        return self
+
+    def on_tap(self, action: str, run: Act) -> None:
+        """A one-tap button -|action|ID acting on a record the user may see (the action
+        re-checks the state: a stale card may offer what is no longer allowed)."""
+        async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+            if not arg.isdigit():
+                return stale(ctx)
+            rec = await self.store.visible(ctx, int(arg))
+            return await run(ctx, rec) if rec else Outcome().add(ctx.t(self.not_found))
+        REGISTRY.buttons[action] = handler
+
+    def action(self, action: str) -> Transition:
+        return next(t for t in self.transitions if t.action == action)
+
+    async def _command(self, app: Assistant, ctx: Ctx, draft: Draft | None,
+                       arg: str) -> Outcome:
+        assert self.form is not None
+        if draft is None and self.prefill is not None and arg.strip():
+            values, notices = await self.prefill(ctx, arg)
+            return await app.engine.start(ctx, self.form.name, values or None, notices)
+        return await app.open_form(ctx, draft, self.form.name)
+
+    async def _intent(self, app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+        m = self.intent.match(normalize_input(text)) if self.intent else None
+        return None if m is None else await self._command(app, ctx, None, m.group(2))
+
+    async def render(self, ctx: Ctx, r: Reminder) -> Reply | None:
+        """A due reminder worded from the record as it is now; None once settled."""
+        rec = await self.store.load(ctx.services.db, r.subject_id)
+        if rec is None:
+            return None
+        step, _, label = r.kind.partition(".")
+        ladder = next((lad for lad in self.ladders if lad.step == step), None)
+        if ladder is None:
+            return await self.other_reminders(ctx, r, rec) if self.other_reminders else None
+        due = ladder.due(rec)
+        if due is None or ladder.done(rec):
+            return None
+        text = ladder_text(ctx, label, self.title(ctx, rec), ctx.t(ladder.what), due, rec.owner,
+                           ladder.drop_late_soon)
+        return Reply(text, [[self.open_button(ctx, rec.id),
+                             *(self.action(a).button(ctx, rec.id) for a in ladder.actions)]]) \
+            if text else None
+
+    def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
+        return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
+                                                                rid))
+
+    def saved_buttons(self, ctx: Ctx, rid: int) -> list[list[Button]]:
+        return [[self.open_button(ctx, rid)]]
+
+    def saved(self, ctx: Ctx, rid: int, text: str) -> Saved:
+        """What a saved form answers: the text, and the button that opens the record."""
+        return Saved(text, self.saved_buttons(ctx, rid), record_id=rid)
+
+    async def allowed(self, ctx: Ctx, rec: R) -> list[Button]:
+        """The transitions the card offers: only those allowed in the current state and not
+        refused by a domain rule."""
+        out = []
+        for t in self.transitions:
+            if t.allows(ctx, rec) and (t.refuse is None or await t.refuse(ctx, rec) is None):
+                out.append(t.button(ctx, rec.id))
+        return out
+
+    async def card(self, ctx: Ctx, rid: int, heading: str | None = None) -> Outcome:
+        rec = await self.store.visible(ctx, rid)
+        if rec is None:
+            return Outcome().add(ctx.t(self.not_found))
+        return await self.render_card(ctx, rec, heading)
+
+    async def record(self, ctx: Ctx, meta: dict[str, Any]) -> R:
+        """The record an action form is about, re-read at save time."""
+        rec = await self.store.visible(ctx, int(meta[self.meta_key]))
+        if rec is None:
+            raise Invalid(self.not_found)
+        return rec
+
+    async def _open_card(self, app: Assistant, ctx: Ctx, draft: Draft | None,
+                         arg: str) -> Outcome:
+        return await self.card(ctx, int(arg)) if arg.isdigit() else stale(ctx)
+
+    def _opener(self, t: Transition) -> Callable[[Assistant, Ctx, int], Awaitable[Outcome]]:
+        async def open_(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
+            rec = await self.store.visible(ctx, rid)
+            if rec is None:
+                return Outcome().add(ctx.t(self.not_found))
+            reason = await t.refuse(ctx, rec) if t.refuse else None
+            if reason is not None:  # also a forged or stale button: say why on the card
+                return await self.card(ctx, rid, reason)
+            if not t.allows(ctx, rec) or t.form is None:
+                return await self.card(ctx, rid)
+            return await app.engine.start(ctx, t.form.name, meta={self.meta_key: rid},
+                                          heading=ctx.t(t.heading, item=self.title(ctx, rec)))
+        return open_
+
+    def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
+                  overdue: bool | None = None, urgent: bool = False) -> TodoItem:
+        """A to-do line; overdue by the one definition unless the type says otherwise."""
+        return TodoItem(due=due.astimezone(ctx.tz), text=text, urgent=urgent,
+                        button=self.open_button(ctx, rec.id, label),
+                        overdue=is_overdue(due, ctx.now) if overdue is None else overdue)
+
+
+def stale(ctx: Ctx) -> Outcome:
+    return Outcome(toast=ctx.t("button.stale"))
+
+
+def on_time(ctx: Ctx, done: datetime, due: datetime | None) -> str:
+    return ctx.t("deadline.on_time" if due is None or done <= due else "deadline.late")
+
+
+def sep(ctx: Ctx) -> str:
+    return "：" if ctx.locale == "zh_CN" else ": "
+
+
+def field_line(ctx: Ctx, key: str, value: str) -> str:
+    return ctx.t(key) + sep(ctx) + value
+
+
+def deadline_line(ctx: Ctx, key: str, due: datetime, done: datetime | None,
+                  done_key: str, judge: bool = False) -> str:
+    """'答复期限：… · 已于 … 完成' (judged on time or late if `judge`), or the time left."""
+    if done is None:
+        state = remaining(ctx, due)
+    else:
+        state = ctx.t(done_key, when=when(ctx, done)) + (on_time(ctx, done, due) if judge else "")
+    return field_line(ctx, key, when(ctx, due)) + " · " + state
+
+
+def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_when,
+               hint: str | None = None) -> Field:
+    """A moment asked in a form, with the 现在 quick answer."""
+    return Field(name, label, prompt, Kind.TIME, parse=parse, show=show_time, hint=hint,
+                 quick=("now",))
+
+
+def action_form(name: str, save: SaveFn, *fields: Field) -> FormSpec:
+    """The small form a transition asks (title `form.<name>.title`), 现在 as a quick answer."""
+    return REGISTRY.form(FormSpec(name=name, title=f"form.{name}.title", fields=fields,
+                                  save=save, quick={"now": now_value}))
