@@ -1,0 +1,108 @@
+"""The WeCom (企业微信) self-built app as a channel of the assistant (issue #9).
+
+callback (server.py) -> inbox table -> InboxWorker -> Assistant -> outbox table -> Sender
+-> WeCom API. Each arrow that crosses a table survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.assistant import Assistant
+from bot.channel import ChannelCaps
+from bot.channels.wecom.api import (
+    MAX_BUTTON_KEY_BYTES,
+    MAX_CARD_BUTTONS,
+    MAX_TEXT_BYTES,
+    WeComClient,
+)
+from bot.channels.wecom.config import WeComSettings
+from bot.channels.wecom.crypto import WeComCrypto
+from bot.channels.wecom.inbox import InboxWorker
+from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
+from bot.channels.wecom.server import CallbackServer
+from bot.channels.wecom.store import Budget, WeComStore
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+CAPS = ChannelCaps(max_text=MAX_TEXT_BYTES, text_unit="byte", max_buttons=MAX_CARD_BUTTONS,
+                   max_button_data=MAX_BUTTON_KEY_BYTES, can_edit=False, toasts=False,
+                   menus_per_language=False)
+HOUSEKEEPING_SECONDS = 3600.0
+
+
+class WeComChannel:
+    name = CHANNEL
+    caps = CAPS
+
+    def __init__(self, assistant: Assistant, services: Services, settings: WeComSettings, *,
+                 client: WeComClient | None = None) -> None:
+        self.assistant = assistant
+        self.services = services
+        self.settings = settings
+        self.client = client or WeComClient.from_settings(settings)
+        self.store = WeComStore(services.db, Budget(settings.per_user_per_minute,
+                                                    settings.per_user_per_hour))
+        self.sender = Sender(self.client, self.store, services.clock)
+        self.notifier = WeComNotifier(services, self.sender)
+        self.inbox = InboxWorker(assistant, services, self.client, self.store, self.sender)
+        self.server = CallbackServer(
+            WeComCrypto(settings.token, settings.aes_key, settings.corp_id), self.store,
+            services.clock, agent_id=settings.agent_id, path=settings.path,
+            max_bytes=settings.callback_max_bytes,
+            max_age_seconds=settings.callback_max_age_seconds, on_new=self.inbox.poke)
+        self._housekeeping: asyncio.Task[None] | None = None
+        register = getattr(assistant, "register_channel", None)
+        if register is not None:
+            register(self.name, self.caps)
+
+    @property
+    def url(self) -> str:
+        """The callback URL as bound (tests listen on port 0)."""
+        host = self.settings.listen.rsplit(":", 1)[0]
+        return f"http://{host}:{self.server.port}{self.settings.path}"
+
+    async def start(self) -> None:
+        host, port = self.settings.listen.rsplit(":", 1)
+        await self.server.start(host, int(port))
+        self.sender.start()
+        resumed = await self.inbox.resume()
+        if resumed:
+            log.info("WeCom: handling callbacks of %d people received before the restart",
+                     resumed)
+        self._housekeeping = asyncio.create_task(self._tidy_forever())
+        log.info("WeCom callback listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop taking callbacks first; what was recorded and not handled is handled after
+        the next start."""
+        await self.server.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        await self.inbox.lanes.close()
+        await self.sender.stop()
+        await self.client.aclose()
+
+    async def idle(self) -> None:
+        """Wait until everything recorded is handled and everything sendable is sent."""
+        while True:
+            await self.inbox.lanes.idle()
+            await self.sender.sweep()
+            await self.sender.lanes.idle()
+            if not (self.inbox.lanes.busy() or self.sender.lanes.busy()):
+                return
+
+    async def _tidy_forever(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                now = self.services.clock.now()
+                await self.store.prune(now, now.timestamp(), self.settings.keep_days)
+                await self.inbox.resume()  # callbacks set aside after a failure
+            except Exception:
+                log.exception("WeCom housekeeping failed")
+
