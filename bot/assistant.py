@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
 import weakref
+from datetime import datetime, timedelta
 from typing import Any
 
 import bot.records  # noqa: F401  (registers the record modules)
+from bot.channel import ChannelCaps
 from bot.conversations.customer import CUSTOMER, DEACTIVATE
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
@@ -23,15 +26,21 @@ from bot.handlers import logs as logs_handler
 from bot.handlers.intents import simple_intent, worklog_intent
 from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
 from bot.handlers.start import StartHandler
+from bot.i18n import t
 from bot.models import User
 from bot.registry import REGISTRY
 from bot.services import Ctx, Services
+from bot.shaping import needs_numbering, resolve_choice, shape
 from bot.storage.conversations import Draft
 from bot.storage.people import UserPrefs
 from bot.textutil import clean_text, normalize_input
 
 log = logging.getLogger(__name__)
 FORM_COMMANDS = {"log": WORKLOG.name, "customer": CUSTOMER.name}
+# identities.last_seen_at is written when a person switches channel, and otherwise at most
+# this often: which channel they use is what matters, not a write on every message.
+SEEN_EVERY = timedelta(minutes=10)
+MAX_TYPED_CHOICE = 100  # characters: longer text is an answer, never a choice's label
 
 
 def cleaned(ev: Incoming) -> Incoming:
@@ -54,6 +63,17 @@ class Assistant:
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary())
+        # And one per person, taken once the identity is known: one person writing on two
+        # channels still has their updates handled one at a time (one account, one form).
+        self._user_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+        self._last_seen: dict[int, tuple[tuple[str, str], datetime]] = {}
+        self.caps: dict[str, ChannelCaps] = {}
+
+    def register_channel(self, name: str, caps: ChannelCaps) -> None:
+        """From now on, outcomes for `name` come shaped for `caps` (bot.shaping). Channels
+        that never register (tests talking to the core directly) get outcomes as built."""
+        self.caps[name] = caps
 
     def _lock(self, channel: str, external_id: str) -> asyncio.Lock:
         key = (channel, external_id)
@@ -63,18 +83,63 @@ class Assistant:
             self._locks[key] = lock
         return lock
 
+    def _user_lock(self, user_id: int | None) -> contextlib.AbstractAsyncContextManager[Any]:
+        if user_id is None:  # a stranger: nothing to share with another channel yet
+            return contextlib.nullcontext()
+        lock = self._user_locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._user_locks[user_id] = lock
+        return lock
+
     async def handle(self, ev: Incoming) -> Outcome:
         ev = cleaned(ev)
+        caps = self.caps.get(ev.channel)
         async with self._lock(ev.channel, ev.external_id):
             try:
-                return await self._handle(ev)
+                user_id = await self.services.people.user_id_for(ev.channel, ev.external_id)
+                async with self._user_lock(user_id):
+                    if user_id is not None:
+                        await self._seen(ev, user_id)
+                    if caps is None:
+                        return await self._handle(ev)
+                    out = await self._handle(await self._typed_choice(ev))
+                    return await self._shaped(ev, out, caps)
             except Exception:
                 log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
-                user = await self.services.people.by_identity(ev.channel, ev.external_id)
-                locale = (user.locale if user else None) or self.services.settings.locale
-                from bot.i18n import t
+                out = Outcome().add(t(await self._locale(ev), "error.internal"))
+                return shape(out, caps)[0] if caps is not None else out
 
-                return Outcome().add(t(locale, "error.internal"))
+    async def _locale(self, ev: Incoming) -> str:
+        user = await self.services.people.by_identity(ev.channel, ev.external_id)
+        return (user.locale if user else None) or self.services.settings.locale
+
+    async def _seen(self, ev: Incoming, user_id: int) -> None:
+        key, now = (ev.channel, ev.external_id), self.services.clock.now()
+        last = self._last_seen.get(user_id)
+        if last is None or last[0] != key or now - last[1] >= SEEN_EVERY:
+            await self.services.people.seen(ev.channel, ev.external_id, now)
+            self._last_seen[user_id] = (key, now)
+
+    async def _typed_choice(self, ev: Incoming) -> Incoming:
+        """A typed `7` or label answering numbered choices becomes that button's press, as if
+        the channel had shown buttons. Commands stay commands."""
+        text = ev.text
+        if (text is None or ev.callback is not None or ev.photo is not None
+                or len(text) > MAX_TYPED_CHOICE or text.lstrip().startswith("/")):
+            return ev
+        pending = await self.services.pending.get(ev.channel, ev.external_id)
+        data = resolve_choice(text, pending) if pending else None
+        return dataclasses.replace(ev, text=None, callback=data) if data else ev
+
+    async def _shaped(self, ev: Incoming, out: Outcome, caps: ChannelCaps) -> Outcome:
+        hint = t(await self._locale(ev), "button.choose_hint") if needs_numbering(out, caps) \
+            else ""
+        shaped, pending = shape(out, caps, choose_hint=hint)
+        # Replaced by every reply: a number typed later refers to what is on screen now.
+        await self.services.pending.replace(ev.channel, ev.external_id, pending,
+                                            self.services.clock.now())
+        return shaped
 
     async def user_for(self, ev: Incoming) -> User | None:
         return await self.services.people.by_identity(ev.channel, ev.external_id)

@@ -11,7 +11,9 @@ GLOBAL_TOKEN = "-"  # buttons that belong to no form (menus, lists)
 @dataclass(frozen=True)
 class Button:
     label: str
-    data: str  # at most 64 bytes: Telegram's callback_data limit
+    # Short: a channel takes only so many bytes (ChannelCaps.max_button_data, checked when
+    # an outcome is shaped for it). Keep core callbacks within the smallest channel's.
+    data: str
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,7 @@ class Outcome:
 
 
 def callback(token: str, action: str, arg: str | int = "") -> str:
-    data = f"{token}{CALLBACK_SEP}{action}{CALLBACK_SEP}{arg}"
-    if len(data.encode()) > 64:
-        raise ValueError(f"callback data too long: {data!r}")
-    return data
+    return f"{token}{CALLBACK_SEP}{action}{CALLBACK_SEP}{arg}"
 
 
 def parse_callback(data: str) -> tuple[str, str, str] | None:

@@ -14,6 +14,7 @@ from bot.models import Area, User
 from bot.storage.conversations import Conversations
 from bot.storage.customers import Customers
 from bot.storage.db import Database
+from bot.storage.pending import PendingChoices
 from bot.storage.people import People
 from bot.storage.worklogs import WorkLogs
 
@@ -27,12 +28,13 @@ class Services:
     worklogs: WorkLogs
     conversations: Conversations
     customers: Customers
+    pending: PendingChoices
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
         db = await Database(settings.db_path).connect()
         return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
-                   Conversations(db), Customers(db))
+                   Conversations(db), Customers(db), PendingChoices(db))
 
     async def close(self) -> None:
         await self.db.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-TELEGRAM_LIMIT = 4096
-
 # Characters no typed text needs and that break or disguise what is written from it:
 # C0 controls (NUL, BEL U+0007, ESC U+001B ... make openpyxl refuse the whole workbook),
 # DEL, C1 controls, and the bidi embeddings/overrides/isolates that make "exe.xlsx" read as
@@ -53,20 +51,3 @@ _FOLD = {**{0xFF10 + i: ord("0") + i for i in range(10)},
 def normalize_input(text: str) -> str:
     """For matching, not storing: full-width digits and letters folded; blanks collapsed."""
     return " ".join(text.translate(_FOLD).split())
-
-
-def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split a long reply into chunks of at most `limit` characters, at line breaks if possible."""
-    if len(text) <= limit:
-        return [text]
-    chunks: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        cut = rest.rfind("\n", 0, limit)
-        if cut < limit // 2:  # no useful line break: cut at the limit
-            cut = limit
-        chunks.append(rest[:cut])
-        rest = rest[cut:].lstrip("\n")
-    if rest:
-        chunks.append(rest)
-    return chunks

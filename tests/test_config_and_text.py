@@ -11,7 +11,7 @@ from bot.config import ROOT, SettingsError, load_settings
 from bot.conversations.matching import Choice, match_choice
 from bot.handlers.intents import simple_intent, worklog_intent
 from bot.i18n import catalog, catalog_files, t
-from bot.textutil import normalize_input, split_message
+from bot.textutil import normalize_input
 from tests.conftest import T0
 
 
@@ -134,10 +134,17 @@ def test_matching_suggests_never_guesses() -> None:
     assert match_choice("", areas).exact is None
 
 
+def split_message(text: str) -> list[str]:
+    from bot.channels.telegram import TELEGRAM_CAPS
+    from bot.shaping import split_text
+
+    return split_text(text, TELEGRAM_CAPS.max_text, TELEGRAM_CAPS.text_unit)
+
+
 def test_normalize_and_split() -> None:
     assert normalize_input("  巡视\u3000３号台区 ") == "巡视 3号台区"
     text = "\n".join(f"第{i}行" + "字" * 100 for i in range(200))
-    chunks = split_message(text)
+    chunks = split_message(text)  # Telegram's caps: 4096 characters
     assert all(len(c) <= 4096 for c in chunks) and len(chunks) > 1
     assert "".join(chunks).replace("\n", "") == text.replace("\n", "")
     assert split_message("x" * 9000) == ["x" * 4096, "x" * 4096, "x" * 808]

@@ -35,14 +35,20 @@ from telegram.ext import (
 )
 
 from bot.assistant import Assistant
+from bot.channel import ChannelCaps
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import RetryLater, Unreachable
-from bot.textutil import split_message
+from bot.shaping import split_text
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
+# What the Bot API takes: 4096 characters of text, 64 bytes of callback_data; an inline
+# keyboard of up to 100 buttons; edits, answerCallbackQuery toasts and menus per language.
+TELEGRAM_CAPS = ChannelCaps(max_text=4096, text_unit="char", max_buttons=100,
+                            max_button_data=64, can_edit=True, toasts=True,
+                            menus_per_language=True)
 _LANG_CODE = {"zh_CN": "zh", "en": "en"}
 
 
@@ -137,7 +143,7 @@ class TelegramNotifier:
 
     async def push(self, external_id: str, reply: Reply) -> None:
         bot, chat_id = self.app.bot, int(external_id)
-        chunks = split_message(reply.text)
+        chunks = _chunks(reply.text)
         try:
             # A 502 or a timeout is retried here within seconds (as replies are), not left to
             # the next scan a minute later: with 10% bad gateways a 5,000-digest morning took
@@ -160,6 +166,12 @@ class TelegramNotifier:
             raise RetryLater(10.0, f"network: {exc}") from exc
 
 
+def _chunks(text: str) -> list[str]:
+    """The core already shaped the text for TELEGRAM_CAPS; this only guards a push or reply
+    that did not come through it."""
+    return split_text(text, TELEGRAM_CAPS.max_text, TELEGRAM_CAPS.text_unit)
+
+
 async def _send_file(bot: Any, chat_id: int, att: Attachment) -> None:
     file = InputFile(att.data, filename=att.filename)
     if att.kind == "photo":
@@ -173,11 +185,15 @@ def _seconds(value: Any) -> float:
 
 
 class TelegramChannel:
+    name = CHANNEL
+    caps = TELEGRAM_CAPS
+
     def __init__(self, assistant: Assistant, settings: Settings, *,
                  rate_limiter: bool = True) -> None:
         if not settings.telegram_token:
             raise ValueError("TAIQU_TELEGRAM_TOKEN is not set")
         self.assistant = assistant
+        assistant.register_channel(self.name, self.caps)
         self.settings = settings
         builder = (ApplicationBuilder().token(settings.telegram_token)
                    .base_url(settings.telegram_base_url)
@@ -248,7 +264,7 @@ class TelegramChannel:
             if query.message is not None:
                 try:
                     if out.edit is not None:
-                        await query.edit_message_text(out.edit.text[:4096],
+                        await query.edit_message_text(out.edit.text,
                                                       reply_markup=_markup(out.edit.buttons))
                     elif not (query.data or "").startswith(GLOBAL_TOKEN):
                         # A form's buttons are used up once pressed: fewer stale presses later.
@@ -263,7 +279,7 @@ class TelegramChannel:
 
     async def _send(self, chat_id: int, reply: Reply) -> None:
         bot = self.app.bot
-        chunks = split_message(reply.text)
+        chunks = _chunks(reply.text)
         try:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1

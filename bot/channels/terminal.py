@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.assistant import Assistant
+from bot.channel import ChannelCaps
 from bot.events import Attachment, Button, Incoming, Outcome, Reply
 from bot.i18n import t
 from bot.models import Role, User
@@ -17,9 +18,15 @@ from bot.private_files import private_dir, write_private
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
+from bot.shaping import label_key
 from bot.textutil import safe_filename
 
 CHANNEL = "terminal"
+# A terminal shows any length and numbers every button itself (see TerminalChat.to_event);
+# an edit or a toast is printed as the next lines, as it always has been.
+TERMINAL_CAPS = ChannelCaps(max_text=1_000_000, text_unit="char", max_buttons=1_000,
+                            max_button_data=1_000, can_edit=True, toasts=True,
+                            menus_per_language=False)
 DEMO_TEAM = "城东供电所"
 DEMO_AREAS = ("3号台区", "5号台区", "7号台区")
 # name, role, areas
@@ -28,7 +35,6 @@ DEMO_USERS: tuple[tuple[str, Role, tuple[str, ...]], ...] = (
     ("李四", Role.MANAGER, ("7号台区",)),
     ("王班长", Role.LEAD, ()),
 )
-_DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+")  # leading emoji / ticks on a button label
 
 
 async def create_demo(services: Services) -> list[User]:
@@ -40,10 +46,6 @@ async def create_demo(services: Services) -> list[User]:
         for name, role, areas in DEMO_USERS:
             await people.create_user(tx, name, role, team_id, [area_ids[a] for a in areas], now)
     return await people.users()
-
-
-def _label_key(label: str) -> str:
-    return _DECOR.sub("", label).strip().lower()
 
 
 class TerminalNotifier:
@@ -67,6 +69,7 @@ class TerminalNotifier:
 class TerminalChat:
     def __init__(self, assistant: Assistant, user: User, out: TextIO) -> None:
         self.assistant = assistant
+        assistant.register_channel(CHANNEL, TERMINAL_CAPS)
         self.user = user
         self.out = out
         self.buttons: list[Button] = []  # the latest buttons on screen, numbered from 1
@@ -111,9 +114,9 @@ class TerminalChat:
         stripped = line.strip()
         if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
             return Incoming(**base, callback=self.buttons[int(stripped) - 1].data)
-        key = _label_key(stripped)
+        key = label_key(stripped)
         for b in self.buttons:
-            if key and _label_key(b.label) == key:
+            if key and label_key(b.label) == key:
                 return Incoming(**base, callback=b.data)
         if stripped.startswith("/photo"):
             self._photo_seq += 1

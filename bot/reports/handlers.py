@@ -22,11 +22,11 @@ from bot.registry import REGISTRY, PushFn
 from bot.reminders import ReminderService, in_quiet, job_failed
 from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, week_of
-from bot.reports.text import render
+from bot.reports.text import SUMMARY_CHARS, render
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
-from bot.textutil import TELEGRAM_LIMIT, normalize_input, safe_filename
+from bot.textutil import normalize_input, safe_filename
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -99,7 +99,7 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
                        locale: str, *, files: bool = True, intro: str | None = None) -> Reply:
     """The report as one reply: the message, then the XLSX and (for a team) the chart."""
     fig = await compute(services.db, scope, period, now, detail=files)
-    limit = TELEGRAM_LIMIT - (len(intro) + 1 if intro else 0)
+    limit = SUMMARY_CHARS - (len(intro) + 1 if intro else 0)
     with_files = files and _worth_files(fig)
     text = render(fig, locale, files=with_files, limit=limit)
     reply = Reply(f"{intro}\n{text}" if intro else text)

@@ -1,6 +1,6 @@
-"""The report as one chat message. However large the team, it stays within Telegram's 4096
-characters: the headline and the lists are capped, the per-person table takes what room is
-left, and whatever does not fit is named as "N more, see the Excel file"."""
+"""The report as one chat message. However large the team, it stays within SUMMARY_CHARS:
+the headline and the lists are capped, the per-person table takes what room is left, and
+whatever does not fit is named as "N more, see the Excel file"."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from typing import Any
 from bot.i18n import t
 from bot.reports.figures import Figures, PersonFigures, Tally
 from bot.rules import work_item_keys
-from bot.textutil import TELEGRAM_LIMIT
 from bot.timeparse import format_time
 
+# How much of a report is worth reading in a chat; the rest is in the Excel file. A reading
+# budget, not a channel's limit: a channel with shorter messages (WeCom: 2048 bytes) gets
+# the summary split by bot.shaping, never cut.
+SUMMARY_CHARS = 4000
 MAX_OVERDUE_LINES = 8
 MAX_LIST_CHARS = 500  # each of the name lists (no entries, not patrolled)
 
@@ -151,7 +154,7 @@ def _unpatrolled(w: _Words, fig: Figures) -> list[str]:
 
 
 def render(fig: Figures, locale: str, *, files: bool = True,
-           limit: int = TELEGRAM_LIMIT) -> str:
+           limit: int = SUMMARY_CHARS) -> str:
     w = _Words(locale)
     head = _headline(w, fig)
     tail: list[str] = []

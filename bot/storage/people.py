@@ -117,9 +117,24 @@ class People:
         return [_user(r) for r in rows]
 
     async def identities_of(self, user_id: int) -> list[tuple[str, str]]:
+        """The person's chat identities, the one they used most recently first."""
         rows = await self.db.fetchall(
-            "SELECT channel, external_id FROM identities WHERE user_id = ?", (user_id,))
+            "SELECT channel, external_id FROM identities WHERE user_id = ? "
+            "ORDER BY last_seen_at IS NULL, last_seen_at DESC, created_at DESC, channel",
+            (user_id,))
         return [(r["channel"], r["external_id"]) for r in rows]
+
+    async def user_id_for(self, channel: str, external_id: str) -> int | None:
+        """Whose identity this is (active or not), without reading the whole user."""
+        row = await self.db.fetchone(
+            "SELECT user_id FROM identities WHERE channel = ? AND external_id = ?",
+            (channel, external_id))
+        return int(row[0]) if row else None
+
+    async def seen(self, channel: str, external_id: str, now: datetime) -> None:
+        await self.db.execute(
+            "UPDATE identities SET last_seen_at = ? WHERE channel = ? AND external_id = ?",
+            (iso(now), channel, external_id))
 
     async def create_user(self, tx: Tx, name: str, role: Role, team_id: int,
                           area_ids: list[int], now: datetime, locale: str | None = None) -> int:
@@ -133,9 +148,10 @@ class People:
     async def link_identity(self, tx: Tx, channel: str, external_id: str, user_id: int,
                             now: datetime) -> None:
         await tx.execute(
-            "INSERT INTO identities(channel, external_id, user_id, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(channel, external_id) DO UPDATE SET user_id = excluded.user_id",
-            (channel, external_id, user_id, iso(now)))
+            "INSERT INTO identities(channel, external_id, user_id, created_at, last_seen_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(channel, external_id) DO UPDATE SET "
+            "user_id = excluded.user_id, last_seen_at = excluded.last_seen_at",
+            (channel, external_id, user_id, iso(now), iso(now)))
 
     async def set_locale(self, user_id: int, locale: str) -> None:
         await self.db.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))
