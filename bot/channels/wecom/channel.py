@@ -54,9 +54,7 @@ class WeComChannel:
             max_bytes=settings.callback_max_bytes,
             max_age_seconds=settings.callback_max_age_seconds, on_new=self.inbox.poke)
         self._housekeeping: asyncio.Task[None] | None = None
-        register = getattr(assistant, "register_channel", None)
-        if register is not None:
-            register(self.name, self.caps)
+        assistant.register_channel(self.name, self.caps)
 
     @property
     def url(self) -> str:

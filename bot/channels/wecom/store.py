@@ -148,7 +148,8 @@ class WeComStore:
 
     async def fail(self, row_id: int, error: str, now: datetime) -> None:
         await self.db.execute("UPDATE wecom_outbox SET state = 'failed', data = NULL, "
-                              "sent_at = ?, error = ? WHERE id = ?", (iso(now), error[:300], row_id))
+                              "sent_at = ?, error = ? WHERE id = ?",
+                              (iso(now), error[:300], row_id))
 
     async def fail_all(self, external_id: str, error: str, now: datetime) -> list[int]:
         """Everything still queued for someone WeCom says is gone (81013)."""
