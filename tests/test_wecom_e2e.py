@@ -11,13 +11,11 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
-from bot.assistant import Assistant
 from bot.channels.wecom.channel import WeComChannel
 from bot.clock import FakeClock
 from bot.models import Role
