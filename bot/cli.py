@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--areas", default="", help='comma-separated, e.g. "3号台区,5号台区"')
     inv.add_argument("--name", default=None)
     inv.add_argument("--ttl-days", type=int, default=None, help="default TAIQU_INVITE_TTL_DAYS")
+    inv.add_argument("--wecom-user", metavar="USERID", default=None,
+                     help="bind this WeCom (企业微信) member's UserID at once: no code to type")
     cust = sub.add_parser("customers", help="import / export the special-customer register")
     cust_sub = cust.add_subparsers(dest="action", required=True)
     imp = cust_sub.add_parser("import", help="import a CSV (UTF-8, GBK or UTF-16) or XLSX file")
@@ -74,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--to", dest="last", required=True, metavar="DATE",
                       help="YYYY-MM-DD, included")
     logs.add_argument("file", metavar="FILE.xlsx")
+    from bot.channels.wecom.admin import add_parsers as add_wecom_parsers
+
+    add_wecom_parsers(sub)
     return p
 
 
@@ -127,6 +132,18 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
             now=services.clock.now(), ttl=ttl)
     finally:
         await services.close()
+    if args.wecom_user:
+        from bot.channels.wecom.admin import bind_wecom_user
+
+        userid = args.wecom_user.strip()
+        error = await bind_wecom_user(settings, invite.code, userid, name)
+        if error is not None:
+            print(f"taiqu-bot invite: {error}", file=sys.stderr)
+            return 2
+        print(f"已绑定企业微信成员 / bound WeCom member {userid} "
+              f"[{args.role}, {args.team}]: 无需邀请码，打开应用即可使用 / no code needed, "
+              "they just open the app")
+        return 0
     expires = invite.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
     print(f"邀请码 / invite code for {args.name or '(name from chat)'} "
           f"[{args.role}, {args.team}], valid until {expires} ({settings.timezone}); "
@@ -185,37 +202,66 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         await services.close()
 
 
-async def _run(settings: Settings) -> int:
-    if not settings.telegram_token:
-        print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (in the environment or .env) "
-              "to serve Telegram, or try the local chat with `taiqu-bot chat`.\n"
-              "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN，或先用 `taiqu-bot chat` 在终端试用。",
+async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Every configured channel in one process, with one reminder scanner and one
+    Dispatcher holding each channel's notifier."""
+    from bot.channels.wecom.config import load_wecom_settings, wecom_configured
+
+    wecom = None
+    if wecom_configured():
+        try:  # a wrong value stops the start with one line, before anything listens
+            wecom = load_wecom_settings()
+        except SettingsError as exc:
+            print(f"taiqu-bot: {exc}", file=sys.stderr)
+            return 2
+    if not settings.telegram_token and wecom is None:
+        print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (Telegram) or the "
+              "TAIQU_WECOM_* settings (WeCom) in the environment or .env, or try the local "
+              "chat with `taiqu-bot chat`.\n"
+              "没有配置任何渠道：请设置 TAIQU_TELEGRAM_TOKEN（Telegram）或 "
+              "TAIQU_WECOM_*（企业微信），或先用 `taiqu-bot chat` 在终端试用。",
               file=sys.stderr)
         return 2
     from bot.assistant import Assistant
-    from bot.channels.telegram import TelegramChannel
+    from bot.channel import Channel
     from bot.notify import Dispatcher
     from bot.reminders import ReminderService
     from bot.scheduler import ReminderScheduler
     from bot.services import Services
 
     services = await Services.open(settings)
-    channel = TelegramChannel(Assistant(services), settings)
+    assistant = Assistant(services)
+    channels: list[Channel] = []
+    if settings.telegram_token:
+        from bot.channels.telegram import TelegramChannel
+
+        channels.append(TelegramChannel(assistant, settings))
+    if wecom is not None:
+        import bot.channels.wecom.robot  # noqa: F401  (registers the team robot job)
+        from bot.channels.wecom.channel import WeComChannel
+
+        channels.append(WeComChannel(assistant, services, wecom))
     reminders = ReminderScheduler(
-        ReminderService(services, Dispatcher(services, [channel.notifier])),
+        ReminderService(services, Dispatcher.for_channels(services, channels)),
         settings.scan_interval_seconds)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    started: list[Channel] = []
     try:
-        await channel.start()
+        for channel in channels:
+            await channel.start()
+            started.append(channel)
         reminders.start()
-        logging.getLogger("bot").info("serving Telegram; Ctrl+C to stop")
+        logging.getLogger("bot").info("serving %s; Ctrl+C to stop",
+                                      " + ".join(c.name for c in channels))
         await stop.wait()
     finally:
         reminders.stop()
-        await channel.stop()
+        for channel in reversed(started):
+            await channel.stop()
         await services.close()
     return 0
 
@@ -363,6 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_export(settings, args))
     if args.command == "areas":
         return asyncio.run(_areas(settings, args))
+    if args.command == "wecom":
+        from bot.channels.wecom.admin import wecom_menu
+
+        return asyncio.run(wecom_menu(settings))
+    if args.command == "teams":
+        from bot.channels.wecom.admin import set_robot
+
+        return asyncio.run(set_robot(settings, args.team.strip(), args.url.strip()))
     return asyncio.run(_run(settings))
 
 
