@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -351,3 +352,61 @@ async def test_start_code_binds_a_wecom_member(services: Services, fake: FakeWeC
     assert "李四" in texts(r)
     user = await services.people.by_identity("wecom", "lisi")
     assert user is not None and user.name == "李四"
+
+
+# --- one person on Telegram and WeCom ---------------------------------------------------
+async def test_one_person_on_telegram_and_wecom(services: Services, settings: Any,
+                                                fake: FakeWeCom, channel: WeComChannel,
+                                                clock: FakeClock) -> None:
+    from bot.channels.telegram import TelegramChannel
+    from bot.events import Reply
+    from tests.conftest import telegram_settings
+    from tests.fakebotapi import FakeBotAPI
+    from tests.tg_harness import body, register
+
+    async with FakeBotAPI() as tg_fake:
+        # Both channels on one core, as `taiqu-bot run` has them.
+        tg = TelegramChannel(channel.assistant, telegram_settings(settings, tg_fake))
+        await tg.start()
+        try:
+            zhang_tg = await register(tg_fake, services, 42, "张三")
+            user = await services.people.by_identity("telegram", "42")
+            assert user is not None
+            async with services.db.tx() as tx:
+                await services.people.link_identity(tx, "wecom", "zhangsan", user.id,
+                                                    clock.now())
+            zhang_wc = WcUser(fake, channel, "zhangsan")
+            # A form opened on Telegram is the same form on WeCom: one account, one form.
+            r = await zhang_tg.say("记录巡视 3号台区")
+            assert L("form.worklog.time") in body(r[0])
+            r = await zhang_wc.say("刚才")
+            assert shown(only(r)) == L("form.worklog.content")
+            r = await zhang_tg.say("更换3号杆表箱锁具")
+            assert body(r[0]).startswith(L("form.worklog.problems"))
+            clock.advance(minutes=1)
+            await zhang_wc.say("跳过")  # the question's buttons are on Telegram: typed
+            await zhang_wc.press("跳过")
+            await zhang_wc.press("跳过")
+            await zhang_wc.press("保存")
+            [row] = await worklog_rows(services)
+            assert row["user_name"] == "张三" and row["content"] == "更换3号杆表箱锁具"
+            # Pushes go where the person was last seen: WeCom now, Telegram after they
+            # write there (identities.last_seen_at).
+            dispatcher = Dispatcher.for_channels(services, [tg, channel])
+            await dispatcher.push(user.id, Reply("提醒一"))
+            await channel.idle()
+            assert shown(zhang_wc.last) == "提醒一"
+            clock.advance(minutes=11)
+            await zhang_tg.say("/help")
+            await dispatcher.push(user.id, Reply("提醒二"))
+            assert any(m.get("text") == "提醒二" for m in tg_fake.sent(42))
+            assert "提醒二" not in texts(zhang_wc.sent)
+            # WeCom gone for them (81013): the push falls back to Telegram.
+            fake.unreachable.add("zhangsan")
+            async with services.db.tx() as tx:
+                await tx.execute("UPDATE identities SET last_seen_at = ? WHERE channel = "
+                                 "'wecom'", ("2099-01-01T00:00:00+00:00",))
+            await dispatcher.push(user.id, Reply("提醒三"))
+            assert any(m.get("text") == "提醒三" for m in tg_fake.sent(42))
+        finally:
+            await tg.stop()
