@@ -118,6 +118,11 @@ async def test_worklog_with_prefill_photo_and_location(team: Team, services: Ser
     stored = await services.db.fetchone("SELECT content FROM wecom_media WHERE id = ?",
                                         (int(ref.split(":")[1]),))
     assert stored is not None and bytes(stored[0]) == b"\x89PNG picture one"
+    # Opened later from /logs, the entry shows the picture again (uploaded from our copy).
+    await zhang.say("/logs")
+    r = await zhang.press(f"#{row['id']}")
+    assert r[-1].msgtype == "image"
+    assert fake.media[r[-1].payload["media_id"]][0] == b"\x89PNG picture one"
 
 
 # --- a special customer, phone revealed once and audited ---------------------------------
