@@ -188,3 +188,16 @@ async def test_run_serves_wecom_beside_telegram_in_one_process(
         assert await task == 0
     assert "无此人" in shown(fake.sent("zhangsan")[0])
     assert any("李四" in str(m.get("text")) for m in tg_answer)
+
+
+def test_callback_keys_must_outlive_the_replay_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.channels.wecom.config import load_wecom_settings
+    from bot.config import SettingsError
+
+    for k, v in wecom_env().items():
+        monkeypatch.setenv(k, v)
+    assert load_wecom_settings().keep_days == 3
+    monkeypatch.setenv("TAIQU_WECOM_KEEP_DAYS", "2")
+    monkeypatch.setenv("TAIQU_WECOM_CALLBACK_MAX_AGE_SECONDS", str(3 * 86400))
+    with pytest.raises(SettingsError, match="TAIQU_WECOM_KEEP_DAYS"):
+        load_wecom_settings()

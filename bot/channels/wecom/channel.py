@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 CAPS = ChannelCaps(max_text=MAX_TEXT_BYTES, text_unit="byte", max_buttons=MAX_CARD_BUTTONS,
                    max_button_data=MAX_BUTTON_KEY_BYTES, can_edit=False, toasts=False,
                    menus_per_language=False)
-HOUSEKEEPING_SECONDS = 3600.0
+RESUME_SECONDS = 30.0  # callbacks whose handling failed are tried again this often
+PRUNE_EVERY = 120  # ... and old rows pruned every this many rounds (an hour)
 
 
 class WeComChannel:
@@ -95,12 +96,14 @@ class WeComChannel:
                 return
 
     async def _tidy_forever(self) -> None:
+        rounds = 0
         while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            await asyncio.sleep(RESUME_SECONDS)
+            rounds += 1
             try:
-                now = self.services.clock.now()
-                await self.store.prune(now, now.timestamp(), self.settings.keep_days)
                 await self.inbox.resume()  # callbacks set aside after a failure
+                if rounds % PRUNE_EVERY == 0:
+                    now = self.services.clock.now()
+                    await self.store.prune(now, now.timestamp(), self.settings.keep_days)
             except Exception:
                 log.exception("WeCom housekeeping failed")
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.channels.wecom.crypto import parse_aes_key
@@ -43,6 +43,14 @@ class WeComSettings(BaseSettings):
     # A group robot takes 20 messages a minute.
     robot_per_minute: int = Field(default=20, ge=1, le=20)
 
+    @model_validator(mode="after")
+    def _keys_outlive_replays(self) -> WeComSettings:
+        if self.keep_days * 86400 <= self.callback_max_age_seconds:
+            raise ValueError("TAIQU_WECOM_KEEP_DAYS must be longer than "
+                             "TAIQU_WECOM_CALLBACK_MAX_AGE_SECONDS, or an old callback could be "
+                             "replayed after its key was forgotten")
+        return self
+
     @field_validator("aes_key")
     @classmethod
     def _aes_key(cls, v: str) -> str:
@@ -63,7 +71,7 @@ def load_wecom_settings(**overrides: object) -> WeComSettings:
         return WeComSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = "TAIQU_WECOM_" + str(err["loc"][0]).upper() if err["loc"] else "TAIQU_WECOM_?"
+        name = "TAIQU_WECOM_" + str(err["loc"][0]).upper() if err["loc"] else "TAIQU_WECOM_*"
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"invalid setting {name}: {msg}") from None
 
