@@ -113,7 +113,7 @@ async def part1(levels: list[int], tmp: Path) -> list[dict[str, Any]]:
     rows = []
     async with FakeWeCom() as fake, FakeBotAPI() as tg:
         assistant = Assistant(services)
-        wc = WeComChannel(assistant, services, wecom_settings(fake))
+        wc = WeComChannel(assistant, wecom=wecom_settings(fake))
         tgc = TelegramChannel(assistant, telegram_settings(settings, tg))
         await wc.start()
         await tgc.start()
@@ -200,7 +200,7 @@ async def part2_fanout(users: int, tmp: Path) -> dict[str, Any]:
     await seed_reminders(services, users, 1, now)
     rng = random.Random(9)
     async with FakeWeCom() as fake:
-        channel = WeComChannel(Assistant(services), services, wecom_settings(fake))
+        channel = WeComChannel(Assistant(services), wecom=wecom_settings(fake))
         await channel.start()
         faults = 0
         for _ in range(int(users * FAULT_RATIO)):
@@ -233,7 +233,7 @@ async def part2_burst(users: int, per_user: int, tmp: Path) -> dict[str, Any]:
     services = await Services.open(settings, clock)
     await seed_reminders(services, users, per_user, start)
     async with FakeWeCom() as fake:
-        channel = WeComChannel(Assistant(services), services, wecom_settings(fake))
+        channel = WeComChannel(Assistant(services), wecom=wecom_settings(fake))
         await channel.start()
         service = ReminderService(services, Dispatcher.for_channels(services, [channel]),
                                   registry=bench_registry())

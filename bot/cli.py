@@ -17,7 +17,7 @@ from bot.textutil import clean_text
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taiqu-bot", description="台区助手 Taiqu Assistant")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="serve every configured channel (Telegram long polling)")
+    sub.add_parser("run", help="serve every configured channel (Telegram, WeCom) in one process")
     chat = sub.add_parser("chat", help="local terminal chat on the embedded database")
     chat.add_argument("--user", help="sign in as this user (by name)")
     demo = chat.add_mutually_exclusive_group()
@@ -203,18 +203,15 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """Every configured channel in one process, with one reminder scanner and one
-    Dispatcher holding each channel's notifier."""
-    from bot.channels.wecom.config import load_wecom_settings, wecom_configured
+    """Serve every configured channel until SIGINT/SIGTERM (or `stop`, for tests)."""
+    from bot.serve import Runner, configured
 
-    wecom = None
-    if wecom_configured():
-        try:  # a wrong value stops the start with one line, before anything listens
-            wecom = load_wecom_settings()
-        except SettingsError as exc:
-            print(f"taiqu-bot: {exc}", file=sys.stderr)
-            return 2
-    if not settings.telegram_token and wecom is None:
+    try:
+        factories = configured(settings)
+    except SettingsError as exc:
+        print(f"taiqu-bot: {exc}", file=sys.stderr)
+        return 2
+    if not factories:
         print("No channel is configured: set TAIQU_TELEGRAM_TOKEN (Telegram) or the "
               "TAIQU_WECOM_* settings (WeCom) in the environment or .env, or try the local "
               "chat with `taiqu-bot chat`.\n"
@@ -222,46 +219,22 @@ async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
               "TAIQU_WECOM_*（企业微信），或先用 `taiqu-bot chat` 在终端试用。",
               file=sys.stderr)
         return 2
-    from bot.assistant import Assistant
-    from bot.channel import Channel
-    from bot.notify import Dispatcher
-    from bot.reminders import ReminderService
-    from bot.scheduler import ReminderScheduler
     from bot.services import Services
 
     services = await Services.open(settings)
-    assistant = Assistant(services)
-    channels: list[Channel] = []
-    if settings.telegram_token:
-        from bot.channels.telegram import TelegramChannel
-
-        channels.append(TelegramChannel(assistant, settings))
-    if wecom is not None:
-        import bot.channels.wecom.robot  # noqa: F401  (registers the team robot job)
-        from bot.channels.wecom.channel import WeComChannel
-
-        channels.append(WeComChannel(assistant, services, wecom))
-    reminders = ReminderScheduler(
-        ReminderService(services, Dispatcher.for_channels(services, channels)),
-        settings.scan_interval_seconds)
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-    started: list[Channel] = []
     try:
-        for channel in channels:
-            await channel.start()
-            started.append(channel)
-        reminders.start()
-        logging.getLogger("bot").info("serving %s; Ctrl+C to stop",
-                                      " + ".join(c.name for c in channels))
-        await stop.wait()
+        runner = Runner(services, factories)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await runner.start()
+            await stop.wait()
+        finally:
+            await runner.stop()
     finally:
-        reminders.stop()
-        for channel in reversed(started):
-            await channel.stop()
         await services.close()
     return 0
 

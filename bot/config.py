@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     telegram_token: str | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    # Set: `run` serves WeCom too (its other TAIQU_WECOM_* settings are the channel's own).
+    wecom_corp_id: str | None = None
     db_path: Path = DATA_DIR / "taiqu.db"
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
@@ -59,6 +61,11 @@ class Settings(BaseSettings):
         if ":" not in v or " " in v:
             raise ValueError("expected a Bot API token like 123456:ABC-DEF (from @BotFather)")
         return v
+
+    @field_validator("wecom_corp_id")
+    @classmethod
+    def _blank_is_unset(cls, v: str | None) -> str | None:
+        return v.strip() if v and v.strip() else None
 
     @field_validator("timezone")
     @classmethod

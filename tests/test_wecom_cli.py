@@ -161,7 +161,8 @@ async def test_run_serves_wecom_beside_telegram_in_one_process(
     async with FakeWeCom() as fake, FakeBotAPI() as tg:
         for k, v in wecom_env(fake, TAIQU_WECOM_LISTEN=f"127.0.0.1:{port}").items():
             monkeypatch.setenv(k, v)
-        both = telegram_settings(settings, tg)
+        both = telegram_settings(settings, tg).model_copy(
+            update={"wecom_corp_id": fake.corp_id})
         services = await Services.open(both)
         try:
             await make_user(services, "张三", channel="wecom", external_id="zhangsan")
@@ -179,6 +180,7 @@ async def test_run_serves_wecom_beside_telegram_in_one_process(
                 w.close()
                 break
             except OSError:
+                assert not task.done(), task
                 await asyncio.sleep(0.05)
         status, _ = await fake.post_callback(url, fake.text_xml("zhangsan", "查客户 无此人"))
         assert status == 200

@@ -23,8 +23,8 @@ def wecom_settings(fake: FakeWeCom, **overrides: Any) -> WeComSettings:
 
 async def start_wecom(services: Services, fake: FakeWeCom,
                       assistant: Assistant | None = None, **overrides: Any) -> WeComChannel:
-    channel = WeComChannel(assistant or Assistant(services), services,
-                           wecom_settings(fake, **overrides))
+    channel = WeComChannel(assistant or Assistant(services),
+                           wecom=wecom_settings(fake, **overrides))
     await channel.start()
     return channel
 

@@ -17,13 +17,14 @@ from bot.channels.wecom.api import (
     MAX_TEXT_BYTES,
     WeComClient,
 )
-from bot.channels.wecom.config import WeComSettings
+from bot.channels.wecom.config import WeComSettings, load_wecom_settings
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.channels.wecom.inbox import InboxWorker
 from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
+from bot.channels.wecom.robot import team_robot_job  # noqa: F401  (the Monday robot summary)
 from bot.channels.wecom.server import CallbackServer
 from bot.channels.wecom.store import Budget, WeComStore
-from bot.services import Services
+from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,13 @@ class WeComChannel:
     name = CHANNEL
     caps = CAPS
 
-    def __init__(self, assistant: Assistant, services: Services, settings: WeComSettings, *,
+    def __init__(self, assistant: Assistant, core_settings: Settings | None = None, *,
+                 wecom: WeComSettings | None = None,
                  client: WeComClient | None = None) -> None:
+        """`core_settings` is what bot.serve hands every channel; the core's settings and
+        database come with the assistant, WeCom's own are TAIQU_WECOM_* (`wecom`)."""
+        services = assistant.services
+        settings = wecom or load_wecom_settings()
         self.assistant = assistant
         self.services = services
         self.settings = settings

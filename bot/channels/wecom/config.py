@@ -75,15 +75,3 @@ def load_wecom_settings(**overrides: object) -> WeComSettings:
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"invalid setting {name}: {msg}") from None
 
-
-class _Presence(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TAIQU_WECOM_", env_file=".env",
-                                      env_file_encoding="utf-8", extra="ignore")
-
-    corp_id: str | None = None
-
-
-def wecom_configured() -> bool:
-    """TAIQU_WECOM_CORP_ID is set (environment or .env): `run` serves WeCom, and every other
-    TAIQU_WECOM_* setting must then be right."""
-    return bool((_Presence().corp_id or "").strip())
