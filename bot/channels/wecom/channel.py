@@ -52,11 +52,13 @@ class WeComChannel:
         self.client = client or WeComClient.from_settings(settings)
         self.store = WeComStore(services.db, Budget(settings.per_user_per_minute,
                                                     settings.per_user_per_hour))
-        self.sender = Sender(self.client, self.store, services.clock)
+        self.sender = Sender(self.client, self.store, services.clock,
+                             workers=4 * settings.workers)
         self.notifier = WeComNotifier(services, self.sender)
-        self.inbox = InboxWorker(assistant, services, self.client, self.store, self.sender)
+        self.inbox = InboxWorker(assistant, services, self.client, self.store, self.sender,
+                                 workers=settings.workers)
         self.server = CallbackServer(
-            WeComCrypto(settings.token, settings.aes_key, settings.corp_id), self.store,
+            WeComCrypto(settings.token, settings.aes_key, settings.corp_id), services.db.path,
             services.clock, agent_id=settings.agent_id, path=settings.path,
             max_bytes=settings.callback_max_bytes,
             max_age_seconds=settings.callback_max_age_seconds, on_new=self.inbox.poke)

@@ -40,6 +40,9 @@ class WeComSettings(BaseSettings):
     # silently, so the channel holds the excess instead.
     per_user_per_minute: int = Field(default=30, ge=1, le=30)
     per_user_per_hour: int = Field(default=1000, ge=1, le=1000)
+    # People whose callbacks are handled (or messages sent) at the same time. The handling is
+    # mostly CPU: more at once only delays the acknowledgements of new callbacks.
+    workers: int = Field(default=32, ge=1, le=256)
     # A group robot takes 20 messages a minute.
     robot_per_minute: int = Field(default=20, ge=1, le=20)
 

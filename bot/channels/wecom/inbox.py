@@ -53,13 +53,13 @@ class Step:
 
 class InboxWorker:
     def __init__(self, assistant: Assistant, services: Services, client: WeComClient,
-                 store: WeComStore, sender: Sender) -> None:
+                 store: WeComStore, sender: Sender, workers: int = 0) -> None:
         self.assistant = assistant
         self.services = services
         self.client = client
         self.store = store
         self.sender = sender
-        self.lanes = Lanes(self.process)
+        self.lanes = Lanes(self.process, workers)
         self.handled = 0
 
     def poke(self, external_id: str) -> None:

@@ -48,10 +48,14 @@ class Lanes:
     order, different people's concurrently. `poke` after new work; the worker loops until
     no poke arrived while it ran, so nothing poked is left behind."""
 
-    def __init__(self, work: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, work: Callable[[str], Awaitable[None]], limit: int = 0) -> None:
         self._work = work
         self._dirty: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # At most `limit` people's work at once (0: no limit). The work is mostly the core's
+        # CPU time: more in flight only queues more ahead of the callback acknowledgements
+        # that share the event loop and the database.
+        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
 
     def poke(self, key: str) -> None:
         self._dirty.add(key)
@@ -63,7 +67,11 @@ class Lanes:
             while key in self._dirty:
                 self._dirty.discard(key)
                 try:
-                    await self._work(key)
+                    if self._slots is None:
+                        await self._work(key)
+                    else:
+                        async with self._slots:
+                            await self._work(key)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the next poke or sweep tries again
@@ -96,7 +104,8 @@ class SendStats:
 
 class Sender:
     def __init__(self, client: WeComClient, store: WeComStore, clock: Clock,
-                 on_unreachable: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 on_unreachable: Callable[[str], Awaitable[None]] | None = None,
+                 workers: int = 0) -> None:
         self.client = client
         self.store = store
         self.clock = clock
@@ -104,7 +113,7 @@ class Sender:
         self._on_unreachable = on_unreachable
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
-        self.lanes = Lanes(self.drain)
+        self.lanes = Lanes(self.drain, workers)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
