@@ -5,6 +5,7 @@ kept across a restart, and one person on two channels with one account and one f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -147,10 +148,11 @@ async def test_numbered_choices_survive_a_restart(settings: Settings, clock: Fak
         await services.close()
 
 
-async def test_unregistered_channels_get_outcomes_as_built(services: Services,
-                                                           assistant: Assistant) -> None:
+async def test_unregistered_channels_get_outcomes_as_built(services: Services) -> None:
     await make_user(services, "李四", areas=EIGHT)
-    out = await Chat(assistant, "test", "李四").say("/log")
+    bare = Assistant(services)
+    bare.register_channel("narrow", NARROW)  # another channel's caps do not apply
+    out = await Chat(bare, "test", "李四").say("/log")
     assert len(buttons(out)) == 11 and numbered(out) == []
 
 
@@ -220,3 +222,16 @@ async def test_one_persons_updates_are_handled_in_order_across_channels(
     assert spans == [("start", "telegram"), ("end", "telegram"),
                      ("start", "narrow"), ("end", "narrow")]
     assert numbered(second.result())[6] == "7. 7号台区"  # it answered the form /log opened
+
+
+async def test_button_data_over_the_channels_limit_fails_loudly(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    """Never sent cut (a cut callback would press something else): logged, and the user
+    gets the usual apology."""
+    tiny = dataclasses.replace(NARROW, max_button_data=8)
+    core = Assistant(services)
+    core.register_channel("tiny", tiny)
+    await make_user(services, "王五", channel="tiny", external_id="ww")
+    out = await Chat(core, "tiny", "ww").say("/cancel")  # a few menu buttons: they fit
+    assert [r.text for r in out.replies] == [L("error.internal")]
+    assert "button data over 8 bytes" in caplog.text

@@ -189,3 +189,18 @@ async def test_the_telegram_user_sees_no_difference(
         assert L("button.choose_hint") not in "\n".join(body(m) for m in msgs)
     finally:
         await channel.stop()
+
+
+def test_run_with_a_wrong_wecom_setting_stops_before_anything_opens(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        settings: Settings) -> None:
+    monkeypatch.setenv("TAIQU_DB_PATH", str(settings.db_path))
+    monkeypatch.setenv("TAIQU_WECOM_CORP_ID", "ww1")
+    for key, value in (("AGENT_ID", "1000002"), ("SECRET", "s"), ("TOKEN", "tok"),
+                       ("AES_KEY", "too-short")):
+        monkeypatch.setenv(f"TAIQU_WECOM_{key}", value)
+    monkeypatch.setattr(serve, "WECOM_MODULE", "bot.channels.wecom.config")  # "it exists"
+    assert cli.main(["run"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "TAIQU_WECOM_AES_KEY" in line
+    assert not settings.db_path.exists()
