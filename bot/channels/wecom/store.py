@@ -58,14 +58,6 @@ class WeComStore:
     budget: Budget = field(default_factory=Budget)
 
     # ------------------------------------------------------------------ inbox
-    async def record(self, dedupe_key: str, external_id: str, xml: str, now: datetime) -> bool:
-        """Keep a callback; False if the same one was recorded before (redelivered)."""
-        async with self.db.tx() as tx:
-            cur = await tx.conn.execute(
-                "INSERT OR IGNORE INTO wecom_inbox(dedupe_key, external_id, xml, received_at) "
-                "VALUES (?, ?, ?, ?)", (dedupe_key, external_id, xml, iso(now)))
-            return cur.rowcount == 1
-
     async def next_in(self, external_id: str) -> InboxRow | None:
         row = await self.db.fetchone(
             "SELECT id, external_id, xml, attempts FROM wecom_inbox "
