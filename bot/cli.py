@@ -383,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "areas":
         return asyncio.run(_areas(settings, args))
     if args.command == "wecom":
-        from bot.channels.wecom.admin import wecom_menu
+        from bot.channels.wecom.admin import bind_existing, wecom_menu
 
+        if args.action == "bind":
+            return asyncio.run(bind_existing(settings, _line(args.team), _line(args.name),
+                                             args.userid.strip()))
         return asyncio.run(wecom_menu(settings))
     if args.command == "teams":
         from bot.channels.wecom.admin import set_robot

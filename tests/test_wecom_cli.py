@@ -203,3 +203,28 @@ def test_callback_keys_must_outlive_the_replay_window(monkeypatch: pytest.Monkey
     monkeypatch.setenv("TAIQU_WECOM_CALLBACK_MAX_AGE_SECONDS", str(3 * 86400))
     with pytest.raises(SettingsError, match="TAIQU_WECOM_KEEP_DAYS"):
         load_wecom_settings()
+
+
+def test_wecom_bind_adds_wecom_to_an_existing_account(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    db = tmp_path / "taiqu.db"
+    monkeypatch.setenv("TAIQU_DB_PATH", str(db))
+    assert main(["invite", "--role", "manager", "--team", "城东供电所", "--name", "张三",
+                 "--wecom-user", "zs-old"]) == 0
+    assert main(["invite", "--role", "manager", "--team", "城东供电所", "--name", "李四",
+                 "--wecom-user", "lisi"]) == 0
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO identities(channel, external_id, user_id, created_at) "
+                "SELECT 'telegram', '42', id, created_at FROM users WHERE name = '张三'")
+    con.commit()
+    capsys.readouterr()
+    assert main(["wecom", "bind", "--team", "城东供电所", "--name", "张三", "zhangsan"]) == 0
+    assert main(["wecom", "bind", "--team", "城东供电所", "--name", "张三", "lisi"]) == 2
+    assert "already bound to 李四" in capsys.readouterr().err
+    assert main(["wecom", "bind", "--team", "城西供电所", "--name", "张三", "x"]) == 2
+    rows = con.execute("SELECT i.channel, i.external_id FROM identities i JOIN users u "
+                       "ON u.id = i.user_id WHERE u.name = '张三' ORDER BY 1, 2").fetchall()
+    con.close()
+    assert rows == [("telegram", "42"), ("wecom", "zhangsan"), ("wecom", "zs-old")]

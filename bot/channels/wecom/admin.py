@@ -28,6 +28,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     wecom_sub = wecom.add_subparsers(dest="action", required=True)
     wecom_sub.add_parser("menu", help="push the app menu (记日志 / 待办 / 查客户 / 周报 …) "
                          "with menu/create; a click works like the command")
+    bind = wecom_sub.add_parser(
+        "bind", help="bind a WeCom member to an existing account (someone already on "
+        "Telegram): one account, one form, pushes where they were last seen")
+    bind.add_argument("--team", required=True)
+    bind.add_argument("--name", required=True, help="the account's name in the team")
+    bind.add_argument("userid", metavar="USERID", help="the member's WeCom UserID (账号)")
     teams = sub.add_parser("teams", help="team settings")
     teams_sub = teams.add_subparsers(dest="action", required=True)
     robot = teams_sub.add_parser(
@@ -100,3 +106,31 @@ async def bind_wecom_user(settings: Settings, invite_code: str, userid: str,
     finally:
         await services.close()
 
+
+
+async def bind_existing(settings: Settings, team: str, name: str, userid: str) -> int:
+    """Exit 0: bound; 2: no such account, several, or the UserID belongs to another."""
+    from bot.services import Services
+
+    services = await Services.open(settings)
+    try:
+        rows = await services.db.fetchall(
+            "SELECT u.id FROM users u JOIN teams t ON t.id = u.team_id "
+            "WHERE t.name = ? AND u.name = ? AND u.active = 1", (team, name))
+        if len(rows) != 1:
+            why = "no active account" if not rows else f"{len(rows)} accounts"
+            print(f"taiqu-bot wecom bind: {why} named {name!r} in team {team!r}",
+                  file=sys.stderr)
+            return 2
+        owner = await services.people.by_identity("wecom", userid)
+        if owner is not None and owner.id != rows[0][0]:
+            print(f"taiqu-bot wecom bind: WeCom user {userid!r} is already bound to "
+                  f"{owner.name} ({owner.team_name})", file=sys.stderr)
+            return 2
+        async with services.db.tx() as tx:
+            await services.people.link_identity(tx, "wecom", userid, rows[0][0],
+                                                services.clock.now())
+    finally:
+        await services.close()
+    print(f"已绑定 / bound: {team} {name} ← 企业微信 / WeCom {userid}")
+    return 0
