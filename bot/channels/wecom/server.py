@@ -6,7 +6,7 @@ afterwards through the send API, so WeCom's 5-second wait is never the core's pr
 
 The endpoint runs on a thread of its own, with its own event loop and its own SQLite
 connection: the acknowledgement then never waits for the core's work, which holds the main
-event loop and the shared connection (measured: p99 over 200 ms at 200 busy users when it
+event loop and the shared connection (measured: p99 1.6 s at 200 busy members when it
 shared them, see BENCHMARKS.md). It hands a recorded callback to the main loop with
 call_soon_threadsafe."""
 
