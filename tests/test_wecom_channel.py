@@ -176,3 +176,18 @@ async def test_budget_counts_the_last_minute_and_hour(services: Services) -> Non
     await store.claim(0, "u", 200.0)
     assert await store.wait_for_room("u", 300.0) == pytest.approx(3300.0)  # the hour is full
     assert await store.wait_for_room("someone else", 300.0) == 0.0
+
+
+async def test_a_picture_wecom_cannot_hand_over_is_asked_for_again(
+        channel: WeComChannel, fake: FakeWeCom, services: Services) -> None:
+    await make_user(services, "张三", channel="wecom", external_id="zhangsan")
+    zhang = WcUser(fake, channel, "zhangsan")
+    fake.fail_next("/cgi-bin/media/get", "-1", count=10)  # busy on every retry
+    r = await zhang._post(fake.image_xml("zhangsan", fake.add_media(b"\x89PNG one")))
+    assert [shown(m) for m in r] == [L("wecom.image_failed")]
+    assert (await services.db.fetchone("SELECT count(*) FROM wecom_media"))[0] == 0
+    fake.clear_faults()
+    fake.fail_next("/cgi-bin/media/get", "502")
+    r = await zhang.image(b"\x89PNG two")  # one fault is retried at once: kept
+    assert L("media.no_form_photo") in shown(r[0])
+    assert (await services.db.fetchone("SELECT count(*) FROM wecom_media"))[0] == 1
