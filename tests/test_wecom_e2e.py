@@ -17,6 +17,7 @@ import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
+from bot.assistant import Assistant
 from bot.channels.wecom.channel import WeComChannel
 from bot.clock import FakeClock
 from bot.models import Role
@@ -27,7 +28,15 @@ from tests.conftest import SHANGHAI, make_user
 from tests.fakewecom import FakeWeCom, Sent
 from tests.test_records_telegram import late
 from tests.tg_harness import L, worklog_rows
-from tests.wecom_harness import WcUser, labels, shown, start_wecom, texts, tick
+from tests.wecom_harness import (
+    WcUser,
+    labels,
+    shown,
+    start_wecom,
+    texts,
+    tick,
+    wecom_settings,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -257,24 +266,34 @@ async def test_redelivered_and_replayed_callbacks_are_processed_once(
 async def test_restart_between_the_200_and_the_send_loses_nothing(
         services: Services, fake: FakeWeCom, clock: FakeClock) -> None:
     await make_user(services, "张三", channel="wecom", external_id="zhangsan")
-    first = await start_wecom(services, fake)
-    first.inbox.poke = lambda external_id: None  # type: ignore[method-assign]
+    first = WeComChannel(Assistant(services), wecom=wecom_settings(fake))
+    first.server.on_new = lambda external_id: None  # the process dies before handling
+    await first.start()
     status, _ = await fake.post_callback(first.url, fake.text_xml("zhangsan", "/help"))
     assert status == 200
     await first.stop()  # recorded and acknowledged, not handled
     assert fake.sent("zhangsan") == []
+    assert await inbox_states(services) == ["new"]
 
-    second = await start_wecom(services, fake)
+    second = WeComChannel(Assistant(services), wecom=wecom_settings(fake))
+    # This one dies after handling, before sending: its sender never runs.
     second.sender.lanes.poke = lambda external_id: None  # type: ignore[method-assign]
     second.sender.kick = lambda: None  # type: ignore[method-assign]
+    second.sender.start = lambda: None  # type: ignore[method-assign]
+    await second.start()
     await second.inbox.lanes.idle()
     await second.stop()  # handled and queued, not sent
     assert fake.sent("zhangsan") == []
+    assert await inbox_states(services) == ["done"]
 
     third = await start_wecom(services, fake)
     await third.idle()
     assert [m.msgtype for m in fake.sent("zhangsan")] == ["text", "template_card"]
     await third.stop()
+
+
+async def inbox_states(services: Services) -> list[str]:
+    return [r[0] for r in await services.db.fetchall("SELECT state FROM wecom_inbox")]
 
 
 # --- WeCom's per-member limits ----------------------------------------------------------

@@ -18,11 +18,10 @@ from bot.channels.wecom.api import (
     WeComClient,
 )
 from bot.channels.wecom.config import WeComSettings, load_wecom_settings
-from bot.channels.wecom.crypto import WeComCrypto
 from bot.channels.wecom.inbox import InboxWorker
 from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
 from bot.channels.wecom.robot import team_robot_job  # noqa: F401  (the Monday robot summary)
-from bot.channels.wecom.server import CallbackServer
+from bot.channels.wecom.server import CallbackServer, EndpointConfig
 from bot.channels.wecom.store import Budget, WeComStore
 from bot.config import Settings
 
@@ -57,11 +56,13 @@ class WeComChannel:
         self.notifier = WeComNotifier(services, self.sender)
         self.inbox = InboxWorker(assistant, services, self.client, self.store, self.sender,
                                  workers=settings.workers)
-        self.server = CallbackServer(
-            WeComCrypto(settings.token, settings.aes_key, settings.corp_id), services.db.path,
-            services.clock, agent_id=settings.agent_id, path=settings.path,
+        host, port = settings.listen.rsplit(":", 1)
+        self.server = CallbackServer(EndpointConfig(
+            token=settings.token, aes_key=settings.aes_key, corp_id=settings.corp_id,
+            agent_id=settings.agent_id, db_path=str(services.db.path), path=settings.path,
             max_bytes=settings.callback_max_bytes,
-            max_age_seconds=settings.callback_max_age_seconds, on_new=self.inbox.poke)
+            max_age_seconds=settings.callback_max_age_seconds, host=host, port=int(port)),
+            on_new=self.inbox.poke)
         self._housekeeping: asyncio.Task[None] | None = None
         assistant.register_channel(self.name, self.caps)
 
@@ -72,8 +73,7 @@ class WeComChannel:
         return f"http://{host}:{self.server.port}{self.settings.path}"
 
     async def start(self) -> None:
-        host, port = self.settings.listen.rsplit(":", 1)
-        await self.server.start(host, int(port))
+        await self.server.start()
         self.sender.start()
         resumed = await self.inbox.resume()
         if resumed:
@@ -95,12 +95,17 @@ class WeComChannel:
         await self.client.aclose()
 
     async def idle(self) -> None:
-        """Wait until everything recorded is handled and everything sendable is sent."""
+        """Wait until everything recorded is handled and everything sendable is sent (the
+        inbox table is read, not only the endpoint's notices, which may still be on their
+        way from its process)."""
         while True:
+            waiting = await self.store.waiting_senders()
+            for external_id in waiting:
+                self.inbox.poke(external_id)
             await self.inbox.lanes.idle()
             await self.sender.sweep()
             await self.sender.lanes.idle()
-            if not (self.inbox.lanes.busy() or self.sender.lanes.busy()):
+            if not (waiting or self.inbox.lanes.busy() or self.sender.lanes.busy()):
                 return
 
     async def _tidy_forever(self) -> None:
@@ -109,6 +114,10 @@ class WeComChannel:
             await asyncio.sleep(RESUME_SECONDS)
             rounds += 1
             try:
+                if not self.server.alive():  # the endpoint process died: WeCom retries
+                    log.error("the WeCom callback endpoint stopped; starting it again")
+                    await self.server.stop()
+                    await self.server.start()
                 await self.inbox.resume()  # callbacks set aside after a failure
                 if rounds % PRUNE_EVERY == 0:
                     now = self.services.clock.now()
