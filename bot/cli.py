@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--areas", default="", help='comma-separated, e.g. "3号台区,5号台区"')
     inv.add_argument("--name", default=None)
     inv.add_argument("--ttl-days", type=int, default=None, help="default TAIQU_INVITE_TTL_DAYS")
+    inv.add_argument("--wecom-user", metavar="USERID", default=None,
+                     help="bind this WeCom (企业微信) member's UserID at once: no code to type")
     cust = sub.add_parser("customers", help="import / export the special-customer register")
     cust_sub = cust.add_subparsers(dest="action", required=True)
     imp = cust_sub.add_parser("import", help="import a CSV (UTF-8, GBK or UTF-16) or XLSX file")
@@ -79,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--to", dest="last", required=True, metavar="DATE",
                       help="YYYY-MM-DD, included")
     logs.add_argument("file", metavar="FILE.xlsx")
+    from bot.channels.wecom.admin import add_parsers as add_wecom_parsers
+
+    add_wecom_parsers(sub)
     return p
 
 
@@ -132,6 +137,18 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
             now=services.clock.now(), ttl=ttl)
     finally:
         await services.close()
+    if args.wecom_user:
+        from bot.channels.wecom.admin import bind_wecom_user
+
+        userid = args.wecom_user.strip()
+        error = await bind_wecom_user(settings, invite.code, userid, name)
+        if error is not None:
+            print(f"taiqu-bot invite: {error}", file=sys.stderr)
+            return 2
+        print(f"已绑定企业微信成员 / bound WeCom member {userid} "
+              f"[{args.role}, {args.team}]: 无需邀请码，打开应用即可使用 / no code needed, "
+              "they just open the app")
+        return 0
     expires = invite.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
     print(f"邀请码 / invite code for {args.name or '(name from chat)'} "
           f"[{args.role}, {args.team}], valid until {expires} ({settings.timezone}); "
@@ -416,6 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_export(settings, args))
     if args.command == "areas":
         return asyncio.run(_areas(settings, args))
+    if args.command == "wecom":
+        from bot.channels.wecom.admin import bind_existing, wecom_menu
+
+        if args.action == "bind":
+            return asyncio.run(bind_existing(settings, _line(args.team), _line(args.name),
+                                             args.userid.strip()))
+        return asyncio.run(wecom_menu(settings))
+    if args.command == "teams":
+        from bot.channels.wecom.admin import set_robot
+
+        return asyncio.run(set_robot(settings, args.team.strip(), args.url.strip()))
     return asyncio.run(_run(settings))
 
 

@@ -190,3 +190,14 @@ def render(fig: Figures, locale: str, *, files: bool = True,
     if len(text) > limit:  # only if a single name is absurdly long: cut, never fail
         text = text[: limit - 1] + "…"
     return text
+
+
+def team_summary(fig: Figures, locale: str) -> str:
+    """For a team's WeCom group robot, which everyone in the group reads: the headline
+    figures and one line per staff member, nothing naming a customer or a record (no
+    overdue list, no areas)."""
+    w = _Words(locale)
+    lines = _headline(w, fig)
+    if fig.people:
+        lines += ["", w("report.table_head"), *(person_line(w, p) for p in fig.people)]
+    return "\n".join(lines)

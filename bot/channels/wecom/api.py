@@ -305,6 +305,7 @@ class WeComClient:
 
     async def send_button_card(self, to_user: str, *, title: str,
                                buttons: Sequence[CardButton], desc: str = "",
+                               sub_title: str = "",
                                task_id: str | None = None) -> SentMessage:
         """A template_card of type button_interaction; a tap comes back as a
         template_card_event with the button's key, the task_id and a response_code."""
@@ -318,6 +319,8 @@ class WeComClient:
             "task_id": task_id,
             "button_list": [{"text": b.text, "style": b.style, "key": b.key} for b in buttons],
         }
+        if sub_title:
+            card["sub_title_text"] = sub_title
         data = await self._message(to_user, "template_card", card)
         return SentMessage(str(data.get("msgid", "")), data.get("response_code"), task_id)
 

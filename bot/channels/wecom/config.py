@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.channels.wecom.crypto import parse_aes_key
@@ -31,6 +31,28 @@ class WeComSettings(BaseSettings):
     token_refresh_margin_seconds: int = Field(default=300, ge=0, le=3600)
     # The callback envelope is unauthenticated until its signature checks: cap what we read.
     callback_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    # A signed callback never expires by itself: older than this is refused as a replay.
+    # The inbox keeps handled callbacks' keys longer (keep_days), so a redelivery within the
+    # window is always recognised.
+    callback_max_age_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+    keep_days: int = Field(default=3, ge=2, le=365)
+    # WeCom's per-member limits for one app (doc 90236): over them it drops messages
+    # silently, so the channel holds the excess instead.
+    per_user_per_minute: int = Field(default=30, ge=1, le=30)
+    per_user_per_hour: int = Field(default=1000, ge=1, le=1000)
+    # People whose callbacks are handled (or messages sent) at the same time. The handling is
+    # mostly CPU: more at once only delays the acknowledgements of new callbacks.
+    workers: int = Field(default=32, ge=1, le=256)
+    # A group robot takes 20 messages a minute.
+    robot_per_minute: int = Field(default=20, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _keys_outlive_replays(self) -> WeComSettings:
+        if self.keep_days * 86400 <= self.callback_max_age_seconds:
+            raise ValueError("TAIQU_WECOM_KEEP_DAYS must be longer than "
+                             "TAIQU_WECOM_CALLBACK_MAX_AGE_SECONDS, or an old callback could be "
+                             "replayed after its key was forgotten")
+        return self
 
     @field_validator("aes_key")
     @classmethod
@@ -49,3 +71,4 @@ class WeComSettings(BaseSettings):
 
 def load_wecom_settings(**overrides: object) -> WeComSettings:
     return load_model(WeComSettings, "TAIQU_WECOM_", **overrides)
+

@@ -1,0 +1,182 @@
+"""Handling recorded callbacks: the inbox table, per person in arrival order.
+
+A callback is recorded (and acknowledged) by the server before anything is done with it;
+here it becomes a core event, the core's answer is queued in the outbox and the callback is
+marked handled, in one transaction. After a restart, whatever is still 'new' is handled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bot.assistant import Assistant
+from bot.channels.wecom.api import (
+    WeComAPIError,
+    WeComClient,
+    WeComResponseCodeSpent,
+    WeComRetryLater,
+)
+from bot.channels.wecom.messages import (
+    ClickEvent,
+    EnterAgentEvent,
+    ImageMessage,
+    LocationMessage,
+    MediaMessage,
+    Message,
+    MessageParseError,
+    TemplateCardEvent,
+    TextMessage,
+    parse_message,
+)
+from bot.channels.wecom.outbox import CHANNEL, Lanes, Sender
+from bot.channels.wecom.render import render
+from bot.channels.wecom.store import InboxRow, OutItem, WeComStore
+from bot.events import Incoming
+from bot.i18n import t
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+MENU_KEY_PREFIX = "cmd:"  # app menu click keys: "cmd:log" works like /log
+MEDIA_RETRIES = (0.5, 1.0, 2.0)  # seconds between media/get attempts
+MAX_ATTEMPTS = 3  # a callback that fails this often is set aside (logged), not retried forever
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one callback asks of the core: an event, and the card tap to acknowledge."""
+
+    event: Incoming | None
+    tap: TemplateCardEvent | None = None
+    note: str | None = None  # a locale key answered directly (no core event)
+
+
+class InboxWorker:
+    def __init__(self, assistant: Assistant, services: Services, client: WeComClient,
+                 store: WeComStore, sender: Sender, workers: int = 0) -> None:
+        self.assistant = assistant
+        self.services = services
+        self.client = client
+        self.store = store
+        self.sender = sender
+        self.lanes = Lanes(self.process, workers)
+        self.handled = 0
+
+    def poke(self, external_id: str) -> None:
+        self.lanes.poke(external_id)
+
+    async def resume(self) -> int:
+        """After a restart: handle every callback recorded but not handled yet."""
+        waiting = await self.store.waiting_senders()
+        for external_id in waiting:
+            self.poke(external_id)
+        return len(waiting)
+
+    async def process(self, external_id: str) -> None:
+        while (row := await self.store.next_in(external_id)) is not None:
+            try:
+                await self._one(row)
+            except Exception:
+                log.exception("WeCom callback %s from %s failed", row.id, external_id)
+                await self.store.inbox_attempt(row.id)
+                if row.attempts + 1 >= MAX_ATTEMPTS:
+                    await self.store.inbox_failed(row.id, self.services.clock.now())
+                    continue
+                return  # the next sweep tries it again; later ones wait, in order
+
+    async def _one(self, row: InboxRow) -> None:
+        now = self.services.clock.now()
+        try:
+            msg = parse_message(row.xml)
+        except MessageParseError as exc:  # checked when recorded: only a damaged row
+            log.error("WeCom callback %s unreadable: %s", row.id, exc)
+            await self.store.inbox_failed(row.id, now)
+            return
+        step = await self._step(msg)
+        items: list[OutItem] = []
+        if step.event is not None:
+            out = await self.assistant.handle(step.event)
+            items = render(out, await self._card_title(row.external_id))
+        elif step.note is not None:
+            locale = await self._locale(row.external_id)
+            items = [OutItem("text", {"content": t(locale, step.note)})]
+        await self.store.handled(row.id, row.external_id, items, self.services.clock.now())
+        self.handled += 1
+        if items:
+            self.sender.lanes.poke(row.external_id)
+        if step.tap is not None:
+            await self._acknowledge(step.tap)
+
+    async def _locale(self, external_id: str) -> str:
+        user = await self.services.people.by_identity(CHANNEL, external_id)
+        return (user.locale if user else None) or self.services.settings.locale
+
+    async def _card_title(self, external_id: str) -> str:
+        return t(await self._locale(external_id), "wecom.card_title")
+
+    async def _step(self, msg: Message) -> Step:
+        base = {"channel": CHANNEL, "external_id": msg.from_user,
+                # WeCom callbacks carry no name: the UserID names a user whose invite
+                # did not (the admin sees the same id in the directory).
+                "display_name": msg.from_user}
+        if isinstance(msg, TextMessage):
+            return Step(Incoming(**base, text=msg.content))
+        if isinstance(msg, ImageMessage):
+            media_row = await self._fetch_image(msg)
+            if media_row is None:
+                return Step(None, note="wecom.image_failed")
+            return Step(Incoming(**base, photo=str(media_row)))
+        if isinstance(msg, LocationMessage):
+            return Step(Incoming(**base, location=(msg.latitude, msg.longitude)))
+        if isinstance(msg, MediaMessage):
+            return Step(Incoming(**base, other=msg.kind))
+        if isinstance(msg, EnterAgentEvent):
+            # Opening the app is an event on every open: greet (or explain the invite code
+            # to a stranger) the first time only.
+            if await self.store.first_open(msg.from_user, self.services.clock.now()):
+                return Step(Incoming(**base, text="/start"))
+            return Step(None)
+        if isinstance(msg, ClickEvent):
+            if msg.event_key.startswith(MENU_KEY_PREFIX):
+                command = msg.event_key.removeprefix(MENU_KEY_PREFIX)
+                return Step(Incoming(**base, text=f"/{command}"))
+            log.warning("WeCom menu key %r is not ours: push the menu again "
+                        "(taiqu-bot wecom menu)", msg.event_key)
+            return Step(None)
+        if isinstance(msg, TemplateCardEvent):
+            return Step(Incoming(**base, callback=msg.event_key), tap=msg)
+        return Step(None)  # other events (subscribe, location reports ...): nothing to do
+
+    async def _fetch_image(self, msg: ImageMessage) -> int | None:
+        """The picture's bytes, kept in the database (a MediaId dies after 3 days)."""
+        for delay in (*MEDIA_RETRIES, None):
+            try:
+                media = await self.client.get_media(msg.media_id)
+            except WeComRetryLater as exc:
+                if delay is None:
+                    log.warning("WeCom picture from %s not fetched: %s", msg.from_user, exc)
+                    return None
+                await asyncio.sleep(delay)
+                continue
+            except WeComAPIError as exc:
+                log.warning("WeCom picture from %s not fetched: %s", msg.from_user, exc)
+                return None
+            return await self.store.keep_media(msg.from_user, media.content,
+                                               media.content_type, self.services.clock.now())
+        return None
+
+    async def _acknowledge(self, tap: TemplateCardEvent) -> None:
+        """Show which button was pressed and take the card's buttons away (the event's
+        response code works once; a redelivered tap finds it spent, which is fine)."""
+        if not tap.response_code:
+            return
+        label = await self.store.card_label(tap.task_id, tap.from_user, tap.event_key)
+        locale = await self._locale(tap.from_user)
+        try:
+            await self.client.update_template_card(
+                [tap.from_user], tap.response_code,
+                replace_name=t(locale, "wecom.chosen", label=label or "…"))
+        except WeComResponseCodeSpent:
+            pass
+        except WeComAPIError as exc:  # cosmetic: the answer is already on its way
+            log.info("WeCom card update for %s failed: %s", tap.from_user, exc)

@@ -1,0 +1,289 @@
+"""Sending through WeCom from the outbox table: per person in order, within WeCom's
+per-member budget (counted in the database), retrying what WeCom asks to retry.
+
+WeCom drops a member's 31st message in a minute (1001st in an hour) without an error, so
+the budget is ours to keep: a message that would exceed it stays queued in the database,
+with `not_before` set to when there is room, and goes out then. Nothing is dropped, and a
+restart neither resets the count nor loses the queue. One message can go out twice: the
+one in flight when the process dies after WeCom took it but before the row was marked sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.channels.wecom.api import (
+    CardButton,
+    WeComAPIError,
+    WeComClient,
+    WeComIPNotTrusted,
+    WeComRetryLater,
+    WeComUnreachable,
+    new_task_id,
+)
+from bot.channels.wecom.render import render_reply
+from bot.channels.wecom.store import Queued, WeComStore
+from bot.clock import Clock
+from bot.events import Reply
+from bot.i18n import t
+from bot.notify import Unreachable
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+CHANNEL = "wecom"
+# Seconds to wait after 45009 / 45033 / -1 / 5xx / a network fault, by attempt.
+RETRY_BACKOFF = (2.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+IP_NOT_TRUSTED_WAIT = 300.0  # an admin must act; the log line says what to set
+MEDIA_REUSE_SECONDS = 2.5 * 86400  # an uploaded media_id is valid 3 days
+UNREACHABLE = "unreachable"
+
+
+class Lanes:
+    """One worker task per key (a person), started on demand: a person's work runs in
+    order, different people's concurrently. `poke` after new work; the worker loops until
+    no poke arrived while it ran, so nothing poked is left behind."""
+
+    def __init__(self, work: Callable[[str], Awaitable[None]], limit: int = 0) -> None:
+        self._work = work
+        self._dirty: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        # At most `limit` people's work at once (0: no limit). The work is mostly the core's
+        # CPU time: more in flight only queues more ahead of the callback acknowledgements
+        # that share the event loop and the database.
+        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
+
+    def poke(self, key: str) -> None:
+        self._dirty.add(key)
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._run(key))
+
+    async def _run(self, key: str) -> None:
+        try:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                try:
+                    if self._slots is None:
+                        await self._work(key)
+                    else:
+                        async with self._slots:
+                            await self._work(key)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the next poke or sweep tries again
+                    log.exception("WeCom worker for %s failed", key)
+        finally:
+            self._tasks.pop(key, None)
+
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def idle(self) -> None:
+        """Wait until every worker has finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        self._tasks.clear()
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    held: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Sender:
+    def __init__(self, client: WeComClient, store: WeComStore, clock: Clock,
+                 on_unreachable: Callable[[str], Awaitable[None]] | None = None,
+                 workers: int = 0) -> None:
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.stats = SendStats()
+        self._on_unreachable = on_unreachable
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+        self.lanes = Lanes(self.drain, workers)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _lock(self, external_id: str) -> asyncio.Lock:
+        lock = self._locks.get(external_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[external_id] = lock
+        return lock
+
+    # --------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        await self.lanes.close()
+
+    def kick(self) -> None:
+        """Look at the queue again now (tests move the clock, then kick)."""
+        self._wake.set()
+
+    async def sweep(self) -> float | None:
+        """Start a worker for everyone whose first message may go now; the seconds until
+        the next held message may go (None: nothing is held)."""
+        now = self._now()
+        later: list[float] = []
+        for external_id, not_before in await self.store.open_recipients():
+            if not_before <= now:
+                self.lanes.poke(external_id)
+            else:
+                later.append(not_before - now)
+        return min(later) if later else None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                wait = await self.sweep()
+            except Exception:
+                log.exception("WeCom outbox sweep failed")
+                wait = 5.0
+            # Real seconds; capped so a clock moved by hand (tests) or a missed kick is
+            # noticed soon.
+            delay = 5.0 if wait is None else min(max(wait, 0.05), 5.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    # ------------------------------------------------------------------ send
+    async def drain(self, external_id: str) -> None:
+        """Send the person's queued messages in order while the budget allows."""
+        async with self._lock(external_id):
+            while True:
+                q = await self.store.head(external_id)
+                if q is None:
+                    return
+                now = self._now()
+                if q.not_before > now:
+                    self.kick()  # the sweep sleeps until then
+                    return
+                wait = await self.store.wait_for_room(external_id, now)
+                if wait > 0:
+                    await self.store.hold(q.id, now + wait)
+                    self.stats.held += 1
+                    self.kick()
+                    return
+                await self.store.claim(q.id, external_id, now)
+                if not await self._send_one(q, now):
+                    return
+
+    async def _send_one(self, q: Queued, now: float) -> bool:
+        """True to go on with the person's next message."""
+        try:
+            await self._deliver(q)
+        except WeComRetryLater as exc:
+            delay = RETRY_BACKOFF[min(q.attempts, len(RETRY_BACKOFF) - 1)]
+            log.warning("WeCom send to %s: %s; retrying in %.0f s", q.external_id, exc, delay)
+            await self.store.hold(q.id, now + delay, str(exc))
+            self.stats.retried += 1
+            self.kick()
+            return False
+        except WeComIPNotTrusted as exc:  # the client logged what to set, once
+            await self.store.hold(q.id, now + IP_NOT_TRUSTED_WAIT, str(exc))
+            self.kick()
+            return False
+        except WeComUnreachable as exc:
+            ids = await self.store.fail_all(q.external_id, f"{UNREACHABLE}: {exc}",
+                                            self.clock.now())
+            log.warning("WeCom user %s is outside the app's visible range or gone (81013); "
+                        "%d message(s) not sent", q.external_id, len(ids))
+            self.stats.failed += len(ids)
+            if self._on_unreachable is not None:
+                await self._on_unreachable(q.external_id)
+            return False
+        except (WeComAPIError, ValueError) as exc:  # this message can never go: the next can
+            log.error("WeCom refused a %s message to %s: %s", q.item.kind, q.external_id, exc)
+            await self.store.fail(q.id, str(exc), self.clock.now())
+            self.stats.failed += 1
+            return True
+        await self.store.sent(q.id, self.clock.now())
+        self.stats.sent += 1
+        return True
+
+    async def _deliver(self, q: Queued) -> None:
+        item, to = q.item, q.external_id
+        p = item.payload
+        if item.kind == "text":
+            await self.client.send_text(to, str(p["content"]))
+        elif item.kind == "card":
+            buttons = [CardButton(str(k), str(label)) for k, label in p["buttons"]]
+            task_id = new_task_id()  # fresh per attempt: WeCom refuses a task_id twice
+            await self.store.card_sent(task_id, to, {b.key: b.text for b in buttons},
+                                       self.clock.now())
+            await self.client.send_button_card(to, title=str(p["title"]), buttons=buttons,
+                                               sub_title=str(p.get("sub", "")),
+                                               task_id=task_id)
+        elif item.kind == "file":
+            assert item.data is not None
+            media_id = await self.client.upload_media("file", str(p["filename"]), item.data)
+            await self.client.send_file(to, media_id)
+        elif "media" in p:  # a picture a user sent, shown again (a log entry's photo)
+            await self.client.send_image(to, await self._media_id(int(p["media"])))
+        else:
+            assert item.data is not None
+            media_id = await self.client.upload_media("image", str(p["filename"]), item.data,
+                                                      "image/png")
+            await self.client.send_image(to, media_id)
+
+    async def _media_id(self, media_row: int) -> str:
+        found = await self.store.media(media_row)
+        if found is None:
+            raise ValueError(f"picture {media_row} is not stored")
+        content, content_type, media_id, uploaded_at = found
+        now = self._now()
+        if media_id and uploaded_at and now - uploaded_at < MEDIA_REUSE_SECONDS:
+            return media_id
+        ext = "png" if content_type == "image/png" else "jpg"
+        media_id = await self.client.upload_media("image", f"photo-{media_row}.{ext}",
+                                                  content, content_type)
+        await self.store.media_uploaded(media_row, media_id, now)
+        return media_id
+
+
+class WeComNotifier:
+    """Pushes (reminders, digests, reports) to a WeCom member. A push is queued in the
+    database and sent at once when the budget allows; if WeCom says the member is outside
+    the app's visible range (81013) it raises Unreachable, so the reminder goes to the lead.
+    Once queued it is never reported as failed-to-retry: the outbox delivers it."""
+
+    channel = CHANNEL
+
+    def __init__(self, services: Services, sender: Sender) -> None:
+        self.services = services
+        self.sender = sender
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        user = await self.services.people.by_identity(CHANNEL, external_id)
+        locale = (user.locale if user else None) or self.services.settings.locale
+        items = render_reply(reply, t(locale, "wecom.card_title"))
+        ids = await self.sender.store.handled(None, external_id, items, self.services.clock.now())
+        await self.sender.drain(external_id)
+        states = await self.sender.store.states(ids)
+        if any(state == "failed" and error.startswith(UNREACHABLE)
+               for state, error in states.values()):
+            raise Unreachable(f"WeCom user {external_id} is outside the app's visible range")

@@ -1,0 +1,133 @@
+"""A team's WeCom group robot (群机器人): the Monday summary of the team's figures.
+
+Anyone in the group reads it, so it carries team figures and staff names only: never a
+customer's name, phone, account number or address (bot.reports.text.team_summary)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from bot.channels.wecom.api import split_text
+from bot.registry import REGISTRY, PushFn
+from bot.reports.figures import Scope, compute
+from bot.reports.ranges import week_of
+from bot.reports.text import team_summary
+from bot.services import Services
+from bot.storage.db import iso
+
+log = logging.getLogger(__name__)
+JOB = "team_robot"  # job_runs: one row per team (in user_id) and week
+ROBOT_PER_MINUTE = 20  # WeCom's limit per robot
+
+
+def _hhmm(text: str) -> clock_time:
+    h, m = text.split(":")
+    return clock_time(int(h), int(m))
+
+
+class RobotError(ValueError):
+    pass
+
+
+def check_url(url: str) -> str:
+    """A robot's webhook URL as the group's 群机器人 settings show it."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc \
+            or not parts.path.endswith("/cgi-bin/webhook/send") \
+            or not parse_qs(parts.query).get("key"):
+        raise RobotError("not a WeCom group robot URL (…/cgi-bin/webhook/send?key=…); copy "
+                         "it from the group's 群机器人 settings")
+    return url.strip()
+
+
+async def set_robot(services: Services, team: str, url: str | None) -> bool:
+    """Set (or with None remove) a team's robot; False if there is no such team."""
+    row = await services.db.fetchone("SELECT id FROM teams WHERE name = ?", (team,))
+    if row is None:
+        return False
+    if url is None:
+        await services.db.execute("DELETE FROM team_robots WHERE team_id = ?", (row[0],))
+    else:
+        await services.db.execute(
+            "INSERT INTO team_robots(team_id, url, set_at) VALUES (?, ?, ?) ON CONFLICT(team_id) "
+            "DO UPDATE SET url = excluded.url, set_at = excluded.set_at",
+            (row[0], check_url(url), iso(services.clock.now())))
+    return True
+
+
+class RobotSender:
+    """Posts to robots, at most ROBOT_PER_MINUTE a minute to each (then it waits)."""
+
+    def __init__(self, http: httpx.AsyncClient | None = None,
+                 per_minute: int = ROBOT_PER_MINUTE) -> None:
+        self._http = http
+        self.per_minute = per_minute
+        self._sent: dict[str, deque[float]] = {}
+
+    def room(self, url: str, now: float) -> bool:
+        times = self._sent.setdefault(url, deque())
+        while times and times[0] <= now - 60:
+            times.popleft()
+        return len(times) < self.per_minute
+
+    async def send(self, url: str, text: str) -> bool:
+        """True if the robot took it; False to try again at a later scan."""
+        if not self.room(url, time.monotonic()):
+            return False
+        self._sent[url].append(time.monotonic())
+        http = self._http or httpx.AsyncClient(timeout=10)
+        try:
+            resp = await http.post(url, json={"msgtype": "text", "text": {"content": text}})
+            data = resp.json() if resp.status_code == 200 else {"errcode": resp.status_code}
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("team robot unreachable: %s", type(exc).__name__)
+            return False
+        finally:
+            if self._http is None:
+                await http.aclose()
+        if data.get("errcode", -1) != 0:
+            log.warning("team robot refused the summary: errcode %s", data.get("errcode"))
+            return False
+        return True
+
+
+SENDER = RobotSender()
+
+
+@REGISTRY.every_scan
+async def team_robot_job(services: Services, push: PushFn, now: datetime) -> int:
+    """From Monday at TAIQU_WEEKLY_REPORT_TIME, each team with a robot gets the summary of
+    the week just ended in its group, once (job_runs), retried at later scans on a fault."""
+    robots = await services.db.fetchall(
+        "SELECT r.team_id, r.url, t.name FROM team_robots r JOIN teams t ON t.id = r.team_id")
+    if not robots:
+        return 0
+    tz = services.settings.tz
+    local = now.astimezone(tz)
+    monday = local.date() - timedelta(days=local.weekday())
+    if local < datetime.combine(monday, _hhmm(services.settings.weekly_report_time), tzinfo=tz):
+        return 0
+    period = week_of(monday - timedelta(days=7), tz)
+    key = period.first.isoformat()
+    done = {r[0] for r in await services.db.fetchall(
+        "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (JOB, key))}
+    sent = 0
+    for team_id, url, name in robots:
+        if team_id in done:
+            continue
+        fig = await compute(services.db, Scope(team_id, name), period, now)
+        chunks = split_text(team_summary(fig, services.settings.locale))
+        if not all([await SENDER.send(url, c) for c in chunks]):
+            continue  # a later scan sends the summary again, whole
+        await services.db.execute(
+            "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?)",
+            (JOB, key, team_id, iso(now)))
+        sent += 1
+    return sent

@@ -1,0 +1,244 @@
+"""The WeCom channel's tables (migration 0017): inbox, outbox, the per-person send budget,
+sent cards, received pictures, greetings and team robots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.storage.db import Database, iso
+
+OutKind = Literal["text", "card", "file", "image"]
+
+
+@dataclass(frozen=True)
+class OutItem:
+    """One WeCom message to send: text {"content"}, card {"title", "sub", "buttons":
+    [[key, label], ...]}, file/image {"filename"} with the bytes in `data`, or image
+    {"media": <wecom_media id>} for a picture a user sent."""
+
+    kind: OutKind
+    payload: dict[str, Any]
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Queued:
+    id: int
+    external_id: str
+    item: OutItem
+    state: str
+    not_before: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    external_id: str
+    xml: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    """WeCom's per-member limits for one app (settings), with a margin in seconds for the
+    clock difference between our count and WeCom's."""
+
+    per_minute: int = 30
+    per_hour: int = 1000
+    margin: float = 1.0
+
+
+@dataclass
+class WeComStore:
+    db: Database
+    budget: Budget = field(default_factory=Budget)
+
+    # ------------------------------------------------------------------ inbox
+    async def next_in(self, external_id: str) -> InboxRow | None:
+        row = await self.db.fetchone(
+            "SELECT id, external_id, xml, attempts FROM wecom_inbox "
+            "WHERE external_id = ? AND state = 'new' ORDER BY id LIMIT 1", (external_id,))
+        return InboxRow(row["id"], row["external_id"], row["xml"], row["attempts"]) \
+            if row else None
+
+    async def waiting_senders(self) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT external_id FROM wecom_inbox WHERE state = 'new' "
+            "GROUP BY external_id ORDER BY min(id)")
+        return [r[0] for r in rows]
+
+    async def inbox_attempt(self, row_id: int) -> None:
+        await self.db.execute("UPDATE wecom_inbox SET attempts = attempts + 1 WHERE id = ?",
+                              (row_id,))
+
+    async def inbox_failed(self, row_id: int, now: datetime) -> None:
+        await self.db.execute(
+            "UPDATE wecom_inbox SET state = 'failed', xml = '', done_at = ? WHERE id = ?",
+            (iso(now), row_id))
+
+    # ----------------------------------------------------------------- outbox
+    async def handled(self, row_id: int | None, external_id: str, items: list[OutItem],
+                      now: datetime) -> list[int]:
+        """Queue an answer and mark the callback it answers handled, in one transaction:
+        a restart after this sends the answer, a restart before it handles the callback
+        again; neither loses it."""
+        ids: list[int] = []
+        async with self.db.tx() as tx:
+            for item in items:
+                ids.append(int(await tx.execute(
+                    "INSERT INTO wecom_outbox(external_id, kind, payload, data, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (external_id, item.kind, json.dumps(item.payload, ensure_ascii=False),
+                     item.data, iso(now))) or 0))
+            if row_id is not None:
+                await tx.execute(
+                    "UPDATE wecom_inbox SET state = 'done', xml = '', done_at = ? WHERE id = ?",
+                    (iso(now), row_id))
+        return ids
+
+    async def head(self, external_id: str) -> Queued | None:
+        """The person's oldest unsent message: they are sent strictly in order."""
+        row = await self.db.fetchone(
+            "SELECT id, external_id, kind, payload, data, state, not_before, attempts "
+            "FROM wecom_outbox WHERE external_id = ? AND state IN ('queued', 'sending') "
+            "ORDER BY id LIMIT 1", (external_id,))
+        if row is None:
+            return None
+        item = OutItem(row["kind"], json.loads(row["payload"]), row["data"])
+        return Queued(row["id"], row["external_id"], item, row["state"], row["not_before"],
+                      row["attempts"])
+
+    async def open_recipients(self) -> list[tuple[str, float]]:
+        """Everyone with something unsent, and when their first message may go."""
+        rows = await self.db.fetchall(
+            "SELECT o.external_id, o.not_before FROM wecom_outbox o JOIN ("
+            " SELECT external_id, min(id) AS id FROM wecom_outbox"
+            " WHERE state IN ('queued', 'sending') GROUP BY external_id) h ON h.id = o.id")
+        return [(r[0], float(r[1])) for r in rows]
+
+    async def claim(self, row_id: int, external_id: str, at: float) -> None:
+        """Mark a message as going out and count it against the person's budget, together:
+        counted before the call, so a crash after WeCom took it cannot leave it uncounted."""
+        async with self.db.tx() as tx:
+            await tx.execute("UPDATE wecom_outbox SET state = 'sending', "
+                             "attempts = attempts + 1 WHERE id = ?", (row_id,))
+            await tx.execute("INSERT INTO wecom_sends(external_id, at) VALUES (?, ?)",
+                             (external_id, at))
+
+    async def sent(self, row_id: int, now: datetime) -> None:
+        await self.db.execute("UPDATE wecom_outbox SET state = 'sent', data = NULL, sent_at = ?, "
+                              "error = NULL WHERE id = ?", (iso(now), row_id))
+
+    async def hold(self, row_id: int, not_before: float, error: str | None = None) -> None:
+        await self.db.execute("UPDATE wecom_outbox SET state = 'queued', not_before = ?, "
+                              "error = coalesce(?, error) WHERE id = ?",
+                              (not_before, error, row_id))
+
+    async def fail(self, row_id: int, error: str, now: datetime) -> None:
+        await self.db.execute("UPDATE wecom_outbox SET state = 'failed', data = NULL, "
+                              "sent_at = ?, error = ? WHERE id = ?",
+                              (iso(now), error[:300], row_id))
+
+    async def fail_all(self, external_id: str, error: str, now: datetime) -> list[int]:
+        """Everything still queued for someone WeCom says is gone (81013)."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM wecom_outbox WHERE external_id = ? AND state IN ('queued', "
+            "'sending')", (external_id,))
+        await self.db.execute(
+            "UPDATE wecom_outbox SET state = 'failed', data = NULL, sent_at = ?, error = ? "
+            "WHERE external_id = ? AND state IN ('queued', 'sending')",
+            (iso(now), error[:300], external_id))
+        return [r[0] for r in rows]
+
+    async def states(self, ids: list[int]) -> dict[int, tuple[str, str]]:
+        """(state, error) of the given messages."""
+        if not ids:
+            return {}
+        rows = await self.db.fetchall(
+            "SELECT id, state, coalesce(error, '') FROM wecom_outbox "
+            f"WHERE id IN ({','.join('?' * len(ids))})", ids)
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    # ----------------------------------------------------------------- budget
+    async def wait_for_room(self, external_id: str, at: float) -> float:
+        """Seconds until `external_id` may be sent one more message (0: now)."""
+        b = self.budget
+        minute, hour = 60.0 + b.margin, 3600.0 + b.margin
+        rows = await self.db.fetchall(
+            "SELECT at FROM wecom_sends WHERE external_id = ? AND at > ? ORDER BY at",
+            (external_id, at - hour))
+        times = [float(r[0]) for r in rows]
+        recent = [t for t in times if t > at - minute]
+        wait = 0.0
+        if len(recent) >= b.per_minute:
+            wait = max(wait, recent[len(recent) - b.per_minute] + minute - at)
+        if len(times) >= b.per_hour:
+            wait = max(wait, times[len(times) - b.per_hour] + hour - at)
+        return wait
+
+    async def sends_between(self, external_id: str, start: float, end: float) -> int:
+        row = await self.db.fetchone(
+            "SELECT count(*) FROM wecom_sends WHERE external_id = ? AND at >= ? AND at < ?",
+            (external_id, start, end))
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------ housekeeping
+    async def prune(self, now: datetime, at: float, keep_days: int) -> None:
+        """Old handled callbacks (their keys), sent messages, counts and cards."""
+        cutoff = iso(datetime.fromtimestamp(at - keep_days * 86400, tz=now.tzinfo))
+        async with self.db.tx() as tx:
+            await tx.execute("DELETE FROM wecom_inbox WHERE state != 'new' AND received_at < ?",
+                             (cutoff,))
+            await tx.execute("DELETE FROM wecom_outbox WHERE state IN ('sent', 'failed') "
+                             "AND created_at < ?", (cutoff,))
+            await tx.execute("DELETE FROM wecom_sends WHERE at < ?", (at - 3700,))
+            await tx.execute("DELETE FROM wecom_cards WHERE created_at < ?", (cutoff,))
+
+    # ------------------------------------------------------------------ cards
+    async def card_sent(self, task_id: str, external_id: str, buttons: dict[str, str],
+                        now: datetime) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO wecom_cards(task_id, external_id, buttons, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (task_id, external_id, json.dumps(buttons, ensure_ascii=False), iso(now)))
+
+    async def card_label(self, task_id: str, external_id: str, key: str) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT buttons FROM wecom_cards WHERE task_id = ? AND external_id = ?",
+            (task_id, external_id))
+        if row is None:
+            return None
+        label = json.loads(row[0]).get(key)
+        return str(label) if label is not None else None
+
+    # ------------------------------------------------------------------ media
+    async def keep_media(self, external_id: str, content: bytes, content_type: str,
+                         now: datetime) -> int:
+        return int(await self.db.execute(
+            "INSERT INTO wecom_media(external_id, content, content_type, received_at) "
+            "VALUES (?, ?, ?, ?)", (external_id, content, content_type, iso(now))) or 0)
+
+    async def media(self, media_row: int) -> tuple[bytes, str, str | None, float | None] | None:
+        row = await self.db.fetchone(
+            "SELECT content, content_type, media_id, uploaded_at FROM wecom_media WHERE id = ?",
+            (media_row,))
+        if row is None:
+            return None
+        return bytes(row[0]), row[1], row[2], row[3]
+
+    async def media_uploaded(self, media_row: int, media_id: str, at: float) -> None:
+        await self.db.execute("UPDATE wecom_media SET media_id = ?, uploaded_at = ? WHERE id = ?",
+                              (media_id, at, media_row))
+
+    # -------------------------------------------------------------- greetings
+    async def first_open(self, external_id: str, now: datetime) -> bool:
+        """True the first time someone opens the app (enter_agent), never again."""
+        async with self.db.tx() as tx:
+            cur = await tx.conn.execute(
+                "INSERT OR IGNORE INTO wecom_greeted(external_id, at) VALUES (?, ?)",
+                (external_id, iso(now)))
+            return cur.rowcount == 1
