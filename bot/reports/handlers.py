@@ -11,7 +11,7 @@ import difflib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.events import Attachment, Outcome, Reply
@@ -21,7 +21,7 @@ from bot.notify import Dispatcher, Unreachable
 from bot.registry import REGISTRY, PushFn
 from bot.reminders import ReminderService, in_quiet, job_failed
 from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
-from bot.reports.ranges import Period, RangeError, parse_range, week_of
+from bot.reports.ranges import Period, RangeError, parse_range, weekly_report_due
 from bot.reports.text import SUMMARY_CHARS, render
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
@@ -179,11 +179,6 @@ async def report_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
 
 
 # --- the Monday push ------------------------------------------------------------------
-def _hhmm(text: str) -> time:
-    h, m = text.split(":")
-    return time(int(h), int(m))
-
-
 async def _weekly_reply(services: Services, user: User, period: Period, now: datetime,
                         team_replies: dict[tuple[int, str], Reply]) -> Reply:
     """A lead's team report (made once per team and language in a scan) or a manager's own."""
@@ -208,12 +203,9 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
     delivery that hits a flood limit or network fault, leaves them for a later scan. A bot
     that was down on Monday sends the report when it is back, that same week. People who
     joined during the reported week start with the next one."""
-    tz = services.settings.tz
-    local = now.astimezone(tz)
-    monday = local.date() - timedelta(days=local.weekday())
-    if local < datetime.combine(monday, _hhmm(services.settings.weekly_report_time), tzinfo=tz):
+    period = weekly_report_due(services.settings.weekly_report_time, now, services.settings.tz)
+    if period is None:
         return 0
-    period = week_of(monday - timedelta(days=7), tz)
     key = period.first.isoformat()
     done = {r[0] for r in await services.db.fetchall(
         "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (JOB, key))}
@@ -234,7 +226,7 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
         if user is None:
             continue
         window = await quiet.quiet_window(user)
-        if window and in_quiet(local, *window):
+        if window and in_quiet(now.astimezone(services.settings.tz), *window):
             continue  # a later scan, once the quiet hours are over
         made += 1
         try:

@@ -180,3 +180,15 @@ def _checked(period: Period, today: date) -> Period:
     if period.days > MAX_DAYS:
         raise RangeError("report.range.too_long", days=period.days, max=MAX_DAYS)
     return period
+
+
+def weekly_report_due(weekly_report_time: str, now: datetime, tz: ZoneInfo) -> Period | None:
+    """The week (Monday-Sunday) whose report is due at `now`: the one just ended, from Monday
+    at `weekly_report_time` (HH:MM local) on; None before that moment on a Monday."""
+    local = now.astimezone(tz)
+    monday = local.date() - timedelta(days=local.weekday())
+    h, m = weekly_report_time.split(":")
+    if local < datetime.combine(monday, time(int(h), int(m)), tzinfo=tz):
+        return None
+    return week_of(monday - timedelta(days=7), tz)
+

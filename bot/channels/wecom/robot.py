@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import datetime, timedelta
-from datetime import time as clock_time
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -17,7 +16,7 @@ import httpx
 from bot.channels.wecom.api import split_text
 from bot.registry import REGISTRY, PushFn
 from bot.reports.figures import Scope, compute
-from bot.reports.ranges import week_of
+from bot.reports.ranges import weekly_report_due
 from bot.reports.text import team_summary
 from bot.services import Services
 from bot.storage.db import iso
@@ -25,11 +24,6 @@ from bot.storage.db import iso
 log = logging.getLogger(__name__)
 JOB = "team_robot"  # job_runs: one row per team (in user_id) and week
 ROBOT_PER_MINUTE = 20  # WeCom's limit per robot
-
-
-def _hhmm(text: str) -> clock_time:
-    h, m = text.split(":")
-    return clock_time(int(h), int(m))
 
 
 class RobotError(ValueError):
@@ -109,12 +103,9 @@ async def team_robot_job(services: Services, push: PushFn, now: datetime) -> int
         "SELECT r.team_id, r.url, t.name FROM team_robots r JOIN teams t ON t.id = r.team_id")
     if not robots:
         return 0
-    tz = services.settings.tz
-    local = now.astimezone(tz)
-    monday = local.date() - timedelta(days=local.weekday())
-    if local < datetime.combine(monday, _hhmm(services.settings.weekly_report_time), tzinfo=tz):
+    period = weekly_report_due(services.settings.weekly_report_time, now, services.settings.tz)
+    if period is None:
         return 0
-    period = week_of(monday - timedelta(days=7), tz)
     key = period.first.isoformat()
     done = {r[0] for r in await services.db.fetchall(
         "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (JOB, key))}
