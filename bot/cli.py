@@ -274,7 +274,11 @@ async def serve(settings: Settings, factories: list[ChannelFactory], stop: async
         try:
             runner = Runner(services, factories)
             try:
-                await runner.start()
+                try:
+                    await runner.start()
+                except SettingsError as exc:  # a channel found its setting wrong on start
+                    print(f"taiqu-bot: {exc}", file=sys.stderr)
+                    return 2
                 await stop.wait()
                 logging.getLogger("bot").info("stopping: finishing the reminders in flight")
             finally:

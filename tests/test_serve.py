@@ -204,3 +204,28 @@ def test_run_with_a_wrong_wecom_setting_stops_before_anything_opens(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "TAIQU_WECOM_AES_KEY" in line
     assert not settings.db_path.exists()
+
+
+def test_run_whose_wecom_port_is_taken_says_so_in_one_line(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        settings: Settings) -> None:
+    """The ops engineer's likeliest first-day mistake: TAIQU_WECOM_LISTEN names a port
+    another program (or the previous run, still stopping) holds. One line naming the
+    setting, status 2, like any other wrong setting; not a traceback."""
+    import socket
+
+    from tests.fakewecom import DEFAULT_AES_KEY, DEFAULT_TOKEN
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("TAIQU_DB_PATH", str(settings.db_path))
+        for key, value in (("CORP_ID", "ww1"), ("AGENT_ID", "1000002"), ("SECRET", "s"),
+                           ("TOKEN", DEFAULT_TOKEN), ("AES_KEY", DEFAULT_AES_KEY),
+                           ("LISTEN", f"127.0.0.1:{port}"),
+                           ("API_BASE", "http://127.0.0.1:9")):
+            monkeypatch.setenv(f"TAIQU_WECOM_{key}", value)
+        assert cli.main(["run"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "TAIQU_WECOM_LISTEN" in line and f"127.0.0.1:{port}" in line, line

@@ -3,6 +3,7 @@ messages as WeCom's limits allow, and the per-member budget counted in the datab
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -191,3 +192,32 @@ async def test_a_picture_wecom_cannot_hand_over_is_asked_for_again(
     r = await zhang.image(b"\x89PNG two")  # one fault is retried at once: kept
     assert L("media.no_form_photo") in shown(r[0])
     assert (await services.db.fetchone("SELECT count(*) FROM wecom_media"))[0] == 1
+
+
+async def test_a_graceful_stop_finishes_the_answers_in_flight(services: Services,
+                                                              fake: FakeWeCom) -> None:
+    """SIGTERM (channel.stop) while an answer is on its way to WeCom: it is finished and
+    recorded as sent, not cut off and left 'sending' for the next start to send again."""
+    await make_user(services, "张三", channel="wecom", external_id="zhangsan")
+    ch = await start_wecom(services, fake)
+    fake.slow("/cgi-bin/message/send", 0.5)
+    status, _ = await fake.post_callback(ch.url, fake.text_xml("zhangsan", "/help"))
+    assert status == 200
+    for _ in range(200):  # until the answer is in flight
+        row = await services.db.fetchone(
+            "SELECT count(*) FROM wecom_outbox WHERE state = 'sending'")
+        if row and row[0]:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the answer never went out")
+    await ch.stop()
+    states = [r[0] for r in await services.db.fetchall("SELECT state FROM wecom_outbox")]
+    assert states and set(states) == {"sent"}, states
+    assert [r[0] for r in await services.db.fetchall("SELECT state FROM wecom_inbox")] \
+        == ["done"]
+    fake.slow("/cgi-bin/message/send", 0)
+    again = await start_wecom(services, fake)  # the next start has nothing to send again
+    await again.idle()
+    await again.stop()
+    assert len(fake.sent("zhangsan")) == len(states)

@@ -148,6 +148,37 @@ async def test_robot_fault_is_retried_at_a_later_scan(services: Services, settin
         assert len(fake.robots["k1"].sent) == 1
 
 
+async def test_a_long_summary_cut_short_by_a_fault_is_not_repeated_in_the_group(
+        services: Services, settings: Settings, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big team's summary goes as several messages (2048 bytes each); when a later one
+    fails, the next scan sends what is missing, not the whole summary again: the group
+    does not read the first part twice."""
+    from bot.channels.wecom import robot
+
+    for i in range(30):  # one line each: more than one robot message
+        await make_user(services, f"客户经理{i:02d}")
+    calls: list[str] = []
+    send = robot.SENDER.send
+
+    async def second_fails_once(url: str, text: str) -> bool:
+        calls.append(text)
+        return False if len(calls) == 2 else await send(url, text)
+
+    monkeypatch.setattr(robot.SENDER, "send", second_fails_once)
+    async with FakeWeCom() as fake:
+        assert await set_robot(settings, "城东供电所", fake.robot_url("long")) == 0
+        clock.set(datetime(2026, 11, 30, 8, 31, tzinfo=SHANGHAI))
+        assert await team_robot_job(services, _no_push, clock.now()) == 0
+        clock.advance(minutes=1)
+        assert await team_robot_job(services, _no_push, clock.now()) == 1
+        assert await team_robot_job(services, _no_push, clock.now()) == 0
+        got = [m["text"]["content"] for m in fake.robots["long"].sent]
+    assert len(got) >= 2 and len(set(got)) == len(got), [g[:30] for g in got]
+    assert "客户经理00" in got[0] and "客户经理29" in got[-1]
+    assert all(len(g.encode()) <= 2048 for g in got)
+
+
 # --- run: WeCom beside Telegram ---------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:

@@ -83,16 +83,32 @@ class WeComChannel:
         log.info("WeCom callback listening on %s", self.url)
 
     async def stop(self) -> None:
-        """Stop taking callbacks first; what was recorded and not handled is handled after
-        the next start."""
+        """Stop taking callbacks first, then let the callbacks being handled and the
+        messages being sent finish (at most TAIQU_SHUTDOWN_DRAIN_SECONDS): a send cut off
+        in flight may have reached WeCom and would go again after the next start. What was
+        recorded and not handled is handled after the next start."""
         await self.server.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        await self._drain(self.services.settings.shutdown_drain_seconds)
         await self.inbox.lanes.close()
         await self.sender.stop()
         await self.client.aclose()
+
+    async def _drain(self, seconds: float) -> None:
+        """Finish the work in hand: callbacks being handled and the sends they queued (not
+        messages held for later by the budget or a back-off: they wait in the table)."""
+        async def finish() -> None:
+            await self.inbox.lanes.idle()
+            await self.sender.lanes.idle()
+
+        try:
+            await asyncio.wait_for(finish(), seconds)
+        except TimeoutError:
+            log.warning("WeCom: stopped with work in hand after %.0f s; the next start "
+                        "finishes it", seconds)
 
     async def idle(self) -> None:
         """Wait until everything recorded is handled and everything sendable is sent (the

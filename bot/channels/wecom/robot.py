@@ -115,10 +115,31 @@ async def team_robot_job(services: Services, push: PushFn, now: datetime) -> int
             continue
         fig = await compute(services.db, Scope(team_id, name), period, now)
         chunks = split_text(team_summary(fig, services.settings.locale))
-        if not all([await SENDER.send(url, c) for c in chunks]):
-            continue  # a later scan sends the summary again, whole
-        await services.db.execute(
-            "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?)",
-            (JOB, key, team_id, iso(now)))
+        if not await _send_parts(services, url, chunks, key, team_id, now):
+            continue  # a later scan sends the parts still missing, in order
+        await _done(services, JOB, key, team_id, now)
         sent += 1
     return sent
+
+
+async def _send_parts(services: Services, url: str, chunks: list[str], key: str, team_id: int,
+                      now: datetime) -> bool:
+    """Send a long summary's messages in order; each one the robot took is recorded, so a
+    fault part-way is followed by the rest only (the group reads nothing twice)."""
+    done = {r[0] for r in await services.db.fetchall(
+        "SELECT job FROM job_runs WHERE job LIKE ? AND period = ? AND user_id = ?",
+        (f"{JOB}:%", key, team_id))}
+    for i, chunk in enumerate(chunks):
+        part = f"{JOB}:{i}"
+        if part in done:
+            continue
+        if not await SENDER.send(url, chunk):
+            return False
+        await _done(services, part, key, team_id, now)
+    return True
+
+
+async def _done(services: Services, job: str, key: str, team_id: int, now: datetime) -> None:
+    await services.db.execute(
+        "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?)",
+        (job, key, team_id, iso(now)))

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from bot.channels.wecom.crypto import WeComCrypto, WeComCryptoError
 from bot.channels.wecom.messages import MessageParseError, parse_envelope, parse_message
+from bot.config import SettingsError
 from bot.storage.db import iso
 
 log = logging.getLogger(__name__)
@@ -154,9 +155,15 @@ async def _serve(cfg: EndpointConfig, events: multiprocessing.connection.Connect
         endpoint = Endpoint(cfg, lambda kind, value: events.send((kind, value)))
         runner = web.AppRunner(endpoint.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
-        await web.TCPSite(runner, cfg.host, cfg.port).start()
-    except Exception as exc:  # the port is taken, the database is gone ...
+    except Exception as exc:  # the database is gone ...
         events.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    try:
+        await web.TCPSite(runner, cfg.host, cfg.port).start()
+    except OSError as exc:  # the port is taken, the address is not this machine's ...
+        await runner.cleanup()
+        endpoint.conn.close()
+        events.send(("listen", exc.strerror or str(exc)))
         return
     events.send(("ready", str(runner.addresses[0][1])))
     try:
@@ -196,6 +203,13 @@ class CallbackServer:
             await self.stop()
             raise RuntimeError("the WeCom callback endpoint did not start")
         kind, value = events_r.recv()
+        if kind == "listen":
+            await self.stop()
+            where = f"{self.cfg.host}:{self.cfg.port}"
+            raise SettingsError(
+                f"invalid setting TAIQU_WECOM_LISTEN: cannot listen on {where} ({value}); "
+                f"another program, or a taiqu-bot still stopping, uses it: stop it or choose "
+                f"another port / 无法监听 {where}，端口被其他程序占用")
         if kind != "ready":
             await self.stop()
             raise RuntimeError(f"the WeCom callback endpoint could not start: {value}")
