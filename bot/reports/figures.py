@@ -230,7 +230,9 @@ class _Q:
         a = f"{alias}." if alias else ""
         if self.scope.user_id is None:
             return f"{a}team_id = ?", [self.scope.team_id]
-        return f"{a}team_id = ? AND {a}user_id = ?", [self.scope.team_id, self.scope.user_id]
+        # "+": not the team's index (every record of the team) but the person's (issue #12).
+        return (f"+{a}team_id = ? AND {a}user_id = ?",
+                [self.scope.team_id, self.scope.user_id])
 
     def within(self, column: str) -> tuple[str, list[Any]]:
         return f"({column} >= ? AND {column} < ?)", [self.start, self.end]
@@ -324,13 +326,14 @@ async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list
                 "ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
                 "AND u.role = 'manager'")
     # A person's 台区: those the person looks after as an active manager (as before).
-    mine, mp = "", []
+    mine, mp, team_areas = "", [], "a.team_id = ?"
     if q.scope.user_id is not None:
         mine = f" AND a.id IN (SELECT area_id FROM ({managers}) WHERE id = ?)"
+        team_areas = "+a.team_id = ?"  # the person's 台区 by id, not all the team's
         mp = [team, q.scope.user_id]
     span, sp = q.within("w.occurred_at")
     areas = await db.fetchall(
-        f"SELECT a.id, a.name FROM areas a WHERE a.team_id = ?{mine} AND NOT EXISTS ("
+        f"SELECT a.id, a.name FROM areas a WHERE {team_areas}{mine} AND NOT EXISTS ("
         "SELECT 1 FROM worklogs w JOIN worklog_items i ON i.worklog_id = w.id "
         f"AND i.item = 'patrol' WHERE w.area_id = a.id AND {span} AND w.team_id = ?) "
         "ORDER BY a.id", [team, *mp, *sp, team])

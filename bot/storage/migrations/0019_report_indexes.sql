@@ -12,3 +12,5 @@ CREATE INDEX complaints_user ON complaints(user_id);
 CREATE INDEX arrears_user ON arrears(user_id);
 CREATE INDEX outages_user ON outages(user_id);
 CREATE INDEX repairs_user ON repairs(user_id);
+-- The photo count of each entry in a report's file: without it, a scan of every photo per entry.
+CREATE INDEX worklog_photos_worklog ON worklog_photos(worklog_id);
