@@ -335,7 +335,9 @@ async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list
     areas = await db.fetchall(
         f"SELECT a.id, a.name FROM areas a WHERE {team_areas}{mine} AND NOT EXISTS ("
         "SELECT 1 FROM worklogs w JOIN worklog_items i ON i.worklog_id = w.id "
-        f"AND i.item = 'patrol' WHERE w.area_id = a.id AND {span} AND w.team_id = ?) "
+        # "+": always the 台区's index; a planner guess for the team's index would read every
+        # entry of the team once per 台区.
+        f"AND i.item = 'patrol' WHERE w.area_id = a.id AND {span} AND +w.team_id = ?) "
         "ORDER BY a.id", [team, *mp, *sp, team])
     if not areas:
         return []
