@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -73,12 +74,14 @@ def local(day: date, minute: int) -> datetime:
 
 
 # --- the database ------------------------------------------------------------------------------
-def build_db(path: Path, days: int) -> dict[str, int]:
-    """Migrate with the real code, then bulk-fill with sqlite3. Returns row counts."""
+def build_db(path: Path, days: int, teams: tuple[tuple[str, int], ...] = TEAMS,
+             migrate_to: int | None = None) -> dict[str, int]:
+    """Migrate with the real code (up to `migrate_to`: the schema of the 'before' code), then
+    bulk-fill with sqlite3. Returns row counts."""
     from bot.storage.db import Database
 
     async def migrate() -> None:
-        db = await Database(path).connect()
+        db = await Database(path).connect(migrate_to)
         await db.close()
 
     asyncio.run(migrate())
@@ -88,7 +91,7 @@ def build_db(path: Path, days: int) -> dict[str, int]:
     created = iso(local(FIRST_DAY - timedelta(days=30), 9 * 60))
     first = LAST_DAY - timedelta(days=days - 1)
     log_id = 0
-    for team_name, managers in TEAMS:
+    for team_name, managers in teams:
         tid = con.execute("INSERT INTO teams(name, created_at) VALUES (?, ?)",
                           (team_name, created)).lastrowid
         con.execute("INSERT INTO users(name, role, team_id, created_at) VALUES (?, 'lead', ?, ?)",
@@ -295,11 +298,36 @@ async def child(db_path: str, scenario: str, team: str, runs: int) -> dict[str, 
 
 
 # --- driver ------------------------------------------------------------------------------------
-def run_child(db: Path, scenario: str, team: str, runs: int) -> dict[str, Any]:
-    proc = subprocess.run([PY, "-m", "bench.bench_report", "--child", scenario, "--db", str(db),
-                           "--team", team, "--runs", str(runs)], cwd=ROOT, capture_output=True,
-                          text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+def run_child(db: Path, scenario: str, team: str, runs: int,
+              tree: Path = ROOT) -> dict[str, Any]:
+    """One scenario in a fresh process, with the code of `tree` (ROOT, or the 'before' code)."""
+    proc = subprocess.run([PY, str(ROOT / "bench" / "bench_report.py"), "--child", scenario,
+                           "--db", str(db), "--team", team, "--runs", str(runs)], cwd=tree,
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(tree)})
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def extract(ref: str, into: Path) -> tuple[Path, int]:
+    """The code of `ref` (the 'before' reports) and the last migration it knows."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref, "bot", "locales", "data", "pyproject.toml"],
+                             cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    last = max(int(p.name[:4]) for p in (into / "bot/storage/migrations").glob("[0-9]*.sql"))
+    return into, last
+
+
+def migrate_now(db: Path) -> float:
+    """This tree's migrations on a database the 'before' code has used; seconds taken."""
+    from bot.storage.db import Database
+
+    async def go() -> None:
+        await (await Database(db).connect()).close()
+
+    t0 = time.perf_counter()
+    asyncio.run(go())
+    return time.perf_counter() - t0
 
 
 def table(head: list[str], rows: list[list[str]]) -> str:
@@ -317,6 +345,11 @@ def main() -> None:
     ap.add_argument("--child")
     ap.add_argument("--db")
     ap.add_argument("--team")
+    ap.add_argument("--teams", default=",".join(str(m) for _, m in TEAMS),
+                    help="managers per team, e.g. 50,500,5000 (5000: issue #12)")
+    ap.add_argument("--before-ref", help="also time this git ref's code on the same data, "
+                    "first on its own schema, then this tree after its migrations")
+    ap.add_argument("--scenarios", default="message,files,manager,paper,year")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(child(args.db, args.child, args.team, args.runs))))
@@ -324,9 +357,12 @@ def main() -> None:
     days = 56 if args.quick else (LAST_DAY - FIRST_DAY).days + 1
     tmp = Path(tempfile.mkdtemp(prefix="bench_report_"))
     db = Path(args.keep) if args.keep else tmp / "report.db"
+    names = ("城东供电所", "城南供电所", "城西供电所", "城北供电所")
+    teams = tuple(zip(names, (int(m) for m in args.teams.split(",")), strict=False))
+    before = extract(args.before_ref, tmp / "before") if args.before_ref else None
     t0 = time.perf_counter()
     if not db.exists():
-        counts = build_db(db, days)
+        counts = build_db(db, days, teams, before[1] if before else None)
     else:
         con = sqlite3.connect(db)
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -336,35 +372,43 @@ def main() -> None:
     print(f"database: {db.stat().st_size / 2**20:.0f} MB, {counts} "
           f"({time.perf_counter() - t0:.0f} s to build)", file=sys.stderr)
     results = []
-    scenarios = ["message", "files", "manager", "paper", "year"]
-    for team, managers in TEAMS:
-        for scenario in scenarios:
-            if scenario == "year" and managers > 50:
-                continue  # a year of 500 managers is 1M entries: beyond one chat report
-            print(f"{team} {scenario} ...", file=sys.stderr)
-            r = run_child(db, scenario, team, args.runs)
-            r.update(team=team, managers=managers, scenario=scenario)
-            results.append(r)
+    scenarios = args.scenarios.split(",")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    codes: list[tuple[str, Path]] = [("after", ROOT)]
+    if before:
+        codes.insert(0, ("before", before[0]))
+    for code, tree in codes:
+        if code == "after" and before:
+            print(f"migrated in {migrate_now(db):.0f} s", file=sys.stderr)
+        for team, managers in teams:
+            for scenario in scenarios:
+                if scenario == "year" and managers > 50:
+                    continue  # a year of 500 managers is 1M entries: beyond one chat report
+                print(f"{code} {team} {scenario} ...", file=sys.stderr)
+                r = run_child(db, scenario, team, args.runs, tree)
+                r.update(team=team, managers=managers, scenario=scenario, code=code)
+                results.append(r)
     rows = []
     for r in results:
         sizes = r["sizes"]
         files = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items() if k != "chars")
-        rows.append([f"{r['managers']}", r["scenario"], f"{r['entries']:,}",
+        rows.append([r["code"], f"{r['managers']}", r["scenario"], f"{r['entries']:,}",
                      f"{r['cold_s']:.2f}", f"{r['warm_s']:.2f}", f"{r['cold_peak_mb']:.0f}",
                      f"{r['warm_peak_mb']:.0f}", str(sizes.get("chars", "")), files or "—"])
     print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {'quick' if args.quick else 'full'}; "
           f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
           f"{os.cpu_count()} cores; database {db.stat().st_size / 2**20:.0f} MB, "
-          f"{counts['worklogs']:,} log entries in all.\n")
-    print(table(["managers", "scenario", "entries in range", "cold s", "warm s",
+          f"{counts['worklogs']:,} log entries in all; load average before the run {load}."
+          "\n")
+    print(table(["code", "managers", "scenario", "entries in range", "cold s", "warm s",
                  "cold peak MB", "warm peak MB", "message chars", "files"], rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"counts": counts, "results": results},
                                               ensure_ascii=False, indent=2))
     if not args.keep:
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif before:
+        shutil.rmtree(before[0], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -158,8 +158,14 @@ async def _invite(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _customers(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 0: all rows imported; 1: some rows had errors (the rest imported); 2: file error."""
-    from bot.customers_io import CustomersIOError, export_customers, import_customers
+    """Exit 0: all rows imported; 1: some rows had errors (the rest imported); 2: file error;
+    3: interrupted after some batches were written (run again to finish)."""
+    from bot.customers_io import (
+        CustomersIOError,
+        ImportInterrupted,
+        export_customers,
+        import_customers,
+    )
     from bot.services import Services
 
     services = await Services.open(settings)
@@ -175,7 +181,7 @@ async def _customers(settings: Settings, args: argparse.Namespace) -> int:
                                         create_areas=args.create_areas, dry_run=args.dry_run)
     except CustomersIOError as exc:
         print(f"taiqu-bot customers {args.action}: {exc}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(exc, ImportInterrupted) else 2
     finally:
         await services.close()
     for err in result.errors:

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # in memory and written once the lock is free.
     db_busy_timeout_seconds: float = Field(default=30, gt=0, le=600)
     db_write_wait_seconds: float = Field(default=2, gt=0, le=60)
+    # A customer import writes this many rows per transaction and pauses this long between
+    # them, so a chat step waiting for the write lock gets it within one batch (issue #12).
+    import_batch_rows: int = Field(default=500, ge=1, le=100_000)
+    import_pause_ms: int = Field(default=30, ge=0, le=10_000)
     # FULL: a confirmed save survives a power cut; NORMAL is faster but may lose the last ones.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     timezone: str = "Asia/Shanghai"

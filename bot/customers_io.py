@@ -1,16 +1,18 @@
 """特殊客户档案 import (CSV / XLSX from the marketing system) and export (XLSX).
 
-Both stream: rows are read one at a time and written in batches inside a single
-transaction, so a 100k-row file costs little more memory than the set of 户号 seen (and,
-for an XLSX, its shared-string table: see _xlsx_rows).
+Both stream: rows are read one at a time, so a 100k-row file costs little more memory than
+the set of 户号 seen (and, for an XLSX, its shared-string table: see _xlsx_rows). An import
+validates the whole file first, then writes in short transactions (see import_customers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import os
 import re
+import sqlite3
 import unicodedata
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -379,7 +381,7 @@ def _validate(cells: Sequence[Any], cols: dict[str, int], ctx: _Context,
     else:
         key = _area_key(raw_area)
         area_id = ctx.areas.get(key)
-        if area_id is None and ctx.create_areas:
+        if area_id in (None, -1) and ctx.create_areas:  # -1: planned by an earlier row
             area_id, new_area = -1, normalize_input(raw_area)
         elif area_id is None:
             problems.append(_unknown_area(raw_area, ctx))
@@ -498,16 +500,55 @@ async def _flush(tx: Tx, team_id: int, batch: list[CustomerData], now: str,
     batch.clear()
 
 
-class _DryRun(Exception):
-    """Raised inside the transaction so a dry run rolls back everything it did."""
+class ImportInterrupted(CustomersIOError):
+    """The import stopped after some batches were committed: those rows stay imported; running
+    the same import again finishes it (every batch is an upsert by 户号, so nothing doubles)."""
+
+    def __init__(self, result: ImportResult, row: int, reason: str) -> None:
+        self.result, self.row = result, row
+        words = {"row": row, "inserted": result.inserted, "updated": result.updated,
+                 "reason": reason}
+        super().__init__(t("zh_CN", "audit.import_partial", **words) + " / "
+                         + t("en", "audit.import_partial", **words))
+
+
+# The valid rows of a file, held between validating and writing in a private temporary
+# SQLite database (deleted on close), so memory stays flat and the bot's file is not touched.
+_STAGE_COLUMNS = ("account_no", *_DATA_COLUMNS, "categories", "new_area")
+_STAGE_SQL = (f"CREATE TABLE stage(row INTEGER PRIMARY KEY, {', '.join(_STAGE_COLUMNS)})",
+              f"INSERT INTO stage VALUES (?{', ?' * len(_STAGE_COLUMNS)})",
+              f"SELECT row, {', '.join(_STAGE_COLUMNS)} FROM stage WHERE row > ? ORDER BY row "
+              "LIMIT ?")
+
+
+def _staged(number: int, d: CustomerData, new_area: str | None) -> tuple[Any, ...]:
+    return (number, d.account_no, d.name, d.area_id, d.address, d.phone, d.situation,
+            d.emergency_name, d.emergency_phone, d.visit_every_days, int(d.notify_first),
+            int(d.proxy_pay), ",".join(d.categories), new_area)
+
+
+def _unstaged(r: sqlite3.Row) -> tuple[CustomerData, str | None]:
+    return CustomerData(
+        account_no=r["account_no"], name=r["name"], area_id=r["area_id"], address=r["address"],
+        phone=r["phone"], categories=tuple(c for c in r["categories"].split(",") if c),
+        situation=r["situation"], emergency_name=r["emergency_name"],
+        emergency_phone=r["emergency_phone"], visit_every_days=r["visit_every_days"],
+        notify_first=bool(r["notify_first"]), proxy_pay=bool(r["proxy_pay"])), r["new_area"]
 
 
 async def import_customers(services: Services, path: Path | str, team: str, *,
                            create_areas: bool = False, dry_run: bool = False,
                            actor: str = "cli") -> ImportResult:
-    """Validate every row, upsert the valid ones by 户号 in one transaction, audit once.
+    """Validate every row, then upsert the valid ones by 户号 in short transactions, audit once.
 
-    Raises CustomersIOError for a file-level problem (then nothing is written).
+    Two phases, so that chats on the same file never wait long for the write lock (issue #12):
+    1. read and validate the whole file into a private staging database, writing nothing to
+       the bot's file: a file-level problem (CustomersIOError) found anywhere in the file
+       still means nothing was imported, as before;
+    2. apply the staged rows in batches of `import_batch_rows`, each its own transaction,
+       pausing `import_pause_ms` between them so a waiting chat write gets the lock.
+    If phase 2 stops half-way (disk full, lock not had, Ctrl-C), ImportInterrupted says up to
+    which row the file is imported; a re-run applies the file again, idempotently by 户号.
     """
     path = Path(path)
     team = team.strip()
@@ -515,38 +556,43 @@ async def import_customers(services: Services, path: Path | str, team: str, *,
     rows = _open_rows(path)
     settings = services.settings
     now = services.clock.now()
+    stage = sqlite3.connect("")  # "": a temporary on-disk database, deleted on close
+    stage.row_factory = sqlite3.Row
     try:
-        async with services.db.tx() as tx:
-            team_id = await _team_id(tx, team)
-            area_rows = await tx.fetchall(
-                "SELECT id, name FROM areas WHERE team_id = ? ORDER BY id", (team_id,))
-            ctx = _Context(
-                settings_min=settings.account_no_min_digits,
-                settings_max=settings.account_no_max_digits,
-                max_text=settings.max_text_length, team=team,
-                areas={_area_key(r["name"]): int(r["id"]) for r in area_rows},
-                area_names=[r["name"] for r in area_rows], create_areas=create_areas)
-            await _import_rows(tx, rows, ctx, team_id, now, result, services)
-            await audit.record(tx, team_id=team_id, user_id=None, actor=actor, entity=ENTITY,
-                               entity_id=None, action="import", at=now,
-                               detail={"file": str(path), "inserted": result.inserted,
-                                       "updated": result.updated, "errors": result.error_rows})
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
+        team_id = await _team_id(services.db, team)
+        area_rows = await services.db.fetchall(
+            "SELECT id, name FROM areas WHERE team_id = ? ORDER BY id", (team_id,))
+        ctx = _Context(
+            settings_min=settings.account_no_min_digits,
+            settings_max=settings.account_no_max_digits,
+            max_text=settings.max_text_length, team=team,
+            areas={_area_key(r["name"]): int(r["id"]) for r in area_rows},
+            area_names=[r["name"] for r in area_rows], create_areas=create_areas)
+        stage.execute(_STAGE_SQL[0])
+        _stage_rows(stage, rows, ctx, result)
+        if dry_run:
+            await _count_existing(services.db, stage, team_id, result)
+        else:
+            await _apply(services, stage, ctx, team_id, now, result)
+            async with services.db.tx() as tx:
+                await audit.record(tx, team_id=team_id, user_id=None, actor=actor,
+                                   entity=ENTITY, entity_id=None, action="import", at=now,
+                                   detail={"file": str(path), "inserted": result.inserted,
+                                           "updated": result.updated,
+                                           "errors": result.error_rows})
     finally:
         rows.close()
+        stage.close()
     return result
 
 
-async def _import_rows(tx: Tx, rows: Iterator[Sequence[Any]], ctx: _Context, team_id: int,
-                       now: datetime, result: ImportResult, services: Services) -> None:
+def _stage_rows(stage: sqlite3.Connection, rows: Iterator[Sequence[Any]], ctx: _Context,
+                result: ImportResult) -> None:
+    """Phase 1: every row validated; the valid ones into `stage`, the others into `result`."""
     cols: dict[str, int] | None = None
     first: Sequence[Any] | None = None  # the first non-blank row, to name missing columns
     seen: dict[str, int] = {}  # 户号 -> row number: the only per-row state kept
-    batch: list[CustomerData] = []
-    stamp = iso(now)
+    batch: list[tuple[Any, ...]] = []
     for number, cells in enumerate(rows, start=1):
         if _blank(cells):
             continue
@@ -577,30 +623,81 @@ async def _import_rows(tx: Tx, rows: Iterator[Sequence[Any]], ctx: _Context, tea
                 result.errors.append(RowError(number, tuple(problems)))
             continue
         if checked.new_area is not None:
-            data = await _with_new_area(tx, data, checked.new_area, ctx, team_id, now, result,
-                                        services)
-        batch.append(data)
+            _plan_area(checked.new_area, ctx, result)
+        batch.append(_staged(number, data, checked.new_area))
         if len(batch) >= BATCH_SIZE:
-            await _flush(tx, team_id, batch, stamp, result)
+            stage.executemany(_STAGE_SQL[1], batch)
+            batch.clear()
     if cols is None:
         if first is None:
             raise CustomersIOError("文件是空的 / the file is empty")
         present = _map_header(first)
         raise CustomersIOError(_missing([c.header for c in COLUMNS
                                          if c.required and c.key not in present]))
-    await _flush(tx, team_id, batch, stamp, result)
+    stage.executemany(_STAGE_SQL[1], batch)
 
 
-async def _with_new_area(tx: Tx, data: CustomerData, name: str, ctx: _Context, team_id: int,
-                         now: datetime, result: ImportResult,
-                         services: Services) -> CustomerData:
+def _plan_area(name: str, ctx: _Context, result: ImportResult) -> None:
+    """An area --create-areas will create in phase 2 (-1 until then); named once."""
     key = _area_key(name)
-    area_id = ctx.areas.get(key)
-    if area_id is None:
-        area_id = await services.people.ensure_area(tx, team_id, name, now)
-        ctx.areas[key] = area_id
+    if key not in ctx.areas:
+        ctx.areas[key] = -1
         ctx.area_names.append(name)
         result.created_areas.append(name)
+
+
+def _pages(stage: sqlite3.Connection, size: int) -> Iterator[list[sqlite3.Row]]:
+    after = 0
+    while page := stage.execute(_STAGE_SQL[2], (after, size)).fetchall():
+        yield page
+        after = page[-1]["row"]
+
+
+async def _count_existing(db: Database, stage: sqlite3.Connection, team_id: int,
+                          result: ImportResult) -> None:
+    """A dry run's inserted / updated / inactive, read without writing anything."""
+    for page in _pages(stage, BATCH_SIZE):
+        marks = ", ".join("?" for _ in page)
+        rows = await db.fetchall(
+            f"SELECT active FROM customers WHERE team_id = ? AND account_no IN ({marks})",
+            (team_id, *(r["account_no"] for r in page)))
+        result.updated += len(rows)
+        result.inserted += len(page) - len(rows)
+        result.inactive += sum(not r["active"] for r in rows)
+
+
+async def _apply(services: Services, stage: sqlite3.Connection, ctx: _Context, team_id: int,
+                 now: datetime, result: ImportResult) -> None:
+    """Phase 2: the staged rows in short transactions; ImportInterrupted if it stops midway."""
+    settings = services.settings
+    stamp = iso(now)
+    done = 0  # the file row up to which everything is committed
+    try:
+        for page in _pages(stage, settings.import_batch_rows):
+            if done:  # let a chat step waiting for the lock in (its busy handler polls)
+                await asyncio.sleep(settings.import_pause_ms / 1000)
+            async with services.db.tx() as tx:
+                batch = [await _resolve_area(tx, *_unstaged(r), ctx, team_id, now, services)
+                         for r in page]
+                await _flush(tx, team_id, batch, stamp, result)
+            done = page[-1]["row"]
+    # Ctrl-C and cancellation too: the operator must learn how far the import got.
+    except (Exception, asyncio.CancelledError, KeyboardInterrupt) as exc:
+        if not done:
+            raise
+        raise ImportInterrupted(result, done, str(exc) or type(exc).__name__) from exc
+
+
+async def _resolve_area(tx: Tx, data: CustomerData, new_area: str | None, ctx: _Context,
+                        team_id: int, now: datetime, services: Services) -> CustomerData:
+    """A row of an area --create-areas creates: the area made on its first row."""
+    if new_area is None:
+        return data
+    key = _area_key(new_area)
+    area_id = ctx.areas.get(key, -1)
+    if area_id == -1:
+        area_id = await services.people.ensure_area(tx, team_id, new_area, now)
+        ctx.areas[key] = area_id
     return replace(data, area_id=area_id)
 
 

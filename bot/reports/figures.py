@@ -231,7 +231,9 @@ class _Q:
         a = f"{alias}." if alias else ""
         if self.scope.user_id is None:
             return f"{a}team_id = ?", [self.scope.team_id]
-        return f"{a}team_id = ? AND {a}user_id = ?", [self.scope.team_id, self.scope.user_id]
+        # "+": not the team's index (every record of the team) but the person's (issue #12).
+        return (f"+{a}team_id = ? AND {a}user_id = ?",
+                [self.scope.team_id, self.scope.user_id])
 
     def within(self, column: str) -> tuple[str, list[Any]]:
         return f"({column} >= ? AND {column} < ?)", [self.start, self.end]
@@ -255,8 +257,11 @@ async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
             people.append(by_id[user_id])
         return by_id[user_id]
 
+    # Names of whoever owns a record in scope: one person's records are all that person's.
+    mine = "" if scope.team_wide else " AND id = ?"
     names = {r["id"]: r["name"] for r in await db.fetchall(
-        "SELECT id, name FROM users WHERE team_id = ?", (scope.team_id,))}
+        f"SELECT id, name FROM users WHERE team_id = ?{mine}",
+        (scope.team_id,) if scope.team_wide else (scope.team_id, scope.user_id))}
     await _worklogs(db, q, person, names)
     unpatrolled = await _patrols(db, q, by_id)
     await _complaints(db, q, person, names, overdue, det)
@@ -287,9 +292,10 @@ async def _people(db: Database, q: _Q) -> list[PersonFigures]:
         f"SELECT u.id, u.name, u.role FROM users u WHERE {where} ORDER BY u.id", params)
     people = [PersonFigures(r["id"], r["name"], r["role"]) for r in rows]
     by_id = {p.user_id: p for p in people}
+    mine = "" if scope.team_wide else " AND ua.user_id = ?"
     for r in await db.fetchall(
             "SELECT ua.user_id, a.name FROM user_areas ua JOIN areas a ON a.id = ua.area_id "
-            "WHERE a.team_id = ? ORDER BY a.id", (scope.team_id,)):
+            f"WHERE a.team_id = ?{mine} ORDER BY a.id", params[:2]):
         if r["user_id"] in by_id:
             by_id[r["user_id"]].areas.append(r["name"])
     return people
@@ -313,31 +319,50 @@ async def _worklogs(db: Database, q: _Q, person: PersonFn, names: dict[int, str]
 
 
 async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
+    """台区 of the scope with no 巡视 entry in the period, by anyone of the team: each 台区 is
+    probed through worklogs(area_id, occurred_at), so a person's report reads only that
+    person's 台区 and a team's reads a few entries per 台区, not all the period's entries."""
+    team = q.scope.team_id
+    managers = ("SELECT ua.area_id, u.id, u.name FROM user_areas ua JOIN users u "
+                "ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
+                "AND u.role = 'manager'")
+    # A person's 台区: those the person looks after as an active manager (as before).
+    mine, mp, team_areas = "", [], "a.team_id = ?"
+    if q.scope.user_id is not None:
+        mine = f" AND a.id IN (SELECT area_id FROM ({managers}) WHERE id = ?)"
+        team_areas = "+a.team_id = ?"  # the person's 台区 by id, not all the team's
+        mp = [team, q.scope.user_id]
     span, sp = q.within("w.occurred_at")
-    patrolled = {r[0] for r in await db.fetchall(
-        f"SELECT DISTINCT w.area_id FROM worklogs w JOIN worklog_items i "
-        f"ON i.worklog_id = w.id AND i.item = 'patrol' WHERE w.team_id = ? AND {span}",
-        [q.scope.team_id, *sp])}
+    areas = await db.fetchall(
+        f"SELECT a.id, a.name FROM areas a WHERE {team_areas}{mine} AND NOT EXISTS ("
+        "SELECT 1 FROM worklogs w JOIN worklog_items i ON i.worklog_id = w.id "
+        # "+": always the 台区's index; a planner guess for the team's index would read every
+        # entry of the team once per 台区.
+        f"AND i.item = 'patrol' WHERE w.area_id = a.id AND {span} AND +w.team_id = ?) "
+        "ORDER BY a.id", [team, *mp, *sp, team])
+    if not areas:
+        return []
     owners: dict[int, list[str]] = defaultdict(list)
     owner_ids: dict[int, list[int]] = defaultdict(list)
-    for r in await db.fetchall(
-            "SELECT ua.area_id, u.id, u.name FROM user_areas ua JOIN users u ON u.id = ua.user_id "
-            "WHERE u.team_id = ? AND u.active = 1 AND u.role = 'manager' ORDER BY u.id",
-            (q.scope.team_id,)):
-        owners[r["area_id"]].append(r["name"])
-        owner_ids[r["area_id"]].append(r["id"])
+    for chunk in _chunks([a["id"] for a in areas]):
+        for r in await db.fetchall(
+                f"{managers} AND ua.area_id IN ({','.join('?' * len(chunk))}) ORDER BY u.id",
+                [team, *chunk]):
+            owners[r["area_id"]].append(r["name"])
+            owner_ids[r["area_id"]].append(r["id"])
     out: list[UnpatrolledArea] = []
-    for a in await db.fetchall("SELECT id, name FROM areas WHERE team_id = ? ORDER BY id",
-                               (q.scope.team_id,)):
-        if a["id"] in patrolled:
-            continue
-        mine = q.scope.user_id is None or q.scope.user_id in owner_ids[a["id"]]
-        if mine:
-            out.append(UnpatrolledArea(a["name"], tuple(owners[a["id"]])))
+    for a in areas:
+        out.append(UnpatrolledArea(a["name"], tuple(owners[a["id"]])))
         for uid in owner_ids[a["id"]]:
             if uid in by_id:
                 by_id[uid].unpatrolled.append(a["name"])
     return out
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    """Lists for `IN (?, ...)`, within SQLite's limit on parameters."""
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
 
 
 async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
