@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.assistant import Assistant
 from bot.clock import FakeClock
+from bot.conversations.fields import FormView, Invalid
 from bot.events import parse_callback
 from bot.i18n import t
 from bot.models import Role
-from bot.services import Services
+from bot.records.outages import parse_end
+from bot.services import Ctx, Services
 from tests.conftest import Chat, at, make_user
 
 
@@ -443,3 +447,31 @@ async def test_spoken_log_sentences_open_the_log_prefilled(zhang: Chat,
     await zhang.press("保存")
     row = (await _rows(services, "SELECT content FROM worklogs"))[0]
     assert row["content"] == "王大爷家"
+
+
+async def test_photo_or_location_in_a_form_without_them_is_refused_plainly(
+        zhang: Chat, services: Services) -> None:
+    """The customer form has no photo or location field: nothing is kept out of sight."""
+    await zhang.say("登记特殊客户 3号台区 李四")
+    await zhang.photo("test:stray")
+    assert "没有照片这一项，这张照片没有保存" in zhang.text, zhang.text
+    assert "会附在" not in zhang.text and "户号" in zhang.text  # the step is asked again
+    await zhang.location(31.82, 117.23)
+    assert "没有位置这一项，这个位置没有保存" in zhang.text, zhang.text
+    draft = await services.conversations.get(1)
+    assert draft is not None
+    assert not {"photos", "photo_notes", "location"} & set(draft.state["values"])
+
+
+async def test_a_parser_reads_earlier_answers_from_the_form_not_the_database(
+        zhang: Chat, services: Services) -> None:
+    """The outage end is checked against the start handed to the parser; no draft is read."""
+    user = await services.people.user(1)
+    assert user is not None
+    ctx = Ctx(services, user, services.clock.now())
+    start = FormView({"start": {"at": "2026-12-05T00:00:00+00:00", "has_time": True}})
+    assert await services.conversations.get(1) is None  # nothing stored to read
+    with pytest.raises(Invalid) as refused:
+        await parse_end("12月4日17点", ctx, start)
+    assert refused.value.key == "outage.end_before_start"
+    assert (await parse_end("12月5日17点", ctx, start))["has_time"] is True

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.i18n import catalog
@@ -56,6 +56,10 @@ class FormSpec:
                 return f
         raise KeyError(name)
 
+    def field_of_kind(self, kind: Kind) -> Field | None:
+        """The form's field taking photos (or a location) whatever step is asked, if any."""
+        return next((f for f in self.fields if f.kind is kind), None)
+
 
 @cache
 def _words(kind: str) -> frozenset[str]:
@@ -72,6 +76,12 @@ def is_word(text: str, kind: str) -> bool:
 
 def _state(draft: Draft) -> dict[str, Any]:
     return draft.state
+
+
+def _view(draft: Draft) -> FormView:
+    """The answers so far, the meta and the token, as parsers and displays see them."""
+    st = _state(draft)
+    return FormView(dict(st["values"]), dict(st.get("meta", {})), draft.token)
 
 
 class FormEngine:
@@ -95,7 +105,8 @@ class FormEngine:
         self._advance(spec, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
-            shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name])}"
+            view = FormView(dict(values), dict(meta or {}), draft.token)
+            shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name], view)}"
                      for f in spec.fields if values.get(f.name) not in (None, [], "")]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
         reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
@@ -133,10 +144,11 @@ class FormEngine:
         """Every answer so far on one line ('台区 3号台区 · 时间 …'), long ones shortened."""
         spec = self.forms[draft.form]
         values = _state(draft)["values"]
+        view = _view(draft)
         parts = []
         for f in spec.fields:
             if values.get(f.name) not in (None, [], ""):
-                shown = await self._show(ctx, f, values[f.name])
+                shown = await self._show(ctx, f, values[f.name], view)
                 shown = shown if len(shown) <= width else shown[:width - 1] + "…"
                 parts.append(f"{ctx.t(f.label)} {shown}")
         return " · ".join(parts) or ctx.t("form.empty")
@@ -148,7 +160,7 @@ class FormEngine:
         for f in spec.fields[:3]:
             value = _state(draft)["values"].get(f.name)
             if value not in (None, [], ""):
-                parts.append(await self._show(ctx, f, value))
+                parts.append(await self._show(ctx, f, value, _view(draft)))
         detail = "，".join(parts) if ctx.locale == "zh_CN" else ", ".join(parts)
         return ctx.t(spec.title) + (f"（{detail}）" if detail else "")
 
@@ -156,7 +168,6 @@ class FormEngine:
     async def render(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Reply:
         spec = self.forms[draft.form]
         st = _state(draft)
-        ctx.meta = st.get("meta", {})
         tok = draft.token
         lines = [prefix] if prefix else []
         step = st["step"]
@@ -181,7 +192,8 @@ class FormEngine:
         lines.append(ctx.t(f.prompt))
         value = st["values"].get(f.name)
         if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
-            lines.append(ctx.t("form.current_value", value=await self._show(ctx, f, value)))
+            lines.append(ctx.t("form.current_value",
+                               value=await self._show(ctx, f, value, _view(draft))))
         if f.hint and (st["errors"] == 0 or st["errors"] >= RETRY_HINT_AFTER):
             lines.append(ctx.t(f.hint))
         rows: list[list[Button]] = []
@@ -220,21 +232,22 @@ class FormEngine:
         rows.append(nav)
         return Reply("\n".join(lines), rows)
 
-    async def _show(self, ctx: Ctx, f: Field, value: Any) -> str:
+    async def _show(self, ctx: Ctx, f: Field, value: Any, form: FormView) -> str:
         if value in (None, [], ""):
             return ctx.t("form.empty")
         if f.show:
-            return await f.show(value, ctx)
+            return await f.show(value, ctx, form)
         return str(value)
 
     async def summary(self, ctx: Ctx, draft: Draft) -> str:
         spec = self.forms[draft.form]
         values = _state(draft)["values"]
+        view = _view(draft)
         lines = [ctx.t("form.summary_title", title=ctx.t(spec.title))]
+        sep = "：" if ctx.locale == "zh_CN" else ": "
         for f in spec.fields:
-            lines.append(f"{ctx.t(f.label)}：{await self._show(ctx, f, values.get(f.name))}"
-                         if ctx.locale == "zh_CN" else
-                         f"{ctx.t(f.label)}: {await self._show(ctx, f, values.get(f.name))}")
+            shown = await self._show(ctx, f, values.get(f.name), view)
+            lines.append(f"{ctx.t(f.label)}{sep}{shown}")
         return "\n".join(lines)
 
     async def reprompt(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Outcome:
@@ -311,8 +324,6 @@ class FormEngine:
             return await self.reprompt(ctx, draft, ctx.t("form.edit_use_buttons"))
         f = spec.get_field(step)
         value = st["values"].get(f.name)
-        ctx.meta = st.get("meta", {})
-        ctx.form_token = draft.token
         if is_word(clean, "clear") and not f.required:
             return await self.on_action(ctx, draft, "skip", "")
         # '完成' / '没有了' on an optional free-text step means "nothing to add", not the answer.
@@ -335,7 +346,8 @@ class FormEngine:
             if f.kind is Kind.CHOICE:
                 parsed: Any = await self._parse_choice(ctx, f, clean)
             elif f.parse is not None:
-                parsed = await f.parse(text.strip(), ctx)  # stored as written, not folded
+                # stored as written, not folded
+                parsed = await f.parse(text.strip(), ctx, _view(draft))
             else:
                 parsed = text.strip()
         except Invalid as exc:
@@ -364,14 +376,19 @@ class FormEngine:
 
     async def on_photo(self, ctx: Ctx, draft: Draft, ref: str,
                        caption: str | None = None) -> Outcome:
-        """A photo is kept whatever step it arrives at: nothing the user sends is lost. Its
-        caption answers a free-text step, or else is kept as the photo's note."""
+        """A photo is kept whatever step it arrives at, in the form's photo field; its caption
+        answers a free-text step, or else is kept as the photo's note. A form without a photo
+        field says so: nothing is kept out of sight."""
         spec = self.forms[draft.form]
+        target = spec.field_of_kind(Kind.PHOTOS)
+        if target is None:
+            return await self.reprompt(ctx, draft, ctx.t("form.photo_not_taken",
+                                                         form=ctx.t(spec.title)))
         st = _state(draft)
-        photos = [*st["values"].get("photos", []), ref]
-        st["values"]["photos"] = photos
-        if "photos" in st["skipped"]:
-            st["skipped"].remove("photos")
+        photos = [*st["values"].get(target.name, []), ref]
+        st["values"][target.name] = photos
+        if target.name in st["skipped"]:
+            st["skipped"].remove(target.name)
         step = st["step"]
         if caption and caption.strip():
             field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
@@ -380,8 +397,8 @@ class FormEngine:
                 out.replies[0].text = (ctx.t("form.photo_kept", count=len(photos)) + "\n"
                                        + out.replies[0].text)
                 return out
-            st["values"].setdefault("photo_notes", {})[ref] = caption.strip()
-        if st["step"] == "photos":
+            st["values"].setdefault(PHOTO_NOTES, {})[ref] = caption.strip()
+        if st["step"] == target.name:
             await self._store(ctx, draft)
             tok = draft.token
             return Outcome([Reply(ctx.t("form.photo_received", count=len(photos)),
@@ -392,14 +409,18 @@ class FormEngine:
     async def on_location(self, ctx: Ctx, draft: Draft, point: tuple[float, float]) -> Outcome:
         spec = self.forms[draft.form]
         st = _state(draft)
-        # Every form takes locations here: one that is not on Earth (a forged update, NaN)
-        # would otherwise be saved and shown as a check-in.
+        target = spec.field_of_kind(Kind.LOCATION)
+        if target is None:
+            return await self.reprompt(ctx, draft, ctx.t("form.location_not_taken",
+                                                         form=ctx.t(spec.title)))
+        # Every form with a location field takes one at any step: one that is not on Earth
+        # (a forged update, NaN) would otherwise be saved and shown as a check-in.
         if not validators.coordinates(*point):
             return await self.reprompt(ctx, draft, ctx.t("form.location_invalid"))
-        if st["step"] == "location":
-            self._answered(spec, draft, "location", list(point))
+        if st["step"] == target.name:
+            self._answered(spec, draft, target.name, list(point))
             return await self.reprompt(ctx, draft)
-        st["values"]["location"] = list(point)
+        st["values"][target.name] = list(point)
         return await self.reprompt(ctx, draft, ctx.t("form.location_kept"))
 
     async def on_action(self, ctx: Ctx, draft: Draft, action: str, arg: str) -> Outcome:
@@ -469,8 +490,8 @@ class FormEngine:
                 return await self.reprompt(ctx, draft, ctx.t("form.pick_at_least_one"))
             self._answered(spec, draft, field_.name, st["values"][field_.name])
         elif action == "done" and field_.kind is Kind.PHOTOS:
-            if st["values"].get("photos"):
-                self._answered(spec, draft, "photos", st["values"]["photos"])
+            if st["values"].get(field_.name):
+                self._answered(spec, draft, field_.name, st["values"][field_.name])
             else:
                 return await self.on_action(ctx, draft, "skip", "")
         elif action == "quick" and arg in field_.quick and arg in spec.quick:

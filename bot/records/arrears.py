@@ -26,7 +26,7 @@ from typing import Any
 
 from bot import validators
 from bot.conversations.engine import FormSpec, Saved, SaveFn
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
@@ -98,16 +98,16 @@ def money(cents: int) -> str:
     return f"￥{cents // 100:,}.{cents % 100:02d}"
 
 
-async def parse_amount(text: str, ctx: Ctx) -> int:
+async def parse_amount(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
     return parse_amount_text(text)
 
 
-async def show_amount(value: int, ctx: Ctx) -> str:
+async def show_amount(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return money(int(value))
 
 
 # --- the registration form ------------------------------------------------------------
-async def parse_account(text: str, ctx: Ctx) -> str:
+async def parse_account(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     s = ctx.services.settings
     value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
     if value is None:
@@ -116,7 +116,7 @@ async def parse_account(text: str, ctx: Ctx) -> str:
     return value
 
 
-async def show_account(value: str, ctx: Ctx) -> str:
+async def show_account(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     """The 户号 with what the register says: the summary shows where a skipped 户名 comes from."""
     customer = await ctx.services.customers.by_account(ctx.user.team_id, value)
     if customer is None:
@@ -124,11 +124,11 @@ async def show_account(value: str, ctx: Ctx) -> str:
     return ctx.t("arrears.account_registered", account=value, name=customer.name)
 
 
-async def parse_name(text: str, ctx: Ctx) -> str:
+async def parse_name(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return (await parse_text(text, ctx)).strip()
 
 
-async def parse_since(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_since(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     """欠费起始日期: a day, not in the future; a time of day, if given, is dropped."""
     p = parse_time(text, ctx.local_now, prefer="past")
     if p is None:
@@ -141,7 +141,7 @@ async def parse_since(text: str, ctx: Ctx) -> dict[str, Any]:
     return {"at": iso(day), "has_time": False}
 
 
-async def parse_moment(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_moment(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     """When something was done: a time of day is required (deadlines are counted from it,
     and a bare date would quietly move a cut-off or restore deadline by hours)."""
     p = parse_time(text, ctx.local_now, prefer="past")
@@ -159,7 +159,7 @@ async def prepaid_choices(ctx: Ctx) -> list[Choice]:
     return [Choice("yes", ctx.t("arrears.yes")), Choice("no", ctx.t("arrears.no"))]
 
 
-async def show_prepaid(value: str, ctx: Ctx) -> str:
+async def show_prepaid(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t("arrears.yes" if value == "yes" else "arrears.no")
 
 

@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
@@ -101,7 +101,7 @@ async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
 
 
 # --- the registration form ------------------------------------------------------------
-async def parse_areas(text: str, ctx: Ctx) -> list[str]:
+async def parse_areas(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
     """Typed areas ("3号台区 5号台区", "3号台区、5号台区"): only the user's own are accepted."""
     choices = await area_choices(ctx)
     whole = match_choice(text, choices)
@@ -124,7 +124,7 @@ async def parse_areas(text: str, ctx: Ctx) -> list[str]:
     return picked
 
 
-async def show_areas(value: list[str], ctx: Ctx) -> str:
+async def show_areas(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     names = {c.value: c.label for c in await area_choices(ctx)}
     return "、".join(names.get(v, ctx.t("form.worklog.area_gone_short")) for v in value)
 
@@ -133,23 +133,16 @@ async def kind_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(k, ctx.t(f"outage.kind.{k}")) for k in KINDS]
 
 
-async def show_kind(value: str, ctx: Ctx) -> str:
+async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"outage.kind.{value}")
 
 
-async def _draft_start(ctx: Ctx) -> datetime | None:
-    """The start already answered in the open form (the end is checked against it)."""
-    draft = await ctx.services.conversations.get(ctx.user.id)
-    value = draft.state.get("values", {}).get("start") if draft else None
-    return value_time(value) if value else None
-
-
-async def parse_end(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_end(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     p = parse_time(text, ctx.local_now, prefer="future")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     end = p.value if p.has_time else p.value.replace(hour=23, minute=59)  # date: that whole day
-    start = await _draft_start(ctx)
+    start = value_time(form.values["start"]) if form.values.get("start") else None
     if start is not None and end <= start and p.has_time and not _HAS_DATE.search(text):
         on_start_day = parse_time(text, start.astimezone(ctx.tz), prefer="future")
         if on_start_day is not None and on_start_day.value > start:
