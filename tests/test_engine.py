@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
 
 from bot.assistant import Assistant
@@ -9,7 +12,7 @@ from bot.clock import FakeClock
 from bot.conversations.fields import FormView, Invalid
 from bot.events import parse_callback
 from bot.i18n import t
-from bot.models import Role
+from bot.models import Role, User
 from bot.records.outages import parse_end
 from bot.services import Ctx, Services
 from tests.conftest import Chat, at, make_user
@@ -185,7 +188,7 @@ async def test_idle_form_is_parked_and_the_late_answer_kept(
     await zhang.say("继续")
     assert "做了什么" in zhang.text  # the held 现在 answered 时间
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"]["time"] and "parked" not in draft.state
+    assert draft is not None and draft.state.values["time"] and draft.state.parked is None
     clock.advance(minutes=20)  # taken up again: the idle clock restarted
     await zhang.say("更换表箱")
     assert "发现了什么问题" in zhang.text
@@ -200,7 +203,7 @@ async def test_parked_form_discard_handles_the_held_request(
     await zhang.press("放弃")
     assert "已取消工作日志" in zhang.text and "哪些工作" in zhang.text  # /log opened afresh
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"] == {}
+    assert draft is not None and draft.state.values == {}
 
 
 async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
@@ -211,7 +214,7 @@ async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
     assert "照片会附到这条工作日志里" in zhang.text
     await zhang.press("继续填写")
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"]["photos"] == ["test:test:p1"]
+    assert draft is not None and draft.state.values["photos"] == ["test:test:p1"]
 
 
 async def test_old_park_question_after_continuing_is_safe(
@@ -460,7 +463,7 @@ async def test_photo_or_location_in_a_form_without_them_is_refused_plainly(
     assert "没有位置这一项，这个位置没有保存" in zhang.text, zhang.text
     draft = await services.conversations.get(1)
     assert draft is not None
-    assert not {"photos", "photo_notes", "location"} & set(draft.state["values"])
+    assert not {"photos", "photo_notes", "location"} & set(draft.state.values)
 
 
 async def test_a_parser_reads_earlier_answers_from_the_form_not_the_database(
@@ -475,3 +478,39 @@ async def test_a_parser_reads_earlier_answers_from_the_form_not_the_database(
         await parse_end("12月4日17点", ctx, start)
     assert refused.value.key == "outage.end_before_start"
     assert (await parse_end("12月5日17点", ctx, start))["has_time"] is True
+
+
+async def test_a_draft_saved_by_the_previous_version_opens_and_saves(
+        zhang: Chat, services: Services) -> None:
+    """The typed form state reads the untyped JSON the previous version stored, parked or not."""
+    areas = {a.name: a.id for a in await services.people.areas_for(
+        await _user(services))}
+    old = {"values": {"items": ["patrol"], "area": str(areas["3号台区"]),
+                      "time": {"at": "2026-11-30T01:00:00+00:00", "has_time": True}},
+           "history": ["items", "area", "time"], "skipped": [], "editing": False,
+           "errors": 0, "notices": {}, "step": "content", "meta": {},
+           "parked": {"held": None}}
+    idle = (services.clock.now() - timedelta(minutes=45)).isoformat()  # parked, as stored
+    await services.db.execute(
+        "INSERT INTO conversations(user_id, form, token, state, started_at, updated_at) "
+        "VALUES (1, 'worklog', 'abcd1234', ?, ?, ?)", (json.dumps(old), idle, idle))
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.step == "content"
+    assert draft.state.parked == {"held": None} and draft.state.history[-1] == "time"
+    assert draft.state.to_json() == old  # written back as it was read
+    await zhang.say("继续")
+    assert "做了什么" in zhang.text, zhang.text
+    await zhang.say("更换表箱")
+    await zhang.say("无")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    assert "巡视" in zhang.text and "3号台区" in zhang.text
+    await zhang.press("保存")
+    rows = await _rows(services, "SELECT content FROM worklogs")
+    assert rows == [{"content": "更换表箱"}]
+
+
+async def _user(services: Services) -> User:
+    user = await services.people.user(1)
+    assert user is not None
+    return user
