@@ -8,7 +8,6 @@ from typing import Any
 
 from bot.conversations.fields import NO_FORM, FormView, Invalid
 from bot.deadlines import RuleSet, load_ruleset
-from bot.models import Role, User
 from bot.services import Ctx, Services
 from bot.storage.db import from_iso, iso
 from bot.timeparse import ParsedTime, format_time, parse_time
@@ -21,11 +20,6 @@ def ruleset(services: Services) -> RuleSet:
 
 async def calendar(services: Services) -> WorkCalendar:
     return await WorkCalendar.load(services.db)
-
-
-async def leads(services: Services, team_id: int) -> list[User]:
-    return [u for u in await services.people.users()
-            if u.team_id == team_id and u.role is Role.LEAD]
 
 
 def when(ctx: Ctx, dt: datetime | str | None, has_time: bool = True) -> str:

@@ -19,7 +19,6 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
-    leads,
     parse_future_ok,
     remaining,
     ruleset,
@@ -183,7 +182,7 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
     customers = await services.db.fetchall(
         f"SELECT c.id, c.name FROM customers c WHERE c.team_id = ? AND c.active = 1 "
         f"AND c.area_id IN ({marks}) ORDER BY c.area_id, c.id", (ctx.user.team_id, *area_ids))
-    team_leads = [u.id for u in await leads(services, ctx.user.team_id) if u.id != ctx.user.id]
+    team_leads = [u.id for u in await services.people.leads_of(ctx.user.team_id, ctx.user.id)]
     async with services.db.tx() as tx:
         oid, new = await STORE.insert_once(tx, token, {
             "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,

@@ -22,7 +22,7 @@ from bot.conversations.fields import Field, Invalid, Kind, ParseFn
 from bot.conversations.worklog import parse_when
 from bot.deadlines import is_overdue
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
-from bot.records.common import leads, now_value, remaining, show_time, when
+from bot.records.common import now_value, remaining, show_time, when
 from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
@@ -181,7 +181,7 @@ class Ladder:
 
 async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
     """The team's leads to escalate to, never the person who is acting or owns the record."""
-    return [u.id for u in await leads(services, team_id) if u.id not in exclude]
+    return [u.id for u in await services.people.leads_of(team_id, *exclude)]
 
 
 # --- transitions and the card -------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from bot.models import Role, User
 from bot.storage import audit
 from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.people import LEADS_OF_TEAM
 from bot.storage.reminders import Reminders
 
 log = logging.getLogger(__name__)
@@ -227,9 +228,9 @@ class Customers:
         await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
                            entity="user", entity_id=user.id, action="reveal_limited", at=now,
                            detail={"count": count, "customer_id": c.id})
-        leads = await tx.fetchall(
-            "SELECT id FROM users WHERE team_id = ? AND role = 'lead' AND active = 1 "
-            "AND id != ?", (user.team_id, user.id))
+        leads = await tx.fetchall(  # in this transaction, so the plan and audit agree
+            f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id != ?",
+            (user.team_id, user.id))
         if not leads:
             log.warning("user %s reached the reveal limit; team %s has no lead to tell",
                         user.id, user.team_id)
