@@ -21,10 +21,9 @@ from bot.storage.customers import Customer, CustomerData
 async def parse_account_no(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     """A well-formed 户号 (digit count from the settings), registered or not."""
     s = ctx.services.settings
-    value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
-    if value is None:
-        raise Invalid("customer.account.invalid", text=text, min=s.account_no_min_digits,
-                      max=s.account_no_max_digits)
+    value = validators.check_account_no(text, s.account_no_min_digits, s.account_no_max_digits)
+    if isinstance(value, validators.Rejected):
+        raise Invalid(value.key, **value.kwargs)
     return value
 
 
@@ -43,9 +42,9 @@ async def parse_account(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
 
 # --- phones ---------------------------------------------------------------------------
 async def parse_phone(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    value = validators.phone(text)
-    if value is None:
-        raise Invalid("customer.phone.invalid", text=text)
+    value = validators.check_phone(text)
+    if isinstance(value, validators.Rejected):
+        raise Invalid(value.key, **value.kwargs)
     return value
 
 
@@ -90,9 +89,9 @@ async def show_measures(value: list[str], ctx: Ctx, form: FormView = NO_FORM) ->
 
 
 async def parse_days(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
-    days = validators.visit_days(text)
-    if days is None:
-        raise Invalid("customer.visit_days.invalid", text=text)
+    days = validators.check_visit_days(text)
+    if isinstance(days, validators.Rejected):
+        raise Invalid(days.key, **days.kwargs)
     return days
 
 
