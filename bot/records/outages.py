@@ -33,6 +33,7 @@ from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import parse_time
+from bot.vocab import AREA_TOKEN
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -42,7 +43,6 @@ KINDS = ("planned", "temporary")
 HOW = ("phone", "visit", "message")
 _INTENT = re.compile(r"^(登记停电|停电登记|登记计划停电|登记临时停电|计划停电|临时停电|"
                      r"检修停电|登记检修停电)\s*(.*)$")
-_AREA_TOKEN = re.compile(r"\S*?台区")
 _AREA_SPLIT = re.compile(r"[,，、;；\s]+")
 # A clock time with no date in it ("17点", "下午5点半"): read on the start's day, not today's.
 _HAS_DATE = re.compile(r"[今明后昨前天日号月周/\-]|星期|礼拜|[0-9]{4}")
@@ -482,7 +482,7 @@ async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
         if c.label and c.label in rest:
             picked.append(c.value)
             rest = rest.replace(c.label, " ")
-    others = _AREA_TOKEN.findall(rest)
+    others = AREA_TOKEN.findall(rest)
     if others:  # another team's area, or a typo: say so at the area step
         notices["areas"] = "⚠️ " + ctx.t("form.worklog.area.unknown", text="、".join(others),
                                          options="、".join(c.label for c in choices[::-1]))
