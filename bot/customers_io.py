@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import validators
 from bot.i18n import t
@@ -38,6 +38,7 @@ MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps me
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
 MASK_FILE = "customers"  # the export's entry in bot.privacy.MASKS
 LABEL_LOCALE = "zh_CN"  # the spreadsheet's own language, whatever the operator's locale
+V = TypeVar("V")
 
 
 # --- columns ----------------------------------------------------------------------------
@@ -365,12 +366,11 @@ def _validate(cells: Sequence[Any], cols: dict[str, int], ctx: _Context,
         return _text(cells[i]) if i is not None and i < len(cells) else ""
 
     raw_account = cell("account_no")
-    account = validators.account_no(raw_account, ctx.settings_min, ctx.settings_max)
+    account = _checked(validators.check_account_no(raw_account, ctx.settings_min,
+                                                   ctx.settings_max), "", problems) \
+        if raw_account else None
     if not raw_account:
         problems.append("户号为空")
-    elif account is None:
-        problems.append(f"户号「{raw_account}」不对：应为 {ctx.settings_min}–{ctx.settings_max} "
-                        "位数字")
     name = _short(cell("name"), "户名", ctx, problems, required=True)
 
     raw_area = " ".join(cell("area").split())
@@ -389,12 +389,10 @@ def _validate(cells: Sequence[Any], cols: dict[str, int], ctx: _Context,
     address = _short(cell("address"), "地址", ctx, problems, required=True)
 
     raw_phone = cell("phone")
-    phone = validators.phone(raw_phone) if raw_phone else None
+    phone = _checked(validators.check_phone(raw_phone), "联系电话", problems) \
+        if raw_phone else None
     if not raw_phone:
         problems.append("联系电话为空")
-    elif phone is None:
-        problems.append(f"联系电话「{raw_phone}」格式不对（手机号如 13800001234，"
-                        "座机带区号如 0551-12345678）")
 
     cats = _categories(cell("categories"), ctx, problems)
     situation = cell("situation").strip() or None
@@ -402,14 +400,12 @@ def _validate(cells: Sequence[Any], cols: dict[str, int], ctx: _Context,
         problems.append(f"具体情况太长（{len(situation)} 字，最多 {ctx.max_text} 字）")
     emergency_name = _short(cell("emergency_name"), "紧急联系人", ctx, problems, required=False)
     raw_ephone = cell("emergency_phone")
-    emergency_phone = validators.phone(raw_ephone) if raw_ephone else None
-    if raw_ephone and emergency_phone is None:
-        problems.append(f"紧急联系人电话「{raw_ephone}」格式不对")
+    emergency_phone = _checked(validators.check_phone(raw_ephone), "紧急联系人电话",
+                               problems) if raw_ephone else None
 
     raw_days = cell("visit_every_days")
-    days = validators.visit_days(raw_days) if raw_days else None
-    if raw_days and days is None:
-        problems.append(f"走访周期「{raw_days}」看不懂（填天数 1–366，如 30、每周、每月）")
+    days = _checked(validators.check_visit_days(raw_days), "走访周期", problems) \
+        if raw_days else None
 
     flags: dict[str, bool] = {}
     for key, label in (("notify_first", "停电优先告知"), ("proxy_pay", "代缴")):
@@ -426,6 +422,16 @@ def _validate(cells: Sequence[Any], cols: dict[str, int], ctx: _Context,
         account_no=account, name=name, area_id=area_id, address=address, phone=phone,
         categories=cats, situation=situation, emergency_name=emergency_name,
         emergency_phone=emergency_phone, visit_every_days=days, **flags), new_area)
+
+
+def _checked(value: V | validators.Rejected, column: str,
+             problems: list[str]) -> V | None:
+    """The shared check's value, or None with its message (the chat form's words) noted."""
+    if isinstance(value, validators.Rejected):
+        text = t(LABEL_LOCALE, value.key, **value.kwargs).rstrip("。")  # problems join with ；
+        problems.append(f"{column}：{text}" if column else text)
+        return None
+    return value
 
 
 def _unknown_area(raw: str, ctx: _Context) -> str:

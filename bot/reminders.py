@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
-from bot.models import Role, User
+from bot.models import User
 from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
 from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
@@ -322,8 +322,7 @@ class ReminderService:
                             ctx.user.id, exc_info=True)
 
     async def leads_of(self, team_id: int) -> list[User]:
-        return [u for u in await self.services.people.users()
-                if u.team_id == team_id and u.role is Role.LEAD]
+        return await self.services.people.leads_of(team_id)
 
     # --- the morning digest --------------------------------------------------------------
     async def run_digests(self, now: datetime) -> set[int]:

@@ -58,8 +58,6 @@ class Ctx:
     services: Services
     user: User
     now: datetime  # UTC
-    meta: dict[str, Any] = field(default_factory=dict)  # the open form's meta (edit ids ...)
-    form_token: str | None = None  # the open form's token, for buttons a parser offers
     _areas: list[Area] | None = field(default=None, repr=False)
 
     async def areas(self) -> list[Area]:

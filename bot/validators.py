@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.textutil import normalize_input
 
@@ -59,3 +61,31 @@ def visit_days(text: str) -> int | None:
     unit = fixed.get(m.group(3) or "天", 1)
     days = round(n * unit)
     return days if 1 <= days <= 366 else None
+
+
+# --- the customer checks the chat form and the XLSX/CSV import share ----------------------
+@dataclass(frozen=True)
+class Rejected:
+    """Why a typed value was refused: a locale key and its arguments, so the form and the
+    importer say the same thing in the same words."""
+
+    key: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def check_account_no(text: str, min_digits: int, max_digits: int) -> str | Rejected:
+    value = account_no(text, min_digits, max_digits)
+    if value is None:
+        return Rejected("customer.account.invalid",
+                        {"text": text, "min": min_digits, "max": max_digits})
+    return value
+
+
+def check_phone(text: str) -> str | Rejected:
+    value = phone(text)
+    return Rejected("customer.phone.invalid", {"text": text}) if value is None else value
+
+
+def check_visit_days(text: str) -> int | Rejected:
+    days = visit_days(text)
+    return Rejected("customer.visit_days.invalid", {"text": text}) if days is None else days

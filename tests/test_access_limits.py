@@ -222,7 +222,7 @@ async def test_locations_off_the_earth_are_refused(zhang: Chat, services: Servic
     await zhang.location(lat, lon)  # ... and at the location step itself
     assert zhang.text.startswith(L("form.location_invalid"))
     draft = await services.conversations.get(1)
-    assert draft is not None and "location" not in draft.state["values"]
+    assert draft is not None and "location" not in draft.state.values
     await zhang.location(90.0, -180.0)  # the edges are on the Earth
     assert "位置：90.00000, -180.00000" in zhang.text
 

@@ -143,7 +143,7 @@ async def test_numbered_choices_survive_a_restart(settings: Settings, clock: Fak
         assert user is not None
         draft = await services.conversations.get(user.id)
         areas = {a.name: a.id for a in await services.people.team_areas(user.team_id)}
-        assert draft is not None and draft.state["values"]["area"] == str(areas["7号台区"])
+        assert draft is not None and draft.state.values["area"] == str(areas["7号台区"])
     finally:
         await services.close()
 

@@ -9,8 +9,10 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
+from bot.conversations.customer import CUSTOMER, parse_account, parse_account_no
 from bot.models import Role
 from bot.privacy import mask_address, mask_name, mask_phone
+from bot.records.arrears import ARREARS
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from bot.validators import account_no, phone, visit_days
@@ -267,3 +269,21 @@ async def test_lead_sees_audit_trail_manager_does_not(services: Services,
     assert "王班长 查看了完整号码 联系电话" in lead.text
     await zhang.tap("-|custlog|1")
     assert "只有班长和管理员" in zhang.text
+
+
+def test_one_account_number_rule_for_the_register_and_arrears() -> None:
+    """The 户号 of an arrears record is read by the register's parser: same rule, same message."""
+    assert ARREARS.get_field("account_no").parse is parse_account_no
+    assert CUSTOMER.get_field("account_no").parse is parse_account  # wraps parse_account_no
+
+
+async def test_the_leads_of_a_team_are_its_active_leads(services: Services) -> None:
+    lead = await make_user(services, "王班长", Role.LEAD)
+    acting = await make_user(services, "李班长", Role.LEAD)
+    gone = await make_user(services, "赵班长", Role.LEAD)
+    await make_user(services, "外班长", Role.LEAD, team="城西供电所")
+    await make_user(services, "张三")
+    await services.db.execute("UPDATE users SET active = 0 WHERE id = ?", (gone.id,))
+    team = lead.team_id
+    assert [u.name for u in await services.people.leads_of(team)] == ["王班长", "李班长"]
+    assert [u.name for u in await services.people.leads_of(team, acting.id)] == ["王班长"]

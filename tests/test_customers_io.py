@@ -14,6 +14,7 @@ from openpyxl import Workbook, load_workbook
 
 from bot.config import ROOT
 from bot.customers_io import COLUMNS, CustomersIOError, export_customers, import_customers
+from bot.i18n import t
 from bot.models import Role, User
 from bot.services import Services
 from bot.storage.db import iso
@@ -79,7 +80,7 @@ async def test_messy_csv_imports_valid_rows_and_reports_the_others(
     assert (result.inserted, result.updated, result.error_rows) == (3, 0, 4)
     errors = {e.row: str(e) for e in result.errors}
     assert sorted(errors) == [5, 6, 7, 8]
-    assert errors[5].startswith("第 5 行: ") and "联系电话「abc」格式不对" in errors[5]
+    assert errors[5].startswith("第 5 行: ") and "联系电话：电话「abc」不对" in errors[5]
     assert "户号 3201000101 与第 2 行重复" in errors[6]
     assert "台区「9号台区」在班组「城东供电所」里不存在" in errors[7]
     assert "--create-areas" in errors[7]
@@ -187,7 +188,7 @@ async def test_xlsx_numbers_title_row_and_excel_row_numbers(services: Services,
 
     assert (result.inserted, result.error_rows) == (1, 2)
     assert [e.row for e in result.errors] == [5, 6]
-    assert "联系电话「12345」" in str(result.errors[0])
+    assert "联系电话：电话「12345」" in str(result.errors[0])
     assert "走访周期「经常」" in str(result.errors[1])
     c = await services.customers.by_account(await team_id(services), "3201000201")
     assert c is not None and c.phone == "13800001109" and c.visit_every_days == 30
@@ -366,7 +367,7 @@ async def test_cli_end_to_end(tmp_path: Path) -> None:
 
     partial = _cli(tmp_path, "import", str(messy), "--team", TEAM)
     assert partial.returncode == 1, partial.stderr
-    assert "第 5 行: 联系电话「abc」格式不对" in partial.stdout
+    assert "第 5 行: 联系电话：电话「abc」不对" in partial.stdout
     assert "新增 1，更新 2，错误 4 行" in partial.stdout  # 101 and 102 came with the example
 
     dry = _cli(tmp_path, "import", str(EXAMPLE_CSV), "--team", TEAM, "--dry-run")
@@ -381,3 +382,22 @@ async def test_cli_end_to_end(tmp_path: Path) -> None:
     exported = _cli(tmp_path, "export", "--team", TEAM, str(out), "--full")
     assert exported.returncode == 0, exported.stderr
     assert "exported: 9 户" in exported.stdout and out.is_file()
+
+
+async def test_the_import_and_the_chat_form_refuse_with_the_same_words(
+        services: Services, tmp_path: Path) -> None:
+    """One customer validation: a bad 户号, phone or visit frequency reads as in the chat."""
+    await lead(services)
+    path = tmp_path / "bad.csv"
+    path.write_text("户号,户名,台区,地址,联系电话,类别,紧急联系人电话,走访周期(天)\n"
+                    "12ab,李四,3号台区,城东村,13800001234,医疗,0551-1,每个世纪\n",
+                    encoding="utf-8")
+    result = await import_customers(services, path, TEAM)
+    [error] = [str(e) for e in result.errors]
+    s = services.settings
+    assert t("zh_CN", "customer.account.invalid", text="12ab", min=s.account_no_min_digits,
+             max=s.account_no_max_digits).rstrip("。") in error
+    phone_words = t("zh_CN", "customer.phone.invalid", text="0551-1").rstrip("。")
+    assert "紧急联系人电话：" + phone_words in error
+    days_words = t("zh_CN", "customer.visit_days.invalid", text="每个世纪").rstrip("。")
+    assert "走访周期：" + days_words in error

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
+import pytest
+
 from bot.assistant import Assistant
 from bot.clock import FakeClock
+from bot.conversations.fields import FormView, Invalid
 from bot.events import parse_callback
 from bot.i18n import t
-from bot.models import Role
-from bot.services import Services
+from bot.models import Role, User
+from bot.records.outages import parse_end
+from bot.services import Ctx, Services
 from tests.conftest import Chat, at, make_user
 
 
@@ -181,7 +188,7 @@ async def test_idle_form_is_parked_and_the_late_answer_kept(
     await zhang.say("继续")
     assert "做了什么" in zhang.text  # the held 现在 answered 时间
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"]["time"] and "parked" not in draft.state
+    assert draft is not None and draft.state.values["time"] and draft.state.parked is None
     clock.advance(minutes=20)  # taken up again: the idle clock restarted
     await zhang.say("更换表箱")
     assert "发现了什么问题" in zhang.text
@@ -196,7 +203,7 @@ async def test_parked_form_discard_handles_the_held_request(
     await zhang.press("放弃")
     assert "已取消工作日志" in zhang.text and "哪些工作" in zhang.text  # /log opened afresh
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"] == {}
+    assert draft is not None and draft.state.values == {}
 
 
 async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
@@ -207,7 +214,7 @@ async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
     assert "照片会附到这条工作日志里" in zhang.text
     await zhang.press("继续填写")
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"]["photos"] == ["test:test:p1"]
+    assert draft is not None and draft.state.values["photos"] == ["test:test:p1"]
 
 
 async def test_old_park_question_after_continuing_is_safe(
@@ -443,3 +450,67 @@ async def test_spoken_log_sentences_open_the_log_prefilled(zhang: Chat,
     await zhang.press("保存")
     row = (await _rows(services, "SELECT content FROM worklogs"))[0]
     assert row["content"] == "王大爷家"
+
+
+async def test_photo_or_location_in_a_form_without_them_is_refused_plainly(
+        zhang: Chat, services: Services) -> None:
+    """The customer form has no photo or location field: nothing is kept out of sight."""
+    await zhang.say("登记特殊客户 3号台区 李四")
+    await zhang.photo("test:stray")
+    assert "没有照片这一项，这张照片没有保存" in zhang.text, zhang.text
+    assert "会附在" not in zhang.text and "户号" in zhang.text  # the step is asked again
+    await zhang.location(31.82, 117.23)
+    assert "没有位置这一项，这个位置没有保存" in zhang.text, zhang.text
+    draft = await services.conversations.get(1)
+    assert draft is not None
+    assert not {"photos", "photo_notes", "location"} & set(draft.state.values)
+
+
+async def test_a_parser_reads_earlier_answers_from_the_form_not_the_database(
+        zhang: Chat, services: Services) -> None:
+    """The outage end is checked against the start handed to the parser; no draft is read."""
+    user = await services.people.user(1)
+    assert user is not None
+    ctx = Ctx(services, user, services.clock.now())
+    start = FormView({"start": {"at": "2026-12-05T00:00:00+00:00", "has_time": True}})
+    assert await services.conversations.get(1) is None  # nothing stored to read
+    with pytest.raises(Invalid) as refused:
+        await parse_end("12月4日17点", ctx, start)
+    assert refused.value.key == "outage.end_before_start"
+    assert (await parse_end("12月5日17点", ctx, start))["has_time"] is True
+
+
+async def test_a_draft_saved_by_the_previous_version_opens_and_saves(
+        zhang: Chat, services: Services) -> None:
+    """The typed form state reads the untyped JSON the previous version stored, parked or not."""
+    areas = {a.name: a.id for a in await services.people.areas_for(
+        await _user(services))}
+    old = {"values": {"items": ["patrol"], "area": str(areas["3号台区"]),
+                      "time": {"at": "2026-11-30T01:00:00+00:00", "has_time": True}},
+           "history": ["items", "area", "time"], "skipped": [], "editing": False,
+           "errors": 0, "notices": {}, "step": "content", "meta": {},
+           "parked": {"held": None}}
+    idle = (services.clock.now() - timedelta(minutes=45)).isoformat()  # parked, as stored
+    await services.db.execute(
+        "INSERT INTO conversations(user_id, form, token, state, started_at, updated_at) "
+        "VALUES (1, 'worklog', 'abcd1234', ?, ?, ?)", (json.dumps(old), idle, idle))
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.step == "content"
+    assert draft.state.parked == {"held": None} and draft.state.history[-1] == "time"
+    assert draft.state.to_json() == old  # written back as it was read
+    await zhang.say("继续")
+    assert "做了什么" in zhang.text, zhang.text
+    await zhang.say("更换表箱")
+    await zhang.say("无")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    assert "巡视" in zhang.text and "3号台区" in zhang.text
+    await zhang.press("保存")
+    rows = await _rows(services, "SELECT content FROM worklogs")
+    assert rows == [{"content": "更换表箱"}]
+
+
+async def _user(services: Services) -> User:
+    user = await services.people.user(1)
+    assert user is not None
+    return user

@@ -206,7 +206,7 @@ async def test_several_areas_typed_and_another_teams_area_refused(
     assert draft is not None
     await zhang.tap(f"{draft.token}|tog|{foreign}")  # forged toggle: ignored
     draft = await services.conversations.get(1)
-    assert draft is not None and not draft.state["values"].get("areas")
+    assert draft is not None and not draft.state.values.get("areas")
     await zhang.say("3号台区、5号台区")
     assert "停电类型" in zhang.text
     await zhang.press("计划检修")

@@ -299,8 +299,8 @@ async def test_prefill_with_an_area_the_user_does_not_have(
     assert area not in labels(r[0])
     draft = await services.conversations.get(
         (await services.people.by_identity("telegram", "42")).id)  # type: ignore[union-attr]
-    assert draft is not None and "area" not in draft.state["values"]
-    assert draft.state["values"]["items"] == ["patrol"]
+    assert draft is not None and "area" not in draft.state.values
+    assert draft.state.values["items"] == ["patrol"]
 
 
 async def test_prefill_bare_area_number_suggests_the_area(zhang: TgUser,
@@ -309,7 +309,7 @@ async def test_prefill_bare_area_number_suggests_the_area(zhang: TgUser,
     assert "⚠️ " + L("form.did_you_mean", text="3号", options="3号台区") in body(r[0])
     assert labels(r[0])[:2] == ["3号台区", "5号台区"]
     draft = await services.conversations.get(1)
-    assert draft is not None and "area" not in draft.state["values"]
+    assert draft is not None and "area" not in draft.state.values
     r = await zhang.press("3号台区")
     assert L("form.worklog.time") in body(r[0])
 
@@ -325,7 +325,7 @@ async def test_area_typed_at_its_step_is_suggested_never_picked(zhang: TgUser,
     r = await zhang.say("5号台区")
     assert L("form.worklog.time") in body(r[0])
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"]["area"] == "2"  # 5号台区's id
+    assert draft is not None and draft.state.values["area"] == "2"  # 5号台区's id
 
 
 async def test_prefill_notice_is_not_repeated_on_the_next_answer(zhang: TgUser) -> None:
@@ -438,7 +438,7 @@ async def test_second_form_while_one_is_open_asks_first(zhang: TgUser,
     assert body(r[0]) == L("form.discarded")
     assert body(r[1]).startswith(L("form.worklog.items"))
     draft = await services.conversations.get(1)
-    assert draft is not None and draft.state["values"] == {}
+    assert draft is not None and draft.state.values == {}
 
 
 # --- 5. restart mid-form ----------------------------------------------------------------
@@ -580,7 +580,7 @@ async def at_content_step(user: TgUser) -> None:
 async def values_of(services: Services) -> dict:
     draft = await services.conversations.get(1)
     assert draft is not None, "the form was lost"
-    return draft.state["values"]
+    return draft.state.values
 
 
 async def test_blank_and_too_long_text_are_refused_and_nothing_is_lost(

@@ -411,7 +411,7 @@ async def test_import_error_cells_and_absent_rows(services: Services, tmp_path: 
     assert (result.inserted, result.error_rows) == (1, 2)
     assert [e.row for e in result.errors] == [3, 7]
     assert result.errors[0].problems == ("户号为空",)
-    assert "联系电话「abc」" in str(result.errors[1])
+    assert "联系电话：电话「abc」" in str(result.errors[1])
     row = await services.db.fetchone("SELECT phone, emergency_phone FROM customers")
     assert row is not None and tuple(row) == ("13800001202", None)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot import validators
 from bot.conversations.engine import FormEngine, FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import area_choices, parse_text, resolve_area, show_area
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
@@ -18,41 +18,40 @@ from bot.storage.customers import Customer, CustomerData
 
 
 # --- 户号 -----------------------------------------------------------------------------
-async def parse_account_no(text: str, ctx: Ctx) -> str:
+async def parse_account_no(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     """A well-formed 户号 (digit count from the settings), registered or not."""
     s = ctx.services.settings
-    value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
-    if value is None:
-        raise Invalid("customer.account.invalid", text=text, min=s.account_no_min_digits,
-                      max=s.account_no_max_digits)
+    value = validators.check_account_no(text, s.account_no_min_digits, s.account_no_max_digits)
+    if isinstance(value, validators.Rejected):
+        raise Invalid(value.key, **value.kwargs)
     return value
 
 
-async def parse_account(text: str, ctx: Ctx) -> str:
+async def parse_account(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     """A 户号 for a new register entry: one already in the team offers its record instead."""
-    value = await parse_account_no(text, ctx)
+    value = await parse_account_no(text, ctx, form)
     existing = await ctx.services.customers.by_account(ctx.user.team_id, value)
-    if existing is not None and existing.id != ctx.meta.get("edit_id"):
+    if existing is not None and existing.id != form.meta.get("edit_id"):
         raise Invalid("customer.account.duplicate", account=value, name=existing.name,
                       area=existing.area_name,
                       buttons=[[Button(ctx.t("btn.open_existing"),
-                                       callback(ctx.form_token or GLOBAL_TOKEN, "dup_open",
+                                       callback(form.token or GLOBAL_TOKEN, "dup_open",
                                                 existing.id))]])
     return value
 
 
 # --- phones ---------------------------------------------------------------------------
-async def parse_phone(text: str, ctx: Ctx) -> str:
-    value = validators.phone(text)
-    if value is None:
-        raise Invalid("customer.phone.invalid", text=text)
+async def parse_phone(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    value = validators.check_phone(text)
+    if isinstance(value, validators.Rejected):
+        raise Invalid(value.key, **value.kwargs)
     return value
 
 
-async def show_phone(value: str, ctx: Ctx) -> str:
+async def show_phone(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     # A stored record's numbers stay masked while editing (only 显示电话 reveals them, with an
     # audit row); a number the user has just typed is shown so they can check it.
-    return mask_phone(value) if value in ctx.meta.get("stored_phones", []) else value
+    return mask_phone(value) if value in form.meta.get("stored_phones", []) else value
 
 
 # --- categories and measures ----------------------------------------------------------
@@ -60,7 +59,7 @@ async def category_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(c.key, ctx.t(f"category.{c.key}")) for c in categories()]
 
 
-async def parse_categories(text: str, ctx: Ctx) -> list[str]:
+async def parse_categories(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
     found = categories_in(text)
     if not found:
         raise Invalid("customer.categories.unknown", text=text, options="、".join(
@@ -68,7 +67,7 @@ async def parse_categories(text: str, ctx: Ctx) -> list[str]:
     return found
 
 
-async def show_categories(value: list[str], ctx: Ctx) -> str:
+async def show_categories(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return "、".join(ctx.t(f"category.{k}") for k in value)
 
 
@@ -76,7 +75,7 @@ async def measure_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(m.key, ctx.t(f"measure.{m.key}")) for m in measures()]
 
 
-async def parse_measures(text: str, ctx: Ctx) -> list[str]:
+async def parse_measures(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
     low = text.lower()
     found = [m.key for m in measures() if any(s in low for s in m.synonyms)]
     if not found:
@@ -85,18 +84,18 @@ async def parse_measures(text: str, ctx: Ctx) -> list[str]:
     return found
 
 
-async def show_measures(value: list[str], ctx: Ctx) -> str:
+async def show_measures(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return "、".join(ctx.t(f"measure.{k}") for k in value)
 
 
-async def parse_days(text: str, ctx: Ctx) -> int:
-    days = validators.visit_days(text)
-    if days is None:
-        raise Invalid("customer.visit_days.invalid", text=text)
+async def parse_days(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
+    days = validators.check_visit_days(text)
+    if isinstance(days, validators.Rejected):
+        raise Invalid(days.key, **days.kwargs)
     return days
 
 
-async def show_days(value: int, ctx: Ctx) -> str:
+async def show_days(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t("customer.every_days", days=value)
 
 

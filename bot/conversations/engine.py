@@ -12,12 +12,12 @@ from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.i18n import catalog
 from bot.services import Ctx
-from bot.storage.conversations import Draft
+from bot.storage.conversations import Draft, FormState
 from bot.textutil import normalize_input
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,10 @@ class FormSpec:
                 return f
         raise KeyError(name)
 
+    def field_of_kind(self, kind: Kind) -> Field | None:
+        """The form's field taking photos (or a location) whatever step is asked, if any."""
+        return next((f for f in self.fields if f.kind is kind), None)
+
 
 @cache
 def _words(kind: str) -> frozenset[str]:
@@ -70,8 +74,14 @@ def is_word(text: str, kind: str) -> bool:
     return normalize_input(text).lower() in _words(kind)
 
 
-def _state(draft: Draft) -> dict[str, Any]:
+def _state(draft: Draft) -> FormState:
     return draft.state
+
+
+def _view(draft: Draft) -> FormView:
+    """The answers so far, the meta and the token, as parsers and displays see them."""
+    st = _state(draft)
+    return FormView(dict(st.values), dict(st.meta), draft.token)
 
 
 class FormEngine:
@@ -85,17 +95,17 @@ class FormEngine:
         """Open a form; `at_summary` (editing a saved record) opens it at the summary."""
         spec = self.forms[form]
         draft = Draft(ctx.user.id, form, secrets.token_hex(4),
-                      {"values": dict(values or {}), "history": [], "skipped": [],
-                       "editing": False, "errors": 0, "notices": dict(notices or {}),
-                       "step": "", "meta": dict(meta or {})}, ctx.now, ctx.now)
+                      FormState(values=dict(values or {}), notices=dict(notices or {}),
+                                meta=dict(meta or {})), ctx.now, ctx.now)
         if at_summary:
             st = _state(draft)
-            st["history"] = [f.name for f in spec.fields]
-            st["skipped"] = [f.name for f in spec.fields if not st["values"].get(f.name)]
+            st.history = [f.name for f in spec.fields]
+            st.skipped = [f.name for f in spec.fields if not st.values.get(f.name)]
         self._advance(spec, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
-            shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name])}"
+            view = FormView(dict(values), dict(meta or {}), draft.token)
+            shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name], view)}"
                      for f in spec.fields if values.get(f.name) not in (None, [], "")]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
         reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
@@ -121,22 +131,23 @@ class FormEngine:
 
     def step_label(self, ctx: Ctx, draft: Draft) -> str | None:
         """The label of the field being asked, or None at the summary / edit menu."""
-        step = _state(draft)["step"]
+        step = _state(draft).step
         if step in (SUMMARY, EDIT_MENU):
             return None
         return ctx.t(self.forms[draft.form].get_field(step).label)
 
     def at_summary(self, draft: Draft) -> bool:
-        return bool(_state(draft)["step"] == SUMMARY)
+        return bool(_state(draft).step == SUMMARY)
 
     async def filled(self, ctx: Ctx, draft: Draft, width: int = 20) -> str:
         """Every answer so far on one line ('台区 3号台区 · 时间 …'), long ones shortened."""
         spec = self.forms[draft.form]
-        values = _state(draft)["values"]
+        values = _state(draft).values
+        view = _view(draft)
         parts = []
         for f in spec.fields:
             if values.get(f.name) not in (None, [], ""):
-                shown = await self._show(ctx, f, values[f.name])
+                shown = await self._show(ctx, f, values[f.name], view)
                 shown = shown if len(shown) <= width else shown[:width - 1] + "…"
                 parts.append(f"{ctx.t(f.label)} {shown}")
         return " · ".join(parts) or ctx.t("form.empty")
@@ -146,9 +157,9 @@ class FormEngine:
         spec = self.forms[draft.form]
         parts = []
         for f in spec.fields[:3]:
-            value = _state(draft)["values"].get(f.name)
+            value = _state(draft).values.get(f.name)
             if value not in (None, [], ""):
-                parts.append(await self._show(ctx, f, value))
+                parts.append(await self._show(ctx, f, value, _view(draft)))
         detail = "，".join(parts) if ctx.locale == "zh_CN" else ", ".join(parts)
         return ctx.t(spec.title) + (f"（{detail}）" if detail else "")
 
@@ -156,10 +167,9 @@ class FormEngine:
     async def render(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Reply:
         spec = self.forms[draft.form]
         st = _state(draft)
-        ctx.meta = st.get("meta", {})
         tok = draft.token
         lines = [prefix] if prefix else []
-        step = st["step"]
+        step = st.step
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
             buttons = [[Button(ctx.t("btn.save"), callback(tok, "save")),
@@ -175,14 +185,15 @@ class FormEngine:
             pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
             return Reply("\n".join(lines), pairs)
         f = spec.get_field(step)
-        notice = st["notices"].pop(f.name, None)
+        notice = st.notices.pop(f.name, None)
         if notice:
             lines.append(notice)
         lines.append(ctx.t(f.prompt))
-        value = st["values"].get(f.name)
+        value = st.values.get(f.name)
         if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
-            lines.append(ctx.t("form.current_value", value=await self._show(ctx, f, value)))
-        if f.hint and (st["errors"] == 0 or st["errors"] >= RETRY_HINT_AFTER):
+            lines.append(ctx.t("form.current_value",
+                               value=await self._show(ctx, f, value, _view(draft))))
+        if f.hint and (st.errors == 0 or st.errors >= RETRY_HINT_AFTER):
             lines.append(ctx.t(f.hint))
         rows: list[list[Button]] = []
         if f.kind in (Kind.CHOICE, Kind.MULTI) and f.choices:
@@ -208,7 +219,7 @@ class FormEngine:
             lines.append(ctx.t("form.photos_so_far", count=len(value)))
             rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
         nav: list[Button] = []
-        if st["history"] or st["editing"]:
+        if st.history or st.editing:
             nav.append(Button(ctx.t("btn.back"), callback(tok, "back")))
         if value not in (None, [], "") and f.kind not in (Kind.MULTI, Kind.PHOTOS):
             nav.append(Button(ctx.t("btn.keep"), callback(tok, "keep")))
@@ -220,21 +231,22 @@ class FormEngine:
         rows.append(nav)
         return Reply("\n".join(lines), rows)
 
-    async def _show(self, ctx: Ctx, f: Field, value: Any) -> str:
+    async def _show(self, ctx: Ctx, f: Field, value: Any, form: FormView) -> str:
         if value in (None, [], ""):
             return ctx.t("form.empty")
         if f.show:
-            return await f.show(value, ctx)
+            return await f.show(value, ctx, form)
         return str(value)
 
     async def summary(self, ctx: Ctx, draft: Draft) -> str:
         spec = self.forms[draft.form]
-        values = _state(draft)["values"]
+        values = _state(draft).values
+        view = _view(draft)
         lines = [ctx.t("form.summary_title", title=ctx.t(spec.title))]
+        sep = "：" if ctx.locale == "zh_CN" else ": "
         for f in spec.fields:
-            lines.append(f"{ctx.t(f.label)}：{await self._show(ctx, f, values.get(f.name))}"
-                         if ctx.locale == "zh_CN" else
-                         f"{ctx.t(f.label)}: {await self._show(ctx, f, values.get(f.name))}")
+            shown = await self._show(ctx, f, values.get(f.name), view)
+            lines.append(f"{ctx.t(f.label)}{sep}{shown}")
         return "\n".join(lines)
 
     async def reprompt(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Outcome:
@@ -246,53 +258,53 @@ class FormEngine:
     def _advance(self, spec: FormSpec, draft: Draft) -> None:
         """Go to the first field still missing, or to the summary."""
         st = _state(draft)
-        st["errors"] = 0
-        if st["editing"]:
-            st["editing"] = False
-            st["step"] = SUMMARY
+        st.errors = 0
+        if st.editing:
+            st.editing = False
+            st.step = SUMMARY
             return
         for f in spec.fields:
-            if st["values"].get(f.name) in (None, [], "") and f.name not in st["skipped"]:
-                st["step"] = f.name
+            if st.values.get(f.name) in (None, [], "") and f.name not in st.skipped:
+                st.step = f.name
                 return
-        st["step"] = SUMMARY
+        st.step = SUMMARY
 
     def _answered(self, spec: FormSpec, draft: Draft, name: str, value: Any) -> None:
         st = _state(draft)
-        st["values"][name] = value
-        if name in st["skipped"] and value not in (None, [], ""):
-            st["skipped"].remove(name)
-        if not st["editing"] and name not in st["history"]:
-            st["history"].append(name)
+        st.values[name] = value
+        if name in st.skipped and value not in (None, [], ""):
+            st.skipped.remove(name)
+        if not st.editing and name not in st.history:
+            st.history.append(name)
         self._advance(spec, draft)
 
     def _back(self, draft: Draft) -> bool:
         st = _state(draft)
-        if st["editing"]:
-            st["editing"] = False
-            st["step"] = SUMMARY
+        if st.editing:
+            st.editing = False
+            st.step = SUMMARY
             return True
-        if st["step"] in (SUMMARY, EDIT_MENU):
-            if not st["history"]:
+        if st.step in (SUMMARY, EDIT_MENU):
+            if not st.history:
                 return False
-            st["step"] = st["history"][-1]
+            st.step = st.history[-1]
             return True
-        if st["step"] in st["history"]:
-            idx = st["history"].index(st["step"])
+        if st.step in st.history:
+            idx = st.history.index(st.step)
             if idx == 0:
                 return False
-            st["step"] = st["history"][idx - 1]
+            st.step = st.history[idx - 1]
             return True
-        if not st["history"]:
+        if not st.history:
             return False
-        st["step"] = st["history"][-1]
+        st.step = st.history[-1]
         return True
 
     # --- input -----------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, draft: Draft, text: str) -> Outcome:
         spec = self.forms[draft.form]
         st = _state(draft)
-        step = st["step"]
+        step = st.step
         clean = normalize_input(text)
         if is_word(clean, "cancel"):
             return await self.cancel(ctx, draft)
@@ -310,9 +322,7 @@ class FormEngine:
                     return await self.on_action(ctx, draft, "editf", f.name)
             return await self.reprompt(ctx, draft, ctx.t("form.edit_use_buttons"))
         f = spec.get_field(step)
-        value = st["values"].get(f.name)
-        ctx.meta = st.get("meta", {})
-        ctx.form_token = draft.token
+        value = st.values.get(f.name)
         if is_word(clean, "clear") and not f.required:
             return await self.on_action(ctx, draft, "skip", "")
         # '完成' / '没有了' on an optional free-text step means "nothing to add", not the answer.
@@ -335,7 +345,8 @@ class FormEngine:
             if f.kind is Kind.CHOICE:
                 parsed: Any = await self._parse_choice(ctx, f, clean)
             elif f.parse is not None:
-                parsed = await f.parse(text.strip(), ctx)  # stored as written, not folded
+                # stored as written, not folded
+                parsed = await f.parse(text.strip(), ctx, _view(draft))
             else:
                 parsed = text.strip()
         except Invalid as exc:
@@ -357,22 +368,27 @@ class FormEngine:
 
     async def _invalid(self, ctx: Ctx, draft: Draft, exc: Invalid) -> Outcome:
         st = _state(draft)
-        st["errors"] += 1
+        st.errors += 1
         out = await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
         out.replies[-1].buttons[:0] = exc.buttons
         return out
 
     async def on_photo(self, ctx: Ctx, draft: Draft, ref: str,
                        caption: str | None = None) -> Outcome:
-        """A photo is kept whatever step it arrives at: nothing the user sends is lost. Its
-        caption answers a free-text step, or else is kept as the photo's note."""
+        """A photo is kept whatever step it arrives at, in the form's photo field; its caption
+        answers a free-text step, or else is kept as the photo's note. A form without a photo
+        field says so: nothing is kept out of sight."""
         spec = self.forms[draft.form]
+        target = spec.field_of_kind(Kind.PHOTOS)
+        if target is None:
+            return await self.reprompt(ctx, draft, ctx.t("form.photo_not_taken",
+                                                         form=ctx.t(spec.title)))
         st = _state(draft)
-        photos = [*st["values"].get("photos", []), ref]
-        st["values"]["photos"] = photos
-        if "photos" in st["skipped"]:
-            st["skipped"].remove("photos")
-        step = st["step"]
+        photos = [*st.values.get(target.name, []), ref]
+        st.values[target.name] = photos
+        if target.name in st.skipped:
+            st.skipped.remove(target.name)
+        step = st.step
         if caption and caption.strip():
             field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
             if field_ is not None and field_.kind is Kind.TEXT:
@@ -380,8 +396,8 @@ class FormEngine:
                 out.replies[0].text = (ctx.t("form.photo_kept", count=len(photos)) + "\n"
                                        + out.replies[0].text)
                 return out
-            st["values"].setdefault("photo_notes", {})[ref] = caption.strip()
-        if st["step"] == "photos":
+            st.values.setdefault(PHOTO_NOTES, {})[ref] = caption.strip()
+        if st.step == target.name:
             await self._store(ctx, draft)
             tok = draft.token
             return Outcome([Reply(ctx.t("form.photo_received", count=len(photos)),
@@ -392,21 +408,25 @@ class FormEngine:
     async def on_location(self, ctx: Ctx, draft: Draft, point: tuple[float, float]) -> Outcome:
         spec = self.forms[draft.form]
         st = _state(draft)
-        # Every form takes locations here: one that is not on Earth (a forged update, NaN)
-        # would otherwise be saved and shown as a check-in.
+        target = spec.field_of_kind(Kind.LOCATION)
+        if target is None:
+            return await self.reprompt(ctx, draft, ctx.t("form.location_not_taken",
+                                                         form=ctx.t(spec.title)))
+        # Every form with a location field takes one at any step: one that is not on Earth
+        # (a forged update, NaN) would otherwise be saved and shown as a check-in.
         if not validators.coordinates(*point):
             return await self.reprompt(ctx, draft, ctx.t("form.location_invalid"))
-        if st["step"] == "location":
-            self._answered(spec, draft, "location", list(point))
+        if st.step == target.name:
+            self._answered(spec, draft, target.name, list(point))
             return await self.reprompt(ctx, draft)
-        st["values"]["location"] = list(point)
+        st.values[target.name] = list(point)
         return await self.reprompt(ctx, draft, ctx.t("form.location_kept"))
 
     async def on_action(self, ctx: Ctx, draft: Draft, action: str, arg: str) -> Outcome:
         """A button press (or its typed equivalent) that belongs to this draft."""
         spec = self.forms[draft.form]
         st = _state(draft)
-        step = st["step"]
+        step = st.step
         field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
         if action in spec.actions:
             return await spec.actions[action](self, ctx, draft, arg)
@@ -416,38 +436,38 @@ class FormEngine:
             return await self.cancel(ctx, draft)
         if action in ("cancel_no", "summary", "resume"):
             if action == "summary":
-                st["step"] = SUMMARY
-                st["editing"] = False
+                st.step = SUMMARY
+                st.editing = False
             return await self.reprompt(ctx, draft)
         if action == "back":
             if not self._back(draft):
                 return await self.reprompt(ctx, draft, ctx.t("form.first_step"))
-            st["errors"] = 0
+            st.errors = 0
             return await self.reprompt(ctx, draft)
         if action == "save" and step == SUMMARY:
             return await self._save(ctx, draft)
         if action == "edit" and step == SUMMARY:
-            st["step"] = EDIT_MENU
+            st.step = EDIT_MENU
             return await self.reprompt(ctx, draft)
         if action == "editf" and step in (SUMMARY, EDIT_MENU):
             try:
                 spec.get_field(arg)
             except KeyError:
                 return await self.reprompt(ctx, draft)
-            st["step"] = arg
-            st["editing"] = True
-            st["errors"] = 0
+            st.step = arg
+            st.editing = True
+            st.errors = 0
             return await self.reprompt(ctx, draft)
         if field_ is None:
             return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
-        if action == "keep" and st["values"].get(field_.name) not in (None, [], ""):
-            self._answered(spec, draft, field_.name, st["values"][field_.name])
+        if action == "keep" and st.values.get(field_.name) not in (None, [], ""):
+            self._answered(spec, draft, field_.name, st.values[field_.name])
         elif action == "skip" and not field_.required:
-            st["values"][field_.name] = [] if field_.kind in (Kind.MULTI, Kind.PHOTOS) else None
-            if field_.name not in st["skipped"]:
-                st["skipped"].append(field_.name)
-            if not st["editing"] and field_.name not in st["history"]:
-                st["history"].append(field_.name)
+            st.values[field_.name] = [] if field_.kind in (Kind.MULTI, Kind.PHOTOS) else None
+            if field_.name not in st.skipped:
+                st.skipped.append(field_.name)
+            if not st.editing and field_.name not in st.history:
+                st.history.append(field_.name)
             self._advance(spec, draft)
         elif action == "skip":
             return await self.reprompt(ctx, draft, ctx.t("form.required"))
@@ -457,20 +477,20 @@ class FormEngine:
             self._answered(spec, draft, field_.name, arg)
         elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
             if arg in {c.value for c in await field_.choices(ctx)}:
-                picked = list(st["values"].get(field_.name) or [])
+                picked = list(st.values.get(field_.name) or [])
                 picked.remove(arg) if arg in picked else picked.append(arg)
-                st["values"][field_.name] = picked
+                st.values[field_.name] = picked
             await self._store(ctx, draft)
             return Outcome(edit=await self.render(ctx, draft), toast=ctx.t("form.toggled"))
         elif action == "done" and field_.kind is Kind.MULTI:
-            if not st["values"].get(field_.name):
+            if not st.values.get(field_.name):
                 if not field_.required:
                     return await self.on_action(ctx, draft, "skip", "")
                 return await self.reprompt(ctx, draft, ctx.t("form.pick_at_least_one"))
-            self._answered(spec, draft, field_.name, st["values"][field_.name])
+            self._answered(spec, draft, field_.name, st.values[field_.name])
         elif action == "done" and field_.kind is Kind.PHOTOS:
-            if st["values"].get("photos"):
-                self._answered(spec, draft, "photos", st["values"]["photos"])
+            if st.values.get(field_.name):
+                self._answered(spec, draft, field_.name, st.values[field_.name])
             else:
                 return await self.on_action(ctx, draft, "skip", "")
         elif action == "quick" and arg in field_.quick and arg in spec.quick:
@@ -497,8 +517,8 @@ class FormEngine:
     async def _save(self, ctx: Ctx, draft: Draft) -> Outcome:
         spec = self.forms[draft.form]
         try:
-            saved = await spec.save(ctx, _state(draft)["values"], draft.token,
-                                    _state(draft).get("meta", {}))
+            saved = await spec.save(ctx, _state(draft).values, draft.token,
+                                    _state(draft).meta)
         except Invalid as exc:
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
         except Exception:

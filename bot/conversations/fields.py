@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,9 +32,23 @@ class Invalid(Exception):
         self.buttons = buttons or []  # offered above the usual ones (e.g. open the duplicate)
 
 
+@dataclass(frozen=True)
+class FormView:
+    """What a parser, a display or a choice list may know of its form: the answers so far,
+    the form's meta (e.g. the id of the entry being edited) and its token (for the buttons
+    a parser offers). Read-only, so no form passes values around through shared state."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    token: str = ""
+
+
+NO_FORM = FormView()  # a parser called outside a form (e.g. a sentence read before one opens)
+PHOTO_NOTES = "photo_notes"  # a photo's caption, kept beside the PHOTOS field's value
+
 ChoicesFn = Callable[[Ctx], Awaitable[list[Choice]]]
-ParseFn = Callable[[str, Ctx], Awaitable[Any]]
-ShowFn = Callable[[Any, Ctx], Awaitable[str]]
+ParseFn = Callable[[str, Ctx, FormView], Awaitable[Any]]
+ShowFn = Callable[[Any, Ctx, FormView], Awaitable[str]]
 
 
 @dataclass(frozen=True)

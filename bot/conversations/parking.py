@@ -16,7 +16,6 @@ from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.timeparse import format_time
 
-PARK = "parked"  # state key while the user has been asked: {"held": the message held}
 GO, SAVE, DROP = "park_go", "park_save", "park_drop"
 # The form's own buttons that already are this choice (an old conflict or cancel question).
 SAME_CHOICE = {GO: GO, SAVE: SAVE, DROP: DROP, "resume": GO, "cancel_no": GO,
@@ -41,7 +40,8 @@ class Parking:
         if choice == "cancel":  # /cancel or a typed 放弃 is as explicit as on an open form
             return await self.engine.cancel(ctx, draft)
         if choice is not None:
-            held = draft.state.pop(PARK, {}).get("held")
+            held = (draft.state.parked or {}).get("held")
+            draft.state.parked = None
             if choice == DROP:
                 return await self._drop(ctx, ev, draft, held)
             await self.engine.touch(ctx, draft)  # taken up again: the idle clock restarts
@@ -51,7 +51,7 @@ class Parking:
                 return await self.engine.reprompt(ctx, draft, ctx.t("form.park.resumed"))
             return await self.route(ctx, _incoming(ev, held), draft)
         held = {k: v for k in HELD_FIELDS if (v := getattr(ev, k)) is not None}
-        draft.state[PARK] = {"held": held or None}
+        draft.state.parked = {"held": held or None}
         # Stored with its old updated_at: holding a message does not un-park the form.
         await ctx.services.conversations.put(draft)
         out = await self._ask(ctx, draft)
@@ -72,7 +72,8 @@ class Parking:
             return "cancel"
         if is_word(text, "resume"):
             return GO
-        if PARK in draft.state and self.engine.at_summary(draft) and is_word(text, "save"):
+        asked = draft.state.parked is not None
+        if asked and self.engine.at_summary(draft) and is_word(text, "save"):
             return SAVE  # asked already and the form is complete: 保存 means save
         return None
 
@@ -107,7 +108,7 @@ class Parking:
         label = self.engine.step_label(ctx, draft)
         lines.append(ctx.t("form.park.next", field=label) if label
                      else ctx.t("form.park.complete"))
-        held_line = self._held_line(ctx, draft, draft.state[PARK]["held"], label, title)
+        held_line = self._held_line(ctx, draft, draft.state.parked["held"], label, title)
         if held_line:
             lines.append(held_line)
         lines.append(ctx.t("form.park.question"))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, callback
 from bot.handlers.intents import WorkLogIntent
@@ -27,7 +27,7 @@ async def item_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(k, ctx.t(f"item.{k}")) for k in work_item_keys()]
 
 
-async def parse_items(text: str, ctx: Ctx) -> list[str]:
+async def parse_items(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
     found = work_items_in(text)
     if not found:
         raise Invalid("form.worklog.items.unknown", text=text,
@@ -35,7 +35,7 @@ async def parse_items(text: str, ctx: Ctx) -> list[str]:
     return found
 
 
-async def show_items(value: list[str], ctx: Ctx) -> str:
+async def show_items(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return "、".join(ctx.t(f"item.{k}") for k in value)
 
 
@@ -44,7 +44,7 @@ async def area_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(str(a.id), a.name) for a in await ctx.areas()]
 
 
-async def show_area(value: str, ctx: Ctx) -> str:
+async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     for c in await area_choices(ctx):
         if c.value == value:
             return c.label
@@ -83,7 +83,7 @@ def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
                       now=format_time(local_now, ctx.locale))
 
 
-async def parse_when(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_when(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     p = parse_time(text, ctx.local_now, prefer="past")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
@@ -95,13 +95,13 @@ def now_value(ctx: Ctx) -> dict[str, Any]:
     return {"at": iso(ctx.now.replace(second=0, microsecond=0)), "has_time": True}
 
 
-async def show_when(value: dict[str, Any], ctx: Ctx) -> str:
+async def show_when(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
                        has_time=value["has_time"])
 
 
 # --- free text, photos, location ------------------------------------------------------
-async def parse_text(text: str, ctx: Ctx) -> str:
+async def parse_text(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     limit = ctx.services.settings.max_text_length
     if not text.strip():
         raise Invalid("form.empty_text")
@@ -110,11 +110,11 @@ async def parse_text(text: str, ctx: Ctx) -> str:
     return text
 
 
-async def show_photos(value: list[str], ctx: Ctx) -> str:
+async def show_photos(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t("form.photos_count", count=len(value))
 
 
-async def show_location(value: list[float], ctx: Ctx) -> str:
+async def show_location(value: list[float], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return f"{value[0]:.5f}, {value[1]:.5f}"
 
 

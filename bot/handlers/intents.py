@@ -9,12 +9,11 @@ from datetime import datetime
 from bot.rules import leading_work_items
 from bot.textutil import normalize_input
 from bot.timeparse import ParsedTime, find_time, leading_time
+from bot.vocab import take_area
 
 # Words that announce a work-log entry even without a work item: 记录 / 写日志 / 工作日志.
 _LOG_LEAD = re.compile(r"^(记录一下|记一下|记录日志|写日志|填日志|工作日志|记录|日志)\s*")
-_AREA_TOKEN = re.compile(r"\S*?台区")
 _LEADING_AREA = re.compile(r"^[^\s，,。、]*?台区")
-_BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")
 # Said before the work itself: 今天「去」3号台区巡视了, 「我」昨天「又」走访了 5号台区.
 _FILLER = re.compile(r"^(?:我们|我|又|也|再|已经|已|刚|去了|去|到|在|对)+\s*")
 # Between an area named first and the work: 3号台区「进行了」巡视.
@@ -102,17 +101,7 @@ def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIn
         return None
     intent = WorkLogIntent(items=items, area_text=area_text, time=when)
     if area_text is None:
-        # Names the team really uses first (longest first), then anything shaped like an area.
-        for name in sorted(area_names, key=len, reverse=True):
-            if name and name in s:
-                intent.area_text = name
-                s = s.replace(name, " ", 1)
-                break
-        else:
-            m = _AREA_TOKEN.search(s) or _BARE_AREA_NUMBER.search(s)
-            if m:
-                intent.area_text = m.group(0)
-                s = s[:m.start()] + " " + s[m.end():]
+        intent.area_text, s = take_area(s, area_names)
     if when is None and (when := find_time(s, now, prefer="past")) is not None:
         intent.time = when
         s = s.replace(when.phrase, " ", 1)

@@ -7,7 +7,7 @@ from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.registry import REGISTRY, TodoItem
 from bot.reminders import in_quiet, next_at, quiet_window
@@ -115,7 +115,7 @@ async def quiet_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
     return await show_settings(ctx)
 
 
-async def parse_quiet(text: str, ctx: Ctx) -> list[str]:
+async def parse_quiet(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
     m = _QUIET.match(normalize_input(text).replace(" ", ""))
     if m is None:
         raise Invalid("settings.quiet_invalid", text=text)
@@ -126,7 +126,7 @@ async def parse_quiet(text: str, ctx: Ctx) -> list[str]:
     return [start, end]
 
 
-async def show_quiet(value: list[str], ctx: Ctx) -> str:
+async def show_quiet(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return f"{value[0]}–{value[1]}"
 
 

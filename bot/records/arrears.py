@@ -25,8 +25,9 @@ from functools import partial
 from typing import Any
 
 from bot import validators
+from bot.conversations.customer import parse_account_no  # the one 户号 rule and message
 from bot.conversations.engine import FormSpec, Saved, SaveFn
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
@@ -35,7 +36,6 @@ from bot.models import Role, User
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
-    leads,
     remaining,
     ruleset,
     show_time,
@@ -98,25 +98,16 @@ def money(cents: int) -> str:
     return f"￥{cents // 100:,}.{cents % 100:02d}"
 
 
-async def parse_amount(text: str, ctx: Ctx) -> int:
+async def parse_amount(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
     return parse_amount_text(text)
 
 
-async def show_amount(value: int, ctx: Ctx) -> str:
+async def show_amount(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return money(int(value))
 
 
 # --- the registration form ------------------------------------------------------------
-async def parse_account(text: str, ctx: Ctx) -> str:
-    s = ctx.services.settings
-    value = validators.account_no(text, s.account_no_min_digits, s.account_no_max_digits)
-    if value is None:
-        raise Invalid("customer.account.invalid", text=text, min=s.account_no_min_digits,
-                      max=s.account_no_max_digits)
-    return value
-
-
-async def show_account(value: str, ctx: Ctx) -> str:
+async def show_account(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     """The 户号 with what the register says: the summary shows where a skipped 户名 comes from."""
     customer = await ctx.services.customers.by_account(ctx.user.team_id, value)
     if customer is None:
@@ -124,11 +115,11 @@ async def show_account(value: str, ctx: Ctx) -> str:
     return ctx.t("arrears.account_registered", account=value, name=customer.name)
 
 
-async def parse_name(text: str, ctx: Ctx) -> str:
+async def parse_name(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return (await parse_text(text, ctx)).strip()
 
 
-async def parse_since(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_since(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     """欠费起始日期: a day, not in the future; a time of day, if given, is dropped."""
     p = parse_time(text, ctx.local_now, prefer="past")
     if p is None:
@@ -141,7 +132,7 @@ async def parse_since(text: str, ctx: Ctx) -> dict[str, Any]:
     return {"at": iso(day), "has_time": False}
 
 
-async def parse_moment(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_moment(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     """When something was done: a time of day is required (deadlines are counted from it,
     and a bare date would quietly move a cut-off or restore deadline by hours)."""
     p = parse_time(text, ctx.local_now, prefer="past")
@@ -159,7 +150,7 @@ async def prepaid_choices(ctx: Ctx) -> list[Choice]:
     return [Choice("yes", ctx.t("arrears.yes")), Choice("no", ctx.t("arrears.no"))]
 
 
-async def show_prepaid(value: str, ctx: Ctx) -> str:
+async def show_prepaid(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t("arrears.yes" if value == "yes" else "arrears.no")
 
 
@@ -169,7 +160,7 @@ def since_date(value: dict[str, Any], ctx: Ctx) -> str:
 
 async def deciders(services: Services, team_id: int) -> list[User]:
     """Who decides on a medical household: the team's leads, else its admins."""
-    found = await leads(services, team_id)
+    found = await services.people.leads_of(team_id)
     if found:
         return found
     return [u for u in await services.people.users()
@@ -236,7 +227,7 @@ ARREARS = REGISTRY.form(FormSpec(
     title="form.arrears.title",
     fields=(
         Field("account_no", "field.account_no", "form.arrears.account_no", Kind.TEXT,
-              parse=parse_account, show=show_account),
+              parse=parse_account_no, show=show_account),
         Field("customer_name", "field.customer_name", "form.arrears.customer_name", Kind.TEXT,
               required=False, parse=parse_name),
         Field("amount", "field.arrears_amount", "form.arrears.amount", Kind.TEXT,
@@ -269,7 +260,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
         try:
             if "account_no" not in values and digits.isdigit() and len(digits) >= 6:
                 field = "account_no"
-                values[field] = await parse_account(tok, ctx)
+                values[field] = await parse_account_no(tok, ctx)
             elif "amount" not in values and _amountish(tok):
                 field = "amount"
                 values[field] = parse_amount_text(tok)

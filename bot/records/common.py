@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.conversations.fields import Invalid
+from bot.conversations.fields import NO_FORM, FormView, Invalid
 from bot.deadlines import RuleSet, load_ruleset
-from bot.models import Role, User
 from bot.services import Ctx, Services
 from bot.storage.db import from_iso, iso
 from bot.timeparse import ParsedTime, format_time, parse_time
@@ -21,11 +20,6 @@ def ruleset(services: Services) -> RuleSet:
 
 async def calendar(services: Services) -> WorkCalendar:
     return await WorkCalendar.load(services.db)
-
-
-async def leads(services: Services, team_id: int) -> list[User]:
-    return [u for u in await services.people.users()
-            if u.team_id == team_id and u.role is Role.LEAD]
 
 
 def when(ctx: Ctx, dt: datetime | str | None, has_time: bool = True) -> str:
@@ -66,7 +60,7 @@ def value_time(value: dict[str, Any]) -> datetime:
     return from_iso(value["at"])
 
 
-async def parse_future_ok(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_future_ok(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     """A time that may lie ahead (an outage start); date-only means the start of that day."""
     p = parse_time(text, ctx.local_now, prefer="future")
     if p is None:
@@ -74,7 +68,7 @@ async def parse_future_ok(text: str, ctx: Ctx) -> dict[str, Any]:
     return time_value(p)
 
 
-async def show_time(value: dict[str, Any], ctx: Ctx) -> str:
+async def show_time(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
     return when(ctx, value["at"], has_time=value.get("has_time", True))
 
 

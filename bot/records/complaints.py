@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.conversations.customer import parse_account_no, parse_phone
 from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import parse_text
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway, next_working_start
@@ -62,11 +62,11 @@ async def kind_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(k, ctx.t(f"complaint.kind.{k}")) for k in COMPLAINT_TYPES]
 
 
-async def show_kind(value: str, ctx: Ctx) -> str:
+async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"complaint.kind.{value}")
 
 
-async def parse_order_no(text: str, ctx: Ctx) -> str:
+async def parse_order_no(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     value = normalize_input(text).replace(" ", "")
     if not re.fullmatch(r"[0-9A-Za-z\-_]{4,40}", value):
         raise Invalid("complaint.order_no.invalid", text=text)
@@ -154,7 +154,7 @@ async def method_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(m, ctx.t(f"complaint.method.{m}")) for m in CONTACT_METHODS]
 
 
-async def show_method(value: str, ctx: Ctx) -> str:
+async def show_method(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"complaint.method.{value}")
 
 

@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
@@ -19,7 +19,6 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
-    leads,
     parse_future_ok,
     remaining,
     ruleset,
@@ -34,6 +33,7 @@ from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import parse_time
+from bot.vocab import AREA_TOKEN
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -43,7 +43,6 @@ KINDS = ("planned", "temporary")
 HOW = ("phone", "visit", "message")
 _INTENT = re.compile(r"^(登记停电|停电登记|登记计划停电|登记临时停电|计划停电|临时停电|"
                      r"检修停电|登记检修停电)\s*(.*)$")
-_AREA_TOKEN = re.compile(r"\S*?台区")
 _AREA_SPLIT = re.compile(r"[,，、;；\s]+")
 # A clock time with no date in it ("17点", "下午5点半"): read on the start's day, not today's.
 _HAS_DATE = re.compile(r"[今明后昨前天日号月周/\-]|星期|礼拜|[0-9]{4}")
@@ -101,7 +100,7 @@ async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
 
 
 # --- the registration form ------------------------------------------------------------
-async def parse_areas(text: str, ctx: Ctx) -> list[str]:
+async def parse_areas(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
     """Typed areas ("3号台区 5号台区", "3号台区、5号台区"): only the user's own are accepted."""
     choices = await area_choices(ctx)
     whole = match_choice(text, choices)
@@ -124,7 +123,7 @@ async def parse_areas(text: str, ctx: Ctx) -> list[str]:
     return picked
 
 
-async def show_areas(value: list[str], ctx: Ctx) -> str:
+async def show_areas(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
     names = {c.value: c.label for c in await area_choices(ctx)}
     return "、".join(names.get(v, ctx.t("form.worklog.area_gone_short")) for v in value)
 
@@ -133,23 +132,16 @@ async def kind_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(k, ctx.t(f"outage.kind.{k}")) for k in KINDS]
 
 
-async def show_kind(value: str, ctx: Ctx) -> str:
+async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"outage.kind.{value}")
 
 
-async def _draft_start(ctx: Ctx) -> datetime | None:
-    """The start already answered in the open form (the end is checked against it)."""
-    draft = await ctx.services.conversations.get(ctx.user.id)
-    value = draft.state.get("values", {}).get("start") if draft else None
-    return value_time(value) if value else None
-
-
-async def parse_end(text: str, ctx: Ctx) -> dict[str, Any]:
+async def parse_end(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     p = parse_time(text, ctx.local_now, prefer="future")
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
     end = p.value if p.has_time else p.value.replace(hour=23, minute=59)  # date: that whole day
-    start = await _draft_start(ctx)
+    start = value_time(form.values["start"]) if form.values.get("start") else None
     if start is not None and end <= start and p.has_time and not _HAS_DATE.search(text):
         on_start_day = parse_time(text, start.astimezone(ctx.tz), prefer="future")
         if on_start_day is not None and on_start_day.value > start:
@@ -190,7 +182,7 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
     customers = await services.db.fetchall(
         f"SELECT c.id, c.name FROM customers c WHERE c.team_id = ? AND c.active = 1 "
         f"AND c.area_id IN ({marks}) ORDER BY c.area_id, c.id", (ctx.user.team_id, *area_ids))
-    team_leads = [u.id for u in await leads(services, ctx.user.team_id) if u.id != ctx.user.id]
+    team_leads = [u.id for u in await services.people.leads_of(ctx.user.team_id, ctx.user.id)]
     async with services.db.tx() as tx:
         oid, new = await STORE.insert_once(tx, token, {
             "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
@@ -490,7 +482,7 @@ async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
         if c.label and c.label in rest:
             picked.append(c.value)
             rest = rest.replace(c.label, " ")
-    others = _AREA_TOKEN.findall(rest)
+    others = AREA_TOKEN.findall(rest)
     if others:  # another team's area, or a typo: say so at the area step
         notices["areas"] = "⚠️ " + ctx.t("form.worklog.area.unknown", text="、".join(others),
                                          options="、".join(c.label for c in choices[::-1]))

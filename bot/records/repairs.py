@@ -39,13 +39,12 @@ from bot.services import Ctx
 from bot.storage.db import iso
 from bot.storage.reminders import Reminders
 from bot.timeparse import find_time
+from bot.vocab import take_area
 
 SUBJECT = "repair"
 AREA_KINDS: tuple[AreaKind, ...] = ("city", "rural", "remote")
 # Only a message that *starts* with the word opens a repair: `记录报修 3号台区` stays a work log.
 _INTENT = re.compile(r"^(故障报修|报修|抢修)(?!记录)\s*(.*)$")
-_AREA_TOKEN = re.compile(r"\S*?台区")
-_BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -265,18 +264,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
     """'3号台区 昨晚11点50 变压器冒烟' -> area, received time and description."""
     values: dict[str, Any] = {}
     notices: dict[str, str] = {}
-    s = rest
-    area_text = None
-    for name in sorted((c.label for c in await area_choices(ctx)), key=len, reverse=True):
-        if name and name in s:
-            area_text = name
-            s = s.replace(name, " ", 1)
-            break
-    else:
-        m = _AREA_TOKEN.search(s) or _BARE_AREA_NUMBER.search(s.strip())
-        if m:
-            area_text = m.group(0)
-            s = s.replace(area_text, " ", 1)
+    area_text, s = take_area(rest, (c.label for c in await area_choices(ctx)))
     if area_text:
         area, note = await resolve_area(ctx, area_text)
         if area:

@@ -22,13 +22,14 @@ from bot.conversations.fields import Field, Invalid, Kind, ParseFn
 from bot.conversations.worklog import parse_when
 from bot.deadlines import is_overdue
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
-from bot.records.common import leads, now_value, remaining, show_time, when
+from bot.records.common import now_value, remaining, show_time, when
 from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
+from bot.visibility import Subject, may_see, scope
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -75,20 +76,16 @@ class Store(Generic[R]):
     async def visible(self, ctx: Ctx, rid: int) -> R | None:
         """The record if the user may see it: their own, or the team's for a lead or admin."""
         rec = await self.load(ctx.services.db, rid)
-        if rec is None or rec.team_id != ctx.user.team_id:
-            return None
-        if not ctx.user.sees_whole_team and rec.user_id != ctx.user.id:
+        if rec is None or not may_see(ctx.user, Subject.RECORD, rec.team_id, rec.user_id):
             return None
         return rec
 
     async def open_for(self, ctx: Ctx, where: str, params: tuple[Any, ...] = (),
                        order: str = "") -> list[R]:
         """The records in the user's scope (the team for a lead) matching `where`."""
-        a = self.alias
-        scope = f"{a}.team_id = ?" if ctx.user.sees_whole_team else f"{a}.user_id = ?"
+        mine, mine_params = scope(ctx.user, Subject.RECORD, self.alias)
         rows = await ctx.services.db.fetchall(
-            f"{self.select} WHERE {scope} AND ({where}) {order}",
-            (ctx.user.team_id if ctx.user.sees_whole_team else ctx.user.id, *params))
+            f"{self.select} WHERE {mine} AND ({where}) {order}", (*mine_params, *params))
         return [from_row(self.cls, r) for r in rows]
 
     async def insert_once(self, tx: Tx, token: str, columns: dict[str, Any]) -> tuple[int, bool]:
@@ -181,7 +178,7 @@ class Ladder:
 
 async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
     """The team's leads to escalate to, never the person who is acting or owns the record."""
-    return [u.id for u in await leads(services, team_id) if u.id not in exclude]
+    return [u.id for u in await services.people.leads_of(team_id, *exclude)]
 
 
 # --- transitions and the card -------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +28,46 @@ Held = tuple[Any, ...] | None  # the row to write (PUT's parameters), or None: d
 
 
 @dataclass
+class FormState:
+    """Where an open form stands. Stored as the same JSON object the previous, untyped
+    version wrote, so a draft saved before an upgrade opens again unchanged."""
+
+    values: dict[str, Any] = field(default_factory=dict)  # field name -> stored answer
+    history: list[str] = field(default_factory=list)  # fields answered, in order (for back)
+    skipped: list[str] = field(default_factory=list)
+    editing: bool = False  # one field opened from the summary: back to the summary after it
+    errors: int = 0  # invalid answers in a row at this step
+    notices: dict[str, str] = field(default_factory=dict)  # shown once above a field's prompt
+    step: str = ""  # a field name, or the summary / edit menu
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. the id of the entry being edited
+    parked: dict[str, Any] | None = None  # set while parked: the message held meanwhile
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FormState:
+        return cls(values=dict(data.get("values") or {}), history=list(data.get("history") or []),
+                   skipped=list(data.get("skipped") or []), editing=bool(data.get("editing")),
+                   errors=int(data.get("errors") or 0), notices=dict(data.get("notices") or {}),
+                   step=str(data.get("step") or ""), meta=dict(data.get("meta") or {}),
+                   parked=data.get("parked"))
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "values": self.values, "history": self.history, "skipped": self.skipped,
+            "editing": self.editing, "errors": self.errors, "notices": self.notices,
+            "step": self.step, "meta": self.meta}
+        if self.parked is not None:  # absent unless parked, as before
+            data["parked"] = self.parked
+        return data
+
+
+@dataclass
 class Draft:
     """A form in progress: which form, its token (stamped into its buttons) and its state."""
 
     user_id: int
     form: str
     token: str
-    state: dict[str, Any]
+    state: FormState
     started_at: datetime
     updated_at: datetime
 
@@ -70,7 +103,8 @@ class Conversations:
     async def put(self, draft: Draft) -> None:
         # A snapshot, so later changes to the Draft object do not leak into what is held.
         await self._write(draft.user_id, (
-            draft.user_id, draft.form, draft.token, json.dumps(draft.state, ensure_ascii=False),
+            draft.user_id, draft.form, draft.token,
+            json.dumps(draft.state.to_json(), ensure_ascii=False),
             iso(draft.started_at), iso(draft.updated_at)))
 
     async def delete(self, user_id: int) -> None:
@@ -158,5 +192,6 @@ class Conversations:
 
 def _draft(user_id: int, form: str, token: str, state: str, started_at: str,
            updated_at: str) -> Draft:
-    return Draft(user_id, form, token, json.loads(state), from_iso(started_at),
+    return Draft(user_id, form, token, FormState.from_json(json.loads(state)),
+                 from_iso(started_at),
                  from_iso(updated_at))

@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.models import Role, User
+from bot.models import User
 from bot.storage import audit
 from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.people import LEADS_OF_TEAM
 from bot.storage.reminders import Reminders
+from bot.visibility import Subject, scope
 
 log = logging.getLogger(__name__)
 ENTITY = "customer"
@@ -91,10 +93,7 @@ def _customer(r: Row) -> Customer:
 
 
 def _scope(user: User) -> tuple[str, list[Any]]:
-    """Admins see every team; everyone else only their own team."""
-    if user.role is Role.ADMIN:
-        return "1 = 1", []
-    return "c.team_id = ?", [user.team_id]
+    return scope(user, Subject.CUSTOMER, "c")
 
 
 _COLUMNS = ("account_no", "name", "area_id", "address", "phone", "situation", "emergency_name",
@@ -227,9 +226,9 @@ class Customers:
         await audit.record(tx, team_id=c.team_id, user_id=user.id, actor=user.name,
                            entity="user", entity_id=user.id, action="reveal_limited", at=now,
                            detail={"count": count, "customer_id": c.id})
-        leads = await tx.fetchall(
-            "SELECT id FROM users WHERE team_id = ? AND role = 'lead' AND active = 1 "
-            "AND id != ?", (user.team_id, user.id))
+        leads = await tx.fetchall(  # in this transaction, so the plan and audit agree
+            f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id != ?",
+            (user.team_id, user.id))
         if not leads:
             log.warning("user %s reached the reveal limit; team %s has no lead to tell",
                         user.id, user.team_id)
@@ -255,18 +254,13 @@ class Customers:
             clauses.append("a.name = ?")
             params.append(q.value)
         elif q.kind == "category":
-            # In one team, probe (customer_id, category) per team row: flat ~2 ms. `IN (list)`
-            # would first build the id list of that category in *every* team (45k ids for
-            # 独居 at 100k customers, twice per search: p99 24 ms). Across all teams (admin)
-            # that list is the cheaper driver. See bench/bench_customers.py, BENCHMARKS.md.
+            # In one team (everyone's scope), probe (customer_id, category) per team row: flat
+            # ~2 ms. `IN (list)` would first build the id list of that category in *every*
+            # team (45k ids for 独居 at 100k customers). See bench/bench_customers.py.
             keys = q.value.split(",")
             marks = ", ".join("?" for _ in keys)
-            if user.role is Role.ADMIN:
-                clauses.append("c.id IN (SELECT customer_id FROM customer_categories "
-                               f"WHERE category IN ({marks}))")
-            else:
-                clauses.append("EXISTS (SELECT 1 FROM customer_categories cc "
-                               f"WHERE cc.customer_id = c.id AND cc.category IN ({marks}))")
+            clauses.append("EXISTS (SELECT 1 FROM customer_categories cc "
+                           f"WHERE cc.customer_id = c.id AND cc.category IN ({marks}))")
             params += keys
         elif q.kind == "due":
             clauses.append("c.visit_every_days IS NOT NULL AND (c.last_visit_at IS NULL OR "

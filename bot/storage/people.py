@@ -29,6 +29,8 @@ SELECT u.id, u.name, u.role, u.team_id, t.name AS team_name, u.locale,
        s.unreachable_at IS NOT NULL AS unreachable
 FROM users u JOIN teams t ON t.id = u.team_id LEFT JOIN user_settings s ON s.user_id = u.id
 """
+# "The leads of a team", defined once: its active users with the lead role. Alias u = users.
+LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
 
 
 def _user(row: Row) -> User:
@@ -111,6 +113,12 @@ class People:
             "WHERE i.channel = ? AND i.external_id = ? AND u.active = 1",
             (channel, external_id))
         return _user(row) if row else None
+
+    async def leads_of(self, team_id: int, *exclude: int) -> list[User]:
+        """The team's leads, without the people in `exclude` (e.g. a lead who acted)."""
+        rows = await self.db.fetchall(_USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id",
+                                      (team_id,))
+        return [u for u in map(_user, rows) if u.id not in exclude]
 
     async def users(self) -> list[User]:
         rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.models import User, WorkLog
 from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.visibility import Subject, may_see, scope
 
 
 @dataclass(frozen=True)
@@ -108,22 +109,15 @@ class WorkLogs:
 
     async def visible_to(self, user: User, limit: int = 10, offset: int = 0) -> list[WorkLog]:
         """Newest first: a manager's own entries, the whole team's for a lead or admin."""
-        if user.sees_whole_team:
-            where, param = "w.team_id = ?", user.team_id
-        else:
-            where, param = "w.user_id = ?", user.id
+        where, params = scope(user, Subject.LOG, "w")
         rows = await self.db.fetchall(
             _SELECT + f" WHERE {where} ORDER BY w.occurred_at DESC, w.id DESC LIMIT ? OFFSET ?",
-            (param, limit, offset))
+            (*params, limit, offset))
         return [_worklog(r) for r in rows]
 
     async def count_visible(self, user: User) -> int:
-        if user.sees_whole_team:
-            row = await self.db.fetchone("SELECT count(*) FROM worklogs WHERE team_id = ?",
-                                         (user.team_id,))
-        else:
-            row = await self.db.fetchone("SELECT count(*) FROM worklogs WHERE user_id = ?",
-                                         (user.id,))
+        where, params = scope(user, Subject.LOG, "w")
+        row = await self.db.fetchone(f"SELECT count(*) FROM worklogs w WHERE {where}", params)
         return int(row[0]) if row else 0
 
     async def get_for(self, user: User, worklog_id: int) -> WorkLog | None:
@@ -131,9 +125,7 @@ class WorkLogs:
         row = await self.db.fetchone(_SELECT + " WHERE w.id = ?", (worklog_id,))
         if row is None:
             return None
-        if row["team_id"] != user.team_id or (
-            not user.sees_whole_team and row["user_id"] != user.id
-        ):
+        if not may_see(user, Subject.LOG, row["team_id"], row["user_id"]):
             return None
         photos = await self.db.fetchall(
             "SELECT channel, file_ref, caption FROM worklog_photos WHERE worklog_id = ? "
