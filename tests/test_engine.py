@@ -217,6 +217,18 @@ async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
     assert draft is not None and draft.state.values["photos"] == ["test:test:p1"]
 
 
+async def test_parked_form_without_photos_does_not_promise_to_keep_one(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
+    await zhang.say("登记特殊客户")
+    clock.advance(minutes=45)
+    await zhang.photo("test:p1")
+    assert "没有照片这一项，这张照片没有保存" in zhang.text
+    assert "照片会附到" not in zhang.text
+    await zhang.press("继续填写")
+    draft = await services.conversations.get(1)
+    assert draft is not None and "test:test:p1" not in str(draft.state.values)
+
+
 async def test_old_park_question_after_continuing_is_safe(
         zhang: Chat, services: Services, clock: FakeClock) -> None:
     await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.conversations.engine import FormEngine, is_word
+from bot.conversations.fields import Kind
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
 from bot.services import Ctx
 from bot.storage.conversations import Draft
@@ -124,10 +125,13 @@ class Parking:
         """Say what becomes of the held message, so the user knows it was not lost."""
         if held is None:
             return None
-        if "photo" in held:
-            return ctx.t("form.park.held_photo", form=title)
+        spec = self.engine.forms[draft.form]
+        if "photo" in held:  # promise it only where the form keeps photos
+            return ctx.t("form.park.held_photo" if spec.field_of_kind(Kind.PHOTOS)
+                         else "form.photo_not_taken", form=title)
         if "location" in held:
-            return ctx.t("form.park.held_location", form=title)
+            return ctx.t("form.park.held_location" if spec.field_of_kind(Kind.LOCATION)
+                         else "form.location_not_taken", form=title)
         if "callback" in held:
             parsed = parse_callback(held["callback"])
             if parsed is None or parsed[0] not in (GLOBAL_TOKEN, draft.token):

@@ -43,8 +43,6 @@ class WeComSettings(BaseSettings):
     # People whose callbacks are handled (or messages sent) at the same time. The handling is
     # mostly CPU: more at once only delays the acknowledgements of new callbacks.
     workers: int = Field(default=32, ge=1, le=256)
-    # A group robot takes 20 messages a minute.
-    robot_per_minute: int = Field(default=20, ge=1, le=20)
 
     @model_validator(mode="after")
     def _keys_outlive_replays(self) -> WeComSettings:
