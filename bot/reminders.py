@@ -64,6 +64,13 @@ async def quiet_window(services: Services, user_id: int) -> tuple[time, time] | 
     return _hhmm(start), _hhmm(end)
 
 
+async def jobs_done(services: Services, job: str, period: str) -> set[int]:
+    """Who (user or team id) a once-per-period job already served in `period`."""
+    rows = await services.db.fetchall(
+        "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (job, period))
+    return {r[0] for r in rows}
+
+
 async def job_failed(services: Services, job: str, period: str, user: User, now: datetime,
                      exc: BaseException) -> None:
     """One person's share of a periodic job failed: log it, record it in the audit log (for
@@ -332,8 +339,7 @@ class ReminderService:
         tz = self.services.settings.tz
         local = now.astimezone(tz)
         period = local.date().isoformat()
-        done = {r[0] for r in await self.services.db.fetchall(
-            "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (DIGEST_JOB, period))}
+        done = await jobs_done(self.services, DIGEST_JOB, period)
         users = [u for u in await self.services.people.users() if u.id not in done]
         digest_at = _hhmm(self.services.settings.digest_time)
         if local.time() < digest_at:

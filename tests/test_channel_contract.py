@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from bot.services import Services
 from bot.storage.worklogs import NewWorkLog
 from tests.conftest import Chat, make_user
 from tests.fakebotapi import FakeBotAPI
-from tests.tg_harness import L, TgUser, body, labels, open_drafts, register, start_channel
+from tests.tg_harness import L, TgUser, body, labels, open_drafts, register
 from tests.tg_harness import worklog_rows as saved_logs
 
 # WeCom's caps, as the WeCom channel declares them (issue #9).
@@ -157,14 +156,6 @@ async def test_unregistered_channels_get_outcomes_as_built(services: Services) -
 
 
 # --- one person, two channels -------------------------------------------------------------
-@pytest.fixture
-async def channel(services: Services, settings: Settings,
-                  fake_api: FakeBotAPI) -> AsyncIterator[TelegramChannel]:
-    ch = await start_channel(services, settings, fake_api)
-    yield ch
-    await ch.stop()
-
-
 @pytest.fixture
 async def both(channel: TelegramChannel, services: Services,
                fake_api: FakeBotAPI) -> tuple[TgUser, Chat]:

@@ -19,7 +19,7 @@ from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.registry import REGISTRY, PushFn
-from bot.reminders import ReminderService, in_quiet, job_failed
+from bot.reminders import ReminderService, in_quiet, job_failed, jobs_done
 from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, weekly_report_due
 from bot.reports.text import SUMMARY_CHARS, render
@@ -207,8 +207,7 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
     if period is None:
         return 0
     key = period.first.isoformat()
-    done = {r[0] for r in await services.db.fetchall(
-        "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (JOB, key))}
+    done = await jobs_done(services, JOB, key)
     rows = await services.db.fetchall(
         "SELECT id, created_at FROM users WHERE active = 1 AND role IN ('manager', 'lead') "
         "ORDER BY id")

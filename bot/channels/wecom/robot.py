@@ -15,6 +15,7 @@ import httpx
 
 from bot.channels.wecom.api import split_text
 from bot.registry import REGISTRY, PushFn
+from bot.reminders import jobs_done
 from bot.reports.figures import Scope, compute
 from bot.reports.ranges import weekly_report_due
 from bot.reports.text import team_summary
@@ -107,8 +108,7 @@ async def team_robot_job(services: Services, push: PushFn, now: datetime) -> int
     if period is None:
         return 0
     key = period.first.isoformat()
-    done = {r[0] for r in await services.db.fetchall(
-        "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (JOB, key))}
+    done = await jobs_done(services, JOB, key)
     sent = 0
     for team_id, url, name in robots:
         if team_id in done:
