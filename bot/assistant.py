@@ -24,7 +24,7 @@ from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
 from bot.handlers import customers as customers_handler
 from bot.handlers import logs as logs_handler
-from bot.handlers.intents import simple_intent, worklog_intent
+from bot.handlers.intents import SMALL_TALK, simple_intent, worklog_intent
 from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
 from bot.handlers.start import StartHandler
 from bot.i18n import t
@@ -224,6 +224,9 @@ class Assistant:
             return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
         if simple == "greet":
             return await greeting(ctx)
+        if simple in SMALL_TALK:
+            return Outcome().add(ctx.t(f"menu.small_talk.{simple}", name=ctx.user.name),
+                                 menu_buttons(ctx.locale))
         for intent_fn in REGISTRY.intents:
             found = await intent_fn(self, ctx, text)
             if found is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.rules import leading_work_items
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import ParsedTime, find_time, leading_time
 from bot.vocab import take_area
 
@@ -27,8 +27,16 @@ _PARTICLE = re.compile(
 _SIMPLE = {
     "logs": re.compile(r"^(我的日志|日志列表|查日志|查看日志|my logs)$", re.I),
     "help": re.compile(r"^(帮助|help|怎么用|\?|？)$", re.I),
-    "greet": re.compile(r"^(你好|您好|hi|hello|菜单|menu|开始)$", re.I),
+    "greet": re.compile(r"^(菜单|menu|开始)$", re.I),
+    # Small talk gets a one-line answer (menu.small_talk.<name>), not the whole menu.
+    "hello": re.compile(r"^(你好|您好|hi|hello|在吗|在不在)$", re.I),
+    "thanks": re.compile(r"^(谢谢|多谢|感谢|谢了|谢谢你|辛苦了|thanks|thank you|thx)$", re.I),
+    "ack": re.compile(r"^(好的|好|好滴|收到|知道了|明白|明白了|了解|嗯|嗯嗯|ok|okay|行|可以)$",
+                      re.I),
 }
+SMALL_TALK = ("hello", "thanks", "ack")
+# Said around small talk and meaning nothing more: '谢谢！', '好的~', '你好呀', '收到啦'.
+_CHATTER_TAIL = re.compile(r"[啊呀啦哈哦喔吧嘛~～!！。.,，\s]+$")
 
 
 @dataclass
@@ -40,7 +48,7 @@ class WorkLogIntent:
 
 
 def simple_intent(text: str) -> str | None:
-    clean = normalize_input(text)
+    clean = _CHATTER_TAIL.sub("", normalize_input(text)) or normalize_input(text)
     for name, pattern in _SIMPLE.items():
         if pattern.match(clean):
             return name
@@ -91,7 +99,7 @@ def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIn
     s = normalize_input(text)
     lead = _LOG_LEAD.match(s)
     if lead:
-        s = s[lead.end():]
+        s = after_keyword(s[lead.end():])
     when, s = _preamble(s, now)
     items, s = _work_items(s)
     area_text = None
