@@ -19,6 +19,7 @@ from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
 from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
 from bot.conversations.worklog import WORKLOG
+from bot.conversations.worklog import offer as worklog_offer
 from bot.conversations.worklog import prefill as worklog_prefill
 from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
@@ -242,7 +243,8 @@ class Assistant:
         intent = worklog_intent(text, ctx.local_now, team_areas)
         if intent is not None:
             values, notices = await worklog_prefill(ctx, intent)
-            return await self.engine.start(ctx, WORKLOG.name, values, notices)
+            return await self.engine.start(ctx, WORKLOG.name, values, notices,
+                                           offer=worklog_offer(intent))
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),

@@ -34,6 +34,11 @@ def _synonym_index() -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
+def work_item_words() -> list[tuple[str, str]]:
+    """(word, key) for every word that names a work item: ('巡视', 'patrol'), ('巡检', 'patrol')."""
+    return list(_synonym_index())
+
+
 def leading_work_items(text: str) -> tuple[list[str], str]:
     """Work-item words at the start of `text`.
 

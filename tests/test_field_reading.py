@@ -38,3 +38,65 @@ async def test_small_talk_gets_one_friendly_line(zhang: Chat, said: str, key: st
     await zhang.say(said)
     assert zhang.text == zh(f"menu.small_talk.{key}", name="张三")
     assert "没看懂" not in zhang.text and "\n" not in zhang.text
+
+
+# --- §1.1 sentences that start (and fill) a work log --------------------------------------
+@pytest.mark.parametrize(("said", "filled"), [
+    ("今天上午去3号台区巡视了，发现2号杆拉线松动",
+     "工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五"),
+    ("今天上午去3号台区巡视了，发现2号杆拉线松动",
+     "工作内容 3号台区巡视 · 发现问题 2号杆拉线松动"),
+    ("今天上午去3号台区巡视了发现2号杆拉线松动已经通知抢修",
+     "工作内容 3号台区巡视 · 发现问题 2号杆拉线松动已经通知抢修"),
+    ("巡视5号台区，3号表箱有漏电隐患", "工作内容 5号台区巡视 · 发现问题 3号表箱有漏电隐患"),
+    ("3号台区巡视", "工作项目 巡视 · 台区 3号台区"),
+    ("3号台曲巡视", "工作项目 巡视 · 台区 3号台区"),
+    ("巡式3号台区", "工作项目 巡视 · 台区 3号台区"),
+])
+async def test_field_sentences_start_a_filled_work_log(zhang: Chat, said: str,
+                                                       filled: str) -> None:
+    await zhang.say(said)
+    assert filled in zhang.text
+    assert "没看懂" not in zhang.text
+
+
+async def test_a_problem_in_the_sentence_is_not_asked_again(zhang: Chat,
+                                                            services: object) -> None:
+    await zhang.say("今天上午去3号台区巡视了，发现2号杆拉线松动")
+    assert zh("form.worklog.problems") not in zhang.text
+    assert zh("form.worklog.photos") in zhang.text  # the next thing not yet said
+
+
+async def test_a_word_one_typo_from_two_meanings_is_not_guessed(zhang: Chat) -> None:
+    await zhang.say("服装店")  # 服装 is one character from 服务, but names no area: no log
+    assert zhang.text.startswith("没看懂")
+
+
+async def test_all_clear_goes_to_the_summary_and_offers_the_rest_there(zhang: Chat) -> None:
+    await zhang.say("巡视3号台区 无异常")
+    assert "工作内容 无异常" in zhang.text
+    await zhang.press("现在")
+    assert zh("form.summary_title", title=zh("form.worklog.title")) in zhang.text
+    assert zh("form.worklog.problems") not in zhang.text
+    await zhang.press("➕ 发现问题")
+    assert zh("form.worklog.problems") in zhang.text
+    await zhang.say("顺手清了个鸟窝")
+    assert "发现问题：顺手清了个鸟窝" in zhang.text
+    await zhang.press("➕ 照片")
+    await zhang.photo("p1")
+    await zhang.press("完成")
+    assert "照片：" in zhang.text and "➕ 照片" not in str(zhang.last)
+    await zhang.press("➕ 位置")
+    await zhang.location(31.8, 117.2)
+    assert "位置：31.80000, 117.20000" in zhang.text
+    out = await zhang.press("保存")
+    assert "✅" in out.replies[0].text
+
+
+@pytest.mark.parametrize("said", ["巡视3号台区 未发现异常", "3号台区巡视，设备运行正常",
+                                  "巡视3号台区没问题"])
+async def test_nothing_wrong_is_not_read_as_a_problem(zhang: Chat, said: str) -> None:
+    await zhang.say(said)
+    await zhang.press("现在")
+    assert "发现问题：" + zh("form.empty") in zhang.text
+    assert "➕ 发现问题" in str(zhang.last)

@@ -137,10 +137,25 @@ async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict
             values["time"] = time_value(intent.time)
         except Invalid as exc:
             notices["time"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
-    if intent.content:
-        with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
-            values["content"] = await parse_text(intent.content, ctx)
+    content = intent.content
+    if content is None and intent.problems and intent.items:
+        # '3号台区巡视了，发现…' says the work by its item and area: that is its content.
+        content = ctx.t("form.worklog.content_from_items",
+                        items=await show_items(intent.items, ctx), area=intent.area_text or "")
+    with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
+        if content:
+            values["content"] = await parse_text(content, ctx)
+        if intent.problems:
+            values["problems"] = await parse_text(intent.problems, ctx)
     return values, notices
+
+
+# Asked one by one unless the sentence said all was well: then offered on the summary.
+ALL_CLEAR_OFFER = ("problems", "photos", "location")
+
+
+def offer(intent: WorkLogIntent) -> tuple[str, ...]:
+    return ALL_CLEAR_OFFER if intent.all_clear else ()
 
 
 # --- saving ---------------------------------------------------------------------------
