@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.i18n import t
-from tests.conftest import Chat
+from bot.services import Services
+from bot.storage.db import from_iso
+from tests.conftest import SHANGHAI, Chat, at
 
 
 def zh(key: str, **kwargs: object) -> str:
@@ -60,8 +63,7 @@ async def test_field_sentences_start_a_filled_work_log(zhang: Chat, said: str,
     assert "没看懂" not in zhang.text
 
 
-async def test_a_problem_in_the_sentence_is_not_asked_again(zhang: Chat,
-                                                            services: object) -> None:
+async def test_a_problem_in_the_sentence_is_not_asked_again(zhang: Chat) -> None:
     await zhang.say("今天上午去3号台区巡视了，发现2号杆拉线松动")
     assert zh("form.worklog.problems") not in zhang.text
     assert zh("form.worklog.photos") in zhang.text  # the next thing not yet said
@@ -100,3 +102,44 @@ async def test_nothing_wrong_is_not_read_as_a_problem(zhang: Chat, said: str) ->
     await zhang.press("现在")
     assert "发现问题：" + zh("form.empty") in zhang.text
     assert "➕ 发现问题" in str(zhang.last)
+
+
+# --- §1.2 the part of the day is kept -------------------------------------------------------
+@pytest.mark.parametrize(("said", "shown"), [
+    ("今天上午去3号台区巡视了", "2026-11-27 周五 09:00（按「上午」默认时间，可修改）"),
+    ("巡视3号台区 11月25日下午", "2026-11-25 周三 15:00（按「下午」默认时间，可修改）"),
+    ("上周五下午走访5号台区", "2026-11-20 周五 15:00（按「下午」默认时间，可修改）"),
+    ("前天晚上巡视3号台区", "2026-11-25 周三 20:00（按「晚上」默认时间，可修改）"),
+    ("昨晚巡视3号台区", "2026-11-26 周四 20:00（按「晚上」默认时间，可修改）"),
+])
+async def test_a_part_of_day_takes_its_default_hour_and_says_so(zhang: Chat, said: str,
+                                                               shown: str) -> None:
+    await zhang.say(said)
+    assert f"时间 {shown}" in zhang.text
+
+
+async def test_the_default_hour_is_saved_and_a_typed_part_of_day_too(
+        zhang: Chat, services: Services) -> None:
+    await zhang.say("昨晚巡视3号台区 无异常")
+    await zhang.press("保存")
+    await zhang.say("走访5号台区 王大爷家")
+    await zhang.say("前天晚上")  # typed at the time step
+    assert "时间：" not in zhang.text  # not the summary yet: the next step
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    assert "时间：2026-11-25 周三 20:00（按「晚上」默认时间，可修改）" in zhang.text
+    await zhang.press("保存")
+    rows = await services.db.fetchall(
+        "SELECT occurred_at, time_precision FROM worklogs ORDER BY id")
+    local = [(from_iso(r["occurred_at"]).astimezone(SHANGHAI).strftime("%m-%d %H:%M"),
+              r["time_precision"]) for r in rows]
+    assert local == [("11-26 20:00", "minute"), ("11-25 20:00", "minute")]
+
+
+async def test_a_part_of_day_said_while_it_lasts_is_not_a_future_hour(
+        zhang: Chat, clock: FakeClock) -> None:
+    at(clock, 2026, 11, 27, 8, 20)
+    await zhang.say("上午巡视3号台区 无异常")
+    assert "2026-11-27 周五 08:20（按「上午」默认时间，可修改）" in zhang.text
+    assert zh("form.summary_title", title=zh("form.worklog.title")) in zhang.text
