@@ -467,6 +467,16 @@ def parse_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime
     return _dateparser_fallback(s, phrase, now)
 
 
+def clock_time(text: str) -> time | None:
+    """A time of day and nothing else: '22:00', '22点', '晚上10点', '早上7点半' -> time.
+    No date and no guessing: a bare '7点' is 07:00. None when not one (or 24点)."""
+    m = _TIME_RE.fullmatch(text.strip().translate(_FULLWIDTH))
+    clock = _clock(m, None) if m else None
+    if clock is None or clock[0] == 24:
+        return None
+    return time(*clock)
+
+
 def find_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime | None:
     """Find the first time phrase inside free text such as '巡视 3号台区 昨天下午3点 2号杆拉线松动'.
 

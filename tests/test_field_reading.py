@@ -143,3 +143,24 @@ async def test_a_part_of_day_said_while_it_lasts_is_not_a_future_hour(
     await zhang.say("上午巡视3号台区 无异常")
     assert "2026-11-27 周五 08:20（按「上午」默认时间，可修改）" in zhang.text
     assert zh("form.summary_title", title=zh("form.worklog.title")) in zhang.text
+
+
+# --- §1.5 quiet hours in words ----------------------------------------------------------------
+@pytest.mark.parametrize(("said", "window"), [
+    ("晚上10点到早上7点", "22:00–07:00"), ("晚上十点到早上七点半", "22:00–07:30"),
+    ("22点-7点", "22:00–07:00"), ("22:00-07:00", "22:00–07:00"), ("21:30至6:45", "21:30–06:45")])
+async def test_quiet_hours_typed_as_people_say_them(zhang: Chat, said: str,
+                                                    window: str) -> None:
+    await zhang.say("/quiet")
+    await zhang.say(said)
+    assert f"免打扰时段：{window}" in zhang.text
+    await zhang.press("保存")
+    await zhang.say("/settings")
+    assert f"免打扰时段：{window}" in zhang.text
+
+
+@pytest.mark.parametrize("said", ["晚上10点", "10点到10点", "25:00-07:00", "明天到后天"])
+async def test_quiet_hours_not_a_window_are_refused(zhang: Chat, said: str) -> None:
+    await zhang.say("/quiet")
+    await zhang.say(said)
+    assert zh("settings.quiet_invalid", text=said) in zhang.text
