@@ -164,3 +164,31 @@ async def test_quiet_hours_not_a_window_are_refused(zhang: Chat, said: str) -> N
     await zhang.say("/quiet")
     await zhang.say(said)
     assert zh("settings.quiet_invalid", text=said) in zhang.text
+
+
+# --- §1.6 amounts in Chinese numerals ---------------------------------------------------------
+async def test_arrears_amount_said_in_chinese_numerals(zhang: Chat, services: Services) -> None:
+    await zhang.say("/arrears")
+    await zhang.say("5500099999")
+    await zhang.say("赵大")
+    await zhang.say("几百块")
+    assert zh("arrears.amount.words", text="几百块") in zhang.text
+    assert "350.5" in zhang.text  # the example is in digits
+    await zhang.say("三百五十块五")
+    assert "欠费金额（元）？" not in zhang.text
+    await zhang.say("10月1日")
+    await zhang.press("否")
+    assert "欠费金额：￥350.50" in zhang.text
+    await zhang.press("保存")
+    row = await services.db.fetchone("SELECT amount_cents FROM arrears")
+    assert row is not None and row[0] == 35050
+
+
+@pytest.mark.parametrize(("sentence", "shown"), [
+    ("登记欠费 5500099999 赵大 一千二百五十元", "￥1,250.00"),
+    ("登记欠费 5500099999 赵大 1.2万", "￥12,000.00"),
+    ("登记欠费：5500099999 赵大 三百元", "￥300.00")])
+async def test_arrears_sentence_with_chinese_amount(zhang: Chat, sentence: str,
+                                                    shown: str) -> None:
+    await zhang.say(sentence)
+    assert f"欠费金额 {shown}" in zhang.text
