@@ -33,6 +33,11 @@ async def test_colon_after_register_customer_keyword(zhang: Chat) -> None:
     assert "户名 李四 · 台区 3号台区" in zhang.text
 
 
+async def test_colon_after_outage_keyword_is_not_part_of_the_area(zhang: Chat) -> None:
+    await zhang.say("计划停电：7号台区")
+    assert "「7号台区」不是你负责的台区" in zhang.text
+
+
 # --- §1.4 small talk ------------------------------------------------------------------------
 @pytest.mark.parametrize(("said", "key"), [
     ("谢谢", "thanks"), ("谢谢！", "thanks"), ("好的", "ack"), ("收到", "ack"),
