@@ -101,7 +101,7 @@ async def test_all_clear_goes_to_the_summary_and_offers_the_rest_there(zhang: Ch
 
 
 @pytest.mark.parametrize("said", ["巡视3号台区 未发现异常", "3号台区巡视，设备运行正常",
-                                  "巡视3号台区没问题"])
+                                  "巡视3号台区没问题", "巡视3号台区，未见异常"])
 async def test_nothing_wrong_is_not_read_as_a_problem(zhang: Chat, said: str) -> None:
     await zhang.say(said)
     await zhang.press("现在")

@@ -27,7 +27,7 @@ _PARTICLE = re.compile(
 # Nothing wrong found: then problems, photos and location are offered, not asked one by one.
 # Checked before the problem markers, so 未发现异常 is not read as a problem.
 _ALL_CLEAR = re.compile(
-    r"(?:无|没有?|未)(?:发现)?(?:任何)?(?:异常|问题|隐患|缺陷)|(?<![不非])正常|一切良好|情况良好")
+    r"(?:无|没有?|未)(?:发现|见)?(?:任何)?(?:异常|问题|隐患|缺陷)|(?<![不非])正常|一切良好|情况良好")
 # What was found: '发现2号杆拉线松动', '发现了…'; or a clause naming a hazard ('表箱有漏电隐患').
 _FOUND = re.compile(r"(?:发现了?|发觉|查出)[\s,，:：]*(?P<what>.+)")
 _HAZARD = re.compile(r"(?P<what>[^，,。;；]*有[^，,。;；]*隐患.*)")
