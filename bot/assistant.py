@@ -19,12 +19,13 @@ from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
 from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
 from bot.conversations.worklog import WORKLOG
+from bot.conversations.worklog import offer as worklog_offer
 from bot.conversations.worklog import prefill as worklog_prefill
 from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
 from bot.handlers import customers as customers_handler
 from bot.handlers import logs as logs_handler
-from bot.handlers.intents import simple_intent, worklog_intent
+from bot.handlers.intents import SMALL_TALK, simple_intent, worklog_intent
 from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
 from bot.handlers.start import StartHandler
 from bot.i18n import t
@@ -224,6 +225,9 @@ class Assistant:
             return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
         if simple == "greet":
             return await greeting(ctx)
+        if simple in SMALL_TALK:
+            return Outcome().add(ctx.t(f"menu.small_talk.{simple}", name=ctx.user.name),
+                                 menu_buttons(ctx.locale))
         for intent_fn in REGISTRY.intents:
             found = await intent_fn(self, ctx, text)
             if found is not None:
@@ -239,7 +243,8 @@ class Assistant:
         intent = worklog_intent(text, ctx.local_now, team_areas)
         if intent is not None:
             values, notices = await worklog_prefill(ctx, intent)
-            return await self.engine.start(ctx, WORKLOG.name, values, notices)
+            return await self.engine.start(ctx, WORKLOG.name, values, notices,
+                                           offer=worklog_offer(intent))
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),

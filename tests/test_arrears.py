@@ -97,13 +97,16 @@ async def status(services: Services) -> str:
 @pytest.mark.parametrize(("text", "cents"), [
     ("500", 50000), ("500.5", 50050), ("￥500", 50000), ("¥500", 50000), ("500元", 50000),
     ("1,200.50", 120050), ("１２００", 120000), ("500.00元", 50000), (" 500 元 ", 50000),
-    ("1.2万", 1200000), ("0.01", 1), ("1，200", 120000)])
+    ("1.2万", 1200000), ("0.01", 1), ("1，200", 120000),
+    # issue #15: amounts in Chinese numerals are read
+    ("五百", 50000), ("三百元", 30000), ("一千二百五十元", 125000), ("三百五十块五", 35050),
+    ("两千块钱", 200000), ("一万二", 1200000), ("五块三毛二", 532)])
 def test_amount_formats(text: str, cents: int) -> None:
     assert parse_amount_text(text) == cents
 
 
 @pytest.mark.parametrize(("text", "key"), [
-    ("-5", "negative"), ("负500", "negative"), ("五百", "words"), ("五百元", "words"),
+    ("-5", "negative"), ("负500", "negative"), ("五百几", "words"), ("几百元", "words"),
     ("abc", "invalid"), ("0", "zero"), ("0.00元", "zero"), ("500.555", "decimals"),
     ("1,20", "invalid"), ("", "invalid"), ("1000000000", "too_big")])
 def test_amount_refusals(text: str, key: str) -> None:
@@ -231,7 +234,7 @@ async def test_bad_input_is_refused_and_asked_again(team: Team, services: Servic
     assert "户号「12345」不对" in zhang.text
     await zhang.say("5500099999")  # not in the register: allowed
     await zhang.say("跳过")
-    for text, says in (("-5", "不能是负数"), ("五百", "请用阿拉伯数字"), ("abc", "没看懂金额"),
+    for text, says in (("-5", "不能是负数"), ("五百几", "例如 350.5"), ("abc", "没看懂金额"),
                        ("0", "要大于 0"), ("500.555", "最多到分")):
         await zhang.say(text)
         assert says in zhang.text and "欠费金额（元）？" in zhang.text, text
@@ -275,8 +278,8 @@ async def test_prefill_from_one_sentence(team: Team, services: Services) -> None
             "欠费金额 ￥500.00") in zhang.text
     assert "欠费起始日期？" in zhang.text
     await zhang.say("取消")
-    await zhang.say("登记欠费 5500012345 五百 上周一")
-    assert "请用阿拉伯数字" in zhang.text and "欠费金额（元）？" in zhang.text
+    await zhang.say("登记欠费 5500012345 五百 上周一")  # issue #15: Chinese numerals are read
+    assert "欠费金额 ￥500.00 · 欠费起始 2026-11-16 周一" in zhang.text
 
 
 # --- medical households ---------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -91,8 +91,10 @@ class FormEngine:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, ctx: Ctx, form: str, values: dict[str, Any] | None = None,
                     notices: dict[str, str] | None = None, meta: dict[str, Any] | None = None,
-                    heading: str | None = None, at_summary: bool = False) -> Outcome:
-        """Open a form; `at_summary` (editing a saved record) opens it at the summary."""
+                    heading: str | None = None, at_summary: bool = False,
+                    offer: Sequence[str] = ()) -> Outcome:
+        """Open a form; `at_summary` (editing a saved record) opens it at the summary.
+        `offer`: optional fields not to ask one by one but to offer on the summary."""
         spec = self.forms[form]
         draft = Draft(ctx.user.id, form, secrets.token_hex(4),
                       FormState(values=dict(values or {}), notices=dict(notices or {}),
@@ -101,6 +103,10 @@ class FormEngine:
             st = _state(draft)
             st.history = [f.name for f in spec.fields]
             st.skipped = [f.name for f in spec.fields if not st.values.get(f.name)]
+        if offer:
+            st = _state(draft)
+            st.offered = [f.name for f in spec.fields if f.name in offer and not f.required]
+            st.skipped += [n for n in st.offered if n not in st.skipped]
         self._advance(spec, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
@@ -172,7 +178,8 @@ class FormEngine:
         step = st.step
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
-            buttons = [[Button(ctx.t("btn.save"), callback(tok, "save")),
+            buttons = self._offer_buttons(ctx, spec, draft)
+            buttons += [[Button(ctx.t("btn.save"), callback(tok, "save")),
                         Button(ctx.t("btn.edit"), callback(tok, "edit"))],
                        [Button(ctx.t("btn.back"), callback(tok, "back")),
                         Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]]
@@ -230,6 +237,14 @@ class FormEngine:
         nav.append(Button(ctx.t("btn.cancel"), callback(tok, "cancel")))
         rows.append(nav)
         return Reply("\n".join(lines), rows)
+
+    def _offer_buttons(self, ctx: Ctx, spec: FormSpec, draft: Draft) -> list[list[Button]]:
+        """'➕ 问题 / 照片 / 位置' on the summary, for the offered fields still empty."""
+        st = _state(draft)
+        row = [Button(ctx.t("btn.add_field", field=ctx.t(spec.get_field(name).label)),
+                      callback(draft.token, "editf", name))
+               for name in st.offered if st.values.get(name) in (None, [], "")]
+        return [row] if row else []
 
     async def _show(self, ctx: Ctx, f: Field, value: Any, form: FormView) -> str:
         if value in (None, [], ""):

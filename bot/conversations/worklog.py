@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,11 +13,11 @@ from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, callback
 from bot.handlers.intents import WorkLogIntent
 from bot.models import WorkLog
-from bot.rules import work_item_keys, work_items_in
+from bot.rules import default_hours, work_item_keys, work_items_in
 from bot.services import Ctx
 from bot.storage.db import from_iso, iso
 from bot.storage.worklogs import NewWorkLog
-from bot.timeparse import ParsedTime, format_time, parse_time
+from bot.timeparse import ParsedTime, format_time, leading_time, parse_time
 
 # A phone clock a few minutes fast must not make "now" look like the future.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -69,7 +70,22 @@ async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
 
 # --- time -----------------------------------------------------------------------------
 def time_value(p: ParsedTime) -> dict[str, Any]:
-    return {"at": iso(p.value), "has_time": p.has_time}
+    value: dict[str, Any] = {"at": iso(p.value), "has_time": p.has_time}
+    if p.has_time and p.period:  # the hour is the part of day's default: say so on the summary
+        value["part"] = p.period
+    return value
+
+
+def with_default_hour(ctx: Ctx, p: ParsedTime) -> ParsedTime:
+    """'昨天下午' names a part of the day but no hour: it takes that part's default hour
+    (data/day_parts.json) rather than dropping to a bare date; the summary shows it."""
+    if p.has_time or p.period is None or (hour := default_hours().get(p.period)) is None:
+        return p
+    at = p.value.replace(hour=hour.hour, minute=hour.minute)
+    now = ctx.local_now.replace(second=0, microsecond=0)
+    if at.date() == now.date() and at > now:
+        at = now  # '上午巡视了…' said at 8:30 means this morning so far, not a future 9:00
+    return replace(p, value=at, has_time=True)
 
 
 def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
@@ -84,11 +100,18 @@ def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
 
 
 async def parse_when(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
-    p = parse_time(text, ctx.local_now, prefer="past")
+    p = parse_time(text, ctx.local_now, prefer="past") or _part_of_day_alone(ctx, text)
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
+    p = with_default_hour(ctx, p)
     check_not_future(ctx, p)
     return time_value(p)
+
+
+def _part_of_day_alone(ctx: Ctx, text: str) -> ParsedTime | None:
+    """'下午' as the whole answer: that part of today."""
+    p = leading_time(text, ctx.local_now, prefer="past")
+    return p if p is not None and p.phrase == text.strip() else None
 
 
 def now_value(ctx: Ctx) -> dict[str, Any]:
@@ -96,8 +119,11 @@ def now_value(ctx: Ctx) -> dict[str, Any]:
 
 
 async def show_when(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
-                       has_time=value["has_time"])
+    shown = format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
+                        has_time=value["has_time"])
+    if value.get("part"):
+        shown += ctx.t("form.worklog.time.default_part", part=value["part"])
+    return shown
 
 
 # --- free text, photos, location ------------------------------------------------------
@@ -133,14 +159,30 @@ async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict
             notices["area"] = "⚠️ " + note
     if intent.time is not None:
         try:
-            check_not_future(ctx, intent.time)
-            values["time"] = time_value(intent.time)
+            when = with_default_hour(ctx, intent.time)
+            check_not_future(ctx, when)
+            values["time"] = time_value(when)
         except Invalid as exc:
             notices["time"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
-    if intent.content:
-        with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
-            values["content"] = await parse_text(intent.content, ctx)
+    content = intent.content
+    if content is None and intent.problems and intent.items:
+        # '3号台区巡视了，发现…' says the work by its item and area: that is its content.
+        content = ctx.t("form.worklog.content_from_items",
+                        items=await show_items(intent.items, ctx), area=intent.area_text or "")
+    with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
+        if content:
+            values["content"] = await parse_text(content, ctx)
+        if intent.problems:
+            values["problems"] = await parse_text(intent.problems, ctx)
     return values, notices
+
+
+# Asked one by one unless the sentence said all was well: then offered on the summary.
+ALL_CLEAR_OFFER = ("problems", "photos", "location")
+
+
+def offer(intent: WorkLogIntent) -> tuple[str, ...]:
+    return ALL_CLEAR_OFFER if intent.all_clear else ()
 
 
 # --- saving ---------------------------------------------------------------------------

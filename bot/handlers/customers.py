@@ -16,7 +16,7 @@ from bot.services import Ctx
 from bot.storage import audit
 from bot.storage.customers import ENTITY, REVEAL_LIMIT_SUBJECT, Customer, Query, RevealLimited
 from bot.storage.reminders import Reminder
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import format_time
 from bot.validators import digits_only
 
@@ -29,13 +29,13 @@ _DUE_WORDS = ("待走访", "需走访", "该走访", "due")
 def search_text(text: str) -> str | None:
     """'查客户 李四' -> '李四'; not a search -> None."""
     m = _SEARCH.match(normalize_input(text))
-    return m.group(2).strip() if m else None
+    return after_keyword(m.group(2)).strip() if m else None
 
 
 def register_text(text: str) -> str | None:
     """'登记特殊客户 3号台区 李四' -> '3号台区 李四'; not a registration -> None."""
     m = _REGISTER.match(normalize_input(text))
-    return m.group(2).strip() if m else None
+    return after_keyword(m.group(2)).strip() if m else None
 
 
 def parse_query(text: str, area_names: list[str]) -> Query:

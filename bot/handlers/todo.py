@@ -16,15 +16,15 @@ from bot.storage.conversations import Draft
 from bot.storage.people import UserPrefs
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
-from bot.timeparse import format_time
+from bot.timeparse import clock_time, format_time
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
 
 TODO_PAGE = 12
 _TODO_WORDS = re.compile(r"^(待办|我的待办|待办事项|todo)$", re.I)
-_HHMM = r"([01]?\d|2[0-3])[:：点]([0-5]\d)?"
-_QUIET = re.compile(rf"^{_HHMM}\s*[-~到至]\s*{_HHMM}$")
+# '21:00-07:30', '22点-7点', '晚上10点到早上7点': two times of day and what goes between.
+_QUIET_SPLIT = re.compile(r"\s*(?:-|~|～|－|—+|到|至)\s*")
 
 
 async def todo_items(ctx: Ctx) -> list[TodoItem]:
@@ -116,11 +116,11 @@ async def quiet_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
 
 
 async def parse_quiet(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
-    m = _QUIET.match(normalize_input(text).replace(" ", ""))
-    if m is None:
+    sides = _QUIET_SPLIT.split(normalize_input(text).replace(" ", ""))
+    clocks = [clock_time(side) for side in sides] if len(sides) == 2 else []
+    if len(clocks) != 2 or None in clocks:
         raise Invalid("settings.quiet_invalid", text=text)
-    start = f"{int(m.group(1)):02d}:{m.group(2) or '00'}"
-    end = f"{int(m.group(3)):02d}:{m.group(4) or '00'}"
+    start, end = (f"{c:%H:%M}" for c in clocks if c is not None)
     if start == end:
         raise Invalid("settings.quiet_invalid", text=text)
     return [start, end]

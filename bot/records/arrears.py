@@ -67,7 +67,8 @@ _AMOUNT = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")
 
 # --- money ----------------------------------------------------------------------------
 def parse_amount_text(text: str) -> int:
-    """'500', '500.5', '￥500', '500元', '1,200.50', '1.2万' -> integer cents; raises Invalid."""
+    """'500', '500.5', '￥500', '500元', '1,200.50', '1.2万', '三百五十块五', '一千二百五十元'
+    -> integer cents; raises Invalid."""
     s = normalize_input(text).replace(" ", "").replace("，", ",").replace("．", ".")
     s = re.sub(r"^(人民币|RMB|rmb|CNY|cny|￥|¥|\$)", "", s)
     s = re.sub(r"(块钱|元整|圆整|元|圆|块)$", "", s)
@@ -76,8 +77,11 @@ def parse_amount_text(text: str) -> int:
     scale = 1
     if s.endswith("万") and not _CN_DIGITS.search(s[:-1]):
         s, scale = s[:-1], 10_000
-    if _CN_DIGITS.search(s):
-        raise Invalid("arrears.amount.words", text=text)
+    if _CN_DIGITS.search(s) or re.search(r"\d[元块圆]\d", s):  # 三百五十块五, 3块5
+        yuan = validators.cn_money(s)
+        if yuan is None:
+            raise Invalid("arrears.amount.words", text=text)
+        s = f"{yuan:f}"
     m = _AMOUNT.fullmatch(s)
     if m is None:
         raise Invalid("arrears.amount.invalid", text=text)

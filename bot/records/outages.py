@@ -31,7 +31,7 @@ from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import parse_time
 from bot.vocab import AREA_TOKEN
 
@@ -471,7 +471,7 @@ async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
         return None
     values: dict[str, Any] = {}
     notices: dict[str, str] = {}
-    lead, rest = m.group(1), m.group(2)
+    lead, rest = m.group(1), after_keyword(m.group(2))
     if "临时" in lead + rest:
         values["kind"] = "temporary"
     elif "计划" in lead + rest:

@@ -28,7 +28,7 @@ from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
 from bot.storage.reminders import Reminder, Reminders
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
 
 if TYPE_CHECKING:
@@ -274,7 +274,8 @@ class RecordType(Generic[R]):
     async def _command(self, app: Assistant, ctx: Ctx, draft: Draft | None,
                        arg: str) -> Outcome:
         assert self.form is not None
-        if draft is None and self.prefill is not None and arg.strip():
+        arg = after_keyword(arg)
+        if draft is None and self.prefill is not None and arg:
             values, notices = await self.prefill(ctx, arg)
             return await app.engine.start(ctx, self.form.name, values or None, notices)
         return await app.open_form(ctx, draft, self.form.name)
