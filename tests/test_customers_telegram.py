@@ -213,9 +213,9 @@ async def test_register_rejects_every_bad_input_then_saves_normalised_values(
         r = await zhang.say(bad)
         assert body(one(r)) == warn("form.customer.area.unknown", "form.customer.area",
                                     text=bad, options="3号台区、5号台区")
-    r = await zhang.say("3号")
-    assert body(one(r)) == warn("form.did_you_mean", "form.customer.area", text="3号",
-                                options="3号台区")
+    r = await zhang.say("号台区")  # part of both: offered as buttons, not taken (#15)
+    assert body(one(r)) == warn("form.did_you_mean", "form.customer.area", text="号台区",
+                                options="3号台区、5号台区")
     r = await zhang.press("3号台区")
     assert body(r[0]) == L("form.customer.address")
     await zhang.say("城东村3组12号")

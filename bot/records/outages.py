@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.engine import FormSpec, Saved
+from bot.conversations.engine import FormSpec, Saved, did_you_mean
 from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
@@ -104,17 +104,16 @@ async def parse_areas(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str
     """Typed areas ("3号台区 5号台区", "3号台区、5号台区"): only the user's own are accepted."""
     choices = await area_choices(ctx)
     whole = match_choice(text, choices)
-    if whole.exact:
-        return [whole.exact.value]
+    if whole.unambiguous:
+        return [whole.unambiguous.value]
     picked: list[str] = []
     for token in (t for t in _AREA_SPLIT.split(normalize_input(text)) if t):
         found = match_choice(token, choices)
-        if found.exact:
-            if found.exact.value not in picked:
-                picked.append(found.exact.value)
+        if found.unambiguous:
+            if found.unambiguous.value not in picked:
+                picked.append(found.unambiguous.value)
         elif found.suggestions:
-            raise Invalid("form.did_you_mean", text=token,
-                          options="、".join(c.label for c in found.suggestions))
+            raise did_you_mean(token, found.suggestions, form.token)
         else:
             raise Invalid("form.worklog.area.unknown", text=token,
                           options="、".join(c.label for c in choices))
@@ -249,7 +248,7 @@ OUTAGE = REGISTRY.form(FormSpec(
     title="form.outage.title",
     fields=(
         Field("areas", "field.outage_areas", "form.outage.areas", Kind.MULTI,
-              choices=area_choices, parse=parse_areas, show=show_areas),
+              choices=area_choices, parse=parse_areas, show=show_areas, fill_sole=True),
         Field("kind", "field.outage_kind", "form.outage.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
         Field("start", "field.outage_start", "form.outage.start", Kind.TIME,

