@@ -54,3 +54,17 @@ async def test_two_areas_are_still_asked(channel: TelegramChannel, fake_api: Fak
     r = await zhang.say("/repair")
     assert L("form.repair.area") in body(r[0])
     assert labels(r[0])[:2] == ["3号台区", "5号台区"]
+
+
+# --- 3. one search hit opens its card -----------------------------------------------------
+async def test_search_with_one_hit_opens_the_card(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    zhang = await register(fake_api, services, 42, "张三")
+    user = await owner(services, "张三")
+    await add_customer(services, user, "李四", "5500012345")
+    await add_customer(services, user, "李五", "5500012346")
+    r = await zhang.say("查客户 5500012345")
+    assert body(r[0]).startswith(L("customer.card_title", name="李四", account="5500012345"))
+    assert L("btn.reveal_phone") in labels(r[0])
+    r = await zhang.say("查客户 李")  # two hits: still the list
+    assert L("customers.title", text="李", total=2, first=1, last=2) in body(r[0])

@@ -74,6 +74,8 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
                "customers.none" if text.strip() else "customers.empty")
         return Outcome().add(ctx.t(key, text=text), [[
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
+    if total == 1:  # one hit: its card at once, not a list of one to tap through
+        return await card(ctx, found[0].id)
     title = ctx.t("customers.title_due" if q.kind == "due" else "customers.title",
                   text=text or ctx.t("customers.all"), total=total, first=offset + 1,
                   last=offset + len(found))
