@@ -68,3 +68,54 @@ async def test_search_with_one_hit_opens_the_card(
     assert L("btn.reveal_phone") in labels(r[0])
     r = await zhang.say("查客户 李")  # two hits: still the list
     assert L("customers.title", text="李", total=2, first=1, last=2) in body(r[0])
+
+
+# --- 4. a 户号 on file brings its 户名 and the notes that matter --------------------------
+async def test_account_on_file_fills_the_name_and_shows_proxy_and_medical_notes(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    zhang = await register(fake_api, services, 42, "张三")
+    user = await owner(services, "张三")
+    await add_customer(services, user, "李四", "5500012345", ("elderly", "medical"),
+                       situation="家中有制氧机", proxy_pay=True)
+    await zhang.say("登记投诉")
+    await zhang.say("2026112700123")
+    await zhang.press("投诉")
+    r = await zhang.say("5500012345")
+    shown = body(r[0])
+    assert L("register.on_file", name="李四", area="3号台区") in shown
+    assert L("register.proxy_pay") in shown
+    assert L("register.medical", situation="家中有制氧机") in shown
+    assert L("form.complaint.customer_name") not in shown  # the name is not asked ...
+    assert L("form.complaint.customer_phone") in shown
+    await zhang.press("跳过")
+    await zhang.press("现在")
+    r = await zhang.say("近一周频繁停电")
+    flags = f" · {L('measure.proxy_pay')} · {L('category.medical')}"
+    assert "户号：" + L("register.account_on_file", account="5500012345", name="李四",
+                        flags=flags) in body(r[0])
+    assert "户名：李四" in body(r[0])  # ... it is on the summary, and editable:
+    await zhang.press(L("btn.edit"))
+    await zhang.press("户名")
+    r = await zhang.say("李小四")
+    assert "户名：李小四" in body(r[0])
+    await zhang.press(L("btn.save"))
+    row = await services.db.fetchone("SELECT customer_name, customer_id FROM complaints")
+    assert row is not None and tuple(row) == ("李小四", 1)
+
+
+async def test_changing_the_account_takes_back_the_filled_name(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    zhang = await register(fake_api, services, 42, "张三")
+    await add_customer(services, await owner(services, "张三"), "李四", "5500012345")
+    await zhang.say("/arrears")
+    r = await zhang.say("5500012345")
+    assert L("form.arrears.amount") in body(r[0])
+    await zhang.say("500")
+    await zhang.say("10月1日")
+    r = await zhang.press("否")
+    assert "户名：李四" in body(r[0])
+    await zhang.press(L("btn.edit"))
+    await zhang.press("户号")
+    r = await zhang.say("5500099999")  # not on file: 李四 was the register's, not the user's
+    assert "户名：李四" not in body(r[0])
+    assert L("register.account_not_on_file", account="5500099999") in body(r[0])

@@ -283,13 +283,14 @@ async def test_arrears_from_registration_to_closure(team: Team, services: Servic
     zhang, lead = team.zhang, team.lead
     await add_customer(services, await team.user("张三"), "李四", "5500012345", ("elderly",))
     await zhang.say("/arrears")
-    r = await zhang.say("5500012345")
-    assert L("form.arrears.customer_name") in texts(r)
-    await zhang.press("跳过")  # the register knows the name
+    r = await zhang.say("5500012345")  # on file: the name is filled, not asked (#15)
+    assert L("register.on_file", name="李四", area="3号台区") in texts(r)
+    assert L("form.arrears.amount") in texts(r)
     await zhang.say("￥500")
     await zhang.say("10月1日")
     r = await zhang.press("否")
-    assert L("arrears.account_registered", account="5500012345", name="李四") in texts(r)
+    assert L("register.account_on_file", account="5500012345", name="李四", flags="") in texts(r)
+    assert "户名：李四" in texts(r)
     saved = (await zhang.press("保存"))[0]
     assert body(saved) == "\n".join([
         L("arrears.saved", id=1, name="李四", account="5500012345", amount="￥500.00",
