@@ -4,9 +4,12 @@ its card, a 户号 on file brings its 户名 and notes, and the outage checklist
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.channels.telegram import TelegramChannel
+from bot.config import Settings, load_settings
 from bot.models import User
 from bot.services import Services
 from bot.storage.customers import CustomerData
@@ -14,6 +17,12 @@ from tests.fakebotapi import FakeBotAPI
 from tests.tg_harness import L, body, labels, register
 
 pytestmark = pytest.mark.timeout(60)
+REVEAL_LIMIT = 2
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(db_path=tmp_path / "taiqu.db", reveal_limit=REVEAL_LIMIT)
 
 
 async def owner(services: Services, name: str) -> User:
@@ -23,8 +32,9 @@ async def owner(services: Services, name: str) -> User:
 async def add_customer(services: Services, user: User, name: str, account: str,
                        cats: tuple[str, ...] = ("elderly",), **more: object) -> int:
     area_id = (await services.people.areas_for(user))[0].id
-    data = CustomerData(account_no=account, name=name, area_id=area_id, address="东风村3组",
-                        phone="13800001234", categories=cats, **more)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"address": "东风村3组", "phone": "13800001234", **more}
+    data = CustomerData(account_no=account, name=name, area_id=area_id, categories=cats,
+                        **fields)  # type: ignore[arg-type]
     return await services.customers.create(user, data, services.clock.now())
 
 
@@ -119,3 +129,45 @@ async def test_changing_the_account_takes_back_the_filled_name(
     r = await zhang.say("5500099999")  # not on file: 李四 was the register's, not the user's
     assert "户名：李四" not in body(r[0])
     assert L("register.account_not_on_file", account="5500099999") in body(r[0])
+
+
+# --- 5. the outage checklist can call ------------------------------------------------------
+async def test_outage_checklist_reveals_each_phone_once_audited_with_notes(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    zhang = await register(fake_api, services, 42, "张三")
+    user = await owner(services, "张三")
+    await add_customer(services, user, "李奶奶", "1000000001", ("medical",),
+                       situation="家中有制氧机", proxy_pay=True, phone="13900001111")
+    await add_customer(services, user, "王大爷", "1000000002", phone="13900002222")
+    await add_customer(services, user, "赵阿姨", "1000000003", phone="13900003333")
+    await zhang.say("登记停电")
+    await zhang.press("3号台区")
+    await zhang.press(L("btn.done"))
+    await zhang.press(L("outage.kind.planned"))
+    await zhang.say("12月5日10点")
+    await zhang.say("17点")
+    await zhang.say("10kV东风线检修")
+    saved = (await zhang.press(L("btn.save")))[0]
+    card = (await zhang.press(L("btn.outage_checklist"), message=saved))[0]
+    li, wang = L("outage.phone", phone="139****1111"), L("outage.phone", phone="139****2222")
+    assert li in body(card) and "13900001111" not in body(card)  # masked until tapped
+    assert L("outage.customer_notes", notes="家中有制氧机 · " + L("measure.proxy_pay")) \
+        in body(card)
+    assert labels(card)[1:3] == ["☐ 李奶奶", li]
+
+    r = await zhang.press(li, message=card)  # tap: the number in place, on the same card
+    assert r[0]["message_id"] == card["message_id"]
+    assert L("outage.phone", phone="13900001111") in body(r[0])
+    assert wang in body(r[0]) and li not in labels(r[0]) and wang in labels(r[0])
+    assert zhang.answers()[-1]["text"] == L("customer.revealed_toast")
+    audit = await services.db.fetchall(
+        "SELECT entity_id, action FROM audit_log WHERE action LIKE 'reveal%' ORDER BY id")
+    assert [tuple(a) for a in audit] == [(1, "reveal")]
+
+    # The same per-person limit as the customer card: the third reveal is refused.
+    await zhang.press(wang, message=r[0])
+    r = await zhang.press(L("outage.phone", phone="139****3333"), message=card)
+    assert body(r[0]) == L("customer.reveal_limited", limit=REVEAL_LIMIT, minutes=60)
+    audit = await services.db.fetchall(
+        "SELECT action FROM audit_log WHERE action LIKE 'reveal%' ORDER BY id")
+    assert [a[0] for a in audit] == ["reveal", "reveal", "reveal_limited"]

@@ -433,7 +433,8 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     card = only(await zhang.press(L("btn.outage_checklist"), message=saved))
     assert L("outage.checklist", told=0, total=2) in body(card)
     assert "☐ " + LI in body(card) and "赵阿姨" not in body(card)
-    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", "☐ 王大爷",
+    phone = L("outage.phone", phone="138****1234")  # each row: tick, and call (#15)
+    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", phone, "☐ 王大爷", phone,
                             L("btn.outage_cancel")]
     r = await zhang.press("☐ 李奶奶", message=card)
     assert body(r[0]) == L("outage.ask_how", name="李奶奶")
@@ -471,8 +472,9 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     daybefore = only(got["张三"])
     assert body(daybefore) == "\n".join([
         L("outage.daybefore", item=OUTAGE, start="2026-12-05 周六 10:00", count=1),
-        "☐ " + WANG])
-    assert labels(daybefore) == ["☐ 王大爷", L("btn.outage_checklist"), *SNOOZE]
+        "☐ " + WANG + " " + L("outage.phone", phone="138****1234")])
+    assert labels(daybefore) == ["☐ 王大爷", L("outage.phone", phone="138****1234"),
+                                 L("btn.outage_checklist"), *SNOOZE]
     assert got["王班长"] == []
     await zhang.press("☐ 王大爷", message=daybefore)
     r = await zhang.press(L("outage.how_btn.visit"))
