@@ -122,13 +122,12 @@ async def test_registration_to_closure_with_reminders(
     zhang, lead = team.zhang, team.lead
     await add_customer(services, team.manager, "李四", ("elderly",))
     await zhang.say("/arrears")
-    await zhang.say("5500012345")
-    assert "户名？" in zhang.text
-    await zhang.say("跳过")  # the register knows the name
+    await zhang.say("5500012345")  # the register knows the name: not asked (#15)
+    assert "户名已填好" in zhang.text and "欠费金额（元）？" in zhang.text
     await zhang.say("500元")
     await zhang.say("10月1日")
     await zhang.press("否")
-    assert "户号：5500012345（特殊客户档案：李四；户名未填时沿用）" in zhang.text
+    assert "户号：5500012345（特殊客户档案：李四）" in zhang.text and "户名：李四" in zhang.text
     await zhang.press("保存")
     assert ("✅ 已登记欠费 #1：李四（户号 5500012345），欠费 ￥500.00，2026-10-01 周四 起"
             "（已欠 57 天）。") in zhang.text
@@ -274,8 +273,8 @@ async def test_prefill_from_one_sentence(team: Team, services: Services) -> None
     zhang = team.zhang
     await add_customer(services, team.manager, "李四", ("elderly",))
     await zhang.say("登记欠费 5500012345 500元")
-    assert ("已填好：户号 5500012345（特殊客户档案：李四；户名未填时沿用） · 户名 李四 · "
-            "欠费金额 ￥500.00") in zhang.text
+    assert "已填好：户号 5500012345（特殊客户档案：李四） · 欠费金额 ￥500.00" in zhang.text
+    assert "特殊客户档案：李四（3号台区），户名已填好。" in zhang.text  # from the register
     assert "欠费起始日期？" in zhang.text
     await zhang.say("取消")
     await zhang.say("登记欠费 5500012345 五百 上周一")  # issue #15: Chinese numerals are read

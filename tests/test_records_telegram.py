@@ -283,13 +283,14 @@ async def test_arrears_from_registration_to_closure(team: Team, services: Servic
     zhang, lead = team.zhang, team.lead
     await add_customer(services, await team.user("张三"), "李四", "5500012345", ("elderly",))
     await zhang.say("/arrears")
-    r = await zhang.say("5500012345")
-    assert L("form.arrears.customer_name") in texts(r)
-    await zhang.press("跳过")  # the register knows the name
+    r = await zhang.say("5500012345")  # on file: the name is filled, not asked (#15)
+    assert L("register.on_file", name="李四", area="3号台区") in texts(r)
+    assert L("form.arrears.amount") in texts(r)
     await zhang.say("￥500")
     await zhang.say("10月1日")
     r = await zhang.press("否")
-    assert L("arrears.account_registered", account="5500012345", name="李四") in texts(r)
+    assert L("register.account_on_file", account="5500012345", name="李四", flags="") in texts(r)
+    assert "户名：李四" in texts(r)
     saved = (await zhang.press("保存"))[0]
     assert body(saved) == "\n".join([
         L("arrears.saved", id=1, name="李四", account="5500012345", amount="￥500.00",
@@ -432,7 +433,8 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     card = only(await zhang.press(L("btn.outage_checklist"), message=saved))
     assert L("outage.checklist", told=0, total=2) in body(card)
     assert "☐ " + LI in body(card) and "赵阿姨" not in body(card)
-    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", "☐ 王大爷",
+    phone = L("outage.phone", phone="138****1234")  # each row: tick, and call (#15)
+    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", phone, "☐ 王大爷", phone,
                             L("btn.outage_cancel")]
     r = await zhang.press("☐ 李奶奶", message=card)
     assert body(r[0]) == L("outage.ask_how", name="李奶奶")
@@ -470,8 +472,9 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     daybefore = only(got["张三"])
     assert body(daybefore) == "\n".join([
         L("outage.daybefore", item=OUTAGE, start="2026-12-05 周六 10:00", count=1),
-        "☐ " + WANG])
-    assert labels(daybefore) == ["☐ 王大爷", L("btn.outage_checklist"), *SNOOZE]
+        "☐ " + WANG + " " + L("outage.phone", phone="138****1234")])
+    assert labels(daybefore) == ["☐ 王大爷", L("outage.phone", phone="138****1234"),
+                                 L("btn.outage_checklist"), *SNOOZE]
     assert got["王班长"] == []
     await zhang.press("☐ 王大爷", message=daybefore)
     r = await zhang.press(L("outage.how_btn.visit"))

@@ -303,29 +303,57 @@ async def test_prefill_with_an_area_the_user_does_not_have(
     assert draft.state.values["items"] == ["patrol"]
 
 
-async def test_prefill_bare_area_number_suggests_the_area(zhang: TgUser,
-                                                          services: Services) -> None:
+async def test_prefill_bare_area_number_takes_the_area(zhang: TgUser,
+                                                      services: Services) -> None:
+    # '3号' is part of one area only: taken at once (#15; it used to be a suggestion).
     r = await zhang.say("记录巡视 3号")
-    assert "⚠️ " + L("form.did_you_mean", text="3号", options="3号台区") in body(r[0])
-    assert labels(r[0])[:2] == ["3号台区", "5号台区"]
-    draft = await services.conversations.get(1)
-    assert draft is not None and "area" not in draft.state.values
-    r = await zhang.press("3号台区")
+    assert L("form.did_you_mean", text="3号", options="3号台区") not in body(r[0])
     assert L("form.worklog.time") in body(r[0])
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.values["area"] == "1"  # 3号台区's id
 
 
-async def test_area_typed_at_its_step_is_suggested_never_picked(zhang: TgUser,
-                                                                services: Services) -> None:
+async def test_area_part_typed_at_its_step_is_taken(zhang: TgUser, services: Services) -> None:
     await zhang.say("/log")
     await zhang.press("☐ 巡视")
     await zhang.press("完成")
-    r = await zhang.say("5号")
-    assert body(r[0]) == "\n".join(["⚠️ " + L("form.did_you_mean", text="5号", options="5号台区"),
-                                    L("form.worklog.area")])
-    r = await zhang.say("5号台区")
-    assert L("form.worklog.time") in body(r[0])
+    r = await zhang.say("5号")  # part of 5号台区 and of no other area (#15)
+    assert body(r[0]) == L("form.worklog.time") + "\n" + L("form.worklog.time.hint")
     draft = await services.conversations.get(1)
     assert draft is not None and draft.state.values["area"] == "2"  # 5号台区's id
+
+
+async def test_did_you_mean_is_a_button_that_answers_the_step(zhang: TgUser,
+                                                              services: Services) -> None:
+    await zhang.say("/log")
+    await zhang.press("☐ 巡视")
+    await zhang.press("完成")
+    # More than an area's name: a close match, offered as one button on top, never taken.
+    r = await zhang.say("3号台区那边")
+    assert body(r[0]) == "\n".join(["⚠️ " + L("form.did_you_mean", text="3号台区那边",
+                                                options="3号台区"), L("form.worklog.area")])
+    rows = r[0]["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in rows[0]] == ["3号台区"]  # the suggestion alone on top ...
+    assert labels(r[0]).count("3号台区") == 1 and "5号台区" in labels(r[0])  # ... not twice
+    r = await zhang.press("3号台区")  # one tap answers the step
+    assert L("form.worklog.time") in body(r[0])
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.values["area"] == "1"
+
+
+async def test_did_you_mean_with_several_close_matches_lists_them(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    user = await register(fake_api, services, 42, "张三",
+                          areas=("城东3号台区", "城西3号台区", "5号台区"))
+    await user.say("/log")
+    await user.press("☐ 巡视")
+    await user.press("完成")
+    r = await user.say("3号台区")  # part of two areas: both offered on top, neither taken
+    assert L("form.did_you_mean", text="3号台区", options="城东3号台区、城西3号台区") in body(r[0])
+    first_row = r[0]["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in first_row] == ["城东3号台区", "城西3号台区"]
+    r = await user.press("城西3号台区")
+    assert L("form.worklog.time") in body(r[0])
 
 
 async def test_prefill_notice_is_not_repeated_on_the_next_answer(zhang: TgUser) -> None:
@@ -340,9 +368,10 @@ async def test_typed_number_at_area_step_never_picks_by_database_id(
     await user.say("/log")
     await user.press("☐ 巡视")
     await user.press("完成")
-    r = await user.say("1")  # 2号台区 has id 1; the user means 1号台区
-    assert L("form.worklog.time") not in body(r[0])
-    assert L("form.did_you_mean", text="1", options="1号台区") in body(r[0])
+    r = await user.say("1")  # 2号台区 has id 1; the user means 1号台区, the only one with 1
+    assert L("form.worklog.time") in body(r[0])
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.values["area"] == "2"  # 1号台区, not id 1
 
 
 # --- 4. back / skip / cancel / help / edit -------------------------------------------------

@@ -211,7 +211,7 @@ CUSTOMER = FormSpec(
               parse=parse_account),
         Field("name", "field.customer_name", "form.customer.name", Kind.TEXT, parse=parse_text),
         Field("area", "field.area", "form.customer.area", Kind.CHOICE, choices=area_choices,
-              show=show_area),
+              show=show_area, fill_sole=True),
         Field("address", "field.address", "form.customer.address", Kind.TEXT, parse=parse_text),
         Field("phone", "field.phone", "form.customer.phone", Kind.TEXT, parse=parse_phone,
               show=show_phone),

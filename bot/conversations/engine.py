@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.conversations.fields import PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.conversations.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.i18n import catalog
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY = "__summary__"
 EDIT_MENU = "__edit__"
+AUTOFILLED = "autofilled"  # meta: fields the form filled itself, which a later fill may redo
 RETRY_HINT_AFTER = 2  # after this many invalid answers in a row, show the examples again
 
 
@@ -84,6 +85,13 @@ def _view(draft: Draft) -> FormView:
     return FormView(dict(st.values), dict(st.meta), draft.token)
 
 
+def did_you_mean(text: str, close: list[Choice], token: str) -> Invalid:
+    """'你是不是要找' with each close choice as a button that answers the step in one tap."""
+    buttons = [Button(c.label, callback(token, "pick", c.value)) for c in close]
+    return Invalid("form.did_you_mean", buttons=[buttons], text=text,
+                   options="、".join(c.label for c in close))
+
+
 class FormEngine:
     def __init__(self, forms: dict[str, FormSpec]) -> None:
         self.forms = forms
@@ -107,13 +115,15 @@ class FormEngine:
             st = _state(draft)
             st.offered = [f.name for f in spec.fields if f.name in offer and not f.required]
             st.skipped += [n for n in st.offered if n not in st.skipped]
+        notes = [] if at_summary else await self._autofill(ctx, spec, draft)
         self._advance(spec, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
             view = FormView(dict(values), dict(meta or {}), draft.token)
             shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name], view)}"
-                     for f in spec.fields if values.get(f.name) not in (None, [], "")]
+                     for f in spec.fields if values.get(f.name) not in EMPTY]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
+        prefix = "\n".join(p for p in (prefix, *notes) if p) or None
         reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
         await self._store(ctx, draft)  # ... so they are stored as shown, never repeated
         return Outcome([reply])
@@ -168,6 +178,57 @@ class FormEngine:
                 parts.append(await self._show(ctx, f, value, _view(draft)))
         detail = "，".join(parts) if ctx.locale == "zh_CN" else ", ".join(parts)
         return ctx.t(spec.title) + (f"（{detail}）" if detail else "")
+
+    # --- filling what needs no asking ---------------------------------------------------
+    async def _autofill(self, ctx: Ctx, spec: FormSpec, draft: Draft) -> list[str]:
+        """At the start: a choice with one option answers itself, and answers given in the
+        opening sentence fill what they settle. Returns the lines saying what was filled."""
+        st = _state(draft)
+        notes: list[str] = []
+        for f in spec.fields:
+            value = st.values.get(f.name)
+            if value in EMPTY and f.fill_sole and f.name not in st.notices:
+                note = await self._fill_sole(ctx, f, draft)  # (a notice: the user said another)
+            elif value not in EMPTY and f.fills is not None:
+                note = await self._fill_from(ctx, draft, f, value)
+            else:
+                note = None
+            if note:
+                notes.append(note)
+        return notes
+
+    async def _fill_sole(self, ctx: Ctx, f: Field, draft: Draft) -> str | None:
+        assert f.choices is not None
+        choices = await f.choices(ctx)
+        if len(choices) != 1:
+            return None
+        only = choices[0]
+        self._fill(draft, {f.name: [only.value] if f.kind is Kind.MULTI else only.value})
+        return ctx.t("form.sole_filled", label=ctx.t(f.label), value=only.label)
+
+    async def _fill_from(self, ctx: Ctx, draft: Draft, f: Field, value: Any) -> str | None:
+        """What the answer `value` to `f` settles for other fields; a line saying so."""
+        if f.fills is None:
+            return None
+        filled = await f.fills(value, ctx, _view(draft))
+        self._fill(draft, dict(filled.values))
+        return filled.note
+
+    @staticmethod
+    def _fill(draft: Draft, values: dict[str, Any]) -> None:
+        """Fill fields still empty or filled by the form before; never overwrite the user."""
+        st = _state(draft)
+        auto: list[str] = st.meta.setdefault(AUTOFILLED, [])
+        for name, value in values.items():
+            if st.values.get(name) not in EMPTY and name not in auto:
+                continue
+            st.values[name] = value
+            if name in auto:
+                auto.remove(name)
+            if value not in EMPTY:
+                auto.append(name)
+                if name in st.skipped:
+                    st.skipped.remove(name)
 
     # --- rendering -------------------------------------------------------------------
     async def render(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Reply:
@@ -287,6 +348,8 @@ class FormEngine:
     def _answered(self, spec: FormSpec, draft: Draft, name: str, value: Any) -> None:
         st = _state(draft)
         st.values[name] = value
+        if name in st.meta.get(AUTOFILLED, []):  # the user's own answer now
+            st.meta[AUTOFILLED].remove(name)
         if name in st.skipped and value not in (None, [], ""):
             st.skipped.remove(name)
         if not st.editing and name not in st.history:
@@ -358,7 +421,7 @@ class FormEngine:
             return await self._invalid(ctx, draft, Invalid("form.expect_location"))
         try:
             if f.kind is Kind.CHOICE:
-                parsed: Any = await self._parse_choice(ctx, f, clean)
+                parsed: Any = await self._parse_choice(ctx, f, clean, draft.token)
             elif f.parse is not None:
                 # stored as written, not folded
                 parsed = await f.parse(text.strip(), ctx, _view(draft))
@@ -366,18 +429,23 @@ class FormEngine:
                 parsed = text.strip()
         except Invalid as exc:
             return await self._invalid(ctx, draft, exc)
-        self._answered(spec, draft, f.name, parsed)
-        return await self.reprompt(ctx, draft)
+        return await self._answer(ctx, spec, draft, f, parsed)
 
-    async def _parse_choice(self, ctx: Ctx, f: Field, text: str) -> str:
+    async def _answer(self, ctx: Ctx, spec: FormSpec, draft: Draft, f: Field,
+                      value: Any) -> Outcome:
+        """Take a typed or tapped answer, fill what it settles, and ask the next step."""
+        note = await self._fill_from(ctx, draft, f, value)
+        self._answered(spec, draft, f.name, value)
+        return await self.reprompt(ctx, draft, note)
+
+    async def _parse_choice(self, ctx: Ctx, f: Field, text: str, token: str) -> str:
         assert f.choices is not None
         choices = await f.choices(ctx)
         found = match_choice(text, choices)
-        if found.exact:
-            return found.exact.value
+        if found.unambiguous:
+            return found.unambiguous.value
         if found.suggestions:
-            raise Invalid("form.did_you_mean", text=text,
-                          options="、".join(c.label for c in found.suggestions))
+            raise did_you_mean(text, found.suggestions, token)
         raise Invalid(f"{f.prompt}.unknown", text=text,
                       options="、".join(c.label for c in choices))
 
@@ -385,7 +453,10 @@ class FormEngine:
         st = _state(draft)
         st.errors += 1
         out = await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
-        out.replies[-1].buttons[:0] = exc.buttons
+        reply = out.replies[-1]
+        offered = {b.data for row in exc.buttons for b in row}  # on top, and not twice
+        rest = [[b for b in row if b.data not in offered] for row in reply.buttons]
+        reply.buttons[:] = [*exc.buttons, *(row for row in rest if row)]
         return out
 
     async def on_photo(self, ctx: Ctx, draft: Draft, ref: str,
@@ -486,10 +557,12 @@ class FormEngine:
             self._advance(spec, draft)
         elif action == "skip":
             return await self.reprompt(ctx, draft, ctx.t("form.required"))
-        elif action == "pick" and field_.kind is Kind.CHOICE and field_.choices:
+        elif action == "pick" and field_.kind in (Kind.CHOICE, Kind.MULTI) and field_.choices:
+            # On a MULTI step, only a '你是不是要找' button picks: that one choice is the answer.
             if arg not in {c.value for c in await field_.choices(ctx)}:
                 return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
-            self._answered(spec, draft, field_.name, arg)
+            value = [arg] if field_.kind is Kind.MULTI else arg
+            return await self._answer(ctx, spec, draft, field_, value)
         elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
             if arg in {c.value for c in await field_.choices(ctx)}:
                 picked = list(st.values.get(field_.name) or [])

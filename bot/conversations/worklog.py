@@ -59,8 +59,8 @@ async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
     """(area id, None) for a clear match, else (None, a notice saying why and what is close)."""
     choices = await area_choices(ctx)
     found = match_choice(text, choices)
-    if found.exact:
-        return found.exact.value, None
+    if found.unambiguous:
+        return found.unambiguous.value, None
     if found.suggestions:
         return None, ctx.t("form.did_you_mean", text=text,
                            options="、".join(c.label for c in found.suggestions))
@@ -232,7 +232,7 @@ WORKLOG = FormSpec(
         Field("items", "field.items", "form.worklog.items", Kind.MULTI, choices=item_choices,
               parse=parse_items, show=show_items),
         Field("area", "field.area", "form.worklog.area", Kind.CHOICE, choices=area_choices,
-              show=show_area),
+              show=show_area, fill_sole=True),
         Field("time", "field.time", "form.worklog.time", Kind.TIME, parse=parse_when,
               show=show_when, hint="form.worklog.time.hint", quick=("now",)),
         Field("content", "field.content", "form.worklog.content", Kind.TEXT, parse=parse_text),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
@@ -74,6 +75,8 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
                "customers.none" if text.strip() else "customers.empty")
         return Outcome().add(ctx.t(key, text=text), [[
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
+    if total == 1:  # one hit: its card at once, not a list of one to tap through
+        return await card(ctx, found[0].id)
     title = ctx.t("customers.title_due" if q.kind == "due" else "customers.title",
                   text=text or ctx.t("customers.all"), total=total, first=offset + 1,
                   last=offset + len(found))
@@ -160,9 +163,37 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
     return Outcome().add("\n".join(lines), rows)
 
 
+@dataclass(frozen=True)
+class Revealed:
+    """One reveal's result: the number (None: not visible or read-only; "": none on file),
+    or why it was refused, and the toast to show."""
+
+    phone: str | None
+    refusal: str | None = None
+    toast: str = ""
+
+
+async def reveal_number(ctx: Ctx, customer_id: int, which: str) -> Revealed:
+    """The full number for this user once: audited and limited per person (settings
+    reveal_limit / reveal_window_minutes), wherever it is shown (card, outage checklist)."""
+    s = ctx.services.settings
+    try:
+        phone = await ctx.services.customers.reveal_phone(
+            ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
+            window=timedelta(minutes=s.reveal_window_minutes))
+    except RevealLimited as exc:
+        return Revealed(None, ctx.t("customer.reveal_limited", limit=exc.limit,
+                                    minutes=s.reveal_window_minutes),
+                        ctx.t("customer.reveal_limited_toast"))
+    if phone is None:
+        return Revealed(None)
+    if not phone:
+        return Revealed("", toast=ctx.t("customer.no_number"))
+    return Revealed(phone, toast=ctx.t("customer.revealed_toast"))
+
+
 async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
-    """Show the full number to this user once (the card itself stays masked); audited, and
-    limited per person (settings reveal_limit / reveal_window_minutes)."""
+    """Show the full number to this user once (the card itself stays masked)."""
     c = await ctx.services.customers.get(ctx.user, customer_id)
     if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
@@ -171,25 +202,13 @@ async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
         out.toast = ctx.t("button.stale")
         out.replies.insert(0, Reply(ctx.t("customer.readonly")))
         return out
-    s = ctx.services.settings
-    try:
-        phone = await ctx.services.customers.reveal_phone(
-            ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
-            window=timedelta(minutes=s.reveal_window_minutes))
-    except RevealLimited as exc:
-        out = await card(ctx, customer_id)
-        out.toast = ctx.t("customer.reveal_limited_toast")
-        out.replies.insert(0, Reply(ctx.t("customer.reveal_limited", limit=exc.limit,
-                                          minutes=s.reveal_window_minutes)))
-        return out
-    if phone is None:
+    got = await reveal_number(ctx, customer_id, which)
+    if got.phone is None and got.refusal is None:
         return Outcome().add(ctx.t("customer.not_found"))
-    if not phone:
-        out = await card(ctx, customer_id)
-        out.toast = ctx.t("customer.no_number")
-        return out
-    out = await card(ctx, customer_id, {which: phone})
-    out.toast = ctx.t("customer.revealed_toast")
+    out = await card(ctx, customer_id, {which: got.phone} if got.phone else None)
+    out.toast = got.toast
+    if got.refusal:
+        out.replies.insert(0, Reply(got.refusal))
     return out
 
 

@@ -35,9 +35,12 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.models import Role, User
 from bot.records import runtime as rt
 from bot.records.common import (
+    MEDICAL,
     calendar,
+    fill_from_register,
     remaining,
     ruleset,
+    show_account,
     show_time,
     time_value,
     value_time,
@@ -52,7 +55,6 @@ from bot.timeparse import format_time, parse_time
 from bot.workcal import WorkCalendar
 
 SUBJECT = "arrears"
-MEDICAL = "medical"  # the register's category key for 医疗设备/生命支持用电
 UNPAID = ("collecting", "notice_served", "cut_off")
 _INTENT = re.compile(r"^(登记欠费|欠费登记|新增欠费|录入欠费|新欠费)\s*(.*)$")
 # Used when a rule set leaves the follow-up interval null: the brief's default.
@@ -111,14 +113,6 @@ async def show_amount(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
 
 
 # --- the registration form ------------------------------------------------------------
-async def show_account(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    """The 户号 with what the register says: the summary shows where a skipped 户名 comes from."""
-    customer = await ctx.services.customers.by_account(ctx.user.team_id, value)
-    if customer is None:
-        return ctx.t("arrears.account_unregistered", account=value)
-    return ctx.t("arrears.account_registered", account=value, name=customer.name)
-
-
 async def parse_name(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return (await parse_text(text, ctx)).strip()
 
@@ -231,7 +225,7 @@ ARREARS = REGISTRY.form(FormSpec(
     title="form.arrears.title",
     fields=(
         Field("account_no", "field.account_no", "form.arrears.account_no", Kind.TEXT,
-              parse=parse_account_no, show=show_account),
+              parse=parse_account_no, show=show_account, fills=fill_from_register),
         Field("customer_name", "field.customer_name", "form.arrears.customer_name", Kind.TEXT,
               required=False, parse=parse_name),
         Field("amount", "field.arrears_amount", "form.arrears.amount", Kind.TEXT,
@@ -275,13 +269,8 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
                 names.append(tok)
         except Invalid as exc:  # refused here: asked again at its own step, with the reason
             notices.setdefault(field, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
-    if names:
+    if names:  # a 户号 on file without a name: the form fills it (fill_from_register)
         values["customer_name"] = " ".join(names)
-    elif values.get("account_no"):
-        customer = await ctx.services.customers.by_account(ctx.user.team_id,
-                                                           values["account_no"])
-        if customer is not None:
-            values["customer_name"] = customer.name
     return values, notices
 
 

@@ -137,7 +137,7 @@ REPAIR = REGISTRY.form(FormSpec(
     title="form.repair.title",
     fields=(
         Field("area", "field.area", "form.repair.area", Kind.CHOICE, choices=area_choices,
-              show=show_area),
+              show=show_area, fill_sole=True),
         rt.time_field("received_at", "field.repair_received_at", "form.repair.received_at",
                       hint="form.worklog.time.hint"),
         Field("description", "field.repair_description", "form.repair.description", Kind.TEXT,
