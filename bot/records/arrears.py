@@ -27,7 +27,7 @@ from typing import Any
 from bot import validators
 from bot.conversations.customer import parse_account_no  # the one 户号 rule and message
 from bot.conversations.engine import FormSpec, Saved, SaveFn
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
@@ -432,7 +432,9 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
             await plan_decision(tx, rec.id, rec.team_id, lead.id, ctx.now)
     lines = [ctx.t("arrears.notice_saved", id=rec.id, when=when(ctx, at))]
     if earliest:
-        lines.append(ctx.t("arrears.cutoff_from", when=when(ctx, earliest.due),
+        # Served long enough ago: 现在即可, not a past time and a promise to remind.
+        key = "arrears.cutoff_from" if earliest.due > ctx.now else "arrears.cutoff_from_now"
+        lines.append(ctx.t(key, when=when(ctx, earliest.due),
                            period=earliest.rule.label(ctx.locale)))
     if medical:
         lines.append(ctx.t("arrears.medical_note"))
@@ -444,6 +446,34 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
     if earliest and earliest.provisional:
         lines.append(ctx.t("deadline.provisional"))
     return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
+
+
+def earliest_text(ctx: Ctx, at: datetime | None) -> str:
+    """The earliest cut-off as the manager needs it: a time still ahead, else 现在即可
+    (a past time reads as if the chance had been missed)."""
+    if at is not None and at <= ctx.now:
+        return ctx.t("arrears.cutoff_now_ok")
+    return when(ctx, at)
+
+
+def cutoff_intro(ctx: Ctx, rec: Arrears) -> str:
+    return ctx.t("arrears.cutoff_earliest_line", when=earliest_text(ctx, rec.cutoff_earliest))
+
+
+async def parse_cutoff_moment(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
+    """The cut-off time, refused at this step (not only at 保存) when it is before the
+    earliest allowed one: delivery + the notice period."""
+    value = await parse_moment(text, ctx, form)
+    rid = form.meta.get("arrears_id")
+    rec = await STORE.visible(ctx, int(rid)) if rid is not None else None
+    if rec is not None:
+        _check_not_before_earliest(ctx, rec, value_time(value))
+    return value
+
+
+def _check_not_before_earliest(ctx: Ctx, rec: Arrears, at: datetime) -> None:
+    if rec.cutoff_earliest is not None and at < rec.cutoff_earliest:
+        raise Invalid("arrears.cutoff_before_earliest", when=when(ctx, rec.cutoff_earliest))
 
 
 async def cutoff_refusal(ctx: Ctx, rec: Arrears) -> str | None:
@@ -477,8 +507,7 @@ async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
     if refusal is not None:
         raise Invalid("arrears.refused", reason=refusal)
     at = value_time(values["cut_off_at"])
-    if rec.cutoff_earliest is not None and at < rec.cutoff_earliest:
-        raise Invalid("arrears.cutoff_before_earliest", when=when(ctx, rec.cutoff_earliest))
+    _check_not_before_earliest(ctx, rec, at)
     async with ctx.services.db.tx() as tx:
         if not await STORE.update(tx, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
                                                "updated_at": iso(ctx.now)},
@@ -556,13 +585,15 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
                                  + " " + rt.on_time(ctx, at, rec.restore_due))
 
 
-def _moment_form(name: str, field: str, label: str, save: SaveFn) -> FormSpec:
-    return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse_moment,
+def _moment_form(name: str, field: str, label: str, save: SaveFn,
+                 parse: ParseFn = parse_moment) -> FormSpec:
+    return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse,
                                                     "form.worklog.time.hint"))
 
 
 NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", save_notice)
-CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", save_cutoff)
+CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", save_cutoff,
+                      parse_cutoff_moment)
 PAID = _moment_form("arrears_paid", "paid_at", "field.arrears_paid_at", save_paid)
 RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restored_at",
                         save_restored)
@@ -680,6 +711,8 @@ def _next_step(ctx: Ctx, rec: Arrears, medical: bool) -> str:
         return ctx.t("arrears.step.await_lead")
     if medical and rec.lead_decision == "refused":
         return ctx.t("arrears.step.lead_refused")
+    if rec.cutoff_earliest is not None and rec.cutoff_earliest <= ctx.now:
+        return ctx.t("arrears.step.cutoff_now")
     return ctx.t("arrears.step.cutoff_from", when=when(ctx, rec.cutoff_earliest))
 
 
@@ -840,7 +873,7 @@ ARREARS_RECORDS = rt.RecordType(
             a.status == "notice_served" and a.medical_undecided()
             and not ctx.user.sees_whole_team)),
         rt.Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
-                   "arrears.cutoff_heading", refuse=_refuse_cutoff),
+                   "arrears.cutoff_heading", refuse=_refuse_cutoff, intro=cutoff_intro),
         rt.Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
         rt.Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
             a.status == "paid" and a.restore_due is not None), RESTORED, "ars",

@@ -201,6 +201,7 @@ class Transition:
     heading: str = ""
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
     run: Act | None = None
+    intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
 
     def allows(self, ctx: Ctx, rec: Record) -> bool:
         if isinstance(self.allowed, tuple):
@@ -348,8 +349,11 @@ class RecordType(Generic[R]):
                 return await self.card(ctx, rid, reason)
             if not t.allows(ctx, rec) or t.form is None:
                 return await self.card(ctx, rid)
+            heading = ctx.t(t.heading, item=self.title(ctx, rec))
+            if t.intro is not None:
+                heading += "\n" + t.intro(ctx, rec)
             return await app.engine.start(ctx, t.form.name, meta={self.meta_key: rid},
-                                          heading=ctx.t(t.heading, item=self.title(ctx, rec)))
+                                          heading=heading)
         return open_
 
     def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,

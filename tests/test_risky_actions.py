@@ -1,0 +1,51 @@
+"""Issue #15 §3 "risky actions need a second thought", through the real Telegram channel on the
+fake Bot API, a real SQLite file and the fake clock (T0 = Friday 2026-11-27 10:30 Shanghai):
+the cut-off time refused at its step, a medical cut-off approved with a reason, who may
+deactivate and restore a special customer, short snoozes for overdue urgent items, and a log
+withdrawn by its author within the window."""
+
+# ruff: noqa: F811  (the `team` fixture is imported, then named as a parameter)
+from __future__ import annotations
+
+import pytest
+
+from bot.services import Services
+from tests.test_records_telegram import (  # noqa: F401  (team is a fixture)
+    OPEN,
+    Team,
+    add_customer,
+    team,
+)
+from tests.tg_harness import L, TgUser, body, texts
+
+pytestmark = pytest.mark.timeout(60)
+ARREARS = L("arrears.title", id=1, name="李四")
+
+
+async def register_arrears(zhang: TgUser) -> None:
+    await zhang.say("登记欠费 5500012345 李四 500元 10月1日")
+    await zhang.press("否")
+    await zhang.press("保存")
+
+
+# --- 4. the cut-off time is checked at its own step --------------------------------------
+async def test_cutoff_before_the_earliest_is_refused_at_the_step(
+        team: Team, services: Services) -> None:
+    zhang = team.zhang
+    await register_arrears(zhang)
+    card = (await zhang.press(OPEN))[0]
+    await zhang.press(L("btn.arrears_notice"), message=card)
+    await zhang.say("11月10日 9:00")
+    saved = (await zhang.press("保存"))[0]
+    # Served 17 days ago: the notice period is over, so "now", not a past time.
+    assert L("arrears.cutoff_from_now", period="7天") in body(saved)
+    card = (await zhang.press(OPEN, message=saved))[0]
+    r = await zhang.press(L("btn.arrears_cutoff"), message=card)
+    assert L("arrears.cutoff_earliest_line", when=L("arrears.cutoff_now_ok")) in texts(r)
+    r = await zhang.say("11月15日 9:00")
+    assert "⚠️ " + L("arrears.cutoff_before_earliest",
+                     when="2026-11-17 周二 09:00") in texts(r)
+    assert L("form.arrears_cutoff.at") in texts(r)  # asked again at this step, not the summary
+    await zhang.say("11月20日 9:00")
+    r = await zhang.press("保存")
+    assert L("arrears.cutoff_saved", id=1, when="2026-11-20 周五 09:00") in texts(r)
