@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Full phone numbers one person may reveal per window; beyond it, refused and lead told.
     reveal_limit: int = Field(default=20, ge=1, le=100_000)
     reveal_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # The only snoozes an overdue urgent reminder offers (emergency repair, restore after
+    # payment): minutes, short, never to tomorrow; the team's lead is told of each.
+    urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
     clock_jump_warn_seconds: float = Field(default=60, gt=0)

@@ -7,6 +7,8 @@ withdrawn by its author within the window."""
 # ruff: noqa: F811  (the `team` fixture is imported, then named as a parameter)
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.services import Services
@@ -16,7 +18,7 @@ from tests.test_records_telegram import (  # noqa: F401  (team is a fixture)
     add_customer,
     team,
 )
-from tests.tg_harness import L, TgUser, body, texts
+from tests.tg_harness import L, TgUser, body, callback_data, labels, texts
 
 pytestmark = pytest.mark.timeout(60)
 ARREARS = L("arrears.title", id=1, name="李四")
@@ -49,3 +51,37 @@ async def test_cutoff_before_the_earliest_is_refused_at_the_step(
     await zhang.say("11月20日 9:00")
     r = await zhang.press("保存")
     assert L("arrears.cutoff_saved", id=1, when="2026-11-20 周五 09:00") in texts(r)
+
+
+# --- 3. an overdue urgent item is only put off briefly, and the lead hears of it ---------
+SHORT = [L("btn.snooze_minutes", minutes=30), L("btn.snooze_minutes", minutes=60)]
+
+
+async def test_overdue_emergency_repair_offers_only_a_short_snooze_and_tells_the_lead(
+        team: Team, services: Services) -> None:
+    zhang = team.zhang
+    await zhang.say("报修 3号台区 变压器冒烟")
+    await zhang.press("现在")
+    await zhang.press("保存")
+    got = await team.scan_at(2026, 11, 27, 12, 1)  # arrival due 12:00: overdue
+    [overdue] = [m for m in got["张三"] if body(m).startswith("⚠️")]
+    assert labels(overdue)[-2:] == SHORT
+    assert L("btn.snooze_morning") not in labels(overdue)
+
+    # 明天 8:00 from an old message (forged data): refused, the short ones offered instead.
+    data = next(d for d in callback_data(overdue) if "|snz|" in d)
+    r = await zhang.tap(overdue["message_id"], re.sub(r"s\d+$", "m", data))
+    assert L("reminder.snooze_urgent_only") in texts(r) and labels(r[-1]) == SHORT
+
+    r = await zhang.press(SHORT[0], message=overdue)
+    assert body(r[-1]) == "\n".join([L("reminder.snoozed", when="2026-11-27 周五 12:31"),
+                                     L("reminder.snoozed_lead_told")])
+    got = await team.scan_at(2026, 11, 27, 12, 2)
+    told = [m for m in got["王班长"] if body(m).startswith("⏰")]
+    assert [body(m) for m in told] == [L(
+        "reminder.snoozed_lead", name="张三", item=L("repair.title", id=1, area="3号台区"),
+        when="2026-11-27 周五 12:31")]
+    assert labels(told[0]) == []  # a notice, nothing to snooze
+    got = await team.scan_at(2026, 11, 27, 12, 31)
+    [again] = [m for m in got["张三"] if body(m).startswith("⚠️")]
+    assert labels(again)[-2:] == SHORT

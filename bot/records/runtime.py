@@ -250,7 +250,7 @@ class RecordType(Generic[R]):
             REGISTRY.intents.append(self._intent)
         REGISTRY.reminder_kind(self.subject, ReminderKind(
             render=self.render, after_sent=self.after_sent, todo=self.todo_items,
-            describe=self.describe))
+            describe=self.describe or self._describe))
         for t in self.transitions:
             if t.form is not None:
                 REGISTRY.openers[t.opener] = self._opener(t)
@@ -301,6 +301,11 @@ class RecordType(Generic[R]):
         return Reply(text, [[self.open_button(ctx, rec.id),
                              *(self.action(a).button(ctx, rec.id) for a in ladder.actions)]]) \
             if text else None
+
+    async def _describe(self, ctx: Ctx, r: Reminder) -> str:
+        """The record a reminder is about, by its title (when the type names none itself)."""
+        rec = await self.store.load(ctx.services.db, r.subject_id)
+        return self.title(ctx, rec) if rec else ctx.t(self.not_found)
 
     def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
         return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
