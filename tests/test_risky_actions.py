@@ -12,13 +12,14 @@ import re
 import pytest
 
 from bot.services import Services
+from tests.fakebotapi import FakeBotAPI
 from tests.test_records_telegram import (  # noqa: F401  (team is a fixture)
     OPEN,
     Team,
     add_customer,
     team,
 )
-from tests.tg_harness import L, TgUser, body, callback_data, labels, texts
+from tests.tg_harness import L, TgUser, body, callback_data, labels, register, texts
 
 pytestmark = pytest.mark.timeout(60)
 ARREARS = L("arrears.title", id=1, name="李四")
@@ -85,3 +86,58 @@ async def test_overdue_emergency_repair_offers_only_a_short_snooze_and_tells_the
     got = await team.scan_at(2026, 11, 27, 12, 31)
     [again] = [m for m in got["张三"] if body(m).startswith("⚠️")]
     assert labels(again)[-2:] == SHORT
+
+
+# --- 2. who may deactivate and restore a special customer; deactivated ones are found ----
+async def test_only_the_areas_manager_or_the_lead_deactivates_and_restores_a_customer(
+        team: Team, services: Services, fake_api: FakeBotAPI) -> None:
+    zhang, lead = team.zhang, team.lead
+    zhao = await register(fake_api, services, 43, "赵六", areas=("8号台区",))
+    await add_customer(services, await team.user("张三"), "李奶奶", "5500077777", ("medical",))
+
+    # 赵六 (another 台区) sees the card, but may not deactivate it: told why, and who can.
+    card = (await zhao.say("查客户 李奶奶"))[-1]
+    card = (await zhao.press("李奶奶 5500077777", message=card))[-1]
+    r = await zhao.press(L("btn.deactivate"), message=card)
+    assert body(r[-1]) == L("customer.switch_not_yours", area="3号台区", leads="王班长")
+    assert await active_of(services, "5500077777") == 1
+
+    # Its own manager deactivates it, with a reason.
+    card = (await zhang.press("李奶奶 5500077777", message=(await zhang.say("查客户 李奶奶"))[-1]))
+    await zhang.press(L("btn.deactivate"), message=card[-1])
+    await zhang.say("已搬走")
+    r = await zhang.press("保存")
+    assert L("customer.deactivated") in texts(r)
+    assert await active_of(services, "5500077777") == 0
+
+    # Found again: 查客户 已停用 lists it; a name search shows it marked 已停用.
+    r = await zhao.say("查客户 已停用")
+    assert body(r[-1]).splitlines() == [
+        L("customers.title_inactive", total=1, first=1, last=1),
+        f"• 李奶奶 · 3号台区 · 5500077777 · {L('category.medical')} · "
+        + L("customers.inactive_mark")]
+    r = await zhao.say("查客户 李奶奶")
+    assert L("customers.inactive_mark") in body(r[-1])
+    assert labels(r[-1]) == ["李奶奶 5500077777"]
+
+    # Restoring follows the same rule: 赵六 is refused, the lead restores it (audited).
+    card = (await zhao.press("李奶奶 5500077777", message=r[-1]))[-1]
+    r = await zhao.press(L("btn.reactivate"), message=card)
+    assert body(r[-1]) == L("customer.switch_not_yours", area="3号台区", leads="王班长")
+    assert await active_of(services, "5500077777") == 0
+    card = (await lead.press("李奶奶 5500077777",
+                             message=(await lead.say("查客户 已停用"))[-1]))[-1]
+    r = await lead.press(L("btn.reactivate"), message=card)
+    assert lead.answers()[-1]["text"] == L("customer.reactivated_toast")
+    assert labels(r[-1])[-2:] == [L("btn.deactivate"), L("btn.audit")]
+    assert await active_of(services, "5500077777") == 1
+    rows = await services.db.fetchall(
+        "SELECT actor, action FROM audit_log WHERE entity = 'customer' ORDER BY id")
+    assert [tuple(x) for x in rows][-2:] == [("张三", "deactivate"), ("王班长", "reactivate")]
+
+
+async def active_of(services: Services, account: str) -> int:
+    row = await services.db.fetchone("SELECT active FROM customers WHERE account_no = ?",
+                                     (account,))
+    assert row is not None
+    return int(row[0])

@@ -1,0 +1,5 @@
+-- Issue #15 §3 "risky actions need a second thought".
+-- 查客户 已停用 lists a team's deactivated special customers (a few): a small partial index of
+-- their own, as 0008's customers_team_search (WHERE active = 1) serves the active ones.
+CREATE INDEX customers_team_inactive ON customers(
+    team_id, active, area_id, name, account_no, address) WHERE active = 0;
