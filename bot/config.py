@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
     # How long a saved form's buttons still answer "saved as #id" instead of "stale".
     saved_form_memory_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # A log saved by mistake: its author may withdraw (delete) it this long after saving;
+    # afterwards only the team's lead may delete it.
+    log_undo_minutes: int = Field(default=10, ge=0, le=24 * 60)
     # An update that cannot be parsed is stored redacted (no text) for diagnosis, cut to this.
     dead_update_max_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)

@@ -19,7 +19,7 @@ from tests.test_records_telegram import (  # noqa: F401  (team is a fixture)
     add_customer,
     team,
 )
-from tests.tg_harness import L, TgUser, body, callback_data, labels, register, texts
+from tests.tg_harness import L, Msg, TgUser, body, callback_data, labels, register, texts
 
 pytestmark = pytest.mark.timeout(60)
 ARREARS = L("arrears.title", id=1, name="李四")
@@ -141,3 +141,69 @@ async def active_of(services: Services, account: str) -> int:
                                      (account,))
     assert row is not None
     return int(row[0])
+
+
+# --- 5. a log saved by mistake is withdrawn by its author, within the window -------------
+async def log_patrol(zhang: TgUser, photo: str | None = None) -> list[Msg]:
+    await zhang.say("巡视 3号台区 昨天下午3点 巡视低压线路")
+    await zhang.press("跳过")  # problems
+    if photo:
+        await zhang.photo(photo)
+        await zhang.press(L("btn.done"))
+    else:
+        await zhang.press("跳过")
+    await zhang.press("跳过")  # location
+    return await zhang.press("保存")
+
+
+async def count_rows(services: Services, table: str) -> int:
+    row = await services.db.fetchone(f"SELECT count(*) FROM {table}")
+    assert row is not None
+    return int(row[0])
+
+
+async def test_author_undoes_a_log_within_the_window_then_only_the_lead_deletes(
+        team: Team, services: Services) -> None:
+    zhang, lead = team.zhang, team.lead
+    saved = (await log_patrol(zhang, photo="AgADphoto1"))[0]
+    assert L("btn.log_undo") in labels(saved)
+    assert await count_rows(services, "worklog_photos") == 1
+
+    # 撤销 asks first; 保留 would keep it. 确定删除: gone, with its photo, audited.
+    r = await zhang.press(L("btn.log_undo"), message=saved)
+    assert body(r[-1]).splitlines() == [
+        L("logs.delete_confirm", id=1, when="2026-11-26 周四 15:00", area="3号台区",
+          items="巡视", photos=1),
+        L("logs.undo_until", until="2026-11-27 周五 10:40")]
+    assert labels(r[-1]) == [L("btn.log_delete_yes"), L("btn.log_keep")]
+    r = await zhang.press(L("btn.log_delete_yes"), message=r[-1])
+    assert body(r[-1]) == L("logs.deleted", id=1)
+    assert [await count_rows(services, t) for t in ("worklogs", "worklog_items",
+                                                    "worklog_photos")] == [0, 0, 0]
+    row = await services.db.fetchone(
+        "SELECT actor, action, json_extract(detail, '$.how') FROM audit_log "
+        "WHERE entity = 'worklog'")
+    assert row is not None and tuple(row) == ("张三", "delete", "undo")
+    assert body((await zhang.say("/logs"))[-1]) == L("logs.none")
+
+    # A second log, 11 minutes later: no 撤销 on its card, the old button says who can.
+    saved = (await log_patrol(zhang))[0]
+    team.clock.advance(minutes=11)
+    card = (await zhang.say("/logs"))[-1]
+    card = (await zhang.press(next(x for x in labels(card) if x.startswith("#2")),
+                              message=card))[-1]
+    assert L("btn.log_undo") not in labels(card) and L("btn.log_delete") not in labels(card)
+    r = await zhang.press(L("btn.log_undo"), message=saved)
+    assert body(r[-1]) == L("logs.undo_expired", id=2, minutes=10, leads="王班长")
+    assert await count_rows(services, "worklogs") == 1
+
+    # The lead may delete it (confirmed, audited); the manager's list is then empty.
+    card = (await lead.say("/logs"))[-1]
+    card = (await lead.press(next(x for x in labels(card) if x.startswith("#2")),
+                             message=card))[-1]
+    r = await lead.press(L("btn.log_delete"), message=card)
+    assert body(r[-1]) == L("logs.delete_confirm", id=2, when="2026-11-26 周四 15:00",
+                            area="3号台区", items="巡视", photos=0)
+    await lead.press(L("btn.log_delete_yes"), message=r[-1])
+    assert await count_rows(services, "worklogs") == 0
+    assert body((await zhang.say("/logs"))[-1]) == L("logs.none")

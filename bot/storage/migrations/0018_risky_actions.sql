@@ -3,3 +3,11 @@
 -- their own, as 0008's customers_team_search (WHERE active = 1) serves the active ones.
 CREATE INDEX customers_team_inactive ON customers(
     team_id, active, area_id, name, account_no, address) WHERE active = 0;
+
+-- A withdrawn (deleted) log's number is never given to a new log: worklogs has no
+-- AUTOINCREMENT, so SQLite would reuse the highest id, and an old 撤销 / 查看 button or the
+-- audit trail's entity_id would then point at someone's new entry.
+CREATE TABLE worklog_tombstones (
+    id          INTEGER PRIMARY KEY,
+    deleted_at  TEXT NOT NULL
+);
