@@ -7,9 +7,11 @@ withdrawn by its author within the window."""
 # ruff: noqa: F811  (the `team` fixture is imported, then named as a parameter)
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from openpyxl import load_workbook
 
 from bot.services import Services
 from tests.fakebotapi import FakeBotAPI
@@ -207,3 +209,54 @@ async def test_author_undoes_a_log_within_the_window_then_only_the_lead_deletes(
     await lead.press(L("btn.log_delete_yes"), message=r[-1])
     assert await count_rows(services, "worklogs") == 0
     assert body((await zhang.say("/logs"))[-1]) == L("logs.none")
+
+
+# --- 1. a cut-off for a medical household: the lead confirms and gives a reason ---------
+async def test_lead_approving_a_medical_cutoff_confirms_and_gives_a_reason(
+        team: Team, services: Services) -> None:
+    zhang, lead = team.zhang, team.lead
+    await add_customer(services, await team.user("张三"), "李四", "5500012345", ("medical",))
+    await register_arrears(zhang)
+    card = (await zhang.press(OPEN))[0]
+    await zhang.press(L("btn.arrears_notice"), message=card)
+    await zhang.press("现在")
+    await zhang.press("保存")
+    got = await team.scan_at(2026, 11, 27, 10, 31)
+    [ask] = [m for m in got["王班长"] if L("btn.arrears_approve") in labels(m)]
+
+    # 同意停电 is no longer one tap: the register's category, then a reason, then 保存.
+    r = await lead.press(L("btn.arrears_approve"), message=ask)
+    assert texts(r).startswith(L("arrears.approve_heading", item=ARREARS, owner="张三",
+                                 categories=L("category.medical")))
+    assert L("form.arrears_approve.reason") in texts(r)
+    assert await decision(services) == (None, None)
+    r = await lead.say("已上门核实，制氧机已停用，家属同意")
+    assert L("btn.save") in labels(r[-1]) and await decision(services) == (None, None)
+    r = await lead.press("保存")
+    reason_line = L("field.arrears_decision_reason") + "：已上门核实，制氧机已停用，家属同意"
+    assert body(r[0]) == "\n".join([L("arrears.decision.saved_approved"), reason_line])
+    assert await decision(services) == ("approved", "已上门核实，制氧机已停用，家属同意")
+
+    # Shown on the card, told to the manager, and in the weekly report's arrears sheet.
+    card = (await lead.press(OPEN, message=r[0]))[0]
+    assert reason_line in body(card).splitlines()
+    got = await team.scan_at(2026, 11, 27, 10, 32)
+    assert reason_line in texts(got["张三"]).splitlines()
+    sheet = await arrears_sheet(lead)
+    assert sheet[0][-2:] == [L("report.col.arr.decision"), L("report.col.arr.decision_reason")]
+    assert sheet[1][-2:] == [L("report.decision.approved"), "已上门核实，制氧机已停用，家属同意"]
+
+
+async def arrears_sheet(lead: TgUser) -> list[list[object]]:
+    """The rows (header first) of the 欠费 sheet of this week's /report workbook."""
+    msgs = await lead.say("/report 本周", timeout=30)
+    [doc] = [m for m in msgs if m["method"] == "sendDocument"]
+    wb = load_workbook(io.BytesIO(doc["document"]["content"]))
+    return [list(r) for r in wb[L("report.sheet.arrears")].iter_rows(values_only=True)]
+
+
+async def decision(services: Services) -> tuple[str | None, str | None]:
+    row = await services.db.fetchone(
+        "SELECT lead_decision, lead_decision_reason FROM arrears WHERE id = 1")
+    assert row is not None
+    return row[0], row[1]

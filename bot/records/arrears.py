@@ -21,8 +21,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import validators
 from bot.conversations.customer import parse_account_no  # the one 户号 rule and message
@@ -44,12 +43,16 @@ from bot.records.common import (
     when,
 )
 from bot.registry import REGISTRY, TodoItem
+from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
 from bot.workcal import WorkCalendar
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
 
 SUBJECT = "arrears"
 MEDICAL = "medical"  # the register's category key for 医疗设备/生命支持用电
@@ -298,6 +301,7 @@ class Arrears:
     in_register: int
     medical: int
     lead_decision: str | None
+    lead_decision_reason: str | None  # why the lead approved the cut-off
     notice_served_at: datetime | None
     cutoff_earliest: datetime | None
     cut_off_at: datetime | None
@@ -642,6 +646,9 @@ async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Out
         lines.append(rt.field_line(ctx, "field.arrears_decision", ctx.t(
             f"arrears.decision.{decision}", lead=rec.decider or "") if decision
             else ctx.t("arrears.decision.pending")))
+        if rec.lead_decision_reason:
+            lines.append(rt.field_line(ctx, "field.arrears_decision_reason",
+                                       rec.lead_decision_reason))
     if rec.notice_served_at:
         lines.append(rt.field_line(ctx, "field.arrears_notice_at", when(ctx, rec.notice_served_at)))
     if rec.status == "notice_served" and rec.cutoff_earliest is not None:
@@ -756,6 +763,9 @@ async def other_reminders(ctx: Ctx, r: Reminder, rec: Arrears) -> Reply | None:
             return None
         text = ctx.t("arrears.reminder.decided", item=item,
                      decision=ctx.t(f"arrears.decision.{decision}", lead=rec.decider or ""))
+        if rec.lead_decision_reason:
+            text += "\n" + rt.field_line(ctx, "field.arrears_decision_reason",
+                                         rec.lead_decision_reason)
         return Reply(text, [[open_btn]])
     return None
 
@@ -831,35 +841,103 @@ async def describe(ctx: Ctx, r: Reminder) -> str:
     return title(ctx, rec) if rec else ctx.t("arrears.not_found")
 
 
-# --- wiring ---------------------------------------------------------------------------
-async def decide(ctx: Ctx, rec: Arrears, decision: str) -> Outcome:
-    if not ctx.user.sees_whole_team:
-        return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
-            ctx.t("arrears.decision.not_lead"), ARREARS_RECORDS.saved_buttons(ctx, rec.id))
-    card = ARREARS_RECORDS.card
+# --- the lead's decision ---------------------------------------------------------------
+def _not_lead(ctx: Ctx, rec: Arrears) -> Outcome:
+    return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
+        ctx.t("arrears.decision.not_lead"), ARREARS_RECORDS.saved_buttons(ctx, rec.id))
+
+
+async def decision_refusal(ctx: Ctx, rec: Arrears) -> str | None:
+    """Why no decision can be taken on this record now (the user is a lead), or None."""
     if rec.lead_decision is not None:
-        return await card(ctx, rec.id, ctx.t("arrears.decision.already", decision=ctx.t(
-            f"arrears.decision.{rec.lead_decision}", lead=rec.decider or "")))
+        return ctx.t("arrears.decision.already", decision=ctx.t(
+            f"arrears.decision.{rec.lead_decision}", lead=rec.decider or ""))
     if rec.status not in ("collecting", "notice_served"):
-        return await card(ctx, rec.id, ctx.t("arrears.decision.moot"))
+        return ctx.t("arrears.decision.moot")
     if not await is_medical(ctx.services, rec):
-        return await card(ctx, rec.id, ctx.t("arrears.decision.not_needed"))
+        return ctx.t("arrears.decision.not_needed")
+    return None
+
+
+async def record_decision(ctx: Ctx, rec: Arrears, decision: str,
+                          reason: str | None = None) -> bool:
+    """Store the lead's decision; False if another lead decided first (theirs stands)."""
     async with ctx.services.db.tx() as tx:
-        # Two leads pressing at once: the first decision stands, the second changes nothing.
-        if await STORE.update(tx, rec.id, {"lead_decision": decision,
-                                           "lead_decided_by": ctx.user.id,
-                                           "updated_at": iso(ctx.now)}, "lead_decision IS NULL"):
-            await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
-            if rec.user_id != ctx.user.id:
-                await Reminders.plan(tx, team_id=rec.team_id, user_id=rec.user_id,
-                                     subject=SUBJECT, subject_id=rec.id, kind="decided",
-                                     due_at=ctx.now, now=ctx.now)
-            if (decision == "approved" and rec.status == "notice_served" and not rec.prepaid
-                    and rec.cutoff_earliest is not None):
-                await plan_cutoff(tx, rec, rec.cutoff_earliest, ctx.now)
-    out = await card(ctx, rec.id, ctx.t(f"arrears.decision.saved_{decision}"))
+        if not await STORE.update(tx, rec.id, {"lead_decision": decision,
+                                               "lead_decision_reason": reason,
+                                               "lead_decided_by": ctx.user.id,
+                                               "updated_at": iso(ctx.now)},
+                                  "lead_decision IS NULL"):
+            return False
+        await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
+        if rec.user_id != ctx.user.id:
+            await Reminders.plan(tx, team_id=rec.team_id, user_id=rec.user_id,
+                                 subject=SUBJECT, subject_id=rec.id, kind="decided",
+                                 due_at=ctx.now, now=ctx.now)
+        if (decision == "approved" and rec.status == "notice_served" and not rec.prepaid
+                and rec.cutoff_earliest is not None):
+            await plan_cutoff(tx, rec, rec.cutoff_earliest, ctx.now)
+    return True
+
+
+async def refuse_cutoff(ctx: Ctx, rec: Arrears) -> Outcome:
+    """不停电: one tap (the safe choice needs no second thought)."""
+    if not ctx.user.sees_whole_team:
+        return _not_lead(ctx, rec)
+    card = ARREARS_RECORDS.card
+    refusal = await decision_refusal(ctx, rec)
+    if refusal is not None:
+        return await card(ctx, rec.id, refusal)
+    await record_decision(ctx, rec, "refused")
+    out = await card(ctx, rec.id, ctx.t("arrears.decision.saved_refused"))
     out.toast = ctx.t("form.saved_toast")
     return out
+
+
+async def _sensitive_labels(ctx: Ctx, rec: Arrears) -> str:
+    """The register's sensitive categories of the household (医疗设备/生命支持用电 ...)."""
+    customer = await ctx.services.customers.by_account(rec.team_id, rec.account_no)
+    keys = [k for k in (customer.categories if customer else ()) if k in sensitive_categories()]
+    return "、".join(ctx.t(f"category.{k}") for k in keys or [MEDICAL])
+
+
+async def open_approval(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
+    """同意停电 for a medical (sensitive) household: not one tap but a small form, the
+    reason asked and the summary's 保存 the confirmation."""
+    rec = await STORE.visible(ctx, rid)
+    if rec is None:
+        return Outcome().add(ctx.t("arrears.not_found"))
+    if not ctx.user.sees_whole_team:
+        return _not_lead(ctx, rec)
+    refusal = await decision_refusal(ctx, rec)
+    if refusal is not None:
+        return await ARREARS_RECORDS.card(ctx, rid, refusal)
+    heading = ctx.t("arrears.approve_heading", item=title(ctx, rec), owner=rec.owner,
+                    categories=await _sensitive_labels(ctx, rec))
+    return await app.engine.start(ctx, APPROVE.name, meta={"arrears_id": rid}, heading=heading)
+
+
+async def save_approval(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Saved:
+    rec = await ARREARS_RECORDS.record(ctx, meta)
+    if not ctx.user.sees_whole_team:
+        raise Invalid("arrears.decision.not_lead")
+    refusal = await decision_refusal(ctx, rec)
+    if refusal is not None:
+        raise Invalid("arrears.refused", reason=refusal)
+    if not await record_decision(ctx, rec, "approved", values["reason"]):
+        raise Invalid("arrears.changed")
+    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join([
+        ctx.t("arrears.decision.saved_approved"),
+        rt.field_line(ctx, "field.arrears_decision_reason", values["reason"])]))
+
+
+APPROVE = rt.action_form("arrears_approve", save_approval, Field(
+    "reason", "field.arrears_decision_reason", "form.arrears_approve.reason", Kind.TEXT,
+    parse=parse_text, hint="form.arrears_approve.hint"))
+
+
+# --- wiring ---------------------------------------------------------------------------
 
 
 ARREARS_RECORDS = rt.RecordType(
@@ -885,5 +963,6 @@ ARREARS_RECORDS = rt.RecordType(
     other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
     describe=describe).register()
 ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
-ARREARS_RECORDS.on_tap("arry", partial(decide, decision="approved"))
-ARREARS_RECORDS.on_tap("arrx", partial(decide, decision="refused"))
+REGISTRY.openers["ary"] = open_approval
+REGISTRY.opener_button("arry", "ary")
+ARREARS_RECORDS.on_tap("arrx", refuse_cutoff)

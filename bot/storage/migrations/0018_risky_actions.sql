@@ -11,3 +11,7 @@ CREATE TABLE worklog_tombstones (
     id          INTEGER PRIMARY KEY,
     deleted_at  TEXT NOT NULL
 );
+
+-- A lead approving a cut-off for a medical (sensitive) household writes down why; shown on
+-- the record card and in the weekly report's arrears sheet.
+ALTER TABLE arrears ADD COLUMN lead_decision_reason TEXT;
