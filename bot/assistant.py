@@ -13,7 +13,7 @@ from typing import Any
 
 import bot.records  # noqa: F401  (registers the record modules)
 from bot.channel import ChannelCaps
-from bot.conversations.customer import CUSTOMER, DEACTIVATE
+from bot.conversations.customer import CUSTOMER, DEACTIVATE, switch_refusal
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
@@ -298,6 +298,9 @@ class Assistant:
         if kind == "ce":
             return await open_customer_edit(self.engine, ctx, customer)
         if kind == "co":
+            refusal = await switch_refusal(ctx, customer)
+            if refusal is not None:
+                return refusal
             return await self.engine.start(
                 ctx, DEACTIVATE.name, meta={"customer_id": customer.id},
                 heading=ctx.t("customer.deactivating", name=customer.name,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
     # How long a saved form's buttons still answer "saved as #id" instead of "stale".
     saved_form_memory_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # A log saved by mistake: its author may withdraw (delete) it this long after saving;
+    # afterwards only the team's lead may delete it.
+    log_undo_minutes: int = Field(default=10, ge=0, le=24 * 60)
     # An update that cannot be parsed is stored redacted (no text) for diagnosis, cut to this.
     dead_update_max_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
     # Full phone numbers one person may reveal per window; beyond it, refused and lead told.
     reveal_limit: int = Field(default=20, ge=1, le=100_000)
     reveal_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # The only snoozes an overdue urgent reminder offers (emergency repair, restore after
+    # payment): minutes, short, never to tomorrow; the team's lead is told of each.
+    urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
     clock_jump_warn_seconds: float = Field(default=60, gt=0)

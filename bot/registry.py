@@ -51,6 +51,8 @@ class ReminderKind:
     todo: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
     # One line naming the record (for escalations and the digest).
     describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
+    # Offer the snooze buttons under it (not under a one-off notice that needs no action).
+    snoozable: bool = True
 
 
 @dataclass

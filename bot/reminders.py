@@ -20,6 +20,7 @@ from datetime import datetime, time, timedelta
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import User
 from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
+from bot.records.runtime import ESCALATE, OVERDUE
 from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage import audit
@@ -62,6 +63,22 @@ async def quiet_window(services: Services, user_id: int) -> tuple[time, time] | 
         return _hhmm(prefs.quiet_start), _hhmm(prefs.quiet_end)
     start, end = services.settings.quiet_hours.split("-")
     return _hhmm(start), _hhmm(end)
+
+
+def overdue_urgent(r: Reminder) -> bool:
+    """An urgent item already past its deadline (an emergency repair, a restore deadline):
+    it may only be put off briefly (TAIQU_URGENT_SNOOZE_MINUTES), never to tomorrow."""
+    return r.urgent and r.kind.rpartition(".")[2] in (*OVERDUE, *ESCALATE)
+
+
+def snooze_buttons(ctx: Ctx, r: Reminder) -> list[Button]:
+    """The snoozes a reminder offers: 1 hour / tomorrow 8:00, or the short ones only."""
+    if overdue_urgent(r):
+        return [Button(ctx.t("btn.snooze_minutes", minutes=m),
+                       callback(GLOBAL_TOKEN, "snz", f"{r.id}s{m}"))
+                for m in ctx.services.settings.urgent_snooze_minutes]
+    return [Button(ctx.t("btn.snooze_hour"), callback(GLOBAL_TOKEN, "snz", f"{r.id}h")),
+            Button(ctx.t("btn.snooze_morning"), callback(GLOBAL_TOKEN, "snz", f"{r.id}m"))]
 
 
 async def jobs_done(services: Services, job: str, period: str) -> set[int]:
@@ -212,7 +229,8 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        reply.buttons.append(self.snooze_row(ctx, r))
+        if kind.snoozable:
+            reply.buttons.append(snooze_buttons(ctx, r))
         if r.maybe_sent:
             reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
         if self.closing or not await self.rows.claim(r.id):
@@ -309,10 +327,6 @@ class ReminderService:
         result.sent += 1
         if kind.after_sent is not None:  # the next occurrence is planned, and forwarded too
             await kind.after_sent(self.services, r, now)
-
-    def snooze_row(self, ctx: Ctx, r: Reminder) -> list[Button]:
-        return [Button(ctx.t("btn.snooze_hour"), callback(GLOBAL_TOKEN, "snz", f"{r.id}h")),
-                Button(ctx.t("btn.snooze_morning"), callback(GLOBAL_TOKEN, "snz", f"{r.id}m"))]
 
     async def _unreachable(self, ctx: Ctx, r: Reminder, reply: Reply, now: datetime) -> None:
         """The user blocked the bot: remember it and give the message to the team's leads."""

@@ -324,12 +324,20 @@ async def test_medical_household_lead_approves(team: Team, services: Services,
     assert not any("现在可以依法停电" in t for t in notifier.texts("张三"))
     await zhang.tap("-|arrc|1")
     assert "停电须班长决定，班长还没有决定" in zhang.text and "停电记录" not in zhang.text
-    # The lead approves from the message: the manager is told and may now cut off.
+    # The lead approves from the message, with a reason confirmed by 保存 (issue #15 §3: it
+    # was one tap): the manager is told and may now cut off.
     await lead.tap(button(ask, "同意停电"))
-    assert "✅ 已记录：同意停电" in lead.text and "班长决定：✅ 王班长 同意停电" in lead.text
+    assert "请写明同意停电的理由" in lead.text
+    await lead.say("已上门核实，制氧机已停用")
+    await lead.press("保存")
+    assert "✅ 已记录：同意停电" in lead.text
+    await lead.tap("-|arr|1")
+    assert "班长决定：✅ 王班长 同意停电" in lead.text
+    assert "同意停电理由：已上门核实，制氧机已停用" in lead.text
     await service.scan_once()
     texts = notifier.texts("张三")
-    assert "⚕️ 欠费 #1（李奶奶）：✅ 王班长 同意停电。" in texts
+    assert ("⚕️ 欠费 #1（李奶奶）：✅ 王班长 同意停电。\n"
+            "同意停电理由：已上门核实，制氧机已停用") in texts
     assert any("现在可以依法停电" in t for t in texts)
     await zhang.tap("-|arr|1")
     assert "✂️ 已停电" in labels(zhang)

@@ -225,8 +225,8 @@ async def test_deactivate_keeps_history(zhang: Chat, services: Services) -> None
     await zhang.say("已搬迁")
     await zhang.press("保存")
     assert "已停用" in zhang.text
-    await zhang.say("查客户 李四")
-    assert "没有找到" in zhang.text
+    await zhang.say("查客户 李四")  # found, marked (issue #15 §3: was "没有找到")
+    assert "只找到 1 户已停用的档案" in zhang.text and "⛔ 已停用" in zhang.text
     await zhang.tap("-|cust|1")
     assert "已停用：已搬迁" in zhang.text and "恢复" in str(zhang.last)
     assert (await services.db.fetchone("SELECT count(*) FROM customers"))[0] == 1  # type: ignore[index]

@@ -506,10 +506,17 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     r = await zhang.press("保存")
     assert body(r[0]) == L("customer.deactivated")
 
-    for query in ("李四", "5500012345", "3号台区", "医疗", "待走访"):
+    # Searches still find it, marked 已停用 (issue #15 §3: they answered "none" before);
+    # it is never due for a visit.
+    for query in ("李四", "5500012345", "3号台区", "医疗"):
         r = await zhang.say(f"查客户 {query}")
-        key = "customers.none_due" if query == "待走访" else "customers.none"
-        assert body(one(r)) == L(key, text=query), query
+        assert body(one(r)).splitlines() == [
+            L("customers.inactive_only", count=1, text=query),
+            f"• 李四 · 3号台区 · 5500012345 · {L('category.elderly')}、{L('category.medical')}"
+            " · " + L("customers.inactive_mark")], query
+        assert labels(one(r)) == ["李四 5500012345"]
+    r = await zhang.say("查客户 待走访")
+    assert body(one(r)) == L("customers.none_due", text="待走访")
     r = await zhang.press(L("btn.customer_new"))  # the "none" answer offers to register
     assert body(one(r)) == L("form.customer.account_no")
     await zhang.say("/cancel")

@@ -737,7 +737,9 @@ async def test_overdue_contact_and_arrival_escalate_to_the_lead(
     repair_escalation = only(got["王班长"])
     assert body(repair_escalation) == L("reminder.escalate", owner="张三", item=REPAIR,
                                         what=ARRIVAL, due=arrival_due, late=late(minutes=1))
-    assert labels(repair_escalation) == [*REPAIR_BUTTONS, *SNOOZE]
+    # An overdue emergency offers only the short snoozes (issue #15 §3), never 明天 8:00.
+    assert labels(repair_escalation) == [*REPAIR_BUTTONS, L("btn.snooze_minutes", minutes=30),
+                                         L("btn.snooze_minutes", minutes=60)]
     assert (await team.scan_at(2026, 11, 30, 11, 35)) == {"张三": [], "王班长": []}
     await lead.press(L("btn.repair_arrived"), message=repair_escalation)
     await lead.press("现在")

@@ -208,6 +208,7 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         content=values["content"], problems=values.get("problems") or None,
         latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()),
         customer_id=meta.get("customer_id"), photo_notes=values.get("photo_notes"))
+    last_row = [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]
     if meta.get("edit_id"):
         wid = int(meta["edit_id"])
         if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):
@@ -216,12 +217,14 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
     else:
         wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
         key = "form.worklog.saved"
+        if ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
+            last_row.append(Button(ctx.t("btn.log_undo"), callback(GLOBAL_TOKEN, "logdel", wid)))
     return Saved(
         ctx.t(key, id=wid, area=await show_area(values["area"], ctx),
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
         [[Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", wid)),
           Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
-         [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]],
+         last_row],
         record_id=wid)
 
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.conversations.customer import switch_refusal
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.menu import pager
 from bot.i18n import catalog
@@ -25,6 +26,8 @@ PAGE = 8
 _SEARCH = re.compile(r"^(查客户|查找客户|搜索客户|查询客户|找客户|查特殊客户|特殊客户)\s*(.*)$")
 _REGISTER = re.compile(r"^(登记特殊客户|新增特殊客户|特殊客户登记|登记客户)\s*(.*)$")
 _DUE_WORDS = ("待走访", "需走访", "该走访", "due")
+_INACTIVE_WORDS = ("已停用", "停用", "停用的", "inactive", "deactivated")
+INACTIVE_SHOWN = 3  # deactivated matches listed under a search's first page
 
 
 def search_text(text: str) -> str | None:
@@ -45,6 +48,8 @@ def parse_query(text: str, area_names: list[str]) -> Query:
         return Query("all")
     if s.lower() in _DUE_WORDS:
         return Query("due")
+    if s.lower() in _INACTIVE_WORDS:
+        return Query("inactive")
     digits = digits_only(s)
     if digits.isdigit() and len(digits) >= 4:
         return Query("account", digits)
@@ -62,6 +67,35 @@ def _cats(ctx: Ctx, c: Customer) -> str:
     return "、".join(ctx.t(f"category.{k}") for k in c.categories)
 
 
+def _line(ctx: Ctx, c: Customer, due: bool) -> str:
+    line = f"• {c.name} · {c.area_name} · {c.account_no} · {_cats(ctx, c)}"
+    if due:
+        last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
+                if c.last_visit_at else ctx.t("customers.never_visited"))
+        line += " · " + ctx.t("customers.last_visit_short", when=last)
+    if not c.active:
+        line += " · " + ctx.t("customers.inactive_mark")
+    return line
+
+
+def _open_button(c: Customer) -> list[Button]:
+    return [Button(f"{c.name} {c.account_no}"[:40], callback(GLOBAL_TOKEN, "cust", c.id))]
+
+
+async def _inactive_matches(ctx: Ctx, q: Query, offset: int) -> tuple[int, list[Customer]]:
+    """Deactivated records matching a search, shown under its first page (marked 已停用) so
+    a record stopped by mistake is found, not mistaken for one never registered."""
+    if q.kind in ("due", "inactive") or offset:
+        return 0, []
+    return await ctx.services.customers.search(ctx.user, q, ctx.now, INACTIVE_SHOWN, 0,
+                                               active=False)
+
+
+def _title_key(q: Query) -> str:
+    return {"due": "customers.title_due", "inactive": "customers.title_inactive"}.get(
+        q.kind, "customers.title")
+
+
 async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
     areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
     q = parse_query(text, areas)
@@ -70,26 +104,27 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
     if total and not found:  # a stale ▶️ after the list shrank: show its last page
         offset = (total - 1) // PAGE * PAGE
         total, found = await ctx.services.customers.search(ctx.user, q, ctx.now, PAGE, offset)
-    if total == 0:
+    stopped_total, stopped = await _inactive_matches(ctx, q, offset)
+    if total == 0 and not stopped:
         key = ("customers.none_due" if q.kind == "due" else
+               "customers.none_inactive" if q.kind == "inactive" else
                "customers.none" if text.strip() else "customers.empty")
         return Outcome().add(ctx.t(key, text=text), [[
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
-    if total == 1:  # one hit: its card at once, not a list of one to tap through
+    if total == 1 and not stopped:  # one hit: its card at once, not a list of one to tap
         return await card(ctx, found[0].id)
-    title = ctx.t("customers.title_due" if q.kind == "due" else "customers.title",
-                  text=text or ctx.t("customers.all"), total=total, first=offset + 1,
-                  last=offset + len(found))
-    lines = [title]
-    for c in found:
-        line = f"• {c.name} · {c.area_name} · {c.account_no} · {_cats(ctx, c)}"
-        if q.kind == "due":
-            last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
-                    if c.last_visit_at else ctx.t("customers.never_visited"))
-            line += " · " + ctx.t("customers.last_visit_short", when=last)
-        lines.append(line)
-    rows = [[Button(f"{c.name} {c.account_no}"[:40], callback(GLOBAL_TOKEN, "cust", c.id))]
-            for c in found]
+    lines = []
+    if total:
+        lines.append(ctx.t(_title_key(q), text=text or ctx.t("customers.all"), total=total,
+                           first=offset + 1, last=offset + len(found)))
+    lines += [_line(ctx, c, q.kind == "due") for c in found]
+    if stopped:
+        lines.append(ctx.t("customers.inactive_also" if total else "customers.inactive_only",
+                           count=stopped_total, text=text))
+        lines += [_line(ctx, c, False) for c in stopped]
+        if stopped_total > len(stopped):
+            lines.append(ctx.t("customers.inactive_more"))
+    rows = [_open_button(c) for c in (*found, *stopped)]
     nav = pager(ctx.t, "custp", offset, PAGE, total)
     if nav:
         rows.append(nav)
@@ -222,9 +257,18 @@ REGISTRY.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_
 
 
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:
-    if not await ctx.services.customers.set_active(ctx.user, customer_id, True, ctx.now):
+    c = await ctx.services.customers.get(ctx.user, customer_id)
+    if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
-    return await card(ctx, customer_id)
+    if c.active:  # an old 恢复 button, pressed twice: nothing to do
+        return await card(ctx, customer_id)
+    refusal = await switch_refusal(ctx, c)
+    if refusal is not None:
+        return refusal
+    await ctx.services.customers.set_active(ctx.user, customer_id, True, ctx.now)
+    out = await card(ctx, customer_id)  # the card, active again, says it
+    out.toast = ctx.t("customer.reactivated_toast")
+    return out
 
 
 async def history(ctx: Ctx, customer_id: int) -> Outcome:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.registry import REGISTRY, TodoItem
-from bot.reminders import in_quiet, next_at, quiet_window
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.reminders import in_quiet, next_at, overdue_urgent, quiet_window, snooze_buttons
 from bot.services import Ctx
 from bot.storage.conversations import Draft
+from bot.storage.db import from_iso, iso
 from bot.storage.people import UserPrefs
-from bot.storage.reminders import Reminders
+from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import clock_time, format_time
 
@@ -59,24 +60,74 @@ async def todo_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
 
 
 # --- snooze ---------------------------------------------------------------------------
+SNOOZED_SUBJECT = "snoozed"  # the note to the lead that an overdue urgent item was put off
+
+
+def _snooze_until(ctx: Ctx, how: str) -> datetime | None:
+    """'h' in an hour, 'm' the coming 08:00 (after midnight "明天早上" is this morning),
+    's30' in 30 minutes (only the offered short snoozes: a forged number is refused)."""
+    if how == "h":
+        return ctx.now + timedelta(hours=1)
+    if how == "m":
+        return next_at(ctx.local_now, time(8, 0))
+    minutes = int(how[1:])
+    if minutes not in ctx.services.settings.urgent_snooze_minutes:
+        return None
+    return ctx.now + timedelta(minutes=minutes)
+
+
 @REGISTRY.button("snz")
 async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    m = re.fullmatch(r"(\d+)([hm])", arg)
-    if m is None:
+    m = re.fullmatch(r"(\d+)(h|m|s\d{1,4})", arg)
+    until = _snooze_until(ctx, m.group(2)) if m else None
+    if m is None or until is None:
         return Outcome(toast=ctx.t("button.stale"))
-    if m.group(2) == "h":
-        until = ctx.now + timedelta(hours=1)
-    else:  # the coming 08:00 (after midnight "明天早上" is this morning)
-        until = next_at(ctx.local_now, time(8, 0))
-    r = await Reminders(ctx.services.db).snooze(ctx.user.id, int(m.group(1)), until)
+    rows = Reminders(ctx.services.db)
+    current = await rows.get(int(m.group(1)))
+    if current is not None and overdue_urgent(current) and (
+            until - ctx.now > timedelta(minutes=max(ctx.services.settings.urgent_snooze_minutes))):
+        # An old message's 明天 8:00 on an overdue emergency: only the short snoozes.
+        return Outcome(toast=ctx.t("reminder.snooze_urgent_toast")).add(
+            ctx.t("reminder.snooze_urgent_only"), [snooze_buttons(ctx, current)])
+    r = await rows.snooze(ctx.user.id, int(m.group(1)), until)
     if r is None:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("reminder.snooze_gone"))
     when = format_time(until.astimezone(ctx.tz), ctx.locale)
     text = ctx.t("reminder.snoozed", when=when)
+    if overdue_urgent(r) and await _tell_leads_of_snooze(ctx, r, until):
+        text += "\n" + ctx.t("reminder.snoozed_lead_told")
     window = await quiet_window(ctx.services, ctx.user.id)
     if not r.urgent and window and in_quiet(until.astimezone(ctx.tz), *window):
         text += "\n" + ctx.t("reminder.snoozed_quiet")  # it will wait for the morning digest
     return Outcome(toast=ctx.t("reminder.snoozed_toast")).add(text)
+
+
+async def _tell_leads_of_snooze(ctx: Ctx, r: Reminder, until: datetime) -> bool:
+    """An overdue urgent item put off: the team's leads (not the one snoozing) hear of it at
+    once, through quiet hours, as the escalation they would otherwise get later."""
+    services = ctx.services
+    leads = await services.people.leads_of(r.team_id, ctx.user.id)
+    if not leads:
+        return False
+    kind = REGISTRY.reminders.get(r.subject)
+    item = await kind.describe(ctx, r) if kind and kind.describe else r.subject
+    async with services.db.tx() as tx:
+        for lead in leads:
+            await Reminders.plan(
+                tx, team_id=r.team_id, user_id=lead.id, subject=SNOOZED_SUBJECT,
+                subject_id=r.id, kind="told", due_at=ctx.now, now=ctx.now, urgent=True,
+                key=f"{SNOOZED_SUBJECT}:{r.id}:{lead.id}:{iso(ctx.now)}",
+                detail={"name": ctx.user.name, "item": item, "until": iso(until)})
+    return True
+
+
+async def _render_snoozed(ctx: Ctx, r: Reminder) -> Reply:
+    until = from_iso(r.detail["until"]).astimezone(ctx.tz)
+    return Reply(ctx.t("reminder.snoozed_lead", name=r.detail.get("name", ""),
+                       item=r.detail.get("item", ""), when=format_time(until, ctx.locale)))
+
+
+REGISTRY.reminder_kind(SNOOZED_SUBJECT, ReminderKind(render=_render_snoozed, snoozable=False))
 
 
 # --- settings: quiet hours ------------------------------------------------------------

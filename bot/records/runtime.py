@@ -201,6 +201,7 @@ class Transition:
     heading: str = ""
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
     run: Act | None = None
+    intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
 
     def allows(self, ctx: Ctx, rec: Record) -> bool:
         if isinstance(self.allowed, tuple):
@@ -249,7 +250,7 @@ class RecordType(Generic[R]):
             REGISTRY.intents.append(self._intent)
         REGISTRY.reminder_kind(self.subject, ReminderKind(
             render=self.render, after_sent=self.after_sent, todo=self.todo_items,
-            describe=self.describe))
+            describe=self.describe or self._describe))
         for t in self.transitions:
             if t.form is not None:
                 REGISTRY.openers[t.opener] = self._opener(t)
@@ -302,6 +303,11 @@ class RecordType(Generic[R]):
                              *(self.action(a).button(ctx, rec.id) for a in ladder.actions)]]) \
             if text else None
 
+    async def _describe(self, ctx: Ctx, r: Reminder) -> str:
+        """The record a reminder is about, by its title (when the type names none itself)."""
+        rec = await self.store.load(ctx.services.db, r.subject_id)
+        return self.title(ctx, rec) if rec else ctx.t(self.not_found)
+
     def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
         return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
                                                                 rid))
@@ -349,8 +355,11 @@ class RecordType(Generic[R]):
                 return await self.card(ctx, rid, reason)
             if not t.allows(ctx, rec) or t.form is None:
                 return await self.card(ctx, rid)
+            heading = ctx.t(t.heading, item=self.title(ctx, rec))
+            if t.intro is not None:
+                heading += "\n" + t.intro(ctx, rec)
             return await app.engine.start(ctx, t.form.name, meta={self.meta_key: rid},
-                                          heading=ctx.t(t.heading, item=self.title(ctx, rec)))
+                                          heading=heading)
         return open_
 
     def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,

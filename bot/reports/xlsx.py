@@ -255,7 +255,7 @@ def arrears_sheet(b: _Book) -> Sheet:
     assert b.fig.detail is not None
     header = b.cols("arr", ("id", "account", "customer", "owner", "amount", "since", "created",
                             "notice", "cut_off", "paid", "restore_due", "restored", "restore_ok",
-                            "outstanding", "status"))
+                            "outstanding", "status", "decision", "decision_reason"))
     sheet = Sheet(b.w("report.sheet.arrears"), header, formats={4: MONEY, 5: DATE})
     for r in b.fig.detail.arrears:
         since = b.local(r["since"]) if "T" in (r["since"] or "") else _day(r["since"])
@@ -266,7 +266,10 @@ def arrears_sheet(b: _Book) -> Sheet:
             r["amount_cents"] / 100, since, b.local(r["created_at"]),
             b.local(r["notice_served_at"]), b.local(r["cut_off_at"]), b.local(r["paid_at"]),
             b.local(r["restore_due"]), b.local(r["restored_at"]), b.yes_no(r["restore_ok"]),
-            b.yes_no(r["outstanding"]), b.w(f"report.astatus.{r['status']}")])
+            b.yes_no(r["outstanding"]), b.w(f"report.astatus.{r['status']}"),
+            b.w(f"report.decision.{r['lead_decision']}") if r["lead_decision"] else None,
+            b.masked("report.arrears", "decision_reason", r["lead_decision_reason"],
+                     r["customer_id"])])
     return sheet
 
 

@@ -64,8 +64,8 @@ class Customer(CustomerData):
 
 @dataclass(frozen=True)
 class Query:
-    """kind: all | account | area | category | due | text. For category, value is one key
-    or several joined by ',' (customers in any of them)."""
+    """kind: all | account | area | category | due | text | inactive (the deactivated ones).
+    For category, value is one key or several joined by ',' (customers in any of them)."""
 
     kind: str
     value: str = ""
@@ -242,10 +242,14 @@ class Customers:
         return True
 
     async def search(self, user: User, q: Query, now: datetime, limit: int = 8,
-                     offset: int = 0) -> tuple[int, list[Customer]]:
-        """Active records in the user's scope matching `q`, with the total count."""
+                     offset: int = 0, active: bool | None = None) -> tuple[int, list[Customer]]:
+        """Records in the user's scope matching `q`, with the total count: the active ones,
+        or the deactivated ones (`active=False`, or the query 已停用)."""
+        if active is None:
+            active = q.kind != "inactive"
         where, params = _scope(user)
-        clauses = [where, "c.active = 1"]
+        # Literal, not a parameter: each partial index (0008, 0018) is chosen by this term.
+        clauses = [where, "c.active = 1" if active else "c.active = 0"]
         order = "c.area_id, c.name, c.id"
         if q.kind == "account":
             clauses.append("c.account_no LIKE ?")
