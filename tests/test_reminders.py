@@ -18,6 +18,7 @@ from bot.reports.figures import Scope, compute
 from bot.reports.ranges import week_of
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
+from bot.storage.people import UserPrefs
 from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
 
 
@@ -150,6 +151,56 @@ async def test_quiet_hours_hold_until_the_digest(team: tuple[Chat, Chat],
     assert notifier.texts("张三")[0].startswith("☀️ 早上好，张三")
     held = await services.db.fetchall("SELECT state FROM reminders WHERE state = 'digested'")
     assert held
+
+
+async def test_halfway_and_soon_read_differently_and_say_what_is_left(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)  # half-way to first contact
+    await service.scan_once()
+    at(clock, 2026, 11, 30, 8, 0)  # Monday's digest first, then the 08:30 one on its own
+    await service.scan_once()
+    at(clock, 2026, 11, 30, 8, 31)
+    await service.scan_once()
+    half, _digest, soon = notifier.texts("张三")
+    assert half == ("⏳ 投诉工单 #1（张先生）：首次联系客户的时限已过一半（还剩 2 天 19 小时），"
+                    "期限 2026-11-30 周一 10:30。")
+    assert soon == ("⏰ 投诉工单 #1（张先生）：请在 2026-11-30 周一 10:30 前首次联系客户"
+                    "（还剩 1 小时 59 分）。")
+
+
+async def test_catch_up_after_quiet_hours_folds_one_record_into_one_message(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    """Quiet hours after the morning digest (08:15-11:00): the 08:30 "soon" and the 10:30
+    "due" are held; at 11:00 one message goes out, the latest stage, and both rows count
+    as sent (never lost, never sent again)."""
+    zhang, _ = team
+    await register_complaint(zhang)
+    user = (await services.people.users())[0]
+    await UserPrefs(services.db).set_quiet(user.id, "08:15", "11:00")
+    at(clock, 2026, 11, 30, 8, 5)  # the digest, before the quiet hours
+    await service.scan_once()
+    for hour, minute in ((8, 31), (10, 31)):
+        at(clock, 2026, 11, 30, hour, minute)
+        await service.scan_once()
+    n = len(notifier.texts("张三"))
+    assert notifier.texts("王班长")[-1].startswith("⚠️ 超期提醒")  # the lead has no quiet
+    at(clock, 2026, 11, 30, 11, 1)
+    await service.scan_once()
+    [caught_up] = notifier.texts("张三")[n:]
+    assert caught_up.startswith("⚠️ 投诉工单 #1（张先生）：首次联系客户期限 2026-11-30 周一 10:30 "
+                                "已过（已超期 31 分钟）")
+    rows = await services.db.fetchall(
+        "SELECT kind, state, last_error FROM reminders WHERE user_id = ? AND kind IN "
+        "('contact.soon', 'contact.due') ORDER BY id", (user.id,))
+    assert [tuple(r) for r in rows] == [("contact.soon", "sent", "folded into reminder 3"),
+                                        ("contact.due", "sent", None)]
+    at(clock, 2026, 11, 30, 11, 30)
+    await service.scan_once()
+    assert len(notifier.texts("张三")) == n + 1
 
 
 async def test_own_quiet_hours_setting(team: tuple[Chat, Chat]) -> None:

@@ -117,6 +117,22 @@ class Reminders:
             "ELSE ? END WHERE id = ? AND state IN ('pending', 'sending')",
             (iso(when), MAYBE_SENT, error, MAYBE_SENT, MAYBE_SENT, error, error, reminder_id))
 
+    async def follow(self, ids: list[int], leader_id: int) -> str | None:
+        """Rows folded into the row `leader_id` take its state and time (sent, held, retried
+        or cancelled with it); noted so, never sent on their own. Returns that state."""
+        marks = ", ".join("?" for _ in ids)
+        async with self.db.tx() as tx:
+            leader = await tx.fetchone(
+                "SELECT state, due_at, sent_at FROM reminders WHERE id = ?", (leader_id,))
+            if leader is None or leader["state"] == "sending":  # in flight: decided later
+                return None
+            await tx.execute(
+                f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ? "
+                f"WHERE id IN ({marks}) AND state = 'pending'",
+                (leader["state"], leader["due_at"], leader["sent_at"],
+                 f"folded into reminder {leader_id}", *ids))
+        return str(leader["state"])
+
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
         """Send this reminder again at `until` (only its recipient may snooze it)."""
         async with self.db.tx() as tx:
@@ -139,6 +155,21 @@ class Reminders:
             return 0  # the usual case, read on the reader: no write per scan
         async with self.db.tx() as tx:
             await tx.execute(f"UPDATE reminders SET state = 'pending' WHERE {held}")
+            row = await tx.fetchone("SELECT changes()")
+        return int(row[0]) if row else 0
+
+    async def held_users(self) -> set[int]:
+        """Who has rows held for a digest (a scan of the table, as release_held_of_deactivated:
+        the due index covers only pending and sending rows)."""
+        rows = await self.db.fetchall("SELECT DISTINCT user_id FROM reminders "
+                                      "WHERE state = 'held'")
+        return {int(r[0]) for r in rows}
+
+    async def release_held(self, user_id: int) -> int:
+        """The user's held rows go back to 'pending' (still due: the next batch sends them)."""
+        async with self.db.tx() as tx:
+            await tx.execute("UPDATE reminders SET state = 'pending' "
+                             "WHERE user_id = ? AND state = 'held'", (user_id,))
             row = await tx.fetchone("SELECT changes()")
         return int(row[0]) if row else 0
 
