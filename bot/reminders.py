@@ -19,13 +19,13 @@ from datetime import datetime, time, timedelta
 
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import User
-from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
+from bot.notify import Dispatcher, NotOpenedYet, OutcomeUnknown, RetryLater, Unreachable
 from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
 from bot.storage.people import UserPrefs
-from bot.storage.reminders import MAYBE_SENT, Reminder, Reminders
+from bot.storage.reminders import MAYBE_SENT, WAITING, Reminder, Reminders
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 3600.0
@@ -119,6 +119,7 @@ class ScanResult:
     digests: int = 0
     jobs: int = 0
     unknown: int = 0  # pushes whose answer was lost: retried later, marked as possible repeats
+    waiting: int = 0  # for people who have not opened the bot yet: sent on their first visit
 
 
 class ReminderService:
@@ -278,6 +279,11 @@ class ReminderService:
                                      f"{MAYBE_SENT}: {exc}"[:200])
             result.unknown += 1
             return
+        except NotOpenedYet:  # released by their first visit; the recheck is a safety net
+            hours = self.services.settings.not_opened_recheck_hours
+            await self.rows.retry_at(r.id, now + timedelta(hours=hours), WAITING)
+            result.waiting += 1
+            return
         except Unreachable as exc:
             await self.rows.settle(r.id, "failed", now, str(exc))
             await self._unreachable(ctx, r, reply, now)
@@ -393,7 +399,9 @@ class ReminderService:
         digest_at = _hhmm(self.services.settings.digest_time)
         if local.time() < digest_at:
             return sent
-        pending = [u for u in users if await self._digest_due(u, local)]
+        digest_moment = local.replace(hour=digest_at.hour, minute=digest_at.minute, second=0,
+                                      microsecond=0)
+        pending = [u for u in users if await self._digest_due(u, local, digest_moment)]
 
         async def one(user: User) -> None:
             async with self._sem:
@@ -408,7 +416,12 @@ class ReminderService:
         await asyncio.gather(*(one(u) for u in pending))
         return sent
 
-    async def _digest_due(self, user: User, local: datetime) -> bool:
+    async def _digest_due(self, user: User, local: datetime, digest_moment: datetime) -> bool:
+        first = await self.services.people.first_visit(user.id)
+        if first is None or first > digest_moment:
+            # Not opened the bot yet, or first today after the digest time: a "good morning"
+            # right after the welcome would only repeat what waited for them; tomorrow's.
+            return False
         window = await self.quiet_window(user)
         return not (window and in_quiet(local, *window))
 

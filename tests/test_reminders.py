@@ -4,7 +4,7 @@ retries, unreachable users, snooze, restart safety — with the clock moved, nev
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -250,6 +250,44 @@ async def test_blocked_user_is_marked_and_the_lead_gets_the_message(
     await zhang.say("/todo")  # writing again means reachable again
     row = await services.db.fetchone("SELECT unreachable_at FROM user_settings")
     assert row is not None and row[0] is None
+
+
+async def test_a_lead_who_never_opened_the_bot_gets_the_escalation_on_first_visit(
+        services: Services, assistant: Assistant, service: ReminderService,
+        notifier: FakeNotifier, clock: FakeClock) -> None:
+    """The lead was invited but has not sent /start: no chat to push to. The escalation waits
+    (not failed, not dropped, nobody told they are unreachable) and arrives, once, after
+    the welcome on their first visit."""
+    zhang = Chat(assistant, "test", "张三")
+    await make_user(services, "张三")
+    invite = await services.people.create_invite(
+        role=Role.LEAD, team="城东供电所", areas=[], name="王班长", now=clock.now(),
+        ttl=timedelta(days=7))
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 10, 31)  # first contact overdue: escalated to the lead
+    result = await service.scan_once()
+    assert notifier.texts("王班长") == [] and result.failed == 0 and result.waiting == 1
+    for _ in range(3):
+        clock.advance(hours=1)
+        await service.scan_once()
+    rows = await services.db.fetchall(
+        "SELECT r.state, r.last_error FROM reminders r JOIN users u ON u.id = r.user_id "
+        "WHERE u.name = '王班长' AND r.kind = 'contact.escalate'")
+    assert [tuple(r) for r in rows] == [("pending", "waiting: has not opened the bot yet")]
+    assert await services.db.fetchone(
+        "SELECT 1 FROM user_settings WHERE unreachable_at IS NOT NULL") is None
+    lead = Chat(assistant, "test", "王班长")
+    await lead.say(f"/start {invite.code}")
+    assert "王班长" in lead.text  # the welcome comes first
+    await service.scan_once()
+    assert notifier.texts("王班长") == []
+    clock.advance(seconds=10)
+    await service.scan_once()
+    [escalation] = notifier.texts("王班长")
+    assert escalation.startswith("⚠️ 超期提醒：张三 的投诉工单 #1")
+    clock.advance(minutes=5)
+    await service.scan_once()
+    assert len(notifier.texts("王班长")) == 1
 
 
 async def test_snooze_and_todo(team: tuple[Chat, Chat], service: ReminderService,

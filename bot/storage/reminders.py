@@ -12,6 +12,9 @@ from bot.storage.db import Database, Row, Tx, from_iso, iso
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
 # that died mid-push): its next push says it may be a repeat. Kept through later retries.
 MAYBE_SENT = "outcome unknown"
+# last_error of a row for someone who has not opened the bot yet: it waits for their first
+# visit (People.link_identity releases it), not failed and not handed to anyone else.
+WAITING = "waiting: has not opened the bot yet"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,13 @@ class Reminders:
         await tx.execute(
             "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
             "AND state = 'pending' AND kind LIKE ?", (subject, subject_id, kind_prefix + "%"))
+
+    @staticmethod
+    async def release_waiting(tx: Tx, user_id: int, when: datetime) -> None:
+        """The person can be reached now: what waited for them falls due at `when`."""
+        await tx.execute(
+            "UPDATE reminders SET due_at = ? WHERE user_id = ? AND state = 'pending' "
+            "AND last_error LIKE ?", (iso(when), user_id, f"%{WAITING}"))
 
     async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
         """Pending rows whose time has come (urgent ones first). Never 'sending' ones: a live
