@@ -290,6 +290,31 @@ async def test_a_lead_who_never_opened_the_bot_gets_the_escalation_on_first_visi
     assert len(notifier.texts("王班长")) == 1
 
 
+async def test_an_escalation_held_in_quiet_hours_for_a_lead_not_yet_in_arrives_on_first_visit(
+        services: Services, assistant: Assistant, service: ReminderService,
+        notifier: FakeNotifier, clock: FakeClock) -> None:
+    """Held at night for a morning digest the lead never gets (no chat yet): their first
+    visit, the next day, brings it out after the welcome."""
+    zhang = Chat(assistant, "test", "张三")
+    await make_user(services, "张三")
+    invite = await services.people.create_invite(
+        role=Role.LEAD, team="城东供电所", areas=[], name="王班长", now=clock.now(),
+        ttl=timedelta(days=7))
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 22, 0)  # the bot was down all day: escalation due, quiet hours
+    await service.scan_once()
+    at(clock, 2026, 12, 1, 8, 5)  # the digests: none for the lead, who has no chat yet
+    await service.scan_once()
+    assert notifier.texts("王班长") == []
+    at(clock, 2026, 12, 1, 10, 0)
+    lead = Chat(assistant, "test", "王班长")
+    await lead.say(f"/start {invite.code}")
+    clock.advance(seconds=10)
+    await service.scan_once()
+    [escalation] = notifier.texts("王班长")
+    assert escalation.startswith("⚠️ 超期提醒：张三 的投诉工单 #1")
+
+
 async def test_snooze_and_todo(team: tuple[Chat, Chat], service: ReminderService,
                                notifier: FakeNotifier, clock: FakeClock) -> None:
     zhang, lead = team

@@ -168,12 +168,14 @@ class People:
 
     async def link_identity(self, tx: Tx, channel: str, external_id: str, user_id: int,
                             now: datetime) -> None:
+        first = await tx.fetchone("SELECT 1 FROM identities WHERE user_id = ? LIMIT 1",
+                                  (user_id,)) is None
         await tx.execute(
             "INSERT INTO identities(channel, external_id, user_id, created_at, last_seen_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(channel, external_id) DO UPDATE SET "
             "user_id = excluded.user_id, last_seen_at = excluded.last_seen_at",
             (channel, external_id, user_id, iso(now), iso(now)))
-        await Reminders.release_waiting(tx, user_id, now + AFTER_WELCOME)
+        await Reminders.release_waiting(tx, user_id, now + AFTER_WELCOME, held_too=first)
 
     async def set_locale(self, user_id: int, locale: str) -> None:
         await self.db.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))

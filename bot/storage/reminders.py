@@ -66,11 +66,15 @@ class Reminders:
             "AND state = 'pending' AND kind LIKE ?", (subject, subject_id, kind_prefix + "%"))
 
     @staticmethod
-    async def release_waiting(tx: Tx, user_id: int, when: datetime) -> None:
-        """The person can be reached now: what waited for them falls due at `when`."""
+    async def release_waiting(tx: Tx, user_id: int, when: datetime,
+                              held_too: bool = False) -> None:
+        """The person can be reached now: what waited for them falls due at `when`. On their
+        first visit also what quiet hours held for a digest they never got (still in quiet
+        hours, it is held again)."""
         await tx.execute(
-            "UPDATE reminders SET due_at = ? WHERE user_id = ? AND state = 'pending' "
-            "AND last_error LIKE ?", (iso(when), user_id, f"%{WAITING}"))
+            "UPDATE reminders SET state = 'pending', due_at = ? WHERE user_id = ? AND "
+            "((state = 'pending' AND last_error LIKE ?) OR (? AND state = 'held'))",
+            (iso(when), user_id, f"%{WAITING}", int(held_too)))
 
     async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
         """Pending rows whose time has come (urgent ones first). Never 'sending' ones: a live
