@@ -24,7 +24,7 @@ from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
-from bot.storage.people import UserPrefs
+from bot.storage.people import AFTER_WELCOME, UserPrefs
 from bot.storage.reminders import MAYBE_SENT, WAITING, Reminder, Reminders
 
 log = logging.getLogger(__name__)
@@ -399,9 +399,7 @@ class ReminderService:
         digest_at = _hhmm(self.services.settings.digest_time)
         if local.time() < digest_at:
             return sent
-        digest_moment = local.replace(hour=digest_at.hour, minute=digest_at.minute, second=0,
-                                      microsecond=0)
-        pending = [u for u in users if await self._digest_due(u, local, digest_moment)]
+        pending = [u for u in users if await self._digest_due(u, local)]
 
         async def one(user: User) -> None:
             async with self._sem:
@@ -416,12 +414,10 @@ class ReminderService:
         await asyncio.gather(*(one(u) for u in pending))
         return sent
 
-    async def _digest_due(self, user: User, local: datetime, digest_moment: datetime) -> bool:
+    async def _digest_due(self, user: User, local: datetime) -> bool:
         first = await self.services.people.first_visit(user.id)
-        if first is None or first > digest_moment:
-            # Not opened the bot yet, or first today after the digest time: a "good morning"
-            # right after the welcome would only repeat what waited for them; tomorrow's.
-            return False
+        if first is None or first > local - AFTER_WELCOME:
+            return False  # not opened the bot yet; or just now: the welcome goes first
         window = await self.quiet_window(user)
         return not (window and in_quiet(local, *window))
 
