@@ -24,7 +24,7 @@ from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
-from bot.storage.people import AFTER_WELCOME, UserPrefs
+from bot.storage.people import UserPrefs
 from bot.storage.reminders import MAYBE_SENT, WAITING, Reminder, Reminders
 
 log = logging.getLogger(__name__)
@@ -415,9 +415,8 @@ class ReminderService:
         return sent
 
     async def _digest_due(self, user: User, local: datetime) -> bool:
-        first = await self.services.people.first_visit(user.id)
-        if first is None or first > local - AFTER_WELCOME:
-            return False  # not opened the bot yet; or just now: the welcome goes first
+        if await self.services.people.first_visit(user.id) is None:
+            return False  # not opened the bot yet: the scan after their first visit sends it
         window = await self.quiet_window(user)
         return not (window and in_quiet(local, *window))
 

@@ -12,10 +12,6 @@ from bot.models import Area, Role, User
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.storage.reminders import Reminders
 
-# Pushes that waited for a person's first visit go out this long after it: the welcome is
-# answered first (the reminder scan runs beside the message handler). Ordering, not a rule.
-AFTER_WELCOME = timedelta(seconds=5)
-
 # Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out over the phone.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 12  # ~59 bits: not guessable at any rate a chat allows
@@ -175,7 +171,7 @@ class People:
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(channel, external_id) DO UPDATE SET "
             "user_id = excluded.user_id, last_seen_at = excluded.last_seen_at",
             (channel, external_id, user_id, iso(now), iso(now)))
-        await Reminders.release_waiting(tx, user_id, now + AFTER_WELCOME, held_too=first)
+        await Reminders.release_waiting(tx, user_id, now, held_too=first)
 
     async def set_locale(self, user_id: int, locale: str) -> None:
         await self.db.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))
