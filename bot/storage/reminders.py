@@ -137,14 +137,18 @@ class Reminders:
         marks = ", ".join("?" for _ in ids)
         async with self.db.tx() as tx:
             leader = await tx.fetchone(
-                "SELECT state, due_at, sent_at FROM reminders WHERE id = ?", (leader_id,))
+                "SELECT state, due_at, sent_at, last_error FROM reminders WHERE id = ?",
+                (leader_id,))
             if leader is None or leader["state"] == "sending":  # in flight: decided later
                 return None
+            # Still to send (retried, waiting for a first visit): its reason too, so the rows
+            # are released and retried together; settled: which row carried them.
+            note = (leader["last_error"] if leader["state"] == "pending"
+                    else f"folded into reminder {leader_id}")
             await tx.execute(
                 f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ? "
                 f"WHERE id IN ({marks}) AND state = 'pending'",
-                (leader["state"], leader["due_at"], leader["sent_at"],
-                 f"folded into reminder {leader_id}", *ids))
+                (leader["state"], leader["due_at"], leader["sent_at"], note, *ids))
         return str(leader["state"])
 
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
