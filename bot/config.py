@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=10, ge=0, le=300)
     # A push whose answer was lost (it may have arrived) is retried after this, not at once.
     unknown_outcome_retry_seconds: float = Field(default=120, ge=0, le=86400)
+    # A push for someone who has not opened the bot yet waits for their first visit (which
+    # releases it at once); it is looked at again after this many hours in any case.
+    not_opened_recheck_hours: float = Field(default=24, gt=0, le=24 * 30)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -199,7 +199,7 @@ async def test_complaint_from_registration_to_closure(team: Team, services: Serv
     # Half-way to the first contact: the manager only, with the action and snooze buttons.
     got = await team.scan_at(2026, 11, 27, 15, 1)
     half = only(got["张三"])
-    assert body(half) == L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
+    assert body(half) == L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
                            left=left(2, 19))
     assert labels(half) == [OPEN, L("btn.contacted"), *SNOOZE]
     assert got["王班长"] == []
@@ -245,7 +245,7 @@ async def test_complaint_from_registration_to_closure(team: Team, services: Serv
     # Half-way to the reply: 已答复 pressed on that reminder closes the complaint.
     got = await team.scan_at(2026, 12, 2, 15, 1)
     reply_half = only(got["张三"])
-    assert body(reply_half) == L("reminder.soon", item=COMPLAINT, what=REPLY, due=REPLY_DUE,
+    assert body(reply_half) == L("reminder.half", item=COMPLAINT, what=REPLY, due=REPLY_DUE,
                                  left=left(5, 19))
     assert labels(reply_half) == [OPEN, L("btn.replied"), *SNOOZE]
     assert got["王班长"] == []
@@ -585,7 +585,7 @@ async def test_snooze_from_the_reminder_message_redelivers_once(
     assert (await team.scan_at(2026, 11, 27, 16, 0)) == {"张三": [], "王班长": []}
     got = await team.scan_at(2026, 11, 27, 16, 1)
     again = only(got["张三"])
-    assert body(again) == L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
+    assert body(again) == L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
                             left=left(2, 18))
     assert labels(again) == [OPEN, L("btn.contacted"), *SNOOZE]
     assert got["王班长"] == []
@@ -597,7 +597,7 @@ async def test_snooze_from_the_reminder_message_redelivers_once(
     assert (await team.scan_at(2026, 11, 28, 7, 59)) == {"张三": [], "王班长": []}
     got = await team.scan_at(2026, 11, 28, 8, 0)
     morning = only(got["张三"])
-    assert body(morning) == L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
+    assert body(morning) == L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
                               left=left(2, 2))
     assert labels(morning) == [OPEN, L("btn.contacted"), *SNOOZE]
     assert (await team.scan_at(2026, 11, 28, 12, 0)) == {"张三": [], "王班长": []}
@@ -779,7 +779,7 @@ async def test_blocked_user_reminder_goes_to_the_lead_until_they_write_again(
     result = await team.service.scan_once()
     assert result.failed == 1 and len(zhang.sent) == n
     forwarded = only(lead.sent[before:])
-    half = L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE, left=left(2, 19))
+    half = L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE, left=left(2, 19))
     assert body(forwarded) == L("reminder.unreachable", name="张三") + "\n\n" + half
     assert labels(forwarded) == [OPEN, L("btn.contacted")]
     card = only(await lead.press(OPEN, message=forwarded))
@@ -883,7 +883,7 @@ async def test_429_and_502_on_a_fifth_of_sends_lose_and_duplicate_nothing(
         item = L("complaint.title", id=i + 1, kind="投诉", who=f"（客户{i}）")
         repair = L("repair.title", id=i + 1, area="3号台区")
         starts = {  # the "time left" part depends on how long the retries took
-            "contact.half": f"⏰ {item}：请在 {CONTACT_DUE} 前{CONTACT}（还剩 2 天 ",
+            "contact.half": f"⏳ {item}：{CONTACT}的时限已过一半（还剩 2 天 ",
             "arrival.soon": f"⏰ {repair}：请在 2026-11-27 周五 15:20 前{ARRIVAL}（还剩 ",
             "arrival.due": f"⚠️ {repair}：{ARRIVAL}期限 2026-11-27 周五 15:20 已过（已超期 "}
         new = [body(x) for x in m.sent[before[m.chat_id]:]]

@@ -136,10 +136,19 @@ class TerminalChat:
             self.show(await self.assistant.handle(ev))
 
 
+QUIT_WORDS = ("/quit", "/exit", "/q")
+
+
+class QuitChat(Exception):
+    """/quit typed at a question asked before the chat starts (the demo, whom to sign in)."""
+
+
 async def _ask(prompt: str, inp: TextIO, out: TextIO) -> str | None:
     out.write(prompt + "\n> ")
     out.flush()
     line = await asyncio.get_running_loop().run_in_executor(None, inp.readline)
+    if line.strip() in QUIT_WORDS:
+        raise QuitChat
     return None if line == "" else line.strip()
 
 
@@ -193,7 +202,11 @@ async def run_terminal(services: Services, user_name: str | None = None,
                        out: TextIO | None = None, reminders: bool = True) -> int:
     inp = inp or sys.stdin
     out = out or sys.stdout
-    user = await choose_user(services, user_name, demo, inp, out)
+    try:
+        user = await choose_user(services, user_name, demo, inp, out)
+    except QuitChat:
+        out.write("\n" + t(services.settings.locale, "terminal.bye") + "\n")
+        return 0
     if user is None:
         return 1
     now = services.clock.now()
@@ -224,7 +237,7 @@ async def _loop(services: Services, chat: TerminalChat, user: User, inp: TextIO,
         out.write("> ")
         out.flush()
         line = await loop.run_in_executor(None, inp.readline)
-        if line == "" or line.strip() in ("/quit", "/exit", "/q"):
+        if line == "" or line.strip() in QUIT_WORDS:
             current = await services.people.user(user.id)
             draft = await services.conversations.get(user.id)
             key = "terminal.bye_draft" if draft else "terminal.bye"

@@ -144,6 +144,7 @@ async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: in
 
 ESCALATE = ("escalate", "overdue_lead")
 OVERDUE = ("due", "overdue")
+HALFWAY = "half"
 
 
 def ladder_text(ctx: Ctx, label: str, item: str, what: str, due: datetime, owner: str,
@@ -158,6 +159,10 @@ def ladder_text(ctx: Ctx, label: str, item: str, what: str, due: datetime, owner
                      late=remaining(ctx, due))
     if drop_late_soon and is_overdue(due, ctx.now):
         return None
+    if label == HALFWAY and not is_overdue(due, ctx.now):
+        # Worded apart from "soon": the two follow each other and must not read the same.
+        return ctx.t("reminder.half", item=item, what=what, due=when(ctx, due),
+                     left=remaining(ctx, due))
     return ctx.t("reminder.soon", item=item, what=what, due=when(ctx, due),
                  left=remaining(ctx, due))
 
