@@ -35,17 +35,38 @@ async def todo_items(ctx: Ctx) -> list[TodoItem]:
     return sorted(items, key=lambda i: (not i.overdue, i.due))
 
 
+def _todo_line(ctx: Ctx, item: TodoItem) -> str:
+    mark = "⚠️ " if item.overdue else "🔴 " if item.urgent else "• "
+    if ctx.user.sees_whole_team and item.owner:  # a lead's list says whose item it is
+        return mark + ctx.t("todo.owned", owner=item.owner, text=item.text)
+    return mark + item.text
+
+
+def _lead_order(ctx: Ctx, items: list[TodoItem]) -> tuple[list[TodoItem], list[TodoItem]]:
+    """(waiting for this lead's decision, the rest); a manager has no such part."""
+    if not ctx.user.sees_whole_team:
+        return [], items
+    waiting = [i for i in items if i.for_lead and i.owner_id != ctx.user.id]
+    return waiting, [i for i in items if i not in waiting]
+
+
 async def show_todo(ctx: Ctx) -> Outcome:
     items = await todo_items(ctx)
     if not items:
         return Outcome().add(ctx.t("todo.none"))
     key = "todo.title_team" if ctx.user.sees_whole_team else "todo.title"
+    waiting, rest = _lead_order(ctx, items)
     lines = [ctx.t(key, count=len(items))]
-    for i in items[:TODO_PAGE]:
-        lines.append(("⚠️ " if i.overdue else "🔴 " if i.urgent else "• ") + i.text)
+    shown = (waiting + rest)[:TODO_PAGE]
+    if waiting:
+        lines.append(ctx.t("todo.for_lead", count=len(waiting)))
+    for n, i in enumerate(shown):
+        if waiting and n == len(waiting):
+            lines.append(ctx.t("todo.others", count=len(rest)))
+        lines.append(_todo_line(ctx, i))
     if len(items) > TODO_PAGE:
         lines.append(ctx.t("digest.more", count=len(items) - TODO_PAGE))
-    return Outcome().add("\n".join(lines), [[i.button] for i in items[:8]])
+    return Outcome().add("\n".join(lines), [[i.button] for i in shown[:8]])
 
 
 @REGISTRY.command("todo")

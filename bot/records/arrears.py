@@ -310,6 +310,13 @@ class Arrears:
         return bool(self.medical) and self.lead_decision is None
 
 
+def _lead_asked(rec: Arrears) -> bool:
+    """The leads have been asked to decide and have not yet (asked at the notice, or at
+    once for a prepaid meter)."""
+    return (rec.medical_undecided() and rec.status in ("collecting", "notice_served")
+            and (rec.status == "notice_served" or bool(rec.prepaid)))
+
+
 STORE = rt.Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS decider "
                  "FROM arrears a JOIN users u ON u.id = a.user_id "
                  "LEFT JOIN users d ON d.id = a.lead_decided_by", "a")
@@ -789,7 +796,9 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("arrears.todo.followup", item=item, due=when(ctx, due),
                          step=_next_step(ctx, rec, bool(rec.medical)))
         # A cut-off that may be done, or a follow-up, is an opportunity, never overdue.
-        items.append(ARREARS_RECORDS.todo_item(ctx, rec, due, text, label, overdue=False))
+        items.append(ARREARS_RECORDS.todo_item(
+            ctx, rec, due, text, label, overdue=False,
+            decision=_lead_asked(rec)))
     return items
 
 

@@ -442,7 +442,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         item = title(ctx, rec)
         start, end = rec.starts_at, rec.ends_at
         untold = sum(1 for c in await checklist(ctx, rec.id) if not c.told_at)
-        urgent = False
+        urgent, escalates = False, True
         if ctx.now < start and not rec.notice_posted_at:
             due = rec.notice_due or start
             text = ctx.t("todo.outage_notice", item=item, due=when(ctx, due),
@@ -456,10 +456,11 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("todo.outage_upcoming", item=item, start=when(ctx, start),
                          left=remaining(ctx, start))
         else:
-            due = end
+            due, escalates = end, False  # a late restore confirmation is not escalated
             text = ctx.t("todo.outage_restore", item=item, end=when(ctx, end))
         items.append(OUTAGES.todo_item(ctx, rec, due, text,
-                                  ctx.t("outage.todo_button", id=rec.id), urgent=urgent))
+                                       ctx.t("outage.todo_button", id=rec.id), urgent=urgent,
+                                       escalates=escalates))
     return items
 
 
