@@ -25,7 +25,14 @@ from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback,
 from bot.handlers import customers as customers_handler
 from bot.handlers import logs as logs_handler
 from bot.handlers.intents import simple_intent, worklog_intent
-from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
+from bot.handlers.menu import (
+    COMMANDS,
+    command_lines,
+    greeting,
+    help_text,
+    menu_buttons,
+    set_language,
+)
 from bot.handlers.start import StartHandler
 from bot.i18n import t
 from bot.models import User
@@ -334,7 +341,7 @@ class Assistant:
             out = await customers_handler.search(ctx, arg)
         else:
             out = Outcome().add(ctx.t("menu.unknown_command", command=command,
-                                      commands=" ".join("/" + c for c in COMMANDS)))
+                                      commands=command_lines(ctx)))
         return await self.with_form_reminder(ctx, draft, out)
 
     async def _reachable_again(self, user: User) -> None:
