@@ -206,6 +206,10 @@ class Figures:
     def person(self, user_id: int) -> PersonFigures:
         return next(p for p in self.people if p.user_id == user_id)
 
+    def overdue_of(self, user_id: int) -> int:
+        """The person's share of `overdue` (one definition of overdue in every view)."""
+        return sum(1 for o in self.overdue if o.user_id == user_id)
+
 
 # Finds (or adds: moved, inactive) the person a record belongs to: (user id, name) -> figures.
 PersonFn = Callable[[int, str | None], PersonFigures]
