@@ -27,6 +27,7 @@ from bot.rules import work_item_keys
 from bot.services import Services
 from bot.storage.db import iso
 from tests.conftest import SHANGHAI, Chat, make_user
+from tests.tg_harness import L as locale_text
 
 CREATED = datetime(2026, 11, 1, 10, 0, tzinfo=SHANGHAI)
 NOW = datetime(2026, 12, 7, 8, 31, tzinfo=SHANGHAI)  # Monday: last week is 11-30 .. 12-06
@@ -453,7 +454,8 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
     assert "赵六" not in msg and "西" not in msg
     # The XLSX holds the same numbers, as numbers.
     wb = xlsx_of(out)
-    assert wb.sheetnames == ["汇总", "工作日志", "投诉", "欠费", "停电", "特殊客户走访"]
+    # Issue #15 §4.3 added the 报修 sheet.
+    assert wb.sheetnames == ["汇总", "工作日志", "投诉", "欠费", "停电", "报修", "特殊客户走访"]
     for ws in wb:
         assert ws.freeze_panes in ("A2", "B2", "C2"), ws.title
         assert ws.column_dimensions["A"].width >= 6
@@ -523,6 +525,55 @@ async def test_the_message_reads_on_a_phone_with_one_overdue_figure(
                      for line in people if "现在超期" in line)
     assert listed == per_person == 4
     assert msg.count("超期") == msg.count("现在超期") + msg.count("已超期")
+
+
+def chat_words(key: str) -> str:
+    """A status as the chat's card says it, without the coloured marker."""
+    return locale_text(key).split(" ", 1)[1]
+
+
+async def test_the_workbook_has_repairs_chat_status_words_and_date_cells(
+        seeded: World, assistant: Assistant, services: Services) -> None:
+    """Issue #15 §4.3: a 报修 sheet like the other record sheets; every status in the chat's
+    words; the lead reads the team's staff in full while customers stay masked; a log
+    entered with a day only is a date cell (no 00:00); the chart still comes along."""
+    wid = await add_log(services, seeded, "张三", L(2026, 12, 3, 0, 0), ("patrol",), "1号台区",
+                        "只记了日期的巡视")
+    await services.db.execute("UPDATE worklogs SET time_precision = 'day' WHERE id = ?", (wid,))
+    out = await Chat(assistant, "test", "王班长").say("/report")
+    wb = xlsx_of(out)
+    ws = wb["报修"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0] == ("编号", "台区", "负责人", "接报时间", "故障情况", "到达期限", "到达时间",
+                       "到达按时", "恢复供电期限", "恢复供电时间", "恢复按时", "状态")
+    assert [(r[0], r[1], r[2], r[3], r[6], r[7], r[11]) for r in rows[1:]] == [
+        (1, "3号台区", "李四", datetime(2026, 12, 2, 10, 0), datetime(2026, 12, 2, 11, 0), "是",
+         chat_words("repair.status.arrived")),
+        (2, "2号台区", "张三", datetime(2026, 12, 6, 8, 30), None, "否",
+         chat_words("repair.status.open"))]
+    assert ws["D2"].number_format == "yyyy-mm-dd hh:mm"
+
+    def column(sheet: str, name: str) -> list[Any]:
+        table = list(wb[sheet].iter_rows(values_only=True))
+        i = table[0].index(name)
+        return [r[i] for r in table[1:] if r[0] is not None]
+
+    assert set(column("投诉", "状态")) <= {chat_words(f"complaint.status.{s}")
+                                         for s in ("open", "contacted", "closed")}
+    assert chat_words("complaint.status.closed") in column("投诉", "状态")
+    assert set(column("欠费", "状态")) <= {chat_words(f"arrears.status.{s}") for s in (
+        "collecting", "notice_served", "cut_off", "paid", "paid_closed", "restored")}
+    assert "李四" in column("投诉", "负责人") and "张三" in column("投诉", "负责人")
+    assert "刘**" in column("投诉", "客户") and "刘德福" not in column("投诉", "客户")
+
+    logs = wb["工作日志"]
+    table = list(logs.iter_rows())
+    by_id = {r[0].value: r[1] for r in table[1:] if r[0].value is not None}
+    assert by_id[wid].value == datetime(2026, 12, 3) and by_id[wid].number_format == "yyyy-mm-dd"
+    timed = next(c for i, c in by_id.items() if i != wid)
+    assert timed.number_format == "yyyy-mm-dd hh:mm"
+    png = png_of(out)
+    assert png.data.startswith(b"\x89PNG")
 
 
 async def test_the_other_lead_sees_only_the_other_team(seeded: World,

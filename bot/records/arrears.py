@@ -45,6 +45,7 @@ from bot.records.common import (
 )
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx, Services
+from bot.statuses import arrears_status
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
@@ -577,9 +578,7 @@ RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restor
 
 # --- card -----------------------------------------------------------------------------
 def _status_key(rec: Arrears) -> str:
-    if rec.status == "paid" and rec.restore_due is None:
-        return "arrears.status.paid_closed"
-    return f"arrears.status.{rec.status}"
+    return arrears_status(rec.status, rec.restore_due)
 
 
 def _law_lines(ctx: Ctx, rules: RuleSet, since: str, cutoff: datetime) -> list[str]:

@@ -28,6 +28,7 @@ from bot.records.common import (
 )
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
+from bot.statuses import outage_status
 from bot.storage.conversations import Draft
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
@@ -271,13 +272,7 @@ def title(ctx: Ctx, rec: Outage) -> str:
 
 
 def _status(ctx: Ctx, rec: Outage) -> str:
-    if rec.status != "planned":
-        return ctx.t(f"outage.status.{rec.status}")
-    if ctx.now < rec.starts_at:
-        return ctx.t("outage.status.upcoming")
-    if ctx.now < rec.ends_at:
-        return ctx.t("outage.status.ongoing")
-    return ctx.t("outage.status.overrun")
+    return ctx.t(outage_status(rec.status, rec.starts_at, rec.ends_at, ctx.now))
 
 
 def _customer_line(ctx: Ctx, c: Notice) -> str:
