@@ -113,4 +113,24 @@ async def test_the_whole_day_with_owners_decisions_first_and_visits(
     clock.advance(days=30)
     await zhang.say("/todo")
     assert "⚠️ " + L("customer.todo_visit", name="李奶奶", area="3号台区", days=30,
-                     last="2026-11-30 周一") in lines(zhang)
+                     last=L("customer.todo_last", when="2026-11-30 周一")) in lines(zhang)
+
+
+async def test_the_whole_list_pages_instead_of_sending_back_to_todo(
+        services: Services, assistant: Assistant) -> None:
+    manager = await make_user(services, "张三")
+    for i in range(15):
+        await add_customer(services, manager, f"客户{i:02d}", f"55000200{i:02d}", ("elderly",),
+                           every=30)
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("/todo")
+    got = lines(zhang)
+    assert got[:2] == [L("todo.title", count=15), L("todo.page", first=1, last=12)]
+    assert len(got) == 14 and "/todo" not in zhang.text
+    assert [b.label for b in zhang.last.replies[0].buttons[-1]] == [L("btn.next_page")]
+    await zhang.press(L("btn.next_page"))
+    got = lines(zhang)
+    assert got[:2] == [L("todo.title", count=15), L("todo.page", first=13, last=15)]
+    assert [line.split("（")[0] for line in got[2:]] == [
+        f"⚠️ 走访特殊客户 客户{i:02d}" for i in (12, 13, 14)]
+    assert [b.label for b in zhang.last.replies[0].buttons[-1]] == [L("btn.prev_page")]

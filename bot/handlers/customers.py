@@ -218,7 +218,8 @@ async def visits_todo(ctx: Ctx) -> list[TodoItem]:
     for c, owners in await ctx.services.customers.visits_due(ctx.user, end_of_day):
         due = c.visit_due
         assert due is not None  # visits_due only returns customers with a cycle
-        last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
+        last = (ctx.t("customer.todo_last", when=format_time(
+                    c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False))
                 if c.last_visit_at else ctx.t("customers.never_visited"))
         items.append(TodoItem(
             due=due.astimezone(ctx.tz), overdue=is_overdue(due, ctx.now), owner=owners,
