@@ -469,7 +469,7 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
                      "repair": "报修", "collect": "催费", "lineloss": "线损",
                      "emergency": "应急处置", "service": "客户服务"}[k]
             assert r[label] == exp["items"].get(k, 0), (name, k)
-        assert r["投诉超期"] == exp["c_late"]
+        assert r["投诉未按时"] == exp["c_late"]  # issue #15 §4.3: 超期 only means overdue now
         assert r["未缴（元）"] == pytest.approx(exp["a_out_cents"] / 100)
         assert r["综合按时"] == exp["on_time"][0] and r["综合到期"] == exp["on_time"][1]
         expected_pct = exp["on_time"][0] / exp["on_time"][1] if exp["on_time"][1] else None
@@ -565,6 +565,9 @@ async def test_the_workbook_has_repairs_chat_status_words_and_date_cells(
         "collecting", "notice_served", "cut_off", "paid", "paid_closed", "restored")}
     assert "李四" in column("投诉", "负责人") and "张三" in column("投诉", "负责人")
     assert "刘**" in column("投诉", "客户") and "刘德福" not in column("投诉", "客户")
+
+    head = next(wb["汇总"].iter_rows(values_only=True))
+    assert not [h for h in head if "超期" in str(h)]  # 超期 is only the overdue-now list
 
     logs = wb["工作日志"]
     table = list(logs.iter_rows())
