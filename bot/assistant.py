@@ -31,6 +31,7 @@ from bot.handlers.menu import (
     greeting,
     help_text,
     menu_buttons,
+    role_buttons,
     set_language,
 )
 from bot.handlers.start import StartHandler
@@ -228,7 +229,7 @@ class Assistant:
         if simple == "logs":
             return await logs_handler.list_logs(ctx)
         if simple == "help":
-            return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
+            return Outcome().add(await help_text(ctx), role_buttons(ctx.locale, ctx.user.role))
         if simple == "greet":
             return await greeting(ctx)
         for intent_fn in REGISTRY.intents:
@@ -323,7 +324,7 @@ class Assistant:
                 out = await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))
                 out.replies.insert(0, Reply(body))
                 return out
-            return Outcome().add(body, menu_buttons(ctx.locale))
+            return Outcome().add(body, role_buttons(ctx.locale, ctx.user.role))
         if command in ("log", "customer"):
             return await self._start_form(ctx, draft, FORM_COMMANDS[command])
         if command == "lang":

@@ -59,6 +59,7 @@ async def test_help_and_unknown_command_list_the_roles_commands(
     assert lead.text == "\n".join([
         L("help.body"), lines_of(LEAD), "", L("help.say"), L("help.forms"),
         L("menu.role.lead", team="城东供电所", areas="3号台区、5号台区")])
+    assert buttons(lead) == [[L("btn.menu_report"), L("btn.todo")], [L("btn.menu_help")]]
     await admin.say("/help")
     assert lines_of(LEAD) in admin.text and L("help.admin") in admin.text
     assert L("help.admin") not in lead.text

@@ -27,7 +27,7 @@ def menu_buttons(locale: str) -> list[list[Button]]:
             [Button(t(locale, "btn.menu_help"), callback(GLOBAL_TOKEN, "cmd", "help"))]]
 
 
-def _welcome_buttons(locale: str, role: Role) -> list[list[Button]]:
+def role_buttons(locale: str, role: Role) -> list[list[Button]]:
     """A manager starts with the log, a lead with the report; both with the to-do list."""
     def cmd(label: str, command: str) -> Button:
         return Button(t(locale, label), callback(GLOBAL_TOKEN, "cmd", command))
@@ -49,7 +49,7 @@ async def greeting(ctx: Ctx, welcome: bool = False) -> Outcome:
     role = "manager" if ctx.user.role is Role.MANAGER else "lead"  # an admin works as a lead
     text = "\n".join([ctx.t(key, name=ctx.user.name), await _who(ctx, ctx.user), "",
                       ctx.t(f"menu.can_do.{role}")])
-    return Outcome().add(text, _welcome_buttons(ctx.locale, ctx.user.role))
+    return Outcome().add(text, role_buttons(ctx.locale, ctx.user.role))
 
 
 def command_lines(ctx: Ctx) -> str:
