@@ -26,7 +26,15 @@ from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback,
 from bot.handlers import customers as customers_handler
 from bot.handlers import logs as logs_handler
 from bot.handlers.intents import SMALL_TALK, simple_intent, worklog_intent
-from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
+from bot.handlers.menu import (
+    COMMANDS,
+    command_lines,
+    greeting,
+    help_text,
+    menu_buttons,
+    role_buttons,
+    set_language,
+)
 from bot.handlers.start import StartHandler
 from bot.i18n import t
 from bot.models import User
@@ -222,7 +230,7 @@ class Assistant:
         if simple == "logs":
             return await logs_handler.list_logs(ctx)
         if simple == "help":
-            return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
+            return Outcome().add(await help_text(ctx), role_buttons(ctx.locale, ctx.user.role))
         if simple == "greet":
             return await greeting(ctx)
         if simple in SMALL_TALK:
@@ -324,7 +332,7 @@ class Assistant:
                 out = await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))
                 out.replies.insert(0, Reply(body))
                 return out
-            return Outcome().add(body, menu_buttons(ctx.locale))
+            return Outcome().add(body, role_buttons(ctx.locale, ctx.user.role))
         if command in ("log", "customer"):
             return await self._start_form(ctx, draft, FORM_COMMANDS[command])
         if command == "lang":
@@ -342,7 +350,7 @@ class Assistant:
             out = await customers_handler.search(ctx, arg)
         else:
             out = Outcome().add(ctx.t("menu.unknown_command", command=command,
-                                      commands=" ".join("/" + c for c in COMMANDS)))
+                                      commands=command_lines(ctx)))
         return await self.with_form_reminder(ctx, draft, out)
 
     async def _reachable_again(self, user: User) -> None:

@@ -37,6 +37,11 @@ class TodoItem:
     button: Button
     overdue: bool = False
     urgent: bool = False
+    owner: str = ""  # whose item it is: a lead's list names them
+    owner_id: int | None = None
+    # Waiting for a lead: a decision only a lead takes, or an overdue item the ladder has
+    # escalated to the leads. A lead's list starts with these (not the lead's own).
+    for_lead: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from bot.channels.telegram import ScreenedUpdates, TelegramChannel, redacted
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Incoming
-from bot.handlers.menu import COMMANDS, command_descriptions
+from bot.handlers.menu import COMMANDS, ROLE_COMMANDS, command_descriptions
 from bot.models import Role
 from bot.services import Services
 from bot.storage.dead_updates import DeadUpdates
@@ -44,7 +44,8 @@ pytestmark = pytest.mark.timeout(60)
 
 NOW_SHOWN = "2026-11-27 周五 10:30"  # T0 as the bot echoes it
 YESTERDAY_3PM = "2026-11-26 周四 15:00"
-CMD_LIST = " ".join("/" + c for c in COMMANDS)
+# The manager's commands, one line each (issue #15 §4.2 changed the one-line list).
+CMD_LIST = "\n".join(f"/{c} {L(f'cmd.{c}')}" for c in ROLE_COMMANDS[Role.MANAGER])
 
 
 @pytest.fixture
@@ -72,7 +73,8 @@ async def test_invite_greets_by_name_role_and_areas_and_registers_menus(
     greeting = texts(zhang.greeting)
     assert L("menu.welcome", name="张三") in greeting
     assert L("menu.role.manager", team="城东供电所", areas="3号台区、5号台区") in greeting
-    assert labels(zhang.greeting[-1]) == ["📝 记录日志", "📋 我的日志", "❓ 帮助"]
+    # A manager's welcome offers the log and the to-do list (issue #15 §4.2 added 全部待办).
+    assert labels(zhang.greeting[-1]) == ["📝 记录日志", "📋 我的日志", "📋 全部待办", "❓ 帮助"]
 
     zh = fake_api.my_commands(None, "zh")
     en = fake_api.my_commands(None, "en")

@@ -7,16 +7,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.conversations.customer import switch_refusal
+from bot.deadlines import is_overdue
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
-from bot.registry import REGISTRY, ReminderKind
+from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
-from bot.storage.customers import ENTITY, REVEAL_LIMIT_SUBJECT, Customer, Query, RevealLimited
+from bot.storage.customers import (
+    ENTITY,
+    REVEAL_LIMIT_SUBJECT,
+    VISIT_SUBJECT,
+    Customer,
+    Query,
+    RevealLimited,
+)
 from bot.storage.reminders import Reminder
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import format_time
@@ -167,9 +175,9 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
     last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
             if c.last_visit_at else ctx.t("customers.never_visited"))
     lines.append(line("field.last_visit", last))
-    if c.visit_every_days and c.last_visit_at:
-        due = c.last_visit_at + timedelta(days=c.visit_every_days)
-        key = "customer.visit_overdue" if due <= ctx.now else "customer.visit_next"
+    due = c.visit_due
+    if due is not None and c.last_visit_at:
+        key = "customer.visit_overdue" if is_overdue(due, ctx.now) else "customer.visit_next"
         lines.append(ctx.t(key, when=format_time(due.astimezone(ctx.tz), ctx.locale,
                                                  has_time=False)))
     if c.created_at:
@@ -254,6 +262,33 @@ async def _render_reveal_limit(ctx: Ctx, r: Reminder) -> Reply:
 
 
 REGISTRY.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_limit))
+
+
+async def visits_todo(ctx: Ctx) -> list[TodoItem]:
+    """Special customers due for a visit by the end of today (their 走访周期): a manager's
+    own areas, the whole team on a lead's list. Recording the visit moves the due date on."""
+    end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
+    items = []
+    for c, owners in await ctx.services.customers.visits_due(ctx.user, end_of_day):
+        due = c.visit_due
+        assert due is not None  # visits_due only returns customers with a cycle
+        last = (ctx.t("customer.todo_last", when=format_time(
+                    c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False))
+                if c.last_visit_at else ctx.t("customers.never_visited"))
+        items.append(TodoItem(
+            due=due.astimezone(ctx.tz), overdue=is_overdue(due, ctx.now), owner=owners,
+            text=ctx.t("customer.todo_visit", name=c.name, area=c.area_name,
+                       days=c.visit_every_days, last=last),
+            button=Button(ctx.t("customer.todo_button", name=c.name)[:40],
+                          callback(GLOBAL_TOKEN, "cust", c.id))))
+    return items
+
+
+async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
+    return None  # visits due are listed in /todo and the digest, never pushed one by one
+
+
+REGISTRY.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder, todo=visits_todo))
 
 
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.handlers.menu import pager
 from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.reminders import in_quiet, next_at, overdue_urgent, quiet_window, snooze_buttons
 from bot.services import Ctx
@@ -36,17 +37,44 @@ async def todo_items(ctx: Ctx) -> list[TodoItem]:
     return sorted(items, key=lambda i: (not i.overdue, i.due))
 
 
-async def show_todo(ctx: Ctx) -> Outcome:
+def _todo_line(ctx: Ctx, item: TodoItem) -> str:
+    mark = "⚠️ " if item.overdue else "🔴 " if item.urgent else "• "
+    if ctx.user.sees_whole_team and item.owner:  # a lead's list says whose item it is
+        return mark + ctx.t("todo.owned", owner=item.owner, text=item.text)
+    return mark + item.text
+
+
+def _lead_order(ctx: Ctx, items: list[TodoItem]) -> tuple[list[TodoItem], list[TodoItem]]:
+    """(waiting for this lead's decision, the rest); a manager has no such part."""
+    if not ctx.user.sees_whole_team:
+        return [], items
+    waiting = [i for i in items if i.for_lead and i.owner_id != ctx.user.id]
+    return waiting, [i for i in items if i not in waiting]
+
+
+async def show_todo(ctx: Ctx, offset: int = 0) -> Outcome:
+    """Every open item, a page of TODO_PAGE at a time (◀️ ▶️), a lead's decisions first."""
     items = await todo_items(ctx)
     if not items:
         return Outcome().add(ctx.t("todo.none"))
     key = "todo.title_team" if ctx.user.sees_whole_team else "todo.title"
+    waiting, rest = _lead_order(ctx, items)
+    ordered = waiting + rest
+    offset = min(offset, (len(ordered) - 1) // TODO_PAGE * TODO_PAGE)  # the list shrank
     lines = [ctx.t(key, count=len(items))]
-    for i in items[:TODO_PAGE]:
-        lines.append(("⚠️ " if i.overdue else "🔴 " if i.urgent else "• ") + i.text)
-    if len(items) > TODO_PAGE:
-        lines.append(ctx.t("digest.more", count=len(items) - TODO_PAGE))
-    return Outcome().add("\n".join(lines), [[i.button] for i in items[:8]])
+    if len(ordered) > TODO_PAGE:
+        lines.append(ctx.t("todo.page", first=offset + 1,
+                           last=min(offset + TODO_PAGE, len(ordered))))
+    for n in range(offset, min(offset + TODO_PAGE, len(ordered))):
+        if waiting and n == offset and n < len(waiting):
+            lines.append(ctx.t("todo.for_lead", count=len(waiting)))
+        if waiting and n >= len(waiting) and n in (len(waiting), offset):
+            lines.append(ctx.t("todo.others", count=len(rest)))
+        lines.append(_todo_line(ctx, ordered[n]))
+    shown = ordered[offset:offset + TODO_PAGE]
+    rows = [[i.button] for i in shown[:8]]
+    nav = pager(ctx.t, "todop", offset, TODO_PAGE, len(ordered))
+    return Outcome().add("\n".join(lines), [*rows, nav] if nav else rows)
 
 
 @REGISTRY.command("todo")
@@ -57,6 +85,13 @@ async def todo_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
 @REGISTRY.intent
 async def todo_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     return await show_todo(ctx) if _TODO_WORDS.match(normalize_input(text)) else None
+
+
+@REGISTRY.button("todop")
+async def todo_page(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    if not arg.isdigit():
+        return Outcome(toast=ctx.t("button.stale"))
+    return await show_todo(ctx, int(arg))
 
 
 # --- snooze ---------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from bot.records.common import (
 from bot.registry import REGISTRY, TodoItem
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
+from bot.statuses import arrears_status
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
@@ -305,6 +306,13 @@ class Arrears:
 
     def medical_undecided(self) -> bool:
         return bool(self.medical) and self.lead_decision is None
+
+
+def _lead_asked(rec: Arrears) -> bool:
+    """The leads have been asked to decide and have not yet (asked at the notice, or at
+    once for a prepaid meter)."""
+    return (rec.medical_undecided() and rec.status in ("collecting", "notice_served")
+            and (rec.status == "notice_served" or bool(rec.prepaid)))
 
 
 STORE = rt.Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS decider "
@@ -598,9 +606,7 @@ RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restor
 
 # --- card -----------------------------------------------------------------------------
 def _status_key(rec: Arrears) -> str:
-    if rec.status == "paid" and rec.restore_due is None:
-        return "arrears.status.paid_closed"
-    return f"arrears.status.{rec.status}"
+    return arrears_status(rec.status, rec.restore_due)
 
 
 def _law_lines(ctx: Ctx, rules: RuleSet, since: str, cutoff: datetime) -> list[str]:
@@ -825,7 +831,9 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("arrears.todo.followup", item=item, due=when(ctx, due),
                          step=_next_step(ctx, rec, bool(rec.medical)))
         # A cut-off that may be done, or a follow-up, is an opportunity, never overdue.
-        items.append(ARREARS_RECORDS.todo_item(ctx, rec, due, text, label, overdue=False))
+        items.append(ARREARS_RECORDS.todo_item(
+            ctx, rec, due, text, label, overdue=False,
+            decision=_lead_asked(rec)))
     return items
 
 

@@ -29,6 +29,7 @@ from bot.records.common import (
 )
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx, Services
+from bot.statuses import complaint_status
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
@@ -220,7 +221,7 @@ def title(ctx: Ctx, rec: Complaint) -> str:
 
 
 async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> Outcome:
-    lines = [title(ctx, rec), ctx.t(f"complaint.status.{rec.status}")]
+    lines = [title(ctx, rec), ctx.t(complaint_status(rec.status))]
     if rec.order_no:
         lines.append(rt.field_line(ctx, "field.order_no", rec.order_no))
     lines += [rt.field_line(ctx, "field.owner", rec.owner),

@@ -30,6 +30,7 @@ from bot.records.common import (
 )
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
+from bot.statuses import outage_status
 from bot.storage.conversations import Draft
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
@@ -277,13 +278,7 @@ def title(ctx: Ctx, rec: Outage) -> str:
 
 
 def _status(ctx: Ctx, rec: Outage) -> str:
-    if rec.status != "planned":
-        return ctx.t(f"outage.status.{rec.status}")
-    if ctx.now < rec.starts_at:
-        return ctx.t("outage.status.upcoming")
-    if ctx.now < rec.ends_at:
-        return ctx.t("outage.status.ongoing")
-    return ctx.t("outage.status.overrun")
+    return ctx.t(outage_status(rec.status, rec.starts_at, rec.ends_at, ctx.now))
 
 
 def _customer_line(ctx: Ctx, c: Notice, revealed: dict[int, str]) -> str:
@@ -489,7 +484,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         item = title(ctx, rec)
         start, end = rec.starts_at, rec.ends_at
         untold = sum(1 for c in await checklist(ctx, rec.id) if not c.told_at)
-        urgent = False
+        urgent, escalates = False, True
         if ctx.now < start and not rec.notice_posted_at:
             due = rec.notice_due or start
             text = ctx.t("todo.outage_notice", item=item, due=when(ctx, due),
@@ -503,10 +498,11 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("todo.outage_upcoming", item=item, start=when(ctx, start),
                          left=remaining(ctx, start))
         else:
-            due = end
+            due, escalates = end, False  # a late restore confirmation is not escalated
             text = ctx.t("todo.outage_restore", item=item, end=when(ctx, end))
         items.append(OUTAGES.todo_item(ctx, rec, due, text,
-                                  ctx.t("outage.todo_button", id=rec.id), urgent=urgent))
+                                       ctx.t("outage.todo_button", id=rec.id), urgent=urgent,
+                                       escalates=escalates))
     return items
 
 

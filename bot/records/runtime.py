@@ -368,11 +368,16 @@ class RecordType(Generic[R]):
         return open_
 
     def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
-                  overdue: bool | None = None, urgent: bool = False) -> TodoItem:
-        """A to-do line; overdue by the one definition unless the type says otherwise."""
+                  overdue: bool | None = None, urgent: bool = False, escalates: bool = True,
+                  decision: bool = False) -> TodoItem:
+        """A to-do line; overdue by the one definition unless the type says otherwise.
+        `escalates`: this step's ladder tells the leads at due (most do); `decision`: only a
+        lead can settle it. Either puts it among the decisions waiting for the lead."""
+        late = is_overdue(due, ctx.now) if overdue is None else overdue
         return TodoItem(due=due.astimezone(ctx.tz), text=text, urgent=urgent,
-                        button=self.open_button(ctx, rec.id, label),
-                        overdue=is_overdue(due, ctx.now) if overdue is None else overdue)
+                        button=self.open_button(ctx, rec.id, label), overdue=late,
+                        owner=rec.owner, owner_id=rec.user_id,
+                        for_lead=decision or (escalates and late))
 
 
 def stale(ctx: Ctx) -> Outcome:
