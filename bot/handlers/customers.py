@@ -119,7 +119,8 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
                "customers.none" if text.strip() else "customers.empty")
         return Outcome().add(ctx.t(key, text=text), [[
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
-    if total == 1 and not stopped:  # one hit: its card at once, not a list of one to tap
+    # One hit: its card at once, not a list of one to tap (the 已停用 listing stays a list).
+    if total == 1 and not stopped and q.kind != "inactive":
         return await card(ctx, found[0].id)
     lines = []
     if total:
