@@ -309,7 +309,7 @@ class Assistant:
         if command == "cancel":
             if draft is None:
                 return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
-            return await self.engine.cancel(ctx, draft)
+            return await self.engine.confirm_cancel(ctx, draft)
         if command == "help":
             body = await help_text(ctx)
             if draft is not None:  # help never costs the form: answer, then ask again

@@ -275,6 +275,7 @@ async def test_prefill_from_one_sentence(team: Team, services: Services) -> None
             "欠费金额 ￥500.00") in zhang.text
     assert "欠费起始日期？" in zhang.text
     await zhang.say("取消")
+    await zhang.press("确定放弃")
     await zhang.say("登记欠费 5500012345 五百 上周一")
     assert "请用阿拉伯数字" in zhang.text and "欠费金额（元）？" in zhang.text
 

@@ -522,6 +522,7 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     r = await zhang.press(L("btn.customer_new"))  # the "none" answer offers to register
     assert body(one(r)) == L("form.customer.account_no")
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     r = await zhang.press(L("btn.customer_card"))  # on the "deactivated" answer
     assert body(one(r)) == lisi_card(inactive="已搬迁")
@@ -544,6 +545,7 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     assert body(one(r)) == warn("customer.account.duplicate", "form.customer.account_no",
                                 account="5500012345", name="李四", area="3号台区")
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     row = await customer_row(services, cid)
     assert (row["active"], row["deactivated_reason"], row["deactivated_at"]) == (
@@ -651,6 +653,7 @@ async def test_another_team_sees_nothing_even_with_forged_callback_data(
     r = await zhao.say("5500012345")
     assert body(one(r)) == L("form.customer.name")
     await zhao.say("/cancel")
+    await zhao.press("确定放弃")
 
     assert not leaks(west_lead.sent[len(west_lead.greeting):])
     assert await audit(services) == [("create", {"account_no": "5500012345"}, "张三")]

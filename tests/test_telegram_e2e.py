@@ -257,7 +257,8 @@ async def test_prefill_asks_only_what_is_missing(zhang: TgUser, services: Servic
     assert "🕒 现在" in labels(r[0])
     assert L("form.worklog.items") not in body(r[0]) and L("form.worklog.area") not in body(r[0])
     assert body((await zhang.press("现在"))[0]) == L("form.worklog.content")
-    assert texts(await zhang.say("/cancel")) == L("form.cancelled", form="工作日志")
+    await zhang.say("/cancel")
+    assert body((await zhang.press("确定放弃"))[0]) == L("form.cancelled", form="工作日志")
 
     r = await zhang.say("巡视 3号台区 昨天下午3点 2号杆拉线松动")
     assert body(r[0]) == "\n".join([
@@ -265,6 +266,7 @@ async def test_prefill_asks_only_what_is_missing(zhang: TgUser, services: Servic
           values=f"工作项目 巡视 · 台区 3号台区 · 时间 {YESTERDAY_3PM} · 工作内容 2号杆拉线松动"),
         L("form.worklog.problems")])
     assert await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     r = await zhang.say("记录 走访 5号台区 昨天下午3点")
     assert body(r[0]) == "\n".join([
@@ -405,12 +407,18 @@ async def test_back_skip_help_cancel_confirm_and_edit_at_summary(
     assert texts(await zhang.say("/cancel")) == L("form.nothing_to_cancel")
 
 
-async def test_cancel_command_is_immediate_and_cancel_button_yes_discards(
+async def test_cancel_command_confirms_and_cancel_button_yes_discards(
         zhang: TgUser, services: Services) -> None:
     await zhang.say("记录巡视 3号台区 昨天下午3点")
     assert await open_drafts(services) == 1
+    # #15: /cancel asks first, exactly like the ✖️ button (it used to cancel at once).
     r = await zhang.say("/cancel")
-    assert texts(r) == L("form.cancelled", form="工作日志")
+    assert body(r[0]) == L("form.cancel_confirm",
+                           form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）")
+    assert labels(r[0]) == ["确定放弃", "继续填写"]
+    assert await open_drafts(services) == 1
+    r = await zhang.press("确定放弃")
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
     assert labels(r[0]) == ["📝 记录日志", "📋 我的日志"]
     assert await open_drafts(services) == 0
 
@@ -420,9 +428,18 @@ async def test_cancel_command_is_immediate_and_cancel_button_yes_discards(
     assert body(r[0]) == L("form.cancelled", form="工作日志")
     assert await open_drafts(services) == 0
     assert await worklog_rows(services) == []
-    # Typed words cancel too (a thumb in a hurry).
+    # Typed words ask the same question (a thumb in a hurry, or a word said in passing).
     await zhang.say("记录巡视 3号台区")
-    assert body((await zhang.say("算了"))[0]) == L("form.cancelled", form="工作日志")
+    for word in ("算了", "不填了", "放弃", "取消"):
+        r = await zhang.say(word)
+        assert body(r[0]) == L("form.cancel_confirm", form="工作日志（巡视，3号台区）"), word
+        assert labels(r[0]) == ["确定放弃", "继续填写"]
+        r = await zhang.press("继续填写")
+        assert body(r[0]).startswith(L("form.worklog.time")), word
+    await zhang.say("算了")
+    r = await zhang.say("是")  # a typed yes answers the question, not the time step
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
+    assert await open_drafts(services) == 0
     assert await worklog_rows(services) == []
 
 
@@ -714,6 +731,7 @@ async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
     assert await values_of(services) == before
     # Outside a form: the same answers, with the menu.
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     r = await zhang.document()
     assert body(r[0]) == L("media.unsupported") and has_keyboard(r[0])
     r = await zhang.say("/foo")
@@ -1230,6 +1248,7 @@ async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(
 
     # No form open: say the edit is not processed, with the menu.
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     r = await zhang.edit(answered, "更换电表箱")
     assert [body(m) for m in r] == [L("media.edit_no_form")] and has_keyboard(r[0])
     assert await worklog_rows(services) == []

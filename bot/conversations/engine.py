@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 SUMMARY = "__summary__"
 EDIT_MENU = "__edit__"
 RETRY_HINT_AFTER = 2  # after this many invalid answers in a row, show the examples again
+# Meta flag while the cancel question is on screen: a typed 是 / 确定放弃 answers it, and is
+# never taken as the answer to the step behind it.
+CANCEL_ASKED = "cancel_asked"
 
 
 @dataclass(frozen=True)
@@ -306,8 +309,14 @@ class FormEngine:
         st = _state(draft)
         step = st.step
         clean = normalize_input(text)
-        if is_word(clean, "cancel"):
-            return await self.cancel(ctx, draft)
+        if st.meta.pop(CANCEL_ASKED, False):
+            if is_word(clean, "cancel") or is_word(clean, "save") \
+                    or clean == normalize_input(ctx.t("btn.cancel_yes")):
+                return await self.cancel(ctx, draft)
+            if is_word(clean, "resume") or clean == normalize_input(ctx.t("btn.cancel_no")):
+                return await self.reprompt(ctx, draft)
+        if is_word(clean, "cancel"):  # typed 取消 / 算了 asks first, like the ✖️ button
+            return await self.confirm_cancel(ctx, draft)
         if is_word(clean, "back"):
             return await self.on_action(ctx, draft, "back", "")
         if step == SUMMARY:
@@ -428,6 +437,7 @@ class FormEngine:
         st = _state(draft)
         step = st.step
         field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
+        st.meta.pop(CANCEL_ASKED, None)  # any button answers (or passes over) the question
         if action in spec.actions:
             return await spec.actions[action](self, ctx, draft, arg)
         if action == "cancel":
@@ -502,6 +512,7 @@ class FormEngine:
     async def confirm_cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         """A tapped cancel asks first: one slip of a wet thumb must not throw a form away."""
         tok = draft.token
+        _state(draft).meta[CANCEL_ASKED] = True
         await self._store(ctx, draft)
         return Outcome([Reply(ctx.t("form.cancel_confirm", form=await self.describe(ctx, draft)),
                               [[Button(ctx.t("btn.cancel_yes"), callback(tok, "cancel_yes")),
