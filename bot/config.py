@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked
     # A parked form is offered back (继续填写 / 放弃) this long before it is really dropped.
     form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # A photo or location sent with no form open is kept this long for the next work log.
+    loose_media_minutes: int = Field(default=10, ge=1, le=24 * 60)
     # How long a saved form's buttons still answer "saved as #id" instead of "stale".
     saved_form_memory_hours: int = Field(default=24, ge=1, le=24 * 30)
     # A log saved by mistake: its author may withdraw (delete) it this long after saving;

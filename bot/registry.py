@@ -4,6 +4,7 @@ Each module registers itself at import; bot.records imports them all."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +67,9 @@ class Registry:
     commands: dict[str, HandlerFn] = field(default_factory=dict)
     buttons: dict[str, HandlerFn] = field(default_factory=dict)
     intents: list[IntentFn] = field(default_factory=list)
+    # The sentence readers behind `intents` (group 1 the lead, group 2 the rest): inside a form
+    # they tell a new request from an answer without running it.
+    request_patterns: list[re.Pattern[str]] = field(default_factory=list)
     openers: dict[str, OpenerFn] = field(default_factory=dict)
     reminders: dict[str, ReminderKind] = field(default_factory=dict)
     periodic: list[PeriodicFn] = field(default_factory=list)

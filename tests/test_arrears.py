@@ -277,6 +277,7 @@ async def test_prefill_from_one_sentence(team: Team, services: Services) -> None
     assert "特殊客户档案：李四（3号台区），户名已填好。" in zhang.text  # from the register
     assert "欠费起始日期？" in zhang.text
     await zhang.say("取消")
+    await zhang.press("确定放弃")
     await zhang.say("登记欠费 5500012345 五百 上周一")  # issue #15: Chinese numerals are read
     assert "欠费金额 ￥500.00 · 欠费起始 2026-11-16 周一" in zhang.text
 

@@ -447,6 +447,50 @@ async def test_search_paging_card_and_reveal_once(zhang: TgUser, services: Servi
     assert [a for a, _, _ in await audit(services, wang)] == ["create"]
 
 
+# --- a visit sentence naming a registered customer (#15) ----------------------------------
+async def test_a_visit_sentence_naming_a_special_customer_offers_to_link_it(
+        zhang: TgUser, services: Services) -> None:
+    granny = await seed(services, zhang, "5500020001", "李奶奶", "5号台区")
+    chen3 = await seed(services, zhang, "5500020002", "陈国强", "3号台区")
+    chen5 = await seed(services, zhang, "5500020003", "陈国强", "5号台区")
+    # One match: one tap links it, and fills the area from the customer's record.
+    r = await zhang.say("走访 李奶奶")
+    assert L("form.worklog.visit_offer", name="李奶奶") in body(r[0])
+    assert labels(r[0])[0] == L("btn.visit_link", name="李奶奶")
+    r = await zhang.press(L("btn.visit_link", name="李奶奶"))
+    assert body(r[0]) == "\n".join([
+        L("customer.visiting", name="李奶奶", account="5500020001"),
+        L("form.worklog.time"), L("form.worklog.time.hint")])
+    await zhang.press("现在")
+    for _ in range(3):
+        r = await zhang.press("跳过")
+    assert "台区：5号台区" in body(r[0]) and "工作内容：李奶奶" in body(r[0])
+    await zhang.press("保存")
+    [row] = await worklog_rows(services)
+    assert row["customer_id"] == granny
+    assert (await customer_row(services, granny))["last_visit_at"] is not None
+    # Namesakes: a short choice; the area said narrows it to one.
+    r = await zhang.say("回访陈国强")
+    assert L("form.worklog.visit_pick", name="陈国强", count=2) in body(r[0])
+    assert labels(r[0])[:2] == ["陈国强（3号台区，户号尾号 0002）",
+                                "陈国强（5号台区，户号尾号 0003）"]
+    r = await zhang.press("陈国强（5号台区")
+    assert body(r[0]).startswith(L("customer.visiting", name="陈国强", account="5500020003"))
+    assert (await services.conversations.get(1)).state.meta["customer_id"] == chen5
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    r = await zhang.say("走访5号台区陈国强")
+    assert L("form.worklog.visit_offer", name="陈国强") in body(r[0])
+    r = await zhang.press(L("btn.visit_link", name="陈国强"))
+    assert (await services.conversations.get(1)).state.meta["customer_id"] == chen5 != chen3
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    # Nobody registered by that name: the log goes on as today, nothing offered.
+    r = await zhang.say("走访 王大爷")
+    assert "👤" not in body(r[0]) and "🔗" not in " ".join(labels(r[0]))
+    assert body(r[0]).endswith(L("form.worklog.area"))
+
+
 # --- 4. a visit from the card ------------------------------------------------------------
 async def test_visit_from_the_card_links_the_worklog_and_leaves_the_due_list(
         zhang: TgUser, services: Services, clock: FakeClock) -> None:
@@ -520,6 +564,7 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     r = await zhang.press(L("btn.customer_new"))  # the "none" answer offers to register
     assert body(one(r)) == L("form.customer.account_no")
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     r = await zhang.press(L("btn.customer_card"))  # on the "deactivated" answer
     assert body(one(r)) == lisi_card(inactive="已搬迁")
@@ -542,6 +587,7 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     assert body(one(r)) == warn("customer.account.duplicate", "form.customer.account_no",
                                 account="5500012345", name="李四", area="3号台区")
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     row = await customer_row(services, cid)
     assert (row["active"], row["deactivated_reason"], row["deactivated_at"]) == (
@@ -648,6 +694,7 @@ async def test_another_team_sees_nothing_even_with_forged_callback_data(
     r = await zhao.say("5500012345")
     assert body(one(r)) == L("form.customer.name")
     await zhao.say("/cancel")
+    await zhao.press("确定放弃")
 
     assert not leaks(west_lead.sent[len(west_lead.greeting):])
     assert await audit(services) == [("create", {"account_no": "5500012345"}, "张三")]

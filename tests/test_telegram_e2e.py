@@ -259,7 +259,8 @@ async def test_prefill_asks_only_what_is_missing(zhang: TgUser, services: Servic
     assert "🕒 现在" in labels(r[0])
     assert L("form.worklog.items") not in body(r[0]) and L("form.worklog.area") not in body(r[0])
     assert body((await zhang.press("现在"))[0]) == L("form.worklog.content")
-    assert texts(await zhang.say("/cancel")) == L("form.cancelled", form="工作日志")
+    await zhang.say("/cancel")
+    assert body((await zhang.press("确定放弃"))[0]) == L("form.cancelled", form="工作日志")
 
     r = await zhang.say("巡视 3号台区 昨天下午3点 2号杆拉线松动")
     assert body(r[0]) == "\n".join([
@@ -267,6 +268,7 @@ async def test_prefill_asks_only_what_is_missing(zhang: TgUser, services: Servic
           values=f"工作项目 巡视 · 台区 3号台区 · 时间 {YESTERDAY_3PM} · 工作内容 2号杆拉线松动"),
         L("form.worklog.problems")])
     assert await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     r = await zhang.say("记录 走访 5号台区 昨天下午3点")
     assert body(r[0]) == "\n".join([
@@ -436,12 +438,18 @@ async def test_back_skip_help_cancel_confirm_and_edit_at_summary(
     assert texts(await zhang.say("/cancel")) == L("form.nothing_to_cancel")
 
 
-async def test_cancel_command_is_immediate_and_cancel_button_yes_discards(
+async def test_cancel_command_confirms_and_cancel_button_yes_discards(
         zhang: TgUser, services: Services) -> None:
     await zhang.say("记录巡视 3号台区 昨天下午3点")
     assert await open_drafts(services) == 1
+    # #15: /cancel asks first, exactly like the ✖️ button (it used to cancel at once).
     r = await zhang.say("/cancel")
-    assert texts(r) == L("form.cancelled", form="工作日志")
+    assert body(r[0]) == L("form.cancel_confirm",
+                           form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）")
+    assert labels(r[0]) == ["确定放弃", "继续填写"]
+    assert await open_drafts(services) == 1
+    r = await zhang.press("确定放弃")
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
     assert labels(r[0]) == ["📝 记录日志", "📋 我的日志"]
     assert await open_drafts(services) == 0
 
@@ -451,9 +459,18 @@ async def test_cancel_command_is_immediate_and_cancel_button_yes_discards(
     assert body(r[0]) == L("form.cancelled", form="工作日志")
     assert await open_drafts(services) == 0
     assert await worklog_rows(services) == []
-    # Typed words cancel too (a thumb in a hurry).
+    # Typed words ask the same question (a thumb in a hurry, or a word said in passing).
     await zhang.say("记录巡视 3号台区")
-    assert body((await zhang.say("算了"))[0]) == L("form.cancelled", form="工作日志")
+    for word in ("算了", "不填了", "放弃", "取消"):
+        r = await zhang.say(word)
+        assert body(r[0]) == L("form.cancel_confirm", form="工作日志（巡视，3号台区）"), word
+        assert labels(r[0]) == ["确定放弃", "继续填写"]
+        r = await zhang.press("继续填写")
+        assert body(r[0]).startswith(L("form.worklog.time")), word
+    await zhang.say("算了")
+    r = await zhang.say("是")  # a typed yes answers the question, not the time step
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
+    assert await open_drafts(services) == 0
     assert await worklog_rows(services) == []
 
 
@@ -470,6 +487,111 @@ async def test_second_form_while_one_is_open_asks_first(zhang: TgUser,
     assert body(r[1]).startswith(L("form.worklog.items"))
     draft = await services.conversations.get(1)
     assert draft is not None and draft.state.values == {}
+
+
+async def test_a_request_typed_mid_form_asks_instead_of_being_the_answer(
+        zhang: TgUser, services: Services) -> None:
+    first = f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）"
+    await at_content_step(zhang)
+    await zhang.say("更换表箱")
+    # Prose that merely starts like a request is the answer: 发现问题 taken, no question.
+    r = await zhang.say("查客户家电表箱")
+    assert body(r[0]).startswith(L("form.worklog.photos"))
+    assert (await values_of(services))["problems"] == "查客户家电表箱"
+    # A whole message that is a request asks first, and is never taken as the answer.
+    r = await zhang.say("登记投诉")
+    assert body(r[0]) == L("form.switch", text="登记投诉", form=first)
+    assert labels(r[0]) == ["继续填写", "先放一边", "放弃"]
+    r = await zhang.press("继续填写")
+    assert body(r[0]).startswith(L("form.worklog.photos"))
+    # Set aside: the new log opens prefilled; a list asked meanwhile leaves that one open.
+    await zhang.say("记录巡视 5号台区")
+    r = await zhang.press("先放一边")
+    assert body(r[0]) == L("form.set_aside", form=first)
+    assert body(r[1]).startswith(
+        L("form.prefilled", title="工作日志", values="工作项目 巡视 · 台区 5号台区"))
+    assert await open_drafts(services) == 1
+    r = await zhang.say("我的待办")
+    assert body(r[0]) == L("form.switch", text="我的待办", form="工作日志（巡视，5号台区）")
+    r = await zhang.press("先放一边")
+    assert body(r[0]) == L("todo.none")
+    assert body(r[1]).startswith(L("help.in_form"))
+    # The new one cancelled: back to the one set aside, where it stopped, nothing lost.
+    await zhang.say("/cancel")
+    r = await zhang.press("确定放弃")
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
+    assert body(r[1]).startswith(L("form.set_aside_back", form=first))
+    assert L("form.worklog.photos") in body(r[1])
+    assert (await values_of(services))["problems"] == "查客户家电表箱"
+    # Discard: the form goes, the request is done.
+    await zhang.say("查客户 李四")
+    r = await zhang.press("放弃")
+    assert body(r[0]) == L("form.discarded")
+    assert body(r[1]) == L("customers.none", text="李四")
+    assert await open_drafts(services) == 0
+    assert await worklog_rows(services) == []
+
+
+async def test_a_second_form_set_aside_comes_back_after_saving(zhang: TgUser,
+                                                               services: Services) -> None:
+    await at_content_step(zhang)
+    r = await zhang.say("/log")
+    assert labels(r[0]) == ["继续填写", "先放一边", "放弃并新建"]
+    r = await zhang.press("先放一边")
+    assert body(r[1]).startswith(L("form.worklog.items"))
+    await zhang.press("巡视")
+    await zhang.press("完成")
+    await zhang.press("5号台区")
+    await zhang.press("现在")
+    await zhang.say("更换表箱")
+    for _ in range(3):
+        r = await zhang.press("跳过")
+    assert "台区：5号台区" in summary_of(r)
+    r = await zhang.press("保存")
+    assert body(r[0]).startswith("✅")
+    assert body(r[1]) == "\n".join([
+        L("form.set_aside_back", form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）"),
+        L("form.worklog.content")])
+    assert len(await worklog_rows(services)) == 1 and await open_drafts(services) == 1
+
+
+async def test_photos_and_location_sent_before_a_log_are_attached_to_it(
+        zhang: TgUser, services: Services, clock: FakeClock) -> None:
+    r = await zhang.photo("ph-1")
+    assert body(r[0]) == L("media.loose_photo", count=1, minutes=10)
+    r = await zhang.photo("ph-2")  # several in a row: all kept
+    assert body(r[0]) == L("media.loose_photo", count=2, minutes=10)
+    await zhang.location(31.2, 121.4)
+    clock.advance(minutes=5)
+    r = await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    assert L("form.worklog.loose_photos_location", count=2) in body(r[0])
+    assert labels(r[0])[0] == "🗑 不附这些"
+    summary = summary_of(await zhang.press("跳过"))  # problems; photos and location are in
+    assert "照片：2 张" in summary and "位置：31.20000, 121.40000" in summary
+    await zhang.press("保存")
+    row = (await worklog_rows(services))[0]
+    assert row["photos"] == ["telegram:ph-1", "telegram:ph-2"] and row["latitude"] == 31.2
+    # Taken once: the next log starts without them.
+    r = await zhang.say("/log")
+    assert "🗑 不附这些" not in labels(r[0])
+    assert L("form.worklog.loose_photos", count=2) not in body(r[0])
+    # Not wanted: one tap takes them out again.
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    await zhang.photo("ph-3")
+    r = await zhang.say("记录巡视 3号台区")
+    assert L("form.worklog.loose_photos", count=1) in body(r[0])
+    r = await zhang.press("不附这些")
+    assert body(r[0]).startswith(L("form.worklog.loose_dropped"))
+    assert (await values_of(services))["photos"] == []
+    # Past the window they are forgotten, and gone from the database.
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    await zhang.photo("ph-4")
+    clock.advance(minutes=11)
+    r = await zhang.say("记录巡视 3号台区")
+    assert "📎" not in body(r[0]) and "🗑 不附这些" not in labels(r[0])
+    assert (await services.db.fetchone("SELECT count(*) FROM loose_media"))[0] == 0
 
 
 # --- 5. restart mid-form ----------------------------------------------------------------
@@ -745,14 +867,15 @@ async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
     assert await values_of(services) == before
     # Outside a form: the same answers, with the menu.
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     r = await zhang.document()
     assert body(r[0]) == L("media.unsupported") and has_keyboard(r[0])
     r = await zhang.say("/foo")
     assert [body(m) for m in r] == [L("menu.unknown_command", command="foo", commands=CMD_LIST)]
-    r = await zhang.photo("ph-x")
-    assert body(r[0]) == L("media.no_form_photo")
+    r = await zhang.photo("ph-x")  # #15: kept for the next log now, not thrown away
+    assert body(r[0]) == L("media.loose_photo", count=1, minutes=10)
     r = await zhang.location(1.0, 2.0)
-    assert body(r[0]) == L("media.no_form_location")
+    assert body(r[0]) == L("media.loose_location", minutes=10)
     assert await worklog_rows(services) == []
 
 
@@ -1261,6 +1384,7 @@ async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(
 
     # No form open: say the edit is not processed, with the menu.
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     r = await zhang.edit(answered, "更换电表箱")
     assert [body(m) for m in r] == [L("media.edit_no_form")] and has_keyboard(r[0])
     assert await worklog_rows(services) == []
@@ -1307,7 +1431,7 @@ async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
 
     # Outside a form an image file gets the same answer as a photo.
     r = await zhang._respond(image_file("late.jpg", "image/jpeg"))
-    assert body(r[0]) == L("media.no_form_photo")
+    assert body(r[0]) == L("media.loose_photo", count=1, minutes=10)
 
 
 async def test_chat_menu_is_set_despite_a_bad_gateway(

@@ -18,6 +18,7 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.i18n import catalog
 from bot.services import Ctx
 from bot.storage.conversations import Draft, FormState
+from bot.storage.db import from_iso, iso
 from bot.textutil import normalize_input
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,12 @@ SUMMARY = "__summary__"
 EDIT_MENU = "__edit__"
 AUTOFILLED = "autofilled"  # meta: fields the form filled itself, which a later fill may redo
 RETRY_HINT_AFTER = 2  # after this many invalid answers in a row, show the examples again
+# Meta flag while the cancel question is on screen: a typed 是 / 确定放弃 answers it, and is
+# never taken as the answer to the step behind it.
+CANCEL_ASKED = "cancel_asked"
+# Meta of a form opened while another was set aside for it: the one to take up again once
+# this one is saved or cancelled (one draft per person; the set-aside one rides along).
+SET_ASIDE = "set_aside"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class Saved:
 SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
 QuickFn = Callable[[Ctx], Any]
 ActionFn = Callable[["FormEngine", Ctx, Draft, str], Awaitable[Outcome]]
+# (ctx, new draft) -> a line (and buttons) shown above the first question, or None; may add
+# values to the draft (e.g. photos sent just before the form was opened).
+OpenFn = Callable[[Ctx, Draft], Awaitable[Reply | None]]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class FormSpec:
     quick: dict[str, QuickFn]  # quick-answer action -> value (e.g. "now")
     # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
     actions: dict[str, ActionFn] = field(default_factory=dict)
+    on_open: OpenFn | None = None  # not when a saved record is opened to edit
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -116,6 +127,7 @@ class FormEngine:
             st.offered = [f.name for f in spec.fields if f.name in offer and not f.required]
             st.skipped += [n for n in st.offered if n not in st.skipped]
         notes = [] if at_summary else await self._autofill(ctx, spec, draft)
+        opened = await spec.on_open(ctx, draft) if spec.on_open and not at_summary else None
         self._advance(spec, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
@@ -123,8 +135,11 @@ class FormEngine:
             shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name], view)}"
                      for f in spec.fields if values.get(f.name) not in EMPTY]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
-        prefix = "\n".join(p for p in (prefix, *notes) if p) or None
+        opened_text = opened.text if opened is not None else None
+        prefix = "\n".join(p for p in (prefix, *notes, opened_text) if p) or None
         reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
+        if opened is not None:
+            reply.buttons[:0] = opened.buttons
         await self._store(ctx, draft)  # ... so they are stored as shown, never repeated
         return Outcome([reply])
 
@@ -384,8 +399,14 @@ class FormEngine:
         st = _state(draft)
         step = st.step
         clean = normalize_input(text)
-        if is_word(clean, "cancel"):
-            return await self.cancel(ctx, draft)
+        if st.meta.pop(CANCEL_ASKED, False):
+            if is_word(clean, "cancel") or is_word(clean, "save") \
+                    or clean == normalize_input(ctx.t("btn.cancel_yes")):
+                return await self.cancel(ctx, draft)
+            if is_word(clean, "resume") or clean == normalize_input(ctx.t("btn.cancel_no")):
+                return await self.reprompt(ctx, draft)
+        if is_word(clean, "cancel"):  # typed 取消 / 算了 asks first, like the ✖️ button
+            return await self.confirm_cancel(ctx, draft)
         if is_word(clean, "back"):
             return await self.on_action(ctx, draft, "back", "")
         if step == SUMMARY:
@@ -514,6 +535,7 @@ class FormEngine:
         st = _state(draft)
         step = st.step
         field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
+        st.meta.pop(CANCEL_ASKED, None)  # any button answers (or passes over) the question
         if action in spec.actions:
             return await spec.actions[action](self, ctx, draft, arg)
         if action == "cancel":
@@ -590,6 +612,7 @@ class FormEngine:
     async def confirm_cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         """A tapped cancel asks first: one slip of a wet thumb must not throw a form away."""
         tok = draft.token
+        _state(draft).meta[CANCEL_ASKED] = True
         await self._store(ctx, draft)
         return Outcome([Reply(ctx.t("form.cancel_confirm", form=await self.describe(ctx, draft)),
                               [[Button(ctx.t("btn.cancel_yes"), callback(tok, "cancel_yes")),
@@ -597,10 +620,28 @@ class FormEngine:
 
     async def cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         await ctx.services.conversations.delete(ctx.user.id)
-        return Outcome([Reply(ctx.t("form.cancelled", form=ctx.t(self.forms[draft.form].title)),
-                              [[Button(ctx.t("btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log")),
-                                Button(ctx.t("btn.menu_logs"),
-                                       callback(GLOBAL_TOKEN, "cmd", "logs"))]])])
+        out = Outcome([Reply(ctx.t("form.cancelled", form=ctx.t(self.forms[draft.form].title)),
+                             [[Button(ctx.t("btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log")),
+                               Button(ctx.t("btn.menu_logs"),
+                                      callback(GLOBAL_TOKEN, "cmd", "logs"))]])])
+        out.replies += await self.take_up_set_aside(ctx, draft)
+        return out
+
+    def set_aside(self, new: Draft, old: Draft) -> None:
+        """Keep `old` inside `new` until `new` is saved or cancelled."""
+        new.state.meta[SET_ASIDE] = {"form": old.form, "token": old.token,
+                                     "state": old.state.to_json(),
+                                     "started_at": iso(old.started_at)}
+
+    async def take_up_set_aside(self, ctx: Ctx, closed: Draft) -> list[Reply]:
+        """The form set aside for `closed`, open again and asking where it stopped."""
+        kept = closed.state.meta.get(SET_ASIDE)
+        if not kept or kept.get("form") not in self.forms:
+            return []
+        draft = Draft(ctx.user.id, kept["form"], kept["token"], FormState.from_json(kept["state"]),
+                      from_iso(kept["started_at"]), ctx.now)
+        back = ctx.t("form.set_aside_back", form=await self.describe(ctx, draft))
+        return (await self.reprompt(ctx, draft, back)).replies
 
     async def _save(self, ctx: Ctx, draft: Draft) -> Outcome:
         spec = self.forms[draft.form]
@@ -624,5 +665,7 @@ class FormEngine:
             log.warning("form %s of user %s saved, but closing it failed", draft.form,
                         ctx.user.id, exc_info=True)
             await ctx.services.conversations.delete(ctx.user.id)
-        return Outcome([Reply(saved.text, saved.buttons)], toast=ctx.t("form.saved_toast"))
+        return Outcome([Reply(saved.text, saved.buttons),
+                        *await self.take_up_set_aside(ctx, draft)],
+                       toast=ctx.t("form.saved_toast"))
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.conversations.engine import FormEngine, FormSpec, Saved
+from bot.conversations.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
-from bot.events import GLOBAL_TOKEN, Button, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.intents import WorkLogIntent
 from bot.models import WorkLog
 from bot.rules import default_hours, work_item_keys, work_items_in
 from bot.services import Ctx
+from bot.storage.conversations import Draft
+from bot.storage.customers import Customer, Query
 from bot.storage.db import from_iso, iso
+from bot.storage.loose_media import LooseMedia
 from bot.storage.worklogs import NewWorkLog
 from bot.timeparse import ParsedTime, format_time, leading_time, parse_time
 
@@ -144,6 +148,122 @@ async def show_location(value: list[float], ctx: Ctx, form: FormView = NO_FORM) 
     return f"{value[0]:.5f}, {value[1]:.5f}"
 
 
+# --- photos and a location sent just before the form ------------------------------------
+LOOSE = "loose"  # meta: what was attached that way, so one tap can take it out again
+_LOOSE_SAID = {frozenset({"photos"}): "form.worklog.loose_photos",
+               frozenset({"location"}): "form.worklog.loose_location",
+               frozenset({"photos", "location"}): "form.worklog.loose_photos_location"}
+
+
+async def attach_loose(ctx: Ctx, draft: Draft) -> Reply | None:
+    """Photos / a location sent with no form open in the last minutes go into this log, said
+    at once with a button to take them out: no tap when wanted, no surprise when not."""
+    window = timedelta(minutes=ctx.services.settings.loose_media_minutes)
+    loose = await LooseMedia(ctx.services.db).take(ctx.user.id, ctx.now, window)
+    if loose is None:
+        return None
+    values, attached = draft.state.values, {}
+    if loose.photos:
+        values["photos"] = [*(values.get("photos") or []), *loose.photos]
+        values.setdefault(PHOTO_NOTES, {}).update(loose.notes)
+        attached["photos"] = loose.photos
+    if loose.location is not None and not values.get("location"):
+        values["location"] = attached["location"] = list(loose.location)
+    draft.state.meta[LOOSE] = attached
+    if not attached:  # only a location, and the log has one already
+        return None
+    return Reply(ctx.t(_LOOSE_SAID[frozenset(attached)], count=len(loose.photos)),
+                 [[Button(ctx.t("btn.loose_drop"), callback(draft.token, "loose_drop"))]])
+
+
+async def drop_loose(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
+    """The 不附 button: take out what attach_loose put in, keep everything else."""
+    attached = draft.state.meta.pop(LOOSE, None)
+    if not attached:
+        return await engine.reprompt(ctx, draft)
+    values = draft.state.values
+    refs = set(attached.get("photos") or [])
+    values["photos"] = [p for p in values.get("photos") or [] if p not in refs]
+    values[PHOTO_NOTES] = {k: v for k, v in (values.get(PHOTO_NOTES) or {}).items()
+                           if k not in refs}
+    if attached.get("location") and values.get("location") == attached["location"]:
+        values["location"] = None
+    return await engine.reprompt(ctx, draft, ctx.t("form.worklog.loose_dropped"))
+
+
+# --- a visit to a registered special customer ---------------------------------------------
+VISIT = "visit"
+LINK_CHOICES = 4  # namesakes offered as buttons; more than that: too vague to offer any
+_NAME_END = re.compile(r"[\s,，。、;；:：]")
+
+
+def visit_of(ctx: Ctx, customer: Customer, area_ids: set[str]) -> tuple[dict[str, Any], str]:
+    """What a log counted as `customer`'s visit starts with (the card's 记录走访 and a linked
+    sentence alike): the item, the customer's area if it is one of ours, and the heading."""
+    values: dict[str, Any] = {"items": [VISIT]}
+    if str(customer.area_id) in area_ids:
+        values["area"] = str(customer.area_id)
+    return values, ctx.t("customer.visiting", name=customer.name, account=customer.account_no)
+
+
+async def _named_customers(ctx: Ctx, draft: Draft) -> list[Customer]:
+    """The registered customers a visit sentence names first (`走访 李奶奶，…`), exactly."""
+    values = draft.state.values
+    name = _NAME_END.split((values.get("content") or "").strip(), maxsplit=1)[0]
+    name = name.removesuffix("家")  # 走访王大爷家: 王大爷 is the name
+    if not name:
+        return []
+    _, found = await ctx.services.customers.search(ctx.user, Query("text", name), ctx.now,
+                                                   limit=LINK_CHOICES * 2)
+    area = values.get("area")
+    return [c for c in found if c.name == name and (area is None or str(c.area_id) == area)]
+
+
+async def offer_visit_link(ctx: Ctx, draft: Draft) -> Reply | None:
+    """`走访 李奶奶` naming a registered special customer: offer (one tap) to count the log as
+    that customer's visit. Nobody registered by that name: the log goes on as it is."""
+    st = draft.state
+    if VISIT not in (st.values.get("items") or []) or st.meta.get("customer_id"):
+        return None
+    found = await _named_customers(ctx, draft)
+    if not found or len(found) > LINK_CHOICES:
+        return None
+    if len(found) == 1:
+        c = found[0]
+        return Reply(ctx.t("form.worklog.visit_offer", name=c.name),
+                     [[Button(ctx.t("btn.visit_link", name=c.name),
+                              callback(draft.token, "link_cust", c.id))]])
+    rows = [[Button(ctx.t("btn.visit_link_one", name=c.name,
+                          area=await show_area(str(c.area_id), ctx), tail=c.account_no[-4:]),
+                    callback(draft.token, "link_cust", c.id))] for c in found]
+    return Reply(ctx.t("form.worklog.visit_pick", name=found[0].name, count=len(found)), rows)
+
+
+async def link_customer(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
+    """The offer taken: the log now counts as the customer's visit (saved with its id)."""
+    customer = await ctx.services.customers.get(ctx.user, int(arg)) if arg.isdigit() else None
+    if customer is None or not customer.active:
+        return await engine.reprompt(ctx, draft, ctx.t("customer.not_found"))
+    st = draft.state
+    st.meta["customer_id"] = customer.id
+    values, heading = visit_of(ctx, customer, {c.value for c in await area_choices(ctx)})
+    if not st.values.get("area") and "area" in values:
+        st.values["area"] = values["area"]
+        if st.step == "area":  # the area just filled is the question on screen: move on
+            out = await engine.on_action(ctx, draft, "keep", "")
+            out.replies[0].text = heading + "\n" + out.replies[0].text
+            return out
+    return await engine.reprompt(ctx, draft, heading)
+
+
+async def on_open(ctx: Ctx, draft: Draft) -> Reply | None:
+    """What a new log says before its first question: photos attached, a customer to link."""
+    said = [r for r in (await attach_loose(ctx, draft), await offer_visit_link(ctx, draft)) if r]
+    if not said:
+        return None
+    return Reply("\n".join(r.text for r in said), [row for r in said for row in r.buttons])
+
+
 # --- prefill from a sentence ----------------------------------------------------------
 async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict[str, str]]:
     """Form values from what the sentence said, and notices for what could not be used."""
@@ -248,4 +368,6 @@ WORKLOG = FormSpec(
     ),
     save=save,
     quick={"now": now_value},
+    actions={"loose_drop": drop_loose, "link_cust": link_customer},
+    on_open=on_open,
 )

@@ -33,6 +33,7 @@ from bot.validators import digits_only
 PAGE = 8
 _SEARCH = re.compile(r"^(查客户|查找客户|搜索客户|查询客户|找客户|查特殊客户|特殊客户)\s*(.*)$")
 _REGISTER = re.compile(r"^(登记特殊客户|新增特殊客户|特殊客户登记|登记客户)\s*(.*)$")
+REQUEST_PATTERNS = (_REGISTER, _SEARCH)  # read as requests inside a form too
 _DUE_WORDS = ("待走访", "需走访", "该走访", "due")
 _INACTIVE_WORDS = ("已停用", "停用", "停用的", "inactive", "deactivated")
 INACTIVE_SHOWN = 3  # deactivated matches listed under a search's first page

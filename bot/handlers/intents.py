@@ -56,6 +56,7 @@ class WorkLogIntent:
     content: str | None = None
     problems: str | None = None  # what the sentence says was found wrong
     all_clear: bool = False  # it says nothing was wrong: 无异常 / 正常 / 没问题
+    lead: bool = False  # said 记录 / 写日志 …: a log is asked for even without a work item
 
 
 def simple_intent(text: str) -> str | None:
@@ -64,6 +65,25 @@ def simple_intent(text: str) -> str | None:
         if pattern.match(clean):
             return name
     return None
+
+
+def reads_as_request(pattern: re.Pattern[str], text: str) -> bool:
+    """Inside a form, `pattern` (a reader: group 1 the lead word, group 2 any rest) reads the
+    whole message as a request only when the lead stands alone or is set apart by a space:
+    `查客户 李四` asks for a search, `查客户家电表箱` is prose answering the step."""
+    s = normalize_input(text)
+    m = pattern.match(s)
+    if m is None:
+        return False
+    rest = m.group(2) if pattern.groups >= 2 else ""  # a reader of fixed words has no rest
+    return not rest or s[m.end(1):m.end(1) + 1].isspace()
+
+
+def is_log_request(intent: WorkLogIntent | None) -> bool:
+    """A log sentence that is all request (`记录巡视 5号台区`), with no work described in it:
+    `巡视了5号台区，发现表箱锈蚀` answers a step instead."""
+    return (intent is not None and intent.content is None
+            and (intent.lead or intent.area_text is not None))
 
 
 def _preamble(s: str, now: datetime) -> tuple[ParsedTime | None, str]:
@@ -171,7 +191,7 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
         area_text, items, s = first
     if not lead and not items:
         return None
-    intent = WorkLogIntent(items=items, area_text=area_text, time=when)
+    intent = WorkLogIntent(items=items, area_text=area_text, time=when, lead=lead is not None)
     if area_text is None:
         intent.area_text, s = take_area(s, area_names)
     if when is None and (when := find_time(s, now, prefer="past")) is not None:

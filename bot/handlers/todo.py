@@ -82,6 +82,9 @@ async def todo_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
     return await app.with_form_reminder(ctx, draft, await show_todo(ctx))
 
 
+REGISTRY.request_patterns.append(_TODO_WORDS)
+
+
 @REGISTRY.intent
 async def todo_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     return await show_todo(ctx) if _TODO_WORDS.match(normalize_input(text)) else None

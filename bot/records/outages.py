@@ -507,6 +507,9 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
 
 
 # --- wiring ---------------------------------------------------------------------------
+REGISTRY.request_patterns.append(_INTENT)
+
+
 @REGISTRY.intent
 async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _INTENT.match(normalize_input(text))

@@ -253,6 +253,7 @@ class RecordType(Generic[R]):
             REGISTRY.commands[self.command] = self._command
         if self.intent is not None:
             REGISTRY.intents.append(self._intent)
+            REGISTRY.request_patterns.append(self.intent)
         REGISTRY.reminder_kind(self.subject, ReminderKind(
             render=self.render, after_sent=self.after_sent, todo=self.todo_items,
             describe=self.describe or self._describe))
