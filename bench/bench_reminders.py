@@ -66,8 +66,8 @@ from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.notify import Dispatcher
-from bot.registry import Registry, ReminderKind, TodoItem
 from bot.reminders import ReminderService, ScanResult
+from bot.router import ReminderKind, Router, TodoItem
 from bot.scheduler import ReminderScheduler
 from bot.services import Ctx, Services
 from bot.storage.db import Database, from_iso, iso
@@ -92,9 +92,9 @@ BACKLOG_HOURS = (24.0, 72.0, 168.0)  # `now` moved ahead: more of the table due
 
 
 # --- the synthetic reminder kind --------------------------------------------------------------
-def bench_registry() -> Registry:
+def bench_registry() -> Router:
     """Only the 'bench' kind: render is a Reply, the to-do list is the user's own bench rows."""
-    reg = Registry()
+    reg = Router()
 
     async def render(ctx: Ctx, r: Reminder) -> Reply | None:
         return Reply(f"⏰ 巡视任务 #{r.subject_id}：{r.kind}，请在今天处理",
@@ -417,7 +417,7 @@ async def drain(db_path: Path) -> DrainResult:
     try:
         notifier = NoopNotifier()
         service = ReminderService(services, Dispatcher(services, [notifier]),
-                                  registry=bench_registry())
+                                  router=bench_registry())
         calls: list[tuple[float, float, int]] = []  # (start, find seconds, rows)
         rss: list[int] = []  # VmRSS right after each batch was read
         real_due = service.rows.due
@@ -498,7 +498,7 @@ async def digest_memory(workdir: Path, users: int) -> dict[str, Any]:
     try:
         notifier = NoopNotifier()
         service = ReminderService(services, Dispatcher(services, [notifier]),
-                                  registry=bench_registry())
+                                  router=bench_registry())
         t0 = time.perf_counter()
         r = await service.scan_once()
         wall = time.perf_counter() - t0
@@ -664,7 +664,7 @@ async def run_fanout(fake: FakeBotAPI, services: Services, channel: TelegramChan
     fake.fail_ratio("sendMessage", FAULT_RATIO, kinds=("429", "502"), seed=seed, retry_after=1)
 
     service = ReminderService(services, Dispatcher(services, [channel.notifier]),
-                              registry=bench_registry())
+                              router=bench_registry())
     scan = service.scan_once
     t_origin = 0.0
 

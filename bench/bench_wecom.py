@@ -276,7 +276,7 @@ async def part2_fanout(users: int, tmp: Path) -> dict[str, Any]:
             fake.fail_next("/cgi-bin/message/send", rng.choice(["45009", "-1", "502"]))
             faults += 1
         service = ReminderService(services, Dispatcher.for_channels(services, [channel]),
-                                  registry=bench_registry())
+                                  router=bench_registry())
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
         result = await service.scan_once()
@@ -305,7 +305,7 @@ async def part2_burst(users: int, per_user: int, tmp: Path) -> dict[str, Any]:
         channel = WeComChannel(Assistant(services), wecom=wecom_settings(fake))
         await channel.start()
         service = ReminderService(services, Dispatcher.for_channels(services, [channel]),
-                                  registry=bench_registry())
+                                  router=bench_registry())
         t0 = time.perf_counter()
         await service.scan_once()
         minutes = 0

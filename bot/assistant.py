@@ -11,28 +11,11 @@ import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
-import bot.records  # noqa: F401  (registers the record modules)
 from bot import validators
 from bot.channel import ChannelCaps
-from bot.conversations.customer import CUSTOMER, DEACTIVATE, switch_refusal
-from bot.conversations.customer import open_edit as open_customer_edit
-from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
 from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
-from bot.conversations.worklog import WORKLOG, visit_of
-from bot.conversations.worklog import offer as worklog_offer
-from bot.conversations.worklog import prefill as worklog_prefill
-from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
-from bot.handlers import customers as customers_handler
-from bot.handlers import logs as logs_handler
-from bot.handlers.intents import (
-    SMALL_TALK,
-    is_log_request,
-    reads_as_request,
-    simple_intent,
-    worklog_intent,
-)
 from bot.handlers.menu import (
     COMMANDS,
     command_lines,
@@ -45,7 +28,7 @@ from bot.handlers.menu import (
 from bot.handlers.start import StartHandler
 from bot.i18n import t
 from bot.models import User
-from bot.registry import REGISTRY
+from bot.router import Router, app_router, stale_reply
 from bot.services import Ctx, Services
 from bot.shaping import needs_numbering, resolve_choice, shape
 from bot.storage.conversations import Draft
@@ -53,9 +36,9 @@ from bot.storage.db import is_busy
 from bot.storage.loose_media import LooseMedia
 from bot.storage.people import UserPrefs
 from bot.textutil import clean_text, normalize_input
+from bot.vocab import SMALL_TALK, reads_as_request, simple_intent
 
 log = logging.getLogger(__name__)
-FORM_COMMANDS = {"log": WORKLOG.name, "customer": CUSTOMER.name}
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
@@ -77,10 +60,10 @@ def cleaned(ev: Incoming) -> Incoming:
 
 
 class Assistant:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, router: Router | None = None) -> None:
         self.services = services
-        forms = {f.name: f for f in (WORKLOG, CUSTOMER, DEACTIVATE)}
-        self.engine = FormEngine({**forms, **REGISTRY.forms})
+        self.router = router or app_router()
+        self.engine = FormEngine(self.router.forms)
         self.parking = Parking(self.engine, self._dispatch)
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
@@ -242,13 +225,12 @@ class Assistant:
     async def _is_new_request(self, ctx: Ctx, text: str) -> bool:
         """Typed text inside a form that as a whole is a request the free-text readers know
         (登记投诉, 记录巡视 5号台区, 查客户 李四, 我的待办), not prose that contains one's words."""
-        if simple_intent(text) == "logs":
+        if any(reads_as_request(p, text) for p in self.router.request_patterns):
             return True
-        patterns = (*REGISTRY.request_patterns, *customers_handler.REQUEST_PATTERNS)
-        if any(reads_as_request(p, text) for p in patterns):
-            return True
-        team_areas = [a.name for a in await self.services.people.team_areas(ctx.user.team_id)]
-        return is_log_request(worklog_intent(text, ctx.local_now, team_areas))
+        for reads in self.router.request_readers:
+            if await reads(ctx, text):
+                return True
+        return False
 
     async def _keep_loose(self, ctx: Ctx, photo: str | None = None, caption: str | None = None,
                           point: tuple[float, float] | None = None) -> Outcome:
@@ -270,8 +252,6 @@ class Assistant:
 
     async def _free_text(self, ctx: Ctx, text: str) -> Outcome:
         simple = simple_intent(text)
-        if simple == "logs":
-            return await logs_handler.list_logs(ctx)
         if simple == "help":
             return Outcome().add(await help_text(ctx), role_buttons(ctx.locale, ctx.user.role))
         if simple == "greet":
@@ -279,23 +259,10 @@ class Assistant:
         if simple in SMALL_TALK:
             return Outcome().add(ctx.t(f"menu.small_talk.{simple}", name=ctx.user.name),
                                  menu_buttons(ctx.locale))
-        for intent_fn in REGISTRY.intents:
+        for intent_fn in self.router.intents:  # in the composition root's order
             found = await intent_fn(self, ctx, text)
             if found is not None:
                 return found
-        team_areas = [a.name for a in await self.services.people.team_areas(ctx.user.team_id)]
-        rest = customers_handler.register_text(text)  # before search: 特殊客户登记 is not a search
-        if rest is not None:
-            values, notices = await customer_prefill(ctx, rest, team_areas)
-            return await self.engine.start(ctx, CUSTOMER.name, values, notices)
-        query = customers_handler.search_text(text)
-        if query is not None:
-            return await customers_handler.search(ctx, query)
-        intent = worklog_intent(text, ctx.local_now, team_areas)
-        if intent is not None:
-            values, notices = await worklog_prefill(ctx, intent)
-            return await self.engine.start(ctx, WORKLOG.name, values, notices,
-                                           offer=worklog_offer(intent))
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),
@@ -313,48 +280,19 @@ class Assistant:
         return out
 
     async def _start_form(self, ctx: Ctx, draft: Draft | None, target: str) -> Outcome:
-        """Open a form unless another is open. `target`: a form name, or an opener with a
-        record id: e<id> edit a log entry, ce<id> edit / cv<id> visit / co<id> deactivate a
-        special customer."""
+        """Open a form unless another is open. `target`: a form name, or a feature's opener
+        prefix with a record id (e12: edit log entry 12)."""
         if draft is not None:
             return await self._switch_question(ctx, draft, target=target)
         if target in self.engine.forms:
             return await self.engine.start(ctx, target)
         m = re.fullmatch(r"([a-z]+)(\d+)", target)
         if m is None:
-            return await self.engine.start(ctx, WORKLOG.name)
-        kind, record_id = m.group(1), int(m.group(2))
-        if kind in REGISTRY.openers:
-            return await REGISTRY.openers[kind](self, ctx, record_id)
-        if kind not in ("e", "ce", "cv", "co"):
-            return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
-        if kind == "e":
-            entry = await self.services.worklogs.get_for(ctx.user, record_id)
-            if entry is None:
-                return Outcome().add(ctx.t("logs.not_found"))
-            return await self.engine.start(
-                ctx, WORKLOG.name, worklog_values_of(entry), meta={"edit_id": entry.id},
-                heading=ctx.t("form.worklog.editing", id=entry.id), at_summary=True)
-        customer = await self.services.customers.get(ctx.user, record_id)
-        if customer is None or (kind != "ce" and not customer.active):
-            return Outcome().add(ctx.t("customer.not_found"))
-        if not customer.active:  # a forged or old 修改 button: read-only until reactivated
-            return Outcome(toast=ctx.t("button.stale")).add(
-                ctx.t("customer.readonly"), [[Button(ctx.t("btn.customer_card"),
-                                                     callback(GLOBAL_TOKEN, "cust", customer.id))]])
-        if kind == "ce":
-            return await open_customer_edit(self.engine, ctx, customer)
-        if kind == "co":
-            refusal = await switch_refusal(ctx, customer)
-            if refusal is not None:
-                return refusal
-            return await self.engine.start(
-                ctx, DEACTIVATE.name, meta={"customer_id": customer.id},
-                heading=ctx.t("customer.deactivating", name=customer.name,
-                              account=customer.account_no))
-        values, heading = visit_of(ctx, customer, {str(a.id) for a in await ctx.areas()})
-        return await self.engine.start(ctx, WORKLOG.name, values,
-                                       meta={"customer_id": customer.id}, heading=heading)
+            return await self.engine.start(ctx, self.router.default_form)
+        opener = self.router.openers.get(m.group(1))
+        if opener is None:
+            return stale_reply(ctx)
+        return await opener(self, ctx, int(m.group(2)))
 
     async def _switch_question(self, ctx: Ctx, draft: Draft, target: str = "",
                                held: str | None = None) -> Outcome:
@@ -415,8 +353,6 @@ class Assistant:
                 out.replies.insert(0, Reply(body))
                 return out
             return Outcome().add(body, role_buttons(ctx.locale, ctx.user.role))
-        if command in ("log", "customer"):
-            return await self._start_form(ctx, draft, FORM_COMMANDS[command])
         if command == "lang":
             out = await set_language(ctx, arg)
             if draft is not None and out.commands_changed:
@@ -424,15 +360,10 @@ class Assistant:
                 out.replies += (await self.engine.reprompt(Ctx(self.services, fresh, ctx.now),
                                                            draft)).replies
             return out
-        if command in REGISTRY.commands:
-            return await REGISTRY.commands[command](self, ctx, draft, arg)
-        if command == "logs":
-            out = await logs_handler.list_logs(ctx)
-        elif command == "customers":
-            out = await customers_handler.search(ctx, arg)
-        else:
-            out = Outcome().add(ctx.t("menu.unknown_command", command=command,
-                                      commands=command_lines(ctx)))
+        if command in self.router.commands:
+            return await self.router.commands[command](self, ctx, draft, arg)
+        out = Outcome().add(ctx.t("menu.unknown_command", command=command,
+                                  commands=command_lines(ctx)))
         return await self.with_form_reminder(ctx, draft, out)
 
     async def _reachable_again(self, user: User) -> None:
@@ -484,34 +415,12 @@ class Assistant:
 
     async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,
                              arg: str) -> Outcome:
-        if action == "cmd" and (arg in COMMANDS or arg in REGISTRY.commands):
+        if action == "cmd" and (arg in COMMANDS or arg in self.router.commands):
             return await self._command(ctx, draft, arg, "")
-        if action in REGISTRY.buttons:
-            return await REGISTRY.buttons[action](self, ctx, draft, arg)
-        if action == "logs" and arg.isdigit():
-            return await logs_handler.list_logs(ctx, int(arg))
-        if action == "log" and arg.isdigit():
-            return await logs_handler.show_log(ctx, int(arg))
-        if action == "logedit" and arg.isdigit():
-            return await self._start_form(ctx, draft, f"e{arg}")
-        if not arg.isdigit():
-            return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
-        record = int(arg)
-        if action == "cust":
-            return await customers_handler.card(ctx, record)
-        if action == "custp":
-            return await customers_handler.page(ctx, record)
-        if action in ("reveal", "revealE"):
-            return await customers_handler.reveal(
-                ctx, record, "emergency" if action == "revealE" else "phone")
-        if action == "custlog":
-            return await customers_handler.history(ctx, record)
-        if action == "custon":
-            return await customers_handler.reactivate(ctx, record)
-        openers = {"custedit": "ce", "custvisit": "cv", "custoff": "co"}
-        if action in openers:
-            return await self._start_form(ctx, draft, f"{openers[action]}{record}")
-        return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+        handler = self.router.button_handler(action)
+        if handler is None:
+            return stale_reply(ctx)
+        return await handler(self, ctx, draft, arg)
 
 
 def _command(text: str) -> tuple[str | None, str]:

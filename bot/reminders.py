@@ -21,7 +21,7 @@ from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import User
 from bot.notify import Dispatcher, NotOpenedYet, OutcomeUnknown, RetryLater, Unreachable
 from bot.records.runtime import ESCALATE, OVERDUE
-from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
+from bot.router import ReminderKind, Router, TodoItem, app_router, feature_callback
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
@@ -75,10 +75,10 @@ def snooze_buttons(ctx: Ctx, r: Reminder) -> list[Button]:
     """The snoozes a reminder offers: 1 hour / tomorrow 8:00, or the short ones only."""
     if overdue_urgent(r):
         return [Button(ctx.t("btn.snooze_minutes", minutes=m),
-                       callback(GLOBAL_TOKEN, "snz", f"{r.id}s{m}"))
+                       feature_callback("todo", "snz", f"{r.id}s{m}"))
                 for m in ctx.services.settings.urgent_snooze_minutes]
-    return [Button(ctx.t("btn.snooze_hour"), callback(GLOBAL_TOKEN, "snz", f"{r.id}h")),
-            Button(ctx.t("btn.snooze_morning"), callback(GLOBAL_TOKEN, "snz", f"{r.id}m"))]
+    return [Button(ctx.t("btn.snooze_hour"), feature_callback("todo", "snz", f"{r.id}h")),
+            Button(ctx.t("btn.snooze_morning"), feature_callback("todo", "snz", f"{r.id}m"))]
 
 
 async def jobs_done(services: Services, job: str, period: str) -> set[int]:
@@ -141,10 +141,10 @@ class ScanResult:
 
 class ReminderService:
     def __init__(self, services: Services, dispatcher: Dispatcher,
-                 registry: Registry = REGISTRY, concurrency: int = 32) -> None:
+                 router: Router | None = None, concurrency: int = 32) -> None:
         self.services = services
         self.dispatcher = dispatcher
-        self.registry = registry
+        self.router = router or app_router()
         self.rows = Reminders(services.db)
         self.prefs = UserPrefs(services.db)
         self._sem = asyncio.Semaphore(concurrency)
@@ -172,7 +172,7 @@ class ReminderService:
             await self.rows.release_held_of_deactivated()
             await self.release_after_quiet(now)
             result.digests = len(digested)
-            for job in self.registry.periodic:
+            for job in self.router.periodic:
                 try:
                     result.jobs += await job(self.services, self._job_push, now)
                 except Exception:  # a failing job must not stop the reminders
@@ -249,14 +249,14 @@ class ReminderService:
         state = await self.rows.follow([r.id for r in earlier], latest.id)
         if state != "sent":
             return
-        kind = self.registry.reminders.get(latest.subject)
+        kind = self.router.reminders.get(latest.subject)
         if kind is not None and kind.after_sent is not None:
             for r in earlier:  # each still plans its own follow-up, as when sent alone
                 await kind.after_sent(self.services, r, now)
 
     async def deliver(self, r: Reminder, now: datetime, result: ScanResult) -> None:
         user = await self.services.people.user(r.user_id)
-        kind = self.registry.reminders.get(r.subject)
+        kind = self.router.reminders.get(r.subject)
         if user is None and kind is not None:
             former = await self.services.people.deactivated_user(r.user_id)
             if former is not None:
@@ -436,7 +436,7 @@ class ReminderService:
 
     async def todo_items(self, ctx: Ctx) -> list[TodoItem]:
         items: list[TodoItem] = []
-        for kind in self.registry.reminders.values():
+        for kind in self.router.reminders.values():
             if kind.todo is not None:
                 items += await kind.todo(ctx)
         return sorted(items, key=lambda i: i.due)
@@ -451,7 +451,7 @@ class ReminderService:
         listed = {i.button.data for i in items}
         extra: list[Reply] = []
         for r in held:
-            kind = self.registry.reminders.get(r.subject)
+            kind = self.router.reminders.get(r.subject)
             reply = await kind.render(ctx, r) if kind else None
             if reply is None:
                 continue
@@ -494,6 +494,6 @@ class ReminderService:
 
     async def _after(self, r: Reminder, now: datetime) -> None:
         """A reminder folded into a digest still plans its next occurrence (follow-ups)."""
-        kind = self.registry.reminders.get(r.subject)
+        kind = self.router.reminders.get(r.subject)
         if kind is not None and kind.after_sent is not None:
             await kind.after_sent(self.services, r, now)

@@ -1,9 +1,12 @@
-"""Words of the trade read out of a free sentence, defined once: which 台区 a sentence names."""
+"""Words of the trade read out of a free sentence, defined once: which 台区 a sentence names,
+and the one-word requests (我的日志, 帮助, 你好) the core and the work log both read."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from bot.textutil import normalize_input
 
 AREA_TOKEN = re.compile(r"\S*?台区")  # anything shaped like an area: '3号台区', '城东3号台区'
 BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")  # '3号 …' at the start means 3号台区
@@ -19,3 +22,38 @@ def take_area(text: str, names: Iterable[str]) -> tuple[str | None, str]:
     if m:
         return m.group(0), text.replace(m.group(0), " ", 1)
     return None, text
+
+
+_SIMPLE = {
+    "logs": re.compile(r"^(我的日志|日志列表|查日志|查看日志|my logs)$", re.I),
+    "help": re.compile(r"^(帮助|help|怎么用|\?|？)$", re.I),
+    "greet": re.compile(r"^(菜单|menu|开始)$", re.I),
+    # Small talk gets a one-line answer (menu.small_talk.<name>), not the whole menu.
+    "hello": re.compile(r"^(你好|您好|hi|hello|在吗|在不在)$", re.I),
+    "thanks": re.compile(r"^(谢谢|多谢|感谢|谢了|谢谢你|辛苦了|thanks|thank you|thx)$", re.I),
+    "ack": re.compile(r"^(好的|好|好滴|收到|知道了|明白|明白了|了解|嗯|嗯嗯|ok|okay|行|可以)$",
+                      re.I),
+}
+SMALL_TALK = ("hello", "thanks", "ack")
+# Said around small talk and meaning nothing more: '谢谢！', '好的~', '你好呀', '收到啦'.
+_CHATTER_TAIL = re.compile(r"[啊呀啦哈哦喔吧嘛~～!！。.,，\s]+$")
+
+
+def simple_intent(text: str) -> str | None:
+    clean = _CHATTER_TAIL.sub("", normalize_input(text)) or normalize_input(text)
+    for name, pattern in _SIMPLE.items():
+        if pattern.match(clean):
+            return name
+    return None
+
+
+def reads_as_request(pattern: re.Pattern[str], text: str) -> bool:
+    """Inside a form, `pattern` (a reader: group 1 the lead word, group 2 any rest) reads the
+    whole message as a request only when the lead stands alone or is set apart by a space:
+    `查客户 李四` asks for a search, `查客户家电表箱` is prose answering the step."""
+    s = normalize_input(text)
+    m = pattern.match(s)
+    if m is None:
+        return False
+    rest = m.group(2) if pattern.groups >= 2 else ""  # a reader of fixed words has no rest
+    return not rest or s[m.end(1):m.end(1) + 1].isspace()

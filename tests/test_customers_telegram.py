@@ -154,7 +154,7 @@ async def tg_register(user: TgUser) -> int:
 
 def customer_id(saved: Msg) -> int:
     """The customer id behind the 👤 客户档案 button of a 'saved' answer."""
-    data = [d for d in callback_data(saved) if d.startswith("-|cust|")]
+    data = [d for d in callback_data(saved) if d.startswith("-|customers.cust|")]
     assert data, labels(saved)
     return int(data[0].rsplit("|", 1)[1])
 

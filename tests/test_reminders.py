@@ -391,14 +391,14 @@ async def test_an_error_after_the_push_does_not_send_it_again(
     used to go back to 'pending' and be sent again 5 minutes later)."""
     from dataclasses import replace
 
-    from bot.registry import REGISTRY
+    from bot.router import app_router
 
     async def broken_follow_up(*args: object) -> None:
         raise RuntimeError("planning the next reminder failed")
 
-    kind = replace(REGISTRY.reminders["complaint"], after_sent=broken_follow_up)
-    registry = replace(REGISTRY, reminders={**REGISTRY.reminders, "complaint": kind})
-    service = ReminderService(services, Dispatcher(services, [notifier]), registry=registry)
+    kind = replace(app_router().reminders["complaint"], after_sent=broken_follow_up)
+    registry = replace(app_router(), reminders={**app_router().reminders, "complaint": kind})
+    service = ReminderService(services, Dispatcher(services, [notifier]), router=registry)
     zhang, _ = team
     await register_complaint(zhang)
     at(clock, 2026, 11, 27, 15, 1)
@@ -496,13 +496,13 @@ async def test_a_backlog_larger_than_one_batch_drains_in_one_scan_once_each(
         services: Services, notifier: FakeNotifier, clock: FakeClock) -> None:
     """After an outage of the bot: 1,050 due rows (more than one batch of 1,000), urgent
     ones first, every one delivered exactly once in a single scan."""
-    from bot.registry import Registry, ReminderKind
+    from bot.router import ReminderKind, Router
     from bot.storage.reminders import Reminder, Reminders
 
     async def render(ctx: object, r: Reminder) -> Reply:
         return Reply(f"r{r.subject_id}")
 
-    registry = Registry()
+    registry = Router()
     registry.reminder_kind("synthetic", ReminderKind(render=render))
     users = [await make_user(services, f"经理{i}") for i in range(3)]
     now = clock.now()
@@ -512,7 +512,7 @@ async def test_a_backlog_larger_than_one_batch_drains_in_one_scan_once_each(
             await Reminders.plan(tx, team_id=u.team_id, user_id=u.id, subject="synthetic",
                                  subject_id=n, kind="k", due_at=now, now=now,
                                  urgent=n >= 1040)
-    service = ReminderService(services, Dispatcher(services, [notifier]), registry=registry)
+    service = ReminderService(services, Dispatcher(services, [notifier]), router=registry)
     result = await service.scan_once()
     assert result.sent == 1050
     texts = [r.text for _, r in notifier.sent]

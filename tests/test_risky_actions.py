@@ -72,7 +72,7 @@ async def test_overdue_emergency_repair_offers_only_a_short_snooze_and_tells_the
     assert L("btn.snooze_morning") not in labels(overdue)
 
     # 明天 8:00 from an old message (forged data): refused, the short ones offered instead.
-    data = next(d for d in callback_data(overdue) if "|snz|" in d)
+    data = next(d for d in callback_data(overdue) if "|todo.snz|" in d)
     r = await zhang.tap(overdue["message_id"], re.sub(r"s\d+$", "m", data))
     assert L("reminder.snooze_urgent_only") in texts(r) and labels(r[-1]) == SHORT
 

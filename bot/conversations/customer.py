@@ -11,6 +11,7 @@ from bot.conversations.matching import Choice
 from bot.conversations.worklog import area_choices, parse_text, resolve_area, show_area
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.privacy import mask_phone
+from bot.router import feature_callback
 from bot.rules import categories, categories_in, measures
 from bot.services import Ctx
 from bot.storage.conversations import Draft
@@ -152,7 +153,7 @@ def data_of(values: dict[str, Any]) -> CustomerData:
 
 
 def card_buttons(ctx: Ctx, customer_id: int) -> list[list[Button]]:
-    return [[Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", customer_id)),
+    return [[Button(ctx.t("btn.customer_card"), feature_callback("customers", "cust", customer_id)),
              Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]]
 
 
@@ -253,7 +254,7 @@ async def switch_refusal(ctx: Ctx, c: Customer) -> Outcome | None:
     who = "、".join(u.name for u in leads) or ctx.t("customer.switch_lead")
     return Outcome(toast=ctx.t("customer.switch_not_yours_toast")).add(
         ctx.t("customer.switch_not_yours", area=c.area_name, leads=who),
-        [[Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", c.id))]])
+        [[Button(ctx.t("btn.customer_card"), feature_callback("customers", "cust", c.id))]])
 
 
 async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,

@@ -14,6 +14,7 @@ from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.intents import WorkLogIntent
 from bot.models import WorkLog
+from bot.router import feature_callback
 from bot.rules import default_hours, work_item_keys, work_items_in
 from bot.services import Ctx
 from bot.storage.conversations import Draft
@@ -338,11 +339,12 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
         key = "form.worklog.saved"
         if ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
-            last_row.append(Button(ctx.t("btn.log_undo"), callback(GLOBAL_TOKEN, "logdel", wid)))
+            last_row.append(Button(ctx.t("btn.log_undo"),
+                                   feature_callback("worklog", "logdel", wid)))
     return Saved(
         ctx.t(key, id=wid, area=await show_area(values["area"], ctx),
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
-        [[Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", wid)),
+        [[Button(ctx.t("btn.view"), feature_callback("worklog", "log", wid)),
           Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
          last_row],
         record_id=wid)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from bot.conversations.customer import switch_refusal
+from bot.conversations.customer import CUSTOMER, DEACTIVATE, switch_refusal
+from bot.conversations.customer import open_edit as open_customer_edit
+from bot.conversations.customer import prefill as customer_prefill
 from bot.deadlines import is_overdue
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.router import ReminderKind, Router, TodoItem, by_id, opens
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
@@ -30,10 +34,17 @@ from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import format_time
 from bot.validators import digits_only
 
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+    from bot.storage.conversations import Draft
+
+router = Router("customers")
+VISIT_FORM = "worklog"  # the worklog feature's form a 记录走访 opens
 PAGE = 8
 _SEARCH = re.compile(r"^(查客户|查找客户|搜索客户|查询客户|找客户|查特殊客户|特殊客户)\s*(.*)$")
 _REGISTER = re.compile(r"^(登记特殊客户|新增特殊客户|特殊客户登记|登记客户)\s*(.*)$")
 REQUEST_PATTERNS = (_REGISTER, _SEARCH)  # read as requests inside a form too
+router.request_patterns += REQUEST_PATTERNS
 _DUE_WORDS = ("待走访", "需走访", "该走访", "due")
 _INACTIVE_WORDS = ("已停用", "停用", "停用的", "inactive", "deactivated")
 INACTIVE_SHOWN = 3  # deactivated matches listed under a search's first page
@@ -88,7 +99,7 @@ def _line(ctx: Ctx, c: Customer, due: bool) -> str:
 
 
 def _open_button(c: Customer) -> list[Button]:
-    return [Button(f"{c.name} {c.account_no}"[:40], callback(GLOBAL_TOKEN, "cust", c.id))]
+    return [Button(f"{c.name} {c.account_no}"[:40], router.callback("cust", c.id))]
 
 
 async def _inactive_matches(ctx: Ctx, q: Query, offset: int) -> tuple[int, list[Customer]]:
@@ -135,7 +146,7 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
         if stopped_total > len(stopped):
             lines.append(ctx.t("customers.inactive_more"))
     rows = [_open_button(c) for c in (*found, *stopped)]
-    nav = pager(ctx.t, "custp", offset, PAGE, total)
+    nav = pager(ctx.t, router.action("custp"), offset, PAGE, total)
     if nav:
         rows.append(nav)
     return Outcome().add("\n".join(lines), rows)
@@ -190,20 +201,20 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
     # A deactivated record is read-only until reactivated: no reveal, no edit.
     if c.active and c.phone and "phone" not in revealed:
         reveal_row.append(Button(ctx.t("btn.reveal_phone"),
-                                 callback(GLOBAL_TOKEN, "reveal", c.id)))
+                                 router.callback("reveal", c.id)))
     if c.active and c.emergency_phone and "emergency" not in revealed:
         reveal_row.append(Button(ctx.t("btn.reveal_emergency"),
-                                 callback(GLOBAL_TOKEN, "revealE", c.id)))
+                                 router.callback("revealE", c.id)))
     if reveal_row:
         rows.append(reveal_row)
     if c.active:
-        rows.append([Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "custedit", c.id)),
-                     Button(ctx.t("btn.record_visit"), callback(GLOBAL_TOKEN, "custvisit", c.id))])
-        last_row = [Button(ctx.t("btn.deactivate"), callback(GLOBAL_TOKEN, "custoff", c.id))]
+        rows.append([Button(ctx.t("btn.edit"), router.callback("custedit", c.id)),
+                     Button(ctx.t("btn.record_visit"), router.callback("custvisit", c.id))])
+        last_row = [Button(ctx.t("btn.deactivate"), router.callback("custoff", c.id))]
     else:
-        last_row = [Button(ctx.t("btn.reactivate"), callback(GLOBAL_TOKEN, "custon", c.id))]
+        last_row = [Button(ctx.t("btn.reactivate"), router.callback("custon", c.id))]
     if ctx.user.role in (Role.LEAD, Role.ADMIN):
-        last_row.append(Button(ctx.t("btn.audit"), callback(GLOBAL_TOKEN, "custlog", c.id)))
+        last_row.append(Button(ctx.t("btn.audit"), router.callback("custlog", c.id)))
     rows.append(last_row)
     return Outcome().add("\n".join(lines), rows)
 
@@ -263,7 +274,7 @@ async def _render_reveal_limit(ctx: Ctx, r: Reminder) -> Reply:
                        count=r.detail.get("count", 0), minutes=r.detail.get("minutes", 0)))
 
 
-REGISTRY.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_limit))
+router.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_limit))
 
 
 async def visits_todo(ctx: Ctx) -> list[TodoItem]:
@@ -282,7 +293,7 @@ async def visits_todo(ctx: Ctx) -> list[TodoItem]:
             text=ctx.t("customer.todo_visit", name=c.name, area=c.area_name,
                        days=c.visit_every_days, last=last),
             button=Button(ctx.t("customer.todo_button", name=c.name)[:40],
-                          callback(GLOBAL_TOKEN, "cust", c.id))))
+                          router.callback("cust", c.id))))
     return items
 
 
@@ -290,7 +301,7 @@ async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
     return None  # visits due are listed in /todo and the digest, never pushed one by one
 
 
-REGISTRY.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder, todo=visits_todo))
+router.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder, todo=visits_todo))
 
 
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:
@@ -334,7 +345,7 @@ async def history(ctx: Ctx, customer_id: int) -> Outcome:
             detail = e.detail.get("file", "")
         lines.append(f"• {when} {e.actor} {ctx.t('audit.' + e.action)} {detail}".rstrip())
     return Outcome().add("\n".join(lines), [[Button(ctx.t("btn.customer_card"),
-                                                    callback(GLOBAL_TOKEN, "cust", c.id))]])
+                                                    router.callback("cust", c.id))]])
 
 
 _FIELD_LABEL = {"name": "field.customer_name", "area_id": "field.area",
@@ -354,3 +365,90 @@ def _show(ctx: Ctx, value: object, key: str, area_names: dict[int, str]) -> str:
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
     return "—" if value in (None, "") else str(value)
+
+
+# --- the feature's wiring ----------------------------------------------------------------
+router.form(CUSTOMER)
+router.form(DEACTIVATE)
+router.button("cust")(by_id(card))
+router.button("custp")(by_id(page))
+router.button("reveal")(by_id(partial(reveal, which="phone")))
+router.button("revealE")(by_id(partial(reveal, which="emergency")))
+router.button("custlog")(by_id(history))
+router.button("custon")(by_id(reactivate))
+OPENERS = {"custedit": "ce", "custvisit": "cv", "custoff": "co"}  # button action -> opener
+
+
+for _action, _prefix in OPENERS.items():
+    router.button(_action)(opens(_prefix))
+
+
+@router.command("customer")
+async def customer_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.open_form(ctx, draft, CUSTOMER.name)
+
+
+@router.command("customers")
+async def customers_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.with_form_reminder(ctx, draft, await search(ctx, arg))
+
+
+@router.intent
+async def customers_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+    rest = register_text(text)  # before search: 特殊客户登记 is not a search
+    if rest is not None:
+        team_areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+        values, notices = await customer_prefill(ctx, rest, team_areas)
+        return await app.engine.start(ctx, CUSTOMER.name, values, notices)
+    query = search_text(text)
+    return None if query is None else await search(ctx, query)
+
+
+async def _open_customer(ctx: Ctx, record_id: int, kind: str) -> Customer | Outcome:
+    """The customer an opener is about, or the reply when it cannot be opened."""
+    customer = await ctx.services.customers.get(ctx.user, record_id)
+    if customer is None or (kind != "ce" and not customer.active):
+        return Outcome().add(ctx.t("customer.not_found"))
+    if not customer.active:  # a forged or old 修改 button: read-only until reactivated
+        return Outcome(toast=ctx.t("button.stale")).add(
+            ctx.t("customer.readonly"), [[Button(ctx.t("btn.customer_card"),
+                                                 router.callback("cust", customer.id))]])
+    return customer
+
+
+@router.opener("ce")
+async def open_edit(app: Assistant, ctx: Ctx, record_id: int) -> Outcome:
+    customer = await _open_customer(ctx, record_id, "ce")
+    if isinstance(customer, Outcome):
+        return customer
+    return await open_customer_edit(app.engine, ctx, customer)
+
+
+@router.opener("co")
+async def open_deactivate(app: Assistant, ctx: Ctx, record_id: int) -> Outcome:
+    customer = await _open_customer(ctx, record_id, "co")
+    if isinstance(customer, Outcome):
+        return customer
+    refusal = await switch_refusal(ctx, customer)  # only the area's manager or the lead
+    if refusal is not None:
+        return refusal
+    return await app.engine.start(
+        ctx, DEACTIVATE.name, meta={"customer_id": customer.id},
+        heading=ctx.t("customer.deactivating", name=customer.name,
+                      account=customer.account_no))
+
+
+@router.opener("cv")
+async def open_visit(app: Assistant, ctx: Ctx, record_id: int) -> Outcome:
+    """A visit is a work-log entry about this customer: the worklog feature's form, by its
+    declared name (no import of that feature)."""
+    customer = await _open_customer(ctx, record_id, "cv")
+    if isinstance(customer, Outcome):
+        return customer
+    values: dict[str, Any] = {"items": ["visit"]}
+    if str(customer.area_id) in {str(a.id) for a in
+                                 await ctx.areas()}:
+        values["area"] = str(customer.area_id)
+    return await app.engine.start(
+        ctx, VISIT_FORM, values, meta={"customer_id": customer.id},
+        heading=ctx.t("customer.visiting", name=customer.name, account=customer.account_no))

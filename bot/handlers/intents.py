@@ -9,7 +9,7 @@ from datetime import datetime
 from bot.rules import leading_work_items, work_item_words
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import ParsedTime, find_time, leading_time
-from bot.vocab import take_area
+from bot.vocab import simple_intent, take_area  # noqa: F401  (simple_intent: re-exported)
 
 # Words that announce a work-log entry even without a work item: 记录 / 写日志 / 工作日志.
 _LOG_LEAD = re.compile(r"^(记录一下|记一下|记录日志|写日志|填日志|工作日志|记录|日志)\s*")
@@ -33,19 +33,6 @@ _FOUND = re.compile(r"(?:发现了?|发觉|查出)[\s,，:：]*(?P<what>.+)")
 _HAZARD = re.compile(r"(?P<what>[^，,。;；]*有[^，,。;；]*隐患.*)")
 _CLAUSE_END = "，,。;；、 "
 
-_SIMPLE = {
-    "logs": re.compile(r"^(我的日志|日志列表|查日志|查看日志|my logs)$", re.I),
-    "help": re.compile(r"^(帮助|help|怎么用|\?|？)$", re.I),
-    "greet": re.compile(r"^(菜单|menu|开始)$", re.I),
-    # Small talk gets a one-line answer (menu.small_talk.<name>), not the whole menu.
-    "hello": re.compile(r"^(你好|您好|hi|hello|在吗|在不在)$", re.I),
-    "thanks": re.compile(r"^(谢谢|多谢|感谢|谢了|谢谢你|辛苦了|thanks|thank you|thx)$", re.I),
-    "ack": re.compile(r"^(好的|好|好滴|收到|知道了|明白|明白了|了解|嗯|嗯嗯|ok|okay|行|可以)$",
-                      re.I),
-}
-SMALL_TALK = ("hello", "thanks", "ack")
-# Said around small talk and meaning nothing more: '谢谢！', '好的~', '你好呀', '收到啦'.
-_CHATTER_TAIL = re.compile(r"[啊呀啦哈哦喔吧嘛~～!！。.,，\s]+$")
 
 
 @dataclass
@@ -57,26 +44,6 @@ class WorkLogIntent:
     problems: str | None = None  # what the sentence says was found wrong
     all_clear: bool = False  # it says nothing was wrong: 无异常 / 正常 / 没问题
     lead: bool = False  # said 记录 / 写日志 …: a log is asked for even without a work item
-
-
-def simple_intent(text: str) -> str | None:
-    clean = _CHATTER_TAIL.sub("", normalize_input(text)) or normalize_input(text)
-    for name, pattern in _SIMPLE.items():
-        if pattern.match(clean):
-            return name
-    return None
-
-
-def reads_as_request(pattern: re.Pattern[str], text: str) -> bool:
-    """Inside a form, `pattern` (a reader: group 1 the lead word, group 2 any rest) reads the
-    whole message as a request only when the lead stands alone or is set apart by a space:
-    `查客户 李四` asks for a search, `查客户家电表箱` is prose answering the step."""
-    s = normalize_input(text)
-    m = pattern.match(s)
-    if m is None:
-        return False
-    rest = m.group(2) if pattern.groups >= 2 else ""  # a reader of fixed words has no rest
-    return not rest or s[m.end(1):m.end(1) + 1].isspace()
 
 
 def is_log_request(intent: WorkLogIntent | None) -> bool:

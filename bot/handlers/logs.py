@@ -1,4 +1,5 @@
-"""/logs and 我的日志: recent entries, paged; one entry shown whole; 撤销 / 删除 an entry.
+"""The work log feature: /log and sentences open the 工作日志 form; /logs and 我的日志 list
+recent entries, paged; one entry shown whole, and edited with the same form; 撤销 / 删除 an entry.
 
 Deleting a log: its author may withdraw it (撤销) within TAIQU_LOG_UNDO_MINUTES of saving it
 (a log saved by mistake); after that only the team's lead (or an admin) may delete it, so a
@@ -10,17 +11,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot.conversations.worklog import WORKLOG
+from bot.conversations.worklog import offer as worklog_offer
+from bot.conversations.worklog import prefill as worklog_prefill
+from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.handlers.intents import is_log_request, simple_intent, worklog_intent
 from bot.handlers.menu import pager
 from bot.models import WorkLog
-from bot.registry import REGISTRY
+from bot.router import Router, by_id, opens
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.timeparse import format_time
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
+    from bot.storage.conversations import Draft
 
+router = Router("worklog")
 PAGE = 8
 
 
@@ -46,8 +54,8 @@ async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
     lines += [_line(ctx, w) for w in entries]
     lines.append(ctx.t("logs.open_hint"))
     rows = [[Button(f"#{w.id} {w.area_name} {_items(ctx, w)}"[:40],
-                    callback(GLOBAL_TOKEN, "log", w.id))] for w in entries]
-    nav = pager(ctx.t, "logs", offset, PAGE, total)
+                    router.callback("log", w.id))] for w in entries]
+    nav = pager(ctx.t, router.action("logs"), offset, PAGE, total)
     if nav:
         rows.append(nav)
     return Outcome().add("\n".join(lines), rows)
@@ -76,7 +84,7 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
         lines.append(ctx.t("field.updated_at") + sep +
                      format_time(w.updated_at.astimezone(ctx.tz), ctx.locale) +
                      (f" · {w.updated_by}" if w.updated_by else ""))
-    rows = [[Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "logedit", w.id)),
+    rows = [[Button(ctx.t("btn.edit"), router.callback("logedit", w.id)),
              Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]]
     delete = delete_button(ctx, w)
     if delete is not None:
@@ -101,7 +109,7 @@ def lead_deletes(ctx: Ctx, w: WorkLog) -> bool:
 
 
 def undo_button(ctx: Ctx, worklog_id: int) -> Button:
-    return Button(ctx.t("btn.log_undo"), callback(GLOBAL_TOKEN, "logdel", worklog_id))
+    return Button(ctx.t("btn.log_undo"), router.callback("logdel", worklog_id))
 
 
 def delete_button(ctx: Ctx, w: WorkLog) -> Button | None:
@@ -109,7 +117,7 @@ def delete_button(ctx: Ctx, w: WorkLog) -> Button | None:
     if undo_open(ctx, w):
         return undo_button(ctx, w.id)
     if lead_deletes(ctx, w):
-        return Button(ctx.t("btn.log_delete"), callback(GLOBAL_TOKEN, "logdel", w.id))
+        return Button(ctx.t("btn.log_delete"), router.callback("logdel", w.id))
     return None
 
 
@@ -122,11 +130,11 @@ async def _refusal(ctx: Ctx, w: WorkLog) -> Outcome | None:
     return Outcome(toast=ctx.t("logs.undo_expired_toast")).add(
         ctx.t(key, id=w.id, minutes=ctx.services.settings.log_undo_minutes,
               leads=leads or ctx.t("customer.switch_lead")),
-        [[Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "logedit", w.id)),
-          Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", w.id))]])
+        [[Button(ctx.t("btn.edit"), router.callback("logedit", w.id)),
+          Button(ctx.t("btn.view"), router.callback("log", w.id))]])
 
 
-@REGISTRY.button("logdel")
+@router.button("logdel")
 async def ask_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     w = await ctx.services.worklogs.get_for(ctx.user, int(arg)) if arg.isdigit() else None
     if w is None:
@@ -141,11 +149,11 @@ async def ask_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
         text += "\n" + ctx.t("logs.undo_until", until=format_time(
             undo_until(ctx, w).astimezone(ctx.tz), ctx.locale))
     return Outcome().add(text, [[
-        Button(ctx.t("btn.log_delete_yes"), callback(GLOBAL_TOKEN, "logdelok", w.id)),
-        Button(ctx.t("btn.log_keep"), callback(GLOBAL_TOKEN, "log", w.id))]])
+        Button(ctx.t("btn.log_delete_yes"), router.callback("logdelok", w.id)),
+        Button(ctx.t("btn.log_keep"), router.callback("log", w.id))]])
 
 
-@REGISTRY.button("logdelok")
+@router.button("logdelok")
 async def confirm_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     w = await ctx.services.worklogs.get_for(ctx.user, int(arg)) if arg.isdigit() else None
     if w is None:  # deleted already (a second tap) or never visible
@@ -160,3 +168,59 @@ async def confirm_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str
         ctx.t("logs.deleted", id=w.id), [[
             Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log")),
             Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]])
+
+
+# --- the feature's wiring ----------------------------------------------------------------
+router.form(WORKLOG)
+router.default_form = WORKLOG.name
+router.button("logs")(by_id(list_logs))
+router.button("log")(by_id(show_log))
+router.button("logedit")(opens("e"))
+
+
+@router.command("log")
+async def log_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.open_form(ctx, draft, WORKLOG.name)
+
+
+@router.command("logs")
+async def logs_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.with_form_reminder(ctx, draft, await list_logs(ctx))
+
+
+@router.intent
+async def logs_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+    """我的日志 / 查日志: the list, not a new entry."""
+    return await list_logs(ctx) if simple_intent(text) == "logs" else None
+
+
+@router.intent
+async def worklog_entry_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+    """记录巡视 3号台区 …: a new entry, prefilled from what the sentence says."""
+    team_areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+    intent = worklog_intent(text, ctx.local_now, team_areas)
+    if intent is None:
+        return None
+    values, notices = await worklog_prefill(ctx, intent)
+    return await app.engine.start(ctx, WORKLOG.name, values, notices,
+                                  offer=worklog_offer(intent))
+
+
+@router.opener("e")
+async def open_edit(app: Assistant, ctx: Ctx, record_id: int) -> Outcome:
+    """Edit entry `record_id` with the same form, starting at its summary."""
+    entry = await ctx.services.worklogs.get_for(ctx.user, record_id)
+    if entry is None:
+        return Outcome().add(ctx.t("logs.not_found"))
+    return await app.engine.start(
+        ctx, WORKLOG.name, worklog_values_of(entry), meta={"edit_id": entry.id},
+        heading=ctx.t("form.worklog.editing", id=entry.id), at_summary=True)
+
+
+@router.request_reader
+async def reads_as_log_request(ctx: Ctx, text: str) -> bool:
+    """Inside a form: 我的日志, or a log sentence that is all request (记录巡视 5号台区)."""
+    if simple_intent(text) == "logs":
+        return True
+    team_areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+    return is_log_request(worklog_intent(text, ctx.local_now, team_areas))

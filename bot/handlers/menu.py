@@ -7,6 +7,7 @@ from collections.abc import Callable
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.i18n import catalog, normalize_locale, t
 from bot.models import Role, User
+from bot.router import Router, app_router
 from bot.services import Ctx
 
 COMMANDS = ("log", "logs", "customer", "customers", "cancel", "help", "lang")
@@ -54,10 +55,8 @@ async def greeting(ctx: Ctx, welcome: bool = False) -> Outcome:
 
 def command_lines(ctx: Ctx) -> str:
     """Every command this person's role can use, one short line each."""
-    from bot.registry import REGISTRY
-
     ours = ROLE_COMMANDS[ctx.user.role]
-    names = list(ours) + [c for c in (*COMMANDS, *REGISTRY.commands) if c not in ours]
+    names = list(ours) + [c for c in (*COMMANDS, *app_router().commands) if c not in ours]
     known = catalog(ctx.locale)
     return "\n".join(f"/{c} {known[f'cmd.{c}']}" for c in dict.fromkeys(names)
                      if f"cmd.{c}" in known)
@@ -78,11 +77,10 @@ async def set_language(ctx: Ctx, arg: str) -> Outcome:
     return Outcome(commands_changed=True).add(t(locale, "lang.set"), menu_buttons(locale))
 
 
-def command_descriptions(locale: str) -> list[tuple[str, str]]:
+def command_descriptions(locale: str, router: Router | None = None) -> list[tuple[str, str]]:
     """The menu a platform shows next to the input box, in the user's language."""
-    from bot.registry import REGISTRY
-
-    names = list(COMMANDS) + [c for c in REGISTRY.commands if c not in COMMANDS]
+    commands = (router or app_router()).commands
+    names = list(COMMANDS) + [c for c in commands if c not in COMMANDS]
     return [(c, t(locale, f"cmd.{c}")) for c in names if f"cmd.{c}" in catalog(locale)]
 
 

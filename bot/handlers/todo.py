@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +11,8 @@ from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.menu import pager
-from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.reminders import in_quiet, next_at, overdue_urgent, quiet_window, snooze_buttons
+from bot.router import ReminderKind, Router, TodoItem
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
@@ -23,15 +24,16 @@ from bot.timeparse import clock_time, format_time
 if TYPE_CHECKING:
     from bot.assistant import Assistant
 
+router = Router("todo")
 TODO_PAGE = 12
 _TODO_WORDS = re.compile(r"^(待办|我的待办|待办事项|todo)$", re.I)
 # '21:00-07:30', '22点-7点', '晚上10点到早上7点': two times of day and what goes between.
 _QUIET_SPLIT = re.compile(r"\s*(?:-|~|～|－|—+|到|至)\s*")
 
 
-async def todo_items(ctx: Ctx) -> list[TodoItem]:
+async def todo_items(ctx: Ctx, kinds: Iterable[ReminderKind]) -> list[TodoItem]:
     items: list[TodoItem] = []
-    for kind in REGISTRY.reminders.values():
+    for kind in kinds:
         if kind.todo is not None:
             items += await kind.todo(ctx)
     return sorted(items, key=lambda i: (not i.overdue, i.due))
@@ -52,9 +54,9 @@ def _lead_order(ctx: Ctx, items: list[TodoItem]) -> tuple[list[TodoItem], list[T
     return waiting, [i for i in items if i not in waiting]
 
 
-async def show_todo(ctx: Ctx, offset: int = 0) -> Outcome:
+async def show_todo(app: Assistant, ctx: Ctx, offset: int = 0) -> Outcome:
     """Every open item, a page of TODO_PAGE at a time (◀️ ▶️), a lead's decisions first."""
-    items = await todo_items(ctx)
+    items = await todo_items(ctx, app.router.reminders.values())
     if not items:
         return Outcome().add(ctx.t("todo.none"))
     key = "todo.title_team" if ctx.user.sees_whole_team else "todo.title"
@@ -73,28 +75,28 @@ async def show_todo(ctx: Ctx, offset: int = 0) -> Outcome:
         lines.append(_todo_line(ctx, ordered[n]))
     shown = ordered[offset:offset + TODO_PAGE]
     rows = [[i.button] for i in shown[:8]]
-    nav = pager(ctx.t, "todop", offset, TODO_PAGE, len(ordered))
+    nav = pager(ctx.t, router.action("todop"), offset, TODO_PAGE, len(ordered))
     return Outcome().add("\n".join(lines), [*rows, nav] if nav else rows)
 
 
-@REGISTRY.command("todo")
+@router.command("todo")
 async def todo_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await app.with_form_reminder(ctx, draft, await show_todo(ctx))
+    return await app.with_form_reminder(ctx, draft, await show_todo(app, ctx))
 
 
-REGISTRY.request_patterns.append(_TODO_WORDS)
+router.request_patterns.append(_TODO_WORDS)
 
 
-@REGISTRY.intent
+@router.intent
 async def todo_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
-    return await show_todo(ctx) if _TODO_WORDS.match(normalize_input(text)) else None
+    return await show_todo(app, ctx) if _TODO_WORDS.match(normalize_input(text)) else None
 
 
-@REGISTRY.button("todop")
+@router.button("todop")
 async def todo_page(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     if not arg.isdigit():
         return Outcome(toast=ctx.t("button.stale"))
-    return await show_todo(ctx, int(arg))
+    return await show_todo(app, ctx, int(arg))
 
 
 # --- snooze ---------------------------------------------------------------------------
@@ -114,7 +116,7 @@ def _snooze_until(ctx: Ctx, how: str) -> datetime | None:
     return ctx.now + timedelta(minutes=minutes)
 
 
-@REGISTRY.button("snz")
+@router.button("snz")
 async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     m = re.fullmatch(r"(\d+)(h|m|s\d{1,4})", arg)
     until = _snooze_until(ctx, m.group(2)) if m else None
@@ -132,7 +134,7 @@ async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Out
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("reminder.snooze_gone"))
     when = format_time(until.astimezone(ctx.tz), ctx.locale)
     text = ctx.t("reminder.snoozed", when=when)
-    if overdue_urgent(r) and await _tell_leads_of_snooze(ctx, r, until):
+    if overdue_urgent(r) and await _tell_leads_of_snooze(app, ctx, r, until):
         text += "\n" + ctx.t("reminder.snoozed_lead_told")
     window = await quiet_window(ctx.services, ctx.user.id)
     if not r.urgent and window and in_quiet(until.astimezone(ctx.tz), *window):
@@ -140,14 +142,14 @@ async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Out
     return Outcome(toast=ctx.t("reminder.snoozed_toast")).add(text)
 
 
-async def _tell_leads_of_snooze(ctx: Ctx, r: Reminder, until: datetime) -> bool:
+async def _tell_leads_of_snooze(app: Assistant, ctx: Ctx, r: Reminder, until: datetime) -> bool:
     """An overdue urgent item put off: the team's leads (not the one snoozing) hear of it at
     once, through quiet hours, as the escalation they would otherwise get later."""
     services = ctx.services
     leads = await services.people.leads_of(r.team_id, ctx.user.id)
     if not leads:
         return False
-    kind = REGISTRY.reminders.get(r.subject)
+    kind = app.router.reminders.get(r.subject)
     item = await kind.describe(ctx, r) if kind and kind.describe else r.subject
     async with services.db.tx() as tx:
         for lead in leads:
@@ -165,7 +167,7 @@ async def _render_snoozed(ctx: Ctx, r: Reminder) -> Reply:
                        item=r.detail.get("item", ""), when=format_time(until, ctx.locale)))
 
 
-REGISTRY.reminder_kind(SNOOZED_SUBJECT, ReminderKind(render=_render_snoozed, snoozable=False))
+router.reminder_kind(SNOOZED_SUBJECT, ReminderKind(render=_render_snoozed, snoozable=False))
 
 
 # --- settings: quiet hours ------------------------------------------------------------
@@ -180,21 +182,21 @@ async def show_settings(ctx: Ctx) -> Outcome:
     text = ctx.t("settings.title", quiet=quiet, digest=ctx.services.settings.digest_time)
     return Outcome().add(text, [
         [Button(ctx.t("btn.quiet_change"), callback(GLOBAL_TOKEN, "cmd", "quiet"))],
-        [Button(ctx.t("btn.quiet_off"), callback(GLOBAL_TOKEN, "quiet", "off")),
-         Button(ctx.t("btn.quiet_default"), callback(GLOBAL_TOKEN, "quiet", "default"))]])
+        [Button(ctx.t("btn.quiet_off"), router.callback("quiet", "off")),
+         Button(ctx.t("btn.quiet_default"), router.callback("quiet", "default"))]])
 
 
-@REGISTRY.command("settings")
+@router.command("settings")
 async def settings_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     return await app.with_form_reminder(ctx, draft, await show_settings(ctx))
 
 
-@REGISTRY.command("quiet")
+@router.command("quiet")
 async def quiet_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     return await app.open_form(ctx, draft, QUIET.name)
 
 
-@REGISTRY.button("quiet")
+@router.button("quiet")
 async def quiet_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     prefs = UserPrefs(ctx.services.db)
     if arg == "off":
@@ -226,7 +228,7 @@ async def save_quiet(ctx: Ctx, values: dict[str, Any], token: str,
     return Saved(ctx.t("settings.quiet_saved", start=start, end=end), [])
 
 
-QUIET = REGISTRY.form(FormSpec(
+QUIET = router.form(FormSpec(
     name="quiet", title="form.quiet.title",
     fields=(Field("window", "field.quiet", "form.quiet.window", Kind.TEXT, parse=parse_quiet,
                   show=show_quiet),),

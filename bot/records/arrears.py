@@ -30,7 +30,7 @@ from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind, Pa
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import Button, Outcome, Reply
 from bot.models import Role, User
 from bot.records import runtime as rt
 from bot.records.common import (
@@ -45,7 +45,7 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, TodoItem
+from bot.router import Router, TodoItem
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.statuses import arrears_status
@@ -58,6 +58,7 @@ from bot.workcal import WorkCalendar
 if TYPE_CHECKING:
     from bot.assistant import Assistant
 
+router = Router("arrears")
 SUBJECT = "arrears"
 UNPAID = ("collecting", "notice_served", "cut_off")
 _INTENT = re.compile(r"^(登记欠费|欠费登记|新增欠费|录入欠费|新欠费)\s*(.*)$")
@@ -224,7 +225,7 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
     return ARREARS_RECORDS.saved(ctx, aid, "\n".join(lines))
 
 
-ARREARS = REGISTRY.form(FormSpec(
+ARREARS = router.form(FormSpec(
     name="arrears",
     title="form.arrears.title",
     fields=(
@@ -680,8 +681,8 @@ def _lead_decides(ctx: Ctx, rec: Arrears) -> bool:
 
 
 def decision_buttons(ctx: Ctx, aid: int) -> list[Button]:
-    return [Button(ctx.t("btn.arrears_approve"), callback(GLOBAL_TOKEN, "arry", aid)),
-            Button(ctx.t("btn.arrears_refuse"), callback(GLOBAL_TOKEN, "arrx", aid))]
+    return [Button(ctx.t("btn.arrears_approve"), router.callback("arry", aid)),
+            Button(ctx.t("btn.arrears_refuse"), router.callback("arrx", aid))]
 
 
 async def _refuse_notice(ctx: Ctx, rec: Arrears) -> str | None:
@@ -962,8 +963,9 @@ ARREARS_RECORDS = rt.RecordType(
     ladders=(rt.Ladder("restore", "arrears.step.restore", lambda a: a.restore_due,
                        lambda a: a.status != "paid", ("arrs",), drop_late_soon=False),),
     other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
-    describe=describe).register()
+    describe=describe).register(router)
 ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
-REGISTRY.openers["ary"] = open_approval
-REGISTRY.opener_button("arry", "ary")
+router.form(APPROVE)
+router.openers["ary"] = open_approval
+router.opener_button("arry", "ary")
 ARREARS_RECORDS.on_tap("arrx", refuse_cutoff)

@@ -27,13 +27,14 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, TodoItem
+from bot.router import Router, TodoItem
 from bot.services import Ctx, Services
 from bot.statuses import complaint_status
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 
+router = Router("complaints")
 SUBJECT = "complaint"
 _INTENT = re.compile(r"^(登记投诉|投诉登记|登记工单|95598工单|新工单|登记95598)\s*(.*)$")
 CONTACT_METHODS = ("phone", "visit", "sms", "wechat")
@@ -135,7 +136,7 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
     return COMPLAINTS.saved(ctx, cid, "\n".join(lines))
 
 
-COMPLAINT = REGISTRY.form(FormSpec(
+COMPLAINT = router.form(FormSpec(
     name="complaint",
     title="form.complaint.title",
     fields=(
@@ -291,4 +292,4 @@ COMPLAINTS = rt.RecordType(
         rt.Ladder("reply", "complaint.step.reply", lambda c: c.reply_due,
                   lambda c: c.status == "closed", ("cplr",), drop_late_soon=False),
     ),
-    todo_items=todo, after_sent=after_sent).register()
+    todo_items=todo, after_sent=after_sent).register(router)

@@ -15,7 +15,7 @@ from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import Button, Outcome, Reply
 from bot.handlers.customers import reveal_number
 from bot.privacy import mask_phone
 from bot.records import runtime as rt
@@ -28,7 +28,7 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, TodoItem
+from bot.router import Router, TodoItem, feature_callback
 from bot.services import Ctx
 from bot.statuses import outage_status
 from bot.storage.conversations import Draft
@@ -41,6 +41,7 @@ from bot.vocab import AREA_TOKEN
 if TYPE_CHECKING:
     from bot.assistant import Assistant
 
+router = Router("outages")
 SUBJECT = "outage"
 KINDS = ("planned", "temporary")
 HOW = ("phone", "visit", "message")
@@ -251,7 +252,7 @@ async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datet
         rt.Rung("ask", end, skip_if_past=False)], lead_ids, now)
 
 
-OUTAGE = REGISTRY.form(FormSpec(
+OUTAGE = router.form(FormSpec(
     name="outage",
     title="form.outage.title",
     fields=(
@@ -348,11 +349,11 @@ def _customer_rows(ctx: Ctx, rec: Outage, items: list[Notice],
     calls = rec.status == "planned"
     for c in items[:CARD_CUSTOMER_BUTTONS]:
         arg = f"{rec.id}:{c.customer_id}"
-        row = [] if c.told_at else [Button("☐ " + c.name, callback(GLOBAL_TOKEN, "outc", arg))]
+        row = [] if c.told_at else [Button("☐ " + c.name, router.callback("outc", arg))]
         if calls and c.phone and c.active and c.customer_id not in revealed:
             label = ctx.t("outage.phone", phone=mask_phone(c.phone))
             row.append(Button(label if row else f"{c.name} {label}",
-                              callback(GLOBAL_TOKEN, "outp", arg)))
+                              router.callback("outp", arg)))
         if row:
             rows.append(row)
     return rows
@@ -380,10 +381,10 @@ async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
     if item.told_at:
         return await _refreshed(ctx, oid, ctx.t("outage.already_told"))
-    how = [Button(ctx.t(f"outage.how_btn.{h}"), callback(GLOBAL_TOKEN, "outh", f"{oid}:{cid}:{h}"))
+    how = [Button(ctx.t(f"outage.how_btn.{h}"), router.callback("outh", f"{oid}:{cid}:{h}"))
            for h in HOW]
     return Outcome().add(ctx.t("outage.ask_how", name=item.name), [
-        how, [Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", cid)),
+        how, [Button(ctx.t("btn.customer_card"), feature_callback("customers", "cust", cid)),
               OUTAGES.open_button(ctx, oid)]])
 
 
@@ -443,7 +444,7 @@ async def cancel_outage(ctx: Ctx, rec: Outage, confirmed: bool) -> Outcome:
         return await _refreshed(ctx, rec.id, ctx.t("outage.cannot_cancel"))
     if not confirmed:
         return Outcome().add(ctx.t("outage.cancel_confirm", item=title(ctx, rec)), [[
-            Button(ctx.t("btn.outage_cancel_yes"), callback(GLOBAL_TOKEN, "outxy", rec.id)),
+            Button(ctx.t("btn.outage_cancel_yes"), router.callback("outxy", rec.id)),
             OUTAGES.open_button(ctx, rec.id)]])
     async with ctx.services.db.tx() as tx:
         await STORE.update(tx, rec.id, {"status": "cancelled", "updated_at": iso(ctx.now)},
@@ -507,10 +508,10 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
 
 
 # --- wiring ---------------------------------------------------------------------------
-REGISTRY.request_patterns.append(_INTENT)
+router.request_patterns.append(_INTENT)
 
 
-@REGISTRY.intent
+@router.intent
 async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _INTENT.match(normalize_input(text))
     if m is None:
@@ -544,19 +545,19 @@ def _ids(arg: str, parts: int) -> list[int] | None:
     return [int(b) for b in bits]
 
 
-@REGISTRY.button("outc")
+@router.button("outc")
 async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
     return await ask_how(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
-@REGISTRY.button("outp")
+@router.button("outp")
 async def phone_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
     return await reveal_phone(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
-@REGISTRY.button("outh")
+@router.button("outh")
 async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     oid, _, rest = arg.partition(":")
     cid, _, how = rest.partition(":")
@@ -580,5 +581,5 @@ OUTAGES = rt.RecordType(
     ladders=(rt.Ladder("notice", "outage.step.notice", lambda o: o.notice_due,
                        lambda o: o.status != "planned" or o.notice_posted_at is not None,
                        ("outn",)),),
-    other_reminders=other_reminders, todo_items=todo).register()
+    other_reminders=other_reminders, todo_items=todo).register(router)
 OUTAGES.on_tap("outxy", partial(cancel_outage, confirmed=True))

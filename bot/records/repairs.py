@@ -34,7 +34,7 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.registry import REGISTRY, TodoItem
+from bot.router import Router, TodoItem
 from bot.services import Ctx
 from bot.statuses import repair_status
 from bot.storage.db import iso
@@ -42,6 +42,7 @@ from bot.storage.reminders import Reminders
 from bot.timeparse import find_time
 from bot.vocab import take_area
 
+router = Router("repairs")
 SUBJECT = "repair"
 AREA_KINDS: tuple[AreaKind, ...] = ("city", "rural", "remote")
 # Only a message that *starts* with the word opens a repair: `记录报修 3号台区` stays a work log.
@@ -133,7 +134,7 @@ def action_rows(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
              *(t.button(ctx, rid) for t in REPAIRS.transitions if status in t.allowed)]]
 
 
-REPAIR = REGISTRY.form(FormSpec(
+REPAIR = router.form(FormSpec(
     name="repair",
     title="form.repair.title",
     fields=(
@@ -304,4 +305,4 @@ REPAIRS = rt.RecordType(
         rt.Ladder("restore", "repair.step.restore", lambda r: r.restore_due,
                   lambda r: r.status == "restored", ("repr",)),
     ),
-    todo_items=todo).register()
+    todo_items=todo).register(router)

@@ -21,9 +21,9 @@ from bot.conversations.engine import FormSpec, Saved, SaveFn
 from bot.conversations.fields import Field, Invalid, Kind, ParseFn
 from bot.conversations.worklog import parse_when
 from bot.deadlines import is_overdue
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import Button, Outcome, Reply
 from bot.records.common import now_value, remaining, show_time, when
-from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.router import ReminderKind, Router, TodoItem, feature_callback
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
@@ -207,6 +207,7 @@ class Transition:
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
     run: Act | None = None
     intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
+    feature: str = ""  # the owning feature's router name, set when the record type registers
 
     def allows(self, ctx: Ctx, rec: Record) -> bool:
         if isinstance(self.allowed, tuple):
@@ -214,7 +215,7 @@ class Transition:
         return self.allowed(ctx, rec)
 
     def button(self, ctx: Ctx, rid: int) -> Button:
-        return Button(ctx.t(self.label), callback(GLOBAL_TOKEN, self.action, rid))
+        return Button(ctx.t(self.label), feature_callback(self.feature, self.action, rid))
 
 
 CardFn = Callable[[Ctx, Any, str | None], Awaitable[Outcome]]
@@ -224,7 +225,7 @@ OtherFn = Callable[[Ctx, Reminder, Any], Awaitable[Reply | None]]
 
 @dataclass
 class RecordType(Generic[R]):
-    """One declared record type; `register()` wires its buttons and openers."""
+    """One declared record type; `register(router)` wires its buttons and openers."""
 
     subject: str
     store: Store[R]
@@ -246,34 +247,42 @@ class RecordType(Generic[R]):
     todo_items: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
     after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
     describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
+    router: Router = dataclasses.field(default_factory=Router, repr=False)  # set by register
 
-    def register(self) -> RecordType[R]:
-        REGISTRY.buttons[self.open_action] = self._open_card
+    def register(self, router: Router) -> RecordType[R]:
+        """Declare this record type's forms, buttons, openers and reminders on `router`."""
+        self.router = router
+        self.transitions = tuple(dataclasses.replace(t, feature=router.name)
+                                 for t in self.transitions)
+        router.buttons[router.action(self.open_action)] = self._open_card
+        if self.form is not None:
+            router.form(self.form)
         if self.command:
-            REGISTRY.commands[self.command] = self._command
+            router.commands[self.command] = self._command
         if self.intent is not None:
-            REGISTRY.intents.append(self._intent)
-            REGISTRY.request_patterns.append(self.intent)
-        REGISTRY.reminder_kind(self.subject, ReminderKind(
+            router.intents.append(self._intent)
+            router.request_patterns.append(self.intent)
+        router.reminder_kind(self.subject, ReminderKind(
             render=self.render, after_sent=self.after_sent, todo=self.todo_items,
             describe=self.describe or self._describe))
         for t in self.transitions:
             if t.form is not None:
-                REGISTRY.openers[t.opener] = self._opener(t)
-                REGISTRY.opener_button(t.action, t.opener)
+                router.form(t.form)
+                router.openers[t.opener] = self._opener(t)
+                router.opener_button(t.action, t.opener)
             elif t.run is not None:
                 self.on_tap(t.action, t.run)
         return self
 
     def on_tap(self, action: str, run: Act) -> None:
-        """A one-tap button -|action|ID acting on a record the user may see (the action
-        re-checks the state: a stale card may offer what is no longer allowed)."""
+        """A one-tap button -|<feature>.action|ID acting on a record the user may see (the
+        action re-checks the state: a stale card may offer what is no longer allowed)."""
         async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
             if not arg.isdigit():
                 return stale(ctx)
             rec = await self.store.visible(ctx, int(arg))
             return await run(ctx, rec) if rec else Outcome().add(ctx.t(self.not_found))
-        REGISTRY.buttons[action] = handler
+        self.router.buttons[self.router.action(action)] = handler
 
     def action(self, action: str) -> Transition:
         return next(t for t in self.transitions if t.action == action)
@@ -315,8 +324,8 @@ class RecordType(Generic[R]):
         return self.title(ctx, rec) if rec else ctx.t(self.not_found)
 
     def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
-        return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
-                                                                rid))
+        return Button(label or ctx.t(self.open_label), self.router.callback(self.open_action,
+                                                                            rid))
 
     def saved_buttons(self, ctx: Ctx, rid: int) -> list[list[Button]]:
         return [[self.open_button(ctx, rid)]]
@@ -415,6 +424,7 @@ def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_when,
 
 
 def action_form(name: str, save: SaveFn, *fields: Field) -> FormSpec:
-    """The small form a transition asks (title `form.<name>.title`), 现在 as a quick answer."""
-    return REGISTRY.form(FormSpec(name=name, title=f"form.{name}.title", fields=fields,
-                                  save=save, quick={"now": now_value}))
+    """The small form a transition asks (title `form.<name>.title`), 现在 as a quick answer;
+    declared on the router with the transition that asks it."""
+    return FormSpec(name=name, title=f"form.{name}.title", fields=fields, save=save,
+                    quick={"now": now_value})

@@ -18,11 +18,11 @@ from bot.events import Attachment, Outcome, Reply
 from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
-from bot.registry import REGISTRY, PushFn
 from bot.reminders import ReminderService, in_quiet, job_failed, jobs_done
 from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
 from bot.reports.ranges import Period, RangeError, parse_range, weekly_report_due
 from bot.reports.text import SUMMARY_CHARS, render
+from bot.router import PushFn, Router
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
@@ -37,6 +37,7 @@ MAX_PAPER_ENTRIES = 3000  # a bigger printable file is the CLI's job
 # Reports made per scan: the scan also carries the reminders, so a 500-person Monday is
 # spread over a few scans (a minute apart) instead of holding them up for one long one.
 MAX_PUSHES_PER_SCAN = 100
+router = Router("reports")
 _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
@@ -156,17 +157,17 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
     return Outcome(replies=[reply])
 
 
-@REGISTRY.command("report")
+@router.command("report")
 async def report_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     return await app.with_form_reminder(ctx, draft, await report(ctx, arg))
 
 
-@REGISTRY.command("export")
+@router.command("export")
 async def export_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     return await app.with_form_reminder(ctx, draft, await export(ctx, arg))
 
 
-@REGISTRY.intent
+@router.intent
 async def report_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     s = normalize_input(text)
     m = _REPORT_WORDS.match(s)
@@ -195,7 +196,7 @@ async def _weekly_reply(services: Services, user: User, period: Period, now: dat
     return team_replies[k]
 
 
-@REGISTRY.every_scan
+@router.every_scan
 async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> int:
     """From Monday at TAIQU_WEEKLY_REPORT_TIME: each lead gets the team's report for the week
     just ended, each manager their own. Once per person and week (job_runs), so a second scan

@@ -20,7 +20,6 @@ from bot.channels.wecom.api import (
 from bot.channels.wecom.config import WeComSettings, load_wecom_settings
 from bot.channels.wecom.inbox import InboxWorker
 from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
-from bot.channels.wecom.robot import team_robot_job  # noqa: F401  (the Monday robot summary)
 from bot.channels.wecom.server import CallbackServer, EndpointConfig
 from bot.channels.wecom.store import Budget, WeComStore
 from bot.config import Settings

@@ -14,15 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bot.channels.wecom.api import split_text
-from bot.registry import REGISTRY, PushFn
 from bot.reminders import jobs_done
 from bot.reports.figures import Scope, compute
 from bot.reports.ranges import weekly_report_due
 from bot.reports.text import team_summary
+from bot.router import PushFn, Router
 from bot.services import Services
 from bot.storage.db import iso
 
 log = logging.getLogger(__name__)
+router = Router("wecom_robot")
 JOB = "team_robot"  # job_runs: one row per team (in user_id) and week
 ROBOT_PER_MINUTE = 20  # WeCom's limit per robot
 
@@ -96,7 +97,7 @@ class RobotSender:
 SENDER = RobotSender()
 
 
-@REGISTRY.every_scan
+@router.every_scan
 async def team_robot_job(services: Services, push: PushFn, now: datetime) -> int:
     """From Monday at TAIQU_WEEKLY_REPORT_TIME, each team with a robot gets the summary of
     the week just ended in its group, once (job_runs), retried at later scans on a fault."""

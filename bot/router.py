@@ -1,0 +1,215 @@
+"""How a feature plugs into the core: one `Router` per feature holds its forms, commands,
+buttons, free-text intents, record openers, reminders and periodic jobs. The composition
+root (bot.features) includes the feature routers in an explicit order, which is also the
+order free text is offered to the features' intents."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, TypeVar
+
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+    from bot.conversations.engine import FormSpec
+    from bot.services import Ctx, Services
+    from bot.storage.conversations import Draft
+    from bot.storage.reminders import Reminder
+
+# The module whose build_router() lists the features. Named, not imported, so the core never
+# depends on a feature (the Django ROOT_URLCONF pattern); tests and tools may pass a router.
+COMPOSITION_ROOT = "bot.features"
+
+# (assistant, ctx, open draft or None, argument) -> outcome
+HandlerFn = Callable[["Assistant", "Ctx", "Draft | None", str], Awaitable[Outcome]]
+# (assistant, ctx, text) -> outcome, or None when the text is not this feature's
+IntentFn = Callable[["Assistant", "Ctx", str], Awaitable[Outcome | None]]
+# (assistant, ctx, record id) -> outcome that opens a form about that record
+OpenerFn = Callable[["Assistant", "Ctx", int], Awaitable[Outcome]]
+# Jobs run on every reminder scan (e.g. the Monday report): (services, push, now) -> sent.
+# `push(user_id, reply)` delivers like a reminder; a job keeps itself once-only (job_runs).
+# (ctx, text) -> whether typed text inside a form is a new request of this feature's, where a
+# pattern alone cannot tell (a log sentence naming an area but no work done).
+RequestFn = Callable[["Ctx", str], Awaitable[bool]]
+PushFn = Callable[[int, Reply], Awaitable[None]]
+PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
+
+
+def stale_reply(ctx: Ctx) -> Outcome:
+    """A button whose data no longer fits what it asks (old, forged or cut short)."""
+    return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+
+
+def by_id(show: Callable[[Ctx, int], Awaitable[Outcome]]) -> HandlerFn:
+    """A button `-|<feature>.<action>|ID` that shows record ID (stale unless ID is a number)."""
+    async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+        return await show(ctx, int(arg)) if arg.isdigit() else stale_reply(ctx)
+    return handler
+
+
+def opens(prefix: str) -> HandlerFn:
+    """A button `-|<feature>.<action>|ID` that opens opener `prefix` for record ID, asking
+    first if another form is open."""
+    async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+        if not arg.isdigit():
+            return stale_reply(ctx)
+        return await app.open_form(ctx, draft, f"{prefix}{arg}")
+    return handler
+
+
+@dataclass(frozen=True)
+class TodoItem:
+    due: datetime
+    text: str
+    button: Button
+    overdue: bool = False
+    urgent: bool = False
+    owner: str = ""  # whose item it is: a lead's list names them
+    owner_id: int | None = None
+    # Waiting for a lead: a decision only a lead takes, or an overdue item the ladder has
+    # escalated to the leads. A lead's list starts with these (not the lead's own).
+    for_lead: bool = False
+
+
+@dataclass(frozen=True)
+class ReminderKind:
+    """How reminders about one kind of record are worded and what follows them."""
+
+    # The message for a due reminder, from the record as it is now; None = settled, drop it.
+    render: Callable[[Ctx, Reminder], Awaitable[Reply | None]]
+    # Plan the next occurrence of a repeating reminder (overdue daily, follow-ups).
+    after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
+    # Open items of this kind for /todo and the morning digest.
+    todo: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
+    # One line naming the record (for escalations and the digest).
+    describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
+    # Offer the snooze buttons under it (not under a one-off notice that needs no action).
+    snoozable: bool = True
+
+
+V = TypeVar("V")
+
+
+def namespaced(feature: str, action: str) -> str:
+    return f"{feature}.{action}" if feature else action
+
+
+def feature_callback(feature: str, action: str, arg: str | int = "") -> str:
+    """Data of a global (no form) button that runs `feature`'s `action`."""
+    return callback(GLOBAL_TOKEN, namespaced(feature, action), arg)
+
+
+def _merge(into: dict[str, V], items: dict[str, V], what: str) -> None:
+    """Two features claiming one name is a wiring mistake: fail at start, not at a tap."""
+    for key, value in items.items():
+        if key in into and into[key] is not value:
+            raise ValueError(f"{what} {key!r} is declared twice")
+        into[key] = value
+
+
+@dataclass
+class Router:
+    """One feature's contributions, or (the root) all features' in their priority order.
+    A named router's button actions are `<name>.<action>`; the root has no name."""
+
+    name: str = ""
+    forms: dict[str, FormSpec] = field(default_factory=dict)
+    commands: dict[str, HandlerFn] = field(default_factory=dict)
+    buttons: dict[str, HandlerFn] = field(default_factory=dict)
+    intents: list[IntentFn] = field(default_factory=list)
+    # The sentence readers behind `intents` (group 1 the lead, group 2 the rest): inside a form
+    # they tell a new request from an answer without running it.
+    request_patterns: list[re.Pattern[str]] = field(default_factory=list)
+    request_readers: list[RequestFn] = field(default_factory=list)
+    openers: dict[str, OpenerFn] = field(default_factory=dict)
+    reminders: dict[str, ReminderKind] = field(default_factory=dict)
+    periodic: list[PeriodicFn] = field(default_factory=list)
+    # Button data already on phones from before the namespacing: old action -> new action.
+    legacy_actions: dict[str, str] = field(default_factory=dict)
+    # The form a target that names no form and no record opens (an old 放弃并新建 button).
+    default_form: str = ""
+
+    def action(self, action: str) -> str:
+        """This feature's name for one of its button actions."""
+        return namespaced(self.name, action)
+
+    def callback(self, action: str, arg: str | int = "") -> str:
+        """Data of a global (no form) button that runs this feature's `action`."""
+        return feature_callback(self.name, action, arg)
+
+    def include_router(self, other: Router) -> Router:
+        _merge(self.forms, other.forms, "form")
+        _merge(self.commands, other.commands, "command")
+        _merge(self.buttons, other.buttons, "button action")
+        _merge(self.openers, other.openers, "opener")
+        _merge(self.reminders, other.reminders, "reminder subject")
+        _merge(self.legacy_actions, other.legacy_actions, "legacy action")
+        self.intents += other.intents
+        self.request_patterns += other.request_patterns
+        self.request_readers += other.request_readers
+        self.periodic += other.periodic
+        self.default_form = self.default_form or other.default_form
+        return self
+
+    def button_handler(self, action: str) -> HandlerFn | None:
+        return self.buttons.get(self.legacy_actions.get(action, action))
+
+    def form(self, spec: FormSpec) -> FormSpec:
+        self.forms[spec.name] = spec
+        return spec
+
+    def command(self, name: str) -> Callable[[HandlerFn], HandlerFn]:
+        def deco(fn: HandlerFn) -> HandlerFn:
+            self.commands[name] = fn
+            return fn
+        return deco
+
+    def button(self, action: str) -> Callable[[HandlerFn], HandlerFn]:
+        def deco(fn: HandlerFn) -> HandlerFn:
+            self.buttons[self.action(action)] = fn
+            return fn
+        return deco
+
+    def intent(self, fn: IntentFn) -> IntentFn:
+        self.intents.append(fn)
+        return fn
+
+    def opener_button(self, action: str, prefix: str) -> None:
+        """A global button `-|<name>.action|ID` that opens opener `prefix` for record ID
+        (asking first if another form is open)."""
+        async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+            if not arg.isdigit():
+                return Outcome(toast=ctx.t("button.stale"))
+            return await app.open_form(ctx, draft, f"{prefix}{int(arg)}")
+
+        self.buttons[self.action(action)] = handler
+
+    def request_reader(self, fn: RequestFn) -> RequestFn:
+        self.request_readers.append(fn)
+        return fn
+
+    def opener(self, prefix: str) -> Callable[[OpenerFn], OpenerFn]:
+        def deco(fn: OpenerFn) -> OpenerFn:
+            self.openers[prefix] = fn
+            return fn
+        return deco
+
+    def reminder_kind(self, subject: str, kind: ReminderKind) -> None:
+        self.reminders[subject] = kind
+
+    def every_scan(self, fn: PeriodicFn) -> PeriodicFn:
+        self.periodic.append(fn)
+        return fn
+
+
+@cache
+def app_router() -> Router:
+    """The features as the composition root lists them (built once per process)."""
+    root: Router = importlib.import_module(COMPOSITION_ROOT).build_router()
+    return root

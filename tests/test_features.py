@@ -1,0 +1,168 @@
+"""Issue #10 §1: features are routers the composition root lists; a new feature plugs in
+without editing the core, the list's order is the free-text priority, and button data
+already on phones (before actions were namespaced by feature) keeps working."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bot import i18n
+from bot.assistant import Assistant
+from bot.channels.telegram import TELEGRAM_CAPS
+from bot.conversations.engine import FormSpec, Saved
+from bot.conversations.fields import Field, Kind
+from bot.events import Button, Outcome
+from bot.features import FEATURES, build_router
+from bot.handlers.menu import command_descriptions
+from bot.router import Router, by_id
+from bot.services import Ctx, Services
+from bot.textutil import normalize_input
+from tests.conftest import Chat, make_user
+
+if TYPE_CHECKING:
+    from bot.storage.conversations import Draft
+
+# The example feature of CONTRIBUTING.md: its locale entries, as locales/<loc>/publicity.json.
+PUBLICITY_LOCALES = {
+    "zh_CN": {"form.publicity.title": "宣传记录", "field.publicity_topic": "宣传主题",
+              "form.publicity.topic": "宣传的主题是什么？", "publicity.saved": "已登记宣传：{topic}",
+              "publicity.card": "宣传 #{id}", "btn.publicity_open": "查看宣传",
+              "cmd.publicity": "登记宣传"},
+    "en": {"form.publicity.title": "Publicity", "field.publicity_topic": "Topic",
+           "form.publicity.topic": "What was the publicity about?",
+           "publicity.saved": "Publicity recorded: {topic}", "publicity.card": "Publicity #{id}",
+           "btn.publicity_open": "Open", "cmd.publicity": "Record publicity"},
+}
+
+
+def publicity_feature() -> Router:
+    """A minimal 宣传 feature, written the way CONTRIBUTING.md shows: one router."""
+    router = Router("publicity")
+
+    async def save(ctx: Ctx, values: dict[str, Any], token: str,
+                   meta: dict[str, Any]) -> Saved:
+        return Saved(ctx.t("publicity.saved", topic=values["topic"]),
+                     [[Button(ctx.t("btn.publicity_open"), router.callback("open", 7))]])
+
+    form = router.form(FormSpec(
+        name="publicity", title="form.publicity.title",
+        fields=(Field("topic", "field.publicity_topic", "form.publicity.topic", Kind.TEXT),),
+        save=save, quick={}))
+
+    @router.command("publicity")
+    async def command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+        return await app.open_form(ctx, draft, form.name)
+
+    @router.intent
+    async def intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+        s = normalize_input(text)
+        if not s.startswith("宣传"):
+            return None
+        topic = s.removeprefix("宣传").strip()
+        return await app.engine.start(ctx, form.name, {"topic": topic} if topic else None)
+
+    async def card(ctx: Ctx, rid: int) -> Outcome:
+        return Outcome().add(ctx.t("publicity.card", id=rid))
+
+    router.button("open")(by_id(card))
+    return router
+
+
+@pytest.fixture
+def publicity_locales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The locales folder as it is, plus the example feature's own catalog files."""
+    locales = tmp_path / "locales"
+    shutil.copytree(i18n.LOCALES_DIR, locales)
+    for loc, entries in PUBLICITY_LOCALES.items():
+        (locales / loc / "publicity.json").write_text(json.dumps(entries, ensure_ascii=False),
+                                                      encoding="utf-8")
+    monkeypatch.setattr(i18n, "LOCALES_DIR", locales)
+    i18n.catalog.cache_clear()
+    yield
+    i18n.catalog.cache_clear()
+
+
+def root_with(extra: Router, *, first: bool) -> Router:
+    """The composition root as bot.features builds it, with one more feature listed."""
+    root = Router()
+    routers = [f.router for f in FEATURES]
+    for r in [extra, *routers] if first else [*routers, extra]:
+        root.include_router(r)
+    return root
+
+
+async def chat_with(services: Services, root: Router) -> Chat:
+    core = Assistant(services, router=root)
+    core.register_channel("test", TELEGRAM_CAPS)
+    await make_user(services, "张三")
+    return Chat(core, "test", "张三")
+
+
+@pytest.mark.usefixtures("publicity_locales")
+async def test_a_new_feature_plugs_in_without_touching_the_core(services: Services) -> None:
+    root = root_with(publicity_feature(), first=True)  # 宣传 is a work item too: before the log
+    zhang = await chat_with(services, root)
+    await zhang.say("/publicity")
+    assert "宣传的主题是什么？" in zhang.text
+    await zhang.say("安全用电进社区")
+    await zhang.press("保存")
+    assert "已登记宣传：安全用电进社区" in zhang.text
+    await zhang.press("查看宣传")
+    assert zhang.text == "宣传 #7"
+    await zhang.say("宣传 防窃电")  # its sentence starter, read by its own intent
+    assert "宣传主题" in zhang.text and "防窃电" in zhang.text
+    assert ("publicity", "登记宣传") in command_descriptions("zh_CN", root)  # the / menu
+
+
+async def test_the_roots_order_is_the_free_text_priority(services: Services) -> None:
+    """A sentence both a feature and the work log could read goes to the one listed first."""
+    claims = Router("claims")
+
+    @claims.intent
+    async def patrol(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+        return Outcome().add("claimed") if text.startswith("巡视") else None
+
+    first = await chat_with(services, root_with(claims, first=True))
+    await first.say("巡视 3号台区")
+    assert first.text == "claimed"
+    last = Chat(Assistant(services, router=root_with(claims, first=False)), "test", "张三")
+    await last.say("巡视 3号台区")
+    assert "什么时候做的" in last.text  # the work log, listed before it, read the sentence
+
+
+async def test_buttons_are_namespaced_and_old_button_data_still_works(zhang: Chat) -> None:
+    await zhang.say("巡视 3号台区 昨天下午3点 2号杆拉线松动")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    assert "已保存工作日志 #1" in zhang.text
+    view = [b.data for r in zhang.last.replies for row in r.buttons for b in row
+            if b.label == "查看"]
+    assert view == ["-|worklog.log|1"]
+    shown = (await zhang.tap("-|worklog.log|1")).replies[0].text
+    assert (await zhang.tap("-|log|1")).replies[0].text == shown  # sent before the namespaces
+    assert "2号杆拉线松动" in shown
+
+
+def test_two_features_claiming_one_name_fail_at_start() -> None:
+    one, two = Router("one"), Router("two")
+    for r in (one, two):
+        r.command("same")(publicity_feature().commands["publicity"])
+    root = Router().include_router(one)
+    with pytest.raises(ValueError, match="command 'same' is declared twice"):
+        root.include_router(two)
+
+
+def test_the_composition_root_lists_every_feature_once() -> None:
+    root = build_router()
+    assert [f.router.name for f in FEATURES] == [
+        "todo", "arrears", "complaints", "outages", "repairs", "reports", "customers", "worklog"]
+    assert set(root.legacy_actions.values()) <= set(root.buttons)
+    assert all("." in action for action in root.buttons)
