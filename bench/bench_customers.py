@@ -9,7 +9,7 @@ measurement) into a fresh SQLite file made by the real migrations. One manager o
 team then types a shuffled mix of 查客户 queries; each chat text goes through the handler's own
 `parse_query` and the timed call is exactly the bot's `Customers.search(user, query, now,
 limit=8, offset=0)` (page of 8 plus the total count). `Customers.get` (opening a card, own team
-and forged ids of other teams) and the whole 查客户 reply (`bot.handlers.customers.search`:
+and forged ids of other teams) and the whole 查客户 reply (`bot.features.customers.handlers.search`:
 areas, save_search, search, formatting) are timed the same way.
 
 Import: a `--rows` CSV and XLSX (and 1/5 of that, to show memory stays flat) with the Chinese
@@ -297,7 +297,7 @@ EXPECTED_KIND = {"name": "text", "area": "area", "account": "account", "category
 async def timed_mix(services: Any, user: Any, mix: list[tuple[str, str]], areas: list[str]
                     ) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
     """Run each chat text as the bot does; time only `Customers.search`."""
-    from bot.handlers.customers import parse_query
+    from bot.features.customers.handlers import parse_query
 
     search = services.customers.search
     for _kind, text in mix[:50]:  # warm-up: SQLite page cache, statement cache
@@ -322,7 +322,7 @@ async def measure_search(path: Path, per_kind: int, admin_per_kind: int,
                          explain: bool) -> dict[str, Any]:
     from bot.clock import FakeClock
     from bot.config import load_settings
-    from bot.handlers.customers import search as handle_search
+    from bot.features.customers.handlers import search as handle_search
     from bot.models import Role
     from bot.services import Ctx, Services
     from bot.storage.customers import Query

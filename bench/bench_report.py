@@ -238,9 +238,9 @@ def reset_peak() -> None:
 async def child(db_path: str, scenario: str, team: str, runs: int) -> dict[str, Any]:
     from bot.clock import FakeClock
     from bot.config import load_settings
-    from bot.reports import chart, paper, text, xlsx
-    from bot.reports.figures import Scope, compute, count_logs, load_logs
-    from bot.reports.ranges import Period, parse_range
+    from bot.features.reports import chart, paper, text, xlsx
+    from bot.features.reports.figures import Scope, compute, count_logs, load_logs
+    from bot.features.reports.ranges import Period, parse_range
     from bot.services import Services
 
     services = await Services.open(load_settings(db_path=db_path), FakeClock(NOW))

@@ -13,9 +13,9 @@ from typing import Any
 
 from bot import validators
 from bot.channel import ChannelCaps
-from bot.conversations.engine import FormEngine, is_word
-from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
+from bot.forms.engine import FormEngine, is_word
+from bot.forms.parking import ACTIVE_EQUIVALENT, Parking
 from bot.handlers.menu import (
     COMMANDS,
     command_lines,

@@ -95,7 +95,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     import re
     from datetime import date
 
-    from bot.reports.paper import ExportError, export_team_logs
+    from bot.features.reports.paper import ExportError, export_team_logs
     from bot.services import Services
 
     days = []

@@ -435,7 +435,7 @@ def _checked(value: V | validators.Rejected, column: str,
 
 
 def _unknown_area(raw: str, ctx: _Context) -> str:
-    from bot.conversations.matching import Choice, match_choice
+    from bot.forms.matching import Choice, match_choice
 
     choices = [Choice(n, n) for n in ctx.area_names]
     close = match_choice(raw, choices).suggestions

@@ -17,7 +17,7 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
-    from bot.conversations.engine import FormSpec
+    from bot.forms.engine import FormSpec
     from bot.services import Ctx, Services
     from bot.storage.conversations import Draft
     from bot.storage.reminders import Reminder

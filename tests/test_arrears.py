@@ -10,11 +10,11 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
-from bot.conversations.fields import Invalid
 from bot.events import Reply
+from bot.features.arrears import parse_amount_text
+from bot.forms.fields import Invalid
 from bot.models import Role, User
 from bot.notify import Dispatcher
-from bot.records.arrears import parse_amount_text
 from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import ROOT, SettingsError, load_settings
-from bot.conversations.matching import Choice, match_choice
-from bot.handlers.intents import simple_intent, worklog_intent
+from bot.features.worklog.intents import simple_intent, worklog_intent
+from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog, catalog_files, t
 from bot.textutil import normalize_input
 from tests.conftest import T0

@@ -9,10 +9,10 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
-from bot.conversations.customer import CUSTOMER, parse_account, parse_account_no
+from bot.features.arrears import ARREARS
+from bot.features.customers.form import CUSTOMER, parse_account, parse_account_no
 from bot.models import Role
 from bot.privacy import mask_address, mask_name, mask_phone
-from bot.records.arrears import ARREARS
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from bot.validators import account_no, phone, visit_days

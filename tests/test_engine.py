@@ -9,11 +9,11 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
-from bot.conversations.fields import FormView, Invalid
 from bot.events import parse_callback
+from bot.features.outages import parse_end
+from bot.forms.fields import FormView, Invalid
 from bot.i18n import t
 from bot.models import Role, User
-from bot.records.outages import parse_end
 from bot.services import Ctx, Services
 from tests.conftest import Chat, at, make_user
 

@@ -15,10 +15,10 @@ import pytest
 from bot import i18n
 from bot.assistant import Assistant
 from bot.channels.telegram import TELEGRAM_CAPS
-from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Kind
 from bot.events import Button, Outcome
 from bot.features import FEATURES, build_router
+from bot.forms.engine import FormSpec, Saved
+from bot.forms.fields import Field, Kind
 from bot.handlers.menu import command_descriptions
 from bot.router import Router, by_id
 from bot.services import Ctx, Services

@@ -17,9 +17,9 @@ from bot.channels.terminal import TerminalChat
 from bot.cli import main
 from bot.customers_io import import_customers
 from bot.events import Attachment, Incoming
+from bot.features.reports.figures import Scope
+from bot.features.reports.handlers import file_stem
 from bot.models import Role
-from bot.reports.figures import Scope
-from bot.reports.handlers import file_stem
 from bot.services import Services
 from tests.conftest import Chat, make_user
 from tests.test_reports import week

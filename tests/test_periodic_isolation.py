@@ -10,10 +10,10 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.events import Reply
+from bot.features.reports import handlers
+from bot.features.reports.figures import Scope
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
-from bot.reports import handlers
-from bot.reports.figures import Scope
 from bot.services import Services
 from tests.conftest import FakeNotifier, at
 from tests.test_reports import TEAM_A, World, make_people, seed

@@ -11,11 +11,11 @@ import pytest
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Reply
+from bot.features.reports.figures import Scope, compute
+from bot.features.reports.ranges import week_of
 from bot.models import Role
 from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
 from bot.reminders import ReminderService
-from bot.reports.figures import Scope, compute
-from bot.reports.ranges import week_of
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
 from bot.storage.people import UserPrefs

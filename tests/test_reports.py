@@ -19,10 +19,10 @@ from openpyxl import load_workbook
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Attachment, Outcome
+from bot.features.reports import chart, text
+from bot.features.reports.figures import Scope, compute
+from bot.features.reports.ranges import Period, RangeError, parse_range
 from bot.models import Role
-from bot.reports import chart, text
-from bot.reports.figures import Scope, compute
-from bot.reports.ranges import Period, RangeError, parse_range
 from bot.rules import work_item_keys
 from bot.services import Services
 from bot.storage.db import iso

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from bot.assistant import Assistant
 from bot.cli import main
 from bot.clock import FakeClock
-from bot.reports import handlers, paper
+from bot.features.reports import handlers, paper
 from bot.services import Services
 from tests.conftest import Chat
 from tests.test_reports import NOW, TEAM_A, World, add_log, make_people, seed

@@ -11,12 +11,12 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import SettingsError, load_settings
 from bot.events import Reply
+from bot.features.reports import handlers
+from bot.features.reports.figures import Scope
+from bot.features.reports.handlers import report_reply
 from bot.models import Role
 from bot.notify import Dispatcher, RetryLater, Unreachable
 from bot.reminders import ReminderService
-from bot.reports import handlers
-from bot.reports.figures import Scope
-from bot.reports.handlers import report_reply
 from bot.services import Services
 from bot.storage.people import UserPrefs
 from tests.conftest import SHANGHAI, make_user

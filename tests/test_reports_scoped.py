@@ -16,9 +16,9 @@ import pytest
 from bench.bench_report import NOW, TZ, build_db
 from bot.clock import FakeClock
 from bot.config import load_settings
-from bot.reports import figures
-from bot.reports.figures import _Q, PersonFigures, Scope, UnpatrolledArea, compute
-from bot.reports.ranges import Period, parse_range
+from bot.features.reports import figures
+from bot.features.reports.figures import _Q, PersonFigures, Scope, UnpatrolledArea, compute
+from bot.features.reports.ranges import Period, parse_range
 from bot.services import Services
 from bot.storage.db import Database
 

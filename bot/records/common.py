@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.conversations.fields import NO_FORM, Filled, FormView, Invalid
 from bot.deadlines import RuleSet, load_ruleset
+from bot.forms.fields import NO_FORM, Filled, FormView, Invalid
 from bot.services import Ctx, Services
 from bot.storage.customers import Customer
 from bot.storage.db import from_iso, iso

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from bot.conversations.engine import FormSpec, Saved, SaveFn
-from bot.conversations.fields import Field, Invalid, Kind, ParseFn
-from bot.conversations.worklog import parse_when
 from bot.deadlines import is_overdue
 from bot.events import Button, Outcome, Reply
+from bot.features.worklog.form import parse_when
+from bot.forms.engine import FormSpec, Saved, SaveFn
+from bot.forms.fields import Field, Invalid, Kind, ParseFn
 from bot.records.common import now_value, remaining, show_time, when
 from bot.router import ReminderKind, Router, TodoItem, feature_callback
 from bot.services import Ctx, Services

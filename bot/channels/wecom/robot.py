@@ -1,7 +1,7 @@
 """A team's WeCom group robot (群机器人): the Monday summary of the team's figures.
 
 Anyone in the group reads it, so it carries team figures and staff names only: never a
-customer's name, phone, account number or address (bot.reports.text.team_summary)."""
+customer's name, phone, account number or address (bot.features.reports.text.team_summary)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from bot.channels.wecom.api import split_text
+from bot.features.reports.figures import Scope, compute
+from bot.features.reports.ranges import weekly_report_due
+from bot.features.reports.text import team_summary
 from bot.reminders import jobs_done
-from bot.reports.figures import Scope, compute
-from bot.reports.ranges import weekly_report_due
-from bot.reports.text import team_summary
 from bot.router import PushFn, Router
 from bot.services import Services
 from bot.storage.db import iso

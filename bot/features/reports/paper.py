@@ -19,12 +19,12 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot import xlsx_safe
+from bot.features.reports.figures import LogRow, Scope, customer_categories, load_logs
+from bot.features.reports.ranges import MAX_DAYS, Period
+from bot.features.reports.xlsx import display_width
 from bot.i18n import t
 from bot.privacy import mask
 from bot.private_files import write_private
-from bot.reports.figures import LogRow, Scope, customer_categories, load_logs
-from bot.reports.ranges import MAX_DAYS, Period
-from bot.reports.xlsx import display_width
 from bot.rules import sensitive_categories, work_item_keys
 
 TICK, BOX = "☑", "□"

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.conversations.worklog import WORKLOG
-from bot.conversations.worklog import offer as worklog_offer
-from bot.conversations.worklog import prefill as worklog_prefill
-from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.handlers.intents import is_log_request, simple_intent, worklog_intent
+from bot.features.worklog.form import WORKLOG
+from bot.features.worklog.form import offer as worklog_offer
+from bot.features.worklog.form import prefill as worklog_prefill
+from bot.features.worklog.form import values_of as worklog_values_of
+from bot.features.worklog.intents import is_log_request, simple_intent, worklog_intent
 from bot.handlers.menu import pager
 from bot.models import WorkLog
 from bot.router import Router, by_id, opens

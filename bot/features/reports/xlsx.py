@@ -24,9 +24,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from bot import xlsx_safe
+from bot.features.reports.figures import Figures, LogRow, PersonFigures, Tally
 from bot.i18n import t
 from bot.privacy import mask
-from bot.reports.figures import Figures, LogRow, PersonFigures, Tally
 from bot.rules import sensitive_categories, work_item_keys
 from bot.statuses import arrears_status, complaint_status, outage_status, plain, repair_status
 from bot.storage.db import from_iso

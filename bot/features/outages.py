@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.engine import FormSpec, Saved, did_you_mean
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.conversations.matching import Choice, match_choice
-from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
 from bot.events import Button, Outcome, Reply
-from bot.handlers.customers import reveal_number
+from bot.features.customers.handlers import reveal_number
+from bot.features.worklog.form import area_choices, parse_text
+from bot.forms.engine import FormSpec, Saved, did_you_mean
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice, match_choice
 from bot.privacy import mask_phone
 from bot.records import runtime as rt
 from bot.records.common import (

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from bot.features.reports.figures import Figures, PersonFigures, Tally
 from bot.i18n import t
-from bot.reports.figures import Figures, PersonFigures, Tally
 from bot.rules import work_item_keys
 from bot.timeparse import format_time
 

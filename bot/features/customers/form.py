@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot import validators
-from bot.conversations.engine import FormEngine, FormSpec, Saved
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.conversations.matching import Choice
-from bot.conversations.worklog import area_choices, parse_text, resolve_area, show_area
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.features.worklog.form import area_choices, parse_text, resolve_area, show_area
+from bot.forms.engine import FormEngine, FormSpec, Saved
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice
 from bot.privacy import mask_phone
 from bot.router import feature_callback
 from bot.rules import categories, categories_in, measures

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.conversations.engine import FormEngine, is_word
-from bot.conversations.fields import Kind
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
+from bot.forms.engine import FormEngine, is_word
+from bot.forms.fields import Kind
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.timeparse import format_time

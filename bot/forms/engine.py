@@ -12,9 +12,9 @@ from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.conversations.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
-from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.forms.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
 from bot.storage.conversations import Draft, FormState

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.deadlines import OVERDUE_SQL, is_overdue
-from bot.reports.ranges import Period
+from bot.features.reports.ranges import Period
 from bot.rules import work_item_keys
 from bot.storage.db import Database, Row, from_iso, iso
 

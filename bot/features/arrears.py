@@ -24,13 +24,13 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot import validators
-from bot.conversations.customer import parse_account_no  # the one 户号 rule and message
-from bot.conversations.engine import FormSpec, Saved, SaveFn
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
-from bot.conversations.matching import Choice
-from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import Button, Outcome, Reply
+from bot.features.customers.form import parse_account_no  # the one 户号 rule and message
+from bot.features.worklog.form import FUTURE_TOLERANCE, parse_text
+from bot.forms.engine import FormSpec, Saved, SaveFn
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
+from bot.forms.matching import Choice
 from bot.models import Role, User
 from bot.records import runtime as rt
 from bot.records.common import (

@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.engine import FormEngine, FormSpec, Saved
-from bot.conversations.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
-from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
-from bot.handlers.intents import WorkLogIntent
+from bot.features.worklog.intents import WorkLogIntent
+from bot.forms.engine import FormEngine, FormSpec, Saved
+from bot.forms.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice, match_choice
 from bot.models import WorkLog
 from bot.router import feature_callback
 from bot.rules import default_hours, work_item_keys, work_items_in

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import Field, Invalid, Kind
-from bot.conversations.worklog import (
+from bot.deadlines import AreaKind, Rule, due_after
+from bot.events import Button, Outcome
+from bot.features.worklog.form import (
     area_choices,
     check_not_future,
     parse_text,
@@ -21,8 +21,8 @@ from bot.conversations.worklog import (
     show_area,
     show_location,
 )
-from bot.deadlines import AreaKind, Rule, due_after
-from bot.events import Button, Outcome
+from bot.forms.engine import FormSpec, Saved
+from bot.forms.fields import Field, Invalid, Kind
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,

@@ -18,8 +18,8 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bot.features.reports.figures import Figures
 from bot.i18n import t
-from bot.reports.figures import Figures
 from bot.rules import work_item_keys
 from bot.textutil import clean_text
 

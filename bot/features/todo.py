@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.forms.engine import FormSpec, Saved
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.handlers.menu import pager
 from bot.reminders import in_quiet, next_at, overdue_urgent, quiet_window, snooze_buttons
 from bot.router import ReminderKind, Router, TodoItem

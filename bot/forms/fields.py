@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.conversations.matching import Choice
 from bot.events import Button
+from bot.forms.matching import Choice
 from bot.services import Ctx
 
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.customer import CUSTOMER, DEACTIVATE, switch_refusal
-from bot.conversations.customer import open_edit as open_customer_edit
-from bot.conversations.customer import prefill as customer_prefill
 from bot.deadlines import is_overdue
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.features.customers.form import CUSTOMER, DEACTIVATE, switch_refusal
+from bot.features.customers.form import open_edit as open_customer_edit
+from bot.features.customers.form import prefill as customer_prefill
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from bot.conversations.customer import parse_account_no, parse_phone
-from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.conversations.matching import Choice
-from bot.conversations.worklog import parse_text
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway, next_working_start
 from bot.deadlines import working_hours_before as before
 from bot.events import Outcome
+from bot.features.customers.form import parse_account_no, parse_phone
+from bot.features.worklog.form import parse_text
+from bot.forms.engine import FormSpec, Saved
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,

@@ -15,13 +15,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.events import Attachment, Outcome, Reply
+from bot.features.reports.figures import (
+    Figures,
+    Scope,
+    compute,
+    count_logs,
+    customer_categories,
+    load_logs,
+)
+from bot.features.reports.ranges import Period, RangeError, parse_range, weekly_report_due
+from bot.features.reports.text import SUMMARY_CHARS, render
 from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.reminders import ReminderService, in_quiet, job_failed, jobs_done
-from bot.reports.figures import Figures, Scope, compute, count_logs, customer_categories, load_logs
-from bot.reports.ranges import Period, RangeError, parse_range, weekly_report_due
-from bot.reports.text import SUMMARY_CHARS, render
 from bot.router import PushFn, Router
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
@@ -106,13 +113,13 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     reply = Reply(f"{intro}\n{text}" if intro else text)
     if with_files:
         # openpyxl and matplotlib are CPU work: off the event loop, other users keep going.
-        from bot.reports import xlsx  # openpyxl on first use, not at start-up
+        from bot.features.reports import xlsx  # openpyxl on first use, not at start-up
 
         data = await asyncio.to_thread(xlsx.build, fig, locale)
         stem = file_stem("report", scope, period, locale)
         reply.attachments.append(Attachment(f"{stem}.xlsx", data))
         if scope.team_wide:
-            from bot.reports import chart
+            from bot.features.reports import chart
 
             png = await asyncio.to_thread(chart.render, fig, locale)
             reply.attachments.append(Attachment(f"{stem}.png", png, "photo"))
@@ -146,7 +153,7 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
         return Outcome().add(ctx.t("report.export.too_many", n=n, max=MAX_PAPER_ENTRIES))
     logs = await load_logs(ctx.services.db, req.scope, req.period)
     cats = await customer_categories(ctx.services.db, (w.customer_id for w in logs))
-    from bot.reports import paper  # openpyxl on first use, not at start-up
+    from bot.features.reports import paper  # openpyxl on first use, not at start-up
 
     data = await asyncio.to_thread(paper.build, logs, req.scope.team_name, req.period,
                                    ctx.locale, req.scope.user_name, cats)
