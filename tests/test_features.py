@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 # The example feature of CONTRIBUTING.md: its locale entries, as locales/<loc>/publicity.json.
 PUBLICITY_LOCALES = {
     "zh_CN": {"form.publicity.title": "宣传记录", "field.publicity_topic": "宣传主题",
-              "form.publicity.topic": "宣传的主题是什么？", "publicity.saved": "已登记宣传：{topic}",
+              "form.publicity.topic": "宣传的主题是什么？",
+              "publicity.saved": "已登记宣传：{topic}",
               "publicity.card": "宣传 #{id}", "btn.publicity_open": "查看宣传",
               "cmd.publicity": "登记宣传"},
     "en": {"form.publicity.title": "Publicity", "field.publicity_topic": "Topic",
