@@ -9,22 +9,15 @@ import logging
 import re
 import weakref
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import validators
 from bot.channel import ChannelCaps
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
 from bot.forms.engine import FormEngine, is_word
 from bot.forms.parking import ACTIVE_EQUIVALENT, Parking
-from bot.handlers.menu import (
-    COMMANDS,
-    command_lines,
-    greeting,
-    help_text,
-    menu_buttons,
-    role_buttons,
-    set_language,
-)
+from bot.handlers import menu
+from bot.handlers.menu import COMMANDS, menu_buttons
 from bot.handlers.start import StartHandler
 from bot.i18n import t
 from bot.models import User
@@ -36,7 +29,7 @@ from bot.storage.db import is_busy
 from bot.storage.loose_media import LooseMedia
 from bot.storage.people import UserPrefs
 from bot.textutil import clean_text, normalize_input
-from bot.vocab import SMALL_TALK, reads_as_request, simple_intent
+from bot.vocab import reads_as_request
 
 log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
@@ -46,6 +39,7 @@ MAX_TYPED_CHOICE = 100  # characters: longer text is an answer, never a choice's
 # Meta of an open form while the "new request?" question is on screen: the request typed.
 HELD_REQUEST = "held_request"
 QUOTE_WIDTH = 20  # characters of a held request quoted back in the question
+K = TypeVar("K")
 
 
 def cleaned(ev: Incoming) -> Incoming:
@@ -59,10 +53,19 @@ def cleaned(ev: Incoming) -> Incoming:
     return dataclasses.replace(ev, text=text, display_name=name)
 
 
+def _lock_in(locks: weakref.WeakValueDictionary[K, asyncio.Lock], key: K) -> asyncio.Lock:
+    """The lock for `key`, made on first use; gone once nobody holds or waits for it."""
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
+
+
 class Assistant:
     def __init__(self, services: Services, router: Router | None = None) -> None:
         self.services = services
-        self.router = router or app_router()
+        # The core's own commands (/cancel, /help, /lang) first, then the features'.
+        self.router = Router().include_router(menu.router).include_router(router or app_router())
         self.engine = FormEngine(self.router.forms)
         self.parking = Parking(self.engine, self._dispatch)
         self.start_handler = StartHandler(services)
@@ -81,27 +84,15 @@ class Assistant:
         that never register (tests talking to the core directly) get outcomes as built."""
         self.caps[name] = caps
 
-    def _lock(self, channel: str, external_id: str) -> asyncio.Lock:
-        key = (channel, external_id)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
-
     def _user_lock(self, user_id: int | None) -> contextlib.AbstractAsyncContextManager[Any]:
         if user_id is None:  # a stranger: nothing to share with another channel yet
             return contextlib.nullcontext()
-        lock = self._user_locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._user_locks[user_id] = lock
-        return lock
+        return _lock_in(self._user_locks, user_id)
 
     async def handle(self, ev: Incoming) -> Outcome:
         ev = cleaned(ev)
         caps = self.caps.get(ev.channel)
-        async with self._lock(ev.channel, ev.external_id):
+        async with _lock_in(self._locks, (ev.channel, ev.external_id)):
             try:
                 user_id = await self.services.people.user_id_for(ev.channel, ev.external_id)
                 async with self._user_lock(user_id):
@@ -251,14 +242,6 @@ class Assistant:
                              menu_buttons(ctx.locale))
 
     async def _free_text(self, ctx: Ctx, text: str) -> Outcome:
-        simple = simple_intent(text)
-        if simple == "help":
-            return Outcome().add(await help_text(ctx), role_buttons(ctx.locale, ctx.user.role))
-        if simple == "greet":
-            return await greeting(ctx)
-        if simple in SMALL_TALK:
-            return Outcome().add(ctx.t(f"menu.small_talk.{simple}", name=ctx.user.name),
-                                 menu_buttons(ctx.locale))
         for intent_fn in self.router.intents:  # in the composition root's order
             found = await intent_fn(self, ctx, text)
             if found is not None:
@@ -342,28 +325,10 @@ class Assistant:
         return await self._free_text(ctx, held)
 
     async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
-        if command == "cancel":
-            if draft is None:
-                return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
-            return await self.engine.confirm_cancel(ctx, draft)
-        if command == "help":
-            body = await help_text(ctx)
-            if draft is not None:  # help never costs the form: answer, then ask again
-                out = await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))
-                out.replies.insert(0, Reply(body))
-                return out
-            return Outcome().add(body, role_buttons(ctx.locale, ctx.user.role))
-        if command == "lang":
-            out = await set_language(ctx, arg)
-            if draft is not None and out.commands_changed:
-                fresh = await self.user_for_id(ctx.user.id)
-                out.replies += (await self.engine.reprompt(Ctx(self.services, fresh, ctx.now),
-                                                           draft)).replies
-            return out
         if command in self.router.commands:
             return await self.router.commands[command](self, ctx, draft, arg)
         out = Outcome().add(ctx.t("menu.unknown_command", command=command,
-                                  commands=command_lines(ctx)))
+                                  commands=menu.command_lines(ctx)))
         return await self.with_form_reminder(ctx, draft, out)
 
     async def _reachable_again(self, user: User) -> None:
@@ -379,15 +344,15 @@ class Assistant:
     async def _button(self, ctx: Ctx, draft: Draft | None, data: str) -> Outcome:
         parsed = parse_callback(data)
         if parsed is None:
-            return Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+            return stale_reply(ctx)
         token, action, arg = parsed
         if token == GLOBAL_TOKEN:
             return await self._global_button(ctx, draft, action, arg)
         if draft is None or token != draft.token:
             # 保存 of the summary, or of the park question (parking.SAVE), pressed again
             saves = action == "save" or ACTIVE_EQUIVALENT.get(action) == "save"
-            out = await self._already_saved(ctx, token) if saves else None
-            out = out or Outcome(toast=ctx.t("button.stale")).add(ctx.t("button.stale_long"))
+            out = await self.engine.already_saved(ctx, token) if saves else None
+            out = out or stale_reply(ctx)
             if draft is not None:
                 out.replies += (await self.engine.reprompt(ctx, draft)).replies
             else:
@@ -398,20 +363,6 @@ class Assistant:
         if action in ("discard_new", "park_new"):
             return await self._switch(ctx, draft, action, arg)
         return await self.engine.on_action(ctx, draft, action, arg)
-
-    async def _already_saved(self, ctx: Ctx, token: str) -> Outcome | None:
-        """保存 pressed again on a form saved earlier (its confirmation may have been lost on
-        the network): say what it saved, not that the button is stale."""
-        memory = timedelta(hours=self.services.settings.saved_form_memory_hours)
-        done = await self.services.conversations.finished(ctx.user.id, token, ctx.now - memory)
-        if done is None or done.form not in self.engine.forms:
-            return None
-        form = ctx.t(self.engine.forms[done.form].title)
-        if done.record_id is None:
-            return Outcome(toast=ctx.t("form.saved_toast")).add(
-                ctx.t("form.already_saved_noid", form=form))
-        return Outcome(toast=ctx.t("form.already_saved", id=done.record_id)).add(
-            ctx.t("form.already_saved_long", form=form, id=done.record_id))
 
     async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,
                              arg: str) -> Outcome:

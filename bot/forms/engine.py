@@ -160,6 +160,20 @@ class FormEngine:
         services = ctx.services
         return ctx.now - draft.updated_at > services.form_timeout + services.form_park_window
 
+    async def already_saved(self, ctx: Ctx, token: str) -> Outcome | None:
+        """保存 pressed again on a form saved earlier (its confirmation may have been lost on
+        the network): say what it saved, not that the button is stale."""
+        memory = timedelta(hours=ctx.services.settings.saved_form_memory_hours)
+        done = await ctx.services.conversations.finished(ctx.user.id, token, ctx.now - memory)
+        if done is None or done.form not in self.forms:
+            return None
+        form = ctx.t(self.forms[done.form].title)
+        if done.record_id is None:
+            return Outcome(toast=ctx.t("form.saved_toast")).add(
+                ctx.t("form.already_saved_noid", form=form))
+        return Outcome(toast=ctx.t("form.already_saved", id=done.record_id)).add(
+            ctx.t("form.already_saved_long", form=form, id=done.record_id))
+
     def step_label(self, ctx: Ctx, draft: Draft) -> str | None:
         """The label of the field being asked, or None at the summary / edit menu."""
         step = _state(draft).step

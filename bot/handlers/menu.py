@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.i18n import catalog, normalize_locale, t
 from bot.models import Role, User
 from bot.router import Router, app_router
 from bot.services import Ctx
+from bot.vocab import SMALL_TALK, simple_intent
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+    from bot.storage.conversations import Draft
 
 COMMANDS = ("log", "logs", "customer", "customers", "cancel", "help", "lang")
 # What help and the unknown-command answer list for each role, most used first: a manager
@@ -20,6 +26,8 @@ _LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears"
          "repair", "log", "customer", "settings", "cancel", "lang", "help")
 ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
     Role.MANAGER: _MANAGER, Role.LEAD: _LEAD, Role.ADMIN: _LEAD}
+# The core's own commands and words, routed like a feature's and ahead of every feature.
+router = Router()
 
 
 def menu_buttons(locale: str) -> list[list[Button]]:
@@ -94,3 +102,43 @@ def pager(ctx_t: Callable[[str], str], action: str, offset: int, page: int,
     if offset + page < total:
         nav.append(Button(ctx_t("btn.next_page"), callback(GLOBAL_TOKEN, action, offset + page)))
     return nav
+
+
+@router.command("cancel")
+async def cancel_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    if draft is None:
+        return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
+    return await app.engine.confirm_cancel(ctx, draft)
+
+
+@router.command("help")
+async def help_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    body = await help_text(ctx)
+    if draft is not None:  # help never costs the form: answer, then ask again
+        out = await app.engine.reprompt(ctx, draft, ctx.t("help.in_form"))
+        out.replies.insert(0, Reply(body))
+        return out
+    return Outcome().add(body, role_buttons(ctx.locale, ctx.user.role))
+
+
+@router.command("lang")
+async def lang_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    out = await set_language(ctx, arg)
+    if draft is not None and out.commands_changed:
+        fresh = await app.user_for_id(ctx.user.id)
+        out.replies += (await app.engine.reprompt(Ctx(ctx.services, fresh, ctx.now),
+                                                  draft)).replies
+    return out
+
+
+@router.intent
+async def help_or_greeting(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+    simple = simple_intent(text)
+    if simple == "help":
+        return Outcome().add(await help_text(ctx), role_buttons(ctx.locale, ctx.user.role))
+    if simple == "greet":
+        return await greeting(ctx)
+    if simple in SMALL_TALK:
+        return Outcome().add(ctx.t(f"menu.small_talk.{simple}", name=ctx.user.name),
+                             menu_buttons(ctx.locale))
+    return None
