@@ -308,6 +308,12 @@ def is_overdue(due: datetime, now: datetime) -> bool:
     return due <= now
 
 
+# The rungs of a deadline ladder (reminder kind `<step>.<rung>`) sent at or after the due
+# minute: the owner's, and the lead's escalation.
+OVERDUE = ("due", "overdue")
+ESCALATE = ("escalate", "overdue_lead")
+
+
 @dataclass(frozen=True)
 class Deadline:
     due: datetime  # aware, in the input's zone

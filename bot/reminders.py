@@ -17,10 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from bot.deadlines import ESCALATE, OVERDUE
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import User
 from bot.notify import Dispatcher, NotOpenedYet, OutcomeUnknown, RetryLater, Unreachable
-from bot.records.runtime import ESCALATE, OVERDUE
 from bot.router import ReminderKind, Router, TodoItem, app_router, feature_callback
 from bot.services import Ctx, Services
 from bot.storage import audit

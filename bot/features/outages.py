@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.deadlines import Rule, due_before
 from bot.events import Button, Outcome, Reply
-from bot.features.customers.handlers import reveal_number
+from bot.features.customers.reveal import reveal_number
 from bot.features.worklog.form import area_choices, parse_text
 from bot.forms.engine import FormSpec, Saved, did_you_mean
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from bot.deadlines import is_overdue
+from bot.deadlines import ESCALATE, OVERDUE, is_overdue
 from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import parse_when
 from bot.forms.engine import FormSpec, Saved, SaveFn
@@ -142,8 +142,6 @@ async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: in
                                  due_at=max(rung.at, now), now=now, urgent=rung.urgent)
 
 
-ESCALATE = ("escalate", "overdue_lead")
-OVERDUE = ("due", "overdue")
 HALFWAY = "half"
 
 

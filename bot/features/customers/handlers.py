@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +11,7 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.features.customers.form import CUSTOMER, DEACTIVATE, switch_refusal
 from bot.features.customers.form import open_edit as open_customer_edit
 from bot.features.customers.form import prefill as customer_prefill
+from bot.features.customers.reveal import reveal_number
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
@@ -27,7 +26,6 @@ from bot.storage.customers import (
     VISIT_SUBJECT,
     Customer,
     Query,
-    RevealLimited,
 )
 from bot.storage.reminders import Reminder
 from bot.textutil import after_keyword, normalize_input
@@ -217,35 +215,6 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
         last_row.append(Button(ctx.t("btn.audit"), router.callback("custlog", c.id)))
     rows.append(last_row)
     return Outcome().add("\n".join(lines), rows)
-
-
-@dataclass(frozen=True)
-class Revealed:
-    """One reveal's result: the number (None: not visible or read-only; "": none on file),
-    or why it was refused, and the toast to show."""
-
-    phone: str | None
-    refusal: str | None = None
-    toast: str = ""
-
-
-async def reveal_number(ctx: Ctx, customer_id: int, which: str) -> Revealed:
-    """The full number for this user once: audited and limited per person (settings
-    reveal_limit / reveal_window_minutes), wherever it is shown (card, outage checklist)."""
-    s = ctx.services.settings
-    try:
-        phone = await ctx.services.customers.reveal_phone(
-            ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
-            window=timedelta(minutes=s.reveal_window_minutes))
-    except RevealLimited as exc:
-        return Revealed(None, ctx.t("customer.reveal_limited", limit=exc.limit,
-                                    minutes=s.reveal_window_minutes),
-                        ctx.t("customer.reveal_limited_toast"))
-    if phone is None:
-        return Revealed(None)
-    if not phone:
-        return Revealed("", toast=ctx.t("customer.no_number"))
-    return Revealed(phone, toast=ctx.t("customer.revealed_toast"))
 
 
 async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
