@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.forms.engine import FormSpec
     from bot.services import Ctx, Services
     from bot.storage.conversations import Draft
+    from bot.storage.db import Database
     from bot.storage.reminders import Reminder
 
 # The module whose build_router() lists the features. Named, not imported, so the core never
@@ -93,6 +94,38 @@ class ReminderKind:
     snoozable: bool = True
 
 
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report covers, as a feature's report section sees it: a team or one person of
+    it (built by the reports feature from the asker's own team, never from chat text), the
+    period [start, end) and the moment the report is made."""
+
+    team_id: int
+    user_id: int | None
+    start: datetime
+    end: datetime
+    now: datetime
+    locale: str
+
+    @property
+    def team_wide(self) -> bool:
+        return self.user_id is None
+
+
+@dataclass
+class ReportPart:
+    """One feature's part of a report: lines for the message (localized; none = nothing to
+    say, e.g. no such records in the period) and an optional XLSX sheet."""
+
+    lines: list[str] = field(default_factory=list)
+    sheet_title: str = ""
+    header: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+# (database, scope) -> the feature's part of the weekly report and /report.
+ReportSectionFn = Callable[["Database", ReportScope], Awaitable[ReportPart]]
+
 V = TypeVar("V")
 
 
@@ -130,6 +163,10 @@ class Router:
     openers: dict[str, OpenerFn] = field(default_factory=dict)
     reminders: dict[str, ReminderKind] = field(default_factory=dict)
     periodic: list[PeriodicFn] = field(default_factory=list)
+    # Parts of /report and the Monday report, after the built-in figures, in this order.
+    report_sections: list[ReportSectionFn] = field(default_factory=list)
+    # Lines of /help (locale keys) a feature adds under the commands list.
+    help_lines: list[str] = field(default_factory=list)
     # Button data already on phones from before the namespacing: old action -> new action.
     legacy_actions: dict[str, str] = field(default_factory=dict)
     # The form a target that names no form and no record opens (an old 放弃并新建 button).
@@ -154,6 +191,8 @@ class Router:
         self.request_patterns += other.request_patterns
         self.request_readers += other.request_readers
         self.periodic += other.periodic
+        self.report_sections += other.report_sections
+        self.help_lines += other.help_lines
         self.default_form = self.default_form or other.default_form
         return self
 
@@ -202,6 +241,10 @@ class Router:
 
     def reminder_kind(self, subject: str, kind: ReminderKind) -> None:
         self.reminders[subject] = kind
+
+    def report_section(self, fn: ReportSectionFn) -> ReportSectionFn:
+        self.report_sections.append(fn)
+        return fn
 
     def every_scan(self, fn: PeriodicFn) -> PeriodicFn:
         self.periodic.append(fn)

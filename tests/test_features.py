@@ -4,6 +4,7 @@ already on phones (before actions were namespaced by feature) keeps working."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -11,16 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from openpyxl import load_workbook
 
 from bot import i18n
 from bot.assistant import Assistant
 from bot.channels.telegram import TELEGRAM_CAPS
 from bot.events import Button, Outcome
 from bot.features import FEATURES, build_router
+from bot.features.reports import handlers as reports
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import Field, Kind
 from bot.handlers.menu import command_descriptions
-from bot.router import Router, by_id
+from bot.router import ReportPart, ReportScope, Router, by_id
 from bot.services import Ctx, Services
 from bot.textutil import normalize_input
 from tests.conftest import Chat, make_user
@@ -34,20 +37,25 @@ PUBLICITY_LOCALES = {
               "form.publicity.topic": "宣传的主题是什么？",
               "publicity.saved": "已登记宣传：{topic}",
               "publicity.card": "宣传 #{id}", "btn.publicity_open": "查看宣传",
-              "cmd.publicity": "登记宣传"},
+              "cmd.publicity": "登记宣传", "publicity.report": "宣传：{n} 次",
+              "publicity.sheet": "宣传", "publicity.help": "说“宣传 主题”登记一次宣传"},
     "en": {"form.publicity.title": "Publicity", "field.publicity_topic": "Topic",
            "form.publicity.topic": "What was the publicity about?",
            "publicity.saved": "Publicity recorded: {topic}", "publicity.card": "Publicity #{id}",
-           "btn.publicity_open": "Open", "cmd.publicity": "Record publicity"},
+           "btn.publicity_open": "Open", "cmd.publicity": "Record publicity",
+           "publicity.report": "Publicity: {n}", "publicity.sheet": "Publicity",
+           "publicity.help": "Say 'publicity TOPIC' to record one"},
 }
 
 
 def publicity_feature() -> Router:
     """A minimal 宣传 feature, written the way CONTRIBUTING.md shows: one router."""
     router = Router("publicity")
+    topics: list[str] = []  # a real feature keeps them in its own table (its store)
 
     async def save(ctx: Ctx, values: dict[str, Any], token: str,
                    meta: dict[str, Any]) -> Saved:
+        topics.append(values["topic"])
         return Saved(ctx.t("publicity.saved", topic=values["topic"]),
                      [[Button(ctx.t("btn.publicity_open"), router.callback("open", 7))]])
 
@@ -72,6 +80,17 @@ def publicity_feature() -> Router:
         return Outcome().add(ctx.t("publicity.card", id=rid))
 
     router.button("open")(by_id(card))
+
+    @router.report_section
+    async def report(db: Any, scope: ReportScope) -> ReportPart:
+        if not topics:
+            return ReportPart()  # nothing to say: no line, no sheet
+        return ReportPart([i18n.t(scope.locale, "publicity.report", n=len(topics))],
+                          i18n.t(scope.locale, "publicity.sheet"),
+                          [i18n.t(scope.locale, "field.publicity_topic")],
+                          [[t] for t in topics])
+
+    router.help_lines.append("publicity.help")
     return router
 
 
@@ -167,3 +186,23 @@ def test_the_composition_root_lists_every_feature_once() -> None:
         "todo", "arrears", "complaints", "outages", "repairs", "reports", "customers", "worklog"]
     assert set(root.legacy_actions.values()) <= set(root.buttons)
     assert all("." in action for action in root.buttons)
+
+
+@pytest.mark.usefixtures("publicity_locales")
+async def test_a_new_feature_joins_the_report_and_help_without_touching_them(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = root_with(publicity_feature(), first=True)
+    monkeypatch.setattr(reports, "app_router", lambda: root)
+    monkeypatch.setattr("bot.handlers.menu.app_router", lambda: root)
+    zhang = await chat_with(services, root)
+    await zhang.say("/report")
+    assert "宣传" not in zhang.text  # nothing recorded: the section says nothing
+    await zhang.say("宣传 安全用电进社区")
+    await zhang.press("保存")
+    out = await zhang.say("/report")
+    assert "宣传：1 次" in zhang.text
+    [doc] = [a for r in out.replies for a in r.attachments if a.filename.endswith(".xlsx")]
+    sheet = load_workbook(io.BytesIO(doc.data))["宣传"]
+    assert [c.value for c in sheet[2]] == ["安全用电进社区"]
+    await zhang.say("/help")
+    assert "说“宣传 主题”登记一次宣传" in zhang.text

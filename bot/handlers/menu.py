@@ -71,7 +71,8 @@ def command_lines(ctx: Ctx) -> str:
 
 
 async def help_text(ctx: Ctx) -> str:
-    parts = [ctx.t("help.body"), command_lines(ctx), "", ctx.t("help.say"), ctx.t("help.forms")]
+    parts = [ctx.t("help.body"), command_lines(ctx), "", ctx.t("help.say"), ctx.t("help.forms"),
+             *(ctx.t(key) for key in app_router().help_lines)]
     if ctx.user.role is Role.ADMIN:  # the admin's own tools are on the server, not in chat
         parts.append(ctx.t("help.admin"))
     return "\n".join([*parts, await _who(ctx, ctx.user)])

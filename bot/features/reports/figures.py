@@ -33,6 +33,7 @@ from typing import Any
 
 from bot.deadlines import OVERDUE_SQL, is_overdue
 from bot.features.reports.ranges import Period
+from bot.router import ReportPart
 from bot.rules import work_item_keys
 from bot.storage.db import Database, Row, from_iso, iso
 
@@ -198,6 +199,8 @@ class Figures:
     unpatrolled: list[UnpatrolledArea]
     overdue: list[OverdueItem]
     detail: Detail | None = None
+    # The features' own report sections (router.report_section), in the root's order.
+    parts: list[ReportPart] = field(default_factory=list)
 
     @property
     def silent(self) -> list[PersonFigures]:

@@ -29,7 +29,7 @@ from bot.i18n import t
 from bot.models import Role, User
 from bot.notify import Dispatcher, Unreachable
 from bot.reminders import ReminderService, in_quiet, job_failed, jobs_done
-from bot.router import PushFn, Router
+from bot.router import PushFn, ReportPart, ReportScope, Router, app_router
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
@@ -107,6 +107,7 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
                        locale: str, *, files: bool = True, intro: str | None = None) -> Reply:
     """The report as one reply: the message, then the XLSX and (for a team) the chart."""
     fig = await compute(services.db, scope, period, now, detail=files)
+    fig.parts = await feature_parts(services, scope, period, now, locale)
     limit = SUMMARY_CHARS - (len(intro) + 1 if intro else 0)
     with_files = files and _worth_files(fig)
     text = render(fig, locale, files=with_files, limit=limit)
@@ -126,8 +127,17 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     return reply
 
 
+async def feature_parts(services: Services, scope: Scope, period: Period, now: datetime,
+                        locale: str) -> list[ReportPart]:
+    """Every feature's own section (router.report_section), in the composition root's order:
+    a new record type joins the report without a change here."""
+    rs = ReportScope(scope.team_id, scope.user_id, period.start, period.end, now, locale)
+    return [await section(services.db, rs) for section in app_router().report_sections]
+
+
 def _worth_files(fig: Figures) -> bool:
-    return fig.total.has_records or bool(fig.overdue) or bool(fig.total.special_to_tell)
+    return (fig.total.has_records or bool(fig.overdue) or bool(fig.total.special_to_tell)
+            or any(p.rows for p in fig.parts))
 
 
 async def report(ctx: Ctx, arg: str) -> Outcome:

@@ -174,6 +174,8 @@ def render(fig: Figures, locale: str, *, files: bool = True,
             tail.append(w("report.silent_none"))
     tail += _overdue(w, fig)
     tail += _unpatrolled(w, fig)
+    for part in fig.parts:  # the features' own sections, already in the reader's language
+        tail += part.lines
     if files:
         tail.append(w("report.files_hint"))
     table: list[str] = []

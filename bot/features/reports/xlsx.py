@@ -354,7 +354,8 @@ def build(fig: Figures, locale: str) -> bytes:
     b = _Book(fig, locale)
     wb = Workbook(write_only=True)
     for sheet in (summary_sheet(b), log_sheet(b, fig.detail.logs), complaint_sheet(b),
-                  arrears_sheet(b), outage_sheet(b), repair_sheet(b), visit_sheet(b)):
+                  arrears_sheet(b), outage_sheet(b), repair_sheet(b), visit_sheet(b),
+                  *(Sheet(p.sheet_title, p.header, p.rows) for p in fig.parts if p.sheet_title)):
         sheet.write(wb)
     out = io.BytesIO()
     wb.save(out)
