@@ -84,8 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--to", dest="last", required=True, metavar="DATE",
                       help="YYYY-MM-DD, included")
     logs.add_argument("file", metavar="FILE.xlsx")
+    from bot.channels.telegram_admin import add_parsers as add_telegram_parsers
     from bot.channels.wecom.admin import add_parsers as add_wecom_parsers
 
+    add_telegram_parsers(sub)
     add_wecom_parsers(sub)
     return p
 
@@ -472,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(bind_existing(settings, _line(args.team), _line(args.name),
                                              args.userid.strip()))
         return asyncio.run(wecom_menu(settings))
+    if args.command == "telegram":
+        from bot.channels.telegram_admin import telegram_admin
+
+        return asyncio.run(telegram_admin(settings, args.action))
     if args.command == "teams":
         from bot.channels.wecom.admin import set_robot
 

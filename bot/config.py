@@ -23,6 +23,15 @@ class Settings(BaseSettings):
     telegram_token: str | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    # Telegram by webhook (several instances behind a load balancer, issue #11): Telegram
+    # POSTs every update to this public https URL. Unset: long polling (one instance only).
+    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    # Sent by Telegram with every update and checked on every request (set-webhook gives it
+    # to Telegram): 1-256 of A-Z a-z 0-9 _ -, long enough not to be guessed.
+    telegram_webhook_secret: str | None = Field(default=None, repr=False,
+                                                pattern=r"^[A-Za-z0-9_-]{16,256}$")
+    # Where this instance listens for those POSTs (behind the TLS proxy / load balancer).
+    telegram_webhook_listen: str = Field(default="127.0.0.1:8089", pattern=r"^[^\s:]+:\d{1,5}$")
     # Set: `run` serves WeCom too (its other TAIQU_WECOM_* settings are the channel's own).
     wecom_corp_id: str | None = None
     db_path: Path = DATA_DIR / "taiqu.db"
@@ -96,6 +105,11 @@ class Settings(BaseSettings):
         if ":" not in v or " " in v:
             raise ValueError("expected a Bot API token like 123456:ABC-DEF (from @BotFather)")
         return v
+
+    @field_validator("telegram_webhook_url", "telegram_webhook_secret")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v.strip() if v and v.strip() else None
 
     @field_validator("wecom_corp_id")
     @classmethod

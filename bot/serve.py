@@ -40,6 +40,13 @@ class ChannelFactory:
     check: Callable[[Settings], None] = _no_check
 
 
+def _telegram_check(settings: Settings) -> None:
+    if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
+        raise SettingsError("TAIQU_TELEGRAM_WEBHOOK_URL is set: set TAIQU_TELEGRAM_WEBHOOK_SECRET "
+                            "too (16-256 of A-Z a-z 0-9 _ -) / 使用 webhook 时必须设置 "
+                            "TAIQU_TELEGRAM_WEBHOOK_SECRET")
+
+
 def _telegram(assistant: Assistant, settings: Settings) -> Channel:
     from bot.channels.telegram import TelegramChannel
 
@@ -64,7 +71,8 @@ def _wecom(assistant: Assistant, settings: Settings) -> Channel:
 
 
 CHANNEL_FACTORIES: list[ChannelFactory] = [
-    ChannelFactory("telegram", lambda s: s.telegram_token is not None, _telegram),
+    ChannelFactory("telegram", lambda s: s.telegram_token is not None, _telegram,
+                   _telegram_check),
     ChannelFactory("wecom", lambda s: s.wecom_corp_id is not None, _wecom, _wecom_check),
 ]
 

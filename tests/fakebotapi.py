@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import aiohttp
 from aiohttp import web
 from telegram import Update
 from telegram.ext import (
@@ -289,6 +290,11 @@ class FakeBot:
         self.callback_answers: list[dict[str, Any]] = []
         self.chat_actions: list[dict[str, Any]] = []
         self.webhook_url = ""
+        self.webhook_secret = ""
+        self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status) per POST
+        self.delivered: dict[int, dict[str, Any]] = {}
+        self.webhook_allowed: Any = None
+        self._delivery: asyncio.Task[None] | None = None
         self._callback_queries: dict[str, dict[str, Any]] = {}
         self._next_callback_id = 1
         self._next_file = 1
@@ -323,7 +329,44 @@ class FakeBot:
         self.next_update_id += 1
         self.updates.append({"update_id": update_id, **payload})
         _wake(self._update_waiters)
+        self._deliver_soon()
         return update_id
+
+    # ---------------------------------------------------------------- webhook
+    # With a webhook set, Telegram POSTs each update (JSON, the secret token in a header) to
+    # the URL, in order, and keeps an update until it gets a 2xx, retrying after a pause.
+    WEBHOOK_RETRY_SECONDS = 0.05
+
+    def _deliver_soon(self) -> None:
+        if self.webhook_url and self.updates and (self._delivery is None
+                                                  or self._delivery.done()):
+            self._delivery = asyncio.get_running_loop().create_task(self._deliver())
+
+    async def _post(self, update: dict[str, Any]) -> int:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret} \
+            if self.webhook_secret else {}
+        try:
+            async with aiohttp.ClientSession() as session, session.post(
+                    self.webhook_url, json=update, headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0  # nobody listening: Telegram tries again later
+        self.webhook_posts.append((update["update_id"], status))
+        return status
+
+    async def _deliver(self) -> None:
+        while self.webhook_url and self.updates and not self.api.closing:
+            if 200 <= await self._post(self.updates[0]) < 300:
+                done = self.updates.pop(0)
+                self.delivered[done["update_id"]] = done
+            else:
+                await asyncio.sleep(self.WEBHOOK_RETRY_SECONDS)
+
+    async def redeliver(self, update_id: int) -> int:
+        """POST an update already delivered once more, as Telegram does when its 200 got
+        lost; returns the HTTP status."""
+        return await self._post(dict(self.delivered[update_id]))
 
     def wake_pollers(self) -> None:
         """Release every pending getUpdates (used on shutdown)."""
@@ -719,6 +762,9 @@ class FakeBot:
 
     # ---------------------------------------------------------- API methods
     async def m_getUpdates(self, p: dict[str, Any]) -> Any:
+        if self.webhook_url:
+            raise FakeAPIError(409, "Conflict: can't use getUpdates method while webhook is "
+                               "active; use deleteWebhook to delete the webhook first")
         offset = p.get("offset")
         if offset is not None:
             offset = int(offset)
@@ -756,12 +802,16 @@ class FakeBot:
 
     async def m_deleteWebhook(self, p: dict[str, Any]) -> Any:
         self.webhook_url = ""
+        self.webhook_secret = ""
         if p.get("drop_pending_updates"):
             self.updates.clear()
         return True
 
     async def m_setWebhook(self, p: dict[str, Any]) -> Any:
         self.webhook_url = str(p.get("url") or "")
+        self.webhook_secret = str(p.get("secret_token") or "")
+        self.webhook_allowed = p.get("allowed_updates")
+        self._deliver_soon()
         return True
 
     async def m_getWebhookInfo(self, p: dict[str, Any]) -> Any:

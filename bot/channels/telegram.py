@@ -40,6 +40,12 @@ from telegram.request import HTTPXRequest
 
 from bot.assistant import Assistant
 from bot.channel import ChannelCaps
+from bot.channels.telegram_webhook import (
+    ALLOWED_UPDATES,
+    TelegramInbox,
+    WebhookEndpoint,
+    webhook_path,
+)
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
@@ -355,6 +361,14 @@ class TelegramChannel:
         screened.bot = self.app.bot
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self.notifier = TelegramNotifier(self.app)
+        self.webhook: WebhookEndpoint | None = None
+        if settings.telegram_webhook_url:
+            if not settings.telegram_webhook_secret:
+                raise ValueError("TAIQU_TELEGRAM_WEBHOOK_SECRET is not set")
+            self.webhook = WebhookEndpoint(
+                TelegramInbox(assistant.services.db), settings.telegram_webhook_secret,
+                webhook_path(settings.telegram_webhook_url), self._webhook_update,
+                self._dead_letter, assistant.services.clock.now, CONCURRENT_UPDATES)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -362,12 +376,16 @@ class TelegramChannel:
         if self.app.post_init:
             await self.app.post_init(self.app)
         await self.app.start()
+        if self.webhook is not None:  # Telegram POSTs to us (set-webhook told it where)
+            await self.webhook.start(self.settings.telegram_webhook_listen)
+            return
         assert self.app.updater is not None
         await self.app.updater.start_polling(
-            poll_interval=0.0, timeout=10,
-            allowed_updates=["message", "edited_message", "callback_query"])
+            poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES)
 
     async def stop(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.stop()
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
@@ -395,6 +413,12 @@ class TelegramChannel:
         error = f"{type(exc).__name__}: {exc}"[:300]
         await self.dead_updates.record(CHANNEL, update_id,
                                        self.assistant.services.clock.now(), error, shape)
+
+    async def _webhook_update(self, raw: JSONDict) -> None:
+        """One recorded webhook update, handled like a polled one (PTB parses it)."""
+        update = Update.de_json(raw, self.app.bot)
+        if update is not None:
+            await self.app.process_update(update)
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # An edit answered only while a form could still be open on it (form timeout).

@@ -29,11 +29,12 @@ from bot.channels.wecom.messages import (
     TextMessage,
     parse_message,
 )
-from bot.channels.wecom.outbox import CHANNEL, Lanes, Sender
+from bot.channels.wecom.outbox import CHANNEL, Sender
 from bot.channels.wecom.render import render
 from bot.channels.wecom.store import InboxRow, OutItem, WeComStore
 from bot.events import Incoming
 from bot.i18n import t
+from bot.lanes import Lanes
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class InboxWorker:
         self.client = client
         self.store = store
         self.sender = sender
-        self.lanes = Lanes(self.process, workers)
+        self.lanes = Lanes(self.process, workers, what="WeCom inbox")
         self.handled = 0
 
     def poke(self, external_id: str) -> None:

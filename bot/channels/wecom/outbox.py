@@ -31,6 +31,7 @@ from bot.channels.wecom.store import Queued, WeComStore
 from bot.clock import Clock
 from bot.events import Reply
 from bot.i18n import t
+from bot.lanes import Lanes
 from bot.notify import Unreachable
 from bot.services import Services
 
@@ -41,57 +42,6 @@ RETRY_BACKOFF = (2.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 IP_NOT_TRUSTED_WAIT = 300.0  # an admin must act; the log line says what to set
 MEDIA_REUSE_SECONDS = 2.5 * 86400  # an uploaded media_id is valid 3 days
 UNREACHABLE = "unreachable"
-
-
-class Lanes:
-    """One worker task per key (a person), started on demand: a person's work runs in
-    order, different people's concurrently. `poke` after new work; the worker loops until
-    no poke arrived while it ran, so nothing poked is left behind."""
-
-    def __init__(self, work: Callable[[str], Awaitable[None]], limit: int = 0) -> None:
-        self._work = work
-        self._dirty: set[str] = set()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        # At most `limit` people's work at once (0: no limit). The work is mostly the core's
-        # CPU time: more in flight only queues more ahead of the callback acknowledgements
-        # that share the event loop and the database.
-        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
-
-    def poke(self, key: str) -> None:
-        self._dirty.add(key)
-        if key not in self._tasks:
-            self._tasks[key] = asyncio.create_task(self._run(key))
-
-    async def _run(self, key: str) -> None:
-        try:
-            while key in self._dirty:
-                self._dirty.discard(key)
-                try:
-                    if self._slots is None:
-                        await self._work(key)
-                    else:
-                        async with self._slots:
-                            await self._work(key)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # the next poke or sweep tries again
-                    log.exception("WeCom worker for %s failed", key)
-        finally:
-            self._tasks.pop(key, None)
-
-    def busy(self) -> bool:
-        return bool(self._tasks)
-
-    async def idle(self) -> None:
-        """Wait until every worker has finished (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in list(self._tasks.values()):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
-        self._tasks.clear()
 
 
 @dataclass
@@ -113,7 +63,7 @@ class Sender:
         self._on_unreachable = on_unreachable
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
-        self.lanes = Lanes(self.drain, workers)
+        self.lanes = Lanes(self.drain, workers, what="WeCom sender")
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 

@@ -1,0 +1,184 @@
+"""Telegram by webhook, for several identical instances behind a load balancer (issue #11).
+
+Telegram POSTs each update to TAIQU_TELEGRAM_WEBHOOK_URL with the secret token in a header.
+Any instance may receive any update: it checks the secret, records the update in the
+`telegram_inbox` table (unique on update_id) and only then answers 200. Handling happens
+after, one person's updates in arrival order: a crash after the 200 loses nothing (the next
+start handles what is still 'new') and a redelivered update is recorded once, handled once.
+As with the reminders, the one update in flight when a process dies may be answered twice.
+
+PTB has its own webhook server (Updater.start_webhook), but it answers 200 before anything is
+stored and keeps updates in memory only, so this small aiohttp endpoint does the recording."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.lanes import Lanes
+from bot.storage.db import Database, iso
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_BODY = 1024 * 1024  # an update is a few KB; a photo is a file_id, not the bytes
+MAX_ATTEMPTS = 3  # an update that fails this often is set aside (dead letter), not retried
+# The kinds of update the bot reads (also what `telegram set-webhook` asks Telegram for).
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+
+
+def webhook_path(url: str) -> str:
+    """The path Telegram POSTs to: the URL's own path (a proxy may strip a prefix)."""
+    return urlsplit(url).path or "/"
+
+
+def sender(update: dict[str, Any]) -> str:
+    """Whose update it is: the person's Telegram id, '' for updates with no person."""
+    for kind in ALLOWED_UPDATES:
+        part = update.get(kind)
+        if isinstance(part, dict) and isinstance(part.get("from"), dict):
+            return str(part["from"].get("id", ""))
+    return ""
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    update_id: int
+    person: str
+    payload: str
+    attempts: int
+
+
+class TelegramInbox:
+    """The telegram_inbox table: record once, then hand out one person's rows in order."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, update_id: int, person: str, payload: str, now: datetime) -> bool:
+        """True when the update is new; False for a redelivery (already recorded)."""
+        async with self.db.tx() as tx:
+            if await tx.fetchone("SELECT 1 FROM telegram_inbox WHERE update_id = ?",
+                                 (update_id,)):
+                return False
+            await tx.execute(
+                "INSERT INTO telegram_inbox(update_id, person, payload, received_at) "
+                "VALUES (?, ?, ?, ?)", (update_id, person, payload, iso(now)))
+        return True
+
+    async def next_in(self, person: str) -> InboxRow | None:
+        row = await self.db.fetchone(
+            "SELECT id, update_id, person, payload, attempts FROM telegram_inbox "
+            "WHERE person = ? AND state = 'new' ORDER BY id LIMIT 1", (person,))
+        return InboxRow(**dict(row)) if row else None
+
+    async def waiting_people(self) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT person FROM telegram_inbox WHERE state = 'new'")
+        return [r["person"] for r in rows]
+
+    async def done(self, row_id: int, now: datetime) -> None:
+        # The text people typed is not kept once handled: only the update_id (for dedupe).
+        await self.db.execute("UPDATE telegram_inbox SET state = 'done', payload = '', "
+                              "done_at = ? WHERE id = ?", (iso(now), row_id))
+
+    async def attempt_failed(self, row: InboxRow, now: datetime) -> bool:
+        """Count a failed attempt; True when the row is now set aside for good."""
+        last = row.attempts + 1 >= MAX_ATTEMPTS
+        await self.db.execute(
+            "UPDATE telegram_inbox SET attempts = attempts + 1, state = ?, done_at = ? "
+            "WHERE id = ?", ("failed" if last else "new", iso(now) if last else None, row.id))
+        return last
+
+    async def forget_before(self, cutoff: datetime) -> None:
+        """Handled rows older than Telegram's redelivery window (24 h) are no longer needed."""
+        await self.db.execute("DELETE FROM telegram_inbox WHERE state != 'new' "
+                              "AND received_at < ?", (iso(cutoff),))
+
+
+Handle = Callable[[dict[str, Any]], Awaitable[None]]
+DeadLetter = Callable[[int, dict[str, Any], Exception], Awaitable[None]]
+
+
+class WebhookEndpoint:
+    """The HTTP side: secret checked, update recorded, 200; then handled per person."""
+
+    KEEP = timedelta(days=2)  # Telegram gives up redelivering after 24 hours
+
+    def __init__(self, inbox: TelegramInbox, secret: str, path: str, handle: Handle,
+                 dead_letter: DeadLetter, clock: Callable[[], datetime],
+                 workers: int = 32) -> None:
+        self.inbox = inbox
+        self.secret = secret
+        self.path = path
+        self.handle = handle
+        self.dead_letter = dead_letter
+        self.clock = clock
+        self.lanes = Lanes(self._drain, workers, what="Telegram inbox")
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post(self.path, self._receive)
+        return app
+
+    async def start(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, int(port)).start()
+        await self.inbox.forget_before(self.clock() - self.KEEP)
+        await self.resume()
+
+    async def resume(self) -> int:
+        """After a start: handle every update recorded but not handled yet."""
+        waiting = await self.inbox.waiting_people()
+        for person in waiting:
+            self.lanes.poke(person)
+        return len(waiting)
+
+    async def stop(self) -> None:
+        if self._runner is not None:  # no new updates; those recorded wait for a start
+            await self._runner.cleanup()
+            self._runner = None
+        await self.lanes.idle()
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            log.warning("webhook request without the right secret token from %s",
+                        request.remote)
+            return web.Response(status=403)
+        body = await request.read()
+        try:
+            update = json.loads(body)
+            update_id = int(update["update_id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("webhook body is not an update (%d bytes)", len(body))
+            return web.Response(status=400)
+        person = sender(update)
+        if await self.inbox.record(update_id, person, body.decode("utf-8", "replace"),
+                                   self.clock()):
+            self.lanes.poke(person)
+        return web.Response(status=200)
+
+    async def _drain(self, person: str) -> None:
+        while (row := await self.inbox.next_in(person)) is not None:
+            update = json.loads(row.payload)
+            try:
+                await self.handle(update)
+            except Exception as exc:
+                log.exception("Telegram update %s failed", row.update_id)
+                if await self.inbox.attempt_failed(row, self.clock()):
+                    await self.dead_letter(row.update_id, update, exc)
+                    continue
+                return  # the next start tries it again; later ones wait, in order
+            await self.inbox.done(row.id, self.clock())
