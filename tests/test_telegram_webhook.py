@@ -6,15 +6,19 @@ process stops after answering, and a redelivered update is handled once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.assistant import Assistant
 from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram_webhook import CLAIM_LEASE, TelegramInbox
 from bot.cli import main as cli_main
+from bot.clock import FakeClock
 from bot.config import Settings
 from bot.serve import configured
 from bot.services import Services
@@ -181,3 +185,102 @@ def test_a_webhook_without_a_secret_does_not_start(settings: Settings) -> None:
                                     "telegram_webhook_url": "https://bot.example.cn/tg"})
     with pytest.raises(SettingsError, match="TAIQU_TELEGRAM_WEBHOOK_SECRET"):
         configured(s)
+
+
+class RoundRobin:
+    """A load balancer in front of several instances: each POST goes to the next one."""
+
+    def __init__(self, targets: list[str]) -> None:
+        self.targets = targets
+        self.sent_to: list[int] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/tg/hook", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/tg/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        i = len(self.sent_to) % len(self.targets)
+        self.sent_to.append(i)
+        async with aiohttp.ClientSession() as http, http.post(
+                self.targets[i], data=await request.read(), headers={
+                    "X-Telegram-Bot-Api-Secret-Token":
+                        request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""),
+                    "Content-Type": "application/json"}) as resp:
+            return web.Response(status=resp.status)
+
+
+async def test_two_instances_answer_one_person_in_order_and_once(
+        services: Services, settings: Settings, fake_api: FakeBotAPI,
+        clock: FakeClock) -> None:
+    """Updates of one person spread over two instances by a round-robin balancer: each is
+    answered once, in the order sent, though the first instance is slow on the first one."""
+    settings_a = webhook_settings(settings, fake_api, free_port())
+    settings_b = webhook_settings(settings, fake_api, free_port())
+    services_b = await Services.open(settings, clock)  # the same database, another process
+    a = await start(services, settings_a)
+    b = await start(services_b, settings_b)
+    balancer = RoundRobin([settings_a.telegram_webhook_url or "",
+                           settings_b.telegram_webhook_url or ""])
+    await balancer.start()
+    bot = fake_api.bot()
+    bot.webhook_url, bot.webhook_secret = balancer.url, SECRET
+    try:
+        zhang = await register(fake_api, services, 42, "张三")
+        assert a.webhook is not None
+        handle_a = a.webhook.handle
+
+        async def slow_first(raw: dict) -> None:
+            if "/help" in str(raw):
+                await asyncio.sleep(0.5)  # B would answer the next one first, unless held
+            await handle_a(raw)
+
+        a.webhook.handle = slow_first
+        before = len(zhang.sent)
+        for text in ("/help", "我的待办", "/settings", "/help"):
+            bot._queue_user_message(42, {"text": text}, None, None, None)
+        for _ in range(400):
+            if len(zhang.sent) >= before + 4:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # nothing more arrives (no update answered twice)
+        answers = [m.get("text", "") for m in zhang.sent[before:]]
+        assert len(answers) == 4
+        assert "使用帮助" in answers[0] and L("todo.none") in answers[1]
+        assert "免打扰" in answers[2] and "使用帮助" in answers[3]
+        assert set(balancer.sent_to) == {0, 1}  # both instances received some
+    finally:
+        await balancer.stop()
+        await b.stop()
+        await a.stop()
+        await services_b.close()
+
+
+async def test_a_dead_instances_claim_expires_and_another_takes_over(
+        services: Services, clock: FakeClock) -> None:
+    zhang_id = "42"
+    dead = TelegramInbox(services.db, owner="dead-host:1:abc")
+    update = {"update_id": 77, "message": {
+        "message_id": 9, "date": 0, "chat": {"id": 42, "type": "private"},
+        "from": {"id": 42, "is_bot": False, "first_name": "张三"}, "text": "/help"}}
+    assert await dead.record(77, zhang_id, json.dumps(update), clock.now())
+    assert await dead.next_in(zhang_id, clock.now()) is not None  # claimed, then killed -9
+    live = TelegramInbox(services.db, owner="live-host:2:def")
+    assert await live.waiting_people(clock.now()) == []  # held by the dead one's lease
+    assert await live.next_in(zhang_id, clock.now()) is None
+    clock.advance(seconds=CLAIM_LEASE.total_seconds() + 1)
+    assert await live.waiting_people(clock.now()) == [zhang_id]
+    row = await live.next_in(zhang_id, clock.now())
+    assert row is not None and row.update_id == 77
+    await live.done(row.id, clock.now())
+    assert await live.next_in(zhang_id, clock.now()) is None

@@ -5,16 +5,24 @@ Any instance may receive any update: it checks the secret, records the update in
 `telegram_inbox` table (unique on update_id) and only then answers 200. Handling happens
 after, one person's updates in arrival order: a crash after the 200 loses nothing (the next
 start handles what is still 'new') and a redelivered update is recorded once, handled once.
-As with the reminders, the one update in flight when a process dies may be answered twice.
+Several instances share the inbox: whoever handles a person's earliest update holds a claim
+on it (a lease), so one person's updates are handled one at a time, in order, whichever
+instance received them; a dead instance's claims expire and another takes over. As with the
+reminders, the one update in flight when a process dies may be answered twice.
 
 PTB has its own webhook server (Updater.start_webhook), but it answers 200 before anything is
 stored and keeps updates in memory only, so this small aiohttp endpoint does the recording."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +38,12 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024  # an update is a few KB; a photo is a file_id, not the bytes
 MAX_ATTEMPTS = 3  # an update that fails this often is set aside (dead letter), not retried
+# How long an instance holds a person's update while handling it: longer than any one step
+# takes; when an instance dies its claims expire and another takes over.
+CLAIM_LEASE = timedelta(minutes=2)
+# Every so often each instance looks for updates nobody is handling (recorded by another
+# instance that was busy, or claimed by one that died).
+SWEEP_SECONDS = 5.0
 # The kinds of update the bot reads (also what `telegram set-webhook` asks Telegram for).
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
@@ -57,11 +71,20 @@ class InboxRow:
     attempts: int
 
 
-class TelegramInbox:
-    """The telegram_inbox table: record once, then hand out one person's rows in order."""
+def instance_name() -> str:
+    """Who holds a claim: host, process and a random part (a restarted process is new)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
-    def __init__(self, db: Database) -> None:
+
+class TelegramInbox:
+    """The telegram_inbox table: record once, then hand out one person's rows in order, to
+    one instance at a time (the claim on the person's earliest row is the per-person lock)."""
+
+    def __init__(self, db: Database, owner: str | None = None,
+                 lease: timedelta = CLAIM_LEASE) -> None:
         self.db = db
+        self.owner = owner or instance_name()
+        self.lease = lease
 
     async def record(self, update_id: int, person: str, payload: str, now: datetime) -> bool:
         """True when the update is new; False for a redelivery (already recorded)."""
@@ -74,29 +97,51 @@ class TelegramInbox:
                 "VALUES (?, ?, ?, ?)", (update_id, person, payload, iso(now)))
         return True
 
-    async def next_in(self, person: str) -> InboxRow | None:
-        row = await self.db.fetchone(
-            "SELECT id, update_id, person, payload, attempts FROM telegram_inbox "
-            "WHERE person = ? AND state = 'new' ORDER BY id LIMIT 1", (person,))
-        return InboxRow(**dict(row)) if row else None
+    async def next_in(self, person: str, now: datetime) -> InboxRow | None:
+        """The person's earliest unhandled update, claimed for this instance; None when
+        there is none or another live instance is handling this person."""
+        async with self.db.tx() as tx:
+            row = await tx.fetchone(
+                "SELECT id, update_id, person, payload, attempts, claimed_by, claim_until "
+                "FROM telegram_inbox WHERE person = ? AND state = 'new' ORDER BY id LIMIT 1",
+                (person,))
+            if row is None:
+                return None
+            if (row["claimed_by"] not in (None, self.owner)
+                    and row["claim_until"] is not None and row["claim_until"] > iso(now)):
+                return None
+            await tx.execute("UPDATE telegram_inbox SET claimed_by = ?, claim_until = ? "
+                             "WHERE id = ?", (self.owner, iso(now + self.lease), row["id"]))
+        return InboxRow(row["id"], row["update_id"], row["person"], row["payload"],
+                        row["attempts"])
 
-    async def waiting_people(self) -> list[str]:
+    async def waiting_people(self, now: datetime) -> list[str]:
+        """People with updates no live instance is handling."""
         rows = await self.db.fetchall(
-            "SELECT DISTINCT person FROM telegram_inbox WHERE state = 'new'")
+            "SELECT DISTINCT person FROM telegram_inbox WHERE state = 'new' "
+            "AND (claim_until IS NULL OR claim_until <= ? OR claimed_by = ?)",
+            (iso(now), self.owner))
         return [r["person"] for r in rows]
 
     async def done(self, row_id: int, now: datetime) -> None:
         # The text people typed is not kept once handled: only the update_id (for dedupe).
         await self.db.execute("UPDATE telegram_inbox SET state = 'done', payload = '', "
-                              "done_at = ? WHERE id = ?", (iso(now), row_id))
+                              "done_at = ?, claimed_by = NULL, claim_until = NULL WHERE id = ?",
+                              (iso(now), row_id))
 
     async def attempt_failed(self, row: InboxRow, now: datetime) -> bool:
         """Count a failed attempt; True when the row is now set aside for good."""
         last = row.attempts + 1 >= MAX_ATTEMPTS
         await self.db.execute(
-            "UPDATE telegram_inbox SET attempts = attempts + 1, state = ?, done_at = ? "
-            "WHERE id = ?", ("failed" if last else "new", iso(now) if last else None, row.id))
+            "UPDATE telegram_inbox SET attempts = attempts + 1, state = ?, done_at = ?, "
+            "claimed_by = NULL, claim_until = NULL WHERE id = ?",
+            ("failed" if last else "new", iso(now) if last else None, row.id))
         return last
+
+    async def release(self) -> None:
+        """A clean stop: what this instance claimed but did not handle is free at once."""
+        await self.db.execute("UPDATE telegram_inbox SET claimed_by = NULL, claim_until = NULL "
+                              "WHERE claimed_by = ? AND state = 'new'", (self.owner,))
 
     async def forget_before(self, cutoff: datetime) -> None:
         """Handled rows older than Telegram's redelivery window (24 h) are no longer needed."""
@@ -124,6 +169,7 @@ class WebhookEndpoint:
         self.clock = clock
         self.lanes = Lanes(self._drain, workers, what="Telegram inbox")
         self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -137,19 +183,35 @@ class WebhookEndpoint:
         await web.TCPSite(self._runner, host, int(port)).start()
         await self.inbox.forget_before(self.clock() - self.KEEP)
         await self.resume()
+        self._sweeper = asyncio.create_task(self._sweep())
 
     async def resume(self) -> int:
-        """After a start: handle every update recorded but not handled yet."""
-        waiting = await self.inbox.waiting_people()
+        """Handle every update recorded but not handled by anyone (after a start, and on
+        every sweep: another instance's, or a dead instance's expired claims)."""
+        waiting = await self.inbox.waiting_people(self.clock())
         for person in waiting:
             self.lanes.poke(person)
         return len(waiting)
 
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.resume()
+            except Exception:  # the database may be briefly away: the next sweep retries
+                log.exception("sweeping the Telegram inbox failed")
+
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._runner is not None:  # no new updates; those recorded wait for a start
             await self._runner.cleanup()
             self._runner = None
         await self.lanes.idle()
+        await self.inbox.release()
 
     async def _receive(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -171,7 +233,7 @@ class WebhookEndpoint:
         return web.Response(status=200)
 
     async def _drain(self, person: str) -> None:
-        while (row := await self.inbox.next_in(person)) is not None:
+        while (row := await self.inbox.next_in(person, self.clock())) is not None:
             update = json.loads(row.payload)
             try:
                 await self.handle(update)
@@ -182,3 +244,5 @@ class WebhookEndpoint:
                     continue
                 return  # the next start tries it again; later ones wait, in order
             await self.inbox.done(row.id, self.clock())
+        # Nothing left that this instance may take: if another instance holds this person,
+        # it drains what follows (and the sweep catches anything recorded in between).

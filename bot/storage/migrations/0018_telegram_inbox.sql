@@ -9,7 +9,11 @@ CREATE TABLE telegram_inbox (
     received_at TEXT NOT NULL,
     state       TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'done', 'failed')),
     attempts    INTEGER NOT NULL DEFAULT 0,
-    done_at     TEXT
+    done_at     TEXT,
+    -- Several instances share the inbox: the one handling a person's earliest row holds it
+    -- until claim_until; the others leave that person alone until it is done or expired.
+    claimed_by  TEXT,
+    claim_until TEXT
 );
 CREATE INDEX telegram_inbox_new ON telegram_inbox(person, id) WHERE state = 'new';
 CREATE INDEX telegram_inbox_received ON telegram_inbox(received_at);
