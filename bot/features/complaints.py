@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
-from bot.deadlines import COMPLAINT_TYPES, due_after, halfway, next_working_start
+from bot.deadlines import COMPLAINT_TYPES, due_after, halfway
 from bot.deadlines import working_hours_before as before
 from bot.events import Outcome
 from bot.features.customers.form import parse_account_no, parse_phone
@@ -28,10 +28,10 @@ from bot.records.common import (
     when,
 )
 from bot.router import Router, TodoItem
-from bot.services import Ctx, Services
+from bot.services import Ctx
 from bot.statuses import complaint_status
 from bot.storage.db import iso
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
 router = Router("complaints")
@@ -242,24 +242,6 @@ async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> O
 
 
 # --- reminders ------------------------------------------------------------------------
-async def after_sent(services: Services, r: Reminder, now: datetime) -> None:
-    """While overdue, remind again once a working day (09:00) until done."""
-    step, label = r.kind.split(".", 1)
-    if label not in ("due", "overdue", "escalate", "overdue_lead"):
-        return
-    rules = ruleset(services)
-    cal = await calendar(services)
-    tz = rules.working_hours.zone
-    nxt = next_working_start(now.astimezone(tz) + timedelta(hours=12), cal, rules.working_hours)
-    nxt = nxt.replace(hour=max(nxt.hour, 9), minute=0) if nxt.time() < time(9) else nxt
-    repeat = "overdue" if label in ("due", "overdue") else "overdue_lead"
-    async with services.db.tx() as tx:
-        await Reminders.plan(tx, team_id=r.team_id, user_id=r.user_id, subject=SUBJECT,
-                             subject_id=r.subject_id, kind=f"{step}.{repeat}", due_at=nxt,
-                             now=now, key=f"{SUBJECT}:{r.subject_id}:{step}.{repeat}:"
-                             f"{r.user_id}:{nxt.date().isoformat()}")
-
-
 async def todo(ctx: Ctx) -> list[TodoItem]:
     items = []
     for rec in await STORE.open_for(ctx, "c.status != 'closed'"):
@@ -292,4 +274,4 @@ COMPLAINTS = rt.RecordType(
         rt.Ladder("reply", "complaint.step.reply", lambda c: c.reply_due,
                   lambda c: c.status == "closed", ("cplr",), drop_late_soon=False),
     ),
-    todo_items=todo, after_sent=after_sent).register(router)
+    todo_items=todo, after_sent=rt.daily_while_overdue(SUBJECT)).register(router)

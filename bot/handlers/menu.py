@@ -61,10 +61,17 @@ async def greeting(ctx: Ctx, welcome: bool = False) -> Outcome:
     return Outcome().add(text, role_buttons(ctx.locale, ctx.user.role))
 
 
+# The core's own commands close the list; a feature's command the role lists do not name
+# comes before them (a new feature shows up without an edit here).
+_CORE_TAIL = ("settings", "cancel", "lang", "help")
+
+
 def command_lines(ctx: Ctx) -> str:
     """Every command this person's role can use, one short line each."""
     ours = ROLE_COMMANDS[ctx.user.role]
-    names = list(ours) + [c for c in (*COMMANDS, *app_router().commands) if c not in ours]
+    extra = [c for c in (*COMMANDS, *app_router().commands) if c not in ours]
+    names = ([c for c in ours if c not in _CORE_TAIL] + extra
+             + [c for c in ours if c in _CORE_TAIL])
     known = catalog(ctx.locale)
     return "\n".join(f"/{c} {known[f'cmd.{c}']}" for c in dict.fromkeys(names)
                      if f"cmd.{c}" in known)

@@ -14,15 +14,15 @@ import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from bot.deadlines import ESCALATE, OVERDUE, is_overdue
+from bot.deadlines import ESCALATE, OVERDUE, is_overdue, next_working_start
 from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import parse_when
 from bot.forms.engine import FormSpec, Saved, SaveFn
 from bot.forms.fields import Field, Invalid, Kind, ParseFn
-from bot.records.common import now_value, remaining, show_time, when
+from bot.records.common import calendar, now_value, remaining, ruleset, show_time, when
 from bot.router import ReminderKind, Router, TodoItem, feature_callback
 from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
@@ -426,3 +426,26 @@ def action_form(name: str, save: SaveFn, *fields: Field) -> FormSpec:
     declared on the router with the transition that asks it."""
     return FormSpec(name=name, title=f"form.{name}.title", fields=fields, save=save,
                     quick={"now": now_value})
+
+
+def daily_while_overdue(subject: str) -> Callable[[Services, Reminder, datetime],
+                                                  Awaitable[None]]:
+    """A record type's `after_sent`: while a working-day deadline is overdue, remind the
+    owner (and the leads, after an escalation) again once a working day at 09:00 or the
+    start of work, until the ladder's step is done (its reminders are then cancelled)."""
+    async def after_sent(services: Services, r: Reminder, now: datetime) -> None:
+        step, label = r.kind.split(".", 1)
+        if label not in (*OVERDUE, *ESCALATE):
+            return
+        rules = ruleset(services)
+        tz = rules.working_hours.zone
+        nxt = next_working_start(now.astimezone(tz) + timedelta(hours=12),
+                                 await calendar(services), rules.working_hours)
+        nxt = nxt.replace(hour=max(nxt.hour, 9), minute=0) if nxt.time() < time(9) else nxt
+        repeat = "overdue" if label in OVERDUE else "overdue_lead"
+        async with services.db.tx() as tx:
+            await Reminders.plan(tx, team_id=r.team_id, user_id=r.user_id, subject=subject,
+                                 subject_id=r.subject_id, kind=f"{step}.{repeat}", due_at=nxt,
+                                 now=now, key=f"{subject}:{r.subject_id}:{step}.{repeat}:"
+                                 f"{r.user_id}:{nxt.date().isoformat()}")
+    return after_sent
