@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # Set: `run` serves WeCom too (its other TAIQU_WECOM_* settings are the channel's own).
     wecom_corp_id: str | None = None
     db_path: Path = DATA_DIR / "taiqu.db"
+    # Set (postgresql://user@host/taiqu): PostgreSQL is the store, shared by every instance,
+    # and db_path is not used. Unset: the SQLite file at db_path.
+    database_url: str | None = None
     # How long a write waits while another process (e.g. a CLI import) holds the write lock
     # before it fails; a form step waits only db_write_wait_seconds, then its answer is kept
     # in memory and written once the lock is free.

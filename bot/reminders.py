@@ -89,8 +89,9 @@ async def job_failed(services: Services, job: str, period: str, user: User, now:
         if row is not None and row[0] >= services.settings.job_attempts:
             log.error("%s for user %s (%s): giving up after %s attempts", job, user.id, period,
                       row[0])
-            await tx.execute("INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
-                             "VALUES (?, ?, ?, ?)", (job, period, user.id, iso(now)))
+            await tx.execute("INSERT INTO job_runs(job, period, user_id, done_at) "
+                             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             (job, period, user.id, iso(now)))
 
 
 @dataclass
@@ -417,8 +418,9 @@ class ReminderService:
                 await self.rows.settle(r.id, "digested", now)
                 await self._after(r, now)
             await self.services.db.execute(
-                "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
-                "VALUES (?, ?, ?, ?)", (DIGEST_JOB, period, user.id, iso(now)))
+                "INSERT INTO job_runs(job, period, user_id, done_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (DIGEST_JOB, period, user.id, iso(now)))
         return ok and bool(items or extra)
 
     async def _after(self, r: Reminder, now: datetime) -> None:

@@ -1,9 +1,11 @@
-"""Shared fixtures: a real SQLite file, a fake clock, the core, the Telegram channel on a
-loopback fake Bot API."""
+"""Shared fixtures: a real SQLite file (or a real PostgreSQL database), a fake clock, the
+core, the Telegram channel on a loopback fake Bot API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,11 +20,72 @@ from bot.config import Settings, load_settings
 from bot.events import Incoming, Outcome, Reply
 from bot.models import Role, User
 from bot.services import Services
+from bot.storage.db import Backend, Database
+from bot.storage.pg import PgDatabase
 from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI
+from tests.pg_server import PgServer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A Friday morning; 昨天 is Thursday 2026-11-26.
 T0 = datetime(2026, 11, 27, 10, 30, tzinfo=SHANGHAI)
+
+# Read before _isolated_env clears every TAIQU_* variable. TAIQU_TEST_BACKEND=postgresql runs
+# every test on PostgreSQL; by default only modules marked both_backends do, on both.
+BACKENDS = ("sqlite", "postgresql")
+TEST_BACKEND = os.environ.get("TAIQU_TEST_BACKEND", "sqlite")
+TEST_DATABASE_URL = os.environ.get("TAIQU_TEST_DATABASE_URL") or None
+if TEST_BACKEND not in BACKENDS:
+    raise pytest.UsageError(f"TAIQU_TEST_BACKEND must be one of {BACKENDS}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_backends: run on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if ("db_backend" in metafunc.fixturenames
+            and metafunc.definition.get_closest_marker("both_backends")
+            and TEST_BACKEND == "sqlite"):
+        metafunc.parametrize("db_backend", BACKENDS)
+
+
+@pytest.fixture
+def db_backend() -> str:
+    return TEST_BACKEND
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL for the whole session, started on first use and stopped at the end."""
+    server = PgServer(TEST_DATABASE_URL).start()
+    try:
+        yield server
+    finally:
+        if TEST_DATABASE_URL:
+            asyncio.run(server.drop_template())
+        server.stop()
+
+
+@pytest.fixture
+async def pg_url(pg_server: PgServer) -> AsyncIterator[str]:
+    """A fresh database at the latest schema, for this test only."""
+    url = await pg_server.fresh_database()
+    yield url
+    if TEST_DATABASE_URL:  # our own server is thrown away whole at the end
+        await pg_server.drop(url)
+
+
+@pytest.fixture
+async def database(db_backend: str, tmp_path: Path,
+                   request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The store, connected and migrated: a SQLite file or a PostgreSQL database."""
+    db: Backend
+    if db_backend == "postgresql":
+        db = PgDatabase(request.getfixturevalue("pg_url"))
+    else:
+        db = Database(tmp_path / "x.db")
+    async with db:
+        yield db
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +105,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(db_path=tmp_path / "taiqu.db")
+def settings(tmp_path: Path, db_backend: str, request: pytest.FixtureRequest) -> Settings:
+    url = request.getfixturevalue("pg_url") if db_backend == "postgresql" else None
+    return load_settings(db_path=tmp_path / "taiqu.db", database_url=url)
 
 
 @pytest.fixture

@@ -47,13 +47,13 @@ class Reminders:
                    key: str | None = None, detail: dict[str, Any] | None = None) -> bool:
         """Add a reminder unless one with the same key exists (planning twice plans once)."""
         dedupe = key or f"{subject}:{subject_id}:{kind}:{user_id}"
-        before = tx.conn.total_changes
         await tx.execute(
-            "INSERT OR IGNORE INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
-            "urgent, dedupe_key, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
+            "urgent, dedupe_key, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (team_id, user_id, subject, subject_id, kind, iso(due_at), int(urgent), dedupe,
              json.dumps(detail or {}, ensure_ascii=False), iso(now)))
-        return tx.conn.total_changes > before
+        return tx.rowcount > 0
 
     @staticmethod
     async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:
@@ -88,8 +88,7 @@ class Reminders:
             await tx.execute(
                 "UPDATE reminders SET state = 'sending', attempts = attempts + 1 "
                 "WHERE id = ? AND state = 'pending'", (reminder_id,))
-            row = await tx.fetchone("SELECT changes()")
-        return bool(row and row[0])
+            return tx.rowcount > 0
 
     async def recover(self) -> int:
         """At start-up of the database's lease holder only: rows left 'sending' by a process
@@ -98,8 +97,7 @@ class Reminders:
             await tx.execute(
                 "UPDATE reminders SET state = 'pending', last_error = ? WHERE state = 'sending'",
                 (f"{MAYBE_SENT}: interrupted while sending",))
-            row = await tx.fetchone("SELECT changes()")
-        return int(row[0]) if row else 0
+            return tx.rowcount
 
     async def settle(self, reminder_id: int, state: str, now: datetime,
                      error: str | None = None) -> None:
@@ -124,8 +122,8 @@ class Reminders:
                 "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
                 "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held')",
                 (iso(until), reminder_id, user_id))
-            row = await tx.fetchone("SELECT changes()")
-        return await self.get(reminder_id) if row and row[0] else None
+            changed = tx.rowcount > 0
+        return await self.get(reminder_id) if changed else None
 
     async def hold(self, reminder_id: int) -> None:
         """Quiet hours: keep it for the recipient's next morning digest."""
@@ -139,8 +137,7 @@ class Reminders:
             return 0  # the usual case, read on the reader: no write per scan
         async with self.db.tx() as tx:
             await tx.execute(f"UPDATE reminders SET state = 'pending' WHERE {held}")
-            row = await tx.fetchone("SELECT changes()")
-        return int(row[0]) if row else 0
+            return tx.rowcount
 
     async def held_for(self, user_id: int) -> list[Reminder]:
         rows = await self.db.fetchall(
