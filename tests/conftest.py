@@ -79,13 +79,17 @@ async def pg_url(pg_server: PgServer) -> AsyncIterator[str]:
 async def database(db_backend: str, tmp_path: Path,
                    request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """The store, connected and migrated: a SQLite file or a PostgreSQL database."""
-    db: Backend
-    if db_backend == "postgresql":
-        db = PgDatabase(request.getfixturevalue("pg_url"))
-    else:
-        db = Database(tmp_path / "x.db")
-    async with db:
-        yield db
+    if db_backend == "sqlite":
+        async with Database(tmp_path / "x.db") as db:
+            yield db
+        return
+    # (not through pg_url: an async fixture cannot be looked up from inside another)
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = await server.fresh_database()
+    async with PgDatabase(url) as pg:
+        yield pg
+    if TEST_DATABASE_URL:
+        await server.drop(url)
 
 
 @pytest.fixture(autouse=True)

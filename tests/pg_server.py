@@ -27,6 +27,9 @@ INSTALL_HINT = (
     "TAIQU_TEST_DATABASE_URL=postgresql://user@host/db to use a server you have.")
 
 
+DEBIAN_BINARIES = "/usr/lib/postgresql/*/bin"  # one directory per installed major version
+
+
 class PostgresUnavailable(RuntimeError):
     pass
 
@@ -36,7 +39,7 @@ def _binaries() -> Path:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
-    for directory in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+    for directory in sorted(glob.glob(DEBIAN_BINARIES), reverse=True):
         if Path(directory, "initdb").exists() and Path(directory, "pg_ctl").exists():
             return Path(directory)
     raise PostgresUnavailable(INSTALL_HINT)

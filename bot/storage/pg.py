@@ -172,6 +172,17 @@ class PgDatabase(Backend):
                 "WHERE table_schema = current_schema() AND column_name = 'id'"))
         return current
 
+    async def restart_identities(self) -> None:
+        """Every id column continues after its table's highest id (rows were written with
+        their ids given, e.g. by `db copy`, which leaves the sequences where they were)."""
+        async with self.tx() as tx:
+            for table, column in await tx.fetchall(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND is_identity = 'YES'"):
+                await tx.fetchone(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                    f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)")
+
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
         """This instance's transactions one at a time, waited for at most busy_timeout."""
