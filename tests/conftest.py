@@ -23,7 +23,7 @@ from bot.services import Services
 from bot.storage.db import Backend, Database
 from bot.storage.pg import PgDatabase
 from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI
-from tests.pg_server import PgServer
+from tests.pg_server import PgServer, PostgresUnavailable
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A Friday morning; 昨天 is Thursday 2026-11-26.
@@ -56,8 +56,12 @@ def db_backend() -> str:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    """One PostgreSQL for the whole session, started on first use and stopped at the end."""
-    server = PgServer(TEST_DATABASE_URL).start()
+    """One PostgreSQL for the whole session, started on first use and stopped at the end.
+    Without one, the run stops with how to get it: no test is skipped for its lack."""
+    try:
+        server = PgServer(TEST_DATABASE_URL).start()
+    except PostgresUnavailable as exc:
+        pytest.exit(str(exc), returncode=1)
     try:
         yield server
     finally:
