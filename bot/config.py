@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Set (postgresql://user@host/taiqu): PostgreSQL is the store, shared by every instance,
     # and db_path is not used. Unset: the SQLite file at db_path.
     database_url: str | None = None
+    # Connections one instance keeps open to PostgreSQL (reads and single writes run side by side).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
     # How long a write waits while another process (e.g. a CLI import) holds the write lock
     # before it fails; a form step waits only db_write_wait_seconds, then its answer is kept
     # in memory and written once the lock is free.

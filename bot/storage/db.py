@@ -198,7 +198,8 @@ def open_database(settings: Settings) -> Backend:
         from bot.storage.pg import PgDatabase
 
         return PgDatabase(settings.database_url, busy_timeout=settings.db_busy_timeout_seconds,
-                          quick_wait=settings.db_write_wait_seconds)
+                          quick_wait=settings.db_write_wait_seconds,
+                          pool_size=settings.db_pool_size)
     return Database(settings.db_path, settings.sqlite_synchronous,
                     busy_timeout=settings.db_busy_timeout_seconds,
                     quick_wait=settings.db_write_wait_seconds)
