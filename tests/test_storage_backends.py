@@ -12,7 +12,7 @@ from bot.cli import main
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.services import Services
-from bot.storage.db import Backend, Database, migrations
+from bot.storage.db import MIGRATIONS_DIR, PG_SUFFIX, Backend, Database, migrations
 from bot.storage.pg import VERSIONS, PgDatabase
 from tests import pg_server as pg_server_module
 from tests.conftest import Chat, make_user
@@ -50,6 +50,12 @@ async def test_every_migration_runs_on_both_and_is_recorded(database: Backend) -
         "'$.job') AS j FROM (SELECT 'a' AS v UNION ALL SELECT 'b') t")
     assert row is not None and (sorted(row["g"].split(",")), row["d"], row["j"]) == (
         ["a", "b"], 0.5, "x")
+
+
+def test_every_postgresql_variant_belongs_to_a_numbered_migration() -> None:
+    numbered = {p.name for _, p in migrations()}
+    variants = sorted(MIGRATIONS_DIR.glob(f"*.{PG_SUFFIX}.sql"))
+    assert variants and all(v.name.replace(f".{PG_SUFFIX}", "") in numbered for v in variants)
 
 
 @pytest.mark.parametrize("start", [n for n, _ in migrations()][:-1])

@@ -65,6 +65,9 @@ def migrations() -> list[tuple[int, Path]]:
     return found
 
 
+PG_SUFFIX = "pg"  # 0011_x.pg.sql: the PostgreSQL form of 0011_x.sql
+
+
 def migration_script(path: Path, dialect: str) -> str:
     """A migration's SQL for `dialect`: the file itself, or for PostgreSQL the variant beside
     it (0011_x.pg.sql) where one was needed, else the file, with SQLite's type names rewritten."""
@@ -74,7 +77,6 @@ def migration_script(path: Path, dialect: str) -> str:
     return pg_types((variant if variant.exists() else path).read_text(encoding="utf-8"))
 
 
-PG_SUFFIX = "pg"
 # SQLite's type names in PostgreSQL's words; every other statement of the migrations is
 # written to run on both. (By hand, not a SQL translator library: four names, and a file that
 # needs more gets a .pg.sql variant instead.) `id INTEGER PRIMARY KEY` is SQLite's rowid: a
