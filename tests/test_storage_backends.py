@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.clock import FakeClock
-from bot.config import Settings, load_settings
+from bot.config import Settings, SettingsError, load_settings
 from bot.services import Services
 from bot.storage.db import MIGRATIONS_DIR, PG_SUFFIX, Backend, Database, migrations
 from bot.storage.pg import VERSIONS, PgDatabase
@@ -93,6 +93,14 @@ async def test_instances_starting_together_migrate_once(pg_server: PgServer) -> 
     finally:
         await first.close()
         await second.close()
+
+
+def test_the_database_url_is_checked_at_start() -> None:
+    assert load_settings(database_url=" ").database_url is None  # blank: SQLite
+    with pytest.raises(SettingsError, match="TAIQU_DATABASE_URL: expected a PostgreSQL URL"):
+        load_settings(database_url="mysql://root@db/taiqu")
+    with pytest.raises(SettingsError, match="WeCom runs on the SQLite store only"):
+        load_settings(database_url="postgresql://taiqu@db/taiqu", wecom_corp_id="ww1")
 
 
 def test_without_postgresql_the_suite_says_how_to_install_it(
