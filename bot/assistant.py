@@ -12,20 +12,36 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import bot.records  # noqa: F401  (registers the record modules)
+from bot import validators
 from bot.channel import ChannelCaps
-from bot.conversations.customer import CUSTOMER, DEACTIVATE
+from bot.conversations.customer import CUSTOMER, DEACTIVATE, switch_refusal
 from bot.conversations.customer import open_edit as open_customer_edit
 from bot.conversations.customer import prefill as customer_prefill
 from bot.conversations.engine import FormEngine, is_word
 from bot.conversations.parking import ACTIVE_EQUIVALENT, Parking
-from bot.conversations.worklog import WORKLOG
+from bot.conversations.worklog import WORKLOG, visit_of
+from bot.conversations.worklog import offer as worklog_offer
 from bot.conversations.worklog import prefill as worklog_prefill
 from bot.conversations.worklog import values_of as worklog_values_of
 from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
 from bot.handlers import customers as customers_handler
 from bot.handlers import logs as logs_handler
-from bot.handlers.intents import simple_intent, worklog_intent
-from bot.handlers.menu import COMMANDS, greeting, help_text, menu_buttons, set_language
+from bot.handlers.intents import (
+    SMALL_TALK,
+    is_log_request,
+    reads_as_request,
+    simple_intent,
+    worklog_intent,
+)
+from bot.handlers.menu import (
+    COMMANDS,
+    command_lines,
+    greeting,
+    help_text,
+    menu_buttons,
+    role_buttons,
+    set_language,
+)
 from bot.handlers.start import StartHandler
 from bot.i18n import t
 from bot.models import User
@@ -34,6 +50,7 @@ from bot.services import Ctx, Services
 from bot.shaping import needs_numbering, resolve_choice, shape
 from bot.storage.conversations import Draft
 from bot.storage.db import is_busy
+from bot.storage.loose_media import LooseMedia
 from bot.storage.people import UserPrefs
 from bot.textutil import clean_text, normalize_input
 
@@ -43,6 +60,9 @@ FORM_COMMANDS = {"log": WORKLOG.name, "customer": CUSTOMER.name}
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
 MAX_TYPED_CHOICE = 100  # characters: longer text is an answer, never a choice's label
+# Meta of an open form while the "new request?" question is on screen: the request typed.
+HELD_REQUEST = "held_request"
+QUOTE_WIDTH = 20  # characters of a held request quoted back in the question
 
 
 def cleaned(ev: Incoming) -> Incoming:
@@ -192,11 +212,12 @@ class Assistant:
             if draft is not None:
                 return await self.engine.on_photo(ctx, draft, f"{ev.channel}:{ev.photo}",
                                                   caption=ev.text)
-            return Outcome().add(ctx.t("media.no_form_photo"), menu_buttons(ctx.locale))
+            return await self._keep_loose(ctx, photo=f"{ev.channel}:{ev.photo}",
+                                          caption=ev.text)
         if ev.location is not None:
             if draft is not None:
                 return await self.engine.on_location(ctx, draft, ev.location)
-            return Outcome().add(ctx.t("media.no_form_location"), menu_buttons(ctx.locale))
+            return await self._keep_loose(ctx, point=ev.location)
         if ev.text is None:
             if draft is not None:
                 return await self.engine.reprompt(ctx, draft, ctx.t("media.unsupported"))
@@ -213,17 +234,51 @@ class Assistant:
                 return await self.engine.reprompt(ctx, draft, "⚠️ " + ctx.t("form.empty_text"))
             return Outcome().add(ctx.t("form.empty_text"), menu_buttons(ctx.locale))
         if draft is not None:
+            if await self._is_new_request(ctx, text):
+                return await self._switch_question(ctx, draft, held=text)
             return await self.engine.on_text(ctx, draft, text)
         return await self._free_text(ctx, text)
+
+    async def _is_new_request(self, ctx: Ctx, text: str) -> bool:
+        """Typed text inside a form that as a whole is a request the free-text readers know
+        (登记投诉, 记录巡视 5号台区, 查客户 李四, 我的待办), not prose that contains one's words."""
+        if simple_intent(text) == "logs":
+            return True
+        patterns = (*REGISTRY.request_patterns, *customers_handler.REQUEST_PATTERNS)
+        if any(reads_as_request(p, text) for p in patterns):
+            return True
+        team_areas = [a.name for a in await self.services.people.team_areas(ctx.user.team_id)]
+        return is_log_request(worklog_intent(text, ctx.local_now, team_areas))
+
+    async def _keep_loose(self, ctx: Ctx, photo: str | None = None, caption: str | None = None,
+                          point: tuple[float, float] | None = None) -> Outcome:
+        """A photo or location with no form open: kept for the next work log a few minutes,
+        not thrown away (the worklog form attaches it when it opens)."""
+        minutes = self.services.settings.loose_media_minutes
+        loose, window = LooseMedia(self.services.db), timedelta(minutes=minutes)
+        if photo is not None:
+            caption = caption.strip() if caption and caption.strip() else None
+            count = await loose.keep_photo(ctx.user.id, photo, caption, ctx.now, window)
+            return Outcome().add(ctx.t("media.loose_photo", count=count, minutes=minutes),
+                                 menu_buttons(ctx.locale))
+        assert point is not None
+        if not validators.coordinates(*point):
+            return Outcome().add(ctx.t("form.location_invalid"), menu_buttons(ctx.locale))
+        await loose.keep_location(ctx.user.id, point, ctx.now, window)
+        return Outcome().add(ctx.t("media.loose_location", minutes=minutes),
+                             menu_buttons(ctx.locale))
 
     async def _free_text(self, ctx: Ctx, text: str) -> Outcome:
         simple = simple_intent(text)
         if simple == "logs":
             return await logs_handler.list_logs(ctx)
         if simple == "help":
-            return Outcome().add(await help_text(ctx), menu_buttons(ctx.locale))
+            return Outcome().add(await help_text(ctx), role_buttons(ctx.locale, ctx.user.role))
         if simple == "greet":
             return await greeting(ctx)
+        if simple in SMALL_TALK:
+            return Outcome().add(ctx.t(f"menu.small_talk.{simple}", name=ctx.user.name),
+                                 menu_buttons(ctx.locale))
         for intent_fn in REGISTRY.intents:
             found = await intent_fn(self, ctx, text)
             if found is not None:
@@ -239,7 +294,8 @@ class Assistant:
         intent = worklog_intent(text, ctx.local_now, team_areas)
         if intent is not None:
             values, notices = await worklog_prefill(ctx, intent)
-            return await self.engine.start(ctx, WORKLOG.name, values, notices)
+            return await self.engine.start(ctx, WORKLOG.name, values, notices,
+                                           offer=worklog_offer(intent))
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),
@@ -261,11 +317,7 @@ class Assistant:
         record id: e<id> edit a log entry, ce<id> edit / cv<id> visit / co<id> deactivate a
         special customer."""
         if draft is not None:
-            tok = draft.token
-            return Outcome().add(
-                ctx.t("form.conflict", form=await self.engine.describe(ctx, draft)),
-                [[Button(ctx.t("btn.resume"), callback(tok, "resume")),
-                  Button(ctx.t("btn.discard_new"), callback(tok, "discard_new", target))]])
+            return await self._switch_question(ctx, draft, target=target)
         if target in self.engine.forms:
             return await self.engine.start(ctx, target)
         m = re.fullmatch(r"([a-z]+)(\d+)", target)
@@ -293,30 +345,76 @@ class Assistant:
         if kind == "ce":
             return await open_customer_edit(self.engine, ctx, customer)
         if kind == "co":
+            refusal = await switch_refusal(ctx, customer)
+            if refusal is not None:
+                return refusal
             return await self.engine.start(
                 ctx, DEACTIVATE.name, meta={"customer_id": customer.id},
                 heading=ctx.t("customer.deactivating", name=customer.name,
                               account=customer.account_no))
-        values: dict[str, Any] = {"items": ["visit"]}
-        if str(customer.area_id) in {str(a.id) for a in
-                                     await ctx.areas()}:
-            values["area"] = str(customer.area_id)
-        return await self.engine.start(
-            ctx, WORKLOG.name, values, meta={"customer_id": customer.id},
-            heading=ctx.t("customer.visiting", name=customer.name, account=customer.account_no))
+        values, heading = visit_of(ctx, customer, {str(a.id) for a in await ctx.areas()})
+        return await self.engine.start(ctx, WORKLOG.name, values,
+                                       meta={"customer_id": customer.id}, heading=heading)
+
+    async def _switch_question(self, ctx: Ctx, draft: Draft, target: str = "",
+                               held: str | None = None) -> Outcome:
+        """Something new asked while a form is open: continue it, set it aside for the new
+        thing, or discard it. `target` is a form to open (see _start_form); `held` a typed
+        request, kept in the form until answered (too long for button data)."""
+        form = await self.engine.describe(ctx, draft)
+        if held is None:
+            text = ctx.t("form.conflict", form=form)
+        else:
+            draft.state.meta[HELD_REQUEST] = held
+            await self.engine.touch(ctx, draft)
+            quote = held if len(held) <= QUOTE_WIDTH else held[:QUOTE_WIDTH - 1] + "…"
+            text = ctx.t("form.switch", form=form, text=quote)
+        tok = draft.token
+        drop = "btn.discard_new" if held is None else "btn.park_drop"
+        return Outcome().add(text, [[
+            Button(ctx.t("btn.resume"), callback(tok, "resume")),
+            Button(ctx.t("btn.park_new"), callback(tok, "park_new", target)),
+            Button(ctx.t(drop), callback(tok, "discard_new", target))]])
+
+    async def _switch(self, ctx: Ctx, draft: Draft, action: str, target: str) -> Outcome:
+        """The question answered: do the new thing, the open form set aside or discarded."""
+        held = draft.state.meta.pop(HELD_REQUEST, None)
+        if not target and held is None:  # an old question, answered already
+            return await self.engine.reprompt(ctx, draft)
+        if action == "discard_new":
+            await self.services.conversations.delete(ctx.user.id)
+            out = await self._new_request(ctx, target, held)
+            out.replies.insert(0, Reply(ctx.t("form.discarded")))
+            return out
+        await self.engine.touch(ctx, draft)
+        out = await self._new_request(ctx, target, held)
+        new = await self.services.conversations.get(ctx.user.id)
+        if new is None or new.token == draft.token:  # a list or a search: the form just waits
+            return await self.with_form_reminder(ctx, draft, out)
+        self.engine.set_aside(new, draft)
+        await self.services.conversations.put(new)
+        out.replies.insert(0, Reply(ctx.t("form.set_aside", form=await self.engine.describe(
+            ctx, draft))))
+        return out
+
+    async def _new_request(self, ctx: Ctx, target: str, held: str | None) -> Outcome:
+        if target:
+            return await self._start_form(ctx, None, target)
+        assert held is not None
+        return await self._free_text(ctx, held)
 
     async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
         if command == "cancel":
             if draft is None:
                 return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
-            return await self.engine.cancel(ctx, draft)
+            return await self.engine.confirm_cancel(ctx, draft)
         if command == "help":
             body = await help_text(ctx)
             if draft is not None:  # help never costs the form: answer, then ask again
                 out = await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))
                 out.replies.insert(0, Reply(body))
                 return out
-            return Outcome().add(body, menu_buttons(ctx.locale))
+            return Outcome().add(body, role_buttons(ctx.locale, ctx.user.role))
         if command in ("log", "customer"):
             return await self._start_form(ctx, draft, FORM_COMMANDS[command])
         if command == "lang":
@@ -334,7 +432,7 @@ class Assistant:
             out = await customers_handler.search(ctx, arg)
         else:
             out = Outcome().add(ctx.t("menu.unknown_command", command=command,
-                                      commands=" ".join("/" + c for c in COMMANDS)))
+                                      commands=command_lines(ctx)))
         return await self.with_form_reminder(ctx, draft, out)
 
     async def _reachable_again(self, user: User) -> None:
@@ -366,11 +464,8 @@ class Assistant:
             return out
         if action in ACTIVE_EQUIVALENT:  # an old park question's button, form open again
             action = ACTIVE_EQUIVALENT[action]
-        if action == "discard_new":
-            await self.services.conversations.delete(ctx.user.id)
-            out = await self._start_form(ctx, None, arg)
-            out.replies.insert(0, Reply(ctx.t("form.discarded")))
-            return out
+        if action in ("discard_new", "park_new"):
+            return await self._switch(ctx, draft, action, arg)
         return await self.engine.on_action(ctx, draft, action, arg)
 
     async def _already_saved(self, ctx: Ctx, token: str) -> Outcome | None:

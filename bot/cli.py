@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from bot.clock import Clock
 from bot.config import Settings, SettingsError, load_settings
 from bot.models import Role
+from bot.private_files import FILE_MODE
 from bot.textutil import clean_text
 
 if TYPE_CHECKING:
@@ -459,6 +461,24 @@ async def _areas(settings: Settings, args: argparse.Namespace) -> int:
         await services.close()
 
 
+def _log_to_file(settings: Settings, name: str) -> Path:
+    """The local chat's own log lines (someone else's reminder waiting, the scheduler
+    stopping) go to logs/ next to the database, not between the chat's lines; private,
+    as they may name people and records."""
+    from bot.private_files import private_dir
+
+    path = private_dir(settings.db_path.parent / "logs") / name
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
+    os.chmod(path, FILE_MODE)  # an older file created with the umask's mode
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -475,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "invite":
         return asyncio.run(_invite(settings, args))
     if args.command == "chat":
+        _log_to_file(settings, "chat.log")
         return asyncio.run(_chat(settings, args))
     if args.command == "customers":
         return asyncio.run(_customers(settings, args))

@@ -47,8 +47,13 @@ class Settings(BaseSettings):
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked
     # A parked form is offered back (继续填写 / 放弃) this long before it is really dropped.
     form_park_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # A photo or location sent with no form open is kept this long for the next work log.
+    loose_media_minutes: int = Field(default=10, ge=1, le=24 * 60)
     # How long a saved form's buttons still answer "saved as #id" instead of "stale".
     saved_form_memory_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # A log saved by mistake: its author may withdraw (delete) it this long after saving;
+    # afterwards only the team's lead may delete it.
+    log_undo_minutes: int = Field(default=10, ge=0, le=24 * 60)
     # An update that cannot be parsed is stored redacted (no text) for diagnosis, cut to this.
     dead_update_max_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)
     invite_ttl_days: int = Field(default=7, ge=1, le=365)
@@ -63,6 +68,9 @@ class Settings(BaseSettings):
     # Full phone numbers one person may reveal per window; beyond it, refused and lead told.
     reveal_limit: int = Field(default=20, ge=1, le=100_000)
     reveal_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # The only snoozes an overdue urgent reminder offers (emergency repair, restore after
+    # payment): minutes, short, never to tomorrow; the team's lead is told of each.
+    urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
     clock_jump_warn_seconds: float = Field(default=60, gt=0)
@@ -70,6 +78,9 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=10, ge=0, le=300)
     # A push whose answer was lost (it may have arrived) is retried after this, not at once.
     unknown_outcome_retry_seconds: float = Field(default=120, ge=0, le=86400)
+    # A push for someone who has not opened the bot yet waits for their first visit (which
+    # releases it at once); it is looked at again after this many hours in any case.
+    not_opened_recheck_hours: float = Field(default=24, gt=0, le=24 * 30)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")

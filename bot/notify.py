@@ -39,6 +39,11 @@ class Unreachable(DeliveryError):
     """The user blocked the bot, deleted the chat, or has no channel we can push to."""
 
 
+class NotOpenedYet(DeliveryError):
+    """The person has no chat identity yet (invited, never opened the bot): nothing to push
+    to, and nothing wrong either. The push waits for their first visit."""
+
+
 class Notifier(Protocol):
     channel: str
 
@@ -71,6 +76,8 @@ class Dispatcher:
         unreachable: list[str] = []
         await self.services.db.settle()  # the identity used last may still be on its way
         identities = await self.services.people.identities_of(user_id)
+        if not identities:
+            raise NotOpenedYet(f"user {user_id}: has not opened the bot yet")
         for channel, external_id in identities:
             notifier = self.notifiers.get(channel)
             if notifier is None:

@@ -83,7 +83,10 @@ MASKS: dict[str, dict[str, ColumnMask]] = {
     # the weekly report's workbook (/report, the Monday push): meant to be passed around
     "report.logs": {"account": _(M.KEEP, M.ACCOUNT)},
     "report.complaints": {"customer": _(M.NAME, M.NAME)},
-    "report.arrears": {"account": _(M.KEEP, M.ACCOUNT), "customer": _(M.NAME, M.NAME)},
+    # decision_reason: the lead's why for cutting off a medical household, kept (whoever
+    # checks the cut-off needs it; the prompt asks not to write medical details).
+    "report.arrears": {"account": _(M.KEEP, M.ACCOUNT), "customer": _(M.NAME, M.NAME),
+                       "decision_reason": _(M.KEEP, M.KEEP)},
     "report.visits": {"account": _(M.KEEP, M.ACCOUNT), "customer": _(M.NAME, M.NAME),
                       "categories": _(M.KEEP, M.CATEGORIES)},
     # /export 日志 and taiqu-bot export logs: the printable paper log

@@ -4,6 +4,7 @@ Each module registers itself at import; bot.records imports them all."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,11 @@ class TodoItem:
     button: Button
     overdue: bool = False
     urgent: bool = False
+    owner: str = ""  # whose item it is: a lead's list names them
+    owner_id: int | None = None
+    # Waiting for a lead: a decision only a lead takes, or an overdue item the ladder has
+    # escalated to the leads. A lead's list starts with these (not the lead's own).
+    for_lead: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class ReminderKind:
     todo: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
     # One line naming the record (for escalations and the digest).
     describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
+    # Offer the snooze buttons under it (not under a one-off notice that needs no action).
+    snoozable: bool = True
 
 
 @dataclass
@@ -59,6 +67,9 @@ class Registry:
     commands: dict[str, HandlerFn] = field(default_factory=dict)
     buttons: dict[str, HandlerFn] = field(default_factory=dict)
     intents: list[IntentFn] = field(default_factory=list)
+    # The sentence readers behind `intents` (group 1 the lead, group 2 the rest): inside a form
+    # they tell a new request from an answer without running it.
+    request_patterns: list[re.Pattern[str]] = field(default_factory=list)
     openers: dict[str, OpenerFn] = field(default_factory=dict)
     reminders: dict[str, ReminderKind] = field(default_factory=dict)
     periodic: list[PeriodicFn] = field(default_factory=list)

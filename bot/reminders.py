@@ -19,13 +19,14 @@ from datetime import datetime, time, timedelta
 
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import User
-from bot.notify import Dispatcher, OutcomeUnknown, RetryLater, Unreachable
+from bot.notify import Dispatcher, NotOpenedYet, OutcomeUnknown, RetryLater, Unreachable
+from bot.records.runtime import ESCALATE, OVERDUE
 from bot.registry import REGISTRY, Registry, ReminderKind, TodoItem
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
 from bot.storage.people import UserPrefs
-from bot.storage.reminders import MAYBE_SENT, Reminder, Reminders
+from bot.storage.reminders import MAYBE_SENT, WAITING, Reminder, Reminders
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 3600.0
@@ -64,6 +65,22 @@ async def quiet_window(services: Services, user_id: int) -> tuple[time, time] | 
     return _hhmm(start), _hhmm(end)
 
 
+def overdue_urgent(r: Reminder) -> bool:
+    """An urgent item already past its deadline (an emergency repair, a restore deadline):
+    it may only be put off briefly (TAIQU_URGENT_SNOOZE_MINUTES), never to tomorrow."""
+    return r.urgent and r.kind.rpartition(".")[2] in (*OVERDUE, *ESCALATE)
+
+
+def snooze_buttons(ctx: Ctx, r: Reminder) -> list[Button]:
+    """The snoozes a reminder offers: 1 hour / tomorrow 8:00, or the short ones only."""
+    if overdue_urgent(r):
+        return [Button(ctx.t("btn.snooze_minutes", minutes=m),
+                       callback(GLOBAL_TOKEN, "snz", f"{r.id}s{m}"))
+                for m in ctx.services.settings.urgent_snooze_minutes]
+    return [Button(ctx.t("btn.snooze_hour"), callback(GLOBAL_TOKEN, "snz", f"{r.id}h")),
+            Button(ctx.t("btn.snooze_morning"), callback(GLOBAL_TOKEN, "snz", f"{r.id}m"))]
+
+
 async def jobs_done(services: Services, job: str, period: str) -> set[int]:
     """Who (user or team id) a once-per-period job already served in `period`."""
     rows = await services.db.fetchall(
@@ -94,6 +111,22 @@ async def job_failed(services: Services, job: str, period: str, user: User, now:
                              (job, period, user.id, iso(now)))
 
 
+def fold_stages(rows: list[Reminder]) -> list[tuple[Reminder, list[Reminder]]]:
+    """One user's due rows, those of one record's step (complaint #3 contact: half, soon,
+    due ...) grouped: (the latest stage, the earlier ones). A ladder plans its rungs in stage
+    order and follow-ups after them, so the highest id is the latest stage (a snoozed row
+    keeps its id). Different steps stay apart: they ask for different things."""
+    groups: dict[tuple[str, int, str], list[Reminder]] = defaultdict(list)
+    for r in rows:
+        groups[(r.subject, r.subject_id, r.kind.partition(".")[0])].append(r)
+    order = {r.id: i for i, r in enumerate(rows)}  # the latest stages in the scan's order
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda r: r.id)
+        out.append((group[-1], group[:-1]))
+    return sorted(out, key=lambda pair: order[pair[0].id])
+
+
 @dataclass
 class ScanResult:
     sent: int = 0
@@ -104,6 +137,7 @@ class ScanResult:
     digests: int = 0
     jobs: int = 0
     unknown: int = 0  # pushes whose answer was lost: retried later, marked as possible repeats
+    waiting: int = 0  # for people who have not opened the bot yet: sent on their first visit
 
 
 class ReminderService:
@@ -137,6 +171,7 @@ class ReminderService:
             now = self.services.clock.now()
             digested = await self.run_digests(now)
             await self.rows.release_held_of_deactivated()
+            await self.release_after_quiet(now)
             result.digests = len(digested)
             for job in self.registry.periodic:
                 try:
@@ -170,6 +205,22 @@ class ReminderService:
                         or self.closing):
                     return result
 
+    async def release_after_quiet(self, now: datetime) -> int:
+        """Catch-up after quiet hours that end after the digest went out (a midday rest):
+        what was held goes out now, folded per record, not in tomorrow's digest."""
+        held = await self.rows.held_users()
+        if not held:
+            return 0
+        local = now.astimezone(self.services.settings.tz)
+        done = await jobs_done(self.services, DIGEST_JOB, local.date().isoformat())
+        released = 0
+        for user_id in held & done:  # no digest yet today: it will carry them
+            user = await self.services.people.user(user_id)
+            window = await self.quiet_window(user) if user else None
+            if user is not None and not (window and in_quiet(local, *window)):
+                released += await self.rows.release_held(user_id)
+        return released
+
     async def _job_push(self, user_id: int, reply: Reply) -> None:
         """A periodic job's push (the Monday report): none starts once a stop has begun, so
         the drain only waits for those in flight; the job leaves the rest for the next start."""
@@ -180,13 +231,29 @@ class ReminderService:
     async def _deliver_all(self, rows: list[Reminder], now: datetime,
                            result: ScanResult) -> None:
         async with self._sem:
-            for r in rows:
+            for latest, earlier in fold_stages(rows):
                 try:
-                    await self.deliver(r, now, result)
+                    await self.deliver(latest, now, result)
                 except Exception:  # one bad row must not stop the others
-                    log.exception("reminder %s failed", r.id)
-                    await self.rows.retry_at(r.id, now + timedelta(minutes=5), "internal error")
+                    log.exception("reminder %s failed", latest.id)
+                    await self.rows.retry_at(latest.id, now + timedelta(minutes=5),
+                                             "internal error")
                     result.retried += 1
+                await self._fold(latest, earlier, now)
+
+    async def _fold(self, latest: Reminder, earlier: list[Reminder], now: datetime) -> None:
+        """Earlier stages due together with `latest` (a catch-up after quiet hours or a
+        restart) share its fate instead of arriving as a burst of near-identical messages:
+        sent with it, held or retried with it, cancelled with it."""
+        if not earlier:
+            return
+        state = await self.rows.follow([r.id for r in earlier], latest.id)
+        if state != "sent":
+            return
+        kind = self.registry.reminders.get(latest.subject)
+        if kind is not None and kind.after_sent is not None:
+            for r in earlier:  # each still plans its own follow-up, as when sent alone
+                await kind.after_sent(self.services, r, now)
 
     async def deliver(self, r: Reminder, now: datetime, result: ScanResult) -> None:
         user = await self.services.people.user(r.user_id)
@@ -213,7 +280,8 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        reply.buttons.append(self.snooze_row(ctx, r))
+        if kind.snoozable:
+            reply.buttons.append(snooze_buttons(ctx, r))
         if r.maybe_sent:
             reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
         if self.closing or not await self.rows.claim(r.id):
@@ -229,6 +297,11 @@ class ReminderService:
             await self.rows.retry_at(r.id, now + timedelta(seconds=delay),
                                      f"{MAYBE_SENT}: {exc}"[:200])
             result.unknown += 1
+            return
+        except NotOpenedYet:  # released by their first visit; the recheck is a safety net
+            hours = self.services.settings.not_opened_recheck_hours
+            await self.rows.retry_at(r.id, now + timedelta(hours=hours), WAITING)
+            result.waiting += 1
             return
         except Unreachable as exc:
             await self.rows.settle(r.id, "failed", now, str(exc))
@@ -311,10 +384,6 @@ class ReminderService:
         if kind.after_sent is not None:  # the next occurrence is planned, and forwarded too
             await kind.after_sent(self.services, r, now)
 
-    def snooze_row(self, ctx: Ctx, r: Reminder) -> list[Button]:
-        return [Button(ctx.t("btn.snooze_hour"), callback(GLOBAL_TOKEN, "snz", f"{r.id}h")),
-                Button(ctx.t("btn.snooze_morning"), callback(GLOBAL_TOKEN, "snz", f"{r.id}m"))]
-
     async def _unreachable(self, ctx: Ctx, r: Reminder, reply: Reply, now: datetime) -> None:
         """The user blocked the bot: remember it and give the message to the team's leads."""
         await self.prefs.set_unreachable(ctx.user.id, now)
@@ -361,6 +430,8 @@ class ReminderService:
         return sent
 
     async def _digest_due(self, user: User, local: datetime) -> bool:
+        if await self.services.people.first_visit(user.id) is None:
+            return False  # not opened the bot yet: the scan after their first visit sends it
         window = await self.quiet_window(user)
         return not (window and in_quiet(local, *window))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from functools import cache
 
 from bot.config import DATA_DIR
@@ -34,6 +35,11 @@ def _synonym_index() -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
+def work_item_words() -> list[tuple[str, str]]:
+    """(word, key) for every word that names a work item: ('巡视', 'patrol'), ('巡检', 'patrol')."""
+    return list(_synonym_index())
+
+
 def leading_work_items(text: str) -> tuple[list[str], str]:
     """Work-item words at the start of `text`.
 
@@ -57,6 +63,14 @@ def work_items_in(text: str) -> list[str]:
     low = text.lower()
     hits = {key for word, key in _synonym_index() if word in low}
     return [k for k in work_item_keys() if k in hits]
+
+
+@cache
+def default_hours() -> dict[str, time]:
+    """Part of the day -> the hour a work log takes when only the part is named (下午 -> 15:00)."""
+    with (DATA_DIR / "day_parts.json").open(encoding="utf-8") as fh:
+        raw: dict[str, str] = json.load(fh)["default_hours"]
+    return {part: time.fromisoformat(hhmm) for part, hhmm in raw.items()}
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,13 @@ _FOLD = {**{0xFF10 + i: ord("0") + i for i in range(10)},
 def normalize_input(text: str) -> str:
     """For matching, not storing: full-width digits and letters folded; blanks collapsed."""
     return " ".join(text.translate(_FOLD).split())
+
+
+# What people put between a keyword and what they mean: '报修：5号台区…', '记录，宣传…'.
+_KEYWORD_GLUE = re.compile(r"^[\s:：,，、;；.。!！~～\-－—>》=]+")
+
+
+def after_keyword(rest: str) -> str:
+    """What follows a keyword, without the colon, comma or dash typed after the keyword:
+    punctuation there is glue, not content ('报修：5号台区…' -> '5号台区…')."""
+    return _KEYWORD_GLUE.sub("", rest)

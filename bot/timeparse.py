@@ -24,6 +24,9 @@ class ParsedTime:
     value: datetime  # timezone-aware, in the same tzinfo as `now`
     has_time: bool  # False for a date only (昨天, 11月25日, 月底); value is then that day 00:00
     phrase: str  # the exact substring of the input that was recognised
+    # The part of the day named without an hour ('昨天下午', '昨晚', '上午' -> 下午 / 晚上 /
+    # 上午): has_time stays False, and a field that wants an hour can give it a default.
+    period: str | None = None
 
 
 # --- normalisation ------------------------------------------------------------
@@ -148,6 +151,7 @@ class _Hit:
     end: int
     value: datetime | None  # None: recognised shape but an invalid date/time
     has_time: bool
+    period: str | None = None  # see ParsedTime.period
 
 
 @dataclass(frozen=True)
@@ -390,11 +394,12 @@ def _match_at_unchecked(s: str, i: int, now: datetime, opts: _Opts) -> _Hit | No
                 return _Hit(tm.end(), None, True)
             return _Hit(tm.end(), _place(day, clock, now, opts.prefer, _ambiguous(tm, implied)),
                         True)
+        period = implied  # 昨晚: the evening of yesterday
         if pm := _PERIOD_ONLY_RE.match(s, end):
-            end = pm.end()  # "昨天下午": keep the period in the phrase; no hour, so date only
+            end, period = pm.end(), pm.group(0)  # "昨天下午": no hour, so date and period
         if day is None:
             return _Hit(end, None, False)
-        return _Hit(end, _at(day, None, tz), False)
+        return _Hit(end, _at(day, None, tz), False, period)
 
     if (tm := _TIME_RE.match(s, i)) and _plausible_bare_time(s, tm, opts.free_text):
         clock = _clock(tm, None)
@@ -455,10 +460,21 @@ def parse_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime
     hit = _match_at(s, 0, now, _Opts(free_text=False, prefer=prefer))
     if hit is not None:
         if hit.end == len(s):
-            return None if hit.value is None else ParsedTime(hit.value, hit.has_time, phrase)
+            return None if hit.value is None else ParsedTime(hit.value, hit.has_time, phrase,
+                                                             hit.period)
         if hit.value is None:
             return None
     return _dateparser_fallback(s, phrase, now)
+
+
+def clock_time(text: str) -> time | None:
+    """A time of day and nothing else: '22:00', '22点', '晚上10点', '早上7点半' -> time.
+    No date and no guessing: a bare '7点' is 07:00. None when not one (or 24点)."""
+    m = _TIME_RE.fullmatch(text.strip().translate(_FULLWIDTH))
+    clock = _clock(m, None) if m else None
+    if clock is None or clock[0] == 24:
+        return None
+    return time(*clock)
 
 
 def find_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime | None:
@@ -473,7 +489,7 @@ def find_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTime 
     while i < len(s):
         if _starts_ok(s, i) and (hit := _match_at(s, i, now, opts)) is not None:
             if hit.value is not None:
-                return ParsedTime(hit.value, hit.has_time, text[i : hit.end])
+                return ParsedTime(hit.value, hit.has_time, text[i : hit.end], hit.period)
             i = hit.end  # skip all of an invalid phrase ("2月30日下午3点"), not just its head
             continue
         i += 1
@@ -492,9 +508,11 @@ def leading_time(text: str, now: datetime, *, prefer: Prefer = None) -> ParsedTi
         return None
     hit = _match_at(s, i, now, _Opts(free_text=True, prefer=prefer))
     if hit is not None:
-        return None if hit.value is None else ParsedTime(hit.value, hit.has_time, text[i:hit.end])
+        if hit.value is None:
+            return None
+        return ParsedTime(hit.value, hit.has_time, text[i:hit.end], hit.period)
     if m := _PERIOD_ONLY_RE.match(s, i):
-        return ParsedTime(_at(now.date(), None, now.tzinfo), False, text[i:m.end()])
+        return ParsedTime(_at(now.date(), None, now.tzinfo), False, text[i:m.end()], m.group(0))
     return None
 
 

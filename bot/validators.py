@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from bot.textutil import normalize_input
@@ -61,6 +62,66 @@ def visit_days(text: str) -> int | None:
     unit = fixed.get(m.group(3) or "天", 1)
     days = round(n * unit)
     return days if 1 <= days <= 366 else None
+
+
+# --- Chinese numerals: 一千二百五十, 三百五, 一万二, 壹仟 --------------------------------------
+# By hand rather than a converter package (cn2an, chinese2digits): money needs exact
+# decimals, the colloquial tails (三百五 = 350, 一万二 = 12000) and 块/毛/分 around the
+# numerals, which those read differently or not at all; the grammar is this small table.
+_CN_DIGIT_VALUE = {"零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "贰": 2, "两": 2, "三": 3, "叁": 3,
+                   "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6, "七": 7, "柒": 7,
+                   "八": 8, "捌": 8, "九": 9, "玖": 9}
+_CN_SMALL_UNIT = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+_CN_BIG_UNIT = {"万": 10_000, "亿": 100_000_000}
+_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?|.")
+
+
+def cn_number(text: str) -> Decimal | None:
+    """'一千二百五十' -> 1250, '三百五' -> 350, '一万二' -> 12000, '1.2万' -> 12000, '十五' -> 15;
+    Arabic digits may stand for a digit ('3千5'). None when it is not a number."""
+    total, section, num = Decimal(0), Decimal(0), None
+    last_unit, zero_since_unit = 0, False
+    for tok in _NUMBER_TOKEN.findall(text):
+        if tok[0].isdigit() or tok in _CN_DIGIT_VALUE:
+            if num is not None:
+                return None  # '一二' is no number
+            num = Decimal(tok) if tok[0].isdigit() else Decimal(_CN_DIGIT_VALUE[tok])
+            if tok == "零" or tok == "〇":
+                num, zero_since_unit = None, True
+        elif tok in _CN_SMALL_UNIT:
+            section += (Decimal(1) if num is None else num) * _CN_SMALL_UNIT[tok]
+            num, last_unit, zero_since_unit = None, _CN_SMALL_UNIT[tok], False
+        elif tok in _CN_BIG_UNIT:
+            unit, below = _CN_BIG_UNIT[tok], section + (num or 0)
+            # 万 scales only the places since 亿: 一亿二千万 = 1亿 + 2千万.
+            total = total + below * unit if tok == "万" else (total + below) * unit
+            section, num, last_unit, zero_since_unit = Decimal(0), None, unit, False
+        else:
+            return None
+    if num is not None:
+        # A digit right after a unit is the next place down: 三百五 = 350, 一万二 = 12000.
+        tail = last_unit // 10 if last_unit >= 10 and not zero_since_unit and num < 10 else 1
+        section += num * max(tail, 1)
+    return total + section
+
+
+def cn_money(text: str) -> Decimal | None:
+    """Yuan from an amount said in words: '三百元', '三百五十块五' (350.5), '五块三毛二'."""
+    m = re.fullmatch(r"(?P<yuan>[^元块圆]*)(?:[元块圆](?P<rest>.*))?", text)
+    if m is None or not m["yuan"]:
+        return None
+    yuan = cn_number(m["yuan"])
+    rest = m["rest"] or ""
+    small = re.fullmatch(r"(?:(?P<jiao>.)[角毛])?(?P<zero>零)?(?:(?P<fen>.)(?P<unit>分)?)?", rest)
+    if yuan is None or small is None:
+        return None
+    parts = [cn_number(small[k]) if small[k] else Decimal(0) for k in ("jiao", "fen")]
+    if None in parts:
+        return None
+    jiao, fen = (p for p in parts if p is not None)
+    if small["fen"] and not (small["jiao"] or small["zero"] or small["unit"]):
+        jiao, fen = fen, Decimal(0)  # 块五: the digit after 块 counts 角
+    return yuan + jiao / 10 + fen / 100
 
 
 # --- the customer checks the chat form and the XLSX/CSV import share ----------------------

@@ -57,6 +57,7 @@ BOT_FIRST_NAME = "台区助手"
 MAX_MESSAGE_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 IDLE_SECONDS = 0.15
+TOAST_ONLY_IDLE = 0.5  # see _respond: a toast is often followed by a send or an edit
 
 # Parameters that are plain strings on the wire (never JSON-decoded from form data).
 _RAW_KEYS = frozenset(
@@ -665,9 +666,13 @@ class FakeBot:
         while True:  # now wait until the bot has been quiet in this chat for `idle` seconds
             now = loop.time()
             quiet = now - chat.last_activity
-            if quiet >= idle or now >= deadline:
+            # A press answered only by its toast so far usually sends or edits next: on a loaded
+            # machine that can come later than `idle`, so wait longer before calling it done.
+            toast_only = len(chat.sent) == n_sent and len(chat.edits) == n_edits
+            wait_for = max(idle, TOAST_ONLY_IDLE) if include_edits and toast_only else idle
+            if quiet >= wait_for or now >= deadline:
                 break
-            await _wait(self._activity_waiters, min(idle - quiet, deadline - now))
+            await _wait(self._activity_waiters, min(wait_for - quiet, deadline - now))
 
         result = chat.sent[n_sent:]
         if include_edits:

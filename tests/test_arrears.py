@@ -97,13 +97,16 @@ async def status(services: Services) -> str:
 @pytest.mark.parametrize(("text", "cents"), [
     ("500", 50000), ("500.5", 50050), ("￥500", 50000), ("¥500", 50000), ("500元", 50000),
     ("1,200.50", 120050), ("１２００", 120000), ("500.00元", 50000), (" 500 元 ", 50000),
-    ("1.2万", 1200000), ("0.01", 1), ("1，200", 120000)])
+    ("1.2万", 1200000), ("0.01", 1), ("1，200", 120000),
+    # issue #15: amounts in Chinese numerals are read
+    ("五百", 50000), ("三百元", 30000), ("一千二百五十元", 125000), ("三百五十块五", 35050),
+    ("两千块钱", 200000), ("一万二", 1200000), ("五块三毛二", 532)])
 def test_amount_formats(text: str, cents: int) -> None:
     assert parse_amount_text(text) == cents
 
 
 @pytest.mark.parametrize(("text", "key"), [
-    ("-5", "negative"), ("负500", "negative"), ("五百", "words"), ("五百元", "words"),
+    ("-5", "negative"), ("负500", "negative"), ("五百几", "words"), ("几百元", "words"),
     ("abc", "invalid"), ("0", "zero"), ("0.00元", "zero"), ("500.555", "decimals"),
     ("1,20", "invalid"), ("", "invalid"), ("1000000000", "too_big")])
 def test_amount_refusals(text: str, key: str) -> None:
@@ -119,13 +122,12 @@ async def test_registration_to_closure_with_reminders(
     zhang, lead = team.zhang, team.lead
     await add_customer(services, team.manager, "李四", ("elderly",))
     await zhang.say("/arrears")
-    await zhang.say("5500012345")
-    assert "户名？" in zhang.text
-    await zhang.say("跳过")  # the register knows the name
+    await zhang.say("5500012345")  # the register knows the name: not asked (#15)
+    assert "户名已填好" in zhang.text and "欠费金额（元）？" in zhang.text
     await zhang.say("500元")
     await zhang.say("10月1日")
     await zhang.press("否")
-    assert "户号：5500012345（特殊客户档案：李四；户名未填时沿用）" in zhang.text
+    assert "户号：5500012345（特殊客户档案：李四）" in zhang.text and "户名：李四" in zhang.text
     await zhang.press("保存")
     assert ("✅ 已登记欠费 #1：李四（户号 5500012345），欠费 ￥500.00，2026-10-01 周四 起"
             "（已欠 57 天）。") in zhang.text
@@ -231,7 +233,7 @@ async def test_bad_input_is_refused_and_asked_again(team: Team, services: Servic
     assert "户号「12345」不对" in zhang.text
     await zhang.say("5500099999")  # not in the register: allowed
     await zhang.say("跳过")
-    for text, says in (("-5", "不能是负数"), ("五百", "请用阿拉伯数字"), ("abc", "没看懂金额"),
+    for text, says in (("-5", "不能是负数"), ("五百几", "例如 350.5"), ("abc", "没看懂金额"),
                        ("0", "要大于 0"), ("500.555", "最多到分")):
         await zhang.say(text)
         assert says in zhang.text and "欠费金额（元）？" in zhang.text, text
@@ -271,12 +273,13 @@ async def test_prefill_from_one_sentence(team: Team, services: Services) -> None
     zhang = team.zhang
     await add_customer(services, team.manager, "李四", ("elderly",))
     await zhang.say("登记欠费 5500012345 500元")
-    assert ("已填好：户号 5500012345（特殊客户档案：李四；户名未填时沿用） · 户名 李四 · "
-            "欠费金额 ￥500.00") in zhang.text
+    assert "已填好：户号 5500012345（特殊客户档案：李四） · 欠费金额 ￥500.00" in zhang.text
+    assert "特殊客户档案：李四（3号台区），户名已填好。" in zhang.text  # from the register
     assert "欠费起始日期？" in zhang.text
     await zhang.say("取消")
-    await zhang.say("登记欠费 5500012345 五百 上周一")
-    assert "请用阿拉伯数字" in zhang.text and "欠费金额（元）？" in zhang.text
+    await zhang.press("确定放弃")
+    await zhang.say("登记欠费 5500012345 五百 上周一")  # issue #15: Chinese numerals are read
+    assert "欠费金额 ￥500.00 · 欠费起始 2026-11-16 周一" in zhang.text
 
 
 # --- medical households ---------------------------------------------------------------
@@ -322,12 +325,20 @@ async def test_medical_household_lead_approves(team: Team, services: Services,
     assert not any("现在可以依法停电" in t for t in notifier.texts("张三"))
     await zhang.tap("-|arrc|1")
     assert "停电须班长决定，班长还没有决定" in zhang.text and "停电记录" not in zhang.text
-    # The lead approves from the message: the manager is told and may now cut off.
+    # The lead approves from the message, with a reason confirmed by 保存 (issue #15 §3: it
+    # was one tap): the manager is told and may now cut off.
     await lead.tap(button(ask, "同意停电"))
-    assert "✅ 已记录：同意停电" in lead.text and "班长决定：✅ 王班长 同意停电" in lead.text
+    assert "请写明同意停电的理由" in lead.text
+    await lead.say("已上门核实，制氧机已停用")
+    await lead.press("保存")
+    assert "✅ 已记录：同意停电" in lead.text
+    await lead.tap("-|arr|1")
+    assert "班长决定：✅ 王班长 同意停电" in lead.text
+    assert "同意停电理由：已上门核实，制氧机已停用" in lead.text
     await service.scan_once()
     texts = notifier.texts("张三")
-    assert "⚕️ 欠费 #1（李奶奶）：✅ 王班长 同意停电。" in texts
+    assert ("⚕️ 欠费 #1（李奶奶）：✅ 王班长 同意停电。\n"
+            "同意停电理由：已上门核实，制氧机已停用") in texts
     assert any("现在可以依法停电" in t for t in texts)
     await zhang.tap("-|arr|1")
     assert "✂️ 已停电" in labels(zhang)

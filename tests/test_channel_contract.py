@@ -115,7 +115,8 @@ async def test_a_typed_label_presses_a_button_the_words_alone_would_not(
 async def test_a_stale_number_after_a_new_reply_is_not_applied(narrow: Chat) -> None:
     out = await narrow.say("/log")
     assert "7. ☐ 线损" in numbered(out)
-    await narrow.say("/cancel")  # a new reply with no numbered choices
+    await narrow.say("/cancel")
+    await narrow.say("确定放弃")  # a new reply with no numbered choices
     out = await narrow.say("7")
     # "7" is just text now: not 线损 of a cancelled form (which would answer "button stale").
     assert narrow.text == L("menu.not_understood", text="7")

@@ -142,8 +142,7 @@ async def test_search_card_reveal_and_paging(zhang: Chat, services: Services) ->
     assert "第 9–11 户" in zhang.text
     await zhang.say("查客户 不存在的人")
     assert "没有找到「不存在的人」" in zhang.text
-    await zhang.say("查客户 李四")
-    await zhang.press("李四")
+    await zhang.say("查客户 李四")  # one hit: the card at once (#15)
     assert "138****1234" in zhang.text and "0551-****5678" in zhang.text
     assert "13800001234" not in zhang.text
     await zhang.press("显示电话")
@@ -185,8 +184,7 @@ async def test_search_by_the_words_people_use_for_a_category(
 
 async def test_category_picker_takes_the_same_words(zhang: Chat, services: Services) -> None:
     await _register(zhang, cats="呼吸机、特困户、孤寡老人")
-    await zhang.say("查客户 李四")
-    await zhang.press("李四")
+    await zhang.say("查客户 李四")  # one hit: the card at once
     assert "类别：独居/空巢/孤寡老人、低保/五保/困难家庭、医疗设备/生命支持用电" in zhang.text, \
         zhang.text
 
@@ -215,7 +213,8 @@ async def test_visit_updates_last_visit_and_due_list(zhang: Chat, services: Serv
     assert "下次走访：2026-12-26 周六 前" in zhang.text
     clock.advance(days=31)
     await zhang.say("查客户 待走访")
-    assert "李四" in zhang.text and "上次 2026-11-26 周四" in zhang.text
+    # one hit: the card at once (#15), with the last visit and the overdue line
+    assert "李四" in zhang.text and "最近走访：2026-11-26 周四" in zhang.text
 
 
 async def test_deactivate_keeps_history(zhang: Chat, services: Services) -> None:
@@ -226,8 +225,8 @@ async def test_deactivate_keeps_history(zhang: Chat, services: Services) -> None
     await zhang.say("已搬迁")
     await zhang.press("保存")
     assert "已停用" in zhang.text
-    await zhang.say("查客户 李四")
-    assert "没有找到" in zhang.text
+    await zhang.say("查客户 李四")  # found, marked (issue #15 §3: was "没有找到")
+    assert "只找到 1 户已停用的档案" in zhang.text and "⛔ 已停用" in zhang.text
     await zhang.tap("-|cust|1")
     assert "已停用：已搬迁" in zhang.text and "恢复" in str(zhang.last)
     assert (await services.db.fetchone("SELECT count(*) FROM customers"))[0] == 1  # type: ignore[index]

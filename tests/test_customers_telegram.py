@@ -213,9 +213,9 @@ async def test_register_rejects_every_bad_input_then_saves_normalised_values(
         r = await zhang.say(bad)
         assert body(one(r)) == warn("form.customer.area.unknown", "form.customer.area",
                                     text=bad, options="3号台区、5号台区")
-    r = await zhang.say("3号")
-    assert body(one(r)) == warn("form.did_you_mean", "form.customer.area", text="3号",
-                                options="3号台区")
+    r = await zhang.say("号台区")  # part of both: offered as buttons, not taken (#15)
+    assert body(one(r)) == warn("form.did_you_mean", "form.customer.area", text="号台区",
+                                options="3号台区、5号台区")
     r = await zhang.press("3号台区")
     assert body(r[0]) == L("form.customer.address")
     await zhang.say("城东村3组12号")
@@ -386,18 +386,17 @@ async def test_search_paging_card_and_reveal_once(zhang: TgUser, services: Servi
     lisi_line = f"• 李四 · 3号台区 · 5500012345 · {CATS_LISI}"
     wang_line = f"• 王五 · 5号台区 · 5500012346 · {L('category.important')}"
 
-    for query, lines in [
-        ("李四", [lisi_line]), ("3号台区", [lisi_line]), ("5500012345", [lisi_line]),
-        ("医疗", [lisi_line]), ("重要客户", [wang_line]), ("5500012346", [wang_line]),
+    lisi_title = L("customer.card_title", name="李四", account="5500012345")
+    wang_title = L("customer.card_title", name="王五", account="5500012346")
+    for query, title in [  # one hit: its card at once, not a list of one (#15)
+        ("李四", lisi_title), ("3号台区", lisi_title), ("5500012345", lisi_title),
+        ("医疗", lisi_title), ("重要客户", wang_title), ("5500012346", wang_title),
     ]:
         r = await zhang.say(f"查客户 {query}")
-        assert body(one(r)) == "\n".join(
-            [L("customers.title", text=query, total=1, first=1, last=1), *lines]), query
-    assert labels(r[0]) == ["王五 5500012346"]
+        assert body(one(r)).startswith(title), query
+    assert L("btn.reveal_phone") in labels(r[0])
     r = await zhang.say("查客户 待走访")
-    assert body(one(r)) == "\n".join([
-        L("customers.title_due", total=1, first=1, last=1),
-        lisi_line + " · " + L("customers.last_visit_short", when=L("customers.never_visited"))])
+    assert body(one(r)) == lisi_card()
     r = await zhang.say("查客户 不存在的人")
     assert body(one(r)) == L("customers.none", text="不存在的人")
 
@@ -448,13 +447,56 @@ async def test_search_paging_card_and_reveal_once(zhang: TgUser, services: Servi
     assert [a for a, _, _ in await audit(services, wang)] == ["create"]
 
 
+# --- a visit sentence naming a registered customer (#15) ----------------------------------
+async def test_a_visit_sentence_naming_a_special_customer_offers_to_link_it(
+        zhang: TgUser, services: Services) -> None:
+    granny = await seed(services, zhang, "5500020001", "李奶奶", "5号台区")
+    chen3 = await seed(services, zhang, "5500020002", "陈国强", "3号台区")
+    chen5 = await seed(services, zhang, "5500020003", "陈国强", "5号台区")
+    # One match: one tap links it, and fills the area from the customer's record.
+    r = await zhang.say("走访 李奶奶")
+    assert L("form.worklog.visit_offer", name="李奶奶") in body(r[0])
+    assert labels(r[0])[0] == L("btn.visit_link", name="李奶奶")
+    r = await zhang.press(L("btn.visit_link", name="李奶奶"))
+    assert body(r[0]) == "\n".join([
+        L("customer.visiting", name="李奶奶", account="5500020001"),
+        L("form.worklog.time"), L("form.worklog.time.hint")])
+    await zhang.press("现在")
+    for _ in range(3):
+        r = await zhang.press("跳过")
+    assert "台区：5号台区" in body(r[0]) and "工作内容：李奶奶" in body(r[0])
+    await zhang.press("保存")
+    [row] = await worklog_rows(services)
+    assert row["customer_id"] == granny
+    assert (await customer_row(services, granny))["last_visit_at"] is not None
+    # Namesakes: a short choice; the area said narrows it to one.
+    r = await zhang.say("回访陈国强")
+    assert L("form.worklog.visit_pick", name="陈国强", count=2) in body(r[0])
+    assert labels(r[0])[:2] == ["陈国强（3号台区，户号尾号 0002）",
+                                "陈国强（5号台区，户号尾号 0003）"]
+    r = await zhang.press("陈国强（5号台区")
+    assert body(r[0]).startswith(L("customer.visiting", name="陈国强", account="5500020003"))
+    assert (await services.conversations.get(1)).state.meta["customer_id"] == chen5
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    r = await zhang.say("走访5号台区陈国强")
+    assert L("form.worklog.visit_offer", name="陈国强") in body(r[0])
+    r = await zhang.press(L("btn.visit_link", name="陈国强"))
+    assert (await services.conversations.get(1)).state.meta["customer_id"] == chen5 != chen3
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    # Nobody registered by that name: the log goes on as today, nothing offered.
+    r = await zhang.say("走访 王大爷")
+    assert "👤" not in body(r[0]) and "🔗" not in " ".join(labels(r[0]))
+    assert body(r[0]).endswith(L("form.worklog.area"))
+
+
 # --- 4. a visit from the card ------------------------------------------------------------
 async def test_visit_from_the_card_links_the_worklog_and_leaves_the_due_list(
         zhang: TgUser, services: Services, clock: FakeClock) -> None:
     cid = await tg_register(zhang)
-    r = await zhang.say("查客户 待走访")
-    assert "• 李四 · 3号台区 · 5500012345" in body(r[0])
-    await zhang.press("李四 5500012345")
+    r = await zhang.say("查客户 待走访")  # one due: its card at once
+    assert body(r[0]).startswith(L("customer.card_title", name="李四", account="5500012345"))
 
     r = await zhang.press(L("btn.record_visit"))
     assert body(one(r)) == "\n".join([L("customer.visiting", name="李四", account="5500012345"),
@@ -480,19 +522,13 @@ async def test_visit_from_the_card_links_the_worklog_and_leaves_the_due_list(
 
     r = await zhang.say("查客户 待走访")
     assert body(one(r)) == L("customers.none_due")
-    r = await zhang.say("查客户 李四")
-    r = await zhang.press("李四 5500012345")
+    r = await zhang.say("查客户 李四")  # one hit: the card at once
     assert body(one(r)) == lisi_card(last_visit="2026-11-26 周四", extra=(
         L("customer.visit_next", when="2026-12-26 周六"),))
 
     # A month later he is due again, and the card says it is overdue.
     clock.advance(days=31)
-    r = await zhang.say("查客户 待走访")
-    assert body(one(r)) == "\n".join([
-        L("customers.title_due", total=1, first=1, last=1),
-        f"• 李四 · 3号台区 · 5500012345 · {CATS_LISI} · "
-        + L("customers.last_visit_short", when="2026-11-26 周四")])
-    r = await zhang.press("李四 5500012345")
+    r = await zhang.say("查客户 待走访")  # one due: its card at once (#15)
     assert body(one(r)) == lisi_card(last_visit="2026-11-26 周四", extra=(
         L("customer.visit_overdue", when="2026-12-26 周六"),))
 
@@ -501,8 +537,7 @@ async def test_visit_from_the_card_links_the_worklog_and_leaves_the_due_list(
 async def test_deactivate_with_reason_keeps_history_and_reactivates(
         zhang: TgUser, services: Services, clock: FakeClock) -> None:
     cid = await tg_register(zhang)
-    await zhang.say("查客户 李四")
-    await zhang.press("李四 5500012345")
+    await zhang.say("查客户 李四")  # one hit: the card at once
     r = await zhang.press(L("btn.deactivate"))
     assert body(one(r)) == "\n".join([
         L("customer.deactivating", name="李四", account="5500012345"),
@@ -515,13 +550,21 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     r = await zhang.press("保存")
     assert body(r[0]) == L("customer.deactivated")
 
-    for query in ("李四", "5500012345", "3号台区", "医疗", "待走访"):
+    # Searches still find it, marked 已停用 (issue #15 §3: they answered "none" before);
+    # it is never due for a visit.
+    for query in ("李四", "5500012345", "3号台区", "医疗"):
         r = await zhang.say(f"查客户 {query}")
-        key = "customers.none_due" if query == "待走访" else "customers.none"
-        assert body(one(r)) == L(key, text=query), query
+        assert body(one(r)).splitlines() == [
+            L("customers.inactive_only", count=1, text=query),
+            f"• 李四 · 3号台区 · 5500012345 · {L('category.elderly')}、{L('category.medical')}"
+            " · " + L("customers.inactive_mark")], query
+        assert labels(one(r)) == ["李四 5500012345"]
+    r = await zhang.say("查客户 待走访")
+    assert body(one(r)) == L("customers.none_due", text="待走访")
     r = await zhang.press(L("btn.customer_new"))  # the "none" answer offers to register
     assert body(one(r)) == L("form.customer.account_no")
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     r = await zhang.press(L("btn.customer_card"))  # on the "deactivated" answer
     assert body(one(r)) == lisi_card(inactive="已搬迁")
@@ -544,6 +587,7 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     assert body(one(r)) == warn("customer.account.duplicate", "form.customer.account_no",
                                 account="5500012345", name="李四", area="3号台区")
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     row = await customer_row(services, cid)
     assert (row["active"], row["deactivated_reason"], row["deactivated_at"]) == (
@@ -556,7 +600,7 @@ async def test_deactivate_with_reason_keeps_history_and_reactivates(
     r = await zhang.press(L("btn.reactivate"))
     assert body(one(r)) == lisi_card()
     r = await zhang.say("查客户 李四")
-    assert body(one(r)).startswith(L("customers.title", text="李四", total=1, first=1, last=1))
+    assert body(one(r)) == lisi_card()  # one hit: the card at once (#15)
     row = await customer_row(services, cid)
     assert (row["active"], row["deactivated_reason"], row["deactivated_at"]) == (1, None, None)
     assert [a for a, _, _ in await audit(services, cid)] == ["create", "deactivate",
@@ -576,8 +620,7 @@ async def test_lead_sees_the_audit_history_from_the_card_a_manager_is_refused(
     await zhang.press("保存")
     clock.advance(minutes=5)
 
-    r = await lead.say("查客户 李四")
-    r = await lead.press("李四 5500012345")
+    r = await lead.say("查客户 李四")  # one hit: the card at once
     assert labels(one(r))[-2:] == [L("btn.deactivate"), L("btn.audit")]
     await lead.press(L("btn.reveal_phone"))
     clock.advance(minutes=5)
@@ -651,6 +694,7 @@ async def test_another_team_sees_nothing_even_with_forged_callback_data(
     r = await zhao.say("5500012345")
     assert body(one(r)) == L("form.customer.name")
     await zhao.say("/cancel")
+    await zhao.press("确定放弃")
 
     assert not leaks(west_lead.sent[len(west_lead.greeting):])
     assert await audit(services) == [("create", {"account_no": "5500012345"}, "张三")]
@@ -712,8 +756,7 @@ async def test_stale_next_page_after_the_list_shrank(zhang: TgUser, services: Se
 async def test_manager_edits_a_teammates_customer_without_moving_it(
         zhang: TgUser, lisi_mgr: TgUser, services: Services) -> None:
     cid = await seed(services, lisi_mgr, "5500077777", "陈七", "7号台区")
-    r = await zhang.say("查客户 陈七")
-    r = await zhang.press("陈七 5500077777")
+    r = await zhang.say("查客户 陈七")  # one hit: the card at once
     assert "✏️ 修改" in labels(one(r))  # the card offers to edit
     r = await zhang.press("✏️ 修改")
     assert line("field.area", "7号台区") in body(r[0]), body(r[0])

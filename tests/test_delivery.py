@@ -168,12 +168,12 @@ async def test_a_lost_answer_is_not_repeated_at_once_and_the_repeat_says_so(
     assert fake_api.answers_lost == 1
     reminders = [body(m) for m in zhang.sent[before:]]
     assert len(reminders) == 1, reminders  # not sent again in the same breath
-    assert reminders[0].startswith("⏰ 投诉工单 #1")
+    assert reminders[0].startswith("⏳ 投诉工单 #1")
     clock.advance(seconds=settings.unknown_outcome_retry_seconds)
     assert (await service.scan_once()).sent == 1
     reminders = [body(m) for m in zhang.sent[before:]]
     assert len(reminders) == 2  # at least once: the one duplicate, marked as such
-    assert reminders[1].startswith(L("reminder.maybe_repeat") + "\n⏰ 投诉工单 #1")
+    assert reminders[1].startswith(L("reminder.maybe_repeat") + "\n⏳ 投诉工单 #1")
     await service.scan_once()
     assert len(zhang.sent) - before == 2
 

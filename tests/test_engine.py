@@ -122,9 +122,9 @@ async def test_unknown_and_misspelt_areas_are_never_guessed(zhang: Chat,
     await zhang.say("巡视 9号台区")  # another team's area: not yours, and nothing leaks
     assert "「9号台区」不是你负责的台区" in zhang.text and "3号台区、5号台区" in zhang.text
     assert "在哪个台区" in zhang.text
-    await zhang.say("3号")
-    assert "你是不是要找：3号台区" in zhang.text and "在哪个台区" in zhang.text
-    await zhang.say("3号台区")
+    await zhang.say("号台区")  # part of two areas: both offered, neither taken
+    assert "你是不是要找：3号台区、5号台区" in zhang.text and "在哪个台区" in zhang.text
+    await zhang.say("3号")  # part of one area only: taken at once (#15)
     assert "什么时候" in zhang.text
 
 
@@ -140,14 +140,17 @@ async def test_photo_and_location_out_of_step_are_kept(zhang: Chat) -> None:
     assert "照片：1 张" in zhang.text and "位置：1.00000, 2.00000" in zhang.text
 
 
-async def test_cancel_button_confirms_and_slash_cancel_is_immediate(zhang: Chat,
-                                                                    services: Services) -> None:
+async def test_cancel_button_and_slash_cancel_both_confirm(zhang: Chat,
+                                                            services: Services) -> None:
     await zhang.say("记录巡视 3号台区")
     await zhang.press("取消")
     assert "确定放弃" in zhang.text
     await zhang.press("继续填写")
     assert "什么时候" in zhang.text
-    await zhang.say("/cancel")
+    await zhang.say("/cancel")  # #15: /cancel asks first too, like the ✖️ button
+    assert "确定放弃" in zhang.text
+    assert await services.conversations.get(1) is not None
+    await zhang.press("确定放弃")
     assert "已取消工作日志" in zhang.text
     assert await services.conversations.get(1) is None
     await zhang.say("/cancel")
@@ -206,6 +209,21 @@ async def test_parked_form_discard_handles_the_held_request(
     assert "已取消工作日志" in zhang.text and "哪些工作" in zhang.text  # /log opened afresh
     draft = await services.conversations.get(1)
     assert draft is not None and draft.state.values == {}
+
+
+async def test_parked_form_typed_cancel_asks_first(
+        zhang: Chat, services: Services, clock: FakeClock) -> None:
+    await zhang.say("记录巡视 3号台区")
+    clock.advance(minutes=45)
+    await zhang.say("不填了")  # a typed cancel on a parked form asks, like the ✖️ button
+    assert "确定放弃这条工作日志" in zhang.text
+    assert await services.conversations.get(1) is not None
+    await zhang.press("继续填写")
+    assert "什么时候" in zhang.text
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    assert "已取消工作日志" in zhang.text
+    assert await services.conversations.get(1) is None
 
 
 async def test_parked_photo_is_kept_on_continue(zhang: Chat, services: Services,
@@ -435,6 +453,7 @@ async def test_bare_hour_in_a_log_is_the_latest_past_one(zhang: Chat, clock: Fak
     await zhang.say("巡视 3号台区 3点 2号杆拉线松动")  # at 16:20 3点 is 15:00, not 03:00
     assert "时间 2026-11-27 周五 15:00" in zhang.text, zhang.text
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     await zhang.say("巡视 3号台区")
     await zhang.say("4点")  # typed at the time step: 16:00 (04:00 is further back)
     await zhang.say("2号杆拉线松动")
@@ -452,9 +471,11 @@ async def test_spoken_log_sentences_open_the_log_prefilled(zhang: Chat,
     await zhang.say("今天巡视了3号台区")
     assert "已填好：工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五" in zhang.text, zhang.text
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     await zhang.say("上午去3号台区巡视了")
     assert "已填好：工作项目 巡视 · 台区 3号台区 · 时间 2026-11-27 周五" in zhang.text, zhang.text
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     await zhang.say("走访了5号台区王大爷家")
     assert "工作内容 王大爷家" in zhang.text, zhang.text
     await zhang.press("现在")

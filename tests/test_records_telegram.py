@@ -199,7 +199,7 @@ async def test_complaint_from_registration_to_closure(team: Team, services: Serv
     # Half-way to the first contact: the manager only, with the action and snooze buttons.
     got = await team.scan_at(2026, 11, 27, 15, 1)
     half = only(got["张三"])
-    assert body(half) == L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
+    assert body(half) == L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
                            left=left(2, 19))
     assert labels(half) == [OPEN, L("btn.contacted"), *SNOOZE]
     assert got["王班长"] == []
@@ -245,7 +245,7 @@ async def test_complaint_from_registration_to_closure(team: Team, services: Serv
     # Half-way to the reply: 已答复 pressed on that reminder closes the complaint.
     got = await team.scan_at(2026, 12, 2, 15, 1)
     reply_half = only(got["张三"])
-    assert body(reply_half) == L("reminder.soon", item=COMPLAINT, what=REPLY, due=REPLY_DUE,
+    assert body(reply_half) == L("reminder.half", item=COMPLAINT, what=REPLY, due=REPLY_DUE,
                                  left=left(5, 19))
     assert labels(reply_half) == [OPEN, L("btn.replied"), *SNOOZE]
     assert got["王班长"] == []
@@ -283,13 +283,14 @@ async def test_arrears_from_registration_to_closure(team: Team, services: Servic
     zhang, lead = team.zhang, team.lead
     await add_customer(services, await team.user("张三"), "李四", "5500012345", ("elderly",))
     await zhang.say("/arrears")
-    r = await zhang.say("5500012345")
-    assert L("form.arrears.customer_name") in texts(r)
-    await zhang.press("跳过")  # the register knows the name
+    r = await zhang.say("5500012345")  # on file: the name is filled, not asked (#15)
+    assert L("register.on_file", name="李四", area="3号台区") in texts(r)
+    assert L("form.arrears.amount") in texts(r)
     await zhang.say("￥500")
     await zhang.say("10月1日")
     r = await zhang.press("否")
-    assert L("arrears.account_registered", account="5500012345", name="李四") in texts(r)
+    assert L("register.account_on_file", account="5500012345", name="李四", flags="") in texts(r)
+    assert "户名：李四" in texts(r)
     saved = (await zhang.press("保存"))[0]
     assert body(saved) == "\n".join([
         L("arrears.saved", id=1, name="李四", account="5500012345", amount="￥500.00",
@@ -432,7 +433,8 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     card = only(await zhang.press(L("btn.outage_checklist"), message=saved))
     assert L("outage.checklist", told=0, total=2) in body(card)
     assert "☐ " + LI in body(card) and "赵阿姨" not in body(card)
-    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", "☐ 王大爷",
+    phone = L("outage.phone", phone="138****1234")  # each row: tick, and call (#15)
+    assert labels(card) == [L("btn.outage_notice_posted"), "☐ 李奶奶", phone, "☐ 王大爷", phone,
                             L("btn.outage_cancel")]
     r = await zhang.press("☐ 李奶奶", message=card)
     assert body(r[0]) == L("outage.ask_how", name="李奶奶")
@@ -470,8 +472,9 @@ async def test_outage_from_registration_to_closure(team: Team, services: Service
     daybefore = only(got["张三"])
     assert body(daybefore) == "\n".join([
         L("outage.daybefore", item=OUTAGE, start="2026-12-05 周六 10:00", count=1),
-        "☐ " + WANG])
-    assert labels(daybefore) == ["☐ 王大爷", L("btn.outage_checklist"), *SNOOZE]
+        "☐ " + WANG + " " + L("outage.phone", phone="138****1234")])
+    assert labels(daybefore) == ["☐ 王大爷", L("outage.phone", phone="138****1234"),
+                                 L("btn.outage_checklist"), *SNOOZE]
     assert got["王班长"] == []
     await zhang.press("☐ 王大爷", message=daybefore)
     r = await zhang.press(L("outage.how_btn.visit"))
@@ -582,7 +585,7 @@ async def test_snooze_from_the_reminder_message_redelivers_once(
     assert (await team.scan_at(2026, 11, 27, 16, 0)) == {"张三": [], "王班长": []}
     got = await team.scan_at(2026, 11, 27, 16, 1)
     again = only(got["张三"])
-    assert body(again) == L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
+    assert body(again) == L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
                             left=left(2, 18))
     assert labels(again) == [OPEN, L("btn.contacted"), *SNOOZE]
     assert got["王班长"] == []
@@ -594,7 +597,7 @@ async def test_snooze_from_the_reminder_message_redelivers_once(
     assert (await team.scan_at(2026, 11, 28, 7, 59)) == {"张三": [], "王班长": []}
     got = await team.scan_at(2026, 11, 28, 8, 0)
     morning = only(got["张三"])
-    assert body(morning) == L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
+    assert body(morning) == L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE,
                               left=left(2, 2))
     assert labels(morning) == [OPEN, L("btn.contacted"), *SNOOZE]
     assert (await team.scan_at(2026, 11, 28, 12, 0)) == {"张三": [], "王班长": []}
@@ -734,7 +737,9 @@ async def test_overdue_contact_and_arrival_escalate_to_the_lead(
     repair_escalation = only(got["王班长"])
     assert body(repair_escalation) == L("reminder.escalate", owner="张三", item=REPAIR,
                                         what=ARRIVAL, due=arrival_due, late=late(minutes=1))
-    assert labels(repair_escalation) == [*REPAIR_BUTTONS, *SNOOZE]
+    # An overdue emergency offers only the short snoozes (issue #15 §3), never 明天 8:00.
+    assert labels(repair_escalation) == [*REPAIR_BUTTONS, L("btn.snooze_minutes", minutes=30),
+                                         L("btn.snooze_minutes", minutes=60)]
     assert (await team.scan_at(2026, 11, 30, 11, 35)) == {"张三": [], "王班长": []}
     await lead.press(L("btn.repair_arrived"), message=repair_escalation)
     await lead.press("现在")
@@ -774,7 +779,7 @@ async def test_blocked_user_reminder_goes_to_the_lead_until_they_write_again(
     result = await team.service.scan_once()
     assert result.failed == 1 and len(zhang.sent) == n
     forwarded = only(lead.sent[before:])
-    half = L("reminder.soon", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE, left=left(2, 19))
+    half = L("reminder.half", item=COMPLAINT, what=CONTACT, due=CONTACT_DUE, left=left(2, 19))
     assert body(forwarded) == L("reminder.unreachable", name="张三") + "\n\n" + half
     assert labels(forwarded) == [OPEN, L("btn.contacted")]
     card = only(await lead.press(OPEN, message=forwarded))
@@ -878,7 +883,7 @@ async def test_429_and_502_on_a_fifth_of_sends_lose_and_duplicate_nothing(
         item = L("complaint.title", id=i + 1, kind="投诉", who=f"（客户{i}）")
         repair = L("repair.title", id=i + 1, area="3号台区")
         starts = {  # the "time left" part depends on how long the retries took
-            "contact.half": f"⏰ {item}：请在 {CONTACT_DUE} 前{CONTACT}（还剩 2 天 ",
+            "contact.half": f"⏳ {item}：{CONTACT}的时限已过一半（还剩 2 天 ",
             "arrival.soon": f"⏰ {repair}：请在 2026-11-27 周五 15:20 前{ARRIVAL}（还剩 ",
             "arrival.due": f"⚠️ {repair}：{ARRIVAL}期限 2026-11-27 周五 15:20 已过（已超期 "}
         new = [body(x) for x in m.sent[before[m.chat_id]:]]

@@ -4,7 +4,7 @@ retries, unreachable users, snooze, restart safety — with the clock moved, nev
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -18,6 +18,7 @@ from bot.reports.figures import Scope, compute
 from bot.reports.ranges import week_of
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
+from bot.storage.people import UserPrefs
 from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
 
 
@@ -152,6 +153,56 @@ async def test_quiet_hours_hold_until_the_digest(team: tuple[Chat, Chat],
     assert held
 
 
+async def test_halfway_and_soon_read_differently_and_say_what_is_left(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock) -> None:
+    zhang, _ = team
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 27, 15, 1)  # half-way to first contact
+    await service.scan_once()
+    at(clock, 2026, 11, 30, 8, 0)  # Monday's digest first, then the 08:30 one on its own
+    await service.scan_once()
+    at(clock, 2026, 11, 30, 8, 31)
+    await service.scan_once()
+    half, _digest, soon = notifier.texts("张三")
+    assert half == ("⏳ 投诉工单 #1（张先生）：首次联系客户的时限已过一半（还剩 2 天 19 小时），"
+                    "期限 2026-11-30 周一 10:30。")
+    assert soon == ("⏰ 投诉工单 #1（张先生）：请在 2026-11-30 周一 10:30 前首次联系客户"
+                    "（还剩 1 小时 59 分）。")
+
+
+async def test_catch_up_after_quiet_hours_folds_one_record_into_one_message(
+        team: tuple[Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    """Quiet hours after the morning digest (08:15-11:00): the 08:30 "soon" and the 10:30
+    "due" are held; at 11:00 one message goes out, the latest stage, and both rows count
+    as sent (never lost, never sent again)."""
+    zhang, _ = team
+    await register_complaint(zhang)
+    user = (await services.people.users())[0]
+    await UserPrefs(services.db).set_quiet(user.id, "08:15", "11:00")
+    at(clock, 2026, 11, 30, 8, 5)  # the digest, before the quiet hours
+    await service.scan_once()
+    for hour, minute in ((8, 31), (10, 31)):
+        at(clock, 2026, 11, 30, hour, minute)
+        await service.scan_once()
+    n = len(notifier.texts("张三"))
+    assert notifier.texts("王班长")[-1].startswith("⚠️ 超期提醒")  # the lead has no quiet
+    at(clock, 2026, 11, 30, 11, 1)
+    await service.scan_once()
+    [caught_up] = notifier.texts("张三")[n:]
+    assert caught_up.startswith("⚠️ 投诉工单 #1（张先生）：首次联系客户期限 2026-11-30 周一 10:30 "
+                                "已过（已超期 31 分钟）")
+    rows = await services.db.fetchall(
+        "SELECT kind, state, last_error FROM reminders WHERE user_id = ? AND kind IN "
+        "('contact.soon', 'contact.due') ORDER BY id", (user.id,))
+    assert [tuple(r) for r in rows] == [("contact.soon", "sent", "folded into reminder 3"),
+                                        ("contact.due", "sent", None)]
+    at(clock, 2026, 11, 30, 11, 30)
+    await service.scan_once()
+    assert len(notifier.texts("张三")) == n + 1
+
+
 async def test_own_quiet_hours_setting(team: tuple[Chat, Chat]) -> None:
     zhang, _ = team
     await zhang.say("/settings")
@@ -199,6 +250,71 @@ async def test_blocked_user_is_marked_and_the_lead_gets_the_message(
     await zhang.say("/todo")  # writing again means reachable again
     row = await services.db.fetchone("SELECT unreachable_at FROM user_settings")
     assert row is not None and row[0] is None
+
+
+async def test_a_lead_who_never_opened_the_bot_gets_the_escalation_on_first_visit(
+        services: Services, assistant: Assistant, service: ReminderService,
+        notifier: FakeNotifier, clock: FakeClock) -> None:
+    """The lead was invited but has not sent /start: no chat to push to. The escalation waits
+    (not failed, not dropped, nobody told they are unreachable) and arrives, once, after
+    the welcome on their first visit (in their first digest)."""
+    zhang = Chat(assistant, "test", "张三")
+    await make_user(services, "张三")
+    invite = await services.people.create_invite(
+        role=Role.LEAD, team="城东供电所", areas=[], name="王班长", now=clock.now(),
+        ttl=timedelta(days=7))
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 10, 31)  # first contact overdue: escalated to the lead
+    result = await service.scan_once()
+    assert notifier.texts("王班长") == [] and result.failed == 0 and result.waiting == 1
+    for _ in range(3):
+        clock.advance(hours=1)
+        await service.scan_once()
+    rows = await services.db.fetchall(
+        "SELECT r.state, r.last_error FROM reminders r JOIN users u ON u.id = r.user_id "
+        "WHERE u.name = '王班长' AND r.kind = 'contact.escalate'")
+    assert [tuple(r) for r in rows] == [("pending", "waiting: has not opened the bot yet")]
+    assert await services.db.fetchone(
+        "SELECT 1 FROM user_settings WHERE unreachable_at IS NOT NULL") is None
+    lead = Chat(assistant, "test", "王班长")
+    await lead.say(f"/start {invite.code}")
+    assert "王班长" in lead.text  # the welcome comes first
+    await service.scan_once()
+    # One message: the day's summary, which carries the waiting escalation (as it does
+    # for anyone: the digest stands in for the single reminders due then).
+    [first] = notifier.texts("王班长")
+    assert "⚠️ 投诉工单 #1（张先生）：首次联系客户 2026-11-30 周一 10:30 前（已超期" in first
+    row = await services.db.fetchone("SELECT state FROM reminders WHERE kind = 'contact.escalate'")
+    assert row is not None and row[0] == "digested"
+    clock.advance(minutes=5)
+    await service.scan_once()
+    assert len(notifier.texts("王班长")) == 1
+
+
+async def test_an_escalation_held_in_quiet_hours_for_a_lead_not_yet_in_arrives_on_first_visit(
+        services: Services, assistant: Assistant, service: ReminderService,
+        notifier: FakeNotifier, clock: FakeClock) -> None:
+    """Held at night for a morning digest the lead never gets (no chat yet): their first
+    visit, the next day, brings it out after the welcome."""
+    zhang = Chat(assistant, "test", "张三")
+    await make_user(services, "张三")
+    invite = await services.people.create_invite(
+        role=Role.LEAD, team="城东供电所", areas=[], name="王班长", now=clock.now(),
+        ttl=timedelta(days=7))
+    await register_complaint(zhang)
+    at(clock, 2026, 11, 30, 22, 0)  # the bot was down all day: escalation due, quiet hours
+    await service.scan_once()
+    at(clock, 2026, 12, 1, 8, 5)  # the digests: none for the lead, who has no chat yet
+    await service.scan_once()
+    assert notifier.texts("王班长") == []
+    at(clock, 2026, 12, 1, 10, 0)
+    lead = Chat(assistant, "test", "王班长")
+    await lead.say(f"/start {invite.code}")
+    await service.scan_once()
+    [first] = notifier.texts("王班长")
+    assert "⚠️ 投诉工单 #1（张先生）：首次联系客户 2026-11-30 周一 10:30 前（已超期" in first
+    row = await services.db.fetchone("SELECT state FROM reminders WHERE kind = 'contact.escalate'")
+    assert row is not None and row[0] == "digested"
 
 
 async def test_snooze_and_todo(team: tuple[Chat, Chat], service: ReminderService,

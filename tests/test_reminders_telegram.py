@@ -46,7 +46,7 @@ async def test_reminder_arrives_with_buttons_that_act(
     at(clock, 2026, 11, 27, 15, 1)  # half-way to the first-contact deadline
     assert (await service.scan_once()).sent == 1
     reminder = zhang.last
-    assert body(reminder).startswith("⏰ 投诉工单 #1：请在 2026-11-30 周一 10:30 前首次联系客户")
+    assert body(reminder).startswith("⏳ 投诉工单 #1：首次联系客户的时限已过一半")
     assert labels(reminder) == ["📄 打开", "📞 已联系", "⏰ 1 小时后", "⏰ 明天 8:00"]
     r = await zhang.press("已联系", message=reminder)
     assert "记录首次联系：投诉工单 #1" in "\n".join(body(m) for m in r)
@@ -83,7 +83,7 @@ async def test_flood_limits_and_bad_gateways_lose_and_duplicate_nothing(
     for u in users:
         new = [body(m) for m in u.sent[before[u.chat_id]:]]
         assert len(new) == 1, new  # exactly once, whatever failed on the way
-        assert re.match(r"⏰ 投诉工单 #\d+：请在", new[0])
+        assert re.match(r"⏳ 投诉工单 #\d+：首次联系客户的时限已过一半", new[0])
     states = Counter(r[0] for r in await services.db.fetchall(
         "SELECT state FROM reminders WHERE kind = 'contact.half'"))
     assert states == {"sent": 8}

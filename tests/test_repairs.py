@@ -144,6 +144,7 @@ async def test_bad_times_and_the_work_log_still_wins_with_jilu(
     draft = await services.conversations.get(1)
     assert draft is not None and draft.form == "worklog"
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     await zhang.say("抢修 5号台区 明天下午3点 线路断了")  # a receipt time cannot lie ahead
     assert "还没到" in zhang.text and "台区 5号台区" in zhang.text
     await zhang.press("现在")

@@ -27,6 +27,7 @@ from bot.rules import work_item_keys
 from bot.services import Services
 from bot.storage.db import iso
 from tests.conftest import SHANGHAI, Chat, make_user
+from tests.tg_harness import L as locale_text
 
 CREATED = datetime(2026, 11, 1, 10, 0, tzinfo=SHANGHAI)
 NOW = datetime(2026, 12, 7, 8, 31, tzinfo=SHANGHAI)  # Monday: last week is 11-30 .. 12-06
@@ -432,16 +433,20 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
     assert msg.startswith("📊 城东供电所 工作汇总\n2026-11-30 周一 — 2026-12-06 周日\n")
     assert "客户经理 3 人 · 工作日志 4 条 · 特殊客户走访 1 次" in msg
     assert "📝 工作项目：走访 2 · 宣传 1 · 巡视 1 · 催费 1 · 客户服务 1" in msg
-    assert "📮 投诉：新增 2 · 办结 1 · 超期 2 · 及时率 33%（1/3）" in msg
+    # Issue #15 §4.3: late deadlines of the period are 未按时, "超期" is only the overdue-now
+    # list (the "⏰ 超期提醒" count is gone), and a person is one line in words.
+    assert "📮 投诉：新增 2 · 办结 1 · 未按时 2 · 及时率 33%（1/3）" in msg
     assert ("💰 欠费：新增 2 户 ¥800.00 · 回收 2 户 ¥700.00 · 未缴 2 户 ¥1,534.56 · "
             "送达停电通知 1 · 24 小时内复电 1/1") in msg
     assert "🔌 停电：2 次 · 通知按时 50%（1/2） · 特殊客户停电前已告知 1/3" in msg
     assert "🔧 报修到达现场及时率 50%（1/2）" in msg
-    assert "⏰ 超期提醒：2 项" in msg
+    assert "超期提醒" not in msg
     assert "✅ 综合及时率 50%（4/8）" in msg
-    assert "张三 2｜走2 巡1｜访1｜诉1/1/1｜费2/1/1｜60%" in msg
-    assert "李四 2｜宣1 催1 客1｜访0｜诉1/0/1｜费0/1/1｜33%" in msg
-    assert "王五 0｜—｜访0｜诉0/0/0｜费0/0/0｜—" in msg
+    assert ("\n张三：日志2条（走访2 巡视1），特殊客户走访1次，投诉新增1 办结1，"
+            "欠费新增2户 回收1户 未缴1户，及时率60%，现在超期1项\n") in msg
+    assert ("\n李四：日志2条（宣传1 催费1 客户服务1），投诉新增1，欠费回收1户 未缴1户，"
+            "及时率33%，现在超期3项\n") in msg
+    assert "\n王五：本期没有记录\n" in msg
     assert "😶 本期没有记日志（1 人）：王五" in msg
     assert "⚠️ 现在超期（4 项）：\n• 欠费 #5 缴费后复电 · 李四 · 已超期 7 天 20 小时" in msg
     assert "• 投诉工单 #3 答复处理意见 · 李四 · 已超期 3 天 22 小时" in msg
@@ -449,7 +454,8 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
     assert "赵六" not in msg and "西" not in msg
     # The XLSX holds the same numbers, as numbers.
     wb = xlsx_of(out)
-    assert wb.sheetnames == ["汇总", "工作日志", "投诉", "欠费", "停电", "特殊客户走访"]
+    # Issue #15 §4.3 added the 报修 sheet.
+    assert wb.sheetnames == ["汇总", "工作日志", "投诉", "欠费", "停电", "报修", "特殊客户走访"]
     for ws in wb:
         assert ws.freeze_panes in ("A2", "B2", "C2"), ws.title
         assert ws.column_dimensions["A"].width >= 6
@@ -463,7 +469,7 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
                      "repair": "报修", "collect": "催费", "lineloss": "线损",
                      "emergency": "应急处置", "service": "客户服务"}[k]
             assert r[label] == exp["items"].get(k, 0), (name, k)
-        assert r["投诉超期"] == exp["c_late"]
+        assert r["投诉未按时"] == exp["c_late"]  # issue #15 §4.3: 超期 only means overdue now
         assert r["未缴（元）"] == pytest.approx(exp["a_out_cents"] / 100)
         assert r["综合按时"] == exp["on_time"][0] and r["综合到期"] == exp["on_time"][1]
         expected_pct = exp["on_time"][0] / exp["on_time"][1] if exp["on_time"][1] else None
@@ -503,6 +509,76 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
         assert (by_name[name]["on_time"], by_name[name]["judged"]) == exp["on_time"]
 
 
+async def test_the_message_reads_on_a_phone_with_one_overdue_figure(
+        seeded: World, assistant: Assistant) -> None:
+    """Issue #15 §4.3: a person is one short line in words (no code string, no zero parts),
+    and every overdue figure is the one "现在超期" definition: the people's counts add up to
+    the list's, and no other overdue count stands next to it."""
+    lead = Chat(assistant, "test", "王班长")
+    msg = (await lead.say("/report")).replies[0].text
+    people = msg.split("👥 各人：\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split("：", 1)[0] for line in people] == ["张三", "李四", "王五"]
+    assert all("｜" not in line and "/" not in line and len(line) <= 80 for line in people)
+    assert not any(zero in line for line in people for zero in ("0条", "0次", "新增0", "0户"))
+    listed = int(msg.split("⚠️ 现在超期（", 1)[1].split(" 项", 1)[0])
+    per_person = sum(int(line.split("现在超期", 1)[1].rstrip("项"))
+                     for line in people if "现在超期" in line)
+    assert listed == per_person == 4
+    assert msg.count("超期") == msg.count("现在超期") + msg.count("已超期")
+
+
+def chat_words(key: str) -> str:
+    """A status as the chat's card says it, without the coloured marker."""
+    return locale_text(key).split(" ", 1)[1]
+
+
+async def test_the_workbook_has_repairs_chat_status_words_and_date_cells(
+        seeded: World, assistant: Assistant, services: Services) -> None:
+    """Issue #15 §4.3: a 报修 sheet like the other record sheets; every status in the chat's
+    words; the lead reads the team's staff in full while customers stay masked; a log
+    entered with a day only is a date cell (no 00:00); the chart still comes along."""
+    wid = await add_log(services, seeded, "张三", L(2026, 12, 3, 0, 0), ("patrol",), "1号台区",
+                        "只记了日期的巡视")
+    await services.db.execute("UPDATE worklogs SET time_precision = 'day' WHERE id = ?", (wid,))
+    out = await Chat(assistant, "test", "王班长").say("/report")
+    wb = xlsx_of(out)
+    ws = wb["报修"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0] == ("编号", "台区", "负责人", "接报时间", "故障情况", "到达期限", "到达时间",
+                       "到达按时", "恢复供电期限", "恢复供电时间", "恢复按时", "状态")
+    assert [(r[0], r[1], r[2], r[3], r[6], r[7], r[11]) for r in rows[1:]] == [
+        (1, "3号台区", "李四", datetime(2026, 12, 2, 10, 0), datetime(2026, 12, 2, 11, 0), "是",
+         chat_words("repair.status.arrived")),
+        (2, "2号台区", "张三", datetime(2026, 12, 6, 8, 30), None, "否",
+         chat_words("repair.status.open"))]
+    assert ws["D2"].number_format == "yyyy-mm-dd hh:mm"
+
+    def column(sheet: str, name: str) -> list[Any]:
+        table = list(wb[sheet].iter_rows(values_only=True))
+        i = table[0].index(name)
+        return [r[i] for r in table[1:] if r[0] is not None]
+
+    assert set(column("投诉", "状态")) <= {chat_words(f"complaint.status.{s}")
+                                         for s in ("open", "contacted", "closed")}
+    assert chat_words("complaint.status.closed") in column("投诉", "状态")
+    assert set(column("欠费", "状态")) <= {chat_words(f"arrears.status.{s}") for s in (
+        "collecting", "notice_served", "cut_off", "paid", "paid_closed", "restored")}
+    assert "李四" in column("投诉", "负责人") and "张三" in column("投诉", "负责人")
+    assert "刘**" in column("投诉", "客户") and "刘德福" not in column("投诉", "客户")
+
+    head = next(wb["汇总"].iter_rows(values_only=True))
+    assert not [h for h in head if "超期" in str(h)]  # 超期 is only the overdue-now list
+
+    logs = wb["工作日志"]
+    table = list(logs.iter_rows())
+    by_id = {r[0].value: r[1] for r in table[1:] if r[0].value is not None}
+    assert by_id[wid].value == datetime(2026, 12, 3) and by_id[wid].number_format == "yyyy-mm-dd"
+    timed = next(c for i, c in by_id.items() if i != wid)
+    assert timed.number_format == "yyyy-mm-dd hh:mm"
+    png = png_of(out)
+    assert png.data.startswith(b"\x89PNG")
+
+
 async def test_the_other_lead_sees_only_the_other_team(seeded: World,
                                                        assistant: Assistant) -> None:
     lead = Chat(assistant, "test", "钱班长")
@@ -510,7 +586,7 @@ async def test_the_other_lead_sees_only_the_other_team(seeded: World,
     msg = out.replies[0].text
     assert msg.startswith("📊 城西供电所 工作汇总")
     assert "客户经理 1 人 · 工作日志 1 条" in msg
-    assert "📮 投诉：新增 1 · 办结 0 · 超期 1 · 及时率 0%（0/1）" in msg
+    assert "📮 投诉：新增 1 · 办结 0 · 未按时 1 · 及时率 0%（0/1）" in msg
     for name in ("张三", "李四", "王五", "1号台区"):
         assert name not in msg
     wb = xlsx_of(out)
@@ -526,7 +602,7 @@ async def test_a_manager_gets_only_their_own(seeded: World, assistant: Assistant
     assert msg.startswith("📊 张三 的工作汇总（城东供电所）\n2026-11-30 周一 — 2026-12-06 周日")
     assert "📝 工作日志 2 条：走访 2 · 巡视 1" in msg
     assert "🏠 特殊客户走访 1 次" in msg
-    assert "📮 投诉：新增 1 · 办结 1 · 超期 1 · 及时率 50%（1/2）" in msg
+    assert "📮 投诉：新增 1 · 办结 1 · 未按时 1 · 及时率 50%（1/2）" in msg
     assert "✅ 综合及时率 60%（3/5）" in msg
     assert "• 报修 #2 到达现场 · 张三" in msg
     assert "🔍 本期没有巡视的台区（1 个）：2号台区" in msg
@@ -558,7 +634,7 @@ async def test_english(seeded: World, assistant: Assistant) -> None:
     await lead.say("/lang en")
     out = await lead.say("/report last week")
     msg = out.replies[0].text
-    assert "📮 Complaints: new 2 · closed 1 · overdue 2 · on time 33% (1/3)" in msg
+    assert "📮 Complaints: new 2 · closed 1 · late 2 · on time 33% (1/3)" in msg
     assert xlsx_of(out).sheetnames[0] == "Summary"
 
 

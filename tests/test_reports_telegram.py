@@ -71,8 +71,9 @@ async def test_lead_receives_message_document_and_photo(team: dict[str, TgUser])
     assert [m["method"] for m in msgs] == ["sendMessage", "sendDocument", "sendPhoto"]
     text = body(msgs[0])
     assert text.startswith("📊 城东供电所 工作汇总\n2026-11-30 周一 — 2026-12-06 周日")
-    assert "📮 投诉：新增 2 · 办结 1 · 超期 2 · 及时率 33%（1/3）" in text
-    assert "张三 2｜走2 巡1｜访1｜诉1/1/1｜费2/1/1｜60%" in text
+    assert "📮 投诉：新增 2 · 办结 1 · 未按时 2 · 及时率 33%（1/3）" in text  # issue #15 §4.3
+    assert ("张三：日志2条（走访2 巡视1），特殊客户走访1次，投诉新增1 办结1，"
+            "欠费新增2户 回收1户 未缴1户，及时率60%，现在超期1项") in text
     assert len(text) <= 4096
     got = files(msgs)
     name, data = got["document"]

@@ -12,8 +12,8 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.models import Role
 from bot.services import Services
-from bot.storage.db import Database, migrations
-from bot.storage.people import CODE_LENGTH, InviteError, People
+from bot.storage.db import Database, iso, migrations
+from bot.storage.people import CODE_LENGTH, InviteError, People, _hash, new_code
 from tests.conftest import T0
 
 
@@ -52,14 +52,20 @@ async def test_every_earlier_version_upgrades_in_place(tmp_path: Path, start: in
     path = tmp_path / "old.db"
     db = await Database(path).connect(migrate_to=start)
     assert await db.schema_version() == start
-    people = People(db)
-    inv = await people.create_invite(role=Role.MANAGER, team="城东供电所", areas=["3号台区"],
-                                     name="张三", now=T0, ttl=timedelta(days=7))
+    # The invite as an old version wrote it (no user yet: today's named invites create one).
+    code = new_code()
+    async with db.tx() as tx:
+        team_id = await People(db).ensure_team(tx, "城东供电所", T0)
+        area_id = await People(db).ensure_area(tx, team_id, "3号台区", T0)
+        await tx.execute(
+            "INSERT INTO invites(code_hash, role, team_id, area_ids, name, created_at, "
+            "expires_at) VALUES (?, 'manager', ?, ?, '张三', ?, ?)",
+            (_hash(code), team_id, f"[{area_id}]", iso(T0), iso(T0 + timedelta(days=7))))
     await db.close()
     # The next start of a newer version finds the old file and upgrades it, keeping the data.
     async with Database(path) as db:
         assert await db.schema_version() == migrations()[-1][0]
-        user = await People(db).redeem_invite(inv.code, channel="t", external_id="1",
+        user = await People(db).redeem_invite(code, channel="t", external_id="1",
                                               fallback_name="x", now=T0)
         assert user.name == "张三" and user.team_name == "城东供电所"
         assert [a.name for a in await People(db).areas_for(user)] == ["3号台区"]

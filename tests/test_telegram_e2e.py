@@ -19,7 +19,7 @@ from bot.channels.telegram import ScreenedUpdates, TelegramChannel, redacted
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Incoming
-from bot.handlers.menu import COMMANDS, command_descriptions
+from bot.handlers.menu import COMMANDS, ROLE_COMMANDS, command_descriptions
 from bot.models import Role
 from bot.services import Services
 from bot.storage.dead_updates import DeadUpdates
@@ -44,7 +44,8 @@ pytestmark = pytest.mark.timeout(60)
 
 NOW_SHOWN = "2026-11-27 周五 10:30"  # T0 as the bot echoes it
 YESTERDAY_3PM = "2026-11-26 周四 15:00"
-CMD_LIST = " ".join("/" + c for c in COMMANDS)
+# The manager's commands, one line each (issue #15 §4.2 changed the one-line list).
+CMD_LIST = "\n".join(f"/{c} {L(f'cmd.{c}')}" for c in ROLE_COMMANDS[Role.MANAGER])
 
 
 @pytest.fixture
@@ -72,7 +73,8 @@ async def test_invite_greets_by_name_role_and_areas_and_registers_menus(
     greeting = texts(zhang.greeting)
     assert L("menu.welcome", name="张三") in greeting
     assert L("menu.role.manager", team="城东供电所", areas="3号台区、5号台区") in greeting
-    assert labels(zhang.greeting[-1]) == ["📝 记录日志", "📋 我的日志", "❓ 帮助"]
+    # A manager's welcome offers the log and the to-do list (issue #15 §4.2 added 全部待办).
+    assert labels(zhang.greeting[-1]) == ["📝 记录日志", "📋 我的日志", "📋 全部待办", "❓ 帮助"]
 
     zh = fake_api.my_commands(None, "zh")
     en = fake_api.my_commands(None, "en")
@@ -257,7 +259,8 @@ async def test_prefill_asks_only_what_is_missing(zhang: TgUser, services: Servic
     assert "🕒 现在" in labels(r[0])
     assert L("form.worklog.items") not in body(r[0]) and L("form.worklog.area") not in body(r[0])
     assert body((await zhang.press("现在"))[0]) == L("form.worklog.content")
-    assert texts(await zhang.say("/cancel")) == L("form.cancelled", form="工作日志")
+    await zhang.say("/cancel")
+    assert body((await zhang.press("确定放弃"))[0]) == L("form.cancelled", form="工作日志")
 
     r = await zhang.say("巡视 3号台区 昨天下午3点 2号杆拉线松动")
     assert body(r[0]) == "\n".join([
@@ -265,6 +268,7 @@ async def test_prefill_asks_only_what_is_missing(zhang: TgUser, services: Servic
           values=f"工作项目 巡视 · 台区 3号台区 · 时间 {YESTERDAY_3PM} · 工作内容 2号杆拉线松动"),
         L("form.worklog.problems")])
     assert await zhang.say("/cancel")
+    await zhang.press("确定放弃")
 
     r = await zhang.say("记录 走访 5号台区 昨天下午3点")
     assert body(r[0]) == "\n".join([
@@ -303,29 +307,57 @@ async def test_prefill_with_an_area_the_user_does_not_have(
     assert draft.state.values["items"] == ["patrol"]
 
 
-async def test_prefill_bare_area_number_suggests_the_area(zhang: TgUser,
-                                                          services: Services) -> None:
+async def test_prefill_bare_area_number_takes_the_area(zhang: TgUser,
+                                                      services: Services) -> None:
+    # '3号' is part of one area only: taken at once (#15; it used to be a suggestion).
     r = await zhang.say("记录巡视 3号")
-    assert "⚠️ " + L("form.did_you_mean", text="3号", options="3号台区") in body(r[0])
-    assert labels(r[0])[:2] == ["3号台区", "5号台区"]
-    draft = await services.conversations.get(1)
-    assert draft is not None and "area" not in draft.state.values
-    r = await zhang.press("3号台区")
+    assert L("form.did_you_mean", text="3号", options="3号台区") not in body(r[0])
     assert L("form.worklog.time") in body(r[0])
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.values["area"] == "1"  # 3号台区's id
 
 
-async def test_area_typed_at_its_step_is_suggested_never_picked(zhang: TgUser,
-                                                                services: Services) -> None:
+async def test_area_part_typed_at_its_step_is_taken(zhang: TgUser, services: Services) -> None:
     await zhang.say("/log")
     await zhang.press("☐ 巡视")
     await zhang.press("完成")
-    r = await zhang.say("5号")
-    assert body(r[0]) == "\n".join(["⚠️ " + L("form.did_you_mean", text="5号", options="5号台区"),
-                                    L("form.worklog.area")])
-    r = await zhang.say("5号台区")
-    assert L("form.worklog.time") in body(r[0])
+    r = await zhang.say("5号")  # part of 5号台区 and of no other area (#15)
+    assert body(r[0]) == L("form.worklog.time") + "\n" + L("form.worklog.time.hint")
     draft = await services.conversations.get(1)
     assert draft is not None and draft.state.values["area"] == "2"  # 5号台区's id
+
+
+async def test_did_you_mean_is_a_button_that_answers_the_step(zhang: TgUser,
+                                                              services: Services) -> None:
+    await zhang.say("/log")
+    await zhang.press("☐ 巡视")
+    await zhang.press("完成")
+    # More than an area's name: a close match, offered as one button on top, never taken.
+    r = await zhang.say("3号台区那边")
+    assert body(r[0]) == "\n".join(["⚠️ " + L("form.did_you_mean", text="3号台区那边",
+                                                options="3号台区"), L("form.worklog.area")])
+    rows = r[0]["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in rows[0]] == ["3号台区"]  # the suggestion alone on top ...
+    assert labels(r[0]).count("3号台区") == 1 and "5号台区" in labels(r[0])  # ... not twice
+    r = await zhang.press("3号台区")  # one tap answers the step
+    assert L("form.worklog.time") in body(r[0])
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.values["area"] == "1"
+
+
+async def test_did_you_mean_with_several_close_matches_lists_them(
+        channel: TelegramChannel, fake_api: FakeBotAPI, services: Services) -> None:
+    user = await register(fake_api, services, 42, "张三",
+                          areas=("城东3号台区", "城西3号台区", "5号台区"))
+    await user.say("/log")
+    await user.press("☐ 巡视")
+    await user.press("完成")
+    r = await user.say("3号台区")  # part of two areas: both offered on top, neither taken
+    assert L("form.did_you_mean", text="3号台区", options="城东3号台区、城西3号台区") in body(r[0])
+    first_row = r[0]["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in first_row] == ["城东3号台区", "城西3号台区"]
+    r = await user.press("城西3号台区")
+    assert L("form.worklog.time") in body(r[0])
 
 
 async def test_prefill_notice_is_not_repeated_on_the_next_answer(zhang: TgUser) -> None:
@@ -340,9 +372,10 @@ async def test_typed_number_at_area_step_never_picks_by_database_id(
     await user.say("/log")
     await user.press("☐ 巡视")
     await user.press("完成")
-    r = await user.say("1")  # 2号台区 has id 1; the user means 1号台区
-    assert L("form.worklog.time") not in body(r[0])
-    assert L("form.did_you_mean", text="1", options="1号台区") in body(r[0])
+    r = await user.say("1")  # 2号台区 has id 1; the user means 1号台区, the only one with 1
+    assert L("form.worklog.time") in body(r[0])
+    draft = await services.conversations.get(1)
+    assert draft is not None and draft.state.values["area"] == "2"  # 1号台区, not id 1
 
 
 # --- 4. back / skip / cancel / help / edit -------------------------------------------------
@@ -405,12 +438,18 @@ async def test_back_skip_help_cancel_confirm_and_edit_at_summary(
     assert texts(await zhang.say("/cancel")) == L("form.nothing_to_cancel")
 
 
-async def test_cancel_command_is_immediate_and_cancel_button_yes_discards(
+async def test_cancel_command_confirms_and_cancel_button_yes_discards(
         zhang: TgUser, services: Services) -> None:
     await zhang.say("记录巡视 3号台区 昨天下午3点")
     assert await open_drafts(services) == 1
+    # #15: /cancel asks first, exactly like the ✖️ button (it used to cancel at once).
     r = await zhang.say("/cancel")
-    assert texts(r) == L("form.cancelled", form="工作日志")
+    assert body(r[0]) == L("form.cancel_confirm",
+                           form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）")
+    assert labels(r[0]) == ["确定放弃", "继续填写"]
+    assert await open_drafts(services) == 1
+    r = await zhang.press("确定放弃")
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
     assert labels(r[0]) == ["📝 记录日志", "📋 我的日志"]
     assert await open_drafts(services) == 0
 
@@ -420,9 +459,18 @@ async def test_cancel_command_is_immediate_and_cancel_button_yes_discards(
     assert body(r[0]) == L("form.cancelled", form="工作日志")
     assert await open_drafts(services) == 0
     assert await worklog_rows(services) == []
-    # Typed words cancel too (a thumb in a hurry).
+    # Typed words ask the same question (a thumb in a hurry, or a word said in passing).
     await zhang.say("记录巡视 3号台区")
-    assert body((await zhang.say("算了"))[0]) == L("form.cancelled", form="工作日志")
+    for word in ("算了", "不填了", "放弃", "取消"):
+        r = await zhang.say(word)
+        assert body(r[0]) == L("form.cancel_confirm", form="工作日志（巡视，3号台区）"), word
+        assert labels(r[0]) == ["确定放弃", "继续填写"]
+        r = await zhang.press("继续填写")
+        assert body(r[0]).startswith(L("form.worklog.time")), word
+    await zhang.say("算了")
+    r = await zhang.say("是")  # a typed yes answers the question, not the time step
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
+    assert await open_drafts(services) == 0
     assert await worklog_rows(services) == []
 
 
@@ -439,6 +487,111 @@ async def test_second_form_while_one_is_open_asks_first(zhang: TgUser,
     assert body(r[1]).startswith(L("form.worklog.items"))
     draft = await services.conversations.get(1)
     assert draft is not None and draft.state.values == {}
+
+
+async def test_a_request_typed_mid_form_asks_instead_of_being_the_answer(
+        zhang: TgUser, services: Services) -> None:
+    first = f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）"
+    await at_content_step(zhang)
+    await zhang.say("更换表箱")
+    # Prose that merely starts like a request is the answer: 发现问题 taken, no question.
+    r = await zhang.say("查客户家电表箱")
+    assert body(r[0]).startswith(L("form.worklog.photos"))
+    assert (await values_of(services))["problems"] == "查客户家电表箱"
+    # A whole message that is a request asks first, and is never taken as the answer.
+    r = await zhang.say("登记投诉")
+    assert body(r[0]) == L("form.switch", text="登记投诉", form=first)
+    assert labels(r[0]) == ["继续填写", "先放一边", "放弃"]
+    r = await zhang.press("继续填写")
+    assert body(r[0]).startswith(L("form.worklog.photos"))
+    # Set aside: the new log opens prefilled; a list asked meanwhile leaves that one open.
+    await zhang.say("记录巡视 5号台区")
+    r = await zhang.press("先放一边")
+    assert body(r[0]) == L("form.set_aside", form=first)
+    assert body(r[1]).startswith(
+        L("form.prefilled", title="工作日志", values="工作项目 巡视 · 台区 5号台区"))
+    assert await open_drafts(services) == 1
+    r = await zhang.say("我的待办")
+    assert body(r[0]) == L("form.switch", text="我的待办", form="工作日志（巡视，5号台区）")
+    r = await zhang.press("先放一边")
+    assert body(r[0]) == L("todo.none")
+    assert body(r[1]).startswith(L("help.in_form"))
+    # The new one cancelled: back to the one set aside, where it stopped, nothing lost.
+    await zhang.say("/cancel")
+    r = await zhang.press("确定放弃")
+    assert body(r[0]) == L("form.cancelled", form="工作日志")
+    assert body(r[1]).startswith(L("form.set_aside_back", form=first))
+    assert L("form.worklog.photos") in body(r[1])
+    assert (await values_of(services))["problems"] == "查客户家电表箱"
+    # Discard: the form goes, the request is done.
+    await zhang.say("查客户 李四")
+    r = await zhang.press("放弃")
+    assert body(r[0]) == L("form.discarded")
+    assert body(r[1]) == L("customers.none", text="李四")
+    assert await open_drafts(services) == 0
+    assert await worklog_rows(services) == []
+
+
+async def test_a_second_form_set_aside_comes_back_after_saving(zhang: TgUser,
+                                                               services: Services) -> None:
+    await at_content_step(zhang)
+    r = await zhang.say("/log")
+    assert labels(r[0]) == ["继续填写", "先放一边", "放弃并新建"]
+    r = await zhang.press("先放一边")
+    assert body(r[1]).startswith(L("form.worklog.items"))
+    await zhang.press("巡视")
+    await zhang.press("完成")
+    await zhang.press("5号台区")
+    await zhang.press("现在")
+    await zhang.say("更换表箱")
+    for _ in range(3):
+        r = await zhang.press("跳过")
+    assert "台区：5号台区" in summary_of(r)
+    r = await zhang.press("保存")
+    assert body(r[0]).startswith("✅")
+    assert body(r[1]) == "\n".join([
+        L("form.set_aside_back", form=f"工作日志（巡视，3号台区，{YESTERDAY_3PM}）"),
+        L("form.worklog.content")])
+    assert len(await worklog_rows(services)) == 1 and await open_drafts(services) == 1
+
+
+async def test_photos_and_location_sent_before_a_log_are_attached_to_it(
+        zhang: TgUser, services: Services, clock: FakeClock) -> None:
+    r = await zhang.photo("ph-1")
+    assert body(r[0]) == L("media.loose_photo", count=1, minutes=10)
+    r = await zhang.photo("ph-2")  # several in a row: all kept
+    assert body(r[0]) == L("media.loose_photo", count=2, minutes=10)
+    await zhang.location(31.2, 121.4)
+    clock.advance(minutes=5)
+    r = await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
+    assert L("form.worklog.loose_photos_location", count=2) in body(r[0])
+    assert labels(r[0])[0] == "🗑 不附这些"
+    summary = summary_of(await zhang.press("跳过"))  # problems; photos and location are in
+    assert "照片：2 张" in summary and "位置：31.20000, 121.40000" in summary
+    await zhang.press("保存")
+    row = (await worklog_rows(services))[0]
+    assert row["photos"] == ["telegram:ph-1", "telegram:ph-2"] and row["latitude"] == 31.2
+    # Taken once: the next log starts without them.
+    r = await zhang.say("/log")
+    assert "🗑 不附这些" not in labels(r[0])
+    assert L("form.worklog.loose_photos", count=2) not in body(r[0])
+    # Not wanted: one tap takes them out again.
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    await zhang.photo("ph-3")
+    r = await zhang.say("记录巡视 3号台区")
+    assert L("form.worklog.loose_photos", count=1) in body(r[0])
+    r = await zhang.press("不附这些")
+    assert body(r[0]).startswith(L("form.worklog.loose_dropped"))
+    assert (await values_of(services))["photos"] == []
+    # Past the window they are forgotten, and gone from the database.
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
+    await zhang.photo("ph-4")
+    clock.advance(minutes=11)
+    r = await zhang.say("记录巡视 3号台区")
+    assert "📎" not in body(r[0]) and "🗑 不附这些" not in labels(r[0])
+    assert (await services.db.fetchone("SELECT count(*) FROM loose_media"))[0] == 0
 
 
 # --- 5. restart mid-form ----------------------------------------------------------------
@@ -714,14 +867,15 @@ async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
     assert await values_of(services) == before
     # Outside a form: the same answers, with the menu.
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     r = await zhang.document()
     assert body(r[0]) == L("media.unsupported") and has_keyboard(r[0])
     r = await zhang.say("/foo")
     assert [body(m) for m in r] == [L("menu.unknown_command", command="foo", commands=CMD_LIST)]
-    r = await zhang.photo("ph-x")
-    assert body(r[0]) == L("media.no_form_photo")
+    r = await zhang.photo("ph-x")  # #15: kept for the next log now, not thrown away
+    assert body(r[0]) == L("media.loose_photo", count=1, minutes=10)
     r = await zhang.location(1.0, 2.0)
-    assert body(r[0]) == L("media.no_form_location")
+    assert body(r[0]) == L("media.loose_location", minutes=10)
     assert await worklog_rows(services) == []
 
 
@@ -1230,6 +1384,7 @@ async def test_an_edited_message_says_edits_are_not_applied_and_how_to_change(
 
     # No form open: say the edit is not processed, with the menu.
     await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     r = await zhang.edit(answered, "更换电表箱")
     assert [body(m) for m in r] == [L("media.edit_no_form")] and has_keyboard(r[0])
     assert await worklog_rows(services) == []
@@ -1276,7 +1431,7 @@ async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
 
     # Outside a form an image file gets the same answer as a photo.
     r = await zhang._respond(image_file("late.jpg", "image/jpeg"))
-    assert body(r[0]) == L("media.no_form_photo")
+    assert body(r[0]) == L("media.loose_photo", count=1, minutes=10)
 
 
 async def test_chat_menu_is_set_despite_a_bad_gateway(

@@ -142,6 +142,38 @@ def test_unknown_user_lists_the_users(tmp_path: Path) -> None:
     assert L("terminal.unknown_user", name="不存在", users="张三、李四、王班长") in p.stdout
 
 
+def test_unknown_user_says_how_to_invite(tmp_path: Path) -> None:
+    p = chat(tmp_path / "taiqu.db", [], "--demo", "--user", "不存在")
+    assert "taiqu-bot invite --role manager" in p.stdout and "--user" in p.stdout
+
+
+def test_someone_invited_signs_in_to_the_local_chat_by_name(tmp_path: Path) -> None:
+    db = tmp_path / "taiqu.db"
+    p = run(["invite", "--role", "lead", "--team", "城东供电所", "--name", "王五"], db, cli=True)
+    assert p.returncode == 0, p.stderr
+    p = chat(db, ["/quit"], "--user", "王五")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert L("menu.hello", name="王五") in p.stdout
+
+
+def test_quit_at_the_demo_question_quits_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "taiqu.db"
+    p = chat(db, ["/quit"])
+    assert L("terminal.empty_db") in p.stdout
+    assert p.returncode == 0 and p.stderr == ""
+    assert p.stdout.rstrip().endswith(L("terminal.bye"))
+    assert L("terminal.no_demo") not in p.stdout
+
+
+def test_the_chat_logs_to_a_private_file_not_between_its_lines(tmp_path: Path) -> None:
+    db = tmp_path / "taiqu.db"
+    p = chat(db, ["/quit"], "--demo", "--user", "张三")
+    assert p.returncode == 0 and "Traceback" not in p.stdout + p.stderr
+    log = tmp_path / "logs" / "chat.log"
+    assert log.exists() and (log.stat().st_mode & 0o777) == 0o600
+    assert (log.parent.stat().st_mode & 0o777) == 0o700
+
+
 def test_pick_user_by_number_when_no_user_given(tmp_path: Path) -> None:
     p = chat(tmp_path / "taiqu.db", ["3", "/quit"], "--demo")
     assert p.returncode == 0, p.stderr

@@ -190,7 +190,7 @@ async def test_a_picture_wecom_cannot_hand_over_is_asked_for_again(
     fake.clear_faults()
     fake.fail_next("/cgi-bin/media/get", "502")
     r = await zhang.image(b"\x89PNG two")  # one fault is retried at once: kept
-    assert L("media.no_form_photo") in shown(r[0])
+    assert L("media.loose_photo", count=1, minutes=10) in shown(r[0])
     assert (await services.db.fetchone("SELECT count(*) FROM wecom_media"))[0] == 1
 
 

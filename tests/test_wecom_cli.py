@@ -156,7 +156,7 @@ async def test_a_long_summary_cut_short_by_a_fault_is_not_repeated_in_the_group(
     does not read the first part twice."""
     from bot.channels.wecom import robot
 
-    for i in range(30):  # one line each: more than one robot message
+    for i in range(60):  # one short line each (issue #15 §4.3): more than one robot message
         await make_user(services, f"客户经理{i:02d}")
     calls: list[str] = []
     send = robot.SENDER.send
@@ -175,7 +175,7 @@ async def test_a_long_summary_cut_short_by_a_fault_is_not_repeated_in_the_group(
         assert await team_robot_job(services, _no_push, clock.now()) == 0
         got = [m["text"]["content"] for m in fake.robots["long"].sent]
     assert len(got) >= 2 and len(set(got)) == len(got), [g[:30] for g in got]
-    assert "客户经理00" in got[0] and "客户经理29" in got[-1]
+    assert "客户经理00" in got[0] and "客户经理59" in got[-1]
     assert all(len(g.encode()) <= 2048 for g in got)
 
 

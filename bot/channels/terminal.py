@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +25,7 @@ from bot.textutil import safe_filename
 CHANNEL = "terminal"
 # A terminal shows any length and numbers every button itself (see TerminalChat.to_event);
 # an edit or a toast is printed as the next lines, as it always has been.
+EARLIER_BUTTON_SETS = 20  # how far back a typed button label is looked for
 TERMINAL_CAPS = ChannelCaps(max_text=1_000_000, text_unit="char", max_buttons=1_000,
                             max_button_data=1_000, can_edit=True, toasts=True,
                             menus_per_language=False)
@@ -73,6 +75,9 @@ class TerminalChat:
         self.user = user
         self.out = out
         self.buttons: list[Button] = []  # the latest buttons on screen, numbered from 1
+        # Buttons of earlier messages, newest first: a label typed for a card still works when
+        # a push (the morning digest) was printed between the card and the typing.
+        self.earlier: deque[list[Button]] = deque(maxlen=EARLIER_BUTTON_SETS)
         self._photo_seq = 0
 
     def _print(self, text: str = "") -> None:
@@ -90,6 +95,8 @@ class TerminalChat:
             for att in reply.attachments:
                 self._print("   📎 " + str(self.save_attachment(att)))
             if reply.buttons:
+                if self.buttons:
+                    self.earlier.appendleft(self.buttons)
                 self.buttons = [b for row in reply.buttons for b in row]
                 n = 0
                 for row in reply.buttons:
@@ -115,7 +122,7 @@ class TerminalChat:
         if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
             return Incoming(**base, callback=self.buttons[int(stripped) - 1].data)
         key = label_key(stripped)
-        for b in self.buttons:
+        for b in (b for shown in (self.buttons, *self.earlier) for b in shown):
             if key and label_key(b.label) == key:
                 return Incoming(**base, callback=b.data)
         if stripped.startswith("/photo"):
@@ -136,10 +143,19 @@ class TerminalChat:
             self.show(await self.assistant.handle(ev))
 
 
+QUIT_WORDS = ("/quit", "/exit", "/q")
+
+
+class QuitChat(Exception):
+    """/quit typed at a question asked before the chat starts (the demo, whom to sign in)."""
+
+
 async def _ask(prompt: str, inp: TextIO, out: TextIO) -> str | None:
     out.write(prompt + "\n> ")
     out.flush()
     line = await asyncio.get_running_loop().run_in_executor(None, inp.readline)
+    if line.strip() in QUIT_WORDS:
+        raise QuitChat
     return None if line == "" else line.strip()
 
 
@@ -193,7 +209,11 @@ async def run_terminal(services: Services, user_name: str | None = None,
                        out: TextIO | None = None, reminders: bool = True) -> int:
     inp = inp or sys.stdin
     out = out or sys.stdout
-    user = await choose_user(services, user_name, demo, inp, out)
+    try:
+        user = await choose_user(services, user_name, demo, inp, out)
+    except QuitChat:
+        out.write("\n" + t(services.settings.locale, "terminal.bye") + "\n")
+        return 0
     if user is None:
         return 1
     now = services.clock.now()
@@ -224,7 +244,7 @@ async def _loop(services: Services, chat: TerminalChat, user: User, inp: TextIO,
         out.write("> ")
         out.flush()
         line = await loop.run_in_executor(None, inp.readline)
-        if line == "" or line.strip() in ("/quit", "/exit", "/q"):
+        if line == "" or line.strip() in QUIT_WORDS:
             current = await services.people.user(user.id)
             draft = await services.conversations.get(user.id)
             key = "terminal.bye_draft" if draft else "terminal.bye"

@@ -211,7 +211,7 @@ CUSTOMER = FormSpec(
               parse=parse_account),
         Field("name", "field.customer_name", "form.customer.name", Kind.TEXT, parse=parse_text),
         Field("area", "field.area", "form.customer.area", Kind.CHOICE, choices=area_choices,
-              show=show_area),
+              show=show_area, fill_sole=True),
         Field("address", "field.address", "form.customer.address", Kind.TEXT, parse=parse_text),
         Field("phone", "field.phone", "form.customer.phone", Kind.TEXT, parse=parse_phone,
               show=show_phone),
@@ -236,9 +236,34 @@ CUSTOMER = FormSpec(
 
 
 # --- deactivation ---------------------------------------------------------------------
+async def may_switch_active(ctx: Ctx, c: Customer) -> bool:
+    """Who may deactivate or restore a special customer: the manager of its 台区, or the
+    team's lead (an admin too). Others see it, but taking it off the register would drop
+    the visits and outage notices its own manager counts on."""
+    if c.team_id != ctx.user.team_id:
+        return False
+    return ctx.user.sees_whole_team or c.area_id in {a.id for a in await ctx.areas()}
+
+
+async def switch_refusal(ctx: Ctx, c: Customer) -> Outcome | None:
+    """None when the user may deactivate / restore `c`; else a polite why-not, naming who can."""
+    if await may_switch_active(ctx, c):
+        return None
+    leads = await ctx.services.people.leads_of(c.team_id)
+    who = "、".join(u.name for u in leads) or ctx.t("customer.switch_lead")
+    return Outcome(toast=ctx.t("customer.switch_not_yours_toast")).add(
+        ctx.t("customer.switch_not_yours", area=c.area_name, leads=who),
+        [[Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", c.id))]])
+
+
 async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
                             meta: dict[str, Any]) -> Saved:
     cid = int(meta["customer_id"])
+    current = await ctx.services.customers.get(ctx.user, cid)
+    if current is None:
+        raise Invalid("customer.not_found")
+    if not await may_switch_active(ctx, current):
+        raise Invalid("customer.switch_not_yours_short", area=current.area_name)
     if not await ctx.services.customers.set_active(ctx.user, cid, False, ctx.now,
                                                     values["reason"]):
         raise Invalid("customer.not_found")

@@ -5,26 +5,34 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.conversations.fields import PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.conversations.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.i18n import catalog
 from bot.services import Ctx
 from bot.storage.conversations import Draft, FormState
+from bot.storage.db import from_iso, iso
 from bot.textutil import normalize_input
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "__summary__"
 EDIT_MENU = "__edit__"
+AUTOFILLED = "autofilled"  # meta: fields the form filled itself, which a later fill may redo
 RETRY_HINT_AFTER = 2  # after this many invalid answers in a row, show the examples again
+# Meta flag while the cancel question is on screen: a typed 是 / 确定放弃 answers it, and is
+# never taken as the answer to the step behind it.
+CANCEL_ASKED = "cancel_asked"
+# Meta of a form opened while another was set aside for it: the one to take up again once
+# this one is saved or cancelled (one draft per person; the set-aside one rides along).
+SET_ASIDE = "set_aside"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class Saved:
 SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
 QuickFn = Callable[[Ctx], Any]
 ActionFn = Callable[["FormEngine", Ctx, Draft, str], Awaitable[Outcome]]
+# (ctx, new draft) -> a line (and buttons) shown above the first question, or None; may add
+# values to the draft (e.g. photos sent just before the form was opened).
+OpenFn = Callable[[Ctx, Draft], Awaitable[Reply | None]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class FormSpec:
     quick: dict[str, QuickFn]  # quick-answer action -> value (e.g. "now")
     # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
     actions: dict[str, ActionFn] = field(default_factory=dict)
+    on_open: OpenFn | None = None  # not when a saved record is opened to edit
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -84,6 +96,13 @@ def _view(draft: Draft) -> FormView:
     return FormView(dict(st.values), dict(st.meta), draft.token)
 
 
+def did_you_mean(text: str, close: list[Choice], token: str) -> Invalid:
+    """'你是不是要找' with each close choice as a button that answers the step in one tap."""
+    buttons = [Button(c.label, callback(token, "pick", c.value)) for c in close]
+    return Invalid("form.did_you_mean", buttons=[buttons], text=text,
+                   options="、".join(c.label for c in close))
+
+
 class FormEngine:
     def __init__(self, forms: dict[str, FormSpec]) -> None:
         self.forms = forms
@@ -91,8 +110,10 @@ class FormEngine:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, ctx: Ctx, form: str, values: dict[str, Any] | None = None,
                     notices: dict[str, str] | None = None, meta: dict[str, Any] | None = None,
-                    heading: str | None = None, at_summary: bool = False) -> Outcome:
-        """Open a form; `at_summary` (editing a saved record) opens it at the summary."""
+                    heading: str | None = None, at_summary: bool = False,
+                    offer: Sequence[str] = ()) -> Outcome:
+        """Open a form; `at_summary` (editing a saved record) opens it at the summary.
+        `offer`: optional fields not to ask one by one but to offer on the summary."""
         spec = self.forms[form]
         draft = Draft(ctx.user.id, form, secrets.token_hex(4),
                       FormState(values=dict(values or {}), notices=dict(notices or {}),
@@ -101,14 +122,24 @@ class FormEngine:
             st = _state(draft)
             st.history = [f.name for f in spec.fields]
             st.skipped = [f.name for f in spec.fields if not st.values.get(f.name)]
+        if offer:
+            st = _state(draft)
+            st.offered = [f.name for f in spec.fields if f.name in offer and not f.required]
+            st.skipped += [n for n in st.offered if n not in st.skipped]
+        notes = [] if at_summary else await self._autofill(ctx, spec, draft)
+        opened = await spec.on_open(ctx, draft) if spec.on_open and not at_summary else None
         self._advance(spec, draft)
         prefix = heading
         if values and heading is None:  # say what was understood: a misreading shows at once
             view = FormView(dict(values), dict(meta or {}), draft.token)
             shown = [f"{ctx.t(f.label)} {await self._show(ctx, f, values[f.name], view)}"
-                     for f in spec.fields if values.get(f.name) not in (None, [], "")]
+                     for f in spec.fields if values.get(f.name) not in EMPTY]
             prefix = ctx.t("form.prefilled", title=ctx.t(spec.title), values=" · ".join(shown))
+        opened_text = opened.text if opened is not None else None
+        prefix = "\n".join(p for p in (prefix, *notes, opened_text) if p) or None
         reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
+        if opened is not None:
+            reply.buttons[:0] = opened.buttons
         await self._store(ctx, draft)  # ... so they are stored as shown, never repeated
         return Outcome([reply])
 
@@ -163,6 +194,57 @@ class FormEngine:
         detail = "，".join(parts) if ctx.locale == "zh_CN" else ", ".join(parts)
         return ctx.t(spec.title) + (f"（{detail}）" if detail else "")
 
+    # --- filling what needs no asking ---------------------------------------------------
+    async def _autofill(self, ctx: Ctx, spec: FormSpec, draft: Draft) -> list[str]:
+        """At the start: a choice with one option answers itself, and answers given in the
+        opening sentence fill what they settle. Returns the lines saying what was filled."""
+        st = _state(draft)
+        notes: list[str] = []
+        for f in spec.fields:
+            value = st.values.get(f.name)
+            if value in EMPTY and f.fill_sole and f.name not in st.notices:
+                note = await self._fill_sole(ctx, f, draft)  # (a notice: the user said another)
+            elif value not in EMPTY and f.fills is not None:
+                note = await self._fill_from(ctx, draft, f, value)
+            else:
+                note = None
+            if note:
+                notes.append(note)
+        return notes
+
+    async def _fill_sole(self, ctx: Ctx, f: Field, draft: Draft) -> str | None:
+        assert f.choices is not None
+        choices = await f.choices(ctx)
+        if len(choices) != 1:
+            return None
+        only = choices[0]
+        self._fill(draft, {f.name: [only.value] if f.kind is Kind.MULTI else only.value})
+        return ctx.t("form.sole_filled", label=ctx.t(f.label), value=only.label)
+
+    async def _fill_from(self, ctx: Ctx, draft: Draft, f: Field, value: Any) -> str | None:
+        """What the answer `value` to `f` settles for other fields; a line saying so."""
+        if f.fills is None:
+            return None
+        filled = await f.fills(value, ctx, _view(draft))
+        self._fill(draft, dict(filled.values))
+        return filled.note
+
+    @staticmethod
+    def _fill(draft: Draft, values: dict[str, Any]) -> None:
+        """Fill fields still empty or filled by the form before; never overwrite the user."""
+        st = _state(draft)
+        auto: list[str] = st.meta.setdefault(AUTOFILLED, [])
+        for name, value in values.items():
+            if st.values.get(name) not in EMPTY and name not in auto:
+                continue
+            st.values[name] = value
+            if name in auto:
+                auto.remove(name)
+            if value not in EMPTY:
+                auto.append(name)
+                if name in st.skipped:
+                    st.skipped.remove(name)
+
     # --- rendering -------------------------------------------------------------------
     async def render(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Reply:
         spec = self.forms[draft.form]
@@ -172,7 +254,8 @@ class FormEngine:
         step = st.step
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
-            buttons = [[Button(ctx.t("btn.save"), callback(tok, "save")),
+            buttons = self._offer_buttons(ctx, spec, draft)
+            buttons += [[Button(ctx.t("btn.save"), callback(tok, "save")),
                         Button(ctx.t("btn.edit"), callback(tok, "edit"))],
                        [Button(ctx.t("btn.back"), callback(tok, "back")),
                         Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]]
@@ -231,6 +314,14 @@ class FormEngine:
         rows.append(nav)
         return Reply("\n".join(lines), rows)
 
+    def _offer_buttons(self, ctx: Ctx, spec: FormSpec, draft: Draft) -> list[list[Button]]:
+        """'➕ 问题 / 照片 / 位置' on the summary, for the offered fields still empty."""
+        st = _state(draft)
+        row = [Button(ctx.t("btn.add_field", field=ctx.t(spec.get_field(name).label)),
+                      callback(draft.token, "editf", name))
+               for name in st.offered if st.values.get(name) in (None, [], "")]
+        return [row] if row else []
+
     async def _show(self, ctx: Ctx, f: Field, value: Any, form: FormView) -> str:
         if value in (None, [], ""):
             return ctx.t("form.empty")
@@ -272,6 +363,8 @@ class FormEngine:
     def _answered(self, spec: FormSpec, draft: Draft, name: str, value: Any) -> None:
         st = _state(draft)
         st.values[name] = value
+        if name in st.meta.get(AUTOFILLED, []):  # the user's own answer now
+            st.meta[AUTOFILLED].remove(name)
         if name in st.skipped and value not in (None, [], ""):
             st.skipped.remove(name)
         if not st.editing and name not in st.history:
@@ -306,8 +399,14 @@ class FormEngine:
         st = _state(draft)
         step = st.step
         clean = normalize_input(text)
-        if is_word(clean, "cancel"):
-            return await self.cancel(ctx, draft)
+        if st.meta.pop(CANCEL_ASKED, False):
+            if is_word(clean, "cancel") or is_word(clean, "save") \
+                    or clean == normalize_input(ctx.t("btn.cancel_yes")):
+                return await self.cancel(ctx, draft)
+            if is_word(clean, "resume") or clean == normalize_input(ctx.t("btn.cancel_no")):
+                return await self.reprompt(ctx, draft)
+        if is_word(clean, "cancel"):  # typed 取消 / 算了 asks first, like the ✖️ button
+            return await self.confirm_cancel(ctx, draft)
         if is_word(clean, "back"):
             return await self.on_action(ctx, draft, "back", "")
         if step == SUMMARY:
@@ -343,7 +442,7 @@ class FormEngine:
             return await self._invalid(ctx, draft, Invalid("form.expect_location"))
         try:
             if f.kind is Kind.CHOICE:
-                parsed: Any = await self._parse_choice(ctx, f, clean)
+                parsed: Any = await self._parse_choice(ctx, f, clean, draft.token)
             elif f.parse is not None:
                 # stored as written, not folded
                 parsed = await f.parse(text.strip(), ctx, _view(draft))
@@ -351,18 +450,23 @@ class FormEngine:
                 parsed = text.strip()
         except Invalid as exc:
             return await self._invalid(ctx, draft, exc)
-        self._answered(spec, draft, f.name, parsed)
-        return await self.reprompt(ctx, draft)
+        return await self._answer(ctx, spec, draft, f, parsed)
 
-    async def _parse_choice(self, ctx: Ctx, f: Field, text: str) -> str:
+    async def _answer(self, ctx: Ctx, spec: FormSpec, draft: Draft, f: Field,
+                      value: Any) -> Outcome:
+        """Take a typed or tapped answer, fill what it settles, and ask the next step."""
+        note = await self._fill_from(ctx, draft, f, value)
+        self._answered(spec, draft, f.name, value)
+        return await self.reprompt(ctx, draft, note)
+
+    async def _parse_choice(self, ctx: Ctx, f: Field, text: str, token: str) -> str:
         assert f.choices is not None
         choices = await f.choices(ctx)
         found = match_choice(text, choices)
-        if found.exact:
-            return found.exact.value
+        if found.unambiguous:
+            return found.unambiguous.value
         if found.suggestions:
-            raise Invalid("form.did_you_mean", text=text,
-                          options="、".join(c.label for c in found.suggestions))
+            raise did_you_mean(text, found.suggestions, token)
         raise Invalid(f"{f.prompt}.unknown", text=text,
                       options="、".join(c.label for c in choices))
 
@@ -370,7 +474,10 @@ class FormEngine:
         st = _state(draft)
         st.errors += 1
         out = await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
-        out.replies[-1].buttons[:0] = exc.buttons
+        reply = out.replies[-1]
+        offered = {b.data for row in exc.buttons for b in row}  # on top, and not twice
+        rest = [[b for b in row if b.data not in offered] for row in reply.buttons]
+        reply.buttons[:] = [*exc.buttons, *(row for row in rest if row)]
         return out
 
     async def on_photo(self, ctx: Ctx, draft: Draft, ref: str,
@@ -428,6 +535,7 @@ class FormEngine:
         st = _state(draft)
         step = st.step
         field_ = spec.get_field(step) if step not in (SUMMARY, EDIT_MENU) else None
+        st.meta.pop(CANCEL_ASKED, None)  # any button answers (or passes over) the question
         if action in spec.actions:
             return await spec.actions[action](self, ctx, draft, arg)
         if action == "cancel":
@@ -471,10 +579,12 @@ class FormEngine:
             self._advance(spec, draft)
         elif action == "skip":
             return await self.reprompt(ctx, draft, ctx.t("form.required"))
-        elif action == "pick" and field_.kind is Kind.CHOICE and field_.choices:
+        elif action == "pick" and field_.kind in (Kind.CHOICE, Kind.MULTI) and field_.choices:
+            # On a MULTI step, only a '你是不是要找' button picks: that one choice is the answer.
             if arg not in {c.value for c in await field_.choices(ctx)}:
                 return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
-            self._answered(spec, draft, field_.name, arg)
+            value = [arg] if field_.kind is Kind.MULTI else arg
+            return await self._answer(ctx, spec, draft, field_, value)
         elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
             if arg in {c.value for c in await field_.choices(ctx)}:
                 picked = list(st.values.get(field_.name) or [])
@@ -502,6 +612,7 @@ class FormEngine:
     async def confirm_cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         """A tapped cancel asks first: one slip of a wet thumb must not throw a form away."""
         tok = draft.token
+        _state(draft).meta[CANCEL_ASKED] = True
         await self._store(ctx, draft)
         return Outcome([Reply(ctx.t("form.cancel_confirm", form=await self.describe(ctx, draft)),
                               [[Button(ctx.t("btn.cancel_yes"), callback(tok, "cancel_yes")),
@@ -509,10 +620,28 @@ class FormEngine:
 
     async def cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         await ctx.services.conversations.delete(ctx.user.id)
-        return Outcome([Reply(ctx.t("form.cancelled", form=ctx.t(self.forms[draft.form].title)),
-                              [[Button(ctx.t("btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log")),
-                                Button(ctx.t("btn.menu_logs"),
-                                       callback(GLOBAL_TOKEN, "cmd", "logs"))]])])
+        out = Outcome([Reply(ctx.t("form.cancelled", form=ctx.t(self.forms[draft.form].title)),
+                             [[Button(ctx.t("btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log")),
+                               Button(ctx.t("btn.menu_logs"),
+                                      callback(GLOBAL_TOKEN, "cmd", "logs"))]])])
+        out.replies += await self.take_up_set_aside(ctx, draft)
+        return out
+
+    def set_aside(self, new: Draft, old: Draft) -> None:
+        """Keep `old` inside `new` until `new` is saved or cancelled."""
+        new.state.meta[SET_ASIDE] = {"form": old.form, "token": old.token,
+                                     "state": old.state.to_json(),
+                                     "started_at": iso(old.started_at)}
+
+    async def take_up_set_aside(self, ctx: Ctx, closed: Draft) -> list[Reply]:
+        """The form set aside for `closed`, open again and asking where it stopped."""
+        kept = closed.state.meta.get(SET_ASIDE)
+        if not kept or kept.get("form") not in self.forms:
+            return []
+        draft = Draft(ctx.user.id, kept["form"], kept["token"], FormState.from_json(kept["state"]),
+                      from_iso(kept["started_at"]), ctx.now)
+        back = ctx.t("form.set_aside_back", form=await self.describe(ctx, draft))
+        return (await self.reprompt(ctx, draft, back)).replies
 
     async def _save(self, ctx: Ctx, draft: Draft) -> Outcome:
         spec = self.forms[draft.form]
@@ -536,5 +665,7 @@ class FormEngine:
             log.warning("form %s of user %s saved, but closing it failed", draft.form,
                         ctx.user.id, exc_info=True)
             await ctx.services.conversations.delete(ctx.user.id)
-        return Outcome([Reply(saved.text, saved.buttons)], toast=ctx.t("form.saved_toast"))
+        return Outcome([Reply(saved.text, saved.buttons),
+                        *await self.take_up_set_aside(ctx, draft)],
+                       toast=ctx.t("form.saved_toast"))
 

@@ -44,11 +44,22 @@ class FormView:
 
 
 NO_FORM = FormView()  # a parser called outside a form (e.g. a sentence read before one opens)
+EMPTY: tuple[Any, ...] = (None, [], "")  # an unanswered value, whatever the field's kind
 PHOTO_NOTES = "photo_notes"  # a photo's caption, kept beside the PHOTOS field's value
+
+@dataclass(frozen=True)
+class Filled:
+    """What one answer settles for other fields (a 户号 on file gives its 户名), and a line
+    telling the user so. A None value takes back what an earlier answer filled."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
 
 ChoicesFn = Callable[[Ctx], Awaitable[list[Choice]]]
 ParseFn = Callable[[str, Ctx, FormView], Awaitable[Any]]
 ShowFn = Callable[[Any, Ctx, FormView], Awaitable[str]]
+FillFn = Callable[[Any, Ctx, FormView], Awaitable[Filled]]
 
 
 @dataclass(frozen=True)
@@ -63,3 +74,6 @@ class Field:
     show: ShowFn | None = None  # stored value -> text for the summary
     hint: str | None = None  # locale key with examples, shown under the prompt
     quick: tuple[str, ...] = field(default=())  # quick-answer actions offered as buttons
+    # A choice with one option (a manager's only 台区) answers itself: asking is a wasted tap.
+    fill_sole: bool = False
+    fills: FillFn | None = None  # after this answer: fill the fields it settles

@@ -19,6 +19,18 @@ class Choice:
 class MatchResult:
     exact: Choice | None = None
     suggestions: list[Choice] = field(default_factory=list)
+    typed: str = ""  # the text as matched (folded), to tell a part of a label from a guess
+
+    @property
+    def unambiguous(self) -> Choice | None:
+        """The exact match, or the only suggestion the text is part of ('3号' -> 3号台区 when
+        no other area has that number). A suggestion reached otherwise ('不是' holding 是,
+        a near spelling) is only offered as a button, never taken."""
+        if self.exact:
+            return self.exact
+        if len(self.suggestions) == 1 and self.typed in _key(self.suggestions[0].label):
+            return self.suggestions[0]
+        return None
 
 
 def _key(text: str) -> str:
@@ -54,4 +66,4 @@ def match_choice(text: str, choices: list[Choice], limit: int = 3) -> MatchResul
         for close in difflib.get_close_matches(key, list(labels), n=limit, cutoff=0.6):
             if labels[close] not in suggestions:
                 suggestions.append(labels[close])
-    return MatchResult(suggestions=suggestions[:limit])
+    return MatchResult(suggestions=suggestions[:limit], typed=key)

@@ -20,7 +20,7 @@ from bot.timeparse import format_time
 GO, SAVE, DROP = "park_go", "park_save", "park_drop"
 # The form's own buttons that already are this choice (an old conflict or cancel question).
 SAME_CHOICE = {GO: GO, SAVE: SAVE, DROP: DROP, "resume": GO, "cancel_no": GO,
-               "cancel_yes": "cancel"}
+               "cancel_yes": "cancel_yes"}
 # The park question's buttons pressed once the form is open again: the engine's equivalents.
 ACTIVE_EQUIVALENT = {GO: "resume", SAVE: "save", DROP: "cancel"}
 HELD_FIELDS = ("text", "callback", "photo", "location", "other")
@@ -38,8 +38,11 @@ class Parking:
     async def handle(self, ctx: Ctx, ev: Incoming, draft: Draft, command: str | None) -> Outcome:
         """Anything that arrives for a parked draft: a choice, or a message to hold and ask."""
         choice = self._choice(ev, draft, command)
-        if choice == "cancel":  # /cancel or a typed 放弃 is as explicit as on an open form
+        if choice == "cancel_yes":  # the cancel question answered: nothing more to ask
             return await self.engine.cancel(ctx, draft)
+        if choice == "cancel":  # /cancel or a typed 放弃 asks first, as on an open form
+            draft.state.parked = None
+            return await self.engine.confirm_cancel(ctx, draft)
         if choice is not None:
             held = (draft.state.parked or {}).get("held")
             draft.state.parked = None

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.engine import FormSpec, Saved
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.conversations.engine import FormEngine, FormSpec, Saved
+from bot.conversations.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
-from bot.events import GLOBAL_TOKEN, Button, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.intents import WorkLogIntent
 from bot.models import WorkLog
-from bot.rules import work_item_keys, work_items_in
+from bot.rules import default_hours, work_item_keys, work_items_in
 from bot.services import Ctx
+from bot.storage.conversations import Draft
+from bot.storage.customers import Customer, Query
 from bot.storage.db import from_iso, iso
+from bot.storage.loose_media import LooseMedia
 from bot.storage.worklogs import NewWorkLog
-from bot.timeparse import ParsedTime, format_time, parse_time
+from bot.timeparse import ParsedTime, format_time, leading_time, parse_time
 
 # A phone clock a few minutes fast must not make "now" look like the future.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -58,8 +63,8 @@ async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
     """(area id, None) for a clear match, else (None, a notice saying why and what is close)."""
     choices = await area_choices(ctx)
     found = match_choice(text, choices)
-    if found.exact:
-        return found.exact.value, None
+    if found.unambiguous:
+        return found.unambiguous.value, None
     if found.suggestions:
         return None, ctx.t("form.did_you_mean", text=text,
                            options="、".join(c.label for c in found.suggestions))
@@ -69,7 +74,22 @@ async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
 
 # --- time -----------------------------------------------------------------------------
 def time_value(p: ParsedTime) -> dict[str, Any]:
-    return {"at": iso(p.value), "has_time": p.has_time}
+    value: dict[str, Any] = {"at": iso(p.value), "has_time": p.has_time}
+    if p.has_time and p.period:  # the hour is the part of day's default: say so on the summary
+        value["part"] = p.period
+    return value
+
+
+def with_default_hour(ctx: Ctx, p: ParsedTime) -> ParsedTime:
+    """'昨天下午' names a part of the day but no hour: it takes that part's default hour
+    (data/day_parts.json) rather than dropping to a bare date; the summary shows it."""
+    if p.has_time or p.period is None or (hour := default_hours().get(p.period)) is None:
+        return p
+    at = p.value.replace(hour=hour.hour, minute=hour.minute)
+    now = ctx.local_now.replace(second=0, microsecond=0)
+    if at.date() == now.date() and at > now:
+        at = now  # '上午巡视了…' said at 8:30 means this morning so far, not a future 9:00
+    return replace(p, value=at, has_time=True)
 
 
 def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
@@ -84,11 +104,18 @@ def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
 
 
 async def parse_when(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
-    p = parse_time(text, ctx.local_now, prefer="past")
+    p = parse_time(text, ctx.local_now, prefer="past") or _part_of_day_alone(ctx, text)
     if p is None:
         raise Invalid("form.worklog.time.unparsed", text=text)
+    p = with_default_hour(ctx, p)
     check_not_future(ctx, p)
     return time_value(p)
+
+
+def _part_of_day_alone(ctx: Ctx, text: str) -> ParsedTime | None:
+    """'下午' as the whole answer: that part of today."""
+    p = leading_time(text, ctx.local_now, prefer="past")
+    return p if p is not None and p.phrase == text.strip() else None
 
 
 def now_value(ctx: Ctx) -> dict[str, Any]:
@@ -96,8 +123,11 @@ def now_value(ctx: Ctx) -> dict[str, Any]:
 
 
 async def show_when(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
-                       has_time=value["has_time"])
+    shown = format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
+                        has_time=value["has_time"])
+    if value.get("part"):
+        shown += ctx.t("form.worklog.time.default_part", part=value["part"])
+    return shown
 
 
 # --- free text, photos, location ------------------------------------------------------
@@ -118,6 +148,122 @@ async def show_location(value: list[float], ctx: Ctx, form: FormView = NO_FORM) 
     return f"{value[0]:.5f}, {value[1]:.5f}"
 
 
+# --- photos and a location sent just before the form ------------------------------------
+LOOSE = "loose"  # meta: what was attached that way, so one tap can take it out again
+_LOOSE_SAID = {frozenset({"photos"}): "form.worklog.loose_photos",
+               frozenset({"location"}): "form.worklog.loose_location",
+               frozenset({"photos", "location"}): "form.worklog.loose_photos_location"}
+
+
+async def attach_loose(ctx: Ctx, draft: Draft) -> Reply | None:
+    """Photos / a location sent with no form open in the last minutes go into this log, said
+    at once with a button to take them out: no tap when wanted, no surprise when not."""
+    window = timedelta(minutes=ctx.services.settings.loose_media_minutes)
+    loose = await LooseMedia(ctx.services.db).take(ctx.user.id, ctx.now, window)
+    if loose is None:
+        return None
+    values, attached = draft.state.values, {}
+    if loose.photos:
+        values["photos"] = [*(values.get("photos") or []), *loose.photos]
+        values.setdefault(PHOTO_NOTES, {}).update(loose.notes)
+        attached["photos"] = loose.photos
+    if loose.location is not None and not values.get("location"):
+        values["location"] = attached["location"] = list(loose.location)
+    draft.state.meta[LOOSE] = attached
+    if not attached:  # only a location, and the log has one already
+        return None
+    return Reply(ctx.t(_LOOSE_SAID[frozenset(attached)], count=len(loose.photos)),
+                 [[Button(ctx.t("btn.loose_drop"), callback(draft.token, "loose_drop"))]])
+
+
+async def drop_loose(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
+    """The 不附 button: take out what attach_loose put in, keep everything else."""
+    attached = draft.state.meta.pop(LOOSE, None)
+    if not attached:
+        return await engine.reprompt(ctx, draft)
+    values = draft.state.values
+    refs = set(attached.get("photos") or [])
+    values["photos"] = [p for p in values.get("photos") or [] if p not in refs]
+    values[PHOTO_NOTES] = {k: v for k, v in (values.get(PHOTO_NOTES) or {}).items()
+                           if k not in refs}
+    if attached.get("location") and values.get("location") == attached["location"]:
+        values["location"] = None
+    return await engine.reprompt(ctx, draft, ctx.t("form.worklog.loose_dropped"))
+
+
+# --- a visit to a registered special customer ---------------------------------------------
+VISIT = "visit"
+LINK_CHOICES = 4  # namesakes offered as buttons; more than that: too vague to offer any
+_NAME_END = re.compile(r"[\s,，。、;；:：]")
+
+
+def visit_of(ctx: Ctx, customer: Customer, area_ids: set[str]) -> tuple[dict[str, Any], str]:
+    """What a log counted as `customer`'s visit starts with (the card's 记录走访 and a linked
+    sentence alike): the item, the customer's area if it is one of ours, and the heading."""
+    values: dict[str, Any] = {"items": [VISIT]}
+    if str(customer.area_id) in area_ids:
+        values["area"] = str(customer.area_id)
+    return values, ctx.t("customer.visiting", name=customer.name, account=customer.account_no)
+
+
+async def _named_customers(ctx: Ctx, draft: Draft) -> list[Customer]:
+    """The registered customers a visit sentence names first (`走访 李奶奶，…`), exactly."""
+    values = draft.state.values
+    name = _NAME_END.split((values.get("content") or "").strip(), maxsplit=1)[0]
+    name = name.removesuffix("家")  # 走访王大爷家: 王大爷 is the name
+    if not name:
+        return []
+    _, found = await ctx.services.customers.search(ctx.user, Query("text", name), ctx.now,
+                                                   limit=LINK_CHOICES * 2)
+    area = values.get("area")
+    return [c for c in found if c.name == name and (area is None or str(c.area_id) == area)]
+
+
+async def offer_visit_link(ctx: Ctx, draft: Draft) -> Reply | None:
+    """`走访 李奶奶` naming a registered special customer: offer (one tap) to count the log as
+    that customer's visit. Nobody registered by that name: the log goes on as it is."""
+    st = draft.state
+    if VISIT not in (st.values.get("items") or []) or st.meta.get("customer_id"):
+        return None
+    found = await _named_customers(ctx, draft)
+    if not found or len(found) > LINK_CHOICES:
+        return None
+    if len(found) == 1:
+        c = found[0]
+        return Reply(ctx.t("form.worklog.visit_offer", name=c.name),
+                     [[Button(ctx.t("btn.visit_link", name=c.name),
+                              callback(draft.token, "link_cust", c.id))]])
+    rows = [[Button(ctx.t("btn.visit_link_one", name=c.name,
+                          area=await show_area(str(c.area_id), ctx), tail=c.account_no[-4:]),
+                    callback(draft.token, "link_cust", c.id))] for c in found]
+    return Reply(ctx.t("form.worklog.visit_pick", name=found[0].name, count=len(found)), rows)
+
+
+async def link_customer(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
+    """The offer taken: the log now counts as the customer's visit (saved with its id)."""
+    customer = await ctx.services.customers.get(ctx.user, int(arg)) if arg.isdigit() else None
+    if customer is None or not customer.active:
+        return await engine.reprompt(ctx, draft, ctx.t("customer.not_found"))
+    st = draft.state
+    st.meta["customer_id"] = customer.id
+    values, heading = visit_of(ctx, customer, {c.value for c in await area_choices(ctx)})
+    if not st.values.get("area") and "area" in values:
+        st.values["area"] = values["area"]
+        if st.step == "area":  # the area just filled is the question on screen: move on
+            out = await engine.on_action(ctx, draft, "keep", "")
+            out.replies[0].text = heading + "\n" + out.replies[0].text
+            return out
+    return await engine.reprompt(ctx, draft, heading)
+
+
+async def on_open(ctx: Ctx, draft: Draft) -> Reply | None:
+    """What a new log says before its first question: photos attached, a customer to link."""
+    said = [r for r in (await attach_loose(ctx, draft), await offer_visit_link(ctx, draft)) if r]
+    if not said:
+        return None
+    return Reply("\n".join(r.text for r in said), [row for r in said for row in r.buttons])
+
+
 # --- prefill from a sentence ----------------------------------------------------------
 async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict[str, str]]:
     """Form values from what the sentence said, and notices for what could not be used."""
@@ -133,14 +279,30 @@ async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict
             notices["area"] = "⚠️ " + note
     if intent.time is not None:
         try:
-            check_not_future(ctx, intent.time)
-            values["time"] = time_value(intent.time)
+            when = with_default_hour(ctx, intent.time)
+            check_not_future(ctx, when)
+            values["time"] = time_value(when)
         except Invalid as exc:
             notices["time"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
-    if intent.content:
-        with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
-            values["content"] = await parse_text(intent.content, ctx)
+    content = intent.content
+    if content is None and intent.problems and intent.items:
+        # '3号台区巡视了，发现…' says the work by its item and area: that is its content.
+        content = ctx.t("form.worklog.content_from_items",
+                        items=await show_items(intent.items, ctx), area=intent.area_text or "")
+    with contextlib.suppress(Invalid):  # if refused, it is asked for at its own step
+        if content:
+            values["content"] = await parse_text(content, ctx)
+        if intent.problems:
+            values["problems"] = await parse_text(intent.problems, ctx)
     return values, notices
+
+
+# Asked one by one unless the sentence said all was well: then offered on the summary.
+ALL_CLEAR_OFFER = ("problems", "photos", "location")
+
+
+def offer(intent: WorkLogIntent) -> tuple[str, ...]:
+    return ALL_CLEAR_OFFER if intent.all_clear else ()
 
 
 # --- saving ---------------------------------------------------------------------------
@@ -166,6 +328,7 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         content=values["content"], problems=values.get("problems") or None,
         latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()),
         customer_id=meta.get("customer_id"), photo_notes=values.get("photo_notes"))
+    last_row = [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]
     if meta.get("edit_id"):
         wid = int(meta["edit_id"])
         if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):
@@ -174,12 +337,14 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
     else:
         wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
         key = "form.worklog.saved"
+        if ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
+            last_row.append(Button(ctx.t("btn.log_undo"), callback(GLOBAL_TOKEN, "logdel", wid)))
     return Saved(
         ctx.t(key, id=wid, area=await show_area(values["area"], ctx),
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
         [[Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", wid)),
           Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
-         [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]],
+         last_row],
         record_id=wid)
 
 
@@ -190,7 +355,7 @@ WORKLOG = FormSpec(
         Field("items", "field.items", "form.worklog.items", Kind.MULTI, choices=item_choices,
               parse=parse_items, show=show_items),
         Field("area", "field.area", "form.worklog.area", Kind.CHOICE, choices=area_choices,
-              show=show_area),
+              show=show_area, fill_sole=True),
         Field("time", "field.time", "form.worklog.time", Kind.TIME, parse=parse_when,
               show=show_when, hint="form.worklog.time.hint", quick=("now",)),
         Field("content", "field.content", "form.worklog.content", Kind.TEXT, parse=parse_text),
@@ -203,4 +368,6 @@ WORKLOG = FormSpec(
     ),
     save=save,
     quick={"now": now_value},
+    actions={"loose_drop": drop_loose, "link_cust": link_customer},
+    on_open=on_open,
 )

@@ -3,39 +3,52 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.conversations.customer import switch_refusal
+from bot.deadlines import is_overdue
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
-from bot.registry import REGISTRY, ReminderKind
+from bot.registry import REGISTRY, ReminderKind, TodoItem
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
-from bot.storage.customers import ENTITY, REVEAL_LIMIT_SUBJECT, Customer, Query, RevealLimited
+from bot.storage.customers import (
+    ENTITY,
+    REVEAL_LIMIT_SUBJECT,
+    VISIT_SUBJECT,
+    Customer,
+    Query,
+    RevealLimited,
+)
 from bot.storage.reminders import Reminder
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import format_time
 from bot.validators import digits_only
 
 PAGE = 8
 _SEARCH = re.compile(r"^(查客户|查找客户|搜索客户|查询客户|找客户|查特殊客户|特殊客户)\s*(.*)$")
 _REGISTER = re.compile(r"^(登记特殊客户|新增特殊客户|特殊客户登记|登记客户)\s*(.*)$")
+REQUEST_PATTERNS = (_REGISTER, _SEARCH)  # read as requests inside a form too
 _DUE_WORDS = ("待走访", "需走访", "该走访", "due")
+_INACTIVE_WORDS = ("已停用", "停用", "停用的", "inactive", "deactivated")
+INACTIVE_SHOWN = 3  # deactivated matches listed under a search's first page
 
 
 def search_text(text: str) -> str | None:
     """'查客户 李四' -> '李四'; not a search -> None."""
     m = _SEARCH.match(normalize_input(text))
-    return m.group(2).strip() if m else None
+    return after_keyword(m.group(2)).strip() if m else None
 
 
 def register_text(text: str) -> str | None:
     """'登记特殊客户 3号台区 李四' -> '3号台区 李四'; not a registration -> None."""
     m = _REGISTER.match(normalize_input(text))
-    return m.group(2).strip() if m else None
+    return after_keyword(m.group(2)).strip() if m else None
 
 
 def parse_query(text: str, area_names: list[str]) -> Query:
@@ -44,6 +57,8 @@ def parse_query(text: str, area_names: list[str]) -> Query:
         return Query("all")
     if s.lower() in _DUE_WORDS:
         return Query("due")
+    if s.lower() in _INACTIVE_WORDS:
+        return Query("inactive")
     digits = digits_only(s)
     if digits.isdigit() and len(digits) >= 4:
         return Query("account", digits)
@@ -61,6 +76,35 @@ def _cats(ctx: Ctx, c: Customer) -> str:
     return "、".join(ctx.t(f"category.{k}") for k in c.categories)
 
 
+def _line(ctx: Ctx, c: Customer, due: bool) -> str:
+    line = f"• {c.name} · {c.area_name} · {c.account_no} · {_cats(ctx, c)}"
+    if due:
+        last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
+                if c.last_visit_at else ctx.t("customers.never_visited"))
+        line += " · " + ctx.t("customers.last_visit_short", when=last)
+    if not c.active:
+        line += " · " + ctx.t("customers.inactive_mark")
+    return line
+
+
+def _open_button(c: Customer) -> list[Button]:
+    return [Button(f"{c.name} {c.account_no}"[:40], callback(GLOBAL_TOKEN, "cust", c.id))]
+
+
+async def _inactive_matches(ctx: Ctx, q: Query, offset: int) -> tuple[int, list[Customer]]:
+    """Deactivated records matching a search, shown under its first page (marked 已停用) so
+    a record stopped by mistake is found, not mistaken for one never registered."""
+    if q.kind in ("due", "inactive") or offset:
+        return 0, []
+    return await ctx.services.customers.search(ctx.user, q, ctx.now, INACTIVE_SHOWN, 0,
+                                               active=False)
+
+
+def _title_key(q: Query) -> str:
+    return {"due": "customers.title_due", "inactive": "customers.title_inactive"}.get(
+        q.kind, "customers.title")
+
+
 async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
     areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
     q = parse_query(text, areas)
@@ -69,24 +113,28 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
     if total and not found:  # a stale ▶️ after the list shrank: show its last page
         offset = (total - 1) // PAGE * PAGE
         total, found = await ctx.services.customers.search(ctx.user, q, ctx.now, PAGE, offset)
-    if total == 0:
+    stopped_total, stopped = await _inactive_matches(ctx, q, offset)
+    if total == 0 and not stopped:
         key = ("customers.none_due" if q.kind == "due" else
+               "customers.none_inactive" if q.kind == "inactive" else
                "customers.none" if text.strip() else "customers.empty")
         return Outcome().add(ctx.t(key, text=text), [[
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
-    title = ctx.t("customers.title_due" if q.kind == "due" else "customers.title",
-                  text=text or ctx.t("customers.all"), total=total, first=offset + 1,
-                  last=offset + len(found))
-    lines = [title]
-    for c in found:
-        line = f"• {c.name} · {c.area_name} · {c.account_no} · {_cats(ctx, c)}"
-        if q.kind == "due":
-            last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
-                    if c.last_visit_at else ctx.t("customers.never_visited"))
-            line += " · " + ctx.t("customers.last_visit_short", when=last)
-        lines.append(line)
-    rows = [[Button(f"{c.name} {c.account_no}"[:40], callback(GLOBAL_TOKEN, "cust", c.id))]
-            for c in found]
+    # One hit: its card at once, not a list of one to tap (the 已停用 listing stays a list).
+    if total == 1 and not stopped and q.kind != "inactive":
+        return await card(ctx, found[0].id)
+    lines = []
+    if total:
+        lines.append(ctx.t(_title_key(q), text=text or ctx.t("customers.all"), total=total,
+                           first=offset + 1, last=offset + len(found)))
+    lines += [_line(ctx, c, q.kind == "due") for c in found]
+    if stopped:
+        lines.append(ctx.t("customers.inactive_also" if total else "customers.inactive_only",
+                           count=stopped_total, text=text))
+        lines += [_line(ctx, c, False) for c in stopped]
+        if stopped_total > len(stopped):
+            lines.append(ctx.t("customers.inactive_more"))
+    rows = [_open_button(c) for c in (*found, *stopped)]
     nav = pager(ctx.t, "custp", offset, PAGE, total)
     if nav:
         rows.append(nav)
@@ -129,9 +177,9 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
     last = (format_time(c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False)
             if c.last_visit_at else ctx.t("customers.never_visited"))
     lines.append(line("field.last_visit", last))
-    if c.visit_every_days and c.last_visit_at:
-        due = c.last_visit_at + timedelta(days=c.visit_every_days)
-        key = "customer.visit_overdue" if due <= ctx.now else "customer.visit_next"
+    due = c.visit_due
+    if due is not None and c.last_visit_at:
+        key = "customer.visit_overdue" if is_overdue(due, ctx.now) else "customer.visit_next"
         lines.append(ctx.t(key, when=format_time(due.astimezone(ctx.tz), ctx.locale,
                                                  has_time=False)))
     if c.created_at:
@@ -160,9 +208,37 @@ async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = Non
     return Outcome().add("\n".join(lines), rows)
 
 
+@dataclass(frozen=True)
+class Revealed:
+    """One reveal's result: the number (None: not visible or read-only; "": none on file),
+    or why it was refused, and the toast to show."""
+
+    phone: str | None
+    refusal: str | None = None
+    toast: str = ""
+
+
+async def reveal_number(ctx: Ctx, customer_id: int, which: str) -> Revealed:
+    """The full number for this user once: audited and limited per person (settings
+    reveal_limit / reveal_window_minutes), wherever it is shown (card, outage checklist)."""
+    s = ctx.services.settings
+    try:
+        phone = await ctx.services.customers.reveal_phone(
+            ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
+            window=timedelta(minutes=s.reveal_window_minutes))
+    except RevealLimited as exc:
+        return Revealed(None, ctx.t("customer.reveal_limited", limit=exc.limit,
+                                    minutes=s.reveal_window_minutes),
+                        ctx.t("customer.reveal_limited_toast"))
+    if phone is None:
+        return Revealed(None)
+    if not phone:
+        return Revealed("", toast=ctx.t("customer.no_number"))
+    return Revealed(phone, toast=ctx.t("customer.revealed_toast"))
+
+
 async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
-    """Show the full number to this user once (the card itself stays masked); audited, and
-    limited per person (settings reveal_limit / reveal_window_minutes)."""
+    """Show the full number to this user once (the card itself stays masked)."""
     c = await ctx.services.customers.get(ctx.user, customer_id)
     if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
@@ -171,25 +247,13 @@ async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
         out.toast = ctx.t("button.stale")
         out.replies.insert(0, Reply(ctx.t("customer.readonly")))
         return out
-    s = ctx.services.settings
-    try:
-        phone = await ctx.services.customers.reveal_phone(
-            ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
-            window=timedelta(minutes=s.reveal_window_minutes))
-    except RevealLimited as exc:
-        out = await card(ctx, customer_id)
-        out.toast = ctx.t("customer.reveal_limited_toast")
-        out.replies.insert(0, Reply(ctx.t("customer.reveal_limited", limit=exc.limit,
-                                          minutes=s.reveal_window_minutes)))
-        return out
-    if phone is None:
+    got = await reveal_number(ctx, customer_id, which)
+    if got.phone is None and got.refusal is None:
         return Outcome().add(ctx.t("customer.not_found"))
-    if not phone:
-        out = await card(ctx, customer_id)
-        out.toast = ctx.t("customer.no_number")
-        return out
-    out = await card(ctx, customer_id, {which: phone})
-    out.toast = ctx.t("customer.revealed_toast")
+    out = await card(ctx, customer_id, {which: got.phone} if got.phone else None)
+    out.toast = got.toast
+    if got.refusal:
+        out.replies.insert(0, Reply(got.refusal))
     return out
 
 
@@ -202,10 +266,46 @@ async def _render_reveal_limit(ctx: Ctx, r: Reminder) -> Reply:
 REGISTRY.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_limit))
 
 
+async def visits_todo(ctx: Ctx) -> list[TodoItem]:
+    """Special customers due for a visit by the end of today (their 走访周期): a manager's
+    own areas, the whole team on a lead's list. Recording the visit moves the due date on."""
+    end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
+    items = []
+    for c, owners in await ctx.services.customers.visits_due(ctx.user, end_of_day):
+        due = c.visit_due
+        assert due is not None  # visits_due only returns customers with a cycle
+        last = (ctx.t("customer.todo_last", when=format_time(
+                    c.last_visit_at.astimezone(ctx.tz), ctx.locale, has_time=False))
+                if c.last_visit_at else ctx.t("customers.never_visited"))
+        items.append(TodoItem(
+            due=due.astimezone(ctx.tz), overdue=is_overdue(due, ctx.now), owner=owners,
+            text=ctx.t("customer.todo_visit", name=c.name, area=c.area_name,
+                       days=c.visit_every_days, last=last),
+            button=Button(ctx.t("customer.todo_button", name=c.name)[:40],
+                          callback(GLOBAL_TOKEN, "cust", c.id))))
+    return items
+
+
+async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
+    return None  # visits due are listed in /todo and the digest, never pushed one by one
+
+
+REGISTRY.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder, todo=visits_todo))
+
+
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:
-    if not await ctx.services.customers.set_active(ctx.user, customer_id, True, ctx.now):
+    c = await ctx.services.customers.get(ctx.user, customer_id)
+    if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
-    return await card(ctx, customer_id)
+    if c.active:  # an old 恢复 button, pressed twice: nothing to do
+        return await card(ctx, customer_id)
+    refusal = await switch_refusal(ctx, c)
+    if refusal is not None:
+        return refusal
+    await ctx.services.customers.set_active(ctx.user, customer_id, True, ctx.now)
+    out = await card(ctx, customer_id)  # the card, active again, says it
+    out.toast = ctx.t("customer.reactivated_toast")
+    return out
 
 
 async def history(ctx: Ctx, customer_id: int) -> Outcome:

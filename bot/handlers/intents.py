@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.rules import leading_work_items
-from bot.textutil import normalize_input
+from bot.rules import leading_work_items, work_item_words
+from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import ParsedTime, find_time, leading_time
 from bot.vocab import take_area
 
@@ -24,11 +24,28 @@ _PARTICLE = re.compile(
     r"^(?:完毕|完了|过了|了(?![解结])|过(?![程去来户])|完(?![成善整备全工]))?"
     r"(?:一下|一遍|一趟|一圈)?[\s,，。;；、]*")
 
+# Nothing wrong found: then problems, photos and location are offered, not asked one by one.
+# Checked before the problem markers, so 未发现异常 is not read as a problem.
+_ALL_CLEAR = re.compile(
+    r"(?:无|没有?|未)(?:发现|见)?(?:任何)?(?:异常|问题|隐患|缺陷)|(?<![不非])正常|一切良好|情况良好")
+# What was found: '发现2号杆拉线松动', '发现了…'; or a clause naming a hazard ('表箱有漏电隐患').
+_FOUND = re.compile(r"(?:发现了?|发觉|查出)[\s,，:：]*(?P<what>.+)")
+_HAZARD = re.compile(r"(?P<what>[^，,。;；]*有[^，,。;；]*隐患.*)")
+_CLAUSE_END = "，,。;；、 "
+
 _SIMPLE = {
     "logs": re.compile(r"^(我的日志|日志列表|查日志|查看日志|my logs)$", re.I),
     "help": re.compile(r"^(帮助|help|怎么用|\?|？)$", re.I),
-    "greet": re.compile(r"^(你好|您好|hi|hello|菜单|menu|开始)$", re.I),
+    "greet": re.compile(r"^(菜单|menu|开始)$", re.I),
+    # Small talk gets a one-line answer (menu.small_talk.<name>), not the whole menu.
+    "hello": re.compile(r"^(你好|您好|hi|hello|在吗|在不在)$", re.I),
+    "thanks": re.compile(r"^(谢谢|多谢|感谢|谢了|谢谢你|辛苦了|thanks|thank you|thx)$", re.I),
+    "ack": re.compile(r"^(好的|好|好滴|收到|知道了|明白|明白了|了解|嗯|嗯嗯|ok|okay|行|可以)$",
+                      re.I),
 }
+SMALL_TALK = ("hello", "thanks", "ack")
+# Said around small talk and meaning nothing more: '谢谢！', '好的~', '你好呀', '收到啦'.
+_CHATTER_TAIL = re.compile(r"[啊呀啦哈哦喔吧嘛~～!！。.,，\s]+$")
 
 
 @dataclass
@@ -37,14 +54,36 @@ class WorkLogIntent:
     area_text: str | None = None
     time: ParsedTime | None = None
     content: str | None = None
+    problems: str | None = None  # what the sentence says was found wrong
+    all_clear: bool = False  # it says nothing was wrong: 无异常 / 正常 / 没问题
+    lead: bool = False  # said 记录 / 写日志 …: a log is asked for even without a work item
 
 
 def simple_intent(text: str) -> str | None:
-    clean = normalize_input(text)
+    clean = _CHATTER_TAIL.sub("", normalize_input(text)) or normalize_input(text)
     for name, pattern in _SIMPLE.items():
         if pattern.match(clean):
             return name
     return None
+
+
+def reads_as_request(pattern: re.Pattern[str], text: str) -> bool:
+    """Inside a form, `pattern` (a reader: group 1 the lead word, group 2 any rest) reads the
+    whole message as a request only when the lead stands alone or is set apart by a space:
+    `查客户 李四` asks for a search, `查客户家电表箱` is prose answering the step."""
+    s = normalize_input(text)
+    m = pattern.match(s)
+    if m is None:
+        return False
+    rest = m.group(2) if pattern.groups >= 2 else ""  # a reader of fixed words has no rest
+    return not rest or s[m.end(1):m.end(1) + 1].isspace()
+
+
+def is_log_request(intent: WorkLogIntent | None) -> bool:
+    """A log sentence that is all request (`记录巡视 5号台区`), with no work described in it:
+    `巡视了5号台区，发现表箱锈蚀` answers a step instead."""
+    return (intent is not None and intent.content is None
+            and (intent.lead or intent.area_text is not None))
 
 
 def _preamble(s: str, now: datetime) -> tuple[ParsedTime | None, str]:
@@ -86,12 +125,65 @@ def _area_then_items(s: str, area_names: list[str]) -> tuple[str, list[str], str
     return (area, items, rest) if items else None
 
 
+def _split_problems(rest: str) -> tuple[str, str | None]:
+    """'巡视了，发现2号杆拉线松动' -> ('巡视了', '2号杆拉线松动'): the work and what was found."""
+    if _ALL_CLEAR.search(rest):
+        return rest, None
+    m = _FOUND.search(rest) or _HAZARD.search(rest)
+    if m is None:
+        return rest, None
+    return rest[:m.start()].rstrip(_CLAUSE_END), m.group("what").strip(_CLAUSE_END) or None
+
+
+def _one_wrong_character(typed: str, word: str) -> bool:
+    """Same length, exactly one character different, and that one no digit (4号 is no typo
+    of 3号). Pinyin input mistypes by picking a homophone (台曲, 巡式): a substitution, which
+    this says exactly, where a similarity ratio would need a threshold per word length."""
+    diff = [(a, b) for a, b in zip(typed, word, strict=True) if a != b]
+    return len(diff) == 1 and not (diff[0][0].isdigit() or diff[0][1].isdigit())
+
+
+def _typos_fixed(s: str, words: list[tuple[str, str]]) -> str | None:
+    """`s` with each word typed with one wrong character put right, when the words close to
+    it at that place all mean one thing (巡式: 巡视, 巡检, 巡查 are all a patrol); None when
+    there is nothing unambiguous to fix. `words`: (word, what it means)."""
+    fixes: dict[int, dict[str, str]] = {}  # place -> meaning -> a word for it
+    for word, meaning in words:
+        for i in range(len(s) - len(word) + 1):
+            if _one_wrong_character(s[i:i + len(word)], word):
+                fixes.setdefault(i, {}).setdefault(meaning, word)
+    fixed, changed = s, False
+    for i, found in sorted(fixes.items(), reverse=True):  # from the end: indices stay valid
+        if len(found) == 1:
+            word = next(iter(found.values()))
+            fixed, changed = fixed[:i] + word + fixed[i + len(word):], True
+    return fixed if changed else None
+
+
+def _typo_words(area_names: list[str]) -> list[tuple[str, str]]:
+    """Words worth correcting, with what they mean: the team's areas, the Chinese work words."""
+    words = [(w, w) for w in area_names if len(w) >= 3]
+    return words + [(w, k) for w, k in work_item_words() if len(w) >= 2 and not w.isascii()]
+
+
 def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIntent | None:
-    """Read what a work-log request already says; None when the text is not one."""
+    """Read what a work-log request already says; None when the text is not one. A sentence
+    that reads as none is read once more with a mistyped area or work word put right
+    ('3号台曲巡视', '巡式3号台区')."""
+    found = _read_worklog(text, now, area_names)
+    if found is None and (fixed := _typos_fixed(normalize_input(text),
+                                                _typo_words(area_names))) is not None:
+        guess = _read_worklog(fixed, now, area_names)
+        # A guess must read as work at a place: '服装店' is no 服务 log.
+        found = guess if guess is not None and guess.area_text else None
+    return found
+
+
+def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogIntent | None:
     s = normalize_input(text)
     lead = _LOG_LEAD.match(s)
     if lead:
-        s = s[lead.end():]
+        s = after_keyword(s[lead.end():])
     when, s = _preamble(s, now)
     items, s = _work_items(s)
     area_text = None
@@ -99,7 +191,7 @@ def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIn
         area_text, items, s = first
     if not lead and not items:
         return None
-    intent = WorkLogIntent(items=items, area_text=area_text, time=when)
+    intent = WorkLogIntent(items=items, area_text=area_text, time=when, lead=lead is not None)
     if area_text is None:
         intent.area_text, s = take_area(s, area_names)
     if when is None and (when := find_time(s, now, prefer="past")) is not None:
@@ -108,5 +200,7 @@ def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIn
     # '巡视3号台区了，发现…': the particle came after the area; what follows is the content.
     rest = _PARTICLE.sub("", " ".join(s.split()), count=1)
     rest = rest.removeprefix("的").lstrip("，,、;；。 ")  # '走访5号台区的王大爷'
-    intent.content = rest or None
+    intent.all_clear = bool(_ALL_CLEAR.search(rest))
+    intent.content, intent.problems = _split_problems(rest)
+    intent.content = intent.content or None
     return intent

@@ -1,12 +1,25 @@
-"""/logs and 我的日志: recent entries, paged; one entry shown whole."""
+"""/logs and 我的日志: recent entries, paged; one entry shown whole; 撤销 / 删除 an entry.
+
+Deleting a log: its author may withdraw it (撤销) within TAIQU_LOG_UNDO_MINUTES of saving it
+(a log saved by mistake); after that only the team's lead (or an admin) may delete it, so a
+day's record cannot quietly vanish. Either way after a confirmation, audited, with its photos.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.handlers.menu import pager
 from bot.models import WorkLog
+from bot.registry import REGISTRY
 from bot.services import Ctx
+from bot.storage.conversations import Draft
 from bot.timeparse import format_time
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
 
 PAGE = 8
 
@@ -63,8 +76,87 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
         lines.append(ctx.t("field.updated_at") + sep +
                      format_time(w.updated_at.astimezone(ctx.tz), ctx.locale) +
                      (f" · {w.updated_by}" if w.updated_by else ""))
-    out = Outcome().add("\n".join(lines), [[
-        Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "logedit", w.id)),
-        Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]])
+    rows = [[Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "logedit", w.id)),
+             Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]]
+    delete = delete_button(ctx, w)
+    if delete is not None:
+        rows.append([delete])
+    out = Outcome().add("\n".join(lines), rows)
     out.replies[0].photos = list(w.photos)
     return out
+
+
+# --- undo / delete ----------------------------------------------------------------------
+def undo_until(ctx: Ctx, w: WorkLog) -> datetime:
+    return w.created_at + timedelta(minutes=ctx.services.settings.log_undo_minutes)
+
+
+def undo_open(ctx: Ctx, w: WorkLog) -> bool:
+    """The author's window to withdraw a log saved by mistake is still open."""
+    return w.user_id == ctx.user.id and ctx.now < undo_until(ctx, w)
+
+
+def lead_deletes(ctx: Ctx, w: WorkLog) -> bool:
+    return ctx.user.sees_whole_team and w.team_id == ctx.user.team_id
+
+
+def undo_button(ctx: Ctx, worklog_id: int) -> Button:
+    return Button(ctx.t("btn.log_undo"), callback(GLOBAL_TOKEN, "logdel", worklog_id))
+
+
+def delete_button(ctx: Ctx, w: WorkLog) -> Button | None:
+    """撤销 for the author while the window is open, 删除 for the lead; else none."""
+    if undo_open(ctx, w):
+        return undo_button(ctx, w.id)
+    if lead_deletes(ctx, w):
+        return Button(ctx.t("btn.log_delete"), callback(GLOBAL_TOKEN, "logdel", w.id))
+    return None
+
+
+async def _refusal(ctx: Ctx, w: WorkLog) -> Outcome | None:
+    """None when the user may delete `w` now; else why not, and who can."""
+    if undo_open(ctx, w) or lead_deletes(ctx, w):
+        return None
+    leads = "、".join(u.name for u in await ctx.services.people.leads_of(w.team_id))
+    key = "logs.undo_expired" if w.user_id == ctx.user.id else "logs.delete_not_yours"
+    return Outcome(toast=ctx.t("logs.undo_expired_toast")).add(
+        ctx.t(key, id=w.id, minutes=ctx.services.settings.log_undo_minutes,
+              leads=leads or ctx.t("customer.switch_lead")),
+        [[Button(ctx.t("btn.edit"), callback(GLOBAL_TOKEN, "logedit", w.id)),
+          Button(ctx.t("btn.view"), callback(GLOBAL_TOKEN, "log", w.id))]])
+
+
+@REGISTRY.button("logdel")
+async def ask_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    w = await ctx.services.worklogs.get_for(ctx.user, int(arg)) if arg.isdigit() else None
+    if w is None:
+        return Outcome().add(ctx.t("logs.not_found"))
+    refusal = await _refusal(ctx, w)
+    if refusal is not None:
+        return refusal
+    when = format_time(w.occurred_at.astimezone(ctx.tz), ctx.locale, has_time=w.has_time)
+    text = ctx.t("logs.delete_confirm", id=w.id, area=w.area_name, items=_items(ctx, w),
+                 when=when, photos=len(w.photos))
+    if undo_open(ctx, w):
+        text += "\n" + ctx.t("logs.undo_until", until=format_time(
+            undo_until(ctx, w).astimezone(ctx.tz), ctx.locale))
+    return Outcome().add(text, [[
+        Button(ctx.t("btn.log_delete_yes"), callback(GLOBAL_TOKEN, "logdelok", w.id)),
+        Button(ctx.t("btn.log_keep"), callback(GLOBAL_TOKEN, "log", w.id))]])
+
+
+@REGISTRY.button("logdelok")
+async def confirm_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    w = await ctx.services.worklogs.get_for(ctx.user, int(arg)) if arg.isdigit() else None
+    if w is None:  # deleted already (a second tap) or never visible
+        return Outcome(toast=ctx.t("button.stale")).add(ctx.t("logs.not_found"))
+    refusal = await _refusal(ctx, w)  # the window may have closed while they read it
+    if refusal is not None:
+        return refusal
+    how = "undo" if undo_open(ctx, w) else "lead"
+    if not await ctx.services.worklogs.delete(ctx.user, w, ctx.now, how):
+        return Outcome(toast=ctx.t("button.stale")).add(ctx.t("logs.not_found"))
+    return Outcome(toast=ctx.t("logs.deleted_toast")).add(
+        ctx.t("logs.deleted", id=w.id), [[
+            Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log")),
+            Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]])

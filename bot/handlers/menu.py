@@ -10,12 +10,32 @@ from bot.models import Role, User
 from bot.services import Ctx
 
 COMMANDS = ("log", "logs", "customer", "customers", "cancel", "help", "lang")
+# What help and the unknown-command answer list for each role, most used first: a manager
+# logs and visits, a lead reads the report and decides. A registered command missing here
+# still shows, after these (command_lines), so a new module is never hidden.
+_MANAGER = ("log", "logs", "todo", "customers", "customer", "complaint", "arrears", "outage",
+            "repair", "report", "export", "settings", "cancel", "lang", "help")
+_LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears", "outage",
+         "repair", "log", "customer", "settings", "cancel", "lang", "help")
+ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
+    Role.MANAGER: _MANAGER, Role.LEAD: _LEAD, Role.ADMIN: _LEAD}
 
 
 def menu_buttons(locale: str) -> list[list[Button]]:
     return [[Button(t(locale, "btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log")),
              Button(t(locale, "btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))],
             [Button(t(locale, "btn.menu_help"), callback(GLOBAL_TOKEN, "cmd", "help"))]]
+
+
+def role_buttons(locale: str, role: Role) -> list[list[Button]]:
+    """A manager starts with the log, a lead with the report; both with the to-do list."""
+    def cmd(label: str, command: str) -> Button:
+        return Button(t(locale, label), callback(GLOBAL_TOKEN, "cmd", command))
+
+    todo, help_ = cmd("btn.todo", "todo"), cmd("btn.menu_help", "help")
+    if role is Role.MANAGER:
+        return [[cmd("btn.menu_log", "log"), cmd("btn.menu_logs", "logs")], [todo, help_]]
+    return [[cmd("btn.menu_report", "report"), todo], [help_]]
 
 
 async def _who(ctx: Ctx, user: User) -> str:
@@ -26,14 +46,28 @@ async def _who(ctx: Ctx, user: User) -> str:
 
 async def greeting(ctx: Ctx, welcome: bool = False) -> Outcome:
     key = "menu.welcome" if welcome else "menu.hello"
+    role = "manager" if ctx.user.role is Role.MANAGER else "lead"  # an admin works as a lead
     text = "\n".join([ctx.t(key, name=ctx.user.name), await _who(ctx, ctx.user), "",
-                      ctx.t("menu.can_do")])
-    return Outcome().add(text, menu_buttons(ctx.locale))
+                      ctx.t(f"menu.can_do.{role}")])
+    return Outcome().add(text, role_buttons(ctx.locale, ctx.user.role))
+
+
+def command_lines(ctx: Ctx) -> str:
+    """Every command this person's role can use, one short line each."""
+    from bot.registry import REGISTRY
+
+    ours = ROLE_COMMANDS[ctx.user.role]
+    names = list(ours) + [c for c in (*COMMANDS, *REGISTRY.commands) if c not in ours]
+    known = catalog(ctx.locale)
+    return "\n".join(f"/{c} {known[f'cmd.{c}']}" for c in dict.fromkeys(names)
+                     if f"cmd.{c}" in known)
 
 
 async def help_text(ctx: Ctx) -> str:
-    extra = ctx.t("help.lead") if ctx.user.role is not Role.MANAGER else ""
-    return "\n".join(x for x in [ctx.t("help.body"), extra, await _who(ctx, ctx.user)] if x)
+    parts = [ctx.t("help.body"), command_lines(ctx), "", ctx.t("help.say"), ctx.t("help.forms")]
+    if ctx.user.role is Role.ADMIN:  # the admin's own tools are on the server, not in chat
+        parts.append(ctx.t("help.admin"))
+    return "\n".join([*parts, await _who(ctx, ctx.user)])
 
 
 async def set_language(ctx: Ctx, arg: str) -> Outcome:

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.conversations.engine import FormSpec, Saved
 from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.registry import REGISTRY, TodoItem
-from bot.reminders import in_quiet, next_at, quiet_window
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.handlers.menu import pager
+from bot.registry import REGISTRY, ReminderKind, TodoItem
+from bot.reminders import in_quiet, next_at, overdue_urgent, quiet_window, snooze_buttons
 from bot.services import Ctx
 from bot.storage.conversations import Draft
+from bot.storage.db import from_iso, iso
 from bot.storage.people import UserPrefs
-from bot.storage.reminders import Reminders
+from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
-from bot.timeparse import format_time
+from bot.timeparse import clock_time, format_time
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
 
 TODO_PAGE = 12
 _TODO_WORDS = re.compile(r"^(待办|我的待办|待办事项|todo)$", re.I)
-_HHMM = r"([01]?\d|2[0-3])[:：点]([0-5]\d)?"
-_QUIET = re.compile(rf"^{_HHMM}\s*[-~到至]\s*{_HHMM}$")
+# '21:00-07:30', '22点-7点', '晚上10点到早上7点': two times of day and what goes between.
+_QUIET_SPLIT = re.compile(r"\s*(?:-|~|～|－|—+|到|至)\s*")
 
 
 async def todo_items(ctx: Ctx) -> list[TodoItem]:
@@ -35,17 +37,44 @@ async def todo_items(ctx: Ctx) -> list[TodoItem]:
     return sorted(items, key=lambda i: (not i.overdue, i.due))
 
 
-async def show_todo(ctx: Ctx) -> Outcome:
+def _todo_line(ctx: Ctx, item: TodoItem) -> str:
+    mark = "⚠️ " if item.overdue else "🔴 " if item.urgent else "• "
+    if ctx.user.sees_whole_team and item.owner:  # a lead's list says whose item it is
+        return mark + ctx.t("todo.owned", owner=item.owner, text=item.text)
+    return mark + item.text
+
+
+def _lead_order(ctx: Ctx, items: list[TodoItem]) -> tuple[list[TodoItem], list[TodoItem]]:
+    """(waiting for this lead's decision, the rest); a manager has no such part."""
+    if not ctx.user.sees_whole_team:
+        return [], items
+    waiting = [i for i in items if i.for_lead and i.owner_id != ctx.user.id]
+    return waiting, [i for i in items if i not in waiting]
+
+
+async def show_todo(ctx: Ctx, offset: int = 0) -> Outcome:
+    """Every open item, a page of TODO_PAGE at a time (◀️ ▶️), a lead's decisions first."""
     items = await todo_items(ctx)
     if not items:
         return Outcome().add(ctx.t("todo.none"))
     key = "todo.title_team" if ctx.user.sees_whole_team else "todo.title"
+    waiting, rest = _lead_order(ctx, items)
+    ordered = waiting + rest
+    offset = min(offset, (len(ordered) - 1) // TODO_PAGE * TODO_PAGE)  # the list shrank
     lines = [ctx.t(key, count=len(items))]
-    for i in items[:TODO_PAGE]:
-        lines.append(("⚠️ " if i.overdue else "🔴 " if i.urgent else "• ") + i.text)
-    if len(items) > TODO_PAGE:
-        lines.append(ctx.t("digest.more", count=len(items) - TODO_PAGE))
-    return Outcome().add("\n".join(lines), [[i.button] for i in items[:8]])
+    if len(ordered) > TODO_PAGE:
+        lines.append(ctx.t("todo.page", first=offset + 1,
+                           last=min(offset + TODO_PAGE, len(ordered))))
+    for n in range(offset, min(offset + TODO_PAGE, len(ordered))):
+        if waiting and n == offset and n < len(waiting):
+            lines.append(ctx.t("todo.for_lead", count=len(waiting)))
+        if waiting and n >= len(waiting) and n in (len(waiting), offset):
+            lines.append(ctx.t("todo.others", count=len(rest)))
+        lines.append(_todo_line(ctx, ordered[n]))
+    shown = ordered[offset:offset + TODO_PAGE]
+    rows = [[i.button] for i in shown[:8]]
+    nav = pager(ctx.t, "todop", offset, TODO_PAGE, len(ordered))
+    return Outcome().add("\n".join(lines), [*rows, nav] if nav else rows)
 
 
 @REGISTRY.command("todo")
@@ -53,30 +82,90 @@ async def todo_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
     return await app.with_form_reminder(ctx, draft, await show_todo(ctx))
 
 
+REGISTRY.request_patterns.append(_TODO_WORDS)
+
+
 @REGISTRY.intent
 async def todo_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     return await show_todo(ctx) if _TODO_WORDS.match(normalize_input(text)) else None
 
 
+@REGISTRY.button("todop")
+async def todo_page(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    if not arg.isdigit():
+        return Outcome(toast=ctx.t("button.stale"))
+    return await show_todo(ctx, int(arg))
+
+
 # --- snooze ---------------------------------------------------------------------------
+SNOOZED_SUBJECT = "snoozed"  # the note to the lead that an overdue urgent item was put off
+
+
+def _snooze_until(ctx: Ctx, how: str) -> datetime | None:
+    """'h' in an hour, 'm' the coming 08:00 (after midnight "明天早上" is this morning),
+    's30' in 30 minutes (only the offered short snoozes: a forged number is refused)."""
+    if how == "h":
+        return ctx.now + timedelta(hours=1)
+    if how == "m":
+        return next_at(ctx.local_now, time(8, 0))
+    minutes = int(how[1:])
+    if minutes not in ctx.services.settings.urgent_snooze_minutes:
+        return None
+    return ctx.now + timedelta(minutes=minutes)
+
+
 @REGISTRY.button("snz")
 async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    m = re.fullmatch(r"(\d+)([hm])", arg)
-    if m is None:
+    m = re.fullmatch(r"(\d+)(h|m|s\d{1,4})", arg)
+    until = _snooze_until(ctx, m.group(2)) if m else None
+    if m is None or until is None:
         return Outcome(toast=ctx.t("button.stale"))
-    if m.group(2) == "h":
-        until = ctx.now + timedelta(hours=1)
-    else:  # the coming 08:00 (after midnight "明天早上" is this morning)
-        until = next_at(ctx.local_now, time(8, 0))
-    r = await Reminders(ctx.services.db).snooze(ctx.user.id, int(m.group(1)), until)
+    rows = Reminders(ctx.services.db)
+    current = await rows.get(int(m.group(1)))
+    if current is not None and overdue_urgent(current) and (
+            until - ctx.now > timedelta(minutes=max(ctx.services.settings.urgent_snooze_minutes))):
+        # An old message's 明天 8:00 on an overdue emergency: only the short snoozes.
+        return Outcome(toast=ctx.t("reminder.snooze_urgent_toast")).add(
+            ctx.t("reminder.snooze_urgent_only"), [snooze_buttons(ctx, current)])
+    r = await rows.snooze(ctx.user.id, int(m.group(1)), until)
     if r is None:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("reminder.snooze_gone"))
     when = format_time(until.astimezone(ctx.tz), ctx.locale)
     text = ctx.t("reminder.snoozed", when=when)
+    if overdue_urgent(r) and await _tell_leads_of_snooze(ctx, r, until):
+        text += "\n" + ctx.t("reminder.snoozed_lead_told")
     window = await quiet_window(ctx.services, ctx.user.id)
     if not r.urgent and window and in_quiet(until.astimezone(ctx.tz), *window):
         text += "\n" + ctx.t("reminder.snoozed_quiet")  # it will wait for the morning digest
     return Outcome(toast=ctx.t("reminder.snoozed_toast")).add(text)
+
+
+async def _tell_leads_of_snooze(ctx: Ctx, r: Reminder, until: datetime) -> bool:
+    """An overdue urgent item put off: the team's leads (not the one snoozing) hear of it at
+    once, through quiet hours, as the escalation they would otherwise get later."""
+    services = ctx.services
+    leads = await services.people.leads_of(r.team_id, ctx.user.id)
+    if not leads:
+        return False
+    kind = REGISTRY.reminders.get(r.subject)
+    item = await kind.describe(ctx, r) if kind and kind.describe else r.subject
+    async with services.db.tx() as tx:
+        for lead in leads:
+            await Reminders.plan(
+                tx, team_id=r.team_id, user_id=lead.id, subject=SNOOZED_SUBJECT,
+                subject_id=r.id, kind="told", due_at=ctx.now, now=ctx.now, urgent=True,
+                key=f"{SNOOZED_SUBJECT}:{r.id}:{lead.id}:{iso(ctx.now)}",
+                detail={"name": ctx.user.name, "item": item, "until": iso(until)})
+    return True
+
+
+async def _render_snoozed(ctx: Ctx, r: Reminder) -> Reply:
+    until = from_iso(r.detail["until"]).astimezone(ctx.tz)
+    return Reply(ctx.t("reminder.snoozed_lead", name=r.detail.get("name", ""),
+                       item=r.detail.get("item", ""), when=format_time(until, ctx.locale)))
+
+
+REGISTRY.reminder_kind(SNOOZED_SUBJECT, ReminderKind(render=_render_snoozed, snoozable=False))
 
 
 # --- settings: quiet hours ------------------------------------------------------------
@@ -116,11 +205,11 @@ async def quiet_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
 
 
 async def parse_quiet(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
-    m = _QUIET.match(normalize_input(text).replace(" ", ""))
-    if m is None:
+    sides = _QUIET_SPLIT.split(normalize_input(text).replace(" ", ""))
+    clocks = [clock_time(side) for side in sides] if len(sides) == 2 else []
+    if len(clocks) != 2 or None in clocks:
         raise Invalid("settings.quiet_invalid", text=text)
-    start = f"{int(m.group(1)):02d}:{m.group(2) or '00'}"
-    end = f"{int(m.group(3)):02d}:{m.group(4) or '00'}"
+    start, end = (f"{c:%H:%M}" for c in clocks if c is not None)
     if start == end:
         raise Invalid("settings.quiet_invalid", text=text)
     return [start, end]

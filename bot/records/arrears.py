@@ -21,13 +21,12 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import validators
 from bot.conversations.customer import parse_account_no  # the one 户号 rule and message
 from bot.conversations.engine import FormSpec, Saved, SaveFn
-from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
 from bot.conversations.matching import Choice
 from bot.conversations.worklog import FUTURE_TOLERANCE, parse_text
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
@@ -35,24 +34,31 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.models import Role, User
 from bot.records import runtime as rt
 from bot.records.common import (
+    MEDICAL,
     calendar,
+    fill_from_register,
     remaining,
     ruleset,
+    show_account,
     show_time,
     time_value,
     value_time,
     when,
 )
 from bot.registry import REGISTRY, TodoItem
+from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
+from bot.statuses import arrears_status
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
 from bot.workcal import WorkCalendar
 
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+
 SUBJECT = "arrears"
-MEDICAL = "medical"  # the register's category key for 医疗设备/生命支持用电
 UNPAID = ("collecting", "notice_served", "cut_off")
 _INTENT = re.compile(r"^(登记欠费|欠费登记|新增欠费|录入欠费|新欠费)\s*(.*)$")
 # Used when a rule set leaves the follow-up interval null: the brief's default.
@@ -67,7 +73,8 @@ _AMOUNT = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")
 
 # --- money ----------------------------------------------------------------------------
 def parse_amount_text(text: str) -> int:
-    """'500', '500.5', '￥500', '500元', '1,200.50', '1.2万' -> integer cents; raises Invalid."""
+    """'500', '500.5', '￥500', '500元', '1,200.50', '1.2万', '三百五十块五', '一千二百五十元'
+    -> integer cents; raises Invalid."""
     s = normalize_input(text).replace(" ", "").replace("，", ",").replace("．", ".")
     s = re.sub(r"^(人民币|RMB|rmb|CNY|cny|￥|¥|\$)", "", s)
     s = re.sub(r"(块钱|元整|圆整|元|圆|块)$", "", s)
@@ -76,8 +83,11 @@ def parse_amount_text(text: str) -> int:
     scale = 1
     if s.endswith("万") and not _CN_DIGITS.search(s[:-1]):
         s, scale = s[:-1], 10_000
-    if _CN_DIGITS.search(s):
-        raise Invalid("arrears.amount.words", text=text)
+    if _CN_DIGITS.search(s) or re.search(r"\d[元块圆]\d", s):  # 三百五十块五, 3块5
+        yuan = validators.cn_money(s)
+        if yuan is None:
+            raise Invalid("arrears.amount.words", text=text)
+        s = f"{yuan:f}"
     m = _AMOUNT.fullmatch(s)
     if m is None:
         raise Invalid("arrears.amount.invalid", text=text)
@@ -107,14 +117,6 @@ async def show_amount(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
 
 
 # --- the registration form ------------------------------------------------------------
-async def show_account(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    """The 户号 with what the register says: the summary shows where a skipped 户名 comes from."""
-    customer = await ctx.services.customers.by_account(ctx.user.team_id, value)
-    if customer is None:
-        return ctx.t("arrears.account_unregistered", account=value)
-    return ctx.t("arrears.account_registered", account=value, name=customer.name)
-
-
 async def parse_name(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return (await parse_text(text, ctx)).strip()
 
@@ -227,7 +229,7 @@ ARREARS = REGISTRY.form(FormSpec(
     title="form.arrears.title",
     fields=(
         Field("account_no", "field.account_no", "form.arrears.account_no", Kind.TEXT,
-              parse=parse_account_no, show=show_account),
+              parse=parse_account_no, show=show_account, fills=fill_from_register),
         Field("customer_name", "field.customer_name", "form.arrears.customer_name", Kind.TEXT,
               required=False, parse=parse_name),
         Field("amount", "field.arrears_amount", "form.arrears.amount", Kind.TEXT,
@@ -271,13 +273,8 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
                 names.append(tok)
         except Invalid as exc:  # refused here: asked again at its own step, with the reason
             notices.setdefault(field, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
-    if names:
+    if names:  # a 户号 on file without a name: the form fills it (fill_from_register)
         values["customer_name"] = " ".join(names)
-    elif values.get("account_no"):
-        customer = await ctx.services.customers.by_account(ctx.user.team_id,
-                                                           values["account_no"])
-        if customer is not None:
-            values["customer_name"] = customer.name
     return values, notices
 
 
@@ -298,6 +295,7 @@ class Arrears:
     in_register: int
     medical: int
     lead_decision: str | None
+    lead_decision_reason: str | None  # why the lead approved the cut-off
     notice_served_at: datetime | None
     cutoff_earliest: datetime | None
     cut_off_at: datetime | None
@@ -308,6 +306,13 @@ class Arrears:
 
     def medical_undecided(self) -> bool:
         return bool(self.medical) and self.lead_decision is None
+
+
+def _lead_asked(rec: Arrears) -> bool:
+    """The leads have been asked to decide and have not yet (asked at the notice, or at
+    once for a prepaid meter)."""
+    return (rec.medical_undecided() and rec.status in ("collecting", "notice_served")
+            and (rec.status == "notice_served" or bool(rec.prepaid)))
 
 
 STORE = rt.Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS decider "
@@ -432,7 +437,9 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
             await plan_decision(tx, rec.id, rec.team_id, lead.id, ctx.now)
     lines = [ctx.t("arrears.notice_saved", id=rec.id, when=when(ctx, at))]
     if earliest:
-        lines.append(ctx.t("arrears.cutoff_from", when=when(ctx, earliest.due),
+        # Served long enough ago: 现在即可, not a past time and a promise to remind.
+        key = "arrears.cutoff_from" if earliest.due > ctx.now else "arrears.cutoff_from_now"
+        lines.append(ctx.t(key, when=when(ctx, earliest.due),
                            period=earliest.rule.label(ctx.locale)))
     if medical:
         lines.append(ctx.t("arrears.medical_note"))
@@ -444,6 +451,34 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
     if earliest and earliest.provisional:
         lines.append(ctx.t("deadline.provisional"))
     return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
+
+
+def earliest_text(ctx: Ctx, at: datetime | None) -> str:
+    """The earliest cut-off as the manager needs it: a time still ahead, else 现在即可
+    (a past time reads as if the chance had been missed)."""
+    if at is not None and at <= ctx.now:
+        return ctx.t("arrears.cutoff_now_ok")
+    return when(ctx, at)
+
+
+def cutoff_intro(ctx: Ctx, rec: Arrears) -> str:
+    return ctx.t("arrears.cutoff_earliest_line", when=earliest_text(ctx, rec.cutoff_earliest))
+
+
+async def parse_cutoff_moment(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
+    """The cut-off time, refused at this step (not only at 保存) when it is before the
+    earliest allowed one: delivery + the notice period."""
+    value = await parse_moment(text, ctx, form)
+    rid = form.meta.get("arrears_id")
+    rec = await STORE.visible(ctx, int(rid)) if rid is not None else None
+    if rec is not None:
+        _check_not_before_earliest(ctx, rec, value_time(value))
+    return value
+
+
+def _check_not_before_earliest(ctx: Ctx, rec: Arrears, at: datetime) -> None:
+    if rec.cutoff_earliest is not None and at < rec.cutoff_earliest:
+        raise Invalid("arrears.cutoff_before_earliest", when=when(ctx, rec.cutoff_earliest))
 
 
 async def cutoff_refusal(ctx: Ctx, rec: Arrears) -> str | None:
@@ -477,8 +512,7 @@ async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
     if refusal is not None:
         raise Invalid("arrears.refused", reason=refusal)
     at = value_time(values["cut_off_at"])
-    if rec.cutoff_earliest is not None and at < rec.cutoff_earliest:
-        raise Invalid("arrears.cutoff_before_earliest", when=when(ctx, rec.cutoff_earliest))
+    _check_not_before_earliest(ctx, rec, at)
     async with ctx.services.db.tx() as tx:
         if not await STORE.update(tx, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
                                                "updated_at": iso(ctx.now)},
@@ -556,13 +590,15 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
                                  + " " + rt.on_time(ctx, at, rec.restore_due))
 
 
-def _moment_form(name: str, field: str, label: str, save: SaveFn) -> FormSpec:
-    return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse_moment,
+def _moment_form(name: str, field: str, label: str, save: SaveFn,
+                 parse: ParseFn = parse_moment) -> FormSpec:
+    return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse,
                                                     "form.worklog.time.hint"))
 
 
 NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", save_notice)
-CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", save_cutoff)
+CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", save_cutoff,
+                      parse_cutoff_moment)
 PAID = _moment_form("arrears_paid", "paid_at", "field.arrears_paid_at", save_paid)
 RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restored_at",
                         save_restored)
@@ -570,9 +606,7 @@ RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restor
 
 # --- card -----------------------------------------------------------------------------
 def _status_key(rec: Arrears) -> str:
-    if rec.status == "paid" and rec.restore_due is None:
-        return "arrears.status.paid_closed"
-    return f"arrears.status.{rec.status}"
+    return arrears_status(rec.status, rec.restore_due)
 
 
 def _law_lines(ctx: Ctx, rules: RuleSet, since: str, cutoff: datetime) -> list[str]:
@@ -611,6 +645,9 @@ async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Out
         lines.append(rt.field_line(ctx, "field.arrears_decision", ctx.t(
             f"arrears.decision.{decision}", lead=rec.decider or "") if decision
             else ctx.t("arrears.decision.pending")))
+        if rec.lead_decision_reason:
+            lines.append(rt.field_line(ctx, "field.arrears_decision_reason",
+                                       rec.lead_decision_reason))
     if rec.notice_served_at:
         lines.append(rt.field_line(ctx, "field.arrears_notice_at", when(ctx, rec.notice_served_at)))
     if rec.status == "notice_served" and rec.cutoff_earliest is not None:
@@ -680,6 +717,8 @@ def _next_step(ctx: Ctx, rec: Arrears, medical: bool) -> str:
         return ctx.t("arrears.step.await_lead")
     if medical and rec.lead_decision == "refused":
         return ctx.t("arrears.step.lead_refused")
+    if rec.cutoff_earliest is not None and rec.cutoff_earliest <= ctx.now:
+        return ctx.t("arrears.step.cutoff_now")
     return ctx.t("arrears.step.cutoff_from", when=when(ctx, rec.cutoff_earliest))
 
 
@@ -723,6 +762,9 @@ async def other_reminders(ctx: Ctx, r: Reminder, rec: Arrears) -> Reply | None:
             return None
         text = ctx.t("arrears.reminder.decided", item=item,
                      decision=ctx.t(f"arrears.decision.{decision}", lead=rec.decider or ""))
+        if rec.lead_decision_reason:
+            text += "\n" + rt.field_line(ctx, "field.arrears_decision_reason",
+                                         rec.lead_decision_reason)
         return Reply(text, [[open_btn]])
     return None
 
@@ -789,7 +831,9 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("arrears.todo.followup", item=item, due=when(ctx, due),
                          step=_next_step(ctx, rec, bool(rec.medical)))
         # A cut-off that may be done, or a follow-up, is an opportunity, never overdue.
-        items.append(ARREARS_RECORDS.todo_item(ctx, rec, due, text, label, overdue=False))
+        items.append(ARREARS_RECORDS.todo_item(
+            ctx, rec, due, text, label, overdue=False,
+            decision=_lead_asked(rec)))
     return items
 
 
@@ -798,35 +842,103 @@ async def describe(ctx: Ctx, r: Reminder) -> str:
     return title(ctx, rec) if rec else ctx.t("arrears.not_found")
 
 
-# --- wiring ---------------------------------------------------------------------------
-async def decide(ctx: Ctx, rec: Arrears, decision: str) -> Outcome:
-    if not ctx.user.sees_whole_team:
-        return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
-            ctx.t("arrears.decision.not_lead"), ARREARS_RECORDS.saved_buttons(ctx, rec.id))
-    card = ARREARS_RECORDS.card
+# --- the lead's decision ---------------------------------------------------------------
+def _not_lead(ctx: Ctx, rec: Arrears) -> Outcome:
+    return Outcome(toast=ctx.t("arrears.decision.not_lead_toast")).add(
+        ctx.t("arrears.decision.not_lead"), ARREARS_RECORDS.saved_buttons(ctx, rec.id))
+
+
+async def decision_refusal(ctx: Ctx, rec: Arrears) -> str | None:
+    """Why no decision can be taken on this record now (the user is a lead), or None."""
     if rec.lead_decision is not None:
-        return await card(ctx, rec.id, ctx.t("arrears.decision.already", decision=ctx.t(
-            f"arrears.decision.{rec.lead_decision}", lead=rec.decider or "")))
+        return ctx.t("arrears.decision.already", decision=ctx.t(
+            f"arrears.decision.{rec.lead_decision}", lead=rec.decider or ""))
     if rec.status not in ("collecting", "notice_served"):
-        return await card(ctx, rec.id, ctx.t("arrears.decision.moot"))
+        return ctx.t("arrears.decision.moot")
     if not await is_medical(ctx.services, rec):
-        return await card(ctx, rec.id, ctx.t("arrears.decision.not_needed"))
+        return ctx.t("arrears.decision.not_needed")
+    return None
+
+
+async def record_decision(ctx: Ctx, rec: Arrears, decision: str,
+                          reason: str | None = None) -> bool:
+    """Store the lead's decision; False if another lead decided first (theirs stands)."""
     async with ctx.services.db.tx() as tx:
-        # Two leads pressing at once: the first decision stands, the second changes nothing.
-        if await STORE.update(tx, rec.id, {"lead_decision": decision,
-                                           "lead_decided_by": ctx.user.id,
-                                           "updated_at": iso(ctx.now)}, "lead_decision IS NULL"):
-            await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
-            if rec.user_id != ctx.user.id:
-                await Reminders.plan(tx, team_id=rec.team_id, user_id=rec.user_id,
-                                     subject=SUBJECT, subject_id=rec.id, kind="decided",
-                                     due_at=ctx.now, now=ctx.now)
-            if (decision == "approved" and rec.status == "notice_served" and not rec.prepaid
-                    and rec.cutoff_earliest is not None):
-                await plan_cutoff(tx, rec, rec.cutoff_earliest, ctx.now)
-    out = await card(ctx, rec.id, ctx.t(f"arrears.decision.saved_{decision}"))
+        if not await STORE.update(tx, rec.id, {"lead_decision": decision,
+                                               "lead_decision_reason": reason,
+                                               "lead_decided_by": ctx.user.id,
+                                               "updated_at": iso(ctx.now)},
+                                  "lead_decision IS NULL"):
+            return False
+        await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
+        if rec.user_id != ctx.user.id:
+            await Reminders.plan(tx, team_id=rec.team_id, user_id=rec.user_id,
+                                 subject=SUBJECT, subject_id=rec.id, kind="decided",
+                                 due_at=ctx.now, now=ctx.now)
+        if (decision == "approved" and rec.status == "notice_served" and not rec.prepaid
+                and rec.cutoff_earliest is not None):
+            await plan_cutoff(tx, rec, rec.cutoff_earliest, ctx.now)
+    return True
+
+
+async def refuse_cutoff(ctx: Ctx, rec: Arrears) -> Outcome:
+    """不停电: one tap (the safe choice needs no second thought)."""
+    if not ctx.user.sees_whole_team:
+        return _not_lead(ctx, rec)
+    card = ARREARS_RECORDS.card
+    refusal = await decision_refusal(ctx, rec)
+    if refusal is not None:
+        return await card(ctx, rec.id, refusal)
+    await record_decision(ctx, rec, "refused")
+    out = await card(ctx, rec.id, ctx.t("arrears.decision.saved_refused"))
     out.toast = ctx.t("form.saved_toast")
     return out
+
+
+async def _sensitive_labels(ctx: Ctx, rec: Arrears) -> str:
+    """The register's sensitive categories of the household (医疗设备/生命支持用电 ...)."""
+    customer = await ctx.services.customers.by_account(rec.team_id, rec.account_no)
+    keys = [k for k in (customer.categories if customer else ()) if k in sensitive_categories()]
+    return "、".join(ctx.t(f"category.{k}") for k in keys or [MEDICAL])
+
+
+async def open_approval(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
+    """同意停电 for a medical (sensitive) household: not one tap but a small form, the
+    reason asked and the summary's 保存 the confirmation."""
+    rec = await STORE.visible(ctx, rid)
+    if rec is None:
+        return Outcome().add(ctx.t("arrears.not_found"))
+    if not ctx.user.sees_whole_team:
+        return _not_lead(ctx, rec)
+    refusal = await decision_refusal(ctx, rec)
+    if refusal is not None:
+        return await ARREARS_RECORDS.card(ctx, rid, refusal)
+    heading = ctx.t("arrears.approve_heading", item=title(ctx, rec), owner=rec.owner,
+                    categories=await _sensitive_labels(ctx, rec))
+    return await app.engine.start(ctx, APPROVE.name, meta={"arrears_id": rid}, heading=heading)
+
+
+async def save_approval(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Saved:
+    rec = await ARREARS_RECORDS.record(ctx, meta)
+    if not ctx.user.sees_whole_team:
+        raise Invalid("arrears.decision.not_lead")
+    refusal = await decision_refusal(ctx, rec)
+    if refusal is not None:
+        raise Invalid("arrears.refused", reason=refusal)
+    if not await record_decision(ctx, rec, "approved", values["reason"]):
+        raise Invalid("arrears.changed")
+    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join([
+        ctx.t("arrears.decision.saved_approved"),
+        rt.field_line(ctx, "field.arrears_decision_reason", values["reason"])]))
+
+
+APPROVE = rt.action_form("arrears_approve", save_approval, Field(
+    "reason", "field.arrears_decision_reason", "form.arrears_approve.reason", Kind.TEXT,
+    parse=parse_text, hint="form.arrears_approve.hint"))
+
+
+# --- wiring ---------------------------------------------------------------------------
 
 
 ARREARS_RECORDS = rt.RecordType(
@@ -840,7 +952,7 @@ ARREARS_RECORDS = rt.RecordType(
             a.status == "notice_served" and a.medical_undecided()
             and not ctx.user.sees_whole_team)),
         rt.Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
-                   "arrears.cutoff_heading", refuse=_refuse_cutoff),
+                   "arrears.cutoff_heading", refuse=_refuse_cutoff, intro=cutoff_intro),
         rt.Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
         rt.Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
             a.status == "paid" and a.restore_due is not None), RESTORED, "ars",
@@ -852,5 +964,6 @@ ARREARS_RECORDS = rt.RecordType(
     other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
     describe=describe).register()
 ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
-ARREARS_RECORDS.on_tap("arry", partial(decide, decision="approved"))
-ARREARS_RECORDS.on_tap("arrx", partial(decide, decision="refused"))
+REGISTRY.openers["ary"] = open_approval
+REGISTRY.opener_button("arry", "ary")
+ARREARS_RECORDS.on_tap("arrx", refuse_cutoff)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.conversations.fields import NO_FORM, FormView, Invalid
+from bot.conversations.fields import NO_FORM, Filled, FormView, Invalid
 from bot.deadlines import RuleSet, load_ruleset
 from bot.services import Ctx, Services
+from bot.storage.customers import Customer
 from bot.storage.db import from_iso, iso
 from bot.timeparse import ParsedTime, format_time, parse_time
 from bot.workcal import WorkCalendar
@@ -74,3 +75,48 @@ async def show_time(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -
 
 def now_value(ctx: Ctx) -> dict[str, Any]:
     return time_value(ctx.now.replace(second=0, microsecond=0))
+
+
+# --- the special-customer register behind a 户号 ----------------------------------------
+MEDICAL = "medical"  # the register's category key for 医疗设备/生命支持用电
+
+
+async def on_file(ctx: Ctx, account: str | None) -> Customer | None:
+    if not account:
+        return None
+    return await ctx.services.customers.by_account(ctx.user.team_id, account)
+
+
+def register_flags(ctx: Ctx, c: Customer) -> list[str]:
+    """The register's notes that change how a 户号 is handled: 代缴, a medical household."""
+    flags = [ctx.t("measure.proxy_pay")] if c.proxy_pay else []
+    if MEDICAL in c.categories:
+        flags.append(ctx.t("category.medical"))
+    return flags
+
+
+def register_notes(ctx: Ctx, c: Customer) -> list[str]:
+    """The same notes as full lines, for the moment the 户号 is given."""
+    lines = [ctx.t("register.proxy_pay")] if c.proxy_pay else []
+    if MEDICAL in c.categories:
+        lines.append(ctx.t("register.medical", situation=c.situation or ctx.t("form.empty")))
+    return lines
+
+
+async def fill_from_register(value: str | None, ctx: Ctx, form: FormView = NO_FORM) -> Filled:
+    """A 户号 on file gives its 户名 (not asked) and the notes that matter; one not on file
+    takes back a 户名 an earlier 户号 gave."""
+    c = await on_file(ctx, value)
+    if c is None:
+        return Filled({"customer_name": None})
+    note = [ctx.t("register.on_file", name=c.name, area=c.area_name), *register_notes(ctx, c)]
+    return Filled({"customer_name": c.name}, "\n".join(note))
+
+
+async def show_account(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    """The 户号 with what the register says, so the summary shows it too."""
+    c = await on_file(ctx, value)
+    if c is None:
+        return ctx.t("register.account_not_on_file", account=value)
+    flags = "".join(" · " + f for f in register_flags(ctx, c))
+    return ctx.t("register.account_on_file", account=value, name=c.name, flags=flags)

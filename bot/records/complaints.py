@@ -17,9 +17,19 @@ from bot.deadlines import COMPLAINT_TYPES, due_after, halfway, next_working_star
 from bot.deadlines import working_hours_before as before
 from bot.events import Outcome
 from bot.records import runtime as rt
-from bot.records.common import calendar, now_value, remaining, ruleset, value_time, when
+from bot.records.common import (
+    calendar,
+    fill_from_register,
+    now_value,
+    remaining,
+    ruleset,
+    show_account,
+    value_time,
+    when,
+)
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx, Services
+from bot.statuses import complaint_status
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
@@ -134,7 +144,8 @@ COMPLAINT = REGISTRY.form(FormSpec(
         Field("kind", "field.complaint_kind", "form.complaint.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
         Field("account_no", "field.account_no", "form.complaint.account_no", Kind.TEXT,
-              required=False, parse=parse_account_no),
+              required=False, parse=parse_account_no, show=show_account,
+              fills=fill_from_register),
         Field("customer_name", "field.customer_name", "form.complaint.customer_name",
               Kind.TEXT, required=False, parse=parse_text),
         Field("customer_phone", "field.phone", "form.complaint.customer_phone", Kind.TEXT,
@@ -210,7 +221,7 @@ def title(ctx: Ctx, rec: Complaint) -> str:
 
 
 async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> Outcome:
-    lines = [title(ctx, rec), ctx.t(f"complaint.status.{rec.status}")]
+    lines = [title(ctx, rec), ctx.t(complaint_status(rec.status))]
     if rec.order_no:
         lines.append(rt.field_line(ctx, "field.order_no", rec.order_no))
     lines += [rt.field_line(ctx, "field.owner", rec.owner),

@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bot.conversations.engine import FormSpec, Saved
+from bot.conversations.engine import FormSpec, Saved, did_you_mean
 from bot.conversations.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.conversations.matching import Choice, match_choice
 from bot.conversations.worklog import area_choices, parse_text
 from bot.deadlines import Rule, due_before
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.handlers.customers import reveal_number
+from bot.privacy import mask_phone
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
@@ -28,10 +30,11 @@ from bot.records.common import (
 )
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
+from bot.statuses import outage_status
 from bot.storage.conversations import Draft
 from bot.storage.db import Tx, iso
 from bot.storage.reminders import Reminder, Reminders
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import parse_time
 from bot.vocab import AREA_TOKEN
 
@@ -81,6 +84,10 @@ class Notice:
     cats: str | None
     told_at: datetime | None
     how: str | None
+    phone: str | None  # shown masked; the full number only through a reveal (audited)
+    situation: str | None
+    proxy_pay: int
+    active: int
 
 
 STORE = rt.Store(Outage, "outages", "SELECT o.*, u.name AS owner, "
@@ -92,7 +99,8 @@ STORE = rt.Store(Outage, "outages", "SELECT o.*, u.name AS owner, "
 
 async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
     rows = await ctx.services.db.fetchall(
-        "SELECT n.customer_id, n.told_at, n.how, c.name, a.name AS area_name, "
+        "SELECT n.customer_id, n.told_at, n.how, c.name, a.name AS area_name, c.phone, "
+        "c.situation, c.proxy_pay, c.active, "
         "(SELECT group_concat(category, ',') FROM customer_categories cc "
         " WHERE cc.customer_id = c.id) AS cats "
         "FROM outage_notices n JOIN customers c ON c.id = n.customer_id "
@@ -105,17 +113,16 @@ async def parse_areas(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str
     """Typed areas ("3号台区 5号台区", "3号台区、5号台区"): only the user's own are accepted."""
     choices = await area_choices(ctx)
     whole = match_choice(text, choices)
-    if whole.exact:
-        return [whole.exact.value]
+    if whole.unambiguous:
+        return [whole.unambiguous.value]
     picked: list[str] = []
     for token in (t for t in _AREA_SPLIT.split(normalize_input(text)) if t):
         found = match_choice(token, choices)
-        if found.exact:
-            if found.exact.value not in picked:
-                picked.append(found.exact.value)
+        if found.unambiguous:
+            if found.unambiguous.value not in picked:
+                picked.append(found.unambiguous.value)
         elif found.suggestions:
-            raise Invalid("form.did_you_mean", text=token,
-                          options="、".join(c.label for c in found.suggestions))
+            raise did_you_mean(token, found.suggestions, form.token)
         else:
             raise Invalid("form.worklog.area.unknown", text=token,
                           options="、".join(c.label for c in choices))
@@ -250,7 +257,7 @@ OUTAGE = REGISTRY.form(FormSpec(
     title="form.outage.title",
     fields=(
         Field("areas", "field.outage_areas", "form.outage.areas", Kind.MULTI,
-              choices=area_choices, parse=parse_areas, show=show_areas),
+              choices=area_choices, parse=parse_areas, show=show_areas, fill_sole=True),
         Field("kind", "field.outage_kind", "form.outage.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
         Field("start", "field.outage_start", "form.outage.start", Kind.TIME,
@@ -272,28 +279,35 @@ def title(ctx: Ctx, rec: Outage) -> str:
 
 
 def _status(ctx: Ctx, rec: Outage) -> str:
-    if rec.status != "planned":
-        return ctx.t(f"outage.status.{rec.status}")
-    if ctx.now < rec.starts_at:
-        return ctx.t("outage.status.upcoming")
-    if ctx.now < rec.ends_at:
-        return ctx.t("outage.status.ongoing")
-    return ctx.t("outage.status.overrun")
+    return ctx.t(outage_status(rec.status, rec.starts_at, rec.ends_at, ctx.now))
 
 
-def _customer_line(ctx: Ctx, c: Notice) -> str:
+def _customer_line(ctx: Ctx, c: Notice, revealed: dict[int, str]) -> str:
+    """The customer, ticked or not, with the phone (masked until revealed) and the register's
+    notes on a second line: the manager calls from the checklist."""
     cats = "、".join(ctx.t(f"category.{k}") for k in sorted((c.cats or "").split(",")) if k)
     who = f"{c.name}（{c.area_name}" + (f" · {cats}" if cats else "") + "）"
     if ctx.locale != "zh_CN":
         who = f"{c.name} ({c.area_name}" + (f" · {cats}" if cats else "") + ")"
     if c.told_at:
-        return "☑ " + ctx.t("outage.told_line", who=who, how=ctx.t(f"outage.how.{c.how}"),
+        line = "☑ " + ctx.t("outage.told_line", who=who, how=ctx.t(f"outage.how.{c.how}"),
                             when=when(ctx, c.told_at))
-    return "☐ " + who
+    else:
+        line = "☐ " + who
+    if c.phone:
+        line += " " + ctx.t("outage.phone",
+                            phone=revealed.get(c.customer_id) or mask_phone(c.phone))
+    notes = [n for n in (c.situation, ctx.t("measure.proxy_pay") if c.proxy_pay else None) if n]
+    if notes:
+        line += "\n" + ctx.t("outage.customer_notes", notes=" · ".join(notes))
+    return line
 
 
-async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None) -> Outcome:
+async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None,
+                      revealed: dict[int, str] | None = None) -> Outcome:
+    """The outage card; `revealed` holds numbers this user has just revealed (shown once)."""
     items = await checklist(ctx, rec.id)
+    revealed = revealed or {}
     lines = [title(ctx, rec), _status(ctx, rec),
              ctx.t("outage.span", start=when(ctx, rec.starts_at), end=when(ctx, rec.ends_at)),
              rt.field_line(ctx, "field.outage_reason", rec.reason),
@@ -310,28 +324,39 @@ async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None) -> Outc
         lines.append("☑ " + ctx.t("outage.notice_posted_at", when=when(ctx, rec.notice_posted_at)))
     else:
         lines.append("☐ " + ctx.t("outage.notice_item"))
-    lines += [_customer_line(ctx, c) for c in items]
+    lines += [_customer_line(ctx, c, revealed) for c in items]
     if rec.restored_at:
         lines.append(ctx.t("outage.restored_at", when=when(ctx, rec.restored_at)))
-    return Outcome().add("\n".join(lines), _card_rows(ctx, rec, items))
+    return Outcome().add("\n".join(lines), _card_rows(ctx, rec, items, revealed))
 
 
-def _card_rows(ctx: Ctx, rec: Outage, items: list[Notice]) -> list[list[Button]]:
-    """Notice posted, a button per customer not yet told, then restored or (not started
-    yet: weather, a moved date) called off: only what the state allows."""
+def _card_rows(ctx: Ctx, rec: Outage, items: list[Notice],
+               revealed: dict[int, str]) -> list[list[Button]]:
+    """Notice posted, a row per customer (tick as told, reveal the phone), then restored or
+    (not started yet: weather, a moved date) called off: only what the state allows."""
     notice, restored, cancel = (t for t in OUTAGES.transitions)
     rows = [[notice.button(ctx, rec.id)]] if notice.allows(ctx, rec) else []
-    rows += _tell_rows(ctx, rec.id, items)
+    rows += _customer_rows(ctx, rec, items, revealed)
     rows += [[t.button(ctx, rec.id)] for t in (restored, cancel) if t.allows(ctx, rec)]
     return rows
 
 
-def _tell_rows(ctx: Ctx, oid: int, items: list[Notice]) -> list[list[Button]]:
-    """A button per customer not yet told, two to a row."""
-    untold = [c for c in items if not c.told_at][:CARD_CUSTOMER_BUTTONS]
-    buttons = [Button("☐ " + c.name, callback(GLOBAL_TOKEN, "outc", f"{oid}:{c.customer_id}"))
-               for c in untold]
-    return [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
+def _customer_rows(ctx: Ctx, rec: Outage, items: list[Notice],
+                   revealed: dict[int, str]) -> list[list[Button]]:
+    """Per customer: ☐ to tick as told (until told), 📞 to reveal the number (until shown,
+    while the outage is still on: a closed one needs no calls)."""
+    rows = []
+    calls = rec.status == "planned"
+    for c in items[:CARD_CUSTOMER_BUTTONS]:
+        arg = f"{rec.id}:{c.customer_id}"
+        row = [] if c.told_at else [Button("☐ " + c.name, callback(GLOBAL_TOKEN, "outc", arg))]
+        if calls and c.phone and c.active and c.customer_id not in revealed:
+            label = ctx.t("outage.phone", phone=mask_phone(c.phone))
+            row.append(Button(label if row else f"{c.name} {label}",
+                              callback(GLOBAL_TOKEN, "outp", arg)))
+        if row:
+            rows.append(row)
+    return rows
 
 
 # --- ticking the checklist ------------------------------------------------------------
@@ -361,6 +386,23 @@ async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
     return Outcome().add(ctx.t("outage.ask_how", name=item.name), [
         how, [Button(ctx.t("btn.customer_card"), callback(GLOBAL_TOKEN, "cust", cid)),
               OUTAGES.open_button(ctx, oid)]])
+
+
+async def reveal_phone(ctx: Ctx, oid: int, cid: int) -> Outcome:
+    """📞 on the checklist: the number in place on the card, once, through the same audited
+    and limited reveal as the customer card."""
+    rec = await STORE.visible(ctx, oid)
+    if rec is None:
+        return Outcome().add(ctx.t("outage.not_found"))
+    if cid not in {c.customer_id for c in await checklist(ctx, oid)}:
+        return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
+    got = await reveal_number(ctx, cid, "phone")
+    if got.refusal:
+        return Outcome(toast=got.toast).add(got.refusal)
+    if not got.phone:  # deactivated since, or no number on file
+        return await _refreshed(ctx, oid, got.toast or ctx.t("button.stale"))
+    out = await render_card(ctx, rec, revealed={cid: got.phone})
+    return Outcome(edit=out.replies[0], toast=got.toast)
 
 
 async def mark_told(ctx: Ctx, oid: int, cid: int, how: str) -> Outcome:
@@ -429,8 +471,8 @@ async def other_reminders(ctx: Ctx, r: Reminder, rec: Outage) -> Reply | None:
             return None
         lines = [ctx.t("outage.daybefore", item=item, start=when(ctx, rec.starts_at),
                        count=len(untold))]
-        lines += [_customer_line(ctx, c) for c in untold]
-        return Reply("\n".join(lines), [*_tell_rows(ctx, rec.id, untold), [open_btn]])
+        lines += [_customer_line(ctx, c, {}) for c in untold]
+        return Reply("\n".join(lines), [*_customer_rows(ctx, rec, untold, {}), [open_btn]])
     if r.kind == "restore.ask":
         return Reply(ctx.t("outage.restore_ask", item=item, end=when(ctx, rec.ends_at)),
                      [[OUTAGES.action("outr").button(ctx, rec.id), open_btn]])
@@ -443,7 +485,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         item = title(ctx, rec)
         start, end = rec.starts_at, rec.ends_at
         untold = sum(1 for c in await checklist(ctx, rec.id) if not c.told_at)
-        urgent = False
+        urgent, escalates = False, True
         if ctx.now < start and not rec.notice_posted_at:
             due = rec.notice_due or start
             text = ctx.t("todo.outage_notice", item=item, due=when(ctx, due),
@@ -457,14 +499,18 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             text = ctx.t("todo.outage_upcoming", item=item, start=when(ctx, start),
                          left=remaining(ctx, start))
         else:
-            due = end
+            due, escalates = end, False  # a late restore confirmation is not escalated
             text = ctx.t("todo.outage_restore", item=item, end=when(ctx, end))
         items.append(OUTAGES.todo_item(ctx, rec, due, text,
-                                  ctx.t("outage.todo_button", id=rec.id), urgent=urgent))
+                                       ctx.t("outage.todo_button", id=rec.id), urgent=urgent,
+                                       escalates=escalates))
     return items
 
 
 # --- wiring ---------------------------------------------------------------------------
+REGISTRY.request_patterns.append(_INTENT)
+
+
 @REGISTRY.intent
 async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _INTENT.match(normalize_input(text))
@@ -472,7 +518,7 @@ async def outage_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
         return None
     values: dict[str, Any] = {}
     notices: dict[str, str] = {}
-    lead, rest = m.group(1), m.group(2)
+    lead, rest = m.group(1), after_keyword(m.group(2))
     if "临时" in lead + rest:
         values["kind"] = "temporary"
     elif "计划" in lead + rest:
@@ -503,6 +549,12 @@ def _ids(arg: str, parts: int) -> list[int] | None:
 async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
     return await ask_how(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
+
+
+@REGISTRY.button("outp")
+async def phone_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    ids = _ids(arg, 2)
+    return await reveal_phone(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
 @REGISTRY.button("outh")

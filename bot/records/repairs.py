@@ -36,6 +36,7 @@ from bot.records.common import (
 )
 from bot.registry import REGISTRY, TodoItem
 from bot.services import Ctx
+from bot.statuses import repair_status
 from bot.storage.db import iso
 from bot.storage.reminders import Reminders
 from bot.timeparse import find_time
@@ -137,7 +138,7 @@ REPAIR = REGISTRY.form(FormSpec(
     title="form.repair.title",
     fields=(
         Field("area", "field.area", "form.repair.area", Kind.CHOICE, choices=area_choices,
-              show=show_area),
+              show=show_area, fill_sole=True),
         rt.time_field("received_at", "field.repair_received_at", "form.repair.received_at",
                       hint="form.worklog.time.hint"),
         Field("description", "field.repair_description", "form.repair.description", Kind.TEXT,
@@ -219,7 +220,7 @@ def title(ctx: Ctx, rec: Repair) -> str:
 
 async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outcome:
     lines = [title(ctx, rec) + f" · {ctx.t(f'repair.area_kind.{rec.kind}')}",
-             ctx.t(f"repair.status.{rec.status}"),
+             ctx.t(repair_status(rec.status)),
              rt.field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
              rt.field_line(ctx, "field.repair_description", rec.description),
              rt.field_line(ctx, "field.owner", rec.owner),

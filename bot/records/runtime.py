@@ -28,7 +28,7 @@ from bot.services import Ctx, Services
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
 from bot.storage.reminders import Reminder, Reminders
-from bot.textutil import normalize_input
+from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: in
 
 ESCALATE = ("escalate", "overdue_lead")
 OVERDUE = ("due", "overdue")
+HALFWAY = "half"
 
 
 def ladder_text(ctx: Ctx, label: str, item: str, what: str, due: datetime, owner: str,
@@ -157,6 +158,10 @@ def ladder_text(ctx: Ctx, label: str, item: str, what: str, due: datetime, owner
                      late=remaining(ctx, due))
     if drop_late_soon and is_overdue(due, ctx.now):
         return None
+    if label == HALFWAY and not is_overdue(due, ctx.now):
+        # Worded apart from "soon": the two follow each other and must not read the same.
+        return ctx.t("reminder.half", item=item, what=what, due=when(ctx, due),
+                     left=remaining(ctx, due))
     return ctx.t("reminder.soon", item=item, what=what, due=when(ctx, due),
                  left=remaining(ctx, due))
 
@@ -200,6 +205,7 @@ class Transition:
     heading: str = ""
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
     run: Act | None = None
+    intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
 
     def allows(self, ctx: Ctx, rec: Record) -> bool:
         if isinstance(self.allowed, tuple):
@@ -246,9 +252,10 @@ class RecordType(Generic[R]):
             REGISTRY.commands[self.command] = self._command
         if self.intent is not None:
             REGISTRY.intents.append(self._intent)
+            REGISTRY.request_patterns.append(self.intent)
         REGISTRY.reminder_kind(self.subject, ReminderKind(
             render=self.render, after_sent=self.after_sent, todo=self.todo_items,
-            describe=self.describe))
+            describe=self.describe or self._describe))
         for t in self.transitions:
             if t.form is not None:
                 REGISTRY.openers[t.opener] = self._opener(t)
@@ -273,7 +280,8 @@ class RecordType(Generic[R]):
     async def _command(self, app: Assistant, ctx: Ctx, draft: Draft | None,
                        arg: str) -> Outcome:
         assert self.form is not None
-        if draft is None and self.prefill is not None and arg.strip():
+        arg = after_keyword(arg)
+        if draft is None and self.prefill is not None and arg:
             values, notices = await self.prefill(ctx, arg)
             return await app.engine.start(ctx, self.form.name, values or None, notices)
         return await app.open_form(ctx, draft, self.form.name)
@@ -299,6 +307,11 @@ class RecordType(Generic[R]):
         return Reply(text, [[self.open_button(ctx, rec.id),
                              *(self.action(a).button(ctx, rec.id) for a in ladder.actions)]]) \
             if text else None
+
+    async def _describe(self, ctx: Ctx, r: Reminder) -> str:
+        """The record a reminder is about, by its title (when the type names none itself)."""
+        rec = await self.store.load(ctx.services.db, r.subject_id)
+        return self.title(ctx, rec) if rec else ctx.t(self.not_found)
 
     def open_button(self, ctx: Ctx, rid: int, label: str | None = None) -> Button:
         return Button(label or ctx.t(self.open_label), callback(GLOBAL_TOKEN, self.open_action,
@@ -347,16 +360,24 @@ class RecordType(Generic[R]):
                 return await self.card(ctx, rid, reason)
             if not t.allows(ctx, rec) or t.form is None:
                 return await self.card(ctx, rid)
+            heading = ctx.t(t.heading, item=self.title(ctx, rec))
+            if t.intro is not None:
+                heading += "\n" + t.intro(ctx, rec)
             return await app.engine.start(ctx, t.form.name, meta={self.meta_key: rid},
-                                          heading=ctx.t(t.heading, item=self.title(ctx, rec)))
+                                          heading=heading)
         return open_
 
     def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
-                  overdue: bool | None = None, urgent: bool = False) -> TodoItem:
-        """A to-do line; overdue by the one definition unless the type says otherwise."""
+                  overdue: bool | None = None, urgent: bool = False, escalates: bool = True,
+                  decision: bool = False) -> TodoItem:
+        """A to-do line; overdue by the one definition unless the type says otherwise.
+        `escalates`: this step's ladder tells the leads at due (most do); `decision`: only a
+        lead can settle it. Either puts it among the decisions waiting for the lead."""
+        late = is_overdue(due, ctx.now) if overdue is None else overdue
         return TodoItem(due=due.astimezone(ctx.tz), text=text, urgent=urgent,
-                        button=self.open_button(ctx, rec.id, label),
-                        overdue=is_overdue(due, ctx.now) if overdue is None else overdue)
+                        button=self.open_button(ctx, rec.id, label), overdue=late,
+                        owner=rec.owner, owner_id=rec.user_id,
+                        for_lead=decision or (escalates and late))
 
 
 def stale(ctx: Ctx) -> Outcome:

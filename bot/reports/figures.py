@@ -180,6 +180,7 @@ class Detail:
     complaints: list[dict[str, Any]] = field(default_factory=list)
     arrears: list[dict[str, Any]] = field(default_factory=list)
     outages: list[dict[str, Any]] = field(default_factory=list)
+    repairs: list[dict[str, Any]] = field(default_factory=list)
     categories: dict[int, list[str]] = field(default_factory=dict)  # customer id -> categories
 
     @property
@@ -205,6 +206,10 @@ class Figures:
 
     def person(self, user_id: int) -> PersonFigures:
         return next(p for p in self.people if p.user_id == user_id)
+
+    def overdue_of(self, user_id: int) -> int:
+        """The person's share of `overdue` (one definition of overdue in every view)."""
+        return sum(1 for o in self.overdue if o.user_id == user_id)
 
 
 # Finds (or adds: moved, inactive) the person a record belongs to: (user id, name) -> figures.
@@ -267,7 +272,7 @@ async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
     await _complaints(db, q, person, names, overdue, det)
     await _arrears(db, q, person, names, overdue, det)
     await _outages(db, q, person, names, overdue, det)
-    await _repairs(db, q, person, names, overdue)
+    await _repairs(db, q, person, names, overdue, det)
     await _reminders(db, q, person, names)
     if det is not None:
         await _detail_logs(db, q, det)
@@ -493,18 +498,24 @@ async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
 
 
 async def _repairs(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
-                   overdue: list[OverdueItem]) -> None:
-    who, wp = q.who()
-    span, sp = q.within("arrival_due")
+                   overdue: list[OverdueItem], det: Detail | None) -> None:
+    who, wp = q.who("r")
+    span, sp = q.within("r.arrival_due")
     rows = await db.fetchall(
-        f"SELECT * FROM repairs WHERE {who} AND ({span} OR "
-        f"(arrived_at IS NULL AND status = 'open' AND arrival_due {OVERDUE_SQL} ?) OR "
-        f"(restored_at IS NULL AND status != 'restored' AND restore_due {OVERDUE_SQL} ?)) "
-        "ORDER BY received_at, id", wp + sp + [q.now, q.now])
+        f"SELECT r.*, a.name AS area_name FROM repairs r JOIN areas a ON a.id = r.area_id "
+        f"WHERE {who} AND ({span} OR "
+        f"(r.arrived_at IS NULL AND r.status = 'open' AND r.arrival_due {OVERDUE_SQL} ?) OR "
+        f"(r.restored_at IS NULL AND r.status != 'restored' AND r.restore_due {OVERDUE_SQL} ?)) "
+        "ORDER BY r.received_at, r.id", wp + sp + [q.now, q.now])
     now = from_iso(q.now)
     for r in rows:
         p = person(r["user_id"], names.get(r["user_id"]))
         due, arrived = _t(r["arrival_due"]), _t(r["arrived_at"])
+        if det is not None:
+            det.repairs.append({**dict(r), "owner": p.name,
+                                "arrival_ok": Tally().judge(due, arrived, now),
+                                "restore_ok": Tally().judge(_t(r["restore_due"]),
+                                                            _t(r["restored_at"]), now)})
         if q.inside(due):
             p.repair_arrival.judge(due, arrived, now)
         restore_due = _t(r["restore_due"])

@@ -222,8 +222,8 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
         if made >= MAX_PUSHES_PER_SCAN:
             break
         user = await services.people.user(user_id)
-        if user is None:
-            continue
+        if user is None or not await services.people.identities_of(user_id):
+            continue  # not opened the bot yet: the scan after their first visit sends it
         window = await quiet.quiet_window(user)
         if window and in_quiet(now.astimezone(services.settings.tz), *window):
             continue  # a later scan, once the quiet hours are over

@@ -111,22 +111,28 @@ def _headline(w: _Words, fig: Figures) -> list[str]:
                    told=tot.special_told, to_tell=tot.special_to_tell))
     if tot.repair_arrival.judged:
         lines.append(w("report.repairs", pct=pct(w, tot.repair_arrival)))
-    lines.append(w("report.reminders_overdue", n=tot.reminders_overdue))
     lines.append(w("report.on_time", pct=pct(w, tot.on_time)))
     return lines
 
 
-def person_line(w: _Words, p: PersonFigures) -> str:
-    items = " ".join(w(f"report.item_short.{k}") + str(p.items[k])
+def person_line(w: _Words, p: PersonFigures, overdue_now: int) -> str:
+    """One short line in words, zero parts left out (张三：日志4条（走访2 巡视2），…)."""
+    def some(key: str, pairs: list[tuple[str, int]]) -> str | None:
+        shown = [w(f"report.p.{k}", n=n) for k, n in pairs if n]
+        return w(f"report.p.{key}", parts=" ".join(shown)) if shown else None
+
+    items = " ".join(w("report.p.item", item=w(f"item.{k}"), n=p.items[k])
                      for k in work_item_keys() if p.items.get(k))
-    return w("report.row", name=p.name, entries=p.entries, items=items or w("report.none"),
-             visits=p.special_visits, c_new=p.complaints_new, c_closed=p.complaints_closed,
-             c_overdue=p.complaints_overdue, a_new=p.arrears_new, a_collected=p.arrears_collected,
-             a_outstanding=p.arrears_outstanding, pct=_short_pct(w, p.on_time))
-
-
-def _short_pct(w: _Words, tally: Tally) -> str:
-    return w("report.none") if tally.pct is None else f"{round(tally.pct * 100)}%"
+    parts = [
+        w("report.p.entries", n=p.entries, items=items) if p.entries else None,
+        w("report.p.visits", n=p.special_visits) if p.special_visits else None,
+        some("complaints", [("c_new", p.complaints_new), ("c_closed", p.complaints_closed)]),
+        some("arrears", [("a_new", p.arrears_new), ("a_collected", p.arrears_collected),
+                         ("a_outstanding", p.arrears_outstanding)]),
+        None if p.on_time.pct is None else w("report.p.pct", pct=round(p.on_time.pct * 100)),
+        w("report.p.overdue", n=overdue_now) if overdue_now else None]
+    said = w("report.p.sep").join(x for x in parts if x) or w("report.p.nothing")
+    return w("report.p.line", name=p.name, parts=said)
 
 
 def _overdue(w: _Words, fig: Figures) -> list[str]:
@@ -177,7 +183,7 @@ def render(fig: Figures, locale: str, *, files: bool = True,
         room -= len(table[0]) + 1 + len(w("report.people_more", n=len(fig.people))) + 1
         shown = 0
         for p in fig.people:
-            line = person_line(w, p)
+            line = person_line(w, p, fig.overdue_of(p.user_id))
             if len(line) + 1 > room:
                 break
             table.append(line)
@@ -199,5 +205,6 @@ def team_summary(fig: Figures, locale: str) -> str:
     w = _Words(locale)
     lines = _headline(w, fig)
     if fig.people:
-        lines += ["", w("report.table_head"), *(person_line(w, p) for p in fig.people)]
+        lines += ["", w("report.table_head"),
+                  *(person_line(w, p, fig.overdue_of(p.user_id)) for p in fig.people)]
     return "\n".join(lines)

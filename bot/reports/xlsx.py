@@ -1,7 +1,8 @@
-"""The report as an XLSX workbook: 汇总, 工作日志, 投诉, 欠费, 停电, 特殊客户走访.
+"""The report as an XLSX workbook: 汇总, 工作日志, 投诉, 欠费, 停电, 报修, 特殊客户走访.
 
-Cells hold real values: times are Excel dates (local time of the team's zone), counts and
-yuan amounts are numbers, percentages are fractions formatted as %. Every sheet has its
+Cells hold real values: times are Excel dates (local time of the team's zone; a date-only
+value is a date cell, never a 00:00 time), statuses are the chat's words (bot.statuses),
+counts and yuan amounts are numbers, percentages are fractions formatted as %. Every sheet has its
 header row frozen, a filter on it and column widths fitted to the content. The workbook is
 written in openpyxl's streaming mode, so a year of a big team's entries costs little memory.
 Customer data is masked as bot.privacy.MASKS says (names 张*; a sensitive customer's 户号
@@ -14,7 +15,7 @@ import io
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook
@@ -27,6 +28,7 @@ from bot.i18n import t
 from bot.privacy import mask
 from bot.reports.figures import Figures, LogRow, PersonFigures, Tally
 from bot.rules import sensitive_categories, work_item_keys
+from bot.statuses import arrears_status, complaint_status, outage_status, plain, repair_status
 from bot.storage.db import from_iso
 
 DATETIME = "yyyy-mm-dd hh:mm"
@@ -46,6 +48,8 @@ def display_width(value: Any) -> int:
         return 0
     if isinstance(value, datetime):
         return 16
+    if isinstance(value, date):
+        return 10
     if isinstance(value, float):
         return len(f"{value:,.2f}")
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(value))
@@ -94,6 +98,8 @@ class Sheet:
             fmt = styled.get(i)
             if isinstance(v, datetime):
                 fmt = DATETIME if fmt is None else fmt
+            elif isinstance(v, date):  # a day without a time of day: no 00:00
+                fmt = DATE
             if (fmt is None and i not in self.wrap) or v is None:
                 out.append(v)
                 continue
@@ -131,6 +137,16 @@ class _Book:
         if isinstance(moment, str):
             moment = from_iso(moment)
         return moment.astimezone(self.tz).replace(tzinfo=None)
+
+    def moment(self, at: datetime, has_time: bool) -> datetime | date:
+        """A log's time as entered: a date cell when only the day was given."""
+        local = self.local(at)
+        assert local is not None
+        return local if has_time else local.date()
+
+    def status(self, key: str) -> str:
+        """A record's status in the words its card in the chat uses."""
+        return plain(self.w(key))
 
     def masked(self, file: str, column: str, value: Any, customer_id: int | None) -> Any:
         """`value` as bot.privacy.MASKS has it shown in this workbook."""
@@ -223,13 +239,12 @@ def log_sheet(b: _Book, logs: list[LogRow]) -> Sheet:
     header = [*b.cols("log", ("id", "at", "owner", "area")), *(b.w(f"item.{k}") for k in keys),
               *b.cols("log", ("content", "problems", "account", "photos"))]
     sheet = Sheet(b.w("report.sheet.logs"), header, freeze="C2")
-    sheet.formats[1] = DATETIME
     rows = []
     for w in logs:
         ticks = [1 if k in w.items else None for k in keys]
         account = b.masked("report.logs", "account", w.customer_account, w.customer_id)
-        rows.append([w.id, b.local(w.at), w.owner, w.area, *ticks, w.content, w.problems,
-                     account, w.photos])
+        rows.append([w.id, b.moment(w.at, w.has_time), w.owner, w.area, *ticks, w.content,
+                     w.problems, account, w.photos])
     sheet.rows = rows
     return sheet
 
@@ -247,7 +262,7 @@ def complaint_sheet(b: _Book) -> Sheet:
             b.local(r["accepted_at"]),
             b.local(r["contact_due"]), b.local(r["contacted_at"]), b.yes_no(r["contact_ok"]),
             b.local(r["reply_due"]), b.local(r["replied_at"]), b.yes_no(r["reply_ok"]),
-            b.w(f"report.cstatus.{r['status']}"), r["content"]])
+            b.status(complaint_status(r["status"])), r["content"]])
     return sheet
 
 
@@ -255,7 +270,7 @@ def arrears_sheet(b: _Book) -> Sheet:
     assert b.fig.detail is not None
     header = b.cols("arr", ("id", "account", "customer", "owner", "amount", "since", "created",
                             "notice", "cut_off", "paid", "restore_due", "restored", "restore_ok",
-                            "outstanding", "status"))
+                            "outstanding", "status", "decision", "decision_reason"))
     sheet = Sheet(b.w("report.sheet.arrears"), header, formats={4: MONEY, 5: DATE})
     for r in b.fig.detail.arrears:
         since = b.local(r["since"]) if "T" in (r["since"] or "") else _day(r["since"])
@@ -266,16 +281,20 @@ def arrears_sheet(b: _Book) -> Sheet:
             r["amount_cents"] / 100, since, b.local(r["created_at"]),
             b.local(r["notice_served_at"]), b.local(r["cut_off_at"]), b.local(r["paid_at"]),
             b.local(r["restore_due"]), b.local(r["restored_at"]), b.yes_no(r["restore_ok"]),
-            b.yes_no(r["outstanding"]), b.w(f"report.astatus.{r['status']}")])
+            b.yes_no(r["outstanding"]),
+            b.status(arrears_status(r["status"], r["restore_due"])),
+            b.w(f"report.decision.{r['lead_decision']}") if r["lead_decision"] else None,
+            b.masked("report.arrears", "decision_reason", r["lead_decision_reason"],
+                     r["customer_id"])])
     return sheet
 
 
-def _day(text: str | None) -> datetime | str | None:
+def _day(text: str | None) -> date | str | None:
     """`since` may be a date (YYYY-MM-DD) rather than a moment."""
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text[:10])
+        return date.fromisoformat(text[:10])
     except ValueError:
         return text
 
@@ -290,7 +309,23 @@ def outage_sheet(b: _Book) -> Sheet:
             r["id"], b.w(f"report.okind.{r['kind']}"), r["area_names"], b.local(r["starts_at"]),
             b.local(r["ends_at"]), r["reason"], b.local(r["notice_due"]),
             b.local(r["notice_posted_at"]), b.yes_no(r["notice_ok"]), r["to_tell"], r["told"],
-            b.w(f"report.ostatus.{r['status']}"), r["owner"]])
+            b.status(outage_status(r["status"], from_iso(r["starts_at"]),
+                                   from_iso(r["ends_at"]), b.fig.now)), r["owner"]])
+    return sheet
+
+
+def repair_sheet(b: _Book) -> Sheet:
+    assert b.fig.detail is not None
+    header = b.cols("rep", ("id", "area", "owner", "received", "description", "arrival_due",
+                            "arrived", "arrival_ok", "restore_due", "restored", "restore_ok",
+                            "status"))
+    sheet = Sheet(b.w("report.sheet.repairs"), header, wrap={4})
+    for r in b.fig.detail.repairs:
+        sheet.rows.append([
+            r["id"], r["area_name"], r["owner"], b.local(r["received_at"]), r["description"],
+            b.local(r["arrival_due"]), b.local(r["arrived_at"]), b.yes_no(r["arrival_ok"]),
+            b.local(r["restore_due"]), b.local(r["restored_at"]), b.yes_no(r["restore_ok"]),
+            b.status(repair_status(r["status"]))])
     return sheet
 
 
@@ -306,7 +341,8 @@ def visit_sheet(b: _Book) -> Sheet:
 
         keys = show("categories", det.categories.get(w.customer_id or 0, []))
         cats = b.w("report.list_sep").join(b.w(f"category.{c}") for c in keys)
-        sheet.rows.append([b.local(w.at), w.owner, w.area, show("account", w.customer_account),
+        sheet.rows.append([b.moment(w.at, w.has_time), w.owner, w.area,
+                           show("account", w.customer_account),
                            show("customer", w.customer_name), cats or None, w.content])
     return sheet
 
@@ -318,7 +354,7 @@ def build(fig: Figures, locale: str) -> bytes:
     b = _Book(fig, locale)
     wb = Workbook(write_only=True)
     for sheet in (summary_sheet(b), log_sheet(b, fig.detail.logs), complaint_sheet(b),
-                  arrears_sheet(b), outage_sheet(b), visit_sheet(b)):
+                  arrears_sheet(b), outage_sheet(b), repair_sheet(b), visit_sheet(b)):
         sheet.write(wb)
     out = io.BytesIO()
     wb.save(out)

@@ -41,6 +41,9 @@ class FormState:
     step: str = ""  # a field name, or the summary / edit menu
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. the id of the entry being edited
     parked: dict[str, Any] | None = None  # set while parked: the message held meanwhile
+    # Optional fields not asked because the sentence said all was well ('巡视 3号台区 无异常'):
+    # the summary offers them as buttons instead.
+    offered: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FormState:
@@ -48,7 +51,7 @@ class FormState:
                    skipped=list(data.get("skipped") or []), editing=bool(data.get("editing")),
                    errors=int(data.get("errors") or 0), notices=dict(data.get("notices") or {}),
                    step=str(data.get("step") or ""), meta=dict(data.get("meta") or {}),
-                   parked=data.get("parked"))
+                   parked=data.get("parked"), offered=list(data.get("offered") or []))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -57,6 +60,8 @@ class FormState:
             "step": self.step, "meta": self.meta}
         if self.parked is not None:  # absent unless parked, as before
             data["parked"] = self.parked
+        if self.offered:  # absent unless offered, as before
+            data["offered"] = self.offered
         return data
 
 

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.models import User
+from bot.deadlines import OVERDUE_SQL
+from bot.models import Role, User
 from bot.storage import audit
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.storage.people import LEADS_OF_TEAM
@@ -17,6 +18,7 @@ from bot.visibility import Subject, scope
 log = logging.getLogger(__name__)
 ENTITY = "customer"
 REVEAL_LIMIT_SUBJECT = "reveal_limit"  # the reminder that tells the leads
+VISIT_SUBJECT = "customer_visit"  # the to-do items of visits due (no reminders of its own)
 
 
 class RevealLimited(Exception):
@@ -58,14 +60,25 @@ class Customer(CustomerData):
     created_at: datetime | None = None
     created_by: str | None = None
 
+    @property
+    def visit_due(self) -> datetime | None:
+        """When the next visit is due by the visit cycle: a cycle after the last visit, or at
+        once (from registration) if never visited; None without a cycle. The SQL twin is
+        VISIT_DUE_SQL; both are compared with bot.deadlines' one "overdue" definition."""
+        if not self.visit_every_days:
+            return None
+        if self.last_visit_at is None:
+            return self.created_at
+        return self.last_visit_at + timedelta(days=self.visit_every_days)
+
     def data(self) -> CustomerData:
         return CustomerData(**{f.name: getattr(self, f.name) for f in fields(CustomerData)})
 
 
 @dataclass(frozen=True)
 class Query:
-    """kind: all | account | area | category | due | text. For category, value is one key
-    or several joined by ',' (customers in any of them)."""
+    """kind: all | account | area | category | due | text | inactive (the deactivated ones).
+    For category, value is one key or several joined by ',' (customers in any of them)."""
 
     kind: str
     value: str = ""
@@ -77,6 +90,14 @@ SELECT c.*, a.name AS area_name, u.name AS creator,
          AS cats
 FROM customers c JOIN areas a ON a.id = c.area_id LEFT JOIN users u ON u.id = c.created_by
 """
+
+
+# Customer.visit_due, due by the moment `?`, in SQL. datetime() normalises both sides to
+# UTC 'YYYY-MM-DD HH:MM:SS' text, so the comparison is exact (no julianday floats).
+VISIT_DUE_SQL = (
+    "c.visit_every_days IS NOT NULL AND (c.last_visit_at IS NULL OR "
+    f"datetime(c.last_visit_at, printf('+%d days', c.visit_every_days)) {OVERDUE_SQL} "
+    "datetime(?))")
 
 
 def _customer(r: Row) -> Customer:
@@ -242,10 +263,14 @@ class Customers:
         return True
 
     async def search(self, user: User, q: Query, now: datetime, limit: int = 8,
-                     offset: int = 0) -> tuple[int, list[Customer]]:
-        """Active records in the user's scope matching `q`, with the total count."""
+                     offset: int = 0, active: bool | None = None) -> tuple[int, list[Customer]]:
+        """Records in the user's scope matching `q`, with the total count: the active ones,
+        or the deactivated ones (`active=False`, or the query 已停用)."""
+        if active is None:
+            active = q.kind != "inactive"
         where, params = _scope(user)
-        clauses = [where, "c.active = 1"]
+        # Literal, not a parameter: each partial index (0008, 0018) is chosen by this term.
+        clauses = [where, "c.active = 1" if active else "c.active = 0"]
         order = "c.area_id, c.name, c.id"
         if q.kind == "account":
             clauses.append("c.account_no LIKE ?")
@@ -263,8 +288,7 @@ class Customers:
                            f"WHERE cc.customer_id = c.id AND cc.category IN ({marks}))")
             params += keys
         elif q.kind == "due":
-            clauses.append("c.visit_every_days IS NOT NULL AND (c.last_visit_at IS NULL OR "
-                           "julianday(?) - julianday(c.last_visit_at) >= c.visit_every_days)")
+            clauses.append(VISIT_DUE_SQL)
             params.append(iso(now))
             order = "c.last_visit_at IS NOT NULL, c.last_visit_at, c.id"
         elif q.kind == "text":
@@ -280,6 +304,28 @@ class Customers:
             _SELECT + f" WHERE c.id IN (SELECT c.id {matching} ORDER BY {order} "
             f"LIMIT ? OFFSET ?) ORDER BY {order}", (*params, limit, offset))
         return (int(total_row[0]) if total_row else 0), [_customer(r) for r in rows]
+
+    async def visits_due(self, user: User, by: datetime) -> list[tuple[Customer, str]]:
+        """Active customers due for a visit by `by`, with the names of their area's managers:
+        a manager's own areas, the whole team for a lead or an admin (for /todo)."""
+        params: list[Any] = [iso(by), user.team_id]
+        mine = ""
+        if user.role is Role.MANAGER:
+            mine = " AND c.area_id IN (SELECT area_id FROM user_areas WHERE user_id = ?)"
+            params.append(user.id)
+        rows = await self.db.fetchall(
+            f"SELECT * FROM ({_SELECT}) c WHERE {VISIT_DUE_SQL} AND c.team_id = ? "
+            f"AND c.active = 1{mine} ORDER BY c.last_visit_at IS NOT NULL, c.last_visit_at, c.id",
+            params)
+        owners = await self._area_managers(user.team_id)
+        return [(_customer(r), owners.get(r["area_id"], "")) for r in rows]
+
+    async def _area_managers(self, team_id: int) -> dict[int, str]:
+        rows = await self.db.fetchall(
+            "SELECT ua.area_id, group_concat(u.name, '、') AS names FROM user_areas ua "
+            "JOIN users u ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
+            "AND u.role = 'manager' GROUP BY ua.area_id", (team_id,))
+        return {int(r["area_id"]): str(r["names"]) for r in rows}
 
     async def save_search(self, user: User, query: str, now: datetime) -> None:
         await self.db.execute(

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.models import Area, Role, User
 from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.reminders import Reminders
 
 # Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out over the phone.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -132,6 +133,12 @@ class People:
             (user_id,))
         return [(r["channel"], r["external_id"]) for r in rows]
 
+    async def first_visit(self, user_id: int) -> datetime | None:
+        """When the person first reached the bot on any channel (None: not yet)."""
+        row = await self.db.fetchone(
+            "SELECT min(created_at) FROM identities WHERE user_id = ?", (user_id,))
+        return from_iso(row[0]) if row and row[0] else None
+
     async def user_id_for(self, channel: str, external_id: str) -> int | None:
         """Whose identity this is (active or not), without reading the whole user."""
         row = await self.db.fetchone(
@@ -158,11 +165,14 @@ class People:
 
     async def link_identity(self, tx: Tx, channel: str, external_id: str, user_id: int,
                             now: datetime) -> None:
+        first = await tx.fetchone("SELECT 1 FROM identities WHERE user_id = ? LIMIT 1",
+                                  (user_id,)) is None
         await tx.execute(
             "INSERT INTO identities(channel, external_id, user_id, created_at, last_seen_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(channel, external_id) DO UPDATE SET "
             "user_id = excluded.user_id, last_seen_at = excluded.last_seen_at",
             (channel, external_id, user_id, iso(now), iso(now)))
+        await Reminders.release_waiting(tx, user_id, now, held_too=first)
 
     async def set_locale(self, user_id: int, locale: str) -> None:
         await self.db.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))
@@ -170,16 +180,20 @@ class People:
     # --- invites --------------------------------------------------------------------
     async def create_invite(self, *, role: Role, team: str, areas: list[str], name: str | None,
                             now: datetime, ttl: timedelta) -> Invite:
-        """Creates the team and areas if new; returns the one-time code (only its hash is kept)."""
+        """Creates the team and areas if new; returns the one-time code (only its hash is kept).
+        A named invite creates the person now (no chat identity yet): the team's pushes to
+        them wait for their first visit, and the local chat can sign in as them by name."""
         code = new_code()
         async with self.db.tx() as tx:
             team_id = await self.ensure_team(tx, team, now)
             area_ids = [await self.ensure_area(tx, team_id, a, now) for a in areas]
+            user_id = (await self.create_user(tx, name, role, team_id, area_ids, now)
+                       if name else None)
             await tx.execute(
                 "INSERT INTO invites(code_hash, role, team_id, area_ids, name, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "expires_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (_hash(code), role.value, team_id, json.dumps(area_ids), name, iso(now),
-                 iso(now + ttl)))
+                 iso(now + ttl), user_id))
         return Invite(code, team_id, role, now + ttl)
 
     async def redeem_invite(self, code: str, *, channel: str, external_id: str,
@@ -193,7 +207,7 @@ class People:
                 raise InviteError("used")
             if from_iso(row["expires_at"]) <= now:
                 raise InviteError("expired")
-            uid = await self.create_user(
+            uid = row["user_id"] or await self.create_user(
                 tx, row["name"] or fallback_name, Role(row["role"]), row["team_id"],
                 json.loads(row["area_ids"]), now)
             await self.link_identity(tx, channel, external_id, uid, now)

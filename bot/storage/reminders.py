@@ -12,6 +12,9 @@ from bot.storage.db import Database, Row, Tx, from_iso, iso
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
 # that died mid-push): its next push says it may be a repeat. Kept through later retries.
 MAYBE_SENT = "outcome unknown"
+# last_error of a row for someone who has not opened the bot yet: it waits for their first
+# visit (People.link_identity releases it), not failed and not handed to anyone else.
+WAITING = "waiting: has not opened the bot yet"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,17 @@ class Reminders:
         await tx.execute(
             "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
             "AND state = 'pending' AND kind LIKE ?", (subject, subject_id, kind_prefix + "%"))
+
+    @staticmethod
+    async def release_waiting(tx: Tx, user_id: int, when: datetime,
+                              held_too: bool = False) -> None:
+        """The person can be reached now: what waited for them falls due at `when`. On their
+        first visit also what quiet hours held for a digest they never got (still in quiet
+        hours, it is held again)."""
+        await tx.execute(
+            "UPDATE reminders SET state = 'pending', due_at = ? WHERE user_id = ? AND "
+            "((state = 'pending' AND last_error LIKE ?) OR (? AND state = 'held'))",
+            (iso(when), user_id, f"%{WAITING}", int(held_too)))
 
     async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
         """Pending rows whose time has come (urgent ones first). Never 'sending' ones: a live
@@ -115,6 +129,26 @@ class Reminders:
             "ELSE ? END WHERE id = ? AND state IN ('pending', 'sending')",
             (iso(when), MAYBE_SENT, error, MAYBE_SENT, MAYBE_SENT, error, error, reminder_id))
 
+    async def follow(self, ids: list[int], leader_id: int) -> str | None:
+        """Rows folded into the row `leader_id` take its state and time (sent, held, retried
+        or cancelled with it); noted so, never sent on their own. Returns that state."""
+        marks = ", ".join("?" for _ in ids)
+        async with self.db.tx() as tx:
+            leader = await tx.fetchone(
+                "SELECT state, due_at, sent_at, last_error FROM reminders WHERE id = ?",
+                (leader_id,))
+            if leader is None or leader["state"] == "sending":  # in flight: decided later
+                return None
+            # Still to send (retried, waiting for a first visit): its reason too, so the rows
+            # are released and retried together; settled: which row carried them.
+            note = (leader["last_error"] if leader["state"] == "pending"
+                    else f"folded into reminder {leader_id}")
+            await tx.execute(
+                f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ? "
+                f"WHERE id IN ({marks}) AND state = 'pending'",
+                (leader["state"], leader["due_at"], leader["sent_at"], note, *ids))
+        return str(leader["state"])
+
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
         """Send this reminder again at `until` (only its recipient may snooze it)."""
         async with self.db.tx() as tx:
@@ -138,6 +172,21 @@ class Reminders:
         async with self.db.tx() as tx:
             await tx.execute(f"UPDATE reminders SET state = 'pending' WHERE {held}")
             return tx.rowcount
+
+    async def held_users(self) -> set[int]:
+        """Who has rows held for a digest (a scan of the table, as release_held_of_deactivated:
+        the due index covers only pending and sending rows)."""
+        rows = await self.db.fetchall("SELECT DISTINCT user_id FROM reminders "
+                                      "WHERE state = 'held'")
+        return {int(r[0]) for r in rows}
+
+    async def release_held(self, user_id: int) -> int:
+        """The user's held rows go back to 'pending' (still due: the next batch sends them)."""
+        async with self.db.tx() as tx:
+            await tx.execute("UPDATE reminders SET state = 'pending' "
+                             "WHERE user_id = ? AND state = 'held'", (user_id,))
+            row = await tx.fetchone("SELECT changes()")
+        return int(row[0]) if row else 0
 
     async def held_for(self, user_id: int) -> list[Reminder]:
         rows = await self.db.fetchall(

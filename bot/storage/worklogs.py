@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.models import User, WorkLog
+from bot.storage import audit
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.visibility import Subject, may_see, scope
 
@@ -24,6 +25,11 @@ class NewWorkLog:
     customer_id: int | None = None  # a visit to a special customer
     photo_notes: dict[str, str] | None = None  # photo ref -> its caption
 
+
+ENTITY = "worklog"  # audit_log entity of a deleted entry
+# The next log number: past every live and every deleted one (see 0018_risky_actions.sql).
+_NEXT_ID = ("SELECT max(coalesce((SELECT max(id) FROM worklogs), 0), "
+            "coalesce((SELECT max(id) FROM worklog_tombstones), 0)) + 1")
 
 _SELECT = """
 SELECT w.*, a.name AS area_name, u.name AS user_name,
@@ -59,9 +65,9 @@ class WorkLogs:
                 if row:
                     return int(row["id"])
             wid = int(await tx.execute(
-                "INSERT INTO worklogs(team_id, area_id, user_id, occurred_at, time_precision, "
+                "INSERT INTO worklogs(id, team_id, area_id, user_id, occurred_at, time_precision, "
                 "content, problems, latitude, longitude, created_at, form_token, customer_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"VALUES (({_NEXT_ID}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
                  "minute" if entry.has_time else "day", entry.content, entry.problems,
                  entry.latitude, entry.longitude, iso(now), form_token,
@@ -96,6 +102,35 @@ class WorkLogs:
                                  [(worklog_id, item) for item in entry.items])
             await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (worklog_id,))
             await self._add_photos(tx, worklog_id, entry.photos, entry.photo_notes)
+        return True
+
+    async def delete(self, user: User, entry: WorkLog, now: datetime, how: str) -> bool:
+        """Delete an entry with its items and photos, audited (`how`: the author's undo or
+        the lead's delete; the caller decided it is allowed). A special customer's 最近走访
+        falls back to its latest remaining visit if this entry had set it. False when it was
+        gone already (two taps)."""
+        async with self.db.tx() as tx:
+            row = await tx.fetchone("SELECT customer_id, occurred_at FROM worklogs WHERE id = ?",
+                                    (entry.id,))
+            if row is None:
+                return False
+            await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (entry.id,))
+            await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (entry.id,))
+            await tx.execute("DELETE FROM worklogs WHERE id = ?", (entry.id,))
+            await tx.execute("INSERT OR IGNORE INTO worklog_tombstones(id, deleted_at) "
+                             "VALUES (?, ?)", (entry.id, iso(now)))
+            if row["customer_id"] is not None:
+                await tx.execute(
+                    "UPDATE customers SET last_visit_at = (SELECT max(occurred_at) FROM worklogs "
+                    "WHERE customer_id = customers.id) WHERE id = ? AND last_visit_at = ?",
+                    (row["customer_id"], row["occurred_at"]))
+            await audit.record(tx, team_id=entry.team_id, user_id=user.id, actor=user.name,
+                               entity=ENTITY, entity_id=entry.id, action="delete", at=now,
+                               detail={"how": how, "author": entry.user_name,
+                                       "area": entry.area_name, "items": list(entry.items),
+                                       "occurred_at": iso(entry.occurred_at),
+                                       "created_at": iso(entry.created_at),
+                                       "content": entry.content, "photos": len(entry.photos)})
         return True
 
     @staticmethod
