@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL for the test session: initdb + pg_ctl in a temporary directory,
 on 127.0.0.1 at a free port, fsync off. Each test gets a fresh database copied from a migrated
-template (CREATE DATABASE ... TEMPLATE: a file copy, ~10 ms, instead of 21 migrations).
+template (CREATE DATABASE ... TEMPLATE: a file copy, ~10 ms, instead of every migration).
 
 TAIQU_TEST_DATABASE_URL=postgresql://user@host/db points the suite at an existing server
 instead (the user must be allowed to create databases)."""

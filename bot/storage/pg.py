@@ -5,7 +5,7 @@ Callers keep SQLite's SQL: `?` placeholders (translated here), ISO-8601 text tim
 columns on both, so comparisons and code are the same), 0/1 integers for flags, the new id
 from execute() after an INSERT and rows readable by name and by index (asyncpg's Record).
 The few SQLite functions the code calls (group_concat, julianday, json_extract) exist on
-PostgreSQL as SQL functions (migration 0021's PostgreSQL form)."""
+PostgreSQL as SQL functions (migration 0018's PostgreSQL form)."""
 
 from __future__ import annotations
 

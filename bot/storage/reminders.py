@@ -73,7 +73,7 @@ class Reminders:
         hours, it is held again)."""
         await tx.execute(
             "UPDATE reminders SET state = 'pending', due_at = ? WHERE user_id = ? AND "
-            "((state = 'pending' AND last_error LIKE ?) OR (? AND state = 'held'))",
+            "((state = 'pending' AND last_error LIKE ?) OR (? = 1 AND state = 'held'))",
             (iso(when), user_id, f"%{WAITING}", int(held_too)))
 
     async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
@@ -185,8 +185,7 @@ class Reminders:
         async with self.db.tx() as tx:
             await tx.execute("UPDATE reminders SET state = 'pending' "
                              "WHERE user_id = ? AND state = 'held'", (user_id,))
-            row = await tx.fetchone("SELECT changes()")
-        return int(row[0]) if row else 0
+            return tx.rowcount
 
     async def held_for(self, user_id: int) -> list[Reminder]:
         rows = await self.db.fetchall(

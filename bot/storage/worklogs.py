@@ -27,9 +27,10 @@ class NewWorkLog:
 
 
 ENTITY = "worklog"  # audit_log entity of a deleted entry
-# The next log number: past every live and every deleted one (see 0018_risky_actions.sql).
-_NEXT_ID = ("SELECT max(coalesce((SELECT max(id) FROM worklogs), 0), "
-            "coalesce((SELECT max(id) FROM worklog_tombstones), 0)) + 1")
+# The next log number: past every live and every deleted one (see 0015_risky_actions.sql).
+# An aggregate over the two maxima, not SQLite's two-argument max() (PostgreSQL lacks it).
+_NEXT_ID = ("SELECT coalesce(max(top), 0) + 1 FROM (SELECT max(id) AS top FROM worklogs "
+            "UNION ALL SELECT max(id) FROM worklog_tombstones) AS tops")
 
 _SELECT = """
 SELECT w.*, a.name AS area_name, u.name AS user_name,
@@ -117,8 +118,8 @@ class WorkLogs:
             await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (entry.id,))
             await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (entry.id,))
             await tx.execute("DELETE FROM worklogs WHERE id = ?", (entry.id,))
-            await tx.execute("INSERT OR IGNORE INTO worklog_tombstones(id, deleted_at) "
-                             "VALUES (?, ?)", (entry.id, iso(now)))
+            await tx.execute("INSERT INTO worklog_tombstones(id, deleted_at) "
+                             "VALUES (?, ?) ON CONFLICT DO NOTHING", (entry.id, iso(now)))
             if row["customer_id"] is not None:
                 await tx.execute(
                     "UPDATE customers SET last_visit_at = (SELECT max(occurred_at) FROM worklogs "
