@@ -261,7 +261,9 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
               file=sys.stderr)
     services = await Services.open(settings)
     try:
-        return await run_terminal(services, args.user, args.demo, reminders=lease.held)
+        # On PostgreSQL the served instances send them: a chat is never one of them.
+        reminders = lease.held and settings.database_url is None
+        return await run_terminal(services, args.user, args.demo, reminders=reminders)
     finally:
         await services.close()
         lease.release()
@@ -306,15 +308,16 @@ async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
 async def serve(settings: Settings, factories: list[ChannelFactory], stop: asyncio.Event,
                 clock: Clock | None = None) -> int:
     """`run` until `stop` is set: the configured channels and the reminder scan, holding the
-    database's lease (a second instance would poll the same bot and send every reminder
-    twice)."""
+    SQLite database's lease (a second instance would poll the same bot and send every
+    reminder twice). On PostgreSQL several instances may run: one at a time scans."""
     from bot.lease import DatabaseLease, LeaseHeld
     from bot.serve import Runner
     from bot.services import Services
 
     lease = DatabaseLease(settings.db_path)
     try:
-        lease.acquire()
+        if settings.database_url is None:  # PostgreSQL: instances share it (storage/leases.py)
+            lease.acquire()
     except LeaseHeld as exc:
         _lease_held("run", exc)
         return 3

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     # payment): minutes, short, never to tomorrow; the team's lead is told of each.
     urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
+    # Due reminders a scan takes, and each one in flight, are its instance's this long: an
+    # instance that dies leaves them to another after it (far longer than one push takes).
+    reminder_claim_seconds: float = Field(default=300, ge=30, le=3600)
+    # One instance at a time runs the scan (digest, Monday report) on a shared store: its
+    # hold lasts this long and is renewed every third of it; another takes over after.
+    instance_lease_seconds: float = Field(default=45, ge=5, le=600)
+    # GET /healthz for a load balancer (store reachable, channels up); unset: not served.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_host: str = "0.0.0.0"
+    # The store must answer the health check's query within this.
+    health_timeout_seconds: float = Field(default=2, gt=0, le=60)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
     clock_jump_warn_seconds: float = Field(default=60, gt=0)
     # SIGTERM/SIGINT: how long the pushes in flight may take to finish before exit.

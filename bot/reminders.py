@@ -160,6 +160,10 @@ class ReminderService:
                         "marked as possible repeats", count)
         return count
 
+    def _claim_until(self, now: datetime) -> datetime:
+        """Rows this scan takes are its own until then (another instance's after)."""
+        return now + timedelta(seconds=self.services.settings.reminder_claim_seconds)
+
     # --- quiet hours ---------------------------------------------------------------------
     async def quiet_window(self, user: User) -> tuple[time, time] | None:
         return await quiet_window(self.services, user.id)
@@ -169,6 +173,7 @@ class ReminderService:
         async with self._scan_lock:  # one scan at a time, however the scheduler fires
             result = ScanResult()
             now = self.services.clock.now()
+            await self.rows.recover_expired(now)
             digested = await self.run_digests(now)
             await self.rows.release_held_of_deactivated()
             await self.release_after_quiet(now)
@@ -187,7 +192,7 @@ class ReminderService:
             started = now
             seen: set[int] = set()
             while True:
-                due = await self.rows.due(now, BATCH)
+                due = await self.rows.due(now, BATCH, claim_until=self._claim_until(now))
                 fresh = [r for r in due if r.id not in seen]
                 seen.update(r.id for r in fresh)
                 by_user: dict[int, list[Reminder]] = defaultdict(list)
@@ -284,7 +289,7 @@ class ReminderService:
             reply.buttons.append(snooze_buttons(ctx, r))
         if r.maybe_sent:
             reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
-        if self.closing or not await self.rows.claim(r.id):
+        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
             return
         try:
             await self.dispatcher.push(user.id, reply)
@@ -343,7 +348,7 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        if self.closing or not await self.rows.claim(r.id):
+        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
             return
         delivered, unknown, retry = 0, False, None  # retry: seconds, for a fault to retry
         for lead in leads:

@@ -43,7 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if ("db_backend" in metafunc.fixturenames
+    own = {m.args[0] for m in metafunc.definition.iter_markers("parametrize")}
+    if ("db_backend" in metafunc.fixturenames and "db_backend" not in own  # one of its own
             and metafunc.definition.get_closest_marker("both_backends")
             and TEST_BACKEND == "sqlite"):
         metafunc.parametrize("db_backend", BACKENDS)

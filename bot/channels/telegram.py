@@ -357,6 +357,10 @@ class TelegramChannel:
         self.notifier = TelegramNotifier(self.app)
 
     # --- lifecycle -------------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        return bool(self.app.running and self.app.updater and self.app.updater.running)
+
     async def start(self) -> None:
         await self.app.initialize()
         if self.app.post_init:

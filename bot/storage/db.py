@@ -126,6 +126,9 @@ class Backend:
     """What the two stores share: the interface callers use, and background bookkeeping."""
 
     dialect: ClassVar[str]
+    # Appended to a SELECT that picks rows to claim: rows another transaction is claiming
+    # are passed over, not waited for (SQLite has one writer at a time: nothing to skip).
+    skip_locked: ClassVar[str] = ""
     busy_timeout: float
     quick_wait: float
 

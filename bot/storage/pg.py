@@ -4,8 +4,8 @@ connection pool, so several instances can share one store.
 Callers keep SQLite's SQL: `?` placeholders (translated here), ISO-8601 text timestamps (TEXT
 columns on both, so comparisons and code are the same), 0/1 integers for flags, the new id
 from execute() after an INSERT and rows readable by name and by index (asyncpg's Record).
-The few SQLite functions the code calls (group_concat, julianday, json_extract) exist on
-PostgreSQL as SQL functions (migration 0018's PostgreSQL form)."""
+The few SQLite functions the code calls (group_concat, julianday, json_extract, datetime,
+printf) exist on PostgreSQL as SQL functions (migration 0018's PostgreSQL form)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,7 @@ class PgDatabase(Backend):
     side by side on the pool. Instances among themselves rely on PostgreSQL's locks."""
 
     dialect = "postgresql"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0, quick_wait: float = 2.0,
                  pool_size: int = 10) -> None:

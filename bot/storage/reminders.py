@@ -40,6 +40,11 @@ def _reminder(r: Row) -> Reminder:
                     (r["last_error"] or "").startswith(MAYBE_SENT))
 
 
+# Due, pending, not claimed by a live scan: urgent = ?, due_at <= ?, claim ended before ?.
+_DUE = ("state IN ('pending', 'sending') AND state = 'pending' AND urgent = ? AND due_at <= ? "
+        "AND (claimed_until IS NULL OR claimed_until <= ?)")
+
+
 class Reminders:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -76,32 +81,55 @@ class Reminders:
             "((state = 'pending' AND last_error LIKE ?) OR (? = 1 AND state = 'held'))",
             (iso(when), user_id, f"%{WAITING}", int(held_too)))
 
-    async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
+    async def due(self, now: datetime, limit: int = 1000,
+                  claim_until: datetime | None = None) -> list[Reminder]:
         """Pending rows whose time has come (urgent ones first). Never 'sending' ones: a live
         process may be pushing them (see recover). Two index ranges (urgent, then the rest)
         rather than one sort of all due rows; the IN term repeats the partial index's WHERE
-        so SQLite still uses reminders_due."""
+        so SQLite still uses reminders_due.
+
+        With `claim_until`, the rows are this instance's until then: rows another instance
+        claimed are passed over (on PostgreSQL `SKIP LOCKED` while it is still claiming them,
+        its live claim after), so instances on one store share a backlog, not send it twice.
+        Nothing due (the usual case) is found on the reader, with no write."""
         rows: list[Row] = []
         for urgent in (1, 0):
             rows += await self.db.fetchall(
-                "SELECT * FROM reminders WHERE state IN ('pending', 'sending') "
-                "AND state = 'pending' AND urgent = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-                (urgent, iso(now), limit - len(rows)))
+                f"SELECT * FROM reminders WHERE {_DUE} ORDER BY due_at, id LIMIT ?",
+                (urgent, iso(now), iso(now), limit - len(rows)))
             if len(rows) >= limit:
                 break
+        if claim_until is not None and rows:
+            rows = await self._claim_batch(now, limit, claim_until)
         return [_reminder(r) for r in rows]
+
+    async def _claim_batch(self, now: datetime, limit: int, until: datetime) -> list[Row]:
+        rows: list[Row] = []
+        async with self.db.tx() as tx:
+            for urgent in (1, 0):
+                claimed = await tx.fetchall(
+                    "UPDATE reminders SET claimed_until = ? WHERE id IN (SELECT id FROM "
+                    f"reminders WHERE {_DUE} ORDER BY due_at, id LIMIT ?{self.db.skip_locked})"
+                    " RETURNING *", (iso(until), urgent, iso(now), iso(now), limit - len(rows)))
+                # RETURNING gives no order: the scan's order is due time, then id.
+                rows += sorted(claimed, key=lambda r: (r["due_at"], r["id"]))
+                if len(rows) >= limit:
+                    break
+        return rows
 
     async def get(self, reminder_id: int) -> Reminder | None:
         row = await self.db.fetchone("SELECT * FROM reminders WHERE id = ?", (reminder_id,))
         return _reminder(row) if row else None
 
-    async def claim(self, reminder_id: int) -> bool:
-        """Mark one row in flight; False if another scan got it or it was settled meanwhile.
-        A 'sending' row is never claimed again: only recover() (at start-up) frees it."""
+    async def claim(self, reminder_id: int, until: datetime) -> bool:
+        """Mark one row in flight until `until`; False if another scan got it or it was
+        settled meanwhile. A 'sending' row is never claimed again while its claim lasts:
+        only recover() (at start-up) or recover_expired() (its holder died) frees it."""
         async with self.db.tx() as tx:
             await tx.execute(
-                "UPDATE reminders SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = ? AND state = 'pending'", (reminder_id,))
+                "UPDATE reminders SET state = 'sending', attempts = attempts + 1, "
+                "claimed_until = ? WHERE id = ? AND state = 'pending'",
+                (iso(until), reminder_id))
             return tx.rowcount > 0
 
     async def recover(self) -> int:
@@ -111,6 +139,21 @@ class Reminders:
             await tx.execute(
                 "UPDATE reminders SET state = 'pending', last_error = ? WHERE state = 'sending'",
                 (f"{MAYBE_SENT}: interrupted while sending",))
+            return tx.rowcount
+
+    async def recover_expired(self, now: datetime) -> int:
+        """Rows whose sender's claim ran out (an instance died mid-push): back to 'pending',
+        marked as possibly sent already, for any instance to send (the one possible repeat).
+        Looked for on the reader first: usually there are none, and then nothing is written."""
+        expired = ("state IN ('pending', 'sending') AND state = 'sending' "
+                   "AND claimed_until < ?")
+        if await self.db.fetchone(f"SELECT 1 FROM reminders WHERE {expired} LIMIT 1",
+                                  (iso(now),)) is None:
+            return 0
+        async with self.db.tx() as tx:
+            await tx.execute(
+                f"UPDATE reminders SET state = 'pending', claimed_until = NULL, last_error = ? "
+                f"WHERE {expired}", (f"{MAYBE_SENT}: its sender stopped while sending", iso(now)))
             return tx.rowcount
 
     async def settle(self, reminder_id: int, state: str, now: datetime,
@@ -124,7 +167,8 @@ class Reminders:
         A row already settled ('sent' ...) stays so: an error after the push must not
         send it again."""
         await self.db.execute(
-            "UPDATE reminders SET state = 'pending', due_at = ?, last_error = CASE "
+            "UPDATE reminders SET state = 'pending', due_at = ?, claimed_until = NULL, "
+            "last_error = CASE "
             "WHEN last_error LIKE ? || '%' AND ? NOT LIKE ? || '%' THEN ? || '; ' || ? "
             "ELSE ? END WHERE id = ? AND state IN ('pending', 'sending')",
             (iso(when), MAYBE_SENT, error, MAYBE_SENT, MAYBE_SENT, error, error, reminder_id))
@@ -144,8 +188,8 @@ class Reminders:
             note = (leader["last_error"] if leader["state"] == "pending"
                     else f"folded into reminder {leader_id}")
             await tx.execute(
-                f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ? "
-                f"WHERE id IN ({marks}) AND state = 'pending'",
+                f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ?, "
+                f"claimed_until = NULL WHERE id IN ({marks}) AND state = 'pending'",
                 (leader["state"], leader["due_at"], leader["sent_at"], note, *ids))
         return str(leader["state"])
 
