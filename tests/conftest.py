@@ -40,6 +40,22 @@ if TEST_BACKEND not in BACKENDS:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_backends: run on SQLite and on PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only(why): a test of SQLite itself (its file, "
+                            "its locks); left out of the PostgreSQL pass")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass (TAIQU_TEST_BACKEND=postgresql) leaves out the SQLite-only tests:
+    the SQLite pass runs them. Each says why it is one."""
+    if TEST_BACKEND != "postgresql":
+        return
+    only = [item for item in items if item.get_closest_marker("sqlite_only")]
+    for item in only:
+        if not item.get_closest_marker("sqlite_only").args:  # type: ignore[union-attr]
+            raise pytest.UsageError(f"{item.nodeid}: sqlite_only needs its reason")
+    if only:
+        config.hook.pytest_deselected(items=only)
+        items[:] = [item for item in items if item not in only]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -14,11 +14,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot import serve
+from bot import cli, serve
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Reply
+from bot.lease import DatabaseLease
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
@@ -210,3 +211,24 @@ async def test_no_health_endpoint_unless_a_port_is_set(
     served = telegram_settings(settings, fake_api)
     services.settings = served
     assert Runner(services, serve.configured(served)).health is None
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_instances_on_one_machine_share_a_postgresql_store(
+        services: Services, settings: Settings, clock: FakeClock) -> None:
+    """SQLite's file lease (one `run` per file) is not taken on PostgreSQL: a second instance
+    starts, and the scan's lease row says which one scans."""
+    with DatabaseLease(settings.db_path):  # the first instance on this machine
+        stop = asyncio.Event()
+        running = asyncio.create_task(cli.serve(settings, [], stop, clock))
+
+        async def scanning() -> bool:
+            row = await services.db.fetchone("SELECT holder FROM instance_leases")
+            return row is not None
+
+        async with asyncio.timeout(10):
+            while not await scanning() and not running.done():
+                await asyncio.sleep(0.05)
+        stop.set()
+        assert await asyncio.wait_for(running, 10) == 0
+    assert await services.db.fetchone("SELECT holder FROM instance_leases") is None  # handed on

@@ -45,8 +45,3 @@ class InstanceLease:
         """A graceful stop: another instance may take over at once."""
         await self.db.execute("DELETE FROM instance_leases WHERE name = ? AND holder = ?",
                               (self.name, self.holder))
-
-    async def holder_now(self) -> str | None:
-        row = await self.db.fetchone("SELECT holder FROM instance_leases WHERE name = ?",
-                                     (self.name,))
-        return str(row[0]) if row else None
