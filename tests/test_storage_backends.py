@@ -173,6 +173,29 @@ async def test_db_copy_moves_a_deployment_and_a_second_run_doubles_nothing(
         await moved.close()
 
 
+async def test_a_withdrawn_logs_number_stays_used_after_the_move(
+        sqlite_settings: Settings, clock: FakeClock, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.assistant import Assistant
+
+    services = await Services.open(sqlite_settings, clock)
+    await make_user(services, "张三", external_id="zhang")
+    zhang = Chat(Assistant(services), "test", "zhang")
+    assert "已保存工作日志 #1" in await _log_patrol(zhang)
+    assert "已保存工作日志 #2" in await _log_patrol(zhang)
+    await zhang.press("撤销")
+    await zhang.press("确定删除")  # the second thought
+    await services.close()
+    assert await asyncio.to_thread(_copy, sqlite_settings, pg_url, monkeypatch) == 0
+    moved = await Services.open(sqlite_settings.model_copy(update={"database_url": pg_url}),
+                                clock)
+    try:
+        zhang = Chat(Assistant(moved), "test", "zhang")
+        assert "已保存工作日志 #3" in await _log_patrol(zhang)  # #2 stays the withdrawn one's
+    finally:
+        await moved.close()
+
+
 async def test_db_copy_refuses_a_target_at_another_schema_version(
         tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], sqlite_settings: Settings) -> None:

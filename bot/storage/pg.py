@@ -23,6 +23,8 @@ from bot.storage.db import Backend, DatabaseBusy, Row, iso, migration_script, mi
 
 # pg_advisory_lock key held while migrating: instances starting together migrate one by one.
 MIGRATION_LOCK = 0x7461_6971_7500  # "taiqu" in ASCII, as a bigint
+# Ids a table gave out that stay used after their row is gone (0015_risky_actions.sql).
+IDS_ALSO_IN = {"worklogs": "worklog_tombstones"}
 VERSIONS = "schema_migrations"  # one row per applied migration (SQLite: PRAGMA user_version)
 
 # A quoted string, a quoted name, a comment, or a placeholder: only the last is rewritten.
@@ -175,14 +177,18 @@ class PgDatabase(Backend):
 
     async def restart_identities(self) -> None:
         """Every id column continues after its table's highest id (rows were written with
-        their ids given, e.g. by `db copy`, which leaves the sequences where they were)."""
+        their ids given, e.g. by `db copy`, which leaves the sequences where they were),
+        and after the ids it gave out that live on elsewhere (a withdrawn log's number)."""
         async with self.tx() as tx:
             for table, column in await tx.fetchall(
                     "SELECT table_name, column_name FROM information_schema.columns "
                     "WHERE table_schema = current_schema() AND is_identity = 'YES'"):
+                ids = f"SELECT {column} AS id FROM {table}"
+                if table in IDS_ALSO_IN:
+                    ids += f" UNION ALL SELECT id FROM {IDS_ALSO_IN[table]}"
                 await tx.fetchone(
                     f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
-                    f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)")
+                    f"coalesce((SELECT max(id) FROM ({ids}) AS ids), 0) + 1, false)")
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
