@@ -205,6 +205,8 @@ class ReminderService:
                 # One user's reminders in order; different users concurrently (bounded).
                 await asyncio.gather(*(self._deliver_all(rs, now, result)
                                        for rs in by_user.values()))
+                if self.closing and fresh:  # stopping: what it did not send is not kept
+                    await self.rows.unclaim([r.id for r in fresh])
                 now = self.services.clock.now()
                 if (len(due) < BATCH or not fresh or now - started >= MAX_SCAN
                         or self.closing):

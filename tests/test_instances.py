@@ -93,6 +93,30 @@ async def test_an_instance_dying_mid_send_leaves_its_reminders_to_another(
     assert len(repeats) == 1  # the one in flight: may have arrived, so it says so
 
 
+@dataclass
+class StopAfterOne(FakeNotifier):
+    """A graceful stop (SIGTERM) arrives while the first push is being made."""
+
+    service: ReminderService | None = None
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        assert self.service is not None
+        self.service.closing = True
+        await super().push(external_id, reply)
+
+
+async def test_a_stopping_instance_leaves_what_it_did_not_send_to_another_at_once(
+        services: Services, other: Services, three_complaints: None) -> None:
+    stopping = StopAfterOne()
+    first = ReminderService(services, Dispatcher(services, [stopping]), concurrency=1)
+    stopping.service = first
+    await first.scan_once()
+    [(done, _)] = stopping.sent
+    alive = FakeNotifier()
+    await ReminderService(other, Dispatcher(other, [alive])).scan_once()  # no wait for claims
+    assert sorted(who for who, _ in alive.sent) == sorted(set(MANAGERS) - {done})
+
+
 async def test_one_scan_takes_over_rows_at_the_end_of_anothers_claim(
         services: Services, clock: FakeClock, three_complaints: None) -> None:
     rows = Reminders(services.db)

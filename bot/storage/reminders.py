@@ -132,6 +132,12 @@ class Reminders:
                 (iso(until), reminder_id))
             return tx.rowcount > 0
 
+    async def unclaim(self, ids: list[int]) -> None:
+        """A stopping scan's rows it did not get to: any instance may take them at once."""
+        marks = ", ".join("?" for _ in ids)
+        await self.db.execute(f"UPDATE reminders SET claimed_until = NULL "
+                              f"WHERE id IN ({marks}) AND state = 'pending'", ids)
+
     async def recover(self) -> int:
         """At start-up of the database's lease holder only: rows left 'sending' by a process
         that stopped mid-push go back to 'pending', marked as possibly sent already."""
