@@ -422,9 +422,10 @@ async def drain(db_path: Path) -> DrainResult:
         rss: list[int] = []  # VmRSS right after each batch was read
         real_due = service.rows.due
 
-        async def timed_due(now: datetime, limit: int = 1000) -> list[Reminder]:
+        async def timed_due(now: datetime, limit: int = 1000,
+                            claim_until: datetime | None = None) -> list[Reminder]:
             t0 = time.perf_counter()
-            got = await real_due(now, limit)
+            got = await real_due(now, limit, claim_until)
             calls.append((t0, time.perf_counter() - t0, len(got)))
             rss.append(proc_status()["VmRSS"])
             return got

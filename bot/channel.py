@@ -33,6 +33,9 @@ class Channel(Protocol):
     caps: ChannelCaps
     notifier: Notifier  # pushes (reminders, digests) to this platform
 
+    @property
+    def up(self) -> bool: ...  # started and still receiving (for /healthz)
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

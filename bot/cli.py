@@ -84,12 +84,52 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--to", dest="last", required=True, metavar="DATE",
                       help="YYYY-MM-DD, included")
     logs.add_argument("file", metavar="FILE.xlsx")
+    db = sub.add_parser("db", help="the store: move a SQLite deployment to PostgreSQL")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    dbc = db_sub.add_parser("copy", help="copy every table of the SQLite file (TAIQU_DB_PATH) "
+                            "into PostgreSQL; safe to run again")
+    dbc.add_argument("--to", required=True, metavar="postgresql://user@host/db")
+    dbc.add_argument("--from", dest="source", type=Path, default=None,
+                     help="the SQLite file (default: TAIQU_DB_PATH)")
     from bot.channels.telegram_admin import add_parsers as add_telegram_parsers
     from bot.channels.wecom.admin import add_parsers as add_wecom_parsers
 
     add_telegram_parsers(sub)
     add_wecom_parsers(sub)
     return p
+
+
+async def _db_copy(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: copied and counted; 2: no such file, a schema version apart, or a row refused."""
+    import asyncpg
+
+    from bot.storage.copy import CopyError, copy_database
+    from bot.storage.db import Database
+    from bot.storage.pg import PgDatabase
+
+    path = args.source or settings.db_path
+    if not path.exists():
+        print(f"taiqu-bot db copy: 找不到 / no such file: {path}", file=sys.stderr)
+        return 2
+    source = await Database(path).connect(migrate_to=0)  # as it is: the copy changes nothing
+    try:
+        target = PgDatabase(args.to, busy_timeout=settings.db_busy_timeout_seconds)
+        version = await source.schema_version()
+        await target.connect(migrate_to=version)
+        try:
+            results = await copy_database(
+                source, target, batch_rows=settings.import_batch_rows,
+                progress=lambda r: print(f"{r.table}: {r.source_rows} 行 / rows, 新复制 / "
+                                         f"copied {r.copied}, 目标共 / in target {r.target_rows}"))
+        finally:
+            await target.close()
+    except (CopyError, asyncpg.PostgresError) as exc:
+        print(f"taiqu-bot db copy: 未完成 / not done: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await source.close()
+    print(f"复制完成 / copied: {len(results)} 张表 / tables, 版本 / schema version {version}")
+    return 0
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
@@ -223,7 +263,9 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
               file=sys.stderr)
     services = await Services.open(settings)
     try:
-        return await run_terminal(services, args.user, args.demo, reminders=lease.held)
+        # On PostgreSQL the served instances send them: a chat is never one of them.
+        reminders = lease.held and settings.database_url is None
+        return await run_terminal(services, args.user, args.demo, reminders=reminders)
     finally:
         await services.close()
         lease.release()
@@ -268,15 +310,16 @@ async def _run(settings: Settings, stop: asyncio.Event | None = None) -> int:
 async def serve(settings: Settings, factories: list[ChannelFactory], stop: asyncio.Event,
                 clock: Clock | None = None) -> int:
     """`run` until `stop` is set: the configured channels and the reminder scan, holding the
-    database's lease (a second instance would poll the same bot and send every reminder
-    twice)."""
+    SQLite database's lease (a second instance would poll the same bot and send every
+    reminder twice). On PostgreSQL several instances may run: one at a time scans."""
     from bot.lease import DatabaseLease, LeaseHeld
     from bot.serve import Runner
     from bot.services import Services
 
     lease = DatabaseLease(settings.db_path)
     try:
-        lease.acquire()
+        if settings.database_url is None:  # PostgreSQL: instances share it (storage/leases.py)
+            lease.acquire()
     except LeaseHeld as exc:
         _lease_held("run", exc)
         return 3
@@ -467,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_export(settings, args))
     if args.command == "areas":
         return asyncio.run(_areas(settings, args))
+    if args.command == "db":
+        return asyncio.run(_db_copy(settings, args))
     if args.command == "wecom":
         from bot.channels.wecom.admin import bind_existing, wecom_menu
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     # Set: `run` serves WeCom too (its other TAIQU_WECOM_* settings are the channel's own).
     wecom_corp_id: str | None = None
     db_path: Path = DATA_DIR / "taiqu.db"
+    # Set (postgresql://user@host/taiqu): PostgreSQL is the store, shared by every instance,
+    # and db_path is not used. Unset: the SQLite file at db_path.
+    database_url: str | None = None
+    # Connections one instance keeps open to PostgreSQL (reads and single writes run side by side).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
     # How long a write waits while another process (e.g. a CLI import) holds the write lock
     # before it fails; a form step waits only db_write_wait_seconds, then its answer is kept
     # in memory and written once the lock is free.
@@ -76,6 +81,17 @@ class Settings(BaseSettings):
     # payment): minutes, short, never to tomorrow; the team's lead is told of each.
     urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
+    # Due reminders a scan takes, and each one in flight, are its instance's this long: an
+    # instance that dies leaves them to another after it (far longer than one push takes).
+    reminder_claim_seconds: float = Field(default=300, ge=30, le=3600)
+    # One instance at a time runs the scan (digest, Monday report) on a shared store: its
+    # hold lasts this long and is renewed every third of it; another takes over after.
+    instance_lease_seconds: float = Field(default=45, ge=5, le=600)
+    # GET /healthz for a load balancer (store reachable, channels up); unset: not served.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_host: str = "0.0.0.0"
+    # The store must answer the health check's query within this.
+    health_timeout_seconds: float = Field(default=2, gt=0, le=60)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
     clock_jump_warn_seconds: float = Field(default=60, gt=0)
     # SIGTERM/SIGINT: how long the pushes in flight may take to finish before exit.
@@ -115,6 +131,21 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, v: str | None) -> str | None:
         return v.strip() if v and v.strip() else None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a PostgreSQL URL like postgresql://user@host/taiqu")
+        if info.data.get("wecom_corp_id"):
+            # Its callback endpoint still writes the inbox to the SQLite file (TAIQU_DB_PATH):
+            # on PostgreSQL the core would never read what WeCom sent.
+            raise ValueError("WeCom runs on the SQLite store only, for now: unset "
+                             "TAIQU_DATABASE_URL or TAIQU_WECOM_CORP_ID")
+        return v
 
     @field_validator("timezone")
     @classmethod

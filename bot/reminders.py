@@ -106,8 +106,9 @@ async def job_failed(services: Services, job: str, period: str, user: User, now:
         if row is not None and row[0] >= services.settings.job_attempts:
             log.error("%s for user %s (%s): giving up after %s attempts", job, user.id, period,
                       row[0])
-            await tx.execute("INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
-                             "VALUES (?, ?, ?, ?)", (job, period, user.id, iso(now)))
+            await tx.execute("INSERT INTO job_runs(job, period, user_id, done_at) "
+                             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             (job, period, user.id, iso(now)))
 
 
 def fold_stages(rows: list[Reminder]) -> list[tuple[Reminder, list[Reminder]]]:
@@ -159,6 +160,10 @@ class ReminderService:
                         "marked as possible repeats", count)
         return count
 
+    def _claim_until(self, now: datetime) -> datetime:
+        """Rows this scan takes are its own until then (another instance's after)."""
+        return now + timedelta(seconds=self.services.settings.reminder_claim_seconds)
+
     # --- quiet hours ---------------------------------------------------------------------
     async def quiet_window(self, user: User) -> tuple[time, time] | None:
         return await quiet_window(self.services, user.id)
@@ -168,6 +173,7 @@ class ReminderService:
         async with self._scan_lock:  # one scan at a time, however the scheduler fires
             result = ScanResult()
             now = self.services.clock.now()
+            await self.rows.recover_expired(now)
             digested = await self.run_digests(now)
             await self.rows.release_held_of_deactivated()
             await self.release_after_quiet(now)
@@ -186,7 +192,7 @@ class ReminderService:
             started = now
             seen: set[int] = set()
             while True:
-                due = await self.rows.due(now, BATCH)
+                due = await self.rows.due(now, BATCH, claim_until=self._claim_until(now))
                 fresh = [r for r in due if r.id not in seen]
                 seen.update(r.id for r in fresh)
                 by_user: dict[int, list[Reminder]] = defaultdict(list)
@@ -199,6 +205,8 @@ class ReminderService:
                 # One user's reminders in order; different users concurrently (bounded).
                 await asyncio.gather(*(self._deliver_all(rs, now, result)
                                        for rs in by_user.values()))
+                if self.closing and fresh:  # stopping: what it did not send is not kept
+                    await self.rows.unclaim([r.id for r in fresh])
                 now = self.services.clock.now()
                 if (len(due) < BATCH or not fresh or now - started >= MAX_SCAN
                         or self.closing):
@@ -283,7 +291,7 @@ class ReminderService:
             reply.buttons.append(snooze_buttons(ctx, r))
         if r.maybe_sent:
             reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
-        if self.closing or not await self.rows.claim(r.id):
+        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
             return
         try:
             await self.dispatcher.push(user.id, reply)
@@ -342,7 +350,7 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        if self.closing or not await self.rows.claim(r.id):
+        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
             return
         delivered, unknown, retry = 0, False, None  # retry: seconds, for a fault to retry
         for lead in leads:
@@ -488,8 +496,9 @@ class ReminderService:
                 await self.rows.settle(r.id, "digested", now)
                 await self._after(r, now)
             await self.services.db.execute(
-                "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) "
-                "VALUES (?, ?, ?, ?)", (DIGEST_JOB, period, user.id, iso(now)))
+                "INSERT INTO job_runs(job, period, user_id, done_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (DIGEST_JOB, period, user.id, iso(now)))
         return ok and bool(items or extra)
 
     async def _after(self, r: Reminder, now: datetime) -> None:

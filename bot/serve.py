@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from bot.assistant import Assistant
 from bot.channel import Channel
 from bot.config import Settings, SettingsError
+from bot.health import HealthServer
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
+from bot.storage.leases import SCAN, InstanceLease, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +98,36 @@ class Runner:
         for channel in self.channels:  # a channel may have registered itself: same caps
             self.assistant.register_channel(channel.name, channel.caps)
         self.dispatcher = Dispatcher.for_channels(services, self.channels)
+        self.name = instance_name()
         self.reminders = ReminderScheduler(ReminderService(services, self.dispatcher),
-                                           services.settings.scan_interval_seconds)
+                                           services.settings.scan_interval_seconds,
+                                           self._scan_lease())
         self._started: list[Channel] = []
+        self.health: HealthServer | None = None
+        if services.settings.health_port is not None:
+            self.health = HealthServer(services, self.channels, self.name,
+                                       lambda: self.reminders.holds_lease)
+
+    def _scan_lease(self) -> InstanceLease | None:
+        """On a shared store the scan goes to one instance at a time; on SQLite the file
+        lease (bot/lease.py) already makes this process the only one."""
+        if self.services.db.dialect == "sqlite":
+            return None
+        return InstanceLease(self.services.db, SCAN, self.name,
+                             self.services.settings.instance_lease_seconds)
 
     async def start(self) -> None:
         for channel in self.channels:  # if one fails to start, stop() stops those already up
             await channel.start()
             self._started.append(channel)
         self.reminders.start()
+        if self.health is not None:
+            await self.health.start()
         log.info("serving %s; Ctrl+C to stop", ", ".join(c.name for c in self.channels))
 
     async def stop(self) -> None:
+        if self.health is not None:  # the load balancer sends no more chats here
+            await self.health.stop()
         await self.reminders.stop()  # drains the pushes in flight while the channels are up
         while self._started:  # each channel stops even if another one's stop fails
             channel = self._started.pop()

@@ -13,7 +13,7 @@ from bot.i18n import t
 from bot.models import Area, User
 from bot.storage.conversations import Conversations
 from bot.storage.customers import Customers
-from bot.storage.db import Database
+from bot.storage.db import Backend, open_database
 from bot.storage.pending import PendingChoices
 from bot.storage.people import People
 from bot.storage.worklogs import WorkLogs
@@ -22,7 +22,7 @@ from bot.storage.worklogs import WorkLogs
 @dataclass
 class Services:
     settings: Settings
-    db: Database
+    db: Backend
     clock: Clock
     people: People
     worklogs: WorkLogs
@@ -32,9 +32,7 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        db = await Database(settings.db_path, settings.sqlite_synchronous,
-                            busy_timeout=settings.db_busy_timeout_seconds,
-                            quick_wait=settings.db_write_wait_seconds).connect()
+        db = await open_database(settings).connect()
         return cls(settings, db, clock or SystemClock(), People(db), WorkLogs(db),
                    Conversations(db), Customers(db), PendingChoices(db))
 

@@ -17,6 +17,8 @@ from bot.models import Role, User
 from bot.services import Ctx, Services
 from tests.conftest import Chat, at, make_user
 
+pytestmark = pytest.mark.both_backends  # form state on SQLite and on PostgreSQL (issue #11)
+
 
 async def _rows(services: Services, sql: str, *params: object) -> list[dict[str, object]]:
     return [dict(r) for r in await services.db.fetchall(sql, params)]

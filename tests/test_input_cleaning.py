@@ -21,7 +21,7 @@ from bot.features.reports.figures import Scope
 from bot.features.reports.handlers import file_stem
 from bot.models import Role
 from bot.services import Services
-from tests.conftest import Chat, make_user
+from tests.conftest import Chat, make_user, use_store
 from tests.test_reports import week
 
 BAD = "\x07\x1b[31m\x00\u202e\u2066\x85\x7f"  # BEL, ESC, NUL, RLO, LRI, NEL (C1), DEL
@@ -68,7 +68,7 @@ async def test_typed_text_and_profile_names_arrive_clean(services: Services,
 
 async def test_command_line_names_arrive_clean(services: Services,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TAIQU_DB_PATH", str(services.settings.db_path))
+    use_store(monkeypatch, services.settings)
     rc = await asyncio.to_thread(main, ["invite", "--role", "manager", "--team",
                                         "城东\x07供电所", "--areas", "3号\u202e台区",
                                         "--name", "张\x00三"])

@@ -23,7 +23,7 @@ from bot.config import load_settings
 from bot.customers_io import export_customers
 from bot.events import Attachment
 from bot.services import Services
-from tests.conftest import make_user
+from tests.conftest import make_user, use_store
 from tests.test_reports import TEAM_A, make_people, seed
 
 
@@ -109,7 +109,7 @@ async def test_exports_are_private(services: Services, clock: FakeClock, tmp_pat
         await export_customers(services, TEAM_A, target, full=full)
         assert mode(target) == 0o600
     # The printable log, from the CLI.
-    monkeypatch.setenv("TAIQU_DB_PATH", str(services.settings.db_path))
+    use_store(monkeypatch, services.settings)
     target = tmp_path / "logs.xlsx"
     assert await asyncio.to_thread(main, ["export", "logs", "--team", TEAM_A, "--from",
                                           "2026-11-30", "--to", "2026-12-06",

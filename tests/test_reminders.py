@@ -351,7 +351,7 @@ async def test_a_row_in_flight_is_sent_again_only_after_a_restart(
     await service.scan_once()
     # A crash right after the platform accepted a message but before it was recorded:
     await services.db.execute("UPDATE reminders SET state = 'sending' WHERE state = 'sent'")
-    # ... or a live process still pushing it: a scan never claims a 'sending' row again.
+    # ... or a live process still pushing it: no scan claims a 'sending' row while its claim lasts.
     clock.advance(minutes=5)
     await service.scan_once()
     assert len(notifier.sent) == 1

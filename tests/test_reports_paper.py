@@ -19,7 +19,7 @@ from bot.cli import main
 from bot.clock import FakeClock
 from bot.features.reports import handlers, paper
 from bot.services import Services
-from tests.conftest import Chat
+from tests.conftest import Chat, use_store
 from tests.test_reports import NOW, TEAM_A, World, add_log, make_people, seed
 
 ITEMS = ("走访", "宣传", "受托办理", "巡视", "报修", "催费", "线损", "应急处置", "客户服务")
@@ -132,7 +132,7 @@ async def test_export_scope_and_answers(seeded: World, assistant: Assistant,
 async def test_cli_export(seeded: World, services: Services, tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("TAIQU_DB_PATH", str(services.settings.db_path))
+    use_store(monkeypatch, services.settings)
     target = tmp_path / "logs.xlsx"
     # The CLI runs its own event loop: a thread of its own, as from a shell.
     rc = await asyncio.to_thread(main, ["export", "logs", "--team", TEAM_A, "--from",

@@ -34,6 +34,7 @@ async def test_pragmas_and_latest_version(tmp_path: Path) -> None:
 async def test_a_confirmed_save_is_synced_to_disk(settings: Settings) -> None:
     """WAL + synchronous=NORMAL may roll back the last commits on a power cut, after the user
     already saw "✅ 已保存": the product's connection runs FULL (2), NORMAL only if configured."""
+    settings = settings.model_copy(update={"database_url": None})  # SQLite's own setting
     services = await Services.open(settings)
     try:
         assert (await services.db.fetchone("PRAGMA synchronous"))[0] == 2  # type: ignore[index]

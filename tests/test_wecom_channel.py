@@ -17,10 +17,12 @@ from bot.channels.wecom.render import render
 from bot.channels.wecom.store import Budget, WeComStore
 from bot.events import Attachment, Button, Outcome, Reply
 from bot.services import Services
-from tests.conftest import make_user
+from tests.conftest import WECOM_ON_SQLITE, make_user
 from tests.fakewecom import FakeWeCom
 from tests.tg_harness import L
 from tests.wecom_harness import WcUser, shown, start_wecom
+
+pytestmark = pytest.mark.sqlite_only(WECOM_ON_SQLITE)
 
 
 @pytest.fixture

@@ -371,6 +371,10 @@ class TelegramChannel:
                 self._dead_letter, assistant.services.clock.now, CONCURRENT_UPDATES)
 
     # --- lifecycle -------------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        return bool(self.app.running and self.app.updater and self.app.updater.running)
+
     async def start(self) -> None:
         await self.app.initialize()
         if self.app.post_init:

@@ -103,7 +103,8 @@ class TelegramInbox:
         async with self.db.tx() as tx:
             row = await tx.fetchone(
                 "SELECT id, update_id, person, payload, attempts, claimed_by, claim_until "
-                "FROM telegram_inbox WHERE person = ? AND state = 'new' ORDER BY id LIMIT 1",
+                "FROM telegram_inbox WHERE person = ? AND state = 'new' ORDER BY id LIMIT 1"
+                + self.db.for_update,  # not SKIP LOCKED: the person's order must hold
                 (person,))
             if row is None:
                 return None

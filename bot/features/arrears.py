@@ -185,7 +185,7 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
     ask = await deciders(services, ctx.user.team_id) if medical and prepaid else []
     others = await services.db.fetchall(
         "SELECT id FROM arrears WHERE team_id = ? AND account_no = ? AND status IN "
-        "('collecting', 'notice_served', 'cut_off') AND form_token IS NOT ?",
+        "('collecting', 'notice_served', 'cut_off') AND form_token IS DISTINCT FROM ?",
         (ctx.user.team_id, account, token))
     async with services.db.tx() as tx:
         aid, new = await STORE.insert_once(tx, token, {

@@ -93,7 +93,8 @@ class Notice:
 
 STORE = rt.Store(Outage, "outages", "SELECT o.*, u.name AS owner, "
                  "(SELECT group_concat(name, '、') FROM (SELECT a.name FROM outage_areas oa "
-                 " JOIN areas a ON a.id = oa.area_id WHERE oa.outage_id = o.id ORDER BY a.id)) "
+                 " JOIN areas a ON a.id = oa.area_id WHERE oa.outage_id = o.id ORDER BY a.id)"
+                 " AS picked) "
                  "AS areas FROM outages o JOIN users u ON u.id = o.user_id", "o")
 
 

@@ -113,8 +113,7 @@ class Store(Generic[R]):
 
 
 async def changed(tx: Tx) -> bool:
-    row = await tx.fetchone("SELECT changes()")
-    return bool(row and row[0])
+    return tx.rowcount > 0
 
 
 # --- deadline ladders ---------------------------------------------------------------------

@@ -183,8 +183,10 @@ class Conversations:
                 await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
                                  (iso(forget_before),))
                 await tx.execute(
-                    "INSERT OR REPLACE INTO finished_forms(token, user_id, form, record_id, "
-                    "finished_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO finished_forms(token, user_id, form, record_id, finished_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(token) DO UPDATE SET "
+                    "user_id = excluded.user_id, form = excluded.form, "
+                    "record_id = excluded.record_id, finished_at = excluded.finished_at",
                     (draft.token, draft.user_id, draft.form, record_id, iso(now)))
 
     async def finished(self, user_id: int, token: str, since: datetime) -> Finished | None:

@@ -269,7 +269,7 @@ class Customers:
         if active is None:
             active = q.kind != "inactive"
         where, params = _scope(user)
-        # Literal, not a parameter: each partial index (0008, 0018) is chosen by this term.
+        # Literal, not a parameter: each partial index (0008, 0020) is chosen by this term.
         clauses = [where, "c.active = 1" if active else "c.active = 0"]
         order = "c.area_id, c.name, c.id"
         if q.kind == "account":

@@ -15,8 +15,9 @@ class DeadUpdates:
                      shape: str) -> None:
         """Kept once per update: a re-delivered update does not add a second row."""
         await self.db.execute(
-            "INSERT OR IGNORE INTO dead_updates(channel, update_id, received_at, error, shape) "
-            "VALUES (?, ?, ?, ?, ?)", (channel, update_id, iso(at), error, shape))
+            "INSERT INTO dead_updates(channel, update_id, received_at, error, shape) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (channel, update_id, iso(at), error, shape))
 
     async def all(self, channel: str) -> list[Row]:
         return await self.db.fetchall(

@@ -158,7 +158,8 @@ class People:
         uid = int(await tx.execute(
             "INSERT INTO users(name, role, team_id, locale, created_at) VALUES (?, ?, ?, ?, ?)",
             (name, role.value, team_id, locale, iso(now))) or 0)
-        await tx.executemany("INSERT OR IGNORE INTO user_areas(user_id, area_id) VALUES (?, ?)",
+        await tx.executemany("INSERT INTO user_areas(user_id, area_id) VALUES (?, ?) "
+                             "ON CONFLICT DO NOTHING",
                              [(uid, a) for a in area_ids])
         return uid
 

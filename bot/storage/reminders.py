@@ -40,6 +40,11 @@ def _reminder(r: Row) -> Reminder:
                     (r["last_error"] or "").startswith(MAYBE_SENT))
 
 
+# Due, pending, not claimed by a live scan: urgent = ?, due_at <= ?, claim ended before ?.
+_DUE = ("state IN ('pending', 'sending') AND state = 'pending' AND urgent = ? AND due_at <= ? "
+        "AND (claimed_until IS NULL OR claimed_until <= ?)")
+
+
 class Reminders:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -50,13 +55,13 @@ class Reminders:
                    key: str | None = None, detail: dict[str, Any] | None = None) -> bool:
         """Add a reminder unless one with the same key exists (planning twice plans once)."""
         dedupe = key or f"{subject}:{subject_id}:{kind}:{user_id}"
-        before = tx.conn.total_changes
         await tx.execute(
-            "INSERT OR IGNORE INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
-            "urgent, dedupe_key, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
+            "urgent, dedupe_key, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (team_id, user_id, subject, subject_id, kind, iso(due_at), int(urgent), dedupe,
              json.dumps(detail or {}, ensure_ascii=False), iso(now)))
-        return tx.conn.total_changes > before
+        return tx.rowcount > 0
 
     @staticmethod
     async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:
@@ -73,37 +78,65 @@ class Reminders:
         hours, it is held again)."""
         await tx.execute(
             "UPDATE reminders SET state = 'pending', due_at = ? WHERE user_id = ? AND "
-            "((state = 'pending' AND last_error LIKE ?) OR (? AND state = 'held'))",
+            "((state = 'pending' AND last_error LIKE ?) OR (? = 1 AND state = 'held'))",
             (iso(when), user_id, f"%{WAITING}", int(held_too)))
 
-    async def due(self, now: datetime, limit: int = 1000) -> list[Reminder]:
+    async def due(self, now: datetime, limit: int = 1000,
+                  claim_until: datetime | None = None) -> list[Reminder]:
         """Pending rows whose time has come (urgent ones first). Never 'sending' ones: a live
         process may be pushing them (see recover). Two index ranges (urgent, then the rest)
         rather than one sort of all due rows; the IN term repeats the partial index's WHERE
-        so SQLite still uses reminders_due."""
+        so SQLite still uses reminders_due.
+
+        With `claim_until`, the rows are this instance's until then: rows another instance
+        claimed are passed over (on PostgreSQL `SKIP LOCKED` while it is still claiming them,
+        its live claim after), so instances on one store share a backlog, not send it twice.
+        Nothing due (the usual case) is found on the reader, with no write."""
         rows: list[Row] = []
         for urgent in (1, 0):
             rows += await self.db.fetchall(
-                "SELECT * FROM reminders WHERE state IN ('pending', 'sending') "
-                "AND state = 'pending' AND urgent = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-                (urgent, iso(now), limit - len(rows)))
+                f"SELECT * FROM reminders WHERE {_DUE} ORDER BY due_at, id LIMIT ?",
+                (urgent, iso(now), iso(now), limit - len(rows)))
             if len(rows) >= limit:
                 break
+        if claim_until is not None and rows:
+            rows = await self._claim_batch(now, limit, claim_until)
         return [_reminder(r) for r in rows]
+
+    async def _claim_batch(self, now: datetime, limit: int, until: datetime) -> list[Row]:
+        rows: list[Row] = []
+        async with self.db.tx() as tx:
+            for urgent in (1, 0):
+                claimed = await tx.fetchall(
+                    "UPDATE reminders SET claimed_until = ? WHERE id IN (SELECT id FROM "
+                    f"reminders WHERE {_DUE} ORDER BY due_at, id LIMIT ?{self.db.skip_locked})"
+                    " RETURNING *", (iso(until), urgent, iso(now), iso(now), limit - len(rows)))
+                # RETURNING gives no order: the scan's order is due time, then id.
+                rows += sorted(claimed, key=lambda r: (r["due_at"], r["id"]))
+                if len(rows) >= limit:
+                    break
+        return rows
 
     async def get(self, reminder_id: int) -> Reminder | None:
         row = await self.db.fetchone("SELECT * FROM reminders WHERE id = ?", (reminder_id,))
         return _reminder(row) if row else None
 
-    async def claim(self, reminder_id: int) -> bool:
-        """Mark one row in flight; False if another scan got it or it was settled meanwhile.
-        A 'sending' row is never claimed again: only recover() (at start-up) frees it."""
+    async def claim(self, reminder_id: int, until: datetime) -> bool:
+        """Mark one row in flight until `until`; False if another scan got it or it was
+        settled meanwhile. A 'sending' row is never claimed again while its claim lasts:
+        only recover() (at start-up) or recover_expired() (its holder died) frees it."""
         async with self.db.tx() as tx:
             await tx.execute(
-                "UPDATE reminders SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = ? AND state = 'pending'", (reminder_id,))
-            row = await tx.fetchone("SELECT changes()")
-        return bool(row and row[0])
+                "UPDATE reminders SET state = 'sending', attempts = attempts + 1, "
+                "claimed_until = ? WHERE id = ? AND state = 'pending'",
+                (iso(until), reminder_id))
+            return tx.rowcount > 0
+
+    async def unclaim(self, ids: list[int]) -> None:
+        """A stopping scan's rows it did not get to: any instance may take them at once."""
+        marks = ", ".join("?" for _ in ids)
+        await self.db.execute(f"UPDATE reminders SET claimed_until = NULL "
+                              f"WHERE id IN ({marks}) AND state = 'pending'", ids)
 
     async def recover(self) -> int:
         """At start-up of the database's lease holder only: rows left 'sending' by a process
@@ -112,8 +145,22 @@ class Reminders:
             await tx.execute(
                 "UPDATE reminders SET state = 'pending', last_error = ? WHERE state = 'sending'",
                 (f"{MAYBE_SENT}: interrupted while sending",))
-            row = await tx.fetchone("SELECT changes()")
-        return int(row[0]) if row else 0
+            return tx.rowcount
+
+    async def recover_expired(self, now: datetime) -> int:
+        """Rows whose sender's claim ran out (an instance died mid-push): back to 'pending',
+        marked as possibly sent already, for any instance to send (the one possible repeat).
+        Looked for on the reader first: usually there are none, and then nothing is written."""
+        expired = ("state IN ('pending', 'sending') AND state = 'sending' "
+                   "AND claimed_until < ?")
+        if await self.db.fetchone(f"SELECT 1 FROM reminders WHERE {expired} LIMIT 1",
+                                  (iso(now),)) is None:
+            return 0
+        async with self.db.tx() as tx:
+            await tx.execute(
+                f"UPDATE reminders SET state = 'pending', claimed_until = NULL, last_error = ? "
+                f"WHERE {expired}", (f"{MAYBE_SENT}: its sender stopped while sending", iso(now)))
+            return tx.rowcount
 
     async def settle(self, reminder_id: int, state: str, now: datetime,
                      error: str | None = None) -> None:
@@ -126,7 +173,8 @@ class Reminders:
         A row already settled ('sent' ...) stays so: an error after the push must not
         send it again."""
         await self.db.execute(
-            "UPDATE reminders SET state = 'pending', due_at = ?, last_error = CASE "
+            "UPDATE reminders SET state = 'pending', due_at = ?, claimed_until = NULL, "
+            "last_error = CASE "
             "WHEN last_error LIKE ? || '%' AND ? NOT LIKE ? || '%' THEN ? || '; ' || ? "
             "ELSE ? END WHERE id = ? AND state IN ('pending', 'sending')",
             (iso(when), MAYBE_SENT, error, MAYBE_SENT, MAYBE_SENT, error, error, reminder_id))
@@ -146,8 +194,8 @@ class Reminders:
             note = (leader["last_error"] if leader["state"] == "pending"
                     else f"folded into reminder {leader_id}")
             await tx.execute(
-                f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ? "
-                f"WHERE id IN ({marks}) AND state = 'pending'",
+                f"UPDATE reminders SET state = ?, due_at = ?, sent_at = ?, last_error = ?, "
+                f"claimed_until = NULL WHERE id IN ({marks}) AND state = 'pending'",
                 (leader["state"], leader["due_at"], leader["sent_at"], note, *ids))
         return str(leader["state"])
 
@@ -158,8 +206,8 @@ class Reminders:
                 "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
                 "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held')",
                 (iso(until), reminder_id, user_id))
-            row = await tx.fetchone("SELECT changes()")
-        return await self.get(reminder_id) if row and row[0] else None
+            changed = tx.rowcount > 0
+        return await self.get(reminder_id) if changed else None
 
     async def hold(self, reminder_id: int) -> None:
         """Quiet hours: keep it for the recipient's next morning digest."""
@@ -173,8 +221,7 @@ class Reminders:
             return 0  # the usual case, read on the reader: no write per scan
         async with self.db.tx() as tx:
             await tx.execute(f"UPDATE reminders SET state = 'pending' WHERE {held}")
-            row = await tx.fetchone("SELECT changes()")
-        return int(row[0]) if row else 0
+            return tx.rowcount
 
     async def held_users(self) -> set[int]:
         """Who has rows held for a digest (a scan of the table, as release_held_of_deactivated:
@@ -188,8 +235,7 @@ class Reminders:
         async with self.db.tx() as tx:
             await tx.execute("UPDATE reminders SET state = 'pending' "
                              "WHERE user_id = ? AND state = 'held'", (user_id,))
-            row = await tx.fetchone("SELECT changes()")
-        return int(row[0]) if row else 0
+            return tx.rowcount
 
     async def held_for(self, user_id: int) -> list[Reminder]:
         rows = await self.db.fetchall(

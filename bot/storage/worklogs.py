@@ -27,9 +27,12 @@ class NewWorkLog:
 
 
 ENTITY = "worklog"  # audit_log entity of a deleted entry
-# The next log number: past every live and every deleted one (see 0018_risky_actions.sql).
-_NEXT_ID = ("SELECT max(coalesce((SELECT max(id) FROM worklogs), 0), "
-            "coalesce((SELECT max(id) FROM worklog_tombstones), 0)) + 1")
+# The next log number: past every live and every deleted one (see 0015_risky_actions.sql).
+# SQLite would reuse the highest rowid, so it is computed; PostgreSQL's identity sequence
+# never goes back (and, unlike a computed number, two instances never draw the same one).
+_NEXT_ID = {"sqlite": "(SELECT coalesce(max(top), 0) + 1 FROM (SELECT max(id) AS top FROM "
+                      "worklogs UNION ALL SELECT max(id) FROM worklog_tombstones) AS tops)",
+            "postgresql": "DEFAULT"}
 
 _SELECT = """
 SELECT w.*, a.name AS area_name, u.name AS user_name,
@@ -67,7 +70,7 @@ class WorkLogs:
             wid = int(await tx.execute(
                 "INSERT INTO worklogs(id, team_id, area_id, user_id, occurred_at, time_precision, "
                 "content, problems, latitude, longitude, created_at, form_token, customer_id) "
-                f"VALUES (({_NEXT_ID}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"VALUES ({_NEXT_ID[self.db.dialect]}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
                  "minute" if entry.has_time else "day", entry.content, entry.problems,
                  entry.latitude, entry.longitude, iso(now), form_token,
@@ -117,8 +120,8 @@ class WorkLogs:
             await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (entry.id,))
             await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (entry.id,))
             await tx.execute("DELETE FROM worklogs WHERE id = ?", (entry.id,))
-            await tx.execute("INSERT OR IGNORE INTO worklog_tombstones(id, deleted_at) "
-                             "VALUES (?, ?)", (entry.id, iso(now)))
+            await tx.execute("INSERT INTO worklog_tombstones(id, deleted_at) "
+                             "VALUES (?, ?) ON CONFLICT DO NOTHING", (entry.id, iso(now)))
             if row["customer_id"] is not None:
                 await tx.execute(
                     "UPDATE customers SET last_visit_at = (SELECT max(occurred_at) FROM worklogs "

@@ -71,6 +71,10 @@ class WeComChannel:
         host = self.settings.listen.rsplit(":", 1)[0]
         return f"http://{host}:{self.server.port}{self.settings.path}"
 
+    @property
+    def up(self) -> bool:
+        return self.server.alive()
+
     async def start(self) -> None:
         await self.server.start()
         self.sender.start()

@@ -142,5 +142,6 @@ async def _send_parts(services: Services, url: str, chunks: list[str], key: str,
 
 async def _done(services: Services, job: str, key: str, team_id: int, now: datetime) -> None:
     await services.db.execute(
-        "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         (job, key, team_id, iso(now)))

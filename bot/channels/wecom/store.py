@@ -202,8 +202,10 @@ class WeComStore:
     async def card_sent(self, task_id: str, external_id: str, buttons: dict[str, str],
                         now: datetime) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO wecom_cards(task_id, external_id, buttons, created_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO wecom_cards(task_id, external_id, buttons, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET "
+            "external_id = excluded.external_id, buttons = excluded.buttons, "
+            "created_at = excluded.created_at",
             (task_id, external_id, json.dumps(buttons, ensure_ascii=False), iso(now)))
 
     async def card_label(self, task_id: str, external_id: str, key: str) -> str | None:
@@ -238,7 +240,7 @@ class WeComStore:
     async def first_open(self, external_id: str, now: datetime) -> bool:
         """True the first time someone opens the app (enter_agent), never again."""
         async with self.db.tx() as tx:
-            cur = await tx.conn.execute(
-                "INSERT OR IGNORE INTO wecom_greeted(external_id, at) VALUES (?, ?)",
+            await tx.execute(
+                "INSERT INTO wecom_greeted(external_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (external_id, iso(now)))
-            return cur.rowcount == 1
+            return tx.rowcount == 1

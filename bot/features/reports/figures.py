@@ -337,7 +337,7 @@ async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list
     # A person's 台区: those the person looks after as an active manager (as before).
     mine, mp, team_areas = "", [], "a.team_id = ?"
     if q.scope.user_id is not None:
-        mine = f" AND a.id IN (SELECT area_id FROM ({managers}) WHERE id = ?)"
+        mine = f" AND a.id IN (SELECT area_id FROM ({managers}) AS m WHERE id = ?)"
         team_areas = "+a.team_id = ?"  # the person's 台区 by id, not all the team's
         mp = [team, q.scope.user_id]
     span, sp = q.within("w.occurred_at")

@@ -261,6 +261,7 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
         else:
             sent += 1
         await services.db.execute(
-            "INSERT OR IGNORE INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (JOB, key, user.id, iso(now)))
     return sent

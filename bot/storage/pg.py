@@ -1,0 +1,249 @@
+"""PostgreSQL through asyncpg (TAIQU_DATABASE_URL): the SQLite Database's interface on a
+connection pool, so several instances can share one store.
+
+Callers keep SQLite's SQL: `?` placeholders (translated here), ISO-8601 text timestamps (TEXT
+columns on both, so comparisons and code are the same), 0/1 integers for flags, the new id
+from execute() after an INSERT and rows readable by name and by index (asyncpg's Record).
+The few SQLite functions the code calls (group_concat, julianday, json_extract, datetime,
+printf) exist on PostgreSQL as SQL functions (migration 0020's PostgreSQL form)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import asyncpg
+
+from bot.storage.db import Backend, DatabaseBusy, Row, iso, migration_script, migrations
+
+# pg_advisory_lock key held while migrating: instances starting together migrate one by one.
+MIGRATION_LOCK = 0x7461_6971_7500  # "taiqu" in ASCII, as a bigint
+# Ids a table gave out that stay used after their row is gone (0015_risky_actions.sql).
+IDS_ALSO_IN = {"worklogs": "worklog_tombstones"}
+VERSIONS = "schema_migrations"  # one row per applied migration (SQLite: PRAGMA user_version)
+
+# A quoted string, a quoted name, a comment, or a placeholder: only the last is rewritten.
+_SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
+_INSERT_TABLE = re.compile(r"^\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_STATUS_COUNT = re.compile(r"(\d+)$")
+
+
+@functools.lru_cache(maxsize=2048)
+def pg_sql(sql: str) -> str:
+    """SQLite's `?` placeholders as PostgreSQL's `$1, $2, ...`, once per statement text.
+    By hand: asyncpg takes only `$n`, and no maintained library translates just that."""
+    number = 0
+
+    def numbered(match: re.Match[str]) -> str:
+        nonlocal number
+        if match.group() != "?":
+            return match.group()
+        number += 1
+        return f"${number}"
+
+    return _SQL_TOKENS.sub(numbered, sql)
+
+
+@functools.lru_cache(maxsize=2048)
+def _insert_table(sql: str) -> str | None:
+    """The table an INSERT without its own RETURNING writes to (None for other statements)."""
+    m = _INSERT_TABLE.match(sql)
+    return m.group(1).lower() if m and not _RETURNING.search(sql) else None
+
+
+def _status_count(status: str) -> int:
+    """Rows a command touched, from its status ("UPDATE 3", "INSERT 0 1")."""
+    m = _STATUS_COUNT.search(status or "")
+    return int(m.group(1)) if m else 0
+
+
+def _sqlite_number(text: str) -> int | float:
+    """numeric as SQLite gives it: SUM of integers is an integer (PostgreSQL: a Decimal,
+    which callers formatting counts or doing float arithmetic do not expect)."""
+    return float(text) if any(c in text for c in ".eEN") else int(text)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str,
+                              decoder=_sqlite_number, format="text")
+
+
+class PgTx:
+    """Statements inside one transaction on one pooled connection."""
+
+    def __init__(self, conn: asyncpg.Connection, id_tables: frozenset[str]) -> None:
+        self.conn = conn
+        self._id_tables = id_tables
+        self.rowcount = 0  # rows the last execute inserted, changed or deleted
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Runs one statement; the new row's id after an INSERT into a table with an id
+        (SQLite's lastrowid), read with RETURNING."""
+        table = _insert_table(sql)
+        if table in self._id_tables:
+            rows = await self.conn.fetch(pg_sql(sql.rstrip().rstrip(";")) + " RETURNING id",
+                                         *params)
+            self.rowcount = len(rows)
+            return int(rows[-1][0]) if rows else None
+        self.rowcount = _status_count(await self.conn.execute(pg_sql(sql), *params))
+        return None
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.conn.executemany(pg_sql(sql), list(rows))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return await self.conn.fetchrow(pg_sql(sql), *params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self.conn.fetch(pg_sql(sql), *params))
+
+
+class PgDatabase(Backend):
+    """PostgreSQL. An instance's transactions take turns, as on SQLite's one write
+    connection, so code written for SQLite stays correct; reads and single statements run
+    side by side on the pool. Instances among themselves rely on PostgreSQL's locks."""
+
+    dialect = "postgresql"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, url: str, *, busy_timeout: float = 30.0, quick_wait: float = 2.0,
+                 pool_size: int = 10) -> None:
+        super().__init__()
+        self.url = url
+        self.busy_timeout = busy_timeout
+        self.quick_wait = quick_wait
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+        self._quick_lock = asyncio.Lock()  # quick writes in call order (write_behind's promise)
+        self._id_tables: frozenset[str] = frozenset()
+
+    async def connect(self, migrate_to: int | None = None) -> Self:
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
+                                               init=_init_connection)
+        try:
+            await self.migrate(migrate_to)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        await self.settle()
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database is not connected")
+        return self._pool
+
+    async def schema_version(self) -> int:
+        async with self.pool.acquire() as conn:
+            return await _version(conn)
+
+    async def migrate(self, target: int | None = None) -> int:
+        """Apply every migration newer than the recorded version (up to `target`), each in
+        its own transaction, under an advisory lock: a second instance starting at the same
+        time waits, then finds the work done."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS} ("
+                                   "version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+                current = await _version(conn)
+                for number, path in migrations():
+                    if number <= current or (target is not None and number > target):
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(migration_script(path, self.dialect))
+                        await conn.execute(f"INSERT INTO {VERSIONS}(version, applied_at) "
+                                           "VALUES ($1, $2)", number, iso(datetime.now(UTC)))
+                    current = number
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            self._id_tables = frozenset(r[0] for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND column_name = 'id'"))
+        return current
+
+    async def restart_identities(self) -> None:
+        """Every id column continues after its table's highest id (rows were written with
+        their ids given, e.g. by `db copy`, which leaves the sequences where they were),
+        and after the ids it gave out that live on elsewhere (a withdrawn log's number)."""
+        async with self.tx() as tx:
+            for table, column in await tx.fetchall(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND is_identity = 'YES'"):
+                ids = f"SELECT {column} AS id FROM {table}"
+                if table in IDS_ALSO_IN:
+                    ids += f" UNION ALL SELECT id FROM {IDS_ALSO_IN[table]}"
+                await tx.fetchone(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                    f"coalesce((SELECT max(id) FROM ({ids}) AS ids), 0) + 1, false)")
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """This instance's transactions one at a time, waited for at most busy_timeout."""
+        try:
+            async with asyncio.timeout(self.busy_timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy("the writes before this one still wait") from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[PgTx]:
+        self._not_reentrant()
+        async with self._turn():
+            self._owner = asyncio.current_task()
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    yield PgTx(conn, self._id_tables)
+            finally:
+                self._owner = None
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self._not_reentrant()
+        return await self.pool.fetchrow(pg_sql(sql), *params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._not_reentrant()
+        return list(await self.pool.fetch(pg_sql(sql), *params))
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """A single statement in its own transaction."""
+        return await self._single(sql, params, self.busy_timeout)
+
+    async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """A single statement that waits at most `quick_wait` seconds (for a connection, then
+        for row locks) and raises DatabaseBusy after; one at a time, in call order."""
+        return await self._single(sql, params, self.quick_wait, self._quick_lock)
+
+    async def _single(self, sql: str, params: Sequence[Any], wait: float,
+                      turn: asyncio.Lock | None = None) -> int | None:
+        self._not_reentrant()
+        try:
+            async with asyncio.timeout(wait), turn or nullcontext(), self.pool.acquire() as conn:
+                return await PgTx(conn, self._id_tables).execute(sql, params)
+        except TimeoutError:
+            raise DatabaseBusy(f"not written within {wait:g} s") from None
+
+
+async def _version(conn: asyncpg.Connection) -> int:
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", VERSIONS)
+    if not exists:
+        return 0
+    return int(await conn.fetchval(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}"))
