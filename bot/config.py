@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # The only snoozes an overdue urgent reminder offers (emergency repair, restore after
     # payment): minutes, short, never to tomorrow; the team's lead is told of each.
     urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
+    # Sends a second one Telegram bot token may make (the Bot API's flood limit). Replies to
+    # what someone just did go first; pushes (reminders, digests, reports) use what is left,
+    # but never less than push_min_share of it while both wait (issue #12).
+    telegram_sends_per_second: float = Field(default=30, gt=0, le=1000)
+    push_min_share: float = Field(default=0.1, ge=0.01, le=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
     clock_jump_warn_seconds: float = Field(default=60, gt=0)
