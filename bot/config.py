@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # releases it at once); it is looked at again after this many hours in any case.
     not_opened_recheck_hours: float = Field(default=24, gt=0, le=24 * 30)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # The digest is spread over this many minutes from digest_time (0: all at once), by
+    # team (a team's people together, teams apart) or by person ("jitter"); each person's
+    # moment is the same every day. Spread, a 3,000-person wave leaves room for replies.
+    digest_window_minutes: int = Field(default=30, ge=0, le=180)
+    digest_spread: Literal["team", "jitter"] = "team"
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # A periodic job (Monday report, morning digest) that fails for one person is logged,

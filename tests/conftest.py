@@ -43,7 +43,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(db_path=tmp_path / "taiqu.db")
+    # The digest all at 08:00 (no spread window): the tests of what a digest says scan once
+    # at the digest time; tests/test_digest_spread.py covers the spread (issue #12).
+    return load_settings(db_path=tmp_path / "taiqu.db", digest_window_minutes=0)
 
 
 @pytest.fixture
