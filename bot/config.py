@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # A periodic job (Monday report, morning digest) that fails for one person is logged,
     # recorded in the audit log and tried again on later scans, this many times a period.
     job_attempts: int = Field(default=3, ge=1, le=100)
+    # A scan works on a periodic job (the Monday report) at most this long before the
+    # reminders get their turn, with this many pushes waiting in the send budget at once: the
+    # budget, not a count, sets the pace (33,000 Monday reports within 30 minutes, issue #12).
+    periodic_job_seconds: float = Field(default=45, gt=0, le=3600)
+    job_push_workers: int = Field(default=16, ge=1, le=256)
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)

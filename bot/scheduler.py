@@ -56,8 +56,11 @@ class ReminderScheduler:
         while not self._stopping.is_set():
             wall0, mono0 = self.service.services.clock.now(), loop.time()
             await self._tick()
+            # Scans start an interval apart: a long scan (the Monday report, paced by the
+            # send budget) is followed by the next one at once, not a whole interval later.
+            rest = max(0.0, self.interval - (loop.time() - mono0))
             with contextlib.suppress(TimeoutError):  # the interval passed: scan again
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                await asyncio.wait_for(self._stopping.wait(), rest)
             self._check_jump(wall0, mono0)
 
     def start(self) -> None:
