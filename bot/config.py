@@ -66,10 +66,11 @@ class Settings(BaseSettings):
     # The only snoozes an overdue urgent reminder offers (emergency repair, restore after
     # payment): minutes, short, never to tomorrow; the team's lead is told of each.
     urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
-    # Sends a second one Telegram bot token may make (the Bot API's flood limit). Replies to
-    # what someone just did go first; pushes (reminders, digests, reports) use what is left,
-    # but never less than push_min_share of it while both wait (issue #12).
-    telegram_sends_per_second: float = Field(default=30, gt=0, le=1000)
+    # Sends a second one Telegram bot token makes: a little under the Bot API's flood limit
+    # (about 30), so network jitter does not trip it (each 429 stops every send for 1 s or
+    # more). Replies to what someone just did go first; pushes (reminders, digests, reports)
+    # use what is left, but never less than push_min_share of it while both wait (issue #12).
+    telegram_sends_per_second: float = Field(default=28, gt=0, le=1000)
     push_min_share: float = Field(default=0.1, ge=0.01, le=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Wall clock vs monotonic clock between two scans differing by more: logged as a jump.
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     # A scan works on a periodic job (the Monday report) at most this long before the
     # reminders get their turn, with this many pushes waiting in the send budget at once: the
     # budget, not a count, sets the pace (33,000 Monday reports within 30 minutes, issue #12).
-    periodic_job_seconds: float = Field(default=45, gt=0, le=3600)
+    periodic_job_seconds: float = Field(default=50, gt=0, le=3600)
     job_push_workers: int = Field(default=16, ge=1, le=256)
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")

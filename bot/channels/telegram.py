@@ -209,8 +209,8 @@ class LaneRateLimiter(BaseRateLimiter[int]):
 
 
 def telegram_budget(settings: Settings) -> SendBudget:
-    return SendBudget(settings.telegram_sends_per_second,
-                      burst=max(1, int(settings.telegram_sends_per_second)),
+    """No bursts: sends evenly spaced never make more than the rate in any one second."""
+    return SendBudget(settings.telegram_sends_per_second, burst=1,
                       push_min_share=settings.push_min_share)
 
 
