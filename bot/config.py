@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # The only snoozes an overdue urgent reminder offers (emergency repair, restore after
     # payment): minutes, short, never to tomorrow; the team's lead is told of each.
     urgent_snooze_minutes: list[int] = Field(default=[30, 60], min_length=1)
+    # Sends a second one Telegram bot token makes: a little under the Bot API's flood limit
+    # (about 30), so network jitter does not trip it (each 429 stops every send for 1 s or
+    # more). Replies to what someone just did go first; pushes (reminders, digests, reports)
+    # use what is left, but never less than push_min_share of it while both wait (issue #12).
+    telegram_sends_per_second: float = Field(default=28, gt=0, le=1000)
+    push_min_share: float = Field(default=0.1, ge=0.01, le=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Due reminders a scan takes, and each one in flight, are its instance's this long: an
     # instance that dies leaves them to another after it (far longer than one push takes).
@@ -102,11 +108,21 @@ class Settings(BaseSettings):
     # releases it at once); it is looked at again after this many hours in any case.
     not_opened_recheck_hours: float = Field(default=24, gt=0, le=24 * 30)
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # The digest is spread over this many minutes from digest_time (0: all at once), by
+    # team (a team's people together, teams apart) or by person ("jitter"); each person's
+    # moment is the same every day. Spread, a 3,000-person wave leaves room for replies.
+    digest_window_minutes: int = Field(default=30, ge=0, le=180)
+    digest_spread: Literal["team", "jitter"] = "team"
     # Monday's weekly report (local time); the previous Monday-Sunday week.
     weekly_report_time: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # A periodic job (Monday report, morning digest) that fails for one person is logged,
     # recorded in the audit log and tried again on later scans, this many times a period.
     job_attempts: int = Field(default=3, ge=1, le=100)
+    # A scan works on a periodic job (the Monday report) at most this long before the
+    # reminders get their turn, with this many pushes waiting in the send budget at once: the
+    # budget, not a count, sets the pace (33,000 Monday reports within 30 minutes, issue #12).
+    periodic_job_seconds: float = Field(default=50, gt=0, le=3600)
+    job_push_workers: int = Field(default=16, ge=1, le=256)
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)

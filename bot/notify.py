@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.events import Outcome, Reply
 from bot.i18n import t
+from bot.sendbudget import pushing
 from bot.services import Services
 from bot.shaping import needs_numbering, shape
 
@@ -73,6 +74,12 @@ class Dispatcher:
         return cls(services, [c.notifier for c in channels], {c.name: c.caps for c in channels})
 
     async def push(self, user_id: int, reply: Reply) -> None:
+        """Send `reply` to the person; in the push lane of every channel's send budget, so
+        replies to people waiting on their phones go first."""
+        with pushing():
+            await self._push_to_someone(user_id, reply)
+
+    async def _push_to_someone(self, user_id: int, reply: Reply) -> None:
         unreachable: list[str] = []
         await self.services.db.settle()  # the identity used last may still be on its way
         identities = await self.services.people.identities_of(user_id)

@@ -12,16 +12,19 @@ flight first, so it repeats nothing."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
+from bot.config import Settings
 from bot.deadlines import ESCALATE, OVERDUE
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
 from bot.models import User
 from bot.notify import Dispatcher, NotOpenedYet, OutcomeUnknown, RetryLater, Unreachable
 from bot.router import ReminderKind, Router, TodoItem, app_router, feature_callback
+from bot.rules import bulk_avoid_minutes
 from bot.services import Ctx, Services
 from bot.storage import audit
 from bot.storage.db import iso
@@ -52,6 +55,22 @@ def next_at(local: datetime, at: time) -> datetime:
     """The next local moment at clock time `at` (today if still ahead, else tomorrow)."""
     candidate = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
     return candidate if candidate > local else candidate + timedelta(days=1)
+
+
+def _stable_share(key: str) -> float:
+    """A fraction in [0, 1) fixed by `key`: a hash, not random, so every scan and every
+    restart puts the same person at the same moment."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def digest_slot(settings: Settings, user: User, day: date) -> datetime:
+    """When the person's morning digest is due on `day` (local): TAIQU_DIGEST_TIME plus their
+    team's (or their own) fixed share of TAIQU_DIGEST_WINDOW_MINUTES."""
+    start = datetime.combine(day, _hhmm(settings.digest_time), tzinfo=settings.tz)
+    key = user.team_id if settings.digest_spread == "team" else user.id
+    share = _stable_share(f"{settings.digest_spread}:{key}")
+    return start + timedelta(seconds=int(share * settings.digest_window_minutes * 60))
 
 
 async def quiet_window(services: Services, user_id: int) -> tuple[time, time] | None:
@@ -421,7 +440,11 @@ class ReminderService:
         digest_at = _hhmm(self.services.settings.digest_time)
         if local.time() < digest_at:
             return sent
-        pending = [u for u in users if await self._digest_due(u, local)]
+        avoiding = await self._avoiding_this_minute(local)
+        pending = [u for u in users
+                   if u.id not in avoiding
+                   and local >= digest_slot(self.services.settings, u, local.date())
+                   and await self._digest_due(u, local)]
 
         async def one(user: User) -> None:
             async with self._sem:
@@ -435,6 +458,17 @@ class ReminderService:
 
         await asyncio.gather(*(one(u) for u in pending))
         return sent
+
+    async def _avoiding_this_minute(self, local: datetime) -> set[int]:
+        """People on a channel that asks bulk sends to keep out of this minute (WeCom: :00,
+        :30; data/send_pacing.json): their digest waits for the next scan."""
+        channels = [c for c, minutes in bulk_avoid_minutes().items() if local.minute in minutes]
+        if not channels:
+            return set()
+        rows = await self.services.db.fetchall(
+            "SELECT DISTINCT user_id FROM identities "
+            f"WHERE channel IN ({','.join('?' * len(channels))})", channels)
+        return {r[0] for r in rows}
 
     async def _digest_due(self, user: User, local: datetime) -> bool:
         if await self.services.people.first_visit(user.id) is None:

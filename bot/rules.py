@@ -73,6 +73,14 @@ def default_hours() -> dict[str, time]:
     return {part: time.fromisoformat(hhmm) for part, hhmm in raw.items()}
 
 
+@cache
+def bulk_avoid_minutes() -> dict[str, frozenset[int]]:
+    """Channel -> minutes of the hour bulk pushes stay out of (WeCom: :00 and :30)."""
+    with (DATA_DIR / "send_pacing.json").open(encoding="utf-8") as fh:
+        raw: dict[str, list[int]] = json.load(fh)["avoid_minutes"]
+    return {channel: frozenset(minutes) for channel, minutes in raw.items()}
+
+
 @dataclass(frozen=True)
 class Category:
     key: str

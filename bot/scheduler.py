@@ -103,8 +103,11 @@ class ReminderScheduler:
             if self.holds_lease:
                 await self._tick()
             self._gained.clear()
+            # Scans start an interval apart: a long scan (the Monday report, paced by the
+            # send budget) is followed by the next one at once, not a whole interval later.
+            rest = max(0.0, self.interval - (loop.time() - mono0))
             with contextlib.suppress(TimeoutError):  # the interval passed: scan again
-                await asyncio.wait_for(self._wake(), self.interval)
+                await asyncio.wait_for(self._wake(), rest)
             self._check_jump(wall0, mono0)
 
     async def _wake(self) -> None:

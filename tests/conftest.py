@@ -137,7 +137,10 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(tmp_path: Path, db_backend: str, request: pytest.FixtureRequest) -> Settings:
     url = request.getfixturevalue("pg_url") if db_backend == "postgresql" else None
-    return load_settings(db_path=tmp_path / "taiqu.db", database_url=url)
+    # The digest all at 08:00 (no spread window): the tests of what a digest says scan once
+    # at the digest time; tests/test_digest_spread.py covers the spread (issue #12).
+    return load_settings(db_path=tmp_path / "taiqu.db", database_url=url,
+                         digest_window_minutes=0)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from datetime import datetime
 
 import pytest
 
+from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.config import SettingsError, load_settings
 from bot.events import Reply
-from bot.features.reports import handlers
 from bot.features.reports.figures import Scope
 from bot.features.reports.handlers import report_reply
 from bot.models import Role
@@ -19,7 +19,7 @@ from bot.notify import Dispatcher, RetryLater, Unreachable
 from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.people import UserPrefs
-from tests.conftest import SHANGHAI, make_user
+from tests.conftest import SHANGHAI, Chat, make_user
 from tests.test_reminders import FakeNotifier
 from tests.test_reports import TEAM_A, World, make_people, seed, week
 
@@ -66,7 +66,7 @@ async def seeded(services: Services, clock: FakeClock) -> World:
 
 async def test_monday_morning_each_gets_their_report_once(
         seeded: World, services: Services, service: ReminderService, notifier: FakeNotifier,
-        clock: FakeClock) -> None:
+        clock: FakeClock, assistant: Assistant) -> None:
     at(clock, 2026, 12, 7, 8, 29)
     await service.scan_once()
     assert reports(notifier) == {}  # not yet
@@ -88,7 +88,15 @@ async def test_monday_morning_each_gets_their_report_once(
     assert "张三" not in got["钱班长"][0].text
     zhang = got["张三"][0]
     assert zhang.text.startswith(INTRO + "\n📊 张三 的工作汇总（城东供电所）")
-    assert "李四" not in zhang.text and [a.kind for a in zhang.attachments] == ["document"]
+    # A manager's Excel comes on a tap, not unasked (issue #12): one send each on Monday.
+    assert "李四" not in zhang.text and zhang.attachments == []
+    assert zhang.text.endswith("📎 明细 Excel 点下方按钮获取")
+    [[button]] = zhang.buttons
+    assert button.label == "📎 要 Excel 明细"
+    tapped = await Chat(assistant, "test", "张三").tap(button.data)
+    [files] = tapped.replies
+    assert files.text == "📎 2026-11-30 — 2026-12-06 的 Excel 明细"
+    assert [a.filename for a in files.attachments] == ["工作汇总_张三_2026-11-30_2026-12-06.xlsx"]
     assert "📝 本期没有记工作日志" in got["王五"][0].text
     # A second scan, later scans that day and a fresh service (a restart) send nothing more.
     await service.scan_once()
@@ -177,16 +185,26 @@ async def test_admins_get_no_push(services: Services, service: ReminderService,
 
 
 async def test_a_big_monday_is_spread_over_scans(
-        seeded: World, service: ReminderService, notifier: FakeNotifier, clock: FakeClock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handlers, "MAX_PUSHES_PER_SCAN", 4)
+        seeded: World, services: Services, clock: FakeClock) -> None:
+    """Paced by the send budget, not a count (issue #12): a scan works on the reports at most
+    TAIQU_PERIODIC_JOB_SECONDS, the next one goes on. Each push here takes 20 s of the
+    clock, as a budget crowded by replies would; the scan stops after 40 s."""
+
+    class Slow(ReportNotifier):
+        async def push(self, external_id: str, reply: Reply) -> None:
+            await super().push(external_id, reply)
+            clock.advance(seconds=20)
+
+    services.settings.periodic_job_seconds = 40
+    services.settings.job_push_workers = 1
+    notifier = Slow()
+    service = ReminderService(services, Dispatcher(services, [notifier]))
     at(clock, 2026, 12, 7, 8, 31)
     await service.scan_once()
-    assert len(reports(notifier)) == 4
-    clock.advance(minutes=1)
-    await service.scan_once()
-    clock.advance(minutes=1)
-    await service.scan_once()
+    assert len(reports(notifier)) == 2
+    for _ in range(3):
+        clock.advance(minutes=1)
+        await service.scan_once()
     assert {k: len(v) for k, v in reports(notifier).items()} == {
         "张三": 1, "李四": 1, "王五": 1, "王班长": 1, "赵六": 1, "钱班长": 1}
 
@@ -206,6 +224,7 @@ async def test_a_stop_during_the_monday_push_starts_no_new_report(
                 service.closing = True  # the stop arrives while this push is in flight
 
     notifier = StopDuringFirst()
+    services.settings.job_push_workers = 1  # one push in flight when the stop comes
     service = ReminderService(services, Dispatcher(services, [notifier]))
     at(clock, 2026, 12, 7, 7, 45)  # before the 08:00 digests: only the reports go
     services.settings.weekly_report_time = "06:00"

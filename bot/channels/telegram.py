@@ -29,9 +29,9 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
+    BaseRateLimiter,
     BaseUpdateProcessor,
     ContextTypes,
     TypeHandler,
@@ -50,6 +50,7 @@ from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import OutcomeUnknown, RetryLater, Unreachable
+from bot.sendbudget import SendBudget
 from bot.shaping import split_text
 from bot.storage.dead_updates import DeadUpdates
 
@@ -177,6 +178,46 @@ class ScreenedUpdates(HTTPXRequest):
         except ValueError as exc:
             log.error("getUpdates answer is not JSON (%d bytes)", len(payload))
             raise TelegramError("Invalid server response") from exc
+
+
+class LaneRateLimiter(BaseRateLimiter[int]):
+    """The bot token's flood limit (TAIQU_TELEGRAM_SENDS_PER_SECOND) as the core's two-lane
+    SendBudget: a reply never waits behind queued pushes. Like PTB's AIORateLimiter, only
+    calls to a chat count, and a 429 pauses every send for its retry_after, then the call is
+    tried again (at most `max_retries` times). Group limits are left out: the bot answers
+    private chats only (to_incoming)."""
+
+    def __init__(self, budget: SendBudget, max_retries: int = 5) -> None:
+        self.budget = budget
+        self.max_retries = max_retries
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(self, callback: Callable[..., Awaitable[Any]], args: Any,
+                              kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                              rate_limit_args: int | None) -> Any:
+        for attempt in range(self.max_retries + 1):
+            if data.get("chat_id") is not None:
+                await self.budget.acquire()
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                if attempt == self.max_retries:
+                    raise
+                wait = _seconds(exc.retry_after) + 0.1
+                log.info("flood limit hit; every send waits %.1f s", wait)
+                self.budget.pause(wait)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def telegram_budget(settings: Settings) -> SendBudget:
+    """No bursts: sends evenly spaced never make more than the rate in any one second."""
+    return SendBudget(settings.telegram_sends_per_second, burst=1,
+                      push_min_share=settings.push_min_share)
 
 
 def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
@@ -356,7 +397,7 @@ class TelegramChannel:
                    .connection_pool_size(CONCURRENT_UPDATES + 8)
                    .post_init(self._register_commands))
         if rate_limiter:
-            builder = builder.rate_limiter(AIORateLimiter(max_retries=5))
+            builder = builder.rate_limiter(LaneRateLimiter(telegram_budget(settings)))
         self.app: Application = builder.build()  # type: ignore[type-arg]
         screened.bot = self.app.bot
         self.app.add_handler(TypeHandler(Update, self._on_update))

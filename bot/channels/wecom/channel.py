@@ -23,6 +23,7 @@ from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
 from bot.channels.wecom.server import CallbackServer, EndpointConfig
 from bot.channels.wecom.store import Budget, WeComStore
 from bot.config import Settings
+from bot.sendbudget import SendBudget
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,13 @@ class WeComChannel:
         self.services = services
         self.settings = settings
         self.client = client or WeComClient.from_settings(settings)
-        self.store = WeComStore(services.db, Budget(settings.per_user_per_minute,
-                                                    settings.per_user_per_hour))
+        self.store = WeComStore(services.db, Budget(
+            settings.per_user_per_minute, settings.per_user_per_hour,
+            reply_reserve=settings.reply_reserve_per_minute))
+        app_budget = SendBudget(settings.sends_per_second, burst=int(settings.sends_per_second),
+                                push_min_share=services.settings.push_min_share)
         self.sender = Sender(self.client, self.store, services.clock,
-                             workers=4 * settings.workers)
+                             workers=4 * settings.workers, app_budget=app_budget)
         self.notifier = WeComNotifier(services, self.sender)
         self.inbox = InboxWorker(assistant, services, self.client, self.store, self.sender,
                                  workers=settings.workers)

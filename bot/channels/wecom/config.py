@@ -40,6 +40,12 @@ class WeComSettings(BaseSettings):
     # silently, so the channel holds the excess instead.
     per_user_per_minute: int = Field(default=30, ge=1, le=30)
     per_user_per_hour: int = Field(default=1000, ge=1, le=1000)
+    # Of each member's minute budget, pushes (reminders, digests, reports) leave this many
+    # messages to replies, so someone answering a form is never held for a minute (issue #12).
+    reply_reserve_per_minute: int = Field(default=10, ge=0, le=29)
+    # The app's sends a second, replies first (WeCom allows 10,000 calls of one API a minute
+    # per corp, shared by its apps; 45033 "too concurrent" is retried with back-off).
+    sends_per_second: float = Field(default=50, gt=0, le=160)
     # People whose callbacks are handled (or messages sent) at the same time. The handling is
     # mostly CPU: more at once only delays the acknowledgements of new callbacks.
     workers: int = Field(default=32, ge=1, le=256)

@@ -33,6 +33,7 @@ from bot.events import Reply
 from bot.i18n import t
 from bot.lanes import Lanes
 from bot.notify import Unreachable
+from bot.sendbudget import SendBudget, current_lane
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ class SendStats:
 class Sender:
     def __init__(self, client: WeComClient, store: WeComStore, clock: Clock,
                  on_unreachable: Callable[[str], Awaitable[None]] | None = None,
-                 workers: int = 0) -> None:
+                 workers: int = 0, app_budget: SendBudget | None = None) -> None:
+        """`app_budget`: the app's sends a second, replies first (None: unlimited)."""
         self.client = client
+        self.app_budget = app_budget
         self.store = store
         self.clock = clock
         self.stats = SendStats()
@@ -132,7 +135,7 @@ class Sender:
                 if q.not_before > now:
                     self.kick()  # the sweep sleeps until then
                     return
-                wait = await self.store.wait_for_room(external_id, now)
+                wait = await self.store.wait_for_room(external_id, now, q.lane)
                 if wait > 0:
                     await self.store.hold(q.id, now + wait)
                     self.stats.held += 1
@@ -145,6 +148,8 @@ class Sender:
     async def _send_one(self, q: Queued, now: float) -> bool:
         """True to go on with the person's next message."""
         try:
+            if self.app_budget is not None:
+                await self.app_budget.acquire(q.lane)
             await self._deliver(q)
         except WeComRetryLater as exc:
             delay = RETRY_BACKOFF[min(q.attempts, len(RETRY_BACKOFF) - 1)]
@@ -231,7 +236,8 @@ class WeComNotifier:
         user = await self.services.people.by_identity(CHANNEL, external_id)
         locale = (user.locale if user else None) or self.services.settings.locale
         items = render_reply(reply, t(locale, "wecom.card_title"))
-        ids = await self.sender.store.handled(None, external_id, items, self.services.clock.now())
+        ids = await self.sender.store.handled(None, external_id, items,
+                                              self.services.clock.now(), current_lane())
         await self.sender.drain(external_id)
         states = await self.sender.store.states(ids)
         if any(state == "failed" and error.startswith(UNREACHABLE)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.sendbudget import Lane
 from bot.storage.db import Database, iso
 
 OutKind = Literal["text", "card", "file", "image"]
@@ -32,6 +33,7 @@ class Queued:
     state: str
     not_before: float
     attempts: int
+    lane: Lane = Lane.REPLY
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,13 @@ class Budget:
     per_minute: int = 30
     per_hour: int = 1000
     margin: float = 1.0
+    # Of each minute's sends to one member, pushes leave this many to replies (issue #12).
+    reply_reserve: int = 0
+
+    def minute_limit(self, lane: Lane) -> int:
+        if lane is Lane.REPLY:
+            return self.per_minute
+        return max(1, self.per_minute - self.reply_reserve)  # pushes never starve
 
 
 @dataclass
@@ -82,7 +91,7 @@ class WeComStore:
 
     # ----------------------------------------------------------------- outbox
     async def handled(self, row_id: int | None, external_id: str, items: list[OutItem],
-                      now: datetime) -> list[int]:
+                      now: datetime, lane: Lane = Lane.REPLY) -> list[int]:
         """Queue an answer and mark the callback it answers handled, in one transaction:
         a restart after this sends the answer, a restart before it handles the callback
         again; neither loses it."""
@@ -90,10 +99,10 @@ class WeComStore:
         async with self.db.tx() as tx:
             for item in items:
                 ids.append(int(await tx.execute(
-                    "INSERT INTO wecom_outbox(external_id, kind, payload, data, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO wecom_outbox(external_id, kind, payload, data, created_at, "
+                    "push) VALUES (?, ?, ?, ?, ?, ?)",
                     (external_id, item.kind, json.dumps(item.payload, ensure_ascii=False),
-                     item.data, iso(now))) or 0))
+                     item.data, iso(now), int(lane is Lane.PUSH))) or 0))
             if row_id is not None:
                 await tx.execute(
                     "UPDATE wecom_inbox SET state = 'done', xml = '', done_at = ? WHERE id = ?",
@@ -101,23 +110,24 @@ class WeComStore:
         return ids
 
     async def head(self, external_id: str) -> Queued | None:
-        """The person's oldest unsent message: they are sent strictly in order."""
+        """The person's next message: replies before pushes, each lane strictly in order."""
         row = await self.db.fetchone(
-            "SELECT id, external_id, kind, payload, data, state, not_before, attempts "
+            "SELECT id, external_id, kind, payload, data, state, not_before, attempts, push "
             "FROM wecom_outbox WHERE external_id = ? AND state IN ('queued', 'sending') "
-            "ORDER BY id LIMIT 1", (external_id,))
+            "ORDER BY push, id LIMIT 1", (external_id,))
         if row is None:
             return None
         item = OutItem(row["kind"], json.loads(row["payload"]), row["data"])
         return Queued(row["id"], row["external_id"], item, row["state"], row["not_before"],
-                      row["attempts"])
+                      row["attempts"], Lane(row["push"]))
 
     async def open_recipients(self) -> list[tuple[str, float]]:
-        """Everyone with something unsent, and when their first message may go."""
+        """Everyone with something unsent, and when their next message (head) may go."""
         rows = await self.db.fetchall(
-            "SELECT o.external_id, o.not_before FROM wecom_outbox o JOIN ("
-            " SELECT external_id, min(id) AS id FROM wecom_outbox"
-            " WHERE state IN ('queued', 'sending') GROUP BY external_id) h ON h.id = o.id")
+            "SELECT external_id, not_before FROM ("
+            " SELECT external_id, not_before, row_number() OVER ("
+            "  PARTITION BY external_id ORDER BY push, id) AS n FROM wecom_outbox"
+            " WHERE state IN ('queued', 'sending')) WHERE n = 1")
         return [(r[0], float(r[1])) for r in rows]
 
     async def claim(self, row_id: int, external_id: str, at: float) -> None:
@@ -164,8 +174,9 @@ class WeComStore:
         return {r[0]: (r[1], r[2]) for r in rows}
 
     # ----------------------------------------------------------------- budget
-    async def wait_for_room(self, external_id: str, at: float) -> float:
-        """Seconds until `external_id` may be sent one more message (0: now)."""
+    async def wait_for_room(self, external_id: str, at: float,
+                            lane: Lane = Lane.REPLY) -> float:
+        """Seconds until `external_id` may be sent one more message in `lane` (0: now)."""
         b = self.budget
         minute, hour = 60.0 + b.margin, 3600.0 + b.margin
         rows = await self.db.fetchall(
@@ -174,8 +185,9 @@ class WeComStore:
         times = [float(r[0]) for r in rows]
         recent = [t for t in times if t > at - minute]
         wait = 0.0
-        if len(recent) >= b.per_minute:
-            wait = max(wait, recent[len(recent) - b.per_minute] + minute - at)
+        per_minute = b.minute_limit(lane)
+        if len(recent) >= per_minute:
+            wait = max(wait, recent[len(recent) - per_minute] + minute - at)
         if len(times) >= b.per_hour:
             wait = max(wait, times[len(times) - b.per_hour] + hour - at)
         return wait

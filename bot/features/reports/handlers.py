@@ -11,10 +11,10 @@ import difflib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.events import Attachment, Outcome, Reply
+from bot.events import Attachment, Button, Outcome, Reply
 from bot.features.reports.figures import (
     Figures,
     Scope,
@@ -41,10 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 JOB = "weekly_report"
 MAX_PAPER_ENTRIES = 3000  # a bigger printable file is the CLI's job
-# Reports made per scan: the scan also carries the reminders, so a 500-person Monday is
-# spread over a few scans (a minute apart) instead of holding them up for one long one.
-MAX_PUSHES_PER_SCAN = 100
 router = Router("reports")
+FILES_ACTION = "rptf"  # the button under a manager's Monday report that sends its XLSX
 _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
@@ -104,14 +102,22 @@ def file_stem(kind: str, fig_scope: Scope, period: Period, locale: str) -> str:
 
 
 async def report_reply(services: Services, scope: Scope, period: Period, now: datetime,
-                       locale: str, *, files: bool = True, intro: str | None = None) -> Reply:
-    """The report as one reply: the message, then the XLSX and (for a team) the chart."""
+                       locale: str, *, files: bool = True, intro: str | None = None,
+                       files_on_tap: bool = False) -> Reply:
+    """The report as one reply: the message, then the XLSX and (for a team) the chart.
+    `files_on_tap`: the message only, with a button that sends the XLSX (the Monday push to
+    managers: one send each instead of two keeps 33,000 of them within 30 minutes)."""
+    files = files and not files_on_tap
     fig = await compute(services.db, scope, period, now, detail=files)
     fig.parts = await feature_parts(services, scope, period, now, locale)
     limit = SUMMARY_CHARS - (len(intro) + 1 if intro else 0)
     with_files = files and _worth_files(fig)
-    text = render(fig, locale, files=with_files, limit=limit)
+    on_tap = files_on_tap and _worth_files(fig)
+    text = render(fig, locale, files=with_files, files_on_tap=on_tap, limit=limit)
     reply = Reply(f"{intro}\n{text}" if intro else text)
+    if on_tap:
+        reply.buttons.append([Button(t(locale, "btn.report_files"), router.callback(
+            FILES_ACTION, f"{period.first.isoformat()}_{period.last.isoformat()}"))])
     if with_files:
         # openpyxl and matplotlib are CPU work: off the event loop, other users keep going.
         from bot.features.reports import xlsx  # openpyxl on first use, not at start-up
@@ -205,7 +211,7 @@ async def _weekly_reply(services: Services, user: User, period: Period, now: dat
     if user.role is not Role.LEAD:
         return await report_reply(
             services, Scope(user.team_id, user.team_name, user.id, user.name), period, now,
-            locale, intro=intro)
+            locale, intro=intro, files_on_tap=True)
     k = (user.team_id, locale)
     if k not in team_replies:
         team_replies[k] = await report_reply(
@@ -220,7 +226,11 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
     or a restart sends nothing again; a scan that finds someone in quiet hours, or a
     delivery that hits a flood limit or network fault, leaves them for a later scan. A bot
     that was down on Monday sends the report when it is back, that same week. People who
-    joined during the reported week start with the next one."""
+    joined during the reported week start with the next one.
+
+    Paced by the channels' send budgets, not by a count: TAIQU_JOB_PUSH_WORKERS pushes wait
+    in the push lane at once, and a scan works on it at most TAIQU_PERIODIC_JOB_SECONDS, so
+    the reminders get their turn; the next scan goes on (issue #12)."""
     period = weekly_report_due(services.settings.weekly_report_time, now, services.settings.tz)
     if period is None:
         return 0
@@ -229,39 +239,72 @@ async def weekly_report_job(services: Services, push: PushFn, now: datetime) -> 
     rows = await services.db.fetchall(
         "SELECT id, created_at FROM users WHERE active = 1 AND role IN ('manager', 'lead') "
         "ORDER BY id")
-    todo = [r["id"] for r in rows
-            if r["id"] not in done and from_iso(r["created_at"]) <= period.start]
-    if not todo:
-        return 0
-    quiet = ReminderService(services, Dispatcher(services, []))
-    team_replies: dict[tuple[int, str], Reply] = {}
-    sent = made = 0
-    for user_id in todo:
-        if made >= MAX_PUSHES_PER_SCAN:
-            break
+    todo = iter([r["id"] for r in rows
+                 if r["id"] not in done and from_iso(r["created_at"]) <= period.start])
+    weekly = _WeeklyPush(services, push, period, now)
+    until = services.clock.now() + timedelta(seconds=services.settings.periodic_job_seconds)
+
+    async def worker() -> None:
+        for user_id in todo:  # one iterator shared by the workers: each person once
+            await weekly.one(user_id)
+            if services.clock.now() >= until:
+                return
+
+    await asyncio.gather(*(worker() for _ in range(services.settings.job_push_workers)))
+    return weekly.sent
+
+
+class _WeeklyPush:
+    """One scan's Monday reports: made (a team's once per language) and pushed one person
+    at a time."""
+
+    def __init__(self, services: Services, push: PushFn, period: Period,
+                 now: datetime) -> None:
+        self.services, self.push, self.period, self.now = services, push, period, now
+        self.key = period.first.isoformat()
+        self.quiet = ReminderService(services, Dispatcher(services, []))
+        self.team_replies: dict[tuple[int, str], Reply] = {}
+        self.sent = 0
+
+    async def one(self, user_id: int) -> None:
+        services, now = self.services, self.now
         user = await services.people.user(user_id)
         if user is None or not await services.people.identities_of(user_id):
-            continue  # not opened the bot yet: the scan after their first visit sends it
-        window = await quiet.quiet_window(user)
+            return  # not opened the bot yet: the scan after their first visit sends it
+        window = await self.quiet.quiet_window(user)
         if window and in_quiet(now.astimezone(services.settings.tz), *window):
-            continue  # a later scan, once the quiet hours are over
-        made += 1
+            return  # a later scan, once the quiet hours are over
         try:
-            reply = await _weekly_reply(services, user, period, now, team_replies)
+            reply = await _weekly_reply(services, user, self.period, now, self.team_replies)
         except Exception as exc:  # one team's or person's failure must not stop the others
-            await job_failed(services, JOB, key, user, now, exc)
-            continue
+            await job_failed(services, JOB, self.key, user, now, exc)
+            return
         try:
-            await push(user.id, reply)
+            await self.push(user.id, reply)
         except Unreachable:
             log.warning("weekly report: user %s cannot be reached", user.id)
         except Exception:  # flood limit, network: the next scan tries again
             log.warning("weekly report for user %s not delivered yet", user.id, exc_info=True)
-            continue
+            return
         else:
-            sent += 1
+            self.sent += 1
         await services.db.execute(
             "INSERT INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            (JOB, key, user.id, iso(now)))
-    return sent
+            (JOB, self.key, user.id, iso(now)))
+
+
+@router.button(FILES_ACTION)
+async def report_files(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    """The XLSX of a manager's own Monday report, sent when they tap for it."""
+    first, _, last = arg.partition("_")
+    try:
+        period = Period(date.fromisoformat(first), date.fromisoformat(last), ctx.tz, "week")
+    except ValueError:
+        return Outcome(toast=ctx.t("button.stale"))
+    u = ctx.user
+    reply = await report_reply(ctx.services, Scope(u.team_id, u.team_name, u.id, u.name),
+                               period, ctx.now, ctx.locale)
+    label = f"{period.first.isoformat()} — {period.last.isoformat()}"
+    files = Reply(ctx.t("report.files_for", period=label), attachments=reply.attachments)
+    return Outcome(replies=[files if reply.attachments else reply])

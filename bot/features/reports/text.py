@@ -159,8 +159,9 @@ def _unpatrolled(w: _Words, fig: Figures) -> list[str]:
               areas=capped(names, MAX_LIST_CHARS, more, w("report.list_sep")))]
 
 
-def render(fig: Figures, locale: str, *, files: bool = True,
+def render(fig: Figures, locale: str, *, files: bool = True, files_on_tap: bool = False,
            limit: int = SUMMARY_CHARS) -> str:
+    """`files`: the XLSX comes with the message; `files_on_tap`: behind a button instead."""
     w = _Words(locale)
     head = _headline(w, fig)
     tail: list[str] = []
@@ -178,6 +179,8 @@ def render(fig: Figures, locale: str, *, files: bool = True,
         tail += part.lines
     if files:
         tail.append(w("report.files_hint"))
+    elif files_on_tap:
+        tail.append(w("report.files_on_tap"))
     table: list[str] = []
     if fig.scope.team_wide and fig.people:
         table = [w("report.table_head")]

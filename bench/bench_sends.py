@@ -1,0 +1,411 @@
+"""Replies ahead of pushes in the send budget, and the Monday report's pace (issue #12).
+
+    .venv/bin/python -m bench.bench_sends [--quick] [--users N] [--rates 35,20]
+                                          [--seconds S] [--monday N] [--json out.json]
+
+Part 1 (replies during the digest wave). `--users` managers (3,000) with a Telegram identity
+and one open item each; the fake Bot API refuses (429, retry_after 1) any sendMessage /
+sendPhoto / sendDocument beyond 30 in the last second, as Telegram's flood limit does. For
+`--seconds` (60) managers chosen at random (one message in flight each, as on a phone) write
+"待办" at `--rates` a second (Poisson arrivals); at t = 2 s the 08:00 digest wave for all of
+them starts (TAIQU_DIGEST_WINDOW_MINUTES=0: everyone at once, the hardest case), driven by the
+deployed ReminderScheduler on a clock shifted to 08:00 that runs at real speed. A reply's
+latency is from the update being queued in the fake to the bot's answer arriving there.
+Variants, one after the other in the same process and run:
+  echo     bare PTB echo bot (build_echo_app, AIORateLimiter), replies only, no digest
+  fifo     TelegramChannel with PTB's AIORateLimiter (one queue: what main had)
+  lanes    TelegramChannel as deployed now (the core's two-lane SendBudget)
+Every chat must hold exactly one digest (lost 0, doubled 0); every message a reply.
+
+Part 2 (the Monday report for `--monday` people, 33,000). Simulated on a fast fake clock:
+the real `weekly_report_job` inside the real `ReminderService.scan_once`, scans an interval
+(60 s) apart as ReminderScheduler starts them, pushes through the Dispatcher to a notifier
+that takes each message (text, each file) from a SendBudget at the Telegram budget (28/s)
+whose sleeps move the fake clock. The report itself is stubbed (not measured here: one
+manager's scoped report costs ~0.02 s, BENCHMARKS.md "Reports read only what they report"),
+leads carry two files (XLSX + chart). Reported: minutes of fake time until everyone has it,
+scans, sends, lost/doubled; also with the managers' files sent unasked (as before).
+
+Prints markdown tables; goals are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from telegram.ext import AIORateLimiter
+
+from bench.bench_reminders import (
+    FANOUT_START,
+    ShiftedClock,
+    bench_registry,
+    machine,
+    migrate,
+    pct,
+    progress,
+    seed_open_items,
+    seed_people,
+    settings_for,
+    tg_id,
+)
+from bot.assistant import Assistant
+from bot.channels.telegram import TelegramChannel
+from bot.clock import FakeClock
+from bot.events import Attachment, Reply
+from bot.features.reports import handlers as report_handlers
+from bot.notify import Dispatcher
+from bot.reminders import ReminderService
+from bot.scheduler import ReminderScheduler
+from bot.sendbudget import SendBudget
+from bot.services import Services
+from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI, build_echo_app, run_polling
+
+LIMIT = 30  # Telegram: messages a second per bot token
+SENDS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
+DIGEST_MARK = "☀️"
+GOAL_P99_S = 2.0
+GOAL_MONDAY_MIN = 30.0
+
+
+# --- part 1 -----------------------------------------------------------------------------------
+def enforce_flood_limit(fake: FakeBotAPI, per_second: int) -> Counter[str]:
+    """The fake answers 429 (retry_after 1) to a send beyond `per_second` in the last second."""
+    window: deque[float] = deque()
+    refused: Counter[str] = Counter()
+    pick = fake._pick_fault
+
+    def picked(method: str) -> tuple[str, int] | None:
+        if method in SENDS:
+            now = time.monotonic()
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= per_second:
+                refused[method] += 1
+                return "429", 1
+            window.append(now)
+        return pick(method)
+
+    fake._pick_fault = picked  # type: ignore[method-assign]
+    return refused
+
+
+@dataclass
+class WaveResult:
+    variant: str
+    rate: float
+    users: int
+    seconds: float
+    replies_asked: int = 0
+    replies_got: int = 0
+    latencies: list[float] = field(default_factory=list)
+    digest_s: float | None = None  # from the wave's start until every chat has its digest
+    digests: int = 0
+    lost: int = 0
+    doubled: int = 0
+    refused_429: int = 0
+    timed_out: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        lat = d.pop("latencies")
+        d.update(p50=pct(lat, 0.5), p99=pct(lat, 0.99), max=max(lat, default=float("nan")))
+        return d
+
+
+class Watch:
+    """When each chat got what: the fake's store, timed."""
+
+    def __init__(self, fake: FakeBotAPI) -> None:
+        self.replies: dict[int, list[float]] = {}
+        self.digests: Counter[int] = Counter()
+        self.last_digest = 0.0
+        bot = fake.bot()
+        store = bot._store
+
+        def stored(chat: Any, rec: dict[str, Any]) -> dict[str, Any]:
+            if rec.get("method") == "sendMessage":
+                now = time.monotonic()
+                if str(rec.get("text") or "").startswith(DIGEST_MARK):
+                    self.digests[chat.id] += 1
+                    self.last_digest = now
+                else:
+                    self.replies.setdefault(chat.id, []).append(now)
+            return store(chat, rec)
+
+        bot._store = stored  # type: ignore[method-assign]
+
+
+async def drive_replies(fake: FakeBotAPI, watch: Watch, res: WaveResult, chats: list[int],
+                        seed: int) -> None:
+    """Poisson arrivals at res.rate for res.seconds; one message in flight per person."""
+    rng = random.Random(seed)
+    waiting: set[int] = set()
+    pending: list[asyncio.Task[None]] = []
+
+    async def one(chat: int) -> None:
+        seen = len(watch.replies.get(chat, []))
+        t0 = time.monotonic()
+        fake.user_sends(chat, "待办")
+        res.replies_asked += 1
+        deadline = t0 + 120
+        while time.monotonic() < deadline:
+            got = watch.replies.get(chat, [])
+            if len(got) > seen:
+                res.latencies.append(got[seen] - t0)
+                res.replies_got += 1
+                break
+            await asyncio.sleep(0.01)
+        waiting.discard(chat)
+
+    end = time.monotonic() + res.seconds
+    while time.monotonic() < end:
+        await asyncio.sleep(rng.expovariate(res.rate))
+        free = [c for c in rng.sample(chats, 8) if c not in waiting]
+        if free:
+            waiting.add(free[0])
+            pending.append(asyncio.create_task(one(free[0])))
+    await asyncio.gather(*pending)
+
+
+async def run_wave(workdir: Path, variant: str, users: int, rate: float, seconds: float,
+                   seed: int, timeout_s: float) -> WaveResult:
+    res = WaveResult(variant, rate, users, seconds)
+    db_path = workdir / f"wave-{variant}-{rate:g}.db"
+    await migrate(db_path)
+    seed_people(db_path, users, "telegram", FANOUT_START - timedelta(days=30))
+    seed_open_items(db_path, users, "digests", FANOUT_START)
+    chats = [tg_id(u) for u in range(1, users + 1)]
+    async with FakeBotAPI() as fake:
+        refused = enforce_flood_limit(fake, LIMIT)
+        watch = Watch(fake)
+        if variant == "echo":
+            app = build_echo_app(fake, DEFAULT_TOKEN, rate_limiter=AIORateLimiter(max_retries=5))
+            async with run_polling(app):
+                await drive_replies(fake, watch, res, chats, seed)
+        else:
+            await wave_through_taiqu(fake, watch, res, db_path, chats, variant, seed, timeout_s)
+        res.refused_429 = sum(refused.values())
+    return res
+
+
+async def wave_through_taiqu(fake: FakeBotAPI, watch: Watch, res: WaveResult, db_path: Path,
+                             chats: list[int], variant: str, seed: int,
+                             timeout_s: float) -> None:
+    settings = settings_for(db_path, telegram_token=DEFAULT_TOKEN,
+                            telegram_base_url=fake.base_url,
+                            telegram_base_file_url=fake.base_file_url,
+                            digest_window_minutes=0)
+    services = await Services.open(settings, ShiftedClock(FANOUT_START - timedelta(seconds=2)))
+    channel = TelegramChannel(Assistant(services), settings, rate_limiter=variant == "lanes")
+    if variant == "fifo":  # what main had: PTB's AIORateLimiter, one queue for all sends
+        channel.app.bot._rate_limiter = AIORateLimiter(max_retries=5)
+    await channel.start()
+    service = ReminderService(services, Dispatcher(services, [channel.notifier]),
+                              router=bench_registry())
+    scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
+    try:
+        replies = asyncio.create_task(drive_replies(fake, watch, res, chats, seed))
+        await asyncio.sleep(2.0)
+        wave_start = time.monotonic()
+        scheduler.start()
+        deadline = wave_start + timeout_s
+        while len(watch.digests) < len(chats) and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+        res.timed_out = len(watch.digests) < len(chats)
+        if not res.timed_out:
+            res.digest_s = watch.last_digest - wave_start
+        await replies
+    finally:
+        await scheduler.stop()
+        await channel.stop()
+        await services.close()
+    await asyncio.sleep(0.5)
+    res.digests = sum(watch.digests.values())
+    res.lost = sum(1 for c in chats if watch.digests[c] == 0)
+    res.doubled = sum(n - 1 for n in watch.digests.values() if n > 1)
+
+
+# --- part 2 -----------------------------------------------------------------------------------
+@dataclass
+class MondayResult:
+    people: int
+    managers_files: str
+    sends: int = 0
+    scans: int = 0
+    minutes: float = 0.0
+    got: int = 0
+    lost: int = 0
+    doubled: int = 0
+    wall_s: float = 0.0
+
+
+class BudgetNotifier:
+    """Takes every message (text, each file) from a SendBudget at Telegram's rate."""
+
+    channel = "telegram"
+
+    def __init__(self, budget: SendBudget) -> None:
+        self.budget = budget
+        self.got: Counter[str] = Counter()
+        self.sends = 0
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        for _ in range(1 + len(reply.attachments)):
+            await self.budget.acquire()
+            self.sends += 1
+        self.got[external_id] += 1
+
+
+async def run_monday(workdir: Path, people: int, files_unasked: bool) -> MondayResult:
+    res = MondayResult(people, "unasked (as before)" if files_unasked else "on a tap")
+    db_path = workdir / f"monday-{people}-{files_unasked}.db"
+    await migrate(db_path)
+    monday = FANOUT_START.replace(day=7, hour=8, minute=30)  # Monday 2026-12-07 08:30
+    seed_people(db_path, people, "telegram", monday - timedelta(days=40))
+    settings = settings_for(db_path)
+    clock = FakeClock(monday)
+    services = await Services.open(settings, clock)
+
+    def mono() -> float:
+        return clock.now().timestamp()
+
+    async def fake_sleep(seconds: float) -> None:  # the budget's one sleeper moves time
+        clock.advance(seconds=seconds)
+        await asyncio.sleep(0)
+
+    budget = SendBudget(settings.telegram_sends_per_second, push_min_share=0.1,
+                        clock=mono, sleep=fake_sleep)
+    notifier = BudgetNotifier(budget)
+    registry = bench_registry()  # no open items: the Monday report is the only push
+    registry.every_scan(report_handlers.weekly_report_job)
+    service = ReminderService(services, Dispatcher(services, [notifier]), router=registry)
+    xlsx = Attachment("report.xlsx", b"x" * 20_000)
+    png = Attachment("chart.png", b"p" * 40_000, "photo")
+
+    async def stub_reply(services_: Services, user: Any, period: Any, now: Any,
+                         team_replies: Any) -> Reply:
+        lead = user.role.value == "lead"
+        files = [xlsx, png] if lead else ([xlsx] if files_unasked else [])
+        return Reply(f"📬 上周工作汇总 {user.name}", attachments=files)
+
+    original = report_handlers._weekly_reply
+    report_handlers._weekly_reply = stub_reply  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    try:
+        while True:
+            started = clock.now()
+            await service.scan_once()
+            res.scans += 1
+            row = await services.db.fetchone(
+                "SELECT count(*) FROM job_runs WHERE job = 'weekly_report'")
+            if row is not None and row[0] >= people:
+                break
+            spent = (clock.now() - started).total_seconds()
+            clock.advance(seconds=max(0.0, settings.scan_interval_seconds - spent))
+    finally:
+        report_handlers._weekly_reply = original  # type: ignore[assignment]
+        await services.close()
+    res.wall_s = time.perf_counter() - t0
+    res.minutes = (clock.now() - monday).total_seconds() / 60
+    res.sends = notifier.sends
+    res.got = len(notifier.got)
+    res.lost = people - res.got
+    res.doubled = sum(n - 1 for n in notifier.got.values() if n > 1)
+    return res
+
+
+# --- output -----------------------------------------------------------------------------------
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def render(results: dict[str, Any]) -> str:
+    out = ["## Sends: replies ahead of pushes, the Monday report (issue #12)\n"]
+    out.append("Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()))
+    out.append(f"Load average before / after: {results['load_before']} / {results['load_after']}\n")
+    rows = []
+    for w in results["waves"]:
+        met = ("ok" if w["p99"] < GOAL_P99_S and not w["timed_out"] and w["lost"] == 0
+               and w["doubled"] == 0 else "**missed**") if w["variant"] == "lanes" else "-"
+        digest = ("-" if w["variant"] == "echo" else
+                  "not complete" if w["timed_out"] else f"{w['digest_s']:.0f} s")
+        rows.append([w["variant"], f"{w['rate']:g}/s", f"{w['replies_got']}/{w['replies_asked']}",
+                     f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
+                     str(w["lost"]), str(w["doubled"]), str(w["refused_429"]), met])
+    out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
+                      "digest complete", "lost", "doubled", "429s", "goal p99<2 s"], rows))
+    rows = []
+    for m in results["monday"]:
+        met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"
+        rows.append([str(m["people"]), m["managers_files"], str(m["sends"]), str(m["scans"]),
+                     f"{m['minutes']:.1f}", str(m["lost"]), str(m["doubled"]),
+                     f"{m['wall_s']:.0f}", met])
+    out.append("\nMonday report (fake clock; Telegram budget TAIQU_TELEGRAM_SENDS_PER_SECOND=28; "
+               "stubbed report text):\n")
+    out.append(table(["people", "managers' files", "sends", "scans", "minutes (fake clock)",
+                      "lost", "doubled", "real s", "goal ≤30 min"], rows))
+    return "\n".join(out)
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "load_before": load(), "waves": [],
+                               "monday": []}
+    with tempfile.TemporaryDirectory(prefix="bench-sends-") as tmp:
+        workdir = Path(tmp)
+        for rate in args.rates:
+            for variant in ("echo", "fifo", "lanes"):
+                progress(f"wave: {variant} at {rate:g} replies/s, {args.users} users")
+                r = await run_wave(workdir, variant, args.users, rate, args.seconds, args.seed,
+                                   args.timeout)
+                results["waves"].append(r.summary())
+                progress(f"  {r.summary() | {'latencies': None}}")
+        for unasked in (False, True):
+            progress(f"monday: {args.monday} people, managers' files unasked={unasked}")
+            m = await run_monday(workdir, args.monday, unasked)
+            results["monday"].append(asdict(m))
+            progress(f"  {asdict(m)}")
+    results["load_after"] = load()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="300 users, 15 s, 3,300 on Monday")
+    p.add_argument("--users", type=int, default=3000)
+    p.add_argument("--rates", default="35,20", help="replies a second, comma separated")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--monday", type=int, default=33_000)
+    p.add_argument("--timeout", type=float, default=400.0, help="per wave, seconds")
+    p.add_argument("--seed", type=int, default=12)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    args.rates = [float(x) for x in str(args.rates).split(",")]
+    if args.quick:
+        args.users, args.seconds, args.monday = 300, 15.0, 3300
+    results = asyncio.run(main_async(args))
+    print(render(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
