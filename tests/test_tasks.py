@@ -207,14 +207,16 @@ async def test_up_report_reply_and_turn_into_a_task(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:
     lead, zhang, _ = team
+    await zhang.photo("pole")  # sent first, with no form open: it goes with the matter
     await zhang.say("上报 2号杆拉线松动，需要停电处理")
-    await zhang.photo("pole")
+    assert "照片" in zhang.text and "上报内容 2号杆拉线松动，需要停电处理" in zhang.text
+    await zhang.photo("wire")
     await zhang.press("保存")
     assert "已上报给 王班长" in zhang.text
     await service.scan_once()
     up = notifier.last("王班长")
     assert up.text == "📣 张三 上报：2号杆拉线松动，需要停电处理"
-    assert up.photos == ["test:pole"] and buttons(up) == ["💬 回复", "📌 转为任务"]
+    assert up.photos == ["test:pole", "test:wire"] and buttons(up) == ["💬 回复", "📌 转为任务"]
     assert notifier.texts("钱班长") == []  # only the sender's own team's lead
 
     await lead.tap(data_of(up, "回复"))

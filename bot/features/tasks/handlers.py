@@ -7,6 +7,7 @@ deadline, escalation to the lead who gave it, /todo, `任务` (/tasks) and the w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 from datetime import datetime
@@ -30,7 +31,7 @@ from bot.features.tasks.store import (
     team_managers,
     visible_message,
 )
-from bot.features.worklog.form import parse_text, show_photos
+from bot.features.worklog.form import attach_loose, drop_loose, parse_text, show_photos
 from bot.forms.engine import FormEngine, FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice, match_choice
@@ -368,11 +369,14 @@ async def save_done(ctx: Ctx, values: dict[str, Any], token: str,
 ASK = rt.action_form("task_ask", save_question,
                      Field("question", "field.task_question", "form.task_ask.question",
                            Kind.TEXT, parse=parse_text))
-DONE = rt.action_form("task_done", save_done,
-                      Field("result", "field.task_result", "form.task_done.result", Kind.TEXT,
-                            parse=parse_text),
-                      Field("photos", "field.photos", "form.task_done.photos", Kind.PHOTOS,
-                            required=False, show=show_photos))
+# Photos sent just before (with no form open) go with the result, as with a work log.
+DONE = dataclasses.replace(
+    rt.action_form("task_done", save_done,
+                   Field("result", "field.task_result", "form.task_done.result", Kind.TEXT,
+                         parse=parse_text),
+                   Field("photos", "field.photos", "form.task_done.photos", Kind.PHOTOS,
+                         required=False, show=show_photos)),
+    on_open=attach_loose, actions={"loose_drop": drop_loose})
 
 
 def active_for_assignee(ctx: Ctx, rec: Task) -> bool:
@@ -456,7 +460,7 @@ async def render_task_reminder(ctx: Ctx, r: Reminder, rec: Task) -> Reply | None
     own = await TASKS.allowed(ctx, rec) if is_assignee(ctx, rec) else []
     if r.kind == "new":
         lines = [ctx.t("task.push_new", lead=rec.lead, item=title(ctx, rec)),
-                 rec.content,
+                 *([rec.content] if len(rec.content) > CONTENT_WIDTH else []),
                  rt.field_line(ctx, "field.task_due", when(ctx, rec.due_at))
                  + f"（{remaining(ctx, rec.due_at)}）"]
         if rec.area_name:
@@ -607,7 +611,7 @@ UP = router.form(FormSpec(
     fields=(Field("matter", "field.up_matter", "form.up.matter", Kind.TEXT, parse=parse_text),
             Field("photos", "field.photos", "form.up.photos", Kind.PHOTOS, required=False,
                   show=show_photos)),
-    save=save_up, quick={}))
+    save=save_up, quick={}, on_open=attach_loose, actions={"loose_drop": drop_loose}))
 
 
 async def start_up_form(app: Assistant, ctx: Ctx, draft: Draft | None, text: str) -> Outcome:
