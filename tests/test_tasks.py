@@ -282,3 +282,31 @@ async def test_report_section_counts_per_manager(
     assert [c.value for c in sheet[1]] == ["负责人", "下达", "完成", "超期"]
     assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == [
         ["张三", 1, 1, 0], ["李四", 1, 0, 1]]
+
+
+async def test_in_the_local_chat_the_push_and_its_buttons_by_label(
+        services: Services, assistant: Assistant) -> None:
+    """`./taiqu chat`: the lead gives a task and reads a 上报; the manager, signed in to the
+    terminal, gets the task as a push and accepts it by typing the button's label."""
+    import io
+
+    from bot.channels.terminal import TerminalChat, terminal_reminders
+
+    zhang = await make_user(services, "张三", channel="terminal", external_id="1")
+    boss = await make_user(services, "王班长", role=Role.LEAD, areas=(), channel="terminal",
+                           external_id="2")
+    lead_out, zhang_out = io.StringIO(), io.StringIO()
+    lead, manager = TerminalChat(assistant, boss, lead_out), TerminalChat(assistant, zhang,
+                                                                          zhang_out)
+    await lead.send("派任务 张三 明天下班前 核对5号台区特殊客户电话")
+    await lead.send("保存")
+    assert "已派任务给 张三（1 人）" in lead_out.getvalue()
+    await terminal_reminders(services, manager).scan_once()
+    assert "📌 王班长 派给你一个任务：任务 #1（核对5号台区特殊客户电话）" in zhang_out.getvalue()
+    await manager.send("接受")
+    assert "已接受任务 #1" in zhang_out.getvalue()
+    await manager.send("上报 5号台区有3户电话空号")
+    await manager.send("保存")
+    assert "已上报给 王班长" in zhang_out.getvalue()
+    await terminal_reminders(services, lead).scan_once()
+    assert "📣 张三 上报：5号台区有3户电话空号" in lead_out.getvalue()
