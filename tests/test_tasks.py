@@ -115,7 +115,7 @@ async def test_several_and_the_whole_team_each_get_their_own_item(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:
     lead, zhang, li = team
-    await lead.say("派任务 张三、李四 下周一下班前 抄表数据复核")
+    await lead.say("派任务 张三、李四下周一下班前 抄表数据复核")
     assert "派给 张三、李四 · 期限 2026-11-30 周一 17:30 · 任务内容 抄表数据复核" in lead.text
     await lead.press("保存")
     assert "已派任务给 张三、李四（2 人）" in lead.text

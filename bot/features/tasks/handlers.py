@@ -54,6 +54,7 @@ _GIVE = re.compile(r"^(派任务|派活|下达任务|布置任务)\s*(.*)$", re.
 _UP = re.compile(r"^(上报)\s*(.*)$", re.S)
 _LIST = re.compile(r"^(任务|我的任务|任务列表|任务清单)$")
 _NAME_SPLIT = re.compile(r"[、,，/;；和\s]+")
+_NAME_JOIN = re.compile(r"\s*[、,，/;；和]")  # another name follows
 _WHOLE_TEAM = {"全班", "全体", "所有人", "大家", "all"}
 _LOOKS_LIKE_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$|^[A-Za-z]{2,20}$")
 CONTENT_WIDTH = 16  # how much of a task's content a title shows
@@ -252,14 +253,34 @@ async def unknown_names_notice(ctx: Ctx, draft: Draft) -> Reply | None:
     return Reply("⚠️ " + ctx.t(exc.key, **exc.kwargs), exc.buttons)
 
 
+async def leading_names(ctx: Ctx, text: str) -> tuple[list[str], str]:
+    """The managers (or 全班) a sentence starts with, spaced or not ('张三、李四明天下班前 …'),
+    and the text after them."""
+    labels = sorted([*((c.label, c.value) for c in (await assignee_choices(ctx))[1:]),
+                     *((w, ALL) for w in _WHOLE_TEAM)], key=lambda lv: -len(lv[0]))
+    picked: list[str] = []
+    rest = text
+    while True:
+        s = _NAME_SPLIT.sub("", rest[:1]) + rest[1:] if picked else rest.lstrip()
+        hit = next(((label, value) for label, value in labels if s.startswith(label)), None)
+        if hit is None:
+            return picked, rest
+        if hit[1] not in picked:
+            picked.append(hit[1])
+        rest = s[len(hit[0]):]
+
+
 async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """'张三、李四 明天下班前 核对5号台区特殊客户电话' -> assignees, deadline, content (and the
     台区 it names)."""
     values: dict[str, Any] = {}
     notices: dict[str, str] = {}
     meta: dict[str, Any] = {}
+    named, after = await leading_names(ctx, rest)
     first, _, remainder = rest.strip().partition(" ")
-    if first and dl.read_deadline(ctx, first) is None:
+    if named and not _NAME_JOIN.match(after):  # '张三 李四明天…': names, then no other name
+        values["assignees"], rest = named, after
+    elif first and dl.read_deadline(ctx, first) is None:
         picked, unknown = await match_assignees(ctx, first)
         if picked and not unknown:
             values["assignees"], rest = picked, remainder
