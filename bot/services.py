@@ -13,9 +13,10 @@ from bot.i18n import t
 from bot.models import Area, User
 from bot.storage.conversations import Conversations
 from bot.storage.customers import Customers
-from bot.storage.db import Backend, open_database
+from bot.storage.db import Backend
 from bot.storage.pending import PendingChoices
 from bot.storage.people import People
+from bot.storage.stores import open_database
 from bot.storage.worklogs import WorkLogs
 
 

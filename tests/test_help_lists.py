@@ -18,12 +18,14 @@ from tests.tg_harness import L
 pytestmark = pytest.mark.timeout(60)
 
 # The order each role reads, written out here so the test pins it (not derived from the code).
-# A feature's command the role list does not name comes before the core's tail (/meter).
+# A feature's command the role list does not name comes before the core's tail, in the
+# composition root's order (/meter; /task, /tasks, /up).
+EXTRA = ("meter", "task", "tasks", "up")
 MANAGER = ("log", "logs", "todo", "customers", "customer", "complaint", "arrears", "outage",
-           "repair", "report", "export", "meter", "settings", "cancel", "lang", "help")
+           "repair", "report", "export", *EXTRA, "settings", "cancel", "lang", "help")
 LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears", "outage",
-        "repair", "log", "customer", "meter", "settings", "cancel", "lang", "help")
-FEATURE_HELP = ("help.meter",)  # the features' own lines under the list
+        "repair", "log", "customer", *EXTRA, "settings", "cancel", "lang", "help")
+FEATURE_HELP = ("help.meter", "task.help", "up.help")  # the features' own lines under the list
 
 
 def lines_of(commands: tuple[str, ...], locale: str = "zh_CN") -> str:

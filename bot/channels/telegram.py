@@ -327,6 +327,13 @@ class TelegramNotifier:
                 markup = _markup(reply.buttons) if i == len(chunks) - 1 else None
                 await _with_retries(lambda c=chunk, m=markup: bot.send_message(
                     chat_id, c, reply_markup=m), repeat_unknown=False)
+            # Photos a push carries (a result's, a matter sent up) follow its text, as in a
+            # reply; another channel's file reference cannot be sent here and is left out.
+            for ref in reply.photos:
+                channel, _, file_id = ref.partition(":")
+                if channel == CHANNEL:
+                    await _with_retries(lambda f=file_id: _send_photo_ref(bot, chat_id, f),
+                                        repeat_unknown=False)
             for att in reply.attachments:
                 await _with_retries(lambda a=att: _send_file(bot, chat_id, a),
                                     repeat_unknown=False)

@@ -20,7 +20,7 @@ import aiosqlite
 from bot.private_files import create_private, private_dir, tighten
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    pass
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -197,20 +197,6 @@ class Backend:
             await self.execute_quick(sql, params)
         except Exception as exc:
             log.warning("%s not written (%s)", what, type(exc).__name__)
-
-
-def open_database(settings: Settings) -> Backend:
-    """The store the settings name (not yet connected): PostgreSQL when TAIQU_DATABASE_URL is
-    set, else the SQLite file at TAIQU_DB_PATH."""
-    if settings.database_url:
-        from bot.storage.pg import PgDatabase
-
-        return PgDatabase(settings.database_url, busy_timeout=settings.db_busy_timeout_seconds,
-                          quick_wait=settings.db_write_wait_seconds,
-                          pool_size=settings.db_pool_size)
-    return Database(settings.db_path, settings.sqlite_synchronous,
-                    busy_timeout=settings.db_busy_timeout_seconds,
-                    quick_wait=settings.db_write_wait_seconds)
 
 
 class Database(Backend):

@@ -1,0 +1,671 @@
+"""派任务 (a lead gives a task: `派任务 张三 明天下班前 核对5号台区特殊客户电话`, /task) and
+上报 (a manager sends a matter up: `上报 …`, /up). Each assignee gets the task at once as a
+push with 接受 / 提问 / 完成; questions, answers, results, matters sent up and the lead's
+replies travel as reminder rows too, so none is lost or doubled. Reminders before the
+deadline, escalation to the lead who gave it, /todo, `任务` (/tasks) and the weekly report."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot import i18n
+from bot.deadlines import working_hours_before
+from bot.events import Button, Outcome, Reply, callback
+from bot.features.tasks import deadline as dl
+from bot.features.tasks.store import (
+    MESSAGE_SUBJECT,
+    STORE,
+    SUBJECT,
+    Message,
+    Task,
+    counts_by_manager,
+    load_message,
+    push_now,
+    send_message,
+    task_rules,
+    team_managers,
+    visible_message,
+)
+from bot.features.worklog.form import attach_loose, drop_loose, parse_text, show_photos
+from bot.forms.engine import FormEngine, FormSpec, Saved
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice, match_choice
+from bot.records import runtime as rt
+from bot.records.common import calendar, remaining, ruleset, show_time, value_time, when
+from bot.router import ReminderKind, ReportPart, ReportScope, Router, TodoItem
+from bot.services import Ctx
+from bot.storage.db import Database, iso
+from bot.storage.reminders import Reminder, Reminders
+from bot.textutil import after_keyword, normalize_input
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
+    from bot.storage.conversations import Draft
+
+router = Router("tasks")
+ALL = "all"  # the assignee value meaning the whole team (全班)
+WHO_TYPED = "who_typed"  # meta: names in the sentence that matched no manager
+_GIVE = re.compile(r"^(派任务|派活|下达任务|布置任务)\s*(.*)$", re.S)
+_UP = re.compile(r"^(上报)\s*(.*)$", re.S)
+_LIST = re.compile(r"^(任务|我的任务|任务列表|任务清单)$")
+_NAME_SPLIT = re.compile(r"[、,，/;；和\s]+")
+_NAME_JOIN = re.compile(r"\s*[、,，/;；和]")  # another name follows
+_WHOLE_TEAM = {"全班", "全体", "所有人", "大家", "all"}
+_LOOKS_LIKE_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$|^[A-Za-z]{2,20}$")
+CONTENT_WIDTH = 16  # how much of a task's content a title shows
+router.request_patterns += [_GIVE, _UP]
+
+
+# --- who ----------------------------------------------------------------------------------
+async def assignee_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(ALL, ctx.t("task.whole_team")),
+            *(Choice(str(uid), name) for uid, name in await team_managers(ctx))]
+
+
+async def match_assignees(ctx: Ctx, text: str) -> tuple[list[str], list[str]]:
+    """(the managers `张三、李四` / `全班` names, the names that matched nobody)."""
+    choices = await assignee_choices(ctx)
+    picked: list[str] = []
+    unknown: list[str] = []
+    for part in (p for p in _NAME_SPLIT.split(text) if p):
+        if part.lower() in _WHOLE_TEAM:
+            value: str | None = ALL
+        else:
+            found = match_choice(part, choices[1:]).unambiguous
+            value = found.value if found else None
+        if value is None:
+            unknown.append(part)
+        elif value not in picked:
+            picked.append(value)
+    return picked, unknown
+
+
+def close_names(name: str, choices: list[Choice], limit: int = 3) -> list[Choice]:
+    """Managers a mistyped name may mean: the usual close matches, else the same surname,
+    else any character in common (张山 -> 张三: too short for a spelling distance)."""
+    close = match_choice(name, choices).suggestions
+    if not close:
+        close = [c for c in choices if c.label[:1] == name[:1]]
+    if not close:
+        close = [c for c in choices if set(c.label) & set(name)]
+    return close[:limit]
+
+
+async def who_unknown(ctx: Ctx, picked: list[str], name: str, token: str) -> Invalid:
+    """'不认识「张山」' with one button per close name; a button keeps the names already
+    understood (`张三、李某` -> 张三 and the 李四 tapped)."""
+    choices = (await assignee_choices(ctx))[1:]
+    close = close_names(name, choices)
+    buttons = [Button(c.label, callback(token, "who", ".".join([*picked, c.value])))
+               for c in close]
+    options = "、".join(c.label for c in choices) or ctx.t("task.no_managers")
+    if close:
+        return Invalid("task.who_did_you_mean", buttons=[buttons], text=name,
+                       options="、".join(c.label for c in close))
+    return Invalid("task.who_unknown", text=name, options=options)
+
+
+async def parse_assignees(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
+    picked, unknown = await match_assignees(ctx, text)
+    if unknown:
+        raise await who_unknown(ctx, [p for p in picked if p != ALL], unknown[0], form.token)
+    if not picked:
+        raise Invalid("task.who_unknown", text=text,
+                      options="、".join(n for _, n in await team_managers(ctx)))
+    return picked
+
+
+async def show_assignees(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
+    if ALL in value:
+        return ctx.t("task.whole_team")
+    names = dict((str(uid), name) for uid, name in await team_managers(ctx))
+    return "、".join(names.get(v, "?") for v in value)
+
+
+async def assignee_ids(ctx: Ctx, value: list[str]) -> list[int]:
+    """The managers a saved task goes to (全班: everyone in the team now)."""
+    managers = [uid for uid, _ in await team_managers(ctx)]
+    if ALL in value:
+        return managers
+    return [int(v) for v in value if v.isdigit() and int(v) in managers]
+
+
+async def pick_assignees(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
+    """A 'did you mean' button: these managers answer the assignee step."""
+    valid = {c.value for c in await assignee_choices(ctx)}
+    picked = [v for v in arg.split(".") if v in valid]
+    if not picked:
+        return await engine.reprompt(ctx, draft, ctx.t("form.button_not_now"))
+    draft.state.values["assignees"] = picked
+    if draft.state.step == "assignees":
+        return await engine.on_action(ctx, draft, "keep", "")
+    return await engine.reprompt(ctx, draft)
+
+
+# --- the deadline -------------------------------------------------------------------------
+def check_ahead(ctx: Ctx, at: datetime) -> None:
+    if at <= ctx.now:
+        raise Invalid("task.deadline_past", when=when(ctx, at), now=when(ctx, ctx.now))
+
+
+async def parse_deadline(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
+    found = dl.read_deadline(ctx, text)
+    if found is None:
+        raise Invalid("task.deadline_unparsed", text=text)
+    check_ahead(ctx, found[0])
+    return {"at": iso(found[0]), "has_time": True}
+
+
+# --- the task form ------------------------------------------------------------------------
+async def area_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(str(a.id), a.name)
+            for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+
+
+async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    return next((c.label for c in await area_choices(ctx) if c.value == value), "?")
+
+
+def title(ctx: Ctx, rec: Task) -> str:
+    content = rec.content if len(rec.content) <= CONTENT_WIDTH \
+        else rec.content[:CONTENT_WIDTH - 1] + "…"
+    return ctx.t("task.title", id=rec.id, content=content)
+
+
+async def save_task(ctx: Ctx, values: dict[str, Any], token: str,
+                    meta: dict[str, Any]) -> Saved:
+    ids = await assignee_ids(ctx, values["assignees"])
+    if not ids:
+        raise Invalid("task.nobody")
+    due = value_time(values["due"])
+    check_ahead(ctx, due)
+    rules = ruleset(ctx.services)
+    soon = working_hours_before(due, float(task_rules()["remind_before_working_hours"]),
+                                await calendar(ctx.services), rules.working_hours)
+    created: list[int] = []
+    urgent = await push_now(ctx, ids)
+    async with ctx.services.db.tx() as tx:
+        for uid in ids:
+            tid, new = await STORE.insert_once(tx, f"{token}:{uid}", {
+                "team_id": ctx.user.team_id, "user_id": uid, "lead_id": ctx.user.id,
+                "content": values["content"], "area_id": values.get("area") or None,
+                "customer": values.get("customer") or None, "due_at": iso(due),
+                "report_id": meta.get("report_id"), "created_at": iso(ctx.now)})
+            created.append(tid)
+            if new:
+                await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=uid, subject=SUBJECT,
+                                     subject_id=tid, kind="new", due_at=ctx.now, now=ctx.now,
+                                     urgent=urgent[uid])
+                await rt.plan_ladder(tx, SUBJECT, tid, ctx.user.team_id, uid, "due", [
+                    rt.Rung("soon", soon),
+                    rt.Rung("due", due, skip_if_past=False),
+                    rt.Rung("escalate", due, to_leads=True, skip_if_past=False)],
+                    [ctx.user.id], ctx.now)
+    text = ctx.t("task.saved", who=await show_assignees(values["assignees"], ctx),
+                 count=len(ids), content=values["content"], due=when(ctx, due),
+                 left=remaining(ctx, due))
+    buttons = [[TASKS.open_button(ctx, created[0])]] if len(created) == 1 else []
+    buttons.append([Button(ctx.t("btn.task_list"), router.callback("list"))])
+    return Saved(text, buttons, record_id=created[0])
+
+
+async def show_due(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
+    return await show_time(value, ctx, form)
+
+
+TASK = router.form(FormSpec(
+    name="task",
+    title="form.task.title",
+    fields=(
+        Field("assignees", "field.task_assignees", "form.task.assignees", Kind.MULTI,
+              choices=assignee_choices, parse=parse_assignees, show=show_assignees),
+        Field("due", "field.task_due", "form.task.due", Kind.TIME, parse=parse_deadline,
+              show=show_due, hint="form.task.due.hint"),
+        Field("content", "field.task_content", "form.task.content", Kind.TEXT,
+              parse=parse_text),
+        Field("area", "field.area", "form.task.area", Kind.CHOICE, required=False,
+              choices=area_choices, show=show_area),
+        Field("customer", "field.task_customer", "form.task.customer", Kind.TEXT,
+              required=False, parse=parse_text),
+    ),
+    save=save_task,
+    quick={},
+    actions={"who": pick_assignees},
+    on_open=lambda ctx, draft: unknown_names_notice(ctx, draft),
+))
+OPTIONAL = ("area", "customer")  # offered on the summary, not asked one by one
+
+
+async def unknown_names_notice(ctx: Ctx, draft: Draft) -> Reply | None:
+    """Names in the sentence that matched nobody: say so, with 'did you mean' buttons."""
+    typed = draft.state.meta.pop(WHO_TYPED, None)
+    if not typed:
+        return None
+    picked, unknown = await match_assignees(ctx, typed)
+    if not unknown:
+        return None
+    exc = await who_unknown(ctx, [p for p in picked if p != ALL], unknown[0], draft.token)
+    return Reply("⚠️ " + ctx.t(exc.key, **exc.kwargs), exc.buttons)
+
+
+async def leading_names(ctx: Ctx, text: str) -> tuple[list[str], str]:
+    """The managers (or 全班) a sentence starts with, spaced or not ('张三、李四明天下班前 …'),
+    and the text after them."""
+    labels = sorted([*((c.label, c.value) for c in (await assignee_choices(ctx))[1:]),
+                     *((w, ALL) for w in _WHOLE_TEAM)], key=lambda lv: -len(lv[0]))
+    picked: list[str] = []
+    rest = text
+    while True:
+        s = _NAME_SPLIT.sub("", rest[:1]) + rest[1:] if picked else rest.lstrip()
+        hit = next(((label, value) for label, value in labels if s.startswith(label)), None)
+        if hit is None:
+            return picked, rest
+        if hit[1] not in picked:
+            picked.append(hit[1])
+        rest = s[len(hit[0]):]
+
+
+async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """'张三、李四 明天下班前 核对5号台区特殊客户电话' -> assignees, deadline, content (and the
+    台区 it names)."""
+    values: dict[str, Any] = {}
+    notices: dict[str, str] = {}
+    meta: dict[str, Any] = {}
+    named, after = await leading_names(ctx, rest)
+    first, _, remainder = rest.strip().partition(" ")
+    if named and not _NAME_JOIN.match(after):  # '张三 李四明天…': names, then no other name
+        values["assignees"], rest = named, after
+    elif first and dl.read_deadline(ctx, first) is None:
+        picked, unknown = await match_assignees(ctx, first)
+        if picked and not unknown:
+            values["assignees"], rest = picked, remainder
+        elif all(_LOOKS_LIKE_NAME.match(p) for p in _NAME_SPLIT.split(first) if p):
+            meta[WHO_TYPED], rest = first, remainder
+    found = dl.read_deadline(ctx, rest)
+    if found is not None:
+        at, phrase = found
+        rest = rest.replace(phrase, " ", 1)
+        try:
+            check_ahead(ctx, at)
+            values["due"] = {"at": iso(at), "has_time": True}
+        except Invalid as exc:
+            notices["due"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
+    content = " ".join(rest.split()).strip("：:，, ")
+    if content:
+        with contextlib.suppress(Invalid):  # refused: asked for at its own step
+            values["content"] = await parse_text(content, ctx)
+        area = next((c for c in sorted(await area_choices(ctx), key=lambda c: -len(c.label))
+                     if c.label in content), None)
+        if area is not None:
+            values["area"] = area.value
+    return values, notices, meta
+
+
+async def start_task_form(app: Assistant, ctx: Ctx, draft: Draft | None, text: str,
+                          meta: dict[str, Any] | None = None) -> Outcome:
+    if not ctx.user.sees_whole_team:
+        return Outcome().add(ctx.t("task.leads_only"))
+    if draft is not None or not text:
+        return await app.open_form(ctx, draft, TASK.name)
+    values, notices, more = await prefill(ctx, text)
+    return await app.engine.start(ctx, TASK.name, values or None, notices,
+                                  meta={**(meta or {}), **more}, offer=OPTIONAL)
+
+
+@router.command("task")
+async def task_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await start_task_form(app, ctx, draft, after_keyword(arg))
+
+
+@router.intent
+async def task_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
+    s = normalize_input(text)
+    if m := _GIVE.match(s):
+        return await start_task_form(app, ctx, None, m.group(2).strip())
+    if m := _UP.match(s):
+        return await start_up_form(app, ctx, None, m.group(2).strip())
+    if _LIST.match(s):
+        return await task_list(ctx)
+    return None
+
+
+# --- accept, ask, done --------------------------------------------------------------------
+def is_assignee(ctx: Ctx, rec: Task) -> bool:
+    return rec.user_id == ctx.user.id
+
+
+async def accept(ctx: Ctx, rec: Task) -> Outcome:
+    if not is_assignee(ctx, rec):
+        return await TASKS.card(ctx, rec.id)
+    async with ctx.services.db.tx() as tx:
+        done = await STORE.update(tx, rec.id, {"status": "accepted", "accepted_at": iso(ctx.now),
+                                               "updated_at": iso(ctx.now)}, "status = 'open'")
+    if not done:
+        return await TASKS.card(ctx, rec.id)
+    out = Outcome(toast=ctx.t("task.accepted_toast"))
+    card = await TASKS.card(ctx, rec.id, ctx.t("task.accepted", item=title(ctx, rec)))
+    out.replies += card.replies
+    return out
+
+
+async def save_question(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Saved:
+    rec = await TASKS.record(ctx, meta)
+    if not is_assignee(ctx, rec) or rec.status == "done":
+        raise Invalid("task.not_yours")
+    to_lead = await push_now(ctx, [rec.lead_id])
+    async with ctx.services.db.tx() as tx:
+        await send_message(tx, ctx, "question", values["question"], to_lead,
+                           token=token, task_id=rec.id)
+    return TASKS.saved(ctx, rec.id, ctx.t("task.asked", lead=rec.lead))
+
+
+async def save_done(ctx: Ctx, values: dict[str, Any], token: str,
+                    meta: dict[str, Any]) -> Saved:
+    rec = await TASKS.record(ctx, meta)
+    if not is_assignee(ctx, rec):
+        raise Invalid("task.not_yours")
+    photos = list(values.get("photos") or [])
+    to_lead = await push_now(ctx, [rec.lead_id])
+    async with ctx.services.db.tx() as tx:
+        finished = await STORE.update(tx, rec.id, {
+            "status": "done", "done_at": iso(ctx.now), "result": values["result"],
+            "photos": json.dumps(photos, ensure_ascii=False), "updated_at": iso(ctx.now)},
+            "status != 'done'")
+        if finished:
+            await Reminders.cancel(tx, SUBJECT, rec.id)
+            await send_message(tx, ctx, "done", values["result"], to_lead, token=token,
+                               task_id=rec.id, photos=photos)
+    if not finished:
+        raise Invalid("task.already_done")
+    return TASKS.saved(ctx, rec.id, ctx.t("task.done", item=title(ctx, rec), lead=rec.lead)
+                       + " " + rt.on_time(ctx, ctx.now, rec.due_at))
+
+
+ASK = rt.action_form("task_ask", save_question,
+                     Field("question", "field.task_question", "form.task_ask.question",
+                           Kind.TEXT, parse=parse_text))
+# Photos sent just before (with no form open) go with the result, as with a work log.
+DONE = dataclasses.replace(
+    rt.action_form("task_done", save_done,
+                   Field("result", "field.task_result", "form.task_done.result", Kind.TEXT,
+                         parse=parse_text),
+                   Field("photos", "field.photos", "form.task_done.photos", Kind.PHOTOS,
+                         required=False, show=show_photos)),
+    on_open=attach_loose, actions={"loose_drop": drop_loose})
+
+
+def active_for_assignee(ctx: Ctx, rec: Task) -> bool:
+    return is_assignee(ctx, rec) and rec.status != "done"
+
+
+# --- the card and the list ----------------------------------------------------------------
+async def render_card(ctx: Ctx, rec: Task, heading: str | None = None) -> Outcome:
+    lines = [*([heading] if heading else []), title(ctx, rec),
+             ctx.t(f"task.status.{rec.status}"),
+             rt.field_line(ctx, "field.task_content", rec.content),
+             rt.field_line(ctx, "field.task_lead", rec.lead),
+             rt.field_line(ctx, "field.task_owner", rec.owner),
+             rt.deadline_line(ctx, "field.task_due", rec.due_at, rec.done_at, "task.done_at",
+                              judge=True)]
+    if rec.area_name:
+        lines.append(rt.field_line(ctx, "field.area", rec.area_name))
+    if rec.customer:
+        lines.append(rt.field_line(ctx, "field.task_customer", rec.customer))
+    if rec.result:
+        lines.append(rt.field_line(ctx, "field.task_result", rec.result))
+    lines += await conversation_lines(ctx, rec.id)
+    buttons = await TASKS.allowed(ctx, rec)
+    return Outcome(replies=[Reply("\n".join(lines), [buttons] if buttons else [],
+                                  photos=rec.photo_refs)])
+
+
+async def conversation_lines(ctx: Ctx, task_id: int) -> list[str]:
+    """The questions and answers about a task, oldest first."""
+    rows = await ctx.services.db.fetchall(
+        "SELECT m.kind, m.body, u.name FROM task_messages m JOIN users u ON u.id = m.sender_id "
+        "WHERE m.task_id = ? AND m.kind IN ('question', 'answer') ORDER BY m.id", (task_id,))
+    return [ctx.t(f"task.line.{r['kind']}", who=r["name"], text=r["body"]) for r in rows]
+
+
+async def open_tasks(ctx: Ctx) -> list[Task]:
+    """Open tasks in the user's scope: a lead's whole team, a manager's own."""
+    return await STORE.open_for(ctx, "t.status != 'done'", order="ORDER BY t.due_at, t.id")
+
+
+async def task_list(ctx: Ctx) -> Outcome:
+    tasks = await open_tasks(ctx)
+    if not tasks:
+        return Outcome().add(ctx.t("task.list_empty"))
+    lines = [ctx.t("task.list_title", count=len(tasks))]
+    for rec in tasks:
+        late = "⚠️ " if rec.due_at <= ctx.now else "• "
+        who = ctx.t("todo.owned", owner=rec.owner, text="") if ctx.user.sees_whole_team else ""
+        lines.append(late + who + ctx.t("task.list_line", item=title(ctx, rec),
+                                        status=ctx.t(f"task.status.{rec.status}"),
+                                        due=when(ctx, rec.due_at), left=remaining(ctx, rec.due_at)))
+    buttons = [[TASKS.open_button(ctx, rec.id, ctx.t("task.todo_button", id=rec.id))]
+               for rec in tasks[:8]]
+    return Outcome().add("\n".join(lines), buttons)
+
+
+@router.command("tasks")
+async def tasks_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await app.with_form_reminder(ctx, draft, await task_list(ctx))
+
+
+@router.button("list")
+async def list_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await task_list(ctx)
+
+
+async def todo(ctx: Ctx) -> list[TodoItem]:
+    return [TASKS.todo_item(ctx, rec, rec.due_at,
+                            ctx.t("todo.task", item=title(ctx, rec), due=when(ctx, rec.due_at),
+                                  left=remaining(ctx, rec.due_at)),
+                            ctx.t("task.todo_button", id=rec.id))
+            for rec in await open_tasks(ctx)]
+
+
+# --- reminders about a task ---------------------------------------------------------------
+async def render_task_reminder(ctx: Ctx, r: Reminder, rec: Task) -> Reply | None:
+    """The new task pushed to its assignee, and the deadline ladder (soon / due to the
+    assignee, escalate to the lead who gave it); None once done."""
+    if rec.status == "done":
+        return None
+    own = await TASKS.allowed(ctx, rec) if is_assignee(ctx, rec) else []
+    if r.kind == "new":
+        lines = [ctx.t("task.push_new", lead=rec.lead, item=title(ctx, rec)),
+                 *([rec.content] if len(rec.content) > CONTENT_WIDTH else []),
+                 rt.field_line(ctx, "field.task_due", when(ctx, rec.due_at))
+                 + f"（{remaining(ctx, rec.due_at)}）"]
+        if rec.area_name:
+            lines.append(rt.field_line(ctx, "field.area", rec.area_name))
+        if rec.customer:
+            lines.append(rt.field_line(ctx, "field.task_customer", rec.customer))
+        return Reply("\n".join(lines), [own] if own else [[TASKS.open_button(ctx, rec.id)]])
+    _, _, label = r.kind.partition(".")
+    text = rt.ladder_text(ctx, label, title(ctx, rec), ctx.t("task.step.due"), rec.due_at,
+                          rec.owner)
+    if text is None:
+        return None
+    return Reply(text, [[TASKS.open_button(ctx, rec.id), *own]])
+
+
+TASKS: rt.RecordType[Task] = rt.RecordType(
+    subject=SUBJECT, store=STORE, open_action="tk", not_found="task.not_found",
+    meta_key="task_id", title=title, render_card=render_card,
+    transitions=(
+        rt.Transition("tka", "btn.task_accept",
+                      lambda ctx, t: is_assignee(ctx, t) and t.status == "open", run=accept),
+        rt.Transition("tkq", "btn.task_ask", active_for_assignee, ASK, "tkq",
+                      "task.ask_heading"),
+        rt.Transition("tkd", "btn.task_done", active_for_assignee, DONE, "tkd",
+                      "task.done_heading"),
+    ),
+    other_reminders=render_task_reminder, todo_items=todo).register(router)
+
+
+# --- messages: answers to questions, 上报 and replies -------------------------------------
+def message_buttons(ctx: Ctx, msg: Message) -> list[list[Button]]:
+    if msg.kind == "question":
+        return [[Button(ctx.t("btn.task_answer"), router.callback("ans", msg.id)),
+                 TASKS.open_button(ctx, msg.task_id or 0)]]
+    if msg.kind == "report":
+        return [[Button(ctx.t("btn.up_reply"), router.callback("rpl", msg.id)),
+                 Button(ctx.t("btn.up_to_task"), router.callback("mk", msg.id))]]
+    if msg.task_id is not None:
+        return [[TASKS.open_button(ctx, msg.task_id)]]
+    return []
+
+
+async def render_message(ctx: Ctx, r: Reminder) -> Reply | None:
+    msg = await visible_message_for(ctx, r.subject_id)
+    if msg is None:
+        return None
+    item = ""
+    if msg.task_id is not None:
+        rec = await STORE.load(ctx.services.db, msg.task_id)
+        item = title(ctx, rec) if rec else ctx.t("task.not_found")
+    text = ctx.t(f"task.msg.{msg.kind}", who=msg.sender, item=item, text=msg.body)
+    return Reply(text, message_buttons(ctx, msg), photos=list(msg.photos))
+
+
+async def visible_message_for(ctx: Ctx, mid: int) -> Message | None:
+    """A pushed message, for its recipient (a lead of the team, or the person answered)."""
+    msg = await load_message(ctx.services.db, mid)
+    return msg if msg is not None and msg.team_id == ctx.user.team_id else None
+
+
+async def describe_message(ctx: Ctx, r: Reminder) -> str:
+    msg = await visible_message_for(ctx, r.subject_id)
+    return ctx.t("task.msg_short", who=msg.sender) if msg else ctx.t("task.not_found")
+
+
+router.reminder_kind(MESSAGE_SUBJECT, ReminderKind(render=render_message,
+                                                   describe=describe_message, snoozable=False))
+
+
+def reply_form(name: str, field_name: str) -> FormSpec:
+    async def save(ctx: Ctx, values: dict[str, Any], token: str,
+                   meta: dict[str, Any]) -> Saved:
+        return await save_reply(ctx, values[field_name], token, meta)
+    return router.form(FormSpec(
+        name=name, title=f"form.{name}.title",
+        fields=(Field(field_name, f"field.{name}", f"form.{name}.prompt", Kind.TEXT,
+                      parse=parse_text),),
+        save=save, quick={}))
+
+
+async def save_reply(ctx: Ctx, body: str, token: str, meta: dict[str, Any]) -> Saved:
+    """A lead's answer to a question, or reply to a matter sent up: back to its sender."""
+    msg = await visible_message(ctx, int(meta["message_id"]))
+    if msg is None or not ctx.user.sees_whole_team:
+        raise Invalid("task.not_found")
+    kind = "answer" if msg.kind == "question" else "reply"
+    to_sender = await push_now(ctx, [msg.sender_id])
+    async with ctx.services.db.tx() as tx:
+        await send_message(tx, ctx, kind, body, to_sender, token=token,
+                           task_id=msg.task_id, reply_to=msg.id)
+    return Saved(ctx.t("task.replied", who=msg.sender), [])
+
+
+ANSWER = reply_form("task_answer", "answer")
+REPLY = reply_form("up_reply", "reply")
+
+
+def message_opener(prefix: str, kinds: tuple[str, ...], form: FormSpec, heading: str) -> None:
+    """`prefix<id>` opens `form` about message id (a lead's, of the kinds it answers)."""
+    async def open_(app: Assistant, ctx: Ctx, mid: int) -> Outcome:
+        msg = await visible_message(ctx, mid)
+        if msg is None or msg.kind not in kinds or not ctx.user.sees_whole_team:
+            return Outcome().add(ctx.t("task.not_found"))
+        quote = ctx.t("task.quote", who=msg.sender, text=msg.body)
+        return await app.engine.start(ctx, form.name, meta={"message_id": mid},
+                                      heading=ctx.t(heading, quote=quote))
+    router.openers[prefix] = open_
+
+
+message_opener("tkans", ("question",), ANSWER, "task.answer_heading")
+message_opener("tkrpl", ("report",), REPLY, "up.reply_heading")
+router.opener_button("ans", "tkans")
+router.opener_button("rpl", "tkrpl")
+
+
+@router.opener("tkmk")
+async def task_from_report(app: Assistant, ctx: Ctx, mid: int) -> Outcome:
+    """转为任务: the task form, prefilled with the manager who sent it up and the text."""
+    msg = await visible_message(ctx, mid)
+    if msg is None or msg.kind != "report" or not ctx.user.sees_whole_team:
+        return Outcome().add(ctx.t("task.not_found"))
+    values: dict[str, Any] = {"content": msg.body}
+    if msg.sender_id in {uid for uid, _ in await team_managers(ctx)}:
+        values["assignees"] = [str(msg.sender_id)]
+    return await app.engine.start(ctx, TASK.name, values, meta={"report_id": mid},
+                                  offer=OPTIONAL)
+
+
+router.opener_button("mk", "tkmk")
+
+
+# --- 上报 --------------------------------------------------------------------------------
+async def save_up(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
+    leads = await rt.other_leads(ctx.services, ctx.user.team_id, ctx.user.id)
+    if not leads:
+        raise Invalid("up.no_lead")
+    to_leads = await push_now(ctx, leads)
+    async with ctx.services.db.tx() as tx:
+        await send_message(tx, ctx, "report", values["matter"], to_leads, token=token,
+                           photos=list(values.get("photos") or []))
+    names = "、".join(u.name for u in await ctx.services.people.leads_of(ctx.user.team_id,
+                                                                          ctx.user.id))
+    return Saved(ctx.t("up.sent", leads=names), [])
+
+
+UP = router.form(FormSpec(
+    name="up", title="form.up.title",
+    fields=(Field("matter", "field.up_matter", "form.up.matter", Kind.TEXT, parse=parse_text),
+            Field("photos", "field.photos", "form.up.photos", Kind.PHOTOS, required=False,
+                  show=show_photos)),
+    save=save_up, quick={}, on_open=attach_loose, actions={"loose_drop": drop_loose}))
+
+
+async def start_up_form(app: Assistant, ctx: Ctx, draft: Draft | None, text: str) -> Outcome:
+    if draft is not None or not text:
+        return await app.open_form(ctx, draft, UP.name)
+    with contextlib.suppress(Invalid):
+        return await app.engine.start(ctx, UP.name, {"matter": await parse_text(text, ctx)},
+                                      offer=("photos",))
+    return await app.open_form(ctx, draft, UP.name)
+
+
+@router.command("up")
+async def up_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
+    return await start_up_form(app, ctx, draft, after_keyword(arg))
+
+
+# --- the weekly report --------------------------------------------------------------------
+@router.report_section
+async def report_section(db: Database, scope: ReportScope) -> ReportPart:
+    rows = await counts_by_manager(db, scope.team_id, scope.user_id, scope.start, scope.end,
+                                   scope.now)
+    if not rows:
+        return ReportPart()
+
+    def t(key: str, **kw: Any) -> str:
+        return i18n.t(scope.locale, key, **kw)
+
+    lines = [t("task.report_title")]
+    lines += [t("task.report_line", who=who, given=given, done=done, overdue=overdue)
+              for who, given, done, overdue in rows]
+    header = [t("task.sheet_who"), t("task.sheet_given"), t("task.sheet_done"),
+              t("task.sheet_overdue")]
+    return ReportPart(lines, t("task.sheet"), header, [list(r) for r in rows])
+
+
+router.help_lines += ["task.help", "up.help"]

@@ -1,0 +1,312 @@
+"""Tasks from the lead (派任务) and matters sent up (上报), through the core: sentence prefill
+for one, several or the whole team, bad input, accept / ask / answer / done, 上报 → reply and
+→ task, reminders and escalation on a fake clock, team isolation and the report section."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import load_workbook
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.events import Reply
+from bot.models import Role
+from bot.notify import Dispatcher
+from bot.reminders import ReminderService
+from bot.services import Services
+from tests.conftest import Chat, FakeNotifier, at, make_user
+
+
+@pytest.fixture
+def notifier() -> FakeNotifier:
+    return FakeNotifier()
+
+
+@pytest.fixture
+def service(services: Services, notifier: FakeNotifier) -> ReminderService:
+    return ReminderService(services, Dispatcher(services, [notifier]))
+
+
+@pytest.fixture
+async def team(services: Services, assistant: Assistant) -> tuple[Chat, Chat, Chat]:
+    """王班长 leads 张三 and 李四; another team (城西, 赵六 and 钱班长) exists beside them."""
+    await make_user(services, "张三")
+    await make_user(services, "李四")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    await make_user(services, "赵六", team="城西供电所", areas=("7号台区",))
+    await make_user(services, "钱班长", role=Role.LEAD, team="城西供电所", areas=())
+    return (Chat(assistant, "test", "王班长"), Chat(assistant, "test", "张三"),
+            Chat(assistant, "test", "李四"))
+
+
+def buttons(reply: Reply) -> list[str]:
+    return [b.label for row in reply.buttons for b in row]
+
+
+def data_of(reply: Reply, label: str) -> str:
+    return next(b.data for row in reply.buttons for b in row if label in b.label)
+
+
+async def pending(services: Services) -> list[tuple[str, str, str]]:
+    rows = await services.db.fetchall(
+        "SELECT r.kind, u.name, r.due_at FROM reminders r JOIN users u ON u.id = r.user_id "
+        "WHERE subject = 'task' AND state = 'pending' ORDER BY r.due_at, r.id")
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_one_assignee_from_a_sentence_then_accept_ask_answer_done(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    lead, zhang, _ = team
+    await lead.say("派任务 张三 明天下班前 核对5号台区特殊客户电话")
+    assert ("派任务，已填好：派给 张三 · 期限 2026-11-28 周六 17:30 · "
+            "任务内容 核对5号台区特殊客户电话 · 台区 5号台区") in lead.text
+    await lead.press("保存")
+    assert "✅ 已派任务给 张三（1 人）：核对5号台区特殊客户电话" in lead.text
+    assert [(k, n) for k, n, _ in await pending(services)] == [
+        ("new", "张三"), ("due.soon", "张三"), ("due.due", "张三"), ("due.escalate", "王班长")]
+
+    # Pushed at once (the next scan), with one-tap buttons; never twice.
+    assert (await service.scan_once()).sent == 1
+    push = notifier.last("张三")
+    assert push.text.startswith("📌 王班长 派给你一个任务：任务 #1（核对5号台区特殊客户电话）")
+    assert [b.label for b in push.buttons[0]] == ["👍 接受", "❓ 提问", "✅ 完成"]
+    assert (await service.scan_once()).sent == 0
+
+    await zhang.tap(data_of(push, "接受"))
+    assert "已接受任务 #1" in zhang.text and "🟡 已接受" in zhang.text
+    await zhang.tap(data_of(push, "提问"))
+    assert "向班长提问：任务 #1" in zhang.text
+    await zhang.say("特殊客户名单用哪一版？")
+    await zhang.press("保存")
+    assert "问题已发给 王班长" in zhang.text
+    await service.scan_once()
+    question = notifier.last("王班长")
+    assert question.text == (
+        "❓ 张三 对任务 #1（核对5号台区特殊客户电话）提问：特殊客户名单用哪一版？")
+    await lead.tap(data_of(question, "回复"))
+    assert "回复提问：张三：特殊客户名单用哪一版？" in lead.text
+    await lead.say("用11月的")
+    await lead.press("保存")
+    assert "已回复 张三" in lead.text
+    await service.scan_once()
+    assert notifier.last("张三").text == (
+        "💬 王班长 回复了你对任务 #1（核对5号台区特殊客户电话）的提问：用11月的")
+
+    await zhang.tap(data_of(push, "完成"))
+    await zhang.say("已核对12户，2户电话已更新")
+    await zhang.photo("p1")
+    await zhang.press("完成")
+    await zhang.press("保存")
+    assert "任务 #1（核对5号台区特殊客户电话） 已完成，已告诉 王班长。 （按时）" in zhang.text
+    assert await pending(services) == []  # the deadline ladder is dropped
+    await service.scan_once()
+    done = notifier.last("王班长")
+    assert done.text == (
+        "✅ 张三 完成了任务 #1（核对5号台区特殊客户电话）：已核对12户，2户电话已更新")
+    assert done.photos == ["test:p1"]
+    await lead.say("任务")
+    assert "没有未完成的任务" in lead.text
+
+
+async def test_several_and_the_whole_team_each_get_their_own_item(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    lead, zhang, li = team
+    await lead.say("派任务 张三、李四下周一下班前 抄表数据复核")
+    assert "派给 张三、李四 · 期限 2026-11-30 周一 17:30 · 任务内容 抄表数据复核" in lead.text
+    await lead.press("保存")
+    assert "已派任务给 张三、李四（2 人）" in lead.text
+    await lead.say("派任务 全班 今天下班前 交安全学习心得")
+    assert "派给 全班" in lead.text
+    await lead.press("保存")
+    assert "已派任务给 全班（2 人）" in lead.text
+    await service.scan_once()
+    new = "📌 王班长 派给你一个任务：任务 #{}（{}）"
+    for who, ids in (("张三", (1, 3)), ("李四", (2, 4))):  # beside the digest, each pushed once
+        assert [t.split("\n")[0] for t in notifier.texts(who) if t.startswith("📌")] == [
+            new.format(ids[0], "抄表数据复核"), new.format(ids[1], "交安全学习心得")]
+    assert notifier.texts("赵六") == []  # the other team gets nothing
+
+    # Each has their own item: 张三 finishing his leaves 李四's open.
+    first = next(r for w, r in notifier.sent if w == "张三" and "抄表数据复核" in r.text
+                 and r.text.startswith("📌"))
+    await zhang.tap(data_of(first, "完成"))
+    await zhang.say("已复核")
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    await li.say("任务")
+    assert "📌 未完成的任务（2）" in li.text and "抄表数据复核" in li.text
+    await lead.say("/tasks")
+    assert "📌 未完成的任务（3）" in lead.text
+    assert "李四 · " in lead.text and "张三 · " in lead.text
+    await lead.say("待办")
+    assert "任务 #2（抄表数据复核）" in lead.text
+
+
+async def test_bad_input_is_refused_politely_and_nothing_is_lost(
+        team: tuple[Chat, Chat, Chat], services: Services) -> None:
+    lead, zhang, _ = team
+    # A deadline in the past: the rest is kept, the deadline asked again.
+    await lead.say("派任务 张三 昨天下班前 核对台账")
+    assert "期限 2026-11-26 周四 17:30 已经过去了" in lead.text
+    assert "什么时候之前完成" in lead.text
+    await lead.say("今天上午9点")
+    assert "已经过去了" in lead.text
+    await lead.say("下周三")
+    assert "派给：张三" in lead.text and "期限：2026-12-02 周三 17:30" in lead.text
+    assert "任务内容：核对台账" in lead.text
+    await lead.press("取消")
+    await lead.press("确定")
+
+    # An unknown name: 'did you mean' with a button that keeps the names understood.
+    await lead.say("派任务 李四、张山 明天下午3点 清点表箱")
+    assert "班组里没有「张山」。你是不是要找：张三" in lead.text
+    await lead.press("张三")
+    assert "派给：李四、张三" in lead.text and "期限：2026-11-28 周六 15:00" in lead.text
+    assert "任务内容：清点表箱" in lead.text
+    await lead.press("取消")
+    await lead.press("确定")
+    # A name of another team's manager is unknown too.
+    await lead.say("/task")
+    await lead.say("赵六")
+    assert "班组里没有「赵六」" in lead.text and "可以派给：张三、李四" in lead.text
+
+    # A manager may not give tasks.
+    await zhang.say("派任务 李四 明天 核对")
+    assert "派任务是班长的功能" in zhang.text
+    await zhang.say("/task")
+    assert "派任务是班长的功能" in zhang.text
+
+
+async def test_reminder_before_the_deadline_and_escalation_to_the_lead(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock, services: Services) -> None:
+    lead, _, _ = team
+    await lead.say("派任务 张三 今天下班前 报送线损分析")
+    await lead.press("保存")
+    await service.scan_once()
+    at(clock, 2026, 11, 27, 15, 31)  # two working hours before 17:30
+    await service.scan_once()
+    assert notifier.texts("张三")[-1] == (
+        "⏰ 任务 #1（报送线损分析）：请在 2026-11-27 周五 17:30 前完成任务（还剩 1 小时 59 分）。")
+    at(clock, 2026, 11, 27, 17, 31)
+    await service.scan_once()
+    assert "完成任务期限 2026-11-27 周五 17:30 已过" in notifier.texts("张三")[-1]
+    assert [t for t in notifier.texts("王班长") if "超期" in t] == [
+        "⚠️ 超期提醒：张三 的任务 #1（报送线损分析），完成任务期限 2026-11-27 周五 17:30 已过"
+        "（已超期 1 分钟）。"]
+    assert "完成" not in " ".join(buttons(notifier.last("王班长")))  # not the lead's to finish
+    await lead.say("待办")
+    assert "⚠️" in lead.text and "张三 · 任务 #1（报送线损分析）" in lead.text
+
+
+async def test_up_report_reply_and_turn_into_a_task(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    lead, zhang, _ = team
+    await zhang.photo("pole")  # sent first, with no form open: it goes with the matter
+    await zhang.say("上报 2号杆拉线松动，需要停电处理")
+    assert "照片" in zhang.text and "上报内容 2号杆拉线松动，需要停电处理" in zhang.text
+    await zhang.photo("wire")
+    await zhang.press("保存")
+    assert "已上报给 王班长" in zhang.text
+    await service.scan_once()
+    up = notifier.last("王班长")
+    assert up.text == "📣 张三 上报：2号杆拉线松动，需要停电处理"
+    assert up.photos == ["test:pole", "test:wire"] and buttons(up) == ["💬 回复", "📌 转为任务"]
+    assert notifier.texts("钱班长") == []  # only the sender's own team's lead
+
+    await lead.tap(data_of(up, "回复"))
+    await lead.say("周三安排停电")
+    await lead.press("保存")
+    await service.scan_once()
+    assert notifier.last("张三").text == "💬 王班长 回复了你的上报：周三安排停电"
+
+    await lead.tap(data_of(up, "转为任务"))
+    assert "派给 张三" in lead.text and "任务内容 2号杆拉线松动，需要停电处理" in lead.text
+    await lead.say("下周三下班前")
+    await lead.press("保存")
+    assert "已派任务给 张三（1 人）" in lead.text
+
+    # The other team's lead cannot act on the button, even forged.
+    other = Chat(lead.assistant, "test", "钱班长")
+    await other.tap(data_of(up, "转为任务"))
+    assert "找不到这条任务或消息" in other.text
+    await other.say("任务")
+    assert "没有未完成的任务" in other.text
+
+
+async def test_team_isolation_of_task_cards(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    lead, _, li = team
+    await lead.say("派任务 张三 明天下班前 核对电话")
+    await lead.press("保存")
+    await service.scan_once()
+    push = notifier.last("张三")
+    # 李四 (same team, not the assignee) and another team's manager see nothing to act on.
+    await li.tap(data_of(push, "接受"))
+    assert "找不到" in li.text
+    zhao = Chat(lead.assistant, "test", "赵六")
+    await zhao.tap(data_of(push, "完成"))
+    assert "找不到" in zhao.text
+    # The lead sees the card but has no 完成 of the assignee's.
+    await lead.tap(data_of(push, "完成"))
+    assert "核对电话" in lead.text and "完成" not in " ".join(
+        b.label for r in lead.last.replies for row in r.buttons for b in row)
+
+
+async def test_report_section_counts_per_manager(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        clock: FakeClock) -> None:
+    lead, zhang, _ = team
+    at(clock, 2026, 11, 23, 9, 0)  # Monday
+    await lead.say("派任务 张三、李四 今天下班前 清点表箱")
+    await lead.press("保存")
+    await service.scan_once()
+    at(clock, 2026, 11, 23, 11, 0)
+    await zhang.tap(data_of(notifier.last("张三"), "完成"))
+    await zhang.say("清点完毕")
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    at(clock, 2026, 11, 30, 9, 0)  # the next Monday: last week's report
+    out = await lead.say("/report")
+    assert "📌 班长派的任务（下达 / 完成 / 超期）：" in lead.text
+    assert "• 张三：下达 1，完成 1，超期 0" in lead.text
+    assert "• 李四：下达 1，完成 0，超期 1" in lead.text
+    [doc] = [a for r in out.replies for a in r.attachments if a.filename.endswith(".xlsx")]
+    sheet = load_workbook(io.BytesIO(doc.data))["任务"]
+    assert [c.value for c in sheet[1]] == ["负责人", "下达", "完成", "超期"]
+    assert [[c.value for c in row] for row in sheet.iter_rows(min_row=2)] == [
+        ["张三", 1, 1, 0], ["李四", 1, 0, 1]]
+
+
+async def test_in_the_local_chat_the_push_and_its_buttons_by_label(
+        services: Services, assistant: Assistant) -> None:
+    """`./taiqu chat`: the lead gives a task and reads a 上报; the manager, signed in to the
+    terminal, gets the task as a push and accepts it by typing the button's label."""
+    import io
+
+    from bot.channels.terminal import TerminalChat, terminal_reminders
+
+    zhang = await make_user(services, "张三", channel="terminal", external_id="1")
+    boss = await make_user(services, "王班长", role=Role.LEAD, areas=(), channel="terminal",
+                           external_id="2")
+    lead_out, zhang_out = io.StringIO(), io.StringIO()
+    lead, manager = TerminalChat(assistant, boss, lead_out), TerminalChat(assistant, zhang,
+                                                                          zhang_out)
+    await lead.send("派任务 张三 明天下班前 核对5号台区特殊客户电话")
+    await lead.send("保存")
+    assert "已派任务给 张三（1 人）" in lead_out.getvalue()
+    await terminal_reminders(services, manager).scan_once()
+    assert "📌 王班长 派给你一个任务：任务 #1（核对5号台区特殊客户电话）" in zhang_out.getvalue()
+    await manager.send("接受")
+    assert "已接受任务 #1" in zhang_out.getvalue()
+    await manager.send("上报 5号台区有3户电话空号")
+    await manager.send("保存")
+    assert "已上报给 王班长" in zhang_out.getvalue()
+    await terminal_reminders(services, lead).scan_once()
+    assert "📣 张三 上报：5号台区有3户电话空号" in lead_out.getvalue()
