@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # A periodic job (Monday report, morning digest) that fails for one person is logged,
     # recorded in the audit log and tried again on later scans, this many times a period.
     job_attempts: int = Field(default=3, ge=1, le=100)
+    # A free reminder given a day but no hour ('3天后提醒我回访李四') comes at this time
+    # (a part of the day without an hour takes data/day_parts.json's hour instead).
+    free_reminder_default_time: str = Field(default="09:00",
+                                            pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)
