@@ -5,6 +5,9 @@ people) kept apart. Core dialogue, real SQLite, fake clock (T0 = Fri 2026-11-27 
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from bot.assistant import Assistant
@@ -13,6 +16,7 @@ from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from tests.conftest import Chat, FakeNotifier, at, make_user
+from tests.test_terminal_chat import chat as terminal_chat
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -208,3 +212,31 @@ async def test_a_reminder_sentence_inside_another_form_is_a_new_request(me: Chat
     await me.press("确认")
     assert "好的，2026-11-28 周六 08:00 提醒你：抄表" in me.text
     assert "巡视" in me.text  # the log set aside is taken up again
+
+
+async def test_remind_command_asks_what_then_when(me: Chat) -> None:
+    await me.say("/remind")
+    assert "要提醒你做什么" in me.text, me.text
+    await me.say("交台区线损分析")
+    assert "什么时候提醒你" in me.text and "明天8点" in me.text  # with examples
+    await me.press("明天上午")
+    assert "提醒时间：2026-11-28 周六 09:00（上午默认钟点，可改时间）" in me.text, me.text
+    await me.press("确认")
+    await me.say("/remind 明天8点 抄表")  # the command takes the sentence too
+    assert "请确认这条提醒" in me.text and "提醒内容：抄表" in me.text, me.text
+    assert "提醒时间：2026-11-28 周六 08:00" in me.text
+
+
+def test_the_terminal_chat_sets_one_by_typed_words(tmp_path: Path) -> None:
+    db = tmp_path / "taiqu.db"
+    p = terminal_chat(db, ["明天8点提醒我抄表", "确认", "我的提醒", "/quit"],
+                      "--demo", "--user", "张三")
+    assert p.returncode == 0, p.stderr
+    assert "请确认这条提醒" in p.stdout and "提醒你：抄表" in p.stdout, p.stdout
+    assert "📋 我的提醒（1 条未完成）" in p.stdout
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT what, state FROM free_reminders").fetchall() == [
+            ("抄表", "open")]
+    finally:
+        con.close()

@@ -133,6 +133,12 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
                  record_id=rid)
 
 
+async def not_urgent_unless_said(ctx: Ctx, draft: Draft) -> Reply | None:
+    """Not asked: a reminder is ordinary unless the sentence said 紧急 (修改 changes it)."""
+    draft.state.values.setdefault("urgent", "no")
+    return None
+
+
 FREE_REMINDER = router.form(FormSpec(
     name=FORM, title="form.notes.title",
     fields=(
@@ -144,13 +150,13 @@ FREE_REMINDER = router.form(FormSpec(
               choices=urgency_choices, show=show_urgency),
     ),
     save=save, quick={"notes_hour": in_an_hour, "notes_tomorrow": tomorrow_morning},
-    summary_buttons=summary_buttons))
+    on_open=not_urgent_unless_said, summary_buttons=summary_buttons))
 
 
 async def start(app: Assistant, ctx: Ctx, req: Request) -> Outcome:
     """Open the form with what the sentence said: at the confirmation when it said it all,
     else asking only the rest (a time in the past asked again, saying why)."""
-    values: dict[str, Any] = {"urgent": "yes" if req.urgent else "no"}
+    values: dict[str, Any] = {"urgent": "yes"} if req.urgent else {}
     notices: dict[str, str] = {}
     if req.what:
         values["what"] = req.what
