@@ -129,19 +129,37 @@ async def test_the_report_counts_visits_due_done_and_overdue_per_manager(
 
     await lead.say("/report 本周")
     text = lead.text
-    assert "🏠 走访周期：应走访 3 户，已走访 1 户，超期未走访 2 户" in text, text
-    assert "张三：应走访 2 · 已走访 1 · 超期 1" in text
-    assert "李四：应走访 1 · 已走访 0 · 超期 1" in text
+    assert "🏠 走访周期：应走访 3 户，已走访 1 户，过期未走访 2 户" in text, text
+    assert "张三：应走访 2 · 已走访 1 · 过期未访 1" in text
+    assert "李四：应走访 1 · 已走访 0 · 过期未访 1" in text
     assert "赵六" not in text  # another team's manager
     [doc] = [a for r in lead.last.replies for a in r.attachments if a.filename.endswith(".xlsx")]
     sheet = load_workbook(io.BytesIO(doc.data))["走访周期"]
-    assert [c.value for c in sheet[1]] == ["客户经理", "应走访", "已走访", "超期未走访"]
+    assert [c.value for c in sheet[1]] == ["客户经理", "应走访", "已走访", "过期未走访"]
     assert [c.value for c in sheet[2]] == ["张三", 2, 1, 1]
 
     await zhang.say("/report 本周")  # a manager's own report: his own counts, no per-person lines
-    assert "🏠 走访周期：应走访 2 户，已走访 1 户，超期未走访 1 户" in zhang.text, zhang.text
+    assert "🏠 走访周期：应走访 2 户，已走访 1 户，过期未走访 1 户" in zhang.text, zhang.text
     assert "李四" not in zhang.text
 
     await west_lead.say("/report 本周")
-    assert "🏠 走访周期：应走访 1 户，已走访 0 户，超期未走访 1 户" in west_lead.text
+    assert "🏠 走访周期：应走访 1 户，已走访 0 户，过期未走访 1 户" in west_lead.text
     assert "张三" not in west_lead.text and "李奶奶" not in west_lead.text
+
+
+async def test_the_monday_report_carries_the_visits_of_last_week(
+        services: Services, assistant: Assistant, clock: FakeClock, notifier: FakeNotifier,
+        service: ReminderService) -> None:
+    zhang_user = await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang, lead = Chat(assistant, "test", "张三"), Chat(assistant, "test", "王班长")
+    await lead.say("/start")
+    visited = await add_customer(services, zhang_user, "李奶奶", "5500012345")
+    await add_customer(services, zhang_user, "王爷爷", "5500012346")
+    at(clock, 2026, 11, 30, 10, 0)  # Monday: a visit in the week of 11-30
+    await record_visit(zhang, visited)
+    at(clock, 2026, 12, 7, 8, 31)  # the next Monday's report covers that week
+    await service.scan_once()
+    [report] = [t for t in notifier.texts("王班长") if "工作汇总" in t]
+    assert "🏠 走访周期：应走访 2 户，已走访 1 户，过期未走访 1 户" in report, report
+    assert "张三：应走访 2 · 已走访 1 · 过期未访 1" in report
