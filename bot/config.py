@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # budget, not a count, sets the pace (33,000 Monday reports within 30 minutes, issue #12).
     periodic_job_seconds: float = Field(default=50, gt=0, le=3600)
     job_push_workers: int = Field(default=16, ge=1, le=256)
+    # A free reminder given a day but no hour ('3天后提醒我回访李四') comes at this time
+    # (a part of the day without an hour takes data/day_parts.json's hour instead).
+    free_reminder_default_time: str = Field(default="09:00",
+                                            pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)

@@ -37,6 +37,7 @@ BATCH = 1000  # due rows read (and held in memory) at a time
 MAX_SCAN = timedelta(minutes=10)  # no further batch once a scan has run this long
 JOB_ENTITY = "job"  # audit_log entity of a periodic job's failures
 DIGEST_JOB = "digest"
+DIGEST_LINES = 15  # items a digest lists one by one; the rest it counts
 
 
 def _hhmm(text: str) -> time:
@@ -487,6 +488,7 @@ class ReminderService:
         ctx = Ctx(self.services, user, now)
         end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
         items = [i for i in await self.todo_items(ctx) if i.due <= end_of_day]
+        items = await self._not_mentioned_yet(user.id, items)
         held = await self.rows.held_for(user.id)
         # Held reminders about items not listed above (due later, e.g. snoozed into the night)
         # are shown with their own words, so nothing held is dropped unseen.
@@ -504,11 +506,11 @@ class ReminderService:
         ok = True
         if items or extra:
             lines = [ctx.t("digest.title", name=user.name, count=len(items) + len(extra))]
-            for i in items[:15]:
+            for i in items[:DIGEST_LINES]:
                 mark = "⚠️ " if i.overdue else "• "
                 lines.append(mark + i.text)
-            if len(items) > 15:
-                lines.append(ctx.t("digest.more", count=len(items) - 15))
+            if len(items) > DIGEST_LINES:
+                lines.append(ctx.t("digest.more", count=len(items) - DIGEST_LINES))
             lines += ["• " + e.text.splitlines()[0] for e in extra]
             rows = [[i.button] for i in items[:6]] + [e.buttons[0][:1] for e in extra[:4]
                                                       if e.buttons and e.buttons[0]]
@@ -526,6 +528,7 @@ class ReminderService:
                 log.warning("digest for user %s not delivered yet", user.id, exc_info=True)
                 ok = False
         if ok:
+            await self._mentioned(user.id, items[:DIGEST_LINES], now)
             for r in held:
                 await self.rows.settle(r.id, "digested", now)
                 await self._after(r, now)
@@ -534,6 +537,30 @@ class ReminderService:
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (DIGEST_JOB, period, user.id, iso(now)))
         return ok and bool(items or extra)
+
+    async def _not_mentioned_yet(self, user_id: int, items: list[TodoItem]) -> list[TodoItem]:
+        """The items to list: without those named once already (TodoItem.digest_key)."""
+        keys = [i.digest_key for i in items if i.digest_key]
+        if not keys:
+            return items
+        marks = ", ".join("?" for _ in keys)
+        rows = await self.services.db.fetchall(
+            f"SELECT item_key FROM digest_mentions WHERE user_id = ? AND item_key IN ({marks})",
+            (user_id, *keys))
+        mentioned = {r[0] for r in rows}
+        return [i for i in items if not i.digest_key or i.digest_key not in mentioned]
+
+    async def _mentioned(self, user_id: int, items: list[TodoItem], now: datetime) -> None:
+        """Remember the once-only items this digest named (only once it went out)."""
+        keys = [i.digest_key for i in items if i.digest_key]
+        if not keys:
+            return
+        async with self.services.db.tx() as tx:
+            for key in keys:
+                await tx.execute(
+                    "INSERT INTO digest_mentions(user_id, item_key, mentioned_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (user_id, item_key) DO NOTHING",
+                    (user_id, key, iso(now)))
 
     async def _after(self, r: Reminder, now: datetime) -> None:
         """A reminder folded into a digest still plans its next occurrence (follow-ups)."""

@@ -76,6 +76,9 @@ class TodoItem:
     # Waiting for a lead: a decision only a lead takes, or an overdue item the ladder has
     # escalated to the leads. A lead's list starts with these (not the lead's own).
     for_lead: bool = False
+    # The morning digest names an item with a key once only (e.g. a visit due: once per
+    # 走访周期, the key naming the customer and the cycle); "" = every morning it is open.
+    digest_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def test_the_composition_root_lists_every_feature_once() -> None:
     root = build_router()
     assert [f.router.name for f in FEATURES] == [
         "todo", "arrears", "complaints", "meters", "outages", "repairs", "reports", "tasks",
-        "customers",
+        "notes", "customers",
         "worklog"]
     assert set(root.legacy_actions.values()) <= set(root.buttons)
     assert all("." in action for action in root.buttons)

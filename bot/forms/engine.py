@@ -49,6 +49,8 @@ ActionFn = Callable[["FormEngine", Ctx, Draft, str], Awaitable[Outcome]]
 # (ctx, new draft) -> a line (and buttons) shown above the first question, or None; may add
 # values to the draft (e.g. photos sent just before the form was opened).
 OpenFn = Callable[[Ctx, Draft], Awaitable[Reply | None]]
+# (ctx, form token) -> the summary's button rows
+SummaryButtonsFn = Callable[[Ctx, str], list[list[Button]]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class FormSpec:
     # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
     actions: dict[str, ActionFn] = field(default_factory=dict)
     on_open: OpenFn | None = None  # not when a saved record is opened to edit
+    # The summary's buttons when a form words them its own way (确认 / 改时间 / 取消); they
+    # answer with the engine's actions (save, editf, cancel ...). None: 保存 / 修改 / 上一步 /
+    # 取消.
+    summary_buttons: SummaryButtonsFn | None = None
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -269,6 +275,8 @@ class FormEngine:
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
             buttons = self._offer_buttons(ctx, spec, draft)
+            if spec.summary_buttons is not None:
+                return Reply("\n".join(lines), buttons + spec.summary_buttons(ctx, tok))
             buttons += [[Button(ctx.t("btn.save"), callback(tok, "save")),
                         Button(ctx.t("btn.edit"), callback(tok, "edit"))],
                        [Button(ctx.t("btn.back"), callback(tok, "back")),

@@ -76,6 +76,20 @@ class Customer(CustomerData):
 
 
 @dataclass(frozen=True)
+class VisitCounts:
+    """One manager's visits in a report period (see Customers.visit_counts)."""
+
+    name: str
+    due: int  # visited in the period, plus still due by its end
+    done: int
+    overdue: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.due or self.done or self.overdue)
+
+
+@dataclass(frozen=True)
 class Query:
     """kind: all | account | area | category | due | text | inactive (the deactivated ones).
     For category, value is one key or several joined by ',' (customers in any of them)."""
@@ -319,6 +333,38 @@ class Customers:
             params)
         owners = await self._area_managers(user.team_id)
         return [(_customer(r), owners.get(r["area_id"], "")) for r in rows]
+
+    async def visit_counts(self, team_id: int, user_id: int | None, start: datetime,
+                           end: datetime, now: datetime) -> list[VisitCounts]:
+        """Per manager of the team (or the one manager `user_id`), for [start, end): special
+        customers visited (by the log's author), still due by `end` in their areas, and of
+        those past due at the report's moment (`end`, or now for a period still running)."""
+        people: list[Any] = [team_id]
+        one = ""
+        if user_id is not None:
+            one = " AND u.id = ?"
+            people.append(user_id)
+        managers = await self.db.fetchall(
+            "SELECT u.id, u.name FROM users u WHERE u.team_id = ? AND u.active = 1 "
+            f"AND u.role = 'manager'{one} ORDER BY u.name, u.id", people)
+        out = []
+        for m in managers:
+            done = await self.db.fetchone(
+                "SELECT count(DISTINCT w.customer_id) FROM worklogs w WHERE w.team_id = ? "
+                "AND w.user_id = ? AND w.customer_id IS NOT NULL AND w.occurred_at >= ? "
+                "AND w.occurred_at < ?", (team_id, m["id"], iso(start), iso(end)))
+            pending = await self._due_in_areas(team_id, m["id"], end)
+            overdue = await self._due_in_areas(team_id, m["id"], min(end, now))
+            visited = int(done[0]) if done else 0
+            out.append(VisitCounts(m["name"], visited + pending, visited, overdue))
+        return out
+
+    async def _due_in_areas(self, team_id: int, manager_id: int, by: datetime) -> int:
+        row = await self.db.fetchone(
+            f"SELECT count(*) FROM customers c WHERE {VISIT_DUE_SQL} AND c.team_id = ? "
+            "AND c.active = 1 AND c.area_id IN (SELECT area_id FROM user_areas "
+            "WHERE user_id = ?)", (iso(by), team_id, manager_id))
+        return int(row[0]) if row else 0
 
     async def _area_managers(self, team_id: int) -> dict[int, str]:
         rows = await self.db.fetchall(

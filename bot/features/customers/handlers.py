@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from bot.features.customers.form import CUSTOMER, DEACTIVATE, switch_refusal
 from bot.features.customers.form import open_edit as open_customer_edit
 from bot.features.customers.form import prefill as customer_prefill
 from bot.features.customers.reveal import reveal_number
+from bot.features.customers.visits import visits_report
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
@@ -27,6 +29,7 @@ from bot.storage.customers import (
     Customer,
     Query,
 )
+from bot.storage.db import iso
 from bot.storage.reminders import Reminder
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import format_time
@@ -262,8 +265,15 @@ async def visits_todo(ctx: Ctx) -> list[TodoItem]:
             text=ctx.t("customer.todo_visit", name=c.name, area=c.area_name,
                        days=c.visit_every_days, last=last),
             button=Button(ctx.t("customer.todo_button", name=c.name)[:40],
-                          router.callback("cust", c.id))))
+                          router.callback("cust", c.id)),
+            digest_key=visit_digest_key(c.id, due)))
     return items
+
+
+def visit_digest_key(customer_id: int, due: datetime) -> str:
+    """One cycle of one customer's visits: the morning digest names it once (the due date
+    moves on when the visit is recorded, and a new cycle is named again)."""
+    return f"{VISIT_SUBJECT}:{customer_id}:{iso(due)}"
 
 
 async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
@@ -271,6 +281,7 @@ async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
 
 
 router.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder, todo=visits_todo))
+router.report_section(visits_report)
 
 
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:

@@ -1,0 +1,31 @@
+"""Visits due by the 走访周期 in the weekly report and /report: due / done / overdue per
+manager (the to-do items themselves are in handlers.visits_todo)."""
+
+from __future__ import annotations
+
+from bot import i18n
+from bot.router import ReportPart, ReportScope
+from bot.storage.customers import Customers, VisitCounts
+from bot.storage.db import Database
+
+
+def _line(locale: str, c: VisitCounts) -> str:
+    return i18n.t(locale, "visits.report.manager", name=c.name, due=c.due, done=c.done,
+                  overdue=c.overdue)
+
+
+async def visits_report(db: Database, scope: ReportScope) -> ReportPart:
+    counts = [c for c in await Customers(db).visit_counts(
+        scope.team_id, scope.user_id, scope.start, scope.end, scope.now) if c.any]
+    if not counts:
+        return ReportPart()  # no customer with a visit cycle, no visit: nothing to say
+    loc = scope.locale
+    total = VisitCounts("", sum(c.due for c in counts), sum(c.done for c in counts),
+                        sum(c.overdue for c in counts))
+    lines = [i18n.t(loc, "visits.report.total", due=total.due, done=total.done,
+                    overdue=total.overdue)]
+    if scope.team_wide:
+        lines += [_line(loc, c) for c in counts]
+    header = [i18n.t(loc, f"visits.report.col_{k}") for k in ("name", "due", "done", "overdue")]
+    return ReportPart(lines, i18n.t(loc, "visits.report.sheet"), header,
+                      [[c.name, c.due, c.done, c.overdue] for c in counts])
