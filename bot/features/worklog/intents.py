@@ -211,9 +211,9 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
     if not lead and not items:
         return None
     intent = WorkLogIntent(items=items, time=when, lead=lead is not None)
-    intent.result, s = _take_field(_RESULT, s)
     intent.ticket, s = _take_field(_TICKET, s)
     intent.account, s = _take_field(_ACCOUNT, s)
+    intent.result, s = _take_field(_RESULT, s)  # last: it runs to the end of its clause
     if not areas:
         areas, s = _take_areas(s, area_names)
     if areas:
