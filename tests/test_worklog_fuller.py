@@ -11,6 +11,7 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.assistant import Assistant
+from bot.channels.telegram import TelegramChannel
 from bot.models import Role, User
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
@@ -18,7 +19,10 @@ from bot.router import feature_callback
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from tests.conftest import Chat, FakeNotifier, make_user
-from tests.tg_harness import L
+from tests.fakebotapi import FakeBotAPI
+from tests.tg_harness import L, body
+from tests.tg_harness import labels as tg_labels
+from tests.tg_harness import register as tg_register
 
 pytestmark = pytest.mark.timeout(60)
 NOW_SHOWN = "2026-11-27 周五 10:30"
@@ -273,3 +277,36 @@ async def test_a_manager_cannot_comment_nor_a_lead_of_another_team(
     assert other.text == L("logs.not_found")
     row = await services.db.fetchone("SELECT count(*) FROM worklog_comments")
     assert row is not None and row[0] == 0
+
+
+# --- Telegram end to end ------------------------------------------------------------------
+async def test_telegram_two_areas_a_result_and_the_leads_comment(
+        services: Services, channel: TelegramChannel, fake_api: FakeBotAPI) -> None:
+    """Through the real PTB Application on the fake Bot API: the entry by sentence and one
+    ➕, the lead's 批注 by buttons, and the push that tells the author."""
+    zhang = await tg_register(fake_api, services, 42, "张三")
+    lead = await tg_register(fake_api, services, 7, "王班长", role=Role.LEAD, areas=())
+    await zhang.say("巡视 3号台区和5号台区 无异常")
+    await zhang.press("现在")
+    r = await zhang.press("➕ 处理结果")
+    assert L("form.worklog.result") in [body(m) for m in r]
+    r = await zhang.say("已紧固")
+    assert "其他台区：5号台区" in body(r[-1]) and "处理结果：已紧固" in body(r[-1])
+    r = await zhang.press("保存")
+    assert "3号台区、5号台区 · 巡视" in body(r[0])
+    await lead.say("/logs")
+    r = await lead.press("#1 3号台区、5号台区")
+    assert "台区：3号台区、5号台区" in body(r[-1]) and "处理结果：已紧固" in body(r[-1])
+    await lead.press("✍️ 批注")
+    await lead.say("两个台区都要补照片")
+    r = await lead.press("保存")
+    assert L("log_comment.saved", id=1, name="张三") in body(r[0])
+    service = ReminderService(services, Dispatcher(services, [channel.notifier]))
+    assert (await service.scan_once()).sent == 1
+    told = zhang.last
+    assert body(told) == L("log_comment.pushed", lead="王班长", id=1, areas="3号台区、5号台区",
+                           items="巡视", body="两个台区都要补照片")
+    r = await zhang.press("查看", message=told)
+    assert L("logs.comment_line", author="王班长", when=NOW_SHOWN,
+             body="两个台区都要补照片") in body(r[-1])
+    assert "✍️ 批注" not in tg_labels(r[-1])

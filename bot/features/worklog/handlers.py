@@ -54,7 +54,7 @@ async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
     lines = [ctx.t(title_key, total=total, first=offset + 1, last=offset + len(entries))]
     lines += [_line(ctx, w) for w in entries]
     lines.append(ctx.t("logs.open_hint"))
-    rows = [[Button(f"#{w.id} {w.area_name} {_items(ctx, w)}"[:40],
+    rows = [[Button(f"#{w.id} {w.areas_text} {_items(ctx, w)}"[:40],
                     router.callback("log", w.id))] for w in entries]
     nav = pager(ctx.t, router.action("logs"), offset, PAGE, total)
     if nav:
