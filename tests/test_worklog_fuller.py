@@ -5,6 +5,8 @@ one); a lead's 批注, told to the author at once and shown on the card and on p
 from __future__ import annotations
 
 import io
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -310,3 +312,22 @@ async def test_telegram_two_areas_a_result_and_the_leads_comment(
     assert L("logs.comment_line", author="王班长", when=NOW_SHOWN,
              body="两个台区都要补照片") in body(r[-1])
     assert "✍️ 批注" not in tg_labels(r[-1])
+
+
+# --- the local terminal chat ---------------------------------------------------------------
+def test_terminal_chat_takes_two_areas_and_a_result(tmp_path: Path) -> None:
+    from tests.test_terminal_chat import chat as terminal_chat
+
+    db = tmp_path / "taiqu.db"
+    p = terminal_chat(db, ["巡视 3号台区和5号台区 无异常", "现在", "➕ 处理结果", "已紧固",
+                           "保存", "/quit"], "--demo", "--user", "张三")
+    assert p.returncode == 0, p.stderr
+    summary = p.stdout[p.stdout.rindex(L("form.summary_title", title="工作日志")):]
+    assert "其他台区：5号台区" in summary and "处理结果：已紧固" in summary
+    assert "3号台区、5号台区 · 巡视" in p.stdout
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT result FROM worklogs").fetchall() == [("已紧固",)]
+        assert con.execute("SELECT count(*) FROM worklog_areas").fetchone() == (2,)
+    finally:
+        con.close()
