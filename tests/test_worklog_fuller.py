@@ -106,6 +106,12 @@ async def test_areas_said_with_one_suffix_and_added_from_the_summary(
     assert "其他台区 5号台区" in zhang.text
     await zhang.say("/cancel")
     await zhang.press("确定放弃")
+    await zhang.say("巡视 3号台区和9号台区 无异常")  # 9号台区 is not his: said at once
+    assert L("form.worklog.area.unknown", text="9号台区",
+             options="3号台区、5号台区、7号台区") in zhang.text
+    assert "其他台区" not in zhang.text
+    await zhang.say("/cancel")
+    await zhang.press("确定放弃")
     await zhang.say("巡视 3号台区 无异常")
     await zhang.press("现在")
     await zhang.press("➕ 其他台区")
@@ -262,6 +268,14 @@ async def test_lead_comments_the_author_is_told_and_it_shows_on_card_and_paper(
     cells = [c.value for row in ws.iter_rows() for c in row if c.value]
     assert "处理结果" in cells and "已紧固" in cells
     assert "批注" in cells and "王班长：拉线紧固后请补一张照片" in cells
+    # The report's XLSX log sheet too: a column each, the header naming it.
+    out = await lead.say("/report 本周")
+    [doc] = [a for r in out.replies for a in r.attachments if a.filename.endswith(".xlsx")]
+    sheet = load_workbook(io.BytesIO(doc.data))["工作日志"]
+    header, first = ([c.value for c in row] for row in sheet.iter_rows(max_row=2))
+    shown = dict(zip(header, first, strict=True))
+    assert (shown["处理结果"], shown["批注"], shown["关联工单号"]) == (
+        "已紧固", "王班长：拉线紧固后请补一张照片", None)
 
 
 async def test_a_manager_cannot_comment_nor_a_lead_of_another_team(

@@ -396,16 +396,16 @@ async def _prefill_more_areas(ctx: Ctx, intent: WorkLogIntent, values: dict[str,
     more: list[str] = []
     for text in intent.more_area_texts:
         area, note = await resolve_area(ctx, text)
-        if area is None:
-            # Shown at the first question still open, before the summary.
-            notices.setdefault("area" if "area" not in values else "content",
-                               "⚠️ " + (note or ""))
+        if area is None:  # said at the first question still to ask, or on its ➕
+            step = next((f for f in ASKED_FIRST if f not in values), "more_areas")
+            notices[step] = "\n".join(n for n in (notices.get(step), "⚠️ " + (note or "")) if n)
         elif area != values.get("area") and area not in more:
             more.append(area)
     if more:
         values["more_areas"] = more
 
 
+ASKED_FIRST = ("items", "area", "time", "content")  # the required steps, in order
 # Never asked one by one: offered as ➕ on the summary (no tap added in the common case).
 EXTRAS = ("more_areas", "result", "customer", "ticket")
 # Asked one by one unless the sentence said all was well: then offered on the summary.
