@@ -1,8 +1,8 @@
 """工作日志 for printing, laid out like the paper 台区客户经理工作日志: one bordered block per
-entry (date, 台区, the nine work-item ticks, content, problems, 处理结果 and 工单号 when given,
-customer, the lead's 批注 when given, 记录人 and a blank
-for the signature), A4 portrait, one person's entries starting on a new page, no block split
-across two pages, the title repeated on every page and page numbers in the footer."""
+entry (date, every 台区, the nine work-item ticks, content, problems, 处理结果 and 工单号 when
+given, customer, the lead's 批注 when given, 记录人 and a blank for the signature), A4
+portrait, one person's entries starting on a new page, no block split across two pages, the
+title repeated on every page and page numbers in the footer."""
 
 from __future__ import annotations
 
