@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     quiet_hours: str = Field(default="21:00-07:30",
                              pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     account_no_max_digits: int = Field(default=16, ge=1, le=32)
+    # A 关联工单号 (95598 or internal work order) as a log takes it: letters, digits, '-'.
+    ticket_no_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9-]{5,31}$"
     ruleset: str = "sgcc-2011"  # data/rulesets/<name>.json: which 十项承诺 version applies
 
     @field_validator("telegram_token")

@@ -56,3 +56,26 @@ class WorkLog:
     updated_by: str | None = None
     photos: tuple[str, ...] = field(default=())
     photo_notes: dict[str, str] = field(default_factory=dict)
+    # Every 台区 of the entry, the first being area_id (an entry may cover several).
+    area_ids: tuple[int, ...] = field(default=())
+    area_names: tuple[str, ...] = field(default=())
+    result: str | None = None  # 处理结果
+    ticket_no: str | None = None  # 关联工单号
+    customer_id: int | None = None  # 涉及客户 (a visit to a special customer)
+    customer_name: str | None = None
+    customer_account: str | None = None
+    comments: tuple[LogComment, ...] = field(default=())
+
+    @property
+    def areas_text(self) -> str:
+        return "、".join(self.area_names or (self.area_name,))
+
+
+@dataclass(frozen=True)
+class LogComment:
+    """A lead's 批注 on a work-log entry."""
+
+    id: int
+    author: str
+    body: str
+    created_at: datetime

@@ -511,7 +511,9 @@ async def test_visit_from_the_card_links_the_worklog_and_leaves_the_due_list(
     assert body(r[0]) == "\n".join([
         L("form.summary_title", title=L("form.worklog.title")), "工作项目：走访",
         "台区：3号台区", f"时间：{YESTERDAY_3PM}", "工作内容：检查制氧机供电，告知停电通知渠道",
-        "发现问题：（无）", "照片：（无）", "位置：（无）"])
+        # The customer visited now shows on the summary (issue #13 §5: 涉及客户).
+        "发现问题：（无）", "涉及客户：李四（3号台区，户号尾号 2345）", "照片：（无）",
+        "位置：（无）"])
     r = await zhang.press("保存")
     [row] = await worklog_rows(services)
     assert body(r[0]) == L("form.worklog.saved", id=row["id"], when=YESTERDAY_3PM,

@@ -44,6 +44,8 @@ from tests.tg_harness import (
 pytestmark = pytest.mark.timeout(60)
 
 NOW_SHOWN = "2026-11-27 周五 10:30"  # T0 as the bot echoes it
+# The work log's optional fields, offered as ➕ on its summary (issue #13 §5).
+EXTRAS_OFFERED = ["➕ 其他台区", "➕ 处理结果", "➕ 涉及客户", "➕ 关联工单号"]
 YESTERDAY_3PM = "2026-11-26 周四 15:00"
 # The manager's commands, one line each (issue #15 §4.2 changed the one-line list).
 # The order is pinned once, in test_help_lists (features' commands before the core's tail).
@@ -226,7 +228,8 @@ async def test_whole_worklog_form_by_buttons_photos_and_location(
         "照片：2 张",
         "位置：31.82000, 117.23000",
     ])
-    assert labels(zhang.last) == ["✅ 保存", "✏️ 修改", "⬅️ 上一步", "✖️ 取消"]
+    # The fuller entry's optional fields (#13 §5) are offered under 保存, never asked.
+    assert labels(zhang.last) == ["✅ 保存", "✏️ 修改", *EXTRAS_OFFERED, "⬅️ 上一步", "✖️ 取消"]
 
     saved = await zhang.press("保存")
     rows = await worklog_rows(services)
@@ -414,7 +417,7 @@ async def test_back_skip_help_cancel_confirm_and_edit_at_summary(
     assert body(r[0]).startswith(L("help.body"))
     assert body(r[1]).startswith(L("help.in_form"))
     assert L("form.summary_title", title="工作日志") in body(r[1])
-    assert labels(r[1]) == ["✅ 保存", "✏️ 修改", "⬅️ 上一步", "✖️ 取消"]
+    assert labels(r[1]) == ["✅ 保存", "✏️ 修改", *EXTRAS_OFFERED, "⬅️ 上一步", "✖️ 取消"]
 
     # Cancel by button asks first; "继续填写" keeps everything.
     r = await zhang.press("取消")

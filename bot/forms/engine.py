@@ -67,6 +67,9 @@ class FormSpec:
     # answer with the engine's actions (save, editf, cancel ...). None: 保存 / 修改 / 上一步 /
     # 取消.
     summary_buttons: SummaryButtonsFn | None = None
+    # Optional fields never asked one by one: offered as ➕ on the summary (no extra tap in
+    # the common case) and shown on it only once filled.
+    extras: tuple[str, ...] = ()
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -207,7 +210,7 @@ class FormEngine:
         """One line naming the form and what it holds so far, for expiry and conflict notes."""
         spec = self.forms[draft.form]
         parts = []
-        for f in spec.fields[:3]:
+        for f in [f for f in spec.fields if f.name not in spec.extras][:3]:
             value = _state(draft).values.get(f.name)
             if value not in (None, [], ""):
                 parts.append(await self._show(ctx, f, value, _view(draft)))
@@ -274,11 +277,12 @@ class FormEngine:
         step = st.step
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
-            buttons = self._offer_buttons(ctx, spec, draft)
+            offered, extras = self._offer_buttons(ctx, spec, draft)
             if spec.summary_buttons is not None:
-                return Reply("\n".join(lines), buttons + spec.summary_buttons(ctx, tok))
-            buttons += [[Button(ctx.t("btn.save"), callback(tok, "save")),
-                        Button(ctx.t("btn.edit"), callback(tok, "edit"))],
+                return Reply("\n".join(lines), offered + extras + spec.summary_buttons(ctx, tok))
+            buttons = [*offered, [Button(ctx.t("btn.save"), callback(tok, "save")),
+                                  Button(ctx.t("btn.edit"), callback(tok, "edit"))],
+                       *extras,  # under 保存: the common case taps on as before
                        [Button(ctx.t("btn.back"), callback(tok, "back")),
                         Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]]
             return Reply("\n".join(lines), buttons)
@@ -336,13 +340,19 @@ class FormEngine:
         rows.append(nav)
         return Reply("\n".join(lines), rows)
 
-    def _offer_buttons(self, ctx: Ctx, spec: FormSpec, draft: Draft) -> list[list[Button]]:
-        """'➕ 问题 / 照片 / 位置' on the summary, for the offered fields still empty."""
+    def _offer_buttons(self, ctx: Ctx, spec: FormSpec, draft: Draft
+                       ) -> tuple[list[list[Button]], list[list[Button]]]:
+        """'➕ 问题 / 照片 / 位置' on the summary, for the offered fields still empty; and the
+        form's extras still empty, two a row."""
         st = _state(draft)
-        row = [Button(ctx.t("btn.add_field", field=ctx.t(spec.get_field(name).label)),
-                      callback(draft.token, "editf", name))
-               for name in st.offered if st.values.get(name) in (None, [], "")]
-        return [row] if row else []
+        def adds(names: list[str]) -> list[Button]:
+            return [Button(ctx.t("btn.add_field", field=ctx.t(spec.get_field(name).label)),
+                           callback(draft.token, "editf", name))
+                    for name in names if st.values.get(name) in (None, [], "")]
+
+        row = adds([n for n in st.offered if n not in spec.extras])
+        extra = adds(list(spec.extras))
+        return [row] if row else [], [extra[i:i + 2] for i in range(0, len(extra), 2)]
 
     async def _show(self, ctx: Ctx, f: Field, value: Any, form: FormView) -> str:
         if value in (None, [], ""):
@@ -358,6 +368,8 @@ class FormEngine:
         lines = [ctx.t("form.summary_title", title=ctx.t(spec.title))]
         sep = "：" if ctx.locale == "zh_CN" else ": "
         for f in spec.fields:
+            if f.name in spec.extras and values.get(f.name) in EMPTY:
+                continue  # its ➕ button says it can be added
             shown = await self._show(ctx, f, values.get(f.name), view)
             lines.append(f"{ctx.t(f.label)}{sep}{shown}")
         return "\n".join(lines)
@@ -377,7 +389,8 @@ class FormEngine:
             st.step = SUMMARY
             return
         for f in spec.fields:
-            if st.values.get(f.name) in (None, [], "") and f.name not in st.skipped:
+            if st.values.get(f.name) in (None, [], "") and f.name not in st.skipped \
+                    and f.name not in spec.extras:
                 st.step = f.name
                 return
         st.step = SUMMARY

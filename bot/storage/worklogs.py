@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bot.models import User, WorkLog
+from bot.models import LogComment, User, WorkLog
 from bot.storage import audit
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.visibility import Subject, may_see, scope
@@ -24,6 +24,13 @@ class NewWorkLog:
     photos: tuple[str, ...] = ()
     customer_id: int | None = None  # a visit to a special customer
     photo_notes: dict[str, str] | None = None  # photo ref -> its caption
+    more_area_ids: tuple[int, ...] = ()  # further 台区 the entry covers, after area_id
+    result: str | None = None  # 处理结果
+    ticket_no: str | None = None  # 关联工单号
+
+    @property
+    def area_ids(self) -> tuple[int, ...]:
+        return (self.area_id, *(a for a in self.more_area_ids if a != self.area_id))
 
 
 ENTITY = "worklog"  # audit_log entity of a deleted entry
@@ -37,8 +44,10 @@ _NEXT_ID = {"sqlite": "(SELECT coalesce(max(top), 0) + 1 FROM (SELECT max(id) AS
 _SELECT = """
 SELECT w.*, a.name AS area_name, u.name AS user_name,
        (SELECT name FROM users WHERE id = w.updated_by) AS editor_name,
-       (SELECT group_concat(item, ',') FROM worklog_items WHERE worklog_id = w.id) AS items
+       (SELECT group_concat(item, ',') FROM worklog_items WHERE worklog_id = w.id) AS items,
+       c.name AS customer_name, c.account_no AS customer_account
 FROM worklogs w JOIN areas a ON a.id = w.area_id JOIN users u ON u.id = w.user_id
+LEFT JOIN customers c ON c.id = w.customer_id
 """
 
 
@@ -51,7 +60,15 @@ def _worklog(row: Row, photos: tuple[str, ...] = ()) -> WorkLog:
         content=row["content"], problems=row["problems"], latitude=row["latitude"],
         longitude=row["longitude"], created_at=from_iso(row["created_at"]),
         updated_at=from_iso(row["updated_at"]) if row["updated_at"] else None,
-        updated_by=row["editor_name"], photos=photos)
+        updated_by=row["editor_name"], photos=photos, result=row["result"],
+        ticket_no=row["ticket_no"], customer_id=row["customer_id"],
+        customer_name=row["customer_name"], customer_account=row["customer_account"])
+
+
+def _with_areas(w: WorkLog, areas: dict[int, list[tuple[int, str]]]) -> WorkLog:
+    """The entry with all its 台区 (an entry saved before they were listed: its one)."""
+    mine = areas.get(w.id) or [(w.area_id, w.area_name)]
+    return replace(w, area_ids=tuple(a for a, _ in mine), area_names=tuple(n for _, n in mine))
 
 
 class WorkLogs:
@@ -69,23 +86,34 @@ class WorkLogs:
                     return int(row["id"])
             wid = int(await tx.execute(
                 "INSERT INTO worklogs(id, team_id, area_id, user_id, occurred_at, time_precision, "
-                "content, problems, latitude, longitude, created_at, form_token, customer_id) "
-                f"VALUES ({_NEXT_ID[self.db.dialect]}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "content, problems, latitude, longitude, created_at, form_token, customer_id, "
+                "result, ticket_no) "
+                f"VALUES ({_NEXT_ID[self.db.dialect]}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
                  "minute" if entry.has_time else "day", entry.content, entry.problems,
                  entry.latitude, entry.longitude, iso(now), form_token,
-                 entry.customer_id)) or 0)
+                 entry.customer_id, entry.result, entry.ticket_no)) or 0)
             if entry.customer_id is not None:
-                # 最近走访日期 moves with the visit, in the same transaction (never backwards).
-                await tx.execute(
-                    "UPDATE customers SET last_visit_at = ? WHERE id = ? AND team_id = ? AND "
-                    "(last_visit_at IS NULL OR last_visit_at < ?)",
-                    (iso(entry.occurred_at), entry.customer_id, user.team_id,
-                     iso(entry.occurred_at)))
+                await self._moved_visit(tx, user, entry)
             await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
                                  [(wid, item) for item in entry.items])
             await self._add_photos(tx, wid, entry.photos, entry.photo_notes)
+            await self._add_areas(tx, wid, entry.area_ids)
         return wid
+
+    @staticmethod
+    async def _moved_visit(tx: Tx, user: User, entry: NewWorkLog) -> None:
+        """最近走访日期 moves with the visit, in the same transaction (never backwards)."""
+        await tx.execute(
+            "UPDATE customers SET last_visit_at = ? WHERE id = ? AND team_id = ? AND "
+            "(last_visit_at IS NULL OR last_visit_at < ?)",
+            (iso(entry.occurred_at), entry.customer_id, user.team_id, iso(entry.occurred_at)))
+
+    @staticmethod
+    async def _add_areas(tx: Tx, worklog_id: int, area_ids: tuple[int, ...]) -> None:
+        await tx.executemany(
+            "INSERT INTO worklog_areas(worklog_id, area_id, position) VALUES (?, ?, ?)",
+            [(worklog_id, a, i) for i, a in enumerate(area_ids)])
 
     async def update(self, user: User, worklog_id: int, entry: NewWorkLog,
                      now: datetime) -> bool:
@@ -96,10 +124,15 @@ class WorkLogs:
             await tx.execute(
                 "UPDATE worklogs SET area_id = ?, occurred_at = ?, time_precision = ?, "
                 "content = ?, problems = ?, latitude = ?, longitude = ?, updated_at = ?, "
-                "updated_by = ? WHERE id = ?",
+                "updated_by = ?, result = ?, ticket_no = ?, "
+                "customer_id = ? WHERE id = ?",
                 (entry.area_id, iso(entry.occurred_at), "minute" if entry.has_time else "day",
                  entry.content, entry.problems, entry.latitude, entry.longitude, iso(now),
-                 user.id, worklog_id))
+                 user.id, entry.result, entry.ticket_no, entry.customer_id, worklog_id))
+            if entry.customer_id is not None:
+                await self._moved_visit(tx, user, entry)
+            await tx.execute("DELETE FROM worklog_areas WHERE worklog_id = ?", (worklog_id,))
+            await self._add_areas(tx, worklog_id, entry.area_ids)
             await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (worklog_id,))
             await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
                                  [(worklog_id, item) for item in entry.items])
@@ -119,6 +152,8 @@ class WorkLogs:
                 return False
             await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (entry.id,))
             await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (entry.id,))
+            await tx.execute("DELETE FROM worklog_areas WHERE worklog_id = ?", (entry.id,))
+            await tx.execute("DELETE FROM worklog_comments WHERE worklog_id = ?", (entry.id,))
             await tx.execute("DELETE FROM worklogs WHERE id = ?", (entry.id,))
             await tx.execute("INSERT INTO worklog_tombstones(id, deleted_at) "
                              "VALUES (?, ?) ON CONFLICT DO NOTHING", (entry.id, iso(now)))
@@ -151,7 +186,40 @@ class WorkLogs:
         rows = await self.db.fetchall(
             _SELECT + f" WHERE {where} ORDER BY w.occurred_at DESC, w.id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset))
-        return [_worklog(r) for r in rows]
+        areas = await self._areas_of([r["id"] for r in rows])
+        return [_with_areas(_worklog(r), areas) for r in rows]
+
+    async def _areas_of(self, ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+        """worklog id -> its 台区 (id, name) in order."""
+        found: dict[int, list[tuple[int, str]]] = {}
+        if not ids:
+            return found
+        rows = await self.db.fetchall(
+            "SELECT wa.worklog_id, a.id, a.name FROM worklog_areas wa JOIN areas a "
+            f"ON a.id = wa.area_id WHERE wa.worklog_id IN ({','.join('?' * len(ids))}) "
+            "ORDER BY wa.worklog_id, wa.position", ids)
+        for r in rows:
+            found.setdefault(r["worklog_id"], []).append((r["id"], r["name"]))
+        return found
+
+    async def comments_of(self, worklog_id: int) -> tuple[LogComment, ...]:
+        rows = await self.db.fetchall(
+            "SELECT c.id, u.name, c.body, c.created_at FROM worklog_comments c "
+            "JOIN users u ON u.id = c.user_id WHERE c.worklog_id = ? ORDER BY c.id",
+            (worklog_id,))
+        return tuple(LogComment(r["id"], r["name"], r["body"], from_iso(r["created_at"]))
+                     for r in rows)
+
+    @staticmethod
+    async def add_comment(tx: Tx, user: User, worklog_id: int, body: str, now: datetime,
+                          form_token: str | None = None) -> int | None:
+        """A lead's 批注; None when this form token saved one already (a second 保存)."""
+        if form_token and await tx.fetchone(
+                "SELECT id FROM worklog_comments WHERE form_token = ?", (form_token,)):
+            return None
+        return int(await tx.execute(
+            "INSERT INTO worklog_comments(worklog_id, user_id, body, created_at, form_token) "
+            "VALUES (?, ?, ?, ?, ?)", (worklog_id, user.id, body, iso(now), form_token)) or 0)
 
     async def count_visible(self, user: User) -> int:
         where, params = scope(user, Subject.LOG, "w")
@@ -170,4 +238,5 @@ class WorkLogs:
             "ORDER BY position", (worklog_id,))
         w = _worklog(row, tuple(f"{p['channel']}:{p['file_ref']}" for p in photos))
         notes = {f"{p['channel']}:{p['file_ref']}": p["caption"] for p in photos if p["caption"]}
-        return replace(w, photo_notes=notes)
+        w = _with_areas(w, await self._areas_of([worklog_id]))
+        return replace(w, photo_notes=notes, comments=await self.comments_of(worklog_id))

@@ -173,6 +173,9 @@ class LogRow:
     customer_account: str | None
     customer_name: str | None
     photos: int
+    result: str | None = None  # 处理结果
+    ticket_no: str | None = None  # 关联工单号
+    comments: str | None = None  # the lead's 批注, one a line ('王班长：…')
 
 
 @dataclass
@@ -347,7 +350,11 @@ async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list
         # "+": always the 台区's index; a planner guess for the team's index would read every
         # entry of the team once per 台区.
         f"AND i.item = 'patrol' WHERE w.area_id = a.id AND {span} AND +w.team_id = ?) "
-        "ORDER BY a.id", [team, *mp, *sp, team])
+        # An entry covering several 台区 patrolled each of them (worklog_areas).
+        "AND NOT EXISTS (SELECT 1 FROM worklog_areas wa JOIN worklogs w "
+        "ON w.id = wa.worklog_id JOIN worklog_items i ON i.worklog_id = w.id "
+        f"AND i.item = 'patrol' WHERE wa.area_id = a.id AND {span} AND +w.team_id = ?) "
+        "ORDER BY a.id", [team, *mp, *sp, team, *sp, team])
     if not areas:
         return []
     owners: dict[int, list[str]] = defaultdict(list)
@@ -560,16 +567,44 @@ async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
     rows: list[Row] = await db.fetchall(
         "SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
         "a.name AS area, w.content, w.problems, w.customer_id, c.account_no, "
-        "c.name AS customer_name, "
+        "c.name AS customer_name, w.result, w.ticket_no, "
         "(SELECT group_concat(item, ',') FROM worklog_items i WHERE i.worklog_id = w.id) AS items, "
         "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos "
         "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
         "LEFT JOIN customers c ON c.id = w.customer_id "
         f"WHERE {who} AND {span} ORDER BY w.occurred_at, w.id", wp + sp)
+    ids = [r["id"] for r in rows]
+    areas = await _log_areas(db, ids)
+    notes = await _log_comments(db, ids)
     return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
-                   r["user_id"], r["owner"], r["area"], _ordered(r["items"]), r["content"],
-                   r["problems"], r["customer_id"], r["account_no"], r["customer_name"],
-                   r["photos"]) for r in rows]
+                   r["user_id"], r["owner"], "、".join(areas.get(r["id"]) or [r["area"]]),
+                   _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
+                   r["account_no"], r["customer_name"], r["photos"], r["result"],
+                   r["ticket_no"], notes.get(r["id"])) for r in rows]
+
+
+async def _log_areas(db: Database, ids: list[int]) -> dict[int, list[str]]:
+    """worklog id -> the names of all its 台区, the first one first."""
+    found: dict[int, list[str]] = {}
+    for chunk in _chunks(ids):
+        for r in await db.fetchall(
+                "SELECT wa.worklog_id, a.name FROM worklog_areas wa JOIN areas a "
+                f"ON a.id = wa.area_id WHERE wa.worklog_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY wa.worklog_id, wa.position", chunk):
+            found.setdefault(r["worklog_id"], []).append(r["name"])
+    return found
+
+
+async def _log_comments(db: Database, ids: list[int]) -> dict[int, str]:
+    """worklog id -> its 批注, one a line, oldest first."""
+    found: dict[int, list[str]] = {}
+    for chunk in _chunks(ids):
+        for r in await db.fetchall(
+                "SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
+                f"ON u.id = c.user_id WHERE c.worklog_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY c.worklog_id, c.id", chunk):
+            found.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
+    return {k: "\n".join(v) for k, v in found.items()}
 
 
 async def count_logs(db: Database, scope: Scope, period: Period) -> int:

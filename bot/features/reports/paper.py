@@ -1,7 +1,8 @@
 """工作日志 for printing, laid out like the paper 台区客户经理工作日志: one bordered block per
-entry (date, 台区, the nine work-item ticks, content, problems, customer, 记录人 and a blank
-for the signature), A4 portrait, one person's entries starting on a new page, no block split
-across two pages, the title repeated on every page and page numbers in the footer."""
+entry (date, every 台区, the nine work-item ticks, content, problems, 处理结果 and 工单号 when
+given, customer, the lead's 批注 when given, 记录人 and a blank for the signature), A4
+portrait, one person's entries starting on a new page, no block split across two pages, the
+title repeated on every page and page numbers in the footer."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ LINE_PT = 15.0
 SPACER_PT = 9.0
 PAGE_PT = 680.0  # A4 portrait less margins, header/footer and the repeated title rows
 TEXT_CHARS = int(ITEM_WIDTH * 9) - 2  # display columns of a B:J merged text cell
+RESULT_CHARS = int(ITEM_WIDTH * 5) - 2  # of the B:F 处理结果 cell
 _THIN = Side(style="thin", color="808080")
 _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _TOP = Alignment(wrap_text=True, vertical="top")
@@ -64,11 +66,11 @@ class PaperLog:
     data: bytes
 
 
-def _lines(text: str | None) -> int:
-    """Printed lines a B:J text cell needs."""
+def _lines(text: str | None, chars: int = TEXT_CHARS) -> int:
+    """Printed lines a B:J text cell (or one `chars` display columns wide) needs."""
     if not text:
         return 1
-    return sum(max(1, math.ceil(display_width(part) / TEXT_CHARS)) for part in text.split("\n"))
+    return sum(max(1, math.ceil(display_width(part) / chars)) for part in text.split("\n"))
 
 
 class _Form:
@@ -116,7 +118,11 @@ class _Form:
     def block(self, w: LogRow, new_person: bool) -> None:
         content_lines = _lines(w.content)
         problem_lines = _lines(w.problems)
-        height = LINE_PT * (6 + content_lines + problem_lines) + SPACER_PT
+        # The fuller entry's rows only when filled: an entry without them prints as before.
+        result_lines = _lines(w.result, RESULT_CHARS) if w.result or w.ticket_no else 0
+        comment_lines = _lines(w.comments) if w.comments else 0
+        height = LINE_PT * (6 + content_lines + problem_lines + result_lines
+                            + comment_lines) + SPACER_PT
         if self.row > 3 and (new_person or self.used + height > PAGE_PT):
             self.page_break()
         self.used += height
@@ -139,6 +145,12 @@ class _Form:
         self.put(1, self.w("report.paper.problems"), style="label")
         self.put(2, w.problems or "", to=COLS)
         self.next_row(LINE_PT * problem_lines)
+        if result_lines:
+            self.put(1, self.w("report.paper.result"), style="label")
+            self.put(2, w.result or "", to=6)
+            self.put(7, self.w("report.paper.ticket"), style="label")
+            self.put(8, w.ticket_no or "", to=10, style="left")
+            self.next_row(LINE_PT * result_lines)
         customer = (f"{self.masked('account', w.customer_account, w)} "
                     f"{self.masked('customer', w.customer_name, w) or ''}".strip()
                     if w.customer_account else "")
@@ -147,6 +159,10 @@ class _Form:
         self.put(7, self.w("report.paper.photos"), style="label")
         self.put(8, w.photos, to=10, style="left")
         self.next_row(LINE_PT)
+        if comment_lines:
+            self.put(1, self.w("report.paper.comments"), style="label")
+            self.put(2, w.comments, to=COLS)
+            self.next_row(LINE_PT * comment_lines)
         self.put(1, self.w("report.paper.recorder"), style="label")
         self.put(2, w.owner, to=4)
         self.put(5, self.w("report.paper.signature"), style="label")

@@ -237,14 +237,15 @@ def _notes(b: _Book) -> list[list[Any]]:
 def log_sheet(b: _Book, logs: list[LogRow]) -> Sheet:
     keys = work_item_keys()
     header = [*b.cols("log", ("id", "at", "owner", "area")), *(b.w(f"item.{k}") for k in keys),
-              *b.cols("log", ("content", "problems", "account", "photos"))]
+              *b.cols("log", ("content", "problems", "account", "photos", "result", "ticket",
+                              "comments"))]
     sheet = Sheet(b.w("report.sheet.logs"), header, freeze="C2")
     rows = []
     for w in logs:
         ticks = [1 if k in w.items else None for k in keys]
         account = b.masked("report.logs", "account", w.customer_account, w.customer_id)
         rows.append([w.id, b.moment(w.at, w.has_time), w.owner, w.area, *ticks, w.content,
-                     w.problems, account, w.photos])
+                     w.problems, account, w.photos, w.result, w.ticket_no, w.comments])
     sheet.rows = rows
     return sheet
 

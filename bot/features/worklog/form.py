@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -71,6 +72,37 @@ async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
                            options="、".join(c.label for c in found.suggestions))
     return None, ctx.t("form.worklog.area.unknown", text=text,
                        options="、".join(c.label for c in choices))
+
+
+# --- further 台区 of one entry -------------------------------------------------------
+_AREA_LIST = re.compile(r"[\s和与及跟、,，;；]+")
+
+
+async def parse_more_areas(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list[str]:
+    """'5号台区、7号台区': the further areas of this entry (not the first one again)."""
+    found: list[str] = []
+    for part in (p for p in _AREA_LIST.split(text.strip()) if p):
+        area, _ = await resolve_area(ctx, part)
+        if area is None:
+            raise Invalid("form.worklog.more_areas.unknown", text=part,
+                          options="、".join(c.label for c in await area_choices(ctx)))
+        if area != form.values.get("area") and area not in found:
+            found.append(area)
+    if not found:
+        raise Invalid("form.worklog.more_areas.same")
+    return found
+
+
+async def show_more_areas(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
+    return "、".join([await show_area(a, ctx) for a in value])
+
+
+# --- 关联工单号 --------------------------------------------------------------------------
+async def parse_ticket(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    ticket = re.sub(r"\s+", "", text).removeprefix("工单号").lstrip(":：")
+    if not re.fullmatch(ctx.services.settings.ticket_no_pattern, ticket):
+        raise Invalid("form.worklog.ticket.bad", text=text)
+    return ticket
 
 
 # --- time -----------------------------------------------------------------------------
@@ -224,7 +256,7 @@ async def offer_visit_link(ctx: Ctx, draft: Draft) -> Reply | None:
     """`走访 李奶奶` naming a registered special customer: offer (one tap) to count the log as
     that customer's visit. Nobody registered by that name: the log goes on as it is."""
     st = draft.state
-    if VISIT not in (st.values.get("items") or []) or st.meta.get("customer_id"):
+    if VISIT not in (st.values.get("items") or []) or linked_customer(st.values, st.meta):
         return None
     found = await _named_customers(ctx, draft)
     if not found or len(found) > LINK_CHOICES:
@@ -234,10 +266,8 @@ async def offer_visit_link(ctx: Ctx, draft: Draft) -> Reply | None:
         return Reply(ctx.t("form.worklog.visit_offer", name=c.name),
                      [[Button(ctx.t("btn.visit_link", name=c.name),
                               callback(draft.token, "link_cust", c.id))]])
-    rows = [[Button(ctx.t("btn.visit_link_one", name=c.name,
-                          area=await show_area(str(c.area_id), ctx), tail=c.account_no[-4:]),
-                    callback(draft.token, "link_cust", c.id))] for c in found]
-    return Reply(ctx.t("form.worklog.visit_pick", name=found[0].name, count=len(found)), rows)
+    return Reply(ctx.t("form.worklog.visit_pick", name=found[0].name, count=len(found)),
+                 pick_buttons(ctx, draft.token, found))
 
 
 async def link_customer(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) -> Outcome:
@@ -246,7 +276,9 @@ async def link_customer(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) ->
     if customer is None or not customer.active:
         return await engine.reprompt(ctx, draft, ctx.t("customer.not_found"))
     st = draft.state
-    st.meta["customer_id"] = customer.id
+    st.meta["customer_id"] = st.values["customer"] = customer.id
+    if st.step == "customer":  # a namesake picked for the 涉及客户 question: answered
+        return await engine.on_action(ctx, draft, "keep", "")
     values, heading = visit_of(ctx, customer, {c.value for c in await area_choices(ctx)})
     if not st.values.get("area") and "area" in values:
         st.values["area"] = values["area"]
@@ -257,8 +289,59 @@ async def link_customer(engine: FormEngine, ctx: Ctx, draft: Draft, arg: str) ->
     return await engine.reprompt(ctx, draft, heading)
 
 
+def linked_customer(values: Mapping[str, Any], meta: Mapping[str, Any]) -> int | None:
+    """The log's 涉及客户: the field's value; a draft from before there was one: its meta."""
+    if "customer" in values:
+        return int(values["customer"]) if values["customer"] else None
+    return meta.get("customer_id")
+
+
+def pick_buttons(ctx: Ctx, token: str, found: list[Customer]) -> list[list[Button]]:
+    """Namesakes, one button each: name, 台区 and the 户号's last digits tell them apart."""
+    return [[Button(ctx.t("btn.visit_link_one", name=c.name, area=c.area_name,
+                          tail=c.account_no[-4:]),
+                    callback(token, "link_cust", c.id))] for c in found]
+
+
+async def parse_customer(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
+    """涉及客户 by 户号 (or its start) or by name: one match is it; namesakes are offered as
+    buttons; nobody: said so, with what was typed."""
+    typed = text.strip().removeprefix("户号").strip(" :：")
+    query = Query("account", typed) if typed.isdigit() else Query("text", typed)
+    _, found = await ctx.services.customers.search(ctx.user, query, ctx.now,
+                                                   limit=LINK_CHOICES * 2)
+    exact = [c for c in found if typed in (c.name, c.account_no)]
+    found = exact or found
+    if len(found) == 1:
+        return found[0].id
+    if not found:
+        raise Invalid("form.worklog.customer.unknown", text=typed)
+    if len(found) > LINK_CHOICES:
+        raise Invalid("form.worklog.customer.vague", text=typed, count=len(found))
+    raise Invalid("form.worklog.customer.pick", buttons=pick_buttons(ctx, form.token, found),
+                  text=typed, count=len(found))
+
+
+async def show_customer(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    c = await ctx.services.customers.get(ctx.user, int(value))
+    if c is None:
+        return ctx.t("form.worklog.customer_gone")
+    return ctx.t("worklog.customer_shown", name=c.name, area=c.area_name,
+                 tail=c.account_no[-4:])
+
+
+async def _account_customer(ctx: Ctx, account: str) -> int | None:
+    """The one registered customer whose 户号 the sentence said, if exactly one."""
+    _, found = await ctx.services.customers.search(ctx.user, Query("account", account),
+                                                   ctx.now, limit=2)
+    return found[0].id if len(found) == 1 else None
+
+
 async def on_open(ctx: Ctx, draft: Draft) -> Reply | None:
     """What a new log says before its first question: photos attached, a customer to link."""
+    st = draft.state
+    if st.meta.get("customer_id") and not st.values.get("customer"):
+        st.values["customer"] = st.meta["customer_id"]  # the customer card's 记录走访
     said = [r for r in (await attach_loose(ctx, draft), await offer_visit_link(ctx, draft)) if r]
     if not said:
         return None
@@ -278,6 +361,12 @@ async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict
             values["area"] = area
         elif note:
             notices["area"] = "⚠️ " + note
+    await _prefill_more_areas(ctx, intent, values, notices)
+    if intent.ticket:
+        with contextlib.suppress(Invalid):  # a malformed one is left for the ➕ button
+            values["ticket"] = await parse_ticket(intent.ticket, ctx)
+    if intent.account and (customer := await _account_customer(ctx, intent.account)):
+        values["customer"] = customer
     if intent.time is not None:
         try:
             when = with_default_hour(ctx, intent.time)
@@ -295,9 +384,30 @@ async def prefill(ctx: Ctx, intent: WorkLogIntent) -> tuple[dict[str, Any], dict
             values["content"] = await parse_text(content, ctx)
         if intent.problems:
             values["problems"] = await parse_text(intent.problems, ctx)
+    with contextlib.suppress(Invalid):
+        if intent.result:
+            values["result"] = await parse_text(intent.result, ctx)
     return values, notices
 
 
+async def _prefill_more_areas(ctx: Ctx, intent: WorkLogIntent, values: dict[str, Any],
+                              notices: dict[str, str]) -> None:
+    """'巡视 3号台区和5号台区': the areas after the first, each as the first is read."""
+    more: list[str] = []
+    for text in intent.more_area_texts:
+        area, note = await resolve_area(ctx, text)
+        if area is None:  # said at the first question still to ask, or on its ➕
+            step = next((f for f in ASKED_FIRST if f not in values), "more_areas")
+            notices[step] = "\n".join(n for n in (notices.get(step), "⚠️ " + (note or "")) if n)
+        elif area != values.get("area") and area not in more:
+            more.append(area)
+    if more:
+        values["more_areas"] = more
+
+
+ASKED_FIRST = ("items", "area", "time", "content")  # the required steps, in order
+# Never asked one by one: offered as ➕ on the summary (no tap added in the common case).
+EXTRAS = ("more_areas", "result", "customer", "ticket")
 # Asked one by one unless the sentence said all was well: then offered on the summary.
 ALL_CLEAR_OFFER = ("problems", "photos", "location")
 
@@ -314,13 +424,18 @@ def values_of(w: WorkLog) -> dict[str, Any]:
             "content": w.content, "problems": w.problems, "photos": list(w.photos),
             "photo_notes": dict(w.photo_notes),
             "location": ([w.latitude, w.longitude]
-                         if w.latitude is not None and w.longitude is not None else None)}
+                         if w.latitude is not None and w.longitude is not None else None),
+            "more_areas": [str(a) for a in w.area_ids[1:]], "result": w.result,
+            "customer": w.customer_id, "ticket": w.ticket_no}
 
 
 async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
     areas = {str(a.id) for a in await ctx.areas()}
     if values.get("area") not in areas:
         raise Invalid("form.worklog.area_gone")
+    if any(a not in areas for a in values.get("more_areas") or []):
+        raise Invalid("form.worklog.area_gone")
+    more = [int(a) for a in values.get("more_areas") or []]
     when = values["time"]
     loc = values.get("location") or [None, None]
     entry = NewWorkLog(
@@ -328,7 +443,9 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         occurred_at=from_iso(when["at"]), has_time=bool(when["has_time"]),
         content=values["content"], problems=values.get("problems") or None,
         latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()),
-        customer_id=meta.get("customer_id"), photo_notes=values.get("photo_notes"))
+        customer_id=linked_customer(values, meta), photo_notes=values.get("photo_notes"),
+        more_area_ids=tuple(more), result=values.get("result") or None,
+        ticket_no=values.get("ticket") or None)
     last_row = [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]
     if meta.get("edit_id"):
         wid = int(meta["edit_id"])
@@ -341,8 +458,9 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
         if ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
             last_row.append(Button(ctx.t("btn.log_undo"),
                                    feature_callback("worklog", "logdel", wid)))
+    shown_areas = await show_more_areas([values["area"], *map(str, more)], ctx)
     return Saved(
-        ctx.t(key, id=wid, area=await show_area(values["area"], ctx),
+        ctx.t(key, id=wid, area=shown_areas,
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
         [[Button(ctx.t("btn.view"), feature_callback("worklog", "log", wid)),
           Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
@@ -358,11 +476,19 @@ WORKLOG = FormSpec(
               parse=parse_items, show=show_items),
         Field("area", "field.area", "form.worklog.area", Kind.CHOICE, choices=area_choices,
               show=show_area, fill_sole=True),
+        Field("more_areas", "field.log_more_areas", "form.worklog.more_areas", Kind.TEXT,
+              required=False, parse=parse_more_areas, show=show_more_areas),
         Field("time", "field.time", "form.worklog.time", Kind.TIME, parse=parse_when,
               show=show_when, hint="form.worklog.time.hint", quick=("now",)),
         Field("content", "field.content", "form.worklog.content", Kind.TEXT, parse=parse_text),
         Field("problems", "field.problems", "form.worklog.problems", Kind.TEXT, required=False,
               parse=parse_text),
+        Field("result", "field.log_result", "form.worklog.result", Kind.TEXT, required=False,
+              parse=parse_text),
+        Field("customer", "field.log_customer", "form.worklog.customer", Kind.TEXT,
+              required=False, parse=parse_customer, show=show_customer),
+        Field("ticket", "field.log_ticket", "form.worklog.ticket", Kind.TEXT, required=False,
+              parse=parse_ticket),
         Field("photos", "field.photos", "form.worklog.photos", Kind.PHOTOS, required=False,
               show=show_photos),
         Field("location", "field.location", "form.worklog.location", Kind.LOCATION,
@@ -372,4 +498,5 @@ WORKLOG = FormSpec(
     quick={"now": now_value},
     actions={"loose_drop": drop_loose, "link_cust": link_customer},
     on_open=on_open,
+    extras=EXTRAS,
 )

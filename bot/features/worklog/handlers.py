@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.features.worklog.form import WORKLOG
+from bot.features.worklog import comments
+from bot.features.worklog.form import WORKLOG, show_customer
 from bot.features.worklog.form import offer as worklog_offer
 from bot.features.worklog.form import prefill as worklog_prefill
 from bot.features.worklog.form import values_of as worklog_values_of
 from bot.features.worklog.intents import is_log_request, simple_intent, worklog_intent
 from bot.handlers.menu import pager
 from bot.models import WorkLog
-from bot.router import Router, by_id, opens
+from bot.router import ReminderKind, Router, by_id, opens
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.timeparse import format_time
@@ -39,7 +40,7 @@ def _items(ctx: Ctx, w: WorkLog) -> str:
 def _line(ctx: Ctx, w: WorkLog) -> str:
     when = format_time(w.occurred_at.astimezone(ctx.tz), ctx.locale, has_time=w.has_time)
     who = f" · {w.user_name}" if ctx.user.sees_whole_team else ""
-    return f"#{w.id} {when} {w.area_name} {_items(ctx, w)}{who}"
+    return f"#{w.id} {when} {w.areas_text} {_items(ctx, w)}{who}"
 
 
 async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
@@ -53,7 +54,7 @@ async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
     lines = [ctx.t(title_key, total=total, first=offset + 1, last=offset + len(entries))]
     lines += [_line(ctx, w) for w in entries]
     lines.append(ctx.t("logs.open_hint"))
-    rows = [[Button(f"#{w.id} {w.area_name} {_items(ctx, w)}"[:40],
+    rows = [[Button(f"#{w.id} {w.areas_text} {_items(ctx, w)}"[:40],
                     router.callback("log", w.id))] for w in entries]
     nav = pager(ctx.t, router.action("logs"), offset, PAGE, total)
     if nav:
@@ -70,12 +71,13 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
     lines = [ctx.t("logs.card_title", id=w.id),
              ctx.t("field.author") + sep + w.user_name,
              ctx.t("field.items") + sep + _items(ctx, w),
-             ctx.t("field.area") + sep + w.area_name,
+             ctx.t("field.area") + sep + w.areas_text,
              ctx.t("field.time") + sep + when,
              ctx.t("field.content") + sep + w.content,
-             ctx.t("field.problems") + sep + (w.problems or ctx.t("form.empty")),
-             ctx.t("field.photos") + sep + ctx.t("form.photos_count", count=len(w.photos))
-             + "".join(f"\n  · {note}" for note in w.photo_notes.values())]
+             ctx.t("field.problems") + sep + (w.problems or ctx.t("form.empty"))]
+    lines += [ctx.t(label) + sep + value for label, value in await _fuller(ctx, w)]
+    lines.append(ctx.t("field.photos") + sep + ctx.t("form.photos_count", count=len(w.photos))
+                 + "".join(f"\n  · {note}" for note in w.photo_notes.values()))
     if w.latitude is not None and w.longitude is not None:
         lines.append(ctx.t("field.location") + sep + f"{w.latitude:.5f}, {w.longitude:.5f}")
     lines.append(ctx.t("field.created_at") + sep +
@@ -84,14 +86,26 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
         lines.append(ctx.t("field.updated_at") + sep +
                      format_time(w.updated_at.astimezone(ctx.tz), ctx.locale) +
                      (f" · {w.updated_by}" if w.updated_by else ""))
+    lines += comments.comment_lines(ctx, w)
     rows = [[Button(ctx.t("btn.edit"), router.callback("logedit", w.id)),
              Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]]
+    comment = comments.comment_button(ctx, w)
+    if comment is not None:
+        rows.insert(0, [comment])
     delete = delete_button(ctx, w)
     if delete is not None:
         rows.append([delete])
     out = Outcome().add("\n".join(lines), rows)
     out.replies[0].photos = list(w.photos)
     return out
+
+
+async def _fuller(ctx: Ctx, w: WorkLog) -> list[tuple[str, str]]:
+    """The fuller entry's fields that were filled: (label key, value)."""
+    shown = [("field.log_result", w.result), ("field.log_ticket", w.ticket_no)]
+    if w.customer_id is not None:
+        shown.insert(1, ("field.log_customer", await show_customer(w.customer_id, ctx)))
+    return [(label, value) for label, value in shown if value]
 
 
 # --- undo / delete ----------------------------------------------------------------------
@@ -176,6 +190,22 @@ router.default_form = WORKLOG.name
 router.button("logs")(by_id(list_logs))
 router.button("log")(by_id(show_log))
 router.button("logedit")(opens("e"))
+router.form(comments.COMMENT)
+router.button("logcmt")(opens(comments.OPENER))
+router.reminder_kind(comments.SUBJECT, ReminderKind(render=comments.render_told,
+                                                    snoozable=False))
+
+
+@router.opener(comments.OPENER)
+async def open_comment(app: Assistant, ctx: Ctx, record_id: int) -> Outcome:
+    """批注 on entry `record_id`: only a lead of the author's team."""
+    entry = await ctx.services.worklogs.get_for(ctx.user, record_id)
+    if entry is None:
+        return Outcome().add(ctx.t("logs.not_found"))
+    if not comments.may_comment(ctx, entry):
+        return comments.refusal(ctx, entry)
+    return await app.engine.start(ctx, comments.COMMENT.name, meta={"worklog_id": entry.id},
+                                  heading=comments.heading(ctx, entry))
 
 
 @router.command("log")

@@ -33,6 +33,17 @@ _FOUND = re.compile(r"(?:发现了?|发觉|查出)[\s,，:：]*(?P<what>.+)")
 _HAZARD = re.compile(r"(?P<what>[^，,。;；]*有[^，,。;；]*隐患.*)")
 _CLAUSE_END = "，,。;；、 "
 
+# More than one 台区: '3号台区和5号台区', '3号、5号台区' (said as '3号台区、5号台区' first).
+_AREA_JOIN = re.compile(r"\s*[和与及跟、,，]\s*")
+_NUMBERED_AREA = re.compile(r"^\d+号台区")
+_SHARED_SUFFIX = re.compile(
+    r"(\d+)号?\s*([、,，和与及])\s*(?=\d+号?\s*(?:[、,，和与及]\s*\d+号?\s*)*台区)")
+# The fuller entry's fields, said with their names: 处理结果：…, 工单号 …, 户号 ….
+_RESULT = re.compile(r"[\s，,。;；]*处理结果[\s:：是为]*(?P<v>[^。;；]+)[。;；]?")
+_TICKET = re.compile(
+    r"[\s，,。;；]*(?:关联)?工单(?:号|编号)?[\s:：为是]*(?P<v>[A-Za-z0-9][A-Za-z0-9-]{3,})")
+_ACCOUNT = re.compile(r"[\s，,。;；]*户号[\s:：为是]*(?P<v>\d{4,})")
+
 
 
 @dataclass
@@ -44,6 +55,10 @@ class WorkLogIntent:
     problems: str | None = None  # what the sentence says was found wrong
     all_clear: bool = False  # it says nothing was wrong: 无异常 / 正常 / 没问题
     lead: bool = False  # said 记录 / 写日志 …: a log is asked for even without a work item
+    more_area_texts: list[str] = field(default_factory=list)  # 台区 after the first
+    result: str | None = None  # 处理结果：…
+    ticket: str | None = None  # 工单号 …
+    account: str | None = None  # 户号 … of the customer concerned
 
 
 def is_log_request(intent: WorkLogIntent | None) -> bool:
@@ -77,19 +92,55 @@ def _work_items(s: str) -> tuple[list[str], str]:
         s = _PARTICLE.sub("", rest, count=1).lstrip(" 、,，和")
 
 
-def _area_then_items(s: str, area_names: list[str]) -> tuple[str, list[str], str] | None:
-    """'3号台区巡视了…': the area named before the work. (area, items, rest) or None."""
+def _area_at_start(s: str, area_names: list[str], pattern: re.Pattern[str]) -> str | None:
+    """The team's area `s` starts with (longest name first), else one shaped by `pattern`."""
     for name in sorted(area_names, key=len, reverse=True):
         if name and s.startswith(name):
-            area = name
-            break
-    else:
-        m = _LEADING_AREA.match(s)
-        if m is None:
-            return None
-        area = m.group(0)
-    items, rest = _work_items(_CONNECTOR.sub("", s[len(area):].lstrip(), count=1))
-    return (area, items, rest) if items else None
+            return name
+    m = pattern.match(s)
+    return m.group(0) if m else None
+
+
+def _more_areas(s: str, end: int, area_names: list[str], found: list[str]) -> int:
+    """Areas joined on after the one ending at `end` ('…和5号台区'): added to `found`;
+    returns where the last one ends."""
+    while (m := _AREA_JOIN.match(s, end)) is not None and (
+            area := _area_at_start(s[m.end():], area_names, _NUMBERED_AREA)) is not None:
+        if area not in found:
+            found.append(area)
+        end = m.end() + len(area)
+    return end
+
+
+def _take_areas(s: str, area_names: list[str]) -> tuple[list[str], str]:
+    """Every area the sentence names together ('3号台区和5号台区'), and the rest of it."""
+    first, _ = take_area(s, area_names)
+    if first is None:
+        return [], s
+    start = s.find(first)
+    found = [first]
+    end = _more_areas(s, start + len(first), area_names, found)
+    return found, s[:start] + " " + s[end:]
+
+
+def _area_then_items(s: str, area_names: list[str]
+                     ) -> tuple[list[str], list[str], str] | None:
+    """'3号台区巡视了…': the areas named before the work. (areas, items, rest) or None."""
+    area = _area_at_start(s, area_names, _LEADING_AREA)
+    if area is None:
+        return None
+    areas = [area]
+    end = _more_areas(s, len(area), area_names, areas)
+    items, rest = _work_items(_CONNECTOR.sub("", s[end:].lstrip(), count=1))
+    return (areas, items, rest) if items else None
+
+
+def _take_field(pattern: re.Pattern[str], s: str) -> tuple[str | None, str]:
+    """A field said with its name ('处理结果：已紧固'): its value, and the sentence without it."""
+    m = pattern.search(s)
+    if m is None:
+        return None, s
+    return m.group("v").strip(_CLAUSE_END) or None, (s[:m.start()] + " " + s[m.end():]).strip()
 
 
 def _split_problems(rest: str) -> tuple[str, str | None]:
@@ -151,16 +202,22 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
     lead = _LOG_LEAD.match(s)
     if lead:
         s = after_keyword(s[lead.end():])
+    s = _SHARED_SUFFIX.sub(r"\1号台区\2", s)
     when, s = _preamble(s, now)
     items, s = _work_items(s)
-    area_text = None
+    areas: list[str] = []
     if not items and (first := _area_then_items(s, area_names)) is not None:
-        area_text, items, s = first
+        areas, items, s = first
     if not lead and not items:
         return None
-    intent = WorkLogIntent(items=items, area_text=area_text, time=when, lead=lead is not None)
-    if area_text is None:
-        intent.area_text, s = take_area(s, area_names)
+    intent = WorkLogIntent(items=items, time=when, lead=lead is not None)
+    intent.ticket, s = _take_field(_TICKET, s)
+    intent.account, s = _take_field(_ACCOUNT, s)
+    intent.result, s = _take_field(_RESULT, s)  # last: it runs to the end of its clause
+    if not areas:
+        areas, s = _take_areas(s, area_names)
+    if areas:
+        intent.area_text, intent.more_area_texts = areas[0], areas[1:]
     if when is None and (when := find_time(s, now, prefer="past")) is not None:
         intent.time = when
         s = s.replace(when.phrase, " ", 1)
