@@ -8,13 +8,13 @@ names a work item or an area, so it must not take a sentence meant for another f
 from __future__ import annotations
 
 from bot.channels.wecom import robot as wecom_robot
-from bot.features import arrears, complaints, outages, repairs, todo
+from bot.features import arrears, complaints, hazards, outages, repairs, todo
 from bot.features.customers import handlers as customers
 from bot.features.reports import handlers as reports
 from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
-FEATURES = (todo, arrears, complaints, outages, repairs, reports, customers, worklog)
+FEATURES = (todo, arrears, complaints, outages, repairs, hazards, reports, customers, worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.
