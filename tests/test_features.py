@@ -183,7 +183,8 @@ def test_two_features_claiming_one_name_fail_at_start() -> None:
 def test_the_composition_root_lists_every_feature_once() -> None:
     root = build_router()
     assert [f.router.name for f in FEATURES] == [
-        "todo", "arrears", "complaints", "outages", "repairs", "reports", "customers", "worklog"]
+        "todo", "arrears", "complaints", "outages", "repairs", "hazards", "reports", "customers",
+        "worklog"]
     assert set(root.legacy_actions.values()) <= set(root.buttons)
     assert all("." in action for action in root.buttons)
 

@@ -168,7 +168,7 @@ async def test_start_clear_and_the_card_offers_only_allowed_actions(
 
 async def test_hand_to_the_lead_who_is_told_at_once_and_sees_it_in_todo(
         team: tuple[Chat, Chat], services: Services, service: ReminderService,
-        notifier: FakeNotifier) -> None:
+        notifier: FakeNotifier, clock: FakeClock) -> None:
     zhang, lead = team
     await register(zhang, "登记隐患 3号台区 3号表箱 箱门锈蚀 严重")
     await zhang.press("转报班长")
@@ -189,6 +189,19 @@ async def test_hand_to_the_lead_who_is_told_at_once_and_sees_it_in_todo(
     await lead.tap("-|hazards.hz|1")
     assert "📨 已转报班长" in lead.text and "转报原因：需停电处理" in lead.text
     assert buttons(lead) == ["🟡 开始处理", "✅ 已消除"]
+    # The lead hands it back to be worked on: the owner's reminders come back.
+    clock.advance(minutes=30)
+    await lead.press("开始处理")
+    assert "🟡 处理中" in lead.text
+    assert await pending(services) == [("deadline.soon", "张三", 0),
+                                       ("deadline.due", "张三", 0),
+                                       ("deadline.escalate", "王班长", 0)]
+    # Handed up a second time: the lead is told again, not silently deduplicated.
+    clock.advance(minutes=30)
+    await zhang.tap("-|hazards.hzh|1")
+    await zhang.say("仍需停电")
+    await zhang.press("保存")
+    assert await pending(services) == [("handed.notice", "王班长", 0)]
 
 
 async def test_reminder_before_the_deadline_and_escalation_when_overdue(

@@ -33,7 +33,7 @@ from bot.records import runtime as rt
 from bot.records.common import calendar, remaining, ruleset, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem
 from bot.services import Ctx
-from bot.storage.db import Database, iso
+from bot.storage.db import Database, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
 from bot.vocab import take_area
@@ -160,6 +160,17 @@ async def show_severity(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"hazard.severity.{value}")
 
 
+async def plan_deadline(tx: Tx, rid: int, team_id: int, owner_id: int, sev: Severity,
+                        due: datetime, leads: list[int], now: datetime,
+                        round_: str = "") -> None:
+    """The owner is reminded before the deadline and at it; then the leads are told."""
+    await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, "deadline", [
+        rt.Rung("soon", due - sev.remind_before.delta, urgent=sev.urgent),
+        rt.Rung("due", due, urgent=sev.urgent, skip_if_past=False),
+        rt.Rung("escalate", due, to_leads=True, urgent=sev.urgent, skip_if_past=False)],
+        leads, now, round_)
+
+
 async def save_hazard(ctx: Ctx, values: dict[str, Any], token: str,
                       meta: dict[str, Any]) -> Saved:
     services = ctx.services
@@ -180,11 +191,7 @@ async def save_hazard(ctx: Ctx, values: dict[str, Any], token: str,
             "worklog_id": meta.get("worklog_id"), "found_at": iso(ctx.now),
             "due_at": iso(due), "created_at": iso(ctx.now)})
         if new:
-            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "deadline", [
-                rt.Rung("soon", due - sev.remind_before.delta, urgent=sev.urgent),
-                rt.Rung("due", due, urgent=sev.urgent, skip_if_past=False),
-                rt.Rung("escalate", due, to_leads=True, urgent=sev.urgent, skip_if_past=False)],
-                leads, ctx.now)
+            await plan_deadline(tx, rid, ctx.user.team_id, ctx.user.id, sev, due, leads, ctx.now)
     text = "\n".join([
         ctx.t("hazard.saved", id=rid, area=area.name,
               severity=ctx.t(f"hazard.severity.{sev.key}")),
@@ -218,11 +225,17 @@ HAZARD = router.form(FormSpec(
 
 # --- transitions ----------------------------------------------------------------------
 async def start_work(ctx: Ctx, rec: Hazard) -> Outcome:
-    """处理中: one tap; the deadline and its reminders stay."""
+    """处理中: one tap; the deadline and its reminders stay (a hazard the lead hands back
+    gets its owner's reminders again: handing it up had stopped them)."""
+    leads = await rt.other_leads(ctx.services, rec.team_id, rec.user_id)
     async with ctx.services.db.tx() as tx:
         done = await STORE.update(tx, rec.id, {"status": "working", "started_at": iso(ctx.now),
                                                "updated_at": iso(ctx.now)},
                                   "status IN ('open', 'handed')")
+        if done and rec.status == HANDED:
+            await Reminders.cancel(tx, SUBJECT, rec.id, "handed.")
+            await plan_deadline(tx, rec.id, rec.team_id, rec.user_id, severity(rec.severity),
+                                rec.due_at, leads, ctx.now, round_=iso(ctx.now))
     if not done:  # a stale card: show it as it is now
         return await HAZARDS.card(ctx, rec.id)
     return await HAZARDS.card(ctx, rec.id, ctx.t("hazard.started", id=rec.id))
@@ -258,7 +271,7 @@ async def save_handed(ctx: Ctx, values: dict[str, Any], token: str,
             await Reminders.cancel(tx, SUBJECT, rec.id, "deadline.")
             await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "handed", [
                 rt.Rung("notice", ctx.now, to_leads=True, urgent=severity(rec.severity).urgent,
-                        skip_if_past=False)], leads, ctx.now)
+                        skip_if_past=False)], leads, ctx.now, round_=iso(ctx.now))
     if not done:
         raise Invalid("hazard.not_open", id=rec.id)
     names = "、".join(u.name for u in await ctx.services.people.leads_of(rec.team_id,
