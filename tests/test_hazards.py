@@ -224,6 +224,7 @@ async def test_reminder_before_the_deadline_and_escalation_when_overdue(
     assert "消除隐患期限 2026-11-28 周六 10:30 已过" in notifier.texts("张三")[-1]
     assert ("⚠️ 超期提醒：张三 的隐患 #1（5号台区 10号杆），消除隐患期限 2026-11-28 周六 10:30 已过"
             "（已超期 1 分钟）。") in notifier.texts("王班长")
+    assert any("隐患 #1" in t for t in notifier.texts("王班长") if t.startswith("☀️"))  # digest
     n = len(notifier.sent)
     await ReminderService(services, Dispatcher(services, [notifier])).scan_once()
     assert len(notifier.sent) == n  # a restart sends nothing twice
@@ -288,3 +289,10 @@ async def test_report_section_counts_per_manager_and_area_critical_first(
     assert part.header[0] == "编号"
     await lead.say("/report 本周")
     assert "🛠 隐患：新发现 3" in lead.text
+
+
+async def test_no_hand_over_in_a_team_without_a_lead(zhang: Chat) -> None:
+    await register(zhang, "登记隐患 3号台区 2号杆拉线松动 一般")
+    assert buttons(zhang)[1:] == ["🟡 开始处理", "✅ 已消除"]
+    await zhang.tap("-|hazards.hzh|1")  # an old button: the card says why
+    assert "你的班组还没有班长，无法转报" in zhang.text

@@ -279,6 +279,13 @@ async def save_handed(ctx: Ctx, values: dict[str, Any], token: str,
     return HAZARDS.saved(ctx, rec.id, ctx.t("hazard.handed", id=rec.id, leads=names))
 
 
+async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard) -> str | None:
+    """转报 needs a lead in the team other than the one acting."""
+    if await rt.other_leads(ctx.services, rec.team_id, ctx.user.id):
+        return None
+    return ctx.t("hazard.no_lead")
+
+
 CLEAR = router.form(FormSpec(
     name="hazard_clear", title="form.hazard_clear.title", fields=(
         Field("result", "field.hazard_result", "form.hazard_clear.result", Kind.TEXT,
@@ -536,7 +543,7 @@ HAZARDS = rt.RecordType(
         rt.Transition("hzc", "btn.hazard_clear", ("open", "working", HANDED), CLEAR, "hzc",
                       "hazard.clear_heading"),
         rt.Transition("hzh", "btn.hazard_hand", OPEN_STATES, HAND, "hzh",
-                      "hazard.hand_heading"),
+                      "hazard.hand_heading", refuse=no_lead_to_hand_to),
     ),
     form=HAZARD, command="hazard", intent=_INTENT, prefill=prefill,
     ladders=(rt.Ladder("deadline", "hazard.step.clear", lambda h: h.due_at,
