@@ -19,9 +19,9 @@ pytestmark = pytest.mark.timeout(60)
 
 # The order each role reads, written out here so the test pins it (not derived from the code).
 MANAGER = ("log", "logs", "todo", "customers", "customer", "complaint", "arrears", "outage",
-           "repair", "report", "export", "settings", "cancel", "lang", "help")
+           "repair", "report", "export", "settings", "cancel", "lang", "help", "hazard")
 LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears", "outage",
-        "repair", "log", "customer", "settings", "cancel", "lang", "help")
+        "repair", "log", "customer", "settings", "cancel", "lang", "help", "hazard")
 
 
 def lines_of(commands: tuple[str, ...], locale: str = "zh_CN") -> str:
@@ -53,11 +53,11 @@ async def test_help_and_unknown_command_list_the_roles_commands(
 
     await zhang.say("/help")
     assert zhang.text == "\n".join([
-        L("help.body"), lines_of(MANAGER), "", L("help.say"), L("help.forms"),
+        L("help.body"), lines_of(MANAGER), "", L("help.say"), L("help.forms"), L("hazard.help"),
         L("menu.role.manager", team="城东供电所", areas="3号台区、5号台区")])
     await lead.say("帮助")
     assert lead.text == "\n".join([
-        L("help.body"), lines_of(LEAD), "", L("help.say"), L("help.forms"),
+        L("help.body"), lines_of(LEAD), "", L("help.say"), L("help.forms"), L("hazard.help"),
         L("menu.role.lead", team="城东供电所", areas="3号台区、5号台区")])
     assert buttons(lead) == [[L("btn.menu_report"), L("btn.todo")], [L("btn.menu_help")]]
     await admin.say("/help")
