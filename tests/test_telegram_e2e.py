@@ -45,7 +45,8 @@ pytestmark = pytest.mark.timeout(60)
 NOW_SHOWN = "2026-11-27 周五 10:30"  # T0 as the bot echoes it
 YESTERDAY_3PM = "2026-11-26 周四 15:00"
 # The manager's commands, one line each (issue #15 §4.2 changed the one-line list).
-CMD_LIST = "\n".join(f"/{c} {L(f'cmd.{c}')}" for c in ROLE_COMMANDS[Role.MANAGER])
+# The role's commands, then the features' own (/hazard) after them.
+CMD_LIST = "\n".join(f"/{c} {L(f'cmd.{c}')}" for c in (*ROLE_COMMANDS[Role.MANAGER], "hazard"))
 
 
 @pytest.fixture
