@@ -40,6 +40,9 @@ OpenerFn = Callable[["Assistant", "Ctx", int], Awaitable[Outcome]]
 RequestFn = Callable[["Ctx", str], Awaitable[bool]]
 PushFn = Callable[[int, Reply], Awaitable[None]]
 PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
+# (ctx, record id) -> buttons a feature adds under another feature's saved record (e.g. 转为隐患
+# under a work log): the card's owner names its card, the adding feature stays unknown to it.
+CardButtonsFn = Callable[["Ctx", int], Awaitable[list[Button]]]
 
 
 def stale_reply(ctx: Ctx) -> Outcome:
@@ -170,6 +173,8 @@ class Router:
     report_sections: list[ReportSectionFn] = field(default_factory=list)
     # Lines of /help (locale keys) a feature adds under the commands list.
     help_lines: list[str] = field(default_factory=list)
+    # Buttons features add under other features' cards: card name -> functions, in root order.
+    card_buttons: dict[str, list[CardButtonsFn]] = field(default_factory=dict)
     # Button data already on phones from before the namespacing: old action -> new action.
     legacy_actions: dict[str, str] = field(default_factory=dict)
     # The form a target that names no form and no record opens (an old 放弃并新建 button).
@@ -196,6 +201,8 @@ class Router:
         self.periodic += other.periodic
         self.report_sections += other.report_sections
         self.help_lines += other.help_lines
+        for card, fns in other.card_buttons.items():
+            self.card_buttons.setdefault(card, []).extend(fns)
         self.default_form = self.default_form or other.default_form
         return self
 
@@ -253,9 +260,24 @@ class Router:
         self.periodic.append(fn)
         return fn
 
+    def adds_to_card(self, card: str) -> Callable[[CardButtonsFn], CardButtonsFn]:
+        """Offer buttons under another feature's `card` (it calls `extra_card_buttons`)."""
+        def deco(fn: CardButtonsFn) -> CardButtonsFn:
+            self.card_buttons.setdefault(card, []).append(fn)
+            return fn
+        return deco
+
 
 @cache
 def app_router() -> Router:
     """The features as the composition root lists them (built once per process)."""
     root: Router = importlib.import_module(COMPOSITION_ROOT).build_router()
     return root
+
+
+async def extra_card_buttons(ctx: Ctx, card: str, record_id: int) -> list[Button]:
+    """The buttons the features of the composition root add under `card` for one record."""
+    out: list[Button] = []
+    for fn in app_router().card_buttons.get(card, []):
+        out += await fn(ctx, record_id)
+    return out

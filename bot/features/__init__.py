@@ -8,7 +8,7 @@ names a work item or an area, so it must not take a sentence meant for another f
 from __future__ import annotations
 
 from bot.channels.wecom import robot as wecom_robot
-from bot.features import arrears, complaints, meters, outages, repairs, todo
+from bot.features import arrears, complaints, hazards, meters, outages, repairs, todo
 from bot.features.customers import handlers as customers
 from bot.features.notes import handlers as notes
 from bot.features.reports import handlers as reports
@@ -16,8 +16,8 @@ from bot.features.tasks import handlers as tasks
 from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
-FEATURES = (todo, arrears, complaints, meters, outages, repairs, reports, tasks, notes,
-            customers, worklog)
+FEATURES = (todo, arrears, complaints, meters, outages, repairs, hazards, reports, tasks,
+            notes, customers, worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.

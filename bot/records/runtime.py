@@ -130,15 +130,21 @@ class Rung:
 
 
 async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: int, step: str,
-                      rungs: list[Rung], lead_ids: list[int], now: datetime) -> None:
-    """Plan `step.label` reminders; a rung already due is planned for now."""
+                      rungs: list[Rung], lead_ids: list[int], now: datetime,
+                      round_: str = "") -> None:
+    """Plan `step.label` reminders; a rung already due is planned for now. Planning twice
+    plans once; `round_` names a new round of the same step (a record whose state went back,
+    whose first round was cancelled) so that it is planned again."""
     for rung in rungs:
         if rung.skip_if_past and rung.at <= now:
             continue
         for user_id in (lead_ids if rung.to_leads else [owner_id]):
+            kind = f"{step}.{rung.label}"
             await Reminders.plan(tx, team_id=team_id, user_id=user_id, subject=subject,
-                                 subject_id=rid, kind=f"{step}.{rung.label}",
-                                 due_at=max(rung.at, now), now=now, urgent=rung.urgent)
+                                 subject_id=rid, kind=kind, due_at=max(rung.at, now), now=now,
+                                 urgent=rung.urgent,
+                                 key=f"{subject}:{rid}:{kind}:{user_id}:{round_}"
+                                 if round_ else None)
 
 
 HALFWAY = "half"

@@ -15,7 +15,7 @@ from bot.forms.engine import FormEngine, FormSpec, Saved
 from bot.forms.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice, match_choice
 from bot.models import WorkLog
-from bot.router import feature_callback
+from bot.router import extra_card_buttons, feature_callback
 from bot.rules import default_hours, work_item_keys, work_items_in
 from bot.services import Ctx
 from bot.storage.conversations import Draft
@@ -417,6 +417,8 @@ def offer(intent: WorkLogIntent) -> tuple[str, ...]:
 
 
 # --- saving ---------------------------------------------------------------------------
+CARD = "worklog"  # the name other features add buttons under (router.adds_to_card)
+
 def values_of(w: WorkLog) -> dict[str, Any]:
     """A saved entry as form values, to edit it with the same form."""
     return {"items": list(w.items), "area": str(w.area_id),
@@ -459,13 +461,14 @@ async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any
             last_row.append(Button(ctx.t("btn.log_undo"),
                                    feature_callback("worklog", "logdel", wid)))
     shown_areas = await show_more_areas([values["area"], *map(str, more)], ctx)
+    rows = [[Button(ctx.t("btn.view"), feature_callback("worklog", "log", wid)),
+             Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
+            last_row]
+    extra = await extra_card_buttons(ctx, CARD, wid)  # e.g. 转为隐患, from another feature
     return Saved(
         ctx.t(key, id=wid, area=shown_areas,
               items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
-        [[Button(ctx.t("btn.view"), feature_callback("worklog", "log", wid)),
-          Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
-         last_row],
-        record_id=wid)
+        [extra, *rows] if extra else rows, record_id=wid)
 
 
 WORKLOG = FormSpec(

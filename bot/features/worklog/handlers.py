@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.features.worklog import comments
-from bot.features.worklog.form import WORKLOG, show_customer
+from bot.features.worklog.form import CARD, WORKLOG, show_customer
 from bot.features.worklog.form import offer as worklog_offer
 from bot.features.worklog.form import prefill as worklog_prefill
 from bot.features.worklog.form import values_of as worklog_values_of
 from bot.features.worklog.intents import is_log_request, simple_intent, worklog_intent
 from bot.handlers.menu import pager
 from bot.models import WorkLog
-from bot.router import ReminderKind, Router, by_id, opens
+from bot.router import ReminderKind, Router, by_id, extra_card_buttons, opens
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.timeparse import format_time
@@ -95,6 +95,9 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
     delete = delete_button(ctx, w)
     if delete is not None:
         rows.append([delete])
+    extra = await extra_card_buttons(ctx, CARD, w.id)
+    if extra:
+        rows.insert(0, extra)
     out = Outcome().add("\n".join(lines), rows)
     out.replies[0].photos = list(w.photos)
     return out
