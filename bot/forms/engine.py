@@ -61,6 +61,9 @@ class FormSpec:
     # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
     actions: dict[str, ActionFn] = field(default_factory=dict)
     on_open: OpenFn | None = None  # not when a saved record is opened to edit
+    # Optional fields never asked one by one but offered on the summary (➕ 台区): a sentence
+    # or a register may fill them; asking each time would cost every user a tap.
+    offer: tuple[str, ...] = ()
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -115,6 +118,7 @@ class FormEngine:
         """Open a form; `at_summary` (editing a saved record) opens it at the summary.
         `offer`: optional fields not to ask one by one but to offer on the summary."""
         spec = self.forms[form]
+        offer = offer or spec.offer
         draft = Draft(ctx.user.id, form, secrets.token_hex(4),
                       FormState(values=dict(values or {}), notices=dict(notices or {}),
                                 meta=dict(meta or {})), ctx.now, ctx.now)
