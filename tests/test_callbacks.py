@@ -16,8 +16,9 @@ from bot.features import complaints
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
-from bot.router import ReportScope
+from bot.router import ReportPart, ReportScope
 from bot.services import Services
+from bot.storage.db import Database
 from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
 
 ORDER = "2026112700123"
@@ -245,8 +246,10 @@ async def test_overdue_callback_escalates_to_the_lead(
 
 
 # --- report and isolation ---------------------------------------------------------------
-# 回访 is one section over complaints and repairs, declared by the complaints feature.
-report = complaints.router.report_sections[0]
+async def report(db: Database, scope: ReportScope) -> ReportPart:
+    """回访 is one section over complaints and repairs, declared by the complaints feature."""
+    [section] = complaints.router.report_sections
+    return await section(db, scope)
 
 
 def week(services: Services, team_id: int, user_id: int | None = None) -> ReportScope:
