@@ -20,6 +20,7 @@ from bot.router import ReportPart, ReportScope
 from bot.services import Services
 from bot.storage.db import Database
 from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
+from tests.test_reports import xlsx_of
 
 ORDER = "2026112700123"
 
@@ -298,8 +299,14 @@ async def test_report_rate_and_satisfaction_per_manager_and_area(
     mine = await report(services.db, week(services, team_id, zhang_id))
     assert mine.lines[0].startswith("回访：应回访 2，已回访 2")
     # The weekly report the lead asks for carries the section.
-    await lead.say("/report 上周")
+    out = await lead.say("/report 上周")
     assert "回访：应回访 3，已回访 2（回访率 67%）" in lead.text
+    wb = xlsx_of(out)
+    assert [c.value for c in wb["回访"][1]] == [
+        "类别", "编号", "95598工单号", "台区", "客户经理", "回访期限", "回访时间", "回访结果", "备注"]
+    assert wb["回访"]["H3"].value is None and wb["回访"]["H4"].value == "不满意"  # 李四 not yet
+    complaints_sheet = list(wb["投诉"].iter_rows(values_only=True))
+    assert complaints_sheet[0][-1] == "台区" and complaints_sheet[1][-1] == "3号台区"
 
 
 async def test_another_team_sees_no_callback(
