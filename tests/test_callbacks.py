@@ -303,7 +303,8 @@ async def test_report_rate_and_satisfaction_per_manager_and_area(
     assert "回访：应回访 3，已回访 2（回访率 67%）" in lead.text
     wb = xlsx_of(out)
     assert [c.value for c in wb["回访"][1]] == [
-        "类别", "编号", "95598工单号", "台区", "客户经理", "回访期限", "回访时间", "回访结果", "备注"]
+        "类别", "编号", "95598工单号", "台区", "客户经理", "回访期限", "回访时间", "回访结果",
+        "备注"]
     assert wb["回访"]["H3"].value is None and wb["回访"]["H4"].value == "不满意"  # 李四 not yet
     complaints_sheet = list(wb["投诉"].iter_rows(values_only=True))
     assert complaints_sheet[0][-1] == "台区" and complaints_sheet[1][-1] == "3号台区"
