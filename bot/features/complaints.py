@@ -248,9 +248,12 @@ async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
             await STORE.update(tx, rec.id, {"callback_due": iso(callback_due)})
             await cb.plan(tx, SUBJECT, rec, callback_due, leads, ctx.now)
     text = (ctx.t("complaint.closed", id=rec.id) + " " + rt.on_time(ctx, at, rec.reply_due))
-    if replied:
-        text += "\n" + cb.planned_line(ctx, callback_due)
-    return COMPLAINTS.saved(ctx, rec.id, text)
+    if not replied:
+        return COMPLAINTS.saved(ctx, rec.id, text)
+    # The call-back is one tap away, on the very message.
+    return Saved(text + "\n" + cb.planned_line(ctx, callback_due),
+                 [[COMPLAINTS.open_button(ctx, rec.id),
+                   COMPLAINTS.action("cplb").button(ctx, rec.id)]], record_id=rec.id)
 
 
 CONTACT = rt.action_form(
