@@ -331,3 +331,18 @@ async def test_another_team_sees_no_callback(
     assert row is not None and row[0] is None
     west = next(u.team_id for u in await services.people.users() if u.name == "赵五")
     assert (await report(services.db, week(services, west))).lines == []
+
+
+async def test_repair_order_no_offered_on_the_summary(
+        team: tuple[Chat, Chat], services: Services) -> None:
+    zhang, _ = team
+    await zhang.say("报修 3号台区 线路断了")
+    await zhang.press("现在")
+    await zhang.press("➕ 工单号")
+    await zhang.say("95598")
+    assert "工单号「95598」不对：95598 工单号是 13 位数字，请重新输入。" in zhang.text
+    await zhang.say(ORDER)
+    assert f"工单号：{ORDER}" in zhang.text and "故障情况：线路断了" in zhang.text
+    await zhang.press("保存")
+    row = await services.db.fetchone("SELECT order_no, description FROM repairs")
+    assert row is not None and tuple(row) == (ORDER, "线路断了")
