@@ -236,6 +236,21 @@ class Reminders(_Model):
     repair_before_due_minutes: float = Field(gt=0)
 
 
+class CallbackRules(_Model):
+    after_close: Rule  # 回访 within this long after a complaint's reply / a repair's restore
+
+
+class OrderNoRules(_Model):
+    digits: int = Field(gt=0)  # a 95598 order number is this many digits
+    note: str | None = None
+
+
+# Defaults for a hand-edited rule set written before call-backs existed (3 working days,
+# 13 digits: neither DOMAIN.md nor the handbook gives figures; the shipped sets say so).
+DEFAULT_CALLBACK = CallbackRules(after_close=Rule(amount=3, unit="working_days"))
+DEFAULT_ORDER_NO = OrderNoRules(digits=13)
+
+
 class RuleSet(_Model):
     name: str
     source: str
@@ -247,6 +262,8 @@ class RuleSet(_Model):
     outage: OutageRules
     repair: RepairRules
     meter: MeterRules
+    callback: CallbackRules = DEFAULT_CALLBACK
+    order_no: OrderNoRules = DEFAULT_ORDER_NO
 
     @field_validator("complaints")
     @classmethod

@@ -255,8 +255,13 @@ async def test_complaint_from_registration_to_closure(team: Team, services: Serv
     await zhang.say("已更换老化接头，电压恢复正常")
     r = await zhang.press("保存")
     assert L("complaint.closed", id=1) + " " + L("deadline.on_time") in texts(r)
+    # The reply plans the call-back (issue #13 §4): recorded at once from that message.
+    await zhang.press(L("btn.callback"))
+    await zhang.press(L("callback.result.satisfied"))
+    await zhang.press(L("btn.skip"))
+    await zhang.press("保存")
 
-    # Closed: nothing more, the old action buttons only show the card.
+    # Closed and called back: nothing more, the old action buttons only show the card.
     got = await team.scan_at(2026, 12, 8, 10, 31)
     assert got == {"张三": [], "王班长": []}
     r = await zhang.press(L("btn.contacted"), message=half)
@@ -273,8 +278,10 @@ async def test_complaint_from_registration_to_closure(team: Team, services: Serv
         ("reply.due", "张三", "cancelled"), ("reply.escalate", "王班长", "cancelled")]
     # Planned after two pushes the scan makes side by side (张三's, 王班长's): which of the
     # two rows came first is up to the store (on PostgreSQL the pushes really overlap).
-    assert sorted(rows[8:]) == [
+    assert sorted(rows[8:10]) == [
         ("contact.overdue", "张三", "cancelled"), ("contact.overdue_lead", "王班长", "cancelled")]
+    assert rows[10:] == [
+        ("callback.due", "张三", "cancelled"), ("callback.escalate", "王班长", "cancelled")]
     assert await open_rows(services) == 0
 
 
@@ -558,9 +565,15 @@ async def test_repair_from_registration_to_closure(team: Team, services: Service
     await zhang.press("现在")
     r = await zhang.press("保存")
     assert body(r[0]) == (L("repair.closed", id=1, when="2026-11-27 周五 13:05") + " "
-                          + L("repair.took", span=L("time.hours_minutes", hours=2, minutes=45)))
+                          + L("repair.took", span=L("time.hours_minutes", hours=2, minutes=45))
+                          + "\n" + L("callback.planned", when="2026-12-02 周三 13:05",
+                                      rule="3个工作日"))  # issue #13 §4: the call-back
     r = await zhang.press(L("btn.repair_arrived"), message=soon)  # stale: just the card
-    assert L("repair.status.restored") in texts(r) and labels(r[0]) == []
+    assert L("repair.status.restored") in texts(r) and labels(r[0]) == [L("btn.callback")]
+    await zhang.press(L("btn.callback"))
+    await zhang.press(L("callback.result.satisfied"))
+    await zhang.press(L("btn.skip"))
+    await zhang.press("保存")
 
     assert await record(services, "repairs",
                         "status, received_at, arrived_at, arrived_lat, arrived_lon, "
@@ -569,7 +582,8 @@ async def test_repair_from_registration_to_closure(team: Team, services: Service
         "2026-11-27T05:05:00+00:00")
     assert await reminders(services, "repair") == [
         ("arrival.soon", "张三", "sent"), ("arrival.due", "张三", "cancelled"),
-        ("arrival.escalate", "王班长", "cancelled")]
+        ("arrival.escalate", "王班长", "cancelled"), ("callback.due", "张三", "cancelled"),
+        ("callback.escalate", "王班长", "cancelled")]
     assert await open_rows(services) == 0
 
 

@@ -3,6 +3,7 @@ half-way, 2 working hours before, at due, then daily while overdue, escalated to
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,12 +11,13 @@ from typing import Any
 
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway
 from bot.deadlines import working_hours_before as before
-from bot.events import Outcome
+from bot.events import Outcome, Reply
 from bot.features.customers.form import parse_account_no, parse_phone
-from bot.features.worklog.form import parse_text
+from bot.features.worklog.form import area_choices, parse_text, resolve_area, show_area
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
+from bot.records import callback as cb
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
@@ -30,9 +32,10 @@ from bot.records.common import (
 from bot.router import Router, TodoItem
 from bot.services import Ctx
 from bot.statuses import complaint_status
+from bot.storage.customers import Customer
 from bot.storage.db import iso
-from bot.storage.reminders import Reminders
-from bot.textutil import normalize_input
+from bot.storage.reminders import Reminder, Reminders
+from bot.vocab import take_area
 
 router = Router("complaints")
 SUBJECT = "complaint"
@@ -59,13 +62,19 @@ class Complaint:
     replied_at: datetime | None
     reply_result: str | None
     provisional: int
+    area_name: str | None
+    callback_due: datetime | None
+    callback_at: datetime | None
+    callback_result: str | None
+    callback_note: str | None
 
     def due(self, step: str) -> datetime | None:
         return self.contact_due if step == "contact" else self.reply_due
 
 
-STORE = rt.Store(Complaint, "complaints", "SELECT c.*, u.name AS owner FROM complaints c "
-              "JOIN users u ON u.id = c.user_id", "c")
+STORE = rt.Store(Complaint, "complaints", "SELECT c.*, u.name AS owner, a.name AS area_name "
+              "FROM complaints c JOIN users u ON u.id = c.user_id "
+              "LEFT JOIN areas a ON a.id = c.area_id", "c")
 
 
 # --- the registration form ------------------------------------------------------------
@@ -75,13 +84,6 @@ async def kind_choices(ctx: Ctx) -> list[Choice]:
 
 async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"complaint.kind.{value}")
-
-
-async def parse_order_no(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    value = normalize_input(text).replace(" ", "")
-    if not re.fullmatch(r"[0-9A-Za-z\-_]{4,40}", value):
-        raise Invalid("complaint.order_no.invalid", text=text)
-    return value
 
 
 async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
@@ -100,8 +102,10 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
     if values.get("account_no"):
         customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
     team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
+    area_id = await complaint_area(ctx, values.get("area"), customer)
     async with services.db.tx() as tx:
         cid, new = await STORE.insert_once(tx, token, {
+            "area_id": area_id,
             "team_id": ctx.user.team_id, "user_id": ctx.user.id,
             "order_no": values.get("order_no"), "kind": kind,
             "account_no": values.get("account_no"),
@@ -141,7 +145,7 @@ COMPLAINT = router.form(FormSpec(
     title="form.complaint.title",
     fields=(
         Field("order_no", "field.order_no", "form.complaint.order_no", Kind.TEXT,
-              required=False, parse=parse_order_no),
+              required=False, parse=cb.parse_order_no),
         Field("kind", "field.complaint_kind", "form.complaint.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
         Field("account_no", "field.account_no", "form.complaint.account_no", Kind.TEXT,
@@ -155,10 +159,49 @@ COMPLAINT = router.form(FormSpec(
                       hint="form.worklog.time.hint"),
         Field("content", "field.complaint_content", "form.complaint.content", Kind.TEXT,
               parse=parse_text),
+        # Offered on the summary, not asked: the sentence, the 户号's register entry or the
+        # manager's only 台区 usually settle it.
+        Field("area", "field.area", "form.complaint.area", Kind.CHOICE, required=False,
+              choices=area_choices, show=show_area),
     ),
     save=save_complaint,
     quick={"now": now_value},
+    extras=("area",),
 ))
+
+
+async def complaint_area(ctx: Ctx, chosen: str | None,
+                         customer: Customer | None) -> int | None:
+    """The 台区 picked or named, else the customer's on file, else the manager's only one."""
+    if chosen:
+        return int(chosen)
+    if customer is not None:
+        return customer.area_id
+    mine = await ctx.areas()
+    return mine[0].id if len(mine) == 1 else None
+
+
+async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """'3号台区 工单号 2026112700123 电压低' -> 台区, 工单号 and the content."""
+    values: dict[str, Any] = {}
+    notices: dict[str, str] = {}
+    order_no, notice, s = await cb.take_order_no(ctx, rest)
+    if order_no:
+        values["order_no"] = order_no
+    elif notice:
+        notices["order_no"] = notice
+    area_text, s = take_area(s, (c.label for c in await area_choices(ctx)))
+    if area_text:
+        area, note = await resolve_area(ctx, area_text)
+        if area:
+            values["area"] = area
+        elif note:
+            notices["area"] = "⚠️ " + note
+    content = " ".join(s.split())
+    if content:
+        with contextlib.suppress(Invalid):  # refused: asked for at its own step
+            values["content"] = await parse_text(content, ctx)
+    return values, notices
 
 
 # --- first contact and reply ----------------------------------------------------------
@@ -193,13 +236,24 @@ async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
     at = value_time(values["replied_at"])
     if at < rec.accepted_at:
         raise Invalid("complaint.before_accepted")
+    callback_due = await cb.due_after_close(ctx.services, max(at, ctx.now))
+    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id, rec.user_id)
     async with ctx.services.db.tx() as tx:
-        await STORE.update(tx, rec.id, {
+        replied = await STORE.update(tx, rec.id, {
             "replied_at": iso(at), "reply_result": values["result"], "status": "closed",
-            "contacted_at": iso(rec.contacted_at or at), "updated_at": iso(ctx.now)})
+            "contacted_at": iso(rec.contacted_at or at), "updated_at": iso(ctx.now)},
+            "status != 'closed'")
         await Reminders.cancel(tx, SUBJECT, rec.id)
-    return COMPLAINTS.saved(ctx, rec.id, ctx.t("complaint.closed", id=rec.id) + " "
-                            + rt.on_time(ctx, at, rec.reply_due))
+        if replied:  # answered: the call-back is planned once, from the reply
+            await STORE.update(tx, rec.id, {"callback_due": iso(callback_due)})
+            await cb.plan(tx, SUBJECT, rec, callback_due, leads, ctx.now)
+    text = (ctx.t("complaint.closed", id=rec.id) + " " + rt.on_time(ctx, at, rec.reply_due))
+    if not replied:
+        return COMPLAINTS.saved(ctx, rec.id, text)
+    # The call-back is one tap away, on the very message.
+    return Saved(text + "\n" + cb.planned_line(ctx, callback_due),
+                 [[COMPLAINTS.open_button(ctx, rec.id),
+                   COMPLAINTS.action("cplb").button(ctx, rec.id)]], record_id=rec.id)
 
 
 CONTACT = rt.action_form(
@@ -225,6 +279,8 @@ async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> O
     lines = [title(ctx, rec), ctx.t(complaint_status(rec.status))]
     if rec.order_no:
         lines.append(rt.field_line(ctx, "field.order_no", rec.order_no))
+    if rec.area_name:
+        lines.append(rt.field_line(ctx, "field.area", rec.area_name))
     lines += [rt.field_line(ctx, "field.owner", rec.owner),
               rt.field_line(ctx, "field.accepted_at", when(ctx, rec.accepted_at)),
               rt.field_line(ctx, "field.complaint_content", rec.content)]
@@ -235,6 +291,7 @@ async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> O
                                           "complaint.done_at"))
     if rec.reply_result:
         lines.append(rt.field_line(ctx, "field.reply_result", rec.reply_result))
+    lines += cb.card_lines(ctx, rec)
     if rec.provisional:
         lines.append(ctx.t("deadline.provisional"))
     buttons = await COMPLAINTS.allowed(ctx, rec)
@@ -254,7 +311,19 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
                                  what=ctx.t(f"complaint.step.{step}"), due=when(ctx, due),
                                  left=remaining(ctx, due)),
             f"#{rec.id} " + ctx.t(f"complaint.kind.{rec.kind}")))
-    return items
+    return items + await cb.todo_items(ctx, COMPLAINTS, "c")
+
+
+async def save_callback(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Saved:
+    return await cb.record_result(ctx, COMPLAINTS, await COMPLAINTS.record(ctx, meta), values)
+
+
+async def other_reminders(ctx: Ctx, r: Reminder, rec: Complaint) -> Reply | None:
+    return await cb.lead_alert(ctx, COMPLAINTS, r, rec)
+
+
+CALLBACK = cb.result_form("complaint_callback", save_callback)
 
 
 COMPLAINTS = rt.RecordType(
@@ -265,13 +334,18 @@ COMPLAINTS = rt.RecordType(
                       "complaint.contact_heading"),
         rt.Transition("cplr", "btn.replied", ("open", "contacted"), REPLY, "cr",
                       "complaint.reply_heading"),
+        cb.transition("cplb", CALLBACK, "cb"),
     ),
-    form=COMPLAINT, command="complaint", intent=_INTENT,
+    form=COMPLAINT, command="complaint", intent=_INTENT, prefill=prefill,
     ladders=(
         rt.Ladder("contact", "complaint.step.contact", lambda c: c.contact_due,
                   lambda c: c.status == "closed" or c.contacted_at is not None, ("cplc",),
                   drop_late_soon=False),
         rt.Ladder("reply", "complaint.step.reply", lambda c: c.reply_due,
                   lambda c: c.status == "closed", ("cplr",), drop_late_soon=False),
+        cb.ladder("cplb"),
     ),
-    todo_items=todo, after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
+    other_reminders=other_reminders, todo_items=todo,
+    after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
+# 回访 over complaints and repairs alike: one section, its figures per manager and 台区.
+router.report_section(cb.report_section)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.deadlines import AreaKind, Rule, due_after
-from bot.events import Button, Outcome
+from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import (
     area_choices,
     check_not_future,
@@ -23,6 +23,7 @@ from bot.features.worklog.form import (
 )
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import Field, Invalid, Kind
+from bot.records import callback as cb
 from bot.records import runtime as rt
 from bot.records.common import (
     calendar,
@@ -38,7 +39,7 @@ from bot.router import Router, TodoItem
 from bot.services import Ctx
 from bot.statuses import repair_status
 from bot.storage.db import iso
-from bot.storage.reminders import Reminders
+from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import find_time
 from bot.vocab import take_area
 
@@ -67,6 +68,11 @@ class Repair:
     arrived_lon: float | None
     restore_due: datetime | None
     restored_at: datetime | None
+    order_no: str | None
+    callback_due: datetime | None
+    callback_at: datetime | None
+    callback_result: str | None
+    callback_note: str | None
 
     @property
     def kind(self) -> AreaKind:
@@ -114,6 +120,7 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
         rid, new = await STORE.insert_once(tx, token, {
             "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
             "received_at": iso(received), "description": values["description"],
+            "order_no": values.get("order_no"),
             "ruleset": rules.name, "arrival_due": iso(due), "created_at": iso(ctx.now)})
         if new:  # all urgent: a crew on the road at night must not wait for the digest
             await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "arrival", [
@@ -131,7 +138,8 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
 def action_rows(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
     """The open button and the transitions allowed in `status` (after a save)."""
     return [[REPAIRS.open_button(ctx, rid),
-             *(t.button(ctx, rid) for t in REPAIRS.transitions if status in t.allowed)]]
+             *(t.button(ctx, rid) for t in REPAIRS.transitions
+               if isinstance(t.allowed, tuple) and status in t.allowed)]]
 
 
 REPAIR = router.form(FormSpec(
@@ -144,9 +152,13 @@ REPAIR = router.form(FormSpec(
                       hint="form.worklog.time.hint"),
         Field("description", "field.repair_description", "form.repair.description", Kind.TEXT,
               parse=parse_text),
+        # Offered on the summary, not asked: a fault call often has no 95598 order.
+        Field("order_no", "field.order_no", "form.repair.order_no", Kind.TEXT,
+              required=False, parse=cb.parse_order_no),
     ),
     save=save_repair,
     quick={"now": now_value},
+    extras=("order_no",),
 ))
 
 
@@ -193,14 +205,25 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
     floor = rec.arrived_at or rec.received_at
     if at < floor:
         raise Invalid("repair.before_received", received=when(ctx, floor))
+    callback_due = await cb.due_after_close(ctx.services, max(at, ctx.now))
+    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id, rec.user_id)
     async with ctx.services.db.tx() as tx:
-        await STORE.update(tx, rec.id, {"restored_at": iso(at), "status": "restored",
-                                        "updated_at": iso(ctx.now)})
+        restored = await STORE.update(tx, rec.id, {
+            "restored_at": iso(at), "status": "restored", "updated_at": iso(ctx.now)},
+            "status != 'restored'")
         await Reminders.cancel(tx, SUBJECT, rec.id)
+        if restored:  # supply back: the call-back is planned once, from the restoration
+            await STORE.update(tx, rec.id, {"callback_due": iso(callback_due)})
+            await cb.plan(tx, SUBJECT, rec, callback_due, leads, ctx.now)
     took = ctx.t("repair.took", span=span(ctx, at - rec.received_at))
-    return Saved(ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
-                 + (" " + rt.on_time(ctx, at, rec.restore_due) if rec.restore_due else ""),
-                 action_rows(ctx, rec.id, "restored"), record_id=rec.id)
+    text = (ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
+            + (" " + rt.on_time(ctx, at, rec.restore_due) if rec.restore_due else ""))
+    if restored:
+        text += "\n" + cb.planned_line(ctx, callback_due)
+    rows = action_rows(ctx, rec.id, "restored")
+    if restored:
+        rows[0].append(REPAIRS.action("repb").button(ctx, rec.id))
+    return Saved(text, rows, record_id=rec.id)
 
 
 ARRIVE = rt.action_form(
@@ -224,6 +247,7 @@ async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outc
              ctx.t(repair_status(rec.status)),
              rt.field_line(ctx, "field.repair_received_at", when(ctx, rec.received_at)),
              rt.field_line(ctx, "field.repair_description", rec.description),
+             *([rt.field_line(ctx, "field.order_no", rec.order_no)] if rec.order_no else []),
              rt.field_line(ctx, "field.owner", rec.owner),
              rt.deadline_line(ctx, "field.repair_arrival_due", rec.arrival_due, rec.arrived_at,
                               "repair.done_at", judge=True)]
@@ -235,6 +259,7 @@ async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outc
                                       rec.restored_at, "repair.done_at", judge=True))
     elif rec.restored_at:
         lines.append(rt.field_line(ctx, "field.repair_restored_at", when(ctx, rec.restored_at)))
+    lines += cb.card_lines(ctx, rec)
     buttons = await REPAIRS.allowed(ctx, rec)
     return Outcome().add("\n".join(lines), [buttons] if buttons else [])
 
@@ -258,7 +283,19 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         items.append(REPAIRS.todo_item(
             ctx, rec, due, text, ctx.t("repair.todo_button", id=rec.id, area=rec.area_name),
             urgent=True, overdue=None if rec.status == "open" or rec.restore_due else False))
-    return items
+    return items + await cb.todo_items(ctx, REPAIRS, "r")
+
+
+async def save_callback(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Saved:
+    return await cb.record_result(ctx, REPAIRS, await REPAIRS.record(ctx, meta), values)
+
+
+async def other_reminders(ctx: Ctx, r: Reminder, rec: Repair) -> Reply | None:
+    return await cb.lead_alert(ctx, REPAIRS, r, rec)
+
+
+CALLBACK = cb.result_form("repair_callback", save_callback)
 
 
 # --- wiring ---------------------------------------------------------------------------
@@ -266,6 +303,11 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
     """'3号台区 昨晚11点50 变压器冒烟' -> area, received time and description."""
     values: dict[str, Any] = {}
     notices: dict[str, str] = {}
+    order_no, notice, rest = await cb.take_order_no(ctx, rest)
+    if order_no:
+        values["order_no"] = order_no
+    elif notice:
+        notices["order_no"] = notice
     area_text, s = take_area(rest, (c.label for c in await area_choices(ctx)))
     if area_text:
         area, note = await resolve_area(ctx, area_text)
@@ -296,6 +338,7 @@ REPAIRS = rt.RecordType(
                       "repair.arrive_heading"),
         rt.Transition("repr", "btn.repair_restored", ("open", "arrived"), RESTORE, "rpr",
                       "repair.restore_heading"),
+        cb.transition("repb", CALLBACK, "rb"),
     ),
     form=REPAIR, command="repair", intent=_INTENT, prefill=prefill,
     ladders=(
@@ -304,5 +347,6 @@ REPAIRS = rt.RecordType(
                   ("repa", "repr")),
         rt.Ladder("restore", "repair.step.restore", lambda r: r.restore_due,
                   lambda r: r.status == "restored", ("repr",)),
+        cb.ladder("repb"),
     ),
-    todo_items=todo).register(router)
+    other_reminders=other_reminders, todo_items=todo).register(router)

@@ -393,7 +393,8 @@ async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, st
                  f"(replied_at IS NULL AND reply_due {late})))")
     params += [q.now, q.now]
     rows = await db.fetchall(
-        f"SELECT * FROM complaints WHERE {who} AND ({' OR '.join(parts)}) ORDER BY accepted_at, id",
+        "SELECT *, (SELECT name FROM areas WHERE areas.id = complaints.area_id) AS area_name "
+        f"FROM complaints WHERE {who} AND ({' OR '.join(parts)}) ORDER BY accepted_at, id",
         params)
     now = from_iso(q.now)
     for r in rows:

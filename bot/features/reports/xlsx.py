@@ -254,7 +254,7 @@ def complaint_sheet(b: _Book) -> Sheet:
     assert b.fig.detail is not None
     header = b.cols("cpl", ("id", "order_no", "kind", "owner", "customer", "accepted",
                             "contact_due", "contacted", "contact_ok", "reply_due", "replied",
-                            "reply_ok", "status", "content"))
+                            "reply_ok", "status", "content", "area"))
     sheet = Sheet(b.w("report.sheet.complaints"), header)
     for r in b.fig.detail.complaints:
         sheet.rows.append([
@@ -263,7 +263,7 @@ def complaint_sheet(b: _Book) -> Sheet:
             b.local(r["accepted_at"]),
             b.local(r["contact_due"]), b.local(r["contacted_at"]), b.yes_no(r["contact_ok"]),
             b.local(r["reply_due"]), b.local(r["replied_at"]), b.yes_no(r["reply_ok"]),
-            b.status(complaint_status(r["status"])), r["content"]])
+            b.status(complaint_status(r["status"])), r["content"], r["area_name"]])
     return sheet
 
 

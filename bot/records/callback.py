@@ -1,0 +1,257 @@
+"""回访: the call-back to the customer after a complaint is answered or a repair restored.
+
+Shared by both record types (each stores callback_due / callback_at / callback_result /
+callback_note): the due time from the rule data, the reminder ladder (due to the manager,
+escalated to the leads), the small result form (满意 / 基本满意 / 不满意 + an optional note),
+the leads told at once of 不满意, and the report figures per manager and per 台区."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.deadlines import due_after
+from bot.events import Reply
+from bot.forms.engine import FormSpec, Saved
+from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice
+from bot.i18n import t
+from bot.records import runtime as rt
+from bot.records.common import calendar, remaining, ruleset, when
+from bot.router import ReportPart, ReportScope, TodoItem
+from bot.services import Ctx, Services
+from bot.storage.db import Database, Tx, from_iso, iso
+from bot.storage.reminders import Reminder, Reminders
+from bot.textutil import normalize_input
+
+STEP = "callback"
+RESULTS = ("satisfied", "basic", "unsatisfied")
+UNSATISFIED = "unsatisfied"
+LEAD_ALERT = "cbunsat.lead"  # its own step: the ladder's "done" must not drop it
+_ORDER_IN_TEXT = re.compile(r"(?:95598)?工单号?\s*[:：]?\s*([0-9]+)")
+
+
+class WithCallback(rt.Record, Protocol):
+    callback_due: datetime | None
+    callback_at: datetime | None
+    callback_result: str | None
+    callback_note: str | None
+
+
+# --- 95598 order numbers ----------------------------------------------------------------
+async def parse_order_no(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    """A 95598 工单号: exactly the rule data's number of digits."""
+    value = normalize_input(text).replace(" ", "")
+    digits = ruleset(ctx.services).order_no.digits
+    if not re.fullmatch(rf"[0-9]{{{digits}}}", value):
+        raise Invalid("complaint.order_no.invalid", text=text, digits=digits)
+    return value
+
+
+async def take_order_no(ctx: Ctx, text: str) -> tuple[str | None, str | None, str]:
+    """(工单号, notice if malformed, the sentence without it) from `… 工单号 2026… …`."""
+    m = _ORDER_IN_TEXT.search(text)
+    if m is None:
+        return None, None, text
+    rest = (text[:m.start()] + " " + text[m.end():]).strip()
+    try:
+        return await parse_order_no(m.group(1), ctx), None, rest
+    except Invalid as exc:
+        return None, "⚠️ " + ctx.t(exc.key, **exc.kwargs), rest
+
+
+# --- planning ---------------------------------------------------------------------------
+async def due_after_close(services: Services, closed_at: datetime) -> datetime:
+    rules = ruleset(services)
+    return due_after(closed_at, rules.callback.after_close, await calendar(services),
+                     rules.working_hours).due
+
+
+async def plan(tx: Tx, subject: str, rec: rt.Record, due: datetime, lead_ids: list[int],
+               now: datetime) -> None:
+    """The call-back's reminders: the manager at due, the leads told when it is missed."""
+    await rt.plan_ladder(tx, subject, rec.id, rec.team_id, rec.user_id, STEP, [
+        rt.Rung("due", due, skip_if_past=False),
+        rt.Rung("escalate", due, to_leads=True, skip_if_past=False)], lead_ids, now)
+
+
+def planned_line(ctx: Ctx, due: datetime) -> str:
+    return ctx.t("callback.planned", when=when(ctx, due),
+                 rule=ruleset(ctx.services).callback.after_close.label(ctx.locale))
+
+
+def ladder(action: str) -> rt.Ladder:
+    return rt.Ladder(STEP, "callback.step", lambda r: r.callback_due,
+                     lambda r: r.callback_at is not None, (action,))
+
+
+def pending(ctx: Ctx, rec: WithCallback) -> bool:
+    return rec.callback_due is not None and rec.callback_at is None
+
+
+def transition(action: str, form: FormSpec, opener: str) -> rt.Transition:
+    return rt.Transition(action, "btn.callback", pending, form, opener, "callback.heading")
+
+
+# --- the result form --------------------------------------------------------------------
+async def result_choices(ctx: Ctx) -> list[Choice]:
+    return [Choice(r, ctx.t(f"callback.result.{r}")) for r in RESULTS]
+
+
+async def show_result(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    return ctx.t(f"callback.result.{value}")
+
+
+async def parse_note(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+    return " ".join(normalize_input(text).split())
+
+
+SaveResult = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
+
+
+def result_form(name: str, save: SaveResult) -> FormSpec:
+    return rt.action_form(
+        name, save,
+        Field("result", "field.callback_result", "form.callback.result", Kind.CHOICE,
+              choices=result_choices, show=show_result),
+        Field("note", "field.callback_note", "form.callback.note", Kind.TEXT,
+              required=False, parse=parse_note))
+
+
+async def record_result(ctx: Ctx, kind: rt.RecordType[Any], rec: WithCallback,
+                        values: dict[str, Any]) -> Saved:
+    """Store the result once (two taps, or two people, record it once); 不满意 plans an
+    immediate alert to the team's leads, delivered like every reminder (never lost)."""
+    result = values["result"]
+    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id, rec.user_id)
+    async with ctx.services.db.tx() as tx:
+        done = await kind.store.update(tx, rec.id, {
+            "callback_at": iso(ctx.now), "callback_result": result,
+            "callback_note": values.get("note") or None}, "callback_at IS NULL")
+        if not done:
+            raise Invalid("callback.already")
+        await Reminders.cancel(tx, kind.subject, rec.id, f"{STEP}.")
+        if result == UNSATISFIED:
+            for lead in leads:
+                await Reminders.plan(tx, team_id=rec.team_id, user_id=lead,
+                                     subject=kind.subject, subject_id=rec.id, kind=LEAD_ALERT,
+                                     due_at=ctx.now, now=ctx.now)
+    text = ctx.t("callback.recorded", item=kind.title(ctx, rec),
+                 result=ctx.t(f"callback.result.{result}"))
+    if result == UNSATISFIED and leads:
+        text += "\n" + ctx.t("callback.lead_told")
+    return kind.saved(ctx, rec.id, text)
+
+
+async def lead_alert(ctx: Ctx, kind: rt.RecordType[Any], r: Reminder,
+                     rec: WithCallback) -> Reply | None:
+    """The lead's message about a 不满意 call-back."""
+    if r.kind != LEAD_ALERT or rec.callback_result != UNSATISFIED:
+        return None
+    note = ctx.t("callback.alert_note", note=rec.callback_note) if rec.callback_note else ""
+    return Reply(ctx.t("callback.alert", owner=rec.owner, item=kind.title(ctx, rec)) + note,
+                 [[kind.open_button(ctx, rec.id)]])
+
+
+def card_lines(ctx: Ctx, rec: WithCallback) -> list[str]:
+    if rec.callback_due is None:
+        return []
+    line = rt.deadline_line(ctx, "field.callback_due", rec.callback_due, rec.callback_at,
+                            "complaint.done_at")
+    if rec.callback_result:
+        line += " · " + ctx.t(f"callback.result.{rec.callback_result}")
+    lines = [line]
+    if rec.callback_note:
+        lines.append(rt.field_line(ctx, "field.callback_note", rec.callback_note))
+    return lines
+
+
+async def todo_items(ctx: Ctx, kind: rt.RecordType[Any], alias: str) -> list[TodoItem]:
+    """The manager's own call-backs still to make (the leads hear of missed ones)."""
+    items = []
+    for rec in await kind.store.open_for(
+            ctx, f"{alias}.callback_due IS NOT NULL AND {alias}.callback_at IS NULL "
+                 f"AND {alias}.user_id = ?", (ctx.user.id,)):
+        due = rec.callback_due
+        items.append(kind.todo_item(
+            ctx, rec, due, ctx.t("todo.callback", item=kind.title(ctx, rec), due=when(ctx, due),
+                                 left=remaining(ctx, due)),
+            ctx.t("btn.callback_of", id=rec.id)))
+    return items
+
+
+# --- the report -------------------------------------------------------------------------
+_REPORT_SQL = """
+SELECT 'complaint' AS kind, c.id, c.order_no, u.name AS owner, a.name AS area,
+       c.callback_due, c.callback_at, c.callback_result, c.callback_note
+  FROM complaints c JOIN users u ON u.id = c.user_id LEFT JOIN areas a ON a.id = c.area_id
+ WHERE c.team_id = ? AND c.callback_due IS NOT NULL {who_c}
+   AND ((c.callback_due >= ? AND c.callback_due < ?) OR (c.callback_at >= ? AND c.callback_at < ?))
+UNION ALL
+SELECT 'repair' AS kind, r.id, r.order_no, u.name AS owner, a.name AS area,
+       r.callback_due, r.callback_at, r.callback_result, r.callback_note
+  FROM repairs r JOIN users u ON u.id = r.user_id JOIN areas a ON a.id = r.area_id
+ WHERE r.team_id = ? AND r.callback_due IS NOT NULL {who_r}
+   AND ((r.callback_due >= ? AND r.callback_due < ?) OR (r.callback_at >= ? AND r.callback_at < ?))
+ORDER BY 6, 1, 2
+"""
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.due = 0
+        self.done = 0
+        self.results = dict.fromkeys(RESULTS, 0)
+
+    def add(self, result: str | None, done: bool) -> None:
+        self.due += 1
+        if done:
+            self.done += 1
+            if result in self.results:
+                self.results[result] += 1
+
+    def line(self, loc: str, key: str, **names: str) -> str:
+        pct = f"{round(100 * self.done / self.due)}%" if self.due else "—"
+        return t(loc, key, due=self.due, done=self.done, pct=pct,
+                 **{r: self.results[r] for r in RESULTS}, **names)
+
+
+def _local(stored: str, tz: Any) -> str:
+    return from_iso(stored).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+async def report_section(db: Database, scope: ReportScope) -> ReportPart:
+    """回访: rate (done / due) and satisfaction, for the team, per manager and per 台区. A
+    call-back counts in the period in which it falls due, or in which it was made."""
+    who, who_params = ("", ()) if scope.user_id is None else ("AND {a}.user_id = ?",
+                                                              (scope.user_id,))
+    span = (iso(scope.start), iso(scope.end)) * 2
+    rows = await db.fetchall(
+        _REPORT_SQL.format(who_c=who.format(a="c"), who_r=who.format(a="r")),
+        (scope.team_id, *who_params, *span, scope.team_id, *who_params, *span))
+    if not rows:
+        return ReportPart()
+    loc, end, tz = scope.locale, scope.end, scope.start.tzinfo
+    total, people, areas = _Tally(), {}, {}
+    sheet = []
+    for r in rows:
+        done = r["callback_at"] is not None and r["callback_at"] < iso(end)
+        area = r["area"] or t(loc, "callback.no_area")
+        for tally in (total, people.setdefault(r["owner"], _Tally()),
+                      areas.setdefault(area, _Tally())):
+            tally.add(r["callback_result"], done)
+        sheet.append([t(loc, f"callback.kind.{r['kind']}"), r["id"], r["order_no"] or "",
+                      area, r["owner"], _local(r["callback_due"], tz),
+                      _local(r["callback_at"], tz) if done else "",
+                      t(loc, f"callback.result.{r['callback_result']}") if done else "",
+                      r["callback_note"] or ""])
+    lines = [total.line(loc, "callback.report")]
+    lines += [tally.line(loc, "callback.report_person", name=name)
+              for name, tally in sorted(people.items())]
+    lines += [tally.line(loc, "callback.report_area", name=name)
+              for name, tally in sorted(areas.items())]
+    header = [t(loc, f"callback.sheet.{c}") for c in
+              ("kind", "id", "order_no", "area", "owner", "due", "done", "result", "note")]
+    return ReportPart(lines, t(loc, "callback.sheet"), header, sheet)
