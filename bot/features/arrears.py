@@ -10,9 +10,9 @@ Two exceptions the rules impose:
   agreement: the 7-day notice does not apply, so neither notice nor cut-off is offered or
   reminded; follow-ups still run until paid.
 
-户名 is optional-with-default: the engine has no hook to fill a later field from an earlier
-answer, so a skipped 户名 falls back to the register's name at save time (the 户号 line of the
-summary says so); a 户号 outside the register then needs a name, asked for at save.
+户名 is optional-with-default: the 户号 field declares that a 户号 on file fills it from the
+register (`fills`), so it is not asked; a 户号 outside the register then needs a name, asked
+for at save if it was skipped.
 """
 
 from __future__ import annotations

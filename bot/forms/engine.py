@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -67,6 +67,10 @@ class FormSpec:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    def active(self, values: Mapping[str, Any]) -> tuple[Field, ...]:
+        """The steps this form has, given the answers so far (see `Field.when`)."""
+        return tuple(f for f in self.fields if f.applies(values))
 
     def field_of_kind(self, kind: Kind) -> Field | None:
         """The form's field taking photos (or a location) whatever step is asked, if any."""
@@ -190,7 +194,7 @@ class FormEngine:
         values = _state(draft).values
         view = _view(draft)
         parts = []
-        for f in spec.fields:
+        for f in spec.active(values):
             if values.get(f.name) not in (None, [], ""):
                 shown = await self._show(ctx, f, values[f.name], view)
                 shown = shown if len(shown) <= width else shown[:width - 1] + "…"
@@ -201,7 +205,7 @@ class FormEngine:
         """One line naming the form and what it holds so far, for expiry and conflict notes."""
         spec = self.forms[draft.form]
         parts = []
-        for f in spec.fields[:3]:
+        for f in spec.active(_state(draft).values)[:3]:
             value = _state(draft).values.get(f.name)
             if value not in (None, [], ""):
                 parts.append(await self._show(ctx, f, value, _view(draft)))
@@ -276,7 +280,8 @@ class FormEngine:
             return Reply("\n".join(lines), buttons)
         if step == EDIT_MENU:
             lines.append(ctx.t("form.edit_which"))
-            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))] for f in spec.fields]
+            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))]
+                    for f in spec.active(st.values)]
             pairs = [rows[i][0:1] + (rows[i + 1] if i + 1 < len(rows) else [])
                      for i in range(0, len(rows), 2)]
             pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
@@ -333,7 +338,8 @@ class FormEngine:
         st = _state(draft)
         row = [Button(ctx.t("btn.add_field", field=ctx.t(spec.get_field(name).label)),
                       callback(draft.token, "editf", name))
-               for name in st.offered if st.values.get(name) in (None, [], "")]
+               for name in st.offered if st.values.get(name) in (None, [], "")
+               and spec.get_field(name).applies(st.values)]
         return [row] if row else []
 
     async def _show(self, ctx: Ctx, f: Field, value: Any, form: FormView) -> str:
@@ -349,7 +355,7 @@ class FormEngine:
         view = _view(draft)
         lines = [ctx.t("form.summary_title", title=ctx.t(spec.title))]
         sep = "：" if ctx.locale == "zh_CN" else ": "
-        for f in spec.fields:
+        for f in spec.active(values):
             shown = await self._show(ctx, f, values.get(f.name), view)
             lines.append(f"{ctx.t(f.label)}{sep}{shown}")
         return "\n".join(lines)
@@ -361,18 +367,32 @@ class FormEngine:
 
     # --- moving between steps ----------------------------------------------------------
     def _advance(self, spec: FormSpec, draft: Draft) -> None:
-        """Go to the first field still missing, or to the summary."""
+        """Go to the first field still missing, or to the summary. An edit goes back to the
+        summary, unless it brought in a step not answered yet (`Field.when`)."""
         st = _state(draft)
         st.errors = 0
-        if st.editing:
-            st.editing = False
-            st.step = SUMMARY
-            return
-        for f in spec.fields:
-            if st.values.get(f.name) in (None, [], "") and f.name not in st.skipped:
+        self._drop_inapplicable(spec, draft)
+        for f in spec.active(st.values):
+            # While editing, only a step the edit brought in is asked; the rest are on the
+            # summary already.
+            brought_in = f.when is not None and f.name not in st.history
+            if st.values.get(f.name) in EMPTY and f.name not in st.skipped and (
+                    not st.editing or brought_in):
                 st.step = f.name
                 return
+        st.editing = False
         st.step = SUMMARY
+
+    @staticmethod
+    def _drop_inapplicable(spec: FormSpec, draft: Draft) -> None:
+        """A step that no longer applies keeps no answer: it is neither shown nor saved."""
+        st = _state(draft)
+        for f in spec.fields:
+            if f.when is not None and not f.applies(st.values):
+                if st.values.get(f.name) not in EMPTY:
+                    st.values[f.name] = f.empty
+                st.history = [n for n in st.history if n != f.name]
+                st.skipped = [n for n in st.skipped if n != f.name]
 
     def _answered(self, spec: FormSpec, draft: Draft, name: str, value: Any) -> None:
         st = _state(draft)
@@ -430,7 +450,7 @@ class FormEngine:
                 return await self.on_action(ctx, draft, "edit", "")
             return await self.reprompt(ctx, draft, ctx.t("form.summary_use_buttons"))
         if step == EDIT_MENU:
-            for f in spec.fields:
+            for f in spec.active(st.values):
                 if match_choice(clean, [Choice(f.name, ctx.t(f.label))]).exact:
                     return await self.on_action(ctx, draft, "editf", f.name)
             return await self.reprompt(ctx, draft, ctx.t("form.edit_use_buttons"))
@@ -573,9 +593,11 @@ class FormEngine:
             return await self.reprompt(ctx, draft)
         if action == "editf" and step in (SUMMARY, EDIT_MENU):
             try:
-                spec.get_field(arg)
+                picked = spec.get_field(arg)
             except KeyError:
                 return await self.reprompt(ctx, draft)
+            if not picked.applies(st.values):  # an old edit menu's button for a step now gone
+                return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
             st.step = arg
             st.editing = True
             st.errors = 0

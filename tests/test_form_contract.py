@@ -1,0 +1,103 @@
+"""Issue #10 §3: the form contract. Conditional steps are declared (`Field.when`): a step
+whose condition is false is not asked, keeps no value, and is left out of the summary and the
+edit menu; an edit that makes it apply asks it, one that makes it not apply drops it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.events import Outcome
+from bot.features import FEATURES
+from bot.forms.engine import FormSpec, Saved
+from bot.forms.fields import Field, FormView, Kind
+from bot.forms.matching import Choice
+from bot.router import Router
+from bot.services import Ctx, Services
+from tests.conftest import Chat
+from tests.test_features import chat_with
+
+
+def _fix_needed(values: Mapping[str, Any]) -> bool:
+    return values.get("fix") == "yes"
+
+
+def checked_feature(saved: list[dict[str, Any]]) -> Router:
+    """A 隐患-like form: 整改期限 (here: the outage end's wording) only when 需要整改 is 是."""
+    router = Router("checked")
+
+    async def yes_no(ctx: Ctx) -> list[Choice]:
+        return [Choice("yes", ctx.t("arrears.yes")), Choice("no", ctx.t("arrears.no"))]
+
+    async def show_yes_no(value: str, ctx: Ctx, form: FormView) -> str:
+        return ctx.t(f"arrears.{value}")
+
+    async def save(ctx: Ctx, values: dict[str, Any], token: str,
+                   meta: dict[str, Any]) -> Saved:
+        saved.append(dict(values))
+        return Saved("saved", [])
+
+    form = router.form(FormSpec(
+        name="checked", title="form.worklog.title",
+        fields=(Field("fix", "field.arrears_prepaid", "form.arrears.prepaid", Kind.CHOICE,
+                      choices=yes_no, show=show_yes_no),
+                Field("fix_by", "field.outage_end", "form.outage.end", Kind.TEXT,
+                      when=_fix_needed),
+                Field("content", "field.content", "form.worklog.content", Kind.TEXT)),
+        save=save, quick={}))
+
+    @router.command("checked")
+    async def open_checked(app: Any, ctx: Ctx, draft: Any, arg: str) -> Outcome:
+        return await app.open_form(ctx, draft, form.name)
+
+    return router
+
+
+async def _chat(services: Services, saved: list[dict[str, Any]]) -> Chat:
+    root = Router()
+    for r in [checked_feature(saved), *(f.router for f in FEATURES)]:
+        root.include_router(r)
+    return await chat_with(services, root)
+
+
+async def test_a_conditional_step_is_asked_only_when_it_applies(services: Services) -> None:
+    saved: list[dict[str, Any]] = []
+    zhang = await _chat(services, saved)
+    await zhang.say("/checked")
+    await zhang.press("否")
+    assert "做了什么？" in zhang.text  # 结束 is not asked
+    await zhang.say("更换表箱锁")
+    assert "远程费控：否" in zhang.text and "工作内容：更换表箱锁" in zhang.text
+    assert "结束" not in zhang.text  # nor shown on the summary
+    await zhang.press("修改")
+    labels = [b.label for row in zhang.last.replies[-1].buttons for b in row]  # type: ignore[union-attr]
+    assert "结束" not in labels and "远程费控" in labels
+    # An edit that makes the step apply asks it, then goes back to the summary.
+    await zhang.press("远程费控")
+    await zhang.press("是")
+    assert "什么时候恢复送电" in zhang.text
+    await zhang.say("下周五")
+    assert "结束：下周五" in zhang.text and "工作内容：更换表箱锁" in zhang.text
+    # And one that makes it not apply drops its value: neither shown nor saved.
+    await zhang.press("修改")
+    await zhang.press("远程费控")
+    await zhang.press("否")
+    assert "结束" not in zhang.text and "远程费控：否" in zhang.text
+    await zhang.press("保存")
+    assert saved == [{"fix": "no", "fix_by": None, "content": "更换表箱锁"}]
+
+
+async def test_back_passes_over_a_step_that_does_not_apply(services: Services) -> None:
+    saved: list[dict[str, Any]] = []
+    zhang = await _chat(services, saved)
+    await zhang.say("/checked")
+    await zhang.press("是")
+    await zhang.say("明天")
+    assert "做了什么？" in zhang.text
+    await zhang.press("上一步")
+    assert "什么时候恢复送电" in zhang.text and "明天" in zhang.text
+    await zhang.press("上一步")
+    await zhang.press("否")  # the answer that made 结束 apply, changed
+    assert "做了什么？" in zhang.text
+    await zhang.press("上一步")
+    assert "是远程费控" in zhang.text  # straight back to the question before: 结束 is gone
