@@ -3,7 +3,8 @@
 The list's order is the free-text priority: a sentence goes to the first feature whose
 intent reads it. The specific sentence starters come first (待办, 登记欠费, 报修 …, 报表),
 the special-customer register next, and the work log last: it reads any sentence that
-names a work item or an area, so it must not take a sentence meant for another feature."""
+names a work item or an area, so it must not take a sentence meant for another feature.
+Only its `抢修记录 …` (the work, then 记录) goes before repairs, whose words it shares."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from bot.channels.wecom import robot as wecom_robot
 from bot.features import arrears, complaints, outages, repairs, todo
 from bot.features.customers import handlers as customers
 from bot.features.reports import handlers as reports
+from bot.features.worklog import first as worklog_first
 from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
-FEATURES = (todo, arrears, complaints, outages, repairs, reports, customers, worklog)
+FEATURES = (todo, arrears, complaints, outages, worklog_first, repairs, reports, customers,
+            worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.

@@ -45,8 +45,9 @@ from bot.vocab import take_area
 router = Router("repairs")
 SUBJECT = "repair"
 AREA_KINDS: tuple[AreaKind, ...] = ("city", "rural", "remote")
-# Only a message that *starts* with the word opens a repair: `记录报修 3号台区` stays a work log.
-_INTENT = re.compile(r"^(故障报修|报修|抢修)(?!记录)\s*(.*)$")
+# Only a message that *starts* with the word opens a repair: `记录报修 3号台区` stays a work log
+# (and `抢修记录 …` is read by the work log's starter, listed before repairs in the root).
+_INTENT = re.compile(r"^(故障报修|报修|抢修)\s*(.*)$")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from bot.vocab import simple_intent, take_area  # noqa: F401  (simple_intent: re
 
 # Words that announce a work-log entry even without a work item: 记录 / 写日志 / 工作日志.
 _LOG_LEAD = re.compile(r"^(记录一下|记一下|记录日志|写日志|填日志|工作日志|记录|日志)\s*")
+# The work named first, then 记录 (抢修记录 3号台区 …): a log of that work, like 记录抢修.
+_LOG_AFTER_ITEM = re.compile(r"^记录(?!仪)[\s:：,，、]*")
 _LEADING_AREA = re.compile(r"^[^\s，,。、]*?台区")
 # Said before the work itself: 今天「去」3号台区巡视了, 「我」昨天「又」走访了 5号台区.
 _FILLER = re.compile(r"^(?:我们|我|又|也|再|已经|已|刚|去了|去|到|在|对)+\s*")
@@ -51,6 +53,13 @@ def is_log_request(intent: WorkLogIntent | None) -> bool:
     `巡视了5号台区，发现表箱锈蚀` answers a step instead."""
     return (intent is not None and intent.content is None
             and (intent.lead or intent.area_text is not None))
+
+
+def names_work_then_log(text: str) -> bool:
+    """`抢修记录 3号台区 …`: a work item, then 记录 - the work log's, whatever else the item's
+    word starts (报修 / 抢修 also start a repair)."""
+    items, rest = leading_work_items(normalize_input(text))
+    return bool(items) and _LOG_AFTER_ITEM.match(rest) is not None
 
 
 def _preamble(s: str, now: datetime) -> tuple[ParsedTime | None, str]:
@@ -153,12 +162,15 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
         s = after_keyword(s[lead.end():])
     when, s = _preamble(s, now)
     items, s = _work_items(s)
+    announced = lead is not None
+    if items and (after := _LOG_AFTER_ITEM.match(s)) is not None:
+        s, announced = s[after.end():], True
     area_text = None
     if not items and (first := _area_then_items(s, area_names)) is not None:
         area_text, items, s = first
     if not lead and not items:
         return None
-    intent = WorkLogIntent(items=items, area_text=area_text, time=when, lead=lead is not None)
+    intent = WorkLogIntent(items=items, area_text=area_text, time=when, lead=announced)
     if area_text is None:
         intent.area_text, s = take_area(s, area_names)
     if when is None and (when := find_time(s, now, prefer="past")) is not None:
