@@ -11,8 +11,7 @@ from typing import Any
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway, next_working_start
 from bot.deadlines import working_hours_before as before
 from bot.events import Outcome
-from bot.features.customers.form import parse_account_no, parse_phone
-from bot.features.worklog.form import parse_text
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
@@ -144,17 +143,15 @@ COMPLAINT = router.form(FormSpec(
               required=False, parse=parse_order_no),
         Field("kind", "field.complaint_kind", "form.complaint.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
-        Field("account_no", "field.account_no", "form.complaint.account_no", Kind.TEXT,
-              required=False, parse=parse_account_no, show=show_account,
-              fills=fill_from_register),
-        Field("customer_name", "field.customer_name", "form.complaint.customer_name",
-              Kind.TEXT, required=False, parse=parse_text),
-        Field("customer_phone", "field.phone", "form.complaint.customer_phone", Kind.TEXT,
-              required=False, parse=parse_phone),
+        kinds.account_no("account_no", "field.account_no", "form.complaint.account_no",
+                         required=False, show=show_account, fills=fill_from_register),
+        kinds.text("customer_name", "field.customer_name", "form.complaint.customer_name",
+                   required=False),
+        kinds.phone("customer_phone", "field.phone", "form.complaint.customer_phone",
+                    required=False),
         rt.time_field("accepted_at", "field.accepted_at", "form.complaint.accepted_at",
                       hint="form.worklog.time.hint"),
-        Field("content", "field.complaint_content", "form.complaint.content", Kind.TEXT,
-              parse=parse_text),
+        kinds.text("content", "field.complaint_content", "form.complaint.content"),
     ),
     save=save_complaint,
     quick={"now": now_value},
@@ -210,8 +207,7 @@ CONTACT = rt.action_form(
 REPLY = rt.action_form(
     "complaint_reply", save_reply,
     rt.time_field("replied_at", "field.replied_at", "form.complaint_reply.at"),
-    Field("result", "field.reply_result", "form.complaint_reply.result", Kind.TEXT,
-          parse=parse_text))
+    kinds.text("result", "field.reply_result", "form.complaint_reply.result"))
 
 
 # --- card -----------------------------------------------------------------------------
