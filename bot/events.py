@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CALLBACK_SEP = "|"
@@ -68,3 +69,16 @@ def parse_callback(data: str) -> tuple[str, str, str] | None:
     if len(parts) != 3:
         return None
     return parts[0], parts[1], parts[2]
+
+
+def pager(ctx_t: Callable[[str], str], action: str, offset: int, page: int,
+          total: int, token: str = GLOBAL_TOKEN) -> list[Button]:
+    """◀️ / ▶️ buttons for a paged list (empty when it fits on one page): a menu's list, or
+    (with the form's token) a form step's long list of choices."""
+    nav = []
+    if offset > 0:
+        nav.append(Button(ctx_t("btn.prev_page"), callback(token, action,
+                                                           max(0, offset - page))))
+    if offset + page < total:
+        nav.append(Button(ctx_t("btn.next_page"), callback(token, action, offset + page)))
+    return nav

@@ -101,3 +101,83 @@ async def test_back_passes_over_a_step_that_does_not_apply(services: Services) -
     assert "做了什么？" in zhang.text
     await zhang.press("上一步")
     assert "是远程费控" in zhang.text  # straight back to the question before: 结束 is gone
+
+
+# --- field kinds carry their behaviour ----------------------------------------------------
+def kinds_feature(saved: list[dict[str, Any]]) -> Router:
+    """A form written with the field kinds only: no parser, display or 现在 of its own."""
+    from bot.forms import kinds
+
+    router = Router("kinded")
+
+    async def save(ctx: Ctx, values: dict[str, Any], token: str,
+                   meta: dict[str, Any]) -> Saved:
+        saved.append(dict(values))
+        return Saved("saved", [])
+
+    form = router.form(FormSpec(
+        name="kinded", title="form.arrears.title",
+        fields=(kinds.account_no("account_no", "field.account_no", "form.arrears.account_no"),
+                kinds.money("amount", "field.arrears_amount", "form.arrears.amount"),
+                kinds.phone("phone", "field.phone", "form.customer.phone"),
+                kinds.time("at", "field.time", "form.worklog.time")),
+        save=save, quick={}))  # 现在 comes with the time kind
+
+    @router.command("kinded")
+    async def open_kinded(app: Any, ctx: Ctx, draft: Any, arg: str) -> Outcome:
+        return await app.open_form(ctx, draft, form.name)
+
+    return router
+
+
+async def test_field_kinds_read_check_and_show_their_values(services: Services) -> None:
+    saved: list[dict[str, Any]] = []
+    root = Router()
+    for r in [kinds_feature(saved), *(f.router for f in FEATURES)]:
+        root.include_router(r)
+    zhang = await chat_with(services, root)
+    await zhang.say("/kinded")
+    await zhang.say("12345")
+    assert "户号" in zhang.text and "⚠️" in zhang.text  # too short: asked again, politely
+    await zhang.say("5500012345")
+    await zhang.say("五百几")
+    assert "例如 350.5" in zhang.text and "欠费金额（元）？" in zhang.text
+    await zhang.say("1,200.50")
+    await zhang.say("12")
+    assert "⚠️" in zhang.text
+    await zhang.say("13800001234")
+    assert "什么时候做的" in zhang.text
+    await zhang.say("明天上午9点")
+    assert "⚠️" in zhang.text and "什么时候做的" in zhang.text  # not in the future
+    await zhang.press("现在")
+    assert "户号：5500012345" in zhang.text and "欠费金额：￥1,200.50" in zhang.text
+    assert "13800001234" in zhang.text
+    await zhang.press("保存")
+    assert saved[0]["amount"] == 120050 and saved[0]["at"]["has_time"] is True
+
+
+async def test_a_long_choice_list_is_paged(services: Services) -> None:
+    """A lead with many 台区: the area step shows a page of buttons with ◀️ ▶️; a typed name
+    matches any of them, on whatever page."""
+    from bot.assistant import Assistant
+    from bot.channels.telegram import TELEGRAM_CAPS
+    from tests.conftest import make_user
+
+    areas = tuple(f"{i}号台区" for i in range(1, 16))
+    core = Assistant(services)
+    core.register_channel("test", TELEGRAM_CAPS)
+    await make_user(services, "张三", areas=areas)
+    zhang = Chat(core, "test", "张三")
+    await zhang.say("记录巡视")
+    labels = [b.label for row in zhang.last.replies[-1].buttons for b in row]  # type: ignore[union-attr]
+    assert "1号台区" in labels and "12号台区" in labels and "13号台区" not in labels
+    await zhang.press("下一页")
+    shown = zhang.last.edit  # type: ignore[union-attr]
+    assert shown is not None
+    labels = [b.label for row in shown.buttons for b in row]
+    assert "13号台区" in labels and "1号台区" not in labels and "◀️ 上一页" in labels
+    await zhang.press("14号台区")
+    assert "什么时候做的" in zhang.text
+    await zhang.press("上一步")
+    await zhang.say("15号台区")  # typed: matched whatever page is on screen
+    assert "什么时候做的" in zhang.text

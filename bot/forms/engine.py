@@ -12,8 +12,9 @@ from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager
 from bot.forms.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
@@ -33,6 +34,7 @@ CANCEL_ASKED = "cancel_asked"
 # Meta of a form opened while another was set aside for it: the one to take up again once
 # this one is saved or cancelled (one draft per person; the set-aside one rides along).
 SET_ASIDE = "set_aside"
+CHOICE_PAGE = "choice_page"  # meta: {"step", "offset"} of a long choice list's page on screen
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Saved:
 # (ctx, values, form token, meta) -> Saved; meta carries e.g. the id of an entry being edited.
 SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
 QuickFn = Callable[[Ctx], Any]
+# Quick answers the field kinds carry (a time field's 现在): a form need not declare them.
+KIND_QUICK: dict[str, QuickFn] = {NOW: now_value}
 ActionFn = Callable[["FormEngine", Ctx, Draft, str], Awaitable[Outcome]]
 # (ctx, new draft) -> a line (and buttons) shown above the first question, or None; may add
 # values to the draft (e.g. photos sent just before the form was opened).
@@ -300,9 +304,11 @@ class FormEngine:
         rows: list[list[Button]] = []
         if f.kind in (Kind.CHOICE, Kind.MULTI) and f.choices:
             choices = await f.choices(ctx)
+            page = ctx.services.settings.form_choice_page
+            offset = self._choice_offset(draft, f, len(choices), page)
             picked = set(value or []) if f.kind is Kind.MULTI else set()
             row: list[Button] = []
-            for c in choices:
+            for c in choices[offset:offset + page]:
                 if f.kind is Kind.MULTI:
                     mark = "☑ " if c.value in picked else "☐ "
                     row.append(Button(mark + c.label, callback(tok, "tog", c.value)))
@@ -313,6 +319,8 @@ class FormEngine:
                     row = []
             if row:
                 rows.append(row)
+            if nav_row := pager(ctx.t, "chpage", offset, page, len(choices), token=tok):
+                rows.append(nav_row)  # a long list (a lead's every 台区): typed names match all
             if f.kind is Kind.MULTI:
                 rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
         for action in f.quick:
@@ -332,6 +340,13 @@ class FormEngine:
         nav.append(Button(ctx.t("btn.cancel"), callback(tok, "cancel")))
         rows.append(nav)
         return Reply("\n".join(lines), rows)
+
+    @staticmethod
+    def _choice_offset(draft: Draft, f: Field, total: int, page: int) -> int:
+        """The first choice shown on `f`'s step: the page turned to, kept while on it."""
+        turned = _state(draft).meta.get(CHOICE_PAGE) or {}
+        offset = int(turned.get("offset", 0)) if turned.get("step") == f.name else 0
+        return offset if 0 <= offset < total else 0
 
     def _offer_buttons(self, ctx: Ctx, spec: FormSpec, draft: Draft) -> list[list[Button]]:
         """'➕ 问题 / 照片 / 位置' on the summary, for the offered fields still empty."""
@@ -621,6 +636,10 @@ class FormEngine:
                 return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
             value = [arg] if field_.kind is Kind.MULTI else arg
             return await self._answer(ctx, spec, draft, field_, value)
+        elif action == "chpage" and field_.choices and arg.isdigit():
+            st.meta[CHOICE_PAGE] = {"step": field_.name, "offset": int(arg)}
+            await self._store(ctx, draft)
+            return Outcome(edit=await self.render(ctx, draft))
         elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
             if arg in {c.value for c in await field_.choices(ctx)}:
                 picked = list(st.values.get(field_.name) or [])
@@ -639,8 +658,9 @@ class FormEngine:
                 self._answered(spec, draft, field_.name, st.values[field_.name])
             else:
                 return await self.on_action(ctx, draft, "skip", "")
-        elif action == "quick" and arg in field_.quick and arg in spec.quick:
-            self._answered(spec, draft, field_.name, spec.quick[arg](ctx))
+        elif action == "quick" and arg in field_.quick and (
+                quick := spec.quick.get(arg) or KIND_QUICK.get(arg)) is not None:
+            self._answered(spec, draft, field_.name, quick(ctx))
         else:
             return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
         return await self.reprompt(ctx, draft)
