@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import re
 import weakref
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from bot import validators
 from bot.channel import ChannelCaps
-from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
+from bot.events import (
+    GLOBAL_TOKEN,
+    Button,
+    Incoming,
+    Outcome,
+    Reply,
+    callback,
+    cleaned,
+    command_of,
+    parse_callback,
+)
 from bot.forms.engine import FormEngine, is_word
 from bot.forms.parking import ACTIVE_EQUIVALENT, Parking
 from bot.handlers import menu
@@ -23,34 +31,21 @@ from bot.i18n import t
 from bot.models import User
 from bot.router import Router, app_router, stale_reply
 from bot.services import Ctx, Services
-from bot.shaping import needs_numbering, resolve_choice, shape
+from bot.shaping import shape, shaped, typed_choice
 from bot.storage.conversations import Draft
 from bot.storage.db import is_busy
-from bot.storage.loose_media import LooseMedia
 from bot.storage.people import UserPrefs
-from bot.textutil import clean_text, normalize_input
+from bot.textutil import normalize_input
 from bot.vocab import reads_as_request
 
 log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
-MAX_TYPED_CHOICE = 100  # characters: longer text is an answer, never a choice's label
 # Meta of an open form while the "new request?" question is on screen: the request typed.
 HELD_REQUEST = "held_request"
 QUOTE_WIDTH = 20  # characters of a held request quoted back in the question
 K = TypeVar("K")
-
-
-def cleaned(ev: Incoming) -> Incoming:
-    """Typed text and profile names without control or bidi characters, whatever the
-    channel: everything stored, shown in a report or put in a file name comes from here.
-    Line breaks stay in typed text (log content); a display name is one line."""
-    text = clean_text(ev.text) if ev.text else ev.text
-    name = " ".join(clean_text(ev.display_name, multiline=False).split())
-    if text == ev.text and name == ev.display_name:
-        return ev
-    return dataclasses.replace(ev, text=text, display_name=name)
 
 
 def _lock_in(locks: weakref.WeakValueDictionary[K, asyncio.Lock], key: K) -> asyncio.Lock:
@@ -100,18 +95,20 @@ class Assistant:
                         await self._seen(ev, user_id)
                     if caps is None:
                         return await self._handle(ev)
-                    out = await self._handle(await self._typed_choice(ev))
-                    return await self._shaped(ev, out, caps)
+                    out = await self._handle(await typed_choice(self.services, ev))
+                    return await shaped(self.services, ev, out, caps,
+                                        lambda: self._text(ev, "button.choose_hint"))
             except Exception as exc:
                 log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
                 # Say what happened to this message: it was not applied (no false comfort).
                 key = "error.db_busy" if is_busy(exc) else "error.internal"
-                out = Outcome().add(t(await self._locale(ev), key))
+                out = Outcome().add(await self._text(ev, key))
                 return shape(out, caps)[0] if caps is not None else out
 
-    async def _locale(self, ev: Incoming) -> str:
+    async def _text(self, ev: Incoming, key: str) -> str:
+        """`key` in the sender's language (the default for a stranger)."""
         user = await self.services.people.by_identity(ev.channel, ev.external_id)
-        return (user.locale if user else None) or self.services.settings.locale
+        return t((user.locale if user else None) or self.services.settings.locale, key)
 
     async def _seen(self, ev: Incoming, user_id: int) -> None:
         key, now = (ev.channel, ev.external_id), self.services.clock.now()
@@ -120,33 +117,13 @@ class Assistant:
             self.services.people.seen(ev.channel, ev.external_id, now)
             self._last_seen[user_id] = (key, now)
 
-    async def _typed_choice(self, ev: Incoming) -> Incoming:
-        """A typed `7` or label answering numbered choices becomes that button's press, as if
-        the channel had shown buttons. Commands stay commands."""
-        text = ev.text
-        if (text is None or ev.callback is not None or ev.photo is not None
-                or len(text) > MAX_TYPED_CHOICE or text.lstrip().startswith("/")):
-            return ev
-        pending = await self.services.pending.get(ev.channel, ev.external_id)
-        data = resolve_choice(text, pending) if pending else None
-        return dataclasses.replace(ev, text=None, callback=data) if data else ev
-
-    async def _shaped(self, ev: Incoming, out: Outcome, caps: ChannelCaps) -> Outcome:
-        hint = t(await self._locale(ev), "button.choose_hint") if needs_numbering(out, caps) \
-            else ""
-        shaped, pending = shape(out, caps, choose_hint=hint)
-        # Replaced by every reply: a number typed later refers to what is on screen now.
-        await self.services.pending.replace(ev.channel, ev.external_id, pending,
-                                            self.services.clock.now())
-        return shaped
-
     async def user_for(self, ev: Incoming) -> User | None:
         return await self.services.people.by_identity(ev.channel, ev.external_id)
 
     # --- routing ---------------------------------------------------------------------
     async def _handle(self, ev: Incoming) -> Outcome:
         text = ev.text if ev.text is not None and not ev.edited else None
-        command, arg = _command(text) if text else (None, "")
+        command, arg = command_of(text) if text else (None, "")
         if command == "start":
             return await self.start_handler.handle(ev, arg)
         user = await self.user_for(ev)
@@ -169,7 +146,7 @@ class Assistant:
 
     async def _dispatch(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
         """Route a message held while its form was parked, once the user has chosen."""
-        command, arg = _command(ev.text) if ev.text else (None, "")
+        command, arg = command_of(ev.text) if ev.text else (None, "")
         return await self._route(ctx, ev, draft, command, arg)
 
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
@@ -182,16 +159,15 @@ class Assistant:
             return await self._button(ctx, draft, ev.callback)
         if command is not None:
             return await self._command(ctx, draft, command, arg)
-        if ev.photo is not None:
-            if draft is not None:
-                return await self.engine.on_photo(ctx, draft, f"{ev.channel}:{ev.photo}",
-                                                  caption=ev.text)
-            return await self._keep_loose(ctx, photo=f"{ev.channel}:{ev.photo}",
-                                          caption=ev.text)
-        if ev.location is not None:
-            if draft is not None:
-                return await self.engine.on_location(ctx, draft, ev.location)
-            return await self._keep_loose(ctx, point=ev.location)
+        photo = f"{ev.channel}:{ev.photo}" if ev.photo is not None else None
+        if draft is not None and photo is not None:
+            return await self.engine.on_photo(ctx, draft, photo, caption=ev.text)
+        if draft is not None and ev.location is not None:
+            return await self.engine.on_location(ctx, draft, ev.location)
+        if (photo is not None or ev.location is not None) and self.router.loose_media:
+            return await self.router.loose_media(ctx, photo, ev.text, ev.location)
+        if photo is not None or ev.location is not None:
+            return Outcome().add(ctx.t("media.not_kept"), menu_buttons(ctx.locale))
         if ev.text is None:
             if draft is not None:
                 return await self.engine.reprompt(ctx, draft, ctx.t("media.unsupported"))
@@ -222,24 +198,6 @@ class Assistant:
             if await reads(ctx, text):
                 return True
         return False
-
-    async def _keep_loose(self, ctx: Ctx, photo: str | None = None, caption: str | None = None,
-                          point: tuple[float, float] | None = None) -> Outcome:
-        """A photo or location with no form open: kept for the next work log a few minutes,
-        not thrown away (the worklog form attaches it when it opens)."""
-        minutes = self.services.settings.loose_media_minutes
-        loose, window = LooseMedia(self.services.db), timedelta(minutes=minutes)
-        if photo is not None:
-            caption = caption.strip() if caption and caption.strip() else None
-            count = await loose.keep_photo(ctx.user.id, photo, caption, ctx.now, window)
-            return Outcome().add(ctx.t("media.loose_photo", count=count, minutes=minutes),
-                                 menu_buttons(ctx.locale))
-        assert point is not None
-        if not validators.coordinates(*point):
-            return Outcome().add(ctx.t("form.location_invalid"), menu_buttons(ctx.locale))
-        await loose.keep_location(ctx.user.id, point, ctx.now, window)
-        return Outcome().add(ctx.t("media.loose_location", minutes=minutes),
-                             menu_buttons(ctx.locale))
 
     async def _free_text(self, ctx: Ctx, text: str) -> Outcome:
         for intent_fn in self.router.intents:  # in the composition root's order
@@ -373,14 +331,3 @@ class Assistant:
             return stale_reply(ctx)
         return await handler(self, ctx, draft, arg)
 
-
-def _command(text: str) -> tuple[str | None, str]:
-    """'/start@taiqu_bot CODE' -> ('start', 'CODE'); plain text -> (None, '')."""
-    clean = text.strip()
-    if not clean.startswith("/") or len(clean) < 2:
-        return None, ""
-    head, _, rest = clean[1:].partition(" ")
-    name = head.split("@", 1)[0].lower()
-    if not name or not name.replace("_", "").isalnum():
-        return None, ""
-    return name, rest.strip()

@@ -40,6 +40,9 @@ OpenerFn = Callable[["Assistant", "Ctx", int], Awaitable[Outcome]]
 RequestFn = Callable[["Ctx", str], Awaitable[bool]]
 PushFn = Callable[[int, Reply], Awaitable[None]]
 PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
+# A photo (its reference and caption) or a location sent with no form open.
+LooseMediaFn = Callable[["Ctx", "str | None", "str | None", "tuple[float, float] | None"],
+                        Awaitable[Outcome]]
 
 
 def stale_reply(ctx: Ctx) -> Outcome:
@@ -171,6 +174,9 @@ class Router:
     legacy_actions: dict[str, str] = field(default_factory=dict)
     # The form a target that names no form and no record opens (an old 放弃并新建 button).
     default_form: str = ""
+    # Who keeps a photo or location sent with no form open (the work log, for its next
+    # entry); without one, the user is told it was not kept.
+    loose_media: LooseMediaFn | None = None
 
     def action(self, action: str) -> str:
         """This feature's name for one of its button actions."""
@@ -194,6 +200,7 @@ class Router:
         self.report_sections += other.report_sections
         self.help_lines += other.help_lines
         self.default_form = self.default_form or other.default_form
+        self.loose_media = self.loose_media or other.loose_media
         return self
 
     def button_handler(self, action: str) -> HandlerFn | None:
@@ -244,6 +251,10 @@ class Router:
 
     def report_section(self, fn: ReportSectionFn) -> ReportSectionFn:
         self.report_sections.append(fn)
+        return fn
+
+    def keeps_loose_media(self, fn: LooseMediaFn) -> LooseMediaFn:
+        self.loose_media = fn
         return fn
 
     def every_scan(self, fn: PeriodicFn) -> PeriodicFn:

@@ -223,3 +223,21 @@ async def test_work_then_record_is_a_log_by_the_roots_order(zhang: Chat) -> None
     await zhang.press("确定放弃")
     await zhang.say("抢修 3号台区 变压器冒烟")  # the repair's own sentence still opens one
     assert "新报修登记" in zhang.text
+
+
+async def test_loose_photos_are_kept_by_the_work_log_not_the_core(services: Services) -> None:
+    """A photo with no form open is the work log's to keep (for its next entry), through its
+    router: an assistant without the work log keeps nothing out of sight and says so."""
+    root = Router()
+    for feature in FEATURES:
+        if feature.router.name != "worklog":
+            root.include_router(feature.router)
+    zhang = await chat_with(services, root)
+    await zhang.photo("p1")
+    assert "没有保存" in zhang.text
+    await zhang.location(31.8, 117.2)
+    assert "没有保存" in zhang.text
+    assert await services.db.fetchone("SELECT 1 FROM loose_media") is None
+    full = Chat(Assistant(services, router=build_router()), "test", "张三")
+    await full.photo("p2")
+    assert "照片先替你留着（已留 1 张" in full.text
