@@ -181,3 +181,41 @@ async def test_a_long_choice_list_is_paged(services: Services) -> None:
     await zhang.press("上一步")
     await zhang.say("15号台区")  # typed: matched whatever page is on screen
     assert "什么时候做的" in zhang.text
+
+
+async def test_no_field_name_is_special_to_the_engine(services: Services) -> None:
+    """Photos go to the form's PHOTOS field whatever its name, their captions where that
+    field says (`notes`), not under a name the engine knows."""
+    from bot.events import Incoming
+    from bot.forms import kinds
+
+    saved: list[dict[str, Any]] = []
+    router = Router("pictured")
+
+    async def save(ctx: Ctx, values: dict[str, Any], token: str,
+                   meta: dict[str, Any]) -> Saved:
+        saved.append(dict(values))
+        return Saved("saved", [])
+
+    router.form(FormSpec(
+        name="pictured", title="form.worklog.title",
+        fields=(kinds.text("what", "field.content", "form.worklog.content"),
+                kinds.photos("pics", "field.photos", "form.worklog.photos", notes="captions")),
+        save=save, quick={}))
+
+    @router.command("pictured")
+    async def open_it(app: Any, ctx: Ctx, draft: Any, arg: str) -> Outcome:
+        return await app.open_form(ctx, draft, "pictured")
+
+    root = Router()
+    for r in [router, *(f.router for f in FEATURES)]:
+        root.include_router(r)
+    zhang = await chat_with(services, root)
+    await zhang.say("/pictured")
+    await zhang.say("更换表箱")
+    zhang.last = await zhang.assistant.handle(
+        Incoming("test", "张三", photo="p1", text="换下来的旧表箱"))
+    await zhang.press("完成")
+    await zhang.press("保存")
+    assert saved == [{"what": "更换表箱", "pics": ["test:p1"],
+                      "captions": {"test:p1": "换下来的旧表箱"}}]

@@ -45,7 +45,7 @@ class FormView:
 
 NO_FORM = FormView()  # a parser called outside a form (e.g. a sentence read before one opens)
 EMPTY: tuple[Any, ...] = (None, [], "")  # an unanswered value, whatever the field's kind
-PHOTO_NOTES = "photo_notes"  # a photo's caption, kept beside the PHOTOS field's value
+PHOTO_NOTES = "photo_notes"  # where the work log keeps its photos' captions (`Field.notes`)
 
 @dataclass(frozen=True)
 class Filled:
@@ -83,6 +83,9 @@ class Field:
     # field from an earlier answer (户名 from the register once 户号 is known).
     fills: FillFn | None = None
     when: WhenFn | None = None  # asked only while this holds over the answers so far
+    # PHOTOS: the value (photo -> caption) where a photo's caption is kept, unless it answers
+    # a free-text step; without one a caption is not kept apart.
+    notes: str | None = None
 
     def applies(self, values: Mapping[str, Any]) -> bool:
         """Whether this step is part of the form, given the answers so far."""
