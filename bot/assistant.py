@@ -13,17 +13,16 @@ from typing import Any, TypeVar
 from bot.channel import ChannelCaps
 from bot.events import (
     GLOBAL_TOKEN,
-    Button,
     Incoming,
     Outcome,
     Reply,
-    callback,
     cleaned,
     command_of,
     parse_callback,
 )
 from bot.forms.engine import FormEngine, is_word
 from bot.forms.parking import ACTIVE_EQUIVALENT, Parking
+from bot.forms.switching import SWITCH_ACTIONS, Switching
 from bot.handlers import menu
 from bot.handlers.menu import COMMANDS, menu_buttons
 from bot.handlers.start import StartHandler
@@ -42,9 +41,6 @@ log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
-# Meta of an open form while the "new request?" question is on screen: the request typed.
-HELD_REQUEST = "held_request"
-QUOTE_WIDTH = 20  # characters of a held request quoted back in the question
 K = TypeVar("K")
 
 
@@ -63,6 +59,8 @@ class Assistant:
         self.router = Router().include_router(menu.router).include_router(router or app_router())
         self.engine = FormEngine(self.router.forms)
         self.parking = Parking(self.engine, self._dispatch)
+        self.switching = Switching(self.engine, lambda ctx, target: self._start_form(
+            ctx, None, target), self._free_text)
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -185,7 +183,7 @@ class Assistant:
             return Outcome().add(ctx.t("form.empty_text"), menu_buttons(ctx.locale))
         if draft is not None:
             if await self._is_new_request(ctx, text):
-                return await self._switch_question(ctx, draft, held=text)
+                return await self.switching.ask(ctx, draft, held=text)
             return await self.engine.on_text(ctx, draft, text)
         return await self._free_text(ctx, text)
 
@@ -216,15 +214,13 @@ class Assistant:
 
     async def with_form_reminder(self, ctx: Ctx, draft: Draft | None, out: Outcome) -> Outcome:
         """Append the open form's question after a side answer, so the form is not lost."""
-        if draft is not None:
-            out.replies += (await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
-        return out
+        return await self.engine.with_reminder(ctx, draft, out)
 
     async def _start_form(self, ctx: Ctx, draft: Draft | None, target: str) -> Outcome:
         """Open a form unless another is open. `target`: a form name, or a feature's opener
         prefix with a record id (e12: edit log entry 12)."""
         if draft is not None:
-            return await self._switch_question(ctx, draft, target=target)
+            return await self.switching.ask(ctx, draft, target=target)
         if target in self.engine.forms:
             return await self.engine.start(ctx, target)
         m = re.fullmatch(r"([a-z]+)(\d+)", target)
@@ -234,53 +230,6 @@ class Assistant:
         if opener is None:
             return stale_reply(ctx)
         return await opener(self, ctx, int(m.group(2)))
-
-    async def _switch_question(self, ctx: Ctx, draft: Draft, target: str = "",
-                               held: str | None = None) -> Outcome:
-        """Something new asked while a form is open: continue it, set it aside for the new
-        thing, or discard it. `target` is a form to open (see _start_form); `held` a typed
-        request, kept in the form until answered (too long for button data)."""
-        form = await self.engine.describe(ctx, draft)
-        if held is None:
-            text = ctx.t("form.conflict", form=form)
-        else:
-            draft.state.meta[HELD_REQUEST] = held
-            await self.engine.touch(ctx, draft)
-            quote = held if len(held) <= QUOTE_WIDTH else held[:QUOTE_WIDTH - 1] + "…"
-            text = ctx.t("form.switch", form=form, text=quote)
-        tok = draft.token
-        drop = "btn.discard_new" if held is None else "btn.park_drop"
-        return Outcome().add(text, [[
-            Button(ctx.t("btn.resume"), callback(tok, "resume")),
-            Button(ctx.t("btn.park_new"), callback(tok, "park_new", target)),
-            Button(ctx.t(drop), callback(tok, "discard_new", target))]])
-
-    async def _switch(self, ctx: Ctx, draft: Draft, action: str, target: str) -> Outcome:
-        """The question answered: do the new thing, the open form set aside or discarded."""
-        held = draft.state.meta.pop(HELD_REQUEST, None)
-        if not target and held is None:  # an old question, answered already
-            return await self.engine.reprompt(ctx, draft)
-        if action == "discard_new":
-            await self.services.conversations.delete(ctx.user.id)
-            out = await self._new_request(ctx, target, held)
-            out.replies.insert(0, Reply(ctx.t("form.discarded")))
-            return out
-        await self.engine.touch(ctx, draft)
-        out = await self._new_request(ctx, target, held)
-        new = await self.services.conversations.get(ctx.user.id)
-        if new is None or new.token == draft.token:  # a list or a search: the form just waits
-            return await self.with_form_reminder(ctx, draft, out)
-        self.engine.set_aside(new, draft)
-        await self.services.conversations.put(new)
-        out.replies.insert(0, Reply(ctx.t("form.set_aside", form=await self.engine.describe(
-            ctx, draft))))
-        return out
-
-    async def _new_request(self, ctx: Ctx, target: str, held: str | None) -> Outcome:
-        if target:
-            return await self._start_form(ctx, None, target)
-        assert held is not None
-        return await self._free_text(ctx, held)
 
     async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
         if command in self.router.commands:
@@ -318,8 +267,8 @@ class Assistant:
             return out
         if action in ACTIVE_EQUIVALENT:  # an old park question's button, form open again
             action = ACTIVE_EQUIVALENT[action]
-        if action in ("discard_new", "park_new"):
-            return await self._switch(ctx, draft, action, arg)
+        if action in SWITCH_ACTIONS:
+            return await self.switching.answer(ctx, draft, action, arg)
         return await self.engine.on_action(ctx, draft, action, arg)
 
     async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,

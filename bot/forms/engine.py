@@ -155,6 +155,12 @@ class FormEngine:
         draft.updated_at = ctx.now
         await ctx.services.conversations.put(draft)
 
+    async def with_reminder(self, ctx: Ctx, draft: Draft | None, out: Outcome) -> Outcome:
+        """Append the open form's question after a side answer, so the form is not lost."""
+        if draft is not None:
+            out.replies += (await self.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
+        return out
+
     async def touch(self, ctx: Ctx, draft: Draft) -> None:
         """Store the draft as used now (a parked form taken up again)."""
         await self._store(ctx, draft)
