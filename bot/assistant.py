@@ -150,42 +150,50 @@ class Assistant:
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
                      arg: str) -> Outcome:
         if ev.edited:  # an edit is not an answer: say so and how to change one instead
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, ctx.t("media.edit_in_form"))
-            return Outcome().add(ctx.t("media.edit_no_form"), menu_buttons(ctx.locale))
+            return await self._not_an_answer(ctx, draft, ctx.t("media.edit_in_form"),
+                                             ctx.t("media.edit_no_form"))
         if ev.callback is not None:
             return await self._button(ctx, draft, ev.callback)
         if command is not None:
             return await self._command(ctx, draft, command, arg)
-        photo = f"{ev.channel}:{ev.photo}" if ev.photo is not None else None
-        if draft is not None and photo is not None:
-            return await self.engine.on_photo(ctx, draft, photo, caption=ev.text)
-        if draft is not None and ev.location is not None:
-            return await self.engine.on_location(ctx, draft, ev.location)
-        if (photo is not None or ev.location is not None) and self.router.loose_media:
-            return await self.router.loose_media(ctx, photo, ev.text, ev.location)
-        if photo is not None or ev.location is not None:
-            return Outcome().add(ctx.t("media.not_kept"), menu_buttons(ctx.locale))
+        if ev.photo is not None or ev.location is not None:
+            return await self._media(ctx, ev, draft)
         if ev.text is None:
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, ctx.t("media.unsupported"))
-            return Outcome().add(ctx.t("media.unsupported"), menu_buttons(ctx.locale))
+            note = ctx.t("media.unsupported")
+            return await self._not_an_answer(ctx, draft, note, note)
         text = ev.text
         limit = self.services.settings.max_text_length
         if len(text) > limit:
             note = ctx.t("form.too_long", length=len(text), limit=limit)
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, "⚠️ " + note)
-            return Outcome().add(note)
+            return await self._not_an_answer(ctx, draft, "⚠️ " + note, note, menu=False)
         if not text.strip():
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, "⚠️ " + ctx.t("form.empty_text"))
-            return Outcome().add(ctx.t("form.empty_text"), menu_buttons(ctx.locale))
+            note = ctx.t("form.empty_text")
+            return await self._not_an_answer(ctx, draft, "⚠️ " + note, note)
         if draft is not None:
             if await self._is_new_request(ctx, text):
                 return await self.switching.ask(ctx, draft, held=text)
             return await self.engine.on_text(ctx, draft, text)
         return await self._free_text(ctx, text)
+
+    async def _not_an_answer(self, ctx: Ctx, draft: Draft | None, in_form: str, no_form: str,
+                             menu: bool = True) -> Outcome:
+        """A message that answers nothing: said above the open form's question, else alone
+        (with the menu)."""
+        if draft is not None:
+            return await self.engine.reprompt(ctx, draft, in_form)
+        return Outcome().add(no_form, menu_buttons(ctx.locale) if menu else None)
+
+    async def _media(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
+        """A photo or location: the open form's, else the feature that keeps loose ones'."""
+        photo = f"{ev.channel}:{ev.photo}" if ev.photo is not None else None
+        if draft is not None:
+            if photo is not None:
+                return await self.engine.on_photo(ctx, draft, photo, caption=ev.text)
+            assert ev.location is not None
+            return await self.engine.on_location(ctx, draft, ev.location)
+        if self.router.loose_media is not None:
+            return await self.router.loose_media(ctx, photo, ev.text, ev.location)
+        return Outcome().add(ctx.t("media.not_kept"), menu_buttons(ctx.locale))
 
     async def _is_new_request(self, ctx: Ctx, text: str) -> bool:
         """Typed text inside a form that as a whole is a request the free-text readers know
