@@ -13,7 +13,7 @@ from typing import Any
 
 from bot import validators
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager
-from bot.forms.fields import EMPTY, Field, FormView, Invalid, Kind
+from bot.forms.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
@@ -558,8 +558,9 @@ class FormEngine:
                 out.replies[0].text = (ctx.t("form.photo_kept", count=len(photos)) + "\n"
                                        + out.replies[0].text)
                 return out
-            if target.notes:
-                st.values.setdefault(target.notes, {})[ref] = caption.strip()
+            # A PHOTOS field declared before `notes` existed keeps them where it always did.
+            notes = target.notes or PHOTO_NOTES
+            st.values.setdefault(notes, {})[ref] = caption.strip()
         if st.step == target.name:
             await self._store(ctx, draft)
             tok = draft.token

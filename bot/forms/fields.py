@@ -84,7 +84,7 @@ class Field:
     fills: FillFn | None = None
     when: WhenFn | None = None  # asked only while this holds over the answers so far
     # PHOTOS: the value (photo -> caption) where a photo's caption is kept, unless it answers
-    # a free-text step; without one a caption is not kept apart.
+    # a free-text step (undeclared: PHOTO_NOTES, as before `notes` existed).
     notes: str | None = None
 
     def applies(self, values: Mapping[str, Any]) -> bool:
