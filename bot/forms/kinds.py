@@ -1,10 +1,10 @@
 """Field kinds with their behaviour: how an answer is read, checked and shown, written once.
 
-A form declares `kinds.phone("phone", "field.phone", "form.x.phone")` rather than writing a
-phone parser again: text with the length limit, a moment (现在 as a quick answer, not in the
-future), a choice (paged by the engine when long), photos, a location, money, a 户号, a phone.
-Each constructor returns a plain `Field`; any `Field` argument (required, hint, show, fills,
-when …) may be given to change or add to the kind's behaviour."""
+A form declares `kinds.phone("phone", "field.phone", "form.customer.phone")` instead of
+writing a phone parser again: text with the length limit, a moment (现在 as a quick answer,
+not in the future), a choice (paged by the engine when long), photos, a location, money, a
+户号, a phone. Each constructor returns a plain `Field`; any `Field` argument (required, hint,
+show, fills, when …) may be given to change or add to the kind's behaviour."""
 
 from __future__ import annotations
 
