@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import re
 import weakref
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from bot import validators
 from bot.channel import ChannelCaps
-from bot.events import GLOBAL_TOKEN, Button, Incoming, Outcome, Reply, callback, parse_callback
+from bot.events import (
+    GLOBAL_TOKEN,
+    Incoming,
+    Outcome,
+    Reply,
+    cleaned,
+    command_of,
+    parse_callback,
+)
 from bot.forms.engine import FormEngine, is_word
 from bot.forms.parking import ACTIVE_EQUIVALENT, Parking
+from bot.forms.switching import SWITCH_ACTIONS, Switching
 from bot.handlers import menu
 from bot.handlers.menu import COMMANDS, menu_buttons
 from bot.handlers.start import StartHandler
@@ -23,34 +30,18 @@ from bot.i18n import t
 from bot.models import User
 from bot.router import Router, app_router, stale_reply
 from bot.services import Ctx, Services
-from bot.shaping import needs_numbering, resolve_choice, shape
+from bot.shaping import shape, shaped, typed_choice
 from bot.storage.conversations import Draft
 from bot.storage.db import is_busy
-from bot.storage.loose_media import LooseMedia
 from bot.storage.people import UserPrefs
-from bot.textutil import clean_text, normalize_input
+from bot.textutil import normalize_input
 from bot.vocab import reads_as_request
 
 log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
-MAX_TYPED_CHOICE = 100  # characters: longer text is an answer, never a choice's label
-# Meta of an open form while the "new request?" question is on screen: the request typed.
-HELD_REQUEST = "held_request"
-QUOTE_WIDTH = 20  # characters of a held request quoted back in the question
 K = TypeVar("K")
-
-
-def cleaned(ev: Incoming) -> Incoming:
-    """Typed text and profile names without control or bidi characters, whatever the
-    channel: everything stored, shown in a report or put in a file name comes from here.
-    Line breaks stay in typed text (log content); a display name is one line."""
-    text = clean_text(ev.text) if ev.text else ev.text
-    name = " ".join(clean_text(ev.display_name, multiline=False).split())
-    if text == ev.text and name == ev.display_name:
-        return ev
-    return dataclasses.replace(ev, text=text, display_name=name)
 
 
 def _lock_in(locks: weakref.WeakValueDictionary[K, asyncio.Lock], key: K) -> asyncio.Lock:
@@ -68,6 +59,8 @@ class Assistant:
         self.router = Router().include_router(menu.router).include_router(router or app_router())
         self.engine = FormEngine(self.router.forms)
         self.parking = Parking(self.engine, self._dispatch)
+        self.switching = Switching(self.engine, lambda ctx, target: self._start_form(
+            ctx, None, target), self._free_text)
         self.start_handler = StartHandler(services)
         # One lock per chat identity: a user's updates run in arrival order, users in parallel.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -100,18 +93,20 @@ class Assistant:
                         await self._seen(ev, user_id)
                     if caps is None:
                         return await self._handle(ev)
-                    out = await self._handle(await self._typed_choice(ev))
-                    return await self._shaped(ev, out, caps)
+                    out = await self._handle(await typed_choice(self.services, ev))
+                    return await shaped(self.services, ev, out, caps,
+                                        lambda: self._text(ev, "button.choose_hint"))
             except Exception as exc:
                 log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
                 # Say what happened to this message: it was not applied (no false comfort).
                 key = "error.db_busy" if is_busy(exc) else "error.internal"
-                out = Outcome().add(t(await self._locale(ev), key))
+                out = Outcome().add(await self._text(ev, key))
                 return shape(out, caps)[0] if caps is not None else out
 
-    async def _locale(self, ev: Incoming) -> str:
+    async def _text(self, ev: Incoming, key: str) -> str:
+        """`key` in the sender's language (the default for a stranger)."""
         user = await self.services.people.by_identity(ev.channel, ev.external_id)
-        return (user.locale if user else None) or self.services.settings.locale
+        return t((user.locale if user else None) or self.services.settings.locale, key)
 
     async def _seen(self, ev: Incoming, user_id: int) -> None:
         key, now = (ev.channel, ev.external_id), self.services.clock.now()
@@ -120,33 +115,13 @@ class Assistant:
             self.services.people.seen(ev.channel, ev.external_id, now)
             self._last_seen[user_id] = (key, now)
 
-    async def _typed_choice(self, ev: Incoming) -> Incoming:
-        """A typed `7` or label answering numbered choices becomes that button's press, as if
-        the channel had shown buttons. Commands stay commands."""
-        text = ev.text
-        if (text is None or ev.callback is not None or ev.photo is not None
-                or len(text) > MAX_TYPED_CHOICE or text.lstrip().startswith("/")):
-            return ev
-        pending = await self.services.pending.get(ev.channel, ev.external_id)
-        data = resolve_choice(text, pending) if pending else None
-        return dataclasses.replace(ev, text=None, callback=data) if data else ev
-
-    async def _shaped(self, ev: Incoming, out: Outcome, caps: ChannelCaps) -> Outcome:
-        hint = t(await self._locale(ev), "button.choose_hint") if needs_numbering(out, caps) \
-            else ""
-        shaped, pending = shape(out, caps, choose_hint=hint)
-        # Replaced by every reply: a number typed later refers to what is on screen now.
-        await self.services.pending.replace(ev.channel, ev.external_id, pending,
-                                            self.services.clock.now())
-        return shaped
-
     async def user_for(self, ev: Incoming) -> User | None:
         return await self.services.people.by_identity(ev.channel, ev.external_id)
 
     # --- routing ---------------------------------------------------------------------
     async def _handle(self, ev: Incoming) -> Outcome:
         text = ev.text if ev.text is not None and not ev.edited else None
-        command, arg = _command(text) if text else (None, "")
+        command, arg = command_of(text) if text else (None, "")
         if command == "start":
             return await self.start_handler.handle(ev, arg)
         user = await self.user_for(ev)
@@ -169,49 +144,56 @@ class Assistant:
 
     async def _dispatch(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
         """Route a message held while its form was parked, once the user has chosen."""
-        command, arg = _command(ev.text) if ev.text else (None, "")
+        command, arg = command_of(ev.text) if ev.text else (None, "")
         return await self._route(ctx, ev, draft, command, arg)
 
     async def _route(self, ctx: Ctx, ev: Incoming, draft: Draft | None, command: str | None,
                      arg: str) -> Outcome:
         if ev.edited:  # an edit is not an answer: say so and how to change one instead
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, ctx.t("media.edit_in_form"))
-            return Outcome().add(ctx.t("media.edit_no_form"), menu_buttons(ctx.locale))
+            return await self._not_an_answer(ctx, draft, ctx.t("media.edit_in_form"),
+                                             ctx.t("media.edit_no_form"))
         if ev.callback is not None:
             return await self._button(ctx, draft, ev.callback)
         if command is not None:
             return await self._command(ctx, draft, command, arg)
-        if ev.photo is not None:
-            if draft is not None:
-                return await self.engine.on_photo(ctx, draft, f"{ev.channel}:{ev.photo}",
-                                                  caption=ev.text)
-            return await self._keep_loose(ctx, photo=f"{ev.channel}:{ev.photo}",
-                                          caption=ev.text)
-        if ev.location is not None:
-            if draft is not None:
-                return await self.engine.on_location(ctx, draft, ev.location)
-            return await self._keep_loose(ctx, point=ev.location)
+        if ev.photo is not None or ev.location is not None:
+            return await self._media(ctx, ev, draft)
         if ev.text is None:
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, ctx.t("media.unsupported"))
-            return Outcome().add(ctx.t("media.unsupported"), menu_buttons(ctx.locale))
+            note = ctx.t("media.unsupported")
+            return await self._not_an_answer(ctx, draft, note, note)
         text = ev.text
         limit = self.services.settings.max_text_length
         if len(text) > limit:
             note = ctx.t("form.too_long", length=len(text), limit=limit)
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, "⚠️ " + note)
-            return Outcome().add(note)
+            return await self._not_an_answer(ctx, draft, "⚠️ " + note, note, menu=False)
         if not text.strip():
-            if draft is not None:
-                return await self.engine.reprompt(ctx, draft, "⚠️ " + ctx.t("form.empty_text"))
-            return Outcome().add(ctx.t("form.empty_text"), menu_buttons(ctx.locale))
+            note = ctx.t("form.empty_text")
+            return await self._not_an_answer(ctx, draft, "⚠️ " + note, note)
         if draft is not None:
             if await self._is_new_request(ctx, text):
-                return await self._switch_question(ctx, draft, held=text)
+                return await self.switching.ask(ctx, draft, held=text)
             return await self.engine.on_text(ctx, draft, text)
         return await self._free_text(ctx, text)
+
+    async def _not_an_answer(self, ctx: Ctx, draft: Draft | None, in_form: str, no_form: str,
+                             menu: bool = True) -> Outcome:
+        """A message that answers nothing: said above the open form's question, else alone
+        (with the menu)."""
+        if draft is not None:
+            return await self.engine.reprompt(ctx, draft, in_form)
+        return Outcome().add(no_form, menu_buttons(ctx.locale) if menu else None)
+
+    async def _media(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
+        """A photo or location: the open form's, else the feature that keeps loose ones'."""
+        photo = f"{ev.channel}:{ev.photo}" if ev.photo is not None else None
+        if draft is not None:
+            if photo is not None:
+                return await self.engine.on_photo(ctx, draft, photo, caption=ev.text)
+            assert ev.location is not None
+            return await self.engine.on_location(ctx, draft, ev.location)
+        if self.router.loose_media is not None:
+            return await self.router.loose_media(ctx, photo, ev.text, ev.location)
+        return Outcome().add(ctx.t("media.not_kept"), menu_buttons(ctx.locale))
 
     async def _is_new_request(self, ctx: Ctx, text: str) -> bool:
         """Typed text inside a form that as a whole is a request the free-text readers know
@@ -222,24 +204,6 @@ class Assistant:
             if await reads(ctx, text):
                 return True
         return False
-
-    async def _keep_loose(self, ctx: Ctx, photo: str | None = None, caption: str | None = None,
-                          point: tuple[float, float] | None = None) -> Outcome:
-        """A photo or location with no form open: kept for the next work log a few minutes,
-        not thrown away (the worklog form attaches it when it opens)."""
-        minutes = self.services.settings.loose_media_minutes
-        loose, window = LooseMedia(self.services.db), timedelta(minutes=minutes)
-        if photo is not None:
-            caption = caption.strip() if caption and caption.strip() else None
-            count = await loose.keep_photo(ctx.user.id, photo, caption, ctx.now, window)
-            return Outcome().add(ctx.t("media.loose_photo", count=count, minutes=minutes),
-                                 menu_buttons(ctx.locale))
-        assert point is not None
-        if not validators.coordinates(*point):
-            return Outcome().add(ctx.t("form.location_invalid"), menu_buttons(ctx.locale))
-        await loose.keep_location(ctx.user.id, point, ctx.now, window)
-        return Outcome().add(ctx.t("media.loose_location", minutes=minutes),
-                             menu_buttons(ctx.locale))
 
     async def _free_text(self, ctx: Ctx, text: str) -> Outcome:
         for intent_fn in self.router.intents:  # in the composition root's order
@@ -258,15 +222,13 @@ class Assistant:
 
     async def with_form_reminder(self, ctx: Ctx, draft: Draft | None, out: Outcome) -> Outcome:
         """Append the open form's question after a side answer, so the form is not lost."""
-        if draft is not None:
-            out.replies += (await self.engine.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
-        return out
+        return await self.engine.with_reminder(ctx, draft, out)
 
     async def _start_form(self, ctx: Ctx, draft: Draft | None, target: str) -> Outcome:
         """Open a form unless another is open. `target`: a form name, or a feature's opener
         prefix with a record id (e12: edit log entry 12)."""
         if draft is not None:
-            return await self._switch_question(ctx, draft, target=target)
+            return await self.switching.ask(ctx, draft, target=target)
         if target in self.engine.forms:
             return await self.engine.start(ctx, target)
         m = re.fullmatch(r"([a-z]+)(\d+)", target)
@@ -276,53 +238,6 @@ class Assistant:
         if opener is None:
             return stale_reply(ctx)
         return await opener(self, ctx, int(m.group(2)))
-
-    async def _switch_question(self, ctx: Ctx, draft: Draft, target: str = "",
-                               held: str | None = None) -> Outcome:
-        """Something new asked while a form is open: continue it, set it aside for the new
-        thing, or discard it. `target` is a form to open (see _start_form); `held` a typed
-        request, kept in the form until answered (too long for button data)."""
-        form = await self.engine.describe(ctx, draft)
-        if held is None:
-            text = ctx.t("form.conflict", form=form)
-        else:
-            draft.state.meta[HELD_REQUEST] = held
-            await self.engine.touch(ctx, draft)
-            quote = held if len(held) <= QUOTE_WIDTH else held[:QUOTE_WIDTH - 1] + "…"
-            text = ctx.t("form.switch", form=form, text=quote)
-        tok = draft.token
-        drop = "btn.discard_new" if held is None else "btn.park_drop"
-        return Outcome().add(text, [[
-            Button(ctx.t("btn.resume"), callback(tok, "resume")),
-            Button(ctx.t("btn.park_new"), callback(tok, "park_new", target)),
-            Button(ctx.t(drop), callback(tok, "discard_new", target))]])
-
-    async def _switch(self, ctx: Ctx, draft: Draft, action: str, target: str) -> Outcome:
-        """The question answered: do the new thing, the open form set aside or discarded."""
-        held = draft.state.meta.pop(HELD_REQUEST, None)
-        if not target and held is None:  # an old question, answered already
-            return await self.engine.reprompt(ctx, draft)
-        if action == "discard_new":
-            await self.services.conversations.delete(ctx.user.id)
-            out = await self._new_request(ctx, target, held)
-            out.replies.insert(0, Reply(ctx.t("form.discarded")))
-            return out
-        await self.engine.touch(ctx, draft)
-        out = await self._new_request(ctx, target, held)
-        new = await self.services.conversations.get(ctx.user.id)
-        if new is None or new.token == draft.token:  # a list or a search: the form just waits
-            return await self.with_form_reminder(ctx, draft, out)
-        self.engine.set_aside(new, draft)
-        await self.services.conversations.put(new)
-        out.replies.insert(0, Reply(ctx.t("form.set_aside", form=await self.engine.describe(
-            ctx, draft))))
-        return out
-
-    async def _new_request(self, ctx: Ctx, target: str, held: str | None) -> Outcome:
-        if target:
-            return await self._start_form(ctx, None, target)
-        assert held is not None
-        return await self._free_text(ctx, held)
 
     async def _command(self, ctx: Ctx, draft: Draft | None, command: str, arg: str) -> Outcome:
         if command in self.router.commands:
@@ -360,8 +275,8 @@ class Assistant:
             return out
         if action in ACTIVE_EQUIVALENT:  # an old park question's button, form open again
             action = ACTIVE_EQUIVALENT[action]
-        if action in ("discard_new", "park_new"):
-            return await self._switch(ctx, draft, action, arg)
+        if action in SWITCH_ACTIONS:
+            return await self.switching.answer(ctx, draft, action, arg)
         return await self.engine.on_action(ctx, draft, action, arg)
 
     async def _global_button(self, ctx: Ctx, draft: Draft | None, action: str,
@@ -373,14 +288,3 @@ class Assistant:
             return stale_reply(ctx)
         return await handler(self, ctx, draft, arg)
 
-
-def _command(text: str) -> tuple[str | None, str]:
-    """'/start@taiqu_bot CODE' -> ('start', 'CODE'); plain text -> (None, '')."""
-    clean = text.strip()
-    if not clean.startswith("/") or len(clean) < 2:
-        return None, ""
-    head, _, rest = clean[1:].partition(" ")
-    name = head.split("@", 1)[0].lower()
-    if not name or not name.replace("_", "").isalnum():
-        return None, ""
-    return name, rest.strip()

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     invite_global_failures_per_minute: int = Field(default=30, ge=1, le=100_000)
     invite_lockout_minutes: int = Field(default=10, ge=1, le=24 * 60)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
+    # Choice buttons a form step shows at once; a longer list (a lead's every 台区) is paged.
+    form_choice_page: int = Field(default=12, ge=3, le=60)
     account_no_min_digits: int = Field(default=10, ge=1, le=32)
     # Full phone numbers one person may reveal per window; beyond it, refused and lead told.
     reveal_limit: int = Field(default=20, ge=1, le=100_000)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from bot.textutil import clean_text
 
 CALLBACK_SEP = "|"
 GLOBAL_TOKEN = "-"  # buttons that belong to no form (menus, lists)
@@ -68,3 +71,39 @@ def parse_callback(data: str) -> tuple[str, str, str] | None:
     if len(parts) != 3:
         return None
     return parts[0], parts[1], parts[2]
+
+
+def pager(ctx_t: Callable[[str], str], action: str, offset: int, page: int,
+          total: int, token: str = GLOBAL_TOKEN) -> list[Button]:
+    """◀️ / ▶️ buttons for a paged list (empty when it fits on one page): a menu's list, or
+    (with the form's token) a form step's long list of choices."""
+    nav = []
+    if offset > 0:
+        nav.append(Button(ctx_t("btn.prev_page"), callback(token, action,
+                                                           max(0, offset - page))))
+    if offset + page < total:
+        nav.append(Button(ctx_t("btn.next_page"), callback(token, action, offset + page)))
+    return nav
+
+
+def cleaned(ev: Incoming) -> Incoming:
+    """Typed text and profile names without control or bidi characters, whatever the
+    channel: everything stored, shown in a report or put in a file name comes from here.
+    Line breaks stay in typed text (log content); a display name is one line."""
+    text = clean_text(ev.text) if ev.text else ev.text
+    name = " ".join(clean_text(ev.display_name, multiline=False).split())
+    if text == ev.text and name == ev.display_name:
+        return ev
+    return replace(ev, text=text, display_name=name)
+
+
+def command_of(text: str) -> tuple[str | None, str]:
+    """'/start@taiqu_bot CODE' -> ('start', 'CODE'); plain text -> (None, '')."""
+    clean = text.strip()
+    if not clean.startswith("/") or len(clean) < 2:
+        return None, ""
+    head, _, rest = clean[1:].partition(" ")
+    name = head.split("@", 1)[0].lower()
+    if not name or not name.replace("_", "").isalnum():
+        return None, ""
+    return name, rest.strip()

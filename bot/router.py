@@ -43,6 +43,9 @@ PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
 # (ctx, record id) -> buttons a feature adds under another feature's saved record (e.g. 转为隐患
 # under a work log): the card's owner names its card, the adding feature stays unknown to it.
 CardButtonsFn = Callable[["Ctx", int], Awaitable[list[Button]]]
+# A photo (its reference and caption) or a location sent with no form open.
+LooseMediaFn = Callable[["Ctx", "str | None", "str | None", "tuple[float, float] | None"],
+                        Awaitable[Outcome]]
 
 
 def stale_reply(ctx: Ctx) -> Outcome:
@@ -179,6 +182,9 @@ class Router:
     legacy_actions: dict[str, str] = field(default_factory=dict)
     # The form a target that names no form and no record opens (an old 放弃并新建 button).
     default_form: str = ""
+    # Who keeps a photo or location sent with no form open (the work log, for its next
+    # entry); without one, the user is told it was not kept.
+    loose_media: LooseMediaFn | None = None
 
     def action(self, action: str) -> str:
         """This feature's name for one of its button actions."""
@@ -204,6 +210,7 @@ class Router:
         for card, fns in other.card_buttons.items():
             self.card_buttons.setdefault(card, []).extend(fns)
         self.default_form = self.default_form or other.default_form
+        self.loose_media = self.loose_media or other.loose_media
         return self
 
     def button_handler(self, action: str) -> HandlerFn | None:
@@ -254,6 +261,10 @@ class Router:
 
     def report_section(self, fn: ReportSectionFn) -> ReportSectionFn:
         self.report_sections.append(fn)
+        return fn
+
+    def keeps_loose_media(self, fn: LooseMediaFn) -> LooseMediaFn:
+        self.loose_media = fn
         return fn
 
     def every_scan(self, fn: PeriodicFn) -> PeriodicFn:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.channel import ChannelCaps
-from bot.events import Button, Outcome, Reply
+from bot.events import Button, Incoming, Outcome, Reply
 from bot.textutil import normalize_input
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 @dataclass(frozen=True)
@@ -170,3 +174,30 @@ def resolve_choice(text: str, choices: list[Choice]) -> str | None:
     if not key:
         return None
     return next((c.data for c in choices if label_key(c.label) == key), None)
+
+
+# --- the numbered choices a channel without buttons shows, typed back -------------------
+MAX_TYPED_CHOICE = 100  # characters: longer text is an answer, never a choice's label
+
+
+async def typed_choice(services: Services, ev: Incoming) -> Incoming:
+    """A typed `7` or label answering numbered choices becomes that button's press, as if
+    the channel had shown buttons. Commands stay commands."""
+    text = ev.text
+    if (text is None or ev.callback is not None or ev.photo is not None
+            or len(text) > MAX_TYPED_CHOICE or text.lstrip().startswith("/")):
+        return ev
+    pending = await services.pending.get(ev.channel, ev.external_id)
+    data = resolve_choice(text, pending) if pending else None
+    return replace(ev, text=None, callback=data) if data else ev
+
+
+async def shaped(services: Services, ev: Incoming, out: Outcome, caps: ChannelCaps,
+                 choose_hint: Callable[[], Awaitable[str]]) -> Outcome:
+    """`out` shaped for the channel; the numbered choices it shows are remembered, replaced
+    by every reply: a number typed later refers to what is on screen now. The hint under
+    numbered choices is looked up only when there are some."""
+    hint = await choose_hint() if needs_numbering(out, caps) else ""
+    result, pending = shape(out, caps, choose_hint=hint)
+    await services.pending.replace(ev.channel, ev.external_id, pending, services.clock.now())
+    return result

@@ -3,7 +3,8 @@
 The list's order is the free-text priority: a sentence goes to the first feature whose
 intent reads it. The specific sentence starters come first (待办, 登记欠费, 报修 …, 报表),
 the special-customer register next, and the work log last: it reads any sentence that
-names a work item or an area, so it must not take a sentence meant for another feature."""
+names a work item or an area, so it must not take a sentence meant for another feature.
+Only its `抢修记录 …` (the work, then 记录) goes before repairs, whose words it shares."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from bot.features.customers import handlers as customers
 from bot.features.notes import handlers as notes
 from bot.features.reports import handlers as reports
 from bot.features.tasks import handlers as tasks
+from bot.features.worklog import first as worklog_first
 from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
-FEATURES = (todo, arrears, complaints, meters, outages, repairs, hazards, reports, tasks,
-            notes, customers, worklog)
+FEATURES = (todo, arrears, complaints, meters, outages, worklog_first, repairs, hazards, reports,
+            tasks, notes, customers, worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.

@@ -10,9 +10,9 @@ Two exceptions the rules impose:
   agreement: the 7-day notice does not apply, so neither notice nor cut-off is offered or
   reminded; follow-ups still run until paid.
 
-户名 is optional-with-default: the engine has no hook to fill a later field from an earlier
-answer, so a skipped 户名 falls back to the register's name at save time (the 户号 line of the
-summary says so); a 户号 outside the register then needs a name, asked for at save.
+户名 is optional-with-default: the 户号 field declares that a 户号 on file fills it from the
+register (`fills`), so it is not asked; a 户号 outside the register then needs a name, asked
+for at save if it was skipped.
 """
 
 from __future__ import annotations
@@ -26,10 +26,17 @@ from typing import TYPE_CHECKING, Any
 from bot import validators
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import Button, Outcome, Reply
-from bot.features.customers.form import parse_account_no  # the one 户号 rule and message
-from bot.features.worklog.form import FUTURE_TOLERANCE, parse_text
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved, SaveFn
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
+from bot.forms.kinds import (
+    CN_DIGITS,
+    FUTURE_TOLERANCE,
+    parse_account_no,
+    parse_amount_text,
+    parse_text,
+)
+from bot.forms.kinds import money_text as money
 from bot.forms.matching import Choice
 from bot.models import Role, User
 from bot.records import runtime as rt
@@ -67,54 +74,6 @@ DEFAULT_FOLLOWUP = Rule(amount=3, unit="calendar_days")
 FOLLOWUP_AT = time(9, 0)  # day-based follow-ups land in the morning, not at registration time
 RESTORE_SOON = timedelta(hours=2)
 LAW_DAYS = 30  # 电力供应与使用条例 art. 39: cut-off only when more than 30 days overdue
-MAX_CENTS = 100_000_000 * 100  # 1 亿元: anything larger is a typo
-_CN_DIGITS = re.compile(r"[零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟]")
-_AMOUNT = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")
-
-
-# --- money ----------------------------------------------------------------------------
-def parse_amount_text(text: str) -> int:
-    """'500', '500.5', '￥500', '500元', '1,200.50', '1.2万', '三百五十块五', '一千二百五十元'
-    -> integer cents; raises Invalid."""
-    s = normalize_input(text).replace(" ", "").replace("，", ",").replace("．", ".")
-    s = re.sub(r"^(人民币|RMB|rmb|CNY|cny|￥|¥|\$)", "", s)
-    s = re.sub(r"(块钱|元整|圆整|元|圆|块)$", "", s)
-    if s.startswith(("-", "－", "负", "−")):
-        raise Invalid("arrears.amount.negative", text=text)
-    scale = 1
-    if s.endswith("万") and not _CN_DIGITS.search(s[:-1]):
-        s, scale = s[:-1], 10_000
-    if _CN_DIGITS.search(s) or re.search(r"\d[元块圆]\d", s):  # 三百五十块五, 3块5
-        yuan = validators.cn_money(s)
-        if yuan is None:
-            raise Invalid("arrears.amount.words", text=text)
-        s = f"{yuan:f}"
-    m = _AMOUNT.fullmatch(s)
-    if m is None:
-        raise Invalid("arrears.amount.invalid", text=text)
-    whole, frac = m.group(1).replace(",", ""), m.group(2) or ""
-    # Exact arithmetic in integers: 1.2万 -> 1200000 cents, never a float.
-    digits = int(whole + frac) * scale * 100
-    cents, rest = divmod(digits, 10 ** len(frac))
-    if rest:
-        raise Invalid("arrears.amount.decimals", text=text)
-    if cents == 0:
-        raise Invalid("arrears.amount.zero", text=text)
-    if cents > MAX_CENTS:
-        raise Invalid("arrears.amount.too_big", text=text)
-    return cents
-
-
-def money(cents: int) -> str:
-    return f"￥{cents // 100:,}.{cents % 100:02d}"
-
-
-async def parse_amount(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
-    return parse_amount_text(text)
-
-
-async def show_amount(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return money(int(value))
 
 
 # --- the registration form ------------------------------------------------------------
@@ -229,12 +188,12 @@ ARREARS = router.form(FormSpec(
     name="arrears",
     title="form.arrears.title",
     fields=(
-        Field("account_no", "field.account_no", "form.arrears.account_no", Kind.TEXT,
-              parse=parse_account_no, show=show_account, fills=fill_from_register),
-        Field("customer_name", "field.customer_name", "form.arrears.customer_name", Kind.TEXT,
-              required=False, parse=parse_name),
-        Field("amount", "field.arrears_amount", "form.arrears.amount", Kind.TEXT,
-              parse=parse_amount, show=show_amount, hint="form.arrears.amount.hint"),
+        kinds.account_no("account_no", "field.account_no", "form.arrears.account_no",
+                         show=show_account, fills=fill_from_register),
+        kinds.text("customer_name", "field.customer_name", "form.arrears.customer_name",
+                   required=False, parse=parse_name),
+        kinds.money("amount", "field.arrears_amount", "form.arrears.amount",
+                    hint="form.arrears.amount.hint"),
         Field("since", "field.arrears_since", "form.arrears.since", Kind.TIME,
               parse=parse_since, show=show_time, hint="form.arrears.since.hint"),
         Field("prepaid", "field.arrears_prepaid", "form.arrears.prepaid", Kind.CHOICE,
@@ -249,7 +208,7 @@ def _amountish(tok: str) -> bool:
     """A token meant as money: a plain number ('88.8' is money here, not a date), ￥/元, or
     Chinese numerals (then refused with a reason)."""
     return bool(re.search(r"[￥¥元块]", tok) or re.fullmatch(r"[-－]?[\d,，]+(\.\d*)?万?", tok)
-                or re.fullmatch(_CN_DIGITS.pattern + "+", tok))
+                or re.fullmatch(CN_DIGITS.pattern + "+", tok))
 
 
 async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -12,8 +12,8 @@ from typing import Any
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway
 from bot.deadlines import working_hours_before as before
 from bot.events import Outcome, Reply
-from bot.features.customers.form import parse_account_no, parse_phone
 from bot.features.worklog.form import area_choices, parse_text, resolve_area, show_area
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
@@ -148,17 +148,15 @@ COMPLAINT = router.form(FormSpec(
               required=False, parse=cb.parse_order_no),
         Field("kind", "field.complaint_kind", "form.complaint.kind", Kind.CHOICE,
               choices=kind_choices, show=show_kind),
-        Field("account_no", "field.account_no", "form.complaint.account_no", Kind.TEXT,
-              required=False, parse=parse_account_no, show=show_account,
-              fills=fill_from_register),
-        Field("customer_name", "field.customer_name", "form.complaint.customer_name",
-              Kind.TEXT, required=False, parse=parse_text),
-        Field("customer_phone", "field.phone", "form.complaint.customer_phone", Kind.TEXT,
-              required=False, parse=parse_phone),
+        kinds.account_no("account_no", "field.account_no", "form.complaint.account_no",
+                         required=False, show=show_account, fills=fill_from_register),
+        kinds.text("customer_name", "field.customer_name", "form.complaint.customer_name",
+                   required=False),
+        kinds.phone("customer_phone", "field.phone", "form.complaint.customer_phone",
+                    required=False),
         rt.time_field("accepted_at", "field.accepted_at", "form.complaint.accepted_at",
                       hint="form.worklog.time.hint"),
-        Field("content", "field.complaint_content", "form.complaint.content", Kind.TEXT,
-              parse=parse_text),
+        kinds.text("content", "field.complaint_content", "form.complaint.content"),
         # Offered on the summary, not asked: the sentence, the 户号's register entry or the
         # manager's only 台区 usually settle it.
         Field("area", "field.area", "form.complaint.area", Kind.CHOICE, required=False,
@@ -264,8 +262,7 @@ CONTACT = rt.action_form(
 REPLY = rt.action_form(
     "complaint_reply", save_reply,
     rt.time_field("replied_at", "field.replied_at", "form.complaint_reply.at"),
-    Field("result", "field.reply_result", "form.complaint_reply.result", Kind.TEXT,
-          parse=parse_text))
+    kinds.text("result", "field.reply_result", "form.complaint_reply.result"))
 
 
 # --- card -----------------------------------------------------------------------------

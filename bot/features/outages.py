@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from bot.deadlines import Rule, due_before
 from bot.events import Button, Outcome, Reply
 from bot.features.customers.reveal import reveal_number
-from bot.features.worklog.form import area_choices, parse_text
+from bot.features.worklog.form import area_choices
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved, did_you_mean
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice, match_choice
@@ -265,8 +266,7 @@ OUTAGE = router.form(FormSpec(
               parse=parse_future_ok, show=show_time, hint="form.outage.time.hint"),
         Field("end", "field.outage_end", "form.outage.end", Kind.TIME, parse=parse_end,
               show=show_time, hint="form.outage.end.hint"),
-        Field("reason", "field.outage_reason", "form.outage.reason", Kind.TEXT,
-              parse=parse_text),
+        kinds.text("reason", "field.outage_reason", "form.outage.reason"),
     ),
     save=save_outage,
     quick={},

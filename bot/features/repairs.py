@@ -13,16 +13,11 @@ from typing import Any
 
 from bot.deadlines import AreaKind, Rule, due_after
 from bot.events import Button, Outcome, Reply
-from bot.features.worklog.form import (
-    area_choices,
-    check_not_future,
-    parse_text,
-    resolve_area,
-    show_area,
-    show_location,
-)
+from bot.features.worklog.form import area_choices, resolve_area, show_area
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import Field, Invalid, Kind
+from bot.forms.kinds import check_not_future, parse_text, show_location
 from bot.records import callback as cb
 from bot.records import runtime as rt
 from bot.records.common import (
@@ -46,8 +41,9 @@ from bot.vocab import take_area
 router = Router("repairs")
 SUBJECT = "repair"
 AREA_KINDS: tuple[AreaKind, ...] = ("city", "rural", "remote")
-# Only a message that *starts* with the word opens a repair: `记录报修 3号台区` stays a work log.
-_INTENT = re.compile(r"^(故障报修|报修|抢修)(?!记录)\s*(.*)$")
+# Only a message that *starts* with the word opens a repair: `记录报修 3号台区` stays a work log
+# (and `抢修记录 …` is read by the work log's starter, listed before repairs in the root).
+_INTENT = re.compile(r"^(故障报修|报修|抢修)\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -150,8 +146,7 @@ REPAIR = router.form(FormSpec(
               show=show_area, fill_sole=True),
         rt.time_field("received_at", "field.repair_received_at", "form.repair.received_at",
                       hint="form.worklog.time.hint"),
-        Field("description", "field.repair_description", "form.repair.description", Kind.TEXT,
-              parse=parse_text),
+        kinds.text("description", "field.repair_description", "form.repair.description"),
         # Offered on the summary, not asked: a fault call often has no 95598 order.
         Field("order_no", "field.order_no", "form.repair.order_no", Kind.TEXT,
               required=False, parse=cb.parse_order_no),
@@ -229,9 +224,8 @@ async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
 ARRIVE = rt.action_form(
     "repair_arrive", save_arrival,
     rt.time_field("arrived_at", "field.repair_arrived_at", "form.repair_arrive.at"),
-    # Named "location": the engine files a shared location under that name.
-    Field("location", "field.location", "form.repair_arrive.location", Kind.LOCATION,
-          required=False, show=show_location))
+    kinds.location("location", "field.location", "form.repair_arrive.location",
+                   required=False))
 RESTORE = rt.action_form(
     "repair_restore", save_restored,
     rt.time_field("restored_at", "field.repair_restored_at", "form.repair_restore.at"))

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager
 from bot.forms.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
@@ -33,6 +34,7 @@ CANCEL_ASKED = "cancel_asked"
 # Meta of a form opened while another was set aside for it: the one to take up again once
 # this one is saved or cancelled (one draft per person; the set-aside one rides along).
 SET_ASIDE = "set_aside"
+CHOICE_PAGE = "choice_page"  # meta: {"step", "offset"} of a long choice list's page on screen
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Saved:
 # (ctx, values, form token, meta) -> Saved; meta carries e.g. the id of an entry being edited.
 SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
 QuickFn = Callable[[Ctx], Any]
+# Quick answers the field kinds carry (a time field's 现在): a form need not declare them.
+KIND_QUICK: dict[str, QuickFn] = {NOW: now_value}
 ActionFn = Callable[["FormEngine", Ctx, Draft, str], Awaitable[Outcome]]
 # (ctx, new draft) -> a line (and buttons) shown above the first question, or None; may add
 # values to the draft (e.g. photos sent just before the form was opened).
@@ -76,6 +80,10 @@ class FormSpec:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    def active(self, values: Mapping[str, Any]) -> tuple[Field, ...]:
+        """The steps this form has, given the answers so far (see `Field.when`)."""
+        return tuple(f for f in self.fields if f.applies(values))
 
     def field_of_kind(self, kind: Kind) -> Field | None:
         """The form's field taking photos (or a location) whatever step is asked, if any."""
@@ -156,6 +164,12 @@ class FormEngine:
         draft.updated_at = ctx.now
         await ctx.services.conversations.put(draft)
 
+    async def with_reminder(self, ctx: Ctx, draft: Draft | None, out: Outcome) -> Outcome:
+        """Append the open form's question after a side answer, so the form is not lost."""
+        if draft is not None:
+            out.replies += (await self.reprompt(ctx, draft, ctx.t("help.in_form"))).replies
+        return out
+
     async def touch(self, ctx: Ctx, draft: Draft) -> None:
         """Store the draft as used now (a parked form taken up again)."""
         await self._store(ctx, draft)
@@ -199,7 +213,7 @@ class FormEngine:
         values = _state(draft).values
         view = _view(draft)
         parts = []
-        for f in spec.fields:
+        for f in spec.active(values):
             if values.get(f.name) not in (None, [], ""):
                 shown = await self._show(ctx, f, values[f.name], view)
                 shown = shown if len(shown) <= width else shown[:width - 1] + "…"
@@ -210,7 +224,7 @@ class FormEngine:
         """One line naming the form and what it holds so far, for expiry and conflict notes."""
         spec = self.forms[draft.form]
         parts = []
-        for f in [f for f in spec.fields if f.name not in spec.extras][:3]:
+        for f in [f for f in spec.active(_state(draft).values) if f.name not in spec.extras][:3]:
             value = _state(draft).values.get(f.name)
             if value not in (None, [], ""):
                 parts.append(await self._show(ctx, f, value, _view(draft)))
@@ -288,7 +302,8 @@ class FormEngine:
             return Reply("\n".join(lines), buttons)
         if step == EDIT_MENU:
             lines.append(ctx.t("form.edit_which"))
-            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))] for f in spec.fields]
+            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))]
+                    for f in spec.active(st.values)]
             pairs = [rows[i][0:1] + (rows[i + 1] if i + 1 < len(rows) else [])
                      for i in range(0, len(rows), 2)]
             pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
@@ -307,9 +322,11 @@ class FormEngine:
         rows: list[list[Button]] = []
         if f.kind in (Kind.CHOICE, Kind.MULTI) and f.choices:
             choices = await f.choices(ctx)
+            page = ctx.services.settings.form_choice_page
+            offset = self._choice_offset(draft, f, len(choices), page)
             picked = set(value or []) if f.kind is Kind.MULTI else set()
             row: list[Button] = []
-            for c in choices:
+            for c in choices[offset:offset + page]:
                 if f.kind is Kind.MULTI:
                     mark = "☑ " if c.value in picked else "☐ "
                     row.append(Button(mark + c.label, callback(tok, "tog", c.value)))
@@ -320,6 +337,8 @@ class FormEngine:
                     row = []
             if row:
                 rows.append(row)
+            if nav_row := pager(ctx.t, "chpage", offset, page, len(choices), token=tok):
+                rows.append(nav_row)  # a long list (a lead's every 台区): typed names match all
             if f.kind is Kind.MULTI:
                 rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
         for action in f.quick:
@@ -340,15 +359,24 @@ class FormEngine:
         rows.append(nav)
         return Reply("\n".join(lines), rows)
 
+    @staticmethod
+    def _choice_offset(draft: Draft, f: Field, total: int, page: int) -> int:
+        """The first choice shown on `f`'s step: the page turned to, kept while on it."""
+        turned = _state(draft).meta.get(CHOICE_PAGE) or {}
+        offset = int(turned.get("offset", 0)) if turned.get("step") == f.name else 0
+        return offset if 0 <= offset < total else 0
+
     def _offer_buttons(self, ctx: Ctx, spec: FormSpec, draft: Draft
                        ) -> tuple[list[list[Button]], list[list[Button]]]:
         """'➕ 问题 / 照片 / 位置' on the summary, for the offered fields still empty; and the
-        form's extras still empty, two a row."""
+        form's extras still empty, two a row (only steps that apply)."""
         st = _state(draft)
+
         def adds(names: list[str]) -> list[Button]:
             return [Button(ctx.t("btn.add_field", field=ctx.t(spec.get_field(name).label)),
                            callback(draft.token, "editf", name))
-                    for name in names if st.values.get(name) in (None, [], "")]
+                    for name in names if st.values.get(name) in EMPTY
+                    and spec.get_field(name).applies(st.values)]
 
         row = adds([n for n in st.offered if n not in spec.extras])
         extra = adds(list(spec.extras))
@@ -367,7 +395,7 @@ class FormEngine:
         view = _view(draft)
         lines = [ctx.t("form.summary_title", title=ctx.t(spec.title))]
         sep = "：" if ctx.locale == "zh_CN" else ": "
-        for f in spec.fields:
+        for f in spec.active(values):
             if f.name in spec.extras and values.get(f.name) in EMPTY:
                 continue  # its ➕ button says it can be added
             shown = await self._show(ctx, f, values.get(f.name), view)
@@ -381,19 +409,32 @@ class FormEngine:
 
     # --- moving between steps ----------------------------------------------------------
     def _advance(self, spec: FormSpec, draft: Draft) -> None:
-        """Go to the first field still missing, or to the summary."""
+        """Go to the first field still missing, or to the summary. An edit goes back to the
+        summary, unless it brought in a step not answered yet (`Field.when`)."""
         st = _state(draft)
         st.errors = 0
-        if st.editing:
-            st.editing = False
-            st.step = SUMMARY
-            return
-        for f in spec.fields:
-            if st.values.get(f.name) in (None, [], "") and f.name not in st.skipped \
-                    and f.name not in spec.extras:
+        self._drop_inapplicable(spec, draft)
+        for f in spec.active(st.values):
+            # While editing, only a step the edit brought in is asked; the rest are on the
+            # summary already. The extras are never asked: they are ➕ on the summary.
+            brought_in = f.when is not None and f.name not in st.history
+            if st.values.get(f.name) in EMPTY and f.name not in st.skipped and (
+                    f.name not in spec.extras) and (not st.editing or brought_in):
                 st.step = f.name
                 return
+        st.editing = False
         st.step = SUMMARY
+
+    @staticmethod
+    def _drop_inapplicable(spec: FormSpec, draft: Draft) -> None:
+        """A step that no longer applies keeps no answer: it is neither shown nor saved."""
+        st = _state(draft)
+        for f in spec.fields:
+            if f.when is not None and not f.applies(st.values):
+                if st.values.get(f.name) not in EMPTY:
+                    st.values[f.name] = f.empty
+                st.history = [n for n in st.history if n != f.name]
+                st.skipped = [n for n in st.skipped if n != f.name]
 
     def _answered(self, spec: FormSpec, draft: Draft, name: str, value: Any) -> None:
         st = _state(draft)
@@ -451,7 +492,7 @@ class FormEngine:
                 return await self.on_action(ctx, draft, "edit", "")
             return await self.reprompt(ctx, draft, ctx.t("form.summary_use_buttons"))
         if step == EDIT_MENU:
-            for f in spec.fields:
+            for f in spec.active(st.values):
                 if match_choice(clean, [Choice(f.name, ctx.t(f.label))]).exact:
                     return await self.on_action(ctx, draft, "editf", f.name)
             return await self.reprompt(ctx, draft, ctx.t("form.edit_use_buttons"))
@@ -538,7 +579,9 @@ class FormEngine:
                 out.replies[0].text = (ctx.t("form.photo_kept", count=len(photos)) + "\n"
                                        + out.replies[0].text)
                 return out
-            st.values.setdefault(PHOTO_NOTES, {})[ref] = caption.strip()
+            # A PHOTOS field declared before `notes` existed keeps them where it always did.
+            notes = target.notes or PHOTO_NOTES
+            st.values.setdefault(notes, {})[ref] = caption.strip()
         if st.step == target.name:
             await self._store(ctx, draft)
             tok = draft.token
@@ -594,9 +637,11 @@ class FormEngine:
             return await self.reprompt(ctx, draft)
         if action == "editf" and step in (SUMMARY, EDIT_MENU):
             try:
-                spec.get_field(arg)
+                picked = spec.get_field(arg)
             except KeyError:
                 return await self.reprompt(ctx, draft)
+            if not picked.applies(st.values):  # an old edit menu's button for a step now gone
+                return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
             st.step = arg
             st.editing = True
             st.errors = 0
@@ -620,6 +665,10 @@ class FormEngine:
                 return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
             value = [arg] if field_.kind is Kind.MULTI else arg
             return await self._answer(ctx, spec, draft, field_, value)
+        elif action == "chpage" and field_.choices and arg.isdigit():
+            st.meta[CHOICE_PAGE] = {"step": field_.name, "offset": int(arg)}
+            await self._store(ctx, draft)
+            return Outcome(edit=await self.render(ctx, draft))
         elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
             if arg in {c.value for c in await field_.choices(ctx)}:
                 picked = list(st.values.get(field_.name) or [])
@@ -638,8 +687,9 @@ class FormEngine:
                 self._answered(spec, draft, field_.name, st.values[field_.name])
             else:
                 return await self.on_action(ctx, draft, "skip", "")
-        elif action == "quick" and arg in field_.quick and arg in spec.quick:
-            self._answered(spec, draft, field_.name, spec.quick[arg](ctx))
+        elif action == "quick" and arg in field_.quick and (
+                quick := spec.quick.get(arg) or KIND_QUICK.get(arg)) is not None:
+            self._answered(spec, draft, field_.name, quick(ctx))
         else:
             return await self.reprompt(ctx, draft, ctx.t("form.button_not_now"))
         return await self.reprompt(ctx, draft)

@@ -45,7 +45,7 @@ class FormView:
 
 NO_FORM = FormView()  # a parser called outside a form (e.g. a sentence read before one opens)
 EMPTY: tuple[Any, ...] = (None, [], "")  # an unanswered value, whatever the field's kind
-PHOTO_NOTES = "photo_notes"  # a photo's caption, kept beside the PHOTOS field's value
+PHOTO_NOTES = "photo_notes"  # where the work log keeps its photos' captions (`Field.notes`)
 
 @dataclass(frozen=True)
 class Filled:
@@ -60,6 +60,9 @@ ChoicesFn = Callable[[Ctx], Awaitable[list[Choice]]]
 ParseFn = Callable[[str, Ctx, FormView], Awaitable[Any]]
 ShowFn = Callable[[Any, Ctx, FormView], Awaitable[str]]
 FillFn = Callable[[Any, Ctx, FormView], Awaitable[Filled]]
+# Over the answers so far: False skips the step (and drops its value) - e.g. a 整改期限 asked
+# only once 需要整改 is answered 是. Plain and synchronous: it runs on every step.
+WhenFn = Callable[[Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -76,4 +79,19 @@ class Field:
     quick: tuple[str, ...] = field(default=())  # quick-answer actions offered as buttons
     # A choice with one option (a manager's only 台区) answers itself: asking is a wasted tap.
     fill_sole: bool = False
-    fills: FillFn | None = None  # after this answer: fill the fields it settles
+    # After this answer: fill the fields it settles. The one declared way to default a later
+    # field from an earlier answer (户名 from the register once 户号 is known).
+    fills: FillFn | None = None
+    when: WhenFn | None = None  # asked only while this holds over the answers so far
+    # PHOTOS: the value (photo -> caption) where a photo's caption is kept, unless it answers
+    # a free-text step (undeclared: PHOTO_NOTES, as before `notes` existed).
+    notes: str | None = None
+
+    def applies(self, values: Mapping[str, Any]) -> bool:
+        """Whether this step is part of the form, given the answers so far."""
+        return self.when is None or self.when(values)
+
+    @property
+    def empty(self) -> Any:
+        """The value of this field unanswered (a list for the kinds that collect several)."""
+        return [] if self.kind in (Kind.MULTI, Kind.PHOTOS) else None

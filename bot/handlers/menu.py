@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager  # noqa: F401
 from bot.i18n import catalog, normalize_locale, t
 from bot.models import Role, User
 from bot.router import Router, app_router
@@ -98,18 +97,6 @@ def command_descriptions(locale: str, router: Router | None = None) -> list[tupl
     commands = (router or app_router()).commands
     names = list(COMMANDS) + [c for c in commands if c not in COMMANDS]
     return [(c, t(locale, f"cmd.{c}")) for c in names if f"cmd.{c}" in catalog(locale)]
-
-
-def pager(ctx_t: Callable[[str], str], action: str, offset: int, page: int,
-          total: int) -> list[Button]:
-    """◀️ / ▶️ buttons for a paged list (empty when it fits on one page)."""
-    nav = []
-    if offset > 0:
-        nav.append(Button(ctx_t("btn.prev_page"), callback(GLOBAL_TOKEN, action,
-                                                           max(0, offset - page))))
-    if offset + page < total:
-        nav.append(Button(ctx_t("btn.next_page"), callback(GLOBAL_TOKEN, action, offset + page)))
-    return nav
 
 
 @router.command("cancel")

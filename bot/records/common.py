@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.deadlines import RuleSet, load_ruleset
+from bot.forms import kinds
 from bot.forms.fields import NO_FORM, Filled, FormView, Invalid
 from bot.services import Ctx, Services
 from bot.storage.customers import Customer
@@ -73,8 +74,7 @@ async def show_time(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -
     return when(ctx, value["at"], has_time=value.get("has_time", True))
 
 
-def now_value(ctx: Ctx) -> dict[str, Any]:
-    return time_value(ctx.now.replace(second=0, microsecond=0))
+now_value = kinds.now_value  # the time kind's 现在
 
 
 # --- the special-customer register behind a 户号 ----------------------------------------

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from bot.deadlines import ESCALATE, OVERDUE, is_overdue, next_working_start
 from bot.events import Button, Outcome, Reply
-from bot.features.worklog.form import parse_when
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved, SaveFn
-from bot.forms.fields import Field, Invalid, Kind, ParseFn
+from bot.forms.fields import Field, Invalid, ParseFn
+from bot.forms.kinds import parse_past_time
 from bot.records.common import calendar, now_value, remaining, ruleset, show_time, when
 from bot.router import ReminderKind, Router, TodoItem, feature_callback
 from bot.services import Ctx, Services
@@ -419,11 +420,10 @@ def deadline_line(ctx: Ctx, key: str, due: datetime, done: datetime | None,
     return field_line(ctx, key, when(ctx, due)) + " · " + state
 
 
-def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_when,
+def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_past_time,
                hint: str | None = None) -> Field:
-    """A moment asked in a form, with the 现在 quick answer."""
-    return Field(name, label, prompt, Kind.TIME, parse=parse, show=show_time, hint=hint,
-                 quick=("now",))
+    """A moment asked in a form, with the 现在 quick answer (the time kind's)."""
+    return kinds.time(name, label, prompt, parse=parse, show=show_time, hint=hint)
 
 
 def action_form(name: str, save: SaveFn, *fields: Field) -> FormSpec:

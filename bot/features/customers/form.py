@@ -6,9 +6,11 @@ from typing import Any
 
 from bot import validators
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
-from bot.features.worklog.form import area_choices, parse_text, resolve_area, show_area
+from bot.features.worklog.form import area_choices, resolve_area, show_area
+from bot.forms import kinds
 from bot.forms.engine import FormEngine, FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.kinds import parse_account_no, parse_phone, parse_text
 from bot.forms.matching import Choice
 from bot.privacy import mask_phone
 from bot.router import feature_callback
@@ -17,15 +19,8 @@ from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer, CustomerData
 
-
-# --- 户号 -----------------------------------------------------------------------------
-async def parse_account_no(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    """A well-formed 户号 (digit count from the settings), registered or not."""
-    s = ctx.services.settings
-    value = validators.check_account_no(text, s.account_no_min_digits, s.account_no_max_digits)
-    if isinstance(value, validators.Rejected):
-        raise Invalid(value.key, **value.kwargs)
-    return value
+# --- 户号 (the kind's rule, re-exported here with parse_phone and parse_text) ------------
+__all__ = ["parse_account_no", "parse_phone", "parse_text"]
 
 
 async def parse_account(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
@@ -42,13 +37,6 @@ async def parse_account(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
 
 
 # --- phones ---------------------------------------------------------------------------
-async def parse_phone(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    value = validators.check_phone(text)
-    if isinstance(value, validators.Rejected):
-        raise Invalid(value.key, **value.kwargs)
-    return value
-
-
 async def show_phone(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     # A stored record's numbers stay masked while editing (only 显示电话 reveals them, with an
     # audit row); a number the user has just typed is shown so they can check it.
@@ -208,27 +196,24 @@ CUSTOMER = FormSpec(
     name="customer",
     title="form.customer.title",
     fields=(
-        Field("account_no", "field.account_no", "form.customer.account_no", Kind.TEXT,
-              parse=parse_account),
-        Field("name", "field.customer_name", "form.customer.name", Kind.TEXT, parse=parse_text),
-        Field("area", "field.area", "form.customer.area", Kind.CHOICE, choices=area_choices,
-              show=show_area, fill_sole=True),
-        Field("address", "field.address", "form.customer.address", Kind.TEXT, parse=parse_text),
-        Field("phone", "field.phone", "form.customer.phone", Kind.TEXT, parse=parse_phone,
-              show=show_phone),
-        Field("categories", "field.categories", "form.customer.categories", Kind.MULTI,
-              choices=category_choices, parse=parse_categories, show=show_categories),
-        Field("situation", "field.situation", "form.customer.situation", Kind.TEXT,
-              parse=parse_text),
-        Field("emergency_name", "field.emergency_name", "form.customer.emergency_name",
-              Kind.TEXT, required=False, parse=parse_text),
-        Field("emergency_phone", "field.emergency_phone", "form.customer.emergency_phone",
-              Kind.TEXT, required=False, parse=parse_phone, show=show_phone),
+        kinds.account_no("account_no", "field.account_no", "form.customer.account_no",
+                         parse=parse_account),
+        kinds.text("name", "field.customer_name", "form.customer.name"),
+        kinds.choice("area", "field.area", "form.customer.area", area_choices, show=show_area,
+                     fill_sole=True),
+        kinds.text("address", "field.address", "form.customer.address"),
+        kinds.phone("phone", "field.phone", "form.customer.phone", show=show_phone),
+        kinds.ticks("categories", "field.categories", "form.customer.categories",
+                    category_choices, parse=parse_categories, show=show_categories),
+        kinds.text("situation", "field.situation", "form.customer.situation"),
+        kinds.text("emergency_name", "field.emergency_name", "form.customer.emergency_name",
+                   required=False),
+        kinds.phone("emergency_phone", "field.emergency_phone",
+                    "form.customer.emergency_phone", required=False, show=show_phone),
         Field("visit_every_days", "field.visit_every_days", "form.customer.visit_every_days",
               Kind.TEXT, required=False, parse=parse_days, show=show_days),
-        Field("measures", "field.measures", "form.customer.measures", Kind.MULTI,
-              required=False, choices=measure_choices, parse=parse_measures,
-              show=show_measures),
+        kinds.ticks("measures", "field.measures", "form.customer.measures", measure_choices,
+                    required=False, parse=parse_measures, show=show_measures),
     ),
     save=save,
     quick={},
@@ -274,8 +259,7 @@ async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
 DEACTIVATE = FormSpec(
     name="customer_off",
     title="form.customer_off.title",
-    fields=(Field("reason", "field.reason", "form.customer_off.reason", Kind.TEXT,
-                  parse=parse_text),),
+    fields=(kinds.text("reason", "field.reason", "form.customer_off.reason"),),
     save=save_deactivation,
     quick={},
 )

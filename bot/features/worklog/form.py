@@ -5,28 +5,34 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.features.worklog.intents import WorkLogIntent
+from bot.forms import kinds
 from bot.forms.engine import FormEngine, FormSpec, Saved
 from bot.forms.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
+from bot.forms.kinds import (  # noqa: F401  (re-exported: the shared field kinds)
+    FUTURE_TOLERANCE,
+    check_not_future,
+    now_value,
+    parse_text,
+    show_location,
+    show_photos,
+    time_value,
+    with_default_hour,
+)
 from bot.forms.matching import Choice, match_choice
 from bot.models import WorkLog
 from bot.router import extra_card_buttons, feature_callback
-from bot.rules import default_hours, work_item_keys, work_items_in
+from bot.rules import work_item_keys, work_items_in
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer, Query
 from bot.storage.db import from_iso, iso
 from bot.storage.loose_media import LooseMedia
 from bot.storage.worklogs import NewWorkLog
-from bot.timeparse import ParsedTime, format_time, leading_time, parse_time
-
-# A phone clock a few minutes fast must not make "now" look like the future.
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 # --- work items -----------------------------------------------------------------------
@@ -105,80 +111,10 @@ async def parse_ticket(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ticket
 
 
-# --- time -----------------------------------------------------------------------------
-def time_value(p: ParsedTime) -> dict[str, Any]:
-    value: dict[str, Any] = {"at": iso(p.value), "has_time": p.has_time}
-    if p.has_time and p.period:  # the hour is the part of day's default: say so on the summary
-        value["part"] = p.period
-    return value
-
-
-def with_default_hour(ctx: Ctx, p: ParsedTime) -> ParsedTime:
-    """'昨天下午' names a part of the day but no hour: it takes that part's default hour
-    (data/day_parts.json) rather than dropping to a bare date; the summary shows it."""
-    if p.has_time or p.period is None or (hour := default_hours().get(p.period)) is None:
-        return p
-    at = p.value.replace(hour=hour.hour, minute=hour.minute)
-    now = ctx.local_now.replace(second=0, microsecond=0)
-    if at.date() == now.date() and at > now:
-        at = now  # '上午巡视了…' said at 8:30 means this morning so far, not a future 9:00
-    return replace(p, value=at, has_time=True)
-
-
-def check_not_future(ctx: Ctx, p: ParsedTime) -> None:
-    local_now = ctx.local_now
-    if p.has_time:
-        future = p.value > local_now + FUTURE_TOLERANCE
-    else:
-        future = p.value.date() > local_now.date()
-    if future:
-        raise Invalid("form.worklog.time.future", when=format_time(p, ctx.locale),
-                      now=format_time(local_now, ctx.locale))
-
-
-async def parse_when(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
-    p = parse_time(text, ctx.local_now, prefer="past") or _part_of_day_alone(ctx, text)
-    if p is None:
-        raise Invalid("form.worklog.time.unparsed", text=text)
-    p = with_default_hour(ctx, p)
-    check_not_future(ctx, p)
-    return time_value(p)
-
-
-def _part_of_day_alone(ctx: Ctx, text: str) -> ParsedTime | None:
-    """'下午' as the whole answer: that part of today."""
-    p = leading_time(text, ctx.local_now, prefer="past")
-    return p if p is not None and p.phrase == text.strip() else None
-
-
-def now_value(ctx: Ctx) -> dict[str, Any]:
-    return {"at": iso(ctx.now.replace(second=0, microsecond=0)), "has_time": True}
-
-
-async def show_when(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
-    shown = format_time(from_iso(value["at"]).astimezone(ctx.tz), ctx.locale,
-                        has_time=value["has_time"])
-    if value.get("part"):
-        shown += ctx.t("form.worklog.time.default_part", part=value["part"])
-    return shown
-
-
-# --- free text, photos, location ------------------------------------------------------
-async def parse_text(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    limit = ctx.services.settings.max_text_length
-    if not text.strip():
-        raise Invalid("form.empty_text")
-    if len(text) > limit:
-        raise Invalid("form.too_long", length=len(text), limit=limit)
-    return text
-
-
-async def show_photos(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return ctx.t("form.photos_count", count=len(value))
-
-
-async def show_location(value: list[float], ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return f"{value[0]:.5f}, {value[1]:.5f}"
+# --- time, free text, photos, location: the engine's field kinds (re-exported: the record
+# forms and other features import them from here) ------------------------------------------
+parse_when = kinds.parse_past_time
+show_when = kinds.show_time
 
 
 # --- photos and a location sent just before the form ------------------------------------
@@ -475,27 +411,23 @@ WORKLOG = FormSpec(
     name="worklog",
     title="form.worklog.title",
     fields=(
-        Field("items", "field.items", "form.worklog.items", Kind.MULTI, choices=item_choices,
-              parse=parse_items, show=show_items),
-        Field("area", "field.area", "form.worklog.area", Kind.CHOICE, choices=area_choices,
-              show=show_area, fill_sole=True),
+        kinds.ticks("items", "field.items", "form.worklog.items", item_choices,
+                    parse=parse_items, show=show_items),
+        kinds.choice("area", "field.area", "form.worklog.area", area_choices, show=show_area,
+                     fill_sole=True),
         Field("more_areas", "field.log_more_areas", "form.worklog.more_areas", Kind.TEXT,
               required=False, parse=parse_more_areas, show=show_more_areas),
-        Field("time", "field.time", "form.worklog.time", Kind.TIME, parse=parse_when,
-              show=show_when, hint="form.worklog.time.hint", quick=("now",)),
-        Field("content", "field.content", "form.worklog.content", Kind.TEXT, parse=parse_text),
-        Field("problems", "field.problems", "form.worklog.problems", Kind.TEXT, required=False,
-              parse=parse_text),
-        Field("result", "field.log_result", "form.worklog.result", Kind.TEXT, required=False,
-              parse=parse_text),
+        kinds.time("time", "field.time", "form.worklog.time", hint="form.worklog.time.hint"),
+        kinds.text("content", "field.content", "form.worklog.content"),
+        kinds.text("problems", "field.problems", "form.worklog.problems", required=False),
+        kinds.text("result", "field.log_result", "form.worklog.result", required=False),
         Field("customer", "field.log_customer", "form.worklog.customer", Kind.TEXT,
               required=False, parse=parse_customer, show=show_customer),
         Field("ticket", "field.log_ticket", "form.worklog.ticket", Kind.TEXT, required=False,
               parse=parse_ticket),
-        Field("photos", "field.photos", "form.worklog.photos", Kind.PHOTOS, required=False,
-              show=show_photos),
-        Field("location", "field.location", "form.worklog.location", Kind.LOCATION,
-              required=False, show=show_location),
+        kinds.photos("photos", "field.photos", "form.worklog.photos", required=False,
+                     notes=PHOTO_NOTES),
+        kinds.location("location", "field.location", "form.worklog.location", required=False),
     ),
     save=save,
     quick={"now": now_value},

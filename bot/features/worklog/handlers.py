@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import validators
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.features.worklog import comments
 from bot.features.worklog.form import CARD, WORKLOG, show_customer
@@ -18,11 +19,12 @@ from bot.features.worklog.form import offer as worklog_offer
 from bot.features.worklog.form import prefill as worklog_prefill
 from bot.features.worklog.form import values_of as worklog_values_of
 from bot.features.worklog.intents import is_log_request, simple_intent, worklog_intent
-from bot.handlers.menu import pager
+from bot.handlers.menu import menu_buttons, pager
 from bot.models import WorkLog
 from bot.router import ReminderKind, Router, by_id, extra_card_buttons, opens
 from bot.services import Ctx
 from bot.storage.conversations import Draft
+from bot.storage.loose_media import LooseMedia
 from bot.timeparse import format_time
 
 if TYPE_CHECKING:
@@ -248,6 +250,26 @@ async def open_edit(app: Assistant, ctx: Ctx, record_id: int) -> Outcome:
     return await app.engine.start(
         ctx, WORKLOG.name, worklog_values_of(entry), meta={"edit_id": entry.id},
         heading=ctx.t("form.worklog.editing", id=entry.id), at_summary=True)
+
+
+@router.keeps_loose_media
+async def keep_loose(ctx: Ctx, photo: str | None, caption: str | None,
+                     point: tuple[float, float] | None) -> Outcome:
+    """A photo or location with no form open: kept for the next work log a few minutes,
+    not thrown away (the worklog form attaches it when it opens)."""
+    minutes = ctx.services.settings.loose_media_minutes
+    loose, window = LooseMedia(ctx.services.db), timedelta(minutes=minutes)
+    if photo is not None:
+        caption = caption.strip() if caption and caption.strip() else None
+        count = await loose.keep_photo(ctx.user.id, photo, caption, ctx.now, window)
+        return Outcome().add(ctx.t("media.loose_photo", count=count, minutes=minutes),
+                             menu_buttons(ctx.locale))
+    assert point is not None
+    if not validators.coordinates(*point):
+        return Outcome().add(ctx.t("form.location_invalid"), menu_buttons(ctx.locale))
+    await loose.keep_location(ctx.user.id, point, ctx.now, window)
+    return Outcome().add(ctx.t("media.loose_location", minutes=minutes),
+                         menu_buttons(ctx.locale))
 
 
 @router.request_reader

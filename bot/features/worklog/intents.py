@@ -13,6 +13,8 @@ from bot.vocab import simple_intent, take_area  # noqa: F401  (simple_intent: re
 
 # Words that announce a work-log entry even without a work item: 记录 / 写日志 / 工作日志.
 _LOG_LEAD = re.compile(r"^(记录一下|记一下|记录日志|写日志|填日志|工作日志|记录|日志)\s*")
+# The work named first, then 记录 (抢修记录 3号台区 …): a log of that work, like 记录抢修.
+_LOG_AFTER_ITEM = re.compile(r"^记录(?!仪)[\s:：,，、]*")
 _LEADING_AREA = re.compile(r"^[^\s，,。、]*?台区")
 # Said before the work itself: 今天「去」3号台区巡视了, 「我」昨天「又」走访了 5号台区.
 _FILLER = re.compile(r"^(?:我们|我|又|也|再|已经|已|刚|去了|去|到|在|对)+\s*")
@@ -66,6 +68,13 @@ def is_log_request(intent: WorkLogIntent | None) -> bool:
     `巡视了5号台区，发现表箱锈蚀` answers a step instead."""
     return (intent is not None and intent.content is None
             and (intent.lead or intent.area_text is not None))
+
+
+def names_work_then_log(text: str) -> bool:
+    """`抢修记录 3号台区 …`: a work item, then 记录 - the work log's, whatever else the item's
+    word starts (报修 / 抢修 also start a repair)."""
+    items, rest = leading_work_items(normalize_input(text))
+    return bool(items) and _LOG_AFTER_ITEM.match(rest) is not None
 
 
 def _preamble(s: str, now: datetime) -> tuple[ParsedTime | None, str]:
@@ -205,12 +214,15 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
     s = _SHARED_SUFFIX.sub(r"\1号台区\2", s)
     when, s = _preamble(s, now)
     items, s = _work_items(s)
+    announced = lead is not None
+    if items and (after := _LOG_AFTER_ITEM.match(s)) is not None:
+        s, announced = s[after.end():], True
     areas: list[str] = []
     if not items and (first := _area_then_items(s, area_names)) is not None:
         areas, items, s = first
     if not lead and not items:
         return None
-    intent = WorkLogIntent(items=items, time=when, lead=lead is not None)
+    intent = WorkLogIntent(items=items, time=when, lead=announced)
     intent.ticket, s = _take_field(_TICKET, s)
     intent.account, s = _take_field(_ACCOUNT, s)
     intent.result, s = _take_field(_RESULT, s)  # last: it runs to the end of its clause
