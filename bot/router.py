@@ -124,12 +124,14 @@ class ReportScope:
 @dataclass
 class ReportPart:
     """One feature's part of a report: lines for the message (localized; none = nothing to
-    say, e.g. no such records in the period) and an optional XLSX sheet."""
+    say, e.g. no such records in the period), an optional XLSX sheet and chart figures."""
 
     lines: list[str] = field(default_factory=list)
     sheet_title: str = ""
     header: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
+    # A few headline figures for the team chart: (localized label, value), e.g. 隐患 超期 2.
+    chart: list[tuple[str, int]] = field(default_factory=list)
 
 
 # (database, scope) -> the feature's part of the weekly report and /report.

@@ -23,6 +23,7 @@ from bot.features.reports import handlers as reports
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import Field, Kind
 from bot.handlers.menu import command_descriptions
+from bot.models import Role
 from bot.router import ReportPart, ReportScope, Router, by_id
 from bot.services import Ctx, Services
 from bot.textutil import normalize_input
@@ -88,7 +89,8 @@ def publicity_feature() -> Router:
         return ReportPart([i18n.t(scope.locale, "publicity.report", n=len(topics))],
                           i18n.t(scope.locale, "publicity.sheet"),
                           [i18n.t(scope.locale, "field.publicity_topic")],
-                          [[t] for t in topics])
+                          [[t] for t in topics],
+                          [(i18n.t(scope.locale, "publicity.sheet"), len(topics))])
 
     router.help_lines.append("publicity.help")
     return router
@@ -241,3 +243,19 @@ async def test_loose_photos_are_kept_by_the_work_log_not_the_core(services: Serv
     full = Chat(Assistant(services, router=build_router()), "test", "张三")
     await full.photo("p2")
     assert "照片先替你留着（已留 1 张" in full.text
+
+
+@pytest.mark.usefixtures("publicity_locales")
+async def test_a_new_features_figures_are_drawn_on_the_team_chart(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_reports import png_description, png_of
+
+    root = root_with(publicity_feature(), first=True)
+    monkeypatch.setattr(reports, "app_router", lambda: root)
+    zhang = await chat_with(services, root)
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    lead = Chat(zhang.assistant, "test", "王班长")
+    await zhang.say("宣传 安全用电进社区")
+    await zhang.press("保存")
+    out = await lead.say("/report 本周")
+    assert ["宣传", 1] in png_description(png_of(out).data)["sections"]

@@ -501,8 +501,11 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
     assert [(r[0], r[8], r[9], r[10]) for r in outages] == [(1, "是", 3, 1), (2, "否", 0, 0)]
     # The chart: a real PNG of the expected size, drawn from the same numbers.
     png = png_of(out)
-    assert png_size(png.data) == (1200, 240 + 26 * 3)
     drawn = png_description(png.data)
+    # Three people, and under them the features' figures (the special customers' visits).
+    sections = len(drawn["sections"])
+    assert ["走访 已走访", 1] in drawn["sections"]
+    assert png_size(png.data) == (1200, 240 + 26 * (3 + sections + 2))
     assert drawn["period"] == ["2026-11-30", "2026-12-06"]
     by_name = {r["name"]: r for r in drawn["rows"]}
     for name, exp in EXPECTED_PEOPLE.items():

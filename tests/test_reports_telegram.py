@@ -89,7 +89,9 @@ async def test_lead_receives_message_document_and_photo(team: dict[str, TgUser])
     _, png = got["photo"]
     img = Image.open(io.BytesIO(png))
     img.load()
-    assert img.format == "PNG" and img.size == (1200, 240 + 26 * 3)
+    sections = len(png_description(png)["sections"])  # the features' figures under the people
+    assert img.format == "PNG" and img.size == (1200, 240 + 26 * (3 + (sections + 2
+                                                                      if sections else 0)))
     drawn = {r["name"]: r for r in png_description(png)["rows"]}
     assert (drawn["李四"]["on_time"], drawn["李四"]["judged"]) == EXPECTED_PEOPLE["李四"]["on_time"]
 

@@ -524,7 +524,9 @@ async def report(db: Database, scope: ReportScope) -> ReportPart:
               format_time(rec.cleared_at.astimezone(tz), loc) if rec.cleared_at else "",
               rec.result or "", tr("hazard.col.yes") if _late(rec, scope) else ""]
              for rec in sorted(recs, key=lambda h: (h.closed, rank(h.severity), h.due_at))]
-    return ReportPart(lines, tr("hazard.sheet"), header, sheet)
+    chart = [(tr("hazard.chart.found"), total.found), (tr("hazard.chart.closed"), total.closed),
+             (tr("hazard.chart.overdue"), total.overdue)]
+    return ReportPart(lines, tr("hazard.sheet"), header, sheet, chart)
 
 
 def _late(rec: Hazard, scope: ReportScope) -> bool:

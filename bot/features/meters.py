@@ -308,4 +308,6 @@ async def report(db: Database, scope: ReportScope) -> ReportPart:
                                   "field.account_no", "field.customer_name", "field.accepted_at",
                                   "field.meter_due", "field.meter_answered_at",
                                   "field.meter_result")]
-    return ReportPart(lines, t(loc, "meter.report.sheet"), header, sheet)
+    chart = [(t(loc, f"meter.chart.{k}"), sum(c[i] for c in per.values()))
+             for i, k in ((0, "accepted"), (2, "late"), (4, "overdue"))]
+    return ReportPart(lines, t(loc, "meter.report.sheet"), header, sheet, chart)

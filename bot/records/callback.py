@@ -254,4 +254,6 @@ async def report_section(db: Database, scope: ReportScope) -> ReportPart:
               for name, tally in sorted(areas.items())]
     header = [t(loc, f"callback.sheet.{c}") for c in
               ("kind", "id", "order_no", "area", "owner", "due", "done", "result", "note")]
-    return ReportPart(lines, t(loc, "callback.sheet"), header, sheet)
+    chart = [(t(loc, "callback.chart.due"), total.due), (t(loc, "callback.chart.done"), total.done),
+             (t(loc, "callback.chart.unsatisfied"), total.results.get("unsatisfied", 0))]
+    return ReportPart(lines, t(loc, "callback.sheet"), header, sheet, chart)

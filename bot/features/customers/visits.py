@@ -27,5 +27,8 @@ async def visits_report(db: Database, scope: ReportScope) -> ReportPart:
     if scope.team_wide:
         lines += [_line(loc, c) for c in counts]
     header = [i18n.t(loc, f"visits.report.col_{k}") for k in ("name", "due", "done", "overdue")]
+    chart = [(i18n.t(loc, "visits.chart.due"), total.due),
+             (i18n.t(loc, "visits.chart.done"), total.done),
+             (i18n.t(loc, "visits.chart.overdue"), total.overdue)]
     return ReportPart(lines, i18n.t(loc, "visits.report.sheet"), header,
-                      [[c.name, c.due, c.done, c.overdue] for c in counts])
+                      [[c.name, c.due, c.done, c.overdue] for c in counts], chart)

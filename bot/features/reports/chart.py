@@ -125,7 +125,10 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
     if family:
         rc["font.family"] = [family, "DejaVu Sans"]
     keys = work_item_keys()
-    width, height = size_px(len(rows))
+    # The features' headline figures (hazards, tasks, visits ...): a panel under the people.
+    extra = [(clean_text(label, multiline=False), value) for part in fig.parts
+             for label, value in part.chart]
+    width, height = size_px(len(rows) + (len(extra) + 2 if extra else 0))
 
     def w(key: str, **kw: Any) -> str:
         return t(locale, key, **kw)
@@ -133,7 +136,14 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
     with matplotlib.rc_context(rc):
         figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
-        left, right = figure.subplots(1, 2, sharey=True, width_ratios=[3, 1])
+        grid = figure.add_gridspec(2 if extra else 1, 2, width_ratios=[3, 1],
+                                   height_ratios=[max(len(rows), 1) + 2, len(extra) + 1]
+                                   if extra else None)
+        left = figure.add_subplot(grid[0, 0])
+        right = figure.add_subplot(grid[0, 1], sharey=left)
+        right.tick_params(labelleft=False)
+        if extra:
+            _draw_parts(figure.add_subplot(grid[1, :]), extra, w)
         ys = list(range(len(rows)))
         names = [clean_text(r.name, multiline=False) for r in rows]  # stored before cleaning
         starts = [0] * len(rows)
@@ -168,8 +178,23 @@ def _draw(fig: Figures, rows: list[ChartRow], locale: str) -> bytes:
         figure.suptitle(title, fontsize=13)
         figure.legend(loc="outside lower center", ncols=len(keys), fontsize=9, frameon=False)
         data = {"period": [p.first.isoformat(), p.last.isoformat()], "people": len(fig.people),
-                "rows": [asdict(r) for r in rows]}
+                "rows": [asdict(r) for r in rows], "sections": [list(e) for e in extra]}
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=DPI,
                        metadata={"Description": json.dumps(data, ensure_ascii=True)})
     return out.getvalue()
+
+
+def _draw_parts(ax: Any, extra: list[tuple[str, int]], w: Any) -> None:
+    """One bar per feature figure (the features' report sections), the value written beside."""
+    ys = list(range(len(extra)))
+    values = [v for _, v in extra]
+    ax.barh(ys, values, color="#4e79a7", height=0.6)
+    ax.set_yticks(ys, [label for label, _ in extra])
+    ax.set_ylim(len(extra) - 0.5, -0.5)
+    top = max([*values, 1])
+    ax.set_xlim(0, top * 1.15)
+    for y, v in zip(ys, values, strict=True):
+        ax.text(v + top * 0.01, y, str(v), va="center", fontsize=9)
+    ax.set_xlabel(w("report.chart.sections"))
+    ax.grid(axis="x", alpha=0.3)

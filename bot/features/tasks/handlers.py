@@ -665,7 +665,9 @@ async def report_section(db: Database, scope: ReportScope) -> ReportPart:
               for who, given, done, overdue in rows]
     header = [t("task.sheet_who"), t("task.sheet_given"), t("task.sheet_done"),
               t("task.sheet_overdue")]
-    return ReportPart(lines, t("task.sheet"), header, [list(r) for r in rows])
+    chart = [(t(f"task.chart.{k}"), sum(r[i] for r in rows))
+             for i, k in ((1, "given"), (2, "done"), (3, "overdue"))]
+    return ReportPart(lines, t("task.sheet"), header, [list(r) for r in rows], chart)
 
 
 router.help_lines += ["task.help", "up.help"]
