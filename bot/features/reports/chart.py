@@ -189,7 +189,7 @@ def _draw_parts(ax: Any, extra: list[tuple[str, int]], w: Any) -> None:
     """One bar per feature figure (the features' report sections), the value written beside."""
     ys = list(range(len(extra)))
     values = [v for _, v in extra]
-    ax.barh(ys, values, color="#4e79a7", height=0.6)
+    ax.barh(ys, values, color="#7f7f7f", height=0.6)  # grey: not one of the item colours
     ax.set_yticks(ys, [label for label, _ in extra])
     ax.set_ylim(len(extra) - 0.5, -0.5)
     top = max([*values, 1])
