@@ -12,7 +12,12 @@ from typing import Any
 from bot.deadlines import COMPLAINT_TYPES, due_after, halfway
 from bot.deadlines import working_hours_before as before
 from bot.events import Outcome, Reply
-from bot.features.worklog.form import area_choices, parse_text, resolve_area, show_area
+from bot.features.worklog.form import (
+    area_choices,
+    parse_text,
+    show_area,
+    take_area_into,
+)
 from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
@@ -35,7 +40,6 @@ from bot.statuses import complaint_status
 from bot.storage.customers import Customer
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
-from bot.vocab import take_area
 
 router = Router("complaints")
 SUBJECT = "complaint"
@@ -188,13 +192,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
         values["order_no"] = order_no
     elif notice:
         notices["order_no"] = notice
-    area_text, s = take_area(s, (c.label for c in await area_choices(ctx)))
-    if area_text:
-        area, note = await resolve_area(ctx, area_text)
-        if area:
-            values["area"] = area
-        elif note:
-            notices["area"] = "⚠️ " + note
+    s = await take_area_into(ctx, s, values, notices)
     content = " ".join(s.split())
     if content:
         with contextlib.suppress(Invalid):  # refused: asked for at its own step

@@ -21,10 +21,10 @@ from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import (
     area_choices,
     parse_text,
-    resolve_area,
     show_area,
     show_location,
     show_photos,
+    take_area_into,
 )
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
@@ -36,7 +36,6 @@ from bot.services import Ctx
 from bot.storage.db import Database, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
-from bot.vocab import take_area
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -426,13 +425,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
     place, s = take_place(rest)  # first: '2号杆' must not read as a bare area number
     if place:
         values["place"] = place
-    area_text, s = take_area(s, (c.label for c in await area_choices(ctx)))
-    if area_text:
-        area, note = await resolve_area(ctx, area_text)
-        if area:
-            values["area"] = area
-        elif note:
-            notices["area"] = "⚠️ " + note
+    s = await take_area_into(ctx, s, values, notices)
     sev, s = take_severity(s)
     if sev:
         values["severity"] = sev

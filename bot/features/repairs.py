@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.deadlines import AreaKind, Rule, due_after
 from bot.events import Button, Outcome, Reply
-from bot.features.worklog.form import area_choices, resolve_area, show_area
+from bot.features.worklog.form import area_choices, show_area, take_area_into
 from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import Field, Invalid, Kind
@@ -36,7 +36,6 @@ from bot.statuses import repair_status
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import find_time
-from bot.vocab import take_area
 
 router = Router("repairs")
 SUBJECT = "repair"
@@ -302,13 +301,7 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
         values["order_no"] = order_no
     elif notice:
         notices["order_no"] = notice
-    area_text, s = take_area(rest, (c.label for c in await area_choices(ctx)))
-    if area_text:
-        area, note = await resolve_area(ctx, area_text)
-        if area:
-            values["area"] = area
-        elif note:
-            notices["area"] = "⚠️ " + note
+    s = await take_area_into(ctx, rest, values, notices)
     found = find_time(s, ctx.local_now, prefer="past")
     if found is not None:
         try:

@@ -33,6 +33,7 @@ from bot.storage.customers import Customer, Query
 from bot.storage.db import from_iso, iso
 from bot.storage.loose_media import LooseMedia
 from bot.storage.worklogs import NewWorkLog
+from bot.vocab import take_area
 
 
 # --- work items -----------------------------------------------------------------------
@@ -65,6 +66,21 @@ async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
         if str(a.id) == value:
             return a.name
     return ctx.t("form.worklog.area_gone_short")
+
+
+async def take_area_into(ctx: Ctx, text: str, values: dict[str, Any],
+                         notices: dict[str, str], name: str = "area") -> str:
+    """The 台区 a sentence names, read into `values[name]` (or a notice for its step when it
+    is not one of the person's areas); returns the sentence without it. Every form that
+    prefills an area from a sentence reads it this one way."""
+    area_text, rest = take_area(text, (c.label for c in await area_choices(ctx)))
+    if area_text:
+        area, note = await resolve_area(ctx, area_text)
+        if area:
+            values[name] = area
+        elif note:
+            notices[name] = "⚠️ " + note
+    return rest
 
 
 async def resolve_area(ctx: Ctx, text: str) -> tuple[str | None, str | None]:
