@@ -76,8 +76,7 @@ async def close(db: Database, user_id: int, rid: int, state: str, now: datetime)
         await tx.execute(
             "UPDATE free_reminders SET state = ?, closed_at = ? WHERE id = ? AND user_id = ? "
             "AND state = ?", (state, iso(now), rid, user_id, OPEN))
-        changed = await tx.fetchone("SELECT changes()")
-        if not (changed and changed[0]):
+        if not tx.rowcount:  # (not SQLite's changes(): the same on PostgreSQL)
             return False
         # A row held for the digest stays: it renders as nothing once the reminder is closed.
         await Reminders.cancel(tx, SUBJECT, rid)

@@ -193,7 +193,8 @@ async def save_task(ctx: Ctx, values: dict[str, Any], token: str,
         for uid in ids:
             tid, new = await STORE.insert_once(tx, f"{token}:{uid}", {
                 "team_id": ctx.user.team_id, "user_id": uid, "lead_id": ctx.user.id,
-                "content": values["content"], "area_id": values.get("area") or None,
+                "content": values["content"],
+                "area_id": int(values["area"]) if values.get("area") else None,
                 "customer": values.get("customer") or None, "due_at": iso(due),
                 "report_id": meta.get("report_id"), "created_at": iso(ctx.now)})
             created.append(tid)
