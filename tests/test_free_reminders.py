@@ -59,7 +59,7 @@ async def open_rows(services: Services) -> list[tuple[str, str, str]]:
 async def test_each_sentence_form_is_shown_back_as_a_date_and_time(
         me: Chat, services: Services, sentence: str, what: str, when: str) -> None:
     await me.say(sentence)
-    assert "请确认这条提醒" in me.text, me.text
+    assert "请确认提醒：" in me.text, me.text
     assert f"提醒内容：{what}" in me.text and f"提醒时间：{when}" in me.text
     assert buttons(me)[:2] == ["✅ 确认", "🕒 改时间"] and "✖️ 取消" in buttons(me)
     await me.press("确认")
@@ -223,7 +223,7 @@ async def test_remind_command_asks_what_then_when(me: Chat) -> None:
     assert "提醒时间：2026-11-28 周六 09:00（上午默认钟点，可改时间）" in me.text, me.text
     await me.press("确认")
     await me.say("/remind 明天8点 抄表")  # the command takes the sentence too
-    assert "请确认这条提醒" in me.text and "提醒内容：抄表" in me.text, me.text
+    assert "请确认提醒：" in me.text and "提醒内容：抄表" in me.text, me.text
     assert "提醒时间：2026-11-28 周六 08:00" in me.text
 
 
@@ -232,7 +232,7 @@ def test_the_terminal_chat_sets_one_by_typed_words(tmp_path: Path) -> None:
     p = terminal_chat(db, ["明天8点提醒我抄表", "确认", "我的提醒", "/quit"],
                       "--demo", "--user", "张三")
     assert p.returncode == 0, p.stderr
-    assert "请确认这条提醒" in p.stdout and "提醒你：抄表" in p.stdout, p.stdout
+    assert "请确认提醒：" in p.stdout and "提醒你：抄表" in p.stdout, p.stdout
     assert "📋 我的提醒（1 条未完成）" in p.stdout
     con = sqlite3.connect(db)
     try:

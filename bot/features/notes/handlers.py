@@ -167,8 +167,8 @@ async def start(app: Assistant, ctx: Ctx, req: Request) -> Outcome:
             values["when"] = when_value(ctx, req.when)
         except Invalid as exc:
             notices["when"] = "⚠️ " + ctx.t(exc.key, **exc.kwargs)
-    heading = ctx.t("notes.confirm") if "what" in values and "when" in values else None
-    return await app.engine.start(ctx, FORM, values, notices=notices, heading=heading)
+    # Everything said: the engine's summary ("请确认提醒：…") is the confirmation itself.
+    return await app.engine.start(ctx, FORM, values, notices=notices)
 
 
 @router.command("remind")
