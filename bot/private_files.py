@@ -23,10 +23,12 @@ DIR_MODE = 0o700
 
 def private_dir(path: Path | str) -> Path:
     """Create `path` (and missing parents) 0700; tighten it if it exists with group/other
-    access and belongs to us."""
+    access and belongs to us, unless it is a shared sticky directory like /tmp (closing
+    that would lock every other account out of it; the files in it are still 0600)."""
     path = Path(path)
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # parents get the umask's mode
-    tighten(path, DIR_MODE)
+    if not os.stat(path).st_mode & stat.S_ISVTX:
+        tighten(path, DIR_MODE)
     return path
 
 

@@ -104,7 +104,10 @@ class PgServer:
         command = [str(self._bin / tool), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        # Run from the server's own directory: the test that happens to start the server may
+        # have chdir'ed into its private tmp_path, which the postgres user cannot enter.
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              cwd=self._dir)
         if done.returncode != 0:
             raise PostgresUnavailable(f"{tool} failed: {done.stderr.strip() or done.stdout}")
 

@@ -197,3 +197,13 @@ async def test_arrears_sentence_with_chinese_amount(zhang: Chat, sentence: str,
                                                     shown: str) -> None:
     await zhang.say(sentence)
     assert f"欠费金额 {shown}" in zhang.text
+
+
+async def test_a_part_of_the_day_right_after_the_area_is_the_time(zhang: Chat,
+                                                                 clock: FakeClock) -> None:
+    """'巡视 3号台区 上午 发现…': 上午 is when, with its default hour, not the work done."""
+    at(clock, 2026, 12, 1, 12, 39)
+    await zhang.say("巡视 3号台区 上午 发现2号杆拉线松动")
+    assert "时间 2026-12-01 周二 09:00（按「上午」默认时间，可修改）" in zhang.text
+    assert "工作内容 上午" not in zhang.text and "发现问题 2号杆拉线松动" in zhang.text
+    assert "什么时候做的" not in zhang.text

@@ -91,6 +91,23 @@ async def test_an_existing_open_database_is_tightened_on_start(tmp_path: Path,
         await services.close()
 
 
+async def test_a_database_in_a_shared_sticky_directory_leaves_the_directory_open(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """TAIQU_DB_PATH=/tmp/x.db must not close /tmp to every other account (it once did: the
+    throwaway PostgreSQL of the tests, run as `postgres`, then could not start)."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    db = shared / "taiqu.db"
+    services = await Services.open(load_settings(db_path=db), clock)
+    try:
+        await make_user(services, "张三")
+        assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+        assert mode(db) == 0o600  # the database itself is still private
+    finally:
+        await services.close()
+
+
 async def test_exports_are_private(services: Services, clock: FakeClock, tmp_path: Path,
                                    assistant: Assistant,
                                    monkeypatch: pytest.MonkeyPatch) -> None:

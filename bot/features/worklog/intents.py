@@ -230,6 +230,11 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
         areas, s = _take_areas(s, area_names)
     if areas:
         intent.area_text, intent.more_area_texts = areas[0], areas[1:]
+    # A time right after the area ('巡视 3号台区 上午 发现…'): a part of the day alone counts
+    # there, where inside the sentence it is too often just a word.
+    if when is None and (when := leading_time(s.strip(), now, prefer="past")) is not None:
+        intent.time = when
+        s = s.strip()[len(when.phrase):]
     if when is None and (when := find_time(s, now, prefer="past")) is not None:
         intent.time = when
         s = s.replace(when.phrase, " ", 1)
