@@ -170,6 +170,9 @@ class ReminderService:
         self.prefs = UserPrefs(services.db)
         self._sem = asyncio.Semaphore(concurrency)
         self._scan_lock = asyncio.Lock()
+        # The button data of what each person's digest of this scan listed: a reminder about
+        # one of those is covered by the digest; any other still goes out on its own.
+        self._digest_listed: dict[int, set[str]] = {}
         self.closing = False  # shutting down: claim no more rows, finish the ones in flight
 
     async def recover(self) -> int:
@@ -217,8 +220,9 @@ class ReminderService:
                 seen.update(r.id for r in fresh)
                 by_user: dict[int, list[Reminder]] = defaultdict(list)
                 for r in fresh:
-                    if r.user_id in digested and not r.urgent and r.state == "pending":
-                        # The digest this user just got covers today's items: no burst after.
+                    if (r.user_id in digested and not r.urgent and r.state == "pending"
+                            and await self._in_digest(r, now)):
+                        # The digest this user just got listed it: no burst after.
                         await self.rows.settle(r.id, "digested", now)
                         continue
                     by_user[r.user_id].append(r)
@@ -504,6 +508,7 @@ class ReminderService:
                 listed |= datas or {f"held:{r.id}"}
                 extra.append(reply)
         ok = True
+        self._digest_listed[user.id] = listed
         if items or extra:
             lines = [ctx.t("digest.title", name=user.name, count=len(items) + len(extra))]
             for i in items[:DIGEST_LINES]:
@@ -537,6 +542,20 @@ class ReminderService:
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (DIGEST_JOB, period, user.id, iso(now)))
         return ok and bool(items or extra)
+
+    async def _in_digest(self, r: Reminder, now: datetime) -> bool:
+        """Whether the digest just sent to r's person listed r's record (its open button is
+        among the digest's items); a notice the digest does not list (a new task, a lead's
+        alert) is not dropped as covered. A row whose record is settled is moot anyway."""
+        kind = self.router.reminders.get(r.subject)
+        user = await self.services.people.user(r.user_id)
+        if kind is None or user is None:
+            return True  # as before: nothing could render it
+        reply = await kind.render(Ctx(self.services, user, now), r)
+        if reply is None:
+            return True
+        datas = {b.data for row in reply.buttons for b in row}
+        return bool(datas & self._digest_listed.get(r.user_id, set()))
 
     async def _not_mentioned_yet(self, user_id: int, items: list[TodoItem]) -> list[TodoItem]:
         """The items to list: without those named once already (TodoItem.digest_key)."""

@@ -523,3 +523,46 @@ async def test_a_backlog_larger_than_one_batch_drains_in_one_scan_once_each(
         urgent = [i for i, n in enumerate(mine) if n >= 1040]
         assert urgent == list(range(len(urgent))) and urgent
     assert (await service.scan_once()).sent == 0
+
+
+async def test_a_notice_the_digest_does_not_list_still_goes_out_after_it(
+        services: Services, notifier: FakeNotifier, clock: FakeClock) -> None:
+    """At the digest time a person gets the digest of their open items; a non-urgent notice
+    due at the same scan about something the digest does not list (a new task, a lead's
+    alert) is sent on its own, not settled as 'covered by the digest' (it once was, unseen)."""
+    from bot.events import GLOBAL_TOKEN, Button, callback
+    from bot.router import ReminderKind, Router, TodoItem
+    from bot.services import Ctx
+    from bot.storage.reminders import Reminder, Reminders
+
+    open_item = callback(GLOBAL_TOKEN, "patrol.open", 1)
+
+    async def todo(ctx: Ctx) -> list[TodoItem]:
+        due = ctx.local_now.replace(hour=17, minute=0, second=0, microsecond=0)
+        return [TodoItem(due=due, text="巡视 3号台区：今天 17:00 前",
+                         button=Button("📄 巡视", open_item))]
+
+    async def patrol(ctx: Ctx, r: Reminder) -> Reply:
+        return Reply("⏰ 巡视 3号台区", [[Button("📄 打开", open_item)]])
+
+    async def notice(ctx: Ctx, r: Reminder) -> Reply:
+        return Reply("📌 新任务：核对电话", [[Button("接受", callback(GLOBAL_TOKEN, "t.ok", 9))]])
+
+    router = Router()
+    router.reminder_kind("patrol", ReminderKind(render=patrol, todo=todo))
+    router.reminder_kind("notice", ReminderKind(render=notice))
+    zhang = await make_user(services, "张三")
+    at(clock, 2026, 11, 30, 8, 0)
+    now = clock.now()
+    async with services.db.tx() as tx:
+        for subject in ("patrol", "notice"):
+            await Reminders.plan(tx, team_id=zhang.team_id, user_id=zhang.id, subject=subject,
+                                 subject_id=1, kind="due", due_at=now, now=now)
+    service = ReminderService(services, Dispatcher(services, [notifier]), router=router)
+    await service.scan_once()
+    texts = notifier.texts("张三")
+    assert any("今天要处理的事" in t and "巡视 3号台区" in t for t in texts)  # the digest
+    assert "⏰ 巡视 3号台区" not in texts  # listed by the digest: no burst after it
+    assert "📌 新任务：核对电话" in texts  # not listed: still sent, once
+    await service.scan_once()
+    assert notifier.texts("张三").count("📌 新任务：核对电话") == 1
