@@ -277,5 +277,6 @@ async def reads_as_log_request(ctx: Ctx, text: str) -> bool:
     """Inside a form: 我的日志, or a log sentence that is all request (记录巡视 5号台区)."""
     if simple_intent(text) == "logs":
         return True
-    team_areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
-    return is_log_request(worklog_intent(text, ctx.local_now, team_areas))
+    # Run on every answer typed in any form: no database read and no typo search here (a
+    # request names its area as …台区, which reads without the team's list).
+    return is_log_request(worklog_intent(text, ctx.local_now, [], fix_typos=False))

@@ -193,12 +193,13 @@ def _typo_words(area_names: list[str]) -> list[tuple[str, str]]:
     return words + [(w, k) for w, k in work_item_words() if len(w) >= 2 and not w.isascii()]
 
 
-def worklog_intent(text: str, now: datetime, area_names: list[str]) -> WorkLogIntent | None:
+def worklog_intent(text: str, now: datetime, area_names: list[str], *,
+                   fix_typos: bool = True) -> WorkLogIntent | None:
     """Read what a work-log request already says; None when the text is not one. A sentence
     that reads as none is read once more with a mistyped area or work word put right
-    ('3号台曲巡视', '巡式3号台区')."""
+    ('3号台曲巡视', '巡式3号台区') unless `fix_typos` is off."""
     found = _read_worklog(text, now, area_names)
-    if found is None and (fixed := _typos_fixed(normalize_input(text),
+    if found is None and fix_typos and (fixed := _typos_fixed(normalize_input(text),
                                                 _typo_words(area_names))) is not None:
         guess = _read_worklog(fixed, now, area_names)
         # A guess must read as work at a place: '服装店' is no 服务 log.
