@@ -19,6 +19,8 @@ from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.events import Incoming, Outcome, Reply
 from bot.models import Role, User
+from bot.notify import Dispatcher
+from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.db import Backend, Database
 from bot.storage.pg import PgDatabase
@@ -242,6 +244,18 @@ class FakeNotifier:
 
     def last(self, who: str) -> Reply:
         return [r for w, r in self.sent if w == who][-1]
+
+
+@pytest.fixture
+def notifier() -> FakeNotifier:
+    """A push end recording what each user got (the reminder tests' channel)."""
+    return FakeNotifier()
+
+
+@pytest.fixture
+def service(services: Services, notifier: FakeNotifier) -> ReminderService:
+    """The real reminder service delivering through `notifier`."""
+    return ReminderService(services, Dispatcher(services, [notifier]))
 
 
 @pytest.fixture

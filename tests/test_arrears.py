@@ -31,16 +31,6 @@ def button(reply: Reply, label: str) -> str:
     return next(b.data for row in reply.buttons for b in row if label in b.label)
 
 
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
-
-
 @dataclass
 class Team:
     zhang: Chat

@@ -14,7 +14,6 @@ from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.features import complaints
 from bot.models import Role
-from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.router import ReportPart, ReportScope
 from bot.services import Services
@@ -23,16 +22,6 @@ from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
 from tests.test_reports import xlsx_of
 
 ORDER = "2026112700123"
-
-
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
 
 
 @pytest.fixture

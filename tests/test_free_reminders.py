@@ -12,23 +12,12 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
-from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.test_terminal_chat import chat as terminal_chat
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
 
 
 @pytest.fixture

@@ -12,22 +12,11 @@ from bot.assistant import Assistant
 from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
 from bot.models import Role
-from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.tg_harness import labels, register, texts
-
-
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
 
 
 @pytest.fixture

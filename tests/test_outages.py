@@ -15,16 +15,6 @@ from bot.storage.customers import CustomerData
 from tests.conftest import Chat, FakeNotifier, at, make_user
 
 
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
-
-
 async def add_customer(services: Services, user: User, name: str, area: str, account: str,
                        cats: tuple[str, ...] = ("elderly",), active: bool = True) -> int:
     area_id = next(a.id for a in await services.people.areas_for(user) if a.name == area)

@@ -15,16 +15,6 @@ from tests.conftest import Chat, FakeNotifier, at, make_user
 
 
 @pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
-
-
-@pytest.fixture
 async def team(services: Services, assistant: Assistant) -> tuple[Chat, Chat]:
     await make_user(services, "张三")
     await make_user(services, "王班长", role=Role.LEAD, areas=())

@@ -54,11 +54,6 @@ def notifier() -> FakeNotifier:
 
 
 @pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
-
-
-@pytest.fixture
 async def seeded(services: Services, clock: FakeClock) -> World:
     await make_people(services, clock)
     return await seed(services, clock)

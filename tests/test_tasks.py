@@ -13,20 +13,9 @@ from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Reply
 from bot.models import Role
-from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from tests.conftest import Chat, FakeNotifier, at, make_user
-
-
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
 
 
 @pytest.fixture

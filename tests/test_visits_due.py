@@ -13,7 +13,6 @@ from openpyxl import load_workbook
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.models import Role, User
-from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from bot.storage.customers import CustomerData
@@ -40,16 +39,6 @@ async def record_visit(chat: Chat, customer_id: int) -> None:
         await chat.press("跳过")
     await chat.press("保存")
     assert "已保存" in chat.text or "已记录" in chat.text, chat.text
-
-
-@pytest.fixture
-def notifier() -> FakeNotifier:
-    return FakeNotifier()
-
-
-@pytest.fixture
-def service(services: Services, notifier: FakeNotifier) -> ReminderService:
-    return ReminderService(services, Dispatcher(services, [notifier]))
 
 
 async def test_the_digest_names_a_visit_due_once_per_cycle(
