@@ -120,6 +120,12 @@ class ReportScope:
     def team_wide(self) -> bool:
         return self.user_id is None
 
+    def records_of(self, alias: str) -> tuple[str, tuple[Any, ...]]:
+        """SQL (and its parameters) for the records in scope: the team's, or the person's."""
+        if self.team_wide:
+            return f"{alias}.team_id = ?", (self.team_id,)
+        return f"{alias}.team_id = ? AND {alias}.user_id = ?", (self.team_id, self.user_id)
+
 
 @dataclass
 class ReportPart:

@@ -437,12 +437,6 @@ async def prefill(ctx: Ctx, rest: str) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 # --- the report -----------------------------------------------------------------------
-def _scope_sql(scope: ReportScope) -> tuple[str, tuple[Any, ...]]:
-    if scope.team_wide:
-        return "h.team_id = ?", (scope.team_id,)
-    return "h.team_id = ? AND h.user_id = ?", (scope.team_id, scope.user_id)
-
-
 @dataclass
 class Tally:
     found: int = 0
@@ -461,7 +455,7 @@ def _overdue_open(rec: Hazard, scope: ReportScope) -> bool:
 @router.report_section
 async def report(db: Database, scope: ReportScope) -> ReportPart:
     """Found / cleared / overdue per manager and per 台区; open hazards, the most severe first."""
-    where, params = _scope_sql(scope)
+    where, params = scope.records_of("h")
     rows = await db.fetchall(
         f"{STORE.select} WHERE {where} AND h.found_at < ? AND "
         "(h.found_at >= ? OR h.status != 'cleared' OR h.cleared_at >= ?) ORDER BY h.id",

@@ -274,9 +274,7 @@ def _local(value: str | None, scope: ReportScope) -> datetime | None:
 async def report(db: Database, scope: ReportScope) -> ReportPart:
     """Requests accepted in the period (by the manager who has them): answered on time,
     late, still open; and every request overdue now, whatever the period."""
-    who = "m.team_id = ?" + ("" if scope.team_wide else " AND m.user_id = ?")
-    params: tuple[Any, ...] = (scope.team_id,) if scope.team_wide else (scope.team_id,
-                                                                        scope.user_id)
+    who, params = scope.records_of("m")
     rows = await db.fetchall(
         "SELECT m.*, u.name AS owner FROM meter_requests m JOIN users u ON u.id = m.user_id "
         f"WHERE {who} AND ((m.accepted_at >= ? AND m.accepted_at < ?) "
