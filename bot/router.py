@@ -138,6 +138,9 @@ class ReportPart:
     rows: list[list[Any]] = field(default_factory=list)
     # A few headline figures for the team chart: (localized label, value), e.g. 隐患 超期 2.
     chart: list[tuple[str, int]] = field(default_factory=list)
+    # Named measures a team's targets are compared with (data/targets.json), e.g.
+    # {"arrears.recovery_rate": 99.6}: percentages as 0-100, counts as counts.
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 # (database, scope) -> the feature's part of the weekly report and /report.
