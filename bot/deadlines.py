@@ -204,6 +204,32 @@ class MeterRules(_Group):
     reading_anomaly_reply: Rule | None
 
 
+CONNECTION_CLASSES = ("residential", "lv", "hv_single", "hv_dual")
+
+
+class ByCustomerClass(_Group):
+    """业扩 figures by the applicant's class: 居民, 低压非居民, 高压单电源, 高压双电源."""
+
+    residential: Rule | None
+    lv: Rule | None
+    hv_single: Rule | None
+    hv_dual: Rule | None
+
+    def get(self, kind: str) -> Rule | None:
+        rule: Rule | None = getattr(self, kind)
+        return rule
+
+
+class ConnectionRules(_Group):
+    """业扩报装 (commitments 5 and 6). The 2011 set counts the supply-plan reply from the
+    application and the connection from the acceptance of the customer's works; the newer
+    set replaces both with one end-to-end limit from the application."""
+
+    plan_reply: ByCustomerClass | None
+    connect_after_inspection: ByCustomerClass | None
+    end_to_end: ByCustomerClass | None
+
+
 class WorkingHours(_Model):
     start: time
     end: time
@@ -263,6 +289,9 @@ class RuleSet(_Model):
     repair: RepairRules
     meter: MeterRules
     callback: CallbackRules = DEFAULT_CALLBACK
+    # Optional so that a hand-edited set written before 业扩 existed still loads; the
+    # feature says plainly that the set lacks it.
+    connection: ConnectionRules | None = None
     order_no: OrderNoRules = DEFAULT_ORDER_NO
 
     @field_validator("complaints")

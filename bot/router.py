@@ -126,6 +126,12 @@ class ReportScope:
             return f"{alias}.team_id = ?", (self.team_id,)
         return f"{alias}.team_id = ? AND {alias}.user_id = ?", (self.team_id, self.user_id)
 
+    def local(self, stored: str | None) -> datetime | None:
+        """A stored moment as a sheet shows it: local time, no zone (Excel has none)."""
+        if stored is None:
+            return None
+        return datetime.fromisoformat(stored).astimezone(self.start.tzinfo).replace(tzinfo=None)
+
 
 @dataclass
 class ReportPart:

@@ -218,6 +218,13 @@ class Chat:
         parts = ([self.last.edit.text] if self.last.edit else [])
         return "\n".join(parts + [r.text for r in self.last.replies])
 
+    @property
+    def buttons(self) -> list[str]:
+        """The labels of the buttons on screen now."""
+        assert self.last is not None
+        shown = ([self.last.edit] if self.last.edit else []) + self.last.replies
+        return [b.label for r in shown for row in r.buttons for b in row]
+
 
 def at(clock: FakeClock, *args: int) -> None:
     """Move the fake clock to a local (Asia/Shanghai) time: at(clock, 2026, 11, 30, 8, 31)."""

@@ -9,7 +9,16 @@ Only its `抢修记录 …` (the work, then 记录) goes before repairs, whose w
 from __future__ import annotations
 
 from bot.channels.wecom import robot as wecom_robot
-from bot.features import arrears, complaints, hazards, meters, outages, repairs, todo
+from bot.features import (
+    arrears,
+    complaints,
+    connections,
+    hazards,
+    meters,
+    outages,
+    repairs,
+    todo,
+)
 from bot.features.customers import handlers as customers
 from bot.features.notes import handlers as notes
 from bot.features.reports import handlers as reports
@@ -18,8 +27,8 @@ from bot.features.worklog import first as worklog_first
 from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
-FEATURES = (todo, arrears, complaints, meters, outages, worklog_first, repairs, hazards, reports,
-            tasks, notes, customers, worklog)
+FEATURES = (todo, arrears, complaints, meters, connections, outages, worklog_first, repairs,
+            hazards, reports, tasks, notes, customers, worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.

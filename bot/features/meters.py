@@ -34,7 +34,7 @@ from bot.records.common import (
 )
 from bot.router import ReportPart, ReportScope, Router, TodoItem
 from bot.services import Ctx
-from bot.storage.db import Database, from_iso, iso
+from bot.storage.db import Database, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
@@ -263,13 +263,6 @@ router.help_lines.append("help.meter")
 
 
 # --- the weekly report ----------------------------------------------------------------
-def _local(value: str | None, scope: ReportScope) -> datetime | None:
-    """A stored moment as the sheet shows it: local time, no zone (Excel has none)."""
-    if value is None:
-        return None
-    return from_iso(value).astimezone(scope.start.tzinfo).replace(tzinfo=None)
-
-
 @router.report_section
 async def report(db: Database, scope: ReportScope) -> ReportPart:
     """Requests accepted in the period (by the manager who has them): answered on time,
@@ -297,8 +290,8 @@ async def report(db: Database, scope: ReportScope) -> ReportPart:
         if r["status"] == "open" and r["due_at"] <= now:
             counts[4] += 1
         sheet.append([r["id"], t(loc, f"meter.kind.{r['kind']}"), r["owner"], r["account_no"],
-                      r["customer_name"], _local(r["accepted_at"], scope),
-                      _local(r["due_at"], scope), _local(r["answered_at"], scope), r["result"]])
+                      r["customer_name"], scope.local(r["accepted_at"]),
+                      scope.local(r["due_at"]), scope.local(r["answered_at"]), r["result"]])
     lines = [t(loc, "meter.report.title")]
     lines += [t(loc, "meter.report.line", owner=o, accepted=c[0], on_time=c[1], late=c[2],
                 open=c[3], overdue=c[4]) for o, c in per.items()]
