@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.deadlines import COMPLAINT_TYPES, due_after, halfway
-from bot.deadlines import working_hours_before as before
+from bot.deadlines import COMPLAINT_TYPES, due_after
 from bot.events import Outcome, Reply
 from bot.features.worklog.form import (
     area_choices,
@@ -120,16 +119,11 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
             "contact_due": iso(contact.due) if contact else None,
             "reply_due": iso(reply.due) if reply else None,
             "provisional": int(provisional), "created_at": iso(ctx.now)})
-        lead_time = rules.reminders.complaint_before_due_working_hours
         for step, deadline in (("contact", contact), ("reply", reply)):
-            if new and deadline is not None:  # half-way, N working hours before, at due
-                due = deadline.due
-                await rt.plan_ladder(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step, [
-                    rt.Rung("half", halfway(accepted, due, cal, hours)),
-                    rt.Rung("soon", before(due, lead_time, cal, hours)),
-                    rt.Rung("due", due, skip_if_past=False),
-                    rt.Rung("escalate", due, to_leads=True, skip_if_past=False)],
-                    team_leads, ctx.now)
+            if new and deadline is not None:
+                await rt.plan_ladder(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step,
+                                     rt.working_day_rungs(accepted, deadline.due, rules, cal),
+                                     team_leads, ctx.now)
     lines = [ctx.t("complaint.saved", id=cid, kind=ctx.t(f"complaint.kind.{kind}"))]
     if contact:
         lines.append(ctx.t("complaint.contact_by", when=when(ctx, contact.due),

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.deadlines import Rule, RuleSet, due_after, halfway
-from bot.deadlines import working_hours_before as before
+from bot.deadlines import Rule, RuleSet, due_after
 from bot.events import Outcome
 from bot.features.worklog.form import area_choices, parse_text, show_area, take_area_into
 from bot.forms.engine import FormSpec, Saved
@@ -112,14 +111,9 @@ class Planning:
 
     async def plan(self, tx: Tx, ctx: Ctx, rid: int, team_id: int, owner_id: int, step: str,
                    start: datetime, due: datetime) -> None:
-        """Half-way, shortly before and at `due` to the owner; at `due` to the leads."""
-        hours = self.rules.working_hours
-        await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, step, [
-            rt.Rung("half", halfway(start, due, self.cal, hours)),
-            rt.Rung("soon", before(due, self.rules.reminders.complaint_before_due_working_hours,
-                                   self.cal, hours)),
-            rt.Rung("due", due, skip_if_past=False),
-            rt.Rung("escalate", due, to_leads=True, skip_if_past=False)], self.leads, ctx.now)
+        await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, step,
+                             rt.working_day_rungs(start, due, self.rules, self.cal),
+                             self.leads, ctx.now)
 
 
 # --- the application form -------------------------------------------------------------
@@ -341,6 +335,15 @@ def title(ctx: Ctx, rec: Application) -> str:
                  kind=ctx.t(f"connection.class.{rec.customer_class}"))
 
 
+def _step_line(ctx: Ctx, step: str, due: datetime | None, done: datetime | None) -> str:
+    """'方案答复期限：… · 已完成于 …' against a deadline; without one, when it was done."""
+    if due is not None:
+        return rt.deadline_line(ctx, f"field.connection_{step}_due", due, done,
+                                "connection.done_at", judge=True)
+    return rt.field_line(ctx, f"field.connection_{step}_done",
+                         when(ctx, done) if done else ctx.t("connection.not_yet"))
+
+
 async def render_card(ctx: Ctx, rec: Application, heading: str | None = None) -> Outcome:
     lines = [title(ctx, rec), ctx.t(f"connection.status.{rec.status}"),
              rt.field_line(ctx, "field.owner", rec.owner)]
@@ -348,23 +351,13 @@ async def render_card(ctx: Ctx, rec: Application, heading: str | None = None) ->
         lines.append(rt.field_line(ctx, "field.area", rec.area_name))
     lines += [rt.field_line(ctx, "field.connection_content", rec.content),
               rt.field_line(ctx, "field.accepted_at", when(ctx, rec.accepted_at))]
-    if rec.plan_due is not None:
-        lines.append(rt.deadline_line(ctx, "field.connection_plan_due", rec.plan_due,
-                                      rec.plan_replied_at, "connection.done_at", judge=True))
-    elif rec.plan_replied_at is not None:
-        lines.append(rt.field_line(ctx, "field.connection_plan_replied",
-                                   when(ctx, rec.plan_replied_at)))
+    lines.append(_step_line(ctx, "plan", rec.plan_due, rec.plan_replied_at))
     if rec.plan_note:
         lines.append(rt.field_line(ctx, "field.connection_plan_note", rec.plan_note))
     if rec.inspected_at is not None:
         lines.append(rt.field_line(ctx, "field.connection_inspected",
                                    when(ctx, rec.inspected_at)))
-    if rec.connection_due is not None:
-        lines.append(rt.deadline_line(ctx, "field.connection_due", rec.connection_due,
-                                      rec.connected_at, "connection.done_at", judge=True))
-    elif rec.connected_at is not None:
-        lines.append(rt.field_line(ctx, "field.connection_connected",
-                                   when(ctx, rec.connected_at)))
+    lines.append(_step_line(ctx, "connect", rec.connection_due, rec.connected_at))
     if rec.provisional:
         lines.append(ctx.t("deadline.provisional"))
     buttons = await CONNECTIONS.allowed(ctx, rec)
@@ -467,9 +460,9 @@ async def report(db: Database, scope: ReportScope) -> ReportPart:
     header = [t(loc, k) for k in (
         "connection.col.id", "field.connection_class", "field.owner",
         "field.connection_applicant", "field.area", "field.connection_content",
-        "field.accepted_at", "field.connection_plan_due", "field.connection_plan_replied",
-        "field.connection_inspected", "field.connection_due", "field.connection_connected",
-        "connection.col.status")]
+        "field.accepted_at", "field.connection_plan_due", "field.connection_plan_done",
+        "field.connection_inspected", "field.connection_connect_due",
+        "field.connection_connect_done", "connection.col.status")]
     chart = [(t(loc, f"connection.chart.{k}"), sum(c[i] for c in per.values()))
              for i, k in ((0, "accepted"), (4, "late"), (5, "overdue"))]
     return ReportPart(lines, t(loc, "connection.report.sheet"), header, sheet, chart)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.deadlines import Rule, due_after, halfway
-from bot.deadlines import working_hours_before as before
+from bot.deadlines import Rule, due_after
 from bot.events import Button, Outcome
 from bot.features.customers.form import parse_account_no
 from bot.features.worklog.form import parse_text, parse_when
@@ -108,14 +107,9 @@ async def save_request(ctx: Ctx, values: dict[str, Any], token: str,
             "due_at": iso(deadline.due), "provisional": int(deadline.provisional),
             "created_at": iso(ctx.now)})
         if new:
-            due = deadline.due
-            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "answer", [
-                rt.Rung("half", halfway(accepted, due, cal, hours)),
-                rt.Rung("soon", before(due, rules.reminders.complaint_before_due_working_hours,
-                                       cal, hours)),
-                rt.Rung("due", due, skip_if_past=False),
-                rt.Rung("escalate", due, to_leads=True, skip_if_past=False)],
-                team_leads, ctx.now)
+            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "answer",
+                                 rt.working_day_rungs(accepted, deadline.due, rules, cal),
+                                 team_leads, ctx.now)
     lines = [ctx.t("meter.saved", id=rid, kind=ctx.t(f"meter.kind.{kind}"),
                    account=values["account_no"]),
              ctx.t("meter.answer_by", when=when(ctx, deadline.due), rule=rule.label(ctx.locale),

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from bot.deadlines import ESCALATE, OVERDUE, is_overdue, next_working_start
+from bot.deadlines import (
+    ESCALATE,
+    OVERDUE,
+    RuleSet,
+    halfway,
+    is_overdue,
+    next_working_start,
+    working_hours_before,
+)
 from bot.events import Button, Outcome, Reply
 from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved, SaveFn
@@ -31,6 +39,7 @@ from bot.storage.db import Database, Row, Tx, from_iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
+from bot.workcal import WorkCalendar
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -146,6 +155,18 @@ async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: in
                                  urgent=rung.urgent,
                                  key=f"{subject}:{rid}:{kind}:{user_id}:{round_}"
                                  if round_ else None)
+
+
+def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
+                      cal: WorkCalendar) -> list[Rung]:
+    """The ladder of a working-day commitment (an answer, a reply, a connection): half-way,
+    the rule set's working hours before and at `due` to the owner; at `due` to the leads."""
+    hours = rules.working_hours
+    return [Rung("half", halfway(start, due, cal, hours)),
+            Rung("soon", working_hours_before(
+                due, rules.reminders.complaint_before_due_working_hours, cal, hours)),
+            Rung("due", due, skip_if_past=False),
+            Rung("escalate", due, to_leads=True, skip_if_past=False)]
 
 
 HALFWAY = "half"
