@@ -37,6 +37,7 @@ from bot.tabular import (
     data_rows,
     letter,
     open_rows,
+    yes_no,
 )
 from bot.textutil import normalize_input
 
@@ -67,8 +68,6 @@ EXPORT_EXTRA: tuple[Column, ...] = (
     Column("created_at", "登记日期", False, (), 12),
 )
 
-_YES = {"是", "√", "✓", "✔", "1", "y", "yes", "true", "有", "需要", "对"}
-_NO = {"", "否", "×", "✗", "x", "0", "n", "no", "false", "无", "不", "不需要"}
 _CATEGORY_SPLIT = re.compile(r"[、,，;；/／\s]+")
 HEADER = Header(COLUMNS, "account_no")
 # A file-level problem (unreadable file, missing column, unknown team): nothing imported.
@@ -128,14 +127,7 @@ def _category_index() -> dict[str, str]:
     return index
 
 
-@lru_cache(maxsize=256)
-def _flag(text: str) -> bool | None:
-    s = normalize_input(text).lower()
-    if s in _YES:
-        return True
-    if s in _NO:
-        return False
-    return None
+_flag = yes_no
 
 
 @dataclass

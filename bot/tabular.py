@@ -18,10 +18,11 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from bot.textutil import clean_text
+from bot.textutil import clean_text, normalize_input
 from bot.xlsx_rows import XlsxError, XlsxReader
 
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
@@ -82,6 +83,21 @@ def cell_text(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value).strip()
+
+
+YES = frozenset({"是", "√", "✓", "✔", "1", "y", "yes", "true", "有", "需要", "对"})
+NO = frozenset({"", "否", "×", "✗", "x", "0", "n", "no", "false", "无", "不", "不需要"})
+
+
+@lru_cache(maxsize=256)
+def yes_no(text: str) -> bool | None:
+    """A 是/否 cell (√, Y, 1, 有 ... / 否, ×, 0, 无, empty); None when it says neither."""
+    s = normalize_input(text).lower()
+    if s in YES:
+        return True
+    if s in NO:
+        return False
+    return None
 
 
 def blank(cells: Sequence[Any]) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import validators
+from bot import arrears_io, validators
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import Button, Outcome, Reply
 from bot.forms import kinds
@@ -66,13 +66,12 @@ if TYPE_CHECKING:
     from bot.assistant import Assistant
 
 router = Router("arrears")
-SUBJECT = "arrears"
-UNPAID = ("collecting", "notice_served", "cut_off")
+SUBJECT = arrears_io.SUBJECT
+UNPAID = arrears_io.UNPAID
 _INTENT = re.compile(r"^(登记欠费|欠费登记|新增欠费|录入欠费|新欠费)\s*(.*)$")
 # Used when a rule set leaves the follow-up interval null: the brief's default.
 DEFAULT_FOLLOWUP = Rule(amount=3, unit="calendar_days")
 FOLLOWUP_AT = time(9, 0)  # day-based follow-ups land in the morning, not at registration time
-RESTORE_SOON = timedelta(hours=2)
 LAW_DAYS = 30  # 电力供应与使用条例 art. 39: cut-off only when more than 30 days overdue
 
 
@@ -340,13 +339,7 @@ async def plan_followup(tx: Tx, rules: RuleSet, cal: WorkCalendar, aid: int, tea
                          key=f"{SUBJECT}:{aid}:followup:{user_id}:{at.date().isoformat()}")
 
 
-async def plan_decision(tx: Tx, aid: int, team_id: int, lead_id: int, now: datetime,
-                        again: bool = False) -> None:
-    """Ask one lead (non-urgent: a decision, not an emergency). `again`: the manager's
-    re-ask, at most once a day per lead."""
-    key = f"{SUBJECT}:{aid}:decision:{lead_id}" + (f":{now.date().isoformat()}" if again else "")
-    await Reminders.plan(tx, team_id=team_id, user_id=lead_id, subject=SUBJECT, subject_id=aid,
-                         kind="decision", due_at=now, now=now, key=key)
+plan_decision = arrears_io.plan_decision
 
 
 async def plan_cutoff(tx: Tx, rec: Arrears, at: datetime, now: datetime) -> None:
@@ -497,26 +490,13 @@ async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
     if _before_since(ctx, at, rec):
         raise Invalid("arrears.before_since")
     rules = ruleset(services)
-    rule = rules.arrears.restore_after_payment
     was_cut = rec.status == "cut_off"
-    restore: Deadline | None = None
-    if was_cut and rule is not None:
-        restore = due_after(at, rule, await calendar(services), rules.working_hours)
+    restore = arrears_io.restore_deadline(rules, await calendar(services), at, was_cut)
     team_leads = await rt.other_leads(services, rec.team_id, rec.user_id)
     async with services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {
-                "status": "paid", "paid_at": iso(at),
-                "restore_due": iso(restore.due) if restore else None,
-                "updated_at": iso(ctx.now)}, "status = ?", (rec.status,)):
+        if not await arrears_io.record_paid(tx, rec.id, rec.team_id, rec.user_id, rec.status,
+                                            at, restore, team_leads, ctx.now):
             raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, rec.id)  # follow-ups, cut-off, decision: all moot
-        if restore is not None:  # urgent (quiet hours do not hold them); leads told at due
-            due = restore.due
-            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
-                rt.Rung("soon", due - RESTORE_SOON, urgent=True),
-                rt.Rung("due", due, urgent=True, skip_if_past=False),
-                rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
-                team_leads, ctx.now)
     lines = [ctx.t("arrears.paid_saved", id=rec.id, when=when(ctx, at),
                    amount=money(rec.amount_cents))]
     if restore is not None:
@@ -928,3 +908,102 @@ router.form(APPROVE)
 router.openers["ary"] = open_approval
 router.opener_button("arry", "ary")
 ARREARS_RECORDS.on_tap("arrx", refuse_cutoff)
+
+
+# --- the arrears list sent in chat (issue #14 §1) ----------------------------------------
+def _import_lines(ctx: Ctx, s: arrears_io.ImportSummary, *, done: bool) -> list[str]:
+    """What an import changes (would change, before 确认导入): counts, then who gets the
+    households no manager has, then the first row errors."""
+    key = "arrimp.applied" if done else "arrimp.staged"
+    lines = [ctx.t(key, file=s.filename, team=s.team, valid=s.valid_rows, errors=s.error_rows),
+             ctx.t("arrimp.changes", added=s.added, updated=s.updated, paid=s.paid,
+                   unchanged=s.unchanged)]
+    if s.to_lead:
+        lines.append(ctx.t("arrimp.to_lead", count=s.to_lead, lead=s.lead))
+    if s.unknown_areas:
+        lines.append(ctx.t("arrimp.unknown_areas", areas="、".join(s.unknown_areas)))
+    if s.hand_kept:
+        lines.append(ctx.t("arrimp.hand_kept", count=s.hand_kept))
+    shown = s.errors[:ERRORS_SHOWN]
+    if shown:
+        lines.append(ctx.t("arrimp.errors_head"))
+        lines += [str(e) for e in shown]
+        if s.error_rows > len(shown):
+            lines.append(ctx.t("arrimp.errors_more", count=s.error_rows - len(shown)))
+    return lines
+
+
+ERRORS_SHOWN = 10  # row errors listed in chat; the CLI lists them all
+
+
+async def _not_a_lead(ctx: Ctx) -> Outcome:
+    leads = await deciders(ctx.services, ctx.user.team_id)
+    return Outcome().add(ctx.t("arrimp.lead_only", leads="、".join(u.name for u in leads)
+                               or ctx.t("arrimp.your_lead")))
+
+
+@router.file_reader(kinds=("xlsx", "xlsm", "csv", "txt"), sniff=arrears_io.is_arrears_list,
+                    describe="arrimp.file_kind")
+async def arrears_list_sent(ctx: Ctx, filename: str, data: bytes) -> Outcome:
+    """A lead's arrears list: staged and shown as a dry run with 确认导入 / 取消."""
+    if not ctx.user.sees_whole_team:
+        return await _not_a_lead(ctx)
+    try:
+        summary = await arrears_io.stage_list(ctx.services, data, ctx.user.team_id,
+                                              filename=filename, user_id=ctx.user.id,
+                                              actor=f"user:{ctx.user.id}")
+    except arrears_io.TableError as exc:
+        return Outcome().add(ctx.t("arrimp.file_error", file=filename, reason=str(exc)))
+    lines = _import_lines(ctx, summary, done=False)
+    if not summary.valid_rows:
+        await arrears_io.discard(ctx.services.db, summary.import_id)
+        return Outcome().add("\n".join([*lines, ctx.t("arrimp.nothing_valid")]))
+    lines.append(ctx.t("arrimp.confirm_hint"))
+    return Outcome().add("\n".join(lines), [[
+        Button(ctx.t("btn.arrimp_apply"), router.callback("impy", summary.import_id)),
+        Button(ctx.t("btn.arrimp_cancel"), router.callback("impn", summary.import_id))]])
+
+
+async def _own_import(ctx: Ctx, arg: str) -> Any:
+    """The import a button names, if it is this lead's team's (else None: stale)."""
+    if not arg.isdigit() or not ctx.user.sees_whole_team:
+        return None
+    row = await arrears_io.load_import(ctx.services.db, int(arg))
+    return row if row is not None and row["team_id"] == ctx.user.team_id else None
+
+
+async def _import_closed(ctx: Ctx, import_id: int, state: str) -> Outcome:
+    if state == "applied":
+        summary = await arrears_io.summary_of(ctx.services, import_id)
+        return Outcome(toast=ctx.t("arrimp.already_toast")).add("\n".join(
+            [ctx.t("arrimp.already"), *_import_lines(ctx, summary, done=True)[1:2]]))
+    key = {"cancelled": "arrimp.was_cancelled", "overtaken": "arrimp.overtaken",
+           "applying": "arrimp.busy"}.get(state, "arrimp.was_cancelled")
+    return Outcome(toast=ctx.t(key)).add(ctx.t(key))
+
+
+@router.button("impy")
+async def apply_import(app: Assistant, ctx: Ctx, draft: Any, arg: str) -> Outcome:
+    row = await _own_import(ctx, arg)
+    if row is None:
+        return rt.stale(ctx) if ctx.user.sees_whole_team else await _not_a_lead(ctx)
+    try:
+        summary = await arrears_io.apply_list(ctx.services, int(row["id"]))
+    except arrears_io.ImportNotOpen as exc:
+        return await _import_closed(ctx, int(row["id"]), exc.state)
+    out = Outcome(toast=ctx.t("arrimp.applied_toast"))
+    return out.add("\n".join(_import_lines(ctx, summary, done=True)))
+
+
+@router.button("impn")
+async def cancel_import(app: Assistant, ctx: Ctx, draft: Any, arg: str) -> Outcome:
+    row = await _own_import(ctx, arg)
+    if row is None:
+        return rt.stale(ctx) if ctx.user.sees_whole_team else await _not_a_lead(ctx)
+    if row["state"] != "staged":
+        return await _import_closed(ctx, int(row["id"]), str(row["state"]))
+    await arrears_io.discard(ctx.services.db, int(row["id"]))
+    return Outcome(toast=ctx.t("arrimp.cancelled")).add(ctx.t("arrimp.cancelled"))
+
+
+router.help_lines.append("arrimp.help")
