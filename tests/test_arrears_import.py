@@ -18,9 +18,10 @@ from bot.assistant import Assistant
 from bot.cli import main as cli_main
 from bot.clock import FakeClock
 from bot.models import Role
+from bot.reminders import ReminderService
 from bot.services import Services
 from tests.arrears_files import gbk_csv, office_suite_xlsx, openpyxl_xlsx
-from tests.conftest import Chat, at, make_user
+from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.tg_harness import L
 
 TEAM = "城东供电所"
@@ -167,6 +168,47 @@ async def test_reimport_reconciles_and_keeps_hand_records(team: Team, clock: Fak
     await team.lead.press("确认导入")
     assert await reminders(services) == before
     assert len(await records(services)) == 6
+
+
+async def test_each_manager_gets_todays_list_in_one_morning_digest(
+        team: Team, clock: FakeClock, service: ReminderService,
+        notifier: FakeNotifier) -> None:
+    await team.lead.file("欠费明细.csv", gbk_csv(FIRST[:4]))
+    await team.lead.press("确认导入")
+    at(clock, 2026, 11, 28, 8, 1)  # the next morning
+    await service.scan_once()
+    [zhang] = notifier.texts("张三")
+    assert L("arrimp.todo.chase", count=2, amount="￥1,534.50",
+             names="李大爷 ￥1,234.50、王二嫂 ￥300.00") in zhang
+    assert notifier.last("张三").buttons[0][0].label == L(
+        "btn.arrimp_list_chase", count=2)
+    [li] = notifier.texts("李四")
+    assert L("arrimp.todo.chase", count=1, amount="￥88.80", names="赵六 ￥88.80") in li
+    assert "钱七" in notifier.texts("王班长")[0]  # the unassigned household: the lead's
+    at(clock, 2026, 11, 28, 15, 0)
+    await service.scan_once()  # once a day, no push per household
+    assert len(notifier.texts("张三")) == 1 and len(notifier.texts("李四")) == 1
+
+    # The list behind the line, a button per household.
+    await team.zhang.tap(notifier.last("张三").buttons[0][0].data)
+    assert team.zhang.text.splitlines() == [
+        L("arrimp.list.chase", owner="张三", count=2, amount="￥1,534.50"),
+        L("arrimp.list.line", name="李大爷", account=A1, amount="￥1,234.50", days=58,
+          area="3号台区"),
+        L("arrimp.list.line", name="王二嫂", account=A2, amount="￥300.00", days=44,
+          area="5号台区")]
+    # Another manager cannot open 张三's list by forging the button.
+    await team.li.tap(notifier.last("张三").buttons[0][0].data)
+    assert team.li.text == L("arrimp.list.empty")
+
+    # A notice served and its period over: the household moves to the cut-off line.
+    await team.services.db.execute(
+        "UPDATE arrears SET status = 'notice_served', notice_served_at = ?, "
+        "cutoff_earliest = ? WHERE account_no = ?",
+        ("2026-11-20T02:00:00+00:00", "2026-11-27T02:00:00+00:00", A1))
+    await team.zhang.say("待办")
+    assert L("arrimp.todo.cutoff", count=1, amount="￥1,234.50", names="李大爷 ￥1,234.50") \
+        in team.zhang.text
 
 
 async def test_a_list_resaved_by_another_office_suite(team: Team) -> None:

@@ -262,6 +262,9 @@ class Arrears:
     restore_due: datetime | None
     restored_at: datetime | None
     created_at: datetime
+    area_id: int | None  # the 台区 a list gave it (hand-entered: none)
+    area_name: str | None
+    imported: int  # added by a list import: followed up in the digest's grouped lines
 
     def medical_undecided(self) -> bool:
         return bool(self.medical) and self.lead_decision is None
@@ -745,13 +748,20 @@ async def _heal_followups(services: Services, recs: list[Arrears], now: datetime
             await plan_followup(tx, rules, cal, r.id, r.team_id, r.user_id, r.created_at, now)
 
 
+OPEN_WHERE = ("a.status IN ('collecting', 'notice_served', 'cut_off') "
+              "OR (a.status = 'paid' AND a.restore_due IS NOT NULL)")
+
+
 async def todo(ctx: Ctx) -> list[TodoItem]:
-    recs = await STORE.open_for(ctx, "a.status IN ('collecting', 'notice_served', 'cut_off') "
-                                "OR (a.status = 'paid' AND a.restore_due IS NOT NULL)")
-    await _heal_followups(ctx.services, recs, ctx.now)
+    recs = await STORE.open_for(ctx, OPEN_WHERE)
     rules = ruleset(ctx.services)
     cal = await calendar(ctx.services)
-    items = []
+    # Households from a list are many: grouped (today's to chase, to cut off, to restore),
+    # one line each in /todo and the morning digest instead of one per household.
+    listed = {rec.id: g for rec in recs if (g := _group_of(ctx, rec, rules, cal))}
+    items = _group_items(ctx, [r for r in recs if r.id in listed], listed)
+    recs = [r for r in recs if r.id not in listed and not (r.imported and _quiet_today(r))]
+    await _heal_followups(ctx.services, [r for r in recs if not r.imported], ctx.now)
     for rec in recs:
         item = title(ctx, rec)
         label = ctx.t("arrears.todo.button", id=rec.id, name=rec.customer_name)
@@ -775,6 +785,106 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
             ctx, rec, due, text, label, overdue=False,
             decision=_lead_asked(rec)))
     return items
+
+
+# --- households from a list, grouped -----------------------------------------------------
+GROUPS = ("restore", "cutoff", "chase")  # most urgent first
+NAMES_SHOWN = 3  # households named in a group's line (the biggest amounts)
+LIST_PAGE = 8  # households (with a button each) on one page of a group's list
+
+
+def _start_of_today(ctx: Ctx) -> datetime:
+    return ctx.local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _cut_off_possible(ctx: Ctx, rec: Arrears) -> bool:
+    """Notice served and its period over, not prepaid, not medical (or the lead approved)."""
+    return (rec.status == "notice_served" and not rec.prepaid
+            and rec.cutoff_earliest is not None and rec.cutoff_earliest <= ctx.now
+            and (not rec.medical or rec.lead_decision == "approved"))
+
+
+def _quiet_today(rec: Arrears) -> bool:
+    """An imported household with nothing to do today (not a lead's decision): no line."""
+    return not _lead_asked(rec)
+
+
+def _group_of(ctx: Ctx, rec: Arrears, rules: RuleSet,
+              cal: WorkCalendar) -> tuple[str, datetime] | None:
+    """(group, due) of an imported household with something to do today, else None."""
+    if not rec.imported:
+        return None
+    if rec.status == "paid" and rec.restore_due is not None:
+        return "restore", rec.restore_due
+    if _cut_off_possible(ctx, rec):
+        assert rec.cutoff_earliest is not None
+        return "cutoff", rec.cutoff_earliest
+    if _lead_asked(rec) or rec.status not in UNPAID:
+        return None  # a lead's decision keeps its own line
+    today = _start_of_today(ctx)
+    if rec.created_at.astimezone(ctx.tz).date() == today.date() - timedelta(days=1):
+        # The morning after the list came: every new household, then on the cadence.
+        return "chase", today.replace(hour=FOLLOWUP_AT.hour, minute=FOLLOWUP_AT.minute)
+    due = next_followup(rules, cal, rec.created_at, today)
+    return ("chase", due) if due < today + timedelta(days=1) else None
+
+
+def _names(ctx: Ctx, recs: list[Arrears]) -> str:
+    biggest = sorted(recs, key=lambda r: -r.amount_cents)[:NAMES_SHOWN]
+    text = "、".join(f"{r.customer_name} {money(r.amount_cents)}" for r in biggest)
+    return text + (ctx.t("arrimp.todo.more") if len(recs) > NAMES_SHOWN else "")
+
+
+def _group_items(ctx: Ctx, recs: list[Arrears],
+                 groups: dict[int, tuple[str, datetime]]) -> list[TodoItem]:
+    by: dict[tuple[int, str], list[Arrears]] = {}
+    for rec in recs:
+        by.setdefault((rec.user_id, groups[rec.id][0]), []).append(rec)
+    items = []
+    for (owner_id, group), members in sorted(by.items(), key=lambda kv: (
+            kv[0][0], GROUPS.index(kv[0][1]))):
+        due = min(groups[r.id][1] for r in members)
+        text = ctx.t(f"arrimp.todo.{group}", count=len(members),
+                     amount=money(sum(r.amount_cents for r in members)),
+                     due=when(ctx, due), names=_names(ctx, members))
+        button = Button(ctx.t(f"btn.arrimp_list_{group}", count=len(members)),
+                        router.callback("arrl", f"{group}.{owner_id}.0"))
+        late = group == "restore" and due <= ctx.now
+        items.append(TodoItem(due=due.astimezone(ctx.tz), text=text, button=button,
+                              overdue=late, urgent=group == "restore", owner=members[0].owner,
+                              owner_id=owner_id, for_lead=late))
+    return items
+
+
+@router.button("arrl")
+async def group_list(app: Assistant, ctx: Ctx, draft: Any, arg: str) -> Outcome:
+    """The households of one grouped line (a manager's own; a lead's team), biggest first,
+    a page at a time with a button to each."""
+    parts = arg.split(".")
+    if len(parts) != 3 or parts[0] not in GROUPS or not (parts[1] + parts[2]).isdigit():
+        return rt.stale(ctx)
+    group, owner_id, offset = parts[0], int(parts[1]), int(parts[2])
+    rules = ruleset(ctx.services)
+    cal = await calendar(ctx.services)
+    recs = [r for r in await STORE.open_for(ctx, f"({OPEN_WHERE}) AND a.user_id = ?",
+                                              (owner_id,))
+            if (g := _group_of(ctx, r, rules, cal)) and g[0] == group]
+    if not recs:
+        return Outcome().add(ctx.t("arrimp.list.empty"))
+    recs.sort(key=lambda r: (-r.amount_cents, r.id))
+    page = recs[offset:offset + LIST_PAGE]
+    lines = [ctx.t(f"arrimp.list.{group}", owner=recs[0].owner, count=len(recs),
+                   amount=money(sum(r.amount_cents for r in recs)))]
+    lines += [ctx.t("arrimp.list.line", name=r.customer_name, account=r.account_no,
+                    amount=money(r.amount_cents), days=_days_owed(ctx, r),
+                    area=r.area_name or "—") for r in page]
+    rows = [[ARREARS_RECORDS.open_button(ctx, r.id, ctx.t(
+        "arrears.todo.button", id=r.id, name=r.customer_name))] for r in page]
+    nav = [Button(ctx.t(key), router.callback("arrl", f"{group}.{owner_id}.{at}"))
+           for key, at, show in (("btn.prev_page", max(0, offset - LIST_PAGE), offset > 0),
+                                 ("btn.next_page", offset + LIST_PAGE,
+                                  offset + LIST_PAGE < len(recs))) if show]
+    return Outcome().add("\n".join(lines), [*rows, nav] if nav else rows)
 
 
 async def describe(ctx: Ctx, r: Reminder) -> str:
