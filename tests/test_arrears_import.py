@@ -7,7 +7,7 @@ records neither lost nor doubled, reminders neither lost nor doubled, team isola
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +302,35 @@ def test_since_and_amount_as_exports_write_them() -> None:
     assert arrears_io.parse_amount("￥1,234.50") == 123450
     assert arrears_io.parse_prepaid("非费控") is False and arrears_io.parse_prepaid("远程费控")
 
+
+
+async def test_weekly_report_has_the_recovery_rate_per_manager_and_area(
+        team: Team, clock: FakeClock) -> None:
+    from bot.features.arrears import recovery_report
+    from bot.router import ReportScope
+
+    await team.lead.file("欠费明细.csv", gbk_csv(FIRST[:4]))
+    await team.lead.press("确认导入")
+    at(clock, 2026, 12, 1, 10, 0)  # the next list: A2 and A3 paid
+    await team.lead.file("12月.csv", gbk_csv([FIRST[0], FIRST[3]]))
+    await team.lead.press("确认导入")
+    at(clock, 2026, 12, 7, 9, 0)
+    await team.lead.say("/report 上周")
+    text = team.lead.text
+    total = L("arrimp.report.total", name="", rate="18.3", got="￥388.80", due="￥2,123.30",
+              got_n=2, due_n=4)
+    owner = L("arrimp.report.line", name="张三", rate="19.6", got="￥300.00", due="￥1,534.50",
+              got_n=1, due_n=2)
+    area = L("arrimp.report.line", name="7号台区", rate="100.0", got="￥88.80", due="￥88.80",
+             got_n=1, due_n=1)
+    assert f"{total}\n{L('arrimp.report.by_owner')}\n{owner}\n" in text
+    assert f"{L('arrimp.report.by_area')}\n" in text and area in text
+    # The sheet and the measure a team's targets are compared with.
+    lead = (await team.services.people.users())[2]
+    scope = ReportScope(lead.team_id, None, clock.now() - timedelta(days=7), clock.now(),
+                        clock.now(), "zh_CN")
+    part = await recovery_report(team.services.db, scope)
+    assert part.measures == {"arrears.recovery_rate": 18.31}
+    assert part.sheet_title == L("arrimp.report.sheet")
+    assert ["全班组", "", 4, 2, 2123.3, 388.8, 18.31] in part.rows
+    assert ["台区", "9号台区", 1, 0, 500.0, 0.0, 0.0] in part.rows

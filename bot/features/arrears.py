@@ -38,6 +38,7 @@ from bot.forms.kinds import (
 )
 from bot.forms.kinds import money_text as money
 from bot.forms.matching import Choice
+from bot.i18n import t
 from bot.models import Role, User
 from bot.records import runtime as rt
 from bot.records.common import (
@@ -52,11 +53,11 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import Router, TodoItem
+from bot.router import ReportPart, ReportScope, Router, TodoItem
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.statuses import arrears_status
-from bot.storage.db import Tx, iso
+from bot.storage.db import Database, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
@@ -1117,3 +1118,69 @@ async def cancel_import(app: Assistant, ctx: Ctx, draft: Any, arg: str) -> Outco
 
 
 router.help_lines.append("arrimp.help")
+
+
+# --- the weekly report: 电费回收率 -------------------------------------------------------
+@dataclass
+class _Recovery:
+    due_n: int = 0
+    due_cents: int = 0
+    got_n: int = 0
+    got_cents: int = 0
+
+    def add(self, cents: int, recovered: bool) -> None:
+        self.due_n += 1
+        self.due_cents += cents
+        if recovered:
+            self.got_n += 1
+            self.got_cents += cents
+
+    @property
+    def rate(self) -> float:
+        """Recovered amount over the amount due, as 0-100."""
+        return 100.0 * self.got_cents / self.due_cents if self.due_cents else 0.0
+
+
+def _recovery_line(locale: str, key: str, name: str, r: _Recovery) -> str:
+    return t(locale, key, name=name, rate=f"{r.rate:.1f}", got=money(r.got_cents),
+             due=money(r.due_cents), got_n=r.got_n, due_n=r.due_n)
+
+
+@router.report_section
+async def recovery_report(db: Database, scope: ReportScope) -> ReportPart:
+    """电费回收率 in the period: of the arrears owed at some time in it (begun before its end,
+    not paid before its start), the share paid within it, by amount and by households; per
+    manager and per 台区 (the list's, else the register's)."""
+    who, params = scope.records_of("a")
+    rows = await db.fetchall(
+        "SELECT a.amount_cents, a.paid_at, u.name AS owner, "
+        "COALESCE(ar.name, a.area_name, cr.name) AS area FROM arrears a "
+        "JOIN users u ON u.id = a.user_id LEFT JOIN areas ar ON ar.id = a.area_id "
+        "LEFT JOIN customers c ON c.id = a.customer_id LEFT JOIN areas cr ON cr.id = c.area_id "
+        f"WHERE {who} AND a.created_at < ? AND (a.paid_at IS NULL OR a.paid_at >= ?) "
+        "ORDER BY u.name, a.id", (*params, iso(scope.end), iso(scope.start)))
+    if not rows:
+        return ReportPart()
+    loc, start, end = scope.locale, iso(scope.start), iso(scope.end)
+    total = _Recovery()
+    owners: dict[str, _Recovery] = {}
+    areas: dict[str, _Recovery] = {}
+    unknown = t(loc, "arrimp.report.no_area")
+    for r in rows:
+        got = r["paid_at"] is not None and start <= r["paid_at"] < end
+        for tally in (total, owners.setdefault(r["owner"], _Recovery()),
+                      areas.setdefault(r["area"] or unknown, _Recovery())):
+            tally.add(r["amount_cents"], got)
+    lines = [_recovery_line(loc, "arrimp.report.total", "", total),
+             t(loc, "arrimp.report.by_owner")]
+    lines += [_recovery_line(loc, "arrimp.report.line", n, o) for n, o in owners.items()]
+    lines.append(t(loc, "arrimp.report.by_area"))
+    lines += [_recovery_line(loc, "arrimp.report.line", n, a) for n, a in sorted(areas.items())]
+    header = [t(loc, f"arrimp.report.col.{k}") for k in (
+        "by", "name", "due_n", "got_n", "due", "got", "rate")]
+    sheet = [[t(loc, f"arrimp.report.by.{by}"), name, x.due_n, x.got_n, x.due_cents / 100,
+              x.got_cents / 100, round(x.rate, 2)]
+             for by, group in (("team", {"": total}), ("owner", owners), ("area", areas))
+             for name, x in sorted(group.items())]
+    return ReportPart(lines, t(loc, "arrimp.report.sheet"), header, sheet,
+                      measures={"arrears.recovery_rate": round(total.rate, 2)})
