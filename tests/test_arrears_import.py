@@ -334,3 +334,27 @@ async def test_weekly_report_has_the_recovery_rate_per_manager_and_area(
     assert part.sheet_title == L("arrimp.report.sheet")
     assert ["全班组", "", 4, 2, 2123.3, 388.8, 18.31] in part.rows
     assert ["台区", "9号台区", 1, 0, 500.0, 0.0, 0.0] in part.rows
+
+
+# --- over Telegram (the real PTB channel on the fake Bot API) --------------------------------
+async def test_a_lead_imports_a_list_over_telegram(services: Services, channel: Any,
+                                                  fake_api: Any) -> None:
+    from tests.tg_harness import body, labels, register
+
+    await make_user(services, "张三", areas=("3号台区", "5号台区"))
+    lead = await register(fake_api, services, 7, "王班长", role=Role.LEAD, areas=())
+    rows = [(A1, "李大爷", "3号台区", "1234.50", SERIAL_OCT, "否"),
+            (A2, "王二嫂", "5号台区", "300", SERIAL_OCT, "费控"),
+            ("", "无户号", "3号台区", "100", SERIAL_OCT, "否")]
+    r = await lead.send_file(office_suite_xlsx(rows), "欠费明细.xlsx",
+                             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    assert body(r[0]).startswith(L("arrimp.staged", file="欠费明细.xlsx", team=TEAM, valid=2,
+                                   errors=1))
+    assert "第 5 行: 户号为空" in body(r[0])
+    assert labels(r[0]) == [L("btn.arrimp_apply"), L("btn.arrimp_cancel")]
+    assert await records(services) == []
+    r = await lead.press(L("btn.arrimp_apply"))
+    assert any(body(m).startswith(L("arrimp.applied", file="欠费明细.xlsx", team=TEAM,
+                                    valid=2, errors=1)) for m in r), [body(m) for m in r]
+    assert [(x["owner"], x["amount_cents"]) for x in await records(services)] == [
+        ("张三", 123450), ("张三", 30000)]
