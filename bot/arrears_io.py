@@ -618,46 +618,50 @@ class _Writer:
             await self._pause()
 
     async def _apply_page(self, tx: Tx, page: list[Any]) -> None:
+        """One page in one transaction, written with executemany: a chat step waiting for
+        the database waits for a few statements, not one round trip per household."""
         stamp = iso(self.now)
         register = await _register(tx, self.team_id, [r["account_no"] for r in page])
+        ruleset_name = self.rules.name if self.rules else ""
+        inserts: list[tuple[Any, ...]] = []
+        asks: list[tuple[Any, ...]] = []  # medical and prepaid: inserted one by one
+        updates: list[tuple[Any, ...]] = []
         for r in page:
             change = _change(r)
             setattr(self.summary, change, getattr(self.summary, change) + 1)
-            if change == "added":
-                owner = self.managers.get(r["area_id"] or 0)
-                if owner is None:
-                    owner = self._lead()
-                    self.summary.to_lead += 1
-                customer = register.get(r["account_no"])
-                medical = bool(customer and customer[1])
-                rid = int(await tx.execute(
-                    "INSERT INTO arrears(team_id, user_id, account_no, customer_id, "
-                    "customer_name, amount_cents, since, prepaid, in_register, medical, ruleset, "
-                    "status, created_at, area_id, area_name, listed_in, imported) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'collecting', ?, ?, ?, ?, 1)",
-                    (self.team_id, owner, r["account_no"], customer[0] if customer else None,
-                     r["customer_name"], r["amount_cents"], r["since"], r["prepaid"],
-                     int(customer is not None), int(medical), self.rules.name if self.rules
-                     else "", stamp, r["area_id"], r["area_name"], self.import_id)) or 0)
-                if medical and r["prepaid"]:  # the system may cut it any time: ask the leads
-                    for lead in self.team_leads:
-                        await plan_decision(tx, rid, self.team_id, lead, self.now)
+            if change != "added":
+                updates.append((r["amount_cents"], r["prepaid"], self.import_id, r["area_id"],
+                                r["area_name"], r["amount_cents"], stamp, r["rec_id"]))
                 continue
-            await tx.execute(
-                "UPDATE arrears SET amount_cents = ?, "
-                "prepaid = CASE WHEN imported = 1 THEN ? ELSE prepaid END, listed_in = ?, "
-                "area_id = COALESCE(area_id, ?), area_name = COALESCE(area_name, ?), "
-                "updated_at = CASE WHEN amount_cents = ? THEN updated_at ELSE ? END "
-                "WHERE id = ?",
-                (r["amount_cents"], r["prepaid"], self.import_id, r["area_id"], r["area_name"],
-                 r["amount_cents"], stamp, r["rec_id"]))
+            owner = self.managers.get(r["area_id"] or 0)
+            if owner is None:
+                owner = self._lead()
+                self.summary.to_lead += 1
+            customer = register.get(r["account_no"])
+            medical = bool(customer and customer[1])
+            row = (self.team_id, owner, r["account_no"], customer[0] if customer else None,
+                   r["customer_name"], r["amount_cents"], r["since"], r["prepaid"],
+                   int(customer is not None), int(medical), ruleset_name, stamp, r["area_id"],
+                   r["area_name"], self.import_id)
+            (asks if medical and r["prepaid"] else inserts).append(row)
+        if inserts:
+            await tx.executemany(_INSERT, inserts)
+        if updates:
+            await tx.executemany(_UPDATE, updates)
+        for row in asks:  # the system may cut it any time: ask the leads at once
+            rid = int(await tx.execute(_INSERT, row) or 0)
+            for lead in self.team_leads:
+                await plan_decision(tx, rid, self.team_id, lead, self.now)
 
     async def mark_gone_paid(self) -> None:
-        """Households an earlier list named and this one does not: paid at the import."""
+        """Households an earlier list named and this one does not: paid at the import. A
+        cut-off one gets its restore deadline and ladder (record_paid); the others are
+        settled in bulk, their reminders cancelled."""
         db = self.services.db
         size = self.services.settings.import_batch_rows
         rules = self.rules or ruleset(self.services)
         cal = await calendar(self.services)
+        stamp = iso(self.now)
         while True:
             rows = await db.fetchall(
                 f"SELECT id, user_id, status FROM arrears WHERE team_id = ? AND status IN "
@@ -665,15 +669,38 @@ class _Writer:
                 "LIMIT ?", (self.team_id, self.import_id, size))
             if not rows:
                 return
+            plain = [int(r["id"]) for r in rows if r["status"] != "cut_off"]
             async with db.tx() as tx:
-                for r in rows:
-                    restore = restore_deadline(rules, cal, self.now, r["status"] == "cut_off")
+                if plain:
+                    marks = ", ".join("?" for _ in plain)
+                    await tx.execute(
+                        f"UPDATE arrears SET status = 'paid', paid_at = ?, updated_at = ? "
+                        f"WHERE id IN ({marks}) AND status IN ('collecting', 'notice_served')",
+                        (stamp, stamp, *plain))
+                    self.summary.paid += tx.rowcount
+                    await tx.execute(
+                        "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND "
+                        f"subject_id IN ({marks}) AND state = 'pending'", (SUBJECT, *plain))
+                for r in (r for r in rows if r["status"] == "cut_off"):
+                    restore = restore_deadline(rules, cal, self.now, was_cut=True)
                     owner = int(r["user_id"])
                     leads = [u for u in self.team_leads if u != owner]  # as rt.other_leads
                     if await record_paid(tx, int(r["id"]), self.team_id, owner, r["status"],
                                          self.now, restore, leads, self.now):
                         self.summary.paid += 1
             await self._pause()
+
+
+_INSERT = ("INSERT INTO arrears(team_id, user_id, account_no, customer_id, customer_name, "
+           "amount_cents, since, prepaid, in_register, medical, ruleset, status, created_at, "
+           "area_id, area_name, listed_in, imported) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'collecting', ?, ?, ?, ?, 1)")
+# A matched household: the list's amount (and, for one a list added, its 费控 flag); a
+# hand-entered record keeps what its manager recorded otherwise.
+_UPDATE = ("UPDATE arrears SET amount_cents = ?, "
+           "prepaid = CASE WHEN imported = 1 THEN ? ELSE prepaid END, listed_in = ?, "
+           "area_id = COALESCE(area_id, ?), area_name = COALESCE(area_name, ?), "
+           "updated_at = CASE WHEN amount_cents = ? THEN updated_at ELSE ? END WHERE id = ?")
 
 
 async def _register(tx: Tx, team_id: int, accounts: list[str]) -> dict[str, tuple[int, bool]]:
