@@ -21,6 +21,7 @@ import json
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -63,8 +64,13 @@ RESTORE_SOON = timedelta(hours=2)
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: memory stays flat
 LABEL_LOCALE = "zh_CN"  # row problems are in the spreadsheet's language
 ENTITY = "arrears_import"
+READ_PAGE = 250  # staged rows a dry-run read matches at once: each read stays short
 APPLY_STALLED = timedelta(minutes=15)  # an apply claimed this long ago has stopped
 _QUEUE_BATCHES = 4  # parsed batches waiting for the database: bounds the reader's memory
+# The reader thread holds the GIL while it parses: every this many rows it lets go for a
+# moment, so the event loop (chat steps) is not left waiting for the interpreter.
+_ROWS_PER_BREATH = 50
+_BREATH_S = 0.002
 
 
 class ArrearsImportError(TableError):
@@ -283,6 +289,8 @@ def _read_list(source: Source, name: str, checks: _Checks, batch_rows: int,
         for number, cells in _rows_of(rows, cols):
             if stop.is_set():
                 return
+            if number % _ROWS_PER_BREATH == 0:
+                time.sleep(_BREATH_S)
             problems: list[str] = []
             row = check_row(number, cells, cols, checks, problems)
             account = row.account_no if row else None
@@ -466,25 +474,31 @@ async def _lead_for(services: Services, team_id: int, user_id: int | None) -> tu
 
 
 async def _count_changes(services: Services, team_id: int, summary: ImportSummary) -> None:
-    """The dry run: what applying the staged list would change, written nowhere."""
+    """The dry run: what applying the staged list would change, written nowhere. Read in
+    pages, and the households leaving the list counted from two totals rather than one
+    query over every record: no single read holds the database for long."""
     db = services.db
     managers = await managers_by_area(db, team_id)
+    matched_listed = matched_hand = 0
     after = ""
-    while page := await _page(db, team_id, summary.import_id, after, 1000):
+    size = max(1, min(READ_PAGE, services.settings.import_batch_rows))
+    while page := await _page(db, team_id, summary.import_id, after, size):
         for r in page:
             change = _change(r)
             setattr(summary, change, getattr(summary, change) + 1)
-            if change == "added" and managers.get(r["area_id"] or 0) is None:
-                summary.to_lead += 1
+            if change == "added":
+                summary.to_lead += managers.get(r["area_id"] or 0) is None
+            elif r["rec_listed"] is None:
+                matched_hand += 1
+            else:
+                matched_listed += 1
         after = page[-1]["account_no"]
-    gone = await db.fetchone(
-        "SELECT count(*) AS n, sum(CASE WHEN a.listed_in IS NULL THEN 1 ELSE 0 END) AS hand "
-        f"FROM arrears a WHERE a.team_id = ? AND a.status IN {_UNPAID_SQL} AND NOT EXISTS ("
-        "SELECT 1 FROM arrears_import_rows s WHERE s.import_id = ? "
-        "AND s.account_no = a.account_no)", (team_id, summary.import_id))
-    hand = int(gone["hand"] or 0) if gone else 0
-    summary.paid = (int(gone["n"]) if gone else 0) - hand
-    summary.hand_kept = hand
+    totals = await db.fetchone(
+        "SELECT sum(CASE WHEN listed_in IS NULL THEN 0 ELSE 1 END) AS listed, "
+        "sum(CASE WHEN listed_in IS NULL THEN 1 ELSE 0 END) AS hand "
+        f"FROM arrears WHERE team_id = ? AND status IN {_UNPAID_SQL}", (team_id,))
+    summary.paid = max(0, int(totals["listed"] or 0) - matched_listed) if totals else 0
+    summary.hand_kept = max(0, int(totals["hand"] or 0) - matched_hand) if totals else 0
     summary.unknown_areas = [r["area_name"] for r in await db.fetchall(
         "SELECT DISTINCT area_name FROM arrears_import_rows WHERE import_id = ? "
         "AND area_id IS NULL ORDER BY area_name LIMIT 10", (summary.import_id,))]
@@ -662,13 +676,12 @@ class _Writer:
         rules = self.rules or ruleset(self.services)
         cal = await calendar(self.services)
         stamp = iso(self.now)
-        while True:
-            rows = await db.fetchall(
-                f"SELECT id, user_id, status FROM arrears WHERE team_id = ? AND status IN "
-                f"{_UNPAID_SQL} AND listed_in IS NOT NULL AND listed_in <> ? ORDER BY id "
-                "LIMIT ?", (self.team_id, self.import_id, size))
-            if not rows:
-                return
+        gone = await db.fetchall(  # read once: ids only, a few bytes a household
+            f"SELECT id, user_id, status FROM arrears WHERE team_id = ? AND status IN "
+            f"{_UNPAID_SQL} AND listed_in IS NOT NULL AND listed_in <> ? ORDER BY id",
+            (self.team_id, self.import_id))
+        for start in range(0, len(gone), size):
+            rows = gone[start:start + size]
             plain = [int(r["id"]) for r in rows if r["status"] != "cut_off"]
             async with db.tx() as tx:
                 if plain:
