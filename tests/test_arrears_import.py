@@ -358,3 +358,34 @@ async def test_a_lead_imports_a_list_over_telegram(services: Services, channel: 
                                     valid=2, errors=1)) for m in r), [body(m) for m in r]
     assert [(x["owner"], x["amount_cents"]) for x in await records(services)] == [
         ("张三", 123450), ("张三", 30000)]
+
+
+async def test_the_example_files_through_the_terminal_chat(team: Team, clock: FakeClock) -> None:
+    """data/examples as README describes them, sent with the local chat's /file."""
+    import io
+
+    from bot.channels.terminal import TerminalChat
+
+    services = team.services
+    examples = Path(__file__).resolve().parent.parent / "data" / "examples"
+    lead = next(u for u in await services.people.users() if u.name == "王班长")
+    async with services.db.tx() as tx:
+        await services.people.link_identity(tx, "terminal", str(lead.id), lead.id,
+                                            services.clock.now())
+    out = io.StringIO()
+    chat = TerminalChat(team.lead.assistant, lead, out)
+    await chat.send(f"/file {examples / 'arrears_2026-11_gbk.csv'}")
+    assert L("arrimp.staged", file="arrears_2026-11_gbk.csv", team=TEAM, valid=4,
+             errors=2) in out.getvalue()
+    await chat.send("确认导入")  # a button by its label, as the terminal takes it
+    assert L("arrimp.applied", file="arrears_2026-11_gbk.csv", team=TEAM, valid=4,
+             errors=2) in out.getvalue()
+    at(clock, 2026, 12, 1, 10, 0)
+    for name in ("arrears_2026-12.xlsx", "arrears_2026-12_resaved.xlsx"):
+        await chat.send(f"/file {examples / name}")
+        await chat.send("确认导入")
+    text = out.getvalue()
+    assert L("arrimp.changes", added=1, updated=1, paid=1, unchanged=2) in text
+    assert L("arrimp.changes", added=0, updated=0, paid=0, unchanged=4) in text
+    got = {r["account_no"]: r for r in await records(services)}
+    assert got[A3]["status"] == "paid" and got[A5]["amount_cents"] == 12050
