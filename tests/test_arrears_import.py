@@ -389,3 +389,23 @@ async def test_the_example_files_through_the_terminal_chat(team: Team, clock: Fa
     assert L("arrimp.changes", added=0, updated=0, paid=0, unchanged=4) in text
     got = {r["account_no"]: r for r in await records(services)}
     assert got[A3]["status"] == "paid" and got[A5]["amount_cents"] == 12050
+
+
+async def test_a_medical_prepaid_household_from_a_list_asks_the_lead_at_once(
+        team: Team) -> None:
+    """The register says 医疗设备: a prepaid meter may be cut by the system at any time, so
+    the lead is asked to decide as soon as the list brings the household in."""
+    from bot.storage.customers import CustomerData
+
+    services = team.services
+    zhang = next(u for u in await services.people.users() if u.name == "张三")
+    area = (await services.people.areas_for(zhang))[1]  # 5号台区
+    await services.customers.create(zhang, CustomerData(
+        account_no=A2, name="王二嫂", area_id=area.id, address="东门村", phone="13800001234",
+        categories=("medical",)), services.clock.now())
+    await team.lead.file("欠费明细.csv", gbk_csv(FIRST[:2]))
+    await team.lead.press("确认导入")
+    row = await services.db.fetchone("SELECT id, medical, in_register FROM arrears "
+                                     "WHERE account_no = ?", (A2,))
+    assert row is not None and (row["medical"], row["in_register"]) == (1, 1)
+    assert await reminders(services) == [(row["id"], "decision", "pending")]
