@@ -17,12 +17,13 @@ A stopped apply is finished by applying the same import again (every step is ide
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-import queue
+import os
 import re
-import threading
-import time
-from collections.abc import Iterator, Sequence
+import resource
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -66,11 +67,8 @@ LABEL_LOCALE = "zh_CN"  # row problems are in the spreadsheet's language
 ENTITY = "arrears_import"
 READ_PAGE = 250  # staged rows a dry-run read matches at once: each read stays short
 APPLY_STALLED = timedelta(minutes=15)  # an apply claimed this long ago has stopped
-_QUEUE_BATCHES = 4  # parsed batches waiting for the database: bounds the reader's memory
-# The reader thread holds the GIL while it parses: every this many rows it lets go for a
-# moment, so the event loop (chat steps) is not left waiting for the interpreter.
-_ROWS_PER_BREATH = 50
-_BREATH_S = 0.002
+_ROOT = Path(__file__).resolve().parent.parent  # where `bot` is, for the reader process
+_LINE_LIMIT = 64 * 1024 * 1024  # one JSON line carries a batch of rows
 
 
 class ArrearsImportError(TableError):
@@ -129,9 +127,6 @@ class StagedRow:
     since: str
     prepaid: int
 
-    def values(self, import_id: int) -> tuple[Any, ...]:
-        return (import_id, self.account_no, self.row_no, self.customer_name, self.area_id,
-                self.area_name, self.amount_cents, self.since, self.prepaid)
 
 
 _EXCEL_EPOCH = date(1899, 12, 30)
@@ -272,46 +267,41 @@ class ImportSummary:
     to_lead: int = 0  # new households whose 台区 has no manager: given to the lead
     lead: str = ""
     unknown_areas: list[str] = field(default_factory=list)
+    reader_mb: float = 0.0  # the reader process's peak resident memory (benchmarks)
 
 
-_Batch = list[StagedRow] | BaseException | None
-
-
-def _read_list(source: Source, name: str, checks: _Checks, batch_rows: int,
-               out: queue.Queue[_Batch], summary: ImportSummary, stop: threading.Event) -> None:
-    """The worker thread: every row read and checked, the valid ones handed over in batches;
-    None at the end, or the exception that stopped it."""
-    try:
-        rows = open_rows(source, header(), name)
-        cols: dict[str, int] = {}
-        seen: dict[str, int] = {}
-        batch: list[StagedRow] = []
-        for number, cells in _rows_of(rows, cols):
-            if stop.is_set():
-                return
-            if number % _ROWS_PER_BREATH == 0:
-                time.sleep(_BREATH_S)
-            problems: list[str] = []
-            row = check_row(number, cells, cols, checks, problems)
-            account = row.account_no if row else None
-            if row is not None and account in seen:
-                problems.insert(0, f"户号 {account} 与第 {seen[account]} 行重复")
-                row = None
-            elif account is not None:
-                seen[account] = number
-            if row is None:
-                summary.error_rows += 1
-                if len(summary.errors) < MAX_REPORTED_ERRORS:
-                    summary.errors.append(RowError(number, tuple(problems)))
-                continue
-            batch.append(row)
-            if len(batch) >= batch_rows:
-                out.put(batch)
-                batch = []
-        out.put(batch)
-        out.put(None)
-    except BaseException as exc:  # handed to the event loop, which raises it there
-        out.put(exc)
+def read_list(source: Source, name: str, checks: _Checks, batch_rows: int,
+              emit: Callable[[dict[str, Any]], None]) -> None:
+    """Every row read and checked: {"rows": [...]} per batch of valid households, {"errors":
+    [[row, problems]]} for rows with problems (the first MAX_REPORTED_ERRORS listed), then
+    {"end": number of rows with problems}. A file-level problem raises TableError."""
+    rows = open_rows(source, header(), name)
+    cols: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    batch: list[list[Any]] = []
+    errors: list[list[Any]] = []
+    error_rows = reported = 0
+    for number, cells in _rows_of(rows, cols):
+        problems: list[str] = []
+        row = check_row(number, cells, cols, checks, problems)
+        account = row.account_no if row else None
+        if row is not None and account in seen:
+            problems.insert(0, f"户号 {account} 与第 {seen[account]} 行重复")
+            row = None
+        elif account is not None:
+            seen[account] = number
+        if row is None:
+            error_rows += 1
+            if reported < MAX_REPORTED_ERRORS:
+                reported += 1
+                errors.append([number, problems])
+            continue
+        batch.append(list(dataclasses.astuple(row)))
+        if len(batch) >= batch_rows:
+            emit({"rows": batch, "errors": errors})
+            batch, errors = [], []
+    emit({"rows": batch, "errors": errors})
+    emit({"end": error_rows, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
 
 
 def _rows_of(rows: Iterator[Sequence[Any]],
@@ -374,37 +364,57 @@ async def _supersede(db: Database, team_id: int, import_id: int) -> None:
 
 async def _stage_rows(services: Services, source: Source, name: str, checks: _Checks,
                       import_id: int, summary: ImportSummary) -> None:
-    """Parsed in a thread, written here in short transactions: a chat waiting for the
-    database gets it between two batches."""
-    settings = services.settings
-    out: queue.Queue[_Batch] = queue.Queue(maxsize=_QUEUE_BATCHES)
-    stop = threading.Event()
-    reader = threading.Thread(target=_read_list, daemon=True, name="arrears-import", args=(
-        source, name, checks, settings.import_batch_rows, out, summary, stop))
-    reader.start()
+    """Read and checked in a child process (`python -m bot.arrears_io`), written here in short
+    transactions. Not a thread: parsing 100,000 rows holds the interpreter, and every chat
+    step of this process would wait for it (issue #12: no chat step over 200 ms)."""
+    spec = {"name": name, "path": str(source) if isinstance(source, Path) else None,
+            "min": checks.min_digits, "max": checks.max_digits, "max_text": checks.max_text,
+            "areas": checks.areas, "today": checks.today.isoformat(),
+            "batch": services.settings.import_batch_rows}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.arrears_io", json.dumps(spec),
+        stdin=asyncio.subprocess.PIPE if isinstance(source, bytes) else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        limit=_LINE_LIMIT)
     try:
-        while True:
-            got = await asyncio.to_thread(out.get)
-            if got is None:
-                return
-            if isinstance(got, BaseException):
-                raise ArrearsImportError(str(got)) if isinstance(got, TableError) \
-                    and not isinstance(got, ArrearsImportError) else got
-            if got:
-                async with services.db.tx() as tx:
-                    await tx.executemany(
-                        "INSERT INTO arrears_import_rows(import_id, account_no, row_no, "
-                        "customer_name, area_id, area_name, amount_cents, since, prepaid) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [r.values(import_id) for r in got])
-                summary.valid_rows += len(got)
-                await asyncio.sleep(settings.import_pause_ms / 1000)
+        if isinstance(source, bytes):
+            assert proc.stdin is not None
+            proc.stdin.write(source)
+            await proc.stdin.drain()
+            proc.stdin.close()
+        await _take_batches(services, proc, import_id, summary)
     finally:
-        stop.set()
-        while reader.is_alive():  # let it finish its put (it checks `stop` between rows)
-            try:
-                out.get_nowait()
-            except queue.Empty:
-                await asyncio.sleep(0.01)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _take_batches(services: Services, proc: asyncio.subprocess.Process, import_id: int,
+                        summary: ImportSummary) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    while line := await proc.stdout.readline():
+        msg = json.loads(line)
+        if "fail" in msg:
+            raise ArrearsImportError(msg["fail"])
+        if "end" in msg:
+            summary.error_rows = int(msg["end"])
+            summary.reader_mb = msg.get("rss_kb", 0) / 1024
+            await proc.wait()
+            return
+        summary.errors += [RowError(n, tuple(p)) for n, p in msg["errors"]]
+        if msg["rows"]:
+            async with services.db.tx() as tx:
+                await tx.executemany(
+                    "INSERT INTO arrears_import_rows(import_id, account_no, row_no, "
+                    "customer_name, area_id, area_name, amount_cents, since, prepaid) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(import_id, *r) for r in msg["rows"]])
+            summary.valid_rows += len(msg["rows"])
+            await asyncio.sleep(services.settings.import_pause_ms / 1000)
+    err = (await proc.stderr.read()).decode("utf-8", "replace").strip().splitlines()
+    raise ArrearsImportError("读取文件失败 / reading the file failed: "
+                             + (err[-1] if err else f"exit {await proc.wait()}"))
 
 
 async def discard(db: Database, import_id: int) -> None:
@@ -763,3 +773,25 @@ async def plan_decision(tx: Tx, aid: int, team_id: int, lead_id: int, now: datet
     key = f"{SUBJECT}:{aid}:decision:{lead_id}" + (f":{now.date().isoformat()}" if again else "")
     await Reminders.plan(tx, team_id=team_id, user_id=lead_id, subject=SUBJECT, subject_id=aid,
                          kind="decision", due_at=now, now=now, key=key)
+
+
+def _child() -> None:
+    """`python -m bot.arrears_io SPEC`: the reader process of _stage_rows (the file's bytes on
+    stdin, or its path in SPEC); JSON lines on stdout."""
+    spec = json.loads(sys.argv[1])
+    source: Source = Path(spec["path"]) if spec["path"] else sys.stdin.buffer.read()
+    checks = _Checks(spec["min"], spec["max"], spec["max_text"], spec["areas"],
+                     date.fromisoformat(spec["today"]))
+
+    def emit(msg: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(msg, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    try:
+        read_list(source, spec["name"], checks, spec["batch"], emit)
+    except TableError as exc:
+        emit({"fail": str(exc)})
+
+
+if __name__ == "__main__":
+    _child()
