@@ -421,9 +421,23 @@ async def discard(db: Database, import_id: int) -> None:
     """A staged list dropped (cancelled, or its file failed): its rows go, the import is
     kept as cancelled (the audit of what was sent)."""
     async with db.tx() as tx:
-        await tx.execute("DELETE FROM arrears_import_rows WHERE import_id = ?", (import_id,))
         await tx.execute("UPDATE arrears_imports SET state = 'cancelled' WHERE id = ? "
                          "AND state IN ('staging', 'staged')", (import_id,))
+    await drop_staged(db, import_id)
+
+
+async def drop_staged(db: Database, import_id: int, page: int = 1000) -> None:
+    """The staged rows deleted a page per transaction: 100,000 rows in one statement would
+    hold the write lock for a noticeable time."""
+    while True:
+        async with db.tx() as tx:
+            await tx.execute(
+                "DELETE FROM arrears_import_rows WHERE import_id = ? AND account_no IN ("
+                "SELECT account_no FROM arrears_import_rows WHERE import_id = ? "
+                "ORDER BY account_no LIMIT ?)", (import_id, import_id, page))
+            if tx.rowcount < page:
+                return
+        await asyncio.sleep(0)
 
 
 async def _team_name(db: Database, team_id: int) -> str:
@@ -582,13 +596,13 @@ async def apply_list(services: Services, import_id: int) -> ImportSummary:
             "unchanged = ?, applied_at = ? WHERE id = ?",
             (summary.added, summary.updated, summary.paid, summary.unchanged, iso(now),
              import_id))
-        await tx.execute("DELETE FROM arrears_import_rows WHERE import_id = ?", (import_id,))
         await audit.record(tx, team_id=team_id, user_id=row["user_id"], actor=row["actor"],
                            entity=ENTITY, entity_id=import_id, action="import", at=now,
                            detail={"file": row["filename"], "added": summary.added,
                                    "updated": summary.updated, "paid": summary.paid,
                                    "unchanged": summary.unchanged,
                                    "errors": summary.error_rows})
+    await drop_staged(db, import_id)
     summary.state = "applied"
     return summary
 
