@@ -54,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--team", required=True)
     exp.add_argument("--full", action="store_true",
                      help="unmasked phones, names and 具体情况 (admin use only)")
+    arr = sub.add_parser("arrears", help="import the marketing system's arrears list")
+    arr_sub = arr.add_subparsers(dest="action", required=True)
+    arr_imp = arr_sub.add_parser(
+        "import", help="reconcile the team's arrears with a list (CSV in UTF-8/GBK/UTF-16, "
+        "or XLSX): new households added, changed amounts updated, missing ones marked paid")
+    arr_imp.add_argument("file", metavar="FILE", help="CSV or XLSX with 户号 户名 台区 欠费金额 "
+                         "欠费起始(账期) [是否费控]")
+    arr_imp.add_argument("--team", required=True)
+    arr_imp.add_argument("--dry-run", action="store_true",
+                         help="show what would change (added / updated / paid / unchanged / "
+                         "errors), write nothing")
     calp = sub.add_parser("calendar",
                           help="working-day calendar: holidays and 调休 make-up working days")
     cal_sub = calp.add_subparsers(dest="action", required=True)
@@ -245,6 +256,58 @@ async def _customers(settings: Settings, args: argparse.Namespace) -> int:
           f"(inserted {result.inserted}, updated {result.updated}, "
           f"rows with errors {result.error_rows}; team {result.team})")
     return 1 if result.error_rows else 0
+
+
+async def _arrears(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: every row imported; 1: some rows had errors (the rest imported); 2: file error
+    or nothing imported; 3: stopped half-way (run the same command again to finish)."""
+    from bot.arrears_io import ArrearsImportError, apply_list, discard, stage_list, team_named
+    from bot.services import Services
+    from bot.tabular import TableError
+
+    services = await Services.open(settings)
+    try:
+        team_id = await team_named(services.db, args.team)
+        staged = await stage_list(services, Path(args.file), team_id, actor="cli")
+        for err in staged.errors:
+            print(err)
+        if staged.error_rows > len(staged.errors):
+            print(f"……另有 {staged.error_rows - len(staged.errors)} 行错误未列出 / "
+                  f"{staged.error_rows - len(staged.errors)} more rows with errors not listed")
+        result = staged
+        if args.dry_run or not staged.valid_rows:
+            await discard(services.db, staged.import_id)
+        else:
+            try:
+                result = await apply_list(services, staged.import_id)
+            except (Exception, KeyboardInterrupt) as exc:  # batches written stay written
+                print(f"taiqu-bot arrears import: 导入中断，请再运行一次同样的命令完成 / stopped "
+                      f"half-way, run the same command again to finish ({exc})", file=sys.stderr)
+                return 3
+    except (ArrearsImportError, TableError) as exc:
+        print(f"taiqu-bot arrears import: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await services.close()
+    if staged.to_lead:
+        print(f"{staged.to_lead} 户所在台区无人负责，交给 {staged.lead} / {staged.to_lead} "
+              f"households of areas no manager has go to {staged.lead}")
+    if staged.unknown_areas:
+        print("班组里没有这些台区 / areas the team does not have: "
+              + "、".join(staged.unknown_areas))
+    if staged.hand_kept:
+        print(f"手工登记、不在清单中的 {staged.hand_kept} 户保持不变 / {staged.hand_kept} "
+              "households entered by hand and not listed stay as they are")
+    head = ("试运行，未写入 / dry run, nothing written" if args.dry_run
+            else "导入完成 / imported" if staged.valid_rows
+            else "没有可导入的行 / nothing to import")
+    print(f"{head}: 新增 {result.added}，金额变化 {result.updated}，记为已缴费 {result.paid}，"
+          f"不变 {result.unchanged}，错误 {staged.error_rows} 行 (added {result.added}, "
+          f"updated {result.updated}, paid {result.paid}, unchanged {result.unchanged}, "
+          f"rows with errors {staged.error_rows}; team {staged.team})")
+    if not staged.valid_rows:
+        return 2
+    return 1 if staged.error_rows else 0
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
@@ -504,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_chat(settings, args))
     if args.command == "customers":
         return asyncio.run(_customers(settings, args))
+    if args.command == "arrears":
+        return asyncio.run(_arrears(settings, args))
     if args.command == "calendar":
         return asyncio.run(_calendar(settings, args))
     if args.command == "export":

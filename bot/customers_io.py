@@ -1,22 +1,19 @@
 """特殊客户档案 import (CSV / XLSX from the marketing system) and export (XLSX).
 
 Both stream: rows are read one at a time, so a 100k-row file costs little more memory than
-the set of 户号 seen (and, for an XLSX, its shared-string table: see _xlsx_rows). An import
+the set of 户号 seen (and, for an XLSX, its shared-string table: see bot/tabular.py). An import
 validates the whole file first, then writes in short transactions (see import_customers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import csv
 import os
 import re
 import sqlite3
-import unicodedata
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,27 +27,28 @@ from bot.services import Services
 from bot.storage import audit
 from bot.storage.customers import ENTITY, CustomerData
 from bot.storage.db import Database, Tx, from_iso, iso
-from bot.textutil import clean_text, normalize_input
-from bot.xlsx_rows import XlsxError, XlsxReader
+from bot.tabular import (
+    Column,
+    Header,
+    RowError,
+    Rows,
+    TableError,
+    cell_text,
+    data_rows,
+    letter,
+    open_rows,
+    yes_no,
+)
+from bot.textutil import normalize_input
 
 BATCH_SIZE = 1000
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
-HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
 MASK_FILE = "customers"  # the export's entry in bot.privacy.MASKS
 LABEL_LOCALE = "zh_CN"  # the spreadsheet's own language, whatever the operator's locale
 V = TypeVar("V")
 
 
 # --- columns ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str  # exactly as written in an export and the example files
-    required: bool
-    aliases: tuple[str, ...] = ()
-    width: int = 12
-
-
 COLUMNS: tuple[Column, ...] = (
     Column("account_no", "户号", True, ("用户编号", "客户编号"), 16),
     Column("name", "户名", True, ("用户名称", "客户名称"), 10),
@@ -70,22 +68,11 @@ EXPORT_EXTRA: tuple[Column, ...] = (
     Column("created_at", "登记日期", False, (), 12),
 )
 
-_YES = {"是", "√", "✓", "✔", "1", "y", "yes", "true", "有", "需要", "对"}
-_NO = {"", "否", "×", "✗", "x", "0", "n", "no", "false", "无", "不", "不需要"}
 _CATEGORY_SPLIT = re.compile(r"[、,，;；/／\s]+")
-
-
-class CustomersIOError(Exception):
-    """A file-level problem (unreadable file, missing column, unknown team): nothing imported."""
-
-
-@dataclass(frozen=True)
-class RowError:
-    row: int  # as Excel shows it: the header is row 1
-    problems: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"第 {self.row} 行: " + "；".join(self.problems)
+HEADER = Header(COLUMNS, "account_no")
+# A file-level problem (unreadable file, missing column, unknown team): nothing imported.
+# The shared reader's error, under the name callers of this module know.
+CustomersIOError = TableError
 
 
 @dataclass
@@ -111,168 +98,13 @@ class ExportResult:
     full: bool
 
 
-def _header_key(text: str) -> str:
-    """'  走访周期（天） ' and '*户号' match their column: NFKC folds full-width brackets."""
-    s = unicodedata.normalize("NFKC", text)
-    s = s.translate(str.maketrans("[]【】", "()()"))
-    return re.sub(r"\s+", "", s).strip("*:")
-
-
-_HEADER_INDEX: dict[str, Column] = {
-    _header_key(name): col for col in COLUMNS for name in (col.header, *col.aliases)}
-
-
-def _letter(index: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(index + 1)
-
-
-def _map_header(cells: Sequence[Any]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for i, cell in enumerate(cells):
-        col = _HEADER_INDEX.get(_header_key(_text(cell)))
-        if col is None:
-            continue  # extra columns are ignored
-        if col.key in found:
-            raise CustomersIOError(
-                f"表头「{col.header}」出现了两次（第 {_letter(found[col.key])} 列和第 "
-                f"{_letter(i)} 列） / column {col.header!r} appears twice")
-        found[col.key] = i
-    return found
-
-
-# --- reading rows -----------------------------------------------------------------------
-def _text(value: Any) -> str:
-    """A cell as text: Excel hands numbers over as int/float (户号 13800001234.0)."""
-    if isinstance(value, str):  # the common case first: this runs for every cell
-        text = clean_text(value).strip()  # line breaks stay: 具体情况 may have several lines
-        # ="0012345678" is how some systems keep Excel from eating leading zeros.
-        if text.startswith('="') and text.endswith('"'):
-            text = text[2:-1].strip()
-        return text
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value).strip()
-
-
-def _csv_encoding(path: Path) -> str:
-    """utf-8(-sig) if the whole file decodes, else GBK/GB18030 (Chinese Excel's 'CSV').
-
-    Checked incrementally in chunks so a large file is never held in memory at once.
-    """
-    with path.open("rb") as fh:
-        if fh.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            return "utf-16"  # Excel's "Unicode text" (tab-separated); gb18030 would garble it
-    for encoding in ("utf-8-sig", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with path.open("rb") as fh:
-                while chunk := fh.read(1 << 16):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    raise CustomersIOError(f"{path.name}: 无法识别文件编码（应为 UTF-8 或 GBK） / "
-                           "unknown text encoding (expected UTF-8 or GBK)")
-
-
-Rows = Generator[Sequence[Any], None, None]
-
-
-def _csv_rows(path: Path) -> Rows:
-    return _csv_reader(path, _csv_encoding(path))  # an encoding problem is raised right away
-
-
-def _csv_reader(path: Path, encoding: str) -> Rows:
-    with path.open(encoding=encoding, newline="") as fh:
-        first = fh.readline()
-        # Excel's "Unicode text" and some exports use tabs or semicolons instead of commas.
-        delimiter = max((",", "\t", ";"), key=first.count)
-        fh.seek(0)
-        # One csv record is one spreadsheet row, even with line breaks inside quotes.
-        reader = csv.reader(fh, delimiter=delimiter)
-        try:
-            yield from reader
-        except csv.Error as exc:
-            raise CustomersIOError(f"{path.name}: 第 {reader.line_num} 行附近 CSV 格式有误 / "
-                                   f"malformed CSV near line {reader.line_num}: {exc}") from exc
-
-
-def _xlsx_rows(path: Path) -> Rows:
-    """The rows of the sheet with a 户号 header near the top (else the sheet Excel opens on),
-    numbered as Excel shows them: rows absent from the file (blank) come back empty.
-
-    bot/xlsx_rows.py streams the sheet's XML a row at a time, so memory does not grow with
-    the rows; only the shared-string table is held, packed (it grows with the distinct
-    strings, not the rows). 100k rows read in ~2.2 s, against ~11.5 s for openpyxl's
-    read-only reader (BENCHMARKS.md, issue #3). An error cell (#N/A) reads as empty, as it
-    did with python-calamine before (openpyxl gave the text "#N/A").
-    """
-    try:
-        with XlsxReader(path) as book:
-            chosen = book.active if book.sheet_names else None
-            for index in range(len(book.sheet_names)):
-                if _has_header(book, index):
-                    chosen = index
-                    break
-            if chosen is None:
-                return  # no worksheet at all: "the file is empty"
-            expected = 1
-            for number, cells in book.rows(chosen, errors="none"):
-                for _ in range(expected, number):
-                    yield ()  # a blank row, so the row numbers stay Excel's
-                expected = number + 1
-                yield cells
-    except (XlsxError, OSError) as exc:
-        raise CustomersIOError(f"{path.name}: 无法打开 XLSX 文件 / cannot open XLSX ({exc})") \
-            from exc
-
-
-def _has_header(book: XlsxReader, index: int) -> bool:
-    rows = book.rows(index, errors="none")
-    try:
-        for number, cells in rows:
-            if number > HEADER_SEARCH_ROWS:
-                break
-            if "account_no" in _map_header_lenient(cells):
-                return True
-    finally:
-        rows.close()
-    return False
-
-
-def _map_header_lenient(cells: Sequence[Any]) -> dict[str, int]:
-    try:
-        return _map_header(cells)
-    except CustomersIOError:
-        return {"account_no": 0}  # a duplicated header still marks the header row
+_text = cell_text
+_letter = letter
 
 
 def _open_rows(path: Path) -> Rows:
-    if not path.is_file():
-        raise CustomersIOError(f"{path}: 文件不存在 / file not found")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    suffix = path.suffix.lower()
-    if magic == b"\xd0\xcf\x11\xe0" or suffix == ".xls":
-        raise CustomersIOError(f"{path.name}: 不支持旧的 .xls 格式，请在 Excel 里另存为 .xlsx 或 "
-                               "CSV / old .xls is not supported: save as .xlsx or CSV")
-    if magic.startswith(b"PK") or suffix in (".xlsx", ".xlsm"):
-        return _xlsx_rows(path)
-    return _csv_rows(path)
-
-
-def _blank(cells: Sequence[Any]) -> bool:
-    # Hot path (every row): only text can be blank; numbers and dates never are.
-    return not any(c is not None and (not isinstance(c, str) or c.strip()) for c in cells)
+    """The file's rows (bot/tabular.py: CSV in UTF-8/GBK/UTF-16, or XLSX)."""
+    return open_rows(path, HEADER)
 
 
 # --- validating one row ------------------------------------------------------------------
@@ -295,14 +127,7 @@ def _category_index() -> dict[str, str]:
     return index
 
 
-@lru_cache(maxsize=256)
-def _flag(text: str) -> bool | None:
-    s = normalize_input(text).lower()
-    if s in _YES:
-        return True
-    if s in _NO:
-        return False
-    return None
+_flag = yes_no
 
 
 @dataclass
@@ -595,25 +420,10 @@ async def import_customers(services: Services, path: Path | str, team: str, *,
 def _stage_rows(stage: sqlite3.Connection, rows: Iterator[Sequence[Any]], ctx: _Context,
                 result: ImportResult) -> None:
     """Phase 1: every row validated; the valid ones into `stage`, the others into `result`."""
-    cols: dict[str, int] | None = None
-    first: Sequence[Any] | None = None  # the first non-blank row, to name missing columns
+    cols: dict[str, int] = {}
     seen: dict[str, int] = {}  # 户号 -> row number: the only per-row state kept
     batch: list[tuple[Any, ...]] = []
-    for number, cells in enumerate(rows, start=1):
-        if _blank(cells):
-            continue
-        if cols is None:
-            first = cells if first is None else first
-            found = _map_header(cells)
-            if "account_no" not in found:
-                if number >= HEADER_SEARCH_ROWS:
-                    break
-                continue  # a title row above the header
-            missing = [c.header for c in COLUMNS if c.required and c.key not in found]
-            if missing:
-                raise CustomersIOError(_missing(missing))
-            cols = found
-            continue
+    for number, cells in data_rows(rows, HEADER, cols):
         problems: list[str] = []
         checked = _validate(cells, cols, ctx, problems)
         data = checked.data
@@ -634,12 +444,6 @@ def _stage_rows(stage: sqlite3.Connection, rows: Iterator[Sequence[Any]], ctx: _
         if len(batch) >= BATCH_SIZE:
             stage.executemany(_STAGE_SQL[1], batch)
             batch.clear()
-    if cols is None:
-        if first is None:
-            raise CustomersIOError("文件是空的 / the file is empty")
-        present = _map_header(first)
-        raise CustomersIOError(_missing([c.header for c in COLUMNS
-                                         if c.required and c.key not in present]))
     stage.executemany(_STAGE_SQL[1], batch)
 
 
@@ -705,11 +509,6 @@ async def _resolve_area(tx: Tx, data: CustomerData, new_area: str | None, ctx: _
         area_id = await services.people.ensure_area(tx, team_id, new_area, now)
         ctx.areas[key] = area_id
     return replace(data, area_id=area_id)
-
-
-def _missing(headers: list[str]) -> str:
-    return ("缺少必需的列 / missing required columns: " + "、".join(headers)
-            + "（表头应为 / expected header: " + ",".join(c.header for c in COLUMNS) + "）")
 
 
 # --- export -----------------------------------------------------------------------------

@@ -211,7 +211,7 @@ class XlsxReader:
     the file itself); ``rows()`` can raise XlsxError part-way through a broken sheet.
     """
 
-    def __init__(self, path: str | PathLike[str]) -> None:
+    def __init__(self, path: str | PathLike[str] | IO[bytes]) -> None:
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:

@@ -26,8 +26,8 @@ MANAGER = ("log", "logs", "todo", "customers", "customer", "complaint", "arrears
 LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears", "outage",
         "repair", "log", "customer", *EXTRA, "settings", "cancel", "lang", "help")
 # The features' own lines under the list.
-FEATURE_HELP = ("help.meter", "connection.help", "hazard.help", "task.help", "up.help",
-                "help.notes")
+FEATURE_HELP = ("arrimp.help", "help.meter", "connection.help", "hazard.help", "task.help",
+                "up.help", "help.notes")
 
 
 def lines_of(commands: tuple[str, ...], locale: str = "zh_CN") -> str:

@@ -454,9 +454,10 @@ async def test_lead_report_message_xlsx_and_chart_agree(seeded: World,
     assert "赵六" not in msg and "西" not in msg
     # The XLSX holds the same numbers, as numbers.
     wb = xlsx_of(out)
-    # Issue #15 §4.3 added the 报修 sheet, issue #13 §3 the 走访周期 one (visits due).
+    # Issue #15 §4.3 added the 报修 sheet, issue #13 §3 the 走访周期 one (visits due),
+    # issue #14 §1 the 电费回收率 one (the arrears feature's section, before the register's).
     assert wb.sheetnames == ["汇总", "工作日志", "投诉", "欠费", "停电", "报修", "特殊客户走访",
-                             "走访周期"]
+                             "电费回收率", "走访周期"]
     for ws in wb:
         assert ws.freeze_panes in ("A2", "B2", "C2"), ws.title
         assert ws.column_dimensions["A"].width >= 6

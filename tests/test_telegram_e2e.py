@@ -858,14 +858,22 @@ async def test_text_at_photo_and_location_steps_is_answered(zhang: TgUser,
     assert (await values_of(services))["content"] == "更换表箱"
 
 
+def not_read(name: str) -> str:
+    """The answer to a file no feature reads: which files are read (#14)."""
+    return "\n".join([L("files.not_read", name=name),
+                      L("files.readable_line", what=L("arrimp.file_kind"))])
+
+
 async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
                                                              services: Services) -> None:
     await at_content_step(zhang)
     before = await values_of(services)
-    for send in (zhang.document, zhang.sticker):
+    # A file no feature reads (#14: files are offered to the readers) says which files are
+    # read; a sticker is still not understood. Neither costs the form.
+    for send, note in ((zhang.document, not_read("report.pdf")),
+                       (zhang.sticker, L("media.unsupported"))):
         r = await send()
-        assert [body(m) for m in r] == ["\n".join([L("media.unsupported"),
-                                                  L("form.worklog.content")])]
+        assert [body(m) for m in r] == ["\n".join([note, L("form.worklog.content")])]
     r = await zhang.say("/foo")
     assert body(r[0]) == L("menu.unknown_command", command="foo", commands=CMD_LIST)
     assert body(r[1]) == "\n".join([L("help.in_form"), L("form.worklog.content")])
@@ -874,7 +882,7 @@ async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
     await zhang.say("/cancel")
     await zhang.press("确定放弃")
     r = await zhang.document()
-    assert body(r[0]) == L("media.unsupported") and has_keyboard(r[0])
+    assert body(r[0]) == not_read("report.pdf") and has_keyboard(r[0])
     r = await zhang.say("/foo")
     assert [body(m) for m in r] == [L("menu.unknown_command", command="foo", commands=CMD_LIST)]
     r = await zhang.photo("ph-x")  # #15: kept for the next log now, not thrown away
@@ -1421,7 +1429,7 @@ async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
         assert [body(m) for m in r] == [L("form.photo_received", count=n)]
     r = await zhang._respond(lambda: fake_api.user_sends_document(42, b"%PDF", "a.pdf",
                                                                   "application/pdf"))
-    assert L("media.unsupported") in body(r[0])  # other files are still not photos
+    assert not_read("a.pdf") in body(r[0])  # other files are still not photos
     await zhang.press("完成")
     r = await zhang._respond(image_file("pole.png", "image/png"))  # at another step: kept
     assert body(r[0]) == "\n".join([L("form.photo_kept", count=3), L("form.worklog.location")])
