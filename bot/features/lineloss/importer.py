@@ -11,6 +11,7 @@ areas imported are looked at for abnormal runs (detect.py)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -157,11 +158,23 @@ def parse_number(value: Any) -> tuple[float | None, bool]:
     """(the number, written as a percent); (None, False) when blank; ValueError if not one."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value), False
+    if isinstance(value, str):  # the common case, "1820.4": no cleaning needed
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number, False
     text = _text(value).translate(_NUMBER_NOISE)
     if not text or text in ("-", "--", "/"):
         return None, False
     percent = text.endswith(("%", "％"))
-    return float(text.rstrip("%％")), percent
+    number = float(text.rstrip("%％"))
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number, percent
 
 
 def computed_rate(supplied: float, sold: float) -> float | None:
@@ -187,63 +200,90 @@ class _Checked:
     problems: list[str] = field(default_factory=list)
 
 
-def _check_row(cells: Sequence[Any], cols: dict[str, int], areas: _Areas, today: date,
-               locale: str) -> _Checked:
-    def cell(key: str) -> Any:
-        i = cols.get(key)
+class _Reader:
+    """Checks rows one at a time; a day or a 台区 named on thousands of rows is read once."""
+
+    def __init__(self, cols: dict[str, int], areas: _Areas, today: date, locale: str) -> None:
+        self.cols, self.areas, self.today, self.locale = cols, areas, today, locale
+        self.days: dict[Any, date | None] = {}
+        self.found: dict[tuple[Any, Any], tuple[AreaRef | None, Why | None]] = {}
+
+    def cell(self, cells: Sequence[Any], key: str) -> Any:
+        i = self.cols.get(key)
         return cells[i] if i is not None and i < len(cells) else None
 
-    def problem(key: str, **kw: Any) -> None:
-        out.problems.append(t(locale, key, **kw))
+    def check(self, cells: Sequence[Any]) -> _Checked:
+        out = _Checked()
 
-    out = _Checked()
-    raw_day = cell("day")
-    out.day = parse_day(raw_day)
-    if out.day is None:
-        problem("lineloss.err.day", value=_text(raw_day) or t(locale, "lineloss.err.blank"))
-    elif out.day > today:
-        problem("lineloss.err.future", day=out.day.isoformat())
-    out.area = _find_area(_text(cell("area")), _text(cell("area_code")), areas, problem)
-    amounts: dict[str, float | None] = {}
-    for key in ("supplied", "sold"):
+        def problem(key: str, **kw: Any) -> None:
+            out.problems.append(t(self.locale, key, **kw))
+
+        raw_day = self.cell(cells, "day")
+        out.day = self.day(raw_day)
+        if out.day is None:
+            problem("lineloss.err.day",
+                    value=_text(raw_day) or t(self.locale, "lineloss.err.blank"))
+        elif out.day > self.today:
+            problem("lineloss.err.future", day=out.day.isoformat())
+        out.area = self.area(self.cell(cells, "area"), self.cell(cells, "area_code"), problem)
+        out.supplied = self.amount(cells, "supplied", problem)
+        out.sold = self.amount(cells, "sold", problem)
+        computed = (computed_rate(out.supplied, out.sold)
+                    if out.supplied is not None and out.sold is not None else None)
         try:
-            amounts[key], _ = parse_number(cell(key))
+            given, percent = parse_number(self.cell(cells, "rate"))
         except ValueError:
-            problem("lineloss.err.number", column=limits().columns[key][0],
-                    value=_text(cell(key)))
-            continue
-        if amounts[key] is None:
-            problem("lineloss.err.missing", column=limits().columns[key][0])
-        elif amounts[key] < 0:  # type: ignore[operator]
-            problem("lineloss.err.negative", column=limits().columns[key][0])
-    out.supplied, out.sold = amounts.get("supplied"), amounts.get("sold")
-    computed = (computed_rate(out.supplied, out.sold)
-                if out.supplied is not None and out.sold is not None else None)
-    try:
-        given, percent = parse_number(cell("rate"))
-    except ValueError:
-        problem("lineloss.err.number", column=limits().columns["rate"][0],
-                value=_text(cell("rate")))
-        given, percent = None, False
-    out.rate = computed if given is None else rate_as_percent(given, percent, computed)
-    return out
+            problem("lineloss.err.number", column=limits().columns["rate"][0],
+                    value=_text(self.cell(cells, "rate")))
+            given, percent = None, False
+        out.rate = computed if given is None else rate_as_percent(given, percent, computed)
+        return out
+
+    def day(self, raw: Any) -> date | None:
+        key = raw if isinstance(raw, str | int | float) else None
+        if key is None:
+            return parse_day(raw)
+        if key not in self.days:
+            self.days[key] = parse_day(raw)
+        return self.days[key]
+
+    def amount(self, cells: Sequence[Any], key: str, problem: Any) -> float | None:
+        column = limits().columns[key][0]
+        try:
+            value, _ = parse_number(self.cell(cells, key))
+        except ValueError:
+            problem("lineloss.err.number", column=column, value=_text(self.cell(cells, key)))
+            return None
+        if value is None:
+            problem("lineloss.err.missing", column=column)
+        elif value < 0:
+            problem("lineloss.err.negative", column=column)
+        return value
+
+    def area(self, name: Any, code: Any, problem: Any) -> AreaRef | None:
+        key = (name, code)  # the cells as read: the same on every row of the area
+        if key not in self.found:
+            self.found[key] = _find_area(_text(name), _text(code), self.areas)
+        ref, why = self.found[key]
+        if why is not None:
+            problem(why[0], **why[1])
+        return ref
 
 
-def _find_area(name: str, code: str, areas: _Areas, problem: Any) -> AreaRef | None:
+Why = tuple[str, dict[str, Any]]  # a locale key and its words
+
+
+def _find_area(name: str, code: str, areas: _Areas) -> tuple[AreaRef | None, Why | None]:
+    """The 台区 a row names, by 台区编号 first, then by name."""
     if not name and not code:
-        problem("lineloss.err.no_area")
-        return None
+        return None, ("lineloss.err.no_area", {})
     for raw in (code, name):
         key = _area_key(raw) if raw else ""
         if key in areas.by_key:
             ref = areas.by_key[key]
-            if ref is None:
-                problem("lineloss.err.ambiguous_area", area=raw)
-            return ref
-    shown = name or code
+            return ref, None if ref else ("lineloss.err.ambiguous_area", {"area": raw})
     known = "、".join(areas.names[:8]) + ("…" if len(areas.names) > 8 else "")
-    problem("lineloss.err.unknown_area", area=shown, known=known or "-")
-    return None
+    return None, ("lineloss.err.unknown_area", {"area": name or code, "known": known or "-"})
 
 
 # --- staging ---------------------------------------------------------------------------------
@@ -254,38 +294,61 @@ _STAGE_SQL = ("CREATE TABLE stage(row INTEGER PRIMARY KEY, area_id INTEGER, team
               "SELECT * FROM stage WHERE row > ? ORDER BY row LIMIT ?")
 
 
+def _add_error(result: ImportResult, row: int, problems: Sequence[str]) -> None:
+    result.error_rows += 1
+    if len(result.errors) < MAX_REPORTED_ERRORS:
+        result.errors.append(RowError(row, tuple(problems)))
+
+
+def _stage(stage: sqlite3.Connection, batch: list[tuple[Any, ...]], locale: str,
+           result: ImportResult) -> None:
+    """Write checked rows to `stage`; a second row for one 台区 and day is an error naming
+    the first (rare: looked for only when the batch did not all go in)."""
+    if not batch:
+        return
+    before = stage.total_changes
+    stage.executemany(_STAGE_SQL[1], batch)
+    if stage.total_changes - before < len(batch):
+        kept = {r[0] for r in stage.execute("SELECT row FROM stage WHERE row >= ? AND row <= ?",
+                                            (batch[0][0], batch[-1][0]))}
+        for row in batch:
+            if row[0] not in kept:
+                first = stage.execute(_STAGE_SQL[2], (row[1], row[3])).fetchone()
+                _add_error(result, row[0], [t(locale, "lineloss.err.duplicate", row=first[0])])
+    batch.clear()
+
+
 def _stage_rows(stage: sqlite3.Connection, rows: Iterator[Sequence[Any]], areas: _Areas,
                 today: date, locale: str, result: ImportResult) -> None:
     """Phase 1: every row checked; the valid ones into `stage`, the others into `result`."""
-    cols: dict[str, int] | None = None
+    reader: _Reader | None = None
     first: dict[str, int] = {}
+    batch: list[tuple[Any, ...]] = []
     for number, cells in enumerate(rows, start=1):
         if _blank(cells):
             continue
-        if cols is None:
+        if reader is None:
             found = map_header(cells)
             if is_header(cells):
-                cols = found
+                reader = _Reader(found, areas, today, locale)
             elif number >= HEADER_SEARCH_ROWS:
                 break
             elif len(found) > len(first):
                 first = found  # the likeliest header, to name what it lacks
             continue
-        checked = _check_row(cells, cols, areas, today, locale)
-        if not checked.problems:
-            assert checked.area is not None and checked.day is not None
-            day = checked.day.isoformat()
-            cur = stage.execute(_STAGE_SQL[1], (number, checked.area.id, checked.area.team_id,
-                                                day, checked.supplied, checked.sold,
-                                                checked.rate))
-            if cur.rowcount:
-                continue
-            before = stage.execute(_STAGE_SQL[2], (checked.area.id, day)).fetchone()
-            checked.problems.append(t(locale, "lineloss.err.duplicate", row=before[0]))
-        result.error_rows += 1
-        if len(result.errors) < MAX_REPORTED_ERRORS:
-            result.errors.append(RowError(number, tuple(checked.problems)))
-    if cols is None:
+        checked = reader.check(cells)
+        if checked.problems:
+            _stage(stage, batch, locale, result)  # the errors stay in row order
+            _add_error(result, number, checked.problems)
+            continue
+        assert checked.area is not None and checked.day is not None
+        batch.append((number, checked.area.id, checked.area.team_id, checked.day.isoformat(),
+                      checked.supplied, checked.sold, checked.rate))
+        if len(batch) >= STAGE_ROWS:
+            _stage(stage, batch, locale, result)
+    _stage(stage, batch, locale, result)
+    result.errors.sort(key=lambda e: e.row)
+    if reader is None:
         if not first and result.error_rows == 0:
             raise LinelossIOError(t(locale, "lineloss.err.empty_or_header",
                                     expected=_expected()))
@@ -333,7 +396,7 @@ async def _apply(services: Services, stage: sqlite3.Connection, dry_run: bool,
     settings = services.settings
     stamp = iso(services.clock.now())
     latest: dict[int, str] = {}
-    for n, page in enumerate(_pages(stage, settings.import_batch_rows)):
+    for n, page in enumerate(_pages(stage, settings.lineloss_batch_rows)):
         for r in page:
             latest[r["area_id"]] = max(latest.get(r["area_id"], ""), r["day"])
         existing = await _existing(services, page)
