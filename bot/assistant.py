@@ -10,7 +10,7 @@ import weakref
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from bot.channel import ChannelCaps
+from bot.channel import ChannelCaps, FileSource
 from bot.events import (
     GLOBAL_TOKEN,
     Incoming,
@@ -35,6 +35,7 @@ from bot.storage.conversations import Draft
 from bot.storage.db import is_busy
 from bot.storage.people import UserPrefs
 from bot.textutil import normalize_input
+from bot.uploads import offer_file
 from bot.vocab import reads_as_request
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,16 @@ class Assistant:
             weakref.WeakValueDictionary())
         self._last_seen: dict[int, tuple[tuple[str, str], datetime]] = {}
         self.caps: dict[str, ChannelCaps] = {}
+        self.files: dict[str, FileSource] = {}
 
-    def register_channel(self, name: str, caps: ChannelCaps) -> None:
+    def register_channel(self, name: str, caps: ChannelCaps,
+                         files: FileSource | None = None) -> None:
         """From now on, outcomes for `name` come shaped for `caps` (bot.shaping). Channels
-        that never register (tests talking to the core directly) get outcomes as built."""
+        that never register (tests talking to the core directly) get outcomes as built.
+        `files`: how files users send on this channel are fetched (Incoming.document)."""
         self.caps[name] = caps
+        if files is not None:
+            self.files[name] = files
 
     def _user_lock(self, user_id: int | None) -> contextlib.AbstractAsyncContextManager[Any]:
         if user_id is None:  # a stranger: nothing to share with another channel yet
@@ -156,6 +162,8 @@ class Assistant:
             return await self._button(ctx, draft, ev.callback)
         if command is not None:
             return await self._command(ctx, draft, command, arg)
+        if ev.document is not None:
+            return await self._file(ctx, ev, draft)
         if ev.photo is not None or ev.location is not None:
             return await self._media(ctx, ev, draft)
         if ev.text is None:
@@ -194,6 +202,18 @@ class Assistant:
         if self.router.loose_media is not None:
             return await self.router.loose_media(ctx, photo, ev.text, ev.location)
         return Outcome().add(ctx.t("media.not_kept"), menu_buttons(ctx.locale))
+
+    async def _file(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
+        """A file: the first feature reader that recognises it takes it; an open form is
+        asked again after the answer (a file never answers a form step)."""
+        readers = self.router.file_readers
+        if not readers:
+            note = ctx.t("media.unsupported")
+            return await self._not_an_answer(ctx, draft, note, note)
+        got = await offer_file(ctx, ev, readers, self.files.get(ev.channel))
+        if isinstance(got, str):
+            return await self._not_an_answer(ctx, draft, got, got)
+        return await self.with_form_reminder(ctx, draft, got)
 
     async def _is_new_request(self, ctx: Ctx, text: str) -> bool:
         """Typed text inside a form that as a whole is a request the free-text readers know

@@ -39,3 +39,33 @@ class Channel(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A file a user sent, downloaded from the channel that received it."""
+
+    data: bytes
+    filename: str | None = None  # the channel's name for it when the event had none (WeCom)
+
+
+class FileTooLarge(Exception):
+    """The file is over the size cap (TAIQU_UPLOAD_MAX_MB or the platform's own)."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(f"file too large ({size} bytes)" if size else "file too large")
+        self.size = size
+
+
+class FileUnavailable(Exception):
+    """The channel could not hand the file over (expired reference, network): send again."""
+
+
+class FileSource(Protocol):
+    """How the core gets the bytes of a file a user sent (`Incoming.document`) from the
+    channel that received it: registered with Assistant.register_channel(files=...)."""
+
+    async def fetch_file(self, ref: str, max_bytes: int) -> ReceivedFile:
+        """The file's bytes; FileTooLarge above `max_bytes` (checked before downloading
+        where the platform tells the size), FileUnavailable when it cannot be had."""
+        ...

@@ -44,6 +44,10 @@ class Incoming:
     text: str | None = None
     callback: str | None = None
     photo: str | None = None  # the platform's file reference
+    # A file sent as a document (XLSX, CSV ...): the platform's reference, fetched through
+    # the receiving channel's FileSource (bot.channel) only when a reader may want it.
+    document: str | None = None
+    filename: str | None = None  # as the sender's device named it, if the platform says
     location: tuple[float, float] | None = None
     language: str | None = None  # the platform's language hint for new users
     other: str | None = None  # any other content (sticker, voice ...): its kind
@@ -92,9 +96,10 @@ def cleaned(ev: Incoming) -> Incoming:
     Line breaks stay in typed text (log content); a display name is one line."""
     text = clean_text(ev.text) if ev.text else ev.text
     name = " ".join(clean_text(ev.display_name, multiline=False).split())
-    if text == ev.text and name == ev.display_name:
+    filename = clean_text(ev.filename, multiline=False) if ev.filename else ev.filename
+    if text == ev.text and name == ev.display_name and filename == ev.filename:
         return ev
-    return replace(ev, text=text, display_name=name)
+    return replace(ev, text=text, display_name=name, filename=filename)
 
 
 def command_of(text: str) -> tuple[str | None, str]:

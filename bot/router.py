@@ -46,6 +46,22 @@ CardButtonsFn = Callable[["Ctx", int], Awaitable[list[Button]]]
 # A photo (its reference and caption) or a location sent with no form open.
 LooseMediaFn = Callable[["Ctx", "str | None", "str | None", "tuple[float, float] | None"],
                         Awaitable[Outcome]]
+# A file sent in chat: (file name, bytes) -> whether it is this reader's (by its header row),
+# and (ctx, file name, bytes) -> what the reader makes of it.
+SniffFn = Callable[[str, bytes], Awaitable[bool]]
+FileHandlerFn = Callable[["Ctx", str, bytes], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class FileReader:
+    """A feature that reads files sent in chat (an arrears list, a line-loss export)."""
+
+    kinds: tuple[str, ...]  # file name endings it reads, lower case without the dot
+    sniff: SniffFn
+    handle: FileHandlerFn
+    # A locale key: one line saying which file this is, for the answer to a file no reader
+    # takes ("营销系统导出的欠费清单（XLSX/CSV）").
+    describe: str
 
 
 def stale_reply(ctx: Ctx) -> Outcome:
@@ -196,6 +212,8 @@ class Router:
     # Who keeps a photo or location sent with no form open (the work log, for its next
     # entry); without one, the user is told it was not kept.
     loose_media: LooseMediaFn | None = None
+    # Readers of files sent in chat, in root order: the first whose sniff says yes takes it.
+    file_readers: list[FileReader] = field(default_factory=list)
 
     def action(self, action: str) -> str:
         """This feature's name for one of its button actions."""
@@ -218,6 +236,7 @@ class Router:
         self.periodic += other.periodic
         self.report_sections += other.report_sections
         self.help_lines += other.help_lines
+        self.file_readers += other.file_readers
         for card, fns in other.card_buttons.items():
             self.card_buttons.setdefault(card, []).extend(fns)
         self.default_form = self.default_form or other.default_form
@@ -277,6 +296,16 @@ class Router:
     def keeps_loose_media(self, fn: LooseMediaFn) -> LooseMediaFn:
         self.loose_media = fn
         return fn
+
+    def file_reader(self, *, kinds: tuple[str, ...], sniff: SniffFn,
+                    describe: str) -> Callable[[FileHandlerFn], FileHandlerFn]:
+        """The decorated `handle(ctx, filename, data)` takes the files of `kinds` that
+        `sniff(filename, data)` recognises; who may send one is the handler's decision."""
+        def deco(fn: FileHandlerFn) -> FileHandlerFn:
+            self.file_readers.append(FileReader(tuple(k.lower() for k in kinds), sniff, fn,
+                                                describe))
+            return fn
+        return deco
 
     def every_scan(self, fn: PeriodicFn) -> PeriodicFn:
         self.periodic.append(fn)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.assistant import Assistant
+from bot.channel import FileTooLarge, ReceivedFile
 from bot.channels.telegram import TelegramChannel
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
@@ -172,6 +173,19 @@ async def make_user(services: Services, name: str, role: Role = Role.MANAGER,
 
 
 @dataclass
+class MemoryFiles:
+    """A channel's file source for tests talking to the core directly: files by reference."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    async def fetch_file(self, ref: str, max_bytes: int) -> ReceivedFile:
+        data = self.files[ref]
+        if len(data) > max_bytes:
+            raise FileTooLarge(len(data))
+        return ReceivedFile(data)
+
+
+@dataclass
 class Chat:
     """Talk to the core as one user, the way a channel does."""
 
@@ -210,6 +224,16 @@ class Chat:
     async def location(self, lat: float, lon: float) -> Outcome:
         self.last = await self.assistant.handle(Incoming(self.channel, self.external_id,
                                                          location=(lat, lon)))
+        return self.last
+
+    async def file(self, filename: str, data: bytes) -> Outcome:
+        """Send a file (as a document), fetched from an in-memory source of this channel."""
+        source = self.assistant.files.setdefault(self.channel, MemoryFiles())
+        assert isinstance(source, MemoryFiles)
+        ref = f"file{len(source.files) + 1}"
+        source.files[ref] = data
+        self.last = await self.assistant.handle(Incoming(
+            self.channel, self.external_id, document=ref, filename=filename))
         return self.last
 
     @property

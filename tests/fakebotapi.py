@@ -1059,6 +1059,7 @@ class FakeBotAPI:
         self.port = port
         self.default_token = default_token
         self.calls: list[Call] = []
+        self.downloads: list[str] = []  # file paths served by the file URL
         self.blocked_chats: set[int] = set()
         self.closing = False
         self._bots: dict[str, FakeBot] = {}
@@ -1280,6 +1281,7 @@ class FakeBotAPI:
         if bot is not None:
             for f in bot.files.values():
                 if f.file_path == file_path:
+                    self.downloads.append(file_path)
                     return web.Response(
                         body=f.content, content_type=f.mime_type or "application/octet-stream"
                     )

@@ -506,6 +506,12 @@ class FakeWeCom:
                            f"<PicUrl><![CDATA[http://wework.qpic.cn/fake/{media_id}]]></PicUrl>"
                            f"<MediaId><![CDATA[{media_id}]]></MediaId>")
 
+    def file_xml(self, user: str, media_id: str, *, msg_id: str | None = None,
+                 create_time: int | None = None) -> str:
+        """A file message: its name is not in the callback, media/get's header has it."""
+        return self._inner(user, "file", create_time, msg_id,
+                           f"<MediaId><![CDATA[{media_id}]]></MediaId>")
+
     def location_xml(self, user: str, latitude: float, longitude: float, label: str = "", *,
                      msg_id: str | None = None, create_time: int | None = None) -> str:
         return self._inner(user, "location", create_time, msg_id,

@@ -114,6 +114,11 @@ class TgUser:
     def my_last_message_id(self) -> int:
         return max(self.fake.bot().chat(self.chat_id).user_messages)
 
+    async def send_file(self, content: bytes, file_name: str,
+                        mime_type: str = "application/octet-stream") -> list[Msg]:
+        return await self._respond(lambda: self.fake.user_sends_document(
+            self.chat_id, content, file_name, mime_type))
+
     async def document(self) -> list[Msg]:
         return await self._respond(lambda: self.fake.user_sends_document(
             self.chat_id, b"%PDF-1.4", "report.pdf", "application/pdf"))

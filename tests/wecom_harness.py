@@ -73,6 +73,10 @@ class WcUser:
         media_id = self.fake.add_media(content, "image/png", "photo.png")
         return await self._post(self.fake.image_xml(self.userid, media_id))
 
+    async def file(self, content: bytes, filename: str) -> list[Sent]:
+        media_id = self.fake.add_media(content, "application/octet-stream", filename)
+        return await self._post(self.fake.file_xml(self.userid, media_id))
+
     async def location(self, lat: float, lon: float) -> list[Sent]:
         return await self._post(self.fake.location_xml(self.userid, lat, lon))
 

@@ -39,7 +39,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot.assistant import Assistant
-from bot.channel import ChannelCaps
+from bot.channel import ChannelCaps, FileTooLarge, FileUnavailable, ReceivedFile
 from bot.channels.telegram_webhook import (
     ALLOWED_UPDATES,
     TelegramInbox,
@@ -254,6 +254,9 @@ def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[In
     if msg.document is not None and (msg.document.mime_type or "").startswith("image/"):
         # A photo sent "as a file" (uncompressed, or HEIC from an iPhone) is still a photo.
         return [Incoming(**base, photo=msg.document.file_id, text=msg.caption)]
+    if msg.document is not None:  # a file (an XLSX or CSV list): a feature may read it
+        return [Incoming(**base, document=msg.document.file_id,
+                         filename=msg.document.file_name, text=msg.caption)]
     if msg.location is not None:
         return [Incoming(**base, location=(msg.location.latitude, msg.location.longitude))]
     kind = next((k for k in ("document", "voice", "sticker", "video", "audio", "contact")
@@ -389,7 +392,7 @@ class TelegramChannel:
         if not settings.telegram_token:
             raise ValueError("TAIQU_TELEGRAM_TOKEN is not set")
         self.assistant = assistant
-        assistant.register_channel(self.name, self.caps)
+        assistant.register_channel(self.name, self.caps, files=self)
         self.settings = settings
         self.dead_updates = DeadUpdates(assistant.services.db)
         # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
@@ -455,6 +458,26 @@ class TelegramChannel:
     @staticmethod
     def _commands(locale: str) -> list[BotCommand]:
         return [BotCommand(c, d) for c, d in command_descriptions(locale)]
+
+    # --- files users send ----------------------------------------------------------------
+    async def fetch_file(self, ref: str, max_bytes: int) -> ReceivedFile:
+        """A document's bytes through getFile. The Bot API serves at most 20 MB ("file is
+        too big"); getFile tells the size, so a file over `max_bytes` is never downloaded."""
+        bot = self.app.bot
+        try:
+            file = await _with_retries(lambda: bot.get_file(ref))
+            if file.file_size is not None and file.file_size > max_bytes:
+                raise FileTooLarge(file.file_size)
+            data = bytes(await _with_retries(file.download_as_bytearray))
+        except BadRequest as exc:
+            if "too big" in str(exc).lower():
+                raise FileTooLarge(None) from exc
+            raise FileUnavailable(str(exc)) from exc
+        except TelegramError as exc:
+            raise FileUnavailable(str(exc)) from exc
+        if len(data) > max_bytes:
+            raise FileTooLarge(len(data))
+        return ReceivedFile(data)
 
     # --- updates ---------------------------------------------------------------------
     async def _dead_letter(self, update_id: int, raw: JSONDict, exc: Exception) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.assistant import Assistant
-from bot.channel import ChannelCaps
+from bot.channel import ChannelCaps, FileTooLarge, FileUnavailable, ReceivedFile
 from bot.events import Attachment, Button, Incoming, Outcome, Reply
 from bot.i18n import t
 from bot.models import Role, User
@@ -71,7 +71,7 @@ class TerminalNotifier:
 class TerminalChat:
     def __init__(self, assistant: Assistant, user: User, out: TextIO) -> None:
         self.assistant = assistant
-        assistant.register_channel(CHANNEL, TERMINAL_CAPS)
+        assistant.register_channel(CHANNEL, TERMINAL_CAPS, files=self)
         self.user = user
         self.out = out
         self.buttons: list[Button] = []  # the latest buttons on screen, numbered from 1
@@ -129,6 +129,13 @@ class TerminalChat:
             self._photo_seq += 1
             note = stripped[len("/photo"):].strip() or f"photo{self._photo_seq}"
             return Incoming(**base, photo=note)
+        if stripped.startswith("/file"):  # a local file sent as if from a phone
+            given = stripped[len("/file"):].strip().strip('"')
+            if not given:
+                self._print(t(self.user.locale or "zh_CN", "terminal.file_usage"))
+                return None
+            path = Path(given).expanduser().resolve()
+            return Incoming(**base, document=str(path), filename=path.name)
         if stripped.startswith("/location"):
             m = re.match(r"/location\s+(-?\d+(?:\.\d+)?)\s*[,， ]\s*(-?\d+(?:\.\d+)?)$", stripped)
             if not m:
@@ -136,6 +143,17 @@ class TerminalChat:
                 return None
             return Incoming(**base, location=(float(m.group(1)), float(m.group(2))))
         return Incoming(**base, text=line.rstrip("\n"))
+
+    async def fetch_file(self, ref: str, max_bytes: int) -> ReceivedFile:
+        """`/file PATH`: the local file, its size checked before it is read."""
+        path = Path(ref)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise FileTooLarge(size)
+            return ReceivedFile(path.read_bytes())
+        except OSError as exc:
+            raise FileUnavailable(str(exc)) from exc
 
     async def send(self, line: str) -> None:
         ev = self.to_event(line)

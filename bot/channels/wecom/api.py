@@ -142,6 +142,7 @@ class SentMessage:
 class Media:
     content: bytes
     content_type: str
+    filename: str = ""  # from Content-Disposition, when WeCom names the file
 
 
 def new_task_id() -> str:
@@ -367,7 +368,8 @@ class WeComClient:
         resp = await self._call("GET", "/cgi-bin/media/get", params={"media_id": media_id})
         if _is_json(resp):
             raise WeComAPIError(-2, "media/get answered JSON instead of the file")
-        return Media(resp.content, resp.headers.get("content-type", "application/octet-stream"))
+        return Media(resp.content, resp.headers.get("content-type", "application/octet-stream"),
+                     _disposition_filename(resp.headers.get("content-disposition", "")))
 
     # ------------------------------------------------------------------------- menu
     async def create_menu(self, buttons: Sequence[Mapping[str, Any]]) -> None:
@@ -378,6 +380,27 @@ class WeComClient:
             raise ValueError(f"a WeCom menu entry has at most {MENU_MAX_SUB} sub-entries")
         await self._post("/cgi-bin/menu/create", {"button": [dict(b) for b in buttons]},
                          agentid=self.agent_id)
+
+
+_FILENAME_STAR = re.compile(r"filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)")
+_FILENAME = re.compile(r'filename\s*=\s*"?([^";]+)"?')
+
+
+def _disposition_filename(header: str) -> str:
+    """attachment; filename="a.xlsx" (or RFC 5987 filename*=UTF-8''%E6%AC%A0.xlsx) -> name."""
+    from urllib.parse import unquote
+
+    found = _FILENAME_STAR.search(header)
+    if found:
+        return unquote(found.group(1).strip())
+    found = _FILENAME.search(header)
+    if not found:
+        return ""
+    name = found.group(1).strip()
+    try:  # raw UTF-8 in the header arrives as latin-1 characters
+        return name.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return name
 
 
 def _is_json(resp: httpx.Response) -> bool:

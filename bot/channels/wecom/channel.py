@@ -10,15 +10,17 @@ import contextlib
 import logging
 
 from bot.assistant import Assistant
-from bot.channel import ChannelCaps
+from bot.channel import ChannelCaps, FileTooLarge, FileUnavailable, ReceivedFile
 from bot.channels.wecom.api import (
     MAX_BUTTON_KEY_BYTES,
     MAX_CARD_BUTTONS,
     MAX_TEXT_BYTES,
+    MEDIA_MAX_BYTES,
+    WeComAPIError,
     WeComClient,
 )
 from bot.channels.wecom.config import WeComSettings, load_wecom_settings
-from bot.channels.wecom.inbox import InboxWorker
+from bot.channels.wecom.inbox import InboxWorker, fetch_media
 from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
 from bot.channels.wecom.server import CallbackServer, EndpointConfig
 from bot.channels.wecom.store import Budget, WeComStore
@@ -67,7 +69,18 @@ class WeComChannel:
             max_age_seconds=settings.callback_max_age_seconds, host=host, port=int(port)),
             on_new=self.inbox.poke)
         self._housekeeping: asyncio.Task[None] | None = None
-        assistant.register_channel(self.name, self.caps)
+        assistant.register_channel(self.name, self.caps, files=self)
+
+    async def fetch_file(self, ref: str, max_bytes: int) -> ReceivedFile:
+        """A file message's bytes by its MediaId (valid 3 days). WeCom carries files of at
+        most 20 MB and tells no size before media/get: the cap is checked on what came."""
+        try:
+            media = await fetch_media(self.client, ref)
+        except WeComAPIError as exc:
+            raise FileUnavailable(str(exc)) from exc
+        if len(media.content) > min(max_bytes, MEDIA_MAX_BYTES["file"]):
+            raise FileTooLarge(len(media.content))
+        return ReceivedFile(media.content, media.filename or None)
 
     @property
     def url(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.assistant import Assistant
 from bot.channels.wecom.api import (
+    Media,
     WeComAPIError,
     WeComClient,
     WeComResponseCodeSpent,
@@ -20,6 +21,7 @@ from bot.channels.wecom.api import (
 from bot.channels.wecom.messages import (
     ClickEvent,
     EnterAgentEvent,
+    FileMessage,
     ImageMessage,
     LocationMessage,
     MediaMessage,
@@ -50,6 +52,16 @@ class Step:
     event: Incoming | None
     tap: TemplateCardEvent | None = None
     note: str | None = None  # a locale key answered directly (no core event)
+
+
+async def fetch_media(client: WeComClient, media_id: str) -> Media:
+    """media/get, tried again a few times while WeCom says later; WeComAPIError if not had."""
+    for delay in MEDIA_RETRIES:
+        try:
+            return await client.get_media(media_id)
+        except WeComRetryLater:
+            await asyncio.sleep(delay)
+    return await client.get_media(media_id)
 
 
 class InboxWorker:
@@ -129,6 +141,8 @@ class InboxWorker:
             return Step(Incoming(**base, photo=str(media_row)))
         if isinstance(msg, LocationMessage):
             return Step(Incoming(**base, location=(msg.latitude, msg.longitude)))
+        if isinstance(msg, FileMessage):  # fetched only if a reader may want it
+            return Step(Incoming(**base, document=msg.media_id, filename=msg.filename or None))
         if isinstance(msg, MediaMessage):
             return Step(Incoming(**base, other=msg.kind))
         if isinstance(msg, EnterAgentEvent):
@@ -150,21 +164,13 @@ class InboxWorker:
 
     async def _fetch_image(self, msg: ImageMessage) -> int | None:
         """The picture's bytes, kept in the database (a MediaId dies after 3 days)."""
-        for delay in (*MEDIA_RETRIES, None):
-            try:
-                media = await self.client.get_media(msg.media_id)
-            except WeComRetryLater as exc:
-                if delay is None:
-                    log.warning("WeCom picture from %s not fetched: %s", msg.from_user, exc)
-                    return None
-                await asyncio.sleep(delay)
-                continue
-            except WeComAPIError as exc:
-                log.warning("WeCom picture from %s not fetched: %s", msg.from_user, exc)
-                return None
-            return await self.store.keep_media(msg.from_user, media.content,
-                                               media.content_type, self.services.clock.now())
-        return None
+        try:
+            media = await fetch_media(self.client, msg.media_id)
+        except WeComAPIError as exc:
+            log.warning("WeCom picture from %s not fetched: %s", msg.from_user, exc)
+            return None
+        return await self.store.keep_media(msg.from_user, media.content,
+                                           media.content_type, self.services.clock.now())
 
     async def _acknowledge(self, tap: TemplateCardEvent) -> None:
         """Show which button was pressed and take the card's buttons away (the event's

@@ -79,6 +79,14 @@ class MediaMessage(Message):
 
 
 @dataclass(frozen=True)
+class FileMessage(MediaMessage):
+    """A file (an XLSX or CSV list) a feature may read: its bytes by media/get."""
+
+    media_id: str
+    filename: str  # "" when the callback names none (media/get's Content-Disposition does)
+
+
+@dataclass(frozen=True)
 class EnterAgentEvent(Message):
     def _event_parts(self) -> tuple[str, ...]:
         return ("enter_agent",)
@@ -179,6 +187,9 @@ def parse_message(xml: str) -> Message:
             raise MessageParseError("location out of range")
         return LocationMessage(**base, latitude=lat, longitude=lon,
                                scale=_int(root, "Scale"), label=_text(root, "Label", ""))
+    if msg_type == "file" and _text(root, "MediaId", ""):
+        return FileMessage(**base, kind="file", media_id=_text(root, "MediaId"),
+                           filename=_text(root, "FileName", "") or _text(root, "Title", ""))
     if msg_type in ("voice", "video", "file"):
         return MediaMessage(**base, kind=msg_type)
     if msg_type == "event":
