@@ -102,8 +102,8 @@ async def test_gbk_csv_opens_one_item_and_a_reimport_doubles_nothing(
     assert len(await pending(services)) == 4
     await service.scan_once()
     [notice] = [t for t in notifier.texts("张三") if "线损" in t]
-    assert ("📉 3号台区 线损连续 2 天异常（2026-11-25 至 2026-11-26，最大 13.10%，正常 -1% ~ 10%），"
-            "已生成线损异常 #1。") in notice
+    assert ("📉 3号台区 线损连续 2 天异常（2026-11-25 至 2026-11-26，最大 13.10%，"
+            "正常 -1% ~ 10%），已生成线损异常 #1。") in notice
     assert [b.label for b in notifier.last("张三").buttons[0]][:3] == [
         "📄 打开", "🔍 已核查", "📈 线损曲线"]
     await service.scan_once()
@@ -230,7 +230,8 @@ async def test_checked_then_the_lead_accepts_from_the_notice(
     assert await pending(services) == [("review.notice", "王班长")]
     await service.scan_once()
     notice = notifier.last("王班长")
-    assert "📋 张三 已核查线损异常 #1（3号台区）：计量故障（2号表箱 电流互感器接线松动，已紧固）" in notice.text
+    assert ("📋 张三 已核查线损异常 #1（3号台区）：计量故障（2号表箱 电流互感器接线松动，"
+            "已紧固）") in notice.text
     assert notice.photos == ["test:ct-photo"]
     await lead.tap(next(b.data for b in notice.buttons[0] if "接受原因" in b.label))
     assert "✅ 已接受原因，线损异常 #1 已关闭。" in lead.text
@@ -355,7 +356,7 @@ async def test_thresholds_by_area_kind_come_from_the_data(
 
 async def test_weekly_report_figures_per_area_and_the_team_measure(
         team: tuple[Chat, Chat], services: Services, clock: FakeClock) -> None:
-    zhang, lead = team
+    _, lead = team
     await import_lineloss(services, EXAMPLE_CSV, TEAM)
     row = await services.db.fetchone("SELECT id FROM teams WHERE name = ?", (TEAM,))
     assert row is not None
@@ -366,8 +367,8 @@ async def test_weekly_report_figures_per_area_and_the_team_measure(
                                                   "zh_CN"))
     text = "\n".join(part.lines)
     # The item was opened on Friday, after this period.
-    assert ("📉 线损：3 个台区有数据，期间线损率 4.94%，2 个台区异常共 3 天；线损异常 新开 0，关闭 0，"
-            "未关闭 0") in text
+    assert ("📉 线损：3 个台区有数据，期间线损率 4.94%，2 个台区异常共 3 天；"
+            "线损异常 新开 0，关闭 0，未关闭 0") in text
     assert "  3号台区：线损率 7.18%，异常 2 天，新开 0，关闭 0，未关闭 0" in text
     assert text.index("3号台区") < text.index("7号台区")
     assert [r[0] for r in part.rows] == ["3号台区", "7号台区", "5号台区"]
@@ -396,10 +397,36 @@ async def test_cli_import(team: tuple[Chat, Chat], services: Services, settings:
     assert await stored(services) == []
     assert await cli(["lineloss", "import", str(EXAMPLE_XLSX)]) == 0
     out = capsys.readouterr().out
-    assert "线损导入完成：新增 21 条，更新 0 条，错误 0 行（2026-11-20 至 2026-11-26，3 个台区）" in out
+    assert ("线损导入完成：新增 21 条，更新 0 条，错误 0 行（2026-11-20 至 2026-11-26，"
+            "3 个台区）") in out
     bad = write(tmp_path, "bad.csv", HEADER, "2026-11-26,3号台区,x,1,")
     assert await cli(["lineloss", "import", str(bad), "--team", TEAM]) == 1
     assert "第 2 行：供电量「x」不是数字" in capsys.readouterr().out
     assert await cli(["lineloss", "import", str(tmp_path / "none.csv"), "--team", TEAM]) == 2
     assert await cli(["lineloss", "import", str(EXAMPLE_CSV), "--team", "没有的所"]) == 2
     assert "不存在" in capsys.readouterr().err
+
+
+async def test_a_lead_sends_the_export_in_chat(team: tuple[Chat, Chat], services: Services,
+                                               tmp_path: Path) -> None:
+    zhang, lead = team
+    await zhang.file("线损日报.csv", EXAMPLE_CSV.read_bytes())
+    assert zhang.text == "线损文件由班长导入。你可以说「线损 3号台区」查看你负责台区的线损。"
+    assert await stored(services) == []
+    await lead.file("线损日报.csv", EXAMPLE_CSV.read_bytes())  # GBK, a title row first
+    assert lead.text.splitlines() == [
+        "📥 线损文件「线损日报.csv」",
+        "线损导入完成：新增 21 条，更新 0 条，错误 0 行（2026-11-20 至 2026-11-26，3 个台区）",
+        "线损异常：新开 1，恢复正常关闭 0，持续 0"]
+    await lead.press("#1 线损 3号台区")
+    assert "线损异常 #1（3号台区）" in lead.text and "🔴 待核查" in lead.text
+    await lead.file("日线损.xlsx", EXAMPLE_XLSX.read_bytes())
+    assert "新增 0 条，更新 21 条，错误 0 行" in lead.text
+    assert "新开" not in lead.text and len(await items(services)) == 1
+    bad = "\n".join([HEADER, "2026-11-26,3号台区,x,1,", "2026-11-26,9号台区,5,1,"]).encode()
+    await lead.file("bad.csv", bad)
+    assert "第 2 行：供电量「x」不是数字" in lead.text
+    assert "第 3 行：台区「9号台区」不存在" in lead.text
+    # Not a line-loss file: the answer says which files are read.
+    await lead.file("名单.csv", "户号,户名\n123,李四\n".encode())
+    assert "用电信息采集系统导出的台区日线损（CSV/XLSX" in lead.text

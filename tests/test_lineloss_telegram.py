@@ -1,7 +1,7 @@
 """Line loss end to end through the real Telegram channel (PTB against the loopback fake Bot
-API, a real SQLite file): the export imported, the manager told at once and answering 已核查
-from that push, the lead accepting the cause from theirs, `线损 3号台区` sending the chart as a
-photo."""
+API, a real SQLite file): the lead sends the export as a document, the manager is told at
+once and answers 已核查 from that push, the lead accepts the cause from theirs, `线损 3号台区`
+sends the chart as a photo."""
 
 from __future__ import annotations
 
@@ -12,28 +12,30 @@ import pytest
 from PIL import Image
 
 from bot.channels.telegram import TelegramChannel
-from bot.features.lineloss.importer import import_lineloss
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
 from tests.fakebotapi import FakeBotAPI
-from tests.test_lineloss import EXAMPLE_CSV, TEAM
+from tests.test_lineloss import EXAMPLE_XLSX
 from tests.tg_harness import body, labels, register, texts
 
 pytestmark = pytest.mark.timeout(60)
 
-ZHANG, LEAD = 42, 7
+ZHANG, LEAD, LI = 42, 7, 43
 
 
 async def test_import_notice_check_accept_and_chart_over_telegram(
         services: Services, channel: TelegramChannel, fake_api: FakeBotAPI) -> None:
     zhang = await register(fake_api, services, ZHANG, "张三")
     lead = await register(fake_api, services, LEAD, "王班长", role=Role.LEAD, areas=())
+    await register(fake_api, services, LI, "李四", areas=("7号台区",))
     service = ReminderService(services, Dispatcher(services, [channel.notifier]))
     await service.scan_once()  # today's (empty) digests are done: later scans send singly
 
-    await import_lineloss(services, EXAMPLE_CSV, TEAM)
+    sent = await lead.send_file(EXAMPLE_XLSX.read_bytes(), "日线损.xlsx")
+    assert "线损导入完成：新增 21 条，更新 0 条，错误 0 行" in texts(sent)
+    assert "#1 线损 3号台区" in labels(sent[-1])
     await service.scan_once()
     [notice] = [m for m in zhang.sent if "线损连续" in body(m)]
     assert "📉 3号台区 线损连续 2 天异常" in body(notice)

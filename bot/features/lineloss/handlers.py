@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.events import Attachment, Button, Outcome, Reply
-from bot.features.lineloss import detect, report
+from bot.features.lineloss import detect, report, upload
 from bot.features.lineloss.limits import Threshold, limits
 from bot.features.worklog.form import resolve_area
 from bot.forms import kinds
@@ -347,6 +347,19 @@ async def lineloss_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None
 async def lineloss_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     out = await lineloss(ctx, normalize_input(arg).strip())
     return await app.with_form_reminder(ctx, draft, out or await lineloss(ctx, "") or Outcome())
+
+
+# --- the export sent in chat ------------------------------------------------------------------
+@router.file_reader(kinds=upload.KINDS, sniff=upload.sniff, describe="lineloss.upload.describe")
+async def lineloss_file(ctx: Ctx, filename: str, data: bytes) -> Outcome:
+    """A lead's import; the items it opened one tap away under the answer."""
+    out, opened = await upload.handle(ctx, filename, data)
+    buttons = [ITEMS.open_button(ctx, rec.id, ctx.t("lineloss.todo_button", id=rec.id,
+                                                   area=rec.area_name))
+               for rec in [await STORE.load(ctx.services.db, rid) for rid in opened] if rec]
+    if buttons:
+        out.replies[-1].buttons = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
+    return out
 
 
 router.report_section(report.section)

@@ -438,12 +438,15 @@ async def import_lineloss(services: Services, path: Path | str, team: str | None
         raise LinelossIOError(str(exc)) from exc
     now = services.clock.now()
     today = now.astimezone(services.settings.tz).date()
-    stage = sqlite3.connect("")  # "": a temporary on-disk database, deleted on close
+    # "": a temporary on-disk database, deleted on close; checked in a worker thread
+    stage = sqlite3.connect("", check_same_thread=False)
     stage.row_factory = sqlite3.Row
     try:
         team_id = await _team_id(services.db, result.team) if result.team else None
         stage.execute(_STAGE_SQL[0])
-        _stage_rows(stage, rows, await _areas(services, team_id), today, locale, result)
+        areas = await _areas(services, team_id)
+        # Phase 1 is CPU work on a private file: off the event loop, chats go on meanwhile.
+        await asyncio.to_thread(_stage_rows, stage, rows, areas, today, locale, result)
         span = stage.execute("SELECT min(day), max(day) FROM stage").fetchone()
         result.first_day, result.last_day = span[0], span[1]
         latest = await _apply(services, stage, dry_run, result)
