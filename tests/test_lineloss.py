@@ -430,3 +430,37 @@ async def test_a_lead_sends_the_export_in_chat(team: tuple[Chat, Chat], services
     # Not a line-loss file: the answer says which files are read.
     await lead.file("名单.csv", "户号,户名\n123,李四\n".encode())
     assert "用电信息采集系统导出的台区日线损（CSV/XLSX" in lead.text
+
+
+async def test_an_xlsx_resaved_by_another_suite(team: tuple[Chat, Chat], services: Services,
+                                                tmp_path: Path) -> None:
+    """Shared strings, absolute part targets, a notes sheet before the data (the one it opens
+    on), an ISO date cell (t="d"), a date serial and a text date, rates as plain numbers."""
+    from tests.test_xlsx_rows import package
+
+    words = ["说明", "台区日线损", "统计日期", "台区名称", "供入电量", "用电量", "台区线损率",
+             "3号台区", "5号台区"]
+    sst = [f"<si><t>{w}</t></si>" for w in words]
+
+    def s(ref: str, i: int) -> str:
+        return f'<c r="{ref}" t="s"><v>{i}</v></c>'
+
+    def n(ref: str, v: float) -> str:
+        return f'<c r="{ref}"><v>{v}</v></c>'
+
+    data = (f'<row r="1">{s("A1", 1)}</row>'
+            f'<row r="3">{s("A3", 2)}{s("B3", 3)}{s("C3", 4)}{s("D3", 5)}{s("E3", 6)}</row>'
+            f'<row r="4"><c r="A4" t="d"><v>2026-11-25T00:00:00</v></c>{s("B4", 7)}'
+            f'{n("C4", 1000)}{n("D4", 880)}{n("E4", 12)}</row>'
+            f'<row r="5">{n("A5", 46352)}{s("B5", 7)}{n("C5", 1000)}{n("D5", 870)}'
+            f'{n("E5", 13)}</row>'
+            f'<row r="6"><c r="A6" t="inlineStr"><is><t>2026-11-26</t></is></c>{s("B6", 8)}'
+            f'{n("C6", 1000)}{n("D6", 960)}</row>')
+    path = package(tmp_path / "wps.xlsx", [("说明", f'<row r="1">{s("A1", 0)}</row>'),
+                                           ("日线损", data)], sst, active=1)
+    result = await import_lineloss(services, path, TEAM)
+    assert (result.inserted, result.error_rows) == (3, 0), summary_lines(result, "zh_CN")
+    assert await stored(services) == [("2026-11-25", "3号台区", 12.0),
+                                      ("2026-11-26", "3号台区", 13.0),
+                                      ("2026-11-26", "5号台区", 4.0)]
+    assert [i[1] for i in await items(services)] == ["3号台区"]
