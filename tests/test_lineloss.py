@@ -293,6 +293,8 @@ async def test_the_sentence_shows_the_chart_the_figures_and_the_item(
     assert "看哪个台区的线损？" in zhang.text
     await zhang.press("5号台区")
     assert "📉 5号台区 近 30 天线损" in zhang.text and "线损异常 #" not in zhang.text
+    await zhang.say("/lineloss 5号台区")
+    assert "📉 5号台区 近 30 天线损" in zhang.text
     await zhang.say("线损 7号台区")  # 李四's
     assert "「7号台区」不是你负责的台区" in zhang.text
     await lead.say("线损率 7号台区")

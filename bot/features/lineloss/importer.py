@@ -126,7 +126,7 @@ def is_header(cells: Sequence[Any]) -> bool:
         {"area", "area_code"} & found.keys())
 
 
-def _missing(found: dict[str, int], locale: str) -> list[str]:
+def _missing(found: dict[str, int]) -> list[str]:
     out = [limits().columns[k][0] for k in ("day", "supplied", "sold") if k not in found]
     if "area" not in found and "area_code" not in found:
         out.insert(1, limits().columns["area"][1] + "/" + limits().columns["area_code"][0])
@@ -353,7 +353,7 @@ def _stage_rows(stage: sqlite3.Connection, rows: Iterator[Sequence[Any]], areas:
             raise LinelossIOError(t(locale, "lineloss.err.empty_or_header",
                                     expected=_expected()))
         raise LinelossIOError(t(locale, "lineloss.err.header",
-                                missing="、".join(_missing(first, locale)),
+                                missing="、".join(_missing(first)),
                                 expected=_expected()))
 
 
