@@ -2,7 +2,7 @@
 manager chats on the same SQLite file.
 
     .venv/bin/python -m bench.bench_lineloss_import [--areas 5000] [--days 365]
-                                                    [--json out.json]
+                                                    [--batch-rows N] [--json out.json]
 
 The file is a GBK CSV as the 用电信息采集 system exports it (a title row, 统计日期, 台区编号,
 台区名称, 供入电量, 用电量, 台区线损率). 2% of the areas end the year with two abnormal days, so
@@ -143,13 +143,16 @@ def write_csv(path: Path, areas: int, days: int) -> int:
     return len(bad)
 
 
-async def one_import(label: str, db: Path, csv_path: Path) -> dict[str, Any]:
+async def one_import(label: str, db: Path, csv_path: Path, batch_rows: int | None
+                     ) -> dict[str, Any]:
     user = User(db, area_name(0))
     stop = asyncio.Event()
     chatting = asyncio.create_task(user.run(stop))
     await asyncio.sleep(2.0)  # the idle baseline: the same user's steps with no import
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAIQU_")}
     env["PYTHONPATH"] = str(ROOT)
+    if batch_rows:
+        env["TAIQU_LINELOSS_BATCH_ROWS"] = str(batch_rows)
     proc = await asyncio.create_subprocess_exec(
         PY, "-c", WORKER, str(db), str(csv_path), IMPORT_TEAM, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -180,7 +183,8 @@ def render(res: dict[str, Any]) -> str:
     m = res["machine"]
     out = [f"Run {m['date']}; {m['cpu']}, {m['cores']} cores; Python {m['python']}, SQLite "
            f"{m['sqlite']}; load average before the run {res['load']}; {res['areas']:,} 台区 × "
-           f"{res['days']} days = {res['rows']:,} rows, GBK CSV {res['mb']:.0f} MB.\n"]
+           f"{res['days']} days = {res['rows']:,} rows, GBK CSV {res['mb']:.0f} MB; "
+           f"{res['batch_rows'] or 'default'} rows per transaction.\n"]
     rows = []
     for r in res["runs"]:
         over = sum(s > GOAL_S for s in r["spanning"])
@@ -208,14 +212,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         runs = []
         for label in ("first import", "same file again"):
             print(f"{label} ...", file=sys.stderr)
-            r = await one_import(label, db, csv_path)
+            r = await one_import(label, db, csv_path, args.batch_rows)
             assert r["errors"] == 0 and r["inserted"] + r["updated"] == rows, r
             assert r["opened"] == (expected if not runs else 0), r
             assert r["saved"] > 0, r
             r["rows_per_s"] = rows / r["seconds"]
             runs.append(r)
         return {"machine": machine(), "load": load, "areas": args.areas, "days": args.days,
-                "rows": rows, "mb": csv_path.stat().st_size / 1e6, "runs": runs}
+                "rows": rows, "mb": csv_path.stat().st_size / 1e6, "runs": runs,
+                "batch_rows": args.batch_rows}
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -224,6 +229,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--areas", type=int, default=5000)
     ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--batch-rows", type=int, default=None,
+                    help="TAIQU_LINELOSS_BATCH_ROWS for the import (default: the setting's)")
     ap.add_argument("--json")
     args = ap.parse_args()
     res = asyncio.run(main_async(args))

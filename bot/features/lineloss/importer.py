@@ -291,7 +291,7 @@ _STAGE_SQL = ("CREATE TABLE stage(row INTEGER PRIMARY KEY, area_id INTEGER, team
               "day TEXT, supplied REAL, sold REAL, rate REAL, UNIQUE (area_id, day))",
               "INSERT INTO stage VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
               "SELECT row FROM stage WHERE area_id = ? AND day = ?",
-              "SELECT * FROM stage WHERE row > ? ORDER BY row LIMIT ?")
+              "SELECT * FROM stage WHERE (area_id, day) > (?, ?) ORDER BY area_id, day LIMIT ?")
 
 
 def _add_error(result: ImportResult, row: int, problems: Sequence[str]) -> None:
@@ -364,10 +364,13 @@ def _expected() -> str:
 
 
 def _pages(stage: sqlite3.Connection, size: int) -> Iterator[list[sqlite3.Row]]:
-    after = 0
-    while page := stage.execute(_STAGE_SQL[3], (after, size)).fetchall():
+    """The staged rows by 台区 and day, not in the file's order (day after day for every
+    台区): each transaction then writes a few 台区's runs of days, next to each other in the
+    (area_id, day) key, instead of one row in each of thousands of places."""
+    after: tuple[int, str] = (0, "")
+    while page := stage.execute(_STAGE_SQL[3], (*after, size)).fetchall():
         yield page
-        after = page[-1]["row"]
+        after = (page[-1]["area_id"], page[-1]["day"])
 
 
 # --- writing ---------------------------------------------------------------------------------

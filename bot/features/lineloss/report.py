@@ -61,18 +61,18 @@ def _areas_in(scope: ReportScope, alias: str) -> tuple[str, tuple[Any, ...]]:
     """The team's areas, or (one person's report) the areas they look after."""
     if scope.team_wide:
         return f"{alias}.team_id = ?", (scope.team_id,)
-    return (f"{alias}.team_id = ? AND {alias}.area_id IN "
+    return (f"{alias}.team_id = ? AND {alias}.id IN "
             "(SELECT area_id FROM user_areas WHERE user_id = ?)", (scope.team_id, scope.user_id))
 
 
 async def _tallies(db: Database, scope: ReportScope) -> dict[int, AreaTally]:
     first, last = _days_of(scope)
-    where, params = _areas_in(scope, "d")
+    where, params = _areas_in(scope, "a")
     out: dict[int, AreaTally] = {}
-    for r in await db.fetchall(
+    for r in await db.fetchall(  # the team's areas, then each one's days by the key
             "SELECT d.area_id, a.name, a.kind, d.day, d.supplied, d.sold, d.rate "
-            f"FROM lineloss_days d JOIN areas a ON a.id = d.area_id WHERE {where} "
-            "AND d.day >= ? AND d.day <= ? ORDER BY d.area_id, d.day", (*params, first, last)):
+            "FROM areas a JOIN lineloss_days d ON d.area_id = a.id AND d.day >= ? "
+            f"AND d.day <= ? WHERE {where} ORDER BY d.area_id, d.day", (first, last, *params)):
         tally = out.setdefault(int(r["area_id"]), AreaTally(r["name"], r["kind"], []))
         tally.days.append(DayFigure(date.fromisoformat(r["day"]), float(r["supplied"]),
                                     float(r["sold"]), r["rate"]))

@@ -10,9 +10,8 @@ CREATE TABLE lineloss_days (
     sold         REAL NOT NULL,       -- 售电量 kWh
     rate         REAL,                -- 线损率 %
     imported_at  TEXT NOT NULL,
-    PRIMARY KEY (area_id, day)
+    PRIMARY KEY (area_id, day)       -- a team's days are read 台区 by 台区 through it
 );
-CREATE INDEX lineloss_days_team_day ON lineloss_days(team_id, day);
 
 CREATE TABLE lineloss_items (
     id           INTEGER PRIMARY KEY,
