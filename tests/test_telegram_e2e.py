@@ -862,10 +862,15 @@ async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
                                                              services: Services) -> None:
     await at_content_step(zhang)
     before = await values_of(services)
-    for send in (zhang.document, zhang.sticker):
-        r = await send()
-        assert [body(m) for m in r] == ["\n".join([L("media.unsupported"),
-                                                  L("form.worklog.content")])]
+    # A PDF no feature reads: the files the features read are named (issue #14: files are
+    # read now), and the form's question is asked again, as for a sticker.
+    r = await zhang.document()
+    [answer] = [body(m) for m in r]
+    assert answer.startswith(L("files.not_read", name="report.pdf"))
+    assert answer.endswith("\n" + L("form.worklog.content"))
+    r = await zhang.sticker()
+    assert [body(m) for m in r] == ["\n".join([L("media.unsupported"),
+                                              L("form.worklog.content")])]
     r = await zhang.say("/foo")
     assert body(r[0]) == L("menu.unknown_command", command="foo", commands=CMD_LIST)
     assert body(r[1]) == "\n".join([L("help.in_form"), L("form.worklog.content")])
@@ -874,7 +879,7 @@ async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,
     await zhang.say("/cancel")
     await zhang.press("确定放弃")
     r = await zhang.document()
-    assert body(r[0]) == L("media.unsupported") and has_keyboard(r[0])
+    assert body(r[0]).startswith(L("files.not_read", name="report.pdf")) and has_keyboard(r[0])
     r = await zhang.say("/foo")
     assert [body(m) for m in r] == [L("menu.unknown_command", command="foo", commands=CMD_LIST)]
     r = await zhang.photo("ph-x")  # #15: kept for the next log now, not thrown away
@@ -1421,7 +1426,8 @@ async def test_photos_sent_as_files_are_accepted_as_photos_and_shown_again(
         assert [body(m) for m in r] == [L("form.photo_received", count=n)]
     r = await zhang._respond(lambda: fake_api.user_sends_document(42, b"%PDF", "a.pdf",
                                                                   "application/pdf"))
-    assert L("media.unsupported") in body(r[0])  # other files are still not photos
+    # Other files are still not photos: read as a file (none reads a PDF), not kept.
+    assert body(r[0]).startswith(L("files.not_read", name="a.pdf"))
     await zhang.press("完成")
     r = await zhang._respond(image_file("pole.png", "image/png"))  # at another step: kept
     assert body(r[0]) == "\n".join([L("form.photo_kept", count=3), L("form.worklog.location")])
