@@ -11,7 +11,7 @@ from bot.events import Button, Outcome, Reply
 
 
 def _chat() -> TerminalChat:
-    assistant: Any = SimpleNamespace(register_channel=lambda *a: None)
+    assistant: Any = SimpleNamespace(register_channel=lambda *a, **kw: None)
     user: Any = SimpleNamespace(id=1, name="张三")
     return TerminalChat(assistant, user, io.StringIO())
 
