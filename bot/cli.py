@@ -104,9 +104,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="the SQLite file (default: TAIQU_DB_PATH)")
     from bot.channels.telegram_admin import add_parsers as add_telegram_parsers
     from bot.channels.wecom.admin import add_parsers as add_wecom_parsers
+    from bot.features.lineloss.cli import add_parsers as add_lineloss_parsers
 
     add_telegram_parsers(sub)
     add_wecom_parsers(sub)
+    add_lineloss_parsers(sub)
     return p
 
 
@@ -588,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.channels.telegram_admin import telegram_admin
 
         return asyncio.run(telegram_admin(settings, args.action))
+    if args.command == "lineloss":
+        from bot.features.lineloss.cli import lineloss_cli
+
+        return asyncio.run(lineloss_cli(settings, args))
     if args.command == "teams":
         from bot.channels.wecom.admin import set_robot
 
