@@ -861,7 +861,8 @@ async def test_text_at_photo_and_location_steps_is_answered(zhang: TgUser,
 def not_read(name: str) -> str:
     """The answer to a file no feature reads: which files are read (#14)."""
     return "\n".join([L("files.not_read", name=name),
-                      L("files.readable_line", what=L("arrimp.file_kind"))])
+                      L("files.readable_line", what=L("arrimp.file_kind")),
+                      L("files.readable_line", what=L("lineloss.upload.describe"))])
 
 
 async def test_document_sticker_and_unknown_command_mid_form(zhang: TgUser,

@@ -1,7 +1,7 @@
 """The line-loss file (CSV in UTF-8, GBK or UTF-16, or XLSX): one row per 台区 and day.
 
-The file is read with the special-customer import's readers (bot/customers_io.py: encoding
-detection, the streaming XLSX reader, the header cell matching) and imported in its two
+The file is read with the imports' shared table reader (bot/tabular.py: encoding detection,
+the streaming XLSX reader, the header cell matching) and imported in its two
 phases: every row is validated into a private staging database first (a missing column
 anywhere means nothing is written; a bad row is listed with its row number and left out),
 then the valid rows are upserted by (台区, 日期) in short transactions, so a re-import of the
@@ -20,21 +20,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.customers_io import (
-    CustomersIOError,
-    _area_key,
-    _blank,
-    _header_key,
-    _open_rows,
-    _team_id,
-    _text,
-)
+from bot.customers_io import _area_key, _team_id
 from bot.features.lineloss import detect
 from bot.features.lineloss.limits import limits
 from bot.i18n import t
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.db import iso
+from bot.tabular import Header, TableError, blank, cell_text, header_key, open_rows
 
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
@@ -99,8 +92,8 @@ class _Areas:
 
 # --- the header ---------------------------------------------------------------------------
 def header_index() -> dict[str, str]:
-    """Every known header (as _header_key folds it) -> its column key (day, area ...)."""
-    return {_header_key(name): key for key, names in limits().columns.items() for name in names}
+    """Every known header (as header_key folds it) -> its column key (day, area ...)."""
+    return {header_key(name): key for key, names in limits().columns.items() for name in names}
 
 
 def _unit_free(key: str) -> str:
@@ -112,7 +105,7 @@ def map_header(cells: Sequence[Any]) -> dict[str, int]:
     index = header_index()
     found: dict[str, int] = {}
     for i, cell in enumerate(cells):
-        key = _header_key(_text(cell))
+        key = header_key(cell_text(cell))
         col = index.get(key) or index.get(_unit_free(key))
         if col is not None and col not in found:
             found[col] = i
@@ -124,6 +117,20 @@ def is_header(cells: Sequence[Any]) -> bool:
     found = map_header(cells)
     return {"day", "supplied", "sold"} <= found.keys() and bool(
         {"area", "area_code"} & found.keys())
+
+
+class _Header(Header):
+    """The line-loss header for the shared reader (which picks an XLSX's sheet by it): its
+    names are data (data/lineloss.json) and units may follow them, so it matches its own way."""
+
+    def __init__(self) -> None:
+        super().__init__((), "day")
+
+    def is_header(self, cells: Sequence[Any]) -> bool:
+        return is_header(cells)
+
+
+LINELOSS_HEADER = _Header()
 
 
 def _missing(found: dict[str, int]) -> list[str]:
@@ -144,7 +151,7 @@ def parse_day(value: Any) -> date | None:
         if int(value) in _SERIAL_DAYS:
             return EXCEL_EPOCH + timedelta(days=int(value))
         value = str(int(value))
-    text = _text(value)
+    text = cell_text(value)
     m = _DAY.match(text) or _COMPACT_DAY.match(text)
     if m is None:
         return None
@@ -167,7 +174,7 @@ def parse_number(value: Any) -> tuple[float | None, bool]:
             if not math.isfinite(number):
                 raise ValueError(value)
             return number, False
-    text = _text(value).translate(_NUMBER_NOISE)
+    text = cell_text(value).translate(_NUMBER_NOISE)
     if not text or text in ("-", "--", "/"):
         return None, False
     percent = text.endswith(("%", "％"))
@@ -222,7 +229,7 @@ class _Reader:
         out.day = self.day(raw_day)
         if out.day is None:
             problem("lineloss.err.day",
-                    value=_text(raw_day) or t(self.locale, "lineloss.err.blank"))
+                    value=cell_text(raw_day) or t(self.locale, "lineloss.err.blank"))
         elif out.day > self.today:
             problem("lineloss.err.future", day=out.day.isoformat())
         out.area = self.area(self.cell(cells, "area"), self.cell(cells, "area_code"), problem)
@@ -234,7 +241,7 @@ class _Reader:
             given, percent = parse_number(self.cell(cells, "rate"))
         except ValueError:
             problem("lineloss.err.number", column=limits().columns["rate"][0],
-                    value=_text(self.cell(cells, "rate")))
+                    value=cell_text(self.cell(cells, "rate")))
             given, percent = None, False
         out.rate = computed if given is None else rate_as_percent(given, percent, computed)
         return out
@@ -252,7 +259,7 @@ class _Reader:
         try:
             value, _ = parse_number(self.cell(cells, key))
         except ValueError:
-            problem("lineloss.err.number", column=column, value=_text(self.cell(cells, key)))
+            problem("lineloss.err.number", column=column, value=cell_text(self.cell(cells, key)))
             return None
         if value is None:
             problem("lineloss.err.missing", column=column)
@@ -263,7 +270,7 @@ class _Reader:
     def area(self, name: Any, code: Any, problem: Any) -> AreaRef | None:
         key = (name, code)  # the cells as read: the same on every row of the area
         if key not in self.found:
-            self.found[key] = _find_area(_text(name), _text(code), self.areas)
+            self.found[key] = _find_area(cell_text(name), cell_text(code), self.areas)
         ref, why = self.found[key]
         if why is not None:
             problem(why[0], **why[1])
@@ -325,7 +332,7 @@ def _stage_rows(stage: sqlite3.Connection, rows: Iterator[Sequence[Any]], areas:
     first: dict[str, int] = {}
     batch: list[tuple[Any, ...]] = []
     for number, cells in enumerate(rows, start=1):
-        if _blank(cells):
+        if blank(cells):
             continue
         if reader is None:
             found = map_header(cells)
@@ -436,8 +443,8 @@ async def import_lineloss(services: Services, path: Path | str, team: str | None
     path = Path(path)
     result = ImportResult(file=str(path), team=(team or "").strip(), dry_run=dry_run)
     try:
-        rows = _open_rows(path)
-    except CustomersIOError as exc:
+        rows = open_rows(path, LINELOSS_HEADER)
+    except TableError as exc:
         raise LinelossIOError(str(exc)) from exc
     now = services.clock.now()
     today = now.astimezone(services.settings.tz).date()
@@ -457,7 +464,7 @@ async def import_lineloss(services: Services, path: Path | str, team: str | None
         if not dry_run and latest:
             result.follow = await detect.follow_up(services, latest, now)
             await _audit(services, stage, actor, path, result)
-    except CustomersIOError as exc:  # the team, or the XLSX found broken while reading
+    except TableError as exc:  # the team, or the XLSX found broken while reading
         raise LinelossIOError(str(exc)) from exc
     finally:
         rows.close()

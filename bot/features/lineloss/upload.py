@@ -7,16 +7,17 @@ import asyncio
 import tempfile
 from pathlib import Path, PurePath
 
-from bot.customers_io import CustomersIOError, _blank, _open_rows
 from bot.events import Outcome
 from bot.features.lineloss.importer import (
     HEADER_SEARCH_ROWS,
+    LINELOSS_HEADER,
     LinelossIOError,
     import_lineloss,
     is_header,
     summary_lines,
 )
 from bot.services import Ctx
+from bot.tabular import TableError, blank, open_rows
 
 KINDS = ("csv", "txt", "xlsx")
 CHAT_ERRORS = 10  # rows with errors listed in the chat answer (the count says the rest)
@@ -33,16 +34,16 @@ def _saved(directory: str, filename: str, data: bytes) -> Path:
 
 def _has_header(path: Path) -> bool:
     try:
-        rows = _open_rows(path)
-    except CustomersIOError:
+        rows = open_rows(path, LINELOSS_HEADER)
+    except TableError:
         return False
     try:
         for number, cells in enumerate(rows, start=1):
             if number > HEADER_SEARCH_ROWS:
                 break
-            if not _blank(cells) and is_header(cells):
+            if not blank(cells) and is_header(cells):
                 return True
-    except CustomersIOError:
+    except TableError:
         return False
     finally:
         rows.close()
