@@ -12,6 +12,7 @@ from bot.channels.wecom import robot as wecom_robot
 from bot.features import arrears, complaints, hazards, meters, outages, repairs, todo
 from bot.features.customers import handlers as customers
 from bot.features.notes import handlers as notes
+from bot.features.plans import handlers as plans
 from bot.features.reports import handlers as reports
 from bot.features.tasks import handlers as tasks
 from bot.features.worklog import first as worklog_first
@@ -19,7 +20,7 @@ from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
 FEATURES = (todo, arrears, complaints, meters, outages, worklog_first, repairs, hazards, reports,
-            tasks, notes, customers, worklog)
+            tasks, plans, notes, customers, worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.
