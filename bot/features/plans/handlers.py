@@ -248,7 +248,8 @@ async def visit_items(ctx: Ctx, month: Month, skip: set[int]) -> list[NewItem]:
 async def patrol_items(ctx: Ctx, month: Month) -> list[NewItem]:
     n = int(plan_rules()["patrols_per_area"])
     cal = await calendar(ctx.services)
-    days = store.spread(cal, month, n)
+    # A plan drafted mid-month plans no patrol for a day already gone: from today on.
+    days = [max(d, first_day(ctx, month)) for d in store.spread(cal, month, n)]
     return [NewItem("patrol", d, a.id) for a in await ctx.areas() for d in days]
 
 
@@ -396,9 +397,9 @@ async def editable_plan(ctx: Ctx) -> Plan | Outcome:
     return plan
 
 
-def refused(ctx: Ctx, exc: Invalid, plan: Plan) -> Outcome:
-    return Outcome().add(ctx.t(exc.key, **exc.kwargs) + "\n" + ctx.t("plan.edit_hint"),
-                         [[open_button(ctx, plan, "btn.plan_view")]])
+async def refused(ctx: Ctx, exc: Invalid, plan: Plan) -> Outcome:
+    """What was wrong, above the plan as it stands (with its buttons): nothing is lost."""
+    return Outcome(replies=[await card(ctx, plan, "⚠️ " + ctx.t(exc.key, **exc.kwargs))])
 
 
 async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
@@ -411,7 +412,7 @@ async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
         if not body:
             raise Invalid("plan.add_what")
     except Invalid as exc:
-        return refused(ctx, exc, plan)
+        return await refused(ctx, exc, plan)
     cal = await calendar(ctx.services)
     due = day or last_working_day(cal, plan.month)
     async with ctx.services.db.tx() as tx:
@@ -427,8 +428,7 @@ async def numbered(ctx: Ctx, plan: Plan, n: int) -> Item | None:
 
 async def no_such_number(ctx: Ctx, plan: Plan, n: int) -> Outcome:
     count = len(await store.raw_items(ctx.services.db, plan.id))
-    return Outcome().add(ctx.t("plan.no_number", n=n, count=count),
-                         [[open_button(ctx, plan, "btn.plan_view")]])
+    return await refused(ctx, Invalid("plan.no_number", n=n, count=count), plan)
 
 
 async def edit_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
@@ -446,7 +446,7 @@ async def edit_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
         if day is None and not body:
             raise Invalid("plan.edit_what", n=m.group(1))
     except Invalid as exc:
-        return refused(ctx, exc, plan)
+        return await refused(ctx, exc, plan)
     await store.set_item(ctx.services.db, it.id, due_on=(day or it.due_on).isoformat(),
                          body=body or it.body)
     return Outcome(replies=[await card(ctx, plan, ctx.t("plan.changed", n=m.group(1)))])
@@ -640,14 +640,15 @@ async def note_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
         return Outcome().add(ctx.t("plan.note_when"))
     items = await items_of(ctx.services.db, plan, ctx.tz)
     n = int(m.group(1))
-    if not 1 <= n <= len(items):
-        return Outcome().add(ctx.t("plan.no_number", n=n, count=len(items)))
-    if items[n - 1].done_at is not None:
-        return Outcome().add(ctx.t("plan.note_done", n=n))
     try:
+        if not 1 <= n <= len(items):
+            raise Invalid("plan.no_number", n=n, count=len(items))
+        if items[n - 1].done_at is not None:
+            raise Invalid("plan.note_done", n=n)
         note = await parse_text(m.group(2).strip(), ctx)
-    except Invalid as exc:
-        return Outcome().add(ctx.t(exc.key, **exc.kwargs))
+    except Invalid as exc:  # said above the result as it stands, its button still there
+        return Outcome(replies=[await result_view(ctx, plan, "⚠️ " + ctx.t(exc.key,
+                                                                            **exc.kwargs))])
     await store.set_item(ctx.services.db, items[n - 1].id, note=note)
     return Outcome(replies=[await result_view(ctx, plan, ctx.t("plan.noted", n=n))])
 
@@ -792,9 +793,9 @@ async def manager_todo(ctx: Ctx) -> list[TodoItem]:
     week = [ctx.t("plan.todo_part", item=words[it.id], day=day_label(ctx, it.due_on))
             for it in items if it.done_at is None and it.due_on <= week_end]
     if week:  # one line for the week's items, each morning until they are done
-        out.append(TodoItem(due=start_of(ctx, today),
-                            button=open_button(ctx, plan, "btn.plan_view"), text=ctx.t("plan.todo_week", count=len(week),
-                                       items=ctx.t("plan.todo_sep").join(week))))
+        text = ctx.t("plan.todo_week", count=len(week), items=ctx.t("plan.todo_sep").join(week))
+        out.append(TodoItem(due=start_of(ctx, today), text=text,
+                            button=open_button(ctx, plan, "btn.plan_view")))
     return out
 
 

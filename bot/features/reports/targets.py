@@ -13,6 +13,7 @@ from bot.config import DATA_DIR
 from bot.i18n import t
 from bot.router import ReportPart
 
+_SIGN = {">=": "≥", "<=": "≤", "=": ""}
 _MET = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "=": lambda a, b: a == b}
 
 
@@ -61,7 +62,7 @@ def targets_part(team_name: str, parts: list[ReportPart], locale: str) -> Report
     for target in targets:
         label = t(locale, f"target.{target.name}")
         label = target.name if label == f"target.{target.name}" else label
-        goal = t(locale, "target.goal", op=target.op.replace(">=", "≥").replace("<=", "≤"),
+        goal = t(locale, "target.goal", op=_SIGN[target.op],
                  value=_figure(target.value))
         actual = measured.get(target.name)
         if actual is None:
