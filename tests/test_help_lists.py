@@ -19,14 +19,14 @@ pytestmark = pytest.mark.timeout(60)
 
 # The order each role reads, written out here so the test pins it (not derived from the code).
 # A feature's command the role list does not name comes before the core's tail, in the
-# composition root's order (/meter; /hazard; /task, /tasks, /up; /remind).
-EXTRA = ("meter", "hazard", "task", "tasks", "up", "remind")
+# composition root's order (/meter; /hazard; /task, /tasks, /up; /plan; /remind).
+EXTRA = ("meter", "hazard", "task", "tasks", "up", "plan", "remind")
 MANAGER = ("log", "logs", "todo", "customers", "customer", "complaint", "arrears", "outage",
            "repair", "report", "export", *EXTRA, "settings", "cancel", "lang", "help")
 LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears", "outage",
         "repair", "log", "customer", *EXTRA, "settings", "cancel", "lang", "help")
 # The features' own lines under the list.
-FEATURE_HELP = ("help.meter", "hazard.help", "task.help", "up.help", "help.notes")
+FEATURE_HELP = ("help.meter", "hazard.help", "task.help", "up.help", "plan.help", "help.notes")
 
 
 def lines_of(commands: tuple[str, ...], locale: str = "zh_CN") -> str:
