@@ -313,3 +313,22 @@ async def test_team_isolation(team: tuple[Chat, Chat, User], services: Services,
     assert "赵六" not in lead.text
     row = await services.db.fetchone("SELECT status FROM plans")
     assert row is not None and row[0] == "submitted"
+
+
+async def test_an_approval_the_morning_digest_meets_is_still_told(
+        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock,
+        notifier: FakeNotifier, service: ReminderService) -> None:
+    zhang, lead, _ = team
+    at(clock, 2026, 12, 1, 10, 0)
+    await service.scan_once()
+    await zhang.say("本月计划")
+    await zhang.press("提交给班长")
+    at(clock, 2026, 12, 2, 7, 45)  # approved before the morning digest, no scan between
+    await lead.say("计划")
+    await lead.press("张三的计划")
+    await lead.press("通过")
+    at(clock, 2026, 12, 2, 8, 0)
+    await service.scan_once()
+    texts = notifier.texts("张三")
+    assert any(t.startswith("☀️") and "本周计划" in t for t in texts)  # the digest
+    assert texts[-1] == "✅ 王班长 通过了你的2026年12月计划。"  # and the notice, not folded

@@ -361,6 +361,7 @@ async def plan_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     return None
 
 
+@router.button("see")
 @router.button("open")
 async def open_plan(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     return await show_plan(ctx, int(arg)) if arg.isdigit() else not_found(ctx)
@@ -740,8 +741,10 @@ async def render_notice(ctx: Ctx, r: Reminder) -> Reply | None:
         return await card(ctx, plan, ctx.t("plan.push.returned", who=plan.decided_by or "",
                                            month=month))
     if r.kind == "approved" and plan.status not in ("draft", "submitted", "returned"):
+        # Its own button data: the morning digest's 本周计划 line (whose button opens the
+        # plan) must not pass for this notice and settle it unsent.
         return Reply(ctx.t("plan.push.approved", who=plan.decided_by or "", month=month),
-                     [[open_button(ctx, plan, "btn.plan_view")]])
+                     [[Button(ctx.t("btn.plan_view"), router.callback("see", plan.id))]])
     if r.kind == "result" and await result_due(ctx, plan):
         items = await items_of(ctx.services.db, plan, ctx.tz)
         return Reply(ctx.t("plan.push.result", month=month, done=done_count(items),
