@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from bot import i18n
 from bot.events import Button, Outcome, Reply
 from bot.features.plans import store
+from bot.features.plans.draft import draft_plan, result_due, this_month
+from bot.features.plans.report import plans_report
 from bot.features.plans.store import (
     SUBJECT,
     Item,
@@ -30,16 +30,24 @@ from bot.features.plans.store import (
     grades,
     items_of,
     last_working_day,
-    plan_rules,
+)
+from bot.features.plans.words import (
+    day_label,
+    done_count,
+    grade_label,
+    item_lines,
+    labels,
+    month_label,
+    status_label,
 )
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.kinds import parse_text
 from bot.forms.matching import Choice
 from bot.records.common import calendar
-from bot.router import ReminderKind, ReportPart, ReportScope, Router, TodoItem
+from bot.router import ReminderKind, Router, TodoItem
 from bot.services import Ctx
-from bot.storage.db import Database, iso
+from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import find_time
@@ -59,58 +67,6 @@ _NOTE = re.compile(r"^说明\s*(\d{1,3})\s*(.+)$", re.S)
 # '12号' / '12日' at the start is a day of the plan's month (not '12号台区', '2号杆').
 _DAY = re.compile(r"^(\d{1,2})\s*[号日](?![台杆表楼线箱户])\s*")
 router.request_patterns += [_SHOW, _SHOW_LAST]
-
-
-# --- words ----------------------------------------------------------------------------------
-def month_label(ctx: Ctx, month: Month) -> str:
-    return ctx.t("plan.month", year=month.year, month=month.month)
-
-
-def day_label(ctx: Ctx, day: date) -> str:
-    return ctx.t("plan.day", month=day.month, day=day.day)
-
-
-def item_label(ctx: Ctx, it: Item, ordinal: int = 0) -> str:
-    """'巡视 3号台区（第1次）', '走访 王大爷（3号台区）', or the free item's text."""
-    if it.kind == "visit":
-        text = ctx.t("plan.item.visit", name=it.customer_name or "?", area=it.area_name or "")
-    elif it.kind == "patrol":
-        text = ctx.t("plan.item.patrol", area=it.area_name or "?")
-        if ordinal:
-            text += ctx.t("plan.item.nth", n=ordinal)
-    else:
-        text = it.body
-    return (ctx.t("plan.carried") if it.carried else "") + text
-
-
-def labels(ctx: Ctx, items: list[Item]) -> dict[int, str]:
-    """Each item's words; a 台区's patrols of this month numbered (第1次, 第2次)."""
-    seen: dict[int, int] = {}
-    out = {}
-    for it in items:
-        n = 0
-        if it.kind == "patrol" and not it.carried and it.area_id is not None:
-            n = seen[it.area_id] = seen.get(it.area_id, 0) + 1
-        out[it.id] = item_label(ctx, it, n)
-    patrol_areas = [it.area_id for it in items if it.kind == "patrol" and not it.carried]
-    for it in items:  # a 台区 patrolled once a month needs no 第1次
-        if it.kind == "patrol" and not it.carried and patrol_areas.count(it.area_id) == 1:
-            out[it.id] = item_label(ctx, it)
-    return out
-
-
-def status_label(ctx: Ctx, plan: Plan) -> str:
-    return ctx.t(f"plan.status.{plan.status}")
-
-
-def grade_label(locale: str, grade: str | None) -> str:
-    key = f"plan.grade.{grade}"
-    text = i18n.t(locale, key)
-    return grade or "" if text == key else text
-
-
-def done_count(items: list[Item]) -> int:
-    return sum(1 for it in items if it.done_at is not None)
 
 
 # --- who may see and act --------------------------------------------------------------------
@@ -135,31 +91,11 @@ def not_found(ctx: Ctx) -> Outcome:
     return Outcome(toast=ctx.t("plan.not_found")).add(ctx.t("plan.not_found"))
 
 
-async def result_due(ctx: Ctx, plan: Plan) -> bool:
-    """From the month's last working day on, the result may be (and should be) submitted."""
-    if plan.closed:
-        return False
-    cal = await calendar(ctx.services)
-    return ctx.local_now.date() >= last_working_day(cal, plan.month)
-
-
 # --- the card -------------------------------------------------------------------------------
 def number_buttons(prefix: str, pairs: list[tuple[int, int]], action: str) -> list[list[Button]]:
     """One small button per numbered item (✖3, ✅5), a few to a row."""
     buttons = [Button(f"{prefix}{n}", router.callback(action, item_id)) for n, item_id in pairs]
     return [buttons[i:i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
-
-
-def item_lines(ctx: Ctx, items: list[Item]) -> list[str]:
-    words = labels(ctx, items)
-    lines = []
-    for n, it in enumerate(items, 1):
-        mark = "✅" if it.done_at else "⬜"
-        line = ctx.t("plan.line", n=n, mark=mark, item=words[it.id], day=day_label(ctx, it.due_on))
-        if it.note and not it.done_at:
-            line += ctx.t("plan.line_note", note=it.note)
-        lines.append(line)
-    return lines
 
 
 async def card(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
@@ -211,78 +147,6 @@ def lead_buttons(ctx: Ctx, plan: Plan) -> list[list[Button]]:
 
 def open_button(ctx: Ctx, plan: Plan, label_key: str = "btn.plan_open") -> Button:
     return Button(ctx.t(label_key, name=plan.owner), router.callback("open", plan.id))
-
-
-# --- drafting -------------------------------------------------------------------------------
-def this_month(ctx: Ctx) -> Month:
-    return Month.of(ctx.local_now.date())
-
-
-def first_day(ctx: Ctx, month: Month) -> date:
-    """The earliest day an item can be planned for: today, within the month."""
-    return min(max(ctx.local_now.date(), month.first), month.last)
-
-
-async def carried_items(ctx: Ctx, month: Month) -> list[NewItem]:
-    """Last month's unfinished items, planned again from today (marked 结转)."""
-    last = await store.plan_of(ctx.services.db, ctx.user.id, month.prev())
-    if last is None:
-        return []
-    day = first_day(ctx, month)
-    return [NewItem(it.kind, day, it.area_id, it.customer_id, it.body, carried=True)
-            for it in await items_of(ctx.services.db, last, ctx.tz) if it.done_at is None]
-
-
-async def visit_items(ctx: Ctx, month: Month, skip: set[int]) -> list[NewItem]:
-    """Special customers in my 台区 due for a visit by their 走访周期 within the month."""
-    by = month.end(ctx.tz) - timedelta(seconds=1)
-    out = []
-    for c, _ in await ctx.services.customers.visits_due(ctx.user, by):
-        if c.id is None or c.id in skip or c.visit_due is None:
-            continue
-        day = max(c.visit_due.astimezone(ctx.tz).date(), first_day(ctx, month))
-        out.append(NewItem("visit", day, c.area_id, c.id))
-    return out
-
-
-async def patrol_items(ctx: Ctx, month: Month) -> list[NewItem]:
-    n = int(plan_rules()["patrols_per_area"])
-    cal = await calendar(ctx.services)
-    # A plan drafted mid-month plans no patrol for a day already gone: from today on.
-    days = [max(d, first_day(ctx, month)) for d in store.spread(cal, month, n)]
-    return [NewItem("patrol", d, a.id) for a in await ctx.areas() for d in days]
-
-
-async def draft_items(ctx: Ctx, month: Month) -> list[NewItem]:
-    carried = await carried_items(ctx, month)
-    visits = await visit_items(ctx, month, {c.customer_id for c in carried
-                                            if c.customer_id is not None})
-    patrols = await patrol_items(ctx, month)
-    return sorted([*carried, *visits, *patrols], key=lambda i: (not i.carried, i.due_on))
-
-
-async def result_reminder_at(ctx: Ctx, month: Month) -> datetime:
-    cal = await calendar(ctx.services)
-    at = time.fromisoformat(str(plan_rules()["result_reminder_time"]))
-    return datetime.combine(last_working_day(cal, month), at, tzinfo=ctx.tz)
-
-
-async def draft_plan(ctx: Ctx, month: Month) -> Plan:
-    """This month's plan of mine, drafted now if I have none (with its month-end reminder)."""
-    db = ctx.services.db
-    plan = await store.plan_of(db, ctx.user.id, month)
-    if plan is not None:
-        return plan
-    pid = await store.create_plan(db, ctx.user.team_id, ctx.user.id, month,
-                                  await draft_items(ctx, month), ctx.now)
-    due = max(await result_reminder_at(ctx, month), ctx.now)
-    async with db.tx() as tx:
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id,
-                             subject=SUBJECT, subject_id=pid, kind="result", due_at=due,
-                             now=ctx.now)
-    plan = await store.load_plan(db, pid)
-    assert plan is not None
-    return plan
 
 
 # --- showing --------------------------------------------------------------------------------
@@ -823,77 +687,5 @@ router.reminder_kind(SUBJECT, ReminderKind(render=render_notice, todo=plan_todo,
                                            describe=describe_notice, snoozable=False))
 
 
-# --- the monthly report ---------------------------------------------------------------------
-def zone(scope: ReportScope) -> ZoneInfo:
-    """The team's time zone, as the report period carries it."""
-    tz = scope.start.tzinfo
-    return tz if isinstance(tz, ZoneInfo) else ZoneInfo("UTC")
-
-
-def months_within(scope: ReportScope) -> list[Month]:
-    """The whole months a report period covers (a week covers none)."""
-    tz = zone(scope)
-    first = scope.start.astimezone(tz).date()
-    month = Month.of(first) if first.day == 1 else Month.of(first).next()
-    out = []
-    while month.end(tz) <= scope.end:
-        out.append(month)
-        month = month.next()
-    return out
-
-
-async def managers_in(db: Database, scope: ReportScope) -> list[tuple[int, str]]:
-    one = "" if scope.team_wide else " AND id = ?"
-    rows = await db.fetchall(
-        "SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
-        f"{one} ORDER BY name, id",
-        (scope.team_id, *(() if scope.team_wide else (scope.user_id,))))
-    return [(int(r["id"]), str(r["name"])) for r in rows]
-
-
-@router.report_section
-async def plans_report(db: Database, scope: ReportScope) -> ReportPart:
-    """Per manager and whole month: plan items done / total and the lead's grade."""
-    months = months_within(scope)
-    if not months:
-        return ReportPart()
-    loc = scope.locale
-    tz = zone(scope)
-    people = await managers_in(db, scope)
-    lines: list[str] = []
-    rows: list[list[Any]] = []
-    done_all = total_all = 0
-    for month in months:
-        plans = {p.user_id: p for p in await store.team_plans(db, scope.team_id, month,
-                                                               scope.user_id)}
-        if not plans:
-            continue
-        lines.append(i18n.t(loc, "plan.report.title", year=month.year, month=month.month))
-        for uid, name in people:
-            p = plans.get(uid)
-            if p is None:
-                lines.append(i18n.t(loc, "plan.report.none", name=name))
-                rows.append([month.key, name, i18n.t(loc, "plan.report.no_plan"), 0, 0, "", ""])
-                continue
-            if p.closed:
-                done, total = p.done_count or 0, p.total_count or 0
-            else:
-                items = await items_of(db, p, tz)
-                done, total = done_count(items), len(items)
-            done_all, total_all = done_all + done, total_all + total
-            grade = grade_label(loc, p.grade) if p.grade else i18n.t(
-                loc, f"plan.status.{p.status}")
-            lines.append(i18n.t(loc, "plan.report.line", name=name, done=done, total=total,
-                                grade=grade))
-            rows.append([month.key, name, i18n.t(loc, f"plan.status.{p.status}"), done, total,
-                         grade_label(loc, p.grade) if p.grade else "", p.evaluation or ""])
-    if not rows:
-        return ReportPart()
-    header = [i18n.t(loc, f"plan.report.col_{k}")
-              for k in ("month", "name", "status", "done", "total", "grade", "evaluation")]
-    measures = {"plans.done_rate": round(done_all * 100 / total_all, 1)} if total_all else {}
-    return ReportPart(lines, i18n.t(loc, "plan.report.sheet"), header, rows,
-                      [(i18n.t(loc, "plan.chart.done"), done_all)], measures)
-
-
+router.report_section(plans_report)
 router.help_lines.append("plan.help")
