@@ -186,7 +186,8 @@ def test_the_composition_root_lists_every_feature_once() -> None:
     root = build_router()
     assert [f.router.name for f in FEATURES] == [
         "todo", "arrears", "complaints", "meters", "connections", "outages", "worklog_first",
-        "repairs", "hazards", "reports", "tasks", "notes", "customers", "lineloss", "worklog"]
+        "repairs", "hazards", "reports", "tasks", "plans", "notes", "customers", "lineloss",
+        "worklog"]
     assert set(root.legacy_actions.values()) <= set(root.buttons)
     assert all("." in action for action in root.buttons)
 

@@ -19,16 +19,16 @@ pytestmark = pytest.mark.timeout(60)
 
 # The order each role reads, written out here so the test pins it (not derived from the code).
 # A feature's command the role list does not name comes before the core's tail, in the
-# composition root's order (/meter; /connection; /hazard; /task, /tasks, /up; /remind;
-# /lineloss).
-EXTRA = ("meter", "connection", "hazard", "task", "tasks", "up", "remind", "lineloss")
+# composition root's order (/meter; /connection; /hazard; /task, /tasks, /up; /plan;
+# /remind; /lineloss).
+EXTRA = ("meter", "connection", "hazard", "task", "tasks", "up", "plan", "remind", "lineloss")
 MANAGER = ("log", "logs", "todo", "customers", "customer", "complaint", "arrears", "outage",
            "repair", "report", "export", *EXTRA, "settings", "cancel", "lang", "help")
 LEAD = ("report", "todo", "logs", "customers", "export", "complaint", "arrears", "outage",
         "repair", "log", "customer", *EXTRA, "settings", "cancel", "lang", "help")
 # The features' own lines under the list.
 FEATURE_HELP = ("arrimp.help", "help.meter", "connection.help", "hazard.help", "task.help",
-                "up.help", "help.notes", "lineloss.help")
+                "up.help", "plan.help", "help.notes", "lineloss.help")
 
 
 def lines_of(commands: tuple[str, ...], locale: str = "zh_CN") -> str:

@@ -22,6 +22,7 @@ from bot.features import (
 from bot.features.customers import handlers as customers
 from bot.features.lineloss import handlers as lineloss
 from bot.features.notes import handlers as notes
+from bot.features.plans import handlers as plans
 from bot.features.reports import handlers as reports
 from bot.features.tasks import handlers as tasks
 from bot.features.worklog import first as worklog_first
@@ -29,7 +30,7 @@ from bot.features.worklog import handlers as worklog
 from bot.router import Router
 
 FEATURES = (todo, arrears, complaints, meters, connections, outages, worklog_first, repairs,
-            hazards, reports, tasks, notes, customers, lineloss, worklog)
+            hazards, reports, tasks, plans, notes, customers, lineloss, worklog)
 
 # Buttons already on phones carry the actions as they were before features had namespaces
 # (reminders and cards stay in a chat for weeks): old action -> `<feature>.<action>`.

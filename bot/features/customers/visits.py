@@ -30,5 +30,7 @@ async def visits_report(db: Database, scope: ReportScope) -> ReportPart:
     chart = [(i18n.t(loc, "visits.chart.due"), total.due),
              (i18n.t(loc, "visits.chart.done"), total.done),
              (i18n.t(loc, "visits.chart.overdue"), total.overdue)]
+    # Visits due in the period that were made, for the team's target (visits.done_rate).
+    measures = {"visits.done_rate": round(total.done * 100 / total.due, 1)} if total.due else {}
     return ReportPart(lines, i18n.t(loc, "visits.report.sheet"), header,
-                      [[c.name, c.due, c.done, c.overdue] for c in counts], chart)
+                      [[c.name, c.due, c.done, c.overdue] for c in counts], chart, measures)

@@ -24,6 +24,7 @@ from bot.features.reports.figures import (
     load_logs,
 )
 from bot.features.reports.ranges import Period, RangeError, parse_range, weekly_report_due
+from bot.features.reports.targets import targets_part
 from bot.features.reports.text import SUMMARY_CHARS, render
 from bot.i18n import t
 from bot.models import Role, User
@@ -110,6 +111,8 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     files = files and not files_on_tap
     fig = await compute(services.db, scope, period, now, detail=files)
     fig.parts = await feature_parts(services, scope, period, now, locale)
+    if period.kind == "month":  # the month's figures against the team's targets
+        fig.parts.append(targets_part(scope.team_name, fig.parts, locale))
     limit = SUMMARY_CHARS - (len(intro) + 1 if intro else 0)
     with_files = files and _worth_files(fig)
     on_tap = files_on_tap and _worth_files(fig)

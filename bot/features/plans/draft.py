@@ -1,0 +1,100 @@
+"""This month's plan of a manager, drafted when first asked for: last month's unfinished items
+(结转), the special customers due for a visit within the month, each 台区's patrols spread over
+it (data/plans.json); with the month-end reminder to submit the result."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from bot.features.plans import store
+from bot.features.plans.store import (
+    SUBJECT,
+    Month,
+    NewItem,
+    Plan,
+    items_of,
+    last_working_day,
+    plan_rules,
+)
+from bot.records.common import calendar
+from bot.services import Ctx
+from bot.storage.reminders import Reminders
+
+
+def this_month(ctx: Ctx) -> Month:
+    return Month.of(ctx.local_now.date())
+
+
+def first_day(ctx: Ctx, month: Month) -> date:
+    """The earliest day an item can be planned for: today, within the month."""
+    return min(max(ctx.local_now.date(), month.first), month.last)
+
+
+async def carried_items(ctx: Ctx, month: Month) -> list[NewItem]:
+    """Last month's unfinished items, planned again from today (marked 结转)."""
+    last = await store.plan_of(ctx.services.db, ctx.user.id, month.prev())
+    if last is None:
+        return []
+    day = first_day(ctx, month)
+    return [NewItem(it.kind, day, it.area_id, it.customer_id, it.body, carried=True)
+            for it in await items_of(ctx.services.db, last, ctx.tz) if it.done_at is None]
+
+
+async def visit_items(ctx: Ctx, month: Month, skip: set[int]) -> list[NewItem]:
+    """Special customers in my 台区 due for a visit by their 走访周期 within the month."""
+    by = month.end(ctx.tz) - timedelta(seconds=1)
+    out = []
+    for c, _ in await ctx.services.customers.visits_due(ctx.user, by):
+        if c.id is None or c.id in skip or c.visit_due is None:
+            continue
+        day = max(c.visit_due.astimezone(ctx.tz).date(), first_day(ctx, month))
+        out.append(NewItem("visit", day, c.area_id, c.id))
+    return out
+
+
+async def patrol_items(ctx: Ctx, month: Month) -> list[NewItem]:
+    n = int(plan_rules()["patrols_per_area"])
+    cal = await calendar(ctx.services)
+    # A plan drafted mid-month plans no patrol for a day already gone: from today on.
+    days = [max(d, first_day(ctx, month)) for d in store.spread(cal, month, n)]
+    return [NewItem("patrol", d, a.id) for a in await ctx.areas() for d in days]
+
+
+async def draft_items(ctx: Ctx, month: Month) -> list[NewItem]:
+    carried = await carried_items(ctx, month)
+    visits = await visit_items(ctx, month, {c.customer_id for c in carried
+                                            if c.customer_id is not None})
+    patrols = await patrol_items(ctx, month)
+    return sorted([*carried, *visits, *patrols], key=lambda i: (not i.carried, i.due_on))
+
+
+async def result_reminder_at(ctx: Ctx, month: Month) -> datetime:
+    cal = await calendar(ctx.services)
+    at = time.fromisoformat(str(plan_rules()["result_reminder_time"]))
+    return datetime.combine(last_working_day(cal, month), at, tzinfo=ctx.tz)
+
+
+async def draft_plan(ctx: Ctx, month: Month) -> Plan:
+    """This month's plan of mine, drafted now if I have none (with its month-end reminder)."""
+    db = ctx.services.db
+    plan = await store.plan_of(db, ctx.user.id, month)
+    if plan is not None:
+        return plan
+    pid = await store.create_plan(db, ctx.user.team_id, ctx.user.id, month,
+                                  await draft_items(ctx, month), ctx.now)
+    due = max(await result_reminder_at(ctx, month), ctx.now)
+    async with db.tx() as tx:
+        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id,
+                             subject=SUBJECT, subject_id=pid, kind="result", due_at=due,
+                             now=ctx.now)
+    plan = await store.load_plan(db, pid)
+    assert plan is not None
+    return plan
+
+
+async def result_due(ctx: Ctx, plan: Plan) -> bool:
+    """From the month's last working day on, the result may be (and should be) submitted."""
+    if plan.closed:
+        return False
+    cal = await calendar(ctx.services)
+    return ctx.local_now.date() >= last_working_day(cal, plan.month)

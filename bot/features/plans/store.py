@@ -1,0 +1,320 @@
+"""The plans' SQL and dates: a manager's plan of a month and its items, which of them are done
+(read from the work log when shown: a patrol entry for the 台区, a visit to the customer), and
+the month's planned days on the working-day calendar."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import DATA_DIR
+from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.workcal import WorkCalendar
+
+SUBJECT = "plan"
+EDITABLE = ("draft", "returned")  # the manager may still add, change and remove items
+CLOSED = ("reported", "evaluated")  # the result is in: done items are kept, not read again
+KINDS = ("visit", "patrol", "free")
+
+
+@cache
+def plan_rules() -> dict[str, Any]:
+    """data/plans.json: patrols per 台区 a month, the result reminder's time, the grades."""
+    rules: dict[str, Any] = json.loads((DATA_DIR / "plans.json").read_text(encoding="utf-8"))
+    return rules
+
+
+def grades() -> list[str]:
+    return [str(g) for g in plan_rules()["grades"]]
+
+
+# --- the month ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def of(cls, day: date) -> Month:
+        return cls(day.year, day.month)
+
+    @classmethod
+    def parse(cls, key: str) -> Month:
+        year, month = key.split("-")
+        return cls(int(year), int(month))
+
+    @property
+    def key(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def first(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    def prev(self) -> Month:
+        return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    @property
+    def last(self) -> date:
+        return self.next().first - timedelta(days=1)
+
+    def start(self, tz: ZoneInfo) -> datetime:
+        return datetime.combine(self.first, time(0), tzinfo=tz)
+
+    def end(self, tz: ZoneInfo) -> datetime:
+        """Exclusive: the next month's first local midnight."""
+        return self.next().start(tz)
+
+
+def working_day_on_or_before(cal: WorkCalendar, day: date, month: Month) -> date:
+    """The working day on or before `day` within the month (its first day if there is none)."""
+    d = day
+    while d >= month.first:
+        if cal.is_workday(d):
+            return d
+        d -= timedelta(days=1)
+    return day
+
+
+def last_working_day(cal: WorkCalendar, month: Month) -> date:
+    return working_day_on_or_before(cal, month.last, month)
+
+
+def spread(cal: WorkCalendar, month: Month, n: int) -> list[date]:
+    """n days spread over the month, each the working day ending its share of the month
+    (two patrols: mid-month and the month's last working day)."""
+    days = month.last.day
+    return [working_day_on_or_before(cal, date(month.year, month.month, -(-k * days // n)),
+                                     month) for k in range(1, n + 1)]
+
+
+# --- plans and items ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    id: int
+    team_id: int
+    user_id: int
+    owner: str
+    month: Month
+    status: str
+    rounds: int
+    comment: str | None
+    decided_by: str | None
+    done_count: int | None
+    total_count: int | None
+    grade: str | None
+    evaluation: str | None
+    evaluator: str | None
+
+    @property
+    def editable(self) -> bool:
+        return self.status in EDITABLE
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    plan_id: int
+    kind: str
+    area_id: int | None
+    area_name: str | None
+    customer_id: int | None
+    customer_name: str | None
+    body: str
+    due_on: date
+    carried: bool
+    ticked_at: datetime | None
+    done_at: datetime | None  # when it was done (read from the work log, or kept)
+    note: str | None
+    removed: bool = False
+
+
+_PLAN = ("SELECT p.*, u.name AS owner, d.name AS decider, e.name AS evaluator FROM plans p "
+         "JOIN users u ON u.id = p.user_id LEFT JOIN users d ON d.id = p.decided_by "
+         "LEFT JOIN users e ON e.id = p.evaluated_by")
+_ITEM = ("SELECT i.*, a.name AS area_name, c.name AS customer_name FROM plan_items i "
+         "LEFT JOIN areas a ON a.id = i.area_id LEFT JOIN customers c ON c.id = i.customer_id")
+
+
+def _plan(r: Row) -> Plan:
+    return Plan(r["id"], r["team_id"], r["user_id"], r["owner"], Month.parse(r["month"]),
+                r["status"], r["rounds"], r["comment"], r["decider"], r["done_count"],
+                r["total_count"], r["grade"], r["evaluation"], r["evaluator"])
+
+
+def _item(r: Row) -> Item:
+    return Item(r["id"], r["plan_id"], r["kind"], r["area_id"], r["area_name"],
+                r["customer_id"], r["customer_name"], r["body"], date.fromisoformat(r["due_on"]),
+                bool(r["carried"]), from_iso(r["ticked_at"]) if r["ticked_at"] else None,
+                from_iso(r["done_at"]) if r["done_at"] else None, r["note"], bool(r["removed"]))
+
+
+async def load_plan(db: Database, plan_id: int) -> Plan | None:
+    row = await db.fetchone(_PLAN + " WHERE p.id = ?", (plan_id,))
+    return _plan(row) if row else None
+
+
+async def plan_of(db: Database, user_id: int, month: Month) -> Plan | None:
+    row = await db.fetchone(_PLAN + " WHERE p.user_id = ? AND p.month = ?",
+                            (user_id, month.key))
+    return _plan(row) if row else None
+
+
+async def team_plans(db: Database, team_id: int, month: Month,
+                     user_id: int | None = None) -> list[Plan]:
+    one = "" if user_id is None else " AND p.user_id = ?"
+    rows = await db.fetchall(
+        _PLAN + f" WHERE p.team_id = ? AND p.month = ?{one} ORDER BY u.name, p.id",
+        (team_id, month.key, *(() if user_id is None else (user_id,))))
+    return [_plan(r) for r in rows]
+
+
+async def plans_waiting(db: Database, team_id: int, statuses: tuple[str, ...]) -> list[Plan]:
+    """The team's plans in these states (a lead's decisions to take), oldest month first."""
+    marks = ", ".join("?" for _ in statuses)
+    rows = await db.fetchall(
+        _PLAN + f" WHERE p.team_id = ? AND p.status IN ({marks}) ORDER BY p.month, u.name",
+        (team_id, *statuses))
+    return [_plan(r) for r in rows]
+
+
+async def raw_items(db: Database, plan_id: int) -> list[Item]:
+    rows = await db.fetchall(_ITEM + " WHERE i.plan_id = ? AND i.removed = 0 "
+                             "ORDER BY i.position, i.id", (plan_id,))
+    return [_item(r) for r in rows]
+
+
+async def items_of(db: Database, plan: Plan, tz: ZoneInfo) -> list[Item]:
+    """The plan's items in order, each with when it was done: kept once the result is in,
+    otherwise read from what was recorded this month."""
+    items = await raw_items(db, plan.id)
+    if plan.closed:
+        return items
+    return await _with_ticks(db, plan, items, tz)
+
+
+async def _with_ticks(db: Database, plan: Plan, items: list[Item], tz: ZoneInfo) -> list[Item]:
+    start, end = iso(plan.month.start(tz)), iso(plan.month.end(tz))
+    out: dict[int, Item] = {}
+    patrols: dict[int, list[Item]] = {}
+    for it in items:
+        if it.kind == "free":
+            out[it.id] = replace(it, done_at=it.ticked_at)
+        elif it.kind == "visit":
+            row = await db.fetchone(
+                "SELECT min(occurred_at) FROM worklogs WHERE team_id = ? AND customer_id = ? "
+                "AND occurred_at >= ? AND occurred_at < ?",
+                (plan.team_id, it.customer_id, start, end))
+            out[it.id] = replace(it, done_at=from_iso(row[0]) if row and row[0] else None)
+        elif it.area_id is not None:
+            patrols.setdefault(it.area_id, []).append(it)
+    for area_id, area_items in patrols.items():
+        # The k-th patrol item of a 台区 (last month's carried first) is done by its k-th
+        # patrol entry this month.
+        rows = await db.fetchall(
+            "SELECT w.occurred_at FROM worklogs w JOIN worklog_areas wa ON wa.worklog_id = w.id "
+            "JOIN worklog_items wi ON wi.worklog_id = w.id AND wi.item = 'patrol' "
+            "WHERE w.user_id = ? AND wa.area_id = ? AND w.occurred_at >= ? "
+            "AND w.occurred_at < ? ORDER BY w.occurred_at", (plan.user_id, area_id, start, end))
+        done = [from_iso(r[0]) for r in rows]
+        ordered = sorted(area_items, key=lambda i: (not i.carried, i.due_on, i.id))
+        for k, it in enumerate(ordered):
+            out[it.id] = replace(it, done_at=done[k] if k < len(done) else None)
+    return [out.get(it.id, it) for it in items]
+
+
+@dataclass(frozen=True)
+class NewItem:
+    kind: str
+    due_on: date
+    area_id: int | None = None
+    customer_id: int | None = None
+    body: str = ""
+    carried: bool = False
+
+
+async def create_plan(db: Database, team_id: int, user_id: int, month: Month,
+                      items: list[NewItem], now: datetime) -> int:
+    """The manager's plan of the month with its first items; a second call (a double tap,
+    another instance) finds the first one's plan and adds nothing."""
+    async with db.tx() as tx:
+        await tx.execute(
+            "INSERT INTO plans(team_id, user_id, month, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id, month) DO NOTHING", (team_id, user_id, month.key, iso(now)))
+        created = tx.rowcount > 0
+        row = await tx.fetchone("SELECT id FROM plans WHERE user_id = ? AND month = ?",
+                                (user_id, month.key))
+        assert row is not None
+        pid = int(row["id"])
+        if created:
+            for it in items:
+                await add_item(tx, pid, it, now)
+    return pid
+
+
+async def add_item(tx: Tx, plan_id: int, it: NewItem, now: datetime) -> int:
+    row = await tx.fetchone("SELECT coalesce(max(position), 0) + 1 FROM plan_items "
+                            "WHERE plan_id = ?", (plan_id,))
+    position = int(row[0]) if row else 1
+    return int(await tx.execute(
+        "INSERT INTO plan_items(plan_id, kind, area_id, customer_id, body, due_on, carried, "
+        "position, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (plan_id, it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(),
+         int(it.carried), position, iso(now))) or 0)
+
+
+async def item_plan(db: Database, item_id: int) -> tuple[Item, Plan] | None:
+    row = await db.fetchone(_ITEM + " WHERE i.id = ?", (item_id,))
+    if row is None:
+        return None
+    plan = await load_plan(db, int(row["plan_id"]))
+    return (_item(row), plan) if plan else None
+
+
+async def set_item(db: Database, item_id: int, **values: Any) -> None:
+    cols = ", ".join(f"{k} = ?" for k in values)
+    await db.execute(f"UPDATE plan_items SET {cols} WHERE id = ?", (*values.values(), item_id))
+
+
+async def move_status(db: Database, plan_id: int, from_: tuple[str, ...], to: str,
+                      **values: Any) -> bool:
+    """Change the plan's state if it is still in one of `from_` (a second tap, or a lead
+    deciding at the same time as another, changes nothing): whether this call did it."""
+    sets = ", ".join(["status = ?", *(f"{k} = ?" for k in values)])
+    marks = ", ".join("?" for _ in from_)
+    async with db.tx() as tx:
+        await tx.execute(f"UPDATE plans SET {sets} WHERE id = ? AND status IN ({marks})",
+                         (to, *values.values(), plan_id, *from_))
+        return tx.rowcount > 0
+
+
+async def submit_plan(db: Database, plan_id: int, now: datetime) -> int | None:
+    """Send a draft or returned plan to the lead: its new round number, or None if it was
+    not editable any more (a second tap)."""
+    async with db.tx() as tx:
+        await tx.execute(
+            "UPDATE plans SET status = 'submitted', rounds = rounds + 1, submitted_at = ? "
+            "WHERE id = ? AND status IN ('draft', 'returned')", (iso(now), plan_id))
+        if tx.rowcount == 0:
+            return None
+        row = await tx.fetchone("SELECT rounds FROM plans WHERE id = ?", (plan_id,))
+        return int(row[0]) if row else None
+
+
+async def keep_result(tx: Tx, items: list[Item]) -> None:
+    """Keep each item's done moment as the result was submitted: later edits of the log do
+    not change a submitted result."""
+    for it in items:
+        await tx.execute("UPDATE plan_items SET done_at = ? WHERE id = ?",
+                         (iso(it.done_at) if it.done_at else None, it.id))
