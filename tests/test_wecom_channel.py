@@ -101,7 +101,10 @@ async def test_acknowledged_before_handled(channel: WeComChannel, fake: FakeWeCo
     assert time.monotonic() - started < 1.0
     fake.slow("/cgi-bin/message/send", 0)
     await channel.idle()
-    assert len(fake.sent("zhangsan")) == 2
+    # All of /help arrived: its text in parts within WeCom's 2048 bytes, then the buttons.
+    texts = fake.texts("zhangsan")
+    assert texts[0].startswith("📖") and all(len(t.encode()) <= 2048 for t in texts)
+    assert len(fake.sent("zhangsan")) == len(texts) + 1
 
 
 async def test_callback_for_another_agent_is_ignored(channel: WeComChannel, fake: FakeWeCom,
