@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,17 +162,12 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _postgres_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+    def _postgres_url(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
             return None
         v = v.strip()
         if not v.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a PostgreSQL URL like postgresql://user@host/taiqu")
-        if info.data.get("wecom_corp_id"):
-            # Its callback endpoint still writes the inbox to the SQLite file (TAIQU_DB_PATH):
-            # on PostgreSQL the core would never read what WeCom sent.
-            raise ValueError("WeCom runs on the SQLite store only, for now: unset "
-                             "TAIQU_DATABASE_URL or TAIQU_WECOM_CORP_ID")
         return v
 
     @field_validator("timezone")

@@ -98,10 +98,11 @@ class LeasedInbox:
     async def waiting_people(self, now: datetime) -> list[str]:
         """People with rows no live instance is handling, the longest waiting first."""
         t = self.table
+        # Not a person whose row another instance holds: their later rows wait for it.
         rows = await self.db.fetchall(
-            f"SELECT {t.person} FROM {t.name} WHERE state = 'new' "
-            "AND (claim_until IS NULL OR claim_until <= ? OR claimed_by = ?) "
-            f"GROUP BY {t.person} ORDER BY min(id)", (iso(now), self.owner))
+            f"SELECT {t.person} FROM {t.name} WHERE state = 'new' GROUP BY {t.person} "
+            "HAVING max(CASE WHEN claimed_by != ? AND claim_until > ? THEN 1 ELSE 0 END) = 0 "
+            "ORDER BY min(id)", (self.owner, iso(now)))
         return [r[0] for r in rows]
 
     @property
