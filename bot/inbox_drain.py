@@ -116,21 +116,23 @@ class LeasedInbox:
     async def done(self, row_id: int, now: datetime) -> None:
         await self.db.execute(self.done_sql, (iso(now), row_id))
 
-    async def set_aside(self, row_id: int, now: datetime) -> None:
-        """Never to be handled (unreadable): kept as 'failed', its payload dropped."""
+    async def set_aside(self, row_id: int, now: datetime, attempted: bool = False) -> None:
+        """Never to be handled (unreadable, or failed too often): kept as 'failed', its
+        payload dropped as a handled row's is; `attempted` counts the last attempt."""
         await self.db.execute(
             f"UPDATE {self.table.name} SET state = 'failed', {self.table.payload} = '', "
-            "done_at = ?, claimed_by = NULL, claim_until = NULL WHERE id = ?",
-            (iso(now), row_id))
+            f"done_at = ?, attempts = attempts + ?, claimed_by = NULL, claim_until = NULL "
+            "WHERE id = ?", (iso(now), int(attempted), row_id))
 
     async def attempt_failed(self, entry: Entry, now: datetime) -> bool:
-        """Count a failed attempt; True when the row is now set aside for good."""
-        last = entry.attempts + 1 >= MAX_ATTEMPTS
-        await self.db.execute(
-            f"UPDATE {self.table.name} SET attempts = attempts + 1, state = ?, done_at = ?, "
-            "claimed_by = NULL, claim_until = NULL WHERE id = ?",
-            ("failed" if last else "new", iso(now) if last else None, entry.id))
-        return last
+        """Count a failed attempt; True when the row is now set aside for good (the caller
+        has the entry for its dead letter)."""
+        if entry.attempts + 1 >= MAX_ATTEMPTS:
+            await self.set_aside(entry.id, now, attempted=True)
+            return True
+        await self.db.execute(f"UPDATE {self.table.name} SET attempts = attempts + 1, "
+                              "claimed_by = NULL, claim_until = NULL WHERE id = ?", (entry.id,))
+        return False
 
     async def release(self) -> None:
         """A clean stop: what this instance claimed but did not handle is free at once."""

@@ -15,7 +15,7 @@ import pytest
 from bot.channels.wecom.channel import WeComChannel
 from bot.channels.wecom.render import render
 from bot.channels.wecom.store import Budget, OutItem, WeComStore
-from bot.events import Attachment, Button, Outcome, Reply
+from bot.events import Attachment, Button, Incoming, Outcome, Reply
 from bot.services import Services
 from tests.conftest import make_user
 from tests.fakewecom import FakeWeCom
@@ -223,3 +223,24 @@ async def test_a_graceful_stop_finishes_the_answers_in_flight(services: Services
     await again.idle()
     await again.stop()
     assert len(fake.sent("zhangsan")) == len(states)
+
+
+async def test_a_callback_that_keeps_failing_is_set_aside_without_its_text(
+        channel: WeComChannel, fake: FakeWeCom, services: Services) -> None:
+    """Tried three times (the shared inbox drain), then set aside: what the person wrote is
+    not kept, and their next message is answered."""
+    await make_user(services, "张三", channel="wecom", external_id="zhangsan")
+    handle = channel.assistant.handle
+
+    async def broken(event: Incoming) -> Outcome:
+        if event.text == "3号台区 王大妈 电话 13800000000":
+            raise RuntimeError("a bug in the core")
+        return await handle(event)
+
+    channel.assistant.handle = broken  # type: ignore[method-assign]
+    zhang = WcUser(fake, channel, "zhangsan")
+    assert await zhang.say("3号台区 王大妈 电话 13800000000") == []
+    assert [shown(m) for m in await zhang.say("我的待办")] == [L("todo.none")]
+    rows = await services.db.fetchall(
+        "SELECT state, attempts, xml, claimed_by FROM wecom_inbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [("failed", 3, "", None), ("done", 0, "", None)]
