@@ -193,6 +193,7 @@ async def test_an_instance_dying_mid_step_leaves_its_claim_to_the_other_after_th
 async def test_an_instance_dying_mid_send_leaves_the_message_to_the_other_after_the_lease(
         services: Services, settings: Settings, clock: FakeClock, fake: FakeWeCom) -> None:
     await make_user(services, "张三", channel="wecom", external_id=ZHANG)
+    settings = settings.model_copy(update={"inbox_claim_seconds": 30})  # TAIQU_INBOX_CLAIM_…
     a = await start_instance(settings, clock, fake)
     in_flight = asyncio.Event()
 
@@ -213,9 +214,10 @@ async def test_an_instance_dying_mid_send_leaves_the_message_to_the_other_after_
         await settle(b)
         assert fake.sent(ZHANG) == []  # B sends nothing before A's claimed first answer
         await kill(a)
+        tick(clock, fake, b.channel, 29)
         await settle(b)
-        assert fake.sent(ZHANG) == []
-        tick(clock, fake, b.channel, settings.inbox_claim_seconds + 1)
+        assert fake.sent(ZHANG) == []  # A's claim lasts 30 s
+        tick(clock, fake, b.channel, 2)
         await settle(b)
         in_order(fake, *TODO, *CANCEL, *SETTINGS)
         rows = await b.services.db.fetchall("SELECT state, claimed_by FROM wecom_outbox")
