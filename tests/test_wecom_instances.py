@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
+import asyncpg
 import pytest
 
 from bot.assistant import Assistant
 from bot.channels.wecom.channel import WeComChannel
+from bot.channels.wecom.store import OutItem, WeComStore
 from bot.cli import _run
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
@@ -226,6 +228,37 @@ async def test_an_instance_dying_mid_send_leaves_the_message_to_the_other_after_
         await stop(b)
         if not a.dead:
             await stop(a)
+
+
+async def test_an_outgoing_message_is_claimed_by_one_instance_only(
+        services: Services, settings: Settings, clock: FakeClock) -> None:
+    other = await Services.open(settings, clock)  # another instance's connection
+    a = WeComStore(services.db, owner="host-a:1:aaa", claim_seconds=30)
+    b = WeComStore(other.db, owner="host-b:2:bbb", claim_seconds=30)
+    ids = await a.handled(None, ZHANG, [OutItem("text", {"content": "一"}),
+                                        OutItem("text", {"content": "二"})], clock.now())
+    at = clock.now().timestamp()
+    assert settings.database_url is not None
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        async with conn.transaction():  # A in the middle of taking the first
+            await conn.execute("SELECT id FROM wecom_outbox WHERE id = $1 FOR UPDATE", ids[0])
+            async with asyncio.timeout(5):
+                assert not await b.claim(ids[0], ZHANG, at)  # skipped, not waited for
+        assert await a.claim(ids[0], ZHANG, at)
+        assert not await b.claim(ids[0], ZHANG, at)  # A has it
+        await b.hold(ids[0], at, at + 60)  # B read it before A took it: no effect now
+        assert await b.head(ZHANG, at) is None  # the second waits for the first: in order
+        assert await b.open_recipients(at) == []
+        later = at + 31  # A died mid-send: its claim has run out
+        head = await b.head(ZHANG, later)
+        assert head is not None and head.id == ids[0]
+        assert await b.claim(ids[0], ZHANG, later)
+        assert await a.head(ZHANG, later + 1) is None  # B's now
+        assert await b.sends_between(ZHANG, at, later + 1) == 2  # both attempts counted
+    finally:
+        await conn.close()
+        await other.close()
 
 
 async def test_run_serves_wecom_on_postgresql_and_healthz_reports_it(
