@@ -23,6 +23,7 @@ from bot.cli import _run
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.events import Incoming, Outcome
+from bot.inbox_drain import SWEEP_SECONDS
 from bot.services import Services
 from tests.conftest import make_user, use_store
 from tests.fakewecom import FakeWeCom
@@ -190,6 +191,20 @@ async def test_an_instance_dying_mid_step_leaves_its_claim_to_the_other_after_th
     tick(clock, fake, b.channel, settings.inbox_claim_seconds + 1)
     await settle(b)
     in_order(fake, *SETTINGS, *CANCEL)
+
+
+async def test_a_callback_acknowledged_by_an_instance_that_then_died_is_answered_by_the_other(
+        pair: tuple[Instance, Instance], fake: FakeWeCom) -> None:
+    """A crash right after the 200: the callback is in the shared inbox, unclaimed, and the
+    other instance's sweep (every few seconds, nobody pokes it) answers it."""
+    a, _ = pair
+    a.channel.server.on_new = lambda external_id: None  # A dies before handling it
+    await a.channel.inbox.drain.stop_sweeping()
+    await delivered(fake, "我的待办")
+    assert fake.delivered_to == [0]
+    await kill(a)
+    await fake.wait_for(ZHANG, 1, timeout=SWEEP_SECONDS * 3)
+    in_order(fake, *TODO)
 
 
 async def test_an_instance_dying_mid_send_leaves_the_message_to_the_other_after_the_lease(
