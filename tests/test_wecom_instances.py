@@ -179,11 +179,13 @@ async def test_an_instance_dying_mid_step_leaves_its_claim_to_the_other_after_th
     a, b = pair
     hold_on(a, "/settings")  # A dies while its core works on this
     await delivered(fake, "/settings")
-    for _ in range(100):  # until A holds the message
+    for _ in range(500):  # until A holds the message
         row = await b.services.db.fetchone("SELECT claimed_by FROM wecom_inbox")
         if row is not None and row[0] == a.owner:
             break
         await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("A never took the message")
     await delivered(fake, "/cancel")  # to B, which must not answer it before the first
     await kill(a)
     await settle(b)
@@ -319,7 +321,7 @@ async def test_run_serves_wecom_on_postgresql_and_healthz_reports_it(
 
 async def _healthy(http: aiohttp.ClientSession, url: str,
                    task: asyncio.Task[int]) -> dict[str, object]:
-    for _ in range(300):  # until the instance serves
+    for _ in range(600):  # until the instance serves
         assert not task.done(), task
         try:
             async with http.get(url) as answer:
