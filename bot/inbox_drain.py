@@ -121,7 +121,7 @@ class LeasedInbox:
         payload dropped as a handled row's is; `attempted` counts the last attempt."""
         await self.db.execute(
             f"UPDATE {self.table.name} SET state = 'failed', {self.table.payload} = '', "
-            f"done_at = ?, attempts = attempts + ?, claimed_by = NULL, claim_until = NULL "
+            "done_at = ?, attempts = attempts + ?, claimed_by = NULL, claim_until = NULL "
             "WHERE id = ?", (iso(now), int(attempted), row_id))
 
     async def attempt_failed(self, entry: Entry, now: datetime) -> bool:

@@ -74,26 +74,26 @@ class InboxWorker:
         received before it; on every sweep: another instance's, or a dead one's)."""
         return await self.drain.resume()
 
-    async def _one(self, row: Entry) -> None:
+    async def _one(self, entry: Entry) -> None:
         now = self.services.clock.now()
         try:
-            msg = parse_message(row.payload)
+            msg = parse_message(entry.payload)
         except MessageParseError as exc:  # checked when recorded: only a damaged row
-            log.error("WeCom callback %s unreadable: %s", row.id, exc)
-            await self.store.inbox.set_aside(row.id, now)
+            log.error("WeCom callback %s unreadable: %s", entry.id, exc)
+            await self.store.inbox.set_aside(entry.id, now)
             return
         step = await self._step(msg)
         items: list[OutItem] = []
         if step.event is not None:
             out = await self.assistant.handle(step.event)
-            items = render(out, await self._card_title(row.person))
+            items = render(out, await self._card_title(entry.person))
         elif step.note is not None:
-            locale = await self._locale(row.person)
+            locale = await self._locale(entry.person)
             items = [OutItem("text", {"content": t(locale, step.note)})]
-        await self.store.handled(row.id, row.person, items, self.services.clock.now())
+        await self.store.handled(entry.id, entry.person, items, self.services.clock.now())
         self.handled += 1
         if items:
-            self.sender.lanes.poke(row.person)
+            self.sender.lanes.poke(entry.person)
         if step.tap is not None:
             await self._acknowledge(step.tap)
 
