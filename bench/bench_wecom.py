@@ -253,11 +253,15 @@ def delivered(fake: FakeWeCom) -> Counter[str]:
     return got
 
 
+async def unsent(channel: WeComChannel) -> list[tuple[str, float]]:
+    return await channel.store.open_recipients(channel.services.clock.now().timestamp())
+
+
 async def drain(channel: WeComChannel, limit_s: float) -> None:
     deadline = time.perf_counter() + limit_s
     while time.perf_counter() < deadline:
         await channel.idle()
-        if not await channel.store.open_recipients():
+        if not await unsent(channel):
             return
         await asyncio.sleep(0.2)
 
@@ -309,9 +313,9 @@ async def part2_burst(users: int, per_user: int, tmp: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         await service.scan_once()
         minutes = 0
-        while await channel.store.open_recipients():
+        while await unsent(channel):
             await channel.idle()
-            if not await channel.store.open_recipients():
+            if not await unsent(channel):
                 break
             clock.advance(seconds=61)
             fake.advance(61)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # One instance at a time runs the scan (digest, Monday report) on a shared store: its
     # hold lasts this long and is renewed every third of it; another takes over after.
     instance_lease_seconds: float = Field(default=45, ge=5, le=600)
+    # A person's update (Telegram webhook) or callback / outgoing message (WeCom) is held by
+    # the instance handling it this long (far longer than one step or send takes): when that
+    # instance dies, another takes over after it (issue #11).
+    inbox_claim_seconds: float = Field(default=120, ge=10, le=3600)
     # GET /healthz for a load balancer (store reachable, channels up); unset: not served.
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_host: str = "0.0.0.0"
@@ -164,17 +168,12 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _postgres_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+    def _postgres_url(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
             return None
         v = v.strip()
         if not v.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a PostgreSQL URL like postgresql://user@host/taiqu")
-        if info.data.get("wecom_corp_id"):
-            # Its callback endpoint still writes the inbox to the SQLite file (TAIQU_DB_PATH):
-            # on PostgreSQL the core would never read what WeCom sent.
-            raise ValueError("WeCom runs on the SQLite store only, for now: unset "
-                             "TAIQU_DATABASE_URL or TAIQU_WECOM_CORP_ID")
         return v
 
     @field_validator("timezone")

@@ -47,11 +47,6 @@ def pytest_configure(config: pytest.Config) -> None:
                             "its locks); left out of the PostgreSQL pass")
 
 
-# Why the WeCom channel's tests are SQLite-only, for now.
-WECOM_ON_SQLITE = ("WeCom's callback endpoint writes its inbox into the SQLite file; WeCom on "
-                   "PostgreSQL is refused until the inbox is shared (issue #11)")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The PostgreSQL pass (TAIQU_TEST_BACKEND=postgresql) leaves out the SQLite-only tests:
     the SQLite pass runs them. Each says why it is one."""

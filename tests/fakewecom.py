@@ -17,7 +17,10 @@ after). Faults: ``fail_next(path, "45009" | "45033" | "-1" | "502" | ...)``, ``s
 
 User side: ``post_callback(url, xml)`` / ``verify_url(url)`` encrypt and sign with
 tests/wecom_reference.py, which shares no code with the bot's crypto; ``text_xml`` and the
-other builders make the inner XML a real callback carries.
+other builders make the inner XML a real callback carries. Several instances behind a load
+balancer: ``behind_balancer(url_a, url_b)``, then ``deliver(xml)`` sends each callback to the
+next instance in turn (round robin) and ``redeliver()`` repeats the last one, as WeCom does
+when an answer is slow (same MsgId, new timestamp and nonce), through the balancer again.
 """
 
 from __future__ import annotations
@@ -169,6 +172,9 @@ class FakeWeCom:
         self._next_id = 1
         self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.callback_urls: list[str] = []  # the instances behind the balancer
+        self.delivered_to: list[int] = []  # which instance got each callback
+        self._last_xml: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -572,6 +578,23 @@ class FakeWeCom:
                 target, data=real_body if body is None else body,
                 headers={"Content-Type": "text/xml"}) as resp:
             return resp.status, await resp.text()
+
+    def behind_balancer(self, *urls: str) -> None:
+        """The callback URL is a round-robin load balancer in front of these instances."""
+        self.callback_urls = list(urls)
+
+    async def deliver(self, xml: str) -> tuple[int, str]:
+        """Send a callback through the balancer: the next instance in turn gets it."""
+        self._last_xml = xml
+        i = len(self.delivered_to) % len(self.callback_urls)
+        self.delivered_to.append(i)
+        return await self.post_callback(self.callback_urls[i], xml)
+
+    async def redeliver(self) -> tuple[int, str]:
+        """WeCom's retry of the last callback (its answer was slow): the same message,
+        newly signed, through the balancer again."""
+        assert self._last_xml is not None, "nothing delivered yet"
+        return await self.deliver(self._last_xml)
 
     async def verify_url(self, url: str, echo: str | None = None) -> tuple[int, str, str]:
         """The URL-verification GET; returns (status, response text, the expected echo)."""

@@ -15,7 +15,7 @@ from bot.events import Reply
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.services import Services
-from tests.conftest import WECOM_ON_SQLITE, make_user
+from tests.conftest import make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.fakewecom import FakeWeCom
 from tests.tg_harness import L, body, register
@@ -55,7 +55,6 @@ async def fake_wecom() -> AsyncIterator[FakeWeCom]:
         assert f.dropped == [], f"WeCom dropped over-budget messages: {f.dropped}"
 
 
-@pytest.mark.sqlite_only(WECOM_ON_SQLITE)
 async def test_wecom_pushes_leave_room_for_replies_in_the_member_budget(
         services: Services, fake_wecom: FakeWeCom, clock: FakeClock) -> None:
     channel = await start_wecom(services, fake_wecom)

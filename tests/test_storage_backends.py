@@ -99,8 +99,9 @@ def test_the_database_url_is_checked_at_start() -> None:
     assert load_settings(database_url=" ").database_url is None  # blank: SQLite
     with pytest.raises(SettingsError, match="TAIQU_DATABASE_URL: expected a PostgreSQL URL"):
         load_settings(database_url="mysql://root@db/taiqu")
-    with pytest.raises(SettingsError, match="WeCom runs on the SQLite store only"):
-        load_settings(database_url="postgresql://taiqu@db/taiqu", wecom_corp_id="ww1")
+    # WeCom shares the store like Telegram (issue #11): its inbox is on PostgreSQL too.
+    both = load_settings(database_url="postgresql://taiqu@db/taiqu", wecom_corp_id="ww1")
+    assert (both.database_url, both.wecom_corp_id) == ("postgresql://taiqu@db/taiqu", "ww1")
 
 
 def test_without_postgresql_the_suite_says_how_to_install_it(

@@ -281,6 +281,6 @@ async def test_a_dead_instances_claim_expires_and_another_takes_over(
     clock.advance(seconds=CLAIM_LEASE.total_seconds() + 1)
     assert await live.waiting_people(clock.now()) == [zhang_id]
     row = await live.next_in(zhang_id, clock.now())
-    assert row is not None and row.update_id == 77
+    assert row is not None and row.key == 77
     await live.done(row.id, clock.now())
     assert await live.next_in(zhang_id, clock.now()) is None

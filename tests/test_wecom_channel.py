@@ -14,15 +14,13 @@ import pytest
 
 from bot.channels.wecom.channel import WeComChannel
 from bot.channels.wecom.render import render
-from bot.channels.wecom.store import Budget, WeComStore
-from bot.events import Attachment, Button, Outcome, Reply
+from bot.channels.wecom.store import Budget, OutItem, WeComStore
+from bot.events import Attachment, Button, Incoming, Outcome, Reply
 from bot.services import Services
-from tests.conftest import WECOM_ON_SQLITE, make_user
+from tests.conftest import make_user
 from tests.fakewecom import FakeWeCom
 from tests.tg_harness import L
 from tests.wecom_harness import WcUser, shown, start_wecom
-
-pytestmark = pytest.mark.sqlite_only(WECOM_ON_SQLITE)
 
 
 @pytest.fixture
@@ -174,12 +172,14 @@ def test_files_and_toasts_become_messages() -> None:
 # --- the budget, in the database -----------------------------------------------------------
 async def test_budget_counts_the_last_minute_and_hour(services: Services) -> None:
     store = WeComStore(services.db, Budget(per_minute=3, per_hour=5, margin=0))
-    for at in (0.0, 10.0, 20.0):
-        await store.claim(0, "u", at)
+    ids = await store.handled(None, "u", [OutItem("text", {"content": str(i)})
+                                          for i in range(5)], services.clock.now())
+    for row_id, at in zip(ids, (0.0, 10.0, 20.0), strict=False):
+        assert await store.claim(row_id, "u", at)  # each send is counted as it is claimed
     assert await store.wait_for_room("u", 30.0) == pytest.approx(30.0)
     assert await store.wait_for_room("u", 60.5) == 0.0
-    await store.claim(0, "u", 61.0)
-    await store.claim(0, "u", 200.0)
+    assert await store.claim(ids[3], "u", 61.0)
+    assert await store.claim(ids[4], "u", 200.0)
     assert await store.wait_for_room("u", 300.0) == pytest.approx(3300.0)  # the hour is full
     assert await store.wait_for_room("someone else", 300.0) == 0.0
 
@@ -226,3 +226,24 @@ async def test_a_graceful_stop_finishes_the_answers_in_flight(services: Services
     await again.idle()
     await again.stop()
     assert len(fake.sent("zhangsan")) == len(states)
+
+
+async def test_a_callback_that_keeps_failing_is_set_aside_without_its_text(
+        channel: WeComChannel, fake: FakeWeCom, services: Services) -> None:
+    """Tried three times (the shared inbox drain), then set aside: what the person wrote is
+    not kept, and their next message is answered."""
+    await make_user(services, "张三", channel="wecom", external_id="zhangsan")
+    handle = channel.assistant.handle
+
+    async def broken(event: Incoming) -> Outcome:
+        if event.text == "3号台区 王大妈 电话 13800000000":
+            raise RuntimeError("a bug in the core")
+        return await handle(event)
+
+    channel.assistant.handle = broken  # type: ignore[method-assign]
+    zhang = WcUser(fake, channel, "zhangsan")
+    assert await zhang.say("3号台区 王大妈 电话 13800000000") == []
+    assert [shown(m) for m in await zhang.say("我的待办")] == [L("todo.none")]
+    rows = await services.db.fetchall(
+        "SELECT state, attempts, xml, claimed_by FROM wecom_inbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [("failed", 3, "", None), ("done", 0, "", None)]

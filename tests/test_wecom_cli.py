@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.models import Role
 from bot.services import Services
 from bot.storage.customers import CustomerData
-from tests.conftest import SHANGHAI, WECOM_ON_SQLITE, make_user, telegram_settings
+from tests.conftest import SHANGHAI, make_user, telegram_settings
 from tests.fakebotapi import FakeBotAPI
 from tests.fakewecom import FakeWeCom
 from tests.test_terminal_chat import run
@@ -186,7 +186,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.sqlite_only(WECOM_ON_SQLITE)
 async def test_run_serves_wecom_beside_telegram_in_one_process(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()

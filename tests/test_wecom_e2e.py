@@ -24,7 +24,7 @@ from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.services import Services
-from tests.conftest import SHANGHAI, WECOM_ON_SQLITE, make_user
+from tests.conftest import SHANGHAI, make_user
 from tests.fakewecom import FakeWeCom, Sent
 from tests.test_records_telegram import late
 from tests.tg_harness import L, worklog_rows
@@ -38,7 +38,7 @@ from tests.wecom_harness import (
     wecom_settings,
 )
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.sqlite_only(WECOM_ON_SQLITE)]
+pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture

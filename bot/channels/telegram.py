@@ -417,7 +417,9 @@ class TelegramChannel:
             if not settings.telegram_webhook_secret:
                 raise ValueError("TAIQU_TELEGRAM_WEBHOOK_SECRET is not set")
             self.webhook = WebhookEndpoint(
-                TelegramInbox(assistant.services.db), settings.telegram_webhook_secret,
+                TelegramInbox(assistant.services.db,
+                              lease=timedelta(seconds=settings.inbox_claim_seconds)),
+                settings.telegram_webhook_secret,
                 webhook_path(settings.telegram_webhook_url), self._webhook_update,
                 self._dead_letter, assistant.services.clock.now, CONCURRENT_UPDATES)
 

@@ -1,7 +1,10 @@
 """The WeCom (企业微信) self-built app as a channel of the assistant (issue #9).
 
 callback (server.py) -> inbox table -> InboxWorker -> Assistant -> outbox table -> Sender
--> WeCom API. Each arrow that crosses a table survives a restart."""
+-> WeCom API. Each arrow that crosses a table survives a restart. On PostgreSQL several
+instances share the tables (issue #11): any instance may receive any callback (the callback
+URL behind a load balancer) and send any message; one person's callbacks are handled, and
+their messages sent, one at a time and in order, whichever instance received them."""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 CAPS = ChannelCaps(max_text=MAX_TEXT_BYTES, text_unit="byte", max_buttons=MAX_CARD_BUTTONS,
                    max_button_data=MAX_BUTTON_KEY_BYTES, can_edit=False, toasts=False,
                    menus_per_language=False)
-RESUME_SECONDS = 30.0  # callbacks whose handling failed are tried again this often
+TIDY_SECONDS = 30.0  # the endpoint process is looked after this often
 PRUNE_EVERY = 120  # ... and old rows pruned every this many rounds (an hour)
 
 
@@ -53,7 +56,8 @@ class WeComChannel:
         self.client = client or WeComClient.from_settings(settings)
         self.store = WeComStore(services.db, Budget(
             settings.per_user_per_minute, settings.per_user_per_hour,
-            reply_reserve=settings.reply_reserve_per_minute))
+            reply_reserve=settings.reply_reserve_per_minute),
+            claim_seconds=services.settings.inbox_claim_seconds)
         app_budget = SendBudget(settings.sends_per_second, burst=int(settings.sends_per_second),
                                 push_min_share=services.settings.push_min_share)
         self.sender = Sender(self.client, self.store, services.clock,
@@ -64,7 +68,8 @@ class WeComChannel:
         host, port = settings.listen.rsplit(":", 1)
         self.server = CallbackServer(EndpointConfig(
             token=settings.token, aes_key=settings.aes_key, corp_id=settings.corp_id,
-            agent_id=settings.agent_id, db_path=str(services.db.path), path=settings.path,
+            agent_id=settings.agent_id, db_path=str(services.settings.db_path),
+            database_url=services.settings.database_url, path=settings.path,
             max_bytes=settings.callback_max_bytes,
             max_age_seconds=settings.callback_max_age_seconds, host=host, port=int(port)),
             on_new=self.inbox.poke)
@@ -99,6 +104,7 @@ class WeComChannel:
         if resumed:
             log.info("WeCom: handling callbacks of %d people received before the restart",
                      resumed)
+        self.inbox.drain.start_sweeping()  # others' callbacks, a dead instance's, retries
         self._housekeeping = asyncio.create_task(self._tidy_forever())
         log.info("WeCom callback listening on %s", self.url)
 
@@ -106,14 +112,16 @@ class WeComChannel:
         """Stop taking callbacks first, then let the callbacks being handled and the
         messages being sent finish (at most TAIQU_SHUTDOWN_DRAIN_SECONDS): a send cut off
         in flight may have reached WeCom and would go again after the next start. What was
-        recorded and not handled is handled after the next start."""
+        recorded and not handled is handled after the next start, or by another instance at
+        once: this one's claims are given up."""
         await self.server.stop()
+        await self.inbox.drain.stop_sweeping()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
         await self._drain(self.services.settings.shutdown_drain_seconds)
-        await self.inbox.lanes.close()
+        await self.inbox.drain.close()
         await self.sender.stop()
         await self.client.aclose()
 
@@ -135,7 +143,7 @@ class WeComChannel:
         inbox table is read, not only the endpoint's notices, which may still be on their
         way from its process)."""
         while True:
-            waiting = await self.store.waiting_senders()
+            waiting = await self.store.inbox.waiting_people(self.services.clock.now())
             for external_id in waiting:
                 self.inbox.poke(external_id)
             await self.inbox.lanes.idle()
@@ -147,14 +155,13 @@ class WeComChannel:
     async def _tidy_forever(self) -> None:
         rounds = 0
         while True:
-            await asyncio.sleep(RESUME_SECONDS)
+            await asyncio.sleep(TIDY_SECONDS)
             rounds += 1
             try:
                 if not self.server.alive():  # the endpoint process died: WeCom retries
                     log.error("the WeCom callback endpoint stopped; starting it again")
                     await self.server.stop()
                     await self.server.start()
-                await self.inbox.resume()  # callbacks set aside after a failure
                 if rounds % PRUNE_EVERY == 0:
                     now = self.services.clock.now()
                     await self.store.prune(now, now.timestamp(), self.settings.keep_days)

@@ -2,7 +2,9 @@
 
 A callback is recorded (and acknowledged) by the server before anything is done with it;
 here it becomes a core event, the core's answer is queued in the outbox and the callback is
-marked handled, in one transaction. After a restart, whatever is still 'new' is handled."""
+marked handled, in one transaction. After a restart, whatever is still 'new' is handled.
+Claiming a person's next callback across instances, the sweep for callbacks nobody is
+handling and the counting of failures are bot/inbox_drain.py's (as for Telegram's webhook)."""
 
 from __future__ import annotations
 
@@ -33,16 +35,15 @@ from bot.channels.wecom.messages import (
 )
 from bot.channels.wecom.outbox import CHANNEL, Sender
 from bot.channels.wecom.render import render
-from bot.channels.wecom.store import InboxRow, OutItem, WeComStore
+from bot.channels.wecom.store import OutItem, WeComStore
 from bot.events import Incoming
 from bot.i18n import t
-from bot.lanes import Lanes
+from bot.inbox_drain import Entry, InboxDrain
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 MENU_KEY_PREFIX = "cmd:"  # app menu click keys: "cmd:log" works like /log
 MEDIA_RETRIES = (0.5, 1.0, 2.0)  # seconds between media/get attempts
-MAX_ATTEMPTS = 3  # a callback that fails this often is set aside (logged), not retried forever
 
 
 @dataclass(frozen=True)
@@ -72,51 +73,39 @@ class InboxWorker:
         self.client = client
         self.store = store
         self.sender = sender
-        self.lanes = Lanes(self.process, workers, what="WeCom inbox")
+        self.drain = InboxDrain(store.inbox, self._one, services.clock.now,
+                                workers=workers, what="WeCom inbox")
+        self.lanes = self.drain.lanes
         self.handled = 0
 
     def poke(self, external_id: str) -> None:
-        self.lanes.poke(external_id)
+        self.drain.poke(external_id)
 
     async def resume(self) -> int:
-        """After a restart: handle every callback recorded but not handled yet."""
-        waiting = await self.store.waiting_senders()
-        for external_id in waiting:
-            self.poke(external_id)
-        return len(waiting)
+        """Handle every callback recorded and not being handled (after a start: those
+        received before it; on every sweep: another instance's, or a dead one's)."""
+        return await self.drain.resume()
 
-    async def process(self, external_id: str) -> None:
-        while (row := await self.store.next_in(external_id)) is not None:
-            try:
-                await self._one(row)
-            except Exception:
-                log.exception("WeCom callback %s from %s failed", row.id, external_id)
-                await self.store.inbox_attempt(row.id)
-                if row.attempts + 1 >= MAX_ATTEMPTS:
-                    await self.store.inbox_failed(row.id, self.services.clock.now())
-                    continue
-                return  # the next sweep tries it again; later ones wait, in order
-
-    async def _one(self, row: InboxRow) -> None:
+    async def _one(self, entry: Entry) -> None:
         now = self.services.clock.now()
         try:
-            msg = parse_message(row.xml)
+            msg = parse_message(entry.payload)
         except MessageParseError as exc:  # checked when recorded: only a damaged row
-            log.error("WeCom callback %s unreadable: %s", row.id, exc)
-            await self.store.inbox_failed(row.id, now)
+            log.error("WeCom callback %s unreadable: %s", entry.id, exc)
+            await self.store.inbox.set_aside(entry.id, now)
             return
         step = await self._step(msg)
         items: list[OutItem] = []
         if step.event is not None:
             out = await self.assistant.handle(step.event)
-            items = render(out, await self._card_title(row.external_id))
+            items = render(out, await self._card_title(entry.person))
         elif step.note is not None:
-            locale = await self._locale(row.external_id)
+            locale = await self._locale(entry.person)
             items = [OutItem("text", {"content": t(locale, step.note)})]
-        await self.store.handled(row.id, row.external_id, items, self.services.clock.now())
+        await self.store.handled(entry.id, entry.person, items, self.services.clock.now())
         self.handled += 1
         if items:
-            self.sender.lanes.poke(row.external_id)
+            self.sender.lanes.poke(entry.person)
         if step.tap is not None:
             await self._acknowledge(step.tap)
 

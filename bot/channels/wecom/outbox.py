@@ -6,6 +6,13 @@ the budget is ours to keep: a message that would exceed it stays queued in the d
 with `not_before` set to when there is room, and goes out then. Nothing is dropped, and a
 restart neither resets the count nor loses the queue. One message can go out twice: the
 one in flight when the process dies after WeCom took it but before the row was marked sent.
+
+Several instances share the outbox (issue #11): any of them may send any person's messages.
+Each message is claimed by one instance before it goes (WeComStore.claim: a lease, SKIP LOCKED
+on PostgreSQL), and only a person's first unsent message may be claimed, so one person's
+messages go out once each and in order. An instance that dies mid-send leaves its claim to
+run out (TAIQU_INBOX_CLAIM_SECONDS); then another sends that message (the in-flight one twice,
+at most, as above).
 """
 
 from __future__ import annotations
@@ -92,6 +99,7 @@ class Sender:
                 await self._loop
             self._loop = None
         await self.lanes.close()
+        await self.store.release()
 
     def kick(self) -> None:
         """Look at the queue again now (tests move the clock, then kick)."""
@@ -102,7 +110,7 @@ class Sender:
         the next held message may go (None: nothing is held)."""
         now = self._now()
         later: list[float] = []
-        for external_id, not_before in await self.store.open_recipients():
+        for external_id, not_before in await self.store.open_recipients(now):
             if not_before <= now:
                 self.lanes.poke(external_id)
             else:
@@ -128,20 +136,21 @@ class Sender:
         """Send the person's queued messages in order while the budget allows."""
         async with self._lock(external_id):
             while True:
-                q = await self.store.head(external_id)
-                if q is None:
-                    return
                 now = self._now()
+                q = await self.store.head(external_id, now)
+                if q is None:  # nothing to send, or another instance is sending it
+                    return
                 if q.not_before > now:
                     self.kick()  # the sweep sleeps until then
                     return
                 wait = await self.store.wait_for_room(external_id, now, q.lane)
                 if wait > 0:
-                    await self.store.hold(q.id, now + wait)
+                    await self.store.hold(q.id, now, now + wait)
                     self.stats.held += 1
                     self.kick()
                     return
-                await self.store.claim(q.id, external_id, now)
+                if not await self.store.claim(q.id, external_id, now):
+                    return  # another instance took it first: it goes on with the rest
                 if not await self._send_one(q, now):
                     return
 
@@ -154,12 +163,12 @@ class Sender:
         except WeComRetryLater as exc:
             delay = RETRY_BACKOFF[min(q.attempts, len(RETRY_BACKOFF) - 1)]
             log.warning("WeCom send to %s: %s; retrying in %.0f s", q.external_id, exc, delay)
-            await self.store.hold(q.id, now + delay, str(exc))
+            await self.store.hold(q.id, now, now + delay, str(exc))
             self.stats.retried += 1
             self.kick()
             return False
         except WeComIPNotTrusted as exc:  # the client logged what to set, once
-            await self.store.hold(q.id, now + IP_NOT_TRUSTED_WAIT, str(exc))
+            await self.store.hold(q.id, now, now + IP_NOT_TRUSTED_WAIT, str(exc))
             self.kick()
             return False
         except WeComUnreachable as exc:

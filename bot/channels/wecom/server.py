@@ -4,13 +4,15 @@ A POST is checked (signature, CorpID, padding: 403 otherwise, nothing processed)
 in the inbox table and answered with an empty 200 at once; handling and answering happen
 afterwards through the send API, so WeCom's 5-second wait is never the core's problem.
 
-The endpoint runs in a process of its own (multiprocessing, spawn) with its own SQLite
-connection: the acknowledgement never waits for the core, which holds the main process's
-event loop, its database connection and its interpreter lock. Measured at 200 busy members:
+The endpoint runs in a process of its own (multiprocessing, spawn) with its own connection
+to the store (the SQLite file, or PostgreSQL shared by every instance): the acknowledgement
+never waits for the core, which holds the main process's event loop, its database connection
+and its interpreter lock. Measured at 200 busy members:
 p99 1.6 s on the main event loop, 325 ms for a same-instant burst on a thread of its own (the
 interpreter lock), see BENCHMARKS.md. The process tells the main one about each recorded
 callback over a pipe; the inbox table, not the pipe, is what counts: a callback recorded
-while the main process was away is found in the table at the next start.
+while the main process was away is found in the table at the next start, or by another
+instance's sweep (bot/inbox_drain.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -33,6 +35,9 @@ from bot.channels.wecom.crypto import WeComCrypto, WeComCryptoError
 from bot.channels.wecom.messages import MessageParseError, parse_envelope, parse_message
 from bot.config import SettingsError
 from bot.storage.db import iso
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0  # seconds for the endpoint process to listen
@@ -48,11 +53,63 @@ class EndpointConfig:
     corp_id: str
     agent_id: int
     db_path: str
+    database_url: str | None  # PostgreSQL, shared by the instances; None: the file db_path
     path: str
     max_bytes: int
     max_age_seconds: float
     host: str
     port: int
+
+
+# Recorded once: a redelivered (same MsgId / event key) or replayed callback changes nothing.
+RECORD = ("INSERT INTO wecom_inbox(dedupe_key, external_id, xml, received_at) "
+          "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING")
+
+
+class SqliteInbox:
+    """The inbox in the SQLite file: one plain connection (WAL is on, the main process set
+    it); a write here waits for SQLite's lock, briefly, never for the core."""
+
+    def __init__(self, db_path: str) -> None:
+        self.conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+
+    async def open(self) -> None:
+        return None
+
+    async def record(self, params: tuple[str, str, str, str]) -> bool:
+        return self.conn.execute(RECORD, params).rowcount == 1
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+class PgInbox:
+    """The inbox on PostgreSQL, which every instance's endpoint writes: a few pooled
+    connections, so callbacks arriving together are recorded side by side."""
+
+    POOL = 4
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sql = RECORD
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        from bot.storage.pg import pg_sql  # only here: a SQLite deployment never loads it
+
+        self.sql = pg_sql(RECORD)
+        self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.POOL)
+
+    async def record(self, params: tuple[str, str, str, str]) -> bool:
+        assert self.pool is not None
+        return bool(await self.pool.execute(self.sql, *params) == "INSERT 0 1")
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
 
 
 class Endpoint:
@@ -65,10 +122,7 @@ class Endpoint:
         self.crypto = WeComCrypto(cfg.token, cfg.aes_key, cfg.corp_id)
         self.notify = notify
         self._wall = wall_clock
-        # WAL is already on (the main process set it); a write here waits for SQLite's lock,
-        # briefly, never for the core.
-        self.conn = sqlite3.connect(cfg.db_path, isolation_level=None, timeout=30)
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.inbox = PgInbox(cfg.database_url) if cfg.database_url else SqliteInbox(cfg.db_path)
 
     def app(self) -> web.Application:
         # client_max_size bounds what aiohttp reads; the handler checks the exact cap too.
@@ -90,12 +144,10 @@ class Endpoint:
         except ValueError:
             return True
 
-    def _record(self, dedupe_key: str, external_id: str, xml: str) -> bool:
+    async def _record(self, dedupe_key: str, external_id: str, xml: str) -> bool:
         """Keep a callback before answering it; False if it was recorded before."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO wecom_inbox(dedupe_key, external_id, xml, received_at) "
-            "VALUES (?, ?, ?, ?)", (dedupe_key, external_id, xml, iso(datetime.now(UTC))))
-        return cur.rowcount == 1
+        return await self.inbox.record((dedupe_key, external_id, xml,
+                                        iso(datetime.now(UTC))))
 
     async def _verify(self, request: web.Request) -> web.Response:
         q = request.query
@@ -133,7 +185,7 @@ class Endpoint:
             log.warning("WeCom callback for AgentId %s ignored (this app is %s)", msg.agent_id,
                         self.cfg.agent_id)
             return web.Response(text="")
-        if self._record(msg.dedupe_key, msg.from_user, inner):
+        if await self._record(msg.dedupe_key, msg.from_user, inner):
             self.notify("new", msg.from_user)
         else:
             self.notify("dup", msg.from_user)
@@ -153,6 +205,7 @@ async def _serve(cfg: EndpointConfig, events: multiprocessing.connection.Connect
                  control: multiprocessing.connection.Connection) -> None:
     try:
         endpoint = Endpoint(cfg, lambda kind, value: events.send((kind, value)))
+        await endpoint.inbox.open()
         runner = web.AppRunner(endpoint.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
     except Exception as exc:  # the database is gone ...
@@ -162,7 +215,7 @@ async def _serve(cfg: EndpointConfig, events: multiprocessing.connection.Connect
         await web.TCPSite(runner, cfg.host, cfg.port).start()
     except OSError as exc:  # the port is taken, the address is not this machine's ...
         await runner.cleanup()
-        endpoint.conn.close()
+        await endpoint.inbox.close()
         events.send(("listen", exc.strerror or str(exc)))
         return
     events.send(("ready", str(runner.addresses[0][1])))
@@ -172,7 +225,7 @@ async def _serve(cfg: EndpointConfig, events: multiprocessing.connection.Connect
             await asyncio.to_thread(control.recv)
     finally:
         await runner.cleanup()
-        endpoint.conn.close()
+        await endpoint.inbox.close()
 
 
 class CallbackServer:

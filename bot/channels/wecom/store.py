@@ -1,15 +1,25 @@
-"""The WeCom channel's tables (migration 0017): inbox, outbox, the per-person send budget,
-sent cards, received pictures, greetings and team robots."""
+"""The WeCom channel's tables (migrations 0013, 0027): inbox, outbox, the per-person send
+budget, sent cards, received pictures, greetings and team robots.
+
+Several instances share them (issue #11): the inbox is a LeasedInbox (bot/inbox_drain.py, as
+Telegram's webhook inbox), and a person's next outgoing message is claimed by one instance
+before it is sent (a lease; SKIP LOCKED on PostgreSQL), so it goes out once, in order."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from bot.inbox_drain import CLAIM_LEASE, InboxTable, LeasedInbox
 from bot.sendbudget import Lane
-from bot.storage.db import Database, iso
+from bot.storage.db import Backend, iso
+from bot.storage.leases import instance_name
+
+WECOM_INBOX = InboxTable("wecom_inbox", key="dedupe_key", person="external_id", payload="xml")
+# An outgoing message no live instance holds: never claimed, its claim run out, or ours.
+_FREE = "(claimed_by IS NULL OR claimed_by = ? OR claim_until <= ?)"
 
 OutKind = Literal["text", "card", "file", "image"]
 
@@ -37,14 +47,6 @@ class Queued:
 
 
 @dataclass(frozen=True)
-class InboxRow:
-    id: int
-    external_id: str
-    xml: str
-    attempts: int
-
-
-@dataclass(frozen=True)
 class Budget:
     """WeCom's per-member limits for one app (settings), with a margin in seconds for the
     clock difference between our count and WeCom's."""
@@ -63,31 +65,14 @@ class Budget:
 
 @dataclass
 class WeComStore:
-    db: Database
+    db: Backend
     budget: Budget = field(default_factory=Budget)
+    owner: str = field(default_factory=instance_name)  # this instance, holding its claims
+    claim_seconds: float = CLAIM_LEASE.total_seconds()
 
-    # ------------------------------------------------------------------ inbox
-    async def next_in(self, external_id: str) -> InboxRow | None:
-        row = await self.db.fetchone(
-            "SELECT id, external_id, xml, attempts FROM wecom_inbox "
-            "WHERE external_id = ? AND state = 'new' ORDER BY id LIMIT 1", (external_id,))
-        return InboxRow(row["id"], row["external_id"], row["xml"], row["attempts"]) \
-            if row else None
-
-    async def waiting_senders(self) -> list[str]:
-        rows = await self.db.fetchall(
-            "SELECT external_id FROM wecom_inbox WHERE state = 'new' "
-            "GROUP BY external_id ORDER BY min(id)")
-        return [r[0] for r in rows]
-
-    async def inbox_attempt(self, row_id: int) -> None:
-        await self.db.execute("UPDATE wecom_inbox SET attempts = attempts + 1 WHERE id = ?",
-                              (row_id,))
-
-    async def inbox_failed(self, row_id: int, now: datetime) -> None:
-        await self.db.execute(
-            "UPDATE wecom_inbox SET state = 'failed', xml = '', done_at = ? WHERE id = ?",
-            (iso(now), row_id))
+    def __post_init__(self) -> None:
+        self.inbox = LeasedInbox(self.db, WECOM_INBOX, self.owner,
+                                 timedelta(seconds=self.claim_seconds))
 
     # ----------------------------------------------------------------- outbox
     async def handled(self, row_id: int | None, external_id: str, items: list[OutItem],
@@ -104,53 +89,78 @@ class WeComStore:
                     (external_id, item.kind, json.dumps(item.payload, ensure_ascii=False),
                      item.data, iso(now), int(lane is Lane.PUSH))) or 0))
             if row_id is not None:
-                await tx.execute(
-                    "UPDATE wecom_inbox SET state = 'done', xml = '', done_at = ? WHERE id = ?",
-                    (iso(now), row_id))
+                await tx.execute(self.inbox.done_sql, (iso(now), row_id))
         return ids
 
-    async def head(self, external_id: str) -> Queued | None:
-        """The person's next message: replies before pushes, each lane strictly in order."""
+    async def head(self, external_id: str, at: float) -> Queued | None:
+        """The person's next message: replies before pushes, each lane strictly in order;
+        None when there is none, or another live instance is sending it."""
         row = await self.db.fetchone(
-            "SELECT id, external_id, kind, payload, data, state, not_before, attempts, push "
-            "FROM wecom_outbox WHERE external_id = ? AND state IN ('queued', 'sending') "
+            "SELECT id, external_id, kind, payload, data, state, not_before, attempts, push, "
+            "claimed_by, claim_until FROM wecom_outbox "
+            "WHERE external_id = ? AND state IN ('queued', 'sending') "
             "ORDER BY push, id LIMIT 1", (external_id,))
-        if row is None:
+        if row is None or (row["claimed_by"] not in (None, self.owner)
+                           and row["claim_until"] is not None and row["claim_until"] > at):
             return None
         item = OutItem(row["kind"], json.loads(row["payload"]), row["data"])
         return Queued(row["id"], row["external_id"], item, row["state"], row["not_before"],
                       row["attempts"], Lane(row["push"]))
 
-    async def open_recipients(self) -> list[tuple[str, float]]:
-        """Everyone with something unsent, and when their next message (head) may go."""
+    async def open_recipients(self, at: float) -> list[tuple[str, float]]:
+        """Everyone with something unsent that no live instance is sending, and when their
+        next message (head) may go."""
         rows = await self.db.fetchall(
             "SELECT external_id, not_before FROM ("
-            " SELECT external_id, not_before, row_number() OVER ("
+            " SELECT external_id, not_before, claimed_by, claim_until, row_number() OVER ("
             "  PARTITION BY external_id ORDER BY push, id) AS n FROM wecom_outbox"
-            " WHERE state IN ('queued', 'sending')) WHERE n = 1")
+            f" WHERE state IN ('queued', 'sending')) AS heads WHERE n = 1 AND {_FREE}",
+            (self.owner, at))
         return [(r[0], float(r[1])) for r in rows]
 
-    async def claim(self, row_id: int, external_id: str, at: float) -> None:
-        """Mark a message as going out and count it against the person's budget, together:
-        counted before the call, so a crash after WeCom took it cannot leave it uncounted."""
+    async def claim(self, row_id: int, external_id: str, at: float) -> bool:
+        """Take a message to send it: held by this instance for claim_seconds, marked as
+        going out and counted against the person's budget, together (counted before the
+        call, so a crash after WeCom took it cannot leave it uncounted). False when another
+        instance has it (SKIP LOCKED: one taking it right now is not waited for)."""
         async with self.db.tx() as tx:
-            await tx.execute("UPDATE wecom_outbox SET state = 'sending', "
-                             "attempts = attempts + 1 WHERE id = ?", (row_id,))
+            if await tx.fetchone(
+                    "SELECT id FROM wecom_outbox WHERE id = ? AND state IN ('queued', "
+                    f"'sending') AND {_FREE}" + self.db.skip_locked,
+                    (row_id, self.owner, at)) is None:
+                return False
+            await tx.execute("UPDATE wecom_outbox SET state = 'sending', attempts = "
+                             "attempts + 1, claimed_by = ?, claim_until = ? WHERE id = ?",
+                             (self.owner, at + self.claim_seconds, row_id))
             await tx.execute("INSERT INTO wecom_sends(external_id, at) VALUES (?, ?)",
                              (external_id, at))
+        return True
+
+    async def release(self) -> None:
+        """A clean stop: the messages this instance holds are free for the others at once
+        (one cut off in flight may then go twice, as after a crash)."""
+        await self.db.execute(
+            "UPDATE wecom_outbox SET claimed_by = NULL, claim_until = NULL "
+            "WHERE claimed_by = ? AND state IN ('queued', 'sending')", (self.owner,))
 
     async def sent(self, row_id: int, now: datetime) -> None:
         await self.db.execute("UPDATE wecom_outbox SET state = 'sent', data = NULL, sent_at = ?, "
-                              "error = NULL WHERE id = ?", (iso(now), row_id))
+                              "error = NULL, claimed_by = NULL, claim_until = NULL WHERE id = ?",
+                              (iso(now), row_id))
 
-    async def hold(self, row_id: int, not_before: float, error: str | None = None) -> None:
+    async def hold(self, row_id: int, at: float, not_before: float,
+                   error: str | None = None) -> None:
+        """Keep a message queued until `not_before` (the budget, a back-off); not one that
+        another live instance has claimed since this one read it."""
         await self.db.execute("UPDATE wecom_outbox SET state = 'queued', not_before = ?, "
-                              "error = coalesce(?, error) WHERE id = ?",
-                              (not_before, error, row_id))
+                              "error = coalesce(?, error), claimed_by = NULL, "
+                              f"claim_until = NULL WHERE id = ? AND {_FREE}",
+                              (not_before, error, row_id, self.owner, at))
 
     async def fail(self, row_id: int, error: str, now: datetime) -> None:
         await self.db.execute("UPDATE wecom_outbox SET state = 'failed', data = NULL, "
-                              "sent_at = ?, error = ? WHERE id = ?",
+                              "sent_at = ?, error = ?, claimed_by = NULL, claim_until = NULL "
+                              "WHERE id = ?",
                               (iso(now), error[:300], row_id))
 
     async def fail_all(self, external_id: str, error: str, now: datetime) -> list[int]:
@@ -159,7 +169,8 @@ class WeComStore:
             "SELECT id FROM wecom_outbox WHERE external_id = ? AND state IN ('queued', "
             "'sending')", (external_id,))
         await self.db.execute(
-            "UPDATE wecom_outbox SET state = 'failed', data = NULL, sent_at = ?, error = ? "
+            "UPDATE wecom_outbox SET state = 'failed', data = NULL, sent_at = ?, error = ?, "
+            "claimed_by = NULL, claim_until = NULL "
             "WHERE external_id = ? AND state IN ('queued', 'sending')",
             (iso(now), error[:300], external_id))
         return [r[0] for r in rows]
