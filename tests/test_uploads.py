@@ -19,7 +19,7 @@ from bot.features import build_router
 from bot.models import Role
 from bot.router import Router
 from bot.services import Ctx, Services
-from tests.conftest import WECOM_ON_SQLITE, Chat, make_user
+from tests.conftest import Chat, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.fakewecom import FakeWeCom
 from tests.tg_harness import L, body, has_keyboard, register, telegram_settings
@@ -158,7 +158,6 @@ async def wecom_fake() -> AsyncIterator[FakeWeCom]:
         yield f
 
 
-@pytest.mark.sqlite_only(WECOM_ON_SQLITE)
 async def test_wecom_file_reaches_the_reader_with_its_name_and_bytes(
         services: Services, core: Assistant, wecom_fake: FakeWeCom, probe: Probe) -> None:
     await make_user(services, "王班长", Role.LEAD, areas=(), channel="wecom",
