@@ -135,13 +135,12 @@ class Sender:
                 if q.not_before > now:
                     self.kick()  # the sweep sleeps until then
                     return
-                wait = await self.store.wait_for_room(external_id, now, q.lane)
+                wait = await self.store.claim(q.id, external_id, now, q.lane)
                 if wait > 0:
                     await self.store.hold(q.id, now + wait)
                     self.stats.held += 1
                     self.kick()
                     return
-                await self.store.claim(q.id, external_id, now)
                 if not await self._send_one(q, now):
                     return
 

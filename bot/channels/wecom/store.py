@@ -10,8 +10,10 @@ from typing import Any, Literal
 
 from bot.sendbudget import Lane
 from bot.storage.db import Database, iso
+from bot.storage.send_budgets import Reads, hold_row
 
 OutKind = Literal["text", "card", "file", "image"]
+MEMBER_BUDGET = "wecom.member:"  # + userid: the row held while a member's send is counted
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,25 @@ class WeComStore:
             " WHERE state IN ('queued', 'sending')) WHERE n = 1")
         return [(r[0], float(r[1])) for r in rows]
 
-    async def claim(self, row_id: int, external_id: str, at: float) -> None:
-        """Mark a message as going out and count it against the person's budget, together:
-        counted before the call, so a crash after WeCom took it cannot leave it uncounted."""
+    async def claim(self, row_id: int, external_id: str, at: float,
+                    lane: Lane = Lane.REPLY) -> float:
+        """If the person's budget has room for one more message in `lane`: mark it as going
+        out and count it, together, and return 0; else the seconds until there is room
+        (nothing is marked). Counted before the call, so a crash after WeCom took it cannot
+        leave it uncounted. Instances on one PostgreSQL count a member one at a time (the
+        member's row in send_budgets is held meanwhile): two cannot both take the last place
+        of a minute (SQLite's one writer already does that)."""
         async with self.db.tx() as tx:
+            if self.db.dialect != "sqlite":
+                await hold_row(tx, MEMBER_BUDGET + external_id, at)
+            wait = await self._wait_in(tx, external_id, at, lane)
+            if wait > 0:
+                return wait
             await tx.execute("UPDATE wecom_outbox SET state = 'sending', "
                              "attempts = attempts + 1 WHERE id = ?", (row_id,))
             await tx.execute("INSERT INTO wecom_sends(external_id, at) VALUES (?, ?)",
                              (external_id, at))
+        return 0.0
 
     async def sent(self, row_id: int, now: datetime) -> None:
         await self.db.execute("UPDATE wecom_outbox SET state = 'sent', data = NULL, sent_at = ?, "
@@ -177,9 +190,12 @@ class WeComStore:
     async def wait_for_room(self, external_id: str, at: float,
                             lane: Lane = Lane.REPLY) -> float:
         """Seconds until `external_id` may be sent one more message in `lane` (0: now)."""
+        return await self._wait_in(self.db, external_id, at, lane)
+
+    async def _wait_in(self, reader: Reads, external_id: str, at: float, lane: Lane) -> float:
         b = self.budget
         minute, hour = 60.0 + b.margin, 3600.0 + b.margin
-        rows = await self.db.fetchall(
+        rows = await reader.fetchall(
             "SELECT at FROM wecom_sends WHERE external_id = ? AND at > ? ORDER BY at",
             (external_id, at - hour))
         times = [float(r[0]) for r in rows]
@@ -208,6 +224,8 @@ class WeComStore:
             await tx.execute("DELETE FROM wecom_outbox WHERE state IN ('sent', 'failed') "
                              "AND created_at < ?", (cutoff,))
             await tx.execute("DELETE FROM wecom_sends WHERE at < ?", (at - 3700,))
+            await tx.execute("DELETE FROM send_budgets WHERE name LIKE ? AND tat < ?",
+                             (MEMBER_BUDGET + "%", at - 3700))
             await tx.execute("DELETE FROM wecom_cards WHERE created_at < ?", (cutoff,))
 
     # ------------------------------------------------------------------ cards
