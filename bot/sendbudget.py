@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -203,11 +204,12 @@ class SharedSendBudget(SendBudget):
     instance never waits behind another instance's digest wave (issue #11).
 
     If the store does not answer within `store_wait`, this instance falls back to the
-    in-process bucket at rate / `instances` for STORE_RETRY_SECONDS, then asks the store
-    again. Why that rate: when the store is unreachable it is so for every instance at once,
-    and each then counts alone; at 1/instances of the budget they cannot together exceed
-    it. Erring low costs little (a chat step needs the store, so few replies are made
-    meanwhile), erring high costs Telegram 429s or WeCom 45009s, which stop every send."""
+    in-process bucket at rate / `instances` (whole sends) for STORE_RETRY_SECONDS, then asks
+    the store again. Why that rate: when the store is unreachable it is so for every
+    instance at once, and each then counts alone; at 1/instances of the budget they cannot
+    together exceed it. Erring low costs little (a chat step needs the store, so few
+    replies are made meanwhile), erring high costs Telegram 429s or WeCom 45009s, which
+    stop every send."""
 
     lanes_differ = True
 
@@ -216,7 +218,11 @@ class SharedSendBudget(SendBudget):
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, sleep: Sleep = asyncio.sleep) -> None:
         instances = max(1, instances)
-        super().__init__(rate / instances, burst=max(1, burst // instances),
+        share = rate / instances
+        # Whole sends a second: a bucket at r evenly spaced puts ceil(r) into some second,
+        # at a whole r no more than r, so the instances' seconds add up to at most `rate`.
+        super().__init__(math.floor(share) if share >= 1 else share,
+                         burst=max(1, burst // instances),
                          push_min_share=push_min_share, clock=clock, sleep=sleep)
         self.name = name
         self.instances = instances

@@ -6,6 +6,7 @@ and a reply on one instance does not wait behind another's digest wave."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterable
 
@@ -19,15 +20,18 @@ from bot.channels.wecom.store import Budget, OutItem, Queued, WeComStore
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Reply
-from bot.sendbudget import Lane, SharedSendBudget, pushing
+from bot.sendbudget import Lane, SendBudget, SharedSendBudget, pushing
 from bot.services import Services
+from bot.storage.db import Backend
+from bot.storage.send_budgets import Rate, SendBudgets, Slot
 from tests.conftest import telegram_settings
 from tests.fakebotapi import FakeBotAPI
 from tests.fakewecom import FakeWeCom
 from tests.tg_harness import L, body, register
 from tests.wecom_harness import wecom_settings
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.parametrize("db_backend", ["postgresql"])]
+pytestmark = pytest.mark.timeout(60)
+ON_PG = pytest.mark.parametrize("db_backend", ["postgresql"])  # several instances: PostgreSQL
 RATE = 10  # sends a second for the bot token, all instances together
 SENDS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 # Sends are granted at least 1/RATE apart, but timed when the fake receives them: on a busy
@@ -81,6 +85,7 @@ async def push_wave(channel: TelegramChannel, chat_ids: Iterable[int], text: str
                                for c in chat_ids))
 
 
+@ON_PG
 async def test_three_instances_together_never_exceed_the_token_budget(
         instances: list[TelegramChannel], fake_api: FakeBotAPI) -> None:
     budgets = [ch.app.bot.rate_limiter.budget for ch in instances]  # type: ignore[union-attr]
@@ -96,6 +101,7 @@ async def test_three_instances_together_never_exceed_the_token_budget(
     assert time.monotonic() - start >= (24 - RATE) / RATE  # paced, not all at once
 
 
+@ON_PG
 async def test_a_reply_on_one_instance_does_not_wait_behind_another_instances_wave(
         services: Services, shared_settings: Settings, fake_api: FakeBotAPI,
         instances: list[TelegramChannel]) -> None:
@@ -126,6 +132,7 @@ async def test_a_reply_on_one_instance_does_not_wait_behind_another_instances_wa
         await polling.stop()
 
 
+@ON_PG
 async def test_the_store_unreachable_each_instance_sends_its_share_alone(
         instances: list[TelegramChannel], fake_api: FakeBotAPI) -> None:
     """The database goes away: sends go on, each instance at RATE / TAIQU_INSTANCES (3), so
@@ -163,6 +170,7 @@ class OwnRows(WeComStore):
         return None
 
 
+@ON_PG
 async def test_two_instances_never_exceed_a_wecom_members_minute(
         services: Services, settings: Settings, clock: FakeClock) -> None:
     """Two instances push 20 reminders each to one member at once: WeCom takes 30 a minute
@@ -188,3 +196,49 @@ async def test_two_instances_never_exceed_a_wecom_members_minute(
             for sender in senders:
                 await sender.client.aclose()
             await other.close()
+
+
+# --- the budget row itself -------------------------------------------------------------------
+@ON_PG
+async def test_a_push_takes_only_a_free_slot_a_reply_books_the_next(database: Backend) -> None:
+    budgets, rate, now = SendBudgets(database), Rate(1 / RATE), 1000.0
+
+    async def take(push: bool, ticket: str) -> Slot:
+        return await budgets.take("telegram:1", rate, now, push=push, push_every=10,
+                                  ticket=ticket)
+
+    assert await take(True, "a") == Slot(True, now)  # idle: the push goes now
+    assert await take(True, "b") == Slot(False, pytest.approx(now + 0.1))  # ask again then
+    assert await take(False, "c") == Slot(True, pytest.approx(now + 0.1))  # booked: next slot
+    assert await take(True, "d") == Slot(False, pytest.approx(now + 0.2))  # after the reply
+
+
+@ON_PG
+async def test_replies_filling_the_budget_leave_pushes_their_share(database: Backend) -> None:
+    """TAIQU_PUSH_MIN_SHARE 0.1 across instances: while replies book every slot, every
+    tenth goes to a waiting push."""
+    budgets, rate, now = SendBudgets(database), Rate(1 / RATE), 1000.0
+    slots: list[tuple[float, str]] = []
+    for i in range(30):
+        for lane in ("reply", "push"):
+            got = await budgets.take("telegram:1", rate, now, push=lane == "push",
+                                     push_every=10, ticket=f"{lane}{i}")
+            if got.granted:
+                slots.append((got.at, lane))
+
+    lanes = [lane for _, lane in sorted(slots)]
+    assert lanes.count("push") == 3 and lanes[9] == lanes[19] == lanes[29] == "push"
+    times = sorted(at for at, _ in slots)
+    assert all(b - a == pytest.approx(0.1) for a, b in itertools.pairwise(times))
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_on_sqlite_the_budget_stays_in_process(
+        services: Services, channel: TelegramChannel, fake_api: FakeBotAPI) -> None:
+    """One instance on SQLite: no database round trip per send (issue #12 counts them)."""
+    budget = channel.app.bot.rate_limiter.budget  # type: ignore[union-attr]
+    assert type(budget) is SendBudget
+    await push_wave(channel, range(400, 403), "提醒")
+    assert len(send_times(fake_api)) == 3
+    row = await services.db.fetchone("SELECT count(*) FROM send_budgets")
+    assert row is not None and row[0] == 0
