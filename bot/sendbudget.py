@@ -86,14 +86,19 @@ class SendBudget:
             Lane.REPLY: deque(), Lane.PUSH: deque()}
         self._since_push = 0  # sends granted to replies since the last push
         self._pump: asyncio.Task[None] | None = None
+        self._asking = 0  # senders asking the budget outside the queue (the one fast path)
         self.granted: dict[Lane, int] = {Lane.REPLY: 0, Lane.PUSH: 0}
 
     # ------------------------------------------------------------------ public
     async def acquire(self, lane: Lane | None = None) -> None:
         """Wait for the right to send one message in `lane` (default: the current lane)."""
         lane = current_lane() if lane is None else lane
-        if self._nobody_ahead(lane):
-            delay = await self._try(lane)
+        if self._nobody_ahead(lane) and not self._asking:
+            self._asking += 1  # a shared budget's answer takes a round trip: one at a time
+            try:
+                delay = await self._try(lane)
+            finally:
+                self._asking -= 1
             if delay is not None:
                 self._count(lane)
                 await self._hold(delay)
