@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.bench_sends [--quick] [--users N] [--rates 35,20]
                                           [--seconds S] [--monday N] [--json out.json]
+                                          [--pg | --pg-only]
 
 Part 1 (replies during the digest wave). `--users` managers (3,000) with a Telegram identity
 and one open item each; the fake Bot API refuses (429, retry_after 1) any sendMessage /
@@ -16,6 +17,12 @@ Variants, one after the other in the same process and run:
   fifo     TelegramChannel with PTB's AIORateLimiter (one queue: what main had)
   lanes    TelegramChannel as deployed now (the core's two-lane SendBudget)
 Every chat must hold exactly one digest (lost 0, doubled 0); every message a reply.
+With --pg (issue #11), the same on a throwaway PostgreSQL (tests/pg_server.py; the people
+copied in by `db copy`) with two instances in this process: one polls and answers every
+manager, the other holds the scan and sends the digest wave. Variants:
+  pg-alone   each instance with its own in-process budget at the full rate (before)
+  pg-shared  the bot token's budget shared through the database (as deployed)
+For these the table also gives a reply's wait in the send budget alone.
 
 Part 2 (the Monday report for `--monday` people, 33,000). Simulated on a fast fake clock:
 the real `weekly_report_job` inside the real `ReminderService.scan_once`, scans an interval
@@ -69,7 +76,7 @@ from bot.features.reports import handlers as report_handlers
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
-from bot.sendbudget import SendBudget
+from bot.sendbudget import Lane, SendBudget, current_lane
 from bot.services import Services
 from bot.storage.copy import copy_database
 from bot.storage.db import Database
@@ -121,11 +128,14 @@ class WaveResult:
     doubled: int = 0
     refused_429: int = 0
     timed_out: bool = False
+    budget_waits: list[float] = field(default_factory=list)  # a reply's wait in the budget
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
         lat = d.pop("latencies")
         d.update(p50=pct(lat, 0.5), p99=pct(lat, 0.99), max=max(lat, default=float("nan")))
+        waits = d.pop("budget_waits")
+        d.update(budget_p50=pct(waits, 0.5), budget_p99=pct(waits, 0.99))
         return d
 
 
@@ -284,6 +294,21 @@ async def run_wave_pg(workdir: Path, server: PgServer, variant: str, users: int,
     return res
 
 
+def time_reply_waits(channel: TelegramChannel, res: WaveResult) -> None:
+    """How long each reply waited in the send budget (the rest of its latency is the
+    machine: polling, the chat step, the event loop shared with the fake and the driver)."""
+    budget = channel.app.bot.rate_limiter.budget  # type: ignore[union-attr]
+    acquire = budget.acquire
+
+    async def timed(lane: Lane | None = None) -> None:
+        t0 = time.monotonic()
+        await acquire(lane)
+        if (current_lane() if lane is None else lane) is Lane.REPLY:
+            res.budget_waits.append(time.monotonic() - t0)
+
+    budget.acquire = timed
+
+
 async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, settings: Settings,
                         chats: list[int], variant: str, seed: int, timeout_s: float) -> None:
     clock = ShiftedClock(FANOUT_START - timedelta(seconds=2))
@@ -294,6 +319,7 @@ async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, setting
         for ch in channels:
             ch.app.bot._rate_limiter = LaneRateLimiter(SendBudget(  # type: ignore[attr-defined]
                 settings.telegram_sends_per_second, push_min_share=settings.push_min_share))
+    time_reply_waits(channels[0], res)
     await channels[0].start()  # polls: every manager's message goes to it
     await channels[1].app.initialize()  # sends only
     service = ReminderService(scanning, Dispatcher(scanning, [channels[1].notifier]),
@@ -419,9 +445,11 @@ def render(results: dict[str, Any]) -> str:
                   "not complete" if w["timed_out"] else f"{w['digest_s']:.0f} s")
         rows.append([w["variant"], f"{w['rate']:g}/s", f"{w['replies_got']}/{w['replies_asked']}",
                      f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
-                     str(w["lost"]), str(w["doubled"]), str(w["refused_429"]), met])
+                     str(w["lost"]), str(w["doubled"]), str(w["refused_429"]),
+                     f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}", met])
     out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
-                      "digest complete", "lost", "doubled", "429s", "goal p99<2 s"], rows))
+                      "digest complete", "lost", "doubled", "429s",
+                      "reply's wait in the budget p50 / p99 s", "goal p99<2 s"], rows))
     rows = []
     for m in results["monday"]:
         met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"
