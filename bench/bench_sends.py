@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.bench_sends [--quick] [--users N] [--rates 35,20]
                                           [--seconds S] [--monday N] [--json out.json]
+                                          [--pg | --pg-only]
 
 Part 1 (replies during the digest wave). `--users` managers (3,000) with a Telegram identity
 and one open item each; the fake Bot API refuses (429, retry_after 1) any sendMessage /
@@ -16,6 +17,12 @@ Variants, one after the other in the same process and run:
   fifo     TelegramChannel with PTB's AIORateLimiter (one queue: what main had)
   lanes    TelegramChannel as deployed now (the core's two-lane SendBudget)
 Every chat must hold exactly one digest (lost 0, doubled 0); every message a reply.
+With --pg (issue #11), the same on a throwaway PostgreSQL (tests/pg_server.py; the people
+copied in by `db copy`) with two instances in this process: one polls and answers every
+manager, the other holds the scan and sends the digest wave. Variants:
+  pg-alone   each instance with its own in-process budget at the full rate (before)
+  pg-shared  the bot token's budget shared through the database (as deployed)
+For these the table also gives a reply's wait in the send budget alone.
 
 Part 2 (the Monday report for `--monday` people, 33,000). Simulated on a fast fake clock:
 the real `weekly_report_job` inside the real `ReminderService.scan_once`, scans an interval
@@ -61,16 +68,21 @@ from bench.bench_reminders import (
     tg_id,
 )
 from bot.assistant import Assistant
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram import LaneRateLimiter, TelegramChannel
 from bot.clock import FakeClock
+from bot.config import Settings
 from bot.events import Attachment, Reply
 from bot.features.reports import handlers as report_handlers
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
-from bot.sendbudget import SendBudget
+from bot.sendbudget import Lane, SendBudget, current_lane
 from bot.services import Services
+from bot.storage.copy import copy_database
+from bot.storage.db import Database
+from bot.storage.pg import PgDatabase
 from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI, build_echo_app, run_polling
+from tests.pg_server import PgServer
 
 LIMIT = 30  # Telegram: messages a second per bot token
 SENDS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
@@ -116,11 +128,14 @@ class WaveResult:
     doubled: int = 0
     refused_429: int = 0
     timed_out: bool = False
+    budget_waits: list[float] = field(default_factory=list)  # a reply's wait in the budget
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
         lat = d.pop("latencies")
         d.update(p50=pct(lat, 0.5), p99=pct(lat, 0.99), max=max(lat, default=float("nan")))
+        waits = d.pop("budget_waits")
+        d.update(budget_p50=pct(waits, 0.5), budget_p99=pct(waits, 0.99))
         return d
 
 
@@ -203,10 +218,7 @@ async def run_wave(workdir: Path, variant: str, users: int, rate: float, seconds
 async def wave_through_taiqu(fake: FakeBotAPI, watch: Watch, res: WaveResult, db_path: Path,
                              chats: list[int], variant: str, seed: int,
                              timeout_s: float) -> None:
-    settings = settings_for(db_path, telegram_token=DEFAULT_TOKEN,
-                            telegram_base_url=fake.base_url,
-                            telegram_base_file_url=fake.base_file_url,
-                            digest_window_minutes=0)
+    settings = bench_settings(fake, db_path)
     services = await Services.open(settings, ShiftedClock(FANOUT_START - timedelta(seconds=2)))
     channel = TelegramChannel(Assistant(services), settings, rate_limiter=variant == "lanes")
     if variant == "fifo":  # what main had: PTB's AIORateLimiter, one queue for all sends
@@ -216,25 +228,112 @@ async def wave_through_taiqu(fake: FakeBotAPI, watch: Watch, res: WaveResult, db
                               router=bench_registry())
     scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
     try:
-        replies = asyncio.create_task(drive_replies(fake, watch, res, chats, seed))
-        await asyncio.sleep(2.0)
-        wave_start = time.monotonic()
-        scheduler.start()
-        deadline = wave_start + timeout_s
-        while len(watch.digests) < len(chats) and time.monotonic() < deadline:
-            await asyncio.sleep(0.25)
-        res.timed_out = len(watch.digests) < len(chats)
-        if not res.timed_out:
-            res.digest_s = watch.last_digest - wave_start
-        await replies
+        await replies_during_the_digest(watch, res, chats, seed, timeout_s, fake, scheduler)
     finally:
         await scheduler.stop()
         await channel.stop()
         await services.close()
+    await tally(watch, res, chats)
+
+
+def bench_settings(fake: FakeBotAPI, db_path: Path, **extra: Any) -> Settings:
+    return settings_for(db_path, telegram_token=DEFAULT_TOKEN, telegram_base_url=fake.base_url,
+                        telegram_base_file_url=fake.base_file_url, digest_window_minutes=0,
+                        **extra)
+
+
+async def replies_during_the_digest(watch: Watch, res: WaveResult, chats: list[int], seed: int,
+                                    timeout_s: float, fake: FakeBotAPI,
+                                    scheduler: ReminderScheduler) -> None:
+    """Replies for res.seconds; at t = 2 s the scheduler starts (the digest wave)."""
+    replies = asyncio.create_task(drive_replies(fake, watch, res, chats, seed))
+    await asyncio.sleep(2.0)
+    wave_start = time.monotonic()
+    scheduler.start()
+    deadline = wave_start + timeout_s
+    while len(watch.digests) < len(chats) and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+    res.timed_out = len(watch.digests) < len(chats)
+    if not res.timed_out:
+        res.digest_s = watch.last_digest - wave_start
+    await replies
+
+
+async def tally(watch: Watch, res: WaveResult, chats: list[int]) -> None:
     await asyncio.sleep(0.5)
     res.digests = sum(watch.digests.values())
     res.lost = sum(1 for c in chats if watch.digests[c] == 0)
     res.doubled = sum(n - 1 for n in watch.digests.values() if n > 1)
+
+
+# --- part 1 on PostgreSQL: two instances, one bot token -----------------------------------------
+async def run_wave_pg(workdir: Path, server: PgServer, variant: str, users: int, rate: float,
+                      seconds: float, seed: int, timeout_s: float) -> WaveResult:
+    """Two instances on one PostgreSQL: one answers the managers (it polls), the other holds
+    the scan and sends the digest wave. `pg-shared`: the token's budget shared through the
+    database (as deployed); `pg-alone`: each instance with its own in-process budget at
+    the full rate (what the instances did before the budget was shared)."""
+    res = WaveResult(variant, rate, users, seconds)
+    db_path = workdir / f"wave-{variant}-{rate:g}.db"
+    await migrate(db_path)
+    seed_people(db_path, users, "telegram", FANOUT_START - timedelta(days=30))
+    seed_open_items(db_path, users, "digests", FANOUT_START)
+    url = await server.fresh_database()
+    async with Database(db_path) as source, PgDatabase(url) as target:
+        await copy_database(source, target)
+    chats = [tg_id(u) for u in range(1, users + 1)]
+    try:
+        async with FakeBotAPI() as fake:
+            refused = enforce_flood_limit(fake, LIMIT)
+            watch = Watch(fake)
+            await two_instances(fake, watch, res, bench_settings(fake, db_path, database_url=url),
+                                chats, variant, seed, timeout_s)
+            res.refused_429 = sum(refused.values())
+    finally:
+        await server.drop(url)
+    return res
+
+
+def time_reply_waits(channel: TelegramChannel, res: WaveResult) -> None:
+    """How long each reply waited in the send budget (the rest of its latency is the
+    machine: polling, the chat step, the event loop shared with the fake and the driver)."""
+    budget = channel.app.bot.rate_limiter.budget  # type: ignore[union-attr]
+    acquire = budget.acquire
+
+    async def timed(lane: Lane | None = None) -> None:
+        t0 = time.monotonic()
+        await acquire(lane)
+        if (current_lane() if lane is None else lane) is Lane.REPLY:
+            res.budget_waits.append(time.monotonic() - t0)
+
+    budget.acquire = timed
+
+
+async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, settings: Settings,
+                        chats: list[int], variant: str, seed: int, timeout_s: float) -> None:
+    clock = ShiftedClock(FANOUT_START - timedelta(seconds=2))
+    answering, scanning = (await Services.open(settings, clock),
+                           await Services.open(settings, clock))
+    channels = [TelegramChannel(Assistant(s), settings) for s in (answering, scanning)]
+    if variant == "pg-alone":
+        for ch in channels:
+            ch.app.bot._rate_limiter = LaneRateLimiter(SendBudget(  # type: ignore[attr-defined]
+                settings.telegram_sends_per_second, push_min_share=settings.push_min_share))
+    time_reply_waits(channels[0], res)
+    await channels[0].start()  # polls: every manager's message goes to it
+    await channels[1].app.initialize()  # sends only
+    service = ReminderService(scanning, Dispatcher(scanning, [channels[1].notifier]),
+                              router=bench_registry())
+    scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
+    try:
+        await replies_during_the_digest(watch, res, chats, seed, timeout_s, fake, scheduler)
+    finally:
+        await scheduler.stop()
+        await channels[0].stop()
+        await channels[1].app.shutdown()
+        await answering.close()
+        await scanning.close()
+    await tally(watch, res, chats)
 
 
 # --- part 2 -----------------------------------------------------------------------------------
@@ -340,14 +439,17 @@ def render(results: dict[str, Any]) -> str:
     rows = []
     for w in results["waves"]:
         met = ("ok" if w["p99"] < GOAL_P99_S and not w["timed_out"] and w["lost"] == 0
-               and w["doubled"] == 0 else "**missed**") if w["variant"] == "lanes" else "-"
+               and w["doubled"] == 0 else "**missed**") if w["variant"] in (
+                   "lanes", "pg-shared") else "-"
         digest = ("-" if w["variant"] == "echo" else
                   "not complete" if w["timed_out"] else f"{w['digest_s']:.0f} s")
         rows.append([w["variant"], f"{w['rate']:g}/s", f"{w['replies_got']}/{w['replies_asked']}",
                      f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
-                     str(w["lost"]), str(w["doubled"]), str(w["refused_429"]), met])
+                     str(w["lost"]), str(w["doubled"]), str(w["refused_429"]),
+                     f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}", met])
     out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
-                      "digest complete", "lost", "doubled", "429s", "goal p99<2 s"], rows))
+                      "digest complete", "lost", "doubled", "429s",
+                      "reply's wait in the budget p50 / p99 s", "goal p99<2 s"], rows))
     rows = []
     for m in results["monday"]:
         met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"
@@ -370,14 +472,27 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                "monday": []}
     with tempfile.TemporaryDirectory(prefix="bench-sends-") as tmp:
         workdir = Path(tmp)
-        for rate in args.rates:
+        for rate in args.rates if not args.pg_only else []:
             for variant in ("echo", "fifo", "lanes"):
                 progress(f"wave: {variant} at {rate:g} replies/s, {args.users} users")
                 r = await run_wave(workdir, variant, args.users, rate, args.seconds, args.seed,
                                    args.timeout)
                 results["waves"].append(r.summary())
                 progress(f"  {r.summary() | {'latencies': None}}")
-        for unasked in (False, True):
+        if args.pg:
+            server = PgServer(os.environ.get("TAIQU_TEST_DATABASE_URL")).start()
+            try:
+                for rate in args.rates:
+                    for variant in ("pg-alone", "pg-shared"):
+                        progress(f"wave: {variant} at {rate:g} replies/s, {args.users} users, "
+                                 "two instances on PostgreSQL")
+                        r = await run_wave_pg(workdir, server, variant, args.users, rate,
+                                              args.seconds, args.seed, args.timeout)
+                        results["waves"].append(r.summary())
+                        progress(f"  {r.summary() | {'latencies': None}}")
+            finally:
+                server.stop()
+        for unasked in (False, True) if not args.pg_only else ():
             progress(f"monday: {args.monday} people, managers' files unasked={unasked}")
             m = await run_monday(workdir, args.monday, unasked)
             results["monday"].append(asdict(m))
@@ -396,8 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=400.0, help="per wave, seconds")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--json", type=Path)
+    p.add_argument("--pg", action="store_true",
+                   help="also two instances on a throwaway PostgreSQL (pg-alone, pg-shared)")
+    p.add_argument("--pg-only", action="store_true", help="only the PostgreSQL waves")
     args = p.parse_args(argv)
     args.rates = [float(x) for x in str(args.rates).split(",")]
+    args.pg = args.pg or args.pg_only
     if args.quick:
         args.users, args.seconds, args.monday = 300, 15.0, 3300
     results = asyncio.run(main_async(args))

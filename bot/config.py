@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # use what is left, but never less than push_min_share of it while both wait (issue #12).
     telegram_sends_per_second: float = Field(default=28, gt=0, le=1000)
     push_min_share: float = Field(default=0.1, ge=0.01, le=1)
+    # Instances on one PostgreSQL share those budgets through it (issue #11). If the store
+    # stops answering, each sends alone at 1/instances of them until it answers again: set
+    # it to how many instances run (more is safe, fewer risks the platform's flood limit).
+    instances: int = Field(default=3, ge=1, le=64)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Due reminders a scan takes, and each one in flight, are its instance's this long: an
     # instance that dies leaves them to another after it (far longer than one push takes).

@@ -17,11 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import logging
+import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from enum import IntEnum
+
+from bot.storage.db import Backend
+from bot.storage.send_budgets import Rate, SendBudgets
+
+log = logging.getLogger(__name__)
+# After the store failed a budget call, the local fallback serves this long before the store
+# is asked again: a store that is down is not asked once per send.
+STORE_RETRY_SECONDS = 5.0
 
 
 class Lane(IntEnum):
@@ -54,6 +66,8 @@ class SendBudget:
 
     `clock` and `sleep` are injectable (tests move a fake clock instead of waiting)."""
 
+    lanes_differ = False  # may a push be refused while a reply is granted (SharedSendBudget)
+
     def __init__(self, rate: float, *, burst: int = 1, push_min_share: float = 0.1,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Sleep = asyncio.sleep) -> None:
@@ -68,28 +82,37 @@ class SendBudget:
         self._tokens = float(self.burst)
         self._stamp = clock()
         self._paused_until = 0.0
-        self._waiting: dict[Lane, deque[asyncio.Future[None]]] = {
+        self._waiting: dict[Lane, deque[asyncio.Future[float]]] = {
             Lane.REPLY: deque(), Lane.PUSH: deque()}
         self._since_push = 0  # sends granted to replies since the last push
         self._pump: asyncio.Task[None] | None = None
+        self._asking = 0  # senders asking the budget outside the queue (the one fast path)
         self.granted: dict[Lane, int] = {Lane.REPLY: 0, Lane.PUSH: 0}
 
     # ------------------------------------------------------------------ public
     async def acquire(self, lane: Lane | None = None) -> None:
         """Wait for the right to send one message in `lane` (default: the current lane)."""
         lane = current_lane() if lane is None else lane
-        if self._nobody_ahead(lane) and self._take():
-            self._count(lane)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._nobody_ahead(lane) and not self._asking:
+            self._asking += 1  # a shared budget's answer takes a round trip: one at a time
+            try:
+                delay = await self._try(lane)
+            finally:
+                self._asking -= 1
+            if delay is not None:
+                self._count(lane)
+                await self._hold(delay)
+                return
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiting[lane].append(fut)
         self._ensure_pump()
         try:
-            await fut
+            delay = await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():  # granted just as it was cancelled
-                self._tokens = min(self.burst, self._tokens + 1)  # give the send back
+                self._give_back()
             raise
+        await self._hold(delay)
 
     def pause(self, seconds: float) -> None:
         """The platform said "too many" (Telegram 429 retry_after): nobody sends until then."""
@@ -120,6 +143,21 @@ class SendBudget:
         self._tokens -= 1
         return True
 
+    async def _try(self, lane: Lane) -> float | None:
+        """Take one send for `lane`: the seconds until it may go (0: now), or None: not yet
+        (`_retry_in` says when to ask again). Here: the in-process bucket, both lanes alike."""
+        return 0.0 if self._take() else None
+
+    def _retry_in(self) -> float:
+        return self._until_next()
+
+    def _give_back(self) -> None:
+        self._tokens = min(self.burst, self._tokens + 1)
+
+    async def _hold(self, delay: float) -> None:
+        if delay > 0:
+            await self._sleep(delay)
+
     def _count(self, lane: Lane) -> None:
         self.granted[lane] += 1
         self._since_push = 0 if lane is Lane.PUSH else self._since_push + 1
@@ -138,13 +176,21 @@ class SendBudget:
     async def _run_pump(self) -> None:
         """Hand out sends as the budget refills, the next lane's oldest waiter first."""
         while (lane := self._next_lane()) is not None:
-            if not self._take():
-                await self._sleep(self._until_next())
+            delay = await self._try(lane)
+            if (delay is None and self.lanes_differ and lane is Lane.PUSH
+                    and self.waiting(Lane.REPLY)):
+                lane = Lane.REPLY  # a push refused: the replies behind it need not wait
+                delay = await self._try(lane)
+            if delay is None:
+                await self._sleep(self._retry_in())
                 continue
             queue = self._waiting[lane]
             while queue and queue[0].done():  # cancelled while waiting
                 queue.popleft()
-            queue.popleft().set_result(None)
+            if not queue:  # the last one was cancelled while the budget was asked
+                self._give_back()
+                continue
+            queue.popleft().set_result(delay)
             self._count(lane)
             await asyncio.sleep(0)  # let the granted sender start before the next grant
 
@@ -153,3 +199,104 @@ class SendBudget:
         if now < self._paused_until:
             return self._paused_until - now
         return max((1 - self._tokens) / self.rate, 1e-3)
+
+
+class SharedSendBudget(SendBudget):
+    """The same two lanes, but the budget is a row in the shared store (PostgreSQL): every
+    instance sending with one bot token (or one WeCom app) takes its sends from the same
+    row, one statement each (bot.storage.send_budgets). Replies are given a slot at once,
+    perhaps a moment ahead; pushes only take a slot that is free now, so a reply on one
+    instance never waits behind another instance's digest wave (issue #11).
+
+    If the store does not answer within `store_wait`, this instance falls back to the
+    in-process bucket at rate / `instances` (whole sends) for STORE_RETRY_SECONDS, then asks
+    the store again. Why that rate: when the store is unreachable it is so for every
+    instance at once, and each then counts alone; at 1/instances of the budget they cannot
+    together exceed it. Erring low costs little (a chat step needs the store, so few
+    replies are made meanwhile), erring high costs Telegram 429s or WeCom 45009s, which
+    stop every send."""
+
+    lanes_differ = True
+
+    def __init__(self, budgets: SendBudgets, name: str, rate: float, *, burst: int = 1,
+                 push_min_share: float = 0.1, instances: int = 1, store_wait: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, sleep: Sleep = asyncio.sleep) -> None:
+        instances = max(1, instances)
+        share = rate / instances
+        # Whole sends a second: a bucket at r evenly spaced puts ceil(r) into some second,
+        # at a whole r no more than r, so the instances' seconds add up to at most `rate`.
+        super().__init__(math.floor(share) if share >= 1 else share,
+                         burst=max(1, burst // instances),
+                         push_min_share=push_min_share, clock=clock, sleep=sleep)
+        self.name = name
+        self.instances = instances
+        self.shared = Rate(1 / rate, max(1, burst))
+        self._budgets = budgets
+        self._wall = wall  # epoch seconds: every instance reads the same time (NTP)
+        self._store_wait = store_wait
+        self._store_down_until = 0.0
+        self._retry_at = 0.0
+        self._tickets = itertools.count()
+        self._me = uuid.uuid4().hex[:12]
+        self._pauses: set[asyncio.Task[None]] = set()
+        self.fallbacks = 0  # times the store failed and the local bucket took over
+
+    def pause(self, seconds: float) -> None:
+        """Every instance stops: the pause goes into the row (and holds here at once)."""
+        super().pause(seconds)
+        task = asyncio.get_running_loop().create_task(
+            self._share_pause(self._wall() + seconds))
+        self._pauses.add(task)
+        task.add_done_callback(self._pauses.discard)
+
+    async def _share_pause(self, until: float) -> None:
+        try:
+            async with asyncio.timeout(self._store_wait):
+                await self._budgets.pause(self.name, until)
+        except Exception as exc:  # the local pause holds regardless
+            log.warning("send budget %s: pause not shared (%s)", self.name, type(exc).__name__)
+
+    def _local(self) -> bool:
+        """Paused here, or the store failed a moment ago: the in-process bucket decides."""
+        now = self._clock()
+        return now < self._paused_until or now < self._store_down_until
+
+    async def _try(self, lane: Lane) -> float | None:
+        if self._local():
+            return await super()._try(lane)
+        try:
+            async with asyncio.timeout(self._store_wait):
+                slot = await self._budgets.take(
+                    self.name, self.shared, self._wall(), push=lane is Lane.PUSH,
+                    push_every=self.push_every, ticket=f"{self._me}:{next(self._tickets)}")
+        except Exception as exc:  # unreachable, timed out, failing: count alone a while
+            log.warning("send budget %s: the store failed (%s); sending at 1/%d of the rate "
+                        "for %.0f s", self.name, type(exc).__name__, self.instances,
+                        STORE_RETRY_SECONDS)
+            self.fallbacks += 1
+            self._store_down_until = self._clock() + STORE_RETRY_SECONDS
+            return await super()._try(lane)
+        if not slot.granted:
+            self._retry_at = slot.at
+            return None
+        return max(0.0, slot.at - self._wall())
+
+    def _retry_in(self) -> float:
+        if self._local():
+            return super()._retry_in()
+        return max(self._retry_at - self._wall(), 1e-3)
+
+    def _give_back(self) -> None:
+        """A shared slot cannot be handed back (it may be another instance's next)."""
+
+
+def send_budget(db: Backend, name: str, rate: float, *, burst: int = 1,
+                push_min_share: float = 0.1, instances: int = 1) -> SendBudget:
+    """The budget for `name` on this store: in process on SQLite (one instance; no database
+    round trip per send), shared through the store on PostgreSQL."""
+    if db.dialect == "sqlite":
+        return SendBudget(rate, burst=burst, push_min_share=push_min_share)
+    return SharedSendBudget(SendBudgets(db), name, rate, burst=burst,
+                            push_min_share=push_min_share, instances=instances,
+                            store_wait=db.quick_wait)

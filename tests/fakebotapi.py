@@ -113,6 +113,7 @@ class Call(NamedTuple):
     method: str
     params: dict[str, Any]
     ok: bool
+    at: float = 0.0  # time.monotonic() when the fake took the request (send-rate tests)
 
 
 @dataclass
@@ -1260,13 +1261,13 @@ class FakeBotAPI:
         except FakeAPIError as exc:
             self.calls.append(Call(method, params, False))
             return exc.response()
-        self.calls.append(Call(method, params, True))
+        self.calls.append(Call(method, params, True, time.monotonic()))
         return _json_response({"ok": True, "result": result})
 
     async def _accepted_then_lost(self, request: web.Request, token: str, method: str,
                                   params: dict[str, Any], kind: str) -> web.StreamResponse:
         result = await getattr(self.bot(token), f"m_{method}")(params)
-        self.calls.append(Call(method, params, True))
+        self.calls.append(Call(method, params, True, time.monotonic()))
         self.answers_lost += 1
         if kind == "timeout":
             await asyncio.sleep(self.hang_seconds)

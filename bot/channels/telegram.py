@@ -50,8 +50,9 @@ from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
 from bot.notify import OutcomeUnknown, RetryLater, Unreachable
-from bot.sendbudget import SendBudget
+from bot.sendbudget import SendBudget, send_budget
 from bot.shaping import split_text
+from bot.storage.db import Backend
 from bot.storage.dead_updates import DeadUpdates
 
 log = logging.getLogger(__name__)
@@ -214,10 +215,13 @@ class LaneRateLimiter(BaseRateLimiter[int]):
         raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def telegram_budget(settings: Settings) -> SendBudget:
-    """No bursts: sends evenly spaced never make more than the rate in any one second."""
-    return SendBudget(settings.telegram_sends_per_second, burst=1,
-                      push_min_share=settings.push_min_share)
+def telegram_budget(settings: Settings, db: Backend) -> SendBudget:
+    """No bursts: sends evenly spaced never make more than the rate in any one second. The
+    limit is the bot token's: on PostgreSQL every instance takes from one row, named by the
+    bot's id (the token's public part, never its secret)."""
+    bot_id = (settings.telegram_token or "").split(":", 1)[0]
+    return send_budget(db, f"telegram:{bot_id}", settings.telegram_sends_per_second, burst=1,
+                       push_min_share=settings.push_min_share, instances=settings.instances)
 
 
 def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
@@ -407,7 +411,8 @@ class TelegramChannel:
                    .connection_pool_size(CONCURRENT_UPDATES + 8)
                    .post_init(self._register_commands))
         if rate_limiter:
-            builder = builder.rate_limiter(LaneRateLimiter(telegram_budget(settings)))
+            builder = builder.rate_limiter(LaneRateLimiter(
+                telegram_budget(settings, assistant.services.db)))
         self.app: Application = builder.build()  # type: ignore[type-arg]
         screened.bot = self.app.bot
         self.app.add_handler(TypeHandler(Update, self._on_update))

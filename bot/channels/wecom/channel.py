@@ -28,7 +28,7 @@ from bot.channels.wecom.outbox import CHANNEL, Sender, WeComNotifier
 from bot.channels.wecom.server import CallbackServer, EndpointConfig
 from bot.channels.wecom.store import Budget, WeComStore
 from bot.config import Settings
-from bot.sendbudget import SendBudget
+from bot.sendbudget import send_budget
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,11 @@ class WeComChannel:
             settings.per_user_per_minute, settings.per_user_per_hour,
             reply_reserve=settings.reply_reserve_per_minute),
             claim_seconds=services.settings.inbox_claim_seconds)
-        app_budget = SendBudget(settings.sends_per_second, burst=int(settings.sends_per_second),
-                                push_min_share=services.settings.push_min_share)
+        app_budget = send_budget(  # the app's limit, shared by the instances on PostgreSQL
+            services.db, f"wecom.app:{settings.corp_id}:{settings.agent_id}",
+            settings.sends_per_second, burst=int(settings.sends_per_second),
+            push_min_share=services.settings.push_min_share,
+            instances=services.settings.instances)
         self.sender = Sender(self.client, self.store, services.clock,
                              workers=4 * settings.workers, app_budget=app_budget)
         self.notifier = WeComNotifier(services, self.sender)

@@ -143,14 +143,14 @@ class Sender:
                 if q.not_before > now:
                     self.kick()  # the sweep sleeps until then
                     return
-                wait = await self.store.wait_for_room(external_id, now, q.lane)
+                wait = await self.store.claim(q.id, external_id, now, q.lane)
+                if wait is None:
+                    return  # another instance took it first: it goes on with the rest
                 if wait > 0:
                     await self.store.hold(q.id, now, now + wait)
                     self.stats.held += 1
                     self.kick()
                     return
-                if not await self.store.claim(q.id, external_id, now):
-                    return  # another instance took it first: it goes on with the rest
                 if not await self._send_one(q, now):
                     return
 

@@ -16,12 +16,14 @@ from bot.inbox_drain import CLAIM_LEASE, InboxTable, LeasedInbox
 from bot.sendbudget import Lane
 from bot.storage.db import Backend, iso
 from bot.storage.leases import instance_name
+from bot.storage.send_budgets import Reads, hold_row
 
 WECOM_INBOX = InboxTable("wecom_inbox", key="dedupe_key", person="external_id", payload="xml")
 # An outgoing message no live instance holds: never claimed, its claim run out, or ours.
 _FREE = "(claimed_by IS NULL OR claimed_by = ? OR claim_until <= ?)"
 
 OutKind = Literal["text", "card", "file", "image"]
+MEMBER_BUDGET = "wecom.member:"  # + userid: the row held while a member's send is counted
 
 
 @dataclass(frozen=True)
@@ -118,23 +120,33 @@ class WeComStore:
             (self.owner, at))
         return [(r[0], float(r[1])) for r in rows]
 
-    async def claim(self, row_id: int, external_id: str, at: float) -> bool:
-        """Take a message to send it: held by this instance for claim_seconds, marked as
-        going out and counted against the person's budget, together (counted before the
-        call, so a crash after WeCom took it cannot leave it uncounted). False when another
-        instance has it (SKIP LOCKED: one taking it right now is not waited for)."""
+    async def claim(self, row_id: int, external_id: str, at: float,
+                    lane: Lane = Lane.REPLY) -> float | None:
+        """Take a message to send it if the person's budget has room for one more in `lane`:
+        held by this instance for claim_seconds, marked as going out and counted against the
+        budget, together, and 0 returned (counted before the call, so a crash after WeCom
+        took it cannot leave it uncounted). Else the seconds until there is room (nothing
+        marked), or None when another instance has it (SKIP LOCKED: one taking it right now
+        is not waited for). Instances on one PostgreSQL count a member one at a time (the
+        member's row in send_budgets is held meanwhile): two cannot both take the last
+        place of a minute (SQLite's one writer already does that)."""
         async with self.db.tx() as tx:
             if await tx.fetchone(
                     "SELECT id FROM wecom_outbox WHERE id = ? AND state IN ('queued', "
                     f"'sending') AND {_FREE}" + self.db.skip_locked,
                     (row_id, self.owner, at)) is None:
-                return False
+                return None
+            if self.db.dialect != "sqlite":
+                await hold_row(tx, MEMBER_BUDGET + external_id, at)
+            wait = await self._wait_in(tx, external_id, at, lane)
+            if wait > 0:
+                return wait
             await tx.execute("UPDATE wecom_outbox SET state = 'sending', attempts = "
                              "attempts + 1, claimed_by = ?, claim_until = ? WHERE id = ?",
                              (self.owner, at + self.claim_seconds, row_id))
             await tx.execute("INSERT INTO wecom_sends(external_id, at) VALUES (?, ?)",
                              (external_id, at))
-        return True
+        return 0.0
 
     async def release(self) -> None:
         """A clean stop: the messages this instance holds are free for the others at once
@@ -188,9 +200,12 @@ class WeComStore:
     async def wait_for_room(self, external_id: str, at: float,
                             lane: Lane = Lane.REPLY) -> float:
         """Seconds until `external_id` may be sent one more message in `lane` (0: now)."""
+        return await self._wait_in(self.db, external_id, at, lane)
+
+    async def _wait_in(self, reader: Reads, external_id: str, at: float, lane: Lane) -> float:
         b = self.budget
         minute, hour = 60.0 + b.margin, 3600.0 + b.margin
-        rows = await self.db.fetchall(
+        rows = await reader.fetchall(
             "SELECT at FROM wecom_sends WHERE external_id = ? AND at > ? ORDER BY at",
             (external_id, at - hour))
         times = [float(r[0]) for r in rows]
@@ -219,6 +234,8 @@ class WeComStore:
             await tx.execute("DELETE FROM wecom_outbox WHERE state IN ('sent', 'failed') "
                              "AND created_at < ?", (cutoff,))
             await tx.execute("DELETE FROM wecom_sends WHERE at < ?", (at - 3700,))
+            await tx.execute("DELETE FROM send_budgets WHERE name LIKE ? AND tat < ?",
+                             (MEMBER_BUDGET + "%", at - 3700))
             await tx.execute("DELETE FROM wecom_cards WHERE created_at < ?", (cutoff,))
 
     # ------------------------------------------------------------------ cards
