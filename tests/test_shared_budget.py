@@ -158,7 +158,7 @@ class OwnRows(WeComStore):
 
     mine: set[int]
 
-    async def head(self, external_id: str) -> Queued | None:
+    async def head(self, external_id: str, at: float) -> Queued | None:
         rows = await self.db.fetchall(
             "SELECT id FROM wecom_outbox WHERE external_id = ? AND state = 'queued' "
             "ORDER BY id", (external_id,))

@@ -175,11 +175,11 @@ async def test_budget_counts_the_last_minute_and_hour(services: Services) -> Non
     ids = await store.handled(None, "u", [OutItem("text", {"content": str(i)})
                                           for i in range(5)], services.clock.now())
     for row_id, at in zip(ids, (0.0, 10.0, 20.0), strict=False):
-        assert await store.claim(row_id, "u", at)  # each send is counted as it is claimed
+        assert await store.claim(row_id, "u", at) == 0  # each send is counted as it is claimed
     assert await store.wait_for_room("u", 30.0) == pytest.approx(30.0)
     assert await store.wait_for_room("u", 60.5) == 0.0
-    assert await store.claim(ids[3], "u", 61.0)
-    assert await store.claim(ids[4], "u", 200.0)
+    assert await store.claim(ids[3], "u", 61.0) == 0
+    assert await store.claim(ids[4], "u", 200.0) == 0
     assert await store.wait_for_room("u", 300.0) == pytest.approx(3300.0)  # the hour is full
     assert await store.wait_for_room("someone else", 300.0) == 0.0
 

@@ -261,16 +261,16 @@ async def test_an_outgoing_message_is_claimed_by_one_instance_only(
         async with conn.transaction():  # A in the middle of taking the first
             await conn.execute("SELECT id FROM wecom_outbox WHERE id = $1 FOR UPDATE", ids[0])
             async with asyncio.timeout(5):
-                assert not await b.claim(ids[0], ZHANG, at)  # skipped, not waited for
-        assert await a.claim(ids[0], ZHANG, at)
-        assert not await b.claim(ids[0], ZHANG, at)  # A has it
+                assert await b.claim(ids[0], ZHANG, at) is None  # skipped, not waited for
+        assert await a.claim(ids[0], ZHANG, at) == 0  # taken
+        assert await b.claim(ids[0], ZHANG, at) is None  # A has it
         await b.hold(ids[0], at, at + 60)  # B read it before A took it: no effect now
         assert await b.head(ZHANG, at) is None  # the second waits for the first: in order
         assert await b.open_recipients(at) == []
         later = at + 31  # A died mid-send: its claim has run out
         head = await b.head(ZHANG, later)
         assert head is not None and head.id == ids[0]
-        assert await b.claim(ids[0], ZHANG, later)
+        assert await b.claim(ids[0], ZHANG, later) == 0
         assert await a.head(ZHANG, later + 1) is None  # B's now
         assert await b.sends_between(ZHANG, at, later + 1) == 2  # both attempts counted
     finally:
