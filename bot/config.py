@@ -90,8 +90,12 @@ class Settings(BaseSettings):
     push_min_share: float = Field(default=0.1, ge=0.01, le=1)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Due reminders a scan takes, and each one in flight, are its instance's this long: an
-    # instance that dies leaves them to another after it (far longer than one push takes).
-    reminder_claim_seconds: float = Field(default=300, ge=30, le=3600)
+    # instance that dies leaves them to another after it (far longer than one push takes;
+    # also a digest's or Monday report's send to one person). Seconds only in tests.
+    reminder_claim_seconds: float = Field(default=300, ge=2, le=3600)
+    # A person's Telegram update being handled (webhook mode) is its instance's this long:
+    # far longer than one step takes; when the instance dies another takes over after it.
+    telegram_inbox_claim_seconds: float = Field(default=120, ge=2, le=3600)
     # One instance at a time runs the scan (digest, Monday report) on a shared store: its
     # hold lasts this long and is renewed every third of it; another takes over after.
     instance_lease_seconds: float = Field(default=45, ge=5, le=600)

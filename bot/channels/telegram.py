@@ -414,14 +414,20 @@ class TelegramChannel:
             if not settings.telegram_webhook_secret:
                 raise ValueError("TAIQU_TELEGRAM_WEBHOOK_SECRET is not set")
             self.webhook = WebhookEndpoint(
-                TelegramInbox(assistant.services.db), settings.telegram_webhook_secret,
+                TelegramInbox(assistant.services.db, lease=timedelta(
+                    seconds=settings.telegram_inbox_claim_seconds)),
+                settings.telegram_webhook_secret,
                 webhook_path(settings.telegram_webhook_url), self._webhook_update,
                 self._dead_letter, assistant.services.clock.now, CONCURRENT_UPDATES)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
     def up(self) -> bool:
-        return bool(self.app.running and self.app.updater and self.app.updater.running)
+        if not self.app.running:
+            return False
+        if self.webhook is not None:  # no polling: up while its endpoint takes updates
+            return self.webhook.serving
+        return bool(self.app.updater and self.app.updater.running)
 
     async def start(self) -> None:
         await self.app.initialize()

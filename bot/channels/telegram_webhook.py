@@ -39,7 +39,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024  # an update is a few KB; a photo is a file_id, not the bytes
 MAX_ATTEMPTS = 3  # an update that fails this often is set aside (dead letter), not retried
 # How long an instance holds a person's update while handling it: longer than any one step
-# takes; when an instance dies its claims expire and another takes over.
+# takes; when an instance dies its claims expire and another takes over (the channel passes
+# TAIQU_TELEGRAM_INBOX_CLAIM_SECONDS, whose default this is).
 CLAIM_LEASE = timedelta(minutes=2)
 # Every so often each instance looks for updates nobody is handling (recorded by another
 # instance that was busy, or claimed by one that died).
@@ -171,6 +172,10 @@ class WebhookEndpoint:
         self.lanes = Lanes(self._drain, workers, what="Telegram inbox")
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self._runner is not None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
