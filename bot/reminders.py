@@ -7,7 +7,12 @@ says it may be one: (1) the platform accepted it but its answer was lost (timeou
 the row is retried after TAIQU_UNKNOWN_OUTCOME_RETRY_SECONDS, not at once; (2) the process
 died between the push and recording it: the row stays 'sending' until the next start-up of
 the lease holder (bot/lease.py) re-sends it. A graceful stop (SIGTERM) finishes the pushes in
-flight first, so it repeats nothing."""
+flight first, so it repeats nothing.
+
+The morning digest and the Monday report go once per person and period: each person's send
+is claimed in job_runs before it is made (bot/storage/job_runs.py), so an instance that takes
+the scan over from one that stalled or died sends only what the other had not, and repeats at
+most the send it was making, marked 补发."""
 
 from __future__ import annotations
 

@@ -6,3 +6,5 @@
 -- until then, by the claim `claimed_by` (a random token, so only its maker gives it back).
 ALTER TABLE job_runs ADD COLUMN claimed_by TEXT;
 ALTER TABLE job_runs ADD COLUMN claimed_until TEXT;
+-- Few rows are ever in flight: the start-up of a single instance finds them by this index.
+CREATE INDEX job_runs_claimed ON job_runs(claimed_until) WHERE claimed_until IS NOT NULL;
