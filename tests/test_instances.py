@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.events import Reply
 from bot.lease import DatabaseLease
 from bot.models import Role
-from bot.notify import Dispatcher
+from bot.notify import Dispatcher, OutcomeUnknown
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.serve import Runner
@@ -279,6 +279,23 @@ async def test_a_monday_report_fan_out_taken_over_mid_way_reaches_each_person_on
     await asyncio.wait_for(fan_out, 10)
     _once_each_but_the_one_in_flight(stalling.sent + alive.sent, stalling.in_flight,
                                      {"王班长", *MANAGERS})
+
+
+async def test_a_digest_whose_answer_was_lost_is_resent_marked_once_its_claim_ends(
+        services: Services, clock: FakeClock, three_complaints: None) -> None:
+    """It may have arrived: not sent again at the next scan, but after the claim, marked."""
+    at(clock, 2026, 12, 1, 8, 1)
+    notifier = FakeNotifier(fail={"张三": [OutcomeUnknown("answer lost")]})
+    service = ReminderService(services, Dispatcher(services, [notifier]))
+    await service.run_digests(clock.now())
+    assert notifier.texts("张三") == []
+    clock.advance(seconds=60)
+    await service.run_digests(clock.now())
+    assert notifier.texts("张三") == []
+    clock.advance(seconds=services.settings.reminder_claim_seconds)
+    await service.run_digests(clock.now())
+    [again] = notifier.texts("张三")
+    assert again.startswith("🔁 补发") and "☀️ 早上好，张三！" in again
 
 
 async def test_a_restarted_single_instance_resends_the_digest_in_flight_at_once(
