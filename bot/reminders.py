@@ -211,6 +211,14 @@ class ReminderService:
         """Rows this scan takes are its own until then (another instance's after)."""
         return now + timedelta(seconds=self.services.settings.reminder_claim_seconds)
 
+    async def _claim(self, r: Reminder) -> bool:
+        """Mark one row in flight, for a whole claim from now: in a long fan-out paced by the
+        send budget, a claim counted from the scan's start could have run out already, and
+        another instance would send the row again while this one is still sending it."""
+        if self.closing:
+            return False
+        return await self.rows.claim(r.id, self._claim_until(self.services.clock.now()))
+
     # --- quiet hours ---------------------------------------------------------------------
     async def quiet_window(self, user: User) -> tuple[time, time] | None:
         return await quiet_window(self.services, user.id)
@@ -339,7 +347,7 @@ class ReminderService:
             reply.buttons.append(snooze_buttons(ctx, r))
         if r.maybe_sent:
             reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
-        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
+        if not await self._claim(r):
             return
         try:
             await self.dispatcher.push(user.id, reply)
@@ -398,7 +406,7 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
+        if not await self._claim(r):
             return
         delivered, unknown, retry = 0, False, None  # retry: seconds, for a fault to retry
         for lead in leads:

@@ -94,6 +94,42 @@ async def test_an_instance_dying_mid_send_leaves_its_reminders_to_another(
 
 
 @dataclass
+class SlowThenHanging(FakeNotifier):
+    """The first push takes almost a claim's length (a fan-out paced by the send budget);
+    the instance then hangs in the next one, which it claimed only then."""
+
+    clock: FakeClock | None = None
+    seconds: float = 0.0
+    in_flight: str = ""
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        assert self.clock is not None
+        if self.sent:
+            self.in_flight = external_id
+            self.hanging.set()
+            await asyncio.Event().wait()
+        self.clock.advance(seconds=self.seconds)
+        await super().push(external_id, reply)
+
+
+async def test_a_reminder_claimed_late_in_a_long_fan_out_is_its_senders_for_a_whole_claim(
+        services: Services, other: Services, clock: FakeClock, three_complaints: None) -> None:
+    seconds = services.settings.reminder_claim_seconds
+    slow = SlowThenHanging(clock=clock, seconds=seconds - 1)
+    first = ReminderService(services, Dispatcher(services, [slow]), concurrency=1)
+    scan = asyncio.create_task(first.scan_once())
+    await asyncio.wait_for(slow.hanging.wait(), 10)
+    clock.advance(seconds=2)  # the scan began a claim's length ago; the push in flight did not
+    alive = FakeNotifier()
+    await ReminderService(other, Dispatcher(other, [alive])).scan_once()
+    scan.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await scan
+    assert slow.in_flight and slow.in_flight not in {who for who, _ in alive.sent}
+
+
+@dataclass
 class StopAfterOne(FakeNotifier):
     """A graceful stop (SIGTERM) arrives while the first push is being made."""
 
