@@ -100,15 +100,16 @@ class Settings(BaseSettings):
     instances: int = Field(default=3, ge=1, le=64)
     scan_interval_seconds: float = Field(default=60, gt=0, le=3600)
     # Due reminders a scan takes, and each one in flight, are its instance's this long: an
-    # instance that dies leaves them to another after it (far longer than one push takes).
-    reminder_claim_seconds: float = Field(default=300, ge=30, le=3600)
+    # instance that dies leaves them to another after it (far longer than one push takes;
+    # also a digest's or Monday report's send to one person). Seconds only in tests.
+    reminder_claim_seconds: float = Field(default=300, ge=2, le=3600)
     # One instance at a time runs the scan (digest, Monday report) on a shared store: its
     # hold lasts this long and is renewed every third of it; another takes over after.
     instance_lease_seconds: float = Field(default=45, ge=5, le=600)
     # A person's update (Telegram webhook) or callback / outgoing message (WeCom) is held by
     # the instance handling it this long (far longer than one step or send takes): when that
-    # instance dies, another takes over after it (issue #11).
-    inbox_claim_seconds: float = Field(default=120, ge=10, le=3600)
+    # instance dies, another takes over after it (issue #11). Seconds only in tests.
+    inbox_claim_seconds: float = Field(default=120, ge=2, le=3600)
     # GET /healthz for a load balancer (store reachable, channels up); unset: not served.
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_host: str = "0.0.0.0"

@@ -7,7 +7,12 @@ says it may be one: (1) the platform accepted it but its answer was lost (timeou
 the row is retried after TAIQU_UNKNOWN_OUTCOME_RETRY_SECONDS, not at once; (2) the process
 died between the push and recording it: the row stays 'sending' until the next start-up of
 the lease holder (bot/lease.py) re-sends it. A graceful stop (SIGTERM) finishes the pushes in
-flight first, so it repeats nothing."""
+flight first, so it repeats nothing.
+
+The morning digest and the Monday report go once per person and period: each person's send
+is claimed in job_runs before it is made (bot/storage/job_runs.py), so an instance that takes
+the scan over from one that stalled or died sends only what the other had not, and repeats at
+most the send it was making, marked 补发."""
 
 from __future__ import annotations
 
@@ -15,19 +20,21 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from bot.config import Settings
 from bot.deadlines import ESCALATE, OVERDUE
 from bot.events import GLOBAL_TOKEN, Button, Reply, callback
+from bot.i18n import t
 from bot.models import User
 from bot.notify import Dispatcher, NotOpenedYet, OutcomeUnknown, RetryLater, Unreachable
 from bot.router import ReminderKind, Router, TodoItem, app_router, feature_callback
 from bot.rules import bulk_avoid_minutes
 from bot.services import Ctx, Services
-from bot.storage import audit
+from bot.storage import audit, job_runs
 from bot.storage.db import iso
+from bot.storage.job_runs import JobClaim
 from bot.storage.people import UserPrefs
 from bot.storage.reminders import MAYBE_SENT, WAITING, Reminder, Reminders
 
@@ -102,10 +109,25 @@ def snooze_buttons(ctx: Ctx, r: Reminder) -> list[Button]:
 
 
 async def jobs_done(services: Services, job: str, period: str) -> set[int]:
-    """Who (user or team id) a once-per-period job already served in `period`."""
-    rows = await services.db.fetchall(
-        "SELECT user_id FROM job_runs WHERE job = ? AND period = ?", (job, period))
-    return {r[0] for r in rows}
+    """Who (user or team id) a once-per-period job already served in `period`, or is serving
+    now (another instance's live claim)."""
+    return await job_runs.served(services.db, job, period, services.clock.now())
+
+
+async def claim_job(services: Services, job: str, period: str, who: int) -> JobClaim | None:
+    """Claim one person's send of a once-only job before making it (None: sent already, or
+    another instance is sending it). Held TAIQU_REMINDER_CLAIM_SECONDS from now, as a
+    reminder in flight: a fan-out paced by the send budget claims each one as it goes."""
+    now = services.clock.now()
+    until = now + timedelta(seconds=services.settings.reminder_claim_seconds)
+    return await job_runs.claim(services.db, job, period, who, now, until)
+
+
+def repeat_marked(reply: Reply, locale: str, claim: JobClaim) -> Reply:
+    """A send taken over from an instance that died while making it may have arrived: say so."""
+    if not claim.repeat:
+        return reply
+    return replace(reply, text=t(locale, "job.maybe_repeat") + "\n" + reply.text)
 
 
 async def job_failed(services: Services, job: str, period: str, user: User, now: datetime,
@@ -181,11 +203,21 @@ class ReminderService:
         if count:
             log.warning("%d reminder(s) were interrupted while sending; sending them again, "
                         "marked as possible repeats", count)
+        # Likewise digests and Monday reports it was sending: taken over now, not at expiry.
+        await job_runs.expire_all(self.services.db, self.services.clock.now())
         return count
 
     def _claim_until(self, now: datetime) -> datetime:
         """Rows this scan takes are its own until then (another instance's after)."""
         return now + timedelta(seconds=self.services.settings.reminder_claim_seconds)
+
+    async def _claim(self, r: Reminder) -> bool:
+        """Mark one row in flight, for a whole claim from now: in a long fan-out paced by the
+        send budget, a claim counted from the scan's start could have run out already, and
+        another instance would send the row again while this one is still sending it."""
+        if self.closing:
+            return False
+        return await self.rows.claim(r.id, self._claim_until(self.services.clock.now()))
 
     # --- quiet hours ---------------------------------------------------------------------
     async def quiet_window(self, user: User) -> tuple[time, time] | None:
@@ -315,7 +347,7 @@ class ReminderService:
             reply.buttons.append(snooze_buttons(ctx, r))
         if r.maybe_sent:
             reply.text = ctx.t("reminder.maybe_repeat") + "\n" + reply.text
-        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
+        if not await self._claim(r):
             return
         try:
             await self.dispatcher.push(user.id, reply)
@@ -374,7 +406,7 @@ class ReminderService:
             await self.rows.settle(r.id, "cancelled", now, "settled")
             result.dropped += 1
             return
-        if self.closing or not await self.rows.claim(r.id, self._claim_until(now)):
+        if not await self._claim(r):
             return
         delivered, unknown, retry = 0, False, None  # retry: seconds, for a fault to retry
         for lead in leads:
@@ -455,10 +487,14 @@ class ReminderService:
             async with self._sem:
                 if self.closing:  # shutting down: the next start sends the rest
                     return
+                claim = await claim_job(self.services, DIGEST_JOB, period, user.id)
+                if claim is None:  # sent meanwhile, or another instance is sending it
+                    return
                 try:
-                    if await self.send_digest(user, now, period):
+                    if await self.send_digest(user, now, claim):
                         sent.add(user.id)
                 except Exception as exc:  # one person's bad record must not stop the rest
+                    await job_runs.give_back(self.services.db, claim)
                     await job_failed(self.services, DIGEST_JOB, period, user, now, exc)
 
         await asyncio.gather(*(one(u) for u in pending))
@@ -488,7 +524,8 @@ class ReminderService:
                 items += await kind.todo(ctx)
         return sorted(items, key=lambda i: i.due)
 
-    async def send_digest(self, user: User, now: datetime, period: str) -> bool:
+    async def send_digest(self, user: User, now: datetime, claim: JobClaim) -> bool:
+        """Word and push the person's digest under `claim`; True when one went out."""
         ctx = Ctx(self.services, user, now)
         end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
         items = [i for i in await self.todo_items(ctx) if i.due <= end_of_day]
@@ -520,7 +557,7 @@ class ReminderService:
             rows = [[i.button] for i in items[:6]] + [e.buttons[0][:1] for e in extra[:4]
                                                       if e.buttons and e.buttons[0]]
             rows.append([Button(ctx.t("btn.todo"), callback(GLOBAL_TOKEN, "cmd", "todo"))])
-            digest = Reply("\n".join(lines), rows)
+            digest = repeat_marked(Reply("\n".join(lines), rows), ctx.locale, claim)
             try:
                 await self.dispatcher.push(user.id, digest)
             except Unreachable:
@@ -529,18 +566,19 @@ class ReminderService:
                 await self._unreachable(ctx, Reminder(0, user.team_id, user.id, "digest", 0,
                                                       "digest", now, False, "failed", 0, {}),
                                         Reply(digest.text, [*digest.buttons, []]), now)
+            except OutcomeUnknown:  # it may have arrived: resent, marked, once the claim ends
+                log.warning("digest for user %s: answer lost", user.id, exc_info=True)
+                return False
             except Exception:  # flood limit or network: the next scan tries again
                 log.warning("digest for user %s not delivered yet", user.id, exc_info=True)
+                await job_runs.give_back(self.services.db, claim)
                 ok = False
         if ok:
             await self._mentioned(user.id, items[:DIGEST_LINES], now)
             for r in held:
                 await self.rows.settle(r.id, "digested", now)
                 await self._after(r, now)
-            await self.services.db.execute(
-                "INSERT INTO job_runs(job, period, user_id, done_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (DIGEST_JOB, period, user.id, iso(now)))
+            await job_runs.finish(self.services.db, claim, now)
         return ok and bool(items or extra)
 
     async def _in_digest(self, r: Reminder, now: datetime) -> bool:

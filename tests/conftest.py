@@ -45,17 +45,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_backends: run on SQLite and on PostgreSQL")
     config.addinivalue_line("markers", "sqlite_only(why): a test of SQLite itself (its file, "
                             "its locks); left out of the PostgreSQL pass")
+    config.addinivalue_line("markers", "postgresql_only(why): needs PostgreSQL as the store "
+                            "(several instances sharing it); run in the PostgreSQL pass only")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The PostgreSQL pass (TAIQU_TEST_BACKEND=postgresql) leaves out the SQLite-only tests:
-    the SQLite pass runs them. Each says why it is one."""
-    if TEST_BACKEND != "postgresql":
-        return
-    only = [item for item in items if item.get_closest_marker("sqlite_only")]
+    """The PostgreSQL pass (TAIQU_TEST_BACKEND=postgresql) leaves out the SQLite-only tests
+    and the SQLite pass the PostgreSQL-only ones: the other pass runs them. Each says why it
+    is one."""
+    other = "sqlite_only" if TEST_BACKEND == "postgresql" else "postgresql_only"
+    only = [item for item in items if item.get_closest_marker(other)]
     for item in only:
-        if not item.get_closest_marker("sqlite_only").args:  # type: ignore[union-attr]
-            raise pytest.UsageError(f"{item.nodeid}: sqlite_only needs its reason")
+        if not item.get_closest_marker(other).args:  # type: ignore[union-attr]
+            raise pytest.UsageError(f"{item.nodeid}: {other} needs its reason")
     if only:
         config.hook.pytest_deselected(items=only)
         items[:] = [item for item in items if item not in only]

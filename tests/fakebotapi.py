@@ -1072,6 +1072,8 @@ class FakeBotAPI:
         # How long a "timeout" fault holds the answer back (longer than the client waits).
         self.hang_seconds = 30.0
         self.answers_lost = 0  # requests carried out whose answer never reached the client
+        # When each call to a chat came in (loop time): what Telegram's flood limit counts.
+        self.chat_call_times: list[float] = []
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -1240,6 +1242,8 @@ class FakeBotAPI:
             self.calls.append(Call(method_name, params, False))
             return FakeAPIError(404, "Not Found: method not found").response()
 
+        if params.get("chat_id") is not None:
+            self.chat_call_times.append(asyncio.get_running_loop().time())
         delay = self.latency.get(method)
         if delay:
             await asyncio.sleep(delay)

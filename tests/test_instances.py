@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.events import Reply
 from bot.lease import DatabaseLease
 from bot.models import Role
-from bot.notify import Dispatcher
+from bot.notify import Dispatcher, OutcomeUnknown
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.serve import Runner
@@ -91,6 +91,42 @@ async def test_an_instance_dying_mid_send_leaves_its_reminders_to_another(
     assert alive.texts(done) == []  # never twice what was sent and recorded
     repeats = [who for who, texts in got.items() if texts[0].startswith("🔁 补发")]
     assert len(repeats) == 1  # the one in flight: may have arrived, so it says so
+
+
+@dataclass
+class SlowThenHanging(FakeNotifier):
+    """The first push takes almost a claim's length (a fan-out paced by the send budget);
+    the instance then hangs in the next one, which it claimed only then."""
+
+    clock: FakeClock | None = None
+    seconds: float = 0.0
+    in_flight: str = ""
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        assert self.clock is not None
+        if self.sent:
+            self.in_flight = external_id
+            self.hanging.set()
+            await asyncio.Event().wait()
+        self.clock.advance(seconds=self.seconds)
+        await super().push(external_id, reply)
+
+
+async def test_a_reminder_claimed_late_in_a_long_fan_out_is_its_senders_for_a_whole_claim(
+        services: Services, other: Services, clock: FakeClock, three_complaints: None) -> None:
+    seconds = services.settings.reminder_claim_seconds
+    slow = SlowThenHanging(clock=clock, seconds=seconds - 1)
+    first = ReminderService(services, Dispatcher(services, [slow]), concurrency=1)
+    scan = asyncio.create_task(first.scan_once())
+    await asyncio.wait_for(slow.hanging.wait(), 10)
+    clock.advance(seconds=2)  # the scan began a claim's length ago; the push in flight did not
+    alive = FakeNotifier()
+    await ReminderService(other, Dispatcher(other, [alive])).scan_once()
+    scan.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await scan
+    assert slow.in_flight and slow.in_flight not in {who for who, _ in alive.sent}
 
 
 @dataclass
@@ -200,6 +236,124 @@ async def test_only_the_lease_holder_scans_and_another_takes_over(
     assert digest.startswith("☀️ 早上好，张三！")
     assert len(first_out.sent) == 3
     await second.stop()
+
+
+@dataclass
+class StallingNotifier(FakeNotifier):
+    """Delivers `lives` pushes; in the next one its instance stalls (stopped, as by SIGSTOP:
+    its lease runs out, nothing is released) until `resume`, then that push arrives and the
+    instance carries on where it was."""
+
+    lives: int = 1
+    in_flight: str = ""
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def push(self, external_id: str, reply: Reply) -> None:
+        if self.lives == 0:
+            self.lives, self.in_flight = -1, external_id
+            self.stalled.set()
+            await self.resume.wait()
+        elif self.lives > 0:
+            self.lives -= 1
+        await super().push(external_id, reply)
+
+
+def _once_each_but_the_one_in_flight(got: list[tuple[str, Reply]], in_flight: str,
+                                     everyone: set[str]) -> None:
+    texts: dict[str, list[str]] = {}
+    for who, reply in got:
+        texts.setdefault(who, []).append(reply.text)
+    assert set(texts) == everyone
+    assert all(len(ts) == 1 for who, ts in texts.items() if who != in_flight), texts
+    first, repeat = texts[in_flight]  # it may have arrived: the repeat says so
+    assert not first.startswith("🔁") and repeat.startswith("🔁 补发"), repeat
+
+
+async def test_a_digest_fan_out_taken_over_mid_way_reaches_each_person_once(
+        services: Services, other: Services, clock: FakeClock, three_complaints: None) -> None:
+    at(clock, 2026, 12, 1, 8, 1)  # Tuesday: the morning digest
+    stalling = StallingNotifier(lives=1)
+    first = ReminderService(services, Dispatcher(services, [stalling]), concurrency=1)
+    fan_out = asyncio.create_task(first.run_digests(clock.now()))
+    await asyncio.wait_for(stalling.stalled.wait(), 10)
+    # Its lease ran out meanwhile: the next holder completes the fan-out, but leaves the
+    # push in flight alone while its claim lasts (the stalled holder may yet make it).
+    alive = FakeNotifier()
+    second = ReminderService(other, Dispatcher(other, [alive]))
+    await second.run_digests(clock.now())
+    assert stalling.in_flight not in {who for who, _ in alive.sent}
+    clock.advance(seconds=other.settings.reminder_claim_seconds + 1)
+    await second.run_digests(clock.now())  # its sender died mid-push: sent again, marked
+    await second.run_digests(clock.now())
+    stalling.resume.set()  # the stalled holder wakes up and goes on with its list
+    await asyncio.wait_for(fan_out, 10)
+    everyone = {who for who, _ in stalling.sent + alive.sent}
+    assert len(everyone) >= 3
+    _once_each_but_the_one_in_flight(stalling.sent + alive.sent, stalling.in_flight, everyone)
+
+
+async def test_a_monday_report_fan_out_taken_over_mid_way_reaches_each_person_once(
+        services: Services, other: Services, clock: FakeClock, three_complaints: None) -> None:
+    from bot.features.reports.handlers import weekly_report_job
+
+    at(clock, 2026, 12, 7, 8, 31)  # Monday: the report of the week just ended
+    for s in (services, other):  # one push at a time: the fan-out stops at a known person
+        s.settings = s.settings.model_copy(update={"job_push_workers": 1})
+    stalling = StallingNotifier(lives=1)
+    first = ReminderService(services, Dispatcher(services, [stalling]))
+    fan_out = asyncio.create_task(weekly_report_job(services, first._job_push, clock.now()))
+    await asyncio.wait_for(stalling.stalled.wait(), 10)
+    alive = FakeNotifier()
+    second = ReminderService(other, Dispatcher(other, [alive]))
+    await weekly_report_job(other, second._job_push, clock.now())
+    assert stalling.in_flight not in {who for who, _ in alive.sent}
+    clock.advance(seconds=other.settings.reminder_claim_seconds + 1)
+    await weekly_report_job(other, second._job_push, clock.now())
+    await weekly_report_job(other, second._job_push, clock.now())
+    stalling.resume.set()
+    await asyncio.wait_for(fan_out, 10)
+    _once_each_but_the_one_in_flight(stalling.sent + alive.sent, stalling.in_flight,
+                                     {"王班长", *MANAGERS})
+
+
+async def test_a_digest_whose_answer_was_lost_is_resent_marked_once_its_claim_ends(
+        services: Services, clock: FakeClock, three_complaints: None) -> None:
+    """It may have arrived: not sent again at the next scan, but after the claim, marked."""
+    at(clock, 2026, 12, 1, 8, 1)
+    notifier = FakeNotifier(fail={"张三": [OutcomeUnknown("answer lost")]})
+    service = ReminderService(services, Dispatcher(services, [notifier]))
+    await service.run_digests(clock.now())
+    assert notifier.texts("张三") == []
+    clock.advance(seconds=60)
+    await service.run_digests(clock.now())
+    assert notifier.texts("张三") == []
+    clock.advance(seconds=services.settings.reminder_claim_seconds)
+    await service.run_digests(clock.now())
+    [again] = notifier.texts("张三")
+    assert again.startswith("🔁 补发") and "☀️ 早上好，张三！" in again
+
+
+async def test_a_restarted_single_instance_resends_the_digest_in_flight_at_once(
+        services: Services, clock: FakeClock, three_complaints: None) -> None:
+    """SQLite, one process: what it was sending when it died goes out again at the next
+    start, marked, without waiting for the claim to run out."""
+    at(clock, 2026, 12, 1, 8, 1)
+    dying = DyingNotifier(lives=1)
+    first = ReminderService(services, Dispatcher(services, [dying]), concurrency=1)
+    fan_out = asyncio.create_task(first.run_digests(clock.now()))
+    await asyncio.wait_for(dying.hanging.wait(), 10)
+    fan_out.cancel()  # kill -9
+    with pytest.raises(asyncio.CancelledError):
+        await fan_out
+    [(done, _)] = dying.sent
+    alive = FakeNotifier()
+    restarted = ReminderService(services, Dispatcher(services, [alive]))
+    await restarted.recover()
+    await restarted.run_digests(clock.now())
+    got = {who: [r.text for w, r in alive.sent if w == who] for who, _ in alive.sent}
+    assert done not in got and all(len(ts) == 1 for ts in got.values())
+    assert sum(ts[0].startswith("🔁 补发") for ts in got.values()) == 1
 
 
 async def test_healthz_says_whether_the_store_and_channels_are_up(

@@ -83,6 +83,16 @@ async def test_a_user_chats_through_the_webhook(
     assert {r["payload"] for r in rows} == {""}
 
 
+async def test_an_instance_serving_the_webhook_is_up_for_the_load_balancer(
+        hooked: tuple[TelegramChannel, Settings]) -> None:
+    """/healthz answers 200 only while every channel is up: by webhook there is no polling."""
+    channel, _ = hooked
+    assert channel.up
+    assert channel.webhook is not None
+    await channel.webhook.stop()
+    assert not channel.up
+
+
 async def test_a_request_without_the_secret_is_refused_and_not_recorded(
         hooked: tuple[TelegramChannel, Settings], services: Services) -> None:
     _, s = hooked

@@ -431,7 +431,11 @@ class TelegramChannel:
     # --- lifecycle -------------------------------------------------------------------
     @property
     def up(self) -> bool:
-        return bool(self.app.running and self.app.updater and self.app.updater.running)
+        if not self.app.running:
+            return False
+        if self.webhook is not None:  # no polling: up while its endpoint takes updates
+            return self.webhook.serving
+        return bool(self.app.updater and self.app.updater.running)
 
     async def start(self) -> None:
         await self.app.initialize()

@@ -85,6 +85,10 @@ class WebhookEndpoint:
                                 what="Telegram inbox")
         self._runner: web.AppRunner | None = None
 
+    @property
+    def serving(self) -> bool:
+        return self._runner is not None
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(self.path, self._receive)

@@ -28,12 +28,20 @@ from bot.features.reports.targets import targets_part
 from bot.features.reports.text import SUMMARY_CHARS, render
 from bot.i18n import t
 from bot.models import Role, User
-from bot.notify import Dispatcher, Unreachable
-from bot.reminders import ReminderService, in_quiet, job_failed, jobs_done
+from bot.notify import Dispatcher, OutcomeUnknown, Unreachable
+from bot.reminders import (
+    ReminderService,
+    claim_job,
+    in_quiet,
+    job_failed,
+    jobs_done,
+    repeat_marked,
+)
 from bot.router import PushFn, ReportPart, ReportScope, Router, app_router
 from bot.services import Ctx, Services
+from bot.storage import job_runs
 from bot.storage.conversations import Draft
-from bot.storage.db import from_iso, iso
+from bot.storage.db import from_iso
 from bot.textutil import normalize_input, safe_filename
 
 if TYPE_CHECKING:
@@ -277,24 +285,30 @@ class _WeeklyPush:
         window = await self.quiet.quiet_window(user)
         if window and in_quiet(now.astimezone(services.settings.tz), *window):
             return  # a later scan, once the quiet hours are over
+        claim = await claim_job(services, JOB, self.key, user.id)
+        if claim is None:  # sent meanwhile, or another instance is sending it
+            return
         try:
             reply = await _weekly_reply(services, user, self.period, now, self.team_replies)
         except Exception as exc:  # one team's or person's failure must not stop the others
+            await job_runs.give_back(services.db, claim)
             await job_failed(services, JOB, self.key, user, now, exc)
             return
         try:
-            await self.push(user.id, reply)
+            await self.push(user.id, repeat_marked(reply, user.locale or services.settings.locale,
+                                                   claim))
         except Unreachable:
             log.warning("weekly report: user %s cannot be reached", user.id)
+        except OutcomeUnknown:  # it may have arrived: resent, marked, once the claim ends
+            log.warning("weekly report for user %s: answer lost", user.id, exc_info=True)
+            return
         except Exception:  # flood limit, network: the next scan tries again
             log.warning("weekly report for user %s not delivered yet", user.id, exc_info=True)
+            await job_runs.give_back(services.db, claim)
             return
         else:
             self.sent += 1
-        await services.db.execute(
-            "INSERT INTO job_runs(job, period, user_id, done_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (JOB, self.key, user.id, iso(now)))
+        await job_runs.finish(services.db, claim, now)
 
 
 @router.button(FILES_ACTION)
