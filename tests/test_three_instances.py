@@ -5,7 +5,7 @@ instance killed with SIGKILL in the middle of the forms, the scan's holder in th
 the fan-out. Then counted: every confirmed entry in the database once, every reminder sent
 once (at most the ones in flight at the kill twice, the repeat marked 补发), each person's
 answers in the order of their messages and each message answered once (but the one in flight
-at the kill), and never more sends a second than the instances alive may make."""
+at the kill), and never more sends a second than the token's shared rate."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ pytestmark = [
 ]
 USERS = 30
 REMINDERS_EACH = 10  # 300 due at once
-RATE = 40.0  # TAIQU_TELEGRAM_SENDS_PER_SECOND of each instance
+RATE = 40.0  # TAIQU_TELEGRAM_SENDS_PER_SECOND: the token's, shared by the instances
 FIRST_CHAT = 7001
 # Short leases (the defaults are minutes): a dead instance's share is taken over in seconds.
 LEASES = {"TAIQU_SCAN_INTERVAL_SECONDS": "1", "TAIQU_INSTANCE_LEASE_SECONDS": "5",
@@ -377,10 +377,9 @@ async def test_three_instances_survive_a_kill_in_the_forms_and_in_the_fan_out(
                 await i.stop()
             await balancer.stop()
 
-        # --- never more than the rate of the instances alive ---------------------------------
-        # For now each instance has its own budget: RATE each. TODO(merger): once the send
-        # budget is shared through the database (issue #11), the limit is RATE for all the
-        # instances together (`<= RATE * (1 + TIMING_SLACK)`, whatever `alive`).
+        # --- never more than the token's rate, however many instances are alive ----------
+        # The send budget is shared through the database (storage/send_budgets.py): RATE is
+        # the bot token's, for all the instances together.
         times = fake.chat_call_times
         first, second = victim.killed_at, scanning.killed_at
         assert first is not None and second is not None
@@ -388,4 +387,4 @@ async def test_three_instances_survive_a_kill_in_the_forms_and_in_the_fan_out(
                             (2, [t for t in times if first <= t < second]),
                             (1, [t for t in times if t >= second])):
             most = max_sends_in_window(part, 1.0)
-            assert most <= RATE * alive * (1 + TIMING_SLACK), (alive, most)
+            assert most <= RATE * (1 + TIMING_SLACK), (alive, most)
