@@ -97,7 +97,7 @@ class BenchPostgres:
             await conn.close()
 
 
-async def wait_for_port(host: str, port: int, timeout: float, alive: object = None) -> None:
+async def wait_for_port(host: str, port: int, timeout: float) -> None:
     """Until something accepts connections on host:port (a bot's webhook listener)."""
     import asyncio
 
