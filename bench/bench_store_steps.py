@@ -74,6 +74,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     pg = BenchPostgres().start()
     try:
         results["machine"]["postgresql"] = await pg.version()
+        for setting in args.pg_setting:  # e.g. synchronous_commit=off: what commits wait for
+            name, _, value = setting.partition("=")
+            await pg.admin(f"ALTER SYSTEM SET {name} = '{value}'")
+            await pg.admin("SELECT pg_reload_conf()")
+        results["pg_settings"] = args.pg_setting
         seeds: dict[int, Path] = {}
         for n in users:
             seeds[n] = base / f"seed-{n}.db"
@@ -86,7 +91,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             forms = forms_per_user(n, args.quick)
             for r in range(rounds):
                 order = BOTS[r % 3:] + BOTS[:r % 3]  # each bot first once in three rounds
-                for kind in order:
+                for kind in [b for b in order if b in args.bots.split(",")]:
                     tag = f"r{i:02d}"
                     i += 1
                     run = await one_run(pg, kind, n, forms, tag, seeds[n], args.step_timeout)
@@ -118,7 +123,8 @@ def db_cpu_ms(p: Pooled) -> float:
 
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
-    out = ["#### Machine\n", table(
+    settings = ", ".join(results.get("pg_settings") or []) or "defaults"
+    out = [f"PostgreSQL settings: {settings}.\n", "#### Machine\n", table(
         ["date", "CPU", "cores", "Python", "PTB", "SQLite", "PostgreSQL", "kernel"],
         [[m["date"], m["cpu"], m["cores"], m["python"], m["python-telegram-bot"], m["sqlite"],
           m["postgresql"], m["kernel"]]])]
@@ -178,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="1 round, fewer forms")
     p.add_argument("--step-timeout", type=float, default=120.0)
+    p.add_argument("--bots", default=",".join(BOTS), help="which of echo,sqlite,pg to run")
+    p.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="a PostgreSQL setting for this run (ALTER SYSTEM), e.g. "
+                        "synchronous_commit=off")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     results = asyncio.run(main_async(args))
