@@ -312,6 +312,14 @@ def full_scan(dialect: str, plan: list[str]) -> bool:
                for line in plan)
 
 
+def heaviest_others(spy: Spy, count: int = 4) -> list[dict[str, Any]]:
+    """The statements on other tables that took the most time in total."""
+    others = [st for st in spy.statements.values() if "reminders" not in st.sql]
+    others.sort(key=lambda st: -sum(st.seconds))
+    return [{"sql": " ".join(st.sql.split()), "calls": len(st.seconds),
+             "total_ms": sum(st.seconds) * 1000} for st in others[:count]]
+
+
 async def plans(store: Store, spy: Spy) -> list[dict[str, Any]]:
     out = []
     for st in spy.statements.values():
@@ -337,6 +345,7 @@ async def measure(settings_kw: dict[str, Any], store: Store, repeats: int) -> di
         try:
             out["idle_scan_ms"], _ = await median_ms(service.scan_once, repeats)
             out["idle_plans"] = await plans(store, spy)
+            out["idle_others"] = heaviest_others(spy)
         finally:
             spy.detach()
         clock.set(FIND_NOW)
@@ -464,6 +473,11 @@ def render(results: dict[str, Any]) -> str:
                  "**yes**" if p["full_scan"] else "no",
                  "<br>".join(x.strip() for x in p["plan"][:6]).replace("|", "\\|")]
                 for p in r[key]]))
+        out.append(f"\n{r['store']}, heaviest other statements of the idle scans "
+                   f"(all {len(r.get('idle_others', []))} listed, total over the repeats):\n")
+        out.append(table(["statement", "calls", "total ms"], [
+            [o["sql"][:140].replace("|", "\\|"), str(o["calls"]), f"{o['total_ms']:.0f}"]
+            for o in r.get("idle_others", [])]))
     return "\n".join(out) + "\n"
 
 
