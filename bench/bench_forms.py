@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,11 +110,14 @@ class Wire:
 
 
 # --- bot subprocesses ---------------------------------------------------------------------------
-def bot_env(fake: FakeBotAPI, db_path: Path) -> dict[str, str]:
+def bot_env(fake: FakeBotAPI, db_path: Path, database_url: str | None = None
+            ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAIQU_")}
     env.update(TAIQU_TELEGRAM_TOKEN=DEFAULT_TOKEN, TAIQU_TELEGRAM_BASE_URL=fake.base_url,
                TAIQU_TELEGRAM_BASE_FILE_URL=fake.base_file_url, TAIQU_DB_PATH=str(db_path),
                PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost")
+    if database_url:
+        env["TAIQU_DATABASE_URL"] = database_url
     return env
 
 
@@ -200,13 +204,15 @@ def busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
-async def seed_db(path: Path, users: int) -> None:
-    """Registered managers for chats FIRST_CHAT.. (+ the warm-up chat), through invites."""
+async def seed_db(path: Path | None, users: int, database_url: str | None = None) -> None:
+    """Registered managers for chats FIRST_CHAT.. (+ the warm-up chat), through invites, in
+    the SQLite file at `path` or the PostgreSQL database at `database_url`."""
     from bot.config import load_settings
     from bot.models import Role
     from bot.services import Services
 
-    services = await Services.open(load_settings(db_path=path))
+    where = {"database_url": database_url} if database_url else {"db_path": path}
+    services = await Services.open(load_settings(**where))
     try:
         now = datetime.now(UTC)
         for chat_id in [WARM_CHAT, *range(FIRST_CHAT, FIRST_CHAT + users)]:
@@ -243,6 +249,7 @@ class Run:
     unconfirmed: int | None = None
     log_lines: int = 0
     other_load: float = 0.0  # cores busy with neither the bot nor this harness (noise)
+    db_cpu: float = 0.0  # CPU seconds of the PostgreSQL server during the run (0: SQLite)
 
     @property
     def steps(self) -> int:
@@ -253,51 +260,99 @@ class Run:
         return [x for s in self.samples for x in s]
 
 
+async def drive_users(wire: Wire, run: Run, users: int, forms: int, tag: str, is_form: bool,
+                      step_timeout: float, done_markers: set[str]) -> None:
+    """Every simulated user fills `forms` forms, each step sent when the last reply came."""
+
+    async def user(i: int) -> None:
+        chat_id = FIRST_CHAT + i
+        for k in range(forms):
+            marker = f"BENCH-{tag}-u{i:03d}-f{k:02d}"
+            rec: dict[str, Any] = {}
+            for j, (text, expect) in enumerate(form_steps(marker)):
+                try:
+                    latency, rec = await wire.say(chat_id, text, step_timeout)
+                except TimeoutError:
+                    run.timeouts += 1
+                    return
+                run.samples[j].append(latency)
+                ok = expect in rec["text"] if is_form else rec["text"] == text
+                run.bad_replies += not ok
+            if not is_form or "已保存工作日志" in rec["text"]:
+                run.forms_done += 1
+                done_markers.add(marker)
+
+    await asyncio.gather(*(user(i) for i in range(users)))
+
+
+async def warm_up(wire: Wire, tag: str, is_form: bool) -> None:
+    for text, expect in form_steps(f"BENCH-{tag}-warmup"):
+        _, rec = await wire.say(WARM_CHAT, text, 60)
+        if is_form and expect not in rec["text"]:
+            raise RuntimeError(f"warm-up: {text!r} got {rec['text']!r}")
+
+
+async def saved_worklogs(db: Path, database_url: str | None, tag: str) -> tuple[int, list[str]]:
+    """(rows in worklogs, the markers this run saved) from SQLite or PostgreSQL."""
+    count = "SELECT count(*) FROM worklogs"
+    like = "SELECT content FROM worklogs WHERE content LIKE "
+    if database_url:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = int(await conn.fetchval(count))
+            contents = [r[0] for r in await conn.fetch(like + "$1", f"BENCH-{tag}-u%")]
+        finally:
+            await conn.close()
+    else:
+        con = sqlite3.connect(db)
+        try:
+            rows = con.execute(count).fetchone()[0]
+            contents = [r[0] for r in con.execute(like + "?", (f"BENCH-{tag}-u%",))]
+        finally:
+            con.close()
+    return rows, [c.split(" ", 1)[0] for c in contents]
+
+
+def check_saved(run: Run, rows: int, saved: list[str], done_markers: set[str]) -> None:
+    run.db_rows = rows
+    run.duplicated = len(saved) - len(set(saved))
+    run.lost = len(done_markers - set(saved))
+    run.unconfirmed = len(set(saved) - done_markers)  # saved, but the user never saw it
+
+
 async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | None,
-                   step_timeout: float) -> Run:
+                   step_timeout: float, database_url: str | None = None,
+                   db_cpu_seconds: Callable[[], float] | None = None) -> Run:
+    """One run; the store is a copy of the SQLite `template`, or the PostgreSQL database at
+    `database_url` (already seeded), whose server's CPU `db_cpu_seconds` reads."""
+    db_cpu = db_cpu_seconds or (lambda: 0.0)
     run = Run(bot, users, forms, tag)
     is_form = bot.startswith("taiqu")
     workdir = Path(tempfile.mkdtemp(prefix=f"taiqu-bench-{bot}-"))
     db = workdir / "taiqu.db"
-    if template is not None:
+    if template is not None and database_url is None:
         shutil.copy(template, db)
     done_markers: set[str] = set()
     try:
         async with FakeBotAPI() as fake:
             wire = Wire(fake)
-            proc = BotProcess(BOTS[bot][1], bot_env(fake, db), workdir)
+            proc = BotProcess(BOTS[bot][1], bot_env(fake, db, database_url), workdir)
             await proc.start(wire)
             try:
-                for text, expect in form_steps(f"BENCH-{tag}-warmup"):
-                    _, rec = await wire.say(WARM_CHAT, text, 60)
-                    if is_form and expect not in rec["text"]:
-                        raise RuntimeError(f"warm-up: {text!r} got {rec['text']!r}")
-
-                async def user(i: int) -> None:
-                    chat_id = FIRST_CHAT + i
-                    for k in range(forms):
-                        marker = f"BENCH-{tag}-u{i:03d}-f{k:02d}"
-                        rec: dict[str, Any] = {}
-                        for j, (text, expect) in enumerate(form_steps(marker)):
-                            try:
-                                latency, rec = await wire.say(chat_id, text, step_timeout)
-                            except TimeoutError:
-                                run.timeouts += 1
-                                return
-                            run.samples[j].append(latency)
-                            ok = expect in rec["text"] if is_form else rec["text"] == text
-                            run.bad_replies += not ok
-                        if not is_form or "已保存工作日志" in rec["text"]:
-                            run.forms_done += 1
-                            done_markers.add(marker)
-
+                await warm_up(wire, tag, is_form)
                 cpu0, harness0, busy0 = proc.cpu_seconds(), time.process_time(), busy_seconds()
+                db0 = db_cpu()
                 t0 = time.perf_counter()
-                await asyncio.gather(*(user(i) for i in range(users)))
+                await drive_users(wire, run, users, forms, tag, is_form, step_timeout,
+                                  done_markers)
                 run.wall = time.perf_counter() - t0
                 run.bot_cpu = proc.cpu_seconds() - cpu0
                 run.harness_cpu = time.process_time() - harness0
-                other = busy_seconds() - busy0 - run.bot_cpu - run.harness_cpu
+                run.db_cpu = db_cpu() - db0
+                other = (busy_seconds() - busy0 - run.bot_cpu - run.harness_cpu
+                         - run.db_cpu)
                 run.other_load = max(0.0, other) / run.wall
                 run.rss_kb = proc.memory_kb()
                 await asyncio.sleep(0.2)  # anything sent after the last expected reply
@@ -311,16 +366,7 @@ async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | 
                 with contextlib.suppress(OSError):
                     run.log_lines = len((workdir / "bot.log").read_bytes().splitlines())
         if is_form:
-            con = sqlite3.connect(db)
-            try:
-                run.db_rows = con.execute("SELECT count(*) FROM worklogs").fetchone()[0]
-                saved = [r[0].split(" ", 1)[0] for r in con.execute(
-                    "SELECT content FROM worklogs WHERE content LIKE ?", (f"BENCH-{tag}-u%",))]
-            finally:
-                con.close()
-            run.duplicated = len(saved) - len(set(saved))
-            run.lost = len(done_markers - set(saved))
-            run.unconfirmed = len(set(saved) - done_markers)  # saved, but the user never saw it
+            check_saved(run, *await saved_worklogs(db, database_url, tag), done_markers)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return run

@@ -68,7 +68,9 @@ class PgServer:
 
     # --- a server of our own ---------------------------------------------------------------
 
-    def start(self) -> PgServer:
+    def start(self, *, durable: bool = False) -> PgServer:
+        """Start the server; `durable` keeps PostgreSQL's default fsync and synchronous
+        commit (as a deployment runs it: the benchmarks), else both are off (tests)."""
         if self.admin_url:
             return self
         self._bin = _binaries()
@@ -77,8 +79,9 @@ class PgServer:
         self._own_dir()
         self._run("initdb", "-D", str(self._dir / "data"), "-U", "postgres", "-A", "trust",
                   "-E", "UTF8", "--locale=C", "--no-sync")
-        options = (f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")
+        options = f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self._dir / "data"), "-l", str(self._dir / "log"),
                   "-o", options, "-w", "start")
         self.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -110,6 +113,11 @@ class PgServer:
                               cwd=self._dir)
         if done.returncode != 0:
             raise PostgresUnavailable(f"{tool} failed: {done.stderr.strip() or done.stdout}")
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The server's data directory, when this process started it."""
+        return None if self._dir is None else self._dir / "data"
 
     # --- databases -------------------------------------------------------------------------
 

@@ -224,8 +224,8 @@ class Reminders:
             return tx.rowcount
 
     async def held_users(self) -> set[int]:
-        """Who has rows held for a digest (a scan of the table, as release_held_of_deactivated:
-        the due index covers only pending and sending rows)."""
+        """Who has rows held for a digest (from reminders_held, migration 0034: only the held
+        rows, not the table)."""
         rows = await self.db.fetchall("SELECT DISTINCT user_id FROM reminders "
                                       "WHERE state = 'held'")
         return {int(r[0]) for r in rows}
