@@ -34,7 +34,7 @@ FROM users u JOIN teams t ON t.id = u.team_id LEFT JOIN user_settings s ON s.use
 LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
 
 
-def _user(row: Row) -> User:
+def user_of(row: Row) -> User:
     return User(row["id"], row["name"], Role(row["role"]), row["team_id"], row["team_name"],
                 row["locale"], bool(row["unreachable"]))
 
@@ -101,29 +101,29 @@ class People:
     # --- users ----------------------------------------------------------------------
     async def user(self, user_id: int) -> User | None:
         row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 1", (user_id,))
-        return _user(row) if row else None
+        return user_of(row) if row else None
 
     async def deactivated_user(self, user_id: int) -> User | None:
         """A user whose account was deactivated (their reminders go to the leads)."""
         row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 0", (user_id,))
-        return _user(row) if row else None
+        return user_of(row) if row else None
 
     async def by_identity(self, channel: str, external_id: str) -> User | None:
         row = await self.db.fetchone(
             _USER_SQL + " JOIN identities i ON i.user_id = u.id "
             "WHERE i.channel = ? AND i.external_id = ? AND u.active = 1",
             (channel, external_id))
-        return _user(row) if row else None
+        return user_of(row) if row else None
 
     async def leads_of(self, team_id: int, *exclude: int) -> list[User]:
         """The team's leads, without the people in `exclude` (e.g. a lead who acted)."""
         rows = await self.db.fetchall(_USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id",
                                       (team_id,))
-        return [u for u in map(_user, rows) if u.id not in exclude]
+        return [u for u in map(user_of, rows) if u.id not in exclude]
 
     async def users(self) -> list[User]:
         rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")
-        return [_user(r) for r in rows]
+        return [user_of(r) for r in rows]
 
     async def identities_of(self, user_id: int) -> list[tuple[str, str]]:
         """The person's chat identities, the one they used most recently first."""
