@@ -139,13 +139,6 @@ class People:
             "SELECT min(created_at) FROM identities WHERE user_id = ?", (user_id,))
         return from_iso(row[0]) if row and row[0] else None
 
-    async def user_id_for(self, channel: str, external_id: str) -> int | None:
-        """Whose identity this is (active or not), without reading the whole user."""
-        row = await self.db.fetchone(
-            "SELECT user_id FROM identities WHERE channel = ? AND external_id = ?",
-            (channel, external_id))
-        return int(row[0]) if row else None
-
     def seen(self, channel: str, external_id: str, now: datetime) -> None:
         """The identity was just used (pushes go to the one used last): written behind the
         reply, so a database locked by another process never delays it."""
