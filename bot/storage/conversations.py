@@ -100,18 +100,17 @@ class Conversations:
         self._pruned: datetime | None = None  # finished_forms last pruned (by finish)
 
     async def get(self, user_id: int) -> Draft | None:
-        if user_id in self._held:  # newer than the file
-            held = self._held[user_id]
-            return None if held is None else draft_of(*held)
+        if user_id in self._held:
+            return self.current(user_id, None)
         row = await self.db.fetchone("SELECT * FROM conversations WHERE user_id = ?", (user_id,))
         if row is None:
             return None
         return draft_of(row["user_id"], row["form"], row["token"], row["state"],
-                      row["started_at"], row["updated_at"])
+                        row["started_at"], row["updated_at"])
 
     def current(self, user_id: int, stored: Draft | None) -> Draft | None:
-        """The open form, given the one a step read with the rest (bot.storage.steps): the
-        one held in memory is newer than the file."""
+        """The open form, given the one read from the file (a step reads it with the rest,
+        bot.storage.steps): the one held in memory is newer than the file."""
         if user_id in self._held:
             held = self._held[user_id]
             return None if held is None else draft_of(*held)
@@ -212,7 +211,7 @@ class Conversations:
 
 
 def draft_of(user_id: int, form: str, token: str, state: str, started_at: str,
-           updated_at: str) -> Draft:
+             updated_at: str) -> Draft:
     return Draft(user_id, form, token, FormState.from_json(json.loads(state)),
                  from_iso(started_at),
                  from_iso(updated_at))

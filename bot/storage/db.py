@@ -104,7 +104,8 @@ def pg_types(script: str) -> str:
 class Trips:
     """Round trips to the database, counted by the store itself (issue #12: a chat step makes
     at most 2): a hop to SQLite's worker thread, or a request over the network to PostgreSQL
-    (BEGIN and COMMIT included). `inline`: SQLite reads run on the event loop (no trip)."""
+    (BEGIN and COMMIT included). `inline`: SQLite statements run on the event loop
+    (fetchone_point, execute_quick), which make no trip."""
 
     def __init__(self) -> None:
         self.trips = 0

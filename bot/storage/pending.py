@@ -31,8 +31,10 @@ class PendingChoices:
     def prime(self, channel: str, external_id: str, stored: str | None) -> None:
         """The identity's row (its `choices`, None: no row) as another read found it (a chat
         step's, bot.storage.steps): taken unless already known, as ours is newer."""
-        self._known.setdefault((channel, external_id), [
-            Choice(label, data) for label, data in json.loads(stored)] if stored else [])
+        key = (channel, external_id)
+        if key not in self._known:
+            self._known[key] = ([Choice(label, data) for label, data in json.loads(stored)]
+                                if stored else [])
 
     async def replace(self, channel: str, external_id: str, choices: list[Choice],
                       now: datetime) -> None:
