@@ -2,8 +2,9 @@
 through the real core (Assistant, Services, a real SQLite file or a throwaway PostgreSQL), and
 the store's own count (Backend.trips) is taken per step: on SQLite each hop to aiosqlite's
 worker thread (BEGIN, a statement, a fetch, COMMIT), on PostgreSQL each request over the
-network (BEGIN and COMMIT included); "inline" are SQLite reads done on the event loop (no
-hop). Bookkeeping written behind the reply counts too. The goal in issue #12 is at most 2
+network (BEGIN and COMMIT included); "on the loop" are SQLite statements run on the event
+loop (reads by key, a form step's write: no hop). Bookkeeping written behind the reply counts
+too. The goal in issue #12 is at most 2
 per step.
 
     .venv/bin/python -m bench.bench_round_trips [--backend postgresql] [--json out.json]
@@ -89,7 +90,7 @@ def main() -> None:
     p.add_argument("--json")
     args = p.parse_args()
     rows = asyncio.run(measure(args.forms, args.backend))
-    print(f"{args.backend}\n\n| step | round trips (min / mean / max) | inline reads |\n"
+    print(f"{args.backend}\n\n| step | round trips (min / mean / max) | on the loop |\n"
           "|---|---|---|")
     for r in rows:
         print(f"| {r['step']} | {r['min']} / {r['mean']:.1f} / {r['max']} | {r['inline']:.1f} |")
