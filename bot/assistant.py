@@ -134,12 +134,12 @@ class Assistant:
         return t((user.locale if user else None) or self.services.settings.locale, key)
 
     def _seen(self, ev: Incoming, user_id: int, seen_at: datetime | None) -> None:
-        """`seen_at`: when this identity was last used, if the last of the person's (the
-        step's read): after a restart, no write unless the file says one is due."""
+        """`seen_at`: when this identity was last used, if it is the one pushes go to (the
+        step's read): the first step after a restart writes only if the file says it is due."""
         key, now = (ev.channel, ev.external_id), self.services.clock.now()
         last = self._last_seen.get(user_id)
         if last is None and seen_at is not None:
-            last = (key, seen_at)
+            last = self._last_seen[user_id] = (key, seen_at)
         if last is None or last[0] != key or now - last[1] >= SEEN_EVERY:
             self.services.people.seen(ev.channel, ev.external_id, now)
             self._last_seen[user_id] = (key, now)

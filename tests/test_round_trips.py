@@ -184,3 +184,27 @@ async def test_on_sqlite_a_form_step_makes_no_hop_to_the_worker_thread(
             assert (services.db.trips.trips, services.db.trips.inline) == (hops, 2 - hops), text
     finally:
         await services.close()
+
+
+async def test_after_a_restart_where_a_person_was_seen_is_written_only_when_due(
+        services: Services, clock: FakeClock) -> None:
+    """Pushes go to the identity used last (identities.last_seen_at). After a restart the
+    first step no longer writes it when the file already names this identity, recently: one
+    write less; a switch of channel is still written at once."""
+    user = await make_user(services, "张三")
+    clock.advance(minutes=1)
+    async with services.db.tx() as tx:
+        await services.people.link_identity(tx, "other", "zs", user.id, clock.now())
+    assert (await services.people.identities_of(user.id))[0] == ("other", "zs")
+    clock.advance(minutes=1)
+    await Chat(Assistant(services), "test", "张三").say("你好")  # a restart, then the other
+    await services.db.settle()  # written behind the reply
+    assert (await services.people.identities_of(user.id))[0] == ("test", "张三")
+
+    clock.advance(minutes=1)
+    restarted = Assistant(services)
+    _, trips = await counted(services, lambda: Chat(restarted, "test", "张三").say("你好"))
+    assert trips == 1  # the step's read only: last_seen_at is one minute old, and this one's
+    await Chat(restarted, "other", "zs").say("你好")  # a switch: written at once
+    await services.db.settle()
+    assert (await services.people.identities_of(user.id))[0] == ("other", "zs")

@@ -30,6 +30,8 @@ SELECT u.id, u.name, u.role, u.team_id, t.name AS team_name, u.locale,
        s.unreachable_at IS NOT NULL AS unreachable
 FROM users u JOIN teams t ON t.id = u.team_id LEFT JOIN user_settings s ON s.user_id = u.id
 """
+# A person's identities, the one they used most recently first (where pushes go).
+LATEST = "last_seen_at IS NULL, last_seen_at DESC, created_at DESC, channel"
 # "The leads of a team", defined once: its active users with the lead role. Alias u = users.
 LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
 
@@ -128,8 +130,7 @@ class People:
     async def identities_of(self, user_id: int) -> list[tuple[str, str]]:
         """The person's chat identities, the one they used most recently first."""
         rows = await self.db.fetchall(
-            "SELECT channel, external_id FROM identities WHERE user_id = ? "
-            "ORDER BY last_seen_at IS NULL, last_seen_at DESC, created_at DESC, channel",
+            f"SELECT channel, external_id FROM identities WHERE user_id = ? ORDER BY {LATEST}",
             (user_id,))
         return [(r["channel"], r["external_id"]) for r in rows]
 

@@ -18,7 +18,7 @@ from bot.models import Area, User
 from bot.storage.conversations import Draft, draft_of
 from bot.storage.db import Backend, Row, from_iso
 from bot.storage.pending import PendingChoices
-from bot.storage.people import user_of
+from bot.storage.people import LATEST, user_of
 
 SEES_WHOLE_TEAM = "u.role IN ('lead', 'admin')"  # User.sees_whole_team, in SQL
 _MINE = "FROM areas a JOIN user_areas ua ON ua.area_id = a.id WHERE ua.user_id = u.id"
@@ -32,8 +32,9 @@ def step_sql(json_rows: str) -> str:
     return f"""
 SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS team_name,
        u.locale, s.unreachable_at IS NOT NULL AS unreachable,
-       CASE WHEN i.last_seen_at = (SELECT max(o.last_seen_at) FROM identities o
-                                   WHERE o.user_id = i.user_id)
+       CASE WHEN (SELECT channel || ':' || external_id FROM identities
+                  WHERE user_id = i.user_id ORDER BY {LATEST} LIMIT 1)
+                 = k.channel || ':' || k.external_id
             THEN i.last_seen_at END AS seen_at,
        c.form, c.token, c.state, c.started_at, c.updated_at,
        CASE WHEN NOT {SEES_WHOLE_TEAM} THEN ({agg.format(rest=_MINE)}) END AS my_areas,
@@ -59,7 +60,8 @@ class StepRead:
     areas: list[Area] | None = None  # Ctx.areas(); None: not read
     team_areas: list[Area] | None = None  # None: not read (a form is open)
     loose_media: bool | None = None  # kept photos or places wait; None: not read
-    # When this identity was last used, if it is the person's most recently used one.
+    # When this identity was last used, if it is the one pushes go to (People.identities_of
+    # gives it first); None: another one, or never.
     seen_at: datetime | None = None
 
 
