@@ -134,7 +134,12 @@ BOTS: dict[str, tuple[str, list[str]]] = {
     "echo": ("bare PTB echo (build_echo_app)", [PY, "-m", "bench.serve", "echo"]),
     "echo-limit": ("bare PTB echo + AIORateLimiter",
                    [PY, "-m", "bench.serve", "echo", "--rate-limiter"]),
+    # --baseline DIR: the same as taiqu-nolimit, from another checkout (e.g. `git archive`
+    # of main), so that before and after are measured side by side in one run.
+    "taiqu-baseline": ("taiqu at the --baseline checkout, rate_limiter=False",
+                       [PY, "-m", "bench.serve", "taiqu", "--no-rate-limiter"]),
 }
+BASELINE: Path | None = None  # --baseline
 
 
 class BotProcess:
@@ -338,7 +343,11 @@ async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | 
     try:
         async with FakeBotAPI() as fake:
             wire = Wire(fake)
-            proc = BotProcess(BOTS[bot][1], bot_env(fake, db, database_url), workdir)
+            env = bot_env(fake, db, database_url)
+            if bot == "taiqu-baseline":
+                assert BASELINE is not None
+                env["PYTHONPATH"] = str(BASELINE)
+            proc = BotProcess(BOTS[bot][1], env, workdir)
             await proc.start(wire)
             try:
                 await warm_up(wire, tag, is_form)
@@ -569,15 +578,16 @@ def load_table(pools: list[Pooled]) -> str:
 
 def ratio_table(pools: dict[tuple[str, int], Pooled], users: list[int]) -> str:
     rows = []
-    for n in users:
-        ours, echo = pools.get(("taiqu-nolimit", n)), pools.get(("echo", n))
+    for n, bot in ((n, b) for n in users for b in ("taiqu-nolimit", "taiqu-baseline")):
+        ours, echo = pools.get((bot, n)), pools.get(("echo", n))
         if ours is None or echo is None:
             continue
         r50, r99 = ours.p(0.5) / echo.p(0.5), ours.p(0.99) / echo.p(0.99)
         pairs = list(zip(ours.runs, echo.runs, strict=False))  # the same round, back to back
         per_round = ", ".join(f"{pct(a.all_samples, 0.5) / pct(b.all_samples, 0.5):.2f}"
                               for a, b in pairs)
-        rows.append([str(n), f"{ms(ours.p(0.5))} / {ms(echo.p(0.5))}",
+        rows.append([f"{n}{' (baseline)' if bot == 'taiqu-baseline' else ''}",
+                     f"{ms(ours.p(0.5))} / {ms(echo.p(0.5))}",
                      f"{r50:.2f}x " + ("ok" if r50 <= 1.5 else "**missed**"), per_round,
                      f"{ms(ours.p(0.99))} / {ms(echo.p(0.99))}",
                      f"{r99:.2f}x " + ("ok" if r99 <= 3 else "**missed**"),
@@ -624,17 +634,45 @@ def plan(users: list[int], quick: bool) -> list[tuple[str, int, int]]:
         return 20 if n == 1 else 4 if n <= 50 else 2
 
     steps: list[tuple[str, int, int]] = []
+    ours = ["taiqu-nolimit", *(["taiqu-baseline"] if BASELINE is not None else [])]
     for n in users:
         f = forms(n, False)
-        steps += [("echo", n, f), ("taiqu-nolimit", n, f)]
+        steps += [("echo", n, f), *((b, n, f) for b in ours)]
         if not quick:
-            steps += [("taiqu-nolimit", n, f), ("echo", n, f), ("echo", n, f),
-                      ("taiqu-nolimit", n, f)]
+            steps += [*((b, n, f) for b in reversed(ours)), ("echo", n, f), ("echo", n, f),
+                      *((b, n, f) for b in ours)]
     for n in users:
         if quick and n > 50:
             continue  # 200 users x 7 steps at 30 msg/s is ~50 s per bot
         steps += [("echo-limit", n, forms(n, True)), ("taiqu", n, forms(n, True))]
     return steps
+
+
+async def start_up_and_memory(args: argparse.Namespace, template: Path,
+                              results: dict[str, Any], log: Any) -> None:
+    """Start-up, imports and idle memory (left out with --load-only)."""
+    reps = 3 if args.quick else 5
+    noop = python_noop_seconds(reps)
+    starts: dict[str, list[dict[str, float]]] = {"taiqu": [], "taiqu-empty": [], "echo": []}
+    for _ in range(reps):  # alternate the bots
+        starts["taiqu"].append(await startup_once([PY, "-m", "bot", "run"], template))
+        starts["echo"].append(await startup_once(BOTS["echo"][1], None))
+        if not args.quick:
+            starts["taiqu-empty"].append(await startup_once([PY, "-m", "bot", "run"], None))
+    results["startup"] = {k: {m: statistics.median(s[m] for s in v)
+                              for m in ("ready", "first_reply")} | {
+                                  "min_first_reply": min(s["first_reply"] for s in v)}
+                          for k, v in starts.items() if v}
+    results["startup"]["python_noop"] = noop
+    results["phases"] = await startup_phases(template, reps)
+    results["imports"] = [import_profile(m, reps) for m in
+                          ("bot.cli", "bot.channels.telegram", "telegram.ext")]
+    results["lazy"] = lazily_loaded()
+    results["idle_rss_kb"] = {
+        "taiqu-bot run": await idle_memory(taiqu_bot_cmd(), template, args.settle),
+        "echo": await idle_memory(BOTS["echo"][1], None, args.settle)}
+    results["settle"] = args.settle
+    log(json.dumps({k: results[k] for k in ("startup", "lazy", "idle_rss_kb")}, indent=1))
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -650,28 +688,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await seed_db(templates[n], n)
 
         log = print if args.verbose else (lambda *a, **k: None)
-        reps = 3 if args.quick else 5
-        noop = python_noop_seconds(reps)
-        starts: dict[str, list[dict[str, float]]] = {"taiqu": [], "taiqu-empty": [], "echo": []}
-        for _ in range(reps):  # alternate the bots
-            starts["taiqu"].append(await startup_once([PY, "-m", "bot", "run"], templates[1]))
-            starts["echo"].append(await startup_once(BOTS["echo"][1], None))
-            if not args.quick:
-                starts["taiqu-empty"].append(await startup_once([PY, "-m", "bot", "run"], None))
-        results["startup"] = {k: {m: statistics.median(s[m] for s in v)
-                                  for m in ("ready", "first_reply")} | {
-                                      "min_first_reply": min(s["first_reply"] for s in v)}
-                              for k, v in starts.items() if v}
-        results["startup"]["python_noop"] = noop
-        results["phases"] = await startup_phases(templates[1], reps)
-        results["imports"] = [import_profile(m, reps) for m in
-                              ("bot.cli", "bot.channels.telegram", "telegram.ext")]
-        results["lazy"] = lazily_loaded()
-        results["idle_rss_kb"] = {
-            "taiqu-bot run": await idle_memory(taiqu_bot_cmd(), templates[1], args.settle),
-            "echo": await idle_memory(BOTS["echo"][1], None, args.settle)}
-        results["settle"] = args.settle
-        log(json.dumps({k: results[k] for k in ("startup", "lazy", "idle_rss_kb")}, indent=1))
+        if not args.load_only:
+            await start_up_and_memory(args, templates[1], results, log)
 
         runs: list[Run] = []
         for i, (bot, n, forms) in enumerate(plan(users, args.quick)):
@@ -707,9 +725,9 @@ def render(results: dict[str, Any]) -> str:
                "arrives (no think time).")
     pools: dict[tuple[str, int], Pooled] = results["pools"]
     users = results["users"]
-    order = ["echo", "taiqu-nolimit", "echo-limit", "taiqu"]
-    unlimited = [pools[(b, n)] for b in order[:2] for n in users if (b, n) in pools]
-    limited = [pools[(b, n)] for b in order[2:] for n in users if (b, n) in pools]
+    unlimited = [pools[(b, n)] for b in ("echo", "taiqu-nolimit", "taiqu-baseline")
+                 for n in users if (b, n) in pools]
+    limited = [pools[(b, n)] for b in ("echo-limit", "taiqu") for n in users if (b, n) in pools]
     out.append("\n### Per-step latency and throughput, no rate limiter\n")
     out.append(load_table(sorted(unlimited, key=lambda p: (p.users, p.bot))))
     out.append("\n### Goals: ours (rate_limiter=False) vs the bare echo bot\n")
@@ -720,6 +738,14 @@ def render(results: dict[str, Any]) -> str:
         if ("taiqu-nolimit", n) in pools:
             out.append(f"\n### Per step, taiqu rate_limiter=False, {n} user(s)\n")
             out.append(step_table(pools[("taiqu-nolimit", n)]))
+    if "startup" in results:
+        out += start_up_sections(results)
+    out.append(f"\nTotal benchmark time {results['elapsed']:.0f} s.")
+    return "\n".join(out) + "\n"
+
+
+def start_up_sections(results: dict[str, Any]) -> list[str]:
+    out: list[str] = []
     s = results["startup"]
     out.append("\n### Start-up (median of fresh subprocesses; one update already queued)\n")
     names = {"taiqu": "`python -m bot run` (taiqu, seeded database)",
@@ -748,8 +774,7 @@ def render(results: dict[str, Any]) -> str:
     out.append(table(["process", "VmRSS MB", "VmHWM MB"],
                      [[k, f"{v['VmRSS'] / 1024:.1f}", f"{v['VmHWM'] / 1024:.1f}"]
                       for k, v in results["idle_rss_kb"].items()]))
-    out.append(f"\nTotal benchmark time {results['elapsed']:.0f} s.")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def to_json(results: dict[str, Any]) -> dict[str, Any]:
@@ -783,7 +808,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="idle seconds before reading RSS (default 3, --quick 1.5)")
     p.add_argument("--step-timeout", type=float, default=120.0)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--load-only", action="store_true",
+                   help="only the load runs (no start-up, imports or idle memory)")
+    p.add_argument("--baseline", type=Path,
+                   help="also run taiqu from this checkout (e.g. `git archive main`), side "
+                        "by side with this one: before and after in one run")
     args = p.parse_args(argv)
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
     if args.settle is None:
         args.settle = 1.5 if args.quick else 3.0
     results = asyncio.run(main_async(args))

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import re
 import weakref
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bot.channel import ChannelCaps, FileSource
 from bot.events import (
@@ -34,6 +35,7 @@ from bot.shaping import shape, shaped, typed_choice
 from bot.storage.conversations import Draft
 from bot.storage.db import is_busy
 from bot.storage.people import UserPrefs
+from bot.storage.steps import StepRead, read_step
 from bot.textutil import normalize_input
 from bot.uploads import offer_file
 from bot.vocab import reads_as_request
@@ -70,6 +72,10 @@ class Assistant:
         # channels still has their updates handled one at a time (one account, one form).
         self._user_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary())
+        # Steps finished so far, and the count at each person's last: a step read before
+        # another of the same person finished reads again (_as_person).
+        self._releases = 0
+        self._released: dict[int, int] = {}
         self._last_seen: dict[int, tuple[tuple[str, str], datetime]] = {}
         self.caps: dict[str, ChannelCaps] = {}
         self.files: dict[str, FileSource] = {}
@@ -83,23 +89,42 @@ class Assistant:
         if files is not None:
             self.files[name] = files
 
-    def _user_lock(self, user_id: int | None) -> contextlib.AbstractAsyncContextManager[Any]:
-        if user_id is None:  # a stranger: nothing to share with another channel yet
-            return contextlib.nullcontext()
-        return _lock_in(self._user_locks, user_id)
+    @contextlib.asynccontextmanager
+    async def _as_person(self, ev: Incoming) -> AsyncIterator[StepRead]:
+        """The step's one read (who, their form, their areas), then the person's lock. The
+        read comes first, as it says whose identity this is; should another update of the
+        same person (on another channel) have run meanwhile, or still run, the read is done
+        again once it is over, so a step never works on a form older than the last one."""
+        mark = self._releases
+        step = await self._read(ev)
+        if step.user_id is None:  # a stranger: nothing to share with another channel yet
+            yield step
+            return
+        user_id = step.user_id
+        lock = _lock_in(self._user_locks, user_id)
+        overtaken = lock.locked() or self._released.get(user_id, -1) > mark
+        async with lock:
+            try:
+                yield await self._read(ev) if overtaken else step
+            finally:
+                self._releases += 1
+                self._released[user_id] = self._releases
+
+    async def _read(self, ev: Incoming) -> StepRead:
+        return await read_step(self.services.db, self.services.pending, ev.channel,
+                               ev.external_id)
 
     async def handle(self, ev: Incoming) -> Outcome:
         ev = cleaned(ev)
         caps = self.caps.get(ev.channel)
         async with _lock_in(self._locks, (ev.channel, ev.external_id)):
             try:
-                user_id = await self.services.people.user_id_for(ev.channel, ev.external_id)
-                async with self._user_lock(user_id):
-                    if user_id is not None:
-                        await self._seen(ev, user_id)
+                async with self._as_person(ev) as step:
+                    if step.user_id is not None:
+                        self._seen(ev, step.user_id, step.seen_at)
                     if caps is None:
-                        return await self._handle(ev)
-                    out = await self._handle(await typed_choice(self.services, ev))
+                        return await self._handle(ev, step)
+                    out = await self._handle(await typed_choice(self.services, ev), step)
                     return await shaped(self.services, ev, out, caps,
                                         lambda: self._text(ev, "button.choose_hint"))
             except Exception as exc:
@@ -114,9 +139,13 @@ class Assistant:
         user = await self.services.people.by_identity(ev.channel, ev.external_id)
         return t((user.locale if user else None) or self.services.settings.locale, key)
 
-    async def _seen(self, ev: Incoming, user_id: int) -> None:
+    def _seen(self, ev: Incoming, user_id: int, seen_at: datetime | None) -> None:
+        """`seen_at`: when this identity was last used, if it is the one pushes go to (the
+        step's read): the first step after a restart writes only if the file says it is due."""
         key, now = (ev.channel, ev.external_id), self.services.clock.now()
         last = self._last_seen.get(user_id)
+        if last is None and seen_at is not None:
+            last = self._last_seen[user_id] = (key, seen_at)
         if last is None or last[0] != key or now - last[1] >= SEEN_EVERY:
             self.services.people.seen(ev.channel, ev.external_id, now)
             self._last_seen[user_id] = (key, now)
@@ -125,17 +154,18 @@ class Assistant:
         return await self.services.people.by_identity(ev.channel, ev.external_id)
 
     # --- routing ---------------------------------------------------------------------
-    async def _handle(self, ev: Incoming) -> Outcome:
+    async def _handle(self, ev: Incoming, step: StepRead) -> Outcome:
         text = ev.text if ev.text is not None and not ev.edited else None
         command, arg = command_of(text) if text else (None, "")
         if command == "start":
             return await self.start_handler.handle(ev, arg)
-        user = await self.user_for(ev)
+        user = step.user
         if user is None:
             return await self.start_handler.stranger(ev)
-        ctx = Ctx(self.services, user, self.services.clock.now())
+        ctx = Ctx(self.services, user, self.services.clock.now(), step.areas, step.team_areas,
+                  step.loose_media)
         await self._reachable_again(user)
-        draft = await self.services.conversations.get(user.id)
+        draft = self.services.conversations.current(user.id, step.draft)
         prefix: list[Reply] = []
         if draft is not None and self.engine.is_gone(ctx, draft):
             prefix.append(Reply(ctx.t("form.park.gone", form=await self.engine.describe(ctx, draft),

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     upload_max_mb: int = Field(default=20, ge=1, le=200)
     # FULL: a confirmed save survives a power cut; NORMAL is faster but may lose the last ones.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    # A form step's write (the open form, bookkeeping behind replies): NORMAL writes it on the
+    # event loop, microseconds, without a sync per commit (a power cut may take back an open
+    # form's last steps, never a save); FULL syncs each one, off the loop as before.
+    sqlite_step_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked

@@ -57,13 +57,23 @@ class Ctx:
     services: Services
     user: User
     now: datetime  # UTC
+    # Known from the step's one read (bot.storage.steps), else read on first use.
     _areas: list[Area] | None = field(default=None, repr=False)
+    _team_areas: list[Area] | None = field(default=None, repr=False)
+    # Whether photos or places sent with no form open wait for the next form (None: unknown).
+    loose_media: bool | None = field(default=None, repr=False)
 
     async def areas(self) -> list[Area]:
         """The user's areas, read once per update (prompts, summaries and saves all ask)."""
         if self._areas is None:
             self._areas = await self.services.people.areas_for(self.user)
         return self._areas
+
+    async def team_areas(self) -> list[Area]:
+        """Every area of the user's team (a sentence may name a teammate's), read once."""
+        if self._team_areas is None:
+            self._team_areas = await self.services.people.team_areas(self.user.team_id)
+        return self._team_areas
 
     @property
     def locale(self) -> str:

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -199,10 +200,10 @@ async def test_one_persons_updates_are_handled_in_order_across_channels(
     spans: list[tuple[str, str]] = []
     real = assistant._handle
 
-    async def slow(ev: Incoming) -> Outcome:
+    async def slow(ev: Incoming, *step: Any) -> Outcome:
         spans.append(("start", ev.channel))
         await asyncio.sleep(0.05)  # long enough for the other update to arrive meanwhile
-        out = await real(ev)
+        out = await real(ev, *step)
         spans.append(("end", ev.channel))
         return out
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.storage.db import Database, DatabaseBusy, from_iso, iso
@@ -23,6 +23,9 @@ PUT = ("INSERT INTO conversations(user_id, form, token, state, started_at, updat
        "started_at = excluded.started_at")
 DELETE = "DELETE FROM conversations WHERE user_id = ?"
 RETRY_PAUSE = 0.2  # seconds between write attempts when a wait fails at once
+# Saved forms older than the memory are deleted at most this often, not on every save (one
+# statement less on the save step; `finished` reads only those within the memory anyway).
+PRUNE_EVERY = timedelta(minutes=10)
 
 Held = tuple[Any, ...] | None  # the row to write (PUT's parameters), or None: delete it
 
@@ -94,16 +97,24 @@ class Conversations:
         # it, a save that won the race for the freed lock was followed by the held form's
         # write, and the saved form came back as open.
         self._flush_lock = asyncio.Lock()
+        self._pruned: datetime | None = None  # finished_forms last pruned (by finish)
 
     async def get(self, user_id: int) -> Draft | None:
-        if user_id in self._held:  # newer than the file
-            held = self._held[user_id]
-            return None if held is None else _draft(*held)
+        if user_id in self._held:
+            return self.current(user_id, None)
         row = await self.db.fetchone("SELECT * FROM conversations WHERE user_id = ?", (user_id,))
         if row is None:
             return None
-        return _draft(row["user_id"], row["form"], row["token"], row["state"],
-                      row["started_at"], row["updated_at"])
+        return draft_of(row["user_id"], row["form"], row["token"], row["state"],
+                        row["started_at"], row["updated_at"])
+
+    def current(self, user_id: int, stored: Draft | None) -> Draft | None:
+        """The open form, given the one read from the file (a step reads it with the rest,
+        bot.storage.steps): the one held in memory is newer than the file."""
+        if user_id in self._held:
+            held = self._held[user_id]
+            return None if held is None else draft_of(*held)
+        return stored
 
     async def put(self, draft: Draft) -> None:
         # A snapshot, so later changes to the Draft object do not leak into what is held.
@@ -180,8 +191,10 @@ class Conversations:
             self._held.pop(draft.user_id, None)
             async with self.db.tx() as tx:
                 await tx.execute("DELETE FROM conversations WHERE user_id = ?", (draft.user_id,))
-                await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
-                                 (iso(forget_before),))
+                if self._pruned is None or now - self._pruned >= PRUNE_EVERY:
+                    await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
+                                     (iso(forget_before),))
+                    self._pruned = now
                 await tx.execute(
                     "INSERT INTO finished_forms(token, user_id, form, record_id, finished_at) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT(token) DO UPDATE SET "
@@ -197,8 +210,8 @@ class Conversations:
         return None if row is None else Finished(row["form"], row["record_id"])
 
 
-def _draft(user_id: int, form: str, token: str, state: str, started_at: str,
-           updated_at: str) -> Draft:
+def draft_of(user_id: int, form: str, token: str, state: str, started_at: str,
+             updated_at: str) -> Draft:
     return Draft(user_id, form, token, FormState.from_json(json.loads(state)),
                  from_iso(started_at),
                  from_iso(updated_at))

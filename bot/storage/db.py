@@ -1,7 +1,8 @@
 """The store behind every feature. SQLite through aiosqlite (the default): one write
 connection, WAL, foreign keys, numbered migrations; reads on a second connection so they never
-queue behind a write waiting for the lock. PostgreSQL (TAIQU_DATABASE_URL, bot.storage.pg)
-has the same interface: `Backend` below is what callers may use."""
+queue behind a write waiting for the lock, and short reads by key (fetchone_point: a chat
+step's one read) on a third, on the event loop itself. PostgreSQL (TAIQU_DATABASE_URL,
+bot.storage.pg) has the same interface: `Backend` below is what callers may use."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database file
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 QUEUED = 0.25  # seconds waited for the write connection after which its busy wait is cut
+# Writes on the event loop between two checkpoints of the WAL (done off the loop): about
+# SQLite's own default of 1000 pages, as a step writes one to three.
+CHECKPOINT_EVERY = 500
 
 
 def iso(dt: datetime) -> str:
@@ -51,8 +55,9 @@ def is_busy(exc: BaseException) -> bool:
     """SQLITE_BUSY / SQLITE_LOCKED: the write lock was not had within the busy timeout."""
     if isinstance(exc, DatabaseBusy):
         return True
-    return isinstance(exc, sqlite3.OperationalError) and getattr(
-        exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    code = getattr(exc, "sqlite_errorcode", None)  # extended (SQLITE_BUSY_RECOVERY ...)
+    return (isinstance(exc, sqlite3.OperationalError) and code is not None
+            and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
 
 
 def migrations() -> list[tuple[int, Path]]:
@@ -96,29 +101,48 @@ def pg_types(script: str) -> str:
     return script
 
 
+class Trips:
+    """Round trips to the database, counted by the store itself (issue #12: a chat step makes
+    at most 2): a hop to SQLite's worker thread, or a request over the network to PostgreSQL
+    (BEGIN and COMMIT included). `inline`: SQLite statements run on the event loop
+    (fetchone_point, execute_quick), which make no trip."""
+
+    def __init__(self) -> None:
+        self.trips = 0
+        self.inline = 0
+
+    def reset(self) -> None:
+        self.trips = self.inline = 0
+
+
 class Tx:
     """Statements inside one transaction (the database lock is already held)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, trips: Trips) -> None:
         self.conn = conn
         self.rowcount = 0  # rows the last execute inserted, changed or deleted
+        self._trips = trips
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """Runs one statement; the new row's id after an INSERT (on both backends)."""
+        self._trips.trips += 1
         cur = await self.conn.execute(sql, params)
         self.rowcount = cur.rowcount
         return cur.lastrowid
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._trips.trips += 1
         await self.conn.executemany(sql, rows)
 
     # execute_fetchall is one trip to aiosqlite's thread (a cursor is three): reads are on
     # every update's path, so this is most of the storage cost of a chat step.
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self._trips.trips += 1
         rows = await self.conn.execute_fetchall(sql, params)
         return next(iter(rows), None)  # type: ignore[arg-type]
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._trips.trips += 1
         return list(await self.conn.execute_fetchall(sql, params))
 
 
@@ -132,12 +156,16 @@ class Backend:
     # A read in a transaction that another instance must wait for, not overtake (SQLite's
     # one writer at a time already serialises such transactions).
     for_update: ClassVar[str] = ""
+    # Rows as one JSON text ('[[1, "a"], ...]', '[]' for none), as a scalar subquery's
+    # aggregate: one read brings a record with its children (order: sort by a column).
+    json_rows: ClassVar[str] = "json_group_array(json_array({}))"
     busy_timeout: float
     quick_wait: float
 
     def __init__(self) -> None:
         self._behind: set[asyncio.Task[None]] = set()  # write_behind in flight
         self._owner: asyncio.Task[Any] | None = None  # the task inside a transaction
+        self.trips = Trips()
 
     async def connect(self, migrate_to: int | None = None) -> Self:
         raise NotImplementedError
@@ -160,11 +188,19 @@ class Backend:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         raise NotImplementedError
 
+    async def fetchone_point(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """fetchone for a short read by key (a few indexed rows, as a chat step's one read):
+        never a report, a scan or a search, which must stay off the event loop."""
+        raise NotImplementedError
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
+
+    async def _execute_threaded(self, sql: str, params: Sequence[Any]) -> int | None:
+        return await self.execute_quick(sql, params)
 
     async def __aenter__(self) -> Self:
         return await self.connect()
@@ -178,11 +214,14 @@ class Backend:
         if self._owner is not None and self._owner is asyncio.current_task():
             raise RuntimeError("Database used inside its own transaction: use the Tx")
 
-    def write_behind(self, sql: str, params: Sequence[Any], what: str) -> None:
+    def write_behind(self, sql: str, params: Sequence[Any], what: str, *,
+                     threaded: bool = False) -> None:
         """Bookkeeping a reply need not wait for (where pushes go, numbered choices kept for a
         restart): written in the background on the quick path, in call order (the quick lock
-        is fair); skipped with a log line if the database stays locked."""
-        task = asyncio.get_running_loop().create_task(self._write_behind(sql, params, what))
+        is fair); skipped with a log line if the database stays locked. `threaded`: never on
+        the event loop (SQLite)."""
+        task = asyncio.get_running_loop().create_task(
+            self._write_behind(sql, params, what, threaded))
         self._behind.add(task)
         task.add_done_callback(self._behind.discard)
 
@@ -192,9 +231,11 @@ class Backend:
         if self._behind:
             await asyncio.gather(*self._behind, return_exceptions=True)
 
-    async def _write_behind(self, sql: str, params: Sequence[Any], what: str) -> None:
+    async def _write_behind(self, sql: str, params: Sequence[Any], what: str,
+                            threaded: bool) -> None:
         try:
-            await self.execute_quick(sql, params)
+            await (self._execute_threaded(sql, params) if threaded
+                   else self.execute_quick(sql, params))
         except Exception as exc:
             log.warning("%s not written (%s)", what, type(exc).__name__)
 
@@ -205,16 +246,21 @@ class Database(Backend):
     dialect = "sqlite"
 
     def __init__(self, path: Path | str, synchronous: str = "FULL", *,
-                 busy_timeout: float = 30.0, quick_wait: float = 2.0) -> None:
+                 busy_timeout: float = 30.0, quick_wait: float = 2.0,
+                 step_synchronous: str = "NORMAL") -> None:
         """`busy_timeout`: how long a write waits for another process's write lock;
-        `quick_wait`: the same for execute_quick (a user's form step), which must not stall."""
+        `quick_wait`: the same for execute_quick (a user's form step), which must not stall;
+        `step_synchronous`: NORMAL writes execute_quick on the event loop (see there)."""
         super().__init__()
         self.path = Path(path)
         # FULL: "✅ 已保存" is only said after a commit that survives a power cut. WAL with
         # NORMAL may lose the last commits (the WAL is not synced per commit).
-        if synchronous not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        for mode in (synchronous, step_synchronous):
+            if mode not in SYNCHRONOUS_MODES:
+                raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.synchronous = synchronous
+        self.inline_steps = step_synchronous == "NORMAL"
+        self._inline_writes = 0  # since the last checkpoint asked for
         self.busy_timeout = busy_timeout
         self.quick_wait = quick_wait
         self._conn: aiosqlite.Connection | None = None
@@ -222,6 +268,8 @@ class Database(Backend):
         # the write lock (None for ":memory:", which a second connection cannot share).
         self._reader: aiosqlite.Connection | None = None
         self._quick: aiosqlite.Connection | None = None  # execute_quick, short busy timeout
+        # fetchone_point and (inline_steps) execute_quick, on the event loop
+        self._inline: sqlite3.Connection | None = None
         self._quick_lock = asyncio.Lock()  # one quick write in flight: the others give up
         # One connection serves every coroutine; the lock keeps their transactions apart.
         # (busy_timeout: another process, e.g. a bulk import, may hold the write lock a while.)
@@ -241,6 +289,7 @@ class Database(Backend):
         if str(self.path) != ":memory:":
             self._reader = await self._second(self.busy_timeout, "PRAGMA query_only=ON")
             self._quick = await self._second(self.quick_wait)
+            self._inline = self._inline_connection()
         return self
 
     def _private_files(self) -> None:
@@ -254,10 +303,12 @@ class Database(Backend):
 
     async def close(self) -> None:
         await self.settle()  # bookkeeping still on its way: give it its chance first
+        if self._inline is not None:
+            self._inline.close()
         for conn in (self._reader, self._quick, self._conn):
             if conn is not None:
                 await conn.close()
-        self._conn = self._reader = self._quick = None
+        self._conn = self._reader = self._quick = self._inline = None
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -307,11 +358,11 @@ class Database(Backend):
                 yield
                 return
             left = max(self.busy_timeout - waited, 0.001)
-            await self.conn.execute(f"PRAGMA busy_timeout={round(left * 1000)}")
+            await self._statement(f"PRAGMA busy_timeout={round(left * 1000)}")
             try:
                 yield
             finally:
-                await self.conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
+                await self._statement(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
         finally:
             self._lock.release()
 
@@ -321,41 +372,68 @@ class Database(Backend):
         async with self._write_turn():
             self._owner = asyncio.current_task()
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                await self._statement("BEGIN IMMEDIATE")
                 try:
-                    yield Tx(self.conn)
+                    yield Tx(self.conn, self.trips)
                 except BaseException:
-                    await self.conn.execute("ROLLBACK")
+                    await self._statement("ROLLBACK")
                     raise
                 else:
-                    await self.conn.execute("COMMIT")
+                    await self._statement("COMMIT")
             finally:
                 self._owner = None
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self._not_reentrant()
         if self._reader is not None:  # one call on the reader is atomic: no lock needed
-            return await Tx(self._reader).fetchone(sql, params)
+            return await Tx(self._reader, self.trips).fetchone(sql, params)
         async with self._lock:
-            return await Tx(self.conn).fetchone(sql, params)
+            return await Tx(self.conn, self.trips).fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._not_reentrant()
         if self._reader is not None:
-            return await Tx(self._reader).fetchall(sql, params)
+            return await Tx(self._reader, self.trips).fetchall(sql, params)
         async with self._lock:
-            return await Tx(self.conn).fetchall(sql, params)
+            return await Tx(self.conn, self.trips).fetchall(sql, params)
+
+    async def fetchone_point(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """On the event loop, without the hop to aiosqlite's thread (~0.2 ms of CPU and two
+        loop turns, more than the read itself: an indexed read of a WAL database takes
+        microseconds and never waits for a writer). Should SQLite still answer busy (a
+        reader can meet a WAL reset), the read is done the usual way, off the loop."""
+        self._not_reentrant()
+        if self._inline is None:
+            return await self.fetchone(sql, params)
+        try:
+            row = self._inline.execute(sql, params).fetchone()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            return await self.fetchone(sql, params)
+        self.trips.inline += 1
+        return row  # type: ignore[no-any-return]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own (autocommit) transaction."""
         self._not_reentrant()
         async with self._write_turn():
-            return await Tx(self.conn).execute(sql, params)
+            return await Tx(self.conn, self.trips).execute(sql, params)
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction that waits at most `quick_wait` seconds
         (for another quick write, then for the write lock) and raises DatabaseBusy after."""
         self._not_reentrant()
+        if self._quick is None:
+            return await self.execute(sql, params)
+        if self.inline_steps and not self._quick_lock.locked():  # none queued to overtake
+            written, rowid = self._write_inline(sql, params)
+            if written:
+                return rowid
+        return await self._execute_threaded(sql, params)
+
+    async def _execute_threaded(self, sql: str, params: Sequence[Any]) -> int | None:
+        """execute_quick on its own connection, off the loop."""
         if self._quick is None:
             return await self.execute(sql, params)
         try:
@@ -364,13 +442,56 @@ class Database(Backend):
         except TimeoutError:
             raise DatabaseBusy("another write is still waiting for the lock") from None
         try:
-            return await Tx(self._quick).execute(sql, params)
+            return await Tx(self._quick, self.trips).execute(sql, params)
         except sqlite3.OperationalError as exc:
             if is_busy(exc):
                 raise DatabaseBusy(str(exc)) from exc
             raise
         finally:
             self._quick_lock.release()
+
+    def _write_inline(self, sql: str, params: Sequence[Any]) -> tuple[bool, int | None]:
+        """A form step's write (a draft, bookkeeping) on the event loop: a one-row upsert of
+        a WAL database takes microseconds, less than the hop to aiosqlite's thread (~0.1 ms
+        of CPU and two loop turns, issue #12). Never waits: when the write lock is taken (a
+        save in progress, an import) it is not written here (False) and execute_quick waits
+        off the loop as before. Not synced to disk per commit (synchronous NORMAL, else an
+        fsync would stall every chat): a power cut may take back an open form's last steps,
+        never a save; TAIQU_SQLITE_STEP_SYNCHRONOUS=FULL keeps them off the loop instead."""
+        assert self._inline is not None
+        try:
+            cur = self._inline.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                return False, None
+            raise
+        self.trips.inline += 1
+        self._inline_writes += 1
+        if self._inline_writes >= CHECKPOINT_EVERY:
+            self._inline_writes = 0
+            self._checkpoint_behind()
+        return True, cur.lastrowid
+
+    def _checkpoint_behind(self) -> None:
+        """The WAL copied back into the database off the loop (the inline connection never
+        checkpoints itself: that would sync the file on the loop)."""
+        self.write_behind("PRAGMA wal_checkpoint(PASSIVE)", (), "checkpoint", threaded=True)
+
+    async def _statement(self, sql: str) -> None:
+        """BEGIN, COMMIT, a pragma: a trip like any statement."""
+        self.trips.trips += 1
+        await self.conn.execute(sql)
+
+    def _inline_connection(self) -> sqlite3.Connection:
+        """The connection of fetchone_point and _write_inline, in the event loop's thread:
+        never waiting (busy_timeout 0: a busy answer goes to the threaded connections),
+        never syncing per commit nor checkpointing (either would block the loop on disk)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        for pragma in ("PRAGMA busy_timeout=0", "PRAGMA foreign_keys=ON",
+                       "PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0"):
+            conn.execute(pragma)
+        return conn
 
     async def _second(self, wait: float, *pragmas: str) -> aiosqlite.Connection:
         """Another connection to the file, with the write connection's durability."""

@@ -25,9 +25,16 @@ class PendingChoices:
         if key not in self._known:
             row = await self.db.fetchone(
                 "SELECT choices FROM pending_choices WHERE channel = ? AND external_id = ?", key)
-            self._known[key] = ([Choice(label, data) for label, data in json.loads(row[0])]
-                                if row else [])
+            self.prime(channel, external_id, row[0] if row else None)
         return self._known[key]
+
+    def prime(self, channel: str, external_id: str, stored: str | None) -> None:
+        """The identity's row (its `choices`, None: no row) as another read found it (a chat
+        step's, bot.storage.steps): taken unless already known, as ours is newer."""
+        key = (channel, external_id)
+        if key not in self._known:
+            self._known[key] = ([Choice(label, data) for label, data in json.loads(stored)]
+                                if stored else [])
 
     async def replace(self, channel: str, external_id: str, choices: list[Choice],
                       now: datetime) -> None:

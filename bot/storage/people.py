@@ -30,11 +30,13 @@ SELECT u.id, u.name, u.role, u.team_id, t.name AS team_name, u.locale,
        s.unreachable_at IS NOT NULL AS unreachable
 FROM users u JOIN teams t ON t.id = u.team_id LEFT JOIN user_settings s ON s.user_id = u.id
 """
+# A person's identities, the one they used most recently first (where pushes go).
+LATEST = "last_seen_at IS NULL, last_seen_at DESC, created_at DESC, channel"
 # "The leads of a team", defined once: its active users with the lead role. Alias u = users.
 LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
 
 
-def _user(row: Row) -> User:
+def user_of(row: Row) -> User:
     return User(row["id"], row["name"], Role(row["role"]), row["team_id"], row["team_name"],
                 row["locale"], bool(row["unreachable"]))
 
@@ -101,35 +103,34 @@ class People:
     # --- users ----------------------------------------------------------------------
     async def user(self, user_id: int) -> User | None:
         row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 1", (user_id,))
-        return _user(row) if row else None
+        return user_of(row) if row else None
 
     async def deactivated_user(self, user_id: int) -> User | None:
         """A user whose account was deactivated (their reminders go to the leads)."""
         row = await self.db.fetchone(_USER_SQL + " WHERE u.id = ? AND u.active = 0", (user_id,))
-        return _user(row) if row else None
+        return user_of(row) if row else None
 
     async def by_identity(self, channel: str, external_id: str) -> User | None:
         row = await self.db.fetchone(
             _USER_SQL + " JOIN identities i ON i.user_id = u.id "
             "WHERE i.channel = ? AND i.external_id = ? AND u.active = 1",
             (channel, external_id))
-        return _user(row) if row else None
+        return user_of(row) if row else None
 
     async def leads_of(self, team_id: int, *exclude: int) -> list[User]:
         """The team's leads, without the people in `exclude` (e.g. a lead who acted)."""
         rows = await self.db.fetchall(_USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id",
                                       (team_id,))
-        return [u for u in map(_user, rows) if u.id not in exclude]
+        return [u for u in map(user_of, rows) if u.id not in exclude]
 
     async def users(self) -> list[User]:
         rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")
-        return [_user(r) for r in rows]
+        return [user_of(r) for r in rows]
 
     async def identities_of(self, user_id: int) -> list[tuple[str, str]]:
         """The person's chat identities, the one they used most recently first."""
         rows = await self.db.fetchall(
-            "SELECT channel, external_id FROM identities WHERE user_id = ? "
-            "ORDER BY last_seen_at IS NULL, last_seen_at DESC, created_at DESC, channel",
+            f"SELECT channel, external_id FROM identities WHERE user_id = ? ORDER BY {LATEST}",
             (user_id,))
         return [(r["channel"], r["external_id"]) for r in rows]
 
@@ -138,13 +139,6 @@ class People:
         row = await self.db.fetchone(
             "SELECT min(created_at) FROM identities WHERE user_id = ?", (user_id,))
         return from_iso(row[0]) if row and row[0] else None
-
-    async def user_id_for(self, channel: str, external_id: str) -> int | None:
-        """Whose identity this is (active or not), without reading the whole user."""
-        row = await self.db.fetchone(
-            "SELECT user_id FROM identities WHERE channel = ? AND external_id = ?",
-            (channel, external_id))
-        return int(row[0]) if row else None
 
     def seen(self, channel: str, external_id: str, now: datetime) -> None:
         """The identity was just used (pushes go to the one used last): written behind the

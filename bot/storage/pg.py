@@ -19,7 +19,15 @@ from typing import Any, Self
 
 import asyncpg
 
-from bot.storage.db import Backend, DatabaseBusy, Row, iso, migration_script, migrations
+from bot.storage.db import (
+    Backend,
+    DatabaseBusy,
+    Row,
+    Trips,
+    iso,
+    migration_script,
+    migrations,
+)
 
 # pg_advisory_lock key held while migrating: instances starting together migrate one by one.
 MIGRATION_LOCK = 0x7461_6971_7500  # "taiqu" in ASCII, as a bigint
@@ -69,9 +77,39 @@ def _sqlite_number(text: str) -> int | float:
     return float(text) if any(c in text for c in ".eEN") else int(text)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+class CountedConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that counts its requests to the server in the store's Trips
+    (every query with arguments goes through _execute / _executemany; BEGIN, COMMIT and
+    other argument-less statements through execute)."""
+
+    __slots__ = ("trips",)
+
+    async def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.trips.trips += 1
+        return await super()._execute(*args, **kwargs)
+
+    async def _executemany(self, *args: Any, **kwargs: Any) -> Any:
+        self.trips.trips += 1
+        return await super()._executemany(*args, **kwargs)
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        if not args:  # with arguments it goes through _execute, counted there
+            self.trips.trips += 1
+        return await super().execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+
+
+async def _init_connection(conn: asyncpg.Connection, trips: Trips) -> None:
+    conn.trips = trips
     await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str,
                               decoder=_sqlite_number, format="text")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own rollback of an
+    open transaction: nothing. asyncpg's default reset (RESET ALL, UNLISTEN, advisory
+    unlock ...) is one more round trip on every read and write, and the store leaves no
+    session state behind: no SET, no LISTEN, no cursor outside a transaction, and the one
+    advisory lock (migrate) is released in its own finally."""
 
 
 class PgTx:
@@ -112,6 +150,7 @@ class PgDatabase(Backend):
     dialect = "postgresql"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
+    json_rows = "coalesce(json_agg(json_build_array({}))::text, '[]')"
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0, quick_wait: float = 2.0,
                  pool_size: int = 10) -> None:
@@ -126,8 +165,9 @@ class PgDatabase(Backend):
         self._id_tables: frozenset[str] = frozenset()
 
     async def connect(self, migrate_to: int | None = None) -> Self:
-        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
-                                               init=_init_connection)
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self.pool_size, connection_class=CountedConnection,
+            init=functools.partial(_init_connection, trips=self.trips), reset=_keep_session)
         try:
             await self.migrate(migrate_to)
         except BaseException:
@@ -222,6 +262,9 @@ class PgDatabase(Backend):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._not_reentrant()
         return list(await self.pool.fetch(pg_sql(sql), *params))
+
+    async def fetchone_point(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return await self.fetchone(sql, params)  # one round trip either way
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction."""

@@ -19,4 +19,5 @@ def open_database(settings: Settings) -> Backend:
                           pool_size=settings.db_pool_size)
     return Database(settings.db_path, settings.sqlite_synchronous,
                     busy_timeout=settings.db_busy_timeout_seconds,
-                    quick_wait=settings.db_write_wait_seconds)
+                    quick_wait=settings.db_write_wait_seconds,
+                    step_synchronous=settings.sqlite_step_synchronous)

@@ -62,7 +62,7 @@ async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     for c in await area_choices(ctx):
         if c.value == value:
             return c.label
-    for a in await ctx.services.people.team_areas(ctx.user.team_id):  # a teammate's area
+    for a in await ctx.team_areas():  # a teammate's area
         if str(a.id) == value:
             return a.name
     return ctx.t("form.worklog.area_gone_short")
@@ -143,6 +143,8 @@ _LOOSE_SAID = {frozenset({"photos"}): "form.worklog.loose_photos",
 async def attach_loose(ctx: Ctx, draft: Draft) -> Reply | None:
     """Photos / a location sent with no form open in the last minutes go into this log, said
     at once with a button to take them out: no tap when wanted, no surprise when not."""
+    if ctx.loose_media is False:  # the step's read found none kept: no transaction
+        return None
     window = timedelta(minutes=ctx.services.settings.loose_media_minutes)
     loose = await LooseMedia(ctx.services.db).take(ctx.user.id, ctx.now, window)
     if loose is None:

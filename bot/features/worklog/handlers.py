@@ -232,7 +232,7 @@ async def logs_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
 @router.intent
 async def worklog_entry_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     """记录巡视 3号台区 …: a new entry, prefilled from what the sentence says."""
-    team_areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+    team_areas = [a.name for a in await ctx.team_areas()]
     intent = worklog_intent(text, ctx.local_now, team_areas)
     if intent is None:
         return None

@@ -1,0 +1,97 @@
+"""What one chat step needs from the database, read in one statement: whose identity it is,
+the person, their open form, their 台区 (and the team's while no form is open, for a sentence
+naming a teammate's 台区), whether photos wait for the next form, when the identity was last
+used and the numbered choices it was last shown.
+
+Issue #12: a step makes at most 2 round trips, this read and the form's write. Before, the
+same took four or five (identity, user, form, areas, loose media), each a hop to SQLite's
+worker thread or a request over the network to PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.models import Area, User
+from bot.storage.conversations import Draft, draft_of
+from bot.storage.db import Backend, Row, from_iso
+from bot.storage.pending import PendingChoices
+from bot.storage.people import LATEST, user_of
+
+SEES_WHOLE_TEAM = "u.role IN ('lead', 'admin')"  # User.sees_whole_team, in SQL
+_MINE = "FROM areas a JOIN user_areas ua ON ua.area_id = a.id WHERE ua.user_id = u.id"
+_TEAM = "FROM areas a WHERE a.team_id = u.team_id"
+
+
+@functools.cache
+def step_sql(json_rows: str) -> str:
+    agg = f"SELECT {json_rows.format('a.id, a.team_id, a.name, a.kind')} {{rest}}"
+    # Driven by the identity asked about, so a stranger's numbered choices are read too.
+    return f"""
+SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS team_name,
+       u.locale, s.unreachable_at IS NOT NULL AS unreachable,
+       CASE WHEN (SELECT channel || ':' || external_id FROM identities
+                  WHERE user_id = i.user_id ORDER BY {LATEST} LIMIT 1)
+                 = k.channel || ':' || k.external_id
+            THEN i.last_seen_at END AS seen_at,
+       c.form, c.token, c.state, c.started_at, c.updated_at,
+       CASE WHEN NOT {SEES_WHOLE_TEAM} THEN ({agg.format(rest=_MINE)}) END AS my_areas,
+       CASE WHEN {SEES_WHOLE_TEAM} OR c.user_id IS NULL
+            THEN ({agg.format(rest=_TEAM)}) END AS team_areas,
+       CASE WHEN c.user_id IS NULL
+            THEN EXISTS (SELECT 1 FROM loose_media m WHERE m.user_id = u.id) END AS loose_media,
+       p.choices
+FROM (SELECT CAST(? AS TEXT) AS channel, CAST(? AS TEXT) AS external_id) k
+LEFT JOIN identities i ON i.channel = k.channel AND i.external_id = k.external_id
+LEFT JOIN users u ON u.id = i.user_id AND u.active = 1
+LEFT JOIN teams t ON t.id = u.team_id
+LEFT JOIN user_settings s ON s.user_id = u.id
+LEFT JOIN conversations c ON c.user_id = u.id
+LEFT JOIN pending_choices p ON p.channel = k.channel AND p.external_id = k.external_id"""
+
+
+@dataclass(frozen=True)
+class StepRead:
+    user_id: int | None = None  # whose identity this is, active or not (None: a stranger)
+    user: User | None = None  # the active person
+    draft: Draft | None = None  # their open form as stored (Conversations.current: held too)
+    areas: list[Area] | None = None  # Ctx.areas(); None: not read
+    team_areas: list[Area] | None = None  # None: not read (a form is open)
+    loose_media: bool | None = None  # kept photos or places wait; None: not read
+    # When this identity was last used, if it is the one pushes go to (People.identities_of
+    # gives it first); None: another one, or never.
+    seen_at: datetime | None = None
+
+
+def _areas(text: str | None) -> list[Area] | None:
+    if text is None:
+        return None
+    return sorted((Area(int(i), int(team), name, kind) for i, team, name, kind
+                   in json.loads(text)), key=lambda a: a.id)
+
+
+def _step(row: Row) -> StepRead:
+    if row["identity_user"] is None:
+        return StepRead()  # a stranger
+    if row["id"] is None:  # an identity whose person was deactivated
+        return StepRead(user_id=int(row["identity_user"]))
+    user = user_of(row)
+    team = _areas(row["team_areas"])
+    draft = (draft_of(user.id, row["form"], row["token"], row["state"], row["started_at"],
+                      row["updated_at"]) if row["form"] is not None else None)
+    loose = row["loose_media"]
+    return StepRead(user.id, user, draft, team if user.sees_whole_team else _areas(
+        row["my_areas"]), team, None if loose is None else bool(loose),
+        from_iso(row["seen_at"]) if row["seen_at"] else None)
+
+
+async def read_step(db: Backend, pending: PendingChoices, channel: str,
+                    external_id: str) -> StepRead:
+    """One indexed read (on SQLite on the event loop, see Database.fetchone_point); the
+    identity's numbered choices, if any, are handed to `pending` on the way."""
+    row = await db.fetchone_point(step_sql(db.json_rows), (channel, external_id))
+    assert row is not None  # one row always: the identity asked about
+    pending.prime(channel, external_id, row["choices"])
+    return _step(row)
