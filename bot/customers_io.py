@@ -30,6 +30,7 @@ from bot.storage.db import Database, Tx, from_iso, iso
 from bot.tabular import (
     Column,
     Header,
+    ImportCounts,
     RowError,
     Rows,
     TableError,
@@ -76,14 +77,7 @@ CustomersIOError = TableError
 
 
 @dataclass
-class ImportResult:
-    file: str
-    team: str
-    dry_run: bool
-    inserted: int = 0
-    updated: int = 0
-    error_rows: int = 0
-    errors: list[RowError] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
+class ImportResult(ImportCounts):
     created_areas: list[str] = field(default_factory=list)
     # Updated records that stay deactivated: a deactivation is a deliberate act with a
     # reason, so an import does not undo it.

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +50,19 @@ class RowError:
 
     def __str__(self) -> str:
         return f"第 {self.row} 行: " + "；".join(self.problems)
+
+
+@dataclass
+class ImportCounts:
+    """What an import of one file did (each import adds its own figures)."""
+
+    file: str
+    team: str
+    dry_run: bool
+    inserted: int = 0
+    updated: int = 0
+    error_rows: int = 0
+    errors: list[RowError] = field(default_factory=list)  # the first so many (the importer says)
 
 
 def header_key(text: str) -> str:

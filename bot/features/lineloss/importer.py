@@ -27,7 +27,16 @@ from bot.i18n import t
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.db import iso
-from bot.tabular import Header, TableError, blank, cell_text, header_key, open_rows
+from bot.tabular import (
+    Header,
+    ImportCounts,
+    RowError,
+    TableError,
+    blank,
+    cell_text,
+    header_key,
+    open_rows,
+)
 
 MAX_REPORTED_ERRORS = 1000  # rows beyond this are counted, not listed: keeps memory flat
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in exports
@@ -44,21 +53,8 @@ class LinelossIOError(Exception):
     """A file-level problem (unreadable, no header, unknown team): nothing imported."""
 
 
-@dataclass(frozen=True)
-class RowError:
-    row: int  # as Excel shows it: the header is row 1
-    problems: tuple[str, ...]
-
-
 @dataclass
-class ImportResult:
-    file: str
-    team: str
-    dry_run: bool
-    inserted: int = 0
-    updated: int = 0
-    error_rows: int = 0
-    errors: list[RowError] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
+class ImportResult(ImportCounts):
     first_day: str | None = None
     last_day: str | None = None
     areas: int = 0
