@@ -81,14 +81,6 @@ STORE = rt.Store(Complaint, "complaints", "SELECT c.*, u.name AS owner, a.name A
 
 
 # --- the registration form ------------------------------------------------------------
-async def kind_choices(ctx: Ctx) -> list[Choice]:
-    return [Choice(k, ctx.t(f"complaint.kind.{k}")) for k in COMPLAINT_TYPES]
-
-
-async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return ctx.t(f"complaint.kind.{value}")
-
-
 async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
                          meta: dict[str, Any]) -> Saved:
     services = ctx.services
@@ -144,8 +136,8 @@ COMPLAINT = router.form(FormSpec(
     fields=(
         Field("order_no", "field.order_no", "form.complaint.order_no", Kind.TEXT,
               required=False, parse=cb.parse_order_no),
-        Field("kind", "field.complaint_kind", "form.complaint.kind", Kind.CHOICE,
-              choices=kind_choices, show=show_kind),
+        kinds.named("kind", "field.complaint_kind", "form.complaint.kind", COMPLAINT_TYPES,
+                    "complaint.kind.{}"),
         kinds.account_no("account_no", "field.account_no", "form.complaint.account_no",
                          required=False, show=show_account, fills=fill_from_register),
         kinds.text("customer_name", "field.customer_name", "form.complaint.customer_name",

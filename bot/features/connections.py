@@ -18,9 +18,9 @@ from typing import Any
 from bot.deadlines import Rule, RuleSet, due_after
 from bot.events import Outcome
 from bot.features.worklog.form import area_choices, parse_text, show_area, take_area_into
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.forms.matching import Choice
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import calendar, now_value, remaining, ruleset, value_time, when
@@ -117,14 +117,6 @@ class Planning:
 
 
 # --- the application form -------------------------------------------------------------
-async def class_choices(ctx: Ctx) -> list[Choice]:
-    return [Choice(k, ctx.t(f"connection.class.{k}")) for k in CLASSES]
-
-
-async def show_class(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return ctx.t(f"connection.class.{value}")
-
-
 async def save_application(ctx: Ctx, values: dict[str, Any], token: str,
                            meta: dict[str, Any]) -> Saved:
     services = ctx.services
@@ -171,8 +163,8 @@ APPLICATION = router.form(FormSpec(
     name="connection",
     title="form.connection.title",
     fields=(
-        Field("customer_class", "field.connection_class", "form.connection.class", Kind.CHOICE,
-              choices=class_choices, show=show_class),
+        kinds.named("customer_class", "field.connection_class", "form.connection.class",
+                    CLASSES, "connection.class.{}"),
         Field("applicant", "field.connection_applicant", "form.connection.applicant",
               Kind.TEXT, parse=parse_text),
         Field("content", "field.connection_content", "form.connection.content", Kind.TEXT,

@@ -16,9 +16,9 @@ from bot.deadlines import Rule, due_after
 from bot.events import Button, Outcome
 from bot.features.customers.form import parse_account_no
 from bot.features.worklog.form import parse_text, parse_when
+from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.forms.matching import Choice
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import (
@@ -77,14 +77,6 @@ def rule_for(ctx: Ctx, kind: str) -> Rule:
 
 
 # --- the registration form ------------------------------------------------------------
-async def kind_choices(ctx: Ctx) -> list[Choice]:
-    return [Choice(k, ctx.t(f"meter.kind.{k}")) for k in KINDS]
-
-
-async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return ctx.t(f"meter.kind.{value}")
-
-
 async def save_request(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Saved:
     services = ctx.services
@@ -127,8 +119,7 @@ METER = router.form(FormSpec(
     name="meter",
     title="form.meter.title",
     fields=(
-        Field("kind", "field.meter_kind", "form.meter.kind", Kind.CHOICE,
-              choices=kind_choices, show=show_kind),
+        kinds.named("kind", "field.meter_kind", "form.meter.kind", KINDS, "meter.kind.{}"),
         Field("account_no", "field.account_no", "form.meter.account_no", Kind.TEXT,
               parse=parse_account_no, show=show_account, fills=fill_from_register),
         Field("customer_name", "field.customer_name", "form.meter.customer_name", Kind.TEXT,

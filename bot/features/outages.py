@@ -17,7 +17,7 @@ from bot.features.worklog.form import area_choices
 from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved, did_you_mean
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
-from bot.forms.matching import Choice, match_choice
+from bot.forms.matching import match_choice
 from bot.privacy import mask_phone
 from bot.records import runtime as rt
 from bot.records.common import (
@@ -138,14 +138,6 @@ async def show_areas(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> st
     return "、".join(names.get(v, ctx.t("form.worklog.area_gone_short")) for v in value)
 
 
-async def kind_choices(ctx: Ctx) -> list[Choice]:
-    return [Choice(k, ctx.t(f"outage.kind.{k}")) for k in KINDS]
-
-
-async def show_kind(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    return ctx.t(f"outage.kind.{value}")
-
-
 async def parse_end(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     p = parse_time(text, ctx.local_now, prefer="future")
     if p is None:
@@ -260,8 +252,7 @@ OUTAGE = router.form(FormSpec(
     fields=(
         Field("areas", "field.outage_areas", "form.outage.areas", Kind.MULTI,
               choices=area_choices, parse=parse_areas, show=show_areas, fill_sole=True),
-        Field("kind", "field.outage_kind", "form.outage.kind", Kind.CHOICE,
-              choices=kind_choices, show=show_kind),
+        kinds.named("kind", "field.outage_kind", "form.outage.kind", KINDS, "outage.kind.{}"),
         Field("start", "field.outage_start", "form.outage.start", Kind.TIME,
               parse=parse_future_ok, show=show_time, hint="form.outage.time.hint"),
         Field("end", "field.outage_end", "form.outage.end", Kind.TIME, parse=parse_end,

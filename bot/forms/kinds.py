@@ -9,12 +9,14 @@ show, fills, when …) may be given to change or add to the kind's behaviour."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot import validators
 from bot.forms.fields import NO_FORM, ChoicesFn, Field, FormView, Invalid, Kind
+from bot.forms.matching import Choice
 from bot.rules import default_hours
 from bot.services import Ctx
 from bot.storage.db import from_iso, iso
@@ -193,6 +195,20 @@ def time(name: str, label: str, prompt: str, **extra: Any) -> Field:
 def choice(name: str, label: str, prompt: str, choices: ChoicesFn, **extra: Any) -> Field:
     """One of several, as buttons (paged when there are many); typed text matches any."""
     return Field(name, label, prompt, Kind.CHOICE, choices=choices, **extra)
+
+
+def named(name: str, label: str, prompt: str, keys: Sequence[str], words: str,
+          **extra: Any) -> Field:
+    """One of a fixed set of keys, each worded by the locale entry `words.format(key)`
+    (e.g. "meter.kind.{}": a request's kind, an applicant's class): as buttons, and so on
+    the summary."""
+    async def choices(ctx: Ctx) -> list[Choice]:
+        return [Choice(k, ctx.t(words.format(k))) for k in keys]
+
+    async def show(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
+        return ctx.t(words.format(value))
+
+    return choice(name, label, prompt, choices, **{"show": show, **extra})
 
 
 def ticks(name: str, label: str, prompt: str, choices: ChoicesFn, **extra: Any) -> Field:
