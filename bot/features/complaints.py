@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.deadlines import COMPLAINT_TYPES, due_after
+from bot.deadlines import COMPLAINT_TYPES
 from bot.events import Outcome, Reply
 from bot.features.worklog.form import (
     area_choices,
@@ -24,11 +24,9 @@ from bot.forms.matching import Choice
 from bot.records import callback as cb
 from bot.records import runtime as rt
 from bot.records.common import (
-    calendar,
     fill_from_register,
     now_value,
     remaining,
-    ruleset,
     show_account,
     value_time,
     when,
@@ -84,19 +82,17 @@ STORE = rt.Store(Complaint, "complaints", "SELECT c.*, u.name AS owner, a.name A
 async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
                          meta: dict[str, Any]) -> Saved:
     services = ctx.services
-    rules = ruleset(services)
-    cal = await calendar(services)
+    planning = await rt.Planning.read(ctx, ctx.user.team_id, ctx.user.id)
+    rules = planning.rules
     kind = values["kind"]
     accepted = value_time(values["accepted_at"]).astimezone(ctx.tz)
     group = rules.complaint(kind)
-    hours = rules.working_hours
-    contact = due_after(accepted, group.contact, cal, hours) if group.contact else None
-    reply = due_after(accepted, group.reply, cal, hours) if group.reply else None
+    contact = planning.due(accepted, group.contact) if group.contact else None
+    reply = planning.due(accepted, group.reply) if group.reply else None
     provisional = bool((contact and contact.provisional) or (reply and reply.provisional))
     customer = None
     if values.get("account_no"):
         customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
-    team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
     area_id = await complaint_area(ctx, values.get("area"), customer)
     async with services.db.tx() as tx:
         cid, new = await STORE.insert_once(tx, token, {
@@ -113,9 +109,8 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
             "provisional": int(provisional), "created_at": iso(ctx.now)})
         for step, deadline in (("contact", contact), ("reply", reply)):
             if new and deadline is not None:
-                await rt.plan_ladder(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step,
-                                     rt.working_day_rungs(accepted, deadline.due, rules, cal),
-                                     team_leads, ctx.now)
+                await planning.plan(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step,
+                                    accepted, deadline.due, ctx.now)
     lines = [ctx.t("complaint.saved", id=cid, kind=ctx.t(f"complaint.kind.{kind}"))]
     if contact:
         lines.append(ctx.t("complaint.contact_by", when=when(ctx, contact.due),

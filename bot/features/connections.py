@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.deadlines import Rule, RuleSet, due_after
+from bot.deadlines import Rule, RuleSet
 from bot.events import Outcome
 from bot.features.worklog.form import area_choices, parse_text, show_area, take_area_into
 from bot.forms import kinds
@@ -23,13 +23,12 @@ from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.i18n import t
 from bot.records import runtime as rt
-from bot.records.common import calendar, now_value, remaining, ruleset, value_time, when
+from bot.records.common import now_value, remaining, ruleset, value_time, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem
 from bot.services import Ctx
 from bot.storage.db import Database, Tx, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
-from bot.workcal import WorkCalendar
 
 router = Router("connections")
 SUBJECT = "connection"
@@ -96,38 +95,17 @@ def end_rule(rules: RuleSet, kind: str) -> Rule | None:
     return group.get(kind) if group else None
 
 
-@dataclass(frozen=True)
-class Planning:
-    """What planning a ladder needs, read before the transaction opens."""
-
-    rules: RuleSet
-    cal: WorkCalendar
-    leads: list[int]
-
-    @classmethod
-    async def read(cls, ctx: Ctx, team_id: int, owner_id: int) -> Planning:
-        return cls(ruleset(ctx.services), await calendar(ctx.services),
-                   await rt.other_leads(ctx.services, team_id, owner_id))
-
-    async def plan(self, tx: Tx, ctx: Ctx, rid: int, team_id: int, owner_id: int, step: str,
-                   start: datetime, due: datetime) -> None:
-        await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, step,
-                             rt.working_day_rungs(start, due, self.rules, self.cal),
-                             self.leads, ctx.now)
-
-
 # --- the application form -------------------------------------------------------------
 async def save_application(ctx: Ctx, values: dict[str, Any], token: str,
                            meta: dict[str, Any]) -> Saved:
     services = ctx.services
     rules = rules_of(ctx)
-    planning = await Planning.read(ctx, ctx.user.team_id, ctx.user.id)
-    cal = planning.cal
+    planning = await rt.Planning.read(ctx, ctx.user.team_id, ctx.user.id)
     kind = values["customer_class"]
     accepted = value_time(values["accepted_at"]).astimezone(ctx.tz)
     plan, end = plan_rule(rules, kind), end_rule(rules, kind)
-    plan_dl = due_after(accepted, plan, cal, rules.working_hours) if plan else None
-    end_dl = due_after(accepted, end, cal, rules.working_hours) if end else None
+    plan_dl = planning.due(accepted, plan) if plan else None
+    end_dl = planning.due(accepted, end) if end else None
     area_id = int(values["area"]) if values.get("area") else None
     async with services.db.tx() as tx:
         rid, new = await STORE.insert_once(tx, token, {
@@ -141,8 +119,8 @@ async def save_application(ctx: Ctx, values: dict[str, Any], token: str,
         if new:
             for step, dl in (("plan", plan_dl), ("connect", end_dl)):
                 if dl is not None:
-                    await planning.plan(tx, ctx, rid, ctx.user.team_id, ctx.user.id, step,
-                                        accepted, dl.due)
+                    await planning.plan(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, step,
+                                        accepted, dl.due, ctx.now)
     lines = [ctx.t("connection.saved", id=rid, kind=ctx.t(f"connection.class.{kind}"),
                    who=values["applicant"])]
     if plan_dl is not None and plan is not None:
@@ -266,14 +244,15 @@ async def save_inspected(ctx: Ctx, values: dict[str, Any], token: str,
     rec = await CONNECTIONS.record(ctx, meta)
     at = value_time(values["at"]).astimezone(ctx.tz)
     _not_before(ctx, at, rec.plan_replied_at or rec.accepted_at)
-    planning = await Planning.read(ctx, rec.team_id, rec.user_id)
+    planning = await rt.Planning.read(ctx, rec.team_id, rec.user_id)
     rule = connect_rule(planning.rules, rec.customer_class)
-    dl = due_after(at, rule, planning.cal, planning.rules.working_hours) if rule else None
+    dl = planning.due(at, rule) if rule else None
     sets: dict[str, Any] = {"status": "inspected", "inspected_at": iso(at)}
     if dl is not None:
         sets["connect_due"] = iso(dl.due)
     await _move(ctx, rec, sets, ("plan_replied",), "plan.", lambda tx: planning.plan(
-        tx, ctx, rec.id, rec.team_id, rec.user_id, "connect", at, dl.due) if dl else None)
+        tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "connect", at, dl.due, ctx.now)
+        if dl else None)
     text = ctx.t("connection.inspected", id=rec.id)
     if dl is not None and rule is not None:
         text += "\n" + ctx.t("connection.connect_by", when=when(ctx, dl.due),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.deadlines import Rule, due_after
+from bot.deadlines import Rule
 from bot.events import Button, Outcome
 from bot.features.customers.form import parse_account_no
 from bot.features.worklog.form import parse_text, parse_when
@@ -22,7 +22,6 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import (
-    calendar,
     fill_from_register,
     now_value,
     remaining,
@@ -80,15 +79,13 @@ def rule_for(ctx: Ctx, kind: str) -> Rule:
 async def save_request(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Saved:
     services = ctx.services
-    rules = ruleset(services)
-    cal = await calendar(services)
-    hours = rules.working_hours
+    planning = await rt.Planning.read(ctx, ctx.user.team_id, ctx.user.id)
+    rules = planning.rules
     kind = values["kind"]
     rule = rule_for(ctx, kind)
     accepted = value_time(values["accepted_at"]).astimezone(ctx.tz)
-    deadline = due_after(accepted, rule, cal, hours)
+    deadline = planning.due(accepted, rule)
     customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
-    team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
     async with services.db.tx() as tx:
         rid, new = await STORE.insert_once(tx, token, {
             "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
@@ -99,9 +96,8 @@ async def save_request(ctx: Ctx, values: dict[str, Any], token: str,
             "due_at": iso(deadline.due), "provisional": int(deadline.provisional),
             "created_at": iso(ctx.now)})
         if new:
-            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "answer",
-                                 rt.working_day_rungs(accepted, deadline.due, rules, cal),
-                                 team_leads, ctx.now)
+            await planning.plan(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "answer",
+                                accepted, deadline.due, ctx.now)
     lines = [ctx.t("meter.saved", id=rid, kind=ctx.t(f"meter.kind.{kind}"),
                    account=values["account_no"]),
              ctx.t("meter.answer_by", when=when(ctx, deadline.due), rule=rule.label(ctx.locale),

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from bot.deadlines import (
     ESCALATE,
     OVERDUE,
+    Deadline,
+    Rule,
     RuleSet,
+    due_after,
     halfway,
     is_overdue,
     next_working_start,
@@ -167,6 +170,30 @@ def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
                 due, rules.reminders.complaint_before_due_working_hours, cal, hours)),
             Rung("due", due, skip_if_past=False),
             Rung("escalate", due, to_leads=True, skip_if_past=False)]
+
+
+@dataclass(frozen=True)
+class Planning:
+    """What deadlines in working days and their ladders need (the rule set, the calendar,
+    the leads to escalate to), read before the transaction that plans them opens."""
+
+    rules: RuleSet
+    cal: WorkCalendar
+    leads: list[int]
+
+    @classmethod
+    async def read(cls, ctx: Ctx, team_id: int, owner_id: int) -> Planning:
+        return cls(ruleset(ctx.services), await calendar(ctx.services),
+                   await other_leads(ctx.services, team_id, owner_id))
+
+    def due(self, start: datetime, rule: Rule) -> Deadline:
+        return due_after(start, rule, self.cal, self.rules.working_hours)
+
+    async def plan(self, tx: Tx, subject: str, rid: int, team_id: int, owner_id: int,
+                   step: str, start: datetime, due: datetime, now: datetime) -> None:
+        """`step`'s working-day ladder from `start` to `due` (working_day_rungs)."""
+        await plan_ladder(tx, subject, rid, team_id, owner_id, step,
+                          working_day_rungs(start, due, self.rules, self.cal), self.leads, now)
 
 
 HALFWAY = "half"
