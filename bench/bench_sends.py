@@ -447,15 +447,18 @@ def render(results: dict[str, Any]) -> str:
                      f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
                      str(w["lost"]), str(w["doubled"]), str(w["refused_429"]),
                      f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}", met])
-    out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
-                      "digest complete", "lost", "doubled", "429s",
-                      "reply's wait in the budget p50 / p99 s", "goal p99<2 s"], rows))
+    if rows:
+        out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
+                          "digest complete", "lost", "doubled", "429s",
+                          "reply's wait in the budget p50 / p99 s", "goal p99<2 s"], rows))
     rows = []
     for m in results["monday"]:
         met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"
         rows.append([str(m["people"]), m["managers_files"], str(m["sends"]), str(m["scans"]),
                      f"{m['minutes']:.1f}", str(m["lost"]), str(m["doubled"]),
                      f"{m['wall_s']:.0f}", met])
+    if not rows:
+        return "\n".join(out)
     out.append("\nMonday report (fake clock; Telegram budget TAIQU_TELEGRAM_SENDS_PER_SECOND=28; "
                "stubbed report text):\n")
     out.append(table(["people", "managers' files", "sends", "scans", "minutes (fake clock)",

@@ -364,7 +364,7 @@ def judge_reports(runs: dict[str, Outcome]) -> list[Goal]:
     if team:
         r = team[-1]
         warm, cold = num(r.get("warm_s")), num(r.get("cold_s"))
-        out.append(Goal(f"{r.get('managers')}-manager {goal}",
+        out.append(Goal(f"a {r.get('managers')}-manager {goal[2:]}",
                         f"warm {secs(warm)} (cold {secs(cold)}), "
                         f"{num(r.get('entries')):,.0f} entries",
                         "—", verdict(None if math.isnan(warm) else warm < GOAL_REPORT_S)))
@@ -420,7 +420,8 @@ def ratio_goals(pools: list[dict[str, Any]], ours: str, label: str) -> list[Goal
                    key=lambda u: num(u))
     for n in users:
         mine, echo = where(pools, bot=ours, users=n), where(pools, bot="echo", users=n)
-        goal = f"per-step p50 ≤ {GOAL_RATIO:g}x the bare echo bot, {n} users ({label})"
+        goal = (f"per-step p50 ≤ {GOAL_RATIO:g}x the bare echo bot, {n} "
+                f"user{'' if n == 1 else 's'} ({label})")
         if not echo:
             out.append(not_measured(goal, "no echo run"))
             continue
@@ -592,7 +593,8 @@ def finish_cache(cmd: Command, outcome: Outcome) -> None:
     built = next((line for line in outcome.stderr.splitlines() if "to build)" in line), "")
     origin = ("generated in this run" if keep.name.endswith(".building.db")
               else f"cached: {keep}")
-    outcome.markdown = f"Database: {built.strip()} ({origin})\n\n{outcome.markdown}"
+    built = built.strip().removeprefix("database:").strip()
+    outcome.markdown = f"Database: {built} ({origin}).\n\n{outcome.markdown}"
 
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
@@ -614,6 +616,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def nest(markdown: str) -> str:
+    """A script's own headings, moved below this report's part heading (###)."""
+    return "\n".join(f"##{line}" if line.startswith("#") else line
+                     for line in markdown.splitlines())
 
 
 def render(results: dict[str, Any]) -> str:
@@ -645,7 +653,7 @@ def render(results: dict[str, Any]) -> str:
         for r in p["runs"]:
             out.append(f"`python -m {' '.join(r['argv'][2:-2])}` ({r['wall_s']:.0f} s)\n")
             out.append(f"Failed: {r['error']}\n" if r["error"] else "")
-            out.append(r["markdown"] + "\n")
+            out.append(nest(r["markdown"]) + "\n")
     return "\n".join(out) + "\n"
 
 

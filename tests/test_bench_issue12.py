@@ -82,6 +82,7 @@ def test_reports_team_message_and_a_managers_own() -> None:
                 "warm_s": 0.02, "cold_s": 0.03}]
     goals = issue12.judge_reports({"reports": outcome("reports", {"results": results})})
     assert verdicts(goals) == [MET, MET]
+    assert goals[0].goal == "a 5000-manager team's report message < 2 s"
     results[0]["warm_s"] = 2.15
     results[1]["entries"] = 192175  # read the whole team's entries: not scoped
     goals = issue12.judge_reports({"reports": outcome("reports", {"results": results})})
@@ -144,13 +145,13 @@ def test_markdown_has_the_goal_table_and_each_parts_detail() -> None:
                           "runs": [{"label": "monday", "wall_s": 30.0, "error": "",
                                     "argv": ["py", "-m", "bench.bench_sends", "--monday",
                                              "3300", "--json", "f"],
-                                    "markdown": "| people |\n|---|\n| 3300 |"}]}]}
+                                    "markdown": "## Sends\n| people |\n|---|\n| 3300 |"}]}]}
     md = issue12.render(results)
     assert "| goal | measured | baseline in the same run | verdict |" in md
     assert "| a \\| b | 1 s | echo 2 s | met |" in md
     assert "| monday | 0.5 | 1.00 1.00 1.00 | 2.00 1.00 1.00 | 0.50 | 0.25 | 1.00 |" in md
     assert "`python -m bench.bench_sends --monday 3300` (30 s)" in md
-    assert "| 3300 |" in md
+    assert "| 3300 |" in md and "\n#### Sends\n" in md  # the script's heading, nested
 
 
 def test_only_names_known_parts() -> None:
