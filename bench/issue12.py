@@ -4,6 +4,7 @@ recorded before and after each part.
     .venv/bin/python -m bench.issue12 [--quick] [--only sends,monday,imports,reports,
                                       round_trips,steps] [--json out.json] [--md out.md]
                                       [--before-ref main]
+    .venv/bin/python -m bench.issue12 --from out.json --md out.md   (judge a kept run again)
 
 A thin driver: each part runs the existing benchmark scripts one after another as
 subprocesses (`python -m bench.X ... --json F`), reads their JSON defensively (a key another
@@ -51,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -309,14 +311,16 @@ def describe_steps(steps: Iterable[Any]) -> tuple[str, bool | None]:
     return f"{over} of {n} steps > {GOAL_STEP_S * 1000:.0f} ms, slowest {ms(worst)}", over == 0
 
 
+IMPORT_GOAL = f"no chat step over {GOAL_STEP_S * 1000:.0f} ms during a {{}}"
+
+
 def judge_imports(runs: dict[str, Outcome]) -> list[Goal]:
     out = []
-    goal = "no chat step over 200 ms during a {}"
     stall = runs.get("import-customers")
     data = stall.data if stall else None
     after = where(dig(data, "runs"), label="after")
     before = where(dig(data, "runs"), label="before")
-    g = goal.format(f"{dig(data, 'rows', default='?')}-row customer import")
+    g = IMPORT_GOAL.format(f"{dig(data, 'rows', default='?')}-row customer import")
     if after:
         text, ok = describe_steps(after[0].get("spanning") or [])
         b_text = (describe_steps(before[0].get("spanning") or [])[0] + " (code of "
@@ -325,27 +329,27 @@ def judge_imports(runs: dict[str, Outcome]) -> list[Goal]:
                         b_text, verdict(ok)))
     else:
         out.append(not_measured(g, "no run"))
-    arrears = runs.get("import-arrears")
-    data = arrears.data if arrears else None
+    out += import_runs(runs.get("import-arrears"), "{rows}-household arrears import ({file})",
+                       "steps", lambda r: f"preview {num(r.get('stage_s')):.1f} s, apply "
+                                          f"{num(r.get('apply_s')):.1f} s")
+    out += import_runs(runs.get("import-lineloss"), "line-loss import, {rows} rows ({label})",
+                       "spanning", lambda r: f"import {num(r.get('seconds')):.1f} s")
+    return out
+
+
+def import_runs(run: Outcome | None, what: str, steps_key: str,
+                timing: Callable[[dict[str, Any]], str]) -> list[Goal]:
+    """One goal per import a script ran (its chat steps under `steps_key`)."""
+    data = run.data if run else None
+    out = []
     for r in dig(data, "runs") or []:
-        g = goal.format(f"{dig(data, 'rows', default='?')}-household arrears import "
-                        f"({r.get('file')})")
-        text, ok = describe_steps(r.get("steps") or [])
-        out.append(Goal(g, f"{text}; preview {num(r.get('stage_s')):.1f} s, apply "
-                           f"{num(r.get('apply_s')):.1f} s", idle_text(dig(data, "idle")),
-                        verdict(ok)))
-    if arrears is not None and not dig(data, "runs"):
-        out.append(not_measured(goal.format("arrears import"), "no run"))
-    lineloss = runs.get("import-lineloss")
-    data = lineloss.data if lineloss else None
-    for r in dig(data, "runs") or []:
-        g = goal.format(f"line-loss import, {dig(data, 'rows', default='?')} rows "
-                        f"({r.get('label')})")
-        text, ok = describe_steps(r.get("spanning") or [])
-        out.append(Goal(g, f"{text}; import {num(r.get('seconds')):.1f} s",
-                        idle_text(r.get("idle")), verdict(ok)))
-    if lineloss is not None and not dig(data, "runs"):
-        out.append(not_measured(goal.format("line-loss import"), "no run"))
+        name = what.format_map(defaultdict(lambda: "?", r, rows=dig(data, "rows", default="?")))
+        text, ok = describe_steps(r.get(steps_key) or [])
+        out.append(Goal(IMPORT_GOAL.format(name), f"{text}; {timing(r)}",
+                        idle_text(r.get("idle") or dig(data, "idle")), verdict(ok)))
+    if run is not None and not out:
+        name = what.format_map(defaultdict(lambda: "?", rows=dig(data, "rows", default="?")))
+        out.append(not_measured(IMPORT_GOAL.format(name), "no run"))
     return out
 
 
@@ -657,6 +661,16 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def rejudge(results: dict[str, Any]) -> dict[str, Any]:
+    """The goals judged again from the scripts' JSON a run kept (--from): after a change of
+    the judging or the scripts' shapes, without measuring again."""
+    judges = {p.name: p.judge for p in ALL_PARTS}
+    for part in results["parts"]:
+        runs = {r["label"]: Outcome(**r) for r in part["runs"]}
+        part["goals"] = [asdict(g) for g in judges[part["name"]](runs)]
+    return results
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.issue12", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -665,6 +679,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma separated parts (default: all): " + ",".join(PARTS))
     p.add_argument("--before-ref", default="main",
                    help="the import baseline's code (git ref, as bench_import_stall)")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="measure nothing: judge and render again the --json of an earlier run")
     p.add_argument("--json", type=Path)
     p.add_argument("--md", type=Path)
     args = p.parse_args(argv)
@@ -677,7 +693,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    results = run_all(args)
+    results = rejudge(json.loads(args.source.read_text())) if args.source else run_all(args)
     md = render(results)
     print(md)
     if args.md:

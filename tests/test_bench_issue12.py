@@ -163,3 +163,11 @@ def test_only_names_known_parts() -> None:
 def test_the_report_cache_is_keyed_by_the_team_size() -> None:
     a, b = issue12.report_cache("5000"), issue12.report_cache("500")
     assert a != b and a.parent == issue12.CACHE and "schema" in a.name
+
+
+def test_from_an_earlier_run_judges_its_kept_json_again() -> None:
+    run = vars(outcome("monday", {"monday": [{"managers_files": "on a tap", "minutes": 24.4,
+                                              "lost": 0, "doubled": 0}]}))
+    results = {"parts": [{"name": "monday", "goals": [], "runs": [run]}]}
+    [goal] = issue12.rejudge(results)["parts"][0]["goals"]
+    assert goal["verdict"] == MET and "24.4 min" in goal["measured"]
