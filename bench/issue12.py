@@ -72,6 +72,7 @@ GOAL_REPORT_S = 2.0
 GOAL_TRIPS = 2
 GOAL_RATIO = 1.5
 
+NOISY_CORES = 0.5  # other sessions' average cores during a part that make its timings noise
 MET, MISSED, NOT_MEASURED = "met", "**missed**", "not measured"
 
 
@@ -648,6 +649,12 @@ def render(results: dict[str, Any]) -> str:
     out.append(table(["part", "min", "load avg before", "load avg after",
                       "other cores before", "other cores during", "our cores during",
                       "commands"], rows))
+    busiest = max((p["others_during"] for p in results["parts"]), default=0.0)
+    if busiest >= NOISY_CORES:
+        out.append(f"\n**Noisy run:** other sessions kept up to {busiest:.1f} of "
+                   f"{m['cores']} cores busy during a part. Latencies, report times and import "
+                   "stalls depend on the CPU left to this run: at this load they are not "
+                   "verdicts (counts, lost/doubled and the fake-clock Monday minutes are).")
     out.append("\n### Goals\n")
     out.append(table(["goal", "measured", "baseline in the same run", "verdict"],
                      [[g["goal"], g["measured"], g["baseline"], g["verdict"]]

@@ -152,6 +152,9 @@ def test_markdown_has_the_goal_table_and_each_parts_detail() -> None:
     assert "| monday | 0.5 | 1.00 1.00 1.00 | 2.00 1.00 1.00 | 0.50 | 0.25 | 1.00 |" in md
     assert "`python -m bench.bench_sends --monday 3300` (30 s)" in md
     assert "| 3300 |" in md and "\n#### Sends\n" in md  # the script's heading, nested
+    assert "Noisy run" not in md
+    results["parts"][0]["others_during"] = 1.8
+    assert "**Noisy run:** other sessions kept up to 1.8 of x cores" in issue12.render(results)
 
 
 def test_only_names_known_parts() -> None:
