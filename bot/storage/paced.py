@@ -30,13 +30,13 @@ class Paced:
     """`async with paced.tx() as tx` writes `paced.rows` rows at most, then the next."""
 
     def __init__(self, db: Backend, most: int, pause_ms: int, budget_ms: int,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] | None = None) -> None:
         self.db = db
         self.most = max(1, most)
         self.rows = self.most  # for the next transaction
         self.pause = pause_ms / 1000
         self.budget = budget_ms / 1000  # 0: the rows stay `most`
-        self.timer = timer
+        self.timer = timer or time.perf_counter
         self.written = 0  # transactions committed
 
     @classmethod
