@@ -5,7 +5,7 @@ lock longer than TAIQU_IMPORT_TX_MS halves the next one's rows, a quick one doub
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -92,16 +92,29 @@ async def _counted(services: Services, monkeypatch: pytest.MonkeyPatch,
     yield count
 
 
+async def _rows(services: Services, table: str) -> int:
+    row = await services.db.fetchone(f"SELECT count(*) FROM {table}")
+    assert row is not None
+    return int(row[0])
+
+
+async def _imports_in_smaller_transactions(services: Services, monkeypatch: pytest.MonkeyPatch,
+                                           run: Callable[[], Awaitable[Any]],
+                                           table: str) -> None:
+    async with _counted(services, monkeypatch) as count:
+        result = await run()
+    assert (result.inserted, result.error_rows) == (ROWS, 0)
+    assert count[0] >= SHRUNK
+    assert await _rows(services, table) == ROWS
+
+
 async def test_customer_import_writes_smaller_transactions_when_they_are_slow(
         services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     await make_user(services, "王班长", Role.LEAD, team=TEAM, areas=("3号台区",))
     path = _csv(tmp_path / "many.csv", rows=ROWS)
-    async with _counted(services, monkeypatch) as count:
-        result = await import_customers(services, path, TEAM)
-    assert (result.inserted, result.error_rows) == (ROWS, 0)
-    assert count[0] >= SHRUNK
-    row = await services.db.fetchone("SELECT count(*) FROM customer_categories")
-    assert row is not None and row[0] == ROWS
+    await _imports_in_smaller_transactions(
+        services, monkeypatch, lambda: import_customers(services, path, TEAM),
+        "customer_categories")
 
 
 async def test_line_loss_import_writes_smaller_transactions_when_they_are_slow(
@@ -112,12 +125,8 @@ async def test_line_loss_import_writes_smaller_transactions_when_they_are_slow(
         for area in ("3号台区", "5号台区")]
     path = tmp_path / "lineloss.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    async with _counted(services, monkeypatch) as count:
-        result = await import_lineloss(services, path, TEAM)
-    assert (result.inserted, result.error_rows) == (ROWS, 0)
-    assert count[0] >= SHRUNK
-    row = await services.db.fetchone("SELECT count(*) FROM lineloss_days")
-    assert row is not None and row[0] == ROWS
+    await _imports_in_smaller_transactions(
+        services, monkeypatch, lambda: import_lineloss(services, path, TEAM), "lineloss_days")
 
 
 async def test_arrears_list_stages_and_applies_in_smaller_transactions_when_they_are_slow(
@@ -133,7 +142,5 @@ async def test_arrears_list_stages_and_applies_in_smaller_transactions_when_they
     assert staging >= SHRUNK
     assert count[0] - staging >= 2 * SHRUNK  # applied, then the staged rows dropped, so too
     assert (done.added, done.error_rows) == (ROWS, 0)
-    row = await services.db.fetchone("SELECT count(*) FROM arrears")
-    assert row is not None and row[0] == ROWS
-    row = await services.db.fetchone("SELECT count(*) FROM arrears_import_rows")
-    assert row is not None and row[0] == 0
+    assert await _rows(services, "arrears") == ROWS
+    assert await _rows(services, "arrears_import_rows") == 0
