@@ -70,6 +70,26 @@ async def test_a_slow_transaction_halves_the_next_and_quick_ones_double_it_back(
     assert fixed.rows == 8  # TAIQU_IMPORT_TX_MS=0: the rows stay as set
 
 
+async def test_after_a_long_transaction_the_pause_outlasts_a_waiting_writers_sleep(
+        services: Services) -> None:
+    """A writer in another process that waited 200 ms sleeps 50 ms between its tries (SQLite's
+    busy handler backs off): a 30 ms pause would let the import take the lock again first."""
+    assert [paced_module.busy_sleep(w) for w in (0.0, 0.05, 0.1, 0.2, 0.3, 5.0)] == [
+        0.001, 0.02, 0.025, 0.05, 0.1, 0.1]
+    paced = Paced(services.db, 8, pause_ms=30, budget_ms=100,
+                  timer=_timer([0.01, 0.2, 0.4, 0.01]))
+    gaps = []
+    for _ in range(4):
+        async with paced.tx() as tx:
+            await tx.execute("SELECT 1")
+        gaps.append(paced.gap)
+    assert gaps == [0.03, 0.05, 0.1, 0.03]
+    unpaused = Paced(services.db, 8, pause_ms=0, budget_ms=100, timer=_timer([0.4]))
+    async with unpaused.tx() as tx:
+        await tx.execute("SELECT 1")
+    assert unpaused.gap == 0.0  # TAIQU_IMPORT_PAUSE_MS=0: no pause at all, as set
+
+
 @asynccontextmanager
 async def _counted(services: Services, monkeypatch: pytest.MonkeyPatch,
                    ) -> AsyncIterator[list[int]]:

@@ -11,6 +11,9 @@ times a line-loss day) and on the machine's load (measured under load 5-8: 500 c
 held it 115 ms at the median and 318 ms at worst), so the rows are bounded by time as well:
 a transaction that held the lock longer than TAIQU_IMPORT_TX_MS halves the next one's rows,
 one that held it less than a quarter of that doubles them again, never above `most`.
+The pause after a long transaction is longer too: a writer in another process that waited
+that long sleeps longer between its tries (SQLite's busy handler backs off), and a pause
+shorter than its sleep would let the next transaction take the lock before it woke.
 """
 
 from __future__ import annotations
@@ -25,6 +28,20 @@ if TYPE_CHECKING:
     from bot.services import Services
     from bot.storage.db import Backend, Tx
 
+# How long SQLite's default busy handler (sqliteDefaultBusyCallback, used by busy_timeout)
+# sleeps between its tries, in ms: the first, the second ...; then the last one over again.
+BUSY_SLEEPS_MS = (1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100)
+
+
+def busy_sleep(waited: float) -> float:
+    """The sleep (s) a writer is in after waiting `waited` seconds for the lock."""
+    slept = 0.0
+    for ms in BUSY_SLEEPS_MS:
+        if slept + ms > waited * 1000:
+            return ms / 1000
+        slept += ms
+    return BUSY_SLEEPS_MS[-1] / 1000
+
 
 class Paced:
     """`async with paced.tx() as tx` writes `paced.rows` rows at most, then the next."""
@@ -35,6 +52,7 @@ class Paced:
         self.most = max(1, most)
         self.rows = self.most  # for the next transaction
         self.pause = pause_ms / 1000
+        self.gap = self.pause  # before the next transaction: see fit
         self.budget = budget_ms / 1000  # 0: the rows stay `most`
         self.timer = timer or time.perf_counter
         self.written = 0  # transactions committed
@@ -45,14 +63,10 @@ class Paced:
         s = services.settings
         return cls(services.db, most or s.import_batch_rows, s.import_pause_ms, s.import_tx_ms)
 
-    async def pause_once(self) -> None:
-        """The gap after a transaction, for a write done outside `tx` (a waiter gets in)."""
-        await asyncio.sleep(self.pause)
-
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         if self.written:  # a chat step waiting for the lock gets in first
-            await self.pause_once()
+            await asyncio.sleep(self.gap)
         async with self.db.tx() as tx:
             start = self.timer()  # the lock is held from here (BEGIN IMMEDIATE) to COMMIT
             yield tx
@@ -60,7 +74,9 @@ class Paced:
         self.written += 1
 
     def fit(self, held: float) -> None:
-        """The next transaction's rows after one that held the lock `held` seconds."""
+        """The next transaction's rows, and the pause before it, after one that held the
+        lock `held` seconds (a writer that came as it began has waited as long)."""
+        self.gap = max(self.pause, busy_sleep(held)) if self.pause else 0.0
         if self.budget <= 0:
             return
         if held > self.budget:
