@@ -5,12 +5,13 @@ Two steps, so nothing is written before the person importing has seen what would
 1. `stage_list` reads and checks every row (bot/tabular.py, in a worker thread so chats are
    not held up) into arrears_import_rows, and counts what applying would do: added /
    updated / paid / unchanged, and the rows with errors. A file-level error stages nothing.
-2. `apply_list` applies a staged list in short transactions (TAIQU_IMPORT_BATCH_ROWS, with
-   TAIQU_IMPORT_PAUSE_MS between them): a household is matched by 户号 within the team with
-   its open record (typed by hand or imported), whose amount is updated; a new one is added
-   for the manager of its 台区 (unassigned: the lead); a household an earlier list named and
-   this one does not is marked paid at the import time (the restore deadline starts if it
-   was cut off). A record only ever typed by hand is never marked paid by a list.
+2. `apply_list` applies a staged list in short transactions (bot/storage/paced.py:
+   TAIQU_IMPORT_BATCH_ROWS and TAIQU_IMPORT_TX_MS, TAIQU_IMPORT_PAUSE_MS between them): a
+   household is matched by 户号 within the team with its open record (typed by hand or
+   imported), whose amount is updated; a new one is added for the manager of its 台区
+   (unassigned: the lead); a household an earlier list named and this one does not is
+   marked paid at the import time (the restore deadline starts if it was cut off). A
+   record only ever typed by hand is never marked paid by a list.
 A stopped apply is finished by applying the same import again (every step is idempotent).
 """
 
