@@ -429,19 +429,18 @@ async def discard(db: Database, import_id: int) -> None:
     await drop_staged(db, import_id)
 
 
-async def drop_staged(db: Database, import_id: int, paced: Paced | None = None) -> None:
+async def drop_staged(db: Database, import_id: int, page: int = 1000) -> None:
     """The staged rows deleted a page per transaction: 100,000 rows in one statement would
     hold the write lock for a noticeable time."""
-    paced = paced or Paced(db, 1000, pause_ms=0, budget_ms=0)
     while True:
-        async with paced.tx() as tx:
-            page = paced.rows
+        async with db.tx() as tx:
             await tx.execute(
                 "DELETE FROM arrears_import_rows WHERE import_id = ? AND account_no IN ("
                 "SELECT account_no FROM arrears_import_rows WHERE import_id = ? "
                 "ORDER BY account_no LIMIT ?)", (import_id, import_id, page))
             if tx.rowcount < page:
                 return
+        await asyncio.sleep(0)
 
 
 async def _team_name(db: Database, team_id: int) -> str:
@@ -606,7 +605,7 @@ async def apply_list(services: Services, import_id: int) -> ImportSummary:
                                    "updated": summary.updated, "paid": summary.paid,
                                    "unchanged": summary.unchanged,
                                    "errors": summary.error_rows})
-    await drop_staged(db, import_id, writer.paced)
+    await drop_staged(db, import_id)
     summary.state = "applied"
     return summary
 
