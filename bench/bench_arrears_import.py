@@ -1,6 +1,7 @@
 """Importing a 100,000-household arrears list in chat while a manager keeps working (#14 §1).
 
-    .venv/bin/python -m bench.bench_arrears_import [--rows 100000] [--json out.json]
+    .venv/bin/python -m bench.bench_arrears_import [--rows 100000] [--before-ref REF]
+                                                   [--json out.json]
 
 One process, as the bot runs: one Services (the real SQLite Database: WAL, busy timeout),
 one Assistant. The lead sends the list as a chat file (the marketing system's GBK CSV with
@@ -9,6 +10,10 @@ the same Assistant, step after step, every step timed (issue #12's rule: no chat
 200 ms). Then the next month's list (10% of the households gone = paid, 10% with a new
 amount, 5% new) is imported the same way: the reconciliation. Peak memory is the process's
 resident set (ru_maxrss) over the run, against the baseline before the first file.
+
+With --before-ref, the same run is made first with the code of REF (extracted with `git
+archive`, in a process of its own, as bench_import_stall does), so "before" and "after" are
+measured side by side under the same machine load, each with its own idle figures.
 
 Prints a markdown table (BENCHMARKS.md); asserts only that every row was imported and every
 form saved, so a broken run cannot look fast.
@@ -19,9 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_customers import machine, ms, pct, table
+from bench.bench_import_stall import extract
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOAL_S = 0.2
 TEAM = "城东供电所"
@@ -169,6 +179,7 @@ async def main_async(rows: int) -> dict[str, Any]:
     files = [("11月欠费.csv", gbk_csv(first)), ("12月欠费.csv", gbk_csv(second))]
     del first, second
     clock = FakeClock(NOW)
+    start_load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     services = await Services.open(load_settings(db_path=base / "taiqu.db"), clock)
     try:
         await build(services)
@@ -192,29 +203,35 @@ async def main_async(rows: int) -> dict[str, Any]:
         assert count is not None and count[0] >= rows, count
         return {"machine": machine(), "rows": rows, "idle": idle, "runs": runs,
                 "rss_base_mb": baseline, "rss_peak_mb": sampler.peak, "saved": manager.saved,
+                "start_load": start_load,
                 "load": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
     finally:
         await services.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
-def render(res: dict[str, Any]) -> str:
-    m = res["machine"]
-    out = [f"Run {m['date']}; {m['cpu']}, {m['cores']} cores; Python {m['python']}, SQLite "
-           f"{m['sqlite']}; load average before the run {res['load']}; {res['rows']:,} "
-           f"households; resident memory during the imports at most {res['rss_peak_mb']:.0f} MB, "
-           f"{res['rss_base_mb']:.0f} MB before them (the two files held in memory "
-           "included); idle chat step p50 "
-           f"{ms(pct(res['idle'], 0.5))} ms, max {ms(max(res['idle']))} ms.\n"]
-    rows = []
-    for r in res["runs"]:
-        steps = r["steps"]
-        over = sum(s > GOAL_S for s in steps)
-        rows.append([r["file"], f"{r['stage_s']:.1f}", f"{r['apply_s']:.1f}",
-                     f"{r['reader_mb']:.0f}", r["summary"],
-                     str(len(steps)), ms(pct(steps, 0.5)) if steps else "—",
-                     ms(pct(steps, 0.99)) if steps else "—", ms(max(steps)) if steps else "—",
-                     str(over), "met" if not over else "missed"])
+def render(results: list[tuple[str, dict[str, Any]]]) -> str:
+    """One table for the runs (label "" for this tree, "before" for --before-ref's)."""
+    out, rows = [], []
+    for label, res in results:
+        m = res["machine"]
+        idle = res["idle"]
+        out.append(f"{label or 'This tree'}: run {m['date']}; {m['cpu']}, {m['cores']} cores; "
+                   f"Python {m['python']}, SQLite {m['sqlite']}; load average before "
+                   f"{res['start_load']}, after {res['load']}; {res['rows']:,} households; "
+                   f"resident memory during the imports at most {res['rss_peak_mb']:.0f} MB, "
+                   f"{res['rss_base_mb']:.0f} MB before them (the two files held in memory "
+                   f"included); idle chat steps {len(idle)}, p50 {ms(pct(idle, 0.5))} ms, "
+                   f"p99 {ms(pct(idle, 0.99))} ms, max {ms(max(idle))} ms.\n")
+        for r in res["runs"]:
+            steps = r["steps"]
+            over = sum(s > GOAL_S for s in steps)
+            rows.append([f"{label} {r['file']}".strip(), f"{r['stage_s']:.1f}",
+                         f"{r['apply_s']:.1f}", f"{r['reader_mb']:.0f}", r["summary"],
+                         str(len(steps)), ms(pct(steps, 0.5)) if steps else "—",
+                         ms(pct(steps, 0.99)) if steps else "—",
+                         ms(max(steps)) if steps else "—", str(over),
+                         "met" if not over else "missed"])
     out.append(table(["list", "preview s", "apply s", "reader process MB", "what changed",
                       "chat steps", "p50 ms", "p99 ms", "max ms",
                       f"steps > {GOAL_S * 1000:.0f} ms", "goal"],
@@ -222,15 +239,35 @@ def render(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def before(ref: str, rows: int) -> dict[str, Any]:
+    """The same run with the code of `ref`, in its own process (its `bot` imported first)."""
+    base = Path(tempfile.mkdtemp(prefix="bench_arrears_before_"))
+    try:
+        tree = extract(ref, base / "tree")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TAIQU_")}
+        env["PYTHONPATH"] = os.pathsep.join((str(tree), str(ROOT)))  # bench and tests: ROOT's
+        subprocess.run([sys.executable, "-m", "bench.bench_arrears_import", "--rows",
+                        str(rows), "--json", str(base / "before.json")], cwd=tree, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        res: dict[str, Any] = json.loads((base / "before.json").read_text())
+        return res
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--before-ref", default=None,
+                    help="first run the same with the code of this git ref")
     ap.add_argument("--json")
     args = ap.parse_args()
-    res = asyncio.run(main_async(args.rows))
-    print(render(res))
+    results = [("before", before(args.before_ref, args.rows))] if args.before_ref else []
+    results.append(("", asyncio.run(main_async(args.rows))))
+    print(render(results))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, ensure_ascii=False, indent=2))
+        out = results[-1][1] if len(results) == 1 else dict(results)
+        Path(args.json).write_text(json.dumps(out, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 manager chats on the same SQLite file.
 
     .venv/bin/python -m bench.bench_lineloss_import [--areas 5000] [--days 365]
-                                                    [--batch-rows N] [--json out.json]
+                                                    [--batch-rows N] [--before-ref REF]
+                                                    [--json out.json]
 
 The file is a GBK CSV as the 用电信息采集 system exports it (a title row, 统计日期, 台区编号,
 台区名称, 供入电量, 用电量, 台区线损率). 2% of the areas end the year with two abnormal days, so
@@ -10,7 +11,10 @@ the detection after the import opens that many items. The import runs as `taiqu-
 import` does, in its own process (its time, its peak memory VmHWM, the time of the detection
 alone); meanwhile one manager fills 工作日志 forms through the real Assistant on the same file
 (bench_import_stall's User) and every step is timed. A second import of the same file then
-shows the re-import (every row an update, no item opened twice).
+shows the re-import (every row an update, no item opened twice). With --before-ref, the
+same two imports run first with the code of REF (extracted with `git archive`, as
+bench_import_stall does) on a fresh copy of the same database, so "before" and "after" are
+measured in the same run under the same machine load.
 
 Prints a markdown table (BENCHMARKS.md); asserts only that every row was imported, the items
 were opened once, and the forms were saved, so a broken run cannot look fast.
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_customers import IMPORT_TEAM, NOW, SEED, machine, ms, pct, table
-from bench.bench_import_stall import User
+from bench.bench_import_stall import User, extract
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -144,18 +148,18 @@ def write_csv(path: Path, areas: int, days: int) -> int:
     return len(bad) if days >= RUN else 0  # a shorter file opens nothing
 
 
-async def one_import(label: str, db: Path, csv_path: Path, batch_rows: int | None
-                     ) -> dict[str, Any]:
+async def one_import(label: str, db: Path, csv_path: Path, batch_rows: int | None,
+                     tree: Path = ROOT) -> dict[str, Any]:
     user = User(db, area_name(0))
     stop = asyncio.Event()
     chatting = asyncio.create_task(user.run(stop))
     await asyncio.sleep(2.0)  # the idle baseline: the same user's steps with no import
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAIQU_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys((str(tree), str(ROOT))))  # bench: ROOT's
     if batch_rows:
         env["TAIQU_LINELOSS_BATCH_ROWS"] = str(batch_rows)
     proc = await asyncio.create_subprocess_exec(
-        PY, "-c", WORKER, str(db), str(csv_path), IMPORT_TEAM, cwd=ROOT, env=env,
+        PY, "-c", WORKER, str(db), str(csv_path), IMPORT_TEAM, cwd=tree, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = await proc.stdout.readline()
@@ -185,7 +189,10 @@ def render(res: dict[str, Any]) -> str:
     out = [f"Run {m['date']}; {m['cpu']}, {m['cores']} cores; Python {m['python']}, SQLite "
            f"{m['sqlite']}; load average before the run {res['load']}; {res['areas']:,} 台区 × "
            f"{res['days']} days = {res['rows']:,} rows, GBK CSV {res['mb']:.0f} MB; "
-           f"{res['batch_rows'] or 'default'} rows per transaction.\n"]
+           f"{res['batch_rows'] or 'default'} rows per transaction; load average after "
+           f"{res['load_after']}"
+           + (f"; before = `{res['before_ref']}`, after = this tree" if res["before_ref"]
+              else "") + ".\n"]
     rows = []
     for r in res["runs"]:
         over = sum(s > GOAL_S for s in r["spanning"])
@@ -204,24 +211,31 @@ def render(res: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="bench_lineloss_"))
     try:
-        db = base / "taiqu.db"
-        await build_template(db, args.areas)
+        template = base / "template.db"
+        await build_template(template, args.areas)
         csv_path = base / "lineloss.csv"
         expected = write_csv(csv_path, args.areas, args.days)
         rows = args.areas * args.days
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        trees = [("", ROOT)]
+        if args.before_ref:
+            trees.insert(0, ("before: ", extract(args.before_ref, base / "before")))
         runs = []
-        for label in ("first import", "same file again"):
-            print(f"{label} ...", file=sys.stderr)
-            r = await one_import(label, db, csv_path, args.batch_rows)
-            assert r["errors"] == 0 and r["inserted"] + r["updated"] == rows, r
-            assert r["opened"] == (expected if not runs else 0), r
-            assert r["saved"] > 0, r
-            r["rows_per_s"] = rows / r["seconds"]
-            runs.append(r)
+        for prefix, tree in trees:
+            db = base / f"{tree.name}.db"
+            shutil.copy(template, db)
+            for n, label in enumerate(("first import", "same file again")):
+                print(f"{prefix}{label} ...", file=sys.stderr)
+                r = await one_import(prefix + label, db, csv_path, args.batch_rows, tree)
+                assert r["errors"] == 0 and r["inserted"] + r["updated"] == rows, r
+                assert r["opened"] == (expected if not n else 0), r
+                assert r["saved"] > 0, r
+                r["rows_per_s"] = rows / r["seconds"]
+                runs.append(r)
         return {"machine": machine(), "load": load, "areas": args.areas, "days": args.days,
                 "rows": rows, "mb": csv_path.stat().st_size / 1e6, "runs": runs,
-                "batch_rows": args.batch_rows}
+                "batch_rows": args.batch_rows, "before_ref": args.before_ref,
+                "load_after": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -232,6 +246,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--batch-rows", type=int, default=None,
                     help="TAIQU_LINELOSS_BATCH_ROWS for the import (default: the setting's)")
+    ap.add_argument("--before-ref", default=None,
+                    help="also run the imports with the code of this git ref, first")
     ap.add_argument("--json")
     args = ap.parse_args()
     res = asyncio.run(main_async(args))

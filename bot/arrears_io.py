@@ -5,12 +5,13 @@ Two steps, so nothing is written before the person importing has seen what would
 1. `stage_list` reads and checks every row (bot/tabular.py, in a worker thread so chats are
    not held up) into arrears_import_rows, and counts what applying would do: added /
    updated / paid / unchanged, and the rows with errors. A file-level error stages nothing.
-2. `apply_list` applies a staged list in short transactions (TAIQU_IMPORT_BATCH_ROWS, with
-   TAIQU_IMPORT_PAUSE_MS between them): a household is matched by 户号 within the team with
-   its open record (typed by hand or imported), whose amount is updated; a new one is added
-   for the manager of its 台区 (unassigned: the lead); a household an earlier list named and
-   this one does not is marked paid at the import time (the restore deadline starts if it
-   was cut off). A record only ever typed by hand is never marked paid by a list.
+2. `apply_list` applies a staged list in short transactions (bot/storage/paced.py:
+   TAIQU_IMPORT_BATCH_ROWS and TAIQU_IMPORT_TX_MS, TAIQU_IMPORT_PAUSE_MS between them): a
+   household is matched by 户号 within the team with its open record (typed by hand or
+   imported), whose amount is updated; a new one is added for the manager of its 台区
+   (unassigned: the lead); a household an earlier list named and this one does not is
+   marked paid at the import time (the restore deadline starts if it was cut off). A
+   record only ever typed by hand is never marked paid by a list.
 A stopped apply is finished by applying the same import again (every step is idempotent).
 """
 
@@ -43,6 +44,7 @@ from bot.records.common import MEDICAL, calendar, ruleset
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.db import Database, Tx, iso
+from bot.storage.paced import Paced
 from bot.storage.reminders import Reminders
 from bot.tabular import (
     Column,
@@ -384,14 +386,14 @@ async def _stage_rows(services: Services, source: Source, name: str, checks: _Ch
             proc.stdin.write(source)
             await proc.stdin.drain()
             proc.stdin.close()
-        await _take_batches(services, proc, import_id, summary)
+        await _take_batches(Paced.of(services), proc, import_id, summary)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
 
 
-async def _take_batches(services: Services, proc: asyncio.subprocess.Process, import_id: int,
+async def _take_batches(paced: Paced, proc: asyncio.subprocess.Process, import_id: int,
                         summary: ImportSummary) -> None:
     assert proc.stdout is not None and proc.stderr is not None
     while line := await proc.stdout.readline():
@@ -404,14 +406,15 @@ async def _take_batches(services: Services, proc: asyncio.subprocess.Process, im
             await proc.wait()
             return
         summary.errors += [RowError(n, tuple(p)) for n, p in msg["errors"]]
-        if msg["rows"]:
-            async with services.db.tx() as tx:
+        rows = msg["rows"]
+        while rows:
+            async with paced.tx() as tx:
+                part, rows = rows[:paced.rows], rows[paced.rows:]
                 await tx.executemany(
                     "INSERT INTO arrears_import_rows(import_id, account_no, row_no, "
                     "customer_name, area_id, area_name, amount_cents, since, prepaid) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(import_id, *r) for r in msg["rows"]])
-            summary.valid_rows += len(msg["rows"])
-            await asyncio.sleep(services.settings.import_pause_ms / 1000)
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(import_id, *r) for r in part])
+            summary.valid_rows += len(part)
     err = (await proc.stderr.read()).decode("utf-8", "replace").strip().splitlines()
     raise ArrearsImportError("读取文件失败 / reading the file failed: "
                              + (err[-1] if err else f"exit {await proc.wait()}"))
@@ -621,9 +624,11 @@ class _Writer:
     importer: int | None = None
     rules: RuleSet | None = None
     team_leads: list[int] = field(default_factory=list)
+    paced: Paced = field(init=False)
 
     async def prepare(self, importer: int | None) -> None:
         """What every page needs, read before the page's transaction."""
+        self.paced = Paced.of(self.services)
         self.managers = await managers_by_area(self.services.db, self.team_id)
         self.importer = importer
         self.rules = ruleset(self.services)
@@ -640,20 +645,15 @@ class _Writer:
         self.summary.lead = self.lead_name
         return self.lead_id
 
-    async def _pause(self) -> None:
-        await asyncio.sleep(self.services.settings.import_pause_ms / 1000)
-
     async def match_rows(self) -> None:
-        size = self.services.settings.import_batch_rows
         after = ""
         while True:
-            async with self.services.db.tx() as tx:
-                page = await _page(tx, self.team_id, self.import_id, after, size)
+            async with self.paced.tx() as tx:
+                page = await _page(tx, self.team_id, self.import_id, after, self.paced.rows)
                 if not page:
                     return
                 await self._apply_page(tx, page)
             after = page[-1]["account_no"]
-            await self._pause()
 
     async def _apply_page(self, tx: Tx, page: list[Any]) -> None:
         """One page in one transaction, written with executemany: a chat step waiting for
@@ -696,7 +696,6 @@ class _Writer:
         cut-off one gets its restore deadline and ladder (record_paid); the others are
         settled in bulk, their reminders cancelled."""
         db = self.services.db
-        size = self.services.settings.import_batch_rows
         rules = self.rules or ruleset(self.services)
         cal = await calendar(self.services)
         stamp = iso(self.now)
@@ -704,10 +703,12 @@ class _Writer:
             f"SELECT id, user_id, status FROM arrears WHERE team_id = ? AND status IN "
             f"{_UNPAID_SQL} AND listed_in IS NOT NULL AND listed_in <> ? ORDER BY id",
             (self.team_id, self.import_id))
-        for start in range(0, len(gone), size):
-            rows = gone[start:start + size]
-            plain = [int(r["id"]) for r in rows if r["status"] != "cut_off"]
-            async with db.tx() as tx:
+        start = 0
+        while start < len(gone):
+            async with self.paced.tx() as tx:
+                rows = gone[start:start + self.paced.rows]
+                start += len(rows)
+                plain = [int(r["id"]) for r in rows if r["status"] != "cut_off"]
                 if plain:
                     marks = ", ".join("?" for _ in plain)
                     await tx.execute(
@@ -725,7 +726,6 @@ class _Writer:
                     if await record_paid(tx, int(r["id"]), self.team_id, owner, r["status"],
                                          self.now, restore, leads, self.now):
                         self.summary.paid += 1
-            await self._pause()
 
 
 _INSERT = ("INSERT INTO arrears(team_id, user_id, account_no, customer_id, customer_name, "

@@ -49,8 +49,11 @@ class Settings(BaseSettings):
     # them, so a chat step waiting for the write lock gets it within one batch (issue #12).
     import_batch_rows: int = Field(default=500, ge=1, le=100_000)
     import_pause_ms: int = Field(default=30, ge=0, le=10_000)
-    # The line-loss import's rows per transaction: a row is seven numbers, a tenth of a
-    # customer's, so ten times as many fit in the same short transaction (issue #14 §2).
+    # ... and no transaction of any import holds the lock much longer than this: one that did
+    # halves the next one's rows (a loaded machine, a table with many indexes); 0: rows fixed.
+    import_tx_ms: int = Field(default=100, ge=0, le=60_000)
+    # The line-loss import's rows per transaction (at most; fewer past import_tx_ms): a row is
+    # seven numbers, a tenth of a customer's, so ten times as many fit (issue #14 §2).
     lineloss_batch_rows: int = Field(default=5000, ge=1, le=100_000)
     # The largest file (an arrears list, a line-loss export) a user may send in chat: a
     # bigger one is refused before it is downloaded where the channel tells the size first.

@@ -11,7 +11,7 @@ import asyncio
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -27,6 +27,7 @@ from bot.services import Services
 from bot.storage import audit
 from bot.storage.customers import ENTITY, CustomerData
 from bot.storage.db import Database, Tx, from_iso, iso
+from bot.storage.paced import Paced
 from bot.tabular import (
     Column,
     Header,
@@ -370,8 +371,9 @@ async def import_customers(services: Services, path: Path | str, team: str, *,
     1. read and validate the whole file into a private staging database, writing nothing to
        the bot's file: a file-level problem (CustomersIOError) found anywhere in the file
        still means nothing was imported, as before;
-    2. apply the staged rows in batches of `import_batch_rows`, each its own transaction,
-       pausing `import_pause_ms` between them so a waiting chat write gets the lock.
+    2. apply the staged rows in short transactions (bot/storage/paced.py: at most
+       `import_batch_rows`, pausing `import_pause_ms` between them) so a waiting chat write
+       gets the lock.
     If phase 2 stops half-way (disk full, lock not had, Ctrl-C), ImportInterrupted says up to
     which row the file is imported; a re-run applies the file again, idempotently by 户号.
     """
@@ -450,9 +452,10 @@ def _plan_area(name: str, ctx: _Context, result: ImportResult) -> None:
         result.created_areas.append(name)
 
 
-def _pages(stage: sqlite3.Connection, size: int) -> Iterator[list[sqlite3.Row]]:
+def _pages(stage: sqlite3.Connection, size: Callable[[], int]) -> Iterator[list[sqlite3.Row]]:
+    """The staged rows in file order, `size()` at a time (asked again for every page)."""
     after = 0
-    while page := stage.execute(_STAGE_SQL[2], (after, size)).fetchall():
+    while page := stage.execute(_STAGE_SQL[2], (after, size())).fetchall():
         yield page
         after = page[-1]["row"]
 
@@ -460,7 +463,7 @@ def _pages(stage: sqlite3.Connection, size: int) -> Iterator[list[sqlite3.Row]]:
 async def _count_existing(db: Database, stage: sqlite3.Connection, team_id: int,
                           result: ImportResult) -> None:
     """A dry run's inserted / updated / inactive, read without writing anything."""
-    for page in _pages(stage, BATCH_SIZE):
+    for page in _pages(stage, lambda: BATCH_SIZE):
         marks = ", ".join("?" for _ in page)
         rows = await db.fetchall(
             f"SELECT active FROM customers WHERE team_id = ? AND account_no IN ({marks})",
@@ -473,14 +476,12 @@ async def _count_existing(db: Database, stage: sqlite3.Connection, team_id: int,
 async def _apply(services: Services, stage: sqlite3.Connection, ctx: _Context, team_id: int,
                  now: datetime, result: ImportResult) -> None:
     """Phase 2: the staged rows in short transactions; ImportInterrupted if it stops midway."""
-    settings = services.settings
+    paced = Paced.of(services)
     stamp = iso(now)
     done = 0  # the file row up to which everything is committed
     try:
-        for page in _pages(stage, settings.import_batch_rows):
-            if done:  # let a chat step waiting for the lock in (its busy handler polls)
-                await asyncio.sleep(settings.import_pause_ms / 1000)
-            async with services.db.tx() as tx:
+        for page in _pages(stage, lambda: paced.rows):
+            async with paced.tx() as tx:
                 batch = [await _resolve_area(tx, *_unstaged(r), ctx, team_id, now, services)
                          for r in page]
                 await _flush(tx, team_id, batch, stamp, result)

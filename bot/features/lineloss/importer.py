@@ -14,7 +14,7 @@ import asyncio
 import math
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from bot.i18n import t
 from bot.services import Services
 from bot.storage import audit
 from bot.storage.db import iso
+from bot.storage.paced import Paced
 from bot.tabular import (
     Header,
     ImportCounts,
@@ -366,12 +367,12 @@ def _expected() -> str:
                     for k in ("day", "area", "supplied", "sold", "rate"))
 
 
-def _pages(stage: sqlite3.Connection, size: int) -> Iterator[list[sqlite3.Row]]:
+def _pages(stage: sqlite3.Connection, size: Callable[[], int]) -> Iterator[list[sqlite3.Row]]:
     """The staged rows by 台区 and day, not in the file's order (day after day for every
     台区): each transaction then writes a few 台区's runs of days, next to each other in the
     (area_id, day) key, instead of one row in each of thousands of places."""
     after: tuple[int, str] = (0, "")
-    while page := stage.execute(_STAGE_SQL[3], (*after, size)).fetchall():
+    while page := stage.execute(_STAGE_SQL[3], (*after, size())).fetchall():
         yield page
         after = (page[-1]["area_id"], page[-1]["day"])
 
@@ -399,10 +400,10 @@ async def _apply(services: Services, stage: sqlite3.Connection, dry_run: bool,
                  result: ImportResult) -> dict[int, str]:
     """Phase 2: the staged rows upserted in short transactions (none in a dry run); the areas
     written, each with its latest day."""
-    settings = services.settings
+    paced = Paced.of(services, services.settings.lineloss_batch_rows)
     stamp = iso(services.clock.now())
     latest: dict[int, str] = {}
-    for n, page in enumerate(_pages(stage, settings.lineloss_batch_rows)):
+    for page in _pages(stage, lambda: paced.rows):
         for r in page:
             latest[r["area_id"]] = max(latest.get(r["area_id"], ""), r["day"])
         existing = await _existing(services, page)
@@ -410,9 +411,7 @@ async def _apply(services: Services, stage: sqlite3.Connection, dry_run: bool,
         result.inserted += len(page) - existing
         if dry_run:
             continue
-        if n:  # let a chat step waiting for the lock in (its busy handler polls)
-            await asyncio.sleep(settings.import_pause_ms / 1000)
-        async with services.db.tx() as tx:
+        async with paced.tx() as tx:
             await tx.executemany(_UPSERT, [(r["area_id"], r["day"], r["team_id"],
                                             r["supplied"], r["sold"], r["rate"], stamp)
                                            for r in page])
