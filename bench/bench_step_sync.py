@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -208,19 +209,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "load_before": load_averages()}
     base = Path(tempfile.mkdtemp(prefix="taiqu-bench-stepsync-"))
     runs: list[StoreRun] = []
-    for r in range(args.rounds):
-        for n in users:
-            modes = list(MODES)
-            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
-                run = await store_run(mode, n, args.seconds, args.rate, base)
-                print(f"  {mode:44} users={n:<3} steps={len(run.samples):<5} "
-                      f"p50={ms(pct(run.samples, 0.5))}ms p99={ms(pct(run.samples, 0.99))}ms "
-                      f"stall max={ms(max(run.stalls))}ms", file=sys.stderr)
-                runs.append(run)
-    results["store"] = runs
-    results["load_after_store"] = load_averages()
-    if args.e2e:
-        results["e2e"] = await e2e(users, args.rounds, base)
+    try:
+        for r in range(args.rounds):
+            for n in users:
+                modes = list(MODES)
+                for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                    run = await store_run(mode, n, args.seconds, args.rate, base)
+                    print(f"  {mode:44} users={n:<3} steps={len(run.samples):<5} "
+                          f"p50={ms(pct(run.samples, 0.5))}ms "
+                          f"p99={ms(pct(run.samples, 0.99))}ms "
+                          f"stall max={ms(max(run.stalls))}ms", file=sys.stderr)
+                    runs.append(run)
+        results["store"] = runs
+        results["load_after_store"] = load_averages()
+        if args.e2e:
+            results["e2e"] = await e2e(users, args.rounds, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     results["load_after"] = load_averages()
     return results
 
