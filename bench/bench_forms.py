@@ -329,9 +329,11 @@ def check_saved(run: Run, rows: int, saved: list[str], done_markers: set[str]) -
 
 async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | None,
                    step_timeout: float, database_url: str | None = None,
-                   db_cpu_seconds: Callable[[], float] | None = None) -> Run:
+                   db_cpu_seconds: Callable[[], float] | None = None,
+                   settings: dict[str, str] | None = None) -> Run:
     """One run; the store is a copy of the SQLite `template`, or the PostgreSQL database at
-    `database_url` (already seeded), whose server's CPU `db_cpu_seconds` reads."""
+    `database_url` (already seeded), whose server's CPU `db_cpu_seconds` reads. `settings`:
+    TAIQU_ variables for the bot (e.g. {"TAIQU_SQLITE_STEP_SYNCHRONOUS": "NORMAL"})."""
     db_cpu = db_cpu_seconds or (lambda: 0.0)
     run = Run(bot, users, forms, tag)
     is_form = bot.startswith("taiqu")
@@ -343,7 +345,7 @@ async def load_run(bot: str, users: int, forms: int, tag: str, template: Path | 
     try:
         async with FakeBotAPI() as fake:
             wire = Wire(fake)
-            env = bot_env(fake, db, database_url)
+            env = bot_env(fake, db, database_url) | (settings or {})
             if bot == "taiqu-baseline":
                 assert BASELINE is not None
                 env["PYTHONPATH"] = str(BASELINE)

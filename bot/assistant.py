@@ -36,6 +36,7 @@ from bot.storage.conversations import Draft
 from bot.storage.db import is_busy
 from bot.storage.people import UserPrefs
 from bot.storage.steps import StepRead, read_step
+from bot.storage.walsync import NotDurable
 from bot.textutil import normalize_input
 from bot.uploads import offer_file
 from bot.vocab import reads_as_request
@@ -130,7 +131,8 @@ class Assistant:
             except Exception as exc:
                 log.exception("unhandled error for %s:%s", ev.channel, ev.external_id)
                 # Say what happened to this message: it was not applied (no false comfort).
-                key = "error.db_busy" if is_busy(exc) else "error.internal"
+                key = ("error.db_busy" if is_busy(exc) else "error.not_durable"
+                       if isinstance(exc, NotDurable) else "error.internal")
                 out = Outcome().add(await self._text(ev, key))
                 return shape(out, caps)[0] if caps is not None else out
 

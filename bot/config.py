@@ -60,10 +60,12 @@ class Settings(BaseSettings):
     upload_max_mb: int = Field(default=20, ge=1, le=200)
     # FULL: a confirmed save survives a power cut; NORMAL is faster but may lose the last ones.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
-    # A form step's write (the open form, bookkeeping behind replies): NORMAL writes it on the
-    # event loop, microseconds, without a sync per commit (a power cut may take back an open
-    # form's last steps, never a save); FULL syncs each one, off the loop as before.
-    sqlite_step_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    # A form step's write (the open form, bookkeeping behind replies), committed on the event
+    # loop: FULL syncs the WAL before the reply, in a worker thread, one sync shared by the
+    # steps committed meanwhile (bot.storage.walsync): as durable as SQLite's FULL. NORMAL
+    # skips that sync, a little faster: a power cut may take back an open form's last steps
+    # (never a save).
+    sqlite_step_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
     form_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)  # idle this long: parked

@@ -1,0 +1,170 @@
+"""A form step on SQLite is as durable as with synchronous=FULL without a sync on the event
+loop (issue #12, TAIQU_SQLITE_STEP_SYNCHRONOUS=FULL, the default): the step commits on the loop,
+then its reply waits for a sync of the WAL in a worker thread, one sync shared by the steps
+that committed meanwhile (bot.storage.walsync). NORMAL makes no sync. Real SQLite files; the
+sync itself is replaced by one the test holds back or fails."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.assistant import Assistant
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.services import Services
+from bot.storage import walsync
+from bot.storage.conversations import PUT
+from bot.storage.db import Database
+from tests.conftest import Chat, make_user
+from tests.tg_harness import L
+
+pytestmark = [pytest.mark.sqlite_only("the sync of SQLite's write-ahead log"),
+              pytest.mark.timeout(60)]
+
+
+class HeldSync:
+    """Stands for the disk: counts the syncs of the WAL, holds them until released, or fails
+    them; then syncs for real."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started = threading.Event()
+        self.go = threading.Event()
+        self.go.set()
+        self.fail = False
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        self.started.set()
+        self.go.wait(30)
+        if self.fail:
+            raise OSError(errno.EIO, "Input/output error")
+        walsync.os.fsync(fd)
+
+    def hold(self) -> None:
+        self.go.clear()
+        self.started.clear()
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldSync]:
+    held = HeldSync()
+    monkeypatch.setattr(walsync, "_sync", held)
+    try:
+        yield held
+    finally:
+        held.go.set()  # never leave the worker thread waiting
+
+
+async def opened(settings: Settings, clock: FakeClock, mode: str) -> Services:
+    return await Services.open(
+        settings.model_copy(update={"sqlite_step_synchronous": mode}), clock)
+
+
+@pytest.fixture
+async def full(settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    assert settings.sqlite_step_synchronous == "FULL"  # the default
+    services = await Services.open(settings, clock)
+    yield services
+    await services.close()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not reached")
+
+
+async def test_a_step_is_answered_only_once_its_write_is_synced(
+        full: Services, disk: HeldSync) -> None:
+    await make_user(full, "张三")
+    zhang = Chat(Assistant(full), "test", "张三")
+    await zhang.say("你好")
+    await full.db.settle()
+    disk.hold()
+    step = asyncio.create_task(zhang.say("记录巡视 3号台区"))
+    await asyncio.to_thread(disk.started.wait, 10)
+    draft = await full.db.fetchone("SELECT form FROM conversations")
+    assert draft is not None and draft["form"] == "worklog"  # committed, on the loop
+    await asyncio.sleep(0.2)
+    assert not step.done()  # ... but not answered before it is on the disk
+    disk.go.set()
+    out = await asyncio.wait_for(step, 10)
+    assert L("form.worklog.time") in "\n".join(r.text for r in out.replies)
+
+
+async def test_steps_committed_while_a_sync_runs_share_the_next_one(
+        tmp_path: Path, disk: HeldSync) -> None:
+    async with Database(tmp_path / "x.db") as db:
+        await db.execute("INSERT INTO teams(name, created_at) VALUES ('t', '')")
+        for i in range(6):
+            await db.execute("INSERT INTO users(name, role, team_id, created_at) "
+                             "VALUES (?, 'manager', 1, '')", (f"u{i}",))
+        await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a WAL begun anew: synced too
+        db.trips.reset()
+
+        def put(user: int) -> asyncio.Task[int | None]:
+            return asyncio.create_task(db.execute_quick(
+                PUT, (user, "worklog", f"t{user}", "{}", "2026-12-01T00:00:00+00:00",
+                      "2026-12-01T00:00:00+00:00")))
+
+        disk.hold()
+        first = put(1)
+        await asyncio.to_thread(disk.started.wait, 10)
+        rest = [put(u) for u in range(2, 7)]  # commit while the first sync runs
+        await until(lambda: db.trips.inline == 6)
+        await asyncio.sleep(0.1)
+        assert not any(t.done() for t in (first, *rest))
+        disk.go.set()
+        await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+        assert (disk.calls, db.trips.fsyncs, db.trips.trips) == (2, 2, 0)
+
+
+async def test_a_failed_sync_fails_the_step_and_says_so(full: Services, disk: HeldSync) -> None:
+    await make_user(full, "张三")
+    zhang = Chat(Assistant(full), "test", "张三")
+    await zhang.say("你好")
+    await full.db.settle()
+    disk.fail = True
+    out = await zhang.say("记录巡视 3号台区")
+    assert [r.text for r in out.replies] == [L("error.not_durable")]
+    disk.fail = False  # the disk is back: the next step goes on as usual
+    out = await zhang.say("/help")
+    assert L("form.worklog.time") in "\n".join(r.text for r in out.replies)
+
+
+@pytest.mark.parametrize(("mode", "syncs"), [("NORMAL", False), ("FULL", True)])
+async def test_only_full_syncs_the_steps(settings: Settings, clock: FakeClock, disk: HeldSync,
+                                         mode: str, syncs: bool) -> None:
+    services = await opened(settings, clock, mode)
+    try:
+        await make_user(services, "张三")
+        zhang = Chat(Assistant(services), "test", "张三")
+        for text in ("你好", "记录巡视 3号台区", "现在", "2号杆拉线松动"):
+            await zhang.say(text)
+        await services.db.settle()
+        assert (disk.calls > 0, services.db.trips.fsyncs > 0) == (syncs, syncs)
+    finally:
+        await services.close()
+
+
+async def test_close_waits_for_a_sync_under_way(tmp_path: Path, disk: HeldSync) -> None:
+    db = await Database(tmp_path / "x.db").connect()
+    await db.execute("INSERT INTO teams(name, created_at) VALUES ('t', '')")
+    disk.hold()
+    write = asyncio.create_task(db.execute_quick("UPDATE teams SET name = 'u'"))
+    await asyncio.to_thread(disk.started.wait, 10)
+    closing = asyncio.create_task(db.close())
+    await asyncio.sleep(0.1)
+    assert not closing.done()
+    disk.go.set()
+    await asyncio.wait_for(asyncio.gather(write, closing), 10)
+    assert db.trips.fsyncs == 1
