@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.lanes import Lanes
-from bot.storage.db import Backend, iso
+from bot.storage.db import Backend, Row, iso
 from bot.storage.leases import instance_name
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ class Entry:
     attempts: int
 
 
+# A statement and its parameters.
+Statement = tuple[str, Sequence[Any]]
+
+
+def _entry(rows: list[Row]) -> Entry | None:
+    return Entry(*rows[0]) if rows else None
+
+
 class LeasedInbox:
     """Record once, then hand out one person's rows in order, to one instance at a time
     (the claim on the person's earliest row is the per-person lock)."""
@@ -66,34 +74,60 @@ class LeasedInbox:
         self.lease = lease
 
     async def record(self, key: Any, person: str, payload: str, now: datetime) -> bool:
-        """True when it is new; False for a redelivery (already recorded)."""
+        """True when it is new; False for a redelivery (already recorded). One statement."""
         t = self.table
-        async with self.db.tx() as tx:
-            await tx.execute(
-                f"INSERT INTO {t.name}({t.key}, {t.person}, {t.payload}, received_at) "
-                f"VALUES (?, ?, ?, ?) ON CONFLICT({t.key}) DO NOTHING",
-                (key, person, payload, iso(now)))
-            return tx.rowcount == 1
+        return bool(await self.db.write_returning(
+            f"INSERT INTO {t.name}({t.key}, {t.person}, {t.payload}, received_at) "
+            f"VALUES (?, ?, ?, ?) ON CONFLICT({t.key}) DO NOTHING RETURNING id",
+            (key, person, payload, iso(now))))
+
+    @property
+    def _claim_sql(self) -> str:
+        """Claims the person's earliest unhandled row other than one (parameters: owner,
+        claim until, person, the id not to take, owner, now) unless another live instance
+        holds it, returning it: one statement, so a claim costs one round trip. On
+        PostgreSQL the row is locked (FOR UPDATE, not SKIP LOCKED: the person's order must
+        hold) and checked again once another claimer or the holder's done is through."""
+        t = self.table
+        return (f"UPDATE {t.name} SET claimed_by = ?, claim_until = ? WHERE id = ("
+                f"SELECT id FROM {t.name} WHERE {t.person} = ? AND state = 'new' AND id != ? "
+                f"ORDER BY id LIMIT 1{self.db.for_update}) AND state = 'new' AND ("
+                "claimed_by IS NULL OR claimed_by = ? OR claim_until IS NULL "
+                f"OR claim_until <= ?) RETURNING id, {t.key}, {t.person}, {t.payload}, "
+                "attempts")
+
+    def _claim_params(self, person: str, now: datetime, skip: int = 0) -> tuple[Any, ...]:
+        return (self.owner, iso(now + self.lease), person, skip, self.owner, iso(now))
 
     async def next_in(self, person: str, now: datetime) -> Entry | None:
         """The person's earliest unhandled row, claimed for this instance; None when there
         is none or another live instance is handling this person."""
-        t = self.table
+        return _entry(await self.db.write_returning(self._claim_sql,
+                                                    self._claim_params(person, now)))
+
+    async def finish(self, entry: Entry, now: datetime,
+                     also: Statement | None = None) -> Entry | None:
+        """Mark `entry` handled, together with `also` (what handling it produced: WeCom
+        queues the answer), and claim the person's next row, returned (None: there is none,
+        or another live instance holds it; either way this instance holds nothing of the
+        person's any more). On PostgreSQL one statement (the writes as data-modifying
+        WITHs), so a handled row costs one round trip, its release and the next claim
+        included; SQLite has no such WITH: a statement each (one writer at a time)."""
+        done = (self.done_sql, (iso(now), entry.id))
+        claim = (self._claim_sql, self._claim_params(entry.person, now, skip=entry.id))
+        writes = [w for w in (also, done) if w is not None]
+        if self.db.dialect != "sqlite":
+            sql = ("WITH " + ", ".join(f"w{i} AS ({w[0]})" for i, w in enumerate(writes))
+                   + " " + claim[0])
+            return _entry(await self.db.write_returning(
+                sql, [p for _, params in (*writes, claim) for p in params]))
+        if also is None:
+            await self.db.execute(*done)
+            return _entry(await self.db.write_returning(*claim))
         async with self.db.tx() as tx:
-            row = await tx.fetchone(
-                f"SELECT id, {t.key}, {t.person}, {t.payload}, attempts, claimed_by, "
-                f"claim_until FROM {t.name} WHERE {t.person} = ? AND state = 'new' "
-                "ORDER BY id LIMIT 1"
-                + self.db.for_update,  # not SKIP LOCKED: the person's order must hold
-                (person,))
-            if row is None:
-                return None
-            if (row["claimed_by"] not in (None, self.owner)
-                    and row["claim_until"] is not None and row["claim_until"] > iso(now)):
-                return None
-            await tx.execute(f"UPDATE {t.name} SET claimed_by = ?, claim_until = ? "
-                             "WHERE id = ?", (self.owner, iso(now + self.lease), row["id"]))
-        return Entry(row["id"], row[1], row[2], row[3], row["attempts"])
+            for write in writes:
+                await tx.execute(*write)
+            return _entry(await tx.fetchall(*claim))
 
     async def waiting_people(self, now: datetime) -> list[str]:
         """People with rows no live instance is handling, the longest waiting first."""
@@ -146,7 +180,8 @@ class LeasedInbox:
                               "AND received_at < ?", (iso(cutoff),))
 
 
-Handle = Callable[[Entry], Awaitable[None]]
+# Does the work and returns the person's next row (LeasedInbox.finish).
+Handle = Callable[[Entry], Awaitable[Entry | None]]
 SetAside = Callable[[Entry, Exception], Awaitable[None]]
 
 
@@ -157,9 +192,10 @@ async def _log_only(entry: Entry, exc: Exception) -> None:
 
 class InboxDrain:
     """Handles a LeasedInbox: per person, the earliest row first, whichever instance
-    received it. `handle(entry)` does the work and marks the row done (LeasedInbox.done, or
-    its done_sql in the transaction of the work); a row whose handling raises is counted
-    and tried again by a later sweep, and after MAX_ATTEMPTS set aside (`set_aside`)."""
+    received it. `handle(entry)` does the work, marks the row done and claims the person's
+    next (LeasedInbox.finish, alone or in the transaction of the work) and returns that
+    next; a row whose handling raises is counted and tried again by a later sweep, and
+    after MAX_ATTEMPTS set aside (`set_aside`)."""
 
     def __init__(self, inbox: LeasedInbox, handle: Handle, clock: Callable[[], datetime],
                  set_aside: SetAside = _log_only, workers: int = 0,
@@ -210,13 +246,15 @@ class InboxDrain:
         await self.inbox.release()
 
     async def drain(self, person: str) -> None:
-        while (entry := await self.inbox.next_in(person, self.clock())) is not None:
+        entry = await self.inbox.next_in(person, self.clock())
+        while entry is not None:
             try:
-                await self.handle(entry)
+                entry = await self.handle(entry)
             except Exception as exc:
                 log.exception("%s row %s of %s failed", self.what, entry.id, person)
                 if await self.inbox.attempt_failed(entry, self.clock()):
                     await self.set_aside(entry, exc)
+                    entry = await self.inbox.next_in(person, self.clock())
                     continue
                 return  # a later sweep tries it again; the person's later rows wait, in order
         # Nothing left that this instance may take: if another instance holds this person,

@@ -270,6 +270,14 @@ class PgDatabase(Backend):
         """A single statement in its own transaction."""
         return await self._single(sql, params, self.busy_timeout)
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._not_reentrant()
+        try:
+            async with asyncio.timeout(self.busy_timeout):
+                return list(await self.pool.fetch(pg_sql(sql), *params))
+        except TimeoutError:
+            raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
+
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement that waits at most `quick_wait` seconds (for a connection, then
         for row locks) and raises DatabaseBusy after; one at a time, in call order."""
