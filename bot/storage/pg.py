@@ -271,12 +271,13 @@ class PgDatabase(Backend):
         return await self._single(sql, params, self.busy_timeout)
 
     async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """In this instance's turn at transactions, as a transaction would be: webhook
+        inboxes write one per update, and unbounded they took the pool's connections from
+        the form steps' quick writes (which then held forms in memory, unseen by the other
+        instances)."""
         self._not_reentrant()
-        try:
-            async with asyncio.timeout(self.busy_timeout):
-                return list(await self.pool.fetch(pg_sql(sql), *params))
-        except TimeoutError:
-            raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
+        async with self._turn(), self.pool.acquire() as conn:
+            return await PgTx(conn, self._id_tables).fetchall(sql, params)
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement that waits at most `quick_wait` seconds (for a connection, then
