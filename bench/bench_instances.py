@@ -15,7 +15,9 @@ max_connections); the next step goes as soon as the reply to the last one arrive
 time). Latency: update created -> the bot's reply arriving in the fake. Every confirmed form
 is checked in the database afterwards (lost, doubled). CPU of every process is read from
 /proc; the machine has 2 cores, so N instances + PostgreSQL + proxy + load generator share
-them: the table says how busy each was.
+them: the table says how busy each was. `--baseline DIR` (e.g. `git archive` of main) runs
+each configuration a second time with the instances running that checkout's code, alternating,
+so that before and after are measured side by side in one run.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ class Cluster:
 
 
 async def start_cluster(fake: FakeBotAPI, url: str, n: int, proxy_port: int,
-                        workdir: Path) -> Cluster:
+                        workdir: Path, code: Path | None = None) -> Cluster:
     cluster = Cluster()
     ports = [free_port() for _ in range(n)]
     for i, port in enumerate(ports):
@@ -134,6 +136,8 @@ async def start_cluster(fake: FakeBotAPI, url: str, n: int, proxy_port: int,
             "TAIQU_TELEGRAM_WEBHOOK_URL": f"https://bot.example.org{PATH}",
             "TAIQU_TELEGRAM_WEBHOOK_SECRET": SECRET,
             "TAIQU_TELEGRAM_WEBHOOK_LISTEN": f"127.0.0.1:{port}"}
+        if code is not None:  # the instances run another checkout's bot/ (--baseline)
+            env["PYTHONPATH"] = str(code)
         home = workdir / f"i{i}"
         home.mkdir()
         proc = BotProcess(BOTS["taiqu-nolimit"][1], env, home)
@@ -160,12 +164,13 @@ class ClusterRun:
     failed_posts: int = 0
     post_p50: float = 0.0
     load: str = ""
+    code: str = "this checkout"
 
 
 async def cluster_run(pg: BenchPostgres, n: int, users: int, forms: int, tag: str,
-                      step_timeout: float) -> ClusterRun:
+                      step_timeout: float, code: Path | None = None) -> ClusterRun:
     run = Run(f"{n} instance(s)", users, forms, tag)
-    out = ClusterRun(run, n)
+    out = ClusterRun(run, n, code=f"baseline {code.name}" if code else "this checkout")
     url = await pg.create(f"run_{tag}", template=f"seed_{users}")
     workdir = Path(tempfile.mkdtemp(prefix="taiqu-bench-inst-"))
     done: set[str] = set()
@@ -173,7 +178,7 @@ async def cluster_run(pg: BenchPostgres, n: int, users: int, forms: int, tag: st
         async with FakeBotAPI() as fake:
             proxy_port = free_port()
             wire = WebhookWire(fake, f"http://127.0.0.1:{proxy_port}{PATH}")
-            cluster = await start_cluster(fake, url, n, proxy_port, workdir)
+            cluster = await start_cluster(fake, url, n, proxy_port, workdir, code)
             try:
                 for _ in range(n):  # each instance answers at least one warm-up step
                     await warm_up(wire, tag, True)
@@ -224,13 +229,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for r in range(args.rounds):
             for u in users:
                 order = counts if r % 2 == 0 else list(reversed(counts))
-                for n in order:
+                codes = [None, *([args.baseline.resolve()] if args.baseline else [])]
+                for n, code in ((n, c) for n in order
+                                for c in (codes if r % 2 == 0 else codes[::-1])):
                     tag = f"c{i:02d}"
                     i += 1
-                    res = await cluster_run(pg, n, u, args.forms, tag, args.step_timeout)
+                    res = await cluster_run(pg, n, u, args.forms, tag, args.step_timeout,
+                                            code)
                     results["runs"].append(res)
                     x = res.run
-                    print(f"  instances={n} users={u:<5} steps={x.steps:<5} "
+                    print(f"  [{res.code}] instances={n} users={u:<5} steps={x.steps:<5} "
                           f"p50={ms(pct(x.all_samples, 0.5))}ms "
                           f"p99={ms(pct(x.all_samples, 0.99))}ms "
                           f"steps/s={x.steps / max(x.wall, 1e-9):.0f} "
@@ -250,19 +258,20 @@ def render(results: dict[str, Any]) -> str:
     out = [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, PTB "
            f"{m['python-telegram-bot']}, PostgreSQL {m['postgresql']}, {m['date']}.\n"]
     rows = []
-    for res in sorted(results["runs"], key=lambda c: (c.run.users, c.instances)):
+    for res in sorted(results["runs"], key=lambda c: (c.run.users, c.instances, c.code)):
         x: Run = res.run
         wall = max(x.wall, 1e-9)
-        rows.append([str(res.instances), str(x.users), str(x.steps), ms(pct(x.all_samples, 0.5)),
-                     ms(pct(x.all_samples, 0.99)), f"{x.steps / wall:.0f}",
-                     f"{x.forms_done / wall:.1f}",
+        rows.append([res.code, str(res.instances), str(x.users), str(x.steps),
+                     ms(pct(x.all_samples, 0.5)), ms(pct(x.all_samples, 0.99)),
+                     f"{x.steps / wall:.0f}", f"{x.forms_done / wall:.1f}",
                      " + ".join(f"{c / wall:.2f}" for c in res.instance_cpu),
                      f"{res.pg_cpu / wall:.2f}", f"{res.proxy_cpu / wall:.2f}",
                      f"{x.harness_cpu / wall:.2f}", f"{x.other_load:.2f}",
                      f"{1000 * (x.bot_cpu + res.pg_cpu) / max(1, x.steps):.2f}", res.load,
                      f"{x.forms_done} / {x.lost} / {x.duplicated} / {x.unconfirmed}",
                      f"{x.bad_replies}/{x.timeouts}/{x.extra_messages}/{res.failed_posts}"])
-    out.append(table(["instances", "users", "steps", "p50 ms", "p99 ms", "steps/s", "forms/s",
+    out.append(table(["code", "instances", "users", "steps", "p50 ms", "p99 ms", "steps/s",
+                      "forms/s",
                       "instance cores (each)", "PostgreSQL cores", "proxy cores",
                       "load generator cores", "other load cores",
                       "bot+PG CPU ms/step", "load avg 1/5/15 after",
@@ -281,12 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--step-timeout", type=float, default=180.0)
     p.add_argument("--json", type=Path)
+    p.add_argument("--baseline", type=Path, help="another checkout, run side by side")
     args = p.parse_args(argv)
     results = asyncio.run(main_async(args))
     print(render(results))
     if args.json:
         args.json.write_text(json.dumps([
-            {"instances": c.instances, "users": c.run.users, "steps": c.run.steps,
+            {"code": c.code, "instances": c.instances, "users": c.run.users, "steps": c.run.steps,
              "p50_s": pct(c.run.all_samples, 0.5), "p99_s": pct(c.run.all_samples, 0.99),
              "wall_s": c.run.wall, "instance_cpu_s": c.instance_cpu, "pg_cpu_s": c.pg_cpu,
              "proxy_cpu_s": c.proxy_cpu, "lost": c.run.lost, "dup": c.run.duplicated,

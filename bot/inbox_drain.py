@@ -7,22 +7,25 @@ key), so a redelivery is a no-op. Handled once per person at a time: whoever han
 person's earliest unhandled row holds a claim on it (a lease, FOR UPDATE on PostgreSQL so two
 instances never both take it); the others leave that person alone until it is done or the
 claim has run out. The holder goes on with the person's next row, so one person's rows are
-handled in order whichever instance received them. An instance that dies leaves its claim to
-expire; every instance's sweep then finds the person waiting. As with the reminders, the one
-row in flight when a process dies may be handled twice."""
+handled in order whichever instance received them. Each of these is one statement, a round
+trip on PostgreSQL (issue #12): record, claim, and done with the next claimed (and with the
+answer queued, for WeCom); before, three transactions and a statement, 11 round trips. An
+instance that dies leaves its claim to expire; every instance's sweep then finds the person
+waiting. As with the reminders, the one row in flight when a process dies may be handled
+twice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.lanes import Lanes
-from bot.storage.db import Backend, iso
+from bot.storage.db import Backend, Row, iso
 from bot.storage.leases import instance_name
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,14 @@ class Entry:
     attempts: int
 
 
+# A statement and its parameters.
+Statement = tuple[str, Sequence[Any]]
+
+
+def _entry(rows: list[Row]) -> Entry | None:
+    return Entry(*rows[0]) if rows else None
+
+
 class LeasedInbox:
     """Record once, then hand out one person's rows in order, to one instance at a time
     (the claim on the person's earliest row is the per-person lock)."""
@@ -66,34 +77,65 @@ class LeasedInbox:
         self.lease = lease
 
     async def record(self, key: Any, person: str, payload: str, now: datetime) -> bool:
-        """True when it is new; False for a redelivery (already recorded)."""
+        """True when it is new; False for a redelivery (already recorded). One statement."""
         t = self.table
-        async with self.db.tx() as tx:
-            await tx.execute(
-                f"INSERT INTO {t.name}({t.key}, {t.person}, {t.payload}, received_at) "
-                f"VALUES (?, ?, ?, ?) ON CONFLICT({t.key}) DO NOTHING",
-                (key, person, payload, iso(now)))
-            return tx.rowcount == 1
+        return bool(await self.db.write_returning(
+            f"INSERT INTO {t.name}({t.key}, {t.person}, {t.payload}, received_at) "
+            f"VALUES (?, ?, ?, ?) ON CONFLICT({t.key}) DO NOTHING RETURNING id",
+            (key, person, payload, iso(now))))
+
+    def _claim(self, person: str, now: datetime, skip: int | None = 0) -> Statement:
+        """Claims the person's earliest unhandled row (but not row `skip`; None: not the row
+        the WITH `done` marks) unless another live instance holds it, returning it: one
+        statement, so a claim costs one round trip. On PostgreSQL the row is locked (FOR
+        UPDATE, not SKIP LOCKED: the person's order must hold) and checked again once
+        another claimer or the holder's done is through."""
+        t = self.table
+        return (f"UPDATE {t.name} SET claimed_by = ?, claim_until = ? WHERE id = ("
+                f"SELECT id FROM {t.name} WHERE {t.person} = ? AND state = 'new' AND id NOT "
+                f"IN ({'SELECT id FROM done' if skip is None else '?'}) ORDER BY id LIMIT 1"
+                f"{self.db.for_update}) AND state = 'new' AND (claimed_by IS NULL OR "
+                "claimed_by = ? OR claim_until IS NULL OR claim_until <= ?) "
+                f"RETURNING id, {t.key}, {t.person}, {t.payload}, attempts",
+                (self.owner, iso(now + self.lease), person,
+                 *(() if skip is None else (skip,)), self.owner, iso(now)))
 
     async def next_in(self, person: str, now: datetime) -> Entry | None:
         """The person's earliest unhandled row, claimed for this instance; None when there
         is none or another live instance is handling this person."""
-        t = self.table
+        return _entry(await self.db.write_returning(*self._claim(person, now)))
+
+    async def finish(self, entry: Entry, now: datetime,
+                     also: Statement | None = None) -> Entry | None:
+        """Mark `entry` handled, together with `also` (what handling it produced: WeCom
+        queues the answer), and claim the person's next row, returned (None: there is none,
+        or another live instance holds it; either way this instance holds nothing of the
+        person's any more). On PostgreSQL one statement, so a handled row costs one round
+        trip, its release and the next claim included; SQLite has no data-modifying WITH:
+        a statement each (one writer at a time: nothing comes between them)."""
+        done = (self.done_sql, (iso(now), entry.id))
+        if self.db.dialect != "sqlite":
+            # The claim reads `done`, so the row is marked (and locked) first, not after the
+            # claim as an unread WITH would be. This statement sees the rows recorded before
+            # it began; another instance's claim that meets the row locked waits, then sees
+            # it done and takes a row recorded since. Only a claim in the microseconds
+            # between this statement's start and that lock can miss both: its row waits for
+            # a sweep (SWEEP_SECONDS), in order, never lost.
+            claim = self._claim(entry.person, now, skip=None)
+            writes = [*([("queued", also)] if also else []),
+                      ("done", (done[0] + " RETURNING id", done[1]))]
+            sql = ("WITH " + ", ".join(f"{name} AS ({w[0]})" for name, w in writes) + " "
+                   + claim[0])
+            return _entry(await self.db.write_returning(
+                sql, [p for _, (_, params) in writes for p in params] + list(claim[1])))
+        claim = self._claim(entry.person, now, skip=entry.id)
+        if also is None:
+            await self.db.execute(*done)
+            return _entry(await self.db.write_returning(*claim))
         async with self.db.tx() as tx:
-            row = await tx.fetchone(
-                f"SELECT id, {t.key}, {t.person}, {t.payload}, attempts, claimed_by, "
-                f"claim_until FROM {t.name} WHERE {t.person} = ? AND state = 'new' "
-                "ORDER BY id LIMIT 1"
-                + self.db.for_update,  # not SKIP LOCKED: the person's order must hold
-                (person,))
-            if row is None:
-                return None
-            if (row["claimed_by"] not in (None, self.owner)
-                    and row["claim_until"] is not None and row["claim_until"] > iso(now)):
-                return None
-            await tx.execute(f"UPDATE {t.name} SET claimed_by = ?, claim_until = ? "
-                             "WHERE id = ?", (self.owner, iso(now + self.lease), row["id"]))
-        return Entry(row["id"], row[1], row[2], row[3], row["attempts"])
+            await tx.execute(*also)
+            await tx.execute(*done)
+            return _entry(await tx.fetchall(*claim))
 
     async def waiting_people(self, now: datetime) -> list[str]:
         """People with rows no live instance is handling, the longest waiting first."""
@@ -146,7 +188,8 @@ class LeasedInbox:
                               "AND received_at < ?", (iso(cutoff),))
 
 
-Handle = Callable[[Entry], Awaitable[None]]
+# Does the work and returns the person's next row (LeasedInbox.finish).
+Handle = Callable[[Entry], Awaitable[Entry | None]]
 SetAside = Callable[[Entry, Exception], Awaitable[None]]
 
 
@@ -157,9 +200,10 @@ async def _log_only(entry: Entry, exc: Exception) -> None:
 
 class InboxDrain:
     """Handles a LeasedInbox: per person, the earliest row first, whichever instance
-    received it. `handle(entry)` does the work and marks the row done (LeasedInbox.done, or
-    its done_sql in the transaction of the work); a row whose handling raises is counted
-    and tried again by a later sweep, and after MAX_ATTEMPTS set aside (`set_aside`)."""
+    received it. `handle(entry)` does the work, marks the row done and claims the person's
+    next (LeasedInbox.finish, alone or in the transaction of the work) and returns that
+    next; a row whose handling raises is counted and tried again by a later sweep, and
+    after MAX_ATTEMPTS set aside (`set_aside`)."""
 
     def __init__(self, inbox: LeasedInbox, handle: Handle, clock: Callable[[], datetime],
                  set_aside: SetAside = _log_only, workers: int = 0,
@@ -210,13 +254,15 @@ class InboxDrain:
         await self.inbox.release()
 
     async def drain(self, person: str) -> None:
-        while (entry := await self.inbox.next_in(person, self.clock())) is not None:
+        entry = await self.inbox.next_in(person, self.clock())
+        while entry is not None:
             try:
-                await self.handle(entry)
+                entry = await self.handle(entry)
             except Exception as exc:
                 log.exception("%s row %s of %s failed", self.what, entry.id, person)
                 if await self.inbox.attempt_failed(entry, self.clock()):
                     await self.set_aside(entry, exc)
+                    entry = await self.inbox.next_in(person, self.clock())
                     continue
                 return  # a later sweep tries it again; the person's later rows wait, in order
         # Nothing left that this instance may take: if another instance holds this person,

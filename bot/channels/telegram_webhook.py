@@ -135,9 +135,9 @@ class WebhookEndpoint:
             self.drain.poke(person)
         return web.Response(status=200)
 
-    async def _handle_entry(self, entry: Entry) -> None:
+    async def _handle_entry(self, entry: Entry) -> Entry | None:
         await self.handle(json.loads(entry.payload))
-        await self.inbox.done(entry.id, self.clock())
+        return await self.inbox.finish(entry, self.clock())
 
     async def _set_aside(self, entry: Entry, exc: Exception) -> None:
         await self.dead_letter(int(entry.key), json.loads(entry.payload), exc)

@@ -205,6 +205,12 @@ class Backend:
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One write statement with its own RETURNING, in its own transaction: what it wrote,
+        in one round trip (no BEGIN and COMMIT, and no wait for this instance's turn at
+        transactions on PostgreSQL: the statement alone is atomic)."""
+        raise NotImplementedError
+
     async def _execute_threaded(self, sql: str, params: Sequence[Any]) -> int | None:
         return await self.execute_quick(sql, params)
 
@@ -432,6 +438,11 @@ class Database(Backend):
         self._not_reentrant()
         async with self._write_turn():
             return await Tx(self.conn, self.trips).execute(sql, params)
+
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._not_reentrant()
+        async with self._write_turn():
+            return await Tx(self.conn, self.trips).fetchall(sql, params)
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction that waits at most `quick_wait` seconds

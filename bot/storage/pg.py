@@ -270,6 +270,15 @@ class PgDatabase(Backend):
         """A single statement in its own transaction."""
         return await self._single(sql, params, self.busy_timeout)
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """In this instance's turn at transactions, as a transaction would be: webhook
+        inboxes write one per update, and unbounded they took the pool's connections from
+        the form steps' quick writes (which then held forms in memory, unseen by the other
+        instances)."""
+        self._not_reentrant()
+        async with self._turn(), self.pool.acquire() as conn:
+            return await PgTx(conn, self._id_tables).fetchall(sql, params)
+
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement that waits at most `quick_wait` seconds (for a connection, then
         for row locks) and raises DatabaseBusy after; one at a time, in call order."""

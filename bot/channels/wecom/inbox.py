@@ -86,14 +86,14 @@ class InboxWorker:
         received before it; on every sweep: another instance's, or a dead one's)."""
         return await self.drain.resume()
 
-    async def _one(self, entry: Entry) -> None:
+    async def _one(self, entry: Entry) -> Entry | None:
         now = self.services.clock.now()
         try:
             msg = parse_message(entry.payload)
         except MessageParseError as exc:  # checked when recorded: only a damaged row
             log.error("WeCom callback %s unreadable: %s", entry.id, exc)
             await self.store.inbox.set_aside(entry.id, now)
-            return
+            return await self.store.inbox.next_in(entry.person, now)
         step = await self._step(msg)
         items: list[OutItem] = []
         if step.event is not None:
@@ -102,12 +102,13 @@ class InboxWorker:
         elif step.note is not None:
             locale = await self._locale(entry.person)
             items = [OutItem("text", {"content": t(locale, step.note)})]
-        await self.store.handled(entry.id, entry.person, items, self.services.clock.now())
+        following = await self.store.answered(entry, items, self.services.clock.now())
         self.handled += 1
         if items:
             self.sender.lanes.poke(entry.person)
         if step.tap is not None:
             await self._acknowledge(step.tap)
+        return following
 
     async def _locale(self, external_id: str) -> str:
         user = await self.services.people.by_identity(CHANNEL, external_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bot.inbox_drain import CLAIM_LEASE, InboxTable, LeasedInbox
+from bot.inbox_drain import CLAIM_LEASE, Entry, InboxTable, LeasedInbox, Statement
 from bot.sendbudget import Lane
 from bot.storage.db import Backend, iso
 from bot.storage.leases import instance_name
@@ -79,20 +79,37 @@ class WeComStore:
     # ----------------------------------------------------------------- outbox
     async def handled(self, row_id: int | None, external_id: str, items: list[OutItem],
                       now: datetime, lane: Lane = Lane.REPLY) -> list[int]:
-        """Queue an answer and mark the callback it answers handled, in one transaction:
-        a restart after this sends the answer, a restart before it handles the callback
-        again; neither loses it."""
-        ids: list[int] = []
+        """Queue messages (and mark the callback `row_id` handled, if one), in one
+        transaction; their ids in the items' order."""
         async with self.db.tx() as tx:
-            for item in items:
-                ids.append(int(await tx.execute(
-                    "INSERT INTO wecom_outbox(external_id, kind, payload, data, created_at, "
-                    "push) VALUES (?, ?, ?, ?, ?, ?)",
-                    (external_id, item.kind, json.dumps(item.payload, ensure_ascii=False),
-                     item.data, iso(now), int(lane is Lane.PUSH))) or 0))
+            ids: list[int] = []
+            if items:
+                sql, params = self._queue(external_id, items, now, lane)
+                # RETURNING gives no order: ids are given in the VALUES' order.
+                ids = sorted(int(r[0]) for r in await tx.fetchall(sql + " RETURNING id",
+                                                                   params))
             if row_id is not None:
                 await tx.execute(self.inbox.done_sql, (iso(now), row_id))
         return ids
+
+    async def answered(self, entry: Entry, items: list[OutItem],
+                       now: datetime) -> Entry | None:
+        """Queue a callback's answer and mark the callback handled, together: a restart
+        after this sends the answer, a restart before it handles the callback again;
+        neither loses it. The person's next callback is claimed with it and returned
+        (LeasedInbox.finish: on PostgreSQL all of it one statement)."""
+        return await self.inbox.finish(
+            entry, now, self._queue(entry.person, items, now, Lane.REPLY) if items else None)
+
+    @staticmethod
+    def _queue(external_id: str, items: list[OutItem], now: datetime,
+               lane: Lane) -> Statement:
+        """The messages' rows in one statement, however many (one round trip)."""
+        return ("INSERT INTO wecom_outbox(external_id, kind, payload, data, created_at, push) "
+                "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(items)),
+                [v for item in items for v in (
+                    external_id, item.kind, json.dumps(item.payload, ensure_ascii=False),
+                    item.data, iso(now), int(lane is Lane.PUSH))])
 
     async def head(self, external_id: str, at: float) -> Queued | None:
         """The person's next message: replies before pushes, each lane strictly in order;
