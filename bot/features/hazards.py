@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -378,12 +379,18 @@ async def from_log(ctx: Ctx, worklog_id: int) -> int | None:
 
 
 @router.adds_to_card("worklog")
-async def log_card_buttons(ctx: Ctx, worklog_id: int) -> list[Button]:
-    """转为隐患 under a saved log that names a problem (查看隐患 once it was turned)."""
-    w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
-    if w is None or not (w.problems or "").strip():
+async def log_card_buttons(ctx: Ctx, worklog_id: int,
+                           just_saved: Mapping[str, Any] | None) -> list[Button]:
+    """转为隐患 under a saved log that names a problem (查看隐患 once it was turned); a log
+    just saved is known from its answers, and no hazard was made from it yet."""
+    if just_saved is not None:
+        problems = just_saved.get("problems")
+    else:
+        w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
+        problems = w.problems if w is not None else None
+    if not (problems or "").strip():
         return []
-    existing = await from_log(ctx, worklog_id)
+    existing = None if just_saved is not None else await from_log(ctx, worklog_id)
     if existing is not None:
         return [HAZARDS.open_button(ctx, existing, ctx.t("btn.hazard_view", id=existing))]
     return [Button(ctx.t("btn.hazard_from_log"), router.callback("fromlog", worklog_id))]
