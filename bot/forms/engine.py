@@ -80,7 +80,7 @@ class FormSpec:
     name: str
     title: str  # locale key
     fields: tuple[Field, ...]
-    save: SaveFn
+    save: SaveFn | None  # None: every save is `write`'s
     quick: dict[str, QuickFn]  # quick-answer action -> value (e.g. "now")
     # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
     actions: dict[str, ActionFn] = field(default_factory=dict)
@@ -757,8 +757,10 @@ class FormEngine:
             if writing is not None:  # the record and the form's close: one transaction
                 played = await conversations.finish(draft, None, ctx.now, writing.batch,
                                                     writing.record)
-            else:
+            elif spec.save is not None:
                 saved = await spec.save(ctx, st.values, draft.token, st.meta)
+            else:
+                raise TypeError(f"form {spec.name}: its write declined and it has no save")
         except Invalid as exc:
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
         except Exception:

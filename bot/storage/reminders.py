@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
@@ -15,6 +17,20 @@ MAYBE_SENT = "outcome unknown"
 # last_error of a row for someone who has not opened the bot yet: it waits for their first
 # visit (People.link_identity releases it), not failed and not handed to anyone else.
 WAITING = "waiting: has not opened the bot yet"
+
+
+# A team's leads (users u; one parameter, the team): People.leads_of, and escalations.
+LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
+
+
+@dataclass(frozen=True)
+class PlannedRung:
+    """One reminder of a deadline ladder as planned: its kind, when, to the leads or not."""
+
+    kind: str
+    due_at: datetime
+    urgent: bool
+    to_leads: bool
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,24 @@ class Reminders:
             (team_id, user_id, subject, subject_id, kind, iso(due_at), int(urgent), dedupe,
              json.dumps(detail or {}, ensure_ascii=False), iso(now)))
         return tx.rowcount > 0
+
+    @staticmethod
+    def plan_into(batch: Batch, rungs: Sequence[PlannedRung], *, team_id: int, owner_id: int,
+                  subject: str, subject_id: Ref, now: datetime) -> None:
+        """`plan` for a record a batch inserts (its id not known yet): each rung to the owner
+        or to the team's leads but the owner (read here, not before), keyed as `plan` keys
+        them, in one statement; only if the batch inserted the record."""
+        batch.executemany(
+            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
+            "urgent, dedupe_key, detail, created_at) "
+            "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), "
+            "? || ':' || CAST(? AS TEXT) || ':' || ? || ':' || CAST(u.id AS TEXT), '{}', ? "
+            f"FROM users u WHERE (CAST(? AS INTEGER) = 0 AND u.id = ?) OR "
+            f"(CAST(? AS INTEGER) = 1 AND {LEADS_OF_TEAM} AND u.id <> ?) "
+            "ON CONFLICT DO NOTHING",
+            [(team_id, subject, subject_id, r.kind, iso(r.due_at), int(r.urgent), subject,
+              subject_id, r.kind, iso(now), int(r.to_leads), owner_id, int(r.to_leads),
+              team_id, owner_id) for r in rungs], if_new=subject_id)
 
     @staticmethod
     async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:
