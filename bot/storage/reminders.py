@@ -84,18 +84,27 @@ class Reminders:
                   subject: str, subject_id: Ref, now: datetime) -> None:
         """`plan` for a record a batch inserts (its id not known yet): each rung to the owner
         or to the team's leads but the owner (read here, not before), keyed as `plan` keys
-        them, in one statement; only if the batch inserted the record."""
-        batch.executemany(
+        them, only if the batch inserted the record. One statement, its rows in the order
+        `plan` would write them (rung by rung, leads by id): on PostgreSQL the rows of
+        separate statements in one would be numbered in no set order."""
+        if not rungs:
+            return
+        one = "SELECT ?, ?, ?, ?, ?"
+        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS leads, ? AS kind, "
+                 "? AS due_at, CAST(? AS INTEGER) AS urgent")
+        rows = " UNION ALL ".join([first, *[one] * (len(rungs) - 1)])
+        batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
-            "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), "
-            "? || ':' || CAST(? AS TEXT) || ':' || ? || ':' || CAST(u.id AS TEXT), '{}', ? "
-            f"FROM users u WHERE (CAST(? AS INTEGER) = 0 AND u.id = ?) OR "
-            f"(CAST(? AS INTEGER) = 1 AND {LEADS_OF_TEAM} AND u.id <> ?) "
-            "ON CONFLICT DO NOTHING",
-            [(team_id, subject, subject_id, r.kind, iso(r.due_at), int(r.urgent), subject,
-              subject_id, r.kind, iso(now), int(r.to_leads), owner_id, int(r.to_leads),
-              team_id, owner_id) for r in rungs], if_new=subject_id)
+            "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), r.kind, r.due_at, r.urgent, "
+            "? || ':' || CAST(? AS TEXT) || ':' || r.kind || ':' || CAST(u.id AS TEXT), '{}', ? "
+            f"FROM ({rows}) AS r JOIN users u ON (r.leads = 0 AND u.id = ?) OR "
+            f"(r.leads = 1 AND {LEADS_OF_TEAM} AND u.id <> ?) "
+            "WHERE 1 = 1 ORDER BY r.n, u.id ON CONFLICT DO NOTHING",
+            (team_id, subject, subject_id, subject, subject_id, iso(now),
+             *(v for n, r in enumerate(rungs)
+               for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent))),
+             owner_id, team_id, owner_id), if_new=subject_id)
 
     @staticmethod
     async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:
