@@ -11,7 +11,9 @@ skipped: a record is never written twice.
 On PostgreSQL every sub-statement of one statement sees the database as it was before it:
 a statement here must not read what an earlier one in the batch wrote (except through a
 Ref), and a batch writing one table in two statements is run statement by statement (in one
-transaction, as many round trips as statements), since their order would be unpredictable."""
+transaction, as many round trips as statements), since their order would be unpredictable.
+For the same reason the rows of one `executemany` get their ids in no set order there: rows
+whose order matters carry it (a position column), or are one statement (Reminders.plan_into)."""
 
 from __future__ import annotations
 
@@ -117,7 +119,8 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
     return ids
 
 
-_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
+# A quoted string, a quoted name, a comment, or a placeholder: only the last is rewritten.
+SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 
 
 def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list[Any]] | None:
@@ -145,7 +148,7 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
                 args.append(value)
                 return f"${len(args)}"
 
-            sql = _PLACEHOLDER.sub(numbered, st.sql.rstrip().rstrip(";"))
+            sql = SQL_TOKENS.sub(numbered, st.sql.rstrip().rstrip(";"))
             if n in refs and st.table in id_tables:
                 sql += " RETURNING id"
             parts.append(f"s{n}_{j} AS ({sql})")

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import asyncpg
 
-from bot.storage.batch import Batch, Played, pg_one_statement, play
+from bot.storage.batch import SQL_TOKENS, Batch, Played, pg_one_statement, play
 from bot.storage.db import (
     Backend,
     DatabaseBusy,
@@ -36,8 +36,6 @@ MIGRATION_LOCK = 0x7461_6971_7500  # "taiqu" in ASCII, as a bigint
 IDS_ALSO_IN = {"worklogs": "worklog_tombstones"}
 VERSIONS = "schema_migrations"  # one row per applied migration (SQLite: PRAGMA user_version)
 
-# A quoted string, a quoted name, a comment, or a placeholder: only the last is rewritten.
-_SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 _INSERT_TABLE = re.compile(r"^\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _STATUS_COUNT = re.compile(r"(\d+)$")
@@ -56,7 +54,7 @@ def pg_sql(sql: str) -> str:
         number += 1
         return f"${number}"
 
-    return _SQL_TOKENS.sub(numbered, sql)
+    return SQL_TOKENS.sub(numbered, sql)
 
 
 @functools.lru_cache(maxsize=2048)
