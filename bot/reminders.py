@@ -232,6 +232,9 @@ class ReminderService:
             digested = await self.run_digests(now)
             await self.rows.release_held_of_deactivated()
             await self.release_after_quiet(now)
+            # The memory of saved forms (a second 保存 says what it saved) past its hours.
+            await self.services.conversations.prune(now, now - timedelta(
+                hours=self.services.settings.saved_form_memory_hours))
             result.digests = len(digested)
             for job in self.router.periodic:
                 try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -42,7 +42,8 @@ PushFn = Callable[[int, Reply], Awaitable[None]]
 PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
 # (ctx, record id) -> buttons a feature adds under another feature's saved record (e.g. 转为隐患
 # under a work log): the card's owner names its card, the adding feature stays unknown to it.
-CardButtonsFn = Callable[["Ctx", int], Awaitable[list[Button]]]
+# (ctx, record id, the answers of the form that has just saved it, or None) -> buttons
+CardButtonsFn = Callable[["Ctx", int, Mapping[str, Any] | None], Awaitable[list[Button]]]
 # A photo (its reference and caption) or a location sent with no form open.
 LooseMediaFn = Callable[["Ctx", "str | None", "str | None", "tuple[float, float] | None"],
                         Awaitable[Outcome]]
@@ -332,9 +333,11 @@ def app_router() -> Router:
     return root
 
 
-async def extra_card_buttons(ctx: Ctx, card: str, record_id: int) -> list[Button]:
-    """The buttons the features of the composition root add under `card` for one record."""
+async def extra_card_buttons(ctx: Ctx, card: str, record_id: int,
+                             just_saved: Mapping[str, Any] | None = None) -> list[Button]:
+    """The buttons the features of the composition root add under `card` for one record;
+    `just_saved`: the answers of the form that has just saved it (nothing to read back)."""
     out: list[Button] = []
     for fn in app_router().card_buttons.get(card, []):
-        out += await fn(ctx, record_id)
+        out += await fn(ctx, record_id, just_saved)
     return out

@@ -18,6 +18,7 @@ from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.services import Services
+from bot.storage.batch import Batch, Played
 from tests.conftest import Chat, make_user
 
 pytestmark = pytest.mark.timeout(60)
@@ -166,24 +167,25 @@ async def test_writes_do_not_queue_behind_each_other_for_the_busy_timeout(
 
 async def test_a_save_that_committed_is_confirmed_though_the_lock_is_taken_right_after(
         services: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The entry was saved; an import took the write lock before the form could be closed.
-    The reply said "这条消息没有保存，请稍后再发一次" (so the manager typed the log again: a
-    second entry) and the saved form stayed open."""
+    """The entry was saved; an import took the write lock right after. The reply said
+    "这条消息没有保存，请稍后再发一次" (so the manager typed the log again: a second entry)
+    and the saved form stayed open. The entry and the form's close are one transaction now
+    (issue #12), and the card is worded without reading anything back."""
     assistant = Assistant(services)
     await make_user(services, "张三")
     zhang = Chat(assistant, "test", "张三")
     await zhang.say("巡视 3号台区 昨天下午3点 更换表箱")
     for _ in range(3):
         await zhang.say("跳过")
-    add = services.worklogs.add
+    write = services.db.write_batch
     other = sqlite3.connect(settings.db_path, isolation_level=None, check_same_thread=False)
 
-    async def add_then_import_starts(*args: object, **kwargs: object) -> int:
-        wid = await add(*args, **kwargs)  # type: ignore[arg-type]
+    async def write_then_import_starts(batch: Batch) -> Played:
+        ids = await write(batch)
         other.execute("BEGIN IMMEDIATE")  # the import begins: the lock is taken
-        return wid
+        return ids
 
-    monkeypatch.setattr(services.worklogs, "add", add_then_import_starts)
+    monkeypatch.setattr(services.db, "write_batch", write_then_import_starts)
     try:
         await asyncio.wait_for(zhang.say("保存"), 10)
     finally:

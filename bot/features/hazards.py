@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -26,13 +27,14 @@ from bot.features.worklog.form import (
     show_photos,
     take_area_into,
 )
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.records import runtime as rt
 from bot.records.common import calendar, remaining, ruleset, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem
 from bot.services import Ctx
+from bot.storage.batch import Batch
 from bot.storage.db import Database, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
@@ -163,15 +165,20 @@ async def plan_deadline(tx: Tx, rid: int, team_id: int, owner_id: int, sev: Seve
                         due: datetime, leads: list[int], now: datetime,
                         round_: str = "") -> None:
     """The owner is reminded before the deadline and at it; then the leads are told."""
-    await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, "deadline", [
-        rt.Rung("soon", due - sev.remind_before.delta, urgent=sev.urgent),
-        rt.Rung("due", due, urgent=sev.urgent, skip_if_past=False),
-        rt.Rung("escalate", due, to_leads=True, urgent=sev.urgent, skip_if_past=False)],
-        leads, now, round_)
+    await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, "deadline",
+                         deadline_rungs(sev, due), leads, now, round_)
 
 
-async def save_hazard(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
+def deadline_rungs(sev: Severity, due: datetime) -> list[rt.Rung]:
+    return [rt.Rung("soon", due - sev.remind_before.delta, urgent=sev.urgent),
+            rt.Rung("due", due, urgent=sev.urgent, skip_if_past=False),
+            rt.Rung("escalate", due, to_leads=True, urgent=sev.urgent, skip_if_past=False)]
+
+
+async def write_hazard(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """The hazard and its deadline ladder as writes, saved with the form's close in one
+    round trip; the card's buttons need the record as saved (read once it is)."""
     services = ctx.services
     area = next((a for a in await ctx.areas() if str(a.id) == values.get("area")), None)
     if area is None:
@@ -180,25 +187,29 @@ async def save_hazard(ctx: Ctx, values: dict[str, Any], token: str,
     rules = ruleset(services)
     due = due_after(ctx.now, sev.deadline, await calendar(services), rules.working_hours).due
     loc = values.get("location") or [None, None]
-    leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
-    async with services.db.tx() as tx:
-        rid, new = await STORE.insert_once(tx, token, {
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
-            "what": values["what"], "place": values.get("place") or None,
-            "severity": sev.key, "latitude": loc[0], "longitude": loc[1],
-            "photos_before": json.dumps(list(values.get("photos") or [])),
-            "worklog_id": meta.get("worklog_id"), "found_at": iso(ctx.now),
-            "due_at": iso(due), "created_at": iso(ctx.now)})
-        if new:
-            await plan_deadline(tx, rid, ctx.user.team_id, ctx.user.id, sev, due, leads, ctx.now)
-    text = "\n".join([
-        ctx.t("hazard.saved", id=rid, area=area.name,
-              severity=ctx.t(f"hazard.severity.{sev.key}")),
-        ctx.t("hazard.clear_by", when=when(ctx, due), rule=sev.deadline.label(ctx.locale),
-              left=remaining(ctx, due))])
-    rec = await STORE.load(services.db, rid)
-    actions = await HAZARDS.allowed(ctx, rec) if rec else []
-    return Saved(text, [[HAZARDS.open_button(ctx, rid), *actions]], record_id=rid)
+    batch = Batch()
+    ref = STORE.insert_into(batch, token, {
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
+        "what": values["what"], "place": values.get("place") or None,
+        "severity": sev.key, "latitude": loc[0], "longitude": loc[1],
+        "photos_before": json.dumps(list(values.get("photos") or [])),
+        "worklog_id": meta.get("worklog_id"), "found_at": iso(ctx.now),
+        "due_at": iso(due), "created_at": iso(ctx.now)})
+    rt.plan_ladder_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id, "deadline",
+                        deadline_rungs(sev, due), ctx.now)
+
+    async def saved(rid: int | None) -> Saved:
+        assert rid is not None
+        text = "\n".join([
+            ctx.t("hazard.saved", id=rid, area=area.name,
+                  severity=ctx.t(f"hazard.severity.{sev.key}")),
+            ctx.t("hazard.clear_by", when=when(ctx, due), rule=sev.deadline.label(ctx.locale),
+                  left=remaining(ctx, due))])
+        rec = await STORE.load(services.db, rid)
+        actions = await HAZARDS.allowed(ctx, rec) if rec else []
+        return Saved(text, [[HAZARDS.open_button(ctx, rid), *actions]], record_id=rid)
+
+    return Writing(batch, ref, saved)
 
 
 HAZARD = router.form(FormSpec(
@@ -217,7 +228,8 @@ HAZARD = router.form(FormSpec(
         Field("location", "field.location", "form.hazard.location", Kind.LOCATION,
               required=False, show=show_location),
     ),
-    save=save_hazard,
+    save=None,
+    write=write_hazard,
     quick={},
 ))
 
@@ -378,12 +390,18 @@ async def from_log(ctx: Ctx, worklog_id: int) -> int | None:
 
 
 @router.adds_to_card("worklog")
-async def log_card_buttons(ctx: Ctx, worklog_id: int) -> list[Button]:
-    """转为隐患 under a saved log that names a problem (查看隐患 once it was turned)."""
-    w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
-    if w is None or not (w.problems or "").strip():
+async def log_card_buttons(ctx: Ctx, worklog_id: int,
+                           just_saved: Mapping[str, Any] | None) -> list[Button]:
+    """转为隐患 under a saved log that names a problem (查看隐患 once it was turned); a log
+    just saved is known from its answers, and no hazard was made from it yet."""
+    if just_saved is not None:
+        problems = just_saved.get("problems")
+    else:
+        w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
+        problems = w.problems if w is not None else None
+    if not (problems or "").strip():
         return []
-    existing = await from_log(ctx, worklog_id)
+    existing = None if just_saved is not None else await from_log(ctx, worklog_id)
     if existing is not None:
         return [HAZARDS.open_button(ctx, existing, ctx.t("btn.hazard_view", id=existing))]
     return [Button(ctx.t("btn.hazard_from_log"), router.callback("fromlog", worklog_id))]

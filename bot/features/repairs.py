@@ -15,7 +15,7 @@ from bot.deadlines import AreaKind, Rule, due_after
 from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import area_choices, show_area, take_area_into
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import Field, Invalid, Kind
 from bot.forms.kinds import check_not_future, parse_text, show_location
 from bot.records import callback as cb
@@ -33,6 +33,7 @@ from bot.records.common import (
 from bot.router import Router, TodoItem
 from bot.services import Ctx
 from bot.statuses import repair_status
+from bot.storage.batch import Batch
 from bot.storage.db import iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import find_time
@@ -97,11 +98,12 @@ def restore_rule(ctx: Ctx, kind: AreaKind) -> Rule | None:
 
 
 # --- the registration form ------------------------------------------------------------
-async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
+async def write_repair(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """The repair and its arrival ladder as writes, saved with the form's close in one round
+    trip; the reply worded from the answers."""
     services = ctx.services
-    area = next((a for a in await services.people.areas_for(ctx.user)
-                 if str(a.id) == values.get("area")), None)
+    area = next((a for a in await ctx.areas() if str(a.id) == values.get("area")), None)
     if area is None:
         raise Invalid("form.worklog.area_gone")
     kind = next((k for k in AREA_KINDS if k == area.kind), "rural")
@@ -109,25 +111,29 @@ async def save_repair(ctx: Ctx, values: dict[str, Any], token: str,
     rule = arrival_rule(ctx, kind)
     rules = ruleset(services)
     due = due_after(received, rule, await calendar(services), rules.working_hours).due
-    team_leads = await rt.other_leads(services, ctx.user.team_id, ctx.user.id)
     before = timedelta(minutes=rules.reminders.repair_before_due_minutes)
-    async with services.db.tx() as tx:
-        rid, new = await STORE.insert_once(tx, token, {
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
-            "received_at": iso(received), "description": values["description"],
-            "order_no": values.get("order_no"),
-            "ruleset": rules.name, "arrival_due": iso(due), "created_at": iso(ctx.now)})
-        if new:  # all urgent: a crew on the road at night must not wait for the digest
-            await rt.plan_ladder(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "arrival", [
-                rt.Rung("soon", due - before, urgent=True),
-                rt.Rung("due", due, urgent=True, skip_if_past=False),
-                rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
-                team_leads, ctx.now)
-    lines = [ctx.t("repair.saved", id=rid, area=area.name, kind=ctx.t(f"repair.area_kind.{kind}")),
-             ctx.t("repair.arrive_by", when=when(ctx, due), rule=rule.label(ctx.locale),
-                   left=remaining(ctx, due))
-             + (ctx.t("repair.average") if rule.average else "")]
-    return Saved("\n".join(lines), action_rows(ctx, rid, "open"), record_id=rid)
+    batch = Batch()
+    ref = STORE.insert_into(batch, token, {
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
+        "received_at": iso(received), "description": values["description"],
+        "order_no": values.get("order_no"),
+        "ruleset": rules.name, "arrival_due": iso(due), "created_at": iso(ctx.now)})
+    # all urgent: a crew on the road at night must not wait for the digest
+    rt.plan_ladder_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id, "arrival", [
+        rt.Rung("soon", due - before, urgent=True),
+        rt.Rung("due", due, urgent=True, skip_if_past=False),
+        rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)], ctx.now)
+
+    async def saved(rid: int | None) -> Saved:
+        assert rid is not None
+        lines = [ctx.t("repair.saved", id=rid, area=area.name,
+                       kind=ctx.t(f"repair.area_kind.{kind}")),
+                 ctx.t("repair.arrive_by", when=when(ctx, due), rule=rule.label(ctx.locale),
+                       left=remaining(ctx, due))
+                 + (ctx.t("repair.average") if rule.average else "")]
+        return Saved("\n".join(lines), action_rows(ctx, rid, "open"), record_id=rid)
+
+    return Writing(batch, ref, saved)
 
 
 def action_rows(ctx: Ctx, rid: int, status: str) -> list[list[Button]]:
@@ -150,7 +156,8 @@ REPAIR = router.form(FormSpec(
         Field("order_no", "field.order_no", "form.repair.order_no", Kind.TEXT,
               required=False, parse=cb.parse_order_no),
     ),
-    save=save_repair,
+    save=None,
+    write=write_repair,
     quick={"now": now_value},
     extras=("order_no",),
 ))

@@ -18,6 +18,7 @@ from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
+from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft, FormState
 from bot.storage.db import from_iso, iso
 from bot.textutil import normalize_input
@@ -46,6 +47,23 @@ class Saved:
 
 # (ctx, values, form token, meta) -> Saved; meta carries e.g. the id of an entry being edited.
 SaveFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
+
+
+@dataclass(frozen=True)
+class Writing:
+    """A save declared as its writes (bot.storage.batch) instead of run: the engine adds the
+    form's close to them and runs both as one transaction, in one round trip (issue #12: the
+    保存 step is then a step like any other, its read and one write). `saved` words the reply
+    from the record's id and what the form holds, without reading the record back."""
+
+    batch: Batch
+    record: Ref | None  # the record the batch inserts (or finds, saved before: its token)
+    saved: Callable[[int | None], Awaitable[Saved]]
+
+
+# Like SaveFn; None where this save is not declared as writes (e.g. editing a saved record):
+# the form's `save` then runs.
+WriteFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Writing | None]]
 QuickFn = Callable[[Ctx], Any]
 # Quick answers the field kinds carry (a time field's 现在): a form need not declare them.
 KIND_QUICK: dict[str, QuickFn] = {NOW: now_value}
@@ -62,7 +80,7 @@ class FormSpec:
     name: str
     title: str  # locale key
     fields: tuple[Field, ...]
-    save: SaveFn
+    save: SaveFn | None  # None: every save is `write`'s
     quick: dict[str, QuickFn]  # quick-answer action -> value (e.g. "now")
     # Form-specific buttons (e.g. open the existing record behind a duplicate 户号).
     actions: dict[str, ActionFn] = field(default_factory=dict)
@@ -74,6 +92,7 @@ class FormSpec:
     # Optional fields never asked one by one: offered as ➕ on the summary (no extra tap in
     # the common case) and shown on it only once filled.
     extras: tuple[str, ...] = ()
+    write: WriteFn | None = None  # the save as writes, where it can be (see Writing)
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -730,27 +749,39 @@ class FormEngine:
 
     async def _save(self, ctx: Ctx, draft: Draft) -> Outcome:
         spec = self.forms[draft.form]
+        st = _state(draft)
+        conversations = ctx.services.conversations
         try:
-            saved = await spec.save(ctx, _state(draft).values, draft.token,
-                                    _state(draft).meta)
+            writing = (await spec.write(ctx, st.values, draft.token, st.meta)
+                       if spec.write is not None else None)
+            if writing is not None:  # the record and the form's close: one transaction
+                played = await conversations.finish(draft, None, ctx.now, writing.batch,
+                                                    writing.record)
+            elif spec.save is not None:
+                saved = await spec.save(ctx, st.values, draft.token, st.meta)
+            else:
+                raise TypeError(f"form {spec.name}: its write declined and it has no save")
         except Invalid as exc:
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
         except Exception:
             # Keep the draft: the user can press save again; nothing confirmed is lost.
             log.exception("saving form %s for user %s failed", draft.form, ctx.user.id)
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t("form.save_failed"))
-        memory = timedelta(hours=ctx.services.settings.saved_form_memory_hours)
+        if writing is not None:  # worded from what was written, not read back
+            saved = await writing.saved(played.id_of(writing.record))
+            return await self._saved(ctx, draft, saved)
         try:
-            await ctx.services.conversations.finish(draft, saved.record_id, ctx.now,
-                                                    ctx.now - memory)
+            await conversations.finish(draft, saved.record_id, ctx.now)
         except Exception:
             # Saved already (e.g. an import took the lock just after): say so, or the user
             # types it all again. The form is closed like a step is written (held in memory
             # while the lock is taken); only the memory for a second 保存 press is lost.
             log.warning("form %s of user %s saved, but closing it failed", draft.form,
                         ctx.user.id, exc_info=True)
-            await ctx.services.conversations.delete(ctx.user.id)
+            await conversations.delete(ctx.user.id)
+        return await self._saved(ctx, draft, saved)
+
+    async def _saved(self, ctx: Ctx, draft: Draft, saved: Saved) -> Outcome:
         return Outcome([Reply(saved.text, saved.buttons),
                         *await self.take_up_set_aside(ctx, draft)],
                        toast=ctx.t("form.saved_toast"))
-

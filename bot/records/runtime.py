@@ -37,9 +37,10 @@ from bot.forms.kinds import parse_past_time
 from bot.records.common import calendar, now_value, remaining, ruleset, show_time, when
 from bot.router import ReminderKind, Router, TodoItem, feature_callback
 from bot.services import Ctx, Services
+from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
 from bot.workcal import WorkCalendar
@@ -114,6 +115,16 @@ class Store(Generic[R]):
                                tuple(columns.values()))
         return int(rid or 0), True
 
+    def insert_into(self, batch: Batch, token: str, columns: dict[str, Any]) -> Ref:
+        """insert_once as a batch's write (the 保存 step's, with the form's close): the id of
+        the record this form token saved, inserted now or before."""
+        columns = {**columns, "form_token": token}
+        return batch.insert(
+            f"INSERT INTO {self.table}({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT(form_token) DO NOTHING",
+            tuple(columns.values()),
+            existing=(f"SELECT id FROM {self.table} WHERE form_token = ?", (token,)))
+
     async def update(self, tx: Tx, rid: int, sets: dict[str, Any], guard: str = "",
                      params: tuple[Any, ...] = ()) -> bool:
         """UPDATE ... WHERE id = ? AND guard; True when a row changed (the guard held, e.g.
@@ -158,6 +169,16 @@ async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: in
                                  urgent=rung.urgent,
                                  key=f"{subject}:{rid}:{kind}:{user_id}:{round_}"
                                  if round_ else None)
+
+
+def plan_ladder_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_id: int,
+                     step: str, rungs: list[Rung], now: datetime) -> None:
+    """plan_ladder for a record the batch inserts; the leads are the team's but the owner."""
+    Reminders.plan_into(batch, [PlannedRung(f"{step}.{r.label}", max(r.at, now), r.urgent,
+                                            r.to_leads)
+                                for r in rungs if not (r.skip_if_past and r.at <= now)],
+                        team_id=team_id, owner_id=owner_id, subject=subject, subject_id=rid,
+                        now=now)
 
 
 def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.storage.batch import Batch, Played, Ref
 from bot.storage.db import Database, DatabaseBusy, from_iso, iso
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,8 @@ PUT = ("INSERT INTO conversations(user_id, form, token, state, started_at, updat
        "started_at = excluded.started_at")
 DELETE = "DELETE FROM conversations WHERE user_id = ?"
 RETRY_PAUSE = 0.2  # seconds between write attempts when a wait fails at once
-# Saved forms older than the memory are deleted at most this often, not on every save (one
-# statement less on the save step; `finished` reads only those within the memory anyway).
+# Saved forms older than the memory are deleted at most this often, by the reminder scan,
+# not by a save (`finished` reads only those within the memory anyway).
 PRUNE_EVERY = timedelta(minutes=10)
 
 Held = tuple[Any, ...] | None  # the row to write (PUT's parameters), or None: delete it
@@ -97,7 +98,7 @@ class Conversations:
         # it, a save that won the race for the freed lock was followed by the held form's
         # write, and the saved form came back as open.
         self._flush_lock = asyncio.Lock()
-        self._pruned: datetime | None = None  # finished_forms last pruned (by finish)
+        self._pruned: datetime | None = None  # finished_forms last pruned (prune)
 
     async def get(self, user_id: int) -> Draft | None:
         if user_id in self._held:
@@ -138,6 +139,9 @@ class Conversations:
                 return
             except DatabaseBusy:
                 log.warning("database busy: holding forms in memory until the lock is free")
+        self._hold(user_id, row)
+
+    def _hold(self, user_id: int, row: Held) -> None:
         self._held[user_id] = row
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="conversations-flush")
@@ -182,25 +186,39 @@ class Conversations:
                       len(self._held))
 
     async def finish(self, draft: Draft, record_id: int | None, now: datetime,
-                     forget_before: datetime) -> None:
+                     batch: Batch | None = None, record: Ref | None = None) -> Played:
         """Close a saved form, remembering its token -> what it saved (a second press of
-        保存 can then say so); entries finished before `forget_before` are pruned."""
+        保存 can then say so). With `batch` (the save's own writes, `record` the Ref of the
+        record it inserts) in the same transaction, in one round trip: a crash can no longer
+        leave a saved record with its form still open. Nothing is written if it fails."""
+        batch = batch if batch is not None else Batch()
+        batch.execute(DELETE, (draft.user_id,))
+        batch.execute(
+            "INSERT INTO finished_forms(token, user_id, form, record_id, finished_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(token) DO UPDATE SET "
+            "user_id = excluded.user_id, form = excluded.form, "
+            "record_id = excluded.record_id, finished_at = excluded.finished_at",
+            (draft.token, draft.user_id, draft.form, record if record is not None
+             else record_id, iso(now)))
         # A draft still held in memory (database was busy) must not be written back later,
         # nor one the background write has already taken up land after this delete.
         async with self._flush_lock:
-            self._held.pop(draft.user_id, None)
-            async with self.db.tx() as tx:
-                await tx.execute("DELETE FROM conversations WHERE user_id = ?", (draft.user_id,))
-                if self._pruned is None or now - self._pruned >= PRUNE_EVERY:
-                    await tx.execute("DELETE FROM finished_forms WHERE finished_at < ?",
-                                     (iso(forget_before),))
-                    self._pruned = now
-                await tx.execute(
-                    "INSERT INTO finished_forms(token, user_id, form, record_id, finished_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(token) DO UPDATE SET "
-                    "user_id = excluded.user_id, form = excluded.form, "
-                    "record_id = excluded.record_id, finished_at = excluded.finished_at",
-                    (draft.token, draft.user_id, draft.form, record_id, iso(now)))
+            held = self._held.pop(draft.user_id, ...)
+            try:
+                return await self.db.write_batch(batch)
+            except BaseException:
+                if held is not ...:  # not closed: still the open form
+                    self._hold(draft.user_id, held)
+                raise
+
+    async def prune(self, now: datetime, forget_before: datetime) -> None:
+        """Saved forms older than the memory deleted, at most every PRUNE_EVERY (by the
+        reminder scan: never a chat step's work)."""
+        if self._pruned is not None and now - self._pruned < PRUNE_EVERY:
+            return
+        await self.db.execute("DELETE FROM finished_forms WHERE finished_at < ?",
+                              (iso(forget_before),))
+        self._pruned = now
 
     async def finished(self, user_id: int, token: str, since: datetime) -> Finished | None:
         """The user's form with this token, if it was saved at or after `since`."""

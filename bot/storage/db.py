@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import aiosqlite
 
 from bot.private_files import create_private, private_dir, tighten
+from bot.storage.batch import Batch, Played, play_sync
 from bot.storage.walsync import WalSync
 
 if TYPE_CHECKING:
@@ -209,6 +210,11 @@ class Backend:
         """One write statement with its own RETURNING, in its own transaction: what it wrote,
         in one round trip (no BEGIN and COMMIT, and no wait for this instance's turn at
         transactions on PostgreSQL: the statement alone is atomic)."""
+        raise NotImplementedError
+
+    async def write_batch(self, batch: Batch) -> Played:
+        """A transaction declared beforehand (bot.storage.batch), in one round trip where
+        the backend can: a form's save and its close in one."""
         raise NotImplementedError
 
     async def _execute_threaded(self, sql: str, params: Sequence[Any]) -> int | None:
@@ -443,6 +449,17 @@ class Database(Backend):
         self._not_reentrant()
         async with self._write_turn():
             return await Tx(self.conn, self.trips).fetchall(sql, params)
+
+    async def write_batch(self, batch: Batch) -> Played:
+        """The whole transaction in one hop to the write connection's thread (each
+        statement of a Tx is a hop of its own). aiosqlite has no public call for running a
+        function in its thread; `_execute` is the queue every one of its calls goes through."""
+        self._not_reentrant()
+        async with self._write_turn():
+            self.trips.trips += 1
+            conn = self.conn
+            ids: Played = await conn._execute(play_sync, conn._conn, batch)
+            return ids
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction that waits at most `quick_wait` seconds

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.models import Area, Role, User
 from bot.storage.db import Database, Row, Tx, from_iso, iso
-from bot.storage.reminders import Reminders
+from bot.storage.reminders import LEADS_OF_TEAM, Reminders
 
 # Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out over the phone.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -33,7 +33,6 @@ FROM users u JOIN teams t ON t.id = u.team_id LEFT JOIN user_settings s ON s.use
 # A person's identities, the one they used most recently first (where pushes go).
 LATEST = "last_seen_at IS NULL, last_seen_at DESC, created_at DESC, channel"
 # "The leads of a team", defined once: its active users with the lead role. Alias u = users.
-LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
 
 
 def user_of(row: Row) -> User:

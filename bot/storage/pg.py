@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import asyncpg
 
+from bot.storage.batch import SQL_TOKENS, Batch, Played, pg_one_statement, play
 from bot.storage.db import (
     Backend,
     DatabaseBusy,
@@ -35,8 +36,6 @@ MIGRATION_LOCK = 0x7461_6971_7500  # "taiqu" in ASCII, as a bigint
 IDS_ALSO_IN = {"worklogs": "worklog_tombstones"}
 VERSIONS = "schema_migrations"  # one row per applied migration (SQLite: PRAGMA user_version)
 
-# A quoted string, a quoted name, a comment, or a placeholder: only the last is rewritten.
-_SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 _INSERT_TABLE = re.compile(r"^\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _STATUS_COUNT = re.compile(r"(\d+)$")
@@ -55,7 +54,7 @@ def pg_sql(sql: str) -> str:
         number += 1
         return f"${number}"
 
-    return _SQL_TOKENS.sub(numbered, sql)
+    return SQL_TOKENS.sub(numbered, sql)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -283,6 +282,30 @@ class PgDatabase(Backend):
         """A single statement that waits at most `quick_wait` seconds (for a connection, then
         for row locks) and raises DatabaseBusy after; one at a time, in call order."""
         return await self._single(sql, params, self.quick_wait, self._quick_lock)
+
+    async def write_batch(self, batch: Batch) -> Played:
+        """One statement (a data-modifying CTE per write, bot.storage.batch) when it can be,
+        else statement by statement in one transaction; the latter also when the one
+        statement failed (e.g. a form token saved before: `existing` and `if_new` apply)."""
+        self._not_reentrant()
+        one = pg_one_statement(batch, self._id_tables)
+        if one is not None:
+            row = None
+            async with self._turn():
+                try:
+                    async with asyncio.timeout(self.busy_timeout), \
+                            self.pool.acquire() as conn:
+                        row = await conn.fetchrow(one[0], *one[1])
+                except asyncpg.PostgresError:
+                    pass  # run again below, statement by statement, where it shows
+                except TimeoutError:
+                    raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
+            if row is not None:
+                # an asyncpg Record iterates its values: the names are its keys()
+                return Played({int(k[1:]): int(row[k]) for k in row.keys()  # noqa: SIM118
+                               if k.startswith("r")})
+        async with self.tx() as tx:
+            return await play(tx, batch)
 
     async def _single(self, sql: str, params: Sequence[Any], wait: float,
                       turn: asyncio.Lock | None = None) -> int | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
@@ -15,6 +17,20 @@ MAYBE_SENT = "outcome unknown"
 # last_error of a row for someone who has not opened the bot yet: it waits for their first
 # visit (People.link_identity releases it), not failed and not handed to anyone else.
 WAITING = "waiting: has not opened the bot yet"
+
+
+# A team's leads (users u; one parameter, the team): People.leads_of, and escalations.
+LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
+
+
+@dataclass(frozen=True)
+class PlannedRung:
+    """One reminder of a deadline ladder as planned: its kind, when, to the leads or not."""
+
+    kind: str
+    due_at: datetime
+    urgent: bool
+    to_leads: bool
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,33 @@ class Reminders:
             (team_id, user_id, subject, subject_id, kind, iso(due_at), int(urgent), dedupe,
              json.dumps(detail or {}, ensure_ascii=False), iso(now)))
         return tx.rowcount > 0
+
+    @staticmethod
+    def plan_into(batch: Batch, rungs: Sequence[PlannedRung], *, team_id: int, owner_id: int,
+                  subject: str, subject_id: Ref, now: datetime) -> None:
+        """`plan` for a record a batch inserts (its id not known yet): each rung to the owner
+        or to the team's leads but the owner (read here, not before), keyed as `plan` keys
+        them, only if the batch inserted the record. One statement, its rows in the order
+        `plan` would write them (rung by rung, leads by id): on PostgreSQL the rows of
+        separate statements in one would be numbered in no set order."""
+        if not rungs:
+            return
+        one = "SELECT ?, ?, ?, ?, ?"
+        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS leads, ? AS kind, "
+                 "? AS due_at, CAST(? AS INTEGER) AS urgent")
+        rows = " UNION ALL ".join([first, *[one] * (len(rungs) - 1)])
+        batch.execute(
+            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
+            "urgent, dedupe_key, detail, created_at) "
+            "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), r.kind, r.due_at, r.urgent, "
+            "? || ':' || CAST(? AS TEXT) || ':' || r.kind || ':' || CAST(u.id AS TEXT), '{}', ? "
+            f"FROM ({rows}) AS r JOIN users u ON (r.leads = 0 AND u.id = ?) OR "
+            f"(r.leads = 1 AND {LEADS_OF_TEAM} AND u.id <> ?) "
+            "WHERE 1 = 1 ORDER BY r.n, u.id ON CONFLICT DO NOTHING",
+            (team_id, subject, subject_id, subject, subject_id, iso(now),
+             *(v for n, r in enumerate(rungs)
+               for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent))),
+             owner_id, team_id, owner_id), if_new=subject_id)
 
     @staticmethod
     async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:

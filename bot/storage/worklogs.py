@@ -9,6 +9,7 @@ from datetime import datetime
 
 from bot.models import LogComment, User, WorkLog
 from bot.storage import audit
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.visibility import Subject, may_see, scope
 
@@ -99,71 +100,68 @@ class WorkLogs:
     async def add(self, user: User, entry: NewWorkLog, now: datetime,
                   form_token: str | None = None) -> int:
         """Save one entry; a second save with the same form token returns the first entry's id."""
-        async with self.db.tx() as tx:
-            wid = int(await tx.execute(
-                "INSERT INTO worklogs(id, team_id, area_id, user_id, occurred_at, time_precision, "
-                "content, problems, latitude, longitude, created_at, form_token, customer_id, "
-                "result, ticket_no) "
-                f"VALUES ({_NEXT_ID[self.db.dialect]}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(form_token) WHERE form_token IS NOT NULL DO NOTHING",
-                (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
-                 "minute" if entry.has_time else "day", entry.content, entry.problems,
-                 entry.latitude, entry.longitude, iso(now), form_token,
-                 entry.customer_id, entry.result, entry.ticket_no)) or 0)
-            if tx.rowcount == 0:  # this form's entry is saved already (保存 pressed twice)
-                row = await tx.fetchone("SELECT id FROM worklogs WHERE form_token = ?",
-                                        (form_token,))
-                assert row is not None
-                return int(row["id"])
-            if entry.customer_id is not None:
-                await self._moved_visit(tx, user, entry)
-            await self._add_items(tx, wid, entry.items)
-            await self._add_photos(tx, wid, entry.photos, entry.photo_notes)
-            await self._add_areas(tx, wid, entry.area_ids)
+        batch = Batch()
+        wid = self.add_to(batch, user, entry, now, form_token)
+        return int((await self.db.write_batch(batch)).id_of(wid) or 0)
+
+    def add_to(self, batch: Batch, user: User, entry: NewWorkLog, now: datetime,
+               form_token: str | None = None) -> Ref:
+        """The writes of `add` (the 保存 step adds the form's close to them): the entry's id
+        as a Ref; the first entry's when this form token saved one already."""
+        wid = batch.insert(
+            "INSERT INTO worklogs(id, team_id, area_id, user_id, occurred_at, time_precision, "
+            "content, problems, latitude, longitude, created_at, form_token, customer_id, "
+            "result, ticket_no) "
+            f"VALUES ({_NEXT_ID[self.db.dialect]}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(form_token) WHERE form_token IS NOT NULL DO NOTHING",
+            (user.team_id, entry.area_id, user.id, iso(entry.occurred_at),
+             "minute" if entry.has_time else "day", entry.content, entry.problems,
+             entry.latitude, entry.longitude, iso(now), form_token,
+             entry.customer_id, entry.result, entry.ticket_no),
+            existing=("SELECT id FROM worklogs WHERE form_token = ?", (form_token,)))
+        self._children(batch, user, wid, entry, if_new=wid)
         return wid
 
     @staticmethod
-    async def _add_items(tx: Tx, worklog_id: int, items: tuple[str, ...]) -> None:
-        if items:
-            await tx.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
-                                 [(worklog_id, item) for item in items])
-
-    @staticmethod
-    async def _moved_visit(tx: Tx, user: User, entry: NewWorkLog) -> None:
-        """最近走访日期 moves with the visit, in the same transaction (never backwards)."""
-        await tx.execute(
-            "UPDATE customers SET last_visit_at = ? WHERE id = ? AND team_id = ? AND "
-            "(last_visit_at IS NULL OR last_visit_at < ?)",
-            (iso(entry.occurred_at), entry.customer_id, user.team_id, iso(entry.occurred_at)))
-
-    @staticmethod
-    async def _add_areas(tx: Tx, worklog_id: int, area_ids: tuple[int, ...]) -> None:
-        await tx.executemany(
+    def _children(batch: Batch, user: User, wid: Ref | int, entry: NewWorkLog,
+                  if_new: Ref | None = None) -> None:
+        """An entry's visit, items, photos and 台区 (`if_new`: only if it was inserted)."""
+        if entry.customer_id is not None:  # 最近走访日期 moves with the visit (never back)
+            batch.execute(
+                "UPDATE customers SET last_visit_at = ? WHERE id = ? AND team_id = ? AND "
+                "(last_visit_at IS NULL OR last_visit_at < ?)",
+                (iso(entry.occurred_at), entry.customer_id, user.team_id,
+                 iso(entry.occurred_at)), if_new=if_new)
+        batch.executemany(
             "INSERT INTO worklog_areas(worklog_id, area_id, position) VALUES (?, ?, ?)",
-            [(worklog_id, a, i) for i, a in enumerate(area_ids)])
+            [(wid, a, i) for i, a in enumerate(entry.area_ids)], if_new=if_new)
+        batch.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
+                          [(wid, item) for item in entry.items], if_new=if_new)
+        batch.executemany(
+            "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position, caption) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(wid, ref.split(":", 1)[0], ref.split(":", 1)[-1], i,
+              (entry.photo_notes or {}).get(ref)) for i, ref in enumerate(entry.photos)],
+            if_new=if_new)
 
     async def update(self, user: User, worklog_id: int, entry: NewWorkLog,
                      now: datetime) -> bool:
         """Replace an entry's contents (who and when created stay); False if not allowed."""
         if await self.get_for(user, worklog_id) is None:
             return False
-        async with self.db.tx() as tx:
-            await tx.execute(
-                "UPDATE worklogs SET area_id = ?, occurred_at = ?, time_precision = ?, "
-                "content = ?, problems = ?, latitude = ?, longitude = ?, updated_at = ?, "
-                "updated_by = ?, result = ?, ticket_no = ?, "
-                "customer_id = ? WHERE id = ?",
-                (entry.area_id, iso(entry.occurred_at), "minute" if entry.has_time else "day",
-                 entry.content, entry.problems, entry.latitude, entry.longitude, iso(now),
-                 user.id, entry.result, entry.ticket_no, entry.customer_id, worklog_id))
-            if entry.customer_id is not None:
-                await self._moved_visit(tx, user, entry)
-            await tx.execute("DELETE FROM worklog_areas WHERE worklog_id = ?", (worklog_id,))
-            await self._add_areas(tx, worklog_id, entry.area_ids)
-            await tx.execute("DELETE FROM worklog_items WHERE worklog_id = ?", (worklog_id,))
-            await self._add_items(tx, worklog_id, entry.items)
-            await tx.execute("DELETE FROM worklog_photos WHERE worklog_id = ?", (worklog_id,))
-            await self._add_photos(tx, worklog_id, entry.photos, entry.photo_notes)
+        batch = Batch()
+        batch.execute(
+            "UPDATE worklogs SET area_id = ?, occurred_at = ?, time_precision = ?, "
+            "content = ?, problems = ?, latitude = ?, longitude = ?, updated_at = ?, "
+            "updated_by = ?, result = ?, ticket_no = ?, "
+            "customer_id = ? WHERE id = ?",
+            (entry.area_id, iso(entry.occurred_at), "minute" if entry.has_time else "day",
+             entry.content, entry.problems, entry.latitude, entry.longitude, iso(now),
+             user.id, entry.result, entry.ticket_no, entry.customer_id, worklog_id))
+        for table in ("worklog_areas", "worklog_items", "worklog_photos"):
+            batch.execute(f"DELETE FROM {table} WHERE worklog_id = ?", (worklog_id,))
+        self._children(batch, user, worklog_id, entry)
+        await self.db.write_batch(batch)
         return True
 
     async def delete(self, user: User, entry: WorkLog, now: datetime, how: str) -> bool:
@@ -196,17 +194,6 @@ class WorkLogs:
                                        "created_at": iso(entry.created_at),
                                        "content": entry.content, "photos": len(entry.photos)})
         return True
-
-    @staticmethod
-    async def _add_photos(tx: Tx, worklog_id: int, photos: tuple[str, ...],
-                          notes: dict[str, str] | None) -> None:
-        if not photos:  # a statement less on the save step
-            return
-        await tx.executemany(
-            "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position, caption) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(worklog_id, ref.split(":", 1)[0], ref.split(":", 1)[-1], i,
-              (notes or {}).get(ref)) for i, ref in enumerate(photos)])
 
     async def visible_to(self, user: User, limit: int = 10, offset: int = 0) -> list[WorkLog]:
         """Newest first: a manager's own entries, the whole team's for a lead or admin."""

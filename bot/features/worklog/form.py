@@ -11,7 +11,7 @@ from typing import Any
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.features.worklog.intents import WorkLogIntent
 from bot.forms import kinds
-from bot.forms.engine import FormEngine, FormSpec, Saved
+from bot.forms.engine import FormEngine, FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.forms.kinds import (  # noqa: F401  (re-exported: the shared field kinds)
     FUTURE_TOLERANCE,
@@ -28,6 +28,7 @@ from bot.models import WorkLog
 from bot.router import extra_card_buttons, feature_callback
 from bot.rules import work_item_keys, work_items_in
 from bot.services import Ctx
+from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer, Query
 from bot.storage.db import from_iso, iso
@@ -385,43 +386,67 @@ def values_of(w: WorkLog) -> dict[str, Any]:
             "customer": w.customer_id, "ticket": w.ticket_no}
 
 
-async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    areas = {str(a.id) for a in await ctx.areas()}
+def _entry(ctx: Ctx, values: dict[str, Any], meta: dict[str, Any],
+           areas: set[str]) -> NewWorkLog:
+    """The form's answers as an entry; the 台区 must still be the user's (`areas`)."""
     if values.get("area") not in areas:
         raise Invalid("form.worklog.area_gone")
     if any(a not in areas for a in values.get("more_areas") or []):
         raise Invalid("form.worklog.area_gone")
-    more = [int(a) for a in values.get("more_areas") or []]
     when = values["time"]
     loc = values.get("location") or [None, None]
-    entry = NewWorkLog(
+    return NewWorkLog(
         area_id=int(values["area"]), items=tuple(values["items"]),
         occurred_at=from_iso(when["at"]), has_time=bool(when["has_time"]),
         content=values["content"], problems=values.get("problems") or None,
         latitude=loc[0], longitude=loc[1], photos=tuple(values.get("photos") or ()),
         customer_id=linked_customer(values, meta), photo_notes=values.get("photo_notes"),
-        more_area_ids=tuple(more), result=values.get("result") or None,
-        ticket_no=values.get("ticket") or None)
-    last_row = [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]
+        more_area_ids=tuple(int(a) for a in values.get("more_areas") or []),
+        result=values.get("result") or None, ticket_no=values.get("ticket") or None)
+
+
+async def write(ctx: Ctx, values: dict[str, Any], token: str,
+                meta: dict[str, Any]) -> Writing | None:
+    """A new entry as writes, saved with the form's close in one round trip; an edit is
+    `save`'s (it checks the entry is still there and the user's)."""
     if meta.get("edit_id"):
-        wid = int(meta["edit_id"])
-        if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):
-            raise Invalid("logs.not_found")
-        key = "form.worklog.updated"
-    else:
-        wid = await ctx.services.worklogs.add(ctx.user, entry, ctx.now, form_token=token)
-        key = "form.worklog.saved"
-        if ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
-            last_row.append(Button(ctx.t("btn.log_undo"),
-                                   feature_callback("worklog", "logdel", wid)))
-    shown_areas = await show_more_areas([values["area"], *map(str, more)], ctx)
+        return None
+    entry = _entry(ctx, values, meta, {str(a.id) for a in await ctx.areas()})
+    batch = Batch()
+    ref = ctx.services.worklogs.add_to(batch, ctx.user, entry, ctx.now, form_token=token)
+
+    async def saved(wid: int | None) -> Saved:
+        assert wid is not None
+        return await _saved(ctx, values, wid, "form.worklog.saved", new=True)
+
+    return Writing(batch, ref, saved)
+
+
+async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
+    """Saving an edited entry (a new one: `write`)."""
+    entry = _entry(ctx, values, meta, {str(a.id) for a in await ctx.areas()})
+    wid = int(meta["edit_id"])
+    if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):
+        raise Invalid("logs.not_found")
+    return await _saved(ctx, values, wid, "form.worklog.updated", new=False)
+
+
+async def _saved(ctx: Ctx, values: dict[str, Any], wid: int, key: str, new: bool) -> Saved:
+    """The saved card, from the form's answers (nothing read back)."""
+    last_row = [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]
+    if new and ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
+        last_row.append(Button(ctx.t("btn.log_undo"),
+                               feature_callback("worklog", "logdel", wid)))
+    shown_areas = await show_more_areas([values["area"], *(values.get("more_areas") or [])],
+                                        ctx)
     rows = [[Button(ctx.t("btn.view"), feature_callback("worklog", "log", wid)),
              Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
             last_row]
-    extra = await extra_card_buttons(ctx, CARD, wid)  # e.g. 转为隐患, from another feature
+    # e.g. 转为隐患, from another feature; a new entry's answers say what it needs to know
+    extra = await extra_card_buttons(ctx, CARD, wid, values if new else None)
     return Saved(
-        ctx.t(key, id=wid, area=shown_areas,
-              items=await show_items(values["items"], ctx), when=await show_when(when, ctx)),
+        ctx.t(key, id=wid, area=shown_areas, items=await show_items(values["items"], ctx),
+              when=await show_when(values["time"], ctx)),
         [extra, *rows] if extra else rows, record_id=wid)
 
 
@@ -448,6 +473,7 @@ WORKLOG = FormSpec(
         kinds.location("location", "field.location", "form.worklog.location", required=False),
     ),
     save=save,
+    write=write,
     quick={"now": now_value},
     actions={"loose_drop": drop_loose, "link_cust": link_customer},
     on_open=on_open,

@@ -1,0 +1,209 @@
+"""A write transaction declared before it runs, so the store can send it in ONE round trip:
+on SQLite one hop to aiosqlite's worker thread (BEGIN IMMEDIATE, the statements, COMMIT), on
+PostgreSQL one statement (each write a data-modifying CTE). Issue #12: saving a form was two
+transactions and a read back, 9 to 12 round trips; as a batch it is the step's read and one.
+
+A statement may use the id of a row an earlier one inserted (`Ref`) before it is known. An
+insert that finds its row there already (ON CONFLICT DO NOTHING: the same form token saved
+before) gives the existing row's id (`existing`), and the statements marked `if_new` are then
+skipped: a record is never written twice.
+
+On PostgreSQL every sub-statement of one statement sees the database as it was before it:
+a statement here must not read what an earlier one in the batch wrote (except through a
+Ref), and a batch writing one table in two statements is run statement by statement (in one
+transaction, as many round trips as statements), since their order would be unpredictable.
+For the same reason the rows of one `executemany` get their ids in no set order there: rows
+whose order matters carry it (a position column), or are one statement (Reminders.plan_into)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Asked of a player: ("run", sql, params) -> (rowcount, new row id);
+# ("many", sql, rows) -> None; ("id", sql, params) -> the first column of the first row.
+Call = tuple[str, str, Any]
+_TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w*)",
+                     re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The id of the row statement `n` of a batch inserts (or finds, see `existing`)."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    rows: tuple[tuple[Any, ...], ...]  # one row of parameters, or executemany's rows
+    many: bool = False
+    gives_id: bool = False  # an insert whose new row's id is a Ref
+    # For an insert whose id is a Ref: the id of the row already there when it inserted
+    # nothing (SQL and parameters of a one-column read).
+    existing: tuple[str, tuple[Any, ...]] | None = None
+    if_new: Ref | None = None  # skipped unless this Ref's row was inserted by the batch
+
+    @property
+    def table(self) -> str:
+        m = _TARGET.match(self.sql)
+        if m is None:
+            raise ValueError(f"not a write: {self.sql[:60]}")
+        return m.group(1).lower()
+
+
+@dataclass
+class Batch:
+    statements: list[Statement] = field(default_factory=list)
+
+    def insert(self, sql: str, params: Sequence[Any], *,
+               existing: tuple[str, Sequence[Any]] | None = None,
+               if_new: Ref | None = None) -> Ref:
+        """An INSERT of one row, into a table with an `id`; its id as a Ref."""
+        self.statements.append(Statement(
+            sql, (tuple(params),), gives_id=True, existing=(existing[0], tuple(existing[1]))
+            if existing else None, if_new=if_new))
+        return Ref(len(self.statements) - 1)
+
+    def execute(self, sql: str, params: Sequence[Any] = (), *,
+                if_new: Ref | None = None) -> None:
+        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *,
+                    if_new: Ref | None = None) -> None:
+        if rows:  # nothing to write: no statement (and no trip when run one by one)
+            self.statements.append(Statement(sql, tuple(tuple(r) for r in rows), many=True,
+                                             if_new=if_new))
+
+    def one_table_each(self) -> bool:
+        """No table written by two statements (PostgreSQL may then run it as one)."""
+        tables = [s.table for s in self.statements]
+        return len(tables) == len(set(tables))
+
+
+class Played(dict[int, int]):
+    """Statement number -> the id its Ref stands for, after the batch ran."""
+
+    def id_of(self, ref: Ref | int | None) -> int | None:
+        return self[ref.n] if isinstance(ref, Ref) else ref
+
+
+def _resolve(row: tuple[Any, ...], ids: Played) -> tuple[Any, ...]:
+    return tuple(ids[p.n] if isinstance(p, Ref) else p for p in row)
+
+
+def steps(batch: Batch) -> Generator[Call, Any, Played]:
+    """The batch statement by statement, for a player (sync in SQLite's worker thread, or
+    async on a PostgreSQL transaction) that runs each call and sends back its result."""
+    ids = Played()
+    new: set[int] = set()
+    for n, st in enumerate(batch.statements):
+        if st.if_new is not None and st.if_new.n not in new:
+            continue
+        rows = [_resolve(r, ids) for r in st.rows]
+        if st.many:
+            yield ("many", st.sql, rows)
+            continue
+        rowcount, rowid = yield ("run", st.sql, rows[0])
+        if not st.gives_id:
+            continue
+        if rowcount > 0:
+            ids[n] = int(rowid)
+            new.add(n)
+        elif st.existing is not None:
+            ids[n] = int((yield ("id", st.existing[0], _resolve(st.existing[1], ids))))
+    return ids
+
+
+# A quoted string, a quoted name, a comment, or a placeholder: only the last is rewritten.
+SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
+
+
+def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list[Any]] | None:
+    """The batch as one PostgreSQL statement (`$n` placeholders) and its arguments; None when
+    it must run statement by statement (a table written twice). Returns the ids of the Refs
+    as columns r<n>; a Ref whose insert found its row there already (nothing inserted) makes
+    the statement fail (division by zero, all rolled back): the caller then runs it
+    statement by statement, where `existing` and `if_new` apply."""
+    if not batch.one_table_each():
+        return None
+    args: list[Any] = []
+    refs = {p.n for st in batch.statements for r in st.rows for p in r if isinstance(p, Ref)}
+    refs |= {st.if_new.n for st in batch.statements if st.if_new is not None}
+    parts: list[str] = []
+    for n, st in enumerate(batch.statements):
+        for j, row in enumerate(st.rows):
+            values = iter(row)
+
+            def numbered(m: re.Match[str], values: Any = values) -> str:
+                if m.group() != "?":
+                    return m.group()
+                value = next(values)
+                if isinstance(value, Ref):
+                    return f"(SELECT id FROM s{value.n}_0)"
+                args.append(value)
+                return f"${len(args)}"
+
+            sql = SQL_TOKENS.sub(numbered, st.sql.rstrip().rstrip(";"))
+            if n in refs and st.table in id_tables:
+                sql += " RETURNING id"
+            parts.append(f"s{n}_{j} AS ({sql})")
+    picked = [f"(SELECT id FROM s{n}_0) AS r{n}, (SELECT 1 / count(*) FROM s{n}_0) AS g{n}"
+              for n in sorted(refs)] or ["1"]
+    return f"WITH {', '.join(parts)} SELECT {', '.join(picked)}", args
+
+
+def _drive_sync(gen: Generator[Call, Any, Played], run: Any) -> Played:
+    try:
+        call = next(gen)
+        while True:
+            call = gen.send(run(call))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def play_sync(conn: sqlite3.Connection, batch: Batch) -> Played:
+    """The batch in one transaction on a plain sqlite3 connection (in aiosqlite's worker
+    thread: the whole transaction is one hop)."""
+
+    def run(call: Call) -> Any:
+        kind, sql, params = call
+        if kind == "many":
+            conn.executemany(sql, params)
+            return None
+        cur = conn.execute(sql, params)
+        if kind == "id":
+            return cur.fetchone()[0]
+        return cur.rowcount, cur.lastrowid
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ids = _drive_sync(steps(batch), run)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return ids
+
+
+async def play(tx: Any, batch: Batch) -> Played:
+    """The batch statement by statement on an open transaction (a Tx or a PgTx)."""
+    gen = steps(batch)
+    try:
+        call = next(gen)
+        while True:
+            kind, sql, params = call
+            if kind == "many":
+                result: Any = await tx.executemany(sql, params)
+            elif kind == "id":
+                result = (await tx.fetchone(sql, params))[0]
+            else:
+                rowid = await tx.execute(sql, params)
+                result = (tx.rowcount, rowid)
+            call = gen.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
