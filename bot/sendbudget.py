@@ -252,9 +252,11 @@ class SharedSendBudget(SendBudget):
         self.name = name
         self.instances = instances
         self.shared = Rate(1 / rate, max(1, burst))
-        self.block = block_size(rate)
+        self.block = block_size(rate)  # the largest block
         self._own = Block(0.0, 0.0)  # the block booked last (epoch seconds)
         self._own_next = 0.0  # its next slot, as the row's `tat` would be
+        self._own_size = 0  # its slots
+        self._own_replies = 0  # of them taken by replies
         self._booking = asyncio.Lock()  # one statement at a time for this budget
         self._budgets = budgets
         self._wall = wall  # epoch seconds: every instance reads the same time (NTP)
@@ -292,7 +294,16 @@ class SharedSendBudget(SendBudget):
         """This instance's unspent slots are given up (a pause, a failing store)."""
         self._own = Block(0.0, 0.0)
 
-    def _from_own(self, now: float) -> float | None:
+    def _next_size(self) -> int:
+        """The next block: one more than the last if replies took all of it (up to
+        `block`), else as many as they took. Replies coming one at a time thus book one
+        slot each, as before blocks, and a push never gets a slot booked for a reply unless
+        replies are many; replies back to back book whole blocks."""
+        if self._own_replies >= self._own_size:
+            return min(self.block, self._own_size + 1) if self._own_size else self.block
+        return max(1, self._own_replies)
+
+    def _from_own(self, now: float, lane: Lane) -> float | None:
         """The next slot of this instance's block at `now` (when it may go), or None: none
         left. The row's own rule (GCRA) inside the block: the next slot is due at the
         previous one plus an interval, or now if that passed; it must end within the block."""
@@ -301,18 +312,19 @@ class SharedSendBudget(SendBudget):
         if start + self.shared.interval > self._own.end + 1e-6:
             return None
         self._own_next = start + self.shared.interval
+        self._own_replies += lane is Lane.REPLY
         return max(now, start - self.shared.tolerance)
 
     async def _try(self, lane: Lane) -> float | None:
         if self._local():
             return await super()._try(lane)
-        at = self._from_own(self._wall())
+        at = self._from_own(self._wall(), lane)
         if at is None:
             async with self._booking:  # a send that waited for another's booking spends it
                 if self._local():
                     return await super()._try(lane)
                 now = self._wall()
-                at = self._from_own(now)
+                at = self._from_own(now, lane)
                 if at is None:
                     try:
                         async with asyncio.timeout(self._store_wait):
@@ -335,10 +347,11 @@ class SharedSendBudget(SendBudget):
         self.bookings += 1
         ticket = f"{self._me}:{next(self._tickets)}"
         if lane is Lane.REPLY:
-            block = await self._budgets.book(self.name, self.shared, now, self.block,
-                                             ticket=ticket)
-            self._own, self._own_next = block, block.start
-            return self._from_own(now)
+            size = self._next_size()
+            block = await self._budgets.book(self.name, self.shared, now, size, ticket=ticket)
+            self._own, self._own_next, self._own_size, self._own_replies = (
+                block, block.start, size, 0)
+            return self._from_own(now, lane)
         slot = await self._budgets.take(self.name, self.shared, now, push=True,
                                         push_every=self.push_every, ticket=ticket)
         if not slot.granted:
