@@ -93,7 +93,8 @@ class BudgetTime:
         self.t = time.time() + 60  # past every slot booked so far (the row is real time)
         budget._wall = budget._clock = lambda: self.t
         budget._sleep = self.sleep
-        budget._lapse()  # the block left from before starts nothing: counted from here
+        budget._lapse()  # counted from here: the greeting's block is given up, and the
+        budget._own_size = budget._own_replies = 0  # size it taught: as a new budget
 
     async def sleep(self, seconds: float) -> None:
         self.t += seconds
