@@ -219,14 +219,16 @@ class SharedSendBudget(SendBudget):
     ahead; pushes only take a slot that is free now, so a reply on one instance never waits
     behind another instance's digest wave (issue #11).
 
-    A reply that finds no slot of this instance's own books a block of `block` consecutive
-    slots (BLOCK_SECONDS of the budget) in one statement; the next sends here, replies
-    first, then pushes, spend the rest without a round trip (issue #12: a chat step's sends
-    add none in steady state). A slot whose time passed unused is not spent late (that
-    could put two sends closer than the rate allows): it lapses, and so does a block on a
-    429 or when the store fails. Within its block an instance spaces its sends exactly as
-    the row would, and blocks never overlap, so all instances together keep the rate. Only
-    replies book blocks: a push still takes one slot free now, never time ahead.
+    A reply that finds no slot of this instance's own books a block of consecutive slots
+    (at most `block`, BLOCK_SECONDS of the budget; sized by how much of the last one replies
+    took) in one statement; the next sends here, replies first, then pushes, spend the rest
+    without a round trip (issue #12: in steady state a chat step's sends add none). A slot
+    whose time passed unused is not spent late (that could put two sends closer than the
+    rate allows): it lapses, and so does the block on a 429 here or when the store fails.
+    Within its block an instance spaces its sends exactly as the row would, and blocks never
+    overlap, so all instances together keep the rate. Only replies book blocks: a push
+    still takes one slot free now, never time ahead. A 429 on another instance stops this
+    one at its next booking, so after what is left of its block (BLOCK_SECONDS at most).
 
     If the store does not answer within `store_wait`, this instance falls back to the
     in-process bucket at rate / `instances` (whole sends) for STORE_RETRY_SECONDS, then asks
