@@ -499,7 +499,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             server = PgServer(os.environ.get("TAIQU_TEST_DATABASE_URL")).start()
             try:
                 for rate in args.rates:
-                    for variant in ("pg-alone", "pg-shared"):
+                    for variant in args.pg_variants:
                         progress(f"wave: {variant} at {rate:g} replies/s, {args.users} users, "
                                  "two instances on PostgreSQL")
                         r = await run_wave_pg(workdir, server, variant, args.users, rate,
@@ -530,9 +530,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg", action="store_true",
                    help="also two instances on a throwaway PostgreSQL (pg-alone, pg-shared)")
     p.add_argument("--pg-only", action="store_true", help="only the PostgreSQL waves")
+    p.add_argument("--pg-variants", default="pg-alone,pg-shared",
+                   help="which PostgreSQL waves, comma separated (pg-alone, pg-shared)")
     args = p.parse_args(argv)
     args.rates = [float(x) for x in str(args.rates).split(",")]
     args.pg = args.pg or args.pg_only
+    args.pg_variants = [v for v in str(args.pg_variants).split(",") if v]
     if args.quick:
         args.users, args.seconds, args.monday = 300, 15.0, 3300
     results = asyncio.run(main_async(args))
