@@ -129,6 +129,10 @@ class WaveResult:
     refused_429: int = 0
     timed_out: bool = False
     budget_waits: list[float] = field(default_factory=list)  # a reply's wait in the budget
+    # pg-shared: statements the answering instance sent to the store (its chat steps and
+    # its send budget's bookings) per message it sent, and of them the budget's bookings
+    trips_per_reply: float | None = None
+    bookings_per_reply: float | None = None
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -321,12 +325,20 @@ async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, setting
                 settings.telegram_sends_per_second, push_min_share=settings.push_min_share))
     time_reply_waits(channels[0], res)
     await channels[0].start()  # polls: every manager's message goes to it
+    budget = channels[0].app.bot.rate_limiter.budget  # type: ignore[union-attr]
+    booked = getattr(budget, "bookings", None)  # None: one statement a send (before blocks)
+    answering.db.trips.reset()
     await channels[1].app.initialize()  # sends only
     service = ReminderService(scanning, Dispatcher(scanning, [channels[1].notifier]),
                               router=bench_registry())
     scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
     try:
         await replies_during_the_digest(watch, res, chats, seed, timeout_s, fake, scheduler)
+        sent = sum(budget.granted.values()) if variant == "pg-shared" else 0
+        if sent:
+            res.trips_per_reply = (answering.db.trips.trips + answering.db.trips.inline) / sent
+            res.bookings_per_reply = ((budget.bookings - booked) / sent if booked is not None
+                                      else 1.0)
     finally:
         await scheduler.stop()
         await channels[0].stop()
@@ -446,11 +458,15 @@ def render(results: dict[str, Any]) -> str:
         rows.append([w["variant"], f"{w['rate']:g}/s", f"{w['replies_got']}/{w['replies_asked']}",
                      f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
                      str(w["lost"]), str(w["doubled"]), str(w["refused_429"]),
-                     f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}", met])
+                     f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}",
+                     "-" if w.get("trips_per_reply") is None else
+                     f"{w['trips_per_reply']:.2f} / {w['bookings_per_reply']:.2f}", met])
     if rows:
         out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
                           "digest complete", "lost", "doubled", "429s",
-                          "reply's wait in the budget p50 / p99 s", "goal p99<2 s"], rows))
+                          "reply's wait in the budget p50 / p99 s",
+                          "answering instance: statements / bookings per message sent",
+                          "goal p99<2 s"], rows))
     rows = []
     for m in results["monday"]:
         met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"

@@ -28,12 +28,23 @@ from contextvars import ContextVar
 from enum import IntEnum
 
 from bot.storage.db import Backend
-from bot.storage.send_budgets import Rate, SendBudgets
+from bot.storage.send_budgets import Block, Rate, SendBudgets
 
 log = logging.getLogger(__name__)
 # After the store failed a budget call, the local fallback serves this long before the store
 # is asked again: a store that is down is not asked once per send.
 STORE_RETRY_SECONDS = 5.0
+# A shared budget's replies book this much of the budget's time at once (a block), spent
+# here without asking the store again. Why a tenth of a second: it is what another
+# instance's reply may wait behind this instance's block, and what an unused block holds
+# idle, both below what a person notices; at Telegram's 28/s it is 3 sends, so under load
+# two of three sends book nothing (a chat step's round trips stay the step's own 2).
+BLOCK_SECONDS = 0.1
+
+
+def block_size(rate: float) -> int:
+    """Slots in one block at `rate` sends a second: BLOCK_SECONDS of them, at least 1."""
+    return max(1, round(rate * BLOCK_SECONDS))
 
 
 class Lane(IntEnum):
@@ -204,9 +215,20 @@ class SendBudget:
 class SharedSendBudget(SendBudget):
     """The same two lanes, but the budget is a row in the shared store (PostgreSQL): every
     instance sending with one bot token (or one WeCom app) takes its sends from the same
-    row, one statement each (bot.storage.send_budgets). Replies are given a slot at once,
-    perhaps a moment ahead; pushes only take a slot that is free now, so a reply on one
-    instance never waits behind another instance's digest wave (issue #11).
+    row (bot.storage.send_budgets). Replies are given a slot at once, perhaps a moment
+    ahead; pushes only take a slot that is free now, so a reply on one instance never waits
+    behind another instance's digest wave (issue #11).
+
+    A reply that finds no slot of this instance's own books a block of consecutive slots
+    (at most `block`, BLOCK_SECONDS of the budget; sized by how much of the last one replies
+    took) in one statement; the next sends here, replies first, then pushes, spend the rest
+    without a round trip (issue #12: in steady state a chat step's sends add none). A slot
+    whose time passed unused is not spent late (that could put two sends closer than the
+    rate allows): it lapses, and so does the block on a 429 here or when the store fails.
+    Within its block an instance spaces its sends exactly as the row would, and blocks never
+    overlap, so all instances together keep the rate. Only replies book blocks: a push
+    still takes one slot free now, never time ahead. A 429 on another instance stops this
+    one at its next booking, so after what is left of its block (BLOCK_SECONDS at most).
 
     If the store does not answer within `store_wait`, this instance falls back to the
     in-process bucket at rate / `instances` (whole sends) for STORE_RETRY_SECONDS, then asks
@@ -232,6 +254,12 @@ class SharedSendBudget(SendBudget):
         self.name = name
         self.instances = instances
         self.shared = Rate(1 / rate, max(1, burst))
+        self.block = block_size(rate)  # the largest block
+        self._own = Block(0.0, 0.0)  # the block booked last (epoch seconds)
+        self._own_next = 0.0  # its next slot, as the row's `tat` would be
+        self._own_size = 0  # its slots
+        self._own_replies = 0  # of them taken by replies
+        self._booking = asyncio.Lock()  # one statement at a time for this budget
         self._budgets = budgets
         self._wall = wall  # epoch seconds: every instance reads the same time (NTP)
         self._store_wait = store_wait
@@ -241,10 +269,12 @@ class SharedSendBudget(SendBudget):
         self._me = uuid.uuid4().hex[:12]
         self._pauses: set[asyncio.Task[None]] = set()
         self.fallbacks = 0  # times the store failed and the local bucket took over
+        self.bookings = 0  # statements sent to the store for this budget (blocks, pushes)
 
     def pause(self, seconds: float) -> None:
         """Every instance stops: the pause goes into the row (and holds here at once)."""
         super().pause(seconds)
+        self._lapse()
         task = asyncio.get_running_loop().create_task(
             self._share_pause(self._wall() + seconds))
         self._pauses.add(task)
@@ -262,25 +292,74 @@ class SharedSendBudget(SendBudget):
         now = self._clock()
         return now < self._paused_until or now < self._store_down_until
 
+    def _lapse(self) -> None:
+        """This instance's unspent slots are given up (a pause, a failing store)."""
+        self._own = Block(0.0, 0.0)
+
+    def _next_size(self) -> int:
+        """The next block: one more than the last if replies took all of it (up to
+        `block`), else as many as they took. Replies coming one at a time thus book one
+        slot each, as before blocks, and a push never gets a slot booked for a reply unless
+        replies are many; replies back to back book whole blocks."""
+        if self._own_replies >= self._own_size:
+            return min(self.block, self._own_size + 1) if self._own_size else self.block
+        return max(1, self._own_replies)
+
+    def _from_own(self, now: float, lane: Lane) -> float | None:
+        """The next slot of this instance's block at `now` (when it may go), or None: none
+        left. The row's own rule (GCRA) inside the block: the next slot is due at the
+        previous one plus an interval, or now if that passed; it must end within the block."""
+        start = max(self._own_next, now)
+        # 1 µs: sums of intervals at epoch seconds (a double's step there is ~0.2 µs)
+        if start + self.shared.interval > self._own.end + 1e-6:
+            return None
+        self._own_next = start + self.shared.interval
+        self._own_replies += lane is Lane.REPLY
+        return max(now, start - self.shared.tolerance)
+
     async def _try(self, lane: Lane) -> float | None:
         if self._local():
             return await super()._try(lane)
-        try:
-            async with asyncio.timeout(self._store_wait):
-                slot = await self._budgets.take(
-                    self.name, self.shared, self._wall(), push=lane is Lane.PUSH,
-                    push_every=self.push_every, ticket=f"{self._me}:{next(self._tickets)}")
-        except Exception as exc:  # unreachable, timed out, failing: count alone a while
-            log.warning("send budget %s: the store failed (%s); sending at 1/%d of the rate "
-                        "for %.0f s", self.name, type(exc).__name__, self.instances,
-                        STORE_RETRY_SECONDS)
-            self.fallbacks += 1
-            self._store_down_until = self._clock() + STORE_RETRY_SECONDS
-            return await super()._try(lane)
+        at = self._from_own(self._wall(), lane)
+        if at is None:
+            async with self._booking:  # a send that waited for another's booking spends it
+                if self._local():
+                    return await super()._try(lane)
+                now = self._wall()
+                at = self._from_own(now, lane)
+                if at is None:
+                    try:
+                        async with asyncio.timeout(self._store_wait):
+                            at = await self._book(lane, now)
+                    except Exception as exc:  # unreachable, timed out: count alone a while
+                        log.warning("send budget %s: the store failed (%s); sending at 1/%d "
+                                    "of the rate for %.0f s", self.name, type(exc).__name__,
+                                    self.instances, STORE_RETRY_SECONDS)
+                        self.fallbacks += 1
+                        self._lapse()
+                        self._store_down_until = self._clock() + STORE_RETRY_SECONDS
+                        return await super()._try(lane)
+                if at is None:
+                    return None
+        return max(0.0, at - self._wall())
+
+    async def _book(self, lane: Lane, now: float) -> float | None:
+        """One statement: a reply's block (its first slot's time), or a push's one slot
+        free now (None: refused, `_retry_at` says when to ask again)."""
+        self.bookings += 1
+        ticket = f"{self._me}:{next(self._tickets)}"
+        if lane is Lane.REPLY:
+            size = self._next_size()
+            block = await self._budgets.book(self.name, self.shared, now, size, ticket=ticket)
+            self._own, self._own_next, self._own_size, self._own_replies = (
+                block, block.start, size, 0)
+            return self._from_own(now, lane)
+        slot = await self._budgets.take(self.name, self.shared, now, push=True,
+                                        push_every=self.push_every, ticket=ticket)
         if not slot.granted:
             self._retry_at = slot.at
             return None
-        return max(0.0, slot.at - self._wall())
+        return slot.at
 
     def _retry_in(self) -> float:
         if self._local():

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from bot.events import Reply
 from bot.sendbudget import Lane, SendBudget, SharedSendBudget, pushing
 from bot.services import Services
 from bot.storage.db import Backend
-from bot.storage.send_budgets import Rate, SendBudgets, Slot
+from bot.storage.send_budgets import Block, Rate, SendBudgets, Slot
 from tests.conftest import telegram_settings
 from tests.fakebotapi import FakeBotAPI
 from tests.fakewecom import FakeWeCom
@@ -242,3 +243,126 @@ async def test_on_sqlite_the_budget_stays_in_process(
     assert len(send_times(fake_api)) == 3
     row = await services.db.fetchone("SELECT count(*) FROM send_budgets")
     assert row is not None and row[0] == 0
+
+
+# --- blocks of the shared budget (issue #12) --------------------------------------------------
+class VirtualTime:
+    """Epoch seconds that move only as the test moves them: the budgets' clock, wall and
+    sleep, so the store's real latency cannot blur when each send was let go."""
+
+    def __init__(self) -> None:
+        self.t = time.time() + 3600  # past anything booked in real time
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.t + seconds
+        while self.t < until:
+            await asyncio.sleep(0.001)
+
+
+def on_virtual_time(budget: SharedSendBudget, vt: VirtualTime) -> list[float]:
+    """Every slot `budget` grants, as the epoch second it lets the send go."""
+    budget._wall = budget._clock = vt.now
+    budget._sleep = vt.sleep
+    granted: list[float] = []
+    ask = budget._try
+
+    async def recorded(lane: Lane) -> float | None:
+        delay = await ask(lane)
+        if delay is not None:
+            granted.append(vt.now() + delay)
+        return delay
+
+    budget._try = recorded  # type: ignore[method-assign]
+    return granted
+
+
+Arrival = tuple[float, int, Lane]  # when, which budget, which lane
+
+
+async def drive(vt: VirtualTime, budgets: list[SharedSendBudget], arrivals: list[Arrival],
+                sent: Callable[[Arrival], None] = lambda _: None) -> int:
+    """Each arrival's send asks its budget at its time; virtual time moves 5 ms a step, and
+    stands while a budget waits for the store: a grant goes when it was decided, no later.
+    The sends made."""
+    arrivals, tasks = sorted(arrivals), []
+
+    async def send(arrival: Arrival) -> None:
+        await budgets[arrival[1]].acquire(arrival[2])
+        sent(arrival)
+
+    while arrivals or not all(t.done() for t in tasks):
+        while arrivals and arrivals[0][0] <= vt.t + 1e-9:
+            tasks.append(asyncio.create_task(send(arrivals.pop(0))))
+        await asyncio.sleep(0.002)
+        if not any(b._booking.locked() for b in budgets):
+            vt.t += 0.005
+    await asyncio.gather(*tasks)
+    return len(tasks)
+
+
+class CountedBlocks(SendBudgets):
+    """The store's budgets, counting the blocks booked for replies."""
+
+    blocks = 0
+
+    async def book(self, *args: Any, **kwargs: Any) -> Block:
+        self.blocks += 1
+        return await super().book(*args, **kwargs)
+
+
+@ON_PG
+async def test_two_budgets_spending_blocks_never_exceed_the_rate(database: Backend) -> None:
+    """Two instances' budgets on one row at 30/s (blocks of up to 3), each with a digest
+    wave of 30; replies arrive on both alone and in threes, then 30 at once on one. Every
+    send is let go once, no two closer than 1/30 s (the row's own spacing: never more than
+    30 in a second); a reply waits for the next slot or two, not behind the waves; replies
+    back to back book a block per 3."""
+    rate, vt = 30.0, VirtualTime()
+    stores = [CountedBlocks(database) for _ in range(2)]
+    budgets = [SharedSendBudget(store, "telegram:9", rate, instances=2, store_wait=10.0)
+               for store in stores]
+    granted = [on_virtual_time(b, vt) for b in budgets]
+    assert {b.block for b in budgets} == {3}
+    start, burst = vt.t, vt.t + 3.5
+    arrivals = ([(start, i % 2, Lane.PUSH) for i in range(60)]
+                + [(start + 0.08 * i, i % 2, Lane.REPLY)
+                   for i in range(40) for _ in range(3 if i % 5 == 0 else 1)]
+                + [(burst, 0, Lane.REPLY)] * 30)
+    waits: list[float] = []  # the replies' before the burst
+    blocks_before_burst = 0
+
+    def sent(arrival: Arrival) -> None:
+        nonlocal blocks_before_burst
+        if arrival[2] is Lane.REPLY and arrival[0] < burst:
+            waits.append(vt.t - arrival[0])
+            blocks_before_burst = stores[0].blocks
+
+    sends = await drive(vt, budgets, arrivals, sent)
+
+    times = sorted(granted[0] + granted[1])
+    assert len(times) == sends == 60 + 56 + 30
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 1 / rate - 1e-6
+    assert all(b.granted[Lane.PUSH] == 30 for b in budgets)
+    assert len(waits) == 56 and max(waits) < 0.2, f"a reply waited {max(waits):.2f} s"
+    assert stores[0].blocks - blocks_before_burst <= 30 // 3 + 2
+
+
+@ON_PG
+async def test_a_slot_of_a_block_that_passed_unused_is_not_spent_late(
+        database: Backend) -> None:
+    """Three replies at once take a block of 3; later one reply books the next block and
+    two more come when its second slot has passed: the first takes the third slot, at once;
+    the second books again rather than go in the same instant (which would put two sends
+    closer than the rate allows)."""
+    rate, vt = 30.0, VirtualTime()
+    budget = SharedSendBudget(SendBudgets(database), "telegram:8", rate, store_wait=10.0)
+    granted = on_virtual_time(budget, vt)
+    later = vt.t + 1.0
+    await drive(vt, [budget], [(vt.t, 0, Lane.REPLY)] * 3 + [(later, 0, Lane.REPLY)]
+                + [(later + 1.5 / rate, 0, Lane.REPLY)] * 2)
+
+    assert min(b - a for a, b in itertools.pairwise(sorted(granted))) >= 1 / rate - 1e-6
+    assert budget.bookings == 3 and len(granted) == 6

@@ -1,5 +1,7 @@
 """Send budgets in the database (migration 0028), shared by every instance on the store: one
-row per budget, one statement per send (issue #11).
+row per budget, one statement per booking (issue #11): a push's one send, or a block of a few
+consecutive slots that an instance's replies (then its pushes) spend locally (bot.sendbudget,
+issue #12).
 
 The row is a GCRA ("generic cell rate algorithm") cell: `tat` is when the next send is due
 if sends are evenly spaced at the budget's rate. Taking a send moves it on by one interval;
@@ -26,7 +28,8 @@ _TAKE = ("INSERT INTO send_budgets(name, tat, since_push, ticket) VALUES (?, ?, 
          "since_push = CASE WHEN {ok} THEN {since} ELSE send_budgets.since_push END, "
          "ticket = CASE WHEN {ok} THEN excluded.ticket ELSE send_budgets.ticket END "
          "RETURNING tat, ticket")
-_REPLY = _TAKE.format(ok="1 = 1", since="send_budgets.since_push + 1")
+# Replies book `slots` consecutive slots at once (a block), each counted as a reply.
+_REPLY = _TAKE.format(ok="1 = 1", since="send_budgets.since_push + ?")
 # A push: a slot free now (within the burst), or its share is due.
 _PUSH_OK = "(send_budgets.tat - ? <= ? OR send_budgets.since_push >= ?)"
 _PUSH = _TAKE.format(ok=_PUSH_OK, since="0")
@@ -45,6 +48,15 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Block:
+    """Slots booked together by one instance: sends evenly spaced from `start` until `end`
+    (epoch seconds) are its own; the row's next booking starts at `end` or later."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Slot:
     """A grant (`at`: when the send may go, epoch seconds) or a refusal (`at`: when to ask
     again)."""
@@ -60,19 +72,28 @@ class SendBudgets:
     async def take(self, name: str, rate: Rate, now: float, *, push: bool,
                    push_every: int, ticket: str) -> Slot:
         """One send in budget `name` at `now` (epoch seconds): one statement."""
-        first = (name, now + rate.interval, 0 if push else 1, ticket)
-        start = (now, now, rate.interval)
-        if push:
-            ok = (rate.tolerance, now, max(0, push_every - 1) if push_every else 1 << 62)
-            params = (*first, *ok, *start, *ok, *ok)
-            row = await self.db.fetchone(_PUSH, params)
-        else:
-            row = await self.db.fetchone(_REPLY, (*first, *start))
+        if not push:
+            block = await self.book(name, rate, now, 1, ticket=ticket)
+            return Slot(True, max(now, block.start - rate.tolerance))
+        ok = (rate.tolerance, now, max(0, push_every - 1) if push_every else 1 << 62)
+        row = await self.db.fetchone(_PUSH, (name, now + rate.interval, 0, ticket, *ok,
+                                             now, now, rate.interval, *ok, *ok))
         assert row is not None  # an upsert always returns its row
         tat = float(row[0])
         if row[1] != ticket:  # refused: the next slot frees `tolerance` before `tat`
             return Slot(False, tat - rate.tolerance)
         return Slot(True, max(now, tat - rate.interval - rate.tolerance))
+
+    async def book(self, name: str, rate: Rate, now: float, slots: int, *,
+                   ticket: str) -> Block:
+        """`slots` consecutive reply slots in budget `name` at `now`, in one statement:
+        always granted, from the row's next free slot on (perhaps a moment ahead)."""
+        span = slots * rate.interval
+        row = await self.db.fetchone(_REPLY, (name, now + span, slots, ticket,
+                                              now, now, span, slots))
+        assert row is not None  # an upsert always returns its row
+        end = float(row[0])
+        return Block(end - span, end)
 
     async def pause(self, name: str, until: float) -> None:
         """The platform said "too many" (Telegram's 429): no instance sends before `until`."""
