@@ -307,9 +307,16 @@ def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[In
     return [Incoming(**base, other=kind)]
 
 
-# Updates of different users handled at once. More buys nothing on one core (the work is
-# CPU-bound) and each extra in-flight request costs httpcore pool bookkeeping.
+# Updates of different users handled at once. Not fewer: an update waiting for its user's
+# earlier one (an album of photos) holds a slot, and 8 made the 50/200-user p50 worse.
 CONCURRENT_UPDATES = 32
+# Connections to the Bot API. httpcore walks every pooled connection (and, for each idle one,
+# all of them again) on each request's start and end: 40 (CONCURRENT_UPDATES + 8) held ~25 on
+# average at 50 users and cost ~18 % of the bot's CPU; 16 hold ~12 (BENCHMARKS.md). 16 still
+# carry the token's 28 sends a second at 0.5 s a round trip; a request that finds them all busy
+# waits for one (POOL_WAIT) rather than failing after PTB's 1 s.
+CONNECTIONS = 16
+POOL_WAIT = 10.0
 NETWORK_RETRIES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries on a 5xx / timeout
 
 
@@ -448,7 +455,8 @@ class TelegramChannel:
             ScreenedUpdates(self._dead_letter, connection_pool_size=1),
             token=settings.telegram_token, base_url=settings.telegram_base_url,
             base_file_url=settings.telegram_base_file_url, rate_limiter=limiter,
-            request=HTTPXRequest(connection_pool_size=CONCURRENT_UPDATES + 8))
+            request=HTTPXRequest(connection_pool_size=CONNECTIONS,
+                                 pool_timeout=POOL_WAIT))
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder().bot(self.bot)
             .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
