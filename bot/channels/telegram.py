@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from telegram.ext import (
     BaseRateLimiter,
     BaseUpdateProcessor,
     ContextTypes,
+    ExtBot,
     TypeHandler,
 )
 from telegram.request import HTTPXRequest
@@ -117,36 +118,36 @@ def redacted(value: Any, key: str = "") -> Any:
 
 
 class ScreenedUpdates(HTTPXRequest):
-    """The getUpdates connection: each update is test-parsed on its own before PTB sees it.
+    """The getUpdates connection, and its screen: each update is parsed on its own, once.
 
-    Why a request subclass: Bot.get_updates parses the whole batch at once (Update.de_list); one
-    update it cannot parse (e.g. a poll without Bot API 9.6 fields from an older self-hosted
-    server) makes it log the raw batch, message texts included, at CRITICAL and raise, and the
-    Updater neither confirms nor skips it: the next poll gets it again, ~445 times a second, and
-    nobody is served, across restarts. ApplicationBuilder.get_updates_request is PTB's public
-    hook that sees the raw JSON before that parse. A bad update is tried once more on the next
-    poll, then recorded (redacted) and replaced by an empty update, which PTB confirms (the
-    offset moves past it) and our handler ignores. The test parse costs ~0.2 ms an update.
+    Why: Bot.get_updates parses the whole batch at once (Update.de_list); one update it cannot
+    parse (e.g. a poll without Bot API 9.6 fields from an older self-hosted server) makes it log
+    the raw batch, message texts included, at CRITICAL and raise, and the Updater neither
+    confirms nor skips it: the next poll gets it again, ~445 times a second, and nobody is
+    served, across restarts. ScreeningBot.get_updates hands the raw batch here instead. A bad
+    update is tried once more on the next poll, then recorded (redacted) and replaced by an
+    empty update, which PTB confirms (the offset moves past it) and our handler ignores.
     """
 
     def __init__(self, dead_letter: DeadLetter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._dead_letter = dead_letter
         self._failures: dict[int, int] = {}  # update id -> failed parses so far
-        self.bot: Any = None  # parse as PTB will (its defaults), once the bot exists
+        self.bot: Any = None  # parse as PTB would (its defaults), once the bot exists
 
-    async def post(self, url: str, *args: Any, **kwargs: Any) -> JSONDict | list[JSONDict] | bool:
-        result = await super().post(url, *args, **kwargs)
-        if not isinstance(result, list):  # only getUpdates uses this connection
-            return result
-        return await self._screen(result)
+    async def updates(self, batch: list[JSONDict]) -> tuple[Update, ...]:
+        return tuple(update for _, update in await self._screened(batch))
 
     async def _screen(self, batch: list[JSONDict]) -> list[JSONDict]:
-        passed: list[JSONDict] = []
+        """The raw updates to hand on (a skipped one as its bare update id)."""
+        return [raw for raw, _ in await self._screened(batch)]
+
+    async def _screened(self, batch: list[JSONDict]) -> list[tuple[JSONDict, Update]]:
+        passed: list[tuple[JSONDict, Update]] = []
         for raw in batch:
             update_id = int(raw["update_id"])
             try:
-                Update.de_json(raw, self.bot)  # PTB never alters its input (_parse_data)
+                update = Update.de_json(raw, self.bot)  # PTB never alters its input (_parse_data)
             except Exception as exc:  # any parse failure: PTB raises TypeError, KeyError ...
                 tries = self._failures.get(update_id, 0) + 1
                 self._failures[update_id] = tries
@@ -158,10 +159,11 @@ class ScreenedUpdates(HTTPXRequest):
                 log.error("update %s could not be read (%s); skipped, kept in dead_updates",
                           update_id, type(exc).__name__)
                 await self._record(update_id, raw, exc)
-                passed.append({"update_id": update_id})
+                empty = {"update_id": update_id}
+                passed.append((empty, Update.de_json(empty, self.bot)))
                 continue
             self._failures.pop(update_id, None)
-            passed.append(raw)
+            passed.append((raw, update))
         return passed
 
     async def _record(self, update_id: int, raw: JSONDict, exc: Exception) -> None:
@@ -179,6 +181,43 @@ class ScreenedUpdates(HTTPXRequest):
         except ValueError as exc:
             log.error("getUpdates answer is not JSON (%d bytes)", len(payload))
             raise TelegramError("Invalid server response") from exc
+
+
+class ScreeningBot(ExtBot[int]):
+    """PTB's bot, building one Message a typed step instead of three (~0.1 ms each, cProfile in
+    BENCHMARKS.md): getUpdates parses each update once, through ScreenedUpdates (Bot.get_updates
+    would parse the batch again, all at once), and send_text does not turn Telegram's answer to
+    sendMessage into a Message that nobody reads. Both go through _post like PTB's own methods,
+    so the rate limiter, retries and errors are the same."""
+
+    __slots__ = ("_screen",)
+
+    def __init__(self, screen: ScreenedUpdates, **kwargs: Any) -> None:
+        super().__init__(get_updates_request=screen, **kwargs)
+        self._screen = screen
+        screen.bot = self
+
+    async def get_updates(self, offset: int | None = None, limit: int | None = None,
+                          timeout: Any = None, allowed_updates: Sequence[str] | None = None,
+                          *, api_kwargs: JSONDict | None = None,
+                          **timeouts: Any) -> tuple[Update, ...]:
+        # As Bot.get_updates: the long poll's wait comes on top of the read timeout.
+        read = timeouts.pop("read_timeout", self._request[0].read_timeout)
+        wait = _seconds(timeout) if timeout else 0
+        raw = await self._post(
+            "getUpdates", {"timeout": timeout, "offset": offset, "limit": limit,
+                           "allowed_updates": allowed_updates},
+            read_timeout=(read or 0) + wait, api_kwargs=api_kwargs, **timeouts)
+        updates = await self._screen.updates(raw)
+        for update in updates:
+            self.insert_callback_data(update)
+        return updates
+
+    async def send_text(self, chat_id: int, text: str,
+                        markup: InlineKeyboardMarkup | None = None) -> None:
+        """sendMessage as send_message sends it (no defaults are set), answer unread."""
+        await self._post("sendMessage", {"chat_id": chat_id, "text": text,
+                                         "reply_markup": markup})
 
 
 class LaneRateLimiter(BaseRateLimiter[int]):
@@ -268,9 +307,16 @@ def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[In
     return [Incoming(**base, other=kind)]
 
 
-# Updates of different users handled at once. More buys nothing on one core (the work is
-# CPU-bound) and each extra in-flight request costs httpcore pool bookkeeping.
+# Updates of different users handled at once. Not fewer: an update waiting for its user's
+# earlier one (an album of photos) holds a slot, and 8 made the 50/200-user p50 worse.
 CONCURRENT_UPDATES = 32
+# Connections to the Bot API. httpcore walks every pooled connection (and, for each idle one,
+# all of them again) on each request's start and end: 40 (CONCURRENT_UPDATES + 8) held ~25 on
+# average at 50 users and cost ~18 % of the bot's CPU; 16 hold ~12 (BENCHMARKS.md). 16 still
+# carry the token's 28 sends a second at 0.5 s a round trip; a request that finds them all busy
+# waits for one (POOL_WAIT) rather than failing after PTB's 1 s.
+CONNECTIONS = 16
+POOL_WAIT = 10.0
 NETWORK_RETRIES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries on a 5xx / timeout
 
 
@@ -321,9 +367,10 @@ class TelegramNotifier:
 
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
+        self.bot: ScreeningBot = app.bot  # type: ignore[assignment]
 
     async def push(self, external_id: str, reply: Reply) -> None:
-        bot, chat_id = self.app.bot, int(external_id)
+        bot, chat_id = self.bot, int(external_id)
         chunks = _chunks(reply.text)
         try:
             # A 502 or a refused connection is retried here within seconds (as replies are),
@@ -332,8 +379,8 @@ class TelegramNotifier:
             # message may be on the phone already (OutcomeUnknown, the caller re-sends later).
             for i, chunk in enumerate(chunks):
                 markup = _markup(reply.buttons) if i == len(chunks) - 1 else None
-                await _with_retries(lambda c=chunk, m=markup: bot.send_message(
-                    chat_id, c, reply_markup=m), repeat_unknown=False)
+                await _with_retries(lambda c=chunk, m=markup: bot.send_text(chat_id, c, m),
+                                    repeat_unknown=False)
             # Photos a push carries (a result's, a matter sent up) follow its text, as in a
             # reply; another channel's file reference cannot be sent here and is left out.
             for ref in reply.photos:
@@ -402,19 +449,18 @@ class TelegramChannel:
         # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
         ptb_log = logging.getLogger("telegram")
         ptb_log.setLevel(max(ptb_log.level, logging.INFO))
-        screened = ScreenedUpdates(self._dead_letter, connection_pool_size=1)
-        builder = (ApplicationBuilder().token(settings.telegram_token)
-                   .base_url(settings.telegram_base_url)
-                   .base_file_url(settings.telegram_base_file_url)
-                   .get_updates_request(screened)
-                   .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
-                   .connection_pool_size(CONCURRENT_UPDATES + 8)
-                   .post_init(self._register_commands))
-        if rate_limiter:
-            builder = builder.rate_limiter(LaneRateLimiter(
-                telegram_budget(settings, assistant.services.db)))
-        self.app: Application = builder.build()  # type: ignore[type-arg]
-        screened.bot = self.app.bot
+        limiter = (LaneRateLimiter(telegram_budget(settings, assistant.services.db))
+                   if rate_limiter else None)
+        self.bot = ScreeningBot(
+            ScreenedUpdates(self._dead_letter, connection_pool_size=1),
+            token=settings.telegram_token, base_url=settings.telegram_base_url,
+            base_file_url=settings.telegram_base_file_url, rate_limiter=limiter,
+            request=HTTPXRequest(connection_pool_size=CONNECTIONS,
+                                 pool_timeout=POOL_WAIT))
+        self.app: Application = (  # type: ignore[type-arg]
+            ApplicationBuilder().bot(self.bot)
+            .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
+            .post_init(self._register_commands).build())
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self.notifier = TelegramNotifier(self.app)
         self.webhook: WebhookEndpoint | None = None
@@ -548,13 +594,13 @@ class TelegramChannel:
                                lambda: query.edit_message_reply_markup(reply_markup=None))
 
     async def _send(self, chat_id: int, reply: Reply) -> None:
-        bot = self.app.bot
+        bot = self.bot
         chunks = _chunks(reply.text)
         try:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
-                await _with_retries(lambda c=chunk, lst=last: bot.send_message(
-                    chat_id, c, reply_markup=_markup(reply.buttons) if lst else None))
+                await _with_retries(lambda c=chunk, lst=last: bot.send_text(
+                    chat_id, c, _markup(reply.buttons) if lst else None))
             for ref in reply.photos:
                 channel, _, file_id = ref.partition(":")
                 if channel == CHANNEL:
