@@ -188,7 +188,8 @@ class ScreeningBot(ExtBot[int]):
     BENCHMARKS.md): getUpdates parses each update once, through ScreenedUpdates (Bot.get_updates
     would parse the batch again, all at once), and send_text does not turn Telegram's answer to
     sendMessage into a Message that nobody reads. Both go through _post like PTB's own methods,
-    so the rate limiter, retries and errors are the same."""
+    so the rate limiter, retries and errors are the same. (The public do_api_request warns when
+    asked for a method Bot has, so _post it is; pyproject pins PTB 22, which has it.)"""
 
     __slots__ = ("_screen",)
 
