@@ -35,8 +35,9 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from bench.bench_reminders import (
     bench_registry,
     machine,
     migrate,
+    pct,
     progress,
     seed_open_items,
     seed_people,
@@ -63,6 +65,7 @@ from bench.bench_sends import (
     drive_replies,
     load,
     replies_during_the_digest,
+    table,
     tally,
     time_reply_waits,
     wave_table,
@@ -73,7 +76,6 @@ from bot.channels.wecom.api import WeComClient
 from bot.channels.wecom.channel import WeComChannel
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.channels.wecom.messages import TextMessage, parse_envelope, parse_message
-from bot.channels.wecom.outbox import Sender
 from bot.channels.wecom.store import Queued
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
@@ -92,6 +94,37 @@ class WeComWaveResult(WaveResult):
     sends_per_second: float | None = None  # the app's budget (None: the echo, unlimited)
     dropped: int = 0  # messages the fake dropped for a member's limit (WeCom: silently)
     sent: int = 0  # messages the fake delivered in the run (replies and digests)
+    stages: dict[str, str] = field(default_factory=dict)  # "a→b": "p50 / p99" seconds
+    cpu_s: float = 0.0  # this process's CPU seconds in the wave (bot, fake, driver)
+    wall_s: float = 0.0
+
+
+STAGES = ("posted", "acked", "picked", "read", "answered", "queued")  # then "delivered"
+
+
+class Stages:
+    """Where a reply's time goes: per member, when the latest "待办" passed each stage;
+    at the reply's first message, the time between each stage and the next."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, dict[str, float]] = {}
+        self.spans: dict[str, list[float]] = {f"{a}→{b}": [] for a, b in
+                                              zip(STAGES, (*STAGES[1:], "delivered"),
+                                                  strict=True)}
+
+    def mark(self, member: str, stage: str) -> None:
+        stamps = self.at.setdefault(member, {})
+        if stage == "posted":
+            stamps.clear()
+        stamps.setdefault(stage, time.monotonic())
+
+    def delivered(self, member: str) -> None:
+        stamps = self.at.pop(member, {})
+        if all(stage in stamps for stage in STAGES):
+            stamps["delivered"] = time.monotonic()
+            for span, values in self.spans.items():
+                a, b = span.split("→")
+                values.append(stamps[b] - stamps[a])
 
 
 class WeComArrivals(Arrived):
@@ -103,6 +136,7 @@ class WeComArrivals(Arrived):
     def __init__(self, fake: FakeWeCom) -> None:
         super().__init__()
         self.in_flight: dict[str, Lane] = {}
+        self.stages = Stages()
         deliver = fake._deliver
 
         def delivered(msg: Sent) -> None:
@@ -111,12 +145,37 @@ class WeComArrivals(Arrived):
                 return
             if self.in_flight.get(msg.touser, Lane.REPLY) is Lane.REPLY:
                 self.saw(msg.touser, False)
+                self.stages.delivered(msg.touser)
             elif msg.msgtype == "text" and msg.text.startswith(DIGEST_MARK):
                 self.saw(msg.touser, True)
 
         fake._deliver = delivered  # type: ignore[method-assign]
 
-    def follow(self, sender: Sender) -> None:
+    def follow(self, channel: WeComChannel) -> None:
+        """Note the lane of each message the channel hands to WeCom, and the stages of the
+        replies' way through it (hooks on the store's methods, looked up at each call)."""
+        store, inbox = channel.store, channel.store.inbox
+        next_in, handled = inbox.next_in, store.handled
+
+        async def reading(person: str, now: Any) -> Any:
+            self.stages.mark(person, "picked")
+            entry = await next_in(person, now)
+            if entry is not None:
+                self.stages.mark(person, "read")
+            return entry
+
+        async def queueing(row_id: Any, external_id: str, items: Any, now: Any,
+                           lane: Lane = Lane.REPLY) -> list[int]:
+            if lane is Lane.REPLY:
+                self.stages.mark(external_id, "answered")
+            ids = await handled(row_id, external_id, items, now, lane)
+            if lane is Lane.REPLY:
+                self.stages.mark(external_id, "queued")
+            return ids
+
+        inbox.next_in = reading  # type: ignore[method-assign]
+        store.handled = queueing  # type: ignore[method-assign]
+        sender = channel.sender
         handover = sender._deliver
 
         async def noted(q: Queued) -> None:
@@ -126,10 +185,12 @@ class WeComArrivals(Arrived):
         sender._deliver = noted  # type: ignore[method-assign]
 
 
-def says_on_wecom(fake: FakeWeCom, poster: Poster, url: str) -> Say:
+def says_on_wecom(fake: FakeWeCom, poster: Poster, url: str, stages: Stages) -> Say:
     async def say(member: Any) -> None:
+        stages.mark(member, "posted")
         query, body = fake.encrypt_callback(fake.text_xml(member, "待办"))
         await poster.post(url, query, body)
+        stages.mark(member, "acked")
 
     return say
 
@@ -178,18 +239,22 @@ async def run_wave_wecom(workdir: Path, sends_per_second: float | None, users: i
     seed_open_items(db_path, users, "digests", FANOUT_START)
     members = [str(tg_id(u)) for u in range(1, users + 1)]
     poster = Poster()
+    cpu0, wall0 = time.process_time(), time.monotonic()
     try:
         async with FakeWeCom() as fake:
             watch = WeComArrivals(fake)
             if sends_per_second is None:
                 async with wecom_echo(fake) as url:
-                    await drive_replies(says_on_wecom(fake, poster, url), watch, res, members,
-                                        seed)
+                    say = says_on_wecom(fake, poster, url, watch.stages)
+                    await drive_replies(say, watch, res, members, seed)
             else:
                 await wave_through_wecom(fake, poster, watch, res, db_path, members,
                                          sends_per_second, seed, timeout_s)
+            res.stages = {span: f"{pct(v, 0.5):.3f} / {pct(v, 0.99):.3f}"
+                          for span, v in watch.stages.spans.items() if v}
             res.dropped = len(fake.dropped)
             res.sent = sum(1 for m in fake.messages if m.delivered)
+        res.cpu_s, res.wall_s = time.process_time() - cpu0, time.monotonic() - wall0
     finally:
         poster.close()
     return res
@@ -202,7 +267,7 @@ async def wave_through_wecom(fake: FakeWeCom, poster: Poster, watch: WeComArriva
     services = await Services.open(settings, ShiftedClock(WAVE_AT - timedelta(seconds=2)))
     channel = WeComChannel(Assistant(services), settings,
                            wecom=wecom_settings(fake, sends_per_second=sends_per_second))
-    watch.follow(channel.sender)
+    watch.follow(channel)
     assert channel.sender.app_budget is not None
     time_reply_waits(channel.sender.app_budget, res)
     await channel.start()
@@ -210,8 +275,8 @@ async def wave_through_wecom(fake: FakeWeCom, poster: Poster, watch: WeComArriva
                               router=bench_registry())
     scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
     try:
-        await replies_during_the_digest(watch, res, members, seed, timeout_s,
-                                        says_on_wecom(fake, poster, channel.url), scheduler)
+        say = says_on_wecom(fake, poster, channel.url, watch.stages)
+        await replies_during_the_digest(watch, res, members, seed, timeout_s, say, scheduler)
     finally:
         await scheduler.stop()
         await channel.stop()
@@ -225,7 +290,21 @@ def render(results: dict[str, Any]) -> str:
            f"Load average before / after: {results['load_before']} / {results['load_after']}\n",
            wave_table(results["waves"], tuple(w["variant"] for w in results["waves"]
                                               if w["sends_per_second"] is not None),
-                      ("dropped by WeCom", "dropped"), lose_on_refused=True)]
+                      ("dropped by WeCom", "dropped"), lose_on_refused=True),
+           "\nWhat the process did in each wave (bot, fake WeCom and driver share it; the "
+           "callback endpoint is a process of its own):\n",
+           table(["variant", "replies", "messages delivered", "CPU s", "wall s"],
+                 [[w["variant"], f"{w['rate']:g}/s", str(w["sent"]), f"{w['cpu_s']:.0f}",
+                   f"{w['wall_s']:.0f}"] for w in results["waves"]])]
+    staged = [w for w in results["waves"] if w["stages"]]
+    if staged:
+        spans = list(staged[0]["stages"])
+        out += ["\nWhere a reply's time goes, p50 / p99 s (posted: the callback POST; acked: "
+                "its 200; picked: the inbox worker asks for it; read; answered: the core's "
+                "answer is ready; queued: in the outbox; delivered: at the fake):\n",
+                table(["variant", "replies", *spans],
+                      [[w["variant"], f"{w['rate']:g}/s", *(w["stages"].get(k, "-")
+                                                            for k in spans)] for w in staged])]
     return "\n".join(out)
 
 
