@@ -318,6 +318,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                          f"{rate:g} replies/s, {args.users} members")
                 r = await run_wave_wecom(Path(tmp), budget, args.users, rate, args.seconds,
                                          args.seed, args.timeout)
+                r.variant = f"{args.label}{r.variant}"
                 results["waves"].append(r.summary())
                 progress(f"  {r.summary()}")
     results["load_after"] = load()
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=400.0, help="per wave, seconds")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--json", type=Path)
+    p.add_argument("--label", default="", help="put before each variant's name (e.g. main: "
+                   "for a run of main's code, see BENCHMARKS.md)")
     args = p.parse_args(argv)
     if args.quick:
         args.users, args.seconds = 300, 15.0
