@@ -218,13 +218,19 @@ async def drive_replies(say: Say, watch: Arrived, res: WaveResult, chats: list[A
     await asyncio.gather(*pending)
 
 
+async def seed_wave(db_path: Path, users: int, channel: str) -> None:
+    """The people of a wave on `channel` (their ids: str(tg_id(n))), one open item each for
+    the digest to list."""
+    await migrate(db_path)
+    seed_people(db_path, users, channel, FANOUT_START - timedelta(days=30))
+    seed_open_items(db_path, users, "digests", FANOUT_START)
+
+
 async def run_wave(workdir: Path, variant: str, users: int, rate: float, seconds: float,
                    seed: int, timeout_s: float) -> WaveResult:
     res = WaveResult(variant, rate, users, seconds)
     db_path = workdir / f"wave-{variant}-{rate:g}.db"
-    await migrate(db_path)
-    seed_people(db_path, users, "telegram", FANOUT_START - timedelta(days=30))
-    seed_open_items(db_path, users, "digests", FANOUT_START)
+    await seed_wave(db_path, users, "telegram")
     chats = [tg_id(u) for u in range(1, users + 1)]
     async with FakeBotAPI() as fake:
         refused = enforce_flood_limit(fake, LIMIT)
@@ -300,9 +306,7 @@ async def run_wave_pg(workdir: Path, server: PgServer, variant: str, users: int,
     the full rate (what the instances did before the budget was shared)."""
     res = WaveResult(variant, rate, users, seconds)
     db_path = workdir / f"wave-{variant}-{rate:g}.db"
-    await migrate(db_path)
-    seed_people(db_path, users, "telegram", FANOUT_START - timedelta(days=30))
-    seed_open_items(db_path, users, "digests", FANOUT_START)
+    await seed_wave(db_path, users, "telegram")
     url = await server.fresh_database()
     async with Database(db_path) as source, PgDatabase(url) as target:
         await copy_database(source, target)
@@ -535,29 +539,44 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="300 users, 15 s, 3,300 on Monday")
+def floats(text: str) -> list[float]:
+    return [float(x) for x in str(text).split(",") if x]
+
+
+def wave_arguments(doc: str, quick: str) -> argparse.ArgumentParser:
+    """The options of part 1's waves (here and in bench_sends_wecom); `quick`: its help."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--users", type=int, default=3000)
-    p.add_argument("--rates", default="35,20", help="replies a second, comma separated")
+    p.add_argument("--rates", type=floats, default=[35.0, 20.0],
+                   help="replies a second, comma separated")
     p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--monday", type=int, default=33_000)
     p.add_argument("--timeout", type=float, default=400.0, help="per wave, seconds")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--json", type=Path)
+    return p
+
+
+def report(results: dict[str, Any], text: str, path: Path | None) -> int:
+    """Print the tables; write the results as JSON to `path` if given."""
+    print(text)
+    if path:
+        path.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = wave_arguments(__doc__, "300 users, 15 s, 3,300 on Monday")
+    p.add_argument("--monday", type=int, default=33_000)
     p.add_argument("--pg", action="store_true",
                    help="also two instances on a throwaway PostgreSQL (pg-alone, pg-shared)")
     p.add_argument("--pg-only", action="store_true", help="only the PostgreSQL waves")
     args = p.parse_args(argv)
-    args.rates = [float(x) for x in str(args.rates).split(",")]
     args.pg = args.pg or args.pg_only
     if args.quick:
         args.users, args.seconds, args.monday = 300, 15.0, 3300
     results = asyncio.run(main_async(args))
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
-    return 0
+    return report(results, render(results), args.json)
 
 
 if __name__ == "__main__":

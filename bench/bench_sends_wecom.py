@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 import tempfile
@@ -49,11 +48,8 @@ from bench.bench_reminders import (
     ShiftedClock,
     bench_registry,
     machine,
-    migrate,
     pct,
     progress,
-    seed_open_items,
-    seed_people,
     settings_for,
     tg_id,
 )
@@ -63,11 +59,15 @@ from bench.bench_sends import (
     Say,
     WaveResult,
     drive_replies,
+    floats,
     load,
     replies_during_the_digest,
+    report,
+    seed_wave,
     table,
     tally,
     time_reply_waits,
+    wave_arguments,
     wave_table,
 )
 from bench.bench_wecom import Poster
@@ -234,9 +234,7 @@ async def run_wave_wecom(workdir: Path, sends_per_second: float | None, users: i
     variant = "wecom-echo" if sends_per_second is None else f"wecom@{sends_per_second:g}/s"
     res = WeComWaveResult(variant, rate, users, seconds, sends_per_second=sends_per_second)
     db_path = workdir / f"wave-wecom-{sends_per_second}-{rate:g}.db"
-    await migrate(db_path)
-    seed_people(db_path, users, "wecom", FANOUT_START - timedelta(days=30))
-    seed_open_items(db_path, users, "digests", FANOUT_START)
+    await seed_wave(db_path, users, "wecom")
     members = [str(tg_id(u)) for u in range(1, users + 1)]
     poster = Poster()
     cpu0, wall0 = time.process_time(), time.monotonic()
@@ -325,32 +323,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def floats(text: str) -> list[float]:
-    return [float(x) for x in str(text).split(",") if x]
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="300 members, 15 s")
-    p.add_argument("--users", type=int, default=3000)
-    p.add_argument("--rates", type=floats, default=[35.0, 20.0],
-                   help="replies a second, comma separated")
-    p.add_argument("--seconds", type=float, default=60.0)
+    p = wave_arguments(__doc__, "300 members, 15 s")
     p.add_argument("--sends-per-second", type=floats, default=[50.0],
                    help="TAIQU_WECOM_SENDS_PER_SECOND for the channel's runs, comma separated")
-    p.add_argument("--timeout", type=float, default=400.0, help="per wave, seconds")
-    p.add_argument("--seed", type=int, default=12)
-    p.add_argument("--json", type=Path)
     p.add_argument("--label", default="", help="put before each variant's name (e.g. main: "
                    "for a run of main's code, see BENCHMARKS.md)")
     args = p.parse_args(argv)
     if args.quick:
         args.users, args.seconds = 300, 15.0
     results = asyncio.run(main_async(args))
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
-    return 0
+    return report(results, render(results), args.json)
 
 
 if __name__ == "__main__":
