@@ -144,14 +144,15 @@ async def test_a_reply_goes_ahead_of_the_same_members_push_waiting_for_the_budge
     answer takes the next send, not the one after the digest (issue #12). The digest's
     wait must not hold the member's messages behind it."""
     await make_user(services, "张三", channel="wecom", external_id="zhangsan")
-    ch = await start_wecom(services, fake, sends_per_second=0.5)  # a send every 2 s
+    # A send every 4 s: room for the answer to reach the budget while the digest waits.
+    ch = await start_wecom(services, fake, sends_per_second=0.25)
     budget = ch.sender.app_budget
     assert budget is not None
     try:
         with pushing():
             await ch.notifier.push("lisi", Reply("李四的推送"))  # takes the one free send
             digest = asyncio.create_task(ch.notifier.push("zhangsan", Reply("张三的汇总")))
-        for _ in range(200):
+        for _ in range(1000):
             if budget.waiting(Lane.PUSH):
                 break
             await asyncio.sleep(0.01)
