@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -143,40 +144,63 @@ class WaveResult:
         return d
 
 
-class Watch:
-    """When each chat got what: the fake's store, timed."""
+class Arrived:
+    """When each person got what, timed as it reaches the fake: replies, and digests (the
+    message that starts with DIGEST_MARK). The fakes' hooks (Watch, and bench_sends_wecom's)
+    call `saw`."""
+
+    def __init__(self) -> None:
+        self.replies: dict[Any, list[float]] = {}
+        self.digests: Counter[Any] = Counter()
+        self.last_digest = 0.0
+
+    def saw(self, who: Any, digest: bool) -> None:
+        now = time.monotonic()
+        if digest:
+            self.digests[who] += 1
+            self.last_digest = now
+        else:
+            self.replies.setdefault(who, []).append(now)
+
+
+class Watch(Arrived):
+    """The fake Bot API's store, timed."""
 
     def __init__(self, fake: FakeBotAPI) -> None:
-        self.replies: dict[int, list[float]] = {}
-        self.digests: Counter[int] = Counter()
-        self.last_digest = 0.0
+        super().__init__()
         bot = fake.bot()
         store = bot._store
 
         def stored(chat: Any, rec: dict[str, Any]) -> dict[str, Any]:
             if rec.get("method") == "sendMessage":
-                now = time.monotonic()
-                if str(rec.get("text") or "").startswith(DIGEST_MARK):
-                    self.digests[chat.id] += 1
-                    self.last_digest = now
-                else:
-                    self.replies.setdefault(chat.id, []).append(now)
+                self.saw(chat.id, str(rec.get("text") or "").startswith(DIGEST_MARK))
             return store(chat, rec)
 
         bot._store = stored  # type: ignore[method-assign]
 
 
-async def drive_replies(fake: FakeBotAPI, watch: Watch, res: WaveResult, chats: list[int],
+Say = Callable[[Any], Awaitable[None]]  # a person writes "待办" (to the bot under test)
+
+
+def says_on_telegram(fake: FakeBotAPI) -> Say:
+    async def say(chat: Any) -> None:
+        fake.user_sends(chat, "待办")
+
+    return say
+
+
+async def drive_replies(say: Say, watch: Arrived, res: WaveResult, chats: list[Any],
                         seed: int) -> None:
-    """Poisson arrivals at res.rate for res.seconds; one message in flight per person."""
+    """Poisson arrivals at res.rate for res.seconds; one message in flight per person.
+    A reply's latency runs from just before `say` until its first message reaches the fake."""
     rng = random.Random(seed)
-    waiting: set[int] = set()
+    waiting: set[Any] = set()
     pending: list[asyncio.Task[None]] = []
 
-    async def one(chat: int) -> None:
+    async def one(chat: Any) -> None:
         seen = len(watch.replies.get(chat, []))
         t0 = time.monotonic()
-        fake.user_sends(chat, "待办")
+        await say(chat)
         res.replies_asked += 1
         deadline = t0 + 120
         while time.monotonic() < deadline:
@@ -198,13 +222,19 @@ async def drive_replies(fake: FakeBotAPI, watch: Watch, res: WaveResult, chats: 
     await asyncio.gather(*pending)
 
 
+async def seed_wave(db_path: Path, users: int, channel: str) -> None:
+    """The people of a wave on `channel` (their ids: str(tg_id(n))), one open item each for
+    the digest to list."""
+    await migrate(db_path)
+    seed_people(db_path, users, channel, FANOUT_START - timedelta(days=30))
+    seed_open_items(db_path, users, "digests", FANOUT_START)
+
+
 async def run_wave(workdir: Path, variant: str, users: int, rate: float, seconds: float,
                    seed: int, timeout_s: float) -> WaveResult:
     res = WaveResult(variant, rate, users, seconds)
     db_path = workdir / f"wave-{variant}-{rate:g}.db"
-    await migrate(db_path)
-    seed_people(db_path, users, "telegram", FANOUT_START - timedelta(days=30))
-    seed_open_items(db_path, users, "digests", FANOUT_START)
+    await seed_wave(db_path, users, "telegram")
     chats = [tg_id(u) for u in range(1, users + 1)]
     async with FakeBotAPI() as fake:
         refused = enforce_flood_limit(fake, LIMIT)
@@ -212,7 +242,7 @@ async def run_wave(workdir: Path, variant: str, users: int, rate: float, seconds
         if variant == "echo":
             app = build_echo_app(fake, DEFAULT_TOKEN, rate_limiter=AIORateLimiter(max_retries=5))
             async with run_polling(app):
-                await drive_replies(fake, watch, res, chats, seed)
+                await drive_replies(says_on_telegram(fake), watch, res, chats, seed)
         else:
             await wave_through_taiqu(fake, watch, res, db_path, chats, variant, seed, timeout_s)
         res.refused_429 = sum(refused.values())
@@ -232,7 +262,8 @@ async def wave_through_taiqu(fake: FakeBotAPI, watch: Watch, res: WaveResult, db
                               router=bench_registry())
     scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
     try:
-        await replies_during_the_digest(watch, res, chats, seed, timeout_s, fake, scheduler)
+        await replies_during_the_digest(watch, res, chats, seed, timeout_s,
+                                        says_on_telegram(fake), scheduler)
     finally:
         await scheduler.stop()
         await channel.stop()
@@ -246,11 +277,11 @@ def bench_settings(fake: FakeBotAPI, db_path: Path, **extra: Any) -> Settings:
                         **extra)
 
 
-async def replies_during_the_digest(watch: Watch, res: WaveResult, chats: list[int], seed: int,
-                                    timeout_s: float, fake: FakeBotAPI,
+async def replies_during_the_digest(watch: Arrived, res: WaveResult, chats: list[Any],
+                                    seed: int, timeout_s: float, say: Say,
                                     scheduler: ReminderScheduler) -> None:
     """Replies for res.seconds; at t = 2 s the scheduler starts (the digest wave)."""
-    replies = asyncio.create_task(drive_replies(fake, watch, res, chats, seed))
+    replies = asyncio.create_task(drive_replies(say, watch, res, chats, seed))
     await asyncio.sleep(2.0)
     wave_start = time.monotonic()
     scheduler.start()
@@ -263,7 +294,7 @@ async def replies_during_the_digest(watch: Watch, res: WaveResult, chats: list[i
     await replies
 
 
-async def tally(watch: Watch, res: WaveResult, chats: list[int]) -> None:
+async def tally(watch: Arrived, res: WaveResult, chats: list[Any]) -> None:
     await asyncio.sleep(0.5)
     res.digests = sum(watch.digests.values())
     res.lost = sum(1 for c in chats if watch.digests[c] == 0)
@@ -279,9 +310,7 @@ async def run_wave_pg(workdir: Path, server: PgServer, variant: str, users: int,
     the full rate (what the instances did before the budget was shared)."""
     res = WaveResult(variant, rate, users, seconds)
     db_path = workdir / f"wave-{variant}-{rate:g}.db"
-    await migrate(db_path)
-    seed_people(db_path, users, "telegram", FANOUT_START - timedelta(days=30))
-    seed_open_items(db_path, users, "digests", FANOUT_START)
+    await seed_wave(db_path, users, "telegram")
     url = await server.fresh_database()
     async with Database(db_path) as source, PgDatabase(url) as target:
         await copy_database(source, target)
@@ -298,10 +327,9 @@ async def run_wave_pg(workdir: Path, server: PgServer, variant: str, users: int,
     return res
 
 
-def time_reply_waits(channel: TelegramChannel, res: WaveResult) -> None:
+def time_reply_waits(budget: SendBudget, res: WaveResult) -> None:
     """How long each reply waited in the send budget (the rest of its latency is the
     machine: polling, the chat step, the event loop shared with the fake and the driver)."""
-    budget = channel.app.bot.rate_limiter.budget  # type: ignore[union-attr]
     acquire = budget.acquire
 
     async def timed(lane: Lane | None = None) -> None:
@@ -323,7 +351,7 @@ async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, setting
         for ch in channels:
             ch.app.bot._rate_limiter = LaneRateLimiter(SendBudget(  # type: ignore[attr-defined]
                 settings.telegram_sends_per_second, push_min_share=settings.push_min_share))
-    time_reply_waits(channels[0], res)
+    time_reply_waits(channels[0].app.bot.rate_limiter.budget, res)  # type: ignore[union-attr]
     await channels[0].start()  # polls: every manager's message goes to it
     budget = channels[0].app.bot.rate_limiter.budget  # type: ignore[union-attr]
     booked = getattr(budget, "bookings", None)  # None: one statement a send (before blocks)
@@ -333,7 +361,8 @@ async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, setting
                               router=bench_registry())
     scheduler = ReminderScheduler(service, settings.scan_interval_seconds)
     try:
-        await replies_during_the_digest(watch, res, chats, seed, timeout_s, fake, scheduler)
+        await replies_during_the_digest(watch, res, chats, seed, timeout_s,
+                                        says_on_telegram(fake), scheduler)
         sent = sum(budget.granted.values()) if variant == "pg-shared" else 0
         if sent:
             res.trips_per_reply = (answering.db.trips.trips + answering.db.trips.inline) / sent
@@ -444,29 +473,38 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def wave_table(waves: list[dict[str, Any]], judged: tuple[str, ...],
+               refused: tuple[str, str] = ("429s", "refused_429"), lose_on_refused: bool = False
+               ) -> str:
+    """Part 1's table; the goal is judged for the `judged` variants (the deployed ones).
+    `refused`: the column's title and the summary key of what the fake refused or dropped
+    (a message WeCom drops is lost: `lose_on_refused`; a 429 is sent again)."""
+    rows = []
+    for w in waves:
+        met = ("ok" if w["p99"] < GOAL_P99_S and not w["timed_out"] and w["lost"] == 0
+               and w["doubled"] == 0 and not (lose_on_refused and w[refused[1]]) else "**missed**"
+               ) if w["variant"] in judged else "-"
+        digest = ("-" if "echo" in w["variant"] else
+                  "not complete" if w["timed_out"] else f"{w['digest_s']:.0f} s")
+        rows.append([w["variant"], f"{w['rate']:g}/s", f"{w['replies_got']}/{w['replies_asked']}",
+                     f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
+                     str(w["lost"]), str(w["doubled"]), str(w[refused[1]]),
+                     f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}",
+                     "-" if w.get("trips_per_reply") is None else
+                     f"{w['trips_per_reply']:.2f} / {w['bookings_per_reply']:.2f}", met])
+    return table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
+                  "digest complete", "lost", "doubled", refused[0],
+                  "reply's wait in the budget p50 / p99 s",
+                  "answering instance: statements / bookings per message sent",
+                  "goal p99<2 s"], rows)
+
+
 def render(results: dict[str, Any]) -> str:
     out = ["## Sends: replies ahead of pushes, the Monday report (issue #12)\n"]
     out.append("Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()))
     out.append(f"Load average before / after: {results['load_before']} / {results['load_after']}\n")
-    rows = []
-    for w in results["waves"]:
-        met = ("ok" if w["p99"] < GOAL_P99_S and not w["timed_out"] and w["lost"] == 0
-               and w["doubled"] == 0 else "**missed**") if w["variant"] in (
-                   "lanes", "pg-shared") else "-"
-        digest = ("-" if w["variant"] == "echo" else
-                  "not complete" if w["timed_out"] else f"{w['digest_s']:.0f} s")
-        rows.append([w["variant"], f"{w['rate']:g}/s", f"{w['replies_got']}/{w['replies_asked']}",
-                     f"{w['p50']:.2f}", f"{w['p99']:.2f}", f"{w['max']:.2f}", digest,
-                     str(w["lost"]), str(w["doubled"]), str(w["refused_429"]),
-                     f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}",
-                     "-" if w.get("trips_per_reply") is None else
-                     f"{w['trips_per_reply']:.2f} / {w['bookings_per_reply']:.2f}", met])
-    if rows:
-        out.append(table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
-                          "digest complete", "lost", "doubled", "429s",
-                          "reply's wait in the budget p50 / p99 s",
-                          "answering instance: statements / bookings per message sent",
-                          "goal p99<2 s"], rows))
+    if results["waves"]:
+        out.append(wave_table(results["waves"], ("lanes", "pg-shared")))
     rows = []
     for m in results["monday"]:
         met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"
@@ -520,33 +558,47 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="300 users, 15 s, 3,300 on Monday")
+def floats(text: str) -> list[float]:
+    return [float(x) for x in str(text).split(",") if x]
+
+
+def wave_arguments(doc: str, quick: str) -> argparse.ArgumentParser:
+    """The options of part 1's waves (here and in bench_sends_wecom); `quick`: its help."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--users", type=int, default=3000)
-    p.add_argument("--rates", default="35,20",
+    p.add_argument("--rates", type=floats, default=[35.0, 20.0],
                    help="replies a second, comma separated (empty: no waves)")
     p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--monday", type=int, default=33_000, help="people (0: no Monday report)")
-    p.add_argument("--variants", default="echo,fifo,lanes,pg-alone,pg-shared",
-                   help="which waves to run, comma separated")
     p.add_argument("--timeout", type=float, default=400.0, help="per wave, seconds")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--json", type=Path)
+    return p
+
+
+def report(results: dict[str, Any], text: str, path: Path | None) -> int:
+    """Print the tables; write the results as JSON to `path` if given."""
+    print(text)
+    if path:
+        path.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = wave_arguments(__doc__, "300 users, 15 s, 3,300 on Monday")
+    p.add_argument("--monday", type=int, default=33_000, help="people (0: no Monday report)")
+    p.add_argument("--variants", default="echo,fifo,lanes,pg-alone,pg-shared",
+                   help="which waves to run, comma separated")
     p.add_argument("--pg", action="store_true",
                    help="also two instances on a throwaway PostgreSQL (pg-alone, pg-shared)")
     p.add_argument("--pg-only", action="store_true", help="only the PostgreSQL waves")
     args = p.parse_args(argv)
-    args.rates = [float(x) for x in str(args.rates).split(",") if x.strip()]
     args.variants = set(str(args.variants).split(","))
     args.pg = args.pg or args.pg_only
     if args.quick:
         args.users, args.seconds, args.monday = 300, 15.0, 3300
     results = asyncio.run(main_async(args))
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
-    return 0
+    return report(results, render(results), args.json)
 
 
 if __name__ == "__main__":

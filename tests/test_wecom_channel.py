@@ -16,6 +16,7 @@ from bot.channels.wecom.channel import WeComChannel
 from bot.channels.wecom.render import render
 from bot.channels.wecom.store import Budget, OutItem, WeComStore
 from bot.events import Attachment, Button, Incoming, Outcome, Reply
+from bot.sendbudget import Lane, pushing
 from bot.services import Services
 from tests.conftest import make_user
 from tests.fakewecom import FakeWeCom
@@ -135,6 +136,36 @@ async def test_a_reply_tapped_twice_acts_once(channel: WeComChannel, fake: FakeW
     again = await zhang._post(xml)  # WeCom redelivers the same tap event
     assert len(first) == 1 and again == []
     assert len(fake.card_updates) == 1
+
+
+async def test_a_reply_goes_ahead_of_the_same_members_push_waiting_for_the_budget(
+        services: Services, fake: FakeWeCom) -> None:
+    """A member's digest waits for the app's send budget; the member writes meanwhile: the
+    answer takes the next send, not the one after the digest (issue #12). The digest's
+    wait must not hold the member's messages behind it."""
+    await make_user(services, "张三", channel="wecom", external_id="zhangsan")
+    # A send every 4 s: room for the answer to reach the budget while the digest waits.
+    ch = await start_wecom(services, fake, sends_per_second=0.25)
+    budget = ch.sender.app_budget
+    assert budget is not None
+    try:
+        with pushing():
+            await ch.notifier.push("lisi", Reply("李四的推送"))  # takes the one free send
+            digest = asyncio.create_task(ch.notifier.push("zhangsan", Reply("张三的汇总")))
+        for _ in range(1000):
+            if budget.waiting(Lane.PUSH):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the digest never waited for the budget")
+        status, _ = await fake.post_callback(ch.url, fake.text_xml("zhangsan", "查客户 王五"))
+        assert status == 200
+        await digest
+        await ch.idle()
+        assert [shown(m) for m in fake.sent("zhangsan")] == [
+            L("customers.none", text="王五"), "张三的汇总"]
+    finally:
+        await ch.stop()
 
 
 # --- rendering ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from bot.events import Reply
 from bot.i18n import t
 from bot.lanes import Lanes
 from bot.notify import Unreachable
-from bot.sendbudget import SendBudget, current_lane
+from bot.sendbudget import Lane, SendBudget, current_lane
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ class Sender:
         self._on_unreachable = on_unreachable
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
+        # Claimed pushes waiting for the app's budget outside their person's lock (drain).
+        self._pushes_waiting: dict[int, asyncio.Future[None]] = {}
         self.lanes = Lanes(self.drain, workers, what="WeCom sender")
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -133,31 +135,67 @@ class Sender:
 
     # ------------------------------------------------------------------ send
     async def drain(self, external_id: str) -> None:
-        """Send the person's queued messages in order while the budget allows."""
-        async with self._lock(external_id):
-            while True:
-                now = self._now()
-                q = await self.store.head(external_id, now)
-                if q is None:  # nothing to send, or another instance is sending it
-                    return
-                if q.not_before > now:
-                    self.kick()  # the sweep sleeps until then
-                    return
-                wait = await self.store.claim(q.id, external_id, now, q.lane)
-                if wait is None:
-                    return  # another instance took it first: it goes on with the rest
-                if wait > 0:
-                    await self.store.hold(q.id, now, now + wait)
-                    self.stats.held += 1
-                    self.kick()
-                    return
-                if not await self._send_one(q, now):
-                    return
+        """Send the person's queued messages in order while the budget allows.
 
-    async def _send_one(self, q: Queued, now: float) -> bool:
+        A push waits for the app's budget without holding the person (issue #12): a reply
+        they write meanwhile is their head (replies before pushes) and goes out with the
+        next send the budget gives replies, not after the push. The claimed push is not
+        sent twice: whoever finds it at the head while it waits waits for it instead."""
+        while (push := await self._send_until_a_push(external_id)) is not None:
+            assert self.app_budget is not None
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pushes_waiting[push.id] = done
+            try:
+                await self.app_budget.acquire(Lane.PUSH)
+                async with self._lock(external_id):
+                    if not await self._send_one(push, self._now(), budget_taken=True):
+                        return
+            finally:
+                del self._pushes_waiting[push.id]
+                done.set_result(None)
+
+    async def _send_until_a_push(self, external_id: str) -> Queued | None:
+        """Under the person's lock, send their messages in order; a claimed push that must
+        first wait for the app's budget is handed back to wait outside it (None: nothing
+        more to send now)."""
+        while True:
+            async with self._lock(external_id):
+                behind = await self._send_in_order(external_id)
+            if not isinstance(behind, asyncio.Future):
+                return behind
+            await asyncio.shield(behind)  # then on with the rest (WeComNotifier waits for all)
+
+    async def _send_in_order(self, external_id: str
+                             ) -> Queued | asyncio.Future[None] | None:
+        """The loop of _send_until_a_push, under the lock; a push claimed here that is
+        waiting for the budget is at the head: its future (wait for it, then go on)."""
+        while True:
+            now = self._now()
+            q = await self.store.head(external_id, now)
+            if q is None:  # nothing to send, or another instance is sending it
+                return None
+            if q.id in self._pushes_waiting:
+                return self._pushes_waiting[q.id]
+            if q.not_before > now:
+                self.kick()  # the sweep sleeps until then
+                return None
+            wait = await self.store.claim(q.id, external_id, now, q.lane)
+            if wait is None:
+                return None  # another instance took it first: it goes on with the rest
+            if wait > 0:
+                await self.store.hold(q.id, now, now + wait)
+                self.stats.held += 1
+                self.kick()
+                return None
+            if q.lane is Lane.PUSH and self.app_budget is not None:
+                return q
+            if not await self._send_one(q, now):
+                return None
+
+    async def _send_one(self, q: Queued, now: float, budget_taken: bool = False) -> bool:
         """True to go on with the person's next message."""
         try:
-            if self.app_budget is not None:
+            if self.app_budget is not None and not budget_taken:
                 await self.app_budget.acquire(q.lane)
             await self._deliver(q)
         except WeComRetryLater as exc:
