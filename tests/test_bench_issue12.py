@@ -29,8 +29,9 @@ def test_sends_met_only_when_p99_digest_lost_and_doubled_all_pass() -> None:
         sqlite = outcome("sends-sqlite", {"waves": [wave("echo", 19.0), lanes]})
         return verdicts(issue12.judge_sends({"sends-sqlite": sqlite}))
 
-    assert judge(wave("lanes", 0.34)) == [MET, NOT_MEASURED]  # PostgreSQL not run
-    assert judge(wave("lanes", 2.0)) == [MISSED, NOT_MEASURED]  # p99 must be under 2 s
+    # PostgreSQL and WeCom not run
+    assert judge(wave("lanes", 0.34)) == [MET, NOT_MEASURED, NOT_MEASURED]
+    assert judge(wave("lanes", 2.0)) == [MISSED, NOT_MEASURED, NOT_MEASURED]  # p99 under 2 s
     assert judge(wave("lanes", 0.3, timed_out=True, digest_s=None))[0] == MISSED
     assert judge(wave("lanes", 0.3, lost=1))[0] == MISSED
     assert judge(wave("lanes", 0.3, doubled=2))[0] == MISSED
@@ -39,10 +40,13 @@ def test_sends_met_only_when_p99_digest_lost_and_doubled_all_pass() -> None:
 def test_sends_baseline_is_the_echo_bot_of_the_same_run_also_for_postgresql() -> None:
     sqlite = outcome("sends-sqlite", {"waves": [wave("echo", 19.42), wave("lanes", 21.1)]})
     pg = outcome("sends-pg", {"waves": [wave("pg-shared", 1.5)]})
-    goals = issue12.judge_sends({"sends-sqlite": sqlite, "sends-pg": pg})
-    assert [g.baseline for g in goals] == ["echo bot p99 19.42 s"] * 2
-    assert verdicts(goals) == [MISSED, MET]
+    wecom = outcome("sends-wecom", {"waves": [wave("wecom-echo", 0.01),
+                                              wave("wecom@50/s", 0.34)]})
+    goals = issue12.judge_sends({"sends-sqlite": sqlite, "sends-pg": pg, "sends-wecom": wecom})
+    assert [g.baseline for g in goals] == ["echo bot p99 19.42 s"] * 2 + ["echo bot p99 0.01 s"]
+    assert verdicts(goals) == [MISSED, MET, MET]
     assert "35 replies/s" in goals[1].goal and "PostgreSQL" in goals[1].goal
+    assert "WeCom" in goals[2].goal
 
 
 def test_monday_on_a_tap_against_the_files_unasked() -> None:
