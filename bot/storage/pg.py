@@ -89,21 +89,22 @@ class JsonRow(tuple[Any, ...]):
     A float column holding a whole number comes back as an int (JSON keeps no type):
     records convert by their annotations (bot.records.runtime.from_row)."""
 
+    _keys: list[str]
     _names: dict[str, int]
 
     def __new__(cls, pairs: list[tuple[str, Any]]) -> JsonRow:
         row = super().__new__(cls, (v for _, v in pairs))
-        names: dict[str, int] = {}
-        for n, (name, _) in enumerate(pairs):
-            names.setdefault(name, n)  # the first of a repeated name, as asyncpg's Record
-        row._names = names
+        row._keys = [name for name, _ in pairs]
+        row._names = {}
+        for n, name in enumerate(row._keys):
+            row._names.setdefault(name, n)  # the first of a repeated name, as asyncpg's Record
         return row
 
     def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
         return super().__getitem__(self._names[key] if isinstance(key, str) else key)
 
     def keys(self) -> list[str]:
-        return list(self._names)
+        return list(self._keys)
 
 
 class CountedConnection(asyncpg.Connection):  # type: ignore[misc]
