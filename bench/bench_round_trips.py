@@ -18,10 +18,10 @@ import asyncio
 import contextlib
 import json
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.bench_forms import STEP_NAMES, form_steps
 from bot.assistant import Assistant
@@ -30,6 +30,8 @@ from bot.config import Settings, load_settings
 from bot.events import Incoming
 from bot.models import Role
 from bot.services import Services
+
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -47,15 +49,20 @@ async def store(backend: str, tmp: Path) -> AsyncIterator[Settings]:
         server.stop()
 
 
-async def measure(forms: int, backend: str = "sqlite") -> list[dict[str, Any]]:
+async def on_store(backend: str, run: Callable[[Services], Awaitable[T]]) -> T:
+    """`run` on fresh Services over a new store (T0 = Fri 2026-11-27 10:30 Shanghai)."""
     with tempfile.TemporaryDirectory() as tmp:
         async with store(backend, Path(tmp)) as settings:
             services = await Services.open(settings, FakeClock(datetime(2026, 11, 27, 2, 30,
                                                                          tzinfo=UTC)))
             try:
-                return await _fill_forms(services, forms)
+                return await run(services)
             finally:
                 await services.close()
+
+
+async def measure(forms: int, backend: str = "sqlite") -> list[dict[str, Any]]:
+    return await on_store(backend, lambda services: _fill_forms(services, forms))
 
 
 async def _fill_forms(services: Services, forms: int) -> list[dict[str, Any]]:

@@ -160,7 +160,7 @@ class Assistant:
         text = ev.text if ev.text is not None and not ev.edited else None
         command, arg = command_of(text) if text else (None, "")
         if command == "start":
-            return await self.start_handler.handle(ev, arg)
+            return await self.start_handler.handle(ev, arg, step)
         user = step.user
         if user is None:
             return await self.start_handler.stranger(ev)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.forms.engine import FormSpec
     from bot.services import Ctx, Services
     from bot.storage.conversations import Draft
-    from bot.storage.db import Database
+    from bot.storage.db import Database, Read, Row
     from bot.storage.reminders import Reminder
 
 # The module whose build_router() lists the features. Named, not imported, so the core never
@@ -104,6 +104,19 @@ class TodoItem:
     digest_key: str = ""
 
 
+TodoFn = Callable[["Ctx"], Awaitable[list[TodoItem]]]
+
+
+@dataclass(frozen=True)
+class TodoRead:
+    """A kind's /todo items declared in two halves, so that the core reads every kind's rows
+    in ONE round trip (issue #12: one read per kind was ~20 per /todo): `reads` the SELECTs
+    it needs, `word` its items from their rows (one list per read, in the same order)."""
+
+    reads: Callable[[Ctx], Sequence[Read]]
+    word: Callable[[Ctx, list[list[Row]]], Awaitable[list[TodoItem]]]
+
+
 @dataclass(frozen=True)
 class ReminderKind:
     """How reminders about one kind of record are worded and what follows them."""
@@ -112,8 +125,9 @@ class ReminderKind:
     render: Callable[[Ctx, Reminder], Awaitable[Reply | None]]
     # Plan the next occurrence of a repeating reminder (overdue daily, follow-ups).
     after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
-    # Open items of this kind for /todo and the morning digest.
-    todo: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
+    # Open items of this kind for /todo and the morning digest; declared (TodoRead), they
+    # are read with the other kinds' in one round trip.
+    todo: TodoFn | TodoRead | None = None
     # One line naming the record (for escalations and the digest).
     describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
     # Offer the snooze buttons under it (not under a one-off notice that needs no action).

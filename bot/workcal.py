@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import chinese_calendar
 
@@ -75,9 +75,14 @@ class WorkCalendar:
         self._notes = dict(notes or {})
         self._override_years = frozenset(d.year for d in overrides)
 
+    SQL = "SELECT day, kind, note FROM calendar_overrides"  # read with others: from_rows
+
     @classmethod
     async def load(cls, db: Database) -> WorkCalendar:
-        rows = await db.fetchall("SELECT day, kind, note FROM calendar_overrides")
+        return cls.from_rows(await db.fetchall(cls.SQL))
+
+    @classmethod
+    def from_rows(cls, rows: list[Any]) -> WorkCalendar:
         days = {date.fromisoformat(r["day"]): r for r in rows}
         return cls({d: r["kind"] for d, r in days.items()},
                    {d: r["note"] for d, r in days.items()})

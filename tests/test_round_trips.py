@@ -18,12 +18,14 @@ from bot.config import Settings
 from bot.events import Outcome
 from bot.models import Role
 from bot.reminders import ReminderService
+from bot.router import TodoRead
 from bot.sendbudget import SharedSendBudget
-from bot.services import Services
+from bot.services import Ctx, Services
 from bot.storage import steps
 from bot.storage.steps import StepRead
 from tests.conftest import Chat, make_user
 from tests.fakebotapi import FakeBotAPI
+from tests.test_todo_lists import add_customer, medical_arrears_notice_served, register_complaint
 from tests.tg_harness import L, TgUser, body, register, texts, worklog_rows
 
 pytestmark = pytest.mark.both_backends
@@ -283,3 +285,74 @@ async def test_saving_other_records_is_counted(services: Services, assistant: As
     out, trips = await counted(services, lambda: zhang.press("保存"))
     assert L(saved).split("{")[0] in "\n".join(r.text for r in out.replies)
     assert trips <= RECORD_SAVE_MOST[feature], f"{feature} 保存: {trips} round trips"
+
+
+# --- the most used steps that are no form (issue #12) --------------------------------------
+async def open_items_of_many_kinds(services: Services, zhang: Chat) -> None:
+    """A manager's open items of several kinds: a special customer due for a visit, a
+    medical household's cut-off waiting for the lead, a complaint, a repair and a hazard."""
+    manager = await services.people.by_identity("test", "张三")
+    assert manager is not None
+    await add_customer(services, manager, "李奶奶", "5500012345", ("medical",), every=30)
+    await medical_arrears_notice_served(zhang)
+    await register_complaint(zhang)
+    for record in ("repair", "hazard"):
+        for how, text in RECORDS[record][0]:
+            await (zhang.say(text) if how == "say" else zhang.press(text))
+        await zhang.press("保存")
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.LEAD])
+async def test_todo_reads_every_kinds_items_in_one_round_trip(
+        services: Services, assistant: Assistant, role: Role) -> None:
+    """Each feature declares its /todo read (ReminderKind.todo = TodoRead); the core runs
+    them all at once (Backend.fetch_many). Before: one read or more per kind, 18 to 20."""
+    await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang = Chat(assistant, "test", "张三")
+    await open_items_of_many_kinds(services, zhang)
+    chat = zhang if role is Role.MANAGER else Chat(assistant, "test", "王班长")
+    for text in ("/todo", "待办"):
+        out, trips = await counted(services, lambda t=text: chat.say(t))
+        listed = "\n".join(r.text for r in out.replies)
+        for item in ("李奶奶（3号台区）", "欠费 #1", "投诉工单 #1", "报修 #1", "隐患 #1"):
+            assert item in listed, (item, listed)
+        assert trips <= MOST, f"{text}: {trips} round trips"
+
+
+async def test_the_reads_run_together_give_what_each_gives_alone(
+        services: Services, assistant: Assistant) -> None:
+    """Backend.fetch_many (one statement on PostgreSQL: each read's rows as JSON) gives every
+    declared /todo read's rows as fetchall gives them, in order, by name and by index."""
+    await make_user(services, "张三")
+    lead = await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang = Chat(assistant, "test", "张三")
+    await open_items_of_many_kinds(services, zhang)
+    manager = await services.people.by_identity("test", "张三")
+    assert manager is not None
+    read = 0
+    for user in (manager, lead):
+        ctx = Ctx(services, user, services.clock.now())
+        reads = [r for kind in assistant.router.reminders.values()
+                 if isinstance(kind.todo, TodoRead) for r in kind.todo.reads(ctx)]
+        together = await services.db.fetch_many(reads)
+        alone = [await services.db.fetchall(sql, params) for sql, params in reads]
+        assert [[(list(r.keys()), list(r)) for r in rows] for rows in together] == \
+               [[(list(r.keys()), list(r)) for r in rows] for rows in alone]
+        read += sum(map(len, alone))
+        assert all(r[0] == r[r.keys()[0]] for rows in together for r in rows)
+    assert read >= 10  # rows of most kinds were compared
+
+
+@pytest.mark.parametrize(("text", "most"), [("/start", 1), ("/help", 1), ("菜单", 1),
+                                            ("/settings", 2)])
+async def test_the_greeting_help_and_settings_make_at_most_two_round_trips(
+        services: Services, assistant: Assistant, text: str, most: int) -> None:
+    """/start for a known person, /help and the menu take the person's areas from the
+    step's read (3, 2 and 2 round trips before); /settings reads the person's quiet hours."""
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("你好")
+    _, trips = await counted(services, lambda: zhang.say(text))
+    assert "3号台区" in zhang.text or text == "/settings", zhang.text
+    assert trips <= most, f"{text}: {trips} round trips"

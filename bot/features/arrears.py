@@ -53,11 +53,11 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import ReportPart, ReportScope, Router, TodoItem
+from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.statuses import arrears_status
-from bot.storage.db import Database, Tx, iso
+from bot.storage.db import Database, Read, Row, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
@@ -727,23 +727,16 @@ async def after_sent(services: Services, r: Reminder, now: datetime) -> None:
                             now)
 
 
-async def _heal_followups(services: Services, recs: list[Arrears], now: datetime) -> None:
+async def _heal_followups(services: Services, recs: list[Arrears], covered: set[int],
+                          cal: WorkCalendar, now: datetime) -> None:
     """A follow-up folded into the morning digest (quiet hours, or a scan late after a
     restart) is never 'sent', so after_sent does not chain the next one: plan it here, for
-    every unpaid record without a future follow-up (the dedupe key makes this idempotent)."""
-    unpaid = [r for r in recs if r.status in UNPAID]
-    if not unpaid:
-        return
-    marks = ",".join("?" for _ in unpaid)
-    covered = {int(r[0]) for r in await services.db.fetchall(
-        f"SELECT subject_id FROM reminders WHERE subject = ? AND kind = 'followup' "
-        f"AND state IN ('pending', 'sending') AND due_at > ? AND subject_id IN ({marks})",
-        (SUBJECT, iso(now), *[r.id for r in unpaid]))}
-    missing = [r for r in unpaid if r.id not in covered]
+    every unpaid record without a future follow-up (`covered`: those with one; the dedupe
+    key makes this idempotent)."""
+    missing = [r for r in recs if r.status in UNPAID and r.id not in covered]
     if not missing:
         return
     rules = ruleset(services)
-    cal = await calendar(services)
     async with services.db.tx() as tx:
         for r in missing:
             await plan_followup(tx, rules, cal, r.id, r.team_id, r.user_id, r.created_at, now)
@@ -753,16 +746,29 @@ OPEN_WHERE = ("a.status IN ('collecting', 'notice_served', 'cut_off') "
               "OR (a.status = 'paid' AND a.restore_due IS NOT NULL)")
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
-    recs = await STORE.open_for(ctx, OPEN_WHERE)
+def todo_reads(ctx: Ctx) -> list[Read]:
+    """The open records, the working-day calendar, and which records have a follow-up
+    still to come (for _heal_followups)."""
+    open_sql, params = STORE.open_read(ctx, OPEN_WHERE)
+    return [(open_sql, params), (WorkCalendar.SQL, ()), (
+        "SELECT subject_id FROM reminders WHERE subject = ? AND kind = 'followup' "
+        "AND state IN ('pending', 'sending') AND due_at > ? "
+        f"AND subject_id IN (SELECT q.id FROM ({open_sql}) q)",
+        (SUBJECT, iso(ctx.now), *params))]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
+    recs = STORE.records(rows[0])
     rules = ruleset(ctx.services)
-    cal = await calendar(ctx.services)
+    cal = WorkCalendar.from_rows(rows[1])
+    covered = {int(r[0]) for r in rows[2]}
     # Households from a list are many: grouped (today's to chase, to cut off, to restore),
     # one line each in /todo and the morning digest instead of one per household.
     listed = {rec.id: g for rec in recs if (g := _group_of(ctx, rec, rules, cal))}
     items = _group_items(ctx, [r for r in recs if r.id in listed], listed)
     recs = [r for r in recs if r.id not in listed and not (r.imported and _quiet_today(r))]
-    await _heal_followups(ctx.services, [r for r in recs if not r.imported], ctx.now)
+    await _heal_followups(ctx.services, [r for r in recs if not r.imported], covered, cal,
+                          ctx.now)
     for rec in recs:
         item = title(ctx, rec)
         label = ctx.t("arrears.todo.button", id=rec.id, name=rec.customer_name)
@@ -1012,7 +1018,7 @@ ARREARS_RECORDS = rt.RecordType(
     form=ARREARS, command="arrears", intent=_INTENT, prefill=prefill,
     ladders=(rt.Ladder("restore", "arrears.step.restore", lambda a: a.restore_due,
                        lambda a: a.status != "paid", ("arrs",), drop_late_soon=False),),
-    other_reminders=other_reminders, todo_items=todo, after_sent=after_sent,
+    other_reminders=other_reminders, todo_items=TodoRead(todo_reads, todo), after_sent=after_sent,
     describe=describe).register(router)
 ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
 router.form(APPROVE)

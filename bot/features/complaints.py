@@ -31,11 +31,11 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import Router, TodoItem
+from bot.router import Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.statuses import complaint_status
 from bot.storage.customers import Customer
-from bot.storage.db import iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 
 router = Router("complaints")
@@ -275,9 +275,13 @@ async def render_card(ctx: Ctx, rec: Complaint, heading: str | None = None) -> O
 
 
 # --- reminders ------------------------------------------------------------------------
-async def todo(ctx: Ctx) -> list[TodoItem]:
+def todo_reads(ctx: Ctx) -> list[Read]:
+    return [STORE.open_read(ctx, "c.status != 'closed'"), cb.todo_read(ctx, COMPLAINTS, "c")]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     items = []
-    for rec in await STORE.open_for(ctx, "c.status != 'closed'"):
+    for rec in STORE.records(rows[0]):
         step = "contact" if rec.status == "open" and rec.contact_due else "reply"
         due = rec.due(step)
         if due is None:
@@ -287,7 +291,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
                                  what=ctx.t(f"complaint.step.{step}"), due=when(ctx, due),
                                  left=remaining(ctx, due)),
             f"#{rec.id} " + ctx.t(f"complaint.kind.{rec.kind}")))
-    return items + await cb.todo_items(ctx, COMPLAINTS, "c")
+    return items + cb.todo_items(ctx, COMPLAINTS, rows[1])
 
 
 async def save_callback(ctx: Ctx, values: dict[str, Any], token: str,
@@ -321,7 +325,7 @@ COMPLAINTS = rt.RecordType(
                   lambda c: c.status == "closed", ("cplr",), drop_late_soon=False),
         cb.ladder("cplb"),
     ),
-    other_reminders=other_reminders, todo_items=todo,
+    other_reminders=other_reminders, todo_items=TodoRead(todo_reads, todo),
     after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
 # 回访 over complaints and repairs alike: one section, its figures per manager and 台区.
 router.report_section(cb.report_section)

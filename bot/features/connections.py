@@ -24,9 +24,9 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import now_value, remaining, ruleset, value_time, when
-from bot.router import ReportPart, ReportScope, Router, TodoItem
+from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
-from bot.storage.db import Database, Tx, iso
+from bot.storage.db import Database, Row, Tx, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
@@ -344,9 +344,9 @@ def next_due(rec: Application) -> tuple[str, datetime] | None:
     return None
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     items = []
-    for rec in await STORE.open_for(ctx, "c.status <> 'connected'"):
+    for rec in STORE.records(rows[0]):
         step = next_due(rec)
         if step is None:
             continue
@@ -374,7 +374,8 @@ CONNECTIONS = rt.RecordType(
                        lambda c: c.status != "open", ("cnp",), drop_late_soon=False),
              rt.Ladder("connect", "connection.step.connect", lambda c: c.connection_due,
                        lambda c: c.status == "connected", ("cnc",), drop_late_soon=False)),
-    todo_items=todo, after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
+    todo_items=TodoRead(lambda ctx: [STORE.open_read(ctx, "c.status <> 'connected'")], todo),
+    after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
 router.help_lines.append("connection.help")
 
 

@@ -32,10 +32,10 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.records import runtime as rt
 from bot.records.common import calendar, remaining, ruleset, when
-from bot.router import ReportPart, ReportScope, Router, TodoItem
+from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.storage.batch import Batch
-from bot.storage.db import Database, Tx, iso
+from bot.storage.db import Database, Read, Row, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
 
@@ -363,10 +363,14 @@ async def handed_notice(ctx: Ctx, r: Reminder, rec: Hazard) -> Reply | None:
     return Reply(text, [[HAZARDS.open_button(ctx, rec.id), *await HAZARDS.allowed(ctx, rec)]])
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+def todo_reads(ctx: Ctx) -> list[Read]:
     states = (*OPEN_STATES, HANDED) if ctx.user.sees_whole_team else OPEN_STATES
     marks = ", ".join("?" for _ in states)
-    recs = await STORE.open_for(ctx, f"h.status IN ({marks})", tuple(states))
+    return [STORE.open_read(ctx, f"h.status IN ({marks})", tuple(states))]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
+    recs = STORE.records(rows[0])
     items = []
     for rec in sorted(recs, key=lambda h: (rank(h.severity), h.due_at)):
         handed = rec.status == HANDED
@@ -556,6 +560,6 @@ HAZARDS = rt.RecordType(
     ladders=(rt.Ladder("deadline", "hazard.step.clear", lambda h: h.due_at,
                        lambda h: h.status in (CLEARED, HANDED), ("hzc",)),),
     other_reminders=handed_notice,
-    todo_items=todo).register(router)
+    todo_items=TodoRead(todo_reads, todo)).register(router)
 router.help_lines.append("hazard.help")
 

@@ -30,9 +30,9 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import ReportPart, ReportScope, Router, TodoItem
+from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
-from bot.storage.db import Database, iso
+from bot.storage.db import Database, Row, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
@@ -219,12 +219,12 @@ async def render_card(ctx: Ctx, rec: MeterRequest, heading: str | None = None) -
     return Outcome().add("\n".join(lines), [buttons] if buttons else [])
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     return [METERS.todo_item(
         ctx, rec, rec.due_at, ctx.t("todo.meter", item=title(ctx, rec), due=when(ctx, rec.due_at),
                                     left=remaining(ctx, rec.due_at)),
         f"#{rec.id} " + ctx.t(f"meter.kind.{rec.kind}"))
-        for rec in await STORE.open_for(ctx, "m.status = 'open'")]
+        for rec in STORE.records(rows[0])]
 
 
 def answer_button(ctx: Ctx, rid: int) -> Button:
@@ -239,7 +239,8 @@ METERS = rt.RecordType(
     form=METER, command="meter",
     ladders=(rt.Ladder("answer", "meter.step.answer", lambda m: m.due_at,
                        lambda m: m.status == "answered", ("mtra",), drop_late_soon=False),),
-    todo_items=todo, after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
+    todo_items=TodoRead(lambda ctx: [STORE.open_read(ctx, "m.status = 'open'")], todo),
+    after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
 router.help_lines.append("help.meter")
 
 

@@ -29,11 +29,11 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import Router, TodoItem, feature_callback
+from bot.router import Router, TodoItem, TodoRead, feature_callback
 from bot.services import Ctx
 from bot.statuses import outage_status
 from bot.storage.conversations import Draft
-from bot.storage.db import Tx, iso
+from bot.storage.db import Read, Row, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import parse_time
@@ -471,12 +471,24 @@ async def other_reminders(ctx: Ctx, r: Reminder, rec: Outage) -> Reply | None:
     return None
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+def todo_reads(ctx: Ctx) -> list[Read]:
+    """The planned outages, and how many of each one's customers are still to be told (as
+    `checklist` counts them: one read for all, not one per outage)."""
+    planned, params = STORE.open_read(ctx, "o.status = 'planned'", order="ORDER BY o.starts_at")
+    return [(planned, params), (
+        "SELECT n.outage_id, count(*) AS untold FROM outage_notices n "
+        "JOIN customers c ON c.id = n.customer_id JOIN areas a ON a.id = c.area_id "
+        "WHERE (n.told_at IS NULL OR n.told_at = '') "
+        f"AND n.outage_id IN (SELECT q.id FROM ({planned}) q) GROUP BY n.outage_id", params)]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     items = []
-    for rec in await STORE.open_for(ctx, "o.status = 'planned'", order="ORDER BY o.starts_at"):
+    untold_of = {int(r["outage_id"]): int(r["untold"]) for r in rows[1]}
+    for rec in STORE.records(rows[0]):
         item = title(ctx, rec)
         start, end = rec.starts_at, rec.ends_at
-        untold = sum(1 for c in await checklist(ctx, rec.id) if not c.told_at)
+        untold = untold_of.get(rec.id, 0)
         urgent, escalates = False, True
         if ctx.now < start and not rec.notice_posted_at:
             due = rec.notice_due or start
@@ -573,5 +585,5 @@ OUTAGES = rt.RecordType(
     ladders=(rt.Ladder("notice", "outage.step.notice", lambda o: o.notice_due,
                        lambda o: o.status != "planned" or o.notice_posted_at is not None,
                        ("outn",)),),
-    other_reminders=other_reminders, todo_items=todo).register(router)
+    other_reminders=other_reminders, todo_items=TodoRead(todo_reads, todo)).register(router)
 OUTAGES.on_tap("outxy", partial(cancel_outage, confirmed=True))

@@ -30,11 +30,11 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import Router, TodoItem
+from bot.router import Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.statuses import repair_status
 from bot.storage.batch import Batch
-from bot.storage.db import iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import find_time
 
@@ -265,9 +265,13 @@ async def render_card(ctx: Ctx, rec: Repair, heading: str | None = None) -> Outc
 
 
 # --- reminders and to-do ------------------------------------------------------------
-async def todo(ctx: Ctx) -> list[TodoItem]:
+def todo_reads(ctx: Ctx) -> list[Read]:
+    return [STORE.open_read(ctx, "r.status != 'restored'"), cb.todo_read(ctx, REPAIRS, "r")]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     items = []
-    for rec in await STORE.open_for(ctx, "r.status != 'restored'"):
+    for rec in STORE.records(rows[0]):
         item = title(ctx, rec)
         if rec.status == "open":
             due = rec.arrival_due
@@ -283,7 +287,7 @@ async def todo(ctx: Ctx) -> list[TodoItem]:
         items.append(REPAIRS.todo_item(
             ctx, rec, due, text, ctx.t("repair.todo_button", id=rec.id, area=rec.area_name),
             urgent=True, overdue=None if rec.status == "open" or rec.restore_due else False))
-    return items + await cb.todo_items(ctx, REPAIRS, "r")
+    return items + cb.todo_items(ctx, REPAIRS, rows[1])
 
 
 async def save_callback(ctx: Ctx, values: dict[str, Any], token: str,
@@ -343,4 +347,4 @@ REPAIRS = rt.RecordType(
                   lambda r: r.status == "restored", ("repr",)),
         cb.ladder("repb"),
     ),
-    other_reminders=other_reminders, todo_items=todo).register(router)
+    other_reminders=other_reminders, todo_items=TodoRead(todo_reads, todo)).register(router)

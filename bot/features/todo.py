@@ -11,7 +11,14 @@ from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback
 from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.handlers.menu import pager
-from bot.reminders import in_quiet, next_at, overdue_urgent, quiet_window, snooze_buttons
+from bot.reminders import (
+    in_quiet,
+    next_at,
+    open_items,
+    overdue_urgent,
+    quiet_window,
+    snooze_buttons,
+)
 from bot.router import ReminderKind, Router, TodoItem
 from bot.services import Ctx
 from bot.storage.conversations import Draft
@@ -32,11 +39,7 @@ _QUIET_SPLIT = re.compile(r"\s*(?:-|~|～|－|—+|到|至)\s*")
 
 
 async def todo_items(ctx: Ctx, kinds: Iterable[ReminderKind]) -> list[TodoItem]:
-    items: list[TodoItem] = []
-    for kind in kinds:
-        if kind.todo is not None:
-            items += await kind.todo(ctx)
-    return sorted(items, key=lambda i: (not i.overdue, i.due))
+    return sorted(await open_items(ctx, kinds), key=lambda i: (not i.overdue, i.due))
 
 
 def _todo_line(ctx: Ctx, item: TodoItem) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager  # noqa: F401
 from bot.i18n import catalog, normalize_locale, t
-from bot.models import Role, User
+from bot.models import Role
 from bot.router import Router, app_router
 from bot.services import Ctx
 from bot.vocab import SMALL_TALK, simple_intent
@@ -46,8 +46,9 @@ def role_buttons(locale: str, role: Role) -> list[list[Button]]:
     return [[cmd("btn.menu_report", "report"), todo], [help_]]
 
 
-async def _who(ctx: Ctx, user: User) -> str:
-    areas = await ctx.services.people.areas_for(user)
+async def _who(ctx: Ctx) -> str:
+    user = ctx.user
+    areas = await ctx.areas()  # brought by the step's read (issue #12): no read of its own
     names = "、".join(a.name for a in areas) or ctx.t("menu.no_areas")
     return ctx.t(f"menu.role.{user.role.value}", team=user.team_name, areas=names)
 
@@ -55,7 +56,7 @@ async def _who(ctx: Ctx, user: User) -> str:
 async def greeting(ctx: Ctx, welcome: bool = False) -> Outcome:
     key = "menu.welcome" if welcome else "menu.hello"
     role = "manager" if ctx.user.role is Role.MANAGER else "lead"  # an admin works as a lead
-    text = "\n".join([ctx.t(key, name=ctx.user.name), await _who(ctx, ctx.user), "",
+    text = "\n".join([ctx.t(key, name=ctx.user.name), await _who(ctx), "",
                       ctx.t(f"menu.can_do.{role}")])
     return Outcome().add(text, role_buttons(ctx.locale, ctx.user.role))
 
@@ -81,7 +82,7 @@ async def help_text(ctx: Ctx) -> str:
              *(ctx.t(key) for key in app_router().help_lines)]
     if ctx.user.role is Role.ADMIN:  # the admin's own tools are on the server, not in chat
         parts.append(ctx.t("help.admin"))
-    return "\n".join([*parts, await _who(ctx, ctx.user)])
+    return "\n".join([*parts, await _who(ctx)])
 
 
 async def set_language(ctx: Ctx, arg: str) -> Outcome:

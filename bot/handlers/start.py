@@ -9,6 +9,7 @@ from bot.handlers.menu import greeting
 from bot.i18n import t
 from bot.services import Ctx, Services
 from bot.storage.people import InviteError
+from bot.storage.steps import StepRead
 from bot.storage.throttle import InviteThrottle
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,13 @@ class StartHandler:
     async def stranger(self, ev: Incoming) -> Outcome:
         return Outcome().add(t(self._locale(ev), "start.need_code"))
 
-    async def handle(self, ev: Incoming, code: str) -> Outcome:
+    async def handle(self, ev: Incoming, code: str, step: StepRead) -> Outcome:
+        """`step`: the step's read (whose identity this is, their areas: no read again)."""
         services = self.services
         now = services.clock.now()
-        user = await services.people.by_identity(ev.channel, ev.external_id)
+        user = step.user
         if user is not None:
-            out = await greeting(Ctx(services, user, now))
+            out = await greeting(Ctx(services, user, now, step.areas, step.team_areas))
             if code:
                 out.replies.insert(0, Outcome().add(t(user.locale or services.settings.locale,
                                                       "start.already")).replies[0])

@@ -22,7 +22,7 @@ from bot.records import runtime as rt
 from bot.records.common import calendar, remaining, ruleset, when
 from bot.router import ReportPart, ReportScope, TodoItem
 from bot.services import Ctx, Services
-from bot.storage.db import Database, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 
@@ -168,12 +168,17 @@ def card_lines(ctx: Ctx, rec: WithCallback) -> list[str]:
     return lines
 
 
-async def todo_items(ctx: Ctx, kind: rt.RecordType[Any], alias: str) -> list[TodoItem]:
+def todo_read(ctx: Ctx, kind: rt.RecordType[Any], alias: str) -> Read:
     """The manager's own call-backs still to make (the leads hear of missed ones)."""
+    return kind.store.open_read(
+        ctx, f"{alias}.callback_due IS NOT NULL AND {alias}.callback_at IS NULL "
+             f"AND {alias}.user_id = ?", (ctx.user.id,))
+
+
+def todo_items(ctx: Ctx, kind: rt.RecordType[Any], rows: list[Row]) -> list[TodoItem]:
+    """The call-backs todo_read found, as to-do lines."""
     items = []
-    for rec in await kind.store.open_for(
-            ctx, f"{alias}.callback_due IS NOT NULL AND {alias}.callback_at IS NULL "
-                 f"AND {alias}.user_id = ?", (ctx.user.id,)):
+    for rec in kind.store.records(rows):
         due = rec.callback_due
         items.append(kind.todo_item(
             ctx, rec, due, ctx.t("todo.callback", item=kind.title(ctx, rec), due=when(ctx, due),

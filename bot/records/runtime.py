@@ -35,11 +35,11 @@ from bot.forms.engine import FormSpec, Saved, SaveFn
 from bot.forms.fields import Field, Invalid, ParseFn
 from bot.forms.kinds import parse_past_time
 from bot.records.common import calendar, now_value, remaining, ruleset, show_time, when
-from bot.router import ReminderKind, Router, TodoItem, feature_callback
+from bot.router import ReminderKind, Router, TodoFn, TodoItem, TodoRead, feature_callback
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
-from bot.storage.db import Database, Row, Tx, from_iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso
 from bot.storage.reminders import PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
@@ -68,6 +68,8 @@ def from_row(cls: type[R], row: Row) -> R:
         value = row[f.name]
         if value is not None and "datetime" in str(f.type):
             value = from_iso(value)
+        elif isinstance(value, int) and str(f.type).startswith("float"):
+            value = float(value)  # a whole number read back from JSON (Backend.fetch_many)
         values[f.name] = value
     return cls(**values)
 
@@ -97,9 +99,16 @@ class Store(Generic[R]):
     async def open_for(self, ctx: Ctx, where: str, params: tuple[Any, ...] = (),
                        order: str = "") -> list[R]:
         """The records in the user's scope (the team for a lead) matching `where`."""
+        return self.records(await ctx.services.db.fetchall(
+            *self.open_read(ctx, where, params, order)))
+
+    def open_read(self, ctx: Ctx, where: str, params: tuple[Any, ...] = (),
+                  order: str = "") -> Read:
+        """open_for declared, for a read run with others (a TodoRead's)."""
         mine, mine_params = scope(ctx.user, Subject.RECORD, self.alias)
-        rows = await ctx.services.db.fetchall(
-            f"{self.select} WHERE {mine} AND ({where}) {order}", (*mine_params, *params))
+        return f"{self.select} WHERE {mine} AND ({where}) {order}", (*mine_params, *params)
+
+    def records(self, rows: list[Row]) -> list[R]:
         return [from_row(self.cls, r) for r in rows]
 
     async def insert_once(self, tx: Tx, token: str, columns: dict[str, Any]) -> tuple[int, bool]:
@@ -317,7 +326,7 @@ class RecordType(Generic[R]):
     # Reminders: the deadline ladders, other kinds, and what /todo and the digest list.
     ladders: tuple[Ladder, ...] = ()
     other_reminders: OtherFn | None = None
-    todo_items: Callable[[Ctx], Awaitable[list[TodoItem]]] | None = None
+    todo_items: TodoFn | TodoRead | None = None
     after_sent: Callable[[Services, Reminder, datetime], Awaitable[None]] | None = None
     describe: Callable[[Ctx, Reminder], Awaitable[str]] | None = None
     router: Router = dataclasses.field(default_factory=Router, repr=False)  # set by register

@@ -10,7 +10,7 @@ from typing import Any
 from bot.deadlines import OVERDUE_SQL
 from bot.models import Role, User
 from bot.storage import audit
-from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.people import LEADS_OF_TEAM
 from bot.storage.reminders import Reminders
 from bot.visibility import Subject, scope
@@ -147,6 +147,33 @@ def diff(old: CustomerData, new: CustomerData) -> dict[str, list[Any]]:
                 list(b[k]) if isinstance(b[k], tuple) else b[k]]
             for k in a if a[k] != b[k]}
 
+
+
+def visits_due_reads(user: User, by: datetime) -> list[Read]:
+    """Customers.visits_due declared (read with others: /todo's one round trip)."""
+    params: list[Any] = [iso(by), user.team_id]
+    mine = ""
+    if user.role is Role.MANAGER:
+        mine = " AND c.area_id IN (SELECT area_id FROM user_areas WHERE user_id = ?)"
+        params.append(user.id)
+    return [(f"SELECT * FROM ({_SELECT}) c WHERE {VISIT_DUE_SQL} AND c.team_id = ? "
+             f"AND c.active = 1{mine} ORDER BY c.last_visit_at IS NOT NULL, c.last_visit_at, c.id",
+             tuple(params)), _area_managers_read(user.team_id)]
+
+
+def visits_due_of(rows: list[Row], managers: list[Row]) -> list[tuple[Customer, str]]:
+    owners = _managers_of(managers)
+    return [(_customer(r), owners.get(r["area_id"], "")) for r in rows]
+
+
+def _area_managers_read(team_id: int) -> Read:
+    return ("SELECT ua.area_id, group_concat(u.name, '、') AS names FROM user_areas ua "
+            "JOIN users u ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
+            "AND u.role = 'manager' GROUP BY ua.area_id", (team_id,))
+
+
+def _managers_of(rows: list[Row]) -> dict[int, str]:
+    return {int(r["area_id"]): str(r["names"]) for r in rows}
 
 class Customers:
     def __init__(self, db: Database) -> None:
@@ -322,17 +349,10 @@ class Customers:
     async def visits_due(self, user: User, by: datetime) -> list[tuple[Customer, str]]:
         """Active customers due for a visit by `by`, with the names of their area's managers:
         a manager's own areas, the whole team for a lead or an admin (for /todo)."""
-        params: list[Any] = [iso(by), user.team_id]
-        mine = ""
-        if user.role is Role.MANAGER:
-            mine = " AND c.area_id IN (SELECT area_id FROM user_areas WHERE user_id = ?)"
-            params.append(user.id)
-        rows = await self.db.fetchall(
-            f"SELECT * FROM ({_SELECT}) c WHERE {VISIT_DUE_SQL} AND c.team_id = ? "
-            f"AND c.active = 1{mine} ORDER BY c.last_visit_at IS NOT NULL, c.last_visit_at, c.id",
-            params)
-        owners = await self._area_managers(user.team_id)
-        return [(_customer(r), owners.get(r["area_id"], "")) for r in rows]
+        return visits_due_of(*[await self.db.fetchall(*r) for r in visits_due_reads(user, by)])
+
+    async def _area_managers(self, team_id: int) -> dict[int, str]:
+        return _managers_of(await self.db.fetchall(*_area_managers_read(team_id)))
 
     async def visit_counts(self, team_id: int, user_id: int | None, start: datetime,
                            end: datetime, now: datetime) -> list[VisitCounts]:
@@ -366,12 +386,6 @@ class Customers:
             "WHERE user_id = ?)", (iso(by), team_id, manager_id))
         return int(row[0]) if row else 0
 
-    async def _area_managers(self, team_id: int) -> dict[int, str]:
-        rows = await self.db.fetchall(
-            "SELECT ua.area_id, group_concat(u.name, '、') AS names FROM user_areas ua "
-            "JOIN users u ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
-            "AND u.role = 'manager' GROUP BY ua.area_id", (team_id,))
-        return {int(r["area_id"]): str(r["names"]) for r in rows}
 
     async def save_search(self, user: User, query: str, now: datetime) -> None:
         await self.db.execute(

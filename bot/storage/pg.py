@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, nullcontext
@@ -23,6 +24,7 @@ from bot.storage.batch import SQL_TOKENS, Batch, Played, pg_one_statement, play
 from bot.storage.db import (
     Backend,
     DatabaseBusy,
+    Read,
     Row,
     Trips,
     iso,
@@ -74,6 +76,35 @@ def _sqlite_number(text: str) -> int | float:
     """numeric as SQLite gives it: SUM of integers is an integer (PostgreSQL: a Decimal,
     which callers formatting counts or doing float arithmetic do not expect)."""
     return float(text) if any(c in text for c in ".eEN") else int(text)
+
+
+def _many_sql(reads: Sequence[Read]) -> tuple[str, ...]:
+    columns = ", ".join(f"(SELECT coalesce(json_agg(many_q)::text, '[]') FROM ({sql}) many_q)"
+                        for sql, _ in reads)
+    return (pg_sql(f"SELECT {columns}"), *(p for _, params in reads for p in params))
+
+
+class JsonRow(tuple[Any, ...]):
+    """A row read back from JSON, readable by index and by name as asyncpg's Record is.
+    A float column holding a whole number comes back as an int (JSON keeps no type):
+    records convert by their annotations (bot.records.runtime.from_row)."""
+
+    _keys: list[str]
+    _names: dict[str, int]
+
+    def __new__(cls, pairs: list[tuple[str, Any]]) -> JsonRow:
+        row = super().__new__(cls, (v for _, v in pairs))
+        row._keys = [name for name, _ in pairs]
+        row._names = {}
+        for n, name in enumerate(row._keys):
+            row._names.setdefault(name, n)  # the first of a repeated name, as asyncpg's Record
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        return super().__getitem__(self._names[key] if isinstance(key, str) else key)
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
 
 
 class CountedConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -264,6 +295,16 @@ class PgDatabase(Backend):
 
     async def fetchone_point(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return await self.fetchone(sql, params)  # one round trip either way
+
+    async def fetch_many(self, reads: Sequence[Read]) -> list[list[Row]]:
+        """One statement: each read's rows as a JSON column (asyncpg sends one statement
+        per request, and a read of several results is what JSON aggregates are for)."""
+        self._not_reentrant()
+        if len(reads) <= 1:
+            return [await self.fetchall(sql, params) for sql, params in reads]
+        row = await self.pool.fetchrow(*_many_sql(reads))
+        return [[JsonRow(r) for r in json.loads(row[n], object_pairs_hook=list)]
+                for n in range(len(reads))]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction."""

@@ -18,7 +18,7 @@ from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
-from bot.router import ReminderKind, Router, TodoItem, by_id, opens
+from bot.router import ReminderKind, Router, TodoItem, TodoRead, by_id, opens
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
@@ -28,8 +28,10 @@ from bot.storage.customers import (
     VISIT_SUBJECT,
     Customer,
     Query,
+    visits_due_of,
+    visits_due_reads,
 )
-from bot.storage.db import iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import format_time
@@ -249,12 +251,19 @@ async def _render_reveal_limit(ctx: Ctx, r: Reminder) -> Reply:
 router.reminder_kind(REVEAL_LIMIT_SUBJECT, ReminderKind(render=_render_reveal_limit))
 
 
-async def visits_todo(ctx: Ctx) -> list[TodoItem]:
+def _end_of_day(ctx: Ctx) -> datetime:
+    return ctx.local_now.replace(hour=23, minute=59, second=59)
+
+
+def visits_reads(ctx: Ctx) -> list[Read]:
+    return visits_due_reads(ctx.user, _end_of_day(ctx))
+
+
+async def visits_todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     """Special customers due for a visit by the end of today (their 走访周期): a manager's
     own areas, the whole team on a lead's list. Recording the visit moves the due date on."""
-    end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
     items = []
-    for c, owners in await ctx.services.customers.visits_due(ctx.user, end_of_day):
+    for c, owners in visits_due_of(*rows):
         due = c.visit_due
         assert due is not None  # visits_due only returns customers with a cycle
         last = (ctx.t("customer.todo_last", when=format_time(
@@ -280,7 +289,8 @@ async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
     return None  # visits due are listed in /todo and the digest, never pushed one by one
 
 
-router.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder, todo=visits_todo))
+router.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder,
+                                                 todo=TodoRead(visits_reads, visits_todo)))
 router.report_section(visits_report)
 
 

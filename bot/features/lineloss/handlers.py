@@ -22,9 +22,9 @@ from bot.forms.matching import Choice
 from bot.models import Area
 from bot.records import runtime as rt
 from bot.records.common import remaining, when
-from bot.router import Router, TodoItem, stale_reply
+from bot.router import Router, TodoItem, TodoRead, stale_reply
 from bot.services import Ctx
-from bot.storage.db import iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.vocab import take_area
@@ -217,11 +217,15 @@ async def notices(ctx: Ctx, r: Reminder, rec: LineLossItem) -> Reply | None:
     return None
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+def todo_reads(ctx: Ctx) -> list[Read]:
     states = (OPEN, CHECKED) if ctx.user.sees_whole_team else (OPEN,)
     marks = ", ".join("?" for _ in states)
+    return [STORE.open_read(ctx, f"i.status IN ({marks})", states, "ORDER BY i.due_at")]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     items = []
-    for rec in await STORE.open_for(ctx, f"i.status IN ({marks})", states, "ORDER BY i.due_at"):
+    for rec in STORE.records(rows[0]):
         waiting = rec.status == CHECKED
         text = ctx.t("todo.lineloss_checked" if waiting else "todo.lineloss",
                      item=title(ctx, rec), worst=pct(rec.worst_rate), days=run_days(rec),
@@ -248,7 +252,7 @@ ITEMS = rt.RecordType(
     ),
     ladders=(rt.Ladder("check", "lineloss.step.check", lambda i: i.due_at,
                        lambda i: i.status != OPEN, ("llc",)),),
-    other_reminders=notices, todo_items=todo,
+    other_reminders=notices, todo_items=TodoRead(todo_reads, todo),
     after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
 
 

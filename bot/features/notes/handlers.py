@@ -16,10 +16,10 @@ from bot.forms.engine import FormSpec, Saved
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.reminders import in_quiet, quiet_window
-from bot.router import ReminderKind, Router, TodoItem, stale_reply
+from bot.router import ReminderKind, Router, TodoItem, TodoRead, stale_reply
 from bot.rules import default_hours
 from bot.services import Ctx
-from bot.storage.db import from_iso, iso
+from bot.storage.db import Read, Row, from_iso, iso
 from bot.storage.reminders import Reminder
 from bot.timeparse import ParsedTime, format_time, leading_time, parse_time
 
@@ -256,16 +256,21 @@ async def describe(ctx: Ctx, row: Reminder) -> str:
     return ctx.t("notes.item", what=r.what) if r else ""
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+def todo_reads(ctx: Ctx) -> list[Read]:
     """One's own open reminders due by the end of today (and those past, until 完成)."""
-    end_of_day = ctx.local_now.replace(hour=23, minute=59, second=59)
+    return [store.open_ones_read(ctx.user.id, by=ctx.local_now.replace(hour=23, minute=59,
+                                                                         second=59))]
+
+
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     return [TodoItem(due=r.remind_at.astimezone(ctx.tz),
                      text=ctx.t("notes.todo", what=r.what, when=_when(ctx, r)),
                      button=Button(ctx.t("btn.notes_done_what", what=r.what)[:40],
                                    router.callback("done", r.id)),
                      urgent=r.urgent)
-            for r in await store.open_ones(ctx.services.db, ctx.user.id, by=end_of_day)]
+            for r in store.reminders_of(rows[0])]
 
 
-router.reminder_kind(store.SUBJECT, ReminderKind(render=render, todo=todo, describe=describe))
+router.reminder_kind(store.SUBJECT, ReminderKind(render=render, todo=TodoRead(todo_reads, todo),
+                                                 describe=describe))
 router.help_lines.append("help.notes")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import User
-from bot.storage.db import Database, Row, from_iso, iso
+from bot.storage.db import Database, Read, Row, from_iso, iso
 from bot.storage.reminders import Reminders
 
 SUBJECT = "free_reminder"
@@ -55,11 +55,17 @@ async def get(db: Database, user_id: int, rid: int) -> FreeReminder | None:
 async def open_ones(db: Database, user_id: int, by: datetime | None = None,
                     limit: int = 100) -> list[FreeReminder]:
     """The person's open reminders, soonest first (those due by `by`, if given)."""
+    return reminders_of(await db.fetchall(*open_ones_read(user_id, by, limit)))
+
+
+def open_ones_read(user_id: int, by: datetime | None = None, limit: int = 100) -> Read:
     until = "" if by is None else " AND remind_at <= ?"
     params: tuple[object, ...] = (user_id, OPEN) + (() if by is None else (iso(by),))
-    rows = await db.fetchall(
-        f"SELECT * FROM free_reminders WHERE user_id = ? AND state = ?{until} "
-        "ORDER BY remind_at, id LIMIT ?", (*params, limit))
+    return (f"SELECT * FROM free_reminders WHERE user_id = ? AND state = ?{until} "
+            "ORDER BY remind_at, id LIMIT ?", (*params, limit))
+
+
+def reminders_of(rows: list[Row]) -> list[FreeReminder]:
     return [_row(r) for r in rows]
 
 

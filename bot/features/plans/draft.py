@@ -19,6 +19,7 @@ from bot.features.plans.store import (
 from bot.records.common import calendar
 from bot.services import Ctx
 from bot.storage.reminders import Reminders
+from bot.workcal import WorkCalendar
 
 
 def this_month(ctx: Ctx) -> Month:
@@ -93,8 +94,9 @@ async def draft_plan(ctx: Ctx, month: Month) -> Plan:
 
 
 async def result_due(ctx: Ctx, plan: Plan) -> bool:
+    return not plan.closed and result_due_by(ctx, plan, await calendar(ctx.services))
+
+
+def result_due_by(ctx: Ctx, plan: Plan, cal: WorkCalendar) -> bool:
     """From the month's last working day on, the result may be (and should be) submitted."""
-    if plan.closed:
-        return False
-    cal = await calendar(ctx.services)
-    return ctx.local_now.date() >= last_working_day(cal, plan.month)
+    return not plan.closed and ctx.local_now.date() >= last_working_day(cal, plan.month)

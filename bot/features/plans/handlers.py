@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.events import Button, Outcome, Reply
 from bot.features.plans import store
-from bot.features.plans.draft import draft_plan, result_due, this_month
+from bot.features.plans.draft import draft_plan, result_due, result_due_by, this_month
 from bot.features.plans.report import plans_report
 from bot.features.plans.store import (
     SUBJECT,
@@ -45,12 +45,13 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.kinds import parse_text
 from bot.forms.matching import Choice
 from bot.records.common import calendar
-from bot.router import ReminderKind, Router, TodoItem
+from bot.router import ReminderKind, Router, TodoItem, TodoRead
 from bot.services import Ctx
-from bot.storage.db import iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import find_time
+from bot.workcal import WorkCalendar
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -637,25 +638,35 @@ def start_of(ctx: Ctx, day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ctx.tz)
 
 
-async def manager_todo(ctx: Ctx) -> list[TodoItem]:
+def manager_reads(ctx: Ctx) -> list[Read]:
+    """This month's plan and last month's (for the result), the calendar, and this month's
+    plan's items with what ticks them (store.month_items_reads)."""
+    month = this_month(ctx)
+    return [store.plan_of_read(ctx.user.id, month), store.plan_of_read(ctx.user.id, month.prev()),
+            (WorkCalendar.SQL, ()), *store.month_items_reads(ctx.user.id, month, ctx.tz)]
+
+
+async def manager_todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     """My plan's unfinished items planned up to this week's end (listed each morning: the
     digest names them under today), and the result once it is due."""
     out: list[TodoItem] = []
     today = ctx.local_now.date()
     week_end = today + timedelta(days=6 - today.weekday())
-    plan = await result_plan(ctx)
+    this, last = store.plan_in(rows[0]), store.plan_in(rows[1])
+    cal = WorkCalendar.from_rows(rows[2])
+    plan = next((p for p in (this, last) if p is not None and result_due_by(ctx, p, cal)), None)
     if plan is not None:
         out.append(TodoItem(due=start_of(ctx, today), urgent=True, text=ctx.t(
             "plan.todo_result", month=month_label(ctx, plan.month)),
             button=Button(ctx.t("btn.plan_result"), router.callback("res", plan.id))))
-    plan = await store.plan_of(ctx.services.db, ctx.user.id, this_month(ctx))
+    plan = this
     if plan is None or plan.closed:
         return out
     if plan.status == "returned":
         out.append(TodoItem(due=start_of(ctx, today), urgent=True,
                             text=ctx.t("plan.todo_returned", comment=plan.comment or ""),
                             button=open_button(ctx, plan, "btn.plan_view")))
-    items = await items_of(ctx.services.db, plan, ctx.tz)
+    items = store.ticked(store.items_in(rows[3]), rows[4], rows[5])
     words = labels(ctx, items)
     week = [ctx.t("plan.todo_part", item=words[it.id], day=day_label(ctx, it.due_on))
             for it in items if it.done_at is None and it.due_on <= week_end]
@@ -666,11 +677,10 @@ async def manager_todo(ctx: Ctx) -> list[TodoItem]:
     return out
 
 
-async def lead_todo(ctx: Ctx) -> list[TodoItem]:
+async def lead_todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     """Plans waiting for my approval, results waiting for my 考核."""
     out = []
-    for plan in await store.plans_waiting(ctx.services.db, ctx.user.team_id,
-                                          ("submitted", "reported")):
+    for plan in store.plans_in(rows[0]):
         key = "plan.todo_approve" if plan.status == "submitted" else "plan.todo_evaluate"
         out.append(TodoItem(due=start_of(ctx, ctx.local_now.date()), for_lead=True,
                             owner=plan.owner, owner_id=plan.user_id,
@@ -679,11 +689,18 @@ async def lead_todo(ctx: Ctx) -> list[TodoItem]:
     return out
 
 
-async def plan_todo(ctx: Ctx) -> list[TodoItem]:
-    return await (lead_todo(ctx) if ctx.user.sees_whole_team else manager_todo(ctx))
+def plan_reads(ctx: Ctx) -> list[Read]:
+    if ctx.user.sees_whole_team:
+        return [store.plans_waiting_read(ctx.user.team_id, ("submitted", "reported"))]
+    return manager_reads(ctx)
 
 
-router.reminder_kind(SUBJECT, ReminderKind(render=render_notice, todo=plan_todo,
+async def plan_todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
+    return await (lead_todo if ctx.user.sees_whole_team else manager_todo)(ctx, rows)
+
+
+router.reminder_kind(SUBJECT, ReminderKind(render=render_notice,
+                                           todo=TodoRead(plan_reads, plan_todo),
                                            describe=describe_notice, snoozable=False))
 
 

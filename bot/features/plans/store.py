@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DATA_DIR
-from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.workcal import WorkCalendar
 
 SUBJECT = "plan"
@@ -166,9 +166,15 @@ async def load_plan(db: Database, plan_id: int) -> Plan | None:
 
 
 async def plan_of(db: Database, user_id: int, month: Month) -> Plan | None:
-    row = await db.fetchone(_PLAN + " WHERE p.user_id = ? AND p.month = ?",
-                            (user_id, month.key))
-    return _plan(row) if row else None
+    return plan_in(await db.fetchall(*plan_of_read(user_id, month)))
+
+
+def plan_of_read(user_id: int, month: Month) -> Read:
+    return _PLAN + " WHERE p.user_id = ? AND p.month = ?", (user_id, month.key)
+
+
+def plan_in(rows: list[Row]) -> Plan | None:
+    return _plan(rows[0]) if rows else None
 
 
 async def team_plans(db: Database, team_id: int, month: Month,
@@ -182,17 +188,56 @@ async def team_plans(db: Database, team_id: int, month: Month,
 
 async def plans_waiting(db: Database, team_id: int, statuses: tuple[str, ...]) -> list[Plan]:
     """The team's plans in these states (a lead's decisions to take), oldest month first."""
+    return plans_in(await db.fetchall(*plans_waiting_read(team_id, statuses)))
+
+
+def plans_waiting_read(team_id: int, statuses: tuple[str, ...]) -> Read:
     marks = ", ".join("?" for _ in statuses)
-    rows = await db.fetchall(
-        _PLAN + f" WHERE p.team_id = ? AND p.status IN ({marks}) ORDER BY p.month, u.name",
-        (team_id, *statuses))
+    return (_PLAN + f" WHERE p.team_id = ? AND p.status IN ({marks}) ORDER BY p.month, u.name",
+            (team_id, *statuses))
+
+
+def plans_in(rows: list[Row]) -> list[Plan]:
     return [_plan(r) for r in rows]
 
 
 async def raw_items(db: Database, plan_id: int) -> list[Item]:
-    rows = await db.fetchall(_ITEM + " WHERE i.plan_id = ? AND i.removed = 0 "
-                             "ORDER BY i.position, i.id", (plan_id,))
+    return items_in(await db.fetchall(*_items_read("?", (plan_id,))))
+
+
+def _items_read(plan: str, params: tuple[Any, ...]) -> Read:
+    return (_ITEM + f" WHERE i.plan_id = {plan} AND i.removed = 0 ORDER BY i.position, i.id",
+            params)
+
+
+def items_in(rows: list[Row]) -> list[Item]:
     return [_item(r) for r in rows]
+
+
+def month_items_reads(user_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
+    """items_of the manager's plan of `month` declared, before the plan is known (read with
+    others: /todo's one round trip): its items, then tick_reads."""
+    return [_items_read(_PLAN_OF, (user_id, month.key)), *tick_reads(user_id, month, tz)]
+
+
+_PLAN_OF = "(SELECT id FROM plans WHERE user_id = ? AND month = ?)"
+
+
+def tick_reads(user_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
+    """What ticks the items of the manager's plan of `month`: the first visit to each planned
+    customer (by anyone of the team), and the manager's patrol entries by 台区, in order."""
+    key, (start, end) = (user_id, month.key), (iso(month.start(tz)), iso(month.end(tz)))
+    return [(
+        "SELECT w.customer_id, min(w.occurred_at) AS done FROM worklogs w "
+        "WHERE w.team_id = (SELECT team_id FROM plans WHERE user_id = ? AND month = ?) "
+        f"AND w.customer_id IN (SELECT customer_id FROM plan_items WHERE plan_id = {_PLAN_OF} "
+        "AND kind = 'visit' AND removed = 0) AND w.occurred_at >= ? AND w.occurred_at < ? "
+        "GROUP BY w.customer_id", (*key, *key, start, end)), (
+        "SELECT wa.area_id, w.occurred_at FROM worklogs w "
+        "JOIN worklog_areas wa ON wa.worklog_id = w.id "
+        "JOIN worklog_items wi ON wi.worklog_id = w.id AND wi.item = 'patrol' "
+        "WHERE w.user_id = ? AND w.occurred_at >= ? AND w.occurred_at < ? "
+        "ORDER BY w.occurred_at", (user_id, start, end))]
 
 
 async def items_of(db: Database, plan: Plan, tz: ZoneInfo) -> list[Item]:
@@ -205,29 +250,31 @@ async def items_of(db: Database, plan: Plan, tz: ZoneInfo) -> list[Item]:
 
 
 async def _with_ticks(db: Database, plan: Plan, items: list[Item], tz: ZoneInfo) -> list[Item]:
-    start, end = iso(plan.month.start(tz)), iso(plan.month.end(tz))
+    if all(it.kind == "free" for it in items):
+        return ticked(items, [], [])
+    return ticked(items, *await db.fetch_many(tick_reads(plan.user_id, plan.month, tz)))
+
+
+def ticked(items: list[Item], visits: list[Row], patrol_rows: list[Row]) -> list[Item]:
+    """The items with when each was done (`visits`, `patrol_rows`: tick_reads' rows)."""
+    visited = {int(r["customer_id"]): str(r["done"]) for r in visits if r["done"]}
+    entries: dict[int, list[datetime]] = {}
+    for r in patrol_rows:
+        entries.setdefault(int(r["area_id"]), []).append(from_iso(r["occurred_at"]))
     out: dict[int, Item] = {}
     patrols: dict[int, list[Item]] = {}
     for it in items:
         if it.kind == "free":
             out[it.id] = replace(it, done_at=it.ticked_at)
         elif it.kind == "visit":
-            row = await db.fetchone(
-                "SELECT min(occurred_at) FROM worklogs WHERE team_id = ? AND customer_id = ? "
-                "AND occurred_at >= ? AND occurred_at < ?",
-                (plan.team_id, it.customer_id, start, end))
-            out[it.id] = replace(it, done_at=from_iso(row[0]) if row and row[0] else None)
+            done_at = visited.get(it.customer_id) if it.customer_id is not None else None
+            out[it.id] = replace(it, done_at=from_iso(done_at) if done_at else None)
         elif it.area_id is not None:
             patrols.setdefault(it.area_id, []).append(it)
     for area_id, area_items in patrols.items():
         # The k-th patrol item of a 台区 (last month's carried first) is done by its k-th
         # patrol entry this month.
-        rows = await db.fetchall(
-            "SELECT w.occurred_at FROM worklogs w JOIN worklog_areas wa ON wa.worklog_id = w.id "
-            "JOIN worklog_items wi ON wi.worklog_id = w.id AND wi.item = 'patrol' "
-            "WHERE w.user_id = ? AND wa.area_id = ? AND w.occurred_at >= ? "
-            "AND w.occurred_at < ? ORDER BY w.occurred_at", (plan.user_id, area_id, start, end))
-        done = [from_iso(r[0]) for r in rows]
+        done = entries.get(area_id, [])
         ordered = sorted(area_items, key=lambda i: (not i.carried, i.due_on, i.id))
         for k, it in enumerate(ordered):
             out[it.id] = replace(it, done_at=done[k] if k < len(done) else None)

@@ -37,9 +37,9 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice, match_choice
 from bot.records import runtime as rt
 from bot.records.common import calendar, remaining, ruleset, show_time, value_time, when
-from bot.router import ReminderKind, ReportPart, ReportScope, Router, TodoItem
+from bot.router import ReminderKind, ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
-from bot.storage.db import Database, iso
+from bot.storage.db import Database, Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 
@@ -434,9 +434,13 @@ async def conversation_lines(ctx: Ctx, task_id: int) -> list[str]:
     return [ctx.t(f"task.line.{r['kind']}", who=r["name"], text=r["body"]) for r in rows]
 
 
-async def open_tasks(ctx: Ctx) -> list[Task]:
+def open_tasks_read(ctx: Ctx) -> Read:
     """Open tasks in the user's scope: a lead's whole team, a manager's own."""
-    return await STORE.open_for(ctx, "t.status != 'done'", order="ORDER BY t.due_at, t.id")
+    return STORE.open_read(ctx, "t.status != 'done'", order="ORDER BY t.due_at, t.id")
+
+
+async def open_tasks(ctx: Ctx) -> list[Task]:
+    return STORE.records(await ctx.services.db.fetchall(*open_tasks_read(ctx)))
 
 
 async def task_list(ctx: Ctx) -> Outcome:
@@ -465,12 +469,12 @@ async def list_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -
     return await task_list(ctx)
 
 
-async def todo(ctx: Ctx) -> list[TodoItem]:
+async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     return [TASKS.todo_item(ctx, rec, rec.due_at,
                             ctx.t("todo.task", item=title(ctx, rec), due=when(ctx, rec.due_at),
                                   left=remaining(ctx, rec.due_at)),
                             ctx.t("task.todo_button", id=rec.id))
-            for rec in await open_tasks(ctx)]
+            for rec in STORE.records(rows[0])]
 
 
 # --- reminders about a task ---------------------------------------------------------------
@@ -509,7 +513,8 @@ TASKS: rt.RecordType[Task] = rt.RecordType(
         rt.Transition("tkd", "btn.task_done", active_for_assignee, DONE, "tkd",
                       "task.done_heading"),
     ),
-    other_reminders=render_task_reminder, todo_items=todo).register(router)
+    other_reminders=render_task_reminder,
+    todo_items=TodoRead(lambda ctx: [open_tasks_read(ctx)], todo)).register(router)
 
 
 # --- messages: answers to questions, 上报 and replies -------------------------------------
