@@ -36,7 +36,7 @@ from bot.router import ReportPart, ReportScope, Router, TodoItem
 from bot.services import Ctx
 from bot.storage.batch import Batch
 from bot.storage.db import Database, Tx, iso
-from bot.storage.reminders import LEADS_OF_TEAM, Reminder, Reminders
+from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ async def write_hazard(ctx: Ctx, values: dict[str, Any], token: str,
     ref = STORE.insert_into(batch, token, columns)
     rt.plan_ladder_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id, "deadline",
                         deadline_rungs(sev, due), ctx.now)
-    has_lead = batch.read(HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id))
+    has_lead = batch.read(rt.HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id))
 
     async def saved(rid: int | None) -> Saved:
         assert rid is not None
@@ -304,10 +304,7 @@ def lead_refusal(ctx: Ctx, has_lead: bool) -> str | None:
     return None if has_lead else ctx.t("hazard.no_lead")
 
 
-# Whether the team (first parameter) has a lead other than the person (second): as
-# no_lead_to_hand_to asks it, for the card of a hazard just saved (read with its batch).
-HAND_ACTION = "hzh"
-HAS_OTHER_LEAD = f"SELECT EXISTS (SELECT 1 FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?)"
+HAND_ACTION = "hzh"  # its refusal is known from the save's batch on the card of a new hazard
 
 
 CLEAR = router.form(FormSpec(

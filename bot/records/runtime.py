@@ -48,7 +48,7 @@ from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Row, Tx, from_iso
-from bot.storage.reminders import PlannedRung, Reminder, Reminders
+from bot.storage.reminders import LEADS_OF_TEAM, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
 from bot.workcal import WorkCalendar
@@ -287,6 +287,11 @@ class Ladder:
     done: Callable[[Any], bool]
     actions: tuple[str, ...]
     drop_late_soon: bool = True
+
+
+# Whether the team (first parameter) has a lead other than the person (second), as
+# other_leads asks it: a one-value read for a save's batch (bot.storage.batch.Batch.read).
+HAS_OTHER_LEAD = f"SELECT EXISTS (SELECT 1 FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?)"
 
 
 async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
