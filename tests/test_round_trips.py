@@ -273,6 +273,8 @@ RECORDS = {
     "outage": ((("say", "登记停电"), ("press", "3号台区"), ("press", "完成"),
                 ("press", "计划检修"), ("say", "12月5日8点"), ("say", "17点"),
                 ("say", "10kV东风线检修")), "outage.saved"),
+    "arrears": ((("say", "/arrears"), ("say", "5500012345"), ("say", "王五"), ("say", "500元"),
+                 ("say", "10月1日"), ("press", "否")), "arrears.saved"),
 }
 # Their 保存 writes the record, its reminders (the leads read in the same statement) and the
 # form's close in one round trip, as a work log's does (11 and 12 before issue #12's work;
@@ -280,9 +282,10 @@ RECORDS = {
 # and a hazard's card reading the record back, now built from what was written). Pinned
 # above 2: a 户号's register entry is read before the write (a meter's 户号 is required;
 # a complaint's optional, none here); an outage reads its 台区's customers (listed in the
-# reply; whether the day before is checked depends on them).
+# reply; whether the day before is checked depends on them); arrears read the register and
+# the account's other open records (one read each).
 RECORD_SAVE_MOST = {"hazard": 2, "repair": 2, "complaint": 2, "meter": 3, "connection": 2,
-                    "outage": 3}
+                    "outage": 3, "arrears": 4}
 
 
 @pytest.mark.parametrize("feature", sorted(RECORDS))
