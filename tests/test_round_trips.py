@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from bot.sendbudget import SharedSendBudget
 from bot.services import Services
 from bot.storage import steps
 from bot.storage.steps import StepRead
+from bot.workcal import add_override
 from tests.conftest import Chat, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.tg_harness import L, TgUser, body, register, texts, worklog_rows
@@ -300,3 +302,29 @@ async def test_saving_other_records_is_counted(services: Services, assistant: As
     out, trips = await counted(services, lambda: zhang.press("保存"))
     assert L(saved).split("{")[0] in "\n".join(r.text for r in out.replies)
     assert trips <= RECORD_SAVE_MOST[feature], f"{feature} 保存: {trips} round trips"
+
+
+async def test_a_calendar_changed_meanwhile_counts_in_the_next_save(
+        services: Services, assistant: Assistant) -> None:
+    """The calendar a save uses comes with the step's read (its version, and the overrides
+    when they changed): days made holidays after this process last read it, e.g. with
+    `taiqu-bot calendar add-holiday` on another instance, count in the next save."""
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("你好")
+
+    async def save_complaint() -> str:
+        steps, _ = RECORDS["complaint"]
+        for how, text in steps:
+            await (zhang.say(text) if how == "say" else zhang.press(text))
+        await zhang.press("保存")
+        row = await services.db.fetchone("SELECT reply_due FROM complaints ORDER BY id DESC")
+        assert row is not None
+        return str(row["reply_due"])
+
+    before = await save_complaint()
+    today = services.clock.now().astimezone(services.settings.tz).date()
+    for n in range(1, 8):  # the week ahead: the reply is due later
+        await add_override(services.db, today + timedelta(days=n), "holiday", None,
+                           services.clock.now())
+    assert await save_complaint() > before
