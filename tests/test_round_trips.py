@@ -275,6 +275,11 @@ RECORDS = {
     "outage": ((("say", "登记停电"), ("press", "3号台区"), ("press", "完成"),
                 ("press", "计划检修"), ("say", "12月5日8点"), ("say", "17点"),
                 ("say", "10kV东风线检修")), "outage.saved"),
+    "customer": ((("say", "登记特殊客户 3号台区 李四"), ("say", "5500012345"),
+                  ("say", "城东村3组12号"), ("say", "13800001234"), ("say", "医疗 独居"),
+                  ("say", "家中有制氧机"), ("say", "李小四"), ("say", "0551-12345678"),
+                  ("say", "每月"), ("press", "停电优先告知"), ("press", "完成")),
+                 "customer.saved"),
     "arrears": ((("say", "/arrears"), ("say", "5500012345"), ("say", "王五"), ("say", "500元"),
                  ("say", "10月1日"), ("press", "否")), "arrears.saved"),
 }
@@ -285,9 +290,10 @@ RECORDS = {
 # above 2: a 户号's register entry is read before the write (a meter's 户号 is required;
 # a complaint's optional, none here); an outage reads its 台区's customers (listed in the
 # reply; whether the day before is checked depends on them); arrears read the register and
-# the account's other open records (one read each).
+# the account's other open records (one read each); a special customer whether its 户号
+# was registered meanwhile.
 RECORD_SAVE_MOST = {"hazard": 2, "repair": 2, "complaint": 2, "meter": 3, "connection": 2,
-                    "outage": 3, "arrears": 4}
+                    "outage": 3, "arrears": 4, "customer": 3}
 
 
 @pytest.mark.parametrize("feature", sorted(RECORDS))
