@@ -18,6 +18,7 @@ for at save if it was skipped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -134,9 +135,8 @@ async def deciders(services: Services, team_id: int) -> list[User]:
 async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
                         meta: dict[str, Any]) -> Writing:
     """The arrears record, its follow-up and the leads' decision requests as writes, saved
-    with the form's close in one round trip, after the reads the reply needs: the 户号's
-    register entry, the account's other open records (and the deciders of a medical
-    prepaid household)."""
+    with the form's close in one round trip, after the 户号's register entry is read (and
+    the deciders of a medical prepaid household)."""
     services = ctx.services
     account = values["account_no"]
     customer = await services.customers.by_account(ctx.user.team_id, account)
@@ -148,12 +148,15 @@ async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
     rules = ruleset(services)
     cal = await step_calendar(ctx)
     ask = await deciders(services, ctx.user.team_id) if medical and prepaid else []
-    others = await services.db.fetchall(
-        "SELECT id FROM arrears WHERE team_id = ? AND account_no = ? AND status IN "
-        "('collecting', 'notice_served', 'cut_off') AND form_token IS DISTINCT FROM ?",
-        (ctx.user.team_id, account, token))
     since = since_date(values["since"], ctx)
     batch = Batch()
+    # The account's other open records, named in the reply: read with the writes (this one
+    # is never among them, by its form token).
+    others = batch.read(
+        f"SELECT {services.db.json_rows.format('id')} FROM (SELECT id FROM arrears "
+        "WHERE team_id = ? AND account_no = ? AND status IN "
+        "('collecting', 'notice_served', 'cut_off') AND form_token IS DISTINCT FROM ? "
+        "ORDER BY id) o", (ctx.user.team_id, account, token))
     ref = STORE.insert_into(batch, token, {
         "team_id": ctx.user.team_id, "user_id": ctx.user.id, "account_no": account,
         "customer_id": customer.id if customer else None, "customer_name": name,
@@ -188,9 +191,9 @@ async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
                                    leads="、".join(u.name for u in ask)))
         if customer is None:
             lines.append(ctx.t("arrears.not_in_register", account=account))
-        if others:
-            lines.append(ctx.t("arrears.other_open",
-                               ids="、".join(f"#{r['id']}" for r in others)))
+        other_ids = [int(r[0]) for r in json.loads(others.value or "[]")]
+        if other_ids:
+            lines.append(ctx.t("arrears.other_open", ids="、".join(f"#{i}" for i in other_ids)))
         return ARREARS_RECORDS.saved(ctx, aid, "\n".join(lines))
 
     return Writing(batch, ref, saved)
