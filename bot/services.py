@@ -62,6 +62,9 @@ class Ctx:
     _team_areas: list[Area] | None = field(default=None, repr=False)
     # Whether photos or places sent with no form open wait for the next form (None: unknown).
     loose_media: bool | None = field(default=None, repr=False)
+    # The working-day calendar's version the step's read saw (None: not read; see
+    # bot.workcal.CalendarCache.of(services.db)).
+    calendar_version: str | None = field(default=None, repr=False)
 
     async def areas(self) -> list[Area]:
         """The user's areas, read once per update (prompts, summaries and saves all ask)."""

@@ -13,14 +13,17 @@ answer says where it came from (`DayInfo.source`) and whether it is only a guess
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 import chinese_calendar
 
-from bot.storage.db import Database, iso
+from bot.storage.db import Backend, Database, iso
 
 Source = Literal["override", "chinese_calendar", "weekday_fallback"]
 KINDS = ("holiday", "workday")
@@ -78,14 +81,14 @@ class WorkCalendar:
     SQL = "SELECT day, kind, note FROM calendar_overrides"  # read with others: from_rows
 
     @classmethod
-    async def load(cls, db: Database) -> WorkCalendar:
+    async def load(cls, db: Backend) -> WorkCalendar:
         return cls.from_rows(await db.fetchall(cls.SQL))
 
     @classmethod
-    def from_rows(cls, rows: list[Any]) -> WorkCalendar:
-        days = {date.fromisoformat(r["day"]): r for r in rows}
-        return cls({d: r["kind"] for d, r in days.items()},
-                   {d: r["note"] for d, r in days.items()})
+    def from_rows(cls, rows: Iterable[Sequence[Any]]) -> WorkCalendar:
+        """From the overrides' (day, kind, note) rows (by position: a Row or a JsonRow)."""
+        days = {date.fromisoformat(r[0]): r for r in rows}
+        return cls({d: r[1] for d, r in days.items()}, {d: r[2] for d, r in days.items()})
 
     @property
     def overrides(self) -> dict[date, str]:
@@ -119,6 +122,42 @@ class WorkCalendar:
                 found.append(info)
             d += timedelta(days=1)
         return YearDays(year, not self.year_known(year), found)
+
+
+class CalendarCache:
+    """The calendar of the last step read that brought it, under the overrides' version that
+    read saw (bot.storage.steps: CALENDAR_VERSION); one per database handle (`of`). A step's
+    deadlines then need no read of their own (issue #12: a 保存 is the step's read and one
+    write), and cannot use a stale calendar on any instance: the version comes from the same
+    read as the step's form, and a step whose version differs from the one held here gets
+    the overrides in that read."""
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self._calendar: WorkCalendar | None = None
+
+    @staticmethod
+    def of(db: Backend) -> CalendarCache:
+        held = _HELD.get(db)
+        if held is None:
+            held = _HELD[db] = CalendarCache()
+        return held
+
+    def offer(self, version: str | None, rows_json: str | None) -> None:
+        """What a step read returned: the overrides (JSON rows) when its version was new."""
+        if version is not None and rows_json is not None:
+            self._calendar = WorkCalendar.from_rows(json.loads(rows_json))
+            self.version = version
+
+    async def at(self, db: Backend, version: str | None) -> WorkCalendar:
+        """The calendar as of `version` (the step's read); read now if unknown (None: a step
+        read brought none, e.g. a reminder scan)."""
+        if version is not None and version == self.version and self._calendar is not None:
+            return self._calendar
+        return await WorkCalendar.load(db)
+
+
+_HELD: WeakKeyDictionary[Backend, CalendarCache] = WeakKeyDictionary()
 
 
 async def add_override(db: Database, day: date, kind: str, note: str | None,

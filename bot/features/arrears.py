@@ -18,6 +18,7 @@ for at save if it was skipped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -27,7 +28,7 @@ from bot import arrears_io, validators
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import Button, Outcome, Reply
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved, SaveFn
+from bot.forms.engine import FormSpec, Saved, SaveFn, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
 from bot.forms.kinds import (
     CN_DIGITS,
@@ -49,6 +50,7 @@ from bot.records.common import (
     ruleset,
     show_account,
     show_time,
+    step_calendar,
     time_value,
     value_time,
     when,
@@ -57,6 +59,7 @@ from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.statuses import arrears_status
+from bot.storage.batch import Batch
 from bot.storage.db import Database, Read, Row, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
@@ -129,8 +132,11 @@ async def deciders(services: Services, team_id: int) -> list[User]:
             if u.team_id == team_id and u.role is Role.ADMIN]
 
 
-async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
-                       meta: dict[str, Any]) -> Saved:
+async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Writing:
+    """The arrears record, its follow-up and the leads' decision requests as writes, saved
+    with the form's close in one round trip, after the 户号's register entry is read (and
+    the deciders of a medical prepaid household)."""
     services = ctx.services
     account = values["account_no"]
     customer = await services.customers.by_account(ctx.user.team_id, account)
@@ -140,48 +146,57 @@ async def save_arrears(ctx: Ctx, values: dict[str, Any], token: str,
     medical = bool(customer and MEDICAL in customer.categories)
     prepaid = values["prepaid"] == "yes"
     rules = ruleset(services)
-    cal = await calendar(services)
+    cal = await step_calendar(ctx)
     ask = await deciders(services, ctx.user.team_id) if medical and prepaid else []
-    others = await services.db.fetchall(
-        "SELECT id FROM arrears WHERE team_id = ? AND account_no = ? AND status IN "
-        "('collecting', 'notice_served', 'cut_off') AND form_token IS DISTINCT FROM ?",
-        (ctx.user.team_id, account, token))
-    async with services.db.tx() as tx:
-        aid, new = await STORE.insert_once(tx, token, {
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "account_no": account,
-            "customer_id": customer.id if customer else None, "customer_name": name,
-            "amount_cents": int(values["amount"]), "since": since_date(values["since"], ctx),
-            "prepaid": int(prepaid), "in_register": int(customer is not None),
-            "medical": int(medical), "ruleset": rules.name, "created_at": iso(ctx.now)})
-        if new:
-            await plan_followup(tx, rules, cal, aid, ctx.user.team_id, ctx.user.id, ctx.now,
-                                ctx.now)
-            # A prepaid meter may be cut by the system at any time: ask the lead at once.
-            for lead in ask:
-                await plan_decision(tx, aid, ctx.user.team_id, lead.id, ctx.now)
-    rec = await STORE.load(services.db, aid)
-    assert rec is not None
-    lines = [ctx.t("arrears.saved", id=aid, name=name, account=account,
-                   amount=money(int(values["amount"])),
-                   since=when(ctx, values["since"]["at"], has_time=False),
-                   days=_days_owed(ctx, rec))]
-    nxt = next_followup(rules, cal, rec.created_at, ctx.now)
-    lines.append(ctx.t("arrears.followup_line", every=_followup_rule(rules).label(ctx.locale),
-                       when=when(ctx, nxt)))
-    if prepaid:
-        lines.append(ctx.t("arrears.prepaid_note"))
-    elif rules.arrears.notice_before_cutoff is not None:
-        lines.append(ctx.t("arrears.next_notice",
-                           period=rules.arrears.notice_before_cutoff.label(ctx.locale)))
-    if medical:
-        lines.append(ctx.t("arrears.medical_note"))
-        if ask:
-            lines.append(ctx.t("arrears.decision_asked", leads="、".join(u.name for u in ask)))
-    if customer is None:
-        lines.append(ctx.t("arrears.not_in_register", account=account))
-    if others:
-        lines.append(ctx.t("arrears.other_open", ids="、".join(f"#{r['id']}" for r in others)))
-    return ARREARS_RECORDS.saved(ctx, aid, "\n".join(lines))
+    since = since_date(values["since"], ctx)
+    batch = Batch()
+    # The account's other open records, named in the reply: read with the writes (this one
+    # is never among them, by its form token).
+    others = batch.read(
+        f"SELECT {services.db.json_rows.format('id')} FROM (SELECT id FROM arrears "
+        "WHERE team_id = ? AND account_no = ? AND status IN "
+        "('collecting', 'notice_served', 'cut_off') AND form_token IS DISTINCT FROM ? "
+        "ORDER BY id) o", (ctx.user.team_id, account, token))
+    ref = STORE.insert_into(batch, token, {
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "account_no": account,
+        "customer_id": customer.id if customer else None, "customer_name": name,
+        "amount_cents": int(values["amount"]), "since": since,
+        "prepaid": int(prepaid), "in_register": int(customer is not None),
+        "medical": int(medical), "ruleset": rules.name, "created_at": iso(ctx.now)})
+    nxt = next_followup(rules, cal, ctx.now, ctx.now)
+    # as plan_followup and plan_decision key them; a prepaid meter may be cut by the system
+    # at any time: the lead is asked at once
+    Reminders.plan_each_into(batch, [
+        (ctx.user.id, "followup", nxt, f":{nxt.date().isoformat()}"),
+        *((lead.id, "decision", ctx.now, "") for lead in ask)],
+        team_id=ctx.user.team_id, subject=SUBJECT, subject_id=ref, now=ctx.now)
+
+    async def saved(aid: int | None) -> Saved:
+        assert aid is not None
+        lines = [ctx.t("arrears.saved", id=aid, name=name, account=account,
+                       amount=money(int(values["amount"])),
+                       since=when(ctx, values["since"]["at"], has_time=False),
+                       days=days_owed(ctx, since))]
+        lines.append(ctx.t("arrears.followup_line",
+                           every=_followup_rule(rules).label(ctx.locale), when=when(ctx, nxt)))
+        if prepaid:
+            lines.append(ctx.t("arrears.prepaid_note"))
+        elif rules.arrears.notice_before_cutoff is not None:
+            lines.append(ctx.t("arrears.next_notice",
+                               period=rules.arrears.notice_before_cutoff.label(ctx.locale)))
+        if medical:
+            lines.append(ctx.t("arrears.medical_note"))
+            if ask:
+                lines.append(ctx.t("arrears.decision_asked",
+                                   leads="、".join(u.name for u in ask)))
+        if customer is None:
+            lines.append(ctx.t("arrears.not_in_register", account=account))
+        other_ids = [int(r[0]) for r in json.loads(others.value or "[]")]
+        if other_ids:
+            lines.append(ctx.t("arrears.other_open", ids="、".join(f"#{i}" for i in other_ids)))
+        return ARREARS_RECORDS.saved(ctx, aid, "\n".join(lines))
+
+    return Writing(batch, ref, saved)
 
 
 ARREARS = router.form(FormSpec(
@@ -199,7 +214,8 @@ ARREARS = router.form(FormSpec(
         Field("prepaid", "field.arrears_prepaid", "form.arrears.prepaid", Kind.CHOICE,
               choices=prepaid_choices, show=show_prepaid),
     ),
-    save=save_arrears,
+    save=None,
+    write=write_arrears,
     quick={},
 ))
 
@@ -301,7 +317,11 @@ async def refreshed_medical(services: Services, rec: Arrears) -> Arrears:
 
 
 def _days_owed(ctx: Ctx, rec: Arrears) -> int:
-    return max(0, (ctx.local_now.date() - date.fromisoformat(rec.since)).days)
+    return days_owed(ctx, rec.since)
+
+
+def days_owed(ctx: Ctx, since: str) -> int:
+    return max(0, (ctx.local_now.date() - date.fromisoformat(since)).days)
 
 
 def _since_text(ctx: Ctx, rec: Arrears) -> str:

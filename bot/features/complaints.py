@@ -18,7 +18,7 @@ from bot.features.worklog.form import (
     take_area_into,
 )
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.records import callback as cb
@@ -34,6 +34,7 @@ from bot.records.common import (
 from bot.router import Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.statuses import complaint_status
+from bot.storage.batch import Batch
 from bot.storage.customers import Customer
 from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
@@ -79,10 +80,12 @@ STORE = rt.Store(Complaint, "complaints", "SELECT c.*, u.name AS owner, a.name A
 
 
 # --- the registration form ------------------------------------------------------------
-async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
-                         meta: dict[str, Any]) -> Saved:
+async def write_complaint(ctx: Ctx, values: dict[str, Any], token: str,
+                          meta: dict[str, Any]) -> Writing:
+    """The complaint and its ladders as writes, saved with the form's close in one round
+    trip (a 户号 given is looked up in the register first: one read more)."""
     services = ctx.services
-    planning = await rt.Planning.read(ctx, ctx.user.team_id, ctx.user.id)
+    planning = await rt.Planning.for_writes(ctx)
     rules = planning.rules
     kind = values["kind"]
     accepted = value_time(values["accepted_at"]).astimezone(ctx.tz)
@@ -94,35 +97,40 @@ async def save_complaint(ctx: Ctx, values: dict[str, Any], token: str,
     if values.get("account_no"):
         customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
     area_id = await complaint_area(ctx, values.get("area"), customer)
-    async with services.db.tx() as tx:
-        cid, new = await STORE.insert_once(tx, token, {
-            "area_id": area_id,
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id,
-            "order_no": values.get("order_no"), "kind": kind,
-            "account_no": values.get("account_no"),
-            "customer_id": customer.id if customer else None,
-            "customer_name": values.get("customer_name") or (customer.name if customer else None),
-            "customer_phone": values.get("customer_phone"), "accepted_at": iso(accepted),
-            "content": values["content"], "ruleset": rules.name,
-            "contact_due": iso(contact.due) if contact else None,
-            "reply_due": iso(reply.due) if reply else None,
-            "provisional": int(provisional), "created_at": iso(ctx.now)})
-        for step, deadline in (("contact", contact), ("reply", reply)):
-            if new and deadline is not None:
-                await planning.plan(tx, SUBJECT, cid, ctx.user.team_id, ctx.user.id, step,
-                                    accepted, deadline.due, ctx.now)
-    lines = [ctx.t("complaint.saved", id=cid, kind=ctx.t(f"complaint.kind.{kind}"))]
-    if contact:
-        lines.append(ctx.t("complaint.contact_by", when=when(ctx, contact.due),
-                           rule=contact.rule.label(ctx.locale)))
-    if reply:
-        lines.append(ctx.t("complaint.reply_by", when=when(ctx, reply.due),
-                           rule=reply.rule.label(ctx.locale)))
-    if provisional:
-        lines.append(ctx.t("deadline.provisional"))
-    if values.get("account_no") and customer is None:
-        lines.append(ctx.t("complaint.not_in_register", account=values["account_no"]))
-    return COMPLAINTS.saved(ctx, cid, "\n".join(lines))
+    batch = Batch()
+    ref = STORE.insert_into(batch, token, {
+        "area_id": area_id,
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id,
+        "order_no": values.get("order_no"), "kind": kind,
+        "account_no": values.get("account_no"),
+        "customer_id": customer.id if customer else None,
+        "customer_name": values.get("customer_name") or (customer.name if customer else None),
+        "customer_phone": values.get("customer_phone"), "accepted_at": iso(accepted),
+        "content": values["content"], "ruleset": rules.name,
+        "contact_due": iso(contact.due) if contact else None,
+        "reply_due": iso(reply.due) if reply else None,
+        "provisional": int(provisional), "created_at": iso(ctx.now)})
+    rt.plan_ladders_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id, [
+        planning.ladder(step, accepted, deadline.due)
+        for step, deadline in (("contact", contact), ("reply", reply)) if deadline is not None],
+        ctx.now)
+
+    async def saved(cid: int | None) -> Saved:
+        assert cid is not None
+        lines = [ctx.t("complaint.saved", id=cid, kind=ctx.t(f"complaint.kind.{kind}"))]
+        if contact:
+            lines.append(ctx.t("complaint.contact_by", when=when(ctx, contact.due),
+                               rule=contact.rule.label(ctx.locale)))
+        if reply:
+            lines.append(ctx.t("complaint.reply_by", when=when(ctx, reply.due),
+                               rule=reply.rule.label(ctx.locale)))
+        if provisional:
+            lines.append(ctx.t("deadline.provisional"))
+        if values.get("account_no") and customer is None:
+            lines.append(ctx.t("complaint.not_in_register", account=values["account_no"]))
+        return COMPLAINTS.saved(ctx, cid, "\n".join(lines))
+
+    return Writing(batch, ref, saved)
 
 
 COMPLAINT = router.form(FormSpec(
@@ -147,7 +155,8 @@ COMPLAINT = router.form(FormSpec(
         Field("area", "field.area", "form.complaint.area", Kind.CHOICE, required=False,
               choices=area_choices, show=show_area),
     ),
-    save=save_complaint,
+    save=None,
+    write=write_complaint,
     quick={"now": now_value},
     extras=("area",),
 ))

@@ -19,13 +19,14 @@ from bot.deadlines import Rule, RuleSet
 from bot.events import Outcome
 from bot.features.worklog.form import area_choices, parse_text, show_area, take_area_into
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import now_value, remaining, ruleset, value_time, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
+from bot.storage.batch import Batch
 from bot.storage.db import Database, Row, Tx, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
@@ -96,45 +97,51 @@ def end_rule(rules: RuleSet, kind: str) -> Rule | None:
 
 
 # --- the application form -------------------------------------------------------------
-async def save_application(ctx: Ctx, values: dict[str, Any], token: str,
-                           meta: dict[str, Any]) -> Saved:
-    services = ctx.services
+async def write_application(ctx: Ctx, values: dict[str, Any], token: str,
+                            meta: dict[str, Any]) -> Writing:
+    """The application and its ladders as writes, saved with the form's close in one round
+    trip; the reply worded from the answers."""
     rules = rules_of(ctx)
-    planning = await rt.Planning.read(ctx, ctx.user.team_id, ctx.user.id)
+    planning = await rt.Planning.for_writes(ctx)
     kind = values["customer_class"]
     accepted = value_time(values["accepted_at"]).astimezone(ctx.tz)
     plan, end = plan_rule(rules, kind), end_rule(rules, kind)
     plan_dl = planning.due(accepted, plan) if plan else None
     end_dl = planning.due(accepted, end) if end else None
     area_id = int(values["area"]) if values.get("area") else None
-    async with services.db.tx() as tx:
-        rid, new = await STORE.insert_once(tx, token, {
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "customer_class": kind,
-            "applicant": values["applicant"], "area_id": area_id, "content": values["content"],
-            "accepted_at": iso(accepted), "ruleset": rules.name,
-            "plan_due": iso(plan_dl.due) if plan_dl else None,
-            "end_due": iso(end_dl.due) if end_dl else None,
-            "provisional": int(any(d and d.provisional for d in (plan_dl, end_dl))),
-            "created_at": iso(ctx.now)})
-        if new:
-            for step, dl in (("plan", plan_dl), ("connect", end_dl)):
-                if dl is not None:
-                    await planning.plan(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, step,
-                                        accepted, dl.due, ctx.now)
-    lines = [ctx.t("connection.saved", id=rid, kind=ctx.t(f"connection.class.{kind}"),
-                   who=values["applicant"])]
-    if plan_dl is not None and plan is not None:
-        lines.append(ctx.t("connection.plan_by", when=when(ctx, plan_dl.due),
-                           rule=plan.label(ctx.locale), left=remaining(ctx, plan_dl.due)))
-    if end_dl is not None and end is not None:
-        lines.append(ctx.t("connection.end_by", when=when(ctx, end_dl.due),
-                           rule=end.label(ctx.locale), left=remaining(ctx, end_dl.due)))
-    after = connect_rule(rules, kind)
-    if after is not None:
-        lines.append(ctx.t("connection.connect_after", rule=after.label(ctx.locale)))
-    if any(d and d.provisional for d in (plan_dl, end_dl)):
-        lines.append(ctx.t("deadline.provisional"))
-    return await _saved(ctx, rid, "\n".join(lines))
+    batch = Batch()
+    columns = {
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "customer_class": kind,
+        "applicant": values["applicant"], "area_id": area_id, "content": values["content"],
+        "accepted_at": iso(accepted), "ruleset": rules.name,
+        "plan_due": iso(plan_dl.due) if plan_dl else None,
+        "end_due": iso(end_dl.due) if end_dl else None,
+        "provisional": int(any(d and d.provisional for d in (plan_dl, end_dl))),
+        "created_at": iso(ctx.now)}
+    ref = STORE.insert_into(batch, token, columns)
+    rt.plan_ladders_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id, [
+        planning.ladder(step, accepted, dl.due)
+        for step, dl in (("plan", plan_dl), ("connect", end_dl)) if dl is not None], ctx.now)
+
+    async def saved(rid: int | None) -> Saved:
+        assert rid is not None
+        lines = [ctx.t("connection.saved", id=rid, kind=ctx.t(f"connection.class.{kind}"),
+                       who=values["applicant"])]
+        if plan_dl is not None and plan is not None:
+            lines.append(ctx.t("connection.plan_by", when=when(ctx, plan_dl.due),
+                               rule=plan.label(ctx.locale), left=remaining(ctx, plan_dl.due)))
+        if end_dl is not None and end is not None:
+            lines.append(ctx.t("connection.end_by", when=when(ctx, end_dl.due),
+                               rule=end.label(ctx.locale), left=remaining(ctx, end_dl.due)))
+        after = connect_rule(rules, kind)
+        if after is not None:
+            lines.append(ctx.t("connection.connect_after", rule=after.label(ctx.locale)))
+        if any(d and d.provisional for d in (plan_dl, end_dl)):
+            lines.append(ctx.t("deadline.provisional"))
+        rec = STORE.as_saved(rid, columns, status="open", owner=ctx.user.name)
+        return await _saved(ctx, rid, "\n".join(lines), rec)
+
+    return Writing(batch, ref, saved)
 
 
 APPLICATION = router.form(FormSpec(
@@ -152,7 +159,8 @@ APPLICATION = router.form(FormSpec(
         rt.time_field("accepted_at", "field.accepted_at", "form.connection.accepted_at",
                       hint="form.worklog.time.hint"),
     ),
-    save=save_application,
+    save=None,
+    write=write_application,
     quick={"now": now_value},
 ))
 
@@ -271,9 +279,10 @@ async def save_connected(ctx: Ctx, values: dict[str, Any], token: str,
                              + rt.on_time(ctx, at, rec.connection_due))
 
 
-async def _saved(ctx: Ctx, rid: int, text: str) -> Saved:
-    """A step saved: the card's button and the next step's, one tap away."""
-    rec = await STORE.load(ctx.services.db, rid)
+async def _saved(ctx: Ctx, rid: int, text: str, rec: Application | None = None) -> Saved:
+    """A step saved: the card's button and the next step's, one tap away (`rec`: the
+    record as just written, else read)."""
+    rec = rec or await STORE.load(ctx.services.db, rid)
     actions = await CONNECTIONS.allowed(ctx, rec) if rec else []
     return Saved(text, [[CONNECTIONS.open_button(ctx, rid), *actions]], record_id=rid)
 

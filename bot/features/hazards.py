@@ -31,7 +31,7 @@ from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.records import runtime as rt
-from bot.records.common import calendar, remaining, ruleset, when
+from bot.records.common import remaining, ruleset, step_calendar, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.storage.batch import Batch
@@ -178,25 +178,27 @@ def deadline_rungs(sev: Severity, due: datetime) -> list[rt.Rung]:
 async def write_hazard(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Writing:
     """The hazard and its deadline ladder as writes, saved with the form's close in one
-    round trip; the card's buttons need the record as saved (read once it is)."""
+    round trip; the card's buttons are chosen from the record as written."""
     services = ctx.services
     area = next((a for a in await ctx.areas() if str(a.id) == values.get("area")), None)
     if area is None:
         raise Invalid("form.worklog.area_gone")
     sev = severity(values["severity"])
     rules = ruleset(services)
-    due = due_after(ctx.now, sev.deadline, await calendar(services), rules.working_hours).due
+    due = due_after(ctx.now, sev.deadline, await step_calendar(ctx), rules.working_hours).due
     loc = values.get("location") or [None, None]
     batch = Batch()
-    ref = STORE.insert_into(batch, token, {
+    columns = {
         "team_id": ctx.user.team_id, "user_id": ctx.user.id, "area_id": area.id,
         "what": values["what"], "place": values.get("place") or None,
         "severity": sev.key, "latitude": loc[0], "longitude": loc[1],
         "photos_before": json.dumps(list(values.get("photos") or [])),
         "worklog_id": meta.get("worklog_id"), "found_at": iso(ctx.now),
-        "due_at": iso(due), "created_at": iso(ctx.now)})
+        "due_at": iso(due), "created_at": iso(ctx.now)}
+    ref = STORE.insert_into(batch, token, columns)
     rt.plan_ladder_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id, "deadline",
                         deadline_rungs(sev, due), ctx.now)
+    has_lead = batch.read(rt.HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id))
 
     async def saved(rid: int | None) -> Saved:
         assert rid is not None
@@ -205,8 +207,10 @@ async def write_hazard(ctx: Ctx, values: dict[str, Any], token: str,
                   severity=ctx.t(f"hazard.severity.{sev.key}")),
             ctx.t("hazard.clear_by", when=when(ctx, due), rule=sev.deadline.label(ctx.locale),
                   left=remaining(ctx, due))])
-        rec = await STORE.load(services.db, rid)
-        actions = await HAZARDS.allowed(ctx, rec) if rec else []
+        rec = STORE.as_saved(rid, columns, status="open", owner=ctx.user.name,
+                             area_name=area.name, photos_after="[]")
+        actions = await HAZARDS.allowed(ctx, rec, {
+            HAND_ACTION: lead_refusal(ctx, bool(has_lead.value))})
         return Saved(text, [[HAZARDS.open_button(ctx, rid), *actions]], record_id=rid)
 
     return Writing(batch, ref, saved)
@@ -292,9 +296,15 @@ async def save_handed(ctx: Ctx, values: dict[str, Any], token: str,
 
 async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard) -> str | None:
     """转报 needs a lead in the team other than the one acting."""
-    if await rt.other_leads(ctx.services, rec.team_id, ctx.user.id):
-        return None
-    return ctx.t("hazard.no_lead")
+    return lead_refusal(ctx, bool(await rt.other_leads(ctx.services, rec.team_id,
+                                                       ctx.user.id)))
+
+
+def lead_refusal(ctx: Ctx, has_lead: bool) -> str | None:
+    return None if has_lead else ctx.t("hazard.no_lead")
+
+
+HAND_ACTION = "hzh"  # its refusal is known from the save's batch on the card of a new hazard
 
 
 CLEAR = router.form(FormSpec(
@@ -553,7 +563,7 @@ HAZARDS = rt.RecordType(
         rt.Transition("hzs", "btn.hazard_start", ("open", HANDED), run=start_work),
         rt.Transition("hzc", "btn.hazard_clear", ("open", "working", HANDED), CLEAR, "hzc",
                       "hazard.clear_heading"),
-        rt.Transition("hzh", "btn.hazard_hand", OPEN_STATES, HAND, "hzh",
+        rt.Transition(HAND_ACTION, "btn.hazard_hand", OPEN_STATES, HAND, "hzh",
                       "hazard.hand_heading", refuse=no_lead_to_hand_to),
     ),
     form=HAZARD, command="hazard", intent=_INTENT, prefill=prefill,

@@ -17,7 +17,7 @@ from bot.events import Button, Outcome
 from bot.features.customers.form import parse_account_no
 from bot.features.worklog.form import parse_text, parse_when
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.i18n import t
 from bot.records import runtime as rt
@@ -32,6 +32,7 @@ from bot.records.common import (
 )
 from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
+from bot.storage.batch import Batch
 from bot.storage.db import Database, Row, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
@@ -76,39 +77,45 @@ def rule_for(ctx: Ctx, kind: str) -> Rule:
 
 
 # --- the registration form ------------------------------------------------------------
-async def save_request(ctx: Ctx, values: dict[str, Any], token: str,
-                       meta: dict[str, Any]) -> Saved:
+async def write_request(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Writing:
+    """The request and its answer ladder as writes, saved with the form's close in one
+    round trip, after the register's entry for the 户号 (a read)."""
     services = ctx.services
-    planning = await rt.Planning.read(ctx, ctx.user.team_id, ctx.user.id)
+    planning = await rt.Planning.for_writes(ctx)
     rules = planning.rules
     kind = values["kind"]
     rule = rule_for(ctx, kind)
     accepted = value_time(values["accepted_at"]).astimezone(ctx.tz)
     deadline = planning.due(accepted, rule)
     customer = await services.customers.by_account(ctx.user.team_id, values["account_no"])
-    async with services.db.tx() as tx:
-        rid, new = await STORE.insert_once(tx, token, {
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
-            "account_no": values["account_no"],
-            "customer_id": customer.id if customer else None,
-            "customer_name": values.get("customer_name") or (customer.name if customer else None),
-            "accepted_at": iso(accepted), "content": values["content"], "ruleset": rules.name,
-            "due_at": iso(deadline.due), "provisional": int(deadline.provisional),
-            "created_at": iso(ctx.now)})
-        if new:
-            await planning.plan(tx, SUBJECT, rid, ctx.user.team_id, ctx.user.id, "answer",
-                                accepted, deadline.due, ctx.now)
-    lines = [ctx.t("meter.saved", id=rid, kind=ctx.t(f"meter.kind.{kind}"),
-                   account=values["account_no"]),
-             ctx.t("meter.answer_by", when=when(ctx, deadline.due), rule=rule.label(ctx.locale),
-                   left=remaining(ctx, deadline.due))]
-    if deadline.provisional:
-        lines.append(ctx.t("deadline.provisional"))
-    if customer is None:
-        lines.append(ctx.t("meter.not_in_register", account=values["account_no"]))
-    # The answer is one tap away from the confirmation, as on the card.
-    return Saved("\n".join(lines), [[METERS.open_button(ctx, rid), answer_button(ctx, rid)]],
-                 record_id=rid)
+    batch = Batch()
+    ref = STORE.insert_into(batch, token, {
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
+        "account_no": values["account_no"],
+        "customer_id": customer.id if customer else None,
+        "customer_name": values.get("customer_name") or (customer.name if customer else None),
+        "accepted_at": iso(accepted), "content": values["content"], "ruleset": rules.name,
+        "due_at": iso(deadline.due), "provisional": int(deadline.provisional),
+        "created_at": iso(ctx.now)})
+    rt.plan_ladders_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id,
+                         [planning.ladder("answer", accepted, deadline.due)], ctx.now)
+
+    async def saved(rid: int | None) -> Saved:
+        assert rid is not None
+        lines = [ctx.t("meter.saved", id=rid, kind=ctx.t(f"meter.kind.{kind}"),
+                       account=values["account_no"]),
+                 ctx.t("meter.answer_by", when=when(ctx, deadline.due),
+                       rule=rule.label(ctx.locale), left=remaining(ctx, deadline.due))]
+        if deadline.provisional:
+            lines.append(ctx.t("deadline.provisional"))
+        if customer is None:
+            lines.append(ctx.t("meter.not_in_register", account=values["account_no"]))
+        # The answer is one tap away from the confirmation, as on the card.
+        return Saved("\n".join(lines), [[METERS.open_button(ctx, rid), answer_button(ctx, rid)]],
+                     record_id=rid)
+
+    return Writing(batch, ref, saved)
 
 
 METER = router.form(FormSpec(
@@ -125,7 +132,8 @@ METER = router.form(FormSpec(
         Field("content", "field.meter_content", "form.meter.content", Kind.TEXT,
               parse=parse_text),
     ),
-    save=save_request,
+    save=None,
+    write=write_request,
     quick={"now": now_value},
 ))
 

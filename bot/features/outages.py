@@ -15,25 +15,26 @@ from bot.events import Button, Outcome, Reply
 from bot.features.customers.reveal import reveal_number
 from bot.features.worklog.form import area_choices
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved, did_you_mean
+from bot.forms.engine import FormSpec, Saved, Writing, did_you_mean
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import match_choice
 from bot.privacy import mask_phone
 from bot.records import runtime as rt
 from bot.records.common import (
-    calendar,
     parse_future_ok,
     remaining,
     ruleset,
     show_time,
+    step_calendar,
     value_time,
     when,
 )
 from bot.router import Router, TodoItem, TodoRead, feature_callback
 from bot.services import Ctx
 from bot.statuses import outage_status
+from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
-from bot.storage.db import Read, Row, Tx, iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import parse_time
@@ -164,10 +165,13 @@ def _day_before(ctx: Ctx, start: datetime) -> datetime:
     return local.replace(hour=DAY_BEFORE_HOUR, minute=0, second=0, microsecond=0)
 
 
-async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
+async def write_outage(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """The outage, its 台区, the customers to tell and its reminders as writes, saved with
+    the form's close in one round trip, after one read: the customers of its 台区 (the
+    reply lists them, and whether to plan the day-before check depends on them)."""
     services = ctx.services
-    mine = {a.id: a for a in await services.people.areas_for(ctx.user)}
+    mine = {a.id: a for a in await ctx.areas()}
     area_ids = [int(a) for a in values.get("areas") or []]
     if not area_ids or any(a not in mine for a in area_ids):
         raise Invalid("outage.area_not_yours")  # a forged or since-removed area
@@ -177,73 +181,76 @@ async def save_outage(ctx: Ctx, values: dict[str, Any], token: str,
     kind = values["kind"]
     rules = ruleset(services)
     rule = _rule(ctx, kind)
-    cal = await calendar(services)
+    cal = await step_calendar(ctx)
     notice = due_before(start, rule, cal, rules.working_hours) if rule else None
     late = notice is not None and ctx.now > notice.due
     marks = ",".join("?" for _ in area_ids)
     customers = await services.db.fetchall(
         f"SELECT c.id, c.name FROM customers c WHERE c.team_id = ? AND c.active = 1 "
         f"AND c.area_id IN ({marks}) ORDER BY c.area_id, c.id", (ctx.user.team_id, *area_ids))
-    team_leads = [u.id for u in await services.people.leads_of(ctx.user.team_id, ctx.user.id)]
-    async with services.db.tx() as tx:
-        oid, new = await STORE.insert_once(tx, token, {
-            "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
-            "starts_at": iso(start), "ends_at": iso(end), "reason": values["reason"],
-            "ruleset": rules.name, "notice_due": iso(notice.due) if notice else None,
-            "registered_late": int(late), "created_at": iso(ctx.now)})
-        if new:
-            await tx.executemany("INSERT INTO outage_areas(outage_id, area_id) VALUES (?, ?)",
-                                 [(oid, a) for a in area_ids])
-            await tx.executemany(
-                "INSERT INTO outage_notices(outage_id, customer_id) VALUES (?, ?)",
-                [(oid, c["id"]) for c in customers])
-            await plan_reminders(ctx, tx, oid, start, end, notice.due if notice else None, late,
-                                 bool(customers), team_leads)
-    names = "、".join(mine[a].name for a in area_ids)
-    lines = [ctx.t("outage.saved", id=oid, kind=ctx.t(f"outage.kind.{kind}"), areas=names),
-             ctx.t("outage.span", start=when(ctx, start), end=when(ctx, end))]
-    if notice is None:
-        lines.append(ctx.t("outage.no_notice_rule", ruleset=rules.name,
-                           kind=ctx.t(f"outage.kind.{kind}")))
-    else:
-        lines.append(ctx.t("outage.notice_by", when=when(ctx, notice.due),
-                           rule=rule.label(ctx.locale) if rule else ""))
-        if rule is not None and rule.audience:
-            lines.append(ctx.t(f"outage.audience.{rule.audience}"))
-        if notice.provisional:
-            lines.append(ctx.t("deadline.provisional"))
-    if late and notice is not None:
-        lines.append(ctx.t("outage.too_late", due=when(ctx, notice.due),
-                           late=remaining(ctx, notice.due)))
-        if team_leads:
-            lines.append(ctx.t("outage.lead_told"))
-    if customers:
-        lines.append(ctx.t("outage.customers_to_tell", count=len(customers),
-                           names="、".join(c["name"] for c in customers[:10])
-                           + ("…" if len(customers) > 10 else "")))
-    else:
-        lines.append(ctx.t("outage.no_customers"))
-    return OUTAGES.saved(ctx, oid, "\n".join(lines))
+    batch = Batch()
+    ref = STORE.insert_into(batch, token, {
+        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
+        "starts_at": iso(start), "ends_at": iso(end), "reason": values["reason"],
+        "ruleset": rules.name, "notice_due": iso(notice.due) if notice else None,
+        "registered_late": int(late), "created_at": iso(ctx.now)})
+    batch.executemany("INSERT INTO outage_areas(outage_id, area_id) VALUES (?, ?)",
+                      [(ref, a) for a in area_ids], if_new=ref)
+    batch.executemany("INSERT INTO outage_notices(outage_id, customer_id) VALUES (?, ?)",
+                      [(ref, c["id"]) for c in customers], if_new=ref)
+    rt.plan_ladders_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id,
+                         ladders(ctx, start, end, notice.due if notice else None, late,
+                                 bool(customers)), ctx.now)
+    has_lead = batch.read(rt.HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id)) if late else None
+
+    async def saved(oid: int | None) -> Saved:
+        assert oid is not None
+        names = "、".join(mine[a].name for a in area_ids)
+        lines = [ctx.t("outage.saved", id=oid, kind=ctx.t(f"outage.kind.{kind}"), areas=names),
+                 ctx.t("outage.span", start=when(ctx, start), end=when(ctx, end))]
+        if notice is None:
+            lines.append(ctx.t("outage.no_notice_rule", ruleset=rules.name,
+                               kind=ctx.t(f"outage.kind.{kind}")))
+        else:
+            lines.append(ctx.t("outage.notice_by", when=when(ctx, notice.due),
+                               rule=rule.label(ctx.locale) if rule else ""))
+            if rule is not None and rule.audience:
+                lines.append(ctx.t(f"outage.audience.{rule.audience}"))
+            if notice.provisional:
+                lines.append(ctx.t("deadline.provisional"))
+        if late and notice is not None:
+            lines.append(ctx.t("outage.too_late", due=when(ctx, notice.due),
+                               late=remaining(ctx, notice.due)))
+            if has_lead is not None and has_lead.value:
+                lines.append(ctx.t("outage.lead_told"))
+        if customers:
+            lines.append(ctx.t("outage.customers_to_tell", count=len(customers),
+                               names="、".join(c["name"] for c in customers[:10])
+                               + ("…" if len(customers) > 10 else "")))
+        else:
+            lines.append(ctx.t("outage.no_customers"))
+        return OUTAGES.saved(ctx, oid, "\n".join(lines))
+
+    return Writing(batch, ref, saved)
 
 
-async def plan_reminders(ctx: Ctx, tx: Tx, oid: int, start: datetime, end: datetime,
-                         notice_due: datetime | None, late: bool, has_customers: bool,
-                         lead_ids: list[int]) -> None:
+def ladders(ctx: Ctx, start: datetime, end: datetime, notice_due: datetime | None,
+            late: bool, has_customers: bool) -> list[tuple[str, list[rt.Rung]]]:
+    """An outage's reminders, step by step (rt.plan_ladders_into)."""
     now = ctx.now
-    team, me = ctx.user.team_id, ctx.user.id
+    out: list[tuple[str, list[rt.Rung]]] = []
     if notice_due is not None and not late:
-        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "notice", [
+        out.append(("notice", [
             rt.Rung("soon", notice_due - timedelta(days=1)),
             rt.Rung("due", notice_due, skip_if_past=False),
-            rt.Rung("escalate", notice_due, to_leads=True, skip_if_past=False)], lead_ids, now)
+            rt.Rung("escalate", notice_due, to_leads=True, skip_if_past=False)]))
     if late:  # the manager is told in the saved message; the leads at once, whatever the hour
-        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "late", [
-            rt.Rung("lead", now, to_leads=True, urgent=True, skip_if_past=False)], lead_ids, now)
+        out.append(("late", [rt.Rung("lead", now, to_leads=True, urgent=True,
+                                     skip_if_past=False)]))
     if has_customers:  # registered after the day before, the saved message carries the list
-        await rt.plan_ladder(tx, SUBJECT, oid, team, me, "untold", [
-            rt.Rung("daybefore", _day_before(ctx, start), urgent=True)], lead_ids, now)
-    await rt.plan_ladder(tx, SUBJECT, oid, team, me, "restore", [
-        rt.Rung("ask", end, skip_if_past=False)], lead_ids, now)
+        out.append(("untold", [rt.Rung("daybefore", _day_before(ctx, start), urgent=True)]))
+    out.append(("restore", [rt.Rung("ask", end, skip_if_past=False)]))
+    return out
 
 
 OUTAGE = router.form(FormSpec(
@@ -259,7 +266,8 @@ OUTAGE = router.form(FormSpec(
               show=show_time, hint="form.outage.end.hint"),
         kinds.text("reason", "field.outage_reason", "form.outage.reason"),
     ),
-    save=save_outage,
+    save=None,
+    write=write_outage,
     quick={},
 ))
 

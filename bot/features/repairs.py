@@ -26,6 +26,7 @@ from bot.records.common import (
     remaining,
     ruleset,
     span,
+    step_calendar,
     time_value,
     value_time,
     when,
@@ -110,7 +111,7 @@ async def write_repair(ctx: Ctx, values: dict[str, Any], token: str,
     received = value_time(values["received_at"])
     rule = arrival_rule(ctx, kind)
     rules = ruleset(services)
-    due = due_after(received, rule, await calendar(services), rules.working_hours).due
+    due = due_after(received, rule, await step_calendar(ctx), rules.working_hours).due
     before = timedelta(minutes=rules.reminders.repair_before_due_minutes)
     batch = Batch()
     ref = STORE.insert_into(batch, token, {

@@ -13,7 +13,7 @@ from bot.services import Ctx, Services
 from bot.storage.customers import Customer
 from bot.storage.db import from_iso, iso
 from bot.timeparse import ParsedTime, format_time, parse_time
-from bot.workcal import WorkCalendar
+from bot.workcal import CalendarCache, WorkCalendar
 
 
 def ruleset(services: Services) -> RuleSet:
@@ -22,6 +22,13 @@ def ruleset(services: Services) -> RuleSet:
 
 async def calendar(services: Services) -> WorkCalendar:
     return await WorkCalendar.load(services.db)
+
+
+async def step_calendar(ctx: Ctx) -> WorkCalendar:
+    """The calendar as of the step's read, without a read of its own where that read
+    brought it (a save's deadlines: issue #12, the step's read and one write)."""
+    db = ctx.services.db
+    return await CalendarCache.of(db).at(db, ctx.calendar_version)
 
 
 def when(ctx: Ctx, dt: datetime | str | None, has_time: bool = True) -> str:

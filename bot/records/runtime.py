@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -34,13 +34,21 @@ from bot.forms import kinds
 from bot.forms.engine import FormSpec, Saved, SaveFn
 from bot.forms.fields import Field, Invalid, ParseFn
 from bot.forms.kinds import parse_past_time
-from bot.records.common import calendar, now_value, remaining, ruleset, show_time, when
+from bot.records.common import (
+    calendar,
+    now_value,
+    remaining,
+    ruleset,
+    show_time,
+    step_calendar,
+    when,
+)
 from bot.router import ReminderKind, Router, TodoFn, TodoItem, TodoRead, feature_callback
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Read, Row, Tx, from_iso
-from bot.storage.reminders import PlannedRung, Reminder, Reminders
+from bot.storage.reminders import LEADS_OF_TEAM, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
 from bot.workcal import WorkCalendar
@@ -124,6 +132,14 @@ class Store(Generic[R]):
                                tuple(columns.values()))
         return int(rid or 0), True
 
+    def as_saved(self, rid: int, columns: dict[str, Any], **more: Any) -> R:
+        """The record a batch just inserted, from the columns it wrote and `more` (its joined
+        names, the columns left to the table's defaults that matter): the saved card's
+        buttons need no read back. Fields in neither are None."""
+        row = {**columns, **more, "id": rid}
+        return from_row(self.cls, {f.name: row.get(f.name)  # type: ignore[arg-type]
+                                   for f in dataclasses.fields(self.cls)})  # type: ignore[arg-type]
+
     def insert_into(self, batch: Batch, token: str, columns: dict[str, Any]) -> Ref:
         """insert_once as a batch's write (the 保存 step's, with the form's close): the id of
         the record this form token saved, inserted now or before."""
@@ -183,9 +199,18 @@ async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: in
 def plan_ladder_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_id: int,
                      step: str, rungs: list[Rung], now: datetime) -> None:
     """plan_ladder for a record the batch inserts; the leads are the team's but the owner."""
+    plan_ladders_into(batch, subject, rid, team_id, owner_id, [(step, rungs)], now)
+
+
+def plan_ladders_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_id: int,
+                      ladders: Sequence[tuple[str, list[Rung]]], now: datetime) -> None:
+    """Several steps' ladders (a complaint's contact and reply) as ONE statement, in the
+    order plan_ladder would write them: on PostgreSQL a batch writing a table twice runs
+    statement by statement, a round trip each (bot.storage.batch)."""
     Reminders.plan_into(batch, [PlannedRung(f"{step}.{r.label}", max(r.at, now), r.urgent,
                                             r.to_leads)
-                                for r in rungs if not (r.skip_if_past and r.at <= now)],
+                                for step, rungs in ladders for r in rungs
+                                if not (r.skip_if_past and r.at <= now)],
                         team_id=team_id, owner_id=owner_id, subject=subject, subject_id=rid,
                         now=now)
 
@@ -216,6 +241,12 @@ class Planning:
         return cls(ruleset(ctx.services), await calendar(ctx.services),
                    await other_leads(ctx.services, team_id, owner_id))
 
+    @classmethod
+    async def for_writes(cls, ctx: Ctx) -> Planning:
+        """For a save declared as writes (`plan_into`): the calendar as of the step's read,
+        no leads (the batch reads them as it plans)."""
+        return cls(ruleset(ctx.services), await step_calendar(ctx), [])
+
     def due(self, start: datetime, rule: Rule) -> Deadline:
         return due_after(start, rule, self.cal, self.rules.working_hours)
 
@@ -224,6 +255,10 @@ class Planning:
         """`step`'s working-day ladder from `start` to `due` (working_day_rungs)."""
         await plan_ladder(tx, subject, rid, team_id, owner_id, step,
                           working_day_rungs(start, due, self.rules, self.cal), self.leads, now)
+
+    def ladder(self, step: str, start: datetime, due: datetime) -> tuple[str, list[Rung]]:
+        """`step`'s working-day ladder, for plan_ladders_into (a save declared as writes)."""
+        return step, working_day_rungs(start, due, self.rules, self.cal)
 
 
 HALFWAY = "half"
@@ -261,6 +296,11 @@ class Ladder:
     done: Callable[[Any], bool]
     actions: tuple[str, ...]
     drop_late_soon: bool = True
+
+
+# Whether the team (first parameter) has a lead other than the person (second), as
+# other_leads asks it: a one-value read for a save's batch (bot.storage.batch.Batch.read).
+HAS_OTHER_LEAD = f"SELECT EXISTS (SELECT 1 FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?)"
 
 
 async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
@@ -416,12 +456,19 @@ class RecordType(Generic[R]):
         """What a saved form answers: the text, and the button that opens the record."""
         return Saved(text, self.saved_buttons(ctx, rid), record_id=rid)
 
-    async def allowed(self, ctx: Ctx, rec: R) -> list[Button]:
+    async def allowed(self, ctx: Ctx, rec: R,
+                      refusals: Mapping[str, str | None] | None = None) -> list[Button]:
         """The transitions the card offers: only those allowed in the current state and not
-        refused by a domain rule."""
+        refused by a domain rule. `refusals`: a transition's refusal (by action) known
+        already, e.g. read with the batch that saved the record."""
+        known = refusals or {}
         out = []
         for t in self.transitions:
-            if t.allows(ctx, rec) and (t.refuse is None or await t.refuse(ctx, rec) is None):
+            if not t.allows(ctx, rec):
+                continue
+            refused = (known[t.action] if t.action in known
+                       else await t.refuse(ctx, rec) if t.refuse is not None else None)
+            if refused is None:
                 out.append(t.button(ctx, rec.id))
         return out
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.privacy import mask_phone
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Tx, from_iso, iso
 
 # Numbers are kept masked in the trail: a changed or withdrawn number must not live on in full
@@ -35,14 +36,23 @@ def redact(detail: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_INSERT = ("INSERT INTO audit_log(team_id, user_id, actor, entity, entity_id, action, detail, "
+           "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 async def record(tx: Tx, *, team_id: int, user_id: int | None, actor: str, entity: str,
                  entity_id: int | None, action: str, at: datetime,
                  detail: dict[str, Any] | None = None) -> None:
-    await tx.execute(
-        "INSERT INTO audit_log(team_id, user_id, actor, entity, entity_id, action, detail, at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (team_id, user_id, actor, entity, entity_id, action,
-         json.dumps(redact(detail or {}), ensure_ascii=False), iso(at)))
+    await tx.execute(_INSERT, (team_id, user_id, actor, entity, entity_id, action,
+                               json.dumps(redact(detail or {}), ensure_ascii=False), iso(at)))
+
+
+def record_into(batch: Batch, *, team_id: int, user_id: int | None, actor: str, entity: str,
+                entity_id: Ref, action: str, at: datetime,
+                detail: dict[str, Any] | None = None) -> None:
+    """`record` of a row a batch inserts (its id a Ref)."""
+    batch.execute(_INSERT, (team_id, user_id, actor, entity, entity_id, action,
+                            json.dumps(redact(detail or {}), ensure_ascii=False), iso(at)))
 
 
 async def history(db: Database, entity: str, entity_id: int, limit: int = 20) -> list[AuditEntry]:

@@ -13,13 +13,18 @@ a statement here must not read what an earlier one in the batch wrote (except th
 Ref), and a batch writing one table in two statements is run statement by statement (in one
 transaction, as many round trips as statements), since their order would be unpredictable.
 For the same reason the rows of one `executemany` get their ids in no set order there: rows
-whose order matters carry it (a position column), or are one statement (Reminders.plan_into)."""
+whose order matters carry it (a position column), or are one statement (Reminders.plan_into).
+
+A batch may end with reads of one value each (`read`: e.g. whether the team has a lead to
+hand a record just saved to, for the saved card's buttons), in the same round trip. On
+PostgreSQL they too may see the database as before the batch: read only what it does not
+write."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +62,25 @@ class Statement:
 
 
 @dataclass
+class Read:
+    """A one-value read run with a batch (the first column of its one row); its `value` once
+    the batch ran."""
+
+    sql: str
+    params: tuple[Any, ...]
+    value: Any = None
+
+
+@dataclass
 class Batch:
     statements: list[Statement] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> Read:
+        """A read of one value (one row, first column), run after the writes, in the same
+        round trip; a Ref in `params` is the row's id."""
+        self.reads.append(Read(sql, tuple(params)))
+        return self.reads[-1]
 
     def insert(self, sql: str, params: Sequence[Any], *,
                existing: tuple[str, Sequence[Any]] | None = None,
@@ -116,6 +138,8 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
             new.add(n)
         elif st.existing is not None:
             ids[n] = int((yield ("id", st.existing[0], _resolve(st.existing[1], ids))))
+    for read in batch.reads:
+        read.value = yield ("id", read.sql, _resolve(read.params, ids))
     return ids
 
 
@@ -134,27 +158,31 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     args: list[Any] = []
     refs = {p.n for st in batch.statements for r in st.rows for p in r if isinstance(p, Ref)}
     refs |= {st.if_new.n for st in batch.statements if st.if_new is not None}
+    refs |= {p.n for read in batch.reads for p in read.params if isinstance(p, Ref)}
     parts: list[str] = []
+
+    def numbered_in(values: Iterator[Any]) -> Callable[[re.Match[str]], str]:
+        def numbered(m: re.Match[str]) -> str:
+            if m.group() != "?":
+                return m.group()
+            value = next(values)
+            if isinstance(value, Ref):
+                return f"(SELECT id FROM s{value.n}_0)"
+            args.append(value)
+            return f"${len(args)}"
+        return numbered
+
     for n, st in enumerate(batch.statements):
         for j, row in enumerate(st.rows):
-            values = iter(row)
-
-            def numbered(m: re.Match[str], values: Any = values) -> str:
-                if m.group() != "?":
-                    return m.group()
-                value = next(values)
-                if isinstance(value, Ref):
-                    return f"(SELECT id FROM s{value.n}_0)"
-                args.append(value)
-                return f"${len(args)}"
-
-            sql = SQL_TOKENS.sub(numbered, st.sql.rstrip().rstrip(";"))
+            sql = SQL_TOKENS.sub(numbered_in(iter(row)), st.sql.rstrip().rstrip(";"))
             if n in refs and st.table in id_tables:
                 sql += " RETURNING id"
             parts.append(f"s{n}_{j} AS ({sql})")
     picked = [f"(SELECT id FROM s{n}_0) AS r{n}, (SELECT 1 / count(*) FROM s{n}_0) AS g{n}"
-              for n in sorted(refs)] or ["1"]
-    return f"WITH {', '.join(parts)} SELECT {', '.join(picked)}", args
+              for n in sorted(refs)]
+    for k, read in enumerate(batch.reads):
+        picked.append(f"({SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)}) AS v{k}")
+    return f"WITH {', '.join(parts)} SELECT {', '.join(picked or ['1'])}", args
 
 
 def _drive_sync(gen: Generator[Call, Any, Played], run: Any) -> Played:

@@ -10,6 +10,7 @@ from typing import Any
 from bot.deadlines import OVERDUE_SQL
 from bot.models import Role, User
 from bot.storage import audit
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.people import LEADS_OF_TEAM
 from bot.storage.reminders import Reminders
@@ -199,16 +200,24 @@ class Customers:
             [(customer_id, c) for c in dict.fromkeys(cats)])
 
     async def create(self, user: User, data: CustomerData, now: datetime) -> int:
-        async with self.db.tx() as tx:
-            cid = int(await tx.execute(
-                f"INSERT INTO customers(team_id, {', '.join(_COLUMNS)}, created_by, created_at) "
-                f"VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?)",
-                (user.team_id, *_values(data), user.id, iso(now))) or 0)
-            await self._set_categories(tx, cid, data.categories)
-            await audit.record(tx, team_id=user.team_id, user_id=user.id, actor=user.name,
-                               entity=ENTITY, entity_id=cid, action="create", at=now,
-                               detail={"account_no": data.account_no})
-        return cid
+        batch = Batch()
+        ref = self.create_into(batch, user, data, now)
+        return int((await self.db.write_batch(batch)).id_of(ref) or 0)
+
+    @staticmethod
+    def create_into(batch: Batch, user: User, data: CustomerData, now: datetime) -> Ref:
+        """`create` as a batch's writes (a form's 保存, with the form's close): the new
+        record's id. A 户号 the team registered meanwhile fails it (UNIQUE), all undone."""
+        ref = batch.insert(
+            f"INSERT INTO customers(team_id, {', '.join(_COLUMNS)}, created_by, created_at) "
+            f"VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?)",
+            (user.team_id, *_values(data), user.id, iso(now)))
+        batch.executemany("INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
+                          [(ref, c) for c in dict.fromkeys(data.categories)])
+        audit.record_into(batch, team_id=user.team_id, user_id=user.id, actor=user.name,
+                          entity=ENTITY, entity_id=ref, action="create", at=now,
+                          detail={"account_no": data.account_no})
+        return ref
 
     async def update(self, user: User, customer_id: int, data: CustomerData,
                      now: datetime) -> bool:

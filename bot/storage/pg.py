@@ -342,6 +342,8 @@ class PgDatabase(Backend):
                 except TimeoutError:
                     raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
             if row is not None:
+                for k, read in enumerate(batch.reads):
+                    read.value = row[f"v{k}"]
                 # an asyncpg Record iterates its values: the names are its keys()
                 return Played({int(k[1:]): int(row[k]) for k in row.keys()  # noqa: SIM118
                                if k.startswith("r")})

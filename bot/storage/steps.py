@@ -19,15 +19,22 @@ from bot.storage.conversations import Draft, draft_of
 from bot.storage.db import Backend, Row, from_iso
 from bot.storage.pending import PendingChoices
 from bot.storage.people import LATEST, user_of
+from bot.workcal import CalendarCache
 
 SEES_WHOLE_TEAM = "u.role IN ('lead', 'admin')"  # User.sees_whole_team, in SQL
 _MINE = "FROM areas a JOIN user_areas ua ON ua.area_id = a.id WHERE ua.user_id = u.id"
 _TEAM = "FROM areas a WHERE a.team_id = u.team_id"
+# The working-day calendar's version: every change to the overrides (taiqu-bot calendar, on
+# any instance) adds or deletes a row or sets its created_at to its time, so the count and
+# the latest created_at change with it. Read only with a form open: only a save needs it.
+CALENDAR_VERSION = ("(SELECT CAST(count(*) AS TEXT) || '/' || coalesce(max(created_at), '') "
+                    "FROM calendar_overrides)")
 
 
 @functools.cache
 def step_sql(json_rows: str) -> str:
     agg = f"SELECT {json_rows.format('a.id, a.team_id, a.name, a.kind')} {{rest}}"
+    overrides = f"SELECT {json_rows.format('day, kind, note')} FROM calendar_overrides"
     # Driven by the identity asked about, so a stranger's numbered choices are read too.
     return f"""
 SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS team_name,
@@ -42,7 +49,10 @@ SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS te
             THEN ({agg.format(rest=_TEAM)}) END AS team_areas,
        CASE WHEN c.user_id IS NULL
             THEN EXISTS (SELECT 1 FROM loose_media m WHERE m.user_id = u.id) END AS loose_media,
-       p.choices
+       p.choices,
+       CASE WHEN c.user_id IS NOT NULL THEN {CALENDAR_VERSION} END AS calendar_version,
+       CASE WHEN c.user_id IS NOT NULL AND {CALENDAR_VERSION} <> coalesce(CAST(? AS TEXT), '')
+            THEN ({overrides}) END AS calendar_rows
 FROM (SELECT CAST(? AS TEXT) AS channel, CAST(? AS TEXT) AS external_id) k
 LEFT JOIN identities i ON i.channel = k.channel AND i.external_id = k.external_id
 LEFT JOIN users u ON u.id = i.user_id AND u.active = 1
@@ -63,6 +73,9 @@ class StepRead:
     # When this identity was last used, if it is the one pushes go to (People.identities_of
     # gives it first); None: another one, or never.
     seen_at: datetime | None = None
+    # With a form open: the calendar overrides' version (their rows, when it was not the one
+    # held, went to bot.workcal.CalendarCache on the way).
+    calendar_version: str | None = None
 
 
 def _areas(text: str | None) -> list[Area] | None:
@@ -84,14 +97,17 @@ def _step(row: Row) -> StepRead:
     loose = row["loose_media"]
     return StepRead(user.id, user, draft, team if user.sees_whole_team else _areas(
         row["my_areas"]), team, None if loose is None else bool(loose),
-        from_iso(row["seen_at"]) if row["seen_at"] else None)
+        from_iso(row["seen_at"]) if row["seen_at"] else None, row["calendar_version"])
 
 
 async def read_step(db: Backend, pending: PendingChoices, channel: str,
                     external_id: str) -> StepRead:
     """One indexed read (on SQLite on the event loop, see Database.fetchone_point); the
-    identity's numbered choices, if any, are handed to `pending` on the way."""
-    row = await db.fetchone_point(step_sql(db.json_rows), (channel, external_id))
+    identity's numbered choices, if any, are handed to `pending` on the way, and the
+    calendar overrides, when they changed, to the database's CalendarCache."""
+    held = CalendarCache.of(db)
+    row = await db.fetchone_point(step_sql(db.json_rows), (held.version, channel, external_id))
     assert row is not None  # one row always: the identity asked about
     pending.prime(channel, external_id, row["choices"])
+    held.offer(row["calendar_version"], row["calendar_rows"])
     return _step(row)

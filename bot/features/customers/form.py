@@ -8,7 +8,7 @@ from bot import validators
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.features.worklog.form import area_choices, resolve_area, show_area
 from bot.forms import kinds
-from bot.forms.engine import FormEngine, FormSpec, Saved
+from bot.forms.engine import FormEngine, FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.kinds import parse_account_no, parse_phone, parse_text
 from bot.forms.matching import Choice
@@ -16,8 +16,9 @@ from bot.privacy import mask_phone
 from bot.router import feature_callback
 from bot.rules import categories, categories_in, measures
 from bot.services import Ctx
+from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
-from bot.storage.customers import Customer, CustomerData
+from bot.storage.customers import Customer, CustomerData, Customers
 
 # --- 户号 (the kind's rule, re-exported here with parse_phone and parse_text) ------------
 __all__ = ["parse_account_no", "parse_phone", "parse_text"]
@@ -145,32 +146,57 @@ def card_buttons(ctx: Ctx, customer_id: int) -> list[list[Button]]:
              Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]]
 
 
-async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
+async def checked_data(ctx: Ctx, values: dict[str, Any],
+                       meta: dict[str, Any]) -> CustomerData:
     areas = {str(a.id) for a in await ctx.areas()}
     # A manager may update a teammate's customer (the team's register) without moving it.
     if values.get("area") not in areas and values.get("area") != meta.get("area"):
         raise Invalid("form.worklog.area_gone")
-    data = data_of(values)
+    return data_of(values)
+
+
+async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
+    """An edit (a new record is `write`'s)."""
+    data = await checked_data(ctx, values, meta)
     customers = ctx.services.customers
+    cid = int(meta["edit_id"])
+    current = await customers.get(ctx.user, cid)
+    if current is not None and not current.active:  # deactivated while the form was open
+        raise Invalid("customer.readonly")
+    if not await customers.update(ctx.user, cid, data, ctx.now):
+        raise Invalid("customer.not_found")
+    return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
+                 card_buttons(ctx, cid), record_id=cid)
+
+
+async def write(ctx: Ctx, values: dict[str, Any], token: str,
+                meta: dict[str, Any]) -> Writing | None:
+    """A new record as writes, saved with the form's close in one round trip, after one
+    read: is the 户号 registered already (another manager may have meanwhile)? An edit is
+    `save`'s."""
     if meta.get("edit_id"):
-        cid = int(meta["edit_id"])
-        current = await customers.get(ctx.user, cid)
-        if current is not None and not current.active:  # deactivated while the form was open
-            raise Invalid("customer.readonly")
-        if not await customers.update(ctx.user, cid, data, ctx.now):
-            raise Invalid("customer.not_found")
-        return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
+        return None
+    data = await checked_data(ctx, values, meta)
+    await refuse_duplicate(ctx, data, token)
+    batch = Batch()
+    ref = Customers.create_into(batch, ctx.user, data, ctx.now)
+
+    async def saved(cid: int | None) -> Saved:
+        assert cid is not None
+        return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
                      card_buttons(ctx, cid), record_id=cid)
-    # Re-check at save: another manager may have registered the same 户号 meanwhile.
-    existing = await customers.by_account(ctx.user.team_id, data.account_no)
+
+    return Writing(batch, ref, saved)
+
+
+async def refuse_duplicate(ctx: Ctx, data: CustomerData, token: str) -> None:
+    """Re-check at save: another manager may have registered the same 户号 meanwhile."""
+    existing = await ctx.services.customers.by_account(ctx.user.team_id, data.account_no)
     if existing is not None:
         raise Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
                       area=existing.area_name,
                       buttons=[[Button(ctx.t("btn.open_existing"),
                                        callback(token, "dup_open", existing.id))]])
-    cid = await customers.create(ctx.user, data, ctx.now)
-    return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
-                 card_buttons(ctx, cid), record_id=cid)
 
 
 async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
@@ -216,6 +242,7 @@ CUSTOMER = FormSpec(
                     required=False, parse=parse_measures, show=show_measures),
     ),
     save=save,
+    write=write,
     quick={},
     actions={"dup_open": open_duplicate},
 )
