@@ -69,6 +69,7 @@ class WalSync:
                 for waiting in (batch, self._next):
                     if waiting is not None and not waiting.done():
                         waiting.set_exception(NotDurable("closed before the WAL was synced"))
+                self._next = None  # a later step starts a sync of its own, not this failure
                 raise
             else:
                 batch.set_result(None)
