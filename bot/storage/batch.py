@@ -159,6 +159,9 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     refs = {p.n for st in batch.statements for r in st.rows for p in r if isinstance(p, Ref)}
     refs |= {st.if_new.n for st in batch.statements if st.if_new is not None}
     refs |= {p.n for read in batch.reads for p in read.params if isinstance(p, Ref)}
+    # Every insert that gives an id returns it and is guarded, as play_sync does on SQLite:
+    # the caller may only read its id (Played.id_of), and a token saved before must show.
+    refs |= {n for n, st in enumerate(batch.statements) if st.gives_id}
     parts: list[str] = []
 
     def numbered_in(values: Iterator[Any]) -> Callable[[re.Match[str]], str]:
