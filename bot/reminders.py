@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from bot.config import Settings
 from bot.deadlines import ESCALATE, OVERDUE
@@ -189,7 +190,12 @@ async def open_items(ctx: Ctx, kinds: Iterable[ReminderKind]) -> list[TodoItem]:
     todos = [k.todo for k in kinds if k.todo is not None]
     declared = [td for td in todos if isinstance(td, TodoRead)]
     reads = [list(td.reads(ctx)) for td in declared]
-    results = iter(await ctx.services.db.fetch_many([r for rs in reads for r in rs]))
+    # A read two kinds declare alike (the working-day calendar) runs once and serves both.
+    unique: dict[tuple[str, tuple[Any, ...]], int] = {}
+    for sql, params in (r for rs in reads for r in rs):
+        unique.setdefault((sql, tuple(params)), len(unique))
+    fetched = await ctx.services.db.fetch_many(list(unique))
+    results = iter([fetched[unique[(sql, tuple(params))]] for rs in reads for sql, params in rs])
     rows = {id(td): [next(results) for _ in rs] for td, rs in zip(declared, reads, strict=True)}
     items: list[TodoItem] = []
     for td in todos:
