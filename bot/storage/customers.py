@@ -358,10 +358,7 @@ class Customers:
     async def visits_due(self, user: User, by: datetime) -> list[tuple[Customer, str]]:
         """Active customers due for a visit by `by`, with the names of their area's managers:
         a manager's own areas, the whole team for a lead or an admin (for /todo)."""
-        return visits_due_of(*[await self.db.fetchall(*r) for r in visits_due_reads(user, by)])
-
-    async def _area_managers(self, team_id: int) -> dict[int, str]:
-        return _managers_of(await self.db.fetchall(*_area_managers_read(team_id)))
+        return visits_due_of(*await self.db.fetch_many(visits_due_reads(user, by)))
 
     async def visit_counts(self, team_id: int, user_id: int | None, start: datetime,
                            end: datetime, now: datetime) -> list[VisitCounts]:
