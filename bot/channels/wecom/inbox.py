@@ -167,13 +167,15 @@ class InboxWorker:
         response code works once; a redelivered tap finds it spent, which is fine)."""
         if not tap.response_code:
             return
-        label = await self.store.card_label(tap.task_id, tap.from_user, tap.event_key)
-        locale = await self._locale(tap.from_user)
         try:
+            label = await self.store.card_label(tap.task_id, tap.from_user, tap.event_key)
+            locale = await self._locale(tap.from_user)
             await self.client.update_template_card(
                 [tap.from_user], tap.response_code,
                 replace_name=t(locale, "wecom.chosen", label=label or "…"))
         except WeComResponseCodeSpent:
             pass
-        except WeComAPIError as exc:  # cosmetic: the answer is already on its way
+        # Cosmetic, and the callback is already marked done with the person's next one
+        # claimed (store.answered): a failure here must not fail the callback.
+        except Exception as exc:
             log.info("WeCom card update for %s failed: %s", tap.from_user, exc)
