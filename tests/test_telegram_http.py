@@ -151,6 +151,27 @@ async def test_fields_are_form_encoded_and_files_go_as_multipart() -> None:
     assert fields2["document"] == ("工作汇总.csv", b"a,b\n1,2\n")  # as Telegram shows it
 
 
+async def test_the_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with PTB's httpx transport: a server that reaches Telegram through HTTPS_PROXY /
+    HTTP_PROXY keeps working."""
+    lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lines.append(await reader.readline())
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(proxy) as url:
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", url.split("/bot")[0])
+        async with started() as request:
+            answer = await request.do_request("http://api.telegram.invalid/bot1:x/getMe", "POST")
+    assert answer == (200, b"{}")
+    assert lines == [b"POST http://api.telegram.invalid/bot1:x/getMe HTTP/1.1\r\n"]
+
+
 async def test_a_request_before_initialize_or_after_shutdown_is_refused() -> None:
     request = AiohttpRequest()
     with pytest.raises(RuntimeError):

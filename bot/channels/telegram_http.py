@@ -68,9 +68,11 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             # Made here, not in __init__: a session belongs to the running event loop.
+            # trust_env: HTTP(S)_PROXY and NO_PROXY are honoured, as httpx honoured them (a
+            # server that reaches Telegram only through a proxy keeps working).
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._size, keepalive_timeout=KEEPALIVE_S),
-                headers={"User-Agent": self.USER_AGENT})
+                headers={"User-Agent": self.USER_AGENT}, trust_env=True)
 
     async def shutdown(self) -> None:
         if self._session is not None:
