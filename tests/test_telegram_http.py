@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from telegram import InputFile
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import RequestData
@@ -170,6 +178,46 @@ async def test_the_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPa
             answer = await request.do_request("http://api.telegram.invalid/bot1:x/getMe", "POST")
     assert answer == (200, b"{}")
     assert lines == [b"POST http://api.telegram.invalid/bot1:x/getMe HTTP/1.1\r\n"]
+
+
+def self_signed(tmp: Path) -> ssl.SSLContext:
+    """A server TLS context with a certificate for 127.0.0.1 that no CA signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    return context
+
+
+async def test_a_certificate_no_ca_signed_is_refused_before_anything_is_sent(
+        tmp_path: Path) -> None:
+    got: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.read(65536))
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=self_signed(tmp_path))
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with started() as request:
+            exc = await failure(request, f"https://127.0.0.1:{port}/bot1:x/getMe")
+    finally:
+        server.close()
+    assert isinstance(exc, NetworkError) and "Certificate" in str(exc)
+    assert not maybe_delivered(exc)
+    assert got == [] or got == [b""]  # the request itself never went
 
 
 async def test_a_request_before_initialize_or_after_shutdown_is_refused() -> None:

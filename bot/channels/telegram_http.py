@@ -13,9 +13,11 @@ library; this module only maps its arguments, timeouts and errors onto aiohttp's
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -68,11 +70,15 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             # Made here, not in __init__: a session belongs to the running event loop.
-            # trust_env: HTTP(S)_PROXY and NO_PROXY are honoured, as httpx honoured them (a
-            # server that reaches Telegram only through a proxy keeps working).
+            # As httpx did: Mozilla's CA bundle (certifi), not the system's, which a minimal
+            # server image may lack; HTTP(S)_PROXY and NO_PROXY honoured (trust_env), so a
+            # server that reaches Telegram only through a proxy keeps working.
+            tls = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._size, keepalive_timeout=KEEPALIVE_S),
-                headers={"User-Agent": self.USER_AGENT}, trust_env=True)
+                connector=aiohttp.TCPConnector(limit=self._size, keepalive_timeout=KEEPALIVE_S,
+                                               ssl=tls),
+                headers={"User-Agent": self.USER_AGENT}, trust_env=True,
+                cookie_jar=aiohttp.DummyCookieJar())  # the Bot API sets none
 
     async def shutdown(self) -> None:
         if self._session is not None:
