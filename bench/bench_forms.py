@@ -134,12 +134,17 @@ BOTS: dict[str, tuple[str, list[str]]] = {
     "echo": ("bare PTB echo (build_echo_app)", [PY, "-m", "bench.serve", "echo"]),
     "echo-limit": ("bare PTB echo + AIORateLimiter",
                    [PY, "-m", "bench.serve", "echo", "--rate-limiter"]),
+    # --same-transport: the echo bot on taiqu's Bot API transport (AiohttpRequest) instead of
+    # PTB's default httpx one, to tell the transport's share from the core's.
+    "echo-aiohttp": ("bare PTB echo on taiqu's transport (AiohttpRequest)",
+                     [PY, "-m", "bench.serve", "echo", "--aiohttp"]),
     # --baseline DIR: the same as taiqu-nolimit, from another checkout (e.g. `git archive`
     # of main), so that before and after are measured side by side in one run.
     "taiqu-baseline": ("taiqu at the --baseline checkout, rate_limiter=False",
                        [PY, "-m", "bench.serve", "taiqu", "--no-rate-limiter"]),
 }
 BASELINE: Path | None = None  # --baseline
+SAME_TRANSPORT = False  # --same-transport
 
 
 class BotProcess:
@@ -580,15 +585,17 @@ def load_table(pools: list[Pooled]) -> str:
 
 def ratio_table(pools: dict[tuple[str, int], Pooled], users: list[int]) -> str:
     rows = []
-    for n, bot in ((n, b) for n in users for b in ("taiqu-nolimit", "taiqu-baseline")):
-        ours, echo = pools.get((bot, n)), pools.get(("echo", n))
+    compared = (("taiqu-nolimit", "echo", ""), ("taiqu-baseline", "echo", " (baseline)"),
+                ("taiqu-nolimit", "echo-aiohttp", " (vs echo-aiohttp)"))
+    for n, bot, ref, note in ((n, *p) for n in users for p in compared):
+        ours, echo = pools.get((bot, n)), pools.get((ref, n))
         if ours is None or echo is None:
             continue
         r50, r99 = ours.p(0.5) / echo.p(0.5), ours.p(0.99) / echo.p(0.99)
         pairs = list(zip(ours.runs, echo.runs, strict=False))  # the same round, back to back
         per_round = ", ".join(f"{pct(a.all_samples, 0.5) / pct(b.all_samples, 0.5):.2f}"
                               for a, b in pairs)
-        rows.append([f"{n}{' (baseline)' if bot == 'taiqu-baseline' else ''}",
+        rows.append([f"{n}{note}",
                      f"{ms(ours.p(0.5))} / {ms(echo.p(0.5))}",
                      f"{r50:.2f}x " + ("ok" if r50 <= 1.5 else "**missed**"), per_round,
                      f"{ms(ours.p(0.99))} / {ms(echo.p(0.99))}",
@@ -636,7 +643,8 @@ def plan(users: list[int], quick: bool) -> list[tuple[str, int, int]]:
         return 20 if n == 1 else 4 if n <= 50 else 2
 
     steps: list[tuple[str, int, int]] = []
-    ours = ["taiqu-nolimit", *(["taiqu-baseline"] if BASELINE is not None else [])]
+    ours = ["taiqu-nolimit", *(["taiqu-baseline"] if BASELINE is not None else []),
+            *(["echo-aiohttp"] if SAME_TRANSPORT else [])]
     for n in users:
         f = forms(n, False)
         steps += [("echo", n, f), *((b, n, f) for b in ours)]
@@ -727,7 +735,8 @@ def render(results: dict[str, Any]) -> str:
                "arrives (no think time).")
     pools: dict[tuple[str, int], Pooled] = results["pools"]
     users = results["users"]
-    unlimited = [pools[(b, n)] for b in ("echo", "taiqu-nolimit", "taiqu-baseline")
+    unlimited = [pools[(b, n)] for b in ("echo", "echo-aiohttp", "taiqu-nolimit",
+                                         "taiqu-baseline")
                  for n in users if (b, n) in pools]
     limited = [pools[(b, n)] for b in ("echo-limit", "taiqu") for n in users if (b, n) in pools]
     out.append("\n### Per-step latency and throughput, no rate limiter\n")
@@ -812,12 +821,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--load-only", action="store_true",
                    help="only the load runs (no start-up, imports or idle memory)")
+    p.add_argument("--same-transport", action="store_true",
+                   help="also run the echo bot on taiqu's Bot API transport (echo-aiohttp)")
     p.add_argument("--baseline", type=Path,
                    help="also run taiqu from this checkout (e.g. `git archive main`), side "
                         "by side with this one: before and after in one run")
     args = p.parse_args(argv)
-    global BASELINE
+    global BASELINE, SAME_TRANSPORT
     BASELINE = args.baseline.resolve() if args.baseline else None
+    SAME_TRANSPORT = args.same_transport
     if args.settle is None:
         args.settle = 1.5 if args.quick else 3.0
     results = asyncio.run(main_async(args))

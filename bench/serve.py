@@ -1,7 +1,7 @@
 """Bot processes for the benchmark, each run as its own subprocess against the fake Bot API.
 
     python -m bench.serve taiqu [--no-rate-limiter]   # the product: exactly `taiqu-bot run`
-    python -m bench.serve echo [--rate-limiter]       # tests.fakebotapi.build_echo_app
+    python -m bench.serve echo [--rate-limiter] [--aiohttp]  # tests.fakebotapi.build_echo_app
 
 Configuration comes from the environment like the product's (TAIQU_TELEGRAM_TOKEN,
 TAIQU_TELEGRAM_BASE_URL, TAIQU_TELEGRAM_BASE_FILE_URL, TAIQU_DB_PATH). SIGTERM stops cleanly.
@@ -39,16 +39,19 @@ def _taiqu(rate_limiter: bool) -> int:
         profiler.dump_stats(profile_to)
 
 
-async def _echo(rate_limiter: bool) -> int:
+async def _echo(rate_limiter: bool, aiohttp: bool) -> int:
     from telegram.ext import AIORateLimiter
 
+    from bot.channels.telegram_http import AiohttpRequest
     from tests.fakebotapi import build_echo_app, run_polling
 
     urls = SimpleNamespace(base_url=os.environ["TAIQU_TELEGRAM_BASE_URL"],
                            base_file_url=os.environ["TAIQU_TELEGRAM_BASE_FILE_URL"])
     limiter = AIORateLimiter(max_retries=5) if rate_limiter else None
+    # As PTB's ApplicationBuilder sizes its default requests: 256 connections, 1 for polling.
+    requests = (AiohttpRequest(256), AiohttpRequest(1)) if aiohttp else None
     app = build_echo_app(urls, os.environ["TAIQU_TELEGRAM_TOKEN"],  # type: ignore[arg-type]
-                         rate_limiter=limiter)
+                         rate_limiter=limiter, requests=requests)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,10 +66,12 @@ def main() -> int:
     p.add_argument("kind", choices=["taiqu", "echo"])
     p.add_argument("--rate-limiter", dest="rate_limiter", action="store_true", default=None)
     p.add_argument("--no-rate-limiter", dest="rate_limiter", action="store_false")
+    p.add_argument("--aiohttp", action="store_true",
+                   help="echo: on taiqu's Bot API transport instead of PTB's default")
     args = p.parse_args()
     if args.kind == "taiqu":
         return _taiqu(args.rate_limiter is not False)
-    return asyncio.run(_echo(bool(args.rate_limiter)))
+    return asyncio.run(_echo(bool(args.rate_limiter), args.aiohttp))
 
 
 if __name__ == "__main__":

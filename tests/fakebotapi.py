@@ -39,6 +39,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import BaseRequest
 
 __all__ = [
     "BOT_FIRST_NAME",
@@ -1442,8 +1443,10 @@ def build_echo_app(
     token: str = DEFAULT_TOKEN,
     *,
     rate_limiter: BaseRateLimiter[Any] | None = None,
+    requests: tuple[BaseRequest, BaseRequest] | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """Bare PTB echo bot against the fake (benchmark baseline)."""
+    """Bare PTB echo bot against the fake (benchmark baseline); `requests` (the bot's, then
+    getUpdates') replace PTB's default HTTP transport."""
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -1455,6 +1458,8 @@ def build_echo_app(
     )
     if rate_limiter is not None:
         builder = builder.rate_limiter(rate_limiter)
+    if requests is not None:
+        builder = builder.request(requests[0]).get_updates_request(requests[1])
     app = builder.build()
     app.add_handler(MessageHandler(filters.TEXT, echo))
     return app

@@ -107,6 +107,7 @@ def test_step_ratios_per_user_count_against_the_echo_bot() -> None:
     forms = {"runs": [{"bot": "echo", "users": 1, "p50_s": 0.0015},
                       {"bot": "taiqu-nolimit", "users": 1, "p50_s": 0.00222},
                       {"bot": "echo", "users": 50, "p50_s": 0.0698},
+                      {"bot": "echo-aiohttp", "users": 50, "p50_s": 0.05},
                       {"bot": "taiqu-nolimit", "users": 50, "p50_s": 0.1435},
                       {"bot": "taiqu", "users": 50, "p50_s": 9.0},  # rate-limited: not judged
                       {"bot": "taiqu-nolimit", "users": 200, "p50_s": 0.5}]}
@@ -116,6 +117,8 @@ def test_step_ratios_per_user_count_against_the_echo_bot() -> None:
                                  "steps-pg": outcome("p", pools)})
     assert verdicts(goals) == [MET, MISSED, NOT_MEASURED, MET]
     assert goals[0].measured == "2.2 ms = 1.48x" and goals[0].baseline == "echo 1.5 ms"
+    # The echo bot on taiqu's own transport is shown beside, not judged.
+    assert goals[1].baseline == "echo 69.8 ms; echo on taiqu's transport 50.0 ms (2.87x)"
     assert "PostgreSQL" in goals[3].goal
 
 

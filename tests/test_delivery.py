@@ -11,12 +11,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
-from telegram.error import NetworkError, TimedOut
 
 import bot.services
-from bot.channels.telegram import TelegramChannel, maybe_delivered
+from bot.channels.telegram import TelegramChannel
 from bot.cli import _run
 from bot.clock import FakeClock
 from bot.config import ROOT, Settings
@@ -177,18 +175,3 @@ async def test_a_lost_answer_is_not_repeated_at_once_and_the_repeat_says_so(
     await service.scan_once()
     assert len(zhang.sent) - before == 2
 
-
-def test_which_faults_may_have_delivered_the_message() -> None:
-    def caused(exc: Exception, cause: Exception) -> Exception:
-        exc.__cause__ = cause
-        return exc
-
-    request = httpx.Request("POST", "http://127.0.0.1/bot1:x/sendMessage")
-    assert maybe_delivered(caused(TimedOut(), httpx.ReadTimeout("read", request=request)))
-    assert maybe_delivered(caused(NetworkError("x"), httpx.RemoteProtocolError("disconnected")))
-    assert maybe_delivered(caused(NetworkError("x"), httpx.ReadError("reset")))
-    # Not sent at all, or answered with an error: safe to send again at once.
-    assert not maybe_delivered(caused(TimedOut(), httpx.ConnectTimeout("connect")))
-    assert not maybe_delivered(caused(TimedOut(), httpx.PoolTimeout("pool")))
-    assert not maybe_delivered(caused(NetworkError("x"), httpx.ConnectError("refused")))
-    assert not maybe_delivered(NetworkError("Bad Gateway"))

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -37,10 +36,10 @@ from telegram.ext import (
     ExtBot,
     TypeHandler,
 )
-from telegram.request import HTTPXRequest
 
 from bot.assistant import Assistant
 from bot.channel import ChannelCaps, FileTooLarge, FileUnavailable, ReceivedFile
+from bot.channels.telegram_http import AiohttpRequest, maybe_delivered
 from bot.channels.telegram_webhook import (
     ALLOWED_UPDATES,
     TelegramInbox,
@@ -117,7 +116,7 @@ def redacted(value: Any, key: str = "") -> Any:
     return value  # ints (update/user/chat/message ids, dates), bools, None
 
 
-class ScreenedUpdates(HTTPXRequest):
+class ScreenedUpdates(AiohttpRequest):
     """The getUpdates connection, and its screen: each update is parsed on its own, once.
 
     Why: Bot.get_updates parses the whole batch at once (Update.de_list); one update it cannot
@@ -311,25 +310,11 @@ def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[In
 # Updates of different users handled at once. Not fewer: an update waiting for its user's
 # earlier one (an album of photos) holds a slot, and 8 made the 50/200-user p50 worse.
 CONCURRENT_UPDATES = 32
-# Connections to the Bot API. httpcore walks every pooled connection (and, for each idle one,
-# all of them again) on each request's start and end: 40 (CONCURRENT_UPDATES + 8) held ~25 on
-# average at 50 users and cost ~18 % of the bot's CPU; 16 hold ~12 (BENCHMARKS.md). 16 still
-# carry the token's 28 sends a second at 0.5 s a round trip; a request that finds them all busy
-# waits for one (POOL_WAIT) rather than failing after PTB's 1 s.
+# Connections to the Bot API: 16 carry the token's 28 sends a second at 0.5 s a round trip; a
+# request that finds them all busy waits for one (POOL_WAIT) rather than failing after PTB's 1 s.
 CONNECTIONS = 16
 POOL_WAIT = 10.0
 NETWORK_RETRIES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries on a 5xx / timeout
-
-
-# Transport faults before the request left: Telegram cannot have seen it.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-def maybe_delivered(exc: TelegramError) -> bool:
-    """True when the request may have reached Telegram but the answer was lost (read timeout,
-    connection reset after writing). An HTTP error answer (502 ...) means it was not done."""
-    cause = exc.__cause__
-    return isinstance(cause, httpx.TransportError) and not isinstance(cause, _NOT_SENT)
 
 
 async def _with_retries(send: Callable[[], Awaitable[Any]], *,
@@ -456,8 +441,7 @@ class TelegramChannel:
             ScreenedUpdates(self._dead_letter, connection_pool_size=1),
             token=settings.telegram_token, base_url=settings.telegram_base_url,
             base_file_url=settings.telegram_base_file_url, rate_limiter=limiter,
-            request=HTTPXRequest(connection_pool_size=CONNECTIONS,
-                                 pool_timeout=POOL_WAIT))
+            request=AiohttpRequest(CONNECTIONS, pool_timeout=POOL_WAIT))
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder().bot(self.bot)
             .concurrent_updates(PerUserInOrder(CONCURRENT_UPDATES))
