@@ -7,6 +7,7 @@ deadline, escalation to the lead who gave it, /todo, `任务` (/tasks) and the w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 from datetime import datetime
@@ -174,7 +175,7 @@ async def parse_deadline(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[
 # --- the task form ------------------------------------------------------------------------
 async def area_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(str(a.id), a.name)
-            for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+            for a in sorted(await ctx.team_areas(), key=lambda a: a.id)]  # the step's read
 
 
 async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
@@ -363,15 +364,20 @@ def is_assignee(ctx: Ctx, rec: Task) -> bool:
 
 
 async def accept(ctx: Ctx, rec: Task) -> Outcome:
+    """One write (guarded: a second tap changes nothing); the card from the task as read
+    and what was written, not read back."""
     if not is_assignee(ctx, rec):
         return await TASKS.card(ctx, rec.id)
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {"status": "accepted", "accepted_at": iso(ctx.now),
-                                               "updated_at": iso(ctx.now)}, "status = 'open'")
-    if not done:
+    accepted = {"status": "accepted", "accepted_at": iso(ctx.now), "updated_at": iso(ctx.now)}
+    batch = Batch()
+    done = batch.update(f"UPDATE tasks SET {', '.join(f'{k} = ?' for k in accepted)} "
+                        "WHERE id = ? AND status = 'open'", (*accepted.values(), rec.id), rec.id)
+    if not (await ctx.services.db.write_batch(batch)).changed(done):
         return await TASKS.card(ctx, rec.id)
     out = Outcome(toast=ctx.t("task.accepted_toast"))
-    card = await TASKS.card(ctx, rec.id, ctx.t("task.accepted", item=title(ctx, rec)))
+    card = await render_card(ctx, dataclasses.replace(rec, status="accepted",
+                                                      accepted_at=ctx.now),
+                             ctx.t("task.accepted", item=title(ctx, rec)))
     out.replies += card.replies
     return out
 
