@@ -12,8 +12,8 @@ from bot.assistant import Assistant
 from bot.models import Role
 from bot.reminders import ReminderService
 from bot.services import Services
-from bot.storage.batch import Batch, Played, Ref
 from tests.conftest import Chat, FakeNotifier, make_user
+from tests.test_save_one_transaction import closing_fails
 from tests.tg_harness import L
 
 pytestmark = pytest.mark.both_backends
@@ -89,14 +89,7 @@ async def test_a_save_that_fails_writes_nothing_and_the_form_stays_open(
     chat, written = await form(*team, service, notifier)
     before = await count(services, written)
     finish = services.conversations.finish
-
-    async def closing_fails(draft: Any, record_id: int | None, now: Any,
-                            batch: Batch | None = None, record: Ref | None = None) -> Played:
-        batch = batch if batch is not None else Batch()
-        batch.execute("INSERT INTO no_such_table(x) VALUES (?)", (1,))  # the last write fails
-        return await finish(draft, record_id, now, batch, record)
-
-    monkeypatch.setattr(services.conversations, "finish", closing_fails)
+    monkeypatch.setattr(services.conversations, "finish", closing_fails(finish))
     await chat.press("保存" if form is not note_save else "确认")
     assert L("form.save_failed") in chat.text, chat.text
     assert await count(services, written) == before
