@@ -193,14 +193,14 @@ async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
     """One task per assignee with its push and deadline ladder, saved with the form's close
     in one round trip. One read before it: the team's managers now (全班, and who left) and
     whether each is in quiet hours."""
-    due = value_time(values["due"])
-    check_ahead(ctx, due)
     managers = await ctx.services.db.fetchall(
         *recipients_read(ctx, TEAM_MANAGERS, (ctx.user.team_id,)))
     urgent = push_now(managers)
     ids = assignee_ids(values["assignees"], list(urgent))
     if not ids:
         raise Invalid("task.nobody")
+    due = value_time(values["due"])
+    check_ahead(ctx, due)
     rules = ruleset(ctx.services)
     soon = working_hours_before(due, float(task_rules()["remind_before_working_hours"]),
                                 await step_calendar(ctx), rules.working_hours)
