@@ -61,6 +61,23 @@ def in_quiet(local: datetime, start: time, end: time) -> bool:
     return t >= start or t < end  # overnight, e.g. 21:00-07:30
 
 
+def in_quiet_sql(settings: Settings, person: str, local: datetime,
+                 params: tuple[Any, ...] = ()) -> tuple[str, tuple[Any, ...]]:
+    """in_quiet(local, *quiet_window(person)) as a SQL value (1 or 0) and its parameters, for
+    a read or a write of the same round trip as the rest of a step (issue #12): `person` the
+    SQL of the user's id, with `params`. Times compare as text: stored and set as 'HH:MM'."""
+    sql = ("(SELECT CASE WHEN q.off <> 0 THEN 0 WHEN q.qs <= q.qe THEN "
+           "CASE WHEN q.qs <= q.t AND q.t < q.qe THEN 1 ELSE 0 END "
+           "WHEN q.t >= q.qs OR q.t < q.qe THEN 1 ELSE 0 END FROM (SELECT "
+           "coalesce(s.quiet_off, 0) AS off, CASE WHEN s.quiet_start <> '' AND "
+           "s.quiet_end <> '' THEN s.quiet_start ELSE CAST(? AS TEXT) END AS qs, "
+           "CASE WHEN s.quiet_start <> '' AND s.quiet_end <> '' THEN s.quiet_end "
+           "ELSE CAST(? AS TEXT) END AS qe, CAST(? AS TEXT) AS t FROM (SELECT 1 AS one) o "
+           f"LEFT JOIN user_settings s ON s.user_id = {person}) q)")
+    start, end = settings.quiet_hours.split("-")
+    return sql, (start, end, local.time().isoformat(), *params)
+
+
 def next_at(local: datetime, at: time) -> datetime:
     """The next local moment at clock time `at` (today if still ahead, else tomorrow)."""
     candidate = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)

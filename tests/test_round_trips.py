@@ -25,8 +25,9 @@ from bot.services import Ctx, Services
 from bot.storage import steps
 from bot.storage.steps import StepRead
 from bot.workcal import add_override
-from tests.conftest import Chat, make_user
+from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
+from tests.test_plans import add_customer as add_plan_customer
 from tests.test_todo_lists import add_customer, medical_arrears_notice_served, register_complaint
 from tests.tg_harness import L, TgUser, body, register, texts, worklog_rows
 
@@ -407,3 +408,165 @@ async def test_a_calendar_changed_meanwhile_counts_in_the_next_save(
         await add_override(services.db, today + timedelta(days=n), "holiday", None,
                            services.clock.now())
     assert await save_complaint() > before
+
+
+# --- tasks, notes and plans (issue #12) ----------------------------------------------------
+# Their saves and the taps that change a record are one write (FormSpec.write, or a Batch):
+# the record, its pushes and ladder and the form's close in one transaction. Before: 5 to 28
+# round trips a step. Pinned at 3 where one read comes before the write: the task or
+# message acted on (its lead or sender, whether they are in quiet hours: whom to push to and
+# how), the team's managers or leads now (全班, who left), or the plan's view (its items,
+# what ticks them, the calendar, its leads): a change is checked against it and the card
+# worded from it with the change applied. 接受 reads the task's questions for its card (4);
+# drafting a plan reads last month's and the visits due, and reads the new plan back for
+# its items' ids (6, once a month).
+class Steps:
+    """Each step's round trips, every one over its most reported at once."""
+
+    def __init__(self, services: Services, most: dict[str, int]) -> None:
+        self.services, self.most, self.trips = services, most, {}
+
+    async def __call__(self, name: str, act: Any) -> Any:
+        out, self.trips[name] = await counted(self.services, act)
+        return out
+
+    def check(self) -> None:
+        assert set(self.trips) == set(self.most)
+        over = {k: (v, self.most[k]) for k, v in self.trips.items() if v > self.most[k]}
+        assert not over, f"round trips (counted, most): {over}"
+
+
+def button_of(reply: Any, label: str) -> str:
+    return next(b.data for row in reply.buttons for b in row if label in b.label)
+
+
+TASK_MOST = {"派任务 sentence": 3, "task 保存": 3, "接受": 4, "question typed": 2,
+             "question 保存": 3, "answer typed": 2, "answer 保存": 3, "result typed": 2,
+             "done 保存": 3, "上报 sentence": 2, "上报 保存": 3, "reply 保存": 3}
+
+
+async def test_each_step_of_a_task_is_counted(services: Services, assistant: Assistant,
+                                              service: ReminderService,
+                                              notifier: FakeNotifier) -> None:
+    await make_user(services, "张三")
+    await make_user(services, "李四")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    lead, zhang = Chat(assistant, "test", "王班长"), Chat(assistant, "test", "张三")
+    await lead.say("你好")
+    await zhang.say("你好")
+    step = Steps(services, TASK_MOST)
+    await step("派任务 sentence", lambda: lead.say("派任务 张三 明天下班前 核对5号台区电话"))
+    await step("task 保存", lambda: lead.press("保存"))
+    assert "已派任务给 张三" in lead.text, lead.text
+    await service.scan_once()
+    push = notifier.last("张三")
+    await step("接受", lambda: zhang.tap(button_of(push, "接受")))
+    assert "已接受任务 #1" in zhang.text
+    await zhang.tap(button_of(push, "提问"))
+    await step("question typed", lambda: zhang.say("特殊客户名单用哪一版？"))
+    await step("question 保存", lambda: zhang.press("保存"))
+    assert "问题已发给 王班长" in zhang.text
+    await service.scan_once()
+    await lead.tap(button_of(notifier.last("王班长"), "回复"))
+    await step("answer typed", lambda: lead.say("用11月的"))
+    await step("answer 保存", lambda: lead.press("保存"))
+    assert "已回复 张三" in lead.text
+    await zhang.tap(button_of(push, "完成"))
+    await step("result typed", lambda: zhang.say("已核对12户"))
+    await zhang.press("跳过")
+    await step("done 保存", lambda: zhang.press("保存"))
+    assert "已完成，已告诉 王班长" in zhang.text, zhang.text
+    await step("上报 sentence", lambda: zhang.say("上报 3号台区变压器声音异常"))
+    await step("上报 保存", lambda: zhang.press("保存"))
+    assert "王班长" in zhang.text, zhang.text
+    await service.scan_once()
+    await lead.tap(button_of(notifier.last("王班长"), "回复"))
+    await lead.say("明天去看")
+    await step("reply 保存", lambda: lead.press("保存"))
+    assert "已回复 张三" in lead.text
+    step.check()
+
+
+NOTE_MOST = {"sentence": 2, "确认": 2, "我的提醒": 2, "取消": 2, "完成": 2}
+
+
+async def test_each_step_of_a_free_reminder_makes_at_most_two_round_trips(
+        services: Services, assistant: Assistant) -> None:
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("/start")
+    step = Steps(services, NOTE_MOST)
+    await step("sentence", lambda: zhang.say("明天8点提醒我抄表"))
+    await step("确认", lambda: zhang.press("确认"))
+    assert "提醒你：抄表" in zhang.text
+    await zhang.say("明天9点提醒我交报表")
+    await zhang.press("确认")
+    await step("我的提醒", lambda: zhang.say("我的提醒"))
+    assert "交报表" in zhang.text
+    await step("取消", lambda: zhang.tap("-|notes.cancel|2"))
+    await step("完成", lambda: zhang.tap("-|notes.done|1"))
+    assert "抄表" in zhang.text
+    step.check()
+
+
+PLAN_MOST = {"本月计划 drafted": 6, "本月计划": 2, "加 12号": 3, "改 6 15号": 3, "✖": 3,
+             "撤销删除": 3, "提交给班长": 3, "return typed": 2, "return 保存": 3, "通过": 3,
+             "✅": 3, "说明": 3, "提交完成情况": 3, "grade": 2, "evaluation typed": 2,
+             "evaluation 保存": 3}
+
+
+async def test_each_step_of_a_months_plan_is_counted(
+        services: Services, assistant: Assistant, clock: FakeClock,
+        service: ReminderService, notifier: FakeNotifier) -> None:
+    manager = await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    await add_plan_customer(services, manager, "李奶奶", "5500012345")
+    zhang, lead = Chat(assistant, "test", "张三"), Chat(assistant, "test", "王班长")
+    at(clock, 2026, 12, 1, 10, 0)
+    await service.scan_once()
+    await zhang.say("你好")
+    await lead.say("你好")
+    step = Steps(services, PLAN_MOST)
+    await step("本月计划 drafted", lambda: zhang.say("本月计划"))
+    await step("本月计划", lambda: zhang.say("本月计划"))
+    await step("加 12号", lambda: zhang.say("加 12号 抄表核对"))
+    assert "已添加：抄表核对（12月12日）" in zhang.text
+    await step("改 6 15号", lambda: zhang.say("改 6 15号"))
+    assert "已修改第 6 项" in zhang.text and "6. ⬜ 抄表核对 · 12月15日" in zhang.text
+    await step("✖", lambda: zhang.press("✖6"))
+    assert "已删除：抄表核对" in zhang.text
+    await step("撤销删除", lambda: zhang.press("撤销删除"))
+    assert "6. ⬜ 抄表核对 · 12月15日" in zhang.text
+    await step("提交给班长", lambda: zhang.press("提交给班长"))
+    assert "已提交给 王班长" in zhang.text
+    await service.scan_once()
+    await lead.tap(button_of(notifier.last("王班长"), "退回"))
+    await step("return typed", lambda: lead.say("少了线损核查"))
+    await step("return 保存", lambda: lead.press("保存"))
+    assert "已退回" in lead.text
+    await zhang.say("本月计划")
+    await zhang.press("提交给班长")
+    await service.scan_once()
+    await step("通过", lambda: lead.tap(button_of(notifier.last("王班长"), "通过")))
+    assert "已通过" in lead.text
+    await zhang.say("本月计划")
+    await step("✅", lambda: zhang.press("✅6"))
+    assert "6. ✅ 抄表核对" in zhang.text
+    at(clock, 2026, 12, 31, 8, 59)
+    await service.scan_once()
+    at(clock, 2026, 12, 31, 9, 0)
+    await zhang.say("本月计划")
+    await zhang.press("提交完成情况")
+    await step("说明", lambda: zhang.say("说明 2 台风天停电抢修"))
+    assert "（说明：台风天停电抢修）" in zhang.text
+    await step("提交完成情况", lambda: zhang.press("提交完成情况"))
+    assert "已提交完成情况" in zhang.text
+    await service.scan_once()
+    await service.scan_once()
+    reported = [r for w, r in notifier.sent if w == "王班长" and "请考核" in r.text][-1]
+    await lead.tap(button_of(reported, "考核"))
+    await step("grade", lambda: lead.press("良好"))
+    await step("evaluation typed", lambda: lead.say("走访到位"))
+    await step("evaluation 保存", lambda: lead.press("保存"))
+    assert "已考核" in lead.text
+    step.check()

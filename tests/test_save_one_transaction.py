@@ -23,6 +23,16 @@ async def fill(zhang: Chat) -> None:
         await zhang.say(text)
 
 
+def closing_fails(finish: Any) -> Any:
+    """Conversations.finish with one more write, which fails: the last of the save's."""
+    async def finish_failing(draft: Any, record_id: int | None, now: Any,
+                             batch: Batch | None = None, record: Ref | None = None) -> Played:
+        batch = batch if batch is not None else Batch()
+        batch.execute("INSERT INTO no_such_table(x) VALUES (?)", (1,))
+        return await finish(draft, record_id, now, batch, record)
+    return finish_failing
+
+
 async def test_a_save_that_fails_writes_nothing_and_the_form_stays_open(
         services: Services, assistant: Assistant, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, the entry was committed first and the form closed in a second transaction:
@@ -32,14 +42,7 @@ async def test_a_save_that_fails_writes_nothing_and_the_form_stays_open(
     zhang = Chat(assistant, "test", "张三")
     await fill(zhang)
     finish = services.conversations.finish
-
-    async def closing_fails(draft: Any, record_id: int | None, now: Any,
-                            batch: Batch | None = None, record: Ref | None = None) -> Played:
-        batch = batch if batch is not None else Batch()
-        batch.execute("INSERT INTO no_such_table(x) VALUES (?)", (1,))  # the last write fails
-        return await finish(draft, record_id, now, batch, record)
-
-    monkeypatch.setattr(services.conversations, "finish", closing_fails)
+    monkeypatch.setattr(services.conversations, "finish", closing_fails(finish))
     await zhang.press("保存")
     assert L("form.save_failed") in zhang.text
     assert await worklog_rows(services) == []

@@ -18,7 +18,7 @@ from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
-from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Batch, Declined, Ref
 from bot.storage.conversations import Draft, FormState
 from bot.storage.db import from_iso, iso
 from bot.textutil import normalize_input
@@ -57,7 +57,9 @@ class Writing:
     from the record's id and what the form holds, without reading the record back."""
 
     batch: Batch
-    record: Ref | None  # the record the batch inserts (or finds, saved before: its token)
+    # The record the batch inserts (or finds, saved before: its token); or the id of the one
+    # it changes (a task marked done), remembered for a second 保存 press as a save's is.
+    record: Ref | int | None
     saved: Callable[[int | None], Awaitable[Saved]]
 
 
@@ -761,7 +763,7 @@ class FormEngine:
                 saved = await spec.save(ctx, st.values, draft.token, st.meta)
             else:
                 raise TypeError(f"form {spec.name}: its write declined and it has no save")
-        except Invalid as exc:
+        except (Invalid, Declined) as exc:  # Declined: the batch's guard wrote nothing
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
         except Exception:
             # Keep the draft: the user can press save again; nothing confirmed is lost.

@@ -15,6 +15,13 @@ transaction, as many round trips as statements), since their order would be unpr
 For the same reason the rows of one `executemany` get their ids in no set order there: rows
 whose order matters carry it (a position column), or are one statement (Reminders.plan_into).
 
+An UPDATE of one known row may stand for it as a Ref too (`update`): set only when it
+changed the row (its guard held, e.g. the status the user saw), so that `if_new` statements
+follow a change and never a second tap's; or the whole batch is declined (`Declined`, nothing
+written) when it changed nothing. A statement marked `apart` writes rows no other statement
+of the batch writes or reads (cancelling one record's pending reminders while another
+subject's are planned): PostgreSQL may then run it in the one statement with the others.
+
 A batch may end with reads of one value each (`read`: e.g. whether the team has a lead to
 hand a record just saved to, for the saved card's buttons), in the same round trip. On
 PostgreSQL they too may see the database as before the batch: read only what it does not
@@ -35,6 +42,16 @@ _TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w
                      re.IGNORECASE)
 
 
+class Declined(Exception):
+    """A batch whose guarded `update` changed nothing (its row no longer as the user saw
+    it): nothing of it was written. `key` and `kwargs` say why, as a locale key."""
+
+    def __init__(self, key: str, **kwargs: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.kwargs = kwargs
+
+
 @dataclass(frozen=True)
 class Ref:
     """The id of the row statement `n` of a batch inserts (or finds, see `existing`)."""
@@ -52,6 +69,9 @@ class Statement:
     # nothing (SQL and parameters of a one-column read).
     existing: tuple[str, tuple[Any, ...]] | None = None
     if_new: Ref | None = None  # skipped unless this Ref's row was inserted by the batch
+    known_id: int | None = None  # an `update`'s row: its id, when the update changed it
+    declined: tuple[str, tuple[tuple[str, Any], ...]] | None = None  # an `update`'s refusal
+    apart: bool = False  # writes rows no other statement of the batch touches
 
     @property
     def table(self) -> str:
@@ -91,9 +111,21 @@ class Batch:
             if existing else None, if_new=if_new))
         return Ref(len(self.statements) - 1)
 
+    def update(self, sql: str, params: Sequence[Any], rid: int, *,
+               declined: str | None = None, **why: Any) -> Ref:
+        """An UPDATE of the one row `rid` (guarded in its WHERE): a Ref that is set, and
+        makes `if_new` statements run, only when it changed the row. With `declined` (a
+        locale key) a batch whose update changed nothing raises Declined(declined, **why)
+        and writes nothing."""
+        self.statements.append(Statement(
+            sql, (tuple(params),), gives_id=True, known_id=rid,
+            declined=(declined, tuple(why.items())) if declined else None))
+        return Ref(len(self.statements) - 1)
+
     def execute(self, sql: str, params: Sequence[Any] = (), *,
-                if_new: Ref | None = None) -> None:
-        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new))
+                if_new: Ref | None = None, apart: bool = False) -> None:
+        """One statement; `apart`: it writes rows no other statement here writes or reads."""
+        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new, apart=apart))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *,
                     if_new: Ref | None = None) -> None:
@@ -102,8 +134,9 @@ class Batch:
                                              if_new=if_new))
 
     def one_table_each(self) -> bool:
-        """No table written by two statements (PostgreSQL may then run it as one)."""
-        tables = [s.table for s in self.statements]
+        """No table written by two statements (PostgreSQL may then run it as one), those
+        `apart` aside."""
+        tables = [s.table for s in self.statements if not s.apart]
         return len(tables) == len(set(tables))
 
 
@@ -112,6 +145,10 @@ class Played(dict[int, int]):
 
     def id_of(self, ref: Ref | int | None) -> int | None:
         return self[ref.n] if isinstance(ref, Ref) else ref
+
+    def changed(self, ref: Ref) -> bool:
+        """Whether an `update` changed its row (or an insert found or made one)."""
+        return ref.n in self
 
 
 def _resolve(row: tuple[Any, ...], ids: Played) -> tuple[Any, ...]:
@@ -134,10 +171,12 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
         if not st.gives_id:
             continue
         if rowcount > 0:
-            ids[n] = int(rowid)
+            ids[n] = st.known_id if st.known_id is not None else int(rowid)
             new.add(n)
         elif st.existing is not None:
             ids[n] = int((yield ("id", st.existing[0], _resolve(st.existing[1], ids))))
+        elif st.declined is not None:
+            raise Declined(st.declined[0], **dict(st.declined[1]))
     for read in batch.reads:
         read.value = yield ("id", read.sql, _resolve(read.params, ids))
     return ids

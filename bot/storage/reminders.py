@@ -34,6 +34,17 @@ class PlannedRung:
 
 
 @dataclass(frozen=True)
+class PlannedFor:
+    """A rung planned for one person (`Reminders.plan_rows_into`): `key_tail` ends its
+    dedupe key after `subject:id` (default `:kind:person`, as `plan` keys it)."""
+
+    user_id: int
+    rung: PlannedRung
+    key_tail: str = ""
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Reminder:
     id: int
     team_id: int
@@ -56,6 +67,8 @@ def _reminder(r: Row) -> Reminder:
                     (r["last_error"] or "").startswith(MAYBE_SENT))
 
 
+_CANCEL = ("UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
+           "AND state = 'pending' AND kind LIKE ?")
 # Due, pending, not claimed by a live scan: urgent = ?, due_at <= ?, claim ended before ?.
 _DUE = ("state IN ('pending', 'sending') AND state = 'pending' AND urgent = ? AND due_at <= ? "
         "AND (claimed_until IS NULL OR claimed_until <= ?)")
@@ -122,11 +135,41 @@ class Reminders:
              for user_id, kind, due_at, key_end in people], if_new=subject_id)
 
     @staticmethod
+    def plan_rows_into(batch: Batch, rows: Sequence[PlannedFor], *, team_id: int, subject: str,
+                       subject_id: Ref | int, now: datetime, if_new: Ref | None = None) -> None:
+        """`plan` for each row (a person, their rung, the end of its key after
+        `subject:id`), in a batch: one statement, its rows in this order (`plan` one by
+        one would number them so; on PostgreSQL separate rows of one statement would not)."""
+        if not rows:
+            return
+        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS user_id, ? AS kind, "
+                 "? AS due_at, CAST(? AS INTEGER) AS urgent, ? AS tail, ? AS detail")
+        union = " UNION ALL ".join([first, *["SELECT ?, ?, ?, ?, ?, ?, ?"] * (len(rows) - 1)])
+        batch.execute(
+            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
+            "urgent, dedupe_key, detail, created_at) "
+            "SELECT CAST(? AS INTEGER), r.user_id, ?, CAST(? AS INTEGER), r.kind, r.due_at, "
+            "r.urgent, ? || ':' || CAST(CAST(? AS INTEGER) AS TEXT) || r.tail, r.detail, ? "
+            f"FROM ({union}) AS r WHERE 1 = 1 ORDER BY r.n ON CONFLICT DO NOTHING",
+            (team_id, subject, subject_id, subject, subject_id, iso(now),
+             *(v for n, p in enumerate(rows)
+               for v in (n, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
+                         p.key_tail or f":{p.rung.kind}:{p.user_id}",
+                         json.dumps(p.detail or {}, ensure_ascii=False)))),
+            if_new=if_new)
+
+    @staticmethod
     async def cancel(tx: Tx, subject: str, subject_id: int, kind_prefix: str = "") -> None:
         """Drop the pending reminders of a record (all, or those whose kind starts so)."""
-        await tx.execute(
-            "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
-            "AND state = 'pending' AND kind LIKE ?", (subject, subject_id, kind_prefix + "%"))
+        await tx.execute(_CANCEL, (subject, subject_id, kind_prefix + "%"))
+
+    @staticmethod
+    def cancel_into(batch: Batch, subject: str, subject_id: int, kind_prefix: str = "", *,
+                    if_new: Ref | None = None) -> None:
+        """`cancel` in a batch (only if `if_new`'s row changed, when given). Apart: another
+        subject's reminders may be planned in the same statement on PostgreSQL."""
+        batch.execute(_CANCEL, (subject, subject_id, kind_prefix + "%"), if_new=if_new,
+                      apart=True)
 
     @staticmethod
     async def release_waiting(tx: Tx, user_id: int, when: datetime,

@@ -12,13 +12,14 @@ from bot.events import Button, Outcome, Reply, callback
 from bot.features.notes import store
 from bot.features.notes.sentence import Request, is_list_request, read_request
 from bot.features.worklog.form import parse_text
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
-from bot.reminders import in_quiet, quiet_window
+from bot.reminders import in_quiet_sql
 from bot.router import ReminderKind, Router, TodoItem, TodoRead, stale_reply
 from bot.rules import default_hours
 from bot.services import Ctx
+from bot.storage.batch import Batch
 from bot.storage.db import Read, Row, from_iso, iso
 from bot.storage.reminders import Reminder
 from bot.timeparse import ParsedTime, format_time, leading_time, parse_time
@@ -117,20 +118,30 @@ def summary_buttons(ctx: Ctx, token: str) -> list[list[Button]]:
              Button(ctx.t("btn.cancel"), callback(token, "cancel"))]]
 
 
-async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
+async def write(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Writing:
+    """The reminder and its push, saved with the form's close in one round trip; whether it
+    falls in quiet hours (for the reply) read with them."""
     at = from_iso(values["when"]["at"])
     _check_ahead(ctx, at)  # confirmed only after that moment had passed: ask again
     urgent = values.get("urgent") == "yes"
-    rid = await store.add(ctx.services.db, ctx.user, values["what"], at, urgent, ctx.now, token)
-    lines = [ctx.t("notes.saved", when=format_time(at.astimezone(ctx.tz), ctx.locale),
-                   what=values["what"])]
-    window = await quiet_window(ctx.services, ctx.user.id)
-    if urgent:
-        lines.append(ctx.t("notes.saved_urgent"))
-    elif window and in_quiet(at.astimezone(ctx.tz), *window):
-        lines.append(ctx.t("notes.saved_quiet"))
-    return Saved("\n".join(lines), [[Button(ctx.t("btn.notes_list"), router.callback("list"))]],
-                 record_id=rid)
+    batch = Batch()
+    rid = store.add_into(batch, ctx.user, values["what"], at, urgent, ctx.now, token)
+    in_quiet, params = in_quiet_sql(ctx.services.settings, "?", at.astimezone(ctx.tz),
+                                    (ctx.user.id,))
+    quiet = None if urgent else batch.read(f"SELECT {in_quiet}", params)
+
+    async def saved(rid: int | None) -> Saved:
+        lines = [ctx.t("notes.saved", when=format_time(at.astimezone(ctx.tz), ctx.locale),
+                       what=values["what"])]
+        if urgent:
+            lines.append(ctx.t("notes.saved_urgent"))
+        elif quiet is not None and quiet.value:
+            lines.append(ctx.t("notes.saved_quiet"))
+        return Saved("\n".join(lines),
+                     [[Button(ctx.t("btn.notes_list"), router.callback("list"))]],
+                     record_id=rid)
+
+    return Writing(batch, rid, saved)
 
 
 async def not_urgent_unless_said(ctx: Ctx, draft: Draft) -> Reply | None:
@@ -149,7 +160,8 @@ FREE_REMINDER = router.form(FormSpec(
         Field("urgent", "field.notes_urgent", "form.notes.urgent", Kind.CHOICE,
               choices=urgency_choices, show=show_urgency),
     ),
-    save=save, quick={"notes_hour": in_an_hour, "notes_tomorrow": tomorrow_morning},
+    save=None, write=write,
+    quick={"notes_hour": in_an_hour, "notes_tomorrow": tomorrow_morning},
     on_open=not_urgent_unless_said, summary_buttons=summary_buttons))
 
 
@@ -201,11 +213,12 @@ def _when(ctx: Ctx, r: store.FreeReminder) -> str:
 
 
 async def show_list(ctx: Ctx) -> Outcome:
-    db = ctx.services.db
-    shown = await store.open_ones(db, ctx.user.id, limit=LISTED)
+    listed, count = await ctx.services.db.fetch_many([  # one round trip
+        store.open_ones_read(ctx.user.id, limit=LISTED), store.count_open_read(ctx.user.id)])
+    shown = store.reminders_of(listed)
     if not shown:
         return Outcome().add(ctx.t("notes.list_none"))
-    lines = [ctx.t("notes.list_title", count=await store.count_open(db, ctx.user.id))]
+    lines = [ctx.t("notes.list_title", count=store.count_in(count))]
     buttons = []
     for i, r in enumerate(shown, 1):
         mark = ctx.t("notes.urgent_mark") if r.urgent else ""
@@ -218,10 +231,10 @@ async def show_list(ctx: Ctx) -> Outcome:
 async def _close(ctx: Ctx, arg: str, state: str) -> Outcome:
     if not arg.isdigit():
         return stale_reply(ctx)
-    r = await store.get(ctx.services.db, ctx.user.id, int(arg))
-    if r is None or not await store.close(ctx.services.db, ctx.user.id, r.id, state, ctx.now):
+    what = await store.close(ctx.services.db, ctx.user.id, int(arg), state, ctx.now)
+    if what is None:
         return Outcome(toast=ctx.t("notes.gone_toast")).add(ctx.t("notes.gone"))
-    return Outcome(toast=ctx.t(f"notes.{state}_toast")).add(ctx.t(f"notes.{state}", what=r.what))
+    return Outcome(toast=ctx.t(f"notes.{state}_toast")).add(ctx.t(f"notes.{state}", what=what))
 
 
 @router.button("done")

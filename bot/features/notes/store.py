@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import User
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, from_iso, iso
-from bot.storage.reminders import Reminders
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminders
 
 SUBJECT = "free_reminder"
 OPEN, DONE, CANCELLED = "open", "done", "cancelled"
@@ -32,16 +33,22 @@ def _row(r: Row) -> FreeReminder:
 async def add(db: Database, user: User, what: str, at: datetime, urgent: bool, now: datetime,
               token: str) -> int:
     """Save it and plan its push; a second save of the same form returns the first id."""
-    async with db.tx() as tx:
-        await tx.execute(
-            "INSERT INTO free_reminders(team_id, user_id, what, remind_at, urgent, created_at, "
-            "form_token) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (form_token) DO NOTHING",
-            (user.team_id, user.id, what, iso(at), int(urgent), iso(now), token))
-        row = await tx.fetchone("SELECT id FROM free_reminders WHERE form_token = ?", (token,))
-        assert row is not None
-        rid = int(row[0])
-        await Reminders.plan(tx, team_id=user.team_id, user_id=user.id, subject=SUBJECT,
-                             subject_id=rid, kind="due", due_at=at, now=now, urgent=urgent)
+    batch = Batch()
+    rid = add_into(batch, user, what, at, urgent, now, token)
+    return int((await db.write_batch(batch)).id_of(rid) or 0)
+
+
+def add_into(batch: Batch, user: User, what: str, at: datetime, urgent: bool, now: datetime,
+             token: str) -> Ref:
+    """`add` as a batch's writes (the form's 确认, with its close: one round trip)."""
+    rid = batch.insert(
+        "INSERT INTO free_reminders(team_id, user_id, what, remind_at, urgent, created_at, "
+        "form_token) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (form_token) DO NOTHING",
+        (user.team_id, user.id, what, iso(at), int(urgent), iso(now), token),
+        existing=("SELECT id FROM free_reminders WHERE form_token = ?", (token,)))
+    Reminders.plan_rows_into(batch, [PlannedFor(user.id, PlannedRung("due", at, urgent, False))],
+                             team_id=user.team_id, subject=SUBJECT, subject_id=rid, now=now,
+                             if_new=rid)
     return rid
 
 
@@ -70,20 +77,26 @@ def reminders_of(rows: list[Row]) -> list[FreeReminder]:
 
 
 async def count_open(db: Database, user_id: int) -> int:
-    row = await db.fetchone("SELECT count(*) FROM free_reminders WHERE user_id = ? AND state = ?",
-                            (user_id, OPEN))
-    return int(row[0]) if row else 0
+    return count_in(await db.fetchall(*count_open_read(user_id)))
 
 
-async def close(db: Database, user_id: int, rid: int, state: str, now: datetime) -> bool:
-    """完成 or 取消 one's own open reminder; its pending push (or snooze) goes with it.
-    False when it is not open (pressed twice, or someone else's id)."""
-    async with db.tx() as tx:
-        await tx.execute(
-            "UPDATE free_reminders SET state = ?, closed_at = ? WHERE id = ? AND user_id = ? "
-            "AND state = ?", (state, iso(now), rid, user_id, OPEN))
-        if not tx.rowcount:  # (not SQLite's changes(): the same on PostgreSQL)
-            return False
-        # A row held for the digest stays: it renders as nothing once the reminder is closed.
-        await Reminders.cancel(tx, SUBJECT, rid)
-    return True
+def count_open_read(user_id: int) -> Read:
+    return "SELECT count(*) FROM free_reminders WHERE user_id = ? AND state = ?", (user_id, OPEN)
+
+
+def count_in(rows: list[Row]) -> int:
+    return int(rows[0][0]) if rows else 0
+
+
+async def close(db: Database, user_id: int, rid: int, state: str, now: datetime) -> str | None:
+    """完成 or 取消 one's own open reminder; its pending push (or snooze) goes with it, in
+    one round trip. What it was, or None when it is not open (pressed twice, or someone
+    else's id). A row held for the digest stays: it renders as nothing once closed."""
+    batch = Batch()
+    closed = batch.update(
+        "UPDATE free_reminders SET state = ?, closed_at = ? WHERE id = ? AND user_id = ? "
+        "AND state = ?", (state, iso(now), rid, user_id, OPEN), rid)
+    Reminders.cancel_into(batch, SUBJECT, rid, if_new=closed)
+    what = batch.read("SELECT (SELECT what FROM free_reminders WHERE id = ? AND user_id = ?)",
+                      (rid, user_id))  # one row, whoever's id it is
+    return str(what.value) if (await db.write_batch(batch)).changed(closed) else None

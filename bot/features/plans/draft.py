@@ -12,13 +12,16 @@ from bot.features.plans.store import (
     Month,
     NewItem,
     Plan,
-    items_of,
+    View,
     last_working_day,
     plan_rules,
+    read_view,
 )
 from bot.records.common import calendar
 from bot.services import Ctx
-from bot.storage.reminders import Reminders
+from bot.storage.batch import Batch
+from bot.storage.db import Read, Row
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminders
 from bot.workcal import WorkCalendar
 
 
@@ -31,14 +34,13 @@ def first_day(ctx: Ctx, month: Month) -> date:
     return min(max(ctx.local_now.date(), month.first), month.last)
 
 
-async def carried_items(ctx: Ctx, month: Month) -> list[NewItem]:
+def carried_items(ctx: Ctx, month: Month, last: View) -> list[NewItem]:
     """Last month's unfinished items, planned again from today (marked 结转)."""
-    last = await store.plan_of(ctx.services.db, ctx.user.id, month.prev())
-    if last is None:
+    if last.plan is None:
         return []
     day = first_day(ctx, month)
     return [NewItem(it.kind, day, it.area_id, it.customer_id, it.body, carried=True)
-            for it in await items_of(ctx.services.db, last, ctx.tz) if it.done_at is None]
+            for it in last.items if it.done_at is None]
 
 
 async def visit_items(ctx: Ctx, month: Month, skip: set[int]) -> list[NewItem]:
@@ -53,44 +55,51 @@ async def visit_items(ctx: Ctx, month: Month, skip: set[int]) -> list[NewItem]:
     return out
 
 
-async def patrol_items(ctx: Ctx, month: Month) -> list[NewItem]:
+async def patrol_items(ctx: Ctx, month: Month, cal: WorkCalendar) -> list[NewItem]:
     n = int(plan_rules()["patrols_per_area"])
-    cal = await calendar(ctx.services)
     # A plan drafted mid-month plans no patrol for a day already gone: from today on.
     days = [max(d, first_day(ctx, month)) for d in store.spread(cal, month, n)]
     return [NewItem("patrol", d, a.id) for a in await ctx.areas() for d in days]
 
 
-async def draft_items(ctx: Ctx, month: Month) -> list[NewItem]:
-    carried = await carried_items(ctx, month)
+async def draft_items(ctx: Ctx, month: Month, last: View, cal: WorkCalendar) -> list[NewItem]:
+    carried = carried_items(ctx, month, last)
     visits = await visit_items(ctx, month, {c.customer_id for c in carried
                                             if c.customer_id is not None})
-    patrols = await patrol_items(ctx, month)
+    patrols = await patrol_items(ctx, month, cal)
     return sorted([*carried, *visits, *patrols], key=lambda i: (not i.carried, i.due_on))
 
 
-async def result_reminder_at(ctx: Ctx, month: Month) -> datetime:
-    cal = await calendar(ctx.services)
+def result_reminder_at(ctx: Ctx, month: Month, cal: WorkCalendar) -> datetime:
     at = time.fromisoformat(str(plan_rules()["result_reminder_time"]))
     return datetime.combine(last_working_day(cal, month), at, tzinfo=ctx.tz)
 
 
-async def draft_plan(ctx: Ctx, month: Month) -> Plan:
-    """This month's plan of mine, drafted now if I have none (with its month-end reminder)."""
-    db = ctx.services.db
-    plan = await store.plan_of(db, ctx.user.id, month)
-    if plan is not None:
-        return plan
-    pid = await store.create_plan(db, ctx.user.team_id, ctx.user.id, month,
-                                  await draft_items(ctx, month), ctx.now)
-    due = max(await result_reminder_at(ctx, month), ctx.now)
-    async with db.tx() as tx:
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=ctx.user.id,
-                             subject=SUBJECT, subject_id=pid, kind="result", due_at=due,
+async def my_view(ctx: Ctx, month: Month, *more: Read) -> tuple[View, list[list[Row]]]:
+    """My plan of `month` as its card shows it (and the rows of `more`): one round trip."""
+    return await read_view(ctx.services.db, ctx.user.id, ctx.user.team_id, month, ctx.tz,
+                           *more)
+
+
+async def draft_plan(ctx: Ctx, month: Month, view: View) -> View:
+    """This month's plan of mine (`view`, as read), drafted now if I have none: last month's
+    plan (one read), the visits due (one), then the plan, its items and its month-end
+    reminder in one write, and the new plan's view (one read: the items' ids)."""
+    if view.plan is not None:
+        return view
+    last, _ = await my_view(ctx, month.prev())
+    batch = Batch()
+    pid = store.create_plan_into(batch, ctx.user.team_id, ctx.user.id, month,
+                                 await draft_items(ctx, month, last, view.cal), ctx.now)
+    due = max(result_reminder_at(ctx, month, view.cal), ctx.now)
+    Reminders.plan_rows_into(batch, [PlannedFor(ctx.user.id, PlannedRung("result", due, False,
+                                                                         False))],
+                             team_id=ctx.user.team_id, subject=SUBJECT, subject_id=pid,
                              now=ctx.now)
-    plan = await store.load_plan(db, pid)
-    assert plan is not None
-    return plan
+    await ctx.services.db.write_batch(batch)
+    drafted, _ = await my_view(ctx, month)
+    assert drafted.plan is not None
+    return drafted
 
 
 async def result_due(ctx: Ctx, plan: Plan) -> bool:

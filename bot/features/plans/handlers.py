@@ -14,12 +14,13 @@ log edited or deleted later is reflected at once, and nothing is kept twice."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.events import Button, Outcome, Reply
 from bot.features.plans import store
-from bot.features.plans.draft import draft_plan, result_due, result_due_by, this_month
+from bot.features.plans.draft import draft_plan, my_view, result_due, result_due_by, this_month
 from bot.features.plans.report import plans_report
 from bot.features.plans.store import (
     SUBJECT,
@@ -27,6 +28,7 @@ from bot.features.plans.store import (
     Month,
     NewItem,
     Plan,
+    View,
     grades,
     items_of,
     last_working_day,
@@ -40,15 +42,15 @@ from bot.features.plans.words import (
     month_label,
     status_label,
 )
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.kinds import parse_text
 from bot.forms.matching import Choice
-from bot.records.common import calendar
 from bot.router import ReminderKind, Router, TodoItem, TodoRead
 from bot.services import Ctx
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Read, Row, iso
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import find_time
 from bot.workcal import WorkCalendar
@@ -72,11 +74,41 @@ router.request_patterns += [_SHOW, _SHOW_LAST]
 
 # --- who may see and act --------------------------------------------------------------------
 async def visible_plan(ctx: Ctx, plan_id: int) -> Plan | None:
+    return seen(ctx, await store.load_plan(ctx.services.db, plan_id))
+
+
+def seen(ctx: Ctx, plan: Plan | None) -> Plan | None:
     """A plan its manager, and the leads of its team, may see; nobody in another team."""
-    plan = await store.load_plan(ctx.services.db, plan_id)
     if plan is None or plan.team_id != ctx.user.team_id:
         return None
     return plan if ctx.user.sees_whole_team or plan.user_id == ctx.user.id else None
+
+
+async def plan_and_view(ctx: Ctx, plan_id: int) -> tuple[Plan, View] | None:
+    """A plan the user may see, by id, and its view: one round trip when it is this month's
+    plan of mine (the usual tap), two otherwise."""
+    view, (rows,) = await my_view(ctx, this_month(ctx), store.plan_read(plan_id))
+    plan = seen(ctx, store.plan_in(rows))
+    if plan is None:
+        return None
+    if view.plan is None or view.plan.id != plan.id:
+        view, _ = await store.read_view(ctx.services.db, plan.user_id, plan.team_id,
+                                        plan.month, ctx.tz)
+    return plan, replace(view, plan=plan)
+
+
+async def my_item(ctx: Ctx, arg: str) -> tuple[Item, View] | None:
+    """An item of a plan of mine (removed or not) and its plan's view: one round trip when
+    it is in this month's plan (the usual tap), two otherwise."""
+    if not arg.isdigit():
+        return None
+    view, (rows,) = await my_view(ctx, this_month(ctx), store.item_read(int(arg)))
+    if not rows or int(rows[0]["plan_user"]) != ctx.user.id:
+        return None
+    it = store.items_in(rows)[0]
+    if view.plan is None or view.plan.id != it.plan_id:
+        view, _ = await my_view(ctx, Month.parse(str(rows[0]["plan_month"])))
+    return (it, view) if view.plan is not None else None
 
 
 def is_owner(ctx: Ctx, plan: Plan) -> bool:
@@ -100,7 +132,16 @@ def number_buttons(prefix: str, pairs: list[tuple[int, int]], action: str) -> li
 
 
 async def card(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
-    items = await items_of(ctx.services.db, plan, ctx.tz)
+    view, _ = await store.read_view(ctx.services.db, plan.user_id, plan.team_id, plan.month,
+                                    ctx.tz)
+    return card_of(ctx, replace(view, plan=view.plan or plan), heading)
+
+
+def card_of(ctx: Ctx, view: View, heading: str = "") -> Reply:
+    """The plan's card from its view (read once, changes applied to it: nothing read back)."""
+    plan = view.plan
+    assert plan is not None
+    items = view.items
     lines = [heading] if heading else []
     lines.append(ctx.t("plan.card_title", name=plan.owner, month=month_label(ctx, plan.month),
                        status=status_label(ctx, plan)))
@@ -114,7 +155,7 @@ async def card(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
                            text=plan.evaluation or "", who=plan.evaluator or ""))
     buttons: list[list[Button]] = []
     if is_owner(ctx, plan):
-        buttons = await owner_buttons(ctx, plan, items)
+        buttons = owner_buttons(ctx, plan, items, view.cal)
         if plan.editable:
             lines.append(ctx.t("plan.edit_hint"))
     elif is_lead_of(ctx, plan):
@@ -122,7 +163,8 @@ async def card(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
     return Reply("\n".join(lines), buttons)
 
 
-async def owner_buttons(ctx: Ctx, plan: Plan, items: list[Item]) -> list[list[Button]]:
+def owner_buttons(ctx: Ctx, plan: Plan, items: list[Item],
+                  cal: WorkCalendar) -> list[list[Button]]:
     rows: list[list[Button]] = []
     numbered = list(enumerate(items, 1))
     if plan.editable:
@@ -132,7 +174,7 @@ async def owner_buttons(ctx: Ctx, plan: Plan, items: list[Item]) -> list[list[Bu
     elif not plan.closed:
         rows += number_buttons("✅", [(n, it.id) for n, it in numbered
                                       if it.kind == "free" and not it.done_at], "tick")
-    if await result_due(ctx, plan):
+    if result_due_by(ctx, plan, cal):
         rows.append([Button(ctx.t("btn.plan_result"), router.callback("res", plan.id))])
     return rows
 
@@ -154,15 +196,13 @@ def open_button(ctx: Ctx, plan: Plan, label_key: str = "btn.plan_open") -> Butto
 async def show_mine(ctx: Ctx, month: Month) -> Outcome:
     if ctx.user.sees_whole_team:
         return await team_overview(ctx, month)
+    view, _ = await my_view(ctx, month)
     if month == this_month(ctx):
-        existed = await store.plan_of(ctx.services.db, ctx.user.id, month) is not None
-        plan = await draft_plan(ctx, month)
-        heading = "" if existed else ctx.t("plan.drafted")
-        return Outcome(replies=[await card(ctx, plan, heading)])
-    plan = await store.plan_of(ctx.services.db, ctx.user.id, month)
-    if plan is None:
+        heading = "" if view.plan is not None else ctx.t("plan.drafted")
+        return Outcome(replies=[card_of(ctx, await draft_plan(ctx, month, view), heading)])
+    if view.plan is None:
         return Outcome().add(ctx.t("plan.none_for", month=month_label(ctx, month)))
-    return Outcome(replies=[await card(ctx, plan)])
+    return Outcome(replies=[card_of(ctx, view)])
 
 
 async def team_overview(ctx: Ctx, month: Month) -> Outcome:
@@ -254,166 +294,184 @@ def read_day(ctx: Ctx, text: str, month: Month) -> tuple[date | None, str]:
     return day, text.replace(found.phrase, " ", 1).strip()
 
 
-async def editable_plan(ctx: Ctx) -> Plan | Outcome:
+async def editable_view(ctx: Ctx) -> View | Outcome:
     """This month's plan of mine to change (drafted if there is none), or why not."""
-    plan = await draft_plan(ctx, this_month(ctx))
-    if not plan.editable:
-        return Outcome().add(ctx.t("plan.not_editable", status=status_label(ctx, plan)),
-                             [[open_button(ctx, plan, "btn.plan_view")]])
-    return plan
+    month = this_month(ctx)
+    view = await draft_plan(ctx, month, (await my_view(ctx, month))[0])
+    assert view.plan is not None
+    if not view.plan.editable:
+        return Outcome().add(ctx.t("plan.not_editable", status=status_label(ctx, view.plan)),
+                             [[open_button(ctx, view.plan, "btn.plan_view")]])
+    return view
 
 
-async def refused(ctx: Ctx, exc: Invalid, plan: Plan) -> Outcome:
+def refused(ctx: Ctx, exc: Invalid, view: View) -> Outcome:
     """What was wrong, above the plan as it stands (with its buttons): nothing is lost."""
-    return Outcome(replies=[await card(ctx, plan, "⚠️ " + ctx.t(exc.key, **exc.kwargs))])
+    return Outcome(replies=[card_of(ctx, view, "⚠️ " + ctx.t(exc.key, **exc.kwargs))])
 
 
 async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
-    plan = await editable_plan(ctx)
-    if isinstance(plan, Outcome):
-        return plan
+    """加 …: the plan's view (one read), the item (one write); the card from both."""
+    view = await editable_view(ctx)
+    if isinstance(view, Outcome):
+        return view
+    plan = view.plan
+    assert plan is not None
     try:
         day, body = read_day(ctx, (m.group(1) or m.group(2) or "").strip(), plan.month)
         body = await parse_text(body, ctx) if body else ""
         if not body:
             raise Invalid("plan.add_what")
     except Invalid as exc:
-        return await refused(ctx, exc, plan)
-    cal = await calendar(ctx.services)
-    due = day or last_working_day(cal, plan.month)
-    async with ctx.services.db.tx() as tx:
-        await store.add_item(tx, plan.id, NewItem("free", due, body=body), ctx.now)
-    return Outcome(replies=[await card(ctx, plan, ctx.t(
+        return refused(ctx, exc, view)
+    due = day or last_working_day(view.cal, plan.month)
+    batch = Batch()
+    ref = store.add_item_into(batch, plan.id, NewItem("free", due, body=body), ctx.now)
+    rid = (await ctx.services.db.write_batch(batch)).id_of(ref)
+    last = max((it.position for it in view.raw), default=0)
+    added = Item(rid or 0, plan.id, "free", None, None, None, None, body, due, False, None,
+                 None, None, position=last + 1)
+    return Outcome(replies=[card_of(ctx, view.with_raw([*view.raw, added]), ctx.t(
         "plan.added", item=body, day=day_label(ctx, due)))])
 
 
-async def numbered(ctx: Ctx, plan: Plan, n: int) -> Item | None:
-    items = await store.raw_items(ctx.services.db, plan.id)
-    return items[n - 1] if 1 <= n <= len(items) else None
+def numbered(view: View, n: int) -> Item | None:
+    return view.raw[n - 1] if 1 <= n <= len(view.raw) else None
 
 
-async def no_such_number(ctx: Ctx, plan: Plan, n: int) -> Outcome:
-    count = len(await store.raw_items(ctx.services.db, plan.id))
-    return await refused(ctx, Invalid("plan.no_number", n=n, count=count), plan)
+def no_such_number(ctx: Ctx, view: View, n: int) -> Outcome:
+    return refused(ctx, Invalid("plan.no_number", n=n, count=len(view.raw)), view)
+
+
+def changed(view: View, item_id: int, **values: Any) -> View:
+    """The view with one item changed as it was just written."""
+    return view.with_raw([replace(it, **values) if it.id == item_id else it
+                          for it in view.raw])
 
 
 async def edit_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
-    plan = await editable_plan(ctx)
-    if isinstance(plan, Outcome):
-        return plan
-    it = await numbered(ctx, plan, int(m.group(1)))
+    view = await editable_view(ctx)
+    if isinstance(view, Outcome):
+        return view
+    assert view.plan is not None
+    it = numbered(view, int(m.group(1)))
     if it is None:
-        return await no_such_number(ctx, plan, int(m.group(1)))
+        return no_such_number(ctx, view, int(m.group(1)))
     try:
-        day, body = read_day(ctx, m.group(2).strip(), plan.month)
+        day, body = read_day(ctx, m.group(2).strip(), view.plan.month)
         if body and it.kind != "free":
             raise Invalid("plan.edit_day_only")
         body = await parse_text(body, ctx) if body else ""
         if day is None and not body:
             raise Invalid("plan.edit_what", n=m.group(1))
     except Invalid as exc:
-        return await refused(ctx, exc, plan)
-    await store.set_item(ctx.services.db, it.id, due_on=(day or it.due_on).isoformat(),
-                         body=body or it.body)
-    return Outcome(replies=[await card(ctx, plan, ctx.t("plan.changed", n=m.group(1)))])
+        return refused(ctx, exc, view)
+    due_on, body = day or it.due_on, body or it.body
+    await store.set_item(ctx.services.db, it.id, due_on=due_on.isoformat(), body=body)
+    return Outcome(replies=[card_of(ctx, changed(view, it.id, due_on=due_on, body=body),
+                                    ctx.t("plan.changed", n=m.group(1)))])
 
 
-async def remove_item(ctx: Ctx, item_id: int) -> Outcome:
-    found = await store.item_plan(ctx.services.db, item_id)
-    if found is None or found[1].user_id != ctx.user.id:
-        return not_found(ctx)
-    it, plan = found
+async def remove_item(ctx: Ctx, it: Item, view: View) -> Outcome:
+    plan = view.plan
+    assert plan is not None
     if not plan.editable:
         return Outcome(toast=ctx.t("plan.not_editable", status=status_label(ctx, plan)))
     if it.removed:  # a second tap
-        return Outcome(toast=ctx.t("plan.removed_toast"), replies=[await card(ctx, plan)])
-    words = labels(ctx, await store.raw_items(ctx.services.db, plan.id)).get(it.id, it.body)
+        return Outcome(toast=ctx.t("plan.removed_toast"), replies=[card_of(ctx, view)])
+    words = labels(ctx, view.raw).get(it.id, it.body)
     await store.set_item(ctx.services.db, it.id, removed=1)
-    reply = await card(ctx, plan, ctx.t("plan.removed", item=words))
+    reply = card_of(ctx, changed(view, it.id, removed=True), ctx.t("plan.removed", item=words))
     reply.buttons.insert(0, [Button(ctx.t("btn.plan_undo"), router.callback("undo", it.id))])
     return Outcome(toast=ctx.t("plan.removed_toast"), replies=[reply])
 
 
 async def remove_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
-    plan = await editable_plan(ctx)
-    if isinstance(plan, Outcome):
-        return plan
-    it = await numbered(ctx, plan, int(m.group(1)))
+    view = await editable_view(ctx)
+    if isinstance(view, Outcome):
+        return view
+    it = numbered(view, int(m.group(1)))
     if it is None:
-        return await no_such_number(ctx, plan, int(m.group(1)))
-    return await remove_item(ctx, it.id)
+        return no_such_number(ctx, view, int(m.group(1)))
+    return await remove_item(ctx, it, view)
 
 
 @router.button("rm")
 async def remove_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    return await remove_item(ctx, int(arg)) if arg.isdigit() else not_found(ctx)
+    found = await my_item(ctx, arg)
+    return await remove_item(ctx, *found) if found else not_found(ctx)
 
 
 @router.button("undo")
 async def undo_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    found = await store.item_plan(ctx.services.db, int(arg)) if arg.isdigit() else None
-    if found is None or found[1].user_id != ctx.user.id:
+    found = await my_item(ctx, arg)
+    if found is None:
         return not_found(ctx)
-    it, plan = found
-    if not plan.editable:
-        return Outcome(toast=ctx.t("plan.not_editable", status=status_label(ctx, plan)))
+    it, view = found
+    assert view.plan is not None
+    if not view.plan.editable:
+        return Outcome(toast=ctx.t("plan.not_editable", status=status_label(ctx, view.plan)))
     await store.set_item(ctx.services.db, it.id, removed=0)
-    return Outcome(toast=ctx.t("plan.restored"), replies=[await card(ctx, plan)])
+    back = view.with_raw([*(x for x in view.raw if x.id != it.id), replace(it, removed=False)])
+    return Outcome(toast=ctx.t("plan.restored"), replies=[card_of(ctx, back)])
 
 
 @router.button("tick")
 async def tick_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     """✅ on a free item: done now (a visit or patrol is ticked by the work log)."""
-    found = await store.item_plan(ctx.services.db, int(arg)) if arg.isdigit() else None
-    if found is None or found[1].user_id != ctx.user.id:
+    found = await my_item(ctx, arg)
+    if found is None:
         return not_found(ctx)
-    it, plan = found
-    if it.kind != "free" or it.removed or plan.closed:
+    it, view = found
+    assert view.plan is not None
+    if it.kind != "free" or it.removed or view.plan.closed:
         return not_found(ctx)
     if it.ticked_at is None:
         await ctx.services.db.execute(
             "UPDATE plan_items SET ticked_at = ? WHERE id = ? AND ticked_at IS NULL",
             (iso(ctx.now), it.id))
-    return Outcome(toast=ctx.t("plan.ticked_toast"), replies=[await card(
-        ctx, plan, ctx.t("plan.ticked", item=it.body))])
+        view = changed(view, it.id, ticked_at=ctx.now)
+    return Outcome(toast=ctx.t("plan.ticked_toast"), replies=[card_of(
+        ctx, view, ctx.t("plan.ticked", item=it.body))])
 
 
 # --- submitting and the lead's decision -----------------------------------------------------
-async def leads_for(ctx: Ctx, plan: Plan) -> list[int]:
-    return [u.id for u in await ctx.services.people.leads_of(plan.team_id, plan.user_id)]
-
-
-async def notify(ctx: Ctx, plan: Plan, kind: str, to: list[int], round_: int = 0) -> None:
-    """A notice about the plan as a reminder row per person: sent by the next scan, retried
-    until delivered, planned once per plan, kind, round and person."""
-    async with ctx.services.db.tx() as tx:
-        for uid in to:
-            await Reminders.plan(tx, team_id=plan.team_id, user_id=uid, subject=SUBJECT,
-                                 subject_id=plan.id, kind=kind, due_at=ctx.now, now=ctx.now,
-                                 key=f"{SUBJECT}:{plan.id}:{kind}:{round_}:{uid}",
-                                 detail={"round": round_})
+def notify_into(batch: Batch, ctx: Ctx, plan: Plan, kind: str, to: list[int], round_: int = 0,
+                if_new: Ref | None = None) -> None:
+    """A notice about the plan as a reminder row per person, written with the change it
+    tells of: sent by the next scan, retried until delivered, planned once per plan, kind,
+    round and person."""
+    Reminders.plan_rows_into(batch, [PlannedFor(uid, PlannedRung(kind, ctx.now, False, False),
+                                                f":{kind}:{round_}:{uid}", {"round": round_})
+                                     for uid in to],
+                             team_id=plan.team_id, subject=SUBJECT, subject_id=plan.id,
+                             now=ctx.now, if_new=if_new)
 
 
 @router.button("sub")
 async def submit_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    plan = await visible_plan(ctx, int(arg)) if arg.isdigit() else None
-    if plan is None or not is_owner(ctx, plan):
+    """提交给班长: the plan's view with its leads (one read), the submission and the notices
+    (one write); the card from both."""
+    found = await plan_and_view(ctx, int(arg)) if arg.isdigit() else None
+    if found is None or not is_owner(ctx, found[0]):
         return not_found(ctx)
+    plan, view = found
     if not plan.editable:
         return Outcome(toast=ctx.t("plan.already_sent")).add(
             ctx.t("plan.not_editable", status=status_label(ctx, plan)))
-    if not await store.raw_items(ctx.services.db, plan.id):
+    if not view.raw:
         return Outcome().add(ctx.t("plan.submit_empty"))
-    leads = await ctx.services.people.leads_of(plan.team_id, plan.user_id)
-    if not leads:
+    if not view.leads:
         return Outcome().add(ctx.t("plan.no_lead"))
-    round_ = await store.submit_plan(ctx.services.db, plan.id, ctx.now)
-    if round_ is None:
+    batch = Batch()
+    sent = store.submit_into(batch, plan, ctx.now)
+    round_ = plan.rounds + 1
+    notify_into(batch, ctx, plan, "submitted", [uid for uid, _ in view.leads], round_, sent)
+    if not (await ctx.services.db.write_batch(batch)).changed(sent):
         return Outcome(toast=ctx.t("plan.already_sent"))
-    await notify(ctx, plan, "submitted", [u.id for u in leads], round_)
-    plan = await store.load_plan(ctx.services.db, plan.id) or plan
-    return Outcome(replies=[await card(ctx, plan, ctx.t(
-        "plan.sent", leads="、".join(u.name for u in leads)))])
+    view = replace(view, plan=replace(plan, status="submitted", rounds=round_))
+    return Outcome(replies=[card_of(ctx, view, ctx.t(
+        "plan.sent", leads="、".join(name for _, name in view.leads)))])
 
 
 @router.button("ok")
@@ -421,35 +479,40 @@ async def approve_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str
     plan = await visible_plan(ctx, int(arg)) if arg.isdigit() else None
     if plan is None or not is_lead_of(ctx, plan):
         return not_found(ctx)
-    if not await store.move_status(ctx.services.db, plan.id, ("submitted",), "approved",
-                                   decided_by=ctx.user.id, decided_at=iso(ctx.now),
-                                   comment=None):
+    batch = Batch()
+    ok = store.move_status_into(batch, plan.id, ("submitted",), "approved", {
+        "decided_by": ctx.user.id, "decided_at": iso(ctx.now), "comment": None})
+    notify_into(batch, ctx, plan, "approved", [plan.user_id], plan.rounds, ok)
+    if not (await ctx.services.db.write_batch(batch)).changed(ok):
         return Outcome(toast=ctx.t("plan.decided_already")).add(
             ctx.t("plan.decided_already_long", status=status_label(ctx, plan)))
-    await notify(ctx, plan, "approved", [plan.user_id], plan.rounds)
     return Outcome(toast=ctx.t("plan.approved_toast")).add(
         ctx.t("plan.approved", name=plan.owner, month=month_label(ctx, plan.month)))
 
 
-async def save_return(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
+async def write_return(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
     plan = await visible_plan(ctx, int(meta["plan_id"]))
     if plan is None or not is_lead_of(ctx, plan):
         raise Invalid("plan.not_found")
-    if not await store.move_status(ctx.services.db, plan.id, ("submitted",), "returned",
-                                   decided_by=ctx.user.id, decided_at=iso(ctx.now),
-                                   comment=values["comment"]):
-        raise Invalid("plan.decided_already_long", status=status_label(ctx, plan))
-    await notify(ctx, plan, "returned", [plan.user_id], plan.rounds)
-    return Saved(ctx.t("plan.returned", name=plan.owner, month=month_label(ctx, plan.month)),
-                 [])
+    batch = Batch()
+    ok = store.move_status_into(batch, plan.id, ("submitted",), "returned", {
+        "decided_by": ctx.user.id, "decided_at": iso(ctx.now), "comment": values["comment"]},
+        "plan.decided_already_long", status=status_label(ctx, plan))
+    notify_into(batch, ctx, plan, "returned", [plan.user_id], plan.rounds, ok)
+
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("plan.returned", name=plan.owner,
+                           month=month_label(ctx, plan.month)), [])
+
+    return Writing(batch, None, saved)
 
 
 RETURN = router.form(FormSpec(
     name="plan_return", title="form.plan_return.title",
     fields=(Field("comment", "field.plan_comment", "form.plan_return.comment", Kind.TEXT,
                   parse=parse_text),),
-    save=save_return, quick={}))
+    save=None, write=write_return, quick={}))
 
 
 @router.opener("plret")
@@ -465,18 +528,20 @@ router.opener_button("ret", "plret")
 
 
 # --- the month's result and its evaluation --------------------------------------------------
-async def result_plan(ctx: Ctx) -> Plan | None:
-    """The plan of mine whose result is due now: this month's, or last month's not sent."""
+async def result_view(ctx: Ctx) -> View | None:
+    """The view of my plan whose result is due now: this month's, or last month's not sent
+    (both read in one round trip)."""
     month = this_month(ctx)
-    for m in (month, month.prev()):
-        plan = await store.plan_of(ctx.services.db, ctx.user.id, m)
-        if plan is not None and await result_due(ctx, plan):
-            return plan
-    return None
+    this, last = await my_view(ctx, month, *store.view_reads(
+        ctx.user.id, ctx.user.team_id, month.prev(), ctx.tz))
+    return next((v for v in (this, store.view_in(last)) if v.plan is not None
+                 and result_due_by(ctx, v.plan, v.cal)), None)
 
 
-async def result_view(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
-    items = await items_of(ctx.services.db, plan, ctx.tz)
+def result_of(ctx: Ctx, view: View, heading: str = "") -> Reply:
+    plan = view.plan
+    assert plan is not None
+    items = view.items
     lines = [heading] if heading else []
     lines.append(ctx.t("plan.result_title", month=month_label(ctx, plan.month),
                        done=done_count(items), total=len(items)))
@@ -490,21 +555,22 @@ async def result_view(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
 
 @router.button("res")
 async def result_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    plan = await visible_plan(ctx, int(arg)) if arg.isdigit() else None
-    if plan is None or not is_owner(ctx, plan):
+    found = await plan_and_view(ctx, int(arg)) if arg.isdigit() else None
+    if found is None or not is_owner(ctx, found[0]):
         return not_found(ctx)
+    plan, view = found
     if plan.closed:
-        return Outcome(toast=ctx.t("plan.result_sent_already"), replies=[await card(ctx, plan)])
-    if not await result_due(ctx, plan):
+        return Outcome(toast=ctx.t("plan.result_sent_already"), replies=[card_of(ctx, view)])
+    if not result_due_by(ctx, plan, view.cal):
         return Outcome().add(ctx.t("plan.result_not_yet"))
-    return Outcome(replies=[await result_view(ctx, plan)])
+    return Outcome(replies=[result_of(ctx, view)])
 
 
 async def note_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
-    plan = await result_plan(ctx)
-    if plan is None:
+    view = await result_view(ctx)
+    if view is None:
         return Outcome().add(ctx.t("plan.note_when"))
-    items = await items_of(ctx.services.db, plan, ctx.tz)
+    items = view.items
     n = int(m.group(1))
     try:
         if not 1 <= n <= len(items):
@@ -513,33 +579,35 @@ async def note_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
             raise Invalid("plan.note_done", n=n)
         note = await parse_text(m.group(2).strip(), ctx)
     except Invalid as exc:  # said above the result as it stands, its button still there
-        return Outcome(replies=[await result_view(ctx, plan, "⚠️ " + ctx.t(exc.key,
-                                                                            **exc.kwargs))])
+        return Outcome(replies=[result_of(ctx, view, "⚠️ " + ctx.t(exc.key, **exc.kwargs))])
     await store.set_item(ctx.services.db, items[n - 1].id, note=note)
-    return Outcome(replies=[await result_view(ctx, plan, ctx.t("plan.noted", n=n))])
+    return Outcome(replies=[result_of(ctx, changed(view, items[n - 1].id, note=note),
+                                      ctx.t("plan.noted", n=n))])
 
 
 @router.button("rsub")
 async def result_submit(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    plan = await visible_plan(ctx, int(arg)) if arg.isdigit() else None
-    if plan is None or not is_owner(ctx, plan):
+    """提交完成情况: the view with its leads (one read); the result, its items' done moments
+    kept, the reminder dropped and the leads told (one write)."""
+    found = await plan_and_view(ctx, int(arg)) if arg.isdigit() else None
+    if found is None or not is_owner(ctx, found[0]):
         return not_found(ctx)
-    if not await result_due(ctx, plan):
-        return Outcome(toast=ctx.t("plan.result_sent_already"), replies=[await card(ctx, plan)])
-    items = await items_of(ctx.services.db, plan, ctx.tz)
+    plan, view = found
+    if not result_due_by(ctx, plan, view.cal):
+        return Outcome(toast=ctx.t("plan.result_sent_already"), replies=[card_of(ctx, view)])
+    items = view.items
     done = done_count(items)
-    async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE plans SET status = 'reported', result_at = ?, done_count = ?, "
-            "total_count = ? WHERE id = ? AND status NOT IN ('reported', 'evaluated')",
-            (iso(ctx.now), done, len(items), plan.id))
-        if tx.rowcount == 0:
-            return Outcome(toast=ctx.t("plan.result_sent_already"))
-        await store.keep_result(tx, items)
-        await Reminders.cancel(tx, SUBJECT, plan.id, "result")
-    leads = await ctx.services.people.leads_of(plan.team_id, plan.user_id)
-    await notify(ctx, plan, "reported", [u.id for u in leads])
-    names = "、".join(u.name for u in leads) or ctx.t("plan.nobody")
+    batch = Batch()
+    reported = batch.update(
+        "UPDATE plans SET status = 'reported', result_at = ?, done_count = ?, "
+        "total_count = ? WHERE id = ? AND status NOT IN ('reported', 'evaluated')",
+        (iso(ctx.now), done, len(items), plan.id), plan.id)
+    store.keep_result_into(batch, items, reported)
+    Reminders.cancel_into(batch, SUBJECT, plan.id, "result", if_new=reported)
+    notify_into(batch, ctx, plan, "reported", [uid for uid, _ in view.leads], if_new=reported)
+    if not (await ctx.services.db.write_batch(batch)).changed(reported):
+        return Outcome(toast=ctx.t("plan.result_sent_already"))
+    names = "、".join(name for _, name in view.leads) or ctx.t("plan.nobody")
     return Outcome().add(ctx.t("plan.result_sent", done=done, total=len(items), leads=names))
 
 
@@ -551,18 +619,22 @@ async def show_grade(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return grade_label(ctx.locale, value)
 
 
-async def save_evaluation(ctx: Ctx, values: dict[str, Any], token: str,
-                          meta: dict[str, Any]) -> Saved:
+async def write_evaluation(ctx: Ctx, values: dict[str, Any], token: str,
+                           meta: dict[str, Any]) -> Writing:
     plan = await visible_plan(ctx, int(meta["plan_id"]))
     if plan is None or not is_lead_of(ctx, plan):
         raise Invalid("plan.not_found")
-    if not await store.move_status(ctx.services.db, plan.id, ("reported",), "evaluated",
-                                   grade=values["grade"], evaluation=values["comment"],
-                                   evaluated_by=ctx.user.id, evaluated_at=iso(ctx.now)):
-        raise Invalid("plan.evaluated_already")
-    await notify(ctx, plan, "evaluated", [plan.user_id])
-    return Saved(ctx.t("plan.evaluated", name=plan.owner, month=month_label(ctx, plan.month),
-                       grade=grade_label(ctx.locale, values["grade"])), [])
+    batch = Batch()
+    ok = store.move_status_into(batch, plan.id, ("reported",), "evaluated", {
+        "grade": values["grade"], "evaluation": values["comment"],
+        "evaluated_by": ctx.user.id, "evaluated_at": iso(ctx.now)}, "plan.evaluated_already")
+    notify_into(batch, ctx, plan, "evaluated", [plan.user_id], if_new=ok)
+
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("plan.evaluated", name=plan.owner, month=month_label(ctx, plan.month),
+                           grade=grade_label(ctx.locale, values["grade"])), [])
+
+    return Writing(batch, None, saved)
 
 
 EVALUATE = router.form(FormSpec(
@@ -571,7 +643,7 @@ EVALUATE = router.form(FormSpec(
                   choices=grade_choices, show=show_grade),
             Field("comment", "field.plan_evaluation", "form.plan_eval.comment", Kind.TEXT,
                   parse=parse_text)),
-    save=save_evaluation, quick={}))
+    save=None, write=write_evaluation, quick={}))
 
 
 @router.opener("pleval")

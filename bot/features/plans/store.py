@@ -12,7 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DATA_DIR
-from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
+from bot.storage.batch import Batch, Ref
+from bot.storage.db import Database, Read, Row, from_iso, iso
+from bot.storage.reminders import LEADS_OF_TEAM
 from bot.workcal import WorkCalendar
 
 SUBJECT = "plan"
@@ -138,6 +140,7 @@ class Item:
     done_at: datetime | None  # when it was done (read from the work log, or kept)
     note: str | None
     removed: bool = False
+    position: int = 0  # its place in the plan (ORDER BY position, id)
 
 
 _PLAN = ("SELECT p.*, u.name AS owner, d.name AS decider, e.name AS evaluator FROM plans p "
@@ -157,7 +160,8 @@ def _item(r: Row) -> Item:
     return Item(r["id"], r["plan_id"], r["kind"], r["area_id"], r["area_name"],
                 r["customer_id"], r["customer_name"], r["body"], date.fromisoformat(r["due_on"]),
                 bool(r["carried"]), from_iso(r["ticked_at"]) if r["ticked_at"] else None,
-                from_iso(r["done_at"]) if r["done_at"] else None, r["note"], bool(r["removed"]))
+                from_iso(r["done_at"]) if r["done_at"] else None, r["note"], bool(r["removed"]),
+                int(r["position"]))
 
 
 async def load_plan(db: Database, plan_id: int) -> Plan | None:
@@ -281,6 +285,71 @@ def ticked(items: list[Item], visits: list[Row], patrol_rows: list[Row]) -> list
     return [out.get(it.id, it) for it in items]
 
 
+def plan_read(plan_id: int) -> Read:
+    return _PLAN + " WHERE p.id = ?", (plan_id,)
+
+
+def item_read(item_id: int) -> Read:
+    """An item (removed or not) by id, with its plan's owner and month (`plan_user`,
+    `plan_month`) to know which plan's view it belongs to."""
+    return (_ITEM.replace(" FROM plan_items i", ", p.user_id AS plan_user, p.month AS plan_month "
+                          "FROM plan_items i JOIN plans p ON p.id = i.plan_id")
+            + " WHERE i.id = ?", (item_id,))
+
+
+def leads_read(team_id: int, user_id: int) -> Read:
+    """The team's leads but the manager (People.leads_of), by id: who a plan goes to."""
+    return (f"SELECT u.id, u.name FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ? "
+            "ORDER BY u.id", (team_id, user_id))
+
+
+@dataclass(frozen=True)
+class View:
+    """A manager's plan of a month as its card shows it, read in ONE round trip (issue #12):
+    the plan, its items and what ticks them, the calendar (whether the result is due) and
+    the team's leads (who it is submitted to). A change is applied to it (`with_raw`), not
+    read back."""
+
+    plan: Plan | None
+    raw: list[Item]  # the items not removed, in order, as stored
+    visits: list[Row]
+    patrols: list[Row]
+    cal: WorkCalendar
+    leads: list[tuple[int, str]]
+
+    @property
+    def items(self) -> list[Item]:
+        """items_of: each with when it was done, kept once the result is in."""
+        if self.plan is not None and self.plan.closed:
+            return self.raw
+        return ticked(self.raw, self.visits, self.patrols)
+
+    def with_raw(self, raw: list[Item]) -> View:
+        return replace(self, raw=sorted((it for it in raw if not it.removed),
+                                        key=lambda it: (it.position, it.id)))
+
+
+VIEW_READS = 6
+
+
+def view_reads(user_id: int, team_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
+    return [plan_of_read(user_id, month), *month_items_reads(user_id, month, tz),
+            (WorkCalendar.SQL, ()), leads_read(team_id, user_id)]
+
+
+def view_in(rows: list[list[Row]]) -> View:
+    """view_reads' rows."""
+    return View(plan_in(rows[0]), items_in(rows[1]), rows[2], rows[3],
+                WorkCalendar.from_rows(rows[4]), [(int(r[0]), str(r[1])) for r in rows[5]])
+
+
+async def read_view(db: Database, user_id: int, team_id: int, month: Month, tz: ZoneInfo,
+                    *more: Read) -> tuple[View, list[list[Row]]]:
+    """The view of the manager's plan of `month`, and the rows of `more`, in one round trip."""
+    rows = await db.fetch_many([*view_reads(user_id, team_id, month, tz), *more])
+    return view_in(rows[:VIEW_READS]), rows[VIEW_READS:]
+
+
 @dataclass(frozen=True)
 class NewItem:
     kind: str
@@ -291,34 +360,32 @@ class NewItem:
     carried: bool = False
 
 
-async def create_plan(db: Database, team_id: int, user_id: int, month: Month,
-                      items: list[NewItem], now: datetime) -> int:
-    """The manager's plan of the month with its first items; a second call (a double tap,
-    another instance) finds the first one's plan and adds nothing."""
-    async with db.tx() as tx:
-        await tx.execute(
-            "INSERT INTO plans(team_id, user_id, month, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (user_id, month) DO NOTHING", (team_id, user_id, month.key, iso(now)))
-        created = tx.rowcount > 0
-        row = await tx.fetchone("SELECT id FROM plans WHERE user_id = ? AND month = ?",
-                                (user_id, month.key))
-        assert row is not None
-        pid = int(row["id"])
-        if created:
-            for it in items:
-                await add_item(tx, pid, it, now)
+def create_plan_into(batch: Batch, team_id: int, user_id: int, month: Month,
+                     items: list[NewItem], now: datetime) -> Ref:
+    """The manager's plan of the month with its first items, in order; a second one (a
+    double tap, another instance) finds the first one's plan and adds nothing."""
+    pid = batch.insert(
+        "INSERT INTO plans(team_id, user_id, month, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (user_id, month) DO NOTHING", (team_id, user_id, month.key, iso(now)),
+        existing=("SELECT id FROM plans WHERE user_id = ? AND month = ?",
+                  (user_id, month.key)))
+    batch.executemany(
+        "INSERT INTO plan_items(plan_id, kind, area_id, customer_id, body, due_on, carried, "
+        "position, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(pid, it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(),
+          int(it.carried), n, iso(now)) for n, it in enumerate(items, 1)], if_new=pid)
     return pid
 
 
-async def add_item(tx: Tx, plan_id: int, it: NewItem, now: datetime) -> int:
-    row = await tx.fetchone("SELECT coalesce(max(position), 0) + 1 FROM plan_items "
-                            "WHERE plan_id = ?", (plan_id,))
-    position = int(row[0]) if row else 1
-    return int(await tx.execute(
+def add_item_into(batch: Batch, plan_id: int, it: NewItem, now: datetime) -> Ref:
+    """An item at the end of the plan (its position the next one, found as it is written)."""
+    return batch.insert(
         "INSERT INTO plan_items(plan_id, kind, area_id, customer_id, body, due_on, carried, "
-        "position, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "position, created_at) SELECT CAST(? AS INTEGER), ?, CAST(? AS INTEGER), "
+        "CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), coalesce(max(position), 0) + 1, ? "
+        "FROM plan_items WHERE plan_id = ?",
         (plan_id, it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(),
-         int(it.carried), position, iso(now))) or 0)
+         int(it.carried), iso(now), plan_id))
 
 
 async def item_plan(db: Database, item_id: int) -> tuple[Item, Plan] | None:
@@ -334,34 +401,30 @@ async def set_item(db: Database, item_id: int, **values: Any) -> None:
     await db.execute(f"UPDATE plan_items SET {cols} WHERE id = ?", (*values.values(), item_id))
 
 
-async def move_status(db: Database, plan_id: int, from_: tuple[str, ...], to: str,
-                      **values: Any) -> bool:
+def move_status_into(batch: Batch, plan_id: int, from_: tuple[str, ...], to: str,
+                     values: dict[str, Any], declined: str | None = None, **why: Any) -> Ref:
     """Change the plan's state if it is still in one of `from_` (a second tap, or a lead
-    deciding at the same time as another, changes nothing): whether this call did it."""
+    deciding at the same time as another, changes nothing): a Ref set only if this did it
+    (with `declined`, the batch writes nothing otherwise: Declined(declined, **why))."""
     sets = ", ".join(["status = ?", *(f"{k} = ?" for k in values)])
     marks = ", ".join("?" for _ in from_)
-    async with db.tx() as tx:
-        await tx.execute(f"UPDATE plans SET {sets} WHERE id = ? AND status IN ({marks})",
-                         (to, *values.values(), plan_id, *from_))
-        return tx.rowcount > 0
+    return batch.update(f"UPDATE plans SET {sets} WHERE id = ? AND status IN ({marks})",
+                        (to, *values.values(), plan_id, *from_), plan_id, declined=declined,
+                        **why)
 
 
-async def submit_plan(db: Database, plan_id: int, now: datetime) -> int | None:
-    """Send a draft or returned plan to the lead: its new round number, or None if it was
-    not editable any more (a second tap)."""
-    async with db.tx() as tx:
-        await tx.execute(
-            "UPDATE plans SET status = 'submitted', rounds = rounds + 1, submitted_at = ? "
-            "WHERE id = ? AND status IN ('draft', 'returned')", (iso(now), plan_id))
-        if tx.rowcount == 0:
-            return None
-        row = await tx.fetchone("SELECT rounds FROM plans WHERE id = ?", (plan_id,))
-        return int(row[0]) if row else None
+def submit_into(batch: Batch, plan: Plan, now: datetime) -> Ref:
+    """Send a draft or returned plan to the lead (its round: plan.rounds + 1); a Ref set only
+    if it was still as read (not sent by a second tap meanwhile)."""
+    return batch.update(
+        "UPDATE plans SET status = 'submitted', rounds = rounds + 1, submitted_at = ? "
+        "WHERE id = ? AND status IN ('draft', 'returned') AND rounds = ?",
+        (iso(now), plan.id, plan.rounds), plan.id)
 
 
-async def keep_result(tx: Tx, items: list[Item]) -> None:
+def keep_result_into(batch: Batch, items: list[Item], if_new: Ref) -> None:
     """Keep each item's done moment as the result was submitted: later edits of the log do
     not change a submitted result."""
-    for it in items:
-        await tx.execute("UPDATE plan_items SET done_at = ? WHERE id = ?",
-                         (iso(it.done_at) if it.done_at else None, it.id))
+    batch.executemany("UPDATE plan_items SET done_at = ? WHERE id = ?",
+                      [(iso(it.done_at) if it.done_at else None, it.id) for it in items],
+                      if_new=if_new)

@@ -21,27 +21,35 @@ from bot.features.tasks.store import (
     MESSAGE_SUBJECT,
     STORE,
     SUBJECT,
+    TEAM_MANAGERS,
     Message,
     Task,
     counts_by_manager,
     load_message,
+    message_in,
+    message_read,
     push_now,
-    send_message,
+    recipients_read,
+    seen_by,
+    send_message_into,
     task_rules,
     team_managers,
     visible_message,
 )
 from bot.features.worklog.form import attach_loose, drop_loose, parse_text, show_photos
-from bot.forms.engine import FormEngine, FormSpec, Saved
+from bot.forms.engine import FormEngine, FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
+from bot.forms.kinds import now_value
 from bot.forms.matching import Choice, match_choice
 from bot.records import runtime as rt
-from bot.records.common import calendar, remaining, ruleset, show_time, value_time, when
+from bot.records.common import remaining, ruleset, show_time, step_calendar, value_time, when
 from bot.router import ReminderKind, ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
+from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, iso
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import LEADS_OF_TEAM, PlannedFor, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
+from bot.visibility import Subject, may_see
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -121,15 +129,18 @@ async def parse_assignees(text: str, ctx: Ctx, form: FormView = NO_FORM) -> list
 
 
 async def show_assignees(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> str:
+    return assignee_words(ctx, value, await team_managers(ctx))
+
+
+def assignee_words(ctx: Ctx, value: list[str], managers: list[tuple[int, str]]) -> str:
     if ALL in value:
         return ctx.t("task.whole_team")
-    names = dict((str(uid), name) for uid, name in await team_managers(ctx))
+    names = dict((str(uid), name) for uid, name in managers)
     return "、".join(names.get(v, "?") for v in value)
 
 
-async def assignee_ids(ctx: Ctx, value: list[str]) -> list[int]:
+def assignee_ids(value: list[str], managers: list[int]) -> list[int]:
     """The managers a saved task goes to (全班: everyone in the team now)."""
-    managers = [uid for uid, _ in await team_managers(ctx)]
     if ALL in value:
         return managers
     return [int(v) for v in value if v.isdigit() and int(v) in managers]
@@ -164,7 +175,7 @@ async def parse_deadline(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[
 # --- the task form ------------------------------------------------------------------------
 async def area_choices(ctx: Ctx) -> list[Choice]:
     return [Choice(str(a.id), a.name)
-            for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+            for a in sorted(await ctx.team_areas(), key=lambda a: a.id)]  # the step's read
 
 
 async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
@@ -177,42 +188,53 @@ def title(ctx: Ctx, rec: Task) -> str:
     return ctx.t("task.title", id=rec.id, content=content)
 
 
-async def save_task(ctx: Ctx, values: dict[str, Any], token: str,
-                    meta: dict[str, Any]) -> Saved:
-    ids = await assignee_ids(ctx, values["assignees"])
+async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
+                     meta: dict[str, Any]) -> Writing:
+    """One task per assignee with its push and deadline ladder, saved with the form's close
+    in one round trip. One read before it: the team's managers now (全班, and who left) and
+    whether each is in quiet hours."""
+    managers = await ctx.services.db.fetchall(
+        *recipients_read(ctx, TEAM_MANAGERS, (ctx.user.team_id,)))
+    urgent = push_now(managers)
+    ids = assignee_ids(values["assignees"], list(urgent))
     if not ids:
         raise Invalid("task.nobody")
     due = value_time(values["due"])
     check_ahead(ctx, due)
     rules = ruleset(ctx.services)
     soon = working_hours_before(due, float(task_rules()["remind_before_working_hours"]),
-                                await calendar(ctx.services), rules.working_hours)
-    created: list[int] = []
-    urgent = await push_now(ctx, ids)
-    async with ctx.services.db.tx() as tx:
-        for uid in ids:
-            tid, new = await STORE.insert_once(tx, f"{token}:{uid}", {
-                "team_id": ctx.user.team_id, "user_id": uid, "lead_id": ctx.user.id,
-                "content": values["content"],
-                "area_id": int(values["area"]) if values.get("area") else None,
-                "customer": values.get("customer") or None, "due_at": iso(due),
-                "report_id": meta.get("report_id"), "created_at": iso(ctx.now)})
-            created.append(tid)
-            if new:
-                await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=uid, subject=SUBJECT,
-                                     subject_id=tid, kind="new", due_at=ctx.now, now=ctx.now,
-                                     urgent=urgent[uid])
-                await rt.plan_ladder(tx, SUBJECT, tid, ctx.user.team_id, uid, "due", [
-                    rt.Rung("soon", soon),
-                    rt.Rung("due", due, skip_if_past=False),
-                    rt.Rung("escalate", due, to_leads=True, skip_if_past=False)],
-                    [ctx.user.id], ctx.now)
-    text = ctx.t("task.saved", who=await show_assignees(values["assignees"], ctx),
-                 count=len(ids), content=values["content"], due=when(ctx, due),
-                 left=remaining(ctx, due))
-    buttons = [[TASKS.open_button(ctx, created[0])]] if len(created) == 1 else []
-    buttons.append([Button(ctx.t("btn.task_list"), router.callback("list"))])
-    return Saved(text, buttons, record_id=created[0])
+                                await step_calendar(ctx), rules.working_hours)
+    batch = Batch()
+    created: list[Ref] = []
+    for uid in ids:
+        tid = STORE.insert_into(batch, f"{token}:{uid}", {
+            "team_id": ctx.user.team_id, "user_id": uid, "lead_id": ctx.user.id,
+            "content": values["content"],
+            "area_id": int(values["area"]) if values.get("area") else None,
+            "customer": values.get("customer") or None, "due_at": iso(due),
+            "report_id": meta.get("report_id"), "created_at": iso(ctx.now)})
+        created.append(tid)
+        # The push now, then the ladder as plan_ladder plans it (to the lead who gave it).
+        rungs = [PlannedFor(uid, PlannedRung("new", ctx.now, urgent[uid], False)),
+                 *([PlannedFor(uid, PlannedRung("due.soon", soon, False, False))]
+                   if soon > ctx.now else []),
+                 PlannedFor(uid, PlannedRung("due.due", max(due, ctx.now), False, False)),
+                 PlannedFor(ctx.user.id, PlannedRung("due.escalate", max(due, ctx.now), False,
+                                                     True))]
+        Reminders.plan_rows_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
+                                 subject_id=tid, now=ctx.now, if_new=tid)
+    who = assignee_words(ctx, values["assignees"],
+                         [(int(r["id"]), str(r["name"])) for r in managers])
+
+    async def saved(first: int | None) -> Saved:
+        assert first is not None
+        text = ctx.t("task.saved", who=who, count=len(ids), content=values["content"],
+                     due=when(ctx, due), left=remaining(ctx, due))
+        buttons = [[TASKS.open_button(ctx, first)]] if len(ids) == 1 else []
+        buttons.append([Button(ctx.t("btn.task_list"), router.callback("list"))])
+        return Saved(text, buttons, record_id=first)
+
+    return Writing(batch, created[0], saved)
 
 
 async def show_due(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
@@ -234,7 +256,8 @@ TASK = router.form(FormSpec(
         Field("customer", "field.task_customer", "form.task.customer", Kind.TEXT,
               required=False, parse=parse_text),
     ),
-    save=save_task,
+    save=None,
+    write=write_task,
     quick={},
     actions={"who": pick_assignees},
     on_open=lambda ctx, draft: unknown_names_notice(ctx, draft),
@@ -341,64 +364,89 @@ def is_assignee(ctx: Ctx, rec: Task) -> bool:
 
 
 async def accept(ctx: Ctx, rec: Task) -> Outcome:
+    """One write (guarded: a second tap changes nothing); the card from the task as read
+    and what was written, not read back."""
     if not is_assignee(ctx, rec):
         return await TASKS.card(ctx, rec.id)
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {"status": "accepted", "accepted_at": iso(ctx.now),
-                                               "updated_at": iso(ctx.now)}, "status = 'open'")
-    if not done:
+    accepted = {"status": "accepted", "accepted_at": iso(ctx.now), "updated_at": iso(ctx.now)}
+    batch = Batch()
+    done = batch.update(f"UPDATE tasks SET {', '.join(f'{k} = ?' for k in accepted)} "
+                        "WHERE id = ? AND status = 'open'", (*accepted.values(), rec.id), rec.id)
+    if not (await ctx.services.db.write_batch(batch)).changed(done):
         return await TASKS.card(ctx, rec.id)
     out = Outcome(toast=ctx.t("task.accepted_toast"))
-    card = await TASKS.card(ctx, rec.id, ctx.t("task.accepted", item=title(ctx, rec)))
+    card = await render_card(ctx, dataclasses.replace(rec, status="accepted",
+                                                      accepted_at=ctx.now),
+                             ctx.t("task.accepted", item=title(ctx, rec)))
     out.replies += card.replies
     return out
 
 
-async def save_question(ctx: Ctx, values: dict[str, Any], token: str,
-                        meta: dict[str, Any]) -> Saved:
-    rec = await TASKS.record(ctx, meta)
+async def task_to_act_on(ctx: Ctx, meta: dict[str, Any]) -> tuple[Task, dict[int, bool]]:
+    """The task an action form is about, re-read at save time (as TASKS.record), and
+    whether a push to its lead goes out now: one round trip."""
+    tid = int(meta["task_id"])
+    rows, lead = await ctx.services.db.fetch_many([
+        (f"{STORE.select} WHERE t.id = ?", (tid,)),
+        recipients_read(ctx, "SELECT lead_id FROM tasks WHERE id = ?", (tid,))])
+    rec = next(iter(STORE.records(rows)), None)
+    if rec is None or not may_see(ctx.user, Subject.RECORD, rec.team_id, rec.user_id):
+        raise Invalid("task.not_found")
+    return rec, push_now(lead)
+
+
+async def write_question(ctx: Ctx, values: dict[str, Any], token: str,
+                         meta: dict[str, Any]) -> Writing:
+    rec, to_lead = await task_to_act_on(ctx, meta)
     if not is_assignee(ctx, rec) or rec.status == "done":
         raise Invalid("task.not_yours")
-    to_lead = await push_now(ctx, [rec.lead_id])
-    async with ctx.services.db.tx() as tx:
-        await send_message(tx, ctx, "question", values["question"], to_lead,
-                           token=token, task_id=rec.id)
-    return TASKS.saved(ctx, rec.id, ctx.t("task.asked", lead=rec.lead))
+    batch = Batch()
+    send_message_into(batch, ctx, "question", values["question"], to_lead, token=token,
+                      task_id=rec.id)
+
+    async def saved(_: int | None) -> Saved:
+        return TASKS.saved(ctx, rec.id, ctx.t("task.asked", lead=rec.lead))
+
+    return Writing(batch, rec.id, saved)
 
 
-async def save_done(ctx: Ctx, values: dict[str, Any], token: str,
-                    meta: dict[str, Any]) -> Saved:
-    rec = await TASKS.record(ctx, meta)
+async def write_done(ctx: Ctx, values: dict[str, Any], token: str,
+                     meta: dict[str, Any]) -> Writing:
+    """Done, its ladder dropped and the lead told, in one round trip; nothing of it when
+    the task was done meanwhile (a second tap, another device)."""
+    rec, to_lead = await task_to_act_on(ctx, meta)
     if not is_assignee(ctx, rec):
         raise Invalid("task.not_yours")
     photos = list(values.get("photos") or [])
-    to_lead = await push_now(ctx, [rec.lead_id])
-    async with ctx.services.db.tx() as tx:
-        finished = await STORE.update(tx, rec.id, {
-            "status": "done", "done_at": iso(ctx.now), "result": values["result"],
-            "photos": json.dumps(photos, ensure_ascii=False), "updated_at": iso(ctx.now)},
-            "status != 'done'")
-        if finished:
-            await Reminders.cancel(tx, SUBJECT, rec.id)
-            await send_message(tx, ctx, "done", values["result"], to_lead, token=token,
-                               task_id=rec.id, photos=photos)
-    if not finished:
-        raise Invalid("task.already_done")
-    return TASKS.saved(ctx, rec.id, ctx.t("task.done", item=title(ctx, rec), lead=rec.lead)
-                       + " " + rt.on_time(ctx, ctx.now, rec.due_at))
+    batch = Batch()
+    batch.update("UPDATE tasks SET status = 'done', done_at = ?, result = ?, photos = ?, "
+                 "updated_at = ? WHERE id = ? AND status != 'done'",
+                 (iso(ctx.now), values["result"], json.dumps(photos, ensure_ascii=False),
+                  iso(ctx.now), rec.id), rec.id, declined="task.already_done")
+    Reminders.cancel_into(batch, SUBJECT, rec.id)
+    send_message_into(batch, ctx, "done", values["result"], to_lead, token=token,
+                      task_id=rec.id, photos=photos)
+
+    async def saved(_: int | None) -> Saved:
+        return TASKS.saved(ctx, rec.id, ctx.t("task.done", item=title(ctx, rec), lead=rec.lead)
+                           + " " + rt.on_time(ctx, ctx.now, rec.due_at))
+
+    return Writing(batch, rec.id, saved)
 
 
-ASK = rt.action_form("task_ask", save_question,
-                     Field("question", "field.task_question", "form.task_ask.question",
-                           Kind.TEXT, parse=parse_text))
+# The transitions' small forms (rt.action_form's), declared as writes.
+ASK = FormSpec(name="task_ask", title="form.task_ask.title",
+               fields=(Field("question", "field.task_question", "form.task_ask.question",
+                             Kind.TEXT, parse=parse_text),),
+               save=None, write=write_question, quick={"now": now_value})
 # Photos sent just before (with no form open) go with the result, as with a work log.
-DONE = dataclasses.replace(
-    rt.action_form("task_done", save_done,
-                   Field("result", "field.task_result", "form.task_done.result", Kind.TEXT,
-                         parse=parse_text),
-                   Field("photos", "field.photos", "form.task_done.photos", Kind.PHOTOS,
-                         required=False, show=show_photos)),
-    on_open=attach_loose, actions={"loose_drop": drop_loose})
+DONE = FormSpec(name="task_done", title="form.task_done.title",
+                fields=(Field("result", "field.task_result", "form.task_done.result",
+                              Kind.TEXT, parse=parse_text),
+                        Field("photos", "field.photos", "form.task_done.photos", Kind.PHOTOS,
+                              required=False, show=show_photos)),
+                save=None, write=write_done, quick={"now": now_value}, on_open=attach_loose,
+                actions={"loose_drop": drop_loose})
 
 
 def active_for_assignee(ctx: Ctx, rec: Task) -> bool:
@@ -558,27 +606,35 @@ router.reminder_kind(MESSAGE_SUBJECT, ReminderKind(render=render_message,
 
 
 def reply_form(name: str, field_name: str) -> FormSpec:
-    async def save(ctx: Ctx, values: dict[str, Any], token: str,
-                   meta: dict[str, Any]) -> Saved:
-        return await save_reply(ctx, values[field_name], token, meta)
+    async def write(ctx: Ctx, values: dict[str, Any], token: str,
+                    meta: dict[str, Any]) -> Writing:
+        return await write_reply(ctx, values[field_name], token, meta)
     return router.form(FormSpec(
         name=name, title=f"form.{name}.title",
         fields=(Field(field_name, f"field.{name}", f"form.{name}.prompt", Kind.TEXT,
                       parse=parse_text),),
-        save=save, quick={}))
+        save=None, write=write, quick={}))
 
 
-async def save_reply(ctx: Ctx, body: str, token: str, meta: dict[str, Any]) -> Saved:
-    """A lead's answer to a question, or reply to a matter sent up: back to its sender."""
-    msg = await visible_message(ctx, int(meta["message_id"]))
+async def write_reply(ctx: Ctx, body: str, token: str, meta: dict[str, Any]) -> Writing:
+    """A lead's answer to a question, or reply to a matter sent up: back to its sender. One
+    read (the message, and whether its sender is in quiet hours), then the write."""
+    mid = int(meta["message_id"])
+    rows, sender = await ctx.services.db.fetch_many([
+        message_read(mid),
+        recipients_read(ctx, "SELECT sender_id FROM task_messages WHERE id = ?", (mid,))])
+    msg = seen_by(ctx, message_in(rows))
     if msg is None or not ctx.user.sees_whole_team:
         raise Invalid("task.not_found")
     kind = "answer" if msg.kind == "question" else "reply"
-    to_sender = await push_now(ctx, [msg.sender_id])
-    async with ctx.services.db.tx() as tx:
-        await send_message(tx, ctx, kind, body, to_sender, token=token,
-                           task_id=msg.task_id, reply_to=msg.id)
-    return Saved(ctx.t("task.replied", who=msg.sender), [])
+    batch = Batch()
+    send_message_into(batch, ctx, kind, body, push_now(sender), token=token,
+                      task_id=msg.task_id, reply_to=msg.id)
+
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("task.replied", who=msg.sender), [])
+
+    return Writing(batch, None, saved)
 
 
 ANSWER = reply_form("task_answer", "answer")
@@ -620,17 +676,24 @@ router.opener_button("mk", "tkmk")
 
 
 # --- 上报 --------------------------------------------------------------------------------
-async def save_up(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    leads = await rt.other_leads(ctx.services, ctx.user.team_id, ctx.user.id)
+async def write_up(ctx: Ctx, values: dict[str, Any], token: str,
+                   meta: dict[str, Any]) -> Writing:
+    """A matter sent up to the team's leads: one read (who they are, and whether each is in
+    quiet hours), then the write."""
+    leads = await ctx.services.db.fetchall(*recipients_read(
+        ctx, f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?",
+        (ctx.user.team_id, ctx.user.id)))
     if not leads:
         raise Invalid("up.no_lead")
-    to_leads = await push_now(ctx, leads)
-    async with ctx.services.db.tx() as tx:
-        await send_message(tx, ctx, "report", values["matter"], to_leads, token=token,
-                           photos=list(values.get("photos") or []))
-    names = "、".join(u.name for u in await ctx.services.people.leads_of(ctx.user.team_id,
-                                                                          ctx.user.id))
-    return Saved(ctx.t("up.sent", leads=names), [])
+    batch = Batch()
+    send_message_into(batch, ctx, "report", values["matter"], push_now(leads), token=token,
+                      photos=list(values.get("photos") or []))
+    names = "、".join(str(r["name"]) for r in leads)
+
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("up.sent", leads=names), [])
+
+    return Writing(batch, None, saved)
 
 
 UP = router.form(FormSpec(
@@ -638,7 +701,8 @@ UP = router.form(FormSpec(
     fields=(Field("matter", "field.up_matter", "form.up.matter", Kind.TEXT, parse=parse_text),
             Field("photos", "field.photos", "form.up.photos", Kind.PHOTOS, required=False,
                   show=show_photos)),
-    save=save_up, quick={}, on_open=attach_loose, actions={"loose_drop": drop_loose}))
+    save=None, write=write_up, quick={}, on_open=attach_loose,
+    actions={"loose_drop": drop_loose}))
 
 
 async def start_up_form(app: Assistant, ctx: Ctx, draft: Draft | None, text: str) -> Outcome:

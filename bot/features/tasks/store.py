@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -10,10 +11,11 @@ from typing import Any
 
 from bot.config import DATA_DIR
 from bot.records import runtime as rt
-from bot.reminders import in_quiet, quiet_window
+from bot.reminders import in_quiet_sql
 from bot.services import Ctx
-from bot.storage.db import Database, Tx, iso
-from bot.storage.reminders import Reminders
+from bot.storage.batch import Batch, Ref
+from bot.storage.db import Database, Read, Row, iso
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminders
 
 SUBJECT = "task"
 MESSAGE_SUBJECT = "taskmsg"
@@ -71,62 +73,90 @@ class Message:
     photos: list[str]
 
 
-async def load_message(db: Database, mid: int) -> Message | None:
-    row = await db.fetchone(
-        "SELECT m.*, u.name AS sender FROM task_messages m JOIN users u ON u.id = m.sender_id "
-        "WHERE m.id = ?", (mid,))
-    if row is None:
+def message_read(mid: int) -> Read:
+    return ("SELECT m.*, u.name AS sender FROM task_messages m "
+            "JOIN users u ON u.id = m.sender_id WHERE m.id = ?", (mid,))
+
+
+def message_in(rows: list[Row]) -> Message | None:
+    if not rows:
         return None
+    row = rows[0]
     return Message(row["id"], row["team_id"], row["kind"], row["task_id"], row["sender_id"],
                    row["sender"], row["reply_to"], row["body"], json.loads(row["photos"]))
 
 
-async def visible_message(ctx: Ctx, mid: int) -> Message | None:
+async def load_message(db: Database, mid: int) -> Message | None:
+    return message_in(await db.fetchall(*message_read(mid)))
+
+
+def seen_by(ctx: Ctx, msg: Message | None) -> Message | None:
     """A message its sender, and the leads of its team, may act on (answer, reply, make a
     task of); nobody in another team."""
-    msg = await load_message(ctx.services.db, mid)
     if msg is None or msg.team_id != ctx.user.team_id:
         return None
     return msg if ctx.user.sees_whole_team or msg.sender_id == ctx.user.id else None
 
 
-async def push_now(ctx: Ctx, user_ids: list[int]) -> dict[int, bool]:
-    """Whether a push to each person goes out at the next scan (urgent) rather than waiting:
-    outside their quiet hours it must not be folded into a morning digest that does not
-    list it; inside them it is held for the digest, which shows it (no night-time buzz)."""
-    out = {}
-    for uid in user_ids:
-        window = await quiet_window(ctx.services, uid)
-        out[uid] = not (window and in_quiet(ctx.local_now, *window))
-    return out
+async def visible_message(ctx: Ctx, mid: int) -> Message | None:
+    return seen_by(ctx, await load_message(ctx.services.db, mid))
 
 
-async def send_message(tx: Tx, ctx: Ctx, kind: str, body: str, recipients: dict[int, bool], *,
-                       token: str, task_id: int | None = None, reply_to: int | None = None,
-                       photos: list[str] | None = None) -> int:
+# The team's managers (one parameter, the team): the people a task can go to.
+TEAM_MANAGERS = "SELECT id FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
+
+
+def recipients_read(ctx: Ctx, who: str, params: tuple[Any, ...] = ()) -> Read:
+    """The people the SQL `who` selects (by id), with their names and whether a push to
+    each goes out at the next scan (urgent) rather than waiting: outside their quiet hours
+    it must not be folded into a morning digest that does not list it; inside them it is
+    held for the digest, which shows it (no night-time buzz). Read with the step's other
+    reads (issue #12), not one read per person."""
+    quiet, quiet_params = in_quiet_sql(ctx.services.settings, "u.id", ctx.local_now)
+    return (f"SELECT u.id, u.name, {quiet} AS quiet FROM users u WHERE u.id IN ({who}) "
+            "ORDER BY u.id", (*quiet_params, *params))
+
+
+def push_now(rows: list[Row]) -> dict[int, bool]:
+    """recipients_read's rows: person id -> whether the push goes out now."""
+    return {int(r["id"]): not r["quiet"] for r in rows}
+
+
+def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
+                      recipients: dict[int, bool], *, token: str, task_id: int | None = None,
+                      reply_to: int | None = None, photos: list[str] | None = None) -> Ref:
     """Store a message once per form token and plan its push to each recipient (id ->
-    push_now) at once: a reminder row, delivered by the next scan, retried, never doubled."""
-    existing = await tx.fetchone("SELECT id FROM task_messages WHERE form_token = ?", (token,))
-    if existing:
-        return int(existing["id"])
-    mid = int(await tx.execute(
+    push_now) with it: a reminder row, delivered by the next scan, retried, never doubled."""
+    mid = batch.insert(
         "INSERT INTO task_messages(team_id, kind, task_id, sender_id, reply_to, body, photos, "
-        "created_at, form_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, form_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (form_token) DO NOTHING",
         (ctx.user.team_id, kind, task_id, ctx.user.id, reply_to, body,
-         json.dumps(photos or [], ensure_ascii=False), iso(ctx.now), token)) or 0)
-    for user_id, urgent in recipients.items():
-        await Reminders.plan(tx, team_id=ctx.user.team_id, user_id=user_id,
-                             subject=MESSAGE_SUBJECT, subject_id=mid, kind=kind,
-                             due_at=ctx.now, now=ctx.now, urgent=urgent)
+         json.dumps(photos or [], ensure_ascii=False), iso(ctx.now), token),
+        existing=("SELECT id FROM task_messages WHERE form_token = ?", (token,)))
+    Reminders.plan_rows_into(batch, [PlannedFor(uid, PlannedRung(kind, ctx.now, urgent, False))
+                                     for uid, urgent in recipients.items()],
+                             team_id=ctx.user.team_id, subject=MESSAGE_SUBJECT, subject_id=mid,
+                             now=ctx.now, if_new=mid)
     return mid
 
 
 async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
-    """The managers of the user's team (id, name), the people a task can go to."""
+    """The managers of the user's team (id, name), the people a task can go to: read once
+    per step (the sentence, its parsing and the summary all ask), held for that step only."""
+    held = _MANAGERS.get("step")
+    if held is not None and held[0]() is ctx:
+        return held[1]
     rows = await ctx.services.db.fetchall(
         "SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1 "
         "ORDER BY id", (ctx.user.team_id,))
-    return [(int(r["id"]), str(r["name"])) for r in rows]
+    managers = [(int(r["id"]), str(r["name"])) for r in rows]
+    _MANAGERS["step"] = (weakref.ref(ctx), managers)
+    return managers
+
+
+# The last step's managers, by its Ctx (a weak reference: another step never sees them).
+_MANAGERS: dict[str, tuple[weakref.ref[Ctx], list[tuple[int, str]]]] = {}
 
 
 async def counts_by_manager(db: Database, team_id: int, user_id: int | None, start: datetime,
