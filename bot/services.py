@@ -65,6 +65,10 @@ class Ctx:
     # The working-day calendar's version the step's read saw (None: not read; see
     # bot.workcal.CalendarCache.of(services.db)).
     calendar_version: str | None = field(default=None, repr=False)
+    # What a feature read once for this update and asks for again (e.g. a task form's
+    # sentence, its parsing and its summary all need the team's managers), by the feature's
+    # own key: gone with the update, never seen by another.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     async def areas(self) -> list[Area]:
         """The user's areas, read once per update (prompts, summaries and saves all ask)."""

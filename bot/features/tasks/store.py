@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -144,19 +143,18 @@ def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
 async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
     """The managers of the user's team (id, name), the people a task can go to: read once
     per step (the sentence, its parsing and the summary all ask), held for that step only."""
-    held = _MANAGERS.get("step")
-    if held is not None and held[0]() is ctx:
-        return held[1]
+    held: list[tuple[int, str]] | None = ctx.memo.get(_MANAGERS)
+    if held is not None:
+        return held
     rows = await ctx.services.db.fetchall(
         "SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1 "
         "ORDER BY id", (ctx.user.team_id,))
     managers = [(int(r["id"]), str(r["name"])) for r in rows]
-    _MANAGERS["step"] = (weakref.ref(ctx), managers)
+    ctx.memo[_MANAGERS] = managers
     return managers
 
 
-# The last step's managers, by its Ctx (a weak reference: another step never sees them).
-_MANAGERS: dict[str, tuple[weakref.ref[Ctx], list[tuple[int, str]]]] = {}
+_MANAGERS = "tasks.managers"  # Ctx.memo's key
 
 
 async def counts_by_manager(db: Database, team_id: int, user_id: int | None, start: datetime,
