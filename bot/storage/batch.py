@@ -8,6 +8,12 @@ insert that finds its row there already (ON CONFLICT DO NOTHING: the same form t
 before) gives the existing row's id (`existing`), and the statements marked `if_new` are then
 skipped: a record is never written twice.
 
+A record that exists already changes with a guarded UPDATE (`update`: e.g. the status still
+the one the user saw): its Ref stands for the record's id once the row changed, so the
+statements marked `if_new` with it run only then (a reply's call-back is planned once); one
+marked `needed` rolls the whole batch back when it changed nothing (`Unchanged`): a change
+refused writes nothing, the form's close included.
+
 On PostgreSQL every sub-statement of one statement sees the database as it was before it:
 a statement here must not read what an earlier one in the batch wrote (except through a
 Ref), and a batch writing one table in two statements is run statement by statement (in one
@@ -52,6 +58,14 @@ class Statement:
     # nothing (SQL and parameters of a one-column read).
     existing: tuple[str, tuple[Any, ...]] | None = None
     if_new: Ref | None = None  # skipped unless this Ref's row was inserted by the batch
+    # An UPDATE of the row with this id (`Batch.update`): its Ref stands for it if it changed.
+    known_id: int | None = None
+    needed: bool = False  # changing nothing rolls the batch back (Unchanged)
+    # Touches only rows that were there before the batch, none that another statement of it
+    # writes, and comes before any other write of its table (a record's reminders cancelled
+    # before its next ones are planned): on PostgreSQL it may share the one statement with
+    # them, where it sees the table as before the batch all the same.
+    sees_before: bool = False
 
     @property
     def table(self) -> str:
@@ -59,6 +73,14 @@ class Statement:
         if m is None:
             raise ValueError(f"not a write: {self.sql[:60]}")
         return m.group(1).lower()
+
+
+class Unchanged(Exception):
+    """A `needed` statement of a batch changed nothing: the batch was rolled back."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(f"statement {n} of the batch changed nothing")
+        self.n = n
 
 
 @dataclass
@@ -75,6 +97,11 @@ class Read:
 class Batch:
     statements: list[Statement] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    ran: dict[int, int] | None = None  # once it ran: its Played (statement number -> id)
+
+    def changed(self, ref: Ref) -> bool:
+        """Once the batch ran: whether its guarded update `ref` (update) changed its row."""
+        return self.ran is not None and ref.n in self.ran
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> Read:
         """A read of one value (one row, first column), run after the writes, in the same
@@ -91,9 +118,19 @@ class Batch:
             if existing else None, if_new=if_new))
         return Ref(len(self.statements) - 1)
 
+    def update(self, sql: str, params: Sequence[Any], rid: int, *, needed: bool = False,
+               if_new: Ref | None = None) -> Ref:
+        """An UPDATE of the row `rid` (of a table with an `id`), guarded in its WHERE; its
+        Ref counts as new (for `if_new`) only if the row changed. `needed`: else the batch is
+        rolled back and Unchanged raised."""
+        self.statements.append(Statement(sql, (tuple(params),), gives_id=True, known_id=rid,
+                                         needed=needed, if_new=if_new))
+        return Ref(len(self.statements) - 1)
+
     def execute(self, sql: str, params: Sequence[Any] = (), *,
-                if_new: Ref | None = None) -> None:
-        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new))
+                if_new: Ref | None = None, sees_before: bool = False) -> None:
+        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new,
+                                         sees_before=sees_before))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *,
                     if_new: Ref | None = None) -> None:
@@ -103,7 +140,7 @@ class Batch:
 
     def one_table_each(self) -> bool:
         """No table written by two statements (PostgreSQL may then run it as one)."""
-        tables = [s.table for s in self.statements]
+        tables = [s.table for s in self.statements if not s.sees_before]
         return len(tables) == len(set(tables))
 
 
@@ -131,15 +168,18 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
             yield ("many", st.sql, rows)
             continue
         rowcount, rowid = yield ("run", st.sql, rows[0])
+        if st.needed and rowcount <= 0:
+            raise Unchanged(n)
         if not st.gives_id:
             continue
         if rowcount > 0:
-            ids[n] = int(rowid)
+            ids[n] = int(rowid if st.known_id is None else st.known_id)
             new.add(n)
         elif st.existing is not None:
             ids[n] = int((yield ("id", st.existing[0], _resolve(st.existing[1], ids))))
     for read in batch.reads:
         read.value = yield ("id", read.sql, _resolve(read.params, ids))
+    batch.ran = ids
     return ids
 
 
@@ -150,9 +190,10 @@ SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list[Any]] | None:
     """The batch as one PostgreSQL statement (`$n` placeholders) and its arguments; None when
     it must run statement by statement (a table written twice). Returns the ids of the Refs
-    as columns r<n>; a Ref whose insert found its row there already (nothing inserted) makes
-    the statement fail (division by zero, all rolled back): the caller then runs it
-    statement by statement, where `existing` and `if_new` apply."""
+    as columns r<n>; a Ref whose insert found its row there already (nothing inserted), or
+    whose update changed nothing, makes the statement fail (division by zero, all rolled
+    back): the caller then runs it statement by statement, where `existing`, `if_new` and
+    `needed` apply."""
     if not batch.one_table_each():
         return None
     args: list[Any] = []

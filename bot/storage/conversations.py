@@ -186,7 +186,7 @@ class Conversations:
                       len(self._held))
 
     async def finish(self, draft: Draft, record_id: int | None, now: datetime,
-                     batch: Batch | None = None, record: Ref | None = None) -> Played:
+                     batch: Batch | None = None, record: Ref | int | None = None) -> Played:
         """Close a saved form, remembering its token -> what it saved (a second press of
         保存 can then say so). With `batch` (the save's own writes, `record` the Ref of the
         record it inserts) in the same transaction, in one round trip: a crash can no longer
