@@ -155,30 +155,29 @@ async def checked_data(ctx: Ctx, values: dict[str, Any],
     return data_of(values)
 
 
-async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    """An edit (a new record is `write`'s)."""
+async def write(ctx: Ctx, values: dict[str, Any], token: str,
+                meta: dict[str, Any]) -> Writing:
+    """A new record, or an edit, as writes, saved with the form's close in one round trip,
+    after one read: is the 户号 registered already (another manager may have meanwhile)? An
+    edit reads the record instead (the audit keeps what changed, from what it was)."""
     data = await checked_data(ctx, values, meta)
     customers = ctx.services.customers
-    cid = int(meta["edit_id"])
-    current = await customers.get(ctx.user, cid)
-    if current is not None and not current.active:  # deactivated while the form was open
-        raise Invalid("customer.readonly")
-    if not await customers.update(ctx.user, cid, data, ctx.now):
-        raise Invalid("customer.not_found")
-    return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
-                 card_buttons(ctx, cid), record_id=cid)
-
-
-async def write(ctx: Ctx, values: dict[str, Any], token: str,
-                meta: dict[str, Any]) -> Writing | None:
-    """A new record as writes, saved with the form's close in one round trip, after one
-    read: is the 户号 registered already (another manager may have meanwhile)? An edit is
-    `save`'s."""
-    if meta.get("edit_id"):
-        return None
-    data = await checked_data(ctx, values, meta)
-    await refuse_duplicate(ctx, data, token)
     batch = Batch()
+    if meta.get("edit_id"):
+        cid = int(meta["edit_id"])
+        current = await customers.get(ctx.user, cid)
+        if current is None:
+            raise Invalid("customer.not_found")
+        if not current.active:  # deactivated while the form was open
+            raise Invalid("customer.readonly")
+        Customers.update_into(batch, ctx.user, current, data, ctx.now)
+
+        async def updated(_: int | None) -> Saved:
+            return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
+                         card_buttons(ctx, cid), record_id=cid)
+
+        return Writing(batch, cid, updated, Invalid("customer.readonly"))
+    await refuse_duplicate(ctx, data, token)
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
 
     async def saved(cid: int | None) -> Saved:
@@ -241,7 +240,7 @@ CUSTOMER = FormSpec(
         kinds.ticks("measures", "field.measures", "form.customer.measures", measure_choices,
                     required=False, parse=parse_measures, show=show_measures),
     ),
-    save=save,
+    save=None,
     write=write,
     quick={},
     actions={"dup_open": open_duplicate},
