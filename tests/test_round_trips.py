@@ -427,13 +427,18 @@ MOVES = {
                    ("cni", (("press", "现在"),), "connection.inspected"),
                    ("cnc", (("press", "现在"),), "connection.connected")),
     "hazard": (("hzc", (("say", "拉线已紧固"), ("press", "跳过")), "hazard.cleared"),),
+    "arrears": (("arrn", (("press", "现在"),), "arrears.notice_saved"),
+                ("arrp", (("press", "现在"),), "arrears.paid_saved")),
 }
 FEATURE_OF = {"complaint": "complaints", "repair": "repairs", "meter": "meters",
-              "connection": "connections", "hazard": "hazards", "lineloss": "lineloss"}
+              "connection": "connections", "hazard": "hazards", "lineloss": "lineloss",
+              "arrears": "arrears"}
 # The button that opens the form reads the record (may it still move on? the user's to
 # see?) and keeps it with the form it writes: the step's read, that one and the form.
 OPEN_MOST = 3
-MOVE_SAVE_MOST: dict[str, int] = {}
+# Pinned above 2: 通知书已送达 reads whether the household is a medical one (the register may
+# say so since it was saved), which decides what it plans (the cut-off, or the lead's say).
+MOVE_SAVE_MOST = {"arrn": 3}
 
 
 async def move_on(services: Services, chat: Chat, feature: str, rid: int, action: str,
