@@ -273,26 +273,31 @@ async def write_cleared(ctx: Ctx, values: dict[str, Any], token: str,
     return Writing(batch, rec.id, saved, Invalid("hazard.already_cleared", id=rec.id))
 
 
-async def save_handed(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
-    rec = await HAZARDS.record(ctx, meta)
-    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id)
+async def write_handed(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """转报班长 with the form's close in one round trip, from the hazard as kept with the form
+    (still open, else nothing is written and the user told). Read first: the leads it goes
+    to (none: refused), named in the reply."""
+    rec = await HAZARDS.kept(ctx, meta)
+    leads = await ctx.services.people.leads_of(rec.team_id, ctx.user.id)
     if not leads:
         raise Invalid("hazard.no_lead")
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {
-            "status": HANDED, "handed_at": iso(ctx.now), "handed_reason": values["reason"],
-            "updated_at": iso(ctx.now)}, "status IN ('open', 'working')")
-        if done:  # the lead holds it now: the owner's ladder stops, the lead hears at once
-            await Reminders.cancel(tx, SUBJECT, rec.id, "deadline.")
-            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "handed", [
-                rt.Rung("notice", ctx.now, to_leads=True, urgent=severity(rec.severity).urgent,
-                        skip_if_past=False)], leads, ctx.now, round_=iso(ctx.now))
-    if not done:
-        raise Invalid("hazard.not_open", id=rec.id)
-    names = "、".join(u.name for u in await ctx.services.people.leads_of(rec.team_id,
-                                                                          ctx.user.id))
-    return HAZARDS.saved(ctx, rec.id, ctx.t("hazard.handed", id=rec.id, leads=names))
+    batch = Batch()
+    handed = STORE.update_into(batch, rec.id, {
+        "status": HANDED, "handed_at": iso(ctx.now), "handed_reason": values["reason"],
+        "updated_at": iso(ctx.now)}, "status IN ('open', 'working')", needed=True)
+    # The lead holds it now: the owner's ladder stops, the lead hears at once.
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "deadline.")
+    rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [("handed", [
+        rt.Rung("notice", ctx.now, to_leads=True, urgent=severity(rec.severity).urgent,
+                skip_if_past=False)])], ctx.now, round_=iso(ctx.now),
+        leads_but=(ctx.user.id,), if_new=handed)
+    text = ctx.t("hazard.handed", id=rec.id, leads="、".join(u.name for u in leads))
+
+    async def saved(_: int | None) -> Saved:
+        return HAZARDS.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("hazard.not_open", id=rec.id))
 
 
 async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard) -> str | None:
@@ -319,7 +324,7 @@ HAND = router.form(FormSpec(
     name="hazard_hand", title="form.hazard_hand.title", fields=(
         Field("reason", "field.hazard_reason", "form.hazard_hand.reason", Kind.TEXT,
               parse=parse_text),),
-    save=save_handed, quick={}))
+    save=None, write=write_handed, quick={}))
 
 
 # --- the card -------------------------------------------------------------------------
