@@ -438,11 +438,11 @@ FEATURE_OF = {"complaint": "complaints", "repair": "repairs", "meter": "meters",
 # see?) and keeps it with the form it writes: the step's read, that one and the form; 转报班长
 # also whether there is a lead to hand it to (refused on the card without one).
 OPEN_MOST = 3
-OPEN_MORE = {"hzh": 4}
+OPEN_MORE = {"hzh": 4, "arrc": 5}  # 已停电: also whether it is a medical household (not lowered)
 # Pinned above 2: 通知书已送达 reads whether the household is a medical one (the register may
 # say so since it was saved), which decides what it plans (the cut-off, or the lead's say).
 # 转报班长 reads the leads it goes to (none: refused; named in the reply).
-MOVE_SAVE_MOST = {"arrn": 3, "hzh": 3}
+MOVE_SAVE_MOST = {"arrn": 3, "hzh": 3, "arrc": 3}
 
 
 async def move_on(services: Services, chat: Chat, feature: str, rid: int, action: str,
@@ -474,6 +474,24 @@ async def test_moving_a_record_on_makes_at_most_two_round_trips(
     await zhang.press("保存")
     for action, answers, saved in MOVES[feature]:
         await move_on(services, zhang, feature, 1, action, answers, saved)
+
+
+async def test_cutting_off_and_restoring_arrears_is_counted(
+        services: Services, assistant: Assistant, clock: FakeClock) -> None:
+    """已停电 reads whether the household is a medical one (the lead's yes first), as
+    通知书已送达 does; 已缴费 after a cut-off plans the urgent restore ladder; 已复电 closes it."""
+    await make_user(services, "张三")
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang = Chat(assistant, "test", "张三")
+    for how, text in RECORDS["arrears"][0]:
+        await (zhang.say(text) if how == "say" else zhang.press(text))
+    await zhang.press("保存")
+    now = (("press", "现在"),)
+    await move_on(services, zhang, "arrears", 1, "arrn", now, "arrears.notice_saved")
+    clock.advance(days=10)
+    for action, saved in (("arrc", "arrears.cutoff_saved"), ("arrp", "arrears.paid_saved"),
+                          ("arrs", "arrears.restored_saved")):
+        await move_on(services, zhang, "arrears", 1, action, now, saved)
 
 
 async def test_the_line_loss_check_and_the_leads_acceptance_are_counted(

@@ -455,8 +455,7 @@ async def parse_cutoff_moment(text: str, ctx: Ctx, form: FormView = NO_FORM) -> 
     """The cut-off time, refused at this step (not only at 保存) when it is before the
     earliest allowed one: delivery + the notice period."""
     value = await parse_moment(text, ctx, form)
-    rid = form.meta.get("arrears_id")
-    rec = await STORE.visible(ctx, int(rid)) if rid is not None else None
+    rec = await ARREARS_RECORDS.seen(ctx, form.meta)
     if rec is not None:
         _check_not_before_earliest(ctx, rec, value_time(value))
     return value
@@ -491,26 +490,31 @@ async def _refuse_cutoff(ctx: Ctx, rec: Arrears) -> str | None:
     return None if reason is None else "⛔ " + reason
 
 
-async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
-    rec = await ARREARS_RECORDS.record(ctx, meta)
+async def write_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """已停电 with the form's close in one round trip, from the record as kept with the form
+    (still served, else nothing is written and the user told). Read first: whether it is a
+    medical household, which may not be cut off without the lead's yes."""
+    rec = await ARREARS_RECORDS.kept(ctx, meta)
     refusal = await cutoff_refusal(ctx, rec)
     if refusal is not None:
         raise Invalid("arrears.refused", reason=refusal)
     at = value_time(values["cut_off_at"])
     _check_not_before_earliest(ctx, rec, at)
-    async with ctx.services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
-                                               "updated_at": iso(ctx.now)},
-                                  "status = 'notice_served'"):
-            raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "cutoff")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
+    batch = Batch()
+    STORE.update_into(batch, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
+                                      "updated_at": iso(ctx.now)}, "status = 'notice_served'",
+                      needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "cutoff", "decision")
     rule = ruleset(ctx.services).arrears.restore_after_payment
     text = ctx.t("arrears.cutoff_saved", id=rec.id, when=when(ctx, at))
     if rule is not None:
         text += "\n" + ctx.t("arrears.restore_rule", period=rule.label(ctx.locale))
-    return ARREARS_RECORDS.saved(ctx, rec.id, text)
+
+    async def saved(_: int | None) -> Saved:
+        return ARREARS_RECORDS.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("arrears.changed"))
 
 
 async def write_paid(ctx: Ctx, values: dict[str, Any], token: str,
@@ -580,8 +584,8 @@ def _moment_form(name: str, field: str, label: str, save: SaveFn | None,
 
 NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", None,
                       write=write_notice)
-CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", save_cutoff,
-                      parse_cutoff_moment)
+CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", None,
+                      parse_cutoff_moment, write=write_cutoff)
 PAID = _moment_form("arrears_paid", "paid_at", "field.arrears_paid_at", None,
                     write=write_paid)
 RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restored_at", None,

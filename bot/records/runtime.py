@@ -515,7 +515,8 @@ class RecordType(Generic[R]):
         """`kept`, or None where the user may not see it (a form step's check)."""
         row = meta.get(KEPT)
         if not isinstance(row, dict):
-            return await self.store.visible(ctx, int(meta.get(self.meta_key) or 0))
+            rid = meta.get(self.meta_key)
+            return None if rid is None else await self.store.visible(ctx, int(rid))
         rec = from_row(self.store.cls, row)  # type: ignore[arg-type]
         return rec if may_see(ctx.user, Subject.RECORD, rec.team_id, rec.user_id) else None
 
