@@ -536,7 +536,7 @@ async def test_editing_a_saved_record_is_counted(services: Services,
     await zhang.press("修改")
     await zhang.press("工作内容")
     await zhang.say("2号杆拉线已紧固，3号杆正常")
-    out, trips = await counted(services, lambda: zhang.press("保存"))
+    _, trips = await counted(services, lambda: zhang.press("保存"))
     assert L("form.worklog.updated").split("{")[0] in zhang.text
     assert trips <= EDIT_SAVE_MOST["worklog"], f"work log 保存: {trips} round trips"
     assert [r["content"] for r in await worklog_rows(services)] == ["2号杆拉线已紧固，3号杆正常"]
@@ -546,7 +546,7 @@ async def test_editing_a_saved_record_is_counted(services: Services,
     await zhang.press("修改")
     await zhang.press("联系电话")
     await zhang.say("13900005678")
-    out, trips = await counted(services, lambda: zhang.press("保存"))
+    _, trips = await counted(services, lambda: zhang.press("保存"))
     assert "已更新特殊客户档案" in zhang.text
     assert trips <= EDIT_SAVE_MOST["customer"], f"customer 保存: {trips} round trips"
 
