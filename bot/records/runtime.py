@@ -242,32 +242,20 @@ def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
 
 @dataclass(frozen=True)
 class Planning:
-    """What deadlines in working days and their ladders need (the rule set, the calendar,
-    the leads to escalate to), read before the transaction that plans them opens."""
+    """What deadlines in working days and their ladders need (the rule set, the calendar);
+    the leads to escalate to are read by the batch that plans them."""
 
     rules: RuleSet
     cal: WorkCalendar
-    leads: list[int]
-
-    @classmethod
-    async def read(cls, ctx: Ctx, team_id: int, owner_id: int) -> Planning:
-        return cls(ruleset(ctx.services), await calendar(ctx.services),
-                   await other_leads(ctx.services, team_id, owner_id))
 
     @classmethod
     async def for_writes(cls, ctx: Ctx) -> Planning:
-        """For a save declared as writes (`plan_into`): the calendar as of the step's read,
-        no leads (the batch reads them as it plans)."""
-        return cls(ruleset(ctx.services), await step_calendar(ctx), [])
+        """For a save declared as writes (`plan_ladders_into`): the calendar as of the
+        step's read."""
+        return cls(ruleset(ctx.services), await step_calendar(ctx))
 
     def due(self, start: datetime, rule: Rule) -> Deadline:
         return due_after(start, rule, self.cal, self.rules.working_hours)
-
-    async def plan(self, tx: Tx, subject: str, rid: int, team_id: int, owner_id: int,
-                   step: str, start: datetime, due: datetime, now: datetime) -> None:
-        """`step`'s working-day ladder from `start` to `due` (working_day_rungs)."""
-        await plan_ladder(tx, subject, rid, team_id, owner_id, step,
-                          working_day_rungs(start, due, self.rules, self.cal), self.leads, now)
 
     def ladder(self, step: str, start: datetime, due: datetime) -> tuple[str, list[Rung]]:
         """`step`'s working-day ladder, for plan_ladders_into (a save declared as writes)."""
