@@ -461,17 +461,21 @@ async def move_on(services: Services, chat: Chat, feature: str, rid: int, action
     assert trips <= most, f"{action} 保存: {trips} round trips"
 
 
-@pytest.mark.parametrize("feature", sorted(MOVES))
-async def test_moving_a_record_on_makes_at_most_two_round_trips(
-        services: Services, assistant: Assistant, feature: str) -> None:
+async def saved_record(services: Services, assistant: Assistant, kind: str) -> Chat:
+    """张三 (with a lead in the team) and the record of `kind` he saved (RECORDS), #1."""
     await make_user(services, "张三")
     await make_user(services, "王班长", role=Role.LEAD, areas=())
     zhang = Chat(assistant, "test", "张三")
-    await zhang.say("你好")
-    steps, _ = RECORDS[feature]
-    for how, text in steps:
+    for how, text in RECORDS[kind][0]:
         await (zhang.say(text) if how == "say" else zhang.press(text))
     await zhang.press("保存")
+    return zhang
+
+
+@pytest.mark.parametrize("feature", sorted(MOVES))
+async def test_moving_a_record_on_makes_at_most_two_round_trips(
+        services: Services, assistant: Assistant, feature: str) -> None:
+    zhang = await saved_record(services, assistant, feature)
     for action, answers, saved in MOVES[feature]:
         await move_on(services, zhang, feature, 1, action, answers, saved)
 
@@ -480,12 +484,7 @@ async def test_cutting_off_and_restoring_arrears_is_counted(
         services: Services, assistant: Assistant, clock: FakeClock) -> None:
     """已停电 reads whether the household is a medical one (the lead's yes first), as
     通知书已送达 does; 已缴费 after a cut-off plans the urgent restore ladder; 已复电 closes it."""
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
-    for how, text in RECORDS["arrears"][0]:
-        await (zhang.say(text) if how == "say" else zhang.press(text))
-    await zhang.press("保存")
+    zhang = await saved_record(services, assistant, "arrears")
     now = (("press", "现在"),)
     await move_on(services, zhang, "arrears", 1, "arrn", now, "arrears.notice_saved")
     clock.advance(days=10)
@@ -560,12 +559,7 @@ TAPS = {"hazard": ("hazards.hzs", 4), "outage": ("outages.outn", 5)}
 @pytest.mark.parametrize("feature", sorted(TAPS))
 async def test_a_one_tap_transition_is_counted(services: Services, assistant: Assistant,
                                                feature: str) -> None:
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
-    for how, text in RECORDS[feature][0]:
-        await (zhang.say(text) if how == "say" else zhang.press(text))
-    await zhang.press("保存")
+    zhang = await saved_record(services, assistant, feature)
     action, most = TAPS[feature]
     before = zhang.text
     _, trips = await counted(services, lambda: zhang.tap(f"-|{action}|1"))

@@ -9,24 +9,13 @@ from typing import Any
 import pytest
 
 from bot.assistant import Assistant
-from bot.models import Role
 from bot.services import Services
 from bot.storage.batch import Batch, Played, Ref
 from tests.conftest import Chat, make_user
-from tests.test_round_trips import FORM, RECORDS
+from tests.test_round_trips import FORM, saved_record
 from tests.tg_harness import L, worklog_rows
 
 pytestmark = pytest.mark.both_backends
-
-
-async def saved_record(services: Services, assistant: Assistant, kind: str) -> Chat:
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
-    for how, text in RECORDS[kind][0]:
-        await (zhang.say(text) if how == "say" else zhang.press(text))
-    await zhang.press("保存")
-    return zhang
 
 
 def closing_fails(services: Services, monkeypatch: pytest.MonkeyPatch) -> Any:
