@@ -564,3 +564,20 @@ async def test_a_one_tap_transition_is_counted(services: Services, assistant: As
     before = zhang.text
     _, trips = await counted(services, lambda: zhang.tap(f"-|{action}|1"))
     assert zhang.text != before and trips <= most, f"{action}: {trips} round trips"
+
+
+# 停用 a special customer (its 保存: the record read, as it must still be there and the user's
+# to take off the register, then the change, its audit row and the form's close in one write;
+# 8 before) and 恢复 (a tap: the record read, one write, the card: 8 before).
+async def test_taking_a_customer_off_the_register_and_back_is_counted(
+        services: Services, assistant: Assistant) -> None:
+    manager = await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    cid = await add_customer(services, manager, "李奶奶", "5500012345", ("medical",), every=30)
+    await zhang.tap(f"-|custoff|{cid}")
+    await zhang.say("已搬走")
+    _, trips = await counted(services, lambda: zhang.press("保存"))
+    assert L("customer.deactivated") in zhang.text and trips <= 3, f"停用: {trips} round trips"
+    _, trips = await counted(services, lambda: zhang.tap(f"-|custon|{cid}"))
+    assert L("customer.reactivated_toast") == zhang.last.toast  # type: ignore[union-attr]
+    assert trips <= 4, f"恢复: {trips} round trips"

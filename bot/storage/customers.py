@@ -255,17 +255,24 @@ class Customers:
         old = await self.get(user, customer_id)
         if old is None:
             return False
-        async with self.db.tx() as tx:
-            await tx.execute(
-                "UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
-                "WHERE id = ?",
-                (int(active), None if active else iso(now), None if active else reason,
-                 customer_id))
-            await audit.record(tx, team_id=old.team_id, user_id=user.id, actor=user.name,
-                               entity=ENTITY, entity_id=customer_id,
-                               action="reactivate" if active else "deactivate", at=now,
-                               detail={} if active else {"reason": reason})
+        batch = Batch()
+        self.set_active_into(batch, user, old, active, now, reason)
+        await self.db.write_batch(batch)
         return True
+
+    @staticmethod
+    def set_active_into(batch: Batch, user: User, old: Customer, active: bool, now: datetime,
+                        reason: str | None = None) -> None:
+        """`set_active` of the record as read, as a batch's writes (with the 停用 form's close,
+        or alone for 恢复): the change and its audit row in one round trip."""
+        batch.execute(
+            "UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
+            "WHERE id = ?",
+            (int(active), None if active else iso(now), None if active else reason, old.id))
+        audit.record_into(batch, team_id=old.team_id, user_id=user.id, actor=user.name,
+                          entity=ENTITY, entity_id=old.id,
+                          action="reactivate" if active else "deactivate", at=now,
+                          detail={} if active else {"reason": reason})
 
     async def reveal_phone(self, user: User, customer_id: int, which: str, now: datetime, *,
                            limit: int, window: timedelta) -> str | None:

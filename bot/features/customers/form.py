@@ -268,24 +268,30 @@ async def switch_refusal(ctx: Ctx, c: Customer) -> Outcome | None:
         [[Button(ctx.t("btn.customer_card"), feature_callback("customers", "cust", c.id))]])
 
 
-async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
-                            meta: dict[str, Any]) -> Saved:
+async def write_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
+                             meta: dict[str, Any]) -> Writing:
+    """停用 with its audit row and the form's close in one round trip, after one read: the
+    record still there, and the user's to take off the register."""
     cid = int(meta["customer_id"])
     current = await ctx.services.customers.get(ctx.user, cid)
     if current is None:
         raise Invalid("customer.not_found")
     if not await may_switch_active(ctx, current):
         raise Invalid("customer.switch_not_yours_short", area=current.area_name)
-    if not await ctx.services.customers.set_active(ctx.user, cid, False, ctx.now,
-                                                    values["reason"]):
-        raise Invalid("customer.not_found")
-    return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid), record_id=cid)
+    batch = Batch()
+    Customers.set_active_into(batch, ctx.user, current, False, ctx.now, values["reason"])
+
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid), record_id=cid)
+
+    return Writing(batch, cid, saved)
 
 
 DEACTIVATE = FormSpec(
     name="customer_off",
     title="form.customer_off.title",
     fields=(kinds.text("reason", "field.reason", "form.customer_off.reason"),),
-    save=save_deactivation,
+    save=None,
+    write=write_deactivation,
     quick={},
 )
