@@ -43,6 +43,7 @@ from bot.records import runtime as rt
 from bot.records.common import MEDICAL, calendar, ruleset
 from bot.services import Services
 from bot.storage import audit
+from bot.storage.batch import Batch, Ref, play
 from bot.storage.db import Database, Tx, iso
 from bot.storage.paced import Paced
 from bot.storage.reminders import Reminders
@@ -721,10 +722,8 @@ class _Writer:
                         f"subject_id IN ({marks}) AND state = 'pending'", (SUBJECT, *plain))
                 for r in (r for r in rows if r["status"] == "cut_off"):
                     restore = restore_deadline(rules, cal, self.now, was_cut=True)
-                    owner = int(r["user_id"])
-                    leads = [u for u in self.team_leads if u != owner]  # as rt.other_leads
-                    if await record_paid(tx, int(r["id"]), self.team_id, owner, r["status"],
-                                         self.now, restore, leads, self.now):
+                    if await record_paid(tx, int(r["id"]), self.team_id, int(r["user_id"]),
+                                         r["status"], self.now, restore, self.now):
                         self.summary.paid += 1
 
 
@@ -761,23 +760,35 @@ def restore_deadline(rules: RuleSet, cal: Any, paid_at: datetime,
 
 
 async def record_paid(tx: Tx, rid: int, team_id: int, user_id: int, status: str, at: datetime,
-                      restore: Deadline | None, team_leads: list[int], now: datetime) -> bool:
+                      restore: Deadline | None, now: datetime) -> bool:
     """已缴费: the record paid at `at` (False if its status moved meanwhile); its reminders
-    cancelled and, if it was cut off, the urgent restore ladder planned (leads told at due)."""
-    await tx.execute("UPDATE arrears SET status = 'paid', paid_at = ?, restore_due = ?, "
-                     "updated_at = ? WHERE id = ? AND status = ?",
-                     (iso(at), iso(restore.due) if restore else None, iso(now), rid, status))
-    if tx.rowcount <= 0:
-        return False
-    await Reminders.cancel(tx, SUBJECT, rid)  # follow-ups, cut-off, decision: all moot
+    cancelled and, if it was cut off, the urgent restore ladder planned (the team's leads
+    but the owner told at due, read as it is planned)."""
+    batch = Batch()
+    paid = record_paid_into(batch, rid, team_id, user_id, status, at, restore, now)
+    await play(tx, batch)
+    return batch.changed(paid)
+
+
+def record_paid_into(batch: Batch, rid: int, team_id: int, user_id: int, status: str,
+                     at: datetime, restore: Deadline | None, now: datetime, *,
+                     needed: bool = False) -> Ref:
+    """`record_paid` as a batch's writes (the 已缴费 form's 保存, with its close): changed
+    only if the status was still `status` (`needed`: else nothing is written)."""
+    paid = batch.update("UPDATE arrears SET status = 'paid', paid_at = ?, restore_due = ?, "
+                        "updated_at = ? WHERE id = ? AND status = ?",
+                        (iso(at), iso(restore.due) if restore else None, iso(now), rid, status),
+                        rid, needed=needed)
+    # Follow-ups, cut-off, decision: all moot.
+    Reminders.cancel_into(batch, SUBJECT, rid, if_new=paid)
     if restore is not None:  # urgent (quiet hours do not hold them); leads told at due
         due = restore.due
-        await rt.plan_ladder(tx, SUBJECT, rid, team_id, user_id, "restore", [
+        rt.plan_ladders_into(batch, SUBJECT, rid, team_id, user_id, [("restore", [
             rt.Rung("soon", due - RESTORE_SOON, urgent=True),
             rt.Rung("due", due, urgent=True, skip_if_past=False),
-            rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)],
-            team_leads, now)
-    return True
+            rt.Rung("escalate", due, to_leads=True, urgent=True, skip_if_past=False)])],
+            now, if_new=paid)
+    return paid
 
 
 async def plan_decision(tx: Tx, aid: int, team_id: int, lead_id: int, now: datetime,

@@ -28,7 +28,7 @@ from bot import arrears_io, validators
 from bot.deadlines import Deadline, Rule, RuleSet, due_after
 from bot.events import Button, Outcome, Reply
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved, SaveFn, Writing
+from bot.forms.engine import FormSpec, Saved, SaveFn, WriteFn, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind, ParseFn
 from bot.forms.kinds import (
     CN_DIGITS,
@@ -386,32 +386,37 @@ def _before_since(ctx: Ctx, at: datetime, rec: Arrears) -> bool:
     return at.astimezone(ctx.tz).date().isoformat() < rec.since
 
 
-async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
+async def write_notice(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """通知书已送达 with the form's close in one round trip, from the record as kept with the
+    form (still collecting, else nothing is written and the user told). Read first: whether
+    it is a medical household (the register may say so since), which decides what is
+    planned: the cut-off reminder, or the lead's decision (and who decides)."""
     services = ctx.services
-    rec = await ARREARS_RECORDS.record(ctx, meta)
+    rec = await ARREARS_RECORDS.kept(ctx, meta)
     if rec.status != "collecting" or rec.prepaid:
         raise Invalid("arrears.changed")
     at = value_time(values["served_at"])
     if _before_since(ctx, at, rec):
         raise Invalid("arrears.before_since")
     rules = ruleset(services)
-    cal = await calendar(services)
-    earliest = earliest_cutoff(rules, cal, at)
+    earliest = earliest_cutoff(rules, await step_calendar(ctx), at)
     cutoff_at = earliest.due if earliest else at
     medical = await is_medical(services, rec)
     ask = (await deciders(services, rec.team_id)
            if medical and rec.lead_decision is None else [])
-    async with services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {
-                "status": "notice_served", "notice_served_at": iso(at),
-                "cutoff_earliest": iso(cutoff_at), "updated_at": iso(ctx.now)},
-                "status = 'collecting'"):
-            raise Invalid("arrears.changed")
-        if not medical or rec.lead_decision == "approved":
-            await plan_cutoff(tx, rec, cutoff_at, ctx.now)
-        for lead in ask:
-            await plan_decision(tx, rec.id, rec.team_id, lead.id, ctx.now)
+    batch = Batch()
+    noticed = STORE.update_into(batch, rec.id, {
+        "status": "notice_served", "notice_served_at": iso(at),
+        "cutoff_earliest": iso(cutoff_at), "updated_at": iso(ctx.now)},
+        "status = 'collecting'", needed=True)
+    # as plan_cutoff and plan_decision key them
+    cutoff = [(rec.user_id, "cutoff", max(cutoff_at, ctx.now), "")] \
+        if not medical or rec.lead_decision == "approved" else []
+    Reminders.plan_each_into(batch, [*cutoff, *((lead.id, "decision", ctx.now, "")
+                                                for lead in ask)],
+                             team_id=rec.team_id, subject=SUBJECT, subject_id=rec.id,
+                             now=ctx.now, if_new=noticed)
     lines = [ctx.t("arrears.notice_saved", id=rec.id, when=when(ctx, at))]
     if earliest:
         # Served long enough ago: 现在即可, not a past time and a promise to remind.
@@ -427,7 +432,11 @@ async def save_notice(ctx: Ctx, values: dict[str, Any], token: str,
     lines += _law_lines(ctx, rules, rec.since, cutoff_at)
     if earliest and earliest.provisional:
         lines.append(ctx.t("deadline.provisional"))
-    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
+
+    async def saved(_: int | None) -> Saved:
+        return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
+
+    return Writing(batch, rec.id, saved, Invalid("arrears.changed"))
 
 
 def earliest_text(ctx: Ctx, at: datetime | None) -> str:
@@ -446,8 +455,7 @@ async def parse_cutoff_moment(text: str, ctx: Ctx, form: FormView = NO_FORM) -> 
     """The cut-off time, refused at this step (not only at 保存) when it is before the
     earliest allowed one: delivery + the notice period."""
     value = await parse_moment(text, ctx, form)
-    rid = form.meta.get("arrears_id")
-    rec = await STORE.visible(ctx, int(rid)) if rid is not None else None
+    rec = await ARREARS_RECORDS.seen(ctx, form.meta)
     if rec is not None:
         _check_not_before_earliest(ctx, rec, value_time(value))
     return value
@@ -482,45 +490,49 @@ async def _refuse_cutoff(ctx: Ctx, rec: Arrears) -> str | None:
     return None if reason is None else "⛔ " + reason
 
 
-async def save_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
-    rec = await ARREARS_RECORDS.record(ctx, meta)
+async def write_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """已停电 with the form's close in one round trip, from the record as kept with the form
+    (still served, else nothing is written and the user told). Read first: whether it is a
+    medical household, which may not be cut off without the lead's yes."""
+    rec = await ARREARS_RECORDS.kept(ctx, meta)
     refusal = await cutoff_refusal(ctx, rec)
     if refusal is not None:
         raise Invalid("arrears.refused", reason=refusal)
     at = value_time(values["cut_off_at"])
     _check_not_before_earliest(ctx, rec, at)
-    async with ctx.services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
-                                               "updated_at": iso(ctx.now)},
-                                  "status = 'notice_served'"):
-            raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "cutoff")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "decision")
+    batch = Batch()
+    STORE.update_into(batch, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
+                                      "updated_at": iso(ctx.now)}, "status = 'notice_served'",
+                      needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "cutoff", "decision")
     rule = ruleset(ctx.services).arrears.restore_after_payment
     text = ctx.t("arrears.cutoff_saved", id=rec.id, when=when(ctx, at))
     if rule is not None:
         text += "\n" + ctx.t("arrears.restore_rule", period=rule.label(ctx.locale))
-    return ARREARS_RECORDS.saved(ctx, rec.id, text)
+
+    async def saved(_: int | None) -> Saved:
+        return ARREARS_RECORDS.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("arrears.changed"))
 
 
-async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
-                    meta: dict[str, Any]) -> Saved:
-    services = ctx.services
-    rec = await ARREARS_RECORDS.record(ctx, meta)
+async def write_paid(ctx: Ctx, values: dict[str, Any], token: str,
+                     meta: dict[str, Any]) -> Writing:
+    """已缴费 with the form's close in one round trip, from the record as kept with the form:
+    paid once (its status still the one seen, else nothing is written and the user told)."""
+    rec = await ARREARS_RECORDS.kept(ctx, meta)
     if rec.status not in UNPAID:
         raise Invalid("arrears.changed")
     at = value_time(values["paid_at"])
     if _before_since(ctx, at, rec):
         raise Invalid("arrears.before_since")
-    rules = ruleset(services)
     was_cut = rec.status == "cut_off"
-    restore = arrears_io.restore_deadline(rules, await calendar(services), at, was_cut)
-    team_leads = await rt.other_leads(services, rec.team_id, rec.user_id)
-    async with services.db.tx() as tx:
-        if not await arrears_io.record_paid(tx, rec.id, rec.team_id, rec.user_id, rec.status,
-                                            at, restore, team_leads, ctx.now):
-            raise Invalid("arrears.changed")
+    restore = arrears_io.restore_deadline(ruleset(ctx.services), await step_calendar(ctx), at,
+                                          was_cut)
+    batch = Batch()
+    arrears_io.record_paid_into(batch, rec.id, rec.team_id, rec.user_id, rec.status, at,
+                                restore, ctx.now, needed=True)
     lines = [ctx.t("arrears.paid_saved", id=rec.id, when=when(ctx, at),
                    amount=money(rec.amount_cents))]
     if restore is not None:
@@ -533,39 +545,51 @@ async def save_paid(ctx: Ctx, values: dict[str, Any], token: str,
         lines.append(ctx.t("arrears.paid_prepaid_closed"))
     else:
         lines.append(ctx.t("arrears.paid_closed"))
-    return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
+
+    async def saved(_: int | None) -> Saved:
+        return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
+
+    return Writing(batch, rec.id, saved, Invalid("arrears.changed"))
 
 
-async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
-                        meta: dict[str, Any]) -> Saved:
-    rec = await ARREARS_RECORDS.record(ctx, meta)
+async def write_restored(ctx: Ctx, values: dict[str, Any], token: str,
+                         meta: dict[str, Any]) -> Writing:
+    """已复电 with the form's close in one round trip, from the record as kept with the form
+    (still paid, else nothing is written and the user told)."""
+    rec = await ARREARS_RECORDS.kept(ctx, meta)
     if rec.status != "paid" or rec.restore_due is None or rec.paid_at is None:
         raise Invalid("arrears.changed")
     at = value_time(values["restored_at"])
     if at < rec.paid_at:
         raise Invalid("arrears.before_paid", when=when(ctx, rec.paid_at))
-    async with ctx.services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {"status": "restored", "restored_at": iso(at),
-                                               "updated_at": iso(ctx.now)}, "status = 'paid'"):
-            raise Invalid("arrears.changed")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
-    return ARREARS_RECORDS.saved(ctx, rec.id, ctx.t("arrears.restored_saved", id=rec.id,
-                                                    when=when(ctx, at))
-                                 + " " + rt.on_time(ctx, at, rec.restore_due))
+    batch = Batch()
+    STORE.update_into(batch, rec.id, {"status": "restored", "restored_at": iso(at),
+                                      "updated_at": iso(ctx.now)}, "status = 'paid'",
+                      needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id)
+    text = (ctx.t("arrears.restored_saved", id=rec.id, when=when(ctx, at)) + " "
+            + rt.on_time(ctx, at, rec.restore_due))
+
+    async def saved(_: int | None) -> Saved:
+        return ARREARS_RECORDS.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("arrears.changed"))
 
 
-def _moment_form(name: str, field: str, label: str, save: SaveFn,
-                 parse: ParseFn = parse_moment) -> FormSpec:
+def _moment_form(name: str, field: str, label: str, save: SaveFn | None,
+                 parse: ParseFn = parse_moment, write: WriteFn | None = None) -> FormSpec:
     return rt.action_form(name, save, rt.time_field(field, label, f"form.{name}.at", parse,
-                                                    "form.worklog.time.hint"))
+                                                    "form.worklog.time.hint"), write=write)
 
 
-NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", save_notice)
-CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", save_cutoff,
-                      parse_cutoff_moment)
-PAID = _moment_form("arrears_paid", "paid_at", "field.arrears_paid_at", save_paid)
-RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restored_at",
-                        save_restored)
+NOTICE = _moment_form("arrears_notice", "served_at", "field.arrears_notice_at", None,
+                      write=write_notice)
+CUTOFF = _moment_form("arrears_cutoff", "cut_off_at", "field.arrears_cut_off_at", None,
+                      parse_cutoff_moment, write=write_cutoff)
+PAID = _moment_form("arrears_paid", "paid_at", "field.arrears_paid_at", None,
+                    write=write_paid)
+RESTORED = _moment_form("arrears_restored", "restored_at", "field.arrears_restored_at", None,
+                        write=write_restored)
 
 
 # --- card -----------------------------------------------------------------------------

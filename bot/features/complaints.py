@@ -199,58 +199,68 @@ async def show_method(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"complaint.method.{value}")
 
 
-async def save_contact(ctx: Ctx, values: dict[str, Any], token: str,
-                       meta: dict[str, Any]) -> Saved:
-    rec = await COMPLAINTS.record(ctx, meta)
+async def write_contact(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Writing:
+    """The first contact with the form's close in one round trip, from the complaint as
+    kept with the form."""
+    rec = await COMPLAINTS.kept(ctx, meta)
     at = value_time(values["contacted_at"])
     if at < rec.accepted_at:
         raise Invalid("complaint.before_accepted")
-    async with ctx.services.db.tx() as tx:
-        await STORE.update(tx, rec.id, {
-            "contacted_at": iso(at), "contact_method": values["method"],
-            "updated_at": iso(ctx.now)})
-        # Contact recorded after the reply (closed) leaves the status alone.
-        await STORE.update(tx, rec.id, {"status": "contacted"}, "status = 'open'")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "contact.")
-    return COMPLAINTS.saved(ctx, rec.id, ctx.t("complaint.contacted", id=rec.id) + " "
-                            + rt.on_time(ctx, at, rec.contact_due))
+    batch = Batch()
+    # Contact recorded after the reply (closed) leaves the status alone.
+    batch.execute(
+        "UPDATE complaints SET contacted_at = ?, contact_method = ?, updated_at = ?, "
+        "status = CASE WHEN status = 'open' THEN 'contacted' ELSE status END WHERE id = ?",
+        (iso(at), values["method"], iso(ctx.now), rec.id))
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "contact.")
+
+    async def saved(_: int | None) -> Saved:
+        return COMPLAINTS.saved(ctx, rec.id, ctx.t("complaint.contacted", id=rec.id) + " "
+                                + rt.on_time(ctx, at, rec.contact_due))
+
+    return Writing(batch, rec.id, saved)
 
 
-async def save_reply(ctx: Ctx, values: dict[str, Any], token: str,
-                     meta: dict[str, Any]) -> Saved:
-    rec = await COMPLAINTS.record(ctx, meta)
+async def write_reply(ctx: Ctx, values: dict[str, Any], token: str,
+                      meta: dict[str, Any]) -> Writing:
+    """The reply closes the complaint once (the call-back then planned, once) with the
+    form's close in one round trip, from the complaint as kept with the form."""
+    rec = await COMPLAINTS.kept(ctx, meta)
     at = value_time(values["replied_at"])
     if at < rec.accepted_at:
         raise Invalid("complaint.before_accepted")
-    callback_due = await cb.due_after_close(ctx.services, max(at, ctx.now))
-    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id, rec.user_id)
-    async with ctx.services.db.tx() as tx:
-        replied = await STORE.update(tx, rec.id, {
-            "replied_at": iso(at), "reply_result": values["result"], "status": "closed",
-            "contacted_at": iso(rec.contacted_at or at), "updated_at": iso(ctx.now)},
-            "status != 'closed'")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
-        if replied:  # answered: the call-back is planned once, from the reply
-            await STORE.update(tx, rec.id, {"callback_due": iso(callback_due)})
-            await cb.plan(tx, SUBJECT, rec, callback_due, leads, ctx.now)
-    text = (ctx.t("complaint.closed", id=rec.id) + " " + rt.on_time(ctx, at, rec.reply_due))
-    if not replied:
-        return COMPLAINTS.saved(ctx, rec.id, text)
-    # The call-back is one tap away, on the very message.
-    return Saved(text + "\n" + cb.planned_line(ctx, callback_due),
-                 [[COMPLAINTS.open_button(ctx, rec.id),
-                   COMPLAINTS.action("cplb").button(ctx, rec.id)]], record_id=rec.id)
+    callback_due = await cb.due_after_close(ctx, max(at, ctx.now))
+    batch = Batch()
+    replied = batch.update(
+        "UPDATE complaints SET replied_at = ?, reply_result = ?, status = 'closed', "
+        "contacted_at = coalesce(contacted_at, ?), updated_at = ?, callback_due = ? "
+        "WHERE id = ? AND status != 'closed'",
+        (iso(at), values["result"], iso(at), iso(ctx.now), iso(callback_due), rec.id), rec.id)
+    Reminders.cancel_into(batch, SUBJECT, rec.id)
+    cb.plan_into(batch, SUBJECT, rec, callback_due, ctx.user.id, ctx.now, replied)
+
+    async def saved(_: int | None) -> Saved:
+        text = ctx.t("complaint.closed", id=rec.id) + " " + rt.on_time(ctx, at, rec.reply_due)
+        if not batch.changed(replied):
+            return COMPLAINTS.saved(ctx, rec.id, text)
+        # The call-back is one tap away, on the very message.
+        return Saved(text + "\n" + cb.planned_line(ctx, callback_due),
+                     [[COMPLAINTS.open_button(ctx, rec.id),
+                       COMPLAINTS.action("cplb").button(ctx, rec.id)]], record_id=rec.id)
+
+    return Writing(batch, rec.id, saved)
 
 
 CONTACT = rt.action_form(
-    "complaint_contact", save_contact,
+    "complaint_contact", None,
     rt.time_field("contacted_at", "field.contacted_at", "form.complaint_contact.at"),
     Field("method", "field.contact_method", "form.complaint_contact.method", Kind.CHOICE,
-          choices=method_choices, show=show_method))
+          choices=method_choices, show=show_method), write=write_contact)
 REPLY = rt.action_form(
-    "complaint_reply", save_reply,
+    "complaint_reply", None,
     rt.time_field("replied_at", "field.replied_at", "form.complaint_reply.at"),
-    kinds.text("result", "field.reply_result", "form.complaint_reply.result"))
+    kinds.text("result", "field.reply_result", "form.complaint_reply.result"), write=write_reply)
 
 
 # --- card -----------------------------------------------------------------------------
@@ -303,16 +313,16 @@ async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     return items + cb.todo_items(ctx, COMPLAINTS, rows[1])
 
 
-async def save_callback(ctx: Ctx, values: dict[str, Any], token: str,
-                        meta: dict[str, Any]) -> Saved:
-    return await cb.record_result(ctx, COMPLAINTS, await COMPLAINTS.record(ctx, meta), values)
+async def write_callback(ctx: Ctx, values: dict[str, Any], token: str,
+                         meta: dict[str, Any]) -> Writing:
+    return cb.write_result(ctx, COMPLAINTS, await COMPLAINTS.kept(ctx, meta), values)
 
 
 async def other_reminders(ctx: Ctx, r: Reminder, rec: Complaint) -> Reply | None:
     return await cb.lead_alert(ctx, COMPLAINTS, r, rec)
 
 
-CALLBACK = cb.result_form("complaint_callback", save_callback)
+CALLBACK = cb.result_form("complaint_callback", write_callback)
 
 
 COMPLAINTS = rt.RecordType(

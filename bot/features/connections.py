@@ -27,7 +27,7 @@ from bot.records.common import now_value, remaining, ruleset, value_time, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.storage.batch import Batch
-from bot.storage.db import Database, Row, Tx, iso
+from bot.storage.db import Database, Row, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
@@ -139,7 +139,7 @@ async def write_application(ctx: Ctx, values: dict[str, Any], token: str,
         if any(d and d.provisional for d in (plan_dl, end_dl)):
             lines.append(ctx.t("deadline.provisional"))
         rec = STORE.as_saved(rid, columns, status="open", owner=ctx.user.name)
-        return await _saved(ctx, rid, "\n".join(lines), rec)
+        return await _saved(ctx, rec, "\n".join(lines))
 
     return Writing(batch, ref, saved)
 
@@ -213,91 +213,96 @@ async def _step_time(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str,
     """A step's time: in the past, and not before the step before it (said at this step)."""
     from bot.features.worklog.form import parse_when
     value: dict[str, Any] = await parse_when(text, ctx, form)
-    rec = await STORE.visible(ctx, int(form.meta.get(CONNECTIONS.meta_key, 0)))
+    rec = await CONNECTIONS.seen(ctx, form.meta)
     if rec is not None:
         _not_before(ctx, value_time(value), rec.inspected_at or rec.plan_replied_at
                     or rec.accepted_at)
     return value
 
 
-async def _move(ctx: Ctx, rec: Application, sets: dict[str, Any], from_: tuple[str, ...],
-                cancel: str, then: Callable[[Tx], Awaitable[None] | None] | None = None
-                ) -> None:
-    """One step, once: the status still one the user saw, the done step's reminders
-    cancelled and (`then`) the next step's planned, in one transaction."""
-    async with ctx.services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {**sets, "updated_at": iso(ctx.now)},
-                                  f"status IN ({', '.join('?' for _ in from_)})", from_):
-            raise Invalid("connection.changed")
-        await Reminders.cancel(tx, SUBJECT, rec.id, cancel)
-        pending = then(tx) if then else None
-        if pending is not None:
-            await pending
+def _move(ctx: Ctx, rec: Application, sets: dict[str, Any], from_: tuple[str, ...],
+          cancel: str, saved: Callable[[Application], Awaitable[Saved]],
+          ladders: list[tuple[str, list[rt.Rung]]] | None = None) -> Writing:
+    """One step, once (the status still one the user saw: else nothing is written and the
+    user told), the done step's reminders cancelled and the next step's `ladders` planned,
+    with the form's close in one round trip. `saved` words the reply from the record as
+    changed (its next step's button: nothing read back)."""
+    batch = Batch()
+    moved = STORE.update_into(batch, rec.id, {**sets, "updated_at": iso(ctx.now)},
+                              f"status IN ({', '.join('?' for _ in from_)})", from_,
+                              needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id, cancel)
+    rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, ladders or [],
+                         ctx.now, if_new=moved)
+    after = rt.from_row(Application, {**rt.kept_row(rec), **sets})  # type: ignore[arg-type]
+    return Writing(batch, rec.id, lambda _: saved(after), Invalid("connection.changed"))
 
 
-async def save_plan(ctx: Ctx, values: dict[str, Any], token: str,
-                    meta: dict[str, Any]) -> Saved:
-    rec = await CONNECTIONS.record(ctx, meta)
+async def write_plan(ctx: Ctx, values: dict[str, Any], token: str,
+                     meta: dict[str, Any]) -> Writing:
+    rec = await CONNECTIONS.kept(ctx, meta)
     at = value_time(values["at"])
     _not_before(ctx, at, rec.accepted_at)
-    await _move(ctx, rec, {"status": "plan_replied", "plan_replied_at": iso(at),
-                           "plan_note": values.get("note") or None}, ("open",), "plan.")
-    return await _saved(ctx, rec.id, ctx.t("connection.plan_done", id=rec.id) + " "
-                        + rt.on_time(ctx, at, rec.plan_due))
+    text = ctx.t("connection.plan_done", id=rec.id) + " " + rt.on_time(ctx, at, rec.plan_due)
+    return _move(ctx, rec, {"status": "plan_replied", "plan_replied_at": iso(at),
+                            "plan_note": values.get("note") or None}, ("open",), "plan.",
+                 lambda after: _saved(ctx, after, text))
 
 
-async def save_inspected(ctx: Ctx, values: dict[str, Any], token: str,
-                         meta: dict[str, Any]) -> Saved:
+async def write_inspected(ctx: Ctx, values: dict[str, Any], token: str,
+                          meta: dict[str, Any]) -> Writing:
     """The customer's works passed acceptance: in the 2011 set the connection clock starts."""
-    rec = await CONNECTIONS.record(ctx, meta)
+    rec = await CONNECTIONS.kept(ctx, meta)
     at = value_time(values["at"]).astimezone(ctx.tz)
     _not_before(ctx, at, rec.plan_replied_at or rec.accepted_at)
-    planning = await rt.Planning.read(ctx, rec.team_id, rec.user_id)
+    planning = await rt.Planning.for_writes(ctx)
     rule = connect_rule(planning.rules, rec.customer_class)
     dl = planning.due(at, rule) if rule else None
     sets: dict[str, Any] = {"status": "inspected", "inspected_at": iso(at)}
     if dl is not None:
         sets["connect_due"] = iso(dl.due)
-    await _move(ctx, rec, sets, ("plan_replied",), "plan.", lambda tx: planning.plan(
-        tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "connect", at, dl.due, ctx.now)
-        if dl else None)
     text = ctx.t("connection.inspected", id=rec.id)
     if dl is not None and rule is not None:
         text += "\n" + ctx.t("connection.connect_by", when=when(ctx, dl.due),
                              rule=rule.label(ctx.locale), left=remaining(ctx, dl.due))
-    return await _saved(ctx, rec.id, text)
+    return _move(ctx, rec, sets, ("plan_replied",), "plan.",
+                 lambda after: _saved(ctx, after, text),
+                 [planning.ladder("connect", at, dl.due)] if dl else None)
 
 
-async def save_connected(ctx: Ctx, values: dict[str, Any], token: str,
-                         meta: dict[str, Any]) -> Saved:
-    rec = await CONNECTIONS.record(ctx, meta)
+async def write_connected(ctx: Ctx, values: dict[str, Any], token: str,
+                          meta: dict[str, Any]) -> Writing:
+    rec = await CONNECTIONS.kept(ctx, meta)
     at = value_time(values["at"])
     _not_before(ctx, at, rec.inspected_at or rec.plan_replied_at or rec.accepted_at)
-    await _move(ctx, rec, {"status": "connected", "connected_at": iso(at)},
-                ("open", "plan_replied", "inspected"), "")
-    return CONNECTIONS.saved(ctx, rec.id, ctx.t("connection.connected", id=rec.id) + " "
-                             + rt.on_time(ctx, at, rec.connection_due))
+    text = (ctx.t("connection.connected", id=rec.id) + " "
+            + rt.on_time(ctx, at, rec.connection_due))
+
+    async def saved(_: Application) -> Saved:
+        return CONNECTIONS.saved(ctx, rec.id, text)
+
+    return _move(ctx, rec, {"status": "connected", "connected_at": iso(at)},
+                 ("open", "plan_replied", "inspected"), "", saved)
 
 
-async def _saved(ctx: Ctx, rid: int, text: str, rec: Application | None = None) -> Saved:
-    """A step saved: the card's button and the next step's, one tap away (`rec`: the
-    record as just written, else read)."""
-    rec = rec or await STORE.load(ctx.services.db, rid)
-    actions = await CONNECTIONS.allowed(ctx, rec) if rec else []
-    return Saved(text, [[CONNECTIONS.open_button(ctx, rid), *actions]], record_id=rid)
+async def _saved(ctx: Ctx, rec: Application, text: str) -> Saved:
+    """A step saved: the card's button and the next step's, one tap away (from the record
+    as just written)."""
+    actions = await CONNECTIONS.allowed(ctx, rec)
+    return Saved(text, [[CONNECTIONS.open_button(ctx, rec.id), *actions]], record_id=rec.id)
 
 
 def _at(prompt: str) -> Field:
     return rt.time_field("at", "field.connection_step_at", prompt, parse=_step_time)
 
 
-PLAN = rt.action_form("connection_plan", save_plan, _at("form.connection_plan.at"),
+PLAN = rt.action_form("connection_plan", None, _at("form.connection_plan.at"),
                       Field("note", "field.connection_plan_note", "form.connection_plan.note",
-                            Kind.TEXT, required=False, parse=parse_text))
-INSPECTED = rt.action_form("connection_inspected", save_inspected,
-                           _at("form.connection_inspected.at"))
-CONNECTED = rt.action_form("connection_connected", save_connected,
-                           _at("form.connection_connected.at"))
+                            Kind.TEXT, required=False, parse=parse_text), write=write_plan)
+INSPECTED = rt.action_form("connection_inspected", None, _at("form.connection_inspected.at"),
+                           write=write_inspected)
+CONNECTED = rt.action_form("connection_connected", None, _at("form.connection_connected.at"),
+                           write=write_connected)
 
 
 def _may_connect(ctx: Ctx, rec: Application) -> bool:

@@ -34,8 +34,8 @@ from bot.records import runtime as rt
 from bot.records.common import remaining, ruleset, step_calendar, when
 from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
 from bot.services import Ctx
-from bot.storage.batch import Batch
-from bot.storage.db import Database, Read, Row, Tx, iso
+from bot.storage.batch import Batch, Unchanged
+from bot.storage.db import Database, Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
 
@@ -161,14 +161,6 @@ async def show_severity(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"hazard.severity.{value}")
 
 
-async def plan_deadline(tx: Tx, rid: int, team_id: int, owner_id: int, sev: Severity,
-                        due: datetime, leads: list[int], now: datetime,
-                        round_: str = "") -> None:
-    """The owner is reminded before the deadline and at it; then the leads are told."""
-    await rt.plan_ladder(tx, SUBJECT, rid, team_id, owner_id, "deadline",
-                         deadline_rungs(sev, due), leads, now, round_)
-
-
 def deadline_rungs(sev: Severity, due: datetime) -> list[rt.Rung]:
     return [rt.Rung("soon", due - sev.remind_before.delta, urgent=sev.urgent),
             rt.Rung("due", due, urgent=sev.urgent, skip_if_past=False),
@@ -241,57 +233,71 @@ HAZARD = router.form(FormSpec(
 # --- transitions ----------------------------------------------------------------------
 async def start_work(ctx: Ctx, rec: Hazard) -> Outcome:
     """处理中: one tap; the deadline and its reminders stay (a hazard the lead hands back
-    gets its owner's reminders again: handing it up had stopped them)."""
-    leads = await rt.other_leads(ctx.services, rec.team_id, rec.user_id)
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {"status": "working", "started_at": iso(ctx.now),
-                                               "updated_at": iso(ctx.now)},
-                                  "status IN ('open', 'handed')")
-        if done and rec.status == HANDED:
-            await Reminders.cancel(tx, SUBJECT, rec.id, "handed.")
-            await plan_deadline(tx, rec.id, rec.team_id, rec.user_id, severity(rec.severity),
-                                rec.due_at, leads, ctx.now, round_=iso(ctx.now))
-    if not done:  # a stale card: show it as it is now
+    gets its owner's reminders again: handing it up had stopped them). One write; the card
+    after it is the hazard as read and changed, not read back."""
+    batch = Batch()
+    started = STORE.update_into(batch, rec.id, {
+        "status": "working", "started_at": iso(ctx.now), "updated_at": iso(ctx.now)},
+        "status IN ('open', 'handed')", needed=True)
+    if rec.status == HANDED:
+        Reminders.cancel_into(batch, SUBJECT, rec.id, "handed.", if_new=started)
+        rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [
+            ("deadline", deadline_rungs(severity(rec.severity), rec.due_at))], ctx.now,
+            round_=iso(ctx.now), if_new=started)
+    try:
+        await ctx.services.db.write_batch(batch)
+    except Unchanged:  # a stale card: show it as it is now
         return await HAZARDS.card(ctx, rec.id)
-    return await HAZARDS.card(ctx, rec.id, ctx.t("hazard.started", id=rec.id))
+    after = rt.from_row(Hazard, {**rt.kept_row(rec), "status": "working",  # type: ignore[arg-type]
+                                 "started_at": iso(ctx.now)})
+    return await render_card(ctx, after, ctx.t("hazard.started", id=rec.id))
 
 
-async def save_cleared(ctx: Ctx, values: dict[str, Any], token: str,
-                       meta: dict[str, Any]) -> Saved:
-    rec = await HAZARDS.record(ctx, meta)
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {
-            "status": CLEARED, "cleared_at": iso(ctx.now), "result": values["result"],
-            "photos_after": json.dumps(list(values.get("photos") or [])),
-            "updated_at": iso(ctx.now)}, "status != 'cleared'")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
-    if not done:
-        raise Invalid("hazard.already_cleared", id=rec.id)
+async def write_cleared(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Writing:
+    """Cleared once (else nothing is written and the user told), its reminders stopped,
+    with the form's close in one round trip, from the hazard as kept with the form."""
+    rec = await HAZARDS.kept(ctx, meta)
+    batch = Batch()
+    STORE.update_into(batch, rec.id, {
+        "status": CLEARED, "cleared_at": iso(ctx.now), "result": values["result"],
+        "photos_after": json.dumps(list(values.get("photos") or [])),
+        "updated_at": iso(ctx.now)}, "status != 'cleared'", needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id)
     text = ctx.t("hazard.cleared", id=rec.id, when=when(ctx, ctx.now)) + " " + \
         rt.on_time(ctx, ctx.now, rec.due_at)
-    return HAZARDS.saved(ctx, rec.id, text)
+
+    async def saved(_: int | None) -> Saved:
+        return HAZARDS.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("hazard.already_cleared", id=rec.id))
 
 
-async def save_handed(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
-    rec = await HAZARDS.record(ctx, meta)
-    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id)
+async def write_handed(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """转报班长 with the form's close in one round trip, from the hazard as kept with the form
+    (still open, else nothing is written and the user told). Read first: the leads it goes
+    to (none: refused), named in the reply."""
+    rec = await HAZARDS.kept(ctx, meta)
+    leads = await ctx.services.people.leads_of(rec.team_id, ctx.user.id)
     if not leads:
         raise Invalid("hazard.no_lead")
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {
-            "status": HANDED, "handed_at": iso(ctx.now), "handed_reason": values["reason"],
-            "updated_at": iso(ctx.now)}, "status IN ('open', 'working')")
-        if done:  # the lead holds it now: the owner's ladder stops, the lead hears at once
-            await Reminders.cancel(tx, SUBJECT, rec.id, "deadline.")
-            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "handed", [
-                rt.Rung("notice", ctx.now, to_leads=True, urgent=severity(rec.severity).urgent,
-                        skip_if_past=False)], leads, ctx.now, round_=iso(ctx.now))
-    if not done:
-        raise Invalid("hazard.not_open", id=rec.id)
-    names = "、".join(u.name for u in await ctx.services.people.leads_of(rec.team_id,
-                                                                          ctx.user.id))
-    return HAZARDS.saved(ctx, rec.id, ctx.t("hazard.handed", id=rec.id, leads=names))
+    batch = Batch()
+    handed = STORE.update_into(batch, rec.id, {
+        "status": HANDED, "handed_at": iso(ctx.now), "handed_reason": values["reason"],
+        "updated_at": iso(ctx.now)}, "status IN ('open', 'working')", needed=True)
+    # The lead holds it now: the owner's ladder stops, the lead hears at once.
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "deadline.")
+    rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [("handed", [
+        rt.Rung("notice", ctx.now, to_leads=True, urgent=severity(rec.severity).urgent,
+                skip_if_past=False)])], ctx.now, round_=iso(ctx.now),
+        leads_but=(ctx.user.id,), if_new=handed)
+    text = ctx.t("hazard.handed", id=rec.id, leads="、".join(u.name for u in leads))
+
+    async def saved(_: int | None) -> Saved:
+        return HAZARDS.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("hazard.not_open", id=rec.id))
 
 
 async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard) -> str | None:
@@ -313,12 +319,12 @@ CLEAR = router.form(FormSpec(
               parse=parse_text),
         Field("photos", "field.hazard_photos_after", "form.hazard_clear.photos", Kind.PHOTOS,
               required=False, show=show_photos)),
-    save=save_cleared, quick={}))
+    save=None, write=write_cleared, quick={}))
 HAND = router.form(FormSpec(
     name="hazard_hand", title="form.hazard_hand.title", fields=(
         Field("reason", "field.hazard_reason", "form.hazard_hand.reason", Kind.TEXT,
               parse=parse_text),),
-    save=save_handed, quick={}))
+    save=None, write=write_handed, quick={}))
 
 
 # --- the card -------------------------------------------------------------------------

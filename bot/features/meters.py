@@ -171,38 +171,43 @@ router.request_patterns.append(_INTENT)
 
 
 # --- the answer -----------------------------------------------------------------------
-async def save_answer(ctx: Ctx, values: dict[str, Any], token: str,
-                      meta: dict[str, Any]) -> Saved:
-    rec = await METERS.record(ctx, meta)
+async def write_answer(ctx: Ctx, values: dict[str, Any], token: str,
+                       meta: dict[str, Any]) -> Writing:
+    """The answer closes the request once (else nothing is written and the user told) with
+    the form's close in one round trip, from the request as kept with the form."""
+    rec = await METERS.kept(ctx, meta)
     at = value_time(values["answered_at"])
     if at < rec.accepted_at:
         raise Invalid("meter.before_accepted", accepted=when(ctx, rec.accepted_at))
-    async with ctx.services.db.tx() as tx:
-        if not await STORE.update(tx, rec.id, {
-                "answered_at": iso(at), "result": values["result"], "status": "answered",
-                "updated_at": iso(ctx.now)}, "status = 'open'"):
-            raise Invalid("meter.changed")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
-    return METERS.saved(ctx, rec.id, ctx.t("meter.answered", id=rec.id) + " "
-                        + rt.on_time(ctx, at, rec.due_at))
+    batch = Batch()
+    STORE.update_into(batch, rec.id, {
+        "answered_at": iso(at), "result": values["result"], "status": "answered",
+        "updated_at": iso(ctx.now)}, "status = 'open'", needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id)
+
+    async def saved(_: int | None) -> Saved:
+        return METERS.saved(ctx, rec.id, ctx.t("meter.answered", id=rec.id) + " "
+                            + rt.on_time(ctx, at, rec.due_at))
+
+    return Writing(batch, rec.id, saved, Invalid("meter.changed"))
 
 
 async def parse_answered(text: str, ctx: Ctx, form: FormView = NO_FORM) -> dict[str, Any]:
     """The answer's time: not in the future, and not before the request was accepted (said
     at this step, not at 保存)."""
     value: dict[str, Any] = await parse_when(text, ctx, form)
-    rec = await STORE.visible(ctx, int(form.meta.get(METERS.meta_key, 0)))
+    rec = await METERS.seen(ctx, form.meta)
     if rec is not None and value_time(value) < rec.accepted_at:
         raise Invalid("meter.before_accepted", accepted=when(ctx, rec.accepted_at))
     return value
 
 
 ANSWER = rt.action_form(
-    "meter_answer", save_answer,
+    "meter_answer", None,
     rt.time_field("answered_at", "field.meter_answered_at", "form.meter_answer.at",
                   parse=parse_answered),
     Field("result", "field.meter_result", "form.meter_answer.result", Kind.TEXT,
-          parse=parse_text, hint="form.meter_answer.hint"))
+          parse=parse_text, hint="form.meter_answer.hint"), write=write_answer)
 
 
 # --- card and to-do -------------------------------------------------------------------

@@ -365,11 +365,17 @@ async def _refreshed(ctx: Ctx, oid: int, toast: str) -> Outcome:
     return Outcome(edit=out.replies[0], toast=toast)
 
 
+async def _move(ctx: Ctx, rid: int, sets: dict[str, Any], guard: str, cancel: str = "") -> None:
+    """A one-tap step, once (`guard`), and the reminders it makes moot: one round trip."""
+    batch = Batch()
+    STORE.update_into(batch, rid, {**sets, "updated_at": iso(ctx.now)}, guard)
+    Reminders.cancel_into(batch, SUBJECT, rid, cancel)
+    await ctx.services.db.write_batch(batch)
+
+
 async def post_notice(ctx: Ctx, rec: Outage) -> Outcome:
-    async with ctx.services.db.tx() as tx:
-        await STORE.update(tx, rec.id, {"notice_posted_at": iso(ctx.now),
-                                        "updated_at": iso(ctx.now)}, "notice_posted_at IS NULL")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "notice.")
+    await _move(ctx, rec.id, {"notice_posted_at": iso(ctx.now)}, "notice_posted_at IS NULL",
+                "notice.")
     return await _refreshed(ctx, rec.id, ctx.t("outage.notice_posted_toast"))
 
 
@@ -429,10 +435,8 @@ async def mark_restored(ctx: Ctx, rec: Outage) -> Outcome:
     if ctx.now < rec.starts_at:
         return Outcome(toast=ctx.t("outage.not_started_toast")).add(
             ctx.t("outage.not_started", start=when(ctx, rec.starts_at)))
-    async with ctx.services.db.tx() as tx:
-        await STORE.update(tx, rec.id, {"restored_at": iso(ctx.now), "status": "done",
-                                        "updated_at": iso(ctx.now)}, "status = 'planned'")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
+    await _move(ctx, rec.id, {"restored_at": iso(ctx.now), "status": "done"},
+                "status = 'planned'")
     out = await OUTAGES.card(ctx, rec.id)
     out.replies.insert(0, Reply(ctx.t("outage.closed", id=rec.id, when=when(ctx, ctx.now))))
     return Outcome(replies=out.replies, toast=ctx.t("outage.restored_toast"))
@@ -446,10 +450,7 @@ async def cancel_outage(ctx: Ctx, rec: Outage, confirmed: bool) -> Outcome:
         return Outcome().add(ctx.t("outage.cancel_confirm", item=title(ctx, rec)), [[
             Button(ctx.t("btn.outage_cancel_yes"), router.callback("outxy", rec.id)),
             OUTAGES.open_button(ctx, rec.id)]])
-    async with ctx.services.db.tx() as tx:
-        await STORE.update(tx, rec.id, {"status": "cancelled", "updated_at": iso(ctx.now)},
-                           "status = 'planned'")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
+    await _move(ctx, rec.id, {"status": "cancelled"}, "status = 'planned'")
     return await _refreshed(ctx, rec.id, ctx.t("outage.cancelled", id=rec.id))
 
 

@@ -21,7 +21,6 @@ from bot.forms.kinds import check_not_future, parse_text, show_location
 from bot.records import callback as cb
 from bot.records import runtime as rt
 from bot.records.common import (
-    calendar,
     now_value,
     remaining,
     ruleset,
@@ -165,9 +164,11 @@ REPAIR = router.form(FormSpec(
 
 
 # --- arrival and restoration ----------------------------------------------------------
-async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
-                       meta: dict[str, Any]) -> Saved:
-    rec = await REPAIRS.record(ctx, meta)
+async def write_arrival(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Writing:
+    """The arrival (once: the restore ladder planned only then) with the form's close in
+    one round trip, from the repair as kept with the form."""
+    rec = await REPAIRS.kept(ctx, meta)
     at = value_time(values["arrived_at"])
     if at < rec.received_at:
         raise Invalid("repair.before_received", received=when(ctx, rec.received_at))
@@ -176,19 +177,18 @@ async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
     restore_due = None
     if rule is not None:
         rules = ruleset(ctx.services)
-        restore_due = due_after(at, rule, await calendar(ctx.services), rules.working_hours).due
-    team_leads = await rt.other_leads(ctx.services, ctx.user.team_id, ctx.user.id, rec.user_id)
-    async with ctx.services.db.tx() as tx:
-        arrived = await STORE.update(tx, rec.id, {
-            "arrived_at": iso(at), "arrived_lat": loc[0], "arrived_lon": loc[1],
-            "restore_due": iso(restore_due) if restore_due else None, "status": "arrived",
-            "updated_at": iso(ctx.now)}, "status = 'open'")
-        await Reminders.cancel(tx, SUBJECT, rec.id, "arrival.")
-        if arrived and restore_due is not None:  # an average target: leads read it later
-            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "restore", [
-                rt.Rung("due", restore_due, urgent=True, skip_if_past=False),
-                rt.Rung("escalate", restore_due, to_leads=True, skip_if_past=False)],
-                team_leads, ctx.now)
+        restore_due = due_after(at, rule, await step_calendar(ctx), rules.working_hours).due
+    batch = Batch()
+    arrived = STORE.update_into(batch, rec.id, {
+        "arrived_at": iso(at), "arrived_lat": loc[0], "arrived_lon": loc[1],
+        "restore_due": iso(restore_due) if restore_due else None, "status": "arrived",
+        "updated_at": iso(ctx.now)}, "status = 'open'")
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "arrival.")
+    if restore_due is not None:  # an average target: leads read it later
+        rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [("restore", [
+            rt.Rung("due", restore_due, urgent=True, skip_if_past=False),
+            rt.Rung("escalate", restore_due, to_leads=True, skip_if_past=False)])], ctx.now,
+            leads_but=(ctx.user.id, rec.user_id), if_new=arrived)
     lines = [ctx.t("repair.arrived", id=rec.id, when=when(ctx, at)) + " "
              + rt.on_time(ctx, at, rec.arrival_due)]
     if restore_due is not None and rule is not None:
@@ -197,45 +197,53 @@ async def save_arrival(ctx: Ctx, values: dict[str, Any], token: str,
                      + (ctx.t("repair.average") if rule.average else ""))
     else:
         lines.append(ctx.t("repair.no_restore_rule", ruleset=rec.ruleset))
-    return Saved("\n".join(lines), action_rows(ctx, rec.id, "arrived"), record_id=rec.id)
+
+    async def saved(_: int | None) -> Saved:
+        return Saved("\n".join(lines), action_rows(ctx, rec.id, "arrived"), record_id=rec.id)
+
+    return Writing(batch, rec.id, saved)
 
 
-async def save_restored(ctx: Ctx, values: dict[str, Any], token: str,
-                        meta: dict[str, Any]) -> Saved:
-    rec = await REPAIRS.record(ctx, meta)
+async def write_restored(ctx: Ctx, values: dict[str, Any], token: str,
+                         meta: dict[str, Any]) -> Writing:
+    """The restoration closes the repair once (the call-back then planned, once) with the
+    form's close in one round trip, from the repair as kept with the form."""
+    rec = await REPAIRS.kept(ctx, meta)
     at = value_time(values["restored_at"])
     floor = rec.arrived_at or rec.received_at
     if at < floor:
         raise Invalid("repair.before_received", received=when(ctx, floor))
-    callback_due = await cb.due_after_close(ctx.services, max(at, ctx.now))
-    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id, rec.user_id)
-    async with ctx.services.db.tx() as tx:
-        restored = await STORE.update(tx, rec.id, {
-            "restored_at": iso(at), "status": "restored", "updated_at": iso(ctx.now)},
-            "status != 'restored'")
-        await Reminders.cancel(tx, SUBJECT, rec.id)
-        if restored:  # supply back: the call-back is planned once, from the restoration
-            await STORE.update(tx, rec.id, {"callback_due": iso(callback_due)})
-            await cb.plan(tx, SUBJECT, rec, callback_due, leads, ctx.now)
-    took = ctx.t("repair.took", span=span(ctx, at - rec.received_at))
-    text = (ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
-            + (" " + rt.on_time(ctx, at, rec.restore_due) if rec.restore_due else ""))
-    if restored:
-        text += "\n" + cb.planned_line(ctx, callback_due)
-    rows = action_rows(ctx, rec.id, "restored")
-    if restored:
-        rows[0].append(REPAIRS.action("repb").button(ctx, rec.id))
-    return Saved(text, rows, record_id=rec.id)
+    callback_due = await cb.due_after_close(ctx, max(at, ctx.now))
+    batch = Batch()
+    restored = STORE.update_into(batch, rec.id, {
+        "restored_at": iso(at), "status": "restored", "updated_at": iso(ctx.now),
+        "callback_due": iso(callback_due)}, "status != 'restored'")
+    Reminders.cancel_into(batch, SUBJECT, rec.id)
+    # Supply back: the call-back is planned once, from the restoration.
+    cb.plan_into(batch, SUBJECT, rec, callback_due, ctx.user.id, ctx.now, restored)
+
+    async def saved(_: int | None) -> Saved:
+        took = ctx.t("repair.took", span=span(ctx, at - rec.received_at))
+        text = (ctx.t("repair.closed", id=rec.id, when=when(ctx, at)) + " " + took
+                + (" " + rt.on_time(ctx, at, rec.restore_due) if rec.restore_due else ""))
+        rows = action_rows(ctx, rec.id, "restored")
+        if batch.changed(restored):
+            text += "\n" + cb.planned_line(ctx, callback_due)
+            rows[0].append(REPAIRS.action("repb").button(ctx, rec.id))
+        return Saved(text, rows, record_id=rec.id)
+
+    return Writing(batch, rec.id, saved)
 
 
 ARRIVE = rt.action_form(
-    "repair_arrive", save_arrival,
+    "repair_arrive", None,
     rt.time_field("arrived_at", "field.repair_arrived_at", "form.repair_arrive.at"),
     kinds.location("location", "field.location", "form.repair_arrive.location",
-                   required=False))
+                   required=False), write=write_arrival)
 RESTORE = rt.action_form(
-    "repair_restore", save_restored,
-    rt.time_field("restored_at", "field.repair_restored_at", "form.repair_restore.at"))
+    "repair_restore", None,
+    rt.time_field("restored_at", "field.repair_restored_at", "form.repair_restore.at"),
+    write=write_restored)
 
 
 # --- card -----------------------------------------------------------------------------
@@ -291,16 +299,16 @@ async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
     return items + cb.todo_items(ctx, REPAIRS, rows[1])
 
 
-async def save_callback(ctx: Ctx, values: dict[str, Any], token: str,
-                        meta: dict[str, Any]) -> Saved:
-    return await cb.record_result(ctx, REPAIRS, await REPAIRS.record(ctx, meta), values)
+async def write_callback(ctx: Ctx, values: dict[str, Any], token: str,
+                         meta: dict[str, Any]) -> Writing:
+    return cb.write_result(ctx, REPAIRS, await REPAIRS.kept(ctx, meta), values)
 
 
 async def other_reminders(ctx: Ctx, r: Reminder, rec: Repair) -> Reply | None:
     return await cb.lead_alert(ctx, REPAIRS, r, rec)
 
 
-CALLBACK = cb.result_form("repair_callback", save_callback)
+CALLBACK = cb.result_form("repair_callback", write_callback)
 
 
 # --- wiring ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
-from bot.storage.batch import Batch, Declined, Ref
+from bot.storage.batch import Batch, Declined, Ref, Unchanged
 from bot.storage.conversations import Draft, FormState
 from bot.storage.db import from_iso, iso
 from bot.textutil import normalize_input
@@ -57,10 +57,13 @@ class Writing:
     from the record's id and what the form holds, without reading the record back."""
 
     batch: Batch
-    # The record the batch inserts (or finds, saved before: its token); or the id of the one
-    # it changes (a task marked done), remembered for a second 保存 press as a save's is.
+    # The record the batch inserts (or finds, saved before: its token), or the id of the one
+    # it changes (a transition, a task marked done), remembered for a second 保存 press.
     record: Ref | int | None
     saved: Callable[[int | None], Awaitable[Saved]]
+    # What the user is told, the form left open, when a `needed` statement changed nothing
+    # (e.g. the record moved on meanwhile): nothing was written (bot.storage.batch.Unchanged).
+    refused: Invalid | None = None
 
 
 # Like SaveFn; None where this save is not declared as writes (e.g. editing a saved record):
@@ -757,8 +760,13 @@ class FormEngine:
             writing = (await spec.write(ctx, st.values, draft.token, st.meta)
                        if spec.write is not None else None)
             if writing is not None:  # the record and the form's close: one transaction
-                played = await conversations.finish(draft, None, ctx.now, writing.batch,
-                                                    writing.record)
+                try:
+                    played = await conversations.finish(draft, None, ctx.now, writing.batch,
+                                                        writing.record)
+                except Unchanged as exc:
+                    if writing.refused is None or isinstance(exc, Declined):
+                        raise
+                    raise writing.refused from None
             elif spec.save is not None:
                 saved = await spec.save(ctx, st.values, draft.token, st.meta)
             else:

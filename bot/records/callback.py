@@ -14,15 +14,16 @@ from typing import Any, Protocol
 
 from bot.deadlines import due_after
 from bot.events import Reply
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.i18n import t
 from bot.records import runtime as rt
-from bot.records.common import calendar, remaining, ruleset, when
+from bot.records.common import remaining, ruleset, step_calendar, when
 from bot.router import ReportPart, ReportScope, TodoItem
-from bot.services import Ctx, Services
-from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
+from bot.services import Ctx
+from bot.storage.batch import Batch, Ref
+from bot.storage.db import Database, Read, Row, from_iso, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 
@@ -63,18 +64,21 @@ async def take_order_no(ctx: Ctx, text: str) -> tuple[str | None, str | None, st
 
 
 # --- planning ---------------------------------------------------------------------------
-async def due_after_close(services: Services, closed_at: datetime) -> datetime:
-    rules = ruleset(services)
-    return due_after(closed_at, rules.callback.after_close, await calendar(services),
+async def due_after_close(ctx: Ctx, closed_at: datetime) -> datetime:
+    """When the call-back is due: the working-day calendar as of the step's read."""
+    rules = ruleset(ctx.services)
+    return due_after(closed_at, rules.callback.after_close, await step_calendar(ctx),
                      rules.working_hours).due
 
 
-async def plan(tx: Tx, subject: str, rec: rt.Record, due: datetime, lead_ids: list[int],
-               now: datetime) -> None:
-    """The call-back's reminders: the manager at due, the leads told when it is missed."""
-    await rt.plan_ladder(tx, subject, rec.id, rec.team_id, rec.user_id, STEP, [
+def plan_into(batch: Batch, subject: str, rec: rt.Record, due: datetime, acting: int,
+              now: datetime, if_new: Ref) -> None:
+    """The call-back's reminders, once the record closed (`if_new`): the manager at due,
+    the leads (but the one acting) told when it is missed."""
+    rt.plan_ladders_into(batch, subject, rec.id, rec.team_id, rec.user_id, [(STEP, [
         rt.Rung("due", due, skip_if_past=False),
-        rt.Rung("escalate", due, to_leads=True, skip_if_past=False)], lead_ids, now)
+        rt.Rung("escalate", due, to_leads=True, skip_if_past=False)])], now,
+        leads_but=(acting, rec.user_id), if_new=if_new)
 
 
 def planned_line(ctx: Ctx, due: datetime) -> str:
@@ -108,41 +112,45 @@ async def parse_note(text: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return " ".join(normalize_input(text).split())
 
 
-SaveResult = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Saved]]
+WriteResult = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Writing]]
 
 
-def result_form(name: str, save: SaveResult) -> FormSpec:
+def result_form(name: str, write: WriteResult) -> FormSpec:
     return rt.action_form(
-        name, save,
+        name, None,
         Field("result", "field.callback_result", "form.callback.result", Kind.CHOICE,
               choices=result_choices, show=show_result),
         Field("note", "field.callback_note", "form.callback.note", Kind.TEXT,
-              required=False, parse=parse_note))
+              required=False, parse=parse_note), write=write)
 
 
-async def record_result(ctx: Ctx, kind: rt.RecordType[Any], rec: WithCallback,
-                        values: dict[str, Any]) -> Saved:
-    """Store the result once (two taps, or two people, record it once); 不满意 plans an
-    immediate alert to the team's leads, delivered like every reminder (never lost)."""
+def write_result(ctx: Ctx, kind: rt.RecordType[Any], rec: WithCallback,
+                 values: dict[str, Any]) -> Writing:
+    """Store the result once (two taps, or two people, record it once: else nothing is
+    written and the user told); 不满意 plans an immediate alert to the team's leads,
+    delivered like every reminder (never lost). One round trip with the form's close."""
     result = values["result"]
-    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id, rec.user_id)
-    async with ctx.services.db.tx() as tx:
-        done = await kind.store.update(tx, rec.id, {
-            "callback_at": iso(ctx.now), "callback_result": result,
-            "callback_note": values.get("note") or None}, "callback_at IS NULL")
-        if not done:
-            raise Invalid("callback.already")
-        await Reminders.cancel(tx, kind.subject, rec.id, f"{STEP}.")
-        if result == UNSATISFIED:
-            for lead in leads:
-                await Reminders.plan(tx, team_id=rec.team_id, user_id=lead,
-                                     subject=kind.subject, subject_id=rec.id, kind=LEAD_ALERT,
-                                     due_at=ctx.now, now=ctx.now)
-    text = ctx.t("callback.recorded", item=kind.title(ctx, rec),
-                 result=ctx.t(f"callback.result.{result}"))
-    if result == UNSATISFIED and leads:
-        text += "\n" + ctx.t("callback.lead_told")
-    return kind.saved(ctx, rec.id, text)
+    batch = Batch()
+    done = kind.store.update_into(batch, rec.id, {
+        "callback_at": iso(ctx.now), "callback_result": result,
+        "callback_note": values.get("note") or None}, "callback_at IS NULL", needed=True)
+    Reminders.cancel_into(batch, kind.subject, rec.id, f"{STEP}.")
+    told = None
+    if result == UNSATISFIED:
+        step, label = LEAD_ALERT.split(".")
+        rt.plan_ladders_into(batch, kind.subject, rec.id, rec.team_id, rec.user_id, [
+            (step, [rt.Rung(label, ctx.now, to_leads=True, skip_if_past=False)])], ctx.now,
+            leads_but=(ctx.user.id, rec.user_id), if_new=done)
+        told = batch.read(rt.HAS_THIRD_LEAD, (rec.team_id, ctx.user.id, rec.user_id))
+
+    async def saved(_: int | None) -> Saved:
+        text = ctx.t("callback.recorded", item=kind.title(ctx, rec),
+                     result=ctx.t(f"callback.result.{result}"))
+        if told is not None and told.value:
+            text += "\n" + ctx.t("callback.lead_told")
+        return kind.saved(ctx, rec.id, text)
+
+    return Writing(batch, rec.id, saved, Invalid("callback.already"))
 
 
 async def lead_alert(ctx: Ctx, kind: rt.RecordType[Any], r: Reminder,

@@ -31,7 +31,7 @@ from bot.deadlines import (
 )
 from bot.events import Button, Outcome, Reply
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved, SaveFn
+from bot.forms.engine import FormSpec, Saved, SaveFn, WriteFn
 from bot.forms.fields import Field, Invalid, ParseFn
 from bot.forms.kinds import parse_past_time
 from bot.records.common import (
@@ -47,7 +47,7 @@ from bot.router import ReminderKind, Router, TodoFn, TodoItem, TodoRead, feature
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
-from bot.storage.db import Database, Read, Row, Tx, from_iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see, scope
@@ -154,11 +154,20 @@ class Store(Generic[R]):
                      params: tuple[Any, ...] = ()) -> bool:
         """UPDATE ... WHERE id = ? AND guard; True when a row changed (the guard held, e.g.
         the status was still the one the user saw: two taps, or two people, change it once)."""
-        assignments = ", ".join(f"{k} = ?" for k in sets)
-        await tx.execute(f"UPDATE {self.table} SET {assignments} WHERE id = ?"
-                         + (f" AND {guard}" if guard else ""),
-                         (*sets.values(), rid, *params))
+        await tx.execute(*self._update(rid, sets, guard, params))
         return await changed(tx)
+
+    def update_into(self, batch: Batch, rid: int, sets: dict[str, Any], guard: str = "",
+                    params: tuple[Any, ...] = (), *, needed: bool = False) -> Ref:
+        """`update` as a batch's write: its Ref changed only if the guard held (`needed`:
+        else nothing of the batch is written, bot.storage.batch.Unchanged)."""
+        return batch.update(*self._update(rid, sets, guard, params), rid, needed=needed)
+
+    def _update(self, rid: int, sets: dict[str, Any], guard: str,
+                params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        return (f"UPDATE {self.table} SET {assignments} WHERE id = ?"
+                + (f" AND {guard}" if guard else ""), (*sets.values(), rid, *params))
 
 
 async def changed(tx: Tx) -> bool:
@@ -202,17 +211,21 @@ def plan_ladder_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_i
     plan_ladders_into(batch, subject, rid, team_id, owner_id, [(step, rungs)], now)
 
 
-def plan_ladders_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_id: int,
-                      ladders: Sequence[tuple[str, list[Rung]]], now: datetime) -> None:
+def plan_ladders_into(batch: Batch, subject: str, rid: Ref | int, team_id: int, owner_id: int,
+                      ladders: Sequence[tuple[str, list[Rung]]], now: datetime, *,
+                      round_: str = "", leads_but: Sequence[int] | None = None,
+                      if_new: Ref | None = None) -> None:
     """Several steps' ladders (a complaint's contact and reply) as ONE statement, in the
     order plan_ladder would write them: on PostgreSQL a batch writing a table twice runs
-    statement by statement, a round trip each (bot.storage.batch)."""
+    statement by statement, a round trip each (bot.storage.batch). For a record the batch
+    inserts (`rid` a Ref) or one it changes (`if_new`: the Ref of its guarded update); the
+    leads are the team's but `leads_but` (the owner by default)."""
     Reminders.plan_into(batch, [PlannedRung(f"{step}.{r.label}", max(r.at, now), r.urgent,
                                             r.to_leads)
                                 for step, rungs in ladders for r in rungs
                                 if not (r.skip_if_past and r.at <= now)],
                         team_id=team_id, owner_id=owner_id, subject=subject, subject_id=rid,
-                        now=now)
+                        now=now, round_=round_, leads_but=leads_but, if_new=if_new)
 
 
 def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
@@ -229,32 +242,20 @@ def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
 
 @dataclass(frozen=True)
 class Planning:
-    """What deadlines in working days and their ladders need (the rule set, the calendar,
-    the leads to escalate to), read before the transaction that plans them opens."""
+    """What deadlines in working days and their ladders need (the rule set, the calendar);
+    the leads to escalate to are read by the batch that plans them."""
 
     rules: RuleSet
     cal: WorkCalendar
-    leads: list[int]
-
-    @classmethod
-    async def read(cls, ctx: Ctx, team_id: int, owner_id: int) -> Planning:
-        return cls(ruleset(ctx.services), await calendar(ctx.services),
-                   await other_leads(ctx.services, team_id, owner_id))
 
     @classmethod
     async def for_writes(cls, ctx: Ctx) -> Planning:
-        """For a save declared as writes (`plan_into`): the calendar as of the step's read,
-        no leads (the batch reads them as it plans)."""
-        return cls(ruleset(ctx.services), await step_calendar(ctx), [])
+        """For a save declared as writes (`plan_ladders_into`): the calendar as of the
+        step's read."""
+        return cls(ruleset(ctx.services), await step_calendar(ctx))
 
     def due(self, start: datetime, rule: Rule) -> Deadline:
         return due_after(start, rule, self.cal, self.rules.working_hours)
-
-    async def plan(self, tx: Tx, subject: str, rid: int, team_id: int, owner_id: int,
-                   step: str, start: datetime, due: datetime, now: datetime) -> None:
-        """`step`'s working-day ladder from `start` to `due` (working_day_rungs)."""
-        await plan_ladder(tx, subject, rid, team_id, owner_id, step,
-                          working_day_rungs(start, due, self.rules, self.cal), self.leads, now)
 
     def ladder(self, step: str, start: datetime, due: datetime) -> tuple[str, list[Rung]]:
         """`step`'s working-day ladder, for plan_ladders_into (a save declared as writes)."""
@@ -301,6 +302,9 @@ class Ladder:
 # Whether the team (first parameter) has a lead other than the person (second), as
 # other_leads asks it: a one-value read for a save's batch (bot.storage.batch.Batch.read).
 HAS_OTHER_LEAD = f"SELECT EXISTS (SELECT 1 FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?)"
+# The same but for two people (the one acting and the record's owner): team, id, id.
+HAS_THIRD_LEAD = (f"SELECT EXISTS (SELECT 1 FROM users u WHERE {LEADS_OF_TEAM} "
+                  "AND u.id NOT IN (?, ?))")
 
 
 async def other_leads(services: Services, team_id: int, *exclude: int) -> list[int]:
@@ -485,6 +489,25 @@ class RecordType(Generic[R]):
             raise Invalid(self.not_found)
         return rec
 
+    async def kept(self, ctx: Ctx, meta: dict[str, Any]) -> R:
+        """The record an action form is about as it was when the form opened (kept with the
+        form): a save declared as writes reads nothing (issue #12), its writes guarded in SQL
+        on what may have changed since (the status, a time not yet set). A form opened before
+        the record was kept with it reads it."""
+        rec = await self.seen(ctx, meta)
+        if rec is None:
+            raise Invalid(self.not_found)
+        return rec
+
+    async def seen(self, ctx: Ctx, meta: Mapping[str, Any]) -> R | None:
+        """`kept`, or None where the user may not see it (a form step's check)."""
+        row = meta.get(KEPT)
+        if not isinstance(row, dict):
+            rid = meta.get(self.meta_key)
+            return None if rid is None else await self.store.visible(ctx, int(rid))
+        rec = from_row(self.store.cls, row)  # type: ignore[arg-type]
+        return rec if may_see(ctx.user, Subject.RECORD, rec.team_id, rec.user_id) else None
+
     async def _open_card(self, app: Assistant, ctx: Ctx, draft: Draft | None,
                          arg: str) -> Outcome:
         return await self.card(ctx, int(arg)) if arg.isdigit() else stale(ctx)
@@ -502,8 +525,8 @@ class RecordType(Generic[R]):
             heading = ctx.t(t.heading, item=self.title(ctx, rec))
             if t.intro is not None:
                 heading += "\n" + t.intro(ctx, rec)
-            return await app.engine.start(ctx, t.form.name, meta={self.meta_key: rid},
-                                          heading=heading)
+            return await app.engine.start(ctx, t.form.name, meta={
+                self.meta_key: rid, KEPT: kept_row(rec)}, heading=heading)
         return open_
 
     def todo_item(self, ctx: Ctx, rec: R, due: datetime, text: str, label: str, *,
@@ -517,6 +540,15 @@ class RecordType(Generic[R]):
                         button=self.open_button(ctx, rec.id, label), overdue=late,
                         owner=rec.owner, owner_id=rec.user_id,
                         for_lead=decision or (escalates and late))
+
+
+KEPT = "record"  # an action form's meta: the record as the opener read it (RecordType.kept)
+
+
+def kept_row(rec: Record) -> dict[str, Any]:
+    """A record as JSON for a form's meta (times as stored), read back with from_row."""
+    return {k: iso(v) if isinstance(v, datetime) else v
+            for k, v in dataclasses.asdict(rec).items()}  # type: ignore[call-overload]
 
 
 def stale(ctx: Ctx) -> Outcome:
@@ -551,11 +583,13 @@ def time_field(name: str, label: str, prompt: str, parse: ParseFn = parse_past_t
     return kinds.time(name, label, prompt, parse=parse, show=show_time, hint=hint)
 
 
-def action_form(name: str, save: SaveFn, *fields: Field) -> FormSpec:
+def action_form(name: str, save: SaveFn | None, *fields: Field,
+                write: WriteFn | None = None) -> FormSpec:
     """The small form a transition asks (title `form.<name>.title`), 现在 as a quick answer;
-    declared on the router with the transition that asks it."""
+    declared on the router with the transition that asks it. `write`: its save declared as
+    writes (from the record as kept with the form, RecordType.kept)."""
     return FormSpec(name=name, title=f"form.{name}.title", fields=fields, save=save,
-                    quick={"now": now_value})
+                    quick={"now": now_value}, write=write)
 
 
 def daily_while_overdue(subject: str) -> Callable[[Services, Reminder, datetime],

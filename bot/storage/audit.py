@@ -48,9 +48,9 @@ async def record(tx: Tx, *, team_id: int, user_id: int | None, actor: str, entit
 
 
 def record_into(batch: Batch, *, team_id: int, user_id: int | None, actor: str, entity: str,
-                entity_id: Ref, action: str, at: datetime,
+                entity_id: Ref | int, action: str, at: datetime,
                 detail: dict[str, Any] | None = None) -> None:
-    """`record` of a row a batch inserts (its id a Ref)."""
+    """`record` in a batch (of a row it inserts: its id a Ref)."""
     batch.execute(_INSERT, (team_id, user_id, actor, entity, entity_id, action,
                             json.dumps(redact(detail or {}), ensure_ascii=False), iso(at)))
 

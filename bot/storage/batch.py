@@ -8,6 +8,12 @@ insert that finds its row there already (ON CONFLICT DO NOTHING: the same form t
 before) gives the existing row's id (`existing`), and the statements marked `if_new` are then
 skipped: a record is never written twice.
 
+A record that exists already changes with a guarded UPDATE (`update`: e.g. the status still
+the one the user saw): its Ref stands for the record's id once the row changed, so the
+statements marked `if_new` with it run only then (a reply's call-back is planned once); one
+marked `needed` rolls the whole batch back when it changed nothing (`Unchanged`): a change
+refused writes nothing, the form's close included.
+
 On PostgreSQL every sub-statement of one statement sees the database as it was before it:
 a statement here must not read what an earlier one in the batch wrote (except through a
 Ref), and a batch writing one table in two statements is run statement by statement (in one
@@ -15,12 +21,11 @@ transaction, as many round trips as statements), since their order would be unpr
 For the same reason the rows of one `executemany` get their ids in no set order there: rows
 whose order matters carry it (a position column), or are one statement (Reminders.plan_into).
 
-An UPDATE of one known row may stand for it as a Ref too (`update`): set only when it
-changed the row (its guard held, e.g. the status the user saw), so that `if_new` statements
-follow a change and never a second tap's; or the whole batch is declined (`Declined`, nothing
-written) when it changed nothing. A statement marked `apart` writes rows no other statement
-of the batch writes or reads (cancelling one record's pending reminders while another
-subject's are planned): PostgreSQL may then run it in the one statement with the others.
+A `declined` update is a `needed` one that says why (`Declined`, a locale key): the form's
+engine tells the user so and keeps the form. A statement marked `sees_before` touches only
+rows that were there before the batch, none another statement writes (a record's pending
+reminders cancelled before its next ones are planned): PostgreSQL may then run it in the one
+statement with the others.
 
 A batch may end with reads of one value each (`read`: e.g. whether the team has a lead to
 hand a record just saved to, for the saved card's buttons), in the same round trip. On
@@ -42,16 +47,6 @@ _TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w
                      re.IGNORECASE)
 
 
-class Declined(Exception):
-    """A batch whose guarded `update` changed nothing (its row no longer as the user saw
-    it): nothing of it was written. `key` and `kwargs` say why, as a locale key."""
-
-    def __init__(self, key: str, **kwargs: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.kwargs = kwargs
-
-
 @dataclass(frozen=True)
 class Ref:
     """The id of the row statement `n` of a batch inserts (or finds, see `existing`)."""
@@ -69,9 +64,15 @@ class Statement:
     # nothing (SQL and parameters of a one-column read).
     existing: tuple[str, tuple[Any, ...]] | None = None
     if_new: Ref | None = None  # skipped unless this Ref's row was inserted by the batch
-    known_id: int | None = None  # an `update`'s row: its id, when the update changed it
-    declined: tuple[str, tuple[tuple[str, Any], ...]] | None = None  # an `update`'s refusal
-    apart: bool = False  # writes rows no other statement of the batch touches
+    # An UPDATE of the row with this id (`Batch.update`): its Ref stands for it if it changed.
+    known_id: int | None = None
+    needed: bool = False  # changing nothing rolls the batch back (Unchanged, or Declined:)
+    declined: tuple[str, tuple[tuple[str, Any], ...]] | None = None  # its wording, if given
+    # Touches only rows that were there before the batch, none that another statement of it
+    # writes, and comes before any other write of its table (a record's reminders cancelled
+    # before its next ones are planned): on PostgreSQL it may share the one statement with
+    # them, where it sees the table as before the batch all the same.
+    sees_before: bool = False
 
     @property
     def table(self) -> str:
@@ -79,6 +80,24 @@ class Statement:
         if m is None:
             raise ValueError(f"not a write: {self.sql[:60]}")
         return m.group(1).lower()
+
+
+class Unchanged(Exception):
+    """A `needed` statement of a batch changed nothing: the batch was rolled back."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(f"statement {n} of the batch changed nothing")
+        self.n = n
+
+
+class Declined(Unchanged):
+    """An Unchanged whose `update` said why, as a locale key and its values: the user is told
+    so (the form's engine shows it like an Invalid answer)."""
+
+    def __init__(self, n: int, key: str, **kwargs: Any) -> None:
+        super().__init__(n)
+        self.key = key
+        self.kwargs = kwargs
 
 
 @dataclass
@@ -95,6 +114,11 @@ class Read:
 class Batch:
     statements: list[Statement] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    ran: Played | None = None  # once it ran
+
+    def changed(self, ref: Ref) -> bool:
+        """Once the batch ran: whether its guarded update `ref` (update) changed its row."""
+        return self.ran is not None and self.ran.changed(ref)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> Read:
         """A read of one value (one row, first column), run after the writes, in the same
@@ -111,21 +135,22 @@ class Batch:
             if existing else None, if_new=if_new))
         return Ref(len(self.statements) - 1)
 
-    def update(self, sql: str, params: Sequence[Any], rid: int, *,
-               declined: str | None = None, **why: Any) -> Ref:
-        """An UPDATE of the one row `rid` (guarded in its WHERE): a Ref that is set, and
-        makes `if_new` statements run, only when it changed the row. With `declined` (a
-        locale key) a batch whose update changed nothing raises Declined(declined, **why)
-        and writes nothing."""
+    def update(self, sql: str, params: Sequence[Any], rid: int, *, needed: bool = False,
+               if_new: Ref | None = None, declined: str | None = None, **why: Any) -> Ref:
+        """An UPDATE of the row `rid` (of a table with an `id`), guarded in its WHERE; its
+        Ref counts as new (for `if_new`) only if the row changed. `needed`: else the batch is
+        rolled back and Unchanged raised; `declined` (a locale key, `why` its values) is
+        `needed` with the words that tell the user why: Declined(declined, **why)."""
         self.statements.append(Statement(
             sql, (tuple(params),), gives_id=True, known_id=rid,
+            needed=needed or declined is not None, if_new=if_new,
             declined=(declined, tuple(why.items())) if declined else None))
         return Ref(len(self.statements) - 1)
 
     def execute(self, sql: str, params: Sequence[Any] = (), *,
-                if_new: Ref | None = None, apart: bool = False) -> None:
-        """One statement; `apart`: it writes rows no other statement here writes or reads."""
-        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new, apart=apart))
+                if_new: Ref | None = None, sees_before: bool = False) -> None:
+        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new,
+                                         sees_before=sees_before))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *,
                     if_new: Ref | None = None) -> None:
@@ -134,9 +159,8 @@ class Batch:
                                              if_new=if_new))
 
     def one_table_each(self) -> bool:
-        """No table written by two statements (PostgreSQL may then run it as one), those
-        `apart` aside."""
-        tables = [s.table for s in self.statements if not s.apart]
+        """No table written by two statements (PostgreSQL may then run it as one)."""
+        tables = [s.table for s in self.statements if not s.sees_before]
         return len(tables) == len(set(tables))
 
 
@@ -168,17 +192,20 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
             yield ("many", st.sql, rows)
             continue
         rowcount, rowid = yield ("run", st.sql, rows[0])
+        if st.needed and rowcount <= 0:
+            if st.declined is not None:
+                raise Declined(n, st.declined[0], **dict(st.declined[1]))
+            raise Unchanged(n)
         if not st.gives_id:
             continue
         if rowcount > 0:
-            ids[n] = st.known_id if st.known_id is not None else int(rowid)
+            ids[n] = int(rowid if st.known_id is None else st.known_id)
             new.add(n)
         elif st.existing is not None:
             ids[n] = int((yield ("id", st.existing[0], _resolve(st.existing[1], ids))))
-        elif st.declined is not None:
-            raise Declined(st.declined[0], **dict(st.declined[1]))
     for read in batch.reads:
         read.value = yield ("id", read.sql, _resolve(read.params, ids))
+    batch.ran = ids
     return ids
 
 
@@ -189,9 +216,10 @@ SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list[Any]] | None:
     """The batch as one PostgreSQL statement (`$n` placeholders) and its arguments; None when
     it must run statement by statement (a table written twice). Returns the ids of the Refs
-    as columns r<n>; a Ref whose insert found its row there already (nothing inserted) makes
-    the statement fail (division by zero, all rolled back): the caller then runs it
-    statement by statement, where `existing` and `if_new` apply."""
+    as columns r<n>; a Ref whose insert found its row there already (nothing inserted), or
+    whose update changed nothing, makes the statement fail (division by zero, all rolled
+    back): the caller then runs it statement by statement, where `existing`, `if_new` and
+    `needed` apply."""
     if not batch.one_table_each():
         return None
     args: list[Any] = []

@@ -10,7 +10,7 @@ from typing import Any
 from bot.deadlines import OVERDUE_SQL
 from bot.models import Role, User
 from bot.storage import audit
-from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Batch, Ref, Unchanged
 from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.people import LEADS_OF_TEAM
 from bot.storage.reminders import Reminders
@@ -192,13 +192,6 @@ class Customers:
                                      (team_id, account_no))
         return _customer(row) if row else None
 
-    @staticmethod
-    async def _set_categories(tx: Tx, customer_id: int, cats: tuple[str, ...]) -> None:
-        await tx.execute("DELETE FROM customer_categories WHERE customer_id = ?", (customer_id,))
-        await tx.executemany(
-            "INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
-            [(customer_id, c) for c in dict.fromkeys(cats)])
-
     async def create(self, user: User, data: CustomerData, now: datetime) -> int:
         batch = Batch()
         ref = self.create_into(batch, user, data, now)
@@ -224,19 +217,37 @@ class Customers:
         old = await self.get(user, customer_id)
         if old is None or not old.active:  # a deactivated record is read-only
             return False
+        batch = Batch()
+        self.update_into(batch, user, old, data, now)
+        try:
+            await self.db.write_batch(batch)
+        except Unchanged:  # deactivated meanwhile
+            return False
+        return True
+
+    @staticmethod
+    def update_into(batch: Batch, user: User, old: Customer, data: CustomerData,
+                    now: datetime) -> None:
+        """`update` of the record as read (`old`: the audit keeps what changed) as a batch's
+        writes (an edit's 保存, with the form's close): nothing if nothing changed; a record
+        deactivated since is read-only (Unchanged: nothing is written)."""
         changes = diff(old.data(), data)
         if not changes:
-            return True
-        async with self.db.tx() as tx:
-            await tx.execute(
-                f"UPDATE customers SET {', '.join(c + ' = ?' for c in _COLUMNS)}, "
-                "updated_at = ?, updated_by = ? WHERE id = ?",
-                (*_values(data), iso(now), user.id, customer_id))
-            await self._set_categories(tx, customer_id, data.categories)
-            await audit.record(tx, team_id=old.team_id, user_id=user.id, actor=user.name,
-                               entity=ENTITY, entity_id=customer_id, action="edit", at=now,
-                               detail=changes)
-        return True
+            return
+        batch.update(
+            f"UPDATE customers SET {', '.join(c + ' = ?' for c in _COLUMNS)}, "
+            "updated_at = ?, updated_by = ? WHERE id = ? AND active = 1",
+            (*_values(data), iso(now), user.id, old.id), old.id, needed=True)
+        cats = tuple(dict.fromkeys(data.categories))
+        # The categories dropped; those kept conflict with themselves (one statement on PG).
+        keep = f" AND category NOT IN ({', '.join('?' for _ in cats)})" if cats else ""
+        batch.execute(f"DELETE FROM customer_categories WHERE customer_id = ?{keep}",
+                      (old.id, *cats), sees_before=True)
+        batch.executemany("INSERT INTO customer_categories(customer_id, category) VALUES (?, ?) "
+                          "ON CONFLICT DO NOTHING", [(old.id, c) for c in cats])
+        audit.record_into(batch, team_id=old.team_id, user_id=user.id, actor=user.name,
+                          entity=ENTITY, entity_id=old.id, action="edit", at=now,
+                          detail=changes)
 
     async def set_active(self, user: User, customer_id: int, active: bool, now: datetime,
                          reason: str | None = None) -> bool:
@@ -244,17 +255,24 @@ class Customers:
         old = await self.get(user, customer_id)
         if old is None:
             return False
-        async with self.db.tx() as tx:
-            await tx.execute(
-                "UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
-                "WHERE id = ?",
-                (int(active), None if active else iso(now), None if active else reason,
-                 customer_id))
-            await audit.record(tx, team_id=old.team_id, user_id=user.id, actor=user.name,
-                               entity=ENTITY, entity_id=customer_id,
-                               action="reactivate" if active else "deactivate", at=now,
-                               detail={} if active else {"reason": reason})
+        batch = Batch()
+        self.set_active_into(batch, user, old, active, now, reason)
+        await self.db.write_batch(batch)
         return True
+
+    @staticmethod
+    def set_active_into(batch: Batch, user: User, old: Customer, active: bool, now: datetime,
+                        reason: str | None = None) -> None:
+        """`set_active` of the record as read, as a batch's writes (with the 停用 form's close,
+        or alone for 恢复): the change and its audit row in one round trip."""
+        batch.execute(
+            "UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
+            "WHERE id = ?",
+            (int(active), None if active else iso(now), None if active else reason, old.id))
+        audit.record_into(batch, team_id=old.team_id, user_id=user.id, actor=user.name,
+                          entity=ENTITY, entity_id=old.id,
+                          action="reactivate" if active else "deactivate", at=now,
+                          detail={} if active else {"reason": reason})
 
     async def reveal_phone(self, user: User, customer_id: int, which: str, now: datetime, *,
                            limit: int, window: timedelta) -> str | None:

@@ -345,8 +345,10 @@ class PgDatabase(Backend):
                 for k, read in enumerate(batch.reads):
                     read.value = row[f"v{k}"]
                 # an asyncpg Record iterates its values: the names are its keys()
-                return Played({int(k[1:]): int(row[k]) for k in row.keys()  # noqa: SIM118
-                               if k.startswith("r")})
+                played = Played({int(k[1:]): int(row[k]) for k in row.keys()  # noqa: SIM118
+                                 if k.startswith("r")})
+                batch.ran = played
+                return played
         async with self.tx() as tx:
             return await play(tx, batch)
 

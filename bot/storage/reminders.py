@@ -94,14 +94,17 @@ class Reminders:
 
     @staticmethod
     def plan_into(batch: Batch, rungs: Sequence[PlannedRung], *, team_id: int, owner_id: int,
-                  subject: str, subject_id: Ref, now: datetime) -> None:
-        """`plan` for a record a batch inserts (its id not known yet): each rung to the owner
-        or to the team's leads but the owner (read here, not before), keyed as `plan` keys
-        them, only if the batch inserted the record. One statement, its rows in the order
-        `plan` would write them (rung by rung, leads by id): on PostgreSQL the rows of
-        separate statements in one would be numbered in no set order."""
+                  subject: str, subject_id: Ref | int, now: datetime, round_: str = "",
+                  leads_but: Sequence[int] | None = None, if_new: Ref | None = None) -> None:
+        """`plan` in a batch: each rung to the owner or to the team's leads but `leads_but`
+        (the owner by default; read here, not before), keyed as `plan` keys them (`round_`
+        as its `key` ends), for a record the batch inserts (a Ref: only if it inserted it)
+        or changes (`if_new`: only if that update changed it). One statement, its rows in
+        the order `plan` would write them (rung by rung, leads by id): on PostgreSQL the rows
+        of separate statements in one would be numbered in no set order."""
         if not rungs:
             return
+        but = list(leads_but if leads_but is not None else (owner_id,)) or [0]
         one = "SELECT ?, ?, ?, ?, ?"
         first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS leads, ? AS kind, "
                  "? AS due_at, CAST(? AS INTEGER) AS urgent")
@@ -110,29 +113,36 @@ class Reminders:
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
             "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), r.kind, r.due_at, r.urgent, "
-            "? || ':' || CAST(? AS TEXT) || ':' || r.kind || ':' || CAST(u.id AS TEXT), '{}', ? "
-            f"FROM ({rows}) AS r JOIN users u ON (r.leads = 0 AND u.id = ?) OR "
-            f"(r.leads = 1 AND {LEADS_OF_TEAM} AND u.id <> ?) "
+            "? || ':' || CAST(? AS TEXT) || ':' || r.kind || ':' || CAST(u.id AS TEXT) || ?, "
+            f"'{{}}', ? FROM ({rows}) AS r JOIN users u ON (r.leads = 0 AND u.id = ?) OR "
+            f"(r.leads = 1 AND {LEADS_OF_TEAM} AND u.id NOT IN ({', '.join('?' * len(but))})) "
             "WHERE 1 = 1 ORDER BY r.n, u.id ON CONFLICT DO NOTHING",
-            (team_id, subject, subject_id, subject, subject_id, iso(now),
-             *(v for n, r in enumerate(rungs)
-               for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent))),
-             owner_id, team_id, owner_id), if_new=subject_id)
+            (team_id, subject, subject_id, subject,  # a cast's parameter keeps its type (PG)
+             subject_id if isinstance(subject_id, Ref) else str(subject_id),
+             f":{round_}" if round_ else "",
+             iso(now), *(v for n, r in enumerate(rungs)
+                         for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent))),
+             owner_id, team_id, *but),
+            if_new=subject_id if isinstance(subject_id, Ref) else if_new)
 
     @staticmethod
     def plan_each_into(batch: Batch, people: Sequence[tuple[int, str, datetime, str]], *,
-                       team_id: int, subject: str, subject_id: Ref, now: datetime) -> None:
-        """`plan` for a record a batch inserts, one reminder per (person, kind, due, the end
-        of its key after `subject:id:kind:person`), each keyed as `plan` keys it; only if the
-        batch inserted the record. One statement (its rows in this order)."""
+                       team_id: int, subject: str, subject_id: Ref | int, now: datetime,
+                       if_new: Ref | None = None) -> None:
+        """`plan` in a batch, one reminder per (person, kind, due, the end of its key after
+        `subject:id:kind:person`), each keyed as `plan` keys it, for a record the batch
+        inserts (a Ref: only if it inserted it) or changes (`if_new`: only if that update
+        changed it). One statement (its rows in this order)."""
         batch.executemany(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, 0, ? || ':' || CAST(? AS TEXT) || ?, '{}', ?) "
             "ON CONFLICT DO NOTHING",
-            [(team_id, user_id, subject, subject_id, kind, iso(due_at), subject, subject_id,
+            [(team_id, user_id, subject, subject_id, kind, iso(due_at), subject,
+              subject_id if isinstance(subject_id, Ref) else str(subject_id),
               f":{kind}:{user_id}{key_end}", iso(now))
-             for user_id, kind, due_at, key_end in people], if_new=subject_id)
+             for user_id, kind, due_at, key_end in people],
+            if_new=subject_id if isinstance(subject_id, Ref) else if_new)
 
     @staticmethod
     def plan_rows_into(batch: Batch, rows: Sequence[PlannedFor], *, team_id: int, subject: str,
@@ -164,12 +174,17 @@ class Reminders:
         await tx.execute(_CANCEL, (subject, subject_id, kind_prefix + "%"))
 
     @staticmethod
-    def cancel_into(batch: Batch, subject: str, subject_id: int, kind_prefix: str = "", *,
+    def cancel_into(batch: Batch, subject: str, subject_id: int, *kind_prefixes: str,
                     if_new: Ref | None = None) -> None:
-        """`cancel` in a batch (only if `if_new`'s row changed, when given). Apart: another
-        subject's reminders may be planned in the same statement on PostgreSQL."""
-        batch.execute(_CANCEL, (subject, subject_id, kind_prefix + "%"), if_new=if_new,
-                      apart=True)
+        """`cancel` in a batch (those whose kind starts with any of `kind_prefixes`; all
+        without), before the batch plans the record's next ones (`if_new`: only if that
+        update changed the record)."""
+        prefixes = kind_prefixes or ("",)
+        batch.execute(
+            "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
+            f"AND state = 'pending' AND ({' OR '.join('kind LIKE ?' for _ in prefixes)})",
+            (subject, subject_id, *(p + "%" for p in prefixes)), if_new=if_new,
+            sees_before=True)
 
     @staticmethod
     async def release_waiting(tx: Tx, user_id: int, when: datetime,

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bot.models import LogComment, User, WorkLog
 from bot.storage import audit
-from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Batch, Ref, Unchanged
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.visibility import Subject, may_see, scope
 
@@ -133,9 +133,11 @@ class WorkLogs:
                 (iso(entry.occurred_at), entry.customer_id, user.team_id,
                  iso(entry.occurred_at)), if_new=if_new)
         batch.executemany(
-            "INSERT INTO worklog_areas(worklog_id, area_id, position) VALUES (?, ?, ?)",
+            "INSERT INTO worklog_areas(worklog_id, area_id, position) VALUES (?, ?, ?) "
+            "ON CONFLICT(worklog_id, area_id) DO UPDATE SET position = excluded.position",
             [(wid, a, i) for i, a in enumerate(entry.area_ids)], if_new=if_new)
-        batch.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?)",
+        batch.executemany("INSERT INTO worklog_items(worklog_id, item) VALUES (?, ?) "
+                          "ON CONFLICT DO NOTHING",
                           [(wid, item) for item in entry.items], if_new=if_new)
         batch.executemany(
             "INSERT INTO worklog_photos(worklog_id, channel, file_ref, position, caption) "
@@ -147,22 +149,39 @@ class WorkLogs:
     async def update(self, user: User, worklog_id: int, entry: NewWorkLog,
                      now: datetime) -> bool:
         """Replace an entry's contents (who and when created stay); False if not allowed."""
-        if await self.get_for(user, worklog_id) is None:
-            return False
         batch = Batch()
-        batch.execute(
+        self.update_into(batch, user, worklog_id, entry, now)
+        try:
+            await self.db.write_batch(batch)
+        except Unchanged:
+            return False
+        return True
+
+    def update_into(self, batch: Batch, user: User, worklog_id: int, entry: NewWorkLog,
+                    now: datetime) -> None:
+        """The writes of `update` (an edit's 保存 adds the form's close to them): the entry
+        must still be there and the user's to see (else Unchanged: nothing is written); its
+        台区, items and photos are replaced."""
+        mine, mine_params = scope(user, Subject.LOG, "worklogs")
+        batch.update(
             "UPDATE worklogs SET area_id = ?, occurred_at = ?, time_precision = ?, "
             "content = ?, problems = ?, latitude = ?, longitude = ?, updated_at = ?, "
             "updated_by = ?, result = ?, ticket_no = ?, "
-            "customer_id = ? WHERE id = ?",
+            f"customer_id = ? WHERE id = ? AND {mine}",
             (entry.area_id, iso(entry.occurred_at), "minute" if entry.has_time else "day",
              entry.content, entry.problems, entry.latitude, entry.longitude, iso(now),
-             user.id, entry.result, entry.ticket_no, entry.customer_id, worklog_id))
-        for table in ("worklog_areas", "worklog_items", "worklog_photos"):
-            batch.execute(f"DELETE FROM {table} WHERE worklog_id = ?", (worklog_id,))
+             user.id, entry.result, entry.ticket_no, entry.customer_id, worklog_id,
+             *mine_params), worklog_id, needed=True)
+        # The rows the edit drops; those it keeps are written again over themselves (their
+        # keys conflict), the photos anew: never a row that a statement here deletes and
+        # another writes, so on PostgreSQL they run as one statement (bot.storage.batch).
+        for table, column, kept in (("worklog_areas", "area_id", entry.area_ids),
+                                    ("worklog_items", "item", entry.items),
+                                    ("worklog_photos", "", ())):
+            keep = f" AND {column} NOT IN ({', '.join('?' for _ in kept)})" if kept else ""
+            batch.execute(f"DELETE FROM {table} WHERE worklog_id = ?{keep}",
+                          (worklog_id, *kept), sees_before=True)
         self._children(batch, user, worklog_id, entry)
-        await self.db.write_batch(batch)
-        return True
 
     async def delete(self, user: User, entry: WorkLog, now: datetime, how: str) -> bool:
         """Delete an entry with its items and photos, audited (`how`: the author's undo or

@@ -155,30 +155,29 @@ async def checked_data(ctx: Ctx, values: dict[str, Any],
     return data_of(values)
 
 
-async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    """An edit (a new record is `write`'s)."""
+async def write(ctx: Ctx, values: dict[str, Any], token: str,
+                meta: dict[str, Any]) -> Writing:
+    """A new record, or an edit, as writes, saved with the form's close in one round trip,
+    after one read: is the 户号 registered already (another manager may have meanwhile)? An
+    edit reads the record instead (the audit keeps what changed, from what it was)."""
     data = await checked_data(ctx, values, meta)
     customers = ctx.services.customers
-    cid = int(meta["edit_id"])
-    current = await customers.get(ctx.user, cid)
-    if current is not None and not current.active:  # deactivated while the form was open
-        raise Invalid("customer.readonly")
-    if not await customers.update(ctx.user, cid, data, ctx.now):
-        raise Invalid("customer.not_found")
-    return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
-                 card_buttons(ctx, cid), record_id=cid)
-
-
-async def write(ctx: Ctx, values: dict[str, Any], token: str,
-                meta: dict[str, Any]) -> Writing | None:
-    """A new record as writes, saved with the form's close in one round trip, after one
-    read: is the 户号 registered already (another manager may have meanwhile)? An edit is
-    `save`'s."""
-    if meta.get("edit_id"):
-        return None
-    data = await checked_data(ctx, values, meta)
-    await refuse_duplicate(ctx, data, token)
     batch = Batch()
+    if meta.get("edit_id"):
+        cid = int(meta["edit_id"])
+        current = await customers.get(ctx.user, cid)
+        if current is None:
+            raise Invalid("customer.not_found")
+        if not current.active:  # deactivated while the form was open
+            raise Invalid("customer.readonly")
+        Customers.update_into(batch, ctx.user, current, data, ctx.now)
+
+        async def updated(_: int | None) -> Saved:
+            return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
+                         card_buttons(ctx, cid), record_id=cid)
+
+        return Writing(batch, cid, updated, Invalid("customer.readonly"))
+    await refuse_duplicate(ctx, data, token)
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
 
     async def saved(cid: int | None) -> Saved:
@@ -241,7 +240,7 @@ CUSTOMER = FormSpec(
         kinds.ticks("measures", "field.measures", "form.customer.measures", measure_choices,
                     required=False, parse=parse_measures, show=show_measures),
     ),
-    save=save,
+    save=None,
     write=write,
     quick={},
     actions={"dup_open": open_duplicate},
@@ -269,24 +268,30 @@ async def switch_refusal(ctx: Ctx, c: Customer) -> Outcome | None:
         [[Button(ctx.t("btn.customer_card"), feature_callback("customers", "cust", c.id))]])
 
 
-async def save_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
-                            meta: dict[str, Any]) -> Saved:
+async def write_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
+                             meta: dict[str, Any]) -> Writing:
+    """停用 with its audit row and the form's close in one round trip, after one read: the
+    record still there, and the user's to take off the register."""
     cid = int(meta["customer_id"])
     current = await ctx.services.customers.get(ctx.user, cid)
     if current is None:
         raise Invalid("customer.not_found")
     if not await may_switch_active(ctx, current):
         raise Invalid("customer.switch_not_yours_short", area=current.area_name)
-    if not await ctx.services.customers.set_active(ctx.user, cid, False, ctx.now,
-                                                    values["reason"]):
-        raise Invalid("customer.not_found")
-    return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid), record_id=cid)
+    batch = Batch()
+    Customers.set_active_into(batch, ctx.user, current, False, ctx.now, values["reason"])
+
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid), record_id=cid)
+
+    return Writing(batch, cid, saved)
 
 
 DEACTIVATE = FormSpec(
     name="customer_off",
     title="form.customer_off.title",
     fields=(kinds.text("reason", "field.reason", "form.customer_off.reason"),),
-    save=save_deactivation,
+    save=None,
+    write=write_deactivation,
     quick={},
 )

@@ -22,11 +22,13 @@ from bot.router import ReminderKind, Router, TodoItem, TodoRead, by_id, opens
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
+from bot.storage.batch import Batch
 from bot.storage.customers import (
     ENTITY,
     REVEAL_LIMIT_SUBJECT,
     VISIT_SUBJECT,
     Customer,
+    Customers,
     Query,
     visits_due_of,
     visits_due_reads,
@@ -303,7 +305,9 @@ async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:
     refusal = await switch_refusal(ctx, c)
     if refusal is not None:
         return refusal
-    await ctx.services.customers.set_active(ctx.user, customer_id, True, ctx.now)
+    batch = Batch()  # the record as read: one write, with its audit row
+    Customers.set_active_into(batch, ctx.user, c, True, ctx.now)
+    await ctx.services.db.write_batch(batch)
     out = await card(ctx, customer_id)  # the card, active again, says it
     out.toast = ctx.t("customer.reactivated_toast")
     return out

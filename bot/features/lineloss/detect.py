@@ -18,6 +18,7 @@ from bot.features.lineloss.limits import Threshold, limits
 from bot.records import runtime as rt
 from bot.records.common import calendar, ruleset
 from bot.services import Services
+from bot.storage.batch import Batch, Ref, play
 from bot.storage.db import Row, Tx, iso
 from bot.storage.reminders import Reminders
 
@@ -91,18 +92,26 @@ async def close(tx: Tx, item: Row, how: str, now: datetime, *, closed_day: str |
                 accepted_by: int | None = None) -> bool:
     """Close an item once (two imports, or an import and the lead's tap, close it once):
     its reminders stop, the owner is told."""
-    await tx.execute(
+    batch = Batch()
+    closed = close_into(batch, int(item["id"]), int(item["team_id"]), int(item["user_id"]),
+                        how, now, closed_day=closed_day, accepted_by=accepted_by)
+    await play(tx, batch)
+    return batch.changed(closed)
+
+
+def close_into(batch: Batch, item_id: int, team_id: int, owner_id: int, how: str,
+               now: datetime, *, closed_day: str | None = None, accepted_by: int | None = None,
+               needed: bool = False) -> Ref:
+    """`close` as a batch's writes (the lead's 接受原因: one round trip); its Ref changed
+    only if the item was still open (`needed`: else nothing is written)."""
+    closed = batch.update(
         "UPDATE lineloss_items SET status = 'closed', closed_how = ?, closed_at = ?, "
         "closed_day = ?, accepted_by = ?, updated_at = ? WHERE id = ? AND status <> 'closed'",
-        (how, iso(now), closed_day, accepted_by, iso(now), int(item["id"])))
-    if tx.rowcount == 0:
-        return False
-    await Reminders.cancel(tx, SUBJECT, int(item["id"]))
-    await rt.plan_ladder(tx, SUBJECT, int(item["id"]), int(item["team_id"]),
-                         int(item["user_id"]), "closed", [rt.Rung("notice", now,
-                                                                  skip_if_past=False)],
-                         [], now)
-    return True
+        (how, iso(now), closed_day, accepted_by, iso(now), item_id), item_id, needed=needed)
+    Reminders.cancel_into(batch, SUBJECT, item_id, if_new=closed)
+    rt.plan_ladders_into(batch, SUBJECT, item_id, team_id, owner_id, [
+        ("closed", [rt.Rung("notice", now, skip_if_past=False)])], now, if_new=closed)
+    return closed
 
 
 # --- the scan ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ the figures and the open item); the weekly report's section (report.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from bot.features.lineloss import detect, report, upload
 from bot.features.lineloss.limits import Threshold, limits
 from bot.features.worklog.form import resolve_area
 from bot.forms import kinds
-from bot.forms.engine import FormSpec, Saved
+from bot.forms.engine import FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, FormView, Invalid
 from bot.forms.matching import Choice
 from bot.models import Area
@@ -24,6 +25,7 @@ from bot.records import runtime as rt
 from bot.records.common import remaining, when
 from bot.router import Router, TodoItem, TodoRead, stale_reply
 from bot.services import Ctx
+from bot.storage.batch import Batch, Unchanged
 from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
@@ -139,27 +141,31 @@ async def show_cause(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
     return ctx.t(f"lineloss.cause.{value}")
 
 
-async def save_checked(ctx: Ctx, values: dict[str, Any], token: str,
-                       meta: dict[str, Any]) -> Saved:
-    rec = await ITEMS.record(ctx, meta)
-    leads = await rt.other_leads(ctx.services, rec.team_id, ctx.user.id)
-    async with ctx.services.db.tx() as tx:
-        done = await STORE.update(tx, rec.id, {
-            "status": CHECKED, "checked_at": iso(ctx.now), "checked_by": ctx.user.id,
-            "cause": values["cause"], "note": values.get("note") or None,
-            "photos": json.dumps(list(values.get("photos") or [])),
-            "updated_at": iso(ctx.now)}, "status = 'open'")
-        if done:  # the owner's ladder stops; the leads decide on the cause
-            await Reminders.cancel(tx, SUBJECT, rec.id, "check.")
-            await Reminders.cancel(tx, SUBJECT, rec.id, "opened.")
-            await rt.plan_ladder(tx, SUBJECT, rec.id, rec.team_id, rec.user_id, "review", [
-                rt.Rung("notice", ctx.now, to_leads=True, skip_if_past=False)], leads,
-                ctx.now, round_=iso(ctx.now))
-    if not done:
-        raise Invalid("lineloss.not_open", id=rec.id)
-    key = "lineloss.checked" if leads else "lineloss.checked_no_lead"
-    return ITEMS.saved(ctx, rec.id, ctx.t(key, id=rec.id, cause=ctx.t(
-        f"lineloss.cause.{values['cause']}")))
+async def write_checked(ctx: Ctx, values: dict[str, Any], token: str,
+                        meta: dict[str, Any]) -> Writing:
+    """已核查 as writes with the form's close, in one round trip: the item checked once (still
+    open: else nothing is written and the user told), the owner's ladder stopped, the
+    leads told; whether there is a lead to tell is read with the writes."""
+    rec = await ITEMS.kept(ctx, meta)
+    batch = Batch()
+    checked = batch.update(
+        "UPDATE lineloss_items SET status = ?, checked_at = ?, checked_by = ?, cause = ?, "
+        "note = ?, photos = ?, updated_at = ? WHERE id = ? AND status = 'open'",
+        (CHECKED, iso(ctx.now), ctx.user.id, values["cause"], values.get("note") or None,
+         json.dumps(list(values.get("photos") or [])), iso(ctx.now), rec.id), rec.id,
+        needed=True)
+    Reminders.cancel_into(batch, SUBJECT, rec.id, "check.", "opened.")
+    rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [
+        ("review", [rt.Rung("notice", ctx.now, to_leads=True, skip_if_past=False)])],
+        ctx.now, round_=iso(ctx.now), leads_but=(ctx.user.id,), if_new=checked)
+    has_lead = batch.read(rt.HAS_OTHER_LEAD, (rec.team_id, ctx.user.id))
+
+    async def saved(_: int | None) -> Saved:
+        key = "lineloss.checked" if has_lead.value else "lineloss.checked_no_lead"
+        return ITEMS.saved(ctx, rec.id, ctx.t(key, id=rec.id, cause=ctx.t(
+            f"lineloss.cause.{values['cause']}")))
+
+    return Writing(batch, None, saved, Invalid("lineloss.not_open", id=rec.id))
 
 
 CHECK = FormSpec(
@@ -169,7 +175,7 @@ CHECK = FormSpec(
         kinds.text("note", "field.lineloss_note", "form.lineloss_check.note", required=False),
         kinds.photos("photos", "field.lineloss_photos", "form.lineloss_check.photos",
                      required=False)),
-    save=save_checked, quick={})
+    save=None, write=write_checked, quick={})
 
 
 def may_accept(ctx: Ctx, rec: LineLossItem) -> bool:
@@ -177,16 +183,20 @@ def may_accept(ctx: Ctx, rec: LineLossItem) -> bool:
 
 
 async def accept(ctx: Ctx, rec: LineLossItem) -> Outcome:
-    """The lead accepts the cause: the item closes (the run it followed opens no other)."""
+    """The lead accepts the cause: the item closes (the run it followed opens no other). The
+    card after it is the record as read and changed: nothing read back."""
     if not may_accept(ctx, rec):
+        return await render_card(ctx, rec)
+    batch = Batch()
+    detect.close_into(batch, rec.id, rec.team_id, rec.user_id, "accepted", ctx.now,
+                      accepted_by=ctx.user.id, needed=True)
+    try:
+        await ctx.services.db.write_batch(batch)
+    except Unchanged:  # closed meanwhile (a second tap): show it as it is now
         return await ITEMS.card(ctx, rec.id)
-    async with ctx.services.db.tx() as tx:
-        done = await detect.close(tx, {"id": rec.id, "team_id": rec.team_id,
-                                       "user_id": rec.user_id}, "accepted", ctx.now,
-                                  accepted_by=ctx.user.id)
-    if not done:
-        return await ITEMS.card(ctx, rec.id)
-    return await ITEMS.card(ctx, rec.id, ctx.t("lineloss.accepted", id=rec.id))
+    closed = dataclasses.replace(rec, status=CLOSED, closed_how="accepted", closed_at=ctx.now,
+                                 closed_day=None)
+    return await render_card(ctx, closed, ctx.t("lineloss.accepted", id=rec.id))
 
 
 # --- reminders and to-do ------------------------------------------------------------------

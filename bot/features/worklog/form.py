@@ -406,13 +406,20 @@ def _entry(ctx: Ctx, values: dict[str, Any], meta: dict[str, Any],
 
 
 async def write(ctx: Ctx, values: dict[str, Any], token: str,
-                meta: dict[str, Any]) -> Writing | None:
-    """A new entry as writes, saved with the form's close in one round trip; an edit is
-    `save`'s (it checks the entry is still there and the user's)."""
-    if meta.get("edit_id"):
-        return None
+                meta: dict[str, Any]) -> Writing:
+    """A new entry, or an edit of a saved one (`edit_id`: still there and the user's, else
+    nothing is written and the user told), as writes, saved with the form's close in one
+    round trip."""
     entry = _entry(ctx, values, meta, {str(a.id) for a in await ctx.areas()})
     batch = Batch()
+    if meta.get("edit_id"):
+        wid = int(meta["edit_id"])
+        ctx.services.worklogs.update_into(batch, ctx.user, wid, entry, ctx.now)
+
+        async def edited(_: int | None) -> Saved:
+            return await _saved(ctx, values, wid, "form.worklog.updated", new=False)
+
+        return Writing(batch, wid, edited, Invalid("logs.not_found"))
     ref = ctx.services.worklogs.add_to(batch, ctx.user, entry, ctx.now, form_token=token)
 
     async def saved(wid: int | None) -> Saved:
@@ -420,15 +427,6 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
         return await _saved(ctx, values, wid, "form.worklog.saved", new=True)
 
     return Writing(batch, ref, saved)
-
-
-async def save(ctx: Ctx, values: dict[str, Any], token: str, meta: dict[str, Any]) -> Saved:
-    """Saving an edited entry (a new one: `write`)."""
-    entry = _entry(ctx, values, meta, {str(a.id) for a in await ctx.areas()})
-    wid = int(meta["edit_id"])
-    if not await ctx.services.worklogs.update(ctx.user, wid, entry, ctx.now):
-        raise Invalid("logs.not_found")
-    return await _saved(ctx, values, wid, "form.worklog.updated", new=False)
 
 
 async def _saved(ctx: Ctx, values: dict[str, Any], wid: int, key: str, new: bool) -> Saved:
@@ -472,7 +470,7 @@ WORKLOG = FormSpec(
                      notes=PHOTO_NOTES),
         kinds.location("location", "field.location", "form.worklog.location", required=False),
     ),
-    save=save,
+    save=None,
     write=write,
     quick={"now": now_value},
     actions={"loose_drop": drop_loose, "link_cust": link_customer},
