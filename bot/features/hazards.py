@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -331,7 +331,13 @@ def status_line(ctx: Ctx, rec: Hazard) -> str:
     return ctx.t(f"hazard.status.{rec.status}")
 
 
-async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None) -> Outcome:
+def card_reads(ctx: Ctx, rid: int) -> list[Read]:
+    """Read with the record: whether the team has a lead to hand it to (转报)."""
+    return [(rt.HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id))]
+
+
+async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None, *,
+                      read: Sequence[list[Row]]) -> Outcome:
     lines = [heading] if heading else []
     lines += [title(ctx, rec) + " · " + ctx.t(f"hazard.severity.{rec.severity}"),
               status_line(ctx, rec),
@@ -355,7 +361,8 @@ async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None) -> Outc
         if rec.after:
             lines.append(rt.field_line(ctx, "field.hazard_photos_after",
                                        ctx.t("form.photos_count", count=len(rec.after))))
-    buttons = await HAZARDS.allowed(ctx, rec)
+    buttons = await HAZARDS.allowed(ctx, rec, {
+        HAND_ACTION: lead_refusal(ctx, bool(read[0][0][0]))})
     out = Outcome().add("\n".join(lines), [buttons] if buttons else [])
     out.replies[0].photos = rec.before + rec.after
     return out
@@ -558,7 +565,7 @@ def _late(rec: Hazard, scope: ReportScope) -> bool:
 # --- wiring ---------------------------------------------------------------------------
 HAZARDS = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="hz", not_found="hazard.not_found",
-    meta_key="hazard_id", title=title, render_card=render_card,
+    meta_key="hazard_id", title=title, render_card=render_card, card_reads=card_reads,
     transitions=(
         rt.Transition("hzs", "btn.hazard_start", ("open", HANDED), run=start_work),
         rt.Transition("hzc", "btn.hazard_clear", ("open", "working", HANDED), CLEAR, "hzc",

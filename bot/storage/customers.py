@@ -182,10 +182,17 @@ class Customers:
 
     async def get(self, user: User, customer_id: int) -> Customer | None:
         """A record the user may see, or None (another team's record does not exist for them)."""
+        return self.found(await self.db.fetchall(*self.get_read(user, customer_id)))
+
+    @staticmethod
+    def get_read(user: User, customer_id: int) -> Read:
+        """`get` declared, for a read run with others (Backend.fetch_many); see `found`."""
         where, params = _scope(user)
-        row = await self.db.fetchone(_SELECT + f" WHERE c.id = ? AND {where}",
-                                     (customer_id, *params))
-        return _customer(row) if row else None
+        return _SELECT + f" WHERE c.id = ? AND {where}", (customer_id, *params)
+
+    @staticmethod
+    def found(rows: list[Row]) -> Customer | None:
+        return _customer(rows[0]) if rows else None
 
     async def by_account(self, team_id: int, account_no: str) -> Customer | None:
         row = await self.db.fetchone(_SELECT + " WHERE c.team_id = ? AND c.account_no = ?",

@@ -201,11 +201,12 @@ def _when(ctx: Ctx, r: store.FreeReminder) -> str:
 
 
 async def show_list(ctx: Ctx) -> Outcome:
-    db = ctx.services.db
-    shown = await store.open_ones(db, ctx.user.id, limit=LISTED)
+    rows, count = await ctx.services.db.fetch_many([  # one round trip (issue #12)
+        store.open_ones_read(ctx.user.id, limit=LISTED), store.count_open_read(ctx.user.id)])
+    shown = store.reminders_of(rows)
     if not shown:
         return Outcome().add(ctx.t("notes.list_none"))
-    lines = [ctx.t("notes.list_title", count=await store.count_open(db, ctx.user.id))]
+    lines = [ctx.t("notes.list_title", count=int(count[0][0]))]
     buttons = []
     for i, r in enumerate(shown, 1):
         mark = ctx.t("notes.urgent_mark") if r.urgent else ""

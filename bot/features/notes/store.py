@@ -69,10 +69,8 @@ def reminders_of(rows: list[Row]) -> list[FreeReminder]:
     return [_row(r) for r in rows]
 
 
-async def count_open(db: Database, user_id: int) -> int:
-    row = await db.fetchone("SELECT count(*) FROM free_reminders WHERE user_id = ? AND state = ?",
-                            (user_id, OPEN))
-    return int(row[0]) if row else 0
+def count_open_read(user_id: int) -> Read:
+    return "SELECT count(*) FROM free_reminders WHERE user_id = ? AND state = ?", (user_id, OPEN)
 
 
 async def close(db: Database, user_id: int, rid: int, state: str, now: datetime) -> bool:
