@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import i18n
+from bot import i18n, visibility
 from bot.deadlines import Rule, due_after, is_overdue
 from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import (
@@ -410,19 +410,26 @@ async def from_log(ctx: Ctx, worklog_id: int) -> int | None:
     return int(row["id"]) if row else None
 
 
-@router.adds_to_card("worklog")
-async def log_card_buttons(ctx: Ctx, worklog_id: int,
-                           just_saved: Mapping[str, Any] | None) -> list[Button]:
+def log_card_reads(ctx: Ctx, worklog_id: int) -> list[Read]:
+    """The log's problems if the user may see it, and the hazard made from it (from_log)."""
+    mine, params = visibility.scope(ctx.user, visibility.Subject.LOG, "w")
+    return [("SELECT w.problems, (SELECT id FROM hazards WHERE worklog_id = w.id AND team_id = ? "
+             f"ORDER BY id LIMIT 1) AS hazard FROM worklogs w WHERE w.id = ? AND {mine}",
+             (ctx.user.team_id, worklog_id, *params))]
+
+
+@router.adds_to_card("worklog", log_card_reads)
+async def log_card_buttons(ctx: Ctx, worklog_id: int, just_saved: Mapping[str, Any] | None,
+                           read: list[list[Row]] | None) -> list[Button]:
     """转为隐患 under a saved log that names a problem (查看隐患 once it was turned); a log
     just saved is known from its answers, and no hazard was made from it yet."""
     if just_saved is not None:
-        problems = just_saved.get("problems")
+        problems, existing = just_saved.get("problems"), None
     else:
-        w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
-        problems = w.problems if w is not None else None
+        found = read[0][0] if read and read[0] else None
+        problems, existing = (found[0], found[1]) if found is not None else (None, None)
     if not (problems or "").strip():
         return []
-    existing = None if just_saved is not None else await from_log(ctx, worklog_id)
     if existing is not None:
         return [HAZARDS.open_button(ctx, existing, ctx.t("btn.hazard_view", id=existing))]
     return [Button(ctx.t("btn.hazard_from_log"), router.callback("fromlog", worklog_id))]

@@ -311,11 +311,11 @@ def _customer_line(ctx: Ctx, c: Notice, revealed: dict[int, str]) -> str:
 
 
 async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None,
-                      revealed: dict[int, str] | None = None,
-                      read: Sequence[list[Row]] | None = None) -> Outcome:
+                      revealed: dict[int, str] | None = None, *,
+                      read: Sequence[list[Row]]) -> Outcome:
     """The outage card; `revealed` holds numbers this user has just revealed (shown once);
     `read`: its checklist, read with the record (OUTAGES.card_reads)."""
-    items = await checklist(ctx, rec.id) if read is None else [notice_of(r) for r in read[0]]
+    items = [notice_of(r) for r in read[0]]
     revealed = revealed or {}
     lines = [title(ctx, rec), _status(ctx, rec),
              ctx.t("outage.span", start=when(ctx, rec.starts_at), end=when(ctx, rec.ends_at)),
@@ -401,17 +401,19 @@ async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
 async def reveal_phone(ctx: Ctx, oid: int, cid: int) -> Outcome:
     """📞 on the checklist: the number in place on the card, once, through the same audited
     and limited reveal as the customer card."""
-    rec = await STORE.visible(ctx, oid)
+    customers = ctx.services.customers
+    rec, (items, customer) = await OUTAGES.visible_with(  # and the customer, read together
+        ctx, oid, customers.get_read(ctx.user, cid))
     if rec is None:
         return Outcome().add(ctx.t("outage.not_found"))
-    if cid not in {c.customer_id for c in await checklist(ctx, oid)}:
+    if cid not in {notice_of(c).customer_id for c in items}:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
-    got = await reveal_number(ctx, cid, "phone")
+    got = await reveal_number(ctx, cid, "phone", known=customers.found(customer))
     if got.refusal:
         return Outcome(toast=got.toast).add(got.refusal)
     if not got.phone:  # deactivated since, or no number on file
         return await _refreshed(ctx, oid, got.toast or ctx.t("button.stale"))
-    out = await render_card(ctx, rec, revealed={cid: got.phone})
+    out = await render_card(ctx, rec, revealed={cid: got.phone}, read=[items])
     return Outcome(edit=out.replies[0], toast=got.toast)
 
 

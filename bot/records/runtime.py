@@ -494,11 +494,12 @@ class RecordType(Generic[R]):
             return Outcome().add(ctx.t(self.not_found))
         return await self.render_card(ctx, rec, heading, read=read)
 
-    async def visible_with(self, ctx: Ctx, rid: int) -> tuple[R | None, list[list[Row]]]:
-        """The record if the user may see it, and the rows of its `card_reads`, in one
-        round trip."""
+    async def visible_with(self, ctx: Ctx, rid: int,
+                           *more: Read) -> tuple[R | None, list[list[Row]]]:
+        """The record if the user may see it, and the rows of its `card_reads` (then of
+        `more`), in one round trip."""
         reads = self.card_reads(ctx, rid) if self.card_reads is not None else []
-        found, *read = await ctx.services.db.fetch_many([self.store.by_id(rid), *reads])
+        found, *read = await ctx.services.db.fetch_many([self.store.by_id(rid), *reads, *more])
         return self.store.seen_by(ctx, self.store.records(found)[0] if found else None), read
 
     async def record(self, ctx: Ctx, meta: dict[str, Any]) -> R:
