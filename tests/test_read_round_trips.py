@@ -5,11 +5,13 @@ store itself (Backend.trips, tests/test_round_trips.py's `counted`) on both back
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from bot.assistant import Assistant
+from bot.events import Outcome
 from bot.features.lineloss.importer import import_lineloss
 from bot.models import Role
 from bot.router import feature_callback
@@ -114,6 +116,11 @@ PINNED: dict[str, tuple[int, int]] = {  # (manager, lead)
 }
 
 
+def step(chat: Chat, what: str) -> Callable[[], Awaitable[Outcome]]:
+    """What is tapped (button data) or said, as a step to run."""
+    return (lambda: chat.tap(what)) if what.startswith("-|") else (lambda: chat.say(what))
+
+
 @pytest.mark.parametrize("who", [MANAGER, LEAD])
 async def test_every_card_list_and_command_makes_at_most_two_round_trips(
         services: Services, assistant: Assistant, who: str) -> None:
@@ -123,9 +130,7 @@ async def test_every_card_list_and_command_makes_at_most_two_round_trips(
     most = {**SURVEY, **{what: pair[who == LEAD] for what, pair in PINNED.items()}}
     over = {}
     for what, limit in most.items():
-        act = (lambda t=what: chat.tap(t)) if what.startswith("-|") else (
-            lambda t=what: chat.say(t))
-        _, trips = await counted(services, act)
+        _, trips = await counted(services, step(chat, what))
         assert chat.text, what
         if trips > limit:
             over[what] = trips
