@@ -91,7 +91,7 @@ SURVEY: dict[str, int] = {
     tap("customers", "custlog", 1): 2,  # 1 / 4: record, trail and the team's 台区 apart
     # Pinned: a search saves its query, what its ◀️ ▶️ page through (a write beside the
     # read); ▶️ reads it back before it can search (the query is parsed here, not in SQL).
-    # Before, 5 to 9: the team's 台区 read (the step's read has them), the query saved, the
+    # Before, 5 to 8 (▶️ 6): the team's 台区 read (the step's read has them), the query saved, the
     # count and the page read apart, again for the deactivated matches, and the one hit's
     # record read again for its card.
     "查客户 李四": 3, "查客户 5500012345": 3, "查客户 医疗": 3, "查客户 待走访": 3,
@@ -136,3 +136,25 @@ async def test_every_card_list_and_command_makes_at_most_two_round_trips(
             over[what] = trips
     assert not over, f"{who}: more round trips than pinned: {over}"
 
+
+
+CARDS = [tap("hazards", "hz", 1), tap("arrears", "arr", 2), tap("outages", "out", 1),
+         tap("tasks", "tk", 1), tap("worklog", "log", 2), tap("customers", "cust", 1),
+         tap("notes", "list")]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_on_sqlite_a_card_makes_no_hop_to_the_worker_thread(
+        services: Services, assistant: Assistant) -> None:
+    """A card's reads are short reads by key (Backend.fetch_many_point): on SQLite they run
+    on the event loop with the step's read, as a form step's do (a hop costs more)."""
+    await a_team_with_one_of_everything(services, assistant)
+    zhang = Chat(assistant, "test", MANAGER)
+    await zhang.say("你好")
+    db = services.db
+    for what in CARDS:
+        await db.settle()
+        db.trips.reset()
+        await zhang.tap(what)
+        await db.settle()
+        assert (db.trips.trips, db.trips.inline) == (0, 2), what

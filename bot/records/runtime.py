@@ -499,7 +499,8 @@ class RecordType(Generic[R]):
         """The record if the user may see it, and the rows of its `card_reads` (then of
         `more`), in one round trip."""
         reads = self.card_reads(ctx, rid) if self.card_reads is not None else []
-        found, *read = await ctx.services.db.fetch_many([self.store.by_id(rid), *reads, *more])
+        found, *read = await ctx.services.db.fetch_many_point(
+            [self.store.by_id(rid), *reads, *more])
         return self.store.seen_by(ctx, self.store.records(found)[0] if found else None), read
 
     async def record(self, ctx: Ctx, meta: dict[str, Any]) -> R:

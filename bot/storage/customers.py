@@ -194,7 +194,7 @@ class Customers:
 
     async def get(self, user: User, customer_id: int) -> Customer | None:
         """A record the user may see, or None (another team's record does not exist for them)."""
-        return self.found(await self.db.fetchall(*self.get_read(user, customer_id)))
+        return self.found((await self.db.fetch_many_point([self.get_read(user, customer_id)]))[0])
 
     @staticmethod
     def get_read(user: User, customer_id: int) -> Read:

@@ -328,7 +328,7 @@ async def history(ctx: Ctx, customer_id: int) -> Outcome:
     if ctx.user.role not in (Role.LEAD, Role.ADMIN):
         return Outcome().add(ctx.t("customer.audit_leads_only"))
     customers = ctx.services.customers
-    found, logged = await ctx.services.db.fetch_many([  # one round trip (issue #12)
+    found, logged = await ctx.services.db.fetch_many_point([  # one read (issue #12)
         customers.get_read(ctx.user, customer_id), audit.history_read(ENTITY, customer_id)])
     c = customers.found(found)
     if c is None:

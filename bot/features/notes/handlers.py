@@ -201,7 +201,7 @@ def _when(ctx: Ctx, r: store.FreeReminder) -> str:
 
 
 async def show_list(ctx: Ctx) -> Outcome:
-    rows, count = await ctx.services.db.fetch_many([  # one round trip (issue #12)
+    rows, count = await ctx.services.db.fetch_many_point([  # one read (issue #12)
         store.open_ones_read(ctx.user.id, limit=LISTED), store.count_open_read(ctx.user.id)])
     shown = store.reminders_of(rows)
     if not shown:

@@ -80,7 +80,7 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
     logs = ctx.services.worklogs
     # The entry and what the buttons other features add under it need, in one round trip
     customers = ctx.services.customers
-    found, customer, *added = await ctx.services.db.fetch_many([
+    found, customer, *added = await ctx.services.db.fetch_many_point([
         logs.get_read(worklog_id), customers.of_log_read(ctx.user, worklog_id),
         *card_button_reads(ctx, CARD, worklog_id)])
     w = logs.seen_by(ctx.user, found[0] if found else None)
