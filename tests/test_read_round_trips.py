@@ -140,7 +140,7 @@ async def test_every_card_list_and_command_makes_at_most_two_round_trips(
 
 CARDS = [tap("hazards", "hz", 1), tap("arrears", "arr", 2), tap("outages", "out", 1),
          tap("tasks", "tk", 1), tap("worklog", "log", 2), tap("customers", "cust", 1),
-         tap("notes", "list")]
+         tap("repairs", "rep", 1), tap("complaints", "cpl", 1), tap("notes", "list")]
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])

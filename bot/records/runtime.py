@@ -97,7 +97,7 @@ class Store(Generic[R]):
         return f"{self.select} WHERE {self.alias}.id = ?", (rid,)
 
     async def load(self, db: Database, rid: int) -> R | None:
-        row = await db.fetchone(*self.by_id(rid))
+        row = await db.fetchone_point(*self.by_id(rid))  # by key: on SQLite no hop
         return from_row(self.cls, row) if row else None
 
     async def visible(self, ctx: Ctx, rid: int) -> R | None:
