@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from bench.bench_round_trips import on_store
 from bot.assistant import Assistant
 from bot.models import Role
 from bot.services import Services
+from bot.storage.db import Backend
 from tests.conftest import Chat, make_user
 from tests.test_todo_lists import add_customer, medical_arrears_notice_served, register_complaint
 
@@ -60,61 +62,82 @@ async def _steps(services: Services, steps: int) -> list[dict[str, Any]]:
     db = services.db
     out = []
     for who, text in STEPS:
-        chat = chats[who]
-        await chat.say(text)  # warm: the first of a kind reads what it keeps
-        trips, took = [], []
-        for _ in range(steps):
-            await db.settle()
-            db.trips.reset()
-            start = time.perf_counter()
-            await chat.say(text)
-            took.append((time.perf_counter() - start) * 1000)
-            await db.settle()
-            trips.append(db.trips.trips + db.trips.inline)
-        took.sort()
-        out.append({"step": f"{text} ({who})", "trips": statistics.mean(trips),
-                    "p50": took[len(took) // 2], "p95": took[int(len(took) * 0.95)]})
+        out.append(await timed(db, lambda c=chats[who], t=text: c.say(t), steps,
+                               f"{text} ({who})"))
     return out
 
 
-def _before(ref: str, backend: str, steps: int) -> list[dict[str, Any]]:
-    """The same run with the code of `ref`, in a process of its own."""
+async def timed(db: Backend, act: Callable[[], Awaitable[Any]], steps: int,
+                name: str) -> dict[str, Any]:
+    """`act` run `steps` times (after once to warm: the first of a kind reads what it
+    keeps): its round trips (the store's count) and its p50 and p95 wall time."""
+    await act()
+    trips, took = [], []
+    for _ in range(steps):
+        await db.settle()
+        db.trips.reset()
+        start = time.perf_counter()
+        await act()
+        took.append((time.perf_counter() - start) * 1000)
+        await db.settle()
+        trips.append(db.trips.trips + db.trips.inline)
+    took.sort()
+    return {"step": name, "trips": statistics.mean(trips), "p50": took[len(took) // 2],
+            "p95": took[int(len(took) * 0.95)]}
+
+
+def run_before(ref: str, module: str, argv: list[str],
+               copied: list[Path]) -> list[dict[str, Any]]:
+    """The same run with the code of `ref`, in a process of its own: `module` with `argv`
+    in a `git archive` of it, with the `copied` files (the bench itself) as they are now."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = subprocess.run(["git", "archive", ref], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=tree, check=True)
-        for name in ("bench_todo.py", "bench_round_trips.py"):  # this bench, as it is now
-            shutil.copy(Path(__file__).with_name(name), Path(tmp) / "bench" / name)
+        for path in (*copied, Path(__file__)):  # this module too: the helpers here
+            shutil.copy(path, Path(tmp) / path.parent.name / path.name)
         out = Path(tmp) / "before.json"
-        subprocess.run([sys.executable, "-m", "bench.bench_todo", "--backend", backend,
-                        "--steps", str(steps), "--json", str(out)], cwd=tmp, check=True)
+        subprocess.run([sys.executable, "-m", module, *argv, "--json", str(out)], cwd=tmp,
+                       check=True)
         rows: list[dict[str, Any]] = json.loads(out.read_text())
         return rows
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--before-ref")
-    p.add_argument("--json")
-    args = p.parse_args()
-    before = _before(args.before_ref, args.backend, args.steps) if args.before_ref else None
-    rows = asyncio.run(measure(args.backend, args.steps))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, ensure_ascii=False, indent=1))
-        return
-    print(f"{args.backend}, {args.steps} steps each\n")
+def print_table(rows: list[dict[str, Any]], before: list[dict[str, Any]] | None,
+                ref: str | None) -> None:
+    """Round trips and p50 / p95 ms of each step, with the `before` run's beside them."""
     if before is None:
         print("| step | round trips | p50 ms | p95 ms |\n|---|---|---|---|")
         for r in rows:
             print(f"| {r['step']} | {r['trips']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} |")
         return
-    print(f"| step | round trips {args.before_ref} → now | p50 ms {args.before_ref} → now "
-          f"| p95 ms {args.before_ref} → now |\n|---|---|---|---|")
+    print(f"| step | round trips {ref} → now | p50 ms {ref} → now "
+          f"| p95 ms {ref} → now |\n|---|---|---|---|")
     for b, r in zip(before, rows, strict=True):
         print(f"| {r['step']} | {b['trips']:.0f} → {r['trips']:.0f} | {b['p50']:.2f} → "
               f"{r['p50']:.2f} | {b['p95']:.2f} → {r['p95']:.2f} |")
 
 
+def bench_main(module: str, measure: Callable[[str, int], Awaitable[list[dict[str, Any]]]],
+               steps: int, copied: list[Path]) -> None:
+    """A bench's command line: `--backend`, `--steps` (default `steps`), `--before-ref` (the
+    same run first with the code of REF, `copied` as they are now), `--json`."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--before-ref")
+    p.add_argument("--json")
+    args = p.parse_args()
+    before = run_before(args.before_ref, module, [
+        "--backend", args.backend, "--steps", str(args.steps)], copied) \
+        if args.before_ref else None
+    rows = asyncio.run(measure(args.backend, args.steps))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    print(f"{args.backend}, {args.steps} steps each\n")
+    print_table(rows, before, args.before_ref)
+
+
 if __name__ == "__main__":
-    main()
+    here = Path(__file__)
+    bench_main("bench.bench_todo", measure, 200, [here.with_name("bench_round_trips.py")])

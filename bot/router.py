@@ -42,8 +42,12 @@ PushFn = Callable[[int, Reply], Awaitable[None]]
 PeriodicFn = Callable[["Services", PushFn, datetime], Awaitable[int]]
 # (ctx, record id) -> buttons a feature adds under another feature's saved record (e.g. 转为隐患
 # under a work log): the card's owner names its card, the adding feature stays unknown to it.
-# (ctx, record id, the answers of the form that has just saved it, or None) -> buttons
-CardButtonsFn = Callable[["Ctx", int, Mapping[str, Any] | None], Awaitable[list[Button]]]
+# (ctx, record id, the answers of the form that has just saved it or None, the rows of its
+# declared reads or None when just saved) -> buttons
+CardButtonsFn = Callable[["Ctx", int, Mapping[str, Any] | None, "list[list[Row]] | None"],
+                         Awaitable[list[Button]]]
+# (ctx, record id) -> the SELECTs those buttons need, read with the card's own (issue #12)
+CardButtonReads = Callable[["Ctx", int], "list[Read]"]
 # A photo (its reference and caption) or a location sent with no form open.
 LooseMediaFn = Callable[["Ctx", "str | None", "str | None", "tuple[float, float] | None"],
                         Awaitable[Outcome]]
@@ -225,7 +229,8 @@ class Router:
     # Lines of /help (locale keys) a feature adds under the commands list.
     help_lines: list[str] = field(default_factory=list)
     # Buttons features add under other features' cards: card name -> functions, in root order.
-    card_buttons: dict[str, list[CardButtonsFn]] = field(default_factory=dict)
+    card_buttons: dict[str, list[tuple[CardButtonReads, CardButtonsFn]]] = field(
+        default_factory=dict)
     # Button data already on phones from before the namespacing: old action -> new action.
     legacy_actions: dict[str, str] = field(default_factory=dict)
     # The form a target that names no form and no record opens (an old 放弃并新建 button).
@@ -332,10 +337,13 @@ class Router:
         self.periodic.append(fn)
         return fn
 
-    def adds_to_card(self, card: str) -> Callable[[CardButtonsFn], CardButtonsFn]:
-        """Offer buttons under another feature's `card` (it calls `extra_card_buttons`)."""
+    def adds_to_card(self, card: str, reads: CardButtonReads = lambda ctx, rid: [],
+                     ) -> Callable[[CardButtonsFn], CardButtonsFn]:
+        """Offer buttons under another feature's `card` (it calls `extra_card_buttons`),
+        declaring the SELECTs they need (`reads`), as TodoRead does: the card runs them with
+        its own read (`card_button_reads`)."""
         def deco(fn: CardButtonsFn) -> CardButtonsFn:
-            self.card_buttons.setdefault(card, []).append(fn)
+            self.card_buttons.setdefault(card, []).append((reads, fn))
             return fn
         return deco
 
@@ -347,11 +355,26 @@ def app_router() -> Router:
     return root
 
 
+def card_button_reads(ctx: Ctx, card: str, record_id: int) -> list[Read]:
+    """The SELECTs of the buttons added under `card` for one record, for the card to run with
+    its own (Backend.fetch_many); their rows go to `extra_card_buttons`."""
+    return [r for reads, _ in app_router().card_buttons.get(card, [])
+            for r in reads(ctx, record_id)]
+
+
 async def extra_card_buttons(ctx: Ctx, card: str, record_id: int,
-                             just_saved: Mapping[str, Any] | None = None) -> list[Button]:
+                             just_saved: Mapping[str, Any] | None = None,
+                             read: Sequence[list[Row]] | None = None) -> list[Button]:
     """The buttons the features of the composition root add under `card` for one record;
-    `just_saved`: the answers of the form that has just saved it (nothing to read back)."""
+    `just_saved`: the answers of the form that has just saved it (nothing to read back);
+    else `read`: the rows of `card_button_reads`, read now when not given."""
+    adders = app_router().card_buttons.get(card, [])
+    if just_saved is None and read is None:
+        read = await ctx.services.db.fetch_many(card_button_reads(ctx, card, record_id))
+    rows = iter(read or [])
     out: list[Button] = []
-    for fn in app_router().card_buttons.get(card, []):
-        out += await fn(ctx, record_id, just_saved)
+    for reads, fn in adders:
+        mine = None if just_saved is not None else [
+            next(rows) for _ in reads(ctx, record_id)]
+        out += await fn(ctx, record_id, just_saved, mine)
     return out

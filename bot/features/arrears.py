@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -299,20 +300,32 @@ STORE = rt.Store(Arrears, "arrears", "SELECT a.*, u.name AS owner, d.name AS dec
                  "LEFT JOIN users d ON d.id = a.lead_decided_by", "a")
 
 
-async def is_medical(services: Services, rec: Arrears) -> bool:
-    """Medical as saved, or since added to the register: the safer of the two wins."""
+# The register's categories of a record's 户号 (Customers.by_account's), read with the card.
+REGISTER_CATEGORIES = (
+    "SELECT cc.category FROM arrears a JOIN customers c ON c.team_id = a.team_id "
+    "AND c.account_no = a.account_no JOIN customer_categories cc ON cc.customer_id = c.id "
+    "WHERE a.id = ?")
+
+
+async def is_medical(services: Services, rec: Arrears,
+                     register: Sequence[str] | None = None) -> bool:
+    """Medical as saved, or since added to the register: the safer of the two wins.
+    `register`: the 户号's categories in the register, when already read."""
     if rec.medical:
         return True
-    customer = await services.customers.by_account(rec.team_id, rec.account_no)
-    if customer is None or MEDICAL not in customer.categories:
+    if register is None:
+        customer = await services.customers.by_account(rec.team_id, rec.account_no)
+        register = customer.categories if customer is not None else ()
+    if MEDICAL not in register:
         return False
     await services.db.execute("UPDATE arrears SET medical = 1 WHERE id = ?", (rec.id,))
     return True
 
 
-async def refreshed_medical(services: Services, rec: Arrears) -> Arrears:
+async def refreshed_medical(services: Services, rec: Arrears,
+                            register: Sequence[str] | None = None) -> Arrears:
     """The record with `medical` as the register says now (see is_medical)."""
-    medical = await is_medical(services, rec)
+    medical = await is_medical(services, rec, register)
     return rec if rec.medical or not medical else dataclasses.replace(rec, medical=1)
 
 
@@ -466,14 +479,15 @@ def _check_not_before_earliest(ctx: Ctx, rec: Arrears, at: datetime) -> None:
         raise Invalid("arrears.cutoff_before_earliest", when=when(ctx, rec.cutoff_earliest))
 
 
-async def cutoff_refusal(ctx: Ctx, rec: Arrears) -> str | None:
+async def cutoff_refusal(ctx: Ctx, rec: Arrears,
+                         register: Sequence[str] | None = None) -> str | None:
     """Why 已停电 may not be recorded now, or None when it may."""
     if rec.prepaid:
         return ctx.t("arrears.cutoff_prepaid")
     if rec.status != "notice_served":
         return ctx.t("arrears.cutoff_needs_notice") if rec.status == "collecting" else (
             ctx.t("arrears.changed"))
-    if await is_medical(ctx.services, rec):
+    if await is_medical(ctx.services, rec, register):
         if rec.lead_decision == "refused":
             return ctx.t("arrears.cutoff_refused_by_lead", lead=rec.decider or "")
         if rec.lead_decision != "approved":
@@ -485,8 +499,9 @@ async def cutoff_refusal(ctx: Ctx, rec: Arrears) -> str | None:
     return None
 
 
-async def _refuse_cutoff(ctx: Ctx, rec: Arrears) -> str | None:
-    reason = await cutoff_refusal(ctx, rec)
+async def _refuse_cutoff(ctx: Ctx, rec: Arrears,
+                         register: Sequence[str] | None = None) -> str | None:
+    reason = await cutoff_refusal(ctx, rec, register)
     return None if reason is None else "⛔ " + reason
 
 
@@ -610,10 +625,18 @@ def _law_lines(ctx: Ctx, rules: RuleSet, since: str, cutoff: datetime) -> list[s
     return lines
 
 
-async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Outcome:
+def card_reads(ctx: Ctx, rid: int) -> list[Read]:
+    """Read with the record: the working-day calendar (the next follow-up) and what the
+    register says of its 户号 now (a household made medical since)."""
+    return [(WorkCalendar.SQL, ()), (REGISTER_CATEGORIES, (rid,))]
+
+
+async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None, *,
+                      read: Sequence[list[Row]]) -> Outcome:
     services = ctx.services
     rules = ruleset(services)
-    rec = await refreshed_medical(services, rec)
+    register = [r[0] for r in read[1]]
+    rec = await refreshed_medical(services, rec, register)
     lines = [heading] if heading else []
     lines += [title(ctx, rec), ctx.t(_status_key(rec)),
               rt.field_line(ctx, "field.account_no", ctx.t(
@@ -652,10 +675,11 @@ async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None) -> Out
         lines.append(rt.deadline_line(ctx, "field.arrears_restore_due", rec.restore_due,
                                       rec.restored_at, "arrears.done_at"))
     if rec.status in UNPAID:
-        cal = await calendar(services)
+        cal = WorkCalendar.from_rows(read[0])
         lines.append(rt.field_line(ctx, "field.arrears_next_followup",
                                 when(ctx, next_followup(rules, cal, rec.created_at, ctx.now))))
-    first = await ARREARS_RECORDS.allowed(ctx, rec)
+    first = await ARREARS_RECORDS.allowed(ctx, rec, {  # with the register as read above
+        "arrc": await _refuse_cutoff(ctx, rec, register)})
     rows = [first] if first else []
     if _lead_decides(ctx, rec):
         rows.append(decision_buttons(ctx, rec.id))
@@ -916,9 +940,11 @@ async def group_list(app: Assistant, ctx: Ctx, draft: Any, arg: str) -> Outcome:
         return rt.stale(ctx)
     group, owner_id, offset = parts[0], int(parts[1]), int(parts[2])
     rules = ruleset(ctx.services)
-    cal = await calendar(ctx.services)
-    recs = [r for r in await STORE.open_for(ctx, f"({OPEN_WHERE}) AND a.user_id = ?",
-                                              (owner_id,))
+    rows, days = await ctx.services.db.fetch_many([  # one round trip (issue #12)
+        STORE.open_read(ctx, f"({OPEN_WHERE}) AND a.user_id = ?", (owner_id,)),
+        (WorkCalendar.SQL, ())])
+    cal = WorkCalendar.from_rows(days)
+    recs = [r for r in STORE.records(rows)
             if (g := _group_of(ctx, r, rules, cal)) and g[0] == group]
     if not recs:
         return Outcome().add(ctx.t("arrimp.list.empty"))
@@ -1044,7 +1070,7 @@ APPROVE = rt.action_form("arrears_approve", save_approval, Field(
 
 ARREARS_RECORDS = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="arr", not_found="arrears.not_found",
-    meta_key="arrears_id", title=title, render_card=render_card,
+    meta_key="arrears_id", title=title, render_card=render_card, card_reads=card_reads,
     transitions=(
         rt.Transition("arrn", "btn.arrears_notice", ("collecting",), NOTICE, "arn",
                    "arrears.notice_heading", refuse=_refuse_notice),

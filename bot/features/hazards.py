@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import i18n
+from bot import i18n, visibility
 from bot.deadlines import Rule, due_after, is_overdue
 from bot.events import Button, Outcome, Reply
 from bot.features.worklog.form import (
@@ -337,7 +337,13 @@ def status_line(ctx: Ctx, rec: Hazard) -> str:
     return ctx.t(f"hazard.status.{rec.status}")
 
 
-async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None) -> Outcome:
+def card_reads(ctx: Ctx, rid: int) -> list[Read]:
+    """Read with the record: whether the team has a lead to hand it to (转报)."""
+    return [(rt.HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id))]
+
+
+async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None, *,
+                      read: Sequence[list[Row]]) -> Outcome:
     lines = [heading] if heading else []
     lines += [title(ctx, rec) + " · " + ctx.t(f"hazard.severity.{rec.severity}"),
               status_line(ctx, rec),
@@ -361,7 +367,8 @@ async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None) -> Outc
         if rec.after:
             lines.append(rt.field_line(ctx, "field.hazard_photos_after",
                                        ctx.t("form.photos_count", count=len(rec.after))))
-    buttons = await HAZARDS.allowed(ctx, rec)
+    buttons = await HAZARDS.allowed(ctx, rec, {
+        HAND_ACTION: lead_refusal(ctx, bool(read[0][0][0]))})
     out = Outcome().add("\n".join(lines), [buttons] if buttons else [])
     out.replies[0].photos = rec.before + rec.after
     return out
@@ -409,19 +416,26 @@ async def from_log(ctx: Ctx, worklog_id: int) -> int | None:
     return int(row["id"]) if row else None
 
 
-@router.adds_to_card("worklog")
-async def log_card_buttons(ctx: Ctx, worklog_id: int,
-                           just_saved: Mapping[str, Any] | None) -> list[Button]:
+def log_card_reads(ctx: Ctx, worklog_id: int) -> list[Read]:
+    """The log's problems if the user may see it, and the hazard made from it (from_log)."""
+    mine, params = visibility.scope(ctx.user, visibility.Subject.LOG, "w")
+    return [("SELECT w.problems, (SELECT id FROM hazards WHERE worklog_id = w.id AND team_id = ? "
+             f"ORDER BY id LIMIT 1) AS hazard FROM worklogs w WHERE w.id = ? AND {mine}",
+             (ctx.user.team_id, worklog_id, *params))]
+
+
+@router.adds_to_card("worklog", log_card_reads)
+async def log_card_buttons(ctx: Ctx, worklog_id: int, just_saved: Mapping[str, Any] | None,
+                           read: list[list[Row]] | None) -> list[Button]:
     """转为隐患 under a saved log that names a problem (查看隐患 once it was turned); a log
     just saved is known from its answers, and no hazard was made from it yet."""
     if just_saved is not None:
-        problems = just_saved.get("problems")
+        problems, existing = just_saved.get("problems"), None
     else:
-        w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
-        problems = w.problems if w is not None else None
+        found = read[0][0] if read and read[0] else None
+        problems, existing = (found[0], found[1]) if found is not None else (None, None)
     if not (problems or "").strip():
         return []
-    existing = None if just_saved is not None else await from_log(ctx, worklog_id)
     if existing is not None:
         return [HAZARDS.open_button(ctx, existing, ctx.t("btn.hazard_view", id=existing))]
     return [Button(ctx.t("btn.hazard_from_log"), router.callback("fromlog", worklog_id))]
@@ -564,7 +578,7 @@ def _late(rec: Hazard, scope: ReportScope) -> bool:
 # --- wiring ---------------------------------------------------------------------------
 HAZARDS = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="hz", not_found="hazard.not_found",
-    meta_key="hazard_id", title=title, render_card=render_card,
+    meta_key="hazard_id", title=title, render_card=render_card, card_reads=card_reads,
     transitions=(
         rt.Transition("hzs", "btn.hazard_start", ("open", HANDED), run=start_work),
         rt.Transition("hzc", "btn.hazard_clear", ("open", "working", HANDED), CLEAR, "hzc",

@@ -5,6 +5,7 @@ areas, each ticked as told and how), reminders before and after, and the restore
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -100,15 +101,21 @@ STORE = rt.Store(Outage, "outages", "SELECT o.*, u.name AS owner, "
                  "AS areas FROM outages o JOIN users u ON u.id = o.user_id", "o")
 
 
+def checklist_read(oid: int) -> Read:
+    return ("SELECT n.customer_id, n.told_at, n.how, c.name, a.name AS area_name, c.phone, "
+            "c.situation, c.proxy_pay, c.active, "
+            "(SELECT group_concat(category, ',') FROM customer_categories cc "
+            " WHERE cc.customer_id = c.id) AS cats "
+            "FROM outage_notices n JOIN customers c ON c.id = n.customer_id "
+            "JOIN areas a ON a.id = c.area_id WHERE n.outage_id = ? ORDER BY a.id, c.id", (oid,))
+
+
+def notice_of(row: Row) -> Notice:
+    return rt.from_row(Notice, row)
+
+
 async def checklist(ctx: Ctx, oid: int) -> list[Notice]:
-    rows = await ctx.services.db.fetchall(
-        "SELECT n.customer_id, n.told_at, n.how, c.name, a.name AS area_name, c.phone, "
-        "c.situation, c.proxy_pay, c.active, "
-        "(SELECT group_concat(category, ',') FROM customer_categories cc "
-        " WHERE cc.customer_id = c.id) AS cats "
-        "FROM outage_notices n JOIN customers c ON c.id = n.customer_id "
-        "JOIN areas a ON a.id = c.area_id WHERE n.outage_id = ? ORDER BY a.id, c.id", (oid,))
-    return [rt.from_row(Notice, r) for r in rows]
+    return [notice_of(r) for r in await ctx.services.db.fetchall(*checklist_read(oid))]
 
 
 # --- the registration form ------------------------------------------------------------
@@ -304,9 +311,11 @@ def _customer_line(ctx: Ctx, c: Notice, revealed: dict[int, str]) -> str:
 
 
 async def render_card(ctx: Ctx, rec: Outage, heading: str | None = None,
-                      revealed: dict[int, str] | None = None) -> Outcome:
-    """The outage card; `revealed` holds numbers this user has just revealed (shown once)."""
-    items = await checklist(ctx, rec.id)
+                      revealed: dict[int, str] | None = None, *,
+                      read: Sequence[list[Row]]) -> Outcome:
+    """The outage card; `revealed` holds numbers this user has just revealed (shown once);
+    `read`: its checklist, read with the record (OUTAGES.card_reads)."""
+    items = [notice_of(r) for r in read[0]]
     revealed = revealed or {}
     lines = [title(ctx, rec), _status(ctx, rec),
              ctx.t("outage.span", start=when(ctx, rec.starts_at), end=when(ctx, rec.ends_at)),
@@ -380,9 +389,10 @@ async def post_notice(ctx: Ctx, rec: Outage) -> Outcome:
 
 
 async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
-    if await STORE.visible(ctx, oid) is None:
+    rec, (items,) = await OUTAGES.visible_with(ctx, oid)  # with its checklist
+    if rec is None:
         return Outcome().add(ctx.t("outage.not_found"))
-    item = next((c for c in await checklist(ctx, oid) if c.customer_id == cid), None)
+    item = next((c for c in map(notice_of, items) if c.customer_id == cid), None)
     if item is None:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
     if item.told_at:
@@ -397,17 +407,19 @@ async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
 async def reveal_phone(ctx: Ctx, oid: int, cid: int) -> Outcome:
     """📞 on the checklist: the number in place on the card, once, through the same audited
     and limited reveal as the customer card."""
-    rec = await STORE.visible(ctx, oid)
+    customers = ctx.services.customers
+    rec, (items, customer) = await OUTAGES.visible_with(  # and the customer, read together
+        ctx, oid, customers.get_read(ctx.user, cid))
     if rec is None:
         return Outcome().add(ctx.t("outage.not_found"))
-    if cid not in {c.customer_id for c in await checklist(ctx, oid)}:
+    if cid not in {notice_of(c).customer_id for c in items}:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
-    got = await reveal_number(ctx, cid, "phone")
+    got = await reveal_number(ctx, cid, "phone", known=customers.found(customer))
     if got.refusal:
         return Outcome(toast=got.toast).add(got.refusal)
     if not got.phone:  # deactivated since, or no number on file
         return await _refreshed(ctx, oid, got.toast or ctx.t("button.stale"))
-    out = await render_card(ctx, rec, revealed={cid: got.phone})
+    out = await render_card(ctx, rec, revealed={cid: got.phone}, read=[items])
     return Outcome(edit=out.replies[0], toast=got.toast)
 
 
@@ -582,6 +594,7 @@ async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
 OUTAGES = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="out", not_found="outage.not_found",
     meta_key="outage_id", title=title, render_card=render_card, open_label="btn.outage_checklist",
+    card_reads=lambda ctx, rid: [checklist_read(rid)],
     transitions=(
         rt.Transition("outn", "btn.outage_notice_posted", run=post_notice,
                    allowed=lambda ctx, o: o.status == "planned" and not o.notice_posted_at),

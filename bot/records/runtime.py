@@ -93,13 +93,18 @@ class Store(Generic[R]):
     select: str
     alias: str
 
+    def by_id(self, rid: int) -> Read:
+        return f"{self.select} WHERE {self.alias}.id = ?", (rid,)
+
     async def load(self, db: Database, rid: int) -> R | None:
-        row = await db.fetchone(f"{self.select} WHERE {self.alias}.id = ?", (rid,))
+        row = await db.fetchone_point(*self.by_id(rid))  # by key: on SQLite no hop
         return from_row(self.cls, row) if row else None
 
     async def visible(self, ctx: Ctx, rid: int) -> R | None:
         """The record if the user may see it: their own, or the team's for a lead or admin."""
-        rec = await self.load(ctx.services.db, rid)
+        return self.seen_by(ctx, await self.load(ctx.services.db, rid))
+
+    def seen_by(self, ctx: Ctx, rec: R | None) -> R | None:
         if rec is None or not may_see(ctx.user, Subject.RECORD, rec.team_id, rec.user_id):
             return None
         return rec
@@ -344,7 +349,10 @@ class Transition:
         return Button(ctx.t(self.label), feature_callback(self.feature, self.action, rid))
 
 
-CardFn = Callable[[Ctx, Any, str | None], Awaitable[Outcome]]
+# (ctx, record, heading); a record type with `card_reads` is also given their rows, as
+# `read=` (a list per read, in order).
+CardFn = Callable[..., Awaitable[Outcome]]
+CardReads = Callable[[Ctx, int], list[Read]]
 PrefillFn = Callable[[Ctx, str], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
 OtherFn = Callable[[Ctx, Reminder, Any], Awaitable[Reply | None]]
 
@@ -361,6 +369,10 @@ class RecordType(Generic[R]):
     title: Callable[[Ctx, R], str]  # "投诉工单 #3（张先生）": headings, reminders
     render_card: CardFn
     transitions: tuple[Transition, ...] = ()
+    # What the card shows besides the record (a checklist, whether a lead can take it up):
+    # SELECTs by the record's id, read with the record in one round trip (Backend.fetch_many,
+    # as /todo's TodoRead), so that a card is the step's read and one more (issue #12).
+    card_reads: CardReads | None = None
     open_label: str = "btn.open_item"
     # Registering: /command and a sentence (group 2 = the rest) open `form`, prefilled.
     form: FormSpec | None = None
@@ -477,10 +489,23 @@ class RecordType(Generic[R]):
         return out
 
     async def card(self, ctx: Ctx, rid: int, heading: str | None = None) -> Outcome:
-        rec = await self.store.visible(ctx, rid)
+        if self.card_reads is None:
+            rec = await self.store.visible(ctx, rid)
+            return (Outcome().add(ctx.t(self.not_found)) if rec is None
+                    else await self.render_card(ctx, rec, heading))
+        rec, read = await self.visible_with(ctx, rid)
         if rec is None:
             return Outcome().add(ctx.t(self.not_found))
-        return await self.render_card(ctx, rec, heading)
+        return await self.render_card(ctx, rec, heading, read=read)
+
+    async def visible_with(self, ctx: Ctx, rid: int,
+                           *more: Read) -> tuple[R | None, list[list[Row]]]:
+        """The record if the user may see it, and the rows of its `card_reads` (then of
+        `more`), in one round trip."""
+        reads = self.card_reads(ctx, rid) if self.card_reads is not None else []
+        found, *read = await ctx.services.db.fetch_many_point(
+            [self.store.by_id(rid), *reads, *more])
+        return self.store.seen_by(ctx, self.store.records(found)[0] if found else None), read
 
     async def record(self, ctx: Ctx, meta: dict[str, Any]) -> R:
         """The record an action form is about, re-read at save time."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.privacy import mask_phone
 from bot.storage.batch import Batch, Ref
-from bot.storage.db import Database, Tx, from_iso, iso
+from bot.storage.db import Read, Row, Tx, from_iso, iso
 
 # Numbers are kept masked in the trail: a changed or withdrawn number must not live on in full
 # here (migration 0014 masked the rows written before).
@@ -55,9 +55,12 @@ def record_into(batch: Batch, *, team_id: int, user_id: int | None, actor: str, 
                             json.dumps(redact(detail or {}), ensure_ascii=False), iso(at)))
 
 
-async def history(db: Database, entity: str, entity_id: int, limit: int = 20) -> list[AuditEntry]:
-    rows = await db.fetchall(
-        "SELECT actor, action, detail, at FROM audit_log WHERE entity = ? AND entity_id = ? "
-        "ORDER BY at DESC, id DESC LIMIT ?", (entity, entity_id, limit))
+def history_read(entity: str, entity_id: int, limit: int = 20) -> Read:
+    """An entity's latest entries, newest first (read with the record: `entries`)."""
+    return ("SELECT actor, action, detail, at FROM audit_log WHERE entity = ? AND entity_id = ? "
+            "ORDER BY at DESC, id DESC LIMIT ?", (entity, entity_id, limit))
+
+
+def entries(rows: list[Row]) -> list[AuditEntry]:
     return [AuditEntry(r["actor"], r["action"], json.loads(r["detail"]), from_iso(r["at"]))
             for r in rows]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +32,16 @@ class RevealLimited(Exception):
         super().__init__(limit)
         self.limit = limit
         self.leads_told = leads_told
+
+
+# audit.record of a reveal, unless the person has made `limit` reveals since `since`
+# (parameters: team, user, actor, entity, customer, detail, at, user, since, limit).
+_REVEAL_WITHIN_LIMIT = (
+    "INSERT INTO audit_log(team_id, user_id, actor, entity, entity_id, action, detail, at) "
+    "SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), "
+    "CAST(? AS BIGINT), 'reveal', CAST(? AS TEXT), CAST(? AS TEXT) "
+    "WHERE (SELECT count(*) FROM audit_log WHERE user_id = ? AND action = 'reveal' "
+    "AND at > ?) < ?")
 
 
 @dataclass(frozen=True)
@@ -182,10 +194,24 @@ class Customers:
 
     async def get(self, user: User, customer_id: int) -> Customer | None:
         """A record the user may see, or None (another team's record does not exist for them)."""
+        return self.found((await self.db.fetch_many_point([self.get_read(user, customer_id)]))[0])
+
+    @staticmethod
+    def get_read(user: User, customer_id: int) -> Read:
+        """`get` declared, for a read run with others (Backend.fetch_many); see `found`."""
         where, params = _scope(user)
-        row = await self.db.fetchone(_SELECT + f" WHERE c.id = ? AND {where}",
-                                     (customer_id, *params))
-        return _customer(row) if row else None
+        return _SELECT + f" WHERE c.id = ? AND {where}", (customer_id, *params)
+
+    @staticmethod
+    def of_log_read(user: User, worklog_id: int) -> Read:
+        """`get_read` of the customer a work log is about (none: no row), read with the log."""
+        where, params = _scope(user)
+        return (_SELECT + " WHERE c.id = (SELECT customer_id FROM worklogs WHERE id = ?) "
+                f"AND {where}", (worklog_id, *params))
+
+    @staticmethod
+    def found(rows: list[Row]) -> Customer | None:
+        return _customer(rows[0]) if rows else None
 
     async def by_account(self, team_id: int, account_no: str) -> Customer | None:
         row = await self.db.fetchone(_SELECT + " WHERE c.team_id = ? AND c.account_no = ?",
@@ -275,16 +301,27 @@ class Customers:
                           detail={} if active else {"reason": reason})
 
     async def reveal_phone(self, user: User, customer_id: int, which: str, now: datetime, *,
-                           limit: int, window: timedelta) -> str | None:
+                           limit: int, window: timedelta,
+                           known: Customer | None = None) -> str | None:
         """The full number, once, written to the audit log; None if not visible (or the record
-        is deactivated: read-only). Raises RevealLimited beyond `limit` reveals per `window`."""
-        c = await self.get(user, customer_id)
+        is deactivated: read-only). Raises RevealLimited beyond `limit` reveals per `window`.
+        `known`: the record as the user may see it, read already (`get`)."""
+        c = known if known is not None else await self.get(user, customer_id)
         if c is None or not c.active:
             return None
         phone = c.emergency_phone if which == "emergency" else c.phone
         if not phone:
             return ""  # nothing to reveal, so nothing to audit
         since = iso(now - window)
+        # Within the limit (the usual case): counted and recorded in one statement, one round
+        # trip (issue #12); no row written means the limit was reached: see below.
+        batch = Batch()
+        shown = batch.insert(_REVEAL_WITHIN_LIMIT, (
+            c.team_id, user.id, user.name, ENTITY, customer_id, json.dumps(audit.redact(
+                {"field": "emergency_phone" if which == "emergency" else "phone"}),
+                ensure_ascii=False), iso(now), user.id, since, limit))
+        if shown.n in await self.db.write_batch(batch):
+            return phone
         async with self.db.tx() as tx:  # count and record in one transaction: no overshoot
             row = await tx.fetchone(
                 "SELECT count(*) FROM audit_log WHERE user_id = ? AND action = 'reveal' "
@@ -334,6 +371,13 @@ class Customers:
                      offset: int = 0, active: bool | None = None) -> tuple[int, list[Customer]]:
         """Records in the user's scope matching `q`, with the total count: the active ones,
         or the deactivated ones (`active=False`, or the query 已停用)."""
+        return self.search_of(await self.db.fetch_many(
+            self.search_reads(user, q, now, limit, offset, active)))
+
+    @staticmethod
+    def search_reads(user: User, q: Query, now: datetime, limit: int = 8, offset: int = 0,
+                     active: bool | None = None) -> list[Read]:
+        """`search` declared (the count, then the page), for reads run together: `search_of`."""
         if active is None:
             active = q.kind != "inactive"
         where, params = _scope(user)
@@ -365,13 +409,17 @@ class Customers:
             params += [like, like]
         sql_where = " AND ".join(clauses)
         matching = f"FROM customers c JOIN areas a ON a.id = c.area_id WHERE {sql_where}"
-        total_row = await self.db.fetchone(f"SELECT count(*) {matching}", params)
         # The page's ids first, from the index alone (customers_team_search); whole records
         # only for those 8, not for every match the ORDER BY has to sort.
-        rows = await self.db.fetchall(
-            _SELECT + f" WHERE c.id IN (SELECT c.id {matching} ORDER BY {order} "
-            f"LIMIT ? OFFSET ?) ORDER BY {order}", (*params, limit, offset))
-        return (int(total_row[0]) if total_row else 0), [_customer(r) for r in rows]
+        return [(f"SELECT count(*) {matching}", tuple(params)),
+                (_SELECT + f" WHERE c.id IN (SELECT c.id {matching} ORDER BY {order} "
+                 f"LIMIT ? OFFSET ?) ORDER BY {order}", (*params, limit, offset))]
+
+    @staticmethod
+    def search_of(rows: Sequence[list[Row]]) -> tuple[int, list[Customer]]:
+        """(the total count, the page) from the rows of `search_reads`."""
+        (total,), page = rows
+        return int(total[0]), [_customer(r) for r in page]
 
     async def visits_due(self, user: User, by: datetime) -> list[tuple[Customer, str]]:
         """Active customers due for a visit by `by`, with the names of their area's managers:

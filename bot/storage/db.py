@@ -210,6 +210,11 @@ class Backend:
         never a report, a scan or a search, which must stay off the event loop."""
         raise NotImplementedError
 
+    async def fetch_many_point(self, reads: Sequence[Read]) -> list[list[Row]]:
+        """fetch_many of short reads by key (a card: its record and the few rows it shows),
+        as fetchone_point: on SQLite on the event loop."""
+        return await self.fetch_many(reads)
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
 
@@ -464,6 +469,20 @@ class Database(Backend):
             return await self.fetchone(sql, params)
         self.trips.inline += 1
         return row  # type: ignore[no-any-return]
+
+    async def fetch_many_point(self, reads: Sequence[Read]) -> list[list[Row]]:
+        """On the event loop, without the hop to the reader's thread (see fetchone_point)."""
+        self._not_reentrant()
+        if self._inline is None or not reads:
+            return await self.fetch_many(reads)
+        try:
+            rows = _fetch_many_sync(self._inline, reads)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            return await self.fetch_many(reads)
+        self.trips.inline += 1
+        return rows
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own (autocommit) transaction."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from bot.models import LogComment, User, WorkLog
 from bot.storage import audit
 from bot.storage.batch import Batch, Ref, Unchanged
-from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.visibility import Subject, may_see, scope
 
 
@@ -56,21 +56,29 @@ LEFT JOIN customers c ON c.id = w.customer_id
 _SELECT = _COLUMNS + _FROM
 # One entry with its photos, 台区 and comments, each as JSON rows (Backend.json_rows): the
 # card after 保存 and every 查看 in one read instead of four.
-_CHILDREN = """,
-       (SELECT {rows_p} FROM worklog_photos p WHERE p.worklog_id = w.id) AS photo_rows,
+_AREAS = """,
        (SELECT {rows_a} FROM worklog_areas wa JOIN areas wa_a ON wa_a.id = wa.area_id
-        WHERE wa.worklog_id = w.id) AS area_rows,
+        WHERE wa.worklog_id = w.id) AS area_rows"""
+_CHILDREN = _AREAS + """,
+       (SELECT {rows_p} FROM worklog_photos p WHERE p.worklog_id = w.id) AS photo_rows,
        (SELECT {rows_c} FROM worklog_comments wc JOIN users wc_u ON wc_u.id = wc.user_id
         WHERE wc.worklog_id = w.id) AS comment_rows"""
+_AREA_ROW = "wa.position, wa_a.id, wa_a.name"
 
 
 @functools.cache
 def _one_sql(json_rows: str) -> str:
     children = _CHILDREN.format(
         rows_p=json_rows.format("p.position, p.channel, p.file_ref, p.caption"),
-        rows_a=json_rows.format("wa.position, wa_a.id, wa_a.name"),
+        rows_a=json_rows.format(_AREA_ROW),
         rows_c=json_rows.format("wc.id, wc_u.name, wc.body, wc.created_at"))
     return _COLUMNS + children + _FROM + " WHERE w.id = ?"
+
+
+def _area_rows(row: Row) -> dict[int, list[tuple[int, str]]]:
+    """An entry's 台区 in order, from its area_rows (_AREAS), for _with_areas."""
+    areas = [(int(a), name) for _, a, name in sorted(json.loads(row["area_rows"]))]
+    return {row["id"]: areas} if areas else {}
 
 
 def _worklog(row: Row, photos: tuple[str, ...] = ()) -> WorkLog:
@@ -214,27 +222,22 @@ class WorkLogs:
                                        "content": entry.content, "photos": len(entry.photos)})
         return True
 
-    async def visible_to(self, user: User, limit: int = 10, offset: int = 0) -> list[WorkLog]:
-        """Newest first: a manager's own entries, the whole team's for a lead or admin."""
+    def page_reads(self, user: User, limit: int = 10, offset: int = 0) -> list[Read]:
+        """How many entries the user sees, and a page of them newest first (a manager's own,
+        the whole team's for a lead or admin) with their 台区: read together
+        (Backend.fetch_many), then `page_of`."""
         where, params = scope(user, Subject.LOG, "w")
-        rows = await self.db.fetchall(
-            _SELECT + f" WHERE {where} ORDER BY w.occurred_at DESC, w.id DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset))
-        areas = await self._areas_of([r["id"] for r in rows])
-        return [_with_areas(_worklog(r), areas) for r in rows]
+        areas = _AREAS.format(rows_a=self.db.json_rows.format(_AREA_ROW))
+        return [(f"SELECT count(*) FROM worklogs w WHERE {where}", params),
+                (_COLUMNS + areas + _FROM
+                 + f" WHERE {where} ORDER BY w.occurred_at DESC, w.id DESC LIMIT ? OFFSET ?",
+                 (*params, limit, offset))]
 
-    async def _areas_of(self, ids: list[int]) -> dict[int, list[tuple[int, str]]]:
-        """worklog id -> its 台区 (id, name) in order."""
-        found: dict[int, list[tuple[int, str]]] = {}
-        if not ids:
-            return found
-        rows = await self.db.fetchall(
-            "SELECT wa.worklog_id, a.id, a.name FROM worklog_areas wa JOIN areas a "
-            f"ON a.id = wa.area_id WHERE wa.worklog_id IN ({','.join('?' * len(ids))}) "
-            "ORDER BY wa.worklog_id, wa.position", ids)
-        for r in rows:
-            found.setdefault(r["worklog_id"], []).append((r["id"], r["name"]))
-        return found
+    @staticmethod
+    def page_of(rows: list[Row]) -> tuple[int, list[WorkLog]]:
+        """(how many in all, the page) from the rows of `page_reads`."""
+        (count,), page = rows
+        return int(count[0]), [_with_areas(_worklog(r), _area_rows(r)) for r in page]
 
     @staticmethod
     async def add_comment(tx: Tx, user: User, worklog_id: int, body: str, now: datetime,
@@ -247,14 +250,16 @@ class WorkLogs:
             "INSERT INTO worklog_comments(worklog_id, user_id, body, created_at, form_token) "
             "VALUES (?, ?, ?, ?, ?)", (worklog_id, user.id, body, iso(now), form_token)) or 0)
 
-    async def count_visible(self, user: User) -> int:
-        where, params = scope(user, Subject.LOG, "w")
-        row = await self.db.fetchone(f"SELECT count(*) FROM worklogs w WHERE {where}", params)
-        return int(row[0]) if row else 0
-
     async def get_for(self, user: User, worklog_id: int) -> WorkLog | None:
         """One entry, or None when it does not exist or the user may not see it."""
-        row = await self.db.fetchone_point(_one_sql(self.db.json_rows), (worklog_id,))
+        return self.seen_by(user, await self.db.fetchone_point(*self.get_read(worklog_id)))
+
+    def get_read(self, worklog_id: int) -> Read:
+        """get_for declared, for a read run with others (Backend.fetch_many): `seen_by`."""
+        return _one_sql(self.db.json_rows), (worklog_id,)
+
+    @staticmethod
+    def seen_by(user: User, row: Row | None) -> WorkLog | None:
         if row is None:
             return None
         if not may_see(user, Subject.LOG, row["team_id"], row["user_id"]):
@@ -262,9 +267,8 @@ class WorkLogs:
         photos = [(f"{channel}:{ref}", caption) for _, channel, ref, caption
                   in sorted(json.loads(row["photo_rows"]))]
         w = _worklog(row, tuple(ref for ref, _ in photos))
-        areas = [(int(a), name) for _, a, name in sorted(json.loads(row["area_rows"]))]
         comments = tuple(LogComment(int(i), name, body, from_iso(at)) for i, name, body, at
                          in sorted(json.loads(row["comment_rows"])))
-        return replace(_with_areas(w, {w.id: areas} if areas else {}),
+        return replace(_with_areas(w, _area_rows(row)),
                        photo_notes={ref: caption for ref, caption in photos if caption},
                        comments=comments)

@@ -107,13 +107,24 @@ def _open_button(c: Customer) -> list[Button]:
     return [Button(f"{c.name} {c.account_no}"[:40], router.callback("cust", c.id))]
 
 
-async def _inactive_matches(ctx: Ctx, q: Query, offset: int) -> tuple[int, list[Customer]]:
-    """Deactivated records matching a search, shown under its first page (marked 已停用) so
-    a record stopped by mistake is found, not mistaken for one never registered."""
-    if q.kind in ("due", "inactive") or offset:
-        return 0, []
-    return await ctx.services.customers.search(ctx.user, q, ctx.now, INACTIVE_SHOWN, 0,
-                                               active=False)
+def _search_reads(ctx: Ctx, q: Query, offset: int) -> list[Read]:
+    """A page of the matches, and under the first page the deactivated records matching it
+    (marked 已停用), so a record stopped by mistake is found, not mistaken for one never
+    registered: read together (issue #12)."""
+    customers = ctx.services.customers
+    reads = customers.search_reads(ctx.user, q, ctx.now, PAGE, offset)
+    if not (q.kind in ("due", "inactive") or offset):
+        reads += customers.search_reads(ctx.user, q, ctx.now, INACTIVE_SHOWN, 0, active=False)
+    return reads
+
+
+async def _searched(ctx: Ctx, q: Query, offset: int) -> tuple[int, list[Customer], int,
+                                                              list[Customer]]:
+    """(total, page, deactivated total, the deactivated shown) of `_search_reads`."""
+    rows = await ctx.services.db.fetch_many(_search_reads(ctx, q, offset))
+    customers = ctx.services.customers
+    return (*customers.search_of(rows[:2]),
+            *(customers.search_of(rows[2:]) if rows[2:] else (0, [])))
 
 
 def _title_key(q: Query) -> str:
@@ -121,15 +132,15 @@ def _title_key(q: Query) -> str:
         q.kind, "customers.title")
 
 
-async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
-    areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
-    q = parse_query(text, areas)
-    await ctx.services.customers.save_search(ctx.user, text, ctx.now)
-    total, found = await ctx.services.customers.search(ctx.user, q, ctx.now, PAGE, offset)
+async def search(ctx: Ctx, text: str, offset: int = 0, paging: bool = False) -> Outcome:
+    """`paging`: a ▶️ of the search saved last (`page`), saved already."""
+    q = parse_query(text, [a.name for a in await ctx.team_areas()])
+    if not paging:  # what ◀️ ▶️ page through, even of a search that finds nothing
+        await ctx.services.customers.save_search(ctx.user, text, ctx.now)
+    total, found, stopped_total, stopped = await _searched(ctx, q, offset)
     if total and not found:  # a stale ▶️ after the list shrank: show its last page
         offset = (total - 1) // PAGE * PAGE
-        total, found = await ctx.services.customers.search(ctx.user, q, ctx.now, PAGE, offset)
-    stopped_total, stopped = await _inactive_matches(ctx, q, offset)
+        total, found, stopped_total, stopped = await _searched(ctx, q, offset)
     if total == 0 and not stopped:
         key = ("customers.none_due" if q.kind == "due" else
                "customers.none_inactive" if q.kind == "inactive" else
@@ -138,7 +149,7 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
             Button(ctx.t("btn.customer_new"), callback(GLOBAL_TOKEN, "cmd", "customer"))]])
     # One hit: its card at once, not a list of one to tap (the 已停用 listing stays a list).
     if total == 1 and not stopped and q.kind != "inactive":
-        return await card(ctx, found[0].id)
+        return card_of(ctx, found[0])
     lines = []
     if total:
         lines.append(ctx.t(_title_key(q), text=text or ctx.t("customers.all"), total=total,
@@ -159,13 +170,17 @@ async def search(ctx: Ctx, text: str, offset: int = 0) -> Outcome:
 
 async def page(ctx: Ctx, offset: int) -> Outcome:
     last = await ctx.services.customers.last_search(ctx.user)
-    return await search(ctx, last or "", offset)
+    return await search(ctx, last or "", offset, paging=True)
 
 
 async def card(ctx: Ctx, customer_id: int, revealed: dict[str, str] | None = None) -> Outcome:
     c = await ctx.services.customers.get(ctx.user, customer_id)
     if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
+    return card_of(ctx, c, revealed)
+
+
+def card_of(ctx: Ctx, c: Customer, revealed: dict[str, str] | None = None) -> Outcome:
     revealed = revealed or {}
     sep = "：" if ctx.locale == "zh_CN" else ": "
 
@@ -234,10 +249,10 @@ async def reveal(ctx: Ctx, customer_id: int, which: str) -> Outcome:
         out.toast = ctx.t("button.stale")
         out.replies.insert(0, Reply(ctx.t("customer.readonly")))
         return out
-    got = await reveal_number(ctx, customer_id, which)
+    got = await reveal_number(ctx, customer_id, which, known=c)
     if got.phone is None and got.refusal is None:
         return Outcome().add(ctx.t("customer.not_found"))
-    out = await card(ctx, customer_id, {which: got.phone} if got.phone else None)
+    out = card_of(ctx, c, {which: got.phone} if got.phone else None)
     out.toast = got.toast
     if got.refusal:
         out.replies.insert(0, Reply(got.refusal))
@@ -316,11 +331,15 @@ async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:
 async def history(ctx: Ctx, customer_id: int) -> Outcome:
     if ctx.user.role not in (Role.LEAD, Role.ADMIN):
         return Outcome().add(ctx.t("customer.audit_leads_only"))
-    c = await ctx.services.customers.get(ctx.user, customer_id)
+    customers = ctx.services.customers
+    found, logged = await ctx.services.db.fetch_many_point([  # one read (issue #12)
+        customers.get_read(ctx.user, customer_id), audit.history_read(ENTITY, customer_id)])
+    c = customers.found(found)
     if c is None:
         return Outcome().add(ctx.t("customer.not_found"))
-    entries = await audit.history(ctx.services.db, ENTITY, customer_id)
-    area_names = {a.id: a.name for a in await ctx.services.people.team_areas(c.team_id)}
+    entries = audit.entries(logged)
+    # The record is the user's team's (get's scope): its 台区 came with the step's read.
+    area_names = {a.id: a.name for a in await ctx.team_areas()}
     lines = [ctx.t("customer.audit_title", name=c.name, account=c.account_no)]
     for e in entries:
         when = format_time(e.at.astimezone(ctx.tz), ctx.locale)

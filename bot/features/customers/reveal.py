@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.services import Ctx
-from bot.storage.customers import RevealLimited
+from bot.storage.customers import Customer, RevealLimited
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,16 @@ class Revealed:
     toast: str = ""
 
 
-async def reveal_number(ctx: Ctx, customer_id: int, which: str) -> Revealed:
+async def reveal_number(ctx: Ctx, customer_id: int, which: str,
+                        known: Customer | None = None) -> Revealed:
     """The full number for this user once: audited and limited per person (settings
-    reveal_limit / reveal_window_minutes), wherever it is shown (card, outage checklist)."""
+    reveal_limit / reveal_window_minutes), wherever it is shown (card, outage checklist).
+    `known`: the record as this user may see it, read already."""
     s = ctx.services.settings
     try:
         phone = await ctx.services.customers.reveal_phone(
             ctx.user, customer_id, which, ctx.now, limit=s.reveal_limit,
-            window=timedelta(minutes=s.reveal_window_minutes))
+            window=timedelta(minutes=s.reveal_window_minutes), known=known)
     except RevealLimited as exc:
         return Revealed(None, ctx.t("customer.reveal_limited", limit=exc.limit,
                                     minutes=s.reveal_window_minutes),

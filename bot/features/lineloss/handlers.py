@@ -281,9 +281,10 @@ async def show_area(ctx: Ctx, area: Area) -> Outcome:
     days_shown = limits().chart_days
     today = ctx.local_now.date()
     first = today - timedelta(days=days_shown - 1)
-    rows = await ctx.services.db.fetchall(
-        "SELECT day, supplied, sold, rate FROM lineloss_days WHERE area_id = ? AND day >= ? "
-        "AND day <= ? ORDER BY day", (area.id, first.isoformat(), today.isoformat()))
+    rows, open_items = await ctx.services.db.fetch_many([  # one round trip (issue #12)
+        ("SELECT day, supplied, sold, rate FROM lineloss_days WHERE area_id = ? AND day >= ? "
+         "AND day <= ? ORDER BY day", (area.id, first.isoformat(), today.isoformat())),
+        STORE.open_read(ctx, "i.area_id = ? AND i.status <> 'closed'", (area.id,))])
     th = limits().threshold(area.kind)
     if not rows:
         return Outcome().add(ctx.t("lineloss.no_data", area=area.name, days=days_shown))
@@ -296,8 +297,7 @@ async def show_area(ctx: Ctx, area: Area) -> Outcome:
     reply.attachments.append(Attachment(f"lineloss-{area.id}-{today.isoformat()}.png", png,
                                         "photo"))
     out = Outcome(replies=[reply])
-    item = next(iter(await STORE.open_for(ctx, "i.area_id = ? AND i.status <> 'closed'",
-                                          (area.id,))), None)
+    item = next(iter(STORE.records(open_items)), None)
     if item is not None:
         out.replies += (await render_card(ctx, item)).replies
     return out

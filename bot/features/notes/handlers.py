@@ -213,9 +213,9 @@ def _when(ctx: Ctx, r: store.FreeReminder) -> str:
 
 
 async def show_list(ctx: Ctx) -> Outcome:
-    listed, count = await ctx.services.db.fetch_many([  # one round trip
+    rows, count = await ctx.services.db.fetch_many_point([  # one read (issue #12)
         store.open_ones_read(ctx.user.id, limit=LISTED), store.count_open_read(ctx.user.id)])
-    shown = store.reminders_of(listed)
+    shown = store.reminders_of(rows)
     if not shown:
         return Outcome().add(ctx.t("notes.list_none"))
     lines = [ctx.t("notes.list_title", count=store.count_in(count))]

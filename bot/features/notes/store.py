@@ -76,10 +76,6 @@ def reminders_of(rows: list[Row]) -> list[FreeReminder]:
     return [_row(r) for r in rows]
 
 
-async def count_open(db: Database, user_id: int) -> int:
-    return count_in(await db.fetchall(*count_open_read(user_id)))
-
-
 def count_open_read(user_id: int) -> Read:
     return "SELECT count(*) FROM free_reminders WHERE user_id = ? AND state = ?", (user_id, OPEN)
 

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -454,7 +455,9 @@ def active_for_assignee(ctx: Ctx, rec: Task) -> bool:
 
 
 # --- the card and the list ----------------------------------------------------------------
-async def render_card(ctx: Ctx, rec: Task, heading: str | None = None) -> Outcome:
+async def render_card(ctx: Ctx, rec: Task, heading: str | None = None, *,
+                      read: Sequence[list[Row]]) -> Outcome:
+    """`read`: the questions and answers, read with the record (TASKS.card_reads)."""
     lines = [*([heading] if heading else []), title(ctx, rec),
              ctx.t(f"task.status.{rec.status}"),
              rt.field_line(ctx, "field.task_content", rec.content),
@@ -468,18 +471,17 @@ async def render_card(ctx: Ctx, rec: Task, heading: str | None = None) -> Outcom
         lines.append(rt.field_line(ctx, "field.task_customer", rec.customer))
     if rec.result:
         lines.append(rt.field_line(ctx, "field.task_result", rec.result))
-    lines += await conversation_lines(ctx, rec.id)
+    lines += [ctx.t(f"task.line.{r['kind']}", who=r["name"], text=r["body"]) for r in read[0]]
     buttons = await TASKS.allowed(ctx, rec)
     return Outcome(replies=[Reply("\n".join(lines), [buttons] if buttons else [],
                                   photos=rec.photo_refs)])
 
 
-async def conversation_lines(ctx: Ctx, task_id: int) -> list[str]:
+def conversation_read(task_id: int) -> Read:
     """The questions and answers about a task, oldest first."""
-    rows = await ctx.services.db.fetchall(
-        "SELECT m.kind, m.body, u.name FROM task_messages m JOIN users u ON u.id = m.sender_id "
-        "WHERE m.task_id = ? AND m.kind IN ('question', 'answer') ORDER BY m.id", (task_id,))
-    return [ctx.t(f"task.line.{r['kind']}", who=r["name"], text=r["body"]) for r in rows]
+    return ("SELECT m.kind, m.body, u.name FROM task_messages m "
+            "JOIN users u ON u.id = m.sender_id "
+            "WHERE m.task_id = ? AND m.kind IN ('question', 'answer') ORDER BY m.id", (task_id,))
 
 
 def open_tasks_read(ctx: Ctx) -> Read:
@@ -553,6 +555,7 @@ async def render_task_reminder(ctx: Ctx, r: Reminder, rec: Task) -> Reply | None
 TASKS: rt.RecordType[Task] = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="tk", not_found="task.not_found",
     meta_key="task_id", title=title, render_card=render_card,
+    card_reads=lambda ctx, rid: [conversation_read(rid)],
     transitions=(
         rt.Transition("tka", "btn.task_accept",
                       lambda ctx, t: is_assignee(ctx, t) and t.status == "open", run=accept),

@@ -278,7 +278,10 @@ async def parse_customer(text: str, ctx: Ctx, form: FormView = NO_FORM) -> int:
 
 
 async def show_customer(value: int, ctx: Ctx, form: FormView = NO_FORM) -> str:
-    c = await ctx.services.customers.get(ctx.user, int(value))
+    return customer_shown(ctx, await ctx.services.customers.get(ctx.user, int(value)))
+
+
+def customer_shown(ctx: Ctx, c: Customer | None) -> str:
     if c is None:
         return ctx.t("form.worklog.customer_gone")
     return ctx.t("worklog.customer_shown", name=c.name, area=c.area_name,

@@ -14,16 +14,24 @@ from typing import TYPE_CHECKING
 from bot import validators
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.features.worklog import comments
-from bot.features.worklog.form import CARD, WORKLOG, show_customer
+from bot.features.worklog.form import CARD, WORKLOG, customer_shown
 from bot.features.worklog.form import offer as worklog_offer
 from bot.features.worklog.form import prefill as worklog_prefill
 from bot.features.worklog.form import values_of as worklog_values_of
 from bot.features.worklog.intents import is_log_request, simple_intent, worklog_intent
 from bot.handlers.menu import menu_buttons, pager
 from bot.models import WorkLog
-from bot.router import ReminderKind, Router, by_id, extra_card_buttons, opens
+from bot.router import (
+    ReminderKind,
+    Router,
+    by_id,
+    card_button_reads,
+    extra_card_buttons,
+    opens,
+)
 from bot.services import Ctx
 from bot.storage.conversations import Draft
+from bot.storage.customers import Customer
 from bot.storage.loose_media import LooseMedia
 from bot.timeparse import format_time
 
@@ -46,13 +54,17 @@ def _line(ctx: Ctx, w: WorkLog) -> str:
 
 
 async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
-    total = await ctx.services.worklogs.count_visible(ctx.user)
+    logs, db = ctx.services.worklogs, ctx.services.db
+    offset = max(0, offset)
+    total, entries = logs.page_of(await db.fetch_many(logs.page_reads(ctx.user, PAGE, offset)))
     title_key = "logs.title_team" if ctx.user.sees_whole_team else "logs.title_mine"
     if total == 0:
         return Outcome().add(ctx.t("logs.none"), [[Button(
             ctx.t("btn.menu_log"), callback(GLOBAL_TOKEN, "cmd", "log"))]])
-    offset = max(0, min(offset, total - 1))
-    entries = await ctx.services.worklogs.visible_to(ctx.user, PAGE, offset)
+    if offset > total - 1:  # a stale ▶️ after entries were deleted: from the last one
+        offset = total - 1
+        total, entries = logs.page_of(await db.fetch_many(logs.page_reads(ctx.user, PAGE,
+                                                                          offset)))
     lines = [ctx.t(title_key, total=total, first=offset + 1, last=offset + len(entries))]
     lines += [_line(ctx, w) for w in entries]
     lines.append(ctx.t("logs.open_hint"))
@@ -65,7 +77,13 @@ async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
 
 
 async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
-    w = await ctx.services.worklogs.get_for(ctx.user, worklog_id)
+    logs = ctx.services.worklogs
+    # The entry and what the buttons other features add under it need, in one round trip
+    customers = ctx.services.customers
+    found, customer, *added = await ctx.services.db.fetch_many_point([
+        logs.get_read(worklog_id), customers.of_log_read(ctx.user, worklog_id),
+        *card_button_reads(ctx, CARD, worklog_id)])
+    w = logs.seen_by(ctx.user, found[0] if found else None)
     if w is None:
         return Outcome().add(ctx.t("logs.not_found"))
     sep = "：" if ctx.locale == "zh_CN" else ": "
@@ -77,7 +95,8 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
              ctx.t("field.time") + sep + when,
              ctx.t("field.content") + sep + w.content,
              ctx.t("field.problems") + sep + (w.problems or ctx.t("form.empty"))]
-    lines += [ctx.t(label) + sep + value for label, value in await _fuller(ctx, w)]
+    lines += [ctx.t(label) + sep + value
+              for label, value in _fuller(ctx, w, customers.found(customer))]
     lines.append(ctx.t("field.photos") + sep + ctx.t("form.photos_count", count=len(w.photos))
                  + "".join(f"\n  · {note}" for note in w.photo_notes.values()))
     if w.latitude is not None and w.longitude is not None:
@@ -97,7 +116,7 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
     delete = delete_button(ctx, w)
     if delete is not None:
         rows.append([delete])
-    extra = await extra_card_buttons(ctx, CARD, w.id)
+    extra = await extra_card_buttons(ctx, CARD, w.id, read=added)
     if extra:
         rows.insert(0, extra)
     out = Outcome().add("\n".join(lines), rows)
@@ -105,11 +124,11 @@ async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
     return out
 
 
-async def _fuller(ctx: Ctx, w: WorkLog) -> list[tuple[str, str]]:
+def _fuller(ctx: Ctx, w: WorkLog, customer: Customer | None) -> list[tuple[str, str]]:
     """The fuller entry's fields that were filled: (label key, value)."""
     shown = [("field.log_result", w.result), ("field.log_ticket", w.ticket_no)]
     if w.customer_id is not None:
-        shown.insert(1, ("field.log_customer", await show_customer(w.customer_id, ctx)))
+        shown.insert(1, ("field.log_customer", customer_shown(ctx, customer)))
     return [(label, value) for label, value in shown if value]
 
 

@@ -1,0 +1,160 @@
+"""Round trips of every card, list and command a manager or a lead opens (issue #12: a chat
+step makes at most 2, the step's read and one more): each feature's cards opened from a
+button, record lists and searches, /report's text, a masked phone revealed. Counted by the
+store itself (Backend.trips, tests/test_round_trips.py's `counted`) on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.assistant import Assistant
+from bot.events import Outcome
+from bot.features.lineloss.importer import import_lineloss
+from bot.models import Role
+from bot.router import feature_callback
+from bot.services import Services
+from tests.conftest import Chat, make_user
+from tests.test_round_trips import FORM, RECORDS, counted
+from tests.test_todo_lists import add_customer
+
+pytestmark = pytest.mark.both_backends
+
+LINELOSS_CSV = Path(__file__).resolve().parents[1] / "data" / "examples" / "lineloss.csv"
+MANAGER, LEAD = "张三", "王班长"
+
+
+async def a_team_with_one_of_everything(services: Services, assistant: Assistant) -> None:
+    """张三 (3号台区, 5号台区) with a record of every kind, number 1 each (a second arrears
+    record on a 户号 not in the register, a second log naming a problem); his lead 王班长;
+    ten special customers, so that a search has a second page."""
+    manager = await make_user(services, MANAGER)
+    await make_user(services, LEAD, role=Role.LEAD, areas=())
+    zhang, lead = Chat(assistant, "test", MANAGER), Chat(assistant, "test", LEAD)
+    for text, _ in FORM:
+        await zhang.say(text)
+    await zhang.press("保存")
+    for feature in ("customer", "arrears", "hazard", "repair", "complaint", "meter",
+                    "connection", "outage"):
+        for how, text in RECORDS[feature][0]:
+            await (zhang.say(text) if how == "say" else zhang.press(text))
+        await zhang.press("保存")
+    for text in ("/arrears", "5500099999", "王五", "500元", "10月1日"):
+        await zhang.say(text)
+    await zhang.press("否")
+    await zhang.press("保存")
+    for text in ("记录巡视 3号台区", "现在", "巡视了一遍", "2号杆拉线松动"):
+        await zhang.say(text)
+    while not any("保存" in label for label in zhang.buttons):  # photos, place, ...
+        await zhang.say("跳过")
+    await zhang.press("保存")
+    await lead.say("派任务 张三 明天下班前 核对5号台区特殊客户电话")
+    await lead.press("保存")
+    await zhang.say("明天8点提醒我抄表")
+    await zhang.press("确认")
+    await zhang.say("本月计划")
+    await import_lineloss(services, LINELOSS_CSV, "城东供电所")
+    for n in range(9):
+        await add_customer(services, manager, f"客户{n}", f"55000200{n:02}", (), None)
+    # A household of an imported list, for the digest's grouped lines (arrl).
+    await services.db.execute("UPDATE arrears SET imported = 1")
+
+
+def tap(feature: str, action: str, arg: str | int = "") -> str:
+    return feature_callback(feature, action, arg)
+
+
+# What a manager (张三) and his lead (王班长) open, say or tap -> the most round trips it may
+# take: the step's read and one more (issue #12), unless pinned higher with the reason why.
+# Before (eaddcbd, the same on SQLite and PostgreSQL), as 张三 / 王班长 where they differ.
+SURVEY: dict[str, int] = {
+    # cards opened from a button
+    tap("hazards", "hz", 1): 2,  # 3 before: whether a lead can take it up (转报), read apart
+    tap("arrears", "arr", 1): 2,  # 3: the working-day calendar read apart (next follow-up)
+    tap("arrears", "arr", 2): 2,  # 4: and the register, for a household made medical since
+    tap("outages", "out", 1): 2,  # 3: its checklist read apart
+    tap("tasks", "tk", 1): 2,  # 3: its questions and answers read apart
+    tap("worklog", "log", 1): 2,  # 3: the log read again for 转为隐患
+    tap("worklog", "log", 2): 2,  # 4: and the hazard made from it (查看隐患)
+    tap("repairs", "rep", 1): 2, tap("complaints", "cpl", 1): 2, tap("meters", "mtr", 1): 2,
+    tap("connections", "cn", 1): 2, tap("customers", "cust", 1): 2,
+    tap("lineloss", "ll", 1): 2,
+    # lists and searches
+    "/logs": 2, "我的日志": 2, tap("worklog", "logs", 0): 2,  # 4: count, page, their 台区
+    tap("notes", "list"): 2, "我的提醒": 2,  # 3 / 2: the count read apart
+    "线损 3号台区": 2, "/lineloss 3号台区": 2,  # 3: the days and the open item apart
+    tap("lineloss", "area", 1): 2,
+    tap("arrears", "arrl", "chase.1.0"): 2,  # 3: the calendar read apart
+    tap("outages", "outc", "1:1"): 2,  # 3: the outage and its checklist apart
+    tap("customers", "custlog", 1): 2,  # 1 / 4: record, trail and the team's 台区 apart
+    # Pinned: a search saves its query, what its ◀️ ▶️ page through (a write beside the
+    # read); ▶️ reads it back before it can search (the query is parsed here, not in SQL).
+    # Before, 5 to 8 (▶️ 6): the team's 台区 read (the step's read has them), the query saved, the
+    # count and the page read apart, again for the deactivated matches, and the one hit's
+    # record read again for its card.
+    "查客户 李四": 3, "查客户 5500012345": 3, "查客户 医疗": 3, "查客户 待走访": 3,
+    "查客户 已停用": 3, "查客户 3号台区": 3, "/customers": 3, tap("customers", "custp", 8): 3,
+    # Pinned: a reveal is audited and limited, so it writes: the customer (with the outage
+    # and its checklist for 📞 on it) is read, then the reveal is counted against the
+    # person's limit and recorded in one statement (8, 8, 9: the record read three times,
+    # the count and the record in a transaction of their own).
+    tap("customers", "reveal", 1): 3, tap("customers", "revealE", 1): 3,
+    tap("outages", "outp", "1:1"): 3,
+    "/tasks": 2, "任务": 2, tap("tasks", "list"): 2, "线损": 2,
+    "/todo": 2, tap("todo", "todop", 1): 2, "/settings": 2, "/help": 1,
+    "菜单": 1,
+}
+# Not converted yet (missed; pinned at today's figure so that none grows unnoticed): the
+# reports' text reads a section at a time (each feature's report_section, then the figures
+# each reads); a monthly plan is read with its items, ticks and the month's logs apart.
+PINNED: dict[str, tuple[int, int]] = {  # (manager, lead)
+    "/report": (27, 27), "/report 本周": (30, 30), "/report 张三": (27, 27),
+    "计划": (6, 6), "本月计划": (6, 6), tap("plans", "see", 1): (5, 4),
+    tap("plans", "open", 1): (5, 4), "上月计划": (2, 4),
+}
+
+
+def step(chat: Chat, what: str) -> Callable[[], Awaitable[Outcome]]:
+    """What is tapped (button data) or said, as a step to run."""
+    return (lambda: chat.tap(what)) if what.startswith("-|") else (lambda: chat.say(what))
+
+
+@pytest.mark.parametrize("who", [MANAGER, LEAD])
+async def test_every_card_list_and_command_makes_at_most_two_round_trips(
+        services: Services, assistant: Assistant, who: str) -> None:
+    await a_team_with_one_of_everything(services, assistant)
+    chat = Chat(assistant, "test", who)
+    await chat.say("你好")
+    most = {**SURVEY, **{what: pair[who == LEAD] for what, pair in PINNED.items()}}
+    over = {}
+    for what, limit in most.items():
+        _, trips = await counted(services, step(chat, what))
+        assert chat.text, what
+        if trips > limit:
+            over[what] = trips
+    assert not over, f"{who}: more round trips than pinned: {over}"
+
+
+
+CARDS = [tap("hazards", "hz", 1), tap("arrears", "arr", 2), tap("outages", "out", 1),
+         tap("tasks", "tk", 1), tap("worklog", "log", 2), tap("customers", "cust", 1),
+         tap("repairs", "rep", 1), tap("complaints", "cpl", 1), tap("notes", "list")]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_on_sqlite_a_card_makes_no_hop_to_the_worker_thread(
+        services: Services, assistant: Assistant) -> None:
+    """A card's reads are short reads by key (Backend.fetch_many_point): on SQLite they run
+    on the event loop with the step's read, as a form step's do (a hop costs more)."""
+    await a_team_with_one_of_everything(services, assistant)
+    zhang = Chat(assistant, "test", MANAGER)
+    await zhang.say("你好")
+    db = services.db
+    for what in CARDS:
+        await db.settle()
+        db.trips.reset()
+        await zhang.tap(what)
+        await db.settle()
+        assert (db.trips.trips, db.trips.inline) == (0, 2), what
