@@ -250,7 +250,7 @@ async def start_work(ctx: Ctx, rec: Hazard) -> Outcome:
         return await HAZARDS.card(ctx, rec.id)
     after = rt.from_row(Hazard, {**rt.kept_row(rec), "status": "working",  # type: ignore[arg-type]
                                  "started_at": iso(ctx.now)})
-    return await render_card(ctx, after, ctx.t("hazard.started", id=rec.id))
+    return await HAZARDS.card_of(ctx, after, ctx.t("hazard.started", id=rec.id))
 
 
 async def write_cleared(ctx: Ctx, values: dict[str, Any], token: str,

@@ -498,6 +498,14 @@ class RecordType(Generic[R]):
             return Outcome().add(ctx.t(self.not_found))
         return await self.render_card(ctx, rec, heading, read=read)
 
+    async def card_of(self, ctx: Ctx, rec: R, heading: str | None = None) -> Outcome:
+        """The card of a record in hand (as read and just changed, not read back): only its
+        `card_reads` are read, in one round trip (none without)."""
+        if self.card_reads is None:
+            return await self.render_card(ctx, rec, heading)
+        read = await ctx.services.db.fetch_many_point(self.card_reads(ctx, rec.id))
+        return await self.render_card(ctx, rec, heading, read=read)
+
     async def visible_with(self, ctx: Ctx, rid: int,
                            *more: Read) -> tuple[R | None, list[list[Row]]]:
         """The record if the user may see it, and the rows of its `card_reads` (then of

@@ -376,9 +376,9 @@ async def accept(ctx: Ctx, rec: Task) -> Outcome:
     if not (await ctx.services.db.write_batch(batch)).changed(done):
         return await TASKS.card(ctx, rec.id)
     out = Outcome(toast=ctx.t("task.accepted_toast"))
-    card = await render_card(ctx, dataclasses.replace(rec, status="accepted",
-                                                      accepted_at=ctx.now),
-                             ctx.t("task.accepted", item=title(ctx, rec)))
+    card = await TASKS.card_of(ctx, dataclasses.replace(rec, status="accepted",
+                                                        accepted_at=ctx.now),
+                               ctx.t("task.accepted", item=title(ctx, rec)))
     out.replies += card.replies
     return out
 
