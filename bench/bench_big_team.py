@@ -143,9 +143,6 @@ def run_child(db: Path, rounds: int, tree: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench.bench_report import extract, migrate_now, table
-    from bench.province import load_averages
-
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 managers in the big team "
@@ -160,6 +157,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(asyncio.run(child(args.db, rounds))))
         return
+    # Here, not at the top: the child runs in the 'before' tree, which may have no bench/.
+    from bench.bench_report import extract, migrate_now, table
+    from bench.province import load_averages
+
     teams = QUICK_TEAMS if args.quick else TEAMS
     tmp = Path(tempfile.mkdtemp(prefix="bench_big_team_"))
     try:
