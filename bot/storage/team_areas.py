@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from weakref import WeakKeyDictionary
 
 from bot.models import Area
-from bot.storage.db import Backend
+from bot.storage.db import Backend, held_by
 from bot.vocab import AreaNames
 
 # The version of the team of the person whose step is read (alias t = teams): the team's id
@@ -46,10 +45,7 @@ class TeamAreasCache:
 
     @staticmethod
     def of(db: Backend) -> TeamAreasCache:
-        held = _HELD.get(db)
-        if held is None:
-            held = _HELD[db] = TeamAreasCache()
-        return held
+        return held_by(db, TeamAreasCache)
 
     def guess(self, channel: str, external_id: str) -> TeamAreas | None:
         """The list held for this identity's team, as of its last step (None: none held)."""
@@ -65,6 +61,3 @@ class TeamAreasCache:
         self._team_of[(channel, external_id)] = team_id
         if team is not None and team.version is not None:
             self._teams[team.team_id] = team
-
-
-_HELD: WeakKeyDictionary[Backend, TeamAreasCache] = WeakKeyDictionary()
