@@ -17,7 +17,9 @@ from bot.storage.db import Backend
 from bot.storage.pending import PendingChoices
 from bot.storage.people import People
 from bot.storage.stores import open_database
+from bot.storage.team_areas import TeamAreas
 from bot.storage.worklogs import WorkLogs
+from bot.vocab import AreaNames
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Ctx:
     now: datetime  # UTC
     # Known from the step's one read (bot.storage.steps), else read on first use.
     _areas: list[Area] | None = field(default=None, repr=False)
-    _team_areas: list[Area] | None = field(default=None, repr=False)
+    _team_areas: TeamAreas | None = field(default=None, repr=False)
     # Whether photos or places sent with no form open wait for the next form (None: unknown).
     loose_media: bool | None = field(default=None, repr=False)
     # The working-day calendar's version the step's read saw (None: not read; see
@@ -77,9 +79,18 @@ class Ctx:
         return self._areas
 
     async def team_areas(self) -> list[Area]:
-        """Every area of the user's team (a sentence may name a teammate's), read once."""
+        """Every area of the user's team (a sentence may name a teammate's), read once;
+        shared with later steps while current (bot.storage.team_areas): not to be changed."""
+        return (await self._team()).areas
+
+    async def team_area_names(self) -> AreaNames:
+        """The team's 台区 names, indexed for reading them in a sentence (bot.vocab)."""
+        return (await self._team()).names
+
+    async def _team(self) -> TeamAreas:
         if self._team_areas is None:
-            self._team_areas = await self.services.people.team_areas(self.user.team_id)
+            self._team_areas = TeamAreas(self.user.team_id, None, await
+                                         self.services.people.team_areas(self.user.team_id))
         return self._team_areas
 
     @property

@@ -12,12 +12,50 @@ AREA_TOKEN = re.compile(r"\S*?台区")  # anything shaped like an area: '3号台
 BARE_AREA_NUMBER = re.compile(r"^(\d+号)(?=\s|$)")  # '3号 …' at the start means 3号台区
 
 
-def take_area(text: str, names: Iterable[str]) -> tuple[str | None, str]:
+class AreaNames:
+    """A team's 台区 names, indexed once so that finding one in a sentence costs the
+    sentence's length, not the team's size (a 供电所 of a province has thousands of 台区;
+    issue #12: a chat step's CPU does not grow with the team). By hand: what is asked is
+    "the longest of these names in this text, the first listed on a tie", which a dict of
+    the names by length answers and no matching library states more plainly. Kept with the
+    team's list (bot.storage.team_areas), so built once per change to the team's 台区."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = list(names)
+        self._rank: dict[str, int] = {}  # name -> where it is first listed (ties: first wins)
+        for i, name in enumerate(self.names):
+            if name:
+                self._rank.setdefault(name, i)
+        self.lengths = sorted({len(n) for n in self._rank}, reverse=True)
+
+    def at_start(self, s: str) -> str | None:
+        """The longest name `s` starts with."""
+        for n in self.lengths:
+            if len(s) >= n and s[:n] in self._rank:
+                return s[:n]
+        return None
+
+    def first_in(self, text: str) -> str | None:
+        """The longest name found anywhere in `text` ('城东3号台区' before '3号台区'); of
+        names as long, the one listed first."""
+        for n in self.lengths:
+            found = [(self._rank[w], w) for i in range(len(text) - n + 1)
+                     if (w := text[i:i + n]) in self._rank]
+            if found:
+                return min(found)[1]
+        return None
+
+
+def area_names(names: Iterable[str] | AreaNames) -> AreaNames:
+    return names if isinstance(names, AreaNames) else AreaNames(names)
+
+
+def take_area(text: str, names: Iterable[str] | AreaNames) -> tuple[str | None, str]:
     """The area a sentence names, and the sentence without it. The team's own names come
     first, longest first ('城东3号台区' before '3号台区'); then anything shaped like one."""
-    for name in sorted(names, key=len, reverse=True):
-        if name and name in text:
-            return name, text.replace(name, " ", 1)
+    name = area_names(names).first_in(text)
+    if name is not None:
+        return name, text.replace(name, " ", 1)
     m = AREA_TOKEN.search(text) or BARE_AREA_NUMBER.search(text.strip())
     if m:
         return m.group(0), text.replace(m.group(0), " ", 1)

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
-from weakref import WeakKeyDictionary
 
 import chinese_calendar
 
-from bot.storage.db import Backend, Database, iso
+from bot.storage.db import Backend, Database, held_by, iso
 
 Source = Literal["override", "chinese_calendar", "weekday_fallback"]
 KINDS = ("holiday", "workday")
@@ -138,10 +137,7 @@ class CalendarCache:
 
     @staticmethod
     def of(db: Backend) -> CalendarCache:
-        held = _HELD.get(db)
-        if held is None:
-            held = _HELD[db] = CalendarCache()
-        return held
+        return held_by(db, CalendarCache)
 
     def offer(self, version: str | None, rows_json: str | None) -> None:
         """What a step read returned: the overrides (JSON rows) when its version was new."""
@@ -155,9 +151,6 @@ class CalendarCache:
         if version is not None and version == self.version and self._calendar is not None:
             return self._calendar
         return await WorkCalendar.load(db)
-
-
-_HELD: WeakKeyDictionary[Backend, CalendarCache] = WeakKeyDictionary()
 
 
 async def add_override(db: Database, day: date, kind: str, note: str | None,

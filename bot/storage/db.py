@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from weakref import WeakKeyDictionary
 
 import aiosqlite
 
@@ -271,6 +272,20 @@ class Backend:
                    else self.execute_quick(sql, params))
         except Exception as exc:
             log.warning("%s not written (%s)", what, type(exc).__name__)
+
+
+_Held = TypeVar("_Held")
+_HELD: WeakKeyDictionary[Backend, dict[type[Any], Any]] = WeakKeyDictionary()
+
+
+def held_by(db: Backend, kind: type[_Held]) -> _Held:
+    """The one `kind()` of this database handle: what the step reads bring and later steps
+    use (bot.workcal.CalendarCache, bot.storage.team_areas.TeamAreasCache)."""
+    held = _HELD.setdefault(db, {})
+    found = held.get(kind)
+    if found is None:
+        found = held[kind] = kind()
+    return found  # type: ignore[no-any-return]
 
 
 class Database(Backend):

@@ -1,7 +1,8 @@
 """What one chat step needs from the database, read in one statement: whose identity it is,
 the person, their open form, their 台区 (and the team's while no form is open, for a sentence
-naming a teammate's 台区), whether photos wait for the next form, when the identity was last
-used and the numbered choices it was last shown.
+naming a teammate's 台区, unless the list held is current: bot.storage.team_areas), whether
+photos wait for the next form, when the identity was last used and the numbered choices it
+was last shown.
 
 Issue #12: a step makes at most 2 round trips, this read and the form's write. Before, the
 same took four or five (identity, user, form, areas, loose media), each a hop to SQLite's
@@ -19,6 +20,8 @@ from bot.storage.conversations import Draft, draft_of
 from bot.storage.db import Backend, Row, from_iso
 from bot.storage.pending import PendingChoices
 from bot.storage.people import LATEST, user_of
+from bot.storage.team_areas import VERSION as TEAM_AREAS_VERSION
+from bot.storage.team_areas import TeamAreas, TeamAreasCache
 from bot.workcal import CalendarCache
 
 SEES_WHOLE_TEAM = "u.role IN ('lead', 'admin')"  # User.sees_whole_team, in SQL
@@ -45,7 +48,9 @@ SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS te
             THEN i.last_seen_at END AS seen_at,
        c.form, c.token, c.state, c.started_at, c.updated_at,
        CASE WHEN NOT {SEES_WHOLE_TEAM} THEN ({agg.format(rest=_MINE)}) END AS my_areas,
-       CASE WHEN {SEES_WHOLE_TEAM} OR c.user_id IS NULL
+       {TEAM_AREAS_VERSION} AS team_areas_version,
+       CASE WHEN ({SEES_WHOLE_TEAM} OR c.user_id IS NULL)
+                 AND {TEAM_AREAS_VERSION} <> coalesce(CAST(? AS TEXT), '')
             THEN ({agg.format(rest=_TEAM)}) END AS team_areas,
        CASE WHEN c.user_id IS NULL
             THEN EXISTS (SELECT 1 FROM loose_media m WHERE m.user_id = u.id) END AS loose_media,
@@ -68,7 +73,8 @@ class StepRead:
     user: User | None = None  # the active person
     draft: Draft | None = None  # their open form as stored (Conversations.current: held too)
     areas: list[Area] | None = None  # Ctx.areas(); None: not read
-    team_areas: list[Area] | None = None  # None: not read (a form is open)
+    # None: not read (a form is open) and the list held is not current.
+    team_areas: TeamAreas | None = None
     loose_media: bool | None = None  # kept photos or places wait; None: not read
     # When this identity was last used, if it is the one pushes go to (People.identities_of
     # gives it first); None: another one, or never.
@@ -85,29 +91,46 @@ def _areas(text: str | None) -> list[Area] | None:
                    in json.loads(text)), key=lambda a: a.id)
 
 
-def _step(row: Row) -> StepRead:
+def _step(row: Row, team: TeamAreas | None) -> StepRead:
     if row["identity_user"] is None:
         return StepRead()  # a stranger
     if row["id"] is None:  # an identity whose person was deactivated
         return StepRead(user_id=int(row["identity_user"]))
     user = user_of(row)
-    team = _areas(row["team_areas"])
     draft = (draft_of(user.id, row["form"], row["token"], row["state"], row["started_at"],
                       row["updated_at"]) if row["form"] is not None else None)
     loose = row["loose_media"]
-    return StepRead(user.id, user, draft, team if user.sees_whole_team else _areas(
-        row["my_areas"]), team, None if loose is None else bool(loose),
-        from_iso(row["seen_at"]) if row["seen_at"] else None, row["calendar_version"])
+    return StepRead(user.id, user, draft, team.areas if user.sees_whole_team and team else
+                    _areas(row["my_areas"]), team, None if loose is None else bool(loose),
+                    from_iso(row["seen_at"]) if row["seen_at"] else None, row["calendar_version"])
+
+
+def _team(row: Row, held: TeamAreas | None) -> TeamAreas | None:
+    """The team's list: brought by the read, else the one held if the read found it current."""
+    if row["team_areas"] is not None:
+        return TeamAreas(int(row["team_id"]), row["team_areas_version"],
+                         _areas(row["team_areas"]) or [])
+    if held is not None and held.version == row["team_areas_version"]:
+        return held
+    return None
 
 
 async def read_step(db: Backend, pending: PendingChoices, channel: str,
                     external_id: str) -> StepRead:
     """One indexed read (on SQLite on the event loop, see Database.fetchone_point); the
-    identity's numbered choices, if any, are handed to `pending` on the way, and the
-    calendar overrides, when they changed, to the database's CalendarCache."""
+    identity's numbered choices, if any, are handed to `pending` on the way, the calendar
+    overrides, when they changed, to the database's CalendarCache, and the team's 台区, when
+    they changed (or were not held), to its TeamAreasCache."""
     held = CalendarCache.of(db)
-    row = await db.fetchone_point(step_sql(db.json_rows), (held.version, channel, external_id))
+    teams = TeamAreasCache.of(db)
+    guess = teams.guess(channel, external_id)
+    row = await db.fetchone_point(step_sql(db.json_rows), (
+        guess.version if guess else None, held.version, channel, external_id))
     assert row is not None  # one row always: the identity asked about
     pending.prime(channel, external_id, row["choices"])
     held.offer(row["calendar_version"], row["calendar_rows"])
-    return _step(row)
+    if row["id"] is None:
+        return _step(row, None)
+    team = _team(row, guess)
+    teams.seen(channel, external_id, int(row["team_id"]), team)
+    return _step(row, team)

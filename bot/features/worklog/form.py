@@ -24,7 +24,7 @@ from bot.forms.kinds import (  # noqa: F401  (re-exported: the shared field kind
     with_default_hour,
 )
 from bot.forms.matching import Choice, match_choice
-from bot.models import WorkLog
+from bot.models import Area, WorkLog
 from bot.router import extra_card_buttons, feature_callback
 from bot.rules import work_item_keys, work_items_in
 from bot.services import Ctx
@@ -55,8 +55,21 @@ async def show_items(value: list[str], ctx: Ctx, form: FormView = NO_FORM) -> st
 
 
 # --- area -----------------------------------------------------------------------------
+# A lead's or an admin's choices are the team's 台区 (thousands in a 供电所 of a province):
+# built once per team list the step reads hold (bot.storage.team_areas), not at each call of
+# each step (issue #12). Shared: not to be changed.
+_TEAM_CHOICES: dict[int, tuple[list[Area], list[Choice]]] = {}
+
+
 async def area_choices(ctx: Ctx) -> list[Choice]:
-    return [Choice(str(a.id), a.name) for a in await ctx.areas()]
+    areas = await ctx.areas()
+    if not ctx.user.sees_whole_team:
+        return [Choice(str(a.id), a.name) for a in areas]
+    held = _TEAM_CHOICES.get(ctx.user.team_id)
+    if held is None or held[0] is not areas:
+        held = _TEAM_CHOICES[ctx.user.team_id] = (areas, [Choice(str(a.id), a.name)
+                                                           for a in areas])
+    return held[1]
 
 
 async def show_area(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:

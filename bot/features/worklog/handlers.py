@@ -251,8 +251,7 @@ async def logs_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
 @router.intent
 async def worklog_entry_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     """记录巡视 3号台区 …: a new entry, prefilled from what the sentence says."""
-    team_areas = [a.name for a in await ctx.team_areas()]
-    intent = worklog_intent(text, ctx.local_now, team_areas)
+    intent = worklog_intent(text, ctx.local_now, await ctx.team_area_names())
     if intent is None:
         return None
     values, notices = await worklog_prefill(ctx, intent)

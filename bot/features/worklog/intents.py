@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from bot.rules import leading_work_items, work_item_words
 from bot.textutil import after_keyword, normalize_input
 from bot.timeparse import ParsedTime, find_time, leading_time
-from bot.vocab import simple_intent, take_area  # noqa: F401  (simple_intent: re-exported)
+from bot.vocab import (  # noqa: F401  (simple_intent: re-exported)
+    AreaNames,
+    area_names,
+    simple_intent,
+    take_area,
+)
 
 # Words that announce a work-log entry even without a work item: 记录 / 写日志 / 工作日志.
 _LOG_LEAD = re.compile(r"^(记录一下|记一下|记录日志|写日志|填日志|工作日志|记录|日志)\s*")
@@ -101,45 +108,44 @@ def _work_items(s: str) -> tuple[list[str], str]:
         s = _PARTICLE.sub("", rest, count=1).lstrip(" 、,，和")
 
 
-def _area_at_start(s: str, area_names: list[str], pattern: re.Pattern[str]) -> str | None:
+def _area_at_start(s: str, names: AreaNames, pattern: re.Pattern[str]) -> str | None:
     """The team's area `s` starts with (longest name first), else one shaped by `pattern`."""
-    for name in sorted(area_names, key=len, reverse=True):
-        if name and s.startswith(name):
-            return name
+    name = names.at_start(s)
+    if name is not None:
+        return name
     m = pattern.match(s)
     return m.group(0) if m else None
 
 
-def _more_areas(s: str, end: int, area_names: list[str], found: list[str]) -> int:
+def _more_areas(s: str, end: int, names: AreaNames, found: list[str]) -> int:
     """Areas joined on after the one ending at `end` ('…和5号台区'): added to `found`;
     returns where the last one ends."""
     while (m := _AREA_JOIN.match(s, end)) is not None and (
-            area := _area_at_start(s[m.end():], area_names, _NUMBERED_AREA)) is not None:
+            area := _area_at_start(s[m.end():], names, _NUMBERED_AREA)) is not None:
         if area not in found:
             found.append(area)
         end = m.end() + len(area)
     return end
 
 
-def _take_areas(s: str, area_names: list[str]) -> tuple[list[str], str]:
+def _take_areas(s: str, names: AreaNames) -> tuple[list[str], str]:
     """Every area the sentence names together ('3号台区和5号台区'), and the rest of it."""
-    first, _ = take_area(s, area_names)
+    first, _ = take_area(s, names)
     if first is None:
         return [], s
     start = s.find(first)
     found = [first]
-    end = _more_areas(s, start + len(first), area_names, found)
+    end = _more_areas(s, start + len(first), names, found)
     return found, s[:start] + " " + s[end:]
 
 
-def _area_then_items(s: str, area_names: list[str]
-                     ) -> tuple[list[str], list[str], str] | None:
+def _area_then_items(s: str, names: AreaNames) -> tuple[list[str], list[str], str] | None:
     """'3号台区巡视了…': the areas named before the work. (areas, items, rest) or None."""
-    area = _area_at_start(s, area_names, _LEADING_AREA)
+    area = _area_at_start(s, names, _LEADING_AREA)
     if area is None:
         return None
     areas = [area]
-    end = _more_areas(s, len(area), area_names, areas)
+    end = _more_areas(s, len(area), names, areas)
     items, rest = _work_items(_CONNECTOR.sub("", s[end:].lstrip(), count=1))
     return (areas, items, rest) if items else None
 
@@ -170,44 +176,76 @@ def _one_wrong_character(typed: str, word: str) -> bool:
     return len(diff) == 1 and not (diff[0][0].isdigit() or diff[0][1].isdigit())
 
 
-def _typos_fixed(s: str, words: list[tuple[str, str]]) -> str | None:
-    """`s` with each word typed with one wrong character put right, when the words close to
-    it at that place all mean one thing (巡式: 巡视, 巡检, 巡查 are all a patrol); None when
-    there is nothing unambiguous to fix. `words`: (word, what it means)."""
-    fixes: dict[int, dict[str, str]] = {}  # place -> meaning -> a word for it
-    for word, meaning in words:
-        for i in range(len(s) - len(word) + 1):
-            if _one_wrong_character(s[i:i + len(word)], word):
+_GAP = "\0"  # no word has it: stands for the one character that may differ
+
+
+class _Typos:
+    """The words worth correcting, indexed by each word with one character left out, so that
+    the words one character away from a piece of the sentence are looked up, not compared
+    one by one (a team's thousands of 台区: issue #12)."""
+
+    def __init__(self, words: list[tuple[str, str]]) -> None:
+        self.lengths = sorted({len(w) for w, _ in words})
+        self._gapped: dict[str, list[tuple[int, str, str]]] = {}  # -> (rank, word, meaning)
+        for rank, (word, meaning) in enumerate(words):
+            for j in range(len(word)):
+                self._gapped.setdefault(word[:j] + _GAP + word[j + 1:], []).append(
+                    (rank, word, meaning))
+
+    def near(self, piece: str) -> list[tuple[int, str, str]]:
+        """The words `piece` is a typo of (_one_wrong_character)."""
+        return [hit for j in range(len(piece))
+                for hit in self._gapped.get(piece[:j] + _GAP + piece[j + 1:], ())
+                if _one_wrong_character(piece, hit[1])]
+
+    def fixed(self, s: str) -> str | None:
+        """`s` with each word typed with one wrong character put right, when the words close
+        to it at that place all mean one thing (巡式: 巡视, 巡检, 巡查 are all a patrol); None
+        when there is nothing unambiguous to fix."""
+        fixes: dict[int, dict[str, str]] = {}  # place -> meaning -> a word for it
+        for i in range(len(s)):
+            for _, word, meaning in sorted(hit for n in self.lengths if i + n <= len(s)
+                                           for hit in self.near(s[i:i + n])):
                 fixes.setdefault(i, {}).setdefault(meaning, word)
-    fixed, changed = s, False
-    for i, found in sorted(fixes.items(), reverse=True):  # from the end: indices stay valid
-        if len(found) == 1:
-            word = next(iter(found.values()))
-            fixed, changed = fixed[:i] + word + fixed[i + len(word):], True
-    return fixed if changed else None
+        fixed, changed = s, False
+        for i, found in sorted(fixes.items(), reverse=True):  # from the end: indices stay valid
+            if len(found) == 1:
+                word = next(iter(found.values()))
+                fixed, changed = fixed[:i] + word + fixed[i + len(word):], True
+        return fixed if changed else None
 
 
-def _typo_words(area_names: list[str]) -> list[tuple[str, str]]:
+# Built once per team list (AreaNames lives as long as the team's list is current).
+_TYPOS: WeakKeyDictionary[AreaNames, _Typos] = WeakKeyDictionary()
+
+
+def _typos(names: AreaNames) -> _Typos:
     """Words worth correcting, with what they mean: the team's areas, the Chinese work words."""
-    words = [(w, w) for w in area_names if len(w) >= 3]
-    return words + [(w, k) for w, k in work_item_words() if len(w) >= 2 and not w.isascii()]
+    typos = _TYPOS.get(names)
+    if typos is None:
+        words = [(w, w) for w in names.names if len(w) >= 3]
+        words += [(w, k) for w, k in work_item_words() if len(w) >= 2 and not w.isascii()]
+        typos = _TYPOS[names] = _Typos(words)
+    return typos
 
 
-def worklog_intent(text: str, now: datetime, area_names: list[str], *,
+def worklog_intent(text: str, now: datetime, names: Iterable[str] | AreaNames, *,
                    fix_typos: bool = True) -> WorkLogIntent | None:
     """Read what a work-log request already says; None when the text is not one. A sentence
     that reads as none is read once more with a mistyped area or work word put right
-    ('3号台曲巡视', '巡式3号台区') unless `fix_typos` is off."""
-    found = _read_worklog(text, now, area_names)
-    if found is None and fix_typos and (fixed := _typos_fixed(normalize_input(text),
-                                                _typo_words(area_names))) is not None:
-        guess = _read_worklog(fixed, now, area_names)
+    ('3号台曲巡视', '巡式3号台区') unless `fix_typos` is off. `names`: the team's 台区
+    (Ctx.team_area_names: indexed once for the team)."""
+    index = area_names(names)
+    found = _read_worklog(text, now, index)
+    if found is None and fix_typos and (
+            fixed := _typos(index).fixed(normalize_input(text))) is not None:
+        guess = _read_worklog(fixed, now, index)
         # A guess must read as work at a place: '服装店' is no 服务 log.
         found = guess if guess is not None and guess.area_text else None
     return found
 
 
-def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogIntent | None:
+def _read_worklog(text: str, now: datetime, names: AreaNames) -> WorkLogIntent | None:
     s = normalize_input(text)
     lead = _LOG_LEAD.match(s)
     if lead:
@@ -219,7 +257,7 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
     if items and (after := _LOG_AFTER_ITEM.match(s)) is not None:
         s, announced = s[after.end():], True
     areas: list[str] = []
-    if not items and (first := _area_then_items(s, area_names)) is not None:
+    if not items and (first := _area_then_items(s, names)) is not None:
         areas, items, s = first
     if not lead and not items:
         return None
@@ -228,7 +266,7 @@ def _read_worklog(text: str, now: datetime, area_names: list[str]) -> WorkLogInt
     intent.account, s = _take_field(_ACCOUNT, s)
     intent.result, s = _take_field(_RESULT, s)  # last: it runs to the end of its clause
     if not areas:
-        areas, s = _take_areas(s, area_names)
+        areas, s = _take_areas(s, names)
     if areas:
         intent.area_text, intent.more_area_texts = areas[0], areas[1:]
     # A time right after the area ('巡视 3号台区 上午 发现…'): a part of the day alone counts
