@@ -3,7 +3,7 @@ a province has thousands of 台区, and a step used to read and parse every one 
 compare each with the sentence) on every message of every manager.
 
 The step's read brings the team's 台区 only when the list held is not current (any change to
-them, by any writer on any instance, moves teams.areas_version on: migration 0038), and the
+them, by any writer on any instance, moves teams.areas_version on: migration 0035), and the
 names are indexed once per change (bot.vocab.AreaNames), not compared one by one."""
 
 from __future__ import annotations

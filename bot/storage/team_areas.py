@@ -1,7 +1,7 @@
 """A team's 台区 as the step read last brought them, under the version that read saw, so that
 a step does not read and parse every 台区 of a large team (issue #12: 5,000 in a 供电所 of a
 province cost ~10 ms of CPU a step, 5-10x a whole step). The version (teams.areas_version,
-moved on by triggers with every change to the team's 台区, migration 0038) comes from the
+moved on by triggers with every change to the team's 台区, migration 0035) comes from the
 same read as the rest of the step, so a list is used only while no instance has changed it."""
 
 from __future__ import annotations
