@@ -1,4 +1,4 @@
--- Issue #12, PostgreSQL form of 0038_team_areas_version.sql (its triggers need a function
+-- Issue #12, PostgreSQL form of 0035_team_areas_version.sql (its triggers need a function
 -- here): every change to a team's 台区 moves the team's areas_version on.
 ALTER TABLE teams ADD COLUMN areas_version BIGINT NOT NULL DEFAULT 0;
 
@@ -20,5 +20,5 @@ CREATE TRIGGER areas_version_update AFTER UPDATE OF team_id, name, kind ON areas
 CREATE TRIGGER areas_version_delete AFTER DELETE ON areas
     FOR EACH ROW EXECUTE FUNCTION taiqu_areas_version();
 
--- The managers of one 台区 (see 0038_team_areas_version.sql).
+-- The managers of one 台区 (see 0035_team_areas_version.sql).
 CREATE INDEX user_areas_area ON user_areas(area_id, user_id);
