@@ -176,8 +176,12 @@ async def test_the_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv("HTTP_PROXY", url.split("/bot")[0])
         async with started() as request:
             answer = await request.do_request("http://api.telegram.invalid/bot1:x/getMe", "POST")
+        monkeypatch.setenv("NO_PROXY", "api.telegram.invalid")  # then straight, not through it
+        async with started() as request:
+            exc = await failure(request, "http://api.telegram.invalid/bot1:x/getMe")
     assert answer == (200, b"{}")
     assert lines == [b"POST http://api.telegram.invalid/bot1:x/getMe HTTP/1.1\r\n"]
+    assert not maybe_delivered(exc)  # the name is not found: never sent
 
 
 def self_signed(tmp: Path) -> ssl.SSLContext:
