@@ -766,8 +766,7 @@ async def record_paid(tx: Tx, rid: int, team_id: int, user_id: int, status: str,
     but the owner told at due, read as it is planned)."""
     batch = Batch()
     paid = record_paid_into(batch, rid, team_id, user_id, status, at, restore, now)
-    await play(tx, batch)
-    return batch.changed(paid)
+    return (await play(tx, batch)).changed(paid)
 
 
 def record_paid_into(batch: Batch, rid: int, team_id: int, user_id: int, status: str,

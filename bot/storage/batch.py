@@ -114,7 +114,9 @@ class Read:
 class Batch:
     statements: list[Statement] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
-    ran: Played | None = None  # once it ran
+    # Once it ran (set by whichever store ran it): for a form's `saved`, which is given only
+    # the record's id; whoever runs a batch itself reads its Played instead.
+    ran: Played | None = None
 
     def changed(self, ref: Ref) -> bool:
         """Once the batch ran: whether its guarded update `ref` (update) changed its row."""

@@ -95,8 +95,7 @@ async def close(tx: Tx, item: Row, how: str, now: datetime, *, closed_day: str |
     batch = Batch()
     closed = close_into(batch, int(item["id"]), int(item["team_id"]), int(item["user_id"]),
                         how, now, closed_day=closed_day, accepted_by=accepted_by)
-    await play(tx, batch)
-    return batch.changed(closed)
+    return (await play(tx, batch)).changed(closed)
 
 
 def close_into(batch: Batch, item_id: int, team_id: int, owner_id: int, how: str,
