@@ -410,7 +410,7 @@ async def customers_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: 
 async def customers_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     rest = register_text(text)  # before search: 特殊客户登记 is not a search
     if rest is not None:
-        team_areas = [a.name for a in await ctx.services.people.team_areas(ctx.user.team_id)]
+        team_areas = [a.name for a in await ctx.team_areas()]  # the step's read
         values, notices = await customer_prefill(ctx, rest, team_areas)
         return await app.engine.start(ctx, CUSTOMER.name, values, notices)
     query = search_text(text)
