@@ -206,14 +206,8 @@ async def open_items(ctx: Ctx, kinds: Iterable[ReminderKind]) -> list[TodoItem]:
     ones' reads all in one round trip (Backend.fetch_many), then worded by each kind."""
     todos = [k.todo for k in kinds if k.todo is not None]
     declared = [td for td in todos if isinstance(td, TodoRead)]
-    reads = [list(td.reads(ctx)) for td in declared]
-    # A read two kinds declare alike (the working-day calendar) runs once and serves both.
-    unique: dict[tuple[str, tuple[Any, ...]], int] = {}
-    for sql, params in (r for rs in reads for r in rs):
-        unique.setdefault((sql, tuple(params)), len(unique))
-    fetched = await ctx.services.db.fetch_many(list(unique))
-    results = iter([fetched[unique[(sql, tuple(params))]] for rs in reads for sql, params in rs])
-    rows = {id(td): [next(results) for _ in rs] for td, rs in zip(declared, reads, strict=True)}
+    fetched = await ctx.services.db.fetch_groups([td.reads(ctx) for td in declared])
+    rows = {id(td): got for td, got in zip(declared, fetched, strict=True)}
     items: list[TodoItem] = []
     for td in todos:
         items += await (td.word(ctx, rows[id(td)]) if isinstance(td, TodoRead) else td(ctx))

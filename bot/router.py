@@ -187,6 +187,25 @@ class ReportPart:
 # (database, scope) -> the feature's part of the weekly report and /report.
 ReportSectionFn = Callable[["Database", ReportScope], Awaitable[ReportPart]]
 
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A feature's part of the report declared in two halves, as TodoRead is, so that the
+    reports feature reads every section's rows (and its own figures') in ONE round trip
+    (issue #12: a section at a time was 27-30 per /report): `reads` the SELECTs it needs for
+    the scope, `part` its ReportPart from their rows (one list per read, in the same order).
+    A read that needs another's result is one SELECT (a join or a subquery), not two."""
+
+    reads: Callable[[ReportScope], Sequence[Read]]
+    part: Callable[[ReportScope, list[list[Row]]], ReportPart]
+
+    async def read(self, db: Database, scope: ReportScope) -> ReportPart:
+        """This section alone (a test, or a caller that wants one part)."""
+        return self.part(scope, await db.fetch_many(self.reads(scope)))
+
+
+RS = TypeVar("RS", bound=ReportSectionFn | ReportSection)
+
 V = TypeVar("V")
 
 
@@ -225,7 +244,7 @@ class Router:
     reminders: dict[str, ReminderKind] = field(default_factory=dict)
     periodic: list[PeriodicFn] = field(default_factory=list)
     # Parts of /report and the Monday report, after the built-in figures, in this order.
-    report_sections: list[ReportSectionFn] = field(default_factory=list)
+    report_sections: list[ReportSectionFn | ReportSection] = field(default_factory=list)
     # Lines of /help (locale keys) a feature adds under the commands list.
     help_lines: list[str] = field(default_factory=list)
     # Buttons features add under other features' cards: card name -> functions, in root order.
@@ -315,7 +334,8 @@ class Router:
     def reminder_kind(self, subject: str, kind: ReminderKind) -> None:
         self.reminders[subject] = kind
 
-    def report_section(self, fn: ReportSectionFn) -> ReportSectionFn:
+    def report_section(self, fn: RS) -> RS:
+        """A part of the report: declared (ReportSection), or a function reading its own."""
         self.report_sections.append(fn)
         return fn
 

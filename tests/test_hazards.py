@@ -9,7 +9,7 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
-from bot.features.hazards import report
+from bot.features.hazards import REPORT
 from bot.models import Role
 from bot.notify import Dispatcher
 from bot.reminders import ReminderService
@@ -266,7 +266,7 @@ async def test_report_section_counts_per_manager_and_area_critical_first(
     row = await services.db.fetchone("SELECT id FROM teams WHERE name = '城东供电所'")
     assert row is not None
     start = clock.now() - timedelta(days=7)
-    part = await report(services.db, ReportScope(row[0], None, start, clock.now(), clock.now(),
+    part = await REPORT.read(services.db, ReportScope(row[0], None, start, clock.now(), clock.now(),
                                                  "zh_CN"))
     text = "\n".join(part.lines)
     assert "🛠 隐患：新发现 3，已消除 1，超期未消除 1" in text

@@ -32,10 +32,10 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.records import runtime as rt
 from bot.records.common import remaining, ruleset, step_calendar, when
-from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
+from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.storage.batch import Batch, Unchanged
-from bot.storage.db import Database, Read, Row, iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.timeparse import format_time
 
@@ -504,15 +504,16 @@ def _overdue_open(rec: Hazard, scope: ReportScope) -> bool:
     return not rec.closed and is_overdue(rec.due_at, scope.now)
 
 
-@router.report_section
-async def report(db: Database, scope: ReportScope) -> ReportPart:
-    """Found / cleared / overdue per manager and per 台区; open hazards, the most severe first."""
+def report_reads(scope: ReportScope) -> list[Read]:
     where, params = scope.records_of("h")
-    rows = await db.fetchall(
-        f"{STORE.select} WHERE {where} AND h.found_at < ? AND "
-        "(h.found_at >= ? OR h.status != 'cleared' OR h.cleared_at >= ?) ORDER BY h.id",
-        (*params, iso(scope.end), iso(scope.start), iso(scope.start)))
-    recs = [rt.from_row(Hazard, r) for r in rows]
+    return [(f"{STORE.select} WHERE {where} AND h.found_at < ? AND "
+             "(h.found_at >= ? OR h.status != 'cleared' OR h.cleared_at >= ?) ORDER BY h.id",
+             (*params, iso(scope.end), iso(scope.start), iso(scope.start)))]
+
+
+def report(scope: ReportScope, rows: list[list[Row]]) -> ReportPart:
+    """Found / cleared / overdue per manager and per 台区; open hazards, the most severe first."""
+    recs = [rt.from_row(Hazard, r) for r in rows[0]]
     if not recs:
         return ReportPart()
     loc = scope.locale
@@ -576,6 +577,7 @@ def _late(rec: Hazard, scope: ReportScope) -> bool:
 
 
 # --- wiring ---------------------------------------------------------------------------
+REPORT = router.report_section(ReportSection(report_reads, report))
 HAZARDS = rt.RecordType(
     subject=SUBJECT, store=STORE, open_action="hz", not_found="hazard.not_found",
     meta_key="hazard_id", title=title, render_card=render_card, card_reads=card_reads,

@@ -216,6 +216,17 @@ class Backend:
         as fetchone_point: on SQLite on the event loop."""
         return await self.fetch_many(reads)
 
+    async def fetch_groups(self, groups: Sequence[Sequence[Read]]) -> list[list[list[Row]]]:
+        """The reads several parts declared (each /todo kind's, each report section's), in
+        ONE fetch_many: the rows of each group's reads, in order. A read two parts declare
+        alike (the working-day calendar) runs once and serves both."""
+        unique: dict[tuple[str, tuple[Any, ...]], int] = {}
+        for sql, params in (r for group in groups for r in group):
+            unique.setdefault((sql, tuple(params)), len(unique))
+        fetched = await self.fetch_many(list(unique))
+        return [[fetched[unique[(sql, tuple(params))]] for sql, params in group]
+                for group in groups]
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
 

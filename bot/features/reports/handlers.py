@@ -37,7 +37,7 @@ from bot.reminders import (
     jobs_done,
     repeat_marked,
 )
-from bot.router import PushFn, ReportPart, ReportScope, Router, app_router
+from bot.router import PushFn, ReportPart, ReportScope, ReportSection, Router, app_router
 from bot.services import Ctx, Services
 from bot.storage import job_runs
 from bot.storage.conversations import Draft
@@ -147,9 +147,15 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
 async def feature_parts(services: Services, scope: Scope, period: Period, now: datetime,
                         locale: str) -> list[ReportPart]:
     """Every feature's own section (router.report_section), in the composition root's order:
-    a new record type joins the report without a change here."""
+    a new record type joins the report without a change here. The declared sections'
+    reads go in one round trip (ReportSection); a section that reads its own is awaited."""
     rs = ReportScope(scope.team_id, scope.user_id, period.start, period.end, now, locale)
-    return [await section(services.db, rs) for section in app_router().report_sections]
+    sections = app_router().report_sections
+    declared = [s for s in sections if isinstance(s, ReportSection)]
+    fetched = await services.db.fetch_groups([s.reads(rs) for s in declared])
+    rows = {id(s): got for s, got in zip(declared, fetched, strict=True)}
+    return [s.part(rs, rows[id(s)]) if isinstance(s, ReportSection) else await s(services.db, rs)
+            for s in sections]
 
 
 def _worth_files(fig: Figures) -> bool:
