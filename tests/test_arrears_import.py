@@ -306,7 +306,7 @@ def test_since_and_amount_as_exports_write_them() -> None:
 
 async def test_weekly_report_has_the_recovery_rate_per_manager_and_area(
         team: Team, clock: FakeClock) -> None:
-    from bot.features.arrears import recovery_report
+    from bot.features.arrears import RECOVERY
     from bot.router import ReportScope
 
     await team.lead.file("欠费明细.csv", gbk_csv(FIRST[:4]))
@@ -329,7 +329,7 @@ async def test_weekly_report_has_the_recovery_rate_per_manager_and_area(
     lead = (await team.services.people.users())[2]
     scope = ReportScope(lead.team_id, None, clock.now() - timedelta(days=7), clock.now(),
                         clock.now(), "zh_CN")
-    part = await recovery_report(team.services.db, scope)
+    part = await RECOVERY.read(team.services.db, scope)
     assert part.measures == {"arrears.recovery_rate": 18.31}
     assert part.sheet_title == L("arrimp.report.sheet")
     assert ["全班组", "", 4, 2, 2123.3, 388.8, 18.31] in part.rows

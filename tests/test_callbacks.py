@@ -15,7 +15,7 @@ from bot.clock import FakeClock
 from bot.features import complaints
 from bot.models import Role
 from bot.reminders import ReminderService
-from bot.router import ReportPart, ReportScope
+from bot.router import ReportPart, ReportScope, ReportSection
 from bot.services import Services
 from bot.storage.db import Database
 from tests.conftest import SHANGHAI, Chat, FakeNotifier, at, make_user
@@ -239,7 +239,8 @@ async def test_overdue_callback_escalates_to_the_lead(
 async def report(db: Database, scope: ReportScope) -> ReportPart:
     """回访 is one section over complaints and repairs, declared by the complaints feature."""
     [section] = complaints.router.report_sections
-    return await section(db, scope)
+    assert isinstance(section, ReportSection)
+    return await section.read(db, scope)
 
 
 def week(services: Services, team_id: int, user_id: int | None = None) -> ReportScope:

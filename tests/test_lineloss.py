@@ -24,7 +24,7 @@ from bot.features.lineloss.importer import (
     is_header,
     summary_lines,
 )
-from bot.features.lineloss.report import MEASURE, section
+from bot.features.lineloss.report import MEASURE, SECTION
 from bot.models import Role
 from bot.reminders import ReminderService
 from bot.router import ReportScope
@@ -365,7 +365,7 @@ async def test_weekly_report_figures_per_area_and_the_team_measure(
     local = clock.now().astimezone(services.settings.tz)
     start = local.replace(hour=0, minute=0) - timedelta(days=7)  # 11-20 .. 11-26
     end = local.replace(hour=0, minute=0)
-    part = await section(services.db, ReportScope(row[0], None, start, end, clock.now(),
+    part = await SECTION.read(services.db, ReportScope(row[0], None, start, end, clock.now(),
                                                   "zh_CN"))
     text = "\n".join(part.lines)
     # The item was opened on Friday, after this period.
@@ -377,13 +377,13 @@ async def test_weekly_report_figures_per_area_and_the_team_measure(
     assert part.rows[0][1:3] == ["农网", 7]
     assert part.measures == {MEASURE: 4.94}
     # The week the item was opened counts it as new.
-    part = await section(services.db, ReportScope(row[0], None, end, end + timedelta(days=7),
+    part = await SECTION.read(services.db, ReportScope(row[0], None, end, end + timedelta(days=7),
                                                   clock.now(), "zh_CN"))
     assert "新开 1，关闭 0，未关闭 1" in part.lines[0]
     # One manager's report: their areas only.
     me = await services.db.fetchone("SELECT id FROM users WHERE name = '张三'")
     assert me is not None
-    mine = await section(services.db, ReportScope(row[0], me[0], start, end, clock.now(),
+    mine = await SECTION.read(services.db, ReportScope(row[0], me[0], start, end, clock.now(),
                                                   "zh_CN"))
     assert [r[0] for r in mine.rows] == ["3号台区", "5号台区"]
     await lead.say("/report 上周")

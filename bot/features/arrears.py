@@ -56,12 +56,12 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
+from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem, TodoRead
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.statuses import arrears_status
 from bot.storage.batch import Batch
-from bot.storage.db import Database, Read, Row, Tx, iso
+from bot.storage.db import Read, Row, Tx, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
@@ -1222,19 +1222,22 @@ def _recovery_line(locale: str, key: str, name: str, r: _Recovery) -> str:
              due=money(r.due_cents), got_n=r.got_n, due_n=r.due_n)
 
 
-@router.report_section
-async def recovery_report(db: Database, scope: ReportScope) -> ReportPart:
+def recovery_reads(scope: ReportScope) -> list[Read]:
+    who, params = scope.records_of("a")
+    return [("SELECT a.amount_cents, a.paid_at, u.name AS owner, "
+             "COALESCE(ar.name, a.area_name, cr.name) AS area FROM arrears a "
+             "JOIN users u ON u.id = a.user_id LEFT JOIN areas ar ON ar.id = a.area_id "
+             "LEFT JOIN customers c ON c.id = a.customer_id "
+             "LEFT JOIN areas cr ON cr.id = c.area_id "
+             f"WHERE {who} AND a.created_at < ? AND (a.paid_at IS NULL OR a.paid_at >= ?) "
+             "ORDER BY u.name, a.id", (*params, iso(scope.end), iso(scope.start)))]
+
+
+def recovery_report(scope: ReportScope, read: list[list[Row]]) -> ReportPart:
     """电费回收率 in the period: of the arrears owed at some time in it (begun before its end,
     not paid before its start), the share paid within it, by amount and by households; per
     manager and per 台区 (the list's, else the register's)."""
-    who, params = scope.records_of("a")
-    rows = await db.fetchall(
-        "SELECT a.amount_cents, a.paid_at, u.name AS owner, "
-        "COALESCE(ar.name, a.area_name, cr.name) AS area FROM arrears a "
-        "JOIN users u ON u.id = a.user_id LEFT JOIN areas ar ON ar.id = a.area_id "
-        "LEFT JOIN customers c ON c.id = a.customer_id LEFT JOIN areas cr ON cr.id = c.area_id "
-        f"WHERE {who} AND a.created_at < ? AND (a.paid_at IS NULL OR a.paid_at >= ?) "
-        "ORDER BY u.name, a.id", (*params, iso(scope.end), iso(scope.start)))
+    rows = read[0]
     if not rows:
         return ReportPart()
     loc, start, end = scope.locale, iso(scope.start), iso(scope.end)
@@ -1260,3 +1263,6 @@ async def recovery_report(db: Database, scope: ReportScope) -> ReportPart:
              for name, x in sorted(group.items())]
     return ReportPart(lines, t(loc, "arrimp.report.sheet"), header, sheet,
                       measures={"arrears.recovery_rate": round(total.rate, 2)})
+
+
+RECOVERY = router.report_section(ReportSection(recovery_reads, recovery_report))

@@ -347,4 +347,4 @@ COMPLAINTS = rt.RecordType(
     other_reminders=other_reminders, todo_items=TodoRead(todo_reads, todo),
     after_sent=rt.daily_while_overdue(SUBJECT)).register(router)
 # 回访 over complaints and repairs alike: one section, its figures per manager and 台区.
-router.report_section(cb.report_section)
+router.report_section(cb.REPORT)

@@ -24,10 +24,10 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import now_value, remaining, ruleset, value_time, when
-from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
+from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.storage.batch import Batch
-from bot.storage.db import Database, Row, iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
@@ -403,19 +403,21 @@ def _judge(done: str | None, due: str | None, now: str) -> int:
     return 2 if due <= now else 3
 
 
-@router.report_section
-async def report(db: Database, scope: ReportScope) -> ReportPart:
-    """Applications accepted in the period, by the manager who has them: plan replies and
-    connections on time / late, still open; and every one overdue now, whatever the period."""
+def report_reads(scope: ReportScope) -> list[Read]:
     who, params = scope.records_of("c")
     now = iso(scope.now)
-    rows = await db.fetchall(
-        "SELECT c.*, u.name AS owner, a.name AS area_name FROM connection_applications c "
-        "JOIN users u ON u.id = c.user_id LEFT JOIN areas a ON a.id = c.area_id "
-        f"WHERE {who} AND ((c.accepted_at >= ? AND c.accepted_at < ?) OR (c.status <> "
-        "'connected' AND ((c.status = 'open' AND c.plan_due <= ?) OR c.connect_due <= ? "
-        "OR c.end_due <= ?))) ORDER BY c.accepted_at",
-        (*params, iso(scope.start), iso(scope.end), now, now, now))
+    return [("SELECT c.*, u.name AS owner, a.name AS area_name FROM connection_applications c "
+             "JOIN users u ON u.id = c.user_id LEFT JOIN areas a ON a.id = c.area_id "
+             f"WHERE {who} AND ((c.accepted_at >= ? AND c.accepted_at < ?) OR (c.status <> "
+             "'connected' AND ((c.status = 'open' AND c.plan_due <= ?) OR c.connect_due <= ? "
+             "OR c.end_due <= ?))) ORDER BY c.accepted_at",
+             (*params, iso(scope.start), iso(scope.end), now, now, now))]
+
+
+def report(scope: ReportScope, read: list[list[Row]]) -> ReportPart:
+    """Applications accepted in the period, by the manager who has them: plan replies and
+    connections on time / late, still open; and every one overdue now, whatever the period."""
+    rows, now = read[0], iso(scope.now)
     if not rows:
         return ReportPart()
     loc = scope.locale
@@ -452,3 +454,6 @@ async def report(db: Database, scope: ReportScope) -> ReportPart:
     chart = [(t(loc, f"connection.chart.{k}"), sum(c[i] for c in per.values()))
              for i, k in ((0, "accepted"), (4, "late"), (5, "overdue"))]
     return ReportPart(lines, t(loc, "connection.report.sheet"), header, sheet, chart)
+
+
+REPORT = router.report_section(ReportSection(report_reads, report))

@@ -30,10 +30,10 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import ReportPart, ReportScope, Router, TodoItem, TodoRead
+from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem, TodoRead
 from bot.services import Ctx
 from bot.storage.batch import Batch
-from bot.storage.db import Database, Row, iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminders
 from bot.textutil import normalize_input
 
@@ -258,16 +258,18 @@ router.help_lines.append("help.meter")
 
 
 # --- the weekly report ----------------------------------------------------------------
-@router.report_section
-async def report(db: Database, scope: ReportScope) -> ReportPart:
+def report_reads(scope: ReportScope) -> list[Read]:
+    who, params = scope.records_of("m")
+    return [("SELECT m.*, u.name AS owner FROM meter_requests m JOIN users u ON u.id = m.user_id "
+             f"WHERE {who} AND ((m.accepted_at >= ? AND m.accepted_at < ?) "
+             "OR (m.status = 'open' AND m.due_at <= ?)) ORDER BY m.accepted_at",
+             (*params, iso(scope.start), iso(scope.end), iso(scope.now)))]
+
+
+def report(scope: ReportScope, read: list[list[Row]]) -> ReportPart:
     """Requests accepted in the period (by the manager who has them): answered on time,
     late, still open; and every request overdue now, whatever the period."""
-    who, params = scope.records_of("m")
-    rows = await db.fetchall(
-        "SELECT m.*, u.name AS owner FROM meter_requests m JOIN users u ON u.id = m.user_id "
-        f"WHERE {who} AND ((m.accepted_at >= ? AND m.accepted_at < ?) "
-        "OR (m.status = 'open' AND m.due_at <= ?)) ORDER BY m.accepted_at",
-        (*params, iso(scope.start), iso(scope.end), iso(scope.now)))
+    rows = read[0]
     if not rows:
         return ReportPart()
     loc = scope.locale
@@ -297,3 +299,6 @@ async def report(db: Database, scope: ReportScope) -> ReportPart:
     chart = [(t(loc, f"meter.chart.{k}"), sum(c[i] for c in per.values()))
              for i, k in ((0, "accepted"), (2, "late"), (4, "overdue"))]
     return ReportPart(lines, t(loc, "meter.report.sheet"), header, sheet, chart)
+
+
+REPORT = router.report_section(ReportSection(report_reads, report))

@@ -20,10 +20,10 @@ from bot.forms.matching import Choice
 from bot.i18n import t
 from bot.records import runtime as rt
 from bot.records.common import remaining, ruleset, step_calendar, when
-from bot.router import ReportPart, ReportScope, TodoItem
+from bot.router import ReportPart, ReportScope, ReportSection, TodoItem
 from bot.services import Ctx
 from bot.storage.batch import Batch, Ref
-from bot.storage.db import Database, Read, Row, from_iso, iso
+from bot.storage.db import Read, Row, from_iso, iso
 from bot.storage.reminders import Reminder, Reminders
 from bot.textutil import normalize_input
 
@@ -235,15 +235,18 @@ def _local(stored: str, tz: Any) -> str:
     return from_iso(stored).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-async def report_section(db: Database, scope: ReportScope) -> ReportPart:
-    """回访: rate (done / due) and satisfaction, for the team, per manager and per 台区. A
-    call-back counts in the period in which it falls due, or in which it was made."""
+def report_reads(scope: ReportScope) -> list[Read]:
     who, who_params = ("", ()) if scope.user_id is None else ("AND {a}.user_id = ?",
                                                               (scope.user_id,))
     span = (iso(scope.start), iso(scope.end)) * 2
-    rows = await db.fetchall(
-        _REPORT_SQL.format(who_c=who.format(a="c"), who_r=who.format(a="r")),
-        (scope.team_id, *who_params, *span, scope.team_id, *who_params, *span))
+    return [(_REPORT_SQL.format(who_c=who.format(a="c"), who_r=who.format(a="r")),
+             (scope.team_id, *who_params, *span, scope.team_id, *who_params, *span))]
+
+
+def report_part(scope: ReportScope, read: list[list[Row]]) -> ReportPart:
+    """回访: rate (done / due) and satisfaction, for the team, per manager and per 台区. A
+    call-back counts in the period in which it falls due, or in which it was made."""
+    rows = read[0]
     if not rows:
         return ReportPart()
     loc, end, tz = scope.locale, scope.end, scope.start.tzinfo
@@ -270,3 +273,7 @@ async def report_section(db: Database, scope: ReportScope) -> ReportPart:
     chart = [(t(loc, "callback.chart.due"), total.due), (t(loc, "callback.chart.done"), total.done),
              (t(loc, "callback.chart.unsatisfied"), total.results.get("unsatisfied", 0))]
     return ReportPart(lines, t(loc, "callback.sheet"), header, sheet, chart)
+
+
+# Wired by the complaints feature (one section over complaints and repairs alike).
+REPORT = ReportSection(report_reads, report_part)

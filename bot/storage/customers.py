@@ -90,7 +90,7 @@ class Customer(CustomerData):
 
 @dataclass(frozen=True)
 class VisitCounts:
-    """One manager's visits in a report period (see Customers.visit_counts)."""
+    """One manager's visits in a report period (see visit_counts_read)."""
 
     name: str
     due: int  # visited in the period, plus still due by its end
@@ -191,6 +191,36 @@ def _area_managers_read(team_id: int, due: str, params: list[Any]) -> Read:
 
 def _managers_of(rows: list[Row]) -> dict[int, str]:
     return {int(r["area_id"]): str(r["names"]) for r in rows}
+
+
+# Customers due for a visit by `?` in the 台区 of the manager `u` (a correlated subquery).
+_DUE_IN_AREAS = (f"(SELECT count(*) FROM customers c WHERE {VISIT_DUE_SQL} AND c.team_id = ? "
+                 "AND c.active = 1 AND c.area_id IN (SELECT area_id FROM user_areas "
+                 "WHERE user_id = u.id))")
+
+
+def visit_counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
+                      now: datetime) -> Read:
+    """Per manager of the team (or the one manager `user_id`), for [start, end): special
+    customers visited (by the log's author), still due by `end` in their areas, and of
+    those past due at the report's moment (`end`, or now for a period still running).
+    One SELECT, not three reads per manager (issue #12: the report's one round trip)."""
+    one = "" if user_id is None else " AND u.id = ?"
+    return ("SELECT u.name, (SELECT count(DISTINCT w.customer_id) FROM worklogs w "
+            "WHERE w.team_id = ? AND w.user_id = u.id AND w.customer_id IS NOT NULL "
+            "AND w.occurred_at >= ? AND w.occurred_at < ?) AS visited, "
+            f"{_DUE_IN_AREAS} AS pending, {_DUE_IN_AREAS} AS overdue "
+            "FROM users u WHERE u.team_id = ? AND u.active = 1 "
+            f"AND u.role = 'manager'{one} ORDER BY u.name, u.id",
+            (team_id, iso(start), iso(end), iso(end), team_id, iso(min(end, now)), team_id,
+             team_id, *(() if user_id is None else (user_id,))))
+
+
+def visit_counts_of(rows: list[Row]) -> list[VisitCounts]:
+    """visit_counts_read's rows: due counts the visits made and those still due."""
+    return [VisitCounts(r["name"], int(r["visited"]) + int(r["pending"]), int(r["visited"]),
+                        int(r["overdue"])) for r in rows]
+
 
 class Customers:
     def __init__(self, db: Database) -> None:
@@ -429,38 +459,6 @@ class Customers:
         """Active customers due for a visit by `by`, with the names of their area's managers:
         a manager's own areas, the whole team for a lead or an admin (for /todo)."""
         return visits_due_of(*await self.db.fetch_many(visits_due_reads(user, by)))
-
-    async def visit_counts(self, team_id: int, user_id: int | None, start: datetime,
-                           end: datetime, now: datetime) -> list[VisitCounts]:
-        """Per manager of the team (or the one manager `user_id`), for [start, end): special
-        customers visited (by the log's author), still due by `end` in their areas, and of
-        those past due at the report's moment (`end`, or now for a period still running)."""
-        people: list[Any] = [team_id]
-        one = ""
-        if user_id is not None:
-            one = " AND u.id = ?"
-            people.append(user_id)
-        managers = await self.db.fetchall(
-            "SELECT u.id, u.name FROM users u WHERE u.team_id = ? AND u.active = 1 "
-            f"AND u.role = 'manager'{one} ORDER BY u.name, u.id", people)
-        out = []
-        for m in managers:
-            done = await self.db.fetchone(
-                "SELECT count(DISTINCT w.customer_id) FROM worklogs w WHERE w.team_id = ? "
-                "AND w.user_id = ? AND w.customer_id IS NOT NULL AND w.occurred_at >= ? "
-                "AND w.occurred_at < ?", (team_id, m["id"], iso(start), iso(end)))
-            pending = await self._due_in_areas(team_id, m["id"], end)
-            overdue = await self._due_in_areas(team_id, m["id"], min(end, now))
-            visited = int(done[0]) if done else 0
-            out.append(VisitCounts(m["name"], visited + pending, visited, overdue))
-        return out
-
-    async def _due_in_areas(self, team_id: int, manager_id: int, by: datetime) -> int:
-        row = await self.db.fetchone(
-            f"SELECT count(*) FROM customers c WHERE {VISIT_DUE_SQL} AND c.team_id = ? "
-            "AND c.active = 1 AND c.area_id IN (SELECT area_id FROM user_areas "
-            "WHERE user_id = ?)", (iso(by), team_id, manager_id))
-        return int(row[0]) if row else 0
 
 
     async def save_search(self, user: User, query: str, now: datetime) -> None:

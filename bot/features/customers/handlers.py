@@ -13,7 +13,7 @@ from bot.features.customers.form import CUSTOMER, DEACTIVATE, switch_refusal
 from bot.features.customers.form import open_edit as open_customer_edit
 from bot.features.customers.form import prefill as customer_prefill
 from bot.features.customers.reveal import reveal_number
-from bot.features.customers.visits import visits_report
+from bot.features.customers.visits import VISITS_REPORT
 from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
@@ -308,7 +308,7 @@ async def _no_visit_reminder(ctx: Ctx, r: Reminder) -> Reply | None:
 
 router.reminder_kind(VISIT_SUBJECT, ReminderKind(render=_no_visit_reminder,
                                                  todo=TodoRead(visits_reads, visits_todo)))
-router.report_section(visits_report)
+router.report_section(VISITS_REPORT)
 
 
 async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:

@@ -4,9 +4,9 @@ manager (the to-do items themselves are in handlers.visits_todo)."""
 from __future__ import annotations
 
 from bot import i18n
-from bot.router import ReportPart, ReportScope
-from bot.storage.customers import Customers, VisitCounts
-from bot.storage.db import Database
+from bot.router import ReportPart, ReportScope, ReportSection
+from bot.storage.customers import VisitCounts, visit_counts_of, visit_counts_read
+from bot.storage.db import Read, Row
 
 
 def _line(locale: str, c: VisitCounts) -> str:
@@ -14,9 +14,12 @@ def _line(locale: str, c: VisitCounts) -> str:
                   overdue=c.overdue)
 
 
-async def visits_report(db: Database, scope: ReportScope) -> ReportPart:
-    counts = [c for c in await Customers(db).visit_counts(
-        scope.team_id, scope.user_id, scope.start, scope.end, scope.now) if c.any]
+def visits_reads(scope: ReportScope) -> list[Read]:
+    return [visit_counts_read(scope.team_id, scope.user_id, scope.start, scope.end, scope.now)]
+
+
+def visits_part(scope: ReportScope, rows: list[list[Row]]) -> ReportPart:
+    counts = [c for c in visit_counts_of(rows[0]) if c.any]
     if not counts:
         return ReportPart()  # no customer with a visit cycle, no visit: nothing to say
     loc = scope.locale
@@ -34,3 +37,6 @@ async def visits_report(db: Database, scope: ReportScope) -> ReportPart:
     measures = {"visits.done_rate": round(total.done * 100 / total.due, 1)} if total.due else {}
     return ReportPart(lines, i18n.t(loc, "visits.report.sheet"), header,
                       [[c.name, c.due, c.done, c.overdue] for c in counts], chart, measures)
+
+
+VISITS_REPORT = ReportSection(visits_reads, visits_part)

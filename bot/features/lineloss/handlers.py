@@ -376,5 +376,5 @@ async def lineloss_file(ctx: Ctx, filename: str, data: bytes) -> Outcome:
     return out
 
 
-router.report_section(report.section)
+router.report_section(report.SECTION)
 router.help_lines.append("lineloss.help")

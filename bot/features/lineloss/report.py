@@ -14,8 +14,8 @@ from typing import Any
 
 from bot import i18n
 from bot.features.lineloss.limits import limits
-from bot.router import ReportPart, ReportScope
-from bot.storage.db import Database, iso
+from bot.router import ReportPart, ReportScope, ReportSection
+from bot.storage.db import Read, Row, iso
 
 MEASURE = "lineloss.rate"
 
@@ -65,25 +65,32 @@ def _areas_in(scope: ReportScope, alias: str) -> tuple[str, tuple[Any, ...]]:
             "(SELECT area_id FROM user_areas WHERE user_id = ?)", (scope.team_id, scope.user_id))
 
 
-async def _tallies(db: Database, scope: ReportScope) -> dict[int, AreaTally]:
+def _reads(scope: ReportScope) -> list[Read]:
+    """The days of the areas in scope, and the items open at some time in the period: two
+    independent reads (the days by a join with the areas, not a read per area)."""
     first, last = _days_of(scope)
     where, params = _areas_in(scope, "a")
-    out: dict[int, AreaTally] = {}
-    for r in await db.fetchall(  # the team's areas, then each one's days by the key
-            "SELECT d.area_id, a.name, a.kind, d.day, d.supplied, d.sold, d.rate "
-            "FROM areas a JOIN lineloss_days d ON d.area_id = a.id AND d.day >= ? "
-            f"AND d.day <= ? WHERE {where} ORDER BY d.area_id, d.day", (first, last, *params)):
-        tally = out.setdefault(int(r["area_id"]), AreaTally(r["name"], r["kind"], []))
-        tally.days.append(DayFigure(date.fromisoformat(r["day"]), float(r["supplied"]),
-                                    float(r["sold"]), r["rate"]))
-        tally.abnormal += limits().threshold(r["kind"]).abnormal(r["rate"])
     who, who_params = scope.records_of("i")
+    return [("SELECT d.area_id, a.name, a.kind, d.day, d.supplied, d.sold, d.rate "
+             "FROM areas a JOIN lineloss_days d ON d.area_id = a.id AND d.day >= ? "
+             f"AND d.day <= ? WHERE {where} ORDER BY d.area_id, d.day", (first, last, *params)),
+            ("SELECT i.area_id, a.name, a.kind, i.status, i.opened_at, i.closed_at "
+             f"FROM lineloss_items i JOIN areas a ON a.id = i.area_id WHERE {who} "
+             "AND i.opened_at < ? AND (i.status <> 'closed' OR i.closed_at >= ?)",
+             (*who_params, iso(scope.end), iso(scope.start)))]
+
+
+def _tallies(scope: ReportScope, days: list[Row], items: list[Row]) -> dict[int, AreaTally]:
+    out: dict[int, AreaTally] = {}
+    for r in days:
+        tally = out.setdefault(int(r["area_id"]), AreaTally(r["name"], r["kind"], []))
+        # float(): on PostgreSQL a read with others comes through JSON, 5.0 as 5.
+        rate = None if r["rate"] is None else float(r["rate"])
+        tally.days.append(DayFigure(date.fromisoformat(r["day"]), float(r["supplied"]),
+                                    float(r["sold"]), rate))
+        tally.abnormal += limits().threshold(r["kind"]).abnormal(rate)
     start, end = iso(scope.start), iso(scope.end)
-    for r in await db.fetchall(
-            "SELECT i.area_id, a.name, a.kind, i.status, i.opened_at, i.closed_at "
-            f"FROM lineloss_items i JOIN areas a ON a.id = i.area_id WHERE {who} "
-            "AND i.opened_at < ? AND (i.status <> 'closed' OR i.closed_at >= ?)",
-            (*who_params, end, start)):
+    for r in items:
         tally = out.setdefault(int(r["area_id"]), AreaTally(r["name"], r["kind"], []))
         tally.opened += start <= r["opened_at"] < end
         tally.closed += r["closed_at"] is not None and start <= r["closed_at"] < end
@@ -95,8 +102,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
 
-async def section(db: Database, scope: ReportScope) -> ReportPart:
-    tallies = await _tallies(db, scope)
+def _part(scope: ReportScope, rows: list[list[Row]]) -> ReportPart:
+    tallies = _tallies(scope, *rows)
     if not tallies:
         return ReportPart()
     loc = scope.locale
@@ -130,3 +137,6 @@ async def section(db: Database, scope: ReportScope) -> ReportPart:
              (tr("lineloss.chart.open"), sum(a.still_open for a in areas))]
     measures = {MEASURE: round(team_rate, 2)} if team_rate is not None else {}
     return ReportPart(lines, tr("lineloss.sheet"), header, rows, chart, measures)
+
+
+SECTION = ReportSection(_reads, _part)

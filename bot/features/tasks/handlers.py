@@ -26,6 +26,7 @@ from bot.features.tasks.store import (
     Message,
     Task,
     counts_by_manager,
+    counts_read,
     load_message,
     message_in,
     message_read,
@@ -44,10 +45,18 @@ from bot.forms.kinds import now_value
 from bot.forms.matching import Choice, match_choice
 from bot.records import runtime as rt
 from bot.records.common import remaining, ruleset, show_time, step_calendar, value_time, when
-from bot.router import ReminderKind, ReportPart, ReportScope, Router, TodoItem, TodoRead
+from bot.router import (
+    ReminderKind,
+    ReportPart,
+    ReportScope,
+    ReportSection,
+    Router,
+    TodoItem,
+    TodoRead,
+)
 from bot.services import Ctx
 from bot.storage.batch import Batch, Ref
-from bot.storage.db import Database, Read, Row, iso
+from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import LEADS_OF_TEAM, PlannedFor, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 from bot.visibility import Subject, may_see
@@ -723,10 +732,12 @@ async def up_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
 
 
 # --- the weekly report --------------------------------------------------------------------
-@router.report_section
-async def report_section(db: Database, scope: ReportScope) -> ReportPart:
-    rows = await counts_by_manager(db, scope.team_id, scope.user_id, scope.start, scope.end,
-                                   scope.now)
+def report_reads(scope: ReportScope) -> list[Read]:
+    return [counts_read(scope.team_id, scope.user_id, scope.start, scope.end, scope.now)]
+
+
+def report_section(scope: ReportScope, read: list[list[Row]]) -> ReportPart:
+    rows = counts_by_manager(read[0])
     if not rows:
         return ReportPart()
 
@@ -741,6 +752,9 @@ async def report_section(db: Database, scope: ReportScope) -> ReportPart:
     chart = [(t(f"task.chart.{k}"), sum(r[i] for r in rows))
              for i, k in ((1, "given"), (2, "done"), (3, "overdue"))]
     return ReportPart(lines, t("task.sheet"), header, [list(r) for r in rows], chart)
+
+
+REPORT = router.report_section(ReportSection(report_reads, report_section))
 
 
 router.help_lines += ["task.help", "up.help"]

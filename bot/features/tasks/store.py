@@ -157,21 +157,24 @@ async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
 _MANAGERS = "tasks.managers"  # Ctx.memo's key
 
 
-async def counts_by_manager(db: Database, team_id: int, user_id: int | None, start: datetime,
-                            end: datetime, now: datetime) -> list[tuple[str, int, int, int]]:
+def counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
+                now: datetime) -> Read:
     """(manager, given, done, overdue) in [start, end): given = created, done = finished,
     overdue = due in the period and not done by then (still open, or done late)."""
     cut = iso(min(end, now))
     who = "" if user_id is None else " AND t.user_id = ?"
     params: tuple[Any, ...] = (iso(start), iso(end), iso(start), iso(end), iso(start), cut,
                                team_id, *(() if user_id is None else (user_id,)))
-    rows = await db.fetchall(
-        "SELECT u.name, "
-        "SUM(CASE WHEN t.created_at >= ? AND t.created_at < ? THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN t.done_at >= ? AND t.done_at < ? THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN t.due_at >= ? AND t.due_at < ? AND (t.done_at IS NULL "
-        "OR t.done_at > t.due_at) THEN 1 ELSE 0 END) "
-        "FROM tasks t JOIN users u ON u.id = t.user_id "
-        f"WHERE t.team_id = ?{who} GROUP BY u.id, u.name ORDER BY u.id", params)
+    return ("SELECT u.name, "
+            "SUM(CASE WHEN t.created_at >= ? AND t.created_at < ? THEN 1 ELSE 0 END) AS given, "
+            "SUM(CASE WHEN t.done_at >= ? AND t.done_at < ? THEN 1 ELSE 0 END) AS done, "
+            "SUM(CASE WHEN t.due_at >= ? AND t.due_at < ? AND (t.done_at IS NULL "
+            "OR t.done_at > t.due_at) THEN 1 ELSE 0 END) AS overdue "
+            "FROM tasks t JOIN users u ON u.id = t.user_id "
+            f"WHERE t.team_id = ?{who} GROUP BY u.id, u.name ORDER BY u.id", params)
+
+
+def counts_by_manager(rows: list[Row]) -> list[tuple[str, int, int, int]]:
+    """counts_read's rows, the managers with none of the three left out."""
     return [(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows
             if (r[1] or 0) + (r[2] or 0) + (r[3] or 0)]
