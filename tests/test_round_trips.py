@@ -487,6 +487,32 @@ async def test_each_step_of_a_task_is_counted(services: Services, assistant: Ass
     step.check()
 
 
+async def test_a_task_to_several_managers_or_the_whole_team_makes_as_many_round_trips(
+        services: Services, assistant: Assistant) -> None:
+    """派任务 to three managers, then to 全班 (six), saves as one write whatever their number:
+    on PostgreSQL the tasks are one INSERT of several rows and their reminders one more
+    statement (Batch.insert_rows), not a round trip per statement (2N + 4 before). The
+    tasks' ids follow the order the managers were named in."""
+    names = ("张三", "李四", "王五", "赵六", "钱七", "孙八")
+    ids = {name: (await make_user(services, name)).id for name in names}
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    lead = Chat(assistant, "test", "王班长")
+    await lead.say("你好")
+    saves, last = [], 0
+    for who, assignees in (("王五、张三、李四", ("王五", "张三", "李四")), ("全班", names)):
+        await lead.say(f"派任务 {who} 明天下班前 核对5号台区电话")
+        _, trips = await counted(services, lambda: lead.press("保存"))
+        saves.append(trips)
+        assert f"已派任务给 {who}" in lead.text, lead.text
+        rows = await services.db.fetchall(
+            "SELECT t.id, t.user_id, (SELECT count(*) FROM reminders r WHERE r.subject = 'task' "
+            "AND r.subject_id = t.id) AS n FROM tasks t WHERE t.id > ? ORDER BY t.id", (last,))
+        assert [r["user_id"] for r in rows] == [ids[n] for n in assignees]
+        assert {r["n"] for r in rows} == {4}  # new, soon, due, escalate: each once
+        last = rows[-1]["id"]
+    assert saves[0] == saves[1] <= TASK_MOST["task 保存"], saves
+
+
 NOTE_MOST = {"sentence": 2, "确认": 2, "我的提醒": 2, "取消": 2, "完成": 2}
 
 

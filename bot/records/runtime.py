@@ -148,12 +148,13 @@ class Store(Generic[R]):
     def insert_into(self, batch: Batch, token: str, columns: dict[str, Any]) -> Ref:
         """insert_once as a batch's write (the 保存 step's, with the form's close): the id of
         the record this form token saved, inserted now or before."""
-        columns = {**columns, "form_token": token}
-        return batch.insert(
-            f"INSERT INTO {self.table}({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT(form_token) DO NOTHING",
-            tuple(columns.values()),
-            existing=(f"SELECT id FROM {self.table} WHERE form_token = ?", (token,)))
+        return self.insert_rows_into(batch, [(token, columns)])[0]
+
+    def insert_rows_into(self, batch: Batch, rows: list[tuple[str, dict[str, Any]]]) -> list[Ref]:
+        """insert_into for several records at once (form token, columns): one statement on
+        PostgreSQL whatever their number, their ids in this order (Batch.insert_rows)."""
+        return batch.insert_rows(self.table, "form_token",
+                                 [{**columns, "form_token": token} for token, columns in rows])
 
     async def update(self, tx: Tx, rid: int, sets: dict[str, Any], guard: str = "",
                      params: tuple[Any, ...] = ()) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Batch, IfNew, Ref
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
@@ -150,20 +150,32 @@ class Reminders:
         """`plan` for each row (a person, their rung, the end of its key after
         `subject:id`), in a batch: one statement, its rows in this order (`plan` one by
         one would number them so; on PostgreSQL separate rows of one statement would not)."""
+        Reminders.plan_records_into(batch, [(subject_id, p) for p in rows], team_id=team_id,
+                                    subject=subject, now=now, if_new=if_new)
+
+    @staticmethod
+    def plan_records_into(batch: Batch, rows: Sequence[tuple[Ref | IfNew | int, PlannedFor]],
+                          *, team_id: int, subject: str, now: datetime,
+                          if_new: Ref | None = None) -> None:
+        """plan_rows_into for rows of several records of one subject (each row's record
+        first): still one statement, whatever their number (the tasks one 派任务 gives). A
+        record given as IfNew that the batch did not insert gets none of its rows."""
         if not rows:
             return
-        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS user_id, ? AS kind, "
-                 "? AS due_at, CAST(? AS INTEGER) AS urgent, ? AS tail, ? AS detail")
-        union = " UNION ALL ".join([first, *["SELECT ?, ?, ?, ?, ?, ?, ?"] * (len(rows) - 1)])
+        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS subject_id, "
+                 "CAST(? AS INTEGER) AS user_id, ? AS kind, ? AS due_at, "
+                 "CAST(? AS INTEGER) AS urgent, ? AS tail, ? AS detail")
+        union = " UNION ALL ".join([first, *["SELECT ?, ?, ?, ?, ?, ?, ?, ?"] * (len(rows) - 1)])
         batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
-            "SELECT CAST(? AS INTEGER), r.user_id, ?, CAST(? AS INTEGER), r.kind, r.due_at, "
-            "r.urgent, ? || ':' || CAST(CAST(? AS INTEGER) AS TEXT) || r.tail, r.detail, ? "
-            f"FROM ({union}) AS r WHERE 1 = 1 ORDER BY r.n ON CONFLICT DO NOTHING",
-            (team_id, subject, subject_id, subject, subject_id, iso(now),
-             *(v for n, p in enumerate(rows)
-               for v in (n, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
+            "SELECT CAST(? AS INTEGER), r.user_id, ?, r.subject_id, r.kind, r.due_at, "
+            "r.urgent, ? || ':' || CAST(r.subject_id AS TEXT) || r.tail, r.detail, ? "
+            f"FROM ({union}) AS r WHERE r.subject_id IS NOT NULL ORDER BY r.n "
+            "ON CONFLICT DO NOTHING",
+            (team_id, subject, subject, iso(now),
+             *(v for n, (rid, p) in enumerate(rows)
+               for v in (n, rid, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
                          p.key_tail or f":{p.rung.kind}:{p.user_id}",
                          json.dumps(p.detail or {}, ensure_ascii=False)))),
             if_new=if_new)
