@@ -417,7 +417,8 @@ async def test_a_calendar_changed_meanwhile_counts_in_the_next_save(
 # message acted on (its lead or sender, whether they are in quiet hours: whom to push to and
 # how), the team's managers or leads now (全班, who left), or the plan's view (its items,
 # what ticks them, the calendar, its leads): a change is checked against it and the card
-# worded from it with the change applied. 接受 reads the task's questions for its card (4);
+# worded from it with the change applied. 接受 is one write guarded in SQL (the assignee's,
+# still open) that reads the task and its questions for the card after it (2);
 # drafting a plan reads last month's and the visits due, and reads the new plan back for
 # its items' ids (6, once a month).
 class Steps:
@@ -440,7 +441,7 @@ def button_of(reply: Any, label: str) -> str:
     return next(b.data for row in reply.buttons for b in row if label in b.label)
 
 
-TASK_MOST = {"派任务 sentence": 3, "task 保存": 3, "接受": 4, "question typed": 2,
+TASK_MOST = {"派任务 sentence": 3, "task 保存": 3, "接受": 2, "question typed": 2,
              "question 保存": 3, "answer typed": 2, "answer 保存": 3, "result typed": 2,
              "done 保存": 3, "上报 sentence": 2, "上报 保存": 3, "reply 保存": 3}
 

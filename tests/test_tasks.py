@@ -228,6 +228,29 @@ async def test_up_report_reply_and_turn_into_a_task(
     assert "没有未完成的任务" in other.text
 
 
+async def test_accept_shows_the_questions_asked_before_and_a_second_tap_changes_nothing(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    """接受 writes and reads its card in one round trip: the card lists the questions asked
+    while the task was open; a second tap shows the card as it is, accepted once."""
+    lead, zhang, _ = team
+    await lead.say("派任务 张三 明天下班前 核对电话")
+    await lead.press("保存")
+    await service.scan_once()
+    push = notifier.last("张三")
+    await zhang.tap(data_of(push, "提问"))
+    await zhang.say("名单用哪一版？")
+    await zhang.press("保存")
+    await zhang.tap(data_of(push, "接受"))
+    assert "已接受任务 #1" in zhang.text and "🟡 已接受" in zhang.text
+    assert "❓ 张三：名单用哪一版？" in zhang.text and zhang.last.toast == "已接受"
+    first = await services.db.fetchone("SELECT accepted_at FROM tasks WHERE id = 1")
+    await zhang.tap(data_of(push, "接受"))
+    assert "已接受任务" not in zhang.text and "🟡 已接受" in zhang.text
+    assert "❓ 张三：名单用哪一版？" in zhang.text and zhang.last.toast is None
+    assert await services.db.fetchone("SELECT accepted_at FROM tasks WHERE id = 1") == first
+
+
 async def test_team_isolation_of_task_cards(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:

@@ -43,7 +43,15 @@ from bot.records.common import (
     step_calendar,
     when,
 )
-from bot.router import ReminderKind, Router, TodoFn, TodoItem, TodoRead, feature_callback
+from bot.router import (
+    ReminderKind,
+    Router,
+    TodoFn,
+    TodoItem,
+    TodoRead,
+    by_id,
+    feature_callback,
+)
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
@@ -321,6 +329,7 @@ async def other_leads(services: Services, team_id: int, *exclude: int) -> list[i
 # --- transitions and the card -------------------------------------------------------------
 Allowed = Callable[[Ctx, Any], bool]
 Act = Callable[[Ctx, Any], Awaitable[Outcome]]
+ActOnId = Callable[[Ctx, int], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -338,6 +347,9 @@ class Transition:
     heading: str = ""
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
     run: Act | None = None
+    # A one-tap change given the record's id, not the record: it reads nothing first, its
+    # write guarded in SQL and what the reply shows read with it (the step's read and one).
+    run_on_id: ActOnId | None = None
     intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
     feature: str = ""  # the owning feature's router name, set when the record type registers
 
@@ -411,6 +423,8 @@ class RecordType(Generic[R]):
                 router.opener_button(t.action, t.opener)
             elif t.run is not None:
                 self.on_tap(t.action, t.run)
+            elif t.run_on_id is not None:
+                router.buttons[router.action(t.action)] = by_id(t.run_on_id)
         return self
 
     def on_tap(self, action: str, run: Act) -> None:

@@ -367,21 +367,27 @@ def is_assignee(ctx: Ctx, rec: Task) -> bool:
     return rec.user_id == ctx.user.id
 
 
-async def accept(ctx: Ctx, rec: Task) -> Outcome:
-    """One write (guarded: a second tap changes nothing); the card from the task as read
-    and what was written, not read back."""
-    if not is_assignee(ctx, rec):
-        return await TASKS.card(ctx, rec.id)
-    accepted = {"status": "accepted", "accepted_at": iso(ctx.now), "updated_at": iso(ctx.now)}
+async def accept(ctx: Ctx, rid: int) -> Outcome:
+    """One round trip: the change, guarded in SQL (the assignee's task, still open: a second
+    tap changes nothing), and after it the task and its questions for the card, worded with
+    the change applied (on PostgreSQL the reads see the task as before it)."""
+    now = iso(ctx.now)
     batch = Batch()
-    done = batch.update(f"UPDATE tasks SET {', '.join(f'{k} = ?' for k in accepted)} "
-                        "WHERE id = ? AND status = 'open'", (*accepted.values(), rec.id), rec.id)
-    if not (await ctx.services.db.write_batch(batch)).changed(done):
-        return await TASKS.card(ctx, rec.id)
+    done = batch.update("UPDATE tasks SET status = 'accepted', accepted_at = ?, updated_at = ? "
+                        "WHERE id = ? AND status = 'open' AND user_id = ? AND team_id = ?",
+                        (now, now, rid, ctx.user.id, ctx.user.team_id), rid)
+    found = batch.read_rows(*STORE.by_id(rid))
+    questions = batch.read_rows(*conversation_read(rid))
+    played = await ctx.services.db.write_batch(batch)
+    rec = STORE.seen_by(ctx, next(iter(STORE.records(found.value)), None))
+    if rec is None:
+        return Outcome().add(ctx.t(TASKS.not_found))
+    if not played.changed(done):  # not theirs, or not open any more: the card as it is
+        return await render_card(ctx, rec, read=[questions.value])
     out = Outcome(toast=ctx.t("task.accepted_toast"))
-    card = await TASKS.card_of(ctx, dataclasses.replace(rec, status="accepted",
-                                                        accepted_at=ctx.now),
-                               ctx.t("task.accepted", item=title(ctx, rec)))
+    card = await render_card(ctx, dataclasses.replace(rec, status="accepted",
+                                                      accepted_at=ctx.now),
+                             ctx.t("task.accepted", item=title(ctx, rec)), read=[questions.value])
     out.replies += card.replies
     return out
 
@@ -561,7 +567,8 @@ TASKS: rt.RecordType[Task] = rt.RecordType(
     card_reads=lambda ctx, rid: [conversation_read(rid)],
     transitions=(
         rt.Transition("tka", "btn.task_accept",
-                      lambda ctx, t: is_assignee(ctx, t) and t.status == "open", run=accept),
+                      lambda ctx, t: is_assignee(ctx, t) and t.status == "open",
+                      run_on_id=accept),
         rt.Transition("tkq", "btn.task_ask", active_for_assignee, ASK, "tkq",
                       "task.ask_heading"),
         rt.Transition("tkd", "btn.task_done", active_for_assignee, DONE, "tkd",
