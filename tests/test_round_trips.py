@@ -442,8 +442,8 @@ def button_of(reply: Any, label: str) -> str:
 
 
 TASK_MOST = {"派任务 sentence": 3, "task 保存": 3, "接受": 2, "question typed": 2,
-             "question 保存": 3, "answer typed": 2, "answer 保存": 3, "result typed": 2,
-             "done 保存": 3, "上报 sentence": 2, "上报 保存": 3, "reply 保存": 3}
+             "question 保存": 2, "answer typed": 2, "answer 保存": 2, "result typed": 2,
+             "done 保存": 2, "上报 sentence": 2, "上报 保存": 3, "reply 保存": 2}
 
 
 async def test_each_step_of_a_task_is_counted(services: Services, assistant: Assistant,

@@ -146,34 +146,41 @@ class Reminders:
 
     @staticmethod
     def plan_rows_into(batch: Batch, rows: Sequence[PlannedFor], *, team_id: int, subject: str,
-                       subject_id: Ref | int, now: datetime, if_new: Ref | None = None) -> None:
+                       subject_id: Ref | int, now: datetime, if_new: Ref | None = None,
+                       quiet: tuple[str, tuple[Any, ...]] | None = None) -> None:
         """`plan` for each row (a person, their rung, the end of its key after
         `subject:id`), in a batch: one statement, its rows in this order (`plan` one by
         one would number them so; on PostgreSQL separate rows of one statement would not)."""
         Reminders.plan_records_into(batch, [(subject_id, p) for p in rows], team_id=team_id,
-                                    subject=subject, now=now, if_new=if_new)
+                                    subject=subject, now=now, if_new=if_new, quiet=quiet)
 
     @staticmethod
     def plan_records_into(batch: Batch, rows: Sequence[tuple[Ref | IfNew | int, PlannedFor]],
                           *, team_id: int, subject: str, now: datetime,
-                          if_new: Ref | None = None) -> None:
+                          if_new: Ref | None = None,
+                          quiet: tuple[str, tuple[Any, ...]] | None = None) -> None:
         """plan_rows_into for rows of several records of one subject (each row's record
         first): still one statement, whatever their number (the tasks one 派任务 gives). A
-        record given as IfNew that the batch did not insert gets none of its rows."""
+        record given as IfNew that the batch did not insert gets none of its rows.
+        `quiet`: whether person `r.user_id` is in quiet hours now, as SQL and its parameters
+        (bot.reminders.in_quiet_sql): an urgent rung is then urgent only outside them, as
+        the write finds them (no read of them before it)."""
         if not rows:
             return
         first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS subject_id, "
                  "CAST(? AS INTEGER) AS user_id, ? AS kind, ? AS due_at, "
                  "CAST(? AS INTEGER) AS urgent, ? AS tail, ? AS detail")
         union = " UNION ALL ".join([first, *["SELECT ?, ?, ?, ?, ?, ?, ?, ?"] * (len(rows) - 1)])
+        urgent, urgent_params = ("r.urgent", ()) if quiet is None else (
+            f"CASE WHEN r.urgent = 0 THEN 0 ELSE 1 - {quiet[0]} END", quiet[1])
         batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
             "SELECT CAST(? AS INTEGER), r.user_id, ?, r.subject_id, r.kind, r.due_at, "
-            "r.urgent, ? || ':' || CAST(r.subject_id AS TEXT) || r.tail, r.detail, ? "
+            f"{urgent}, ? || ':' || CAST(r.subject_id AS TEXT) || r.tail, r.detail, ? "
             f"FROM ({union}) AS r WHERE r.subject_id IS NOT NULL ORDER BY r.n "
             "ON CONFLICT DO NOTHING",
-            (team_id, subject, subject, iso(now),
+            (team_id, subject, *urgent_params, subject, iso(now),
              *(v for n, (rid, p) in enumerate(rows)
                for v in (n, rid, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
                          p.key_tail or f":{p.rung.kind}:{p.user_id}",
