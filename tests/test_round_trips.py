@@ -413,14 +413,17 @@ async def test_a_calendar_changed_meanwhile_counts_in_the_next_save(
 # --- tasks, notes and plans (issue #12) ----------------------------------------------------
 # Their saves and the taps that change a record are one write (FormSpec.write, or a Batch):
 # the record, its pushes and ladder and the form's close in one transaction. Before: 5 to 28
-# round trips a step. Pinned at 3 where one read comes before the write: the task or
-# message acted on (its lead or sender, whether they are in quiet hours: whom to push to and
-# how), the team's managers or leads now (全班, who left), or the plan's view (its items,
-# what ticks them, the calendar, its leads): a change is checked against it and the card
-# worded from it with the change applied. 接受 is one write guarded in SQL (the assignee's,
-# still open) that reads the task and its questions for the card after it (2);
-# drafting a plan reads last month's and the visits due, and reads the new plan back for
-# its items' ids (6, once a month).
+# round trips a step. A task's question, result, answer and reply save what the form's
+# opener read (the task or message, kept with the form), still-not-done guarded in SQL and
+# whether the recipient is in quiet hours decided by the write (2); 接受 is one write guarded
+# in SQL (the assignee's, still open) that reads the task and its questions for the card
+# after it (2). Pinned at 3 where one read comes before the write: the team's managers or
+# leads now (派任务's sentence matches names against them; its save goes to 全班 as the
+# team is now, drops who left and names them in the reply; 上报 names its leads and is
+# refused with none), or the plan's view (its items, what ticks them, the calendar, its
+# leads): a change is checked against it and the card worded from it with the change
+# applied. Drafting a plan reads last month's and the visits due, and reads the new plan
+# back for its items' ids (6, once a month).
 class Steps:
     """Each step's round trips, every one over its most reported at once."""
 

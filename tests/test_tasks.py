@@ -39,6 +39,14 @@ def data_of(reply: Reply, label: str) -> str:
     return next(b.data for row in reply.buttons for b in row if label in b.label)
 
 
+async def task_for_zhang(lead: Chat, service: ReminderService, notifier: FakeNotifier) -> Reply:
+    """派任务 张三 …, saved and pushed: the push with its 接受 / 提问 / 完成."""
+    await lead.say("派任务 张三 明天下班前 核对电话")
+    await lead.press("保存")
+    await service.scan_once()
+    return notifier.last("张三")
+
+
 async def pending(services: Services) -> list[tuple[str, str, str]]:
     rows = await services.db.fetchall(
         "SELECT r.kind, u.name, r.due_at FROM reminders r JOIN users u ON u.id = r.user_id "
@@ -235,10 +243,7 @@ async def test_accept_shows_the_questions_asked_before_and_a_second_tap_changes_
     """接受 writes and reads its card in one round trip: the card lists the questions asked
     while the task was open; a second tap shows the card as it is, accepted once."""
     lead, zhang, _ = team
-    await lead.say("派任务 张三 明天下班前 核对电话")
-    await lead.press("保存")
-    await service.scan_once()
-    push = notifier.last("张三")
+    push = await task_for_zhang(lead, service, notifier)
     await zhang.tap(data_of(push, "提问"))
     await zhang.say("名单用哪一版？")
     await zhang.press("保存")
@@ -260,10 +265,7 @@ async def test_a_message_waits_for_the_digest_of_whoever_is_in_quiet_hours(
     before it): each as the write found them."""
     lead, zhang, _ = team
     at(clock, 2026, 11, 27, 10, 0)
-    await lead.say("派任务 张三 明天下班前 核对电话")
-    await lead.press("保存")
-    await service.scan_once()
-    push = notifier.last("张三")
+    push = await task_for_zhang(lead, service, notifier)
     wang = await services.db.fetchone("SELECT id FROM users WHERE name = '王班长'")
     assert wang is not None
     await UserPrefs(services.db).set_quiet(wang["id"], "09:30", "11:00")
@@ -299,10 +301,7 @@ async def test_a_question_on_a_task_done_since_its_form_opened_is_refused(
     """The question form keeps the task as it opened; done meanwhile (on another device),
     the save is refused by its guard in SQL and nothing is sent."""
     lead, zhang, _ = team
-    await lead.say("派任务 张三 明天下班前 核对电话")
-    await lead.press("保存")
-    await service.scan_once()
-    await zhang.tap(data_of(notifier.last("张三"), "提问"))
+    await zhang.tap(data_of(await task_for_zhang(lead, service, notifier), "提问"))
     await zhang.say("名单用哪一版？")
     await services.db.execute("UPDATE tasks SET status = 'done' WHERE id = 1")
     await zhang.press("保存")
@@ -314,10 +313,7 @@ async def test_team_isolation_of_task_cards(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:
     lead, _, li = team
-    await lead.say("派任务 张三 明天下班前 核对电话")
-    await lead.press("保存")
-    await service.scan_once()
-    push = notifier.last("张三")
+    push = await task_for_zhang(lead, service, notifier)
     # 李四 (same team, not the assignee) and another team's manager see nothing to act on.
     await li.tap(data_of(push, "接受"))
     assert "找不到" in li.text
