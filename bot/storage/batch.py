@@ -40,7 +40,6 @@ applied."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sqlite3
 from collections.abc import Callable, Collection, Generator, Iterator, Sequence
@@ -174,22 +173,21 @@ class Batch:
         return Ref(len(self.statements) - 1)
 
     def insert_rows(self, table: str, key: str, rows: Sequence[dict[str, Any]]) -> list[Ref]:
-        """Rows of a table with an `id`, each inserted once by its `key` (a UNIQUE column
-        among its values: ON CONFLICT DO NOTHING, else the row there gives its id); their
-        ids as Refs, in row order. On PostgreSQL one INSERT of several VALUES rows (the ids
-        in row order, the table written once); elsewhere row by row."""
-        refs: list[Ref] = []
+        """Rows of a table with an `id` (the same columns in each), each inserted once by its
+        `key` (a UNIQUE column among them: ON CONFLICT DO NOTHING, else the row there gives
+        its id); their ids as Refs, in row order. On PostgreSQL one INSERT of several VALUES
+        rows (the ids in row order, the table written once); elsewhere row by row."""
+        first = len(self.statements)
         for row in rows:
+            if list(row) != list(rows[0]):
+                raise ValueError(f"insert_rows into {table}: rows with other columns")
             head = f"INSERT INTO {table}({', '.join(row)}) VALUES "
             tail = f" ON CONFLICT({key}) DO NOTHING"
-            marks = f"({', '.join('?' for _ in row)})"
-            refs.append(self.insert(
-                head + marks + tail, tuple(row.values()),
-                existing=(f"SELECT id FROM {table} WHERE {key} = ?", (row[key],))))
-            first = refs[0].n
-            self.statements[-1] = dataclasses.replace(
-                self.statements[-1], row_of=RowOf(first, head, tail, key, row[key]))
-        return refs
+            self.statements.append(Statement(
+                f"{head}({', '.join('?' for _ in row)}){tail}", (tuple(row.values()),),
+                gives_id=True, existing=(f"SELECT id FROM {table} WHERE {key} = ?", (row[key],)),
+                row_of=RowOf(first, head, tail, key, row[key])))
+        return [Ref(n) for n in range(first, len(self.statements))]
 
     def update(self, sql: str, params: Sequence[Any], rid: int, *, needed: bool = False,
                if_new: Ref | None = None, declined: str | None = None, **why: Any) -> Ref:
@@ -334,10 +332,8 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
             if n in refs and st.table in id_tables:
                 sql += " RETURNING id"
             parts.append(f"s{n}_{j} AS ({sql})")
-    picked = []
-    for n in sorted(refs):
-        picked.append(f"(SELECT id FROM {source(n)}) AS r{n}, "
-                      f"(SELECT 1 / count(*) FROM {source(n)}) AS g{n}")
+    picked = [f"(SELECT id FROM {source(n)}) AS r{n}, "
+              f"(SELECT 1 / count(*) FROM {source(n)}) AS g{n}" for n in sorted(refs)]
     for k, read in enumerate(batch.reads):
         sql = SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)
         picked.append(f"{JSON_ROWS.format(sql) if read.rows else f'({sql})'} AS v{k}")
