@@ -270,6 +270,9 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
 SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 
 
+# Arguments one statement may take (asyncpg's limit): a batch with more (a task to a team of
+# a thousand) runs statement by statement.
+PG_MOST_ARGS = 32767
 # A read's rows as one JSON column (PostgreSQL): a batch's `read_rows`, Backend.fetch_many.
 JSON_ROWS = "(SELECT coalesce(json_agg(many_q)::text, '[]') FROM ({}) many_q)"
 
@@ -337,6 +340,8 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     for k, read in enumerate(batch.reads):
         sql = SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)
         picked.append(f"{JSON_ROWS.format(sql) if read.rows else f'({sql})'} AS v{k}")
+    if len(args) > PG_MOST_ARGS:
+        return None
     return f"WITH {', '.join(parts)} SELECT {', '.join(picked or ['1'])}", args
 
 

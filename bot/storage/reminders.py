@@ -19,6 +19,10 @@ MAYBE_SENT = "outcome unknown"
 WAITING = "waiting: has not opened the bot yet"
 
 
+# Rows of a plan in one statement, 8 parameters each: under SQLite's 32,766 parameters per
+# statement and asyncpg's 32,767 (a task to a team of 1,000 managers is 4,000 rows).
+_MOST_ROWS = 4000
+
 # A team's leads (users u; one parameter, the team): People.leads_of, and escalations.
 LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
 
@@ -165,12 +169,20 @@ class Reminders:
         `quiet`: whether person `r.user_id` is in quiet hours now, as SQL and its parameters
         (bot.reminders.in_quiet_sql): an urgent rung is then urgent only outside them, as
         the write finds them (no read of them before it)."""
+        if len(rows) > _MOST_ROWS:  # several statements (on PostgreSQL then one by one)
+            for start in range(0, len(rows), _MOST_ROWS):
+                Reminders.plan_records_into(
+                    batch, rows[start:start + _MOST_ROWS], team_id=team_id, subject=subject,
+                    now=now, if_new=if_new, quiet=quiet)
+            return
         if not rows:
             return
-        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS subject_id, "
-                 "CAST(? AS INTEGER) AS user_id, ? AS kind, ? AS due_at, "
-                 "CAST(? AS INTEGER) AS urgent, ? AS tail, ? AS detail")
-        union = " UNION ALL ".join([first, *["SELECT ?, ?, ?, ?, ?, ?, ?, ?"] * (len(rows) - 1)])
+        # A VALUES list, not a UNION of SELECTs: SQLite allows 500 terms in a compound SELECT
+        # and exempts a VALUES list; the columns are column1, column2 ... on both backends.
+        first = ("(CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS INTEGER), "
+                 "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), "
+                 "CAST(? AS TEXT))")
+        values = ", ".join([first, *["(?, ?, ?, ?, ?, ?, ?, ?)"] * (len(rows) - 1)])
         urgent, urgent_params = ("r.urgent", ()) if quiet is None else (
             f"CASE WHEN r.urgent = 0 THEN 0 ELSE 1 - {quiet[0]} END", quiet[1])
         batch.execute(
@@ -178,8 +190,10 @@ class Reminders:
             "urgent, dedupe_key, detail, created_at) "
             "SELECT CAST(? AS INTEGER), r.user_id, ?, r.subject_id, r.kind, r.due_at, "
             f"{urgent}, ? || ':' || CAST(r.subject_id AS TEXT) || r.tail, r.detail, ? "
-            f"FROM ({union}) AS r WHERE r.subject_id IS NOT NULL ORDER BY r.n "
-            "ON CONFLICT DO NOTHING",
+            "FROM (SELECT column1 AS n, column2 AS subject_id, column3 AS user_id, "
+            "column4 AS kind, column5 AS due_at, column6 AS urgent, column7 AS tail, "
+            f"column8 AS detail FROM (VALUES {values}) AS v) AS r "
+            "WHERE r.subject_id IS NOT NULL ORDER BY r.n ON CONFLICT DO NOTHING",
             (team_id, subject, *urgent_params, subject, iso(now),
              *(v for n, (rid, p) in enumerate(rows)
                for v in (n, rid, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
