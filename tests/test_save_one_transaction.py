@@ -9,7 +9,8 @@ import pytest
 
 from bot.assistant import Assistant
 from bot.services import Services
-from bot.storage.batch import Batch, Played, Ref
+from bot.storage.batch import Batch, IfNew, Played, Ref
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminders
 from tests.conftest import Chat, make_user
 from tests.tg_harness import L, worklog_rows
 
@@ -98,3 +99,38 @@ async def test_a_batch_writing_one_table_twice_runs_statement_by_statement(
     await services.db.write_batch(batch)
     rows = await services.db.fetchall("SELECT item FROM worklog_items ORDER BY item")
     assert [r["item"] for r in rows] == ["patrol", "visit"]
+
+
+async def test_rows_inserted_together_get_ids_in_order_and_plans_only_for_the_new(
+        services: Services) -> None:
+    """Batch.insert_rows: on PostgreSQL one INSERT of several rows, yet the ids follow the
+    rows' order; a row whose key was saved before gives its id, and a plan naming each row
+    by IfNew plans nothing for it (a task per assignee, saved again: no second push)."""
+    people = [await make_user(services, name) for name in ("张三", "李四", "王五")]
+    now = services.clock.now()
+
+    def give(tokens: list[str]) -> tuple[Batch, list[Ref]]:
+        batch = Batch()
+        refs = batch.insert_rows("tasks", "form_token", [{
+            "team_id": p.team_id, "user_id": p.id, "lead_id": p.id, "content": token,
+            "due_at": "2030-01-01T00:00:00+00:00", "created_at": "2026-01-01T00:00:00+00:00",
+            "form_token": token} for p, token in zip(people, tokens, strict=False)])
+        Reminders.plan_records_into(batch, [
+            (IfNew(ref), PlannedFor(p.id, PlannedRung("new", now, True, False)))
+            for p, ref in zip(people, refs, strict=False)], team_id=people[0].team_id,
+            subject="task", now=now)
+        assert batch.one_table_each()
+        return batch, refs
+
+    batch, refs = give(["t:1"])
+    first = (await services.db.write_batch(batch)).id_of(refs[0])
+    await services.db.execute("DELETE FROM reminders")  # its push sent and pruned since
+    batch, refs = give(["t:1", "t:2", "t:3"])
+    played = await services.db.write_batch(batch)
+    ids = [played.id_of(r) for r in refs]
+    assert ids[0] == first and ids == sorted(ids) and len(set(ids)) == 3
+    rows = await services.db.fetchall("SELECT id, content FROM tasks ORDER BY id")
+    assert [r["content"] for r in rows] == ["t:1", "t:2", "t:3"]
+    planned = await services.db.fetchall(
+        "SELECT subject_id FROM reminders WHERE subject = 'task' ORDER BY id")
+    assert [r["subject_id"] for r in planned] == ids[1:]  # none for t:1 again

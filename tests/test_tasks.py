@@ -15,6 +15,7 @@ from bot.events import Reply
 from bot.models import Role
 from bot.reminders import ReminderService
 from bot.services import Services
+from bot.storage.people import UserPrefs
 from tests.conftest import Chat, FakeNotifier, at, make_user
 
 
@@ -36,6 +37,14 @@ def buttons(reply: Reply) -> list[str]:
 
 def data_of(reply: Reply, label: str) -> str:
     return next(b.data for row in reply.buttons for b in row if label in b.label)
+
+
+async def task_for_zhang(lead: Chat, service: ReminderService, notifier: FakeNotifier) -> Reply:
+    """派任务 张三 …, saved and pushed: the push with its 接受 / 提问 / 完成."""
+    await lead.say("派任务 张三 明天下班前 核对电话")
+    await lead.press("保存")
+    await service.scan_once()
+    return notifier.last("张三")
 
 
 async def pending(services: Services) -> list[tuple[str, str, str]]:
@@ -228,14 +237,83 @@ async def test_up_report_reply_and_turn_into_a_task(
     assert "没有未完成的任务" in other.text
 
 
+async def test_accept_shows_the_questions_asked_before_and_a_second_tap_changes_nothing(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    """接受 writes and reads its card in one round trip: the card lists the questions asked
+    while the task was open; a second tap shows the card as it is, accepted once."""
+    lead, zhang, _ = team
+    push = await task_for_zhang(lead, service, notifier)
+    await zhang.tap(data_of(push, "提问"))
+    await zhang.say("名单用哪一版？")
+    await zhang.press("保存")
+    await zhang.tap(data_of(push, "接受"))
+    assert "已接受任务 #1" in zhang.text and "🟡 已接受" in zhang.text
+    assert "❓ 张三：名单用哪一版？" in zhang.text and zhang.last.toast == "已接受"
+    first = await services.db.fetchone("SELECT accepted_at FROM tasks WHERE id = 1")
+    await zhang.tap(data_of(push, "接受"))
+    assert "已接受任务" not in zhang.text and "🟡 已接受" in zhang.text
+    assert "❓ 张三：名单用哪一版？" in zhang.text and zhang.last.toast is None
+    assert await services.db.fetchone("SELECT accepted_at FROM tasks WHERE id = 1") == first
+
+
+async def test_a_message_waits_for_the_digest_of_whoever_is_in_quiet_hours(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services, clock: FakeClock) -> None:
+    """A question or result to a lead in quiet hours waits for their digest; the answer to a
+    manager outside them goes out at once. Decided by the write (no read of their settings
+    before it): each as the write found them."""
+    lead, zhang, _ = team
+    at(clock, 2026, 11, 27, 10, 0)
+    push = await task_for_zhang(lead, service, notifier)
+    wang = await services.db.fetchone("SELECT id FROM users WHERE name = '王班长'")
+    assert wang is not None
+    await UserPrefs(services.db).set_quiet(wang["id"], "09:30", "11:00")
+
+    async def urgent_of(kind: str) -> list[tuple[str, int]]:
+        rows = await services.db.fetchall(
+            "SELECT u.name, r.urgent FROM reminders r JOIN task_messages m ON m.id = r.subject_id "
+            "JOIN users u ON u.id = r.user_id WHERE r.subject = 'taskmsg' AND m.kind = ?",
+            (kind,))
+        return [(r[0], int(r[1])) for r in rows]
+
+    await zhang.tap(data_of(push, "提问"))
+    await zhang.say("名单用哪一版？")
+    await zhang.press("保存")
+    assert await urgent_of("question") == [("王班长", 0)]
+    question = await services.db.fetchone("SELECT id FROM task_messages WHERE kind = 'question'")
+    assert question is not None
+    await lead.tap(f"-|tasks.ans|{question['id']}")
+    await lead.say("用11月的")
+    await lead.press("保存")
+    assert await urgent_of("answer") == [("张三", 1)]
+    await UserPrefs(services.db).set_quiet(wang["id"], None, None, off=True)
+    await zhang.tap(data_of(push, "完成"))
+    await zhang.say("已核对")
+    await zhang.press("跳过")
+    await zhang.press("保存")
+    assert await urgent_of("done") == [("王班长", 1)]
+
+
+async def test_a_question_on_a_task_done_since_its_form_opened_is_refused(
+        team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
+        services: Services) -> None:
+    """The question form keeps the task as it opened; done meanwhile (on another device),
+    the save is refused by its guard in SQL and nothing is sent."""
+    lead, zhang, _ = team
+    await zhang.tap(data_of(await task_for_zhang(lead, service, notifier), "提问"))
+    await zhang.say("名单用哪一版？")
+    await services.db.execute("UPDATE tasks SET status = 'done' WHERE id = 1")
+    await zhang.press("保存")
+    assert "这个任务不是派给你的" in zhang.text, zhang.text
+    assert await services.db.fetchall("SELECT id FROM task_messages") == []
+
+
 async def test_team_isolation_of_task_cards(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:
     lead, _, li = team
-    await lead.say("派任务 张三 明天下班前 核对电话")
-    await lead.press("保存")
-    await service.scan_once()
-    push = notifier.last("张三")
+    push = await task_for_zhang(lead, service, notifier)
     # 李四 (same team, not the assignee) and another team's manager see nothing to act on.
     await li.tap(data_of(push, "接受"))
     assert "找不到" in li.text

@@ -43,7 +43,15 @@ from bot.records.common import (
     step_calendar,
     when,
 )
-from bot.router import ReminderKind, Router, TodoFn, TodoItem, TodoRead, feature_callback
+from bot.router import (
+    ReminderKind,
+    Router,
+    TodoFn,
+    TodoItem,
+    TodoRead,
+    by_id,
+    feature_callback,
+)
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.conversations import Draft
@@ -148,12 +156,13 @@ class Store(Generic[R]):
     def insert_into(self, batch: Batch, token: str, columns: dict[str, Any]) -> Ref:
         """insert_once as a batch's write (the 保存 step's, with the form's close): the id of
         the record this form token saved, inserted now or before."""
-        columns = {**columns, "form_token": token}
-        return batch.insert(
-            f"INSERT INTO {self.table}({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT(form_token) DO NOTHING",
-            tuple(columns.values()),
-            existing=(f"SELECT id FROM {self.table} WHERE form_token = ?", (token,)))
+        return self.insert_rows_into(batch, [(token, columns)])[0]
+
+    def insert_rows_into(self, batch: Batch, rows: list[tuple[str, dict[str, Any]]]) -> list[Ref]:
+        """insert_into for several records at once (form token, columns): one statement on
+        PostgreSQL whatever their number, their ids in this order (Batch.insert_rows)."""
+        return batch.insert_rows(self.table, "form_token",
+                                 [{**columns, "form_token": token} for token, columns in rows])
 
     async def update(self, tx: Tx, rid: int, sets: dict[str, Any], guard: str = "",
                      params: tuple[Any, ...] = ()) -> bool:
@@ -320,6 +329,7 @@ async def other_leads(services: Services, team_id: int, *exclude: int) -> list[i
 # --- transitions and the card -------------------------------------------------------------
 Allowed = Callable[[Ctx, Any], bool]
 Act = Callable[[Ctx, Any], Awaitable[Outcome]]
+ActOnId = Callable[[Ctx, int], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -337,6 +347,9 @@ class Transition:
     heading: str = ""
     refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
     run: Act | None = None
+    # A one-tap change given the record's id, not the record: it reads nothing first, its
+    # write guarded in SQL and what the reply shows read with it (the step's read and one).
+    run_on_id: ActOnId | None = None
     intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
     feature: str = ""  # the owning feature's router name, set when the record type registers
 
@@ -410,6 +423,8 @@ class RecordType(Generic[R]):
                 router.opener_button(t.action, t.opener)
             elif t.run is not None:
                 self.on_tap(t.action, t.run)
+            elif t.run_on_id is not None:
+                router.buttons[router.action(t.action)] = by_id(t.run_on_id)
         return self
 
     def on_tap(self, action: str, run: Act) -> None:

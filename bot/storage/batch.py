@@ -27,21 +27,28 @@ rows that were there before the batch, none another statement writes (a record's
 reminders cancelled before its next ones are planned): PostgreSQL may then run it in the one
 statement with the others.
 
+Rows one after another inserted into one table with ids (`insert_rows`: a task per
+assignee) are one multi-row INSERT there, their ids in row order; elsewhere row by row. A later
+statement planning for each of them names each row by `IfNew(ref)`: its id if the batch
+inserted it, else NULL (the plan skips it), so one statement plans for all of them.
+
 A batch may end with reads of one value each (`read`: e.g. whether the team has a lead to
-hand a record just saved to, for the saved card's buttons), in the same round trip. On
-PostgreSQL they too may see the database as before the batch: read only what it does not
-write."""
+hand a record just saved to, for the saved card's buttons), or of rows (`read_rows`: what a
+tap's reply shows), in the same round trip. On PostgreSQL they too may see the database as
+before the batch: read only what it does not write, or word the reply with the change
+applied."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 # Asked of a player: ("run", sql, params) -> (rowcount, new row id);
-# ("many", sql, rows) -> None; ("id", sql, params) -> the first column of the first row.
+# ("many", sql, rows) -> None; ("id", sql, params) -> the first column of the first row;
+# ("rows", sql, params) -> all rows.
 Call = tuple[str, str, Any]
 _TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w*)",
                      re.IGNORECASE)
@@ -52,6 +59,26 @@ class Ref:
     """The id of the row statement `n` of a batch inserts (or finds, see `existing`)."""
 
     n: int
+
+
+@dataclass(frozen=True)
+class IfNew:
+    """A parameter: the id of `ref`'s row if the batch inserted (or changed) it, else NULL."""
+
+    ref: Ref
+
+
+@dataclass(frozen=True)
+class RowOf:
+    """A statement that is one row of a multi-row insert (`Batch.insert_rows`): the first
+    row's statement, the parts of its SQL around the VALUES row, and its key (a UNIQUE
+    column) and value, by which PostgreSQL's one statement finds this row's id."""
+
+    first: int
+    head: str  # "INSERT INTO t(a, b) VALUES "
+    tail: str  # " ON CONFLICT(key) DO NOTHING"
+    key: str
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,7 @@ class Statement:
     # before its next ones are planned): on PostgreSQL it may share the one statement with
     # them, where it sees the table as before the batch all the same.
     sees_before: bool = False
+    row_of: RowOf | None = None  # one row of a multi-row insert (Batch.insert_rows)
 
     @property
     def table(self) -> str:
@@ -102,12 +130,13 @@ class Declined(Unchanged):
 
 @dataclass
 class Read:
-    """A one-value read run with a batch (the first column of its one row); its `value` once
-    the batch ran."""
+    """A read run with a batch: one value (the first column of its one row), or its rows
+    (`rows`, a list); its `value` once the batch ran."""
 
     sql: str
     params: tuple[Any, ...]
     value: Any = None
+    rows: bool = False
 
 
 @dataclass
@@ -128,6 +157,12 @@ class Batch:
         self.reads.append(Read(sql, tuple(params)))
         return self.reads[-1]
 
+    def read_rows(self, sql: str, params: Sequence[Any] = ()) -> Read:
+        """A read of rows (its `value` a list of them), run after the writes, in the same
+        round trip (on PostgreSQL as a JSON column: rows read back as by fetch_many)."""
+        self.reads.append(Read(sql, tuple(params), rows=True))
+        return self.reads[-1]
+
     def insert(self, sql: str, params: Sequence[Any], *,
                existing: tuple[str, Sequence[Any]] | None = None,
                if_new: Ref | None = None) -> Ref:
@@ -136,6 +171,23 @@ class Batch:
             sql, (tuple(params),), gives_id=True, existing=(existing[0], tuple(existing[1]))
             if existing else None, if_new=if_new))
         return Ref(len(self.statements) - 1)
+
+    def insert_rows(self, table: str, key: str, rows: Sequence[dict[str, Any]]) -> list[Ref]:
+        """Rows of a table with an `id` (the same columns in each), each inserted once by its
+        `key` (a UNIQUE column among them: ON CONFLICT DO NOTHING, else the row there gives
+        its id); their ids as Refs, in row order. On PostgreSQL one INSERT of several VALUES
+        rows (the ids in row order, the table written once); elsewhere row by row."""
+        first = len(self.statements)
+        for row in rows:
+            if list(row) != list(rows[0]):
+                raise ValueError(f"insert_rows into {table}: rows with other columns")
+            head = f"INSERT INTO {table}({', '.join(row)}) VALUES "
+            tail = f" ON CONFLICT({key}) DO NOTHING"
+            self.statements.append(Statement(
+                f"{head}({', '.join('?' for _ in row)}){tail}", (tuple(row.values()),),
+                gives_id=True, existing=(f"SELECT id FROM {table} WHERE {key} = ?", (row[key],)),
+                row_of=RowOf(first, head, tail, key, row[key])))
+        return [Ref(n) for n in range(first, len(self.statements))]
 
     def update(self, sql: str, params: Sequence[Any], rid: int, *, needed: bool = False,
                if_new: Ref | None = None, declined: str | None = None, **why: Any) -> Ref:
@@ -162,7 +214,8 @@ class Batch:
 
     def one_table_each(self) -> bool:
         """No table written by two statements (PostgreSQL may then run it as one)."""
-        tables = [s.table for s in self.statements if not s.sees_before]
+        tables = [s.table for n, s in enumerate(self.statements) if not s.sees_before
+                  and (s.row_of is None or s.row_of.first == n)]
         return len(tables) == len(set(tables))
 
 
@@ -177,8 +230,10 @@ class Played(dict[int, int]):
         return ref.n in self
 
 
-def _resolve(row: tuple[Any, ...], ids: Played) -> tuple[Any, ...]:
-    return tuple(ids[p.n] if isinstance(p, Ref) else p for p in row)
+def _resolve(row: tuple[Any, ...], ids: Played, new: Collection[int] = ()) -> tuple[Any, ...]:
+    return tuple(ids[p.n] if isinstance(p, Ref)
+                 else (ids[p.ref.n] if p.ref.n in new else None) if isinstance(p, IfNew)
+                 else p for p in row)
 
 
 def steps(batch: Batch) -> Generator[Call, Any, Played]:
@@ -189,7 +244,7 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
     for n, st in enumerate(batch.statements):
         if st.if_new is not None and st.if_new.n not in new:
             continue
-        rows = [_resolve(r, ids) for r in st.rows]
+        rows = [_resolve(r, ids, new) for r in st.rows]
         if st.many:
             yield ("many", st.sql, rows)
             continue
@@ -206,7 +261,7 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
         elif st.existing is not None:
             ids[n] = int((yield ("id", st.existing[0], _resolve(st.existing[1], ids))))
     for read in batch.reads:
-        read.value = yield ("id", read.sql, _resolve(read.params, ids))
+        read.value = yield ("rows" if read.rows else "id", read.sql, _resolve(read.params, ids))
     batch.ran = ids
     return ids
 
@@ -215,17 +270,26 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
 SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
 
 
+# Arguments one statement may take (asyncpg's limit): a batch with more (a task to a team of
+# a thousand) runs statement by statement.
+PG_MOST_ARGS = 32767
+# A read's rows as one JSON column (PostgreSQL): a batch's `read_rows`, Backend.fetch_many.
+JSON_ROWS = "(SELECT coalesce(json_agg(many_q)::text, '[]') FROM ({}) many_q)"
+
+
 def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list[Any]] | None:
     """The batch as one PostgreSQL statement (`$n` placeholders) and its arguments; None when
     it must run statement by statement (a table written twice). Returns the ids of the Refs
     as columns r<n>; a Ref whose insert found its row there already (nothing inserted), or
     whose update changed nothing, makes the statement fail (division by zero, all rolled
     back): the caller then runs it statement by statement, where `existing`, `if_new` and
-    `needed` apply."""
+    `needed` apply. The rows of an `insert_rows` are one INSERT with several VALUES rows
+    (its first statement's), returning each row's id with its key."""
     if not batch.one_table_each():
         return None
     args: list[Any] = []
-    refs = {p.n for st in batch.statements for r in st.rows for p in r if isinstance(p, Ref)}
+    refs = {p.ref.n if isinstance(p, IfNew) else p.n for st in batch.statements
+            for r in st.rows for p in r if isinstance(p, Ref | IfNew)}
     refs |= {st.if_new.n for st in batch.statements if st.if_new is not None}
     refs |= {p.n for read in batch.reads for p in read.params if isinstance(p, Ref)}
     # Every insert that gives an id returns it and is guarded, as play_sync does on SQLite:
@@ -233,27 +297,51 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     refs |= {n for n, st in enumerate(batch.statements) if st.gives_id}
     parts: list[str] = []
 
+    def source(n: int) -> str:
+        """Where statement n's row is: its own CTE, or its row of a multi-row insert's."""
+        row_of = batch.statements[n].row_of
+        if row_of is None:
+            return f"s{n}_0"
+        args.append(row_of.value)
+        return f"s{row_of.first}_0 WHERE {row_of.key} = ${len(args)}"
+
     def numbered_in(values: Iterator[Any]) -> Callable[[re.Match[str]], str]:
         def numbered(m: re.Match[str]) -> str:
             if m.group() != "?":
                 return m.group()
             value = next(values)
+            if isinstance(value, IfNew):  # here every Ref is new, or the statement fails
+                value = value.ref
             if isinstance(value, Ref):
-                return f"(SELECT id FROM s{value.n}_0)"
+                return f"(SELECT id FROM {source(value.n)})"
             args.append(value)
             return f"${len(args)}"
         return numbered
 
     for n, st in enumerate(batch.statements):
+        if st.row_of is not None:
+            if st.row_of.first != n:
+                continue  # a row of the first one's INSERT
+            rows = [r for later in batch.statements[n:] if later.row_of is not None
+                    and later.row_of.first == n for r in later.rows]
+            values = ", ".join(SQL_TOKENS.sub(numbered_in(iter(row)),
+                                              f"({', '.join('?' for _ in row)})")
+                               for row in rows)
+            parts.append(f"s{n}_0 AS ({st.row_of.head}{values}{st.row_of.tail} "
+                         f"RETURNING id, {st.row_of.key})")
+            continue
         for j, row in enumerate(st.rows):
             sql = SQL_TOKENS.sub(numbered_in(iter(row)), st.sql.rstrip().rstrip(";"))
             if n in refs and st.table in id_tables:
                 sql += " RETURNING id"
             parts.append(f"s{n}_{j} AS ({sql})")
-    picked = [f"(SELECT id FROM s{n}_0) AS r{n}, (SELECT 1 / count(*) FROM s{n}_0) AS g{n}"
-              for n in sorted(refs)]
+    picked = [f"(SELECT id FROM {source(n)}) AS r{n}, "
+              f"(SELECT 1 / count(*) FROM {source(n)}) AS g{n}" for n in sorted(refs)]
     for k, read in enumerate(batch.reads):
-        picked.append(f"({SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)}) AS v{k}")
+        sql = SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)
+        picked.append(f"{JSON_ROWS.format(sql) if read.rows else f'({sql})'} AS v{k}")
+    if len(args) > PG_MOST_ARGS:
+        return None
     return f"WITH {', '.join(parts)} SELECT {', '.join(picked or ['1'])}", args
 
 
@@ -276,6 +364,8 @@ def play_sync(conn: sqlite3.Connection, batch: Batch) -> Played:
             conn.executemany(sql, params)
             return None
         cur = conn.execute(sql, params)
+        if kind == "rows":
+            return cur.fetchall()
         if kind == "id":
             return cur.fetchone()[0]
         return cur.rowcount, cur.lastrowid
@@ -299,6 +389,8 @@ async def play(tx: Any, batch: Batch) -> Played:
             kind, sql, params = call
             if kind == "many":
                 result: Any = await tx.executemany(sql, params)
+            elif kind == "rows":
+                result = await tx.fetchall(sql, params)
             elif kind == "id":
                 result = (await tx.fetchone(sql, params))[0]
             else:

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import asyncpg
 
-from bot.storage.batch import SQL_TOKENS, Batch, Played, pg_one_statement, play
+from bot.storage.batch import JSON_ROWS, SQL_TOKENS, Batch, Played, pg_one_statement, play
 from bot.storage.db import (
     Backend,
     DatabaseBusy,
@@ -79,9 +79,13 @@ def _sqlite_number(text: str) -> int | float:
 
 
 def _many_sql(reads: Sequence[Read]) -> tuple[str, ...]:
-    columns = ", ".join(f"(SELECT coalesce(json_agg(many_q)::text, '[]') FROM ({sql}) many_q)"
-                        for sql, _ in reads)
+    columns = ", ".join(JSON_ROWS.format(sql) for sql, _ in reads)
     return (pg_sql(f"SELECT {columns}"), *(p for _, params in reads for p in params))
+
+
+def json_rows(text: str) -> list[Row]:
+    """A JSON_ROWS column's rows."""
+    return [JsonRow(r) for r in json.loads(text, object_pairs_hook=list)]
 
 
 class JsonRow(tuple[Any, ...]):
@@ -303,8 +307,7 @@ class PgDatabase(Backend):
         if len(reads) <= 1:
             return [await self.fetchall(sql, params) for sql, params in reads]
         row = await self.pool.fetchrow(*_many_sql(reads))
-        return [[JsonRow(r) for r in json.loads(row[n], object_pairs_hook=list)]
-                for n in range(len(reads))]
+        return [json_rows(row[n]) for n in range(len(reads))]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction."""
@@ -343,7 +346,7 @@ class PgDatabase(Backend):
                     raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
             if row is not None:
                 for k, read in enumerate(batch.reads):
-                    read.value = row[f"v{k}"]
+                    read.value = json_rows(row[f"v{k}"]) if read.rows else row[f"v{k}"]
                 # an asyncpg Record iterates its values: the names are its keys()
                 played = Played({int(k[1:]): int(row[k]) for k in row.keys()  # noqa: SIM118
                                  if k.startswith("r")})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Batch, IfNew, Ref
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
@@ -18,6 +18,10 @@ MAYBE_SENT = "outcome unknown"
 # visit (People.link_identity releases it), not failed and not handed to anyone else.
 WAITING = "waiting: has not opened the bot yet"
 
+
+# Rows of a plan in one statement, 8 parameters each: under SQLite's 32,766 parameters per
+# statement and asyncpg's 32,767 (a task to a team of 1,000 managers is 4,000 rows).
+_MOST_ROWS = 4000
 
 # A team's leads (users u; one parameter, the team): People.leads_of, and escalations.
 LEADS_OF_TEAM = "u.team_id = ? AND u.role = 'lead' AND u.active = 1"
@@ -146,24 +150,53 @@ class Reminders:
 
     @staticmethod
     def plan_rows_into(batch: Batch, rows: Sequence[PlannedFor], *, team_id: int, subject: str,
-                       subject_id: Ref | int, now: datetime, if_new: Ref | None = None) -> None:
+                       subject_id: Ref | int, now: datetime, if_new: Ref | None = None,
+                       quiet: tuple[str, tuple[Any, ...]] | None = None) -> None:
         """`plan` for each row (a person, their rung, the end of its key after
         `subject:id`), in a batch: one statement, its rows in this order (`plan` one by
         one would number them so; on PostgreSQL separate rows of one statement would not)."""
+        Reminders.plan_records_into(batch, [(subject_id, p) for p in rows], team_id=team_id,
+                                    subject=subject, now=now, if_new=if_new, quiet=quiet)
+
+    @staticmethod
+    def plan_records_into(batch: Batch, rows: Sequence[tuple[Ref | IfNew | int, PlannedFor]],
+                          *, team_id: int, subject: str, now: datetime,
+                          if_new: Ref | None = None,
+                          quiet: tuple[str, tuple[Any, ...]] | None = None) -> None:
+        """plan_rows_into for rows of several records of one subject (each row's record
+        first): still one statement, whatever their number (the tasks one 派任务 gives). A
+        record given as IfNew that the batch did not insert gets none of its rows.
+        `quiet`: whether person `r.user_id` is in quiet hours now, as SQL and its parameters
+        (bot.reminders.in_quiet_sql): an urgent rung is then urgent only outside them, as
+        the write finds them (no read of them before it)."""
+        if len(rows) > _MOST_ROWS:  # several statements (on PostgreSQL then one by one)
+            for start in range(0, len(rows), _MOST_ROWS):
+                Reminders.plan_records_into(
+                    batch, rows[start:start + _MOST_ROWS], team_id=team_id, subject=subject,
+                    now=now, if_new=if_new, quiet=quiet)
+            return
         if not rows:
             return
-        first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS user_id, ? AS kind, "
-                 "? AS due_at, CAST(? AS INTEGER) AS urgent, ? AS tail, ? AS detail")
-        union = " UNION ALL ".join([first, *["SELECT ?, ?, ?, ?, ?, ?, ?"] * (len(rows) - 1)])
+        # A VALUES list, not a UNION of SELECTs: SQLite allows 500 terms in a compound SELECT
+        # and exempts a VALUES list; the columns are column1, column2 ... on both backends.
+        first = ("(CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS INTEGER), "
+                 "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), "
+                 "CAST(? AS TEXT))")
+        values = ", ".join([first, *["(?, ?, ?, ?, ?, ?, ?, ?)"] * (len(rows) - 1)])
+        urgent, urgent_params = ("r.urgent", ()) if quiet is None else (
+            f"CASE WHEN r.urgent = 0 THEN 0 ELSE 1 - {quiet[0]} END", quiet[1])
         batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
-            "SELECT CAST(? AS INTEGER), r.user_id, ?, CAST(? AS INTEGER), r.kind, r.due_at, "
-            "r.urgent, ? || ':' || CAST(CAST(? AS INTEGER) AS TEXT) || r.tail, r.detail, ? "
-            f"FROM ({union}) AS r WHERE 1 = 1 ORDER BY r.n ON CONFLICT DO NOTHING",
-            (team_id, subject, subject_id, subject, subject_id, iso(now),
-             *(v for n, p in enumerate(rows)
-               for v in (n, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
+            "SELECT CAST(? AS INTEGER), r.user_id, ?, r.subject_id, r.kind, r.due_at, "
+            f"{urgent}, ? || ':' || CAST(r.subject_id AS TEXT) || r.tail, r.detail, ? "
+            "FROM (SELECT column1 AS n, column2 AS subject_id, column3 AS user_id, "
+            "column4 AS kind, column5 AS due_at, column6 AS urgent, column7 AS tail, "
+            f"column8 AS detail FROM (VALUES {values}) AS v) AS r "
+            "WHERE r.subject_id IS NOT NULL ORDER BY r.n ON CONFLICT DO NOTHING",
+            (team_id, subject, *urgent_params, subject, iso(now),
+             *(v for n, (rid, p) in enumerate(rows)
+               for v in (n, rid, p.user_id, p.rung.kind, iso(p.rung.due_at), int(p.rung.urgent),
                          p.key_tail or f":{p.rung.kind}:{p.user_id}",
                          json.dumps(p.detail or {}, ensure_ascii=False)))),
             if_new=if_new)

@@ -28,8 +28,6 @@ from bot.features.tasks.store import (
     counts_by_manager,
     counts_read,
     load_message,
-    message_in,
-    message_read,
     push_now,
     recipients_read,
     seen_by,
@@ -55,11 +53,10 @@ from bot.router import (
     TodoRead,
 )
 from bot.services import Ctx
-from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Batch, IfNew
 from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import LEADS_OF_TEAM, PlannedFor, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
-from bot.visibility import Subject, may_see
 
 if TYPE_CHECKING:
     from bot.assistant import Assistant
@@ -215,24 +212,27 @@ async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
     soon = working_hours_before(due, float(task_rules()["remind_before_working_hours"]),
                                 await step_calendar(ctx), rules.working_hours)
     batch = Batch()
-    created: list[Ref] = []
-    for uid in ids:
-        tid = STORE.insert_into(batch, f"{token}:{uid}", {
-            "team_id": ctx.user.team_id, "user_id": uid, "lead_id": ctx.user.id,
-            "content": values["content"],
-            "area_id": int(values["area"]) if values.get("area") else None,
-            "customer": values.get("customer") or None, "due_at": iso(due),
-            "report_id": meta.get("report_id"), "created_at": iso(ctx.now)})
-        created.append(tid)
-        # The push now, then the ladder as plan_ladder plans it (to the lead who gave it).
-        rungs = [PlannedFor(uid, PlannedRung("new", ctx.now, urgent[uid], False)),
-                 *([PlannedFor(uid, PlannedRung("due.soon", soon, False, False))]
-                   if soon > ctx.now else []),
-                 PlannedFor(uid, PlannedRung("due.due", max(due, ctx.now), False, False)),
-                 PlannedFor(ctx.user.id, PlannedRung("due.escalate", max(due, ctx.now), False,
-                                                     True))]
-        Reminders.plan_rows_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
-                                 subject_id=tid, now=ctx.now, if_new=tid)
+    # One INSERT of the tasks and one of their reminders, whatever their number (on
+    # PostgreSQL a table written by two statements costs a round trip per statement).
+    created = STORE.insert_rows_into(batch, [(f"{token}:{uid}", {
+        "team_id": ctx.user.team_id, "user_id": uid, "lead_id": ctx.user.id,
+        "content": values["content"],
+        "area_id": int(values["area"]) if values.get("area") else None,
+        "customer": values.get("customer") or None, "due_at": iso(due),
+        "report_id": meta.get("report_id"), "created_at": iso(ctx.now)}) for uid in ids])
+    rungs: list[tuple[IfNew, PlannedFor]] = []
+    for uid, tid in zip(ids, created, strict=True):
+        # The push now, then the ladder as plan_ladder plans it (to the lead who gave it);
+        # none for a task this form token saved before.
+        rungs += [(IfNew(tid), p) for p in (
+            PlannedFor(uid, PlannedRung("new", ctx.now, urgent[uid], False)),
+            *([PlannedFor(uid, PlannedRung("due.soon", soon, False, False))]
+              if soon > ctx.now else []),
+            PlannedFor(uid, PlannedRung("due.due", max(due, ctx.now), False, False)),
+            PlannedFor(ctx.user.id, PlannedRung("due.escalate", max(due, ctx.now), False,
+                                                True)))]
+    Reminders.plan_records_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
+                                now=ctx.now)
     who = assignee_words(ctx, values["assignees"],
                          [(int(r["id"]), str(r["name"])) for r in managers])
 
@@ -373,45 +373,42 @@ def is_assignee(ctx: Ctx, rec: Task) -> bool:
     return rec.user_id == ctx.user.id
 
 
-async def accept(ctx: Ctx, rec: Task) -> Outcome:
-    """One write (guarded: a second tap changes nothing); the card from the task as read
-    and what was written, not read back."""
-    if not is_assignee(ctx, rec):
-        return await TASKS.card(ctx, rec.id)
-    accepted = {"status": "accepted", "accepted_at": iso(ctx.now), "updated_at": iso(ctx.now)}
+async def accept(ctx: Ctx, rid: int) -> Outcome:
+    """One round trip: the change, guarded in SQL (the assignee's task, still open: a second
+    tap changes nothing), and after it the task and its questions for the card, worded with
+    the change applied (on PostgreSQL the reads see the task as before it)."""
+    now = iso(ctx.now)
     batch = Batch()
-    done = batch.update(f"UPDATE tasks SET {', '.join(f'{k} = ?' for k in accepted)} "
-                        "WHERE id = ? AND status = 'open'", (*accepted.values(), rec.id), rec.id)
-    if not (await ctx.services.db.write_batch(batch)).changed(done):
-        return await TASKS.card(ctx, rec.id)
+    done = batch.update("UPDATE tasks SET status = 'accepted', accepted_at = ?, updated_at = ? "
+                        "WHERE id = ? AND status = 'open' AND user_id = ? AND team_id = ?",
+                        (now, now, rid, ctx.user.id, ctx.user.team_id), rid)
+    found = batch.read_rows(*STORE.by_id(rid))
+    questions = batch.read_rows(*conversation_read(rid))
+    played = await ctx.services.db.write_batch(batch)
+    rec = STORE.seen_by(ctx, next(iter(STORE.records(found.value)), None))
+    if rec is None:
+        return Outcome().add(ctx.t(TASKS.not_found))
+    if not played.changed(done):  # not theirs, or not open any more: the card as it is
+        return await render_card(ctx, rec, read=[questions.value])
     out = Outcome(toast=ctx.t("task.accepted_toast"))
-    card = await TASKS.card_of(ctx, dataclasses.replace(rec, status="accepted",
-                                                        accepted_at=ctx.now),
-                               ctx.t("task.accepted", item=title(ctx, rec)))
+    card = await render_card(ctx, dataclasses.replace(rec, status="accepted",
+                                                      accepted_at=ctx.now),
+                             ctx.t("task.accepted", item=title(ctx, rec)), read=[questions.value])
     out.replies += card.replies
     return out
 
 
-async def task_to_act_on(ctx: Ctx, meta: dict[str, Any]) -> tuple[Task, dict[int, bool]]:
-    """The task an action form is about, re-read at save time (as TASKS.record), and
-    whether a push to its lead goes out now: one round trip."""
-    tid = int(meta["task_id"])
-    rows, lead = await ctx.services.db.fetch_many([
-        (f"{STORE.select} WHERE t.id = ?", (tid,)),
-        recipients_read(ctx, "SELECT lead_id FROM tasks WHERE id = ?", (tid,))])
-    rec = next(iter(STORE.records(rows)), None)
-    if rec is None or not may_see(ctx.user, Subject.RECORD, rec.team_id, rec.user_id):
-        raise Invalid("task.not_found")
-    return rec, push_now(lead)
-
-
 async def write_question(ctx: Ctx, values: dict[str, Any], token: str,
                          meta: dict[str, Any]) -> Writing:
-    rec, to_lead = await task_to_act_on(ctx, meta)
+    """The question and its push to the lead, in one round trip: the task as the form's
+    opener read it (kept), and still not done checked in SQL (a guard that changes nothing)."""
+    rec = await TASKS.kept(ctx, meta)
     if not is_assignee(ctx, rec) or rec.status == "done":
         raise Invalid("task.not_yours")
     batch = Batch()
-    send_message_into(batch, ctx, "question", values["question"], to_lead, token=token,
+    batch.update("UPDATE tasks SET status = status WHERE id = ? AND status != 'done'",
+                 (rec.id,), rec.id, declined="task.not_yours")
+    send_message_into(batch, ctx, "question", values["question"], [rec.lead_id], token=token,
                       task_id=rec.id)
 
     async def saved(_: int | None) -> Saved:
@@ -422,9 +419,10 @@ async def write_question(ctx: Ctx, values: dict[str, Any], token: str,
 
 async def write_done(ctx: Ctx, values: dict[str, Any], token: str,
                      meta: dict[str, Any]) -> Writing:
-    """Done, its ladder dropped and the lead told, in one round trip; nothing of it when
-    the task was done meanwhile (a second tap, another device)."""
-    rec, to_lead = await task_to_act_on(ctx, meta)
+    """Done, its ladder dropped and the lead told, in one round trip (the task as the form's
+    opener read it); nothing of it when the task was done meanwhile (a second tap, another
+    device)."""
+    rec = await TASKS.kept(ctx, meta)
     if not is_assignee(ctx, rec):
         raise Invalid("task.not_yours")
     photos = list(values.get("photos") or [])
@@ -434,7 +432,7 @@ async def write_done(ctx: Ctx, values: dict[str, Any], token: str,
                  (iso(ctx.now), values["result"], json.dumps(photos, ensure_ascii=False),
                   iso(ctx.now), rec.id), rec.id, declined="task.already_done")
     Reminders.cancel_into(batch, SUBJECT, rec.id)
-    send_message_into(batch, ctx, "done", values["result"], to_lead, token=token,
+    send_message_into(batch, ctx, "done", values["result"], [rec.lead_id], token=token,
                       task_id=rec.id, photos=photos)
 
     async def saved(_: int | None) -> Saved:
@@ -567,7 +565,8 @@ TASKS: rt.RecordType[Task] = rt.RecordType(
     card_reads=lambda ctx, rid: [conversation_read(rid)],
     transitions=(
         rt.Transition("tka", "btn.task_accept",
-                      lambda ctx, t: is_assignee(ctx, t) and t.status == "open", run=accept),
+                      lambda ctx, t: is_assignee(ctx, t) and t.status == "open",
+                      run_on_id=accept),
         rt.Transition("tkq", "btn.task_ask", active_for_assignee, ASK, "tkq",
                       "task.ask_heading"),
         rt.Transition("tkd", "btn.task_done", active_for_assignee, DONE, "tkd",
@@ -629,24 +628,32 @@ def reply_form(name: str, field_name: str) -> FormSpec:
 
 
 async def write_reply(ctx: Ctx, body: str, token: str, meta: dict[str, Any]) -> Writing:
-    """A lead's answer to a question, or reply to a matter sent up: back to its sender. One
-    read (the message, and whether its sender is in quiet hours), then the write."""
-    mid = int(meta["message_id"])
-    rows, sender = await ctx.services.db.fetch_many([
-        message_read(mid),
-        recipients_read(ctx, "SELECT sender_id FROM task_messages WHERE id = ?", (mid,))])
-    msg = seen_by(ctx, message_in(rows))
+    """A lead's answer to a question, or reply to a matter sent up: back to its sender, in
+    one round trip (the message as the form's opener read it: a message never changes)."""
+    msg = seen_by(ctx, await kept_message(ctx, meta))
     if msg is None or not ctx.user.sees_whole_team:
         raise Invalid("task.not_found")
     kind = "answer" if msg.kind == "question" else "reply"
     batch = Batch()
-    send_message_into(batch, ctx, kind, body, push_now(sender), token=token,
+    send_message_into(batch, ctx, kind, body, [msg.sender_id], token=token,
                       task_id=msg.task_id, reply_to=msg.id)
 
     async def saved(_: int | None) -> Saved:
         return Saved(ctx.t("task.replied", who=msg.sender), [])
 
     return Writing(batch, None, saved)
+
+
+KEPT_MESSAGE = "message"  # an answer's form meta: the message as its opener read it
+
+
+async def kept_message(ctx: Ctx, meta: dict[str, Any]) -> Message | None:
+    """The message a reply form answers, kept with the form; read for a form opened before
+    it was kept."""
+    kept = meta.get(KEPT_MESSAGE)
+    if isinstance(kept, dict):
+        return Message(**kept)
+    return await load_message(ctx.services.db, int(meta["message_id"]))
 
 
 ANSWER = reply_form("task_answer", "answer")
@@ -660,8 +667,9 @@ def message_opener(prefix: str, kinds: tuple[str, ...], form: FormSpec, heading:
         if msg is None or msg.kind not in kinds or not ctx.user.sees_whole_team:
             return Outcome().add(ctx.t("task.not_found"))
         quote = ctx.t("task.quote", who=msg.sender, text=msg.body)
-        return await app.engine.start(ctx, form.name, meta={"message_id": mid},
-                                      heading=ctx.t(heading, quote=quote))
+        return await app.engine.start(
+            ctx, form.name, meta={"message_id": mid, KEPT_MESSAGE: dataclasses.asdict(msg)},
+            heading=ctx.t(heading, quote=quote))
     router.openers[prefix] = open_
 
 
@@ -690,16 +698,17 @@ router.opener_button("mk", "tkmk")
 # --- 上报 --------------------------------------------------------------------------------
 async def write_up(ctx: Ctx, values: dict[str, Any], token: str,
                    meta: dict[str, Any]) -> Writing:
-    """A matter sent up to the team's leads: one read (who they are, and whether each is in
-    quiet hours), then the write."""
+    """A matter sent up to the team's leads: one read (who they are: the reply names them,
+    and with none it is refused), then the write (which finds whether each is in quiet
+    hours)."""
     leads = await ctx.services.db.fetchall(*recipients_read(
         ctx, f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?",
         (ctx.user.team_id, ctx.user.id)))
     if not leads:
         raise Invalid("up.no_lead")
     batch = Batch()
-    send_message_into(batch, ctx, "report", values["matter"], push_now(leads), token=token,
-                      photos=list(values.get("photos") or []))
+    send_message_into(batch, ctx, "report", values["matter"], [int(r["id"]) for r in leads],
+                      token=token, photos=list(values.get("photos") or []))
     names = "、".join(str(r["name"]) for r in leads)
 
     async def saved(_: int | None) -> Saved:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -122,10 +123,12 @@ def push_now(rows: list[Row]) -> dict[int, bool]:
 
 
 def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
-                      recipients: dict[int, bool], *, token: str, task_id: int | None = None,
+                      recipients: Sequence[int], *, token: str, task_id: int | None = None,
                       reply_to: int | None = None, photos: list[str] | None = None) -> Ref:
-    """Store a message once per form token and plan its push to each recipient (id ->
-    push_now) with it: a reminder row, delivered by the next scan, retried, never doubled."""
+    """Store a message once per form token and plan its push to each recipient with it: a
+    reminder row, delivered by the next scan, retried, never doubled. Whether each push
+    goes out at once or waits for their digest (recipients_read) is decided in the write,
+    by their quiet hours as it finds them: no read of them first (issue #12)."""
     mid = batch.insert(
         "INSERT INTO task_messages(team_id, kind, task_id, sender_id, reply_to, body, photos, "
         "created_at, form_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -133,10 +136,12 @@ def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
         (ctx.user.team_id, kind, task_id, ctx.user.id, reply_to, body,
          json.dumps(photos or [], ensure_ascii=False), iso(ctx.now), token),
         existing=("SELECT id FROM task_messages WHERE form_token = ?", (token,)))
-    Reminders.plan_rows_into(batch, [PlannedFor(uid, PlannedRung(kind, ctx.now, urgent, False))
-                                     for uid, urgent in recipients.items()],
+    Reminders.plan_rows_into(batch, [PlannedFor(uid, PlannedRung(kind, ctx.now, True, False))
+                                     for uid in recipients],
                              team_id=ctx.user.team_id, subject=MESSAGE_SUBJECT, subject_id=mid,
-                             now=ctx.now, if_new=mid)
+                             now=ctx.now, if_new=mid,
+                             quiet=in_quiet_sql(ctx.services.settings, "r.user_id",
+                                                ctx.local_now))
     return mid
 
 
