@@ -13,9 +13,11 @@ import time
 from collections.abc import AsyncIterator, Iterable
 
 import pytest
+from telegram.error import BadRequest
 
 from bot.assistant import Assistant
 from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram_paid import cannot_pay
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Reply
@@ -170,3 +172,15 @@ async def test_instances_share_the_days_cap(settings: Settings, clock: FakeClock
         for s, ch in opened:
             await ch.app.shutdown()
             await s.close()
+
+
+@pytest.mark.parametrize(("answer", "about_stars"), [
+    ("Bad Request: BALANCE_TOO_LOW", True),  # MTProto's word; the fake's
+    ("Bad Request: not enough Stars to pay for the broadcast", True),
+    ("Bad Request: PAYMENT_REQUIRED", True),
+    ("Bad Request: can't parse entities: can't find end of the entity starting at byte "
+     "offset 5", False),  # a refusal of the text: sending it free fails alike
+    ("Bad Request: chat not found", False),
+])
+def test_what_counts_as_no_stars(answer: str, about_stars: bool) -> None:
+    assert cannot_pay(BadRequest(answer)) is about_stars

@@ -27,8 +27,9 @@ PARAM = "allow_paid_broadcast"
 # The methods that take the parameter and that the bot uses (edits do not take it).
 PAID_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 # How Telegram words "the balance cannot pay" is not documented for the Bot API (MTProto
-# says BALANCE_TOO_LOW); any refusal that speaks of Stars, a balance or paying counts.
-_CANNOT_PAY = re.compile(r"star|balance|paid|payment", re.IGNORECASE)
+# says BALANCE_TOO_LOW); any refusal that speaks of Stars, a balance or paying counts. Whole
+# words: "can't find end of the entity starting at ..." is not about Stars.
+_CANNOT_PAY = re.compile(r"\bstars?\b|balance|\bpaid\b|\bpayment", re.IGNORECASE)
 
 
 def cannot_pay(exc: TelegramError) -> bool:
