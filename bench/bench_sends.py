@@ -477,6 +477,7 @@ def wave_table(waves: list[dict[str, Any]], judged: tuple[str, ...],
     `refused`: the column's title and the summary key of what the fake refused or dropped
     (a message WeCom drops is lost: `lose_on_refused`; a 429 is sent again)."""
     rows = []
+    paid = any("paid" in w["variant"] for w in waves)  # the column only beside a paid wave
     for w in waves:
         met = ("ok" if w["p99"] < GOAL_P99_S and not w["timed_out"] and w["lost"] == 0
                and w["doubled"] == 0 and not (lose_on_refused and w[refused[1]]) else "**missed**"
@@ -489,12 +490,12 @@ def wave_table(waves: list[dict[str, Any]], judged: tuple[str, ...],
                      f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}",
                      "-" if w.get("trips_per_reply") is None else
                      f"{w['trips_per_reply']:.2f} / {w['bookings_per_reply']:.2f}",
-                     paid_cell(w), met])
+                     *([paid_cell(w)] if paid else []), met])
     return table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
                   "digest complete", "lost", "doubled", refused[0],
                   "reply's wait in the budget p50 / p99 s",
                   "answering instance: statements / bookings per message sent",
-                  "paid sends (Stars)", "goal p99<2 s"], rows)
+                  *(["paid sends (Stars)"] if paid else []), "goal p99<2 s"], rows)
 
 
 def paid_cell(w: dict[str, Any]) -> str:
