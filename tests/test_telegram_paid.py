@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 
 import pytest
 from telegram.error import BadRequest
@@ -24,7 +25,7 @@ from bot.events import Reply
 from bot.sendbudget import pushing
 from bot.services import Services
 from bot.storage.send_budgets import SendBudgets
-from tests.conftest import telegram_settings
+from tests.conftest import SHANGHAI, telegram_settings
 from tests.fakebotapi import DEFAULT_TOKEN, Call, FakeBotAPI
 
 pytestmark = pytest.mark.timeout(90)
@@ -71,7 +72,8 @@ def paid_calls(fake: FakeBotAPI, ok: bool | None = None) -> list[Call]:
 
 
 async def paid_today(services: Services) -> int:
-    return await SendBudgets(services.db).paid_on(BUDGET, services.clock.now().date().isoformat())
+    day = services.clock.now().astimezone(services.settings.tz).date().isoformat()  # local
+    return await SendBudgets(services.db).paid_on(BUDGET, day)
 
 
 async def test_off_by_default_nobody_pays(services: Services, settings: Settings,
@@ -118,8 +120,9 @@ async def test_pushes_never_pay(services: Services, settings: Settings,
 
 
 async def test_the_days_cap_bounds_what_is_paid(services: Services, settings: Settings,
-                                                limited: FakeBotAPI,
+                                                limited: FakeBotAPI, clock: FakeClock,
                                                 caplog: pytest.LogCaptureFixture) -> None:
+    clock.set(datetime(2026, 11, 27, 1, 0, tzinfo=SHANGHAI))  # the 26th in UTC: a local day
     channel = await start(services, paid_settings(settings, limited, telegram_paid_per_day=2))
     try:
         with caplog.at_level(logging.WARNING, "bot.channels.telegram_paid"):

@@ -309,7 +309,7 @@ def paid_replies(settings: Settings, db: Backend, clock: Clock) -> PaidReplies |
                        after=settings.telegram_paid_after_seconds,
                        per_day=settings.telegram_paid_per_day,
                        pause=settings.telegram_paid_pause_minutes * 60,
-                       today=lambda: clock.now().date().isoformat())
+                       today=lambda: clock.now().astimezone(settings.tz).date().isoformat())
 
 
 def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
