@@ -16,12 +16,16 @@ Variants, one after the other in the same process and run:
   echo     bare PTB echo bot (build_echo_app, AIORateLimiter), replies only, no digest
   fifo     TelegramChannel with PTB's AIORateLimiter (one queue: what main had)
   lanes    TelegramChannel as deployed now (the core's two-lane SendBudget)
+  lanes-paid  the same with TAIQU_TELEGRAM_PAID_REPLIES on: a reply that would wait more
+           than TAIQU_TELEGRAM_PAID_AFTER_SECONDS goes with allow_paid_broadcast (the fake
+           counts those against 1000 a second, not the 30; 0.1 Star each)
 Every chat must hold exactly one digest (lost 0, doubled 0); every message a reply.
 With --pg (issue #11), the same on a throwaway PostgreSQL (tests/pg_server.py; the people
 copied in by `db copy`) with two instances in this process: one polls and answers every
 manager, the other holds the scan and sends the digest wave. Variants:
   pg-alone   each instance with its own in-process budget at the full rate (before)
   pg-shared  the bot token's budget shared through the database (as deployed)
+  pg-paid    the same with TAIQU_TELEGRAM_PAID_REPLIES on (paid pace and day's cap shared)
 For these the table also gives a reply's wait in the send budget alone.
 
 Part 2 (the Monday report for `--monday` people, 33,000). Simulated on a fast fake clock:
@@ -46,7 +50,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -86,7 +90,6 @@ from tests.fakebotapi import DEFAULT_TOKEN, FakeBotAPI, build_echo_app, run_poll
 from tests.pg_server import PgServer
 
 LIMIT = 30  # Telegram: messages a second per bot token
-SENDS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 DIGEST_MARK = "☀️"
 GOAL_P99_S = 2.0
 GOAL_MONDAY_MIN = 30.0
@@ -94,24 +97,10 @@ GOAL_MONDAY_MIN = 30.0
 
 # --- part 1 -----------------------------------------------------------------------------------
 def enforce_flood_limit(fake: FakeBotAPI, per_second: int) -> Counter[str]:
-    """The fake answers 429 (retry_after 1) to a send beyond `per_second` in the last second."""
-    window: deque[float] = deque()
-    refused: Counter[str] = Counter()
-    pick = fake._pick_fault
-
-    def picked(method: str) -> tuple[str, int] | None:
-        if method in SENDS:
-            now = time.monotonic()
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) >= per_second:
-                refused[method] += 1
-                return "429", 1
-            window.append(now)
-        return pick(method)
-
-    fake._pick_fault = picked  # type: ignore[method-assign]
-    return refused
+    """The fake answers 429 (retry_after 1) to a free send beyond `per_second` in the last
+    second (a paid one, allow_paid_broadcast, is counted against 1000 a second instead)."""
+    fake.flood_limit = per_second
+    return fake.flood_refused
 
 
 @dataclass
@@ -134,6 +123,7 @@ class WaveResult:
     # its send budget's bookings) per message it sent, and of them the budget's bookings
     trips_per_reply: float | None = None
     bookings_per_reply: float | None = None
+    paid: int = 0  # sends made with allow_paid_broadcast (the *-paid variants): 0.1 Star each
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -246,15 +236,16 @@ async def run_wave(workdir: Path, variant: str, users: int, rate: float, seconds
         else:
             await wave_through_taiqu(fake, watch, res, db_path, chats, variant, seed, timeout_s)
         res.refused_429 = sum(refused.values())
+        res.paid = fake.paid_sends
     return res
 
 
 async def wave_through_taiqu(fake: FakeBotAPI, watch: Watch, res: WaveResult, db_path: Path,
                              chats: list[int], variant: str, seed: int,
                              timeout_s: float) -> None:
-    settings = bench_settings(fake, db_path)
+    settings = bench_settings(fake, db_path, telegram_paid_replies=variant == "lanes-paid")
     services = await Services.open(settings, ShiftedClock(FANOUT_START - timedelta(seconds=2)))
-    channel = TelegramChannel(Assistant(services), settings, rate_limiter=variant == "lanes")
+    channel = TelegramChannel(Assistant(services), settings, rate_limiter=variant != "fifo")
     if variant == "fifo":  # what main had: PTB's AIORateLimiter, one queue for all sends
         channel.app.bot._rate_limiter = AIORateLimiter(max_retries=5)
     await channel.start()
@@ -319,9 +310,11 @@ async def run_wave_pg(workdir: Path, server: PgServer, variant: str, users: int,
         async with FakeBotAPI() as fake:
             refused = enforce_flood_limit(fake, LIMIT)
             watch = Watch(fake)
-            await two_instances(fake, watch, res, bench_settings(fake, db_path, database_url=url),
-                                chats, variant, seed, timeout_s)
+            settings = bench_settings(fake, db_path, database_url=url,
+                                      telegram_paid_replies=variant == "pg-paid")
+            await two_instances(fake, watch, res, settings, chats, variant, seed, timeout_s)
             res.refused_429 = sum(refused.values())
+            res.paid = fake.paid_sends
     finally:
         await server.drop(url)
     return res
@@ -363,11 +356,15 @@ async def two_instances(fake: FakeBotAPI, watch: Watch, res: WaveResult, setting
     try:
         await replies_during_the_digest(watch, res, chats, seed, timeout_s,
                                         says_on_telegram(fake), scheduler)
-        sent = sum(budget.granted.values()) if variant == "pg-shared" else 0
+        paid = channels[0].app.bot.rate_limiter.paid  # type: ignore[union-attr]
+        sent = (sum(budget.granted.values()) + (paid.sent if paid else 0)
+                if variant != "pg-alone" else 0)
         if sent:
+            # the paid pace's bookings count too (the day's count is one of the statements)
+            paid_booked = getattr(paid.budget, "bookings", 0) if paid else 0
             res.trips_per_reply = (answering.db.trips.trips + answering.db.trips.inline) / sent
-            res.bookings_per_reply = ((budget.bookings - booked) / sent if booked is not None
-                                      else 1.0)
+            res.bookings_per_reply = ((budget.bookings - booked + paid_booked) / sent
+                                      if booked is not None else 1.0)
     finally:
         await scheduler.stop()
         await channels[0].stop()
@@ -480,6 +477,7 @@ def wave_table(waves: list[dict[str, Any]], judged: tuple[str, ...],
     `refused`: the column's title and the summary key of what the fake refused or dropped
     (a message WeCom drops is lost: `lose_on_refused`; a 429 is sent again)."""
     rows = []
+    paid = any("paid" in w["variant"] for w in waves)  # the column only beside a paid wave
     for w in waves:
         met = ("ok" if w["p99"] < GOAL_P99_S and not w["timed_out"] and w["lost"] == 0
                and w["doubled"] == 0 and not (lose_on_refused and w[refused[1]]) else "**missed**"
@@ -491,12 +489,19 @@ def wave_table(waves: list[dict[str, Any]], judged: tuple[str, ...],
                      str(w["lost"]), str(w["doubled"]), str(w[refused[1]]),
                      f"{w['budget_p50']:.2f} / {w['budget_p99']:.2f}",
                      "-" if w.get("trips_per_reply") is None else
-                     f"{w['trips_per_reply']:.2f} / {w['bookings_per_reply']:.2f}", met])
+                     f"{w['trips_per_reply']:.2f} / {w['bookings_per_reply']:.2f}",
+                     *([paid_cell(w)] if paid else []), met])
     return table(["variant", "replies", "answered", "p50 s", "p99 s", "max s",
                   "digest complete", "lost", "doubled", refused[0],
                   "reply's wait in the budget p50 / p99 s",
                   "answering instance: statements / bookings per message sent",
-                  "goal p99<2 s"], rows)
+                  *(["paid sends (Stars)"] if paid else []), "goal p99<2 s"], rows)
+
+
+def paid_cell(w: dict[str, Any]) -> str:
+    """Sends made with allow_paid_broadcast and what they cost (0.1 Star each)."""
+    paid = int(w.get("paid") or 0)
+    return f"{paid} ({paid / 10:g})" if paid or "paid" in w["variant"] else "-"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -504,7 +509,8 @@ def render(results: dict[str, Any]) -> str:
     out.append("Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()))
     out.append(f"Load average before / after: {results['load_before']} / {results['load_after']}\n")
     if results["waves"]:
-        out.append(wave_table(results["waves"], ("lanes", "pg-shared")))
+        out.append(wave_table(results["waves"], ("lanes", "pg-shared", "lanes-paid",
+                                                 "pg-paid")))
     rows = []
     for m in results["monday"]:
         met = "ok" if m["minutes"] <= GOAL_MONDAY_MIN and m["lost"] == 0 else "**missed**"
@@ -530,7 +536,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-sends-") as tmp:
         workdir = Path(tmp)
         for rate in args.rates if not args.pg_only else []:
-            for variant in [v for v in ("echo", "fifo", "lanes") if v in args.variants]:
+            for variant in [v for v in ("echo", "fifo", "lanes", "lanes-paid")
+                            if v in args.variants]:
                 progress(f"wave: {variant} at {rate:g} replies/s, {args.users} users")
                 r = await run_wave(workdir, variant, args.users, rate, args.seconds, args.seed,
                                    args.timeout)
@@ -540,7 +547,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             server = PgServer(os.environ.get("TAIQU_TEST_DATABASE_URL")).start()
             try:
                 for rate in args.rates:
-                    for variant in [v for v in ("pg-alone", "pg-shared") if v in args.variants]:
+                    for variant in [v for v in ("pg-alone", "pg-shared", "pg-paid")
+                                    if v in args.variants]:
                         progress(f"wave: {variant} at {rate:g} replies/s, {args.users} users, "
                                  "two instances on PostgreSQL")
                         r = await run_wave_pg(workdir, server, variant, args.users, rate,
@@ -590,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="echo,fifo,lanes,pg-alone,pg-shared",
                    help="which waves to run, comma separated")
     p.add_argument("--pg", action="store_true",
-                   help="also two instances on a throwaway PostgreSQL (pg-alone, pg-shared)")
+                   help="also two instances on a throwaway PostgreSQL (pg-alone, pg-shared, "
+                   "pg-paid)")
     p.add_argument("--pg-only", action="store_true", help="only the PostgreSQL waves")
     args = p.parse_args(argv)
     args.variants = set(str(args.variants).split(","))

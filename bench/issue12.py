@@ -3,7 +3,7 @@ recorded before and after each part.
 
     .venv/bin/python -m bench.issue12 [--quick] [--only sends,monday,imports,reports,
                                       round_trips,steps] [--json out.json] [--md out.md]
-                                      [--before-ref main]
+                                      [--before-ref main] [--paid]
     .venv/bin/python -m bench.issue12 --from out.json --md out.md   (judge a kept run again)
 
 A thin driver: each part runs the existing benchmark scripts one after another as
@@ -14,7 +14,9 @@ change renamed gives "not measured", never a crash) and judges each goal:
                bot and the channel as deployed (SQLite), then two instances on PostgreSQL
                with the bot token's budget shared (pg-shared), then the WeCom channel beside
                a bare WeCom echo (bench_sends_wecom). Goal: reply p99 < 2 s, the digest
-               complete, 0 lost, 0 doubled.
+               complete, 0 lost, 0 doubled. With --paid, the Telegram waves also with
+               TAIQU_TELEGRAM_PAID_REPLIES on (lanes-paid, pg-paid): the same goal, with the
+               paid sends (0.1 Star each) and the waves with it off as the baseline.
   monday       bench_sends part 2: the Monday report for 33,000 people, files on a tap (the
                files sent unasked, as before, is the baseline). Goal: <= 30 min.
   imports      bench_import_stall (100,000 customers, `--before-ref` code as the baseline),
@@ -246,8 +248,9 @@ def not_measured(goal: str, why: str) -> Goal:
 
 # --- judging each part -------------------------------------------------------------------------
 def judge_waves(data: Any, echo_waves: list[dict[str, Any]], backend: str,
-                variant: str) -> list[Goal]:
-    """Reply p99 < 2 s, the digest complete, 0 lost, 0 doubled, per rate."""
+                variant: str, off: str | None = None) -> list[Goal]:
+    """Reply p99 < 2 s, the digest complete, 0 lost, 0 doubled, per rate. `off`: the
+    variant run with the setting under test off (a paid variant's baseline besides echo)."""
     waves = where(dig(data, "waves"), variant=variant)
     goal = (f"replies during the digest wave ({backend}): p99 < {GOAL_REPLY_P99_S:g} s, "
             "digest complete, 0 lost, 0 doubled")
@@ -263,10 +266,16 @@ def judge_waves(data: Any, echo_waves: list[dict[str, Any]], backend: str,
         alone = where(dig(data, "waves"), variant="pg-alone", rate=w.get("rate"))
         if alone:
             baseline += f"; pg-alone p99 {secs(num(alone[0].get('p99')))}"
+        unpaid = where(dig(data, "waves"), variant=off, rate=w.get("rate")) if off else []
+        if unpaid:
+            baseline += f"; setting off ({off}) p99 {secs(num(unpaid[0].get('p99')))}"
         measured = (f"{rate:g}/s, {users} users: p99 {secs(p99)}, "
                     f"{w.get('replies_got')}/{w.get('replies_asked')} answered; digest "
                     + (f"complete in {num(w.get('digest_s')):.0f} s" if complete
                        else "NOT complete") + f"; lost {lost}, doubled {doubled}")
+        if off:  # what the setting cost: 0.1 Telegram Star a paid send
+            paid = num(w.get("paid"))
+            measured += f"; {paid:.0f} paid sends = {paid / 10:g} Stars"
         ok = (None if math.isnan(p99) else p99 < GOAL_REPLY_P99_S and complete
               and lost == 0 and doubled == 0)
         out.append(Goal(goal.replace("replies", f"{rate:g} replies/s", 1), measured, baseline,
@@ -280,6 +289,13 @@ def judge_sends(runs: dict[str, Outcome]) -> list[Goal]:
     out = judge_waves(sqlite.data if sqlite else None, echo, "SQLite, as deployed", "lanes")
     out += judge_waves(pg.data if pg else None, echo,
                        "PostgreSQL, 2 instances, budget shared", "pg-shared")
+    # --paid: the same waves with TAIQU_TELEGRAM_PAID_REPLIES on, judged only if run
+    for run, backend, variant, off in (
+            (sqlite, "SQLite, TAIQU_TELEGRAM_PAID_REPLIES on", "lanes-paid", "lanes"),
+            (pg, "PostgreSQL, 2 instances, TAIQU_TELEGRAM_PAID_REPLIES on", "pg-paid",
+             "pg-shared")):
+        if where(dig(run.data if run else None, "waves"), variant=variant):
+            out += judge_waves(run.data if run else None, echo, backend, variant, off)
     wecom = runs.get("sends-wecom")
     out += judge_waves(wecom.data if wecom else None,
                        where(dig(wecom.data if wecom else None, "waves"), variant="wecom-echo"),
@@ -469,10 +485,13 @@ def sends_commands(a: argparse.Namespace) -> list[Command]:
     size = ["--users", "300", "--seconds", "15"] if a.quick else ["--users", "3000",
                                                                   "--seconds", "60"]
     rates = ["--rates", "35"]
+    paid = getattr(a, "paid", False)  # --paid: also with TAIQU_TELEGRAM_PAID_REPLIES on
     return [Command("sends-sqlite", "bench.bench_sends",
-                    [*size, *rates, "--monday", "0", "--variants", "echo,lanes"]),
+                    [*size, *rates, "--monday", "0", "--variants",
+                     "echo,lanes,lanes-paid" if paid else "echo,lanes"]),
             Command("sends-pg", "bench.bench_sends",
-                    [*size, *rates, "--pg-only", "--variants", "pg-shared"]),
+                    [*size, *rates, "--pg-only", "--variants",
+                     "pg-shared,pg-paid" if paid else "pg-shared"]),
             # WeCom has no token-wide cap like Telegram's 30/s: the goal can be met there.
             Command("sends-wecom", "bench.bench_sends_wecom", [*size, *rates])]
 
@@ -701,6 +720,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the import baseline's code (git ref, as bench_import_stall)")
     p.add_argument("--from", dest="source", type=Path,
                    help="measure nothing: judge and render again the --json of an earlier run")
+    p.add_argument("--paid", action="store_true",
+                   help="sends: also the Telegram waves with TAIQU_TELEGRAM_PAID_REPLIES on "
+                        "(lanes-paid, pg-paid), judged beside the same waves with it off")
     p.add_argument("--json", type=Path)
     p.add_argument("--md", type=Path)
     args = p.parse_args(argv)

@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     # use what is left, but never less than push_min_share of it while both wait (issue #12).
     telegram_sends_per_second: float = Field(default=28, gt=0, le=1000)
     push_min_share: float = Field(default=0.1, ge=0.01, le=1)
+    # Beyond the free flood limit, an operator may pay (issue #12): Telegram sends a message
+    # marked allow_paid_broadcast at up to 1000 a second for 0.1 Telegram Stars, taken from
+    # the bot's balance. On: a reply (never a push) that would wait in the free budget more
+    # than telegram_paid_after_seconds goes paid, at most telegram_paid_per_day a day (local
+    # date, all instances together: the cap is what a runaway can cost, per_day / 10 Stars).
+    # Telegram refusing a paid send (no Stars) stops paying for telegram_paid_pause_minutes.
+    telegram_paid_replies: bool = False
+    telegram_paid_after_seconds: float = Field(default=0.5, ge=0, le=60)
+    telegram_paid_per_day: int = Field(default=10_000, ge=1, le=10_000_000)
+    telegram_paid_sends_per_second: float = Field(default=1000, gt=0, le=1000)
+    telegram_paid_pause_minutes: float = Field(default=60, gt=0, le=24 * 60)
     # Instances on one PostgreSQL share those budgets through it (issue #11). If the store
     # stops answering, each sends alone at 1/instances of them until it answers again: set
     # it to how many instances run (more is safe, fewer risks the platform's flood limit).

@@ -133,6 +133,20 @@ class SendBudget:
     def waiting(self, lane: Lane) -> int:
         return sum(1 for f in self._waiting[lane] if not f.done())
 
+    def reply_wait(self) -> float:
+        """About how long a reply asking now would wait, in seconds (nothing is taken): a
+        429's pause, then the replies queued ahead of it at the pace replies get while
+        pushes wait too (TAIQU_PUSH_MIN_SHARE goes to pushes). Telegram's paid replies ask."""
+        self._refill()
+        paused = max(0.0, self._paused_until - self._clock())
+        ahead = self.waiting(Lane.REPLY) + 1 - self._tokens
+        if ahead <= 0:
+            return paused
+        pace = self.rate
+        if self.push_every > 1 and self.waiting(Lane.PUSH):
+            pace *= 1 - 1 / self.push_every
+        return paused + ahead / pace
+
     # ---------------------------------------------------------------- inside
     def _nobody_ahead(self, lane: Lane) -> bool:
         """A reply waits only behind replies; a push behind everyone."""
@@ -286,6 +300,18 @@ class SharedSendBudget(SendBudget):
                 await self._budgets.pause(self.name, until)
         except Exception as exc:  # the local pause holds regardless
             log.warning("send budget %s: pause not shared (%s)", self.name, type(exc).__name__)
+
+    def reply_wait(self) -> float:
+        """As SendBudget's, from what this instance knows of the row without asking it: the
+        next slot of its own block, else the row's next free slot as last seen (its block's
+        end, or when a refused push was told to ask again); then the replies queued here."""
+        if self._local():
+            return super().reply_wait()
+        now = self._wall()
+        at = max(self._own_next, now)
+        if at + self.shared.interval > self._own.end + 1e-6:  # the block is spent
+            at = max(self._own.end, self._retry_at, now)
+        return at - now + self.waiting(Lane.REPLY) * self.shared.interval
 
     def _local(self) -> bool:
         """Paused here, or the store failed a moment ago: the in-process bucket decides."""

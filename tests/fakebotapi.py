@@ -24,6 +24,7 @@ import random
 import re
 import time
 import zlib
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -101,6 +102,8 @@ _RAW_KEYS = frozenset(
 _NOT_FAILED_BY_WILDCARD = frozenset(
     {"getUpdates", "getMe", "deleteWebhook", "setWebhook", "getWebhookInfo", "close", "logOut"}
 )
+# What Telegram's broadcast limit counts (the sends the bot makes).
+_BROADCASTS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 _FAULT_KINDS = frozenset({"400", "403", "429", "500", "502", "lost", "timeout"})
 # Faults after which the request WAS carried out (the message is in the chat): only the answer
 # goes missing, as when a connection drops or the client times out after Telegram accepted it.
@@ -1075,6 +1078,18 @@ class FakeBotAPI:
         self.answers_lost = 0  # requests carried out whose answer never reached the client
         # When each call to a chat came in (loop time): what Telegram's flood limit counts.
         self.chat_call_times: list[float] = []
+        # Telegram's broadcast limit per bot token, off unless set: a send beyond
+        # `flood_limit` free ones in the last second is refused 429 (retry_after 1). A send
+        # marked allow_paid_broadcast is not counted there but against `paid_limit` a second,
+        # and takes 0.1 Star: `paid_left` is how many the balance pays for (None: endless);
+        # at 0 it is refused 400 (the Bot API's wording is undocumented: MTProto's
+        # BALANCE_TOO_LOW). `paid_sends`: paid sends carried out.
+        self.flood_limit: int | None = None
+        self.paid_limit = 1000
+        self.paid_left: int | None = None
+        self.paid_sends = 0
+        self.flood_refused: Counter[str] = Counter()  # 429s by method
+        self._sent_in_second: dict[tuple[str, bool], deque[float]] = {}
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -1248,6 +1263,11 @@ class FakeBotAPI:
         delay = self.latency.get(method)
         if delay:
             await asyncio.sleep(delay)
+        paid = method in _BROADCASTS and params.get("allow_paid_broadcast") in (True, "true")
+        refusal = self._broadcast_limit(token, method, paid)
+        if refusal is not None:
+            self.calls.append(Call(method, params, False))
+            return refusal.response()
         fault = self._pick_fault(method)
         if fault is not None and fault[0] in _ACCEPTED_FAULTS:
             return await self._accepted_then_lost(request, token, method, params, fault[0])
@@ -1267,7 +1287,32 @@ class FakeBotAPI:
             self.calls.append(Call(method, params, False))
             return exc.response()
         self.calls.append(Call(method, params, True, time.monotonic()))
+        if paid:
+            self.paid_sends += 1
+            if self.paid_left is not None:
+                self.paid_left -= 1
         return _json_response({"ok": True, "result": result})
+
+    def no_stars(self) -> None:
+        """The bot's Stars balance is empty: every paid send is refused from now on."""
+        self.paid_left = 0
+
+    def _broadcast_limit(self, token: str, method: str, paid: bool) -> FakeAPIError | None:
+        """Telegram's limits on sends (see __init__): the refusal, or None: it may go."""
+        if method not in _BROADCASTS or (self.flood_limit is None and not paid):
+            return None
+        if paid and self.paid_left is not None and self.paid_left <= 0:
+            return FakeAPIError(400, "Bad Request: BALANCE_TOO_LOW")
+        limit = self.paid_limit if paid else self.flood_limit
+        window = self._sent_in_second.setdefault((token, paid), deque())
+        now = time.monotonic()
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if limit is not None and len(window) >= limit:
+            self.flood_refused[method] += 1
+            return FakeAPIError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
+        window.append(now)
+        return None
 
     async def _accepted_then_lost(self, request: web.Request, token: str, method: str,
                                   params: dict[str, Any], kind: str) -> web.StreamResponse:

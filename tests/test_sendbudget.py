@@ -84,6 +84,23 @@ async def test_a_flood_answer_pauses_every_send() -> None:
     assert clock.now >= 5.0
 
 
+async def test_a_replys_wait_is_told_before_it_asks() -> None:
+    """What Telegram's paid replies decide by: nothing taken, the replies ahead counted at
+    the pace replies get (a quarter goes to waiting pushes here), a 429's pause added."""
+    clock = FakeMonotonic()
+    b = budget(clock, share=0.25)
+    assert b.reply_wait() == 0.0  # a send is free now
+    order: list[str] = []
+    tasks = await sends(b, order, "r1", "r2", "r3")  # r1 took it, r2 and r3 queue
+    assert b.reply_wait() == pytest.approx(3.0)  # behind two, one a second
+    tasks += await sends(b, order, "p1")
+    assert b.reply_wait() == pytest.approx(3 / 0.75)  # pushes now take their share
+    b.pause(5.0)
+    assert b.reply_wait() == pytest.approx(5.0 + 3 / 0.75)
+    await clock.drive(tasks)
+    assert len(order) == 4
+
+
 async def test_a_cancelled_waiter_gives_way() -> None:
     clock = FakeMonotonic()
     b = budget(clock)

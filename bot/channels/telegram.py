@@ -40,12 +40,15 @@ from telegram.ext import (
 from bot.assistant import Assistant
 from bot.channel import ChannelCaps, FileTooLarge, FileUnavailable, ReceivedFile
 from bot.channels.telegram_http import AiohttpRequest, maybe_delivered
+from bot.channels.telegram_paid import PARAM as PAID_PARAM
+from bot.channels.telegram_paid import PaidReplies
 from bot.channels.telegram_webhook import (
     ALLOWED_UPDATES,
     TelegramInbox,
     WebhookEndpoint,
     webhook_path,
 )
+from bot.clock import Clock
 from bot.config import SUPPORTED_LOCALES, Settings
 from bot.events import GLOBAL_TOKEN, Attachment, Button, Incoming, Outcome, Reply
 from bot.handlers.menu import command_descriptions
@@ -54,6 +57,7 @@ from bot.sendbudget import SendBudget, send_budget
 from bot.shaping import split_text
 from bot.storage.db import Backend
 from bot.storage.dead_updates import DeadUpdates
+from bot.storage.send_budgets import SendBudgets
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
@@ -227,9 +231,11 @@ class LaneRateLimiter(BaseRateLimiter[int]):
     tried again (at most `max_retries` times). Group limits are left out: the bot answers
     private chats only (to_incoming)."""
 
-    def __init__(self, budget: SendBudget, max_retries: int = 5) -> None:
+    def __init__(self, budget: SendBudget, max_retries: int = 5, *,
+                 paid: PaidReplies | None = None) -> None:
         self.budget = budget
         self.max_retries = max_retries
+        self.paid = paid  # TAIQU_TELEGRAM_PAID_REPLIES: a late reply may pay instead of wait
 
     async def initialize(self) -> None:
         return None
@@ -241,26 +247,69 @@ class LaneRateLimiter(BaseRateLimiter[int]):
                               kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
                               rate_limit_args: int | None) -> Any:
         for attempt in range(self.max_retries + 1):
+            paid = False
             if data.get("chat_id") is not None:
-                await self.budget.acquire()
+                paid = await self._pays(endpoint, data)
+                if not paid:
+                    await self.budget.acquire()
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
             except RetryAfter as exc:
                 if attempt == self.max_retries:
                     raise
                 wait = _seconds(exc.retry_after) + 0.1
-                log.info("flood limit hit; every send waits %.1f s", wait)
-                self.budget.pause(wait)
+                log.info("flood limit hit; every %s send waits %.1f s",
+                         "paid" if paid else "free", wait)
+                (self.paid.budget if paid and self.paid else self.budget).pause(wait)
+                continue
+            except BadRequest as exc:
+                if paid and self.paid and self.paid.refused(exc) and attempt < self.max_retries:
+                    continue  # no Stars: sent again from the free budget
+                raise
+            if paid and self.paid:
+                self.paid.sent += 1
+            return result
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _pays(self, endpoint: str, data: dict[str, Any]) -> bool:
+        """Whether this send goes paid (then marked so); a send tried paid and refused is
+        unmarked again."""
+        paid = (self.paid is not None and self.paid.wanted(self.budget, endpoint)
+                and await self.paid.take())
+        if paid:
+            data[PAID_PARAM] = True
+        else:
+            data.pop(PAID_PARAM, None)
+        return paid
+
+
+def _bot_id(settings: Settings) -> str:
+    """The token's public part, never its secret: names the bot's budgets in the store."""
+    return (settings.telegram_token or "").split(":", 1)[0]
 
 
 def telegram_budget(settings: Settings, db: Backend) -> SendBudget:
     """No bursts: sends evenly spaced never make more than the rate in any one second. The
     limit is the bot token's: on PostgreSQL every instance takes from one row, named by the
-    bot's id (the token's public part, never its secret)."""
-    bot_id = (settings.telegram_token or "").split(":", 1)[0]
-    return send_budget(db, f"telegram:{bot_id}", settings.telegram_sends_per_second, burst=1,
-                       push_min_share=settings.push_min_share, instances=settings.instances)
+    bot's id."""
+    return send_budget(db, f"telegram:{_bot_id(settings)}", settings.telegram_sends_per_second,
+                       burst=1, push_min_share=settings.push_min_share,
+                       instances=settings.instances)
+
+
+def paid_replies(settings: Settings, db: Backend, clock: Clock) -> PaidReplies | None:
+    """TAIQU_TELEGRAM_PAID_REPLIES: the paid pace and the day's cap, both the bot token's
+    (on PostgreSQL shared by every instance, as the free budget is)."""
+    if not settings.telegram_paid_replies:
+        return None
+    name = f"telegram-paid:{_bot_id(settings)}"
+    budget = send_budget(db, name, settings.telegram_paid_sends_per_second, burst=1,
+                         instances=settings.instances)
+    return PaidReplies(budget, SendBudgets(db), name,
+                       after=settings.telegram_paid_after_seconds,
+                       per_day=settings.telegram_paid_per_day,
+                       pause=settings.telegram_paid_pause_minutes * 60,
+                       today=lambda: clock.now().astimezone(settings.tz).date().isoformat())
 
 
 def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
@@ -435,7 +484,9 @@ class TelegramChannel:
         # PTB logs whole updates and API calls (message texts) at DEBUG: never let them out.
         ptb_log = logging.getLogger("telegram")
         ptb_log.setLevel(max(ptb_log.level, logging.INFO))
-        limiter = (LaneRateLimiter(telegram_budget(settings, assistant.services.db))
+        services = assistant.services
+        limiter = (LaneRateLimiter(telegram_budget(settings, services.db),
+                                   paid=paid_replies(settings, services.db, services.clock))
                    if rate_limiter else None)
         self.bot = ScreeningBot(
             ScreenedUpdates(self._dead_letter, connection_pool_size=1),

@@ -33,6 +33,9 @@ _REPLY = _TAKE.format(ok="1 = 1", since="send_budgets.since_push + ?")
 # A push: a slot free now (within the burst), or its share is due.
 _PUSH_OK = "(send_budgets.tat - ? <= ? OR send_budgets.since_push >= ?)"
 _PUSH = _TAKE.format(ok=_PUSH_OK, since="0")
+# A paid send counted against the day's cap (migration 0040): no row comes back at the cap.
+_PAID = ("INSERT INTO paid_sends(name, day, sent) VALUES (?, ?, 1) ON CONFLICT(name, day) "
+         "DO UPDATE SET sent = paid_sends.sent + 1 WHERE paid_sends.sent < ? RETURNING sent")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,17 @@ class SendBudgets:
             "INSERT INTO send_budgets(name, tat) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
             "SET tat = CASE WHEN send_budgets.tat > excluded.tat THEN send_budgets.tat "
             "ELSE excluded.tat END", (name, until))
+
+    async def count_paid(self, name: str, day: str, cap: int) -> bool:
+        """One paid send for budget `name` on `day` (local date), if fewer than `cap` were
+        made that day by any instance: one statement. False: the cap is reached."""
+        return bool(await self.db.write_returning(_PAID, (name, day, cap)))
+
+    async def paid_on(self, name: str, day: str) -> int:
+        """Paid sends counted for `name` on `day`."""
+        row = await self.db.fetchone("SELECT sent FROM paid_sends WHERE name = ? AND day = ?",
+                                     (name, day))
+        return int(row[0]) if row else 0
 
     async def prune(self, prefix: str, before: float) -> None:
         """Rows of `prefix` not used since `before` (a WeCom member's lock row)."""
