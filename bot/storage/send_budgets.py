@@ -33,7 +33,7 @@ _REPLY = _TAKE.format(ok="1 = 1", since="send_budgets.since_push + ?")
 # A push: a slot free now (within the burst), or its share is due.
 _PUSH_OK = "(send_budgets.tat - ? <= ? OR send_budgets.since_push >= ?)"
 _PUSH = _TAKE.format(ok=_PUSH_OK, since="0")
-# A paid send counted against the day's cap (migration 0040): no row comes back at the cap.
+# A paid send counted against the day's cap (migration 0036): no row comes back at the cap.
 _PAID = ("INSERT INTO paid_sends(name, day, sent) VALUES (?, ?, 1) ON CONFLICT(name, day) "
          "DO UPDATE SET sent = paid_sends.sent + 1 WHERE paid_sends.sent < ? RETURNING sent")
 
