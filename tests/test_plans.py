@@ -6,13 +6,17 @@ the team's targets. Real SQLite, fake clock."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Reply
+from bot.features.plans.report import REPORT
 from bot.models import Role, User
 from bot.reminders import ReminderService
+from bot.router import ReportScope
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from tests.conftest import Chat, FakeNotifier, at, make_user
@@ -285,6 +289,33 @@ async def test_last_months_unfinished_items_are_carried_over(
     assert zhang.text.count("李奶奶") == 1  # carried, not planned twice
     await zhang.say("/plan 上月")
     assert "2026年11月工作计划" in zhang.text and "✅ 巡视 3号台区" in zhang.text
+
+
+async def test_the_report_reads_open_plans_from_the_log_and_only_whom_it_reports(
+        team: tuple[Chat, Chat, User], services: Services, assistant: Assistant,
+        clock: FakeClock) -> None:
+    """A plan still open counts what the work log ticked, as its card does; a manager's
+    report reads his own plan and items only (issue #12: a report reads what it reports)."""
+    zhang, lead, manager = team
+    li = Chat(assistant, "test", "李四")
+    at(clock, 2026, 11, 27, 10, 0)
+    await zhang.say("本月计划")
+    await li.say("本月计划")
+    await zhang.say("今天上午去3号台区巡视了，设备正常")
+    await zhang.press("保存")
+    at(clock, 2026, 12, 1, 10, 0)
+    await lead.say("/report 上月")
+    assert ("📋 2026年11月计划：\n• 张三：完成 1/5 项 · 📝 草稿\n"
+            "• 李四：完成 0/2 项 · 📝 草稿") in lead.text
+    tz = services.settings.tz
+    november = (datetime(2026, 11, 1, tzinfo=tz), datetime(2026, 12, 1, tzinfo=tz))
+    rows = await services.db.fetch_many(REPORT.reads(ReportScope(
+        manager.team_id, manager.id, *november, clock.now(), "zh_CN")))
+    managers, plans, items, _, patrols = rows
+    assert [r["name"] for r in managers] == ["张三"]
+    assert {int(r["user_id"]) for r in [*plans, *patrols]} == {manager.id}
+    assert {int(r["plan_id"]) for r in items} == {int(plans[0]["id"])}
+    assert len(items) == 5
 
 
 async def test_team_isolation(team: tuple[Chat, Chat, User], services: Services,
