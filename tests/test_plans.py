@@ -270,15 +270,22 @@ async def test_month_end_result_evaluation_and_the_monthly_report(
     assert "计划：" not in lead.text and "目标 vs 实际" not in lead.text
 
 
-async def test_last_months_unfinished_items_are_carried_over(
-        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
-    zhang, _, _ = team
+async def november_drafted_and_patrolled(clock: FakeClock, zhang: Chat, *said: str) -> None:
+    """On Fri 2026-11-27 张三 drafts his plan, says `said` and logs a patrol of 3号台区;
+    then it is Tue 12-01."""
     at(clock, 2026, 11, 27, 10, 0)
     await zhang.say("本月计划")
-    await zhang.say("加 28号 抄表核对")
+    for text in said:
+        await zhang.say(text)
     await zhang.say("今天上午去3号台区巡视了，设备正常")
     await zhang.press("保存")
     at(clock, 2026, 12, 1, 10, 0)
+
+
+async def test_last_months_unfinished_items_are_carried_over(
+        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
+    zhang, _, _ = team
+    await november_drafted_and_patrolled(clock, zhang, "加 28号 抄表核对")
     await zhang.say("/plan")
     assert ("1. ⬜ 〔结转〕走访 李奶奶（3号台区） · 12月1日\n"
             "2. ⬜ 〔结转〕巡视 5号台区 · 12月1日\n"
@@ -297,13 +304,9 @@ async def test_the_report_reads_open_plans_from_the_log_and_only_whom_it_reports
     """A plan still open counts what the work log ticked, as its card does; a manager's
     report reads his own plan and items only (issue #12: a report reads what it reports)."""
     zhang, lead, manager = team
-    li = Chat(assistant, "test", "李四")
     at(clock, 2026, 11, 27, 10, 0)
-    await zhang.say("本月计划")
-    await li.say("本月计划")
-    await zhang.say("今天上午去3号台区巡视了，设备正常")
-    await zhang.press("保存")
-    at(clock, 2026, 12, 1, 10, 0)
+    await Chat(assistant, "test", "李四").say("本月计划")
+    await november_drafted_and_patrolled(clock, zhang)
     await lead.say("/report 上月")
     assert ("📋 2026年11月计划：\n• 张三：完成 1/5 项 · 📝 草稿\n"
             "• 李四：完成 0/2 项 · 📝 草稿") in lead.text
