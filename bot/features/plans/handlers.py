@@ -659,17 +659,22 @@ router.opener_button("eval", "pleval")
 
 # --- notices, /todo and the morning digest --------------------------------------------------
 async def render_notice(ctx: Ctx, r: Reminder) -> Reply | None:
-    """A notice as the plan is now; None (dropped) once it no longer applies."""
-    found = await plan_and_view(ctx, r.subject_id)
-    if found is None:
+    """A notice as the plan is now; None (dropped) once it no longer applies. The plan's
+    items and calendar are read with it (one round trip) only for the notices that show them."""
+    plan: Plan | None
+    view: View | None = None
+    if r.kind in ("submitted", "returned", "result"):
+        plan, view = await plan_and_view(ctx, r.subject_id) or (None, None)
+    else:
+        plan = await visible_plan(ctx, r.subject_id)
+    if plan is None:
         return None
-    plan, view = found
     month = month_label(ctx, plan.month)
     same_round = r.detail.get("round", 0) == plan.rounds
-    if r.kind == "submitted" and plan.status == "submitted" and same_round:
+    if view is not None and r.kind == "submitted" and plan.status == "submitted" and same_round:
         return card_of(ctx, view, ctx.t("plan.push.submitted", name=plan.owner, month=month,
                                         count=len(view.items)))
-    if r.kind == "returned" and plan.status == "returned" and same_round:
+    if view is not None and r.kind == "returned" and plan.status == "returned" and same_round:
         return card_of(ctx, view, ctx.t("plan.push.returned", who=plan.decided_by or "",
                                         month=month))
     if r.kind == "approved" and plan.status not in ("draft", "submitted", "returned"):
@@ -677,7 +682,7 @@ async def render_notice(ctx: Ctx, r: Reminder) -> Reply | None:
         # plan) must not pass for this notice and settle it unsent.
         return Reply(ctx.t("plan.push.approved", who=plan.decided_by or "", month=month),
                      [[Button(ctx.t("btn.plan_view"), router.callback("see", plan.id))]])
-    if r.kind == "result" and result_due_by(ctx, plan, view.cal):
+    if view is not None and r.kind == "result" and result_due_by(ctx, plan, view.cal):
         items = view.items
         return Reply(ctx.t("plan.push.result", month=month, done=done_count(items),
                            total=len(items)),
