@@ -321,6 +321,25 @@ async def test_the_report_reads_open_plans_from_the_log_and_only_whom_it_reports
     assert len(items) == 5
 
 
+async def test_a_plan_opened_by_id_is_ticked_by_its_own_months_log(
+        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
+    """Opened from a button (by id), a plan's items are ticked by the work log of the plan's
+    own month: last month's read with the plan (one round trip after the step's read), an
+    older month's by a second read."""
+    zhang, lead, _ = team
+    await november_drafted_and_patrolled(clock, zhang)
+    db = services.db
+    for (year, month, day), most in (((2026, 12, 1), 2), ((2027, 1, 5), 3)):
+        at(clock, year, month, day, 10, 0)
+        await lead.say("你好")
+        await db.settle()
+        db.trips.reset()
+        await lead.tap("-|plans.see|1")
+        await db.settle()
+        assert "2026年11月工作计划" in lead.text and "✅ 巡视 3号台区" in lead.text, lead.text
+        assert db.trips.trips + db.trips.inline == most, (year, month)
+
+
 async def test_team_isolation(team: tuple[Chat, Chat, User], services: Services,
                               clock: FakeClock, notifier: FakeNotifier,
                               service: ReminderService) -> None:

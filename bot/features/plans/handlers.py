@@ -85,18 +85,16 @@ def seen(ctx: Ctx, plan: Plan | None) -> Plan | None:
 
 async def plan_and_view(ctx: Ctx, plan_id: int) -> tuple[Plan, View] | None:
     """A plan the user may see, by id, and its view: one round trip when it is of this month
-    or last (the usual taps: the view read for both, keyed by the id), two otherwise."""
-    months = (this_month(ctx), this_month(ctx).prev())
-    first, *views = await ctx.services.db.fetch_groups(
-        [[store.plan_read(plan_id)],
-         *(store.view_reads(store.by_id(plan_id, m), ctx.user.team_id, ctx.tz) for m in months)])
-    plan = seen(ctx, store.plan_in(first[0]))
+    or last (the usual taps) or closed (its items' done moments kept), two otherwise."""
+    team = ctx.user.team_id
+    which = store.by_id(plan_id, team, this_month(ctx), this_month(ctx).prev())
+    view, _ = await store.read_view(ctx.services.db, which, team, ctx.tz)
+    plan = seen(ctx, view.plan)
     if plan is None:
         return None
-    view = next((v for v in map(store.view_in, views) if v.plan is not None), None)
-    if view is None:
-        view, _ = await store.read_view(ctx.services.db, store.by_id(plan.id, plan.month),
-                                        plan.team_id, ctx.tz)
+    if not plan.closed and plan.month not in which.months:  # ticked by another month's log
+        view, _ = await store.read_view(ctx.services.db, store.by_id(plan.id, team, plan.month),
+                                        team, ctx.tz)
     return plan, replace(view, plan=plan)
 
 

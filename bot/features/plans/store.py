@@ -203,14 +203,15 @@ def items_in(rows: list[Row]) -> list[Item]:
 # --- which plans a read is of -------------------------------------------------------------
 @dataclass(frozen=True)
 class Which:
-    """The plans of one month a read is of, as a condition on `plans` (a manager's, one by
-    id, the team's): every read keys off it in SQL (issue #12), so that plans, items and
-    what ticks them are read in ONE round trip before the plans' ids or owners are known,
-    for one plan or a team's as alike."""
+    """The plans a read is of, as a condition on `plans` (a manager's of a month, one by id,
+    the team's of a month): every read keys off it in SQL (issue #12), so that plans, items
+    and what ticks them are read in ONE round trip before the plans' ids or owners are
+    known, for one plan or a team's as alike. `months`: the month whose work log ticks the
+    items; a plan by id may be of one of several (see `window`)."""
 
     where: str
     params: tuple[Any, ...]
-    month: Month
+    months: tuple[Month, ...]
 
     def of(self, column: str, closed: bool = True) -> tuple[str, tuple[Any, ...]]:
         """A subquery of the plans' `column`; without the closed plans (`closed=False`)."""
@@ -221,22 +222,37 @@ class Which:
         """These plans only where `other`'s is none (last month's, read to draft this
         month's, when there is no plan of this month yet)."""
         return Which(f"{self.where} AND NOT EXISTS (SELECT 1 FROM plans WHERE {other.where})",
-                     (*self.params, *other.params), self.month)
+                     (*self.params, *other.params), self.months)
+
+    def window(self, tz: ZoneInfo) -> tuple[str, str, tuple[Any, ...]]:
+        """The work log's time window that ticks the items, [start, end) in SQL and its
+        parameters: the month's, or (one plan, several months) the one of the plan's month
+        (none if it is of another: nothing ticks)."""
+        if len(self.months) == 1:
+            month = self.months[0]
+            return "?", "?", (iso(month.start(tz)), iso(month.end(tz)))
+        plan_month, params = self.of("month")
+        whens = " ".join("WHEN CAST(? AS TEXT) THEN CAST(? AS TEXT)" for _ in self.months)
+        start = tuple(v for m in self.months for v in (m.key, iso(m.start(tz))))
+        end = tuple(v for m in self.months for v in (m.key, iso(m.end(tz))))
+        return (f"CASE {plan_month} {whens} END", f"CASE {plan_month} {whens} END",
+                (*params, *start, *params, *end))
 
 
 def mine(user_id: int, month: Month) -> Which:
-    return Which("user_id = ? AND month = ?", (user_id, month.key), month)
+    return Which("user_id = ? AND month = ?", (user_id, month.key), (month,))
 
 
-def by_id(plan_id: int, month: Month) -> Which:
-    """The plan with this id if it is of `month` (its month bounds what ticks its items)."""
-    return Which("id = ? AND month = ?", (plan_id, month.key), month)
+def by_id(plan_id: int, team_id: int, *months: Month) -> Which:
+    """The plan with this id if it is of the team (another team's is not read), its items
+    ticked by the work log if it is of one of `months`."""
+    return Which("id = ? AND team_id = ?", (plan_id, team_id), months)
 
 
 def of_team(team_id: int, month: Month, user_id: int | None = None) -> Which:
     one = "" if user_id is None else " AND user_id = ?"
     return Which(f"team_id = ? AND month = ?{one}",
-                 (team_id, month.key, *(() if user_id is None else (user_id,))), month)
+                 (team_id, month.key, *(() if user_id is None else (user_id,))), (month,))
 
 
 PLANS_READS = 4
@@ -261,21 +277,20 @@ def month_items_reads(user_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
 def tick_reads(which: Which, tz: ZoneInfo, closed: bool = True) -> list[Read]:
     """What ticks the plans' items: the first visit to each planned customer (by anyone of
     the team), and the plans' managers' patrol entries by 台区, in order."""
-    month = which.month
-    start, end = iso(month.start(tz)), iso(month.end(tz))
+    start, end, window = which.window(tz)
     ids, params = which.of("id", closed)
     team, _ = which.of("team_id", closed)
     users, _ = which.of("user_id", closed)
     return [(
         f"SELECT w.customer_id, min(w.occurred_at) AS done FROM worklogs w WHERE w.team_id IN "
         f"{team} AND w.customer_id IN (SELECT customer_id FROM plan_items WHERE plan_id IN "
-        f"{ids} AND kind = 'visit' AND removed = 0) AND w.occurred_at >= ? "
-        "AND w.occurred_at < ? GROUP BY w.customer_id", (*params, *params, start, end)), (
+        f"{ids} AND kind = 'visit' AND removed = 0) AND w.occurred_at >= {start} "
+        f"AND w.occurred_at < {end} GROUP BY w.customer_id", (*params, *params, *window)), (
         "SELECT w.user_id, wa.area_id, w.occurred_at FROM worklogs w "
         "JOIN worklog_areas wa ON wa.worklog_id = w.id "
         "JOIN worklog_items wi ON wi.worklog_id = w.id AND wi.item = 'patrol' "
-        f"WHERE w.user_id IN {users} AND w.occurred_at >= ? AND w.occurred_at < ? "
-        "ORDER BY w.occurred_at", (*params, start, end))]
+        f"WHERE w.user_id IN {users} AND w.occurred_at >= {start} AND w.occurred_at < {end} "
+        "ORDER BY w.occurred_at", (*params, *window))]
 
 
 def plans_with_items(rows: list[list[Row]]) -> list[tuple[Plan, list[Item]]]:
@@ -318,10 +333,6 @@ def ticked(items: list[Item], visits: list[Row], patrol_rows: list[Row]) -> list
         for k, it in enumerate(ordered):
             out[it.id] = replace(it, done_at=done[k] if k < len(done) else None)
     return [out.get(it.id, it) for it in items]
-
-
-def plan_read(plan_id: int) -> Read:
-    return _PLAN + " WHERE p.id = ?", (plan_id,)
 
 
 def item_read(item_id: int) -> Read:
