@@ -6,13 +6,17 @@ the team's targets. Real SQLite, fake clock."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Reply
+from bot.features.plans.report import REPORT
 from bot.models import Role, User
 from bot.reminders import ReminderService
+from bot.router import ReportScope
 from bot.services import Services
 from bot.storage.customers import CustomerData
 from tests.conftest import Chat, FakeNotifier, at, make_user
@@ -266,15 +270,22 @@ async def test_month_end_result_evaluation_and_the_monthly_report(
     assert "计划：" not in lead.text and "目标 vs 实际" not in lead.text
 
 
-async def test_last_months_unfinished_items_are_carried_over(
-        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
-    zhang, _, _ = team
+async def november_drafted_and_patrolled(clock: FakeClock, zhang: Chat, *said: str) -> None:
+    """On Fri 2026-11-27 张三 drafts his plan, says `said` and logs a patrol of 3号台区;
+    then it is Tue 12-01."""
     at(clock, 2026, 11, 27, 10, 0)
     await zhang.say("本月计划")
-    await zhang.say("加 28号 抄表核对")
+    for text in said:
+        await zhang.say(text)
     await zhang.say("今天上午去3号台区巡视了，设备正常")
     await zhang.press("保存")
     at(clock, 2026, 12, 1, 10, 0)
+
+
+async def test_last_months_unfinished_items_are_carried_over(
+        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
+    zhang, _, _ = team
+    await november_drafted_and_patrolled(clock, zhang, "加 28号 抄表核对")
     await zhang.say("/plan")
     assert ("1. ⬜ 〔结转〕走访 李奶奶（3号台区） · 12月1日\n"
             "2. ⬜ 〔结转〕巡视 5号台区 · 12月1日\n"
@@ -285,6 +296,48 @@ async def test_last_months_unfinished_items_are_carried_over(
     assert zhang.text.count("李奶奶") == 1  # carried, not planned twice
     await zhang.say("/plan 上月")
     assert "2026年11月工作计划" in zhang.text and "✅ 巡视 3号台区" in zhang.text
+
+
+async def test_the_report_reads_open_plans_from_the_log_and_only_whom_it_reports(
+        team: tuple[Chat, Chat, User], services: Services, assistant: Assistant,
+        clock: FakeClock) -> None:
+    """A plan still open counts what the work log ticked, as its card does; a manager's
+    report reads his own plan and items only (issue #12: a report reads what it reports)."""
+    zhang, lead, manager = team
+    at(clock, 2026, 11, 27, 10, 0)
+    await Chat(assistant, "test", "李四").say("本月计划")
+    await november_drafted_and_patrolled(clock, zhang)
+    await lead.say("/report 上月")
+    assert ("📋 2026年11月计划：\n• 张三：完成 1/5 项 · 📝 草稿\n"
+            "• 李四：完成 0/2 项 · 📝 草稿") in lead.text
+    tz = services.settings.tz
+    november = (datetime(2026, 11, 1, tzinfo=tz), datetime(2026, 12, 1, tzinfo=tz))
+    rows = await services.db.fetch_many(REPORT.reads(ReportScope(
+        manager.team_id, manager.id, *november, clock.now(), "zh_CN")))
+    managers, plans, items, _, patrols = rows
+    assert [r["name"] for r in managers] == ["张三"]
+    assert {int(r["user_id"]) for r in [*plans, *patrols]} == {manager.id}
+    assert {int(r["plan_id"]) for r in items} == {int(plans[0]["id"])}
+    assert len(items) == 5
+
+
+async def test_a_plan_opened_by_id_is_ticked_by_its_own_months_log(
+        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
+    """Opened from a button (by id), a plan's items are ticked by the work log of the plan's
+    own month: last month's read with the plan (one round trip after the step's read), an
+    older month's by a second read."""
+    zhang, lead, _ = team
+    await november_drafted_and_patrolled(clock, zhang)
+    db = services.db
+    for (year, month, day), most in (((2026, 12, 1), 2), ((2027, 1, 5), 3)):
+        at(clock, year, month, day, 10, 0)
+        await lead.say("你好")
+        await db.settle()
+        db.trips.reset()
+        await lead.tap("-|plans.see|1")
+        await db.settle()
+        assert "2026年11月工作计划" in lead.text and "✅ 巡视 3号台区" in lead.text, lead.text
+        assert db.trips.trips + db.trips.inline == most, (year, month)
 
 
 async def test_team_isolation(team: tuple[Chat, Chat, User], services: Services,

@@ -105,14 +105,18 @@ SURVEY: dict[str, int] = {
     "/tasks": 2, "任务": 2, tap("tasks", "list"): 2, "线损": 2,
     "/todo": 2, tap("todo", "todop", 1): 2, "/settings": 2, "/help": 1,
     "菜单": 1,
+    # a month's plans: 2 / 6 at b8c9e2a (pinned 6 / 6): a lead's list read the team's
+    # plans, its managers, each plan's items and what ticks them, and the plans waiting
+    # apart; 上月计划 2 / 4 (a plan's read grows with the team's plans)
+    "计划": 2, "本月计划": 2, "上月计划": 2,
+    # 3 (pinned 5 / 4): the plan by id, then its view by its owner and month
+    tap("plans", "see", 1): 2, tap("plans", "open", 1): 2,
 }
 # Not converted yet (missed; pinned at today's figure so that none grows unnoticed): the
 # reports' text reads a section at a time (each feature's report_section, then the figures
-# each reads); a monthly plan is read with its items, ticks and the month's logs apart.
+# each reads).
 PINNED: dict[str, tuple[int, int]] = {  # (manager, lead)
     "/report": (27, 27), "/report 本周": (30, 30), "/report 张三": (27, 27),
-    "计划": (6, 6), "本月计划": (6, 6), tap("plans", "see", 1): (5, 4),
-    tap("plans", "open", 1): (5, 4), "上月计划": (2, 4),
 }
 
 

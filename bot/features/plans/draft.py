@@ -14,12 +14,15 @@ from bot.features.plans.store import (
     Plan,
     View,
     last_working_day,
+    mine,
     plan_rules,
+    plans_reads,
     read_view,
+    view_in,
 )
-from bot.records.common import calendar
 from bot.services import Ctx
 from bot.storage.batch import Batch
+from bot.storage.customers import visits_due_of, visits_due_reads
 from bot.storage.db import Read, Row
 from bot.storage.reminders import PlannedFor, PlannedRung, Reminders
 from bot.workcal import WorkCalendar
@@ -43,11 +46,11 @@ def carried_items(ctx: Ctx, month: Month, last: View) -> list[NewItem]:
             for it in last.items if it.done_at is None]
 
 
-async def visit_items(ctx: Ctx, month: Month, skip: set[int]) -> list[NewItem]:
-    """Special customers in my 台区 due for a visit by their 走访周期 within the month."""
-    by = month.end(ctx.tz) - timedelta(seconds=1)
+def visit_items(ctx: Ctx, month: Month, due: list[Row], skip: set[int]) -> list[NewItem]:
+    """Special customers in my 台区 due for a visit by their 走访周期 within the month (`due`:
+    drafting_reads' rows of them)."""
     out = []
-    for c, _ in await ctx.services.customers.visits_due(ctx.user, by):
+    for c, _ in visits_due_of(due, []):
         if c.id is None or c.id in skip or c.visit_due is None:
             continue
         day = max(c.visit_due.astimezone(ctx.tz).date(), first_day(ctx, month))
@@ -62,10 +65,11 @@ async def patrol_items(ctx: Ctx, month: Month, cal: WorkCalendar) -> list[NewIte
     return [NewItem("patrol", d, a.id) for a in await ctx.areas() for d in days]
 
 
-async def draft_items(ctx: Ctx, month: Month, last: View, cal: WorkCalendar) -> list[NewItem]:
+async def draft_items(ctx: Ctx, month: Month, last: View, due: list[Row],
+                      cal: WorkCalendar) -> list[NewItem]:
     carried = carried_items(ctx, month, last)
-    visits = await visit_items(ctx, month, {c.customer_id for c in carried
-                                            if c.customer_id is not None})
+    visits = visit_items(ctx, month, due, {c.customer_id for c in carried
+                                           if c.customer_id is not None})
     patrols = await patrol_items(ctx, month, cal)
     return sorted([*carried, *visits, *patrols], key=lambda i: (not i.carried, i.due_on))
 
@@ -77,20 +81,37 @@ def result_reminder_at(ctx: Ctx, month: Month, cal: WorkCalendar) -> datetime:
 
 async def my_view(ctx: Ctx, month: Month, *more: Read) -> tuple[View, list[list[Row]]]:
     """My plan of `month` as its card shows it (and the rows of `more`): one round trip."""
-    return await read_view(ctx.services.db, ctx.user.id, ctx.user.team_id, month, ctx.tz,
+    return await read_view(ctx.services.db, mine(ctx.user.id, month), ctx.user.team_id, ctx.tz,
                            *more)
 
 
-async def draft_plan(ctx: Ctx, month: Month, view: View) -> View:
-    """This month's plan of mine (`view`, as read), drafted now if I have none: last month's
-    plan (one read), the visits due (one), then the plan, its items and its month-end
-    reminder in one write, and the new plan's view (one read: the items' ids)."""
+def drafting_reads(ctx: Ctx, month: Month) -> list[Read]:
+    """What drafting my plan of `month` reads, read with its view (one round trip, issue
+    #12) but only where there is no plan yet (each read guarded in SQL: once a month, not on
+    every look): last month's plan with its items and ticks, and the customers due for a
+    visit within the month."""
+    last = mine(ctx.user.id, month.prev()).unless(mine(ctx.user.id, month))
+    due, params = visits_due_reads(ctx.user, month.end(ctx.tz) - timedelta(seconds=1))[0]
+    # The guard goes outside the read, its order with it (an ordered subquery's order is not
+    # kept by the query around it).
+    body, order = due.rsplit(" ORDER BY ", 1)
+    return [*plans_reads(last, ctx.tz), (
+        f"SELECT * FROM ({body}) c WHERE NOT EXISTS (SELECT 1 FROM plans WHERE "
+        f"user_id = ? AND month = ?) ORDER BY {order}", (*params, ctx.user.id, month.key))]
+
+
+async def draft_plan(ctx: Ctx, month: Month, view: View, rows: list[list[Row]]) -> View:
+    """This month's plan of mine (`view`, as read), drafted now if I have none from what
+    drafting_reads read with it (`rows`): the plan, its items and its month-end reminder in
+    one write, and the new plan's view (one read: the ids its items were given, which on
+    PostgreSQL a batch's own reads do not see)."""
     if view.plan is not None:
         return view
-    last, _ = await my_view(ctx, month.prev())
+    last = view_in(rows, view.cal)
     batch = Batch()
     pid = store.create_plan_into(batch, ctx.user.team_id, ctx.user.id, month,
-                                 await draft_items(ctx, month, last, view.cal), ctx.now)
+                                 await draft_items(ctx, month, last, rows[-1], view.cal),
+                                 ctx.now)
     due = max(result_reminder_at(ctx, month, view.cal), ctx.now)
     Reminders.plan_rows_into(batch, [PlannedFor(ctx.user.id, PlannedRung("result", due, False,
                                                                          False))],
@@ -102,8 +123,12 @@ async def draft_plan(ctx: Ctx, month: Month, view: View) -> View:
     return drafted
 
 
-async def result_due(ctx: Ctx, plan: Plan) -> bool:
-    return not plan.closed and result_due_by(ctx, plan, await calendar(ctx.services))
+async def this_view(ctx: Ctx) -> tuple[View, bool]:
+    """This month's plan of mine, drafted if I have none (and whether it was): its view and
+    what drafting needs in one read, the draft's write and its view read after."""
+    month = this_month(ctx)
+    view, rows = await my_view(ctx, month, *drafting_reads(ctx, month))
+    return await draft_plan(ctx, month, view, rows), view.plan is None
 
 
 def result_due_by(ctx: Ctx, plan: Plan, cal: WorkCalendar) -> bool:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.events import Button, Outcome, Reply
 from bot.features.plans import store
-from bot.features.plans.draft import draft_plan, my_view, result_due, result_due_by, this_month
-from bot.features.plans.report import plans_report
+from bot.features.plans.draft import my_view, result_due_by, this_month, this_view
+from bot.features.plans.report import REPORT
 from bot.features.plans.store import (
     SUBJECT,
     Item,
@@ -30,7 +30,6 @@ from bot.features.plans.store import (
     Plan,
     View,
     grades,
-    items_of,
     last_working_day,
 )
 from bot.features.plans.words import (
@@ -85,15 +84,17 @@ def seen(ctx: Ctx, plan: Plan | None) -> Plan | None:
 
 
 async def plan_and_view(ctx: Ctx, plan_id: int) -> tuple[Plan, View] | None:
-    """A plan the user may see, by id, and its view: one round trip when it is this month's
-    plan of mine (the usual tap), two otherwise."""
-    view, (rows,) = await my_view(ctx, this_month(ctx), store.plan_read(plan_id))
-    plan = seen(ctx, store.plan_in(rows))
+    """A plan the user may see, by id, and its view: one round trip when it is of this month
+    or last (the usual taps) or closed (its items' done moments kept), two otherwise."""
+    team = ctx.user.team_id
+    which = store.by_id(plan_id, team, this_month(ctx), this_month(ctx).prev())
+    view, _ = await store.read_view(ctx.services.db, which, team, ctx.tz)
+    plan = seen(ctx, view.plan)
     if plan is None:
         return None
-    if view.plan is None or view.plan.id != plan.id:
-        view, _ = await store.read_view(ctx.services.db, plan.user_id, plan.team_id,
-                                        plan.month, ctx.tz)
+    if not plan.closed and plan.month not in which.months:  # ticked by another month's log
+        view, _ = await store.read_view(ctx.services.db, store.by_id(plan.id, team, plan.month),
+                                        team, ctx.tz)
     return plan, replace(view, plan=plan)
 
 
@@ -129,12 +130,6 @@ def number_buttons(prefix: str, pairs: list[tuple[int, int]], action: str) -> li
     """One small button per numbered item (✖3, ✅5), a few to a row."""
     buttons = [Button(f"{prefix}{n}", router.callback(action, item_id)) for n, item_id in pairs]
     return [buttons[i:i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
-
-
-async def card(ctx: Ctx, plan: Plan, heading: str = "") -> Reply:
-    view, _ = await store.read_view(ctx.services.db, plan.user_id, plan.team_id, plan.month,
-                                    ctx.tz)
-    return card_of(ctx, replace(view, plan=view.plan or plan), heading)
 
 
 def card_of(ctx: Ctx, view: View, heading: str = "") -> Reply:
@@ -196,10 +191,10 @@ def open_button(ctx: Ctx, plan: Plan, label_key: str = "btn.plan_open") -> Butto
 async def show_mine(ctx: Ctx, month: Month) -> Outcome:
     if ctx.user.sees_whole_team:
         return await team_overview(ctx, month)
-    view, _ = await my_view(ctx, month)
     if month == this_month(ctx):
-        heading = "" if view.plan is not None else ctx.t("plan.drafted")
-        return Outcome(replies=[card_of(ctx, await draft_plan(ctx, month, view), heading)])
+        view, drafted = await this_view(ctx)
+        return Outcome(replies=[card_of(ctx, view, ctx.t("plan.drafted") if drafted else "")])
+    view, _ = await my_view(ctx, month)
     if view.plan is None:
         return Outcome().add(ctx.t("plan.none_for", month=month_label(ctx, month)))
     return Outcome(replies=[card_of(ctx, view)])
@@ -207,38 +202,37 @@ async def show_mine(ctx: Ctx, month: Month) -> Outcome:
 
 async def team_overview(ctx: Ctx, month: Month) -> Outcome:
     """A lead's view: each manager's plan of the month and its state, and any plan of an
-    earlier month still waiting for the lead."""
-    db = ctx.services.db
-    plans = await store.team_plans(db, ctx.user.team_id, month)
-    managers = await db.fetchall(
-        "SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1 "
-        "ORDER BY name, id", (ctx.user.team_id,))
-    by_user = {p.user_id: p for p in plans}
+    earlier month still waiting for the lead; one round trip whatever the team's size."""
+    team = ctx.user.team_id
+    rows = await ctx.services.db.fetch_many([
+        *store.plans_reads(store.of_team(team, month), ctx.tz), store.managers_read(team),
+        store.plans_waiting_read(team, ("submitted", "reported"))])
+    read = store.PLANS_READS
+    plans = store.plans_with_items(rows[:read])
+    by_user = {p.user_id: (p, items) for p, items in plans}
     lines = [ctx.t("plan.team_title", month=month_label(ctx, month))]
-    for m in managers:
-        p = by_user.get(m["id"])
-        if p is None:
+    for m in rows[read]:
+        found = by_user.get(int(m["id"]))
+        if found is None:
             lines.append(ctx.t("plan.team_none", name=m["name"]))
             continue
-        items = await items_of(db, p, ctx.tz)
+        p, items = found
         lines.append(ctx.t("plan.team_line", name=p.owner, status=status_label(ctx, p),
                            done=done_count(items), total=len(items)))
-    waiting = [p for p in await store.plans_waiting(db, ctx.user.team_id,
-                                                     ("submitted", "reported"))
-               if p.month != month]
+    waiting = [p for p in store.plans_in(rows[read + 1]) if p.month != month]
     for p in waiting:
         lines.append(ctx.t("plan.team_waiting", month=month_label(ctx, p.month), name=p.owner,
                            status=status_label(ctx, p)))
-    shown = [*plans, *waiting]
+    shown = [*(p for p, _ in plans), *waiting]
     buttons = [[open_button(ctx, p)] for p in shown[:8]]
     return Outcome().add("\n".join(lines), buttons)
 
 
 async def show_plan(ctx: Ctx, plan_id: int) -> Outcome:
-    plan = await visible_plan(ctx, plan_id)
-    if plan is None:
+    found = await plan_and_view(ctx, plan_id)
+    if found is None:
         return not_found(ctx)
-    return Outcome(replies=[await card(ctx, plan)])
+    return Outcome(replies=[card_of(ctx, found[1])])
 
 
 @router.command("plan")
@@ -296,8 +290,7 @@ def read_day(ctx: Ctx, text: str, month: Month) -> tuple[date | None, str]:
 
 async def editable_view(ctx: Ctx) -> View | Outcome:
     """This month's plan of mine to change (drafted if there is none), or why not."""
-    month = this_month(ctx)
-    view = await draft_plan(ctx, month, (await my_view(ctx, month))[0])
+    view, _ = await this_view(ctx)
     assert view.plan is not None
     if not view.plan.editable:
         return Outcome().add(ctx.t("plan.not_editable", status=status_label(ctx, view.plan)),
@@ -533,7 +526,7 @@ async def result_view(ctx: Ctx) -> View | None:
     (both read in one round trip)."""
     month = this_month(ctx)
     this, last = await my_view(ctx, month, *store.view_reads(
-        ctx.user.id, ctx.user.team_id, month.prev(), ctx.tz))
+        store.mine(ctx.user.id, month.prev()), ctx.user.team_id, ctx.tz))
     return next((v for v in (this, store.view_in(last)) if v.plan is not None
                  and result_due_by(ctx, v.plan, v.cal)), None)
 
@@ -648,10 +641,10 @@ EVALUATE = router.form(FormSpec(
 
 @router.opener("pleval")
 async def open_evaluation(app: Assistant, ctx: Ctx, plan_id: int) -> Outcome:
-    plan = await visible_plan(ctx, plan_id)
-    if plan is None or not is_lead_of(ctx, plan) or plan.status != "reported":
+    found = await plan_and_view(ctx, plan_id)
+    if found is None or not is_lead_of(ctx, found[0]) or found[0].status != "reported":
         return not_found(ctx)
-    items = await items_of(ctx.services.db, plan, ctx.tz)
+    plan, items = found[0], found[1].items
     heading = "\n".join([ctx.t("plan.eval_heading", name=plan.owner,
                                 month=month_label(ctx, plan.month), done=done_count(items),
                                 total=len(items)), *item_lines(ctx, items)])
@@ -664,26 +657,31 @@ router.opener_button("eval", "pleval")
 
 # --- notices, /todo and the morning digest --------------------------------------------------
 async def render_notice(ctx: Ctx, r: Reminder) -> Reply | None:
-    """A notice as the plan is now; None (dropped) once it no longer applies."""
-    plan = await visible_plan(ctx, r.subject_id)
+    """A notice as the plan is now; None (dropped) once it no longer applies. The plan's
+    items and calendar are read with it (one round trip) only for the notices that show them."""
+    plan: Plan | None
+    view: View | None = None
+    if r.kind in ("submitted", "returned", "result"):
+        plan, view = await plan_and_view(ctx, r.subject_id) or (None, None)
+    else:
+        plan = await visible_plan(ctx, r.subject_id)
     if plan is None:
         return None
     month = month_label(ctx, plan.month)
     same_round = r.detail.get("round", 0) == plan.rounds
-    if r.kind == "submitted" and plan.status == "submitted" and same_round:
-        items = await items_of(ctx.services.db, plan, ctx.tz)
-        return await card(ctx, plan, ctx.t("plan.push.submitted", name=plan.owner, month=month,
-                                           count=len(items)))
-    if r.kind == "returned" and plan.status == "returned" and same_round:
-        return await card(ctx, plan, ctx.t("plan.push.returned", who=plan.decided_by or "",
-                                           month=month))
+    if view is not None and r.kind == "submitted" and plan.status == "submitted" and same_round:
+        return card_of(ctx, view, ctx.t("plan.push.submitted", name=plan.owner, month=month,
+                                        count=len(view.items)))
+    if view is not None and r.kind == "returned" and plan.status == "returned" and same_round:
+        return card_of(ctx, view, ctx.t("plan.push.returned", who=plan.decided_by or "",
+                                        month=month))
     if r.kind == "approved" and plan.status not in ("draft", "submitted", "returned"):
         # Its own button data: the morning digest's 本周计划 line (whose button opens the
         # plan) must not pass for this notice and settle it unsent.
         return Reply(ctx.t("plan.push.approved", who=plan.decided_by or "", month=month),
                      [[Button(ctx.t("btn.plan_view"), router.callback("see", plan.id))]])
-    if r.kind == "result" and await result_due(ctx, plan):
-        items = await items_of(ctx.services.db, plan, ctx.tz)
+    if view is not None and r.kind == "result" and result_due_by(ctx, plan, view.cal):
+        items = view.items
         return Reply(ctx.t("plan.push.result", month=month, done=done_count(items),
                            total=len(items)),
                      [[Button(ctx.t("btn.plan_result"), router.callback("res", plan.id))]])
@@ -776,5 +774,5 @@ router.reminder_kind(SUBJECT, ReminderKind(render=render_notice,
                                            describe=describe_notice, snoozable=False))
 
 
-router.report_section(plans_report)
+router.report_section(REPORT)
 router.help_lines.append("plan.help")

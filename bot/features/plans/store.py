@@ -169,10 +169,6 @@ async def load_plan(db: Database, plan_id: int) -> Plan | None:
     return _plan(row) if row else None
 
 
-async def plan_of(db: Database, user_id: int, month: Month) -> Plan | None:
-    return plan_in(await db.fetchall(*plan_of_read(user_id, month)))
-
-
 def plan_of_read(user_id: int, month: Month) -> Read:
     return _PLAN + " WHERE p.user_id = ? AND p.month = ?", (user_id, month.key)
 
@@ -181,21 +177,8 @@ def plan_in(rows: list[Row]) -> Plan | None:
     return _plan(rows[0]) if rows else None
 
 
-async def team_plans(db: Database, team_id: int, month: Month,
-                     user_id: int | None = None) -> list[Plan]:
-    one = "" if user_id is None else " AND p.user_id = ?"
-    rows = await db.fetchall(
-        _PLAN + f" WHERE p.team_id = ? AND p.month = ?{one} ORDER BY u.name, p.id",
-        (team_id, month.key, *(() if user_id is None else (user_id,))))
-    return [_plan(r) for r in rows]
-
-
-async def plans_waiting(db: Database, team_id: int, statuses: tuple[str, ...]) -> list[Plan]:
-    """The team's plans in these states (a lead's decisions to take), oldest month first."""
-    return plans_in(await db.fetchall(*plans_waiting_read(team_id, statuses)))
-
-
 def plans_waiting_read(team_id: int, statuses: tuple[str, ...]) -> Read:
+    """The team's plans in these states (a lead's decisions to take), oldest month first."""
     marks = ", ".join("?" for _ in statuses)
     return (_PLAN + f" WHERE p.team_id = ? AND p.status IN ({marks}) ORDER BY p.month, u.name",
             (team_id, *statuses))
@@ -205,58 +188,125 @@ def plans_in(rows: list[Row]) -> list[Plan]:
     return [_plan(r) for r in rows]
 
 
-async def raw_items(db: Database, plan_id: int) -> list[Item]:
-    return items_in(await db.fetchall(*_items_read("?", (plan_id,))))
-
-
-def _items_read(plan: str, params: tuple[Any, ...]) -> Read:
-    return (_ITEM + f" WHERE i.plan_id = {plan} AND i.removed = 0 ORDER BY i.position, i.id",
-            params)
+def managers_read(team_id: int, user_id: int | None = None) -> Read:
+    """The team's active managers (or the one), by name: whose plans a lead or a report
+    lists."""
+    one = "" if user_id is None else " AND id = ?"
+    return ("SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
+            f"{one} ORDER BY name, id", (team_id, *(() if user_id is None else (user_id,))))
 
 
 def items_in(rows: list[Row]) -> list[Item]:
     return [_item(r) for r in rows]
 
 
+# --- which plans a read is of -------------------------------------------------------------
+@dataclass(frozen=True)
+class Which:
+    """The plans a read is of, as a condition on `plans` (a manager's of a month, one by id,
+    the team's of a month): every read keys off it in SQL (issue #12), so that plans, items
+    and what ticks them are read in ONE round trip before the plans' ids or owners are
+    known, for one plan or a team's as alike. `months`: the month whose work log ticks the
+    items; a plan by id may be of one of several (see `window`)."""
+
+    where: str
+    params: tuple[Any, ...]
+    months: tuple[Month, ...]
+
+    def of(self, column: str, closed: bool = True) -> tuple[str, tuple[Any, ...]]:
+        """A subquery of the plans' `column`; without the closed plans (`closed=False`)."""
+        keep = "" if closed else " AND status NOT IN ('reported', 'evaluated')"
+        return f"(SELECT {column} FROM plans WHERE {self.where}{keep})", self.params
+
+    def unless(self, other: Which) -> Which:
+        """These plans only where `other`'s is none (last month's, read to draft this
+        month's, when there is no plan of this month yet)."""
+        return Which(f"{self.where} AND NOT EXISTS (SELECT 1 FROM plans WHERE {other.where})",
+                     (*self.params, *other.params), self.months)
+
+    def window(self, tz: ZoneInfo) -> tuple[str, str, tuple[Any, ...]]:
+        """The work log's time window that ticks the items, [start, end) in SQL and its
+        parameters: the month's, or (one plan, several months) the one of the plan's month
+        (none if it is of another: nothing ticks)."""
+        if len(self.months) == 1:
+            month = self.months[0]
+            return "?", "?", (iso(month.start(tz)), iso(month.end(tz)))
+        plan_month, params = self.of("month")
+        whens = " ".join("WHEN CAST(? AS TEXT) THEN CAST(? AS TEXT)" for _ in self.months)
+        start = tuple(v for m in self.months for v in (m.key, iso(m.start(tz))))
+        end = tuple(v for m in self.months for v in (m.key, iso(m.end(tz))))
+        return (f"CASE {plan_month} {whens} END", f"CASE {plan_month} {whens} END",
+                (*params, *start, *params, *end))
+
+
+def mine(user_id: int, month: Month) -> Which:
+    return Which("user_id = ? AND month = ?", (user_id, month.key), (month,))
+
+
+def by_id(plan_id: int, team_id: int, *months: Month) -> Which:
+    """The plan with this id if it is of the team (another team's is not read), its items
+    ticked by the work log if it is of one of `months`."""
+    return Which("id = ? AND team_id = ?", (plan_id, team_id), months)
+
+
+def of_team(team_id: int, month: Month, user_id: int | None = None) -> Which:
+    one = "" if user_id is None else " AND user_id = ?"
+    return Which(f"team_id = ? AND month = ?{one}",
+                 (team_id, month.key, *(() if user_id is None else (user_id,))), (month,))
+
+
+PLANS_READS = 4
+
+
+def plans_reads(which: Which, tz: ZoneInfo, closed_items: bool = True) -> list[Read]:
+    """The plans (by their manager's name), their items in order (the closed plans' too
+    unless `closed_items` is False: their kept counts may be all that is wanted), then
+    tick_reads."""
+    ids, params = which.of("id", closed_items)
+    return [(_PLAN + f" WHERE p.id IN {which.of('id')[0]} ORDER BY u.name, p.id", params),
+            (_ITEM + f" WHERE i.plan_id IN {ids} AND i.removed = 0 ORDER BY i.position, i.id",
+             params), *tick_reads(which, tz, closed_items)]
+
+
 def month_items_reads(user_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
-    """items_of the manager's plan of `month` declared, before the plan is known (read with
-    others: /todo's one round trip): its items, then tick_reads."""
-    return [_items_read(_PLAN_OF, (user_id, month.key)), *tick_reads(user_id, month, tz)]
+    """The items of the manager's plan of `month`, then tick_reads: read with others (/todo's
+    one round trip)."""
+    return plans_reads(mine(user_id, month), tz)[1:]
 
 
-_PLAN_OF = "(SELECT id FROM plans WHERE user_id = ? AND month = ?)"
-
-
-def tick_reads(user_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
-    """What ticks the items of the manager's plan of `month`: the first visit to each planned
-    customer (by anyone of the team), and the manager's patrol entries by 台区, in order."""
-    key, (start, end) = (user_id, month.key), (iso(month.start(tz)), iso(month.end(tz)))
+def tick_reads(which: Which, tz: ZoneInfo, closed: bool = True) -> list[Read]:
+    """What ticks the plans' items: the first visit to each planned customer (by anyone of
+    the team), and the plans' managers' patrol entries by 台区, in order."""
+    start, end, window = which.window(tz)
+    ids, params = which.of("id", closed)
+    team, _ = which.of("team_id", closed)
+    users, _ = which.of("user_id", closed)
     return [(
-        "SELECT w.customer_id, min(w.occurred_at) AS done FROM worklogs w "
-        "WHERE w.team_id = (SELECT team_id FROM plans WHERE user_id = ? AND month = ?) "
-        f"AND w.customer_id IN (SELECT customer_id FROM plan_items WHERE plan_id = {_PLAN_OF} "
-        "AND kind = 'visit' AND removed = 0) AND w.occurred_at >= ? AND w.occurred_at < ? "
-        "GROUP BY w.customer_id", (*key, *key, start, end)), (
-        "SELECT wa.area_id, w.occurred_at FROM worklogs w "
+        f"SELECT w.customer_id, min(w.occurred_at) AS done FROM worklogs w WHERE w.team_id IN "
+        f"{team} AND w.customer_id IN (SELECT customer_id FROM plan_items WHERE plan_id IN "
+        f"{ids} AND kind = 'visit' AND removed = 0) AND w.occurred_at >= {start} "
+        f"AND w.occurred_at < {end} GROUP BY w.customer_id", (*params, *params, *window)), (
+        "SELECT w.user_id, wa.area_id, w.occurred_at FROM worklogs w "
         "JOIN worklog_areas wa ON wa.worklog_id = w.id "
         "JOIN worklog_items wi ON wi.worklog_id = w.id AND wi.item = 'patrol' "
-        "WHERE w.user_id = ? AND w.occurred_at >= ? AND w.occurred_at < ? "
-        "ORDER BY w.occurred_at", (user_id, start, end))]
+        f"WHERE w.user_id IN {users} AND w.occurred_at >= {start} AND w.occurred_at < {end} "
+        "ORDER BY w.occurred_at", (*params, *window))]
 
 
-async def items_of(db: Database, plan: Plan, tz: ZoneInfo) -> list[Item]:
-    """The plan's items in order, each with when it was done: kept once the result is in,
-    otherwise read from what was recorded this month."""
-    items = await raw_items(db, plan.id)
-    if plan.closed:
-        return items
-    return await _with_ticks(db, plan, items, tz)
-
-
-async def _with_ticks(db: Database, plan: Plan, items: list[Item], tz: ZoneInfo) -> list[Item]:
-    if all(it.kind == "free" for it in items):
-        return ticked(items, [], [])
-    return ticked(items, *await db.fetch_many(tick_reads(plan.user_id, plan.month, tz)))
+def plans_with_items(rows: list[list[Row]]) -> list[tuple[Plan, list[Item]]]:
+    """plans_reads' rows: each plan with its items, each with when it was done (kept once
+    the result is in, otherwise read from what was recorded that month)."""
+    raw: dict[int, list[Item]] = {}
+    for it in items_in(rows[1]):
+        raw.setdefault(it.plan_id, []).append(it)
+    out = []
+    for plan in plans_in(rows[0]):
+        items = raw.get(plan.id, [])
+        if not plan.closed:
+            items = ticked(items, rows[2], [r for r in rows[3]
+                                            if int(r["user_id"]) == plan.user_id])
+        out.append((plan, items))
+    return out
 
 
 def ticked(items: list[Item], visits: list[Row], patrol_rows: list[Row]) -> list[Item]:
@@ -285,10 +335,6 @@ def ticked(items: list[Item], visits: list[Row], patrol_rows: list[Row]) -> list
     return [out.get(it.id, it) for it in items]
 
 
-def plan_read(plan_id: int) -> Read:
-    return _PLAN + " WHERE p.id = ?", (plan_id,)
-
-
 def item_read(item_id: int) -> Read:
     """An item (removed or not) by id, with its plan's owner and month (`plan_user`,
     `plan_month`) to know which plan's view it belongs to."""
@@ -297,10 +343,11 @@ def item_read(item_id: int) -> Read:
             + " WHERE i.id = ?", (item_id,))
 
 
-def leads_read(team_id: int, user_id: int) -> Read:
-    """The team's leads but the manager (People.leads_of), by id: who a plan goes to."""
-    return (f"SELECT u.id, u.name FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ? "
-            "ORDER BY u.id", (team_id, user_id))
+def leads_read(team_id: int, which: Which) -> Read:
+    """The team's leads but the plan's manager (People.leads_of), by id: who it goes to."""
+    owner, params = which.of("user_id")
+    return (f"SELECT u.id, u.name FROM users u WHERE {LEADS_OF_TEAM} AND u.id NOT IN {owner} "
+            "ORDER BY u.id", (team_id, *params))
 
 
 @dataclass(frozen=True)
@@ -319,7 +366,7 @@ class View:
 
     @property
     def items(self) -> list[Item]:
-        """items_of: each with when it was done, kept once the result is in."""
+        """Each with when it was done, kept once the result is in."""
         if self.plan is not None and self.plan.closed:
             return self.raw
         return ticked(self.raw, self.visits, self.patrols)
@@ -329,25 +376,28 @@ class View:
                                         key=lambda it: (it.position, it.id)))
 
 
-VIEW_READS = 6
+VIEW_READS = PLANS_READS + 2
 
 
-def view_reads(user_id: int, team_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
-    return [plan_of_read(user_id, month), *month_items_reads(user_id, month, tz),
-            (WorkCalendar.SQL, ()), leads_read(team_id, user_id)]
+def view_reads(which: Which, team_id: int, tz: ZoneInfo) -> list[Read]:
+    """A plan's view (`which` one plan, of the team `team_id`): plans_reads, the calendar,
+    the leads."""
+    return [*plans_reads(which, tz), (WorkCalendar.SQL, ()), leads_read(team_id, which)]
 
 
-def view_in(rows: list[list[Row]]) -> View:
-    """view_reads' rows."""
+def view_in(rows: list[list[Row]], cal: WorkCalendar | None = None) -> View:
+    """view_reads' rows (or plans_reads', with the calendar read apart: `cal`)."""
+    leads = [(int(r[0]), str(r[1])) for r in rows[5]] if cal is None else []
     return View(plan_in(rows[0]), items_in(rows[1]), rows[2], rows[3],
-                WorkCalendar.from_rows(rows[4]), [(int(r[0]), str(r[1])) for r in rows[5]])
+                cal or WorkCalendar.from_rows(rows[4]), leads)
 
 
-async def read_view(db: Database, user_id: int, team_id: int, month: Month, tz: ZoneInfo,
+async def read_view(db: Database, which: Which, team_id: int, tz: ZoneInfo,
                     *more: Read) -> tuple[View, list[list[Row]]]:
-    """The view of the manager's plan of `month`, and the rows of `more`, in one round trip."""
-    rows = await db.fetch_many([*view_reads(user_id, team_id, month, tz), *more])
-    return view_in(rows[:VIEW_READS]), rows[VIEW_READS:]
+    """The view of the plan `which` (of the team `team_id`), and the rows of `more`, in one
+    round trip (a read both ask for, the calendar, read once)."""
+    view, rows = await db.fetch_groups([view_reads(which, team_id, tz), more])
+    return view_in(view), rows
 
 
 @dataclass(frozen=True)
@@ -386,14 +436,6 @@ def add_item_into(batch: Batch, plan_id: int, it: NewItem, now: datetime) -> Ref
         "FROM plan_items WHERE plan_id = ?",
         (plan_id, it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(),
          int(it.carried), iso(now), plan_id))
-
-
-async def item_plan(db: Database, item_id: int) -> tuple[Item, Plan] | None:
-    row = await db.fetchone(_ITEM + " WHERE i.id = ?", (item_id,))
-    if row is None:
-        return None
-    plan = await load_plan(db, int(row["plan_id"]))
-    return (_item(row), plan) if plan else None
 
 
 async def set_item(db: Database, item_id: int, **values: Any) -> None:
