@@ -18,9 +18,6 @@ from tests.test_round_trips import counted
 
 pytestmark = pytest.mark.both_backends
 
-# Plans' section is another piece of work (it still reads its own).
-NOT_YET = ("bot.features.plans",)
-
 # /report's round trips on the team with one of everything, as 张三 / 王班长, on both
 # backends: 27, 30, 27 before (b8c9e2a), when seven sections read their own rows (line
 # loss in two reads) and the 走访 counts three more per manager. The rest is the reports'
@@ -34,12 +31,11 @@ def own(section: object) -> str:
     return str(getattr(fn, "__module__", ""))
 
 
-def test_every_section_but_plans_declares_its_reads() -> None:
+def test_every_section_declares_its_reads() -> None:
     sections = app_router().report_sections
-    undeclared = [own(s) for s in sections if not isinstance(s, ReportSection)
-                  and not own(s).startswith(NOT_YET)]
+    undeclared = [own(s) for s in sections if not isinstance(s, ReportSection)]
     assert not undeclared, f"report sections reading their own rows: {undeclared}"
-    assert sum(isinstance(s, ReportSection) for s in sections) >= 8
+    assert sum(isinstance(s, ReportSection) for s in sections) >= 9
 
 
 @pytest.mark.parametrize("who", [MANAGER, LEAD])
