@@ -256,7 +256,7 @@ class _Q:
 # The figures' reads, in this order: `build` finds each one's rows by its name here.
 _READS = ("users", "areas", "items", "entries", "unpatrolled", "complaints", "arrears",
           "outages", "repairs", "reminders")
-_DETAIL_READS = ("logs", "log_areas", "log_comments", "categories")
+_DETAIL_READS = ("logs", "log_comments", "categories")
 
 
 def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) -> list[Read]:
@@ -302,7 +302,7 @@ def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]]
     _repairs(q, got["repairs"], person, names, overdue, det)
     _reminders(got["reminders"], person, names)
     if det is not None:
-        det.logs = _log_rows(got["logs"], got["log_areas"], got["log_comments"])
+        det.logs = _log_rows(got["logs"], got["log_comments"])
         det.categories = _categories(got["categories"])
     shown = [p for p in people if p.role in ("manager", "other") or p.has_records
              or not scope.team_wide]
@@ -633,8 +633,8 @@ def _logs_where(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
 
 
 def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
-    """The entries (the XLSX and the paper form), all the 台区 of each (the first one first)
-    and its 批注 (oldest first): the latter two by the entries' own conditions."""
+    """The entries (the XLSX and the paper form), each with all its 台区 (the first one
+    first), and their 批注 (oldest first, by the entries' own conditions)."""
     where, params = _logs_where(q, limit)
     ids = f"SELECT w.id FROM worklogs w WHERE {where}"
     return [
@@ -643,27 +643,26 @@ def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
               "c.name AS customer_name, w.result, w.ticket_no, "
               "(SELECT group_concat(item, ',') FROM worklog_items i "
               "WHERE i.worklog_id = w.id) AS items, "
-              "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos "
+              "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos, "
+              # A column, not a read of its own: every entry has a row there, and a team's
+              # week (~200,000 entries) would be held twice over in the one trip.
+              "(SELECT group_concat(name, '、') FROM (SELECT an.name FROM worklog_areas wa "
+              "JOIN areas an ON an.id = wa.area_id WHERE wa.worklog_id = w.id "
+              "ORDER BY wa.position) AS wan) AS areas "
               "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
               "LEFT JOIN customers c ON c.id = w.customer_id "
               f"WHERE {where if limit else where + ' ORDER BY w.occurred_at, w.id'}", params),
-        _read("SELECT wa.worklog_id, a.name FROM worklog_areas wa JOIN areas a "
-              f"ON a.id = wa.area_id WHERE wa.worklog_id IN ({ids}) "
-              "ORDER BY wa.worklog_id, wa.position", params),
         _read("SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
               f"ON u.id = c.user_id WHERE c.worklog_id IN ({ids}) ORDER BY c.worklog_id, c.id",
               params)]
 
 
-def _log_rows(rows: list[Row], area_rows: list[Row], comment_rows: list[Row]) -> list[LogRow]:
-    areas: dict[int, list[str]] = {}
-    for r in area_rows:
-        areas.setdefault(r["worklog_id"], []).append(r["name"])
+def _log_rows(rows: list[Row], comment_rows: list[Row]) -> list[LogRow]:
     notes: dict[int, list[str]] = {}
     for r in comment_rows:
         notes.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
     return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
-                   r["user_id"], r["owner"], "、".join(areas.get(r["id"]) or [r["area"]]),
+                   r["user_id"], r["owner"], r["areas"] or r["area"],
                    _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
                    r["account_no"], r["customer_name"], r["photos"], r["result"],
                    r["ticket_no"], "\n".join(notes[r["id"]]) if r["id"] in notes else None)
@@ -721,10 +720,10 @@ async def load_paper(db: Database, scope: Scope, period: Period, *,
     categories were a trip each, and more in chunks of ids). `limit`: at most so many
     entries read (a bigger file is the CLI's job), `count` all the same."""
     q = _Q(scope, period, period.end)
-    count, logs, areas, notes, cats = await db.fetch_many([
+    count, logs, notes, cats = await db.fetch_many([
         _count_read(q), *_log_reads(q, limit),
         _categories_read(q, [_logs_customers(q, limit)])])
-    return PaperLogs(int(count[0]["n"]), _log_rows(logs, areas, notes), _categories(cats))
+    return PaperLogs(int(count[0]["n"]), _log_rows(logs, notes), _categories(cats))
 
 
 async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
