@@ -26,7 +26,7 @@ Counting rules (the XLSX 汇总 sheet states them too):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ from bot.deadlines import OVERDUE_SQL, is_overdue
 from bot.features.reports.ranges import Period
 from bot.router import ReportPart
 from bot.rules import work_item_keys
-from bot.storage.db import Database, Row, from_iso, iso
+from bot.storage.db import Database, Read, Row, from_iso, iso
 
 
 @dataclass(frozen=True)
@@ -253,10 +253,36 @@ class _Q:
         return moment is not None and self.start <= iso(moment) < self.end
 
 
-async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
-                  detail: bool = False) -> Figures:
+# The figures' reads, in this order: `build` finds each one's rows by its name here.
+_READS = ("users", "areas", "items", "entries", "unpatrolled", "complaints", "arrears",
+          "outages", "repairs", "reminders")
+_DETAIL_READS = ("logs", "log_comments", "categories")
+
+
+def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) -> list[Read]:
+    """Every SELECT the figures need, none needing another's result (what one depends on is
+    a subquery on the same scope and period conditions): run in one round trip, with the
+    features' sections' reads (handlers.report_reply; issue #12: statement by statement
+    was 12-16). Each reads only the scope's rows: a person's, that person's."""
     q = _Q(scope, period, now)
-    people = await _people(db, q)
+    out = [_users_read(q), _areas_read(q), *_worklog_reads(q), _patrols_read(q),
+           _complaints_read(q), _arrears_read(q), _outages_read(q), _repairs_read(q),
+           _reminders_read(q)]
+    if detail:
+        # Categories of every customer a sheet names: the visits show them, and a sensitive
+        # one is masked further (bot.privacy.MASKS).
+        out += [*_log_reads(q), _categories_read(q, [
+            _logs_customers(q), _customers_of("complaints", _complaints_where(q)),
+            _customers_of("arrears", _arrears_where(q))])]
+    return out
+
+
+def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]], *,
+          detail: bool = False) -> Figures:
+    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order."""
+    q = _Q(scope, period, now)
+    got = dict(zip(_READS + (_DETAIL_READS if detail else ()), rows, strict=True))
+    people, names = _people(q, got["users"], got["areas"])
     by_id = {p.user_id: p for p in people}
     overdue: list[OverdueItem] = []
     det = Detail() if detail else None
@@ -268,20 +294,16 @@ async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
             people.append(by_id[user_id])
         return by_id[user_id]
 
-    # Names of whoever owns a record in scope: one person's records are all that person's.
-    mine = "" if scope.team_wide else " AND id = ?"
-    names = {r["id"]: r["name"] for r in await db.fetchall(
-        f"SELECT id, name FROM users WHERE team_id = ?{mine}",
-        (scope.team_id,) if scope.team_wide else (scope.team_id, scope.user_id))}
-    await _worklogs(db, q, person, names)
-    unpatrolled = await _patrols(db, q, by_id)
-    await _complaints(db, q, person, names, overdue, det)
-    await _arrears(db, q, person, names, overdue, det)
-    await _outages(db, q, person, names, overdue, det)
-    await _repairs(db, q, person, names, overdue, det)
-    await _reminders(db, q, person, names)
+    _worklogs(got["items"], got["entries"], person, names)
+    unpatrolled = _patrols(got["unpatrolled"], by_id)
+    _complaints(q, got["complaints"], person, names, overdue, det)
+    _arrears(q, got["arrears"], person, names, overdue, det)
+    _outages(q, got["outages"], person, names, overdue, det)
+    _repairs(q, got["repairs"], person, names, overdue, det)
+    _reminders(got["reminders"], person, names)
     if det is not None:
-        await _detail_logs(db, q, det)
+        det.logs = _log_rows(got["logs"], got["log_comments"])
+        det.categories = _categories(got["categories"])
     shown = [p for p in people if p.role in ("manager", "other") or p.has_records
              or not scope.team_wide]
     shown.sort(key=lambda p: (-p.entries, p.user_id))
@@ -292,60 +314,87 @@ async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
     return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
 
 
-async def _people(db: Database, q: _Q) -> list[PersonFigures]:
-    """Active members in scope (a team's leads only if they have records), with their 台区."""
-    scope = q.scope
-    where = "u.team_id = ? AND u.active = 1"
-    params: list[Any] = [scope.team_id]
-    if scope.user_id is not None:
-        where, params = "u.team_id = ? AND u.id = ?", [scope.team_id, scope.user_id]
-    rows = await db.fetchall(
-        f"SELECT u.id, u.name, u.role FROM users u WHERE {where} ORDER BY u.id", params)
-    people = [PersonFigures(r["id"], r["name"], r["role"]) for r in rows]
+async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
+                  detail: bool = False) -> Figures:
+    """The figures alone, in one round trip (the WeCom robot, the CLI, tests)."""
+    rows = await db.fetch_many(reads(scope, period, now, detail=detail))
+    return build(scope, period, now, rows, detail=detail)
+
+
+def _read(sql: str, params: Iterable[Any]) -> Read:
+    return sql, tuple(params)
+
+
+def _users_read(q: _Q) -> Read:
+    """The team's members (a person's report: that person), active or not: the active ones
+    are the people of the report, and any of them may own a record of the period."""
+    mine = "" if q.scope.team_wide else " AND id = ?"
+    return _read(f"SELECT id, name, role, active FROM users WHERE team_id = ?{mine} ORDER BY id",
+                 (q.scope.team_id,) if q.scope.team_wide else (q.scope.team_id, q.scope.user_id))
+
+
+def _areas_read(q: _Q) -> Read:
+    mine = "" if q.scope.team_wide else " AND ua.user_id = ?"
+    return _read("SELECT ua.user_id, a.name FROM user_areas ua JOIN areas a ON a.id = ua.area_id "
+                 f"WHERE a.team_id = ?{mine} ORDER BY a.id",
+                 [q.scope.team_id] + ([] if q.scope.team_wide else [q.scope.user_id]))
+
+
+def _people(q: _Q, users: list[Row], areas: list[Row]
+            ) -> tuple[list[PersonFigures], dict[int, str]]:
+    """Active members in scope (a team's leads only if they have records), with their 台区;
+    and the name of everyone who may own a record in scope (a person's records are all
+    that person's)."""
+    people = [PersonFigures(r["id"], r["name"], r["role"]) for r in users
+              if r["active"] or not q.scope.team_wide]
     by_id = {p.user_id: p for p in people}
-    mine = "" if scope.team_wide else " AND ua.user_id = ?"
-    for r in await db.fetchall(
-            "SELECT ua.user_id, a.name FROM user_areas ua JOIN areas a ON a.id = ua.area_id "
-            f"WHERE a.team_id = ?{mine} ORDER BY a.id", params[:2]):
+    for r in areas:
         if r["user_id"] in by_id:
             by_id[r["user_id"]].areas.append(r["name"])
-    return people
+    return people, {r["id"]: r["name"] for r in users}
 
 
-async def _worklogs(db: Database, q: _Q, person: PersonFn, names: dict[int, str]) -> None:
+def _worklog_reads(q: _Q) -> list[Read]:
     who, wp = q.who("w")
     span, sp = q.within("w.occurred_at")
-    for r in await db.fetchall(
-            f"SELECT w.user_id, i.item, count(*) AS n FROM worklogs w "
-            f"JOIN worklog_items i ON i.worklog_id = w.id WHERE {who} AND {span} "
-            f"GROUP BY w.user_id, i.item", wp + sp):
+    return [_read(f"SELECT w.user_id, i.item, count(*) AS n FROM worklogs w "
+                  f"JOIN worklog_items i ON i.worklog_id = w.id WHERE {who} AND {span} "
+                  f"GROUP BY w.user_id, i.item", wp + sp),
+            _read(f"SELECT w.user_id, count(*) AS n, count(w.customer_id) AS visits "
+                  f"FROM worklogs w WHERE {who} AND {span} GROUP BY w.user_id", wp + sp)]
+
+
+def _worklogs(items: list[Row], entries: list[Row], person: PersonFn,
+              names: dict[int, str]) -> None:
+    for r in items:
         p = person(r["user_id"], names.get(r["user_id"]))
         p.items[r["item"]] = p.items.get(r["item"], 0) + r["n"]
-    for r in await db.fetchall(
-            f"SELECT w.user_id, count(*) AS n, count(w.customer_id) AS visits FROM worklogs w "
-            f"WHERE {who} AND {span} GROUP BY w.user_id", wp + sp):
+    for r in entries:
         p = person(r["user_id"], names.get(r["user_id"]))
         p.entries = r["n"]
         p.special_visits = r["visits"]
 
 
-async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
-    """台区 of the scope with no 巡视 entry in the period, by anyone of the team: each 台区 is
-    probed through worklogs(area_id, occurred_at), so a person's report reads only that
-    person's 台区 and a team's reads a few entries per 台区, not all the period's entries."""
+def _patrols_read(q: _Q) -> Read:
+    """台区 of the scope with no 巡视 entry in the period, by anyone of the team, each with its
+    active managers (a row each; none: one row, no owner): each 台区 is probed through
+    worklogs(area_id, occurred_at), so a person's report reads only that person's 台区 and
+    a team's reads a few entries per 台区, not all the period's entries."""
     team = q.scope.team_id
-    managers = ("SELECT ua.area_id, u.id, u.name FROM user_areas ua JOIN users u "
-                "ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
-                "AND u.role = 'manager'")
     # A person's 台区: those the person looks after as an active manager (as before).
     mine, mp, team_areas = "", [], "a.team_id = ?"
     if q.scope.user_id is not None:
-        mine = f" AND a.id IN (SELECT area_id FROM ({managers}) AS m WHERE id = ?)"
+        mine = (" AND a.id IN (SELECT ua.area_id FROM user_areas ua JOIN users u "
+                "ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
+                "AND u.role = 'manager' AND u.id = ?)")
         team_areas = "+a.team_id = ?"  # the person's 台区 by id, not all the team's
         mp = [team, q.scope.user_id]
     span, sp = q.within("w.occurred_at")
-    areas = await db.fetchall(
-        f"SELECT a.id, a.name FROM areas a WHERE {team_areas}{mine} AND NOT EXISTS ("
+    return _read(
+        "SELECT a.id, a.name, u.id AS owner_id, u.name AS owner FROM areas a "
+        "LEFT JOIN user_areas ua ON ua.area_id = a.id LEFT JOIN users u ON u.id = ua.user_id "
+        "AND u.team_id = ? AND u.active = 1 AND u.role = 'manager' "
+        f"WHERE {team_areas}{mine} AND NOT EXISTS ("
         "SELECT 1 FROM worklogs w JOIN worklog_items i ON i.worklog_id = w.id "
         # "+": always the 台区's index; a planner guess for the team's index would read every
         # entry of the team once per 台区.
@@ -354,34 +403,23 @@ async def _patrols(db: Database, q: _Q, by_id: dict[int, PersonFigures]) -> list
         "AND NOT EXISTS (SELECT 1 FROM worklog_areas wa JOIN worklogs w "
         "ON w.id = wa.worklog_id JOIN worklog_items i ON i.worklog_id = w.id "
         f"AND i.item = 'patrol' WHERE wa.area_id = a.id AND {span} AND +w.team_id = ?) "
-        "ORDER BY a.id", [team, *mp, *sp, team, *sp, team])
-    if not areas:
-        return []
+        "ORDER BY a.id, u.id", [team, team, *mp, *sp, team, *sp, team])
+
+
+def _patrols(rows: list[Row], by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
+    names: dict[int, str] = {}
     owners: dict[int, list[str]] = defaultdict(list)
-    owner_ids: dict[int, list[int]] = defaultdict(list)
-    for chunk in _chunks([a["id"] for a in areas]):
-        for r in await db.fetchall(
-                f"{managers} AND ua.area_id IN ({','.join('?' * len(chunk))}) ORDER BY u.id",
-                [team, *chunk]):
-            owners[r["area_id"]].append(r["name"])
-            owner_ids[r["area_id"]].append(r["id"])
-    out: list[UnpatrolledArea] = []
-    for a in areas:
-        out.append(UnpatrolledArea(a["name"], tuple(owners[a["id"]])))
-        for uid in owner_ids[a["id"]]:
-            if uid in by_id:
-                by_id[uid].unpatrolled.append(a["name"])
-    return out
+    for r in rows:
+        names.setdefault(r["id"], r["name"])
+        if r["owner_id"] is not None:  # a manager of it (not someone else linked to it)
+            owners[r["id"]].append(r["owner"])
+            if r["owner_id"] in by_id:
+                by_id[r["owner_id"]].unpatrolled.append(r["name"])
+    return [UnpatrolledArea(name, tuple(owners[aid])) for aid, name in names.items()]
 
 
-def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    """Lists for `IN (?, ...)`, within SQLite's limit on parameters."""
-    for i in range(0, len(ids), size):
-        yield ids[i:i + size]
-
-
-async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
-                      overdue: list[OverdueItem], det: Detail | None) -> None:
+def _complaints_where(q: _Q) -> tuple[str, list[Any]]:
+    """The scope's complaints with a moment in the period, or overdue now."""
     who, wp = q.who()
     parts, params = [], list(wp)
     for col in ("accepted_at", "replied_at", "contact_due", "reply_due"):
@@ -392,10 +430,18 @@ async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, st
     parts.append(f"(status != 'closed' AND ((contacted_at IS NULL AND contact_due {late}) OR "
                  f"(replied_at IS NULL AND reply_due {late})))")
     params += [q.now, q.now]
-    rows = await db.fetchall(
+    return f"{who} AND ({' OR '.join(parts)})", params
+
+
+def _complaints_read(q: _Q) -> Read:
+    where, params = _complaints_where(q)
+    return _read(
         "SELECT *, (SELECT name FROM areas WHERE areas.id = complaints.area_id) AS area_name "
-        f"FROM complaints WHERE {who} AND ({' OR '.join(parts)}) ORDER BY accepted_at, id",
-        params)
+        f"FROM complaints WHERE {where} ORDER BY accepted_at, id", params)
+
+
+def _complaints(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+                overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
         p = person(r["user_id"], names.get(r["user_id"]))
@@ -423,8 +469,8 @@ async def _complaints(db: Database, q: _Q, person: PersonFn, names: dict[int, st
             det.complaints.append(row)
 
 
-async def _arrears(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
-                   overdue: list[OverdueItem], det: Detail | None) -> None:
+def _arrears_where(q: _Q) -> tuple[str, list[Any]]:
+    """The scope's arrears with a moment in the period, unpaid at its end, or overdue now."""
     who, wp = q.who()
     parts, params = [], list(wp)
     for col in ("created_at", "paid_at", "notice_served_at", "restore_due"):
@@ -438,9 +484,16 @@ async def _arrears(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
     parts.append("(paid_at IS NOT NULL AND restored_at IS NULL AND status != 'restored' "
                  f"AND restore_due {OVERDUE_SQL} ?)")
     params.append(q.now)
-    rows = await db.fetchall(
-        f"SELECT * FROM arrears WHERE {who} AND ({' OR '.join(parts)}) ORDER BY created_at, id",
-        params)
+    return f"{who} AND ({' OR '.join(parts)})", params
+
+
+def _arrears_read(q: _Q) -> Read:
+    where, params = _arrears_where(q)
+    return _read(f"SELECT * FROM arrears WHERE {where} ORDER BY created_at, id", params)
+
+
+def _arrears(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+             overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
         p = person(r["user_id"], names.get(r["user_id"]))
@@ -473,11 +526,10 @@ async def _arrears(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
             det.arrears.append(row)
 
 
-async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
-                   overdue: list[OverdueItem], det: Detail | None) -> None:
+def _outages_read(q: _Q) -> Read:
     who, wp = q.who("o")
     span, sp = q.within("o.starts_at")
-    rows = await db.fetchall(
+    return _read(
         "SELECT o.*, "
         "(SELECT count(*) FROM outage_notices n WHERE n.outage_id = o.id) AS to_tell, "
         "(SELECT count(*) FROM outage_notices n WHERE n.outage_id = o.id "
@@ -488,6 +540,10 @@ async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
         f"(o.status = 'planned' AND o.notice_posted_at IS NULL AND o.notice_due {OVERDUE_SQL} ? "
         "AND o.starts_at > ?)) ORDER BY o.starts_at, o.id",
         wp + sp + [q.now, q.now])
+
+
+def _outages(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+             overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
         p = person(r["user_id"], names.get(r["user_id"]))
@@ -508,16 +564,19 @@ async def _outages(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
             det.outages.append(row)
 
 
-async def _repairs(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
-                   overdue: list[OverdueItem], det: Detail | None) -> None:
+def _repairs_read(q: _Q) -> Read:
     who, wp = q.who("r")
     span, sp = q.within("r.arrival_due")
-    rows = await db.fetchall(
+    return _read(
         f"SELECT r.*, a.name AS area_name FROM repairs r JOIN areas a ON a.id = r.area_id "
         f"WHERE {who} AND ({span} OR "
         f"(r.arrived_at IS NULL AND r.status = 'open' AND r.arrival_due {OVERDUE_SQL} ?) OR "
         f"(r.restored_at IS NULL AND r.status != 'restored' AND r.restore_due {OVERDUE_SQL} ?)) "
         "ORDER BY r.received_at, r.id", wp + sp + [q.now, q.now])
+
+
+def _repairs(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+             overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
         p = person(r["user_id"], names.get(r["user_id"]))
@@ -538,13 +597,16 @@ async def _repairs(db: Database, q: _Q, person: PersonFn, names: dict[int, str],
                                        "repair_restore", restore_due))
 
 
-async def _reminders(db: Database, q: _Q, person: PersonFn, names: dict[int, str]) -> None:
+def _reminders_read(q: _Q) -> Read:
     who, wp = q.who()
     span, sp = q.within("sent_at")
-    rows = await db.fetchall(
+    return _read(
         f"SELECT DISTINCT user_id, subject, subject_id, kind FROM reminders WHERE {who} "
         f"AND state = 'sent' AND {span} AND (kind LIKE '%.due' OR kind LIKE '%overdue')",
         wp + sp)
+
+
+def _reminders(rows: list[Row], person: PersonFn, names: dict[int, str]) -> None:
     seen: set[tuple[int, str, int, str]] = set()
     for r in rows:
         stem = r["kind"].removesuffix(".due").removesuffix("overdue").rstrip("._")
@@ -554,87 +616,121 @@ async def _reminders(db: Database, q: _Q, person: PersonFn, names: dict[int, str
             person(r["user_id"], names.get(r["user_id"])).reminders_overdue += 1
 
 
+
 def _ordered(items: str | None) -> tuple[str, ...]:
     """The ticked items in the paper form's order."""
     got = set((items or "").split(","))
     return tuple(k for k in work_item_keys() if k in got)
 
 
-async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
-    """The log entries of the scope in the period, oldest first (the XLSX and the paper form)."""
-    q = _Q(scope, period, period.end)
+def _logs_where(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
+    """The scope's log entries in the period (oldest first, the first `limit` of them)."""
     who, wp = q.who("w")
     span, sp = q.within("w.occurred_at")
-    rows: list[Row] = await db.fetchall(
-        "SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
-        "a.name AS area, w.content, w.problems, w.customer_id, c.account_no, "
-        "c.name AS customer_name, w.result, w.ticket_no, "
-        "(SELECT group_concat(item, ',') FROM worklog_items i WHERE i.worklog_id = w.id) AS items, "
-        "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos "
-        "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
-        "LEFT JOIN customers c ON c.id = w.customer_id "
-        f"WHERE {who} AND {span} ORDER BY w.occurred_at, w.id", wp + sp)
-    ids = [r["id"] for r in rows]
-    areas = await _log_areas(db, ids)
-    notes = await _log_comments(db, ids)
+    if limit is None:
+        return f"{who} AND {span}", wp + sp
+    return f"{who} AND {span} ORDER BY w.occurred_at, w.id LIMIT ?", [*wp, *sp, limit]
+
+
+def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
+    """The entries (the XLSX and the paper form), each with all its 台区 (the first one
+    first), and their 批注 (oldest first, by the entries' own conditions)."""
+    where, params = _logs_where(q, limit)
+    ids = f"SELECT w.id FROM worklogs w WHERE {where}"
+    return [
+        _read("SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
+              "a.name AS area, w.content, w.problems, w.customer_id, c.account_no, "
+              "c.name AS customer_name, w.result, w.ticket_no, "
+              "(SELECT group_concat(item, ',') FROM worklog_items i "
+              "WHERE i.worklog_id = w.id) AS items, "
+              "(SELECT count(*) FROM worklog_photos p WHERE p.worklog_id = w.id) AS photos, "
+              # A column, not a read of its own: every entry has a row there, and a team's
+              # week (~200,000 entries) would be held twice over in the one trip.
+              "(SELECT group_concat(name, '、') FROM (SELECT an.name FROM worklog_areas wa "
+              "JOIN areas an ON an.id = wa.area_id WHERE wa.worklog_id = w.id "
+              "ORDER BY wa.position) AS wan) AS areas "
+              "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
+              "LEFT JOIN customers c ON c.id = w.customer_id "
+              f"WHERE {where if limit else where + ' ORDER BY w.occurred_at, w.id'}", params),
+        _read("SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
+              f"ON u.id = c.user_id WHERE c.worklog_id IN ({ids}) ORDER BY c.worklog_id, c.id",
+              params)]
+
+
+def _log_rows(rows: list[Row], comment_rows: list[Row]) -> list[LogRow]:
+    notes: dict[int, list[str]] = {}
+    for r in comment_rows:
+        notes.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
     return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
-                   r["user_id"], r["owner"], "、".join(areas.get(r["id"]) or [r["area"]]),
+                   r["user_id"], r["owner"], r["areas"] or r["area"],
                    _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
                    r["account_no"], r["customer_name"], r["photos"], r["result"],
-                   r["ticket_no"], notes.get(r["id"])) for r in rows]
+                   r["ticket_no"], "\n".join(notes[r["id"]]) if r["id"] in notes else None)
+            for r in rows]
 
 
-async def _log_areas(db: Database, ids: list[int]) -> dict[int, list[str]]:
-    """worklog id -> the names of all its 台区, the first one first."""
+def _logs_customers(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
+    where, params = _logs_where(q, limit)
+    return f"SELECT w.customer_id FROM worklogs w WHERE {where}", params
+
+
+def _customers_of(table: str, where: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+    return f"SELECT customer_id FROM {table} WHERE {where[0]}", where[1]
+
+
+def _categories_read(q: _Q, sources: list[tuple[str, list[Any]]]) -> Read:
+    """The categories of the customers the `sources` (SELECTs of customer ids) name, to mask
+    the sensitive ones further (bot.privacy.MASKS)."""
+    # Each source in parentheses: one with its own ORDER BY ... LIMIT may join a UNION so.
+    union = " UNION ".join(f"SELECT customer_id FROM ({sql}) AS s{n}"
+                           for n, (sql, _) in enumerate(sources))
+    return _read("SELECT customer_id, category FROM customer_categories WHERE customer_id IN "
+                 f"({union}) ORDER BY category, customer_id",
+                 [p for _, params in sources for p in params])
+
+
+def _categories(rows: list[Row]) -> dict[int, list[str]]:
+    """customer id -> category keys."""
     found: dict[int, list[str]] = {}
-    for chunk in _chunks(ids):
-        for r in await db.fetchall(
-                "SELECT wa.worklog_id, a.name FROM worklog_areas wa JOIN areas a "
-                f"ON a.id = wa.area_id WHERE wa.worklog_id IN ({','.join('?' * len(chunk))}) "
-                "ORDER BY wa.worklog_id, wa.position", chunk):
-            found.setdefault(r["worklog_id"], []).append(r["name"])
+    for c in rows:
+        found.setdefault(c["customer_id"], []).append(c["category"])
     return found
 
 
-async def _log_comments(db: Database, ids: list[int]) -> dict[int, str]:
-    """worklog id -> its 批注, one a line, oldest first."""
-    found: dict[int, list[str]] = {}
-    for chunk in _chunks(ids):
-        for r in await db.fetchall(
-                "SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
-                f"ON u.id = c.user_id WHERE c.worklog_id IN ({','.join('?' * len(chunk))}) "
-                "ORDER BY c.worklog_id, c.id", chunk):
-            found.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
-    return {k: "\n".join(v) for k, v in found.items()}
+def _count_read(q: _Q) -> Read:
+    who, wp = q.who()
+    span, sp = q.within("occurred_at")
+    return _read(f"SELECT count(*) AS n FROM worklogs WHERE {who} AND {span}", wp + sp)
+
+
+@dataclass
+class PaperLogs:
+    """What a printable log needs: how many entries there are, the first `limit` of them
+    and the categories of the customers they name."""
+
+    count: int
+    logs: list[LogRow]
+    categories: dict[int, list[str]]
+
+
+async def load_paper(db: Database, scope: Scope, period: Period, *,
+                     limit: int | None = None) -> PaperLogs:
+    """The scope's entries of the period for the paper form (/export 日志, the CLI), in one
+    round trip (issue #12: the count, the entries, their 台区, 批注 and customers'
+    categories were a trip each, and more in chunks of ids). `limit`: at most so many
+    entries read (a bigger file is the CLI's job), `count` all the same."""
+    q = _Q(scope, period, period.end)
+    count, logs, notes, cats = await db.fetch_many([
+        _count_read(q), *_log_reads(q, limit),
+        _categories_read(q, [_logs_customers(q, limit)])])
+    return PaperLogs(int(count[0]["n"]), _log_rows(logs, notes), _categories(cats))
+
+
+async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
+    """The log entries of the scope in the period, oldest first (the XLSX and the paper form)."""
+    return (await load_paper(db, scope, period)).logs
 
 
 async def count_logs(db: Database, scope: Scope, period: Period) -> int:
-    q = _Q(scope, period, period.end)
-    who, wp = q.who()
-    span, sp = q.within("occurred_at")
-    row = await db.fetchone(f"SELECT count(*) FROM worklogs WHERE {who} AND {span}", wp + sp)
-    return int(row[0]) if row else 0
-
-
-async def customer_categories(db: Database, ids: Iterable[int | None]
-                              ) -> dict[int, list[str]]:
-    """customer id -> category keys, for the customers a file names (to mask the
-    sensitive ones further, bot.privacy.MASKS)."""
-    found: dict[int, list[str]] = {}
-    wanted = sorted({i for i in ids if i is not None})
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i:i + 500]
-        for c in await db.fetchall(
-                f"SELECT customer_id, category FROM customer_categories WHERE customer_id IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY category", chunk):
-            found.setdefault(c["customer_id"], []).append(c["category"])
-    return found
-
-
-async def _detail_logs(db: Database, q: _Q, det: Detail) -> None:
-    det.logs = await load_logs(db, q.scope, q.period)
-    # Categories of every customer a sheet names: the visits show them, and a sensitive
-    # one is masked further (bot.privacy.MASKS).
-    det.categories = await customer_categories(
-        db, [*(w.customer_id for w in det.logs),
-             *(r["customer_id"] for r in (*det.arrears, *det.complaints))])
+    row, = await db.fetch_many([_count_read(_Q(scope, period, period.end))])
+    return int(row[0]["n"])

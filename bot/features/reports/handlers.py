@@ -15,14 +15,8 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.events import Attachment, Button, Outcome, Reply
-from bot.features.reports.figures import (
-    Figures,
-    Scope,
-    compute,
-    count_logs,
-    customer_categories,
-    load_logs,
-)
+from bot.features.reports import figures
+from bot.features.reports.figures import Figures, Scope, load_paper
 from bot.features.reports.ranges import Period, RangeError, parse_range, weekly_report_due
 from bot.features.reports.targets import targets_part
 from bot.features.reports.text import SUMMARY_CHARS, render
@@ -37,11 +31,11 @@ from bot.reminders import (
     jobs_done,
     repeat_marked,
 )
-from bot.router import PushFn, ReportPart, ReportScope, ReportSection, Router, app_router
+from bot.router import PushFn, ReportScope, ReportSection, Router, app_router
 from bot.services import Ctx, Services
 from bot.storage import job_runs
 from bot.storage.conversations import Draft
-from bot.storage.db import from_iso
+from bot.storage.db import Row, from_iso
 from bot.textutil import normalize_input, safe_filename
 
 if TYPE_CHECKING:
@@ -69,17 +63,20 @@ async def resolve(services: Services, user: User, text: str,
     """The scope and period `text` asks for, or the answer explaining why not (a locale
     string already filled in)."""
     locale = user.locale or services.settings.locale
-    members = await services.db.fetchall(
-        "SELECT id, name FROM users WHERE team_id = ? AND active = 1", (user.team_id,))
     rest = normalize_input(text)
     named: tuple[int, str] | None = None
-    for m in sorted(members, key=lambda r: -len(r["name"])):
-        if m["name"] and m["name"] in rest:
-            named = (m["id"], m["name"])
-            rest = rest.replace(m["name"], " ", 1).strip()
-            break
+    members: list[Row] = []
+    alone = _range_alone(rest, local_now)
+    if alone is None:  # a name, perhaps: the team's members (not read for a range alone)
+        members = await services.db.fetchall(
+            "SELECT id, name FROM users WHERE team_id = ? AND active = 1", (user.team_id,))
+        for m in sorted(members, key=lambda r: -len(r["name"])):
+            if m["name"] and m["name"] in rest:
+                named = (m["id"], m["name"])
+                rest = rest.replace(m["name"], " ", 1).strip()
+                break
     try:
-        period = parse_range(rest, local_now)
+        period = alone or parse_range(rest, local_now)
     except RangeError as exc:
         if named is None and _looks_like_name(rest):
             close = difflib.get_close_matches(rest, [m["name"] for m in members], n=3,
@@ -95,6 +92,16 @@ async def resolve(services: Services, user: User, text: str,
     if named is not None:
         return Request(Scope(user.team_id, user.team_name, named[0], named[1]), period)
     return Request(Scope(user.team_id, user.team_name), period)
+
+
+def _range_alone(text: str, local_now: datetime) -> Period | None:
+    """The period a text names when it is a range and nothing else (empty: last week), so
+    names no one: the members need not be read (issue #12). Range texts are range words,
+    digits and 年月日: only a member named like one (本周, 九月) would now be missed."""
+    try:
+        return parse_range(text, local_now)
+    except RangeError:
+        return None
 
 
 def _looks_like_name(text: str) -> bool:
@@ -117,8 +124,7 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     `files_on_tap`: the message only, with a button that sends the XLSX (the Monday push to
     managers: one send each instead of two keeps 33,000 of them within 30 minutes)."""
     files = files and not files_on_tap
-    fig = await compute(services.db, scope, period, now, detail=files)
-    fig.parts = await feature_parts(services, scope, period, now, locale)
+    fig = await gather(services, scope, period, now, locale, detail=files)
     if period.kind == "month":  # the month's figures against the team's targets
         fig.parts.append(targets_part(scope.team_name, fig.parts, locale))
     limit = SUMMARY_CHARS - (len(intro) + 1 if intro else 0)
@@ -144,18 +150,22 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     return reply
 
 
-async def feature_parts(services: Services, scope: Scope, period: Period, now: datetime,
-                        locale: str) -> list[ReportPart]:
-    """Every feature's own section (router.report_section), in the composition root's order:
-    a new record type joins the report without a change here. The declared sections'
-    reads go in one round trip (ReportSection); a section that reads its own is awaited."""
+async def gather(services: Services, scope: Scope, period: Period, now: datetime,
+                 locale: str, *, detail: bool = False) -> Figures:
+    """The figures with every feature's own section (router.report_section) in the
+    composition root's order: a new record type joins the report without a change here.
+    The figures' reads and the declared sections' (ReportSection) go in ONE round trip
+    (issue #12); a section that reads its own is awaited after."""
     rs = ReportScope(scope.team_id, scope.user_id, period.start, period.end, now, locale)
     sections = app_router().report_sections
     declared = [s for s in sections if isinstance(s, ReportSection)]
-    fetched = await services.db.fetch_groups([s.reads(rs) for s in declared])
+    own, *fetched = await services.db.fetch_groups(
+        [figures.reads(scope, period, now, detail=detail), *(s.reads(rs) for s in declared)])
+    fig = figures.build(scope, period, now, own, detail=detail)
     rows = {id(s): got for s, got in zip(declared, fetched, strict=True)}
-    return [s.part(rs, rows[id(s)]) if isinstance(s, ReportSection) else await s(services.db, rs)
-            for s in sections]
+    fig.parts = [s.part(rs, rows[id(s)]) if isinstance(s, ReportSection)
+                 else await s(services.db, rs) for s in sections]
+    return fig
 
 
 def _worth_files(fig: Figures) -> bool:
@@ -178,18 +188,18 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
     req = await resolve(ctx.services, ctx.user, rest, ctx.local_now)
     if isinstance(req, str):
         return Outcome().add(req + "\n" + ctx.t("report.export.usage"))
-    n = await count_logs(ctx.services.db, req.scope, req.period)
+    # At most MAX_PAPER_ENTRIES read: more is answered with the count alone.
+    got = await load_paper(ctx.services.db, req.scope, req.period, limit=MAX_PAPER_ENTRIES)
+    n = got.count
     label = f"{req.period.first.isoformat()} — {req.period.last.isoformat()}"
     if n == 0:
         return Outcome().add(ctx.t("report.export.none", period=label))
     if n > MAX_PAPER_ENTRIES:
         return Outcome().add(ctx.t("report.export.too_many", n=n, max=MAX_PAPER_ENTRIES))
-    logs = await load_logs(ctx.services.db, req.scope, req.period)
-    cats = await customer_categories(ctx.services.db, (w.customer_id for w in logs))
     from bot.features.reports import paper  # openpyxl on first use, not at start-up
 
-    data = await asyncio.to_thread(paper.build, logs, req.scope.team_name, req.period,
-                                   ctx.locale, req.scope.user_name, cats)
+    data = await asyncio.to_thread(paper.build, got.logs, req.scope.team_name, req.period,
+                                   ctx.locale, req.scope.user_name, got.categories)
     who = req.scope.user_name or req.scope.team_name
     reply = Reply(ctx.t("report.export.done", period=label, n=n, who=who))
     stem = file_stem("paper", req.scope, req.period, ctx.locale)

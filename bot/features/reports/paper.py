@@ -20,7 +20,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot import xlsx_safe
-from bot.features.reports.figures import LogRow, Scope, customer_categories, load_logs
+from bot.features.reports.figures import LogRow, Scope, load_paper
 from bot.features.reports.ranges import MAX_DAYS, Period
 from bot.features.reports.xlsx import display_width
 from bot.i18n import t
@@ -174,7 +174,7 @@ class _Form:
 def build(logs: list[LogRow], team: str, period: Period, locale: str,
           who: str | None = None, categories: dict[int, list[str]] | None = None) -> bytes:
     """`categories`: customer id -> category keys of the customers named (see
-    figures.customer_categories); a sensitive customer is masked further."""
+    figures.load_paper); a sensitive customer is masked further."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -231,8 +231,8 @@ async def export_team_logs(services: Any, team: str, first: date, last: date,
     if period.days > MAX_DAYS:
         raise ExportError(f"{period.days} days: at most {MAX_DAYS} in one file")
     scope = Scope(row["id"], row["name"])
-    logs = await load_logs(services.db, scope, period)
-    cats = await customer_categories(services.db, (w.customer_id for w in logs))
-    data = build(logs, row["name"], period, services.settings.locale, categories=cats)
+    got = await load_paper(services.db, scope, period)
+    data = build(got.logs, row["name"], period, services.settings.locale,
+                 categories=got.categories)
     write_private(path, data)
-    return PaperLog(row["name"], period, len(logs), data)
+    return PaperLog(row["name"], period, len(got.logs), data)
