@@ -262,26 +262,32 @@ _DETAIL_READS = ("logs", "log_comments", "categories")
 def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) -> list[Read]:
     """Every SELECT the figures need, none needing another's result (what one depends on is
     a subquery on the same scope and period conditions): run in one round trip, with the
-    features' sections' reads (handlers.report_reply; issue #12: statement by statement
-    was 12-16). Each reads only the scope's rows: a person's, that person's."""
+    features' sections' reads (handlers.gather; issue #12: statement by statement was 12-16).
+    Each reads only the scope's rows: a person's, that person's. `detail`: the XLSX's rows
+    too, its entries and categories included (log_reads)."""
     q = _Q(scope, period, now)
     out = [_users_read(q), _areas_read(q), *_worklog_reads(q), _patrols_read(q),
            _complaints_read(q), _arrears_read(q), _outages_read(q), _repairs_read(q),
            _reminders_read(q)]
-    if detail:
-        # Categories of every customer a sheet names: the visits show them, and a sensitive
-        # one is masked further (bot.privacy.MASKS).
-        out += [*_log_reads(q), _categories_read(q, [
-            _logs_customers(q), _customers_of("complaints", _complaints_where(q)),
-            _customers_of("arrears", _arrears_where(q))])]
-    return out
+    return out + log_reads(scope, period, now) if detail else out
+
+
+def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
+    """The XLSX's entries with their 批注, and the categories of every customer its sheets
+    name (the visits show them, and a sensitive one is masked further: bot.privacy.MASKS)."""
+    q = _Q(scope, period, now)
+    return [*_log_reads(q), _categories_read(q, [
+        _logs_customers(q), _customers_of("complaints", _complaints_where(q)),
+        _customers_of("arrears", _arrears_where(q))])]
 
 
 def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]], *,
           detail: bool = False) -> Figures:
-    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order."""
+    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order; or,
+    `detail` with the rows of `reads(...)` alone, without the entries (add_logs adds them)."""
     q = _Q(scope, period, now)
-    got = dict(zip(_READS + (_DETAIL_READS if detail else ()), rows, strict=True))
+    names_ = _READS + (_DETAIL_READS if len(rows) > len(_READS) else ())
+    got = dict(zip(names_, rows, strict=True))
     people, names = _people(q, got["users"], got["areas"])
     by_id = {p.user_id: p for p in people}
     overdue: list[OverdueItem] = []
@@ -301,9 +307,8 @@ def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]]
     _outages(q, got["outages"], person, names, overdue, det)
     _repairs(q, got["repairs"], person, names, overdue, det)
     _reminders(got["reminders"], person, names)
-    if det is not None:
-        det.logs = _log_rows(got["logs"], got["log_comments"])
-        det.categories = _categories(got["categories"])
+    if det is not None and "logs" in got:
+        add_logs(det, [got[k] for k in _DETAIL_READS])
     shown = [p for p in people if p.role in ("manager", "other") or p.has_records
              or not scope.team_wide]
     shown.sort(key=lambda p: (-p.entries, p.user_id))
@@ -312,6 +317,13 @@ def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]]
         total.add(p)
     overdue.sort(key=lambda o: (o.due, o.kind, o.record_id))
     return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
+
+
+def add_logs(det: Detail, rows: Sequence[list[Row]]) -> None:
+    """The XLSX's entries and categories, from the rows of `log_reads`."""
+    logs, comments, categories = rows
+    det.logs = _log_rows(logs, comments)
+    det.categories = _categories(categories)
 
 
 async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
