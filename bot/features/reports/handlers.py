@@ -155,23 +155,19 @@ async def gather(services: Services, scope: Scope, period: Period, now: datetime
     """The figures with every feature's own section (router.report_section) in the
     composition root's order: a new record type joins the report without a change here.
     The figures' reads and the declared sections' (ReportSection) go in ONE round trip
-    (issue #12); a section that reads its own is awaited after. A team's XLSX entries are
-    read in a second trip, once the first one's rows are built and let go: together they
-    were +80-100 MB at the peak for a 5,000-manager team (a person's fit in the first)."""
+    (issue #12); a section that reads its own is awaited after; a team's XLSX entries come
+    in a trip of their own once those rows are let go (figures.logs_apart)."""
     rs = ReportScope(scope.team_id, scope.user_id, period.start, period.end, now, locale)
     sections = app_router().report_sections
     declared = [s for s in sections if isinstance(s, ReportSection)]
-    apart = detail and scope.team_wide
-    reads = figures.reads(scope, period, now, detail=detail and not apart)
-    own, *fetched = await services.db.fetch_groups([reads, *(s.reads(rs) for s in declared)])
+    own, *fetched = await services.db.fetch_groups(
+        [figures.reads(scope, period, now, detail=detail), *(s.reads(rs) for s in declared)])
     fig = figures.build(scope, period, now, own, detail=detail)
     rows = {id(s): got for s, got in zip(declared, fetched, strict=True)}
+    del own, fetched
     fig.parts = [s.part(rs, rows.pop(id(s))) if isinstance(s, ReportSection)
                  else await s(services.db, rs) for s in sections]
-    del own, fetched
-    if apart and fig.detail is not None:
-        figures.add_logs(fig.detail, await services.db.fetch_many(
-            figures.log_reads(scope, period, now)))
+    await figures.read_logs_apart(services.db, fig)
     return fig
 
 
