@@ -295,6 +295,24 @@ async def test_a_message_waits_for_the_digest_of_whoever_is_in_quiet_hours(
     assert await urgent_of("done") == [("王班长", 1)]
 
 
+async def test_a_task_given_to_someone_in_quiet_hours_waits_for_their_digest(
+        team: tuple[Chat, Chat, Chat], services: Services, clock: FakeClock) -> None:
+    """The new task's push to a manager in quiet hours waits for their digest; to one
+    outside them it goes out at once (urgent). Only that push: the ladder's rungs are never
+    urgent. Decided by the write, as it finds their settings."""
+    lead, _, _ = team
+    at(clock, 2026, 11, 27, 10, 0)
+    zhang = await services.db.fetchone("SELECT id FROM users WHERE name = '张三'")
+    assert zhang is not None
+    await UserPrefs(services.db).set_quiet(zhang["id"], "09:30", "11:00")
+    await lead.say("派任务 全班 明天下班前 核对电话")
+    await lead.press("保存")
+    rows = await services.db.fetchall(
+        "SELECT u.name, r.kind, r.urgent FROM reminders r JOIN users u ON u.id = r.user_id "
+        "WHERE r.subject = 'task' AND (r.urgent = 1 OR r.kind = 'new') ORDER BY u.name, r.kind")
+    assert [(r[0], r[1], int(r[2])) for r in rows] == [("张三", "new", 0), ("李四", "new", 1)]
+
+
 async def test_a_question_on_a_task_done_since_its_form_opened_is_refused(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:

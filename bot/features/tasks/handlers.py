@@ -28,7 +28,7 @@ from bot.features.tasks.store import (
     counts_by_manager,
     counts_read,
     load_message,
-    push_now,
+    quiet_sql,
     recipients_read,
     seen_by,
     send_message_into,
@@ -198,12 +198,10 @@ def title(ctx: Ctx, rec: Task) -> str:
 async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
                      meta: dict[str, Any]) -> Writing:
     """One task per assignee with its push and deadline ladder, saved with the form's close
-    in one round trip. One read before it: the team's managers now (全班, and who left) and
-    whether each is in quiet hours."""
+    in one round trip. One read before it: the team's managers now (全班, and who left)."""
     managers = await ctx.services.db.fetchall(
-        *recipients_read(ctx, TEAM_MANAGERS, (ctx.user.team_id,)))
-    urgent = push_now(managers)
-    ids = assignee_ids(values["assignees"], list(urgent))
+        *recipients_read(TEAM_MANAGERS, (ctx.user.team_id,)))
+    ids = assignee_ids(values["assignees"], [int(r["id"]) for r in managers])
     if not ids:
         raise Invalid("task.nobody")
     due = value_time(values["due"])
@@ -225,14 +223,14 @@ async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
         # The push now, then the ladder as plan_ladder plans it (to the lead who gave it);
         # none for a task this form token saved before.
         rungs += [(IfNew(tid), p) for p in (
-            PlannedFor(uid, PlannedRung("new", ctx.now, urgent[uid], False)),
+            PlannedFor(uid, PlannedRung("new", ctx.now, True, False)),
             *([PlannedFor(uid, PlannedRung("due.soon", soon, False, False))]
               if soon > ctx.now else []),
             PlannedFor(uid, PlannedRung("due.due", max(due, ctx.now), False, False)),
             PlannedFor(ctx.user.id, PlannedRung("due.escalate", max(due, ctx.now), False,
                                                 True)))]
     Reminders.plan_records_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
-                                now=ctx.now)
+                                now=ctx.now, quiet=quiet_sql(ctx))
     who = assignee_words(ctx, values["assignees"],
                          [(int(r["id"]), str(r["name"])) for r in managers])
 
@@ -702,7 +700,7 @@ async def write_up(ctx: Ctx, values: dict[str, Any], token: str,
     and with none it is refused), then the write (which finds whether each is in quiet
     hours)."""
     leads = await ctx.services.db.fetchall(*recipients_read(
-        ctx, f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?",
+        f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?",
         (ctx.user.team_id, ctx.user.id)))
     if not leads:
         raise Invalid("up.no_lead")

@@ -106,29 +106,26 @@ async def visible_message(ctx: Ctx, mid: int) -> Message | None:
 TEAM_MANAGERS = "SELECT id FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
 
 
-def recipients_read(ctx: Ctx, who: str, params: tuple[Any, ...] = ()) -> Read:
-    """The people the SQL `who` selects (by id), with their names and whether a push to
-    each goes out at the next scan (urgent) rather than waiting: outside their quiet hours
-    it must not be folded into a morning digest that does not list it; inside them it is
-    held for the digest, which shows it (no night-time buzz). Read with the step's other
-    reads (issue #12), not one read per person."""
-    quiet, quiet_params = in_quiet_sql(ctx.services.settings, "u.id", ctx.local_now)
-    return (f"SELECT u.id, u.name, {quiet} AS quiet FROM users u WHERE u.id IN ({who}) "
-            "ORDER BY u.id", (*quiet_params, *params))
+def recipients_read(who: str, params: tuple[Any, ...] = ()) -> Read:
+    """The people the SQL `who` selects (by id), with their names, by id. Whether a push to
+    each goes out now or waits for their digest is the write's to decide (quiet_sql)."""
+    return (f"SELECT u.id, u.name FROM users u WHERE u.id IN ({who}) ORDER BY u.id", params)
 
 
-def push_now(rows: list[Row]) -> dict[int, bool]:
-    """recipients_read's rows: person id -> whether the push goes out now."""
-    return {int(r["id"]): not r["quiet"] for r in rows}
+def quiet_sql(ctx: Ctx) -> tuple[str, tuple[Any, ...]]:
+    """Whether reminder row `r`'s person is in quiet hours now, for Reminders' `quiet=`: an
+    urgent push outside them must not be folded into a morning digest that does not list
+    it; inside them it is held for the digest, which shows it (no night-time buzz). Decided
+    by the write, as it finds their settings: no read of them first (issue #12)."""
+    return in_quiet_sql(ctx.services.settings, "r.user_id", ctx.local_now)
 
 
 def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
                       recipients: Sequence[int], *, token: str, task_id: int | None = None,
                       reply_to: int | None = None, photos: list[str] | None = None) -> Ref:
     """Store a message once per form token and plan its push to each recipient with it: a
-    reminder row, delivered by the next scan, retried, never doubled. Whether each push
-    goes out at once or waits for their digest (recipients_read) is decided in the write,
-    by their quiet hours as it finds them: no read of them first (issue #12)."""
+    reminder row, delivered by the next scan, retried, never doubled; at once or at their
+    digest by their quiet hours (quiet_sql)."""
     mid = batch.insert(
         "INSERT INTO task_messages(team_id, kind, task_id, sender_id, reply_to, body, photos, "
         "created_at, form_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -139,9 +136,7 @@ def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
     Reminders.plan_rows_into(batch, [PlannedFor(uid, PlannedRung(kind, ctx.now, True, False))
                                      for uid in recipients],
                              team_id=ctx.user.team_id, subject=MESSAGE_SUBJECT, subject_id=mid,
-                             now=ctx.now, if_new=mid,
-                             quiet=in_quiet_sql(ctx.services.settings, "r.user_id",
-                                                ctx.local_now))
+                             now=ctx.now, if_new=mid, quiet=quiet_sql(ctx))
     return mid
 
 
