@@ -547,7 +547,7 @@ def steps_commands(a: argparse.Namespace) -> list[Command]:
     return [Command("steps-sqlite", "bench.bench_forms",
                     ["--load-only", "--same-transport", *users, *quick]),
             Command("steps-pg", "bench.bench_store_steps",
-                    ["--bots", "echo,pg", "--rounds", "1", *users, *quick])]
+                    ["--bots", "echo,pg", "--rounds", "1" if a.quick else "3", *users, *quick])]
 
 
 ALL_PARTS = [

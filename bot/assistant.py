@@ -118,6 +118,10 @@ class Assistant:
     async def handle(self, ev: Incoming) -> Outcome:
         ev = cleaned(ev)
         caps = self.caps.get(ev.channel)
+        with self.services.db.step():
+            return await self._handle_in_order(ev, caps)
+
+    async def _handle_in_order(self, ev: Incoming, caps: ChannelCaps | None) -> Outcome:
         async with _lock_in(self._locks, (ev.channel, ev.external_id)):
             try:
                 async with self._as_person(ev) as step:

@@ -1,13 +1,15 @@
 """A form step on SQLite is as durable as with synchronous=FULL without a sync on the event
-loop (issue #12, TAIQU_SQLITE_STEP_SYNCHRONOUS=FULL, the default): the step commits on the loop,
-then its reply waits for a sync of the WAL in a worker thread, one sync shared by the steps
-that committed meanwhile (bot.storage.walsync). NORMAL makes no sync. Real SQLite files; the
-sync itself is replaced by one the test holds back or fails."""
+loop while other chats are in flight (issue #12, TAIQU_SQLITE_STEP_SYNCHRONOUS=FULL, the
+default): the step commits on the loop, then its reply waits for a sync of the WAL in a worker
+thread, one sync shared by the steps that committed meanwhile (bot.storage.walsync). A lone
+step syncs on the loop: nobody to share with or to stall. NORMAL makes no sync. Real SQLite
+files; the sync itself is replaced by one the test holds back or fails."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -38,9 +40,14 @@ class HeldSync:
         self.go = threading.Event()
         self.go.set()
         self.fail = False
+        self.threads: list[str] = []  # where each sync ran
+        self.seen: Callable[[], object] = lambda: None  # what the disk saw at each sync
+        self.saw: list[object] = []
 
     def __call__(self, fd: int) -> None:
         self.calls += 1
+        self.threads.append(threading.current_thread().name)
+        self.saw.append(self.seen())
         self.started.set()
         self.go.wait(30)
         if self.fail:
@@ -90,8 +97,10 @@ async def test_a_step_is_answered_only_once_its_write_is_synced(
     await zhang.say("你好")
     await full.db.settle()
     disk.hold()
-    step = asyncio.create_task(zhang.say("记录巡视 3号台区"))
-    await asyncio.to_thread(disk.started.wait, 10)
+    with full.db.step():  # another chat's step in flight: the sync goes to the thread
+        step = asyncio.create_task(zhang.say("记录巡视 3号台区"))
+        await asyncio.to_thread(disk.started.wait, 10)
+    assert disk.threads[-1].startswith("taiqu-walsync")
     draft = await full.db.fetchone("SELECT form FROM conversations")
     assert draft is not None and draft["form"] == "worklog"  # committed, on the loop
     await asyncio.sleep(0.2)
@@ -99,6 +108,55 @@ async def test_a_step_is_answered_only_once_its_write_is_synced(
     disk.go.set()
     out = await asyncio.wait_for(step, 10)
     assert L("form.worklog.time") in "\n".join(r.text for r in out.replies)
+
+
+def form_on_disk(path: Path) -> Callable[[], object]:
+    """The open form as another connection sees it (committed or not), read at the sync."""
+    def seen() -> object:
+        with sqlite3.connect(path) as conn:
+            row = conn.execute("SELECT form FROM conversations").fetchone()
+        return row[0] if row else None
+    return seen
+
+
+async def test_a_lone_step_syncs_on_the_loop_after_its_commit(
+        full: Services, disk: HeldSync) -> None:
+    await make_user(full, "张三")
+    zhang = Chat(Assistant(full), "test", "张三")
+    await zhang.say("你好")
+    await full.db.settle()
+    disk.threads.clear()
+    disk.seen = form_on_disk(full.settings.db_path)
+    out = await zhang.say("记录巡视 3号台区")
+    assert disk.threads == [threading.main_thread().name]  # no hop: nothing to share
+    assert disk.saw == ["worklog"]  # after the commit, before the reply was returned
+    assert L("form.worklog.time") in "\n".join(r.text for r in out.replies)
+
+
+async def test_bookkeeping_written_behind_a_reply_syncs_off_the_loop(
+        tmp_path: Path, disk: HeldSync) -> None:
+    async with Database(tmp_path / "x.db") as db:
+        await db.execute("INSERT INTO teams(name, created_at) VALUES ('t', '')")
+        with db.step():  # a lone step: its own write syncs on the loop ...
+            db.write_behind("UPDATE teams SET name = 'u'", (), "name")  # ... this one not
+            await db.settle()
+            await db.execute_quick("UPDATE teams SET name = 'v'")
+        assert disk.threads[0].startswith("taiqu-walsync")
+        assert disk.threads[1:] == [threading.main_thread().name]
+
+
+async def test_a_slow_disk_sends_the_syncs_back_to_the_thread(
+        full: Services, disk: HeldSync, monkeypatch: pytest.MonkeyPatch) -> None:
+    await make_user(full, "张三")
+    zhang = Chat(Assistant(full), "test", "张三")
+    await zhang.say("你好")
+    await full.db.settle()
+    monkeypatch.setattr(walsync, "INLINE_MOST_S", 0.0)  # every sync on the loop is too slow
+    disk.threads.clear()
+    for text in ("记录巡视 3号台区", "现在", "2号杆拉线松动"):
+        await zhang.say(text)
+    assert disk.threads[0] == threading.main_thread().name
+    assert disk.threads[1:] and all(t.startswith("taiqu-walsync") for t in disk.threads[1:])
 
 
 async def test_steps_committed_while_a_sync_runs_share_the_next_one(

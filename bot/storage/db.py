@@ -7,11 +7,12 @@ bot.storage.pg) has the same interface: `Backend` below is what callers may use.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -38,6 +39,9 @@ QUEUED = 0.25  # seconds waited for the write connection after which its busy wa
 # Writes on the event loop between two checkpoints of the WAL (done off the loop): about
 # SQLite's own default of 1000 pages, as a step writes one to three.
 CHECKPOINT_EVERY = 500
+# Whether the running task is a chat step (Backend.step): bookkeeping written behind a reply
+# is not, though its task was started from one.
+_IN_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("taiqu_in_step", default=False)
 
 
 def iso(dt: datetime) -> str:
@@ -179,6 +183,23 @@ class Backend:
         self._behind: set[asyncio.Task[None]] = set()  # write_behind in flight
         self._owner: asyncio.Task[Any] | None = None  # the task inside a transaction
         self.trips = Trips()
+        self._steps = 0  # chat steps in flight (Backend.step)
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """One chat step in flight (the core's handling of one update, lock waits included):
+        a step alone may sync its write on the event loop (bot.storage.walsync)."""
+        self._steps += 1
+        token = _IN_STEP.set(True)
+        try:
+            yield
+        finally:
+            _IN_STEP.reset(token)
+            self._steps -= 1
+
+    def _alone(self) -> bool:
+        """The running task is the only chat step in flight."""
+        return _IN_STEP.get() and self._steps == 1
 
     async def connect(self, migrate_to: int | None = None) -> Self:
         raise NotImplementedError
@@ -265,8 +286,10 @@ class Backend:
         restart): written in the background on the quick path, in call order (the quick lock
         is fair); skipped with a log line if the database stays locked. `threaded`: never on
         the event loop (SQLite)."""
+        behind = contextvars.copy_context()
+        behind.run(_IN_STEP.set, False)  # not the step's own: it never syncs on the loop
         task = asyncio.get_running_loop().create_task(
-            self._write_behind(sql, params, what, threaded))
+            self._write_behind(sql, params, what, threaded), context=behind)
         self._behind.add(task)
         task.add_done_callback(self._behind.discard)
 
@@ -542,7 +565,7 @@ class Database(Backend):
             written, rowid = self._write_inline(sql, params)
             if written:
                 if self._wal_sync is not None:  # durable before the step goes on (FULL)
-                    await self._wal_sync.synced()
+                    await self._wal_sync.synced(alone=self._alone())
                 return rowid
         return await self._execute_threaded(sql, params)
 

@@ -10,6 +10,13 @@ NORMAL, then awaits `synced()`: one fdatasync in a worker thread, shared by ever
 committed before it began (group commit); a step that commits while one runs waits for the
 next. At 50 users one sync covers many steps, and the loop never waits for the disk.
 
+A lone step (no other chat step in flight, no sync running) syncs on the loop instead: there is
+nobody to share the sync with or to stall, and the two thread hops cost more than the sync
+itself (measured on this machine: ~0.2 ms inline, ~0.4 ms through the thread; 1 user's step
+p50 1.4-1.7x the bare echo bot through the thread, about 1x inline; BENCHMARKS.md, issue #12
+sixth pass). A disk that turns slow sends the syncs back to the thread for a while, so a slow
+sync never holds the loop twice in a row.
+
 Why this is enough: the WAL is one file written in commit order, so its sync covers every
 earlier commit; it is never deleted while a connection is open (only after a checkpoint of all
 of it into the synced database file), and when a checkpoint resets it, what it held is already
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +37,10 @@ from pathlib import Path
 # fdatasync is what SQLite's unix VFS uses on Linux for the WAL; fsync where it is missing
 # (macOS has no os.fdatasync).
 _sync = getattr(os, "fdatasync", os.fsync)
+# A lone step's sync on the loop slower than this (the disk busy: an import, a backup) sends
+# the syncs to the thread for AWAY_S: another chat arriving meanwhile must not wait for it.
+INLINE_MOST_S = 0.005
+AWAY_S = 60.0
 
 
 class NotDurable(Exception):
@@ -45,10 +57,17 @@ class WalSync:
         self._runner: asyncio.Task[None] | None = None
         # Its own thread: a sync never queues behind other work of the default executor.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="taiqu-walsync")
+        self._thread_until = 0.0  # time.monotonic() before which every sync takes the thread
 
-    async def synced(self) -> None:
+    async def synced(self, alone: bool = False) -> None:
         """Returns once a sync begun after this call has completed: call it right after a
-        commit, with no await in between. Raises NotDurable if that sync failed."""
+        commit, with no await in between. Raises NotDurable if that sync failed. `alone`: no
+        other chat step is in flight, so the sync may run on the loop (see the module's
+        docstring)."""
+        if alone and self._next is None and (self._runner is None or self._runner.done()) \
+                and time.monotonic() >= self._thread_until:
+            self._sync_inline()
+            return
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
             if self._runner is None or self._runner.done():
@@ -75,8 +94,19 @@ class WalSync:
                 batch.set_result(None)
             self._on_sync()
 
+    def _sync_inline(self) -> None:
+        started = time.monotonic()
+        try:
+            self.sync_file()
+        except OSError as exc:
+            raise NotDurable(f"{self.wal}: {exc}") from exc
+        finally:
+            if time.monotonic() - started > INLINE_MOST_S:
+                self._thread_until = time.monotonic() + AWAY_S
+        self._on_sync()
+
     def sync_file(self) -> None:
-        """In the worker thread."""
+        """In the worker thread (or on the loop for a lone step)."""
         try:
             fd = os.open(self.wal, os.O_RDONLY)
         except FileNotFoundError:  # no WAL (not in WAL mode, or all of it checkpointed into
