@@ -313,6 +313,28 @@ async def test_a_task_given_to_someone_in_quiet_hours_waits_for_their_digest(
     assert [(r[0], r[1], int(r[2])) for r in rows] == [("张三", "new", 0), ("李四", "new", 1)]
 
 
+async def test_the_reply_says_whose_push_waits_for_the_end_of_their_quiet_hours(
+        team: tuple[Chat, Chat, Chat], services: Services, clock: FakeClock) -> None:
+    """The saved task's reply says when each assignee hears of it, as the write decided:
+    at once, or (in quiet hours, the push held) when their quiet hours end. Before, it said
+    「对方会马上收到通知」 to a lead whose assignee would hear only in the morning."""
+    lead, _, _ = team
+    at(clock, 2026, 11, 27, 10, 0)
+    zhang = await services.db.fetchone("SELECT id FROM users WHERE name = '张三'")
+    assert zhang is not None
+    await UserPrefs(services.db).set_quiet(zhang["id"], "09:30", "11:00")
+    told = {"对方会马上收到通知": "now", "对方正在免打扰时段": "quiet",
+            "张三 正在免打扰时段": "张三 quiet"}
+    heard = []
+    for who in ("李四", "张三", "全班"):
+        await lead.say(f"派任务 {who} 明天下班前 核对电话")
+        await lead.press("保存")
+        assert f"已派任务给 {who}" in lead.text, lead.text
+        heard.append([v for k, v in told.items() if k in lead.text])
+    assert heard == [["now"], ["quiet"], ["张三 quiet"]]
+    assert "其他人马上收到" in lead.text
+
+
 async def test_a_question_on_a_task_done_since_its_form_opened_is_refused(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:

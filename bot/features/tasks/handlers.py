@@ -27,6 +27,7 @@ from bot.features.tasks.store import (
     Task,
     counts_by_manager,
     counts_read,
+    in_quiet_read,
     load_message,
     quiet_sql,
     recipients_read,
@@ -73,6 +74,7 @@ _NAME_JOIN = re.compile(r"\s*[、,，/;；和]")  # another name follows
 _WHOLE_TEAM = {"全班", "全体", "所有人", "大家", "all"}
 _LOOKS_LIKE_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$|^[A-Za-z]{2,20}$")
 CONTENT_WIDTH = 16  # how much of a task's content a title shows
+NAMES_SHOWN = 10  # the people in quiet hours a task's reply names; the rest it counts
 router.request_patterns += [_GIVE, _UP]
 
 
@@ -231,18 +233,35 @@ async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
                                                 True)))]
     Reminders.plan_records_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
                                 now=ctx.now, quiet=quiet_sql(ctx))
+    in_quiet = batch.read_rows(*in_quiet_read(ctx, None if ALL in values["assignees"] else ids))
     who = assignee_words(ctx, values["assignees"],
                          [(int(r["id"]), str(r["name"])) for r in managers])
 
     async def saved(first: int | None) -> Saved:
         assert first is not None
+        chosen = set(ids)
+        waiting = [str(r["name"]) for r in in_quiet.value if int(r["id"]) in chosen]
         text = ctx.t("task.saved", who=who, count=len(ids), content=values["content"],
-                     due=when(ctx, due), left=remaining(ctx, due))
+                     due=when(ctx, due), left=remaining(ctx, due),
+                     told=told_when(ctx, waiting, len(ids)))
         buttons = [[TASKS.open_button(ctx, first)]] if len(ids) == 1 else []
         buttons.append([Button(ctx.t("btn.task_list"), router.callback("list"))])
         return Saved(text, buttons, record_id=first)
 
     return Writing(batch, created[0], saved)
+
+
+def told_when(ctx: Ctx, waiting: list[str], count: int) -> str:
+    """When the assignees hear of their task: at once, or (those in quiet hours, `waiting`)
+    when their quiet hours end, as the write held their push (quiet_sql)."""
+    if not waiting:
+        return ctx.t("task.told_now")
+    if len(waiting) == count:
+        return ctx.t("task.told_quiet")
+    who = "、".join(waiting[:NAMES_SHOWN])
+    if len(waiting) > NAMES_SHOWN:  # a whole team at night: the reply stays one message
+        who = ctx.t("task.names_and_more", names=who, count=len(waiting))
+    return ctx.t("task.told_some_quiet", who=who)
 
 
 async def show_due(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:

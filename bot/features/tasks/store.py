@@ -112,12 +112,22 @@ def recipients_read(who: str, params: tuple[Any, ...] = ()) -> Read:
     return (f"SELECT u.id, u.name FROM users u WHERE u.id IN ({who}) ORDER BY u.id", params)
 
 
-def quiet_sql(ctx: Ctx) -> tuple[str, tuple[Any, ...]]:
-    """Whether reminder row `r`'s person is in quiet hours now, for Reminders' `quiet=`: an
-    urgent push outside them must not be folded into a morning digest that does not list
-    it; inside them it is held for the digest, which shows it (no night-time buzz). Decided
-    by the write, as it finds their settings: no read of them first (issue #12)."""
-    return in_quiet_sql(ctx.services.settings, "r.user_id", ctx.local_now)
+def quiet_sql(ctx: Ctx, person: str = "r.user_id") -> tuple[str, tuple[Any, ...]]:
+    """Whether `person` (by default reminder row `r`'s) is in quiet hours now, for Reminders'
+    `quiet=`: an urgent push outside them must not be folded into a morning digest that does
+    not list it; inside them it is held for the digest, which shows it (no night-time buzz).
+    Decided by the write, as it finds their settings: no read of them first (issue #12)."""
+    return in_quiet_sql(ctx.services.settings, person, ctx.local_now)
+
+
+def in_quiet_read(ctx: Ctx, ids: Sequence[int] | None) -> Read:
+    """Who among `ids` (None: the team's managers) is in quiet hours now, as the write that
+    plans their pushes finds it (read with it, quiet_sql): the reply says whose push waits."""
+    quiet, quiet_params = quiet_sql(ctx, "u.id")
+    who, params = ((f"u.id IN ({TEAM_MANAGERS})", (ctx.user.team_id,)) if ids is None
+                   else (f"u.id IN ({', '.join('?' * len(ids))})", tuple(ids)))
+    return (f"SELECT u.id, u.name FROM users u WHERE {who} AND {quiet} = 1 ORDER BY u.id",
+            (*params, *quiet_params))
 
 
 def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
