@@ -22,7 +22,6 @@ from bot.features.tasks.store import (
     MESSAGE_SUBJECT,
     STORE,
     SUBJECT,
-    TEAM_MANAGERS,
     Message,
     Task,
     counts_by_manager,
@@ -30,9 +29,9 @@ from bot.features.tasks.store import (
     in_quiet_read,
     load_message,
     quiet_sql,
-    recipients_read,
     seen_by,
     send_message_into,
+    send_up_into,
     task_rules,
     team_managers,
     visible_message,
@@ -56,7 +55,7 @@ from bot.router import (
 from bot.services import Ctx
 from bot.storage.batch import Batch, IfNew
 from bot.storage.db import Read, Row, iso
-from bot.storage.reminders import LEADS_OF_TEAM, PlannedFor, PlannedRung, Reminder, Reminders
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 
 if TYPE_CHECKING:
@@ -200,10 +199,10 @@ def title(ctx: Ctx, rec: Task) -> str:
 async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
                      meta: dict[str, Any]) -> Writing:
     """One task per assignee with its push and deadline ladder, saved with the form's close
-    in one round trip. One read before it: the team's managers now (全班, and who left)."""
-    managers = await ctx.services.db.fetchall(
-        *recipients_read(TEAM_MANAGERS, (ctx.user.team_id,)))
-    ids = assignee_ids(values["assignees"], [int(r["id"]) for r in managers])
+    in one round trip. To the team's managers as the step's read found them (全班, and who
+    left: bot.storage.team_managers), with whom the pushes wait for (quiet hours)."""
+    managers = await team_managers(ctx)
+    ids = assignee_ids(values["assignees"], [uid for uid, _ in managers])
     if not ids:
         raise Invalid("task.nobody")
     due = value_time(values["due"])
@@ -234,8 +233,7 @@ async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
     Reminders.plan_records_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
                                 now=ctx.now, quiet=quiet_sql(ctx))
     in_quiet = batch.read_rows(*in_quiet_read(ctx, None if ALL in values["assignees"] else ids))
-    who = assignee_words(ctx, values["assignees"],
-                         [(int(r["id"]), str(r["name"])) for r in managers])
+    who = assignee_words(ctx, values["assignees"], managers)
 
     async def saved(first: int | None) -> Saved:
         assert first is not None
@@ -715,21 +713,14 @@ router.opener_button("mk", "tkmk")
 # --- 上报 --------------------------------------------------------------------------------
 async def write_up(ctx: Ctx, values: dict[str, Any], token: str,
                    meta: dict[str, Any]) -> Writing:
-    """A matter sent up to the team's leads: one read (who they are: the reply names them,
-    and with none it is refused), then the write (which finds whether each is in quiet
-    hours)."""
-    leads = await ctx.services.db.fetchall(*recipients_read(
-        f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?",
-        (ctx.user.team_id, ctx.user.id)))
-    if not leads:
-        raise Invalid("up.no_lead")
+    """A matter sent up to the team's leads, in one round trip: who they are is the write's
+    to find (with none it is refused, up.no_lead), and read with it for the reply."""
     batch = Batch()
-    send_message_into(batch, ctx, "report", values["matter"], [int(r["id"]) for r in leads],
-                      token=token, photos=list(values.get("photos") or []))
-    names = "、".join(str(r["name"]) for r in leads)
+    leads = send_up_into(batch, ctx, values["matter"], token=token,
+                         photos=list(values.get("photos") or []))
 
     async def saved(_: int | None) -> Saved:
-        return Saved(ctx.t("up.sent", leads=names), [])
+        return Saved(ctx.t("up.sent", leads="、".join(str(r["name"]) for r in leads.value)), [])
 
     return Writing(batch, None, saved)
 
