@@ -13,9 +13,10 @@ from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Reply
+from bot.features.tasks.handlers import told_when
 from bot.models import Role
 from bot.reminders import ReminderService
-from bot.services import Services
+from bot.services import Ctx, Services
 from bot.storage.people import UserPrefs
 from tests.conftest import Chat, FakeNotifier, at, make_user
 
@@ -475,3 +476,15 @@ async def test_in_the_local_chat_the_push_and_its_buttons_by_label(
     assert "已上报给 王班长" in zhang_out.getvalue()
     await terminal_reminders(services, lead).scan_once()
     assert "📣 张三 上报：5号台区有3户电话空号" in lead_out.getvalue()
+
+
+async def test_a_reply_names_ten_people_in_quiet_hours_and_counts_the_rest(
+        services: Services) -> None:
+    """全班 of a big team at night: the reply stays one message, whoever is in quiet hours."""
+    lead = await make_user(services, "王班长", role=Role.LEAD, areas=())
+    ctx = Ctx(services, lead, services.clock.now())
+    waiting = [f"经理{n:02d}" for n in range(12)]
+    text = told_when(ctx, waiting, 30)
+    assert "经理00、经理01" in text and "经理09 等 12 人 正在免打扰时段" in text, text
+    assert "经理10" not in text
+    assert told_when(ctx, waiting[:2], 30).startswith("经理00、经理01 正在免打扰时段")
