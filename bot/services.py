@@ -18,6 +18,7 @@ from bot.storage.pending import PendingChoices
 from bot.storage.people import People
 from bot.storage.stores import open_database
 from bot.storage.team_areas import TeamAreas
+from bot.storage.team_managers import TeamManagers
 from bot.storage.worklogs import WorkLogs
 from bot.vocab import AreaNames
 
@@ -67,10 +68,11 @@ class Ctx:
     # The working-day calendar's version the step's read saw (None: not read; see
     # bot.workcal.CalendarCache.of(services.db)).
     calendar_version: str | None = field(default=None, repr=False)
-    # What a feature read once for this update and asks for again (e.g. a task form's
-    # sentence, its parsing and its summary all need the team's managers), by the feature's
-    # own key: gone with the update, never seen by another.
+    # What a feature read once for this update and asks for again, by the feature's own key:
+    # gone with the update, never seen by another.
     memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    # A lead's team's managers, from the step's read (bot.storage.team_managers).
+    _team_managers: TeamManagers | None = field(default=None, repr=False)
 
     async def areas(self) -> list[Area]:
         """The user's areas, read once per update (prompts, summaries and saves all ask)."""
@@ -92,6 +94,16 @@ class Ctx:
             self._team_areas = TeamAreas(self.user.team_id, None, await
                                          self.services.people.team_areas(self.user.team_id))
         return self._team_areas
+
+    async def team_managers(self) -> list[tuple[int, str]]:
+        """The active managers of the user's team (id, name) by id, the people a task can go
+        to (its sentence, parsing, summary and save all ask): a lead's step read brings them,
+        else read once per update. Shared with later steps while current: not to be changed."""
+        if self._team_managers is None:
+            self._team_managers = TeamManagers(self.user.team_id, None, await
+                                               self.services.people.team_managers(
+                                                   self.user.team_id))
+        return self._team_managers.managers
 
     @property
     def locale(self) -> str:

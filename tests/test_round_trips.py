@@ -417,10 +417,11 @@ async def test_a_calendar_changed_meanwhile_counts_in_the_next_save(
 # opener read (the task or message, kept with the form), still-not-done guarded in SQL and
 # whether the recipient is in quiet hours decided by the write (2); 接受 is one write guarded
 # in SQL (the assignee's, still open) that reads the task and its questions for the card
-# after it (2). Pinned at 3 where one read comes before the write: the team's managers or
-# leads now (派任务's sentence matches names against them; its save goes to 全班 as the
-# team is now, drops who left and names them in the reply; 上报 names its leads and is
-# refused with none), or the plan's view (its items, what ticks them, the calendar, its
+# after it (2); 派任务's sentence and save take the team's managers from the step's read
+# (held while current, bot.storage.team_managers) and 上报's save finds the leads in its
+# write, refused with none, reading their names with it (2; 3 at f232e93, a read first).
+# Pinned at 3 where one read comes before the write: the plan's view (its items, what
+# ticks them, the calendar, its
 # leads): a change is checked against it and the card worded from it with the change
 # applied. Drafting a plan (once a month) is its view read with what drafting needs (last
 # month's plan, the visits due: guarded in SQL, read only when there is no plan), the write,
@@ -446,9 +447,9 @@ def button_of(reply: Any, label: str) -> str:
     return next(b.data for row in reply.buttons for b in row if label in b.label)
 
 
-TASK_MOST = {"派任务 sentence": 3, "task 保存": 3, "接受": 2, "question typed": 2,
+TASK_MOST = {"派任务 sentence": 2, "task 保存": 2, "接受": 2, "question typed": 2,
              "question 保存": 2, "answer typed": 2, "answer 保存": 2, "result typed": 2,
-             "done 保存": 2, "上报 sentence": 2, "上报 保存": 3, "reply 保存": 2}
+             "done 保存": 2, "上报 sentence": 2, "上报 保存": 2, "reply 保存": 2}
 
 
 async def test_each_step_of_a_task_is_counted(services: Services, assistant: Assistant,

@@ -11,10 +11,12 @@ from openpyxl import load_workbook
 
 from bot.assistant import Assistant
 from bot.clock import FakeClock
+from bot.config import Settings
 from bot.events import Reply
+from bot.features.tasks.handlers import told_when
 from bot.models import Role
 from bot.reminders import ReminderService
-from bot.services import Services
+from bot.services import Ctx, Services
 from bot.storage.people import UserPrefs
 from tests.conftest import Chat, FakeNotifier, at, make_user
 
@@ -313,6 +315,85 @@ async def test_a_task_given_to_someone_in_quiet_hours_waits_for_their_digest(
     assert [(r[0], r[1], int(r[2])) for r in rows] == [("张三", "new", 0), ("李四", "new", 1)]
 
 
+async def test_the_reply_says_whose_push_waits_for_the_end_of_their_quiet_hours(
+        team: tuple[Chat, Chat, Chat], services: Services, clock: FakeClock) -> None:
+    """The saved task's reply says when each assignee hears of it, as the write decided:
+    at once, or (in quiet hours, the push held) when their quiet hours end. Before, it said
+    「对方会马上收到通知」 to a lead whose assignee would hear only in the morning."""
+    lead, _, _ = team
+    at(clock, 2026, 11, 27, 10, 0)
+    zhang = await services.db.fetchone("SELECT id FROM users WHERE name = '张三'")
+    assert zhang is not None
+    await UserPrefs(services.db).set_quiet(zhang["id"], "09:30", "11:00")
+    told = {"对方会马上收到通知": "now", "对方正在免打扰时段": "quiet",
+            "张三 正在免打扰时段": "张三 quiet"}
+    heard = []
+    for who in ("李四", "张三", "全班"):
+        await lead.say(f"派任务 {who} 明天下班前 核对电话")
+        await lead.press("保存")
+        assert f"已派任务给 {who}" in lead.text, lead.text
+        heard.append([v for k, v in told.items() if k in lead.text])
+    assert heard == [["now"], ["quiet"], ["张三 quiet"]]
+    assert "其他人马上收到" in lead.text
+
+
+async def test_the_team_as_another_instance_changed_it_is_the_one_a_task_goes_to(
+        team: tuple[Chat, Chat, Chat], services: Services, settings: Settings,
+        clock: FakeClock) -> None:
+    """The managers a lead's step holds (bot.storage.team_managers) are used only while
+    current: a manager who joins, leaves or is renamed on another instance (or by hand in
+    SQL) is in the very next step's list, the save's 全班 included."""
+    lead, _, _ = team
+    await lead.say("派任务 全班 明天下班前 核对电话")  # the list held from here on
+    other = await Services.open(settings, clock)  # another instance on the same store
+    try:
+        await make_user(other, "王五")
+        await other.db.execute("UPDATE users SET active = 0 WHERE name = '李四'")
+        await lead.press("保存")
+        assert "已派任务给 全班（2 人）" in lead.text, lead.text
+        assert [r[0] for r in await services.db.fetchall(
+            "SELECT u.name FROM tasks t JOIN users u ON u.id = t.user_id ORDER BY t.id")] \
+            == ["张三", "王五"]
+        await other.db.execute("UPDATE users SET name = '张叁' WHERE name = '张三'")
+        await lead.say("派任务 张叁、王五 明天下班前 核对表计")
+        assert "派给 张叁、王五" in lead.text, lead.text
+        await other.db.execute("UPDATE users SET role = 'lead' WHERE name = '王五'")
+        await lead.press("保存")  # 王五 no longer a manager: dropped
+        assert "已派任务给 张叁" in lead.text and "（1 人）" in lead.text, lead.text
+        assert [r[0] for r in await services.db.fetchall(
+            "SELECT u.name FROM tasks t JOIN users u ON u.id = t.user_id ORDER BY t.id")] \
+            == ["张叁", "王五", "张叁"]  # 张三, renamed
+    finally:
+        await other.close()
+
+
+async def test_a_matter_sent_up_with_no_lead_is_refused_and_nothing_is_sent(
+        services: Services, assistant: Assistant, settings: Settings,
+        clock: FakeClock) -> None:
+    """The team's leads are found by the write: with none, nothing is written and the form
+    stays open; once a lead joins (here on another instance), the same 保存 sends it."""
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("上报 2号杆拉线松动")
+    await zhang.press("保存")
+    assert "班组里还没有班长" in zhang.text, zhang.text
+    assert await services.db.fetchall("SELECT id FROM task_messages") == []
+    assert await services.db.fetchall("SELECT id FROM reminders") == []
+    other = await Services.open(settings, clock)
+    try:
+        await make_user(other, "王班长", role=Role.LEAD, areas=())
+        await make_user(other, "钱班长", role=Role.LEAD, areas=())
+    finally:
+        await other.close()
+    await zhang.press("保存")
+    assert "已上报给 王班长、钱班长" in zhang.text, zhang.text
+    rows = await services.db.fetchall(
+        "SELECT u.name, r.kind, r.urgent FROM reminders r JOIN users u ON u.id = r.user_id "
+        "ORDER BY r.id")
+    assert [(r[0], r[1], int(r[2])) for r in rows] == [("王班长", "report", 1),
+                                                      ("钱班长", "report", 1)]
+
+
 async def test_a_question_on_a_task_done_since_its_form_opened_is_refused(
         team: tuple[Chat, Chat, Chat], service: ReminderService, notifier: FakeNotifier,
         services: Services) -> None:
@@ -395,3 +476,15 @@ async def test_in_the_local_chat_the_push_and_its_buttons_by_label(
     assert "已上报给 王班长" in zhang_out.getvalue()
     await terminal_reminders(services, lead).scan_once()
     assert "📣 张三 上报：5号台区有3户电话空号" in lead_out.getvalue()
+
+
+async def test_a_reply_names_ten_people_in_quiet_hours_and_counts_the_rest(
+        services: Services) -> None:
+    """全班 of a big team at night: the reply stays one message, whoever is in quiet hours."""
+    lead = await make_user(services, "王班长", role=Role.LEAD, areas=())
+    ctx = Ctx(services, lead, services.clock.now())
+    waiting = [f"经理{n:02d}" for n in range(12)]
+    text = told_when(ctx, waiting, 30)
+    assert "经理00、经理01" in text and "经理09 等 12 人 正在免打扰时段" in text, text
+    assert "经理10" not in text
+    assert told_when(ctx, waiting[:2], 30).startswith("经理00、经理01 正在免打扰时段")

@@ -202,9 +202,15 @@ class Batch:
         return Ref(len(self.statements) - 1)
 
     def execute(self, sql: str, params: Sequence[Any] = (), *,
-                if_new: Ref | None = None, sees_before: bool = False) -> None:
-        self.statements.append(Statement(sql, (tuple(params),), if_new=if_new,
-                                         sees_before=sees_before))
+                if_new: Ref | None = None, sees_before: bool = False,
+                declined: str | None = None, **why: Any) -> None:
+        """A statement; `declined` (a locale key, `why` its values): when it changes no row,
+        the batch is rolled back and Declined(declined, **why) raised (e.g. a push planned
+        for the team's leads, found by the write: with none, nothing is sent)."""
+        self.statements.append(Statement(
+            sql, (tuple(params),), if_new=if_new, sees_before=sees_before,
+            needed=declined is not None,
+            declined=(declined, tuple(why.items())) if declined else None))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *,
                     if_new: Ref | None = None) -> None:
@@ -295,6 +301,9 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     # Every insert that gives an id returns it and is guarded, as play_sync does on SQLite:
     # the caller may only read its id (Played.id_of), and a token saved before must show.
     refs |= {n for n, st in enumerate(batch.statements) if st.gives_id}
+    # A `needed` statement that gives no id (Batch.execute's `declined`) is guarded too: it
+    # returns a row per row it wrote, and none makes the statement fail.
+    guarded = {n for n, st in enumerate(batch.statements) if st.needed and not st.gives_id}
     parts: list[str] = []
 
     def source(n: int) -> str:
@@ -334,9 +343,12 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
             sql = SQL_TOKENS.sub(numbered_in(iter(row)), st.sql.rstrip().rstrip(";"))
             if n in refs and st.table in id_tables:
                 sql += " RETURNING id"
+            elif n in guarded:
+                sql += " RETURNING 1"
             parts.append(f"s{n}_{j} AS ({sql})")
     picked = [f"(SELECT id FROM {source(n)}) AS r{n}, "
               f"(SELECT 1 / count(*) FROM {source(n)}) AS g{n}" for n in sorted(refs)]
+    picked += [f"(SELECT 1 / count(*) FROM s{n}_0) AS g{n}" for n in sorted(guarded)]
     for k, read in enumerate(batch.reads):
         sql = SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)
         picked.append(f"{JSON_ROWS.format(sql) if read.rows else f'({sql})'} AS v{k}")

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from bot.models import Area, Role, User
 from bot.storage.db import Database, Row, Tx, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM, Reminders
+from bot.storage.team_managers import MANAGERS
 
 # Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out over the phone.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -98,6 +99,12 @@ class People:
         rows = await self.db.fetchall(
             "SELECT id, team_id, name, kind FROM areas WHERE team_id = ? ORDER BY id", (team_id,))
         return [Area(r["id"], r["team_id"], r["name"], r["kind"]) for r in rows]
+
+    async def team_managers(self, team_id: int) -> list[tuple[int, str]]:
+        """The team's active managers (id, name) by id (a lead's step reads them itself)."""
+        rows = await self.db.fetchall(
+            f"SELECT m.id, m.name {MANAGERS.format(team='?')} ORDER BY m.id", (team_id,))
+        return [(int(r["id"]), str(r["name"])) for r in rows]
 
     # --- users ----------------------------------------------------------------------
     async def user(self, user_id: int) -> User | None:

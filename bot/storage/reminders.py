@@ -78,6 +78,14 @@ _DUE = ("state IN ('pending', 'sending') AND state = 'pending' AND urgent = ? AN
         "AND (claimed_until IS NULL OR claimed_until <= ?)")
 
 
+def _urgent(quiet: tuple[str, tuple[Any, ...]] | None) -> tuple[str, tuple[Any, ...]]:
+    """A planned rung's urgent column: urgent only outside the person's quiet hours (`quiet`,
+    bot.reminders.in_quiet_sql) if given, as the write finds them."""
+    if quiet is None:
+        return "r.urgent", ()
+    return f"CASE WHEN r.urgent = 0 THEN 0 ELSE 1 - {quiet[0]} END", quiet[1]
+
+
 class Reminders:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -99,15 +107,20 @@ class Reminders:
     @staticmethod
     def plan_into(batch: Batch, rungs: Sequence[PlannedRung], *, team_id: int, owner_id: int,
                   subject: str, subject_id: Ref | int, now: datetime, round_: str = "",
-                  leads_but: Sequence[int] | None = None, if_new: Ref | None = None) -> None:
+                  leads_but: Sequence[int] | None = None, if_new: Ref | None = None,
+                  quiet: tuple[str, tuple[Any, ...]] | None = None,
+                  declined: str | None = None) -> None:
         """`plan` in a batch: each rung to the owner or to the team's leads but `leads_but`
         (the owner by default; read here, not before), keyed as `plan` keys them (`round_`
         as its `key` ends), for a record the batch inserts (a Ref: only if it inserted it)
         or changes (`if_new`: only if that update changed it). One statement, its rows in
         the order `plan` would write them (rung by rung, leads by id): on PostgreSQL the rows
-        of separate statements in one would be numbered in no set order."""
+        of separate statements in one would be numbered in no set order. `quiet`: as in
+        plan_records_into, of person `u.id`; `declined`: planning none (no lead) rolls the
+        batch back and says so (Batch.execute)."""
         if not rungs:
             return
+        urgent, urgent_params = _urgent(quiet)
         but = list(leads_but if leads_but is not None else (owner_id,)) or [0]
         one = "SELECT ?, ?, ?, ?, ?"
         first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS leads, ? AS kind, "
@@ -116,18 +129,21 @@ class Reminders:
         batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
-            "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), r.kind, r.due_at, r.urgent, "
-            "? || ':' || CAST(? AS TEXT) || ':' || r.kind || ':' || CAST(u.id AS TEXT) || ?, "
+            "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), r.kind, r.due_at, "
+            f"{urgent}, ? || ':' || CAST(CAST(? AS INTEGER) AS TEXT) || ':' || r.kind || ':' || "
+            "CAST(u.id AS TEXT) || ?, "
             f"'{{}}', ? FROM ({rows}) AS r JOIN users u ON (r.leads = 0 AND u.id = ?) OR "
             f"(r.leads = 1 AND {LEADS_OF_TEAM} AND u.id NOT IN ({', '.join('?' * len(but))})) "
             "WHERE 1 = 1 ORDER BY r.n, u.id ON CONFLICT DO NOTHING",
-            (team_id, subject, subject_id, subject,  # a cast's parameter keeps its type (PG)
-             subject_id if isinstance(subject_id, Ref) else str(subject_id),
+            (team_id, subject, subject_id, *urgent_params,
+             # a cast's parameter keeps its type (PG): an integer, as a Ref's id is once
+             # known (a batch run statement by statement)
+             subject, subject_id,
              f":{round_}" if round_ else "",
              iso(now), *(v for n, r in enumerate(rungs)
                          for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent))),
              owner_id, team_id, *but),
-            if_new=subject_id if isinstance(subject_id, Ref) else if_new)
+            if_new=subject_id if isinstance(subject_id, Ref) else if_new, declined=declined)
 
     @staticmethod
     def plan_each_into(batch: Batch, people: Sequence[tuple[int, str, datetime, str]], *,
@@ -183,8 +199,7 @@ class Reminders:
                  "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), "
                  "CAST(? AS TEXT))")
         values = ", ".join([first, *["(?, ?, ?, ?, ?, ?, ?, ?)"] * (len(rows) - 1)])
-        urgent, urgent_params = ("r.urgent", ()) if quiet is None else (
-            f"CASE WHEN r.urgent = 0 THEN 0 ELSE 1 - {quiet[0]} END", quiet[1])
+        urgent, urgent_params = _urgent(quiet)
         batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "

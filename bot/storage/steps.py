@@ -1,6 +1,7 @@
 """What one chat step needs from the database, read in one statement: whose identity it is,
 the person, their open form, their 台区 (and the team's while no form is open, for a sentence
-naming a teammate's 台区, unless the list held is current: bot.storage.team_areas), whether
+naming a teammate's 台区, unless the list held is current: bot.storage.team_areas; a lead's,
+the team's managers likewise: bot.storage.team_managers), whether
 photos wait for the next form, when the identity was last used and the numbered choices it
 was last shown.
 
@@ -22,6 +23,8 @@ from bot.storage.pending import PendingChoices
 from bot.storage.people import LATEST, user_of
 from bot.storage.team_areas import VERSION as TEAM_AREAS_VERSION
 from bot.storage.team_areas import TeamAreas, TeamAreasCache
+from bot.storage.team_managers import MANAGERS, TeamManagers, TeamManagersCache
+from bot.storage.team_managers import VERSION as TEAM_MANAGERS_VERSION
 from bot.workcal import CalendarCache
 
 SEES_WHOLE_TEAM = "u.role IN ('lead', 'admin')"  # User.sees_whole_team, in SQL
@@ -38,6 +41,7 @@ CALENDAR_VERSION = ("(SELECT CAST(count(*) AS TEXT) || '/' || coalesce(max(creat
 def step_sql(json_rows: str) -> str:
     agg = f"SELECT {json_rows.format('a.id, a.team_id, a.name, a.kind')} {{rest}}"
     overrides = f"SELECT {json_rows.format('day, kind, note')} FROM calendar_overrides"
+    managers = f"SELECT {json_rows.format('m.id, m.name')} {MANAGERS.format(team='u.team_id')}"
     # Driven by the identity asked about, so a stranger's numbered choices are read too.
     return f"""
 SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS team_name,
@@ -52,6 +56,10 @@ SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS te
        CASE WHEN ({SEES_WHOLE_TEAM} OR c.user_id IS NULL)
                  AND {TEAM_AREAS_VERSION} <> coalesce(CAST(? AS TEXT), '')
             THEN ({agg.format(rest=_TEAM)}) END AS team_areas,
+       {TEAM_MANAGERS_VERSION} AS team_managers_version,
+       CASE WHEN {SEES_WHOLE_TEAM}
+                 AND {TEAM_MANAGERS_VERSION} <> coalesce(CAST(? AS TEXT), '')
+            THEN ({managers}) END AS team_managers,
        CASE WHEN c.user_id IS NULL
             THEN EXISTS (SELECT 1 FROM loose_media m WHERE m.user_id = u.id) END AS loose_media,
        p.choices,
@@ -82,6 +90,8 @@ class StepRead:
     # With a form open: the calendar overrides' version (their rows, when it was not the one
     # held, went to bot.workcal.CalendarCache on the way).
     calendar_version: str | None = None
+    # A lead's: the team's managers (brought by the read, or the ones held, found current).
+    team_managers: TeamManagers | None = None
 
 
 def _areas(text: str | None) -> list[Area] | None:
@@ -91,7 +101,7 @@ def _areas(text: str | None) -> list[Area] | None:
                    in json.loads(text)), key=lambda a: a.id)
 
 
-def _step(row: Row, team: TeamAreas | None) -> StepRead:
+def _step(row: Row, team: TeamAreas | None, managers: TeamManagers | None) -> StepRead:
     if row["identity_user"] is None:
         return StepRead()  # a stranger
     if row["id"] is None:  # an identity whose person was deactivated
@@ -102,7 +112,8 @@ def _step(row: Row, team: TeamAreas | None) -> StepRead:
     loose = row["loose_media"]
     return StepRead(user.id, user, draft, team.areas if user.sees_whole_team and team else
                     _areas(row["my_areas"]), team, None if loose is None else bool(loose),
-                    from_iso(row["seen_at"]) if row["seen_at"] else None, row["calendar_version"])
+                    from_iso(row["seen_at"]) if row["seen_at"] else None, row["calendar_version"],
+                    managers if user.sees_whole_team else None)
 
 
 def _team(row: Row, held: TeamAreas | None) -> TeamAreas | None:
@@ -115,22 +126,35 @@ def _team(row: Row, held: TeamAreas | None) -> TeamAreas | None:
     return None
 
 
+def _managers(row: Row, held: TeamManagers | None) -> TeamManagers | None:
+    """The team's managers, as _team finds its 台区."""
+    if row["team_managers"] is not None:
+        return TeamManagers(int(row["team_id"]), row["team_managers_version"], sorted(
+            (int(i), str(name)) for i, name in json.loads(row["team_managers"])))
+    return held if held is not None and held.version == row["team_managers_version"] else None
+
+
 async def read_step(db: Backend, pending: PendingChoices, channel: str,
                     external_id: str) -> StepRead:
     """One indexed read (on SQLite on the event loop, see Database.fetchone_point); the
     identity's numbered choices, if any, are handed to `pending` on the way, the calendar
     overrides, when they changed, to the database's CalendarCache, and the team's 台区, when
-    they changed (or were not held), to its TeamAreasCache."""
+    they changed (or were not held), to its TeamAreasCache (a lead's team's managers, so, to
+    its TeamManagersCache)."""
     held = CalendarCache.of(db)
     teams = TeamAreasCache.of(db)
     guess = teams.guess(channel, external_id)
+    managers = TeamManagersCache.of(db)
+    held_managers = managers.held(teams.team_of(channel, external_id))
     row = await db.fetchone_point(step_sql(db.json_rows), (
-        guess.version if guess else None, held.version, channel, external_id))
+        guess.version if guess else None, held_managers.version if held_managers else None,
+        held.version, channel, external_id))
     assert row is not None  # one row always: the identity asked about
     pending.prime(channel, external_id, row["choices"])
     held.offer(row["calendar_version"], row["calendar_rows"])
     if row["id"] is None:
-        return _step(row, None)
-    team = _team(row, guess)
+        return _step(row, None, None)
+    team, mine = _team(row, guess), _managers(row, held_managers)
     teams.seen(channel, external_id, int(row["team_id"]), team)
-    return _step(row, team)
+    managers.keep(mine)
+    return _step(row, team, mine)

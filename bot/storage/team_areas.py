@@ -47,9 +47,13 @@ class TeamAreasCache:
     def of(db: Backend) -> TeamAreasCache:
         return held_by(db, TeamAreasCache)
 
+    def team_of(self, channel: str, external_id: str) -> int | None:
+        """This identity's team as of its last step (None: not seen since the start)."""
+        return self._team_of.get((channel, external_id))
+
     def guess(self, channel: str, external_id: str) -> TeamAreas | None:
         """The list held for this identity's team, as of its last step (None: none held)."""
-        team_id = self._team_of.get((channel, external_id))
+        team_id = self.team_of(channel, external_id)
         return None if team_id is None else self._teams.get(team_id)
 
     def seen(self, channel: str, external_id: str, team_id: int,

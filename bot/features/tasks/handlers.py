@@ -22,16 +22,16 @@ from bot.features.tasks.store import (
     MESSAGE_SUBJECT,
     STORE,
     SUBJECT,
-    TEAM_MANAGERS,
     Message,
     Task,
     counts_by_manager,
     counts_read,
+    in_quiet_read,
     load_message,
     quiet_sql,
-    recipients_read,
     seen_by,
     send_message_into,
+    send_up_into,
     task_rules,
     team_managers,
     visible_message,
@@ -55,7 +55,7 @@ from bot.router import (
 from bot.services import Ctx
 from bot.storage.batch import Batch, IfNew
 from bot.storage.db import Read, Row, iso
-from bot.storage.reminders import LEADS_OF_TEAM, PlannedFor, PlannedRung, Reminder, Reminders
+from bot.storage.reminders import PlannedFor, PlannedRung, Reminder, Reminders
 from bot.textutil import after_keyword, normalize_input
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ _NAME_JOIN = re.compile(r"\s*[、,，/;；和]")  # another name follows
 _WHOLE_TEAM = {"全班", "全体", "所有人", "大家", "all"}
 _LOOKS_LIKE_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$|^[A-Za-z]{2,20}$")
 CONTENT_WIDTH = 16  # how much of a task's content a title shows
+NAMES_SHOWN = 10  # the people in quiet hours a task's reply names; the rest it counts
 router.request_patterns += [_GIVE, _UP]
 
 
@@ -198,10 +199,10 @@ def title(ctx: Ctx, rec: Task) -> str:
 async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
                      meta: dict[str, Any]) -> Writing:
     """One task per assignee with its push and deadline ladder, saved with the form's close
-    in one round trip. One read before it: the team's managers now (全班, and who left)."""
-    managers = await ctx.services.db.fetchall(
-        *recipients_read(TEAM_MANAGERS, (ctx.user.team_id,)))
-    ids = assignee_ids(values["assignees"], [int(r["id"]) for r in managers])
+    in one round trip. To the team's managers as the step's read found them (全班, and who
+    left: bot.storage.team_managers), with whom the pushes wait for (quiet hours)."""
+    managers = await team_managers(ctx)
+    ids = assignee_ids(values["assignees"], [uid for uid, _ in managers])
     if not ids:
         raise Invalid("task.nobody")
     due = value_time(values["due"])
@@ -231,18 +232,34 @@ async def write_task(ctx: Ctx, values: dict[str, Any], token: str,
                                                 True)))]
     Reminders.plan_records_into(batch, rungs, team_id=ctx.user.team_id, subject=SUBJECT,
                                 now=ctx.now, quiet=quiet_sql(ctx))
-    who = assignee_words(ctx, values["assignees"],
-                         [(int(r["id"]), str(r["name"])) for r in managers])
+    in_quiet = batch.read_rows(*in_quiet_read(ctx, None if ALL in values["assignees"] else ids))
+    who = assignee_words(ctx, values["assignees"], managers)
 
     async def saved(first: int | None) -> Saved:
         assert first is not None
+        chosen = set(ids)
+        waiting = [str(r["name"]) for r in in_quiet.value if int(r["id"]) in chosen]
         text = ctx.t("task.saved", who=who, count=len(ids), content=values["content"],
-                     due=when(ctx, due), left=remaining(ctx, due))
+                     due=when(ctx, due), left=remaining(ctx, due),
+                     told=told_when(ctx, waiting, len(ids)))
         buttons = [[TASKS.open_button(ctx, first)]] if len(ids) == 1 else []
         buttons.append([Button(ctx.t("btn.task_list"), router.callback("list"))])
         return Saved(text, buttons, record_id=first)
 
     return Writing(batch, created[0], saved)
+
+
+def told_when(ctx: Ctx, waiting: list[str], count: int) -> str:
+    """When the assignees hear of their task: at once, or (those in quiet hours, `waiting`)
+    when their quiet hours end, as the write held their push (quiet_sql)."""
+    if not waiting:
+        return ctx.t("task.told_now")
+    if len(waiting) == count:
+        return ctx.t("task.told_quiet")
+    who = "、".join(waiting[:NAMES_SHOWN])
+    if len(waiting) > NAMES_SHOWN:  # a whole team at night: the reply stays one message
+        who = ctx.t("task.names_and_more", names=who, count=len(waiting))
+    return ctx.t("task.told_some_quiet", who=who)
 
 
 async def show_due(value: dict[str, Any], ctx: Ctx, form: FormView = NO_FORM) -> str:
@@ -696,21 +713,14 @@ router.opener_button("mk", "tkmk")
 # --- 上报 --------------------------------------------------------------------------------
 async def write_up(ctx: Ctx, values: dict[str, Any], token: str,
                    meta: dict[str, Any]) -> Writing:
-    """A matter sent up to the team's leads: one read (who they are: the reply names them,
-    and with none it is refused), then the write (which finds whether each is in quiet
-    hours)."""
-    leads = await ctx.services.db.fetchall(*recipients_read(
-        f"SELECT u.id FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ?",
-        (ctx.user.team_id, ctx.user.id)))
-    if not leads:
-        raise Invalid("up.no_lead")
+    """A matter sent up to the team's leads, in one round trip: who they are is the write's
+    to find (with none it is refused, up.no_lead), and read with it for the reply."""
     batch = Batch()
-    send_message_into(batch, ctx, "report", values["matter"], [int(r["id"]) for r in leads],
-                      token=token, photos=list(values.get("photos") or []))
-    names = "、".join(str(r["name"]) for r in leads)
+    leads = send_up_into(batch, ctx, values["matter"], token=token,
+                         photos=list(values.get("photos") or []))
 
     async def saved(_: int | None) -> Saved:
-        return Saved(ctx.t("up.sent", leads=names), [])
+        return Saved(ctx.t("up.sent", leads="、".join(str(r["name"]) for r in leads.value)), [])
 
     return Writing(batch, None, saved)
 

@@ -15,7 +15,8 @@ from bot.reminders import in_quiet_sql
 from bot.services import Ctx
 from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, iso
-from bot.storage.reminders import PlannedFor, PlannedRung, Reminders
+from bot.storage.reminders import LEADS_OF_TEAM, PlannedFor, PlannedRung, Reminders
+from bot.storage.team_managers import MANAGERS
 
 SUBJECT = "task"
 MESSAGE_SUBJECT = "taskmsg"
@@ -102,22 +103,23 @@ async def visible_message(ctx: Ctx, mid: int) -> Message | None:
     return seen_by(ctx, await load_message(ctx.services.db, mid))
 
 
-# The team's managers (one parameter, the team): the people a task can go to.
-TEAM_MANAGERS = "SELECT id FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
+def quiet_sql(ctx: Ctx, person: str = "r.user_id") -> tuple[str, tuple[Any, ...]]:
+    """Whether `person` (by default reminder row `r`'s) is in quiet hours now, for Reminders'
+    `quiet=`: an urgent push outside them must not be folded into a morning digest that does
+    not list it; inside them it is held for the digest, which shows it (no night-time buzz).
+    Decided by the write, as it finds their settings: no read of them first (issue #12)."""
+    return in_quiet_sql(ctx.services.settings, person, ctx.local_now)
 
 
-def recipients_read(who: str, params: tuple[Any, ...] = ()) -> Read:
-    """The people the SQL `who` selects (by id), with their names, by id. Whether a push to
-    each goes out now or waits for their digest is the write's to decide (quiet_sql)."""
-    return (f"SELECT u.id, u.name FROM users u WHERE u.id IN ({who}) ORDER BY u.id", params)
-
-
-def quiet_sql(ctx: Ctx) -> tuple[str, tuple[Any, ...]]:
-    """Whether reminder row `r`'s person is in quiet hours now, for Reminders' `quiet=`: an
-    urgent push outside them must not be folded into a morning digest that does not list
-    it; inside them it is held for the digest, which shows it (no night-time buzz). Decided
-    by the write, as it finds their settings: no read of them first (issue #12)."""
-    return in_quiet_sql(ctx.services.settings, "r.user_id", ctx.local_now)
+def in_quiet_read(ctx: Ctx, ids: Sequence[int] | None) -> Read:
+    """Who among `ids` (None: the team's managers) is in quiet hours now, as the write that
+    plans their pushes finds it (read with it, quiet_sql): the reply says whose push waits."""
+    quiet, quiet_params = quiet_sql(ctx, "u.id")
+    who, params = ((f"u.id IN (SELECT m.id {MANAGERS.format(team='?')})", (ctx.user.team_id,))
+                   if ids is None
+                   else (f"u.id IN ({', '.join('?' * len(ids))})", tuple(ids)))
+    return (f"SELECT u.id, u.name FROM users u WHERE {who} AND {quiet} = 1 ORDER BY u.id",
+            (*params, *quiet_params))
 
 
 def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
@@ -126,13 +128,7 @@ def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
     """Store a message once per form token and plan its push to each recipient with it: a
     reminder row, delivered by the next scan, retried, never doubled; at once or at their
     digest by their quiet hours (quiet_sql)."""
-    mid = batch.insert(
-        "INSERT INTO task_messages(team_id, kind, task_id, sender_id, reply_to, body, photos, "
-        "created_at, form_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (form_token) DO NOTHING",
-        (ctx.user.team_id, kind, task_id, ctx.user.id, reply_to, body,
-         json.dumps(photos or [], ensure_ascii=False), iso(ctx.now), token),
-        existing=("SELECT id FROM task_messages WHERE form_token = ?", (token,)))
+    mid = _message_into(batch, ctx, kind, body, token, task_id, reply_to, photos)
     Reminders.plan_rows_into(batch, [PlannedFor(uid, PlannedRung(kind, ctx.now, True, False))
                                      for uid in recipients],
                              team_id=ctx.user.team_id, subject=MESSAGE_SUBJECT, subject_id=mid,
@@ -140,21 +136,36 @@ def send_message_into(batch: Batch, ctx: Ctx, kind: str, body: str,
     return mid
 
 
+def send_up_into(batch: Batch, ctx: Ctx, body: str, *, token: str, photos: list[str]) -> Read:
+    """上报: the matter stored as send_message_into does, pushed to the team's leads (but the
+    sender) as the write finds them: with none, nothing is written and the user is told
+    (up.no_lead). Their names, read with it, for the reply (no read before the write)."""
+    mid = _message_into(batch, ctx, "report", body, token, None, None, photos)
+    Reminders.plan_into(batch, [PlannedRung("report", ctx.now, True, True)],
+                        team_id=ctx.user.team_id, owner_id=ctx.user.id, subject=MESSAGE_SUBJECT,
+                        subject_id=mid, now=ctx.now, quiet=quiet_sql(ctx, "u.id"),
+                        declined="up.no_lead")
+    return batch.read_rows(f"SELECT u.name FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ? "
+                           "ORDER BY u.id", (ctx.user.team_id, ctx.user.id))
+
+
+def _message_into(batch: Batch, ctx: Ctx, kind: str, body: str, token: str,
+                  task_id: int | None, reply_to: int | None, photos: list[str] | None) -> Ref:
+    """A message stored once per form token: a second save of the form finds it."""
+    return batch.insert(
+        "INSERT INTO task_messages(team_id, kind, task_id, sender_id, reply_to, body, photos, "
+        "created_at, form_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (form_token) DO NOTHING",
+        (ctx.user.team_id, kind, task_id, ctx.user.id, reply_to, body,
+         json.dumps(photos or [], ensure_ascii=False), iso(ctx.now), token),
+        existing=("SELECT id FROM task_messages WHERE form_token = ?", (token,)))
+
+
 async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
-    """The managers of the user's team (id, name), the people a task can go to: read once
-    per step (the sentence, its parsing and the summary all ask), held for that step only."""
-    held: list[tuple[int, str]] | None = ctx.memo.get(_MANAGERS)
-    if held is not None:
-        return held
-    rows = await ctx.services.db.fetchall(
-        "SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1 "
-        "ORDER BY id", (ctx.user.team_id,))
-    managers = [(int(r["id"]), str(r["name"])) for r in rows]
-    ctx.memo[_MANAGERS] = managers
-    return managers
-
-
-_MANAGERS = "tasks.managers"  # Ctx.memo's key
+    """The managers of the user's team (id, name), the people a task can go to: a lead's
+    step read brings them (or finds the ones held current), so the sentence, its parsing,
+    the summary and the save read nothing more (Ctx.team_managers)."""
+    return await ctx.team_managers()
 
 
 def counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
