@@ -58,6 +58,19 @@ async def team(services: Services, assistant: Assistant,
     return Chat(assistant, "test", "张三"), Chat(assistant, "test", "王班长"), zhang
 
 
+async def visit_logged(services: Services, zhang: Chat) -> None:
+    """张三 records a visit to 李奶奶 now, from her card."""
+    customer = await services.db.fetchone("SELECT id FROM customers")
+    assert customer is not None
+    await zhang.tap(f"-|customers.cust|{customer[0]}")
+    await zhang.press("记录走访")
+    await zhang.press("现在")
+    await zhang.say("检查用电安全")
+    for _ in range(3):
+        await zhang.press("跳过")
+    await zhang.press("保存")
+
+
 DRAFT = ("📋 张三 · 2026年12月工作计划 · 📝 草稿\n"
          "1. ⬜ 走访 李奶奶（3号台区） · 12月1日\n"
          "2. ⬜ 巡视 3号台区（第1次） · 12月16日\n"
@@ -167,15 +180,7 @@ async def test_work_ticks_items_and_the_digest_lists_the_week_once_a_day(
     assert len(notifier.sent) == sent
 
     # A visit recorded on the customer ticks the visit; ✅ ticks the free item.
-    customer = await services.db.fetchone("SELECT id FROM customers")
-    assert customer is not None
-    await zhang.tap(f"-|customers.cust|{customer[0]}")
-    await zhang.press("记录走访")
-    await zhang.press("现在")
-    await zhang.say("检查用电安全")
-    for _ in range(3):
-        await zhang.press("跳过")
-    await zhang.press("保存")
+    await visit_logged(services, zhang)
     await zhang.say("本月计划")
     assert "1. ✅ 走访 李奶奶" in zhang.text
     await zhang.press("提交给班长")
@@ -205,15 +210,7 @@ async def test_month_end_result_evaluation_and_the_monthly_report(
     at(clock, 2026, 12, 1, 10, 0)
     await service.scan_once()
     await approved_plan(zhang, lead, service, notifier)
-    customer = await services.db.fetchone("SELECT id FROM customers")
-    assert customer is not None
-    await zhang.tap(f"-|customers.cust|{customer[0]}")
-    await zhang.press("记录走访")
-    await zhang.press("现在")
-    await zhang.say("检查用电安全")
-    for _ in range(3):
-        await zhang.press("跳过")
-    await zhang.press("保存")
+    await visit_logged(services, zhang)
     await zhang.say("说明 2 还早")
     assert "现在没有要提交完成情况的计划" in zhang.text
 
@@ -397,15 +394,7 @@ async def test_a_drafted_plan_shows_as_it_reads_back(
     was drafted included."""
     zhang, _, _ = team
     await november_drafted_and_patrolled(clock, zhang, "加 28号 抄表核对")
-    customer = await services.db.fetchone("SELECT id FROM customers")
-    assert customer is not None
-    await zhang.tap(f"-|customers.cust|{customer[0]}")
-    await zhang.press("记录走访")
-    await zhang.press("现在")
-    await zhang.say("检查用电安全")
-    for _ in range(3):
-        await zhang.press("跳过")
-    await zhang.press("保存")
+    await visit_logged(services, zhang)
     await zhang.say("今天上午去5号台区巡视了，设备正常")
     await zhang.press("保存")
     drafted = await zhang.say("本月计划")
