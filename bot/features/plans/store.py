@@ -121,6 +121,10 @@ class Plan:
     def editable(self) -> bool:
         return self.status in EDITABLE
 
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED
+
     def kept(self) -> dict[str, Any]:
         """The plan as a form keeps it (its opener's read, for the save: Plan.of_kept)."""
         return {**asdict(self), "month": self.month.key}
@@ -128,10 +132,6 @@ class Plan:
     @classmethod
     def of_kept(cls, kept: dict[str, Any]) -> Plan:
         return cls(**{**kept, "month": Month.parse(str(kept["month"]))})
-
-    @property
-    def closed(self) -> bool:
-        return self.status in CLOSED
 
 
 @dataclass(frozen=True)
@@ -500,7 +500,7 @@ def change_nth_into(batch: Batch, which: Which, n: int, values: dict[str, Any],
     return batch.update(
         f"UPDATE plan_items SET {sets} WHERE id = (SELECT id FROM plan_items WHERE plan_id IN "
         f"{plan} AND removed = 0 ORDER BY position, id LIMIT 1 OFFSET ?){guard}",
-        (*values.values(), *params, n - 1), 0)
+        (*values.values(), *params, n - 1), 0)  # 0: the row is found by the guard
 
 
 def change_item_into(batch: Batch, item_id: int, which: Which, values: dict[str, Any],
