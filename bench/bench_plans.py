@@ -1,6 +1,7 @@
 """Round trips and time of a month's plans in a big team (issue #12): a lead's 本月计划 and
 上月计划 (the team's plans, each with its items done / total), a plan opened from its list,
-and the plans' part of the monthly report for the whole team and for one manager, through
+the plans' part of the monthly report for the whole team and for one manager, and a
+manager's own steps (drafting, showing, 加, 改, ✖ and 撤销删除, ✅), through
 the real core on a real SQLite file or a throwaway PostgreSQL. BENCH_PLANS_MANAGERS managers (one
 台区 each) draft their plan of November 2026 by saying 本月计划 (a 台区's two patrols), the
 first of them logs a patrol (a tick read from the work log); then it is 1 December.
@@ -74,7 +75,42 @@ async def _steps(services: Services, steps: int) -> list[dict[str, Any]]:
         await timed(db, lambda: section(services, team), steps,
                     f"report section, team ({N})"),
         await timed(db, lambda: section(services, one), steps, "report section, one manager"),
+        *await manager_steps(services, core, steps),  # after: the lead's steps as before
     ]
+
+
+async def manager_steps(services: Services, core: Assistant,
+                        steps: int) -> list[dict[str, Any]]:
+    """A manager's own steps on 1 December: drafting December's plan (a manager each time,
+    November's unfinished items carried), showing it, 加, 改, ✖ with 撤销删除, and ✅ on a free
+    item once the plan is approved (a new item each time)."""
+    db = services.db
+    drafting = [Chat(core, "test", f"经理{n:05}") for n in range(1, steps + 2)]
+    for chat in drafting:  # the day's first message is noted: not the step measured
+        await chat.say("你好")
+    chats = iter(drafting)
+    out = [await timed(db, lambda: next(chats).say("本月计划"), steps,
+                       "本月计划 drafted (manager)")]
+    zhang = Chat(core, "test", "经理00000")
+    await zhang.say("本月计划")
+    out.append(await timed(db, lambda: zhang.say("本月计划"), steps, "本月计划 (manager)"))
+    out.append(await timed(db, lambda: zhang.say("加 12号 抄表核对"), steps, "加 12号"))
+    out.append(await timed(db, lambda: zhang.say("改 1 15号"), steps, "改 1 15号"))
+    item = (await db.fetchone("SELECT max(id) FROM plan_items"))[0]
+
+    async def remove_and_undo() -> None:
+        await zhang.tap(f"-|plans.rm|{item}")
+        await zhang.tap(f"-|plans.undo|{item}")
+
+    out.append(await timed(db, remove_and_undo, steps, "✖ + 撤销删除 (two steps)"))
+    await db.execute("UPDATE plans SET status = 'approved' WHERE id = (SELECT plan_id FROM "
+                     "plan_items WHERE id = ?)", (item,))
+    free = iter([r[0] for r in await db.fetchall(
+        "SELECT id FROM plan_items WHERE plan_id = (SELECT plan_id FROM plan_items WHERE "
+        "id = ?) AND kind = 'free' ORDER BY id", (item,))])
+    out.append(await timed(db, lambda: zhang.tap(f"-|plans.tick|{next(free)}"), steps,
+                           "✅ (a free item)"))
+    return out
 
 
 if __name__ == "__main__":

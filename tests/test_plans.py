@@ -14,10 +14,12 @@ from bot.assistant import Assistant
 from bot.clock import FakeClock
 from bot.events import Reply
 from bot.features.plans.report import REPORT
+from bot.features.plans.store import Month, NewItem, create_plan_into
 from bot.models import Role, User
 from bot.reminders import ReminderService
 from bot.router import ReportScope
 from bot.services import Services
+from bot.storage.batch import Batch
 from bot.storage.customers import CustomerData
 from tests.conftest import Chat, FakeNotifier, at, make_user
 
@@ -54,6 +56,19 @@ async def team(services: Services, assistant: Assistant,
     await make_user(services, "钱班长", role=Role.LEAD, team="城西供电所", areas=())
     await add_customer(services, zhang, "李奶奶", "5500012345")
     return Chat(assistant, "test", "张三"), Chat(assistant, "test", "王班长"), zhang
+
+
+async def visit_logged(services: Services, zhang: Chat) -> None:
+    """张三 records a visit to 李奶奶 now, from her card."""
+    customer = await services.db.fetchone("SELECT id FROM customers")
+    assert customer is not None
+    await zhang.tap(f"-|customers.cust|{customer[0]}")
+    await zhang.press("记录走访")
+    await zhang.press("现在")
+    await zhang.say("检查用电安全")
+    for _ in range(3):
+        await zhang.press("跳过")
+    await zhang.press("保存")
 
 
 DRAFT = ("📋 张三 · 2026年12月工作计划 · 📝 草稿\n"
@@ -165,15 +180,7 @@ async def test_work_ticks_items_and_the_digest_lists_the_week_once_a_day(
     assert len(notifier.sent) == sent
 
     # A visit recorded on the customer ticks the visit; ✅ ticks the free item.
-    customer = await services.db.fetchone("SELECT id FROM customers")
-    assert customer is not None
-    await zhang.tap(f"-|customers.cust|{customer[0]}")
-    await zhang.press("记录走访")
-    await zhang.press("现在")
-    await zhang.say("检查用电安全")
-    for _ in range(3):
-        await zhang.press("跳过")
-    await zhang.press("保存")
+    await visit_logged(services, zhang)
     await zhang.say("本月计划")
     assert "1. ✅ 走访 李奶奶" in zhang.text
     await zhang.press("提交给班长")
@@ -203,15 +210,7 @@ async def test_month_end_result_evaluation_and_the_monthly_report(
     at(clock, 2026, 12, 1, 10, 0)
     await service.scan_once()
     await approved_plan(zhang, lead, service, notifier)
-    customer = await services.db.fetchone("SELECT id FROM customers")
-    assert customer is not None
-    await zhang.tap(f"-|customers.cust|{customer[0]}")
-    await zhang.press("记录走访")
-    await zhang.press("现在")
-    await zhang.say("检查用电安全")
-    for _ in range(3):
-        await zhang.press("跳过")
-    await zhang.press("保存")
+    await visit_logged(services, zhang)
     await zhang.say("说明 2 还早")
     assert "现在没有要提交完成情况的计划" in zhang.text
 
@@ -385,3 +384,45 @@ async def test_an_approval_the_morning_digest_meets_is_still_told(
     texts = notifier.texts("张三")
     assert any(t.startswith("☀️") and "本周计划" in t for t in texts)  # the digest
     assert texts[-1] == "✅ 王班长 通过了你的2026年12月计划。"  # and the notice, not folded
+
+
+async def test_a_drafted_plan_shows_as_it_reads_back(
+        team: tuple[Chat, Chat, User], services: Services, clock: FakeClock) -> None:
+    """Drafting words the new plan's card from what it wrote (its items' ids in row order,
+    what ticks them read in the write: issue #12, no read back): the same card, buttons and
+    ticks as the plan read afterwards, carried items, visits and patrols done before it
+    was drafted included."""
+    zhang, _, _ = team
+    await november_drafted_and_patrolled(clock, zhang, "加 28号 抄表核对")
+    await visit_logged(services, zhang)
+    await zhang.say("今天上午去5号台区巡视了，设备正常")
+    await zhang.press("保存")
+    drafted = await zhang.say("本月计划")
+    assert "已按走访周期" in zhang.text
+    assert "1. ✅ 〔结转〕走访 李奶奶（3号台区） · 12月1日" in zhang.text
+    assert "2. ✅ 〔结转〕巡视 5号台区 · 12月1日" in zhang.text
+    assert "6. ⬜ 巡视 3号台区（第1次） · 12月16日" in zhang.text
+    again = await zhang.say("本月计划")
+    card, read = drafted.replies[-1], again.replies[-1]
+    assert card.text.split("\n", 1)[1] == read.text
+    assert card.buttons == read.buttons
+
+
+async def test_a_plan_drafted_twice_keeps_the_first_ones_items(services: Services) -> None:
+    """A second draft of the same plan (a double tap, another instance) adds nothing: its
+    items are written only with a plan the write created."""
+    user = await make_user(services, "张三")
+    month, now = Month(2026, 12), services.clock.now()
+    day = month.first
+    played = []
+    for n in (2, 3):
+        batch = Batch()
+        pid, refs = create_plan_into(batch, user.team_id, user.id, month,
+                                     [NewItem("free", day, body=f"{n}-{k}") for k in range(n)],
+                                     now)
+        ran = await services.db.write_batch(batch)
+        played.append((ran.id_of(pid), [ran.changed(r) for r in refs]))
+    assert played[0][0] == played[1][0]
+    assert played[0][1] == [True, True] and played[1][1] == [False, False, False]
+    rows = await services.db.fetchall("SELECT body, position FROM plan_items ORDER BY id")
+    assert [(r["body"], r["position"]) for r in rows] == [("2-0", 1), ("2-1", 2)]

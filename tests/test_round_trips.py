@@ -423,10 +423,13 @@ async def test_a_calendar_changed_meanwhile_counts_in_the_next_save(
 # Pinned at 3 where one read comes before the write: the plan's view (its items, what
 # ticks them, the calendar, its
 # leads): a change is checked against it and the card worded from it with the change
-# applied. Drafting a plan (once a month) is its view read with what drafting needs (last
-# month's plan, the visits due: guarded in SQL, read only when there is no plan), the write,
-# and the new plan's view read back for its items' ids, which a batch's reads do not see on
-# PostgreSQL (4; 6 at b8c9e2a: last month's and the visits due read apart).
+# applied. A plan's item added with its day, changed, removed, restored or ticked is one
+# write guarded in SQL (my plan of this month, still editable) that reads the view after it
+# (2; 3 before: the view read first); 考核's 保存 saves the plan as its opener read it (2).
+# Drafting a plan (once a month) is its view read with what drafting needs (last month's
+# plan, the visits due: guarded in SQL, read only when there is no plan) and the write, which
+# reads what ticks the new items; the items' ids come from the write in row order
+# (Batch.insert_rows), not read back (3; 4 before, 6 at b8c9e2a).
 class Steps:
     """Each step's round trips, every one over its most reported at once."""
 
@@ -565,10 +568,10 @@ async def test_each_step_of_a_free_reminder_makes_at_most_two_round_trips(
     step.check()
 
 
-PLAN_MOST = {"本月计划 drafted": 4, "本月计划": 2, "加 12号": 3, "改 6 15号": 3, "✖": 3,
-             "撤销删除": 3, "提交给班长": 3, "return typed": 2, "return 保存": 3, "通过": 3,
-             "✅": 3, "说明": 3, "提交完成情况": 3, "grade": 2, "evaluation typed": 2,
-             "evaluation 保存": 3}
+PLAN_MOST = {"本月计划 drafted": 3, "本月计划": 2, "加 12号": 2, "改 6 15号": 2, "✖": 2,
+             "撤销删除": 2, "提交给班长": 3, "return typed": 2, "return 保存": 3, "通过": 3,
+             "✅": 2, "说明": 3, "提交完成情况": 3, "grade": 2, "evaluation typed": 2,
+             "evaluation 保存": 2}
 
 
 async def test_each_step_of_a_months_plan_is_counted(
@@ -625,6 +628,42 @@ async def test_each_step_of_a_months_plan_is_counted(
     await step("evaluation typed", lambda: lead.say("走访到位"))
     await step("evaluation 保存", lambda: lead.press("保存"))
     assert "已考核" in lead.text
+    step.check()
+
+
+async def test_a_refused_change_to_a_plan_says_why_in_as_many_round_trips(
+        services: Services, assistant: Assistant, clock: FakeClock) -> None:
+    """A change the write's guard refuses (a second tap, a patrol given words, a plan sent
+    to the lead) is told from the view read in that write: no more round trips than one
+    that is done (on PostgreSQL a guarded update nothing depends on, changing nothing, does
+    not send the batch again statement by statement)."""
+    await make_user(services, "张三", areas=("3号台区",))
+    await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang = Chat(assistant, "test", "张三")
+    at(clock, 2026, 12, 1, 10, 0)
+    await zhang.say("本月计划")
+    await zhang.say("加 12号 抄表核对")
+    assert "3. ⬜ 抄表核对" in zhang.text
+    step = Steps(services, {"✖ again": 2, "改 a patrol's words": 2, "✅ again": 2,
+                            "加 once sent": 2})
+    rm = button_of(zhang.last.replies[0], "✖3") if zhang.last else ""
+    await zhang.tap(rm)
+    await step("✖ again", lambda: zhang.tap(rm))
+    assert zhang.last is not None and zhang.last.toast == "已删除"
+    assert "抄表核对 ·" not in zhang.text and "2. ⬜ 巡视 3号台区" in zhang.text
+    await step("改 a patrol's words", lambda: zhang.say("改 1 抄表"))
+    assert "走访和巡视项只能改日期" in zhang.text and "1. ⬜ 巡视 3号台区" in zhang.text
+    await zhang.tap(rm.replace(".rm|", ".undo|"))
+    assert "3. ⬜ 抄表核对" in zhang.text
+    await zhang.press("提交给班长")
+    await step("加 once sent", lambda: zhang.say("加 20号 培训"))
+    assert "计划⏳ 待班长审核，不能再改" in zhang.text
+    await services.db.execute("UPDATE plans SET status = 'approved'")
+    tick = rm.replace(".rm|", ".tick|")
+    await zhang.tap(tick)
+    await step("✅ again", lambda: zhang.tap(tick))
+    assert zhang.last is not None and zhang.last.toast == "✅ 已完成"
+    assert "3. ✅ 抄表核对" in zhang.text
     step.check()
 
 

@@ -172,20 +172,24 @@ class Batch:
             if existing else None, if_new=if_new))
         return Ref(len(self.statements) - 1)
 
-    def insert_rows(self, table: str, key: str, rows: Sequence[dict[str, Any]]) -> list[Ref]:
+    def insert_rows(self, table: str, key: str, rows: Sequence[dict[str, Any]], *,
+                    unique: bool = True, if_new: Ref | None = None) -> list[Ref]:
         """Rows of a table with an `id` (the same columns in each), each inserted once by its
         `key` (a UNIQUE column among them: ON CONFLICT DO NOTHING, else the row there gives
         its id); their ids as Refs, in row order. On PostgreSQL one INSERT of several VALUES
-        rows (the ids in row order, the table written once); elsewhere row by row."""
+        rows (the ids in row order, the table written once); elsewhere row by row.
+        `unique=False`: `key` only tells these rows apart (a plan's item positions), they are
+        new rows, written only if `if_new`'s row is (a plan's first items)."""
         first = len(self.statements)
         for row in rows:
             if list(row) != list(rows[0]):
                 raise ValueError(f"insert_rows into {table}: rows with other columns")
             head = f"INSERT INTO {table}({', '.join(row)}) VALUES "
-            tail = f" ON CONFLICT({key}) DO NOTHING"
+            tail = f" ON CONFLICT({key}) DO NOTHING" if unique else ""
             self.statements.append(Statement(
                 f"{head}({', '.join('?' for _ in row)}){tail}", (tuple(row.values()),),
-                gives_id=True, existing=(f"SELECT id FROM {table} WHERE {key} = ?", (row[key],)),
+                gives_id=True, existing=(f"SELECT id FROM {table} WHERE {key} = ?", (row[key],))
+                if unique else None, if_new=if_new,
                 row_of=RowOf(first, head, tail, key, row[key])))
         return [Ref(n) for n in range(first, len(self.statements))]
 
@@ -286,11 +290,12 @@ JSON_ROWS = "(SELECT coalesce(json_agg(many_q)::text, '[]') FROM ({}) many_q)"
 def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list[Any]] | None:
     """The batch as one PostgreSQL statement (`$n` placeholders) and its arguments; None when
     it must run statement by statement (a table written twice). Returns the ids of the Refs
-    as columns r<n>; a Ref whose insert found its row there already (nothing inserted), or
-    whose update changed nothing, makes the statement fail (division by zero, all rolled
-    back): the caller then runs it statement by statement, where `existing`, `if_new` and
-    `needed` apply. The rows of an `insert_rows` are one INSERT with several VALUES rows
-    (its first statement's), returning each row's id with its key."""
+    as columns r<n> (NULL: a write nothing depends on wrote nothing); another Ref whose
+    insert found its row there already (nothing inserted), or whose update changed nothing,
+    makes the statement fail (division by zero, all rolled back): the caller then runs it
+    statement by statement, where `existing`, `if_new` and `needed` apply. The rows of an
+    `insert_rows` are one INSERT with several VALUES rows (its first statement's), returning
+    each row's id with its key."""
     if not batch.one_table_each():
         return None
     args: list[Any] = []
@@ -298,6 +303,13 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
             for r in st.rows for p in r if isinstance(p, Ref | IfNew)}
     refs |= {st.if_new.n for st in batch.statements if st.if_new is not None}
     refs |= {p.n for read in batch.reads for p in read.params if isinstance(p, Ref)}
+    # A guarded update (or an INSERT … SELECT with no `existing`) nothing else depends on
+    # (not `needed`, no statement or read uses its Ref) is not guarded here: writing nothing,
+    # it is simply left out of Played (as on SQLite), rather than sending the batch again
+    # statement by statement (a second tap, a change refused).
+    loose = {n for n, st in enumerate(batch.statements)
+             if st.gives_id and st.existing is None and st.row_of is None and not st.needed
+             and n not in refs}
     # Every insert that gives an id returns it and is guarded, as play_sync does on SQLite:
     # the caller may only read its id (Played.id_of), and a token saved before must show.
     refs |= {n for n, st in enumerate(batch.statements) if st.gives_id}
@@ -346,8 +358,9 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
             elif n in guarded:
                 sql += " RETURNING 1"
             parts.append(f"s{n}_{j} AS ({sql})")
-    picked = [f"(SELECT id FROM {source(n)}) AS r{n}, "
-              f"(SELECT 1 / count(*) FROM {source(n)}) AS g{n}" for n in sorted(refs)]
+    picked = [f"(SELECT id FROM {source(n)}) AS r{n}"
+              + ("" if n in loose else f", (SELECT 1 / count(*) FROM {source(n)}) AS g{n}")
+              for n in sorted(refs)]
     picked += [f"(SELECT 1 / count(*) FROM s{n}_0) AS g{n}" for n in sorted(guarded)]
     for k, read in enumerate(batch.reads):
         sql = SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)

@@ -349,7 +349,7 @@ class PgDatabase(Backend):
                     read.value = json_rows(row[f"v{k}"]) if read.rows else row[f"v{k}"]
                 # an asyncpg Record iterates its values: the names are its keys()
                 played = Played({int(k[1:]): int(row[k]) for k in row.keys()  # noqa: SIM118
-                                 if k.startswith("r")})
+                                 if k.startswith("r") and row[k] is not None})
                 batch.ran = played
                 return played
         async with self.tx() as tx:

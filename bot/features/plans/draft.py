@@ -4,6 +4,7 @@ it (data/plans.json); with the month-end reminder to submit the result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from bot.features.plans import store
@@ -42,7 +43,8 @@ def carried_items(ctx: Ctx, month: Month, last: View) -> list[NewItem]:
     if last.plan is None:
         return []
     day = first_day(ctx, month)
-    return [NewItem(it.kind, day, it.area_id, it.customer_id, it.body, carried=True)
+    return [NewItem(it.kind, day, it.area_id, it.customer_id, it.body, carried=True,
+                    area_name=it.area_name, customer_name=it.customer_name)
             for it in last.items if it.done_at is None]
 
 
@@ -54,7 +56,8 @@ def visit_items(ctx: Ctx, month: Month, due: list[Row], skip: set[int]) -> list[
         if c.id is None or c.id in skip or c.visit_due is None:
             continue
         day = max(c.visit_due.astimezone(ctx.tz).date(), first_day(ctx, month))
-        out.append(NewItem("visit", day, c.area_id, c.id))
+        out.append(NewItem("visit", day, c.area_id, c.id, area_name=c.area_name,
+                           customer_name=c.name))
     return out
 
 
@@ -62,7 +65,8 @@ async def patrol_items(ctx: Ctx, month: Month, cal: WorkCalendar) -> list[NewIte
     n = int(plan_rules()["patrols_per_area"])
     # A plan drafted mid-month plans no patrol for a day already gone: from today on.
     days = [max(d, first_day(ctx, month)) for d in store.spread(cal, month, n)]
-    return [NewItem("patrol", d, a.id) for a in await ctx.areas() for d in days]
+    return [NewItem("patrol", d, a.id, area_name=a.name) for a in await ctx.areas()
+            for d in days]
 
 
 async def draft_items(ctx: Ctx, month: Month, last: View, due: list[Row],
@@ -103,24 +107,35 @@ def drafting_reads(ctx: Ctx, month: Month) -> list[Read]:
 async def draft_plan(ctx: Ctx, month: Month, view: View, rows: list[list[Row]]) -> View:
     """This month's plan of mine (`view`, as read), drafted now if I have none from what
     drafting_reads read with it (`rows`): the plan, its items and its month-end reminder in
-    one write, and the new plan's view (one read: the ids its items were given, which on
-    PostgreSQL a batch's own reads do not see)."""
+    one write, with what ticks the items read in it; the new plan's view is then worded
+    from what was written (its items' ids in order: Batch.insert_rows), not read back."""
     if view.plan is not None:
         return view
     last = view_in(rows, view.cal)
+    items = await draft_items(ctx, month, last, rows[-1], view.cal)
     batch = Batch()
-    pid = store.create_plan_into(batch, ctx.user.team_id, ctx.user.id, month,
-                                 await draft_items(ctx, month, last, rows[-1], view.cal),
-                                 ctx.now)
+    pid, refs = store.create_plan_into(batch, ctx.user.team_id, ctx.user.id, month, items,
+                                       ctx.now)
     due = max(result_reminder_at(ctx, month, view.cal), ctx.now)
     Reminders.plan_rows_into(batch, [PlannedFor(ctx.user.id, PlannedRung("result", due, False,
                                                                          False))],
                              team_id=ctx.user.team_id, subject=SUBJECT, subject_id=pid,
                              now=ctx.now)
-    await ctx.services.db.write_batch(batch)
-    drafted, _ = await my_view(ctx, month)
-    assert drafted.plan is not None
-    return drafted
+    visits, patrols = (batch.read_rows(sql, params) for sql, params in store.drafted_tick_reads(
+        ctx.user.team_id, ctx.user.id, month, items, ctx.tz))
+    played = await ctx.services.db.write_batch(batch)
+    ids = [played.id_of(ref) if played.changed(ref) else None for ref in refs]
+    plan_id = played.id_of(pid)
+    if not items or None in ids or plan_id is None:
+        # Drafted by a second tap or another instance meanwhile (its items not these), or
+        # with no items (nothing tells whether this write drafted it): read as it is.
+        drafted, _ = await my_view(ctx, month)
+        assert drafted.plan is not None
+        return drafted
+    plan = Plan(plan_id, ctx.user.team_id, ctx.user.id, ctx.user.name, month, "draft", 0,
+                None, None, None, None, None, None, None)
+    return replace(view, plan=plan, visits=visits.value, patrols=patrols.value).with_raw(
+        store.drafted_items(plan_id, items, [rid for rid in ids if rid is not None]))
 
 
 async def this_view(ctx: Ctx) -> tuple[View, bool]:

@@ -104,12 +104,34 @@ async def my_item(ctx: Ctx, arg: str) -> tuple[Item, View] | None:
     if not arg.isdigit():
         return None
     view, (rows,) = await my_view(ctx, this_month(ctx), store.item_read(int(arg)))
+    return await item_and_view(ctx, rows, view)
+
+
+async def item_and_view(ctx: Ctx, rows: list[Row], view: View) -> tuple[Item, View] | None:
+    """store.item_read's rows, if the item is of a plan of mine, with its plan's view
+    (`view`, this month's plan's, read with it; another month's is read now)."""
     if not rows or int(rows[0]["plan_user"]) != ctx.user.id:
         return None
     it = store.items_in(rows)[0]
     if view.plan is None or view.plan.id != it.plan_id:
         view, _ = await my_view(ctx, Month.parse(str(rows[0]["plan_month"])))
     return (it, view) if view.plan is not None else None
+
+
+async def my_item_changed(ctx: Ctx, item_id: int, values: dict[str, Any], guard: str = "",
+                          editable: bool = True) -> tuple[Item, View, bool] | None:
+    """my_item with a change written first, in the same round trip (issue #12): the item
+    of my plan of this month changed if that plan is editable (or, `editable=False`, not
+    closed) and `guard` holds; the item and the view read after it (on PostgreSQL as before
+    it: word the card with the change applied), and whether it changed."""
+    which = store.mine(ctx.user.id, this_month(ctx))
+    batch = Batch()
+    done = store.change_item_into(batch, item_id, which, values, guard, editable)
+    item = batch.read_rows(*store.item_read(item_id))
+    view = store.view_into(batch, which, ctx.user.team_id, ctx.tz)
+    played = await ctx.services.db.write_batch(batch)
+    found = await item_and_view(ctx, item.value, view())
+    return (*found, played.changed(done)) if found else None
 
 
 def is_owner(ctx: Ctx, plan: Plan) -> bool:
@@ -288,9 +310,10 @@ def read_day(ctx: Ctx, text: str, month: Month) -> tuple[date | None, str]:
     return day, text.replace(found.phrase, " ", 1).strip()
 
 
-async def editable_view(ctx: Ctx) -> View | Outcome:
-    """This month's plan of mine to change (drafted if there is none), or why not."""
-    view, _ = await this_view(ctx)
+async def editable_view(ctx: Ctx, read: View | None = None) -> View | Outcome:
+    """This month's plan of mine to change (drafted if there is none), or why not; `read`:
+    its view as read already."""
+    view = read if read is not None and read.plan is not None else (await this_view(ctx))[0]
     assert view.plan is not None
     if not view.plan.editable:
         return Outcome().add(ctx.t("plan.not_editable", status=status_label(ctx, view.plan)),
@@ -303,15 +326,46 @@ def refused(ctx: Ctx, exc: Invalid, view: View) -> Outcome:
     return Outcome(replies=[card_of(ctx, view, "⚠️ " + ctx.t(exc.key, **exc.kwargs))])
 
 
+async def read_change(ctx: Ctx, text: str) -> tuple[date | None, str] | None:
+    """(the day, the words) a change to my plan of this month says; None if they are
+    wrong (the plan's view is then read first, to say why above it)."""
+    try:
+        day, body = read_day(ctx, text, this_month(ctx))
+        return day, await parse_text(body, ctx) if body else ""
+    except Invalid:
+        return None
+
+
 async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
-    """加 …: the plan's view (one read), the item (one write); the card from both."""
-    view = await editable_view(ctx)
+    """加 12号 …: the item written if my plan of this month is editable and the plan's view
+    read after it (one round trip); the card from it with the item applied. Without a day
+    (the month's last working day: the calendar is read first), with no plan yet (drafted
+    first) or refused: the view is read first, then the item written (add_to)."""
+    text = (m.group(1) or m.group(2) or "").strip()
+    said = await read_change(ctx, text)
+    if said is None or said[0] is None or not said[1]:
+        return await add_to(ctx, text, await editable_view(ctx))
+    day, body = said
+    assert day is not None
+    which = store.mine(ctx.user.id, this_month(ctx))
+    batch = Batch()
+    ref = store.add_item_into(batch, which, NewItem("free", day, body=body), ctx.now)
+    read = store.view_into(batch, which, ctx.user.team_id, ctx.tz)
+    played = await ctx.services.db.write_batch(batch)
+    view = read()
+    if not played.changed(ref):
+        return await add_to(ctx, text, await editable_view(ctx, view))
+    return added(ctx, view, played.id_of(ref) or 0, body, day)
+
+
+async def add_to(ctx: Ctx, text: str, view: View | Outcome) -> Outcome:
+    """加 … to the plan's view as read (its refusals above the card)."""
     if isinstance(view, Outcome):
         return view
     plan = view.plan
     assert plan is not None
     try:
-        day, body = read_day(ctx, (m.group(1) or m.group(2) or "").strip(), plan.month)
+        day, body = read_day(ctx, text, plan.month)
         body = await parse_text(body, ctx) if body else ""
         if not body:
             raise Invalid("plan.add_what")
@@ -319,12 +373,19 @@ async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
         return refused(ctx, exc, view)
     due = day or last_working_day(view.cal, plan.month)
     batch = Batch()
-    ref = store.add_item_into(batch, plan.id, NewItem("free", due, body=body), ctx.now)
+    ref = store.add_item_into(batch, store.by_id(plan.id, plan.team_id), NewItem(
+        "free", due, body=body), ctx.now)
     rid = (await ctx.services.db.write_batch(batch)).id_of(ref)
-    last = max((it.position for it in view.raw), default=0)
-    added = Item(rid or 0, plan.id, "free", None, None, None, None, body, due, False, None,
-                 None, None, position=last + 1)
-    return Outcome(replies=[card_of(ctx, view.with_raw([*view.raw, added]), ctx.t(
+    return added(ctx, view, rid or 0, body, due)
+
+
+def added(ctx: Ctx, view: View, rid: int, body: str, due: date) -> Outcome:
+    """The card with the item just added (`view` read before it was, or after)."""
+    assert view.plan is not None
+    last = max((it.position for it in view.raw if it.id != rid), default=0)
+    item = Item(rid, view.plan.id, "free", None, None, None, None, body, due, False, None,
+                None, None, position=last + 1)
+    return Outcome(replies=[card_of(ctx, view.put(item), ctx.t(
         "plan.added", item=body, day=day_label(ctx, due)))])
 
 
@@ -343,7 +404,29 @@ def changed(view: View, item_id: int, **values: Any) -> View:
 
 
 async def edit_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
-    view = await editable_view(ctx)
+    """改 6 15号: the n-th item changed if my plan of this month is editable (its words only
+    if it is a free item) and the view read after it, in one round trip; the card from it
+    with the change applied. Refused (or no plan yet): the view read first (edit_in)."""
+    n = int(m.group(1))
+    said = await read_change(ctx, m.group(2).strip())
+    if said is None or n < 1 or said == (None, ""):
+        return await edit_in(ctx, m, await editable_view(ctx))
+    day, body = said
+    which = store.mine(ctx.user.id, this_month(ctx))
+    batch = Batch()
+    values = {**({"due_on": day.isoformat()} if day else {}), **({"body": body} if body else {})}
+    ref = store.change_nth_into(batch, which, n, values, " AND kind = 'free'" if body else "")
+    read = store.view_into(batch, which, ctx.user.team_id, ctx.tz)
+    played = await ctx.services.db.write_batch(batch)
+    view = read()
+    it = numbered(view, n)  # the same item before the change or after: its number is kept
+    if not played.changed(ref) or it is None:
+        return await edit_in(ctx, m, await editable_view(ctx, view))
+    return edited(ctx, m, view, it, day or it.due_on, body or it.body)
+
+
+async def edit_in(ctx: Ctx, m: re.Match[str], view: View | Outcome) -> Outcome:
+    """改 … in the plan's view as read (its refusals above the card)."""
     if isinstance(view, Outcome):
         return view
     assert view.plan is not None
@@ -361,6 +444,11 @@ async def edit_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
         return refused(ctx, exc, view)
     due_on, body = day or it.due_on, body or it.body
     await store.set_item(ctx.services.db, it.id, due_on=due_on.isoformat(), body=body)
+    return edited(ctx, m, view, it, due_on, body)
+
+
+def edited(ctx: Ctx, m: re.Match[str], view: View, it: Item, due_on: date,
+           body: str) -> Outcome:
     return Outcome(replies=[card_of(ctx, changed(view, it.id, due_on=due_on, body=body),
                                     ctx.t("plan.changed", n=m.group(1)))])
 
@@ -372,8 +460,13 @@ async def remove_item(ctx: Ctx, it: Item, view: View) -> Outcome:
         return Outcome(toast=ctx.t("plan.not_editable", status=status_label(ctx, plan)))
     if it.removed:  # a second tap
         return Outcome(toast=ctx.t("plan.removed_toast"), replies=[card_of(ctx, view)])
-    words = labels(ctx, view.raw).get(it.id, it.body)
     await store.set_item(ctx.services.db, it.id, removed=1)
+    return removed(ctx, it, view)
+
+
+def removed(ctx: Ctx, it: Item, view: View) -> Outcome:
+    """The card without the item just removed (`view` as before), 撤销删除 above it."""
+    words = labels(ctx, view.raw).get(it.id, it.body)
     reply = card_of(ctx, changed(view, it.id, removed=True), ctx.t("plan.removed", item=words))
     reply.buttons.insert(0, [Button(ctx.t("btn.plan_undo"), router.callback("undo", it.id))])
     return Outcome(toast=ctx.t("plan.removed_toast"), replies=[reply])
@@ -391,35 +484,50 @@ async def remove_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
 
 @router.button("rm")
 async def remove_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    found = await my_item(ctx, arg)
-    return await remove_item(ctx, *found) if found else not_found(ctx)
+    """✖: removed and the view read after it, in one round trip (my_item_changed)."""
+    found = await my_item_changed(ctx, int(arg), {"removed": 1}, " AND removed = 0") \
+        if arg.isdigit() else None
+    if found is None:
+        return not_found(ctx)
+    it, view, done = found
+    if not done:  # not editable, removed already (a second tap), or another month's
+        return await remove_item(ctx, it, view)
+    return removed(ctx, it, view.put(replace(it, removed=False)))
 
 
 @router.button("undo")
 async def undo_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    found = await my_item(ctx, arg)
+    found = await my_item_changed(ctx, int(arg), {"removed": 0}) if arg.isdigit() else None
     if found is None:
         return not_found(ctx)
-    it, view = found
+    it, view, done = found
     assert view.plan is not None
-    if not view.plan.editable:
-        return Outcome(toast=ctx.t("plan.not_editable", status=status_label(ctx, view.plan)))
-    await store.set_item(ctx.services.db, it.id, removed=0)
-    back = view.with_raw([*(x for x in view.raw if x.id != it.id), replace(it, removed=False)])
+    if not done:
+        if not view.plan.editable:
+            return Outcome(toast=ctx.t("plan.not_editable",
+                                       status=status_label(ctx, view.plan)))
+        await store.set_item(ctx.services.db, it.id, removed=0)  # another month's plan
+    back = view.put(replace(it, removed=False))
     return Outcome(toast=ctx.t("plan.restored"), replies=[card_of(ctx, back)])
 
 
 @router.button("tick")
 async def tick_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
-    """✅ on a free item: done now (a visit or patrol is ticked by the work log)."""
-    found = await my_item(ctx, arg)
+    """✅ on a free item: done now (a visit or patrol is ticked by the work log); written
+    and the view read after it in one round trip (my_item_changed)."""
+    found = await my_item_changed(
+        ctx, int(arg), {"ticked_at": iso(ctx.now)},
+        " AND kind = 'free' AND removed = 0 AND ticked_at IS NULL", editable=False) \
+        if arg.isdigit() else None
     if found is None:
         return not_found(ctx)
-    it, view = found
+    it, view, done = found
     assert view.plan is not None
     if it.kind != "free" or it.removed or view.plan.closed:
         return not_found(ctx)
-    if it.ticked_at is None:
+    if done:
+        view = changed(view, it.id, ticked_at=ctx.now)
+    elif it.ticked_at is None:  # of another month's plan
         await ctx.services.db.execute(
             "UPDATE plan_items SET ticked_at = ? WHERE id = ? AND ticked_at IS NULL",
             (iso(ctx.now), it.id))
@@ -614,7 +722,10 @@ async def show_grade(value: str, ctx: Ctx, form: FormView = NO_FORM) -> str:
 
 async def write_evaluation(ctx: Ctx, values: dict[str, Any], token: str,
                            meta: dict[str, Any]) -> Writing:
-    plan = await visible_plan(ctx, int(meta["plan_id"]))
+    """The grade, the plan as the form's opener read it (kept: nothing read before the
+    write), still 'reported' guarded in SQL; one round trip."""
+    plan = (seen(ctx, Plan.of_kept(meta["plan"])) if "plan" in meta  # kept since issue #12
+            else await visible_plan(ctx, int(meta["plan_id"])))
     if plan is None or not is_lead_of(ctx, plan):
         raise Invalid("plan.not_found")
     batch = Batch()
@@ -648,7 +759,8 @@ async def open_evaluation(app: Assistant, ctx: Ctx, plan_id: int) -> Outcome:
     heading = "\n".join([ctx.t("plan.eval_heading", name=plan.owner,
                                 month=month_label(ctx, plan.month), done=done_count(items),
                                 total=len(items)), *item_lines(ctx, items)])
-    return await app.engine.start(ctx, EVALUATE.name, meta={"plan_id": plan_id},
+    return await app.engine.start(ctx, EVALUATE.name, meta={"plan_id": plan_id,
+                                                            "plan": plan.kept()},
                                   heading=heading)
 
 

@@ -5,7 +5,8 @@ the month's planned days on the working-day calendar."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -18,6 +19,7 @@ from bot.storage.reminders import LEADS_OF_TEAM
 from bot.workcal import WorkCalendar
 
 SUBJECT = "plan"
+Part = tuple[str, tuple[Any, ...]]  # a piece of SQL and its parameters
 EDITABLE = ("draft", "returned")  # the manager may still add, change and remove items
 CLOSED = ("reported", "evaluated")  # the result is in: done items are kept, not read again
 KINDS = ("visit", "patrol", "free")
@@ -122,6 +124,14 @@ class Plan:
     @property
     def closed(self) -> bool:
         return self.status in CLOSED
+
+    def kept(self) -> dict[str, Any]:
+        """The plan as a form keeps it (its opener's read, for the save: Plan.of_kept)."""
+        return {**asdict(self), "month": self.month.key}
+
+    @classmethod
+    def of_kept(cls, kept: dict[str, Any]) -> Plan:
+        return cls(**{**kept, "month": Month.parse(str(kept["month"]))})
 
 
 @dataclass(frozen=True)
@@ -277,20 +287,37 @@ def month_items_reads(user_id: int, month: Month, tz: ZoneInfo) -> list[Read]:
 def tick_reads(which: Which, tz: ZoneInfo, closed: bool = True) -> list[Read]:
     """What ticks the plans' items: the first visit to each planned customer (by anyone of
     the team), and the plans' managers' patrol entries by 台区, in order."""
-    start, end, window = which.window(tz)
     ids, params = which.of("id", closed)
-    team, _ = which.of("team_id", closed)
-    users, _ = which.of("user_id", closed)
+    customers = (f"SELECT customer_id FROM plan_items WHERE plan_id IN {ids} AND kind = "
+                 "'visit' AND removed = 0", params)
+    return _ticks(customers, which.of("team_id", closed), which.of("user_id", closed),
+                  which.window(tz))
+
+
+def _ticks(customers: Part, team: Part, users: Part,
+           window: tuple[str, str, tuple[Any, ...]]) -> list[Read]:
+    """tick_reads' two reads: the first visits to `customers` (a list's SQL) by the team
+    `team`, the patrol entries of `users` (each `(SELECT …)`), within `window`."""
+    start, end, times = window
     return [(
         f"SELECT w.customer_id, min(w.occurred_at) AS done FROM worklogs w WHERE w.team_id IN "
-        f"{team} AND w.customer_id IN (SELECT customer_id FROM plan_items WHERE plan_id IN "
-        f"{ids} AND kind = 'visit' AND removed = 0) AND w.occurred_at >= {start} "
-        f"AND w.occurred_at < {end} GROUP BY w.customer_id", (*params, *params, *window)), (
+        f"{team[0]} AND w.customer_id IN ({customers[0]}) AND w.occurred_at >= {start} "
+        f"AND w.occurred_at < {end} GROUP BY w.customer_id", (*team[1], *customers[1], *times)), (
         "SELECT w.user_id, wa.area_id, w.occurred_at FROM worklogs w "
         "JOIN worklog_areas wa ON wa.worklog_id = w.id "
         "JOIN worklog_items wi ON wi.worklog_id = w.id AND wi.item = 'patrol' "
-        f"WHERE w.user_id IN {users} AND w.occurred_at >= {start} AND w.occurred_at < {end} "
-        "ORDER BY w.occurred_at", (*params, *window))]
+        f"WHERE w.user_id IN {users[0]} AND w.occurred_at >= {start} AND w.occurred_at < {end} "
+        "ORDER BY w.occurred_at", (*users[1], *times))]
+
+
+def drafted_tick_reads(team_id: int, user_id: int, month: Month, items: list[NewItem],
+                       tz: ZoneInfo) -> list[Read]:
+    """tick_reads of a plan being drafted, by the items it will hold: read in the draft's
+    write, where (on PostgreSQL) a read does not see the plan written with it."""
+    customers = sorted({it.customer_id for it in items
+                        if it.kind == "visit" and it.customer_id is not None})
+    return _ticks((", ".join("?" for _ in customers) or "NULL", tuple(customers)),
+                  ("(?)", (team_id,)), ("(?)", (user_id,)), mine(user_id, month).window(tz))
 
 
 def plans_with_items(rows: list[list[Row]]) -> list[tuple[Plan, list[Item]]]:
@@ -371,6 +398,11 @@ class View:
             return self.raw
         return ticked(self.raw, self.visits, self.patrols)
 
+    def put(self, it: Item) -> View:
+        """The view with this item as it was just written, whether the view was read before
+        the write (PostgreSQL, a batch's reads) or after it (SQLite)."""
+        return self.with_raw([*(x for x in self.raw if x.id != it.id), it])
+
     def with_raw(self, raw: list[Item]) -> View:
         return replace(self, raw=sorted((it for it in raw if not it.removed),
                                         key=lambda it: (it.position, it.id)))
@@ -408,34 +440,84 @@ class NewItem:
     customer_id: int | None = None
     body: str = ""
     carried: bool = False
+    # Words for the card (not written): the names its read would join in.
+    area_name: str | None = None
+    customer_name: str | None = None
 
 
 def create_plan_into(batch: Batch, team_id: int, user_id: int, month: Month,
-                     items: list[NewItem], now: datetime) -> Ref:
-    """The manager's plan of the month with its first items, in order; a second one (a
-    double tap, another instance) finds the first one's plan and adds nothing."""
+                     items: list[NewItem], now: datetime) -> tuple[Ref, list[Ref]]:
+    """The manager's plan of the month with its first items, in order (their ids as Refs);
+    a second one (a double tap, another instance) finds the first one's plan and adds
+    nothing (its items' Refs then stand for nothing)."""
     pid = batch.insert(
         "INSERT INTO plans(team_id, user_id, month, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (user_id, month) DO NOTHING", (team_id, user_id, month.key, iso(now)),
         existing=("SELECT id FROM plans WHERE user_id = ? AND month = ?",
                   (user_id, month.key)))
-    batch.executemany(
-        "INSERT INTO plan_items(plan_id, kind, area_id, customer_id, body, due_on, carried, "
-        "position, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(pid, it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(),
-          int(it.carried), n, iso(now)) for n, it in enumerate(items, 1)], if_new=pid)
-    return pid
+    refs = batch.insert_rows("plan_items", "position", [
+        {"plan_id": pid, "kind": it.kind, "area_id": it.area_id,
+         "customer_id": it.customer_id, "body": it.body, "due_on": it.due_on.isoformat(),
+         "carried": int(it.carried), "position": n, "created_at": iso(now)}
+        for n, it in enumerate(items, 1)], unique=False, if_new=pid)
+    return pid, refs
 
 
-def add_item_into(batch: Batch, plan_id: int, it: NewItem, now: datetime) -> Ref:
-    """An item at the end of the plan (its position the next one, found as it is written)."""
+def drafted_items(plan_id: int, items: list[NewItem], ids: list[int]) -> list[Item]:
+    """create_plan_into's items as written (`ids` theirs, in order), as a read would give
+    them: nothing read back."""
+    return [Item(rid, plan_id, it.kind, it.area_id, it.area_name, it.customer_id,
+                 it.customer_name, it.body, it.due_on, it.carried, None, None, None,
+                 position=n) for n, (it, rid) in enumerate(zip(items, ids, strict=True), 1)]
+
+
+def editable_of(which: Which) -> Part:
+    """The id of `which` plan if the manager may still change it (a subquery), as a guard."""
+    return (f"(SELECT id FROM plans WHERE {which.where} AND status IN "
+            f"({', '.join(repr(s) for s in EDITABLE)}))", which.params)
+
+
+def add_item_into(batch: Batch, which: Which, it: NewItem, now: datetime) -> Ref:
+    """An item at the end of the plan `which` (its position the next one, found as it is
+    written), if the plan is still editable: else nothing is written (the Ref not set)."""
+    plan, params = editable_of(which)
     return batch.insert(
         "INSERT INTO plan_items(plan_id, kind, area_id, customer_id, body, due_on, carried, "
-        "position, created_at) SELECT CAST(? AS INTEGER), ?, CAST(? AS INTEGER), "
-        "CAST(? AS INTEGER), ?, ?, CAST(? AS INTEGER), coalesce(max(position), 0) + 1, ? "
-        "FROM plan_items WHERE plan_id = ?",
-        (plan_id, it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(),
-         int(it.carried), iso(now), plan_id))
+        "position, created_at) SELECT p.id, ?, CAST(? AS INTEGER), CAST(? AS INTEGER), ?, ?, "
+        "CAST(? AS INTEGER), (SELECT coalesce(max(position), 0) + 1 FROM plan_items "
+        f"WHERE plan_id = p.id), ? FROM plans p WHERE p.id IN {plan}",
+        (it.kind, it.area_id, it.customer_id, it.body, it.due_on.isoformat(), int(it.carried),
+         iso(now), *params))
+
+
+def change_nth_into(batch: Batch, which: Which, n: int, values: dict[str, Any],
+                    guard: str = "") -> Ref:
+    """Change the n-th item (from 1, as the card numbers them) of `which` plan while it is
+    editable (and `guard`, SQL on the item, holds): the Ref set only if it did. Which item
+    that was is read with it (the view), not known before."""
+    plan, params = editable_of(which)
+    sets = ", ".join(f"{k} = ?" for k in values)
+    return batch.update(
+        f"UPDATE plan_items SET {sets} WHERE id = (SELECT id FROM plan_items WHERE plan_id IN "
+        f"{plan} AND removed = 0 ORDER BY position, id LIMIT 1 OFFSET ?){guard}",
+        (*values.values(), *params, n - 1), 0)  # 0: the row is found by the guard
+
+
+def change_item_into(batch: Batch, item_id: int, which: Which, values: dict[str, Any],
+                     guard: str = "", editable: bool = True) -> Ref:
+    """Change an item of `which` plan (editable, or only not closed: `editable=False`) if
+    `guard` (SQL on the item) holds: the Ref set only if it did."""
+    plan, params = editable_of(which) if editable else which.of("id", closed=False)
+    sets = ", ".join(f"{k} = ?" for k in values)
+    return batch.update(f"UPDATE plan_items SET {sets} WHERE id = ? AND plan_id IN {plan}{guard}",
+                        (*values.values(), item_id, *params), item_id)
+
+
+def view_into(batch: Batch, which: Which, team_id: int, tz: ZoneInfo) -> Callable[[], View]:
+    """The view of `which` plan read after the batch's writes, in its round trip: on
+    PostgreSQL as before them (word the card with the change applied: `View.put`)."""
+    reads = [batch.read_rows(sql, params) for sql, params in view_reads(which, team_id, tz)]
+    return lambda: view_in([r.value for r in reads])
 
 
 async def set_item(db: Database, item_id: int, **values: Any) -> None:
