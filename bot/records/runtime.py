@@ -199,6 +199,7 @@ class Rung:
     to_leads: bool = False
     urgent: bool = False
     skip_if_past: bool = True  # a "soon" already past at planning is dropped; "due" is kept
+    only_if: bool | None = None  # planned only if / unless the plan's `condition` (in SQL)
 
 
 async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: int, step: str,
@@ -228,18 +229,21 @@ def plan_ladder_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_i
 def plan_ladders_into(batch: Batch, subject: str, rid: Ref | int, team_id: int, owner_id: int,
                       ladders: Sequence[tuple[str, list[Rung]]], now: datetime, *,
                       round_: str = "", leads_but: Sequence[int] | None = None,
-                      if_new: Ref | None = None) -> None:
+                      if_new: Ref | None = None,
+                      condition: tuple[str, tuple[Any, ...]] | None = None) -> None:
     """Several steps' ladders (a complaint's contact and reply) as ONE statement, in the
     order plan_ladder would write them: on PostgreSQL a batch writing a table twice runs
     statement by statement, a round trip each (bot.storage.batch). For a record the batch
     inserts (`rid` a Ref) or one it changes (`if_new`: the Ref of its guarded update); the
-    leads are the team's but `leads_but` (the owner by default)."""
+    leads are the team's but `leads_but` (the owner by default). `condition`: SQL deciding
+    the rungs marked `only_if` as the write finds it (Reminders.plan_into)."""
     Reminders.plan_into(batch, [PlannedRung(f"{step}.{r.label}", max(r.at, now), r.urgent,
-                                            r.to_leads)
+                                            r.to_leads, r.only_if)
                                 for step, rungs in ladders for r in rungs
                                 if not (r.skip_if_past and r.at <= now)],
                         team_id=team_id, owner_id=owner_id, subject=subject, subject_id=rid,
-                        now=now, round_=round_, leads_but=leads_but, if_new=if_new)
+                        now=now, round_=round_, leads_but=leads_but, if_new=if_new,
+                        condition=condition)
 
 
 def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
