@@ -172,10 +172,14 @@ class Store(Generic[R]):
         return await changed(tx)
 
     def update_into(self, batch: Batch, rid: int, sets: dict[str, Any], guard: str = "",
-                    params: tuple[Any, ...] = (), *, needed: bool = False) -> Ref:
+                    params: tuple[Any, ...] = (), *, needed: bool = False,
+                    declined: str | None = None,
+                    declined_when: tuple[str, Sequence[Any]] | None = None, **why: Any) -> Ref:
         """`update` as a batch's write: its Ref changed only if the guard held (`needed`:
-        else nothing of the batch is written, bot.storage.batch.Unchanged)."""
-        return batch.update(*self._update(rid, sets, guard, params), rid, needed=needed)
+        else nothing of the batch is written, bot.storage.batch.Unchanged; `declined`,
+        `declined_when` and `why` as Batch.update's)."""
+        return batch.update(*self._update(rid, sets, guard, params), rid, needed=needed,
+                            declined=declined, declined_when=declined_when, **why)
 
     def _update(self, rid: int, sets: dict[str, Any], guard: str,
                 params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
