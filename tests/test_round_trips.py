@@ -653,9 +653,12 @@ FEATURE_OF = {"complaint": "complaints", "repair": "repairs", "meter": "meters",
               "arrears": "arrears"}
 # The button that opens the form reads the record (may it still move on? the user's to
 # see?) and keeps it with the form it writes: the step's read, that one and the form; 转报班长
-# also whether there is a lead to hand it to (refused on the card without one).
+# and 已停电 read with the record what their refusal needs, the card's reads (whether there is
+# a lead to hand it to; whether the household is a medical one): 4 and 5 before. 已停电 is
+# counted after its test moves the clock 10 days on, which writes where the person was seen
+# (one write behind the reply, not the opener's).
 OPEN_MOST = 3
-OPEN_MORE = {"hzh": 4, "arrc": 5}  # 已停电: also whether it is a medical household (not lowered)
+OPEN_MORE = {"arrc": 4}
 # None pinned above 2 (3 before): 通知书已送达 and 已停电 find whether the household is a
 # medical one (the register may say so since it was saved) in the write, which plans by it
 # (the cut-off, or the lead's say) or refuses; 转报班长 finds the leads it goes to in the

@@ -555,8 +555,11 @@ def lead_refusal(ctx: Ctx, rec: Arrears) -> str | None:
     return None
 
 
-async def _refuse_cutoff(ctx: Ctx, rec: Arrears,
-                         register: Sequence[str] | None = None) -> str | None:
+async def _refuse_cutoff(ctx: Ctx, rec: Arrears, register: Sequence[str] | None = None, *,
+                         read: Sequence[list[Row]] | None = None) -> str | None:
+    """`register`: the 户号's categories, or the card's reads (`read`) that hold them."""
+    if read is not None:
+        register = register_of(read)
     reason = await cutoff_refusal(ctx, rec, register)
     return None if reason is None else "⛔ " + reason
 
@@ -699,11 +702,16 @@ def card_reads(ctx: Ctx, rid: int) -> list[Read]:
     return [(WorkCalendar.SQL, ()), (REGISTER_CATEGORIES, (rid,))]
 
 
+def register_of(read: Sequence[list[Row]]) -> list[str]:
+    """The register's categories of the record's 户号, from its card_reads' rows."""
+    return [r[0] for r in read[1]]
+
+
 async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None, *,
                       read: Sequence[list[Row]]) -> Outcome:
     services = ctx.services
     rules = ruleset(services)
-    register = [r[0] for r in read[1]]
+    register = register_of(read)
     rec = await refreshed_medical(services, rec, register)
     lines = [heading] if heading else []
     lines += [title(ctx, rec), ctx.t(_status_key(rec)),
@@ -1147,7 +1155,8 @@ ARREARS_RECORDS = rt.RecordType(
             a.status == "notice_served" and a.medical_undecided()
             and not ctx.user.sees_whole_team)),
         rt.Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
-                   "arrears.cutoff_heading", refuse=_refuse_cutoff, intro=cutoff_intro),
+                   "arrears.cutoff_heading", refuse=_refuse_cutoff, refuse_reads=True,
+                   intro=cutoff_intro),
         rt.Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
         rt.Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
             a.status == "paid" and a.restore_due is not None), RESTORED, "ars",

@@ -304,10 +304,19 @@ async def write_handed(ctx: Ctx, values: dict[str, Any], token: str,
     return Writing(batch, rec.id, saved, Invalid("hazard.not_open", id=rec.id))
 
 
-async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard) -> str | None:
-    """转报 needs a lead in the team other than the one acting."""
+async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard, *,
+                             read: Sequence[list[Row]] | None = None) -> str | None:
+    """转报 needs a lead in the team other than the one acting (as the card's reads, `read`,
+    say: read with the record)."""
+    if read is not None:
+        return lead_refusal(ctx, has_lead(read))
     return lead_refusal(ctx, bool(await rt.other_leads(ctx.services, rec.team_id,
                                                        ctx.user.id)))
+
+
+def has_lead(read: Sequence[list[Row]]) -> bool:
+    """Whether there is a lead to hand it to, from the card's reads (card_reads)."""
+    return bool(read[0][0][0])
 
 
 def lead_refusal(ctx: Ctx, has_lead: bool) -> str | None:
@@ -372,7 +381,7 @@ async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None, *,
             lines.append(rt.field_line(ctx, "field.hazard_photos_after",
                                        ctx.t("form.photos_count", count=len(rec.after))))
     buttons = await HAZARDS.allowed(ctx, rec, {
-        HAND_ACTION: lead_refusal(ctx, bool(read[0][0][0]))})
+        HAND_ACTION: lead_refusal(ctx, has_lead(read))})
     out = Outcome().add("\n".join(lines), [buttons] if buttons else [])
     out.replies[0].photos = rec.before + rec.after
     return out
@@ -590,7 +599,7 @@ HAZARDS = rt.RecordType(
         rt.Transition("hzc", "btn.hazard_clear", ("open", "working", HANDED), CLEAR, "hzc",
                       "hazard.clear_heading"),
         rt.Transition(HAND_ACTION, "btn.hazard_hand", OPEN_STATES, HAND, "hzh",
-                      "hazard.hand_heading", refuse=no_lead_to_hand_to),
+                      "hazard.hand_heading", refuse=no_lead_to_hand_to, refuse_reads=True),
     ),
     form=HAZARD, command="hazard", intent=_INTENT, prefill=prefill,
     ladders=(rt.Ladder("deadline", "hazard.step.clear", lambda h: h.due_at,

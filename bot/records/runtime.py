@@ -353,7 +353,10 @@ class Transition:
     form: FormSpec | None = None
     opener: str = ""
     heading: str = ""
-    refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
+    refuse: Callable[..., Awaitable[str | None]] | None = None
+    # `refuse` needs the card's reads (RecordType.card_reads): its opener reads them with the
+    # record and hands them to it as `read=` (a medical household, a lead to hand it to).
+    refuse_reads: bool = False
     run: Act | None = None
     # A one-tap change given the record's id, not the record: it reads nothing first, its
     # write guarded in SQL and what the reply shows read with it (the step's read and one).
@@ -570,14 +573,18 @@ class RecordType(Generic[R]):
 
     def _opener(self, t: Transition) -> Callable[[Assistant, Ctx, int], Awaitable[Outcome]]:
         async def open_(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
-            rec = await self.store.visible(ctx, rid)
+            # A refusal that needs the card's reads has them read with the record (one
+            # round trip), and the card it refuses on is shown from them.
+            rec, read = (await self.visible_with(ctx, rid) if t.refuse_reads
+                         else (await self.store.visible(ctx, rid), None))
             if rec is None:
                 return Outcome().add(ctx.t(self.not_found))
-            reason = await t.refuse(ctx, rec) if t.refuse else None
-            if reason is not None:  # also a forged or stale button: say why on the card
-                return await self.card(ctx, rid, reason)
-            if not t.allows(ctx, rec) or t.form is None:
-                return await self.card(ctx, rid)
+            reason = None if t.refuse is None else await (
+                t.refuse(ctx, rec) if read is None else t.refuse(ctx, rec, read=read))
+            if reason is not None or not t.allows(ctx, rec) or t.form is None:
+                # also a forged or stale button: say why on the card
+                return await (self.card(ctx, rid, reason) if read is None
+                              else self.render_card(ctx, rec, reason, read=read))
             heading = ctx.t(t.heading, item=self.title(ctx, rec))
             if t.intro is not None:
                 heading += "\n" + t.intro(ctx, rec)
