@@ -14,6 +14,7 @@ from bot.services import Services
 from bot.storage.batch import Batch, Declined, Unchanged
 from bot.storage.customers import CustomerData
 from tests.conftest import Chat, at, make_user
+from tests.test_arrears import act
 from tests.tg_harness import L
 
 pytestmark = pytest.mark.both_backends
@@ -26,6 +27,14 @@ async def add_medical(services: Services, name: str = "李奶奶") -> None:
     await services.customers.create(user, CustomerData(
         account_no="5500012345", name=name, area_id=area.id, address="城东村3组12号",
         phone="13800001234", categories=("medical",)), services.clock.now())
+
+
+async def zhang_in_a_team(services: Services, assistant: Assistant, lead: bool = True) -> Chat:
+    """张三, a manager, in a team with a lead (王班长) or without."""
+    await make_user(services, "张三")
+    if lead:
+        await make_user(services, "王班长", role=Role.LEAD, areas=())
+    return Chat(assistant, "test", "张三")
 
 
 async def register_arrears(chat: Chat, prepaid: str = "否") -> None:
@@ -64,14 +73,10 @@ async def test_a_needed_update_says_which_guard_held_it_back(services: Services)
 
 async def test_a_notice_on_a_household_made_medical_since_asks_the_lead(
         services: Services, assistant: Assistant) -> None:
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
+    zhang = await zhang_in_a_team(services, assistant)
     await register_arrears(zhang)
     await add_medical(services)  # the register lists it after the arrears were saved
-    await zhang.tap("-|arrears.arrn|1")
-    await zhang.press("现在")
-    await zhang.press("保存")
+    await act(zhang, "-|arrears.arrn|1")
     assert L("arrears.medical_note") in zhang.text
     assert "已请 王班长 决定是否停电" in zhang.text, zhang.text
     assert await pending(services) == [("decision", "王班长"), ("followup", "张三")]
@@ -80,13 +85,10 @@ async def test_a_notice_on_a_household_made_medical_since_asks_the_lead(
 
 async def test_a_notice_in_a_team_without_a_lead_asks_its_admins_or_says_none(
         services: Services, assistant: Assistant) -> None:
-    await make_user(services, "张三")
-    zhang = Chat(assistant, "test", "张三")
+    zhang = await zhang_in_a_team(services, assistant, lead=False)
     await add_medical(services)
     await register_arrears(zhang)
-    await zhang.tap("-|arrears.arrn|1")
-    await zhang.press("现在")
-    await zhang.press("保存")
+    await act(zhang, "-|arrears.arrn|1")
     assert L("arrears.no_lead") in zhang.text and "已请" not in zhang.text
     assert await pending(services) == [("followup", "张三")]
     # a prepaid one is asked at once: of the admins, when the team has no lead
@@ -101,27 +103,19 @@ async def test_a_notice_in_a_team_without_a_lead_asks_its_admins_or_says_none(
 
 async def test_a_notice_on_a_plain_household_plans_the_cutoff(
         services: Services, assistant: Assistant) -> None:
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
+    zhang = await zhang_in_a_team(services, assistant)
     await register_arrears(zhang)
     assert L("arrears.not_in_register").split("{")[0] in zhang.text
-    await zhang.tap("-|arrears.arrn|1")
-    await zhang.press("现在")
-    await zhang.press("保存")
+    await act(zhang, "-|arrears.arrn|1")
     assert L("arrears.medical_note") not in zhang.text
     assert await pending(services) == [("cutoff", "张三"), ("followup", "张三")]
 
 
 async def cutoff_form_open(services: Services, assistant: Assistant, clock: FakeClock) -> Chat:
     """张三's arrears #1, its notice served and its period over, the 已停电 form open."""
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
+    zhang = await zhang_in_a_team(services, assistant)
     await register_arrears(zhang)
-    await zhang.tap("-|arrears.arrn|1")
-    await zhang.press("现在")
-    await zhang.press("保存")
+    await act(zhang, "-|arrears.arrn|1")
     at(clock, 2026, 12, 20, 10, 0)
     await zhang.tap("-|arrears.arrc|1")
     await zhang.press("现在")
@@ -152,9 +146,7 @@ async def test_a_cutoff_of_a_record_moved_on_meanwhile_says_so(
 
 
 async def hand_form_open(services: Services, assistant: Assistant) -> Chat:
-    await make_user(services, "张三")
-    await make_user(services, "王班长", role=Role.LEAD, areas=())
-    zhang = Chat(assistant, "test", "张三")
+    zhang = await zhang_in_a_team(services, assistant)
     await zhang.say("登记隐患 3号台区 2号杆拉线松动 严重")
     await zhang.press("跳过")
     await zhang.press("跳过")
