@@ -41,7 +41,7 @@ from bot.forms.kinds import (
 from bot.forms.kinds import money_text as money
 from bot.forms.matching import Choice
 from bot.i18n import t
-from bot.models import Role, User
+from bot.models import User
 from bot.records import runtime as rt
 from bot.records.common import (
     MEDICAL,
@@ -124,17 +124,8 @@ def since_date(value: dict[str, Any], ctx: Ctx) -> str:
     return value_time(value).astimezone(ctx.tz).date().isoformat()
 
 
-async def deciders(services: Services, team_id: int) -> list[User]:
-    """Who decides on a medical household: the team's leads, else its admins."""
-    found = await services.people.leads_of(team_id)
-    if found:
-        return found
-    return [u for u in await services.people.users()
-            if u.team_id == team_id and u.role is Role.ADMIN]
-
-
-# Who decides on a medical household (deciders()) as SQL over users u, one parameter (the
-# team): the team's leads, else its admins.
+# Who decides on a medical household as SQL over users u, one parameter (the team): the
+# team's leads, else its admins. Read (deciders) or found by a write that asks them.
 DECIDERS = ("u.team_id = ? AND u.active = 1 AND (u.role = 'lead' OR (u.role = 'admin' AND "
             "NOT EXISTS (SELECT 1 FROM users l WHERE l.team_id = u.team_id AND "
             "l.role = 'lead' AND l.active = 1)))")
@@ -143,6 +134,11 @@ DECIDERS = ("u.team_id = ? AND u.active = 1 AND (u.role = 'lead' OR (u.role = 'a
 MEDICAL_IN_REGISTER = (
     "EXISTS (SELECT 1 FROM customers c JOIN customer_categories cc ON cc.customer_id = c.id "
     "WHERE c.team_id = ? AND c.account_no = ? AND cc.category = ?)")
+
+
+async def deciders(services: Services, team_id: int) -> list[User]:
+    """Who decides on a medical household: the team's leads, else its admins."""
+    return await services.people.matching(DECIDERS, (team_id,))
 
 
 def medical_sql(team_id: int, account: str, saved: bool = False) -> tuple[str, tuple[Any, ...]]:
