@@ -144,25 +144,6 @@ class Reminders:
             if_new=subject_id if isinstance(subject_id, Ref) else if_new)
 
     @staticmethod
-    def plan_each_into(batch: Batch, people: Sequence[tuple[int, str, datetime, str]], *,
-                       team_id: int, subject: str, subject_id: Ref | int, now: datetime,
-                       if_new: Ref | None = None) -> None:
-        """`plan` in a batch, one reminder per (person, kind, due, the end of its key after
-        `subject:id:kind:person`), each keyed as `plan` keys it, for a record the batch
-        inserts (a Ref: only if it inserted it) or changes (`if_new`: only if that update
-        changed it). One statement (its rows in this order)."""
-        batch.executemany(
-            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
-            "urgent, dedupe_key, detail, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 0, ? || ':' || CAST(? AS TEXT) || ?, '{}', ?) "
-            "ON CONFLICT DO NOTHING",
-            [(team_id, user_id, subject, subject_id, kind, iso(due_at), subject,
-              subject_id if isinstance(subject_id, Ref) else str(subject_id),
-              f":{kind}:{user_id}{key_end}", iso(now))
-             for user_id, kind, due_at, key_end in people],
-            if_new=subject_id if isinstance(subject_id, Ref) else if_new)
-
-    @staticmethod
     def plan_rows_into(batch: Batch, rows: Sequence[PlannedFor], *, team_id: int, subject: str,
                        subject_id: Ref | int, now: datetime, if_new: Ref | None = None,
                        quiet: tuple[str, tuple[Any, ...]] | None = None) -> None:
