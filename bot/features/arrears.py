@@ -41,7 +41,7 @@ from bot.forms.kinds import (
 from bot.forms.kinds import money_text as money
 from bot.forms.matching import Choice
 from bot.i18n import t
-from bot.models import Role, User
+from bot.models import User
 from bot.records import runtime as rt
 from bot.records.common import (
     MEDICAL,
@@ -62,7 +62,7 @@ from bot.services import Ctx, Services
 from bot.statuses import arrears_status
 from bot.storage.batch import Batch
 from bot.storage.db import Read, Row, Tx, iso
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import PlannedRung, Reminder, Reminders
 from bot.textutil import normalize_input
 from bot.timeparse import format_time, parse_time
 from bot.workcal import WorkCalendar
@@ -124,32 +124,60 @@ def since_date(value: dict[str, Any], ctx: Ctx) -> str:
     return value_time(value).astimezone(ctx.tz).date().isoformat()
 
 
+# Who decides on a medical household as SQL over users u, one parameter (the team): the
+# team's leads, else its admins. Read (deciders) or found by a write that asks them.
+DECIDERS = ("u.team_id = ? AND u.active = 1 AND (u.role = 'lead' OR (u.role = 'admin' AND "
+            "NOT EXISTS (SELECT 1 FROM users l WHERE l.team_id = u.team_id AND "
+            "l.role = 'lead' AND l.active = 1)))")
+# Whether the register lists a 户号 as medical (team, 户号, the category): for a write that
+# decides by it as it finds the register, with no read before it (issue #12).
+MEDICAL_IN_REGISTER = (
+    "EXISTS (SELECT 1 FROM customers c JOIN customer_categories cc ON cc.customer_id = c.id "
+    "WHERE c.team_id = ? AND c.account_no = ? AND cc.category = ?)")
+
+
 async def deciders(services: Services, team_id: int) -> list[User]:
     """Who decides on a medical household: the team's leads, else its admins."""
-    found = await services.people.leads_of(team_id)
-    if found:
-        return found
-    return [u for u in await services.people.users()
-            if u.team_id == team_id and u.role is Role.ADMIN]
+    return await services.people.matching(DECIDERS, (team_id,))
+
+
+def medical_sql(team_id: int, account: str, saved: bool = False) -> tuple[str, tuple[Any, ...]]:
+    """is_medical as SQL: medical as saved (`saved`), or as the register says now."""
+    return ("1 = 1", ()) if saved else (MEDICAL_IN_REGISTER, (team_id, account, MEDICAL))
+
+
+def deciders_read(team_id: int) -> tuple[str, tuple[Any, ...]]:
+    """The deciders' names, as deciders() orders them: read with a batch that asks them."""
+    return f"SELECT u.name FROM users u WHERE {DECIDERS} ORDER BY u.id", (team_id,)
+
+
+def decision_rungs(ctx: Ctx, ask: bool) -> list[PlannedRung]:
+    """The deciders asked (as plan_decision keys it), if `ask` and the plan's condition
+    (medical_sql) finds the household medical."""
+    return [PlannedRung("decision", ctx.now, False, True, only_if=True)] if ask else []
 
 
 async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
                         meta: dict[str, Any]) -> Writing:
     """The arrears record, its follow-up and the leads' decision requests as writes, saved
-    with the form's close in one round trip, after the 户号's register entry is read (and
-    the deciders of a medical prepaid household)."""
+    with the form's close in one round trip. What the register says of the 户号 (its entry,
+    a medical household, whose deciders a prepaid one asks at once) the write finds, and
+    the reply is worded from it, read with the write. Read first only without a name: a
+    户号 the register did not have when it was answered may have it now."""
     services = ctx.services
-    account = values["account_no"]
-    customer = await services.customers.by_account(ctx.user.team_id, account)
-    name = values.get("customer_name") or (customer.name if customer else None)
+    team, account = ctx.user.team_id, values["account_no"]
+    name = values.get("customer_name")
     if not name:
-        raise Invalid("arrears.name_needed", account=account)
-    medical = bool(customer and MEDICAL in customer.categories)
+        customer = await services.customers.by_account(team, account)
+        if customer is None:
+            raise Invalid("arrears.name_needed", account=account)
+        name = customer.name
     prepaid = values["prepaid"] == "yes"
     rules = ruleset(services)
     cal = await step_calendar(ctx)
-    ask = await deciders(services, ctx.user.team_id) if medical and prepaid else []
     since = since_date(values["since"], ctx)
+    medical_if = medical_sql(team, account)
+    entry = "FROM customers c WHERE c.team_id = ? AND c.account_no = ?"
     batch = Batch()
     # The account's other open records, named in the reply: read with the writes (this one
     # is never among them, by its form token).
@@ -157,20 +185,29 @@ async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
         f"SELECT {services.db.json_rows.format('id')} FROM (SELECT id FROM arrears "
         "WHERE team_id = ? AND account_no = ? AND status IN "
         "('collecting', 'notice_served', 'cut_off') AND form_token IS DISTINCT FROM ? "
-        "ORDER BY id) o", (ctx.user.team_id, account, token))
-    ref = STORE.insert_into(batch, token, {
-        "team_id": ctx.user.team_id, "user_id": ctx.user.id, "account_no": account,
-        "customer_id": customer.id if customer else None, "customer_name": name,
-        "amount_cents": int(values["amount"]), "since": since,
-        "prepaid": int(prepaid), "in_register": int(customer is not None),
-        "medical": int(medical), "ruleset": rules.name, "created_at": iso(ctx.now)})
+        "ORDER BY id) o", (team, account, token))
+    ref = batch.insert(
+        "INSERT INTO arrears(team_id, user_id, account_no, customer_id, customer_name, "
+        "amount_cents, since, prepaid, in_register, medical, ruleset, created_at, form_token) "
+        f"VALUES (?, ?, ?, (SELECT c.id {entry}), ?, ?, ?, ?, "
+        f"CASE WHEN EXISTS (SELECT 1 {entry}) THEN 1 ELSE 0 END, "
+        f"CASE WHEN {medical_if[0]} THEN 1 ELSE 0 END, ?, ?, ?) "
+        "ON CONFLICT (form_token) DO NOTHING",
+        (team, ctx.user.id, account, team, account, name, int(values["amount"]), since,
+         int(prepaid), team, account, *medical_if[1], rules.name, iso(ctx.now), token),
+        existing=("SELECT id FROM arrears WHERE form_token = ?", (token,)))
     nxt = next_followup(rules, cal, ctx.now, ctx.now)
     # as plan_followup and plan_decision key them; a prepaid meter may be cut by the system
-    # at any time: the lead is asked at once
-    Reminders.plan_each_into(batch, [
-        (ctx.user.id, "followup", nxt, f":{nxt.date().isoformat()}"),
-        *((lead.id, "decision", ctx.now, "") for lead in ask)],
-        team_id=ctx.user.team_id, subject=SUBJECT, subject_id=ref, now=ctx.now)
+    # at any time: the deciders are asked at once
+    Reminders.plan_into(batch, [
+        PlannedRung("followup", nxt, False, False, key_end=f":{nxt.date().isoformat()}"),
+        *decision_rungs(ctx, prepaid)], team_id=team, owner_id=ctx.user.id, subject=SUBJECT,
+        subject_id=ref, now=ctx.now, leads_but=(), leads=(DECIDERS, (team,)),
+        condition=medical_if)
+    # the register and the users as the write found them (not written by the batch)
+    in_register = batch.read(f"SELECT count(*) {entry}", (team, account))
+    is_med = batch.read(f"SELECT CASE WHEN {medical_if[0]} THEN 1 ELSE 0 END", medical_if[1])
+    asked = batch.read_rows(*deciders_read(team)) if prepaid else None
 
     async def saved(aid: int | None) -> Saved:
         assert aid is not None
@@ -185,12 +222,12 @@ async def write_arrears(ctx: Ctx, values: dict[str, Any], token: str,
         elif rules.arrears.notice_before_cutoff is not None:
             lines.append(ctx.t("arrears.next_notice",
                                period=rules.arrears.notice_before_cutoff.label(ctx.locale)))
-        if medical:
+        if is_med.value:
             lines.append(ctx.t("arrears.medical_note"))
-            if ask:
+            if asked is not None and asked.value:
                 lines.append(ctx.t("arrears.decision_asked",
-                                   leads="、".join(u.name for u in ask)))
-        if customer is None:
+                                   leads="、".join(r["name"] for r in asked.value)))
+        if not in_register.value:
             lines.append(ctx.t("arrears.not_in_register", account=account))
         other_ids = [int(r[0]) for r in json.loads(others.value or "[]")]
         if other_ids:
@@ -402,51 +439,58 @@ def _before_since(ctx: Ctx, at: datetime, rec: Arrears) -> bool:
 async def write_notice(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Writing:
     """通知书已送达 with the form's close in one round trip, from the record as kept with the
-    form (still collecting, else nothing is written and the user told). Read first: whether
-    it is a medical household (the register may say so since), which decides what is
-    planned: the cut-off reminder, or the lead's decision (and who decides)."""
-    services = ctx.services
+    form (still collecting, else nothing is written and the user told). Whether it is a
+    medical household (the register may say so since) the write finds, and plans by it:
+    the cut-off reminder, or the lead's decision (and who decides); the reply is worded
+    from what it read with the write."""
     rec = await ARREARS_RECORDS.kept(ctx, meta)
     if rec.status != "collecting" or rec.prepaid:
         raise Invalid("arrears.changed")
     at = value_time(values["served_at"])
     if _before_since(ctx, at, rec):
         raise Invalid("arrears.before_since")
-    rules = ruleset(services)
+    rules = ruleset(ctx.services)
     earliest = earliest_cutoff(rules, await step_calendar(ctx), at)
     cutoff_at = earliest.due if earliest else at
-    medical = await is_medical(services, rec)
-    ask = (await deciders(services, rec.team_id)
-           if medical and rec.lead_decision is None else [])
+    medical_if = medical_sql(rec.team_id, rec.account_no, bool(rec.medical))
+    undecided = rec.lead_decision is None
     batch = Batch()
-    noticed = STORE.update_into(batch, rec.id, {
-        "status": "notice_served", "notice_served_at": iso(at),
-        "cutoff_earliest": iso(cutoff_at), "updated_at": iso(ctx.now)},
-        "status = 'collecting'", needed=True)
-    # as plan_cutoff and plan_decision key them
-    cutoff = [(rec.user_id, "cutoff", max(cutoff_at, ctx.now), "")] \
-        if not medical or rec.lead_decision == "approved" else []
-    Reminders.plan_each_into(batch, [*cutoff, *((lead.id, "decision", ctx.now, "")
-                                                for lead in ask)],
-                             team_id=rec.team_id, subject=SUBJECT, subject_id=rec.id,
-                             now=ctx.now, if_new=noticed)
-    lines = [ctx.t("arrears.notice_saved", id=rec.id, when=when(ctx, at))]
-    if earliest:
-        # Served long enough ago: 现在即可, not a past time and a promise to remind.
-        key = "arrears.cutoff_from" if earliest.due > ctx.now else "arrears.cutoff_from_now"
-        lines.append(ctx.t(key, when=when(ctx, earliest.due),
-                           period=earliest.rule.label(ctx.locale)))
-    if medical:
-        lines.append(ctx.t("arrears.medical_note"))
-        if ask:
-            lines.append(ctx.t("arrears.decision_asked", leads="、".join(u.name for u in ask)))
-        elif rec.lead_decision is None:
-            lines.append(ctx.t("arrears.no_lead"))
-    lines += _law_lines(ctx, rules, rec.since, cutoff_at)
-    if earliest and earliest.provisional:
-        lines.append(ctx.t("deadline.provisional"))
+    # medical as the register says now, kept (is_medical's refresh)
+    noticed = batch.update(
+        "UPDATE arrears SET status = 'notice_served', notice_served_at = ?, "
+        "cutoff_earliest = ?, updated_at = ?, "
+        f"medical = CASE WHEN medical = 1 OR {medical_if[0]} THEN 1 ELSE 0 END "
+        "WHERE id = ? AND status = 'collecting'",
+        (iso(at), iso(cutoff_at), iso(ctx.now), *medical_if[1], rec.id), rec.id, needed=True)
+    # as plan_cutoff and plan_decision key them: no cut-off for a medical household
+    # without the lead's yes
+    Reminders.plan_into(batch, [
+        PlannedRung("cutoff", max(cutoff_at, ctx.now), False, False,
+                    only_if=None if rec.lead_decision == "approved" else False),
+        *decision_rungs(ctx, undecided)], team_id=rec.team_id, owner_id=rec.user_id,
+        subject=SUBJECT, subject_id=rec.id, now=ctx.now, leads_but=(),
+        leads=(DECIDERS, (rec.team_id,)), condition=medical_if, if_new=noticed)
+    # the register and the users as the write found them (not written by the batch)
+    is_med = batch.read(f"SELECT CASE WHEN {medical_if[0]} THEN 1 ELSE 0 END", medical_if[1])
+    asked = batch.read_rows(*deciders_read(rec.team_id)) if undecided else None
 
     async def saved(_: int | None) -> Saved:
+        lines = [ctx.t("arrears.notice_saved", id=rec.id, when=when(ctx, at))]
+        if earliest:
+            # Served long enough ago: 现在即可, not a past time and a promise to remind.
+            key = "arrears.cutoff_from" if earliest.due > ctx.now else "arrears.cutoff_from_now"
+            lines.append(ctx.t(key, when=when(ctx, earliest.due),
+                               period=earliest.rule.label(ctx.locale)))
+        if is_med.value:
+            lines.append(ctx.t("arrears.medical_note"))
+            if asked is not None and asked.value:
+                lines.append(ctx.t("arrears.decision_asked",
+                                   leads="、".join(r["name"] for r in asked.value)))
+            elif undecided:
+                lines.append(ctx.t("arrears.no_lead"))
+        lines += _law_lines(ctx, rules, rec.since, cutoff_at)
+        if earliest and earliest.provisional:
+            lines.append(ctx.t("deadline.provisional"))
         return ARREARS_RECORDS.saved(ctx, rec.id, "\n".join(lines))
 
     return Writing(batch, rec.id, saved, Invalid("arrears.changed"))
@@ -488,10 +532,9 @@ async def cutoff_refusal(ctx: Ctx, rec: Arrears,
         return ctx.t("arrears.cutoff_needs_notice") if rec.status == "collecting" else (
             ctx.t("arrears.changed"))
     if await is_medical(ctx.services, rec, register):
-        if rec.lead_decision == "refused":
-            return ctx.t("arrears.cutoff_refused_by_lead", lead=rec.decider or "")
-        if rec.lead_decision != "approved":
-            return ctx.t("arrears.cutoff_needs_lead")
+        refused = lead_refusal(ctx, rec)
+        if refused is not None:
+            return refused
     earliest = rec.cutoff_earliest
     if earliest is not None and earliest > ctx.now:
         return ctx.t("arrears.cutoff_too_early", when=when(ctx, earliest),
@@ -499,8 +542,20 @@ async def cutoff_refusal(ctx: Ctx, rec: Arrears,
     return None
 
 
-async def _refuse_cutoff(ctx: Ctx, rec: Arrears,
-                         register: Sequence[str] | None = None) -> str | None:
+def lead_refusal(ctx: Ctx, rec: Arrears) -> str | None:
+    """Why a medical household may not be cut off: the lead said no, or has not said yes."""
+    if rec.lead_decision == "refused":
+        return ctx.t("arrears.cutoff_refused_by_lead", lead=rec.decider or "")
+    if rec.lead_decision != "approved":
+        return ctx.t("arrears.cutoff_needs_lead")
+    return None
+
+
+async def _refuse_cutoff(ctx: Ctx, rec: Arrears, register: Sequence[str] | None = None, *,
+                         read: Sequence[list[Row]] | None = None) -> str | None:
+    """`register`: the 户号's categories, or the card's reads (`read`) that hold them."""
+    if read is not None:
+        register = register_of(read)
     reason = await cutoff_refusal(ctx, rec, register)
     return None if reason is None else "⛔ " + reason
 
@@ -508,18 +563,30 @@ async def _refuse_cutoff(ctx: Ctx, rec: Arrears,
 async def write_cutoff(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Writing:
     """已停电 with the form's close in one round trip, from the record as kept with the form
-    (still served, else nothing is written and the user told). Read first: whether it is a
-    medical household, which may not be cut off without the lead's yes."""
+    (still served, else nothing is written and the user told). A household the register
+    lists as medical since may not be cut off without the lead's yes: the write finds it
+    and then writes nothing (the refusal says so, as before)."""
     rec = await ARREARS_RECORDS.kept(ctx, meta)
-    refusal = await cutoff_refusal(ctx, rec)
+    # What only the register could change: the lead's say, if it is medical now.
+    lead_says = None if rec.medical else lead_refusal(ctx, rec)
+    refusal = await cutoff_refusal(ctx, rec, ())  # as kept
+    if refusal is not None and lead_says is not None:
+        refusal = await cutoff_refusal(ctx, rec)  # refused anyway: the register says which
     if refusal is not None:
         raise Invalid("arrears.refused", reason=refusal)
     at = value_time(values["cut_off_at"])
     _check_not_before_earliest(ctx, rec, at)
+    guard, params = "status = 'notice_served'", ()
+    declined: dict[str, Any] = {}
+    if lead_says is not None:
+        medical_if = medical_sql(rec.team_id, rec.account_no)
+        guard, params = f"{guard} AND NOT {medical_if[0]}", medical_if[1]
+        declined = {"declined": "arrears.refused", "reason": lead_says, "declined_when": (
+            f"SELECT CASE WHEN {medical_if[0]} THEN 1 ELSE 0 END", medical_if[1])}
     batch = Batch()
     STORE.update_into(batch, rec.id, {"status": "cut_off", "cut_off_at": iso(at),
-                                      "updated_at": iso(ctx.now)}, "status = 'notice_served'",
-                      needed=True)
+                                      "updated_at": iso(ctx.now)}, guard, params,
+                      needed=True, **declined)
     Reminders.cancel_into(batch, SUBJECT, rec.id, "cutoff", "decision")
     rule = ruleset(ctx.services).arrears.restore_after_payment
     text = ctx.t("arrears.cutoff_saved", id=rec.id, when=when(ctx, at))
@@ -631,11 +698,16 @@ def card_reads(ctx: Ctx, rid: int) -> list[Read]:
     return [(WorkCalendar.SQL, ()), (REGISTER_CATEGORIES, (rid,))]
 
 
+def register_of(read: Sequence[list[Row]]) -> list[str]:
+    """The register's categories of the record's 户号, from its card_reads' rows."""
+    return [r[0] for r in read[1]]
+
+
 async def render_card(ctx: Ctx, rec: Arrears, heading: str | None = None, *,
                       read: Sequence[list[Row]]) -> Outcome:
     services = ctx.services
     rules = ruleset(services)
-    register = [r[0] for r in read[1]]
+    register = register_of(read)
     rec = await refreshed_medical(services, rec, register)
     lines = [heading] if heading else []
     lines += [title(ctx, rec), ctx.t(_status_key(rec)),
@@ -1079,7 +1151,8 @@ ARREARS_RECORDS = rt.RecordType(
             a.status == "notice_served" and a.medical_undecided()
             and not ctx.user.sees_whole_team)),
         rt.Transition("arrc", "btn.arrears_cutoff", ("notice_served",), CUTOFF, "arc",
-                   "arrears.cutoff_heading", refuse=_refuse_cutoff, intro=cutoff_intro),
+                   "arrears.cutoff_heading", refuse=_refuse_cutoff, refuse_reads=True,
+                   intro=cutoff_intro),
         rt.Transition("arrp", "btn.arrears_paid", UNPAID, PAID, "arp", "arrears.paid_heading"),
         rt.Transition("arrs", "btn.arrears_restored", lambda ctx, a: (
             a.status == "paid" and a.restore_due is not None), RESTORED, "ars",

@@ -36,7 +36,7 @@ from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem,
 from bot.services import Ctx
 from bot.storage.batch import Batch, Unchanged
 from bot.storage.db import Read, Row, iso
-from bot.storage.reminders import Reminder, Reminders
+from bot.storage.reminders import LEADS_OF_TEAM, Reminder, Reminders
 from bot.timeparse import format_time
 
 if TYPE_CHECKING:
@@ -276,34 +276,47 @@ async def write_cleared(ctx: Ctx, values: dict[str, Any], token: str,
 async def write_handed(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Writing:
     """转报班长 with the form's close in one round trip, from the hazard as kept with the form
-    (still open, else nothing is written and the user told). Read first: the leads it goes
-    to (none: refused), named in the reply."""
+    (still open, else nothing is written and the user told). The leads it goes to are the
+    write's to find: none, and it is refused (nothing written); read with it, for the reply
+    that names them."""
     rec = await HAZARDS.kept(ctx, meta)
-    leads = await ctx.services.people.leads_of(rec.team_id, ctx.user.id)
-    if not leads:
-        raise Invalid("hazard.no_lead")
+    leads = (f"SELECT u.id, u.name FROM users u WHERE {LEADS_OF_TEAM} AND u.id <> ? "
+             "ORDER BY u.id", (rec.team_id, ctx.user.id))
     batch = Batch()
+    # No lead to hand it to is said first, as the card says it (no_lead_to_hand_to).
     handed = STORE.update_into(batch, rec.id, {
         "status": HANDED, "handed_at": iso(ctx.now), "handed_reason": values["reason"],
-        "updated_at": iso(ctx.now)}, "status IN ('open', 'working')", needed=True)
+        "updated_at": iso(ctx.now)}, f"status IN ('open', 'working') AND EXISTS ({leads[0]})",
+        leads[1], declined="hazard.no_lead",
+        declined_when=(f"SELECT NOT EXISTS ({leads[0]})", leads[1]))
     # The lead holds it now: the owner's ladder stops, the lead hears at once.
     Reminders.cancel_into(batch, SUBJECT, rec.id, "deadline.")
     rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [("handed", [
         rt.Rung("notice", ctx.now, to_leads=True, urgent=severity(rec.severity).urgent,
                 skip_if_past=False)])], ctx.now, round_=iso(ctx.now),
         leads_but=(ctx.user.id,), if_new=handed)
-    text = ctx.t("hazard.handed", id=rec.id, leads="、".join(u.name for u in leads))
+    told = batch.read_rows(*leads)  # users: not written by the batch
 
     async def saved(_: int | None) -> Saved:
-        return HAZARDS.saved(ctx, rec.id, text)
+        names = "、".join(r["name"] for r in told.value or [])
+        return HAZARDS.saved(ctx, rec.id, ctx.t("hazard.handed", id=rec.id, leads=names))
 
     return Writing(batch, rec.id, saved, Invalid("hazard.not_open", id=rec.id))
 
 
-async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard) -> str | None:
-    """转报 needs a lead in the team other than the one acting."""
+async def no_lead_to_hand_to(ctx: Ctx, rec: Hazard, *,
+                             read: Sequence[list[Row]] | None = None) -> str | None:
+    """转报 needs a lead in the team other than the one acting (as the card's reads, `read`,
+    say: read with the record)."""
+    if read is not None:
+        return lead_refusal(ctx, has_lead(read))
     return lead_refusal(ctx, bool(await rt.other_leads(ctx.services, rec.team_id,
                                                        ctx.user.id)))
+
+
+def has_lead(read: Sequence[list[Row]]) -> bool:
+    """Whether there is a lead to hand it to, from the card's reads (card_reads)."""
+    return bool(read[0][0][0])
 
 
 def lead_refusal(ctx: Ctx, has_lead: bool) -> str | None:
@@ -368,7 +381,7 @@ async def render_card(ctx: Ctx, rec: Hazard, heading: str | None = None, *,
             lines.append(rt.field_line(ctx, "field.hazard_photos_after",
                                        ctx.t("form.photos_count", count=len(rec.after))))
     buttons = await HAZARDS.allowed(ctx, rec, {
-        HAND_ACTION: lead_refusal(ctx, bool(read[0][0][0]))})
+        HAND_ACTION: lead_refusal(ctx, has_lead(read))})
     out = Outcome().add("\n".join(lines), [buttons] if buttons else [])
     out.replies[0].photos = rec.before + rec.after
     return out
@@ -586,7 +599,7 @@ HAZARDS = rt.RecordType(
         rt.Transition("hzc", "btn.hazard_clear", ("open", "working", HANDED), CLEAR, "hzc",
                       "hazard.clear_heading"),
         rt.Transition(HAND_ACTION, "btn.hazard_hand", OPEN_STATES, HAND, "hzh",
-                      "hazard.hand_heading", refuse=no_lead_to_hand_to),
+                      "hazard.hand_heading", refuse=no_lead_to_hand_to, refuse_reads=True),
     ),
     form=HAZARD, command="hazard", intent=_INTENT, prefill=prefill,
     ladders=(rt.Ladder("deadline", "hazard.step.clear", lambda h: h.due_at,

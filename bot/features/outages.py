@@ -175,8 +175,9 @@ def _day_before(ctx: Ctx, start: datetime) -> datetime:
 async def write_outage(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Writing:
     """The outage, its 台区, the customers to tell and its reminders as writes, saved with
-    the form's close in one round trip, after one read: the customers of its 台区 (the
-    reply lists them, and whether to plan the day-before check depends on them)."""
+    the form's close in one round trip. Its 台区's customers are found by the write (told
+    of the outage; the day-before check planned only if there are any) and read with it
+    for the reply, which lists them."""
     services = ctx.services
     mine = {a.id: a for a in await ctx.areas()}
     area_ids = [int(a) for a in values.get("areas") or []]
@@ -192,9 +193,9 @@ async def write_outage(ctx: Ctx, values: dict[str, Any], token: str,
     notice = due_before(start, rule, cal, rules.working_hours) if rule else None
     late = notice is not None and ctx.now > notice.due
     marks = ",".join("?" for _ in area_ids)
-    customers = await services.db.fetchall(
-        f"SELECT c.id, c.name FROM customers c WHERE c.team_id = ? AND c.active = 1 "
-        f"AND c.area_id IN ({marks}) ORDER BY c.area_id, c.id", (ctx.user.team_id, *area_ids))
+    # The active customers of its 台区 (SQL over customers c, and its parameters).
+    of_areas = (f"c.team_id = ? AND c.active = 1 AND c.area_id IN ({marks})",
+                (ctx.user.team_id, *area_ids))
     batch = Batch()
     ref = STORE.insert_into(batch, token, {
         "team_id": ctx.user.team_id, "user_id": ctx.user.id, "kind": kind,
@@ -203,12 +204,18 @@ async def write_outage(ctx: Ctx, values: dict[str, Any], token: str,
         "registered_late": int(late), "created_at": iso(ctx.now)})
     batch.executemany("INSERT INTO outage_areas(outage_id, area_id) VALUES (?, ?)",
                       [(ref, a) for a in area_ids], if_new=ref)
-    batch.executemany("INSERT INTO outage_notices(outage_id, customer_id) VALUES (?, ?)",
-                      [(ref, c["id"]) for c in customers], if_new=ref)
+    batch.execute("INSERT INTO outage_notices(outage_id, customer_id) "
+                  f"SELECT ?, c.id FROM customers c WHERE {of_areas[0]} "
+                  "ORDER BY c.area_id, c.id", (ref, *of_areas[1]), if_new=ref)
     rt.plan_ladders_into(batch, SUBJECT, ref, ctx.user.team_id, ctx.user.id,
-                         ladders(ctx, start, end, notice.due if notice else None, late,
-                                 bool(customers)), ctx.now)
+                         ladders(ctx, start, end, notice.due if notice else None, late),
+                         ctx.now, condition=(f"EXISTS (SELECT 1 FROM customers c "
+                                             f"WHERE {of_areas[0]})", of_areas[1]))
     has_lead = batch.read(rt.HAS_OTHER_LEAD, (ctx.user.team_id, ctx.user.id)) if late else None
+    # the customers as the write found them: not written by the batch (PostgreSQL reads
+    # them as before it, all the same)
+    told = batch.read_rows(f"SELECT c.id, c.name FROM customers c WHERE {of_areas[0]} "
+                           "ORDER BY c.area_id, c.id", of_areas[1])
 
     async def saved(oid: int | None) -> Saved:
         assert oid is not None
@@ -230,6 +237,7 @@ async def write_outage(ctx: Ctx, values: dict[str, Any], token: str,
                                late=remaining(ctx, notice.due)))
             if has_lead is not None and has_lead.value:
                 lines.append(ctx.t("outage.lead_told"))
+        customers = told.value or []
         if customers:
             lines.append(ctx.t("outage.customers_to_tell", count=len(customers),
                                names="、".join(c["name"] for c in customers[:10])
@@ -242,8 +250,9 @@ async def write_outage(ctx: Ctx, values: dict[str, Any], token: str,
 
 
 def ladders(ctx: Ctx, start: datetime, end: datetime, notice_due: datetime | None,
-            late: bool, has_customers: bool) -> list[tuple[str, list[rt.Rung]]]:
-    """An outage's reminders, step by step (rt.plan_ladders_into)."""
+            late: bool) -> list[tuple[str, list[rt.Rung]]]:
+    """An outage's reminders, step by step (rt.plan_ladders_into; the day-before check
+    only if its 台区 have customers to tell: the plan's condition)."""
     now = ctx.now
     out: list[tuple[str, list[rt.Rung]]] = []
     if notice_due is not None and not late:
@@ -254,8 +263,9 @@ def ladders(ctx: Ctx, start: datetime, end: datetime, notice_due: datetime | Non
     if late:  # the manager is told in the saved message; the leads at once, whatever the hour
         out.append(("late", [rt.Rung("lead", now, to_leads=True, urgent=True,
                                      skip_if_past=False)]))
-    if has_customers:  # registered after the day before, the saved message carries the list
-        out.append(("untold", [rt.Rung("daybefore", _day_before(ctx, start), urgent=True)]))
+    # registered after the day before, the saved message carries the list
+    out.append(("untold", [rt.Rung("daybefore", _day_before(ctx, start), urgent=True,
+                                   only_if=True)]))
     out.append(("restore", [rt.Rung("ask", end, skip_if_past=False)]))
     return out
 

@@ -172,10 +172,14 @@ class Store(Generic[R]):
         return await changed(tx)
 
     def update_into(self, batch: Batch, rid: int, sets: dict[str, Any], guard: str = "",
-                    params: tuple[Any, ...] = (), *, needed: bool = False) -> Ref:
+                    params: tuple[Any, ...] = (), *, needed: bool = False,
+                    declined: str | None = None,
+                    declined_when: tuple[str, Sequence[Any]] | None = None, **why: Any) -> Ref:
         """`update` as a batch's write: its Ref changed only if the guard held (`needed`:
-        else nothing of the batch is written, bot.storage.batch.Unchanged)."""
-        return batch.update(*self._update(rid, sets, guard, params), rid, needed=needed)
+        else nothing of the batch is written, bot.storage.batch.Unchanged; `declined`,
+        `declined_when` and `why` as Batch.update's)."""
+        return batch.update(*self._update(rid, sets, guard, params), rid, needed=needed,
+                            declined=declined, declined_when=declined_when, **why)
 
     def _update(self, rid: int, sets: dict[str, Any], guard: str,
                 params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
@@ -199,6 +203,7 @@ class Rung:
     to_leads: bool = False
     urgent: bool = False
     skip_if_past: bool = True  # a "soon" already past at planning is dropped; "due" is kept
+    only_if: bool | None = None  # planned only if / unless the plan's `condition` (in SQL)
 
 
 async def plan_ladder(tx: Tx, subject: str, rid: int, team_id: int, owner_id: int, step: str,
@@ -228,18 +233,21 @@ def plan_ladder_into(batch: Batch, subject: str, rid: Ref, team_id: int, owner_i
 def plan_ladders_into(batch: Batch, subject: str, rid: Ref | int, team_id: int, owner_id: int,
                       ladders: Sequence[tuple[str, list[Rung]]], now: datetime, *,
                       round_: str = "", leads_but: Sequence[int] | None = None,
-                      if_new: Ref | None = None) -> None:
+                      if_new: Ref | None = None,
+                      condition: tuple[str, tuple[Any, ...]] | None = None) -> None:
     """Several steps' ladders (a complaint's contact and reply) as ONE statement, in the
     order plan_ladder would write them: on PostgreSQL a batch writing a table twice runs
     statement by statement, a round trip each (bot.storage.batch). For a record the batch
     inserts (`rid` a Ref) or one it changes (`if_new`: the Ref of its guarded update); the
-    leads are the team's but `leads_but` (the owner by default)."""
+    leads are the team's but `leads_but` (the owner by default). `condition`: SQL deciding
+    the rungs marked `only_if` as the write finds it (Reminders.plan_into)."""
     Reminders.plan_into(batch, [PlannedRung(f"{step}.{r.label}", max(r.at, now), r.urgent,
-                                            r.to_leads)
+                                            r.to_leads, r.only_if)
                                 for step, rungs in ladders for r in rungs
                                 if not (r.skip_if_past and r.at <= now)],
                         team_id=team_id, owner_id=owner_id, subject=subject, subject_id=rid,
-                        now=now, round_=round_, leads_but=leads_but, if_new=if_new)
+                        now=now, round_=round_, leads_but=leads_but, if_new=if_new,
+                        condition=condition)
 
 
 def working_day_rungs(start: datetime, due: datetime, rules: RuleSet,
@@ -345,7 +353,10 @@ class Transition:
     form: FormSpec | None = None
     opener: str = ""
     heading: str = ""
-    refuse: Callable[[Ctx, Any], Awaitable[str | None]] | None = None
+    refuse: Callable[..., Awaitable[str | None]] | None = None
+    # `refuse` needs the card's reads (RecordType.card_reads): its opener reads them with the
+    # record and hands them to it as `read=` (a medical household, a lead to hand it to).
+    refuse_reads: bool = False
     run: Act | None = None
     # A one-tap change given the record's id, not the record: it reads nothing first, its
     # write guarded in SQL and what the reply shows read with it (the step's read and one).
@@ -562,14 +573,18 @@ class RecordType(Generic[R]):
 
     def _opener(self, t: Transition) -> Callable[[Assistant, Ctx, int], Awaitable[Outcome]]:
         async def open_(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
-            rec = await self.store.visible(ctx, rid)
+            # A refusal that needs the card's reads has them read with the record (one
+            # round trip), and the card it refuses on is shown from them.
+            rec, read = (await self.visible_with(ctx, rid) if t.refuse_reads
+                         else (await self.store.visible(ctx, rid), None))
             if rec is None:
                 return Outcome().add(ctx.t(self.not_found))
-            reason = await t.refuse(ctx, rec) if t.refuse else None
-            if reason is not None:  # also a forged or stale button: say why on the card
-                return await self.card(ctx, rid, reason)
-            if not t.allows(ctx, rec) or t.form is None:
-                return await self.card(ctx, rid)
+            reason = None if t.refuse is None else await (
+                t.refuse(ctx, rec) if read is None else t.refuse(ctx, rec, read=read))
+            if reason is not None or not t.allows(ctx, rec) or t.form is None:
+                # also a forged or stale button: say why on the card
+                return await (self.card(ctx, rid, reason) if read is None
+                              else self.render_card(ctx, rec, reason, read=read))
             heading = ctx.t(t.heading, item=self.title(ctx, rec))
             if t.intro is not None:
                 heading += "\n" + t.intro(ctx, rec)

@@ -95,6 +95,9 @@ class Statement:
     known_id: int | None = None
     needed: bool = False  # changing nothing rolls the batch back (Unchanged, or Declined:)
     declined: tuple[str, tuple[tuple[str, Any], ...]] | None = None  # its wording, if given
+    # The wording applies only when this read (one value, SQL and parameters) is true, in
+    # the rolled-back transaction: else Unchanged (the guard that failed was another one).
+    declined_when: tuple[str, tuple[Any, ...]] | None = None
     # Touches only rows that were there before the batch, none that another statement of it
     # writes, and comes before any other write of its table (a record's reminders cancelled
     # before its next ones are planned): on PostgreSQL it may share the one statement with
@@ -194,15 +197,20 @@ class Batch:
         return [Ref(n) for n in range(first, len(self.statements))]
 
     def update(self, sql: str, params: Sequence[Any], rid: int, *, needed: bool = False,
-               if_new: Ref | None = None, declined: str | None = None, **why: Any) -> Ref:
+               if_new: Ref | None = None, declined: str | None = None,
+               declined_when: tuple[str, Sequence[Any]] | None = None, **why: Any) -> Ref:
         """An UPDATE of the row `rid` (of a table with an `id`), guarded in its WHERE; its
         Ref counts as new (for `if_new`) only if the row changed. `needed`: else the batch is
         rolled back and Unchanged raised; `declined` (a locale key, `why` its values) is
-        `needed` with the words that tell the user why: Declined(declined, **why)."""
+        `needed` with the words that tell the user why: Declined(declined, **why), or, with
+        `declined_when` (a one-value read), only if that read says so, else Unchanged: which
+        of two guards held it back (the record moved on, or a rule refused it)."""
         self.statements.append(Statement(
             sql, (tuple(params),), gives_id=True, known_id=rid,
             needed=needed or declined is not None, if_new=if_new,
-            declined=(declined, tuple(why.items())) if declined else None))
+            declined=(declined, tuple(why.items())) if declined else None,
+            declined_when=(declined_when[0], tuple(declined_when[1]))
+            if declined_when else None))
         return Ref(len(self.statements) - 1)
 
     def execute(self, sql: str, params: Sequence[Any] = (), *,
@@ -260,7 +268,8 @@ def steps(batch: Batch) -> Generator[Call, Any, Played]:
             continue
         rowcount, rowid = yield ("run", st.sql, rows[0])
         if st.needed and rowcount <= 0:
-            if st.declined is not None:
+            if st.declined is not None and (st.declined_when is None or (
+                    yield ("id", st.declined_when[0], _resolve(st.declined_when[1], ids)))):
                 raise Declined(n, st.declined[0], **dict(st.declined[1]))
             raise Unchanged(n)
         if not st.gives_id:

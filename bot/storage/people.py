@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.models import Area, Role, User
 from bot.storage.db import Database, Row, Tx, from_iso, iso
@@ -128,6 +130,12 @@ class People:
         rows = await self.db.fetchall(_USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id",
                                       (team_id,))
         return [u for u in map(user_of, rows) if u.id not in exclude]
+
+    async def matching(self, who: str, params: Sequence[Any] = ()) -> list[User]:
+        """The users the SQL condition `who` over users `u` (and its parameters) selects, by
+        id: e.g. the people a write finds by the same SQL (who decides on an arrears)."""
+        rows = await self.db.fetchall(_USER_SQL + f" WHERE {who} ORDER BY u.id", params)
+        return [user_of(r) for r in rows]
 
     async def users(self) -> list[User]:
         rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")

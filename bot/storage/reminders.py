@@ -35,6 +35,10 @@ class PlannedRung:
     due_at: datetime
     urgent: bool
     to_leads: bool
+    # Planned only if (True) or unless (False) the plan's `condition` holds as the write
+    # finds it (Reminders.plan_into): a rung that depends on a read, decided in SQL.
+    only_if: bool | None = None
+    key_end: str | None = None  # its dedupe key's end after `:kind:person` (else the round's)
 
 
 @dataclass(frozen=True)
@@ -109,60 +113,51 @@ class Reminders:
                   subject: str, subject_id: Ref | int, now: datetime, round_: str = "",
                   leads_but: Sequence[int] | None = None, if_new: Ref | None = None,
                   quiet: tuple[str, tuple[Any, ...]] | None = None,
-                  declined: str | None = None) -> None:
+                  declined: str | None = None,
+                  leads: tuple[str, tuple[Any, ...]] | None = None,
+                  condition: tuple[str, tuple[Any, ...]] | None = None) -> None:
         """`plan` in a batch: each rung to the owner or to the team's leads but `leads_but`
         (the owner by default; read here, not before), keyed as `plan` keys them (`round_`
-        as its `key` ends), for a record the batch inserts (a Ref: only if it inserted it)
-        or changes (`if_new`: only if that update changed it). One statement, its rows in
-        the order `plan` would write them (rung by rung, leads by id): on PostgreSQL the rows
-        of separate statements in one would be numbered in no set order. `quiet`: as in
-        plan_records_into, of person `u.id`; `declined`: planning none (no lead) rolls the
-        batch back and says so (Batch.execute)."""
+        as its `key` ends, or the rung's `key_end`), for a record the batch inserts (a Ref:
+        only if it inserted it) or changes (`if_new`: only if that update changed it). One
+        statement, its rows in the order `plan` would write them (rung by rung, leads by
+        id): on PostgreSQL the rows of separate statements in one would be numbered in no
+        set order. `quiet`: as in plan_records_into, of person `u.id`; `declined`: planning
+        none (no lead) rolls the batch back and says so (Batch.execute). `leads`: who the
+        leads are instead, as SQL over users `u` and its parameters; `condition`: SQL (and
+        parameters) deciding the rungs marked `only_if`."""
         if not rungs:
             return
         urgent, urgent_params = _urgent(quiet)
         but = list(leads_but if leads_but is not None else (owner_id,)) or [0]
-        one = "SELECT ?, ?, ?, ?, ?"
+        who, who_params = leads or (LEADS_OF_TEAM, (team_id,))
+        cond, cond_params = condition or ("1 = 1", ())
+        one = "SELECT ?, ?, ?, ?, ?, ?, ?"
         first = ("SELECT CAST(? AS INTEGER) AS n, CAST(? AS INTEGER) AS leads, ? AS kind, "
-                 "? AS due_at, CAST(? AS INTEGER) AS urgent")
+                 "? AS due_at, CAST(? AS INTEGER) AS urgent, CAST(? AS INTEGER) AS c, "
+                 "CAST(? AS TEXT) AS tail")
         rows = " UNION ALL ".join([first, *[one] * (len(rungs) - 1)])
         batch.execute(
             "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
             "urgent, dedupe_key, detail, created_at) "
             "SELECT CAST(? AS INTEGER), u.id, ?, CAST(? AS INTEGER), r.kind, r.due_at, "
             f"{urgent}, ? || ':' || CAST(CAST(? AS INTEGER) AS TEXT) || ':' || r.kind || ':' || "
-            "CAST(u.id AS TEXT) || ?, "
+            "CAST(u.id AS TEXT) || r.tail, "
             f"'{{}}', ? FROM ({rows}) AS r JOIN users u ON (r.leads = 0 AND u.id = ?) OR "
-            f"(r.leads = 1 AND {LEADS_OF_TEAM} AND u.id NOT IN ({', '.join('?' * len(but))})) "
-            "WHERE 1 = 1 ORDER BY r.n, u.id ON CONFLICT DO NOTHING",
+            f"(r.leads = 1 AND {who} AND u.id NOT IN ({', '.join('?' * len(but))})) "
+            f"WHERE r.c = 0 OR r.c = CASE WHEN {cond} THEN 1 ELSE 2 END "
+            "ORDER BY r.n, u.id ON CONFLICT DO NOTHING",
             (team_id, subject, subject_id, *urgent_params,
              # a cast's parameter keeps its type (PG): an integer, as a Ref's id is once
              # known (a batch run statement by statement)
              subject, subject_id,
-             f":{round_}" if round_ else "",
              iso(now), *(v for n, r in enumerate(rungs)
-                         for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent))),
-             owner_id, team_id, *but),
+                         for v in (n, int(r.to_leads), r.kind, iso(r.due_at), int(r.urgent),
+                                   {None: 0, True: 1, False: 2}[r.only_if],
+                                   r.key_end if r.key_end is not None
+                                   else f":{round_}" if round_ else "")),
+             owner_id, *who_params, *but, *cond_params),
             if_new=subject_id if isinstance(subject_id, Ref) else if_new, declined=declined)
-
-    @staticmethod
-    def plan_each_into(batch: Batch, people: Sequence[tuple[int, str, datetime, str]], *,
-                       team_id: int, subject: str, subject_id: Ref | int, now: datetime,
-                       if_new: Ref | None = None) -> None:
-        """`plan` in a batch, one reminder per (person, kind, due, the end of its key after
-        `subject:id:kind:person`), each keyed as `plan` keys it, for a record the batch
-        inserts (a Ref: only if it inserted it) or changes (`if_new`: only if that update
-        changed it). One statement (its rows in this order)."""
-        batch.executemany(
-            "INSERT INTO reminders(team_id, user_id, subject, subject_id, kind, due_at, "
-            "urgent, dedupe_key, detail, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 0, ? || ':' || CAST(? AS TEXT) || ?, '{}', ?) "
-            "ON CONFLICT DO NOTHING",
-            [(team_id, user_id, subject, subject_id, kind, iso(due_at), subject,
-              subject_id if isinstance(subject_id, Ref) else str(subject_id),
-              f":{kind}:{user_id}{key_end}", iso(now))
-             for user_id, kind, due_at, key_end in people],
-            if_new=subject_id if isinstance(subject_id, Ref) else if_new)
 
     @staticmethod
     def plan_rows_into(batch: Batch, rows: Sequence[PlannedFor], *, team_id: int, subject: str,
