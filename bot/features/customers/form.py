@@ -107,9 +107,15 @@ async def prefill(ctx: Ctx, rest: str,
                 notices["area"] = "⚠️ " + note
             words.remove(word)
             break
+    for word in list(words):  # a mobile number is the customer's phone, never a 户号
+        number = validators.mobile(word)
+        if number is not None:
+            values["phone"] = number
+            words.remove(word)
+            break
     for word in list(words):
         digits = validators.digits_only(word)
-        if digits.isdigit() and len(digits) >= 6:
+        if digits.isdigit() and len(digits) >= 6 and validators.mobile(word) is None:
             try:
                 values["account_no"] = await parse_account(word, ctx)
             except Invalid as exc:  # asked again at its step, saying why
