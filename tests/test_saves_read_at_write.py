@@ -196,6 +196,16 @@ async def test_a_deactivation_of_a_record_no_longer_the_managers_is_refused(
 
 
 # --- an edited work log's card: the buttons another feature adds -------------------------
+async def edit_log(zhang: Chat, label: str, answer: str) -> None:
+    """修改 on log #1: one answer changed, saved."""
+    await zhang.tap("-|worklog.logedit|1")
+    await zhang.press("修改")
+    await zhang.press(label)
+    await zhang.say(answer)
+    await zhang.press("保存")
+    assert L("form.worklog.updated").split("{")[0] in zhang.text
+
+
 async def test_an_edited_log_offers_what_its_problems_and_its_hazard_call_for(
         services: Services, zhang: Chat) -> None:
     """转为隐患 as soon as an edit names a problem (on PostgreSQL the read that comes with the
@@ -204,12 +214,7 @@ async def test_an_edited_log_offers_what_its_problems_and_its_hazard_call_for(
     await zhang.say("今天上午去3号台区巡视了，一切正常")
     await zhang.press("保存")
     assert "🛠 转为隐患" not in buttons(zhang)
-    await zhang.tap("-|worklog.logedit|1")
-    await zhang.press("修改")
-    await zhang.press("发现问题")
-    await zhang.say("2号杆拉线松动")
-    await zhang.press("保存")
-    assert L("form.worklog.updated").split("{")[0] in zhang.text
+    await edit_log(zhang, "发现问题", "2号杆拉线松动")
     assert "🛠 转为隐患" in buttons(zhang), buttons(zhang)
     await zhang.press("转为隐患")
     await zhang.press("一般")
@@ -217,10 +222,5 @@ async def test_an_edited_log_offers_what_its_problems_and_its_hazard_call_for(
         await zhang.press("跳过")
     await zhang.press("保存")
     assert "已登记隐患 #1" in zhang.text
-    await zhang.tap("-|worklog.logedit|1")
-    await zhang.press("修改")
-    await zhang.press("工作内容")
-    await zhang.say("巡视3号台区，2号杆拉线松动")
-    await zhang.press("保存")
-    assert L("form.worklog.updated").split("{")[0] in zhang.text
+    await edit_log(zhang, "工作内容", "巡视3号台区，2号杆拉线松动")
     assert "🛠 查看隐患 #1" in buttons(zhang) and "🛠 转为隐患" not in buttons(zhang)
