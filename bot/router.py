@@ -387,14 +387,15 @@ async def extra_card_buttons(ctx: Ctx, card: str, record_id: int,
                              read: Sequence[list[Row]] | None = None) -> list[Button]:
     """The buttons the features of the composition root add under `card` for one record;
     `just_saved`: the answers of the form that has just saved it (nothing to read back);
-    else `read`: the rows of `card_button_reads`, read now when not given."""
+    `read`: the rows of `card_button_reads`, read now when neither is given. Both for an edit
+    just saved: the rows read with its write (on PostgreSQL as before it: what the edit
+    changed is in its answers)."""
     adders = app_router().card_buttons.get(card, [])
     if just_saved is None and read is None:
         read = await ctx.services.db.fetch_many(card_button_reads(ctx, card, record_id))
     rows = iter(read or [])
     out: list[Button] = []
     for reads, fn in adders:
-        mine = None if just_saved is not None else [
-            next(rows) for _ in reads(ctx, record_id)]
+        mine = None if read is None else [next(rows) for _ in reads(ctx, record_id)]
         out += await fn(ctx, record_id, just_saved, mine)
     return out

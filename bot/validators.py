@@ -32,13 +32,24 @@ def account_no(text: str, min_digits: int, max_digits: int) -> str | None:
     return None
 
 
+def _national(text: str) -> str:
+    """The number as typed, without spaces and the country code."""
+    return re.sub(r"^(\+?86)-?", "", normalize_input(text).replace(" ", ""))
+
+
+def mobile(text: str) -> str | None:
+    """A mainland mobile number (13800001234, +86 138-0000-1234), its 11 digits."""
+    compact = _national(text).replace("-", "")
+    return compact if _MOBILE.fullmatch(compact) else None
+
+
 def phone(text: str) -> str | None:
     """A mainland mobile (13800001234) or a landline with area code (0551-12345678)."""
-    raw = normalize_input(text).replace(" ", "")
-    raw = re.sub(r"^(\+?86)-?", "", raw)
+    found = mobile(text)
+    if found is not None:
+        return found
+    raw = _national(text)
     compact = raw.replace("-", "")
-    if _MOBILE.fullmatch(compact):
-        return compact
     m = _LANDLINE.fullmatch(raw) or _LANDLINE.fullmatch(compact)
     if m and (len(m.group(1)) + len(m.group(2))) in (10, 11, 12):
         return f"{m.group(1)}-{m.group(2)}"

@@ -105,6 +105,28 @@ async def test_register_with_bad_input_first(zhang: Chat, services: Services) ->
     assert [a for a, _ in await _audit(services)] == ["create"]
 
 
+@pytest.mark.parametrize(("sentence", "account"), [
+    ("特殊客户登记 3号台区 李四 13800001111", None),
+    ("登记特殊客户 李四 13800001111 3号台区", None),
+    ("登记特殊客户 3号台区 李四 5500012345 +86-138-0000-1111", "5500012345"),
+])
+async def test_a_mobile_number_in_the_sentence_is_the_phone_not_the_account(
+        zhang: Chat, services: Services, sentence: str, account: str | None) -> None:
+    """11 digits starting with 1 are the customer's mobile: 户号 is still asked for (or taken
+    from the other number), and the phone is not asked again."""
+    await zhang.say(sentence)
+    user = await services.people.by_identity("test", "张三")
+    assert user is not None
+    draft = await services.conversations.get(user.id)
+    assert draft is not None
+    values = draft.state.values
+    assert (values.get("account_no"), values.get("phone"), values.get("name")) == (
+        account, "13800001111", "李四")
+    assert "联系电话 13800001111" in zhang.text  # said as filled in
+    if account is None:
+        assert zhang.text.endswith("客户户号是多少？"), zhang.text
+
+
 async def test_duplicate_account_offers_the_existing_record(zhang: Chat,
                                                             services: Services) -> None:
     await _register(zhang)

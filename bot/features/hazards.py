@@ -441,12 +441,14 @@ def log_card_reads(ctx: Ctx, worklog_id: int) -> list[Read]:
 async def log_card_buttons(ctx: Ctx, worklog_id: int, just_saved: Mapping[str, Any] | None,
                            read: list[list[Row]] | None) -> list[Button]:
     """转为隐患 under a saved log that names a problem (查看隐患 once it was turned); a log
-    just saved is known from its answers, and no hazard was made from it yet."""
+    just saved is known from its answers (no hazard made from a new one yet; an edited one's
+    hazard read with the edit's write)."""
+    found = read[0][0] if read and read[0] else None
+    existing = found[1] if found is not None else None
     if just_saved is not None:
-        problems, existing = just_saved.get("problems"), None
+        problems = just_saved.get("problems")
     else:
-        found = read[0][0] if read and read[0] else None
-        problems, existing = (found[0], found[1]) if found is not None else (None, None)
+        problems = found[0] if found is not None else None
     if not (problems or "").strip():
         return []
     if existing is not None:

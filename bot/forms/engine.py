@@ -18,7 +18,7 @@ from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
-from bot.storage.batch import Batch, Declined, Ref, Unchanged
+from bot.storage.batch import Batch, Declined, Played, Ref, Unchanged
 from bot.storage.conversations import Draft, FormState
 from bot.storage.db import from_iso, iso
 from bot.textutil import normalize_input
@@ -63,7 +63,19 @@ class Writing:
     saved: Callable[[int | None], Awaitable[Saved]]
     # What the user is told, the form left open, when a `needed` statement changed nothing
     # (e.g. the record moved on meanwhile): nothing was written (bot.storage.batch.Unchanged).
-    refused: Invalid | None = None
+    # Or a function that reads why (only then: the usual save reads nothing before its
+    # write) and words it, or gives the writes anew from what it read (`Again`).
+    refused: Invalid | Callable[[], Awaitable[Invalid | Again]] | None = None
+
+
+@dataclass(frozen=True)
+class Again:
+    """A refused save's writes made anew from the record as it is now (e.g. edited by
+    someone else since the form opened: the audit names what this edit changed from that),
+    run once more in its place; refused again, the user is told `then`."""
+
+    writing: Writing
+    then: Invalid
 
 
 # Like SaveFn; None where this save is not declared as writes (e.g. editing a saved record):
@@ -760,13 +772,7 @@ class FormEngine:
             writing = (await spec.write(ctx, st.values, draft.token, st.meta)
                        if spec.write is not None else None)
             if writing is not None:  # the record and the form's close: one transaction
-                try:
-                    played = await conversations.finish(draft, None, ctx.now, writing.batch,
-                                                        writing.record)
-                except Unchanged as exc:
-                    if writing.refused is None or isinstance(exc, Declined):
-                        raise
-                    raise writing.refused from None
+                played, writing = await self._write(ctx, draft, writing)
             elif spec.save is not None:
                 saved = await spec.save(ctx, st.values, draft.token, st.meta)
             else:
@@ -790,6 +796,28 @@ class FormEngine:
                         ctx.user.id, exc_info=True)
             await conversations.delete(ctx.user.id)
         return await self._saved(ctx, draft, saved)
+
+    @staticmethod
+    async def _write(ctx: Ctx, draft: Draft, writing: Writing) -> tuple[Played, Writing]:
+        """`writing` with the form's close in one transaction; refused (Unchanged), the
+        refusal it words, or its writes made anew (`Again`) run once more."""
+        conversations = ctx.services.conversations
+        try:
+            return await conversations.finish(draft, None, ctx.now, writing.batch,
+                                              writing.record), writing
+        except Unchanged as exc:
+            refused = writing.refused
+            if refused is None or isinstance(exc, Declined):
+                raise
+            why = refused if isinstance(refused, Invalid) else await refused()
+            if isinstance(why, Invalid):
+                raise why from None
+        again = why.writing
+        try:
+            return await conversations.finish(draft, None, ctx.now, again.batch,
+                                              again.record), again
+        except Unchanged:
+            raise why.then from None
 
     async def _saved(self, ctx: Ctx, draft: Draft, saved: Saved) -> Outcome:
         return Outcome([Reply(saved.text, saved.buttons),

@@ -153,10 +153,22 @@ class Store(Generic[R]):
         return from_row(self.cls, {f.name: row.get(f.name)  # type: ignore[arg-type]
                                    for f in dataclasses.fields(self.cls)})  # type: ignore[arg-type]
 
-    def insert_into(self, batch: Batch, token: str, columns: dict[str, Any]) -> Ref:
+    def insert_into(self, batch: Batch, token: str, columns: dict[str, Any],
+                    computed: Mapping[str, Read] | None = None) -> Ref:
         """insert_once as a batch's write (the 保存 step's, with the form's close): the id of
-        the record this form token saved, inserted now or before."""
-        return self.insert_rows_into(batch, [(token, columns)])[0]
+        the record this form token saved, inserted now or before. `computed`: columns whose
+        value an SQL expression gives at the write (what the register says of a 户号 then),
+        where a read before it would be one more round trip."""
+        if not computed:
+            return self.insert_rows_into(batch, [(token, columns)])[0]
+        row = {**columns, "form_token": token}
+        names = [*row, *computed]
+        sql = (f"INSERT INTO {self.table}({', '.join(names)}) VALUES "
+               f"({', '.join(['?'] * len(row) + [f'({e})' for e, _ in computed.values()])}) "
+               "ON CONFLICT(form_token) DO NOTHING")
+        return batch.insert(sql, (*row.values(), *(p for _, ps in computed.values() for p in ps)),
+                            existing=(f"SELECT id FROM {self.table} WHERE form_token = ?",
+                                      (token,)))
 
     def insert_rows_into(self, batch: Batch, rows: list[tuple[str, dict[str, Any]]]) -> list[Ref]:
         """insert_into for several records at once (form token, columns): one statement on

@@ -168,11 +168,13 @@ class Batch:
 
     def insert(self, sql: str, params: Sequence[Any], *,
                existing: tuple[str, Sequence[Any]] | None = None,
-               if_new: Ref | None = None) -> Ref:
-        """An INSERT of one row, into a table with an `id`; its id as a Ref."""
+               if_new: Ref | None = None, needed: bool = False) -> Ref:
+        """An INSERT of one row, into a table with an `id`; its id as a Ref. `needed`: one
+        that inserts nothing (ON CONFLICT DO NOTHING: a key taken meanwhile) rolls the batch
+        back (Unchanged)."""
         self.statements.append(Statement(
             sql, (tuple(params),), gives_id=True, existing=(existing[0], tuple(existing[1]))
-            if existing else None, if_new=if_new))
+            if existing else None, if_new=if_new, needed=needed))
         return Ref(len(self.statements) - 1)
 
     def insert_rows(self, table: str, key: str, rows: Sequence[dict[str, Any]], *,

@@ -153,6 +153,27 @@ def _values(d: CustomerData) -> list[Any]:
             for c in _COLUMNS]
 
 
+def _as_kept(kept: CustomerData) -> tuple[str, list[Any]]:
+    """SQL: the record (an UPDATE's row of customers) still holds `kept`, its categories too
+    (an edit's guard: the audit names the changes from what its form opened on)."""
+    terms, params = [], []
+    for column, value in zip(_COLUMNS, _values(kept), strict=True):
+        if value is None:
+            terms.append(f"{column} IS NULL")
+        else:
+            terms.append(f"{column} = ?")
+            params.append(value)
+    cats = tuple(dict.fromkeys(kept.categories))
+    terms.append("(SELECT count(*) FROM customer_categories WHERE customer_id = customers.id) "
+                 "= ?")
+    params.append(len(cats))
+    if cats:
+        terms.append("NOT EXISTS (SELECT 1 FROM customer_categories WHERE customer_id = "
+                     f"customers.id AND category NOT IN ({', '.join('?' for _ in cats)}))")
+        params += cats
+    return " AND ".join(terms), params
+
+
 def diff(old: CustomerData, new: CustomerData) -> dict[str, list[Any]]:
     """{field: [old, new]} for the fields that changed (the audit trail's detail)."""
     a, b = asdict(old), asdict(new)
@@ -260,11 +281,13 @@ class Customers:
     @staticmethod
     def create_into(batch: Batch, user: User, data: CustomerData, now: datetime) -> Ref:
         """`create` as a batch's writes (a form's 保存, with the form's close): the new
-        record's id. A 户号 the team registered meanwhile fails it (UNIQUE), all undone."""
+        record's id. A 户号 the team registered meanwhile (UNIQUE) inserts nothing: Unchanged,
+        all undone (the form's save says whose it is, checked before: no read first)."""
         ref = batch.insert(
             f"INSERT INTO customers(team_id, {', '.join(_COLUMNS)}, created_by, created_at) "
-            f"VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?)",
-            (user.team_id, *_values(data), user.id, iso(now)))
+            f"VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?) "
+            "ON CONFLICT(team_id, account_no) DO NOTHING",
+            (user.team_id, *_values(data), user.id, iso(now)), needed=True)
         batch.executemany("INSERT INTO customer_categories(customer_id, category) VALUES (?, ?)",
                           [(ref, c) for c in dict.fromkeys(data.categories)])
         audit.record_into(batch, team_id=user.team_id, user_id=user.id, actor=user.name,
@@ -291,22 +314,40 @@ class Customers:
         """`update` of the record as read (`old`: the audit keeps what changed) as a batch's
         writes (an edit's 保存, with the form's close): nothing if nothing changed; a record
         deactivated since is read-only (Unchanged: nothing is written)."""
-        changes = diff(old.data(), data)
-        if not changes:
+        Customers.edit_into(batch, user, old.id, old.data(), data, now, as_read=True)
+
+    @staticmethod
+    def edit_into(batch: Batch, user: User, customer_id: int, kept: CustomerData,
+                  data: CustomerData, now: datetime, *, as_read: bool = False) -> None:
+        """An edit of the record as its form opened on it (`kept`: no read before the write,
+        issue #12) as a batch's writes, the audit naming what changed from `kept`. Guarded in
+        SQL: the record still active, in the user's team and as kept (else Unchanged, nothing
+        written: the caller reads why). `as_read`: `kept` was read just now (only active)."""
+        changes = diff(kept, data)
+        if not changes and as_read:
+            return
+        guard, params = "id = ? AND active = 1", [customer_id]
+        if not as_read:
+            same, same_params = _as_kept(kept)
+            guard += f" AND team_id = ? AND {same}"
+            params += [user.team_id, *same_params]
+        if not changes:  # nothing to write; still refused as an edit would be
+            batch.update(f"UPDATE customers SET active = active WHERE {guard}", params,
+                         customer_id, needed=True)
             return
         batch.update(
             f"UPDATE customers SET {', '.join(c + ' = ?' for c in _COLUMNS)}, "
-            "updated_at = ?, updated_by = ? WHERE id = ? AND active = 1",
-            (*_values(data), iso(now), user.id, old.id), old.id, needed=True)
+            f"updated_at = ?, updated_by = ? WHERE {guard}",
+            (*_values(data), iso(now), user.id, *params), customer_id, needed=True)
         cats = tuple(dict.fromkeys(data.categories))
         # The categories dropped; those kept conflict with themselves (one statement on PG).
         keep = f" AND category NOT IN ({', '.join('?' for _ in cats)})" if cats else ""
         batch.execute(f"DELETE FROM customer_categories WHERE customer_id = ?{keep}",
-                      (old.id, *cats), sees_before=True)
+                      (customer_id, *cats), sees_before=True)
         batch.executemany("INSERT INTO customer_categories(customer_id, category) VALUES (?, ?) "
-                          "ON CONFLICT DO NOTHING", [(old.id, c) for c in cats])
-        audit.record_into(batch, team_id=old.team_id, user_id=user.id, actor=user.name,
-                          entity=ENTITY, entity_id=old.id, action="edit", at=now,
+                          "ON CONFLICT DO NOTHING", [(customer_id, c) for c in cats])
+        audit.record_into(batch, team_id=user.team_id, user_id=user.id, actor=user.name,
+                          entity=ENTITY, entity_id=customer_id, action="edit", at=now,
                           detail=changes)
 
     async def set_active(self, user: User, customer_id: int, active: bool, now: datetime,
@@ -325,12 +366,35 @@ class Customers:
                         reason: str | None = None) -> None:
         """`set_active` of the record as read, as a batch's writes (with the 停用 form's close,
         or alone for 恢复): the change and its audit row in one round trip."""
-        batch.execute(
-            "UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
-            "WHERE id = ?",
-            (int(active), None if active else iso(now), None if active else reason, old.id))
-        audit.record_into(batch, team_id=old.team_id, user_id=user.id, actor=user.name,
-                          entity=ENTITY, entity_id=old.id,
+        Customers._switch_into(batch, user, old.team_id, old.id, active, now, reason)
+
+    @staticmethod
+    def deactivate_into(batch: Batch, user: User, customer_id: int,
+                        area_ids: Sequence[int] | None, now: datetime, reason: str) -> None:
+        """停用 (`set_active_into`) of a record not read first (issue #12: the 保存 step's
+        read and its write), guarded in SQL: in the user's team and, unless `area_ids` is
+        None (a lead's), in one of those 台区; else Unchanged, nothing written (the caller
+        reads why)."""
+        mine = (f" AND area_id IN ({', '.join('?' for _ in area_ids)})" if area_ids
+                else " AND 1 = 0") if area_ids is not None else ""
+        Customers._switch_into(batch, user, user.team_id, customer_id, False, now, reason,
+                               (f"team_id = ?{mine}", (user.team_id, *(area_ids or ()))))
+
+    @staticmethod
+    def _switch_into(batch: Batch, user: User, team_id: int, customer_id: int, active: bool,
+                     now: datetime, reason: str | None,
+                     guard: tuple[str, Sequence[Any]] | None = None) -> None:
+        sql = ("UPDATE customers SET active = ?, deactivated_at = ?, deactivated_reason = ? "
+               "WHERE id = ?")
+        params = (int(active), None if active else iso(now), None if active else reason,
+                  customer_id)
+        if guard is None:
+            batch.execute(sql, params)
+        else:
+            batch.update(f"{sql} AND {guard[0]}", (*params, *guard[1]), customer_id,
+                         needed=True)
+        audit.record_into(batch, team_id=team_id, user_id=user.id, actor=user.name,
+                          entity=ENTITY, entity_id=customer_id,
                           action="reactivate" if active else "deactivate", at=now,
                           detail={} if active else {"reason": reason})
 

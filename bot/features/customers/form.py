@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot import validators
 from bot.events import GLOBAL_TOKEN, Button, Outcome, callback
 from bot.features.worklog.form import area_choices, resolve_area, show_area
 from bot.forms import kinds
-from bot.forms.engine import FormEngine, FormSpec, Saved, Writing
+from bot.forms.engine import Again, FormEngine, FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.kinds import parse_account_no, parse_phone, parse_text
 from bot.forms.matching import Choice
@@ -19,6 +20,8 @@ from bot.services import Ctx
 from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer, CustomerData, Customers
+
+KEPT = "kept"  # an edit's meta: the record's values as the form opened on it (no read at 保存)
 
 # --- 户号 (the kind's rule, re-exported here with parse_phone and parse_text) ------------
 __all__ = ["parse_account_no", "parse_phone", "parse_text"]
@@ -104,9 +107,15 @@ async def prefill(ctx: Ctx, rest: str,
                 notices["area"] = "⚠️ " + note
             words.remove(word)
             break
+    for word in list(words):  # a mobile number is the customer's phone, never a 户号
+        number = validators.mobile(word)
+        if number is not None:
+            values["phone"] = number
+            words.remove(word)
+            break
     for word in list(words):
         digits = validators.digits_only(word)
-        if digits.isdigit() and len(digits) >= 6:
+        if digits.isdigit() and len(digits) >= 6 and validators.mobile(word) is None:
             try:
                 values["account_no"] = await parse_account(word, ctx)
             except Invalid as exc:  # asked again at its step, saying why
@@ -158,26 +167,24 @@ async def checked_data(ctx: Ctx, values: dict[str, Any],
 async def write(ctx: Ctx, values: dict[str, Any], token: str,
                 meta: dict[str, Any]) -> Writing:
     """A new record, or an edit, as writes, saved with the form's close in one round trip,
-    after one read: is the 户号 registered already (another manager may have meanwhile)? An
-    edit reads the record instead (the audit keeps what changed, from what it was)."""
+    with nothing read before it (issue #12): a 户号 registered meanwhile (by another manager)
+    inserts nothing; an edit is guarded on the record as its form opened on it (the audit
+    names what changed from that). Refused, the save reads why and says so (an edit made
+    over someone else's since is written again over the record as it is now)."""
     data = await checked_data(ctx, values, meta)
-    customers = ctx.services.customers
-    batch = Batch()
     if meta.get("edit_id"):
         cid = int(meta["edit_id"])
-        current = await customers.get(ctx.user, cid)
-        if current is None:
-            raise Invalid("customer.not_found")
-        if not current.active:  # deactivated while the form was open
-            raise Invalid("customer.readonly")
-        Customers.update_into(batch, ctx.user, current, data, ctx.now)
-
-        async def updated(_: int | None) -> Saved:
-            return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
-                         card_buttons(ctx, cid), record_id=cid)
-
-        return Writing(batch, cid, updated, Invalid("customer.readonly"))
-    await refuse_duplicate(ctx, data, token)
+        kept = meta.get(KEPT)
+        if not isinstance(kept, dict):  # a form opened before its record was kept with it
+            again = await edit_again(ctx, cid, data)
+            if isinstance(again, Invalid):
+                raise again
+            return again.writing
+        batch = Batch()
+        Customers.edit_into(batch, ctx.user, cid, data_of(kept), data, ctx.now)
+        return Writing(batch, cid, edited(ctx, cid, data),
+                       lambda: edit_again(ctx, cid, data))
+    batch = Batch()
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
 
     async def saved(cid: int | None) -> Saved:
@@ -185,23 +192,46 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
         return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
                      card_buttons(ctx, cid), record_id=cid)
 
-    return Writing(batch, ref, saved)
+    return Writing(batch, ref, saved, lambda: duplicate(ctx, data, token))
 
 
-async def refuse_duplicate(ctx: Ctx, data: CustomerData, token: str) -> None:
-    """Re-check at save: another manager may have registered the same 户号 meanwhile."""
+def edited(ctx: Ctx, cid: int, data: CustomerData) -> Callable[[int | None], Awaitable[Saved]]:
+    async def saved(_: int | None) -> Saved:
+        return Saved(ctx.t("customer.updated", name=data.name, account=data.account_no),
+                     card_buttons(ctx, cid), record_id=cid)
+    return saved
+
+
+async def edit_again(ctx: Ctx, cid: int, data: CustomerData) -> Invalid | Again:
+    """Why an edit's guard refused, read: gone from the user's sight, deactivated meanwhile
+    (read-only), or else changed since the form opened: the edit made again over the record
+    as it is now (what was read before the write until issue #12's work)."""
+    current = await ctx.services.customers.get(ctx.user, cid)
+    if current is None:
+        return Invalid("customer.not_found")
+    if not current.active:
+        return Invalid("customer.readonly")
+    batch = Batch()
+    Customers.update_into(batch, ctx.user, current, data, ctx.now)
+    return Again(Writing(batch, cid, edited(ctx, cid, data)), Invalid("customer.readonly"))
+
+
+async def duplicate(ctx: Ctx, data: CustomerData, token: str) -> Invalid:
+    """The 户号 was registered meanwhile (another manager): whose it is, read once refused."""
     existing = await ctx.services.customers.by_account(ctx.user.team_id, data.account_no)
-    if existing is not None:
-        raise Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
-                      area=existing.area_name,
-                      buttons=[[Button(ctx.t("btn.open_existing"),
-                                       callback(token, "dup_open", existing.id))]])
+    if existing is None:  # registered and gone again: cannot be (never deleted); say so
+        return Invalid("form.save_failed")
+    return Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
+                   area=existing.area_name,
+                   buttons=[[Button(ctx.t("btn.open_existing"),
+                                    callback(token, "dup_open", existing.id))]])
 
 
 async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
     return await engine.start(ctx, CUSTOMER.name, values_of(customer),
                               meta={"edit_id": customer.id, "area": str(customer.area_id),
-                                    "stored_phones": [customer.phone, customer.emergency_phone]},
+                                    "stored_phones": [customer.phone, customer.emergency_phone],
+                                    KEPT: values_of(customer)},
                               heading=ctx.t("customer.editing", name=customer.name,
                                             account=customer.account_no), at_summary=True)
 
@@ -270,21 +300,26 @@ async def switch_refusal(ctx: Ctx, c: Customer) -> Outcome | None:
 
 async def write_deactivation(ctx: Ctx, values: dict[str, Any], token: str,
                              meta: dict[str, Any]) -> Writing:
-    """停用 with its audit row and the form's close in one round trip, after one read: the
-    record still there, and the user's to take off the register."""
+    """停用 with its audit row and the form's close in one round trip, nothing read before
+    it (issue #12): guarded in SQL on the record still being the user's to take off the
+    register (in their team and, for a manager, their 台区); refused, it reads why."""
     cid = int(meta["customer_id"])
-    current = await ctx.services.customers.get(ctx.user, cid)
-    if current is None:
-        raise Invalid("customer.not_found")
-    if not await may_switch_active(ctx, current):
-        raise Invalid("customer.switch_not_yours_short", area=current.area_name)
+    areas = None if ctx.user.sees_whole_team else [a.id for a in await ctx.areas()]
     batch = Batch()
-    Customers.set_active_into(batch, ctx.user, current, False, ctx.now, values["reason"])
+    Customers.deactivate_into(batch, ctx.user, cid, areas, ctx.now, values["reason"])
 
     async def saved(_: int | None) -> Saved:
         return Saved(ctx.t("customer.deactivated"), card_buttons(ctx, cid), record_id=cid)
 
-    return Writing(batch, cid, saved)
+    async def why() -> Invalid:
+        current = await ctx.services.customers.get(ctx.user, cid)
+        if current is None:
+            return Invalid("customer.not_found")
+        # The guard is may_switch_active's: it changed back since (e.g. the 台区 reassigned)
+        # only in a race, where this one's answer is the fair one.
+        return Invalid("customer.switch_not_yours_short", area=current.area_name)
+
+    return Writing(batch, cid, saved, why)
 
 
 DEACTIVATE = FormSpec(

@@ -25,13 +25,13 @@ from bot.forms.kinds import (  # noqa: F401  (re-exported: the shared field kind
 )
 from bot.forms.matching import Choice, match_choice
 from bot.models import Area, WorkLog
-from bot.router import extra_card_buttons, feature_callback
+from bot.router import card_button_reads, extra_card_buttons, feature_callback
 from bot.rules import work_item_keys, work_items_in
 from bot.services import Ctx
 from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer, Query
-from bot.storage.db import from_iso, iso
+from bot.storage.db import Row, from_iso, iso
 from bot.storage.loose_media import LooseMedia
 from bot.storage.worklogs import NewWorkLog
 from bot.vocab import take_area
@@ -431,22 +431,28 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
     if meta.get("edit_id"):
         wid = int(meta["edit_id"])
         ctx.services.worklogs.update_into(batch, ctx.user, wid, entry, ctx.now)
+        # What the buttons other features add under the card need, read with the write
+        added = [batch.read_rows(*read) for read in card_button_reads(ctx, CARD, wid)]
 
         async def edited(_: int | None) -> Saved:
-            return await _saved(ctx, values, wid, "form.worklog.updated", new=False)
+            return await _saved(ctx, values, wid, "form.worklog.updated",
+                                read=[r.value for r in added])
 
         return Writing(batch, wid, edited, Invalid("logs.not_found"))
     ref = ctx.services.worklogs.add_to(batch, ctx.user, entry, ctx.now, form_token=token)
 
     async def saved(wid: int | None) -> Saved:
         assert wid is not None
-        return await _saved(ctx, values, wid, "form.worklog.saved", new=True)
+        return await _saved(ctx, values, wid, "form.worklog.saved")
 
     return Writing(batch, ref, saved)
 
 
-async def _saved(ctx: Ctx, values: dict[str, Any], wid: int, key: str, new: bool) -> Saved:
-    """The saved card, from the form's answers (nothing read back)."""
+async def _saved(ctx: Ctx, values: dict[str, Any], wid: int, key: str,
+                 read: list[list[Row]] | None = None) -> Saved:
+    """The saved card, from the form's answers (nothing read back); an edit's (`read`: what
+    the buttons other features add need, read with its write)."""
+    new = read is None
     last_row = [Button(ctx.t("btn.menu_logs"), callback(GLOBAL_TOKEN, "cmd", "logs"))]
     if new and ctx.services.settings.log_undo_minutes:  # saved by mistake: 撤销 for a while
         last_row.append(Button(ctx.t("btn.log_undo"),
@@ -457,7 +463,7 @@ async def _saved(ctx: Ctx, values: dict[str, Any], wid: int, key: str, new: bool
              Button(ctx.t("btn.log_another"), callback(GLOBAL_TOKEN, "cmd", "log"))],
             last_row]
     # e.g. 转为隐患, from another feature; a new entry's answers say what it needs to know
-    extra = await extra_card_buttons(ctx, CARD, wid, values if new else None)
+    extra = await extra_card_buttons(ctx, CARD, wid, values, read)
     return Saved(
         ctx.t(key, id=wid, area=shown_areas, items=await show_items(values["items"], ctx),
               when=await show_when(values["time"], ctx)),
