@@ -67,6 +67,9 @@ class Ctx:
     # The working-day calendar's version the step's read saw (None: not read; see
     # bot.workcal.CalendarCache.of(services.db)).
     calendar_version: str | None = field(default=None, repr=False)
+    # The person's last customer search as the step's read found it ('': none; None: not
+    # read, Customers.last_search reads it).
+    last_search: str | None = field(default=None, repr=False)
     # What a feature read once for this update and asks for again (e.g. a task form's
     # sentence, its parsing and its summary all need the team's managers), by the feature's
     # own key: gone with the update, never seen by another.

@@ -109,6 +109,14 @@ def _fetch_many_sync(conn: sqlite3.Connection, reads: Sequence[Read]) -> list[li
     return [conn.execute(sql, params).fetchall() for sql, params in reads]
 
 
+def _write_then_fetch_sync(conn: sqlite3.Connection, write: Read,
+                           reads: Sequence[Read]) -> list[list[Row]]:
+    """In autocommit: the write commits (and lets the write lock go) before the first read,
+    which then holds no lock at all (WAL), however long it scans."""
+    conn.execute(*write)
+    return _fetch_many_sync(conn, reads)
+
+
 class Trips:
     """Round trips to the database, counted by the store itself (issue #12: a chat step makes
     at most 2): a hop to SQLite's worker thread, or a request over the network to PostgreSQL
@@ -226,6 +234,13 @@ class Backend:
         fetched = await self.fetch_many(list(unique))
         return [[fetched[unique[(sql, tuple(params))]] for sql, params in group]
                 for group in groups]
+
+    async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
+        """fetch_many of `reads` that may scan (a search), after one short write committed on
+        its own (a one-row upsert: the search its ◀️ ▶️ page through), in ONE round trip. The
+        reads never run inside the write's transaction: a scan holds no write lock."""
+        await self.execute(*write)
+        return await self.fetch_many(reads)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
@@ -508,6 +523,29 @@ class Database(Backend):
                 raise
             return await self.fetch_many(reads)
         self.trips.inline += 1
+        return rows
+
+    async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
+        """One hop to the quick-write connection's thread: the write in its own autocommit
+        transaction, waiting for another process's lock at most `quick_wait` as a form step's
+        write does (then DatabaseBusy), then the reads on the same connection outside any
+        transaction. Not on the event loop (a search scans, and would stall every chat) nor
+        inside a transaction of the write connection (it would hold the write lock, and this
+        process's other writes, for the whole scan). Not under the quick lock either: a form
+        step's write is not kept waiting for the scan (it goes inline, or queues in this
+        thread only when SQLite is busy)."""
+        self._not_reentrant()
+        if self._quick is None:
+            return await super().fetch_many_after(write, reads)
+        self.trips.trips += 1
+        conn = self._quick
+        try:
+            rows: list[list[Row]] = await conn._execute(_write_then_fetch_sync, conn._conn,
+                                                        write, reads)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise DatabaseBusy(str(exc)) from exc
+            raise
         return rows
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
