@@ -238,7 +238,9 @@ class Backend:
     async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
         """fetch_many of `reads` that may scan (a search), after one short write committed on
         its own (a one-row upsert: the search its ◀️ ▶️ page through), in ONE round trip. The
-        reads never run inside the write's transaction: a scan holds no write lock."""
+        reads never run inside the write's transaction: a scan holds no write lock. Whether
+        they see the write differs (PostgreSQL: not, one statement's snapshot): read nothing
+        it writes."""
         await self.execute(*write)
         return await self.fetch_many(reads)
 
@@ -527,8 +529,8 @@ class Database(Backend):
 
     async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
         """One hop to the quick-write connection's thread: the write in its own autocommit
-        transaction, waiting for another process's lock at most `quick_wait` as a form step's
-        write does (then DatabaseBusy), then the reads on the same connection outside any
+        transaction, waiting for the write lock at most `quick_wait` as a form step's write
+        does (then DatabaseBusy), then the reads on the same connection outside any
         transaction. Not on the event loop (a search scans, and would stall every chat) nor
         inside a transaction of the write connection (it would hold the write lock, and this
         process's other writes, for the whole scan). Not under the quick lock either: a form
