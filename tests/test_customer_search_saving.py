@@ -5,6 +5,7 @@ makes at most 2 round trips). On SQLite the reads, which may scan a province tea
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 
@@ -61,7 +62,7 @@ async def test_on_sqlite_the_reads_run_off_the_loop_with_the_write_committed_and
                      threading.current_thread() is not loop_thread))
         return 1
 
-    for conn in (db._quick, db._reader):  # whichever runs the reads
+    for conn in (db._scans, db._quick, db._reader):  # whichever runs the reads
         if conn is not None:
             await conn.create_function("probe", 0, probe)
     saved = Customers.search_saved(user, "李四", services.clock.now())
@@ -83,3 +84,33 @@ async def test_paging_without_the_steps_read_reads_the_search(
     assert "第 9–10 户" in out.replies[0].text
     await zhang.press("下一页")
     assert "第 9–10 户" in zhang.text
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_on_sqlite_a_form_steps_write_does_not_queue_behind_a_search(
+        services: Services) -> None:
+    """A form step's write that cannot go inline waits in the quick connection's thread (as
+    does a checkpoint): a search scanning meanwhile must not be ahead of it there."""
+    user = await make_user(services, "张三")
+    db = services.db
+    assert isinstance(db, Database)
+    scanning, go_on = threading.Event(), threading.Event()
+
+    def slow() -> int:  # a long scan, held until the write is done
+        scanning.set()
+        go_on.wait(10)
+        return 1
+
+    for conn in (db._scans, db._quick, db._reader):
+        if conn is not None:
+            await conn.create_function("slow", 0, slow)
+    saved = Customers.search_saved(user, "李四", services.clock.now())
+    search = asyncio.create_task(db.fetch_many_after(saved, [("SELECT slow()", ())]))
+    try:
+        while not scanning.is_set():
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):  # the fallback of Database.execute_quick
+            await db._execute_threaded("UPDATE users SET name = name WHERE id = ?", (user.id,))
+    finally:
+        go_on.set()
+        await search

@@ -345,6 +345,9 @@ class Database(Backend):
         # the write lock (None for ":memory:", which a second connection cannot share).
         self._reader: aiosqlite.Connection | None = None
         self._quick: aiosqlite.Connection | None = None  # execute_quick, short busy timeout
+        # fetch_many_after (a search that saves its query): its scans queue on a thread of
+        # their own, not before the quick writes that fall back to `_quick`'s thread.
+        self._scans: aiosqlite.Connection | None = None
         # fetchone_point and execute_quick, on the event loop
         self._inline: sqlite3.Connection | None = None
         self._wal_sync: WalSync | None = None  # step_synchronous FULL: their writes synced
@@ -367,6 +370,7 @@ class Database(Backend):
         if str(self.path) != ":memory:":
             self._reader = await self._second(self.busy_timeout, "PRAGMA query_only=ON")
             self._quick = await self._second(self.quick_wait)
+            self._scans = await self._second(self.quick_wait)
             self._inline = self._inline_connection()
             if self.step_synchronous == "FULL":
                 self._wal_sync = WalSync(self.path, self.trips.synced)
@@ -388,10 +392,10 @@ class Database(Backend):
             self._wal_sync = None
         if self._inline is not None:
             self._inline.close()
-        for conn in (self._reader, self._quick, self._conn):
+        for conn in (self._reader, self._quick, self._scans, self._conn):
             if conn is not None:
                 await conn.close()
-        self._conn = self._reader = self._quick = self._inline = None
+        self._conn = self._reader = self._quick = self._scans = self._inline = None
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -528,19 +532,18 @@ class Database(Backend):
         return rows
 
     async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
-        """One hop to the quick-write connection's thread: the write in its own autocommit
-        transaction, waiting for the write lock at most `quick_wait` as a form step's write
-        does (then DatabaseBusy), then the reads on the same connection outside any
-        transaction. Not on the event loop (a search scans, and would stall every chat) nor
-        inside a transaction of the write connection (it would hold the write lock, and this
-        process's other writes, for the whole scan). Not under the quick lock either: a form
-        step's write is not kept waiting for the scan (it goes inline, or queues in this
-        thread only when SQLite is busy)."""
+        """One hop to a connection of its own: the write in its own autocommit transaction,
+        waiting for the write lock at most `quick_wait` as a form step's write does (then
+        DatabaseBusy), then the reads on the same connection outside any transaction. Not on
+        the event loop (a search scans, and would stall every chat), nor inside a transaction
+        of the write connection (it would hold the write lock, and this process's other
+        writes, for the whole scan), nor on `_quick` (a form step's write that falls back
+        there, or a checkpoint, would queue behind the scan: 0.5 s stalls, bench_search_step)."""
         self._not_reentrant()
-        if self._quick is None:
+        if self._scans is None:
             return await super().fetch_many_after(write, reads)
         self.trips.trips += 1
-        conn = self._quick
+        conn = self._scans
         try:
             rows: list[list[Row]] = await conn._execute(_write_then_fetch_sync, conn._conn,
                                                         write, reads)
