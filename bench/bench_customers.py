@@ -10,7 +10,7 @@ team then types a shuffled mix of 查客户 queries; each chat text goes through
 `parse_query` and the timed call is exactly the bot's `Customers.search(user, query, now,
 limit=8, offset=0)` (page of 8 plus the total count). `Customers.get` (opening a card, own team
 and forged ids of other teams) and the whole 查客户 reply (`bot.features.customers.handlers.search`:
-areas, save_search, search, formatting) are timed the same way.
+areas, the query saved with the search (one round trip), formatting) are timed the same way.
 
 Import: a `--rows` CSV and XLSX (and 1/5 of that, to show memory stays flat) with the Chinese
 header are imported by `import_customers` into one team of a fresh database, then imported
@@ -363,7 +363,7 @@ async def measure_search(path: Path, per_kind: int, admin_per_kind: int,
             get_samples["other team (forged)"].append(time.perf_counter() - t0)
             assert c is None
 
-        # The whole 查客户 reply as the handler builds it (includes the save_search write).
+        # The whole 查客户 reply as the handler builds it (the query saved with its reads).
         handler: list[float] = []
         for _kind, text in mix[: max(100, len(mix) // 4)]:
             ctx = Ctx(services, user, NOW)

@@ -169,7 +169,8 @@ class Assistant:
         if user is None:
             return await self.start_handler.stranger(ev)
         ctx = Ctx(self.services, user, self.services.clock.now(), step.areas, step.team_areas,
-                  step.loose_media, step.calendar_version, _team_managers=step.team_managers)
+                  step.loose_media, step.calendar_version, last_search=step.last_search,
+                  _team_managers=step.team_managers)
         await self._reachable_again(user)
         draft = self.services.conversations.current(user.id, step.draft)
         prefix: list[Reply] = []

@@ -68,6 +68,9 @@ class Ctx:
     # The working-day calendar's version the step's read saw (None: not read; see
     # bot.workcal.CalendarCache.of(services.db)).
     calendar_version: str | None = field(default=None, repr=False)
+    # The person's last customer search as the step's read found it ('': none; None: not
+    # read, Customers.last_search reads it).
+    last_search: str | None = field(default=None, repr=False)
     # What a feature read once for this update and asks for again, by the feature's own key:
     # gone with the update, never seen by another.
     memo: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -92,13 +92,13 @@ SURVEY: dict[str, int] = {
     tap("arrears", "arrl", "chase.1.0"): 2,  # 3: the calendar read apart
     tap("outages", "outc", "1:1"): 2,  # 3: the outage and its checklist apart
     tap("customers", "custlog", 1): 2,  # 1 / 4: record, trail and the team's 台区 apart
-    # Pinned: a search saves its query, what its ◀️ ▶️ page through (a write beside the
-    # read); ▶️ reads it back before it can search (the query is parsed here, not in SQL).
-    # Before, 5 to 8 (▶️ 6): the team's 台区 read (the step's read has them), the query saved, the
-    # count and the page read apart, again for the deactivated matches, and the one hit's
-    # record read again for its card.
-    "查客户 李四": 3, "查客户 5500012345": 3, "查客户 医疗": 3, "查客户 待走访": 3,
-    "查客户 已停用": 3, "查客户 3号台区": 3, "/customers": 3, tap("customers", "custp", 8): 3,
+    # A search saves its query, what its ◀️ ▶️ page through, in its reads' round trip
+    # (Backend.fetch_many_after); ▶️ has it from the step's read. 3 at f232e93 (the query
+    # saved apart; ▶️ read it back apart). Before that, 5 to 8 (▶️ 6): the team's 台区 read
+    # (the step's read has them), the query saved, the count and the page read apart, again
+    # for the deactivated matches, and the one hit's record read again for its card.
+    "查客户 李四": 2, "查客户 5500012345": 2, "查客户 医疗": 2, "查客户 待走访": 2,
+    "查客户 已停用": 2, "查客户 3号台区": 2, "/customers": 2, tap("customers", "custp", 8): 2,
     # Pinned: a reveal is audited and limited, so it writes: the customer (with the outage
     # and its checklist for 📞 on it) is read, then the reveal is counted against the
     # person's limit and recorded in one statement (8, 8, 9: the record read three times,

@@ -525,10 +525,14 @@ class Customers:
         return visits_due_of(*await self.db.fetch_many(visits_due_reads(user, by)))
 
 
-    async def save_search(self, user: User, query: str, now: datetime) -> None:
-        await self.db.execute(
-            "INSERT INTO searches(user_id, query, at) VALUES (?, ?, ?) ON CONFLICT(user_id) "
-            "DO UPDATE SET query = excluded.query, at = excluded.at", (user.id, query, iso(now)))
+    @staticmethod
+    def search_saved(user: User, query: str, now: datetime) -> Read:
+        """The user's last search (what ◀️ ▶️ page through), declared: written with the
+        search's own reads (Backend.fetch_many_after); the next step's read brings it back
+        (bot.storage.steps: `last_search`)."""
+        return ("INSERT INTO searches(user_id, query, at) VALUES (?, ?, ?) ON CONFLICT(user_id) "
+                "DO UPDATE SET query = excluded.query, at = excluded.at",
+                (user.id, query, iso(now)))
 
     async def last_search(self, user: User) -> str | None:
         row = await self.db.fetchone("SELECT query FROM searches WHERE user_id = ?", (user.id,))

@@ -113,6 +113,14 @@ def _fetch_many_sync(conn: sqlite3.Connection, reads: Sequence[Read]) -> list[li
     return [conn.execute(sql, params).fetchall() for sql, params in reads]
 
 
+def _write_then_fetch_sync(conn: sqlite3.Connection, write: Read,
+                           reads: Sequence[Read]) -> list[list[Row]]:
+    """In autocommit: the write commits (and lets the write lock go) before the first read,
+    which then holds no lock at all (WAL), however long it scans."""
+    conn.execute(*write)
+    return _fetch_many_sync(conn, reads)
+
+
 class Trips:
     """Round trips to the database, counted by the store itself (issue #12: a chat step makes
     at most 2): a hop to SQLite's worker thread, or a request over the network to PostgreSQL
@@ -248,6 +256,15 @@ class Backend:
         return [[fetched[unique[(sql, tuple(params))]] for sql, params in group]
                 for group in groups]
 
+    async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
+        """fetch_many of `reads` that may scan (a search), after one short write committed on
+        its own (a one-row upsert: the search its ◀️ ▶️ page through), in ONE round trip. The
+        reads never run inside the write's transaction: a scan holds no write lock. Whether
+        they see the write differs (PostgreSQL: not, one statement's snapshot): read nothing
+        it writes."""
+        await self.execute(*write)
+        return await self.fetch_many(reads)
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
 
@@ -351,6 +368,9 @@ class Database(Backend):
         # the write lock (None for ":memory:", which a second connection cannot share).
         self._reader: aiosqlite.Connection | None = None
         self._quick: aiosqlite.Connection | None = None  # execute_quick, short busy timeout
+        # fetch_many_after (a search that saves its query): its scans queue on a thread of
+        # their own, not before the quick writes that fall back to `_quick`'s thread.
+        self._scans: aiosqlite.Connection | None = None
         # fetchone_point and execute_quick, on the event loop
         self._inline: sqlite3.Connection | None = None
         self._wal_sync: WalSync | None = None  # step_synchronous FULL: their writes synced
@@ -373,6 +393,7 @@ class Database(Backend):
         if str(self.path) != ":memory:":
             self._reader = await self._second(self.busy_timeout, "PRAGMA query_only=ON")
             self._quick = await self._second(self.quick_wait)
+            self._scans = await self._second(self.quick_wait)
             self._inline = self._inline_connection()
             if self.step_synchronous == "FULL":
                 self._wal_sync = WalSync(self.path, self.trips.synced)
@@ -394,10 +415,10 @@ class Database(Backend):
             self._wal_sync = None
         if self._inline is not None:
             self._inline.close()
-        for conn in (self._reader, self._quick, self._conn):
+        for conn in (self._reader, self._quick, self._scans, self._conn):
             if conn is not None:
                 await conn.close()
-        self._conn = self._reader = self._quick = self._inline = None
+        self._conn = self._reader = self._quick = self._scans = self._inline = None
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -531,6 +552,28 @@ class Database(Backend):
                 raise
             return await self.fetch_many(reads)
         self.trips.inline += 1
+        return rows
+
+    async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
+        """One hop to a connection of its own: the write in its own autocommit transaction,
+        waiting for the write lock at most `quick_wait` as a form step's write does (then
+        DatabaseBusy), then the reads on the same connection outside any transaction. Not on
+        the event loop (a search scans, and would stall every chat), nor inside a transaction
+        of the write connection (it would hold the write lock, and this process's other
+        writes, for the whole scan), nor on `_quick` (a form step's write that falls back
+        there, or a checkpoint, would queue behind the scan: 0.5 s stalls, bench_search_step)."""
+        self._not_reentrant()
+        if self._scans is None:
+            return await super().fetch_many_after(write, reads)
+        self.trips.trips += 1
+        conn = self._scans
+        try:
+            rows: list[list[Row]] = await conn._execute(_write_then_fetch_sync, conn._conn,
+                                                        write, reads)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise DatabaseBusy(str(exc)) from exc
+            raise
         return rows
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:

@@ -78,9 +78,13 @@ def _sqlite_number(text: str) -> int | float:
     return float(text) if any(c in text for c in ".eEN") else int(text)
 
 
-def _many_sql(reads: Sequence[Read]) -> tuple[str, ...]:
+def _many_sql(reads: Sequence[Read], write: Read | None = None) -> tuple[str, ...]:
+    """One SELECT of each read's rows as a JSON column; `write` beside it, a data-modifying
+    CTE (run once and to completion, whether or not the SELECT looks at it)."""
     columns = ", ".join(JSON_ROWS.format(sql) for sql, _ in reads)
-    return (pg_sql(f"SELECT {columns}"), *(p for _, params in reads for p in params))
+    written, first = (f"WITH written AS ({write[0]}) ", tuple(write[1])) if write else ("", ())
+    return (pg_sql(f"{written}SELECT {columns}"), *first,
+            *(p for _, params in reads for p in params))
 
 
 def json_rows(text: str) -> list[Row]:
@@ -307,6 +311,17 @@ class PgDatabase(Backend):
         if len(reads) <= 1:
             return [await self.fetchall(sql, params) for sql, params in reads]
         row = await self.pool.fetchrow(*_many_sql(reads))
+        return [json_rows(row[n]) for n in range(len(reads))]
+
+    async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
+        """One statement: the write a CTE beside fetch_many's SELECT (it commits with it: the
+        row it upserts stays locked for the scan, against this person's other searches only)."""
+        self._not_reentrant()
+        try:
+            async with asyncio.timeout(self.busy_timeout), self.pool.acquire() as conn:
+                row = await conn.fetchrow(*_many_sql(reads, write))
+        except TimeoutError:
+            raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
         return [json_rows(row[n]) for n in range(len(reads))]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:

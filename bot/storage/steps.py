@@ -3,7 +3,7 @@ the person, their open form, their 台区 (and the team's while no form is open,
 naming a teammate's 台区, unless the list held is current: bot.storage.team_areas; a lead's,
 the team's managers likewise: bot.storage.team_managers), whether
 photos wait for the next form, when the identity was last used and the numbered choices it
-was last shown.
+was last shown, and their last customer search (what its ▶️ pages through).
 
 Issue #12: a step makes at most 2 round trips, this read and the form's write. Before, the
 same took four or five (identity, user, form, areas, loose media), each a hop to SQLite's
@@ -63,6 +63,7 @@ SELECT i.user_id AS identity_user, u.id, u.name, u.role, u.team_id, t.name AS te
        CASE WHEN c.user_id IS NULL
             THEN EXISTS (SELECT 1 FROM loose_media m WHERE m.user_id = u.id) END AS loose_media,
        p.choices,
+       coalesce((SELECT query FROM searches WHERE user_id = u.id), '') AS last_search,
        CASE WHEN c.user_id IS NOT NULL THEN {CALENDAR_VERSION} END AS calendar_version,
        CASE WHEN c.user_id IS NOT NULL AND {CALENDAR_VERSION} <> coalesce(CAST(? AS TEXT), '')
             THEN ({overrides}) END AS calendar_rows
@@ -92,6 +93,8 @@ class StepRead:
     calendar_version: str | None = None
     # A lead's: the team's managers (brought by the read, or the ones held, found current).
     team_managers: TeamManagers | None = None
+    # The person's last 查客户 query, what its ◀️ ▶️ page through ('': none; None: not read).
+    last_search: str | None = None
 
 
 def _areas(text: str | None) -> list[Area] | None:
@@ -113,7 +116,7 @@ def _step(row: Row, team: TeamAreas | None, managers: TeamManagers | None) -> St
     return StepRead(user.id, user, draft, team.areas if user.sees_whole_team and team else
                     _areas(row["my_areas"]), team, None if loose is None else bool(loose),
                     from_iso(row["seen_at"]) if row["seen_at"] else None, row["calendar_version"],
-                    managers if user.sees_whole_team else None)
+                    managers if user.sees_whole_team else None, last_search=row["last_search"])
 
 
 def _team(row: Row, held: TeamAreas | None) -> TeamAreas | None:

@@ -118,10 +118,13 @@ def _search_reads(ctx: Ctx, q: Query, offset: int) -> list[Read]:
     return reads
 
 
-async def _searched(ctx: Ctx, q: Query, offset: int) -> tuple[int, list[Customer], int,
-                                                              list[Customer]]:
-    """(total, page, deactivated total, the deactivated shown) of `_search_reads`."""
-    rows = await ctx.services.db.fetch_many(_search_reads(ctx, q, offset))
+async def _searched(ctx: Ctx, q: Query, offset: int, saving: Read | None = None
+                    ) -> tuple[int, list[Customer], int, list[Customer]]:
+    """(total, page, deactivated total, the deactivated shown) of `_search_reads`; `saving`:
+    the search saved in the same round trip (off the event loop, the write lock let go
+    before the reads scan: Backend.fetch_many_after)."""
+    db, reads = ctx.services.db, _search_reads(ctx, q, offset)
+    rows = await (db.fetch_many_after(saving, reads) if saving else db.fetch_many(reads))
     customers = ctx.services.customers
     return (*customers.search_of(rows[:2]),
             *(customers.search_of(rows[2:]) if rows[2:] else (0, [])))
@@ -135,9 +138,9 @@ def _title_key(q: Query) -> str:
 async def search(ctx: Ctx, text: str, offset: int = 0, paging: bool = False) -> Outcome:
     """`paging`: a ▶️ of the search saved last (`page`), saved already."""
     q = parse_query(text, [a.name for a in await ctx.team_areas()])
-    if not paging:  # what ◀️ ▶️ page through, even of a search that finds nothing
-        await ctx.services.customers.save_search(ctx.user, text, ctx.now)
-    total, found, stopped_total, stopped = await _searched(ctx, q, offset)
+    # What ◀️ ▶️ page through, even of a search that finds nothing: saved with its reads.
+    saving = None if paging else Customers.search_saved(ctx.user, text, ctx.now)
+    total, found, stopped_total, stopped = await _searched(ctx, q, offset, saving)
     if total and not found:  # a stale ▶️ after the list shrank: show its last page
         offset = (total - 1) // PAGE * PAGE
         total, found, stopped_total, stopped = await _searched(ctx, q, offset)
@@ -169,7 +172,9 @@ async def search(ctx: Ctx, text: str, offset: int = 0, paging: bool = False) -> 
 
 
 async def page(ctx: Ctx, offset: int) -> Outcome:
-    last = await ctx.services.customers.last_search(ctx.user)
+    last = ctx.last_search  # the step's read brought it (None: not read)
+    if last is None:
+        last = await ctx.services.customers.last_search(ctx.user)
     return await search(ctx, last or "", offset, paging=True)
 
 
