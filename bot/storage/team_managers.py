@@ -1,6 +1,6 @@
 """A team's managers (id, name), the people a lead's task can go to, as the step read last
 brought them, under the version that read saw (teams.members_version, moved on by triggers
-with every change to who is in the team, migration 0040): a lead's step (派任务's sentence,
+with every change to who is in the team, migration 0037): a lead's step (派任务's sentence,
 its summary, its save) then reads them with the rest of the step, not in a round trip of
 its own (issue #12), and only when no instance has changed them since they were held. Kept
 per team beside the team's 台区 (bot.storage.team_areas), whose guess of an identity's team

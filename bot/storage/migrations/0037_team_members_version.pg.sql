@@ -1,4 +1,4 @@
--- Issue #12, PostgreSQL form of 0040_team_members_version.sql (its triggers need a function
+-- Issue #12, PostgreSQL form of 0037_team_members_version.sql (its triggers need a function
 -- here): every change to who is in a team moves the team's members_version on.
 ALTER TABLE teams ADD COLUMN members_version BIGINT NOT NULL DEFAULT 0;
 
