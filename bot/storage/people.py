@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.models import Area, Role, User
-from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM, Reminders
 
 # Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out over the phone.
@@ -118,9 +118,13 @@ class People:
 
     async def leads_of(self, team_id: int, *exclude: int) -> list[User]:
         """The team's leads, without the people in `exclude` (e.g. a lead who acted)."""
-        rows = await self.db.fetchall(_USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id",
-                                      (team_id,))
+        rows = await self.db.fetchall(*self.leads_read(team_id))
         return [u for u in map(user_of, rows) if u.id not in exclude]
+
+    @staticmethod
+    def leads_read(team_id: int) -> Read:
+        """`leads_of` declared (a button's read of them, Router.button(reads=...))."""
+        return _USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id", (team_id,)
 
     async def users(self) -> list[User]:
         rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")

@@ -10,14 +10,16 @@ worker thread or a request over the network to PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import Area, User
 from bot.storage.conversations import Draft, draft_of
-from bot.storage.db import Backend, Row, from_iso
+from bot.storage.db import Backend, Read, Row, from_iso
 from bot.storage.pending import PendingChoices
 from bot.storage.people import LATEST, user_of
 from bot.storage.team_areas import VERSION as TEAM_AREAS_VERSION
@@ -82,6 +84,9 @@ class StepRead:
     # With a form open: the calendar overrides' version (their rows, when it was not the one
     # held, went to bot.workcal.CalendarCache on the way).
     calendar_version: str | None = None
+    # The rows of the reads the button tapped declared (Router.button(reads=...)), read with
+    # this one: a list per read, in order.
+    more: tuple[list[Row], ...] = ()
 
 
 def _areas(text: str | None) -> list[Area] | None:
@@ -115,22 +120,25 @@ def _team(row: Row, held: TeamAreas | None) -> TeamAreas | None:
     return None
 
 
-async def read_step(db: Backend, pending: PendingChoices, channel: str,
-                    external_id: str) -> StepRead:
-    """One indexed read (on SQLite on the event loop, see Database.fetchone_point); the
+async def read_step(db: Backend, pending: PendingChoices, channel: str, external_id: str,
+                    more: Sequence[Read] = ()) -> StepRead:
+    """One indexed read (on SQLite on the event loop, see Database.fetchone_point), with
+    `more` (short reads by key: what the button tapped declared) in the same round trip; the
     identity's numbered choices, if any, are handed to `pending` on the way, the calendar
     overrides, when they changed, to the database's CalendarCache, and the team's 台区, when
     they changed (or were not held), to its TeamAreasCache."""
     held = CalendarCache.of(db)
     teams = TeamAreasCache.of(db)
     guess = teams.guess(channel, external_id)
-    row = await db.fetchone_point(step_sql(db.json_rows), (
-        guess.version if guess else None, held.version, channel, external_id))
+    row, rows = await db.fetch_point_with(step_sql(db.json_rows), (
+        guess.version if guess else None, held.version, channel, external_id), more)
     assert row is not None  # one row always: the identity asked about
     pending.prime(channel, external_id, row["choices"])
     held.offer(row["calendar_version"], row["calendar_rows"])
     if row["id"] is None:
-        return _step(row, None)
-    team = _team(row, guess)
-    teams.seen(channel, external_id, int(row["team_id"]), team)
-    return _step(row, team)
+        step = _step(row, None)
+    else:
+        team = _team(row, guess)
+        teams.seen(channel, external_id, int(row["team_id"]), team)
+        step = _step(row, team)
+    return dataclasses.replace(step, more=tuple(rows)) if rows else step
