@@ -99,12 +99,13 @@ SURVEY: dict[str, int] = {
     # record read again for its card.
     "查客户 李四": 3, "查客户 5500012345": 3, "查客户 医疗": 3, "查客户 待走访": 3,
     "查客户 已停用": 3, "查客户 3号台区": 3, "/customers": 3, tap("customers", "custp", 8): 3,
-    # Pinned: a reveal is audited and limited, so it writes: the customer (with the outage
-    # and its checklist for 📞 on it) is read, then the reveal is counted against the
-    # person's limit and recorded in one statement (8, 8, 9: the record read three times,
-    # the count and the record in a transaction of their own).
-    tap("customers", "reveal", 1): 3, tap("customers", "revealE", 1): 3,
-    tap("outages", "outp", "1:1"): 3,
+    # A reveal is audited and limited, so it writes: the customer (with the outage and its
+    # checklist for 📞 on it) is read with the step's read (the button declares it), then
+    # the reveal is counted against the person's limit and recorded in one statement (8, 8,
+    # 9 before: the record read three times, the count and the record in a transaction of
+    # their own; then 3, 3, 3 with the record read apart).
+    tap("customers", "reveal", 1): 2, tap("customers", "revealE", 1): 2,
+    tap("outages", "outp", "1:1"): 2,
     "/tasks": 2, "任务": 2, tap("tasks", "list"): 2, "线损": 2,
     "/todo": 2, tap("todo", "todop", 1): 2, "/settings": 2, "/help": 1,
     # 6 / 3 before: the count, the entries, their 台区, 批注 and categories apart
@@ -159,7 +160,8 @@ CARDS = [tap("hazards", "hz", 1), tap("arrears", "arr", 2), tap("outages", "out"
 async def test_on_sqlite_a_card_makes_no_hop_to_the_worker_thread(
         services: Services, assistant: Assistant) -> None:
     """A card's reads are short reads by key (Backend.fetch_many_point): on SQLite they run
-    on the event loop with the step's read, as a form step's do (a hop costs more)."""
+    on the event loop, as a form step's do (a hop costs more); a card whose button declares
+    its reads (Router.button(reads=...)) reads them with the step's read, in one."""
     await a_team_with_one_of_everything(services, assistant)
     zhang = Chat(assistant, "test", MANAGER)
     await zhang.say("你好")
@@ -169,7 +171,7 @@ async def test_on_sqlite_a_card_makes_no_hop_to_the_worker_thread(
         db.trips.reset()
         await zhang.tap(what)
         await db.settle()
-        assert (db.trips.trips, db.trips.inline) == (0, 2), what
+        assert db.trips.trips == 0 and db.trips.inline <= 2, what
 
 
 async def test_the_monday_report_of_a_manager_is_one_read_with_the_declared_sections(
