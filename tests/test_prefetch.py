@@ -16,7 +16,7 @@ from bot.events import Outcome
 from bot.router import Router, one_id
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch
-from bot.storage.db import Backend, Read
+from bot.storage.db import Backend, Read, Row
 from bot.storage.steps import step_sql
 from tests.conftest import Chat, make_user
 from tests.tg_harness import L
@@ -69,16 +69,21 @@ def trips(db: Backend) -> int:
     return db.trips.trips + db.trips.inline
 
 
+async def read_ahead(services: Services) -> tuple[Backend, int, Read, list[list[Row]]]:
+    """张三's name read as a step's declared read: the store, his id, the read, its rows."""
+    user = await make_user(services, "张三")
+    read = name_read(user.id)
+    first, rows = await services.db.fetch_point_with(*read, [read])
+    assert first is not None and first["name"] == "张三" and rows[0][0]["name"] == "张三"
+    return services.db, user.id, read, rows
+
+
 @pytest.mark.parametrize("how", ["fetchone", "fetchone_point", "fetchall", "fetch_many",
                                  "fetch_many_point"])
 async def test_a_prefetched_read_is_served_once_by_every_read(services: Services,
                                                               how: str) -> None:
-    db = services.db
-    user = await make_user(services, "张三")
-    read = name_read(user.id)
-    first, rows = await db.fetch_point_with(*read, [read])
-    assert first is not None and first["name"] == "张三" and rows[0][0]["name"] == "张三"
-    await db.execute(RENAME, ("王五", user.id))  # behind the step's back: shows what is served
+    db, uid, read, rows = await read_ahead(services)
+    await db.execute(RENAME, ("王五", uid))  # behind the step's back: shows what is served
     with db.prefetched([read], rows):
         before = trips(db)
         assert await name_by(db, how, read) == "张三"
@@ -86,7 +91,7 @@ async def test_a_prefetched_read_is_served_once_by_every_read(services: Services
         assert await name_by(db, how, read) == "王五"  # once: then read as usual
         assert trips(db) == before + 1
     with db.prefetched([read], rows):
-        # another SELECT, or the same with other parameters, is never served
+        # another SELECT (even one that reads the same) is never served
         other = (read[0] + " AND 1 = 1", read[1])
         assert await name_by(db, how, other) == "王五"
     assert await name_by(db, how, read) == "王五"  # nothing served outside the step
@@ -95,23 +100,17 @@ async def test_a_prefetched_read_is_served_once_by_every_read(services: Services
 @pytest.mark.parametrize("write", sorted(WRITES))
 async def test_nothing_prefetched_is_served_after_a_write_of_the_step(services: Services,
                                                                      write: str) -> None:
-    db = services.db
-    user = await make_user(services, "张三")
-    read = name_read(user.id)
-    _, rows = await db.fetch_point_with(*read, [read])
+    db, uid, read, rows = await read_ahead(services)
     with db.prefetched([read], rows):
-        await WRITES[write](db, user.id)
+        await WRITES[write](db, uid)
         assert await name_by(db, "fetchone_point", read) == "李四"
 
 
 async def test_bookkeeping_written_behind_neither_serves_nor_drops(services: Services) -> None:
-    db = services.db
-    user = await make_user(services, "张三")
-    read = name_read(user.id)
-    _, rows = await db.fetch_point_with(*read, [read])
-    await db.execute(RENAME, ("王五", user.id))
+    db, uid, read, rows = await read_ahead(services)
+    await db.execute(RENAME, ("王五", uid))
     with db.prefetched([read], rows):
-        db.write_behind("UPDATE users SET locale = locale WHERE id = ?", (user.id,), "test")
+        db.write_behind("UPDATE users SET locale = locale WHERE id = ?", (uid,), "test")
         await db.settle()
         assert await name_by(db, "fetchone", read) == "张三"
 
