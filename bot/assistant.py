@@ -46,7 +46,15 @@ log = logging.getLogger(__name__)
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
 K = TypeVar("K")
-IDS = re.compile(r"\d{1,18}(?::\d{1,18})*")  # button data a declared read may be keyed by
+
+
+def _ids(arg: str) -> tuple[int, ...] | None:
+    """A button's data as the ids it carries (12, 3:7), or None when it is anything else.
+    (str.isdigit alone takes other scripts' digits; a regex took ~9 µs a tap.)"""
+    parts = arg.split(":")
+    if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+        return None
+    return tuple(map(int, parts))
 
 
 def _lock_in(locks: weakref.WeakValueDictionary[K, asyncio.Lock], key: K) -> asyncio.Lock:
@@ -130,11 +138,12 @@ class Assistant:
             return []
         _, action, arg = parsed
         reads = self.router.reads_of_button(action)
-        if reads is None or not IDS.fullmatch(arg):
+        ids = _ids(arg)
+        if reads is None or ids is None:
             return []
         was = self._was.get((ev.channel, ev.external_id))
         ctx = Ctx(self.services, was, self.services.clock.now()) if was else None
-        return list(reads(ctx, tuple(int(i) for i in arg.split(":"))))
+        return list(reads(ctx, ids))
 
     async def handle(self, ev: Incoming) -> Outcome:
         ev = cleaned(ev)
