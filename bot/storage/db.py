@@ -587,6 +587,8 @@ class Database(Backend):
     async def fetch_point_with(self, sql: str, params: Sequence[Any],
                                more: Sequence[Read]) -> tuple[Row | None, list[list[Row]]]:
         """On the event loop, as fetchone_point (the same inline connection: the same rows)."""
+        if not more:
+            return await self.fetchone_point(sql, params), []
         self._not_reentrant()
         first, *rest = await self._fetch_many_inline([(sql, tuple(params)), *more])
         return next(iter(first), None), rest

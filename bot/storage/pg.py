@@ -322,9 +322,9 @@ class PgDatabase(Backend):
         """One statement: the point read's columns as asyncpg gives them (not through JSON,
         which keeps no type: a step's read comes out as without `more`), `more` as JSON
         columns beside them."""
-        self._not_reentrant()
         if not more:
-            return await self.fetchone(sql, params), []
+            return await self.fetchone_point(sql, params), []
+        self._not_reentrant()
         columns = ", ".join(f"{JSON_ROWS.format(read)} AS prefetch_{n}"
                             for n, (read, _) in enumerate(more))
         row = await self.pool.fetchrow(
