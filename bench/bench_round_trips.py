@@ -8,6 +8,14 @@ too. The goal in issue #12 is at most 2
 per step.
 
     .venv/bin/python -m bench.bench_round_trips [--backend postgresql] [--json out.json]
+    .venv/bin/python -m bench.bench_round_trips --taps [--backend postgresql]
+
+--taps: instead, the buttons tapped on a saved record (its card, a transition's form opened,
+a one-tap transition, a 📞 reveal, 修改, 恢复), in the team tests/test_read_round_trips.py
+builds. Run it from another tree (e.g. `git archive <ref>`, this file copied in) for that
+code's counts. `--timed N`: then the cards' buttons N times each, alternately through a core
+whose buttons declare their reads and one whose declare none (Router.button_reads emptied):
+the wall time of a step both ways, in one run (the machine's load shared alike).
 
 Prints a markdown table; nothing is asserted (tests/test_round_trips.py asserts)."""
 
@@ -17,7 +25,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import statistics
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,15 +100,114 @@ async def _fill_forms(services: Services, forms: int) -> list[dict[str, Any]]:
             for name, c, r in zip(STEP_NAMES, per_step, inline, strict=True)]
 
 
+# (who taps, what, whether a form it opens is closed after it): in this order, as each
+# changes what the next finds (the hazard 处理中 after 转报班长 was opened and closed).
+TAPS = (("张三", "-|hazards.hz|1", False), ("张三", "-|outages.out|1", False),
+        ("张三", "-|customers.cust|1", False), ("张三", "-|worklog.log|2", False),
+        ("张三", "-|arrears.arr|2", False), ("张三", "-|customers.reveal|1", False),
+        ("张三", "-|customers.revealE|1", False), ("张三", "-|outages.outp|1:1", False),
+        ("张三", "-|hazards.hzh|1", True), ("张三", "-|hazards.hzc|1", True),
+        ("张三", "-|complaints.cplc|1", True), ("张三", "-|repairs.repa|1", True),
+        ("张三", "-|worklog.logedit|1", True), ("张三", "-|customers.custedit|1", True),
+        ("张三", "-|customers.custoff|1", True), ("张三", "-|hazards.hzs|1", False),
+        ("张三", "-|outages.outn|1", False))
+
+
+CARDS = ("-|hazards.hz|1", "-|outages.out|1", "-|customers.cust|1", "-|worklog.log|2",
+         "-|arrears.arr|2", "-|tasks.tk|1")
+
+
+async def measure_taps(backend: str = "sqlite", timed: int = 0) -> list[dict[str, Any]]:
+    return await on_store(backend, lambda services: _tap(services, timed))
+
+
+async def _tap(services: Services, timed: int) -> list[dict[str, Any]]:
+    from tests.conftest import Chat
+    from tests.test_read_round_trips import a_team_with_one_of_everything
+
+    core = Assistant(services)
+    await a_team_with_one_of_everything(services, core)
+    db = services.db
+    rows = []
+    if timed:
+        bare = Assistant(services)
+        bare.router.button_reads.clear()  # the same buttons, none declaring its reads
+        return [await _timed(services, core, bare, data, timed) for data in CARDS]
+    for who, data, closes in TAPS:
+        chat = Chat(core, "test", who)
+        await chat.say("你好")  # the chat seen since the start, as any but a first step
+        await db.settle()
+        db.trips.reset()
+        out = await chat.tap(data)
+        await db.settle()
+        rows.append({"step": data, "trips": db.trips.trips, "inline": db.trips.inline,
+                     "reply": (out.toast or "") + chat.text.replace("\n", " ")[:60]})
+        if closes:  # the form it opened closed, as 放弃 would (not counted)
+            user = await services.people.by_identity("test", who)
+            assert user is not None
+            await services.conversations.delete(user.id)
+    # 恢复 a customer taken off the register (停用 saved first, not counted)
+    zhang = Chat(core, "test", "张三")
+    await zhang.tap("-|customers.custoff|1")
+    await zhang.say("已搬走")
+    await zhang.press("保存")
+    await zhang.say("你好")
+    await db.settle()
+    db.trips.reset()
+    await zhang.tap("-|customers.custon|1")
+    await db.settle()
+    rows.append({"step": "-|customers.custon|1", "trips": db.trips.trips,
+                 "inline": db.trips.inline})
+    return rows
+
+
+async def _timed(services: Services, core: Assistant, bare: Assistant, data: str,
+                 times: int) -> dict[str, Any]:
+    from tests.conftest import Chat
+
+    took: dict[str, list[float]] = {"declared": [], "none": []}
+    chats = {"declared": Chat(core, "test", "张三"), "none": Chat(bare, "test", "张三")}
+    for chat in chats.values():
+        await chat.say("你好")
+    for _ in range(times):
+        for way, chat in chats.items():
+            await services.db.settle()
+            start = time.perf_counter()
+            await chat.tap(data)
+            took[way].append((time.perf_counter() - start) * 1000)
+    return {"step": data, **{f"{way}_p50": statistics.median(ms) for way, ms in took.items()},
+            **{f"{way}_p90": statistics.quantiles(ms, n=10)[-1] for way, ms in took.items()}}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--forms", type=int, default=5)
     p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--json")
+    p.add_argument("--taps", action="store_true", help="buttons tapped on saved records")
+    p.add_argument("--timed", type=int, default=0, help="with --taps: time the cards N times")
     p.add_argument("--postgresql", action="store_true",
                    help="the same as --backend postgresql (a server of its own, issue #11)")
     args = p.parse_args()
     backend = "postgresql" if args.postgresql else args.backend
+    if args.taps and args.timed:
+        timed = asyncio.run(measure_taps(backend, args.timed))
+        print(f"{backend}, {args.timed} taps each way, alternately\n\n| card | p50 ms declared / "
+              "none | p90 ms declared / none |\n|---|---|---|")
+        for r in timed:
+            print(f"| `{r['step']}` | {r['declared_p50']:.2f} / {r['none_p50']:.2f} | "
+                  f"{r['declared_p90']:.2f} / {r['none_p90']:.2f} |")
+        return
+    if args.taps:
+        taps = asyncio.run(measure_taps(backend))
+        print(f"{backend}\n\n| button | round trips | of them on the loop (SQLite) | reply |\n"
+              "|---|---|---|---|")
+        for r in taps:
+            print(f"| `{r['step']}` | {r['trips'] + r['inline']} | {r['inline']} |"
+                  f" {r.get('reply', '')} |")
+        if args.json:
+            Path(args.json).write_text(json.dumps(taps, ensure_ascii=False, indent=1))
+        return
     rows = asyncio.run(measure(args.forms, backend))
     print(f"{backend}\n\n| step | round trips (min / mean / max) | on the loop |\n"
           "|---|---|---|")

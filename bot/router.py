@@ -29,6 +29,12 @@ COMPOSITION_ROOT = "bot.features"
 
 # (assistant, ctx, open draft or None, argument) -> outcome
 HandlerFn = Callable[["Assistant", "Ctx", "Draft | None", str], Awaitable[Outcome]]
+# (the person as last seen on this chat, the ids a button carries) -> the SELECTs its handler
+# will run first: read with the step's own read, in one round trip (issue #12), and served to
+# the handler by the store (bot.storage.db.Prefetched). Only a button whose data is ids (12,
+# 3:7) declares any; a read declared but not run costs nothing but itself. The person is None
+# for a chat not seen since the start: then only reads that need nobody's scope.
+ButtonReads = Callable[["Ctx | None", tuple[int, ...]], "Sequence[Read]"]
 # (assistant, ctx, text) -> outcome, or None when the text is not this feature's
 IntentFn = Callable[["Assistant", "Ctx", str], Awaitable[Outcome | None]]
 # (assistant, ctx, record id) -> outcome that opens a form about that record
@@ -218,6 +224,22 @@ def feature_callback(feature: str, action: str, arg: str | int = "") -> str:
     return callback(GLOBAL_TOKEN, namespaced(feature, action), arg)
 
 
+def one_id(reads: Callable[[Ctx, int], Sequence[Read]]) -> ButtonReads:
+    """ButtonReads of a button that carries one record id (any other data: none), which
+    need the person (none for a chat not seen since the start)."""
+    def declared(ctx: Ctx | None, ids: tuple[int, ...]) -> Sequence[Read]:
+        return reads(ctx, ids[0]) if ctx is not None and len(ids) == 1 else ()
+    return declared
+
+
+def any_one_id(reads: Callable[[Ctx | None, int], Sequence[Read]]) -> ButtonReads:
+    """one_id of reads that need no person's scope (a record by its id): declared for
+    anyone, the first tap after a restart too."""
+    def declared(ctx: Ctx | None, ids: tuple[int, ...]) -> Sequence[Read]:
+        return reads(ctx, ids[0]) if len(ids) == 1 else ()
+    return declared
+
+
 def _merge(into: dict[str, V], items: dict[str, V], what: str) -> None:
     """Two features claiming one name is a wiring mistake: fail at start, not at a tap."""
     for key, value in items.items():
@@ -235,6 +257,8 @@ class Router:
     forms: dict[str, FormSpec] = field(default_factory=dict)
     commands: dict[str, HandlerFn] = field(default_factory=dict)
     buttons: dict[str, HandlerFn] = field(default_factory=dict)
+    # What a button's handler reads first, by the action's full name (`button(reads=...)`).
+    button_reads: dict[str, ButtonReads] = field(default_factory=dict)
     intents: list[IntentFn] = field(default_factory=list)
     # The sentence readers behind `intents` (group 1 the lead, group 2 the rest): inside a form
     # they tell a new request from an answer without running it.
@@ -272,6 +296,7 @@ class Router:
         _merge(self.forms, other.forms, "form")
         _merge(self.commands, other.commands, "command")
         _merge(self.buttons, other.buttons, "button action")
+        _merge(self.button_reads, other.button_reads, "button reads of")
         _merge(self.openers, other.openers, "opener")
         _merge(self.reminders, other.reminders, "reminder subject")
         _merge(self.legacy_actions, other.legacy_actions, "legacy action")
@@ -291,6 +316,15 @@ class Router:
     def button_handler(self, action: str) -> HandlerFn | None:
         return self.buttons.get(self.legacy_actions.get(action, action))
 
+    def reads_of_button(self, action: str) -> ButtonReads | None:
+        """What the button `action` (or its name from before the namespacing) reads first."""
+        return self.button_reads.get(self.legacy_actions.get(action, action))
+
+    def declare_reads(self, action: str, reads: ButtonReads | None) -> None:
+        """`reads`: what this feature's button `action` reads first (ButtonReads)."""
+        if reads is not None:
+            self.button_reads[self.action(action)] = reads
+
     def form(self, spec: FormSpec) -> FormSpec:
         self.forms[spec.name] = spec
         return spec
@@ -301,9 +335,13 @@ class Router:
             return fn
         return deco
 
-    def button(self, action: str) -> Callable[[HandlerFn], HandlerFn]:
+    def button(self, action: str, reads: ButtonReads | None = None,
+               ) -> Callable[[HandlerFn], HandlerFn]:
+        """`reads`: the SELECTs the handler runs first, from the button's ids (ButtonReads),
+        read with the step's own read."""
         def deco(fn: HandlerFn) -> HandlerFn:
             self.buttons[self.action(action)] = fn
+            self.declare_reads(action, reads)
             return fn
         return deco
 
@@ -311,15 +349,17 @@ class Router:
         self.intents.append(fn)
         return fn
 
-    def opener_button(self, action: str, prefix: str) -> None:
+    def opener_button(self, action: str, prefix: str, reads: ButtonReads | None = None,
+                      ) -> None:
         """A global button `-|<name>.action|ID` that opens opener `prefix` for record ID
-        (asking first if another form is open)."""
+        (asking first if another form is open); `reads`: what the opener reads first."""
         async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
             if not arg.isdigit():
                 return Outcome(toast=ctx.t("button.stale"))
             return await app.open_form(ctx, draft, f"{prefix}{int(arg)}")
 
         self.buttons[self.action(action)] = handler
+        self.declare_reads(action, reads)
 
     def request_reader(self, fn: RequestFn) -> RequestFn:
         self.request_readers.append(fn)

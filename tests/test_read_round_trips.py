@@ -73,17 +73,18 @@ def tap(feature: str, action: str, arg: str | int = "") -> str:
 # take: the step's read and one more (issue #12), unless pinned higher with the reason why.
 # Before (eaddcbd, the same on SQLite and PostgreSQL), as 张三 / 王班长 where they differ.
 SURVEY: dict[str, int] = {
-    # cards opened from a button
-    tap("hazards", "hz", 1): 2,  # 3 before: whether a lead can take it up (转报), read apart
-    tap("arrears", "arr", 1): 2,  # 3: the working-day calendar read apart (next follow-up)
-    tap("arrears", "arr", 2): 2,  # 4: and the register, for a household made medical since
-    tap("outages", "out", 1): 2,  # 3: its checklist read apart
-    tap("tasks", "tk", 1): 2,  # 3: its questions and answers read apart
-    tap("worklog", "log", 1): 2,  # 3: the log read again for 转为隐患
-    tap("worklog", "log", 2): 2,  # 4: and the hazard made from it (查看隐患)
-    tap("repairs", "rep", 1): 2, tap("complaints", "cpl", 1): 2, tap("meters", "mtr", 1): 2,
-    tap("connections", "cn", 1): 2, tap("customers", "cust", 1): 2,
-    tap("lineloss", "ll", 1): 2,
+    # cards opened from a button: the button declares the card's reads, read with the step's
+    # read (Router.button(reads=...)); 2 at f232e93 (the card's reads in a trip of their own)
+    tap("hazards", "hz", 1): 1,  # 3 before: whether a lead can take it up (转报), read apart
+    tap("arrears", "arr", 1): 1,  # 3: the working-day calendar read apart (next follow-up)
+    tap("arrears", "arr", 2): 1,  # 4: and the register, for a household made medical since
+    tap("outages", "out", 1): 1,  # 3: its checklist read apart
+    tap("tasks", "tk", 1): 1,  # 3: its questions and answers read apart
+    tap("worklog", "log", 1): 1,  # 3: the log read again for 转为隐患
+    tap("worklog", "log", 2): 1,  # 4: and the hazard made from it (查看隐患)
+    tap("repairs", "rep", 1): 1, tap("complaints", "cpl", 1): 1, tap("meters", "mtr", 1): 1,
+    tap("connections", "cn", 1): 1, tap("customers", "cust", 1): 1,
+    tap("lineloss", "ll", 1): 1,
     # lists and searches
     "/logs": 2, "我的日志": 2, tap("worklog", "logs", 0): 2,  # 4: count, page, their 台区
     tap("notes", "list"): 2, "我的提醒": 2,  # 3 / 2: the count read apart
@@ -99,12 +100,13 @@ SURVEY: dict[str, int] = {
     # for the deactivated matches, and the one hit's record read again for its card.
     "查客户 李四": 2, "查客户 5500012345": 2, "查客户 医疗": 2, "查客户 待走访": 2,
     "查客户 已停用": 2, "查客户 3号台区": 2, "/customers": 2, tap("customers", "custp", 8): 2,
-    # Pinned: a reveal is audited and limited, so it writes: the customer (with the outage
-    # and its checklist for 📞 on it) is read, then the reveal is counted against the
-    # person's limit and recorded in one statement (8, 8, 9: the record read three times,
-    # the count and the record in a transaction of their own).
-    tap("customers", "reveal", 1): 3, tap("customers", "revealE", 1): 3,
-    tap("outages", "outp", "1:1"): 3,
+    # A reveal is audited and limited, so it writes: the customer (with the outage and its
+    # checklist for 📞 on it) is read with the step's read (the button declares it), then
+    # the reveal is counted against the person's limit and recorded in one statement (8, 8,
+    # 9 before: the record read three times, the count and the record in a transaction of
+    # their own; then 3, 3, 3 with the record read apart).
+    tap("customers", "reveal", 1): 2, tap("customers", "revealE", 1): 2,
+    tap("outages", "outp", "1:1"): 2,
     "/tasks": 2, "任务": 2, tap("tasks", "list"): 2, "线损": 2,
     "/todo": 2, tap("todo", "todop", 1): 2, "/settings": 2, "/help": 1,
     # 6 / 3 before: the count, the entries, their 台区, 批注 and categories apart
@@ -159,7 +161,8 @@ CARDS = [tap("hazards", "hz", 1), tap("arrears", "arr", 2), tap("outages", "out"
 async def test_on_sqlite_a_card_makes_no_hop_to_the_worker_thread(
         services: Services, assistant: Assistant) -> None:
     """A card's reads are short reads by key (Backend.fetch_many_point): on SQLite they run
-    on the event loop with the step's read, as a form step's do (a hop costs more)."""
+    on the event loop, as a form step's do (a hop costs more); a card whose button declares
+    its reads (Router.button(reads=...)) reads them with the step's read, in one."""
     await a_team_with_one_of_everything(services, assistant)
     zhang = Chat(assistant, "test", MANAGER)
     await zhang.say("你好")
@@ -169,7 +172,7 @@ async def test_on_sqlite_a_card_makes_no_hop_to_the_worker_thread(
         db.trips.reset()
         await zhang.tap(what)
         await db.settle()
-        assert (db.trips.trips, db.trips.inline) == (0, 2), what
+        assert db.trips.trips == 0 and db.trips.inline <= 2, what
 
 
 async def test_the_monday_report_of_a_manager_is_one_read_with_the_declared_sections(

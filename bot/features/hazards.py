@@ -244,13 +244,14 @@ async def start_work(ctx: Ctx, rec: Hazard) -> Outcome:
         rt.plan_ladders_into(batch, SUBJECT, rec.id, rec.team_id, rec.user_id, [
             ("deadline", deadline_rungs(severity(rec.severity), rec.due_at))], ctx.now,
             round_=iso(ctx.now), if_new=started)
+    shown = HAZARDS.card_reads_into(batch, ctx, rec.id)  # whether a lead can take it up
     try:
         await ctx.services.db.write_batch(batch)
     except Unchanged:  # a stale card: show it as it is now
         return await HAZARDS.card(ctx, rec.id)
     after = rt.from_row(Hazard, {**rt.kept_row(rec), "status": "working",  # type: ignore[arg-type]
                                  "started_at": iso(ctx.now)})
-    return await HAZARDS.card_of(ctx, after, ctx.t("hazard.started", id=rec.id))
+    return await HAZARDS.card_of(ctx, after, ctx.t("hazard.started", id=rec.id), shown)
 
 
 async def write_cleared(ctx: Ctx, values: dict[str, Any], token: str,

@@ -384,18 +384,31 @@ async def _refreshed(ctx: Ctx, oid: int, toast: str) -> Outcome:
     return Outcome(edit=out.replies[0], toast=toast)
 
 
-async def _move(ctx: Ctx, rid: int, sets: dict[str, Any], guard: str, cancel: str = "") -> None:
-    """A one-tap step, once (`guard`), and the reminders it makes moot: one round trip."""
+async def _move(ctx: Ctx, rec: Outage, sets: dict[str, Any], guard: str,
+                cancel: str = "") -> Outcome | None:
+    """A one-tap step, once (`guard`), and the reminders it makes moot, with the card's
+    checklist: one round trip. The card after it, the record as read and changed (`sets`);
+    None when the guard no longer held (changed meanwhile: show it as it is now)."""
     batch = Batch()
-    STORE.update_into(batch, rid, {**sets, "updated_at": iso(ctx.now)}, guard)
-    Reminders.cancel_into(batch, SUBJECT, rid, cancel)
-    await ctx.services.db.write_batch(batch)
+    moved = STORE.update_into(batch, rec.id, {**sets, "updated_at": iso(ctx.now)}, guard)
+    Reminders.cancel_into(batch, SUBJECT, rec.id, cancel)
+    shown = OUTAGES.card_reads_into(batch, ctx, rec.id)
+    if not (await ctx.services.db.write_batch(batch)).changed(moved):
+        return None
+    after = rt.from_row(Outage, {**rt.kept_row(rec), **sets})  # type: ignore[arg-type]
+    return await OUTAGES.card_of(ctx, after, shown=shown)
+
+
+async def _in_place(ctx: Ctx, rec: Outage, out: Outcome | None, toast: str) -> Outcome:
+    """The card after a one-tap step (_move) in place of the one tapped, as _refreshed."""
+    return (Outcome(edit=out.replies[0], toast=toast) if out is not None
+            else await _refreshed(ctx, rec.id, toast))
 
 
 async def post_notice(ctx: Ctx, rec: Outage) -> Outcome:
-    await _move(ctx, rec.id, {"notice_posted_at": iso(ctx.now)}, "notice_posted_at IS NULL",
-                "notice.")
-    return await _refreshed(ctx, rec.id, ctx.t("outage.notice_posted_toast"))
+    return await _in_place(ctx, rec, await _move(
+        ctx, rec, {"notice_posted_at": iso(ctx.now)}, "notice_posted_at IS NULL", "notice."),
+        ctx.t("outage.notice_posted_toast"))
 
 
 async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
@@ -457,9 +470,8 @@ async def mark_restored(ctx: Ctx, rec: Outage) -> Outcome:
     if ctx.now < rec.starts_at:
         return Outcome(toast=ctx.t("outage.not_started_toast")).add(
             ctx.t("outage.not_started", start=when(ctx, rec.starts_at)))
-    await _move(ctx, rec.id, {"restored_at": iso(ctx.now), "status": "done"},
-                "status = 'planned'")
-    out = await OUTAGES.card(ctx, rec.id)
+    out = await _move(ctx, rec, {"restored_at": iso(ctx.now), "status": "done"},
+                      "status = 'planned'") or await OUTAGES.card(ctx, rec.id)
     out.replies.insert(0, Reply(ctx.t("outage.closed", id=rec.id, when=when(ctx, ctx.now))))
     return Outcome(replies=out.replies, toast=ctx.t("outage.restored_toast"))
 
@@ -472,8 +484,9 @@ async def cancel_outage(ctx: Ctx, rec: Outage, confirmed: bool) -> Outcome:
         return Outcome().add(ctx.t("outage.cancel_confirm", item=title(ctx, rec)), [[
             Button(ctx.t("btn.outage_cancel_yes"), router.callback("outxy", rec.id)),
             OUTAGES.open_button(ctx, rec.id)]])
-    await _move(ctx, rec.id, {"status": "cancelled"}, "status = 'planned'")
-    return await _refreshed(ctx, rec.id, ctx.t("outage.cancelled", id=rec.id))
+    return await _in_place(ctx, rec, await _move(ctx, rec, {"status": "cancelled"},
+                                                 "status = 'planned'"),
+                           ctx.t("outage.cancelled", id=rec.id))
 
 
 # --- reminders ------------------------------------------------------------------------
@@ -586,7 +599,14 @@ async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: st
     return await ask_how(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
-@router.button("outp")
+def _phone_reads(ctx: Ctx, ids: tuple[int, ...]) -> list[Read]:
+    """What 📞 (outage:customer) reads first: the outage, its checklist and the customer."""
+    if len(ids) != 2:
+        return []
+    return [*OUTAGES.card_read(ctx, ids[0]), ctx.services.customers.get_read(ctx.user, ids[1])]
+
+
+@router.button("outp", reads=_phone_reads)
 async def phone_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
     return await reveal_phone(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)

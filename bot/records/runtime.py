@@ -49,11 +49,14 @@ from bot.router import (
     TodoFn,
     TodoItem,
     TodoRead,
+    any_one_id,
     by_id,
     feature_callback,
+    one_id,
 )
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
+from bot.storage.batch import Read as BatchRead
 from bot.storage.conversations import Draft
 from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM, PlannedRung, Reminder, Reminders
@@ -374,6 +377,9 @@ class Transition:
     # write guarded in SQL and what the reply shows read with it (the step's read and one).
     run_on_id: ActOnId | None = None
     intro: Callable[[Ctx, Any], str] | None = None  # a line under the heading (the limits)
+    # What `refuse` or `run` reads besides the record, by its id: read with the step's read
+    # (Router.button(reads=...)), so that opening the form is the step's read and its write.
+    reads: Callable[[Ctx, int], list[Read]] | None = None
     feature: str = ""  # the owning feature's router name, set when the record type registers
 
     def allows(self, ctx: Ctx, rec: Record) -> bool:
@@ -428,7 +434,9 @@ class RecordType(Generic[R]):
         self.router = router
         self.transitions = tuple(dataclasses.replace(t, feature=router.name)
                                  for t in self.transitions)
-        router.buttons[router.action(self.open_action)] = self._open_card
+        # Each button below reads its record first: read with the step's read (issue #12),
+        # and the card's with it where the button shows the card.
+        router.button(self.open_action, reads=any_one_id(self.card_read))(self._open_card)
         if self.form is not None:
             router.form(self.form)
         if self.command:
@@ -443,22 +451,41 @@ class RecordType(Generic[R]):
             if t.form is not None:
                 router.form(t.form)
                 router.openers[t.opener] = self._opener(t)
-                router.opener_button(t.action, t.opener)
+                router.opener_button(t.action, t.opener,
+                                     reads=self._reads_of(t.reads, card=t.refuse_reads))
             elif t.run is not None:
-                self.on_tap(t.action, t.run)
+                self.on_tap(t.action, t.run, t.reads)
             elif t.run_on_id is not None:
                 router.buttons[router.action(t.action)] = by_id(t.run_on_id)
         return self
 
-    def on_tap(self, action: str, run: Act) -> None:
+    def on_tap(self, action: str, run: Act,
+               reads: Callable[[Ctx, int], list[Read]] | None = None) -> None:
         """A one-tap button -|<feature>.action|ID acting on a record the user may see (the
-        action re-checks the state: a stale card may offer what is no longer allowed)."""
+        action re-checks the state: a stale card may offer what is no longer allowed);
+        `reads`: what `run` reads besides the record (Transition.reads)."""
         async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
             if not arg.isdigit():
                 return stale(ctx)
             rec = await self.store.visible(ctx, int(arg))
             return await run(ctx, rec) if rec else Outcome().add(ctx.t(self.not_found))
-        self.router.buttons[self.router.action(action)] = handler
+        self.router.button(action, reads=self._reads_of(reads))(handler)
+
+    def _reads_of(self, more: Callable[[Ctx, int], list[Read]] | None = None, card: bool = False,
+                  ) -> Callable[[Ctx | None, tuple[int, ...]], list[Read]]:
+        """What a button about one record reads first (ButtonReads): the record (`card`: with
+        its card's reads, as an opener with `refuse_reads` reads them), and `more` (what a
+        transition's refusal or run reads besides, for a person seen before)."""
+        record = any_one_id(self.card_read if card else
+                            lambda ctx, rid: [self.store.by_id(rid)])
+        besides = one_id(more) if more is not None else None
+        return lambda ctx, ids: [*record(ctx, ids), *(besides(ctx, ids) if besides else ())]
+
+    def card_read(self, ctx: Ctx | None, rid: int) -> list[Read]:
+        """What the card of record `rid` reads: the record and its `card_reads` (those of
+        the person, when known)."""
+        return [self.store.by_id(rid), *(self.card_reads(ctx, rid)
+                                         if self.card_reads and ctx is not None else ())]
 
     def action(self, action: str) -> Transition:
         return next(t for t in self.transitions if t.action == action)
@@ -536,21 +563,30 @@ class RecordType(Generic[R]):
             return Outcome().add(ctx.t(self.not_found))
         return await self.render_card(ctx, rec, heading, read=read)
 
-    async def card_of(self, ctx: Ctx, rec: R, heading: str | None = None) -> Outcome:
+    async def card_of(self, ctx: Ctx, rec: R, heading: str | None = None,
+                      shown: Sequence[BatchRead] | None = None) -> Outcome:
         """The card of a record in hand (as read and just changed, not read back): only its
-        `card_reads` are read, in one round trip (none without)."""
+        `card_reads` are read, in one round trip (none without); `shown`: they were read
+        with the change's write (`card_reads_into`)."""
         if self.card_reads is None:
             return await self.render_card(ctx, rec, heading)
-        read = await ctx.services.db.fetch_many_point(self.card_reads(ctx, rec.id))
+        read = ([r.value for r in shown] if shown is not None else
+                await ctx.services.db.fetch_many_point(self.card_reads(ctx, rec.id)))
         return await self.render_card(ctx, rec, heading, read=read)
+
+    def card_reads_into(self, batch: Batch, ctx: Ctx, rid: int) -> list[BatchRead] | None:
+        """The `card_reads` as reads of a one-tap change's batch, for `card_of(shown=...)`:
+        its card in the same round trip as its write. On PostgreSQL they may see the
+        database as before the batch: for card reads of what the batch does not write."""
+        if self.card_reads is None:
+            return None
+        return [batch.read_rows(sql, params) for sql, params in self.card_reads(ctx, rid)]
 
     async def visible_with(self, ctx: Ctx, rid: int,
                            *more: Read) -> tuple[R | None, list[list[Row]]]:
         """The record if the user may see it, and the rows of its `card_reads` (then of
         `more`), in one round trip."""
-        reads = self.card_reads(ctx, rid) if self.card_reads is not None else []
-        found, *read = await ctx.services.db.fetch_many_point(
-            [self.store.by_id(rid), *reads, *more])
+        found, *read = await ctx.services.db.fetch_many_point([*self.card_read(ctx, rid), *more])
         return self.store.seen_by(ctx, self.store.records(found)[0] if found else None), read
 
     async def record(self, ctx: Ctx, meta: dict[str, Any]) -> R:

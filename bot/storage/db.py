@@ -11,8 +11,9 @@ import contextvars
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -171,6 +172,25 @@ class Tx:
         return list(await self.conn.execute_fetchall(sql, params))
 
 
+class Prefetched:
+    """Rows read with a step's own read, declared before it by the button tapped (issue
+    #12: a tapped button's record read with the step's read, in one round trip), for the
+    step's handling to find without a trip of its own. Each is served once, to the exact
+    SELECT and parameters it was read with; all are dropped at the step's first write, so
+    nothing read before a write is served after it."""
+
+    def __init__(self, db: Backend, reads: Sequence[Read], rows: Sequence[list[Row]]) -> None:
+        self.db = db
+        self.rows = {(sql, tuple(params)): found for (sql, params), found in zip(reads, rows,
+                                                                                strict=True)}
+
+
+# The step's prefetched rows, in the task handling it (and tasks it starts, which share them:
+# a write there drops them too). Bookkeeping written behind (Backend.write_behind) is no
+# step's write: it neither serves nor drops them.
+_PREFETCHED: ContextVar[Prefetched | None] = ContextVar("taiqu_prefetched", default=None)
+
+
 class Backend:
     """What the two stores share: the interface callers use, and background bookkeeping."""
 
@@ -265,6 +285,46 @@ class Backend:
         await self.execute(*write)
         return await self.fetch_many(reads)
 
+    async def fetch_point_with(self, sql: str, params: Sequence[Any],
+                               more: Sequence[Read]) -> tuple[Row | None, list[list[Row]]]:
+        """A point read of one row (fetchone_point: the step's) and the rows of `more`, short
+        reads by key, in one round trip; the point row comes as fetchone_point gives it."""
+        raise NotImplementedError
+
+    @contextmanager
+    def prefetched(self, reads: Sequence[Read], rows: Sequence[list[Row]]) -> Iterator[None]:
+        """Within: `reads` answered with `rows` (read already, see Prefetched) by this
+        store's reads in this task, each once, until the first write."""
+        token = _PREFETCHED.set(Prefetched(self, reads, rows) if reads else None)
+        try:
+            yield
+        finally:
+            _PREFETCHED.reset(token)
+
+    def _served(self, sql: str, params: Sequence[Any]) -> list[Row] | None:
+        """This read's rows if the step prefetched them (once), else None."""
+        held = _PREFETCHED.get()
+        if held is None or held.db is not self or not held.rows:
+            return None
+        return held.rows.pop((sql, tuple(params)), None)
+
+    def _written(self) -> None:
+        """A write of the step: what was prefetched before it may be stale now."""
+        held = _PREFETCHED.get()
+        if held is not None and held.db is self:
+            held.rows.clear()
+
+    async def _many_served(self, reads: Sequence[Read],
+                           fetch: Callable[[Sequence[Read]], Awaitable[list[list[Row]]]],
+                           ) -> list[list[Row]]:
+        """fetch_many's rows: the prefetched ones served, the others fetched (one trip)."""
+        got = [self._served(sql, params) for sql, params in reads]
+        missing = [read for read, rows in zip(reads, got, strict=True) if rows is None]
+        if not missing:
+            return got  # type: ignore[return-value]
+        fetched = iter(await fetch(missing))
+        return [rows if rows is not None else next(fetched) for rows in got]
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
 
@@ -318,6 +378,7 @@ class Backend:
 
     async def _write_behind(self, sql: str, params: Sequence[Any], what: str,
                             threaded: bool) -> None:
+        _PREFETCHED.set(None)  # this task's own context: the step's rows stay as they are
         try:
             await (self._execute_threaded(sql, params) if threaded
                    else self.execute_quick(sql, params))
@@ -479,6 +540,7 @@ class Database(Backend):
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         self._not_reentrant()
+        self._written()
         async with self._write_turn():
             self._owner = asyncio.current_task()
             try:
@@ -495,6 +557,8 @@ class Database(Backend):
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self._not_reentrant()
+        if (served := self._served(sql, params)) is not None:
+            return next(iter(served), None)
         if self._reader is not None:  # one call on the reader is atomic: no lock needed
             return await Tx(self._reader, self.trips).fetchone(sql, params)
         async with self._lock:
@@ -502,6 +566,8 @@ class Database(Backend):
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._not_reentrant()
+        if (served := self._served(sql, params)) is not None:
+            return served
         if self._reader is not None:
             return await Tx(self._reader, self.trips).fetchall(sql, params)
         async with self._lock:
@@ -510,6 +576,9 @@ class Database(Backend):
     async def fetch_many(self, reads: Sequence[Read]) -> list[list[Row]]:
         """All of them in one hop to the reader's thread (each read of a Tx is a hop)."""
         self._not_reentrant()
+        return await self._many_served(reads, self._fetch_many_threaded)
+
+    async def _fetch_many_threaded(self, reads: Sequence[Read]) -> list[list[Row]]:
         if not reads:
             return []
         if self._reader is not None:
@@ -531,6 +600,8 @@ class Database(Backend):
         self._not_reentrant()
         if self._inline is None:
             return await self.fetchone(sql, params)
+        if (served := self._served(sql, params)) is not None:
+            return next(iter(served), None)
         try:
             row = self._inline.execute(sql, params).fetchone()
         except sqlite3.OperationalError as exc:
@@ -543,14 +614,17 @@ class Database(Backend):
     async def fetch_many_point(self, reads: Sequence[Read]) -> list[list[Row]]:
         """On the event loop, without the hop to the reader's thread (see fetchone_point)."""
         self._not_reentrant()
+        return await self._many_served(reads, self._fetch_many_inline)
+
+    async def _fetch_many_inline(self, reads: Sequence[Read]) -> list[list[Row]]:
         if self._inline is None or not reads:
-            return await self.fetch_many(reads)
+            return await self._fetch_many_threaded(reads)
         try:
             rows = _fetch_many_sync(self._inline, reads)
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-            return await self.fetch_many(reads)
+            return await self._fetch_many_threaded(reads)
         self.trips.inline += 1
         return rows
 
@@ -565,6 +639,7 @@ class Database(Backend):
         self._not_reentrant()
         if self._scans is None:
             return await super().fetch_many_after(write, reads)
+        self._written()
         self.trips.trips += 1
         conn = self._scans
         try:
@@ -576,14 +651,25 @@ class Database(Backend):
             raise
         return rows
 
+    async def fetch_point_with(self, sql: str, params: Sequence[Any],
+                               more: Sequence[Read]) -> tuple[Row | None, list[list[Row]]]:
+        """On the event loop, as fetchone_point (the same inline connection: the same rows)."""
+        if not more:
+            return await self.fetchone_point(sql, params), []
+        self._not_reentrant()
+        first, *rest = await self._fetch_many_inline([(sql, tuple(params)), *more])
+        return next(iter(first), None), rest
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own (autocommit) transaction."""
         self._not_reentrant()
+        self._written()
         async with self._write_turn():
             return await Tx(self.conn, self.trips).execute(sql, params)
 
     async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._not_reentrant()
+        self._written()
         async with self._write_turn():
             return await Tx(self.conn, self.trips).fetchall(sql, params)
 
@@ -592,6 +678,7 @@ class Database(Backend):
         statement of a Tx is a hop of its own). aiosqlite has no public call for running a
         function in its thread; `_execute` is the queue every one of its calls goes through."""
         self._not_reentrant()
+        self._written()
         async with self._write_turn():
             self.trips.trips += 1
             conn = self.conn
@@ -602,6 +689,7 @@ class Database(Backend):
         """A single statement in its own transaction that waits at most `quick_wait` seconds
         (for another quick write, then for the write lock) and raises DatabaseBusy after."""
         self._not_reentrant()
+        self._written()
         if self._quick is None:
             return await self.execute(sql, params)
         if not self._quick_lock.locked():  # none queued to overtake

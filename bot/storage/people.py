@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.models import Area, Role, User
-from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM, Reminders
 from bot.storage.team_managers import MANAGERS
 
@@ -127,8 +127,7 @@ class People:
 
     async def leads_of(self, team_id: int, *exclude: int) -> list[User]:
         """The team's leads, without the people in `exclude` (e.g. a lead who acted)."""
-        rows = await self.db.fetchall(_USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id",
-                                      (team_id,))
+        rows = await self.db.fetchall(*self.leads_read(team_id))
         return [u for u in map(user_of, rows) if u.id not in exclude]
 
     async def matching(self, who: str, params: Sequence[Any] = ()) -> list[User]:
@@ -136,6 +135,11 @@ class People:
         id: e.g. the people a write finds by the same SQL (who decides on an arrears)."""
         rows = await self.db.fetchall(_USER_SQL + f" WHERE {who} ORDER BY u.id", params)
         return [user_of(r) for r in rows]
+
+    @staticmethod
+    def leads_read(team_id: int) -> Read:
+        """`leads_of` declared (a button's read of them, Router.button(reads=...))."""
+        return _USER_SQL + f" WHERE {LEADS_OF_TEAM} ORDER BY u.id", (team_id,)
 
     async def users(self) -> list[User]:
         rows = await self.db.fetchall(_USER_SQL + " WHERE u.active = 1 ORDER BY u.id")

@@ -285,6 +285,7 @@ class PgDatabase(Backend):
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[PgTx]:
         self._not_reentrant()
+        self._written()
         async with self._turn():
             self._owner = asyncio.current_task()
             try:
@@ -295,10 +296,14 @@ class PgDatabase(Backend):
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self._not_reentrant()
+        if (served := self._served(sql, params)) is not None:
+            return next(iter(served), None)
         return await self.pool.fetchrow(pg_sql(sql), *params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._not_reentrant()
+        if (served := self._served(sql, params)) is not None:
+            return served
         return list(await self.pool.fetch(pg_sql(sql), *params))
 
     async def fetchone_point(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
@@ -308,6 +313,9 @@ class PgDatabase(Backend):
         """One statement: each read's rows as a JSON column (asyncpg sends one statement
         per request, and a read of several results is what JSON aggregates are for)."""
         self._not_reentrant()
+        return await self._many_served(reads, self._fetch_many)
+
+    async def _fetch_many(self, reads: Sequence[Read]) -> list[list[Row]]:
         if len(reads) <= 1:
             return [await self.fetchall(sql, params) for sql, params in reads]
         row = await self.pool.fetchrow(*_many_sql(reads))
@@ -317,12 +325,30 @@ class PgDatabase(Backend):
         """One statement: the write a CTE beside fetch_many's SELECT (it commits with it: the
         row it upserts stays locked for the scan, against this person's other searches only)."""
         self._not_reentrant()
+        self._written()
         try:
             async with asyncio.timeout(self.busy_timeout), self.pool.acquire() as conn:
                 row = await conn.fetchrow(*_many_sql(reads, write))
         except TimeoutError:
             raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
         return [json_rows(row[n]) for n in range(len(reads))]
+
+    async def fetch_point_with(self, sql: str, params: Sequence[Any],
+                               more: Sequence[Read]) -> tuple[Row | None, list[list[Row]]]:
+        """One statement: the point read's columns as asyncpg gives them (not through JSON,
+        which keeps no type: a step's read comes out as without `more`), `more` as JSON
+        columns beside them."""
+        if not more:
+            return await self.fetchone_point(sql, params), []
+        self._not_reentrant()
+        columns = ", ".join(f"{JSON_ROWS.format(read)} AS prefetch_{n}"
+                            for n, (read, _) in enumerate(more))
+        row = await self.pool.fetchrow(
+            pg_sql(f"SELECT point_q.*, {columns} FROM ({sql}) point_q"),
+            *(p for _, read_params in more for p in read_params), *params)
+        if row is None:  # no point row to carry them: read apart
+            return None, await self._fetch_many(more)
+        return row, [json_rows(row[f"prefetch_{n}"]) for n in range(len(more))]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction."""
@@ -334,6 +360,7 @@ class PgDatabase(Backend):
         the form steps' quick writes (which then held forms in memory, unseen by the other
         instances)."""
         self._not_reentrant()
+        self._written()
         async with self._turn(), self.pool.acquire() as conn:
             return await PgTx(conn, self._id_tables).fetchall(sql, params)
 
@@ -347,6 +374,7 @@ class PgDatabase(Backend):
         else statement by statement in one transaction; the latter also when the one
         statement failed (e.g. a form token saved before: `existing` and `if_new` apply)."""
         self._not_reentrant()
+        self._written()
         one = pg_one_statement(batch, self._id_tables)
         if one is not None:
             row = None
@@ -373,6 +401,7 @@ class PgDatabase(Backend):
     async def _single(self, sql: str, params: Sequence[Any], wait: float,
                       turn: asyncio.Lock | None = None) -> int | None:
         self._not_reentrant()
+        self._written()
         try:
             async with asyncio.timeout(wait), turn or nullcontext(), self.pool.acquire() as conn:
                 return await PgTx(conn, self._id_tables).execute(sql, params)

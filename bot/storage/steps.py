@@ -11,14 +11,16 @@ worker thread or a request over the network to PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import Area, User
 from bot.storage.conversations import Draft, draft_of
-from bot.storage.db import Backend, Row, from_iso
+from bot.storage.db import Backend, Read, Row, from_iso
 from bot.storage.pending import PendingChoices
 from bot.storage.people import LATEST, user_of
 from bot.storage.team_areas import VERSION as TEAM_AREAS_VERSION
@@ -95,6 +97,9 @@ class StepRead:
     team_managers: TeamManagers | None = None
     # The person's last 查客户 query, what its ◀️ ▶️ page through ('': none; None: not read).
     last_search: str | None = None
+    # The rows of the reads the button tapped declared (Router.button(reads=...)), read with
+    # this one: a list per read, in order.
+    more: tuple[list[Row], ...] = ()
 
 
 def _areas(text: str | None) -> list[Area] | None:
@@ -137,9 +142,10 @@ def _managers(row: Row, held: TeamManagers | None) -> TeamManagers | None:
     return held if held is not None and held.version == row["team_managers_version"] else None
 
 
-async def read_step(db: Backend, pending: PendingChoices, channel: str,
-                    external_id: str) -> StepRead:
-    """One indexed read (on SQLite on the event loop, see Database.fetchone_point); the
+async def read_step(db: Backend, pending: PendingChoices, channel: str, external_id: str,
+                    more: Sequence[Read] = ()) -> StepRead:
+    """One indexed read (on SQLite on the event loop, see Database.fetchone_point), with
+    `more` (short reads by key: what the button tapped declared) in the same round trip; the
     identity's numbered choices, if any, are handed to `pending` on the way, the calendar
     overrides, when they changed, to the database's CalendarCache, and the team's 台区, when
     they changed (or were not held), to its TeamAreasCache (a lead's team's managers, so, to
@@ -149,15 +155,17 @@ async def read_step(db: Backend, pending: PendingChoices, channel: str,
     guess = teams.guess(channel, external_id)
     managers = TeamManagersCache.of(db)
     held_managers = managers.held(teams.team_of(channel, external_id))
-    row = await db.fetchone_point(step_sql(db.json_rows), (
+    row, rows = await db.fetch_point_with(step_sql(db.json_rows), (
         guess.version if guess else None, held_managers.version if held_managers else None,
-        held.version, channel, external_id))
+        held.version, channel, external_id), more)
     assert row is not None  # one row always: the identity asked about
     pending.prime(channel, external_id, row["choices"])
     held.offer(row["calendar_version"], row["calendar_rows"])
     if row["id"] is None:
-        return _step(row, None, None)
-    team, mine = _team(row, guess), _managers(row, held_managers)
-    teams.seen(channel, external_id, int(row["team_id"]), team)
-    managers.keep(mine)
-    return _step(row, team, mine)
+        step = _step(row, None, None)
+    else:
+        team, mine = _team(row, guess), _managers(row, held_managers)
+        teams.seen(channel, external_id, int(row["team_id"]), team)
+        managers.keep(mine)
+        step = _step(row, team, mine)
+    return dataclasses.replace(step, more=tuple(rows)) if rows else step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 from functools import partial
@@ -18,7 +19,7 @@ from bot.handlers.menu import pager
 from bot.i18n import catalog
 from bot.models import Role
 from bot.privacy import mask_phone
-from bot.router import ReminderKind, Router, TodoItem, TodoRead, by_id, opens
+from bot.router import ReminderKind, Router, TodoItem, TodoRead, by_id, one_id, opens
 from bot.rules import categories, category_query
 from bot.services import Ctx
 from bot.storage import audit
@@ -328,7 +329,8 @@ async def reactivate(ctx: Ctx, customer_id: int) -> Outcome:
     batch = Batch()  # the record as read: one write, with its audit row
     Customers.set_active_into(batch, ctx.user, c, True, ctx.now)
     await ctx.services.db.write_batch(batch)
-    out = await card(ctx, customer_id)  # the card, active again, says it
+    # the card, active again, says it: the record as read and changed, not read back
+    out = card_of(ctx, dataclasses.replace(c, active=True, deactivated_reason=None))
     out.toast = ctx.t("customer.reactivated_toast")
     return out
 
@@ -388,17 +390,19 @@ def _show(ctx: Ctx, value: object, key: str, area_names: dict[int, str]) -> str:
 # --- the feature's wiring ----------------------------------------------------------------
 router.form(CUSTOMER)
 router.form(DEACTIVATE)
-router.button("cust")(by_id(card))
+# What a button about customer ID reads first, read with the step's read (issue #12).
+READS_CUSTOMER = one_id(lambda ctx, cid: [ctx.services.customers.get_read(ctx.user, cid)])
+router.button("cust", reads=READS_CUSTOMER)(by_id(card))
 router.button("custp")(by_id(page))
-router.button("reveal")(by_id(partial(reveal, which="phone")))
-router.button("revealE")(by_id(partial(reveal, which="emergency")))
+router.button("reveal", reads=READS_CUSTOMER)(by_id(partial(reveal, which="phone")))
+router.button("revealE", reads=READS_CUSTOMER)(by_id(partial(reveal, which="emergency")))
 router.button("custlog")(by_id(history))
-router.button("custon")(by_id(reactivate))
+router.button("custon", reads=READS_CUSTOMER)(by_id(reactivate))
 OPENERS = {"custedit": "ce", "custvisit": "cv", "custoff": "co"}  # button action -> opener
 
 
 for _action, _prefix in OPENERS.items():
-    router.button(_action)(opens(_prefix))
+    router.button(_action, reads=READS_CUSTOMER)(opens(_prefix))
 
 
 @router.command("customer")

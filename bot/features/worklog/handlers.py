@@ -27,11 +27,13 @@ from bot.router import (
     by_id,
     card_button_reads,
     extra_card_buttons,
+    one_id,
     opens,
 )
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer
+from bot.storage.db import Read
 from bot.storage.loose_media import LooseMedia
 from bot.timeparse import format_time
 
@@ -76,13 +78,23 @@ async def list_logs(ctx: Ctx, offset: int = 0) -> Outcome:
     return Outcome().add("\n".join(lines), rows)
 
 
+def card_reads(ctx: Ctx, worklog_id: int) -> list[Read]:
+    """The entry, its customer and what the buttons other features add under it need."""
+    return [ctx.services.worklogs.get_read(worklog_id),
+            ctx.services.customers.of_log_read(ctx.user, worklog_id),
+            *card_button_reads(ctx, CARD, worklog_id)]
+
+
+def entry_read(ctx: Ctx, worklog_id: int) -> list[Read]:
+    """What a button about one entry reads first (get_for): the entry."""
+    return [ctx.services.worklogs.get_read(worklog_id)]
+
+
 async def show_log(ctx: Ctx, worklog_id: int) -> Outcome:
     logs = ctx.services.worklogs
-    # The entry and what the buttons other features add under it need, in one round trip
     customers = ctx.services.customers
-    found, customer, *added = await ctx.services.db.fetch_many_point([
-        logs.get_read(worklog_id), customers.of_log_read(ctx.user, worklog_id),
-        *card_button_reads(ctx, CARD, worklog_id)])
+    # in one round trip (with the step's own read when the card's button was tapped)
+    found, customer, *added = await ctx.services.db.fetch_many_point(card_reads(ctx, worklog_id))
     w = logs.seen_by(ctx.user, found[0] if found else None)
     if w is None:
         return Outcome().add(ctx.t("logs.not_found"))
@@ -172,7 +184,7 @@ async def _refusal(ctx: Ctx, w: WorkLog) -> Outcome | None:
           Button(ctx.t("btn.view"), router.callback("log", w.id))]])
 
 
-@router.button("logdel")
+@router.button("logdel", reads=one_id(entry_read))
 async def ask_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     w = await ctx.services.worklogs.get_for(ctx.user, int(arg)) if arg.isdigit() else None
     if w is None:
@@ -191,7 +203,7 @@ async def ask_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
         Button(ctx.t("btn.log_keep"), router.callback("log", w.id))]])
 
 
-@router.button("logdelok")
+@router.button("logdelok", reads=one_id(entry_read))
 async def confirm_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     w = await ctx.services.worklogs.get_for(ctx.user, int(arg)) if arg.isdigit() else None
     if w is None:  # deleted already (a second tap) or never visible
@@ -212,8 +224,8 @@ async def confirm_delete(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str
 router.form(WORKLOG)
 router.default_form = WORKLOG.name
 router.button("logs")(by_id(list_logs))
-router.button("log")(by_id(show_log))
-router.button("logedit")(opens("e"))
+router.button("log", reads=one_id(card_reads))(by_id(show_log))
+router.button("logedit", reads=one_id(entry_read))(opens("e"))
 router.form(comments.COMMENT)
 router.button("logcmt")(opens(comments.OPENER))
 router.reminder_kind(comments.SUBJECT, ReminderKind(render=comments.render_told,
