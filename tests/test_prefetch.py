@@ -120,7 +120,7 @@ async def test_the_steps_row_is_the_same_with_reads_beside_it(services: Services
     keeps asyncpg's types (JSON keeps none): a step reads the same with them or without."""
     db = services.db
     user = await make_user(services, "张三")
-    params = (None, None, "test", "张三")
+    params = (None, None, None, "test", "张三")  # the held versions: none
     alone = await db.fetchone_point(step_sql(db.json_rows), params)
     row, (names,) = await db.fetch_point_with(step_sql(db.json_rows), params,
                                               [name_read(user.id)])
