@@ -710,3 +710,30 @@ def test_every_key_in_both_locales() -> None:
         zf = {f for _, f, _, _ in string.Formatter().parse(zh[key]) if f}
         ef = {f for _, f, _, _ in string.Formatter().parse(en[key]) if f}
         assert zf == ef, key
+
+
+@pytest.mark.parametrize(("said", "like"), [
+    ("本周报表", "/report 本周"), ("上周报表", "/report 上周"), ("本月报表", "/report 本月"),
+    ("上个月的汇总", "/report 上个月"), ("11月报表", "/report 11月"),
+    ("本周周报", "/report 本周"),
+    ("this week's report", "/report this week"), ("last month report", "/report last month"),
+])
+async def test_the_period_before_the_word_is_a_report(seeded: World, assistant: Assistant,
+                                                      said: str, like: str) -> None:
+    """「本周报表」 as 「报表 本周」 (the period before the word, as people say it)."""
+    lead = Chat(assistant, "test", "王班长")
+    if said.isascii():
+        await lead.say("/lang en")
+    asked = await lead.say(said)
+    wanted = await lead.say(like)
+    assert asked.replies and asked.replies[0].text == wanted.replies[0].text
+    assert [a.filename for a in asked.replies[0].attachments] == \
+        [a.filename for a in wanted.replies[0].attachments]
+
+
+async def test_a_sentence_ending_in_the_word_is_not_a_report(seeded: World,
+                                                             assistant: Assistant) -> None:
+    """Only a period before the word makes a report: a reminder to hand one in stays one."""
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("提醒我周五下午交报表")
+    assert "工作汇总" not in zhang.text

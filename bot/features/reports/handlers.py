@@ -48,6 +48,10 @@ router = Router("reports")
 FILES_ACTION = "rptf"  # the button under a manager's Monday report that sends its XLSX
 _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
+# The period before the word, as people say it: 本周报表, 上个月的汇总, this week's report.
+_PERIOD_FIRST = re.compile(
+    r"^(.+?)\s*(?:的\s*)?(?:工作汇总|工作周报|周报|汇总|报表)$"
+    r"|^(.+?)(?:'s|’s)?\s+(?:report|summary)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
 _LOG_KINDS = ("日志", "工作日志", "logs", "log")
 
@@ -102,6 +106,16 @@ def _range_alone(text: str, local_now: datetime) -> Period | None:
         return parse_range(text, local_now)
     except RangeError:
         return None
+
+
+def _names_a_range(text: str, local_now: datetime) -> bool:
+    """A range, or what is meant as one (a month that has not come yet gets its answer):
+    not a sentence that ends in 报表 (提醒我周五交报表 is a reminder)."""
+    try:
+        parse_range(text, local_now)
+    except RangeError as exc:
+        return exc.key != "report.range.unknown"
+    return True
 
 
 def _looks_like_name(text: str) -> bool:
@@ -226,6 +240,9 @@ async def report_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _REPORT_WORDS.match(s)
     if m:
         return await report(ctx, m.group(1))
+    m = _PERIOD_FIRST.match(s)
+    if m and _names_a_range(period := m.group(1) or m.group(2), ctx.local_now):
+        return await report(ctx, period)
     m = _EXPORT_WORDS.match(s)
     if m:
         return await export(ctx, "日志 " + m.group(2))
