@@ -737,3 +737,29 @@ async def test_a_sentence_ending_in_the_word_is_not_a_report(seeded: World,
     zhang = Chat(assistant, "test", "张三")
     await zhang.say("提醒我周五下午交报表")
     assert "工作汇总" not in zhang.text
+
+
+@pytest.mark.parametrize(("said", "heading", "days"), [
+    ("/report 王五月", "王五月", "2026-11-30 周一 — 2026-12-06 周日"),  # not 王 in May
+    ("/report 王五 五月", "王五", "2026-05-01 周五 — 2026-05-31 周日"),
+    ("/report 本周王五月", "王五月", "2026-12-07 周一 — 2026-12-13 周日"),
+    ("/report 张三 2026-11-16 2026-11-22", "张三", "2026-11-16 周一 — 2026-11-22 周日"),
+    ("/report 2026-11-16 张三 2026-11-22", "张三", "2026-11-16 周一 — 2026-11-22 周日"),
+])
+async def test_a_name_that_reads_like_a_range(seeded: World, services: Services,
+                                              assistant: Assistant, clock: FakeClock,
+                                              said: str, heading: str, days: str) -> None:
+    """/report reads the person named before it knows the team's members (a guess: the text
+    less the range at its end or start), and checks the guess against them: a name like
+    王五月 (王 in 五月?) or a name between two dates is still found, a trip later."""
+    clock.set(CREATED)
+    await make_user(services, "王五月", team=TEAM_A, areas=())
+    clock.set(NOW)
+    w = await world(services)
+    for at in (L(2026, 12, 2, 10, 0), L(2026, 12, 7, 8, 0)):  # last week, this week
+        await add_log(services, w, "王五月", at, ("patrol",), "4号台区")
+    lead = Chat(assistant, "test", "王班长")
+    msg = (await lead.say(said)).replies[0].text
+    assert msg.startswith(f"📊 {heading} 的工作汇总（城东供电所）\n{days}")
+    if heading == "王五月":
+        assert "📝 工作日志 1 条：巡视 1" in msg, msg

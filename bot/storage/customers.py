@@ -199,13 +199,14 @@ _DUE_IN_AREAS = (f"(SELECT count(*) FROM customers c WHERE {VISIT_DUE_SQL} AND c
                  "WHERE user_id = u.id))")
 
 
-def visit_counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
-                      now: datetime) -> Read:
-    """Per manager of the team (or the one manager `user_id`), for [start, end): special
+def visit_counts_read(team_id: int, person: tuple[str, tuple[Any, ...]] | None,
+                      start: datetime, end: datetime, now: datetime) -> Read:
+    """Per manager of the team (or the one manager `person`: SQL for the id and its
+    parameters, bot.router.ReportScope.person), for [start, end): special
     customers visited (by the log's author), still due by `end` in their areas, and of
     those past due at the report's moment (`end`, or now for a period still running).
     One SELECT, not three reads per manager (issue #12: the report's one round trip)."""
-    one = "" if user_id is None else " AND u.id = ?"
+    one, one_params = ("", ()) if person is None else (f" AND u.id = {person[0]}", person[1])
     return ("SELECT u.name, (SELECT count(DISTINCT w.customer_id) FROM worklogs w "
             "WHERE w.team_id = ? AND w.user_id = u.id AND w.customer_id IS NOT NULL "
             "AND w.occurred_at >= ? AND w.occurred_at < ?) AS visited, "
@@ -213,7 +214,7 @@ def visit_counts_read(team_id: int, user_id: int | None, start: datetime, end: d
             "FROM users u WHERE u.team_id = ? AND u.active = 1 "
             f"AND u.role = 'manager'{one} ORDER BY u.name, u.id",
             (team_id, iso(start), iso(end), iso(end), team_id, iso(min(end, now)), team_id,
-             team_id, *(() if user_id is None else (user_id,))))
+             team_id, *one_params))
 
 
 def visit_counts_of(rows: list[Row]) -> list[VisitCounts]:

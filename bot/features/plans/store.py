@@ -188,12 +188,12 @@ def plans_in(rows: list[Row]) -> list[Plan]:
     return [_plan(r) for r in rows]
 
 
-def managers_read(team_id: int, user_id: int | None = None) -> Read:
-    """The team's active managers (or the one), by name: whose plans a lead or a report
-    lists."""
-    one = "" if user_id is None else " AND id = ?"
+def managers_read(team_id: int, person: tuple[str, tuple[Any, ...]] | None = None) -> Read:
+    """The team's active managers (or the one `person`: SQL for the id and its parameters,
+    bot.router.ReportScope.person), by name: whose plans a lead or a report lists."""
+    one, params = ("", ()) if person is None else (f" AND id = {person[0]}", person[1])
     return ("SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
-            f"{one} ORDER BY name, id", (team_id, *(() if user_id is None else (user_id,))))
+            f"{one} ORDER BY name, id", (team_id, *params))
 
 
 def items_in(rows: list[Row]) -> list[Item]:
@@ -249,10 +249,11 @@ def by_id(plan_id: int, team_id: int, *months: Month) -> Which:
     return Which("id = ? AND team_id = ?", (plan_id, team_id), months)
 
 
-def of_team(team_id: int, month: Month, user_id: int | None = None) -> Which:
-    one = "" if user_id is None else " AND user_id = ?"
-    return Which(f"team_id = ? AND month = ?{one}",
-                 (team_id, month.key, *(() if user_id is None else (user_id,))), (month,))
+def of_team(team_id: int, month: Month, person: tuple[str, tuple[Any, ...]] | None = None
+            ) -> Which:
+    """The team's plans of `month`, or one manager's (`person` as managers_read's)."""
+    one, params = ("", ()) if person is None else (f" AND user_id = {person[0]}", person[1])
+    return Which(f"team_id = ? AND month = ?{one}", (team_id, month.key, *params), (month,))
 
 
 PLANS_READS = 4

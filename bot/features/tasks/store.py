@@ -157,14 +157,16 @@ async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
 _MANAGERS = "tasks.managers"  # Ctx.memo's key
 
 
-def counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
-                now: datetime) -> Read:
+def counts_read(team_id: int, person: tuple[str, tuple[Any, ...]] | None, start: datetime,
+                end: datetime, now: datetime) -> Read:
     """(manager, given, done, overdue) in [start, end): given = created, done = finished,
-    overdue = due in the period and not done by then (still open, or done late)."""
+    overdue = due in the period and not done by then (still open, or done late). `person`:
+    one manager's (SQL for the id and its parameters, bot.router.ReportScope.person)."""
     cut = iso(min(end, now))
-    who = "" if user_id is None else " AND t.user_id = ?"
+    who, who_params = ("", ()) if person is None else (f" AND t.user_id = {person[0]}",
+                                                       person[1])
     params: tuple[Any, ...] = (iso(start), iso(end), iso(start), iso(end), iso(start), cut,
-                               team_id, *(() if user_id is None else (user_id,)))
+                               team_id, *who_params)
     return ("SELECT u.name, "
             "SUM(CASE WHEN t.created_at >= ? AND t.created_at < ? THEN 1 ELSE 0 END) AS given, "
             "SUM(CASE WHEN t.done_at >= ? AND t.done_at < ? THEN 1 ELSE 0 END) AS done, "
