@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DATA_DIR
+from bot.router import Person, one_person
 from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM
@@ -188,10 +189,10 @@ def plans_in(rows: list[Row]) -> list[Plan]:
     return [_plan(r) for r in rows]
 
 
-def managers_read(team_id: int, person: tuple[str, tuple[Any, ...]] | None = None) -> Read:
+def managers_read(team_id: int, person: Person | None = None) -> Read:
     """The team's active managers (or the one `person`: SQL for the id and its parameters,
     bot.router.ReportScope.person), by name: whose plans a lead or a report lists."""
-    one, params = ("", ()) if person is None else (f" AND id = {person[0]}", person[1])
+    one, params = one_person("id", person)
     return ("SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
             f"{one} ORDER BY name, id", (team_id, *params))
 
@@ -249,10 +250,9 @@ def by_id(plan_id: int, team_id: int, *months: Month) -> Which:
     return Which("id = ? AND team_id = ?", (plan_id, team_id), months)
 
 
-def of_team(team_id: int, month: Month, person: tuple[str, tuple[Any, ...]] | None = None
-            ) -> Which:
+def of_team(team_id: int, month: Month, person: Person | None = None) -> Which:
     """The team's plans of `month`, or one manager's (`person` as managers_read's)."""
-    one, params = ("", ()) if person is None else (f" AND user_id = {person[0]}", person[1])
+    one, params = one_person("user_id", person)
     return Which(f"team_id = ? AND month = ?{one}", (team_id, month.key, *params), (month,))
 
 

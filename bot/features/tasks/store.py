@@ -12,6 +12,7 @@ from typing import Any
 from bot.config import DATA_DIR
 from bot.records import runtime as rt
 from bot.reminders import in_quiet_sql
+from bot.router import Person, one_person
 from bot.services import Ctx
 from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, iso
@@ -157,14 +158,13 @@ async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
 _MANAGERS = "tasks.managers"  # Ctx.memo's key
 
 
-def counts_read(team_id: int, person: tuple[str, tuple[Any, ...]] | None, start: datetime,
-                end: datetime, now: datetime) -> Read:
+def counts_read(team_id: int, person: Person | None, start: datetime, end: datetime,
+                now: datetime) -> Read:
     """(manager, given, done, overdue) in [start, end): given = created, done = finished,
     overdue = due in the period and not done by then (still open, or done late). `person`:
     one manager's (SQL for the id and its parameters, bot.router.ReportScope.person)."""
     cut = iso(min(end, now))
-    who, who_params = ("", ()) if person is None else (f" AND t.user_id = {person[0]}",
-                                                       person[1])
+    who, who_params = one_person("t.user_id", person)
     params: tuple[Any, ...] = (iso(start), iso(end), iso(start), iso(end), iso(start), cut,
                                team_id, *who_params)
     return ("SELECT u.name, "
