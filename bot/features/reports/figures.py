@@ -26,7 +26,7 @@ Counting rules (the XLSX 汇总 sheet states them too):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -271,12 +271,20 @@ def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) 
     a subquery on the same scope and period conditions): run in one round trip, with the
     features' sections' reads (handlers.gather; issue #12: statement by statement was 12-16).
     Each reads only the scope's rows: a person's, that person's. `detail`: the XLSX's rows
-    too, its entries and categories included (log_reads), last."""
+    too, its entries and categories included (log_reads)."""
     q = _Q(scope, period, now)
     out = [_users_read(q), _areas_read(q), *_worklog_reads(q), _patrols_read(q),
            _complaints_read(q), _arrears_read(q), _outages_read(q), _repairs_read(q),
            _reminders_read(q)]
-    return out + log_reads(scope, period, now) if detail else out
+    return out + log_reads(scope, period, now) if detail and not logs_apart(scope) else out
+
+
+def logs_apart(scope: Scope) -> bool:
+    """A team's XLSX entries are read in a trip of their own (read_logs_apart), once the
+    figures' rows are built and let go: in one trip with them they were +80 MB at the peak
+    for a 5,000-manager team (and +43 MB with each read's rows let go as used: bench_report
+    --scenarios reply). A person's are few: they come with the figures."""
+    return scope.team_wide
 
 
 def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
@@ -288,17 +296,13 @@ def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
         _customers_of("arrears", _arrears_where(q))])]
 
 
-def build(scope: Scope, period: Period, now: datetime, rows: list[list[Row]], *,
+def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]], *,
           detail: bool = False) -> Figures:
-    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order, but
-    for the XLSX's entries (add_logs). Takes the figures' rows out of `rows`, which is left
-    with the entries' alone: they are let go once counted, before the entries are made into
-    LogRows, so that a 5,000-manager team's files cost no more memory in one round trip than
-    with the entries read in a trip of their own (+47 MB at the peak when all were held)."""
+    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order (a
+    team's XLSX entries not among them: read_logs_apart adds them)."""
     q = _Q(scope, period, now)
-    got = dict(zip(_READS, rows[:len(_READS)], strict=True))
-    del rows[:len(_READS)]
-    assert len(rows) in (0, len(_DETAIL_READS)), len(rows)
+    names_ = _READS + (_DETAIL_READS if len(rows) > len(_READS) else ())
+    got = dict(zip(names_, rows, strict=True))
     people, names = _people(q, got["users"], got["areas"])
     by_id = {p.user_id: p for p in people}
     overdue: list[OverdueItem] = []
@@ -318,6 +322,8 @@ def build(scope: Scope, period: Period, now: datetime, rows: list[list[Row]], *,
     _outages(q, got["outages"], person, names, overdue, det)
     _repairs(q, got["repairs"], person, names, overdue, det)
     _reminders(got["reminders"], person, names)
+    if det is not None and "logs" in got:
+        add_logs(det, [got[k] for k in _DETAIL_READS])
     shown = [p for p in people if p.role in ("manager", "other") or p.has_records
              or not scope.team_wide]
     shown.sort(key=lambda p: (-p.entries, p.user_id))
@@ -328,23 +334,26 @@ def build(scope: Scope, period: Period, now: datetime, rows: list[list[Row]], *,
     return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
 
 
-def add_logs(fig: Figures, rows: list[list[Row]]) -> None:
-    """The XLSX's entries and categories, from the rows of `log_reads` (what `build` left in
-    its `rows`, emptied here), if read."""
-    if fig.detail is not None and rows:
-        logs, comments, categories = rows
-        rows.clear()
-        fig.detail.logs = _log_rows(logs, comments)
-        del logs
-        fig.detail.categories = _categories(categories)
+def add_logs(det: Detail, rows: Sequence[list[Row]]) -> None:
+    """The XLSX's entries and categories, from the rows of `log_reads`."""
+    logs, comments, categories = rows
+    det.logs = _log_rows(logs, comments)
+    det.categories = _categories(categories)
+
+
+async def read_logs_apart(db: Database, fig: Figures) -> None:
+    """A team's XLSX entries, when the figures were built without them (logs_apart)."""
+    if fig.detail is not None and logs_apart(fig.scope):
+        add_logs(fig.detail, await db.fetch_many(log_reads(fig.scope, fig.period, fig.now)))
 
 
 async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
                   detail: bool = False) -> Figures:
-    """The figures alone, in one round trip (the WeCom robot, the CLI, tests)."""
-    rows = await db.fetch_many(reads(scope, period, now, detail=detail))
-    fig = build(scope, period, now, rows, detail=detail)
-    add_logs(fig, rows)
+    """The figures alone, in one round trip, a team's XLSX entries in a second (the WeCom
+    robot, the CLI, tests)."""
+    fig = build(scope, period, now, await db.fetch_many(reads(scope, period, now,
+                                                              detail=detail)), detail=detail)
+    await read_logs_apart(db, fig)
     return fig
 
 

@@ -235,17 +235,17 @@ async def gather(services: Services, scope: Scope, period: Period, now: datetime
     """The figures with every feature's own section (router.report_section) in the
     composition root's order: a new record type joins the report without a change here.
     Their rows come in one round trip (`fetch`, or `fetched` if read already, for the same
-    person, period and detail), the XLSX's entries with them; a section that reads its own
-    is awaited after. Rows are let go as they are used, the entries made into the XLSX's rows
-    last (a 5,000-manager team's week: ~200,000), when the rest are gone."""
+    person, period and detail); a section that reads its own is awaited after; a team's
+    XLSX entries come in a trip of their own once those rows are let go
+    (figures.logs_apart)."""
     got = fetched or await fetch(services, scope, period, now, locale, detail=detail)
     rs = report_scope(scope, period, now, locale)
-    logs, rows, got.own, got.sections = got.own, got.sections, [], {}
+    fig = figures.build(scope, period, now, got.own, detail=detail)
+    rows, got.own, got.sections = got.sections, [], {}  # let them go as they are used
     del got, fetched
-    fig = figures.build(scope, period, now, logs, detail=detail)  # leaves the entries' rows
     fig.parts = [s.part(rs, rows.pop(id(s))) if isinstance(s, ReportSection)
                  else await s(services.db, rs) for s in app_router().report_sections]
-    figures.add_logs(fig, logs)
+    await figures.read_logs_apart(services.db, fig)
     return fig
 
 
