@@ -17,7 +17,9 @@ native memory (SQLite, matplotlib, Agg buffers) counts too. Scenarios:
 - files: message + the XLSX + the PNG chart (what a lead receives);
 - manager: one manager's own report with its XLSX;
 - paper: /export 日志 上周 (the printable XLSX) for the whole team;
-- year: /report over the whole year with files (the range bounds the work, not the file).
+- year: /report over the whole year with files (the range bounds the work, not the file);
+- reply: a lead's /report as the chat sends it (handlers.report_reply: the figures, every
+  feature's section, the XLSX and the chart; the reads' round trips counted).
 
 Nothing is asserted except that every run produced what it should (entry counts match the
 database, the PNG and XLSX are non-empty), so a broken run cannot look fast.
@@ -260,6 +262,15 @@ async def child(db_path: str, scenario: str, team: str, runs: int) -> dict[str, 
     out: dict[str, Any] = {"entries": expected}
 
     async def once() -> dict[str, int]:
+        if scenario == "reply":
+            from bot.features.reports.handlers import report_reply
+
+            await services.db.settle()
+            services.db.trips.reset()
+            reply = await report_reply(services, scope, period, NOW, "zh_CN")
+            assert len(reply.attachments) == 2 and len(reply.text) <= 4096
+            return {"chars": len(reply.text), "trips": services.db.trips.trips,
+                    **{a.filename[-4:]: len(a.data) for a in reply.attachments}}
         if scenario == "paper":
             logs = await load_logs(services.db, scope, period)
             data = paper.build(logs, team, period, "zh_CN")
@@ -391,7 +402,8 @@ def main() -> None:
     rows = []
     for r in results:
         sizes = r["sizes"]
-        files = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items() if k != "chars")
+        files = ", ".join(f"{k} {v / 1024:.0f} KB" if k != "trips" else f"{v} round trips"
+                          for k, v in sizes.items() if k != "chars")
         rows.append([r["code"], f"{r['managers']}", r["scenario"], f"{r['entries']:,}",
                      f"{r['cold_s']:.2f}", f"{r['warm_s']:.2f}", f"{r['cold_peak_mb']:.0f}",
                      f"{r['warm_peak_mb']:.0f}", str(sizes.get("chars", "")), files or "—"])

@@ -144,6 +144,26 @@ class ReminderKind:
     snoozable: bool = True
 
 
+# A report's person in SQL: an expression for their id and its parameters (ReportScope.person).
+Person = tuple[str, tuple[Any, ...]]
+# An active member of the team by name (the lowest id if two share it, as the reports'
+# name-finding picks): team id, name.
+PERSON_BY_NAME = ("(SELECT id FROM users WHERE team_id = ? AND active = 1 AND name = ? "
+                  "ORDER BY id LIMIT 1)")
+
+
+def person_sql(team_id: int, user_id: int | None, named: str | None) -> Person | None:
+    """The person by id, or (named) by name within the team; None: no one (the team)."""
+    if named is not None:
+        return PERSON_BY_NAME, (team_id, named)
+    return None if user_id is None else ("?", (user_id,))
+
+
+def one_person(column: str, person: Person | None) -> tuple[str, tuple[Any, ...]]:
+    """' AND <column> = <the person>' (and its parameters), or '' with no person."""
+    return ("", ()) if person is None else (f" AND {column} = {person[0]}", person[1])
+
+
 @dataclass(frozen=True)
 class ReportScope:
     """What a report covers, as a feature's report section sees it: a team or one person of
@@ -156,16 +176,28 @@ class ReportScope:
     end: datetime
     now: datetime
     locale: str
+    # The person named (/report 张三) before their id is known: the reads find them by name
+    # among the team's active members, so that the team's members (to word the answer to a
+    # name that is no one's) are read in the same round trip (issue #12). user_id is None.
+    named: str | None = None
 
     @property
     def team_wide(self) -> bool:
-        return self.user_id is None
+        return self.user_id is None and self.named is None
+
+    def person(self) -> Person | None:
+        """SQL (and its parameters) standing for the person's id, by id or by name; None for
+        the team's report."""
+        return person_sql(self.team_id, self.user_id, self.named)
+
+    def one(self, column: str) -> tuple[str, tuple[Any, ...]]:
+        """' AND <column> = <the person>' for a person's report, '' for the team's."""
+        return one_person(column, self.person())
 
     def records_of(self, alias: str) -> tuple[str, tuple[Any, ...]]:
         """SQL (and its parameters) for the records in scope: the team's, or the person's."""
-        if self.team_wide:
-            return f"{alias}.team_id = ?", (self.team_id,)
-        return f"{alias}.team_id = ? AND {alias}.user_id = ?", (self.team_id, self.user_id)
+        who, params = self.one(f"{alias}.user_id")
+        return f"{alias}.team_id = ?{who}", (self.team_id, *params)
 
     def local(self, stored: str | None) -> datetime | None:
         """A stored moment as a sheet shows it: local time, no zone (Excel has none)."""

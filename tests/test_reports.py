@@ -710,3 +710,56 @@ def test_every_key_in_both_locales() -> None:
         zf = {f for _, f, _, _ in string.Formatter().parse(zh[key]) if f}
         ef = {f for _, f, _, _ in string.Formatter().parse(en[key]) if f}
         assert zf == ef, key
+
+
+@pytest.mark.parametrize(("said", "like"), [
+    ("本周报表", "/report 本周"), ("上周报表", "/report 上周"), ("本月报表", "/report 本月"),
+    ("上个月的汇总", "/report 上个月"), ("11月报表", "/report 11月"),
+    ("本周周报", "/report 本周"),
+    ("this week's report", "/report this week"), ("last month report", "/report last month"),
+])
+async def test_the_period_before_the_word_is_a_report(seeded: World, assistant: Assistant,
+                                                      said: str, like: str) -> None:
+    """「本周报表」 as 「报表 本周」 (the period before the word, as people say it)."""
+    lead = Chat(assistant, "test", "王班长")
+    if said.isascii():
+        await lead.say("/lang en")
+    asked = await lead.say(said)
+    wanted = await lead.say(like)
+    assert asked.replies and asked.replies[0].text == wanted.replies[0].text
+    assert [a.filename for a in asked.replies[0].attachments] == \
+        [a.filename for a in wanted.replies[0].attachments]
+
+
+async def test_a_sentence_ending_in_the_word_is_not_a_report(seeded: World,
+                                                             assistant: Assistant) -> None:
+    """Only a period before the word makes a report: a reminder to hand one in stays one."""
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("提醒我周五下午交报表")
+    assert "工作汇总" not in zhang.text
+
+
+@pytest.mark.parametrize(("said", "heading", "days"), [
+    ("/report 王五月", "王五月", "2026-11-30 周一 — 2026-12-06 周日"),  # not 王 in May
+    ("/report 王五 五月", "王五", "2026-05-01 周五 — 2026-05-31 周日"),
+    ("/report 本周王五月", "王五月", "2026-12-07 周一 — 2026-12-13 周日"),
+    ("/report 张三 2026-11-16 2026-11-22", "张三", "2026-11-16 周一 — 2026-11-22 周日"),
+    ("/report 2026-11-16 张三 2026-11-22", "张三", "2026-11-16 周一 — 2026-11-22 周日"),
+])
+async def test_a_name_that_reads_like_a_range(seeded: World, services: Services,
+                                              assistant: Assistant, clock: FakeClock,
+                                              said: str, heading: str, days: str) -> None:
+    """/report reads the person named before it knows the team's members (a guess: the text
+    less the range at its end or start), and checks the guess against them: a name like
+    王五月 (王 in 五月?) or a name between two dates is still found, a trip later."""
+    clock.set(CREATED)
+    await make_user(services, "王五月", team=TEAM_A, areas=())
+    clock.set(NOW)
+    w = await world(services)
+    for at in (L(2026, 12, 2, 10, 0), L(2026, 12, 7, 8, 0)):  # last week, this week
+        await add_log(services, w, "王五月", at, ("patrol",), "4号台区")
+    lead = Chat(assistant, "test", "王班长")
+    msg = (await lead.say(said)).replies[0].text
+    assert msg.startswith(f"📊 {heading} 的工作汇总（城东供电所）\n{days}")
+    if heading == "王五月":
+        assert "📝 工作日志 1 条：巡视 1" in msg, msg

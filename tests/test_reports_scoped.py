@@ -17,7 +17,9 @@ from bench.bench_report import NOW, TZ, build_db
 from bot.clock import FakeClock
 from bot.config import load_settings
 from bot.features.reports.figures import _Q, PersonFigures, Scope, UnpatrolledArea, compute
+from bot.features.reports.handlers import report_scope
 from bot.features.reports.ranges import Period, parse_range
+from bot.router import ReportSection, app_router
 from bot.services import Services
 from bot.storage.db import Database
 
@@ -157,11 +159,12 @@ class _Statements:
         self.sql.append(sql)
 
 
+@pytest.mark.parametrize("by_name", [False, True])
 async def test_a_persons_report_reads_no_team_wide_rows(services: Services,
-                                                       report_db: Path) -> None:
+                                                       report_db: Path, by_name: bool) -> None:
     """One manager's report reaches every big table through that person's (or 台区's) index,
     so its cost does not grow with the team (before: the team's complaints, arrears, repairs,
-    outages, and every entry of the team for 巡视)."""
+    outages, and every entry of the team for 巡视); found by name (/report 张三) as by id."""
     reader = services.db._reader
     assert reader is not None
     seen = _Statements()
@@ -170,8 +173,9 @@ async def test_a_persons_report_reads_no_team_wide_rows(services: Services,
                                    "'manager' ORDER BY id LIMIT 1")
     assert m is not None
     try:
-        await compute(services.db, Scope(m["team_id"], "t", m["id"], m["name"]),
-                      parse_range("上周", NOW), NOW, detail=True)
+        scope = Scope(m["team_id"], "t", user_name=m["name"], by_name=True) if by_name \
+            else Scope(m["team_id"], "t", m["id"], m["name"])
+        await compute(services.db, scope, parse_range("上周", NOW), NOW, detail=True)
     finally:
         await reader.set_trace_callback(None)
     assert len(seen.sql) > 10
@@ -186,3 +190,31 @@ async def test_a_persons_report_reads_no_team_wide_rows(services: Services,
                 team_wide.append((step, sql[:90]))
     con.close()
     assert not team_wide, team_wide
+
+
+async def test_a_person_found_by_name_reads_as_by_id(services: Services) -> None:
+    """/report 张三 reads the person's figures and every section by name (in SQL, with the
+    team's members in the same round trip): the same rows as by id, for the active member
+    of that name (the first, if two share it)."""
+    db, compared = services.db, 0
+    sections = [s for s in app_router().report_sections if isinstance(s, ReportSection)]
+    for scope in await _scopes(services):
+        first = await db.fetchone("SELECT min(id) AS id FROM users WHERE team_id = ? AND "
+                                  "name = ? AND active = 1", (scope.team_id, scope.user_name))
+        if scope.team_wide or first is None or first["id"] != scope.user_id:
+            continue  # found by name: an active member, the first of the name
+        named = Scope(scope.team_id, scope.team_name, user_name=scope.user_name, by_name=True)
+        for period in [*_periods(), Period(date(2026, 11, 1), date(2026, 11, 30), TZ, "month")]:
+            for detail in (False, True):
+                by_id = await compute(db, scope, period, NOW, detail=detail)
+                by_name = await compute(db, named, period, NOW, detail=detail)
+                assert by_name.scope == named and by_name.people
+                by_name.scope = scope
+                assert by_name == by_id, (scope, period, detail)
+            rs, rs_named = (report_scope(s, period, NOW, "zh_CN") for s in (scope, named))
+            assert rs_named.named == scope.user_name and not rs_named.team_wide
+            for section in sections:
+                assert (await db.fetch_many(section.reads(rs_named))
+                        == await db.fetch_many(section.reads(rs))), (section, scope, period)
+            compared += 1
+    assert compared > 20

@@ -236,8 +236,7 @@ def _local(stored: str, tz: Any) -> str:
 
 
 def report_reads(scope: ReportScope) -> list[Read]:
-    who, who_params = ("", ()) if scope.user_id is None else ("AND {a}.user_id = ?",
-                                                              (scope.user_id,))
+    who, who_params = scope.one("{a}.user_id")
     span = (iso(scope.start), iso(scope.end)) * 2
     return [(_REPORT_SQL.format(who_c=who.format(a="c"), who_r=who.format(a="r")),
              (scope.team_id, *who_params, *span, scope.team_id, *who_params, *span))]

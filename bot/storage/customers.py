@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.deadlines import OVERDUE_SQL
 from bot.models import Role, User
+from bot.router import Person, one_person
 from bot.storage import audit
 from bot.storage.batch import Batch, Ref, Unchanged
 from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
@@ -220,13 +221,14 @@ _DUE_IN_AREAS = (f"(SELECT count(*) FROM customers c WHERE {VISIT_DUE_SQL} AND c
                  "WHERE user_id = u.id))")
 
 
-def visit_counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
+def visit_counts_read(team_id: int, person: Person | None, start: datetime, end: datetime,
                       now: datetime) -> Read:
-    """Per manager of the team (or the one manager `user_id`), for [start, end): special
+    """Per manager of the team (or the one manager `person`: SQL for the id and its
+    parameters, bot.router.ReportScope.person), for [start, end): special
     customers visited (by the log's author), still due by `end` in their areas, and of
     those past due at the report's moment (`end`, or now for a period still running).
     One SELECT, not three reads per manager (issue #12: the report's one round trip)."""
-    one = "" if user_id is None else " AND u.id = ?"
+    one, one_params = one_person("u.id", person)
     return ("SELECT u.name, (SELECT count(DISTINCT w.customer_id) FROM worklogs w "
             "WHERE w.team_id = ? AND w.user_id = u.id AND w.customer_id IS NOT NULL "
             "AND w.occurred_at >= ? AND w.occurred_at < ?) AS visited, "
@@ -234,7 +236,7 @@ def visit_counts_read(team_id: int, user_id: int | None, start: datetime, end: d
             "FROM users u WHERE u.team_id = ? AND u.active = 1 "
             f"AND u.role = 'manager'{one} ORDER BY u.name, u.id",
             (team_id, iso(start), iso(end), iso(end), team_id, iso(min(end, now)), team_id,
-             team_id, *(() if user_id is None else (user_id,))))
+             team_id, *one_params))
 
 
 def visit_counts_of(rows: list[Row]) -> list[VisitCounts]:

@@ -15,7 +15,7 @@ def _line(locale: str, c: VisitCounts) -> str:
 
 
 def visits_reads(scope: ReportScope) -> list[Read]:
-    return [visit_counts_read(scope.team_id, scope.user_id, scope.start, scope.end, scope.now)]
+    return [visit_counts_read(scope.team_id, scope.person(), scope.start, scope.end, scope.now)]
 
 
 def visits_part(scope: ReportScope, rows: list[list[Row]]) -> ReportPart:

@@ -61,8 +61,11 @@ def _areas_in(scope: ReportScope, alias: str) -> tuple[str, tuple[Any, ...]]:
     """The team's areas, or (one person's report) the areas they look after."""
     if scope.team_wide:
         return f"{alias}.team_id = ?", (scope.team_id,)
+    person = scope.person()
+    assert person is not None  # not the team's
     return (f"{alias}.team_id = ? AND {alias}.id IN "
-            "(SELECT area_id FROM user_areas WHERE user_id = ?)", (scope.team_id, scope.user_id))
+            f"(SELECT area_id FROM user_areas WHERE user_id = {person[0]})",
+            (scope.team_id, *person[1]))
 
 
 def _reads(scope: ReportScope) -> list[Read]:

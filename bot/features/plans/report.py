@@ -41,9 +41,9 @@ def report_reads(scope: ReportScope) -> list[Read]:
     months = months_within(scope)
     if not months:
         return []
-    return [store.managers_read(scope.team_id, scope.user_id), *(
+    return [store.managers_read(scope.team_id, scope.person()), *(
         read for month in months for read in store.plans_reads(
-            store.of_team(scope.team_id, month, scope.user_id), zone(scope),
+            store.of_team(scope.team_id, month, scope.person()), zone(scope),
             closed_items=False))]
 
 

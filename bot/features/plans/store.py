@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DATA_DIR
+from bot.router import Person, one_person
 from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, from_iso, iso
 from bot.storage.reminders import LEADS_OF_TEAM
@@ -198,12 +199,12 @@ def plans_in(rows: list[Row]) -> list[Plan]:
     return [_plan(r) for r in rows]
 
 
-def managers_read(team_id: int, user_id: int | None = None) -> Read:
-    """The team's active managers (or the one), by name: whose plans a lead or a report
-    lists."""
-    one = "" if user_id is None else " AND id = ?"
+def managers_read(team_id: int, person: Person | None = None) -> Read:
+    """The team's active managers (or the one `person`: SQL for the id and its parameters,
+    bot.router.ReportScope.person), by name: whose plans a lead or a report lists."""
+    one, params = one_person("id", person)
     return ("SELECT id, name FROM users WHERE team_id = ? AND role = 'manager' AND active = 1"
-            f"{one} ORDER BY name, id", (team_id, *(() if user_id is None else (user_id,))))
+            f"{one} ORDER BY name, id", (team_id, *params))
 
 
 def items_in(rows: list[Row]) -> list[Item]:
@@ -259,10 +260,10 @@ def by_id(plan_id: int, team_id: int, *months: Month) -> Which:
     return Which("id = ? AND team_id = ?", (plan_id, team_id), months)
 
 
-def of_team(team_id: int, month: Month, user_id: int | None = None) -> Which:
-    one = "" if user_id is None else " AND user_id = ?"
-    return Which(f"team_id = ? AND month = ?{one}",
-                 (team_id, month.key, *(() if user_id is None else (user_id,))), (month,))
+def of_team(team_id: int, month: Month, person: Person | None = None) -> Which:
+    """The team's plans of `month`, or one manager's (`person` as managers_read's)."""
+    one, params = one_person("user_id", person)
+    return Which(f"team_id = ? AND month = ?{one}", (team_id, month.key, *params), (month,))
 
 
 PLANS_READS = 4

@@ -33,7 +33,7 @@ from typing import Any
 
 from bot.deadlines import OVERDUE_SQL, is_overdue
 from bot.features.reports.ranges import Period
-from bot.router import ReportPart
+from bot.router import Person, ReportPart, one_person, person_sql
 from bot.rules import work_item_keys
 from bot.storage.db import Database, Read, Row, from_iso, iso
 
@@ -47,10 +47,17 @@ class Scope:
     team_name: str
     user_id: int | None = None
     user_name: str | None = None
+    # The person is known by name alone (user_id None): the reads find them among the team's
+    # active members by `user_name` (bot.router.ReportScope.named).
+    by_name: bool = False
 
     @property
     def team_wide(self) -> bool:
-        return self.user_id is None
+        return self.user_id is None and not self.by_name
+
+    def person(self) -> Person | None:
+        """SQL (and its parameters) for the person's id; None for the team."""
+        return person_sql(self.team_id, self.user_id, self.user_name if self.by_name else None)
 
 
 @dataclass
@@ -240,11 +247,11 @@ class _Q:
 
     def who(self, alias: str = "") -> tuple[str, list[Any]]:
         a = f"{alias}." if alias else ""
-        if self.scope.user_id is None:
+        one, params = one_person(f"{a}user_id", self.scope.person())
+        if not one:
             return f"{a}team_id = ?", [self.scope.team_id]
         # "+": not the team's index (every record of the team) but the person's (issue #12).
-        return (f"+{a}team_id = ? AND {a}user_id = ?",
-                [self.scope.team_id, self.scope.user_id])
+        return f"+{a}team_id = ?{one}", [self.scope.team_id, *params]
 
     def within(self, column: str) -> tuple[str, list[Any]]:
         return f"({column} >= ? AND {column} < ?)", [self.start, self.end]
@@ -275,7 +282,8 @@ def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) 
 def logs_apart(scope: Scope) -> bool:
     """A team's XLSX entries are read in a trip of their own (read_logs_apart), once the
     figures' rows are built and let go: in one trip with them they were +80 MB at the peak
-    for a 5,000-manager team. A person's are few: they come with the figures."""
+    for a 5,000-manager team (and +43 MB with each read's rows let go as used: bench_report
+    --scenarios reply). A person's are few: they come with the figures."""
     return scope.team_wide
 
 
@@ -356,16 +364,15 @@ def _read(sql: str, params: Iterable[Any]) -> Read:
 def _users_read(q: _Q) -> Read:
     """The team's members (a person's report: that person), active or not: the active ones
     are the people of the report, and any of them may own a record of the period."""
-    mine = "" if q.scope.team_wide else " AND id = ?"
+    mine, params = one_person("id", q.scope.person())
     return _read(f"SELECT id, name, role, active FROM users WHERE team_id = ?{mine} ORDER BY id",
-                 (q.scope.team_id,) if q.scope.team_wide else (q.scope.team_id, q.scope.user_id))
+                 (q.scope.team_id, *params))
 
 
 def _areas_read(q: _Q) -> Read:
-    mine = "" if q.scope.team_wide else " AND ua.user_id = ?"
+    mine, params = one_person("ua.user_id", q.scope.person())
     return _read("SELECT ua.user_id, a.name FROM user_areas ua JOIN areas a ON a.id = ua.area_id "
-                 f"WHERE a.team_id = ?{mine} ORDER BY a.id",
-                 [q.scope.team_id] + ([] if q.scope.team_wide else [q.scope.user_id]))
+                 f"WHERE a.team_id = ?{mine} ORDER BY a.id", [q.scope.team_id, *params])
 
 
 def _people(q: _Q, users: list[Row], areas: list[Row]
@@ -411,12 +418,13 @@ def _patrols_read(q: _Q) -> Read:
     team = q.scope.team_id
     # A person's 台区: those the person looks after as an active manager (as before).
     mine, mp, team_areas = "", [], "a.team_id = ?"
-    if q.scope.user_id is not None:
+    person = q.scope.person()
+    if person is not None:
         mine = (" AND a.id IN (SELECT ua.area_id FROM user_areas ua JOIN users u "
                 "ON u.id = ua.user_id WHERE u.team_id = ? AND u.active = 1 "
-                "AND u.role = 'manager' AND u.id = ?)")
+                f"AND u.role = 'manager' AND u.id = {person[0]})")
         team_areas = "+a.team_id = ?"  # the person's 台区 by id, not all the team's
-        mp = [team, q.scope.user_id]
+        mp = [team, *person[1]]
     span, sp = q.within("w.occurred_at")
     return _read(
         "SELECT a.id, a.name, u.id AS owner_id, u.name AS owner FROM areas a "

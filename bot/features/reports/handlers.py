@@ -10,6 +10,7 @@ import asyncio
 import difflib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ from bot.router import PushFn, ReportScope, ReportSection, Router, app_router
 from bot.services import Ctx, Services
 from bot.storage import job_runs
 from bot.storage.conversations import Draft
-from bot.storage.db import Row, from_iso
+from bot.storage.db import Read, Row, from_iso
 from bot.textutil import normalize_input, safe_filename
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ router = Router("reports")
 FILES_ACTION = "rptf"  # the button under a manager's Monday report that sends its XLSX
 _REPORT_WORDS = re.compile(
     r"^(?:(?:工作汇总|工作周报|周报|汇总|报表)\s*|report(?:\s+|$))(.*)$", re.I)
+# The period before the word, as people say it: 本周报表, 上个月的汇总, this week's report.
+_PERIOD_FIRST = re.compile(
+    r"^(.+?)\s*(?:的\s*)?(?:工作汇总|工作周报|周报|汇总|报表)$"
+    r"|^(.+?)(?:'s|’s)?\s+(?:report|summary)$", re.I)
 _EXPORT_WORDS = re.compile(r"^导出\s*(工作)?日志\s*(.*)$")
 _LOG_KINDS = ("日志", "工作日志", "logs", "log")
 
@@ -58,18 +63,32 @@ class Request:
     period: Period
 
 
+def members_read(team_id: int) -> Read:
+    """The team's active members, to find a name in a text (in id order: of two with one
+    name, the first, as figures' ReportScope.named finds them in SQL)."""
+    return ("SELECT id, name FROM users WHERE team_id = ? AND active = 1 ORDER BY id",
+            (team_id,))
+
+
 async def resolve(services: Services, user: User, text: str,
                   local_now: datetime) -> Request | str:
     """The scope and period `text` asks for, or the answer explaining why not (a locale
-    string already filled in)."""
-    locale = user.locale or services.settings.locale
+    string already filled in). The team's members are read when the text is no range alone
+    (it may name someone)."""
     rest = normalize_input(text)
-    named: tuple[int, str] | None = None
-    members: list[Row] = []
     alone = _range_alone(rest, local_now)
-    if alone is None:  # a name, perhaps: the team's members (not read for a range alone)
-        members = await services.db.fetchall(
-            "SELECT id, name FROM users WHERE team_id = ? AND active = 1", (user.team_id,))
+    members = [] if alone is not None else await services.db.fetchall(
+        *members_read(user.team_id))
+    return decide(services, user, rest, alone, local_now, members)
+
+
+def decide(services: Services, user: User, rest: str, alone: Period | None,
+           local_now: datetime, members: list[Row]) -> Request | str:
+    """resolve's answer for the normalized text `rest`, the range it is alone (or None) and
+    the team's active members (members_read; none needed for a range alone)."""
+    locale = user.locale or services.settings.locale
+    named: tuple[int, str] | None = None
+    if alone is None:  # a name, perhaps: the longest member's name in the text
         for m in sorted(members, key=lambda r: -len(r["name"])):
             if m["name"] and m["name"] in rest:
                 named = (m["id"], m["name"])
@@ -104,6 +123,38 @@ def _range_alone(text: str, local_now: datetime) -> Period | None:
         return None
 
 
+def _names_a_range(text: str, local_now: datetime) -> bool:
+    """A range, or what is meant as one (a month that has not come yet gets its answer):
+    not a sentence that ends in 报表 (提醒我周五交报表 is a reminder)."""
+    try:
+        parse_range(text, local_now)
+    except RangeError as exc:
+        return exc.key != "report.range.unknown"
+    return True
+
+
+# A range is at most so many characters (2026-11-01 至 2026-11-30): guess tries no longer.
+_LONGEST_RANGE = 40
+
+
+def guess(rest: str, local_now: datetime) -> tuple[str, Period]:
+    """The name and period a text that is no range alone most likely says, before the team's
+    members are read: the text with the longest range at its end or start taken out
+    (张三 本周, 本周张三), else the whole text and last week. So /report 张三 reads the members
+    and the person's figures (by name, in SQL) in one round trip; `decide` checks the guess
+    against the members read, and a wrong one (a name like 王五月) costs a trip more."""
+    n = len(rest)
+    for size in range(min(n - 1, _LONGEST_RANGE), 0, -1):
+        for name in (rest[:n - size].strip(), rest[size:].strip()):  # range last, first
+            if not name:
+                continue
+            try:
+                return name, parse_range(rest.replace(name, " ", 1).strip(), local_now)
+            except RangeError:
+                continue
+    return rest, parse_range("", local_now)
+
+
 def _looks_like_name(text: str) -> bool:
     """A misspelt name rather than a misspelt range: a few letters, no digits or date words."""
     return bool(re.fullmatch(r"[\u4e00-\u9fff·]{2,5}|[A-Za-z][A-Za-z .'-]{1,30}", text)) and \
@@ -119,12 +170,13 @@ def file_stem(kind: str, fig_scope: Scope, period: Period, locale: str) -> str:
 
 async def report_reply(services: Services, scope: Scope, period: Period, now: datetime,
                        locale: str, *, files: bool = True, intro: str | None = None,
-                       files_on_tap: bool = False) -> Reply:
+                       files_on_tap: bool = False, fetched: Fetched | None = None) -> Reply:
     """The report as one reply: the message, then the XLSX and (for a team) the chart.
     `files_on_tap`: the message only, with a button that sends the XLSX (the Monday push to
-    managers: one send each instead of two keeps 33,000 of them within 30 minutes)."""
+    managers: one send each instead of two keeps 33,000 of them within 30 minutes).
+    `fetched`: the rows, read already (`fetch`, with the same scope and files)."""
     files = files and not files_on_tap
-    fig = await gather(services, scope, period, now, locale, detail=files)
+    fig = await gather(services, scope, period, now, locale, detail=files, fetched=fetched)
     if period.kind == "month":  # the month's figures against the team's targets
         fig.parts.append(targets_part(scope.team_name, fig.parts, locale))
     limit = SUMMARY_CHARS - (len(intro) + 1 if intro else 0)
@@ -150,23 +202,49 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
     return reply
 
 
+@dataclass
+class Fetched:
+    """A report's one round trip: the figures' rows, each declared section's (by id), and
+    the rows of the reads asked `also` (the team's members for /report 张三)."""
+
+    own: list[list[Row]]
+    sections: dict[int, list[list[Row]]]
+    also: list[list[Row]]
+
+
+def report_scope(scope: Scope, period: Period, now: datetime, locale: str) -> ReportScope:
+    return ReportScope(scope.team_id, scope.user_id, period.start, period.end, now, locale,
+                       scope.user_name if scope.by_name else None)
+
+
+async def fetch(services: Services, scope: Scope, period: Period, now: datetime,
+                locale: str, *, detail: bool = False, also: Sequence[Read] = ()) -> Fetched:
+    """The figures' reads, the declared sections' (ReportSection) and `also` in ONE round
+    trip (issue #12)."""
+    rs = report_scope(scope, period, now, locale)
+    declared = [s for s in app_router().report_sections if isinstance(s, ReportSection)]
+    more, own, *got = await services.db.fetch_groups(
+        [also, figures.reads(scope, period, now, detail=detail),
+         *(s.reads(rs) for s in declared)])
+    return Fetched(own, {id(s): rows for s, rows in zip(declared, got, strict=True)}, more)
+
+
 async def gather(services: Services, scope: Scope, period: Period, now: datetime,
-                 locale: str, *, detail: bool = False) -> Figures:
+                 locale: str, *, detail: bool = False, fetched: Fetched | None = None
+                 ) -> Figures:
     """The figures with every feature's own section (router.report_section) in the
     composition root's order: a new record type joins the report without a change here.
-    The figures' reads and the declared sections' (ReportSection) go in ONE round trip
-    (issue #12); a section that reads its own is awaited after; a team's XLSX entries come
-    in a trip of their own once those rows are let go (figures.logs_apart)."""
-    rs = ReportScope(scope.team_id, scope.user_id, period.start, period.end, now, locale)
-    sections = app_router().report_sections
-    declared = [s for s in sections if isinstance(s, ReportSection)]
-    own, *fetched = await services.db.fetch_groups(
-        [figures.reads(scope, period, now, detail=detail), *(s.reads(rs) for s in declared)])
-    fig = figures.build(scope, period, now, own, detail=detail)
-    rows = {id(s): got for s, got in zip(declared, fetched, strict=True)}
-    del own, fetched
+    Their rows come in one round trip (`fetch`, or `fetched` if read already, for the same
+    person, period and detail); a section that reads its own is awaited after; a team's
+    XLSX entries come in a trip of their own once those rows are let go
+    (figures.logs_apart)."""
+    got = fetched or await fetch(services, scope, period, now, locale, detail=detail)
+    rs = report_scope(scope, period, now, locale)
+    fig = figures.build(scope, period, now, got.own, detail=detail)
+    rows, got.own, got.sections = got.sections, [], {}  # let them go as they are used
+    del got, fetched
     fig.parts = [s.part(rs, rows.pop(id(s))) if isinstance(s, ReportSection)
-                 else await s(services.db, rs) for s in sections]
+                 else await s(services.db, rs) for s in app_router().report_sections]
     await figures.read_logs_apart(services.db, fig)
     return fig
 
@@ -177,10 +255,29 @@ def _worth_files(fig: Figures) -> bool:
 
 
 async def report(ctx: Ctx, arg: str) -> Outcome:
-    req = await resolve(ctx.services, ctx.user, arg, ctx.local_now)
+    """/report [name] [range]. A text that may name someone: the team's members are read
+    with the guessed person's figures (`guess`), in one round trip (issue #12)."""
+    services, user = ctx.services, ctx.user
+    rest = normalize_input(arg)
+    alone = _range_alone(rest, ctx.local_now)
+    fetched: Fetched | None = None
+    if alone is None:
+        name, period = guess(rest, ctx.local_now)
+        mine = Scope(user.team_id, user.team_name, user.id, user.name)
+        guessed = mine if not user.sees_whole_team else \
+            Scope(user.team_id, user.team_name, user_name=name, by_name=True)
+        fetched = await fetch(services, guessed, period, ctx.now, ctx.locale, detail=True,
+                              also=[members_read(user.team_id)])
+        req = decide(services, user, rest, alone, ctx.local_now, fetched.also[0])
+        if not isinstance(req, str) and (req.period, req.scope.user_name) != \
+                (period, guessed.user_name):
+            fetched = None  # not the guess: read again for whom and when it says
+    else:
+        req = decide(services, user, rest, alone, ctx.local_now, [])
     if isinstance(req, str):
         return Outcome().add(req)
-    reply = await report_reply(ctx.services, req.scope, req.period, ctx.now, ctx.locale)
+    reply = await report_reply(services, req.scope, req.period, ctx.now, ctx.locale,
+                               fetched=fetched)
     return Outcome(replies=[reply])
 
 
@@ -226,6 +323,9 @@ async def report_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     m = _REPORT_WORDS.match(s)
     if m:
         return await report(ctx, m.group(1))
+    m = _PERIOD_FIRST.match(s)
+    if m and _names_a_range(period := m.group(1) or m.group(2), ctx.local_now):
+        return await report(ctx, period)
     m = _EXPORT_WORDS.match(s)
     if m:
         return await export(ctx, "日志 " + m.group(2))

@@ -750,7 +750,7 @@ async def up_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) ->
 
 # --- the weekly report --------------------------------------------------------------------
 def report_reads(scope: ReportScope) -> list[Read]:
-    return [counts_read(scope.team_id, scope.user_id, scope.start, scope.end, scope.now)]
+    return [counts_read(scope.team_id, scope.person(), scope.start, scope.end, scope.now)]
 
 
 def report_section(scope: ReportScope, read: list[list[Row]]) -> ReportPart:

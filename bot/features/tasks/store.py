@@ -12,6 +12,7 @@ from typing import Any
 from bot.config import DATA_DIR
 from bot.records import runtime as rt
 from bot.reminders import in_quiet_sql
+from bot.router import Person, one_person
 from bot.services import Ctx
 from bot.storage.batch import Batch, Ref
 from bot.storage.db import Database, Read, Row, iso
@@ -168,14 +169,15 @@ async def team_managers(ctx: Ctx) -> list[tuple[int, str]]:
     return await ctx.team_managers()
 
 
-def counts_read(team_id: int, user_id: int | None, start: datetime, end: datetime,
+def counts_read(team_id: int, person: Person | None, start: datetime, end: datetime,
                 now: datetime) -> Read:
     """(manager, given, done, overdue) in [start, end): given = created, done = finished,
-    overdue = due in the period and not done by then (still open, or done late)."""
+    overdue = due in the period and not done by then (still open, or done late). `person`:
+    one manager's (SQL for the id and its parameters, bot.router.ReportScope.person)."""
     cut = iso(min(end, now))
-    who = "" if user_id is None else " AND t.user_id = ?"
+    who, who_params = one_person("t.user_id", person)
     params: tuple[Any, ...] = (iso(start), iso(end), iso(start), iso(end), iso(start), cut,
-                               team_id, *(() if user_id is None else (user_id,)))
+                               team_id, *who_params)
     return ("SELECT u.name, "
             "SUM(CASE WHEN t.created_at >= ? AND t.created_at < ? THEN 1 ELSE 0 END) AS given, "
             "SUM(CASE WHEN t.done_at >= ? AND t.done_at < ? THEN 1 ELSE 0 END) AS done, "
