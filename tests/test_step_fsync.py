@@ -90,12 +90,18 @@ async def until(check: Callable[[], bool]) -> None:
     raise AssertionError("not reached")
 
 
+async def greeted(services: Services) -> Chat:
+    """张三, who has said 你好 (his first step's bookkeeping written)."""
+    await make_user(services, "张三")
+    zhang = Chat(Assistant(services), "test", "张三")
+    await zhang.say("你好")
+    await services.db.settle()
+    return zhang
+
+
 async def test_a_step_is_answered_only_once_its_write_is_synced(
         full: Services, disk: HeldSync) -> None:
-    await make_user(full, "张三")
-    zhang = Chat(Assistant(full), "test", "张三")
-    await zhang.say("你好")
-    await full.db.settle()
+    zhang = await greeted(full)
     disk.hold()
     with full.db.step():  # another chat's step in flight: the sync goes to the thread
         step = asyncio.create_task(zhang.say("记录巡视 3号台区"))
@@ -121,10 +127,7 @@ def form_on_disk(path: Path) -> Callable[[], object]:
 
 async def test_a_lone_step_syncs_on_the_loop_after_its_commit(
         full: Services, disk: HeldSync) -> None:
-    await make_user(full, "张三")
-    zhang = Chat(Assistant(full), "test", "张三")
-    await zhang.say("你好")
-    await full.db.settle()
+    zhang = await greeted(full)
     disk.threads.clear()
     disk.seen = form_on_disk(full.settings.db_path)
     out = await zhang.say("记录巡视 3号台区")
@@ -147,10 +150,7 @@ async def test_bookkeeping_written_behind_a_reply_syncs_off_the_loop(
 
 async def test_a_slow_disk_sends_the_syncs_back_to_the_thread(
         full: Services, disk: HeldSync, monkeypatch: pytest.MonkeyPatch) -> None:
-    await make_user(full, "张三")
-    zhang = Chat(Assistant(full), "test", "张三")
-    await zhang.say("你好")
-    await full.db.settle()
+    zhang = await greeted(full)
     monkeypatch.setattr(walsync, "INLINE_MOST_S", 0.0)  # every sync on the loop is too slow
     disk.threads.clear()
     for text in ("记录巡视 3号台区", "现在", "2号杆拉线松动"):
@@ -187,10 +187,7 @@ async def test_steps_committed_while_a_sync_runs_share_the_next_one(
 
 
 async def test_a_failed_sync_fails_the_step_and_says_so(full: Services, disk: HeldSync) -> None:
-    await make_user(full, "张三")
-    zhang = Chat(Assistant(full), "test", "张三")
-    await zhang.say("你好")
-    await full.db.settle()
+    zhang = await greeted(full)
     disk.fail = True
     out = await zhang.say("记录巡视 3号台区")
     assert [r.text for r in out.replies] == [L("error.not_durable")]
