@@ -12,6 +12,7 @@ import pytest
 from bot.channels.terminal import run_terminal
 from bot.services import Services
 from tests.conftest import Chat
+from tests.tg_harness import L
 
 pytestmark = pytest.mark.both_backends  # form state on SQLite and on PostgreSQL
 
@@ -104,3 +105,14 @@ async def test_done_typed_at_an_optional_step_in_the_local_chat(services: Servic
     said = out.getvalue()
     assert "这个按钮现在用不了" not in said
     assert said.rindex("紧急联系人电话") > said.rindex("紧急联系人姓名")
+
+
+@pytest.mark.parametrize("data", ["-|worklog.log|x",    # router.by_id
+                                  "-|repairs.rep|x",    # a record's card (records.runtime)
+                                  "-|arrears.arry|x",   # router.opener_button
+                                  "-|todo.todop|x"])    # a feature's own check
+async def test_every_stale_button_gets_the_same_answer(zhang: Chat, data: str) -> None:
+    await zhang.say("/start")
+    out = await zhang.tap(data)
+    assert out.toast == L("button.stale")
+    assert zhang.text == L("button.stale_long")
