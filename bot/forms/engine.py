@@ -411,14 +411,14 @@ class FormEngine:
         rows.append(nav)
         return rows
 
-    def typed_control(self, ctx: Ctx, draft: Draft, text: str) -> tuple[str, str] | None:
+    def _typed_control(self, ctx: Ctx, draft: Draft, text: str) -> tuple[str, str] | None:
         """The action and argument of the button among the step's controls whose label
         `text` is exactly (its emoji optional: 「保持不变」, 「⏭ 跳过」, 「➕ 备注」), if any."""
         key = label_key(text) if len(text) <= MAX_TYPED_CHOICE else ""
         for row in self._controls(ctx, draft) if key else ():
             for b in row:
                 parsed = parse_callback(b.data)
-                if parsed is not None and label_key(b.label) == key:
+                if parsed and parsed[0] == draft.token and label_key(b.label) == key:
                     return parsed[1], parsed[2]
         return None
 
@@ -548,7 +548,7 @@ class FormEngine:
         # cannot see the keyboard (a phone's keyboard over it, a chat that numbers it in
         # text) types what it says, and expects 「保持不变」 to keep the answer, not to become
         # it. Choices are not among them: the step's own reading takes a typed choice.
-        if (typed := self.typed_control(ctx, draft, clean)) is not None:
+        if (typed := self._typed_control(ctx, draft, clean)) is not None:
             return await self.on_action(ctx, draft, *typed)
         if is_word(clean, "cancel"):  # typed 取消 / 算了 asks first, like the ✖️ button
             return await self.confirm_cancel(ctx, draft)
