@@ -1,7 +1,8 @@
 """A button's label typed at a form step is that button (保持不变 keeps the answer, it does
 not become it); words of a step the form has left are not its buttons (完成 typed at an
 optional free-text step skips it, in the local chat too); text that merely contains such a
-word stays an answer."""
+word stays an answer. And a button whose data no longer fits gets one answer wherever it
+is handled."""
 
 from __future__ import annotations
 
