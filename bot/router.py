@@ -387,7 +387,7 @@ class Router:
         (asking first if another form is open); `reads`: what the opener reads first."""
         async def handler(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
             if not arg.isdigit():
-                return Outcome(toast=ctx.t("button.stale"))
+                return stale_reply(ctx)
             return await app.open_form(ctx, draft, f"{prefix}{int(arg)}")
 
         self.buttons[self.action(action)] = handler

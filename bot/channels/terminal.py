@@ -75,8 +75,9 @@ class TerminalChat:
         self.user = user
         self.out = out
         self.buttons: list[Button] = []  # the latest buttons on screen, numbered from 1
-        # Buttons of earlier messages, newest first: a label typed for a card still works when
-        # a push (the morning digest) was printed between the card and the typing.
+        # Buttons of earlier messages since the last answer, newest first: a label typed for
+        # a card still works when a push (the morning digest) was printed between the card
+        # and the typing.
         self.earlier: deque[list[Button]] = deque(maxlen=EARLIER_BUTTON_SETS)
         self._photo_seq = 0
 
@@ -84,10 +85,17 @@ class TerminalChat:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def show(self, out: Outcome) -> None:
+    def show(self, out: Outcome, *, answers: bool = False) -> None:
+        """Print `out`. `answers`: it answers what was just typed (not a push): the buttons
+        of messages before it are no longer read from a typed label. A form's step is then
+        asked by its own buttons alone: 完成 typed at a later step is that step's word, not
+        the 完成 of a step the form has left (which only says the button is stale)."""
         if out.toast:
             self._print(f"  ({out.toast})")
         replies: list[Reply] = ([out.edit] if out.edit else []) + out.replies
+        if answers and any(reply.buttons for reply in replies):
+            self.buttons = []
+            self.earlier.clear()
         for reply in replies:
             self._print("🤖 " + reply.text.replace("\n", "\n   "))
             if reply.photos:
@@ -158,7 +166,7 @@ class TerminalChat:
     async def send(self, line: str) -> None:
         ev = self.to_event(line)
         if ev is not None:
-            self.show(await self.assistant.handle(ev))
+            self.show(await self.assistant.handle(ev), answers=True)
 
 
 QUIT_WORDS = ("/quit", "/exit", "/q")

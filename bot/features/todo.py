@@ -19,7 +19,7 @@ from bot.reminders import (
     quiet_window,
     snooze_buttons,
 )
-from bot.router import ReminderKind, Router, TodoItem
+from bot.router import ReminderKind, Router, TodoItem, stale_reply
 from bot.services import Ctx
 from bot.storage.conversations import Draft
 from bot.storage.db import from_iso, iso
@@ -98,7 +98,7 @@ async def todo_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
 @router.button("todop")
 async def todo_page(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     if not arg.isdigit():
-        return Outcome(toast=ctx.t("button.stale"))
+        return stale_reply(ctx)
     return await show_todo(app, ctx, int(arg))
 
 
@@ -124,7 +124,7 @@ async def snooze(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Out
     m = re.fullmatch(r"(\d+)(h|m|s\d{1,4})", arg)
     until = _snooze_until(ctx, m.group(2)) if m else None
     if m is None or until is None:
-        return Outcome(toast=ctx.t("button.stale"))
+        return stale_reply(ctx)
     rows = Reminders(ctx.services.db)
     current = await rows.get(int(m.group(1)))
     if current is not None and overdue_urgent(current) and (

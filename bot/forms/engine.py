@@ -12,12 +12,13 @@ from functools import cache
 from typing import Any
 
 from bot import validators
-from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager
+from bot.events import GLOBAL_TOKEN, Button, Outcome, Reply, callback, pager, parse_callback
 from bot.forms.fields import EMPTY, PHOTO_NOTES, Field, FormView, Invalid, Kind
 from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
+from bot.shaping import MAX_TYPED_CHOICE, label_key
 from bot.storage.batch import Batch, Declined, Played, Ref, Unchanged
 from bot.storage.conversations import Draft, FormState
 from bot.storage.db import from_iso, iso
@@ -327,23 +328,10 @@ class FormEngine:
         step = st.step
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
-            offered, extras = self._offer_buttons(ctx, spec, draft)
-            if spec.summary_buttons is not None:
-                return Reply("\n".join(lines), offered + extras + spec.summary_buttons(ctx, tok))
-            buttons = [*offered, [Button(ctx.t("btn.save"), callback(tok, "save")),
-                                  Button(ctx.t("btn.edit"), callback(tok, "edit"))],
-                       *extras,  # under 保存: the common case taps on as before
-                       [Button(ctx.t("btn.back"), callback(tok, "back")),
-                        Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]]
-            return Reply("\n".join(lines), buttons)
+            return Reply("\n".join(lines), self._controls(ctx, draft))
         if step == EDIT_MENU:
             lines.append(ctx.t("form.edit_which"))
-            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))]
-                    for f in spec.active(st.values)]
-            pairs = [rows[i][0:1] + (rows[i + 1] if i + 1 < len(rows) else [])
-                     for i in range(0, len(rows), 2)]
-            pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
-            return Reply("\n".join(lines), pairs)
+            return Reply("\n".join(lines), self._controls(ctx, draft))
         f = spec.get_field(step)
         notice = st.notices.pop(f.name, None)
         if notice:
@@ -375,12 +363,40 @@ class FormEngine:
                 rows.append(row)
             if nav_row := pager(ctx.t, "chpage", offset, page, len(choices), token=tok):
                 rows.append(nav_row)  # a long list (a lead's every 台区): typed names match all
-            if f.kind is Kind.MULTI:
-                rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
+        if f.kind is Kind.PHOTOS and value:
+            lines.append(ctx.t("form.photos_so_far", count=len(value)))
+        return Reply("\n".join(lines), rows + self._controls(ctx, draft))
+
+    def _controls(self, ctx: Ctx, draft: Draft) -> list[list[Button]]:
+        """The step's buttons other than its choices: 完成, the quick answers, 上一步 / 保持不变
+        / 清空 / 跳过 / 取消; the summary's and the edit menu's buttons."""
+        spec = self.forms[draft.form]
+        st = _state(draft)
+        tok = draft.token
+        if st.step == SUMMARY:
+            offered, extras = self._offer_buttons(ctx, spec, draft)
+            if spec.summary_buttons is not None:
+                return offered + extras + spec.summary_buttons(ctx, tok)
+            return [*offered, [Button(ctx.t("btn.save"), callback(tok, "save")),
+                               Button(ctx.t("btn.edit"), callback(tok, "edit"))],
+                    *extras,  # under 保存: the common case taps on as before
+                    [Button(ctx.t("btn.back"), callback(tok, "back")),
+                     Button(ctx.t("btn.cancel"), callback(tok, "cancel"))]]
+        if st.step == EDIT_MENU:
+            rows = [[Button(ctx.t(f.label), callback(tok, "editf", f.name))]
+                    for f in spec.active(st.values)]
+            pairs = [rows[i][0:1] + (rows[i + 1] if i + 1 < len(rows) else [])
+                     for i in range(0, len(rows), 2)]
+            pairs.append([Button(ctx.t("btn.to_summary"), callback(tok, "summary"))])
+            return pairs
+        f = spec.get_field(st.step)
+        value = st.values.get(f.name)
+        rows: list[list[Button]] = []
+        if f.kind is Kind.MULTI and f.choices:
+            rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
         for action in f.quick:
             rows.append([Button(ctx.t(f"btn.{action}"), callback(tok, "quick", action))])
         if f.kind is Kind.PHOTOS and value:
-            lines.append(ctx.t("form.photos_so_far", count=len(value)))
             rows.append([Button(ctx.t("btn.done"), callback(tok, "done"))])
         nav: list[Button] = []
         if st.history or st.editing:
@@ -393,7 +409,18 @@ class FormEngine:
             nav.append(Button(ctx.t("btn.skip"), callback(tok, "skip")))
         nav.append(Button(ctx.t("btn.cancel"), callback(tok, "cancel")))
         rows.append(nav)
-        return Reply("\n".join(lines), rows)
+        return rows
+
+    def _typed_control(self, ctx: Ctx, draft: Draft, text: str) -> tuple[str, str] | None:
+        """The action and argument of the button among the step's controls whose label
+        `text` is exactly (its emoji optional: 「保持不变」, 「⏭ 跳过」, 「➕ 备注」), if any."""
+        key = label_key(text) if len(text) <= MAX_TYPED_CHOICE else ""
+        for row in self._controls(ctx, draft) if key else ():
+            for b in row:
+                parsed = parse_callback(b.data)
+                if parsed and parsed[0] == draft.token and label_key(b.label) == key:
+                    return parsed[1], parsed[2]
+        return None
 
     @staticmethod
     def _choice_offset(draft: Draft, f: Field, total: int, page: int) -> int:
@@ -517,6 +544,12 @@ class FormEngine:
                 return await self.cancel(ctx, draft)
             if is_word(clean, "resume") or clean == normalize_input(ctx.t("btn.cancel_no")):
                 return await self.reprompt(ctx, draft)
+        # The label of a button the step shows, typed, is that button, never an answer: who
+        # cannot see the keyboard (a phone's keyboard over it, a chat that numbers it in
+        # text) types what it says, and expects 「保持不变」 to keep the answer, not to become
+        # it. Choices are not among them: the step's own reading takes a typed choice.
+        if (typed := self._typed_control(ctx, draft, clean)) is not None:
+            return await self.on_action(ctx, draft, *typed)
         if is_word(clean, "cancel"):  # typed 取消 / 算了 asks first, like the ✖️ button
             return await self.confirm_cancel(ctx, draft)
         if is_word(clean, "back"):

@@ -54,6 +54,7 @@ from bot.router import (
     feature_callback,
     one_id,
 )
+from bot.router import stale_reply as stale  # the one stale-button answer (features: rt.stale)
 from bot.services import Ctx, Services
 from bot.storage.batch import Batch, Ref
 from bot.storage.batch import Read as BatchRead
@@ -660,10 +661,6 @@ def kept_row(rec: Record) -> dict[str, Any]:
     """A record as JSON for a form's meta (times as stored), read back with from_row."""
     return {k: iso(v) if isinstance(v, datetime) else v
             for k, v in dataclasses.asdict(rec).items()}  # type: ignore[call-overload]
-
-
-def stale(ctx: Ctx) -> Outcome:
-    return Outcome(toast=ctx.t("button.stale"))
 
 
 def on_time(ctx: Ctx, done: datetime, due: datetime | None) -> str:
