@@ -20,6 +20,7 @@ from bot.features.plans.store import (
     plans_reads,
     read_view,
     view_in,
+    view_reads,
 )
 from bot.services import Ctx
 from bot.storage.batch import Batch
@@ -138,9 +139,19 @@ async def draft_plan(ctx: Ctx, month: Month, view: View, rows: list[list[Row]]) 
         store.drafted_items(plan_id, items, [rid for rid in ids if rid is not None]))
 
 
+def this_view_reads(ctx: Ctx) -> list[Read]:
+    """What this_view reads: my plan of this month's view, and what drafting it needs (read
+    only while there is none): declared by the sentences that read it first (本月计划, 加
+    without a day, 删 N), read with the step's own read."""
+    month = this_month(ctx)
+    return [*view_reads(mine(ctx.user.id, month), ctx.user.team_id, ctx.tz),
+            *drafting_reads(ctx, month)]
+
+
 async def this_view(ctx: Ctx) -> tuple[View, bool]:
     """This month's plan of mine, drafted if I have none (and whether it was): its view and
-    what drafting needs in one read, the draft's write and its view read after."""
+    what drafting needs in one read (this_view_reads), the draft's write and its view
+    read after."""
     month = this_month(ctx)
     view, rows = await my_view(ctx, month, *drafting_reads(ctx, month))
     return await draft_plan(ctx, month, view, rows), view.plan is None
