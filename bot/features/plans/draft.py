@@ -98,11 +98,14 @@ def drafting_reads(ctx: Ctx, month: Month) -> list[Read]:
     last = mine(ctx.user.id, month.prev()).unless(mine(ctx.user.id, month))
     due, params = visits_due_reads(ctx.user, month.end(ctx.tz) - timedelta(seconds=1))[0]
     # The guard goes outside the read, its order with it (an ordered subquery's order is not
-    # kept by the query around it).
+    # kept by the query around it). It is the outer side of a CROSS JOIN (SQLite keeps that
+    # order): with a plan there, no customer is scanned (a WHERE NOT EXISTS scanned them all
+    # and dropped each: 66 ms for 300,000, on the event loop where it is the step's read).
     body, order = due.rsplit(" ORDER BY ", 1)
     return [*plans_reads(last, ctx.tz), (
-        f"SELECT * FROM ({body}) c WHERE NOT EXISTS (SELECT 1 FROM plans WHERE "
-        f"user_id = ? AND month = ?) ORDER BY {order}", (*params, ctx.user.id, month.key))]
+        "SELECT c.* FROM (SELECT 1 AS none_yet WHERE NOT EXISTS (SELECT 1 FROM plans WHERE "
+        f"user_id = ? AND month = ?)) g CROSS JOIN ({body}) c ORDER BY {order}",
+        (ctx.user.id, month.key, *params))]
 
 
 async def draft_plan(ctx: Ctx, month: Month, view: View, rows: list[list[Row]]) -> View:
