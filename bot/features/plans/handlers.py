@@ -379,7 +379,8 @@ async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
     """加 12号 …: the item written if my plan of this month is editable and the plan's view
     read after it (one round trip); the card from it with the item applied. Without a day
     (the month's last working day: the calendar is read first), with no plan yet (drafted
-    first) or refused: the view is read first, then the item written (add_to)."""
+    first) or refused: the view is read first, then the item written (add_to); without a
+    leading day that read comes with the step's own (plan_text_reads)."""
     text = (m.group(1) or m.group(2) or "").strip()
     said = await read_change(ctx, text)
     if said is None or said[0] is None or not said[1]:
