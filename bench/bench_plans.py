@@ -1,10 +1,11 @@
 """Round trips and time of a month's plans in a big team (issue #12): a lead's 本月计划 and
 上月计划 (the team's plans, each with its items done / total), a plan opened from its list,
 the plans' part of the monthly report for the whole team and for one manager, and a
-manager's own steps (drafting, showing, 加, 改, ✖ and 撤销删除, ✅), through
-the real core on a real SQLite file or a throwaway PostgreSQL. BENCH_PLANS_MANAGERS managers (one
-台区 each) draft their plan of November 2026 by saying 本月计划 (a 台区's two patrols), the
-first of them logs a patrol (a tick read from the work log); then it is 1 December.
+manager's own steps (drafting, showing, 加 with a day and without, 改, 删 N, ✖ and 撤销删除,
+✅), through the real core on a real SQLite file or a throwaway PostgreSQL.
+BENCH_PLANS_MANAGERS managers (one 台区 each) draft their plan of November 2026 by saying
+本月计划 (a 台区's two patrols), the first of them logs a patrol (a tick read from the work
+log); then it is 1 December.
 
     BENCH_PLANS_MANAGERS=1000 .venv/bin/python -m bench.bench_plans [--backend postgresql]
         [--steps 5] [--before-ref REF]
@@ -82,8 +83,9 @@ async def _steps(services: Services, steps: int) -> list[dict[str, Any]]:
 async def manager_steps(services: Services, core: Assistant,
                         steps: int) -> list[dict[str, Any]]:
     """A manager's own steps on 1 December: drafting December's plan (a manager each time,
-    November's unfinished items carried), showing it, 加, 改, ✖ with 撤销删除, and ✅ on a free
-    item once the plan is approved (a new item each time)."""
+    November's unfinished items carried), showing it, 加 (with a day and without), 改, 删 N
+    typed, ✖ with 撤销删除, and ✅ on a free item once the plan is approved (a new item each
+    time)."""
     db = services.db
     drafting = [Chat(core, "test", f"经理{n:05}") for n in range(1, steps + 2)]
     for chat in drafting:  # the day's first message is noted: not the step measured
@@ -96,6 +98,9 @@ async def manager_steps(services: Services, core: Assistant,
     out.append(await timed(db, lambda: zhang.say("本月计划"), steps, "本月计划 (manager)"))
     out.append(await timed(db, lambda: zhang.say("加 12号 抄表核对"), steps, "加 12号"))
     out.append(await timed(db, lambda: zhang.say("改 1 15号"), steps, "改 1 15号"))
+    out.append(await timed(db, lambda: zhang.say("加 核对表计档案"), steps,
+                           "加 without a day"))
+    out.append(await timed(db, lambda: zhang.say("删 3"), steps, "删 3 (typed)"))
     item = (await db.fetchone("SELECT max(id) FROM plan_items"))[0]
 
     async def remove_and_undo() -> None:

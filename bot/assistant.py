@@ -131,8 +131,11 @@ class Assistant:
 
     def _declared_reads(self, ev: Incoming) -> list[Read]:
         """What the button tapped declared it reads first (Router.button(reads=...)), for the
-        person this identity was at its last step (None: not seen since the start); none for
-        anything else (typed text, a form's button, data that is not ids)."""
+        person this identity was at its last step (None: not seen since the start), or the
+        intents for text typed (Router.intent_reads); none for anything else (a form's
+        button, data that is not ids)."""
+        if ev.callback is None and ev.text and not ev.edited:
+            return self._text_reads(ev, ev.text)
         parsed = parse_callback(ev.callback) if ev.callback is not None else None
         if parsed is None or ev.edited or parsed[0] != GLOBAL_TOKEN:
             return []
@@ -144,6 +147,18 @@ class Assistant:
         was = self._was.get((ev.channel, ev.external_id))
         ctx = Ctx(self.services, was, self.services.clock.now()) if was else None
         return list(reads(ctx, ids))
+
+    def _text_reads(self, ev: Incoming, text: str) -> list[Read]:
+        """What the intents declared they read first for this text (Router.intent_reads),
+        for the person this identity was at its last step; none for a chat not seen since
+        the start. Text that turns out to be a form's answer leaves them unused."""
+        if not self.router.text_reads:
+            return []
+        was = self._was.get((ev.channel, ev.external_id))
+        if was is None:
+            return []
+        return self.router.reads_of_text(Ctx(self.services, was, self.services.clock.now()),
+                                         text)
 
     async def handle(self, ev: Incoming) -> Outcome:
         ev = cleaned(ev)

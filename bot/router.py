@@ -37,6 +37,11 @@ HandlerFn = Callable[["Assistant", "Ctx", "Draft | None", str], Awaitable[Outcom
 ButtonReads = Callable[["Ctx | None", tuple[int, ...]], "Sequence[Read]"]
 # (assistant, ctx, text) -> outcome, or None when the text is not this feature's
 IntentFn = Callable[["Assistant", "Ctx", str], Awaitable[Outcome | None]]
+# (the person as last seen on this chat, the text typed) -> the SELECTs the feature's intent
+# will run first for that text (none for text not its own): read with the step's own read,
+# as ButtonReads are (issue #12: a typed step whose change depends on what it reads is then
+# that read and one write). Only for a person seen since the start.
+TextReads = Callable[["Ctx", str], "Sequence[Read]"]
 # (assistant, ctx, record id) -> outcome that opens a form about that record
 OpenerFn = Callable[["Assistant", "Ctx", int], Awaitable[Outcome]]
 # Jobs run on every reminder scan (e.g. the Monday report): (services, push, now) -> sent.
@@ -292,6 +297,8 @@ class Router:
     # What a button's handler reads first, by the action's full name (`button(reads=...)`).
     button_reads: dict[str, ButtonReads] = field(default_factory=dict)
     intents: list[IntentFn] = field(default_factory=list)
+    # What an intent reads first for a text (`intent_reads`), every feature's asked in turn.
+    text_reads: list[TextReads] = field(default_factory=list)
     # The sentence readers behind `intents` (group 1 the lead, group 2 the rest): inside a form
     # they tell a new request from an answer without running it.
     request_patterns: list[re.Pattern[str]] = field(default_factory=list)
@@ -333,6 +340,7 @@ class Router:
         _merge(self.reminders, other.reminders, "reminder subject")
         _merge(self.legacy_actions, other.legacy_actions, "legacy action")
         self.intents += other.intents
+        self.text_reads += other.text_reads
         self.request_patterns += other.request_patterns
         self.request_readers += other.request_readers
         self.periodic += other.periodic
@@ -380,6 +388,17 @@ class Router:
     def intent(self, fn: IntentFn) -> IntentFn:
         self.intents.append(fn)
         return fn
+
+    def intent_reads(self, fn: TextReads) -> TextReads:
+        """`fn(ctx, text)`: what this feature's intent reads first for `text` (TextReads)."""
+        self.text_reads.append(fn)
+        return fn
+
+    def reads_of_text(self, ctx: Ctx, text: str) -> list[Read]:
+        """What the features' intents read first for `text`, each read once."""
+        found = {(sql, tuple(params)): None for reads in self.text_reads
+                 for sql, params in reads(ctx, text)}
+        return list(found)
 
     def opener_button(self, action: str, prefix: str, reads: ButtonReads | None = None,
                       ) -> None:

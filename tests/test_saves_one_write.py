@@ -130,6 +130,24 @@ async def test_a_plan_decided_meanwhile_is_not_returned(
     assert await count(services, "SELECT count(*) FROM plans WHERE comment IS NOT NULL") == 0
 
 
+async def test_a_plan_sent_again_while_its_return_was_typed_is_returned_as_it_is_now(
+        services: Services, team: tuple[Chat, Chat], service: ReminderService,
+        notifier: FakeNotifier) -> None:
+    """The return's save writes the plan its form opened on (kept: no read first), guarded
+    on its round; returned and sent again meanwhile (another lead), it is the new round the
+    lead returns, and the manager is told of it (a notice of the old round would be dropped
+    as stale), as when the save read the plan first."""
+    lead, zhang = team
+    await return_save(lead, zhang, service, notifier)
+    await services.db.execute("UPDATE plans SET rounds = rounds + 1")  # returned, sent again
+    await lead.press("保存")
+    assert "已退回 张三 的" in lead.text, lead.text
+    row = await services.db.fetchone("SELECT status, rounds, comment FROM plans")
+    assert row is not None and tuple(row) == ("returned", 2, "少了线损核查")
+    await service.scan_once()
+    assert notifier.last("张三").text.startswith("↩️ 王班长 退回了你的"), notifier.last("张三")
+
+
 async def make_id(services: Services, name: str) -> int:
     user = await services.people.by_identity("test", name)
     assert user is not None

@@ -20,6 +20,7 @@ from bot.features.plans.store import (
     plans_reads,
     read_view,
     view_in,
+    view_reads,
 )
 from bot.services import Ctx
 from bot.storage.batch import Batch
@@ -97,11 +98,14 @@ def drafting_reads(ctx: Ctx, month: Month) -> list[Read]:
     last = mine(ctx.user.id, month.prev()).unless(mine(ctx.user.id, month))
     due, params = visits_due_reads(ctx.user, month.end(ctx.tz) - timedelta(seconds=1))[0]
     # The guard goes outside the read, its order with it (an ordered subquery's order is not
-    # kept by the query around it).
+    # kept by the query around it). It is the outer side of a CROSS JOIN (SQLite keeps that
+    # order): with a plan there, no customer is scanned (a WHERE NOT EXISTS scanned them all
+    # and dropped each: 66 ms for 300,000, on the event loop where it is the step's read).
     body, order = due.rsplit(" ORDER BY ", 1)
     return [*plans_reads(last, ctx.tz), (
-        f"SELECT * FROM ({body}) c WHERE NOT EXISTS (SELECT 1 FROM plans WHERE "
-        f"user_id = ? AND month = ?) ORDER BY {order}", (*params, ctx.user.id, month.key))]
+        "SELECT c.* FROM (SELECT 1 AS none_yet WHERE NOT EXISTS (SELECT 1 FROM plans WHERE "
+        f"user_id = ? AND month = ?)) g CROSS JOIN ({body}) c ORDER BY {order}",
+        (ctx.user.id, month.key, *params))]
 
 
 async def draft_plan(ctx: Ctx, month: Month, view: View, rows: list[list[Row]]) -> View:
@@ -138,9 +142,19 @@ async def draft_plan(ctx: Ctx, month: Month, view: View, rows: list[list[Row]]) 
         store.drafted_items(plan_id, items, [rid for rid in ids if rid is not None]))
 
 
+def this_view_reads(ctx: Ctx) -> list[Read]:
+    """What this_view reads: my plan of this month's view, and what drafting it needs (read
+    only while there is none): declared by the sentences that read it first (本月计划, 加
+    without a day, 删 N), read with the step's own read."""
+    month = this_month(ctx)
+    return [*view_reads(mine(ctx.user.id, month), ctx.user.team_id, ctx.tz),
+            *drafting_reads(ctx, month)]
+
+
 async def this_view(ctx: Ctx) -> tuple[View, bool]:
     """This month's plan of mine, drafted if I have none (and whether it was): its view and
-    what drafting needs in one read, the draft's write and its view read after."""
+    what drafting needs in one read (this_view_reads), the draft's write and its view
+    read after."""
     month = this_month(ctx)
     view, rows = await my_view(ctx, month, *drafting_reads(ctx, month))
     return await draft_plan(ctx, month, view, rows), view.plan is None

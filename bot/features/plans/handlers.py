@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.events import Button, Outcome, Reply
 from bot.features.plans import store
-from bot.features.plans.draft import my_view, result_due_by, this_month, this_view
+from bot.features.plans.draft import (
+    my_view,
+    result_due_by,
+    this_month,
+    this_view,
+    this_view_reads,
+)
 from bot.features.plans.report import REPORT
 from bot.features.plans.store import (
     SUBJECT,
@@ -41,11 +47,11 @@ from bot.features.plans.words import (
     month_label,
     status_label,
 )
-from bot.forms.engine import FormSpec, Saved, Writing
+from bot.forms.engine import Again, FormSpec, Saved, Writing
 from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.kinds import parse_text
 from bot.forms.matching import Choice
-from bot.router import ReminderKind, Router, TodoItem, TodoRead
+from bot.router import ReminderKind, Router, TodoItem, TodoRead, any_one_id, one_id
 from bot.services import Ctx
 from bot.storage.batch import Batch, Ref
 from bot.storage.db import Read, Row, iso
@@ -83,11 +89,28 @@ def seen(ctx: Ctx, plan: Plan | None) -> Plan | None:
     return plan if ctx.user.sees_whole_team or plan.user_id == ctx.user.id else None
 
 
+def by_id_now(ctx: Ctx, plan_id: int) -> store.Which:
+    """The plan with this id if it is of my team, its items ticked if it is of this month or
+    last (the usual taps)."""
+    return store.by_id(plan_id, ctx.user.team_id, this_month(ctx), this_month(ctx).prev())
+
+
+def plan_view_reads(ctx: Ctx, plan_id: int) -> list[Read]:
+    """What plan_and_view reads first: declared by the buttons that change a plan by its id
+    (or open a form on it), read with the step's own read (issue #12: such a tap is that
+    read and one write)."""
+    return store.view_reads(by_id_now(ctx, plan_id), ctx.user.team_id, ctx.tz)
+
+
+PLAN_VIEW = one_id(plan_view_reads)
+PLAN = any_one_id(lambda ctx, plan_id: [store.plan_read(plan_id)])  # visible_plan's read
+
+
 async def plan_and_view(ctx: Ctx, plan_id: int) -> tuple[Plan, View] | None:
     """A plan the user may see, by id, and its view: one round trip when it is of this month
     or last (the usual taps) or closed (its items' done moments kept), two otherwise."""
     team = ctx.user.team_id
-    which = store.by_id(plan_id, team, this_month(ctx), this_month(ctx).prev())
+    which = by_id_now(ctx, plan_id)
     view, _ = await store.read_view(ctx.services.db, which, team, ctx.tz)
     plan = seen(ctx, view.plan)
     if plan is None:
@@ -265,6 +288,22 @@ async def plan_command(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
     return await app.with_form_reminder(ctx, draft, await show_mine(ctx, month))
 
 
+@router.intent_reads
+def plan_text_reads(ctx: Ctx, text: str) -> list[Read]:
+    """What plan_intent reads first for a manager's text, read with the step's own read
+    (issue #12): this month's plan's view (with what drafting it needs) for 本月计划, 删 N
+    and 加 without a leading day (加 12号 writes first, reading the view after); the views
+    the result may be due for, for 说明."""
+    if ctx.user.sees_whole_team:
+        return []
+    s = normalize_input(text)
+    added = _ADD.match(s)
+    if _SHOW.match(s) or _REMOVE.match(s) or (
+            added and not _DAY.match((added.group(1) or added.group(2) or "").strip())):
+        return this_view_reads(ctx)
+    return result_view_reads(ctx) if _NOTE.match(s) else []
+
+
 @router.intent
 async def plan_intent(app: Assistant, ctx: Ctx, text: str) -> Outcome | None:
     s = normalize_input(text)
@@ -340,7 +379,8 @@ async def add_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
     """加 12号 …: the item written if my plan of this month is editable and the plan's view
     read after it (one round trip); the card from it with the item applied. Without a day
     (the month's last working day: the calendar is read first), with no plan yet (drafted
-    first) or refused: the view is read first, then the item written (add_to)."""
+    first) or refused: the view is read first, then the item written (add_to); without a
+    leading day that read comes with the step's own (plan_text_reads)."""
     text = (m.group(1) or m.group(2) or "").strip()
     said = await read_change(ctx, text)
     if said is None or said[0] is None or not said[1]:
@@ -549,7 +589,7 @@ def notify_into(batch: Batch, ctx: Ctx, plan: Plan, kind: str, to: list[int], ro
                              now=ctx.now, if_new=if_new)
 
 
-@router.button("sub")
+@router.button("sub", reads=PLAN_VIEW)
 async def submit_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     """提交给班长: the plan's view with its leads (one read), the submission and the notices
     (one write); the card from both."""
@@ -575,7 +615,7 @@ async def submit_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str)
         "plan.sent", leads="、".join(name for _, name in view.leads)))])
 
 
-@router.button("ok")
+@router.button("ok", reads=PLAN)
 async def approve_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     plan = await visible_plan(ctx, int(arg)) if arg.isdigit() else None
     if plan is None or not is_lead_of(ctx, plan):
@@ -593,20 +633,37 @@ async def approve_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str
 
 async def write_return(ctx: Ctx, values: dict[str, Any], token: str,
                        meta: dict[str, Any]) -> Writing:
-    plan = await visible_plan(ctx, int(meta["plan_id"]))
+    """退回 with its reason: the plan as the form's opener read it (kept: nothing read before
+    the write), still submitted and of that round guarded in SQL; one round trip. Refused,
+    the plan is read as it is now to say why (or, sent again since, returned as it is)."""
+    plan = (seen(ctx, Plan.of_kept(meta["plan"])) if "plan" in meta  # kept since issue #12
+            else await visible_plan(ctx, int(meta["plan_id"])))
     if plan is None or not is_lead_of(ctx, plan):
         raise Invalid("plan.not_found")
+    return returning(ctx, plan, values["comment"])
+
+
+def returning(ctx: Ctx, plan: Plan, comment: str) -> Writing:
     batch = Batch()
     ok = store.move_status_into(batch, plan.id, ("submitted",), "returned", {
-        "decided_by": ctx.user.id, "decided_at": iso(ctx.now), "comment": values["comment"]},
-        "plan.decided_already_long", status=status_label(ctx, plan))
+        "decided_by": ctx.user.id, "decided_at": iso(ctx.now), "comment": comment},
+        rounds=plan.rounds, needed=True)
     notify_into(batch, ctx, plan, "returned", [plan.user_id], plan.rounds, ok)
 
     async def saved(_: int | None) -> Saved:
         return Saved(ctx.t("plan.returned", name=plan.owner,
                            month=month_label(ctx, plan.month)), [])
 
-    return Writing(batch, None, saved)
+    async def why() -> Invalid | Again:
+        now = await visible_plan(ctx, plan.id)
+        if now is None or not is_lead_of(ctx, now):
+            return Invalid("plan.not_found")
+        decided = Invalid("plan.decided_already_long", status=status_label(ctx, now))
+        # Returned and sent again while this form was open: the round the lead now returns.
+        return Again(returning(ctx, now, comment), decided) if now.status == "submitted" \
+            else decided
+
+    return Writing(batch, None, saved, refused=why)
 
 
 RETURN = router.form(FormSpec(
@@ -621,17 +678,25 @@ async def open_return(app: Assistant, ctx: Ctx, plan_id: int) -> Outcome:
     plan = await visible_plan(ctx, plan_id)
     if plan is None or not is_lead_of(ctx, plan) or plan.status != "submitted":
         return not_found(ctx)
-    return await app.engine.start(ctx, RETURN.name, meta={"plan_id": plan_id}, heading=ctx.t(
+    return await app.engine.start(ctx, RETURN.name, meta={"plan_id": plan_id,
+                                                          "plan": plan.kept()}, heading=ctx.t(
         "plan.return_heading", name=plan.owner, month=month_label(ctx, plan.month)))
 
 
-router.opener_button("ret", "plret")
+router.opener_button("ret", "plret", reads=PLAN)
 
 
 # --- the month's result and its evaluation --------------------------------------------------
+def result_view_reads(ctx: Ctx) -> list[Read]:
+    """What result_view reads: my plans of this month and last, their views."""
+    month = this_month(ctx)
+    return [*store.view_reads(store.mine(ctx.user.id, month), ctx.user.team_id, ctx.tz),
+            *store.view_reads(store.mine(ctx.user.id, month.prev()), ctx.user.team_id, ctx.tz)]
+
+
 async def result_view(ctx: Ctx) -> View | None:
     """The view of my plan whose result is due now: this month's, or last month's not sent
-    (both read in one round trip)."""
+    (both read in one round trip, result_view_reads)."""
     month = this_month(ctx)
     this, last = await my_view(ctx, month, *store.view_reads(
         store.mine(ctx.user.id, month.prev()), ctx.user.team_id, ctx.tz))
@@ -686,7 +751,7 @@ async def note_typed(ctx: Ctx, m: re.Match[str]) -> Outcome:
                                       ctx.t("plan.noted", n=n))])
 
 
-@router.button("rsub")
+@router.button("rsub", reads=PLAN_VIEW)
 async def result_submit(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     """提交完成情况: the view with its leads (one read); the result, its items' done moments
     kept, the reminder dropped and the leads told (one write)."""
@@ -764,7 +829,7 @@ async def open_evaluation(app: Assistant, ctx: Ctx, plan_id: int) -> Outcome:
                                   heading=heading)
 
 
-router.opener_button("eval", "pleval")
+router.opener_button("eval", "pleval", reads=PLAN_VIEW)
 
 
 # --- notices, /todo and the morning digest --------------------------------------------------

@@ -175,8 +175,12 @@ def _item(r: Row) -> Item:
                 int(r["position"]))
 
 
+def plan_read(plan_id: int) -> Read:
+    return _PLAN + " WHERE p.id = ?", (plan_id,)
+
+
 async def load_plan(db: Database, plan_id: int) -> Plan | None:
-    row = await db.fetchone(_PLAN + " WHERE p.id = ?", (plan_id,))
+    row = await db.fetchone(*plan_read(plan_id))
     return _plan(row) if row else None
 
 
@@ -527,15 +531,20 @@ async def set_item(db: Database, item_id: int, **values: Any) -> None:
 
 
 def move_status_into(batch: Batch, plan_id: int, from_: tuple[str, ...], to: str,
-                     values: dict[str, Any], declined: str | None = None, **why: Any) -> Ref:
-    """Change the plan's state if it is still in one of `from_` (a second tap, or a lead
-    deciding at the same time as another, changes nothing): a Ref set only if this did it
-    (with `declined`, the batch writes nothing otherwise: Declined(declined, **why))."""
+                     values: dict[str, Any], declined: str | None = None,
+                     rounds: int | None = None, needed: bool = False, **why: Any) -> Ref:
+    """Change the plan's state if it is still in one of `from_` (and, given `rounds`, still
+    of that round: not sent again since it was seen); a second tap, or a lead deciding at
+    the same time as another, changes nothing: a Ref set only if this did it (with
+    `declined`, the batch writes nothing otherwise: Declined(declined, **why); `needed`:
+    Unchanged)."""
     sets = ", ".join(["status = ?", *(f"{k} = ?" for k in values)])
     marks = ", ".join("?" for _ in from_)
-    return batch.update(f"UPDATE plans SET {sets} WHERE id = ? AND status IN ({marks})",
-                        (to, *values.values(), plan_id, *from_), plan_id, declined=declined,
-                        **why)
+    of_round = "" if rounds is None else " AND rounds = ?"
+    return batch.update(
+        f"UPDATE plans SET {sets} WHERE id = ? AND status IN ({marks}){of_round}",
+        (to, *values.values(), plan_id, *from_, *(() if rounds is None else (rounds,))),
+        plan_id, needed=needed, declined=declined, **why)
 
 
 def submit_into(batch: Batch, plan: Plan, now: datetime) -> Ref:
