@@ -1,0 +1,52 @@
+"""Work a chat step no longer does (issue #12: per-step CPU within 1.5x of a bare bot), each
+pinned by what it sends or a count, never by a time (BENCHMARKS.md has the figures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from telegram import InlineKeyboardButton
+from telegram.request._requestparameter import RequestParameter
+
+from bot.channels.telegram import TelegramChannel, _keyboard, _markup
+from bot.events import Button
+from bot.services import Services
+from tests.fakebotapi import FakeBotAPI
+from tests.tg_harness import L, callback_data, labels, register
+
+pytestmark = pytest.mark.timeout(60)
+
+KEYBOARDS = (
+    [[Button("上一步", "f|abc|back"), Button("跳过", "f|abc|skip")], [Button("取消", "f|x|c")]],
+    [[Button('引号 " 与 \\ 反斜杠 🙂', "-|worklog.log|12")]],
+)
+
+
+@pytest.mark.parametrize("buttons", KEYBOARDS)
+def test_a_keyboard_goes_out_as_the_bytes_ptb_would_send(buttons: list[list[Button]]) -> None:
+    """The keyboard built as JSON is the very parameter PTB sends for InlineKeyboardMarkup."""
+    ptb = RequestParameter.from_input("reply_markup", _markup(buttons)).json_value
+    ours = RequestParameter.from_input("reply_markup", _keyboard(buttons)).json_value
+    assert ours == ptb
+    assert _keyboard([]) is None
+
+
+async def test_a_reply_builds_no_ptb_keyboard_objects(
+        channel: TelegramChannel, services: Services, fake_api: FakeBotAPI,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A form step's reply (three buttons) makes no InlineKeyboardButton on its way out,
+    and the user still gets them."""
+    zhang = await register(fake_api, services, 42, "张三")
+    made: list[Any] = []
+    real_init = InlineKeyboardButton.__init__
+
+    def counted(self: InlineKeyboardButton, *args: Any, **kwargs: Any) -> None:
+        made.append(args)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(InlineKeyboardButton, "__init__", counted)
+    msgs = await zhang.say("记录巡视 3号台区")
+    assert L("form.worklog.time") in msgs[-1]["text"]
+    assert labels(msgs[-1]) and all(callback_data(msgs[-1]))
+    assert made == []
