@@ -50,3 +50,32 @@ async def test_a_reply_builds_no_ptb_keyboard_objects(
     assert L("form.worklog.time") in msgs[-1]["text"]
     assert labels(msgs[-1]) and all(callback_data(msgs[-1]))
     assert made == []
+
+
+def _leading_work_items_as_before(text: str) -> tuple[list[str], str]:
+    """The reading before the cut: every word tried, longest first, on the lowered text."""
+    from bot.rules import _synonym_index
+
+    found: list[str] = []
+    rest = text.lstrip()
+    while True:
+        for word, key in _synonym_index():
+            if rest.lower().startswith(word):
+                if key not in found:
+                    found.append(key)
+                rest = rest[len(word):].lstrip(" 、,，和+/")
+                break
+        else:
+            return found, rest
+
+
+@pytest.mark.parametrize("text", [
+    "巡视 走访 3号台区", "客户服务 5号台区", "服务 客户", "客服、巡视和宣传", "Line Loss 3号台区",
+    "lineloss 3号", "PATROL visit", "巡视巡视 3号", "应急处置了", "应急 处置", "现在", "跳过", "",
+    "  受托办理/代办+回访 李四", "BENCH-r01-u000-f00 2号杆拉线松动，已紧固", "İ巡视", "巡"])
+def test_work_items_at_the_start_read_as_before(text: str) -> None:
+    """Only the words starting with the text's first character are tried now (issue #12): the
+    same items, the longest word first (客户服务 before 服务), the same rest."""
+    from bot.rules import leading_work_items
+
+    assert leading_work_items(text) == _leading_work_items_as_before(text)
