@@ -9,9 +9,11 @@ import pytest
 from telegram import InlineKeyboardButton
 from telegram.request._requestparameter import RequestParameter
 
+from bot.assistant import Assistant
 from bot.channels.telegram import TelegramChannel, _keyboard, _markup
 from bot.events import Button
 from bot.services import Services
+from tests.conftest import Chat, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.tg_harness import L, callback_data, labels, register
 
@@ -79,3 +81,19 @@ def test_work_items_at_the_start_read_as_before(text: str) -> None:
     from bot.rules import leading_work_items
 
     assert leading_work_items(text) == _leading_work_items_as_before(text)
+
+
+@pytest.mark.parametrize(("typed", "asked"), [
+    ("登记投诉", True), ("我的待办", True), ("查客户 李四", True), ("查客户", True),
+    ("查客户家电表箱", False), ("２号杆拉线松动", False), ("现在", False)])
+async def test_inside_a_form_a_typed_request_is_asked_about_and_prose_is_the_answer(
+        services: Services, typed: str, asked: bool) -> None:
+    """Every feature's pattern reads the answer, normalised once for all (issue #12): a
+    request standing alone (or its lead set apart by a space) asks first, prose answers."""
+    await make_user(services, "张三")
+    chat = Chat(Assistant(services), "test", "张三")
+    await chat.say("记录巡视 3号台区")
+    await chat.say("现在")  # now at 做了什么
+    out = await chat.say(typed)
+    switch = L("form.switch", text=typed, form="§").split("§")[0]
+    assert out.replies[0].text.startswith(switch) is asked, out.replies[0].text
