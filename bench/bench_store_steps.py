@@ -163,6 +163,23 @@ def render(results: dict[str, Any]) -> str:
                       "bot CPU ms/step", "PostgreSQL CPU ms/step", "total CPU ms/step",
                       "harness cores", "other load cores", "load avg 1/5/15 after each run",
                       "DB rows / lost / dup / unconfirmed", "bad/timeout/extra"], rows))
+    versus = []
+    for n in results["users"]:
+        echo = pools.get(("echo", n))
+        for after, before in zip(BOTS[1:], BASE_BOTS, strict=True):
+            a, b = pools.get((after, n)), pools.get((before, n))
+            if echo is None or a is None or b is None:
+                continue
+            versus.append([str(n), after,
+                           f"{ms(a.p(0.5))} / {ms(b.p(0.5))} / {ms(echo.p(0.5))}",
+                           f"{a.p(0.5) / echo.p(0.5):.2f}x", f"{b.p(0.5) / echo.p(0.5):.2f}x",
+                           f"{a.cpu_per_step_ms + db_cpu_ms(a):.2f} / "
+                           f"{b.cpu_per_step_ms + db_cpu_ms(b):.2f} / {echo.cpu_per_step_ms:.2f}"])
+    if versus:
+        out.append("\n#### This checkout vs --baseline, same run\n")
+        out.append(table(["users", "store", "p50 after / before / echo ms",
+                          "after/echo p50 (goal <= 1.5x)", "before/echo p50",
+                          "CPU ms/step after / before / echo (bot+server)"], versus))
     rows = []
     for n in results["users"]:
         echo, lite, pg = (pools.get((k, n)) for k in BOTS)
@@ -177,22 +194,6 @@ def render(results: dict[str, Any]) -> str:
                      f"{ms(echo.p(0.99))} / {ms(lite.p(0.99))} / {ms(pg.p(0.99))}",
                      f"{pg.p(0.99) / lite.p(0.99):.2f}x",
                      f"{(pg.cpu_per_step_ms + db_cpu_ms(pg)) / lite.cpu_per_step_ms:.2f}x"])
-    rows = []
-    for n in results["users"]:
-        echo = pools.get(("echo", n))
-        for after, before in zip(BOTS[1:], BASE_BOTS, strict=True):
-            a, b = pools.get((after, n)), pools.get((before, n))
-            if echo is None or a is None or b is None:
-                continue
-            rows.append([str(n), after, f"{ms(a.p(0.5))} / {ms(b.p(0.5))} / {ms(echo.p(0.5))}",
-                         f"{a.p(0.5) / echo.p(0.5):.2f}x", f"{b.p(0.5) / echo.p(0.5):.2f}x",
-                         f"{a.cpu_per_step_ms + db_cpu_ms(a):.2f} / "
-                         f"{b.cpu_per_step_ms + db_cpu_ms(b):.2f} / {echo.cpu_per_step_ms:.2f}"])
-    if rows:
-        out.append("\n#### This checkout vs --baseline, same run\n")
-        out.append(table(["users", "store", "p50 after / before / echo ms",
-                          "after/echo p50 (goal <= 1.5x)", "before/echo p50",
-                          "CPU ms/step after / before / echo (bot+server)"], rows))
     out.append("\n#### Ratios\n")
     out.append(table(["users", "p50 echo / SQLite / PG ms", "SQLite/echo p50", "PG/echo p50",
                       "PG/SQLite p50", "PG/SQLite p50 per round",
