@@ -13,6 +13,9 @@ Three bots, each a fresh subprocess per run, in rotating order each round:
            itself (tests/pg_server.py, PostgreSQL's defaults: fsync and synchronous commit on)
 Bot CPU is the bot process's; PostgreSQL's CPU (postmaster and backends) is counted apart,
 so "CPU per step" for pg is bot + server. Prints markdown tables; nothing is asserted.
+
+--baseline DIR: also `sqlite-base` and `pg-base`, the same from another checkout (e.g. `git
+archive` of main): before and after side by side in one run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import bench_forms
 from bench.bench_forms import (
     Pooled,
     Run,
@@ -40,6 +44,7 @@ from bench.bench_forms import (
 from bench.province import BenchPostgres, load_averages
 
 BOTS = ("echo", "sqlite", "pg")
+BASE_BOTS = ("sqlite-base", "pg-base")  # --baseline: the same bots from that checkout
 
 
 def forms_per_user(users: int, quick: bool) -> int:
@@ -50,14 +55,15 @@ def forms_per_user(users: int, quick: bool) -> int:
 
 async def one_run(pg: BenchPostgres, kind: str, users: int, forms: int, tag: str,
                   sqlite_seed: Path, step_timeout: float) -> Run:
+    bot = "taiqu-baseline" if kind.endswith("-base") else "taiqu-nolimit"
     if kind == "echo":
         run = await load_run("echo", users, forms, tag, None, step_timeout)
-    elif kind == "sqlite":
-        run = await load_run("taiqu-nolimit", users, forms, tag, sqlite_seed, step_timeout)
+    elif kind.startswith("sqlite"):
+        run = await load_run(bot, users, forms, tag, sqlite_seed, step_timeout)
     else:
         url = await pg.create(f"run_{tag}", template=f"seed_{users}")
         try:
-            run = await load_run("taiqu-nolimit", users, forms, tag, None, step_timeout,
+            run = await load_run(bot, users, forms, tag, None, step_timeout,
                                  database_url=url, db_cpu_seconds=pg.cpu_seconds)
         finally:
             await pg.drop(f"run_{tag}")
@@ -87,11 +93,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await seed_db(None, n, database_url=pg.url(f"seed_{n}"))
         runs: list[tuple[Run, str]] = []
         i = 0
+        kinds = [b for b in BOTS if b in args.bots.split(",")]
+        if args.baseline is not None:
+            kinds += [b for b in BASE_BOTS if b.removesuffix("-base") in kinds]
         for n in users:
             forms = forms_per_user(n, args.quick)
             for r in range(rounds):
-                order = BOTS[r % 3:] + BOTS[:r % 3]  # each bot first once in three rounds
-                for kind in [b for b in order if b in args.bots.split(",")]:
+                k = r % len(kinds)
+                for kind in kinds[k:] + kinds[:k]:  # each bot first once in len(kinds) rounds
                     tag = f"r{i:02d}"
                     i += 1
                     run = await one_run(pg, kind, n, forms, tag, seeds[n], args.step_timeout)
@@ -134,7 +143,7 @@ def render(results: dict[str, Any]) -> str:
         loads.setdefault((run.bot, run.users), []).append(load)
     rows = []
     for n in results["users"]:
-        for kind in BOTS:
+        for kind in BOTS + BASE_BOTS:
             p = pools.get((kind, n))
             if p is None:
                 continue
@@ -154,6 +163,23 @@ def render(results: dict[str, Any]) -> str:
                       "bot CPU ms/step", "PostgreSQL CPU ms/step", "total CPU ms/step",
                       "harness cores", "other load cores", "load avg 1/5/15 after each run",
                       "DB rows / lost / dup / unconfirmed", "bad/timeout/extra"], rows))
+    versus = []
+    for n in results["users"]:
+        echo = pools.get(("echo", n))
+        for after, before in zip(BOTS[1:], BASE_BOTS, strict=True):
+            a, b = pools.get((after, n)), pools.get((before, n))
+            if echo is None or a is None or b is None:
+                continue
+            versus.append([str(n), after,
+                           f"{ms(a.p(0.5))} / {ms(b.p(0.5))} / {ms(echo.p(0.5))}",
+                           f"{a.p(0.5) / echo.p(0.5):.2f}x", f"{b.p(0.5) / echo.p(0.5):.2f}x",
+                           f"{a.cpu_per_step_ms + db_cpu_ms(a):.2f} / "
+                           f"{b.cpu_per_step_ms + db_cpu_ms(b):.2f} / {echo.cpu_per_step_ms:.2f}"])
+    if versus:
+        out.append("\n#### This checkout vs --baseline, same run\n")
+        out.append(table(["users", "store", "p50 after / before / echo ms",
+                          "after/echo p50 (goal <= 1.5x)", "before/echo p50",
+                          "CPU ms/step after / before / echo (bot+server)"], versus))
     rows = []
     for n in results["users"]:
         echo, lite, pg = (pools.get((k, n)) for k in BOTS)
@@ -189,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="a PostgreSQL setting for this run (ALTER SYSTEM), e.g. "
                         "synchronous_commit=off")
     p.add_argument("--json", type=Path)
+    p.add_argument("--baseline", type=Path,
+                   help="also run sqlite and pg from this checkout (sqlite-base, pg-base)")
     args = p.parse_args(argv)
+    if args.baseline is not None:
+        bench_forms.BASELINE = args.baseline.resolve()
     results = asyncio.run(main_async(args))
     print(render(results))
     if args.json:

@@ -39,7 +39,7 @@ from bot.storage.steps import StepRead, read_step
 from bot.storage.walsync import NotDurable
 from bot.textutil import normalize_input
 from bot.uploads import offer_file
-from bot.vocab import reads_as_request
+from bot.vocab import reads_as_any_request
 
 log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
@@ -307,7 +307,7 @@ class Assistant:
     async def _is_new_request(self, ctx: Ctx, text: str) -> bool:
         """Typed text inside a form that as a whole is a request the free-text readers know
         (登记投诉, 记录巡视 5号台区, 查客户 李四, 我的待办), not prose that contains one's words."""
-        if any(reads_as_request(p, text) for p in self.router.request_patterns):
+        if reads_as_any_request(self.router.request_patterns, text):
             return True
         for reads in self.router.request_readers:
             if await reads(ctx, text):

@@ -85,13 +85,18 @@ def simple_intent(text: str) -> str | None:
     return None
 
 
-def reads_as_request(pattern: re.Pattern[str], text: str) -> bool:
-    """Inside a form, `pattern` (a reader: group 1 the lead word, group 2 any rest) reads the
+def reads_as_any_request(patterns: Iterable[re.Pattern[str]], text: str) -> bool:
+    """Inside a form, a pattern (a reader: group 1 the lead word, group 2 any rest) reads the
     whole message as a request only when the lead stands alone or is set apart by a space:
-    `查客户 李四` asks for a search, `查客户家电表箱` is prose answering the step."""
+    `查客户 李四` asks for a search, `查客户家电表箱` is prose answering the step. Every answer
+    typed in a form is read by each feature's pattern: the text is normalised once for all
+    of them (issue #12: it was once each, 14 a step)."""
     s = normalize_input(text)
-    m = pattern.match(s)
-    if m is None:
-        return False
-    rest = m.group(2) if pattern.groups >= 2 else ""  # a reader of fixed words has no rest
-    return not rest or s[m.end(1):m.end(1) + 1].isspace()
+    for pattern in patterns:
+        m = pattern.match(s)
+        if m is None:
+            continue
+        rest = m.group(2) if pattern.groups >= 2 else ""  # a reader of fixed words has no rest
+        if not rest or s[m.end(1):m.end(1) + 1].isspace():
+            return True
+    return False

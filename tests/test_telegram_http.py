@@ -51,6 +51,23 @@ async def started(**kwargs: Any) -> AsyncIterator[AiohttpRequest]:
         await request.shutdown()
 
 
+@contextlib.asynccontextmanager
+async def posts_to(handle: Callable[[web.Request], Awaitable[web.Response]],
+                   ) -> AsyncIterator[str]:
+    """An aiohttp server on 127.0.0.1 answering every POST /<method> with `handle`: its URL."""
+    app = web.Application()
+    app.router.add_post("/{method}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,26 +147,16 @@ async def test_fields_are_form_encoded_and_files_go_as_multipart() -> None:
         seen.append((req.content_type, parts, req.headers["User-Agent"]))
         return web.json_response({"ok": True, "result": True})
 
-    app = web.Application()
-    app.router.add_post("/{method}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/x"
-    try:
-        async with started() as request:
-            text = RequestData([RequestParameter.from_input("chat_id", 7),
-                                RequestParameter.from_input("text", "巡视 3号台区")])
-            assert await request.do_request(url, "POST", text) == (
-                200, b'{"ok": true, "result": true}')
-            csv = InputFile(b"a,b\n1,2\n", filename="工作汇总.csv")
-            upload = RequestData([RequestParameter.from_input("chat_id", 7),
-                                  RequestParameter.from_input("document", csv)])
-            assert (await request.do_request(url, "POST", upload))[0] == 200
-    finally:
-        await runner.cleanup()
+    async with posts_to(record) as base, started() as request:
+        url = f"{base}/x"
+        text = RequestData([RequestParameter.from_input("chat_id", 7),
+                            RequestParameter.from_input("text", "巡视 3号台区")])
+        assert await request.do_request(url, "POST", text) == (
+            200, b'{"ok": true, "result": true}')
+        csv = InputFile(b"a,b\n1,2\n", filename="工作汇总.csv")
+        upload = RequestData([RequestParameter.from_input("chat_id", 7),
+                              RequestParameter.from_input("document", csv)])
+        assert (await request.do_request(url, "POST", upload))[0] == 200
     (kind1, fields1, agent), (kind2, fields2, _) = seen
     assert kind1 == "application/x-www-form-urlencoded"
     assert fields1 == {"chat_id": "7", "text": "巡视 3号台区"}

@@ -217,8 +217,7 @@ class ScreeningBot(ExtBot[int]):
             self.insert_callback_data(update)
         return updates
 
-    async def send_text(self, chat_id: int, text: str,
-                        markup: InlineKeyboardMarkup | None = None) -> None:
+    async def send_text(self, chat_id: int, text: str, markup: Keyboard | None = None) -> None:
         """sendMessage as send_message sends it (no defaults are set), answer unread."""
         await self._post("sendMessage", {"chat_id": chat_id, "text": text,
                                          "reply_markup": markup})
@@ -319,6 +318,22 @@ def _markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons])
 
 
+# An inline keyboard as the Bot API's JSON object, what InlineKeyboardMarkup.to_dict() gives
+# (the same keys in the same order: the request's bytes are the same).
+Keyboard = dict[str, list[list[dict[str, str]]]]
+
+
+def _keyboard(buttons: list[list[Button]]) -> Keyboard | None:
+    """A message's keyboard for sendMessage, built as plain JSON: PTB's objects (a frozen
+    TelegramObject per button, then to_dict() of each) cost ~0.07 ms of CPU for a form step's
+    three buttons, about three times this (issue #12, BENCHMARKS.md). PTB sends a dict
+    parameter as it sends to_dict()'s: json.dumps of it."""
+    if not buttons:
+        return None
+    return {"inline_keyboard": [[{"callback_data": b.data, "text": b.label} for b in row]
+                                for row in buttons]}
+
+
 def to_incoming(update: Update, edit_window: timedelta | None = None) -> list[Incoming]:
     """One update becomes zero or one core event (a photo carries its caption as text). An
     edit of a message sent at most `edit_window` before becomes an `edited` event; edits of
@@ -413,7 +428,7 @@ class TelegramNotifier:
             # morning took 3 extra scans, 300 s instead of 185 s. A lost answer is not: the
             # message may be on the phone already (OutcomeUnknown, the caller re-sends later).
             for i, chunk in enumerate(chunks):
-                markup = _markup(reply.buttons) if i == len(chunks) - 1 else None
+                markup = _keyboard(reply.buttons) if i == len(chunks) - 1 else None
                 await _with_retries(lambda c=chunk, m=markup: bot.send_text(chat_id, c, m),
                                     repeat_unknown=False)
             # Photos a push carries (a result's, a matter sent up) follow its text, as in a
@@ -636,7 +651,7 @@ class TelegramChannel:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
                 await _with_retries(lambda c=chunk, lst=last: bot.send_text(
-                    chat_id, c, _markup(reply.buttons) if lst else None))
+                    chat_id, c, _keyboard(reply.buttons) if lst else None))
             for ref in reply.photos:
                 channel, _, file_id = ref.partition(":")
                 if channel == CHANNEL:

@@ -16,10 +16,11 @@ import re
 import ssl
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import certifi
+from aiohttp import payload
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -40,6 +41,15 @@ def maybe_delivered(exc: TelegramError) -> bool:
     cause = exc.__cause__
     return (isinstance(cause, aiohttp.ClientError | TimeoutError)
             and not isinstance(cause, _NOT_SENT))
+
+
+def _urlencoded(fields: dict[str, str]) -> payload.BytesPayload:
+    """The body aiohttp makes of a dict of fields (FormData's x-www-form-urlencoded), made
+    directly: given the dict, aiohttp first tries every payload type on it (failing with an
+    exception), then builds a FormData, whose multipart writer draws a uuid4 boundary it never
+    uses: ~50 us of CPU a request, ~16 this way, the same bytes and headers (issue #12)."""
+    return payload.BytesPayload(urlencode(fields, doseq=True).encode(),
+                                content_type="application/x-www-form-urlencoded")
 
 
 def _or(value: Any, default: float | None) -> float | None:
@@ -119,7 +129,7 @@ class AiohttpRequest(BaseRequest):
             total = _sum(acquire, _or(write_timeout, self._media_write), read)
         timeout = aiohttp.ClientTimeout(total=total, connect=acquire, sock_connect=connect,
                                         sock_read=read)
-        data: Any = fields or None
+        data: Any = _urlencoded(fields) if fields else None
         if files:
             # Names as UTF-8, as httpx and browsers send them: aiohttp would percent-encode
             # them, and Telegram would show 工作汇总.xlsx as %E5%B7%A5....xlsx.
