@@ -11,6 +11,7 @@ import asyncio
 import errno
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -157,6 +158,28 @@ async def test_a_slow_disk_sends_the_syncs_back_to_the_thread(
         await zhang.say(text)
     assert disk.threads[0] == threading.main_thread().name
     assert disk.threads[1:] and all(t.startswith("taiqu-walsync") for t in disk.threads[1:])
+
+
+async def test_the_syncs_come_back_to_the_loop_once_the_disk_is_quick_again(
+        full: Services, disk: HeldSync, monkeypatch: pytest.MonkeyPatch) -> None:
+    zhang = await greeted(full)
+    slow = {"left": 1}  # the first sync is slow (the scheduler, an import ...), then quick
+
+    def sync(fd: int) -> None:
+        disk(fd)
+        if slow["left"]:
+            slow["left"] -= 1
+            time.sleep(walsync.INLINE_MOST_S * 4)
+
+    monkeypatch.setattr(walsync, "_sync", sync)
+    monkeypatch.setattr(walsync, "BACK_AFTER", 3)
+    disk.threads.clear()
+    await zhang.say("记录巡视 3号台区")  # slow on the loop: the next ones go to the thread
+    for text in ("现在", "2号杆拉线松动", "无", "跳过", "跳过"):
+        await zhang.say(text)
+    main = threading.main_thread().name
+    assert disk.threads[0] == main
+    assert [t == main for t in disk.threads[1:6]] == [False, False, False, True, True]
 
 
 async def test_steps_committed_while_a_sync_runs_share_the_next_one(

@@ -15,7 +15,8 @@ nobody to share the sync with or to stall, and the two thread hops cost more tha
 itself (measured on this machine: ~0.2 ms inline, ~0.4 ms through the thread; 1 user's step
 p50 1.4-1.7x the bare echo bot through the thread, about 1x inline; BENCHMARKS.md, issue #12
 sixth pass). A disk that turns slow sends the syncs back to the thread for a while, so a slow
-sync never holds the loop twice in a row.
+sync never holds the loop twice in a row; they come back to the loop once the thread has timed
+several quick syncs in a row.
 
 Why this is enough: the WAL is one file written in commit order, so its sync covers every
 earlier commit; it is never deleted while a connection is open (only after a checkpoint of all
@@ -41,6 +42,11 @@ _sync = getattr(os, "fdatasync", os.fsync)
 # the syncs to the thread for AWAY_S: another chat arriving meanwhile must not wait for it.
 INLINE_MOST_S = 0.005
 AWAY_S = 60.0
+# ... or until this many syncs in a row, timed in the thread, were each under INLINE_MOST_S:
+# the disk is quick again. One slow sync is often the host's scheduler, not the disk (a busy
+# machine sent 350 of 480 syncs to the thread for nothing), and each one through the thread
+# costs a lone step two hops (~0.2 ms).
+BACK_AFTER = 8
 
 
 class NotDurable(Exception):
@@ -58,6 +64,7 @@ class WalSync:
         # Its own thread: a sync never queues behind other work of the default executor.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="taiqu-walsync")
         self._thread_until = 0.0  # time.monotonic() before which every sync takes the thread
+        self._quick = 0  # syncs in a row in the thread under INLINE_MOST_S while away
 
     async def synced(self, alone: bool = False) -> None:
         """Returns once a sync begun after this call has completed: call it right after a
@@ -81,7 +88,7 @@ class WalSync:
         while (batch := self._next) is not None:
             self._next = None  # commits from now on wait for the next sync
             try:
-                await loop.run_in_executor(self._pool, self.sync_file)
+                took = await loop.run_in_executor(self._pool, self._timed_sync)
             except OSError as exc:
                 batch.set_exception(NotDurable(f"{self.wal}: {exc}"))
             except BaseException:  # cancelled (shutdown): nobody may wait forever
@@ -92,7 +99,21 @@ class WalSync:
                 raise
             else:
                 batch.set_result(None)
+                self._back_when_quick(took)
             self._on_sync()
+
+    def _timed_sync(self) -> float:
+        """In the worker thread: the sync, and how long the disk took (no loop in it)."""
+        started = time.monotonic()
+        self.sync_file()
+        return time.monotonic() - started
+
+    def _back_when_quick(self, took: float) -> None:
+        if time.monotonic() >= self._thread_until:
+            return  # not away
+        self._quick = self._quick + 1 if took <= INLINE_MOST_S else 0
+        if self._quick >= BACK_AFTER:
+            self._thread_until, self._quick = 0.0, 0
 
     def _sync_inline(self) -> None:
         started = time.monotonic()
@@ -102,7 +123,7 @@ class WalSync:
             raise NotDurable(f"{self.wal}: {exc}") from exc
         finally:
             if time.monotonic() - started > INLINE_MOST_S:
-                self._thread_until = time.monotonic() + AWAY_S
+                self._thread_until, self._quick = time.monotonic() + AWAY_S, 0
         self._on_sync()
 
     def sync_file(self) -> None:
