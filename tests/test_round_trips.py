@@ -862,6 +862,38 @@ async def test_a_one_tap_transition_is_counted(services: Services, assistant: As
     assert zhang.text != before and trips <= most, f"{action}: {trips} round trips"
 
 
+async def test_telling_an_outages_customers_is_counted(
+        services: Services, assistant: Assistant) -> None:
+    """☐ on an outage's checklist (怎么告知) and its answer (电话, 上门, 短信) declare their
+    reads (the outage and its checklist), read with the step's read: the question is that
+    read alone (2 before), the answer one write more (the customer told, the day-before
+    reminders stopped once no one is left untold; 8 before, a transaction statement by
+    statement and the card read back); a second tap is the read alone."""
+    manager = await make_user(services, "张三")
+    for name, account in (("李奶奶", "5500012345"), ("王大爷", "5500012346")):
+        await add_customer(services, manager, name, account, ("medical",), None)
+    zhang = await saved_record(services, assistant, "outage")
+
+    async def untold() -> list[str]:
+        rows = await services.db.fetchall(
+            "SELECT state FROM reminders WHERE subject = 'outage' AND kind LIKE 'untold.%'")
+        return [r[0] for r in rows]
+
+    for cid, name, left in ((1, "李奶奶", ["pending"]), (2, "王大爷", ["cancelled"])):
+        _, trips = await counted(services, lambda c=cid: zhang.tap(f"-|outages.outc|1:{c}"))
+        assert f"怎么告知 {name} 的？" in zhang.text and trips == 1, trips
+        _, trips = await counted(services, lambda: zhang.press("电话"))
+        assert f"已告知 {cid}/2" in zhang.text and f"☑ {name}" in zhang.text
+        assert zhang.last is not None and zhang.last.toast == "已记录告知"
+        assert trips <= MOST and await untold() == left, (trips, await untold())
+    _, trips = await counted(services, lambda: zhang.tap("-|outages.outh|1:2:0"))
+    assert zhang.last is not None and zhang.last.toast == "已经告知过了" and trips == 1
+    assert "已告知 2/2" in zhang.text and "王大爷（3号台区 · 医疗设备/生命支持用电） — 电话告知" \
+        in zhang.text
+    _, trips = await counted(services, lambda: zhang.tap("-|outages.outh|1:2:phone"))
+    assert zhang.last is not None and zhang.last.toast == "已经告知过了"  # sent before
+
+
 # 停用 a special customer (its 保存: the change, guarded in SQL on the record being still
 # there and the user's to take off the register, its audit row and the form's close in one
 # write; 8, then 3 with the record read first) and 恢复 (a tap: the record read with the
