@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from bot.events import Attachment, Button, Outcome, Reply
 from bot.features.reports import figures
-from bot.features.reports.figures import Figures, Scope, load_paper
+from bot.features.reports.figures import Figures, PaperLogs, Scope, load_paper
 from bot.features.reports.ranges import Period, RangeError, parse_range, weekly_report_due
 from bot.features.reports.targets import targets_part
 from bot.features.reports.text import SUMMARY_CHARS, render
@@ -68,18 +68,6 @@ def members_read(team_id: int) -> Read:
     name, the first, as figures' ReportScope.named finds them in SQL)."""
     return ("SELECT id, name FROM users WHERE team_id = ? AND active = 1 ORDER BY id",
             (team_id,))
-
-
-async def resolve(services: Services, user: User, text: str,
-                  local_now: datetime) -> Request | str:
-    """The scope and period `text` asks for, or the answer explaining why not (a locale
-    string already filled in). The team's members are read when the text is no range alone
-    (it may name someone)."""
-    rest = normalize_input(text)
-    alone = _range_alone(rest, local_now)
-    members = [] if alone is not None else await services.db.fetchall(
-        *members_read(user.team_id))
-    return decide(services, user, rest, alone, local_now, members)
 
 
 def decide(services: Services, user: User, rest: str, alone: Period | None,
@@ -262,15 +250,11 @@ async def report(ctx: Ctx, arg: str) -> Outcome:
     alone = _range_alone(rest, ctx.local_now)
     fetched: Fetched | None = None
     if alone is None:
-        name, period = guess(rest, ctx.local_now)
-        mine = Scope(user.team_id, user.team_name, user.id, user.name)
-        guessed = mine if not user.sees_whole_team else \
-            Scope(user.team_id, user.team_name, user_name=name, by_name=True)
+        guessed, period = guessed_scope(user, rest, ctx.local_now)
         fetched = await fetch(services, guessed, period, ctx.now, ctx.locale, detail=True,
                               also=[members_read(user.team_id)])
         req = decide(services, user, rest, alone, ctx.local_now, fetched.also[0])
-        if not isinstance(req, str) and (req.period, req.scope.user_name) != \
-                (period, guessed.user_name):
+        if not as_guessed(req, guessed, period):
             fetched = None  # not the guess: read again for whom and when it says
     else:
         req = decide(services, user, rest, alone, ctx.local_now, [])
@@ -281,15 +265,45 @@ async def report(ctx: Ctx, arg: str) -> Outcome:
     return Outcome(replies=[reply])
 
 
+def guessed_scope(user: User, rest: str, local_now: datetime) -> tuple[Scope, Period]:
+    """Whose and which period a text that is no range alone most likely asks for (`guess`),
+    before the team's members are read: the person by name (a lead), else the asker."""
+    name, period = guess(rest, local_now)
+    if not user.sees_whole_team:
+        return Scope(user.team_id, user.team_name, user.id, user.name), period
+    return Scope(user.team_id, user.team_name, user_name=name, by_name=True), period
+
+
+def as_guessed(req: Request | str, guessed: Scope, period: Period) -> bool:
+    """Whether `decide`'s answer, the members read, is what was read on the guess."""
+    return not isinstance(req, str) and (req.period, req.scope.user_name) == \
+        (period, guessed.user_name)
+
+
 async def export(ctx: Ctx, arg: str) -> Outcome:
+    """/export 日志 [name] [range]. A text that may name someone: the team's members are read
+    with the guessed person's entries, in one round trip, as /report's (issue #12)."""
     kind, _, rest = normalize_input(arg).partition(" ")
     if kind.lower() not in _LOG_KINDS:
         return Outcome().add(ctx.t("report.export.usage"))
-    req = await resolve(ctx.services, ctx.user, rest, ctx.local_now)
+    services, user, db = ctx.services, ctx.user, ctx.services.db
+    rest = normalize_input(rest)
+    alone = _range_alone(rest, ctx.local_now)
+    got: PaperLogs | None = None
+    if alone is None:
+        guessed, period = guessed_scope(user, rest, ctx.local_now)
+        # At most MAX_PAPER_ENTRIES read: more is answered with the count alone.
+        got = await load_paper(db, guessed, period, limit=MAX_PAPER_ENTRIES,
+                               also=[members_read(user.team_id)])
+        req = decide(services, user, rest, alone, ctx.local_now, got.also[0])
+        if not as_guessed(req, guessed, period):
+            got = None  # not the guess: read again for whom and when it says
+    else:
+        req = decide(services, user, rest, alone, ctx.local_now, [])
     if isinstance(req, str):
         return Outcome().add(req + "\n" + ctx.t("report.export.usage"))
-    # At most MAX_PAPER_ENTRIES read: more is answered with the count alone.
-    got = await load_paper(ctx.services.db, req.scope, req.period, limit=MAX_PAPER_ENTRIES)
+    if got is None:
+        got = await load_paper(db, req.scope, req.period, limit=MAX_PAPER_ENTRIES)
     n = got.count
     label = f"{req.period.first.isoformat()} — {req.period.last.isoformat()}"
     if n == 0:
