@@ -600,6 +600,29 @@ async def test_each_step_of_a_free_reminder_makes_at_most_two_round_trips(
     step.check()
 
 
+async def test_snoozing_a_pushed_reminder_is_counted(
+        services: Services, assistant: Assistant, clock: FakeClock,
+        service: ReminderService, notifier: FakeNotifier) -> None:
+    """1 小时后 under a push: the reminder and the quiet hours declared by the button, read
+    with the step's read, and one write that returns the row (7 round trips before: read,
+    BEGIN, UPDATE, COMMIT, read again, the quiet hours)."""
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("明天15点提醒我抄表")
+    await zhang.press("确认")
+    at(clock, 2026, 11, 28, 14, 0)
+    await service.scan_once()  # the morning digest, then the reminder itself
+    at(clock, 2026, 11, 28, 15, 0)
+    await service.scan_once()
+    push = notifier.last("张三")
+    _, trips = await counted(services, lambda: zhang.tap(button_of(push, "1 小时后")))
+    assert zhang.last is not None and zhang.last.toast == L("reminder.snoozed_toast")
+    assert "2026-11-28 周六 16:00 再提醒你" in zhang.text and trips <= MOST, trips
+    row = await services.db.fetchone("SELECT state, due_at FROM reminders "
+                                     "WHERE subject = 'free_reminder'")
+    assert row is not None and tuple(row) == ("pending", "2026-11-28T08:00:00+00:00")
+
+
 PLAN_MOST = {"本月计划 drafted": 3, "本月计划": 2, "加 12号": 2, "改 6 15号": 2, "✖": 2,
              "撤销删除": 2, "提交给班长": 3, "return typed": 2, "return 保存": 3, "通过": 3,
              "✅": 2, "说明": 3, "提交完成情况": 3, "grade": 2, "evaluation typed": 2,

@@ -129,6 +129,20 @@ def _write_then_fetch_sync(conn: sqlite3.Connection, write: Read,
     return _fetch_many_sync(conn, reads)
 
 
+def _returning_sync(conn: sqlite3.Connection, write: Read,
+                    along: Sequence[Along]) -> tuple[list[Row], list[Along]]:
+    """A write with its own RETURNING, then `along` (each its own commit, in autocommit):
+    its rows, and what of `along` failed (to be written behind)."""
+    rows = conn.execute(*write).fetchall()
+    failed = []
+    for more in along:
+        try:
+            conn.execute(more[0], more[1])
+        except sqlite3.Error:
+            failed.append(more)
+    return rows, failed
+
+
 class Trips:
     """Round trips to the database, counted by the store itself (issue #12: a chat step makes
     at most 2): a hop to SQLite's worker thread, or a request over the network to PostgreSQL
@@ -726,10 +740,22 @@ class Database(Backend):
             return await Tx(self.conn, self.trips).execute(sql, params)
 
     async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """With the step's bookkeeping (write_along) after it, in the same hop."""
         self._not_reentrant()
         self._written()
-        async with self._write_turn():
-            return await Tx(self.conn, self.trips).fetchall(sql, params)
+        along = self._along_taken(sql)
+        try:
+            async with self._write_turn():
+                self.trips.trips += 1
+                conn = self.conn
+                rows: list[Row]
+                rows, failed = await conn._execute(_returning_sync, conn._conn,
+                                                   (sql, tuple(params)), along)
+        except BaseException:
+            self._along_failed(along)
+            raise
+        self._along_failed(failed)
+        return rows
 
     async def _play_batch(self, batch: Batch) -> Played:
         """The whole transaction in one hop to the write connection's thread (each

@@ -245,8 +245,13 @@ class UserPrefs:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @staticmethod
+    def get_read(user_id: int) -> Read:
+        """`get` declared (a button's read, Router.button(reads=...))."""
+        return "SELECT * FROM user_settings WHERE user_id = ?", (user_id,)
+
     async def get(self, user_id: int) -> Prefs:
-        row = await self.db.fetchone("SELECT * FROM user_settings WHERE user_id = ?", (user_id,))
+        row = await self.db.fetchone(*self.get_read(user_id))
         if row is None:
             return Prefs(None, None, False, None)
         return Prefs(row["quiet_start"], row["quiet_end"], bool(row["quiet_off"]),

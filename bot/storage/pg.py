@@ -151,6 +151,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     advisory lock (migrate) is released in its own finally."""
 
 
+def with_along(sql: str, params: Sequence[Any],
+               along: Sequence[Along]) -> tuple[str, Sequence[Any]]:
+    """A plain write with `along` (Backend.write_along) as data-modifying CTEs before it."""
+    if not along:
+        return sql, params
+    ctes = ", ".join(f"along_{n} AS ({more})" for n, (more, _, _) in enumerate(along))
+    return f"WITH {ctes} {sql}", (*(p for _, more_params, _ in along for p in more_params),
+                                  *params)
+
+
 class PgTx:
     """Statements inside one transaction on one pooled connection."""
 
@@ -165,10 +175,7 @@ class PgTx:
         (SQLite's lastrowid), read with RETURNING. `along`: plain writes run with it, each a
         data-modifying CTE before it (their status is not its)."""
         table = _insert_table(sql)
-        if along:
-            ctes = ", ".join(f"along_{n} AS ({more})" for n, (more, _, _) in enumerate(along))
-            sql = f"WITH {ctes} {sql}"
-            params = (*(p for _, more_params, _ in along for p in more_params), *params)
+        sql, params = with_along(sql, params, along)
         if table in self._id_tables:
             rows = await self.conn.fetch(pg_sql(sql.rstrip().rstrip(";")) + " RETURNING id",
                                          *params)
@@ -368,8 +375,14 @@ class PgDatabase(Backend):
         instances)."""
         self._not_reentrant()
         self._written()
-        async with self._turn(), self.pool.acquire() as conn:
-            return await PgTx(conn, self._id_tables).fetchall(sql, params)
+        along = self._along_taken(sql)
+        try:
+            async with self._turn(), self.pool.acquire() as conn:
+                return await PgTx(conn, self._id_tables).fetchall(
+                    *with_along(sql, params, along))
+        except BaseException:
+            self._along_failed(along)
+            raise
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement that waits at most `quick_wait` seconds (for a connection, then

@@ -279,8 +279,13 @@ class Reminders:
         return rows
 
     async def get(self, reminder_id: int) -> Reminder | None:
-        row = await self.db.fetchone("SELECT * FROM reminders WHERE id = ?", (reminder_id,))
+        row = await self.db.fetchone(*self.get_read(reminder_id))
         return _reminder(row) if row else None
+
+    @staticmethod
+    def get_read(reminder_id: int) -> Read:
+        """`get` declared (a button's read, Router.button(reads=...))."""
+        return "SELECT * FROM reminders WHERE id = ?", (reminder_id,)
 
     async def claim(self, reminder_id: int, until: datetime) -> bool:
         """Mark one row in flight until `until`; False if another scan got it or it was
@@ -361,14 +366,13 @@ class Reminders:
         return str(leader["state"])
 
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
-        """Send this reminder again at `until` (only its recipient may snooze it)."""
-        async with self.db.tx() as tx:
-            await tx.execute(
-                "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
-                "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held')",
-                (iso(until), reminder_id, user_id))
-            changed = tx.rowcount > 0
-        return await self.get(reminder_id) if changed else None
+        """Send this reminder again at `until` (only its recipient may snooze it): the row
+        as changed, in one round trip (None: not theirs, or settled meanwhile)."""
+        rows = await self.db.write_returning(
+            "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
+            "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held') "
+            "RETURNING *", (iso(until), reminder_id, user_id))
+        return _reminder(rows[0]) if rows else None
 
     async def hold(self, reminder_id: int) -> None:
         """Quiet hours: keep it for the recipient's next morning digest."""
