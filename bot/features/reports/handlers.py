@@ -10,10 +10,10 @@ import asyncio
 import difflib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.events import Attachment, Button, Outcome, Reply
 from bot.features.reports import figures
@@ -245,39 +245,43 @@ def _worth_files(fig: Figures) -> bool:
 async def report(ctx: Ctx, arg: str) -> Outcome:
     """/report [name] [range]. A text that may name someone: the team's members are read
     with the guessed person's figures (`guess`), in one round trip (issue #12)."""
-    services, user = ctx.services, ctx.user
-    rest = normalize_input(arg)
-    alone = _range_alone(rest, ctx.local_now)
-    fetched: Fetched | None = None
-    if alone is None:
-        guessed, period = guessed_scope(user, rest, ctx.local_now)
-        fetched = await fetch(services, guessed, period, ctx.now, ctx.locale, detail=True,
-                              also=[members_read(user.team_id)])
-        req = decide(services, user, rest, alone, ctx.local_now, fetched.also[0])
-        if not as_guessed(req, guessed, period):
-            fetched = None  # not the guess: read again for whom and when it says
-    else:
-        req = decide(services, user, rest, alone, ctx.local_now, [])
+    async def figures_and(scope: Scope, period: Period,
+                          members: Read) -> tuple[Fetched, list[Row]]:
+        got = await fetch(ctx.services, scope, period, ctx.now, ctx.locale, detail=True,
+                          also=[members])
+        return got, got.also[0]
+
+    req, fetched = await requested(ctx, normalize_input(arg), figures_and)
     if isinstance(req, str):
         return Outcome().add(req)
-    reply = await report_reply(services, req.scope, req.period, ctx.now, ctx.locale,
+    reply = await report_reply(ctx.services, req.scope, req.period, ctx.now, ctx.locale,
                                fetched=fetched)
     return Outcome(replies=[reply])
 
 
-def guessed_scope(user: User, rest: str, local_now: datetime) -> tuple[Scope, Period]:
-    """Whose and which period a text that is no range alone most likely asks for (`guess`),
-    before the team's members are read: the person by name (a lead), else the asker."""
+_Got = TypeVar("_Got")
+
+
+async def requested(ctx: Ctx, rest: str, read: Callable[[Scope, Period, Read], Awaitable[
+        tuple[_Got, list[Row]]]]) -> tuple[Request | str, _Got | None]:
+    """What the normalized text `rest` asks for (`decide`), and what `read(scope, period,
+    members)` got for it. A text that is no range alone may name someone: `read` is run on
+    the guess (`guess`; the person by name for a lead, else the asker) with the team's
+    members in its one round trip; None when nothing was read for the answer (a range alone,
+    or not the guess: the caller reads for whom and when it says)."""
+    user, local_now = ctx.user, ctx.local_now
+    alone = _range_alone(rest, local_now)
+    if alone is not None:
+        return decide(ctx.services, user, rest, alone, local_now, []), None
     name, period = guess(rest, local_now)
-    if not user.sees_whole_team:
-        return Scope(user.team_id, user.team_name, user.id, user.name), period
-    return Scope(user.team_id, user.team_name, user_name=name, by_name=True), period
-
-
-def as_guessed(req: Request | str, guessed: Scope, period: Period) -> bool:
-    """Whether `decide`'s answer, the members read, is what was read on the guess."""
-    return not isinstance(req, str) and (req.period, req.scope.user_name) == \
-        (period, guessed.user_name)
+    guessed = Scope(user.team_id, user.team_name, user.id, user.name) \
+        if not user.sees_whole_team else \
+        Scope(user.team_id, user.team_name, user_name=name, by_name=True)
+    got, members = await read(guessed, period, members_read(user.team_id))
+    req = decide(ctx.services, user, rest, None, local_now, members)
+    as_guessed = not isinstance(req, str) and \
+        (req.period, req.scope.user_name) == (period, guessed.user_name)
+    return req, got if as_guessed else None
 
 
 async def export(ctx: Ctx, arg: str) -> Outcome:
@@ -286,20 +290,15 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
     kind, _, rest = normalize_input(arg).partition(" ")
     if kind.lower() not in _LOG_KINDS:
         return Outcome().add(ctx.t("report.export.usage"))
-    services, user, db = ctx.services, ctx.user, ctx.services.db
-    rest = normalize_input(rest)
-    alone = _range_alone(rest, ctx.local_now)
-    got: PaperLogs | None = None
-    if alone is None:
-        guessed, period = guessed_scope(user, rest, ctx.local_now)
+    db = ctx.services.db
+
+    async def entries_and(scope: Scope, period: Period,
+                          members: Read) -> tuple[PaperLogs, list[Row]]:
         # At most MAX_PAPER_ENTRIES read: more is answered with the count alone.
-        got = await load_paper(db, guessed, period, limit=MAX_PAPER_ENTRIES,
-                               also=[members_read(user.team_id)])
-        req = decide(services, user, rest, alone, ctx.local_now, got.also[0])
-        if not as_guessed(req, guessed, period):
-            got = None  # not the guess: read again for whom and when it says
-    else:
-        req = decide(services, user, rest, alone, ctx.local_now, [])
+        got = await load_paper(db, scope, period, limit=MAX_PAPER_ENTRIES, also=[members])
+        return got, got.also[0]
+
+    req, got = await requested(ctx, normalize_input(rest), entries_and)
     if isinstance(req, str):
         return Outcome().add(req + "\n" + ctx.t("report.export.usage"))
     if got is None:
