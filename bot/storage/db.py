@@ -243,7 +243,9 @@ class Backend:
         try:
             yield
         finally:
-            left = _ALONG.get() or []
+            held = _ALONG.get() or []
+            left = held[:]
+            held.clear()  # a task the step started, running on, takes none of them again
             _ALONG.reset(along)
             _IN_STEP.reset(token)
             self._steps -= 1
