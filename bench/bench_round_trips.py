@@ -110,7 +110,10 @@ TAPS = (("张三", "-|hazards.hz|1", False), ("张三", "-|outages.out|1", False
         ("张三", "-|complaints.cplc|1", True), ("张三", "-|repairs.repa|1", True),
         ("张三", "-|worklog.logedit|1", True), ("张三", "-|customers.custedit|1", True),
         ("张三", "-|customers.custoff|1", True), ("张三", "-|hazards.hzs|1", False),
-        ("张三", "-|outages.outn|1", False))
+        ("张三", "-|outages.outn|1", False), ("张三", "-|outages.outc|1:1", False),
+        ("张三", "-|outages.outh|1:1:0", False), ("张三", "-|outages.outh|1:1:0", False),
+        ("张三", "-|hazards.fromlog|2", True), ("王班长", "-|worklog.logcmt|1", True),
+        ("王班长", "-|arrears.arry|1", True), ("张三", "-|todo.snz|1:0", False))
 
 
 CARDS = ("-|hazards.hz|1", "-|outages.out|1", "-|customers.cust|1", "-|worklog.log|2",

@@ -119,12 +119,14 @@ def overdue_urgent(r: Reminder) -> bool:
 
 def snooze_buttons(ctx: Ctx, r: Reminder) -> list[Button]:
     """The snoozes a reminder offers: 1 hour / tomorrow 8:00, or the short ones only."""
+    # Ids alone (id:0 an hour, id:1 the morning, id:2:minutes), so the button declares its
+    # reads (bot.features.todo); the letters sent before (12h, 12m, 12s30) still work.
     if overdue_urgent(r):
         return [Button(ctx.t("btn.snooze_minutes", minutes=m),
-                       feature_callback("todo", "snz", f"{r.id}s{m}"))
+                       feature_callback("todo", "snz", f"{r.id}:2:{m}"))
                 for m in ctx.services.settings.urgent_snooze_minutes]
-    return [Button(ctx.t("btn.snooze_hour"), feature_callback("todo", "snz", f"{r.id}h")),
-            Button(ctx.t("btn.snooze_morning"), feature_callback("todo", "snz", f"{r.id}m"))]
+    return [Button(ctx.t("btn.snooze_hour"), feature_callback("todo", "snz", f"{r.id}:0")),
+            Button(ctx.t("btn.snooze_morning"), feature_callback("todo", "snz", f"{r.id}:1"))]
 
 
 async def jobs_done(services: Services, job: str, period: str) -> set[int]:

@@ -626,7 +626,7 @@ async def test_snooze_from_the_reminder_message_redelivers_once(
         "SELECT state, sent_at FROM reminders WHERE kind = 'contact.half'")
     assert row is not None and tuple(row) == ("sent", "2026-11-28T00:00:00+00:00")
     # Another user cannot snooze it (the lead taps the forged data).
-    [data] = [d for d in callback_data(morning) if "|todo.snz|" in d and d.endswith("h")]
+    [data] = [d for d in callback_data(morning) if "|todo.snz|" in d and d.endswith(":0")]
     r = await team.lead.tap(team.lead.last["message_id"], data)
     assert L("reminder.snooze_gone") in texts(r)
 

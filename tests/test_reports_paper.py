@@ -123,8 +123,14 @@ async def test_export_scope_and_answers(seeded: World, assistant: Assistant,
     assert zhang.text == "2026-10-01 — 2026-10-07 没有可导出的工作日志。"
     await zhang.say("导出日志 上周")
     assert zhang.last is not None and zhang.last.replies[0].attachments
-    monkeypatch.setattr(handlers, "MAX_PAPER_ENTRIES", 3)
     lead = Chat(assistant, "test", "王班长")
+    for text in ("/export 日志 李四 上周", "/export 日志 上周李四", "导出日志 李四 上周"):
+        out = await lead.say(text)  # one person of the team, found by name with the read
+        assert {b["recorder"] for b in blocks(sheet_of(
+            out.replies[0].attachments[0].data))} == {"李四"}, text
+    await lead.say("/export 日志 李斯")  # no one of that name: the members read say so
+    assert lead.text.startswith("本班组没有叫「李斯」的人") and "李四" in lead.text
+    monkeypatch.setattr(handlers, "MAX_PAPER_ENTRIES", 3)
     await lead.say("/export 日志 上周")
     assert "这段时间有 4 条日志，超过一次导出的上限 3 条" in lead.text
 

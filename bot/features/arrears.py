@@ -56,7 +56,15 @@ from bot.records.common import (
     value_time,
     when,
 )
-from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem, TodoRead
+from bot.router import (
+    ReportPart,
+    ReportScope,
+    ReportSection,
+    Router,
+    TodoItem,
+    TodoRead,
+    any_one_id,
+)
 from bot.rules import sensitive_categories
 from bot.services import Ctx, Services
 from bot.statuses import arrears_status
@@ -1047,14 +1055,16 @@ def _not_lead(ctx: Ctx, rec: Arrears) -> Outcome:
         ctx.t("arrears.decision.not_lead"), ARREARS_RECORDS.saved_buttons(ctx, rec.id))
 
 
-async def decision_refusal(ctx: Ctx, rec: Arrears) -> str | None:
-    """Why no decision can be taken on this record now (the user is a lead), or None."""
+async def decision_refusal(ctx: Ctx, rec: Arrears,
+                           register: Sequence[str] | None = None) -> str | None:
+    """Why no decision can be taken on this record now (the user is a lead), or None.
+    `register`: the 户号's categories, when read already (register_of)."""
     if rec.lead_decision is not None:
         return ctx.t("arrears.decision.already", decision=ctx.t(
             f"arrears.decision.{rec.lead_decision}", lead=rec.decider or ""))
     if rec.status not in ("collecting", "notice_served"):
         return ctx.t("arrears.decision.moot")
-    if not await is_medical(ctx.services, rec):
+    if not await is_medical(ctx.services, rec, register):
         return ctx.t("arrears.decision.not_needed")
     return None
 
@@ -1094,26 +1104,28 @@ async def refuse_cutoff(ctx: Ctx, rec: Arrears) -> Outcome:
     return out
 
 
-async def _sensitive_labels(ctx: Ctx, rec: Arrears) -> str:
-    """The register's sensitive categories of the household (医疗设备/生命支持用电 ...)."""
-    customer = await ctx.services.customers.by_account(rec.team_id, rec.account_no)
-    keys = [k for k in (customer.categories if customer else ()) if k in sensitive_categories()]
+def _sensitive_labels(ctx: Ctx, register: Sequence[str]) -> str:
+    """The register's sensitive categories of the household (医疗设备/生命支持用电 ...),
+    from its categories (register_of)."""
+    keys = [k for k in sorted(register) if k in sensitive_categories()]
     return "、".join(ctx.t(f"category.{k}") for k in keys or [MEDICAL])
 
 
 async def open_approval(app: Assistant, ctx: Ctx, rid: int) -> Outcome:
     """同意停电 for a medical (sensitive) household: not one tap but a small form, the
-    reason asked and the summary's 保存 the confirmation."""
-    rec = await STORE.visible(ctx, rid)
+    reason asked and the summary's 保存 the confirmation. The record and its card's reads
+    (the register's categories) come with the step's read (the button declares them)."""
+    rec, read = await ARREARS_RECORDS.visible_with(ctx, rid)
     if rec is None:
         return Outcome().add(ctx.t("arrears.not_found"))
     if not ctx.user.sees_whole_team:
         return _not_lead(ctx, rec)
-    refusal = await decision_refusal(ctx, rec)
+    register = register_of(read)
+    refusal = await decision_refusal(ctx, rec, register)
     if refusal is not None:
-        return await ARREARS_RECORDS.card(ctx, rid, refusal)
+        return await render_card(ctx, rec, refusal, read=read)
     heading = ctx.t("arrears.approve_heading", item=title(ctx, rec), owner=rec.owner,
-                    categories=await _sensitive_labels(ctx, rec))
+                    categories=_sensitive_labels(ctx, register))
     return await app.engine.start(ctx, APPROVE.name, meta={"arrears_id": rid}, heading=heading)
 
 
@@ -1166,7 +1178,7 @@ ARREARS_RECORDS = rt.RecordType(
 ACTION = {t.action: t for t in ARREARS_RECORDS.transitions}
 router.form(APPROVE)
 router.openers["ary"] = open_approval
-router.opener_button("arry", "ary")
+router.opener_button("arry", "ary", reads=any_one_id(ARREARS_RECORDS.card_read))
 ARREARS_RECORDS.on_tap("arrx", refuse_cutoff)
 
 

@@ -32,7 +32,15 @@ from bot.forms.fields import NO_FORM, Field, FormView, Invalid, Kind
 from bot.forms.matching import Choice
 from bot.records import runtime as rt
 from bot.records.common import remaining, ruleset, step_calendar, when
-from bot.router import ReportPart, ReportScope, ReportSection, Router, TodoItem, TodoRead
+from bot.router import (
+    ReportPart,
+    ReportScope,
+    ReportSection,
+    Router,
+    TodoItem,
+    TodoRead,
+    one_id,
+)
 from bot.services import Ctx
 from bot.storage.batch import Batch, Unchanged
 from bot.storage.db import Read, Row, iso
@@ -422,11 +430,15 @@ async def todo(ctx: Ctx, rows: list[list[Row]]) -> list[TodoItem]:
 
 
 # --- from a saved work log ------------------------------------------------------------
+def from_log_read(ctx: Ctx, worklog_id: int) -> Read:
+    """from_log declared."""
+    return ("SELECT id FROM hazards WHERE worklog_id = ? AND team_id = ? ORDER BY id LIMIT 1",
+            (worklog_id, ctx.user.team_id))
+
+
 async def from_log(ctx: Ctx, worklog_id: int) -> int | None:
     """The hazard already made from this log, if any."""
-    row = await ctx.services.db.fetchone(
-        "SELECT id FROM hazards WHERE worklog_id = ? AND team_id = ? ORDER BY id LIMIT 1",
-        (worklog_id, ctx.user.team_id))
+    row = await ctx.services.db.fetchone(*from_log_read(ctx, worklog_id))
     return int(row["id"]) if row else None
 
 
@@ -482,7 +494,9 @@ async def open_from_log(app: Assistant, ctx: Ctx, worklog_id: int) -> Outcome:
     return await app.engine.start(ctx, HAZARD.name, values, meta={"worklog_id": w.id})
 
 
-router.opener_button("fromlog", "hzl")
+# 转为隐患 reads the log and whether a hazard was made from it with the step's read.
+router.opener_button("fromlog", "hzl", reads=one_id(lambda ctx, worklog_id: [
+    ctx.services.worklogs.get_read(worklog_id), from_log_read(ctx, worklog_id)]))
 
 
 # --- the sentence -----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from bot.records.common import (
 from bot.router import Router, TodoItem, TodoRead, feature_callback
 from bot.services import Ctx
 from bot.statuses import outage_status
-from bot.storage.batch import Batch
+from bot.storage.batch import Batch, Declined
 from bot.storage.conversations import Draft
 from bot.storage.db import Read, Row, iso
 from bot.storage.reminders import Reminder, Reminders
@@ -420,8 +420,10 @@ async def ask_how(ctx: Ctx, oid: int, cid: int) -> Outcome:
         return Outcome(toast=ctx.t("button.stale")).add(ctx.t("outage.not_on_list"))
     if item.told_at:
         return await _refreshed(ctx, oid, ctx.t("outage.already_told"))
-    how = [Button(ctx.t(f"outage.how_btn.{h}"), router.callback("outh", f"{oid}:{cid}:{h}"))
-           for h in HOW]
+    # How as its number in HOW: the data is ids alone, so the button's reads are declared
+    # (_checklist_reads); a word (buttons sent before) is still understood.
+    how = [Button(ctx.t(f"outage.how_btn.{h}"), router.callback("outh", f"{oid}:{cid}:{n}"))
+           for n, h in enumerate(HOW)]
     return Outcome().add(ctx.t("outage.ask_how", name=item.name), [
         how, [Button(ctx.t("btn.customer_card"), feature_callback("customers", "cust", cid)),
               OUTAGES.open_button(ctx, oid)]])
@@ -447,21 +449,37 @@ async def reveal_phone(ctx: Ctx, oid: int, cid: int) -> Outcome:
 
 
 async def mark_told(ctx: Ctx, oid: int, cid: int, how: str) -> Outcome:
-    if await STORE.visible(ctx, oid) is None:
+    """The customer told, and the day-before list's reminders stopped once no one is left
+    untold, in one write; the outage and its checklist are the step's read (the button
+    declares them) and the card after it is that checklist with this customer told (issue
+    #12: 8 round trips before, the card read back)."""
+    rec, (items,) = await OUTAGES.visible_with(ctx, oid)
+    if rec is None:
         return Outcome().add(ctx.t("outage.not_found"))
-    async with ctx.services.db.tx() as tx:
-        await tx.execute(
-            "UPDATE outage_notices SET told_at = ?, how = ?, told_by = ? "
-            "WHERE outage_id = ? AND customer_id = ? AND told_at IS NULL",
-            (iso(ctx.now), how, ctx.user.id, oid, cid))
-        told = await rt.changed(tx)
-        left = await tx.fetchone("SELECT count(*) FROM outage_notices "
-                                 "WHERE outage_id = ? AND told_at IS NULL", (oid,))
-        if left is not None and left[0] == 0:  # everyone told: the urgent list has no reason
-            await Reminders.cancel(tx, SUBJECT, oid, "untold.")
-    if not told:  # told already (a second tap), or not on this list
+    if not any(r["customer_id"] == cid and not r["told_at"] for r in items):
+        return await _card_edit(ctx, rec, items, ctx.t("outage.already_told"))  # or unlisted
+    batch = Batch()
+    batch.execute("UPDATE outage_notices SET told_at = ?, how = ?, told_by = ? "
+                  "WHERE outage_id = ? AND customer_id = ? AND told_at IS NULL",
+                  (iso(ctx.now), how, ctx.user.id, oid, cid), declined="outage.already_told")
+    # Everyone told: the urgent list has no reason. The others, as this customer is told
+    # now (PostgreSQL's one statement sees the checklist as before the batch).
+    Reminders.cancel_into(batch, SUBJECT, oid, "untold.", unless=(
+        "SELECT 1 FROM outage_notices WHERE outage_id = ? AND customer_id <> ? "
+        "AND told_at IS NULL", (oid, cid)))
+    try:
+        await ctx.services.db.write_batch(batch)
+    except Declined:  # told meanwhile (a second tap on another device)
         return await _refreshed(ctx, oid, ctx.t("outage.already_told"))
-    return await _refreshed(ctx, oid, ctx.t("outage.told_toast"))
+    told = [{**{k: r[k] for k in r.keys()}, "told_at": iso(ctx.now), "how": how}  # noqa: SIM118
+            if r["customer_id"] == cid else r for r in items]
+    return await _card_edit(ctx, rec, told, ctx.t("outage.told_toast"))
+
+
+async def _card_edit(ctx: Ctx, rec: Outage, checklist: list[Any], toast: str) -> Outcome:
+    """The card of `rec` with `checklist` (its rows, in hand) in place of the one tapped."""
+    out = await render_card(ctx, rec, read=[checklist])
+    return Outcome(edit=out.replies[0], toast=toast)
 
 
 async def mark_restored(ctx: Ctx, rec: Outage) -> Outcome:
@@ -593,7 +611,13 @@ def _ids(arg: str, parts: int) -> list[int] | None:
     return [int(b) for b in bits]
 
 
-@router.button("outc")
+def _checklist_reads(ctx: Ctx | None, ids: tuple[int, ...]) -> list[Read]:
+    """What 怎么告知 (outage:customer) and its answers (outage:customer:how) read first: the
+    outage and its checklist (a customer's card reads its own)."""
+    return OUTAGES.card_read(ctx, ids[0]) if len(ids) in (2, 3) else []
+
+
+@router.button("outc", reads=_checklist_reads)
 async def customer_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     ids = _ids(arg, 2)
     return await ask_how(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
@@ -612,10 +636,12 @@ async def phone_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) 
     return await reveal_phone(ctx, ids[0], ids[1]) if ids else rt.stale(ctx)
 
 
-@router.button("outh")
+@router.button("outh", reads=_checklist_reads)
 async def how_button(app: Assistant, ctx: Ctx, draft: Draft | None, arg: str) -> Outcome:
     oid, _, rest = arg.partition(":")
     cid, _, how = rest.partition(":")
+    if how.isdigit() and int(how) < len(HOW):
+        how = HOW[int(how)]
     if not (oid.isdigit() and cid.isdigit() and how in HOW):
         return rt.stale(ctx)
     return await mark_told(ctx, int(oid), int(cid), how)

@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 import aiosqlite
 
 from bot.private_files import create_private, private_dir, tighten
-from bot.storage.batch import Batch, Played, play_sync
+from bot.storage.batch import Batch, Played, Statement, play_sync
 from bot.storage.walsync import WalSync
 
 if TYPE_CHECKING:
@@ -43,6 +43,13 @@ CHECKPOINT_EVERY = 500
 # Whether the running task is a chat step (Backend.step): bookkeeping written behind a reply
 # is not, though its task was started from one.
 _IN_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("taiqu_in_step", default=False)
+# Bookkeeping the running step's own write carries (Backend.write_along): a statement, its
+# parameters and what it is (for the log). None outside a step, and in what is written behind.
+Along = tuple[str, tuple[Any, ...], str]
+_ALONG: contextvars.ContextVar[list[Along] | None] = contextvars.ContextVar(
+    "taiqu_along", default=None)
+# Statements another may carry as a data-modifying CTE (PostgreSQL) or after it (SQLite).
+_PLAIN_WRITE = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 def iso(dt: datetime) -> str:
@@ -120,6 +127,20 @@ def _write_then_fetch_sync(conn: sqlite3.Connection, write: Read,
     which then holds no lock at all (WAL), however long it scans."""
     conn.execute(*write)
     return _fetch_many_sync(conn, reads)
+
+
+def _returning_sync(conn: sqlite3.Connection, write: Read,
+                    along: Sequence[Along]) -> tuple[list[Row], list[Along]]:
+    """A write with its own RETURNING, then `along` (each its own commit, in autocommit):
+    its rows, and what of `along` failed (to be written behind)."""
+    rows = conn.execute(*write).fetchall()
+    failed = []
+    for more in along:
+        try:
+            conn.execute(more[0], more[1])
+        except sqlite3.Error:
+            failed.append(more)
+    return rows, failed
 
 
 class Trips:
@@ -218,12 +239,44 @@ class Backend:
         """One chat step in flight (the core's handling of one update, lock waits included):
         a step alone may sync its write on the event loop (bot.storage.walsync)."""
         self._steps += 1
-        token = _IN_STEP.set(True)
+        token, along = _IN_STEP.set(True), _ALONG.set([])
         try:
             yield
         finally:
+            held = _ALONG.get() or []
+            left = held[:]
+            held.clear()  # a task the step started, running on, takes none of them again
+            _ALONG.reset(along)
             _IN_STEP.reset(token)
             self._steps -= 1
+            for sql, params, what in left:  # the step wrote nothing: behind the reply
+                self.write_behind(sql, params, what)
+
+    def write_along(self, sql: str, params: Sequence[Any], what: str) -> None:
+        """Bookkeeping (an UPDATE of a row by its key: where pushes go) that the step's own
+        next write carries in its round trip (issue #12: a step that writes anyway makes no
+        trip more for it); written behind the reply if the step ends without a write, or
+        outside a step."""
+        along = _ALONG.get()
+        if along is None:
+            self.write_behind(sql, params, what)
+        else:
+            along.append((sql, tuple(params), what))
+
+    def _along_taken(self, sql: str) -> list[Along]:
+        """What the step's write `sql` carries along (none for a statement that is no plain
+        INSERT, UPDATE or DELETE); the caller writes it, or gives it back (_along_failed)."""
+        along = _ALONG.get()
+        if not along or not _PLAIN_WRITE.match(sql):
+            return []
+        taken = along[:]
+        along.clear()
+        return taken
+
+    def _along_failed(self, taken: Sequence[Along]) -> None:
+        """The write that carried `taken` failed: they are written behind, as before."""
+        for sql, params, what in taken:
+            self.write_behind(sql, params, what)
 
     def _alone(self) -> bool:
         """The running task is the only chat step in flight."""
@@ -339,7 +392,27 @@ class Backend:
 
     async def write_batch(self, batch: Batch) -> Played:
         """A transaction declared beforehand (bot.storage.batch), in one round trip where
-        the backend can: a form's save and its close in one."""
+        the backend can: a form's save and its close in one; with the step's bookkeeping
+        (write_along) at its end, unless the batch writes its tables itself (PostgreSQL
+        would then run it statement by statement)."""
+        along = _ALONG.get()
+        written = {st.table for st in batch.statements}
+        extra = [Statement(sql, (params,)) for sql, params, _ in along or ()]
+        if not extra or not written or any(st.table in written for st in extra):
+            return await self._play_batch(batch)
+        assert along is not None
+        taken = along[:]
+        along.clear()
+        carrying = Batch([*batch.statements, *extra], batch.reads)
+        try:
+            played = await self._play_batch(carrying)
+        except BaseException:
+            self._along_failed(taken)
+            raise
+        batch.ran = carrying.ran
+        return played
+
+    async def _play_batch(self, batch: Batch) -> Played:
         raise NotImplementedError
 
     async def _execute_threaded(self, sql: str, params: Sequence[Any]) -> int | None:
@@ -365,6 +438,7 @@ class Backend:
         the event loop (SQLite)."""
         behind = contextvars.copy_context()
         behind.run(_IN_STEP.set, False)  # not the step's own: it never syncs on the loop
+        behind.run(_ALONG.set, None)  # nor carries the step's bookkeeping
         task = asyncio.get_running_loop().create_task(
             self._write_behind(sql, params, what, threaded), context=behind)
         self._behind.add(task)
@@ -668,12 +742,24 @@ class Database(Backend):
             return await Tx(self.conn, self.trips).execute(sql, params)
 
     async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """With the step's bookkeeping (write_along) after it, in the same hop."""
         self._not_reentrant()
         self._written()
-        async with self._write_turn():
-            return await Tx(self.conn, self.trips).fetchall(sql, params)
+        along = self._along_taken(sql)
+        try:
+            async with self._write_turn():
+                self.trips.trips += 1
+                conn = self.conn
+                rows: list[Row]
+                rows, failed = await conn._execute(_returning_sync, conn._conn,
+                                                   (sql, tuple(params)), along)
+        except BaseException:
+            self._along_failed(along)
+            raise
+        self._along_failed(failed)
+        return rows
 
-    async def write_batch(self, batch: Batch) -> Played:
+    async def _play_batch(self, batch: Batch) -> Played:
         """The whole transaction in one hop to the write connection's thread (each
         statement of a Tx is a hop of its own). aiosqlite has no public call for running a
         function in its thread; `_execute` is the queue every one of its calls goes through."""
@@ -693,8 +779,15 @@ class Database(Backend):
         if self._quick is None:
             return await self.execute(sql, params)
         if not self._quick_lock.locked():  # none queued to overtake
-            written, rowid = self._write_inline(sql, params)
-            if written:
+            along = self._along_taken(sql)
+            try:
+                written, rowid = self._write_inline(sql, params, along)
+            except BaseException:
+                self._along_failed(along)
+                raise
+            if not written:
+                self._along_failed(along)
+            else:
                 if self._wal_sync is not None:  # durable before the step goes on (FULL)
                     await self._wal_sync.synced(alone=self._alone())
                 return rowid
@@ -718,7 +811,8 @@ class Database(Backend):
         finally:
             self._quick_lock.release()
 
-    def _write_inline(self, sql: str, params: Sequence[Any]) -> tuple[bool, int | None]:
+    def _write_inline(self, sql: str, params: Sequence[Any],
+                      along: Sequence[Along] = ()) -> tuple[bool, int | None]:
         """A form step's write (a draft, bookkeeping) on the event loop: a one-row upsert of
         a WAL database takes microseconds, less than the hop to aiosqlite's thread (~0.1 ms
         of CPU and two loop turns, issue #12). Never waits: when the write lock is taken (a
@@ -726,7 +820,8 @@ class Database(Backend):
         off the loop as before. Committed with synchronous NORMAL (a sync here would stall
         every chat: ~0.14 ms quiet, p99 ~8 ms and up to 45 ms under load); with
         step_synchronous FULL execute_quick then awaits the WAL's shared sync off the loop
-        (bot.storage.walsync), so the step is as durable as with FULL."""
+        (bot.storage.walsync), so the step is as durable as with FULL. `along`: the step's
+        bookkeeping, each statement its own commit after it (one failing is written behind)."""
         assert self._inline is not None
         try:
             cur = self._inline.execute(sql, params)
@@ -734,12 +829,18 @@ class Database(Backend):
             if is_busy(exc):
                 return False, None
             raise
+        rowid = cur.lastrowid
+        for n, (more, more_params, _) in enumerate(along):
+            try:
+                self._inline.execute(more, more_params)
+            except sqlite3.Error:
+                self._along_failed(along[n:n + 1])
         self.trips.inline += 1
         self._inline_writes += 1
         if self._inline_writes >= CHECKPOINT_EVERY:
             self._inline_writes = 0
             self._checkpoint_behind()
-        return True, cur.lastrowid
+        return True, rowid
 
     def _checkpoint_behind(self) -> None:
         """The WAL copied back into the database off the loop (the inline connection never

@@ -159,9 +159,10 @@ class People:
         return from_iso(row[0]) if row and row[0] else None
 
     def seen(self, channel: str, external_id: str, now: datetime) -> None:
-        """The identity was just used (pushes go to the one used last): written behind the
-        reply, so a database locked by another process never delays it."""
-        self.db.write_behind(
+        """The identity was just used (pushes go to the one used last): written with the
+        step's own write (one statement more in its round trip), or behind the reply when
+        the step writes nothing, so a database locked by another process never delays it."""
+        self.db.write_along(
             "UPDATE identities SET last_seen_at = ? WHERE channel = ? AND external_id = ?",
             (iso(now), channel, external_id), "last_seen_at")
 
@@ -244,8 +245,13 @@ class UserPrefs:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @staticmethod
+    def get_read(user_id: int) -> Read:
+        """`get` declared (a button's read, Router.button(reads=...))."""
+        return "SELECT * FROM user_settings WHERE user_id = ?", (user_id,)
+
     async def get(self, user_id: int) -> Prefs:
-        row = await self.db.fetchone("SELECT * FROM user_settings WHERE user_id = ?", (user_id,))
+        row = await self.db.fetchone(*self.get_read(user_id))
         if row is None:
             return Prefs(None, None, False, None)
         return Prefs(row["quiet_start"], row["quiet_end"], bool(row["quiet_off"]),

@@ -22,6 +22,7 @@ import asyncpg
 
 from bot.storage.batch import JSON_ROWS, SQL_TOKENS, Batch, Played, pg_one_statement, play
 from bot.storage.db import (
+    Along,
     Backend,
     DatabaseBusy,
     Read,
@@ -150,6 +151,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     advisory lock (migrate) is released in its own finally."""
 
 
+def with_along(sql: str, params: Sequence[Any],
+               along: Sequence[Along]) -> tuple[str, Sequence[Any]]:
+    """A plain write with `along` (Backend.write_along) as data-modifying CTEs before it."""
+    if not along:
+        return sql, params
+    ctes = ", ".join(f"along_{n} AS ({more})" for n, (more, _, _) in enumerate(along))
+    return f"WITH {ctes} {sql}", (*(p for _, more_params, _ in along for p in more_params),
+                                  *params)
+
+
 class PgTx:
     """Statements inside one transaction on one pooled connection."""
 
@@ -158,10 +169,13 @@ class PgTx:
         self._id_tables = id_tables
         self.rowcount = 0  # rows the last execute inserted, changed or deleted
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+    async def execute(self, sql: str, params: Sequence[Any] = (),
+                      along: Sequence[Along] = ()) -> int | None:
         """Runs one statement; the new row's id after an INSERT into a table with an id
-        (SQLite's lastrowid), read with RETURNING."""
+        (SQLite's lastrowid), read with RETURNING. `along`: plain writes run with it, each a
+        data-modifying CTE before it (their status is not its)."""
         table = _insert_table(sql)
+        sql, params = with_along(sql, params, along)
         if table in self._id_tables:
             rows = await self.conn.fetch(pg_sql(sql.rstrip().rstrip(";")) + " RETURNING id",
                                          *params)
@@ -361,15 +375,27 @@ class PgDatabase(Backend):
         instances)."""
         self._not_reentrant()
         self._written()
-        async with self._turn(), self.pool.acquire() as conn:
-            return await PgTx(conn, self._id_tables).fetchall(sql, params)
+        along = self._along_taken(sql)
+        try:
+            async with self._turn(), self.pool.acquire() as conn:
+                return await PgTx(conn, self._id_tables).fetchall(
+                    *with_along(sql, params, along))
+        except BaseException:
+            self._along_failed(along)
+            raise
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement that waits at most `quick_wait` seconds (for a connection, then
-        for row locks) and raises DatabaseBusy after; one at a time, in call order."""
-        return await self._single(sql, params, self.quick_wait, self._quick_lock)
+        for row locks) and raises DatabaseBusy after; one at a time, in call order. The
+        step's bookkeeping (write_along) comes with it as data-modifying CTEs: one request."""
+        along = self._along_taken(sql)
+        try:
+            return await self._single(sql, params, self.quick_wait, self._quick_lock, along)
+        except BaseException:
+            self._along_failed(along)
+            raise
 
-    async def write_batch(self, batch: Batch) -> Played:
+    async def _play_batch(self, batch: Batch) -> Played:
         """One statement (a data-modifying CTE per write, bot.storage.batch) when it can be,
         else statement by statement in one transaction; the latter also when the one
         statement failed (e.g. a form token saved before: `existing` and `if_new` apply)."""
@@ -399,12 +425,13 @@ class PgDatabase(Backend):
             return await play(tx, batch)
 
     async def _single(self, sql: str, params: Sequence[Any], wait: float,
-                      turn: asyncio.Lock | None = None) -> int | None:
+                      turn: asyncio.Lock | None = None, along: Sequence[Along] = ()
+                      ) -> int | None:
         self._not_reentrant()
         self._written()
         try:
             async with asyncio.timeout(wait), turn or nullcontext(), self.pool.acquire() as conn:
-                return await PgTx(conn, self._id_tables).execute(sql, params)
+                return await PgTx(conn, self._id_tables).execute(sql, params, along)
         except TimeoutError:
             raise DatabaseBusy(f"not written within {wait:g} s") from None
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.storage.batch import Batch, IfNew, Ref
-from bot.storage.db import Database, Row, Tx, from_iso, iso
+from bot.storage.db import Database, Read, Row, Tx, from_iso, iso
 
 # last_error of a row whose last push may have reached the user (an answer lost, or a process
 # that died mid-push): its next push says it may be a repeat. Kept through later retries.
@@ -218,16 +218,18 @@ class Reminders:
 
     @staticmethod
     def cancel_into(batch: Batch, subject: str, subject_id: int, *kind_prefixes: str,
-                    if_new: Ref | None = None) -> None:
+                    if_new: Ref | None = None, unless: Read | None = None) -> None:
         """`cancel` in a batch (those whose kind starts with any of `kind_prefixes`; all
         without), before the batch plans the record's next ones (`if_new`: only if that
-        update changed the record)."""
+        update changed the record); `unless`: not when this SELECT finds a row."""
         prefixes = kind_prefixes or ("",)
+        unless_sql, unless_params = (f" AND NOT EXISTS ({unless[0]})", unless[1]) if unless \
+            else ("", ())
         batch.execute(
             "UPDATE reminders SET state = 'cancelled' WHERE subject = ? AND subject_id = ? "
-            f"AND state = 'pending' AND ({' OR '.join('kind LIKE ?' for _ in prefixes)})",
-            (subject, subject_id, *(p + "%" for p in prefixes)), if_new=if_new,
-            sees_before=True)
+            f"AND state = 'pending' AND ({' OR '.join('kind LIKE ?' for _ in prefixes)})"
+            + unless_sql, (subject, subject_id, *(p + "%" for p in prefixes), *unless_params),
+            if_new=if_new, sees_before=True)
 
     @staticmethod
     async def release_waiting(tx: Tx, user_id: int, when: datetime,
@@ -277,8 +279,13 @@ class Reminders:
         return rows
 
     async def get(self, reminder_id: int) -> Reminder | None:
-        row = await self.db.fetchone("SELECT * FROM reminders WHERE id = ?", (reminder_id,))
+        row = await self.db.fetchone(*self.get_read(reminder_id))
         return _reminder(row) if row else None
+
+    @staticmethod
+    def get_read(reminder_id: int) -> Read:
+        """`get` declared (a button's read, Router.button(reads=...))."""
+        return "SELECT * FROM reminders WHERE id = ?", (reminder_id,)
 
     async def claim(self, reminder_id: int, until: datetime) -> bool:
         """Mark one row in flight until `until`; False if another scan got it or it was
@@ -359,14 +366,13 @@ class Reminders:
         return str(leader["state"])
 
     async def snooze(self, user_id: int, reminder_id: int, until: datetime) -> Reminder | None:
-        """Send this reminder again at `until` (only its recipient may snooze it)."""
-        async with self.db.tx() as tx:
-            await tx.execute(
-                "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
-                "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held')",
-                (iso(until), reminder_id, user_id))
-            changed = tx.rowcount > 0
-        return await self.get(reminder_id) if changed else None
+        """Send this reminder again at `until` (only its recipient may snooze it): the row
+        as changed, in one round trip (None: not theirs, or settled meanwhile)."""
+        rows = await self.db.write_returning(
+            "UPDATE reminders SET state = 'pending', due_at = ?, sent_at = NULL "
+            "WHERE id = ? AND user_id = ? AND state IN ('sent', 'digested', 'pending', 'held') "
+            "RETURNING *", (iso(until), reminder_id, user_id))
+        return _reminder(rows[0]) if rows else None
 
     async def hold(self, reminder_id: int) -> None:
         """Quiet hours: keep it for the recipient's next morning digest."""

@@ -747,19 +747,21 @@ class PaperLogs:
     count: int
     logs: list[LogRow]
     categories: dict[int, list[str]]
+    also: list[list[Row]] = field(default_factory=list)  # the rows of load_paper's `also`
 
 
 async def load_paper(db: Database, scope: Scope, period: Period, *,
-                     limit: int | None = None) -> PaperLogs:
+                     limit: int | None = None, also: Sequence[Read] = ()) -> PaperLogs:
     """The scope's entries of the period for the paper form (/export 日志, the CLI), in one
     round trip (issue #12: the count, the entries, their 台区, 批注 and customers'
     categories were a trip each, and more in chunks of ids). `limit`: at most so many
-    entries read (a bigger file is the CLI's job), `count` all the same."""
+    entries read (a bigger file is the CLI's job), `count` all the same; `also`: reads
+    run in the same trip (the team's members for /export 日志 张三)."""
     q = _Q(scope, period, period.end)
-    count, logs, notes, cats = await db.fetch_many([
+    count, logs, notes, cats, *more = await db.fetch_many([
         _count_read(q), *_log_reads(q, limit),
-        _categories_read(q, [_logs_customers(q, limit)])])
-    return PaperLogs(int(count[0]["n"]), _log_rows(logs, notes), _categories(cats))
+        _categories_read(q, [_logs_customers(q, limit)]), *also])
+    return PaperLogs(int(count[0]["n"]), _log_rows(logs, notes), _categories(cats), more)
 
 
 async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:

@@ -10,14 +10,14 @@ import asyncio
 import difflib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.events import Attachment, Button, Outcome, Reply
 from bot.features.reports import figures
-from bot.features.reports.figures import Figures, Scope, load_paper
+from bot.features.reports.figures import Figures, PaperLogs, Scope, load_paper
 from bot.features.reports.ranges import Period, RangeError, parse_range, weekly_report_due
 from bot.features.reports.targets import targets_part
 from bot.features.reports.text import SUMMARY_CHARS, render
@@ -68,18 +68,6 @@ def members_read(team_id: int) -> Read:
     name, the first, as figures' ReportScope.named finds them in SQL)."""
     return ("SELECT id, name FROM users WHERE team_id = ? AND active = 1 ORDER BY id",
             (team_id,))
-
-
-async def resolve(services: Services, user: User, text: str,
-                  local_now: datetime) -> Request | str:
-    """The scope and period `text` asks for, or the answer explaining why not (a locale
-    string already filled in). The team's members are read when the text is no range alone
-    (it may name someone)."""
-    rest = normalize_input(text)
-    alone = _range_alone(rest, local_now)
-    members = [] if alone is not None else await services.db.fetchall(
-        *members_read(user.team_id))
-    return decide(services, user, rest, alone, local_now, members)
 
 
 def decide(services: Services, user: User, rest: str, alone: Period | None,
@@ -257,39 +245,64 @@ def _worth_files(fig: Figures) -> bool:
 async def report(ctx: Ctx, arg: str) -> Outcome:
     """/report [name] [range]. A text that may name someone: the team's members are read
     with the guessed person's figures (`guess`), in one round trip (issue #12)."""
-    services, user = ctx.services, ctx.user
-    rest = normalize_input(arg)
-    alone = _range_alone(rest, ctx.local_now)
-    fetched: Fetched | None = None
-    if alone is None:
-        name, period = guess(rest, ctx.local_now)
-        mine = Scope(user.team_id, user.team_name, user.id, user.name)
-        guessed = mine if not user.sees_whole_team else \
-            Scope(user.team_id, user.team_name, user_name=name, by_name=True)
-        fetched = await fetch(services, guessed, period, ctx.now, ctx.locale, detail=True,
-                              also=[members_read(user.team_id)])
-        req = decide(services, user, rest, alone, ctx.local_now, fetched.also[0])
-        if not isinstance(req, str) and (req.period, req.scope.user_name) != \
-                (period, guessed.user_name):
-            fetched = None  # not the guess: read again for whom and when it says
-    else:
-        req = decide(services, user, rest, alone, ctx.local_now, [])
+    async def figures_and(scope: Scope, period: Period,
+                          members: Read) -> tuple[Fetched, list[Row]]:
+        got = await fetch(ctx.services, scope, period, ctx.now, ctx.locale, detail=True,
+                          also=[members])
+        return got, got.also[0]
+
+    req, fetched = await requested(ctx, normalize_input(arg), figures_and)
     if isinstance(req, str):
         return Outcome().add(req)
-    reply = await report_reply(services, req.scope, req.period, ctx.now, ctx.locale,
+    reply = await report_reply(ctx.services, req.scope, req.period, ctx.now, ctx.locale,
                                fetched=fetched)
     return Outcome(replies=[reply])
 
 
+_Got = TypeVar("_Got")
+
+
+async def requested(ctx: Ctx, rest: str, read: Callable[[Scope, Period, Read], Awaitable[
+        tuple[_Got, list[Row]]]]) -> tuple[Request | str, _Got | None]:
+    """What the normalized text `rest` asks for (`decide`), and what `read(scope, period,
+    members)` got for it. A text that is no range alone may name someone: `read` is run on
+    the guess (`guess`; the person by name for a lead, else the asker) with the team's
+    members in its one round trip; None when nothing was read for the answer (a range alone,
+    or not the guess: the caller reads for whom and when it says)."""
+    user, local_now = ctx.user, ctx.local_now
+    alone = _range_alone(rest, local_now)
+    if alone is not None:
+        return decide(ctx.services, user, rest, alone, local_now, []), None
+    name, period = guess(rest, local_now)
+    guessed = Scope(user.team_id, user.team_name, user.id, user.name) \
+        if not user.sees_whole_team else \
+        Scope(user.team_id, user.team_name, user_name=name, by_name=True)
+    got, members = await read(guessed, period, members_read(user.team_id))
+    req = decide(ctx.services, user, rest, None, local_now, members)
+    as_guessed = not isinstance(req, str) and \
+        (req.period, req.scope.user_name) == (period, guessed.user_name)
+    return req, got if as_guessed else None
+
+
 async def export(ctx: Ctx, arg: str) -> Outcome:
+    """/export 日志 [name] [range]. A text that may name someone: the team's members are read
+    with the guessed person's entries, in one round trip, as /report's (issue #12)."""
     kind, _, rest = normalize_input(arg).partition(" ")
     if kind.lower() not in _LOG_KINDS:
         return Outcome().add(ctx.t("report.export.usage"))
-    req = await resolve(ctx.services, ctx.user, rest, ctx.local_now)
+    db = ctx.services.db
+
+    async def entries_and(scope: Scope, period: Period,
+                          members: Read) -> tuple[PaperLogs, list[Row]]:
+        # At most MAX_PAPER_ENTRIES read: more is answered with the count alone.
+        got = await load_paper(db, scope, period, limit=MAX_PAPER_ENTRIES, also=[members])
+        return got, got.also[0]
+
+    req, got = await requested(ctx, normalize_input(rest), entries_and)
     if isinstance(req, str):
         return Outcome().add(req + "\n" + ctx.t("report.export.usage"))
-    # At most MAX_PAPER_ENTRIES read: more is answered with the count alone.
-    got = await load_paper(ctx.services.db, req.scope, req.period, limit=MAX_PAPER_ENTRIES)
+    if got is None:
+        got = await load_paper(db, req.scope, req.period, limit=MAX_PAPER_ENTRIES)
     n = got.count
     label = f"{req.period.first.isoformat()} — {req.period.last.isoformat()}"
     if n == 0:

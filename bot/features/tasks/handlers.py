@@ -28,6 +28,7 @@ from bot.features.tasks.store import (
     counts_read,
     in_quiet_read,
     load_message,
+    message_read,
     quiet_sql,
     seen_by,
     send_message_into,
@@ -51,6 +52,7 @@ from bot.router import (
     Router,
     TodoItem,
     TodoRead,
+    any_one_id,
 )
 from bot.services import Ctx
 from bot.storage.batch import Batch, IfNew
@@ -690,8 +692,10 @@ def message_opener(prefix: str, kinds: tuple[str, ...], form: FormSpec, heading:
 
 message_opener("tkans", ("question",), ANSWER, "task.answer_heading")
 message_opener("tkrpl", ("report",), REPLY, "up.reply_heading")
-router.opener_button("ans", "tkans")
-router.opener_button("rpl", "tkrpl")
+# 回复 and 转为任务 read the message they are about with the step's read.
+MESSAGE_READS = any_one_id(lambda ctx, mid: [message_read(mid)])
+router.opener_button("ans", "tkans", reads=MESSAGE_READS)
+router.opener_button("rpl", "tkrpl", reads=MESSAGE_READS)
 
 
 @router.opener("tkmk")
@@ -707,7 +711,7 @@ async def task_from_report(app: Assistant, ctx: Ctx, mid: int) -> Outcome:
                                   offer=OPTIONAL)
 
 
-router.opener_button("mk", "tkmk")
+router.opener_button("mk", "tkmk", reads=MESSAGE_READS)
 
 
 # --- 上报 --------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ router.button("logs")(by_id(list_logs))
 router.button("log", reads=one_id(card_reads))(by_id(show_log))
 router.button("logedit", reads=one_id(entry_read))(opens("e"))
 router.form(comments.COMMENT)
-router.button("logcmt")(opens(comments.OPENER))
+router.button("logcmt", reads=one_id(entry_read))(opens(comments.OPENER))
 router.reminder_kind(comments.SUBJECT, ReminderKind(render=comments.render_told,
                                                     snoozable=False))
 
