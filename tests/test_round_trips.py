@@ -608,6 +608,28 @@ async def test_each_step_of_a_free_reminder_makes_at_most_two_round_trips(
     step.check()
 
 
+async def test_a_refused_tap_on_a_free_reminder_is_counted_as_one_done(
+        services: Services, assistant: Assistant) -> None:
+    """完成 tapped on a reminder already done, or cancelled: the write's guard refuses it, and
+    on PostgreSQL the one statement says which guard did (6 round trips before, the batch
+    sent again statement by statement to find out)."""
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("/start")
+    for sentence in ("明天8点提醒我抄表", "明天9点提醒我交报表"):
+        await zhang.say(sentence)
+        await zhang.press("确认")
+    await zhang.tap("-|notes.done|1")
+    await zhang.tap("-|notes.cancel|2")
+    step = Steps(services, {"完成 again": 2, "完成 on cancelled": 2})
+    await step("完成 again", lambda: zhang.tap("-|notes.done|1"))
+    again = zhang.text
+    await step("完成 on cancelled", lambda: zhang.tap("-|notes.done|2"))
+    assert again == zhang.text == "这条提醒已经完成或取消了。"
+    assert zhang.last is not None and zhang.last.toast == "提醒已不在"
+    step.check()
+
+
 async def test_snoozing_a_pushed_reminder_is_counted(
         services: Services, assistant: Assistant, clock: FakeClock,
         service: ReminderService, notifier: FakeNotifier) -> None:
