@@ -23,11 +23,14 @@ from bot.router import TodoRead
 from bot.sendbudget import SharedSendBudget
 from bot.services import Ctx, Services
 from bot.storage import steps
+from bot.storage.batch import Batch
+from bot.storage.customers import CustomerData
 from bot.storage.steps import StepRead
 from bot.workcal import add_override
 from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.test_plans import add_customer as add_plan_customer
+from tests.test_saves_read_at_write import fill_register_form, open_edit_of_phone, user_of
 from tests.test_todo_lists import add_customer, medical_arrears_notice_served, register_complaint
 from tests.tg_harness import L, TgUser, body, register, texts, worklog_rows
 
@@ -627,6 +630,61 @@ async def test_a_refused_tap_on_a_free_reminder_is_counted_as_one_done(
     await step("完成 on cancelled", lambda: zhang.tap("-|notes.done|2"))
     assert again == zhang.text == "这条提醒已经完成或取消了。"
     assert zhang.last is not None and zhang.last.toast == "提醒已不在"
+    step.check()
+
+
+async def test_what_runs_only_if_a_guarded_update_changed_a_row_is_skipped_in_one_trip(
+        services: Services) -> None:
+    """A guarded update that changed nothing: what runs `if_new` on it writes nothing (as
+    statement by statement), in one round trip on PostgreSQL too (2 before: the one
+    statement failed, then the batch again statement by statement)."""
+    user = await make_user(services, "张三")
+    batch = Batch()
+    closed = batch.update("UPDATE free_reminders SET state = 'done' WHERE id = ? AND state = ?",
+                          (999, "open"), 999)
+    batch.execute("UPDATE users SET name = ? WHERE id = ? AND (name = ? OR name = ?)",
+                  ("李四", user.id, "张三", "王五"), if_new=closed)
+    played, trips = await counted(services, lambda: services.db.write_batch(batch))
+    assert not played.changed(closed) and trips == 1
+    row = await services.db.fetchone("SELECT name FROM users WHERE id = ?", (user.id,))
+    assert row is not None and row[0] == "张三"
+
+
+# Refused saves whose reason is read after the refused write (rare races): the step's read,
+# the write, the reason (whose 户号 it is; the record as it is now), and for an edit over
+# another's the edit written again over it (7 on PostgreSQL before, the refused batch sent
+# again statement by statement). A second 转为隐患 shows the hazard made from the log.
+RACE_MOST = {"户号 registered meanwhile": 4, "edit over another's": 4, "转为隐患 again": 2}
+
+
+async def test_refused_saves_whose_reason_is_read_after_are_counted(
+        services: Services, assistant: Assistant) -> None:
+    await make_user(services, "张三", areas=("3号台区",))
+    wang = await make_user(services, "王五")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("你好")
+    step = Steps(services, RACE_MOST)
+    await fill_register_form(zhang)
+    await add_customer(services, wang, "赵奶奶", "5500012345", (), None)
+    await step("户号 registered meanwhile", lambda: zhang.press("保存"))
+    assert "赵奶奶" in zhang.text
+    await services.db.execute("DELETE FROM conversations")
+    user = await user_of(services, "张三")
+    cid = await add_customer(services, user, "李奶奶", "5500099999", ("medical",), every=30)
+    await open_edit_of_phone(zhang, cid, "13900005678")
+    before = await services.customers.get(user, cid)
+    assert before is not None
+    other = CustomerData(**{**before.data().__dict__, "address": "城西村1组1号"})
+    assert await services.customers.update(user, cid, other, services.clock.now())
+    await step("edit over another's", lambda: zhang.press("保存"))
+    assert "已更新特殊客户档案" in zhang.text
+    await zhang.say("今天上午去3号台区巡视了，发现2号杆拉线松动")
+    await zhang.photo("log-photo")
+    for press in ("完成", "跳过", "保存", "转为隐患", "一般", "跳过", "保存"):
+        await zhang.press(press)
+    assert "已登记隐患 #1" in zhang.text
+    await step("转为隐患 again", lambda: zhang.tap("-|hazards.fromlog|1"))
+    assert "工作日志 #1 已转为隐患 #1" in zhang.text
     step.check()
 
 
