@@ -24,13 +24,12 @@ from bot.sendbudget import SharedSendBudget
 from bot.services import Ctx, Services
 from bot.storage import steps
 from bot.storage.batch import Batch
-from bot.storage.customers import CustomerData
 from bot.storage.steps import StepRead
 from bot.workcal import add_override
 from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.test_plans import add_customer as add_plan_customer
-from tests.test_saves_read_at_write import fill_register_form, open_edit_of_phone, user_of
+from tests.test_saves_read_at_write import edited_by_another_meanwhile, fill_register_form
 from tests.test_todo_lists import add_customer, medical_arrears_notice_served, register_complaint
 from tests.tg_harness import L, TgUser, body, register, texts, worklog_rows
 
@@ -669,13 +668,7 @@ async def test_refused_saves_whose_reason_is_read_after_are_counted(
     await step("户号 registered meanwhile", lambda: zhang.press("保存"))
     assert "赵奶奶" in zhang.text
     await services.db.execute("DELETE FROM conversations")
-    user = await user_of(services, "张三")
-    cid = await add_customer(services, user, "李奶奶", "5500099999", ("medical",), every=30)
-    await open_edit_of_phone(zhang, cid, "13900005678")
-    before = await services.customers.get(user, cid)
-    assert before is not None
-    other = CustomerData(**{**before.data().__dict__, "address": "城西村1组1号"})
-    assert await services.customers.update(user, cid, other, services.clock.now())
+    await edited_by_another_meanwhile(services, zhang, "5500099999")
     await step("edit over another's", lambda: zhang.press("保存"))
     assert "已更新特殊客户档案" in zhang.text
     await zhang.say("今天上午去3号台区巡视了，发现2号杆拉线松动")
