@@ -23,7 +23,7 @@ from bot.router import TodoRead
 from bot.sendbudget import SharedSendBudget
 from bot.services import Ctx, Services
 from bot.storage import steps
-from bot.storage.batch import Batch
+from bot.storage.batch import Batch, Declined, Unchanged
 from bot.storage.steps import StepRead
 from bot.workcal import add_override
 from tests.conftest import Chat, FakeNotifier, at, make_user
@@ -647,6 +647,36 @@ async def test_what_runs_only_if_a_guarded_update_changed_a_row_is_skipped_in_on
     assert not played.changed(closed) and trips == 1
     row = await services.db.fetchone("SELECT name FROM users WHERE id = ?", (user.id,))
     assert row is not None and row[0] == "张三"
+
+
+async def test_a_refused_batch_says_which_guard_refused_it_in_one_trip(
+        services: Services) -> None:
+    """The first guard that fails, in statement order, is the refusal, as statement by
+    statement: Declined with its words (only when its `declined_when` read says so, else
+    Unchanged), in one round trip on PostgreSQL (before: the batch sent again to find out)."""
+    user = await make_user(services, "张三")
+    for when, raised in ((None, Declined), ("SELECT 1", Declined), ("SELECT 0", Unchanged),
+                         ("SELECT 1 = 0", Unchanged)):
+        batch = Batch()
+        batch.update("UPDATE users SET name = ? WHERE id = ?", ("李四", user.id), user.id)
+        batch.update("UPDATE free_reminders SET state = 'done' WHERE id = ?", (999,), 999,
+                     declined="notes.gone", declined_when=(when, ()) if when else None,
+                     what="抄表")
+        batch.execute("UPDATE teams SET name = name WHERE id = ?", (-1,), declined="x")
+
+        async def write(b: Batch = batch) -> BaseException | None:
+            try:
+                await services.db.write_batch(b)
+            except Unchanged as e:
+                return e
+            return None
+
+        refused, trips = await counted(services, write)
+        assert type(refused) is raised and refused.n == 1 and trips == 1, (when, refused, trips)
+        if isinstance(refused, Declined):
+            assert (refused.key, refused.kwargs) == ("notes.gone", {"what": "抄表"})
+        row = await services.db.fetchone("SELECT name FROM users WHERE id = ?", (user.id,))
+        assert row is not None and row[0] == "张三"
 
 
 # Refused saves whose reason is read after the refused write (rare races): the step's read,
