@@ -23,11 +23,13 @@ from bot.router import TodoRead
 from bot.sendbudget import SharedSendBudget
 from bot.services import Ctx, Services
 from bot.storage import steps
+from bot.storage.batch import Batch, Declined, Unchanged
 from bot.storage.steps import StepRead
 from bot.workcal import add_override
 from tests.conftest import Chat, FakeNotifier, at, make_user
 from tests.fakebotapi import FakeBotAPI
 from tests.test_plans import add_customer as add_plan_customer
+from tests.test_saves_read_at_write import edited_by_another_meanwhile, fill_register_form
 from tests.test_todo_lists import add_customer, medical_arrears_notice_served, register_complaint
 from tests.tg_harness import L, TgUser, body, register, texts, worklog_rows
 
@@ -605,6 +607,107 @@ async def test_each_step_of_a_free_reminder_makes_at_most_two_round_trips(
     await step("取消", lambda: zhang.tap("-|notes.cancel|2"))
     await step("完成", lambda: zhang.tap("-|notes.done|1"))
     assert "抄表" in zhang.text
+    step.check()
+
+
+async def test_a_refused_tap_on_a_free_reminder_is_counted_as_one_done(
+        services: Services, assistant: Assistant) -> None:
+    """完成 tapped on a reminder already done, or cancelled: the write's guard refuses it, and
+    on PostgreSQL the one statement says which guard did (6 round trips before, the batch
+    sent again statement by statement to find out)."""
+    await make_user(services, "张三")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("/start")
+    for sentence in ("明天8点提醒我抄表", "明天9点提醒我交报表"):
+        await zhang.say(sentence)
+        await zhang.press("确认")
+    await zhang.tap("-|notes.done|1")
+    await zhang.tap("-|notes.cancel|2")
+    step = Steps(services, {"完成 again": 2, "完成 on cancelled": 2})
+    await step("完成 again", lambda: zhang.tap("-|notes.done|1"))
+    again = zhang.text
+    await step("完成 on cancelled", lambda: zhang.tap("-|notes.done|2"))
+    assert again == zhang.text == "这条提醒已经完成或取消了。"
+    assert zhang.last is not None and zhang.last.toast == "提醒已不在"
+    step.check()
+
+
+async def test_what_runs_only_if_a_guarded_update_changed_a_row_is_skipped_in_one_trip(
+        services: Services) -> None:
+    """A guarded update that changed nothing: what runs `if_new` on it writes nothing (as
+    statement by statement), in one round trip on PostgreSQL too (2 before: the one
+    statement failed, then the batch again statement by statement)."""
+    user = await make_user(services, "张三")
+    batch = Batch()
+    closed = batch.update("UPDATE free_reminders SET state = 'done' WHERE id = ? AND state = ?",
+                          (999, "open"), 999)
+    batch.execute("UPDATE users SET name = ? WHERE id = ? AND (name = ? OR name = ?)",
+                  ("李四", user.id, "张三", "王五"), if_new=closed)
+    played, trips = await counted(services, lambda: services.db.write_batch(batch))
+    assert not played.changed(closed) and trips == 1
+    row = await services.db.fetchone("SELECT name FROM users WHERE id = ?", (user.id,))
+    assert row is not None and row[0] == "张三"
+
+
+async def test_a_refused_batch_says_which_guard_refused_it_in_one_trip(
+        services: Services) -> None:
+    """The first guard that fails, in statement order, is the refusal, as statement by
+    statement: Declined with its words (only when its `declined_when` read says so, else
+    Unchanged), in one round trip on PostgreSQL (before: the batch sent again to find out)."""
+    user = await make_user(services, "张三")
+    for when, raised in ((None, Declined), ("SELECT 1", Declined), ("SELECT 0", Unchanged),
+                         ("SELECT 1 = 0", Unchanged)):
+        batch = Batch()
+        batch.update("UPDATE users SET name = ? WHERE id = ?", ("李四", user.id), user.id)
+        batch.update("UPDATE free_reminders SET state = 'done' WHERE id = ?", (999,), 999,
+                     declined="notes.gone", declined_when=(when, ()) if when else None,
+                     what="抄表")
+        batch.execute("UPDATE teams SET name = name WHERE id = ?", (-1,), declined="x")
+
+        async def write(b: Batch = batch) -> BaseException | None:
+            try:
+                await services.db.write_batch(b)
+            except Unchanged as e:
+                return e
+            return None
+
+        refused, trips = await counted(services, write)
+        assert type(refused) is raised and refused.n == 1 and trips == 1, (when, refused, trips)
+        if isinstance(refused, Declined):
+            assert (refused.key, refused.kwargs) == ("notes.gone", {"what": "抄表"})
+        row = await services.db.fetchone("SELECT name FROM users WHERE id = ?", (user.id,))
+        assert row is not None and row[0] == "张三"
+
+
+# Refused saves whose reason is read after the refused write (rare races): the step's read,
+# the write, the reason (whose 户号 it is; the record as it is now), and for an edit over
+# another's the edit written again over it (7 on PostgreSQL before, the refused batch sent
+# again statement by statement). A second 转为隐患 shows the hazard made from the log.
+RACE_MOST = {"户号 registered meanwhile": 4, "edit over another's": 4, "转为隐患 again": 2}
+
+
+async def test_refused_saves_whose_reason_is_read_after_are_counted(
+        services: Services, assistant: Assistant) -> None:
+    await make_user(services, "张三", areas=("3号台区",))
+    wang = await make_user(services, "王五")
+    zhang = Chat(assistant, "test", "张三")
+    await zhang.say("你好")
+    step = Steps(services, RACE_MOST)
+    await fill_register_form(zhang)
+    await add_customer(services, wang, "赵奶奶", "5500012345", (), None)
+    await step("户号 registered meanwhile", lambda: zhang.press("保存"))
+    assert "赵奶奶" in zhang.text
+    await services.db.execute("DELETE FROM conversations")
+    await edited_by_another_meanwhile(services, zhang, "5500099999")
+    await step("edit over another's", lambda: zhang.press("保存"))
+    assert "已更新特殊客户档案" in zhang.text
+    await zhang.say("今天上午去3号台区巡视了，发现2号杆拉线松动")
+    await zhang.photo("log-photo")
+    for press in ("完成", "跳过", "保存", "转为隐患", "一般", "跳过", "保存"):
+        await zhang.press(press)
+    assert "已登记隐患 #1" in zhang.text
+    await step("转为隐患 again", lambda: zhang.tap("-|hazards.fromlog|1"))
+    assert "工作日志 #1 已转为隐患 #1" in zhang.text
     step.check()
 
 

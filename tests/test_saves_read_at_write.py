@@ -107,18 +107,27 @@ async def open_edit_of_phone(zhang: Chat, cid: int, phone: str) -> None:
     await zhang.say(phone)
 
 
+async def edited_by_another_meanwhile(services: Services, zhang: Chat,
+                                     account: str = "5500012345") -> int:
+    """张三's special customer, its phone changed in an edit form opened, and its address
+    changed by someone else since: the customer's id."""
+    user = await user_of(services, "张三")
+    cid = await add_customer(services, user, "李奶奶", account, ("medical",), every=30)
+    await open_edit_of_phone(zhang, cid, "13900005678")
+    before = await services.customers.get(user, cid)
+    assert before is not None
+    other = CustomerData(**{**before.data().__dict__, "address": "城西村1组1号"})
+    assert await services.customers.update(user, cid, other, services.clock.now())
+    return cid
+
+
 async def test_an_edit_over_another_made_since_audits_what_it_changed_from_that(
         services: Services, zhang: Chat) -> None:
     """The record edited by someone else after the form opened: the save writes the form's
     values over it, the audit naming what it changed from the record as it was then (as
     when the record was read before the write)."""
     user = await user_of(services, "张三")
-    cid = await add_customer(services, user, "李奶奶", "5500012345", ("medical",), every=30)
-    await open_edit_of_phone(zhang, cid, "13900005678")
-    before = await services.customers.get(user, cid)
-    assert before is not None
-    other = CustomerData(**{**before.data().__dict__, "address": "城西村1组1号"})
-    assert await services.customers.update(user, cid, other, services.clock.now())
+    cid = await edited_by_another_meanwhile(services, zhang)
     await zhang.press("保存")
     assert "已更新特殊客户档案" in zhang.text
     after = await services.customers.get(user, cid)

@@ -303,8 +303,10 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     it must run statement by statement (a table written twice). Returns the ids of the Refs
     as columns r<n> (NULL: a write nothing depends on wrote nothing); another Ref whose
     insert found its row there already (nothing inserted), or whose update changed nothing,
-    makes the statement fail (division by zero, all rolled back): the caller then runs it
-    statement by statement, where `existing`, `if_new` and `needed` apply. The rows of an
+    makes the statement fail (taiqu_refused, all rolled back) naming the first such guard:
+    a `needed` one is the batch's Declined or Unchanged (`refusal`), at no more round trips
+    than a batch accepted; else the caller runs it statement by statement, where `existing`
+    and `if_new` apply. The rows of an
     `insert_rows` are one INSERT with several VALUES rows (its first statement's), returning
     each row's id with its key."""
     if not batch.one_table_each():
@@ -318,9 +320,16 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     # (not `needed`, no statement or read uses its Ref) is not guarded here: writing nothing,
     # it is simply left out of Played (as on SQLite), rather than sending the batch again
     # statement by statement (a second tap, a change refused).
+    # So is one whose Ref only the statements `if_new` on it use (an UPDATE or DELETE, then
+    # run only if it changed a row: e.g. a reminder's pending push cancelled with its 完成),
+    # or IfNew (NULL when nothing changed, as on SQLite).
+    hard = {p.n for st in batch.statements for r in st.rows for p in r if isinstance(p, Ref)}
+    hard |= {p.n for read in batch.reads for p in read.params if isinstance(p, Ref)}
+    hard |= {st.if_new.n for st in batch.statements if st.if_new is not None
+             and (st.needed or _only_if(st.sql, "") is None)}
     loose = {n for n, st in enumerate(batch.statements)
              if st.gives_id and st.existing is None and st.row_of is None and not st.needed
-             and n not in refs}
+             and n not in hard}
     # Every insert that gives an id returns it and is guarded, as play_sync does on SQLite:
     # the caller may only read its id (Played.id_of), and a token saved before must show.
     refs |= {n for n, st in enumerate(batch.statements) if st.gives_id}
@@ -362,23 +371,95 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
             parts.append(f"s{n}_0 AS ({st.row_of.head}{values}{st.row_of.tail} "
                          f"RETURNING id, {st.row_of.key})")
             continue
+        own = st.sql.rstrip().rstrip(";")
+        if st.if_new is not None and st.if_new.n in loose:
+            own = _only_if(own, f"EXISTS (SELECT FROM s{st.if_new.n}_0)") or own
         for j, row in enumerate(st.rows):
-            sql = SQL_TOKENS.sub(numbered_in(iter(row)), st.sql.rstrip().rstrip(";"))
+            sql = SQL_TOKENS.sub(numbered_in(iter(row)), own)
             if n in refs and st.table in id_tables:
                 sql += " RETURNING id"
             elif n in guarded:
                 sql += " RETURNING 1"
             parts.append(f"s{n}_{j} AS ({sql})")
-    picked = [f"(SELECT id FROM {source(n)}) AS r{n}"
-              + ("" if n in loose else f", (SELECT 1 / count(*) FROM {source(n)}) AS g{n}")
-              for n in sorted(refs)]
-    picked += [f"(SELECT 1 / count(*) FROM s{n}_0) AS g{n}" for n in sorted(guarded)]
+    picked = [f"(SELECT id FROM {source(n)}) AS r{n}" for n in sorted(refs)]
+    # The guards in statement order, the first that fails named (as steps() meets them).
+    whens = [_guard_fails(batch.statements[n], n, f"NOT EXISTS (SELECT FROM {source(n)})",
+                          numbered_in)
+             for n in sorted((refs - loose) | guarded)]
+    if whens:
+        picked.append(f"CASE {' '.join(whens)} END AS g")
     for k, read in enumerate(batch.reads):
         sql = SQL_TOKENS.sub(numbered_in(iter(read.params)), read.sql)
         picked.append(f"{JSON_ROWS.format(sql) if read.rows else f'({sql})'} AS v{k}")
     if len(args) > PG_MOST_ARGS:
         return None
     return f"WITH {', '.join(parts)} SELECT {', '.join(picked or ['1'])}", args
+
+
+_WORD = re.compile(r"\(|\)|\bWHERE\b|\bRETURNING\b", re.IGNORECASE)
+_CHANGES = re.compile(r"^\s*(?:UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+def _only_if(sql: str, condition: str) -> str | None:
+    """An UPDATE or DELETE that writes only where `condition` holds too: its one WHERE
+    (outside brackets and quotes) and-ed with it; None when there is no such WHERE, or a
+    RETURNING follows it (where its condition ends is then not simply the end)."""
+    if not _CHANGES.match(sql):
+        return None
+    # quotes and comments blanked out, same length, so positions hold
+    plain = SQL_TOKENS.sub(lambda m: m.group() if m.group() == "?" else " " * len(m.group()),
+                           sql)
+    depth, where = 0, []
+    for m in _WORD.finditer(plain):
+        word = m.group().upper()
+        depth += {"(": 1, ")": -1}.get(word, 0)
+        if depth == 0 and word == "WHERE":
+            where.append(m.start())
+        elif depth == 0 and word == "RETURNING":
+            return None
+    if len(where) != 1:
+        return None
+    return f"{sql[:where[0]]}WHERE {condition} AND ({sql[where[0] + 5:]})"
+
+
+# How the one statement fails when a guard refused it (migration 0042's taiqu_refused): its
+# SQLSTATE, and its message "<kind> <statement number>".
+PG_REFUSED = "TQ001"
+REFUSED_DECLINED, REFUSED_UNCHANGED, REFUSED_REPLAY = "declined", "unchanged", "replay"
+
+
+def _guard_fails(st: Statement, n: int, fails: str,
+                 numbered_in: Callable[[Iterator[Any]], Callable[[re.Match[str]], str]]
+                 ) -> str:
+    """The CASE branches that fail the one statement when statement n's guard fails: a
+    `needed` one says Declined (its `declined_when` read, if any, asked in the same
+    statement) or Unchanged, as steps() would; any other (an insert that found its row
+    there already) asks for the batch statement by statement, where `existing` applies."""
+    def refused(kind: str) -> str:
+        return f"WHEN {fails} THEN taiqu_refused({n}, '{kind}')"
+
+    if not st.needed:
+        return refused(REFUSED_REPLAY)
+    if st.declined is None:
+        return refused(REFUSED_UNCHANGED)
+    if st.declined_when is None:
+        return refused(REFUSED_DECLINED)
+    # the read's one value as steps() takes it: true when it is (an int: not 0)
+    read = SQL_TOKENS.sub(numbered_in(iter(st.declined_when[1])), st.declined_when[0])
+    return (f"WHEN {fails} AND coalesce(({read})::boolean, false) "
+            f"THEN taiqu_refused({n}, '{REFUSED_DECLINED}') {refused(REFUSED_UNCHANGED)}")
+
+
+def refusal(batch: Batch, message: str) -> Unchanged | None:
+    """What a one statement failed by taiqu_refused means (None: run it statement by
+    statement)."""
+    kind, n = message.rsplit(" ", 1)
+    st = batch.statements[int(n)]
+    if kind == REFUSED_DECLINED and st.declined is not None:
+        return Declined(int(n), st.declined[0], **dict(st.declined[1]))
+    if kind == REFUSED_UNCHANGED:
+        return Unchanged(int(n))
+    return None
 
 
 def _drive_sync(gen: Generator[Call, Any, Played], run: Any) -> Played:

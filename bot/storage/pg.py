@@ -20,7 +20,16 @@ from typing import Any, Self
 
 import asyncpg
 
-from bot.storage.batch import JSON_ROWS, SQL_TOKENS, Batch, Played, pg_one_statement, play
+from bot.storage.batch import (
+    JSON_ROWS,
+    PG_REFUSED,
+    SQL_TOKENS,
+    Batch,
+    Played,
+    pg_one_statement,
+    play,
+    refusal,
+)
 from bot.storage.db import (
     Along,
     Backend,
@@ -403,16 +412,21 @@ class PgDatabase(Backend):
         self._written()
         one = pg_one_statement(batch, self._id_tables)
         if one is not None:
-            row = None
+            row, refused = None, None
             async with self._turn():
                 try:
                     async with asyncio.timeout(self.busy_timeout), \
                             self.pool.acquire() as conn:
                         row = await conn.fetchrow(one[0], *one[1])
-                except asyncpg.PostgresError:
-                    pass  # run again below, statement by statement, where it shows
+                except asyncpg.PostgresError as e:
+                    # a guard that refused it says which; else run again below, statement
+                    # by statement, where it shows
+                    if e.sqlstate == PG_REFUSED:
+                        refused = refusal(batch, str(e))
                 except TimeoutError:
                     raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
+            if refused is not None:
+                raise refused
             if row is not None:
                 for k, read in enumerate(batch.reads):
                     read.value = json_rows(row[f"v{k}"]) if read.rows else row[f"v{k}"]
