@@ -422,7 +422,7 @@ def _only_if(sql: str, condition: str) -> str | None:
     return f"{sql[:where[0]]}WHERE {condition} AND ({sql[where[0] + 5:]})"
 
 
-# How the one statement fails when a guard refused it (migration 0042's taiqu_refused): its
+# How the one statement fails when a guard refused it (migration 0038's taiqu_refused): its
 # SQLSTATE, and its message "<kind> <statement number>".
 PG_REFUSED = "TQ001"
 REFUSED_DECLINED, REFUSED_UNCHANGED, REFUSED_REPLAY = "declined", "unchanged", "replay"
