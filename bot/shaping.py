@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from bot.channel import ChannelCaps
 from bot.events import Button, Incoming, Outcome, Reply
@@ -164,16 +164,25 @@ def label_key(label: str) -> str:
     return _DECOR.sub("", normalize_input(label)).strip().lower()
 
 
+# Anything with a label a person may type back: a button, a numbered choice.
+_Labelled = TypeVar("_Labelled", Button, "Choice")
+
+
+def by_label(typed: str, options: Iterable[_Labelled]) -> _Labelled | None:
+    """The first of `options` whose label `typed` is, as people type it (its emoji
+    optional, any case); None for text with nothing to compare."""
+    key = label_key(typed)
+    return next((o for o in options if label_key(o.label) == key), None) if key else None
+
+
 def resolve_choice(text: str, choices: list[Choice]) -> str | None:
     """The callback data a typed `7` or `7号台区` stands for, if it names one of `choices`."""
     typed = normalize_input(text).rstrip(".。、")
     if re.fullmatch(r"[0-9]{1,4}", typed):
         n = int(typed)
         return choices[n - 1].data if 1 <= n <= len(choices) else None
-    key = label_key(typed)
-    if not key:
-        return None
-    return next((c.data for c in choices if label_key(c.label) == key), None)
+    choice = by_label(typed, choices)
+    return choice.data if choice else None
 
 
 # --- the numbered choices a channel without buttons shows, typed back -------------------

@@ -6,6 +6,7 @@ import asyncio
 import re
 import sys
 from collections import deque
+from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
@@ -19,7 +20,7 @@ from bot.private_files import private_dir, write_private
 from bot.reminders import ReminderService
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from bot.shaping import label_key
+from bot.shaping import by_label
 from bot.textutil import safe_filename
 
 CHANNEL = "terminal"
@@ -129,10 +130,8 @@ class TerminalChat:
         stripped = line.strip()
         if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
             return Incoming(**base, callback=self.buttons[int(stripped) - 1].data)
-        key = label_key(stripped)
-        for b in (b for shown in (self.buttons, *self.earlier) for b in shown):
-            if key and label_key(b.label) == key:
-                return Incoming(**base, callback=b.data)
+        if (b := by_label(stripped, chain(self.buttons, *self.earlier))) is not None:
+            return Incoming(**base, callback=b.data)
         if stripped.startswith("/photo"):
             self._photo_seq += 1
             note = stripped[len("/photo"):].strip() or f"photo{self._photo_seq}"

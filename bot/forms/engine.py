@@ -18,7 +18,7 @@ from bot.forms.kinds import NOW, now_value
 from bot.forms.matching import Choice, match_choice
 from bot.i18n import catalog
 from bot.services import Ctx
-from bot.shaping import MAX_TYPED_CHOICE, label_key
+from bot.shaping import MAX_TYPED_CHOICE, by_label
 from bot.storage.batch import Batch, Declined, Played, Ref, Unchanged
 from bot.storage.conversations import Draft, FormState
 from bot.storage.db import from_iso, iso
@@ -414,13 +414,13 @@ class FormEngine:
     def _typed_control(self, ctx: Ctx, draft: Draft, text: str) -> tuple[str, str] | None:
         """The action and argument of the button among the step's controls whose label
         `text` is exactly (its emoji optional: 「保持不变」, 「⏭ 跳过」, 「➕ 备注」), if any."""
-        key = label_key(text) if len(text) <= MAX_TYPED_CHOICE else ""
-        for row in self._controls(ctx, draft) if key else ():
-            for b in row:
-                parsed = parse_callback(b.data)
-                if parsed and parsed[0] == draft.token and label_key(b.label) == key:
-                    return parsed[1], parsed[2]
-        return None
+        if len(text) > MAX_TYPED_CHOICE:
+            return None
+        own = [b for row in self._controls(ctx, draft) for b in row
+               if (parsed := parse_callback(b.data)) and parsed[0] == draft.token]
+        b = by_label(text, own)
+        parsed = parse_callback(b.data) if b else None
+        return (parsed[1], parsed[2]) if parsed else None
 
     @staticmethod
     def _choice_offset(draft: Draft, f: Field, total: int, page: int) -> int:
