@@ -52,6 +52,11 @@ _ALONG: contextvars.ContextVar[list[Along] | None] = contextvars.ContextVar(
 _PLAIN_WRITE = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
+def _plain_write(sql: str) -> bool:
+    """A write that may carry the step's bookkeeping (Backend.write_along)."""
+    return _PLAIN_WRITE.match(sql) is not None
+
+
 def iso(dt: datetime) -> str:
     """Timestamps are stored as UTC ISO-8601 text, so text order is time order."""
     if dt.tzinfo is None:
@@ -263,15 +268,19 @@ class Backend:
         else:
             along.append((sql, tuple(params), what))
 
-    def _along_taken(self, sql: str) -> list[Along]:
-        """What the step's write `sql` carries along (none for a statement that is no plain
-        INSERT, UPDATE or DELETE); the caller writes it, or gives it back (_along_failed)."""
-        along = _ALONG.get()
-        if not along or not _PLAIN_WRITE.match(sql):
-            return []
-        taken = along[:]
-        along.clear()
-        return taken
+    @contextmanager
+    def _carrying(self, may: bool = True) -> Iterator[list[Along]]:
+        """What the step's next write carries along (none when it `may` not), taken from the
+        step; written behind instead if that write fails (raises)."""
+        along = _ALONG.get() if may else None
+        taken = along[:] if along else []
+        if along:
+            along.clear()
+        try:
+            yield taken
+        except BaseException:
+            self._along_failed(taken)
+            raise
 
     def _along_failed(self, taken: Sequence[Along]) -> None:
         """The write that carried `taken` failed: they are written behind, as before."""
@@ -395,20 +404,13 @@ class Backend:
         the backend can: a form's save and its close in one; with the step's bookkeeping
         (write_along) at its end, unless the batch writes its tables itself (PostgreSQL
         would then run it statement by statement)."""
-        along = _ALONG.get()
         written = {st.table for st in batch.statements}
-        extra = [Statement(sql, (params,)) for sql, params, _ in along or ()]
+        extra = [Statement(sql, (params,)) for sql, params, _ in _ALONG.get() or ()]
         if not extra or not written or any(st.table in written for st in extra):
             return await self._play_batch(batch)
-        assert along is not None
-        taken = along[:]
-        along.clear()
         carrying = Batch([*batch.statements, *extra], batch.reads)
-        try:
+        with self._carrying():
             played = await self._play_batch(carrying)
-        except BaseException:
-            self._along_failed(taken)
-            raise
         batch.ran = carrying.ran
         return played
 
@@ -745,17 +747,13 @@ class Database(Backend):
         """With the step's bookkeeping (write_along) after it, in the same hop."""
         self._not_reentrant()
         self._written()
-        along = self._along_taken(sql)
-        try:
+        with self._carrying(_plain_write(sql)) as along:
             async with self._write_turn():
                 self.trips.trips += 1
                 conn = self.conn
                 rows: list[Row]
                 rows, failed = await conn._execute(_returning_sync, conn._conn,
                                                    (sql, tuple(params)), along)
-        except BaseException:
-            self._along_failed(along)
-            raise
         self._along_failed(failed)
         return rows
 
@@ -779,12 +777,8 @@ class Database(Backend):
         if self._quick is None:
             return await self.execute(sql, params)
         if not self._quick_lock.locked():  # none queued to overtake
-            along = self._along_taken(sql)
-            try:
+            with self._carrying(_plain_write(sql)) as along:
                 written, rowid = self._write_inline(sql, params, along)
-            except BaseException:
-                self._along_failed(along)
-                raise
             if not written:
                 self._along_failed(along)
             else:

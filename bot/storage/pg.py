@@ -37,6 +37,7 @@ from bot.storage.db import (
     Read,
     Row,
     Trips,
+    _plain_write,
     iso,
     migration_script,
     migrations,
@@ -384,25 +385,17 @@ class PgDatabase(Backend):
         instances)."""
         self._not_reentrant()
         self._written()
-        along = self._along_taken(sql)
-        try:
+        with self._carrying(_plain_write(sql)) as along:
             async with self._turn(), self.pool.acquire() as conn:
                 return await PgTx(conn, self._id_tables).fetchall(
                     *with_along(sql, params, along))
-        except BaseException:
-            self._along_failed(along)
-            raise
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement that waits at most `quick_wait` seconds (for a connection, then
         for row locks) and raises DatabaseBusy after; one at a time, in call order. The
         step's bookkeeping (write_along) comes with it as data-modifying CTEs: one request."""
-        along = self._along_taken(sql)
-        try:
+        with self._carrying(_plain_write(sql)) as along:
             return await self._single(sql, params, self.quick_wait, self._quick_lock, along)
-        except BaseException:
-            self._along_failed(along)
-            raise
 
     async def _play_batch(self, batch: Batch) -> Played:
         """One statement (a data-modifying CTE per write, bot.storage.batch) when it can be,
