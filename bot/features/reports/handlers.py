@@ -72,7 +72,8 @@ def members_read(team_id: int) -> Read:
 
 def decide(services: Services, user: User, rest: str, alone: Period | None,
            local_now: datetime, members: list[Row]) -> Request | str:
-    """resolve's answer for the normalized text `rest`, the range it is alone (or None) and
+    """The scope and period the normalized text `rest` asks for, or the answer explaining
+    why not (a locale string already filled in), given the range it is alone (or None) and
     the team's active members (members_read; none needed for a range alone)."""
     locale = user.locale or services.settings.locale
     named: tuple[int, str] | None = None
@@ -298,7 +299,7 @@ async def export(ctx: Ctx, arg: str) -> Outcome:
         got = await load_paper(db, scope, period, limit=MAX_PAPER_ENTRIES, also=[members])
         return got, got.also[0]
 
-    req, got = await requested(ctx, normalize_input(rest), entries_and)
+    req, got = await requested(ctx, rest, entries_and)  # `rest` normalized above
     if isinstance(req, str):
         return Outcome().add(req + "\n" + ctx.t("report.export.usage"))
     if got is None:
