@@ -84,6 +84,12 @@ def result_reminder_at(ctx: Ctx, month: Month, cal: WorkCalendar) -> datetime:
     return datetime.combine(last_working_day(cal, month), at, tzinfo=ctx.tz)
 
 
+def my_view_reads(ctx: Ctx, month: Month) -> list[Read]:
+    """What my_view reads for my plan of `month` (view_reads): declared by what reads it
+    with the step's own read, the same statements so the store serves them."""
+    return view_reads(mine(ctx.user.id, month), ctx.user.team_id, ctx.tz)
+
+
 async def my_view(ctx: Ctx, month: Month, *more: Read) -> tuple[View, list[list[Row]]]:
     """My plan of `month` as its card shows it (and the rows of `more`): one round trip."""
     return await read_view(ctx.services.db, mine(ctx.user.id, month), ctx.user.team_id, ctx.tz,
@@ -147,8 +153,7 @@ def this_view_reads(ctx: Ctx) -> list[Read]:
     only while there is none): declared by the sentences that read it first (本月计划, 加
     without a day, 删 N), read with the step's own read."""
     month = this_month(ctx)
-    return [*view_reads(mine(ctx.user.id, month), ctx.user.team_id, ctx.tz),
-            *drafting_reads(ctx, month)]
+    return [*my_view_reads(ctx, month), *drafting_reads(ctx, month)]
 
 
 async def this_view(ctx: Ctx) -> tuple[View, bool]:

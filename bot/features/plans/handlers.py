@@ -22,6 +22,7 @@ from bot.events import Button, Outcome, Reply
 from bot.features.plans import store
 from bot.features.plans.draft import (
     my_view,
+    my_view_reads,
     result_due_by,
     this_month,
     this_view,
@@ -690,16 +691,14 @@ router.opener_button("ret", "plret", reads=PLAN)
 def result_view_reads(ctx: Ctx) -> list[Read]:
     """What result_view reads: my plans of this month and last, their views."""
     month = this_month(ctx)
-    return [*store.view_reads(store.mine(ctx.user.id, month), ctx.user.team_id, ctx.tz),
-            *store.view_reads(store.mine(ctx.user.id, month.prev()), ctx.user.team_id, ctx.tz)]
+    return [*my_view_reads(ctx, month), *my_view_reads(ctx, month.prev())]
 
 
 async def result_view(ctx: Ctx) -> View | None:
     """The view of my plan whose result is due now: this month's, or last month's not sent
     (both read in one round trip, result_view_reads)."""
     month = this_month(ctx)
-    this, last = await my_view(ctx, month, *store.view_reads(
-        store.mine(ctx.user.id, month.prev()), ctx.user.team_id, ctx.tz))
+    this, last = await my_view(ctx, month, *my_view_reads(ctx, month.prev()))
     return next((v for v in (this, store.view_in(last)) if v.plan is not None
                  and result_due_by(ctx, v.plan, v.cal)), None)
 
