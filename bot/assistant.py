@@ -267,6 +267,11 @@ class Assistant:
             note = ctx.t("form.empty_text")
             return await self._not_an_answer(ctx, draft, "⚠️ " + note, note)
         if draft is not None:
+            # A button the form offered besides its keyboard (a refusal's, a page's ▶️),
+            # its label typed: pressed, as on a channel that shows it as text (WeCom, the
+            # local chat) the person types what it says.
+            if (data := self.engine.offered_button(draft, text)) is not None:
+                return await self._button(ctx, draft, data)
             if await self._is_new_request(ctx, text):
                 return await self.switching.ask(ctx, draft, held=text)
             return await self.engine.on_text(ctx, draft, text)

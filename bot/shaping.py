@@ -156,11 +156,13 @@ def shape(outcome: Outcome, caps: ChannelCaps, *,
 
 
 # --- typed answers to numbered choices ---------------------------------------------------
-_DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+")  # leading emoji / ticks on a button label
+# Emoji, ticks and arrows around a button label (「☐ 3号台区」, 「下一页 ▶️」)
+_DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+|[^\w\u4e00-\u9fff]+$")
 
 
 def label_key(label: str) -> str:
-    """A label as people type it: no leading emoji or tick, full-width folded, any case."""
+    """A label as people type it: no emoji or tick before or after it, full-width folded,
+    any case."""
     return _DECOR.sub("", normalize_input(label)).strip().lower()
 
 
