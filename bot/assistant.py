@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -14,6 +15,7 @@ from typing import TypeVar
 from bot.channel import ChannelCaps, FileSource
 from bot.events import (
     GLOBAL_TOKEN,
+    Button,
     Incoming,
     Outcome,
     Reply,
@@ -31,7 +33,7 @@ from bot.i18n import t
 from bot.models import User
 from bot.router import Router, app_router, stale_reply
 from bot.services import Ctx, Services
-from bot.shaping import shape, shaped, typed_choice
+from bot.shaping import MAX_TYPED_CHOICE, by_label, shape, shaped, typed_choice
 from bot.storage.conversations import Draft
 from bot.storage.db import Read, is_busy
 from bot.storage.people import UserPrefs
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
+# People whose latest answer's buttons are kept for a typed label (Assistant._shown): the
+# most recent ones; anyone older types text that is read as text, as before.
+SHOWN_PEOPLE = 5_000
 K = TypeVar("K")
 
 
@@ -91,6 +96,12 @@ class Assistant:
         # (_declared_reads). A guess only: a read is served only to the exact SELECT and
         # parameters the handler, knowing who it is, then runs.
         self._was: dict[tuple[str, str], User] = {}
+        # The buttons of each person's latest answer, for a label typed with no form open
+        # that no feature reads (a preview's 取消, a delete's 确定删除): pressed, as on WeCom
+        # and the local chat a person types what he sees. In this process only, like _was:
+        # after a restart (or on another instance) such text is not understood, as before.
+        # A form keeps what it offers with its draft instead (FormEngine.offer).
+        self._shown: OrderedDict[int, list[Button]] = OrderedDict()
         self.caps: dict[str, ChannelCaps] = {}
         self.files: dict[str, FileSource] = {}
 
@@ -235,7 +246,19 @@ class Assistant:
             return await self.parking.handle(ctx, ev, draft, command)
         out = await self._route(ctx, ev, draft, command, arg)
         out.replies[:0] = prefix
+        self._keep_shown(user.id, out)
         return out
+
+    def _keep_shown(self, user_id: int, out: Outcome) -> None:
+        """`out`'s buttons as the ones on screen for `user_id` (an answer without any leaves
+        those before it: a card stays tappable under a line said after it)."""
+        shown = [b for r in ([out.edit] if out.edit else []) + out.replies
+                 for row in r.buttons for b in row]
+        if shown:
+            self._shown[user_id] = shown
+            self._shown.move_to_end(user_id)
+            if len(self._shown) > SHOWN_PEOPLE:
+                self._shown.popitem(last=False)
 
     async def _dispatch(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
         """Route a message held while its form was parked, once the user has chosen."""
@@ -324,6 +347,9 @@ class Assistant:
             found = await intent_fn(self, ctx, text)
             if found is not None:
                 return found
+        shown = self._shown.get(ctx.user.id) if len(text) <= MAX_TYPED_CHOICE else None
+        if shown and (b := by_label(text, shown)) is not None:  # read by no feature
+            return await self._button(ctx, None, b.data)
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),

@@ -238,3 +238,35 @@ async def test_wecom_next_page_typed(services: Services, fake: FakeWeCom,
 def seen(msgs: list[Sent]) -> str:
     """Texts, card titles and card buttons, as the member reads them."""
     return "\n".join([texts(msgs), *(label for m in msgs for label in labels(m))])
+
+
+# --- no form open: the latest answer's buttons ---------------------------------------------
+async def test_cancel_typed_under_an_import_preview_cancels_it(services: Services,
+                                                               assistant: Assistant) -> None:
+    """取消 typed under the arrears list's preview does what its 取消 button does, instead of
+    「没有正在填写的表单」 with the list still waiting."""
+    from tests.arrears_files import gbk_csv
+    from tests.test_arrears_import import FIRST
+
+    await make_user(services, "王班长", Role.LEAD, areas=())
+    lead = Chat(assistant, "test", "王班长")
+    await lead.file("a.csv", gbk_csv(FIRST[:2]))
+    assert L("btn.arrimp_cancel") in lead.buttons
+    await lead.say("取消")
+    assert lead.text == L("arrimp.cancelled")
+    await lead.say("确认导入")  # its preview is gone: the button it was is stale now
+    assert L("arrimp.was_cancelled") in lead.text
+
+
+async def test_a_delete_confirmed_by_typing(zhang: Chat) -> None:
+    """A work log's 撤销 asks first; 确定删除 typed deletes it, as its button does."""
+    await zhang.say("巡视 3号台区 刚才 检查台区")
+    for _ in range(3):
+        await zhang.say("跳过")
+    await zhang.say("保存")
+    assert L("btn.log_undo") in zhang.buttons
+    await zhang.say("撤销")
+    assert L("btn.log_delete_yes") in zhang.buttons
+    await zhang.say("确定删除")
+    assert L("logs.deleted", id=1) in zhang.text
+
