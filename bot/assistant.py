@@ -62,6 +62,15 @@ def _ids(arg: str) -> tuple[int, ...] | None:
     return tuple(map(int, parts))
 
 
+def _unpressed(ev: Incoming, out: Outcome) -> Outcome:
+    """`out` for a message typed, not a button pressed: an edit (a page turned by typing
+    「下一页」) has no pressed message to replace, so it is a new reply."""
+    if ev.callback is None and out.edit is not None:
+        out.replies.insert(0, out.edit)
+        out.edit = None
+    return out
+
+
 def _lock_in(locks: weakref.WeakValueDictionary[K, asyncio.Lock], key: K) -> asyncio.Lock:
     """The lock for `key`, made on first use; gone once nobody holds or waits for it."""
     lock = locks.get(key)
@@ -143,11 +152,22 @@ class Assistant:
     def _declared_reads(self, ev: Incoming) -> list[Read]:
         """What the button tapped declared it reads first (Router.button(reads=...)), for the
         person this identity was at its last step (None: not seen since the start), or the
-        intents for text typed (Router.intent_reads); none for anything else (a form's
-        button, data that is not ids)."""
+        intents for text typed (Router.intent_reads) and the button its label may press
+        (_shown); none for anything else (a form's button, data that is not ids)."""
         if ev.callback is None and ev.text and not ev.edited:
-            return self._text_reads(ev, ev.text)
-        parsed = parse_callback(ev.callback) if ev.callback is not None else None
+            return self._text_reads(ev, ev.text) + self._typed_button_reads(ev, ev.text)
+        return self._button_reads(ev, ev.callback)
+
+    def _typed_button_reads(self, ev: Incoming, text: str) -> list[Read]:
+        """What the button of the latest answer that `text` names declared it reads (a
+        label typed costs the round trips a tap does); none for any other text."""
+        was = self._was.get((ev.channel, ev.external_id))
+        shown = self._shown.get(was.id) if was and len(text) <= MAX_TYPED_CHOICE else None
+        b = by_label(text, shown) if shown else None
+        return self._button_reads(ev, b.data) if b else []
+
+    def _button_reads(self, ev: Incoming, data: str | None) -> list[Read]:
+        parsed = parse_callback(data) if data is not None else None
         if parsed is None or ev.edited or parsed[0] != GLOBAL_TOKEN:
             return []
         _, action, arg = parsed
@@ -191,8 +211,9 @@ class Assistant:
                         self._was[key] = step.user
                     with self.services.db.prefetched(more, step.more):
                         if caps is None:
-                            return await self._handle(ev, step)
-                        out = await self._handle(await typed_choice(self.services, ev), step)
+                            return _unpressed(ev, await self._handle(ev, step))
+                        out = _unpressed(ev, await self._handle(
+                            await typed_choice(self.services, ev), step))
                     return await shaped(self.services, ev, out, caps,
                                         lambda: self._text(ev, "button.choose_hint"))
             except Exception as exc:

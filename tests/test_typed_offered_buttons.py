@@ -133,8 +133,8 @@ async def test_next_and_previous_page_typed(many_areas: Chat) -> None:
     zhang = many_areas
     await zhang.say("记录巡视")
     assert "12号台区" in zhang.buttons and "13号台区" not in zhang.buttons
-    await zhang.say("下一页")  # pages as ▶️ does: the same message, edited
-    assert zhang.last is not None and zhang.last.edit is not None
+    await zhang.say("下一页")  # pages as ▶️ does; a new message (none was pressed to edit)
+    assert zhang.last is not None and zhang.last.edit is None
     assert "13号台区" in zhang.buttons and "1号台区" not in zhang.buttons
     await zhang.say("上一页")
     assert "1号台区" in zhang.buttons and "13号台区" not in zhang.buttons
@@ -270,3 +270,26 @@ async def test_a_delete_confirmed_by_typing(zhang: Chat) -> None:
     await zhang.say("确定删除")
     assert L("logs.deleted", id=1) in zhang.text
 
+
+
+async def _delete_question(chat: Chat, n: int) -> None:
+    await chat.say("巡视 3号台区 刚才 检查台区")
+    for _ in range(3):
+        await chat.say("跳过")
+    await chat.say("保存")
+    await chat.say("撤销")
+    assert L("btn.log_delete_yes") in chat.buttons, n
+
+
+async def test_a_typed_label_makes_the_round_trips_its_tap_makes(zhang: Chat,
+                                                                 services: Services) -> None:
+    """The button a typed label stands for declares its reads as for a tap (issue #12)."""
+    from tests.test_round_trips import counted
+
+    await _delete_question(zhang, 1)
+    _, tapped = await counted(services, lambda: zhang.press(L("btn.log_delete_yes")))
+    assert L("logs.deleted", id=1) in zhang.text
+    await _delete_question(zhang, 2)
+    _, typed = await counted(services, lambda: zhang.say("确定删除"))
+    assert L("logs.deleted", id=2) in zhang.text
+    assert typed == tapped
