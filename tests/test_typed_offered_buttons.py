@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.assistant import Assistant
-from bot.channels.telegram import TELEGRAM_CAPS
+from bot.channels.telegram import TELEGRAM_CAPS, TelegramChannel
 from bot.channels.terminal import run_terminal
 from bot.channels.wecom.channel import WeComChannel
 from bot.models import Role
 from bot.services import Services
 from tests.conftest import Chat, make_user
+from tests.fakebotapi import FakeBotAPI
 from tests.fakewecom import FakeWeCom, Sent
 from tests.test_saves_read_at_write import fill_register_form, user_of
 from tests.test_todo_lists import add_customer
@@ -293,3 +294,16 @@ async def test_a_typed_label_makes_the_round_trips_its_tap_makes(zhang: Chat,
     _, typed = await counted(services, lambda: zhang.say("确定删除"))
     assert L("logs.deleted", id=2) in zhang.text
     assert typed == tapped
+
+
+async def test_telegram_next_page_typed_is_sent(channel: TelegramChannel, services: Services,
+                                                fake_api: FakeBotAPI) -> None:
+    """Through the real channel: a page turned by typing has no pressed message to edit,
+    so it comes as a new message (it was dropped)."""
+    from tests.tg_harness import labels as tg_labels
+    from tests.tg_harness import register
+
+    zhang = await register(fake_api, services, 42, "张三", areas=AREAS)
+    await zhang.say("记录巡视")
+    r = await zhang.say("下一页")
+    assert r and "13号台区" in tg_labels(r[-1]) and "1号台区" not in tg_labels(r[-1])
