@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from bot.channel import ChannelCaps
@@ -160,6 +161,7 @@ def shape(outcome: Outcome, caps: ChannelCaps, *,
 _DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+|[^\w\u4e00-\u9fff]+$")
 
 
+@lru_cache(maxsize=4096)  # the same labels (locale words, 台区) are compared on every typed text
 def label_key(label: str) -> str:
     """A label as people type it: no emoji or tick before or after it, full-width folded,
     any case."""
