@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -14,6 +15,7 @@ from typing import TypeVar
 from bot.channel import ChannelCaps, FileSource
 from bot.events import (
     GLOBAL_TOKEN,
+    Button,
     Incoming,
     Outcome,
     Reply,
@@ -31,7 +33,7 @@ from bot.i18n import t
 from bot.models import User
 from bot.router import Router, app_router, stale_reply
 from bot.services import Ctx, Services
-from bot.shaping import shape, shaped, typed_choice
+from bot.shaping import MAX_TYPED_CHOICE, by_label, shape, shaped, typed_choice
 from bot.storage.conversations import Draft
 from bot.storage.db import Read, is_busy
 from bot.storage.people import UserPrefs
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 # identities.last_seen_at is written when a person switches channel, and otherwise at most
 # this often: which channel they use is what matters, not a write on every message.
 SEEN_EVERY = timedelta(minutes=10)
+# People whose latest answer's buttons are kept for a typed label (Assistant._shown): the
+# most recent ones; anyone older types text that is read as text, as before.
+SHOWN_PEOPLE = 5_000
 K = TypeVar("K")
 
 
@@ -55,6 +60,15 @@ def _ids(arg: str) -> tuple[int, ...] | None:
     if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
         return None
     return tuple(map(int, parts))
+
+
+def _unpressed(ev: Incoming, out: Outcome) -> Outcome:
+    """`out` for a message typed, not a button pressed: an edit (a page turned by typing
+    「下一页」) has no pressed message to replace, so it is a new reply."""
+    if ev.callback is None and out.edit is not None:
+        out.replies.insert(0, out.edit)
+        out.edit = None
+    return out
 
 
 def _lock_in(locks: weakref.WeakValueDictionary[K, asyncio.Lock], key: K) -> asyncio.Lock:
@@ -91,6 +105,12 @@ class Assistant:
         # (_declared_reads). A guess only: a read is served only to the exact SELECT and
         # parameters the handler, knowing who it is, then runs.
         self._was: dict[tuple[str, str], User] = {}
+        # The buttons of each person's latest answer, for a label typed with no form open
+        # that no feature reads (a preview's 取消, a delete's 确定删除): pressed, as on WeCom
+        # and the local chat a person types what he sees. In this process only, like _was:
+        # after a restart (or on another instance) such text is not understood, as before.
+        # A form keeps what it offers with its draft instead (FormEngine.offer).
+        self._shown: OrderedDict[int, list[Button]] = OrderedDict()
         self.caps: dict[str, ChannelCaps] = {}
         self.files: dict[str, FileSource] = {}
 
@@ -132,11 +152,22 @@ class Assistant:
     def _declared_reads(self, ev: Incoming) -> list[Read]:
         """What the button tapped declared it reads first (Router.button(reads=...)), for the
         person this identity was at its last step (None: not seen since the start), or the
-        intents for text typed (Router.intent_reads); none for anything else (a form's
-        button, data that is not ids)."""
+        intents for text typed (Router.intent_reads) and the button its label may press
+        (_shown); none for anything else (a form's button, data that is not ids)."""
         if ev.callback is None and ev.text and not ev.edited:
-            return self._text_reads(ev, ev.text)
-        parsed = parse_callback(ev.callback) if ev.callback is not None else None
+            return self._text_reads(ev, ev.text) + self._typed_button_reads(ev, ev.text)
+        return self._button_reads(ev, ev.callback)
+
+    def _typed_button_reads(self, ev: Incoming, text: str) -> list[Read]:
+        """What the button of the latest answer that `text` names declared it reads (a
+        label typed costs the round trips a tap does); none for any other text."""
+        was = self._was.get((ev.channel, ev.external_id))
+        shown = self._shown.get(was.id) if was and len(text) <= MAX_TYPED_CHOICE else None
+        b = by_label(text, shown) if shown else None
+        return self._button_reads(ev, b.data) if b else []
+
+    def _button_reads(self, ev: Incoming, data: str | None) -> list[Read]:
+        parsed = parse_callback(data) if data is not None else None
         if parsed is None or ev.edited or parsed[0] != GLOBAL_TOKEN:
             return []
         _, action, arg = parsed
@@ -180,8 +211,9 @@ class Assistant:
                         self._was[key] = step.user
                     with self.services.db.prefetched(more, step.more):
                         if caps is None:
-                            return await self._handle(ev, step)
-                        out = await self._handle(await typed_choice(self.services, ev), step)
+                            return _unpressed(ev, await self._handle(ev, step))
+                        out = _unpressed(ev, await self._handle(
+                            await typed_choice(self.services, ev), step))
                     return await shaped(self.services, ev, out, caps,
                                         lambda: self._text(ev, "button.choose_hint"))
             except Exception as exc:
@@ -235,7 +267,19 @@ class Assistant:
             return await self.parking.handle(ctx, ev, draft, command)
         out = await self._route(ctx, ev, draft, command, arg)
         out.replies[:0] = prefix
+        self._keep_shown(user.id, out)
         return out
+
+    def _keep_shown(self, user_id: int, out: Outcome) -> None:
+        """`out`'s buttons as the ones on screen for `user_id` (an answer without any leaves
+        those before it: a card stays tappable under a line said after it)."""
+        shown = [b for r in ([out.edit] if out.edit else []) + out.replies
+                 for row in r.buttons for b in row]
+        if shown:
+            self._shown[user_id] = shown
+            self._shown.move_to_end(user_id)
+            if len(self._shown) > SHOWN_PEOPLE:
+                self._shown.popitem(last=False)
 
     async def _dispatch(self, ctx: Ctx, ev: Incoming, draft: Draft | None) -> Outcome:
         """Route a message held while its form was parked, once the user has chosen."""
@@ -267,6 +311,11 @@ class Assistant:
             note = ctx.t("form.empty_text")
             return await self._not_an_answer(ctx, draft, "⚠️ " + note, note)
         if draft is not None:
+            # A button the form offered besides its keyboard (a refusal's, a page's ▶️),
+            # its label typed: pressed, as on a channel that shows it as text (WeCom, the
+            # local chat) the person types what it says.
+            if (data := self.engine.offered_button(draft, text)) is not None:
+                return await self._button(ctx, draft, data)
             if await self._is_new_request(ctx, text):
                 return await self.switching.ask(ctx, draft, held=text)
             return await self.engine.on_text(ctx, draft, text)
@@ -319,6 +368,9 @@ class Assistant:
             found = await intent_fn(self, ctx, text)
             if found is not None:
                 return found
+        shown = self._shown.get(ctx.user.id) if len(text) <= MAX_TYPED_CHOICE else None
+        if shown and (b := by_label(text, shown)) is not None:  # read by no feature
+            return await self._button(ctx, None, b.data)
         if is_word(text, "cancel"):
             return Outcome().add(ctx.t("form.nothing_to_cancel"), menu_buttons(ctx.locale))
         return Outcome().add(ctx.t("menu.not_understood", text=normalize_input(text)[:50]),

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from bot.channel import ChannelCaps
@@ -156,11 +157,14 @@ def shape(outcome: Outcome, caps: ChannelCaps, *,
 
 
 # --- typed answers to numbered choices ---------------------------------------------------
-_DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+")  # leading emoji / ticks on a button label
+# Emoji, ticks and arrows around a button label (「☐ 3号台区」, 「下一页 ▶️」)
+_DECOR = re.compile(r"^[^\w\u4e00-\u9fff]+|[^\w\u4e00-\u9fff]+$")
 
 
+@lru_cache(maxsize=4096)  # the same labels (locale words, 台区) are compared on every typed text
 def label_key(label: str) -> str:
-    """A label as people type it: no leading emoji or tick, full-width folded, any case."""
+    """A label as people type it: no emoji or tick before or after it, full-width folded,
+    any case."""
     return _DECOR.sub("", normalize_input(label)).strip().lower()
 
 

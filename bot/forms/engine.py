@@ -37,6 +37,11 @@ CANCEL_ASKED = "cancel_asked"
 # this one is saved or cancelled (one draft per person; the set-aside one rides along).
 SET_ASIDE = "set_aside"
 CHOICE_PAGE = "choice_page"  # meta: {"step", "offset"} of a long choice list's page on screen
+# Meta: {"step", "buttons": [[label, data], ...]}: what the form's latest reply showed besides
+# its step's own keyboard (a refusal's 「📂 打开已有档案」 or 你是不是要找 names, a long list's
+# ◀️ ▶️), so that their label typed next presses them (`offered_button`): who sees them as
+# text or numbers (WeCom, the local chat) types what they say. Stored with the step's draft.
+OFFERED = "offered"
 
 
 @dataclass(frozen=True)
@@ -192,8 +197,9 @@ class FormEngine:
         opened_text = opened.text if opened is not None else None
         prefix = "\n".join(p for p in (prefix, *notes, opened_text) if p) or None
         reply = await self.render(ctx, draft, prefix)  # consumes the notices it shows ...
-        if opened is not None:
+        if opened is not None and opened.buttons:
             reply.buttons[:0] = opened.buttons
+            self.offer(draft, opened.buttons)  # (a 你是不是要找 name, typed, is its button)
         await self._store(ctx, draft)  # ... so they are stored as shown, never repeated
         return Outcome([reply])
 
@@ -326,6 +332,7 @@ class FormEngine:
         tok = draft.token
         lines = [prefix] if prefix else []
         step = st.step
+        st.meta.pop(OFFERED, None)  # what an earlier reply offered is no longer on screen
         if step == SUMMARY:
             lines.append(await self.summary(ctx, draft))
             return Reply("\n".join(lines), self._controls(ctx, draft))
@@ -363,6 +370,7 @@ class FormEngine:
                 rows.append(row)
             if nav_row := pager(ctx.t, "chpage", offset, page, len(choices), token=tok):
                 rows.append(nav_row)  # a long list (a lead's every 台区): typed names match all
+                self.offer(draft, [nav_row])  # 「下一页」 typed turns the page too
         if f.kind is Kind.PHOTOS and value:
             lines.append(ctx.t("form.photos_so_far", count=len(value)))
         return Reply("\n".join(lines), rows + self._controls(ctx, draft))
@@ -465,10 +473,50 @@ class FormEngine:
             lines.append(f"{ctx.t(f.label)}{sep}{shown}")
         return "\n".join(lines)
 
-    async def reprompt(self, ctx: Ctx, draft: Draft, prefix: str | None = None) -> Outcome:
+    async def _rendered(self, ctx: Ctx, draft: Draft) -> Reply:
+        """The step shown anew (in place), stored as shown (its page's ◀️ ▶️ offered)."""
+        reply = await self.render(ctx, draft)
+        await self._store(ctx, draft)
+        return reply
+
+    async def reprompt(self, ctx: Ctx, draft: Draft, prefix: str | None = None,
+                       offered: list[list[Button]] | None = None) -> Outcome:
+        """The step asked again; `offered`: buttons shown on top of its own (a refusal's)."""
         reply = await self.render(ctx, draft, prefix)
+        if offered:
+            self._offer_on_top(draft, reply, offered)
         await self._store(ctx, draft)  # notices shown are consumed
         return Outcome([reply])
+
+    def _offer_on_top(self, draft: Draft, reply: Reply, offered: list[list[Button]]) -> None:
+        """`offered` above the reply's buttons (and not twice), kept for a typed label."""
+        shown = {b.data for row in offered for b in row}
+        rest = [[b for b in row if b.data not in shown] for row in reply.buttons]
+        reply.buttons[:] = [*offered, *(row for row in rest if row)]
+        self.offer(draft, offered)
+
+    @staticmethod
+    def offer(draft: Draft, rows: list[list[Button]], alone: bool = False) -> None:
+        """Buttons shown with the form besides its step's keyboard (OFFERED): their label
+        typed as the next message presses them, while the form is at this step. `alone`:
+        they are all that is on screen (a question about the form), not added to a reply."""
+        st = _state(draft)
+        kept = None if alone else st.meta.get(OFFERED)
+        earlier = kept["buttons"] if kept and kept.get("step") == st.step else []
+        st.meta[OFFERED] = {"step": st.step,
+                            "buttons": [*earlier, *([b.label, b.data] for row in rows
+                                                    for b in row)]}
+
+    @staticmethod
+    def offered_button(draft: Draft, text: str) -> str | None:
+        """The data of the button the form offered besides its keyboard (OFFERED) whose
+        label `text` is, as people type it; None for anything else."""
+        st = _state(draft)
+        kept = st.meta.get(OFFERED)
+        if not kept or kept.get("step") != st.step or len(text) > MAX_TYPED_CHOICE:
+            return None
+        b = by_label(text, (Button(label, data) for label, data in kept["buttons"]))
+        return b.data if b else None
 
     # --- moving between steps ----------------------------------------------------------
     def _advance(self, spec: FormSpec, draft: Draft) -> None:
@@ -616,14 +664,9 @@ class FormEngine:
                       options="、".join(c.label for c in choices))
 
     async def _invalid(self, ctx: Ctx, draft: Draft, exc: Invalid) -> Outcome:
-        st = _state(draft)
-        st.errors += 1
-        out = await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
-        reply = out.replies[-1]
-        offered = {b.data for row in exc.buttons for b in row}  # on top, and not twice
-        rest = [[b for b in row if b.data not in offered] for row in reply.buttons]
-        reply.buttons[:] = [*exc.buttons, *(row for row in rest if row)]
-        return out
+        _state(draft).errors += 1
+        return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs),
+                                   offered=exc.buttons)
 
     async def on_photo(self, ctx: Ctx, draft: Draft, ref: str,
                        caption: str | None = None) -> Outcome:
@@ -736,15 +779,13 @@ class FormEngine:
             return await self._answer(ctx, spec, draft, field_, value)
         elif action == "chpage" and field_.choices and arg.isdigit():
             st.meta[CHOICE_PAGE] = {"step": field_.name, "offset": int(arg)}
-            await self._store(ctx, draft)
-            return Outcome(edit=await self.render(ctx, draft))
+            return Outcome(edit=await self._rendered(ctx, draft))
         elif action == "tog" and field_.kind is Kind.MULTI and field_.choices:
             if arg in {c.value for c in await field_.choices(ctx)}:
                 picked = list(st.values.get(field_.name) or [])
                 picked.remove(arg) if arg in picked else picked.append(arg)
                 st.values[field_.name] = picked
-            await self._store(ctx, draft)
-            return Outcome(edit=await self.render(ctx, draft), toast=ctx.t("form.toggled"))
+            return Outcome(edit=await self._rendered(ctx, draft), toast=ctx.t("form.toggled"))
         elif action == "done" and field_.kind is Kind.MULTI:
             if not st.values.get(field_.name):
                 if not field_.required:
@@ -766,7 +807,9 @@ class FormEngine:
     async def confirm_cancel(self, ctx: Ctx, draft: Draft) -> Outcome:
         """A tapped cancel asks first: one slip of a wet thumb must not throw a form away."""
         tok = draft.token
-        _state(draft).meta[CANCEL_ASKED] = True
+        st = _state(draft)
+        st.meta[CANCEL_ASKED] = True
+        st.meta.pop(OFFERED, None)  # the question is on screen now, not what it covers
         await self._store(ctx, draft)
         return Outcome([Reply(ctx.t("form.cancel_confirm", form=await self.describe(ctx, draft)),
                               [[Button(ctx.t("btn.cancel_yes"), callback(tok, "cancel_yes")),
@@ -811,7 +854,9 @@ class FormEngine:
             else:
                 raise TypeError(f"form {spec.name}: its write declined and it has no save")
         except (Invalid, Declined) as exc:  # Declined: the batch's guard wrote nothing
-            return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs))
+            # (an Invalid's buttons too: 📂 打开已有档案 of a 户号 registered meanwhile)
+            return await self.reprompt(ctx, draft, "⚠️ " + ctx.t(exc.key, **exc.kwargs),
+                                       offered=getattr(exc, "buttons", None))
         except Exception:
             # Keep the draft: the user can press save again; nothing confirmed is lost.
             log.exception("saving form %s for user %s failed", draft.form, ctx.user.id)

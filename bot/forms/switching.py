@@ -32,19 +32,21 @@ class Switching:
         """The question. `target` is a form to open; `held` a typed request, kept in the form
         until answered (too long for button data)."""
         form = await self.engine.describe(ctx, draft)
+        tok = draft.token
+        drop = "btn.discard_new" if held is None else "btn.park_drop"
+        buttons = [[Button(ctx.t("btn.resume"), callback(tok, "resume")),
+                    Button(ctx.t("btn.park_new"), callback(tok, "park_new", target)),
+                    Button(ctx.t(drop), callback(tok, "discard_new", target))]]
         if held is None:
             text = ctx.t("form.conflict", form=form)
         else:
             draft.state.meta[HELD_REQUEST] = held
+            # kept with the form: 「先放一边」 typed answers the question as the button does
+            self.engine.offer(draft, buttons, alone=True)
             await self.engine.touch(ctx, draft)
             quote = held if len(held) <= QUOTE_WIDTH else held[:QUOTE_WIDTH - 1] + "…"
             text = ctx.t("form.switch", form=form, text=quote)
-        tok = draft.token
-        drop = "btn.discard_new" if held is None else "btn.park_drop"
-        return Outcome().add(text, [[
-            Button(ctx.t("btn.resume"), callback(tok, "resume")),
-            Button(ctx.t("btn.park_new"), callback(tok, "park_new", target)),
-            Button(ctx.t(drop), callback(tok, "discard_new", target))]])
+        return Outcome().add(text, buttons)
 
     async def answer(self, ctx: Ctx, draft: Draft, action: str, target: str) -> Outcome:
         """The question answered: do the new thing, the open form set aside or discarded."""
