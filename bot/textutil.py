@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Characters no typed text needs and that break or disguise what is written from it:
 # C0 controls (NUL, BEL U+0007, ESC U+001B ... make openpyxl refuse the whole workbook),
@@ -50,6 +51,10 @@ _FOLD = {**{0xFF10 + i: ord("0") + i for i in range(10)},
          0x3000: ord(" ")}
 
 
+# A step's typed text is normalised by every reader it passes (the form engine, its typed
+# controls, each feature's intent and request pattern: 10-12 times a step, ~2 us each):
+# the last few texts are kept, so it is folded once a step (issue #12).
+@lru_cache(maxsize=64)
 def normalize_input(text: str) -> str:
     """For matching, not storing: full-width digits and letters folded; blanks collapsed."""
     return " ".join(text.translate(_FOLD).split())

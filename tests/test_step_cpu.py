@@ -119,3 +119,28 @@ async def test_a_message_goes_out_as_the_form_aiohttp_made_of_its_fields(
     assert drawn == []
     as_aiohttp = FormData(RequestData(params).json_parameters)()
     assert seen == [(as_aiohttp._value, "application/x-www-form-urlencoded")]
+
+
+async def test_a_typed_answer_is_folded_once_a_step(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reader of a step's text (the engine, its typed controls, each feature's intent
+    and request pattern) normalises it: the text is folded once, not once a reader (issue
+    #12: 10-12 times a step)."""
+    from bot import textutil
+
+    class Counted(dict[int, int]):
+        looked_up = 0
+
+        def __getitem__(self, char: int) -> int:
+            if char == ord("紧"):
+                Counted.looked_up += 1
+            return super().__getitem__(char)
+
+    await make_user(services, "张三")
+    chat = Chat(Assistant(services), "test", "张三")
+    await chat.say("记录巡视 3号台区")
+    await chat.say("现在")  # now at 做了什么
+    monkeypatch.setattr(textutil, "_FOLD", Counted(textutil._FOLD))
+    out = await chat.say("7号杆横担锈蚀，已紧固")  # a text no other test types (kept folds)
+    assert L("form.worklog.problems") in out.replies[0].text
+    assert Counted.looked_up == 1

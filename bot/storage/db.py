@@ -40,6 +40,11 @@ QUEUED = 0.25  # seconds waited for the write connection after which its busy wa
 # Writes on the event loop between two checkpoints of the WAL (done off the loop): about
 # SQLite's own default of 1000 pages, as a step writes one to three.
 CHECKPOINT_EVERY = 500
+# A chat step's batch of at most this many rows of parameters and reads (a form's save and
+# its close, a tap's change with its reminders: 3 to 15) runs on the event loop as a form
+# step's write does; a longer one (a task to a whole team, an import's chunk) stays in
+# aiosqlite's thread, off the loop.
+INLINE_BATCH_ROWS = 32
 # Whether the running task is a chat step (Backend.step): bookkeeping written behind a reply
 # is not, though its task was started from one.
 _IN_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("taiqu_in_step", default=False)
@@ -758,16 +763,46 @@ class Database(Backend):
         return rows
 
     async def _play_batch(self, batch: Batch) -> Played:
-        """The whole transaction in one hop to the write connection's thread (each
-        statement of a Tx is a hop of its own). aiosqlite has no public call for running a
-        function in its thread; `_execute` is the queue every one of its calls goes through."""
+        """A chat step's short batch on the event loop (`_play_inline`); else the whole
+        transaction in one hop to the write connection's thread (each statement of a Tx is
+        a hop of its own). aiosqlite has no public call for running a function in its thread;
+        `_execute` is the queue every one of its calls goes through."""
         self._not_reentrant()
         self._written()
+        if (played := self._play_inline(batch)) is not None:
+            if self._wal_sync is not None:  # durable before the step goes on, as FULL is
+                await self._wal_sync.synced(alone=self._alone())
+            return played
         async with self._write_turn():
             self.trips.trips += 1
             conn = self.conn
             ids: Played = await conn._execute(play_sync, conn._conn, batch)
             return ids
+
+    def _play_inline(self, batch: Batch) -> Played | None:
+        """A chat step's short batch (INLINE_BATCH_ROWS) in one transaction on the inline
+        connection, as `_write_inline` writes a form step (issue #12: the hop to aiosqlite's
+        thread cost a save ~0.1-0.2 ms of CPU and two loop turns). None, nothing written,
+        when it is not for here: a long batch, one outside a step, a transaction queued or
+        running on the write connection (the batch must not overtake it), the write lock
+        taken (busy: it waits off the loop as before), or a save that would be less durable
+        than the write connection's (step_synchronous NORMAL under synchronous FULL)."""
+        if (self._inline is None or not _IN_STEP.get() or self._lock.locked()
+                or self._quick_lock.locked()
+                or (self._wal_sync is None and self.synchronous == "FULL")
+                or sum(len(st.rows) for st in batch.statements) + len(batch.reads)
+                > INLINE_BATCH_ROWS):
+            return None
+        try:
+            played = play_sync(self._inline, batch)
+        except sqlite3.OperationalError as exc:
+            if self._inline.in_transaction:  # failed at COMMIT: never left open on the loop
+                self._inline.execute("ROLLBACK")
+            if is_busy(exc):  # nothing written: off the loop, waiting, as before
+                return None
+            raise
+        self._wrote_inline()
+        return played
 
     async def execute_quick(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """A single statement in its own transaction that waits at most `quick_wait` seconds
@@ -829,12 +864,17 @@ class Database(Backend):
                 self._inline.execute(more, more_params)
             except sqlite3.Error:
                 self._along_failed(along[n:n + 1])
+        self._wrote_inline()
+        return True, rowid
+
+    def _wrote_inline(self) -> None:
+        """A write committed on the event loop: counted, and a checkpoint asked for (off
+        the loop) every CHECKPOINT_EVERY of them."""
         self.trips.inline += 1
         self._inline_writes += 1
         if self._inline_writes >= CHECKPOINT_EVERY:
             self._inline_writes = 0
             self._checkpoint_behind()
-        return True, rowid
 
     def _checkpoint_behind(self) -> None:
         """The WAL copied back into the database off the loop (the inline connection never
