@@ -408,7 +408,7 @@ class Backend:
         extra = [Statement(sql, (params,)) for sql, params, _ in _ALONG.get() or ()]
         if not extra or not written or any(st.table in written for st in extra):
             return await self._play_batch(batch)
-        carrying = Batch([*batch.statements, *extra], batch.reads)
+        carrying = Batch([*batch.statements, *extra], batch.reads, batch.refused_reads)
         with self._carrying():
             played = await self._play_batch(carrying)
         batch.ran = carrying.ran

@@ -20,6 +20,7 @@ from bot.services import Ctx
 from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
 from bot.storage.customers import Customer, CustomerData, Customers
+from bot.storage.db import Row
 
 KEPT = "kept"  # an edit's meta: the record's values as the form opened on it (no read at 保存)
 
@@ -169,8 +170,10 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
     """A new record, or an edit, as writes, saved with the form's close in one round trip,
     with nothing read before it (issue #12): a 户号 registered meanwhile (by another manager)
     inserts nothing; an edit is guarded on the record as its form opened on it (the audit
-    names what changed from that). Refused, the save reads why and says so (an edit made
-    over someone else's since is written again over the record as it is now)."""
+    names what changed from that). Refused, the save says why from what the refused write
+    read (whose 户号 it is; the record as it is now: Batch.read_if_refused, no trip of its
+    own), and an edit made over someone else's since is written again over the record as
+    it is now."""
     data = await checked_data(ctx, values, meta)
     if meta.get("edit_id"):
         cid = int(meta["edit_id"])
@@ -182,17 +185,20 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
             return again.writing
         batch = Batch()
         Customers.edit_into(batch, ctx.user, cid, data_of(kept), data, ctx.now)
+        now = batch.read_if_refused(*Customers.get_read(ctx.user, cid))
         return Writing(batch, cid, edited(ctx, cid, data),
-                       lambda: edit_again(ctx, cid, data))
+                       lambda: edit_again(ctx, cid, data, now.value))
     batch = Batch()
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
+    taken = batch.read_if_refused(*Customers.by_account_read(ctx.user.team_id,
+                                                             data.account_no))
 
     async def saved(cid: int | None) -> Saved:
         assert cid is not None
         return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
                      card_buttons(ctx, cid), record_id=cid)
 
-    return Writing(batch, ref, saved, lambda: duplicate(ctx, data, token))
+    return Writing(batch, ref, saved, lambda: duplicate(ctx, data, token, taken.value))
 
 
 def edited(ctx: Ctx, cid: int, data: CustomerData) -> Callable[[int | None], Awaitable[Saved]]:
@@ -202,11 +208,14 @@ def edited(ctx: Ctx, cid: int, data: CustomerData) -> Callable[[int | None], Awa
     return saved
 
 
-async def edit_again(ctx: Ctx, cid: int, data: CustomerData) -> Invalid | Again:
-    """Why an edit's guard refused, read: gone from the user's sight, deactivated meanwhile
+async def edit_again(ctx: Ctx, cid: int, data: CustomerData,
+                     now: list[Row] | None = None) -> Invalid | Again:
+    """Why an edit's guard refused, from the record as it is now (`now`: its rows read with
+    the refused write; else read here): gone from the user's sight, deactivated meanwhile
     (read-only), or else changed since the form opened: the edit made again over the record
     as it is now (what was read before the write until issue #12's work)."""
-    current = await ctx.services.customers.get(ctx.user, cid)
+    current = (Customers.found(now) if now is not None
+               else await ctx.services.customers.get(ctx.user, cid))
     if current is None:
         return Invalid("customer.not_found")
     if not current.active:
@@ -216,9 +225,13 @@ async def edit_again(ctx: Ctx, cid: int, data: CustomerData) -> Invalid | Again:
     return Again(Writing(batch, cid, edited(ctx, cid, data)), Invalid("customer.readonly"))
 
 
-async def duplicate(ctx: Ctx, data: CustomerData, token: str) -> Invalid:
-    """The 户号 was registered meanwhile (another manager): whose it is, read once refused."""
-    existing = await ctx.services.customers.by_account(ctx.user.team_id, data.account_no)
+async def duplicate(ctx: Ctx, data: CustomerData, token: str,
+                    taken: list[Row] | None = None) -> Invalid:
+    """The 户号 was registered meanwhile (another manager): whose it is, read with the
+    refused insert (`taken`; else read here)."""
+    existing = (Customers.found(taken) if taken is not None
+                else await ctx.services.customers.by_account(ctx.user.team_id,
+                                                             data.account_no))
     if existing is None:  # registered and gone again: cannot be (never deleted); say so
         return Invalid("form.save_failed")
     return Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
