@@ -175,6 +175,13 @@ def _as_kept(kept: CustomerData) -> tuple[str, list[Any]]:
     return " AND ".join(terms), params
 
 
+def still_as_kept(record: CustomerData, kept: CustomerData) -> bool:
+    """Whether `record` still holds `kept`, as `_as_kept` asks in SQL (its categories as a
+    set): an edit's guard, answered from the record read with the 保存 tap."""
+    return (_values(record) == _values(kept)
+            and set(record.categories) == set(kept.categories))
+
+
 def diff(old: CustomerData, new: CustomerData) -> dict[str, list[Any]]:
     """{field: [old, new]} for the fields that changed (the audit trail's detail)."""
     a, b = asdict(old), asdict(new)

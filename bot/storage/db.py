@@ -363,6 +363,12 @@ class Backend:
         finally:
             _PREFETCHED.reset(token)
 
+    def served(self, read: Read) -> list[Row] | None:
+        """`read`'s rows if the step read them with its own read (once, before its first
+        write), else None: no round trip (e.g. FormSpec.save_reads, for a write that can do
+        without them)."""
+        return self._served(*read)
+
     def _served(self, sql: str, params: Sequence[Any]) -> list[Row] | None:
         """This read's rows if the step prefetched them (once), else None."""
         held = _PREFETCHED.get()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from bot import validators
@@ -19,8 +20,8 @@ from bot.rules import categories, categories_in, measures
 from bot.services import Ctx
 from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
-from bot.storage.customers import Customer, CustomerData, Customers
-from bot.storage.db import Row
+from bot.storage.customers import Customer, CustomerData, Customers, still_as_kept
+from bot.storage.db import Read, Row
 
 KEPT = "kept"  # an edit's meta: the record's values as the form opened on it (no read at 保存)
 
@@ -170,11 +171,13 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
     """A new record, or an edit, as writes, saved with the form's close in one round trip,
     with nothing read before it (issue #12): a 户号 registered meanwhile (by another manager)
     inserts nothing; an edit is guarded on the record as its form opened on it (the audit
-    names what changed from that). Refused, the save says why from what the refused write
-    read (whose 户号 it is; the record as it is now: Batch.read_if_refused, no trip of its
-    own), and an edit made over someone else's since is written again over the record as
-    it is now."""
+    names what changed from that). A change made meanwhile is known from the tap's own read
+    (save_reads: whose the 户号 is, the record as it is now): the 户号's owner is named with
+    nothing written, an edit made over someone else's since is written over the record as
+    it is now. One made within the step itself refuses the write, which reads why with it
+    (Batch.read_if_refused) and says so, or writes the edit again."""
     data = await checked_data(ctx, values, meta)
+    db = ctx.services.db
     if meta.get("edit_id"):
         cid = int(meta["edit_id"])
         kept = meta.get(KEPT)
@@ -183,15 +186,25 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
             if isinstance(again, Invalid):
                 raise again
             return again.writing
+        now_rows = db.served(Customers.get_read(ctx.user, cid))
+        current = Customers.found(now_rows) if now_rows is not None else None
+        if current is not None and not still_as_kept(current, data_of(kept)):
+            # changed since the form opened, seen by the tap's read: as when its guard refuses
+            again = await edit_again(ctx, cid, data, now_rows)
+            if isinstance(again, Invalid):
+                raise again
+            return replace(again.writing, refused=again.then)
         batch = Batch()
         Customers.edit_into(batch, ctx.user, cid, data_of(kept), data, ctx.now)
         now = batch.read_if_refused(*Customers.get_read(ctx.user, cid))
         return Writing(batch, cid, edited(ctx, cid, data),
                        lambda: edit_again(ctx, cid, data, now.value))
     batch = Batch()
+    registered = Customers.by_account_read(ctx.user.team_id, data.account_no)
+    if found := db.served(registered):  # registered since the 户号 was typed: nothing to write
+        raise await duplicate(ctx, data, token, found)
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
-    taken = batch.read_if_refused(*Customers.by_account_read(ctx.user.team_id,
-                                                             data.account_no))
+    taken = batch.read_if_refused(*registered)
 
     async def saved(cid: int | None) -> Saved:
         assert cid is not None
@@ -223,6 +236,16 @@ async def edit_again(ctx: Ctx, cid: int, data: CustomerData,
     batch = Batch()
     Customers.update_into(batch, ctx.user, current, data, ctx.now)
     return Again(Writing(batch, cid, edited(ctx, cid, data)), Invalid("customer.readonly"))
+
+
+def save_reads(ctx: Ctx, values: dict[str, Any], meta: dict[str, Any]) -> list[Read]:
+    """What `write` needs to know of a change made meanwhile, read with the 保存 tap's read:
+    the record an edit opened on as it is now; whose a new record's 户号 is."""
+    if meta.get("edit_id"):
+        return [Customers.get_read(ctx.user, int(meta["edit_id"]))]
+    if not values.get("account_no"):
+        return []
+    return [Customers.by_account_read(ctx.user.team_id, str(values["account_no"]))]
 
 
 async def duplicate(ctx: Ctx, data: CustomerData, token: str,
@@ -285,6 +308,7 @@ CUSTOMER = FormSpec(
     ),
     save=None,
     write=write,
+    save_reads=save_reads,
     quick={},
     actions={"dup_open": open_duplicate},
 )
