@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.assistant import Assistant
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram import TELEGRAM_CAPS, TelegramChannel
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.events import Outcome
@@ -649,6 +649,15 @@ async def test_what_runs_only_if_a_guarded_update_changed_a_row_is_skipped_in_on
     assert row is not None and row[0] == "张三"
 
 
+async def refusal_of(services: Services, batch: Batch) -> Unchanged | None:
+    """What refused `batch` (None: written)."""
+    try:
+        await services.db.write_batch(batch)
+    except Unchanged as e:
+        return e
+    return None
+
+
 async def test_a_refused_batch_says_which_guard_refused_it_in_one_trip(
         services: Services) -> None:
     """The first guard that fails, in statement order, is the refusal, as statement by
@@ -664,14 +673,7 @@ async def test_a_refused_batch_says_which_guard_refused_it_in_one_trip(
                      what="抄表")
         batch.execute("UPDATE teams SET name = name WHERE id = ?", (-1,), declined="x")
 
-        async def write(b: Batch = batch) -> BaseException | None:
-            try:
-                await services.db.write_batch(b)
-            except Unchanged as e:
-                return e
-            return None
-
-        refused, trips = await counted(services, write)
+        refused, trips = await counted(services, lambda b=batch: refusal_of(services, b))
         assert type(refused) is raised and refused.n == 1 and trips == 1, (when, refused, trips)
         if isinstance(refused, Declined):
             assert (refused.key, refused.kwargs) == ("notes.gone", {"what": "抄表"})
@@ -700,14 +702,7 @@ async def test_a_refused_batch_reads_why_in_the_same_trip(services: Services) ->
         also = batch.read_if_refused("SELECT count(*) AS n, max(locale) AS locale FROM users "
                                      "WHERE id = ?", (user.id,))
 
-        async def write(b: Batch = batch) -> BaseException | None:
-            try:
-                await services.db.write_batch(b)
-            except Unchanged as e:
-                return e
-            return None
-
-        refused, trips = await counted(services, write)
+        refused, trips = await counted(services, lambda b=batch: refusal_of(services, b))
         if refuse:
             assert type(refused) is Unchanged and refused.n == 1 + twice
             # as it is without the batch: its first update undone
@@ -761,15 +756,21 @@ async def test_a_refused_update_that_plans_reminders_if_new_is_one_trip(
 RACE_MOST = {"户号 registered meanwhile": 2, "edit over another's": 2, "转为隐患 again": 2}
 
 
-async def test_refused_saves_whose_reason_is_read_after_are_counted(
-        services: Services, assistant: Assistant) -> None:
+async def a_number_registered_meanwhile(services: Services, assistant: Assistant) -> Chat:
+    """张三's special customer form at its summary, its 户号 registered by 王五 since."""
     await make_user(services, "张三", areas=("3号台区",))
     wang = await make_user(services, "王五")
     zhang = Chat(assistant, "test", "张三")
     await zhang.say("你好")
-    step = Steps(services, RACE_MOST)
     await fill_register_form(zhang)
     await add_customer(services, wang, "赵奶奶", "5500012345", (), None)
+    return zhang
+
+
+async def test_refused_saves_whose_reason_is_read_after_are_counted(
+        services: Services, assistant: Assistant) -> None:
+    zhang = await a_number_registered_meanwhile(services, assistant)
+    step = Steps(services, RACE_MOST)
     await step("户号 registered meanwhile", lambda: zhang.press("保存"))
     assert "赵奶奶" in zhang.text
     await services.db.execute("DELETE FROM conversations")
@@ -793,19 +794,17 @@ async def test_refused_saves_whose_reason_is_read_after_are_counted(
 RACE_WITHIN_MOST = {"户号 registered meanwhile": 3, "edit over another's": 3}
 
 
-async def test_a_change_made_within_the_save_step_is_read_with_the_refused_write(
-        services: Services, assistant: Assistant) -> None:
-    from bot.channels.telegram import TELEGRAM_CAPS
-
-    await make_user(services, "张三", areas=("3号台区",))
-    wang = await make_user(services, "王五")
-    zhang = Chat(assistant, "test", "张三")
-    await zhang.say("你好")
-    await fill_register_form(zhang)
-    await add_customer(services, wang, "赵奶奶", "5500012345", (), None)
+def after_a_restart(services: Services, seen: Chat) -> Chat:
+    """`seen`'s person on the same screen, talking to a new process's core."""
     restarted = Assistant(services)
     restarted.register_channel("test", TELEGRAM_CAPS)
-    again = Chat(restarted, "test", "张三", zhang.last)  # the same screen, a new process
+    return Chat(restarted, seen.channel, seen.external_id, seen.last)
+
+
+async def test_a_change_made_within_the_save_step_is_read_with_the_refused_write(
+        services: Services, assistant: Assistant) -> None:
+    zhang = await a_number_registered_meanwhile(services, assistant)
+    again = after_a_restart(services, zhang)
     step = Steps(services, RACE_WITHIN_MOST)
     await step("户号 registered meanwhile", lambda: again.press("保存"))
     said = L("customer.account.duplicate", account="5500012345", name="赵奶奶", area="3号台区")
@@ -814,9 +813,7 @@ async def test_a_change_made_within_the_save_step_is_read_with_the_refused_write
     assert row is not None and row[0] == 1
     await services.db.execute("DELETE FROM conversations")
     cid = await edited_by_another_meanwhile(services, zhang, "5500099999")
-    restarted = Assistant(services)
-    restarted.register_channel("test", TELEGRAM_CAPS)
-    again = Chat(restarted, "test", "张三", zhang.last)
+    again = after_a_restart(services, zhang)
     await step("edit over another's", lambda: again.press("保存"))
     assert "已更新特殊客户档案" in again.text
     user = await services.people.by_identity("test", "张三")
