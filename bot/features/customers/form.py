@@ -200,7 +200,7 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
         return Writing(batch, cid, edited(ctx, cid, data),
                        lambda: edit_again(ctx, cid, data, now.value))
     batch = Batch()
-    registered = Customers.by_account_read(ctx.user.team_id, data.account_no)
+    registered = Customers.owner_read(ctx.user.team_id, data.account_no)
     if found := db.served(registered):  # registered since the 户号 was typed: nothing to write
         raise await duplicate(ctx, data, token, found)
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
@@ -245,22 +245,23 @@ def save_reads(ctx: Ctx, values: dict[str, Any], meta: dict[str, Any]) -> list[R
         return [Customers.get_read(ctx.user, int(meta["edit_id"]))]
     if not values.get("account_no"):
         return []
-    return [Customers.by_account_read(ctx.user.team_id, str(values["account_no"]))]
+    return [Customers.owner_read(ctx.user.team_id, str(values["account_no"]))]
 
 
 async def duplicate(ctx: Ctx, data: CustomerData, token: str,
                     taken: list[Row] | None = None) -> Invalid:
-    """The 户号 was registered meanwhile (another manager): whose it is, read with the
-    refused insert (`taken`; else read here)."""
-    existing = (Customers.found(taken) if taken is not None
-                else await ctx.services.customers.by_account(ctx.user.team_id,
-                                                             data.account_no))
-    if existing is None:  # registered and gone again: cannot be (never deleted); say so
+    """The 户号 was registered meanwhile (another manager): whose it is (Customers.owner_read),
+    read with the tap or the refused insert (`taken`; else read here)."""
+    if taken is None:
+        taken = await ctx.services.db.fetchall(*Customers.owner_read(ctx.user.team_id,
+                                                                     data.account_no))
+    if not taken:  # registered and gone again: cannot be (never deleted); say so
         return Invalid("form.save_failed")
-    return Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
-                   area=existing.area_name,
+    existing = taken[0]
+    return Invalid("customer.account.duplicate", account=data.account_no, name=existing["name"],
+                   area=existing["area_name"],
                    buttons=[[Button(ctx.t("btn.open_existing"),
-                                    callback(token, "dup_open", existing.id))]])
+                                    callback(token, "dup_open", existing["id"]))]])
 
 
 async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
