@@ -13,7 +13,12 @@ per step.
 --taps: instead, the buttons tapped on a saved record (its card, a transition's form opened,
 a one-tap transition, a 📞 reveal, 修改, 恢复), in the team tests/test_read_round_trips.py
 builds. Run it from another tree (e.g. `git archive <ref>`, this file copied in) for that
-code's counts. `--timed N`: then the cards' buttons N times each, alternately through a core
+code's counts. `--races N`: instead, a special customer's 保存 refused by a change made
+meanwhile (the 户号 registered by another since it was typed; the record edited by another
+since the edit opened), counted with the form's save_reads read with the tap and on the
+first tap since a restart (no guess of the form: the refused write reads why), then an
+ordinary 保存 (no race) timed N times each, alternately with its save_reads and without.
+`--timed N`: then the cards' buttons N times each, alternately through a core
 whose buttons declare their reads and one whose declare none (Router.button_reads emptied):
 the wall time of a step both ways, in one run (the machine's load shared alike).
 
@@ -182,6 +187,72 @@ async def _timed(services: Services, core: Assistant, bare: Assistant, data: str
             **{f"{way}_p90": statistics.quantiles(ms, n=10)[-1] for way, ms in took.items()}}
 
 
+RACES = ("户号 registered meanwhile", "edit over another's")
+
+
+async def measure_races(backend: str = "sqlite", timed: int = 0) -> list[dict[str, Any]]:
+    return await on_store(backend, lambda services: _races(services, timed))
+
+
+async def _races(services: Services, timed: int) -> list[dict[str, Any]]:
+    from bot.channels.telegram import TELEGRAM_CAPS
+    from tests.conftest import Chat, make_user
+    from tests.test_saves_read_at_write import edited_by_another_meanwhile, fill_register_form
+    from tests.test_todo_lists import add_customer
+
+    db = services.db
+    core = Assistant(services)
+    await make_user(services, "张三", areas=("3号台区",))
+    wang = await make_user(services, "王五")
+    zhang = Chat(core, "test", "张三")
+    await zhang.say("你好")
+
+    async def counted(chat: Chat) -> int:
+        await db.settle()
+        db.trips.reset()
+        await chat.press("保存")
+        await db.settle()
+        return db.trips.trips + db.trips.inline
+
+    def restarted(seen: Chat) -> Chat:
+        other = Assistant(services)
+        other.register_channel("test", TELEGRAM_CAPS)
+        return Chat(other, seen.channel, seen.external_id, seen.last)
+
+    rows: list[dict[str, Any]] = []
+    for n, race in enumerate(RACES):
+        trips = {}
+        for way in ("with the tap", "first tap since a restart"):
+            await db.execute("DELETE FROM conversations")
+            account = f"55000{n}{len(trips)}2345"
+            if race == RACES[0]:
+                await fill_register_form(zhang, account)
+                await add_customer(services, wang, "赵奶奶", account, (), None)
+            else:
+                await edited_by_another_meanwhile(services, zhang, account)
+            trips[way] = await counted(zhang if way == "with the tap" else restarted(zhang))
+        rows.append({"step": race, **trips})
+    if timed:
+        took: dict[str, list[float]] = {"declared": [], "none": []}
+        declared = core.engine.save_reads
+        for i in range(timed):
+            for k, way in enumerate(took):
+                await fill_register_form(zhang, f"77{i:05d}{k}00")
+                core.engine.save_reads = declared if way == "declared" else (  # type: ignore
+                    lambda user_id, token: [])
+                await db.settle()
+                start = time.perf_counter()
+                await zhang.press("保存")
+                took[way].append((time.perf_counter() - start) * 1000)
+                assert "⚠️" not in zhang.text, zhang.text  # saved, no race
+        core.engine.save_reads = declared  # type: ignore[method-assign]
+        rows.append({"step": "保存 (no race)",
+                     **{f"{way}_p50": statistics.median(ms) for way, ms in took.items()},
+                     **{f"{way}_p90": statistics.quantiles(ms, n=10)[-1]
+                        for way, ms in took.items()}})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--forms", type=int, default=5)
@@ -189,10 +260,23 @@ def main() -> None:
     p.add_argument("--json")
     p.add_argument("--taps", action="store_true", help="buttons tapped on saved records")
     p.add_argument("--timed", type=int, default=0, help="with --taps: time the cards N times")
+    p.add_argument("--races", type=int, default=-1,
+                   help="saves refused by a change meanwhile; N: an ordinary 保存 timed N times")
     p.add_argument("--postgresql", action="store_true",
                    help="the same as --backend postgresql (a server of its own, issue #11)")
     args = p.parse_args()
     backend = "postgresql" if args.postgresql else args.backend
+    if args.races >= 0:
+        races = asyncio.run(measure_races(backend, args.races))
+        print(f"{backend}\n\n| 保存 refused by | round trips: save_reads read with the tap | "
+              "first tap since a restart |\n|---|---|---|")
+        for r in races[:len(RACES)]:
+            print(f"| {r['step']} | {r['with the tap']} | {r['first tap since a restart']} |")
+        for r in races[len(RACES):]:
+            print(f"\n{args.races} ordinary 保存 each way, alternately: p50 "
+                  f"{r['declared_p50']:.2f} ms with save_reads / {r['none_p50']:.2f} ms without;"
+                  f" p90 {r['declared_p90']:.2f} / {r['none_p90']:.2f} ms")
+        return
     if args.taps and args.timed:
         timed = asyncio.run(measure_taps(backend, args.timed))
         print(f"{backend}, {args.timed} taps each way, alternately\n\n| card | p50 ms declared / "

@@ -153,7 +153,7 @@ class Assistant:
         """What the button tapped declared it reads first (Router.button(reads=...)), for the
         person this identity was at its last step (None: not seen since the start), or the
         intents for text typed (Router.intent_reads) and the button its label may press
-        (_shown); none for anything else (a form's button, data that is not ids)."""
+        (_shown); none for anything else (a form's button but 保存, data that is not ids)."""
         if ev.callback is None and ev.text and not ev.edited:
             return self._text_reads(ev, ev.text) + self._typed_button_reads(ev, ev.text)
         return self._button_reads(ev, ev.callback)
@@ -168,8 +168,12 @@ class Assistant:
 
     def _button_reads(self, ev: Incoming, data: str | None) -> list[Read]:
         parsed = parse_callback(data) if data is not None else None
-        if parsed is None or ev.edited or parsed[0] != GLOBAL_TOKEN:
+        if parsed is None or ev.edited:
             return []
+        if parsed[0] != GLOBAL_TOKEN:  # a form's 保存: what its write needs (save_reads)
+            was = self._was.get((ev.channel, ev.external_id))
+            return self.engine.save_reads(was.id, parsed[0]) \
+                if was is not None and parsed[1] == "save" else []
         _, action, arg = parsed
         reads = self.router.reads_of_button(action)
         ids = _ids(arg)

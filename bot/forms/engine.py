@@ -21,7 +21,7 @@ from bot.services import Ctx
 from bot.shaping import MAX_TYPED_CHOICE, by_label
 from bot.storage.batch import Batch, Declined, Played, Ref, Unchanged
 from bot.storage.conversations import Draft, FormState
-from bot.storage.db import from_iso, iso
+from bot.storage.db import Read, from_iso, iso
 from bot.textutil import normalize_input
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ class Again:
 # Like SaveFn; None where this save is not declared as writes (e.g. editing a saved record):
 # the form's `save` then runs.
 WriteFn = Callable[[Ctx, dict[str, Any], str, dict[str, Any]], Awaitable[Writing | None]]
+# (ctx, values, meta) -> what a 保存 tap reads with the step's own read (FormSpec.save_reads)
+SaveReadsFn = Callable[[Ctx, dict[str, Any], dict[str, Any]], list[Read]]
 QuickFn = Callable[[Ctx], Any]
 # Quick answers the field kinds carry (a time field's 现在): a form need not declare them.
 KIND_QUICK: dict[str, QuickFn] = {NOW: now_value}
@@ -116,6 +118,13 @@ class FormSpec:
     # the common case) and shown on it only once filled.
     extras: tuple[str, ...] = ()
     write: WriteFn | None = None  # the save as writes, where it can be (see Writing)
+    # What its write would learn only from a refusal (whose the 户号 is; the record an edit
+    # opened on as it is now), declared from the summary's answers: read with the 保存 tap's
+    # own read (Assistant._declared_reads, a guess from the form as this process last stored
+    # it) and served once to `write`'s reads of the same SQL (Backend.served), so that a
+    # change made meanwhile is told, or written over, without a round trip after the refused
+    # write (issue #12: a step makes at most 2).
+    save_reads: SaveReadsFn | None = None
 
     def get_field(self, name: str) -> Field:
         for f in self.fields:
@@ -165,6 +174,14 @@ def did_you_mean(text: str, close: list[Choice], token: str) -> Invalid:
 class FormEngine:
     def __init__(self, forms: dict[str, FormSpec]) -> None:
         self.forms = forms
+        # user id -> (form token, its save_reads) for a form stored at its summary
+        self._save_reads: dict[int, tuple[str, list[Read]]] = {}
+
+    def save_reads(self, user_id: int, token: str) -> list[Read]:
+        """What a 保存 tap on form `token` reads with the step's read (FormSpec.save_reads),
+        as of the form's last store in this process; none for another form."""
+        held = self._save_reads.get(user_id)
+        return list(held[1]) if held is not None and held[0] == token else []
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, ctx: Ctx, form: str, values: dict[str, Any] | None = None,
@@ -205,6 +222,13 @@ class FormEngine:
 
     async def _store(self, ctx: Ctx, draft: Draft) -> None:
         draft.updated_at = ctx.now
+        spec = self.forms.get(draft.form)
+        st = _state(draft)
+        if spec is not None and spec.save_reads is not None and st.step == SUMMARY:
+            self._save_reads[draft.user_id] = (draft.token,
+                                               spec.save_reads(ctx, st.values, st.meta))
+        else:
+            self._save_reads.pop(draft.user_id, None)
         await ctx.services.conversations.put(draft)
 
     async def with_reminder(self, ctx: Ctx, draft: Draft | None, out: Outcome) -> Outcome:
@@ -861,6 +885,7 @@ class FormEngine:
             # Keep the draft: the user can press save again; nothing confirmed is lost.
             log.exception("saving form %s for user %s failed", draft.form, ctx.user.id)
             return await self.reprompt(ctx, draft, "⚠️ " + ctx.t("form.save_failed"))
+        self._save_reads.pop(draft.user_id, None)
         if writing is not None:  # worded from what was written, not read back
             saved = await writing.saved(played.id_of(writing.record))
             return await self._saved(ctx, draft, saved)

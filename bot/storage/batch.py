@@ -36,7 +36,13 @@ A batch may end with reads of one value each (`read`: e.g. whether the team has 
 hand a record just saved to, for the saved card's buttons), or of rows (`read_rows`: what a
 tap's reply shows), in the same round trip. On PostgreSQL they too may see the database as
 before the batch: read only what it does not write, or word the reply with the change
-applied."""
+applied.
+
+What a refusal is told from (whose 户号 the insert found taken, the record an edit's guard
+found changed) is read only when a guard refused the batch (`read_if_refused`), in the
+database as it is without the batch's writes, in the same round trip as the refused write:
+on SQLite after the ROLLBACK in the same hop, on PostgreSQL in the one statement's failure
+(taiqu_refused's DETAIL, migration 0039)."""
 
 from __future__ import annotations
 
@@ -146,6 +152,8 @@ class Read:
 class Batch:
     statements: list[Statement] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    # Read only when a guard refused the batch (read_if_refused).
+    refused_reads: list[Read] = field(default_factory=list)
     # Once it ran (set by whichever store ran it): for a form's `saved`, which is given only
     # the record's id; whoever runs a batch itself reads its Played instead.
     ran: Played | None = None
@@ -165,6 +173,17 @@ class Batch:
         round trip (on PostgreSQL as a JSON column: rows read back as by fetch_many)."""
         self.reads.append(Read(sql, tuple(params), rows=True))
         return self.reads[-1]
+
+    def read_if_refused(self, sql: str, params: Sequence[Any] = ()) -> Read:
+        """A read of rows run only when a guard refused the batch (Unchanged or Declined), in
+        the database as it is without the batch's writes, in the same round trip as the
+        refused write: why it was refused, without a trip of its own (issue #12). Its `value`
+        is the list of rows once refused, else None (no Ref in `params`: nothing was
+        written)."""
+        if any(isinstance(p, Ref | IfNew) for p in params):
+            raise ValueError("read_if_refused: a Ref has no id when the batch is refused")
+        self.refused_reads.append(Read(sql, tuple(params), rows=True))
+        return self.refused_reads[-1]
 
     def insert(self, sql: str, params: Sequence[Any], *,
                existing: tuple[str, Sequence[Any]] | None = None,
@@ -320,9 +339,10 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     # (not `needed`, no statement or read uses its Ref) is not guarded here: writing nothing,
     # it is simply left out of Played (as on SQLite), rather than sending the batch again
     # statement by statement (a second tap, a change refused).
-    # So is one whose Ref only the statements `if_new` on it use (an UPDATE or DELETE, then
-    # run only if it changed a row: e.g. a reminder's pending push cancelled with its 完成),
-    # or IfNew (NULL when nothing changed, as on SQLite).
+    # So is one whose Ref only the statements `if_new` on it use (an UPDATE, DELETE or
+    # INSERT … SELECT with a WHERE, then run only if it changed a row: e.g. a reminder's
+    # pending push cancelled with its 完成, a plan's reminders planned with its 提交), or
+    # IfNew (NULL when nothing changed, as on SQLite).
     hard = {p.n for st in batch.statements for r in st.rows for p in r if isinstance(p, Ref)}
     hard |= {p.n for read in batch.reads for p in read.params if isinstance(p, Ref)}
     hard |= {st.if_new.n for st in batch.statements if st.if_new is not None
@@ -383,8 +403,9 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
             parts.append(f"s{n}_{j} AS ({sql})")
     picked = [f"(SELECT id FROM {source(n)}) AS r{n}" for n in sorted(refs)]
     # The guards in statement order, the first that fails named (as steps() meets them).
+    said = _refused_reads(batch, numbered_in)
     whens = [_guard_fails(batch.statements[n], n, f"NOT EXISTS (SELECT FROM {source(n)})",
-                          numbered_in)
+                          numbered_in, said)
              for n in sorted((refs - loose) | guarded)]
     if whens:
         picked.append(f"CASE {' '.join(whens)} END AS g")
@@ -396,30 +417,40 @@ def pg_one_statement(batch: Batch, id_tables: frozenset[str]) -> tuple[str, list
     return f"WITH {', '.join(parts)} SELECT {', '.join(picked or ['1'])}", args
 
 
-_WORD = re.compile(r"\(|\)|\bWHERE\b|\bRETURNING\b", re.IGNORECASE)
-_CHANGES = re.compile(r"^\s*(?:UPDATE|DELETE)\b", re.IGNORECASE)
+_WORD = re.compile(r"\(|\)|\bWHERE\b|\bRETURNING\b|\bORDER\s+BY\b|\bGROUP\s+BY\b|\bLIMIT\b"
+                   r"|\bON\s+CONFLICT\b", re.IGNORECASE)
+# An UPDATE, a DELETE, or an INSERT of a SELECT's rows (a record's reminders planned only if
+# its guarded update changed it: Reminders.plan_into).
+_CHANGES = re.compile(r"^\s*(?:UPDATE|DELETE|INSERT\s+INTO\s+\w+\s*\([^()]*\)\s*SELECT)\b",
+                      re.IGNORECASE)
 
 
 def _only_if(sql: str, condition: str) -> str | None:
-    """An UPDATE or DELETE that writes only where `condition` holds too: its one WHERE
-    (outside brackets and quotes) and-ed with it; None when there is no such WHERE, or a
-    RETURNING follows it (where its condition ends is then not simply the end)."""
+    """An UPDATE, DELETE or INSERT … SELECT that writes only where `condition` holds too:
+    its one WHERE (outside brackets and quotes) and-ed with it, up to what ends that WHERE
+    (an INSERT's ORDER BY, ON CONFLICT …); None when there is no such WHERE, or a RETURNING
+    follows it (where its condition ends is then not simply the end)."""
     if not _CHANGES.match(sql):
         return None
     # quotes and comments blanked out, same length, so positions hold
     plain = SQL_TOKENS.sub(lambda m: m.group() if m.group() == "?" else " " * len(m.group()),
                            sql)
-    depth, where = 0, []
+    depth, where, end = 0, [], len(sql)
     for m in _WORD.finditer(plain):
         word = m.group().upper()
         depth += {"(": 1, ")": -1}.get(word, 0)
-        if depth == 0 and word == "WHERE":
+        if depth != 0:
+            continue
+        if word == "WHERE":
             where.append(m.start())
-        elif depth == 0 and word == "RETURNING":
+        elif word == "RETURNING":
             return None
-    if len(where) != 1:
+        elif word not in "()" and end == len(sql):
+            end = m.start()  # e.g. ON CONFLICT: a WHERE after it is its DO UPDATE's
+    if len(where) != 1 or where[0] > end:
         return None
-    return f"{sql[:where[0]]}WHERE {condition} AND ({sql[where[0] + 5:]})"
+    after = f" {sql[end:]}" if end < len(sql) else ""
+    return f"{sql[:where[0]]}WHERE {condition} AND ({sql[where[0] + 5:end].rstrip()}){after}"
 
 
 # How the one statement fails when a guard refused it (migration 0038's taiqu_refused): its
@@ -428,18 +459,31 @@ PG_REFUSED = "TQ001"
 REFUSED_DECLINED, REFUSED_UNCHANGED, REFUSED_REPLAY = "declined", "unchanged", "replay"
 
 
+def _refused_reads(batch: Batch,
+                   numbered_in: Callable[[Iterator[Any]], Callable[[re.Match[str]], str]]
+                   ) -> str:
+    """The batch's read_if_refused as one JSON text (an array of each read's rows), for
+    taiqu_refused to carry out in the failure's DETAIL; "" when there are none."""
+    if not batch.refused_reads:
+        return ""
+    each = [f"{JSON_ROWS.format(SQL_TOKENS.sub(numbered_in(iter(r.params)), r.sql))}::json"
+            for r in batch.refused_reads]
+    return f", json_build_array({', '.join(each)})::text"
+
+
 def _guard_fails(st: Statement, n: int, fails: str,
-                 numbered_in: Callable[[Iterator[Any]], Callable[[re.Match[str]], str]]
-                 ) -> str:
+                 numbered_in: Callable[[Iterator[Any]], Callable[[re.Match[str]], str]],
+                 said: str = "") -> str:
     """The CASE branches that fail the one statement when statement n's guard fails: a
     `needed` one says Declined (its `declined_when` read, if any, asked in the same
-    statement) or Unchanged, as steps() would; any other (an insert that found its row
-    there already) asks for the batch statement by statement, where `existing` applies."""
+    statement) or Unchanged, as steps() would, with the refused reads (`said`); any other
+    (an insert that found its row there already) asks for the batch statement by statement,
+    where `existing` applies."""
     def refused(kind: str) -> str:
-        return f"WHEN {fails} THEN taiqu_refused({n}, '{kind}')"
+        return f"WHEN {fails} THEN taiqu_refused({n}, '{kind}'{said})"
 
     if not st.needed:
-        return refused(REFUSED_REPLAY)
+        return f"WHEN {fails} THEN taiqu_refused({n}, '{REFUSED_REPLAY}')"
     if st.declined is None:
         return refused(REFUSED_UNCHANGED)
     if st.declined_when is None:
@@ -447,7 +491,8 @@ def _guard_fails(st: Statement, n: int, fails: str,
     # the read's one value as steps() takes it: true when it is (an int: not 0)
     read = SQL_TOKENS.sub(numbered_in(iter(st.declined_when[1])), st.declined_when[0])
     return (f"WHEN {fails} AND coalesce(({read})::boolean, false) "
-            f"THEN taiqu_refused({n}, '{REFUSED_DECLINED}') {refused(REFUSED_UNCHANGED)}")
+            f"THEN taiqu_refused({n}, '{REFUSED_DECLINED}'{said}) "
+            f"{refused(REFUSED_UNCHANGED)}")
 
 
 def refusal(batch: Batch, message: str) -> Unchanged | None:
@@ -490,6 +535,11 @@ def play_sync(conn: sqlite3.Connection, batch: Batch) -> Played:
     conn.execute("BEGIN IMMEDIATE")
     try:
         ids = _drive_sync(steps(batch), run)
+    except Unchanged:
+        conn.execute("ROLLBACK")
+        for read in batch.refused_reads:  # why, in the same hop (no write lock held)
+            read.value = conn.execute(read.sql, read.params).fetchall()
+        raise
     except BaseException:
         conn.execute("ROLLBACK")
         raise

@@ -175,6 +175,13 @@ def _as_kept(kept: CustomerData) -> tuple[str, list[Any]]:
     return " AND ".join(terms), params
 
 
+def still_as_kept(record: CustomerData, kept: CustomerData) -> bool:
+    """Whether `record` still holds `kept`, as `_as_kept` asks in SQL (its categories as a
+    set): an edit's guard, answered from the record read with the 保存 tap."""
+    return (_values(record) == _values(kept)
+            and set(record.categories) == set(kept.categories))
+
+
 def diff(old: CustomerData, new: CustomerData) -> dict[str, list[Any]]:
     """{field: [old, new]} for the fields that changed (the audit trail's detail)."""
     a, b = asdict(old), asdict(new)
@@ -274,6 +281,14 @@ class Customers:
         row = await self.db.fetchone(_SELECT + " WHERE c.team_id = ? AND c.account_no = ?",
                                      (team_id, account_no))
         return _customer(row) if row else None
+
+    @staticmethod
+    def owner_read(team_id: int, account_no: str) -> Read:
+        """Whose a 户号 of the team is (id, name, area_name; no row: nobody's), the little a
+        refused registration names, read with its tap or its write."""
+        return ("SELECT c.id, c.name, a.name AS area_name FROM customers c "
+                "JOIN areas a ON a.id = c.area_id WHERE c.team_id = ? AND c.account_no = ?",
+                (team_id, account_no))
 
     async def create(self, user: User, data: CustomerData, now: datetime) -> int:
         batch = Batch()

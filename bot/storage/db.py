@@ -368,6 +368,12 @@ class Backend:
         finally:
             _PREFETCHED.reset(token)
 
+    def served(self, read: Read) -> list[Row] | None:
+        """`read`'s rows if the step read them with its own read (once, before its first
+        write), else None: no round trip (e.g. FormSpec.save_reads, for a write that can do
+        without them)."""
+        return self._served(*read)
+
     def _served(self, sql: str, params: Sequence[Any]) -> list[Row] | None:
         """This read's rows if the step prefetched them (once), else None."""
         held = _PREFETCHED.get()
@@ -413,7 +419,7 @@ class Backend:
         extra = [Statement(sql, (params,)) for sql, params, _ in _ALONG.get() or ()]
         if not extra or not written or any(st.table in written for st in extra):
             return await self._play_batch(batch)
-        carrying = Batch([*batch.statements, *extra], batch.reads)
+        carrying = Batch([*batch.statements, *extra], batch.reads, batch.refused_reads)
         with self._carrying():
             played = await self._play_batch(carrying)
         batch.ran = carrying.ran

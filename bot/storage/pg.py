@@ -26,6 +26,7 @@ from bot.storage.batch import (
     SQL_TOKENS,
     Batch,
     Played,
+    Unchanged,
     pg_one_statement,
     play,
     refusal,
@@ -101,6 +102,16 @@ def _many_sql(reads: Sequence[Read], write: Read | None = None) -> tuple[str, ..
 def json_rows(text: str) -> list[Row]:
     """A JSON_ROWS column's rows."""
     return [JsonRow(r) for r in json.loads(text, object_pairs_hook=list)]
+
+
+def _said(batch: Batch, detail: str | None) -> None:
+    """The refused reads a batch's one statement carried out in its failure's DETAIL (a
+    JSON array of each read's JSON_ROWS: bot.storage.batch._refused_reads)."""
+    if not batch.refused_reads or not detail:
+        return
+    for read, rows in zip(batch.refused_reads, json.loads(detail, object_pairs_hook=list),
+                          strict=True):
+        read.value = [JsonRow(r) for r in rows]
 
 
 class JsonRow(tuple[Any, ...]):
@@ -415,7 +426,9 @@ class PgDatabase(Backend):
                     # a guard that refused it says which; else run again below, statement
                     # by statement, where it shows
                     if e.sqlstate == PG_REFUSED:
-                        refused = refusal(batch, str(e))
+                        refused = refusal(batch, str(e.args[0]))  # the message
+                        if refused is not None:
+                            _said(batch, getattr(e, "detail", None))
                 except TimeoutError:
                     raise DatabaseBusy(f"not written within {self.busy_timeout:g} s") from None
             if refused is not None:
@@ -428,8 +441,15 @@ class PgDatabase(Backend):
                                  if k.startswith("r") and row[k] is not None})
                 batch.ran = played
                 return played
-        async with self.tx() as tx:
-            return await play(tx, batch)
+        try:
+            async with self.tx() as tx:
+                return await play(tx, batch)
+        except Unchanged:
+            if batch.refused_reads:  # a batch too big or varied for one statement: rare
+                for read, rows in zip(batch.refused_reads, await self._fetch_many(
+                        [(r.sql, r.params) for r in batch.refused_reads]), strict=True):
+                    read.value = rows
+            raise
 
     async def _single(self, sql: str, params: Sequence[Any], wait: float,
                       turn: asyncio.Lock | None = None, along: Sequence[Along] = ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from bot import validators
@@ -19,7 +20,8 @@ from bot.rules import categories, categories_in, measures
 from bot.services import Ctx
 from bot.storage.batch import Batch
 from bot.storage.conversations import Draft
-from bot.storage.customers import Customer, CustomerData, Customers
+from bot.storage.customers import Customer, CustomerData, Customers, still_as_kept
+from bot.storage.db import Read, Row
 
 KEPT = "kept"  # an edit's meta: the record's values as the form opened on it (no read at 保存)
 
@@ -169,9 +171,13 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
     """A new record, or an edit, as writes, saved with the form's close in one round trip,
     with nothing read before it (issue #12): a 户号 registered meanwhile (by another manager)
     inserts nothing; an edit is guarded on the record as its form opened on it (the audit
-    names what changed from that). Refused, the save reads why and says so (an edit made
-    over someone else's since is written again over the record as it is now)."""
+    names what changed from that). A change made meanwhile is known from the tap's own read
+    (save_reads: whose the 户号 is, the record as it is now): the 户号's owner is named with
+    nothing written, an edit made over someone else's since is written over the record as
+    it is now. One made within the step itself refuses the write, which reads why with it
+    (Batch.read_if_refused) and says so, or writes the edit again."""
     data = await checked_data(ctx, values, meta)
+    db = ctx.services.db
     if meta.get("edit_id"):
         cid = int(meta["edit_id"])
         kept = meta.get(KEPT)
@@ -180,19 +186,32 @@ async def write(ctx: Ctx, values: dict[str, Any], token: str,
             if isinstance(again, Invalid):
                 raise again
             return again.writing
+        now_rows = db.served(Customers.get_read(ctx.user, cid))
+        current = Customers.found(now_rows) if now_rows is not None else None
+        if current is not None and not still_as_kept(current, data_of(kept)):
+            # changed since the form opened, seen by the tap's read: as when its guard refuses
+            again = await edit_again(ctx, cid, data, now_rows)
+            if isinstance(again, Invalid):
+                raise again
+            return replace(again.writing, refused=again.then)
         batch = Batch()
         Customers.edit_into(batch, ctx.user, cid, data_of(kept), data, ctx.now)
+        now = batch.read_if_refused(*Customers.get_read(ctx.user, cid))
         return Writing(batch, cid, edited(ctx, cid, data),
-                       lambda: edit_again(ctx, cid, data))
+                       lambda: edit_again(ctx, cid, data, now.value))
     batch = Batch()
+    registered = Customers.owner_read(ctx.user.team_id, data.account_no)
+    if found := db.served(registered):  # registered since the 户号 was typed: nothing to write
+        raise await duplicate(ctx, data, token, found)
     ref = Customers.create_into(batch, ctx.user, data, ctx.now)
+    taken = batch.read_if_refused(*registered)
 
     async def saved(cid: int | None) -> Saved:
         assert cid is not None
         return Saved(ctx.t("customer.saved", name=data.name, account=data.account_no),
                      card_buttons(ctx, cid), record_id=cid)
 
-    return Writing(batch, ref, saved, lambda: duplicate(ctx, data, token))
+    return Writing(batch, ref, saved, lambda: duplicate(ctx, data, token, taken.value))
 
 
 def edited(ctx: Ctx, cid: int, data: CustomerData) -> Callable[[int | None], Awaitable[Saved]]:
@@ -202,11 +221,14 @@ def edited(ctx: Ctx, cid: int, data: CustomerData) -> Callable[[int | None], Awa
     return saved
 
 
-async def edit_again(ctx: Ctx, cid: int, data: CustomerData) -> Invalid | Again:
-    """Why an edit's guard refused, read: gone from the user's sight, deactivated meanwhile
+async def edit_again(ctx: Ctx, cid: int, data: CustomerData,
+                     now: list[Row] | None = None) -> Invalid | Again:
+    """Why an edit's guard refused, from the record as it is now (`now`: its rows read with
+    the refused write; else read here): gone from the user's sight, deactivated meanwhile
     (read-only), or else changed since the form opened: the edit made again over the record
     as it is now (what was read before the write until issue #12's work)."""
-    current = await ctx.services.customers.get(ctx.user, cid)
+    current = (Customers.found(now) if now is not None
+               else await ctx.services.customers.get(ctx.user, cid))
     if current is None:
         return Invalid("customer.not_found")
     if not current.active:
@@ -216,15 +238,30 @@ async def edit_again(ctx: Ctx, cid: int, data: CustomerData) -> Invalid | Again:
     return Again(Writing(batch, cid, edited(ctx, cid, data)), Invalid("customer.readonly"))
 
 
-async def duplicate(ctx: Ctx, data: CustomerData, token: str) -> Invalid:
-    """The 户号 was registered meanwhile (another manager): whose it is, read once refused."""
-    existing = await ctx.services.customers.by_account(ctx.user.team_id, data.account_no)
-    if existing is None:  # registered and gone again: cannot be (never deleted); say so
+def save_reads(ctx: Ctx, values: dict[str, Any], meta: dict[str, Any]) -> list[Read]:
+    """What `write` needs to know of a change made meanwhile, read with the 保存 tap's read:
+    the record an edit opened on as it is now; whose a new record's 户号 is."""
+    if meta.get("edit_id"):
+        return [Customers.get_read(ctx.user, int(meta["edit_id"]))]
+    if not values.get("account_no"):
+        return []
+    return [Customers.owner_read(ctx.user.team_id, str(values["account_no"]))]
+
+
+async def duplicate(ctx: Ctx, data: CustomerData, token: str,
+                    taken: list[Row] | None = None) -> Invalid:
+    """The 户号 was registered meanwhile (another manager): whose it is (Customers.owner_read),
+    read with the tap or the refused insert (`taken`; else read here)."""
+    if taken is None:
+        taken = await ctx.services.db.fetchall(*Customers.owner_read(ctx.user.team_id,
+                                                                     data.account_no))
+    if not taken:  # registered and gone again: cannot be (never deleted); say so
         return Invalid("form.save_failed")
-    return Invalid("customer.account.duplicate", account=data.account_no, name=existing.name,
-                   area=existing.area_name,
+    existing = taken[0]
+    return Invalid("customer.account.duplicate", account=data.account_no, name=existing["name"],
+                   area=existing["area_name"],
                    buttons=[[Button(ctx.t("btn.open_existing"),
-                                    callback(token, "dup_open", existing.id))]])
+                                    callback(token, "dup_open", existing["id"]))]])
 
 
 async def open_edit(engine: FormEngine, ctx: Ctx, customer: Customer) -> Outcome:
@@ -272,6 +309,7 @@ CUSTOMER = FormSpec(
     ),
     save=None,
     write=write,
+    save_reads=save_reads,
     quick={},
     actions={"dup_open": open_duplicate},
 )
