@@ -39,15 +39,11 @@ async def test_the_figures_read_in_one_trip_are_those_read_one_by_one(
     later = now + timedelta(days=21)
     for scope in (Scope(user["team_id"], "城东供电所"),
                   Scope(user["team_id"], "城东供电所", user["id"], MANAGER)):
-        reads = figures.reads(scope, period, later, detail=True)
+        reads, into = figures.reading(scope, period, later, detail=True)
+        # The XLSX's entries made from each read's rows as the one trip makes them.
         one_by_one = figures.build(
-            scope, period, later, [await db.fetchall(sql, p) for sql, p in reads],
-            detail=True)
-        if figures.logs_apart(scope):  # a team's XLSX entries: a trip of their own
-            assert one_by_one.detail is not None and not one_by_one.detail.logs
-            figures.add_logs(one_by_one.detail, [
-                await db.fetchall(sql, p)
-                for sql, p in figures.log_reads(scope, period, later)])
+            scope, period, later, [into.get((sql, p), list)(iter(await db.fetchall(sql, p)))
+                                   for sql, p in reads], detail=True)
         fig = await figures.compute(db, scope, period, later, detail=True)
         assert fig == one_by_one, scope
         assert render(fig, "zh_CN") == render(one_by_one, "zh_CN")

@@ -26,7 +26,7 @@ Counting rules (the XLSX 汇总 sheet states them too):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ from bot.deadlines import OVERDUE_SQL, is_overdue
 from bot.features.reports.ranges import Period
 from bot.router import Person, ReportPart, one_person, person_sql
 from bot.rules import work_item_keys
-from bot.storage.db import Database, Read, Row, from_iso, iso
+from bot.storage.db import Database, Into, Read, Row, from_iso, iso
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ class _Q:
 # The figures' reads, in this order: `build` finds each one's rows by its name here.
 _READS = ("users", "areas", "items", "entries", "unpatrolled", "complaints", "arrears",
           "outages", "repairs", "reminders")
-_DETAIL_READS = ("logs", "log_comments", "categories")
+_DETAIL_READS = ("log_comments", "logs", "categories")
 
 
 def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) -> list[Read]:
@@ -271,35 +271,39 @@ def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) 
     a subquery on the same scope and period conditions): run in one round trip, with the
     features' sections' reads (handlers.gather; issue #12: statement by statement was 12-16).
     Each reads only the scope's rows: a person's, that person's. `detail`: the XLSX's rows
-    too, its entries and categories included (log_reads)."""
+    too, its entries and categories included (log_reads), a team's as a person's."""
+    return reading(scope, period, now, detail=detail)[0]
+
+
+def reading(scope: Scope, period: Period, now: datetime, *, detail: bool = False
+            ) -> tuple[list[Read], dict[Read, Into]]:
+    """`reads`, and what the XLSX's entries' rows become as they come (Backend.fetch_groups'
+    `into`): one trip reads them with the figures' (issue #12), no more memory at the peak
+    than when they were read in a trip of their own after the figures' rows were let go."""
     q = _Q(scope, period, now)
     out = [_users_read(q), _areas_read(q), *_worklog_reads(q), _patrols_read(q),
            _complaints_read(q), _arrears_read(q), _outages_read(q), _repairs_read(q),
            _reminders_read(q)]
-    return out + log_reads(scope, period, now) if detail and not logs_apart(scope) else out
-
-
-def logs_apart(scope: Scope) -> bool:
-    """A team's XLSX entries are read in a trip of their own (read_logs_apart), once the
-    figures' rows are built and let go: in one trip with them they were +80 MB at the peak
-    for a 5,000-manager team (and +43 MB with each read's rows let go as used: bench_report
-    --scenarios reply). A person's are few: they come with the figures."""
-    return scope.team_wide
+    if not detail:
+        return out, {}
+    logs = log_reads(scope, period, now)
+    return out + logs, Entries().into(logs)
 
 
 def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
-    """The XLSX's entries with their 批注, and the categories of every customer its sheets
-    name (the visits show them, and a sensitive one is masked further: bot.privacy.MASKS)."""
+    """The XLSX's entries' 批注 and the entries (Entries), and the categories of every
+    customer its sheets name (the visits show them, and a sensitive one is masked further:
+    bot.privacy.MASKS)."""
     q = _Q(scope, period, now)
     return [*_log_reads(q), _categories_read(q, [
         _logs_customers(q), _customers_of("complaints", _complaints_where(q)),
         _customers_of("arrears", _arrears_where(q))])]
 
 
-def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]], *,
+def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Any]], *,
           detail: bool = False) -> Figures:
-    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order (a
-    team's XLSX entries not among them: read_logs_apart adds them)."""
+    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order,
+    the entries' as `reading`'s Entries made them."""
     q = _Q(scope, period, now)
     names_ = _READS + (_DETAIL_READS if len(rows) > len(_READS) else ())
     got = dict(zip(names_, rows, strict=True))
@@ -323,7 +327,8 @@ def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]]
     _repairs(q, got["repairs"], person, names, overdue, det)
     _reminders(got["reminders"], person, names)
     if det is not None and "logs" in got:
-        add_logs(det, [got[k] for k in _DETAIL_READS])
+        det.logs = got["logs"]
+        det.categories = _categories(got["categories"])
     shown = [p for p in people if p.role in ("manager", "other") or p.has_records
              or not scope.team_wide]
     shown.sort(key=lambda p: (-p.entries, p.user_id))
@@ -334,27 +339,12 @@ def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]]
     return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
 
 
-def add_logs(det: Detail, rows: Sequence[list[Row]]) -> None:
-    """The XLSX's entries and categories, from the rows of `log_reads`."""
-    logs, comments, categories = rows
-    det.logs = _log_rows(logs, comments)
-    det.categories = _categories(categories)
-
-
-async def read_logs_apart(db: Database, fig: Figures) -> None:
-    """A team's XLSX entries, when the figures were built without them (logs_apart)."""
-    if fig.detail is not None and logs_apart(fig.scope):
-        add_logs(fig.detail, await db.fetch_many(log_reads(fig.scope, fig.period, fig.now)))
-
-
 async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
                   detail: bool = False) -> Figures:
-    """The figures alone, in one round trip, a team's XLSX entries in a second (the WeCom
-    robot, the CLI, tests)."""
-    fig = build(scope, period, now, await db.fetch_many(reads(scope, period, now,
-                                                              detail=detail)), detail=detail)
-    await read_logs_apart(db, fig)
-    return fig
+    """The figures alone, in one round trip (the WeCom robot, the CLI, tests)."""
+    got, into = reading(scope, period, now, detail=detail)
+    rows, = await db.fetch_groups([got], into)
+    return build(scope, period, now, rows, detail=detail)
 
 
 def _read(sql: str, params: Iterable[Any]) -> Read:
@@ -669,11 +659,15 @@ def _logs_where(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
 
 
 def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
-    """The entries (the XLSX and the paper form), each with all its 台区 (the first one
-    first), and their 批注 (oldest first, by the entries' own conditions)."""
+    """The entries' 批注 (oldest first, by the entries' own conditions), then the entries
+    (the XLSX and the paper form), each with all its 台区 (the first one first): Entries
+    makes them LogRows in this order."""
     where, params = _logs_where(q, limit)
     ids = f"SELECT w.id FROM worklogs w WHERE {where}"
     return [
+        _read("SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
+              f"ON u.id = c.user_id WHERE c.worklog_id IN ({ids}) ORDER BY c.worklog_id, c.id",
+              params),
         _read("SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
               "a.name AS area, w.content, w.problems, w.customer_id, c.account_no, "
               "c.name AS customer_name, w.result, w.ticket_no, "
@@ -687,22 +681,35 @@ def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
               "ORDER BY wa.position) AS wan) AS areas "
               "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
               "LEFT JOIN customers c ON c.id = w.customer_id "
-              f"WHERE {where if limit else where + ' ORDER BY w.occurred_at, w.id'}", params),
-        _read("SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
-              f"ON u.id = c.user_id WHERE c.worklog_id IN ({ids}) ORDER BY c.worklog_id, c.id",
-              params)]
+              f"WHERE {where if limit else where + ' ORDER BY w.occurred_at, w.id'}", params)]
 
 
-def _log_rows(rows: list[Row], comment_rows: list[Row]) -> list[LogRow]:
-    notes: dict[int, list[str]] = {}
-    for r in comment_rows:
-        notes.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
-    return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
-                   r["user_id"], r["owner"], r["areas"] or r["area"],
-                   _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
-                   r["account_no"], r["customer_name"], r["photos"], r["result"],
-                   r["ticket_no"], "\n".join(notes[r["id"]]) if r["id"] in notes else None)
-            for r in rows]
+class Entries:
+    """The entries of `_log_reads` made LogRows as their rows come (Backend.fetch_into), the
+    批注 read first: a team's week (~200,000 entries) is never held as rows besides its
+    LogRows (issue #12: so the figures' reads and the XLSX's fit in one trip)."""
+
+    def __init__(self) -> None:
+        self.notes: dict[int, list[str]] = {}
+
+    def into(self, reads: Sequence[Read]) -> dict[Read, Into]:
+        """`_log_reads`' first two reads (the 批注, the entries) and what they become."""
+        comments, logs = reads[:2]
+        return {comments: self.comments, logs: self.logs}
+
+    def comments(self, rows: Iterator[Row]) -> dict[int, list[str]]:
+        for r in rows:
+            self.notes.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
+        return self.notes
+
+    def logs(self, rows: Iterator[Row]) -> list[LogRow]:
+        notes = self.notes
+        return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
+                       r["user_id"], r["owner"], r["areas"] or r["area"],
+                       _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
+                       r["account_no"], r["customer_name"], r["photos"], r["result"],
+                       r["ticket_no"], "\n".join(notes[r["id"]]) if r["id"] in notes else None)
+                for r in rows]
 
 
 def _logs_customers(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
@@ -758,10 +765,11 @@ async def load_paper(db: Database, scope: Scope, period: Period, *,
     entries read (a bigger file is the CLI's job), `count` all the same; `also`: reads
     run in the same trip (the team's members for /export 日志 张三)."""
     q = _Q(scope, period, period.end)
-    count, logs, notes, cats, *more = await db.fetch_many([
-        _count_read(q), *_log_reads(q, limit),
-        _categories_read(q, [_logs_customers(q, limit)]), *also])
-    return PaperLogs(int(count[0]["n"]), _log_rows(logs, notes), _categories(cats), more)
+    entries = _log_reads(q, limit)
+    count, _, logs, cats, *more = (await db.fetch_groups([[
+        _count_read(q), *entries, _categories_read(q, [_logs_customers(q, limit)]), *also]],
+        Entries().into(entries)))[0]
+    return PaperLogs(int(count[0]["n"]), logs, _categories(cats), more)
 
 
 async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
