@@ -17,7 +17,6 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
-    Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager, contextmanager
@@ -357,18 +356,21 @@ class Backend:
         raise NotImplementedError
 
     async def fetch_groups(self, groups: Sequence[Sequence[Read]],
-                           into: Mapping[Read, Into] | None = None) -> list[list[Any]]:
+                           into: Sequence[Sequence[Into] | None] = ()) -> list[list[Any]]:
         """The reads several parts declared (each /todo kind's, each report section's), in
         ONE fetch_many: the rows of each group's reads, in order. A read two parts declare
-        alike (the working-day calendar) runs once and serves both. `into`: the reads whose
-        rows come as what their Into makes of them (fetch_into), not as rows."""
-        unique: dict[tuple[str, tuple[Any, ...]], int] = {}
-        for sql, params in (r for group in groups for r in group):
-            unique.setdefault((sql, tuple(params)), len(unique))
-        fetched = await self.fetch_many(list(unique)) if not into else \
-            await self.fetch_into(list(unique), [into.get(r, list) for r in unique])
-        return [[fetched[unique[(sql, tuple(params))]] for sql, params in group]
-                for group in groups]
+        alike (the working-day calendar) runs once and serves both. `into[n]`: what takes in
+        the rows of group n's reads (fetch_into), one for each, in place of their rows."""
+        unique: dict[tuple[str, tuple[Any, ...], Into | None], int] = {}
+        keys = [[(sql, tuple(params), made) for (sql, params), made in zip(
+            group, (into[n] if n < len(into) else None) or [None] * len(group), strict=True)]
+            for n, group in enumerate(groups)]
+        for key in (k for group in keys for k in group):
+            unique.setdefault(key, len(unique))
+        reads = [(sql, params) for sql, params, _ in unique]
+        fetched = await self.fetch_many(reads) if not any(into) else \
+            await self.fetch_into(reads, [made or list for _, _, made in unique])
+        return [[fetched[unique[key]] for key in group] for group in keys]
 
     async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
         """fetch_many of `reads` that may scan (a search), after one short write committed on

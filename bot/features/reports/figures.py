@@ -260,34 +260,93 @@ class _Q:
         return moment is not None and self.start <= iso(moment) < self.end
 
 
-# The figures' reads, in this order: `build` finds each one's rows by its name here.
-_READS = ("users", "areas", "items", "entries", "unpatrolled", "complaints", "arrears",
-          "outages", "repairs", "reminders")
-_DETAIL_READS = ("log_comments", "logs", "categories")
-
-
 def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) -> list[Read]:
-    """Every SELECT the figures need, none needing another's result (what one depends on is
-    a subquery on the same scope and period conditions): run in one round trip, with the
-    features' sections' reads (handlers.gather; issue #12: statement by statement was 12-16).
-    Each reads only the scope's rows: a person's, that person's. `detail`: the XLSX's rows
-    too, its entries and categories included (log_reads), a team's as a person's."""
-    return reading(scope, period, now, detail=detail)[0]
+    """Every SELECT the figures need (Making's)."""
+    return Making(scope, period, now, detail=detail).reads
 
 
-def reading(scope: Scope, period: Period, now: datetime, *, detail: bool = False
-            ) -> tuple[list[Read], dict[Read, Into]]:
-    """`reads`, and what the XLSX's entries' rows become as they come (Backend.fetch_groups'
-    `into`): one trip reads them with the figures' (issue #12), no more memory at the peak
-    than when they were read in a trip of their own after the figures' rows were let go."""
-    q = _Q(scope, period, now)
-    out = [_users_read(q), _areas_read(q), *_worklog_reads(q), _patrols_read(q),
-           _complaints_read(q), _arrears_read(q), _outages_read(q), _repairs_read(q),
-           _reminders_read(q)]
-    if not detail:
-        return out, {}
-    logs = log_reads(scope, period, now)
-    return out + logs, Entries().into(logs)
+class Making:
+    """The figures of a scope and period in the making: their reads, each with what takes
+    its rows in as they come (`into`: Backend.fetch_groups', on SQLite on the reader's
+    thread), then `made()`. So the one trip of a lead's team report never holds a read's
+    rows as a list besides what they become (issue #12: 3 trips were needed before, the
+    team's XLSX entries apart, as all the rows held at once were +43-80 MB at the peak).
+
+    The reads: every SELECT the figures need, none needing another's result (what one
+    depends on is a subquery on the same scope and period conditions), run in one round
+    trip with the features' sections' reads (handlers.gather; statement by statement was
+    12-16). Each reads only the scope's rows: a person's, that person's. `detail`: the
+    XLSX's rows too, its entries (Entries) and categories (log_reads)."""
+
+    def __init__(self, scope: Scope, period: Period, now: datetime, *,
+                 detail: bool = False) -> None:
+        q = self.q = _Q(scope, period, now)
+        self.scope, self.period, self.now = scope, period, now
+        self.det = Detail() if detail else None
+        self.people: list[PersonFigures] = []
+        self.by_id: dict[int, PersonFigures] = {}
+        self.names: dict[int, str] = {}
+        self.users: list[Row] = []
+        self.unpatrolled: list[UnpatrolledArea] = []
+        self.overdue: list[OverdueItem] = []
+        owned = self._owned
+        # In this order: the people first, whom the records after them are counted for.
+        takes: list[tuple[Read, Into]] = [
+            (_users_read(q), self._users), (_areas_read(q), self._areas),
+            *zip(_worklog_reads(q), (owned(_items), owned(_entries)), strict=True),
+            (_patrols_read(q), self._patrols),
+            (_complaints_read(q), self._records(_complaints)),
+            (_arrears_read(q), self._records(_arrears)),
+            (_outages_read(q), self._records(_outages)),
+            (_repairs_read(q), self._records(_repairs)), (_reminders_read(q), owned(_reminders))]
+        if self.det is not None:
+            logs = log_reads(scope, period, now)
+            takes += zip(logs, [*Entries().into(self.det), self._categories], strict=True)
+        self.reads = [read for read, _ in takes]
+        self.into = [into for _, into in takes]
+
+    def made(self) -> Figures:
+        """The figures, once every read's rows are in."""
+        shown = [p for p in self.people if p.role in ("manager", "other") or p.has_records
+                 or not self.scope.team_wide]
+        shown.sort(key=lambda p: (-p.entries, p.user_id))
+        total = PersonFigures(0, self.scope.user_name or self.scope.team_name, "total")
+        for p in shown:
+            total.add(p)
+        self.overdue.sort(key=lambda o: (o.due, o.kind, o.record_id))
+        return Figures(self.scope, self.period, self.now, shown, total, self.unpatrolled,
+                       self.overdue, self.det)
+
+    def person(self, user_id: int, name: str | None = None) -> PersonFigures:
+        """Someone with records in the period who is not in the list yet (moved, inactive)."""
+        if user_id not in self.by_id:
+            self.by_id[user_id] = PersonFigures(user_id, name or f"#{user_id}", "other")
+            self.people.append(self.by_id[user_id])
+        return self.by_id[user_id]
+
+    def _users(self, rows: Iterator[Row]) -> None:
+        self.users = list(rows)
+
+    def _areas(self, rows: Iterator[Row]) -> None:
+        self.people, self.names = _people(self.q, self.users, rows)
+        self.by_id = {p.user_id: p for p in self.people}
+        self.users = []
+
+    def _patrols(self, rows: Iterator[Row]) -> None:
+        self.unpatrolled = _patrols(rows, self.by_id)
+
+    def _owned(self, count: Callable[[Iterable[Row], PersonFn, dict[int, str]], None]
+               ) -> Into:
+        return lambda rows: count(rows, self.person, self.names)
+
+    def _records(self, count: Callable[[_Q, Iterable[Row], PersonFn, dict[int, str],
+                                        list[OverdueItem], Detail | None], None]) -> Into:
+        return lambda rows: count(self.q, rows, self.person, self.names, self.overdue,
+                                  self.det)
+
+    def _categories(self, rows: Iterator[Row]) -> None:
+        assert self.det is not None
+        self.det.categories = _categories(rows)
 
 
 def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
@@ -300,51 +359,12 @@ def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
         _customers_of("arrears", _arrears_where(q))])]
 
 
-def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Any]], *,
-          detail: bool = False) -> Figures:
-    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order,
-    the entries' as `reading`'s Entries made them."""
-    q = _Q(scope, period, now)
-    names_ = _READS + (_DETAIL_READS if len(rows) > len(_READS) else ())
-    got = dict(zip(names_, rows, strict=True))
-    people, names = _people(q, got["users"], got["areas"])
-    by_id = {p.user_id: p for p in people}
-    overdue: list[OverdueItem] = []
-    det = Detail() if detail else None
-
-    def person(user_id: int, name: str | None = None) -> PersonFigures:
-        """Someone with records in the period who is not in the list yet (moved, inactive)."""
-        if user_id not in by_id:
-            by_id[user_id] = PersonFigures(user_id, name or f"#{user_id}", "other")
-            people.append(by_id[user_id])
-        return by_id[user_id]
-
-    _worklogs(got["items"], got["entries"], person, names)
-    unpatrolled = _patrols(got["unpatrolled"], by_id)
-    _complaints(q, got["complaints"], person, names, overdue, det)
-    _arrears(q, got["arrears"], person, names, overdue, det)
-    _outages(q, got["outages"], person, names, overdue, det)
-    _repairs(q, got["repairs"], person, names, overdue, det)
-    _reminders(got["reminders"], person, names)
-    if det is not None and "logs" in got:
-        det.logs = got["logs"]
-        det.categories = _categories(got["categories"])
-    shown = [p for p in people if p.role in ("manager", "other") or p.has_records
-             or not scope.team_wide]
-    shown.sort(key=lambda p: (-p.entries, p.user_id))
-    total = PersonFigures(0, scope.user_name or scope.team_name, "total")
-    for p in shown:
-        total.add(p)
-    overdue.sort(key=lambda o: (o.due, o.kind, o.record_id))
-    return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
-
-
 async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
                   detail: bool = False) -> Figures:
     """The figures alone, in one round trip (the WeCom robot, the CLI, tests)."""
-    got, into = reading(scope, period, now, detail=detail)
-    rows, = await db.fetch_groups([got], into)
-    return build(scope, period, now, rows, detail=detail)
+    making = Making(scope, period, now, detail=detail)
+    await db.fetch_into(making.reads, making.into)
+    return making.made()
 
 
 def _read(sql: str, params: Iterable[Any]) -> Read:
@@ -365,7 +385,7 @@ def _areas_read(q: _Q) -> Read:
                  f"WHERE a.team_id = ?{mine} ORDER BY a.id", [q.scope.team_id, *params])
 
 
-def _people(q: _Q, users: list[Row], areas: list[Row]
+def _people(q: _Q, users: list[Row], areas: Iterable[Row]
             ) -> tuple[list[PersonFigures], dict[int, str]]:
     """Active members in scope (a team's leads only if they have records), with their 台区;
     and the name of everyone who may own a record in scope (a person's records are all
@@ -389,11 +409,13 @@ def _worklog_reads(q: _Q) -> list[Read]:
                   f"FROM worklogs w WHERE {who} AND {span} GROUP BY w.user_id", wp + sp)]
 
 
-def _worklogs(items: list[Row], entries: list[Row], person: PersonFn,
-              names: dict[int, str]) -> None:
+def _items(items: Iterable[Row], person: PersonFn, names: dict[int, str]) -> None:
     for r in items:
         p = person(r["user_id"], names.get(r["user_id"]))
         p.items[r["item"]] = p.items.get(r["item"], 0) + r["n"]
+
+
+def _entries(entries: Iterable[Row], person: PersonFn, names: dict[int, str]) -> None:
     for r in entries:
         p = person(r["user_id"], names.get(r["user_id"]))
         p.entries = r["n"]
@@ -432,7 +454,7 @@ def _patrols_read(q: _Q) -> Read:
         "ORDER BY a.id, u.id", [team, team, *mp, *sp, team, *sp, team])
 
 
-def _patrols(rows: list[Row], by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
+def _patrols(rows: Iterable[Row], by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
     names: dict[int, str] = {}
     owners: dict[int, list[str]] = defaultdict(list)
     for r in rows:
@@ -466,7 +488,7 @@ def _complaints_read(q: _Q) -> Read:
         f"FROM complaints WHERE {where} ORDER BY accepted_at, id", params)
 
 
-def _complaints(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _complaints(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
                 overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -518,7 +540,7 @@ def _arrears_read(q: _Q) -> Read:
     return _read(f"SELECT * FROM arrears WHERE {where} ORDER BY created_at, id", params)
 
 
-def _arrears(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _arrears(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
              overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -568,7 +590,7 @@ def _outages_read(q: _Q) -> Read:
         wp + sp + [q.now, q.now])
 
 
-def _outages(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _outages(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
              overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -601,7 +623,7 @@ def _repairs_read(q: _Q) -> Read:
         "ORDER BY r.received_at, r.id", wp + sp + [q.now, q.now])
 
 
-def _repairs(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _repairs(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
              overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -632,7 +654,7 @@ def _reminders_read(q: _Q) -> Read:
         wp + sp)
 
 
-def _reminders(rows: list[Row], person: PersonFn, names: dict[int, str]) -> None:
+def _reminders(rows: Iterable[Row], person: PersonFn, names: dict[int, str]) -> None:
     seen: set[tuple[int, str, int, str]] = set()
     for r in rows:
         stem = r["kind"].removesuffix(".due").removesuffix("overdue").rstrip("._")
@@ -692,10 +714,12 @@ class Entries:
     def __init__(self) -> None:
         self.notes: dict[int, list[str]] = {}
 
-    def into(self, reads: Sequence[Read]) -> dict[Read, Into]:
-        """`_log_reads`' first two reads (the 批注, the entries) and what they become."""
-        comments, logs = reads[:2]
-        return {comments: self.comments, logs: self.logs}
+    def into(self, det: Detail) -> list[Into]:
+        """What takes in the rows of `_log_reads`' two reads (the 批注, the entries): the
+        entries go to `det`."""
+        def logs(rows: Iterator[Row]) -> None:
+            det.logs = self.logs(rows)
+        return [self.comments, logs]
 
     def comments(self, rows: Iterator[Row]) -> dict[int, list[str]]:
         for r in rows:
@@ -732,7 +756,7 @@ def _categories_read(q: _Q, sources: list[tuple[str, list[Any]]]) -> Read:
                  [p for _, params in sources for p in params])
 
 
-def _categories(rows: list[Row]) -> dict[int, list[str]]:
+def _categories(rows: Iterable[Row]) -> dict[int, list[str]]:
     """customer id -> category keys."""
     found: dict[int, list[str]] = {}
     for c in rows:
@@ -765,10 +789,10 @@ async def load_paper(db: Database, scope: Scope, period: Period, *,
     entries read (a bigger file is the CLI's job), `count` all the same; `also`: reads
     run in the same trip (the team's members for /export 日志 张三)."""
     q = _Q(scope, period, period.end)
-    entries = _log_reads(q, limit)
-    count, _, logs, cats, *more = (await db.fetch_groups([[
-        _count_read(q), *entries, _categories_read(q, [_logs_customers(q, limit)]), *also]],
-        Entries().into(entries)))[0]
+    entries = Entries()
+    count, _, logs, cats, *more = await db.fetch_into(
+        [_count_read(q), *_log_reads(q, limit), _categories_read(q, [_logs_customers(q, limit)]),
+         *also], [list, entries.comments, entries.logs, list, *[list] * len(also)])
     return PaperLogs(int(count[0]["n"]), logs, _categories(cats), more)
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.events import Attachment, Button, Outcome, Reply
 from bot.features.reports import figures
@@ -193,11 +193,11 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
 
 @dataclass
 class Fetched:
-    """A report's one round trip: the figures' rows (the XLSX's entries as figures.reading
-    made them), each declared section's (by id), and the rows of the reads asked `also`
-    (the team's members for /report 张三)."""
+    """A report's one round trip: the figures (made from their rows as they came), each
+    declared section's rows (by id), and the rows of the reads asked `also` (the team's
+    members for /report 张三)."""
 
-    own: list[list[Any]]
+    own: figures.Making
     sections: dict[int, list[list[Row]]]
     also: list[list[Row]]
 
@@ -213,10 +213,10 @@ async def fetch(services: Services, scope: Scope, period: Period, now: datetime,
     trip (issue #12)."""
     rs = report_scope(scope, period, now, locale)
     declared = [s for s in app_router().report_sections if isinstance(s, ReportSection)]
-    reads, into = figures.reading(scope, period, now, detail=detail)
-    more, own, *got = await services.db.fetch_groups(
-        [also, reads, *(s.reads(rs) for s in declared)], into)
-    return Fetched(own, {id(s): rows for s, rows in zip(declared, got, strict=True)}, more)
+    making = figures.Making(scope, period, now, detail=detail)
+    more, _, *got = await services.db.fetch_groups(
+        [also, making.reads, *(s.reads(rs) for s in declared)], [None, making.into])
+    return Fetched(making, {id(s): rows for s, rows in zip(declared, got, strict=True)}, more)
 
 
 async def gather(services: Services, scope: Scope, period: Period, now: datetime,
@@ -229,8 +229,8 @@ async def gather(services: Services, scope: Scope, period: Period, now: datetime
     is awaited after."""
     got = fetched or await fetch(services, scope, period, now, locale, detail=detail)
     rs = report_scope(scope, period, now, locale)
-    fig = figures.build(scope, period, now, got.own, detail=detail)
-    rows, got.own, got.sections = got.sections, [], {}  # let them go as they are used
+    fig = got.own.made()
+    rows, got.sections = got.sections, {}  # let them go as they are used
     del got, fetched
     fig.parts = [s.part(rs, rows.pop(id(s))) if isinstance(s, ReportSection)
                  else await s(services.db, rs) for s in app_router().report_sections]
