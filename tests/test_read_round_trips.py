@@ -130,7 +130,7 @@ SURVEY: dict[str, int] = {
 # need them) in that one trip too, the person found by name in SQL (3 / 3 at f232e93).
 # A lead's team report reads its XLSX's entries in that one trip too (3 at 1f4e7dc: a trip
 # of their own, as one trip held them as rows besides the figures' rows, +43-80 MB at the
-# peak for 5,000 managers): they are made LogRows as they come (figures.Entries).
+# peak for 5,000 managers): every read's rows are taken in as they come (figures.Making).
 PINNED: dict[str, tuple[int, int]] = {  # (manager, lead)
     "/report": (2, 2), "/report 本周": (2, 2), "/report 张三": (2, 2), "/report 张三 本周": (2, 2),
     "本周报表": (2, 2),
