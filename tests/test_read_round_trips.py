@@ -128,12 +128,12 @@ SURVEY: dict[str, int] = {
 # before, b8c9e2a: 27 / 30 / 27, a section at a time and the figures 12-16 of them).
 # /report 张三 reads the team's members (the only-your-own answer and the unknown-name hint
 # need them) in that one trip too, the person found by name in SQL (3 / 3 at f232e93).
-# Pinned: a lead's team report reads its XLSX's entries in a trip of their own, once the
-# figures' rows are let go (in one trip they were +80-100 MB at the peak for 5,000 managers;
-# again +43 / +81 MB cold / warm with every row let go as used, bench_report's reply).
+# A lead's team report reads its XLSX's entries in that one trip too (3 at 1f4e7dc: a trip
+# of their own, as one trip held them as rows besides the figures' rows, +43-80 MB at the
+# peak for 5,000 managers): every read's rows are taken in as they come (figures.Making).
 PINNED: dict[str, tuple[int, int]] = {  # (manager, lead)
-    "/report": (2, 3), "/report 本周": (2, 3), "/report 张三": (2, 2), "/report 张三 本周": (2, 2),
-    "本周报表": (2, 3),
+    "/report": (2, 2), "/report 本周": (2, 2), "/report 张三": (2, 2), "/report 张三 本周": (2, 2),
+    "本周报表": (2, 2),
 }
 
 

@@ -1,5 +1,5 @@
-"""/report's figures are declared reads (figures.reads) and a pure function of their rows
-(figures.build), run in one round trip (Backend.fetch_many; issue #12). On PostgreSQL that
+"""/report's figures are declared reads (figures.Making) and a pure function of their rows
+(made as they come), run in one round trip (Backend.fetch_many; issue #12). On PostgreSQL that
 trip returns each read's rows as JSON: the figures, the XLSX's detail rows and the message
 made from them must be those of the same reads run one by one (asyncpg's own types)."""
 
@@ -39,15 +39,10 @@ async def test_the_figures_read_in_one_trip_are_those_read_one_by_one(
     later = now + timedelta(days=21)
     for scope in (Scope(user["team_id"], "城东供电所"),
                   Scope(user["team_id"], "城东供电所", user["id"], MANAGER)):
-        reads = figures.reads(scope, period, later, detail=True)
-        one_by_one = figures.build(
-            scope, period, later, [await db.fetchall(sql, p) for sql, p in reads],
-            detail=True)
-        if figures.logs_apart(scope):  # a team's XLSX entries: a trip of their own
-            assert one_by_one.detail is not None and not one_by_one.detail.logs
-            figures.add_logs(one_by_one.detail, [
-                await db.fetchall(sql, p)
-                for sql, p in figures.log_reads(scope, period, later)])
+        making = figures.Making(scope, period, later, detail=True)
+        for (sql, p), into in zip(making.reads, making.into, strict=True):
+            into(iter(await db.fetchall(sql, p)))  # as the one trip hands them over
+        one_by_one = making.made()
         fig = await figures.compute(db, scope, period, later, detail=True)
         assert fig == one_by_one, scope
         assert render(fig, "zh_CN") == render(one_by_one, "zh_CN")

@@ -404,6 +404,41 @@ async def test_the_reads_run_together_give_what_each_gives_alone(
     assert read >= 10  # rows of most kinds were compared
 
 
+async def test_reads_made_as_their_rows_come_are_those_read_alone(
+        services: Services, assistant: Assistant) -> None:
+    """Backend.fetch_into (a team report's XLSX entries): in ONE round trip, each read's rows
+    are handed to what makes something of them as they come, an iterator and not a list
+    held beside what it makes, one read after the other in their order; read alone, the
+    same rows. A read the step prefetched is made from its rows, still in order."""
+    await make_user(services, "张三")
+    lead = await make_user(services, "王班长", role=Role.LEAD, areas=())
+    zhang = Chat(assistant, "test", "张三")
+    await open_items_of_many_kinds(services, zhang)
+    ctx = Ctx(services, lead, services.clock.now())
+    reads = [r for kind in assistant.router.reminders.values()
+             if isinstance(kind.todo, TodoRead) for r in kind.todo.reads(ctx)]
+    alone = [[(list(r.keys()), list(r)) for r in await services.db.fetchall(sql, params)]
+             for sql, params in reads]
+    assert sum(map(len, alone)) >= 5  # rows of most kinds are compared
+    handed: list[tuple[int, bool]] = []
+
+    def made(n: int) -> Any:
+        def into(rows: Any) -> Any:
+            handed.append((n, isinstance(rows, list)))
+            return [(list(r.keys()), list(r)) for r in rows]
+        return into
+
+    into = [made(n) for n in range(len(reads))]
+    got, trips = await counted(services, lambda: services.db.fetch_into(reads, into))
+    assert got == alone
+    assert handed == [(n, False) for n in range(len(reads))]
+    assert trips == 1
+    handed.clear()
+    with services.db.prefetched(reads[1:2], [await services.db.fetchall(*reads[1])]):
+        assert await services.db.fetch_into(reads, into) == alone
+    assert [n for n, _ in handed] == list(range(len(reads)))
+
+
 @pytest.mark.parametrize(("text", "most"), [("/start", 1), ("/help", 1), ("菜单", 1),
                                             ("/settings", 2)])
 async def test_the_greeting_help_and_settings_make_at_most_two_round_trips(

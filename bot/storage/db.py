@@ -11,7 +11,14 @@ import contextvars
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -33,6 +40,9 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
 Read = tuple[str, tuple[Any, ...]]  # a SELECT and its parameters, declared before it runs
+# What a read's rows become as they come, one at a time (Backend.fetch_into): run where they
+# come, on SQLite on the reader's thread, so it touches nothing of the event loop's.
+Into = Callable[[Iterator[Row]], Any]
 log = logging.getLogger(__name__)
 SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database file
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
@@ -127,8 +137,20 @@ def pg_types(script: str) -> str:
     return script
 
 
-def _fetch_many_sync(conn: sqlite3.Connection, reads: Sequence[Read]) -> list[list[Row]]:
-    return [conn.execute(sql, params).fetchall() for sql, params in reads]
+def _fetch_many_sync(conn: sqlite3.Connection, reads: Sequence[Read],
+                     into: Sequence[Into] | None = None) -> list[Any]:
+    """Each read's rows; with `into`, what each one's makes of them from the cursor, so its
+    rows are never held as a list besides what they become."""
+    if into is None:
+        return [conn.execute(sql, params).fetchall() for sql, params in reads]
+    out = []
+    for (sql, params), made in zip(reads, into, strict=True):
+        cursor = conn.execute(sql, params)
+        try:
+            out.append(made(iter(cursor)))
+        finally:
+            cursor.close()
+    return out
 
 
 def _write_then_fetch_sync(conn: sqlite3.Connection, write: Read,
@@ -332,16 +354,28 @@ class Backend:
         as fetchone_point: on SQLite on the event loop."""
         return await self.fetch_many(reads)
 
-    async def fetch_groups(self, groups: Sequence[Sequence[Read]]) -> list[list[list[Row]]]:
+    async def fetch_into(self, reads: Sequence[Read], into: Sequence[Into]) -> list[Any]:
+        """fetch_many, each read's rows handed as they come to its `into` (Into), and what
+        that makes of them returned in order: for reads too big to hold both as rows and as
+        what they become (a team's XLSX entries, issue #12)."""
+        raise NotImplementedError
+
+    async def fetch_groups(self, groups: Sequence[Sequence[Read]],
+                           into: Sequence[Sequence[Into] | None] = ()) -> list[list[Any]]:
         """The reads several parts declared (each /todo kind's, each report section's), in
         ONE fetch_many: the rows of each group's reads, in order. A read two parts declare
-        alike (the working-day calendar) runs once and serves both."""
-        unique: dict[tuple[str, tuple[Any, ...]], int] = {}
-        for sql, params in (r for group in groups for r in group):
-            unique.setdefault((sql, tuple(params)), len(unique))
-        fetched = await self.fetch_many(list(unique))
-        return [[fetched[unique[(sql, tuple(params))]] for sql, params in group]
-                for group in groups]
+        alike (the working-day calendar) runs once and serves both. `into[n]`: what takes in
+        the rows of group n's reads (fetch_into), one for each, in place of their rows."""
+        unique: dict[tuple[str, tuple[Any, ...], Into | None], int] = {}
+        keys = [[(sql, tuple(params), made) for (sql, params), made in zip(
+            group, (into[n] if n < len(into) else None) or [None] * len(group), strict=True)]
+            for n, group in enumerate(groups)]
+        for key in (k for group in keys for k in group):
+            unique.setdefault(key, len(unique))
+        reads = [(sql, params) for sql, params, _ in unique]
+        fetched = await self.fetch_many(reads) if not any(into) else \
+            await self.fetch_into(reads, [made or list for _, _, made in unique])
+        return [[fetched[unique[key]] for key in group] for group in keys]
 
     async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
         """fetch_many of `reads` that may scan (a search), after one short write committed on
@@ -381,6 +415,13 @@ class Backend:
             return None
         return held.rows.pop((sql, tuple(params)), None)
 
+    def _held(self, sql: str, params: Sequence[Any]) -> list[Row] | None:
+        """This read's rows if the step prefetched them, left there for _served."""
+        held = _PREFETCHED.get()
+        if held is None or held.db is not self or not held.rows:
+            return None
+        return held.rows.get((sql, tuple(params)))
+
     def _written(self) -> None:
         """A write of the step: what was prefetched before it may be stale now."""
         held = _PREFETCHED.get()
@@ -397,6 +438,18 @@ class Backend:
             return got  # type: ignore[return-value]
         fetched = iter(await fetch(missing))
         return [rows if rows is not None else next(fetched) for rows in got]
+
+    async def _into_served(self, reads: Sequence[Read], into: Sequence[Into],
+                           fetch: Callable[[Sequence[Read], Sequence[Into]],
+                                           Awaitable[list[Any]]]) -> list[Any]:
+        """fetch_into's results, each Into run once and in the reads' order (one may use what
+        an earlier one made): all fetched in one trip, or, should the step have prefetched
+        any of them, their rows as fetch_many's, then made."""
+        if all(self._held(sql, params) is None for sql, params in reads):
+            return await fetch(reads, into)
+        rows = await self._many_served(
+            reads, lambda missing: fetch(missing, [list] * len(missing)))
+        return [made(iter(got)) for made, got in zip(into, rows, strict=True)]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         raise NotImplementedError
@@ -665,18 +718,24 @@ class Database(Backend):
         self._not_reentrant()
         return await self._many_served(reads, self._fetch_many_threaded)
 
-    async def _fetch_many_threaded(self, reads: Sequence[Read]) -> list[list[Row]]:
+    async def fetch_into(self, reads: Sequence[Read], into: Sequence[Into]) -> list[Any]:
+        """In one hop to the reader's thread, as fetch_many: the Intos run there."""
+        self._not_reentrant()
+        return await self._into_served(reads, into, self._fetch_many_threaded)
+
+    async def _fetch_many_threaded(self, reads: Sequence[Read],
+                                   into: Sequence[Into] | None = None) -> list[Any]:
         if not reads:
             return []
         if self._reader is not None:
-            return await self._fetch_many(self._reader, reads)
+            return await self._fetch_many(self._reader, reads, into)
         async with self._lock:
-            return await self._fetch_many(self.conn, reads)
+            return await self._fetch_many(self.conn, reads, into)
 
-    async def _fetch_many(self, conn: aiosqlite.Connection,
-                          reads: Sequence[Read]) -> list[list[Row]]:
+    async def _fetch_many(self, conn: aiosqlite.Connection, reads: Sequence[Read],
+                          into: Sequence[Into] | None = None) -> list[Any]:
         self.trips.trips += 1
-        rows: list[list[Row]] = await conn._execute(_fetch_many_sync, conn._conn, reads)
+        rows: list[Any] = await conn._execute(_fetch_many_sync, conn._conn, reads, into)
         return rows
 
     async def fetchone_point(self, sql: str, params: Sequence[Any] = ()) -> Row | None:

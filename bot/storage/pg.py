@@ -13,7 +13,7 @@ import asyncio
 import functools
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -35,6 +35,7 @@ from bot.storage.db import (
     Along,
     Backend,
     DatabaseBusy,
+    Into,
     Read,
     Row,
     Trips,
@@ -101,7 +102,12 @@ def _many_sql(reads: Sequence[Read], write: Read | None = None) -> tuple[str, ..
 
 def json_rows(text: str) -> list[Row]:
     """A JSON_ROWS column's rows."""
-    return [JsonRow(r) for r in json.loads(text, object_pairs_hook=list)]
+    return list(json_each(text))
+
+
+def json_each(text: str) -> Iterator[Row]:
+    """A JSON_ROWS column's rows, each made as it is asked for (Into)."""
+    return (JsonRow(r) for r in json.loads(text, object_pairs_hook=list))
 
 
 def _said(batch: Batch, detail: str | None) -> None:
@@ -350,11 +356,20 @@ class PgDatabase(Backend):
         self._not_reentrant()
         return await self._many_served(reads, self._fetch_many)
 
-    async def _fetch_many(self, reads: Sequence[Read]) -> list[list[Row]]:
+    async def fetch_into(self, reads: Sequence[Read], into: Sequence[Into]) -> list[Any]:
+        """One statement, as fetch_many: each read's JSON column made into its rows as its
+        Into asks for them, one column after the other."""
+        self._not_reentrant()
+        return await self._into_served(reads, into, self._fetch_many)
+
+    async def _fetch_many(self, reads: Sequence[Read],
+                          into: Sequence[Into] | None = None) -> list[Any]:
+        made = into or [list] * len(reads)
         if len(reads) <= 1:
-            return [await self.fetchall(sql, params) for sql, params in reads]
+            return [m(iter(await self.fetchall(sql, params)))
+                    for (sql, params), m in zip(reads, made, strict=True)]
         row = await self.pool.fetchrow(*_many_sql(reads))
-        return [json_rows(row[n]) for n in range(len(reads))]
+        return [m(json_each(row[n])) for n, m in enumerate(made)]
 
     async def fetch_many_after(self, write: Read, reads: Sequence[Read]) -> list[list[Row]]:
         """One statement: the write a CTE beside fetch_many's SELECT (it commits with it: the

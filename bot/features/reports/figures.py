@@ -26,7 +26,7 @@ Counting rules (the XLSX 汇总 sheet states them too):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ from bot.deadlines import OVERDUE_SQL, is_overdue
 from bot.features.reports.ranges import Period
 from bot.router import Person, ReportPart, one_person, person_sql
 from bot.rules import work_item_keys
-from bot.storage.db import Database, Read, Row, from_iso, iso
+from bot.storage.db import Database, Into, Read, Row, from_iso, iso
 
 
 @dataclass(frozen=True)
@@ -260,101 +260,111 @@ class _Q:
         return moment is not None and self.start <= iso(moment) < self.end
 
 
-# The figures' reads, in this order: `build` finds each one's rows by its name here.
-_READS = ("users", "areas", "items", "entries", "unpatrolled", "complaints", "arrears",
-          "outages", "repairs", "reminders")
-_DETAIL_READS = ("logs", "log_comments", "categories")
-
-
 def reads(scope: Scope, period: Period, now: datetime, *, detail: bool = False) -> list[Read]:
-    """Every SELECT the figures need, none needing another's result (what one depends on is
-    a subquery on the same scope and period conditions): run in one round trip, with the
-    features' sections' reads (handlers.gather; issue #12: statement by statement was 12-16).
-    Each reads only the scope's rows: a person's, that person's. `detail`: the XLSX's rows
-    too, its entries and categories included (log_reads)."""
-    q = _Q(scope, period, now)
-    out = [_users_read(q), _areas_read(q), *_worklog_reads(q), _patrols_read(q),
-           _complaints_read(q), _arrears_read(q), _outages_read(q), _repairs_read(q),
-           _reminders_read(q)]
-    return out + log_reads(scope, period, now) if detail and not logs_apart(scope) else out
+    """Every SELECT the figures need (Making's)."""
+    return Making(scope, period, now, detail=detail).reads
 
 
-def logs_apart(scope: Scope) -> bool:
-    """A team's XLSX entries are read in a trip of their own (read_logs_apart), once the
-    figures' rows are built and let go: in one trip with them they were +80 MB at the peak
-    for a 5,000-manager team (and +43 MB with each read's rows let go as used: bench_report
-    --scenarios reply). A person's are few: they come with the figures."""
-    return scope.team_wide
+class Making:
+    """The figures of a scope and period in the making: their reads, each with what takes
+    its rows in as they come (`into`: Backend.fetch_groups', on SQLite on the reader's
+    thread), then `made()`. So the one trip of a lead's team report never holds a read's
+    rows as a list besides what they become (issue #12: 3 trips were needed before, the
+    team's XLSX entries apart, as all the rows held at once were +43-80 MB at the peak).
+
+    The reads: every SELECT the figures need, none needing another's result (what one
+    depends on is a subquery on the same scope and period conditions), run in one round
+    trip with the features' sections' reads (handlers.gather; statement by statement was
+    12-16). Each reads only the scope's rows: a person's, that person's. `detail`: the
+    XLSX's rows too, its entries (Entries) and categories (log_reads)."""
+
+    def __init__(self, scope: Scope, period: Period, now: datetime, *,
+                 detail: bool = False) -> None:
+        q = self.q = _Q(scope, period, now)
+        self.scope, self.period, self.now = scope, period, now
+        self.det = Detail() if detail else None
+        self.people: list[PersonFigures] = []
+        self.by_id: dict[int, PersonFigures] = {}
+        self.names: dict[int, str] = {}
+        self.users: list[Row] = []
+        self.unpatrolled: list[UnpatrolledArea] = []
+        self.overdue: list[OverdueItem] = []
+        owned = self._owned
+        # In this order: the people first, whom the records after them are counted for.
+        takes: list[tuple[Read, Into]] = [
+            (_users_read(q), self._users), (_areas_read(q), self._areas),
+            *zip(_worklog_reads(q), (owned(_items), owned(_entries)), strict=True),
+            (_patrols_read(q), self._patrols),
+            (_complaints_read(q), self._records(_complaints)),
+            (_arrears_read(q), self._records(_arrears)),
+            (_outages_read(q), self._records(_outages)),
+            (_repairs_read(q), self._records(_repairs)), (_reminders_read(q), owned(_reminders))]
+        if self.det is not None:
+            logs = log_reads(scope, period, now)
+            takes += zip(logs, [*Entries().into(self.det), self._categories], strict=True)
+        self.reads = [read for read, _ in takes]
+        self.into = [into for _, into in takes]
+
+    def made(self) -> Figures:
+        """The figures, once every read's rows are in."""
+        shown = [p for p in self.people if p.role in ("manager", "other") or p.has_records
+                 or not self.scope.team_wide]
+        shown.sort(key=lambda p: (-p.entries, p.user_id))
+        total = PersonFigures(0, self.scope.user_name or self.scope.team_name, "total")
+        for p in shown:
+            total.add(p)
+        self.overdue.sort(key=lambda o: (o.due, o.kind, o.record_id))
+        return Figures(self.scope, self.period, self.now, shown, total, self.unpatrolled,
+                       self.overdue, self.det)
+
+    def person(self, user_id: int, name: str | None = None) -> PersonFigures:
+        """Someone with records in the period who is not in the list yet (moved, inactive)."""
+        if user_id not in self.by_id:
+            self.by_id[user_id] = PersonFigures(user_id, name or f"#{user_id}", "other")
+            self.people.append(self.by_id[user_id])
+        return self.by_id[user_id]
+
+    def _users(self, rows: Iterator[Row]) -> None:
+        self.users = list(rows)
+
+    def _areas(self, rows: Iterator[Row]) -> None:
+        self.people, self.names = _people(self.q, self.users, rows)
+        self.by_id = {p.user_id: p for p in self.people}
+        self.users = []
+
+    def _patrols(self, rows: Iterator[Row]) -> None:
+        self.unpatrolled = _patrols(rows, self.by_id)
+
+    def _owned(self, count: Callable[[Iterable[Row], PersonFn, dict[int, str]], None]
+               ) -> Into:
+        return lambda rows: count(rows, self.person, self.names)
+
+    def _records(self, count: Callable[[_Q, Iterable[Row], PersonFn, dict[int, str],
+                                        list[OverdueItem], Detail | None], None]) -> Into:
+        return lambda rows: count(self.q, rows, self.person, self.names, self.overdue,
+                                  self.det)
+
+    def _categories(self, rows: Iterator[Row]) -> None:
+        assert self.det is not None
+        self.det.categories = _categories(rows)
 
 
 def log_reads(scope: Scope, period: Period, now: datetime) -> list[Read]:
-    """The XLSX's entries with their 批注, and the categories of every customer its sheets
-    name (the visits show them, and a sensitive one is masked further: bot.privacy.MASKS)."""
+    """The XLSX's entries' 批注 and the entries (Entries), and the categories of every
+    customer its sheets name (the visits show them, and a sensitive one is masked further:
+    bot.privacy.MASKS)."""
     q = _Q(scope, period, now)
     return [*_log_reads(q), _categories_read(q, [
         _logs_customers(q), _customers_of("complaints", _complaints_where(q)),
         _customers_of("arrears", _arrears_where(q))])]
 
 
-def build(scope: Scope, period: Period, now: datetime, rows: Sequence[list[Row]], *,
-          detail: bool = False) -> Figures:
-    """The figures from the rows of `reads(scope, period, now, detail=detail)`, in order (a
-    team's XLSX entries not among them: read_logs_apart adds them)."""
-    q = _Q(scope, period, now)
-    names_ = _READS + (_DETAIL_READS if len(rows) > len(_READS) else ())
-    got = dict(zip(names_, rows, strict=True))
-    people, names = _people(q, got["users"], got["areas"])
-    by_id = {p.user_id: p for p in people}
-    overdue: list[OverdueItem] = []
-    det = Detail() if detail else None
-
-    def person(user_id: int, name: str | None = None) -> PersonFigures:
-        """Someone with records in the period who is not in the list yet (moved, inactive)."""
-        if user_id not in by_id:
-            by_id[user_id] = PersonFigures(user_id, name or f"#{user_id}", "other")
-            people.append(by_id[user_id])
-        return by_id[user_id]
-
-    _worklogs(got["items"], got["entries"], person, names)
-    unpatrolled = _patrols(got["unpatrolled"], by_id)
-    _complaints(q, got["complaints"], person, names, overdue, det)
-    _arrears(q, got["arrears"], person, names, overdue, det)
-    _outages(q, got["outages"], person, names, overdue, det)
-    _repairs(q, got["repairs"], person, names, overdue, det)
-    _reminders(got["reminders"], person, names)
-    if det is not None and "logs" in got:
-        add_logs(det, [got[k] for k in _DETAIL_READS])
-    shown = [p for p in people if p.role in ("manager", "other") or p.has_records
-             or not scope.team_wide]
-    shown.sort(key=lambda p: (-p.entries, p.user_id))
-    total = PersonFigures(0, scope.user_name or scope.team_name, "total")
-    for p in shown:
-        total.add(p)
-    overdue.sort(key=lambda o: (o.due, o.kind, o.record_id))
-    return Figures(scope, period, now, shown, total, unpatrolled, overdue, det)
-
-
-def add_logs(det: Detail, rows: Sequence[list[Row]]) -> None:
-    """The XLSX's entries and categories, from the rows of `log_reads`."""
-    logs, comments, categories = rows
-    det.logs = _log_rows(logs, comments)
-    det.categories = _categories(categories)
-
-
-async def read_logs_apart(db: Database, fig: Figures) -> None:
-    """A team's XLSX entries, when the figures were built without them (logs_apart)."""
-    if fig.detail is not None and logs_apart(fig.scope):
-        add_logs(fig.detail, await db.fetch_many(log_reads(fig.scope, fig.period, fig.now)))
-
-
 async def compute(db: Database, scope: Scope, period: Period, now: datetime, *,
                   detail: bool = False) -> Figures:
-    """The figures alone, in one round trip, a team's XLSX entries in a second (the WeCom
-    robot, the CLI, tests)."""
-    fig = build(scope, period, now, await db.fetch_many(reads(scope, period, now,
-                                                              detail=detail)), detail=detail)
-    await read_logs_apart(db, fig)
-    return fig
+    """The figures alone, in one round trip (the WeCom robot, the CLI, tests)."""
+    making = Making(scope, period, now, detail=detail)
+    await db.fetch_into(making.reads, making.into)
+    return making.made()
 
 
 def _read(sql: str, params: Iterable[Any]) -> Read:
@@ -375,7 +385,7 @@ def _areas_read(q: _Q) -> Read:
                  f"WHERE a.team_id = ?{mine} ORDER BY a.id", [q.scope.team_id, *params])
 
 
-def _people(q: _Q, users: list[Row], areas: list[Row]
+def _people(q: _Q, users: list[Row], areas: Iterable[Row]
             ) -> tuple[list[PersonFigures], dict[int, str]]:
     """Active members in scope (a team's leads only if they have records), with their 台区;
     and the name of everyone who may own a record in scope (a person's records are all
@@ -399,11 +409,13 @@ def _worklog_reads(q: _Q) -> list[Read]:
                   f"FROM worklogs w WHERE {who} AND {span} GROUP BY w.user_id", wp + sp)]
 
 
-def _worklogs(items: list[Row], entries: list[Row], person: PersonFn,
-              names: dict[int, str]) -> None:
+def _items(items: Iterable[Row], person: PersonFn, names: dict[int, str]) -> None:
     for r in items:
         p = person(r["user_id"], names.get(r["user_id"]))
         p.items[r["item"]] = p.items.get(r["item"], 0) + r["n"]
+
+
+def _entries(entries: Iterable[Row], person: PersonFn, names: dict[int, str]) -> None:
     for r in entries:
         p = person(r["user_id"], names.get(r["user_id"]))
         p.entries = r["n"]
@@ -442,7 +454,7 @@ def _patrols_read(q: _Q) -> Read:
         "ORDER BY a.id, u.id", [team, team, *mp, *sp, team, *sp, team])
 
 
-def _patrols(rows: list[Row], by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
+def _patrols(rows: Iterable[Row], by_id: dict[int, PersonFigures]) -> list[UnpatrolledArea]:
     names: dict[int, str] = {}
     owners: dict[int, list[str]] = defaultdict(list)
     for r in rows:
@@ -476,7 +488,7 @@ def _complaints_read(q: _Q) -> Read:
         f"FROM complaints WHERE {where} ORDER BY accepted_at, id", params)
 
 
-def _complaints(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _complaints(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
                 overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -528,7 +540,7 @@ def _arrears_read(q: _Q) -> Read:
     return _read(f"SELECT * FROM arrears WHERE {where} ORDER BY created_at, id", params)
 
 
-def _arrears(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _arrears(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
              overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -578,7 +590,7 @@ def _outages_read(q: _Q) -> Read:
         wp + sp + [q.now, q.now])
 
 
-def _outages(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _outages(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
              overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -611,7 +623,7 @@ def _repairs_read(q: _Q) -> Read:
         "ORDER BY r.received_at, r.id", wp + sp + [q.now, q.now])
 
 
-def _repairs(q: _Q, rows: list[Row], person: PersonFn, names: dict[int, str],
+def _repairs(q: _Q, rows: Iterable[Row], person: PersonFn, names: dict[int, str],
              overdue: list[OverdueItem], det: Detail | None) -> None:
     now = from_iso(q.now)
     for r in rows:
@@ -642,7 +654,7 @@ def _reminders_read(q: _Q) -> Read:
         wp + sp)
 
 
-def _reminders(rows: list[Row], person: PersonFn, names: dict[int, str]) -> None:
+def _reminders(rows: Iterable[Row], person: PersonFn, names: dict[int, str]) -> None:
     seen: set[tuple[int, str, int, str]] = set()
     for r in rows:
         stem = r["kind"].removesuffix(".due").removesuffix("overdue").rstrip("._")
@@ -669,11 +681,15 @@ def _logs_where(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
 
 
 def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
-    """The entries (the XLSX and the paper form), each with all its 台区 (the first one
-    first), and their 批注 (oldest first, by the entries' own conditions)."""
+    """The entries' 批注 (oldest first, by the entries' own conditions), then the entries
+    (the XLSX and the paper form), each with all its 台区 (the first one first): Entries
+    makes them LogRows in this order."""
     where, params = _logs_where(q, limit)
     ids = f"SELECT w.id FROM worklogs w WHERE {where}"
     return [
+        _read("SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
+              f"ON u.id = c.user_id WHERE c.worklog_id IN ({ids}) ORDER BY c.worklog_id, c.id",
+              params),
         _read("SELECT w.id, w.occurred_at, w.time_precision, w.user_id, u.name AS owner, "
               "a.name AS area, w.content, w.problems, w.customer_id, c.account_no, "
               "c.name AS customer_name, w.result, w.ticket_no, "
@@ -687,22 +703,37 @@ def _log_reads(q: _Q, limit: int | None = None) -> list[Read]:
               "ORDER BY wa.position) AS wan) AS areas "
               "FROM worklogs w JOIN users u ON u.id = w.user_id JOIN areas a ON a.id = w.area_id "
               "LEFT JOIN customers c ON c.id = w.customer_id "
-              f"WHERE {where if limit else where + ' ORDER BY w.occurred_at, w.id'}", params),
-        _read("SELECT c.worklog_id, u.name, c.body FROM worklog_comments c JOIN users u "
-              f"ON u.id = c.user_id WHERE c.worklog_id IN ({ids}) ORDER BY c.worklog_id, c.id",
-              params)]
+              f"WHERE {where if limit else where + ' ORDER BY w.occurred_at, w.id'}", params)]
 
 
-def _log_rows(rows: list[Row], comment_rows: list[Row]) -> list[LogRow]:
-    notes: dict[int, list[str]] = {}
-    for r in comment_rows:
-        notes.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
-    return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
-                   r["user_id"], r["owner"], r["areas"] or r["area"],
-                   _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
-                   r["account_no"], r["customer_name"], r["photos"], r["result"],
-                   r["ticket_no"], "\n".join(notes[r["id"]]) if r["id"] in notes else None)
-            for r in rows]
+class Entries:
+    """The entries of `_log_reads` made LogRows as their rows come (Backend.fetch_into), the
+    批注 read first: a team's week (~200,000 entries) is never held as rows besides its
+    LogRows (issue #12: so the figures' reads and the XLSX's fit in one trip)."""
+
+    def __init__(self) -> None:
+        self.notes: dict[int, list[str]] = {}
+
+    def into(self, det: Detail) -> list[Into]:
+        """What takes in the rows of `_log_reads`' two reads (the 批注, the entries): the
+        entries go to `det`."""
+        def logs(rows: Iterator[Row]) -> None:
+            det.logs = self.logs(rows)
+        return [self.comments, logs]
+
+    def comments(self, rows: Iterator[Row]) -> dict[int, list[str]]:
+        for r in rows:
+            self.notes.setdefault(r["worklog_id"], []).append(f"{r['name']}：{r['body']}")
+        return self.notes
+
+    def logs(self, rows: Iterator[Row]) -> list[LogRow]:
+        notes = self.notes
+        return [LogRow(r["id"], from_iso(r["occurred_at"]), r["time_precision"] == "minute",
+                       r["user_id"], r["owner"], r["areas"] or r["area"],
+                       _ordered(r["items"]), r["content"], r["problems"], r["customer_id"],
+                       r["account_no"], r["customer_name"], r["photos"], r["result"],
+                       r["ticket_no"], "\n".join(notes[r["id"]]) if r["id"] in notes else None)
+                for r in rows]
 
 
 def _logs_customers(q: _Q, limit: int | None = None) -> tuple[str, list[Any]]:
@@ -725,7 +756,7 @@ def _categories_read(q: _Q, sources: list[tuple[str, list[Any]]]) -> Read:
                  [p for _, params in sources for p in params])
 
 
-def _categories(rows: list[Row]) -> dict[int, list[str]]:
+def _categories(rows: Iterable[Row]) -> dict[int, list[str]]:
     """customer id -> category keys."""
     found: dict[int, list[str]] = {}
     for c in rows:
@@ -758,10 +789,11 @@ async def load_paper(db: Database, scope: Scope, period: Period, *,
     entries read (a bigger file is the CLI's job), `count` all the same; `also`: reads
     run in the same trip (the team's members for /export 日志 张三)."""
     q = _Q(scope, period, period.end)
-    count, logs, notes, cats, *more = await db.fetch_many([
-        _count_read(q), *_log_reads(q, limit),
-        _categories_read(q, [_logs_customers(q, limit)]), *also])
-    return PaperLogs(int(count[0]["n"]), _log_rows(logs, notes), _categories(cats), more)
+    entries = Entries()
+    count, _, logs, cats, *more = await db.fetch_into(
+        [_count_read(q), *_log_reads(q, limit), _categories_read(q, [_logs_customers(q, limit)]),
+         *also], [list, entries.comments, entries.logs, list, *[list] * len(also)])
+    return PaperLogs(int(count[0]["n"]), logs, _categories(cats), more)
 
 
 async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:

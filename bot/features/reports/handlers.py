@@ -193,10 +193,11 @@ async def report_reply(services: Services, scope: Scope, period: Period, now: da
 
 @dataclass
 class Fetched:
-    """A report's one round trip: the figures' rows, each declared section's (by id), and
-    the rows of the reads asked `also` (the team's members for /report 张三)."""
+    """A report's one round trip: the figures (made from their rows as they came), each
+    declared section's rows (by id), and the rows of the reads asked `also` (the team's
+    members for /report 张三)."""
 
-    own: list[list[Row]]
+    own: figures.Making
     sections: dict[int, list[list[Row]]]
     also: list[list[Row]]
 
@@ -212,10 +213,10 @@ async def fetch(services: Services, scope: Scope, period: Period, now: datetime,
     trip (issue #12)."""
     rs = report_scope(scope, period, now, locale)
     declared = [s for s in app_router().report_sections if isinstance(s, ReportSection)]
-    more, own, *got = await services.db.fetch_groups(
-        [also, figures.reads(scope, period, now, detail=detail),
-         *(s.reads(rs) for s in declared)])
-    return Fetched(own, {id(s): rows for s, rows in zip(declared, got, strict=True)}, more)
+    making = figures.Making(scope, period, now, detail=detail)
+    more, _, *got = await services.db.fetch_groups(
+        [also, making.reads, *(s.reads(rs) for s in declared)], [None, making.into])
+    return Fetched(making, {id(s): rows for s, rows in zip(declared, got, strict=True)}, more)
 
 
 async def gather(services: Services, scope: Scope, period: Period, now: datetime,
@@ -224,17 +225,15 @@ async def gather(services: Services, scope: Scope, period: Period, now: datetime
     """The figures with every feature's own section (router.report_section) in the
     composition root's order: a new record type joins the report without a change here.
     Their rows come in one round trip (`fetch`, or `fetched` if read already, for the same
-    person, period and detail); a section that reads its own is awaited after; a team's
-    XLSX entries come in a trip of their own once those rows are let go
-    (figures.logs_apart)."""
+    person, period and detail), the XLSX's entries with them; a section that reads its own
+    is awaited after."""
     got = fetched or await fetch(services, scope, period, now, locale, detail=detail)
     rs = report_scope(scope, period, now, locale)
-    fig = figures.build(scope, period, now, got.own, detail=detail)
-    rows, got.own, got.sections = got.sections, [], {}  # let them go as they are used
+    fig = got.own.made()
+    rows, got.sections = got.sections, {}  # let them go as they are used
     del got, fetched
     fig.parts = [s.part(rs, rows.pop(id(s))) if isinstance(s, ReportSection)
                  else await s(services.db, rs) for s in app_router().report_sections]
-    await figures.read_logs_apart(services.db, fig)
     return fig
 
 
