@@ -408,19 +408,20 @@ class Backend:
         without them)."""
         return self._served(*read)
 
+    def _prefetched(self) -> dict[tuple[str, tuple[Any, ...]], list[Row]] | None:
+        """The rows this step prefetched from this backend and has not used yet, if any."""
+        held = _PREFETCHED.get()
+        return held.rows if held is not None and held.db is self and held.rows else None
+
     def _served(self, sql: str, params: Sequence[Any]) -> list[Row] | None:
         """This read's rows if the step prefetched them (once), else None."""
-        held = _PREFETCHED.get()
-        if held is None or held.db is not self or not held.rows:
-            return None
-        return held.rows.pop((sql, tuple(params)), None)
+        rows = self._prefetched()
+        return rows.pop((sql, tuple(params)), None) if rows is not None else None
 
     def _held(self, sql: str, params: Sequence[Any]) -> list[Row] | None:
         """This read's rows if the step prefetched them, left there for _served."""
-        held = _PREFETCHED.get()
-        if held is None or held.db is not self or not held.rows:
-            return None
-        return held.rows.get((sql, tuple(params)))
+        rows = self._prefetched()
+        return rows.get((sql, tuple(params))) if rows is not None else None
 
     def _written(self) -> None:
         """A write of the step: what was prefetched before it may be stale now."""
@@ -835,8 +836,7 @@ class Database(Backend):
         self._not_reentrant()
         self._written()
         if (played := self._play_inline(batch)) is not None:
-            if self._wal_sync is not None:  # durable before the step goes on, as FULL is
-                await self._wal_sync.synced(alone=self._alone())
+            await self._synced_inline()
             return played
         async with self._write_turn():
             self.trips.trips += 1
@@ -882,8 +882,7 @@ class Database(Backend):
             if not written:
                 self._along_failed(along)
             else:
-                if self._wal_sync is not None:  # durable before the step goes on (FULL)
-                    await self._wal_sync.synced(alone=self._alone())
+                await self._synced_inline()
                 return rowid
         return await self._execute_threaded(sql, params)
 
@@ -931,6 +930,12 @@ class Database(Backend):
                 self._along_failed(along[n:n + 1])
         self._wrote_inline()
         return True, rowid
+
+    async def _synced_inline(self) -> None:
+        """A write committed on the event loop (synchronous NORMAL there), made durable
+        before the step goes on when steps are FULL: the WAL's shared sync, off the loop."""
+        if self._wal_sync is not None:
+            await self._wal_sync.synced(alone=self._alone())
 
     def _wrote_inline(self) -> None:
         """A write committed on the event loop: counted, and a checkpoint asked for (off

@@ -792,8 +792,8 @@ async def load_paper(db: Database, scope: Scope, period: Period, *,
     entries = Entries()
     count, _, logs, cats, *more = await db.fetch_into(
         [_count_read(q), *_log_reads(q, limit), _categories_read(q, [_logs_customers(q, limit)]),
-         *also], [list, entries.comments, entries.logs, list, *[list] * len(also)])
-    return PaperLogs(int(count[0]["n"]), logs, _categories(cats), more)
+         *also], [list, entries.comments, entries.logs, _categories, *[list] * len(also)])
+    return PaperLogs(int(count[0]["n"]), logs, cats, more)
 
 
 async def load_logs(db: Database, scope: Scope, period: Period) -> list[LogRow]:
