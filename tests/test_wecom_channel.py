@@ -50,6 +50,27 @@ async def post(url: str, query: dict[str, str], body: bytes) -> int:
 
 
 # --- the callback endpoint ---------------------------------------------------------------
+async def test_a_callback_that_arrives_in_pieces_is_read_whole(
+        channel: WeComChannel, fake: FakeWeCom, services: Services) -> None:
+    """A body sent in several TCP pieces (chunked, a pause between them) is read to its end
+    before it is judged: a real callback is answered 200, an oversized one 413. (One read of
+    the stream returned only its first piece: 400, unreadable XML, for both.)"""
+    await make_user(services, "张三", channel="wecom", external_id="zhangsan")
+    query, body = fake.encrypt_callback(fake.text_xml("zhangsan", "/help"))
+
+    async def pieces(data: bytes, n: int) -> AsyncIterator[bytes]:
+        for i in range(0, len(data), n):
+            yield data[i:i + n]
+            await asyncio.sleep(0.02)
+
+    for data, n, expected in ((body, 64, 200),
+                              (b"<xml>" + b" " * 70_000 + b"</xml>", 8_192, 413)):
+        async with aiohttp.ClientSession() as s, s.post(
+                f"{channel.url}?{urlencode(query)}", data=pieces(data, n),
+                headers={"Content-Type": "text/xml"}) as resp:
+            assert resp.status == expected, (len(data), n, resp.status)
+
+
 async def test_url_verification_answers_the_plaintext_alone(channel: WeComChannel,
                                                             fake: FakeWeCom) -> None:
     status, text, echo = await fake.verify_url(channel.url)

@@ -161,7 +161,10 @@ class Endpoint:
 
     async def _message(self, request: web.Request) -> web.Response:
         q = request.query
-        body = await request.content.read(self.cfg.max_bytes + 1)
+        try:  # the whole body, however many pieces it comes in (one read gives the first)
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # past client_max_size: not read further
+            return self._refuse("body too large", request, 413)
         if len(body) > self.cfg.max_bytes:
             return self._refuse("body too large", request, 413)
         try:
